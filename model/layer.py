@@ -1,0 +1,173 @@
+"""Layer-level golden model: a conv or linear layer through its mapped macros.
+
+``run_layer`` gives the exact int32 outputs (equal to ``x @ W`` on integers,
+always) and the cycle counts of DB-PIM and of the dense digital PIM baseline
+(DESIGN.md 6). Cycle counts are *macro-cycles*: summed over every tile and every
+input vector as if one macro ran them all; the performance model divides them
+over cores and macros.
+
+Outputs are computed with a float64 matrix product of the tile-reconstructed
+weights: every partial sum is an integer below 2**53 for any layer this model
+accepts (checked), so float64 is exact and BLAS-fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.compile import CompiledLayer, tile_digit_values
+from model.config import MacroConfig
+from model.macro import POPCOUNT8, input_bits, pipeline_latency
+
+__all__ = ["LayerResult", "run_layer", "im2col", "conv_out_size", "weights_of", "row_popcounts",
+           "dense_cycles"]
+
+
+@dataclass
+class LayerResult:
+    """Output of :func:`run_layer`.
+
+    Attributes
+    ----------
+    out : ndarray of int32, shape (P, N)
+    cycles_dbpim : int
+        DB-PIM macro-cycles (IPU skipping, kept rows only, phi columns).
+    compute_cycles_dbpim : int
+        The same without the per-vector pipeline latency.
+    cycles_dense : int
+        Dense baseline macro-cycles on the same array.
+    tile_cycles : ndarray of int64, shape (T,)
+        Cycles of each tile, summed over the P vectors.
+    """
+
+    out: np.ndarray
+    cycles_dbpim: int
+    compute_cycles_dbpim: int
+    cycles_dense: int
+    tile_cycles: np.ndarray
+
+
+def conv_out_size(h: int, k: int, stride: int, padding: int) -> int:
+    return (h + 2 * padding - k) // stride + 1
+
+
+def im2col(x, kh: int, kw: int, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """Unfold NCHW feature maps into im2col rows.
+
+    Parameters
+    ----------
+    x : ndarray, shape (S, C, H, W)
+    kh, kw, stride, padding : int
+
+    Returns
+    -------
+    ndarray, shape (S * Ho * Wo, C * kh * kw)
+        Rows ordered (s, ho, wo); columns ordered (c, i, j) like
+        ``weight.reshape(N, -1)``. Padding is zero (zero-point 0).
+    """
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"x: must be NCHW (4-D), got shape {x.shape}")
+    S, C, H, W = x.shape
+    if padding:
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    v = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))  # S,C,H',W',kh,kw
+    v = v[:, :, ::stride, ::stride]
+    Ho, Wo = v.shape[2], v.shape[3]
+    return np.ascontiguousarray(v.transpose(0, 2, 3, 1, 4, 5)).reshape(S * Ho * Wo, C * kh * kw)
+
+
+def weights_of(compiled: CompiledLayer) -> np.ndarray:
+    """K x N int64 weights the tiles hold (vectorised decompilation)."""
+    w = np.zeros((compiled.K, compiled.N), np.int64)
+    for t in compiled.tiles:
+        v = tile_digit_values(t).reshape(-1, t.col_filter.size)
+        slots = np.nonzero(t.filters >= 0)[0]
+        onehot = (t.col_filter[:, None] == slots[None, :]).astype(np.int64)
+        wt = v @ onehot  # (n_row * n_comp, slots)
+        used = np.nonzero(t.rows.reshape(-1) >= 0)[0]
+        w[np.ix_(t.rows.reshape(-1)[used], t.filters[slots])] = wt[used]
+    return w
+
+
+def row_popcounts(bits: np.ndarray, rows: np.ndarray, n_comp: int) -> np.ndarray:
+    """popcount(OR) of consecutive ``n_comp``-input cell rows.
+
+    Parameters
+    ----------
+    bits : ndarray of uint8, shape (P, K)
+        Input bit patterns.
+    rows : ndarray of int, shape (R,)
+        im2col rows in mapping order (kept rows of a group).
+    n_comp : int
+
+    Returns
+    -------
+    ndarray of uint8, shape (P, ceil(R / n_comp))
+    """
+    n_cell_rows = -(-rows.size // n_comp)
+    g = np.zeros((bits.shape[0], n_cell_rows * n_comp), np.uint8)
+    g[:, :rows.size] = bits[:, rows]
+    orr = np.bitwise_or.reduce(g.reshape(bits.shape[0], n_cell_rows, n_comp), axis=2)
+    return POPCOUNT8[orr]
+
+
+def dense_cycles(K: int, N: int, P: int, macro: MacroConfig) -> int:
+    """Dense digital PIM baseline macro-cycles for a K x N layer and P vectors.
+
+    Same array, no sparsity support: 8 two's-complement bit-plane columns per
+    weight (ceil(8 N / n_col) column tiles), all K rows dealt n_comp per cell
+    row and n_comp * n_row per tile, ``in_bits`` cycles per cell row, no
+    skipping, plus the same pipeline latency per vector and tile.
+    """
+    col_tiles = -(-8 * N // macro.n_col)
+    cell_rows = -(-K // macro.n_comp)
+    row_tiles = -(-K // macro.capacity_rows)
+    per_vector = macro.in_bits * cell_rows + pipeline_latency(macro) * row_tiles
+    return int(col_tiles * per_vector * P)
+
+
+def run_layer(x, compiled: CompiledLayer, signed: bool = False) -> LayerResult:
+    """Run im2col inputs through a compiled layer.
+
+    Parameters
+    ----------
+    x : array_like of int, shape (P, K)
+        Unsigned 8-bit inputs in [0, 255], or signed in [-128, 127] when
+        ``signed``.
+    compiled : CompiledLayer
+    signed : bool
+
+    Returns
+    -------
+    LayerResult
+    """
+    macro = compiled.macro
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != compiled.K:
+        raise ValueError(f"x: must have shape (P, {compiled.K}) (im2col rows), got {x.shape}")
+    bits = input_bits(x, signed)
+    xv = bits.astype(np.int8).astype(np.float64) if signed else bits.astype(np.float64)
+    if compiled.K * 255 * 128 >= 2**53:
+        raise ValueError(f"compiled: K={compiled.K} is too large for exact float64 accumulation")
+    w = weights_of(compiled)
+    out = (xv @ w.astype(np.float64)).astype(np.int32)
+    P = x.shape[0]
+    lat = pipeline_latency(macro)
+    cap, n_row = macro.capacity_rows, macro.n_row
+    tile_cycles = np.zeros(len(compiled.tiles), np.int64)
+    by_group: dict[int, np.ndarray] = {}
+    for i, t in enumerate(compiled.tiles):
+        if t.group not in by_group:
+            rows_g = np.nonzero(compiled.mask[:, t.group])[0]
+            pc = row_popcounts(bits, rows_g, macro.n_comp).sum(0, dtype=np.int64)  # per cell row
+            n_rt = -(-rows_g.size // cap)
+            pad = np.zeros(n_rt * n_row, np.int64)
+            pad[:pc.size] = pc
+            by_group[t.group] = pad.reshape(n_rt, n_row).sum(1)
+        tile_cycles[i] = by_group[t.group][t.row_tile] + lat * P
+    total = int(tile_cycles.sum())
+    return LayerResult(out=out, cycles_dbpim=total, compute_cycles_dbpim=total - lat * P * len(compiled.tiles),
+                       cycles_dense=dense_cycles(compiled.K, compiled.N, P, macro), tile_cycles=tile_cycles)

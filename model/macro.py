@@ -1,0 +1,136 @@
+"""Golden model of one PIM macro running one compiled tile (DESIGN.md 5, 6).
+
+For each used cell row r (in order) the IPU takes the row's ``n_comp`` inputs,
+finds the bit columns b with at least one input bit set (the OR of the row)
+and issues them LSB first, one per cycle. Each issued column drives the LPUs:
+the product pair of every cell is (x_b AND Q, x_b AND QB); the CSD adder tree of
+each column adds ``(-1)**sign * (hi * 2**(2 idx + 1) + lo * 2**(2 idx))`` over
+the compartments; the shift-and-add accumulator adds the column sums of a filter
+slot's columns shifted by b (subtracted for b = in_bits - 1 in signed mode).
+
+Cycles: ``compute_cycles = sum over used rows of popcount(OR of the row)``;
+rows whose inputs are all zero cost nothing (the empty row is skipped when the
+vector is loaded). The reported ``cycles`` add :func:`pipeline_latency` once per
+vector for the pipeline fill and drain. Loading the input vector is
+double-buffered behind the previous vector's compute and not counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from model._check import as_int_array, check_range
+from model.compile import Tile
+from model.config import MacroConfig
+
+__all__ = ["MacroResult", "gather", "pipeline_latency", "run_macro", "POPCOUNT8", "input_bits"]
+
+POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+
+
+@dataclass
+class MacroResult:
+    """Output of :func:`run_macro`.
+
+    Attributes
+    ----------
+    acc : ndarray of int64, shape (n_col,)
+        Accumulator of each filter slot (0 for unused slots).
+    cycles : int
+        ``compute_cycles + pipeline_latency``.
+    compute_cycles : int
+        Bit columns issued to the array.
+    """
+
+    acc: np.ndarray
+    cycles: int
+    compute_cycles: int
+
+
+def pipeline_latency(macro: MacroConfig) -> int:
+    """Fixed fill/drain cycles added once per input vector.
+
+    One cycle for the IPU's column register, one for the accumulator update,
+    and one more when the CSD adder tree is pipelined.
+    """
+    return 2 + int(bool(macro.pipeline))
+
+
+def input_bits(x, signed: bool, name: str = "x") -> np.ndarray:
+    """Validate 8-bit inputs and return their bit patterns as uint8.
+
+    Unsigned inputs lie in [0, 255]; signed inputs in [-128, 127] (two's
+    complement, the MSB weighs -2**7).
+    """
+    a = as_int_array(x, name)
+    if signed:
+        check_range(a, -128, 127, name)
+    else:
+        check_range(a, 0, 255, name)
+    return (a.astype(np.int64) & 0xFF).astype(np.uint8)
+
+
+def gather(tile: Tile, x) -> np.ndarray:
+    """Inputs of one im2col vector ``x`` (length K) as the macro sees them.
+
+    Returns
+    -------
+    ndarray of int64, shape (n_row, n_comp)
+        ``x[tile.rows]``, 0 where the cell row / compartment is unused.
+    """
+    x = np.asarray(x)
+    if x.ndim != 1:
+        raise ValueError(f"x: must be one im2col vector (1-D), got shape {x.shape}")
+    if tile.rows.max(initial=-1) >= x.size:
+        raise ValueError(f"x: tile needs row {int(tile.rows.max())} but the vector has length {x.size}")
+    return np.where(tile.rows >= 0, x[np.maximum(tile.rows, 0)], 0).astype(np.int64)
+
+
+def run_macro(tile: Tile, x, macro: MacroConfig, signed: bool = False, gathered: bool = False) -> MacroResult:
+    """Run one input vector through a macro loaded with ``tile``, bit-serially.
+
+    Parameters
+    ----------
+    tile : Tile
+    x : array_like of int
+        The im2col vector (length K), or the gathered (n_row, n_comp) inputs
+        when ``gathered`` is true.
+    macro : MacroConfig
+    signed : bool
+        Signed (two's complement) inputs; otherwise unsigned.
+
+    Returns
+    -------
+    MacroResult
+    """
+    shape = (macro.n_row, macro.n_comp, macro.n_col)
+    if tile.cells.shape != shape:
+        raise ValueError(f"tile: cells have shape {tile.cells.shape}, the configured array is {shape}")
+    xg = np.asarray(x) if gathered else gather(tile, x)
+    if xg.shape != shape[:2]:
+        raise ValueError(f"x: gathered inputs must have shape {shape[:2]}, got {xg.shape}")
+    bits = input_bits(xg, signed)
+    acc_col = np.zeros(macro.n_col, np.int64)
+    hi_w = (1 - 2 * tile.sign.astype(np.int64)) << (2 * tile.idx.astype(np.int64) + 1)
+    lo_w = (1 - 2 * tile.sign.astype(np.int64)) << (2 * tile.idx.astype(np.int64))
+    q = tile.cells.astype(np.int64)
+    compute = 0
+    for r in range(tile.n_rows_used):
+        orr = int(np.bitwise_or.reduce(bits[r]))
+        for b in range(macro.in_bits):
+            if not (orr >> b) & 1:
+                continue  # IPU skips the all-zero bit column
+            compute += 1
+            xb = ((bits[r] >> b) & 1).astype(np.int64)[:, None]  # (n_comp, 1)
+            hi, lo = xb & q[r], xb & (1 - q[r])  # LPU
+            col_sum = (hi * hi_w[r] + lo * lo_w[r]).sum(0)  # CSD adder tree, per column
+            if signed and b == macro.in_bits - 1:
+                acc_col -= col_sum << b
+            else:
+                acc_col += col_sum << b
+    acc = np.zeros(macro.n_col, np.int64)
+    used = tile.col_filter >= 0
+    np.add.at(acc, tile.col_filter[used].astype(np.intp), acc_col[used])
+    return MacroResult(acc=acc, cycles=compute + pipeline_latency(macro), compute_cycles=compute)
