@@ -1,0 +1,65 @@
+"""The ``dbpim`` command line.
+
+Subcommands dispatch lazily to the part of the project that owns them, so
+``dbpim --help`` stays fast and works without torch or the RTL tools::
+
+    dbpim demo         the built-in example end to end (make demo)
+    dbpim verilog      generate Verilog + manifest for a hardware YAML (hw/)
+    dbpim compile      prune, FTA-QAT and export a network (model/torch/)
+    dbpim bench        performance report of a compiled artifact (sim_bench/)
+    dbpim bench-paper  the five zoo networks, compared with the paper
+    dbpim sweep        sparsity x phi_max x geometry sweep (sim_bench/)
+    dbpim verify       run a compiled layer on the RTL and compare (verif/)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+__all__ = ["main"]
+
+# subcommand -> (module, function taking argv, one-line help)
+SUBCOMMANDS = {
+    "demo": ("model.demo", "main", "run the built-in example end to end"),
+    "verilog": ("hw.generate", "main", "generate Verilog and a manifest for a hardware YAML"),
+    "compile": ("model.torch.flow", "main", "prune, FTA-QAT, quantize and export a network"),
+    "bench": ("sim_bench.report", "main", "performance, energy and utilization report of an artifact"),
+    "bench-paper": ("sim_bench.paper", "main", "the five zoo networks against the paper's figures"),
+    "sweep": ("sim_bench.sweep", "main", "block sparsity x phi_max x macro geometry sweep"),
+    "verify": ("verif.demo", "main", "run a compiled layer on the RTL (Verilator) against the golden model"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dbpim", description="DB-PIM: Dyadic Block PIM tools.",
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Run `dbpim <command> --help` for the options of a command.")
+    sub = p.add_subparsers(dest="command", metavar="command")
+    for name, (_, _, helptext) in SUBCOMMANDS.items():
+        sub.add_parser(name, help=helptext, add_help=False)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = _parser()
+    if not argv or argv[0] in ("-h", "--help"):
+        p.print_help()
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        p.error(f"unknown command {name!r}; choose from {', '.join(SUBCOMMANDS)}")
+    mod_name, fn_name, _ = SUBCOMMANDS[name]
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as e:
+        print(f"dbpim {name}: unavailable ({e}); run `make install` to install every extra", file=sys.stderr)
+        return 2
+    rc = getattr(mod, fn_name)(rest)
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
