@@ -1,0 +1,123 @@
+"""Hardware YAML validation and the compiled artifact's save/load."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from model import artifact, examples
+from model.config import ConfigError, load_config
+
+
+def test_shipped_configs():
+    p = load_config("paper")
+    assert (p.macro.n_comp, p.macro.n_col, p.macro.n_row, p.macro.group_size) == (16, 16, 16, 8)
+    assert load_config("small").macro.n_comp == 4
+
+
+@pytest.mark.parametrize("edit,msg", [
+    ({"macro": {"n_comp": 12}}, "macro.n_comp: must be a power of two"),
+    ({"macro": {"n_col": 7}}, "macro.n_col: must be an even integer"),
+    ({"macro": {"phi_max": 9}}, r"macro.phi_max: must be an integer from 1 to 4"),
+    ({"macro": {"pipeline": "yes"}}, "macro.pipeline: must be true or false"),
+    ({"macro": {"n_rows": 16}}, "macro.n_rows: unknown key"),
+    ({"extra": 1}, "extra: unknown key"),
+])
+def test_bad_yaml_is_one_clear_line(tmp_path, edit, msg):
+    doc = yaml.safe_load(Path(load_config("small").path).read_text())
+    for k, v in edit.items():
+        if isinstance(v, dict):
+            doc[k].update(v)
+        else:
+            doc[k] = v
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match=msg) as e:
+        load_config(f)
+    assert str(f) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_missing_config():
+    with pytest.raises(ConfigError, match="shipped configurations: .*paper"):
+        load_config("nope")
+
+
+@pytest.fixture(scope="module")
+def art(tmp_path_factory):
+    macro = load_config("small").macro
+    path = tmp_path_factory.mktemp("a") / "art"
+    artifact.save(path, "digits-mlp", macro, examples.to_records(examples.real_layers(macro)))
+    return path
+
+
+def test_round_trip(art):
+    a = artifact.load(art)
+    assert a.network == "digits-mlp" and len(a.mapped_layers()) == 2
+    fc1 = a.mapped_layers()[0]
+    assert fc1.w.shape == (64, 32) and fc1.x.dtype == np.uint8
+    assert [layer.kind for layer in a.layers] == ["linear", "simd", "linear", "simd"]
+
+
+def test_save_refuses_to_clobber_and_leaves_nothing_on_failure(art, tmp_path):
+    with pytest.raises(artifact.ArtifactError, match="already exists"):
+        artifact.save(art, "x", load_config("small").macro, [])
+    bad = [artifact.LayerRecord(name="l", kind="conv3d", in_shape=(1,), out_shape=(1,))]
+    with pytest.raises(artifact.ArtifactError, match="kind must be one of"):
+        artifact.save(tmp_path / "new", "x", load_config("small").macro, bad)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _corrupt(art, tmp_path, fn):
+    dst = tmp_path / "c"
+    shutil.copytree(art, dst)
+    fn(dst)
+    return dst
+
+
+def _edit_manifest(key_path, value):
+    def fn(d):
+        m = yaml.safe_load((d / "manifest.yaml").read_text())
+        node = m
+        for k in key_path[:-1]:
+            node = node[k]
+        node[key_path[-1]] = value
+        (d / "manifest.yaml").write_text(yaml.safe_dump(m))
+    return fn
+
+
+def _edit_npz(key, fn_arr):
+    def fn(d):
+        f = sorted((d / "layers").glob("*.npz"))[0]
+        z = dict(np.load(f))
+        z[key] = fn_arr(z[key])
+        np.savez(f, **z)
+    return fn
+
+
+def _flip_weight(w):
+    w = w.copy()
+    k, n = np.argwhere(w != 0)[0]
+    w[k, n] = -w[k, n] if w[k, n] != -128 else 64
+    return w
+
+
+@pytest.mark.parametrize("fn,msg", [
+    (_edit_manifest(["version"], 2), "field 'version' must be 1"),
+    (_edit_manifest(["format"], "onnx"), "field 'format' must be 'dbpim-artifact'"),
+    (_edit_manifest(["hw", "n_comp"], 3), "field 'hw': macro.n_comp"),
+    (_edit_manifest(["layers", 0, "kind"], "conv3d"), "field 'kind' must be one of"),
+    (_edit_manifest(["layers", 0, "K"], 65), r"array 'w' must have shape \(65, 32\)"),
+    (_edit_manifest(["layers", 1, "op"], "softmax"), "field 'op' must be one of"),
+    (_edit_npz("phi", lambda a: a * 0 + 3), r"array 'phi' must lie in \[0, 2\]"),
+    (_edit_npz("w", lambda a: a.astype(np.int16)), "array 'w' must be int8"),
+    (_edit_npz("w", _flip_weight), "packed tiles do not reproduce"),
+    (_edit_npz("tiles_idx", lambda a: a + 4), r"array 'tiles_idx' must lie in \[0, 3\]"),
+    (lambda d: (d / "layers" / sorted(p.name for p in (d / "layers").iterdir())[0]).write_text("x"),
+     "not a readable .npz"),
+    (lambda d: (d / "manifest.yaml").unlink(), "manifest.yaml: not found"),
+])
+def test_load_rejects_malformed(art, tmp_path, fn, msg):
+    with pytest.raises(artifact.ArtifactError, match=msg):
+        artifact.load(_corrupt(art, tmp_path, fn))
