@@ -21,7 +21,7 @@ from model.compile import CompiledLayer, tile_digit_values
 from model.config import MacroConfig
 from model.macro import POPCOUNT8, input_bits, pipeline_latency
 
-__all__ = ["LayerResult", "run_layer", "im2col", "conv_out_size", "weights_of", "row_popcounts",
+__all__ = ["LayerResult", "run_layer", "run_conv2d", "im2col", "conv_out_size", "weights_of", "row_popcounts",
            "dense_cycles"]
 
 
@@ -171,3 +171,34 @@ def run_layer(x, compiled: CompiledLayer, signed: bool = False) -> LayerResult:
     total = int(tile_cycles.sum())
     return LayerResult(out=out, cycles_dbpim=total, compute_cycles_dbpim=total - lat * P * len(compiled.tiles),
                        cycles_dense=dense_cycles(compiled.K, compiled.N, P, macro), tile_cycles=tile_cycles)
+
+
+def run_conv2d(x, compiled: CompiledLayer, kernel, stride: int = 1, padding: int = 0, signed: bool = False):
+    """A conv layer on NCHW integer feature maps through its compiled tiles.
+
+    Parameters
+    ----------
+    x : array_like of int, shape (S, C, H, W)
+    compiled : CompiledLayer
+        K must equal C * kh * kw.
+    kernel : (kh, kw)
+    stride, padding : int
+    signed : bool
+
+    Returns
+    -------
+    out : ndarray of int32, shape (S, N, Ho, Wo)
+    result : LayerResult
+        With ``out`` in im2col form (S * Ho * Wo, N) and the cycle counts.
+    """
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"x: must be NCHW (4-D), got shape {x.shape}")
+    kh, kw = kernel
+    if x.shape[1] * kh * kw != compiled.K:
+        raise ValueError(f"x: {x.shape[1]} channels x {kh}x{kw} kernel = {x.shape[1] * kh * kw} rows, "
+                         f"but the layer has K={compiled.K}")
+    S, _, H, W = x.shape
+    Ho, Wo = conv_out_size(H, kh, stride, padding), conv_out_size(W, kw, stride, padding)
+    res = run_layer(im2col(x, kh, kw, stride, padding), compiled, signed)
+    return res.out.reshape(S, Ho, Wo, compiled.N).transpose(0, 3, 1, 2), res

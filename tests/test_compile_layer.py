@@ -143,3 +143,18 @@ def test_run_layer_rejects_bad_input(rng):
     t = comp.tiles[0]
     with pytest.raises(ValueError, match="configured array"):
         M.run_macro(t, np.zeros(8, int), load_config("paper").macro)
+
+
+def test_run_conv2d_matches_direct(rng):
+    macro = load_config("small").macro
+    w, phi, mask = make_layer(rng, 3 * 3 * 3, 5, macro, 0.4)
+    comp = C.compile_layer(w, phi, mask, macro)
+    x = rng.integers(0, 256, (2, 3, 5, 5))
+    out, res = L.run_conv2d(x, comp, (3, 3), 1, 1)
+    wt = w.T.reshape(5, 3, 3, 3).astype(np.int64)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    ref = np.zeros((2, 5, 5, 5), np.int64)
+    for i in range(5):
+        for j in range(5):
+            ref[:, :, i, j] = np.einsum("scij,ncij->sn", xp[:, :, i:i + 3, j:j + 3], wt)
+    assert np.array_equal(out, ref)
