@@ -1,0 +1,164 @@
+"""``make bench``: speed figures of the golden model and the performance model.
+
+    python -m sim_bench.run_all [--out build/bench] [--quick]
+
+Prints, with the target and the ratio to it:
+
+(a) FTA throughput (``model.fta.quantize``: thresholds + approximation) over
+    the 11.69 M weights of ImageNet ResNet-18's (K, N) float32 layers
+    (target >= 50 M weights/s);
+(b) ``model.layer.run_layer`` on a 3x3 256->256 conv at 14x14 output vs a float64
+    ``np.matmul`` of the same im2col matrices, side by side (target <= 10x);
+(c) the performance model (all seven mechanisms, loop nest, energy,
+    utilization) on ResNet-18, CIFAR shapes (32x32 input, the paper's setting)
+    and ImageNet shapes (224x224), synthetic weights and activations
+    (target < 10 s);
+(d) the RTL engineer's measurements via ``hw.bench.run()`` if that module
+    exists (Verilog generation time, Verilator build time, sim cycles/s).
+
+Writes ``bench.json`` into ``--out`` (atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main", "fta_throughput", "run_layer_vs_matmul", "perf_model_speed", "rtl_hooks"]
+
+
+def _best(fn, repeat=3):
+    best = float("inf")
+    out = None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def fta_throughput(repeat: int = 2) -> dict:
+    from model import fta
+    from sim_bench.synth import resnet18_shapes
+    rng = np.random.default_rng(0)
+    layers = []
+    for row in resnet18_shapes("imagenet"):
+        if row[1] == "simd":
+            continue
+        _, _, cin, cout, k, *_ = row
+        K = cin * k * k
+        u = (rng.normal(0, 1, (K, cout)) * 40).astype(np.float32)
+        layers.append((u, np.ones((K, cout), bool)))
+    n = sum(u.size for u, _ in layers)
+
+    def go():
+        for u, m in layers:
+            fta.quantize(u, m)
+    t, _ = _best(go, repeat)
+    rate = n / t / 1e6
+    return {"weights [M]": n / 1e6, "time [s]": t, "throughput [M weights/s]": rate, "target [M weights/s]": 50.0,
+            "ratio to target": rate / 50.0, "ok": rate >= 50.0}
+
+
+def run_layer_vs_matmul(repeat: int = 3) -> dict:
+    from model import fta, prune
+    from model.compile import compile_layer
+    from model.config import load_config
+    from model.layer import im2col, run_layer
+    macro = load_config("paper").macro
+    rng = np.random.default_rng(0)
+    C = N = 256
+    K = C * 9
+    W = rng.normal(0, 1, (K, N))
+    mask = prune.block_mask(W, macro.group_size, 0.5)
+    scale = np.abs(W).max(0) / 127
+    w, phi = fta.quantize(W / scale, prune.expand_mask(mask, N, macro.group_size))
+    comp = compile_layer(w, phi, mask, macro)
+    x = rng.integers(0, 256, (1, C, 14, 14)) * (rng.random((1, C, 14, 14)) < 0.5)
+    xc = im2col(x.astype(np.uint8), 3, 3, 1, 1)
+    xf, wf = xc.astype(np.float64), w.astype(np.float64)
+    t_rl, r = _best(lambda: run_layer(xc, comp), repeat)
+    t_mm, ref = _best(lambda: np.matmul(xf, wf), repeat)
+    assert np.array_equal(r.out, ref.astype(np.int32))
+    ratio = t_rl / t_mm
+    return {"shape": "im2col (196, 2304) x (2304, 256)", "run_layer [ms]": 1e3 * t_rl, "np.matmul float64 [ms]":
+            1e3 * t_mm, "ratio [x]": ratio, "target [x]": 10.0, "ok": ratio <= 10.0,
+            "tiles": len(comp.tiles), "cycles_dbpim [cycles]": r.cycles_dbpim}
+
+
+def perf_model_speed(variants=("cifar", "imagenet")) -> dict:
+    from sim_bench import synth
+    from sim_bench.hwcfg import load_bench_config
+    from sim_bench.perf import evaluate_network
+    cfg = load_bench_config("paper")
+    out = {}
+    for v in variants:
+        t0 = time.perf_counter()
+        specs = synth.specs_of(synth.resnet18(v), cfg.macro, sparsity=0.5)
+        t1 = time.perf_counter()
+        net = evaluate_network(specs, cfg, network=f"resnet18-{v}")
+        t2 = time.perf_counter()
+        out[v] = {"input": "32x32 (CIFAR shapes)" if v == "cifar" else "224x224 (ImageNet shapes)",
+                  "weights [M]": sum(s.K * s.N for s in specs if s.mapped) / 1e6,
+                  "prune+FTA prep [s]": t1 - t0, "model [s]": t2 - t1, "target [s]": 10.0,
+                  "ratio to target": (t2 - t1) / 10.0, "ok": (t2 - t1) < 10.0,
+                  "speedup (synthetic) [x]": net.speedup(), "utilization (synthetic) [%]": 100 * net.utilization()}
+    return out
+
+
+def rtl_hooks() -> dict:
+    try:
+        mod = importlib.import_module("hw.bench")
+    except ImportError:
+        return {"status": "skipped (hw.bench not present)"}
+    if not hasattr(mod, "run"):
+        return {"status": "skipped (hw.bench has no run())"}
+    try:
+        res = mod.run()
+    except Exception as e:  # noqa: BLE001 - report, don't fail the whole bench
+        return {"status": f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+    return {"status": "ok", "results": res}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sim_bench.run_all", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="build/bench")
+    p.add_argument("--quick", action="store_true", help="one repeat, CIFAR shapes only")
+    a = p.parse_args(argv)
+    from sim_bench.report import atomic_dir
+    res = {}
+    t0 = time.perf_counter()
+    r = res["a_fta"] = fta_throughput(1 if a.quick else 2)
+    print(f"(a) FTA quantize: {r['weights [M]']:.2f} M weights in {r['time [s]']:.2f} s = "
+          f"{r['throughput [M weights/s]']:.1f} M weights/s (target >= 50; ratio {r['ratio to target']:.2f}) "
+          f"{'OK' if r['ok'] else 'BELOW TARGET'}", flush=True)
+    r = res["b_run_layer"] = run_layer_vs_matmul(1 if a.quick else 3)
+    print(f"(b) run_layer 3x3 256->256 @14x14: {r['run_layer [ms]']:.1f} ms vs np.matmul float64 "
+          f"{r['np.matmul float64 [ms]']:.1f} ms = {r['ratio [x]']:.1f}x (target <= 10x) "
+          f"{'OK' if r['ok'] else 'ABOVE TARGET'}", flush=True)
+    res["c_perf_model"] = perf_model_speed(("cifar",) if a.quick else ("cifar", "imagenet"))
+    for v, r in res["c_perf_model"].items():
+        print(f"(c) perf model ResNet-18 {r['input']}: {r['weights [M]']:.2f} M weights, model {r['model [s]']:.2f} s "
+              f"(target < 10 s; ratio {r['ratio to target']:.2f}) {'OK' if r['ok'] else 'ABOVE TARGET'}; "
+              f"prune+FTA prep {r['prune+FTA prep [s]']:.2f} s; synthetic speedup {r['speedup (synthetic) [x]']:.2f}x",
+              flush=True)
+    r = res["d_rtl"] = rtl_hooks()
+    if r["status"] == "ok":
+        print(f"(d) RTL: {json.dumps(r['results'], default=str)}")
+    else:
+        print(f"(d) RTL measurements: {r['status']}")
+    res["total [s]"] = time.perf_counter() - t0
+    with atomic_dir(Path(a.out)) as tmp:
+        (tmp / "bench.json").write_text(json.dumps(res, indent=2, default=str))
+    print(f"total {res['total [s]']:.1f} s; written to {a.out}/bench.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Synthetic workloads (numpy only) for speed benchmarks, sweeps and tests.
+
+A workload is a list of :class:`FloatLayer` (float weights in im2col layout and
+integer input activations), which :func:`specs_of` turns into performance-model
+:class:`sim_bench.perf.LayerSpec` objects with the golden model's block pruning
+(``model.prune.block_mask``) and FTA (``model.fta.quantize``).
+
+ResNet-18 comes in two shapes: ``cifar`` (32 x 32 input, 3x3 stem, no max-pool,
+100 classes: the shapes of the paper's CIFAR-100 evaluation and of our digits
+networks upscaled to 32 x 32) and ``imagenet`` (224 x 224, 7x7 stem, 1000
+classes: 11.69 M weights). Weights are He-normal, activations are post-ReLU
+like (about half zeros, half-normal magnitudes) with a fixed seed. They exist
+to time the model and to exercise every code path, not to stand for a trained
+network's sparsity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from model import fta, prune
+from model.layer import conv_out_size, im2col
+from model.macro import input_bits
+from sim_bench.perf import LayerSpec
+
+__all__ = ["FloatLayer", "resnet18", "resnet18_shapes", "specs_of", "quantize_layer", "mlp_digits"]
+
+
+@dataclass
+class FloatLayer:
+    """A layer of a float workload (``kind`` conv2d / linear / simd)."""
+
+    name: str
+    kind: str
+    W: np.ndarray | None = None  # (K, N) float, im2col layout
+    x: np.ndarray | None = None  # (S, *in_shape) int inputs
+    kernel: tuple | None = None
+    stride: int = 1
+    padding: int = 0
+    op: str | None = None
+    simd_ops: int = 0
+    signed: bool = False
+
+    def im2col(self) -> np.ndarray | None:
+        if self.x is None:
+            return None
+        if self.kind == "conv2d":
+            return im2col(self.x, self.kernel[0], self.kernel[1], self.stride, self.padding)
+        return self.x.reshape(self.x.shape[0], -1)
+
+
+def resnet18_shapes(variant: str = "cifar"):
+    """Layer list of ResNet-18: (name, kind, cin, cout, k, stride, pad, H_in) / simd (name, op, ops)."""
+    if variant not in ("cifar", "imagenet"):
+        raise ValueError(f"variant: must be 'cifar' or 'imagenet', got {variant!r}")
+    out = []
+    if variant == "cifar":
+        H, classes = 32, 100
+        out.append(("conv1", "conv2d", 3, 64, 3, 1, 1, H))
+    else:
+        H, classes = 224, 1000
+        out.append(("conv1", "conv2d", 3, 64, 7, 2, 3, H))
+        H = conv_out_size(H, 7, 2, 3)
+        out.append(("conv1_relu", "simd", "relu", 64 * H * H))
+        out.append(("maxpool", "simd", "pool", 64 * H * H))
+        H = conv_out_size(H, 3, 2, 1)
+    if variant == "cifar":
+        out.append(("conv1_relu", "simd", "relu", 64 * H * H))
+    cin = 64
+    for stage, cout in enumerate((64, 128, 256, 512)):
+        for blk in range(2):
+            s = 2 if (stage > 0 and blk == 0) else 1
+            n = f"layer{stage + 1}.{blk}"
+            Ho = conv_out_size(H, 3, s, 1)
+            out.append((f"{n}.conv1", "conv2d", cin, cout, 3, s, 1, H))
+            out.append((f"{n}.relu1", "simd", "relu", cout * Ho * Ho))
+            out.append((f"{n}.conv2", "conv2d", cout, cout, 3, 1, 1, Ho))
+            if s != 1 or cin != cout:
+                out.append((f"{n}.downsample", "conv2d", cin, cout, 1, s, 0, H))
+            out.append((f"{n}.add", "simd", "add", cout * Ho * Ho))
+            out.append((f"{n}.relu2", "simd", "relu", cout * Ho * Ho))
+            cin, H = cout, Ho
+    out.append(("avgpool", "simd", "pool", 512 * H * H))
+    out.append(("fc", "linear", 512, classes, 1, 1, 0, 1))
+    return out
+
+
+def _acts(rng, shape, zero_frac=0.5, sigma=40.0) -> np.ndarray:
+    a = np.abs(rng.normal(0, sigma, shape)).round()
+    a[rng.random(shape) < zero_frac] = 0
+    return np.clip(a, 0, 255).astype(np.uint8)
+
+
+def resnet18(variant: str = "cifar", samples: int = 1, seed: int = 0, with_inputs: bool = True) -> list[FloatLayer]:
+    """Synthetic ResNet-18 (float He-normal weights, post-ReLU-like uint8 inputs)."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for row in resnet18_shapes(variant):
+        if row[1] == "simd":
+            layers.append(FloatLayer(name=row[0], kind="simd", op=row[2], simd_ops=int(row[3])))
+            continue
+        name, kind, cin, cout, k, s, p, H = row
+        K = cin * k * k
+        W = rng.normal(0, np.sqrt(2.0 / K), (K, cout)).astype(np.float32)
+        x = None
+        if with_inputs:
+            shape = (samples, cin, H, H) if kind == "conv2d" else (samples, cin)
+            x = _acts(rng, shape, zero_frac=0.0 if name == "conv1" else 0.5)
+        layers.append(FloatLayer(name=name, kind=kind, W=W, x=x, kernel=(k, k) if kind == "conv2d" else None,
+                                 stride=s, padding=p))
+    return layers
+
+
+def mlp_digits(seed: int = 0, n_samples: int = 8) -> list[FloatLayer]:
+    """The numpy-trained digits MLP of ``model.examples`` as a float workload (real weights, real inputs)."""
+    from model import examples
+    layers_f, _ = examples.train_mlp(seed)
+    _, _, xte, _ = examples.load_digits(seed)
+    x = (xte[:n_samples] * 15).astype(np.int64)
+    x_scale = 1.0 / (16 * 15)
+    out = []
+    for i, (W, b) in enumerate(layers_f):
+        out.append(FloatLayer(name=f"fc{i + 1}", kind="linear", W=W.astype(np.float64), x=x.astype(np.uint8)))
+        out.append(FloatLayer(name=f"fc{i + 1}_relu", kind="simd", op="relu", simd_ops=W.shape[1]))
+        scale = np.abs(W).max(0) / 127.0
+        h = np.maximum(x @ np.rint(W / scale) * scale * x_scale + b, 0)
+        x_scale = float(h.max() / 255.0) or 1.0
+        x = np.clip(np.rint(h / x_scale), 0, 255).astype(np.int64)
+    return out
+
+
+def quantize_layer(W: np.ndarray, group_size: int, sparsity: float, phi_max: int, phi_min: int = 0):
+    """Per-channel int8 scale, block mask and FTA weights of a float (K, N) layer.
+
+    Returns ``(w_fta int8 KxN, phi uint8 N, mask bool KxG)``.
+    """
+    K, N = W.shape
+    scale = np.abs(W).max(0) / 127.0
+    scale[scale == 0] = 1.0
+    mask = prune.block_mask(W, group_size, sparsity)
+    u = (W / scale).astype(np.float32)
+    w, phi = fta.quantize(u, prune.expand_mask(mask, N, group_size), phi_min=phi_min, phi_max=phi_max)
+    return w, phi, mask
+
+
+def specs_of(layers: list[FloatLayer], macro, sparsity: float = 0.5, phi_max: int | None = None,
+             group_size: int | None = None) -> list[LayerSpec]:
+    """Prune, FTA-quantize and wrap a float workload for the performance model."""
+    pm = macro.phi_max if phi_max is None else phi_max
+    G = group_size or max(1, macro.n_col // pm)
+    specs = []
+    for fl in layers:
+        if fl.kind == "simd":
+            specs.append(LayerSpec(name=fl.name, kind="simd", op=fl.op, simd_ops=fl.simd_ops))
+            continue
+        w, phi, mask = quantize_layer(fl.W, G, sparsity, pm)
+        xc = fl.im2col()
+        S = 1 if fl.x is None else fl.x.shape[0]
+        bits = None if xc is None else input_bits(xc, fl.signed)
+        vectors = 1 if xc is None else xc.shape[0] // S
+        K, N = fl.W.shape
+        specs.append(LayerSpec(name=fl.name, kind=fl.kind, K=K, N=N, G=G, phi=phi, mask=mask, w=w, bits=bits,
+                               samples=S, vectors=vectors, kernel=fl.kernel, signed=fl.signed))
+    return specs
+
+
+_DIGITS: dict = {}
+
+
+def digits_real_layers(macro, n_samples: int = 8):
+    """``model.examples.real_layers(macro, n_samples=...)``, cached per process (training takes seconds)."""
+    key = (macro, n_samples)
+    if key not in _DIGITS:
+        from model import examples
+        _DIGITS[key] = examples.real_layers(macro, n_samples=n_samples)
+    return _DIGITS[key]

@@ -1,0 +1,150 @@
+"""Performance model (sim_bench.perf) against the golden model, and the hardware YAML checks."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from model import examples, fta, prune
+from model.artifact import LayerRecord
+from model.compile import compile_layer
+from model.config import ConfigError, MacroConfig, load_config
+from model.layer import im2col, run_layer
+from model.macro import run_macro
+from sim_bench import perf, synth
+from sim_bench.hwcfg import BenchConfig, SystemConfig, bench_config_from, load_bench_config
+
+
+@pytest.fixture(scope="module")
+def digits():
+    hw = load_config("paper")
+    return hw, synth.digits_real_layers(hw.macro, n_samples=8)
+
+
+def test_macro_cycles_equal_golden_on_real_digits_layer(digits):
+    hw, layers = digits
+    cfg = bench_config_from(hw)
+    recs = examples.to_records(layers)
+    for rl, rec in zip(layers, recs[::2]):
+        lp = perf.evaluate_layer(perf.spec_from_record(rec), cfg)
+        # macro-level: run_macro summed over tiles and vectors
+        golden = sum(run_macro(t, x, hw.macro).cycles for t in rl.compiled.tiles for x in rl.x)
+        assert lp.mech["dbpim"].macro_cycles_total == golden
+        r = run_layer(rl.x, rl.compiled)
+        assert lp.mech["dbpim"].macro_cycles_total == r.cycles_dbpim
+        assert lp.mech["dense"].macro_cycles_total == r.cycles_dense
+        assert lp.mech["dbpim"].tiles == len(rl.compiled.tiles)
+
+
+def _conv_record(macro, signed=False, sparsity=0.4, seed=1, cin=5, cout=11, H=6):
+    rng = np.random.default_rng(seed)
+    K = cin * 9
+    W = rng.normal(0, 1, (K, cout))
+    G = macro.group_size
+    mask = prune.block_mask(W, G, sparsity)
+    scale = np.abs(W).max(0) / 127
+    w, phi = fta.quantize(W / scale, prune.expand_mask(mask, cout, G), phi_max=macro.phi_max)
+    comp = compile_layer(w, phi, mask, macro)
+    if signed:
+        x = rng.integers(-128, 128, (2, cin, H, H)).astype(np.int8)
+    else:
+        x = rng.integers(0, 256, (2, cin, H, H)) * (rng.random((2, cin, H, H)) < 0.5)
+        x = (x >> rng.integers(0, 4, x.shape)).astype(np.uint8)
+    rec = LayerRecord(name="c", kind="conv2d", in_shape=(cin, H, H), out_shape=(cout, H, H), kernel=(3, 3),
+                      stride=1, padding=1, signed_input=signed, w=w, scale=scale.astype(np.float32),
+                      compiled=comp, x=x)
+    return rec
+
+
+@pytest.mark.parametrize("name,signed", [("paper", False), ("small", False), ("small", True)])
+def test_conv_layer_cycles_equal_run_layer(name, signed):
+    cfg = load_bench_config(name)
+    rec = _conv_record(cfg.macro, signed=signed)
+    xc = im2col(rec.x, 3, 3, 1, 1)
+    r = run_layer(xc, rec.compiled, signed=signed)
+    spec = perf.spec_from_record(rec)
+    assert spec.samples == 2 and spec.vectors == 36
+    lp = perf.evaluate_layer(spec, cfg)
+    assert lp.mech["dbpim"].macro_cycles_total == r.cycles_dbpim
+    assert lp.mech["dense"].macro_cycles_total == r.cycles_dense
+    assert lp.mech["dbpim"].macro_cycles == pytest.approx(r.cycles_dbpim / 2)
+
+
+def test_one_core_one_macro_wall_equals_macro_cycles():
+    cfg0 = load_bench_config("paper")
+    cfg = dataclasses.replace(cfg0, system=SystemConfig(cores=1, macros_per_core=1,
+                                                        weight_load_bytes_per_cycle=1e15))
+    rec = _conv_record(cfg.macro)
+    lp = perf.evaluate_layer(perf.spec_from_record(rec), cfg)
+    for k, m in lp.mech.items():
+        assert m.wall_cycles == pytest.approx(m.macro_cycles, rel=1e-9), k
+    # more cores and macros never make it slower
+    lp8 = perf.evaluate_layer(perf.spec_from_record(rec), dataclasses.replace(cfg, system=SystemConfig(
+        weight_load_bytes_per_cycle=1e15)))
+    for k in perf.MECHANISMS:
+        assert lp8.mech[k].wall_cycles <= lp.mech[k].wall_cycles
+
+
+def test_mechanism_ordering_and_utilization():
+    cfg = load_bench_config("paper")
+    specs = synth.specs_of(synth.resnet18("cifar")[:6], cfg.macro, sparsity=0.5)
+    for lp in perf.evaluate_network(specs, cfg).mapped():
+        mc = {k: m.macro_cycles for k, m in lp.mech.items()}
+        assert mc["dbpim"] <= mc["weight"] <= mc["bit"] <= mc["dense"]
+        assert mc["dbpim"] <= mc["bit_input"] <= mc["input"] <= mc["dense"]
+        assert mc["value"] <= mc["dense"]
+        for m in lp.mech.values():
+            assert 0.0 <= m.utilization <= 1.0
+        assert lp.mech["dbpim"].utilization > lp.mech["dense"].utilization
+
+
+def test_no_recorded_inputs_means_no_input_skipping():
+    cfg = load_bench_config("paper")
+    rec = _conv_record(cfg.macro)
+    rec.x = None
+    spec = perf.spec_from_record(rec)
+    assert spec.bits is None and spec.vectors == 36
+    lp = perf.evaluate_layer(spec, cfg)
+    assert lp.mech["input"].macro_cycles == lp.mech["dense"].macro_cycles
+    assert lp.mech["dbpim"].macro_cycles == lp.mech["weight"].macro_cycles
+
+
+def test_simd_layers_cost_simd_cycles():
+    cfg = load_bench_config("paper")
+    lp = perf.evaluate_layer(perf.LayerSpec(name="dw", kind="simd", op="depthwise", simd_ops=1000), cfg)
+    assert lp.type == "dw-conv" and lp.simd_cycles == np.ceil(1000 / cfg.system.simd_lanes)
+    assert lp.cycles("dbpim") == lp.cycles("dense") and lp.energy("dbpim") > 0
+
+
+def test_yaml_validation(tmp_path):
+    base = (load_config("paper").path)
+    text = open(base).read()
+    for bad, needle in [("cores: 8", "cores: 0"), ("cell_and_pj: 0.0002", "cell_and_pj: -1"),
+                        ("switch_bound: false", "switch_bound: 3"), ("tech_nm: 28", "tech_nm: 28\n  bogus: 1")]:
+        p = tmp_path / "bad.yaml"
+        p.write_text(text.replace(bad, needle))
+        with pytest.raises(ConfigError) as e:
+            load_bench_config(p)
+        msg = str(e.value)
+        assert "\n" not in msg and str(p) in msg and (needle.split(":")[0].split()[-1] in msg)
+    p = tmp_path / "nosys.yaml"
+    p.write_text("name: x\nmacro: {n_comp: 4, n_col: 4, n_row: 4, in_bits: 8, phi_max: 2, lanes: 2, "
+                 "pipeline: false}\n")
+    cfg = load_bench_config(p)
+    assert cfg.system.cores == 8 and cfg.energy.simd_op_pj > 0  # defaults
+    assert isinstance(cfg, BenchConfig) and cfg.macro == MacroConfig(4, 4, 4, 8, 2, 2, False)
+
+
+def test_replicate_idle_cores_only_helps():
+    cfg = load_bench_config("paper")
+    rec = _conv_record(cfg.macro, cout=8)  # one group: one filter tile for FTA mechanisms
+    spec = perf.spec_from_record(rec)
+    base = perf.evaluate_layer(spec, cfg)
+    rep = perf.evaluate_layer(spec, dataclasses.replace(cfg, system=dataclasses.replace(
+        cfg.system, replicate_idle_cores=True)))
+    for k in perf.MECHANISMS:
+        assert rep.mech[k].wall_cycles <= base.mech[k].wall_cycles, k
+        assert rep.mech[k].macro_cycles == base.mech[k].macro_cycles
+    assert rep.mech["dbpim"].wall_cycles < base.mech["dbpim"].wall_cycles
