@@ -70,12 +70,48 @@ _LUT_FLAT = _LUT.ravel()
 
 
 _CHUNK = 32768  # elements per chunk: keeps the temporaries in cache
+_FIELD = 12  # bits per nnz counter in the packed column sums of _nnz_counts
+_MAX_CHUNK_ROWS = (1 << _FIELD) - 1  # so a chunk's count never overflows its field
 
 
 def _row_chunks(n_rows: int, row_len: int):
-    step = max(1, _CHUNK // max(1, row_len))
+    step = min(_MAX_CHUNK_ROWS, max(1, _CHUNK // max(1, row_len)))
     for r0 in range(0, n_rows, step):
         yield slice(r0, min(n_rows, r0 + step))
+
+
+def _keys(uc: np.ndarray) -> np.ndarray:
+    """LUT column of each value: 2 * (floor(2u) + 256) + (2u not an integer), int32."""
+    y = np.clip(uc, -128.0, 127.0)
+    y *= 2
+    i = np.floor(y)
+    key = i.astype(np.int32)
+    key *= 2
+    key += 512
+    key += y != i
+    return key
+
+
+# nnz of round_half_even(u) per LUT column: rint(u) is constant on every key
+_KEY_U = np.array([(k // 2 - 256) / 2 + 0.25 * (k % 2) for k in range(1024)])
+_NNZ_RINT_BY_KEY = csd.NNZ_LUT[np.clip(np.rint(np.minimum(_KEY_U, 127)), -128, 127).astype(np.intp) + 128]
+_SHIFTS = (np.arange(_PHI_LIMIT + 1, dtype=np.uint64) * np.uint64(_FIELD))[:, None]
+_PACK_BY_VALUE = np.uint64(1) << (np.uint64(_FIELD) * csd.NNZ_LUT.astype(np.uint64))
+_PACK_BY_KEY = np.uint64(1) << (np.uint64(_FIELD) * _NNZ_RINT_BY_KEY.astype(np.uint64))
+
+
+def _approx_rows(u2: np.ndarray, phi_row: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Unchecked core of :func:`approximate` for a (R, n) array and per-column phi."""
+    n = u2.shape[1]
+    base = (phi_row.astype(np.int32) * 1024)[None, :]
+    out = np.empty(u2.shape, np.int8)
+    for sl in _row_chunks(u2.shape[0], n):
+        key = _keys(u2[sl])
+        key += base
+        np.take(_LUT_FLAT, key, out=out[sl])
+        if mask is not None:
+            out[sl][~mask[sl]] = 0
+    return out
 
 
 def approximate(u, phi, phi_max: int = 2) -> np.ndarray:
@@ -110,18 +146,7 @@ def approximate(u, phi, phi_max: int = 2) -> np.ndarray:
     if ph.size in (1, n) and ph.ndim <= max(1, len(shape)) and u.shape == shape:
         # fast path: phi varies along the last axis only (per filter)
         u2 = u.reshape(-1, n)
-        base = (np.broadcast_to(ph.reshape(-1), (n,)).astype(np.int32) * 1024 + 512)[None, :]
-        out = np.empty(u2.shape, np.int8)
-        for sl in _row_chunks(u2.shape[0], n):
-            y = np.clip(u2[sl], -128.0, 127.0)
-            y *= 2
-            i = np.floor(y)
-            key = i.astype(np.int32)
-            key *= 2
-            key += base
-            key += y != i
-            np.take(_LUT_FLAT, key, out=out[sl])
-        return out.reshape(shape)
+        return _approx_rows(u2, np.broadcast_to(ph.reshape(-1), (n,))).reshape(shape)
     y = 2.0 * np.clip(np.broadcast_to(u, shape), -128.0, 127.0)
     i = np.floor(y)
     key = 2 * (i.astype(np.int64) + 256) + (y != i)
@@ -159,16 +184,28 @@ def thresholds(w_int, mask, phi_min: int = 0, phi_max: int = 2) -> np.ndarray:
         if not np.isin(m, (0, 1)).all():
             raise ValueError("mask: must hold only 0/1 or booleans")
         m = m.astype(bool)
-    K, N = w.shape
-    # counts[v * N + f] = kept weights of filter f with nnz == v; v = 5 collects pruned ones
-    counts = np.zeros((_PHI_LIMIT + 2) * N, np.int64)
-    col = np.arange(N, dtype=np.intp)[None, :]
-    for sl in _row_chunks(K, N):
-        n = csd.NNZ_LUT[w[sl].astype(np.intp) + 128]
-        code = np.where(m[sl], n, _PHI_LIMIT + 1).astype(np.intp) * N + col
-        counts += np.bincount(code.ravel(), minlength=counts.size)
-    counts = counts.reshape(_PHI_LIMIT + 2, N)[: _PHI_LIMIT + 1]
-    # mode with ties to the larger count: argmax over the reversed axis
+    counts = _nnz_counts(((_PACK_BY_VALUE[w[sl].astype(np.intp) + 128], m[sl]) for sl in _row_chunks(*w.shape)),
+                         w.shape[1])
+    return _mode(counts, phi_min, phi_max)
+
+
+def _nnz_counts(chunks, N: int) -> np.ndarray:
+    """counts[v, f] = kept weights of filter f with nnz == v.
+
+    ``chunks`` yields (packed, mask) row chunks where ``packed`` holds
+    ``1 << (12 * nnz)`` per weight (see ``_PACK_*``): one column sum then
+    counts all five nnz values at once, 12 bits each (a chunk has < 4096 rows).
+    """
+    counts = np.zeros((_PHI_LIMIT + 1, N), np.uint64)
+    for packed, mc in chunks:
+        packed *= mc
+        s = packed.sum(0, dtype=np.uint64)
+        counts += (s[None, :] >> _SHIFTS) & np.uint64((1 << _FIELD) - 1)
+    return counts.astype(np.int64)
+
+
+def _mode(counts: np.ndarray, phi_min: int, phi_max: int) -> np.ndarray:
+    """Mode over axis 0 with ties to the larger count, clamped; phi_min where empty."""
     mode = _PHI_LIMIT - np.argmax(counts[::-1], axis=0)
     mode = np.where(counts.sum(0) == 0, phi_min, mode)
     return np.clip(mode, phi_min, phi_max).astype(np.uint8)
@@ -194,16 +231,19 @@ def quantize(u, mask, phi_min: int = 0, phi_max: int = 2):
     u = np.asarray(u)
     if u.dtype not in (np.float32, np.float64):
         u = u.astype(np.float64)
-    check_finite(u, "u")
     if u.ndim != 2:
         raise ValueError(f"u: must be a K x N matrix, got shape {u.shape}")
     m = np.asarray(mask, bool)
     if m.shape != u.shape:
         raise ValueError(f"mask: must have the shape of u {u.shape}, got {m.shape}")
-    w0 = np.empty(u.shape, np.int8)
-    for sl in _row_chunks(u.shape[0], u.shape[1]):
-        w0[sl] = np.rint(np.clip(u[sl], -128, 127))
-    phi = thresholds(w0, m, phi_min, phi_max)
-    w = approximate(u, phi[None, :], phi_max)
-    w[~m] = 0
-    return w, phi
+    _check_phi_bounds(phi_min, phi_max)
+
+    def nnz_chunks():  # nnz of round_half_even(u), one pass over u
+        for sl in _row_chunks(*u.shape):
+            uc = u[sl]
+            if not np.isfinite(uc).all():
+                raise ValueError("u: must be finite, found NaN or inf")
+            yield _PACK_BY_KEY[_keys(uc)], m[sl]
+
+    phi = _mode(_nnz_counts(nnz_chunks(), u.shape[1]), phi_min, phi_max)
+    return _approx_rows(u, phi, mask=m), phi

@@ -93,3 +93,18 @@ def test_thresholds_bad_shapes():
         fta.thresholds(np.zeros((3, 4), int), np.ones((3, 3), bool))
     with pytest.raises(ValueError, match=r"w_int: values must lie in \[-128, 127\]"):
         fta.thresholds(np.full((2, 2), 200), np.ones((2, 2), bool))
+
+
+def test_thresholds_match_naive_mode_on_tall_and_wide_layers(rng):
+    # exercises the packed 12-bit counters across many row chunks (K > 4095)
+    for K, N in ((9000, 1), (300, 700), (5000, 3)):
+        w = rng.integers(-128, 128, (K, N))
+        m = rng.random((K, N)) < 0.8
+        n = csd.nnz(w)
+        naive = []
+        for f in range(N):
+            c = np.bincount(n[m[:, f], f], minlength=5)
+            naive.append(min(max(4 - int(np.argmax(c[::-1])), 0), 2))
+        assert fta.thresholds(w, m).tolist() == naive
+        u = w + rng.uniform(-0.49, 0.49, w.shape)
+        assert np.array_equal(fta.quantize(u, m)[1], np.array(naive))
