@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("amaranth")
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 from amaranth.sim import Simulator  # noqa: E402
 
 from hw.accumulator import ShiftAddAccumulator  # noqa: E402
@@ -41,7 +42,8 @@ def test_adder_tree_random(pipeline):
             assert ctx.get(dut.o_valid) == 1
 
     sim = Simulator(dut)
-    sim.add_clock(1e-6)
+    if pipeline:
+        sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
 

@@ -5,6 +5,7 @@ import itertools
 import pytest
 
 pytest.importorskip("amaranth")
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 from amaranth.sim import Simulator  # noqa: E402
 
 from hw.dbmu import DBMU  # noqa: E402

@@ -1,0 +1,72 @@
+"""Dyadic block multiply unit (DESIGN.md 5): ``n_row`` 6T cells and one LPU."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.common import check_pow2
+from hw.lpu import LPU
+
+__all__ = ["DBMU"]
+
+
+class DBMU(wiring.Component):
+    """``n_row`` one-bit cells, a write port, a row select and one LPU.
+
+    The selected row's cell drives the LPU combinationally (latency 0); a write
+    takes effect on the next clock edge.
+
+    Parameters
+    ----------
+    n_row : int
+        Cells per DBMU, a power of two from 1 to 1024.
+
+    Attributes
+    ----------
+    w_en, w_addr, w_data : In
+        Write port: on a clock edge with ``w_en`` the cell ``w_addr`` takes ``w_data``.
+    row : In(range(n_row))
+        Row select.
+    x : In(1)
+        Input bit.
+    hi, lo : Out(1)
+        LPU products of the selected cell.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``n_row`` is not a power of two in range.
+    """
+
+    def __init__(self, n_row: int):
+        self._n_row = check_pow2("n_row", n_row, 1, 1024)
+        super().__init__({
+            "w_en": In(1), "w_addr": In(range(n_row)), "w_data": In(1),
+            "row": In(range(n_row)), "x": In(1),
+            "hi": Out(1), "lo": Out(1),
+        })
+
+    @property
+    def n_row(self) -> int:
+        """Cells per DBMU."""
+        return self._n_row
+
+    def elaborate(self, platform):
+        m = Module()
+        # the 6T cells: an n_row x 1 memory (contents survive reset), asynchronous row read
+        m.submodules.cells = cells = Memory(shape=1, depth=self.n_row, init=[])
+        wp = cells.write_port()
+        rp = cells.read_port(domain="comb")
+        m.d.comb += [wp.en.eq(self.w_en), wp.addr.eq(self.w_addr), wp.data.eq(self.w_data),
+                     rp.addr.eq(self.row)]
+        m.submodules.lpu = lpu = LPU()
+        m.d.comb += [
+            lpu.x.eq(self.x),
+            lpu.q.eq(rp.data),
+            self.hi.eq(lpu.hi),
+            self.lo.eq(lpu.lo),
+        ]
+        return m

@@ -1,0 +1,86 @@
+"""Input pre-processing unit (DESIGN.md 5): skips all-zero bit columns of an input group."""
+
+from __future__ import annotations
+
+import operator
+from functools import reduce
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.common import check_int, check_pow2, layout_from_fields
+from model.blocks import ipu_in_fields, ipu_out_fields
+
+__all__ = ["IPU"]
+
+
+class IPU(wiring.Component):
+    """Zero-column skipper: emits the non-zero bit columns of a group, LSB first.
+
+    An accepted group is held in a register together with its column mask
+    (the OR of its inputs). Each output beat carries the lowest remaining
+    column ``b`` (leading-one detection, LSB first), the ``n_comp`` bits of that
+    column and ``last`` on the group's final column; a beat leaves the mask
+    only when it is accepted (``o.valid & o.ready``), so nothing is dropped or
+    duplicated under back-pressure. The next group is accepted in the same
+    cycle as the last beat, so groups stream with no bubble. An all-zero group
+    is accepted with no output beat, and ``empty`` is high in the cycle it is
+    accepted. Latency: first beat one cycle after the group is accepted. Twin:
+    :func:`model.blocks.ipu`; payloads: :func:`model.blocks.ipu_in_fields`,
+    :func:`model.blocks.ipu_out_fields`.
+
+    Parameters
+    ----------
+    n_comp : int
+        Inputs per group, a power of two from 2 to 256.
+    in_bits : int
+        Input width, 1 to 16.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(StructLayout({"data": ArrayLayout(in_bits, n_comp)})))
+    o : Out(stream.Signature(StructLayout({"b", "bits", "last"})))
+    empty : Out(1)
+    """
+
+    def __init__(self, n_comp: int, in_bits: int = 8):
+        self._n_comp = check_pow2("n_comp", n_comp, 2, 256)
+        self._in_bits = check_int("in_bits", in_bits, 1, 16)
+        super().__init__({
+            "i": In(stream.Signature(layout_from_fields(ipu_in_fields(n_comp, in_bits)))),
+            "o": Out(stream.Signature(layout_from_fields(ipu_out_fields(n_comp, in_bits)))),
+            "empty": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n_comp, in_bits = self._n_comp, self._in_bits
+        group = Signal(n_comp * in_bits)
+        mask = Signal(in_bits)
+        elems = [group[c * in_bits:(c + 1) * in_bits] for c in range(n_comp)]
+
+        b = Signal(range(in_bits))
+        for k in reversed(range(in_bits)):  # the last assignment wins: lowest set bit
+            with m.If(mask[k]):
+                m.d.comb += b.eq(k)
+        last = Signal()
+        m.d.comb += [
+            last.eq((mask & (mask - 1)) == 0),
+            self.o.valid.eq(mask != 0),
+            self.o.payload.b.eq(b),
+            self.o.payload.bits.eq(Cat(e.bit_select(b, 1) for e in elems)),
+            self.o.payload.last.eq(last),
+        ]
+        fire = self.o.valid & self.o.ready
+        m.d.comb += self.i.ready.eq((mask == 0) | (fire & last))
+
+        orr = Signal(in_bits)  # zero detection: OR of the group's inputs
+        m.d.comb += orr.eq(reduce(operator.or_, [self.i.payload.data[c] for c in range(n_comp)]))
+        accept = self.i.valid & self.i.ready
+        m.d.comb += self.empty.eq(accept & (orr == 0))
+        with m.If(accept):
+            m.d.sync += [group.eq(self.i.payload.data.as_value()), mask.eq(orr)]
+        with m.Elif(fire):
+            m.d.sync += mask.eq(mask & (mask - 1))
+        return m

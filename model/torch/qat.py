@@ -1,0 +1,336 @@
+"""FTA-aware quantization-aware training (paper Sec. IV-C2/3, DESIGN.md 1, 3).
+
+Every mapped layer (``model.torch.prune.is_mapped``) is wrapped in a
+:class:`QLayer` that holds the original module as ``inner``:
+
+* activations (the layer's input): 8-bit, zero-point 0, range from an EMA of
+  the batch min/max (momentum 0.1, no learned parameters). The signedness is
+  fixed at the first observation: unsigned [0, 255] (scale max/255) if the
+  observed minimum is >= 0 (post-ReLU), signed [-128, 127] (scale
+  max|.|/127) otherwise (first layer, residual / linear-bottleneck inputs).
+  Rounding: round-half-even (``torch.round``).
+* weights: 8-bit per-output-channel symmetric, scale = max|w_kept| / 127; in
+  FTA mode every step computes phi per filter from the current weights and
+  replaces every kept weight by its nearest FTA-compliant value
+  (:func:`fta_quantize`, bit-identical to ``model.fta.quantize``); pruned
+  weights stay 0. Gradients pass straight through (STE).
+* :func:`freeze` is the final FTA quantization: ``model.fta.quantize`` on
+  ``u = w / scale`` (one rounding) gives the int8 weights and phi that are
+  exported; afterwards the layer runs the integer path: ``y_int = x_int @ W_int``
+  computed exactly (float64 on integers, |y| < 2^53), then
+  ``y = y_int * (s_x * s_w[n]) + bias`` in float for the next layer.
+
+BatchNorm is folded into the preceding convolution by :func:`fold_bn` before QAT.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model import fta as gfta
+from model.torch.prune import is_mapped, weight_kn
+
+__all__ = ["fta_lut", "fta_thresholds", "fta_approximate", "fta_quantize", "ActQuant", "QLayer",
+           "bn_partners", "fold_bn", "quantize_model", "qlayers", "set_mode", "freeze", "QAT_MODES"]
+
+QAT_MODES = ("float", "qat", "int")
+
+# ----------------------------------------------------------------------------- FTA in torch
+
+_LUT: torch.Tensor | None = None
+
+
+def fta_lut() -> torch.Tensor:
+    """(5, 1024) nearest-value table, built from ``model.fta.approximate`` itself.
+
+    Members of S_phi are integers, so the nearest member is constant on each
+    open interval (i/2, (i+1)/2); column ``2*(i+256) + open`` holds the answer
+    at u = i/2 (open = 0) or inside the interval above it (open = 1).
+    """
+    global _LUT
+    if _LUT is None:
+        i = np.arange(-256, 255)
+        grid = np.stack([i / 2.0, i / 2.0 + 0.25], 1).reshape(-1)  # index 2*(i+256)+open
+        lut = np.zeros((5, 1024), np.float32)
+        for phi in range(5):
+            lut[phi, :grid.size] = gfta.approximate(grid, phi, phi_max=4)
+        _LUT = torch.from_numpy(lut)
+    return _LUT
+
+
+def fta_approximate(u: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+    """Nearest value with exactly ``phi`` non-zero CSD digits (float tensor of integers).
+
+    Same semantics as ``model.fta.approximate``: u clipped to [-128, 127], ties
+    to the smaller magnitude, then the positive value. ``phi`` broadcasts
+    against ``u`` (per filter: shape (N,) for a K x N ``u``).
+    """
+    y = 2 * torch.clamp(u, -128.0, 127.0)
+    i = torch.floor(y)
+    key = (i.long() + 256) * 2 + (y != i).long()
+    phi = torch.as_tensor(phi, dtype=torch.long).expand_as(key)
+    return fta_lut().to(u.dtype).reshape(-1)[phi * 1024 + key]
+
+
+def _nnz_table() -> torch.Tensor:
+    from model import csd
+    return torch.from_numpy(csd.NNZ_LUT.astype(np.int64))
+
+
+_NNZ = _nnz_table()
+
+
+def fta_thresholds(w_int: torch.Tensor, mask: torch.Tensor, phi_min: int = 0, phi_max: int = 2) -> torch.Tensor:
+    """Per-filter phi (long (N,)) of K x N integer weights: mode of nnz over kept weights,
+    ties to the larger count, clamped; a filter with no kept weight gets ``phi_min``."""
+    n = _NNZ[w_int.long() + 128]                          # K x N
+    counts = F.one_hot(n, 5) * mask.unsqueeze(-1).long()  # K x N x 5
+    counts = counts.sum(0)                                # N x 5
+    mode = 4 - torch.argmax(counts.flip(-1), dim=-1)
+    mode = torch.where(counts.sum(-1) == 0, torch.full_like(mode, phi_min), mode)
+    return mode.clamp(phi_min, phi_max)
+
+
+def fta_quantize(u: torch.Tensor, mask: torch.Tensor, phi_min: int = 0, phi_max: int = 2):
+    """Torch twin of ``model.fta.quantize`` for K x N ``u``: (w_fta float of ints, phi long (N,))."""
+    w0 = torch.round(torch.clamp(u, -128.0, 127.0))
+    phi = fta_thresholds(w0, mask, phi_min, phi_max)
+    w = fta_approximate(u, phi.unsqueeze(0)) * mask.to(u.dtype)
+    return w, phi
+
+# ----------------------------------------------------------------------------- quantizers
+
+
+class ActQuant(nn.Module):
+    """8-bit activation fake-quantizer with EMA min-max range, zero-point 0."""
+
+    def __init__(self, momentum: float = 0.1):
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("rmin", torch.zeros(()))
+        self.register_buffer("rmax", torch.zeros(()))
+        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("signed", torch.zeros((), dtype=torch.bool))
+        self.frozen = False
+
+    @torch.no_grad()
+    def observe(self, x: torch.Tensor) -> None:
+        mn, mx = x.min().float(), x.max().float()
+        if not bool(self.initialized):
+            self.rmin.copy_(mn)
+            self.rmax.copy_(mx)
+            self.signed.fill_(bool(mn < 0))
+            self.initialized.fill_(True)
+        else:
+            self.rmin.mul_(1 - self.momentum).add_(self.momentum * mn)
+            self.rmax.mul_(1 - self.momentum).add_(self.momentum * mx)
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        return (-128, 127) if bool(self.signed) else (0, 255)
+
+    def scale(self) -> torch.Tensor:
+        if bool(self.signed):
+            s = torch.maximum(self.rmin.abs(), self.rmax.abs()) / 127.0
+        else:
+            s = self.rmax.clamp_min(0) / 255.0
+        return s.clamp_min(1e-8)
+
+    def to_int(self, x: torch.Tensor) -> torch.Tensor:
+        """Integer codes (as a float tensor) of ``x``: clamp(round(x / s))."""
+        lo, hi = self.bounds
+        return torch.clamp(torch.round(x / self.scale()), lo, hi)
+
+    def forward(self, x):
+        if self.training and not self.frozen:
+            self.observe(x)
+        if not bool(self.initialized):
+            self.observe(x)
+        q = self.to_int(x) * self.scale()
+        return x + (q - x).detach()
+
+
+class QLayer(nn.Module):
+    """A mapped Conv2d/Linear with activation and (FTA) weight quantization.
+
+    Modes: ``float`` (the inner module unchanged), ``qat`` (fake quantization,
+    FTA when ``self.fta``), ``int`` (frozen integer weights, exact integer
+    matmul; set by :func:`freeze`).
+    """
+
+    def __init__(self, inner: nn.Module, fta: bool = True, phi_min: int = 0, phi_max: int = 2):
+        super().__init__()
+        if not is_mapped(inner):
+            raise TypeError(f"QLayer: {type(inner).__name__} is not a mapped layer")
+        self.inner = inner
+        self.act = ActQuant()
+        self.fta = bool(fta)
+        self.phi_min, self.phi_max = int(phi_min), int(phi_max)
+        self.mode = "qat"
+        self.record: list | None = None  # set to a list to capture (x_int, y_int) in int mode
+        N = inner.weight.shape[0]
+        self.register_buffer("w_int", torch.zeros(0))          # K x N (float of ints) once frozen
+        self.register_buffer("w_scale", torch.zeros(N))
+        self.register_buffer("phi", torch.zeros(N, dtype=torch.long))
+        self.register_buffer("x_scale", torch.zeros(()))
+
+    @property
+    def is_conv(self) -> bool:
+        return isinstance(self.inner, nn.Conv2d)
+
+    def mask_kn(self) -> torch.Tensor:
+        mk = getattr(self.inner, "dbpim_mask", None)
+        if mk is None:
+            return torch.ones_like(weight_kn(self.inner), dtype=torch.bool)
+        return weight_kn(self.inner, mk) > 0
+
+    def weight_scale(self) -> torch.Tensor:
+        w = weight_kn(self.inner).detach() * self.mask_kn()
+        return (w.abs().amax(0) / 127.0).clamp_min(1e-12)
+
+    def quant_weight(self):
+        """(w_int K x N float of ints, scale (N,), phi (N,) or None) from the current weights."""
+        s = self.weight_scale()
+        u = weight_kn(self.inner).detach() / s
+        m = self.mask_kn()
+        if self.fta:
+            w, phi = fta_quantize(u, m, self.phi_min, self.phi_max)
+        else:
+            w, phi = torch.clamp(torch.round(u), -128, 127) * m, None
+        return w, s, phi
+
+    def _op(self, x, w, bias):
+        if self.is_conv:
+            c = self.inner
+            return F.conv2d(x, w, bias, c.stride, c.padding, c.dilation, 1)
+        return F.linear(x, w, bias)
+
+    def forward(self, x):
+        if self.mode == "float":
+            return self.inner(x)
+        if self.mode == "qat":
+            xq = self.act(x)
+            W = self.inner.weight
+            w, s, phi = self.quant_weight()
+            if phi is not None:
+                self.phi.copy_(phi)
+            wq = (w * s).t().reshape(W.shape)
+            return self._op(xq, W + (wq - W).detach(), self.inner.bias)
+        # integer path
+        x_int = self.act.to_int(x)
+        W = self.inner.weight
+        w = self.w_int.t().reshape(W.shape).double()
+        y_int = self._op(x_int.double(), w, None)
+        if self.record is not None:
+            self.record.append((x_int.detach(), y_int.detach()))
+        shp = (1, -1) + (1,) * (y_int.dim() - 2)
+        y = y_int * (self.x_scale.double() * self.w_scale.double()).reshape(shp)
+        if self.inner.bias is not None:
+            y = y + self.inner.bias.double().reshape(shp)
+        return y.to(x.dtype)
+
+    @torch.no_grad()
+    def freeze(self) -> None:
+        """Final (FTA) quantization with the golden ``model.fta.quantize``; switch to ``int``."""
+        s = self.weight_scale()
+        u = (weight_kn(self.inner).detach() / s).double().numpy()
+        m = self.mask_kn().numpy()
+        if self.fta:
+            w, phi = gfta.quantize(u, m, self.phi_min, self.phi_max)
+            self.phi.copy_(torch.from_numpy(phi.astype(np.int64)))
+        else:
+            w = (np.rint(np.clip(u, -128, 127)) * m).astype(np.int8)
+            self.phi.zero_()
+        self.w_int = torch.from_numpy(w.astype(np.float32))
+        self.w_scale.copy_(s)
+        self.x_scale.copy_(self.act.scale())
+        self.act.frozen = True
+        self.mode = "int"
+
+# ----------------------------------------------------------------------------- model surgery
+
+
+def _parent(model: nn.Module, name: str):
+    parts = name.split(".")
+    p = model
+    for q in parts[:-1]:
+        p = getattr(p, q)
+    return p, parts[-1]
+
+
+def bn_partners(model: nn.Module) -> dict[str, nn.BatchNorm2d]:
+    """Mapped conv name -> the BatchNorm2d that directly follows it (ConvBNAct-style
+    modules with ``.conv`` / ``.bn`` attributes, or consecutive entries of an nn.Sequential)."""
+    out = {}
+    for pname, p in model.named_modules():
+        pre = pname + "." if pname else ""
+        conv, bn = getattr(p, "conv", None), getattr(p, "bn", None)
+        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and conv.out_channels == bn.num_features:
+            out[pre + "conv"] = bn
+        if isinstance(p, nn.Sequential):
+            items = list(p.named_children())
+            for (n1, a), (_, b) in zip(items, items[1:]):
+                if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d) and a.out_channels == b.num_features:
+                    out[pre + n1] = b
+    return out
+
+
+@torch.no_grad()
+def fold_bn(model: nn.Module) -> list[str]:
+    """Fold every BatchNorm2d that directly follows a conv into it; the BN becomes Identity.
+
+    Works for mapped and depthwise convs; masks (zeros) are preserved. Returns
+    the names of the folded convolutions.
+    """
+    partners = bn_partners(model)
+    bn_names = {id(m): n for n, m in model.named_modules()}
+    mods = dict(model.named_modules())
+    done = []
+    for cname, bn in partners.items():
+        conv = mods[cname]
+        inv = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1.0 / torch.sqrt(
+            bn.running_var + bn.eps)
+        conv.weight.mul_(inv.reshape(-1, 1, 1, 1))
+        b0 = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        beta = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
+        nb = (b0 - bn.running_mean) * inv + beta
+        if conv.bias is None:
+            conv.bias = nn.Parameter(nb.clone())
+        else:
+            conv.bias.copy_(nb)
+        p, last = _parent(model, bn_names[id(bn)])
+        setattr(p, last, nn.Identity())
+        done.append(cname)
+    return done
+
+
+def quantize_model(model: nn.Module, fta: bool = True, phi_min: int = 0, phi_max: int = 2) -> list[str]:
+    """Wrap every mapped layer in a :class:`QLayer` (in place); returns their names."""
+    names = []
+    for name, m in [(n, m) for n, m in model.named_modules() if is_mapped(m)]:
+        p, last = _parent(model, name)
+        setattr(p, last, QLayer(m, fta=fta, phi_min=phi_min, phi_max=phi_max))
+        names.append(name)
+    return names
+
+
+def qlayers(model: nn.Module) -> list[tuple[str, QLayer]]:
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, QLayer)]
+
+
+def set_mode(model: nn.Module, mode: str) -> None:
+    if mode not in QAT_MODES:
+        raise ValueError(f"mode: must be one of {', '.join(QAT_MODES)}, got {mode!r}")
+    for _, q in qlayers(model):
+        if mode == "int" and q.w_int.numel() == 0:
+            raise RuntimeError("set_mode: call freeze() before switching to the integer path")
+        q.mode = mode
+
+
+def freeze(model: nn.Module) -> None:
+    """Final FTA quantization of every QLayer (integer path from now on)."""
+    for _, q in qlayers(model):
+        q.freeze()

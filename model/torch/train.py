@@ -1,0 +1,72 @@
+"""Training and evaluation loops shared by the flow stages (deterministic, CPU)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.torch.data import loader
+from model.torch.prune import enforce_masks
+
+__all__ = ["set_determinism", "train", "evaluate"]
+
+
+def set_determinism(seed: int, threads: int = 2) -> None:
+    """Seed torch, use deterministic algorithms, cap intra-op threads."""
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.set_num_threads(max(1, min(threads, torch.get_num_threads())))
+
+
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: float, lr: float = 1e-3,
+          batch_size: int = 64, seed: int = 0, weight_decay: float = 0.0, progress: bool = False,
+          desc: str = "train") -> nn.Module:
+    """Adam with cosine learning-rate decay for ``epochs`` epochs (fractions allowed).
+
+    Pruned weights are re-zeroed after every step (:func:`enforce_masks`).
+    """
+    if epochs <= 0:
+        return model
+    torch.manual_seed(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    dl = loader(x, y, batch_size, shuffle=True, seed=seed)
+    steps = max(1, int(math.ceil(epochs * len(dl))))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=steps, desc=desc, leave=False)
+    model.train()
+    step = 0
+    while step < steps:
+        for xb, yb in dl:
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            enforce_masks(model)
+            step += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+            if step >= steps:
+                break
+    if bar is not None:
+        bar.close()
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
+    """Top-1 accuracy as a fraction in [0, 1]."""
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        correct += int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+    return correct / max(1, len(x))

@@ -1,0 +1,100 @@
+"""End-to-end flow (tiny schedule), report, determinism and CLI errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from model import artifact as gart
+from model.torch.flow import main, run_flow, total_sparsity
+
+torch.set_num_threads(2)
+TINY = dict(epochs=4, finetune_epochs=0.5, qat_epochs=0.5, n_train=256, n_test=128, progress=False,
+            hw="hw/configs/small.yaml", width=0.5)
+
+
+@pytest.fixture(scope="module")
+def flow_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("flow")
+    return out, run_flow("smallcnn", "digits", 0.5, out=out, seed=0, **TINY)
+
+
+def test_flow_report_and_artifact(flow_run):
+    out, rep = flow_run
+    acc = rep["accuracy"]
+    for k in ("float", "block_pruned", "fta_qat", "final", "block_pruned_same_total"):
+        assert 0.0 <= acc[k] <= 1.0, k
+    assert acc["float"] > 0.3  # learns something even on the tiny schedule
+    assert rep["total_sparsity"] == pytest.approx(0.75)
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk["accuracy"] == acc
+    for f in ("report.md", "phi_hist.png", "sparsity.png", "storage.png"):
+        assert (out / f).stat().st_size > 0, f
+    assert (out / "report.md").read_text().startswith("# DB-PIM compile report")
+    layers = rep["layers"]
+    assert [r["name"] for r in layers][:2] == ["features.0.conv", "features.1.conv"]
+    for r in layers:
+        assert r["fta_quantized"] and not r["passed_through"]
+        assert sum(r["phi_hist"]) == r["N"] and 0 <= r["sparsity"] <= 1
+        assert 0 <= r["bit_sparsity"] <= 1 and r["storage_bits_per_weight"] <= 8.5
+    art = gart.load(rep["artifact"])
+    assert len(art.mapped_layers()) == len(layers)
+    assert all(layer.x is not None and layer.x.shape[0] == 4 for layer in art.mapped_layers())
+    assert art.macro.n_col == 4
+
+
+def test_flow_deterministic(flow_run, tmp_path):
+    out, rep = flow_run
+    rep2 = run_flow("smallcnn", "digits", 0.5, out=tmp_path, seed=0, compare=False, plots=False, **TINY)
+    for k in ("float", "block_pruned", "fta_qat", "final"):
+        assert rep2["accuracy"][k] == rep["accuracy"][k]
+    a, b = gart.load(rep["artifact"]), gart.load(rep2["artifact"])
+    for la, lb in zip(a.mapped_layers(), b.mapped_layers()):
+        np.testing.assert_array_equal(la.w, lb.w)
+        np.testing.assert_array_equal(la.x, lb.x)
+
+
+def test_flow_passes_depthwise_through(tmp_path):
+    rep = run_flow("mobilenetv2", "digits", 0.5, out=tmp_path, seed=0, compare=False, plots=False,
+                   **{**TINY, "width": 0.125, "n_train": 64, "n_test": 32, "epochs": 0.25,
+                      "finetune_epochs": 0.25, "qat_epochs": 0.25})
+    pt = [r for r in rep["layers"] if r["passed_through"]]
+    assert pt and all(not r["fta_quantized"] and "depthwise" in r["kind"] for r in pt)
+    art = gart.load(rep["artifact"])
+    assert any(layer.kind == "simd" and layer.op == "depthwise" for layer in art.layers)
+
+
+def test_total_sparsity():
+    assert total_sparsity(0.0, 2) == 0.5 and total_sparsity(0.5, 1) == pytest.approx(0.875)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--model", "lenet"], "--model: unknown name 'lenet'; allowed: smallcnn"),
+    (["--sparsity", "1.5"], "--sparsity: must be a number in [0, 1)"),
+    (["--hw", "nope.yaml"], "--hw: nope.yaml: file not found"),
+    (["--data", "mnist"], "--data: unknown dataset 'mnist'"),
+    (["--phi-max", "3"], "--phi-max: must be an integer in [1, 2]"),
+    (["--model", "x.pt"], "--model: x.pt: file not found"),
+    (["--epochs", "-1"], "--epochs: must be a number >= 0"),
+    (["--data", "cifar10:/nonexistent"], "--data: /nonexistent: no such directory"),
+    (["--batch-size", "0"], "--batch-size: must be an integer >= 1"),
+    (["--width", "0"], "--width: must be a number > 0"),
+])
+def test_cli_errors(argv, needle, tmp_path, capsys):
+    assert main(argv + ["--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+
+
+def test_cli_state_dict(tmp_path, capsys):
+    from model.torch.zoo import get_model
+    torch.save(get_model("smallcnn", 10, width=0.5).state_dict(), tmp_path / "m.pt")
+    assert main(["--model", str(tmp_path / "m.pt"), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "--model-class: required" in capsys.readouterr().err
+    rc = main(["--model", str(tmp_path / "m.pt"), "--model-class", "smallcnn", "--width", "0.5", "--epochs", "0",
+               "--finetune-epochs", "0.2", "--qat-epochs", "0.2", "--no-compare", "--hw", "small",
+               "--out", str(tmp_path / "o"), "--quiet"])
+    assert rc == 0
+    assert "artifact:" in capsys.readouterr().out
+    assert (tmp_path / "o" / "artifact" / "manifest.yaml").exists()
