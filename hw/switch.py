@@ -19,7 +19,7 @@ class SparseSwitch(wiring.Component):
     its remaining mask. Each output beat fills lane k with the k-th lowest
     remaining kept input (a chain of ``lanes`` leading-one detectors driving
     the lane multiplexers); ``lane_en`` marks the filled lanes (always the low
-    ones) and ``last`` the window's final beat. Bits leave the remaining mask
+    ones; the others carry 0) and ``last`` the window's final beat. Bits leave the remaining mask
     only on an accepted beat, so nothing is dropped or duplicated under
     back-pressure; the next window is accepted in the cycle of the last beat.
     A window with an all-zero mask yields no beat and ``empty`` is high in the
