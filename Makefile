@@ -46,8 +46,11 @@ lint: verilog
 bench: install
 	$(VPY) -m sim_bench.run_all --out $(OUTDIR)/bench
 
+# The five zoo networks (CIFAR-size, digits upscaled to 32x32, short schedules)
+# through the whole flow, then the performance model against the paper.
 bench-paper: install
-	$(VPY) -m model.cli bench-paper --out $(OUTDIR)/paper
+	$(VPY) -m model.cli compile --all-zoo --epochs 3 --out $(OUTDIR)/zoo
+	$(VPY) -m model.cli bench-paper --artifacts $(OUTDIR)/zoo/*/artifact --out $(OUTDIR)/paper
 
 clean:
 	rm -rf $(OUTDIR) sim_build .pytest_cache .hypothesis

@@ -108,7 +108,10 @@ def stage_torch(cfg_path: str, out: Path):
         print("skipped: torch or model.torch.flow not installed")
         return None
     from model.torch import flow
-    return flow.demo(hw=cfg_path, out=out / "smallcnn")
+    art, acc = flow.demo(hw=cfg_path, out=out / "smallcnn")  # (artifact dir, accuracies)
+    print("test accuracy: " + ", ".join(f"{k} {100 * v:.2f}%" for k, v in acc.items() if v is not None))
+    print(f"artifact: {art}  report: {out / 'smallcnn' / 'report.md'}")
+    return art
 
 
 def stage_rtl(cfg, layers, out: Path):
@@ -126,7 +129,10 @@ def stage_perf(artifact_dir, cfg_path: str, out: Path):
         print("skipped: no compiled artifact or sim_bench.report not available")
         return
     from sim_bench import report
-    report.demo(artifact_dir, cfg_path, out / "perf")
+    plots = report.demo(artifact_dir, cfg_path, out / "perf")
+    print(f"report: {out / 'perf'}/ (CSV, JSON, Markdown); plots:")
+    for p in plots:
+        print(f"  {p}")
 
 
 def main(argv=None) -> int:

@@ -208,7 +208,7 @@ def run_flow(model: str | nn.Module = "smallcnn", data: str = "digits", sparsity
 
     Returns the report dict (also written to ``out/report.json``); the artifact
     is ``out/artifact``. ``finetune_epochs`` / ``qat_epochs`` default to
-    ``epochs``; ``finetune_lr`` / ``qat_lr`` default to ``lr / 4`` / ``lr / 10``.
+    ``epochs``; ``finetune_lr`` / ``qat_lr`` default to ``lr / 2`` / ``lr / 10``.
     ``phi_max`` defaults to (and must not exceed) the hw macro's.
     """
     t0 = time.time()
@@ -235,7 +235,7 @@ def run_flow(model: str | nn.Module = "smallcnn", data: str = "digits", sparsity
         raise FlowError(f"--lr: must be a number > 0, got {lr!r}")
     if not (isinstance(width, (int, float)) and width > 0):
         raise FlowError(f"--width: must be a number > 0, got {width!r}")
-    ft_lr = lr / 4 if finetune_lr is None else finetune_lr
+    ft_lr = lr / 2 if finetune_lr is None else finetune_lr
     q_lr = lr / 10 if qat_lr is None else qat_lr
     ft_ep = epochs if finetune_epochs is None else finetune_epochs
     qat_ep = epochs if qat_epochs is None else qat_epochs
@@ -322,7 +322,7 @@ def run_flow(model: str | nn.Module = "smallcnn", data: str = "digits", sparsity
     return rep
 
 
-def demo(out: str | Path = "build/demo", hw: str | Path = DEFAULT_HW, seed: int = 0, epochs: float = 10,
+def demo(out: str | Path = "build/demo", hw: str | Path = DEFAULT_HW, seed: int = 0, epochs: float = 15,
          progress: bool = True) -> tuple[Path, dict]:
     """``make demo``: SmallCNN on digits, short schedule. Returns (artifact path, accuracies)."""
     rep = run_flow("smallcnn", "digits", 0.5, hw, out, seed, epochs, progress=progress)

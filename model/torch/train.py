@@ -11,7 +11,7 @@ from torch import nn
 from model.torch.data import loader
 from model.torch.prune import enforce_masks
 
-__all__ = ["set_determinism", "train", "evaluate"]
+__all__ = ["set_determinism", "train", "evaluate", "recalibrate_bn"]
 
 
 def set_determinism(seed: int, threads: int = 2) -> None:
@@ -58,8 +58,33 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: float, lr:
                 break
     if bar is not None:
         bar.close()
+    recalibrate_bn(model, x, batch_size)
     model.eval()
     return model
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, x: torch.Tensor, batch_size: int = 64, max_samples: int = 2048) -> None:
+    """Re-estimate BatchNorm running statistics with the final weights.
+
+    Short schedules leave the EMA running statistics behind the weights (a
+    large train/eval gap); this resets them and accumulates the exact average
+    (momentum None) over up to ``max_samples`` training samples. No-op
+    without BatchNorm.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not bns:
+        return
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    for i in range(0, min(len(x), max_samples), batch_size):
+        model(x[i:i + batch_size])
+    for m, mo in zip(bns, saved):
+        m.momentum = mo
+    model.eval()
 
 
 @torch.no_grad()
