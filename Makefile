@@ -9,7 +9,7 @@ CONFIG  ?= hw/configs/paper.yaml
 OUTDIR  ?= build
 JOBS    ?= 2
 
-.PHONY: install demo test test-fast test-rtl verilog lint bench bench-paper train clean
+.PHONY: install demo test test-fast test-rtl verilog lint bench bench-paper compile minilm clean
 
 install: $(STAMP)
 
@@ -49,8 +49,16 @@ bench: install
 # The five zoo networks (CIFAR-size, digits upscaled to 32x32, short schedules)
 # through the whole flow, then the performance model against the paper.
 bench-paper: install
-	$(VPY) -m model.cli compile --all-zoo --epochs 3 --out $(OUTDIR)/zoo
+	$(VPY) -m model.cli compile --all-zoo --epochs 2 --out $(OUTDIR)/zoo
 	$(VPY) -m model.cli bench-paper --artifacts $(OUTDIR)/zoo/*/artifact --out $(OUTDIR)/paper
+
+# The front-end on the small CNN with the full default schedule.
+compile: install
+	$(VPY) -m model.cli compile --model smallcnn --data digits --hw $(CONFIG) --out $(OUTDIR)/compile
+
+# FTA statistics of the pretrained MiniLM-L6 Linear layers.
+minilm: install
+	$(VPY) -m model.torch.minilm --out $(OUTDIR)/minilm.json
 
 clean:
 	rm -rf $(OUTDIR) sim_build .pytest_cache .hypothesis

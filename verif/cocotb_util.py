@@ -44,7 +44,18 @@ async def reset(dut, cycles: int = 2):
     dut.rst.value = 0
 
 
-class StreamSource:
+class _StreamEnd:
+    """The ports of one ``<name>__valid/ready/payload`` stream of ``dut`` plus sampled ``extra`` ports."""
+
+    def __init__(self, dut, name, rng, p_idle, extra):
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.payload = getattr(dut, f"{name}__payload")
+        self.extra = [getattr(dut, e) for e in extra]
+        self.clk, self.rng, self.p_idle = dut.clk, rng, p_idle
+
+
+class StreamSource(_StreamEnd):
     """Drives ``<name>__valid/payload`` with random valid gaps (probability ``p_idle`` per cycle).
 
     Handshakes are sampled in the ReadOnly phase of each cycle (settled
@@ -53,11 +64,7 @@ class StreamSource:
     """
 
     def __init__(self, dut, name, rng, p_idle=0.3, extra=()):
-        self.valid = getattr(dut, f"{name}__valid")
-        self.ready = getattr(dut, f"{name}__ready")
-        self.payload = getattr(dut, f"{name}__payload")
-        self.extra = [getattr(dut, e) for e in extra]
-        self.clk, self.rng, self.p_idle = dut.clk, rng, p_idle
+        super().__init__(dut, name, rng, p_idle, extra)
         self.valid.value = 0
 
     async def send(self, payloads):
@@ -81,15 +88,11 @@ class StreamSource:
         return seen
 
 
-class StreamSink:
+class StreamSink(_StreamEnd):
     """Accepts ``<name>__payload`` with random ready back-pressure; ``extra`` ports sampled per beat."""
 
     def __init__(self, dut, name, rng, p_idle=0.3, extra=()):
-        self.valid = getattr(dut, f"{name}__valid")
-        self.ready = getattr(dut, f"{name}__ready")
-        self.payload = getattr(dut, f"{name}__payload")
-        self.extra = [getattr(dut, e) for e in extra]
-        self.clk, self.rng, self.p_idle = dut.clk, rng, p_idle
+        super().__init__(dut, name, rng, p_idle, extra)
         self.ready.value = 0
 
     async def recv(self, n):
