@@ -224,6 +224,14 @@ def _plt():
     return plt
 
 
+def save_figure(fig, path: Path) -> Path:
+    """Lay out, write (PNG, 110 dpi) and close a figure; returns its path."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
 def plot_mechanisms(nets: list[NetworkPerf], path: Path):
     """Speedup and energy saving per network broken down by mechanism (Fig. 12 style)."""
     plt = _plt()
@@ -242,9 +250,7 @@ def plot_mechanisms(nets: list[NetworkPerf], path: Path):
     axes[0].axhline(1, color="k", lw=0.5)
     axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle("End to end, by sparsity mechanism")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_time_breakdown(nets: list[NetworkPerf], path: Path):
@@ -270,9 +276,7 @@ def plot_time_breakdown(nets: list[NetworkPerf], path: Path):
     ax.set_ylabel("share of execution time [%]")
     ax.legend(fontsize=7)
     ax.set_title("Execution time by layer type")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _plot_layers(net: NetworkPerf, out: Path) -> list[Path]:
@@ -293,10 +297,7 @@ def _plot_layers(net: NetworkPerf, out: Path) -> list[Path]:
     ax.axhline(1, color="k", lw=0.5)
     ax.legend(fontsize=7)
     ax.set_title(f"{net.network}: per-layer speedup (wall cycles)")
-    fig.tight_layout()
-    paths.append(out / "layer_speedup.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(save_figure(fig, out / "layer_speedup.png"))
 
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(names) + 3), 4))
     ax.bar(x - 0.2, [100 * lp.mech["dbpim"].utilization for lp in mapped], 0.4, label="DB-PIM")
@@ -310,10 +311,7 @@ def _plot_layers(net: NetworkPerf, out: Path) -> list[Path]:
     ax.set_ylim(0, 105)
     ax.legend(fontsize=7)
     ax.set_title(f"{net.network}: utilization (Eq. 2), network {100 * net.utilization():.1f}%")
-    fig.tight_layout()
-    paths.append(out / "utilization.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(save_figure(fig, out / "utilization.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     comps = {m: _components(net, m) for m in ("dense", "dbpim")}
@@ -328,10 +326,7 @@ def _plot_layers(net: NetworkPerf, out: Path) -> list[Path]:
     ax.set_ylabel("energy per inference [uJ]")
     ax.legend(fontsize=7)
     ax.set_title(f"{net.network}: energy by component")
-    fig.tight_layout()
-    paths.append(out / "energy_breakdown.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(save_figure(fig, out / "energy_breakdown.png"))
     return paths
 
 

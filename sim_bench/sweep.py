@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim_bench.report import BenchError, _write_csv, _plt, atomic_dir
+from sim_bench.report import BenchError, _write_csv, _plt, atomic_dir, save_figure
 
 __all__ = ["main", "run_sweep", "parse_geometry", "workload", "workload_from_artifact"]
 
@@ -161,9 +161,7 @@ def _plot(rows, path):
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{rows[0]['network']}: sweep (end to end, vs dense digital PIM)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _floats(s, name):
