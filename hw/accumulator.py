@@ -1,18 +1,18 @@
-"""Shift-and-add accumulator (DESIGN.md 5): per filter slot ``acc += slot_sum << b``."""
+"""Shift-and-add accumulator (docs/design.md §5): per filter slot ``acc += slot_sum << b``."""
 
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
-from hw.common import check_int, check_pow2
-from model.blocks import acc_width, col_sum_width, slot_sum_width
+from hw.common import Block
+from model.spec import LATENCY, acc_width, col_sum_width, slot_sum_width
 
 __all__ = ["ShiftAddAccumulator"]
 
 
-class ShiftAddAccumulator(wiring.Component):
+class ShiftAddAccumulator(Block):
     """Per-slot accumulators fed by the ``n_col`` column sums of each step.
 
     A column-to-slot map (configuration, written through ``m_*`` with the
@@ -24,7 +24,7 @@ class ShiftAddAccumulator(wiring.Component):
 
     ``clear`` zeroes every accumulator (it wins over ``valid``). Twin:
     :func:`model.blocks.accumulator`. Latency: the update is visible one cycle
-    after the step. Widths: :func:`model.blocks.acc_width` (never overflows,
+    after the step. Widths: :func:`model.spec.acc_width` (never overflows,
     even if every column maps to one slot).
 
     Parameters
@@ -47,11 +47,13 @@ class ShiftAddAccumulator(wiring.Component):
         One accumulator per slot.
     """
 
-    def __init__(self, n_comp: int, n_col: int, n_row: int, in_bits: int = 8):
-        self._n_comp = check_pow2("n_comp", n_comp, 2, 256)
-        self._n_col = check_int("n_col", n_col, 1, 256)
-        self._n_row = check_pow2("n_row", n_row, 1, 1024)
-        self._in_bits = check_int("in_bits", in_bits, 1, 16)
+    CONFIG_KEYS = {"n_comp": "n_comp", "n_col": "n_col", "n_row": "n_row", "in_bits": "in_bits"}
+
+    def __init__(self, *, n_comp: int, n_col: int, n_row: int, in_bits: int = 8):
+        self._n_comp = self._param("n_comp", n_comp)
+        self._n_col = self._param("n_col", n_col)
+        self._n_row = self._param("n_row", n_row)
+        self._in_bits = self._param("in_bits", in_bits)
         self._acc_w = acc_width(n_comp, n_col, n_row, in_bits)
         super().__init__({
             "col_sum": In(data.ArrayLayout(signed(col_sum_width(n_comp)), n_col)),
@@ -64,6 +66,12 @@ class ShiftAddAccumulator(wiring.Component):
     def acc_width(self) -> int:
         """Accumulator width in bits (signed)."""
         return self._acc_w
+
+    @property
+    def latency(self) -> int:
+        return LATENCY["accumulator"]
+
+    latency_note = "step to updated acc"
 
     def elaborate(self, platform):
         m = Module()

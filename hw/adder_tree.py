@@ -1,18 +1,18 @@
-"""CSD-based adder tree (DESIGN.md 5): one DBMU column over the compartments."""
+"""CSD-based adder tree (docs/design.md §5): one DBMU column over the compartments."""
 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
-from hw.common import check_pow2
-from model.blocks import col_sum_width
+from hw.common import Block
+from model.spec import adder_tree_latency, col_sum_width
 
 __all__ = ["CSDAdderTree"]
 
 
-class CSDAdderTree(wiring.Component):
+class CSDAdderTree(Block):
     """Sum of one column's CSD digits times the current input bits.
 
     ``sum = sum_c (-1)**sign_c * (hi_c * 2**(2 idx_c + 1) + lo_c * 2**(2 idx_c))``
@@ -49,11 +49,11 @@ class CSDAdderTree(wiring.Component):
         On a bad ``n_comp`` or a non-bool ``pipeline``.
     """
 
-    def __init__(self, n_comp: int, pipeline: bool = False):
-        self._n_comp = check_pow2("n_comp", n_comp, 2, 256)
-        if not isinstance(pipeline, bool):
-            raise TypeError(f"pipeline must be a bool, not {pipeline!r}")
-        self._pipeline = pipeline
+    CONFIG_KEYS = {"n_comp": "n_comp", "pipeline": "pipeline"}
+
+    def __init__(self, *, n_comp: int, pipeline: bool = False):
+        self._n_comp = self._param("n_comp", n_comp)
+        self._pipeline = self._param("pipeline", pipeline)
         super().__init__({
             "hi": In(n_comp), "lo": In(n_comp),
             "idx": In(data.ArrayLayout(2, n_comp)), "sign": In(n_comp),
@@ -72,7 +72,9 @@ class CSDAdderTree(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from inputs to ``sum``: ``int(pipeline)``."""
-        return int(self._pipeline)
+        return adder_tree_latency(self._pipeline)
+
+    latency_note = "inputs to sum"
 
     def elaborate(self, platform):
         m = Module()

@@ -1,19 +1,19 @@
-"""Dyadic block multiply unit (DESIGN.md 5): ``n_row`` 6T cells and one LPU."""
+"""Dyadic block multiply unit (docs/design.md §5): ``n_row`` 6T cells and one LPU."""
 
 from __future__ import annotations
 
 from amaranth.hdl import Module
-from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.common import check_pow2
+from hw.common import Block
 from hw.lpu import LPU
+from model.spec import LATENCY
 
 __all__ = ["DBMU"]
 
 
-class DBMU(wiring.Component):
+class DBMU(Block):
     """``n_row`` one-bit cells, a write port, a row select and one LPU.
 
     The selected row's cell drives the LPU combinationally (latency 0); a write
@@ -41,8 +41,10 @@ class DBMU(wiring.Component):
         If ``n_row`` is not a power of two in range.
     """
 
-    def __init__(self, n_row: int):
-        self._n_row = check_pow2("n_row", n_row, 1, 1024)
+    CONFIG_KEYS = {"n_row": "n_row"}
+
+    def __init__(self, *, n_row: int):
+        self._n_row = self._param("n_row", n_row)
         super().__init__({
             "w_en": In(1), "w_addr": In(range(n_row)), "w_data": In(1),
             "row": In(range(n_row)), "x": In(1),
@@ -53,6 +55,12 @@ class DBMU(wiring.Component):
     def n_row(self) -> int:
         """Cells per DBMU."""
         return self._n_row
+
+    @property
+    def latency(self) -> int:
+        return LATENCY["dbmu"]
+
+    latency_note = "row select to products combinational; a write takes effect the next cycle"
 
     def elaborate(self, platform):
         m = Module()

@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m hw.generate --config hw/configs/paper.yaml --out build/verilog
-    dbpim verilog --config small --out build/verilog-small
+    python -m hw.generate --hw hw/configs/paper.yaml --out build/verilog
+    dbpim verilog --hw small --out build/verilog-small
 
 writes ``dbpim_<block>.v`` for each block (one top module per file, named like
 the file) and ``manifest.json``: the parameters, each block's ports (name,
@@ -30,13 +30,7 @@ MANIFEST_FORMAT = "dbpim-verilog"
 MANIFEST_VERSION = 1
 
 
-def build_block(name: str, macro):
-    """The component of block ``name`` for a :class:`model.config.MacroConfig`.
-
-    Returns
-    -------
-    (component, parameters dict, latency int, latency note str)
-    """
+def _components() -> dict:
     from hw.accumulator import ShiftAddAccumulator
     from hw.adder_tree import CSDAdderTree
     from hw.dbmu import DBMU
@@ -44,33 +38,23 @@ def build_block(name: str, macro):
     from hw.lpu import LPU
     from hw.macro import PIMMacro
     from hw.switch import SparseSwitch
-    from model.macro import pipeline_latency
+    return {"lpu": LPU, "dbmu": DBMU, "adder_tree": CSDAdderTree, "accumulator": ShiftAddAccumulator,
+            "ipu": IPU, "switch": SparseSwitch, "macro": PIMMacro}
 
-    mc = macro
-    if name == "lpu":
-        return LPU(), {}, 0, "combinational"
-    if name == "dbmu":
-        return DBMU(mc.n_row), {"n_row": mc.n_row}, 0, "row select to products combinational; writes take 1 cycle"
-    if name == "adder_tree":
-        t = CSDAdderTree(mc.n_comp, mc.pipeline)
-        return t, {"n_comp": mc.n_comp, "pipeline": mc.pipeline}, t.latency, "inputs to sum"
-    if name == "accumulator":
-        return (ShiftAddAccumulator(mc.n_comp, mc.n_col, mc.n_row, mc.in_bits),
-                {"n_comp": mc.n_comp, "n_col": mc.n_col, "n_row": mc.n_row, "in_bits": mc.in_bits},
-                1, "step to updated acc")
-    if name == "ipu":
-        return (IPU(mc.n_comp, mc.in_bits), {"n_comp": mc.n_comp, "in_bits": mc.in_bits}, 1,
-                "group accepted to first column beat; back-to-back groups without bubbles")
-    if name == "switch":
-        return (SparseSwitch(mc.n_comp, mc.lanes, mc.in_bits),
-                {"window": mc.n_comp, "lanes": mc.lanes, "width": mc.in_bits}, 1,
-                "window accepted to first beat")
-    if name == "macro":
-        lat = pipeline_latency(mc)
-        return (PIMMacro.from_config(mc), mc.to_dict(), lat,
-                "cycles = sum over used rows of popcount(OR of the row) + latency; "
-                "tile loading, input loading (double-buffered) and the output drain are not counted")
-    raise ValueError(f"block: must be one of {', '.join(BLOCKS)}, got {name!r}")
+
+def build_block(name: str, macro):
+    """The component of block ``name`` for a :class:`model.config.MacroConfig`.
+
+    Returns
+    -------
+    hw.common.Block
+        Built with ``from_config``; its ``parameters``, ``latency`` and
+        ``latency_note`` go into the manifest.
+    """
+    comps = _components()
+    if name not in comps:
+        raise ValueError(f"block: must be one of {', '.join(BLOCKS)}, got {name!r}")
+    return comps[name].from_config(macro)
 
 
 _PORT_RE = re.compile(r"^\s*(input|output|inout)\s+(?:wire\s+|reg\s+)?(signed\s+)?(?:\[(\d+):(\d+)\]\s+)?([^\s;]+)\s*;")
@@ -132,12 +116,12 @@ def generate(config, out_dir, blocks=BLOCKS) -> dict:
             raise ValueError(f"block: must be one of {', '.join(BLOCKS)}, got {b!r}")
     texts, entries = {}, {}
     for b in blocks:
-        comp, params, lat, note = build_block(b, mc)
+        comp = build_block(b, mc)
         top = f"dbpim_{b}"
         text = verilog.convert(comp, name=top, emit_src=False)
         texts[f"{top}.v"] = text
-        entries[b] = {"file": f"{top}.v", "top": top, "parameters": params, "latency": lat,
-                      "latency_note": note, "ports": ports_of_verilog(text, top)}
+        entries[b] = {"file": f"{top}.v", "top": top, "parameters": comp.parameters, "latency": comp.latency,
+                      "latency_note": comp.latency_note, "ports": ports_of_verilog(text, top)}
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "config": name,
                 "macro": mc.to_dict(), "blocks": entries}
     texts["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
@@ -157,14 +141,14 @@ def main(argv=None) -> int:
     from model.config import ConfigError
 
     ap = argparse.ArgumentParser(prog="dbpim verilog", description="Generate the DB-PIM Verilog and a manifest.")
-    ap.add_argument("--config", default="paper", help="hardware YAML or shipped name (default: paper)")
+    ap.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
     ap.add_argument("--out", default="build/verilog", help="output folder (default: build/verilog)")
     ap.add_argument("--blocks", default=",".join(BLOCKS),
                     help=f"comma-separated subset of {','.join(BLOCKS)} (default: all)")
     a = ap.parse_args(argv)
     blocks = [b.strip() for b in a.blocks.split(",") if b.strip()]
     try:
-        man = generate(a.config, a.out, blocks)
+        man = generate(a.hw, a.out, blocks)
     except (ConfigError, ValueError) as e:
         print(f"dbpim verilog: {e}", file=sys.stderr)
         return 2

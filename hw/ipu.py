@@ -1,4 +1,4 @@
-"""Input pre-processing unit (DESIGN.md 5): skips all-zero bit columns of an input group."""
+"""Input pre-processing unit (docs/design.md §5): skips all-zero bit columns of an input group."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ import operator
 from functools import reduce
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
-from hw.common import check_int, check_pow2, layout_from_fields
-from model.blocks import ipu_in_fields, ipu_out_fields
+from hw.common import Block, layout_from_fields
+from model.spec import LATENCY, ipu_in_fields, ipu_out_fields
 
 __all__ = ["IPU"]
 
 
-class IPU(wiring.Component):
+class IPU(Block):
     """Zero-column skipper: emits the non-zero bit columns of a group, LSB first.
 
     An accepted group is held in a register together with its column mask
@@ -27,15 +27,15 @@ class IPU(wiring.Component):
     cycle as the last beat, so groups stream with no bubble. An all-zero group
     is accepted with no output beat, and ``empty`` is high in the cycle it is
     accepted. Latency: first beat one cycle after the group is accepted. Twin:
-    :func:`model.blocks.ipu`; payloads: :func:`model.blocks.ipu_in_fields`,
-    :func:`model.blocks.ipu_out_fields`.
+    :func:`model.blocks.ipu`; payloads: :func:`model.spec.ipu_in_fields`,
+    :func:`model.spec.ipu_out_fields`.
 
     Parameters
     ----------
     n_comp : int
         Inputs per group, a power of two from 2 to 256.
     in_bits : int
-        Input width, 1 to 16.
+        Input width (8).
 
     Attributes
     ----------
@@ -44,14 +44,22 @@ class IPU(wiring.Component):
     empty : Out(1)
     """
 
-    def __init__(self, n_comp: int, in_bits: int = 8):
-        self._n_comp = check_pow2("n_comp", n_comp, 2, 256)
-        self._in_bits = check_int("in_bits", in_bits, 1, 16)
+    CONFIG_KEYS = {"n_comp": "n_comp", "in_bits": "in_bits"}
+
+    def __init__(self, *, n_comp: int, in_bits: int = 8):
+        self._n_comp = self._param("n_comp", n_comp)
+        self._in_bits = self._param("in_bits", in_bits)
         super().__init__({
             "i": In(stream.Signature(layout_from_fields(ipu_in_fields(n_comp, in_bits)))),
             "o": Out(stream.Signature(layout_from_fields(ipu_out_fields(n_comp, in_bits)))),
             "empty": Out(1),
         })
+
+    @property
+    def latency(self) -> int:
+        return LATENCY["ipu"]
+
+    latency_note = "group accepted to first column beat; back-to-back groups without bubbles"
 
     def elaborate(self, platform):
         m = Module()

@@ -1,14 +1,16 @@
-"""Local processing unit (DESIGN.md 5): one input bit against a 6T cell's (Q, QB)."""
+"""Local processing unit (docs/design.md §5): one input bit against a 6T cell's (Q, QB)."""
 
 
 from amaranth.hdl import Module
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from hw.common import Block
+from model.spec import LATENCY
 
 __all__ = ["LPU"]
 
 
-class LPU(wiring.Component):
+class LPU(Block):
     """Local processing unit: ``hi = x AND Q``, ``lo = x AND QB`` (QB = not Q).
 
     Purely combinational (latency 0). At most one of ``hi`` / ``lo`` is 1: the
@@ -28,6 +30,12 @@ class LPU(wiring.Component):
     q: In(1)
     hi: Out(1)
     lo: Out(1)
+
+    @property
+    def latency(self) -> int:
+        return LATENCY["lpu"]
+
+    latency_note = "combinational"
 
     def elaborate(self, platform):
         m = Module()

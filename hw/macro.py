@@ -1,23 +1,23 @@
-"""The DB-PIM macro (DESIGN.md 5, 6): IPU, DBMU array, CSD adder trees, shift-and-add accumulator."""
+"""The DB-PIM macro (docs/design.md §5, §6): IPU, DBMU array, CSD adder trees, shift-and-add accumulator."""
 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.accumulator import ShiftAddAccumulator
 from hw.adder_tree import CSDAdderTree
-from hw.common import check_int, check_pow2, layout_from_fields
+from hw.common import Block, layout_from_fields
 from hw.dbmu import DBMU
 from hw.ipu import IPU
-from model.blocks import acc_width, cycle_width, macro_in_fields, macro_out_fields
+from model.spec import acc_width, cycle_width, macro_in_fields, macro_out_fields, pipeline_latency
 
 __all__ = ["PIMMacro"]
 
 
-class PIMMacro(wiring.Component):
+class PIMMacro(Block):
     """One PIM macro loaded with a compiled tile, computing one input vector at a time.
 
     **Loading a tile** (not timed): ``w_*`` writes the ``n_col`` cells and their
@@ -45,7 +45,7 @@ class PIMMacro(wiring.Component):
     the start cycle through the first cycle in which the final accumulator
     values are held, inclusive, i.e. ``N + pipeline_latency`` with
     ``N = sum over used rows of popcount(OR of the row)`` and
-    ``pipeline_latency = 2 + pipeline`` (:func:`model.macro.pipeline_latency`):
+    ``pipeline_latency = 2 + pipeline`` (:func:`model.spec.pipeline_latency`):
     one cycle for the IPU register (start cycle), one for the accumulator
     update, one for the adder-tree register when pipelined. The controller
     waits a fixed drain after the last column rather than probing the pipeline,
@@ -64,11 +64,11 @@ class PIMMacro(wiring.Component):
     n_comp : int
         Compartments (inputs in parallel), a power of two from 2 to 256.
     n_col : int
-        DBMU columns per compartment, 1 to 256.
+        DBMU columns per compartment, an even integer from 2 to 256.
     n_row : int
         Cells per DBMU, a power of two from 1 to 1024.
     in_bits : int
-        Input width, 1 to 16.
+        Input width (8).
     pipeline : bool
         Register stage after the CSD adder trees.
 
@@ -82,14 +82,15 @@ class PIMMacro(wiring.Component):
         Cycle count of the last finished vector.
     """
 
-    def __init__(self, n_comp: int, n_col: int, n_row: int, in_bits: int = 8, pipeline: bool = False):
-        self._n_comp = check_pow2("n_comp", n_comp, 2, 256)
-        self._n_col = check_int("n_col", n_col, 1, 256)
-        self._n_row = check_pow2("n_row", n_row, 1, 1024)
-        self._in_bits = check_int("in_bits", in_bits, 1, 16)
-        if not isinstance(pipeline, bool):
-            raise TypeError(f"pipeline must be a bool, not {pipeline!r}")
-        self._pipeline = pipeline
+    CONFIG_KEYS = {"n_comp": "n_comp", "n_col": "n_col", "n_row": "n_row", "in_bits": "in_bits",
+                   "pipeline": "pipeline"}
+
+    def __init__(self, *, n_comp: int, n_col: int, n_row: int, in_bits: int = 8, pipeline: bool = False):
+        self._n_comp = self._param("n_comp", n_comp)
+        self._n_col = self._param("n_col", n_col)
+        self._n_row = self._param("n_row", n_row)
+        self._in_bits = self._param("in_bits", in_bits)
+        self._pipeline = self._param("pipeline", pipeline)
         super().__init__({
             "w_en": In(1), "w_row": In(range(n_row)), "w_comp": In(range(n_comp)),
             "w_cells": In(n_col), "w_idx": In(data.ArrayLayout(2, n_col)), "w_sign": In(n_col),
@@ -101,15 +102,13 @@ class PIMMacro(wiring.Component):
             "cycles": Out(cycle_width(n_row, in_bits)),
         })
 
-    @classmethod
-    def from_config(cls, macro) -> "PIMMacro":
-        """Build from a :class:`model.config.MacroConfig`."""
-        return cls(macro.n_comp, macro.n_col, macro.n_row, macro.in_bits, macro.pipeline)
-
     @property
     def latency(self) -> int:
-        """Fixed cycles added to the issued bit columns: ``2 + pipeline``."""
-        return 2 + int(self._pipeline)
+        """Fixed cycles added to the issued bit columns: :func:`model.spec.pipeline_latency`."""
+        return pipeline_latency(self._pipeline)
+
+    latency_note = ("cycles = sum over used rows of popcount(OR of the row) + latency; "
+                    "tile loading, input loading (double-buffered) and the output drain are not counted")
 
     @property
     def acc_width(self) -> int:
@@ -152,7 +151,7 @@ class PIMMacro(wiring.Component):
                 m.d.sync += ld_row.eq(ld_row + 1)
 
         # ---- row scheduler feeding the IPU (zero rows skipped)
-        m.submodules.ipu = ipu = IPU(n_comp, in_bits)
+        m.submodules.ipu = ipu = IPU(n_comp=n_comp, in_bits=in_bits)
         pending = Signal(n_row)
         pend_view = Signal(n_row)
         start = Signal()
@@ -175,7 +174,7 @@ class PIMMacro(wiring.Component):
         # ---- DBMU array, metadata register file, CSD adder trees
         trees = []
         for j in range(n_col):
-            tree = CSDAdderTree(n_comp, self._pipeline)
+            tree = CSDAdderTree(n_comp=n_comp, pipeline=self._pipeline)
             m.submodules[f"tree{j}"] = tree
             trees.append(tree)
             m.d.comb += tree.i_valid.eq(ipu.o.valid)
@@ -192,7 +191,7 @@ class PIMMacro(wiring.Component):
                 meta_r.addr.eq(cur_row),
             ]
             for j in range(n_col):
-                cell = DBMU(n_row)
+                cell = DBMU(n_row=n_row)
                 m.submodules[f"dbmu_c{c}_j{j}"] = cell
                 entry = meta_r.data[3 * j:3 * j + 3]
                 m.d.comb += [
@@ -203,7 +202,7 @@ class PIMMacro(wiring.Component):
                 ]
 
         # ---- shift-and-add accumulator
-        m.submodules.acc = acc = ShiftAddAccumulator(n_comp, n_col, n_row, in_bits)
+        m.submodules.acc = acc = ShiftAddAccumulator(n_comp=n_comp, n_col=n_col, n_row=n_row, in_bits=in_bits)
         b_acc = Signal(range(in_bits))
         if self._pipeline:  # delayed like the adder-tree sums
             m.d.sync += b_acc.eq(ipu.o.payload.b)

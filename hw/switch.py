@@ -1,18 +1,18 @@
-"""Sparse allocation switch (DESIGN.md 5): forwards the inputs whose mask bit is 1."""
+"""Sparse allocation switch (docs/design.md §5): forwards the inputs whose mask bit is 1."""
 
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
-from hw.common import check_int, check_pow2, layout_from_fields
-from model.blocks import switch_in_fields, switch_out_fields
+from hw.common import Block, layout_from_fields
+from model.spec import LATENCY, switch_in_fields, switch_out_fields
 
 __all__ = ["SparseSwitch"]
 
 
-class SparseSwitch(wiring.Component):
+class SparseSwitch(Block):
     """Extracts the kept inputs of a window, in order, ``lanes`` per beat.
 
     An accepted window (inputs + pruning mask bits) is held in a register with
@@ -29,11 +29,11 @@ class SparseSwitch(wiring.Component):
     Parameters
     ----------
     window : int
-        Inputs per window, a power of two from 2 to 256.
+        Inputs per window (the macro's ``n_comp``), a power of two from 2 to 256.
     lanes : int
         Outputs per beat, a power of two, ``1 <= lanes <= window``.
     width : int
-        Bits per input, 1 to 32.
+        Bits per input (the activation width, 8).
 
     Attributes
     ----------
@@ -42,15 +42,25 @@ class SparseSwitch(wiring.Component):
     empty : Out(1)
     """
 
-    def __init__(self, window: int, lanes: int, width: int = 8):
-        self._window = check_pow2("window", window, 2, 256)
-        self._lanes = check_pow2("lanes", lanes, 1, window)
-        self._width = check_int("width", width, 1, 32)
+    CONFIG_KEYS = {"window": "n_comp", "lanes": "lanes", "width": "in_bits"}
+
+    def __init__(self, *, window: int, lanes: int, width: int = 8):
+        self._window = self._param("window", window)
+        self._lanes = self._param("lanes", lanes)
+        self._width = self._param("width", width)
+        if lanes > window:
+            raise ValueError(f"lanes must be at most window ({window}), not {lanes!r}")
         super().__init__({
             "i": In(stream.Signature(layout_from_fields(switch_in_fields(window, width)))),
             "o": Out(stream.Signature(layout_from_fields(switch_out_fields(lanes, width)))),
             "empty": Out(1),
         })
+
+    @property
+    def latency(self) -> int:
+        return LATENCY["switch"]
+
+    latency_note = "window accepted to first beat"
 
     def elaborate(self, platform):
         m = Module()

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from model import blocks, csd
+from model import blocks, csd, spec
 from model.config import MacroConfig
-from model.macro import input_bits, run_macro
+from model.macro import run_macro
+from model.spec import input_bits
 
 
 def test_lpu_truth_table():
@@ -32,7 +33,7 @@ def test_adder_tree_extremes_fit_width():
     n = 16
     v = blocks.adder_tree(np.ones(n, int), np.zeros(n, int), np.full(n, 3), np.ones(n, int))
     assert v == -n * 128
-    w = blocks.col_sum_width(n)
+    w = spec.col_sum_width(n)
     assert -(1 << (w - 1)) <= v < (1 << (w - 1))
 
 
@@ -44,19 +45,19 @@ def test_ipu_and_switch():
 
 
 @pytest.mark.parametrize("fields,values", [
-    (blocks.ipu_out_fields(4, 8), {"b": 7, "bits": 0b1010, "last": 1}),
-    (blocks.macro_out_fields(16, 16, 16, 8), {"slot": 15, "acc": -12345, "last": 0}),
-    (blocks.switch_out_fields(4, 8), {"data": [1, 2, 255, 0], "lane_en": 7, "last": 1}),
+    (spec.ipu_out_fields(4, 8), {"b": 7, "bits": 0b1010, "last": 1}),
+    (spec.macro_out_fields(16, 16, 16, 8), {"slot": 15, "acc": -12345, "last": 0}),
+    (spec.switch_out_fields(4, 8), {"data": [1, 2, 255, 0], "lane_en": 7, "last": 1}),
 ])
 def test_pack_round_trip(fields, values):
-    assert blocks.unpack(fields, blocks.pack(fields, values)) == values
+    assert spec.unpack(fields, spec.pack(fields, values)) == values
 
 
 def test_pack_errors():
     with pytest.raises(ValueError, match="acc"):
-        blocks.pack_macro_out(0, 1 << 40, False, 4, 4, 4)
+        spec.pack_macro_out(0, 1 << 40, False, 4, 4, 4)
     with pytest.raises(ValueError, match="missing"):
-        blocks.pack(blocks.ipu_out_fields(4, 8), {"b": 1})
+        spec.pack(spec.ipu_out_fields(4, 8), {"b": 1})
     with pytest.raises(TypeError, match="group"):
         blocks.ipu([0.5, 1])
     with pytest.raises(ValueError, match="row"):
@@ -67,7 +68,7 @@ def test_layouts_match_amaranth():
     amaranth = pytest.importorskip("amaranth")  # noqa: F841
     from amaranth.hdl import Shape
     from hw.common import layout_from_fields
-    f = blocks.macro_out_fields(16, 16, 16, 8)
+    f = spec.macro_out_fields(16, 16, 16, 8)
     lay = layout_from_fields(f)
     assert Shape.cast(lay).width == sum(w * (n or 1) for _, w, n, _ in f)
     assert [n for n, _ in lay] == [x[0] for x in f]
@@ -103,4 +104,4 @@ def test_blocks_compose_to_run_macro(signed):
 
 
 def test_acc_width_bound():
-    assert blocks.acc_width(16, 16, 16, 8) == (16 * 255 * 16 * 16 * 128).bit_length() + 1
+    assert spec.acc_width(16, 16, 16, 8) == (16 * 255 * 16 * 16 * 128).bit_length() + 1

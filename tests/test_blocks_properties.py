@@ -3,7 +3,7 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from model import blocks, csd
+from model import blocks, csd, spec
 
 seeds = st.integers(0, 2**32 - 1)
 
@@ -21,7 +21,7 @@ def test_lpu_and_adder_tree_equal_digit_times_bit(n_comp, shape_extra, seed):
     digit = (1 - 2 * sign) * (1 << (2 * idx + pos))
     got = blocks.adder_tree(hi, lo, idx, sign)
     assert np.array_equal(got, (digit * x).sum(-1))
-    w = blocks.col_sum_width(n_comp)
+    w = spec.col_sum_width(n_comp)
     assert np.all((-(1 << (w - 1)) <= got) & (got < (1 << (w - 1))))
 
 

@@ -22,7 +22,7 @@ def _pairs(rng, n):
 def test_adder_tree_random(pipeline):
     n = 4
     rng = np.random.default_rng(1)
-    dut = CSDAdderTree(n, pipeline)
+    dut = CSDAdderTree(n_comp=n, pipeline=pipeline)
     cases = []
     for _ in range(40):
         hi, lo = _pairs(rng, n)
@@ -50,16 +50,16 @@ def test_adder_tree_random(pipeline):
 
 def test_adder_tree_params():
     with pytest.raises(ValueError, match="n_comp"):
-        CSDAdderTree(3)
+        CSDAdderTree(n_comp=3)
     with pytest.raises(TypeError, match="pipeline"):
-        CSDAdderTree(4, pipeline=1)
+        CSDAdderTree(n_comp=4, pipeline=1)
 
 
 @pytest.mark.parametrize("signed", [False, True])
 def test_accumulator_random(signed):
     n_comp, n_col, n_row = 4, 4, 4
     rng = np.random.default_rng(2)
-    dut = ShiftAddAccumulator(n_comp, n_col, n_row)
+    dut = ShiftAddAccumulator(n_comp=n_comp, n_col=n_col, n_row=n_row)
     col_filter = np.array([0, 0, 1, -1])
     T = 12
     lim = n_comp * 128

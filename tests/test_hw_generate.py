@@ -31,12 +31,12 @@ def test_bad_yaml_writes_nothing(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nmacro:\n  n_comp: 6\n")
     out = tmp_path / "out"
-    assert main(["--config", str(bad), "--out", str(out)]) == 2
+    assert main(["--hw", str(bad), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "n_comp" in err and str(bad) in err
     assert not out.exists()
 
 
 def test_unknown_block(tmp_path):
-    assert main(["--config", "small", "--out", str(tmp_path / "o"), "--blocks", "nope"]) == 2
+    assert main(["--hw", "small", "--out", str(tmp_path / "o"), "--blocks", "nope"]) == 2
     assert not (tmp_path / "o").exists()

@@ -29,7 +29,7 @@ def test_lpu_exhaustive():
 
 def test_dbmu_write_then_select():
     n_row = 4
-    dut = DBMU(n_row)
+    dut = DBMU(n_row=n_row)
     cells = [1, 0, 1, 1]
 
     async def bench(ctx):
@@ -54,4 +54,4 @@ def test_dbmu_write_then_select():
 @pytest.mark.parametrize("bad", [0, 3, 2048, "4", True])
 def test_dbmu_rejects_bad_n_row(bad):
     with pytest.raises((TypeError, ValueError), match="n_row"):
-        DBMU(bad)
+        DBMU(n_row=bad)

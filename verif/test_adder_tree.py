@@ -6,7 +6,7 @@ cocotb = pytest.importorskip("cocotb")
 import numpy as np  # noqa: E402
 from cocotb.triggers import ReadOnly, RisingEdge, Timer  # noqa: E402
 
-from model import blocks  # noqa: E402
+from model import blocks, spec  # noqa: E402
 from verif.cocotb_util import env_rng, macro_cfg, setup  # noqa: E402
 
 
@@ -73,9 +73,9 @@ async def accumulator_vectors(dut):
     seed, rng = env_rng()
     mc = macro_cfg()
     n_col, in_bits = mc.n_col, mc.in_bits
-    accw = blocks.acc_width(mc.n_comp, n_col, mc.n_row, in_bits)
-    csw = blocks.col_sum_width(mc.n_comp)
-    lim = mc.n_comp * blocks.TERM_MAX
+    accw = spec.acc_width(mc.n_comp, n_col, mc.n_row, in_bits)
+    csw = spec.col_sum_width(mc.n_comp)
+    lim = mc.n_comp * spec.TERM_MAX
     await setup(dut, ("col_sum", "valid", "b", "signed_in", "clear", "m_en", "m_col", "m_slot", "m_used"))
     for vec, cf in enumerate(_maps(rng, n_col, mc.phi_max, 8)):
         for j, s in enumerate(cf):
@@ -100,13 +100,13 @@ async def accumulator_vectors(dut):
                 if rng.random() < 0.2:  # valid gap
                     dut.valid.value = 0
                 else:
-                    dut.col_sum.value = blocks.pack([("c", csw, n_col, True)], {"c": cs[t]})
+                    dut.col_sum.value = spec.pack([("c", csw, n_col, True)], {"c": cs[t]})
                     dut.b.value, dut.valid.value = int(bits[t]), 1
                     t += 1
                 await RisingEdge(dut.clk)
             dut.valid.value = 0
             await ReadOnly()
-            got = blocks.unpack([("a", accw, n_col, True)], dut.acc.value.to_unsigned())["a"]
+            got = spec.unpack([("a", accw, n_col, True)], dut.acc.value.to_unsigned())["a"]
             want = blocks.accumulator(cs, bits, cf, signed=signed, in_bits=in_bits)
             assert got == list(want), f"seed {seed}: map {list(cf)} signed {signed}: got {got}, want {list(want)}"
             await RisingEdge(dut.clk)

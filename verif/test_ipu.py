@@ -11,7 +11,7 @@ cocotb = pytest.importorskip("cocotb")
 import numpy as np  # noqa: E402
 from cocotb.triggers import ReadOnly, RisingEdge  # noqa: E402
 
-from model import blocks  # noqa: E402
+from model import blocks, spec  # noqa: E402
 from verif.cocotb_util import StreamSink, StreamSource, env_rng, macro_cfg, reset, setup  # noqa: E402
 
 
@@ -61,12 +61,12 @@ async def ipu_stream(dut):
     for phase in range(2):
         groups = _groups(rng, mc.n_comp, 150)
         want = [b for g in groups for b in blocks.ipu(g, mc.in_bits)]
-        seen = await _check_stream(dut, rng, seed, groups, lambda g: blocks.pack_ipu_in(g, mc.in_bits), want,
-                                   lambda w: blocks.unpack_ipu_out(w, mc.n_comp, mc.in_bits))
+        seen = await _check_stream(dut, rng, seed, groups, lambda g: spec.pack_ipu_in(g, mc.in_bits), want,
+                                   lambda w: spec.unpack_ipu_out(w, mc.n_comp, mc.in_bits))
         want_empty = [int(not g.any()) for g in groups]
         assert [e[0] for e in seen] == want_empty, f"seed {seed}: empty strobes"
         if phase == 0:
-            await _reset_mid_stream(dut, blocks.pack_ipu_in(np.full(mc.n_comp, 255), mc.in_bits))
+            await _reset_mid_stream(dut, spec.pack_ipu_in(np.full(mc.n_comp, 255), mc.in_bits))
 
 
 @cocotb.test()
@@ -81,11 +81,11 @@ async def switch_stream(dut):
         while len(wins) < 150:
             wins.append((rng.integers(0, 256, window), (rng.random(window) < rng.random()).astype(int)))
         want = [b for d, m in wins for b in blocks.switch(d, m, lanes)]
-        seen = await _check_stream(dut, rng, seed, wins, lambda w: blocks.pack_switch_in(w[0], w[1], width), want,
-                                   lambda w: blocks.unpack_switch_out(w, lanes, width))
+        seen = await _check_stream(dut, rng, seed, wins, lambda w: spec.pack_switch_in(w[0], w[1], width), want,
+                                   lambda w: spec.unpack_switch_out(w, lanes, width))
         assert [e[0] for e in seen] == [int(not m.any()) for _, m in wins], f"seed {seed}: empty strobes"
         if phase == 0:
-            await _reset_mid_stream(dut, blocks.pack_switch_in(np.arange(window), np.ones(window, int), width))
+            await _reset_mid_stream(dut, spec.pack_switch_in(np.arange(window), np.ones(window, int), width))
 
 
 @pytest.mark.rtl

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from model import blocks
-from model.macro import input_bits
+from model import spec
+from model.spec import input_bits
 
 __all__ = ["tile_writes", "map_writes", "config_write", "input_beats", "acc_from_beats"]
 
@@ -44,7 +44,7 @@ def config_write(tile, signed: bool) -> dict:
 def input_beats(xg, signed: bool, in_bits: int = 8) -> list[int]:
     """Packed ``x`` payloads (one per cell row) of gathered inputs ``xg`` (n_row, n_comp)."""
     bits = input_bits(np.asarray(xg), signed)
-    return [blocks.pack_macro_in(row, in_bits) for row in bits]
+    return [spec.pack_macro_in(row, in_bits) for row in bits]
 
 
 def acc_from_beats(beats, n_comp, n_col, n_row, in_bits=8) -> np.ndarray:
@@ -53,7 +53,7 @@ def acc_from_beats(beats, n_comp, n_col, n_row, in_bits=8) -> np.ndarray:
     if len(beats) != n_col:
         raise AssertionError(f"expected {n_col} output beats, got {len(beats)}")
     for k, w in enumerate(beats):
-        slot, a, last = blocks.unpack_macro_out(w, n_comp, n_col, n_row, in_bits)
+        slot, a, last = spec.unpack_macro_out(w, n_comp, n_col, n_row, in_bits)
         if slot != k or last != (k == n_col - 1):
             raise AssertionError(f"output beat {k}: slot {slot}, last {last}")
         acc[slot] = a

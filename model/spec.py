@@ -1,0 +1,403 @@
+"""The hardware's facts, written once: number formats, geometry ranges, derived
+widths, pipeline latencies and stream payload layouts (docs/design.md §1, §2, §5).
+
+Everything that the golden model (``model/``), the RTL (``hw/``), the
+testbenches (``verif/``), the front-end and the performance model
+(``sim_bench/``) must agree on is defined here and read from here:
+
+* named constants of the number formats (int8 weights, 4 dyadic blocks, the
+  3-bit idx/sign metadata, 4 bits per stored digit, 8-bit activations);
+* :data:`GEOMETRY`: the allowed values of every macro parameter, checked by
+  :class:`model.config.MacroConfig` and by every ``hw`` component through
+  :func:`check_param`;
+* derived widths (:func:`col_sum_width`, :func:`slot_sum_width`,
+  :func:`acc_width`, :func:`cycle_width`) that make the RTL overflow-free;
+* pipeline latencies of every block (:data:`LATENCY`, :func:`pipeline_latency`);
+* stream payload field lists (``*_fields``) and :func:`pack` / :func:`unpack`:
+  ``hw`` builds its ``data.StructLayout`` payloads from the same lists, so the
+  RTL and the testbenches cannot disagree on a bit position. Fields are packed
+  LSB first in list order, exactly as ``amaranth.lib.data.StructLayout`` does;
+  array fields put element 0 lowest.
+
+Pure Python / NumPy, no torch, no Amaranth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from model._check import as_int_array, check_range
+
+__all__ = [
+    # number formats
+    "WEIGHT_BITS", "WEIGHT_MIN", "WEIGHT_MAX", "N_POS", "N_BLOCKS", "IDX_BITS", "SIGN_BITS", "META_BITS",
+    "DIGIT_BITS", "TERM_MAX", "ACT_BITS", "PHI_LIMIT", "DENSE_COLS_PER_WEIGHT", "input_range", "input_bits",
+    # geometry
+    "Rule", "GEOMETRY", "check_param", "geometry_error",
+    # widths and latencies
+    "positive_int", "bits_for", "col_sum_width", "slot_sum_width", "acc_width", "cycle_width", "LATENCY", "adder_tree_latency",
+    "pipeline_latency",
+    # payloads
+    "pack", "unpack", "field_width",
+    "ipu_in_fields", "ipu_out_fields", "switch_in_fields", "switch_out_fields", "macro_in_fields",
+    "macro_out_fields",
+    "pack_ipu_in", "unpack_ipu_in", "pack_ipu_out", "unpack_ipu_out",
+    "pack_switch_in", "unpack_switch_in", "pack_switch_out", "unpack_switch_out",
+    "pack_macro_in", "unpack_macro_in", "pack_macro_out", "unpack_macro_out",
+]
+
+# --------------------------------------------------------------------------- number formats
+
+#: Weights are signed 8-bit integers, one scale per output channel.
+WEIGHT_BITS = 8
+WEIGHT_MIN, WEIGHT_MAX = -(1 << (WEIGHT_BITS - 1)), (1 << (WEIGHT_BITS - 1)) - 1
+#: CSD digit positions of an int8 weight.
+N_POS = WEIGHT_BITS
+#: Dyadic blocks per weight: block k holds positions (2k+1, 2k); also the most non-zero CSD digits.
+N_BLOCKS = N_POS // 2
+#: Metadata of one stored digit: the block index and the sign.
+IDX_BITS = 2
+SIGN_BITS = 1
+META_BITS = IDX_BITS + SIGN_BITS
+#: Bits one stored digit costs: the 6T cell (its position bit) plus its metadata.
+DIGIT_BITS = 1 + META_BITS
+#: Largest magnitude one compartment adds to a column sum: a digit at position 7.
+TERM_MAX = 1 << (N_POS - 1)
+#: Activation width (the network is int8 / uint8).
+ACT_BITS = 8
+#: Largest FTA threshold an int8 weight can use (its most non-zero CSD digits).
+PHI_LIMIT = N_BLOCKS
+#: Columns one weight occupies in the dense digital PIM baseline (two's-complement bit planes).
+DENSE_COLS_PER_WEIGHT = WEIGHT_BITS
+
+
+def input_range(signed: bool, bits: int = ACT_BITS) -> tuple[int, int]:
+    """Inclusive range of an activation: ``[0, 2**bits - 1]`` or two's complement."""
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+
+def input_bits(x, signed: bool, name: str = "x") -> np.ndarray:
+    """Validate 8-bit inputs and return their bit patterns as uint8.
+
+    Unsigned inputs lie in [0, 255]; signed inputs in [-128, 127] (two's
+    complement, the MSB weighs -2**7).
+    """
+    a = as_int_array(x, name)
+    check_range(a, *input_range(signed), name)
+    return (a.astype(np.int64) & 0xFF).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- geometry
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _pow2(v) -> bool:
+    return v > 0 and (v & (v - 1)) == 0
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The allowed values of one parameter: ``check(v)`` and the words for them."""
+
+    check: Callable
+    allowed: str
+
+    def ok(self, v) -> bool:
+        if self.allowed == "true or false":
+            return isinstance(v, bool)
+        return _is_int(v) and bool(self.check(int(v)))
+
+
+#: Every macro parameter and its allowed values (the macro section of a hardware YAML).
+GEOMETRY: dict[str, Rule] = {
+    "n_comp": Rule(lambda v: _pow2(v) and 2 <= v <= 256, "a power of two from 2 to 256"),
+    "n_col": Rule(lambda v: v % 2 == 0 and 2 <= v <= 256, "an even integer from 2 to 256"),
+    "n_row": Rule(lambda v: _pow2(v) and 1 <= v <= 1024, "a power of two from 1 to 1024"),
+    "in_bits": Rule(lambda v: v == ACT_BITS, f"{ACT_BITS} (the network is int8)"),
+    "phi_max": Rule(lambda v: 1 <= v <= PHI_LIMIT, f"an integer from 1 to {PHI_LIMIT}"),
+    "lanes": Rule(lambda v: _pow2(v) and 1 <= v <= 256, "a power of two from 1 to 256 (at most n_comp)"),
+    "pipeline": Rule(lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+def geometry_error(params: dict) -> tuple[str, str] | None:
+    """First violated rule of a (partial) set of macro parameters: ``(key, message)`` or None.
+
+    Checks each present key against :data:`GEOMETRY`, then the rules between
+    keys: ``n_col >= phi_max`` (one filter fits a column tile) and
+    ``lanes <= n_comp`` (the switch fills at most one cell row per beat).
+    """
+    for key, v in params.items():
+        rule = GEOMETRY.get(key)
+        if rule is not None and not rule.ok(v):
+            return key, f"must be {rule.allowed}, got {v!r}"
+    if "n_col" in params and "phi_max" in params and params["n_col"] < params["phi_max"]:
+        return "n_col", f"must be >= phi_max ({params['phi_max']}) so one filter fits, got {params['n_col']}"
+    if "lanes" in params and "n_comp" in params and params["lanes"] > params["n_comp"]:
+        return "lanes", f"must be <= n_comp ({params['n_comp']}), got {params['lanes']}"
+    return None
+
+
+def check_param(name: str, value, rule: str | None = None):
+    """Validate one component parameter against :data:`GEOMETRY`; returns ``value``.
+
+    ``rule`` names the :data:`GEOMETRY` entry when the parameter has another
+    name in the component (the switch's ``window`` follows ``n_comp``).
+    Messages follow amaranth-soc: ``"n_comp must be a power of two from 2 to
+    256, not 6"``.
+
+    Raises
+    ------
+    TypeError
+        A parameter of the wrong type (``"pipeline must be a bool, not 1"``).
+    ValueError
+        A value out of range.
+    """
+    r = GEOMETRY[rule or name]
+    if r.allowed == "true or false":
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be a bool, not {value!r}")
+        return value
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if not r.ok(value):
+        raise ValueError(f"{name} must be {r.allowed}, not {value!r}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------- widths
+
+def positive_int(v, name: str, lo: int = 1) -> int:
+    """``v`` as an int if it is an integer >= ``lo``, else TypeError / ValueError naming ``name``."""
+    if not _is_int(v):
+        raise TypeError(f"{name}: must be an integer, got {type(v).__name__}")
+    if v < lo:
+        raise ValueError(f"{name}: must be >= {lo}, got {v}")
+    return int(v)
+
+
+def bits_for(n: int) -> int:
+    """Unsigned bits to hold every value 0..n (at least 1), like ``Shape.cast(range(n + 1))``."""
+    return max(1, int(n).bit_length())
+
+
+def _signed_bits(max_abs: int) -> int:
+    """Two's-complement bits to hold every value in [-max_abs, max_abs]."""
+    return int(max_abs).bit_length() + 1
+
+
+def col_sum_width(n_comp: int) -> int:
+    """Signed width of one CSD adder-tree output: ``|sum| <= n_comp * 2**7``."""
+    return _signed_bits(positive_int(n_comp, "n_comp") * TERM_MAX)
+
+
+def slot_sum_width(n_comp: int, n_col: int) -> int:
+    """Signed width of a filter slot's column-sum total.
+
+    Bounded by every column mapping to one slot (the RTL does not trust the
+    column map to respect ``phi_max``), so any loaded map is overflow-free.
+    """
+    return _signed_bits(positive_int(n_comp, "n_comp") * positive_int(n_col, "n_col") * TERM_MAX)
+
+
+def acc_width(n_comp: int, n_col: int, n_row: int, in_bits: int) -> int:
+    """Signed accumulator width that never overflows.
+
+    ``|acc| <= n_row * (2**in_bits - 1) * n_col * n_comp * 2**7``: every row,
+    every input bit (the bit weights of a signed input also sum to at most
+    ``2**in_bits - 1`` in magnitude), every column into one slot.
+    """
+    bound = (positive_int(n_row, "n_row") * ((1 << positive_int(in_bits, "in_bits")) - 1)
+             * positive_int(n_col, "n_col") * positive_int(n_comp, "n_comp") * TERM_MAX)
+    return _signed_bits(bound)
+
+
+def cycle_width(n_row: int, in_bits: int) -> int:
+    """Unsigned width of the macro cycle counter (``n_row * in_bits`` columns plus a margin of 8)."""
+    return bits_for(positive_int(n_row, "n_row") * positive_int(in_bits, "in_bits") + 8)
+
+
+# --------------------------------------------------------------------------- latencies
+
+#: Cycles from an accepted input to the block's output (DBMU: row select -> products).
+LATENCY = {
+    "lpu": 0,          # combinational
+    "dbmu": 0,         # row select to products combinational; a write takes effect the next cycle
+    "dbmu_write": 1,
+    "accumulator": 1,  # step to updated accumulator
+    "ipu": 1,          # group accepted to its first column beat; no bubble between groups
+    "switch": 1,       # window accepted to its first beat
+}
+
+
+def adder_tree_latency(pipeline: bool) -> int:
+    """CSD adder tree: 1 cycle with its register stage, else combinational."""
+    return int(bool(pipeline))
+
+
+def pipeline_latency(pipeline: bool) -> int:
+    """Fixed cycles the macro adds once per input vector to its issued bit columns.
+
+    One for the IPU's column register, one for the accumulator update, and the
+    adder tree's (:func:`adder_tree_latency`).
+    """
+    return LATENCY["ipu"] + LATENCY["accumulator"] + adder_tree_latency(pipeline)
+
+
+# --------------------------------------------------------------------------- payload packing
+# A field is (name, elem_width, count, signed): count None = scalar, else an
+# array of `count` elements (element 0 lowest).
+
+def field_width(f) -> int:
+    """Bits of one field (all elements of an array field)."""
+    _, w, n, _ = f
+    return w * (1 if n is None else n)
+
+
+def pack(fields, values: dict) -> int:
+    """Pack ``values`` (name -> int or sequence) into one integer, LSB first.
+
+    Raises
+    ------
+    ValueError
+        On a missing field, a wrong array length, or a value that does not fit.
+    """
+    word, off = 0, 0
+    for f in fields:
+        name, w, n, sgn = f
+        if name not in values:
+            raise ValueError(f"{name}: missing payload field")
+        v = values[name]
+        elems = [v] if n is None else list(np.asarray(v).reshape(-1))
+        if n is not None and len(elems) != n:
+            raise ValueError(f"{name}: must have {n} elements, got {len(elems)}")
+        lo, hi = (-(1 << (w - 1)), (1 << (w - 1)) - 1) if sgn else (0, (1 << w) - 1)
+        for k, e in enumerate(elems):
+            e = int(e)
+            if not lo <= e <= hi:
+                raise ValueError(f"{name}: {e} does not fit {'signed' if sgn else 'unsigned'}({w})")
+            word |= (e & ((1 << w) - 1)) << (off + k * w)
+        off += field_width(f)
+    return word
+
+
+def unpack(fields, word: int) -> dict:
+    """Inverse of :func:`pack`: name -> int (scalar) or list of ints (array)."""
+    word = int(word)
+    if word < 0:
+        raise ValueError(f"word: must be non-negative, got {word}")
+    out, off = {}, 0
+    for f in fields:
+        name, w, n, sgn = f
+        elems = []
+        for k in range(1 if n is None else n):
+            e = (word >> (off + k * w)) & ((1 << w) - 1)
+            if sgn and e >> (w - 1):
+                e -= 1 << w
+            elems.append(e)
+        out[name] = elems[0] if n is None else elems
+        off += field_width(f)
+    return out
+
+
+def ipu_in_fields(n_comp: int, in_bits: int) -> list:
+    """IPU input beat: ``data`` = the group's ``n_comp`` input patterns."""
+    return [("data", positive_int(in_bits, "in_bits"), positive_int(n_comp, "n_comp"), False)]
+
+
+def ipu_out_fields(n_comp: int, in_bits: int) -> list:
+    """IPU output beat: bit column ``b``, its ``n_comp`` ``bits``, ``last``."""
+    return [("b", bits_for(positive_int(in_bits, "in_bits") - 1), None, False),
+            ("bits", positive_int(n_comp, "n_comp"), None, False), ("last", 1, None, False)]
+
+
+def switch_in_fields(window: int, width: int) -> list:
+    """Switch input beat: ``data`` (window elements of ``width`` bits), ``mask``."""
+    return [("data", positive_int(width, "width"), positive_int(window, "window"), False),
+            ("mask", window, None, False)]
+
+
+def switch_out_fields(lanes: int, width: int) -> list:
+    """Switch output beat: ``data`` (lanes elements), ``lane_en`` bits, ``last``."""
+    return [("data", positive_int(width, "width"), positive_int(lanes, "lanes"), False),
+            ("lane_en", lanes, None, False), ("last", 1, None, False)]
+
+
+def macro_in_fields(n_comp: int, in_bits: int) -> list:
+    """Macro input beat: one cell row's ``n_comp`` input bit patterns."""
+    return [("data", positive_int(in_bits, "in_bits"), positive_int(n_comp, "n_comp"), False)]
+
+
+def macro_out_fields(n_comp: int, n_col: int, n_row: int, in_bits: int) -> list:
+    """Macro output beat: filter ``slot``, its signed ``acc``, ``last`` (slot n_col-1)."""
+    return [("slot", bits_for(positive_int(n_col, "n_col") - 1), None, False),
+            ("acc", acc_width(n_comp, n_col, n_row, in_bits), None, True), ("last", 1, None, False)]
+
+
+def pack_ipu_in(group, in_bits: int = ACT_BITS) -> int:
+    """Integer of an IPU input beat carrying ``group`` (patterns in ``[0, 2**in_bits)``)."""
+    g = np.asarray(group).reshape(-1)
+    return pack(ipu_in_fields(g.size, in_bits), {"data": g})
+
+
+def unpack_ipu_in(word: int, n_comp: int, in_bits: int = ACT_BITS) -> list[int]:
+    return unpack(ipu_in_fields(n_comp, in_bits), word)["data"]
+
+
+def pack_ipu_out(b: int, bits: int, last: bool, n_comp: int, in_bits: int = ACT_BITS) -> int:
+    return pack(ipu_out_fields(n_comp, in_bits), {"b": b, "bits": bits, "last": int(last)})
+
+
+def unpack_ipu_out(word: int, n_comp: int, in_bits: int = ACT_BITS) -> tuple[int, int, bool]:
+    """``(b, bits, last)`` of an IPU output beat, as :func:`model.blocks.ipu` lists them."""
+    d = unpack(ipu_out_fields(n_comp, in_bits), word)
+    return d["b"], d["bits"], bool(d["last"])
+
+
+def pack_switch_in(data, mask, width: int = ACT_BITS) -> int:
+    d = np.asarray(data).reshape(-1)
+    m = sum(int(v) << k for k, v in enumerate(np.asarray(mask).reshape(-1)))
+    return pack(switch_in_fields(d.size, width), {"data": d, "mask": m})
+
+
+def unpack_switch_in(word: int, window: int, width: int = ACT_BITS) -> tuple[list[int], list[int]]:
+    d = unpack(switch_in_fields(window, width), word)
+    return d["data"], [(d["mask"] >> k) & 1 for k in range(window)]
+
+
+def pack_switch_out(values, lane_en: int, last: bool, lanes: int, width: int = ACT_BITS) -> int:
+    return pack(switch_out_fields(lanes, width), {"data": values, "lane_en": lane_en, "last": int(last)})
+
+
+def unpack_switch_out(word: int, lanes: int, width: int = ACT_BITS) -> tuple[list[int], int, bool]:
+    """``(values, lane_en, last)`` of a switch output beat, as :func:`model.blocks.switch` lists them."""
+    d = unpack(switch_out_fields(lanes, width), word)
+    return d["data"], d["lane_en"], bool(d["last"])
+
+
+def pack_macro_in(row, in_bits: int = ACT_BITS) -> int:
+    """Integer of a macro input beat: one row's inputs (signed values become two's complement)."""
+    r = as_int_array(row, "row").reshape(-1)
+    check_range(r, -(1 << (in_bits - 1)), (1 << in_bits) - 1, "row")
+    return pack(macro_in_fields(r.size, in_bits), {"data": r & ((1 << in_bits) - 1)})
+
+
+def unpack_macro_in(word: int, n_comp: int, in_bits: int = ACT_BITS) -> list[int]:
+    return unpack(macro_in_fields(n_comp, in_bits), word)["data"]
+
+
+def pack_macro_out(slot: int, acc: int, last: bool, n_comp: int, n_col: int, n_row: int,
+                   in_bits: int = ACT_BITS) -> int:
+    return pack(macro_out_fields(n_comp, n_col, n_row, in_bits), {"slot": slot, "acc": acc, "last": int(last)})
+
+
+def unpack_macro_out(word: int, n_comp: int, n_col: int, n_row: int,
+                     in_bits: int = ACT_BITS) -> tuple[int, int, bool]:
+    """``(slot, acc, last)`` of a macro output beat (``acc`` sign-extended)."""
+    d = unpack(macro_out_fields(n_comp, n_col, n_row, in_bits), word)
+    return d["slot"], d["acc"], bool(d["last"])
