@@ -1,8 +1,21 @@
-"""Hardware configuration: the macro geometry shared by the golden model and the RTL.
+"""The hardware configuration: one typed design point read from one YAML file.
 
-A design point is one YAML file (``hw/configs/<name>.yaml``) with a strict
-``macro`` section read here, and ``system`` / ``energy`` sections that the
-performance model (``sim_bench``) validates itself. See ``docs/contracts.md``.
+A design point (``hw/configs/<name>.yaml``) has three sections, each a frozen
+dataclass whose defaults (the paper's design point) are written here once:
+
+* ``macro`` (:class:`MacroConfig`): the macro geometry shared by the golden
+  model, the RTL and the performance model. Every key is required (a design
+  point must say what hardware it is); the allowed values are
+  :data:`model.spec.GEOMETRY`.
+* ``system`` (:class:`SystemConfig`): cores, macros per core, clock, buffers,
+  bandwidths, read by the performance model.
+* ``energy`` (:class:`EnergyConfig`): energy per event, read by the
+  performance model.
+
+``system`` and ``energy`` keys that a file leaves out take the defaults below
+and are listed in :attr:`HwConfig.defaulted` (reports print them). Unknown
+keys, missing macro keys and bad values are :class:`ConfigError`\\ s whose
+message is one line ``<file>: <section>.<key>: <what is allowed>``.
 """
 
 from __future__ import annotations
@@ -13,35 +26,41 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["ConfigError", "MacroConfig", "HwConfig", "load_config", "config_path"]
+from model.spec import DIGIT_BITS, GEOMETRY, geometry_error
+
+__all__ = ["ConfigError", "MacroConfig", "SystemConfig", "EnergyConfig", "HwConfig", "load_config",
+           "config_path", "CONFIG_DIR", "SECTIONS"]
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "hw" / "configs"
-TOP_KEYS = ("name", "description", "macro", "system", "energy")
 
 
 class ConfigError(ValueError):
     """A configuration file or value is invalid; the message is one line."""
 
 
-def _is_pow2(v: int) -> bool:
-    return v > 0 and (v & (v - 1)) == 0
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-# key -> (check, description of the allowed values)
-_MACRO_RULES = {
-    "n_comp": (lambda v: _is_pow2(v) and 2 <= v <= 256, "a power of two from 2 to 256"),
-    "n_col": (lambda v: v % 2 == 0 and 2 <= v <= 256, "an even integer from 2 to 256"),
-    "n_row": (lambda v: _is_pow2(v) and 1 <= v <= 1024, "a power of two from 1 to 1024"),
-    "in_bits": (lambda v: v == 8, "8 (the network is int8)"),
-    "phi_max": (lambda v: 1 <= v <= 4, "an integer from 1 to 4"),
-    "lanes": (lambda v: _is_pow2(v) and 1 <= v <= 64, "a power of two from 1 to 64"),
-    "pipeline": (lambda v: isinstance(v, bool), "true or false"),
-}
+def _pos_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _key(default, check, allowed: str):
+    """A dataclass field with its validation rule (``check``, ``allowed`` words) as metadata."""
+    return field(default=default, metadata={"check": check, "allowed": allowed})
+
+
+def _validate(obj, section: str) -> None:
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if not f.metadata["check"](v):
+            raise ConfigError(f"{section}.{f.name}: must be {f.metadata['allowed']}, got {v!r}")
 
 
 @dataclass(frozen=True)
 class MacroConfig:
-    """Geometry of one DB-PIM macro (DESIGN.md 5).
+    """Geometry of one DB-PIM macro (docs/design.md §5).
 
     Parameters
     ----------
@@ -56,7 +75,7 @@ class MacroConfig:
     phi_max : int
         FTA threshold ceiling, 1..4.
     lanes : int
-        Outputs per cycle of the sparse allocation switch (power of two).
+        Outputs per cycle of the sparse allocation switch (power of two, <= n_comp).
     pipeline : bool
         Register stage in the CSD adder tree.
     """
@@ -70,23 +89,13 @@ class MacroConfig:
     pipeline: bool = True
 
     def __post_init__(self):
-        for key, (check, allowed) in _MACRO_RULES.items():
-            v = getattr(self, key)
-            if key == "pipeline":
-                ok = isinstance(v, bool)
-            else:
-                ok = isinstance(v, int) and not isinstance(v, bool) and check(v)
-            if not ok:
-                raise ConfigError(f"macro.{key}: must be {allowed}, got {v!r}")
-        if self.n_col < self.phi_max:
-            raise ConfigError(
-                f"macro.n_col: must be >= phi_max ({self.phi_max}) so one filter fits, got {self.n_col}")
-        if self.lanes > self.n_comp:
-            raise ConfigError(f"macro.lanes: must be <= n_comp ({self.n_comp}), got {self.lanes}")
+        bad = geometry_error(self.to_dict())
+        if bad is not None:
+            raise ConfigError(f"macro.{bad[0]}: {bad[1]}")
 
     @property
     def group_size(self) -> int:
-        """Filters per pruning group G = n_col // phi_max (DESIGN.md 4)."""
+        """Filters per pruning group G = n_col // phi_max (docs/design.md §4)."""
         return self.n_col // self.phi_max
 
     @property
@@ -94,19 +103,119 @@ class MacroConfig:
         """Kept im2col rows one macro tile holds: n_comp * n_row."""
         return self.n_comp * self.n_row
 
+    @property
+    def tile_bytes(self) -> float:
+        """Bytes of one full tile: every cell with its idx/sign metadata."""
+        return self.n_row * self.n_comp * self.n_col * DIGIT_BITS / 8
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
+_BOOL = (lambda v: isinstance(v, bool), "true or false")
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    """The accelerator around the macros (docs/design.md §7), read by the performance model."""
+
+    cores: int = _key(8, _pos_int, "a positive integer (PIM cores)")
+    macros_per_core: int = _key(4, _pos_int, "a positive integer (macros sharing weights in a core)")
+    tech_nm: int = _key(28, _pos_int, "a positive integer (technology node in nm)")
+    freq_mhz: float = _key(500, lambda v: _num(v) and v > 0, "a positive number (clock in MHz)")
+    input_buffer_kib: float = _key(64, lambda v: _num(v) and v > 0, "a positive number (KiB)")
+    output_buffer_kib: float = _key(64, lambda v: _num(v) and v > 0, "a positive number (KiB)")
+    simd_lanes: int = _key(16, _pos_int, "a positive integer (SIMD core operations per cycle)")
+    weight_load_bytes_per_cycle: float = _key(64, lambda v: _num(v) and v > 0,
+                                              "a positive number (bytes per cycle into one core's macros)")
+    switch_bound: bool = _key(False, *_BOOL)
+    replicate_idle_cores: bool = _key(False, *_BOOL)
+
+    def __post_init__(self):
+        _validate(self, "system")
+
+
+@dataclass(frozen=True)
+class EnergyConfig:
+    """Energy per event in pJ (static power in mW); each value's source is written in the YAML."""
+
+    cell_and_pj: float = _key(0.0002, lambda v: _num(v) and v >= 0,
+                              "a non-negative number (pJ per activated 6T cell per issued bit column)")
+    adder_input_pj: float = _key(0.0008, lambda v: _num(v) and v >= 0,
+                                 "a non-negative number (pJ per adder-tree input per cycle, dense tree)")
+    csd_adder_input_pj: float = _key(0.0012, lambda v: _num(v) and v >= 0,
+                                     "a non-negative number (pJ per CSD adder-tree input per cycle)")
+    accumulate_pj: float = _key(0.005, lambda v: _num(v) and v >= 0,
+                                "a non-negative number (pJ per column shift-and-add per cycle)")
+    ipu_pj: float = _key(0.05, lambda v: _num(v) and v >= 0,
+                         "a non-negative number (pJ per bit column issued by the IPU)")
+    switch_pj: float = _key(0.02, lambda v: _num(v) and v >= 0,
+                            "a non-negative number (pJ per input extracted by the sparse allocation switch)")
+    input_buffer_byte_pj: float = _key(1.0, lambda v: _num(v) and v >= 0,
+                                       "a non-negative number (pJ per byte read from the input buffer)")
+    output_buffer_byte_pj: float = _key(1.0, lambda v: _num(v) and v >= 0,
+                                        "a non-negative number (pJ per byte read or written, output buffer)")
+    weight_load_byte_pj: float = _key(2.0, lambda v: _num(v) and v >= 0,
+                                      "a non-negative number (pJ per byte read from the on-chip weight store)")
+    weight_write_byte_pj: float = _key(0.5, lambda v: _num(v) and v >= 0,
+                                       "a non-negative number (pJ per byte written into one macro)")
+    dram_byte_pj: float = _key(0.0, lambda v: _num(v) and v >= 0,
+                               "a non-negative number (pJ per byte of weights fetched off chip; 0 = excluded)")
+    simd_op_pj: float = _key(0.5, lambda v: _num(v) and v >= 0,
+                             "a non-negative number (pJ per SIMD core element operation)")
+    static_mw: float = _key(2.0, lambda v: _num(v) and v >= 0,
+                            "a non-negative number (static power in mW, charged over the execution time)")
+
+    def __post_init__(self):
+        _validate(self, "energy")
+
+
+#: YAML section -> its dataclass
+SECTIONS = {"macro": MacroConfig, "system": SystemConfig, "energy": EnergyConfig}
+TOP_KEYS = ("name", "description") + tuple(SECTIONS)
+
+
 @dataclass(frozen=True)
 class HwConfig:
-    """A whole design point read from YAML."""
+    """A whole design point.
+
+    Attributes
+    ----------
+    name : str
+    macro : MacroConfig
+    system : SystemConfig
+    energy : EnergyConfig
+    path : str or None
+        The YAML file it was read from.
+    defaulted : tuple of str
+        ``section.key`` of every system/energy key the file left out (default used).
+    """
 
     name: str
-    macro: MacroConfig
-    system: dict = field(default_factory=dict)
-    energy: dict = field(default_factory=dict)
+    macro: MacroConfig = field(default_factory=MacroConfig)
+    system: SystemConfig = field(default_factory=SystemConfig)
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
     path: str | None = None
+    defaulted: tuple = ()
+
+    @property
+    def n_macros(self) -> int:
+        return self.system.cores * self.system.macros_per_core
+
+    @property
+    def pim_bytes(self) -> int:
+        """Cell capacity of all macros in bytes (one bit per 6T cell)."""
+        m = self.macro
+        return self.n_macros * m.n_row * m.n_comp * m.n_col // 8
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "macro": self.macro.to_dict(), "system": dataclasses.asdict(self.system),
+                "energy": dataclasses.asdict(self.energy)}
+
+    def replace(self, **sections) -> "HwConfig":
+        """A copy with some fields of some sections changed: ``cfg.replace(macro={"n_col": 8})``."""
+        new = {k: dataclasses.replace(getattr(self, k), **v) for k, v in sections.items()}
+        return dataclasses.replace(self, **new)
 
 
 def config_path(name_or_path: str | Path) -> Path:
@@ -119,6 +228,31 @@ def config_path(name_or_path: str | Path) -> Path:
         return shipped
     names = sorted(q.stem for q in CONFIG_DIR.glob("*.yaml"))
     raise ConfigError(f"{name_or_path}: no such configuration file; shipped configurations: {', '.join(names)}")
+
+
+def _section(p: Path, doc: dict, name: str, required: bool):
+    cls = SECTIONS[name]
+    sec = doc.get(name)
+    keys = [f.name for f in dataclasses.fields(cls)]
+    if sec is None and not required:
+        return cls(), [f"{name}.{k}" for k in keys]
+    if not isinstance(sec, dict):
+        raise ConfigError(f"{p}: {name}: required mapping with keys {', '.join(keys)}")
+    for k in sec:
+        if k not in keys:
+            raise ConfigError(f"{p}: {name}.{k}: unknown key; allowed: {', '.join(keys)}")
+    missing = [k for k in keys if k not in sec]
+    bad = geometry_error(sec) if name == "macro" else None
+    if bad is not None:  # a wrong value is named before a missing key
+        raise ConfigError(f"{p}: macro.{bad[0]}: {bad[1]}")
+    if required and missing:
+        rule = GEOMETRY.get(missing[0])
+        what = f" ({rule.allowed})" if rule else ""
+        raise ConfigError(f"{p}: {name}.{missing[0]}: required key missing{what}")
+    try:
+        return cls(**sec), [f"{name}.{k}" for k in missing]
+    except ConfigError as e:
+        raise ConfigError(f"{p}: {e}") from None
 
 
 def load_config(path: str | Path) -> HwConfig:
@@ -136,14 +270,24 @@ def load_config(path: str | Path) -> HwConfig:
     Raises
     ------
     ConfigError
-        One line ``<file>: <key>: <what is allowed>`` for a missing file, bad
-        YAML, an unknown key, a wrong type or a value out of range.
+        One line ``<file>: <key>: <what is allowed>`` for a missing or
+        unreadable file, a binary file, bad YAML, an unknown or missing key, a
+        wrong type or a value out of range.
     """
     p = config_path(path)
-    if not p.is_file():
+    if not p.exists():
         raise ConfigError(f"{p}: file not found")
+    if not p.is_file():
+        raise ConfigError(f"{p}: not a file (a hardware YAML file or a shipped name is expected)")
     try:
-        doc = yaml.safe_load(p.read_text())
+        text = p.read_bytes().decode("utf-8")
+        if "\x00" in text:
+            raise UnicodeDecodeError("utf-8", b"", 0, 1, "NUL byte")
+        doc = yaml.safe_load(text)
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot be read ({e.strerror or type(e).__name__})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text file (a hardware YAML file is expected)") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(doc, dict):
@@ -151,19 +295,8 @@ def load_config(path: str | Path) -> HwConfig:
     for k in doc:
         if k not in TOP_KEYS:
             raise ConfigError(f"{p}: {k}: unknown key; allowed top-level keys: {', '.join(TOP_KEYS)}")
-    macro = doc.get("macro")
-    if not isinstance(macro, dict):
-        raise ConfigError(f"{p}: macro: required mapping with keys {', '.join(_MACRO_RULES)}")
-    for k in macro:
-        if k not in _MACRO_RULES:
-            raise ConfigError(f"{p}: macro.{k}: unknown key; allowed: {', '.join(_MACRO_RULES)}")
-    try:
-        mc = MacroConfig(**macro)
-    except ConfigError as e:
-        raise ConfigError(f"{p}: {e}") from None
-    for sec in ("system", "energy"):
-        if doc.get(sec) is not None and not isinstance(doc[sec], dict):
-            raise ConfigError(f"{p}: {sec}: must be a mapping")
-    return HwConfig(name=str(doc.get("name", p.stem)), macro=mc,
-                    system=dict(doc.get("system") or {}), energy=dict(doc.get("energy") or {}),
-                    path=str(p))
+    macro, _ = _section(p, doc, "macro", required=True)
+    system, d_sys = _section(p, doc, "system", required=False)
+    energy, d_en = _section(p, doc, "energy", required=False)
+    return HwConfig(name=str(doc.get("name", p.stem)), macro=macro, system=system, energy=energy, path=str(p),
+                    defaulted=tuple(d_sys + d_en))

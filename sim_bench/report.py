@@ -349,10 +349,9 @@ def write_report(net: NetworkPerf, out: Path, plots: bool = True) -> dict:
 def load_inputs(artifact, hw="paper"):
     """Load and check an artifact and a hardware YAML; one-line :class:`BenchError` on bad input."""
     from model.artifact import ArtifactError, load
-    from model.config import ConfigError
-    from sim_bench.hwcfg import load_bench_config
+    from model.config import ConfigError, load_config
     try:
-        cfg = load_bench_config(hw)
+        cfg = load_config(hw)
     except ConfigError as e:
         raise BenchError(str(e)) from None
     p = Path(artifact)

@@ -91,9 +91,9 @@ def _point(args) -> dict:
     wl, hw, sparsity, phi_max, geom = args
     from model.config import ConfigError
     from sim_bench import synth
-    from sim_bench.hwcfg import load_bench_config
+    from model.config import load_config
     from sim_bench.perf import MECHANISMS, evaluate_network
-    cfg = load_bench_config(hw)
+    cfg = load_config(hw)
     n_comp, n_col, n_row = geom
     try:
         macro = dataclasses.replace(cfg.macro, n_comp=n_comp, n_col=n_col, n_row=n_row, phi_max=phi_max,
@@ -119,9 +119,9 @@ def run_sweep(workload_name="digits", hw="paper", sparsities=(0.0, 0.25, 0.5, 0.
               geometries=((16, 16, 16),), out="build/sweep", workers: int = 2, plots: bool = True) -> list[dict]:
     """Run every point (in ``workers`` processes) and write ``sweep.csv`` / ``sweep.png`` / ``sweep.json``."""
     from model.config import ConfigError
-    from sim_bench.hwcfg import load_bench_config
+    from model.config import load_config
     try:
-        load_bench_config(hw)
+        load_config(hw)
     except ConfigError as e:
         raise BenchError(str(e)) from None
     workload(workload_name)  # validate (and fail) early, in this process

@@ -10,11 +10,10 @@ import pytest
 from model import examples, fta, prune
 from model.artifact import LayerRecord
 from model.compile import compile_layer
-from model.config import ConfigError, MacroConfig, load_config
+from model.config import ConfigError, HwConfig, MacroConfig, SystemConfig, load_config
 from model.layer import im2col, run_layer
 from model.macro import run_macro
 from sim_bench import perf, synth
-from sim_bench.hwcfg import BenchConfig, SystemConfig, bench_config_from, load_bench_config
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +24,7 @@ def digits():
 
 def test_macro_cycles_equal_golden_on_real_digits_layer(digits):
     hw, layers = digits
-    cfg = bench_config_from(hw)
+    cfg = hw
     recs = examples.to_records(layers)
     for rl, rec in zip(layers, recs[::2]):
         lp = perf.evaluate_layer(perf.spec_from_record(rec), cfg)
@@ -60,7 +59,7 @@ def _conv_record(macro, signed=False, sparsity=0.4, seed=1, cin=5, cout=11, H=6)
 
 @pytest.mark.parametrize("name,signed", [("paper", False), ("small", False), ("small", True)])
 def test_conv_layer_cycles_equal_run_layer(name, signed):
-    cfg = load_bench_config(name)
+    cfg = load_config(name)
     rec = _conv_record(cfg.macro, signed=signed)
     xc = im2col(rec.x, 3, 3, 1, 1)
     r = run_layer(xc, rec.compiled, signed=signed)
@@ -73,7 +72,7 @@ def test_conv_layer_cycles_equal_run_layer(name, signed):
 
 
 def test_one_core_one_macro_wall_equals_macro_cycles():
-    cfg0 = load_bench_config("paper")
+    cfg0 = load_config("paper")
     cfg = dataclasses.replace(cfg0, system=SystemConfig(cores=1, macros_per_core=1,
                                                         weight_load_bytes_per_cycle=1e15))
     rec = _conv_record(cfg.macro)
@@ -88,7 +87,7 @@ def test_one_core_one_macro_wall_equals_macro_cycles():
 
 
 def test_mechanism_ordering_and_utilization():
-    cfg = load_bench_config("paper")
+    cfg = load_config("paper")
     specs = synth.specs_of(synth.resnet18("cifar")[:6], cfg.macro, sparsity=0.5)
     for lp in perf.evaluate_network(specs, cfg).mapped():
         mc = {k: m.macro_cycles for k, m in lp.mech.items()}
@@ -101,7 +100,7 @@ def test_mechanism_ordering_and_utilization():
 
 
 def test_no_recorded_inputs_means_no_input_skipping():
-    cfg = load_bench_config("paper")
+    cfg = load_config("paper")
     rec = _conv_record(cfg.macro)
     rec.x = None
     spec = perf.spec_from_record(rec)
@@ -112,7 +111,7 @@ def test_no_recorded_inputs_means_no_input_skipping():
 
 
 def test_simd_layers_cost_simd_cycles():
-    cfg = load_bench_config("paper")
+    cfg = load_config("paper")
     lp = perf.evaluate_layer(perf.LayerSpec(name="dw", kind="simd", op="depthwise", simd_ops=1000), cfg)
     assert lp.type == "dw-conv" and lp.simd_cycles == np.ceil(1000 / cfg.system.simd_lanes)
     assert lp.cycles("dbpim") == lp.cycles("dense") and lp.energy("dbpim") > 0
@@ -126,19 +125,19 @@ def test_yaml_validation(tmp_path):
         p = tmp_path / "bad.yaml"
         p.write_text(text.replace(bad, needle))
         with pytest.raises(ConfigError) as e:
-            load_bench_config(p)
+            load_config(p)
         msg = str(e.value)
         assert "\n" not in msg and str(p) in msg and (needle.split(":")[0].split()[-1] in msg)
     p = tmp_path / "nosys.yaml"
     p.write_text("name: x\nmacro: {n_comp: 4, n_col: 4, n_row: 4, in_bits: 8, phi_max: 2, lanes: 2, "
                  "pipeline: false}\n")
-    cfg = load_bench_config(p)
+    cfg = load_config(p)
     assert cfg.system.cores == 8 and cfg.energy.simd_op_pj > 0  # defaults
-    assert isinstance(cfg, BenchConfig) and cfg.macro == MacroConfig(4, 4, 4, 8, 2, 2, False)
+    assert isinstance(cfg, HwConfig) and cfg.macro == MacroConfig(4, 4, 4, 8, 2, 2, False)
 
 
 def test_replicate_idle_cores_only_helps():
-    cfg = load_bench_config("paper")
+    cfg = load_config("paper")
     rec = _conv_record(cfg.macro, cout=8)  # one group: one filter tile for FTA mechanisms
     spec = perf.spec_from_record(rec)
     base = perf.evaluate_layer(spec, cfg)
