@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model import fta, prune
 from model.artifact import LayerRecord
 from model.compile import compile_layer
 from model.config import MacroConfig
+from model.quant import prune_quantize
 
 __all__ = ["load_digits", "train_mlp", "real_layers", "real_layer", "RealLayer"]
 
@@ -94,14 +94,11 @@ def real_layers(macro: MacroConfig, sparsity: float = 0.5, n_samples: int = 8, s
     x_scale = 1.0 / (16 * 15)
     out = []
     for i, (W, b) in enumerate(layers_f):
-        K, N = W.shape
-        scale = np.abs(W).max(0) / 127.0
-        scale[scale == 0] = 1.0
-        mask = prune.block_mask(W, macro.group_size, sparsity)
-        w_fta, phi = fta.quantize(W / scale, prune.expand_mask(mask, N, macro.group_size), phi_max=macro.phi_max)
-        comp = compile_layer(w_fta, phi, mask, macro)
-        out.append(RealLayer(name=f"fc{i + 1}", w_float=W, scale=scale.astype(np.float32), w_fta=w_fta, phi=phi,
-                             mask=mask, x=x.astype(np.uint8), x_scale=x_scale, compiled=comp))
+        q = prune_quantize(W, macro, sparsity)
+        w_fta, scale = q.w, q.scale
+        comp = compile_layer(w_fta, q.phi, q.mask, macro, q.group_size)
+        out.append(RealLayer(name=f"fc{i + 1}", w_float=W, scale=scale, w_fta=w_fta, phi=q.phi,
+                             mask=q.mask, x=x.astype(np.uint8), x_scale=x_scale, compiled=comp))
         # next layer's real inputs: integer accumulators -> float -> ReLU -> uint8 quantizer
         acc = x @ w_fta.astype(np.int64)
         h = np.maximum(acc * scale * x_scale + b, 0)

@@ -2,7 +2,7 @@
 
 ``run_layer`` gives the exact int32 outputs (equal to ``x @ W`` on integers,
 always) and the cycle counts of DB-PIM and of the dense digital PIM baseline
-(DESIGN.md 6). Cycle counts are *macro-cycles*: summed over every tile and every
+(docs/design.md §7). Cycle counts are *macro-cycles*: summed over every tile and every
 input vector as if one macro ran them all; the performance model divides them
 over cores and macros.
 
@@ -18,11 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.compile import CompiledLayer, tile_digit_values
-from model.config import MacroConfig
-from model.macro import POPCOUNT8, input_bits, pipeline_latency
+from model.cycles import cell_row_popcounts, dense_cycles, row_tile_sums
+from model.spec import input_bits, pipeline_latency
 
-__all__ = ["LayerResult", "run_layer", "run_conv2d", "im2col", "conv_out_size", "weights_of", "row_popcounts",
-           "dense_cycles"]
+__all__ = ["LayerResult", "run_layer", "run_conv2d", "im2col", "conv_out_size", "weights_of"]
 
 
 @dataclass
@@ -92,43 +91,6 @@ def weights_of(compiled: CompiledLayer) -> np.ndarray:
     return w
 
 
-def row_popcounts(bits: np.ndarray, rows: np.ndarray, n_comp: int) -> np.ndarray:
-    """popcount(OR) of consecutive ``n_comp``-input cell rows.
-
-    Parameters
-    ----------
-    bits : ndarray of uint8, shape (P, K)
-        Input bit patterns.
-    rows : ndarray of int, shape (R,)
-        im2col rows in mapping order (kept rows of a group).
-    n_comp : int
-
-    Returns
-    -------
-    ndarray of uint8, shape (P, ceil(R / n_comp))
-    """
-    n_cell_rows = -(-rows.size // n_comp)
-    g = np.zeros((bits.shape[0], n_cell_rows * n_comp), np.uint8)
-    g[:, :rows.size] = bits[:, rows]
-    orr = np.bitwise_or.reduce(g.reshape(bits.shape[0], n_cell_rows, n_comp), axis=2)
-    return POPCOUNT8[orr]
-
-
-def dense_cycles(K: int, N: int, P: int, macro: MacroConfig) -> int:
-    """Dense digital PIM baseline macro-cycles for a K x N layer and P vectors.
-
-    Same array, no sparsity support: 8 two's-complement bit-plane columns per
-    weight (ceil(8 N / n_col) column tiles), all K rows dealt n_comp per cell
-    row and n_comp * n_row per tile, ``in_bits`` cycles per cell row, no
-    skipping, plus the same pipeline latency per vector and tile.
-    """
-    col_tiles = -(-8 * N // macro.n_col)
-    cell_rows = -(-K // macro.n_comp)
-    row_tiles = -(-K // macro.capacity_rows)
-    per_vector = macro.in_bits * cell_rows + pipeline_latency(macro) * row_tiles
-    return int(col_tiles * per_vector * P)
-
-
 def run_layer(x, compiled: CompiledLayer, signed: bool = False) -> LayerResult:
     """Run im2col inputs through a compiled layer.
 
@@ -155,19 +117,11 @@ def run_layer(x, compiled: CompiledLayer, signed: bool = False) -> LayerResult:
     w = weights_of(compiled)
     out = (xv @ w.astype(np.float64)).astype(np.int32)
     P = x.shape[0]
-    lat = pipeline_latency(macro)
-    cap, n_row = macro.capacity_rows, macro.n_row
-    tile_cycles = np.zeros(len(compiled.tiles), np.int64)
-    by_group: dict[int, np.ndarray] = {}
-    for i, t in enumerate(compiled.tiles):
-        if t.group not in by_group:
-            rows_g = np.nonzero(compiled.mask[:, t.group])[0]
-            pc = row_popcounts(bits, rows_g, macro.n_comp).sum(0, dtype=np.int64)  # per cell row
-            n_rt = -(-rows_g.size // cap)
-            pad = np.zeros(n_rt * n_row, np.int64)
-            pad[:pc.size] = pc
-            by_group[t.group] = pad.reshape(n_rt, n_row).sum(1)
-        tile_cycles[i] = by_group[t.group][t.row_tile] + lat * P
+    lat = pipeline_latency(macro.pipeline)
+    groups = sorted({t.group for t in compiled.tiles})
+    pc = cell_row_popcounts(bits, [np.nonzero(compiled.mask[:, g])[0] for g in groups], macro.n_comp)
+    by_group = dict(zip(groups, row_tile_sums(pc.sum(0, dtype=np.int64), macro.n_row)))  # group -> per row tile
+    tile_cycles = np.array([by_group[t.group][t.row_tile] + lat * P for t in compiled.tiles], np.int64)
     total = int(tile_cycles.sum())
     return LayerResult(out=out, cycles_dbpim=total, compute_cycles_dbpim=total - lat * P * len(compiled.tiles),
                        cycles_dense=dense_cycles(compiled.K, compiled.N, P, macro), tile_cycles=tile_cycles)

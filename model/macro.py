@@ -1,4 +1,4 @@
-"""Golden model of one PIM macro running one compiled tile (DESIGN.md 5, 6).
+"""Golden model of one PIM macro running one compiled tile (docs/design.md §5, §6).
 
 For each used cell row r (in order) the IPU takes the row's ``n_comp`` inputs,
 finds the bit columns b with at least one input bit set (the OR of the row)
@@ -8,11 +8,10 @@ each column adds ``(-1)**sign * (hi * 2**(2 idx + 1) + lo * 2**(2 idx))`` over
 the compartments; the shift-and-add accumulator adds the column sums of a filter
 slot's columns shifted by b (subtracted for b = in_bits - 1 in signed mode).
 
-Cycles: ``compute_cycles = sum over used rows of popcount(OR of the row)``;
-rows whose inputs are all zero cost nothing (the empty row is skipped when the
-vector is loaded). The reported ``cycles`` add :func:`pipeline_latency` once per
-vector for the pipeline fill and drain. Loading the input vector is
-double-buffered behind the previous vector's compute and not counted.
+Cycles come from the one cycle model, :func:`model.cycles.vector_cycles`:
+``compute_cycles = sum over used rows of popcount(OR of the row)`` (rows whose
+inputs are all zero cost nothing), and ``cycles`` add the pipeline latency once
+per vector. The bit-serial loop below issues exactly those columns.
 """
 
 from __future__ import annotations
@@ -21,13 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model._check import as_int_array, check_range
 from model.compile import Tile
 from model.config import MacroConfig
+from model.cycles import vector_cycles
+from model.spec import input_bits
 
-__all__ = ["MacroResult", "gather", "pipeline_latency", "run_macro", "POPCOUNT8", "input_bits"]
-
-POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+__all__ = ["MacroResult", "gather", "run_macro"]
 
 
 @dataclass
@@ -47,29 +45,6 @@ class MacroResult:
     acc: np.ndarray
     cycles: int
     compute_cycles: int
-
-
-def pipeline_latency(macro: MacroConfig) -> int:
-    """Fixed fill/drain cycles added once per input vector.
-
-    One cycle for the IPU's column register, one for the accumulator update,
-    and one more when the CSD adder tree is pipelined.
-    """
-    return 2 + int(bool(macro.pipeline))
-
-
-def input_bits(x, signed: bool, name: str = "x") -> np.ndarray:
-    """Validate 8-bit inputs and return their bit patterns as uint8.
-
-    Unsigned inputs lie in [0, 255]; signed inputs in [-128, 127] (two's
-    complement, the MSB weighs -2**7).
-    """
-    a = as_int_array(x, name)
-    if signed:
-        check_range(a, -128, 127, name)
-    else:
-        check_range(a, 0, 255, name)
-    return (a.astype(np.int64) & 0xFF).astype(np.uint8)
 
 
 def gather(tile: Tile, x) -> np.ndarray:
@@ -116,13 +91,11 @@ def run_macro(tile: Tile, x, macro: MacroConfig, signed: bool = False, gathered:
     hi_w = (1 - 2 * tile.sign.astype(np.int64)) << (2 * tile.idx.astype(np.int64) + 1)
     lo_w = (1 - 2 * tile.sign.astype(np.int64)) << (2 * tile.idx.astype(np.int64))
     q = tile.cells.astype(np.int64)
-    compute = 0
     for r in range(tile.n_rows_used):
         orr = int(np.bitwise_or.reduce(bits[r]))
         for b in range(macro.in_bits):
             if not (orr >> b) & 1:
                 continue  # IPU skips the all-zero bit column
-            compute += 1
             xb = ((bits[r] >> b) & 1).astype(np.int64)[:, None]  # (n_comp, 1)
             hi, lo = xb & q[r], xb & (1 - q[r])  # LPU
             col_sum = (hi * hi_w[r] + lo * lo_w[r]).sum(0)  # CSD adder tree, per column
@@ -133,4 +106,5 @@ def run_macro(tile: Tile, x, macro: MacroConfig, signed: bool = False, gathered:
     acc = np.zeros(macro.n_col, np.int64)
     used = tile.col_filter >= 0
     np.add.at(acc, tile.col_filter[used].astype(np.intp), acc_col[used])
-    return MacroResult(acc=acc, cycles=compute + pipeline_latency(macro), compute_cycles=compute)
+    compute, cycles = vector_cycles(bits, tile.n_rows_used, macro.pipeline)
+    return MacroResult(acc=acc, cycles=cycles, compute_cycles=compute)

@@ -47,9 +47,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from model.compile import _column_tiles
-from model.macro import POPCOUNT8, input_bits, pipeline_latency
+from model.cycles import POPCOUNT8, cell_row_popcounts, row_tile_sums
+from model.spec import DIGIT_BITS, input_bits, pipeline_latency
 from model.prune import n_groups
-from sim_bench.hwcfg import BenchConfig
+from model.config import HwConfig
 
 __all__ = ["MECHANISMS", "MECH_LABELS", "LayerSpec", "LayerPerf", "NetworkPerf", "spec_from_record",
            "specs_from_artifact", "evaluate_layer", "evaluate_network", "layer_type"]
@@ -70,7 +71,6 @@ _MODE = {
     "input": (False, False, True), "bit_input": (False, True, True), "weight": (True, True, False),
     "dbpim": (True, True, True),
 }
-_CHUNK = 1 << 24  # bytes of gathered inputs per chunk
 
 
 @dataclass
@@ -171,32 +171,6 @@ def _groups(spec: LayerSpec, kept: bool, fta: bool, n_col: int) -> list[_Group]:
     return out
 
 
-def _popcounts(bits_ext: np.ndarray, groups: list[_Group], K: int, n_comp: int) -> np.ndarray:
-    """popcount(OR of n_comp inputs) per vector, group and cell row -> uint8 (P, ng, CRmax)."""
-    ng = len(groups)
-    crmax = max(-(-g.rows.size // n_comp) for g in groups)
-    idx = np.full((ng, crmax * n_comp), K, np.intp)  # K = the all-zero padding column
-    for i, g in enumerate(groups):
-        idx[i, :g.rows.size] = g.rows
-    P = bits_ext.shape[0]
-    out = np.empty((P, ng, crmax), np.uint8)
-    step = max(1, _CHUNK // max(1, idx.size))
-    flat = idx.ravel()
-    for p0 in range(0, P, step):
-        gb = bits_ext[p0:p0 + step][:, flat].reshape(-1, ng, crmax, n_comp)
-        if n_comp % 8 == 0:  # OR-reduce 8 bytes at a time through a uint64 view
-            v = np.ascontiguousarray(gb).view(np.uint64)
-            o = np.bitwise_or.reduce(v, axis=3) if v.shape[3] > 1 else v[..., 0]
-            o = o | (o >> np.uint64(32))
-            o = o | (o >> np.uint64(16))
-            o = o | (o >> np.uint64(8))
-            orr = (o & np.uint64(0xFF)).astype(np.uint8)
-        else:
-            orr = np.bitwise_or.reduce(gb, axis=3)
-        out[p0:p0 + step] = POPCOUNT8[orr]
-    return out
-
-
 @dataclass
 class MechPerf:
     macro_cycles: float  # per inference, summed over tiles and vectors (one macro)
@@ -218,11 +192,11 @@ class MechPerf:
         return self.effective / self.activated if self.activated else 0.0
 
 
-def _mechanism(spec: LayerSpec, cfg: BenchConfig, mech: str, bits_ext, pc_cache: dict, wpop) -> MechPerf:
+def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, pc_cache: dict, wpop) -> MechPerf:
     m, sysc, en = cfg.macro, cfg.system, cfg.energy
     kept, fta, skip = _MODE[mech]
     groups = _groups(spec, kept, fta, m.n_col)
-    lat = pipeline_latency(m)
+    lat = pipeline_latency(m.pipeline)
     S, Pp = spec.samples, spec.vectors
     P = S * Pp
     M, C = sysc.macros_per_core, sysc.cores
@@ -233,17 +207,17 @@ def _mechanism(spec: LayerSpec, cfg: BenchConfig, mech: str, bits_ext, pc_cache:
     cap = m.capacity_rows
     n_vec_macro = np.array([len(range(i, Pp, M)) for i in range(M)])
     nmax = int(n_vec_macro.max())
-    cell_bits = 4 if fta else 1  # cell + 2 idx bits + 1 sign bit per FTA digit; 1 bit per dense cell
+    cell_bits = DIGIT_BITS if fta else 1  # cell + idx + sign per FTA digit; 1 bit per dense cell
     energy = dict.fromkeys(("macro array", "adder tree", "accumulator", "ipu", "switch", "input buffer",
                             "output buffer", "weight load", "static"), 0.0)
     if not groups:
         return MechPerf(0.0, 0.0, 0.0, 0.0, 0.0, energy)
 
-    use_pc = skip and bits_ext is not None
+    use_pc = skip and spec.bits is not None
     if use_pc:
         key = kept
         if key not in pc_cache:
-            pc_cache[key] = _popcounts(bits_ext, groups, spec.K, m.n_comp)
+            pc_cache[key] = cell_row_popcounts(spec.bits, [g.rows for g in groups], m.n_comp)
         pc = pc_cache[key]  # (P, ng, CRmax)
     macro_total = 0
     issued = eff = act = 0.0
@@ -262,9 +236,7 @@ def _mechanism(spec: LayerSpec, cfg: BenchConfig, mech: str, bits_ext, pc_cache:
         rows_used_rt = np.array([min(m.n_row, ncr - rt * m.n_row) for rt in range(nrt)])
         if use_pc:
             pcg = pc[:, gi, :ncr].astype(np.int32)  # (P, ncr)
-            pad = np.zeros((P, nrt * m.n_row), np.int32)
-            pad[:, :ncr] = pcg
-            cyc = pad.reshape(S, Pp, nrt, m.n_row).sum(3)  # (S, Pp, nrt) compute cycles per vector
+            cyc = row_tile_sums(pcg, m.n_row).reshape(S, Pp, nrt)  # compute cycles per vector and row tile
             pcsum = pcg.sum(0, dtype=np.int64)  # per cell row over all vectors
             # macros take vectors p = mi, mi + M, ...
             padp = np.zeros((S, nmax * M, nrt), np.int64)
@@ -341,7 +313,7 @@ class LayerPerf:
         return self.mech[mech].energy_pj if self.mapped else self.simd_energy
 
 
-def evaluate_layer(spec: LayerSpec, cfg: BenchConfig, mechanisms=MECHANISMS) -> LayerPerf:
+def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS) -> LayerPerf:
     """Evaluate one layer under every mechanism (per inference)."""
     lp = LayerPerf(spec=spec, type=layer_type(spec))
     if not spec.mapped:
@@ -349,24 +321,20 @@ def evaluate_layer(spec: LayerSpec, cfg: BenchConfig, mechanisms=MECHANISMS) -> 
         lp.simd_energy = spec.simd_ops * cfg.energy.simd_op_pj + \
             cfg.energy.static_mw * lp.simd_cycles / cfg.system.freq_mhz * 1e3
         return lp
-    bits_ext = None
-    if spec.bits is not None:
-        bits_ext = np.zeros((spec.bits.shape[0], spec.K + 1), np.uint8)
-        bits_ext[:, :spec.K] = spec.bits
     wpop = None
     if any(not _MODE[k][1] for k in mechanisms):
         w = spec.w if spec.w is not None else np.zeros((spec.K, spec.N), np.int8)
         wpop = POPCOUNT8[np.asarray(w).astype(np.int64) & 0xFF].astype(np.int64)
     cache: dict = {}
     for k in mechanisms:
-        lp.mech[k] = _mechanism(spec, cfg, k, bits_ext, cache, wpop)
+        lp.mech[k] = _mechanism(spec, cfg, k, cache, wpop)
     return lp
 
 
 @dataclass
 class NetworkPerf:
     network: str
-    cfg: BenchConfig
+    cfg: HwConfig
     layers: list
 
     def mapped(self):
@@ -432,7 +400,7 @@ class NetworkPerf:
         return d
 
 
-def evaluate_network(specs: list[LayerSpec], cfg: BenchConfig, network: str = "network",
+def evaluate_network(specs: list[LayerSpec], cfg: HwConfig, network: str = "network",
                      mechanisms=MECHANISMS) -> NetworkPerf:
     """Evaluate every layer of a network."""
     return NetworkPerf(network=network, cfg=cfg, layers=[evaluate_layer(s, cfg, mechanisms) for s in specs])

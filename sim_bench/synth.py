@@ -3,7 +3,7 @@
 A workload is a list of :class:`FloatLayer` (float weights in im2col layout and
 integer input activations), which :func:`specs_of` turns into performance-model
 :class:`sim_bench.perf.LayerSpec` objects with the golden model's block pruning
-(``model.prune.block_mask``) and FTA (``model.fta.quantize``).
+and FTA (:func:`model.quant.prune_quantize`).
 
 ResNet-18 comes in two shapes: ``cifar`` (32 x 32 input, 3x3 stem, no max-pool,
 100 classes: the shapes of the paper's CIFAR-100 evaluation and of our digits
@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model import fta, prune
 from model.layer import conv_out_size, im2col
-from model.macro import input_bits
+from model.quant import prune_quantize
+from model.spec import input_bits
 from sim_bench.perf import LayerSpec
 
-__all__ = ["FloatLayer", "resnet18", "resnet18_shapes", "specs_of", "quantize_layer", "mlp_digits"]
+__all__ = ["FloatLayer", "resnet18", "resnet18_shapes", "specs_of", "mlp_digits", "digits_real_layers"]
 
 
 @dataclass
@@ -114,65 +114,44 @@ def resnet18(variant: str = "cifar", samples: int = 1, seed: int = 0, with_input
 
 
 def mlp_digits(seed: int = 0, n_samples: int = 8) -> list[FloatLayer]:
-    """The numpy-trained digits MLP of ``model.examples`` as a float workload (real weights, real inputs)."""
-    from model import examples
-    layers_f, _ = examples.train_mlp(seed)
-    _, _, xte, _ = examples.load_digits(seed)
-    x = (xte[:n_samples] * 15).astype(np.int64)
-    x_scale = 1.0 / (16 * 15)
+    """The numpy-trained digits MLP of ``model.examples`` as a float workload (real weights, real inputs).
+
+    The inputs of the second layer are the first layer's real outputs on the
+    paper macro (:func:`model.examples.real_layers`).
+    """
+    from model.config import MacroConfig
     out = []
-    for i, (W, b) in enumerate(layers_f):
-        out.append(FloatLayer(name=f"fc{i + 1}", kind="linear", W=W.astype(np.float64), x=x.astype(np.uint8)))
-        out.append(FloatLayer(name=f"fc{i + 1}_relu", kind="simd", op="relu", simd_ops=W.shape[1]))
-        scale = np.abs(W).max(0) / 127.0
-        h = np.maximum(x @ np.rint(W / scale) * scale * x_scale + b, 0)
-        x_scale = float(h.max() / 255.0) or 1.0
-        x = np.clip(np.rint(h / x_scale), 0, 255).astype(np.int64)
+    for rl in digits_real_layers(MacroConfig(), n_samples=n_samples, seed=seed):
+        out.append(FloatLayer(name=rl.name, kind="linear", W=rl.w_float.astype(np.float64), x=rl.x))
+        out.append(FloatLayer(name=f"{rl.name}_relu", kind="simd", op="relu", simd_ops=rl.w_float.shape[1]))
     return out
 
 
-def quantize_layer(W: np.ndarray, group_size: int, sparsity: float, phi_max: int, phi_min: int = 0):
-    """Per-channel int8 scale, block mask and FTA weights of a float (K, N) layer.
-
-    Returns ``(w_fta int8 KxN, phi uint8 N, mask bool KxG)``.
-    """
-    K, N = W.shape
-    scale = np.abs(W).max(0) / 127.0
-    scale[scale == 0] = 1.0
-    mask = prune.block_mask(W, group_size, sparsity)
-    u = (W / scale).astype(np.float32)
-    w, phi = fta.quantize(u, prune.expand_mask(mask, N, group_size), phi_min=phi_min, phi_max=phi_max)
-    return w, phi, mask
-
-
-def specs_of(layers: list[FloatLayer], macro, sparsity: float = 0.5, phi_max: int | None = None,
-             group_size: int | None = None) -> list[LayerSpec]:
-    """Prune, FTA-quantize and wrap a float workload for the performance model."""
-    pm = macro.phi_max if phi_max is None else phi_max
-    G = group_size or max(1, macro.n_col // pm)
+def specs_of(layers: list[FloatLayer], macro, sparsity: float = 0.5, phi_max: int | None = None) -> list[LayerSpec]:
+    """Prune and FTA-quantize a float workload with :func:`model.quant.prune_quantize` for the performance model."""
     specs = []
     for fl in layers:
         if fl.kind == "simd":
             specs.append(LayerSpec(name=fl.name, kind="simd", op=fl.op, simd_ops=fl.simd_ops))
             continue
-        w, phi, mask = quantize_layer(fl.W, G, sparsity, pm)
+        q = prune_quantize(fl.W, macro, sparsity, phi_max)
         xc = fl.im2col()
         S = 1 if fl.x is None else fl.x.shape[0]
         bits = None if xc is None else input_bits(xc, fl.signed)
         vectors = 1 if xc is None else xc.shape[0] // S
         K, N = fl.W.shape
-        specs.append(LayerSpec(name=fl.name, kind=fl.kind, K=K, N=N, G=G, phi=phi, mask=mask, w=w, bits=bits,
-                               samples=S, vectors=vectors, kernel=fl.kernel, signed=fl.signed))
+        specs.append(LayerSpec(name=fl.name, kind=fl.kind, K=K, N=N, G=q.group_size, phi=q.phi, mask=q.mask,
+                               w=q.w, bits=bits, samples=S, vectors=vectors, kernel=fl.kernel, signed=fl.signed))
     return specs
 
 
 _DIGITS: dict = {}
 
 
-def digits_real_layers(macro, n_samples: int = 8):
-    """``model.examples.real_layers(macro, n_samples=...)``, cached per process (training takes seconds)."""
-    key = (macro, n_samples)
+def digits_real_layers(macro, n_samples: int = 8, seed: int = 0):
+    """``model.examples.real_layers(macro, n_samples=..., seed=...)``, cached per process (training takes seconds)."""
+    key = (macro, n_samples, seed)
     if key not in _DIGITS:
         from model import examples
-        _DIGITS[key] = examples.real_layers(macro, n_samples=n_samples)
+        _DIGITS[key] = examples.real_layers(macro, n_samples=n_samples, seed=seed)
     return _DIGITS[key]

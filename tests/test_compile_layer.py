@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from model import compile as C, fta, layer as L, macro as M, prune
+from model import compile as C, cycles, fta, layer as L, macro as M, prune, spec
 from model.config import MacroConfig, load_config
 
 
@@ -81,15 +81,15 @@ def test_cycles_equal_popcount_of_row_or(rng):
     expect = sum(bin(int(np.bitwise_or.reduce(xg[r]))).count("1") for r in range(t.n_rows_used))
     r = M.run_macro(t, x, macro)
     assert r.compute_cycles == expect
-    assert r.cycles == expect + M.pipeline_latency(macro)
+    assert r.cycles == expect + spec.pipeline_latency(macro.pipeline)
     assert M.run_macro(t, np.zeros(16, int), macro).compute_cycles == 0
 
 
 def test_dense_baseline_cycles():
     macro = load_config("paper").macro
     # 2 filters per macro (16 columns / 8 bit planes), 16 inputs per cell row, 8 cycles per row
-    assert L.dense_cycles(256, 2, 1, macro) == 8 * 16 + M.pipeline_latency(macro)
-    assert L.dense_cycles(257, 4, 3, macro) == 2 * 3 * (8 * 17 + 2 * M.pipeline_latency(macro))
+    assert cycles.dense_cycles(256, 2, 1, macro) == 8 * 16 + spec.pipeline_latency(macro.pipeline)
+    assert cycles.dense_cycles(257, 4, 3, macro) == 2 * 3 * (8 * 17 + 2 * spec.pipeline_latency(macro.pipeline))
 
 
 def test_im2col_matches_direct_convolution(rng):

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from model import fta, prune
 from model.compile import compile_layer
 from model.macro import gather
+from model.quant import prune_quantize
 
 __all__ = ["random_tiles", "real_tiles", "vectors_for"]
 
@@ -29,9 +29,8 @@ def random_tiles(macro, rng, K: int | None = None, N: int | None = None, sparsit
     scale = rng.choice([0.5, 4.0, 30.0, 90.0], N)  # small scales -> phi 0/1, large -> phi_max
     u = rng.normal(0, 1, (K, N)) * scale
     u[rng.random((K, N)) < 0.05] = -128.0
-    mask = prune.block_mask(u, macro.group_size, sparsity)
-    w, phi = fta.quantize(u, prune.expand_mask(mask, N, macro.group_size), phi_max=macro.phi_max)
-    return compile_layer(w, phi, mask, macro).tiles
+    q = prune_quantize(u, macro, sparsity, scale=1.0)  # u is already in the quantized domain
+    return compile_layer(q.w, q.phi, q.mask, macro, q.group_size).tiles
 
 
 def real_tiles(macro, n: int = 2):

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from model import csd, fta
+from model.quant import channel_scale
 
 __all__ = ["find_safetensors", "linear_weights", "fta_report", "main"]
 
@@ -59,9 +60,7 @@ def fta_report(weights: dict[str, np.ndarray], phi_max_values=(1, 2, 3, 4)) -> d
     nnz_all = np.zeros(5, np.int64)
     for name, w in weights.items():
         W = w.T  # K x N (in x out)
-        scale = np.abs(W).max(0) / 127.0
-        scale[scale == 0] = 1.0
-        u = W / scale
+        u = W / channel_scale(W)
         w8 = np.rint(np.clip(u, -128, 127)).astype(np.int64)
         nh = np.bincount(csd.nnz(w8).ravel(), minlength=5)
         nnz_all += nh

@@ -20,7 +20,7 @@ Every mapped layer (``model.torch.prune.is_mapped``) is wrapped in a
   computed exactly (float64 on integers, |y| < 2^53), then
   ``y = y_int * (s_x * s_w[n]) + bias`` in float for the next layer.
 
-BatchNorm is folded into the preceding convolution by :func:`fold_bn` before QAT.
+BatchNorm is folded into the preceding convolution by :func:`model.torch.bn.fold_bn` before QAT.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from model import fta as gfta
+from model.quant import channel_scale
 from model.torch.prune import is_mapped, weight_kn
 
 __all__ = ["fta_lut", "fta_thresholds", "fta_approximate", "fta_quantize", "ActQuant", "QLayer",
-           "bn_partners", "fold_bn", "quantize_model", "qlayers", "set_mode", "freeze", "QAT_MODES"]
+           "quantize_model", "qlayers", "set_mode", "freeze", "QAT_MODES"]
 
 QAT_MODES = ("float", "qat", "int")
 
@@ -188,8 +189,9 @@ class QLayer(nn.Module):
         return weight_kn(self.inner, mk) > 0
 
     def weight_scale(self) -> torch.Tensor:
-        w = weight_kn(self.inner).detach() * self.mask_kn()
-        return (w.abs().amax(0) / 127.0).clamp_min(1e-12)
+        """Per-filter int8 scale over the kept weights (:func:`model.quant.channel_scale`)."""
+        w = weight_kn(self.inner).detach()
+        return torch.from_numpy(channel_scale(w.double().numpy(), self.mask_kn().numpy())).to(w.dtype)
 
     def quant_weight(self):
         """(w_int K x N float of ints, scale (N,), phi (N,) or None) from the current weights."""
@@ -253,66 +255,11 @@ class QLayer(nn.Module):
 # ----------------------------------------------------------------------------- model surgery
 
 
-def _parent(model: nn.Module, name: str):
-    parts = name.split(".")
-    p = model
-    for q in parts[:-1]:
-        p = getattr(p, q)
-    return p, parts[-1]
-
-
-def bn_partners(model: nn.Module) -> dict[str, nn.BatchNorm2d]:
-    """Mapped conv name -> the BatchNorm2d that directly follows it (ConvBNAct-style
-    modules with ``.conv`` / ``.bn`` attributes, or consecutive entries of an nn.Sequential)."""
-    out = {}
-    for pname, p in model.named_modules():
-        pre = pname + "." if pname else ""
-        conv, bn = getattr(p, "conv", None), getattr(p, "bn", None)
-        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and conv.out_channels == bn.num_features:
-            out[pre + "conv"] = bn
-        if isinstance(p, nn.Sequential):
-            items = list(p.named_children())
-            for (n1, a), (_, b) in zip(items, items[1:]):
-                if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d) and a.out_channels == b.num_features:
-                    out[pre + n1] = b
-    return out
-
-
-@torch.no_grad()
-def fold_bn(model: nn.Module) -> list[str]:
-    """Fold every BatchNorm2d that directly follows a conv into it; the BN becomes Identity.
-
-    Works for mapped and depthwise convs; masks (zeros) are preserved. Returns
-    the names of the folded convolutions.
-    """
-    partners = bn_partners(model)
-    bn_names = {id(m): n for n, m in model.named_modules()}
-    mods = dict(model.named_modules())
-    done = []
-    for cname, bn in partners.items():
-        conv = mods[cname]
-        inv = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1.0 / torch.sqrt(
-            bn.running_var + bn.eps)
-        conv.weight.mul_(inv.reshape(-1, 1, 1, 1))
-        b0 = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-        beta = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
-        nb = (b0 - bn.running_mean) * inv + beta
-        if conv.bias is None:
-            conv.bias = nn.Parameter(nb.clone())
-        else:
-            conv.bias.copy_(nb)
-        p, last = _parent(model, bn_names[id(bn)])
-        setattr(p, last, nn.Identity())
-        done.append(cname)
-    return done
-
-
 def quantize_model(model: nn.Module, fta: bool = True, phi_min: int = 0, phi_max: int = 2) -> list[str]:
     """Wrap every mapped layer in a :class:`QLayer` (in place); returns their names."""
     names = []
     for name, m in [(n, m) for n, m in model.named_modules() if is_mapped(m)]:
-        p, last = _parent(model, name)
-        setattr(p, last, QLayer(m, fta=fta, phi_min=phi_min, phi_max=phi_max))
+        model.set_submodule(name, QLayer(m, fta=fta, phi_min=phi_min, phi_max=phi_max))
         names.append(name)
     return names
 
