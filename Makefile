@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(VPY) -m model.cli demo --out $(OUTDIR)/demo
+	$(VPY) -m dbpim demo --out $(OUTDIR)/demo
 
 # The README's test command: unit tests, golden model, front-end and the
 # cocotb/Verilator RTL regression, in parallel over $(JOBS) workers.
@@ -38,23 +38,23 @@ test-rtl: install
 	$(VPY) -m pytest -n $(JOBS) --dist loadgroup -q -m rtl verif --junitxml=$(OUTDIR)/junit-rtl.xml
 
 verilog: install
-	$(VPY) -m model.cli verilog --config $(CONFIG) --out $(OUTDIR)/verilog
+	$(VPY) -m dbpim verilog --hw $(CONFIG) --out $(OUTDIR)/verilog
 
 lint: verilog
 	$(VPY) -m hw.lint $(OUTDIR)/verilog
 
 bench: install
-	$(VPY) -m sim_bench.run_all --out $(OUTDIR)/bench
+	$(VPY) -m dbpim.bench --out $(OUTDIR)/bench
 
 # The five zoo networks (CIFAR-size, digits upscaled to 32x32, short schedules)
 # through the whole flow, then the performance model against the paper.
 bench-paper: install
-	$(VPY) -m model.cli compile --all-zoo --epochs 2 --out $(OUTDIR)/zoo
-	$(VPY) -m model.cli bench-paper --artifacts $(OUTDIR)/zoo/*/artifact --out $(OUTDIR)/paper
+	$(VPY) -m dbpim compile --all-zoo --epochs 2 --out $(OUTDIR)/zoo
+	$(VPY) -m dbpim bench-paper --artifacts $(OUTDIR)/zoo/*/artifact --out $(OUTDIR)/paper
 
 # The front-end on the small CNN with the full default schedule.
 compile: install
-	$(VPY) -m model.cli compile --model smallcnn --data digits --hw $(CONFIG) --out $(OUTDIR)/compile
+	$(VPY) -m dbpim compile --model smallcnn --data digits --hw $(CONFIG) --out $(OUTDIR)/compile
 
 # FTA statistics of the pretrained MiniLM-L6 Linear layers.
 minilm: install

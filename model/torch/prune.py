@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from model import prune as gprune
+from model.torch.bn import bn_partners
 
 __all__ = ["is_mapped", "mapped_layers", "passed_through", "weight_kn", "block_masks", "apply_masks",
            "enforce_masks", "prune_model", "mask_kn", "layer_sparsity", "effective_weight"]
@@ -66,7 +67,6 @@ def effective_weight(model: nn.Module) -> dict[str, torch.Tensor]:
     Used only to score blocks; the network itself is not changed. Modules without
     a recognised BatchNorm partner use their own weight.
     """
-    from model.torch.qat import bn_partners
     partners = bn_partners(model)
     out = {}
     for n, m in mapped_layers(model):

@@ -5,7 +5,7 @@ torchvision is not used; every network is written here. All take ``num_classes``
 ``in_channels`` and a ``width`` multiplier (channel counts are scaled by it, at
 least 4) so tests can build tiny versions. Convolutions are followed by
 BatchNorm through :class:`ConvBNAct`, which the QAT stage folds into the
-convolution (``model.torch.qat.fold_bn``). Every network is ``torch.fx``
+convolution (``model.torch.bn.fold_bn``). Every network is ``torch.fx``
 traceable (no data-dependent control flow), which the exporter relies on.
 """
 
