@@ -1,4 +1,4 @@
-"""The compiled artifact (DESIGN.md 7): what the front-end hands to the golden
+"""The compiled artifact (docs/design.md §8): what the front-end hands to the golden
 model, the performance model and the testbenches.
 
 Format version 1 is a directory::

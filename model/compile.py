@@ -1,4 +1,4 @@
-"""Mapping a pruned, FTA-quantized layer onto DB-PIM macro tiles (DESIGN.md 6, 7).
+"""Mapping a pruned, FTA-quantized layer onto DB-PIM macro tiles (docs/design.md §6, §8).
 
 A PIM core owns filter group g. Its kept rows (``mask[:, g]``), in order, are
 dealt to compartments: kept row e goes to compartment ``e % n_comp``, cell row

@@ -1,4 +1,4 @@
-"""Canonical signed digit (CSD) encoding and dyadic-block entries (DESIGN.md 2).
+"""Canonical signed digit (CSD) encoding and dyadic-block entries (docs/design.md §2).
 
 CSD is the non-adjacent form: digits d_p in {-1, 0, +1} at positions p = 0..7,
 no two adjacent digits non-zero, unique. Every int8 value fits in 8 positions.

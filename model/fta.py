@@ -1,4 +1,4 @@
-"""Fixed-Threshold Approximation (FTA, DESIGN.md 3).
+"""Fixed-Threshold Approximation (FTA, docs/design.md §3).
 
 Per filter f a threshold ``phi_f`` in [phi_min, phi_max] = the mode of the CSD
 non-zero count over the filter's kept weights (ties to the larger count); every
@@ -154,7 +154,7 @@ def approximate(u, phi, phi_max: int = 2) -> np.ndarray:
 
 
 def thresholds(w_int, mask, phi_min: int = 0, phi_max: int = 2) -> np.ndarray:
-    """Per-filter FTA threshold phi (DESIGN.md 3).
+    """Per-filter FTA threshold phi (docs/design.md §3).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Block-wise (coarse-grained) pruning masks (DESIGN.md 4).
+"""Block-wise (coarse-grained) pruning masks (docs/design.md §4).
 
 A layer is its K x N im2col matrix (rows = ``weight.reshape(N, -1)`` order
 (c, i, j), columns = filters). Filters are grouped G at a time (the last group

@@ -1,4 +1,4 @@
-"""Performance, energy and utilization model of DB-PIM (DESIGN.md 6, paper Sec. V-D).
+"""Performance, energy and utilization model of DB-PIM (docs/design.md §7, paper Sec. V-D).
 
 Inputs are :class:`LayerSpec` objects (built from an artifact's layer records
 with :func:`specs_from_artifact`, or directly for synthetic workloads). For every
@@ -33,7 +33,7 @@ plus the slowest macro's cycles (IPU cycles + pipeline latency per vector). A
 layer's wall cycles are the busiest core's. Layers the macros do not run
 (``simd`` records) cost ``ceil(simd_ops / simd_lanes)`` cycles on the SIMD core.
 
-Utilization U (paper Eq. 2, DESIGN.md 6) counts, per issued bit-column cycle,
+Utilization U (paper Eq. 2, docs/design.md §7) counts, per issued bit-column cycle,
 the cells that hold a non-zero weight digit (FTA) or a one bit (dense two's
 complement) in a used compartment, over all ``n_comp * n_col`` cells of the
 activated cell row; pipeline fill/drain cycles activate no cells.

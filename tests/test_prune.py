@@ -1,4 +1,4 @@
-"""Block-wise pruning masks (DESIGN 4)."""
+"""Block-wise pruning masks (docs/design.md §4)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Block-wise pruning of a PyTorch network (DESIGN.md 4) on top of ``model.prune``.
+"""Block-wise pruning of a PyTorch network (docs/design.md §4) on top of ``model.prune``.
 
 Mapped layers: every ``nn.Conv2d`` with ``groups == 1`` and every ``nn.Linear``.
 A layer is seen as its K x N im2col matrix ``weight.reshape(N, -1).T`` (K =

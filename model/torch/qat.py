@@ -1,4 +1,4 @@
-"""FTA-aware quantization-aware training (paper Sec. IV-C2/3, DESIGN.md 1, 3).
+"""FTA-aware quantization-aware training (paper Sec. IV-C2/3, docs/design.md §1, §3).
 
 Every mapped layer (``model.torch.prune.is_mapped``) is wrapped in a
 :class:`QLayer` that holds the original module as ``inner``:
