@@ -1,6 +1,6 @@
 """Layer-level golden model: a conv or linear layer through its mapped macros.
 
-``run_layer`` gives the exact int32 outputs (equal to ``x @ W`` on integers,
+``run_layer`` gives the exact int64 outputs (equal to ``x @ W`` on integers,
 always) and the cycle counts of DB-PIM and of the dense digital PIM baseline
 (docs/design.md §7). Cycle counts are *macro-cycles*: summed over every tile and every
 input vector as if one macro ran them all; the performance model divides them
@@ -19,9 +19,12 @@ import numpy as np
 
 from model.compile import CompiledLayer, tile_digit_values
 from model.cycles import cell_row_popcounts, dense_cycles, row_tile_sums
-from model.spec import input_bits, pipeline_latency
+from model.spec import WEIGHT_MIN, input_bits, input_range, pipeline_latency
 
-__all__ = ["LayerResult", "run_layer", "run_conv2d", "im2col", "conv_out_size", "weights_of"]
+#: Largest |input * weight| of one product: 255 * 128 (unsigned inputs; signed ones stay below).
+PRODUCT_MAX = input_range(False)[1] * -WEIGHT_MIN
+
+__all__ = ["PRODUCT_MAX", "LayerResult", "run_layer", "run_conv2d", "im2col", "conv_out_size", "weights_of"]
 
 
 @dataclass
@@ -30,7 +33,8 @@ class LayerResult:
 
     Attributes
     ----------
-    out : ndarray of int32, shape (P, N)
+    out : ndarray of int64, shape (P, N)
+        Exact (docs/design.md §9).
     cycles_dbpim : int
         DB-PIM macro-cycles (IPU skipping, kept rows only, phi columns).
     compute_cycles_dbpim : int
@@ -112,10 +116,11 @@ def run_layer(x, compiled: CompiledLayer, signed: bool = False) -> LayerResult:
         raise ValueError(f"x: must have shape (P, {compiled.K}) (im2col rows), got {x.shape}")
     bits = input_bits(x, signed)
     xv = bits.astype(np.int8).astype(np.float64) if signed else bits.astype(np.float64)
-    if compiled.K * 255 * 128 >= 2**53:
-        raise ValueError(f"compiled: K={compiled.K} is too large for exact float64 accumulation")
+    if compiled.K * PRODUCT_MAX >= 2**53:
+        raise ValueError(f"compiled: K={compiled.K} is too large for exact float64 accumulation "
+                         f"(K * {PRODUCT_MAX} must stay below 2**53)")
     w = weights_of(compiled)
-    out = (xv @ w.astype(np.float64)).astype(np.int32)
+    out = (xv @ w.astype(np.float64)).astype(np.int64)  # exact: every partial sum is an integer < 2**53
     P = x.shape[0]
     lat = pipeline_latency(macro.pipeline)
     groups = sorted({t.group for t in compiled.tiles})
@@ -141,7 +146,7 @@ def run_conv2d(x, compiled: CompiledLayer, kernel, stride: int = 1, padding: int
 
     Returns
     -------
-    out : ndarray of int32, shape (S, N, Ho, Wo)
+    out : ndarray of int64, shape (S, N, Ho, Wo)
     result : LayerResult
         With ``out`` in im2col form (S * Ho * Wo, N) and the cycle counts.
     """

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from model import compile as C, cycles, fta, layer as L, macro as M, prune, spec
+from model import compile as C, csd, cycles, fta, layer as L, macro as M, prune, spec
 from model.config import MacroConfig, load_config
 
 
@@ -158,3 +158,19 @@ def test_run_conv2d_matches_direct(rng):
         for j in range(5):
             ref[:, :, i, j] = np.einsum("scij,ncij->sn", xp[:, :, i:i + 3, j:j + 3], wt)
     assert np.array_equal(out, ref)
+
+
+@pytest.mark.parametrize("w_value, x_value, signed", [(127, 255, False), (-128, 255, False), (-128, -128, True)])
+def test_run_layer_beyond_int32_is_exact_int64(w_value, x_value, signed):
+    """K = 70000 worst cases exceed int32 (2**31 - 1); the result is exact and int64 (docs/design.md §9)."""
+    macro = load_config("paper").macro
+    K = 70000
+    w = np.full((K, 1), w_value, np.int8)
+    phi = np.array([int(csd.nnz(np.array(w_value)))], np.uint8)
+    comp = C.compile_layer(w, phi, np.ones((K, 1), bool), macro)
+    res = L.run_layer(np.full((2, K), x_value), comp, signed=signed)
+    assert res.out.dtype == np.int64
+    assert res.out.tolist() == [[K * w_value * x_value]] * 2  # 127 * 255 * 70000 = 2,266,950,000
+    x = np.full((1, K, 1, 1), x_value)
+    out, _ = L.run_conv2d(x, comp, (1, 1), signed=signed)
+    assert out.dtype == np.int64 and int(out[0, 0, 0, 0]) == K * w_value * x_value

@@ -62,7 +62,7 @@ def _check_layers(net, x, macro, G):
         else:
             cols, ref = x_int.astype(np.int64), y_int
         res = run_layer(cols, comp, signed=signed)
-        assert res.out.dtype == np.int32
+        assert res.out.dtype == np.int64
         np.testing.assert_array_equal(res.out.astype(np.int64), ref.astype(np.int64), err_msg=name)
 
 
