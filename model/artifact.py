@@ -6,18 +6,17 @@ Format version 1 is a directory::
     manifest.yaml              format, version, network, hw (macro), layers
     layers/<i>_<name>.npz      arrays of each layer mapped on the macros
 
-See ``docs/contracts.md`` for every field. :func:`save` writes into a temporary
-sibling directory and renames it into place, so a failure never leaves a
-half-written artifact and never clobbers an existing one. :func:`load`
-validates everything and raises :class:`ArtifactError` naming the file, the
-field and what is allowed.
+See ``docs/contracts.md`` for every field. :func:`save` stages the files in a
+temporary sibling directory (:func:`model.outdir.output_dir`): a new artifact
+appears by one rename, a failure never leaves a half-written artifact, and a
+folder holding files :func:`save` did not write is never overwritten.
+:func:`load` validates everything and raises only :class:`ArtifactError`,
+naming the file, the field and what is allowed.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +25,9 @@ import yaml
 
 from model import csd
 from model.compile import CompiledLayer
-from model.config import ConfigError, MacroConfig
-from model.layer import weights_of
+from model.config import ConfigError, MacroConfig, read_yaml
+from model.layer import conv_out_size, weights_of
+from model.outdir import output_dir
 from model.prune import expand_mask, n_groups
 
 __all__ = ["ArtifactError", "Artifact", "LayerRecord", "save", "load", "FORMAT", "VERSION",
@@ -37,6 +37,7 @@ FORMAT = "dbpim-artifact"
 VERSION = 1
 MAPPED_KINDS = ("conv2d", "linear")
 SIMD_OPS = ("depthwise", "pool", "relu", "add", "mul", "other")
+SAVE_COMMAND = "model.artifact.save"
 _TILE_FIELDS = ("tiles_cells", "tiles_idx", "tiles_sign", "tiles_rows", "tiles_col_filter", "tiles_filters",
                 "tiles_meta")
 
@@ -117,14 +118,20 @@ def save(path, network: str, macro: MacroConfig, layers: list[LayerRecord], meta
     meta : dict, optional
         Free-form provenance (seed, sparsity, accuracies...), YAML-serialisable.
     overwrite : bool
-        Replace an existing artifact (only after the new one is complete).
+        Replace an existing artifact written by :func:`save` (only after the new
+        one is complete; its files are moved in one by one, ``manifest.yaml`` last).
+
+    Raises
+    ------
+    ArtifactError
+        ``path`` exists and not ``overwrite``, or a layer's kind is unknown.
+    model.outdir.OutputError
+        ``path`` holds files :func:`save` did not write, or cannot be written.
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise ArtifactError(f"{path}: already exists; choose another --out or pass overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with output_dir(path, SAVE_COMMAND, adopt=_manifest_files) as tmp:
         (tmp / "layers").mkdir()
         records = []
         for i, layer in enumerate(layers):
@@ -154,18 +161,18 @@ def save(path, network: str, macro: MacroConfig, layers: list[LayerRecord], meta
         manifest = {"format": FORMAT, "version": VERSION, "network": network, "hw": macro.to_dict(),
                     "meta": meta or {}, "layers": records}
         (tmp / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
+
+
+def _manifest_files(folder: Path) -> set[str]:
+    """Files an artifact's own manifest names (an artifact written before output markers existed)."""
+    try:
+        doc = read_yaml(folder / "manifest.yaml", "a YAML manifest")
+        if doc.get("format") != FORMAT:
+            return set()
+        return {"manifest.yaml"} | {str(r["file"]) for r in doc["layers"] if isinstance(r, dict) and "file" in r}
+    except (ConfigError, AttributeError, KeyError, TypeError):
+        return set()
 
 
 def _need(rec: dict, key: str, where: str, types, allowed: str):
@@ -175,6 +182,29 @@ def _need(rec: dict, key: str, where: str, types, allowed: str):
     if not isinstance(v, types) or isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
         raise ArtifactError(f"{where}: field '{key}' must be {allowed}, got {v!r}")
     return v
+
+
+def _int(rec: dict, key: str, where: str, lo: int, allowed: str) -> int:
+    """A required integer field (not a bool) that is at least ``lo``."""
+    v = _need(rec, key, where, int, allowed)
+    if v < lo:
+        raise ArtifactError(f"{where}: field '{key}' must be {allowed}, got {v}")
+    return v
+
+
+def _shape(rec: dict, key: str, where: str) -> tuple:
+    """A required shape field: a list of non-negative integers."""
+    v = _need(rec, key, where, list, "a list of non-negative integers")
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in v):
+        raise ArtifactError(f"{where}: field '{key}' must be a list of non-negative integers, got {v!r}")
+    return tuple(v)
+
+
+def _optional(rec: dict, key: str, where: str, types, allowed: str, default):
+    """An optional field: ``default`` when absent or null, else checked like :func:`_need`."""
+    if rec.get(key) is None:
+        return default
+    return _need(rec, key, where, types, allowed)
 
 
 def _arr(z, key: str, where: str, shape, dtype) -> np.ndarray:
@@ -188,10 +218,216 @@ def _arr(z, key: str, where: str, shape, dtype) -> np.ndarray:
     return a
 
 
+def _in_range(a: np.ndarray, key: str, where: str, lo: int, hi: int) -> None:
+    if a.size and (a.min() < lo or a.max() > hi):
+        raise ArtifactError(f"{where}: array '{key}' must lie in [{lo}, {hi}]")
+
+
+def _read_manifest(mf: Path) -> dict:
+    """The parsed ``manifest.yaml``: a mapping with the right format and version."""
+    if not mf.is_file():
+        raise ArtifactError(f"{mf}: not found (an artifact is a directory with manifest.yaml)")
+    try:
+        doc = read_yaml(mf, "a YAML manifest")
+    except ConfigError as e:
+        raise ArtifactError(str(e)) from None
+    if not isinstance(doc, dict):
+        raise ArtifactError(f"{mf}: top level must be a mapping")
+    fmt, ver = doc.get("format"), doc.get("version")
+    if not (isinstance(fmt, str) and fmt == FORMAT):
+        raise ArtifactError(f"{mf}: field 'format' must be '{FORMAT}', got {fmt!r}")
+    if not (type(ver) is int and ver == VERSION):
+        raise ArtifactError(f"{mf}: field 'version' must be {VERSION} (this reader), got {ver!r}")
+    return doc
+
+
+def _macro_of(doc: dict, mf: Path) -> MacroConfig:
+    """The ``hw`` mapping as a :class:`MacroConfig`; every macro parameter is required."""
+    keys = list(MacroConfig().to_dict())
+    hw = _need(doc, "hw", str(mf), dict, f"a mapping with keys {', '.join(keys)}")
+    for k in hw:
+        if k not in keys:
+            raise ArtifactError(f"{mf}: field 'hw.{k}': unknown key; allowed: {', '.join(keys)}")
+    missing = [k for k in keys if k not in hw]
+    if missing:
+        raise ArtifactError(f"{mf}: field 'hw.{missing[0]}': required key missing")
+    try:
+        return MacroConfig(**hw)
+    except (ConfigError, TypeError, ValueError) as e:
+        raise ArtifactError(f"{mf}: field 'hw': {str(e).splitlines()[0]}") from None
+
+
+def _layer_path(root: Path, fname: str, where: str) -> Path:
+    """The layer file ``fname``, which must be a file inside the artifact (symlinks resolved)."""
+    inside = root.resolve()
+    try:
+        fpath = (root / fname).resolve()
+    except (OSError, RuntimeError, ValueError) as e:
+        raise ArtifactError(f"{where}: field 'file': {fname!r} cannot be resolved ({type(e).__name__})") from None
+    if Path(fname).is_absolute() or inside not in fpath.parents:
+        raise ArtifactError(f"{where}: field 'file': {fname!r} must be a path inside the artifact")
+    if not fpath.is_file():
+        raise ArtifactError(f"{where}: field 'file': {root / fname} not found")
+    return fpath
+
+
+def _read_npz(fpath: Path, fw: str) -> dict:
+    try:
+        with np.load(fpath, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise ValueError("a single array, not an archive")
+            return dict(z)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the same error to the user
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ArtifactError(f"{fw}: not a readable .npz ({msg})") from None
+
+
+def _weights(z: dict, fw: str, K: int, N: int, G: int, macro: MacroConfig):
+    """``w``, ``scale``, ``phi``, ``mask`` of a layer file, checked against each other (§8)."""
+    w = _arr(z, "w", fw, (K, N), np.int8)
+    scale = _arr(z, "scale", fw, (N,), np.float32)
+    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        raise ArtifactError(f"{fw}: array 'scale' must be finite and > 0")
+    phi = _arr(z, "phi", fw, (N,), np.uint8)
+    if phi.max(initial=0) > macro.phi_max:
+        raise ArtifactError(f"{fw}: array 'phi' must lie in [0, {macro.phi_max}] (hw.phi_max), "
+                            f"found {int(phi.max())}")
+    mask = _arr(z, "mask", fw, (K, n_groups(N, G)), bool)
+    full = expand_mask(mask, N, G)
+    if np.any(w[~full] != 0):
+        raise ArtifactError(f"{fw}: array 'w' has non-zero pruned weights (mask = 0)")
+    nz = csd.nnz(w)
+    bad = full & (nz != phi[None, :])
+    if bad.any():
+        k, n = np.argwhere(bad)[0]
+        raise ArtifactError(f"{fw}: array 'w'[{k}, {n}] = {int(w[k, n])} has {int(nz[k, n])} non-zero CSD "
+                            f"digits, but phi[{n}] = {int(phi[n])}")
+    return w, scale, phi, mask
+
+
+def _tile_arrays(z: dict, fw: str, K: int, N: int, G: int, macro: MacroConfig) -> dict:
+    """The ``tiles_*`` arrays of a layer file with their dtypes, shapes and ranges."""
+    meta = _arr(z, "tiles_meta", fw, None, np.int32)
+    if meta.ndim != 2 or meta.shape[1] != 4:
+        raise ArtifactError(f"{fw}: array 'tiles_meta' must have shape (T, 4), got {meta.shape}")
+    T = meta.shape[0]
+    shp = {"tiles_cells": (T, macro.n_row, macro.n_comp, macro.n_col), "tiles_rows": (T, macro.n_row, macro.n_comp),
+           "tiles_col_filter": (T, macro.n_col), "tiles_filters": (T, macro.n_col), "tiles_meta": (T, 4)}
+    shp["tiles_idx"] = shp["tiles_sign"] = shp["tiles_cells"]
+    dt = {"tiles_cells": np.uint8, "tiles_idx": np.uint8, "tiles_sign": np.uint8, "tiles_rows": np.int32,
+          "tiles_col_filter": np.int16, "tiles_filters": np.int32, "tiles_meta": np.int32}
+    arrays = {k: _arr(z, k, fw, shp[k], dt[k]) for k in _TILE_FIELDS}
+    for k, lo, hi in (("tiles_cells", 0, 1), ("tiles_idx", 0, 3), ("tiles_sign", 0, 1), ("tiles_rows", -1, K - 1),
+                      ("tiles_filters", -1, N - 1), ("tiles_col_filter", -1, macro.n_col - 1)):
+        _in_range(arrays[k], k, fw, lo, hi)
+    for j, (what, hi) in enumerate((("group", n_groups(N, G) - 1), ("row_tile", K), ("col_tile", N),
+                                    ("n_rows_used", macro.n_row))):
+        col = meta[:, j]
+        if col.size and (col.min() < 0 or col.max() > hi):
+            raise ArtifactError(f"{fw}: array 'tiles_meta'[:, {j}] ({what}) must lie in [0, {hi}]")
+    return arrays
+
+
+def _inputs(z: dict, fw: str, signed: bool, in_shape: tuple):
+    """The optional recorded inputs ``x`` and their scale ``x_scale``."""
+    x = z.get("x")
+    if x is not None:
+        want = np.int8 if signed else np.uint8
+        if x.dtype != want:
+            raise ArtifactError(f"{fw}: array 'x' must be {np.dtype(want)} (signed_input={signed}), got {x.dtype}")
+        if x.ndim != len(in_shape) + 1 or tuple(x.shape[1:]) != in_shape:
+            raise ArtifactError(f"{fw}: array 'x' must have shape (S, {', '.join(map(str, in_shape))}), "
+                                f"got {x.shape}")
+    x_scale = None
+    if "x_scale" in z:
+        xs = _arr(z, "x_scale", fw, (), np.float32)
+        if not (np.isfinite(xs) and xs > 0):
+            raise ArtifactError(f"{fw}: array 'x_scale' must be finite and > 0, got {float(xs)}")
+        x_scale = float(xs)
+    return x, x_scale
+
+
+def _check_geometry(kind: str, rec: dict, where: str, in_shape: tuple, out_shape: tuple, K: int, N: int) -> dict:
+    """Check a mapped layer's shape fields against each other; return its ``kernel``/``stride``/``padding``.
+
+    conv2d: ``kernel`` is two positive integers, ``stride >= 1``, ``padding >=
+    0``, ``in_shape`` is (C, H, W) with ``C * kh * kw = K``, and ``out_shape``
+    is (N, Ho, Wo) with ``Ho = (H + 2 padding - kh) // stride + 1 >= 1`` (and
+    likewise Wo). linear: ``prod(in_shape) = K`` and ``out_shape = [N]``.
+    """
+    if kind == "linear":
+        if math.prod(in_shape) != K:
+            raise ArtifactError(f"{where}: in_shape {list(in_shape)} does not give K={K}")
+        if out_shape != (N,):
+            raise ArtifactError(f"{where}: out_shape must be [{N}] (N), got {list(out_shape)}")
+        return {}
+    kernel = _need(rec, "kernel", where, list, "[kh, kw], two positive integers")
+    if len(kernel) != 2 or not all(type(v) is int and v >= 1 for v in kernel):
+        raise ArtifactError(f"{where}: field 'kernel' must be [kh, kw], two positive integers, got {kernel!r}")
+    stride = _int(rec, "stride", where, 1, "an integer >= 1")
+    padding = _int(rec, "padding", where, 0, "an integer >= 0")
+    kh, kw = kernel
+    if len(in_shape) != 3 or in_shape[0] * kh * kw != K:
+        raise ArtifactError(f"{where}: in_shape {list(in_shape)} and kernel {kernel} do not give K={K}")
+    ho, wo = (conv_out_size(h, k, stride, padding) for h, k in zip(in_shape[1:], kernel))
+    if min(ho, wo) < 1 or out_shape != (N, ho, wo):
+        raise ArtifactError(f"{where}: out_shape must be [{N}, {ho}, {wo}] (N and the conv of in_shape "
+                            f"{list(in_shape)} by kernel {kernel}, stride {stride}, padding {padding}), "
+                            f"got {list(out_shape)}")
+    return {"kernel": (kh, kw), "stride": stride, "padding": padding}
+
+
+def _simd_layer(rec: dict, where: str, common: dict) -> LayerRecord:
+    op = _need(rec, "op", where, str, f"one of {', '.join(SIMD_OPS)}")
+    if op not in SIMD_OPS:
+        raise ArtifactError(f"{where}: field 'op' must be one of {', '.join(SIMD_OPS)}, got {op!r}")
+    ops = _int(rec, "simd_ops", where, 0, "a non-negative integer")
+    return LayerRecord(op=op, simd_ops=ops, **common)
+
+
+def _mapped_layer(root: Path, rec: dict, where: str, common: dict, macro: MacroConfig,
+                  check_tiles: bool) -> LayerRecord:
+    K = _int(rec, "K", where, 1, "a positive integer")
+    N = _int(rec, "N", where, 1, "a positive integer")
+    G = _int(rec, "group_size", where, 1, "a positive integer")
+    signed = _optional(rec, "signed_input", where, bool, "true or false", False)
+    geometry = _check_geometry(common["kind"], rec, where, common["in_shape"], common["out_shape"], K, N)
+    fname = _need(rec, "file", where, str, "a path relative to the artifact")
+    fw = str(root / fname)
+    z = _read_npz(_layer_path(root, fname, where), fw)
+    w, scale, phi, mask = _weights(z, fw, K, N, G, macro)
+    arrays = _tile_arrays(z, fw, K, N, G, macro)
+    compiled = CompiledLayer.from_stacked(K, N, macro, G, phi, mask, arrays)
+    if check_tiles and not np.array_equal(weights_of(compiled), w.astype(np.int64)):
+        raise ArtifactError(f"{fw}: packed tiles do not reproduce array 'w' (inconsistent artifact)")
+    x, x_scale = _inputs(z, fw, signed, common["in_shape"])
+    return LayerRecord(signed_input=signed, w=w, scale=scale, compiled=compiled, x=x, x_scale=x_scale,
+                       **geometry, **common)
+
+
+def _layer(root: Path, rec, where: str, macro: MacroConfig, check_tiles: bool) -> LayerRecord:
+    """One manifest record (``where`` names it in errors) as a checked :class:`LayerRecord`."""
+    if not isinstance(rec, dict):
+        raise ArtifactError(f"{where}: must be a mapping")
+    name = _need(rec, "name", where, str, "a string")
+    where = f"{where} ({name})"
+    kind = _need(rec, "kind", where, str, f"one of {', '.join(MAPPED_KINDS + ('simd',))}")
+    if kind not in MAPPED_KINDS + ("simd",):
+        raise ArtifactError(f"{where}: field 'kind' must be one of {', '.join(MAPPED_KINDS + ('simd',))}, "
+                            f"got {kind!r}")
+    common = {"name": name, "kind": kind, "in_shape": _shape(rec, "in_shape", where),
+              "out_shape": _shape(rec, "out_shape", where),
+              "extra": _optional(rec, "extra", where, dict, "a mapping", {})}
+    if kind == "simd":
+        return _simd_layer(rec, where, common)
+    return _mapped_layer(root, rec, where, common, macro, check_tiles)
+
+
 def load(path, check_tiles: bool = True) -> Artifact:
     """Read and validate an artifact directory.
 
-    Checks the manifest (format, version, fields, types), every layer file
+    Checks the manifest (format, version, every field's type and range, the
+    geometry of each layer, layer files inside the artifact), every layer file
     (arrays, dtypes, shapes, ranges), that pruned weights are 0, that every kept
     weight has exactly its filter's phi non-zero CSD digits, and (with
     ``check_tiles``) that the packed tiles reproduce ``w`` exactly.
@@ -199,124 +435,24 @@ def load(path, check_tiles: bool = True) -> Artifact:
     Raises
     ------
     ArtifactError
+        The only exception for any malformed artifact; one line naming the
+        file, the field and what is allowed.
     """
     root = Path(path)
     mf = root / "manifest.yaml"
-    if not mf.is_file():
-        raise ArtifactError(f"{mf}: not found (an artifact is a directory with manifest.yaml)")
-    try:
-        doc = yaml.safe_load(mf.read_text())
-    except yaml.YAMLError as e:
-        raise ArtifactError(f"{mf}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(doc, dict):
-        raise ArtifactError(f"{mf}: top level must be a mapping")
-    if doc.get("format") != FORMAT:
-        raise ArtifactError(f"{mf}: field 'format' must be '{FORMAT}', got {doc.get('format')!r}")
-    if doc.get("version") != VERSION:
-        raise ArtifactError(f"{mf}: field 'version' must be {VERSION} (this reader), got {doc.get('version')!r}")
-    hw = _need(doc, "hw", str(mf), dict, "a mapping of macro parameters")
-    try:
-        macro = MacroConfig(**hw)
-    except (ConfigError, TypeError) as e:
-        raise ArtifactError(f"{mf}: field 'hw': {e}") from None
+    doc = _read_manifest(mf)
+    macro = _macro_of(doc, mf)
+    network = _optional(doc, "network", str(mf), str, "a string", root.name)
+    meta = _optional(doc, "meta", str(mf), dict, "a mapping", {})
     layers_doc = _need(doc, "layers", str(mf), list, "a list of layer records")
     layers = []
     for i, rec in enumerate(layers_doc):
         where = f"{mf}: layers[{i}]"
-        if not isinstance(rec, dict):
-            raise ArtifactError(f"{where}: must be a mapping")
-        name = _need(rec, "name", where, str, "a string")
-        where = f"{mf}: layers[{i}] ({name})"
-        kind = _need(rec, "kind", where, str, f"one of {', '.join(MAPPED_KINDS + ('simd',))}")
-        in_shape = tuple(_need(rec, "in_shape", where, list, "a list of ints"))
-        out_shape = tuple(_need(rec, "out_shape", where, list, "a list of ints"))
-        if kind == "simd":
-            op = _need(rec, "op", where, str, f"one of {', '.join(SIMD_OPS)}")
-            if op not in SIMD_OPS:
-                raise ArtifactError(f"{where}: field 'op' must be one of {', '.join(SIMD_OPS)}, got {op!r}")
-            ops = _need(rec, "simd_ops", where, int, "a non-negative integer")
-            if ops < 0:
-                raise ArtifactError(f"{where}: field 'simd_ops' must be >= 0, got {ops}")
-            layers.append(LayerRecord(name=name, kind=kind, in_shape=in_shape, out_shape=out_shape, op=op,
-                                      simd_ops=ops, extra=rec.get("extra") or {}))
-            continue
-        if kind not in MAPPED_KINDS:
-            raise ArtifactError(f"{where}: field 'kind' must be one of {', '.join(MAPPED_KINDS + ('simd',))}, "
-                                f"got {kind!r}")
-        K = _need(rec, "K", where, int, "a positive integer")
-        N = _need(rec, "N", where, int, "a positive integer")
-        G = _need(rec, "group_size", where, int, "a positive integer")
-        if min(K, N, G) < 1:
-            raise ArtifactError(f"{where}: K, N and group_size must be positive, got {K}, {N}, {G}")
-        fname = _need(rec, "file", where, str, "a path relative to the artifact")
-        fpath = root / fname
-        if not fpath.is_file():
-            raise ArtifactError(f"{where}: field 'file': {fpath} not found")
-        fw = str(fpath)
         try:
-            with np.load(fpath, allow_pickle=False) as z:
-                z = dict(z)
-        except Exception as e:  # noqa: BLE001 - any unreadable file is the same error to the user
-            raise ArtifactError(f"{fw}: not a readable .npz ({e})") from None
-        w = _arr(z, "w", fw, (K, N), np.int8)
-        scale = _arr(z, "scale", fw, (N,), np.float32)
-        if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
-            raise ArtifactError(f"{fw}: array 'scale' must be finite and > 0")
-        phi = _arr(z, "phi", fw, (N,), np.uint8)
-        if phi.max(initial=0) > macro.phi_max:
-            raise ArtifactError(f"{fw}: array 'phi' must lie in [0, {macro.phi_max}] (hw.phi_max), "
-                                f"found {int(phi.max())}")
-        mask = _arr(z, "mask", fw, (K, n_groups(N, G)), bool)
-        full = expand_mask(mask, N, G)
-        if np.any(w[~full] != 0):
-            raise ArtifactError(f"{fw}: array 'w' has non-zero pruned weights (mask = 0)")
-        nz = csd.nnz(w)
-        bad = full & (nz != phi[None, :])
-        if bad.any():
-            k, n = np.argwhere(bad)[0]
-            raise ArtifactError(f"{fw}: array 'w'[{k}, {n}] = {int(w[k, n])} has {int(nz[k, n])} non-zero CSD "
-                                f"digits, but phi[{n}] = {int(phi[n])}")
-        T = len(z.get("tiles_meta", ()))
-        shp = {"tiles_cells": (T, macro.n_row, macro.n_comp, macro.n_col), "tiles_rows": (T, macro.n_row, macro.n_comp),
-               "tiles_col_filter": (T, macro.n_col), "tiles_filters": (T, macro.n_col), "tiles_meta": (T, 4)}
-        shp["tiles_idx"] = shp["tiles_sign"] = shp["tiles_cells"]
-        dt = {"tiles_cells": np.uint8, "tiles_idx": np.uint8, "tiles_sign": np.uint8, "tiles_rows": np.int32,
-              "tiles_col_filter": np.int16, "tiles_filters": np.int32, "tiles_meta": np.int32}
-        arrays = {k: _arr(z, k, fw, shp[k], dt[k]) for k in _TILE_FIELDS}
-        for k, hi in (("tiles_cells", 1), ("tiles_idx", 3), ("tiles_sign", 1)):
-            if arrays[k].max(initial=0) > hi:
-                raise ArtifactError(f"{fw}: array '{k}' must lie in [0, {hi}]")
-        if arrays["tiles_rows"].min(initial=-1) < -1 or arrays["tiles_rows"].max(initial=-1) >= K:
-            raise ArtifactError(f"{fw}: array 'tiles_rows' must lie in [-1, {K - 1}]")
-        if arrays["tiles_filters"].min(initial=-1) < -1 or arrays["tiles_filters"].max(initial=-1) >= N:
-            raise ArtifactError(f"{fw}: array 'tiles_filters' must lie in [-1, {N - 1}]")
-        if arrays["tiles_col_filter"].min(initial=-1) < -1 or arrays["tiles_col_filter"].max(initial=-1) >= macro.n_col:
-            raise ArtifactError(f"{fw}: array 'tiles_col_filter' must lie in [-1, {macro.n_col - 1}]")
-        compiled = CompiledLayer.from_stacked(K, N, macro, G, phi, mask, arrays)
-        if check_tiles and not np.array_equal(weights_of(compiled), w.astype(np.int64)):
-            raise ArtifactError(f"{fw}: packed tiles do not reproduce array 'w' (inconsistent artifact)")
-        signed = bool(rec.get("signed_input", False))
-        x = z.get("x")
-        if x is not None:
-            want = np.int8 if signed else np.uint8
-            if x.dtype != want:
-                raise ArtifactError(f"{fw}: array 'x' must be {np.dtype(want)} (signed_input={signed}), got {x.dtype}")
-            if tuple(x.shape[1:]) != in_shape:
-                raise ArtifactError(f"{fw}: array 'x' must have shape (S, {', '.join(map(str, in_shape))}), "
-                                    f"got {x.shape}")
-        kernel, stride, padding = None, 1, 0
-        if kind == "conv2d":
-            kernel = tuple(_need(rec, "kernel", where, list, "[kh, kw]"))
-            stride = _need(rec, "stride", where, int, "a positive integer")
-            padding = _need(rec, "padding", where, int, "a non-negative integer")
-            if len(in_shape) != 3 or in_shape[0] * kernel[0] * kernel[1] != K:
-                raise ArtifactError(f"{where}: in_shape {list(in_shape)} and kernel {list(kernel)} do not give K={K}")
-        elif int(np.prod(in_shape)) != K:
-            raise ArtifactError(f"{where}: in_shape {list(in_shape)} does not give K={K}")
-        layers.append(LayerRecord(name=name, kind=kind, in_shape=in_shape, out_shape=out_shape, kernel=kernel,
-                                  stride=stride, padding=padding, signed_input=signed, w=w, scale=scale,
-                                  compiled=compiled, x=x,
-                                  x_scale=float(z["x_scale"]) if "x_scale" in z else None,
-                                  extra=rec.get("extra") or {}))
-    return Artifact(network=str(doc.get("network", root.name)), macro=macro, layers=layers, path=str(root),
-                    meta=doc.get("meta") or {})
+            layers.append(_layer(root, rec, where, macro, check_tiles))
+        except ArtifactError:
+            raise
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError, RecursionError) as e:
+            msg = str(e).splitlines()[0] if str(e) else ""
+            raise ArtifactError(f"{where}: malformed ({type(e).__name__}: {msg})") from None
+    return Artifact(network=network, macro=macro, layers=layers, path=str(root), meta=meta)

@@ -29,7 +29,7 @@ import yaml
 from model.spec import DIGIT_BITS, GEOMETRY, geometry_error
 
 __all__ = ["ConfigError", "MacroConfig", "SystemConfig", "EnergyConfig", "HwConfig", "load_config",
-           "config_path", "CONFIG_DIR", "SECTIONS"]
+           "config_path", "read_yaml", "CONFIG_DIR", "SECTIONS"]
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "hw" / "configs"
 
@@ -255,6 +255,29 @@ def _section(p: Path, doc: dict, name: str, required: bool):
         raise ConfigError(f"{p}: {e}") from None
 
 
+def read_yaml(p: Path, expected: str):
+    """Parse the YAML file ``p`` (``expected`` names what it should be, for the messages).
+
+    Raises
+    ------
+    ConfigError
+        One line ``<file>: <why>`` for an unreadable file, a binary file
+        (not UTF-8, or a NUL byte) or invalid YAML.
+    """
+    try:
+        text = Path(p).read_bytes().decode("utf-8")
+        if "\x00" in text:
+            raise UnicodeDecodeError("utf-8", b"", 0, 1, "NUL byte")
+        return yaml.safe_load(text)
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot be read ({e.strerror or type(e).__name__})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text file ({expected} is expected)") from None
+    except (yaml.YAMLError, RecursionError) as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"{p}: not valid YAML ({why})") from None
+
+
 def load_config(path: str | Path) -> HwConfig:
     """Read and validate a hardware YAML file.
 
@@ -279,17 +302,7 @@ def load_config(path: str | Path) -> HwConfig:
         raise ConfigError(f"{p}: file not found")
     if not p.is_file():
         raise ConfigError(f"{p}: not a file (a hardware YAML file or a shipped name is expected)")
-    try:
-        text = p.read_bytes().decode("utf-8")
-        if "\x00" in text:
-            raise UnicodeDecodeError("utf-8", b"", 0, 1, "NUL byte")
-        doc = yaml.safe_load(text)
-    except OSError as e:
-        raise ConfigError(f"{p}: cannot be read ({e.strerror or type(e).__name__})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{p}: not a text file (a hardware YAML file is expected)") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    doc = read_yaml(p, "a hardware YAML file")
     if not isinstance(doc, dict):
         raise ConfigError(f"{p}: top level must be a mapping with keys {', '.join(TOP_KEYS)}")
     for k in doc:

@@ -108,7 +108,7 @@ def _flip_weight(w):
     (_edit_manifest(["format"], "onnx"), "field 'format' must be 'dbpim-artifact'"),
     (_edit_manifest(["hw", "n_comp"], 3), "field 'hw': macro.n_comp"),
     (_edit_manifest(["layers", 0, "kind"], "conv3d"), "field 'kind' must be one of"),
-    (_edit_manifest(["layers", 0, "K"], 65), r"array 'w' must have shape \(65, 32\)"),
+    (_edit_manifest(["layers", 0, "K"], 65), r"in_shape \[64\] does not give K=65"),
     (_edit_manifest(["layers", 1, "op"], "softmax"), "field 'op' must be one of"),
     (_edit_npz("phi", lambda a: a * 0 + 3), r"array 'phi' must lie in \[0, 2\]"),
     (_edit_npz("w", lambda a: a.astype(np.int16)), "array 'w' must be int8"),
