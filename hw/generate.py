@@ -9,17 +9,19 @@ writes ``dbpim_<block>.v`` for each block (one top module per file, named like
 the file) and ``manifest.json``: the parameters, each block's ports (name,
 direction, width) and latency in cycles. Output is deterministic
 (``emit_src=False``, sorted JSON), byte-identical across runs. A bad YAML stops
-with one line (file, key, what is allowed) before anything is written.
+with one line (file, key, what is allowed) before anything is written. The
+folder is written through :func:`model.outdir.output_dir`: the files are moved in
+only on success, our own ``.v`` files of blocks not generated this time are
+removed (so ``manifest.json`` always lists exactly the ``.v`` files present),
+and a folder holding files we did not write is refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 __all__ = ["BLOCKS", "build_block", "generate", "main", "ports_of_verilog"]
@@ -98,10 +100,13 @@ def generate(config, out_dir, blocks=BLOCKS) -> dict:
         On a bad configuration (nothing is written).
     ValueError
         On an unknown block name (nothing is written).
+    model.outdir.OutputError
+        On an ``out_dir`` that cannot be written without losing data (nothing is written).
     """
     from amaranth.back import verilog
 
     from model.config import HwConfig, MacroConfig, load_config
+    from model.outdir import check_output, output_dir
 
     if isinstance(config, (str, Path)):
         config = load_config(config)
@@ -114,6 +119,8 @@ def generate(config, out_dir, blocks=BLOCKS) -> dict:
     for b in blocks:
         if b not in BLOCKS:
             raise ValueError(f"block: must be one of {', '.join(BLOCKS)}, got {b!r}")
+    inputs = [config.path] if isinstance(config, HwConfig) else []
+    check_output(out_dir, "dbpim verilog", inputs, adopt=_manifest_files)  # before the slow part
     texts, entries = {}, {}
     for b in blocks:
         comp = build_block(b, mc)
@@ -125,24 +132,31 @@ def generate(config, out_dir, blocks=BLOCKS) -> dict:
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "config": name,
                 "macro": mc.to_dict(), "blocks": entries}
     texts["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for fname, text in texts.items():  # write-then-rename: never a half-written file
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{fname}.")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out / fname)
+    with output_dir(out_dir, "dbpim verilog", inputs, adopt=_manifest_files) as stage:
+        for fname, text in texts.items():
+            (stage / fname).write_text(text)
     return manifest
+
+
+def _manifest_files(folder: Path) -> set[str]:
+    """The files a ``manifest.json`` of ours (written before output markers existed) lists, with itself."""
+    try:
+        man = json.loads((folder / "manifest.json").read_text())
+        if man.get("format") != MANIFEST_FORMAT:
+            return set()
+        return {"manifest.json"} | {str(e["file"]) for e in man["blocks"].values()}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return set()
 
 
 def main(argv=None) -> int:
     """``dbpim verilog`` / ``python -m hw.generate``: returns the exit status."""
     from model.config import ConfigError
+    from model.outdir import OUT_HELP
 
     ap = argparse.ArgumentParser(prog="dbpim verilog", description="Generate the DB-PIM Verilog and a manifest.")
     ap.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
-    ap.add_argument("--out", default="build/verilog", help="output folder (default: build/verilog)")
+    ap.add_argument("--out", default="build/verilog", help=OUT_HELP + " (default: build/verilog)")
     ap.add_argument("--blocks", default=",".join(BLOCKS),
                     help=f"comma-separated subset of {','.join(BLOCKS)} (default: all)")
     a = ap.parse_args(argv)

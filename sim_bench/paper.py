@@ -8,7 +8,8 @@ at the top, ``networks.csv`` (one row per network), ``summary.json`` (list of
 the per-network summaries), ``summary.md`` (our figures next to the paper's
 Tab. II / Tab. III / abstract, with ratios) and the combined plots
 ``mechanisms.png`` (Fig. 12 style) and ``time_breakdown.png`` (Fig. 13 style).
-All of it is built in a temporary directory and renamed into place.
+All of it is staged next to ``--out`` and moved in only on success
+(:func:`model.outdir.output_dir`; a folder holding other files is refused).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import json
 import sys
 from pathlib import Path
 
+from model.outdir import OUT_HELP, OutputError, check_output, output_dir
 from sim_bench.perf import MECHANISMS, evaluate_network, specs_from_artifact
-from sim_bench.report import (BenchError, _write_csv, atomic_dir, format_summary, load_inputs, markdown,
+from sim_bench.report import (BenchError, _write_csv, format_summary, load_inputs, markdown,
                               plot_mechanisms, plot_time_breakdown, write_report)
 
 __all__ = ["main", "run_paper", "network_row"]
@@ -43,15 +45,15 @@ def run_paper(artifacts, hw="paper", out="build/paper", plots: bool = True, verb
     """Evaluate several artifacts and write the combined report; returns the per-network summaries."""
     if not artifacts:
         raise BenchError("no artifacts given (pass --artifacts DIR ... or --root DIR)")
-    nets = []
-    for a in artifacts:
-        art, cfg = load_inputs(a, hw)
-        nets.append(evaluate_network(specs_from_artifact(art), cfg, network=art.network))
-    names = [n.network for n in nets]
+    loaded = [load_inputs(a, hw) for a in artifacts]
+    names = [art.network for art, _ in loaded]
     if len(set(names)) != len(names):
         raise BenchError(f"network names must be distinct, got {', '.join(names)}")
+    inputs = list(artifacts) + [loaded[0][1].path]
+    check_output(out, "dbpim bench-paper", inputs)  # refuse before the long part
+    nets = [evaluate_network(specs_from_artifact(art), cfg, network=art.network) for art, cfg in loaded]
     summaries = []
-    with atomic_dir(Path(out)) as tmp:
+    with output_dir(out, "dbpim bench-paper", inputs) as tmp:
         for n in nets:
             d = tmp / "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in n.network)
             d.mkdir()
@@ -69,12 +71,14 @@ def run_paper(artifacts, hw="paper", out="build/paper", plots: bool = True, verb
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="dbpim bench-paper", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="dbpim bench-paper", description=(
+        "The performance report over several artifacts (the five zoo networks), combined and compared with "
+        "the paper's figures."))
     p.add_argument("--artifacts", nargs="*", default=[], help="artifact directories")
     p.add_argument("--root", help="a directory whose sub-directories with manifest.yaml are artifacts")
-    p.add_argument("--hw", default="paper")
-    p.add_argument("--out", default="build/paper")
-    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
+    p.add_argument("--out", default="build/paper", help=OUT_HELP + " (default: build/paper)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     a = p.parse_args(argv)
     arts = list(a.artifacts)
     if a.root:
@@ -85,7 +89,7 @@ def main(argv=None) -> int:
         arts += sorted(str(d) for d in root.iterdir() if (d / "manifest.yaml").is_file())
     try:
         run_paper(arts, a.hw, a.out, plots=not a.no_plots)
-    except BenchError as e:
+    except (BenchError, OutputError) as e:
         print(f"dbpim bench-paper: {e}", file=sys.stderr)
         return 2
     print(f"report written to {a.out}")

@@ -2,8 +2,9 @@
 
     dbpim bench --artifact <dir> [--hw paper] --out <dir>
 
-Writes, into ``--out`` (built in a temporary sibling directory and renamed into
-place, so a failure never leaves a half-written report nor loses an old one):
+Writes, into ``--out`` (staged next to it and moved in on success by
+:func:`model.outdir.output_dir`: a failure leaves ``--out`` untouched, and a
+folder holding files this command did not write is refused):
 
 * ``layers.csv``   one row per layer, the unit in every column name;
 * ``summary.json`` per network: ``speedup``, ``energy_saving``, ``utilization``,
@@ -23,19 +24,17 @@ import argparse
 import csv
 import json
 import math
-import os
-import shutil
 import sys
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from model.outdir import OUT_HELP, OutputError, check_output, output_dir
+from model.plots import legend_outside, pyplot as _plt, save_figure
 from sim_bench.perf import MECH_LABELS, MECHANISMS, NetworkPerf, evaluate_network, specs_from_artifact
 
 __all__ = ["main", "run_report", "write_report", "demo", "layer_rows", "markdown", "PAPER", "BenchError",
-           "atomic_dir", "plot_mechanisms", "plot_time_breakdown", "load_inputs"]
+           "plot_mechanisms", "plot_time_breakdown", "load_inputs"]
 
 DIGITS_NOTE = ("Our networks are trained on scikit-learn digits (8x8, upscaled to 32x32 for the zoo networks), "
                "not on CIFAR-100 as in the paper; layer shapes match the paper's 32x32 inputs, but weight and "
@@ -66,25 +65,6 @@ def paper_key(network: str) -> str:
         if name in k:
             return name
     return k
-
-
-@contextmanager
-def atomic_dir(out: Path):
-    """Yield a temporary sibling directory that replaces ``out`` only on success."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp.", dir=out.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = out.with_name(f".{out.name}.old")
-    if out.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _f(v, nd=4):
@@ -143,8 +123,26 @@ def summary_of(net: NetworkPerf) -> dict:
     d["energy_by_component_dbpim [pJ]"] = _components(net, "dbpim")
     d["energy_by_component_dense [pJ]"] = _components(net, "dense")
     d["config"] = net.cfg.to_dict()
+    d["layers_without_inputs"] = layers_without_inputs(net)
     d["note"] = DIGITS_NOTE
     return d
+
+
+def layers_without_inputs(net: NetworkPerf) -> list[str]:
+    """Names of the mapped layers whose artifact recorded no input activations."""
+    return [lp.spec.name for lp in net.mapped() if lp.spec.bits is None]
+
+
+def inputs_note(nets: list[NetworkPerf]) -> list[str]:
+    """Markdown lines stating, per network, the mapped layers evaluated without recorded inputs."""
+    lines = []
+    for n in nets:
+        missing = layers_without_inputs(n)
+        if missing:
+            lines.append(f"**No recorded inputs** for {len(missing)} mapped layer(s) of {n.network} "
+                         f"({', '.join(missing)}): every input bit column is counted as non-zero there, so no "
+                         "input skipping is credited to them.")
+    return [""] + lines if lines else []
 
 
 def _components(net: NetworkPerf, mech: str) -> dict:
@@ -185,6 +183,7 @@ def markdown(nets: list[NetworkPerf]) -> str:
                  f"{n.speedup('dbpim', True):.2f}x | {th:.4g} | {'%.2f' % pt[2] if pt else 'n/a'} | "
                  f"{'%.3g' % (th / pt[2]) if pt else 'n/a'} | {tb:.4g} | {'%.2f' % pt[1] if pt else 'n/a'} | "
                  f"{'%.3g' % (tb / pt[1]) if pt else 'n/a'} |")
+    L += inputs_note(nets)
     best_s = max(n.speedup() for n in nets)
     best_e = max(n.energy_saving() for n in nets)
     L += ["", "## Headline figures (paper abstract: \"up to\")", "",
@@ -217,21 +216,6 @@ def markdown(nets: list[NetworkPerf]) -> str:
 
 # ---------------------------------------------------------------- plots
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def save_figure(fig, path: Path) -> Path:
-    """Lay out, write (PNG, 110 dpi) and close a figure; returns its path."""
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _plt().close(fig)
-    return path
-
-
 def plot_mechanisms(nets: list[NetworkPerf], path: Path):
     """Speedup and energy saving per network broken down by mechanism (Fig. 12 style)."""
     plt = _plt()
@@ -248,7 +232,7 @@ def plot_mechanisms(nets: list[NetworkPerf], path: Path):
         ax.set_ylabel(t)
         ax.grid(axis="y", alpha=0.3)
     axes[0].axhline(1, color="k", lw=0.5)
-    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    legend_outside(axes[1])
     fig.suptitle("End to end, by sparsity mechanism")
     save_figure(fig, path)
 
@@ -274,7 +258,7 @@ def plot_time_breakdown(nets: list[NetworkPerf], path: Path):
     ax.set_xticks(np.arange(len(labels)))
     ax.set_xticklabels(labels, fontsize=7)
     ax.set_ylabel("share of execution time [%]")
-    ax.legend(fontsize=7)
+    legend_outside(ax)
     ax.set_title("Execution time by layer type")
     save_figure(fig, path)
 
@@ -295,7 +279,7 @@ def _plot_layers(net: NetworkPerf, out: Path) -> list[Path]:
     ax.set_xticklabels(names, rotation=90, fontsize=7)
     ax.set_ylabel("speedup over dense PIM [x]")
     ax.axhline(1, color="k", lw=0.5)
-    ax.legend(fontsize=7)
+    legend_outside(ax)
     ax.set_title(f"{net.network}: per-layer speedup (wall cycles)")
     paths.append(save_figure(fig, out / "layer_speedup.png"))
 
@@ -309,7 +293,7 @@ def _plot_layers(net: NetworkPerf, out: Path) -> list[Path]:
     ax.set_xticklabels(names, rotation=90, fontsize=7)
     ax.set_ylabel("utilization U [%]")
     ax.set_ylim(0, 105)
-    ax.legend(fontsize=7)
+    legend_outside(ax)
     ax.set_title(f"{net.network}: utilization (Eq. 2), network {100 * net.utilization():.1f}%")
     paths.append(save_figure(fig, out / "utilization.png"))
 
@@ -323,8 +307,8 @@ def _plot_layers(net: NetworkPerf, out: Path) -> list[Path]:
         bottom += v
     ax.set_xticks([0, 1])
     ax.set_xticklabels(["dense PIM", "DB-PIM"])
-    ax.set_ylabel("energy per inference [uJ]")
-    ax.legend(fontsize=7)
+    ax.set_ylabel("energy per inference [µJ]")
+    legend_outside(ax)
     ax.set_title(f"{net.network}: energy by component")
     paths.append(save_figure(fig, out / "energy_breakdown.png"))
     return paths
@@ -369,10 +353,20 @@ def load_inputs(artifact, hw="paper"):
 
 
 def run_report(artifact, hw="paper", out="build/bench", plots: bool = True) -> dict:
-    """Evaluate an artifact and write its report atomically into ``out``; returns the JSON summary."""
+    """Evaluate an artifact and write its report into ``out``; returns the JSON summary.
+
+    Raises
+    ------
+    BenchError
+        A bad artifact or hardware YAML (one line).
+    model.outdir.OutputError
+        An ``out`` that cannot be written without losing data (one line).
+    """
     art, cfg = load_inputs(artifact, hw)
+    inputs = [artifact, cfg.path]
+    check_output(out, "dbpim bench", inputs)  # refuse before the long part
     net = evaluate_network(specs_from_artifact(art), cfg, network=art.network)
-    with atomic_dir(Path(out)) as tmp:
+    with output_dir(out, "dbpim bench", inputs) as tmp:
         summ = write_report(net, tmp, plots=plots)
     return summ
 
@@ -395,15 +389,17 @@ def demo(artifact, hw="paper", out="build/demo/bench") -> list[Path]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="dbpim bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="dbpim bench", description=(
+        "Performance, energy and utilization report of a compiled artifact: layers.csv, summary.json, "
+        "summary.md and plots in --out."))
     p.add_argument("--artifact", required=True, help="compiled artifact directory")
     p.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
-    p.add_argument("--out", default="build/bench", help="output directory (replaced atomically)")
+    p.add_argument("--out", default="build/bench", help=OUT_HELP + " (default: build/bench)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     a = p.parse_args(argv)
     try:
         summ = run_report(a.artifact, a.hw, a.out, plots=not a.no_plots)
-    except BenchError as e:
+    except (BenchError, OutputError) as e:
         print(f"dbpim bench: {e}", file=sys.stderr)
         return 2
     print(format_summary(summ))

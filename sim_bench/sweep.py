@@ -13,7 +13,9 @@ artifact (its layer files' optional ``w_float`` (K, N) float32 array if the
 front-end stored it, else the de-quantized FTA weights ``w * scale`` -- a
 re-approximation of approximated weights, flagged in the CSV).
 
-Writes ``sweep.csv`` (units in the column names) and ``sweep.png`` atomically.
+Writes ``sweep.csv`` (units in the column names), ``sweep.json`` and
+``sweep.png`` into ``--out`` through :func:`model.outdir.output_dir` (moved in
+only on success; a folder holding other files is refused).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sim_bench.report import BenchError, _write_csv, _plt, atomic_dir, save_figure
+from model.outdir import OUT_HELP, OutputError, check_output, output_dir
+from model.plots import legend_outside, pyplot, save_figure
+from sim_bench.report import BenchError, _write_csv
 
 __all__ = ["main", "run_sweep", "parse_geometry", "workload", "workload_from_artifact"]
 
@@ -121,14 +125,27 @@ def run_sweep(workload_name="digits", hw="paper", sparsities=(0.0, 0.25, 0.5, 0.
     from model.config import ConfigError
     from model.config import load_config
     try:
-        load_config(hw)
+        cfg_path = load_config(hw).path
     except ConfigError as e:
         raise BenchError(str(e)) from None
     workload(workload_name)  # validate (and fail) early, in this process
+    inputs = [cfg_path] + ([workload_name] if Path(workload_name).is_dir() else [])
     for s in sparsities:
         if not 0.0 <= s <= 1.0:
             raise BenchError(f"--sparsity: {s}: must lie in [0, 1]")
     pts = [(workload_name, hw, float(s), int(p), tuple(g)) for g in geometries for p in phi_maxes for s in sparsities]
+    check_output(out, "dbpim sweep", inputs)  # refuse before the long part
+    rows = _run_points(pts, workers)
+    with output_dir(out, "dbpim sweep", inputs) as tmp:
+        _write_csv(tmp / "sweep.csv", rows)
+        (tmp / "sweep.json").write_text(json.dumps(rows, indent=2, default=float))
+        if plots:
+            _plot(rows, tmp / "sweep.png")
+    return rows
+
+
+def _run_points(pts: list, workers: int) -> list[dict]:
+    """Every sweep point, in ``workers`` processes; the first point's error is a :class:`BenchError`."""
     if workers > 1 and len(pts) > 1:
         with ProcessPoolExecutor(max_workers=workers) as ex:
             rows = list(ex.map(_point, pts))
@@ -137,16 +154,11 @@ def run_sweep(workload_name="digits", hw="paper", sparsities=(0.0, 0.25, 0.5, 0.
     bad = [r["error"] for r in rows if "error" in r]
     if bad:
         raise BenchError(bad[0])
-    with atomic_dir(Path(out)) as tmp:
-        _write_csv(tmp / "sweep.csv", rows)
-        (tmp / "sweep.json").write_text(json.dumps(rows, indent=2, default=float))
-        if plots:
-            _plot(rows, tmp / "sweep.png")
     return rows
 
 
 def _plot(rows, path):
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     keys = sorted({(r["geometry [n_comp x n_col x n_row]"], r["phi_max [digits]"]) for r in rows})
     for g, p in keys:
@@ -159,7 +171,7 @@ def _plot(rows, path):
         ax.set_xlabel("block sparsity [fraction]")
         ax.set_ylabel(k)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    legend_outside(axes[-1], title="n_comp x n_col x n_row")
     fig.suptitle(f"{rows[0]['network']}: sweep (end to end, vs dense digital PIM)")
     save_figure(fig, path)
 
@@ -172,22 +184,27 @@ def _floats(s, name):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="dbpim sweep", description=__doc__.split("\n\n")[0])
-    p.add_argument("--workload", default="digits")
-    p.add_argument("--sparsity", default="0,0.25,0.5,0.75")
-    p.add_argument("--phi-max", default="1,2")
-    p.add_argument("--geometry", default="16x16x16")
-    p.add_argument("--hw", default="paper")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--out", default="build/sweep")
-    p.add_argument("--no-plots", action="store_true")
+    p = argparse.ArgumentParser(prog="dbpim sweep", description=(
+        "Block sparsity x phi_max x macro geometry sweep of the performance model, in parallel processes; "
+        "writes sweep.csv, sweep.json and sweep.png into --out."))
+    p.add_argument("--workload", default="digits", help="digits, resnet18-cifar, resnet18-imagenet or an artifact "
+                   "directory (default: digits)")
+    p.add_argument("--sparsity", default="0,0.25,0.5,0.75",
+                   help="comma-separated block sparsities in [0, 1] (default: 0,0.25,0.5,0.75)")
+    p.add_argument("--phi-max", default="1,2", help="comma-separated FTA thresholds phi_max (default: 1,2)")
+    p.add_argument("--geometry", default="16x16x16",
+                   help="comma-separated macro geometries n_comp x n_col x n_row (default: 16x16x16)")
+    p.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
+    p.add_argument("--workers", type=int, default=2, help="parallel processes (default: 2)")
+    p.add_argument("--out", default="build/sweep", help=OUT_HELP + " (default: build/sweep)")
+    p.add_argument("--no-plots", action="store_true", help="skip sweep.png")
     a = p.parse_args(argv)
     try:
         sp = _floats(a.sparsity, "sparsity")
         ph = [int(v) for v in _floats(a.phi_max, "phi-max")]
         geo = [parse_geometry(g) for g in a.geometry.split(",") if g.strip()]
         rows = run_sweep(a.workload, a.hw, sp, ph, geo, a.out, max(1, a.workers), plots=not a.no_plots)
-    except BenchError as e:
+    except (BenchError, OutputError) as e:
         print(f"dbpim sweep: {e}", file=sys.stderr)
         return 2
     for r in rows:

@@ -65,15 +65,15 @@ def test_bench_errors_are_one_line_and_keep_old_output(art, tmp_path, capsys):
 
 def test_failure_mid_write_keeps_old_output(art, tmp_path, monkeypatch):
     out = tmp_path / "rep"
-    out.mkdir()
-    (out / "keep.txt").write_text("old")
+    report.run_report(art, "paper", out, plots=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
 
     def boom(*a, **k):
         raise RuntimeError("disk full")
     monkeypatch.setattr(report, "plot_mechanisms", boom)
     with pytest.raises(RuntimeError):
         report.run_report(art, "paper", out)
-    assert (out / "keep.txt").read_text() == "old"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]  # no temporary left behind
 
 

@@ -98,3 +98,43 @@ def test_cli_state_dict(tmp_path, capsys):
     assert rc == 0
     assert "artifact:" in capsys.readouterr().out
     assert (tmp_path / "o" / "artifact" / "manifest.yaml").exists()
+
+
+REPR = r"\[\d[\d, ]*\]|\{'|\{\"|\bNone\b|\bTrue\b|\bFalse\b|np\.\w+\("
+
+
+def test_report_md_has_no_python_reprs(flow_run):
+    import re
+    out, rep = flow_run
+    md = (out / "report.md").read_text()
+    assert not re.search(REPR, md), re.search(REPR, md).group(0)
+    assert json.loads((out / "report.json").read_text())["artifact"] == "artifact"  # relative to the report
+    assert (out / "artifact" / "manifest.yaml").is_file()
+
+
+@pytest.mark.parametrize("tensor, value", [("features.0.conv.weight", float("nan")),
+                                           ("features.1.bn.running_var", float("inf"))])
+def test_non_finite_network_fails_before_training(tmp_path, monkeypatch, tensor, value):
+    from model.torch import flow
+    from model.torch.zoo import get_model
+
+    def no_training(*a, **k):
+        raise AssertionError("training started")
+    monkeypatch.setattr(flow, "train", no_training)
+    net = get_model("smallcnn", 10, width=0.5)
+    with torch.no_grad():
+        dict(list(net.named_parameters()) + list(net.named_buffers()))[tensor].view(-1)[0] = value
+    layer = tensor.rpartition(".")[0]
+    with pytest.raises(flow.FlowError, match=f"layer {layer}: {tensor.rpartition('.')[2]} holds NaN or inf") as e:
+        run_flow(net, "digits", 0.5, out=tmp_path / "o", **TINY)
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "o").exists()
+
+
+def test_progress_bars_only_on_a_terminal(capsys):
+    from model.torch.train import train
+    from model.torch.zoo import get_model
+    x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))
+    train(get_model("smallcnn", 10, width=0.25), x, y, epochs=1, batch_size=8, progress=True)
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""  # captured streams are not terminals

@@ -34,3 +34,16 @@ def test_minilm_main(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(minilm, "linear_weights", lambda path=None: None)
     assert minilm.main([]) == 0
     assert "skipped" in capsys.readouterr().out
+
+
+def test_minilm_out_never_overwrites_a_foreign_file(monkeypatch, tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    monkeypatch.setattr(minilm, "linear_weights", lambda path=None: {"x.weight": rng.normal(0, 1, (8, 16))})
+    mine = tmp_path / "notes.json"
+    mine.write_text('{"my": "data"}')
+    assert minilm.main(["--out", str(mine)]) == 2
+    assert "not a MiniLM FTA report" in capsys.readouterr().err and mine.read_text() == '{"my": "data"}'
+    assert minilm.main(["--out", str(tmp_path)]) == 2  # a folder
+    rep = tmp_path / "sub" / "r.json"
+    assert minilm.main(["--out", str(rep)]) == 0 and minilm.main(["--out", str(rep)]) == 0  # ours: replaced
+    assert sorted(p.name for p in rep.parent.iterdir()) == ["r.json"]

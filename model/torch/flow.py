@@ -22,6 +22,8 @@ from torch import nn
 
 from model import csd
 from model.config import ConfigError, load_config
+from model.outdir import OUT_HELP, OutputError, check_output, output_dir
+from model.plots import legend_outside, pyplot, save_figure
 from model.quant import group_size_for
 from model.torch import bn as tbn
 from model.torch import prune as tprune
@@ -31,9 +33,11 @@ from model.torch.export import ExportError
 from model.torch.train import evaluate, set_determinism, train
 from model.torch.zoo import MODELS, ZOO32, get_model, input_size
 
-__all__ = ["run_flow", "run_all_zoo", "demo", "main", "FlowError", "layer_stats", "total_sparsity"]
+__all__ = ["run_flow", "run_all_zoo", "demo", "main", "FlowError", "layer_stats", "total_sparsity", "check_finite"]
 
 DEFAULT_HW = Path(__file__).resolve().parents[2] / "hw" / "configs" / "paper.yaml"
+COMMAND = "dbpim compile"
+ZOO_COMMAND = "dbpim compile --all-zoo"
 
 
 class FlowError(ValueError):
@@ -127,9 +131,7 @@ def layer_stats(model: nn.Module, group_size: int) -> list[dict]:
 
 
 def _plots(out: Path, layers: list[dict]) -> list[str]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     mapped = [r for r in layers if not r["passed_through"]]
     if not mapped:
         return []
@@ -145,33 +147,43 @@ def _plots(out: Path, layers: list[dict]) -> list[str]:
         ax.bar(x, hist[:, p], bottom=bottom, label=f"phi={p}")
         bottom += hist[:, p]
     ax.set_ylabel("filters"), ax.set_title("FTA threshold phi per layer")
-    ax.set_xticks(x, names, rotation=90, fontsize=6), ax.legend(fontsize=7)
-    fig.tight_layout(), fig.savefig(out / "phi_hist.png", dpi=110), plt.close(fig)
-    files.append("phi_hist.png")
+    ax.set_xticks(x, names, rotation=90, fontsize=6), legend_outside(ax)
+    files.append(save_figure(fig, out / "phi_hist.png").name)
 
     fig, ax = plt.subplots(figsize=(w, 3.5))
     ax.bar(x - 0.2, [r["value_sparsity"] for r in mapped], 0.4, label="value-level (zero weights)")
     ax.bar(x + 0.2, [r["bit_sparsity"] for r in mapped], 0.4, label="bit-level (zero CSD digits)")
-    ax.set_ylim(0, 1), ax.set_ylabel("sparsity"), ax.set_title("Sparsity per layer")
-    ax.set_xticks(x, names, rotation=90, fontsize=6), ax.legend(fontsize=7)
-    fig.tight_layout(), fig.savefig(out / "sparsity.png", dpi=110), plt.close(fig)
-    files.append("sparsity.png")
+    ax.set_ylim(0, 1), ax.set_ylabel("sparsity [fraction]"), ax.set_title("Sparsity per layer")
+    ax.set_xticks(x, names, rotation=90, fontsize=6), legend_outside(ax)
+    files.append(save_figure(fig, out / "sparsity.png").name)
 
     fig, ax = plt.subplots(figsize=(w, 3.5))
     ax.bar(x, [r["storage_bits_per_weight"] for r in mapped])
     ax.axhline(8, color="k", ls="--", lw=1, label="dense int8")
-    ax.set_ylabel("bits / weight"), ax.set_title("Storage per weight (digits x 4 bits + mask)")
-    ax.set_xticks(x, names, rotation=90, fontsize=6), ax.legend(fontsize=7)
-    fig.tight_layout(), fig.savefig(out / "storage.png", dpi=110), plt.close(fig)
-    files.append("storage.png")
+    ax.set_ylabel("storage [bits/weight]"), ax.set_title("Storage per weight (digits x 4 bits + mask)")
+    ax.set_xticks(x, names, rotation=90, fontsize=6), legend_outside(ax)
+    files.append(save_figure(fig, out / "storage.png").name)
     return files
 
 
+def _dims(shape) -> str:
+    """A shape as ``16x1x3x3``."""
+    return "x".join(str(int(v)) for v in shape)
+
+
+def _seconds(times: dict) -> str:
+    """Stage times as ``float 1.2 s, block_pruned 0.8 s, ...``."""
+    return ", ".join(f"{k} {float(v):.1f} s" for k, v in times.items())
+
+
 def _markdown(rep: dict) -> str:
+    """The human-readable report (plain Markdown: no Python lists, dicts or reprs)."""
     a = rep["accuracy"]
+    ep = rep["epochs"]
     lines = [f"# DB-PIM compile report: {rep['network']} on {rep['data']}", "",
              f"hw: `{rep['hw']}` (group size G = {rep['group_size']}, phi_max = {rep['phi_max']}), "
-             f"block sparsity {rep['sparsity']:.2f}, seed {rep['seed']}, epochs {rep['epochs']}", "",
+             f"block sparsity {rep['sparsity']:.2f}, seed {rep['seed']}, epochs: float {ep['float']:g}, "
+             f"fine-tune {ep['finetune']:g}, FTA-aware QAT {ep['qat']:g}", "",
              "| stage | test accuracy |", "|---|---|"]
     labels = {"float": "float", "block_pruned": "block-pruned + fine-tuned",
               "fta_qat": "FTA-aware QAT (fake-quant)", "final": "final FTA int8 (integer path)",
@@ -179,20 +191,22 @@ def _markdown(rep: dict) -> str:
     for k, v in a.items():
         if v is not None:
             lines.append(f"| {labels.get(k, k)} | {100 * v:.2f} % |")
-    lines += ["", f"artifact: `{rep['artifact']}`", "",
-              "| layer | kind | shape | block sparsity | phi histogram | value sp. | bit sp. | bits/weight |",
+    lines += ["", f"artifact: `{rep['artifact']}/` (next to this report)", "",
+              f"| layer | kind | shape | block sparsity | filters with phi = {' / '.join(map(str, range(rep['phi_max'] + 1)))} "
+              "| value sp. | bit sp. | bits/weight |",
               "|---|---|---|---|---|---|---|---|"]
     for r in rep["layers"]:
         if r["passed_through"]:
-            lines.append(f"| {r['name']} | {r['kind']} | {r['shape']} | passed through | - | - | - | - |")
+            lines.append(f"| {r['name']} | {r['kind']} | {_dims(r['shape'])} | passed through | - | - | - | - |")
         else:
-            lines.append(f"| {r['name']} | {r['kind']} | {r['shape']} | {r['sparsity']:.2f} | {r['phi_hist']} | "
+            hist = " / ".join(map(str, r["phi_hist"])) if r["phi_hist"] else "-"
+            lines.append(f"| {r['name']} | {r['kind']} | {_dims(r['shape'])} | {r['sparsity']:.2f} | {hist} | "
                          f"{r['value_sparsity']:.2f} | {r['bit_sparsity']:.2f} | {r['storage_bits_per_weight']:.2f} |")
     notes = [r for r in rep["layers"] if r["passed_through"]]
     if notes:
         lines += ["", "Passed through (dense, SIMD core): " + "; ".join(f"{r['name']}: {r['note']}" for r in notes)]
-    lines += ["", "Plots: " + ", ".join(f"![{p}]({p})" for p in rep["plots"]), "",
-              f"Times (s): {json.dumps(rep['times'])}", ""]
+    lines += ["", "Plots: " + (", ".join(f"![{p}]({p})" for p in rep["plots"]) or "none"), "",
+              f"Times: {_seconds(rep['times'])}", ""]
     return "\n".join(lines)
 
 
@@ -237,6 +251,11 @@ def run_flow(model: str | nn.Module = "smallcnn", data: str = "digits", sparsity
         raise FlowError(f"--lr: must be a number > 0, got {lr!r}")
     if not (isinstance(width, (int, float)) and width > 0):
         raise FlowError(f"--width: must be a number > 0, got {width!r}")
+    inputs = _inputs(cfg.path, model, data)
+    try:
+        check_output(out, COMMAND, inputs)  # refuse a bad --out before any training
+    except OutputError as e:
+        raise FlowError(str(e)) from None
     ft_lr = lr / 2 if finetune_lr is None else finetune_lr
     q_lr = lr / 10 if qat_lr is None else qat_lr
     ft_ep = epochs if finetune_epochs is None else finetune_epochs
@@ -254,9 +273,8 @@ def run_flow(model: str | nn.Module = "smallcnn", data: str = "digits", sparsity
     if n_train or n_test:
         ds = ds.subset(n_train, n_test)
     net, net_name = _build_model(model, model_class, ds.num_classes, ds.in_shape[0], width)
+    check_finite(net)
     xtr, ytr, xte, yte = ds.x_train, ds.y_train, ds.x_test, ds.y_test
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     kw = dict(batch_size=batch_size, progress=progress)
     acc = {}
 
@@ -303,47 +321,84 @@ def run_flow(model: str | nn.Module = "smallcnn", data: str = "digits", sparsity
         acc["block_pruned_same_total"] = evaluate(cmp_net, xte, yte)
         stage("block_pruned_same_total")
 
-    # 6. export + validate
+    # 6. export + validate + report, all staged next to --out and moved in together
     from model import artifact as gart
     from model.torch.export import export
-    art = export(net, net_name, macro, out / "artifact", xte[:n_record], G,
-                 meta={"data": str(data), "seed": int(seed), "sparsity": float(sparsity), "phi_max": int(pm),
-                       "accuracy": {k: v for k, v in acc.items() if v is not None}})
-    gart.load(art)
-    stage("export")
+    try:
+        with output_dir(out, COMMAND, inputs) as tmp:
+            gart.load(export(net, net_name, macro, tmp / "artifact", xte[:n_record], G,
+                             meta={"data": str(data), "seed": int(seed), "sparsity": float(sparsity),
+                                   "phi_max": int(pm), "accuracy": {k: v for k, v in acc.items() if v is not None}}))
+            stage("export")
+            layers = layer_stats(net, G)
+            rep = {"network": net_name, "data": str(data), "hw": str(cfg.path), "group_size": G, "phi_max": pm,
+                   "phi_min": phi_min, "sparsity": float(sparsity), "total_sparsity": s_tot, "seed": int(seed),
+                   "epochs": {"float": epochs, "finetune": ft_ep, "qat": qat_ep}, "width": width,
+                   "n_train": len(xtr), "n_test": len(xte), "accuracy": acc, "artifact": "artifact",
+                   "layers": layers, "plots": _plots(tmp, layers) if plots else [], "times": times}
+            rep["times"]["total"] = round(time.time() - t0, 2)
+            (tmp / "report.json").write_text(json.dumps(rep, indent=2))
+            (tmp / "report.md").write_text(_markdown(rep))
+    except OutputError as e:
+        raise FlowError(str(e)) from None
+    return {**rep, "artifact": str(Path(out) / "artifact")}
 
-    layers = layer_stats(net, G)
-    rep = {"network": net_name, "data": str(data), "hw": str(cfg.path), "group_size": G, "phi_max": pm,
-           "phi_min": phi_min, "sparsity": float(sparsity), "total_sparsity": s_tot, "seed": int(seed),
-           "epochs": {"float": epochs, "finetune": ft_ep, "qat": qat_ep}, "width": width,
-           "n_train": len(xtr), "n_test": len(xte), "accuracy": acc, "artifact": str(art), "layers": layers,
-           "plots": _plots(out, layers) if plots else [], "times": times}
-    rep["times"]["total"] = round(time.time() - t0, 2)
-    (out / "report.json").write_text(json.dumps(rep, indent=2))
-    (out / "report.md").write_text(_markdown(rep))
-    return rep
+
+def _inputs(hw_path, model, data) -> list:
+    """The input files and folders of a flow run (``--out`` must be apart from each)."""
+    found = [hw_path]
+    if isinstance(model, (str, Path)) and Path(str(model)).suffix in (".pt", ".pth"):
+        found.append(model)
+    if isinstance(data, str) and ":" in data:
+        found.append(data.split(":", 1)[1])
+    return found
+
+
+def check_finite(net: nn.Module) -> None:
+    """Refuse a network with a NaN or inf parameter or buffer before any training.
+
+    Raises
+    ------
+    FlowError
+        One line naming the first such layer and tensor.
+    """
+    for name, t in list(net.named_parameters()) + list(net.named_buffers()):
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            layer, _, tensor = name.rpartition(".")
+            raise FlowError(f"--model: layer {layer or '(top level)'}: {tensor} holds NaN or inf values; "
+                            "a network must have finite weights")
 
 
 def demo(out: str | Path = "build/demo", hw: str | Path = DEFAULT_HW, seed: int = 0, epochs: float = 15,
-         progress: bool = True) -> tuple[Path, dict]:
-    """``make demo``: SmallCNN on digits, short schedule. Returns (artifact path, accuracies)."""
-    rep = run_flow("smallcnn", "digits", 0.5, hw, out, seed, epochs, progress=progress)
+         progress: bool = True, sparsity: float = 0.5) -> tuple[Path, dict]:
+    """``make demo``: SmallCNN on digits, short schedule, at ``sparsity``. Returns (artifact path, accuracies)."""
+    rep = run_flow("smallcnn", "digits", sparsity, hw, out, seed, epochs, progress=progress)
     return Path(rep["artifact"]), rep["accuracy"]
 
 
 def run_all_zoo(out: str | Path = "build/zoo", hw: str | Path = DEFAULT_HW, names=ZOO32, epochs: float = 3,
                 width: float = 0.25, sparsity: float = 0.5, seed: int = 0, progress: bool = True,
                 **kw) -> dict:
-    """The flow on each CIFAR-size zoo network with digits upscaled to 32x32; writes out/summary.json."""
-    out = Path(out)
-    summary = {}
-    for n in names:
-        rep = run_flow(n, "digits32", sparsity, hw, out / n, seed, epochs, width=width, progress=progress, **kw)
-        summary[n] = {"accuracy": rep["accuracy"], "times": rep["times"], "artifact": rep["artifact"]}
-        print(f"{n}: " + ", ".join(f"{k}={v:.4f}" for k, v in rep["accuracy"].items() if v is not None)
-              + f" ({rep['times']['total']} s)", flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    """The flow on each CIFAR-size zoo network with digits upscaled to 32x32.
+
+    Writes ``out/<network>/`` (each a :func:`run_flow` folder) and
+    ``out/summary.json`` (artifact paths relative to ``out``), all moved into
+    ``out`` together when the last network is done.
+    """
+    try:
+        inputs = [load_config(hw).path]
+        check_output(out, ZOO_COMMAND, inputs)
+        summary = {}
+        with output_dir(out, ZOO_COMMAND, inputs) as tmp:
+            for n in names:
+                rep = run_flow(n, "digits32", sparsity, hw, tmp / n, seed, epochs, width=width, progress=progress,
+                               **kw)
+                summary[n] = {"accuracy": rep["accuracy"], "times": rep["times"], "artifact": f"{n}/artifact"}
+                print(f"{n}: " + ", ".join(f"{k}={v:.4f}" for k, v in rep["accuracy"].items() if v is not None)
+                      + f" ({rep['times']['total']} s)", flush=True)
+            (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+    except (ConfigError, OutputError) as e:
+        raise FlowError(str(e)) from None
     return summary
 
 
@@ -351,26 +406,29 @@ def run_all_zoo(out: str | Path = "build/zoo", hw: str | Path = DEFAULT_HW, name
 
 def _parser(prog: str = "dbpim compile") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Train, block-prune, FTA-quantize and compile a network "
-                                "into a DB-PIM artifact (with report.json / report.md / plots in --out).")
+                                "into a DB-PIM artifact (with report.json, report.md and plots in --out).")
     p.add_argument("--model", default="smallcnn",
-                   help=f"zoo name ({', '.join(MODELS)}) or a .pt state dict (then --model-class)")
+                   help=f"zoo name ({', '.join(MODELS)}) or a .pt state dict (then --model-class) (default: smallcnn)")
     p.add_argument("--model-class", default=None, help="zoo name or 'package.module:Class' for a .pt state dict")
-    p.add_argument("--data", default="digits", help=f"dataset: {', '.join(DATA_NAMES)}")
-    p.add_argument("--sparsity", type=float, default=0.5, help="block sparsity in [0, 1) (default 0.5)")
-    p.add_argument("--hw", default=str(DEFAULT_HW), help="hardware YAML (default hw/configs/paper.yaml)")
-    p.add_argument("--out", default="build/compile", help="output directory (artifact + report)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=float, default=15, help="float training epochs (default 15)")
-    p.add_argument("--finetune-epochs", type=float, default=None, help="default: --epochs")
-    p.add_argument("--qat-epochs", type=float, default=None, help="default: --epochs")
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--data", default="digits", help=f"dataset: {', '.join(DATA_NAMES)} (default: digits)")
+    p.add_argument("--sparsity", type=float, default=0.5, help="block sparsity in [0, 1) (default: 0.5)")
+    p.add_argument("--hw", default=str(DEFAULT_HW), help="hardware YAML or shipped name (default: paper)")
+    p.add_argument("--out", default="build/compile", help=OUT_HELP + "; gets artifact/ and the report "
+                   "(default: build/compile)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of data split, init and training (default: 0)")
+    p.add_argument("--epochs", type=float, default=15, help="float training epochs (default: 15)")
+    p.add_argument("--finetune-epochs", type=float, default=None,
+                   help="fine-tuning epochs after block pruning (default: --epochs)")
+    p.add_argument("--qat-epochs", type=float, default=None, help="FTA-aware QAT epochs (default: --epochs)")
+    p.add_argument("--lr", type=float, default=2e-3, help="learning rate of float training (default: 0.002)")
+    p.add_argument("--batch-size", type=int, default=64, help="training batch size (default: 64)")
     p.add_argument("--phi-max", type=int, default=None, help="FTA ceiling (default: the hw macro's phi_max)")
-    p.add_argument("--width", type=float, default=1.0, help="channel width multiplier of zoo networks")
+    p.add_argument("--width", type=float, default=1.0, help="channel width multiplier of zoo networks (default: 1; "
+                   "0.25 with --all-zoo)")
     p.add_argument("--no-compare", action="store_true", help="skip the block-pruning-alone comparison")
     p.add_argument("--all-zoo", action="store_true",
                    help="run the five CIFAR-size zoo networks on digits upscaled to 32x32 (ignores --model/--data)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (they are drawn only on a terminal)")
     return p
 
 

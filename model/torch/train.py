@@ -27,6 +27,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: float, lr:
     """Adam with cosine learning-rate decay for ``epochs`` epochs (fractions allowed).
 
     Pruned weights are re-zeroed after every step (:func:`enforce_masks`).
+    With ``progress``, a progress bar is drawn on stderr when it is a terminal
+    (never into a pipe, a file or a test log).
     """
     if epochs <= 0:
         return model
@@ -39,7 +41,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: float, lr:
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=steps, desc=desc, leave=False)
+        bar = tqdm(total=steps, desc=desc, leave=False, disable=None)  # None: only on a terminal
     model.train()
     step = 0
     while step < steps:
