@@ -1,7 +1,8 @@
 """The ``dbpim`` command line.
 
 Subcommands dispatch lazily to the part of the project that owns them, so
-``dbpim --help`` stays fast and works without torch or the RTL tools::
+``dbpim --help`` stays fast and works without torch or the RTL tools. The
+dispatcher also makes a closed pipe (``dbpim --help | head -1``) quiet::
 
     dbpim demo         the built-in example end to end (make demo)
     dbpim verilog      generate Verilog + manifest for a hardware YAML (hw/)
@@ -16,9 +17,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
+from dbpim import __version__
+
 __all__ = ["main"]
+
+#: Exit status after the reader of stdout went away (128 + SIGPIPE, as a shell reports it).
+EXIT_BROKEN_PIPE = 141
 
 # subcommand -> (module, function taking argv, one-line help)
 SUBCOMMANDS = {
@@ -35,7 +42,9 @@ SUBCOMMANDS = {
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dbpim", description="DB-PIM: Dyadic Block PIM tools.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Run `dbpim <command> --help` for the options of a command.")
+                                epilog="Run 'dbpim <command> --help' for the options of a command.")
+    p.add_argument("--version", action="version", version=f"dbpim {__version__}",
+                   help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="command")
     for name, (_, _, helptext) in SUBCOMMANDS.items():
         sub.add_parser(name, help=helptext, add_help=False)
@@ -43,8 +52,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """``dbpim ...``: run a subcommand; returns its exit status.
+
+    A reader that closes the pipe early (``dbpim --help | head -1``) ends the
+    command quietly with status 141, with no traceback.
+    """
+    try:
+        try:
+            return _dispatch(list(sys.argv[1:] if argv is None else argv))
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the final flush at exit must not fail again
+        return EXIT_BROKEN_PIPE
+
+
+def _dispatch(argv: list[str]) -> int:
     p = _parser()
+    if argv[:1] == ["--version"]:
+        print(f"dbpim {__version__}")
+        return 0
     if not argv or argv[0] in ("-h", "--help"):
         p.print_help()
         return 0

