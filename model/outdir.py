@@ -23,6 +23,7 @@ Pure standard library; errors are :class:`OutputError`, one line each.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -215,12 +216,18 @@ def _move_in(stage: Path, out: Path, files: set[str]) -> None:
         os.replace(stage / rel, dst)
 
 
-def _commit(stage: Path, out: Path, command: str, old: set[str]) -> None:
+def _commit(stage: Path, out: Path, command: str, adopt) -> None:
     new = _tree(stage)
     if not out.exists():
         _write_marker(stage, command, new)
-        os.rename(stage, out)
-        return
+        try:
+            os.rename(stage, out)  # a new folder appears whole
+            return
+        except OSError as e:
+            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+        (stage / MARKER).unlink()  # another process created ``out`` meanwhile: join it file by file
+    old = owned_files(out, command, adopt)  # as it is now: another run of ours may have written it meanwhile
     _write_marker(out, command, old | new)  # a crash below leaves every file accounted for
     _remove_stale(out, old - new)
     _move_in(stage, out, new)
@@ -254,7 +261,7 @@ def output_dir(out, command: str, inputs: Iterable = (),
         Before anything is written, if ``out`` is refused (:func:`check_output`),
         or if a folder cannot be created.
     """
-    old = check_output(out, command, inputs, adopt)
+    check_output(out, command, inputs, adopt)
     out = Path(out).resolve()
     created: list[Path] = []
     try:
@@ -267,7 +274,7 @@ def output_dir(out, command: str, inputs: Iterable = (),
     try:
         yield stage
         try:
-            _commit(stage, out, command, old)
+            _commit(stage, out, command, adopt)
         except OSError as e:
             raise OutputError(f"{out}: cannot write ({e.strerror or type(e).__name__}: "
                               f"{e.filename or out})") from None

@@ -168,3 +168,16 @@ def test_permissions_follow_the_umask(tmp_path):
         assert stat.S_IMODE(d.stat().st_mode) == 0o750, d
     for f in (out / "f.txt", out / MARKER, tmp_path / "single.json"):
         assert stat.S_IMODE(f.stat().st_mode) == 0o640, f
+
+
+def test_out_created_meanwhile_by_the_same_command_is_joined(tmp_path):
+    """Two runs of one command racing to create ``out`` (parallel test workers): both succeed."""
+    out = tmp_path / "out"
+    with output_dir(out, "cmd") as stage:
+        _write(stage, {"a.txt": "1"})
+        with output_dir(out, "cmd") as other:  # finishes first and creates ``out``
+            _write(other, {"a.txt": "1", "b.txt": "2"})
+    files = _tree(out)
+    files.pop(MARKER)
+    assert files == {"a.txt": "1"}  # the last run's files; b.txt was that command's own stale file
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]

@@ -191,3 +191,15 @@ def test_bad_hw_yaml_is_one_line_in_every_subcommand(art, tmp_path, capsys, cmd,
     out = [] if cmd[0] == "verify" else ["--out", str(tmp_path / "o")]
     _refused(capsys, cmd + ["--hw", str(y)] + out, str(y))
     assert not (tmp_path / "o").exists()
+
+
+def test_compile_all_zoo_writes_through_the_helper(tmp_path):
+    pytest.importorskip("torch")
+    from model.torch import flow
+    out = tmp_path / "zoo"
+    assert flow.run_all_zoo(out, "small", names=()) == {}
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "summary.json"]
+    assert json.loads((out / MARKER).read_text())["command"] == "dbpim compile --all-zoo"
+    (out / "mine.txt").write_text("x")
+    with pytest.raises(flow.FlowError, match="mine.txt"):
+        flow.run_all_zoo(out, "small", names=())
