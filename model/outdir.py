@@ -156,7 +156,7 @@ def check_output(out, command: str, inputs: Iterable = (),
         how = _overlap(res, Path(i).resolve())
         if how:
             raise OutputError(f"{out}: {how} the input {i}; --out must be apart from every input")
-    return owned_files(res, command, adopt) if res.is_dir() else set()
+    return owned_files(Path(out), command, adopt) if res.is_dir() else set()
 
 
 def _mkdirs(path: Path) -> list[Path]:
