@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 
 from model import csd
-from model.compile import CompiledLayer
+from model.compile import TILE_ARRAYS, CompiledLayer
 from model.config import ConfigError, MacroConfig, read_yaml
 from model.layer import conv_out_size, weights_of
 from model.outdir import output_dir
@@ -38,8 +38,6 @@ VERSION = 1
 MAPPED_KINDS = ("conv2d", "linear")
 SIMD_OPS = ("depthwise", "pool", "relu", "add", "mul", "other")
 SAVE_COMMAND = "model.artifact.save"
-_TILE_FIELDS = ("tiles_cells", "tiles_idx", "tiles_sign", "tiles_rows", "tiles_col_filter", "tiles_filters",
-                "tiles_meta")
 
 
 class ArtifactError(ValueError):
@@ -311,12 +309,8 @@ def _tile_arrays(z: dict, fw: str, K: int, N: int, G: int, macro: MacroConfig) -
     if meta.ndim != 2 or meta.shape[1] != 4:
         raise ArtifactError(f"{fw}: array 'tiles_meta' must have shape (T, 4), got {meta.shape}")
     T = meta.shape[0]
-    shp = {"tiles_cells": (T, macro.n_row, macro.n_comp, macro.n_col), "tiles_rows": (T, macro.n_row, macro.n_comp),
-           "tiles_col_filter": (T, macro.n_col), "tiles_filters": (T, macro.n_col), "tiles_meta": (T, 4)}
-    shp["tiles_idx"] = shp["tiles_sign"] = shp["tiles_cells"]
-    dt = {"tiles_cells": np.uint8, "tiles_idx": np.uint8, "tiles_sign": np.uint8, "tiles_rows": np.int32,
-          "tiles_col_filter": np.int16, "tiles_filters": np.int32, "tiles_meta": np.int32}
-    arrays = {k: _arr(z, k, fw, shp[k], dt[k]) for k in _TILE_FIELDS}
+    arrays = {f"tiles_{k}": _arr(z, f"tiles_{k}", fw, (T,) + shape(macro), dtype)
+              for k, (dtype, shape) in TILE_ARRAYS.items()}
     for k, lo, hi in (("tiles_cells", 0, 1), ("tiles_idx", 0, 3), ("tiles_sign", 0, 1), ("tiles_rows", -1, K - 1),
                       ("tiles_filters", -1, N - 1), ("tiles_col_filter", -1, macro.n_col - 1)):
         _in_range(arrays[k], k, fw, lo, hi)

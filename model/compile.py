@@ -19,7 +19,20 @@ from model._check import as_int_array, check_range
 from model.config import MacroConfig
 from model.prune import expand_mask, n_groups
 
-__all__ = ["Tile", "CompiledLayer", "compile_layer", "decompile", "tile_digit_values"]
+__all__ = ["TILE_ARRAYS", "Tile", "CompiledLayer", "compile_layer", "decompile", "tile_digit_values"]
+
+
+#: The arrays of one tile (docs/design.md §8, artifact field ``tiles_<name>``): name -> (dtype, shape of
+#: one tile for a :class:`MacroConfig`). ``meta`` is (group, row_tile, col_tile, n_rows_used).
+TILE_ARRAYS = {
+    "cells": (np.uint8, lambda m: (m.n_row, m.n_comp, m.n_col)),
+    "idx": (np.uint8, lambda m: (m.n_row, m.n_comp, m.n_col)),
+    "sign": (np.uint8, lambda m: (m.n_row, m.n_comp, m.n_col)),
+    "rows": (np.int32, lambda m: (m.n_row, m.n_comp)),
+    "col_filter": (np.int16, lambda m: (m.n_col,)),
+    "filters": (np.int32, lambda m: (m.n_col,)),
+    "meta": (np.int32, lambda m: (4,)),
+}
 
 
 @dataclass
@@ -58,6 +71,33 @@ class Tile:
     def n_filters(self) -> int:
         return int((self.filters >= 0).sum())
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The tile as the arrays of :data:`TILE_ARRAYS` (with their dtypes), e.g. for ``np.savez``."""
+        out = {k: np.asarray(getattr(self, k), TILE_ARRAYS[k][0]) for k in TILE_ARRAYS if k != "meta"}
+        out["meta"] = np.array([self.group, self.row_tile, self.col_tile, self.n_rows_used], np.int32)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays, index: int | None = None, prefix: str = "") -> "Tile":
+        """Inverse of :meth:`to_arrays`.
+
+        Parameters
+        ----------
+        arrays : mapping of str to ndarray
+            ``arrays[prefix + name]`` for each name of :data:`TILE_ARRAYS`
+            (an ``np.load`` result works).
+        index : int, optional
+            Take tile ``index`` of stacked arrays (leading tile axis), as in an
+            artifact's ``tiles_*`` fields.
+        prefix : str
+            Key prefix, ``"tiles_"`` for an artifact.
+        """
+        a = {k: np.asarray(arrays[prefix + k]) for k in TILE_ARRAYS}
+        if index is not None:
+            a = {k: v[index] for k, v in a.items()}
+        meta = [int(v) for v in a.pop("meta")]
+        return cls(**a, group=meta[0], row_tile=meta[1], col_tile=meta[2], n_rows_used=meta[3])
+
 
 @dataclass
 class CompiledLayer:
@@ -72,34 +112,16 @@ class CompiledLayer:
     tiles: list[Tile] = field(default_factory=list)
 
     def stacked(self) -> dict[str, np.ndarray]:
-        """Tiles as stacked arrays (the artifact's ``tiles_*`` fields)."""
-        m = self.macro
-        T = len(self.tiles)
-
-        def st(name, shape, dtype):
-            if T == 0:
-                return np.zeros((0,) + shape, dtype)
-            return np.stack([getattr(t, name) for t in self.tiles]).astype(dtype)
-
-        return {
-            "tiles_cells": st("cells", (m.n_row, m.n_comp, m.n_col), np.uint8),
-            "tiles_idx": st("idx", (m.n_row, m.n_comp, m.n_col), np.uint8),
-            "tiles_sign": st("sign", (m.n_row, m.n_comp, m.n_col), np.uint8),
-            "tiles_rows": st("rows", (m.n_row, m.n_comp), np.int32),
-            "tiles_col_filter": st("col_filter", (m.n_col,), np.int16),
-            "tiles_filters": st("filters", (m.n_col,), np.int32),
-            "tiles_meta": np.array([[t.group, t.row_tile, t.col_tile, t.n_rows_used] for t in self.tiles],
-                                   np.int32).reshape(T, 4),
-        }
+        """Tiles as stacked arrays (the artifact's ``tiles_*`` fields, one leading tile axis)."""
+        per_tile = [t.to_arrays() for t in self.tiles]
+        return {f"tiles_{k}": (np.stack([a[k] for a in per_tile]) if per_tile
+                               else np.zeros((0,) + shape(self.macro), dtype))
+                for k, (dtype, shape) in TILE_ARRAYS.items()}
 
     @classmethod
     def from_stacked(cls, K, N, macro, group_size, phi, mask, arrays) -> "CompiledLayer":
-        tiles = [Tile(cells=arrays["tiles_cells"][i], idx=arrays["tiles_idx"][i], sign=arrays["tiles_sign"][i],
-                      rows=arrays["tiles_rows"][i], col_filter=arrays["tiles_col_filter"][i],
-                      filters=arrays["tiles_filters"][i], n_rows_used=int(arrays["tiles_meta"][i, 3]),
-                      group=int(arrays["tiles_meta"][i, 0]), row_tile=int(arrays["tiles_meta"][i, 1]),
-                      col_tile=int(arrays["tiles_meta"][i, 2]))
-                 for i in range(len(arrays["tiles_meta"]))]
+        """Inverse of :meth:`stacked`."""
+        tiles = [Tile.from_arrays(arrays, index=i, prefix="tiles_") for i in range(len(arrays["tiles_meta"]))]
         return cls(K=K, N=N, macro=macro, group_size=group_size, phi=phi, mask=mask, tiles=tiles)
 
 

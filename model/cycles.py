@@ -14,12 +14,15 @@ cycles with these functions.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from model.spec import DENSE_COLS_PER_WEIGHT, pipeline_latency
 
 __all__ = ["POPCOUNT8", "cell_row_popcounts", "row_popcounts", "row_tile_sums", "vector_cycles",
-           "dense_cycles", "pipeline_latency"]
+           "dense_cycles", "pipeline_latency", "input_beats", "tile_load_cycles", "macro_interval",
+           "MacroTimeline", "macro_schedule"]
 
 #: popcount of every byte value
 POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], np.uint8)
@@ -120,3 +123,131 @@ def dense_cycles(K: int, N: int, P: int, macro) -> int:
     row_tiles = -(-K // macro.capacity_rows)
     per_vector = macro.in_bits * cell_rows + pipeline_latency(macro.pipeline) * row_tiles
     return int(col_tiles * per_vector * P)
+
+
+# --------------------------------------------------------------------------- macro timing (docs/design.md §7)
+
+def input_beats(n_rows_used: int) -> int:
+    """Beats (clock cycles at full rate) of one input vector: its used cell rows, at least one."""
+    return max(1, int(n_rows_used))
+
+
+def tile_load_cycles(n_rows_used: int) -> int:
+    """Clock cycles to load a tile: one whole cell row (every compartment's cells and metadata) per
+    cycle for the used rows; the configuration and column map are written alongside one of them."""
+    return max(1, int(n_rows_used))
+
+
+def macro_interval(cycles: int, n_rows_used: int, n_col: int) -> int:
+    """Steady-state clock cycles between vectors of equal ``cycles`` on one macro at full rate.
+
+    The input of the next vector (double-buffered), the compute of this one and
+    the output drain of the previous one (double-buffered output bank, ``n_col``
+    beats) overlap, so the slowest of the three sets the pace:
+    ``max(cycles, n_col, input_beats(n_rows_used))``. Equal to the start-to-start
+    distance of :func:`macro_schedule` once the pipeline is full (tested).
+    """
+    return max(int(cycles), int(n_col), input_beats(n_rows_used))
+
+
+@dataclass
+class MacroTimeline:
+    """Clock cycles of every handshake of a sequence of vectors on one macro (:func:`macro_schedule`).
+
+    All times are clock-cycle indices (a handshake in cycle k happens at the clock
+    edge that ends cycle k).
+
+    Attributes
+    ----------
+    in_accept : ndarray of int64, shape (P, input_beats)
+        Cycle in which each input beat is accepted.
+    start, done : ndarray of int64, shape (P,)
+        First and last compute cycle of each vector (``done - start + 1`` is its
+        ``cycles``, the value of :func:`model.macro.run_macro`).
+    out_accept : ndarray of int64, shape (P, n_col)
+        Cycle in which each output beat is accepted.
+    """
+
+    in_accept: np.ndarray
+    start: np.ndarray
+    done: np.ndarray
+    out_accept: np.ndarray
+
+    @property
+    def end(self) -> int:
+        """The cycle after the last output beat (the sequence's length when it began in cycle 0)."""
+        return int(self.out_accept[-1, -1]) + 1 if self.out_accept.size else 0
+
+
+def macro_schedule(cycles, n_rows_used: int, n_col: int, in_gaps=None, out_ready=None) -> MacroTimeline:
+    """Cycle-exact timing of a sequence of vectors through one macro (the RTL's control, written as events).
+
+    The rules (``hw.macro.PIMMacro``, docs/design.md §7), vector v using input
+    buffer and output bank ``v % 2``:
+
+    * input beat i is offered ``in_gaps[i]`` idle cycles after the previous
+      beat was accepted (beat 0: in cycle ``in_gaps[0]``); the first beat of v
+      is accepted no earlier than the cycle after vector v-2's compute finished
+      (its buffer is then free), later beats as soon as they are offered;
+    * compute of v starts in the cycle after the later of: its last input beat,
+      the end of v-1's compute, and the last output beat of v-2 (its output
+      bank is then free); it lasts ``cycles[v]`` cycles;
+    * the ``n_col`` output beats of v are offered from the cycle after its
+      compute ends and after v-1's last output beat, one after another, each
+      accepted in the first cycle ``k`` from then on with ``out_ready(k)``.
+
+    Parameters
+    ----------
+    cycles : sequence of int
+        ``run_macro(...).cycles`` of each vector (compute + pipeline latency).
+    n_rows_used : int
+        Used cell rows of the loaded tile (:func:`input_beats` per vector).
+    n_col : int
+        Output beats per vector.
+    in_gaps : sequence of int, optional
+        Idle cycles the source inserts before each input beat; None = full rate
+        (all 0).
+    out_ready : sequence of bool or callable, optional
+        Sink readiness per cycle (``out_ready[k]``; cycles past the end are
+        ready) or a function of the cycle; None = always ready.
+
+    Returns
+    -------
+    MacroTimeline
+    """
+    c = np.asarray(cycles, np.int64).reshape(-1)
+    P, R = c.size, input_beats(n_rows_used)
+    gaps = np.zeros(P * R, np.int64) if in_gaps is None else np.asarray(in_gaps, np.int64).reshape(-1)
+    if gaps.size != P * R:
+        raise ValueError(f"in_gaps: must have one entry per input beat ({P} x {R}), got {gaps.size}")
+    if out_ready is None:
+        def ready(k):
+            return True
+    elif callable(out_ready):
+        ready = out_ready
+    else:
+        r = np.asarray(out_ready, bool)
+
+        def ready(k):
+            return k >= r.size or bool(r[k])
+    tl = MacroTimeline(np.zeros((P, R), np.int64), np.zeros(P, np.int64), np.zeros(P, np.int64),
+                       np.zeros((P, n_col), np.int64))
+    never = -(1 << 40)
+    prev_accept = -1
+    for v in range(P):
+        buf_free = tl.done[v - 2] + 1 if v >= 2 else never
+        for i in range(R):
+            offer = prev_accept + 1 + gaps[v * R + i]
+            prev_accept = max(offer, buf_free) if i == 0 else offer
+            tl.in_accept[v, i] = prev_accept
+        tl.start[v] = max(tl.in_accept[v, -1] + 1,
+                          tl.done[v - 1] + 1 if v >= 1 else never,
+                          tl.out_accept[v - 2, -1] + 1 if v >= 2 else never)
+        tl.done[v] = tl.start[v] + c[v] - 1
+        k = max(tl.done[v] + 1, tl.out_accept[v - 1, -1] + 1 if v >= 1 else never)
+        for j in range(n_col):
+            while not ready(k):
+                k += 1
+            tl.out_accept[v, j] = k
+            k += 1
+    return tl

@@ -174,3 +174,28 @@ def test_run_layer_beyond_int32_is_exact_int64(w_value, x_value, signed):
     x = np.full((1, K, 1, 1), x_value)
     out, _ = L.run_conv2d(x, comp, (1, 1), signed=signed)
     assert out.dtype == np.int64 and int(out[0, 0, 0, 0]) == K * w_value * x_value
+
+
+def test_tile_arrays_round_trip():
+    """Tile.to_arrays / from_arrays (one tile, and stacked as in the artifact) give the same tile back."""
+    from model.compile import TILE_ARRAYS, CompiledLayer, Tile
+    macro = MacroConfig(n_comp=4, n_col=4, n_row=4, phi_max=2, lanes=2)
+    rng = np.random.default_rng(0)
+    K, N = 40, 6
+    from model.quant import prune_quantize
+    q = prune_quantize(rng.normal(0, 30, (K, N)), macro, 0.3, scale=1.0)
+    w, phi, mask = q.w, q.phi, q.mask
+    comp = C.compile_layer(w, phi, mask, macro)
+    for t in comp.tiles:
+        a = t.to_arrays()
+        assert set(a) == set(TILE_ARRAYS) and all(a[k].dtype == TILE_ARRAYS[k][0] for k in a)
+        back = Tile.from_arrays(a)
+        for k in ("cells", "idx", "sign", "rows", "col_filter", "filters"):
+            assert np.array_equal(getattr(back, k), getattr(t, k))
+        assert (back.n_rows_used, back.group, back.row_tile, back.col_tile) == \
+            (t.n_rows_used, t.group, t.row_tile, t.col_tile)
+    st = comp.stacked()
+    again = CompiledLayer.from_stacked(K, N, macro, comp.group_size, phi, mask, st)
+    assert [b.to_arrays()["meta"].tolist() for b in again.tiles] == [t.to_arrays()["meta"].tolist() for t in comp.tiles]
+    empty = CompiledLayer(K=K, N=N, macro=macro, group_size=comp.group_size, phi=phi, mask=mask).stacked()
+    assert empty["tiles_cells"].shape == (0, 4, 4, 4) and empty["tiles_meta"].shape == (0, 4)
