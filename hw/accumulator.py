@@ -16,7 +16,7 @@ class ShiftAddAccumulator(Block):
     """Per-slot accumulators fed by the ``n_col`` column sums of each step.
 
     A column-to-slot map (configuration, written through ``m_*`` with the
-    tile) says which filter slot owns each column; a filter with phi = 2 owns
+    tile, every column in one cycle) says which filter slot owns each column; a filter with phi = 2 owns
     two adjacent columns. On each clock edge with ``valid``::
 
         slot_sum[s] = sum of col_sum[j] over columns j mapped to s
@@ -41,13 +41,18 @@ class ShiftAddAccumulator(Block):
     signed_in : In(1)
         Two's-complement inputs (MSB column subtracts).
     clear : In(1)
-    m_en, m_col, m_slot, m_used : In
-        Map write port: column ``m_col`` belongs to slot ``m_slot`` (``m_used`` = 0: to none).
+    m_en : In(1)
+        Map write: on a clock edge with ``m_en`` the whole map takes ``m_slot`` / ``m_used``.
+    m_slot : In(ArrayLayout(range(n_col), n_col))
+        Slot of each column (element j = column j).
+    m_used : In(n_col)
+        Bit j = 1: column j belongs to slot ``m_slot[j]``; 0: to none.
     acc : Out(ArrayLayout(signed(acc_width(...)), n_col))
         One accumulator per slot.
     """
 
     CONFIG_KEYS = {"n_comp": "n_comp", "n_col": "n_col", "n_row": "n_row", "in_bits": "in_bits"}
+    NAME = "accumulator"
 
     def __init__(self, *, n_comp: int, n_col: int, n_row: int, in_bits: int = 8):
         self._n_comp = self._param("n_comp", n_comp)
@@ -58,7 +63,7 @@ class ShiftAddAccumulator(Block):
         super().__init__({
             "col_sum": In(data.ArrayLayout(signed(col_sum_width(n_comp)), n_col)),
             "valid": In(1), "b": In(range(in_bits)), "signed_in": In(1), "clear": In(1),
-            "m_en": In(1), "m_col": In(range(n_col)), "m_slot": In(range(n_col)), "m_used": In(1),
+            "m_en": In(1), "m_slot": In(data.ArrayLayout(range(n_col), n_col)), "m_used": In(n_col),
             "acc": Out(data.ArrayLayout(signed(self._acc_w), n_col)),
         })
 
@@ -80,10 +85,8 @@ class ShiftAddAccumulator(Block):
         slot_of = [Signal(range(n_col), name=f"slot_of{j}", reset_less=True) for j in range(n_col)]
         used = Signal(n_col, reset_less=True)
         with m.If(self.m_en):
-            m.d.sync += used.bit_select(self.m_col, 1).eq(self.m_used)
-            for j in range(n_col):
-                with m.If(self.m_col == j):
-                    m.d.sync += slot_of[j].eq(self.m_slot)
+            m.d.sync += used.eq(self.m_used)
+            m.d.sync += [slot_of[j].eq(self.m_slot[j]) for j in range(n_col)]
         neg = Signal()
         m.d.comb += neg.eq(self.signed_in & (self.b == in_bits - 1))
         ssw = slot_sum_width(self._n_comp, n_col)

@@ -50,6 +50,7 @@ class CSDAdderTree(Block):
     """
 
     CONFIG_KEYS = {"n_comp": "n_comp", "pipeline": "pipeline"}
+    NAME = "adder_tree"
 
     def __init__(self, *, n_comp: int, pipeline: bool = False):
         self._n_comp = self._param("n_comp", n_comp)

@@ -1,20 +1,38 @@
-"""What every DB-PIM component shares: the :class:`Block` base class and payload layouts.
+"""What every DB-PIM component shares: the :class:`Block` base class, payload layouts
+and the :class:`Emitter` that turns sub-blocks into separate Verilog modules.
 
 Parameters are validated against :data:`model.spec.GEOMETRY` (the same rules
 as :class:`model.config.MacroConfig`), latencies come from :mod:`model.spec`,
 and stream payload layouts are built from the field lists of :mod:`model.spec`
 (the one description that the ``pack_*`` / ``unpack_*`` helpers also read), so
 the RTL, the golden model and the testbenches cannot disagree.
+
+**Hierarchy.** A block adds its sub-blocks with :func:`add_block`. Under the
+Amaranth simulator (``platform`` is None) they are ordinary submodules. When
+the Verilog generator elaborates a block it passes an :class:`Emitter` as the
+platform: each sub-block then becomes an ``Instance`` of one separately
+converted module ``dbpim_<NAME>`` (one module per distinct block, however
+many copies the parent holds, e.g. ``n_col`` adder trees), and the emitter
+keeps the Verilog of every module it converted.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import signed, unsigned
+import re
+from dataclasses import dataclass
+
+from amaranth.hdl import ClockSignal, Instance, ResetSignal, ValueCastable, signed, unsigned
 from amaranth.lib import data, wiring
 
 from model.spec import check_param
 
-__all__ = ["Block", "layout_from_fields"]
+__all__ = ["Block", "layout_from_fields", "Emitter", "VerilogModule", "add_block", "ports_of_verilog",
+           "SRAM_MODES", "flat_ports"]
+
+#: How the macro's cell array and metadata register file are emitted (``dbpim verilog --sram``):
+#: ``behavioural`` = Amaranth memories inside the macro; ``blackbox`` = instances of the wrapper
+#: modules ``dbpim_sram_cells`` / ``dbpim_sram_meta`` (docs/rtl.md), for a compiled SRAM.
+SRAM_MODES = ("behavioural", "blackbox")
 
 
 class Block(wiring.Component):
@@ -29,6 +47,8 @@ class Block(wiring.Component):
 
     #: constructor parameter -> MacroConfig field
     CONFIG_KEYS: dict[str, str] = {}
+    #: block name: Verilog module ``dbpim_<NAME>``, file ``dbpim_<NAME>.v``
+    NAME = ""
 
     def _param(self, name: str, value, rule: str | None = None):
         """Validate (``model.spec.check_param``) and record one parameter; returns it."""
@@ -61,3 +81,138 @@ def layout_from_fields(fields) -> data.StructLayout:
         shape = signed(width) if sgn else unsigned(width)
         members[name] = shape if count is None else data.ArrayLayout(shape, count)
     return data.StructLayout(members)
+
+
+_PORT_RE = re.compile(r"^\s*(input|output|inout)\s+(?:wire\s+|reg\s+)?(signed\s+)?(?:\[(\d+):(\d+)\]\s+)?([^\s;]+)\s*;")
+
+
+def ports_of_verilog(text: str, top: str) -> list[dict]:
+    """Port list (name, dir, width) of module ``top`` in Verilog ``text``, in declaration order."""
+    m = re.search(rf"^module {re.escape(top)}\(", text, re.M)
+    if m is None:
+        raise ValueError(f"module {top} not found")
+    end = text.index("endmodule", m.end())
+    ports = []
+    for line in text[m.end():end].splitlines():
+        pm = _PORT_RE.match(line)
+        if pm:
+            width = int(pm.group(3)) - int(pm.group(4)) + 1 if pm.group(3) else 1
+            ports.append({"name": pm.group(5), "dir": pm.group(1), "width": width})
+    return ports
+
+
+@dataclass
+class VerilogModule:
+    """One converted Verilog module: its name, text, parameters and ports."""
+
+    name: str
+    text: str
+    parameters: dict
+    ports: list
+
+
+def flat_ports(comp) -> dict:
+    """``{verilog port name: (value, is_input)}`` of a component, named as Amaranth's back end names them."""
+    out = {}
+    for path, member, value in comp.signature.flatten(comp):
+        if isinstance(value, ValueCastable):
+            value = value.as_value()
+        out["__".join(map(str, path))] = (value, member.flow == wiring.In)
+    return out
+
+
+class Emitter:
+    """The platform the Verilog generator hands to ``elaborate()``.
+
+    Parameters
+    ----------
+    sram : str
+        One of :data:`SRAM_MODES`.
+
+    Attributes
+    ----------
+    modules : dict of str to VerilogModule
+        Every module converted so far, in conversion order (sub-blocks first).
+    """
+
+    def __init__(self, sram: str = "behavioural"):
+        if sram not in SRAM_MODES:
+            raise ValueError(f"sram: must be one of {', '.join(SRAM_MODES)}, got {sram!r}")
+        self.sram = sram
+        self.modules: dict[str, VerilogModule] = {}
+        #: black-box module name -> its parameters (:mod:`hw.sram` wrappers)
+        self.blackboxes: dict[str, dict] = {}
+        #: module name -> names of the modules it instantiates
+        self.deps: dict[str, list] = {}
+        self._stack: list[str] = []
+
+    def _uses(self, name: str) -> None:
+        if self._stack and name not in self.deps[self._stack[-1]]:
+            self.deps[self._stack[-1]].append(name)
+
+    def blackbox(self, name: str, parameters: dict) -> None:
+        """Record an instance of black-box module ``name`` (not converted here) in the current module."""
+        have = self.blackboxes.setdefault(name, parameters)
+        if have != parameters:
+            raise ValueError(f"{name}: instantiated with parameters {parameters} and {have}")
+        self.deps.setdefault(name, [])
+        self._uses(name)
+
+    def sources(self, name: str) -> list[str]:
+        """Module ``name`` and every module below it, each once, sub-modules first."""
+        out: list[str] = []
+
+        def visit(n):
+            for d in self.deps.get(n, ()):
+                visit(d)
+            if n not in out:
+                out.append(n)
+        visit(name)
+        return out
+
+    def convert(self, comp, name: str | None = None) -> VerilogModule:
+        """Convert ``comp`` (a :class:`Block`) into module ``name`` (default ``dbpim_<NAME>``), once.
+
+        Raises
+        ------
+        ValueError
+            When a module of that name was already converted with other parameters.
+        """
+        from amaranth.back import verilog
+
+        name = name or f"dbpim_{comp.NAME}"
+        have = self.modules.get(name)
+        if have is not None:
+            if have.parameters != comp.parameters:
+                raise ValueError(f"{name}: instantiated with parameters {comp.parameters} and {have.parameters}")
+            comp._MustUse__silence = True  # an identical copy: its module is already converted
+            return have
+        self.deps[name] = []
+        self._stack.append(name)
+        try:
+            text = verilog.convert(comp, name=name, platform=self, emit_src=False)
+        finally:
+            self._stack.pop()
+        mod = VerilogModule(name, text, comp.parameters, ports_of_verilog(text, name))
+        self.modules[name] = mod
+        return mod
+
+    def instance(self, comp) -> Instance:
+        """An ``Instance`` of ``comp``'s module, connected to ``comp``'s own interface signals."""
+        mod = self.convert(comp)
+        self._uses(mod.name)
+        names = {p["name"] for p in mod.ports}
+        conns = {("i_" if is_in else "o_") + n: v for n, (v, is_in) in flat_ports(comp).items()}
+        if "clk" in names:
+            conns["i_clk"] = ClockSignal()
+        if "rst" in names:
+            conns["i_rst"] = ResetSignal()
+        return Instance(mod.name, **conns)
+
+
+def add_block(m, name: str, comp, platform) -> None:
+    """Add sub-block ``comp`` to module ``m``: a submodule, or an instance of its own module under an :class:`Emitter`."""
+    if isinstance(platform, Emitter):
+        m.submodules[name] = platform.instance(comp)
+    else:
+        m.submodules[name] = comp

@@ -6,7 +6,7 @@ from amaranth.hdl import Module
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.common import Block
+from hw.common import Block, add_block
 from hw.lpu import LPU
 from model.spec import LATENCY
 
@@ -42,6 +42,7 @@ class DBMU(Block):
     """
 
     CONFIG_KEYS = {"n_row": "n_row"}
+    NAME = "dbmu"
 
     def __init__(self, *, n_row: int):
         self._n_row = self._param("n_row", n_row)
@@ -70,7 +71,8 @@ class DBMU(Block):
         rp = cells.read_port(domain="comb")
         m.d.comb += [wp.en.eq(self.w_en), wp.addr.eq(self.w_addr), wp.data.eq(self.w_data),
                      rp.addr.eq(self.row)]
-        m.submodules.lpu = lpu = LPU()
+        lpu = LPU()
+        add_block(m, "lpu", lpu, platform)
         m.d.comb += [
             lpu.x.eq(self.x),
             lpu.q.eq(rp.data),

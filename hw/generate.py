@@ -5,12 +5,22 @@ Usage::
     python -m hw.generate --hw hw/configs/paper.yaml --out build/verilog
     dbpim verilog --hw small --out build/verilog-small
 
-writes ``dbpim_<block>.v`` for each block (one top module per file, named like
-the file) and ``manifest.json``: the parameters, each block's ports (name,
-direction, width) and latency in cycles. Output is deterministic
-(``emit_src=False``, sorted JSON), byte-identical across runs. A bad YAML stops
-with one line (file, key, what is allowed) before anything is written. The
-folder is written through :func:`model.outdir.output_dir`: the files are moved in
+writes ``dbpim_<name>.v`` for each block and for every module a block
+instantiates (one module per file, named like the file: the macro's ``n_col``
+adder trees are instances of the one module ``dbpim_adder_tree``), and
+``manifest.json``: the configuration, and per block its parameters, ports (name,
+direction, width), latency in cycles and ``sources`` (the files that define it,
+sub-modules first: what a simulator or a synthesis tool reads).
+
+``--sram blackbox`` emits the macro's cell array and metadata register file as
+instances of the wrapper modules ``dbpim_sram_cells`` / ``dbpim_sram_meta``
+(:mod:`hw.sram`: one file each, whose body is the behavioural model
+``dbpim_sram_1rw_model.v``, to be replaced by a compiled SRAM); the default
+``behavioural`` keeps them as memories inside the macro.
+
+Output is deterministic (``emit_src=False``, sorted JSON), byte-identical
+across runs. A bad YAML stops with one line (file, key, what is allowed)
+before anything is written. The folder is written through :func:`model.outdir.output_dir`: the files are moved in
 only on success, our own ``.v`` files of blocks not generated this time are
 removed (so ``manifest.json`` always lists exactly the ``.v`` files present),
 and a folder holding files we did not write is refused.
@@ -20,16 +30,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
-__all__ = ["BLOCKS", "build_block", "generate", "main", "ports_of_verilog"]
+from hw.common import SRAM_MODES, ports_of_verilog
+
+__all__ = ["BLOCKS", "SRAM_MODES", "build_block", "generate", "main", "ports_of_verilog"]
 
 #: Block names in generation order; file ``dbpim_<name>.v``, top module ``dbpim_<name>``.
 BLOCKS = ("lpu", "dbmu", "adder_tree", "accumulator", "ipu", "switch", "macro")
 MANIFEST_FORMAT = "dbpim-verilog"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 
 
 def _components() -> dict:
@@ -59,26 +70,8 @@ def build_block(name: str, macro):
     return comps[name].from_config(macro)
 
 
-_PORT_RE = re.compile(r"^\s*(input|output|inout)\s+(?:wire\s+|reg\s+)?(signed\s+)?(?:\[(\d+):(\d+)\]\s+)?([^\s;]+)\s*;")
-
-
-def ports_of_verilog(text: str, top: str) -> list[dict]:
-    """Port list (name, dir, width) of module ``top`` in Verilog ``text``, in declaration order."""
-    m = re.search(rf"^module {re.escape(top)}\(", text, re.M)
-    if m is None:
-        raise ValueError(f"module {top} not found")
-    end = text.index("endmodule", m.end())
-    ports = []
-    for line in text[m.end():end].splitlines():
-        pm = _PORT_RE.match(line)
-        if pm:
-            width = int(pm.group(3)) - int(pm.group(4)) + 1 if pm.group(3) else 1
-            ports.append({"name": pm.group(5), "dir": pm.group(1), "width": width})
-    return ports
-
-
-def generate(config, out_dir, blocks=BLOCKS) -> dict:
-    """Write the Verilog of ``blocks`` and ``manifest.json`` into ``out_dir``.
+def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
+    """Write the Verilog of ``blocks`` (and of the modules they instantiate) and ``manifest.json`` into ``out_dir``.
 
     Parameters
     ----------
@@ -87,7 +80,9 @@ def generate(config, out_dir, blocks=BLOCKS) -> dict:
         :func:`model.config.load_config`.
     out_dir : str or Path
     blocks : sequence of str
-        Subset of :data:`BLOCKS`.
+        Subset of :data:`BLOCKS` (None: all).
+    sram : str
+        One of :data:`SRAM_MODES` (how the macro's memories are emitted).
 
     Returns
     -------
@@ -99,12 +94,12 @@ def generate(config, out_dir, blocks=BLOCKS) -> dict:
     model.config.ConfigError
         On a bad configuration (nothing is written).
     ValueError
-        On an unknown block name (nothing is written).
+        On an unknown block name or SRAM mode (nothing is written).
     model.outdir.OutputError
         On an ``out_dir`` that cannot be written without losing data (nothing is written).
     """
-    from amaranth.back import verilog
-
+    from hw.common import Emitter
+    from hw.sram import MODEL_MODULE, SRAM_KINDS, model_verilog, wrapper_verilog
     from model.config import HwConfig, MacroConfig, load_config
     from model.outdir import check_output, output_dir
 
@@ -116,20 +111,31 @@ def generate(config, out_dir, blocks=BLOCKS) -> dict:
         name, mc = "custom", config
     else:
         raise TypeError(f"config: must be an HwConfig, MacroConfig or YAML path, got {type(config).__name__}")
+    blocks = BLOCKS if blocks is None else blocks
     for b in blocks:
         if b not in BLOCKS:
             raise ValueError(f"block: must be one of {', '.join(BLOCKS)}, got {b!r}")
+    emitter = Emitter(sram=sram)  # checks sram
     inputs = [config.path] if isinstance(config, HwConfig) else []
     check_output(out_dir, "dbpim verilog", inputs, adopt=_manifest_files)  # before the slow part
-    texts, entries = {}, {}
-    for b in blocks:
-        comp = build_block(b, mc)
+    comps = {b: build_block(b, mc) for b in blocks}
+    for comp in comps.values():
+        emitter.convert(comp)
+    texts = {f"{n}.v": mod.text for n, mod in emitter.modules.items()}
+    for n, params in emitter.blackboxes.items():
+        kind = n.removeprefix("dbpim_sram_")
+        assert kind in SRAM_KINDS, n
+        texts[f"{n}.v"] = wrapper_verilog(kind, params["DEPTH"], params["WIDTH"])
+        emitter.deps[n] = [MODEL_MODULE]
+    if emitter.blackboxes:
+        texts[f"{MODEL_MODULE}.v"] = model_verilog()
+    entries = {}
+    for b, comp in comps.items():
         top = f"dbpim_{b}"
-        text = verilog.convert(comp, name=top, emit_src=False)
-        texts[f"{top}.v"] = text
         entries[b] = {"file": f"{top}.v", "top": top, "parameters": comp.parameters, "latency": comp.latency,
-                      "latency_note": comp.latency_note, "ports": ports_of_verilog(text, top)}
-    manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "config": name,
+                      "latency_note": comp.latency_note, "ports": emitter.modules[top].ports,
+                      "sources": [f"{n}.v" for n in emitter.sources(top)]}
+    manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "config": name, "sram": sram,
                 "macro": mc.to_dict(), "blocks": entries}
     texts["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     with output_dir(out_dir, "dbpim verilog", inputs, adopt=_manifest_files) as stage:
@@ -144,7 +150,8 @@ def _manifest_files(folder: Path) -> set[str]:
         man = json.loads((folder / "manifest.json").read_text())
         if man.get("format") != MANIFEST_FORMAT:
             return set()
-        return {"manifest.json"} | {str(e["file"]) for e in man["blocks"].values()}
+        return ({"manifest.json"} | {str(e["file"]) for e in man["blocks"].values()}
+                | {str(f) for e in man["blocks"].values() for f in e.get("sources", [])})
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return set()
 
@@ -159,10 +166,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="build/verilog", help=OUT_HELP + " (default: build/verilog)")
     ap.add_argument("--blocks", default=",".join(BLOCKS),
                     help=f"comma-separated subset of {','.join(BLOCKS)} (default: all)")
+    ap.add_argument("--sram", default="behavioural", choices=SRAM_MODES,
+                    help="macro cell array and metadata: memories inside the macro (behavioural, default) or "
+                         "instances of SRAM wrapper modules with a behavioural model (blackbox)")
     a = ap.parse_args(argv)
     blocks = [b.strip() for b in a.blocks.split(",") if b.strip()]
     try:
-        man = generate(a.hw, a.out, blocks)
+        man = generate(a.hw, a.out, blocks, sram=a.sram)
     except (ConfigError, ValueError) as e:
         print(f"dbpim verilog: {e}", file=sys.stderr)
         return 2

@@ -45,6 +45,7 @@ class IPU(Block):
     """
 
     CONFIG_KEYS = {"n_comp": "n_comp", "in_bits": "in_bits"}
+    NAME = "ipu"
 
     def __init__(self, *, n_comp: int, in_bits: int = 8):
         self._n_comp = self._param("n_comp", n_comp)

@@ -26,6 +26,8 @@ class LPU(Block):
         Product bits for the high (2k+1) and low (2k) position.
     """
 
+    NAME = "lpu"
+
     x: In(1)
     q: In(1)
     hi: Out(1)

@@ -1,4 +1,4 @@
-"""The DB-PIM macro (docs/design.md §5, §6): IPU, DBMU array, CSD adder trees, shift-and-add accumulator."""
+"""The DB-PIM macro (docs/design.md §5, §7): IPU, DBMU array, CSD adder trees, shift-and-add accumulator."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from amaranth.lib.wiring import In, Out
 
 from hw.accumulator import ShiftAddAccumulator
 from hw.adder_tree import CSDAdderTree
-from hw.common import Block, layout_from_fields
-from hw.dbmu import DBMU
+from hw.common import Block, add_block, layout_from_fields
 from hw.ipu import IPU
-from model.spec import acc_width, cycle_width, macro_in_fields, macro_out_fields, pipeline_latency
+from hw.lpu import LPU
+from hw.sram import sram_1rw
+from model.spec import META_BITS, acc_width, cycle_width, macro_in_fields, macro_out_fields, pipeline_latency
 
 __all__ = ["PIMMacro"]
 
@@ -20,44 +21,54 @@ __all__ = ["PIMMacro"]
 class PIMMacro(Block):
     """One PIM macro loaded with a compiled tile, computing one input vector at a time.
 
-    **Loading a tile** (not timed): ``w_*`` writes the ``n_col`` cells and their
-    (idx, sign) metadata of one (cell row, compartment); ``m_*`` writes one
-    column's filter slot (``Tile.col_filter``); ``c_*`` writes the number of
-    used cell rows (``Tile.n_rows_used``) and the signed-input mode.
+    Timing in clock cycles is :mod:`model.cycles` (``tile_load_cycles``,
+    ``input_beats``, ``macro_schedule``), docs/design.md §7 and docs/rtl.md.
 
-    **Input** ``x``: a vector is ``n_row`` beats, beat r = the ``n_comp``
-    inputs of cell row r (``model.macro.gather``; bit patterns, two's
-    complement in signed mode). Two input buffers: a vector loads while the
-    previous one computes (double-buffered, not timed). When a row is written
-    its "non-empty" flag (OR of its inputs != 0) is stored with it.
+    **Loading a tile** (only while ``busy`` is low): ``w_*`` writes one whole
+    cell row per cycle, the ``n_comp * n_col`` cells (bit ``c * n_col + j`` of
+    ``w_cells`` = Q of compartment c, column j) and their (idx, sign) metadata
+    (element / bit ``c * n_col + j`` of ``w_idx`` / ``w_sign``); ``c_*`` writes,
+    in one cycle (also one of the row writes), the number of used cell rows
+    (``Tile.n_rows_used``), the signed-input mode and the column map (``c_slot[j]``
+    = ``Tile.col_filter[j]``, ``c_used`` bit j = ``col_filter[j] >= 0``). Only the
+    used rows need writing: a tile loads in ``max(1, n_rows_used)`` cycles.
+    The cells and the metadata are single-port SRAMs with synchronous read
+    (:mod:`hw.sram`), one word per cell row.
 
-    **Compute** starts when a full buffer is waiting, the core is idle and the
-    output bank is free. In the start cycle the accumulators clear and the
-    lowest non-empty used row goes into the IPU; every following cycle the IPU
-    issues one non-zero bit column ``b`` of the held row (LSB first) and takes the
-    next non-empty row in the cycle of its last column, so all-zero rows and
-    all-zero bit columns cost no cycle. Each issued column selects the row in
-    every DBMU, the LPUs form the product pairs, the ``n_col`` CSD adder trees
-    add them with the (idx, sign) metadata, and the accumulator adds each
-    slot's columns ``<< b`` (subtracts for the MSB column in signed mode).
+    **Input** ``x``: a vector is ``max(1, n_rows_used)`` beats, beat r = the
+    ``n_comp`` inputs of cell row r (``model.macro.gather``; bit patterns,
+    two's complement in signed mode), one beat per cycle. Two input buffers: the
+    next vector loads while one computes. Each row's "non-empty" flag (OR of its
+    inputs != 0) is stored with it.
 
-    **Cycle count** (port ``cycles``, latched per vector): the clock cycles from
-    the start cycle through the first cycle in which the final accumulator
-    values are held, inclusive, i.e. ``N + pipeline_latency`` with
-    ``N = sum over used rows of popcount(OR of the row)`` and
-    ``pipeline_latency = 2 + pipeline`` (:func:`model.spec.pipeline_latency`):
-    one cycle for the IPU register (start cycle), one for the accumulator
-    update, one for the adder-tree register when pipelined. The controller
-    waits a fixed drain after the last column rather than probing the pipeline,
-    so an all-zero vector also costs exactly the latency.
+    **Compute** starts in a cycle in which a full input buffer waits, the
+    previous vector has finished, the output bank this vector will fill is free
+    and ``hold`` is low. In the start cycle the accumulators clear and the
+    lowest non-empty used row goes into the IPU (and its cell row is read from
+    both SRAMs); every following cycle the IPU issues one non-zero bit column
+    ``b`` of the held row (LSB first) and takes the next non-empty row in the
+    cycle of its last column, so all-zero rows and all-zero bit columns cost no
+    cycle. Each issued column drives the LPU of every cell of the row, the
+    ``n_col`` CSD adder trees add the products with the (idx, sign) metadata,
+    and the accumulator adds each slot's columns ``<< b`` (subtracts for the
+    MSB column in signed mode).
+
+    **Cycle count** (port ``cycles``): the clock cycles from the start cycle
+    through the first cycle in which the final accumulator values are held,
+    inclusive, i.e. ``N + pipeline_latency`` with ``N = sum over used rows of
+    popcount(OR of the row)`` and ``pipeline_latency = 2 + pipeline``
+    (:func:`model.spec.pipeline_latency`): one cycle for the IPU register (start
+    cycle), one for the accumulator update, one for the adder-tree register when
+    pipelined. The next vector can start in the following cycle.
+
+    **Output** ``o``: two output banks. In that final cycle the accumulators
+    are copied into the free bank, which then streams ``n_col`` beats
+    ``(slot, acc, last)``, slot 0 first, while the next vector computes; while
+    a bank is on ``o``, ``cycles`` shows the count of its vector.
 
     **Reset** (``rst``) aborts the vector in flight and empties the input
-    buffers and the output bank; the loaded tile (cells, metadata, column map,
+    buffers and the output banks; the loaded tile (cells, metadata, column map,
     configuration) is SRAM / configuration state and survives it.
-
-    **Output** ``o``: in that final cycle the accumulators are copied into an
-    output bank, which then streams ``n_col`` beats ``(slot, acc, last)``, slot
-    0 first (not timed; the next vector starts once the bank is drained).
 
     Parameters
     ----------
@@ -74,16 +85,29 @@ class PIMMacro(Block):
 
     Attributes
     ----------
+    w_en : In(1)
+    w_row : In(range(n_row))
+    w_cells : In(n_comp * n_col)
+    w_idx : In(ArrayLayout(2, n_comp * n_col))
+    w_sign : In(n_comp * n_col)
+    c_en : In(1)
+    c_rows_used : In(range(n_row + 1))
+    c_signed : In(1)
+    c_slot : In(ArrayLayout(range(n_col), n_col))
+    c_used : In(n_col)
+    hold : In(1)
+        While high no compute starts (a PIM core starts its macros together).
     x : In(stream.Signature(StructLayout({"data": ArrayLayout(in_bits, n_comp)})))
     o : Out(stream.Signature(StructLayout({"slot", "acc", "last"})))
     busy : Out(1)
-        A vector is being computed.
+        A vector is being received, waits or computes: do not load a tile.
     cycles : Out(cycle_width(n_row, in_bits))
-        Cycle count of the last finished vector.
+        Cycle count of the vector whose results are on ``o``.
     """
 
     CONFIG_KEYS = {"n_comp": "n_comp", "n_col": "n_col", "n_row": "n_row", "in_bits": "in_bits",
                    "pipeline": "pipeline"}
+    NAME = "macro"
 
     def __init__(self, *, n_comp: int, n_col: int, n_row: int, in_bits: int = 8, pipeline: bool = False):
         self._n_comp = self._param("n_comp", n_comp)
@@ -91,11 +115,13 @@ class PIMMacro(Block):
         self._n_row = self._param("n_row", n_row)
         self._in_bits = self._param("in_bits", in_bits)
         self._pipeline = self._param("pipeline", pipeline)
+        cells = n_comp * n_col
         super().__init__({
-            "w_en": In(1), "w_row": In(range(n_row)), "w_comp": In(range(n_comp)),
-            "w_cells": In(n_col), "w_idx": In(data.ArrayLayout(2, n_col)), "w_sign": In(n_col),
-            "m_en": In(1), "m_col": In(range(n_col)), "m_slot": In(range(n_col)), "m_used": In(1),
+            "w_en": In(1), "w_row": In(range(n_row)),
+            "w_cells": In(cells), "w_idx": In(data.ArrayLayout(2, cells)), "w_sign": In(cells),
             "c_en": In(1), "c_rows_used": In(range(n_row + 1)), "c_signed": In(1),
+            "c_slot": In(data.ArrayLayout(range(n_col), n_col)), "c_used": In(n_col),
+            "hold": In(1),
             "x": In(stream.Signature(layout_from_fields(macro_in_fields(n_comp, in_bits)))),
             "o": Out(stream.Signature(layout_from_fields(macro_out_fields(n_comp, n_col, n_row, in_bits)))),
             "busy": Out(1),
@@ -107,8 +133,9 @@ class PIMMacro(Block):
         """Fixed cycles added to the issued bit columns: :func:`model.spec.pipeline_latency`."""
         return pipeline_latency(self._pipeline)
 
-    latency_note = ("cycles = sum over used rows of popcount(OR of the row) + latency; "
-                    "tile loading, input loading (double-buffered) and the output drain are not counted")
+    latency_note = ("cycles = sum over used rows of popcount(OR of the row) + latency; a tile loads in "
+                    "max(1, n_rows_used) cycles, a vector is max(1, n_rows_used) input beats and n_col output "
+                    "beats, input and output double-buffered (model.cycles.macro_schedule)")
 
     @property
     def acc_width(self) -> int:
@@ -118,14 +145,19 @@ class PIMMacro(Block):
         m = Module()
         n_comp, n_col, n_row, in_bits = self._n_comp, self._n_col, self._n_row, self._in_bits
         row_w = n_comp * in_bits
+        n_cells = n_comp * n_col
 
-        # ---- configuration registers
-        rows_used = Signal(range(n_row + 1), reset_less=True)  # tile state survives reset
+        # ---- configuration registers (tile state: survives reset)
+        rows_used = Signal(range(n_row + 1), reset_less=True)
         signed_in = Signal(reset_less=True)
         with m.If(self.c_en):
             m.d.sync += [rows_used.eq(self.c_rows_used), signed_in.eq(self.c_signed)]
         rows_mask = Signal(n_row)
-        m.d.comb += rows_mask.eq(Cat(rows_used > r for r in range(n_row)))
+        last_row = Signal(range(n_row))  # a vector is max(1, n_rows_used) beats
+        m.d.comb += [
+            rows_mask.eq(Cat(rows_used > r for r in range(n_row))),
+            last_row.eq(Mux(rows_used == 0, 0, rows_used - 1)),
+        ]
 
         # ---- double-buffered input rows with per-row non-empty flags
         # two buffers of n_row rows in one memory: address = (buffer, row)
@@ -145,64 +177,64 @@ class PIMMacro(Block):
             for k in range(2):
                 with m.If(lp == k):
                     m.d.sync += nz[k].bit_select(ld_row, 1).eq(x_data != 0)
-            with m.If(ld_row == n_row - 1):
+            with m.If(ld_row == last_row):
                 m.d.sync += [ld_row.eq(0), full.bit_select(lp, 1).eq(1), lp.eq(~lp)]
             with m.Else():
                 m.d.sync += ld_row.eq(ld_row + 1)
 
         # ---- row scheduler feeding the IPU (zero rows skipped)
-        m.submodules.ipu = ipu = IPU(n_comp=n_comp, in_bits=in_bits)
+        ipu = IPU(n_comp=n_comp, in_bits=in_bits)
+        add_block(m, "ipu", ipu, platform)
         pending = Signal(n_row)
         pend_view = Signal(n_row)
         start = Signal()
-        cur_row = Signal(range(n_row))
         sel_row = Signal(range(n_row))
         for r in reversed(range(n_row)):
             with m.If(pend_view[r]):
                 m.d.comb += sel_row.eq(r)
+        row_take = Signal()  # the IPU takes row sel_row: read its cell row from both SRAMs
         m.d.comb += [
             pend_view.eq(Mux(start, Mux(ap, nz[1], nz[0]) & rows_mask, pending)),
             ipu.i.valid.eq(pend_view != 0),
             ipu.o.ready.eq(1),
+            row_take.eq(ipu.i.valid & ipu.i.ready),
+            xbuf_r.addr.eq(Cat(sel_row, ap)), ipu.i.payload.data.eq(xbuf_r.data),
         ]
-        m.d.comb += [xbuf_r.addr.eq(Cat(sel_row, ap)), ipu.i.payload.data.eq(xbuf_r.data)]
-        with m.If(ipu.i.valid & ipu.i.ready):
-            m.d.sync += [pending.eq(pend_view & (pend_view - 1)), cur_row.eq(sel_row)]
+        with m.If(row_take):
+            m.d.sync += pending.eq(pend_view & (pend_view - 1))
         with m.Elif(start):
             m.d.sync += pending.eq(pend_view)
 
-        # ---- DBMU array, metadata register file, CSD adder trees
+        # ---- cell array and metadata register file: one word per cell row, synchronous read
+        cells = sram_1rw(m, "cells", n_cells, n_row, platform)
+        meta = sram_1rw(m, "meta", META_BITS * n_cells, n_row, platform)
+        for mem, wdata in ((cells, self.w_cells),
+                           (meta, Cat(Cat(self.w_idx[k], self.w_sign[k]) for k in range(n_cells)))):
+            m.d.comb += [mem.cs.eq(self.w_en | row_take), mem.we.eq(self.w_en),
+                         mem.addr.eq(Mux(self.w_en, self.w_row, sel_row)), mem.wdata.eq(wdata)]
+
+        # ---- LPUs and CSD adder trees
         trees = []
         for j in range(n_col):
             tree = CSDAdderTree(n_comp=n_comp, pipeline=self._pipeline)
-            m.submodules[f"tree{j}"] = tree
+            add_block(m, f"tree{j}", tree, platform)
             trees.append(tree)
             m.d.comb += tree.i_valid.eq(ipu.o.valid)
         for c in range(n_comp):
-            wsel = self.w_en & (self.w_comp == c)
-            # metadata register file of compartment c: one (idx, sign) triple per column per row
-            meta = Memory(shape=3 * n_col, depth=n_row, init=[])
-            m.submodules[f"meta{c}"] = meta
-            meta_w = meta.write_port()
-            meta_r = meta.read_port(domain="comb")
-            m.d.comb += [
-                meta_w.en.eq(wsel), meta_w.addr.eq(self.w_row),
-                meta_w.data.eq(Cat(Cat(self.w_idx[j], self.w_sign[j]) for j in range(n_col))),
-                meta_r.addr.eq(cur_row),
-            ]
             for j in range(n_col):
-                cell = DBMU(n_row=n_row)
-                m.submodules[f"dbmu_c{c}_j{j}"] = cell
-                entry = meta_r.data[3 * j:3 * j + 3]
+                k = c * n_col + j
+                lpu = LPU()
+                add_block(m, f"lpu_c{c}_j{j}", lpu, platform)
                 m.d.comb += [
-                    cell.w_en.eq(wsel), cell.w_addr.eq(self.w_row), cell.w_data.eq(self.w_cells[j]),
-                    cell.row.eq(cur_row), cell.x.eq(ipu.o.payload.bits[c]),
-                    trees[j].hi[c].eq(cell.hi), trees[j].lo[c].eq(cell.lo),
-                    trees[j].idx[c].eq(entry[:2]), trees[j].sign[c].eq(entry[2]),
+                    lpu.x.eq(ipu.o.payload.bits[c]), lpu.q.eq(cells.rdata[k]),
+                    trees[j].hi[c].eq(lpu.hi), trees[j].lo[c].eq(lpu.lo),
+                    trees[j].idx[c].eq(meta.rdata[META_BITS * k:META_BITS * k + 2]),
+                    trees[j].sign[c].eq(meta.rdata[META_BITS * k + 2]),
                 ]
 
-        # ---- shift-and-add accumulator
-        m.submodules.acc = acc = ShiftAddAccumulator(n_comp=n_comp, n_col=n_col, n_row=n_row, in_bits=in_bits)
+        # ---- shift-and-add accumulator (its column map is written with the configuration)
+        acc = ShiftAddAccumulator(n_comp=n_comp, n_col=n_col, n_row=n_row, in_bits=in_bits)
+        add_block(m, "acc", acc, platform)
         b_acc = Signal(range(in_bits))
         if self._pipeline:  # delayed like the adder-tree sums
             m.d.sync += b_acc.eq(ipu.o.payload.b)
@@ -211,54 +243,64 @@ class PIMMacro(Block):
         m.d.comb += [
             acc.valid.eq(trees[0].o_valid), acc.b.eq(b_acc), acc.signed_in.eq(signed_in),
             acc.clear.eq(start),
-            acc.m_en.eq(self.m_en), acc.m_col.eq(self.m_col), acc.m_slot.eq(self.m_slot),
-            acc.m_used.eq(self.m_used),
+            acc.m_en.eq(self.c_en), acc.m_slot.eq(self.c_slot), acc.m_used.eq(self.c_used),
         ]
         for j in range(n_col):
             m.d.comb += acc.col_sum[j].eq(trees[j].sum)
 
-        # ---- output bank
-        out_busy = Signal()
+        # ---- double-buffered output bank: bank wp is filled next, bank rp streams out
+        elem = acc.acc.shape().elem_shape
+        banks = [Signal(data.ArrayLayout(elem, n_col), name=f"bank{k}", reset_less=True) for k in range(2)]
+        bank_cycles = [Signal.like(self.cycles, name=f"bank{k}_cycles", reset_less=True) for k in range(2)]
+        bank_full = Signal(2)
+        wp = Signal()
+        rp = Signal()
         out_slot = Signal(range(n_col))
-        bank = Signal(data.ArrayLayout(acc.acc.shape().elem_shape, n_col), reset_less=True)
+        out_last = Signal()
         m.d.comb += [
-            self.o.valid.eq(out_busy),
+            self.o.valid.eq(bank_full.bit_select(rp, 1)),
             self.o.payload.slot.eq(out_slot),
-            self.o.payload.acc.eq(bank[out_slot]),
-            self.o.payload.last.eq(out_slot == n_col - 1),
+            self.o.payload.acc.eq(Mux(rp, banks[1][out_slot], banks[0][out_slot])),
+            self.o.payload.last.eq(out_last),
+            out_last.eq(out_slot == n_col - 1),
+            self.cycles.eq(Mux(rp, bank_cycles[1], bank_cycles[0])),
         ]
-        with m.If(self.o.valid & self.o.ready):
-            with m.If(out_slot == n_col - 1):
-                m.d.sync += [out_slot.eq(0), out_busy.eq(0)]
+        out_fire = self.o.valid & self.o.ready
+        with m.If(out_fire):
+            with m.If(out_last):
+                m.d.sync += [out_slot.eq(0), rp.eq(~rp)]
             with m.Else():
                 m.d.sync += out_slot.eq(out_slot + 1)
 
         # ---- controller and cycle counter
         cnt = Signal.like(self.cycles)
         done = Signal()
+        computing = Signal()
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += start.eq(full.bit_select(ap, 1) & ~out_busy)
+                m.d.comb += start.eq(full.bit_select(ap, 1) & ~bank_full.bit_select(wp, 1) & ~self.hold)
                 with m.If(start):
                     m.d.sync += cnt.eq(1)
                     m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += self.busy.eq(1)
+                m.d.comb += computing.eq(1)
                 m.d.sync += cnt.eq(cnt + 1)
                 with m.If((pending == 0) & ~ipu.o.valid):
                     if self._pipeline:
-                        m.next = "DRAIN"
+                        m.next = "FLUSH"
                     else:
                         m.d.comb += done.eq(1)
                         m.next = "IDLE"
             if self._pipeline:
-                with m.State("DRAIN"):
-                    m.d.comb += [self.busy.eq(1), done.eq(1)]
+                with m.State("FLUSH"):  # the adder-tree register's last sum reaches the accumulator
+                    m.d.comb += [computing.eq(1), done.eq(1)]
                     m.next = "IDLE"
+        m.d.comb += self.busy.eq(computing | (full != 0) | (ld_row != 0))
         with m.If(done):
-            m.d.sync += [
-                bank.eq(acc.acc), out_busy.eq(1), out_slot.eq(0),
-                self.cycles.eq(cnt + 1),
-                full.bit_select(ap, 1).eq(0), ap.eq(~ap),
-            ]
+            m.d.sync += [full.bit_select(ap, 1).eq(0), ap.eq(~ap), wp.eq(~wp)]
+        for k in range(2):
+            with m.If(done & (wp == k)):
+                m.d.sync += [banks[k].eq(acc.acc), bank_cycles[k].eq(cnt + 1), bank_full[k].eq(1)]
+            with m.Elif(out_fire & out_last & (rp == k)):
+                m.d.sync += bank_full[k].eq(0)
         return m

@@ -43,6 +43,7 @@ class SparseSwitch(Block):
     """
 
     CONFIG_KEYS = {"window": "n_comp", "lanes": "lanes", "width": "in_bits"}
+    NAME = "switch"
 
     def __init__(self, *, window: int, lanes: int, width: int = 8):
         self._window = self._param("window", window)

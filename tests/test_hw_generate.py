@@ -1,6 +1,7 @@
-"""Verilog generator: deterministic output, manifest, clear errors and nothing written on bad YAML."""
+"""Verilog generator: deterministic output, one module per block, manifest, SRAM black boxes, clear errors."""
 
 import json
+import re
 
 import pytest
 
@@ -10,6 +11,10 @@ from hw.generate import BLOCKS, generate, main  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
 
+def _modules(text):
+    return re.findall(r"^module\s+(\S+?)\s*[(#]", text, re.M)
+
+
 def test_generate_small_deterministic(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     man = generate("small", a)
@@ -17,7 +22,7 @@ def test_generate_small_deterministic(tmp_path):
     for blk in BLOCKS:
         fa, fb = a / f"dbpim_{blk}.v", b / f"dbpim_{blk}.v"
         assert fa.read_bytes() == fb.read_bytes()
-        assert "module dbpim_" + blk + "(" in fa.read_text()
+        assert _modules(fa.read_text()) == [f"dbpim_{blk}"]  # one module per file, named like it
     assert (a / "manifest.json").read_bytes() == (b / "manifest.json").read_bytes()
     m = json.loads((a / "manifest.json").read_text())
     assert m == json.loads(json.dumps(man))
@@ -25,6 +30,45 @@ def test_generate_small_deterministic(tmp_path):
     ports = {p["name"]: p for p in m["blocks"]["macro"]["ports"]}
     assert ports["x__payload"] == {"name": "x__payload", "dir": "input", "width": 32}
     assert ports["o__valid"]["dir"] == "output"
+    assert ports["w_cells"]["width"] == 16 and ports["w_idx"]["width"] == 32  # one whole cell row per write
+    assert m["sram"] == "behavioural"
+
+
+def test_macro_hierarchy_is_readable(tmp_path):
+    """The macro instantiates one module per distinct block (n_col adder trees, n_comp*n_col LPUs)."""
+    man = generate("paper", tmp_path, blocks=["macro"])
+    src = man["blocks"]["macro"]["sources"]
+    assert src[-1] == "dbpim_macro.v"
+    assert set(src) == {"dbpim_ipu.v", "dbpim_adder_tree.v", "dbpim_lpu.v", "dbpim_accumulator.v", "dbpim_macro.v"}
+    for f in src:
+        assert (tmp_path / f).is_file()
+    text = (tmp_path / "dbpim_macro.v").read_text()
+    assert _modules(text) == ["dbpim_macro"] and "\\dbpim_macro." not in text  # no uniquified copies
+    assert len(re.findall(r"^\s*dbpim_adder_tree\s", text, re.M)) == 16
+    assert len(re.findall(r"^\s*dbpim_lpu\s", text, re.M)) == 256
+
+
+def test_sram_blackbox(tmp_path):
+    man = generate("small", tmp_path, blocks=["macro"], sram="blackbox")
+    assert man["sram"] == "blackbox"
+    src = man["blocks"]["macro"]["sources"]
+    assert {"dbpim_sram_cells.v", "dbpim_sram_meta.v", "dbpim_sram_1rw_model.v"} <= set(src)
+    text = (tmp_path / "dbpim_macro.v").read_text()
+    assert re.search(r"dbpim_sram_cells\s+#\(", text) and re.search(r"dbpim_sram_meta\s+#\(", text)
+    wrapper = (tmp_path / "dbpim_sram_meta.v").read_text()
+    for port in ("clk", "cs", "we", "addr", "wdata", "rdata"):
+        assert re.search(rf"\b{port}\b", wrapper)
+    assert "parameter WIDTH = 48" in wrapper and "parameter DEPTH = 4" in wrapper  # 4 x 4 cells x 3 bits, 4 rows
+    assert "reg [WIDTH-1:0] mem" in (tmp_path / "dbpim_sram_1rw_model.v").read_text()
+
+
+def test_bad_sram_mode(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--hw", "small", "--out", str(tmp_path / "o"), "--sram", "nope"])
+    assert e.value.code == 2 and not (tmp_path / "o").exists()
+    with pytest.raises(ValueError, match="sram"):
+        generate("small", tmp_path / "p", sram="nope")
+    assert not (tmp_path / "p").exists()
 
 
 def test_bad_yaml_writes_nothing(tmp_path, capsys):
