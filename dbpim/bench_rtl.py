@@ -51,19 +51,17 @@ def run(cfg: str = "paper", n_vectors: int = 64) -> dict:
         t = time.perf_counter()
         generate(cfg, Path(tmp) / "verilog")
         res["verilog generation, all blocks [s]"] = round(time.perf_counter() - t, 2)
-        _, _, t_build = build_block("macro", cfg, build_root=Path(tmp) / "sim")
-        res["verilator build, macro cold [s]"] = round(t_build, 1)
+        res["verilator build, macro cold [s]"] = round(build_block("macro", cfg, build_root=Path(tmp) / "sim").seconds, 1)
 
     hw = load_config(cfg)
     layer = real_layer(hw.macro)
     tile = layer.compiled.tiles[0]
     x = np.resize(layer.x, (n_vectors, layer.x.shape[1]))
-    build_block("macro", hw.path)  # warm build, not timed below
+    bdir = build_block("macro", hw.macro).dir  # warm build, not timed below
     t = time.perf_counter()
     _, cycles = run_macro_rtl(tile, x, hw)
     wall = time.perf_counter() - t
-    bdir = ROOT / "build" / "sim" / f"macro-{Path(hw.path).stem}"
-    sim_ns, sim_real = _sim_record(bdir / "results.xml")
+    sim_ns, sim_real = _sim_record(bdir / "results-macro_run.xml")
     clocks = sim_ns / CLOCK_NS
     res["macro vectors simulated"] = int(n_vectors)
     res["macro compute cycles (counter) [cycles]"] = int(cycles.sum())

