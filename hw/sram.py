@@ -106,7 +106,7 @@ module dbpim_sram_{kind} #(
 ) (
 {_PORTS}
 );
-  {MODEL_MODULE} #(.DEPTH(DEPTH), .WIDTH(WIDTH), .ADDR_W(ADDR_W)) mem (
+  {MODEL_MODULE} #(.DEPTH(DEPTH), .WIDTH(WIDTH), .ADDR_W(ADDR_W)) model (
     .clk(clk), .cs(cs), .we(we), .addr(addr), .wdata(wdata), .rdata(rdata)
   );
 endmodule
@@ -125,12 +125,12 @@ module {MODEL_MODULE} #(
 ) (
 {_PORTS}
 );
-  reg [WIDTH-1:0] mem [0:DEPTH-1];
+  reg [WIDTH-1:0] words [0:DEPTH-1];
   reg [WIDTH-1:0] q;
   always @(posedge clk) begin
     if (cs) begin
-      if (we) mem[addr] <= wdata;
-      else q <= mem[addr];
+      if (we) words[addr] <= wdata;
+      else q <= words[addr];
     end
   end
   assign rdata = q;

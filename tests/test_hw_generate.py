@@ -59,7 +59,7 @@ def test_sram_blackbox(tmp_path):
     for port in ("clk", "cs", "we", "addr", "wdata", "rdata"):
         assert re.search(rf"\b{port}\b", wrapper)
     assert "parameter WIDTH = 48" in wrapper and "parameter DEPTH = 4" in wrapper  # 4 x 4 cells x 3 bits, 4 rows
-    assert "reg [WIDTH-1:0] mem" in (tmp_path / "dbpim_sram_1rw_model.v").read_text()
+    assert "reg [WIDTH-1:0] words" in (tmp_path / "dbpim_sram_1rw_model.v").read_text()
 
 
 def test_bad_sram_mode(tmp_path, capsys):
