@@ -159,8 +159,9 @@ def _failures(results: Path) -> list[str]:
     out = []
     for tc in ET.parse(results).getroot().iter("testcase"):
         for bad in list(tc.findall("failure")) + list(tc.findall("error")):
-            msg = (bad.get("message") or bad.text or "").strip().splitlines()
-            out.append(f"{tc.get('name')}: {msg[0] if msg else 'failed'}")
+            msg = (bad.get("message") or "").strip().splitlines()
+            kind = bad.get("type") or "failed"
+            out.append(f"{tc.get('name')}: {kind}" + (f": {msg[0]}" if msg else ""))
     return out
 
 

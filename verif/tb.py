@@ -44,8 +44,9 @@ __all__ = ["TB", "Source", "Sink", "SimTimeout", "run_amaranth", "cocotb_tb", "e
            "streams_of", "COCOTB_TIMEOUT", "CLOCK_NS"]
 
 CLOCK_NS = 10
-#: default cocotb ``timeout_time`` / ``timeout_unit`` of a test (simulated time; 10 ns clock)
-COCOTB_TIMEOUT = {"timeout_time": 2, "timeout_unit": "ms"}
+#: default cocotb ``timeout_time`` / ``timeout_unit`` of a block test: 20 000 clock cycles of simulated time,
+#: several times the longest regression run (about 3 000 cycles), a second or two of wall time
+COCOTB_TIMEOUT = {"timeout_time": 200, "timeout_unit": "us"}
 
 
 class SimTimeout(AssertionError):

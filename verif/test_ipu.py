@@ -74,3 +74,34 @@ def test_ipu_params():
     from hw.ipu import IPU
     with pytest.raises(ValueError, match="n_comp"):
         IPU(n_comp=6)
+
+
+# --------------------------------------------------------------------------- the timeouts catch a handshake bug
+
+@pytest.mark.rtl
+@pytest.mark.timeout(300)
+@pytest.mark.xdist_group("rtl-ipu-mutant")
+def test_ipu_ignoring_ready_fails_fast_rtl():
+    """A mutant IPU that ignores ready drops beats under back-pressure: the cocotb test must fail on its
+    timeout within seconds instead of hanging."""
+    import time
+
+    from verif.mutants import IPUIgnoringReady
+    from verif.rtl import RTLFailure, build_component, run_test
+    build = build_component(IPUIgnoringReady(n_comp=4), "ipu", "small-ignores-ready")
+    t0 = time.perf_counter()
+    with pytest.raises(RTLFailure, match="ipu_stream: SimTimeoutError"):
+        run_test(build, "verif.test_ipu", "ipu_stream", label="mutant",
+                 env={"DBPIM_CFG": "small", "DBPIM_SEED": "1", "DBPIM_STALL": "0.3"})
+    assert time.perf_counter() - t0 < 60
+
+
+@pytest.mark.timeout(120)
+def test_ipu_ignoring_ready_fails_fast_amaranth():
+    from verif.mutants import IPUIgnoringReady
+    from verif.tb import SimTimeout, run_amaranth
+    from model.config import load_config
+    mc = load_config("small").macro
+    with pytest.raises(SimTimeout):
+        run_amaranth(IPUIgnoringReady(n_comp=4), lambda tb: ipu_body(tb, mc, 1, n_groups=40), stall=0.3, seed=1,
+                     max_cycles=5000)

@@ -84,7 +84,7 @@ async def macro_body(tb, mc, cases, seed):
 cocotb = pytest.importorskip("cocotb")
 
 
-@cocotb.test(**COCOTB_TIMEOUT)
+@cocotb.test(timeout_time=COCOTB_TIMEOUT["timeout_time"] * 5, timeout_unit=COCOTB_TIMEOUT["timeout_unit"])
 async def macro_cases(dut):
     from verif.tb import cocotb_tb
     seed, _ = env_rng()
