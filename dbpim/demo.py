@@ -163,7 +163,11 @@ def stage_rtl(cfg, layers, stage: Path):
         print("skipped: RTL tools not installed")
         return
     from verif import demo as vdemo
-    vdemo.demo(cfg, layers, stage / "rtl")
+    from verif.rtl import RTLFailure
+    try:
+        vdemo.demo(cfg, layers, stage / "rtl")
+    except RTLFailure as e:  # names the build or simulator log
+        raise SystemExit(f"demo: RTL stage failed: {e}") from None
 
 
 def stage_perf(artifact_dir, cfg_path: str, stage: Path, out: Path):

@@ -36,7 +36,7 @@ from pathlib import Path
 from hw.tools import verilator_env
 
 __all__ = ["ROOT", "Build", "RTLFailure", "run_cocotb", "build_block", "build_component", "config_tag", "run_test", "seed_from_env",
-           "verbose_from_env"]
+           "verbose_from_env", "configs"]
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_ARGS = ["-CFLAGS", "-O0", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal", "-Wno-lint",
@@ -45,6 +45,16 @@ BUILD_ARGS = ["-CFLAGS", "-O0", "--x-assign", "fast", "--x-initial", "fast", "-W
 
 class RTLFailure(AssertionError):
     """A Verilator build or a cocotb test failed; the message names the test, the reason and the log."""
+
+
+def configs(block: str, names=("small", "paper")) -> list:
+    """``pytest.param`` of each configuration, in the xdist group of its build folder.
+
+    Tests that share a build folder (``<block>-<cfg>``) run on one worker, one
+    after another; different folders build in parallel.
+    """
+    import pytest
+    return [pytest.param(c, marks=pytest.mark.xdist_group(f"rtl-{block}-{c}")) for c in names]
 
 
 def seed_from_env() -> int:

@@ -11,6 +11,7 @@ import pytest
 
 from model import blocks, spec
 from model.spec import bits_for
+from verif.rtl import configs
 from verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
 
 
@@ -84,8 +85,7 @@ async def accumulator_vectors(dut):
 
 @pytest.mark.rtl
 @pytest.mark.timeout(300)
-@pytest.mark.xdist_group("rtl-accumulator")
-@pytest.mark.parametrize("cfg", ["small", "paper"])
+@pytest.mark.parametrize("cfg", configs("accumulator"))
 def test_accumulator_rtl(cfg):
     from verif.rtl import run_cocotb
     run_cocotb("accumulator", cfg, "verif.test_accumulator", testcase="accumulator_vectors")

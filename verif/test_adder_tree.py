@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from model import blocks
+from verif.rtl import configs
 from verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
 
 
@@ -66,8 +67,7 @@ async def adder_tree_stream(dut):
 
 @pytest.mark.rtl
 @pytest.mark.timeout(300)
-@pytest.mark.xdist_group("rtl-adder_tree")
-@pytest.mark.parametrize("cfg", ["small", "paper"])
+@pytest.mark.parametrize("cfg", configs("adder_tree"))
 def test_adder_tree_rtl(cfg):
     from verif.rtl import run_cocotb
     run_cocotb("adder_tree", cfg, "verif.test_adder_tree", testcase="adder_tree_stream")

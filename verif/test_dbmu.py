@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from model import blocks
+from verif.rtl import configs
 from verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
 
 
@@ -42,8 +43,7 @@ async def dbmu_rows(dut):
 
 @pytest.mark.rtl
 @pytest.mark.timeout(300)
-@pytest.mark.xdist_group("rtl-dbmu")
-@pytest.mark.parametrize("cfg", ["small", "paper"])
+@pytest.mark.parametrize("cfg", configs("dbmu"))
 def test_dbmu_rtl(cfg):
     from verif.rtl import run_cocotb
     run_cocotb("dbmu", cfg, "verif.test_dbmu", testcase="dbmu_rows")

@@ -11,6 +11,7 @@ import pytest
 
 from model import blocks, spec
 from verif.stream_checks import expect_stream, reset_mid_stream
+from verif.rtl import configs
 from verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
 
 STALLS = [0.0, 0.3]
@@ -51,9 +52,8 @@ async def ipu_stream(dut):
 
 @pytest.mark.rtl
 @pytest.mark.timeout(300)
-@pytest.mark.xdist_group("rtl-ipu")
 @pytest.mark.parametrize("stall", STALLS)
-@pytest.mark.parametrize("cfg", ["small", "paper"])
+@pytest.mark.parametrize("cfg", configs("ipu"))
 def test_ipu_rtl(cfg, stall):
     from verif.rtl import run_cocotb
     run_cocotb("ipu", cfg, "verif.test_ipu", testcase="ipu_stream", stall=stall)
@@ -90,10 +90,12 @@ def test_ipu_ignoring_ready_fails_fast_rtl():
     from verif.rtl import RTLFailure, build_component, run_test
     build = build_component(IPUIgnoringReady(n_comp=4), "ipu", "small-ignores-ready")
     t0 = time.perf_counter()
-    with pytest.raises(RTLFailure, match="ipu_stream: SimTimeoutError"):
+    with pytest.raises(RTLFailure, match="ipu_stream: SimTimeoutError") as e:
         run_test(build, "verif.test_ipu", "ipu_stream", label="mutant",
                  env={"DBPIM_CFG": "small", "DBPIM_SEED": "1", "DBPIM_STALL": "0.3"})
     assert time.perf_counter() - t0 < 60
+    log = str(e.value).rsplit("log: ", 1)[1]  # the failure names the simulator's log, which exists
+    assert log.endswith("sim-mutant.log") and "SimTimeoutError" in open(log).read()
 
 
 @pytest.mark.timeout(120)

@@ -23,6 +23,7 @@ import pytest
 from model.cycles import tile_load_cycles
 from model.macro import run_macro
 from verif.macro_driver import MacroDriver, check_timeline, input_beats, load_cases, save_cases
+from verif.rtl import configs
 from verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
 from verif.tiles import random_tiles, real_tiles, vectors_for
 
@@ -105,9 +106,8 @@ def _run_rtl(cfg, stall, rng, tmp_path, sram="behavioural", n_vec=None):
 
 @pytest.mark.rtl
 @pytest.mark.timeout(900)
-@pytest.mark.xdist_group("rtl-macro")
 @pytest.mark.parametrize("stall", STALLS)
-@pytest.mark.parametrize("cfg", ["small", "paper"])
+@pytest.mark.parametrize("cfg", configs("macro"))
 def test_macro_rtl(cfg, stall, rng, tmp_path):
     _run_rtl(cfg, stall, rng, tmp_path)
 

