@@ -129,6 +129,19 @@ def config_tag(cfg) -> str:
     return Path(cfg).stem
 
 
+def _generator_key(block: str, cfg, sram: str) -> str:
+    """What the generated Verilog depends on: the generator's sources, the configuration, the options."""
+    from amaranth import __version__ as amaranth_version
+
+    from model.config import HwConfig, MacroConfig, load_config
+
+    mc = cfg if isinstance(cfg, MacroConfig) else (cfg if isinstance(cfg, HwConfig) else load_config(cfg)).macro
+    h = hashlib.sha256(json.dumps([block, sram, mc.to_dict(), amaranth_version]).encode())
+    for f in sorted((ROOT / "hw").glob("*.py")) + [ROOT / "model" / "spec.py"]:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
 def build_block(block: str, cfg, sram: str = "behavioural", build_root: Path | None = None,
                 verbose: bool | None = None) -> Build:
     """Generate and Verilator-build ``dbpim_<block>`` for ``cfg`` (name, YAML path, HwConfig or MacroConfig)."""
@@ -136,7 +149,12 @@ def build_block(block: str, cfg, sram: str = "behavioural", build_root: Path | N
 
     bdir = (build_root or ROOT / "build" / "sim") / (f"{block}-{config_tag(cfg)}"
                                                      + ("" if sram == "behavioural" else f"-{sram}"))
-    man = generate(cfg, bdir / "rtl", blocks=[block], sram=sram)
+    key, stamp = _generator_key(block, cfg, sram), bdir / "rtl" / ".generated"
+    if stamp.is_file() and stamp.read_text() == key and (bdir / "rtl" / "manifest.json").is_file():
+        man = json.loads((bdir / "rtl" / "manifest.json").read_text())  # same generator, same inputs
+    else:
+        man = generate(cfg, bdir / "rtl", blocks=[block], sram=sram)
+        stamp.write_text(key)
     sources = [bdir / "rtl" / f for f in man["blocks"][block]["sources"]]
     return _verilate(bdir, f"dbpim_{block}", bdir / "rtl" / "manifest.json", sources,
                      verbose_from_env() if verbose is None else verbose)

@@ -9,6 +9,10 @@ from 0 to phi_max) when a wider spread of corner cases is wanted.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -37,14 +41,35 @@ def random_tiles(macro, rng, K: int | None = None, N: int | None = None, sparsit
 
 def real_tiles(macro, n: int = 2):
     """Up to ``n`` tiles of the real example layer and its real input vectors (P, K)."""
-    rl = _real_layer(macro)
-    return rl.compiled.tiles[:n], np.asarray(rl.x, np.int64)
+    tiles, x = _real_tiles(macro)
+    return tiles[:n], x
 
 
 @functools.lru_cache(maxsize=4)
-def _real_layer(macro):
+def _real_tiles(macro):
+    """The example layer's tiles and inputs, cached in ``build/cache`` (training the MLP takes seconds).
+
+    The cache key covers the macro and the sources that make the layer.
+    """
+    from model.compile import Tile
     from model.examples import real_layer
-    return real_layer(macro)
+
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256(json.dumps(macro.to_dict(), sort_keys=True).encode())
+    for f in ("examples.py", "compile.py", "quant.py", "fta.py", "prune.py", "csd.py"):
+        h.update((root / "model" / f).read_bytes())
+    path = root / "build" / "cache" / f"real-tiles-{h.hexdigest()[:16]}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return [Tile.from_arrays(z, index=i, prefix="t_") for i in range(len(z["t_meta"]))], z["x"]
+    rl = real_layer(macro)
+    tiles = rl.compiled.tiles
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"t_{k}": np.stack([t.to_arrays()[k] for t in tiles]) for k in tiles[0].to_arrays()}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.npz")
+    np.savez(tmp, x=np.asarray(rl.x, np.int64), **arrays)
+    os.replace(tmp, path)
+    return tiles, np.asarray(rl.x, np.int64)
 
 
 def vectors_for(tile, rng, n: int, signed: bool, x_real=None) -> list[np.ndarray]:
