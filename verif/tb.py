@@ -184,6 +184,48 @@ class Sink(_StreamEnd):
         self.limit(None)
 
 
+async def source_agent(io, st: Source) -> None:
+    """Drive a DUT input stream forever: each queued payload after ``st.draw_gap()`` idle cycles, valid held
+    until accepted. ``io`` is a back end's port access (``drive(name, v)``, ``await edge(*names)``)."""
+    valid, payload = f"{st.name}__valid", f"{st.name}__payload"
+    while True:
+        if not st.queue:
+            io.drive(valid, 0)
+            await io.edge()
+            continue
+        g = st.draw_gap()
+        st.gaps.append(g)
+        io.drive(valid, 0)
+        for _ in range(g):
+            await io.edge()
+        io.drive(valid, 1)
+        io.drive(payload, st.queue[0])
+        first = True
+        while True:
+            k, (rdy, *ex) = await io.edge(f"{st.name}__ready", *st.extra)
+            if first:
+                st.offered.append(k)
+                first = False
+            if rdy:
+                st.accepted.append(k)
+                st.seen.append(ex)
+                st.queue.popleft()
+                break
+
+
+async def sink_agent(io, st: Sink) -> None:
+    """Take a DUT output stream forever: ready drawn each cycle (``st.draw_ready()``), beats recorded."""
+    while True:
+        r = st.draw_ready()
+        io.drive(f"{st.name}__ready", int(r))
+        k, (vl, p, *ex) = await io.edge(f"{st.name}__valid", f"{st.name}__payload", *st.extra)
+        while len(st.ready_log) < k:  # cycles before the agent's first
+            st.ready_log.append(False)
+        st.ready_log.append(r)
+        if r and vl:
+            st.took((k, p, ex))
+
+
 class TB:
     """The backend-neutral testbench handle (see the module docstring).
 
@@ -287,53 +329,20 @@ class _AmaranthTB(TB):
             self._cycle += 1
 
 
-def _amaranth_source(tb, st: Source):
-    v = tb._values
+class _AmaranthIO:
+    """What a stream agent needs of the Amaranth simulator: drive a port, wait for a clock edge."""
 
-    async def agent(ctx):
-        valid, ready, payload = v[f"{st.name}__valid"], v[f"{st.name}__ready"], v[f"{st.name}__payload"]
-        k = 0
-        while True:
-            if not st.queue:
-                ctx.set(valid, 0)
-                await ctx.tick()
-                k += 1
-                continue
-            g = st.draw_gap()
-            st.gaps.append(g)
-            ctx.set(valid, 0)
-            for _ in range(g):
-                await ctx.tick()
-                k += 1
-            st.offered.append(k)
-            ctx.set(valid, 1)
-            ctx.set(payload, st.queue[0])
-            while True:
-                _, _, rdy, *ex = await ctx.tick().sample(ready, *[v[e] for e in st.extra])
-                k += 1
-                if rdy:
-                    st.accepted.append(k - 1)
-                    st.seen.append([int(e) for e in ex])
-                    st.queue.popleft()
-                    break
-    return agent
+    def __init__(self, ctx, values):
+        self.ctx, self.values, self.k = ctx, values, 0
 
+    def drive(self, name, value):
+        self.ctx.set(self.values[name], int(value))
 
-def _amaranth_sink(tb, st: Sink):
-    v = tb._values
-
-    async def agent(ctx):
-        valid, ready, payload = v[f"{st.name}__valid"], v[f"{st.name}__ready"], v[f"{st.name}__payload"]
-        k = 0
-        while True:
-            r = st.draw_ready()
-            ctx.set(ready, int(r))
-            _, _, vl, p, *ex = await ctx.tick().sample(valid, payload, *[v[e] for e in st.extra])
-            st.ready_log.append(r)
-            if r and vl:
-                st.took((k, int(p), [int(e) for e in ex]))
-            k += 1
-    return agent
+    async def edge(self, *names):
+        """Wait for the next clock edge; returns (cycle it ended, values of ``names`` at the edge)."""
+        _, _, *vals = await self.ctx.tick().sample(*[self.values[n] for n in names])
+        self.k += 1
+        return self.k - 1, [int(v) for v in vals]
 
 
 def run_amaranth(dut, body, stall: float = 0.0, seed: int = 0, max_cycles: int = 200_000):
@@ -372,12 +381,17 @@ def run_amaranth(dut, body, stall: float = 0.0, seed: int = 0, max_cycles: int =
             await ctx.tick()
         raise SimTimeout(f"simulation did not finish within {max_cycles} cycles (stall={stall}, seed={seed})")
 
+    def agent(run, st):
+        async def testbench(ctx):
+            await run(_AmaranthIO(ctx, values), st)
+        return testbench
+
     sim = Simulator(top)
     sim.add_clock(CLOCK_NS * 1e-9)
     for st in tb._sources.values():
-        sim.add_testbench(_amaranth_source(tb, st), background=True)
+        sim.add_testbench(agent(source_agent, st), background=True)
     for st in tb._sinks.values():
-        sim.add_testbench(_amaranth_sink(tb, st), background=True)
+        sim.add_testbench(agent(sink_agent, st), background=True)
     sim.add_testbench(watchdog, background=True)
     sim.add_testbench(main)
     sim.run()
@@ -418,54 +432,21 @@ class _CocotbTB(TB):
             await RisingEdge(self.dut.clk)
 
 
-async def _cocotb_source(tb, st: Source):
-    from cocotb.triggers import ReadOnly, RisingEdge
-    dut = tb.dut
-    valid, ready, payload = (getattr(dut, f"{st.name}__{f}") for f in ("valid", "ready", "payload"))
-    while True:
-        if not st.queue:
-            valid.value = 0
-            await RisingEdge(dut.clk)
-            continue
-        g = st.draw_gap()
-        st.gaps.append(g)
-        valid.value = 0
-        for _ in range(g):
-            await RisingEdge(dut.clk)
-        st.offered.append(tb.cycle)
-        valid.value = 1
-        payload.value = st.queue[0]
-        while True:
-            await ReadOnly()
-            k = tb.cycle
-            rdy = ready.value == 1
-            ex = [int(getattr(dut, e).value) for e in st.extra]
-            await RisingEdge(dut.clk)
-            if rdy:
-                st.accepted.append(k)
-                st.seen.append(ex)
-                st.queue.popleft()
-                break
+class _CocotbIO:
+    """What a stream agent needs of cocotb: drive a port, wait for a clock edge (cycle from simulated time)."""
 
+    def __init__(self, tb):
+        self.tb = tb
 
-async def _cocotb_sink(tb, st: Sink):
-    from cocotb.triggers import ReadOnly, RisingEdge
-    dut = tb.dut
-    valid, ready, payload = (getattr(dut, f"{st.name}__{f}") for f in ("valid", "ready", "payload"))
-    while True:
-        r = st.draw_ready()
-        ready.value = int(r)
+    def drive(self, name, value):
+        self.tb.set(name, value)
+
+    async def edge(self, *names):
+        from cocotb.triggers import ReadOnly, RisingEdge
         await ReadOnly()
-        k = tb.cycle
-        fire = r and valid.value == 1
-        if fire:
-            beat = (k, tb.get(f"{st.name}__payload"), [int(getattr(dut, e).value) for e in st.extra])
-        await RisingEdge(dut.clk)
-        while len(st.ready_log) < k:  # cycles before the agent's first
-            st.ready_log.append(False)
-        st.ready_log.append(r)
-        if fire:
-            st.took(beat)
+        k, vals = self.tb.cycle, [self.tb.get(n) for n in names]
+        await RisingEdge(self.tb.dut.clk)
+        return k, vals
 
 
 def manifest_ports(block: str, manifest: str | Path | None = None) -> dict:
@@ -492,9 +473,9 @@ async def cocotb_tb(dut, block: str | None = None, stall: float | None = None, s
     if tb.clocked:
         cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
         for st in tb._sources.values():
-            cocotb.start_soon(_cocotb_source(tb, st))
+            cocotb.start_soon(source_agent(_CocotbIO(tb), st))
         for st in tb._sinks.values():
-            cocotb.start_soon(_cocotb_sink(tb, st))
+            cocotb.start_soon(sink_agent(_CocotbIO(tb), st))
         if "rst" in tb.ports:
             await tb.reset()
     return tb
