@@ -23,11 +23,14 @@ list).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import random
 import shutil
+import sys
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -102,17 +105,31 @@ def _verilate(bdir: Path, top: str, manifest: Path, sources: list[Path], verbose
     if stamp.is_file() and stamp.read_text() == want and (bdir / top).is_file():
         runner.build_dir, runner.hdl_toplevel = bdir, top  # reuse: still tell the runner where the build lives
         return Build(runner, bdir, top, manifest, 0.0)
-    for old in bdir.iterdir():  # a fresh build: no stale objects or precompiled headers of another design
-        if old.name not in ("rtl", ".generated"):
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
     log = None if verbose else bdir / "build.log"
-    try:
-        runner.build(sources=sources, hdl_toplevel=top, build_dir=bdir, build_args=args, waves=waves, always=True,
-                     log_file=log)
-    except (RuntimeError, SystemExit) as e:
-        raise RTLFailure(f"Verilator build of {top} failed ({e}); log: {log or 'printed above'}") from None
+    for attempt in (1, 2):  # a second, clean attempt: a C++ compile can fail once for reasons outside the design
+        for old in bdir.iterdir():  # a fresh build: no stale objects or precompiled headers of another design
+            if old.name not in ("rtl", ".generated") and not (log and old == log):
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
+        try:
+            runner.build(sources=sources, hdl_toplevel=top, build_dir=bdir, build_args=args, waves=waves,
+                         always=True, log_file=log)
+            break
+        except (RuntimeError, SystemExit) as e:
+            tail = _log_tail(log)
+            if attempt == 2:
+                raise RTLFailure(f"Verilator build of {top} failed twice ({e}); log: {log or 'printed above'}"
+                                 + (f"; its last lines:\n{tail}" if tail else "")) from None
+            print(f"Verilator build of {top} failed ({e}); building it once more. Last log lines:\n{tail}",
+                  file=sys.stderr)
     stamp.write_text(want)
     return Build(runner, bdir, top, manifest, time.perf_counter() - t0)
+
+
+def _log_tail(log: Path | None, n: int = 15) -> str:
+    """The last ``n`` lines of a build log (empty when there is none)."""
+    if log is None or not log.is_file():
+        return ""
+    return "\n".join(log.read_text(errors="replace").splitlines()[-n:])
 
 
 def config_tag(cfg) -> str:
@@ -145,10 +162,27 @@ def _generator_key(block: str, cfg, sram: str) -> str:
 def build_block(block: str, cfg, sram: str = "behavioural", build_root: Path | None = None,
                 verbose: bool | None = None) -> Build:
     """Generate and Verilator-build ``dbpim_<block>`` for ``cfg`` (name, YAML path, HwConfig or MacroConfig)."""
-    from hw.generate import generate
-
     bdir = (build_root or ROOT / "build" / "sim") / (f"{block}-{config_tag(cfg)}"
                                                      + ("" if sram == "behavioural" else f"-{sram}"))
+    with _locked(bdir):
+        return _build_block(block, cfg, sram, bdir, verbose)
+
+
+@contextlib.contextmanager
+def _locked(bdir: Path):
+    """Hold an exclusive lock on a build folder: two processes never build one folder at once."""
+    bdir.parent.mkdir(parents=True, exist_ok=True)
+    with open(bdir.parent / f".{bdir.name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _build_block(block: str, cfg, sram: str, bdir: Path, verbose: bool | None) -> Build:
+    from hw.generate import generate
+
     key, stamp = _generator_key(block, cfg, sram), bdir / ".generated"  # outside rtl/, which dbpim verilog owns
     if stamp.is_file() and stamp.read_text() == key and (bdir / "rtl" / "manifest.json").is_file():
         man = json.loads((bdir / "rtl" / "manifest.json").read_text())  # same generator, same inputs
