@@ -7,6 +7,7 @@ dispatcher also makes a closed pipe (``dbpim --help | head -1``) quiet::
     dbpim demo         the built-in example end to end (make demo)
     dbpim verilog      generate Verilog + manifest for a hardware YAML (hw/)
     dbpim compile      prune, FTA-QAT and export a network (model/torch/)
+    dbpim minilm       the pretrained MiniLM-L6 encoder end to end (make minilm)
     dbpim bench        performance report of a compiled artifact (sim_bench/)
     dbpim bench-paper  the five zoo networks, compared with the paper
     dbpim sweep        sparsity x phi_max x geometry sweep (sim_bench/)
@@ -32,6 +33,7 @@ SUBCOMMANDS = {
     "demo": ("dbpim.demo", "main", "run the built-in example end to end"),
     "verilog": ("hw.generate", "main", "generate Verilog and a manifest for a hardware YAML"),
     "compile": ("model.torch.flow", "main", "prune, FTA-QAT, quantize and export a network"),
+    "minilm": ("dbpim.minilm", "main", "pretrained MiniLM-L6 end to end: pruning, FTA-aware QAT, export, performance"),
     "bench": ("sim_bench.report", "main", "performance, energy and utilization report of an artifact"),
     "bench-paper": ("sim_bench.paper", "main", "the five zoo networks against the paper's figures"),
     "sweep": ("sim_bench.sweep", "main", "block sparsity x phi_max x macro geometry sweep"),

@@ -1,12 +1,13 @@
 """The compiled artifact (docs/design.md §8): what the front-end hands to the golden
 model, the performance model and the testbenches.
 
-Format version 1 is a directory::
+Format version 2 is a directory::
 
     manifest.yaml              format, version, network, hw (macro), layers
     layers/<i>_<name>.npz      arrays of each layer mapped on the macros
 
-See ``docs/contracts.md`` for every field. :func:`save` stages the files in a
+See ``docs/design.md §8`` for every field and for how version 1 artifacts are
+read (:data:`READ_VERSIONS`). :func:`save` stages the files in a
 temporary sibling directory (:func:`model.outdir.output_dir`): a new artifact
 appears by one rename, a failure never leaves a half-written artifact, and a
 folder holding files :func:`save` did not write is never overwritten.
@@ -23,20 +24,21 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from model import csd
+from model import csd, simd
 from model.compile import TILE_ARRAYS, CompiledLayer
 from model.config import ConfigError, MacroConfig, read_yaml
-from model.layer import conv_out_size, weights_of
+from model.layer import _pair, conv_out_size, weights_of
 from model.outdir import output_dir
 from model.prune import expand_mask, n_groups
 
-__all__ = ["ArtifactError", "Artifact", "LayerRecord", "save", "load", "FORMAT", "VERSION",
+__all__ = ["ArtifactError", "Artifact", "LayerRecord", "save", "load", "FORMAT", "VERSION", "READ_VERSIONS",
            "MAPPED_KINDS", "SIMD_OPS"]
 
 FORMAT = "dbpim-artifact"
-VERSION = 1
+VERSION = 2
+READ_VERSIONS = (1, 2)  # version 1: read as docs/design.md §8 "Versioning" says
 MAPPED_KINDS = ("conv2d", "linear")
-SIMD_OPS = ("depthwise", "pool", "relu", "add", "mul", "other")
+SIMD_OPS = simd.SIMD_OPS
 SAVE_COMMAND = "model.artifact.save"
 
 
@@ -50,7 +52,15 @@ class LayerRecord:
 
     ``kind`` is ``conv2d`` or ``linear`` for layers mapped onto the macros
     (then ``compiled``, ``w``, ``scale`` are set) or ``simd`` for everything
-    else (then ``op`` and ``simd_ops`` describe the work of the SIMD core).
+    else (then ``op``, ``macs``, ``elements`` and ``simd_ops`` describe the
+    work of the SIMD core, :mod:`model.simd`).
+
+    A ``linear`` layer's ``in_shape`` is ``(*tokens, K)``: every leading axis
+    is a token axis and each token is one input vector of the sample. A
+    ``conv2d`` has ``kernel``, ``stride``, ``padding`` and ``dilation`` as
+    (height, width) pairs (a Conv1d is a conv2d with height 1); one group of a
+    grouped convolution is its own record with ``group = (j, groups)`` and
+    the group's input channels as ``in_shape[0]``.
     """
 
     name: str
@@ -59,10 +69,14 @@ class LayerRecord:
     out_shape: tuple
     op: str | None = None
     kernel: tuple | None = None
-    stride: int = 1
-    padding: int = 0
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    dilation: tuple = (1, 1)
+    group: tuple | None = None
     signed_input: bool = False
     simd_ops: int = 0
+    macs: int = 0
+    elements: int = 0
     w: np.ndarray | None = None
     scale: np.ndarray | None = None
     compiled: CompiledLayer | None = None
@@ -70,19 +84,55 @@ class LayerRecord:
     x_scale: float | None = None
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        self.in_shape, self.out_shape = tuple(self.in_shape), tuple(self.out_shape)
+        self.stride, self.padding = _pair(self.stride, "stride", 1), _pair(self.padding, "padding", 0)
+        self.dilation = _pair(self.dilation, "dilation", 1)
+        if self.kernel is not None:
+            self.kernel = tuple(int(v) for v in self.kernel)
+        if self.kind == "simd" and self.op in simd.OP_COST:
+            if not (self.macs or self.elements) and self.simd_ops:
+                self.macs, self.elements = _counts_of(self.op, int(self.simd_ops))
+            self.simd_ops = simd.simd_ops(self.op, self.macs, self.elements)
+
     @property
     def mapped(self) -> bool:
         return self.kind in MAPPED_KINDS
 
+    @property
+    def vectors(self) -> int:
+        """Input vectors per sample: tokens of a linear layer, output pixels of a conv."""
+        if self.kind == "linear":
+            return int(np.prod(self.in_shape[:-1], dtype=np.int64))
+        if self.kind == "conv2d":
+            return int(np.prod(self.out_shape[1:], dtype=np.int64))
+        return 0
+
+    def mac_count(self) -> int:
+        """Multiply-accumulates per sample: K x N x vectors (dense) when mapped, else ``macs``."""
+        if self.mapped:
+            return int(self.compiled.K) * int(self.compiled.N) * self.vectors
+        return int(self.macs)
+
     def im2col_inputs(self) -> np.ndarray | None:
-        """Recorded inputs as im2col rows (P_total, K), or None if none were recorded."""
+        """Recorded inputs as im2col rows (S * vectors, K), or None if none were recorded.
+
+        Rows are sample-major: the vectors (tokens, output pixels) of sample 0 first.
+        """
         if self.x is None:
             return None
         from model.layer import im2col
         if self.kind == "conv2d":
             kh, kw = self.kernel
-            return im2col(self.x, kh, kw, self.stride, self.padding)
-        return self.x.reshape(self.x.shape[0], -1)
+            return im2col(self.x, kh, kw, self.stride, self.padding, self.dilation)
+        return self.x.reshape(-1, self.x.shape[-1])
+
+
+def _counts_of(op: str, ops: int) -> tuple[int, int]:
+    """(macs, elements) of a record that gives only ``simd_ops`` (version 1, old callers)."""
+    if op in simd.MAC_OPS and op != "module":
+        return ops, 0
+    return 0, ops // max(1, simd.OP_COST[op])
 
 
 @dataclass
@@ -103,7 +153,7 @@ def _layer_file(i: int, name: str) -> str:
 
 
 def save(path, network: str, macro: MacroConfig, layers: list[LayerRecord], meta: dict | None = None,
-         overwrite: bool = False) -> Path:
+         overwrite: bool = False, compress: bool = True) -> Path:
     """Write an artifact directory atomically.
 
     Parameters
@@ -118,6 +168,8 @@ def save(path, network: str, macro: MacroConfig, layers: list[LayerRecord], meta
     overwrite : bool
         Replace an existing artifact written by :func:`save` (only after the new
         one is complete; its files are moved in one by one, ``manifest.yaml`` last).
+    compress : bool
+        Deflate the layer files (default); off for throw-away artifacts.
 
     Raises
     ------
@@ -136,20 +188,26 @@ def save(path, network: str, macro: MacroConfig, layers: list[LayerRecord], meta
             rec = {"name": layer.name, "kind": layer.kind, "in_shape": [int(v) for v in layer.in_shape],
                    "out_shape": [int(v) for v in layer.out_shape]}
             if layer.kind == "simd":
-                rec.update(op=layer.op or "other", simd_ops=int(layer.simd_ops))
+                op = layer.op or "other"
+                if op not in SIMD_OPS:
+                    raise ArtifactError(f"layer {layer.name}: op must be one of {', '.join(SIMD_OPS)}, got {op!r}")
+                rec.update(op=op, simd_ops=simd.simd_ops(op, layer.macs, layer.elements), macs=int(layer.macs),
+                           elements=int(layer.elements))
             elif layer.mapped:
                 c = layer.compiled
                 rec.update(file=_layer_file(i, layer.name), K=int(c.K), N=int(c.N), group_size=int(c.group_size),
                            signed_input=bool(layer.signed_input))
                 if layer.kind == "conv2d":
-                    rec.update(kernel=[int(v) for v in layer.kernel], stride=int(layer.stride),
-                               padding=int(layer.padding))
+                    rec.update(kernel=[int(v) for v in layer.kernel], stride=list(layer.stride),
+                               padding=list(layer.padding), dilation=list(layer.dilation))
+                    if layer.group is not None:
+                        rec.update(group=[int(v) for v in layer.group])
                 arrays = {"w": np.asarray(layer.w, np.int8), "scale": np.asarray(layer.scale, np.float32),
                           "phi": np.asarray(c.phi, np.uint8), "mask": np.asarray(c.mask, bool), **c.stacked()}
                 if layer.x is not None:
                     arrays["x"] = np.asarray(layer.x, np.int8 if layer.signed_input else np.uint8)
                     arrays["x_scale"] = np.float32(layer.x_scale if layer.x_scale is not None else 1.0)
-                np.savez_compressed(tmp / rec["file"], **arrays)
+                (np.savez_compressed if compress else np.savez)(tmp / rec["file"], **arrays)
             else:
                 raise ArtifactError(f"layer {layer.name}: kind must be one of {', '.join(MAPPED_KINDS + ('simd',))}, "
                                     f"got {layer.kind!r}")
@@ -234,8 +292,9 @@ def _read_manifest(mf: Path) -> dict:
     fmt, ver = doc.get("format"), doc.get("version")
     if not (isinstance(fmt, str) and fmt == FORMAT):
         raise ArtifactError(f"{mf}: field 'format' must be '{FORMAT}', got {fmt!r}")
-    if not (type(ver) is int and ver == VERSION):
-        raise ArtifactError(f"{mf}: field 'version' must be {VERSION} (this reader), got {ver!r}")
+    if not (type(ver) is int and ver in READ_VERSIONS):
+        raise ArtifactError(f"{mf}: field 'version' must be one of {', '.join(map(str, READ_VERSIONS))} "
+                            f"(this reader), got {ver!r}")
     return doc
 
 
@@ -341,50 +400,79 @@ def _inputs(z: dict, fw: str, signed: bool, in_shape: tuple):
     return x, x_scale
 
 
-def _check_geometry(kind: str, rec: dict, where: str, in_shape: tuple, out_shape: tuple, K: int, N: int) -> dict:
-    """Check a mapped layer's shape fields against each other; return its ``kernel``/``stride``/``padding``.
+def _ints(rec: dict, key: str, where: str, n: int, lo: int, default=None) -> tuple:
+    """Field ``key``: a list of ``n`` integers >= ``lo`` (an integer means all equal: version 1)."""
+    if key not in rec and default is not None:
+        return default
+    v = rec.get(key)
+    t = [v] * n if type(v) is int else v
+    if not isinstance(t, list) or len(t) != n or any(type(a) is not int or a < lo for a in t):
+        raise ArtifactError(f"{where}: field '{key}' must be a list of {n} integers >= {lo}, got {v!r}")
+    return tuple(t)
 
-    conv2d: ``kernel`` is two positive integers, ``stride >= 1``, ``padding >=
-    0``, ``in_shape`` is (C, H, W) with ``C * kh * kw = K``, and ``out_shape``
-    is (N, Ho, Wo) with ``Ho = (H + 2 padding - kh) // stride + 1 >= 1`` (and
-    likewise Wo). linear: ``prod(in_shape) = K`` and ``out_shape = [N]``.
+
+def _check_geometry(kind: str, rec: dict, where: str, in_shape: tuple, out_shape: tuple, K: int, N: int) -> dict:
+    """Check a mapped layer's shape fields against each other; return its geometry as LayerRecord fields.
+
+    linear: ``in_shape`` = (*tokens, K), ``out_shape`` = (*tokens, N). conv2d:
+    ``kernel``, ``stride``, ``padding``, ``dilation`` are [h, w] pairs (kernel,
+    stride, dilation >= 1, padding >= 0), ``in_shape`` is (C, H, W) with
+    ``C * kh * kw = K``, and ``out_shape`` is (N, Ho, Wo) with PyTorch's
+    ``Ho = (H + 2 ph - dh (kh - 1) - 1) // sh + 1 >= 1``; ``group`` (optional)
+    is [j, groups] with j < groups.
     """
     if kind == "linear":
-        if math.prod(in_shape) != K:
-            raise ArtifactError(f"{where}: in_shape {list(in_shape)} does not give K={K}")
-        if out_shape != (N,):
-            raise ArtifactError(f"{where}: out_shape must be [{N}] (N), got {list(out_shape)}")
+        if len(in_shape) < 1 or in_shape[-1] != K:
+            raise ArtifactError(f"{where}: in_shape {list(in_shape)} must end with K={K} (leading axes are tokens)")
+        if out_shape != in_shape[:-1] + (N,):
+            raise ArtifactError(f"{where}: out_shape {list(out_shape)} must be in_shape with the last axis N={N}, "
+                                f"i.e. {list(in_shape[:-1] + (N,))}")
         return {}
-    kernel = _need(rec, "kernel", where, list, "[kh, kw], two positive integers")
-    if len(kernel) != 2 or not all(type(v) is int and v >= 1 for v in kernel):
-        raise ArtifactError(f"{where}: field 'kernel' must be [kh, kw], two positive integers, got {kernel!r}")
-    stride = _int(rec, "stride", where, 1, "an integer >= 1")
-    padding = _int(rec, "padding", where, 0, "an integer >= 0")
-    kh, kw = kernel
-    if len(in_shape) != 3 or in_shape[0] * kh * kw != K:
-        raise ArtifactError(f"{where}: in_shape {list(in_shape)} and kernel {kernel} do not give K={K}")
-    ho, wo = (conv_out_size(h, k, stride, padding) for h, k in zip(in_shape[1:], kernel))
+    kernel = _ints(rec, "kernel", where, 2, 1)
+    stride = _ints(rec, "stride", where, 2, 1)
+    padding = _ints(rec, "padding", where, 2, 0)
+    dilation = _ints(rec, "dilation", where, 2, 1, default=(1, 1))
+    if len(in_shape) != 3 or in_shape[0] * kernel[0] * kernel[1] != K:
+        raise ArtifactError(f"{where}: in_shape {list(in_shape)} and kernel {list(kernel)} do not give K={K}")
+    ho, wo = (conv_out_size(in_shape[i + 1], kernel[i], stride[i], padding[i], dilation[i]) for i in (0, 1))
     if min(ho, wo) < 1 or out_shape != (N, ho, wo):
-        raise ArtifactError(f"{where}: out_shape must be [{N}, {ho}, {wo}] (N and the conv of in_shape "
-                            f"{list(in_shape)} by kernel {kernel}, stride {stride}, padding {padding}), "
-                            f"got {list(out_shape)}")
-    return {"kernel": (kh, kw), "stride": stride, "padding": padding}
+        raise ArtifactError(f"{where}: out_shape {list(out_shape)} does not match in_shape, kernel, stride, padding "
+                            f"and dilation, which give {[N, ho, wo]}")
+    group = None
+    if "group" in rec:
+        group = _ints(rec, "group", where, 2, 0)
+        if not group[0] < group[1]:
+            raise ArtifactError(f"{where}: field 'group' must be [j, groups] with 0 <= j < groups, got {list(group)}")
+    return dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation, group=group)
 
 
-def _simd_layer(rec: dict, where: str, common: dict) -> LayerRecord:
+def _simd_layer(rec: dict, where: str, common: dict, version: int) -> LayerRecord:
     op = _need(rec, "op", where, str, f"one of {', '.join(SIMD_OPS)}")
     if op not in SIMD_OPS:
         raise ArtifactError(f"{where}: field 'op' must be one of {', '.join(SIMD_OPS)}, got {op!r}")
     ops = _int(rec, "simd_ops", where, 0, "a non-negative integer")
-    return LayerRecord(op=op, simd_ops=ops, **common)
+    if version == 1:
+        macs, elements = _counts_of(op, ops)
+    else:
+        macs = _int(rec, "macs", where, 0, "a non-negative integer")
+        elements = _int(rec, "elements", where, 0, "a non-negative integer")
+        if ops != simd.simd_ops(op, macs, elements):
+            raise ArtifactError(f"{where}: field 'simd_ops' = {ops} must equal macs + cost('{op}') x elements = "
+                                f"{simd.simd_ops(op, macs, elements)} (model/simd.py)")
+    out = LayerRecord(op=op, macs=macs, elements=elements, **common)
+    out.simd_ops = ops  # version 1 keeps its own count
+    return out
 
 
 def _mapped_layer(root: Path, rec: dict, where: str, common: dict, macro: MacroConfig,
-                  check_tiles: bool) -> LayerRecord:
+                  check_tiles: bool, version: int = VERSION) -> LayerRecord:
     K = _int(rec, "K", where, 1, "a positive integer")
     N = _int(rec, "N", where, 1, "a positive integer")
     G = _int(rec, "group_size", where, 1, "a positive integer")
     signed = _optional(rec, "signed_input", where, bool, "true or false", False)
+    if version == 1 and common["kind"] == "linear" and math.prod(common["in_shape"]) == K:
+        # version 1: a linear layer's in_shape was its flattened input, one vector per sample
+        v1_shape, common = common["in_shape"], {**common, "in_shape": (K,)}
     geometry = _check_geometry(common["kind"], rec, where, common["in_shape"], common["out_shape"], K, N)
     fname = _need(rec, "file", where, str, "a path relative to the artifact")
     fw = str(root / fname)
@@ -394,12 +482,15 @@ def _mapped_layer(root: Path, rec: dict, where: str, common: dict, macro: MacroC
     compiled = CompiledLayer.from_stacked(K, N, macro, G, phi, mask, arrays)
     if check_tiles and not np.array_equal(weights_of(compiled), w.astype(np.int64)):
         raise ArtifactError(f"{fw}: packed tiles do not reproduce array 'w' (inconsistent artifact)")
+    if version == 1 and common["kind"] == "linear" and "x" in z and z["x"].ndim > 2 \
+            and math.prod(z["x"].shape[1:]) == K and tuple(z["x"].shape[1:]) == v1_shape:
+        z = {**z, "x": z["x"].reshape(len(z["x"]), K)}
     x, x_scale = _inputs(z, fw, signed, common["in_shape"])
     return LayerRecord(signed_input=signed, w=w, scale=scale, compiled=compiled, x=x, x_scale=x_scale,
                        **geometry, **common)
 
 
-def _layer(root: Path, rec, where: str, macro: MacroConfig, check_tiles: bool) -> LayerRecord:
+def _layer(root: Path, rec, where: str, macro: MacroConfig, check_tiles: bool, version: int = VERSION) -> LayerRecord:
     """One manifest record (``where`` names it in errors) as a checked :class:`LayerRecord`."""
     if not isinstance(rec, dict):
         raise ArtifactError(f"{where}: must be a mapping")
@@ -413,8 +504,8 @@ def _layer(root: Path, rec, where: str, macro: MacroConfig, check_tiles: bool) -
               "out_shape": _shape(rec, "out_shape", where),
               "extra": _optional(rec, "extra", where, dict, "a mapping", {})}
     if kind == "simd":
-        return _simd_layer(rec, where, common)
-    return _mapped_layer(root, rec, where, common, macro, check_tiles)
+        return _simd_layer(rec, where, common, version)
+    return _mapped_layer(root, rec, where, common, macro, check_tiles, version)
 
 
 def load(path, check_tiles: bool = True) -> Artifact:
@@ -443,7 +534,7 @@ def load(path, check_tiles: bool = True) -> Artifact:
     for i, rec in enumerate(layers_doc):
         where = f"{mf}: layers[{i}]"
         try:
-            layers.append(_layer(root, rec, where, macro, check_tiles))
+            layers.append(_layer(root, rec, where, macro, check_tiles, doc["version"]))
         except ArtifactError:
             raise
         except (ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError, RecursionError) as e:

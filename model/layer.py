@@ -52,33 +52,52 @@ class LayerResult:
     tile_cycles: np.ndarray
 
 
-def conv_out_size(h: int, k: int, stride: int, padding: int) -> int:
-    return (h + 2 * padding - k) // stride + 1
+def _pair(v, name: str, lo: int) -> tuple[int, int]:
+    """``v`` (an int, or a pair of ints for (height, width)) as a pair; each >= ``lo``."""
+    t = (v, v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else tuple(v)
+    if len(t) != 2 or any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) or a < lo for a in t):
+        raise ValueError(f"{name}: must be an integer >= {lo} or a pair of them, got {v!r}")
+    return int(t[0]), int(t[1])
 
 
-def im2col(x, kh: int, kw: int, stride: int = 1, padding: int = 0) -> np.ndarray:
+def conv_out_size(h: int, k: int, stride: int, padding: int, dilation: int = 1) -> int:
+    """Output length of a convolution along one axis (PyTorch's formula)."""
+    return (h + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+
+
+def im2col(x, kh: int, kw: int, stride=1, padding=0, dilation=1) -> np.ndarray:
     """Unfold NCHW feature maps into im2col rows.
 
     Parameters
     ----------
     x : ndarray, shape (S, C, H, W)
-    kh, kw, stride, padding : int
+        A 1-D convolution's (S, C, L) maps are given as (S, C, 1, L) with ``kh = 1``.
+    kh, kw : int
+    stride, padding, dilation : int or (int, int)
+        One value for both axes or a (height, width) pair, as in PyTorch.
 
     Returns
     -------
     ndarray, shape (S * Ho * Wo, C * kh * kw)
         Rows ordered (s, ho, wo); columns ordered (c, i, j) like
-        ``weight.reshape(N, -1)``. Padding is zero (zero-point 0).
+        ``weight.reshape(N, -1)``. Padding is zero (zero-point 0). Tap (i, j)
+        of output (ho, wo) reads input (ho * sh + i * dh - ph, wo * sw + j * dw - pw).
     """
     x = np.asarray(x)
     if x.ndim != 4:
         raise ValueError(f"x: must be NCHW (4-D), got shape {x.shape}")
+    (sh, sw), (ph, pw), (dh, dw) = _pair(stride, "stride", 1), _pair(padding, "padding", 0), \
+        _pair(dilation, "dilation", 1)
     S, C, H, W = x.shape
-    if padding:
-        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    v = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))  # S,C,H',W',kh,kw
-    v = v[:, :, ::stride, ::stride]
-    Ho, Wo = v.shape[2], v.shape[3]
+    Ho, Wo = conv_out_size(H, kh, sh, ph, dh), conv_out_size(W, kw, sw, pw, dw)
+    if Ho < 1 or Wo < 1:
+        raise ValueError(f"x: {H}x{W} maps are smaller than the {kh}x{kw} kernel (dilation {dh}x{dw}, "
+                         f"padding {ph}x{pw})")
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    # window of the dilated kernel, then every dilation-th tap inside it
+    v = np.lib.stride_tricks.sliding_window_view(x, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
+    v = v[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :Ho, :Wo]  # S,C,Ho,Wo,kh,kw
     return np.ascontiguousarray(v.transpose(0, 2, 3, 1, 4, 5)).reshape(S * Ho * Wo, C * kh * kw)
 
 
@@ -132,7 +151,7 @@ def run_layer(x, compiled: CompiledLayer, signed: bool = False) -> LayerResult:
                        cycles_dense=dense_cycles(compiled.K, compiled.N, P, macro), tile_cycles=tile_cycles)
 
 
-def run_conv2d(x, compiled: CompiledLayer, kernel, stride: int = 1, padding: int = 0, signed: bool = False):
+def run_conv2d(x, compiled: CompiledLayer, kernel, stride=1, padding=0, signed: bool = False, dilation=1):
     """A conv layer on NCHW integer feature maps through its compiled tiles.
 
     Parameters
@@ -141,7 +160,7 @@ def run_conv2d(x, compiled: CompiledLayer, kernel, stride: int = 1, padding: int
     compiled : CompiledLayer
         K must equal C * kh * kw.
     kernel : (kh, kw)
-    stride, padding : int
+    stride, padding, dilation : int or (int, int)
     signed : bool
 
     Returns
@@ -158,6 +177,8 @@ def run_conv2d(x, compiled: CompiledLayer, kernel, stride: int = 1, padding: int
         raise ValueError(f"x: {x.shape[1]} channels x {kh}x{kw} kernel = {x.shape[1] * kh * kw} rows, "
                          f"but the layer has K={compiled.K}")
     S, _, H, W = x.shape
-    Ho, Wo = conv_out_size(H, kh, stride, padding), conv_out_size(W, kw, stride, padding)
-    res = run_layer(im2col(x, kh, kw, stride, padding), compiled, signed)
+    (sh, sw), (ph, pw), (dh, dw) = _pair(stride, "stride", 1), _pair(padding, "padding", 0), \
+        _pair(dilation, "dilation", 1)
+    Ho, Wo = conv_out_size(H, kh, sh, ph, dh), conv_out_size(W, kw, sw, pw, dw)
+    res = run_layer(im2col(x, kh, kw, (sh, sw), (ph, pw), (dh, dw)), compiled, signed)
     return res.out.reshape(S, Ho, Wo, compiled.N).transpose(0, 3, 1, 2), res

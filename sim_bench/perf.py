@@ -98,6 +98,7 @@ class LayerSpec:
     simd_ops: int = 0
     kernel: tuple | None = None
     signed: bool = False
+    macs: int = 0  # multiply-accumulates per inference (mapped: K x N x vectors; simd: matmul-like ops)
 
     @property
     def mapped(self) -> bool:
@@ -110,27 +111,28 @@ def layer_type(spec: LayerSpec) -> str:
         return "std/pw-conv"
     if spec.kind == "linear":
         return "fc"
-    return {"depthwise": "dw-conv", "mul": "mul"}.get(spec.op or "other", "other (pool/relu/add)")
+    return {"depthwise": "dw-conv", "mul": "mul", "matmul": "matmul", "softmax": "softmax",
+            "layernorm": "layernorm", "gelu": "gelu", "conv": "unmapped conv/fc", "module": "unmapped module",
+            "move": "data movement"}.get(spec.op or "other", "other (pool/relu/add)")
 
 
 def spec_from_record(rec) -> LayerSpec:
     """A :class:`LayerSpec` of a ``model.artifact.LayerRecord``."""
     if not rec.mapped:
-        return LayerSpec(name=rec.name, kind="simd", op=rec.op or "other", simd_ops=int(rec.simd_ops))
+        return LayerSpec(name=rec.name, kind="simd", op=rec.op or "other", simd_ops=int(rec.simd_ops),
+                         macs=rec.mac_count())
     c = rec.compiled
     x = rec.im2col_inputs()
-    if x is not None:
+    if x is not None:  # tokens of a linear layer are vectors of one sample
         S = int(rec.x.shape[0])
         bits = input_bits(x, rec.signed_input)
         vectors = x.shape[0] // max(S, 1)
     else:
-        S, bits = 1, None
-        out = tuple(rec.out_shape)
-        vectors = int(np.prod(out[1:])) if rec.kind == "conv2d" and len(out) == 3 else 1
+        S, bits, vectors = 1, None, rec.vectors
     return LayerSpec(name=rec.name, kind=rec.kind, K=int(c.K), N=int(c.N), G=int(c.group_size),
                      phi=np.asarray(c.phi, np.uint8), mask=np.asarray(c.mask, bool),
                      w=None if rec.w is None else np.asarray(rec.w, np.int8), bits=bits, samples=S,
-                     vectors=int(vectors), kernel=rec.kernel, signed=bool(rec.signed_input))
+                     vectors=int(vectors), kernel=rec.kernel, signed=bool(rec.signed_input), macs=rec.mac_count())
 
 
 def specs_from_artifact(art) -> list[LayerSpec]:
@@ -362,6 +364,14 @@ class NetworkPerf:
         b = self.total_energy("dense", mapped_only)
         return 1.0 - self.total_energy(mech, mapped_only) / b if b else float("nan")
 
+    def macs(self) -> dict:
+        """MACs per inference: on the macros, on the SIMD core, in total, and the mapped share."""
+        mapped = sum(lp.spec.macs for lp in self.layers if lp.mapped)
+        simd = sum(lp.spec.macs for lp in self.layers if not lp.mapped)
+        tot = mapped + simd
+        return {"mapped": int(mapped), "simd": int(simd), "total": int(tot),
+                "mapped_share": mapped / tot if tot else 0.0}
+
     def time_by_type(self, mech: str = "dbpim") -> dict:
         out: dict = {}
         for lp in self.layers:
@@ -395,6 +405,7 @@ class NetworkPerf:
                                "energy_saving_mapped": self.energy_saving(k, True),
                                "utilization": self.utilization(k)} for k in MECHANISMS},
             "time_by_type [us]": self.time_by_type("dbpim"),
+            "macs": self.macs(),
             "inputs_recorded": all(lp.spec.bits is not None for lp in mapped),
         }
         return d

@@ -104,12 +104,15 @@ def _flip_weight(w):
 
 
 @pytest.mark.parametrize("fn,msg", [
-    (_edit_manifest(["version"], 2), "field 'version' must be 1"),
+    (_edit_manifest(["version"], 3), "field 'version' must be one of 1, 2"),
     (_edit_manifest(["format"], "onnx"), "field 'format' must be 'dbpim-artifact'"),
     (_edit_manifest(["hw", "n_comp"], 3), "field 'hw': macro.n_comp"),
     (_edit_manifest(["layers", 0, "kind"], "conv3d"), "field 'kind' must be one of"),
-    (_edit_manifest(["layers", 0, "K"], 65), r"in_shape \[64\] does not give K=65"),
-    (_edit_manifest(["layers", 1, "op"], "softmax"), "field 'op' must be one of"),
+    (_edit_manifest(["layers", 0, "K"], 65), r"in_shape \[64\] must end with K=65"),
+    (_edit_manifest(["layers", 1, "op"], "sqrt"), "field 'op' must be one of"),
+    (_edit_manifest(["layers", 1, "simd_ops"], 7), r"field 'simd_ops' = 7 must equal macs \+ cost"),
+    (_edit_manifest(["layers", 0, "in_shape"], [2, 32]), r"in_shape \[2, 32\] must end with K=64"),
+    (_edit_manifest(["layers", 0, "out_shape"], [31]), r"out_shape \[31\] must be in_shape with the last axis"),
     (_edit_npz("phi", lambda a: a * 0 + 3), r"array 'phi' must lie in \[0, 2\]"),
     (_edit_npz("w", lambda a: a.astype(np.int16)), "array 'w' must be int8"),
     (_edit_npz("w", _flip_weight), "packed tiles do not reproduce"),

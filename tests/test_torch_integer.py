@@ -10,10 +10,11 @@ from model import csd
 from model.compile import compile_layer
 from model.config import load_config
 from model.layer import im2col, run_layer
-from model.torch import bn as tbn
 from model.torch import prune as tprune
 from model.torch import qat as tqat
-from model.torch.export import export, record_int, trace_ops
+from model.torch.export import export, graph_ops, record_int
+from model.torch.flow import Stages
+from model.torch.graph import capture
 from model.torch.zoo import get_model
 
 torch.set_num_threads(2)
@@ -28,14 +29,11 @@ def _frozen(name, width, shape, seed=0, sparsity=0.5, G=2, phi_max=2):
     with torch.no_grad():
         net(x)  # BN statistics
     net.eval()
-    tprune.prune_model(net, sparsity, G)
-    tbn.fold_bn(net)
-    tqat.quantize_model(net, fta=True, phi_max=phi_max)
-    net.train()
-    with torch.no_grad():
-        net(x)
-    tqat.freeze(net)
-    return net, x
+    st = Stages(capture(net, x), G)
+    st.prune(sparsity)
+    st.quantize(x, fta=True, phi_max=phi_max)
+    st.freeze()
+    return st.net, x
 
 
 def _check_layers(net, x, macro, G):
@@ -47,7 +45,7 @@ def _check_layers(net, x, macro, G):
         mask = q.inner.dbpim_block_mask.numpy()
         phi = q.phi.numpy().astype(np.uint8)
         # the frozen weights are FTA-compliant: every kept weight has exactly phi_f digits
-        kept = tprune.mask_kn(mask, w.shape[1], G)
+        kept = tprune.expand_group_mask(mask, w.shape[1], q.groups, G)
         nz = csd.nnz(w)
         assert np.all(nz[kept] == np.broadcast_to(phi[None, :], w.shape)[kept]), name
         assert np.all(w[~kept] == 0)
@@ -110,7 +108,7 @@ def test_export_artifact_roundtrip(tmp_path):
         ref = y.transpose(0, 2, 3, 1).reshape(-1, y.shape[1]) if y.ndim == 4 else y
         np.testing.assert_array_equal(res.out, ref.astype(np.int64))
     # the order of layers is execution order and shapes chain
-    names = [o["name"] for o in trace_ops(net, x[:1])]
+    names = [o["name"] for o in graph_ops(net, x[:1])]
     assert names[0] == "features.0.conv"
 
 

@@ -7,11 +7,16 @@ from torch import nn
 
 from model import csd, fta
 from model import prune as gprune
-from model.torch import bn as tbn
 from model.torch import prune as tprune
 from model.torch import qat as tqat
+from model.torch.flow import Stages
+from model.torch.graph import capture, fold_bn
 from model.torch.train import train
 from model.torch.zoo import get_model
+
+
+def _captured(net, x, G=4):
+    return Stages(capture(net, x), G)
 
 torch.set_num_threads(2)
 
@@ -20,36 +25,53 @@ def test_masks_use_im2col_layout():
     torch.manual_seed(0)
     conv = nn.Conv2d(3, 10, 3)
     net = nn.Sequential(conv, nn.ReLU(), nn.Flatten(), nn.Linear(10 * 4 * 4, 5))
-    masks = tprune.block_masks(net, 0.5, 4)
-    W = conv.weight.detach().reshape(10, -1).t().double().numpy()       # K = 27 in (c, i, j) order
-    np.testing.assert_array_equal(masks["0"], gprune.block_mask(W, 4, 0.5))
+    st = _captured(net, torch.randn(2, 3, 6, 6))
+    assert st.cap.mapped == ["0", "3"]
+    masks = st.prune(0.5)
+    W = net[0].weight.detach().reshape(10, -1).t().double().numpy()       # K = 27 in (c, i, j) order
     assert masks["0"].shape == (27, 3) and masks["3"].shape == (160, 2)
-    tprune.apply_masks(net, masks, 4)
-    kn = tprune.mask_kn(masks["0"], 10, 4)
-    assert torch.all(tprune.weight_kn(conv)[torch.from_numpy(~kn)] == 0)
-    assert abs(tprune.layer_sparsity(conv) - 0.5) < 0.02
+    kn = tprune.expand_group_mask(masks["0"], 10, 1, 4)
+    assert torch.all(tprune.weight_kn(st.layers()["0"])[torch.from_numpy(~kn)] == 0)
+    assert abs(tprune.layer_sparsity(st.layers()["0"]) - 0.5) < 0.02
+    # the scores are those of the unpruned weights (BN-free network)
+    torch.manual_seed(0)
+    W = nn.Conv2d(3, 10, 3).weight.detach().reshape(10, -1).t().double().numpy()
+    np.testing.assert_array_equal(masks["0"], gprune.block_mask(W, 4, 0.5))
+
+
+def test_grouped_masks_are_per_conv_group():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 12, 3, groups=2, bias=False)
+    W = tprune.weight_kn(conv).detach().double().numpy()  # K = 2 * 9 rows per group, N = 12
+    bm = tprune.group_block_mask(W, 2, 4, 0.5)
+    assert bm.shape == (18, 4)  # 2 groups x ceil(6 / 4) blocks
+    np.testing.assert_array_equal(bm[:, :2], gprune.block_mask(W[:, :6], 4, 0.5))
+    np.testing.assert_array_equal(bm[:, 2:], gprune.block_mask(W[:, 6:], 4, 0.5))
+    full = tprune.expand_group_mask(bm, 12, 2, 4)
+    np.testing.assert_array_equal(full[:, :6], gprune.expand_mask(bm[:, :2], 6, 4))
 
 
 def test_pruned_weights_stay_zero_during_training():
     torch.manual_seed(0)
     net = get_model("smallcnn", 10, width=0.5)
-    tprune.prune_model(net, 0.6, 4)
-    zero = {n: (m.weight == 0).clone() for n, m in tprune.mapped_layers(net)}
+    st = _captured(net, torch.randn(2, 1, 8, 8))
+    st.prune(0.6)
+    zero = {n: (m.weight == 0).clone() for n, m in st.layers().items()}
     x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 10, (64,))
-    train(net, x, y, epochs=2, lr=1e-2, batch_size=16, weight_decay=1e-3)
-    for n, m in tprune.mapped_layers(net):
+    train(st.net, x, y, epochs=2, lr=1e-2, batch_size=16, weight_decay=1e-3)
+    for n, m in st.layers().items():
         assert torch.all(m.weight[zero[n]] == 0), n
         assert (m.weight != 0).any()
 
 
 def test_depthwise_passes_through():
     net = get_model("mobilenetv2", 10, width=0.125)
-    masks = tprune.prune_model(net, 0.5, 8)
-    mapped = {n for n, _ in tprune.mapped_layers(net)}
-    pt = tprune.passed_through(net)
-    assert pt and all(p["kind"] == "conv2d_depthwise" and "SIMD" in p["note"] for p in pt)
-    assert not mapped & {p["name"] for p in pt} and set(masks) == mapped
-    dw = dict(net.named_modules())[pt[0]["name"]]
+    st = _captured(net, torch.randn(2, 3, 32, 32), G=8)
+    masks = st.prune(0.5)
+    pt = st.cap.passed
+    assert pt and all(p["kind"] == "conv2d" and "depthwise" in p["note"] and "SIMD" in p["note"] for p in pt)
+    assert not set(st.cap.mapped) & {p["name"] for p in pt} and set(masks) == set(st.cap.mapped)
+    dw = st.cap.modules()[pt[0]["name"]]
     assert not hasattr(dw, "dbpim_mask") and (dw.weight != 0).all()
 
 
@@ -61,12 +83,14 @@ def test_fold_bn_keeps_function_and_zeros():
     with torch.no_grad():
         net(x)
     net.eval()
-    tprune.prune_model(net, 0.5, 4)
-    ref = net(x)
-    folded = tbn.fold_bn(net)
-    assert len(folded) == 20 and not any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
-    assert torch.allclose(net(x), ref, atol=1e-4)
-    for _, m in tprune.mapped_layers(net):
+    st = _captured(net, x)
+    st.prune(0.5)
+    ref = st.net(x)
+    folded = fold_bn(st.cap)
+    assert len(folded) == 20 and not any(isinstance(m, nn.BatchNorm2d) for m in st.net.modules())
+    assert all(b["folded"] for b in st.cap.bn)
+    assert torch.allclose(st.net(x), ref, atol=1e-4)
+    for m in st.layers().values():
         if hasattr(m, "dbpim_mask"):
             assert torch.all(m.weight[m.dbpim_mask == 0] == 0)
 
@@ -110,11 +134,11 @@ def test_activation_quantizer_ema_and_sign():
 
 def test_qat_ste_gradients_and_freeze():
     torch.manual_seed(0)
-    net = get_model("smallcnn", 10, width=0.5)
-    tprune.prune_model(net, 0.5, 4)
-    tbn.fold_bn(net)
-    tqat.quantize_model(net, fta=True, phi_max=2)
     x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))
+    st = _captured(get_model("smallcnn", 10, width=0.5), x)
+    st.prune(0.5)
+    st.quantize(x, fta=True, phi_max=2)
+    net = st.net
     net.train()
     loss = nn.functional.cross_entropy(net(x), y)
     loss.backward()

@@ -1,8 +1,12 @@
-"""Datasets for the front-end: scikit-learn digits (built in) and CIFAR-10/100 pickles.
+"""Datasets for the front-end: scikit-learn digits (built in), CIFAR-10/100 pickles,
+``.npz`` files and the user's own tensors, Datasets and DataLoaders.
 
-A dataset is a :class:`Data` of four tensors (float32 NCHW inputs, int64 labels),
-normalised, with a fixed train/test split; :func:`loader` wraps a split in a
-seeded ``DataLoader`` so runs are deterministic.
+A dataset is a :class:`Data` of four tensors (float inputs of any shape, int64
+labels) with a fixed train/test split; :func:`loader` wraps a split in a
+seeded ``DataLoader`` so runs are deterministic. :func:`as_data` turns what a
+user hands to ``run_flow`` into a :class:`Data`: a torch ``Dataset`` or
+``DataLoader`` is read once, in order, into tensors (so its transforms run
+once; the flow's seeded loader then shuffles and batches).
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-__all__ = ["Data", "DataError", "load_digits", "load_cifar", "load_data", "loader", "DATA_NAMES"]
+__all__ = ["Data", "DataError", "load_digits", "load_cifar", "load_npz", "load_data", "as_data", "loader",
+           "DATA_NAMES"]
 
-DATA_NAMES = ("digits", "digits32", "cifar10:<dir>", "cifar100:<dir>")
+DATA_NAMES = ("digits", "digits32", "cifar10:<dir>", "cifar100:<dir>", "<file>.npz")
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 class DataError(ValueError):
@@ -135,11 +141,144 @@ def load_cifar(root: str | Path, kind: str = "cifar10") -> Data:
     return Data(kind, norm(xtr), torch.from_numpy(ytr), norm(xte), torch.from_numpy(yte), ncls)
 
 
+def _labels(y, where: str) -> torch.Tensor:
+    y = torch.as_tensor(np.asarray(y))
+    if y.dtype.is_floating_point:
+        if not bool(torch.all(y == torch.round(y))):
+            raise DataError(f"{where}: labels must be integers (class indices), got non-integral floats")
+    elif y.dtype == torch.bool or y.dtype.is_complex:
+        raise DataError(f"{where}: labels must be integers (class indices), got {y.dtype}")
+    y = y.long()
+    if y.ndim != 1:
+        raise DataError(f"{where}: labels must be one class index per sample (1-D), got shape {tuple(y.shape)}")
+    if y.numel() and int(y.min()) < 0:
+        raise DataError(f"{where}: labels must be >= 0, found {int(y.min())}")
+    return y
+
+
+def _inputs(x, where: str) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    if x.ndim < 2:
+        raise DataError(f"{where}: inputs must have a sample axis and at least one more, got shape {tuple(x.shape)}")
+    if x.dtype.is_floating_point:
+        if not bool(torch.isfinite(x).all()):
+            raise DataError(f"{where}: inputs hold NaN or inf")
+        return x.float()
+    if x.dtype == torch.bool or x.dtype.is_complex:
+        raise DataError(f"{where}: inputs must be numbers, got {x.dtype}")
+    return x.float() if x.dtype == torch.uint8 else x.long()  # uint8: pixels; other integers: indices (tokens)
+
+
+def _pair(xtr, ytr, xte, yte, name: str, where: str, num_classes: int | None = None) -> Data:
+    xtr, xte = _inputs(xtr, f"{where}: x_train"), _inputs(xte, f"{where}: x_test")
+    ytr, yte = _labels(ytr, f"{where}: y_train"), _labels(yte, f"{where}: y_test")
+    for x, y, s in ((xtr, ytr, "train"), (xte, yte, "test")):
+        if len(x) != len(y) or len(x) == 0:
+            raise DataError(f"{where}: x_{s} and y_{s} must hold the same number (> 0) of samples, "
+                            f"got {len(x)} and {len(y)}")
+    if xtr.shape[1:] != xte.shape[1:]:
+        raise DataError(f"{where}: x_train and x_test must have the same per-sample shape, got "
+                        f"{tuple(xtr.shape[1:])} and {tuple(xte.shape[1:])}")
+    ncls = num_classes or int(max(int(ytr.max()), int(yte.max()))) + 1
+    return Data(name, xtr.contiguous(), ytr, xte.contiguous(), yte, max(2, ncls))
+
+
+def load_npz(path: str | Path) -> Data:
+    """A dataset from an ``.npz`` with arrays ``x_train, y_train, x_test, y_test``
+    (inputs of any numeric dtype and shape, integer class labels); used as is (not normalised)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"--data: {path}: file not found (an .npz with {', '.join(NPZ_KEYS)})")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the same error
+        raise DataError(f"--data: {path}: not a readable .npz ({type(e).__name__})") from None
+    missing = [k for k in NPZ_KEYS if k not in arrays]
+    if missing:
+        raise DataError(f"--data: {path}: missing array '{missing[0]}' (an .npz needs {', '.join(NPZ_KEYS)})")
+    return _pair(*(arrays[k] for k in NPZ_KEYS), name=path.stem, where=f"--data: {path}")
+
+
+def _read_split(src, where: str):
+    """(x, y) of one split given as a pair of tensors/arrays, a Dataset or a DataLoader."""
+    from torch.utils.data import DataLoader, Dataset
+    if isinstance(src, (tuple, list)) and len(src) == 2 and not isinstance(src[0], (tuple, list)):
+        return src
+    if isinstance(src, Dataset) and not isinstance(src, DataLoader):
+        try:
+            n = len(src)
+        except TypeError:
+            raise DataError(f"{where}: a Dataset must have a length (map-style)") from None
+        items = [src[i] for i in range(n)]
+    elif isinstance(src, DataLoader):
+        items = None
+        xs, ys = [], []
+        for b in src:
+            if not isinstance(b, (tuple, list)) or len(b) != 2:
+                raise DataError(f"{where}: a DataLoader batch must be an (inputs, labels) pair")
+            xs.append(torch.as_tensor(b[0]))
+            ys.append(torch.as_tensor(b[1]))
+        if not xs:
+            raise DataError(f"{where}: the DataLoader is empty")
+        return torch.cat(xs), torch.cat(ys)
+    else:
+        raise DataError(f"{where}: must be an (x, y) pair of tensors or arrays, a torch Dataset or a DataLoader, "
+                        f"got {type(src).__name__}")
+    if not items or not all(isinstance(it, (tuple, list)) and len(it) == 2 for it in items):
+        raise DataError(f"{where}: every Dataset item must be an (input, label) pair")
+    return torch.stack([torch.as_tensor(it[0]) for it in items]), torch.as_tensor(
+        np.asarray([int(it[1]) for it in items]))
+
+
+def as_data(data, seed: int = 0, size: int | None = None) -> Data:
+    """The :class:`Data` of anything ``run_flow`` accepts as ``data``.
+
+    Parameters
+    ----------
+    data : str, Data, dict, tuple
+        A command-line spec (:func:`load_data`); a :class:`Data`; a dict with
+        ``train`` and ``test``; a (train, test) pair; or four arrays
+        (x_train, y_train, x_test, y_test). A split is an (x, y) pair of
+        tensors/arrays, a map-style ``Dataset`` of (input, label) items, or a
+        ``DataLoader`` of (inputs, labels) batches.
+    seed, size : see :func:`load_data`.
+
+    Raises
+    ------
+    DataError
+        One line naming the split and what is accepted.
+    """
+    if isinstance(data, Data):
+        return data
+    if isinstance(data, (str, Path)):
+        return load_data(str(data), seed, size)
+    if isinstance(data, dict):
+        if set(data) >= {"train", "test"}:
+            tr, te = data["train"], data["test"]
+        elif set(data) >= set(NPZ_KEYS):
+            return _pair(*(data[k] for k in NPZ_KEYS), name="user", where="data")
+        else:
+            raise DataError("data: a dict needs keys 'train' and 'test' (or x_train, y_train, x_test, y_test)")
+    elif isinstance(data, (tuple, list)) and len(data) == 4:
+        return _pair(*data, name="user", where="data")
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        tr, te = data
+    else:
+        raise DataError(f"data: must be a dataset name, an .npz path, (train, test) or a dict of them, "
+                        f"got {type(data).__name__}")
+    (xtr, ytr), (xte, yte) = _read_split(tr, "data: train"), _read_split(te, "data: test")
+    return _pair(xtr, ytr, xte, yte, name="user", where="data")
+
+
 def load_data(spec: str, seed: int = 0, size: int | None = None) -> Data:
     """Dataset from a command-line spec: ``digits``, ``digits32`` (3x32x32),
-    ``cifar10:<dir>`` or ``cifar100:<dir>``. ``size=32`` turns ``digits`` into ``digits32``.
+    ``cifar10:<dir>``, ``cifar100:<dir>`` or a ``.npz`` file (:func:`load_npz`).
+    ``size=32`` turns ``digits`` into ``digits32``.
     """
     s = str(spec)
+    if s.endswith(".npz"):
+        return load_npz(s)
     if s == "digits":
         return load_digits(seed) if size in (None, 8) else load_digits(seed, size=size, channels=3)
     if s == "digits32":

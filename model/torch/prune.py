@@ -1,13 +1,16 @@
-"""Block-wise pruning of a PyTorch network (docs/design.md §4) on top of ``model.prune``.
+"""Block-wise pruning of a PyTorch network's mapped layers (docs/design.md §4) on top of ``model.prune``.
 
-Mapped layers: every ``nn.Conv2d`` with ``groups == 1`` and every ``nn.Linear``.
+Which layers are mapped is decided by :func:`model.torch.graph.capture` (by
+dataflow); the functions here take those layers as a ``{name: module}`` dict.
 A layer is seen as its K x N im2col matrix ``weight.reshape(N, -1).T`` (K =
-C_in*kh*kw in (c, i, j) order, N = C_out). ``model.prune.block_mask`` gives the
-K x ceil(N/G) block mask; the expanded per-weight mask is stored on the module
-as the buffer ``dbpim_mask`` (weight-shaped) and kept exact during fine-tuning
-by a gradient hook plus :func:`enforce_masks` after every optimizer step.
-Depthwise / grouped convolutions and all other modules pass through untouched
-(:func:`passed_through` lists them for the report).
+C_in/groups * kernel taps in (c, i, j) order, N = C_out). A grouped
+convolution (groups g > 1, not depthwise) is g independent layers of N/g
+filters over their own C_in/g input channels: each conv group gets its own
+block mask, and the masks sit side by side (:func:`group_block_mask`). The
+block mask K x g*ceil(N/g/G) is stored on the module as ``dbpim_block_mask``,
+the expanded per-weight mask as the weight-shaped buffer ``dbpim_mask``; a
+gradient hook plus :func:`enforce_masks` after every optimizer step keep
+pruned weights exactly 0.
 """
 
 from __future__ import annotations
@@ -17,42 +20,14 @@ import torch
 from torch import nn
 
 from model import prune as gprune
-from model.torch.bn import bn_partners
 
-__all__ = ["is_mapped", "mapped_layers", "passed_through", "weight_kn", "block_masks", "apply_masks",
-           "enforce_masks", "prune_model", "mask_kn", "layer_sparsity", "effective_weight"]
-
-
-def is_mapped(m: nn.Module) -> bool:
-    """True for modules the PIM macros run: Conv2d with groups == 1, and Linear."""
-    if isinstance(m, nn.Linear):
-        return True
-    return (isinstance(m, nn.Conv2d) and m.groups == 1 and tuple(m.dilation) == (1, 1)
-            and m.padding_mode == "zeros" and not isinstance(m.padding, str)
-            and m.stride[0] == m.stride[1] and m.padding[0] == m.padding[1])
+__all__ = ["conv_groups", "weight_kn", "group_block_mask", "expand_group_mask", "block_masks", "apply_masks",
+           "enforce_masks", "prune_layers", "layer_sparsity", "effective_weight", "bn_scale"]
 
 
-def mapped_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """(qualified name, module) of every mapped layer, in registration order."""
-    return [(n, m) for n, m in model.named_modules() if is_mapped(m)]
-
-
-def passed_through(model: nn.Module) -> list[dict]:
-    """Weight layers that are not mapped (left dense, run on the SIMD core), for the report."""
-    out = []
-    for n, m in model.named_modules():
-        if isinstance(m, nn.Conv2d) and m.groups != 1:
-            kind = "depthwise" if m.groups == m.in_channels == m.out_channels else "grouped"
-            out.append({"name": n, "kind": f"conv2d_{kind}", "shape": list(m.weight.shape),
-                        "note": f"{kind} convolution (groups={m.groups}): not pruned, not FTA-quantized, "
-                                "runs on the SIMD core"})
-        elif isinstance(m, nn.Conv2d) and not is_mapped(m):
-            out.append({"name": n, "kind": "conv2d_other", "shape": list(m.weight.shape),
-                        "note": "dilated / non-zero-padded / non-square-stride convolution: passed through untouched"})
-        elif isinstance(m, (nn.Conv1d, nn.Conv3d, nn.ConvTranspose2d)):
-            out.append({"name": n, "kind": type(m).__name__.lower(), "shape": list(m.weight.shape),
-                        "note": "unsupported layer type: passed through untouched"})
-    return out
+def conv_groups(m: nn.Module) -> int:
+    """Groups of a mapped layer (1 for Linear)."""
+    return int(getattr(m, "groups", 1))
 
 
 def weight_kn(m: nn.Module, w: torch.Tensor | None = None) -> torch.Tensor:
@@ -61,59 +36,72 @@ def weight_kn(m: nn.Module, w: torch.Tensor | None = None) -> torch.Tensor:
     return w.reshape(w.shape[0], -1).t()
 
 
-def effective_weight(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Weights as the hardware will store them: with a directly following BatchNorm folded in.
+def group_block_mask(W, groups: int, group_size: int, sparsity: float, norm: str = "l2") -> np.ndarray:
+    """Block masks of the ``groups`` conv groups of a K x N layer, side by side: K x groups*ceil(N/groups/G)."""
+    W = np.asarray(W)
+    ng = W.shape[1] // groups
+    return np.concatenate([gprune.block_mask(W[:, j * ng:(j + 1) * ng], group_size, sparsity, norm)
+                           for j in range(groups)], axis=1)
 
-    Used only to score blocks; the network itself is not changed. Modules without
-    a recognised BatchNorm partner use their own weight.
+
+def expand_group_mask(block_mask: np.ndarray, n: int, groups: int, group_size: int) -> np.ndarray:
+    """K x N per-weight mask of a :func:`group_block_mask`."""
+    ng = n // groups
+    nb = gprune.n_groups(ng, group_size)
+    return np.concatenate([gprune.expand_mask(block_mask[:, j * nb:(j + 1) * nb], ng, group_size)
+                           for j in range(groups)], axis=1)
+
+
+def bn_scale(bn: nn.Module) -> torch.Tensor:
+    """Per-channel factor a BatchNorm multiplies its input by (gamma / sqrt(var + eps))."""
+    g = bn.weight.detach() if bn.weight is not None else torch.ones_like(bn.running_var)
+    return g / torch.sqrt(bn.running_var + bn.eps)
+
+
+def effective_weight(layers: dict[str, nn.Module], bn: dict[str, nn.Module] | None = None) -> dict[str, torch.Tensor]:
+    """Weights as the macros will store them: with the BatchNorm to be folded into each layer applied.
+
+    Used only to score blocks; the network is not changed.
     """
-    partners = bn_partners(model)
     out = {}
-    for n, m in mapped_layers(model):
+    for n, m in layers.items():
         w = m.weight.detach()
-        bn = partners.get(n)
-        if bn is not None and bn.running_var is not None:
-            g = bn.weight.detach() if bn.weight is not None else torch.ones_like(bn.running_var)
-            w = w * (g / torch.sqrt(bn.running_var + bn.eps)).reshape(-1, *([1] * (w.dim() - 1)))
+        b = (bn or {}).get(n)
+        if b is not None:
+            w = w * bn_scale(b).reshape(-1, *([1] * (w.dim() - 1)))
         out[n] = w
     return out
 
 
-def block_masks(model: nn.Module, sparsity: float, group_size: int, norm: str = "l2",
-                fold_bn: bool = True) -> dict[str, np.ndarray]:
-    """Block masks (K x ceil(N/G) bool, True = kept) of every mapped layer.
+def block_masks(layers: dict[str, nn.Module], sparsity: float, group_size: int, norm: str = "l2",
+                bn: dict[str, nn.Module] | None = None) -> dict[str, np.ndarray]:
+    """Block masks (K x groups*ceil(N/groups/G) bool, True = kept) of every layer.
 
-    ``sparsity`` is the fraction of blocks pruned per layer. Scores use the
-    BatchNorm-folded weights when ``fold_bn`` (the values the macros will hold).
+    ``sparsity`` is the fraction of blocks pruned per layer (per conv group).
+    Scores use the BatchNorm-folded weights (``bn``: layer -> BatchNorm to fold).
     """
-    ws = effective_weight(model) if fold_bn else {n: m.weight.detach() for n, m in mapped_layers(model)}
-    return {n: gprune.block_mask(weight_kn(m, ws[n]).double().numpy(), group_size, float(sparsity), norm)
-            for n, m in mapped_layers(model)}
-
-
-def mask_kn(block_mask: np.ndarray, n: int, group_size: int) -> np.ndarray:
-    """Expanded K x N per-weight mask of a block mask."""
-    return gprune.expand_mask(block_mask, n, group_size)
+    ws = effective_weight(layers, bn)
+    return {n: group_block_mask(weight_kn(m, ws[n]).double().numpy(), conv_groups(m), group_size, float(sparsity),
+                                norm) for n, m in layers.items()}
 
 
 def _grad_hook(mask):
     return lambda g: g * mask
 
 
-def apply_masks(model: nn.Module, masks: dict[str, np.ndarray], group_size: int) -> None:
+def apply_masks(layers: dict[str, nn.Module], masks: dict[str, np.ndarray], group_size: int) -> None:
     """Zero pruned weights, store masks on the modules and keep them zero during training.
 
-    Each mapped module gets buffers ``dbpim_mask`` (float, weight-shaped, 1 = kept)
-    and ``dbpim_block_mask`` (bool K x ceil(N/G)), and attribute ``dbpim_group_size``.
+    Each module gets buffers ``dbpim_mask`` (float, weight-shaped, 1 = kept)
+    and ``dbpim_block_mask`` (bool), and attribute ``dbpim_group_size``.
     """
-    mods = dict(mapped_layers(model))
-    unknown = set(masks) - set(mods)
+    unknown = set(masks) - set(layers)
     if unknown:
         raise ValueError(f"masks: no mapped layer named {sorted(unknown)[0]!r}")
     for n, bm in masks.items():
-        m = mods[n]
+        m = layers[n]
         N = m.weight.shape[0]
-        kn = torch.from_numpy(mask_kn(bm, N, group_size))
+        kn = torch.from_numpy(expand_group_mask(bm, N, conv_groups(m), group_size))
         full = kn.t().reshape(m.weight.shape).to(m.weight.dtype)
         if hasattr(m, "dbpim_mask"):
             m.dbpim_mask.copy_(full)
@@ -129,17 +117,18 @@ def apply_masks(model: nn.Module, masks: dict[str, np.ndarray], group_size: int)
 
 @torch.no_grad()
 def enforce_masks(model: nn.Module) -> None:
-    """Re-zero pruned weights (call after every optimizer step)."""
-    for _, m in mapped_layers(model):
+    """Re-zero pruned weights of every masked module (call after every optimizer step)."""
+    for m in model.modules():
         mk = getattr(m, "dbpim_mask", None)
-        if mk is not None:
+        if mk is not None and isinstance(getattr(m, "weight", None), torch.Tensor):
             m.weight.mul_(mk)
 
 
-def prune_model(model: nn.Module, sparsity: float, group_size: int, norm: str = "l2") -> dict[str, np.ndarray]:
+def prune_layers(layers: dict[str, nn.Module], sparsity: float, group_size: int, norm: str = "l2",
+                 bn: dict[str, nn.Module] | None = None) -> dict[str, np.ndarray]:
     """Compute and apply block masks; returns them."""
-    masks = block_masks(model, sparsity, group_size, norm)
-    apply_masks(model, masks, group_size)
+    masks = block_masks(layers, sparsity, group_size, norm, bn)
+    apply_masks(layers, masks, group_size)
     return masks
 
 

@@ -1,7 +1,8 @@
 """FTA-aware quantization-aware training (paper Sec. IV-C2/3, docs/design.md §1, §3).
 
-Every mapped layer (``model.torch.prune.is_mapped``) is wrapped in a
-:class:`QLayer` that holds the original module as ``inner``:
+Every mapped layer (``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d`` chosen by
+:func:`model.torch.graph.capture`) is wrapped in a :class:`QLayer` that holds
+the original module as ``inner``:
 
 * activations (the layer's input): 8-bit, zero-point 0, range from an EMA of
   the batch min/max (momentum 0.1, no learned parameters). The signedness is
@@ -18,9 +19,11 @@ Every mapped layer (``model.torch.prune.is_mapped``) is wrapped in a
   ``u = w / scale`` (one rounding) gives the int8 weights and phi that are
   exported; afterwards the layer runs the integer path: ``y_int = x_int @ W_int``
   computed exactly (float64 on integers, |y| < 2^53), then
-  ``y = y_int * (s_x * s_w[n]) + bias`` in float for the next layer.
+  ``y = y_int * (s_x * s_w[n]) + bias`` in float for the next layer. The
+  per-filter scale and the bias broadcast over the output channels: the last
+  axis of a Linear (any number of leading token axes), axis 1 of a conv.
 
-BatchNorm is folded into the preceding convolution by :func:`model.torch.bn.fold_bn` before QAT.
+BatchNorm is folded into its producer by :func:`model.torch.graph.fold_bn` before QAT.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from torch import nn
 
 from model import fta as gfta
 from model.quant import channel_scale
-from model.torch.prune import is_mapped, weight_kn
+from model.torch.graph import MAPPABLE, conv_padding, mapped_kind
+from model.torch.prune import conv_groups, weight_kn
 
 __all__ = ["fta_lut", "fta_thresholds", "fta_approximate", "fta_quantize", "ActQuant", "QLayer",
            "quantize_model", "qlayers", "set_mode", "freeze", "QAT_MODES"]
@@ -71,14 +75,14 @@ def fta_approximate(u: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
     """
     y = 2 * torch.clamp(u, -128.0, 127.0)
     i = torch.floor(y)
-    key = (i.long() + 256) * 2 + (y != i).long()
-    phi = torch.as_tensor(phi, dtype=torch.long).expand_as(key)
-    return fta_lut().to(u.dtype).reshape(-1)[phi * 1024 + key]
+    key = (i.to(torch.int32) + 256) * 2 + (y != i).to(torch.int32)
+    key = key + torch.as_tensor(phi, dtype=torch.int32) * 1024  # phi broadcasts (per filter: a row)
+    return fta_lut().to(u.dtype).reshape(-1)[key]
 
 
 def _nnz_table() -> torch.Tensor:
     from model import csd
-    return torch.from_numpy(csd.NNZ_LUT.astype(np.int64))
+    return torch.from_numpy(csd.NNZ_LUT.astype(np.int32))
 
 
 _NNZ = _nnz_table()
@@ -87,9 +91,10 @@ _NNZ = _nnz_table()
 def fta_thresholds(w_int: torch.Tensor, mask: torch.Tensor, phi_min: int = 0, phi_max: int = 2) -> torch.Tensor:
     """Per-filter phi (long (N,)) of K x N integer weights: mode of nnz over kept weights,
     ties to the larger count, clamped; a filter with no kept weight gets ``phi_min``."""
-    n = _NNZ[w_int.long() + 128]                          # K x N
-    counts = F.one_hot(n, 5) * mask.unsqueeze(-1).long()  # K x N x 5
-    counts = counts.sum(0)                                # N x 5
+    N = w_int.shape[-1]
+    n = _NNZ[w_int.to(torch.int32) + 128]                           # K x N digits per weight
+    key = n * N + torch.arange(N, dtype=n.dtype)                    # (nnz, filter) pairs
+    counts = torch.bincount(key[mask.bool()], minlength=5 * N).reshape(5, N).t()  # N x 5
     mode = 4 - torch.argmax(counts.flip(-1), dim=-1)
     mode = torch.where(counts.sum(-1) == 0, torch.full_like(mode, phi_min), mode)
     return mode.clamp(phi_min, phi_max)
@@ -155,16 +160,18 @@ class ActQuant(nn.Module):
 
 
 class QLayer(nn.Module):
-    """A mapped Conv2d/Linear with activation and (FTA) weight quantization.
+    """A mapped Linear/Conv1d/Conv2d with activation and (FTA) weight quantization.
 
     Modes: ``float`` (the inner module unchanged), ``qat`` (fake quantization,
     FTA when ``self.fta``), ``int`` (frozen integer weights, exact integer
     matmul; set by :func:`freeze`).
     """
 
+    dbpim_leaf = True  # one node of the captured graph
+
     def __init__(self, inner: nn.Module, fta: bool = True, phi_min: int = 0, phi_max: int = 2):
         super().__init__()
-        if not is_mapped(inner):
+        if not isinstance(inner, MAPPABLE):
             raise TypeError(f"QLayer: {type(inner).__name__} is not a mapped layer")
         self.inner = inner
         self.act = ActQuant()
@@ -179,8 +186,17 @@ class QLayer(nn.Module):
         self.register_buffer("x_scale", torch.zeros(()))
 
     @property
+    def kind(self) -> str:
+        """``linear``, ``conv1d`` or ``conv2d``."""
+        return mapped_kind(self.inner)
+
+    @property
     def is_conv(self) -> bool:
-        return isinstance(self.inner, nn.Conv2d)
+        return self.kind != "linear"
+
+    @property
+    def groups(self) -> int:
+        return conv_groups(self.inner)
 
     def mask_kn(self) -> torch.Tensor:
         mk = getattr(self.inner, "dbpim_mask", None)
@@ -194,7 +210,22 @@ class QLayer(nn.Module):
         return torch.from_numpy(channel_scale(w.double().numpy(), self.mask_kn().numpy())).to(w.dtype)
 
     def quant_weight(self):
-        """(w_int K x N float of ints, scale (N,), phi (N,) or None) from the current weights."""
+        """(w_int K x N float of ints, scale (N,), phi (N,) or None) from the current weights.
+
+        Cached until the weight tensor changes (its version counter moves on every
+        in-place update: optimizer steps, re-masking), so evaluation passes do not
+        recompute the FTA approximation.
+        """
+        W = self.inner.weight
+        key = (id(W), W._version, self.fta, self.phi_min, self.phi_max)
+        cache = getattr(self, "_wq_cache", None)
+        if cache is not None and cache[0] == key:
+            return cache[1]
+        out = self._quant_weight()
+        self._wq_cache = (key, out)
+        return out
+
+    def _quant_weight(self):
         s = self.weight_scale()
         u = weight_kn(self.inner).detach() / s
         m = self.mask_kn()
@@ -205,10 +236,16 @@ class QLayer(nn.Module):
         return w, s, phi
 
     def _op(self, x, w, bias):
-        if self.is_conv:
-            c = self.inner
-            return F.conv2d(x, w, bias, c.stride, c.padding, c.dilation, 1)
+        c = self.inner
+        if self.kind == "conv2d":
+            return F.conv2d(x, w, bias, c.stride, conv_padding(c), c.dilation, c.groups)
+        if self.kind == "conv1d":
+            return F.conv1d(x, w, bias, c.stride, conv_padding(c), c.dilation, c.groups)
         return F.linear(x, w, bias)
+
+    def _channels(self, v: torch.Tensor, ndim: int) -> torch.Tensor:
+        """Per-output-channel ``v`` shaped to broadcast against an output of ``ndim`` axes."""
+        return v if not self.is_conv else v.reshape((1, -1) + (1,) * (ndim - 2))
 
     def forward(self, x):
         if self.mode == "float":
@@ -228,10 +265,9 @@ class QLayer(nn.Module):
         y_int = self._op(x_int.double(), w, None)
         if self.record is not None:
             self.record.append((x_int.detach(), y_int.detach()))
-        shp = (1, -1) + (1,) * (y_int.dim() - 2)
-        y = y_int * (self.x_scale.double() * self.w_scale.double()).reshape(shp)
+        y = y_int * self._channels(self.x_scale.double() * self.w_scale.double(), y_int.dim())
         if self.inner.bias is not None:
-            y = y + self.inner.bias.double().reshape(shp)
+            y = y + self._channels(self.inner.bias.double(), y_int.dim())
         return y.to(x.dtype)
 
     @torch.no_grad()
@@ -255,13 +291,14 @@ class QLayer(nn.Module):
 # ----------------------------------------------------------------------------- model surgery
 
 
-def quantize_model(model: nn.Module, fta: bool = True, phi_min: int = 0, phi_max: int = 2) -> list[str]:
-    """Wrap every mapped layer in a :class:`QLayer` (in place); returns their names."""
-    names = []
-    for name, m in [(n, m) for n, m in model.named_modules() if is_mapped(m)]:
-        model.set_submodule(name, QLayer(m, fta=fta, phi_min=phi_min, phi_max=phi_max))
-        names.append(name)
-    return names
+def quantize_model(model: nn.Module, names: list[str], fta: bool = True, phi_min: int = 0,
+                   phi_max: int = 2) -> list[str]:
+    """Wrap the mapped layers ``names`` (from :func:`model.torch.graph.capture`) in
+    :class:`QLayer` (in place); returns the names."""
+    mods = dict(model.named_modules())
+    for name in names:
+        model.set_submodule(name, QLayer(mods[name], fta=fta, phi_min=phi_min, phi_max=phi_max))
+    return list(names)
 
 
 def qlayers(model: nn.Module) -> list[tuple[str, QLayer]]:

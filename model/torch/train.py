@@ -23,10 +23,12 @@ def set_determinism(seed: int, threads: int = 2) -> None:
 
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: float, lr: float = 1e-3,
           batch_size: int = 64, seed: int = 0, weight_decay: float = 0.0, progress: bool = False,
-          desc: str = "train") -> nn.Module:
+          desc: str = "train", loss=F.cross_entropy) -> nn.Module:
     """Adam with cosine learning-rate decay for ``epochs`` epochs (fractions allowed).
 
-    Pruned weights are re-zeroed after every step (:func:`enforce_masks`).
+    ``loss(model(xb), yb)`` is minimised (cross-entropy on class labels by
+    default; distillation passes the teacher's outputs as ``y``). Pruned
+    weights are re-zeroed after every step (:func:`enforce_masks`).
     With ``progress``, a progress bar is drawn on stderr when it is a terminal
     (never into a pipe, a file or a test log).
     """
@@ -46,16 +48,16 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: float, lr:
     step = 0
     while step < steps:
         for xb, yb in dl:
-            loss = F.cross_entropy(model(xb), yb)
+            lv = loss(model(xb), yb)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            lv.backward()
             opt.step()
             sched.step()
             enforce_masks(model)
             step += 1
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+                bar.set_postfix(loss=f"{lv.item():.3f}")
             if step >= steps:
                 break
     if bar is not None:

