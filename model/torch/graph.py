@@ -223,7 +223,8 @@ def _decide_mapped(gm: fx.GraphModule, root: nn.Module) -> tuple[list[str], list
             other = [o for o in owners.get(id(m.weight), []) if o != name]
             if other:
                 why = f"its weight is shared with {other[0]!r}"
-        if why is None and isinstance(m, (nn.Conv1d, nn.Conv2d)) and n.meta.get("in_ndim") not in (None, m.weight.dim()):
+        if why is None and isinstance(m, (nn.Conv1d, nn.Conv2d)) \
+                and n.meta.get("in_ndim") not in (None, m.weight.dim()):
             why = "unbatched input"
         if why is None:
             mapped.append(name)

@@ -41,7 +41,8 @@ class _Ctx:
         self.graph = fx.Graph()
         self.root = nn.Module()
         self.env: dict[str, fx.Node] = {}
-        self.consts: dict[str, np.ndarray] = {i.name: np.array(numpy_helper.to_array(i)) for i in model.graph.initializer}
+        self.consts: dict[str, np.ndarray] = {i.name: np.array(numpy_helper.to_array(i))
+                                              for i in model.graph.initializer}
         self.rank: dict[str, int] = {}
         self.users: dict[str, list] = {}
         for n in model.graph.node:
