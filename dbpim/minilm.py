@@ -55,8 +55,8 @@ def _perf_by_type(net) -> dict:
 
 
 def run(out: str | Path = "build/minilm", hw: str = "paper", sparsities=(0.0, 0.25, 0.5), phi_max: int | None = None,
-        n_train: int = 192, n_eval: int = 128, finetune_epochs: float = 1.0, qat_epochs: float = 3.0,
-        lr: float = 1e-4, qat_lr: float = 5e-5, seed: int = 0, progress: bool = True, threads: int = 2) -> dict:
+        n_train: int = 128, n_eval: int = 128, finetune_epochs: float = 2.0, qat_epochs: float = 3.0,
+        lr: float = 5e-4, qat_lr: float = 1e-4, seed: int = 0, progress: bool = True, threads: int = 2) -> dict:
     """The experiment; returns the report (also ``out/minilm.json``)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -125,10 +125,10 @@ def main(argv=None) -> int:
     ap.add_argument("--hw", default="paper", help="hardware configuration (default paper)")
     ap.add_argument("--sparsity", type=float, nargs="+", default=[0.0, 0.25, 0.5], help="block sparsities")
     ap.add_argument("--qat-epochs", type=float, default=3.0)
-    ap.add_argument("--finetune-epochs", type=float, default=1.0)
-    ap.add_argument("--lr", type=float, default=1e-4, help="pruning fine-tune learning rate")
-    ap.add_argument("--qat-lr", type=float, default=5e-5, help="FTA-aware QAT learning rate")
-    ap.add_argument("--n-train", type=int, default=192, help="training sentences (distillation)")
+    ap.add_argument("--finetune-epochs", type=float, default=2.0)
+    ap.add_argument("--lr", type=float, default=5e-4, help="pruning fine-tune learning rate")
+    ap.add_argument("--qat-lr", type=float, default=1e-4, help="FTA-aware QAT learning rate")
+    ap.add_argument("--n-train", type=int, default=128, help="training sentences (distillation)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
     from model.config import ConfigError

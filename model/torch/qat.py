@@ -75,14 +75,14 @@ def fta_approximate(u: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
     """
     y = 2 * torch.clamp(u, -128.0, 127.0)
     i = torch.floor(y)
-    key = (i.to(torch.int32) + 256) * 2 + (y != i).to(torch.int32)
-    key = key + torch.as_tensor(phi, dtype=torch.int32) * 1024  # phi broadcasts (per filter: a row)
-    return fta_lut().to(u.dtype).reshape(-1)[key]
+    key = (i.to(torch.int64) + 256) * 2 + (y != i)
+    key = key + torch.as_tensor(phi, dtype=torch.int64) * 1024  # phi broadcasts (per filter: a row)
+    return fta_lut().to(u.dtype).take(key)
 
 
 def _nnz_table() -> torch.Tensor:
     from model import csd
-    return torch.from_numpy(csd.NNZ_LUT.astype(np.int32))
+    return torch.from_numpy(csd.NNZ_LUT.astype(np.int64))
 
 
 _NNZ = _nnz_table()
@@ -92,9 +92,9 @@ def fta_thresholds(w_int: torch.Tensor, mask: torch.Tensor, phi_min: int = 0, ph
     """Per-filter phi (long (N,)) of K x N integer weights: mode of nnz over kept weights,
     ties to the larger count, clamped; a filter with no kept weight gets ``phi_min``."""
     N = w_int.shape[-1]
-    n = _NNZ[w_int.to(torch.int32) + 128]                           # K x N digits per weight
-    key = n * N + torch.arange(N, dtype=n.dtype)                    # (nnz, filter) pairs
-    counts = torch.bincount(key[mask.bool()], minlength=5 * N).reshape(5, N).t()  # N x 5
+    n = _NNZ.take(w_int.to(torch.int64) + 128)                      # K x N digits per weight
+    key = torch.where(mask.bool(), n * N + torch.arange(N), 5 * N)  # (nnz, filter) pairs; pruned: a spare bin
+    counts = torch.bincount(key.reshape(-1), minlength=5 * N + 1)[:5 * N].reshape(5, N).t()  # N x 5
     mode = 4 - torch.argmax(counts.flip(-1), dim=-1)
     mode = torch.where(counts.sum(-1) == 0, torch.full_like(mode, phi_min), mode)
     return mode.clamp(phi_min, phi_max)
