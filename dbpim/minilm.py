@@ -119,17 +119,21 @@ def run(out: str | Path = "build/minilm", hw: str = "paper", sparsities=(0.0, 0.
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dbpim.minilm", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="dbpim minilm", description=(
+        "The pretrained MiniLM-L6 sentence encoder end to end: block pruning, FTA-aware QAT by distillation, "
+        "bit-exact export and the performance model, per block sparsity (make minilm)."))
     ap.add_argument("--out", default="build/minilm", help="output folder (minilm.json + one artifact per "
                     "sparsity); written only on success, a folder holding other files is refused")
-    ap.add_argument("--hw", default="paper", help="hardware configuration (default paper)")
-    ap.add_argument("--sparsity", type=float, nargs="+", default=[0.0, 0.25, 0.5], help="block sparsities")
-    ap.add_argument("--qat-epochs", type=float, default=3.0)
-    ap.add_argument("--finetune-epochs", type=float, default=2.0)
+    ap.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
+    ap.add_argument("--sparsity", type=float, nargs="+", default=[0.0, 0.25, 0.5],
+                    help="block sparsities (default: 0 0.25 0.5)")
+    ap.add_argument("--qat-epochs", type=float, default=3.0, help="FTA-aware QAT epochs (default: 3)")
+    ap.add_argument("--finetune-epochs", type=float, default=2.0,
+                    help="distillation fine-tuning epochs after block pruning (default: 2)")
     ap.add_argument("--lr", type=float, default=5e-4, help="pruning fine-tune learning rate")
     ap.add_argument("--qat-lr", type=float, default=1e-4, help="FTA-aware QAT learning rate")
     ap.add_argument("--n-train", type=int, default=128, help="training sentences (distillation)")
-    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars (they are drawn only on a terminal)")
     a = ap.parse_args(argv)
     from model.config import ConfigError
     from model.outdir import OutputError
