@@ -25,7 +25,7 @@ import numpy as np
 import yaml
 
 from model import csd, simd
-from model.compile import TILE_ARRAYS, CompiledLayer
+from model.compile import TILE_ARRAYS, CompiledLayer, mapping_error
 from model.config import ConfigError, MacroConfig, read_yaml
 from model.layer import _pair, conv_out_size, weights_of
 from model.outdir import output_dir
@@ -82,6 +82,7 @@ class LayerRecord:
     compiled: CompiledLayer | None = None
     x: np.ndarray | None = None
     x_scale: float | None = None
+    w_float: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -207,6 +208,8 @@ def save(path, network: str, macro: MacroConfig, layers: list[LayerRecord], meta
                 if layer.x is not None:
                     arrays["x"] = np.asarray(layer.x, np.int8 if layer.signed_input else np.uint8)
                     arrays["x_scale"] = np.float32(layer.x_scale if layer.x_scale is not None else 1.0)
+                if layer.w_float is not None:
+                    arrays["w_float"] = np.asarray(layer.w_float, np.float32)
                 (np.savez_compressed if compress else np.savez)(tmp / rec["file"], **arrays)
             else:
                 raise ArtifactError(f"layer {layer.name}: kind must be one of {', '.join(MAPPED_KINDS + ('simd',))}, "
@@ -373,12 +376,22 @@ def _tile_arrays(z: dict, fw: str, K: int, N: int, G: int, macro: MacroConfig) -
     for k, lo, hi in (("tiles_cells", 0, 1), ("tiles_idx", 0, 3), ("tiles_sign", 0, 1), ("tiles_rows", -1, K - 1),
                       ("tiles_filters", -1, N - 1), ("tiles_col_filter", -1, macro.n_col - 1)):
         _in_range(arrays[k], k, fw, lo, hi)
-    for j, (what, hi) in enumerate((("group", n_groups(N, G) - 1), ("row_tile", K), ("col_tile", N),
-                                    ("n_rows_used", macro.n_row))):
+    for j, (what, lo, hi) in enumerate((("group", 0, n_groups(N, G) - 1), ("row_tile", 0, K), ("col_tile", 0, N),
+                                        ("n_rows_used", 1, macro.n_row))):
         col = meta[:, j]
-        if col.size and (col.min() < 0 or col.max() > hi):
-            raise ArtifactError(f"{fw}: array 'tiles_meta'[:, {j}] ({what}) must lie in [0, {hi}]")
+        if col.size and (col.min() < lo or col.max() > hi):
+            raise ArtifactError(f"{fw}: array 'tiles_meta'[:, {j}] ({what}) must lie in [{lo}, {hi}]")
     return arrays
+
+
+def _w_float(z: dict, fw: str, K: int, N: int):
+    """The optional float weights ``w_float`` (float32 (K, N), finite)."""
+    if "w_float" not in z:
+        return None
+    wf = _arr(z, "w_float", fw, (K, N), np.float32)
+    if not np.all(np.isfinite(wf)):
+        raise ArtifactError(f"{fw}: array 'w_float' must be finite")
+    return wf
 
 
 def _inputs(z: dict, fw: str, signed: bool, in_shape: tuple):
@@ -480,14 +493,18 @@ def _mapped_layer(root: Path, rec: dict, where: str, common: dict, macro: MacroC
     w, scale, phi, mask = _weights(z, fw, K, N, G, macro)
     arrays = _tile_arrays(z, fw, K, N, G, macro)
     compiled = CompiledLayer.from_stacked(K, N, macro, G, phi, mask, arrays)
-    if check_tiles and not np.array_equal(weights_of(compiled), w.astype(np.int64)):
-        raise ArtifactError(f"{fw}: packed tiles do not reproduce array 'w' (inconsistent artifact)")
+    if check_tiles:
+        bad = mapping_error(compiled)
+        if bad is not None:
+            raise ArtifactError(f"{fw}: tiles: {bad}")
+        if not np.array_equal(weights_of(compiled), w.astype(np.int64)):
+            raise ArtifactError(f"{fw}: packed tiles do not reproduce array 'w' (inconsistent artifact)")
     if version == 1 and common["kind"] == "linear" and "x" in z and z["x"].ndim > 2 \
             and math.prod(z["x"].shape[1:]) == K and tuple(z["x"].shape[1:]) == v1_shape:
         z = {**z, "x": z["x"].reshape(len(z["x"]), K)}
     x, x_scale = _inputs(z, fw, signed, common["in_shape"])
     return LayerRecord(signed_input=signed, w=w, scale=scale, compiled=compiled, x=x, x_scale=x_scale,
-                       **geometry, **common)
+                       w_float=_w_float(z, fw, K, N), **geometry, **common)
 
 
 def _layer(root: Path, rec, where: str, macro: MacroConfig, check_tiles: bool, version: int = VERSION) -> LayerRecord:
@@ -515,7 +532,8 @@ def load(path, check_tiles: bool = True) -> Artifact:
     geometry of each layer, layer files inside the artifact), every layer file
     (arrays, dtypes, shapes, ranges), that pruned weights are 0, that every kept
     weight has exactly its filter's phi non-zero CSD digits, and (with
-    ``check_tiles``) that the packed tiles reproduce ``w`` exactly.
+    ``check_tiles``) that the tiles follow the mapping rules
+    (:func:`model.compile.mapping_error`) and reproduce ``w`` exactly.
 
     Raises
     ------

@@ -1,11 +1,14 @@
 """Mapping a pruned, FTA-quantized layer onto DB-PIM macro tiles (docs/design.md §6, §8).
 
-A PIM core owns filter group g. Its kept rows (``mask[:, g]``), in order, are
-dealt to compartments: kept row e goes to compartment ``e % n_comp``, cell row
-``(e // n_comp) % n_row``, row tile ``e // (n_comp * n_row)``. Filters of the
-group take ``phi_f`` adjacent columns each (none when phi_f = 0), in filter
-order; a column tile holds filters while its ``n_col`` columns last. Column j of
-filter f holds the j-th non-zero CSD digit of each weight, lowest position first.
+A group's kept rows (``mask[:, g]``), in order, are dealt to compartments: kept
+row e goes to compartment ``e % n_comp``, cell row ``(e // n_comp) % n_row``,
+row tile ``e // (n_comp * n_row)``. Adjacent groups that keep identical rows
+form a run; the run's filters take ``phi_f`` adjacent columns each (none when
+phi_f = 0), in filter order, and a column tile holds filters while its ``n_col``
+columns last (:func:`pack_filters`), so a macro holds more than G filters when
+filters have phi < phi_max and neighbouring groups keep the same rows. Column j
+of filter f holds the j-th non-zero CSD digit of each weight, lowest position
+first.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from model._check import as_int_array, check_range
 from model.config import MacroConfig
 from model.prune import expand_mask, n_groups
 
-__all__ = ["TILE_ARRAYS", "Tile", "CompiledLayer", "compile_layer", "decompile", "tile_digit_values"]
+__all__ = ["TILE_ARRAYS", "Tile", "CompiledLayer", "FilterTile", "group_runs", "pack_filters", "compile_layer",
+           "decompile", "tile_digit_values", "mapping_error"]
 
 
 #: The arrays of one tile (docs/design.md §8, artifact field ``tiles_<name>``): name -> (dtype, shape of
@@ -125,21 +129,96 @@ class CompiledLayer:
         return cls(K=K, N=N, macro=macro, group_size=group_size, phi=phi, mask=mask, tiles=tiles)
 
 
-def _column_tiles(phi_group: np.ndarray, n_col: int):
-    """Split a group's filters into column tiles: lists of (local filter, first column)."""
-    tiles, cur, col = [], [], 0
-    for f, p in enumerate(phi_group):
-        p = int(p)
-        if p == 0:
-            continue
-        if col + p > n_col:
-            tiles.append(cur)
-            cur, col = [], 0
-        cur.append((f, col))
-        col += p
-    if cur:
-        tiles.append(cur)
-    return tiles
+@dataclass(frozen=True)
+class FilterTile:
+    """The filters one column tile holds (docs/design.md §6).
+
+    Attributes
+    ----------
+    group : int
+        Group of its first filter; every filter of the tile belongs to a group
+        whose kept rows equal ``mask[:, group]``.
+    col_tile : int
+        Index of the column tile within its run of identical groups.
+    filters : ndarray of int
+        Output channels in slot order.
+    first_col : ndarray of int
+        First column of each filter; filter s takes ``phi[filters[s]]`` adjacent columns.
+    cols : int
+        Columns in use.
+    """
+
+    group: int
+    col_tile: int
+    filters: np.ndarray
+    first_col: np.ndarray
+    cols: int
+
+
+def group_runs(mask) -> list[tuple[int, int]]:
+    """Maximal runs ``[g0, g1)`` of adjacent groups with identical, non-empty kept rows.
+
+    Groups with no kept row belong to no run (their filters output 0).
+    """
+    m = np.asarray(mask, bool)
+    ng = m.shape[1]
+    if ng == 0:
+        return []
+    nonempty = m.any(0)
+    same = np.zeros(ng, bool)
+    same[1:] = np.all(m[:, 1:] == m[:, :-1], axis=0) & nonempty[1:] & nonempty[:-1]
+    starts = [g for g in range(ng) if nonempty[g] and not same[g]]
+    runs = []
+    for g0 in starts:
+        g1 = g0 + 1
+        while g1 < ng and same[g1]:
+            g1 += 1
+        runs.append((g0, g1))
+    return runs
+
+
+def pack_filters(phi, mask, group_size: int, n_col: int) -> list[FilterTile]:
+    """Pack a layer's filters into column tiles (docs/design.md §6).
+
+    Within each run of adjacent groups that keep identical rows
+    (:func:`group_runs`) the filters, in order, take ``phi_f`` adjacent
+    columns each (none when phi_f = 0); a column tile holds filters while its
+    ``n_col`` columns last, and the first filter that does not fit opens the
+    next one (greedy, no reordering). So a macro holds up to ``n_col`` filters
+    at phi = 1 when neighbouring groups keep the same rows, and a group of
+    filters with phi < phi_max shares its tile with the next group's filters.
+    Packing a run never takes more tiles than packing its groups one by one.
+
+    Parameters
+    ----------
+    phi : array_like of int, shape (N,)
+    mask : array_like of bool, shape (K, ceil(N / group_size))
+    group_size, n_col : int
+
+    Returns
+    -------
+    list of FilterTile
+        In mapping order: run by run, column tile by column tile.
+    """
+    phi_l = np.asarray(phi).astype(np.int64).tolist()
+    N = len(phi_l)
+    out = []
+    for g0, g1 in group_runs(mask):
+        f_end = min(N, g1 * group_size)
+        ct, col, cur, cur_c = 0, 0, [], []
+        for f in range(g0 * group_size, f_end):
+            p = phi_l[f]
+            if p == 0:
+                continue
+            if col + p > n_col:
+                out.append(FilterTile(cur[0] // group_size, ct, np.array(cur), np.array(cur_c), col))
+                ct, col, cur, cur_c = ct + 1, 0, [], []
+            cur.append(f)
+            cur_c.append(col)
+            col += p
+        if cur:
+            out.append(FilterTile(cur[0] // group_size, ct, np.array(cur), np.array(cur_c), col))
+    return out
 
 
 def compile_layer(w_fta, phi, mask, macro: MacroConfig, group_size: int | None = None) -> CompiledLayer:
@@ -200,44 +279,80 @@ def compile_layer(w_fta, phi, mask, macro: MacroConfig, group_size: int | None =
     cap = n_row * n_comp
     out = CompiledLayer(K=K, N=N, macro=macro, group_size=G, phi=phi.astype(np.uint8), mask=mask)
     wi = w.astype(np.intp) + 128
-    for g in range(n_groups(N, G)):
-        f0 = g * G
-        phi_g = phi[f0:f0 + G]
-        rows_g = np.nonzero(mask[:, g])[0]
-        if rows_g.size == 0:
-            continue
-        for ct, flist in enumerate(_column_tiles(phi_g, n_col)):
-            fl = np.array([f for f, _ in flist])
-            c0 = np.array([c for _, c in flist])
-            col_filter = np.full(n_col, -1, np.int16)
-            filters = np.full(n_col, -1, np.int32)
-            filters[:len(fl)] = f0 + fl
-            for s, (f, c) in enumerate(flist):
-                col_filter[c:c + phi_g[f]] = s
-            for rt in range(-(-rows_g.size // cap)):
-                rk = rows_g[rt * cap:(rt + 1) * cap]
-                e = np.arange(rk.size)
-                r_of, c_of = e // n_comp, e % n_comp
-                rows = np.full((n_row, n_comp), -1, np.int32)
-                rows[r_of, c_of] = rk
-                cells = np.zeros((n_row, n_comp, n_col), np.uint8)
-                idx = np.zeros_like(cells)
-                sign = np.zeros_like(cells)
-                wv = wi[np.ix_(rk, f0 + fl)]  # (rows, filters) LUT indices
-                for d in range(macro.phi_max):
-                    has = phi_g[fl] > d
-                    if not has.any():
-                        continue
-                    cols = c0[has] + d
-                    vals = wv[:, has]
-                    rr, cc = r_of[:, None], c_of[:, None]
-                    cells[rr, cc, cols[None, :]] = csd.SORTED_POS_LUT[vals, d]
-                    idx[rr, cc, cols[None, :]] = csd.SORTED_IDX_LUT[vals, d]
-                    sign[rr, cc, cols[None, :]] = csd.SORTED_SIGN_LUT[vals, d]
-                out.tiles.append(Tile(cells=cells, idx=idx, sign=sign, rows=rows, col_filter=col_filter,
-                                      filters=filters, n_rows_used=int(-(-rk.size // n_comp)),
-                                      group=g, row_tile=rt, col_tile=ct))
+    for ft in pack_filters(phi, mask, G, n_col):
+        rows_g = np.nonzero(mask[:, ft.group])[0]
+        fl, c0 = ft.filters, ft.first_col
+        phi_f = phi[fl]
+        col_filter = np.full(n_col, -1, np.int16)
+        filters = np.full(n_col, -1, np.int32)
+        filters[:len(fl)] = fl
+        for s, (c, p) in enumerate(zip(c0.tolist(), phi_f.tolist())):
+            col_filter[c:c + p] = s
+        for rt in range(-(-rows_g.size // cap)):
+            rk = rows_g[rt * cap:(rt + 1) * cap]
+            e = np.arange(rk.size)
+            r_of, c_of = e // n_comp, e % n_comp
+            rows = np.full((n_row, n_comp), -1, np.int32)
+            rows[r_of, c_of] = rk
+            cells = np.zeros((n_row, n_comp, n_col), np.uint8)
+            idx = np.zeros_like(cells)
+            sign = np.zeros_like(cells)
+            wv = wi[np.ix_(rk, fl)]  # (rows, filters) LUT indices
+            for d in range(macro.phi_max):
+                has = phi_f > d
+                if not has.any():
+                    continue
+                cols = c0[has] + d
+                vals = wv[:, has]
+                rr, cc = r_of[:, None], c_of[:, None]
+                cells[rr, cc, cols[None, :]] = csd.SORTED_POS_LUT[vals, d]
+                idx[rr, cc, cols[None, :]] = csd.SORTED_IDX_LUT[vals, d]
+                sign[rr, cc, cols[None, :]] = csd.SORTED_SIGN_LUT[vals, d]
+            out.tiles.append(Tile(cells=cells, idx=idx, sign=sign, rows=rows, col_filter=col_filter,
+                                  filters=filters, n_rows_used=int(-(-rk.size // n_comp)),
+                                  group=ft.group, row_tile=rt, col_tile=ft.col_tile))
     return out
+
+
+def mapping_error(compiled: CompiledLayer) -> str | None:
+    """First way the tiles break the mapping rules of docs/design.md §6, or None.
+
+    Checks what the cycle models rely on: each tile's ``group`` exists and its
+    used places hold exactly that group's kept rows of row tile ``row_tile``
+    in mapping order, ``n_rows_used`` matches, every filter of the tile
+    belongs to a group keeping the same rows, and each filter slot owns
+    ``phi`` adjacent columns. (The weights themselves are checked by
+    rebuilding them.) Tiles packed before filters were packed across groups
+    (one group per column tile) pass.
+    """
+    m = compiled.macro
+    G, mask, phi = compiled.group_size, compiled.mask, compiled.phi
+    ng = mask.shape[1]
+    cap = m.capacity_rows
+    kept = {}
+    for i, t in enumerate(compiled.tiles):
+        where = f"tile {i} (group {t.group}, row tile {t.row_tile})"
+        if not 0 <= t.group < ng or t.row_tile < 0 or t.col_tile < 0:
+            return f"{where}: group must lie in [0, {ng - 1}], row_tile and col_tile >= 0"
+        if t.group not in kept:
+            kept[t.group] = np.nonzero(mask[:, t.group])[0]
+        rk = kept[t.group][t.row_tile * cap:(t.row_tile + 1) * cap]
+        if rk.size == 0:
+            return f"{where}: the group has no kept rows in this row tile"
+        flat = np.asarray(t.rows).reshape(-1)
+        if not (np.array_equal(flat[:rk.size], rk) and np.all(flat[rk.size:] == -1)):
+            return f"{where}: rows must be the group's kept rows of the row tile in mapping order, -1 after"
+        if t.n_rows_used != -(-rk.size // m.n_comp):
+            return f"{where}: n_rows_used must be {-(-rk.size // m.n_comp)}, got {t.n_rows_used}"
+        slots = np.nonzero(np.asarray(t.filters) >= 0)[0]
+        for s in slots:
+            f = int(t.filters[s])
+            if not np.array_equal(mask[:, f // G], mask[:, t.group]):
+                return f"{where}: filter {f} (group {f // G}) keeps other rows than group {t.group}"
+            cols = np.nonzero(np.asarray(t.col_filter) == s)[0]
+            if cols.size != int(phi[f]) or (cols.size and cols[-1] - cols[0] != cols.size - 1):
+                return f"{where}: filter slot {s} (filter {f}) must own phi = {int(phi[f])} adjacent columns"
+    return None
 
 
 def tile_digit_values(tile: Tile) -> np.ndarray:

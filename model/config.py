@@ -46,9 +46,14 @@ def _pos_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 1
 
 
-def _key(default, check, allowed: str):
-    """A dataclass field with its validation rule (``check``, ``allowed`` words) as metadata."""
-    return field(default=default, metadata={"check": check, "allowed": allowed})
+def _key(default, check, allowed: str, source: str = "", assumed: bool = False):
+    """A dataclass field with its validation rule (``check``, ``allowed`` words) as metadata.
+
+    ``source`` says where the default value comes from; ``assumed`` marks a
+    default that no published figure backs (reports list them).
+    """
+    return field(default=default, metadata={"check": check, "allowed": allowed, "source": source,
+                                            "assumed": assumed})
 
 
 def _validate(obj, section: str) -> None:
@@ -115,59 +120,93 @@ class MacroConfig:
 _BOOL = (lambda v: isinstance(v, bool), "true or false")
 
 
+_POS = lambda v: _num(v) and v > 0  # noqa: E731
+_NONNEG = lambda v: _num(v) and v >= 0  # noqa: E731
+
+
 @dataclass(frozen=True)
 class SystemConfig:
-    """The accelerator around the macros (docs/design.md §7), read by the performance model."""
+    """The accelerator around the macros (docs/design.md §7), read by the performance model.
 
-    cores: int = _key(8, _pos_int, "a positive integer (PIM cores)")
-    macros_per_core: int = _key(4, _pos_int, "a positive integer (macros sharing weights in a core)")
-    tech_nm: int = _key(28, _pos_int, "a positive integer (technology node in nm)")
-    freq_mhz: float = _key(500, lambda v: _num(v) and v > 0, "a positive number (clock in MHz)")
-    input_buffer_kib: float = _key(64, lambda v: _num(v) and v > 0, "a positive number (KiB)")
-    output_buffer_kib: float = _key(64, lambda v: _num(v) and v > 0, "a positive number (KiB)")
-    simd_lanes: int = _key(16, _pos_int, "a positive integer (SIMD core operations per cycle)")
-    weight_load_bytes_per_cycle: float = _key(64, lambda v: _num(v) and v > 0,
-                                              "a positive number (bytes per cycle into one core's macros)")
-    switch_bound: bool = _key(False, *_BOOL)
+    Every limit here is always modelled (docs/perf_model.md): the switch
+    (``macro.lanes``), the macro write port, the shared off-chip bandwidth,
+    the output buffer's capacity and the output register file's port.
+    """
+
+    cores: int = _key(8, _pos_int, "a positive integer (PIM cores)", "paper Sec. V-A")
+    macros_per_core: int = _key(4, _pos_int, "a positive integer (macros sharing weights in a core)",
+                                "paper Sec. V-A, Fig. 6")
+    tech_nm: int = _key(28, _pos_int, "a positive integer (technology node in nm)", "paper Sec. VI-A")
+    freq_mhz: float = _key(500, _POS, "a positive number (clock in MHz)", "paper Tab. II: 333-500 MHz, upper end")
+    input_buffer_kib: float = _key(64, _POS, "a positive number (KiB)", "paper Sec. VI-A (size lost in extraction)",
+                                   True)
+    output_buffer_kib: float = _key(64, _POS, "a positive number (KiB; holds the partial sums of every core)",
+                                    "paper Sec. VI-A (size lost in extraction)", True)
+    simd_lanes: int = _key(16, _pos_int, "a positive integer (SIMD core operations per cycle)", "", True)
+    macro_write_places_per_cycle: int = _key(
+        1, _pos_int, "a positive integer ((cell row, compartment) places the macro write port writes per cycle)",
+        "RTL PIMMacro w_* port: one place (n_col cells + metadata) per cycle")
+    dram_bytes_per_cycle: float = _key(25.6, _POS,
+                                       "a positive number (off-chip weight bandwidth in bytes per cycle, shared "
+                                       "by all cores)", "LPDDR4-3200 x32 = 12.8 GB/s at 500 MHz", True)
+    result_words_per_cycle: float = _key(4, _POS, "a positive number (results per cycle from a core's output "
+                                         "register file to the output buffer)", "one per macro bank", True)
     replicate_idle_cores: bool = _key(False, *_BOOL)
 
     def __post_init__(self):
         _validate(self, "system")
 
 
+_R20 = "scaled from [20] (28 nm digital SRAM-CIM, 73 fJ per 8b x 8b MAC)"
+
+
 @dataclass(frozen=True)
 class EnergyConfig:
-    """Energy per event in pJ (static power in mW); each value's source is written in the YAML."""
+    """Energy per event in pJ (static power in mW), each default with its source (field metadata)."""
 
-    cell_and_pj: float = _key(0.0002, lambda v: _num(v) and v >= 0,
-                              "a non-negative number (pJ per activated 6T cell per issued bit column)")
-    adder_input_pj: float = _key(0.0008, lambda v: _num(v) and v >= 0,
-                                 "a non-negative number (pJ per adder-tree input per cycle, dense tree)")
-    csd_adder_input_pj: float = _key(0.0012, lambda v: _num(v) and v >= 0,
-                                     "a non-negative number (pJ per CSD adder-tree input per cycle)")
-    accumulate_pj: float = _key(0.005, lambda v: _num(v) and v >= 0,
-                                "a non-negative number (pJ per column shift-and-add per cycle)")
-    ipu_pj: float = _key(0.05, lambda v: _num(v) and v >= 0,
-                         "a non-negative number (pJ per bit column issued by the IPU)")
-    switch_pj: float = _key(0.02, lambda v: _num(v) and v >= 0,
-                            "a non-negative number (pJ per input extracted by the sparse allocation switch)")
-    input_buffer_byte_pj: float = _key(1.0, lambda v: _num(v) and v >= 0,
-                                       "a non-negative number (pJ per byte read from the input buffer)")
-    output_buffer_byte_pj: float = _key(1.0, lambda v: _num(v) and v >= 0,
-                                        "a non-negative number (pJ per byte read or written, output buffer)")
-    weight_load_byte_pj: float = _key(2.0, lambda v: _num(v) and v >= 0,
-                                      "a non-negative number (pJ per byte read from the on-chip weight store)")
-    weight_write_byte_pj: float = _key(0.5, lambda v: _num(v) and v >= 0,
-                                       "a non-negative number (pJ per byte written into one macro)")
-    dram_byte_pj: float = _key(0.0, lambda v: _num(v) and v >= 0,
-                               "a non-negative number (pJ per byte of weights fetched off chip; 0 = excluded)")
-    simd_op_pj: float = _key(0.5, lambda v: _num(v) and v >= 0,
-                             "a non-negative number (pJ per SIMD core element operation)")
-    static_mw: float = _key(2.0, lambda v: _num(v) and v >= 0,
-                            "a non-negative number (static power in mW, charged over the execution time)")
+    cell_and_pj: float = _key(0.0002, _NONNEG,
+                              "a non-negative number (pJ per activated 6T cell per issued bit column)", _R20)
+    adder_input_pj: float = _key(0.0008, _NONNEG,
+                                 "a non-negative number (pJ per adder-tree input per cycle, dense tree)", _R20)
+    csd_adder_input_pj: float = _key(0.0012, _NONNEG,
+                                     "a non-negative number (pJ per CSD adder-tree input per cycle)",
+                                     "1.5 x the dense tree input (idx shift + sign)", True)
+    accumulate_pj: float = _key(0.005, _NONNEG,
+                                "a non-negative number (pJ per column shift-and-add per cycle)", _R20)
+    ipu_pj: float = _key(0.05, _NONNEG,
+                         "a non-negative number (pJ per bit column issued by the IPU)",
+                         "16-input OR + leading-one detect + select", True)
+    switch_pj: float = _key(0.02, _NONNEG,
+                            "a non-negative number (pJ per input extracted by the sparse allocation switch)",
+                            "leading-one detector + 8-bit mux per input", True)
+    input_buffer_byte_pj: float = _key(1.0, _NONNEG,
+                                       "a non-negative number (pJ per byte read from the input buffer)",
+                                       "28 nm 64 KiB SRAM read, ~0.12 pJ/bit (memory-compiler class)", True)
+    output_buffer_byte_pj: float = _key(1.0, _NONNEG,
+                                        "a non-negative number (pJ per byte read or written, output buffer)",
+                                        "28 nm 64 KiB SRAM access, ~0.12 pJ/bit (memory-compiler class)", True)
+    weight_load_byte_pj: float = _key(2.0, _NONNEG,
+                                      "a non-negative number (pJ per byte of weights moved on chip to a core)",
+                                      "on-chip weight path per byte", True)
+    weight_write_byte_pj: float = _key(0.5, _NONNEG,
+                                       "a non-negative number (pJ per byte written into one macro)",
+                                       "SRAM cell / meta RF write per byte", True)
+    dram_byte_pj: float = _key(0.0, _NONNEG,
+                               "a non-negative number (pJ per byte of weights fetched off chip; 0 = excluded)",
+                               "excluded, like the paper's energy figures (LPDDR4 is ~40 pJ/B)")
+    simd_op_pj: float = _key(0.5, _NONNEG, "a non-negative number (pJ per SIMD core element operation)",
+                             "28 nm 8-bit ALU op incl. operand fetch", True)
+    static_mw: float = _key(2.0, _NONNEG,
+                            "a non-negative number (static power in mW, charged over the execution time)",
+                            "leakage + clock tree (paper Tab. II total power 28.92-281.26 mW)", True)
 
     def __post_init__(self):
         _validate(self, "energy")
+
+    @classmethod
+    def sources(cls) -> dict:
+        """``key -> (source of the default, assumed?)`` of every energy constant."""
+        return {f.name: (f.metadata["source"], f.metadata["assumed"]) for f in dataclasses.fields(cls)}
 
 
 #: YAML section -> its dataclass

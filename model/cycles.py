@@ -20,8 +20,8 @@ import numpy as np
 
 from model.spec import DENSE_COLS_PER_WEIGHT, pipeline_latency
 
-__all__ = ["POPCOUNT8", "cell_row_popcounts", "row_popcounts", "row_tile_sums", "vector_cycles",
-           "dense_cycles", "pipeline_latency", "input_beats", "tile_load_cycles", "macro_interval",
+__all__ = ["POPCOUNT8", "cell_row_popcounts", "cell_row_popcounts_t", "row_popcounts", "row_tile_sums",
+           "vector_cycles", "dense_cycles", "pipeline_latency", "input_beats", "tile_load_cycles", "macro_interval",
            "MacroTimeline", "macro_schedule"]
 
 #: popcount of every byte value
@@ -43,8 +43,17 @@ def _or_reduce(g: np.ndarray) -> np.ndarray:
     return np.bitwise_or.reduce(g, axis=-1)
 
 
-def cell_row_popcounts(bits: np.ndarray, row_sets, n_comp: int) -> np.ndarray:
-    """popcount(OR) of consecutive ``n_comp``-input cell rows, for several row sets at once.
+def _index_sets(row_sets, K: int, n_comp: int) -> np.ndarray:
+    """(len(row_sets), max cell rows * n_comp) row indices, padded with K (an all-zero input)."""
+    crmax = max([-(-len(r) // n_comp) for r in row_sets] + [0])
+    idx = np.full((len(row_sets), crmax * n_comp), K, np.intp)
+    for i, r in enumerate(row_sets):
+        idx[i, :len(r)] = r
+    return idx
+
+
+def cell_row_popcounts_t(bits: np.ndarray, row_sets, n_comp: int) -> np.ndarray:
+    """popcount(OR) of consecutive ``n_comp``-input cell rows, for several row sets, vectors last.
 
     Parameters
     ----------
@@ -57,27 +66,41 @@ def cell_row_popcounts(bits: np.ndarray, row_sets, n_comp: int) -> np.ndarray:
 
     Returns
     -------
-    ndarray of uint8, shape (P, len(row_sets), max cell rows)
+    ndarray of uint8, shape (len(row_sets), max cell rows, P)
         Zero beyond a set's own cell rows.
+
+    Notes
+    -----
+    The inputs are transposed once to (K, P) so that gathering a row set
+    copies whole contiguous rows of P bytes, and the OR over a cell row's
+    ``n_comp`` inputs runs 8 vectors at a time through a uint64 view.
     """
     bits = np.asarray(bits, np.uint8)
     P, K = bits.shape
-    ns = len(row_sets)
-    crmax = max([-(-len(r) // n_comp) for r in row_sets] + [0])
-    idx = np.full((ns, crmax * n_comp), K, np.intp)  # K = an all-zero padding column
-    for i, r in enumerate(row_sets):
-        idx[i, :len(r)] = r
-    ext = np.zeros((P, K + 1), np.uint8)
-    ext[:, :K] = bits
-    out = np.zeros((P, ns, crmax), np.uint8)
+    idx = _index_sets(row_sets, K, n_comp)
+    ns, w = idx.shape
+    crmax = w // n_comp
+    out = np.zeros((ns, crmax, P), np.uint8)
     if out.size == 0:
         return out
+    P8 = -(-P // 8) * 8
+    bt = np.zeros((K + 1, P8), np.uint8)
+    bt[:K, :P] = bits.T
+    btv = bt.view(np.uint64)  # (K + 1, P8 / 8)
     flat = idx.ravel()
-    step = max(1, _CHUNK // max(1, idx.size))
-    for p0 in range(0, P, step):
-        g = ext[p0:p0 + step][:, flat].reshape(min(step, P - p0), ns, crmax, n_comp)
-        out[p0:p0 + step] = POPCOUNT8[_or_reduce(g)]
+    step = max(1, _CHUNK // max(1, flat.size * 8))  # uint64 columns per chunk
+    for c0 in range(0, P8 // 8, step):
+        g = btv[flat, c0:c0 + step].reshape(ns, crmax, n_comp, -1)
+        o = np.bitwise_or.reduce(g, axis=2) if n_comp > 1 else g[:, :, 0]
+        pc = POPCOUNT8[np.ascontiguousarray(o).view(np.uint8)]
+        lo, hi = 8 * c0, min(P, 8 * (c0 + step))
+        out[:, :, lo:hi] = pc[:, :, :hi - lo]
     return out
+
+
+def cell_row_popcounts(bits: np.ndarray, row_sets, n_comp: int) -> np.ndarray:
+    """:func:`cell_row_popcounts_t` with the vectors first: uint8 (P, len(row_sets), max cell rows)."""
+    return np.ascontiguousarray(cell_row_popcounts_t(bits, row_sets, n_comp).transpose(2, 0, 1))
 
 
 def row_popcounts(bits: np.ndarray, rows: np.ndarray, n_comp: int) -> np.ndarray:

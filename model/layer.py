@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.compile import CompiledLayer, tile_digit_values
-from model.cycles import cell_row_popcounts, dense_cycles, row_tile_sums
+from model.cycles import cell_row_popcounts_t, dense_cycles, row_tile_sums
 from model.spec import WEIGHT_MIN, input_bits, input_range, pipeline_latency
 
 #: Largest |input * weight| of one product: 255 * 128 (unsigned inputs; signed ones stay below).
@@ -143,8 +143,8 @@ def run_layer(x, compiled: CompiledLayer, signed: bool = False) -> LayerResult:
     P = x.shape[0]
     lat = pipeline_latency(macro.pipeline)
     groups = sorted({t.group for t in compiled.tiles})
-    pc = cell_row_popcounts(bits, [np.nonzero(compiled.mask[:, g])[0] for g in groups], macro.n_comp)
-    by_group = dict(zip(groups, row_tile_sums(pc.sum(0, dtype=np.int64), macro.n_row)))  # group -> per row tile
+    pc = cell_row_popcounts_t(bits, [np.nonzero(compiled.mask[:, g])[0] for g in groups], macro.n_comp)
+    by_group = dict(zip(groups, row_tile_sums(pc.sum(-1, dtype=np.int64), macro.n_row)))  # group -> per row tile
     tile_cycles = np.array([by_group[t.group][t.row_tile] + lat * P for t in compiled.tiles], np.int64)
     total = int(tile_cycles.sum())
     return LayerResult(out=out, cycles_dbpim=total, compute_cycles_dbpim=total - lat * P * len(compiled.tiles),

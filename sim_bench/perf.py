@@ -1,4 +1,4 @@
-"""Performance, energy and utilization model of DB-PIM (docs/design.md §7, paper Sec. V-D).
+"""Performance, energy and utilization model of DB-PIM (docs/design.md §7, docs/perf_model.md).
 
 Inputs are :class:`LayerSpec` objects (built from an artifact's layer records
 with :func:`specs_from_artifact`, or directly for synthetic workloads). For every
@@ -12,31 +12,32 @@ dense       all K rows                    8 bit planes    no  (baseline)
 bit         all K rows                    phi_f (FTA)     no
 value       kept rows of each group       8 bit planes    no
 input       all K rows                    8 bit planes    yes (IPU)
-bit_input   all K rows                    phi_f (FTA)     yes
+bit_input   all K rows                    phi_f (FTA)     yes (Tab. III "bit-level")
 weight      kept rows of each group       phi_f (FTA)     no  (Fig. 11)
 dbpim       kept rows of each group       phi_f (FTA)     yes (hybrid)
 =========== ============================ =============== ==============
 
-``dbpim`` is exactly ``model.layer.run_layer``'s ``cycles_dbpim`` and ``dense``
-its ``cycles_dense`` (macro-cycles summed over tiles and vectors; checked by
-the tests). "All rows" mechanisms map the whole layer as one group (no pruning
-groups are needed without value-level sparsity); the FTA column packing is
-``model.compile``'s. The phi of the artifact (computed over kept weights) is
-used for the "all rows" FTA mechanisms too.
+``dbpim`` macro-cycles are exactly ``model.layer.run_layer``'s ``cycles_dbpim``
+and ``dense`` its ``cycles_dense`` (checked by the tests). Filters are packed
+into column tiles by ``model.compile.pack_filters`` (the artifact's own tiles
+when it has them), so a macro holds up to ``n_col`` filters at phi = 1.
 
-Loop nest (Sec. V-D, Fig. 9), per inference (batch 1): a *filter tile*
-(group g, column tile ct) runs all its row tiles on one PIM core; filter tiles
-are dealt to the cores round-robin in (g, ct) order; the macros of a core hold
-the same tile and take the output pixels (im2col vectors) p = m, m + M, ... ;
-a row tile costs its weight load (tile bytes / ``weight_load_bytes_per_cycle``)
-plus the slowest macro's cycles (IPU cycles + pipeline latency per vector). A
-layer's wall cycles are the busiest core's. Layers the macros do not run
-(``simd`` records) cost ``ceil(simd_ops / simd_lanes)`` cycles on the SIMD core.
+Wall cycles come from the core timing of :mod:`model.core_timing` (tile load,
+switch delivery, lock-step rounds of M macros, drain, result streaming),
+evaluated for every filter tile of a layer at once; this module adds the
+system around the cores: filter tiles dealt round-robin to the cores, the
+shared off-chip bandwidth that stretches tile loads, and the output buffer
+whose capacity splits the output pixels into chunks (each chunk reloads the
+row tiles). The dense baseline has no sparse allocation switch (one macro
+input beat per cell row); every DB-PIM mechanism feeds its inputs through it.
 
-Utilization U (paper Eq. 2, docs/design.md §7) counts, per issued bit-column cycle,
-the cells that hold a non-zero weight digit (FTA) or a one bit (dense two's
-complement) in a used compartment, over all ``n_comp * n_col`` cells of the
-activated cell row; pipeline fill/drain cycles activate no cells.
+Utilization: ``utilization`` (paper Eq. 2 at cell level: effective cells over
+the cells of the activated cell rows of issued cycles) and
+``utilization_system`` (effective cell-cycles over every cell row of every
+macro in every wall cycle: idle cores, macros, compartments and columns, load,
+delivery and drain cycles count). Energy: events per inference times the
+constants of ``hw/configs/*.yaml`` (:data:`COMPONENTS`); ``energy_saving_macro``
+counts the macro components only.
 """
 
 from __future__ import annotations
@@ -46,14 +47,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.compile import _column_tiles
-from model.cycles import POPCOUNT8, cell_row_popcounts, row_tile_sums
-from model.spec import DIGIT_BITS, input_bits, pipeline_latency
+from model import core_timing as ct
+from model.compile import FilterTile, group_runs, pack_filters
+from model.config import EnergyConfig, HwConfig
+from model.core_timing import filter_tiles_of
+from model.cycles import POPCOUNT8, cell_row_popcounts_t
 from model.prune import n_groups
-from model.config import HwConfig
+from model.spec import DENSE_COLS_PER_WEIGHT, DIGIT_BITS, acc_width, input_bits, pipeline_latency
 
-__all__ = ["MECHANISMS", "MECH_LABELS", "LayerSpec", "LayerPerf", "NetworkPerf", "spec_from_record",
-           "specs_from_artifact", "evaluate_layer", "evaluate_network", "layer_type"]
+__all__ = ["MECHANISMS", "MECH_LABELS", "COMPONENTS", "MACRO_COMPONENTS", "LayerSpec", "LayerPerf", "MechPerf",
+           "NetworkPerf", "spec_from_record", "specs_from_artifact", "evaluate_layer", "evaluate_network",
+           "layer_type", "energy_of", "peak_tops", "peak_geometry"]
 
 MECHANISMS = ("dense", "bit", "value", "input", "bit_input", "weight", "dbpim")
 MECH_LABELS = {
@@ -71,6 +75,21 @@ _MODE = {
     "input": (False, False, True), "bit_input": (False, True, True), "weight": (True, True, False),
     "dbpim": (True, True, True),
 }
+#: energy component -> the EnergyConfig constants whose events it sums
+COMPONENTS = {
+    "macro array": ("cell_and_pj",), "adder tree": ("adder_input_pj", "csd_adder_input_pj"),
+    "accumulator": ("accumulate_pj",), "ipu": ("ipu_pj",), "switch": ("switch_pj",),
+    "input buffer": ("input_buffer_byte_pj",), "output buffer": ("output_buffer_byte_pj",),
+    "weight load": ("weight_load_byte_pj", "weight_write_byte_pj", "dram_byte_pj"), "static": ("static_mw",),
+    "simd core": ("simd_op_pj",),
+}
+#: the components inside the macros (``energy_saving_macro``)
+MACRO_COMPONENTS = ("macro array", "adder tree", "accumulator", "ipu")
+
+
+def energy_of(events: dict, en: EnergyConfig) -> dict:
+    """pJ by component of event counts (``constant name -> count``; static: mW x ns)."""
+    return {comp: float(sum(events.get(k, 0.0) * getattr(en, k) for k in keys)) for comp, keys in COMPONENTS.items()}
 
 
 @dataclass
@@ -80,7 +99,9 @@ class LayerSpec:
     Mapped layers (``kind`` conv2d / linear) need ``K, N, G, phi, mask``;
     ``w`` (int8, K x N) is used for the dense utilization; ``bits`` are the
     recorded im2col inputs as 8-bit patterns (P_total, K) of ``samples``
-    inferences (None: no recording, every bit column is assumed non-zero).
+    inferences (None: no recording, every bit column is assumed non-zero);
+    ``filter_tiles`` the artifact's column tiles (None: packed by
+    ``model.compile.pack_filters``).
     """
 
     name: str
@@ -99,6 +120,7 @@ class LayerSpec:
     kernel: tuple | None = None
     signed: bool = False
     macs: int = 0  # multiply-accumulates per inference (mapped: K x N x vectors; simd: matmul-like ops)
+    filter_tiles: list | None = None
 
     @property
     def mapped(self) -> bool:
@@ -114,6 +136,17 @@ def layer_type(spec: LayerSpec) -> str:
     return {"depthwise": "dw-conv", "mul": "mul", "matmul": "matmul", "softmax": "softmax",
             "layernorm": "layernorm", "gelu": "gelu", "conv": "unmapped conv/fc", "module": "unmapped module",
             "move": "data movement"}.get(spec.op or "other", "other (pool/relu/add)")
+
+
+def filter_tiles_of_compiled(compiled) -> list[FilterTile]:
+    """The column tiles of a compiled layer, in mapping order (one per (group, col_tile))."""
+    out = []
+    for g, c, idx in filter_tiles_of(compiled.tiles):
+        t = compiled.tiles[idx[0]]
+        slots = np.nonzero(t.filters >= 0)[0]
+        first = np.array([int(np.argmax(t.col_filter == s)) for s in slots], np.int64)
+        out.append(FilterTile(g, c, t.filters[slots].astype(np.int64), first, int((t.col_filter >= 0).sum())))
+    return out
 
 
 def spec_from_record(rec) -> LayerSpec:
@@ -132,58 +165,82 @@ def spec_from_record(rec) -> LayerSpec:
     return LayerSpec(name=rec.name, kind=rec.kind, K=int(c.K), N=int(c.N), G=int(c.group_size),
                      phi=np.asarray(c.phi, np.uint8), mask=np.asarray(c.mask, bool),
                      w=None if rec.w is None else np.asarray(rec.w, np.int8), bits=bits, samples=S,
-                     vectors=int(vectors), kernel=rec.kernel, signed=bool(rec.signed_input), macs=rec.mac_count())
+                     vectors=int(vectors), kernel=rec.kernel, signed=bool(rec.signed_input), macs=rec.mac_count(),
+                     filter_tiles=filter_tiles_of_compiled(c))
 
 
 def specs_from_artifact(art) -> list[LayerSpec]:
     return [spec_from_record(r) for r in art.layers]
 
 
+# ----------------------------------------------------------------------------- mapping of a mechanism
+
 @dataclass
-class _Group:
-    """One row set fed to a set of column tiles."""
+class _Mapping:
+    """The filter tiles of one mechanism, grouped by the row set (run) they use."""
 
-    rows: np.ndarray  # im2col rows in mapping order
-    filters: np.ndarray  # output channels of the group
-    ct_cols: list  # used columns of each column tile
-    ct_filters: list  # filters of each column tile
+    rows: list  # per run: im2col rows in mapping order
+    ft_run: np.ndarray  # run of each filter tile
+    ft_cols: np.ndarray  # used columns of each filter tile
+    ft_filters: np.ndarray  # filters of each filter tile (fractional for dense bit planes)
+    run_filters: list  # per run: every filter it computes (dense utilization)
 
 
-def _groups(spec: LayerSpec, kept: bool, fta: bool, n_col: int) -> list[_Group]:
-    N = spec.N
+def _fta_mapping(spec: LayerSpec, kept: bool, n_col: int) -> _Mapping:
     if kept:
-        parts = [(np.nonzero(spec.mask[:, g])[0], np.arange(g * spec.G, min(N, (g + 1) * spec.G)))
-                 for g in range(n_groups(N, spec.G))]
-    else:
-        parts = [(np.arange(spec.K), np.arange(N))]
-    out = []
-    for rows, filt in parts:
-        if rows.size == 0:
-            continue
-        if fta:
-            cts = _column_tiles(spec.phi[filt], n_col)
-            cols = [sum(int(spec.phi[filt[f]]) for f, _ in ct) for ct in cts]
-            nf = [len(ct) for ct in cts]
-        else:
-            nct = -(-8 * filt.size // n_col)  # 8 bit-plane columns per filter, packed densely
-            cols = [min(n_col, 8 * filt.size - i * n_col) for i in range(nct)]
-            nf = [c / 8.0 for c in cols]
-        if cols:
-            out.append(_Group(rows=rows, filters=filt, ct_cols=cols, ct_filters=nf))
-    return out
+        fts = spec.filter_tiles if spec.filter_tiles is not None else pack_filters(spec.phi, spec.mask, spec.G, n_col)
+        groups = sorted({f.group for f in fts})
+        rows = [np.nonzero(spec.mask[:, g])[0] for g in groups]
+        gi = {g: i for i, g in enumerate(groups)}
+        run = np.array([gi[f.group] for f in fts], np.int64)
+    else:  # all rows: every group keeps every row, so the whole layer is one run
+        fts = pack_filters(spec.phi, np.ones((1, n_groups(spec.N, spec.G)), bool), spec.G, n_col)
+        rows = [np.arange(spec.K)] if fts else []
+        run = np.zeros(len(fts), np.int64)
+    return _Mapping(rows=rows, ft_run=run, ft_cols=np.array([f.cols for f in fts], np.int64),
+                    ft_filters=np.array([len(f.filters) for f in fts], np.float64), run_filters=[])
 
+
+def _dense_mapping(spec: LayerSpec, kept: bool, n_col: int) -> _Mapping:
+    """8 two's-complement bit-plane columns per filter, packed densely over the run's filters."""
+    if kept:
+        runs = [(g0, g1) for g0, g1 in group_runs(spec.mask)]
+        rows = [np.nonzero(spec.mask[:, g0])[0] for g0, _ in runs]
+        filt = [np.arange(g0 * spec.G, min(spec.N, g1 * spec.G)) for g0, g1 in runs]
+    else:
+        rows, filt = [np.arange(spec.K)], [np.arange(spec.N)]
+    run, cols, nf = [], [], []
+    for i, f in enumerate(filt):
+        total = DENSE_COLS_PER_WEIGHT * f.size
+        c = [min(n_col, total - j * n_col) for j in range(-(-total // n_col))]
+        run += [i] * len(c)
+        cols += c
+        nf += [v / DENSE_COLS_PER_WEIGHT for v in c]
+    return _Mapping(rows=rows, ft_run=np.array(run, np.int64), ft_cols=np.array(cols, np.int64),
+                    ft_filters=np.array(nf, np.float64), run_filters=filt)
+
+
+# ----------------------------------------------------------------------------- one mechanism
 
 @dataclass
 class MechPerf:
-    macro_cycles: float  # per inference, summed over tiles and vectors (one macro)
-    wall_cycles: float  # per inference, loop nest over cores and macros
-    issued: float  # compute (bit-column) cycles per inference, summed over macros
-    effective: float  # effective cell-cycles per inference (U numerator)
-    activated: float  # activated cell-cycles per inference (U denominator)
-    energy: dict  # pJ per inference by component
+    """One layer under one mechanism, per inference unless noted."""
+
+    macro_cycles: float  # summed over tiles and vectors (one macro)
+    wall_cycles: float  # the busiest core, averaged over the recorded samples
+    issued: float  # compute (bit-column) cycles, summed over macros
+    effective: float  # effective cell-cycles (U numerator)
+    activated: float  # activated cell-cycles (cell-level U denominator)
+    capacity: float  # every cell row of every macro over the wall cycles (system U denominator)
+    events: dict  # EnergyConfig constant -> count
+    energy: dict  # pJ by component
     macro_cycles_total: int = 0  # over all recorded vectors (golden-model comparable)
     tiles: int = 0
-    load_cycles: float = 0.0
+    filter_tiles: int = 0
+    load_cycles: float = 0.0  # tile loads, summed over filter tiles (every chunk)
+    stream_cycles: float = 0.0  # result streaming, summed over filter tiles
+    psum_chunks: int = 1  # output-pixel chunks forced by the output buffer
+    weight_bytes: float = 0.0  # fetched from memory per inference
 
     @property
     def energy_pj(self) -> float:
@@ -193,108 +250,163 @@ class MechPerf:
     def utilization(self) -> float:
         return self.effective / self.activated if self.activated else 0.0
 
+    @property
+    def utilization_system(self) -> float:
+        return self.effective / self.capacity if self.capacity else 0.0
 
-def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, pc_cache: dict, wpop) -> MechPerf:
+
+def _empty(en: EnergyConfig) -> MechPerf:
+    return MechPerf(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, {}, energy_of({}, en))
+
+
+def _row_tiles(mp: _Mapping, m):
+    """Per run: kept rows R, cell rows, row tiles; per (run, row tile): cell rows used, validity."""
+    R = np.array([r.size for r in mp.rows], np.int64)
+    ncr = -(-R // m.n_comp)
+    nrt = -(-R // m.capacity_rows)
+    nrt_max = int(nrt.max())
+    rt = np.arange(nrt_max)
+    used = np.clip(ncr[:, None] - rt[None, :] * m.n_row, 0, m.n_row)  # (runs, nrt_max)
+    return R, ncr, nrt, used, used > 0
+
+
+def _switch_delivery(mp: _Mapping, m, nrt_max: int, through_switch: bool) -> np.ndarray:
+    """Delivery cycles of one vector per (run, row tile)."""
+    n_runs = len(mp.rows)
+    if not through_switch:  # dense baseline: one macro input beat per cell row, no switch
+        return np.full((n_runs, nrt_max), ct.macro_input_beats(m), np.int64)
+    rows = np.concatenate(mp.rows)
+    seg = np.concatenate([i * nrt_max + np.arange(r.size) // m.capacity_rows for i, r in enumerate(mp.rows)])
+    beats = ct.switch_beats(rows, seg, n_runs * nrt_max, m.n_comp, m.lanes).reshape(n_runs, nrt_max)
+    return ct.delivery_cycles(beats, m)
+
+
+def _vector_cycles(spec, mp, m, skip: bool, used, ncr, S: int, Pp: int):
+    """Per (run, sample, row tile): round compute (runs, S, nrt, R); per run and cell row: summed issued cycles."""
+    lat = pipeline_latency(m.pipeline)
+    n_runs, nrt_max = used.shape
+    P = S * Pp
+    if skip and spec.bits is not None:
+        pc = cell_row_popcounts_t(spec.bits, mp.rows, m.n_comp)  # (runs, crmax, P)
+        pcsum = pc.sum(-1, dtype=np.int64)  # (runs, crmax)
+        pad = np.zeros((n_runs, nrt_max * m.n_row, P), np.int16)
+        pad[:, :pc.shape[1]] = pc
+        vec = pad.reshape(n_runs, nrt_max, m.n_row, P).sum(2, dtype=np.int16)  # (runs, nrt, P)
+        vec = vec.reshape(n_runs, nrt_max, S, Pp).transpose(0, 2, 1, 3)  # (runs, S, nrt, Pp)
+        vec = np.where((used > 0)[:, None, :, None], vec + lat, 0)
+        return vec, pcsum
+    per = m.in_bits * used + lat  # every bit column issued: the same for every vector
+    crmax = int(ncr.max())
+    pcsum = np.where(np.arange(crmax)[None, :] < ncr[:, None], m.in_bits * P, 0).astype(np.int64)
+    vec = np.broadcast_to(np.where(used > 0, per, 0)[:, None, :, None], (n_runs, S, nrt_max, 1))
+    return vec, pcsum
+
+
+def _chunk_rounds(cfg: HwConfig, Pp: int, M: int, cores_busy: int, f_max: float) -> int | None:
+    """Rounds per output-pixel chunk so that the busy cores' partial sums fit the output buffer."""
+    m = cfg.macro
+    word = -(-acc_width(m.n_comp, m.n_col, m.n_row, m.in_bits) // 8)
+    cap = cfg.system.output_buffer_kib * 1024
+    per_pixel = cores_busy * math.ceil(f_max) * word
+    pix = int(cap // per_pixel) if per_pixel else Pp
+    if pix >= Pp:
+        return None
+    return max(1, pix // M)
+
+
+def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> MechPerf:
     m, sysc, en = cfg.macro, cfg.system, cfg.energy
     kept, fta, skip = _MODE[mech]
-    groups = _groups(spec, kept, fta, m.n_col)
+    mp = _fta_mapping(spec, kept, m.n_col) if fta else _dense_mapping(spec, kept, m.n_col)
+    if not mp.rows or mp.ft_run.size == 0:
+        return _empty(en)
     lat = pipeline_latency(m.pipeline)
     S, Pp = spec.samples, spec.vectors
     P = S * Pp
-    M, C = sysc.macros_per_core, sysc.cores
-    if sysc.replicate_idle_cores and groups:
-        # fewer filter tiles than cores: r cores hold the same tile and split its output pixels
-        r = max(1, C // sum(len(g.ct_cols) for g in groups))
-        M, C = M * r, C // r
-    cap = m.capacity_rows
-    n_vec_macro = np.array([len(range(i, Pp, M)) for i in range(M)])
-    nmax = int(n_vec_macro.max())
-    cell_bits = DIGIT_BITS if fta else 1  # cell + idx + sign per FTA digit; 1 bit per dense cell
-    energy = dict.fromkeys(("macro array", "adder tree", "accumulator", "ipu", "switch", "input buffer",
-                            "output buffer", "weight load", "static"), 0.0)
-    if not groups:
-        return MechPerf(0.0, 0.0, 0.0, 0.0, 0.0, energy)
+    n_ft = int(mp.ft_run.size)
+    M, C, switches = sysc.macros_per_core, sysc.cores, 1
+    if sysc.replicate_idle_cores and n_ft < C:
+        switches = C // n_ft  # idle cores hold a copy of the tile and split the pixels
+        M, C = M * switches, C // switches
+    cores_busy = min(C, n_ft) * switches
+    R, ncr, nrt, used, valid = _row_tiles(mp, m)
+    n_runs, nrt_max = used.shape
 
-    use_pc = skip and spec.bits is not None
-    if use_pc:
-        key = kept
-        if key not in pc_cache:
-            pc_cache[key] = cell_row_popcounts(spec.bits, [g.rows for g in groups], m.n_comp)
-        pc = pc_cache[key]  # (P, ng, CRmax)
-    macro_total = 0
-    issued = eff = act = 0.0
-    core_time = np.zeros((S, C))
-    ft_index = 0
-    tiles = 0
-    load_total = 0.0
-    weight_bytes = 0.0
-    switch_inputs = 0.0
-    out_bytes = 0.0
-    for gi, g in enumerate(groups):
-        R = g.rows.size
-        ncr = -(-R // m.n_comp)
-        nrt = -(-R // cap)
-        comp_used = np.minimum(m.n_comp, R - np.arange(ncr) * m.n_comp)  # per cell row
-        rows_used_rt = np.array([min(m.n_row, ncr - rt * m.n_row) for rt in range(nrt)])
-        if use_pc:
-            pcg = pc[:, gi, :ncr].astype(np.int32)  # (P, ncr)
-            cyc = row_tile_sums(pcg, m.n_row).reshape(S, Pp, nrt)  # compute cycles per vector and row tile
-            pcsum = pcg.sum(0, dtype=np.int64)  # per cell row over all vectors
-            # macros take vectors p = mi, mi + M, ...
-            padp = np.zeros((S, nmax * M, nrt), np.int64)
-            padp[:, :Pp] = cyc
-            per_macro = padp.reshape(S, nmax, M, nrt).sum(1) + lat * n_vec_macro[None, :, None]
-            tile_wall = per_macro.max(1)  # (S, nrt)
-            cyc_sum = int(cyc.sum())
-        else:
-            c_rt = m.in_bits * rows_used_rt  # per vector
-            pcsum = np.full(ncr, m.in_bits * P, np.int64)
-            tile_wall = np.broadcast_to(nmax * (c_rt + lat), (S, nrt)).astype(np.int64)
-            cyc_sum = int(c_rt.sum()) * P
-        nct = len(g.ct_cols)
-        tiles += nct * nrt
-        macro_total += nct * (cyc_sum + lat * P * nrt)
-        issued_g = nct * cyc_sum
-        issued += issued_g
-        act += issued_g * m.n_comp * m.n_col
-        if fta:
-            eff += sum(g.ct_cols) * float((pcsum * comp_used).sum())
-        else:
-            # set bits of the group's weights per cell row (all column tiles together)
-            wb = np.zeros(ncr * m.n_comp, np.int64)
-            wb[:R] = wpop[g.rows][:, g.filters].sum(1)
-            eff += float((pcsum * wb.reshape(ncr, m.n_comp).sum(1)).sum())
-        if kept and sysc.switch_bound:
-            sw = Pp * np.ceil(np.minimum(cap, R - np.arange(nrt) * cap) / m.lanes)
-            tile_wall = np.maximum(tile_wall, sw[None, :])
-        bytes_rt = rows_used_rt * m.n_comp * m.n_col * cell_bits / 8.0
-        load = float(bytes_rt.sum()) / sysc.weight_load_bytes_per_cycle
-        ft_time = tile_wall.sum(1) + load  # (S,) one filter tile of this group
-        cores = np.bincount((ft_index + np.arange(nct)) % C, minlength=C)  # filter tiles per core
-        core_time += ft_time[:, None] * cores[None, :]
-        load_total += load * nct
-        weight_bytes += float(bytes_rt.sum()) * nct
-        out_bytes += Pp * 4.0 * float(sum(g.ct_filters)) * (2 * nrt - 1)
-        if kept:
-            switch_inputs += Pp * R * nct
-        ft_index += nct
-    rounds = -(-ft_index // C)
-    wall = float(core_time.max(1).mean())
-    issued_i, eff_i, act_i = issued / S, eff / S, act / S
-    energy["macro array"] = act_i * en.cell_and_pj
-    energy["adder tree"] = act_i * (en.csd_adder_input_pj if fta else en.adder_input_pj)
-    energy["accumulator"] = issued_i * m.n_col * en.accumulate_pj
-    energy["ipu"] = issued_i * en.ipu_pj if skip else 0.0
-    energy["switch"] = switch_inputs * en.switch_pj
-    energy["input buffer"] = Pp * spec.K * rounds * en.input_buffer_byte_pj
-    energy["output buffer"] = out_bytes * en.output_buffer_byte_pj
-    energy["weight load"] = weight_bytes * (en.weight_load_byte_pj + en.dram_byte_pj
-                                            + M * en.weight_write_byte_pj)  # M: every macro holding it
-    energy["static"] = en.static_mw * wall / sysc.freq_mhz * 1e3  # mW * us = nJ
-    return MechPerf(macro_cycles=macro_total / S, wall_cycles=wall, issued=issued_i, effective=eff_i,
-                    activated=act_i, energy=energy, macro_cycles_total=int(macro_total), tiles=tiles,
-                    load_cycles=load_total)
+    key = (kept, fta and kept, skip and spec.bits is not None)
+    if key not in cache:
+        cache[key] = _vector_cycles(spec, mp, m, skip, used, ncr, S, Pp)
+    vec, pcsum = cache[key]
+    if vec.shape[-1] == 1 and Pp > 1:  # constant per vector: every round costs it
+        rc = np.broadcast_to(vec, vec.shape[:-1] + (-(-Pp // M),))
+    else:
+        rc = ct.round_compute(vec, M)  # (runs, S, nrt, R)
 
+    delivery = _switch_delivery(mp, m, nrt_max, through_switch=mech != "dense")
+    cell_bits = DIGIT_BITS if fta else 1
+    nbytes = ct.tile_bytes(used, m, cell_bits)  # (runs, nrt)
+    port = ct.tile_load_cycles(used, m, sysc.macro_write_places_per_cycle)
+    dram = np.ceil(nbytes * cores_busy / sysc.dram_bytes_per_cycle).astype(np.int64)
+    load = np.where(valid, np.maximum(port, dram), 0)
+    rpc = _chunk_rounds(cfg, Pp, M, cores_busy, float(mp.ft_filters.max()))
+    drain = ct.drain_cycles(m)
+    run_time = ct.row_tiles_cycles_from_rounds(rc, Pp, delivery[:, None], load[:, None], M, drain, rpc, switches,
+                                               valid[:, None])  # (runs, S)
+    n_rounds = -(-Pp // M)
+    n_ch = 1 if rpc is None else -(-n_rounds // min(rpc, n_rounds))
+    ppc = Pp if rpc is None else min(rpc, n_rounds) * M
+    chunk_px = np.array([min(ppc, Pp - c) for c in range(0, Pp, ppc)])
+    stream = ct.result_stream_cycles(chunk_px[None, :], mp.ft_filters[:, None], sysc.result_words_per_cycle).sum(1)
+    ft_time = run_time[mp.ft_run] + stream[:, None]  # (n_ft, S)
+    core = np.arange(n_ft) % C
+    core_time = np.zeros((C, S))
+    np.add.at(core_time, core, ft_time)
+    wall = float(core_time.max(0).mean())
+
+    # counts for macro-cycles, utilization and energy
+    nct = np.bincount(mp.ft_run, minlength=n_runs).astype(np.float64)  # column tiles per run
+    cyc_run = pcsum.sum(1).astype(np.float64)  # issued cycles of one column tile, all vectors
+    macro_total = int((nct * (cyc_run + lat * P * nrt)).sum())
+    issued = float((nct * cyc_run).sum())
+    act = issued * m.n_comp * m.n_col
+    crmax = pcsum.shape[1]
+    comp_used = np.clip(R[:, None] - np.arange(crmax)[None, :] * m.n_comp, 0, m.n_comp)  # (runs, crmax)
+    if fta:
+        cols_run = np.bincount(mp.ft_run, weights=mp.ft_cols, minlength=n_runs)
+        eff = float((cols_run * (pcsum * comp_used).sum(1)).sum())
+    else:
+        eff = 0.0
+        for i, (rows, filt) in enumerate(zip(mp.rows, mp.run_filters)):
+            wb = np.zeros(ncr[i] * m.n_comp, np.int64)
+            wb[:rows.size] = wpop[:, filt[0]:filt[-1] + 1].sum(1)[rows]  # filters of a run are contiguous
+            eff += float((pcsum[i, :ncr[i]] * wb.reshape(ncr[i], m.n_comp).sum(1)).sum())
+    load_total = float((load.sum(1) * nct * np.where(nrt > 1, n_ch, 1)).sum())
+    weight_bytes = float((nbytes.sum(1) * nct * np.where(nrt > 1, n_ch, 1)).sum()) * switches
+    word = -(-acc_width(m.n_comp, m.n_col, m.n_row, m.in_bits) // 8)
+    rounds_ft = -(-n_ft // C)
+    events = {
+        "cell_and_pj": act / S,
+        "csd_adder_input_pj" if fta else "adder_input_pj": act / S,
+        "accumulate_pj": issued / S * m.n_col,
+        "ipu_pj": issued / S if skip else 0.0,
+        "switch_pj": Pp * float((R * nct).sum()) if mech != "dense" else 0.0,
+        "input_buffer_byte_pj": float(Pp * spec.K * rounds_ft),
+        # partial sums: written by the first row tile, read + written by the others, read once to stream out
+        "output_buffer_byte_pj": Pp * word * float((np.bincount(mp.ft_run, weights=mp.ft_filters, minlength=n_runs)
+                                                    * 2 * nrt).sum()),
+        "weight_load_byte_pj": weight_bytes,
+        "dram_byte_pj": weight_bytes,
+        "weight_write_byte_pj": weight_bytes * sysc.macros_per_core,
+        "static_mw": wall / sysc.freq_mhz * 1e3,  # mW x ns = pJ
+    }
+    cells = cfg.n_macros * m.n_comp * m.n_col
+    return MechPerf(macro_cycles=macro_total / S, wall_cycles=wall, issued=issued / S, effective=eff / S,
+                    activated=act / S, capacity=cells * wall, events=events, energy=energy_of(events, en),
+                    macro_cycles_total=macro_total, tiles=int((nct * nrt).sum()), filter_tiles=n_ft,
+                    load_cycles=load_total, stream_cycles=float(stream.sum()), psum_chunks=int(n_ch),
+                    weight_bytes=weight_bytes)
+
+
+# ----------------------------------------------------------------------------- layers and networks
 
 @dataclass
 class LayerPerf:
@@ -302,6 +414,7 @@ class LayerPerf:
     type: str
     mech: dict = field(default_factory=dict)  # mechanism -> MechPerf (mapped layers)
     simd_cycles: float = 0.0
+    simd_events: dict = field(default_factory=dict)
     simd_energy: float = 0.0
 
     @property
@@ -310,6 +423,9 @@ class LayerPerf:
 
     def cycles(self, mech: str) -> float:
         return self.mech[mech].wall_cycles if self.mapped else self.simd_cycles
+
+    def events(self, mech: str) -> dict:
+        return self.mech[mech].events if self.mapped else self.simd_events
 
     def energy(self, mech: str) -> float:
         return self.mech[mech].energy_pj if self.mapped else self.simd_energy
@@ -320,8 +436,8 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS) -> Lay
     lp = LayerPerf(spec=spec, type=layer_type(spec))
     if not spec.mapped:
         lp.simd_cycles = float(math.ceil(spec.simd_ops / cfg.system.simd_lanes))
-        lp.simd_energy = spec.simd_ops * cfg.energy.simd_op_pj + \
-            cfg.energy.static_mw * lp.simd_cycles / cfg.system.freq_mhz * 1e3
+        lp.simd_events = {"simd_op_pj": float(spec.simd_ops), "static_mw": lp.simd_cycles / cfg.system.freq_mhz * 1e3}
+        lp.simd_energy = float(sum(energy_of(lp.simd_events, cfg.energy).values()))
         return lp
     wpop = None
     if any(not _MODE[k][1] for k in mechanisms):
@@ -333,6 +449,31 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS) -> Lay
     return lp
 
 
+def peak_tops(cfg: HwConfig, phi: int = 1, dense: bool = False) -> float:
+    """Peak throughput in TOPS at 8b/8b (2 ops per MAC), every bit column issued.
+
+    A macro holds ``n_col // phi`` filters (dense: ``n_col // 8``) over
+    ``n_comp`` inputs and needs ``in_bits`` cycles per cell row:
+    ``n_comp * filters / in_bits`` MACs per cycle per macro.
+    """
+    m = cfg.macro
+    filters = m.n_col / (DENSE_COLS_PER_WEIGHT if dense else phi)
+    return 2.0 * cfg.n_macros * m.n_comp * filters / m.in_bits * cfg.system.freq_mhz * 1e6 / 1e12
+
+
+def peak_geometry(cfg: HwConfig, tops: float, phi: int = 1) -> dict:
+    """MACs per cycle per macro that ``tops`` needs at this clock and macro count, and ``n_comp x n_col`` for it."""
+    m = cfg.macro
+    mac = tops * 1e12 / (2.0 * cfg.n_macros * cfg.system.freq_mhz * 1e6)
+    cells = mac * m.in_bits * phi  # n_comp * n_col
+    options = []
+    for n_comp in (16, 32, 64):
+        n_col = int(math.ceil(cells / n_comp / 2.0)) * 2
+        options.append(f"{n_comp}x{n_col}")
+    return {"mac_per_cycle_per_macro": mac, "n_comp_x_n_col": cells, "examples": options,
+            "ours_mac_per_cycle_per_macro": m.n_comp * m.n_col / (m.in_bits * phi)}
+
+
 @dataclass
 class NetworkPerf:
     network: str
@@ -342,11 +483,25 @@ class NetworkPerf:
     def mapped(self):
         return [lp for lp in self.layers if lp.mapped]
 
+    def _layers(self, mapped_only: bool):
+        return [lp for lp in self.layers if lp.mapped or not mapped_only]
+
     def total_cycles(self, mech: str, mapped_only: bool = False) -> float:
-        return float(sum(lp.cycles(mech) for lp in self.layers if lp.mapped or not mapped_only))
+        return float(sum(lp.cycles(mech) for lp in self._layers(mapped_only)))
+
+    def events(self, mech: str, mapped_only: bool = False) -> dict:
+        out: dict = {}
+        for lp in self._layers(mapped_only):
+            for k, v in lp.events(mech).items():
+                out[k] = out.get(k, 0.0) + v
+        return out
+
+    def components(self, mech: str, mapped_only: bool = False, energy: EnergyConfig | None = None) -> dict:
+        """pJ per inference by component (:data:`COMPONENTS`)."""
+        return energy_of(self.events(mech, mapped_only), energy or self.cfg.energy)
 
     def total_energy(self, mech: str, mapped_only: bool = False) -> float:
-        return float(sum(lp.energy(mech) for lp in self.layers if lp.mapped or not mapped_only))
+        return float(sum(self.components(mech, mapped_only).values()))
 
     def time_us(self, mech: str, mapped_only: bool = False) -> float:
         return self.total_cycles(mech, mapped_only) / self.cfg.system.freq_mhz
@@ -356,13 +511,45 @@ class NetworkPerf:
         a = sum(lp.mech[mech].activated for lp in self.mapped())
         return e / a if a else 0.0
 
+    def utilization_system(self, mech: str = "dbpim") -> float:
+        e = sum(lp.mech[mech].effective for lp in self.mapped())
+        c = sum(lp.mech[mech].capacity for lp in self.mapped())
+        return e / c if c else 0.0
+
     def speedup(self, mech: str = "dbpim", mapped_only: bool = False) -> float:
         c = self.total_cycles(mech, mapped_only)
         return self.total_cycles("dense", mapped_only) / c if c else float("nan")
 
-    def energy_saving(self, mech: str = "dbpim", mapped_only: bool = False) -> float:
-        b = self.total_energy("dense", mapped_only)
-        return 1.0 - self.total_energy(mech, mapped_only) / b if b else float("nan")
+    def energy_saving(self, mech: str = "dbpim", mapped_only: bool = False, energy: EnergyConfig | None = None) -> float:
+        b = sum(self.components("dense", mapped_only, energy).values())
+        e = sum(self.components(mech, mapped_only, energy).values())
+        return 1.0 - e / b if b else float("nan")
+
+    def energy_saving_macro(self, mech: str = "dbpim") -> float:
+        b = sum(self.components("dense", True)[c] for c in MACRO_COMPONENTS)
+        e = sum(self.components(mech, True)[c] for c in MACRO_COMPONENTS)
+        return 1.0 - e / b if b else float("nan")
+
+    def tornado(self, mech: str = "dbpim", factors=(0.5, 2.0)) -> list[dict]:
+        """System energy saving when each assumed energy constant is scaled by each factor.
+
+        Returns one dict per assumed constant with a non-zero value:
+        ``constant``, ``value``, ``source``, and ``saving@<factor>`` (fractions),
+        sorted by the width of the swing (largest first).
+        """
+        import dataclasses
+        base = self.energy_saving(mech)
+        rows = []
+        for k, (src, assumed) in EnergyConfig.sources().items():
+            v = getattr(self.cfg.energy, k)
+            if not assumed or v == 0:
+                continue
+            r = {"constant": k, "value": v, "source": src, "base": base}
+            for f in factors:
+                r[f"saving@{f:g}"] = self.energy_saving(mech, energy=dataclasses.replace(self.cfg.energy, **{k: v * f}))
+            rows.append(r)
+        rows.sort(key=lambda r: -abs(r[f"saving@{factors[-1]:g}"] - r[f"saving@{factors[0]:g}"]))
+        return rows
 
     def macs(self) -> dict:
         """MACs per inference: on the macros, on the SIMD core, in total, and the mapped share."""
@@ -381,15 +568,22 @@ class NetworkPerf:
     def summary(self) -> dict:
         """The JSON summary of one network."""
         mapped = self.mapped()
+        cfg = self.cfg
         d = {
             "network": self.network,
-            "hw": self.cfg.name,
+            "hw": cfg.name,
             "layers_mapped": len(mapped),
             "layers_simd": len(self.layers) - len(mapped),
             "speedup": self.speedup("dbpim"),
             "energy_saving": self.energy_saving("dbpim"),
+            "energy_saving_macro": self.energy_saving_macro("dbpim"),
             "utilization": self.utilization("dbpim"),
+            "utilization_system": self.utilization_system("dbpim"),
             "utilization_dense": self.utilization("dense"),
+            "utilization_system_dense": self.utilization_system("dense"),
+            "peak_tops": peak_tops(cfg, 1),
+            "peak_tops_phi_max": peak_tops(cfg, cfg.macro.phi_max),
+            "peak_tops_dense": peak_tops(cfg, dense=True),
             "speedup_mapped": self.speedup("dbpim", True),
             "energy_saving_mapped": self.energy_saving("dbpim", True),
             "speedup_macro_cycles": (sum(lp.mech["dense"].macro_cycles for lp in mapped)
@@ -403,7 +597,9 @@ class NetworkPerf:
             "mechanisms": {k: {"label": MECH_LABELS[k], "speedup": self.speedup(k),
                                "speedup_mapped": self.speedup(k, True), "energy_saving": self.energy_saving(k),
                                "energy_saving_mapped": self.energy_saving(k, True),
-                               "utilization": self.utilization(k)} for k in MECHANISMS},
+                               "energy_saving_macro": self.energy_saving_macro(k),
+                               "utilization": self.utilization(k),
+                               "utilization_system": self.utilization_system(k)} for k in MECHANISMS},
             "time_by_type [us]": self.time_by_type("dbpim"),
             "macs": self.macs(),
             "inputs_recorded": all(lp.spec.bits is not None for lp in mapped),

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from model import examples, fta, prune
+from model import core_timing, examples, fta, prune
 from model.artifact import LayerRecord
 from model.compile import compile_layer
 from model.config import ConfigError, HwConfig, MacroConfig, SystemConfig, load_config
@@ -71,19 +71,31 @@ def test_conv_layer_cycles_equal_run_layer(name, signed):
     assert lp.mech["dbpim"].macro_cycles == pytest.approx(r.cycles_dbpim / 2)
 
 
-def test_one_core_one_macro_wall_equals_macro_cycles():
-    cfg0 = load_config("paper")
-    cfg = dataclasses.replace(cfg0, system=SystemConfig(cores=1, macros_per_core=1,
-                                                        weight_load_bytes_per_cycle=1e15))
-    rec = _conv_record(cfg.macro)
-    lp = perf.evaluate_layer(perf.spec_from_record(rec), cfg)
-    for k, m in lp.mech.items():
-        assert m.wall_cycles == pytest.approx(m.macro_cycles, rel=1e-9), k
+def _roomy(cfg, **system):
+    """``cfg`` with no off-chip or output-buffer limit (the core alone sets the time)."""
+    return dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, dram_bytes_per_cycle=1e12,
+                                                               output_buffer_kib=1e9, **system))
+
+
+@pytest.mark.parametrize("name,signed,M", [("paper", False, 4), ("paper", True, 3), ("small", False, 2)])
+def test_one_core_equals_core_timing(name, signed, M):
+    """sim_bench on one core = model.core_timing.layer_core_cycles (the golden core twin's count)."""
+    cfg = _roomy(load_config(name), cores=1, macros_per_core=M)
+    rec = _conv_record(cfg.macro, signed=signed, cout=19)
+    xc = im2col(rec.x, 3, 3, 1, 1)
+    P = xc.shape[0] // 2
+    lp = perf.evaluate_layer(perf.spec_from_record(rec), cfg, ("dbpim",))
+    want = [core_timing.layer_core_cycles(rec.compiled, xc[s * P:(s + 1) * P], signed, M,
+                                          cfg.system.macro_write_places_per_cycle,
+                                          cfg.system.result_words_per_cycle) for s in range(2)]
+    assert lp.mech["dbpim"].wall_cycles == pytest.approx(np.mean(want), rel=1e-12)
+    # every vector is computed, delivered and drained at least once
+    assert lp.mech["dbpim"].wall_cycles >= lp.mech["dbpim"].macro_cycles / M
     # more cores and macros never make it slower
-    lp8 = perf.evaluate_layer(perf.spec_from_record(rec), dataclasses.replace(cfg, system=SystemConfig(
-        weight_load_bytes_per_cycle=1e15)))
+    lp8 = perf.evaluate_layer(perf.spec_from_record(rec), _roomy(load_config(name)))
     for k in perf.MECHANISMS:
-        assert lp8.mech[k].wall_cycles <= lp.mech[k].wall_cycles
+        assert lp8.mech[k].wall_cycles <= perf.evaluate_layer(perf.spec_from_record(rec), cfg, (k,)).mech[
+            k].wall_cycles, k
 
 
 def test_mechanism_ordering_and_utilization():
@@ -121,7 +133,7 @@ def test_yaml_validation(tmp_path):
     base = (load_config("paper").path)
     text = open(base).read()
     for bad, needle in [("cores: 8", "cores: 0"), ("cell_and_pj: 0.0002", "cell_and_pj: -1"),
-                        ("switch_bound: false", "switch_bound: 3"), ("tech_nm: 28", "tech_nm: 28\n  bogus: 1")]:
+                        ("dram_bytes_per_cycle: 25.6", "dram_bytes_per_cycle: -1"), ("tech_nm: 28", "tech_nm: 28\n  bogus: 1")]:
         p = tmp_path / "bad.yaml"
         p.write_text(text.replace(bad, needle))
         with pytest.raises(ConfigError) as e:

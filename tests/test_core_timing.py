@@ -1,0 +1,204 @@
+"""Core-level timing (model.core_timing) against the block twins, by hand, and its monotonicity;
+filters packed across groups (model.compile.pack_filters)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from model import blocks, core_timing as ct, fta, prune
+from model import compile as C
+from model.config import MacroConfig, load_config
+from model.layer import run_layer
+from model.macro import run_macro
+from model.spec import pipeline_latency
+from sim_bench import perf, synth
+
+
+@settings(max_examples=60, deadline=None)
+@given(K=st.integers(1, 90), n_comp=st.sampled_from([2, 4, 8, 16]), lanes_log=st.integers(0, 4),
+       seed=st.integers(0, 2**31))
+def test_switch_beats_equal_the_switch_twin(K, n_comp, lanes_log, seed):
+    """One vector's beats = the beats model.blocks.switch emits over the windows of its kept rows."""
+    lanes = min(n_comp, 1 << lanes_log)
+    rng = np.random.default_rng(seed)
+    keep = rng.random(K) < rng.random()
+    rows = np.nonzero(keep)[0]
+    seg = rows // 37  # arbitrary segments (row tiles) of consecutive rows
+    nseg = int(seg.max(initial=-1)) + 1
+    got = ct.switch_beats(rows, seg, nseg, n_comp, lanes)
+    for s in range(nseg):
+        want = 0
+        for w0 in range(0, K, n_comp):
+            win = np.arange(w0, min(K, w0 + n_comp))
+            m = np.isin(win, rows[seg == s])
+            if m.any():  # windows without a kept row are not fetched
+                want += len(blocks.switch(np.zeros(m.size, int), m.astype(int), lanes))
+        assert got[s] == want, (s, seed)
+
+
+def test_rounds_by_hand():
+    """D0 + sum_r max(C_r, D_{r+1}, drain after a round) + last drain."""
+    compute = np.array([10, 30, 5])
+    served = np.array([2, 2, 1])
+    # D = 2d, 2d, d with d = 7: 7*2 + max(10, 14, 0) + max(30, 7, 4) + max(5, 0, 4) + 4
+    assert ct.rounds_cycles(compute, served, np.array(7), 4) == 14 + 14 + 30 + 5 + 4
+    # a padding round (served 0) costs only the drain of the last real round
+    assert ct.rounds_cycles(np.array([10, 0]), np.array([1, 0]), np.array(3), 4) == 3 + 10 + 4
+
+
+def test_round_compute_is_per_vector_macro_cycles(rng):
+    """With M = 1 every round is one vector and costs exactly run_macro's (= the RTL's) cycles."""
+    macro = load_config("paper").macro
+    W = rng.normal(0, 1, (300, 8))
+    q = _quant(W, macro, 0.3)
+    comp = C.compile_layer(q[0], q[1], q[2], macro)
+    x = (rng.integers(0, 256, (5, 300)) * (rng.random((5, 300)) < 0.4)).astype(np.uint8)
+    t = comp.tiles[0]
+    kept = np.nonzero(comp.mask[:, t.group])[0]
+    from model.cycles import cell_row_popcounts_t, row_tile_sums
+    pc = cell_row_popcounts_t(x, [kept], macro.n_comp)[0]  # (cell rows, P)
+    vec = row_tile_sums(pc.T.astype(np.int64), macro.n_row)[:, t.row_tile] + pipeline_latency(macro.pipeline)
+    assert list(ct.round_compute(vec, 1)) == [run_macro(t, xp, macro).cycles for xp in x]
+    assert list(ct.round_compute(vec, 2)) == [max(vec[0:2]), max(vec[2:4]), vec[4]]
+
+
+def _quant(W, macro, sparsity):
+    G = macro.group_size
+    mask = prune.block_mask(W, G, sparsity)
+    scale = np.abs(W).max(0) / 127
+    w, phi = fta.quantize(W / scale, prune.expand_mask(mask, W.shape[1], G), phi_max=macro.phi_max)
+    return w, phi, mask
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**31), sparsity=st.sampled_from([0.0, 0.5, 0.75]))
+def test_fewer_lanes_or_less_bandwidth_only_add_cycles(seed, sparsity):
+    cfg = load_config("paper")
+    layers = synth.resnet18("cifar", seed=seed)[2:4]  # one 3x3 conv (+ its relu)
+    spec = synth.specs_of(layers, cfg.macro, sparsity=sparsity)[0]
+    base = perf.evaluate_layer(spec, cfg)
+    slower = [dataclasses.replace(cfg, macro=dataclasses.replace(cfg.macro, lanes=4)),
+              dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, dram_bytes_per_cycle=2.0)),
+              dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, output_buffer_kib=4)),
+              dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, result_words_per_cycle=1))]
+    faster = dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, macro_write_places_per_cycle=16))
+    for c in slower:
+        lp = perf.evaluate_layer(spec, c)
+        for k in perf.MECHANISMS:
+            assert lp.mech[k].wall_cycles >= base.mech[k].wall_cycles, (k, c.system, c.macro.lanes)
+            assert lp.mech[k].macro_cycles == base.mech[k].macro_cycles
+    lp = perf.evaluate_layer(spec, faster)
+    for k in perf.MECHANISMS:
+        assert lp.mech[k].wall_cycles <= base.mech[k].wall_cycles, k
+
+
+def test_switch_binds_at_fewer_lanes_and_not_the_dense_baseline():
+    cfg = load_config("paper")
+    spec = synth.specs_of(synth.resnet18("cifar")[2:4], cfg.macro, sparsity=0.5)[0]
+    narrow = dataclasses.replace(cfg, macro=dataclasses.replace(cfg.macro, lanes=2))
+    a, b = perf.evaluate_layer(spec, cfg), perf.evaluate_layer(spec, narrow)
+    assert b.mech["dbpim"].wall_cycles > 1.5 * a.mech["dbpim"].wall_cycles
+    assert b.mech["dense"].wall_cycles == a.mech["dense"].wall_cycles  # the baseline has no switch
+
+
+def test_output_buffer_capacity_splits_pixels_and_reloads():
+    cfg = load_config("paper")
+    spec = synth.specs_of(synth.resnet18("cifar")[2:4], cfg.macro, sparsity=0.5)[0]  # K = 576: 2 row tiles
+    small = dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, output_buffer_kib=8))
+    a, b = perf.evaluate_layer(spec, cfg), perf.evaluate_layer(spec, small)
+    assert b.mech["dbpim"].psum_chunks > a.mech["dbpim"].psum_chunks >= 1
+    assert b.mech["dbpim"].load_cycles > a.mech["dbpim"].load_cycles
+    assert b.mech["dbpim"].weight_bytes > a.mech["dbpim"].weight_bytes
+
+
+# ----------------------------------------------------------------------------- filters per macro follow phi
+
+def test_phi_one_filters_fill_a_macro_across_identical_groups(rng):
+    macro = load_config("paper").macro
+    K, N = 40, 32
+    w = rng.choice([-2, -1, 1, 2, 4], size=(K, N)).astype(np.int8)  # every weight has one digit
+    phi = np.ones(N, np.uint8)
+    mask = np.ones((K, N // macro.group_size), bool)  # 0 % sparsity: every group keeps every row
+    comp = C.compile_layer(w, phi, mask, macro)
+    assert len(comp.tiles) == 2 and all(t.n_filters == macro.n_col for t in comp.tiles)
+    assert C.mapping_error(comp) is None
+    x = rng.integers(0, 256, (3, K))
+    r = run_layer(x, comp)
+    assert np.array_equal(r.out, x @ w.astype(np.int64))
+    assert r.cycles_dbpim == sum(run_macro(t, xp, macro).cycles for t in comp.tiles for xp in x)
+    # groups that keep different rows are not packed together
+    mask[0, 1] = False
+    w2 = w.copy()
+    w2[0, 8:16] = 0
+    assert len(C.compile_layer(w2, phi, mask, macro).tiles) == 3
+
+
+@settings(max_examples=60, deadline=None)
+@given(N=st.integers(1, 40), G=st.integers(1, 8), n_col=st.sampled_from([2, 4, 8, 16]), seed=st.integers(0, 2**31))
+def test_packing_never_takes_more_tiles_than_group_by_group(N, G, n_col, seed):
+    rng = np.random.default_rng(seed)
+    phi = rng.integers(0, 3, N)
+    phi = np.minimum(phi, n_col)
+    ng = -(-N // G)
+    mask = np.ones((5, ng), bool)
+    mask[:, rng.random(ng) < 0.3] = False  # some empty groups
+    packed = C.pack_filters(phi, mask, G, n_col)
+    per_group = sum(len(C.pack_filters(phi, mask * (np.arange(ng) == g), G, n_col)) for g in range(ng))
+    assert len(packed) <= per_group
+    seen = np.concatenate([ft.filters for ft in packed]) if packed else np.zeros(0, int)
+    want = [f for f in range(N) if phi[f] > 0 and mask[:, f // G].any()]
+    assert list(seen) == want
+    for ft in packed:
+        assert ft.cols == sum(phi[ft.filters]) <= n_col
+
+
+def test_perf_model_counts_the_packed_tiles(rng):
+    """The model's macro-cycles and tile count equal run_layer's on a layer whose groups were packed together."""
+    cfg = load_config("paper")
+    m = cfg.macro
+    W = rng.normal(0, 1, (72, 48))
+    w, phi, mask = _quant(W, m, 0.0)
+    phi[:] = 1
+    w = fta.approximate(W / (np.abs(W).max(0) / 127), phi[None, :]).astype(np.int8)
+    comp = C.compile_layer(w, phi, mask, m)
+    spec = perf.LayerSpec(name="l", kind="linear", K=72, N=48, G=m.group_size, phi=phi, mask=mask, w=w,
+                          bits=rng.integers(0, 256, (4, 72)).astype(np.uint8), samples=1, vectors=4)
+    lp = perf.evaluate_layer(spec, cfg)
+    r = run_layer(spec.bits, comp)
+    assert lp.mech["dbpim"].tiles == len(comp.tiles) == 3
+    assert lp.mech["dbpim"].macro_cycles_total == r.cycles_dbpim
+
+
+def test_artifact_validates_the_mapping(tmp_path, rng):
+    from model import artifact
+    from model.artifact import ArtifactError, LayerRecord
+    macro = load_config("small").macro
+    W = rng.normal(0, 1, (20, 6))
+    w, phi, mask = _quant(W, macro, 0.0)
+    comp = C.compile_layer(w, phi, mask, macro)
+    rec = LayerRecord(name="fc", kind="linear", in_shape=(20,), out_shape=(6,), w=w,
+                      scale=np.ones(6, np.float32), compiled=comp)
+    d = artifact.save(tmp_path / "a", "net", macro, [rec])
+    assert artifact.load(d).layers[0].compiled.tiles[0].rows.shape == (macro.n_row, macro.n_comp)
+    f = next((d / "layers").glob("*.npz"))
+    z = dict(np.load(f))
+    z["tiles_meta"] = z["tiles_meta"].copy()
+    z["tiles_meta"][0, 3] += 1  # n_rows_used
+    np.savez(f, **z)
+    with pytest.raises(ArtifactError, match="n_rows_used"):
+        artifact.load(d)
+
+
+def test_peak_throughput_from_the_configuration():
+    cfg = load_config("paper")
+    # 32 macros x 16 x 16 / 8 cycles = 32 MACs per cycle per macro at phi = 1
+    assert perf.peak_tops(cfg, 1) == pytest.approx(2 * 32 * 32 * 500e6 / 1e12)
+    assert perf.peak_tops(cfg, 2) == pytest.approx(perf.peak_tops(cfg, 1) / 2)
+    g = perf.peak_geometry(cfg, 2.48)
+    assert g["mac_per_cycle_per_macro"] == pytest.approx(77.5)
+    assert g["ours_mac_per_cycle_per_macro"] == 32
+    assert MacroConfig(n_comp=16, n_col=40, n_row=16).n_col * 16 / 8 >= 77.5
