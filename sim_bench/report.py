@@ -7,11 +7,16 @@ Writes, into ``--out`` (staged next to it and moved in on success by
 folder holding files this command did not write is refused):
 
 * ``layers.csv``   one row per layer, the unit in every column name;
-* ``summary.json`` per network: ``speedup``, ``energy_saving``, ``utilization``,
-  per-mechanism speedups/energy savings, time by layer type, configuration;
-* ``summary.md``   our figures next to the paper's published ones;
+* ``summary.json`` per network: ``speedup``, ``energy_saving`` (system),
+  ``energy_saving_macro``, ``utilization`` (cell level), ``utilization_system``,
+  ``peak_tops``, per-mechanism speedups/energy savings, time by layer type,
+  energy by component, the energy constants with their sources and the
+  sensitivity of the system saving to each assumed one, configuration;
+* ``summary.md``   our figures next to the paper's published ones (Tab. II,
+  Tab. III, peak throughput, Fig. 12, Fig. 13);
 * ``mechanisms.png`` (Fig. 12 style), ``layer_speedup.png``, ``utilization.png``,
-  ``time_breakdown.png`` (Fig. 13 style), ``energy_breakdown.png``.
+  ``time_breakdown.png`` (Fig. 13 style), ``energy_breakdown.png``,
+  ``energy_tornado.png`` (system saving with each assumed constant halved / doubled).
 
 ``speedup`` / ``energy_saving`` are end to end (mapped layers + SIMD-core
 layers, like the paper's Fig. 12); the ``*_mapped`` variants count only the
@@ -29,16 +34,29 @@ from pathlib import Path
 
 import numpy as np
 
+from model.config import EnergyConfig
 from model.outdir import OUT_HELP, OutputError, check_output, output_dir
 from model.plots import legend_outside, pyplot as _plt, save_figure
-from sim_bench.perf import MECH_LABELS, MECHANISMS, NetworkPerf, evaluate_network, specs_from_artifact
+from sim_bench.perf import (MACRO_COMPONENTS, MECH_LABELS, MECHANISMS, NetworkPerf, evaluate_network, peak_geometry,
+                            peak_tops, specs_from_artifact)
 
 __all__ = ["main", "run_report", "write_report", "demo", "layer_rows", "markdown", "PAPER", "BenchError",
-           "plot_mechanisms", "plot_time_breakdown", "load_inputs"]
+           "plot_mechanisms", "plot_time_breakdown", "plot_tornado", "load_inputs", "network_note",
+           "UNTRAINED_NOTE", "U_CHOICE"]
 
 DIGITS_NOTE = ("Our networks are trained on scikit-learn digits (8x8, upscaled to 32x32 for the zoo networks), "
                "not on CIFAR-100 as in the paper; layer shapes match the paper's 32x32 inputs, but weight and "
                "activation statistics (hence sparsity, phi and skipped input columns) differ.")
+UNTRAINED_NOTE = ("UNTRAINED full-width network: Kaiming-normal weights, BatchNorm recalibrated on real images "
+                  "(scikit-learn digits upscaled to 32x32, our only real image data offline), block-pruned and "
+                  "FTA-quantized without training; activations recorded on those images. Layer shapes are the "
+                  "paper's CIFAR-100 ones; phi and skipped input columns are not those of a trained network.")
+#: which utilization the paper comparison uses, and why
+U_CHOICE = ("Tab. II is compared with `utilization_system`: the paper defines U over the SRAM cells of the array "
+            "per computation and attributes its 85 % (below 100 %) to layers with fewer output channels than the "
+            "hardware's parallelism and to deployment (mapping, macro allocation), i.e. to idle columns, macros "
+            "and cores, which only the system figure counts. `utilization` (cell level: the activated cell rows "
+            "of issued cycles) is printed beside it; it is near 100 % by construction of the FTA storage.")
 
 # The paper's published figures (seeds/db-pim-paper.txt; numbers lost in text extraction are None).
 PAPER = {
@@ -47,6 +65,10 @@ PAPER = {
     "time_ms": {  # Tab. III, std/pw-conv and FC layers only: (DAC'24 [16], bit-level, hybrid)
         "alexnet": (8.63, 2.88, 1.69), "vgg19": (17.22, 4.37, 2.96), "resnet18": (21.77, 4.03, 2.60),
         "mobilenetv2": (18.20, 2.34, 1.64), "efficientnetb0": (2.51, 0.40, 0.30)},
+    "bit_over_hybrid": {"alexnet": 1.70, "vgg19": 1.48, "resnet18": 1.55, "mobilenetv2": 1.43,
+                        "efficientnetb0": 1.33},  # Tab. III bit-level / hybrid time
+    "peak_tops": 2.48,  # Tab. II, 8b/8b, 32 macros
+    "peak_gops_per_macro": 77.5,  # Tab. II
     "max_speedup": {"arXiv v1": 8.01, "DAC'24": 7.69},  # abstract, "up to"
     "max_energy_saving_pct": {"arXiv v1": 85.28, "DAC'24": 83.43},
     "freq_mhz": (333, 500),  # Tab. II
@@ -57,6 +79,16 @@ PAPER = {
 
 class BenchError(ValueError):
     """Bad input to a report; the message is one line."""
+
+
+def network_note(net: NetworkPerf) -> str:
+    """What the network's weights are: the untrained full-width label or the trained-on-digits note."""
+    return UNTRAINED_NOTE if net.meta.get("untrained") else DIGITS_NOTE
+
+
+def weights_label(net: NetworkPerf) -> str:
+    """Short label of a network's weights for tables: ``untrained`` or ``trained (digits)``."""
+    return "untrained" if net.meta.get("untrained") else "trained (digits)"
 
 
 def paper_key(network: str) -> str:
@@ -102,11 +134,24 @@ def layer_rows(net: NetworkPerf) -> list[dict]:
             r[f"speedup_{k} [x]"] = _f(d / c) if c else ""
         e = lp.energy("dense")
         r["energy_saving_dbpim [%]"] = _f(100 * (1 - lp.energy("dbpim") / e)) if e else ""
-        r["utilization_dbpim [%]"] = _f(100 * lp.mech["dbpim"].utilization) if s.mapped else ""
-        r["utilization_dense [%]"] = _f(100 * lp.mech["dense"].utilization) if s.mapped else ""
-        r["tiles_dbpim [tiles]"] = lp.mech["dbpim"].tiles if s.mapped else ""
-        r["tiles_dense [tiles]"] = lp.mech["dense"].tiles if s.mapped else ""
-        r["weight_load_dbpim [cycles]"] = _f(lp.mech["dbpim"].load_cycles, 6) if s.mapped else ""
+        if s.mapped:
+            md, mb = lp.mech["dense"], lp.mech["dbpim"]
+            emd = sum(md.energy[c] for c in MACRO_COMPONENTS)
+            r["energy_saving_macro_dbpim [%]"] = _f(100 * (1 - sum(mb.energy[c] for c in MACRO_COMPONENTS) / emd)) \
+                if emd else ""
+        else:
+            r["energy_saving_macro_dbpim [%]"] = ""
+        for k in ("dbpim", "dense"):
+            r[f"utilization_{k} [%]"] = _f(100 * lp.mech[k].utilization) if s.mapped else ""
+            r[f"utilization_system_{k} [%]"] = _f(100 * lp.mech[k].utilization_system) if s.mapped else ""
+        for k in ("dbpim", "dense"):
+            mk = lp.mech.get(k)
+            r[f"filter_tiles_{k} [tiles]"] = mk.filter_tiles if s.mapped else ""
+            r[f"tiles_{k} [tiles]"] = mk.tiles if s.mapped else ""
+            r[f"weight_load_{k} [cycles]"] = _f(mk.load_cycles, 6) if s.mapped else ""
+            r[f"weight_bytes_{k} [B]"] = _f(mk.weight_bytes, 6) if s.mapped else ""
+            r[f"result_stream_{k} [cycles]"] = _f(mk.stream_cycles, 6) if s.mapped else ""
+            r[f"psum_chunks_{k} [chunks]"] = mk.psum_chunks if s.mapped else ""
         rows.append(r)
     return rows
 
@@ -120,11 +165,17 @@ def _write_csv(path: Path, rows: list[dict]):
 
 def summary_of(net: NetworkPerf) -> dict:
     d = net.summary()
+    d["weights"] = weights_label(net)
+    d["untrained"] = bool(net.meta.get("untrained", False))
+    d["speedup_by_mechanism"] = {k: net.speedup(k) for k in MECHANISMS}
     d["energy_by_component_dbpim [pJ]"] = _components(net, "dbpim")
     d["energy_by_component_dense [pJ]"] = _components(net, "dense")
+    d["energy_constants"] = energy_constants(net.cfg)
+    d["energy_sensitivity"] = net.tornado("dbpim")
+    d["peak_geometry_for_paper"] = peak_geometry(net.cfg, PAPER["peak_tops"])
     d["config"] = net.cfg.to_dict()
     d["layers_without_inputs"] = layers_without_inputs(net)
-    d["note"] = DIGITS_NOTE
+    d["note"] = network_note(net)
     return d
 
 
@@ -145,45 +196,117 @@ def inputs_note(nets: list[NetworkPerf]) -> list[str]:
     return [""] + lines if lines else []
 
 
+def energy_constants(cfg) -> list[dict]:
+    """Every energy constant with its value, the source of its default and whether it is assumed."""
+    return [{"constant": k, "value": getattr(cfg.energy, k), "source": src, "assumed": a}
+            for k, (src, a) in EnergyConfig.sources().items()]
+
+
 def _components(net: NetworkPerf, mech: str) -> dict:
-    out = {"simd core": 0.0}
-    for lp in net.layers:
-        if lp.mapped:
-            for k, v in lp.mech[mech].energy.items():
-                out[k] = out.get(k, 0.0) + v
-        else:
-            out["simd core"] += lp.simd_energy
-    return out
+    return net.components(mech)
 
 
 def _pct(v):
     return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{100 * v:.2f}%"
 
 
-def markdown(nets: list[NetworkPerf]) -> str:
-    """Our figures next to the paper's published ones."""
-    L = ["# DB-PIM performance model vs. the paper", "", f"> {DIGITS_NOTE}", "",
-         f"Hardware: `{nets[0].cfg.name}` ({nets[0].cfg.system.cores} PIM cores x "
-         f"{nets[0].cfg.system.macros_per_core} macros, {nets[0].cfg.pim_bytes // 1024} KiB PIM, "
-         f"{nets[0].cfg.system.freq_mhz:g} MHz; paper Tab. II: 333-500 MHz, 16 KB PIM, 32 macros).", "",
-         "## Per network (end to end = macros + SIMD core; mapped = std/pw-conv and FC only)", "",
-         "| network | speedup | energy saving | U (ours) | U (paper Tab. II) | ratio | speedup mapped | "
-         "time hybrid mapped [ms] | paper hybrid [ms] | ratio | time bit-level mapped [ms] | "
-         "paper bit-level [ms] | ratio |",
-         "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+def _num(v, fmt: str, none: str = "n/a") -> str:
+    return none if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
+
+
+def _ratio(a, b) -> str:
+    return "n/a" if a is None or b is None or not b else f"{a / b:.3g}"
+
+
+def _notes(nets: list[NetworkPerf]) -> list[str]:
+    notes = []
+    for n in nets:
+        note = network_note(n)
+        if note not in notes:
+            notes.append(note)
+    return [f"> {v}" for v in notes]
+
+
+def _table3(nets) -> list[str]:
+    f = nets[0].cfg.system.freq_mhz
+    L = [f"## Tab. III: std/pw-conv and FC layers, bit-level vs. hybrid, ms at {f:g} MHz", "",
+         "Bit-level = `bit_input` (FTA weights + IPU, all rows), hybrid = `dbpim`; time per inference of the layers "
+         "on the macros (the paper's Tab. III scope).", "",
+         "| network | weights | bit-level [ms] | paper [ms] | ratio | hybrid [ms] | paper [ms] | ratio | "
+         "bit/hybrid | paper bit/hybrid |", "|---|---|---|---|---|---|---|---|---|---|"]
     for n in nets:
         k = paper_key(n.network)
-        u = n.utilization("dbpim")
-        pu = PAPER["utilization_pct"].get(k)
-        th = n.time_us("dbpim", True) / 1e3
-        tb = n.time_us("bit_input", True) / 1e3
+        tb, th = n.time_us("bit_input", True) / 1e3, n.time_us("dbpim", True) / 1e3
         pt = PAPER["time_ms"].get(k)
-        L.append(f"| {n.network} | {n.speedup():.2f}x | {_pct(n.energy_saving())} | {100 * u:.2f}% | "
-                 f"{'%.2f%%' % pu if pu else 'n/a'} | {'%.3f' % (100 * u / pu) if pu else 'n/a'} | "
-                 f"{n.speedup('dbpim', True):.2f}x | {th:.4g} | {'%.2f' % pt[2] if pt else 'n/a'} | "
-                 f"{'%.3g' % (th / pt[2]) if pt else 'n/a'} | {tb:.4g} | {'%.2f' % pt[1] if pt else 'n/a'} | "
-                 f"{'%.3g' % (tb / pt[1]) if pt else 'n/a'} |")
-    L += inputs_note(nets)
+        pb, ph = (pt[1], pt[2]) if pt else (None, None)
+        L.append(f"| {n.network} | {weights_label(n)} | {tb:.4g} | {_num(pb, '.2f')} | {_ratio(tb, pb)} | "
+                 f"{th:.4g} | {_num(ph, '.2f')} | {_ratio(th, ph)} | {_ratio(tb, th)} | "
+                 f"{_num(PAPER['bit_over_hybrid'].get(k), '.2f')} |")
+    return L
+
+
+def _table2(nets) -> list[str]:
+    L = ["## Tab. II: actual utilization U", "", U_CHOICE, "",
+         "| network | weights | U_system DB-PIM (compared) | paper | ratio | U cell level DB-PIM | "
+         "U_system dense | U cell level dense |", "|---|---|---|---|---|---|---|---|"]
+    for n in nets:
+        us, pu = 100 * n.utilization_system(), PAPER["utilization_pct"].get(paper_key(n.network))
+        L.append(f"| {n.network} | {weights_label(n)} | {us:.2f}% | {_num(pu, '.2f')}{'%' if pu else ''} | "
+                 f"{_ratio(us, pu)} | {100 * n.utilization():.2f}% | {100 * n.utilization_system('dense'):.2f}% | "
+                 f"{100 * n.utilization('dense'):.2f}% |")
+    return L
+
+
+def _peak(cfg) -> list[str]:
+    m = cfg.macro
+    g = peak_geometry(cfg, PAPER["peak_tops"])
+    return ["## Peak throughput, 8b/8b (every bit column issued)", "",
+            "| design | TOPS | MACs per cycle per macro |", "|---|---|---|",
+            f"| ours, phi = 1 ({m.n_col} filters per macro) | {peak_tops(cfg, 1):.3f} | "
+            f"{g['ours_mac_per_cycle_per_macro']:g} |",
+            f"| ours, phi = {m.phi_max} | {peak_tops(cfg, m.phi_max):.3f} | "
+            f"{g['ours_mac_per_cycle_per_macro'] / m.phi_max:g} |",
+            f"| dense baseline (8 bit planes) | {peak_tops(cfg, dense=True):.3f} | "
+            f"{m.n_comp * m.n_col / (8 * m.in_bits):g} |",
+            f"| paper Tab. II | {PAPER['peak_tops']:.2f} | {g['mac_per_cycle_per_macro']:.1f} |", "",
+            f"The paper's {PAPER['peak_tops']} TOPS over {cfg.n_macros} macros at {cfg.system.freq_mhz:g} MHz needs "
+            f"{g['mac_per_cycle_per_macro']:.1f} MACs per cycle per macro; a bit-serial macro gives "
+            f"n_comp x n_col / (in_bits x phi), so it needs n_comp x n_col >= {g['n_comp_x_n_col']:.0f} at phi = 1 "
+            f"(e.g. {', '.join(g['examples'])}); ours is {m.n_comp} x {m.n_col} x {m.n_row}."]
+
+
+def _energy(nets) -> list[str]:
+    L = ["## Energy saving over the dense baseline: system and macro", "",
+         "`energy_saving` counts every component (macro, switch, buffers, weight load, static, SIMD core); "
+         "`energy_saving_macro` only the macros (array, adder trees, accumulators, IPU).", "",
+         "| network | weights | energy_saving (system) | energy_saving_macro | speedup end to end | "
+         "speedup mapped |", "|---|---|---|---|---|---|"]
+    for n in nets:
+        L.append(f"| {n.network} | {weights_label(n)} | {_pct(n.energy_saving())} | {_pct(n.energy_saving_macro())} "
+                 f"| {n.speedup():.2f}x | {n.speedup('dbpim', True):.2f}x |")
+    cons = energy_constants(nets[0].cfg)
+    L += ["", "Energy constants (pJ per event; static in mW); **assumed** = no published figure behind the default:",
+          "", "| constant | value | source | |", "|---|---|---|---|"]
+    L += [f"| {c['constant']} | {c['value']:g} | {c['source']} | {'**assumed**' if c['assumed'] else ''} |"
+          for c in cons]
+    L += ["", "Sensitivity of the system saving (DB-PIM) to each assumed constant halved / doubled "
+          "(`energy_tornado.png`):", "", "| network | constant | x0.5 | base | x2 |", "|---|---|---|---|---|"]
+    for n in nets:
+        for r in n.tornado("dbpim"):
+            L.append(f"| {n.network} | {r['constant']} | {_pct(r['saving@0.5'])} | {_pct(r['base'])} | "
+                     f"{_pct(r['saving@2'])} |")
+    return L
+
+
+def markdown(nets: list[NetworkPerf]) -> str:
+    """Our figures next to the paper's published ones."""
+    cfg = nets[0].cfg
+    L = ["# DB-PIM performance model vs. the paper", ""] + _notes(nets) + [
+        "", f"Hardware: `{cfg.name}` ({cfg.system.cores} PIM cores x {cfg.system.macros_per_core} macros, "
+        f"{cfg.pim_bytes // 1024} KiB PIM, {cfg.macro.n_comp} x {cfg.macro.n_col} x {cfg.macro.n_row} macros, "
+        f"switch {cfg.macro.lanes} lanes, {cfg.system.freq_mhz:g} MHz; paper Tab. II: 333-500 MHz, 16 KB PIM, "
+        "32 macros). Every limit of docs/perf_model.md is modelled.", ""]
+    L += _table3(nets) + inputs_note(nets) + [""] + _table2(nets) + [""] + _peak(cfg) + [""] + _energy(nets)
     best_s = max(n.speedup() for n in nets)
     best_e = max(n.energy_saving() for n in nets)
     L += ["", "## Headline figures (paper abstract: \"up to\")", "",
@@ -191,16 +314,15 @@ def markdown(nets: list[NetworkPerf]) -> str:
           f"| speedup | {best_s:.2f}x | 8.01x | {best_s / 8.01:.3f} | 7.69x | {best_s / 7.69:.3f} |",
           f"| energy saving | {100 * best_e:.2f}% | 85.28% | {100 * best_e / 85.28:.3f} | 83.43% | "
           f"{100 * best_e / 83.43:.3f} |", "",
-          "## Speedup by mechanism (end to end; Fig. 12 style; the paper's per-network bars are not legible "
+          "## Fig. 12: speedup by mechanism (end to end; the paper's per-network bars are not legible "
           "in the extracted text)", "",
-          "| network | " + " | ".join(MECH_LABELS[k] for k in MECHANISMS[1:]) + " |",
-          "|---|" + "---|" * (len(MECHANISMS) - 1)]
+          "| network | weights | " + " | ".join(MECH_LABELS[k] for k in MECHANISMS[1:]) + " |",
+          "|---|---|" + "---|" * (len(MECHANISMS) - 1)]
     for n in nets:
-        L.append(f"| {n.network} | " + " | ".join(f"{n.speedup(k):.2f}x / {_pct(n.energy_saving(k))}"
-                                                  for k in MECHANISMS[1:]) + " |")
-    L += ["", "Cells: speedup / energy saving over the dense digital PIM baseline.", "",
-          "## Execution time by layer type, DB-PIM (Fig. 13 style; the paper's percentages were lost in "
-          "extraction)", ""]
+        L.append(f"| {n.network} | {weights_label(n)} | " + " | ".join(
+            f"{n.speedup(k):.2f}x / {_pct(n.energy_saving(k))}" for k in MECHANISMS[1:]) + " |")
+    L += ["", "Cells: speedup / system energy saving over the dense digital PIM baseline.", "",
+          "## Fig. 13: execution time by layer type, DB-PIM (the paper's percentages were lost in extraction)", ""]
     types = sorted({t for n in nets for t in n.time_by_type()})
     L += ["| network | " + " | ".join(types) + " |", "|---|" + "---|" * len(types)]
     for n in nets:
@@ -208,9 +330,8 @@ def markdown(nets: list[NetworkPerf]) -> str:
         tot = sum(tt.values()) or 1.0
         L.append(f"| {n.network} | " + " | ".join(f"{100 * tt.get(t, 0) / tot:.1f}%" for t in types) + " |")
     L += ["", "Missing from the paper text (lost in extraction): Fig. 11/12 bar values, Fig. 13 percentages, "
-          "the buffer sizes of Sec. VI-A. Table III times are std/pw-conv and FC layers only (our \"mapped\").",
-          "Model assumptions: see `sim_bench/perf.py` (loop nest, weight loading, utilization) and the energy "
-          "sources in the hardware YAML.", ""]
+          "the buffer sizes of Sec. VI-A. Model: docs/perf_model.md (core timing, system limits, utilization, "
+          "energy sources).", ""]
     return "\n".join(L)
 
 
@@ -263,6 +384,26 @@ def plot_time_breakdown(nets: list[NetworkPerf], path: Path):
     save_figure(fig, path)
 
 
+def plot_tornado(net: NetworkPerf, path: Path, mech: str = "dbpim"):
+    """System energy saving with each assumed energy constant halved and doubled (a tornado plot)."""
+    plt = _plt()
+    rows = net.tornado(mech)
+    fig, ax = plt.subplots(figsize=(7, 0.45 * max(3, len(rows)) + 1.5))
+    base = 100 * net.energy_saving(mech)
+    y = np.arange(len(rows))[::-1]
+    for yi, r in zip(y, rows):
+        lo, hi = 100 * r["saving@0.5"], 100 * r["saving@2"]
+        ax.barh(yi, lo - base, left=base, color="tab:blue", label="constant x 0.5" if yi == y[0] else None)
+        ax.barh(yi, hi - base, left=base, color="tab:orange", label="constant x 2" if yi == y[0] else None)
+    ax.axvline(base, color="k", lw=1)
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{r['constant']} = {r['value']:g}" for r in rows], fontsize=7)
+    ax.set_xlabel("system energy saving over the dense baseline [%]")
+    legend_outside(ax)
+    ax.set_title(f"{net.network}: sensitivity to the assumed energy constants (base {base:.1f}%)")
+    save_figure(fig, path)
+
+
 def _plot_layers(net: NetworkPerf, out: Path) -> list[Path]:
     plt = _plt()
     mapped = net.mapped()
@@ -284,8 +425,11 @@ def _plot_layers(net: NetworkPerf, out: Path) -> list[Path]:
     paths.append(save_figure(fig, out / "layer_speedup.png"))
 
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(names) + 3), 4))
-    ax.bar(x - 0.2, [100 * lp.mech["dbpim"].utilization for lp in mapped], 0.4, label="DB-PIM")
-    ax.bar(x + 0.2, [100 * lp.mech["dense"].utilization for lp in mapped], 0.4, label="dense PIM")
+    for i, (k, u, lab) in enumerate((("dbpim", "utilization", "DB-PIM, cell level"),
+                                     ("dbpim", "utilization_system", "DB-PIM, system"),
+                                     ("dense", "utilization", "dense PIM, cell level"),
+                                     ("dense", "utilization_system", "dense PIM, system"))):
+        ax.bar(x - 0.3 + 0.2 * i, [100 * getattr(lp.mech[k], u) for lp in mapped], 0.2, label=lab)
     pu = PAPER["utilization_pct"].get(paper_key(net.network))
     if pu:
         ax.axhline(pu, color="r", ls="--", lw=1, label=f"paper Tab. II ({pu}%)")
@@ -294,7 +438,8 @@ def _plot_layers(net: NetworkPerf, out: Path) -> list[Path]:
     ax.set_ylabel("utilization U [%]")
     ax.set_ylim(0, 105)
     legend_outside(ax)
-    ax.set_title(f"{net.network}: utilization (Eq. 2), network {100 * net.utilization():.1f}%")
+    ax.set_title(f"{net.network}: utilization (Eq. 2), network {100 * net.utilization_system():.1f}% system, "
+                 f"{100 * net.utilization():.1f}% cell level")
     paths.append(save_figure(fig, out / "utilization.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -325,7 +470,8 @@ def write_report(net: NetworkPerf, out: Path, plots: bool = True) -> dict:
     if plots:
         plot_mechanisms([net], out / "mechanisms.png")
         plot_time_breakdown([net], out / "time_breakdown.png")
-        paths = [out / "mechanisms.png", out / "time_breakdown.png"] + _plot_layers(net, out)
+        plot_tornado(net, out / "energy_tornado.png")
+        paths = [out / "mechanisms.png", out / "time_breakdown.png", out / "energy_tornado.png"] + _plot_layers(net, out)
     summ["plots"] = [p.name for p in paths]
     return summ
 
@@ -345,9 +491,10 @@ def load_inputs(artifact, hw="paper"):
         art = load(p)
     except ArtifactError as e:
         raise BenchError(str(e).splitlines()[0]) from None
-    if art.macro != cfg.macro:
-        diff = ", ".join(f"{k}={getattr(art.macro, k)} vs {getattr(cfg.macro, k)}"
-                         for k in art.macro.to_dict() if getattr(art.macro, k) != getattr(cfg.macro, k))
+    # the switch (lanes) is outside the macro and does not shape the tiles: any lane count evaluates an artifact
+    diff = ", ".join(f"{k}={getattr(art.macro, k)} vs {getattr(cfg.macro, k)}"
+                     for k in art.macro.to_dict() if k != "lanes" and getattr(art.macro, k) != getattr(cfg.macro, k))
+    if diff:
         raise BenchError(f"{cfg.path}: macro: must match the artifact's compiled macro ({diff})")
     return art, cfg
 
@@ -365,7 +512,7 @@ def run_report(artifact, hw="paper", out="build/bench", plots: bool = True) -> d
     art, cfg = load_inputs(artifact, hw)
     inputs = [artifact, cfg.path]
     check_output(out, "dbpim bench", inputs)  # refuse before the long part
-    net = evaluate_network(specs_from_artifact(art), cfg, network=art.network)
+    net = evaluate_network(specs_from_artifact(art), cfg, network=art.network, meta=art.meta)
     with output_dir(out, "dbpim bench", inputs) as tmp:
         summ = write_report(net, tmp, plots=plots)
     return summ
@@ -373,9 +520,11 @@ def run_report(artifact, hw="paper", out="build/bench", plots: bool = True) -> d
 
 def format_summary(s: dict) -> str:
     m = s["mechanisms"]
-    lines = [f"{s['network']} on {s['hw']}: speedup {s['speedup']:.2f}x end to end "
-             f"({s['speedup_mapped']:.2f}x on the macros' layers), energy saving {100 * s['energy_saving']:.1f}%, "
-             f"utilization {100 * s['utilization']:.1f}% (dense {100 * s['utilization_dense']:.1f}%)",
+    lines = [f"{s['network']} ({s['weights']}) on {s['hw']}: speedup {s['speedup']:.2f}x end to end "
+             f"({s['speedup_mapped']:.2f}x on the macros' layers), energy saving {100 * s['energy_saving']:.1f}% "
+             f"(macros {100 * s['energy_saving_macro']:.1f}%), utilization {100 * s['utilization_system']:.1f}% "
+             f"system / {100 * s['utilization']:.1f}% cell level (dense {100 * s['utilization_system_dense']:.1f}% / "
+             f"{100 * s['utilization_dense']:.1f}%), peak {s['peak_tops']:.2f} TOPS",
              "  by mechanism: " + ", ".join(f"{k} {m[k]['speedup']:.2f}x" for k in MECHANISMS[1:]),
              f"  time per inference: DB-PIM {s['time_dbpim [us]']:.3f} us, dense {s['time_dense [us]']:.3f} us"]
     return "\n".join(lines)

@@ -1,21 +1,26 @@
-"""``dbpim sweep``: block sparsity x phi_max x macro geometry, in parallel processes.
+"""``dbpim sweep``: block sparsity x phi_max x macro geometry, on Ray.
 
     dbpim sweep [--workload digits|resnet18-cifar|resnet18-imagenet|<artifact dir>]
                 [--sparsity 0,0.25,0.5,0.75] [--phi-max 1,2] [--geometry 16x16x16,...]
-                [--hw paper] [--workers 2] --out <dir>
+                [--hw paper] [--engine ray|serial] [--address ADDR] [--workers 2] --out <dir>
 
-A geometry is ``n_comp x n_col x n_row``. Every point re-prunes
-(``model.prune.block_mask``, group size n_col // phi_max) and re-quantizes
-(``model.fta.quantize``) the workload's float weights, then runs the
+A geometry is ``n_comp x n_col x n_row`` (the switch keeps the configuration's
+``lanes``, at most ``n_comp``). Every point re-prunes and re-quantizes
+(``model.quant.prune_quantize``) the workload's float weights, then runs the
 performance model on the workload's activations. Float weights come from the
 workload: the digits MLP (real, numpy-trained), synthetic ResNet-18, or an
-artifact (its layer files' optional ``w_float`` (K, N) float32 array if the
-front-end stored it, else the de-quantized FTA weights ``w * scale`` -- a
-re-approximation of approximated weights, flagged in the CSV).
+artifact: its layers' ``w_float`` (the float weights the front-end stored;
+the ``float_weights`` column says whether they are unpruned, or pruned at the
+artifact's own sparsity so that points below it see zero blocks), else the
+de-quantized FTA weights ``w * scale`` (a re-approximation, flagged).
 
-Writes ``sweep.csv`` (units in the column names), ``sweep.json`` and
-``sweep.png`` into ``--out`` through :func:`model.outdir.output_dir` (moved in
-only on success; a folder holding other files is refused).
+Points run as Ray tasks: ``--engine ray`` (default) starts an embedded local
+cluster of ``--workers`` CPUs, or joins an existing one with ``--address``
+(its nodes need this checkout installed); ``--engine serial`` runs them in this
+process. Both give the same ``sweep.csv``, rows in point order. Writes
+``sweep.csv`` (units in the column names), ``sweep.json`` and ``sweep.png``
+into ``--out`` through :func:`model.outdir.output_dir` (moved in only on
+success; a folder holding other files is refused).
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ import argparse
 import dataclasses
 import json
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +37,10 @@ from model.outdir import OUT_HELP, OutputError, check_output, output_dir
 from model.plots import legend_outside, pyplot, save_figure
 from sim_bench.report import BenchError, _write_csv
 
-__all__ = ["main", "run_sweep", "parse_geometry", "workload", "workload_from_artifact"]
+__all__ = ["main", "run_sweep", "run_points", "parse_geometry", "workload", "workload_from_artifact", "point_row",
+           "ENGINES"]
 
+ENGINES = ("ray", "serial")
 _CACHE: dict = {}
 
 
@@ -46,42 +52,49 @@ def parse_geometry(s: str) -> tuple[int, int, int]:
     return a, b, c
 
 
+def _float_source(rec) -> str:
+    """How an artifact layer's float weights were stored: unpruned, pruned, or not at all."""
+    if rec.w_float is None:
+        return "dequantized FTA (approximate)"
+    c = rec.compiled
+    from model.prune import expand_mask
+    pruned = ~expand_mask(c.mask, c.N, c.group_size)
+    if pruned.any() and not np.any(rec.w_float[pruned]):
+        return "float, pruned at the artifact's sparsity"
+    return "float (unpruned)"
+
+
 def workload_from_artifact(path):
-    """Float workload of an artifact's layers (see the module docstring)."""
+    """(network, float layers, float-weight source, artifact block sparsity) of an artifact."""
     from model.artifact import ArtifactError, load
     from sim_bench.synth import FloatLayer
     try:
         art = load(path, check_tiles=False)
     except ArtifactError as e:
         raise BenchError(str(e).splitlines()[0]) from None
-    out, exact = [], True
+    out, sources, kept = [], set(), []
     for r in art.layers:
         if not r.mapped:
             out.append(FloatLayer(name=r.name, kind="simd", op=r.op, simd_ops=r.simd_ops))
             continue
-        wf = None
-        rec = next((d for d in (Path(path) / "layers").glob("*.npz") if d.name.endswith(f"_{r.name}.npz")), None)
-        if rec is not None:
-            with np.load(rec) as z:
-                if "w_float" in z.files and z["w_float"].shape == r.w.shape:
-                    wf = z["w_float"].astype(np.float32)
-        if wf is None:
-            exact = False
-            wf = r.w.astype(np.float32) * r.scale[None, :]
+        sources.add(_float_source(r))
+        kept.append(float(np.mean(r.compiled.mask)))
+        wf = r.w_float if r.w_float is not None else r.w.astype(np.float32) * r.scale[None, :]
         out.append(FloatLayer(name=r.name, kind=r.kind, W=wf, x=r.x, kernel=r.kernel, stride=r.stride,
                               padding=r.padding, signed=r.signed_input))
-    return art.network, out, exact
+    src = sorted(sources)[0] if len(sources) == 1 else "mixed: " + "; ".join(sorted(sources))
+    return art.network, out, src, 1.0 - float(np.mean(kept)) if kept else 0.0
 
 
 def workload(name: str):
-    """(network name, float layers, float weights exact?) of a workload name or artifact path; cached per process."""
+    """(network, float layers, float-weight source, source sparsity) of a workload name or artifact; cached per process."""
     if name in _CACHE:
         return _CACHE[name]
     from sim_bench import synth
     if name == "digits":
-        w = ("digits-mlp", synth.mlp_digits(), True)
+        w = ("digits-mlp", synth.mlp_digits(), "float (unpruned)", 0.0)
     elif name in ("resnet18-cifar", "resnet18-imagenet"):
-        w = (name + " (synthetic)", synth.resnet18(name.split("-")[1]), True)
+        w = (name + " (synthetic)", synth.resnet18(name.split("-")[1]), "float (unpruned)", 0.0)
     elif Path(name).is_dir():
         w = workload_from_artifact(name)
     else:
@@ -91,11 +104,10 @@ def workload(name: str):
     return w
 
 
-def _point(args) -> dict:
-    wl, hw, sparsity, phi_max, geom = args
-    from model.config import ConfigError
+def point_row(wl: str, hw: str, sparsity: float, phi_max: int, geom) -> dict:
+    """Evaluate one sweep point; a row of ``sweep.csv`` (or ``{"error": ...}``)."""
+    from model.config import ConfigError, load_config
     from sim_bench import synth
-    from model.config import load_config
     from sim_bench.perf import MECHANISMS, evaluate_network
     cfg = load_config(hw)
     n_comp, n_col, n_row = geom
@@ -105,25 +117,93 @@ def _point(args) -> dict:
     except ConfigError as e:
         return {"error": str(e)}
     cfg = dataclasses.replace(cfg, macro=macro)
-    name, layers, exact = workload(wl)
+    name, layers, source, src_sparsity = workload(wl)
+    if sparsity < src_sparsity - 1e-9 and source != "float (unpruned)":
+        source += f" (below its sparsity {src_sparsity:.2f}: approximate)"
     net = evaluate_network(synth.specs_of(layers, macro, sparsity=sparsity), cfg, network=name)
     r = {"network": name, "sparsity [fraction of blocks]": sparsity, "phi_max [digits]": phi_max,
-         "geometry [n_comp x n_col x n_row]": f"{n_comp}x{n_col}x{n_row}", "group_size [filters]": macro.group_size,
-         "float_weights": "exact" if exact else "dequantized FTA (approximate)",
+         "geometry [n_comp x n_col x n_row]": f"{n_comp}x{n_col}x{n_row}", "lanes [inputs/cycle]": macro.lanes,
+         "group_size [filters]": macro.group_size, "float_weights": source,
          "speedup [x]": net.speedup(), "speedup_mapped [x]": net.speedup("dbpim", True),
-         "energy_saving [%]": 100 * net.energy_saving(), "utilization [%]": 100 * net.utilization(),
+         "energy_saving [%]": 100 * net.energy_saving(), "energy_saving_macro [%]": 100 * net.energy_saving_macro(),
+         "utilization [%]": 100 * net.utilization(), "utilization_system [%]": 100 * net.utilization_system(),
          "time_dbpim [us]": net.time_us("dbpim"), "time_dense [us]": net.time_us("dense"),
          "energy_dbpim [pJ]": net.total_energy("dbpim")}
     for k in MECHANISMS[1:-1]:
         r[f"speedup_{k} [x]"] = net.speedup(k)
+        r[f"speedup_{k}_mapped [x]"] = net.speedup(k, True)
+        r[f"energy_saving_{k}_mapped [%]"] = 100 * net.energy_saving(k, True)
     return r
 
 
+def _point(args) -> dict:
+    return point_row(*args)
+
+
+def _bar(progress: bool):
+    """``disable`` of a tqdm bar: off when not asked for, else only on a terminal (None)."""
+    return None if progress else True
+
+
+def _run_serial(points, progress: bool) -> list[dict]:
+    from tqdm.auto import tqdm
+    return [_point(p) for p in tqdm(points, desc="sweep (serial)", disable=_bar(progress))]
+
+
+def _run_ray(points, workers: int, address: str | None, progress: bool) -> list[dict]:
+    try:
+        import ray
+    except ImportError:
+        raise BenchError("--engine ray: Ray is not installed (run `make install`, or pass --engine serial)") from None
+    from tqdm.auto import tqdm
+    started = not ray.is_initialized()
+    if started:
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+            else:
+                ray.init(num_cpus=max(1, int(workers)), include_dashboard=False, log_to_driver=False,
+                         logging_level="ERROR")
+        except Exception as e:  # noqa: BLE001 - any start failure is one line for the user
+            raise BenchError(f"--address {address}: cannot join the Ray cluster ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''})" if address else
+                             f"--engine ray: cannot start a local Ray cluster ({type(e).__name__})") from None
+    try:
+        task = ray.remote(_point)
+        refs = [task.remote(p) for p in points]
+        index = {r: i for i, r in enumerate(refs)}
+        rows: list = [None] * len(refs)
+        pending = list(refs)
+        with tqdm(total=len(refs), desc="sweep (ray)", disable=_bar(progress)) as bar:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                for r in done:
+                    rows[index[r]] = ray.get(r)
+                bar.update(len(done))
+        return rows
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def run_points(points, engine: str = "ray", workers: int = 2, address: str | None = None,
+               progress: bool = True) -> list[dict]:
+    """Evaluate ``(workload, hw, sparsity, phi_max, geometry)`` points; rows in point order."""
+    if engine not in ENGINES:
+        raise BenchError(f"--engine: must be one of {', '.join(ENGINES)}, got {engine!r}")
+    points = list(points)
+    rows = _run_ray(points, workers, address, progress) if engine == "ray" else _run_serial(points, progress)
+    bad = [r["error"] for r in rows if "error" in r]
+    if bad:
+        raise BenchError(bad[0])
+    return rows
+
+
 def run_sweep(workload_name="digits", hw="paper", sparsities=(0.0, 0.25, 0.5, 0.75), phi_maxes=(1, 2),
-              geometries=((16, 16, 16),), out="build/sweep", workers: int = 2, plots: bool = True) -> list[dict]:
-    """Run every point (in ``workers`` processes) and write ``sweep.csv`` / ``sweep.png`` / ``sweep.json``."""
-    from model.config import ConfigError
-    from model.config import load_config
+              geometries=((16, 16, 16),), out="build/sweep", workers: int = 2, plots: bool = True,
+              engine: str = "ray", address: str | None = None, progress: bool = True) -> list[dict]:
+    """Run every point and write ``sweep.csv`` / ``sweep.json`` / ``sweep.png``; returns the rows."""
+    from model.config import ConfigError, load_config
     try:
         cfg_path = load_config(hw).path
     except ConfigError as e:
@@ -135,7 +215,7 @@ def run_sweep(workload_name="digits", hw="paper", sparsities=(0.0, 0.25, 0.5, 0.
             raise BenchError(f"--sparsity: {s}: must lie in [0, 1]")
     pts = [(workload_name, hw, float(s), int(p), tuple(g)) for g in geometries for p in phi_maxes for s in sparsities]
     check_output(out, "dbpim sweep", inputs)  # refuse before the long part
-    rows = _run_points(pts, workers)
+    rows = run_points(pts, engine, workers, address, progress)
     with output_dir(out, "dbpim sweep", inputs) as tmp:
         _write_csv(tmp / "sweep.csv", rows)
         (tmp / "sweep.json").write_text(json.dumps(rows, indent=2, default=float))
@@ -144,30 +224,18 @@ def run_sweep(workload_name="digits", hw="paper", sparsities=(0.0, 0.25, 0.5, 0.
     return rows
 
 
-def _run_points(pts: list, workers: int) -> list[dict]:
-    """Every sweep point, in ``workers`` processes; the first point's error is a :class:`BenchError`."""
-    if workers > 1 and len(pts) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as ex:
-            rows = list(ex.map(_point, pts))
-    else:
-        rows = [_point(p) for p in pts]
-    bad = [r["error"] for r in rows if "error" in r]
-    if bad:
-        raise BenchError(bad[0])
-    return rows
-
-
 def _plot(rows, path):
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     keys = sorted({(r["geometry [n_comp x n_col x n_row]"], r["phi_max [digits]"]) for r in rows})
+    cols = ("speedup [x]", "energy_saving [%]", "utilization_system [%]")
     for g, p in keys:
         rr = sorted((r for r in rows if r["geometry [n_comp x n_col x n_row]"] == g and r["phi_max [digits]"] == p),
                     key=lambda r: r["sparsity [fraction of blocks]"])
         x = [r["sparsity [fraction of blocks]"] for r in rr]
-        for ax, k in zip(axes, ("speedup [x]", "energy_saving [%]", "utilization [%]")):
+        for ax, k in zip(axes, cols):
             ax.plot(x, [r[k] for r in rr], marker="o", label=f"{g}, phi_max={p}")
-    for ax, k in zip(axes, ("speedup [x]", "energy_saving [%]", "utilization [%]")):
+    for ax, k in zip(axes, cols):
         ax.set_xlabel("block sparsity [fraction]")
         ax.set_ylabel(k)
         ax.grid(alpha=0.3)
@@ -185,7 +253,7 @@ def _floats(s, name):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="dbpim sweep", description=(
-        "Block sparsity x phi_max x macro geometry sweep of the performance model, in parallel processes; "
+        "Block sparsity x phi_max x macro geometry sweep of the performance model, its points as Ray tasks; "
         "writes sweep.csv, sweep.json and sweep.png into --out."))
     p.add_argument("--workload", default="digits", help="digits, resnet18-cifar, resnet18-imagenet or an artifact "
                    "directory (default: digits)")
@@ -195,22 +263,28 @@ def main(argv=None) -> int:
     p.add_argument("--geometry", default="16x16x16",
                    help="comma-separated macro geometries n_comp x n_col x n_row (default: 16x16x16)")
     p.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
-    p.add_argument("--workers", type=int, default=2, help="parallel processes (default: 2)")
+    p.add_argument("--engine", default="ray", choices=ENGINES,
+                   help="ray: points as Ray tasks; serial: in this process, the same CSV (default: ray)")
+    p.add_argument("--address", default=None, help="join this Ray cluster (e.g. auto or host:port) instead of "
+                   "starting a local one")
+    p.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray cluster (default: 2)")
     p.add_argument("--out", default="build/sweep", help=OUT_HELP + " (default: build/sweep)")
     p.add_argument("--no-plots", action="store_true", help="skip sweep.png")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     try:
         sp = _floats(a.sparsity, "sparsity")
         ph = [int(v) for v in _floats(a.phi_max, "phi-max")]
         geo = [parse_geometry(g) for g in a.geometry.split(",") if g.strip()]
-        rows = run_sweep(a.workload, a.hw, sp, ph, geo, a.out, max(1, a.workers), plots=not a.no_plots)
+        rows = run_sweep(a.workload, a.hw, sp, ph, geo, a.out, max(1, a.workers), plots=not a.no_plots,
+                         engine=a.engine, address=a.address, progress=not a.quiet)
     except (BenchError, OutputError) as e:
         print(f"dbpim sweep: {e}", file=sys.stderr)
         return 2
     for r in rows:
         print(f"{r['geometry [n_comp x n_col x n_row]']:>10} phi_max={r['phi_max [digits]']} "
               f"sparsity={r['sparsity [fraction of blocks]']:.2f}: speedup {r['speedup [x]']:.2f}x, "
-              f"energy saving {r['energy_saving [%]']:.1f}%, U {r['utilization [%]']:.1f}%")
+              f"energy saving {r['energy_saving [%]']:.1f}%, U_system {r['utilization_system [%]']:.1f}%")
     print(f"sweep written to {a.out}")
     return 0
 

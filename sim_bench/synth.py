@@ -5,6 +5,8 @@ integer input activations), which :func:`specs_of` turns into performance-model
 :class:`sim_bench.perf.LayerSpec` objects with the golden model's block pruning
 and FTA (:func:`model.quant.prune_quantize`).
 
+ResNet-50 (:func:`resnet50_shapes`: 224 x 224, bottleneck blocks with the
+stride on the 3x3 convolution, 25.5 M weights) exists for speed benchmarks.
 ResNet-18 comes in two shapes: ``cifar`` (32 x 32 input, 3x3 stem, no max-pool,
 100 classes: the shapes of the paper's CIFAR-100 evaluation and of our digits
 networks upscaled to 32 x 32) and ``imagenet`` (224 x 224, 7x7 stem, 1000
@@ -25,7 +27,8 @@ from model.quant import prune_quantize
 from model.spec import input_bits
 from sim_bench.perf import LayerSpec
 
-__all__ = ["FloatLayer", "resnet18", "resnet18_shapes", "specs_of", "mlp_digits", "digits_real_layers"]
+__all__ = ["FloatLayer", "resnet18", "resnet18_shapes", "resnet50_shapes", "network", "SHAPES", "specs_of",
+           "mlp_digits", "digits_real_layers"]
 
 
 @dataclass
@@ -87,6 +90,39 @@ def resnet18_shapes(variant: str = "cifar"):
     return out
 
 
+def resnet50_shapes():
+    """Layer list of ResNet-50 at 224 x 224 (1000 classes), in the format of :func:`resnet18_shapes`."""
+    out = [("conv1", "conv2d", 3, 64, 7, 2, 3, 224)]
+    H = conv_out_size(224, 7, 2, 3)
+    out += [("conv1_relu", "simd", "relu", 64 * H * H), ("maxpool", "simd", "pool", 64 * H * H)]
+    H = conv_out_size(H, 3, 2, 1)
+    cin = 64
+    for stage, (width, blocks) in enumerate(((64, 3), (128, 4), (256, 6), (512, 3))):
+        cout = 4 * width
+        for blk in range(blocks):
+            s = 2 if (stage > 0 and blk == 0) else 1
+            n = f"layer{stage + 1}.{blk}"
+            Ho = conv_out_size(H, 3, s, 1)
+            out.append((f"{n}.conv1", "conv2d", cin, width, 1, 1, 0, H))
+            out.append((f"{n}.relu1", "simd", "relu", width * H * H))
+            out.append((f"{n}.conv2", "conv2d", width, width, 3, s, 1, H))
+            out.append((f"{n}.relu2", "simd", "relu", width * Ho * Ho))
+            out.append((f"{n}.conv3", "conv2d", width, cout, 1, 1, 0, Ho))
+            if blk == 0:
+                out.append((f"{n}.downsample", "conv2d", cin, cout, 1, s, 0, H))
+            out.append((f"{n}.add", "simd", "add", cout * Ho * Ho))
+            out.append((f"{n}.relu3", "simd", "relu", cout * Ho * Ho))
+            cin, H = cout, Ho
+    out.append(("avgpool", "simd", "pool", 2048 * H * H))
+    out.append(("fc", "linear", 2048, 1000, 1, 1, 0, 1))
+    return out
+
+
+#: synthetic networks by name: their layer lists
+SHAPES = {"resnet18-cifar": lambda: resnet18_shapes("cifar"), "resnet18-imagenet": lambda: resnet18_shapes("imagenet"),
+          "resnet50-imagenet": resnet50_shapes}
+
+
 def _acts(rng, shape, zero_frac=0.5, sigma=40.0) -> np.ndarray:
     a = np.abs(rng.normal(0, sigma, shape)).round()
     a[rng.random(shape) < zero_frac] = 0
@@ -95,9 +131,14 @@ def _acts(rng, shape, zero_frac=0.5, sigma=40.0) -> np.ndarray:
 
 def resnet18(variant: str = "cifar", samples: int = 1, seed: int = 0, with_inputs: bool = True) -> list[FloatLayer]:
     """Synthetic ResNet-18 (float He-normal weights, post-ReLU-like uint8 inputs)."""
+    return network(resnet18_shapes(variant), samples, seed, with_inputs)
+
+
+def network(shapes, samples: int = 1, seed: int = 0, with_inputs: bool = True) -> list[FloatLayer]:
+    """A synthetic network of a layer list (float He-normal weights, post-ReLU-like uint8 inputs)."""
     rng = np.random.default_rng(seed)
     layers = []
-    for row in resnet18_shapes(variant):
+    for row in shapes:
         if row[1] == "simd":
             layers.append(FloatLayer(name=row[0], kind="simd", op=row[2], simd_ops=int(row[3])))
             continue

@@ -30,20 +30,26 @@ def test_bench_report_outputs(art, tmp_path, capsys):
     assert report.main(["--artifact", str(art), "--hw", "paper", "--out", str(out)]) == 0
     assert "speedup" in capsys.readouterr().out
     for f in ("layers.csv", "summary.json", "summary.md", "mechanisms.png", "layer_speedup.png", "utilization.png",
-              "time_breakdown.png", "energy_breakdown.png"):
+              "time_breakdown.png", "energy_breakdown.png", "energy_tornado.png"):
         assert (out / f).is_file() and (out / f).stat().st_size > 0, f
     rows = list(csv.DictReader(open(out / "layers.csv")))
     assert [r["layer"] for r in rows] == ["fc1", "fc1_relu", "fc2", "fc2_relu"]
     for col in rows[0]:
         assert col in TEXT_COLUMNS or "[" in col, col  # unit in every numeric column name
     s = json.loads((out / "summary.json").read_text())
-    for k in ("speedup", "energy_saving", "utilization", "mechanisms", "time_by_type [us]"):
+    for k in ("speedup", "energy_saving", "energy_saving_macro", "utilization", "utilization_system", "peak_tops",
+              "speedup_by_mechanism", "mechanisms", "time_by_type [us]", "energy_constants", "energy_sensitivity"):
         assert k in s
-    assert s["speedup"] > 1 and 0 < s["utilization"] <= 1 and s["energy_saving"] < 1
+    assert s["speedup"] > 1 and 0 < s["utilization_system"] <= s["utilization"] <= 1 and s["energy_saving"] < 1
+    assert s["energy_saving_macro"] > s["energy_saving"] and s["peak_tops"] == pytest.approx(1.024)
+    assert set(s["speedup_by_mechanism"]) == set(s["mechanisms"]) and s["weights"] == "trained (digits)"
+    assumed = {c["constant"] for c in s["energy_constants"] if c["assumed"]}
+    assert {r["constant"] for r in s["energy_sensitivity"]} <= assumed and "weight_load_byte_pj" in assumed
     assert set(s["mechanisms"]) >= {"bit", "value", "input", "dbpim"}
     assert s["mechanisms"]["dbpim"]["speedup"] == pytest.approx(s["speedup"])
     md = (out / "summary.md").read_text()
     assert "8.01x" in md and "85.28%" in md and "7.69x" in md and "digits" in md and "CIFAR-100" in md
+    assert "Tab. III" in md and "Tab. II" in md and "2.48" in md and "77.5" in md and "**assumed**" in md
 
 
 def test_bench_errors_are_one_line_and_keep_old_output(art, tmp_path, capsys):
@@ -81,29 +87,59 @@ def test_bench_paper_combined(art, tmp_path):
     second = tmp_path / "r18"
     shutil.copytree(art, second)
     man = yaml.safe_load((second / "manifest.yaml").read_text())
-    man["network"] = "ResNet18"
+    man["network"] = "ResNet18-w1-untrained"
+    man["meta"] = {"untrained": True}
     (second / "manifest.yaml").write_text(yaml.safe_dump(man, sort_keys=False))
     out = tmp_path / "paper"
-    assert paper.main(["--artifacts", str(art), str(second), "--out", str(out), "--no-plots"]) == 0
+    assert paper.main(["--artifacts", str(art), str(second), "--fig11", str(second), "--fig11-sparsity", "0,0.5",
+                       "--engine", "serial", "--out", str(out)]) == 0
     rows = list(csv.DictReader(open(out / "networks.csv")))
-    assert [r["network"] for r in rows] == ["digits-mlp", "ResNet18"]
+    assert [r["network"] for r in rows] == ["digits-mlp", "ResNet18-w1-untrained"]
+    assert [r["weights"] for r in rows] == ["trained (digits)", "untrained"]
     md = (out / "summary.md").read_text()
-    assert "86.29%" in md and "2.60" in md  # Tab. II / Tab. III figures next to ours
-    assert (out / "ResNet18" / "layers.csv").is_file()
+    assert "86.29%" in md and "2.60" in md and "1.55" in md  # Tab. II / Tab. III figures next to ours
+    assert "UNTRAINED" in md and "| untrained |" in md
+    t3 = {r["network"]: r for r in csv.DictReader(open(out / "table3.csv"))}
+    r = t3["ResNet18-w1-untrained"]
+    assert float(r["paper_bit_over_hybrid [x]"]) == 1.55 and float(r["paper_hybrid [ms]"]) == 2.60
+    assert float(r["bit_over_hybrid [x]"]) == pytest.approx(float(r["bit_level [ms]"]) / float(r["hybrid [ms]"]))
+    t2 = list(csv.DictReader(open(out / "table2.csv")))
+    assert float(t2[1]["paper_utilization [%]"]) == 86.29
+    f11 = list(csv.DictReader(open(out / "fig11.csv")))
+    assert [(r["network"], float(r["sparsity [fraction of blocks]"]), r["weights"]) for r in f11] == [
+        ("ResNet18-w1-untrained", 0.0, "untrained"), ("ResNet18-w1-untrained", 0.5, "untrained")]
+    f12 = list(csv.DictReader(open(out / "fig12.csv")))
+    assert len(f12) == 2 * 6 and {r["mechanism"] for r in f12} >= {"bit_input", "dbpim", "weight"}
+    for f in ("fig11.png", "fig12.png", "time_breakdown.png"):
+        assert (out / f).stat().st_size > 0, f
+    assert (out / "ResNet18-w1-untrained" / "layers.csv").is_file()
     assert paper.main(["--artifacts", "--out", str(tmp_path / "x")]) == 2
 
 
-def test_sweep_parallel(art, tmp_path):
+def test_sweep_serial(art, tmp_path):
     out = tmp_path / "sw"
     rows = sweep.run_sweep(str(art), "paper", sparsities=(0.0, 0.5), phi_maxes=(1, 2), geometries=((16, 16, 16),),
-                           out=out, workers=2)
+                           out=out, engine="serial", progress=False)
     assert len(rows) == 4 and (out / "sweep.csv").is_file() and (out / "sweep.png").is_file()
     by = {(r["phi_max [digits]"], r["sparsity [fraction of blocks]"]): r for r in rows}
     assert by[(2, 0.5)]["speedup [x]"] > by[(2, 0.0)]["speedup [x]"]
+    # the digits artifact stores no float weights: every point re-approximates its FTA weights, flagged,
+    # and points below the artifact's own sparsity (0.5) are flagged once more
+    assert by[(2, 0.5)]["float_weights"] == "dequantized FTA (approximate)"
+    assert by[(2, 0.0)]["float_weights"] == "dequantized FTA (approximate) (below its sparsity 0.50: approximate)"
     for col in rows[0]:
         assert col in {"network", "float_weights"} or "[" in col
     assert sweep.main(["--workload", "nope", "--out", str(tmp_path / "x")]) == 2
     assert sweep.main(["--workload", str(art), "--geometry", "16x16", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_sweep_on_ray_gives_the_serial_csv(art, tmp_path):
+    """Two points on an embedded Ray cluster: the same sweep.csv, byte for byte, as the serial engine."""
+    pytest.importorskip("ray")
+    kw = dict(sparsities=(0.0, 0.5), phi_maxes=(2,), geometries=((16, 16, 16),), plots=False, progress=False)
+    sweep.run_sweep(str(art), "paper", out=tmp_path / "serial", engine="serial", **kw)
+    sweep.run_sweep(str(art), "paper", out=tmp_path / "ray", engine="ray", workers=2, **kw)
+    assert (tmp_path / "ray" / "sweep.csv").read_bytes() == (tmp_path / "serial" / "sweep.csv").read_bytes()
 
 
 def test_demo_returns_plots(art, tmp_path, capsys):

@@ -32,6 +32,7 @@ from model.config import MacroConfig
 from model.layer import run_layer
 from model.torch.attention import mask_scores
 from model.torch.graph import conv_padding, node_label, propagate_shapes
+from model.torch.prune import weight_kn
 from model.torch.qat import QLayer, qlayers
 
 __all__ = ["graph_ops", "record_int", "layer_records", "verify_integer", "export", "ExportError", "mac_count"]
@@ -264,6 +265,14 @@ def record_int(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[torch.Tenso
             q.record = None
 
 
+def _w_float(q: QLayer) -> np.ndarray:
+    """Float weights (K x N, float32) for sweeps: the module's ``dbpim_w_float`` if a flow kept the
+    unpruned ones (BatchNorm folded), else its current weights (pruned blocks are then 0)."""
+    w = getattr(q.inner, "dbpim_w_float", None)
+    w = weight_kn(q.inner).detach() if w is None else w
+    return w.detach().cpu().numpy().astype(np.float32)
+
+
 def _samples_first(t: np.ndarray, axis: int | None) -> np.ndarray:
     return t if axis in (None, 0) else np.moveaxis(t, axis, 0)
 
@@ -284,6 +293,7 @@ def _mapped_records(op: dict, q: QLayer, macro: MacroConfig, G: int, rec: tuple 
                           f"(pruned with another hw configuration?)")
     phi_all = q.phi.numpy().astype(np.uint8)
     scale_all = q.w_scale.numpy().astype(np.float32)
+    w_float_all = _w_float(q)
     signed = bool(q.act.signed)
     x_int = None if rec is None else _samples_first(rec[0].numpy(), op["in_axis"])
     in_shape, out_shape, geo = tuple(op["in_shape"]), tuple(op["out_shape"]), {}
@@ -314,7 +324,7 @@ def _mapped_records(op: dict, q: QLayer, macro: MacroConfig, G: int, rec: tuple 
             name=op["name"] if g == 1 else f"{op['name']}.g{j}", kind="linear" if q.kind == "linear" else "conv2d",
             in_shape=ins, out_shape=outs, signed_input=signed, w=w, scale=scale_all[cols], compiled=compiled,
             x=None if xs is None else np.ascontiguousarray(xs).astype(np.int8 if signed else np.uint8),
-            x_scale=float(q.x_scale), group=(j, g) if g > 1 else None,
+            x_scale=float(q.x_scale), w_float=w_float_all[:, cols], group=(j, g) if g > 1 else None,
             extra={"module": type(q.inner).__name__} if q.kind == "conv1d" else {}, **geo))
     return out
 

@@ -1,0 +1,121 @@
+"""The paper's five networks at full width on CIFAR-100 shapes, UNTRAINED, as compiled artifacts.
+
+    python -m dbpim.paper_nets [--out build/paper-nets] [--names alexnet,vgg19,...] [--sparsity 0.5]
+    dbpim paper-nets ...
+
+For each of AlexNet, VGG19, ResNet18, MobileNetV2 and EfficientNet-B0 (width
+1.0, 100 classes, 32 x 32 inputs): Kaiming-normal weights (fan-out, ReLU gain;
+biases 0), BatchNorm statistics recalibrated on real images, BatchNorm folded
+into the convolutions, 50 % block pruning, FTA (phi_max of the hardware) with
+activation ranges calibrated on the same images, and the artifact exported with
+the activations of ``--record`` real images and the unpruned float weights
+(``w_float``, for sweeps at any sparsity). There is no training: the only real
+image data available offline is scikit-learn's digits, upscaled to 32 x 32 and
+replicated to 3 channels, so every artifact is named ``<net>-w1-untrained`` and
+carries ``meta.untrained: true``; reports label it.
+
+Shapes: the zoo's CIFAR forms (``model.torch.zoo``), except EfficientNet-B0,
+whose stem keeps the original stride 2 (:func:`paper_variant`): the unmodified
+EfficientNet-B0 on 32 x 32 inputs. The paper's Tab. III gives EfficientNet-B0
+0.14-0.18 of MobileNetV2's time; the mapped MACs of the stride-2 stem are 0.33
+of MobileNetV2's, those of the zoo's stride-1 stem 1.29.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = ["NAMES", "build", "paper_variant", "kaiming_init", "main"]
+
+NAMES = ("alexnet", "vgg19", "resnet18", "mobilenetv2", "efficientnetb0")
+
+
+def paper_variant(name: str, net: nn.Module) -> nn.Module:
+    """The paper's CIFAR-100 shape of a zoo network: EfficientNet-B0 gets its original stride-2 stem."""
+    if name == "efficientnetb0":
+        net.features[0].conv.stride = (2, 2)
+    return net
+
+
+@torch.no_grad()
+def kaiming_init(net: nn.Module) -> None:
+    """Kaiming-normal weights (fan-out, ReLU gain) for every conv and linear layer, zero biases, BN (1, 0)."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                m.bias.zero_()
+        elif isinstance(m, nn.BatchNorm2d):
+            m.reset_parameters()
+
+
+def build(name: str, out: Path, hw, sparsity: float = 0.5, seed: int = 0, n_calib: int = 128, n_record: int = 2,
+          width: float = 1.0):
+    """Build, prune, FTA-quantize and export one untrained network (full width by default); returns the artifact."""
+    from model.config import load_config
+    from model.quant import group_size_for
+    from model.torch import bn as tbn
+    from model.torch import prune as tprune
+    from model.torch import qat as tqat
+    from model.torch.data import load_data
+    from model.torch.export import export
+    from model.torch.flow import _calibrate
+    from model.torch.train import recalibrate_bn, set_determinism
+    from model.torch.zoo import get_model
+
+    cfg = load_config(hw)
+    macro = cfg.macro
+    G = group_size_for(macro)
+    set_determinism(seed, 2)
+    data = load_data("digits32", seed)
+    x = data.x_train[:n_calib]
+    net = paper_variant(name, get_model(name, num_classes=100, width=width))
+    kaiming_init(net)
+    recalibrate_bn(net, x, batch_size=64, max_samples=n_calib)
+    tbn.fold_bn(net)
+    for _, m in tprune.mapped_layers(net):  # unpruned, BN-folded float weights for sweeps
+        m.dbpim_w_float = tprune.weight_kn(m).detach().clone()
+    tprune.prune_model(net, sparsity, G)
+    tqat.quantize_model(net, fta=True, phi_max=macro.phi_max)
+    _calibrate(net, x[:64])
+    tqat.freeze(net)
+    label = f"{name}-w{width:g}-untrained"
+    meta = {"untrained": True, "weights": "Kaiming normal (fan-out), untrained; BN recalibrated on digits "
+            "upscaled to 32x32", "data": "digits32 (scikit-learn digits upscaled, 3 channels)",
+            "width": float(width), "num_classes": 100, "sparsity": float(sparsity), "phi_max": int(macro.phi_max),
+            "seed": int(seed)}
+    return export(net, label, macro, Path(out) / label, data.x_test[:n_record], G, meta=meta)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="dbpim paper-nets", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="build/paper-nets")
+    p.add_argument("--names", default=",".join(NAMES))
+    p.add_argument("--hw", default="paper")
+    p.add_argument("--sparsity", type=float, default=0.5)
+    p.add_argument("--record", type=int, default=2, help="images whose activations are recorded")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    names = [n.strip().lower() for n in a.names.split(",") if n.strip()]
+    bad = [n for n in names if n not in NAMES]
+    if bad:
+        print(f"dbpim paper-nets: --names: {bad[0]}: must be among {', '.join(NAMES)}", file=sys.stderr)
+        return 2
+    if not 0.0 <= a.sparsity < 1.0:
+        print(f"dbpim paper-nets: --sparsity: must lie in [0, 1), got {a.sparsity}", file=sys.stderr)
+        return 2
+    for n in names:
+        t = time.perf_counter()
+        path = build(n, Path(a.out), a.hw, a.sparsity, a.seed, n_record=max(1, a.record))
+        print(f"{path} (untrained, {time.perf_counter() - t:.1f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
