@@ -167,14 +167,22 @@ def group_runs(mask) -> list[tuple[int, int]]:
     nonempty = m.any(0)
     same = np.zeros(ng, bool)
     same[1:] = np.all(m[:, 1:] == m[:, :-1], axis=0) & nonempty[1:] & nonempty[:-1]
-    starts = [g for g in range(ng) if nonempty[g] and not same[g]]
-    runs = []
-    for g0 in starts:
-        g1 = g0 + 1
-        while g1 < ng and same[g1]:
-            g1 += 1
-        runs.append((g0, g1))
-    return runs
+    starts = np.flatnonzero(nonempty & ~same)
+    breaks = np.append(np.flatnonzero(~same), ng)  # a run ends at the next group that does not continue it
+    ends = breaks[np.searchsorted(breaks, starts, side="right")]
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def _next_fit(phi: list, n_col: int) -> tuple[list, list]:
+    """Greedy packing of column widths ``phi`` (all > 0): (column tile, first column) of each."""
+    tile, first, ct, col = [], [], 0, 0
+    for p in phi:
+        if col + p > n_col:
+            ct, col = ct + 1, 0
+        tile.append(ct)
+        first.append(col)
+        col += p
+    return tile, first
 
 
 def pack_filters(phi, mask, group_size: int, n_col: int) -> list[FilterTile]:
@@ -200,24 +208,23 @@ def pack_filters(phi, mask, group_size: int, n_col: int) -> list[FilterTile]:
     list of FilterTile
         In mapping order: run by run, column tile by column tile.
     """
-    phi_l = np.asarray(phi).astype(np.int64).tolist()
-    N = len(phi_l)
+    phi = np.asarray(phi).astype(np.int64)
+    N = phi.size
     out = []
     for g0, g1 in group_runs(mask):
-        f_end = min(N, g1 * group_size)
-        ct, col, cur, cur_c = 0, 0, [], []
-        for f in range(g0 * group_size, f_end):
-            p = phi_l[f]
-            if p == 0:
-                continue
-            if col + p > n_col:
-                out.append(FilterTile(cur[0] // group_size, ct, np.array(cur), np.array(cur_c), col))
-                ct, col, cur, cur_c = ct + 1, 0, [], []
-            cur.append(f)
-            cur_c.append(col)
-            col += p
-        if cur:
-            out.append(FilterTile(cur[0] // group_size, ct, np.array(cur), np.array(cur_c), col))
+        f = np.arange(g0 * group_size, min(N, g1 * group_size))
+        f = f[phi[f] > 0]
+        if f.size == 0:
+            continue
+        p = phi[f]
+        if np.all(p == p[0]):  # one width: fixed-size tiles
+            per = n_col // int(p[0])
+            tile, first = np.arange(f.size) // per, (np.arange(f.size) % per) * p[0]
+        else:
+            tile, first = (np.asarray(v) for v in _next_fit(p.tolist(), n_col))
+        cuts = np.flatnonzero(np.diff(tile)) + 1
+        for ct, (fs, cs, ps) in enumerate(zip(np.split(f, cuts), np.split(first, cuts), np.split(p, cuts))):
+            out.append(FilterTile(int(fs[0]) // group_size, ct, fs, cs, int(ps.sum())))
     return out
 
 

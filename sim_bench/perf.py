@@ -183,14 +183,19 @@ class _Mapping:
     ft_run: np.ndarray  # run of each filter tile
     ft_cols: np.ndarray  # used columns of each filter tile
     ft_filters: np.ndarray  # filters of each filter tile (fractional for dense bit planes)
-    run_filters: list  # per run: every filter it computes (dense utilization)
+    run_groups: list  # per run: the groups [g0, g1) whose filters it computes (dense utilization)
+
+
+def _kept_rows(spec: LayerSpec, groups) -> list:
+    mt = np.ascontiguousarray(spec.mask.T)  # one contiguous row per group
+    return [np.flatnonzero(mt[g]) for g in groups]
 
 
 def _fta_mapping(spec: LayerSpec, kept: bool, n_col: int) -> _Mapping:
     if kept:
         fts = spec.filter_tiles if spec.filter_tiles is not None else pack_filters(spec.phi, spec.mask, spec.G, n_col)
         groups = sorted({f.group for f in fts})
-        rows = [np.nonzero(spec.mask[:, g])[0] for g in groups]
+        rows = _kept_rows(spec, groups)
         gi = {g: i for i, g in enumerate(groups)}
         run = np.array([gi[f.group] for f in fts], np.int64)
     else:  # all rows: every group keeps every row, so the whole layer is one run
@@ -198,26 +203,25 @@ def _fta_mapping(spec: LayerSpec, kept: bool, n_col: int) -> _Mapping:
         rows = [np.arange(spec.K)] if fts else []
         run = np.zeros(len(fts), np.int64)
     return _Mapping(rows=rows, ft_run=run, ft_cols=np.array([f.cols for f in fts], np.int64),
-                    ft_filters=np.array([len(f.filters) for f in fts], np.float64), run_filters=[])
+                    ft_filters=np.array([len(f.filters) for f in fts], np.float64), run_groups=[])
 
 
 def _dense_mapping(spec: LayerSpec, kept: bool, n_col: int) -> _Mapping:
     """8 two's-complement bit-plane columns per filter, packed densely over the run's filters."""
     if kept:
-        runs = [(g0, g1) for g0, g1 in group_runs(spec.mask)]
-        rows = [np.nonzero(spec.mask[:, g0])[0] for g0, _ in runs]
-        filt = [np.arange(g0 * spec.G, min(spec.N, g1 * spec.G)) for g0, g1 in runs]
+        runs = group_runs(spec.mask)
+        rows = _kept_rows(spec, [g0 for g0, _ in runs])
     else:
-        rows, filt = [np.arange(spec.K)], [np.arange(spec.N)]
+        runs, rows = [(0, n_groups(spec.N, spec.G))], [np.arange(spec.K)]
     run, cols, nf = [], [], []
-    for i, f in enumerate(filt):
-        total = DENSE_COLS_PER_WEIGHT * f.size
+    for i, (g0, g1) in enumerate(runs):
+        total = DENSE_COLS_PER_WEIGHT * (min(spec.N, g1 * spec.G) - g0 * spec.G)
         c = [min(n_col, total - j * n_col) for j in range(-(-total // n_col))]
         run += [i] * len(c)
         cols += c
         nf += [v / DENSE_COLS_PER_WEIGHT for v in c]
     return _Mapping(rows=rows, ft_run=np.array(run, np.int64), ft_cols=np.array(cols, np.int64),
-                    ft_filters=np.array(nf, np.float64), run_filters=filt)
+                    ft_filters=np.array(nf, np.float64), run_groups=runs)
 
 
 # ----------------------------------------------------------------------------- one mechanism
@@ -317,7 +321,9 @@ def _chunk_rounds(cfg: HwConfig, Pp: int, M: int, cores_busy: int, f_max: float)
 def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> MechPerf:
     m, sysc, en = cfg.macro, cfg.system, cfg.energy
     kept, fta, skip = _MODE[mech]
-    mp = _fta_mapping(spec, kept, m.n_col) if fta else _dense_mapping(spec, kept, m.n_col)
+    if ("map", kept, fta) not in cache:
+        cache[("map", kept, fta)] = _fta_mapping(spec, kept, m.n_col) if fta else _dense_mapping(spec, kept, m.n_col)
+    mp = cache[("map", kept, fta)]
     if not mp.rows or mp.ft_run.size == 0:
         return _empty(en)
     lat = pipeline_latency(m.pipeline)
@@ -375,9 +381,9 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> 
         eff = float((cols_run * (pcsum * comp_used).sum(1)).sum())
     else:
         eff = 0.0
-        for i, (rows, filt) in enumerate(zip(mp.rows, mp.run_filters)):
+        for i, (rows, (g0, g1)) in enumerate(zip(mp.rows, mp.run_groups)):
             wb = np.zeros(ncr[i] * m.n_comp, np.int64)
-            wb[:rows.size] = (wpop[:, filt[-1] + 1] - wpop[:, filt[0]])[rows]  # a run's filters are contiguous
+            wb[:rows.size] = (wpop[:, g1] - wpop[:, g0])[rows]  # one bits of the run's weights per row
             eff += float((pcsum[i, :ncr[i]] * wb.reshape(ncr[i], m.n_comp).sum(1)).sum())
     load_total = float((load.sum(1) * nct * np.where(nrt > 1, n_ch, 1)).sum())
     weight_bytes = float((nbytes.sum(1) * nct * np.where(nrt > 1, n_ch, 1)).sum()) * switches
@@ -439,11 +445,15 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS) -> Lay
         lp.simd_events = {"simd_op_pj": float(spec.simd_ops), "static_mw": lp.simd_cycles / cfg.system.freq_mhz * 1e3}
         lp.simd_energy = float(sum(energy_of(lp.simd_events, cfg.energy).values()))
         return lp
-    wpop = None  # one bits of the two's-complement weights, summed over filters 0..n-1 in column n
+    wpop = None  # one bits of the two's-complement weights of each row, summed over groups 0..g-1 in column g
     if any(not _MODE[k][1] for k in mechanisms):
-        w = spec.w if spec.w is not None else np.zeros((spec.K, spec.N), np.int8)
-        wpop = np.zeros((spec.K, spec.N + 1), np.int32)
-        np.cumsum(POPCOUNT8[np.asarray(w, np.int8).view(np.uint8)], axis=1, out=wpop[:, 1:])
+        ng = n_groups(spec.N, spec.G)
+        w = np.zeros((spec.K, ng * spec.G), np.int8)
+        if spec.w is not None:
+            w[:, :spec.N] = spec.w
+        wpop = np.zeros((spec.K, ng + 1), np.int32)
+        np.cumsum(POPCOUNT8[w.view(np.uint8)].reshape(spec.K, ng, spec.G).sum(2, dtype=np.int32), axis=1,
+                  out=wpop[:, 1:])
     cache: dict = {}
     for k in mechanisms:
         lp.mech[k] = _mechanism(spec, cfg, k, cache, wpop)

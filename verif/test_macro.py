@@ -5,8 +5,9 @@ configurations, in-process) and on Verilator through cocotb (``small`` and
 ``paper``, both SRAM modes), at full rate and with random stalls. Tiles are
 compiled by ``model.compile``: the real example layer (an MLP trained on
 scikit-learn's digits, block-pruned and FTA-quantized, with its real input
-activations) and random layers with every phi from 0 to phi_max and -128
-weights. Checked for every vector: accumulators and the ``cycles`` port
+activations), random layers with every phi from 0 to phi_max and -128
+weights, and a tile packing ``n_col`` phi = 1 filters of several groups.
+Checked for every vector: accumulators and the ``cycles`` port
 against ``model.macro.run_macro``; for every sequence: the cycle of each input
 and output handshake against ``model.cycles.macro_schedule`` replaying the
 same stalls (input and output double-buffered), and the tile load against
@@ -25,19 +26,21 @@ from model.macro import run_macro
 from verif.macro_driver import MacroDriver, check_timeline, input_beats, load_cases, save_cases
 from verif.rtl import configs
 from verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
-from verif.tiles import random_tiles, real_tiles, vectors_for
+from verif.tiles import packed_tiles, random_tiles, real_tiles, vectors_for
 
 STALLS = [0.0, 0.3]
 
 
 def make_cases(mc, rng, n_vec: int, real: bool = True):
-    """``[(tile, signed, gathered vectors)]``: real tiles with real inputs, a random unsigned and a signed tile."""
+    """``[(tile, signed, gathered vectors)]``: real tiles with real inputs, a random unsigned, a packed and a signed tile."""
     cases = []
     if real:
         tiles, x_real = real_tiles(mc, n=2)
         cases += [(t, False, vectors_for(t, rng, n_vec, False, x_real[:4])) for t in tiles]
     rnd = random_tiles(mc, rng)
+    packed = packed_tiles(mc, rng)[0]
     cases += [(rnd[0], False, vectors_for(rnd[0], rng, n_vec, False)),
+              (packed, False, vectors_for(packed, rng, n_vec, False)),
               (rnd[-1], True, vectors_for(rnd[-1], rng, n_vec, True))]
     return cases
 

@@ -20,7 +20,7 @@ from model.compile import compile_layer
 from model.macro import gather
 from model.quant import prune_quantize
 
-__all__ = ["random_tiles", "real_tiles", "vectors_for"]
+__all__ = ["random_tiles", "packed_tiles", "real_tiles", "vectors_for"]
 
 
 def random_tiles(macro, rng, K: int | None = None, N: int | None = None, sparsity: float = 0.3):
@@ -36,6 +36,16 @@ def random_tiles(macro, rng, K: int | None = None, N: int | None = None, sparsit
     u = rng.normal(0, 1, (K, N)) * scale
     u[rng.random((K, N)) < 0.05] = -128.0
     q = prune_quantize(u, macro, sparsity, scale=1.0)  # u is already in the quantized domain
+    return compile_layer(q.w, q.phi, q.mask, macro, q.group_size).tiles
+
+
+def packed_tiles(macro, rng, K: int | None = None):
+    """Tiles of an unpruned layer whose filters all have phi = 1: each holds ``n_col`` filters from
+    ``n_col // group_size`` groups (filters packed across groups that keep the same rows)."""
+    K = K or macro.n_comp * macro.n_row
+    N = 2 * macro.n_col
+    u = rng.choice([-64.0, -8.0, -1.0, 1.0, 2.0, 16.0, 64.0], (K, N))  # one CSD digit each: phi = 1
+    q = prune_quantize(u, macro, 0.0, scale=1.0)
     return compile_layer(q.w, q.phi, q.mask, macro, q.group_size).tiles
 
 
