@@ -84,3 +84,15 @@ def test_bad_yaml_writes_nothing(tmp_path, capsys):
 def test_unknown_block(tmp_path):
     assert main(["--hw", "small", "--out", str(tmp_path / "o"), "--blocks", "nope"]) == 2
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("name", ["paper", "small"])
+def test_switch_lanes_come_from_the_macro_yaml_key(name):
+    """The RTL switch and the performance model read the same `macro.lanes` (paper: 16 = n_comp)."""
+    from hw.generate import build_block
+    from model.config import load_config
+    m = load_config(name).macro
+    sw = build_block("switch", m)
+    assert sw.parameters["lanes"] == m.lanes and sw.parameters["window"] == m.n_comp
+    if name == "paper":
+        assert m.lanes == m.n_comp == 16
