@@ -219,12 +219,13 @@ def pack_filters(phi, mask, group_size: int, n_col: int) -> list[FilterTile]:
         p = phi[f]
         if np.all(p == p[0]):  # one width: fixed-size tiles
             per = n_col // int(p[0])
-            tile, first = np.arange(f.size) // per, (np.arange(f.size) % per) * p[0]
+            tile, first = np.arange(f.size) // per, (np.arange(f.size) % per) * int(p[0])
         else:
             tile, first = (np.asarray(v) for v in _next_fit(p.tolist(), n_col))
-        cuts = np.flatnonzero(np.diff(tile)) + 1
-        for ct, (fs, cs, ps) in enumerate(zip(np.split(f, cuts), np.split(first, cuts), np.split(p, cuts))):
-            out.append(FilterTile(int(fs[0]) // group_size, ct, fs, cs, int(ps.sum())))
+        bounds = [0] + (np.flatnonzero(tile[1:] != tile[:-1]) + 1).tolist() + [f.size]
+        cols = (first + p).tolist()
+        for ct, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+            out.append(FilterTile(int(f[a]) // group_size, ct, f[a:b], first[a:b], cols[b - 1]))
     return out
 
 
@@ -330,35 +331,64 @@ def mapping_error(compiled: CompiledLayer) -> str | None:
     belongs to a group keeping the same rows, and each filter slot owns
     ``phi`` adjacent columns. (The weights themselves are checked by
     rebuilding them.) Tiles packed before filters were packed across groups
-    (one group per column tile) pass.
+    (one group per column tile) pass. Vectorised over the tiles.
     """
-    m = compiled.macro
-    G, mask, phi = compiled.group_size, compiled.mask, compiled.phi
-    ng = mask.shape[1]
-    cap = m.capacity_rows
-    kept = {}
-    for i, t in enumerate(compiled.tiles):
-        where = f"tile {i} (group {t.group}, row tile {t.row_tile})"
-        if not 0 <= t.group < ng or t.row_tile < 0 or t.col_tile < 0:
-            return f"{where}: group must lie in [0, {ng - 1}], row_tile and col_tile >= 0"
-        if t.group not in kept:
-            kept[t.group] = np.nonzero(mask[:, t.group])[0]
-        rk = kept[t.group][t.row_tile * cap:(t.row_tile + 1) * cap]
-        if rk.size == 0:
-            return f"{where}: the group has no kept rows in this row tile"
-        flat = np.asarray(t.rows).reshape(-1)
-        if not (np.array_equal(flat[:rk.size], rk) and np.all(flat[rk.size:] == -1)):
-            return f"{where}: rows must be the group's kept rows of the row tile in mapping order, -1 after"
-        if t.n_rows_used != -(-rk.size // m.n_comp):
-            return f"{where}: n_rows_used must be {-(-rk.size // m.n_comp)}, got {t.n_rows_used}"
-        slots = np.nonzero(np.asarray(t.filters) >= 0)[0]
-        for s in slots:
-            f = int(t.filters[s])
-            if not np.array_equal(mask[:, f // G], mask[:, t.group]):
-                return f"{where}: filter {f} (group {f // G}) keeps other rows than group {t.group}"
-            cols = np.nonzero(np.asarray(t.col_filter) == s)[0]
-            if cols.size != int(phi[f]) or (cols.size and cols[-1] - cols[0] != cols.size - 1):
-                return f"{where}: filter slot {s} (filter {f}) must own phi = {int(phi[f])} adjacent columns"
+    if not compiled.tiles:
+        return None
+    m, G, phi = compiled.macro, compiled.group_size, np.asarray(compiled.phi, np.int64)
+    mask = np.asarray(compiled.mask, bool)
+    ng, cap = mask.shape[1], m.capacity_rows
+    st = compiled.stacked()
+    meta = st["tiles_meta"].astype(np.int64)
+    T = meta.shape[0]
+    g, rt, ctile, nru = meta.T
+    bad = (g < 0) | (g >= ng) | (rt < 0) | (ctile < 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        return f"tile {i}: group must lie in [0, {ng - 1}], row_tile and col_tile >= 0"
+    # rows: the group's kept rows of the row tile, in mapping order, -1 after
+    n_kept = mask.sum(0)
+    kr = np.full((ng, int(n_kept.max(initial=0)) + cap), -1, np.int64)
+    for j in np.unique(g):
+        r = np.flatnonzero(mask[:, j])
+        kr[j, :r.size] = r
+    e = rt[:, None] * cap + np.arange(cap)[None, :]
+    expect = np.where(e < kr.shape[1], kr[g[:, None], np.minimum(e, kr.shape[1] - 1)], -1)
+    count = np.clip(n_kept[g] - rt * cap, 0, cap)
+    for cond, what in ((count <= 0, "the group has no kept rows in this row tile"),
+                       (np.any(st["tiles_rows"].reshape(T, -1) != expect, axis=1),
+                        "rows must be the group's kept rows of the row tile in mapping order, -1 after"),
+                       (nru != -(-count // m.n_comp), "n_rows_used does not match the row tile's kept rows")):
+        if cond.any():
+            i = int(np.argmax(cond))
+            return f"tile {i} (group {int(g[i])}, row tile {int(rt[i])}): {what}"
+    # filters: every filter's group keeps the tile's rows
+    _, col_class = np.unique(mask.T, axis=0, return_inverse=True)
+    col_class = np.asarray(col_class).reshape(-1)
+    filt = st["tiles_filters"].astype(np.int64)
+    used = filt >= 0
+    fg = np.where(used, filt // G, 0)
+    wrong = used & (col_class[fg] != col_class[g][:, None])
+    if wrong.any():
+        i, s = (int(v) for v in np.argwhere(wrong)[0])
+        return f"tile {i} (group {int(g[i])}): filter {int(filt[i, s])} keeps other rows than group {int(g[i])}"
+    # columns: slot s owns phi[filters[s]] adjacent columns
+    cf = st["tiles_col_filter"].astype(np.int64)
+    n_col = cf.shape[1]
+    key = np.where(cf >= 0, np.arange(T)[:, None] * n_col + cf, T * n_col)
+    cnt = np.bincount(key.ravel(), minlength=T * n_col + 1)[:-1].reshape(T, n_col)
+    cols = np.broadcast_to(np.arange(n_col), cf.shape)
+    lo = np.full(T * n_col + 1, n_col)
+    hi = np.full(T * n_col + 1, -1)
+    np.minimum.at(lo, key.ravel(), cols.ravel())
+    np.maximum.at(hi, key.ravel(), cols.ravel())
+    span = (hi[:-1] - lo[:-1] + 1).reshape(T, n_col)
+    want = np.where(used, phi[np.where(used, filt, 0)], 0)
+    wrong = (cnt != want) | ((cnt > 0) & (span != cnt))
+    if wrong.any():
+        i, s = (int(v) for v in np.argwhere(wrong)[0])
+        return (f"tile {i} (group {int(g[i])}): filter slot {s} must own phi = {int(want[i, s])} adjacent columns, "
+                f"owns {int(cnt[i, s])}")
     return None
 
 

@@ -101,17 +101,38 @@ def im2col(x, kh: int, kw: int, stride=1, padding=0, dilation=1) -> np.ndarray:
     return np.ascontiguousarray(v.transpose(0, 2, 3, 1, 4, 5)).reshape(S * Ho * Wo, C * kh * kw)
 
 
-def weights_of(compiled: CompiledLayer) -> np.ndarray:
-    """K x N int64 weights the tiles hold (vectorised decompilation)."""
-    w = np.zeros((compiled.K, compiled.N), np.int64)
-    for t in compiled.tiles:
-        v = tile_digit_values(t).reshape(-1, t.col_filter.size)
-        slots = np.nonzero(t.filters >= 0)[0]
-        onehot = (t.col_filter[:, None] == slots[None, :]).astype(np.int64)
-        wt = v @ onehot  # (n_row * n_comp, slots)
-        used = np.nonzero(t.rows.reshape(-1) >= 0)[0]
-        w[np.ix_(t.rows.reshape(-1)[used], t.filters[slots])] = wt[used]
-    return w
+_POW2 = np.array([1 << p for p in range(8)], np.float64)  # digit magnitude by 2 * idx + pos
+
+
+def weights_of(compiled: CompiledLayer, chunk: int = 256) -> np.ndarray:
+    """K x N int64 weights the tiles hold: every used cell's digit summed per (row, filter), vectorised.
+
+    A (row, filter) pair held by two tiles would count twice, as the hardware would add it.
+    """
+    K, N = compiled.K, compiled.N
+    idx_parts, val_parts = [], []  # flat (row, filter) index and value of every (place, slot)
+    st = compiled.stacked() if compiled.tiles else None
+    T = 0 if st is None else st["tiles_meta"].shape[0]
+    n_col = compiled.macro.n_col
+    for t0 in range(0, T, chunk):
+        sl = slice(t0, t0 + chunk)
+        mag = _POW2[2 * st["tiles_idx"][sl] + st["tiles_cells"][sl]]  # (t, n_row, n_comp, n_col)
+        v = np.where(st["tiles_sign"][sl] != 0, -mag, mag)
+        t = v.shape[0]
+        cf = st["tiles_col_filter"][sl].astype(np.int64)
+        onehot = (cf[:, :, None] == np.arange(n_col)[None, None, :]).astype(np.float64)  # column -> slot
+        per_slot = np.matmul(v.reshape(t, -1, n_col), onehot)  # (t, places, slots): whole weights
+        rows = st["tiles_rows"][sl].reshape(t, -1).astype(np.int64)
+        filt = st["tiles_filters"][sl].astype(np.int64)
+        rows[rows < 0] = K  # unused places and slots add into a spare row / column
+        filt[filt < 0] = N
+        idx_parts.append((rows[:, :, None] * (N + 1) + filt[:, None, :]).ravel())
+        val_parts.append(per_slot.ravel())
+    if not idx_parts:
+        return np.zeros((K, N), np.int64)
+    w = np.bincount(np.concatenate(idx_parts), weights=np.concatenate(val_parts),
+                    minlength=(K + 1) * (N + 1))  # integer sums far below 2**53: exact
+    return np.rint(w).astype(np.int64).reshape(K + 1, N + 1)[:K, :N]
 
 
 def run_layer(x, compiled: CompiledLayer, signed: bool = False) -> LayerResult:
