@@ -22,8 +22,8 @@ from model._check import as_int_array, check_range
 from model.config import MacroConfig
 from model.prune import expand_mask, n_groups
 
-__all__ = ["TILE_ARRAYS", "Tile", "CompiledLayer", "FilterTile", "group_runs", "pack_filters", "compile_layer",
-           "decompile", "tile_digit_values", "mapping_error"]
+__all__ = ["TILE_ARRAYS", "Tile", "CompiledLayer", "FilterTile", "Packing", "group_runs", "pack_columns",
+           "pack_filters", "compile_layer", "decompile", "tile_digit_values", "mapping_error"]
 
 
 #: The arrays of one tile (docs/design.md §8, artifact field ``tiles_<name>``): name -> (dtype, shape of
@@ -173,11 +173,14 @@ def group_runs(mask) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist()))
 
 
-def _next_fit(phi: list, n_col: int) -> tuple[list, list]:
-    """Greedy packing of column widths ``phi`` (all > 0): (column tile, first column) of each."""
-    tile, first, ct, col = [], [], 0, 0
-    for p in phi:
-        if col + p > n_col:
+def _next_fit(phi: list, run: list, n_col: int) -> tuple[list, list]:
+    """Greedy packing of column widths ``phi`` (all > 0), restarting at each new ``run``:
+    (column tile within the run, first column) of each."""
+    tile, first, ct, col, cur = [], [], 0, 0, None
+    for p, r in zip(phi, run):
+        if r != cur:
+            ct, col, cur = 0, 0, r
+        elif col + p > n_col:
             ct, col = ct + 1, 0
         tile.append(ct)
         first.append(col)
@@ -185,8 +188,32 @@ def _next_fit(phi: list, n_col: int) -> tuple[list, list]:
     return tile, first
 
 
-def pack_filters(phi, mask, group_size: int, n_col: int) -> list[FilterTile]:
-    """Pack a layer's filters into column tiles (docs/design.md §6).
+@dataclass(frozen=True)
+class Packing:
+    """:func:`pack_columns`: every packed filter and every column tile of a layer, as arrays.
+
+    Attributes
+    ----------
+    filters, tile, first_col : ndarray of int, shape (F,)
+        Packed filters (phi > 0, group with kept rows) in mapping order, the
+        column tile (global index) of each, and its first column.
+    group, col_tile, cols, n_filters, run_group : ndarray of int, shape (T,)
+        Per column tile: group of its first filter, index within its run,
+        columns in use, filters, first group of its run.
+    """
+
+    filters: np.ndarray
+    tile: np.ndarray
+    first_col: np.ndarray
+    group: np.ndarray
+    col_tile: np.ndarray
+    cols: np.ndarray
+    n_filters: np.ndarray
+    run_group: np.ndarray
+
+
+def pack_columns(phi, mask, group_size: int, n_col: int) -> Packing:
+    """Pack a layer's filters into column tiles (docs/design.md §6), vectorised.
 
     Within each run of adjacent groups that keep identical rows
     (:func:`group_runs`) the filters, in order, take ``phi_f`` adjacent
@@ -196,37 +223,40 @@ def pack_filters(phi, mask, group_size: int, n_col: int) -> list[FilterTile]:
     at phi = 1 when neighbouring groups keep the same rows, and a group of
     filters with phi < phi_max shares its tile with the next group's filters.
     Packing a run never takes more tiles than packing its groups one by one.
-
-    Parameters
-    ----------
-    phi : array_like of int, shape (N,)
-    mask : array_like of bool, shape (K, ceil(N / group_size))
-    group_size, n_col : int
-
-    Returns
-    -------
-    list of FilterTile
-        In mapping order: run by run, column tile by column tile.
     """
     phi = np.asarray(phi).astype(np.int64)
     N = phi.size
-    out = []
-    for g0, g1 in group_runs(mask):
-        f = np.arange(g0 * group_size, min(N, g1 * group_size))
-        f = f[phi[f] > 0]
-        if f.size == 0:
-            continue
-        p = phi[f]
-        if np.all(p == p[0]):  # one width: fixed-size tiles
-            per = n_col // int(p[0])
-            tile, first = np.arange(f.size) // per, (np.arange(f.size) % per) * int(p[0])
-        else:
-            tile, first = (np.asarray(v) for v in _next_fit(p.tolist(), n_col))
-        bounds = [0] + (np.flatnonzero(tile[1:] != tile[:-1]) + 1).tolist() + [f.size]
-        cols = (first + p).tolist()
-        for ct, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
-            out.append(FilterTile(int(f[a]) // group_size, ct, f[a:b], first[a:b], cols[b - 1]))
-    return out
+    runs = group_runs(mask)
+    lo = np.array([g0 * group_size for g0, _ in runs], np.int64)
+    hi = np.array([min(N, g1 * group_size) for _, g1 in runs], np.int64)
+    n = hi - lo
+    run = np.repeat(np.arange(len(runs)), n)
+    f = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo, n)
+    keep = phi[f] > 0
+    f, run = f[keep], run[keep]
+    p = phi[f]
+    if p.size and np.all(p == p[0]):  # one width: fixed-size tiles
+        per = n_col // int(p[0])
+        rank = np.arange(f.size) - np.searchsorted(run, run)  # position within the run
+        tile_in_run, first = rank // per, (rank % per) * int(p[0])
+    else:
+        tile_in_run, first = (np.asarray(v, np.int64) for v in _next_fit(p.tolist(), run.tolist(), n_col))
+    new = np.ones(f.size, bool)
+    new[1:] = (run[1:] != run[:-1]) | (tile_in_run[1:] != tile_in_run[:-1])
+    tile = np.cumsum(new) - 1
+    heads = np.flatnonzero(new)
+    g0 = np.array([g for g, _ in runs], np.int64)
+    return Packing(filters=f, tile=tile, first_col=first, group=f[heads] // group_size,
+                   col_tile=tile_in_run[heads], cols=np.bincount(tile, weights=p).astype(np.int64),
+                   n_filters=np.bincount(tile).astype(np.int64), run_group=g0[run[heads]])
+
+
+def pack_filters(phi, mask, group_size: int, n_col: int) -> list[FilterTile]:
+    """:func:`pack_columns` as one :class:`FilterTile` per column tile, in mapping order."""
+    pk = pack_columns(phi, mask, group_size, n_col)
+    bounds = np.append(np.searchsorted(pk.tile, np.arange(pk.group.size)), pk.filters.size).tolist()
+    return [FilterTile(int(pk.group[t]), int(pk.col_tile[t]), pk.filters[a:b], pk.first_col[a:b], int(pk.cols[t]))
+            for t, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
 
 
 def compile_layer(w_fta, phi, mask, macro: MacroConfig, group_size: int | None = None) -> CompiledLayer:

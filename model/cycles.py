@@ -20,9 +20,9 @@ import numpy as np
 
 from model.spec import DENSE_COLS_PER_WEIGHT, pipeline_latency
 
-__all__ = ["POPCOUNT8", "cell_row_popcounts", "cell_row_popcounts_t", "row_popcounts", "row_tile_sums",
-           "vector_cycles", "dense_cycles", "pipeline_latency", "input_beats", "tile_load_cycles", "macro_interval",
-           "MacroTimeline", "macro_schedule"]
+__all__ = ["POPCOUNT8", "cell_row_popcounts", "cell_row_popcounts_t", "cell_row_popcounts_flat", "row_popcounts",
+           "row_tile_sums", "vector_cycles", "dense_cycles", "pipeline_latency", "input_beats", "tile_load_cycles",
+           "macro_interval", "MacroTimeline", "macro_schedule"]
 
 #: popcount of every byte value
 POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], np.uint8)
@@ -43,30 +43,25 @@ def _or_reduce(g: np.ndarray) -> np.ndarray:
     return np.bitwise_or.reduce(g, axis=-1)
 
 
-def _index_sets(row_sets, K: int, n_comp: int) -> np.ndarray:
-    """(len(row_sets), max cell rows * n_comp) row indices, padded with K (an all-zero input)."""
-    crmax = max([-(-len(r) // n_comp) for r in row_sets] + [0])
-    idx = np.full((len(row_sets), crmax * n_comp), K, np.intp)
-    for i, r in enumerate(row_sets):
-        idx[i, :len(r)] = r
-    return idx
-
-
-def cell_row_popcounts_t(bits: np.ndarray, row_sets, n_comp: int) -> np.ndarray:
-    """popcount(OR) of consecutive ``n_comp``-input cell rows, for several row sets, vectors last.
+def cell_row_popcounts_flat(bits: np.ndarray, rows, sets, counts, n_comp: int) -> np.ndarray:
+    """popcount(OR) of consecutive ``n_comp``-input cell rows, for several row sets at once, vectors last.
 
     Parameters
     ----------
     bits : ndarray of uint8, shape (P, K)
         Input bit patterns (two's complement in signed mode).
-    row_sets : sequence of ndarray of int
-        im2col rows in mapping order, one array per set (e.g. the kept rows of
-        each filter group); row ``e`` of a set feeds cell row ``e // n_comp``.
+    rows : ndarray of int, shape (R,)
+        im2col rows of every set in mapping order, set after set; row ``e``
+        of a set feeds cell row ``e // n_comp``.
+    sets : ndarray of int, shape (R,)
+        The set of each row (non-decreasing).
+    counts : ndarray of int, shape (S,)
+        Rows per set.
     n_comp : int
 
     Returns
     -------
-    ndarray of uint8, shape (len(row_sets), max cell rows, P)
+    ndarray of uint8, shape (S, max cell rows, P)
         Zero beyond a set's own cell rows.
 
     Notes
@@ -77,12 +72,15 @@ def cell_row_popcounts_t(bits: np.ndarray, row_sets, n_comp: int) -> np.ndarray:
     """
     bits = np.asarray(bits, np.uint8)
     P, K = bits.shape
-    idx = _index_sets(row_sets, K, n_comp)
-    ns, w = idx.shape
-    crmax = w // n_comp
+    counts = np.asarray(counts, np.int64)
+    ns = counts.size
+    crmax = int(-(-counts.max(initial=0) // n_comp))
     out = np.zeros((ns, crmax, P), np.uint8)
     if out.size == 0:
         return out
+    idx = np.full((ns, crmax * n_comp), K, np.intp)  # K = an all-zero padding column
+    rows = np.asarray(rows, np.intp)
+    idx[np.asarray(sets, np.intp), np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)] = rows
     P8 = -(-P // 8) * 8
     bt = np.zeros((K + 1, P8), np.uint8)
     bt[:K, :P] = bits.T
@@ -96,6 +94,13 @@ def cell_row_popcounts_t(bits: np.ndarray, row_sets, n_comp: int) -> np.ndarray:
         lo, hi = 8 * c0, min(P, 8 * (c0 + step))
         out[:, :, lo:hi] = pc[:, :, :hi - lo]
     return out
+
+
+def cell_row_popcounts_t(bits: np.ndarray, row_sets, n_comp: int) -> np.ndarray:
+    """:func:`cell_row_popcounts_flat` of a sequence of row sets: uint8 (len(row_sets), max cell rows, P)."""
+    counts = np.array([len(r) for r in row_sets], np.int64)
+    rows = np.concatenate([np.asarray(r, np.int64) for r in row_sets]) if len(row_sets) else np.zeros(0, np.int64)
+    return cell_row_popcounts_flat(bits, rows, np.repeat(np.arange(counts.size), counts), counts, n_comp)
 
 
 def cell_row_popcounts(bits: np.ndarray, row_sets, n_comp: int) -> np.ndarray:

@@ -19,7 +19,7 @@ dbpim       kept rows of each group       phi_f (FTA)     yes (hybrid)
 
 ``dbpim`` macro-cycles are exactly ``model.layer.run_layer``'s ``cycles_dbpim``
 and ``dense`` its ``cycles_dense`` (checked by the tests). Filters are packed
-into column tiles by ``model.compile.pack_filters`` (the artifact's own tiles
+into column tiles by ``model.compile.pack_columns`` (the artifact's own tiles
 when it has them), so a macro holds up to ``n_col`` filters at phi = 1.
 
 Wall cycles come from the core timing of :mod:`model.core_timing` (tile load,
@@ -48,10 +48,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from model import core_timing as ct
-from model.compile import FilterTile, group_runs, pack_filters
+from model.compile import FilterTile, group_runs, pack_columns
 from model.config import EnergyConfig, HwConfig
 from model.core_timing import filter_tiles_of
-from model.cycles import POPCOUNT8, cell_row_popcounts_t
+from model.cycles import POPCOUNT8, cell_row_popcounts_flat
 from model.prune import n_groups
 from model.spec import DENSE_COLS_PER_WEIGHT, DIGIT_BITS, acc_width, input_bits, pipeline_latency
 
@@ -101,7 +101,7 @@ class LayerSpec:
     recorded im2col inputs as 8-bit patterns (P_total, K) of ``samples``
     inferences (None: no recording, every bit column is assumed non-zero);
     ``filter_tiles`` the artifact's column tiles (None: packed by
-    ``model.compile.pack_filters``).
+    ``model.compile.pack_columns``).
     """
 
     name: str
@@ -177,51 +177,59 @@ def specs_from_artifact(art) -> list[LayerSpec]:
 
 @dataclass
 class _Mapping:
-    """The filter tiles of one mechanism, grouped by the row set (run) they use."""
+    """The filter tiles of one mechanism, grouped by the row set (run) they use; rows kept flat."""
 
-    rows: list  # per run: im2col rows in mapping order
+    rows: np.ndarray  # im2col rows of every run in mapping order, run after run
+    run: np.ndarray  # run of each of those rows
+    n_rows: np.ndarray  # kept rows per run
     ft_run: np.ndarray  # run of each filter tile
     ft_cols: np.ndarray  # used columns of each filter tile
     ft_filters: np.ndarray  # filters of each filter tile (fractional for dense bit planes)
-    run_groups: list  # per run: the groups [g0, g1) whose filters it computes (dense utilization)
+    run_groups: np.ndarray | None = None  # (runs, 2): the groups [g0, g1) a run computes (dense utilization)
 
 
-def _kept_rows(spec: LayerSpec, groups) -> list:
-    mt = np.ascontiguousarray(spec.mask.T)  # one contiguous row per group
-    return [np.flatnonzero(mt[g]) for g in groups]
+def _rows_of_groups(spec: LayerSpec, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Kept rows of each group (flat, group after group), the index of their group, rows per group."""
+    run, rows = np.nonzero(np.asarray(spec.mask, bool).T[np.asarray(groups, np.int64)])
+    return rows, run, np.bincount(run, minlength=len(groups))
+
+
+def _all_rows(spec: LayerSpec):
+    return np.arange(spec.K), np.zeros(spec.K, np.int64), np.array([spec.K])
 
 
 def _fta_mapping(spec: LayerSpec, kept: bool, n_col: int) -> _Mapping:
-    if kept:
-        fts = spec.filter_tiles if spec.filter_tiles is not None else pack_filters(spec.phi, spec.mask, spec.G, n_col)
-        groups = sorted({f.group for f in fts})
-        rows = _kept_rows(spec, groups)
-        gi = {g: i for i, g in enumerate(groups)}
-        run = np.array([gi[f.group] for f in fts], np.int64)
+    if kept and spec.filter_tiles is not None:  # the artifact's own tiles; a tile's group keeps its rows
+        ft_group = np.array([f.group for f in spec.filter_tiles], np.int64)
+        cols = np.array([f.cols for f in spec.filter_tiles], np.int64)
+        nf = np.array([len(f.filters) for f in spec.filter_tiles], np.float64)
     else:  # all rows: every group keeps every row, so the whole layer is one run
-        fts = pack_filters(spec.phi, np.ones((1, n_groups(spec.N, spec.G)), bool), spec.G, n_col)
-        rows = [np.arange(spec.K)] if fts else []
-        run = np.zeros(len(fts), np.int64)
-    return _Mapping(rows=rows, ft_run=run, ft_cols=np.array([f.cols for f in fts], np.int64),
-                    ft_filters=np.array([len(f.filters) for f in fts], np.float64), run_groups=[])
+        mask = spec.mask if kept else np.ones((1, n_groups(spec.N, spec.G)), bool)
+        pk = pack_columns(spec.phi, mask, spec.G, n_col)
+        ft_group, cols, nf = pk.run_group, pk.cols, pk.n_filters.astype(np.float64)
+    groups, ft_run = np.unique(ft_group, return_inverse=True)  # one row set per distinct group
+    rows, run, n_rows = _rows_of_groups(spec, groups) if kept else _all_rows(spec)
+    if not kept and ft_group.size == 0:
+        rows, run, n_rows = rows[:0], run[:0], n_rows[:0]
+    return _Mapping(rows=rows, run=run, n_rows=n_rows, ft_run=np.asarray(ft_run, np.int64).reshape(-1),
+                    ft_cols=cols, ft_filters=nf)
 
 
 def _dense_mapping(spec: LayerSpec, kept: bool, n_col: int) -> _Mapping:
     """8 two's-complement bit-plane columns per filter, packed densely over the run's filters."""
     if kept:
-        runs = group_runs(spec.mask)
-        rows = _kept_rows(spec, [g0 for g0, _ in runs])
+        runs = np.array(group_runs(spec.mask), np.int64).reshape(-1, 2)
+        rows, run, n_rows = _rows_of_groups(spec, runs[:, 0])
     else:
-        runs, rows = [(0, n_groups(spec.N, spec.G))], [np.arange(spec.K)]
-    run, cols, nf = [], [], []
-    for i, (g0, g1) in enumerate(runs):
-        total = DENSE_COLS_PER_WEIGHT * (min(spec.N, g1 * spec.G) - g0 * spec.G)
-        c = [min(n_col, total - j * n_col) for j in range(-(-total // n_col))]
-        run += [i] * len(c)
-        cols += c
-        nf += [v / DENSE_COLS_PER_WEIGHT for v in c]
-    return _Mapping(rows=rows, ft_run=np.array(run, np.int64), ft_cols=np.array(cols, np.int64),
-                    ft_filters=np.array(nf, np.float64), run_groups=runs)
+        runs = np.array([[0, n_groups(spec.N, spec.G)]], np.int64)
+        rows, run, n_rows = _all_rows(spec)
+    total = DENSE_COLS_PER_WEIGHT * (np.minimum(spec.N, runs[:, 1] * spec.G) - runs[:, 0] * spec.G)
+    nct = -(-total // n_col)
+    ft_run = np.repeat(np.arange(runs.shape[0]), nct)
+    j = np.arange(ft_run.size) - np.repeat(np.cumsum(nct) - nct, nct)  # column tile within its run
+    cols = np.minimum(n_col, total[ft_run] - j * n_col)
+    return _Mapping(rows=rows, run=run, n_rows=n_rows, ft_run=ft_run, ft_cols=cols,
+                    ft_filters=cols / DENSE_COLS_PER_WEIGHT, run_groups=runs)
 
 
 # ----------------------------------------------------------------------------- one mechanism
@@ -265,7 +273,7 @@ def _empty(en: EnergyConfig) -> MechPerf:
 
 def _row_tiles(mp: _Mapping, m):
     """Per run: kept rows R, cell rows, row tiles; per (run, row tile): cell rows used, validity."""
-    R = np.array([r.size for r in mp.rows], np.int64)
+    R = mp.n_rows.astype(np.int64)
     ncr = -(-R // m.n_comp)
     nrt = -(-R // m.capacity_rows)
     nrt_max = int(nrt.max())
@@ -274,14 +282,18 @@ def _row_tiles(mp: _Mapping, m):
     return R, ncr, nrt, used, used > 0
 
 
+def _position(mp: _Mapping) -> np.ndarray:
+    """Position of each row within its run (its kept-row number e)."""
+    return np.arange(mp.rows.size) - np.repeat(np.cumsum(mp.n_rows) - mp.n_rows, mp.n_rows)
+
+
 def _switch_delivery(mp: _Mapping, m, nrt_max: int, through_switch: bool) -> np.ndarray:
     """Delivery cycles of one vector per (run, row tile)."""
-    n_runs = len(mp.rows)
+    n_runs = mp.n_rows.size
     if not through_switch:  # dense baseline: one macro input beat per cell row, no switch
         return np.full((n_runs, nrt_max), ct.macro_input_beats(m), np.int64)
-    rows = np.concatenate(mp.rows)
-    seg = np.concatenate([i * nrt_max + np.arange(r.size) // m.capacity_rows for i, r in enumerate(mp.rows)])
-    beats = ct.switch_beats(rows, seg, n_runs * nrt_max, m.n_comp, m.lanes).reshape(n_runs, nrt_max)
+    seg = mp.run * nrt_max + _position(mp) // m.capacity_rows
+    beats = ct.switch_beats(mp.rows, seg, n_runs * nrt_max, m.n_comp, m.lanes).reshape(n_runs, nrt_max)
     return ct.delivery_cycles(beats, m)
 
 
@@ -291,7 +303,7 @@ def _vector_cycles(spec, mp, m, skip: bool, used, ncr, S: int, Pp: int):
     n_runs, nrt_max = used.shape
     P = S * Pp
     if skip and spec.bits is not None:
-        pc = cell_row_popcounts_t(spec.bits, mp.rows, m.n_comp)  # (runs, crmax, P)
+        pc = cell_row_popcounts_flat(spec.bits, mp.rows, mp.run, mp.n_rows, m.n_comp)  # (runs, crmax, P)
         pcsum = pc.sum(-1, dtype=np.int64)  # (runs, crmax)
         pad = np.zeros((n_runs, nrt_max * m.n_row, P), np.int16)
         pad[:, :pc.shape[1]] = pc
@@ -324,7 +336,7 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> 
     if ("map", kept, fta) not in cache:
         cache[("map", kept, fta)] = _fta_mapping(spec, kept, m.n_col) if fta else _dense_mapping(spec, kept, m.n_col)
     mp = cache[("map", kept, fta)]
-    if not mp.rows or mp.ft_run.size == 0:
+    if mp.n_rows.size == 0 or mp.ft_run.size == 0:
         return _empty(en)
     lat = pipeline_latency(m.pipeline)
     S, Pp = spec.samples, spec.vectors
@@ -380,11 +392,10 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> 
         cols_run = np.bincount(mp.ft_run, weights=mp.ft_cols, minlength=n_runs)
         eff = float((cols_run * (pcsum * comp_used).sum(1)).sum())
     else:
-        eff = 0.0
-        for i, (rows, (g0, g1)) in enumerate(zip(mp.rows, mp.run_groups)):
-            wb = np.zeros(ncr[i] * m.n_comp, np.int64)
-            wb[:rows.size] = (wpop[:, g1] - wpop[:, g0])[rows]  # one bits of the run's weights per row
-            eff += float((pcsum[i, :ncr[i]] * wb.reshape(ncr[i], m.n_comp).sum(1)).sum())
+        g0, g1 = mp.run_groups[mp.run, 0], mp.run_groups[mp.run, 1]
+        wrow = wpop[mp.rows, g1] - wpop[mp.rows, g0]  # one bits of the run's weights in each of its rows
+        wb = np.bincount(mp.run * crmax + _position(mp) // m.n_comp, weights=wrow, minlength=n_runs * crmax)
+        eff = float((pcsum * wb.reshape(n_runs, crmax)).sum())
     load_total = float((load.sum(1) * nct * np.where(nrt > 1, n_ch, 1)).sum())
     weight_bytes = float((nbytes.sum(1) * nct * np.where(nrt > 1, n_ch, 1)).sum()) * switches
     word = -(-acc_width(m.n_comp, m.n_col, m.n_row, m.in_bits) // 8)
