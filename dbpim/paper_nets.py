@@ -31,9 +31,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["NAMES", "build", "paper_variant", "kaiming_init", "main"]
+from model.outdir import OUT_HELP, OutputError, check_output, output_dir
+
+__all__ = ["NAMES", "build", "build_all", "paper_variant", "kaiming_init", "main"]
 
 NAMES = ("alexnet", "vgg19", "resnet18", "mobilenetv2", "efficientnetb0")
+COMMAND = "dbpim paper-nets"
 
 
 def paper_variant(name: str, net: nn.Module) -> nn.Module:
@@ -93,14 +96,32 @@ def build(name: str, out: Path, hw, sparsity: float = 0.5, seed: int = 0, n_cali
     return export(net, label, macro, Path(out) / label, data.x_test[:n_record], G, meta=meta)
 
 
+def build_all(out, names=NAMES, hw="paper", sparsity: float = 0.5, seed: int = 0, n_record: int = 2) -> list:
+    """:func:`build` every network into ``out/<net>-w1-untrained``, written through
+    :func:`model.outdir.output_dir` (moved in together when the last one is done); returns their paths."""
+    from model.config import load_config
+    inputs = [load_config(hw).path]
+    check_output(out, COMMAND, inputs)
+    paths = []
+    with output_dir(out, COMMAND, inputs) as tmp:
+        for n in names:
+            t = time.perf_counter()
+            path = build(n, tmp, hw, sparsity, seed, n_record=n_record)
+            paths.append(Path(out) / path.name)
+            print(f"{paths[-1]} (untrained, {time.perf_counter() - t:.1f} s)", flush=True)
+    return paths
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="dbpim paper-nets", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="build/paper-nets")
-    p.add_argument("--names", default=",".join(NAMES))
-    p.add_argument("--hw", default="paper")
-    p.add_argument("--sparsity", type=float, default=0.5)
-    p.add_argument("--record", type=int, default=2, help="images whose activations are recorded")
-    p.add_argument("--seed", type=int, default=0)
+    p = argparse.ArgumentParser(prog=COMMAND, description=(
+        "The paper's five networks at full width on CIFAR-100 shapes, untrained (Kaiming weights, BatchNorm "
+        "recalibrated on digits upscaled to 32x32), block-pruned and FTA-quantized, as artifacts in --out."))
+    p.add_argument("--out", default="build/paper-nets", help=OUT_HELP + " (default: build/paper-nets)")
+    p.add_argument("--names", default=",".join(NAMES), help=f"comma-separated networks (default: {','.join(NAMES)})")
+    p.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
+    p.add_argument("--sparsity", type=float, default=0.5, help="block sparsity in [0, 1) (default: 0.5)")
+    p.add_argument("--record", type=int, default=2, help="real images whose activations are recorded (default: 2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the images (default: 0)")
     a = p.parse_args(argv)
     names = [n.strip().lower() for n in a.names.split(",") if n.strip()]
     bad = [n for n in names if n not in NAMES]
@@ -110,10 +131,12 @@ def main(argv=None) -> int:
     if not 0.0 <= a.sparsity < 1.0:
         print(f"dbpim paper-nets: --sparsity: must lie in [0, 1), got {a.sparsity}", file=sys.stderr)
         return 2
-    for n in names:
-        t = time.perf_counter()
-        path = build(n, Path(a.out), a.hw, a.sparsity, a.seed, n_record=max(1, a.record))
-        print(f"{path} (untrained, {time.perf_counter() - t:.1f} s)", flush=True)
+    from model.config import ConfigError
+    try:
+        build_all(a.out, names, a.hw, a.sparsity, a.seed, max(1, a.record))
+    except (OutputError, ConfigError) as e:
+        print(f"{COMMAND}: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -157,7 +157,7 @@ class SystemConfig:
         _validate(self, "system")
 
 
-_R20 = "scaled from [20] (28 nm digital SRAM-CIM, 73 fJ per 8b x 8b MAC)"
+_R20 = "scaled from the paper's ref. 20 (28 nm digital SRAM-CIM, 73 fJ per 8b x 8b MAC)"
 
 
 @dataclass(frozen=True)
