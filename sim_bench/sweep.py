@@ -9,10 +9,11 @@ A geometry is ``n_comp x n_col x n_row`` (the switch keeps the configuration's
 (``model.quant.prune_quantize``) the workload's float weights, then runs the
 performance model on the workload's activations. Float weights come from the
 workload: the digits MLP (real, numpy-trained), synthetic ResNet-18, or an
-artifact: its layers' ``w_float`` (the float weights the front-end stored;
-the ``float_weights`` column says whether they are unpruned, or pruned at the
-artifact's own sparsity so that points below it see zero blocks), else the
-de-quantized FTA weights ``w * scale`` (a re-approximation, flagged).
+artifact: its layers' ``w_float`` (the float weights the front-end stored),
+else the de-quantized FTA weights ``w * scale`` (a re-approximation); the
+``float_weights`` column says which. Points below an artifact's own block
+sparsity need unpruned ``w_float`` (``dbpim paper-nets`` keeps them); from
+pruned float weights they are refused (the pruned blocks are zeros there).
 
 Points run as Ray tasks: ``--engine ray`` (default) starts an embedded local
 cluster of ``--workers`` CPUs, or joins an existing one with ``--address``
@@ -104,6 +105,21 @@ def workload(name: str):
     return w
 
 
+def _below_pruned(wl: str, sparsity: float) -> str | None:
+    """Why ``sparsity`` cannot be swept from ``wl``'s float weights, or None.
+
+    Blocks the artifact pruned are zero in its float weights unless they were
+    kept unpruned (``dbpim paper-nets``); re-pruning below its sparsity would
+    keep those zeros as weights (a filter of zeros gets phi = 0), so it is refused.
+    """
+    _, _, source, src_sparsity = workload(wl)
+    if sparsity < src_sparsity - 1e-9 and source != "float (unpruned)":
+        return (f"--sparsity {sparsity:g}: below the workload's own block sparsity {src_sparsity:.2f}, whose pruned "
+                f"blocks are zero in its float weights ({source}); sweep from {src_sparsity:.2f} up, or use an "
+                f"artifact with unpruned w_float (dbpim paper-nets)")
+    return None
+
+
 def point_row(wl: str, hw: str, sparsity: float, phi_max: int, geom) -> dict:
     """Evaluate one sweep point; a row of ``sweep.csv`` (or ``{"error": ...}``)."""
     from model.config import ConfigError, load_config
@@ -118,8 +134,9 @@ def point_row(wl: str, hw: str, sparsity: float, phi_max: int, geom) -> dict:
         return {"error": str(e)}
     cfg = dataclasses.replace(cfg, macro=macro)
     name, layers, source, src_sparsity = workload(wl)
-    if sparsity < src_sparsity - 1e-9 and source != "float (unpruned)":
-        source += f" (below its sparsity {src_sparsity:.2f}: approximate)"
+    bad = _below_pruned(wl, sparsity)
+    if bad:
+        return {"error": bad}
     net = evaluate_network(synth.specs_of(layers, macro, sparsity=sparsity), cfg, network=name)
     r = {"network": name, "sparsity [fraction of blocks]": sparsity, "phi_max [digits]": phi_max,
          "geometry [n_comp x n_col x n_row]": f"{n_comp}x{n_col}x{n_row}", "lanes [inputs/cycle]": macro.lanes,
@@ -213,6 +230,9 @@ def run_sweep(workload_name="digits", hw="paper", sparsities=(0.0, 0.25, 0.5, 0.
     for s in sparsities:
         if not 0.0 <= s <= 1.0:
             raise BenchError(f"--sparsity: {s}: must lie in [0, 1]")
+        bad = _below_pruned(workload_name, float(s))
+        if bad:
+            raise BenchError(bad)
     pts = [(workload_name, hw, float(s), int(p), tuple(g)) for g in geometries for p in phi_maxes for s in sparsities]
     check_output(out, "dbpim sweep", inputs)  # refuse before the long part
     rows = run_points(pts, engine, workers, address, progress)

@@ -91,7 +91,7 @@ def test_bench_paper_combined(art, tmp_path):
     man["meta"] = {"untrained": True}
     (second / "manifest.yaml").write_text(yaml.safe_dump(man, sort_keys=False))
     out = tmp_path / "paper"
-    assert paper.main(["--artifacts", str(art), str(second), "--fig11", str(second), "--fig11-sparsity", "0,0.5",
+    assert paper.main(["--artifacts", str(art), str(second), "--fig11", str(second), "--fig11-sparsity", "0.5,0.75",
                        "--engine", "serial", "--out", str(out)]) == 0
     rows = list(csv.DictReader(open(out / "networks.csv")))
     assert [r["network"] for r in rows] == ["digits-mlp", "ResNet18-w1-untrained"]
@@ -107,7 +107,7 @@ def test_bench_paper_combined(art, tmp_path):
     assert float(t2[1]["paper_utilization [%]"]) == 86.29
     f11 = list(csv.DictReader(open(out / "fig11.csv")))
     assert [(r["network"], float(r["sparsity [fraction of blocks]"]), r["weights"]) for r in f11] == [
-        ("ResNet18-w1-untrained", 0.0, "untrained"), ("ResNet18-w1-untrained", 0.5, "untrained")]
+        ("ResNet18-w1-untrained", 0.5, "untrained"), ("ResNet18-w1-untrained", 0.75, "untrained")]
     f12 = list(csv.DictReader(open(out / "fig12.csv")))
     assert len(f12) == 2 * 6 and {r["mechanism"] for r in f12} >= {"bit_input", "dbpim", "weight"}
     for f in ("fig11.png", "fig12.png", "time_breakdown.png"):
@@ -118,15 +118,16 @@ def test_bench_paper_combined(art, tmp_path):
 
 def test_sweep_serial(art, tmp_path):
     out = tmp_path / "sw"
-    rows = sweep.run_sweep(str(art), "paper", sparsities=(0.0, 0.5), phi_maxes=(1, 2), geometries=((16, 16, 16),),
+    rows = sweep.run_sweep(str(art), "paper", sparsities=(0.5, 0.75), phi_maxes=(1, 2), geometries=((16, 16, 16),),
                            out=out, engine="serial", progress=False)
     assert len(rows) == 4 and (out / "sweep.csv").is_file() and (out / "sweep.png").is_file()
     by = {(r["phi_max [digits]"], r["sparsity [fraction of blocks]"]): r for r in rows}
-    assert by[(2, 0.5)]["speedup [x]"] > by[(2, 0.0)]["speedup [x]"]
-    # the digits artifact stores no float weights: every point re-approximates its FTA weights, flagged,
-    # and points below the artifact's own sparsity (0.5) are flagged once more
-    assert by[(2, 0.5)]["float_weights"] == "dequantized FTA (approximate)"
-    assert by[(2, 0.0)]["float_weights"] == "dequantized FTA (approximate) (below its sparsity 0.50: approximate)"
+    assert by[(2, 0.75)]["speedup [x]"] > by[(2, 0.5)]["speedup [x]"]
+    # the digits artifact stores no float weights: every point re-approximates its FTA weights, flagged
+    assert {r["float_weights"] for r in rows} == {"dequantized FTA (approximate)"}
+    # below the artifact's own sparsity the pruned blocks are zeros: refused in one line
+    with pytest.raises(sweep.BenchError, match="below the workload's own block sparsity 0.50"):
+        sweep.run_sweep(str(art), "paper", sparsities=(0.0,), phi_maxes=(2,), out=tmp_path / "low", engine="serial")
     for col in rows[0]:
         assert col in {"network", "float_weights"} or "[" in col
     assert sweep.main(["--workload", "nope", "--out", str(tmp_path / "x")]) == 2
@@ -136,7 +137,7 @@ def test_sweep_serial(art, tmp_path):
 def test_sweep_on_ray_gives_the_serial_csv(art, tmp_path):
     """Two points on an embedded Ray cluster: the same sweep.csv, byte for byte, as the serial engine."""
     pytest.importorskip("ray")
-    kw = dict(sparsities=(0.0, 0.5), phi_maxes=(2,), geometries=((16, 16, 16),), plots=False, progress=False)
+    kw = dict(sparsities=(0.5, 0.75), phi_maxes=(2,), geometries=((16, 16, 16),), plots=False, progress=False)
     sweep.run_sweep(str(art), "paper", out=tmp_path / "serial", engine="serial", **kw)
     sweep.run_sweep(str(art), "paper", out=tmp_path / "ray", engine="ray", workers=2, **kw)
     assert (tmp_path / "ray" / "sweep.csv").read_bytes() == (tmp_path / "serial" / "sweep.csv").read_bytes()
