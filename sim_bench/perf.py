@@ -347,7 +347,9 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> 
         switches = C // n_ft  # idle cores hold a copy of the tile and split the pixels
         M, C = M * switches, C // switches
     cores_busy = min(C, n_ft) * switches
-    R, ncr, nrt, used, valid = _row_tiles(mp, m)
+    if ("rt", kept, fta) not in cache:
+        cache[("rt", kept, fta)] = _row_tiles(mp, m)
+    R, ncr, nrt, used, valid = cache[("rt", kept, fta)]
     n_runs, nrt_max = used.shape
 
     key = (kept, fta and kept, skip and spec.bits is not None)
@@ -359,7 +361,9 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> 
     else:
         rc = ct.round_compute(vec, M)  # (runs, S, nrt, R)
 
-    delivery = _switch_delivery(mp, m, nrt_max, through_switch=mech != "dense")
+    if ("dl", kept, fta, mech != "dense") not in cache:
+        cache[("dl", kept, fta, mech != "dense")] = _switch_delivery(mp, m, nrt_max, through_switch=mech != "dense")
+    delivery = cache[("dl", kept, fta, mech != "dense")]
     cell_bits = DIGIT_BITS if fta else 1
     nbytes = ct.tile_bytes(used, m, cell_bits)  # (runs, nrt)
     port = ct.tile_load_cycles(used, m, sysc.macro_write_places_per_cycle)
