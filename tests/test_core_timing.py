@@ -74,7 +74,7 @@ def _quant(W, macro, sparsity):
     return w, phi, mask
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(seed=st.integers(0, 2**31), sparsity=st.sampled_from([0.0, 0.5, 0.75]))
 def test_fewer_lanes_or_less_bandwidth_only_add_cycles(seed, sparsity):
     cfg = load_config("paper")
