@@ -61,7 +61,7 @@ def test_out_with_a_persons_files_is_refused(art, tmp_path, capsys, cmd):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     argv = {"bench": ["bench", "--artifact", str(art)],
-            "sweep": ["sweep", "--workload", str(art), "--sparsity", "0", "--phi-max", "2", "--workers", "1"],
+            "sweep": ["sweep", "--workload", str(art), "--sparsity", "0.5", "--phi-max", "2", "--workers", "1"],
             "bench-paper": ["bench-paper", "--artifacts", str(art)]}[cmd]
     _refused(capsys, argv + ["--out", str(out), "--no-plots"], "notes.txt", "not written by")
     assert _snapshot(out) == {"notes.txt": b"mine"}
