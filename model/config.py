@@ -129,7 +129,7 @@ class SystemConfig:
     """The accelerator around the macros (docs/design.md §7), read by the performance model.
 
     Every limit here is always modelled (docs/perf_model.md): the switch
-    (``macro.lanes``), the macro write port, the shared off-chip bandwidth,
+    (``macro.lanes``), the shared off-chip bandwidth,
     the output buffer's capacity and the output register file's port.
     """
 
@@ -143,9 +143,6 @@ class SystemConfig:
     output_buffer_kib: float = _key(64, _POS, "a positive number (KiB; holds the partial sums of every core)",
                                     "paper Sec. VI-A (size lost in extraction)", True)
     simd_lanes: int = _key(16, _pos_int, "a positive integer (SIMD core operations per cycle)", "", True)
-    macro_write_places_per_cycle: int = _key(
-        1, _pos_int, "a positive integer ((cell row, compartment) places the macro write port writes per cycle)",
-        "RTL PIMMacro w_* port: one place (n_col cells + metadata) per cycle")
     dram_bytes_per_cycle: float = _key(25.6, _POS,
                                        "a positive number (off-chip weight bandwidth in bytes per cycle, shared "
                                        "by all cores)", "LPDDR4-3200 x32 = 12.8 GB/s at 500 MHz", True)

@@ -13,24 +13,34 @@ and every term below is one small function, vectorised over any leading axes
 (samples, filter tiles, row tiles), so the performance model (``sim_bench``)
 calls them for every filter tile of a network at once:
 
-(a) **tile load** (:func:`tile_load_cycles`): the tile's cells and metadata
-    are written into all ``M`` macros at once (broadcast) through the macro
-    write port, ``places_per_cycle`` (cell row, compartment) places per cycle,
-    plus the column map and configuration (:func:`tile_setup_cycles`). Not
-    overlapped with compute (a macro holds one tile). The system model may
+The macro's own clock (tile load, input beats, compute, output drain and how
+they overlap) is :mod:`model.cycles`'s (``tile_load_cycles``, ``input_beats``,
+``macro_interval``, ``macro_schedule``; the RTL macro equals it cycle for
+cycle); this module composes it into a core and adds the switch, the output
+register file and the loop nest:
+
+(a) **tile load** (:func:`model.cycles.tile_load_cycles`): the tile is written
+    into all ``M`` macros at once (broadcast) through the macro write port,
+    one whole cell row per cycle, the configuration and column map alongside.
+    Not overlapped with compute (a macro holds one tile). The system model may
     stretch it when the shared off-chip bandwidth is the slower
     (:func:`tile_bytes`).
 (b) **rounds** (:func:`rounds_cycles`): the switch delivers the vectors of a
     round to its macros one after another; delivering one vector takes
     :func:`delivery_cycles` = max(switch beats of the row tile's kept inputs,
-    the macro's ``n_row`` input beats), a per-row-tile constant known at
-    compile time (:func:`switch_beats`). Delivery of round r+1 overlaps the
-    compute of round r (double-buffered macro inputs); the compute of a round
-    is the slowest of its macros (:func:`round_compute`: popcount cycles plus
-    the pipeline latency, :mod:`model.cycles`); the drain of round r
-    (``n_col`` output beats per macro, :func:`drain_cycles`, the macros in
-    parallel) overlaps round r+1 (double-buffered output banks). A round costs
-    the max of the three; the first delivery and the last drain are exposed.
+    the macro's :func:`model.cycles.input_beats`), a per-row-tile constant
+    known at compile time (:func:`switch_beats`). Delivery of round r+1
+    overlaps the compute of round r (double-buffered macro inputs); the
+    compute of a round is the slowest of its macros (:func:`round_compute`:
+    popcount cycles plus the pipeline latency, :mod:`model.cycles`); the drain
+    of round r (``n_col`` output beats per macro, the macros in parallel)
+    overlaps round r+1 (double-buffered output banks). A round between two
+    others costs the macro's steady-state spacing
+    :func:`model.cycles.macro_interval` or the switch's delivery of the next
+    round, whichever is longer; the first delivery and the last drain are
+    exposed. The rounds run in lock step, so the count is never below the
+    cycle-exact :func:`model.cycles.macro_schedule` of the same vectors and
+    equals it when compute dominates (tested with one macro).
 (c) **accumulation and results**: partial sums accumulate in the output
     register file across row tiles; after the last row tile of a filter tile
     (of a chunk) its ``P x filters`` results stream out,
@@ -44,12 +54,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.cycles import cell_row_popcounts_t, row_tile_sums
+from model.cycles import cell_row_popcounts_t, input_beats, macro_interval, row_tile_sums, tile_load_cycles
 from model.spec import DIGIT_BITS, input_bits, pipeline_latency
 
-__all__ = ["switch_beats", "macro_input_beats", "delivery_cycles", "drain_cycles", "tile_load_cycles",
-           "tile_setup_cycles", "tile_bytes", "round_compute", "round_served", "chunk_rounds", "rounds_cycles",
-           "result_stream_cycles", "row_tiles_cycles", "row_tiles_cycles_from_rounds", "layer_core_cycles", "filter_tiles_of"]
+__all__ = ["switch_beats", "delivery_cycles", "tile_bytes", "round_compute", "round_served", "chunk_rounds",
+           "rounds_cycles", "result_stream_cycles", "row_tiles_cycles", "row_tiles_cycles_from_rounds",
+           "layer_core_cycles", "filter_tiles_of"]
 
 
 # ----------------------------------------------------------------------------- per-row-tile constants
@@ -89,36 +99,18 @@ def switch_beats(rows, segments, n_segments: int, n_comp: int, lanes: int) -> np
     return np.bincount(seg[first], weights=beats, minlength=n_segments).astype(np.int64)
 
 
-def macro_input_beats(macro) -> int:
-    """Input beats one vector takes into a macro: one per cell row, always ``n_row`` (docs/design.md §5)."""
-    return int(macro.n_row)
+def delivery_cycles(beats, n_rows_used) -> np.ndarray:
+    """Cycles to deliver one vector to one macro: max(switch beats, the macro's input beats).
 
-
-def delivery_cycles(beats, macro) -> np.ndarray:
-    """Cycles to deliver one vector to one macro: max(switch beats, the macro's input beats)."""
-    return np.maximum(np.asarray(beats, np.int64), macro_input_beats(macro))
-
-
-def drain_cycles(macro) -> int:
-    """Cycles a macro's output bank takes to stream its ``n_col`` slots (one beat each)."""
-    return int(macro.n_col)
-
-
-def tile_setup_cycles(macro) -> int:
-    """Column map (one column per cycle) and configuration (one cycle) written with every tile."""
-    return int(macro.n_col) + 1
-
-
-def tile_load_cycles(n_rows_used, macro, places_per_cycle: int = 1) -> np.ndarray:
-    """Cycles to write a tile into the macros of a core (broadcast to all of them), setup included.
-
-    The macro write port writes ``places_per_cycle`` (cell row, compartment)
-    places per cycle, each with its ``n_col`` cells and their (idx, sign)
-    metadata (``w_*`` ports; the RTL writes one):
-    ``ceil(n_rows_used * n_comp / places_per_cycle) + tile_setup_cycles(macro)``.
+    Parameters
+    ----------
+    beats : array_like of int
+        Switch beats of the vector (:func:`switch_beats`); 0 for inputs that
+        bypass the switch (the dense baseline).
+    n_rows_used : array_like of int
+        Used cell rows of the tile (:func:`model.cycles.input_beats`), broadcast with ``beats``.
     """
-    places = np.asarray(n_rows_used, np.int64) * macro.n_comp
-    return -(-places // int(places_per_cycle)) + tile_setup_cycles(macro)
+    return np.maximum(np.asarray(beats, np.int64), input_beats(np.asarray(n_rows_used, np.int64)))
 
 
 def tile_bytes(n_rows_used, macro, cell_bits: int = DIGIT_BITS) -> np.ndarray:
@@ -164,7 +156,7 @@ def chunk_rounds(a: np.ndarray, rounds_per_chunk: int) -> np.ndarray:
     return a.reshape(a.shape[:-1] + (nch, rounds_per_chunk))
 
 
-def rounds_cycles(compute, served, delivery, drain: int) -> np.ndarray:
+def rounds_cycles(compute, served, delivery, n_rows_used, n_col: int) -> np.ndarray:
     """Cycles of one pass over a row tile's rounds (docs/design.md §7).
 
     Parameters
@@ -174,15 +166,22 @@ def rounds_cycles(compute, served, delivery, drain: int) -> np.ndarray:
     served : ndarray, shape (..., R) (broadcast)
         Vectors the switch delivers in each round; 0 for padding rounds.
     delivery : ndarray, shape (...)
-        Cycles to deliver one vector (:func:`delivery_cycles`).
-    drain : int
-        Output-bank drain cycles of a round (:func:`drain_cycles`).
+        Cycles to deliver one vector (:func:`delivery_cycles`, at least the
+        macro's input beats).
+    n_rows_used : ndarray, shape (...) (broadcast)
+        Used cell rows of the tile (the macro's input beats).
+    n_col : int
+        Output beats of a vector (the macro's drain, ``n_col`` slots).
 
     Returns
     -------
     ndarray of int64, shape (...)
-        ``D_0 + sum_r max(C_r, D_{r+1}, drain if round r-1 ran) + drain if the last round ran``
-        with ``D_r = served_r * delivery``.
+        ``D_0 + sum_r T_r + n_col if the last round ran`` with
+        ``D_r = served_r * delivery`` and, for a round between two others,
+        ``T_r = max(macro_interval(C_r, n_rows_used, n_col), D_{r+1})``
+        (:func:`model.cycles.macro_interval`: the next input, this compute and
+        the previous drain overlap); at the edges only the terms that exist:
+        ``T_r = max(C_r, D_{r+1}, n_col if round r-1 ran)``.
     """
     C = np.asarray(compute, np.int64)
     served = np.broadcast_to(np.asarray(served, np.int64), C.shape)
@@ -191,8 +190,10 @@ def rounds_cycles(compute, served, delivery, drain: int) -> np.ndarray:
     Dn[..., :-1] = D[..., 1:]
     ran_prev = np.zeros(C.shape, bool)
     ran_prev[..., 1:] = served[..., :-1] > 0
-    per = np.maximum(np.maximum(C, Dn), np.where(ran_prev, drain, 0))
-    return D[..., 0] + per.sum(-1) + np.where(served[..., -1] > 0, drain, 0)
+    steady = np.maximum(macro_interval(C, np.asarray(n_rows_used, np.int64)[..., None], n_col), Dn)
+    edge = np.maximum(np.maximum(C, Dn), np.where(ran_prev, n_col, 0))
+    per = np.where(ran_prev & (Dn > 0), steady, edge)
+    return D[..., 0] + per.sum(-1) + np.where(served[..., -1] > 0, n_col, 0)
 
 
 def result_stream_cycles(pixels, n_filters, words_per_cycle: float) -> np.ndarray:
@@ -201,8 +202,8 @@ def result_stream_cycles(pixels, n_filters, words_per_cycle: float) -> np.ndarra
                    / float(words_per_cycle)).astype(np.int64)
 
 
-def row_tiles_cycles(vec_cycles, delivery, load, M: int, drain: int, rounds_per_chunk: int | None = None,
-                     switches: int = 1, valid=None) -> np.ndarray:
+def row_tiles_cycles(vec_cycles, delivery, load, n_rows_used, M: int, n_col: int,
+                     rounds_per_chunk: int | None = None, switches: int = 1, valid=None) -> np.ndarray:
     """Cycles of one filter tile's row tiles on one core, result streaming excluded.
 
     Parameters
@@ -212,10 +213,14 @@ def row_tiles_cycles(vec_cycles, delivery, load, M: int, drain: int, rounds_per_
     delivery : ndarray, shape (..., nrt) (broadcast)
         Cycles to deliver one vector of each row tile.
     load : ndarray, shape (..., nrt) (broadcast)
-        Tile-load cycles of each row tile.
+        Tile-load cycles of each row tile (:func:`model.cycles.tile_load_cycles`,
+        or longer when the off-chip bandwidth binds).
+    n_rows_used : ndarray, shape (..., nrt) (broadcast)
+        Used cell rows of each row tile (the macro's input beats).
     M : int
         Macros taking a round's pixels (``macros_per_core`` times replicas).
-    drain : int
+    n_col : int
+        Output beats per vector (the macro's drain).
     rounds_per_chunk : int, optional
         Pixel chunking for the output buffer: rounds per chunk. Every chunk
         runs every row tile; the row tiles are loaded again for each chunk
@@ -233,10 +238,11 @@ def row_tiles_cycles(vec_cycles, delivery, load, M: int, drain: int, rounds_per_
     v = np.asarray(vec_cycles)
     P = v.shape[-1]
     rc = round_compute(v, M)  # (..., nrt, R)
-    return row_tiles_cycles_from_rounds(rc, P, delivery, load, M, drain, rounds_per_chunk, switches, valid)
+    return row_tiles_cycles_from_rounds(rc, P, delivery, load, n_rows_used, M, n_col, rounds_per_chunk, switches,
+                                        valid)
 
 
-def row_tiles_cycles_from_rounds(rc, P: int, delivery, load, M: int, drain: int,
+def row_tiles_cycles_from_rounds(rc, P: int, delivery, load, n_rows_used, M: int, n_col: int,
                                  rounds_per_chunk: int | None = None, switches: int = 1, valid=None) -> np.ndarray:
     """:func:`row_tiles_cycles` from the rounds' compute cycles ``rc`` (..., nrt, R) (:func:`round_compute`)."""
     rc = np.asarray(rc, np.int64)
@@ -246,7 +252,8 @@ def row_tiles_cycles_from_rounds(rc, P: int, delivery, load, M: int, drain: int,
     nch = served.shape[0]
     comp = chunk_rounds(rc, rpc)  # (..., nrt, nch, rpc)
     dl = np.broadcast_to(np.asarray(delivery, np.int64), rc.shape[:-1])
-    passes = rounds_cycles(comp, served, dl[..., None], drain).sum(-1)  # (..., nrt)
+    used = np.broadcast_to(np.asarray(n_rows_used, np.int64), rc.shape[:-1])
+    passes = rounds_cycles(comp, served, dl[..., None], used[..., None], n_col).sum(-1)  # (..., nrt)
     lead = rc.shape[:-1]
     if valid is None:
         valid = np.ones(lead, bool)
@@ -271,8 +278,7 @@ def filter_tiles_of(tiles) -> list[tuple[int, int, list]]:
 
 
 def layer_core_cycles(compiled, x, signed: bool = False, macros_per_core: int = 4,
-                      places_per_cycle: int = 1, result_words_per_cycle: float = 4.0,
-                      pixels_per_chunk: int | None = None) -> int:
+                      result_words_per_cycle: float = 4.0, pixels_per_chunk: int | None = None) -> int:
     """Cycles of one PIM core running every tile of a compiled layer (docs/design.md §7).
 
     Parameters
@@ -282,8 +288,6 @@ def layer_core_cycles(compiled, x, signed: bool = False, macros_per_core: int = 
         im2col input vectors of one inference.
     signed : bool
     macros_per_core : int
-    places_per_cycle : int
-        Macro write-port (cell row, compartment) places per cycle (tile loads).
     result_words_per_cycle : float
         Output register file to output buffer words per cycle.
     pixels_per_chunk : int, optional
@@ -311,9 +315,9 @@ def layer_core_cycles(compiled, x, signed: bool = False, macros_per_core: int = 
         vec = per_rt[gi[g]][:, rts].T + lat  # (nrt, P)
         rows = np.concatenate([t.rows.reshape(-1)[t.rows.reshape(-1) >= 0] for t in ts])
         seg = np.concatenate([np.full(int((t.rows >= 0).sum()), j) for j, t in enumerate(ts)])
-        dl = delivery_cycles(switch_beats(rows, seg, len(ts), m.n_comp, m.lanes), m)
-        load = tile_load_cycles(np.array([t.n_rows_used for t in ts]), m, places_per_cycle)
-        total += int(row_tiles_cycles(vec, dl, load, M, drain_cycles(m), rpc))
+        used = np.array([t.n_rows_used for t in ts])
+        dl = delivery_cycles(switch_beats(rows, seg, len(ts), m.n_comp, m.lanes), used)
+        total += int(row_tiles_cycles(vec, dl, tile_load_cycles(used), used, M, m.n_col, rpc))
         nf = int((ts[0].filters >= 0).sum())
         ppc = P if rpc is None else rpc * M
         chunks = [min(ppc, P - c) for c in range(0, P, ppc)]

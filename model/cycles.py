@@ -155,18 +155,29 @@ def dense_cycles(K: int, N: int, P: int, macro) -> int:
 
 # --------------------------------------------------------------------------- macro timing (docs/design.md §7)
 
-def input_beats(n_rows_used: int) -> int:
-    """Beats (clock cycles at full rate) of one input vector: its used cell rows, at least one."""
-    return max(1, int(n_rows_used))
+def _int_or_array(a: np.ndarray):
+    """A 0-d result as a Python int, anything else as an int64 array."""
+    return int(a) if a.ndim == 0 else a
 
 
-def tile_load_cycles(n_rows_used: int) -> int:
+def input_beats(n_rows_used):
+    """Beats (clock cycles at full rate) of one input vector: its used cell rows, at least one.
+
+    Elementwise on arrays (int64 array out); an int for a scalar.
+    """
+    return _int_or_array(np.maximum(1, np.asarray(n_rows_used, np.int64)))
+
+
+def tile_load_cycles(n_rows_used):
     """Clock cycles to load a tile: one whole cell row (every compartment's cells and metadata) per
-    cycle for the used rows; the configuration and column map are written alongside one of them."""
-    return max(1, int(n_rows_used))
+    cycle for the used rows; the configuration and column map are written alongside one of them.
+
+    Elementwise on arrays (int64 array out); an int for a scalar.
+    """
+    return _int_or_array(np.maximum(1, np.asarray(n_rows_used, np.int64)))
 
 
-def macro_interval(cycles: int, n_rows_used: int, n_col: int) -> int:
+def macro_interval(cycles, n_rows_used, n_col):
     """Steady-state clock cycles between vectors of equal ``cycles`` on one macro at full rate.
 
     The input of the next vector (double-buffered), the compute of this one and
@@ -174,8 +185,10 @@ def macro_interval(cycles: int, n_rows_used: int, n_col: int) -> int:
     beats) overlap, so the slowest of the three sets the pace:
     ``max(cycles, n_col, input_beats(n_rows_used))``. Equal to the start-to-start
     distance of :func:`macro_schedule` once the pipeline is full (tested).
+    Elementwise on arrays (broadcast; int64 array out); an int for scalars.
     """
-    return max(int(cycles), int(n_col), input_beats(n_rows_used))
+    c = np.maximum(np.asarray(cycles, np.int64), np.asarray(n_col, np.int64))
+    return _int_or_array(np.maximum(c, input_beats(n_rows_used)))
 
 
 @dataclass

@@ -22,14 +22,15 @@ and ``dense`` its ``cycles_dense`` (checked by the tests). Filters are packed
 into column tiles by ``model.compile.pack_columns`` (the artifact's own tiles
 when it has them), so a macro holds up to ``n_col`` filters at phi = 1.
 
-Wall cycles come from the core timing of :mod:`model.core_timing` (tile load,
-switch delivery, lock-step rounds of M macros, drain, result streaming),
+Wall cycles come from the core timing of :mod:`model.core_timing` (switch
+delivery, lock-step rounds of M macros, drain, result streaming) on the macro
+clock of :mod:`model.cycles` (tile load, input beats, ``macro_interval``),
 evaluated for every filter tile of a layer at once; this module adds the
 system around the cores: filter tiles dealt round-robin to the cores, the
 shared off-chip bandwidth that stretches tile loads, and the output buffer
 whose capacity splits the output pixels into chunks (each chunk reloads the
-row tiles). The dense baseline has no sparse allocation switch (one macro
-input beat per cell row); every DB-PIM mechanism feeds its inputs through it.
+row tiles). The dense baseline has no sparse allocation switch (the macro's
+input beats alone); every DB-PIM mechanism feeds its inputs through it.
 
 Utilization: ``utilization`` (paper Eq. 2 at cell level: effective cells over
 the cells of the activated cell rows of issued cycles) and
@@ -51,7 +52,7 @@ from model import core_timing as ct
 from model.compile import FilterTile, group_runs, pack_columns
 from model.config import EnergyConfig, HwConfig
 from model.core_timing import filter_tiles_of
-from model.cycles import POPCOUNT8, cell_row_popcounts_flat
+from model.cycles import POPCOUNT8, cell_row_popcounts_flat, tile_load_cycles
 from model.prune import n_groups
 from model.spec import DENSE_COLS_PER_WEIGHT, DIGIT_BITS, acc_width, input_bits, pipeline_latency
 
@@ -287,14 +288,14 @@ def _position(mp: _Mapping) -> np.ndarray:
     return np.arange(mp.rows.size) - np.repeat(np.cumsum(mp.n_rows) - mp.n_rows, mp.n_rows)
 
 
-def _switch_delivery(mp: _Mapping, m, nrt_max: int, through_switch: bool) -> np.ndarray:
-    """Delivery cycles of one vector per (run, row tile)."""
-    n_runs = mp.n_rows.size
-    if not through_switch:  # dense baseline: one macro input beat per cell row, no switch
-        return np.full((n_runs, nrt_max), ct.macro_input_beats(m), np.int64)
+def _switch_delivery(mp: _Mapping, m, used, through_switch: bool) -> np.ndarray:
+    """Delivery cycles of one vector per (run, row tile); ``used`` (runs, nrt) cell rows used."""
+    n_runs, nrt_max = used.shape
+    if not through_switch:  # dense baseline: no switch, the macro's input beats alone
+        return ct.delivery_cycles(0, used)
     seg = mp.run * nrt_max + _position(mp) // m.capacity_rows
     beats = ct.switch_beats(mp.rows, seg, n_runs * nrt_max, m.n_comp, m.lanes).reshape(n_runs, nrt_max)
-    return ct.delivery_cycles(beats, m)
+    return ct.delivery_cycles(beats, used)
 
 
 def _vector_cycles(spec, mp, m, skip: bool, used, ncr, S: int, Pp: int):
@@ -362,17 +363,16 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> 
         rc = ct.round_compute(vec, M)  # (runs, S, nrt, R)
 
     if ("dl", kept, fta, mech != "dense") not in cache:
-        cache[("dl", kept, fta, mech != "dense")] = _switch_delivery(mp, m, nrt_max, through_switch=mech != "dense")
+        cache[("dl", kept, fta, mech != "dense")] = _switch_delivery(mp, m, used, through_switch=mech != "dense")
     delivery = cache[("dl", kept, fta, mech != "dense")]
     cell_bits = DIGIT_BITS if fta else 1
     nbytes = ct.tile_bytes(used, m, cell_bits)  # (runs, nrt)
-    port = ct.tile_load_cycles(used, m, sysc.macro_write_places_per_cycle)
+    port = tile_load_cycles(used)
     dram = np.ceil(nbytes * cores_busy / sysc.dram_bytes_per_cycle).astype(np.int64)
     load = np.where(valid, np.maximum(port, dram), 0)
     rpc = _chunk_rounds(cfg, Pp, M, cores_busy, float(mp.ft_filters.max()))
-    drain = ct.drain_cycles(m)
-    run_time = ct.row_tiles_cycles_from_rounds(rc, Pp, delivery[:, None], load[:, None], M, drain, rpc, switches,
-                                               valid[:, None])  # (runs, S)
+    run_time = ct.row_tiles_cycles_from_rounds(rc, Pp, delivery[:, None], load[:, None], used[:, None], M, m.n_col,
+                                               rpc, switches, valid[:, None])  # (runs, S)
     n_rounds = -(-Pp // M)
     n_ch = 1 if rpc is None else -(-n_rounds // min(rpc, n_rounds))
     ppc = Pp if rpc is None else min(rpc, n_rounds) * M

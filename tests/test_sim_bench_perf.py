@@ -86,7 +86,6 @@ def test_one_core_equals_core_timing(name, signed, M):
     P = xc.shape[0] // 2
     lp = perf.evaluate_layer(perf.spec_from_record(rec), cfg, ("dbpim",))
     want = [core_timing.layer_core_cycles(rec.compiled, xc[s * P:(s + 1) * P], signed, M,
-                                          cfg.system.macro_write_places_per_cycle,
                                           cfg.system.result_words_per_cycle) for s in range(2)]
     assert lp.mech["dbpim"].wall_cycles == pytest.approx(np.mean(want), rel=1e-12)
     # every vector is computed, delivered and drained at least once
