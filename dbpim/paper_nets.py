@@ -63,12 +63,11 @@ def build(name: str, out: Path, hw, sparsity: float = 0.5, seed: int = 0, n_cali
     """Build, prune, FTA-quantize and export one untrained network (full width by default); returns the artifact."""
     from model.config import load_config
     from model.quant import group_size_for
-    from model.torch import bn as tbn
+    from model.torch import graph as tgraph
     from model.torch import prune as tprune
-    from model.torch import qat as tqat
     from model.torch.data import load_data
     from model.torch.export import export
-    from model.torch.flow import _calibrate
+    from model.torch.flow import Stages
     from model.torch.train import recalibrate_bn, set_determinism
     from model.torch.zoo import get_model
 
@@ -81,19 +80,22 @@ def build(name: str, out: Path, hw, sparsity: float = 0.5, seed: int = 0, n_cali
     net = paper_variant(name, get_model(name, num_classes=100, width=width))
     kaiming_init(net)
     recalibrate_bn(net, x, batch_size=64, max_samples=n_calib)
-    tbn.fold_bn(net)
-    for _, m in tprune.mapped_layers(net):  # unpruned, BN-folded float weights for sweeps
-        m.dbpim_w_float = tprune.weight_kn(m).detach().clone()
-    tprune.prune_model(net, sparsity, G)
-    tqat.quantize_model(net, fta=True, phi_max=macro.phi_max)
-    _calibrate(net, x[:64])
-    tqat.freeze(net)
+    cap = tgraph.capture(net, x[:32])
+    st = Stages(cap, G)
+    mods = cap.modules()
+    bn = {layer: mods[b] for layer, b in cap.bn_pairs.items() if b in mods}
+    folded = tprune.effective_weight(st.layers(), bn)
+    for n, m in st.layers().items():  # unpruned, BN-folded float weights for sweeps
+        m.dbpim_w_float = tprune.weight_kn(m, folded[n]).detach().clone()
+    st.prune(sparsity)  # block scores on the BN-folded weights, as the flow does
+    st.quantize(x[:64], fta=True, phi_max=macro.phi_max)  # folds the BatchNorms, then FTA
+    st.freeze()
     label = f"{name}-w{width:g}-untrained"
     meta = {"untrained": True, "weights": "Kaiming normal (fan-out), untrained; BN recalibrated on digits "
             "upscaled to 32x32", "data": "digits32 (scikit-learn digits upscaled, 3 channels)",
             "width": float(width), "num_classes": 100, "sparsity": float(sparsity), "phi_max": int(macro.phi_max),
             "seed": int(seed)}
-    return export(net, label, macro, Path(out) / label, data.x_test[:n_record], G, meta=meta)
+    return export(st.net, label, macro, Path(out) / label, data.x_test[:n_record], G, meta=meta)
 
 
 def build_all(out, names=NAMES, hw="paper", sparsity: float = 0.5, seed: int = 0, n_record: int = 2) -> list:

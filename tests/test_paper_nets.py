@@ -38,6 +38,8 @@ def test_untrained_artifact_has_unpruned_float_weights(tmp_path):
         assert rec.w_float.dtype == np.float32 and rec.w_float.shape == (c.K, c.N)
         pruned = ~expand_mask(c.mask, c.N, c.group_size)
         assert np.any(rec.w_float[pruned])  # the weights before pruning, for sweeps below 50 %
+        deq = rec.w.astype(np.float64) * rec.scale[None, :]  # what was quantized: BatchNorm folded
+        assert np.corrcoef(rec.w_float[~pruned], deq[~pruned])[0, 1] > 0.99, rec.name
         assert sweep._float_source(rec) == "float (unpruned)"
         assert rec.x is not None and rec.x.shape[0] == 1
     # a corrupted float array is refused with one line naming it
@@ -54,7 +56,7 @@ def test_exported_float_weights_of_a_pruned_layer():
     conv = nn.Conv2d(4, 8, 3, bias=False)
     mask = np.ones((36, 2), bool)
     mask[:10, 0] = False
-    apply_masks(nn.Sequential(conv), {"0": mask}, 4)
+    apply_masks({"conv": conv}, {"conv": mask}, 4)
     q = QLayer(conv)
     w = _w_float(q)
     assert w.shape == (36, 8) and w.dtype == np.float32
