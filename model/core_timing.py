@@ -11,7 +11,7 @@ register file. Its loop nest for one layer is
 
 and every term below is one small function, vectorised over any leading axes
 (samples, filter tiles, row tiles), so the performance model (``sim_bench``)
-calls them for every filter tile of a network at once:
+calls them for every filter tile of a network at once.
 
 The macro's own clock (tile load, input beats, compute, output drain and how
 they overlap) is :mod:`model.cycles`'s (``tile_load_cycles``, ``input_beats``,
@@ -38,16 +38,18 @@ register file and the loop nest:
     others costs the macro's steady-state spacing
     :func:`model.cycles.macro_interval` or the switch's delivery of the next
     round, whichever is longer; the first delivery and the last drain are
-    exposed. The rounds run in lock step, so the count is never below the
-    cycle-exact :func:`model.cycles.macro_schedule` of the same vectors and
-    equals it when compute dominates (tested with one macro).
+    exposed. The rounds run in lock step: with one macro the count is never
+    below the cycle-exact :func:`model.cycles.macro_schedule` of the same
+    vectors and equals it when compute dominates (property test); it
+    overshoots when the drain or the input dominates short sequences.
 (c) **accumulation and results**: partial sums accumulate in the output
     register file across row tiles; after the last row tile of a filter tile
     (of a chunk) its ``P x filters`` results stream out,
     ``result_words_per_cycle`` words per cycle (:func:`result_stream_cycles`).
 
-The golden core twin (``model/core.py``) and the RTL core are checked against
-:func:`layer_core_cycles`; ``sim_bench`` with one core gives the same count.
+:func:`layer_core_cycles` is one core running a whole compiled layer; the
+golden core twin and the RTL core (still to be built) are to be checked against
+it, and ``sim_bench`` with one core gives the same count (tested).
 """
 
 from __future__ import annotations
