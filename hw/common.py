@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from amaranth.hdl import ClockSignal, Instance, ResetSignal, ValueCastable, signed, unsigned
+from amaranth.hdl import ClockSignal, Instance, ResetInserter, ResetSignal, ValueCastable, signed, unsigned
 from amaranth.lib import data, wiring
 
 from model.spec import check_param
@@ -197,8 +197,11 @@ class Emitter:
         self.modules[name] = mod
         return mod
 
-    def instance(self, comp) -> Instance:
-        """An ``Instance`` of ``comp``'s module, connected to ``comp``'s own interface signals."""
+    def instance(self, comp, extra_reset=None) -> Instance:
+        """An ``Instance`` of ``comp``'s module, connected to ``comp``'s own interface signals.
+
+        ``extra_reset`` (a 1-bit value) also resets it, besides the domain's reset.
+        """
         mod = self.convert(comp)
         self._uses(mod.name)
         names = {p["name"] for p in mod.ports}
@@ -206,13 +209,19 @@ class Emitter:
         if "clk" in names:
             conns["i_clk"] = ClockSignal()
         if "rst" in names:
-            conns["i_rst"] = ResetSignal()
+            conns["i_rst"] = ResetSignal() if extra_reset is None else ResetSignal() | extra_reset
         return Instance(mod.name, **conns)
 
 
-def add_block(m, name: str, comp, platform) -> None:
-    """Add sub-block ``comp`` to module ``m``: a submodule, or an instance of its own module under an :class:`Emitter`."""
+def add_block(m, name: str, comp, platform, extra_reset=None) -> None:
+    """Add sub-block ``comp`` to module ``m``: a submodule, or an instance of its own module under an :class:`Emitter`.
+
+    ``extra_reset`` (a 1-bit value) resets the sub-block too, besides the domain's reset (the PIM core
+    aborts a run this way).
+    """
     if isinstance(platform, Emitter):
-        m.submodules[name] = platform.instance(comp)
-    else:
+        m.submodules[name] = platform.instance(comp, extra_reset)
+    elif extra_reset is None:
         m.submodules[name] = comp
+    else:
+        m.submodules[name] = ResetInserter(extra_reset)(comp)

@@ -18,6 +18,10 @@ instances of the wrapper modules ``dbpim_sram_cells`` / ``dbpim_sram_meta``
 ``dbpim_sram_1rw_model.v``, to be replaced by a compiled SRAM); the default
 ``behavioural`` keeps them as memories inside the macro.
 
+``dbpim_core.v`` is the PIM core with its AXI ports (:class:`hw.core.PIMCoreAXI`); its
+manifest entry adds the register map (:func:`model.spec.core_map`) and ``dbpim_core_regs.md`` holds it as
+tables.
+
 Output is deterministic (``emit_src=False``, sorted JSON), byte-identical
 across runs. A bad YAML stops with one line (file, key, what is allowed)
 before anything is written. The folder is written through :func:`model.outdir.output_dir`: the files are moved in
@@ -38,7 +42,7 @@ from hw.common import SRAM_MODES, ports_of_verilog
 __all__ = ["BLOCKS", "SRAM_MODES", "build_block", "generate", "main", "ports_of_verilog"]
 
 #: Block names in generation order; file ``dbpim_<name>.v``, top module ``dbpim_<name>``.
-BLOCKS = ("lpu", "dbmu", "adder_tree", "accumulator", "ipu", "switch", "macro")
+BLOCKS = ("lpu", "dbmu", "adder_tree", "accumulator", "ipu", "switch", "macro", "core")
 MANIFEST_FORMAT = "dbpim-verilog"
 MANIFEST_VERSION = 2
 
@@ -46,17 +50,21 @@ MANIFEST_VERSION = 2
 def _components() -> dict:
     from hw.accumulator import ShiftAddAccumulator
     from hw.adder_tree import CSDAdderTree
+    from hw.core import PIMCoreAXI
     from hw.dbmu import DBMU
     from hw.ipu import IPU
     from hw.lpu import LPU
     from hw.macro import PIMMacro
     from hw.switch import SparseSwitch
     return {"lpu": LPU, "dbmu": DBMU, "adder_tree": CSDAdderTree, "accumulator": ShiftAddAccumulator,
-            "ipu": IPU, "switch": SparseSwitch, "macro": PIMMacro}
+            "ipu": IPU, "switch": SparseSwitch, "macro": PIMMacro, "core": PIMCoreAXI}
 
 
-def build_block(name: str, macro):
-    """The component of block ``name`` for a :class:`model.config.MacroConfig`.
+def build_block(name: str, hw):
+    """The component of block ``name`` for a :class:`model.config.HwConfig`.
+
+    The core reads the whole configuration (macro, ``system.macros_per_core``,
+    ``core``); the other blocks its macro section.
 
     Returns
     -------
@@ -64,10 +72,14 @@ def build_block(name: str, macro):
         Built with ``from_config``; its ``parameters``, ``latency`` and
         ``latency_note`` go into the manifest.
     """
+    from model.config import HwConfig, MacroConfig
+
     comps = _components()
     if name not in comps:
         raise ValueError(f"block: must be one of {', '.join(BLOCKS)}, got {name!r}")
-    return comps[name].from_config(macro)
+    if isinstance(hw, MacroConfig):
+        hw = HwConfig(name="custom", macro=hw)
+    return comps[name].from_config(hw if name == "core" else hw.macro)
 
 
 def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
@@ -105,10 +117,10 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
 
     if isinstance(config, (str, Path)):
         config = load_config(config)
+    if isinstance(config, MacroConfig):
+        config = HwConfig(name="custom", macro=config)
     if isinstance(config, HwConfig):
         name, mc = config.name, config.macro
-    elif isinstance(config, MacroConfig):
-        name, mc = "custom", config
     else:
         raise TypeError(f"config: must be an HwConfig, MacroConfig or YAML path, got {type(config).__name__}")
     blocks = BLOCKS if blocks is None else blocks
@@ -118,7 +130,7 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
     emitter = Emitter(sram=sram)  # checks sram
     inputs = [config.path] if isinstance(config, HwConfig) else []
     check_output(out_dir, "dbpim verilog", inputs, adopt=_manifest_files)  # before the slow part
-    comps = {b: build_block(b, mc) for b in blocks}
+    comps = {b: build_block(b, config) for b in blocks}
     for comp in comps.values():
         emitter.convert(comp)
     texts = {f"{n}.v": mod.text for n, mod in emitter.modules.items()}
@@ -135,6 +147,12 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
         entries[b] = {"file": f"{top}.v", "top": top, "parameters": comp.parameters, "latency": comp.latency,
                       "latency_note": comp.latency_note, "ports": emitter.modules[top].ports,
                       "sources": [f"{n}.v" for n in emitter.sources(top)]}
+        if b == "core":
+            entries[b].update({"register_map": comp.map.describe(), "addr_width": comp.map.addr_width,
+                               "psum_width": comp.psum_width, "register_map_file": f"{top}_regs.md"})
+            texts[f"{top}_regs.md"] = (f"# dbpim_core register map ({name})\n\nAXI4-Lite, 32-bit words, byte "
+                                       f"addresses, {comp.map.addr_width} address bits; see docs/rtl.md.\n\n"
+                                       + comp.map.markdown())
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "config": name, "sram": sram,
                 "macro": mc.to_dict(), "blocks": entries}
     texts["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
@@ -151,7 +169,8 @@ def _manifest_files(folder: Path) -> set[str]:
         if man.get("format") != MANIFEST_FORMAT:
             return set()
         return ({"manifest.json"} | {str(e["file"]) for e in man["blocks"].values()}
-                | {str(f) for e in man["blocks"].values() for f in e.get("sources", [])})
+                | {str(f) for e in man["blocks"].values() for f in e.get("sources", [])}
+                | {str(e["register_map_file"]) for e in man["blocks"].values() if "register_map_file" in e})
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return set()
 

@@ -101,6 +101,9 @@ class PIMMacro(Block):
     o : Out(stream.Signature(StructLayout({"slot", "acc", "last"})))
     busy : Out(1)
         A vector is being received, waits or computes: do not load a tile.
+    computing : Out(1)
+        A vector computes (start cycle excluded, through its last cycle): low again in the first cycle in
+        which the next vector may start (the PIM core starts a round when all its macros are low).
     cycles : Out(cycle_width(n_row, in_bits))
         Cycle count of the vector whose results are on ``o``.
     """
@@ -124,7 +127,7 @@ class PIMMacro(Block):
             "hold": In(1),
             "x": In(stream.Signature(layout_from_fields(macro_in_fields(n_comp, in_bits)))),
             "o": Out(stream.Signature(layout_from_fields(macro_out_fields(n_comp, n_col, n_row, in_bits)))),
-            "busy": Out(1),
+            "busy": Out(1), "computing": Out(1),
             "cycles": Out(cycle_width(n_row, in_bits)),
         })
 
@@ -295,7 +298,7 @@ class PIMMacro(Block):
                 with m.State("FLUSH"):  # the adder-tree register's last sum reaches the accumulator
                     m.d.comb += [computing.eq(1), done.eq(1)]
                     m.next = "IDLE"
-        m.d.comb += self.busy.eq(computing | (full != 0) | (ld_row != 0))
+        m.d.comb += [self.busy.eq(computing | (full != 0) | (ld_row != 0)), self.computing.eq(computing)]
         with m.If(done):
             m.d.sync += [full.bit_select(ap, 1).eq(0), ap.eq(~ap), wp.eq(~wp)]
         for k in range(2):

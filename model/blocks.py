@@ -15,6 +15,7 @@ twin               RTL                      behaviour
 :func:`ipu`        ``hw.ipu.IPU``           non-zero bit columns, LSB first
 :func:`switch`     ``hw.switch.``           kept inputs, ``lanes`` per beat
                    ``SparseSwitch``
+:func:`pack_rows`  ``hw.core.RowPacker``    switch beats -> cell rows
 =================  =======================  ===================================
 
 Widths, latencies and stream payload layouts of these blocks live in
@@ -30,7 +31,7 @@ import numpy as np
 from model._check import as_int_array, check_range
 from model.spec import ACT_BITS, positive_int as _pos_int
 
-__all__ = ["lpu", "dbmu", "adder_tree", "accumulator", "ipu", "switch"]
+__all__ = ["lpu", "dbmu", "adder_tree", "accumulator", "ipu", "switch", "pack_rows"]
 
 # --------------------------------------------------------------------------- blocks
 
@@ -224,4 +225,33 @@ def switch(data, mask, lanes: int) -> list[tuple[list[int], int, bool]]:
     for i in range(0, len(kept), lanes):
         chunk = kept[i:i + lanes]
         out.append((chunk + [0] * (lanes - len(chunk)), (1 << len(chunk)) - 1, i + lanes >= len(kept)))
+    return out
+
+
+def pack_rows(beats, n_comp: int) -> list[tuple[list[int], bool]]:
+    """Row packer of the PIM core: switch beats -> cell rows of ``n_comp`` inputs.
+
+    Parameters
+    ----------
+    beats : sequence of (values, lane_en, vend)
+        Switch output beats (:func:`switch`: values in the low ``popcount(lane_en)``
+        lanes) and whether the beat is its vector's last.
+    n_comp : int
+
+    Returns
+    -------
+    list of (row, vend)
+        Rows of ``n_comp`` inputs in order; a vector's last row is zero-padded
+        and flagged.
+    """
+    n_comp = _pos_int(n_comp, "n_comp")
+    out, cur = [], []
+    for values, lane_en, vend in beats:
+        cur += list(values)[:bin(int(lane_en)).count("1")]
+        while len(cur) >= n_comp:
+            out.append((cur[:n_comp], bool(vend) and len(cur) == n_comp))
+            cur = cur[n_comp:]
+        if vend and cur:
+            out.append((cur + [0] * (n_comp - len(cur)), True))
+            cur = []
     return out

@@ -11,8 +11,11 @@ dataclass whose defaults (the paper's design point) are written here once:
   bandwidths, read by the performance model.
 * ``energy`` (:class:`EnergyConfig`): energy per event, read by the
   performance model.
+* ``core`` (:class:`CoreConfig`): the capacities of one PIM core's memories
+  (tile store, descriptors, mask register file, output register file), read
+  by the core's RTL and its golden twin (docs/design.md §11).
 
-``system`` and ``energy`` keys that a file leaves out take the defaults below
+``system``, ``energy`` and ``core`` keys that a file leaves out take the defaults below
 and are listed in :attr:`HwConfig.defaulted` (reports print them). Unknown
 keys, missing macro keys and bad values are :class:`ConfigError`\\ s whose
 message is one line ``<file>: <section>.<key>: <what is allowed>``.
@@ -26,9 +29,9 @@ from pathlib import Path
 
 import yaml
 
-from model.spec import DIGIT_BITS, GEOMETRY, geometry_error
+from model.spec import CORE_GEOMETRY, DIGIT_BITS, GEOMETRY, geometry_error
 
-__all__ = ["ConfigError", "MacroConfig", "SystemConfig", "EnergyConfig", "HwConfig", "load_config",
+__all__ = ["ConfigError", "MacroConfig", "SystemConfig", "CoreConfig", "EnergyConfig", "HwConfig", "load_config",
            "config_path", "read_yaml", "CONFIG_DIR", "SECTIONS"]
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "hw" / "configs"
@@ -206,8 +209,31 @@ class EnergyConfig:
         return {f.name: (f.metadata["source"], f.metadata["assumed"]) for f in dataclasses.fields(cls)}
 
 
+def _core_key(default, name):
+    rule = CORE_GEOMETRY[name]
+    return _key(default, lambda v: _pos_int(v) and rule.ok(v), rule.allowed)
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """Capacities of one PIM core (docs/design.md §11); its macro count is ``system.macros_per_core``.
+
+    A layer whose program needs more than these is split into several starts
+    (:func:`model.core.compile_program`).
+    """
+
+    tile_slots: int = _core_key(16, "tile_slots")
+    descriptors: int = _core_key(256, "descriptors")
+    mask_windows: int = _core_key(1024, "mask_windows")
+    out_pixels: int = _core_key(256, "out_pixels")
+    max_row_tiles: int = _core_key(32, "max_row_tiles")
+
+    def __post_init__(self):
+        _validate(self, "core")
+
+
 #: YAML section -> its dataclass
-SECTIONS = {"macro": MacroConfig, "system": SystemConfig, "energy": EnergyConfig}
+SECTIONS = {"macro": MacroConfig, "system": SystemConfig, "energy": EnergyConfig, "core": CoreConfig}
 TOP_KEYS = ("name", "description") + tuple(SECTIONS)
 
 
@@ -221,16 +247,18 @@ class HwConfig:
     macro : MacroConfig
     system : SystemConfig
     energy : EnergyConfig
+    core : CoreConfig
     path : str or None
         The YAML file it was read from.
     defaulted : tuple of str
-        ``section.key`` of every system/energy key the file left out (default used).
+        ``section.key`` of every system/energy/core key the file left out (default used).
     """
 
     name: str
     macro: MacroConfig = field(default_factory=MacroConfig)
     system: SystemConfig = field(default_factory=SystemConfig)
     energy: EnergyConfig = field(default_factory=EnergyConfig)
+    core: CoreConfig = field(default_factory=CoreConfig)
     path: str | None = None
     defaulted: tuple = ()
 
@@ -246,7 +274,7 @@ class HwConfig:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "macro": self.macro.to_dict(), "system": dataclasses.asdict(self.system),
-                "energy": dataclasses.asdict(self.energy)}
+                "energy": dataclasses.asdict(self.energy), "core": dataclasses.asdict(self.core)}
 
     def replace(self, **sections) -> "HwConfig":
         """A copy with some fields of some sections changed: ``cfg.replace(macro={"n_col": 8})``."""
@@ -347,5 +375,6 @@ def load_config(path: str | Path) -> HwConfig:
     macro, _ = _section(p, doc, "macro", required=True)
     system, d_sys = _section(p, doc, "system", required=False)
     energy, d_en = _section(p, doc, "energy", required=False)
-    return HwConfig(name=str(doc.get("name", p.stem)), macro=macro, system=system, energy=energy, path=str(p),
-                    defaulted=tuple(d_sys + d_en))
+    core, d_core = _section(p, doc, "core", required=False)
+    return HwConfig(name=str(doc.get("name", p.stem)), macro=macro, system=system, energy=energy, core=core,
+                    path=str(p), defaulted=tuple(d_sys + d_en + d_core))

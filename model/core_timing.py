@@ -1,70 +1,146 @@
-"""Layer timing of one PIM core, written once (docs/design.md §7 "Core timing").
+"""Timing of one PIM core running a layer, written once (docs/design.md §7 "Core timing", §11).
+
+The RTL (``hw.core.PIMCore``), the core's golden twin (:func:`model.core.run_core`)
+and the performance model (``sim_bench``) all count a layer's cycles on one core
+with these functions; the tests hold the RTL's ``CYCLES`` register equal to them,
+and ``sim_bench`` with one core equal to the twin.
 
 A PIM core is ``M`` macros holding the same tile, one sparse allocation switch
-(``lanes`` outputs per cycle) shared by the ``M`` macros, and an output
-register file. Its loop nest for one layer is
+(``lanes`` outputs per cycle) with a row packer shared by the ``M`` macros, an
+output register file and a layer controller running descriptors.
 
-    filter tiles (group g, column tile ct), in order
-      pixel chunks (only when the partial sums do not fit the output buffer)
-        row tiles
-          rounds r of M output pixels: macro m takes pixel r * M + m
+**Plan.** :func:`plan_passes` derives the core's loop nest from a compiled
+layer's tiles: filter tiles (consecutive tiles with the same group and column
+tile, :func:`filter_tiles_of`) in order, runs of at most ``run_pixels``
+(default ``core.out_pixels``, the output register file) output pixels, row
+tiles; one *pass* per (filter tile, pixel run, row tile). A pass reads only the
+windows of ``n_comp`` inputs that hold a kept row of its row tile. Passes are
+packed into *segments* (one START each) while the core's tile store,
+descriptor memory and mask register file last (:func:`pack_segments`).
 
-and every term below is one small function, vectorised over any leading axes
-(samples, filter tiles, row tiles), so the performance model (``sim_bench``)
-calls them for every filter tile of a network at once.
+**A pass** (``M`` = macros per core, ``R = ceil(pixels / M)`` rounds, round r
+= pixels ``rM .. rM + M_r - 1``, ``M_r = min(M, pixels - rM)``):
 
-The macro's own clock (tile load, input beats, compute, output drain and how
-they overlap) is :mod:`model.cycles`'s (``tile_load_cycles``, ``input_beats``,
-``macro_interval``, ``macro_schedule``; the RTL macro equals it cycle for
-cycle); this module composes it into a core and adds the switch, the output
-register file and the loop nest:
+* ``load = max(1, n_rows_used)``: the tile goes into all macros at once, one
+  cell row per cycle (:func:`model.cycles.tile_load_cycles`), the
+  configuration and the column map with the first;
+* ``deliver`` = cycles the switch needs for one input vector: the sum over
+  the row tile's windows (those holding a kept row) of ``ceil(kept / lanes)``
+  (:func:`switch_beats`), plus one when the vector's last switch beat
+  completes a cell row and leaves a remainder (the packer flushes it alone;
+  :func:`delivery_cycles`);
+* ``C_r`` = the slowest macro of round r (:func:`round_compute`): max over its
+  pixels of ``popcount(OR)`` cycles + pipeline latency (docs/design.md §7);
+* the macros of a round start together (barrier ``B_r``) once all of them
+  finished computing; round r+1 is delivered while round r computes; each
+  macro's results drain (``n_col`` beats) into the output register file from
+  one of its two output banks while it computes the next round, and rounds
+  start at least ``n_col`` cycles apart, so a bank is always free::
 
-(a) **tile load** (:func:`model.cycles.tile_load_cycles`): the tile is written
-    into all ``M`` macros at once (broadcast) through the macro write port,
-    one whole cell row per cycle, the configuration and column map alongside.
-    Not overlapped with compute (a macro holds one tile). The system model may
-    stretch it when the shared off-chip bandwidth is the slower
-    (:func:`tile_bytes`).
-(b) **rounds** (:func:`rounds_cycles`): the switch delivers the vectors of a
-    round to its macros one after another; delivering one vector takes
-    :func:`delivery_cycles` = max(switch beats of the row tile's kept inputs,
-    the macro's :func:`model.cycles.input_beats`), a per-row-tile constant
-    known at compile time (:func:`switch_beats`). Delivery of round r+1
-    overlaps the compute of round r (double-buffered macro inputs); the
-    compute of a round is the slowest of its macros (:func:`round_compute`:
-    popcount cycles plus the pipeline latency, :mod:`model.cycles`); the drain
-    of round r (``n_col`` output beats per macro, the macros in parallel)
-    overlaps round r+1 (double-buffered output banks). A round between two
-    others costs the macro's steady-state spacing
-    :func:`model.cycles.macro_interval` or the switch's delivery of the next
-    round, whichever is longer; the first delivery and the last drain are
-    exposed. The rounds run in lock step: with one macro the count is never
-    below the cycle-exact :func:`model.cycles.macro_schedule` of the same
-    vectors and equals it when compute dominates (property test); it
-    overshoots when the drain or the input dominates short sequences.
-(c) **accumulation and results**: partial sums accumulate in the output
-    register file across row tiles; after the last row tile of a filter tile
-    (of a chunk) its ``P x filters`` results stream out,
-    ``result_words_per_cycle`` words per cycle (:func:`result_stream_cycles`).
+      B_0     = max(load, M_0 * deliver + 1)
+      B_r+1   = B_r + max(C_r, M_r+1 * deliver + 2, n_col)
+      pass    = 3 + B_(R-1) + max(C_(R-1), n_col) + n_col + (pixels * n_out if last)
 
-:func:`layer_core_cycles` is one core running a whole compiled layer; the
-golden core twin and the RTL core (still to be built) are to be checked against
-it, and ``sim_bench`` with one core gives the same count (tested).
+  (the constants are ``model.spec.CORE_LATENCY``): after the last round the
+  core waits ``n_col`` cycles for the last drain, then streams the filter
+  tile's results out, one per cycle.
+* **A START** costs the sum of its passes plus ``RUN_OVERHEAD``.
+
+All counts assume the input stream always valid and the result stream
+always ready (stalls only add cycles). The system around the cores (several
+cores, off-chip bandwidth stretching a tile load, the output buffer's
+capacity shortening the pixel runs) is ``sim_bench``'s (docs/perf_model.md);
+it calls :func:`pass_cycles_rounds` for every (row set, row tile, pixel run)
+of a layer at once.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from model.cycles import cell_row_popcounts_t, input_beats, macro_interval, row_tile_sums, tile_load_cycles
-from model.spec import DIGIT_BITS, input_bits, pipeline_latency
+from model.cycles import cell_row_popcounts_t, tile_load_cycles
+from model.spec import CORE_LATENCY, DIGIT_BITS, pipeline_latency
 
-__all__ = ["switch_beats", "delivery_cycles", "tile_bytes", "round_compute", "round_served", "chunk_rounds",
-           "rounds_cycles", "result_stream_cycles", "row_tiles_cycles", "row_tiles_cycles_from_rounds",
-           "layer_core_cycles", "filter_tiles_of"]
+__all__ = ["PassPlan", "PlanError", "plan_passes", "pack_segments", "filter_tiles_of", "kept_rows",
+           "switch_beats", "delivery_cycles", "load_cycles", "tile_bytes", "pixel_cycles", "round_compute",
+           "round_sizes", "pass_cycles", "pass_cycles_rounds", "layer_cycles", "core_layer_cycles"]
+
+
+class PlanError(ValueError):
+    """A layer does not fit the core; the message is one line naming the limit."""
+
+
+@dataclass
+class PassPlan:
+    """The passes of a layer on one core, in execution order (arrays have one entry per pass).
+
+    Attributes
+    ----------
+    tile : int array
+        Index of the pass's tile in ``CompiledLayer.tiles``.
+    rows : list of int arrays
+        The row tile's kept im2col rows in packing order.
+    windows : list of int arrays
+        The windows (``row // n_comp``) holding a kept row, increasing.
+    n_kept, n_rows_used : int arrays
+    load, deliver : int arrays
+        :func:`load_cycles` and :func:`delivery_cycles` of the pass.
+    p0, pixels, n_out : int arrays
+        Pixel run and the filters of the tile.
+    first, last : bool arrays
+        First / last row tile of its filter tile.
+    segment : int array
+        START the pass belongs to.
+    """
+
+    tile: np.ndarray
+    rows: list
+    windows: list
+    n_kept: np.ndarray
+    n_rows_used: np.ndarray
+    load: np.ndarray
+    deliver: np.ndarray
+    p0: np.ndarray
+    pixels: np.ndarray
+    n_out: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    segment: np.ndarray
+
+    @property
+    def n_segments(self) -> int:
+        return int(self.segment.max()) + 1 if self.segment.size else 0
 
 
 # ----------------------------------------------------------------------------- per-row-tile constants
+
+def load_cycles(n_rows_used) -> np.ndarray:
+    """Cycles to load tiles into a core's macros at once: the macro's own :func:`model.cycles.tile_load_cycles`."""
+    n = np.asarray(n_rows_used, np.int64)
+    return np.array([tile_load_cycles(int(v)) for v in n.reshape(-1)], np.int64).reshape(n.shape)
+
+
+def tile_bytes(n_rows_used, macro, cell_bits: int = DIGIT_BITS) -> np.ndarray:
+    """Bytes of a tile fetched from memory: ``n_rows_used * n_comp * n_col * cell_bits / 8``.
+
+    ``cell_bits`` = 4 with FTA (cell + 2 idx + sign bits), 1 for the dense baseline.
+    """
+    return np.asarray(n_rows_used, np.float64) * (macro.n_comp * macro.n_col * cell_bits / 8.0)
+
+
+def _window_runs(rows, segments, n_comp: int):
+    """Start index, kept count and segment of every (segment, window) run of consecutive kept rows."""
+    rows = np.asarray(rows, np.int64)
+    seg = np.asarray(segments, np.int64)
+    win = rows // n_comp
+    start = np.ones(rows.size, bool)
+    start[1:] = (seg[1:] != seg[:-1]) | (win[1:] != win[:-1])
+    first = np.nonzero(start)[0]
+    counts = np.diff(np.append(first, rows.size))
+    return first, counts, seg[first]
+
 
 def switch_beats(rows, segments, n_segments: int, n_comp: int, lanes: int) -> np.ndarray:
     """Switch beats to extract one vector's kept inputs, per segment (row tile).
@@ -88,184 +164,31 @@ def switch_beats(rows, segments, n_segments: int, n_comp: int, lanes: int) -> np
     ndarray of int64, shape (n_segments,)
         ``sum over windows of ceil(kept rows in the window / lanes)``.
     """
-    rows = np.asarray(rows, np.int64)
-    seg = np.asarray(segments, np.int64)
-    if rows.size == 0:
+    if np.asarray(rows).size == 0:
         return np.zeros(n_segments, np.int64)
-    win = rows // n_comp
-    start = np.ones(rows.size, bool)
-    start[1:] = (seg[1:] != seg[:-1]) | (win[1:] != win[:-1])
-    first = np.nonzero(start)[0]
-    counts = np.diff(np.append(first, rows.size))
-    beats = -(-counts // lanes)
-    return np.bincount(seg[first], weights=beats, minlength=n_segments).astype(np.int64)
+    _, counts, seg = _window_runs(rows, segments, n_comp)
+    return np.bincount(seg, weights=-(-counts // lanes), minlength=n_segments).astype(np.int64)
 
 
-def delivery_cycles(beats, n_rows_used) -> np.ndarray:
-    """Cycles to deliver one vector to one macro: max(switch beats, the macro's input beats).
+def delivery_cycles(rows, segments, n_segments: int, n_comp: int, lanes: int) -> np.ndarray:
+    """Cycles of the switch and the row packer for one vector of each segment (row tile): (n_segments,).
 
-    Parameters
-    ----------
-    beats : array_like of int
-        Switch beats of the vector (:func:`switch_beats`); 0 for inputs that
-        bypass the switch (the dense baseline).
-    n_rows_used : array_like of int
-        Used cell rows of the tile (:func:`model.cycles.input_beats`), broadcast with ``beats``.
+    :func:`switch_beats`, plus one when the vector's last beat completes a cell
+    row and leaves a remainder (the packer flushes the remainder alone:
+    ``hw.core.RowPacker``).
     """
-    return np.maximum(np.asarray(beats, np.int64), input_beats(np.asarray(n_rows_used, np.int64)))
+    beats = switch_beats(rows, segments, n_segments, n_comp, lanes)
+    if np.asarray(rows).size == 0:
+        return beats
+    _, counts, seg = _window_runs(rows, segments, n_comp)
+    kept = np.bincount(seg, weights=counts, minlength=n_segments).astype(np.int64)
+    k_last = np.zeros(n_segments, np.int64)
+    ends = np.append(seg[1:] != seg[:-1], True)  # the last window of each segment
+    k_last[seg[ends]] = counts[ends]
+    last_beat = k_last - lanes * (-(-k_last // lanes) - 1)
+    rem = kept % n_comp
+    return beats + ((rem > 0) & (last_beat > rem)).astype(np.int64)
 
-
-def tile_bytes(n_rows_used, macro, cell_bits: int = DIGIT_BITS) -> np.ndarray:
-    """Bytes of a tile fetched from memory: ``n_rows_used * n_comp * n_col * cell_bits / 8``.
-
-    ``cell_bits`` = 4 with FTA (cell + 2 idx + sign bits), 1 for the dense baseline.
-    """
-    return np.asarray(n_rows_used, np.float64) * (macro.n_comp * macro.n_col * cell_bits / 8.0)
-
-
-# ----------------------------------------------------------------------------- rounds
-
-def round_compute(vec_cycles, M: int) -> np.ndarray:
-    """Compute cycles of each round: the slowest of its ``M`` macros.
-
-    ``vec_cycles`` (..., P) are per-vector macro cycles (compute + pipeline
-    latency); returns (..., ceil(P / M)).
-    """
-    v = np.asarray(vec_cycles)
-    P = v.shape[-1]
-    R = -(-P // M)
-    if R * M != P:
-        pad = np.zeros(v.shape[:-1] + (R * M - P,), v.dtype)
-        v = np.concatenate([v, pad], axis=-1)
-    return v.reshape(v.shape[:-1] + (R, M)).max(-1)
-
-
-def round_served(P: int, M: int, switches: int = 1) -> np.ndarray:
-    """Vectors the (busiest) switch delivers in each round: ``ceil(macros busy / switches)``, shape (R,)."""
-    R = -(-P // M)
-    busy = np.minimum(M, P - np.arange(R) * M)
-    return -(-busy // switches)
-
-
-def chunk_rounds(a: np.ndarray, rounds_per_chunk: int) -> np.ndarray:
-    """Split the rounds axis (last) into (chunks, rounds_per_chunk), padding with zero rounds."""
-    a = np.asarray(a)
-    R = a.shape[-1]
-    nch = max(1, -(-R // rounds_per_chunk))
-    pad = nch * rounds_per_chunk - R
-    if pad:
-        a = np.concatenate([a, np.zeros(a.shape[:-1] + (pad,), a.dtype)], axis=-1)
-    return a.reshape(a.shape[:-1] + (nch, rounds_per_chunk))
-
-
-def rounds_cycles(compute, served, delivery, n_rows_used, n_col: int) -> np.ndarray:
-    """Cycles of one pass over a row tile's rounds (docs/design.md §7).
-
-    Parameters
-    ----------
-    compute : ndarray, shape (..., R)
-        Compute cycles of each round (:func:`round_compute`); 0 for padding rounds.
-    served : ndarray, shape (..., R) (broadcast)
-        Vectors the switch delivers in each round; 0 for padding rounds.
-    delivery : ndarray, shape (...)
-        Cycles to deliver one vector (:func:`delivery_cycles`, at least the
-        macro's input beats).
-    n_rows_used : ndarray, shape (...) (broadcast)
-        Used cell rows of the tile (the macro's input beats).
-    n_col : int
-        Output beats of a vector (the macro's drain, ``n_col`` slots).
-
-    Returns
-    -------
-    ndarray of int64, shape (...)
-        ``D_0 + sum_r T_r + n_col if the last round ran`` with
-        ``D_r = served_r * delivery`` and, for a round between two others,
-        ``T_r = max(macro_interval(C_r, n_rows_used, n_col), D_{r+1})``
-        (:func:`model.cycles.macro_interval`: the next input, this compute and
-        the previous drain overlap); at the edges only the terms that exist:
-        ``T_r = max(C_r, D_{r+1}, n_col if round r-1 ran)``.
-    """
-    C = np.asarray(compute, np.int64)
-    served = np.broadcast_to(np.asarray(served, np.int64), C.shape)
-    D = served * np.asarray(delivery, np.int64)[..., None]
-    Dn = np.zeros_like(D)
-    Dn[..., :-1] = D[..., 1:]
-    ran_prev = np.zeros(C.shape, bool)
-    ran_prev[..., 1:] = served[..., :-1] > 0
-    steady = np.maximum(macro_interval(C, np.asarray(n_rows_used, np.int64)[..., None], n_col), Dn)
-    edge = np.maximum(np.maximum(C, Dn), np.where(ran_prev, n_col, 0))
-    per = np.where(ran_prev & (Dn > 0), steady, edge)
-    return D[..., 0] + per.sum(-1) + np.where(served[..., -1] > 0, n_col, 0)
-
-
-def result_stream_cycles(pixels, n_filters, words_per_cycle: float) -> np.ndarray:
-    """Cycles to stream a filter tile's results (pixels x filters words) out of the output register file."""
-    return np.ceil(np.asarray(pixels, np.float64) * np.asarray(n_filters, np.float64)
-                   / float(words_per_cycle)).astype(np.int64)
-
-
-def row_tiles_cycles(vec_cycles, delivery, load, n_rows_used, M: int, n_col: int,
-                     rounds_per_chunk: int | None = None, switches: int = 1, valid=None) -> np.ndarray:
-    """Cycles of one filter tile's row tiles on one core, result streaming excluded.
-
-    Parameters
-    ----------
-    vec_cycles : ndarray, shape (..., nrt, P)
-        Per-vector macro cycles (compute + latency) of each row tile.
-    delivery : ndarray, shape (..., nrt) (broadcast)
-        Cycles to deliver one vector of each row tile.
-    load : ndarray, shape (..., nrt) (broadcast)
-        Tile-load cycles of each row tile (:func:`model.cycles.tile_load_cycles`,
-        or longer when the off-chip bandwidth binds).
-    n_rows_used : ndarray, shape (..., nrt) (broadcast)
-        Used cell rows of each row tile (the macro's input beats).
-    M : int
-        Macros taking a round's pixels (``macros_per_core`` times replicas).
-    n_col : int
-        Output beats per vector (the macro's drain).
-    rounds_per_chunk : int, optional
-        Pixel chunking for the output buffer: rounds per chunk. Every chunk
-        runs every row tile; the row tiles are loaded again for each chunk
-        unless there is only one.
-    switches : int
-        Switches serving the ``M`` macros (1 per core; more when idle cores
-        hold a copy of the tile).
-    valid : ndarray of bool, shape (..., nrt), optional
-        False for padding row tiles (they cost nothing).
-
-    Returns
-    -------
-    ndarray of int64, shape (...)
-    """
-    v = np.asarray(vec_cycles)
-    P = v.shape[-1]
-    rc = round_compute(v, M)  # (..., nrt, R)
-    return row_tiles_cycles_from_rounds(rc, P, delivery, load, n_rows_used, M, n_col, rounds_per_chunk, switches,
-                                        valid)
-
-
-def row_tiles_cycles_from_rounds(rc, P: int, delivery, load, n_rows_used, M: int, n_col: int,
-                                 rounds_per_chunk: int | None = None, switches: int = 1, valid=None) -> np.ndarray:
-    """:func:`row_tiles_cycles` from the rounds' compute cycles ``rc`` (..., nrt, R) (:func:`round_compute`)."""
-    rc = np.asarray(rc, np.int64)
-    R = rc.shape[-1]
-    rpc = R if rounds_per_chunk is None else max(1, min(int(rounds_per_chunk), R))
-    served = chunk_rounds(round_served(P, M, switches), rpc)  # (nch, rpc)
-    nch = served.shape[0]
-    comp = chunk_rounds(rc, rpc)  # (..., nrt, nch, rpc)
-    dl = np.broadcast_to(np.asarray(delivery, np.int64), rc.shape[:-1])
-    used = np.broadcast_to(np.asarray(n_rows_used, np.int64), rc.shape[:-1])
-    passes = rounds_cycles(comp, served, dl[..., None], used[..., None], n_col).sum(-1)  # (..., nrt)
-    lead = rc.shape[:-1]
-    if valid is None:
-        valid = np.ones(lead, bool)
-    valid = np.broadcast_to(valid, lead)
-    n_rt = valid.sum(-1, keepdims=True)
-    loads = np.broadcast_to(np.asarray(load, np.int64), lead) * np.where(n_rt > 1, nch, 1)
-    return np.where(valid, passes + loads, 0).sum(-1)
-
-
-# ----------------------------------------------------------------------------- one layer on one core
 
 def filter_tiles_of(tiles) -> list[tuple[int, int, list]]:
     """Consecutive tiles with the same (group, col_tile): ``[(group, col_tile, [tile indices])]`` in order."""
@@ -279,49 +202,264 @@ def filter_tiles_of(tiles) -> list[tuple[int, int, list]]:
     return out
 
 
-def layer_core_cycles(compiled, x, signed: bool = False, macros_per_core: int = 4,
-                      result_words_per_cycle: float = 4.0, pixels_per_chunk: int | None = None) -> int:
-    """Cycles of one PIM core running every tile of a compiled layer (docs/design.md §7).
+def kept_rows(tile, n_comp: int, where: str = "tile") -> np.ndarray:
+    """A tile's im2col rows in packing order (docs/design.md §6): they fill its first places, increasing."""
+    flat = tile.rows.reshape(-1)
+    n = int((flat >= 0).sum())
+    rows = flat[:n]
+    if n == 0 or np.any(rows < 0) or np.any(np.diff(rows) <= 0) or tile.n_rows_used != -(-n // n_comp):
+        raise PlanError(f"{where}: kept rows must fill the tile's first places, increasing, in n_rows_used "
+                        "cell rows (docs/design.md §6)")
+    return rows
+
+
+def _n_out(tile, where: str) -> int:
+    n = tile.n_filters
+    if np.any(tile.filters[:n] < 0):
+        raise PlanError(f"{where}: used filter slots must come first (docs/design.md §6)")
+    return n
+
+
+# ----------------------------------------------------------------------------- the loop nest
+
+def check_filter_tile(n_row_tiles: int, n_windows: int, core, where: str) -> None:
+    """Raise :class:`PlanError` when one filter tile does not fit the core's memories."""
+    if n_row_tiles > core.max_row_tiles:
+        raise PlanError(f"{where}: {n_row_tiles} row tiles, the core accumulates at most "
+                        f"core.max_row_tiles={core.max_row_tiles}")
+    if n_row_tiles > core.descriptors or n_row_tiles > core.tile_slots or n_windows > core.mask_windows:
+        raise PlanError(f"{where}: needs {n_row_tiles} descriptors, {n_row_tiles} tile slots and {n_windows} mask "
+                        f"windows; the core has core.descriptors={core.descriptors}, "
+                        f"core.tile_slots={core.tile_slots}, core.mask_windows={core.mask_windows}")
+
+
+def pack_segments(job_ft, ft_row_tiles, ft_windows, core) -> np.ndarray:
+    """START (segment) of each job, packing jobs in order while the core's memories last.
+
+    A job is one filter tile over one pixel run (all its row tiles, one
+    descriptor each). Jobs of a filter tile already held by the segment reuse
+    its tile slots and masks; a new segment starts when the descriptors, tile
+    slots or mask windows would overflow.
+
+    Parameters
+    ----------
+    job_ft : int array (J,)
+        Filter tile of each job, in execution order.
+    ft_row_tiles, ft_windows : int arrays (F,)
+        Row tiles (= tiles) and mask windows of each filter tile.
+    core : CoreConfig
+
+    Returns
+    -------
+    int64 array (J,)
+    """
+    out = np.zeros(len(job_ft), np.int64)
+    seg, n_desc, held, n_slots, n_masks = 0, 0, set(), 0, 0
+    for j, f in enumerate(np.asarray(job_ft, np.int64)):
+        f = int(f)
+        nrt, nwin = int(ft_row_tiles[f]), int(ft_windows[f])
+        new = f not in held
+        if (n_desc + nrt > core.descriptors or n_slots + nrt * new > core.tile_slots
+                or n_masks + nwin * new > core.mask_windows):
+            seg, n_desc, held, n_slots, n_masks = seg + 1, 0, set(), 0, 0
+            new = True
+        if new:
+            held.add(f)
+            n_slots += nrt
+            n_masks += nwin
+        n_desc += nrt
+        out[j] = seg
+    return out
+
+
+def plan_passes(tiles, pixels: int, macro, macros: int, core, name: str = "layer",
+                run_pixels: int | None = None) -> PassPlan:
+    """The core's passes for a compiled layer's tiles and ``pixels`` output pixels per sample.
+
+    ``run_pixels`` (default ``core.out_pixels``, at most that) is the length
+    of a pixel run; the system may choose shorter runs (``sim_bench``: the
+    output buffer).
+
+    Raises
+    ------
+    PlanError
+        When a tile breaks the mapping rules, or a filter tile has more row
+        tiles than ``core.max_row_tiles`` or needs more descriptors, tile
+        slots or mask windows than the core has.
+    """
+    run = core.out_pixels if run_pixels is None else int(run_pixels)
+    if not 1 <= run <= core.out_pixels:
+        raise PlanError(f"{name}: run_pixels must be 1 .. core.out_pixels={core.out_pixels}, got {run_pixels!r}")
+    fts = []
+    for g, ct, idx in filter_tiles_of(tiles):
+        where = f"{name}: filter tile (group {g}, column tile {ct})"
+        info = []
+        for i in idx:
+            rows = kept_rows(tiles[i], macro.n_comp, f"{where}, tile {i}")
+            info.append((i, rows, np.unique(rows // macro.n_comp), _n_out(tiles[i], f"{where}, tile {i}")))
+        check_filter_tile(len(idx), sum(w.size for _, _, w, _ in info), core, where)
+        fts.append(info)
+    jobs = [(f, p0, min(run, int(pixels) - p0)) for f in range(len(fts)) for p0 in range(0, int(pixels), run)]
+    segs = pack_segments([f for f, _, _ in jobs], [len(i) for i in fts],
+                         [sum(w.size for _, _, w, _ in i) for i in fts], core)
+    cols = {k: [] for k in ("tile", "rows", "windows", "n_out", "p0", "pixels", "first", "last", "segment")}
+    for (f, p0, npx), seg in zip(jobs, segs):
+        info = fts[f]
+        for rt, (i, rows, wins, n_out) in enumerate(info):
+            for k, v in (("tile", i), ("rows", rows), ("windows", wins), ("n_out", n_out), ("p0", p0),
+                         ("pixels", npx), ("first", rt == 0), ("last", rt == len(info) - 1), ("segment", seg)):
+                cols[k].append(v)
+    arr = {k: np.array(v, bool if k in ("first", "last") else np.int64)
+           for k, v in cols.items() if k not in ("rows", "windows")}
+    n_kept = np.array([r.size for r in cols["rows"]], np.int64)
+    n_rows_used = -(-n_kept // macro.n_comp)
+    n = n_kept.size
+    flat = np.concatenate(cols["rows"]) if n else np.zeros(0, np.int64)
+    deliver = delivery_cycles(flat, np.repeat(np.arange(n), n_kept), n, macro.n_comp, macro.lanes)
+    return PassPlan(rows=cols["rows"], windows=cols["windows"], n_kept=n_kept, n_rows_used=n_rows_used,
+                    load=load_cycles(n_rows_used), deliver=deliver, **arr)
+
+
+# ----------------------------------------------------------------------------- rounds and passes
+
+def pixel_cycles(bits: np.ndarray, tiles, macro) -> np.ndarray:
+    """Macro cycles (popcount(OR) + pipeline latency) of every pixel on every tile: int64 (P, tiles).
+
+    ``bits`` are the 8-bit input patterns (P, K) (two's complement in signed
+    mode); the cycle model is :mod:`model.cycles` (docs/design.md §7).
+    """
+    keys, sets, which = {}, [], []
+    for t in tiles:
+        rows = t.rows.reshape(-1)
+        rows = rows[rows >= 0]
+        k = rows.tobytes()
+        if k not in keys:
+            keys[k] = len(sets)
+            sets.append(rows)
+        which.append(keys[k])
+    pc = cell_row_popcounts_t(np.asarray(bits, np.uint8), sets, macro.n_comp).sum(1, dtype=np.int64)  # (sets, P)
+    return pc.T[:, which] + pipeline_latency(macro.pipeline)
+
+
+def round_compute(vec_cycles, M: int) -> np.ndarray:
+    """Compute cycles of each round: the slowest of its ``M`` macros.
+
+    ``vec_cycles`` (..., P) are per-vector macro cycles (compute + pipeline
+    latency, 0 past the pixels); returns (..., ceil(P / M)).
+    """
+    v = np.asarray(vec_cycles)
+    P = v.shape[-1]
+    R = -(-P // M)
+    if R * M != P:
+        pad = np.zeros(v.shape[:-1] + (R * M - P,), v.dtype)
+        v = np.concatenate([v, pad], axis=-1)
+    return v.reshape(v.shape[:-1] + (R, M)).max(-1)
+
+
+def round_sizes(pixels, M: int, n_rounds: int) -> np.ndarray:
+    """Vectors of each round (``M_r``), 0 past the last: int64 (..., n_rounds) for ``pixels`` (...)."""
+    p = np.asarray(pixels, np.int64)[..., None]
+    return np.clip(p - np.arange(n_rounds) * int(M), 0, int(M))
+
+
+def pass_cycles_rounds(load, deliver, C, m_r, stream, n_col: int) -> np.ndarray:
+    """Cycles of passes from their rounds (the formula in the module docstring), broadcast over leading axes.
+
+    Parameters
+    ----------
+    load, deliver, stream : int arrays (...)
+        Tile load cycles, switch cycles per vector, result beats streamed
+        after the pass (``pixels * n_out`` for a last pass, else 0).
+    C : int array (..., R)
+        Compute cycles of each round (:func:`round_compute`); past the last round ignored.
+    m_r : int array (..., R)
+        Vectors the switch delivers in each round (:func:`round_sizes`), 0 past the last; at least one round.
+    n_col : int
+
+    Returns
+    -------
+    int64 array (...)
+    """
+    C = np.asarray(C, np.int64)
+    m_r = np.asarray(m_r, np.int64)
+    deliver = np.asarray(deliver, np.int64)[..., None]
+    ran = m_r > 0
+    n_rounds = ran.sum(-1)
+    b0 = np.maximum(np.asarray(load, np.int64), m_r[..., 0] * deliver[..., 0] + CORE_LATENCY["deliver"])
+    step = np.maximum(np.maximum(C[..., :-1], n_col),
+                      m_r[..., 1:] * deliver + CORE_LATENCY["deliver"] + CORE_LATENCY["barrier"])
+    step = np.where(ran[..., 1:], step, 0)
+    last = np.broadcast_to(np.maximum(n_rounds - 1, 0)[..., None], C.shape[:-1] + (1,))
+    c_last = np.take_along_axis(C, last, axis=-1)[..., 0]
+    return (CORE_LATENCY["pass"] + b0 + step.sum(-1) + np.maximum(c_last, n_col) + n_col
+            + np.asarray(stream, np.int64))
+
+
+def pass_cycles(load, deliver, compute, pixels, stream, macros: int, n_col: int) -> np.ndarray:
+    """Cycles of each pass from its pixels' macro cycles, vectorised over passes.
+
+    Parameters
+    ----------
+    load, deliver, pixels, stream : int arrays (n,)
+    compute : int array (..., n, max pixels)
+        Macro cycles of each pixel of each pass, 0 past its pixels; leading
+        axes (e.g. samples) broadcast.
+    macros : int
+    n_col : int
+
+    Returns
+    -------
+    int64 array (..., n)
+    """
+    C = round_compute(np.asarray(compute, np.int64), int(macros))
+    m_r = round_sizes(pixels, macros, C.shape[-1])
+    return pass_cycles_rounds(load, deliver, C, m_r, stream, n_col)
+
+
+def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int) -> np.ndarray:
+    """Cycles of every START of a layer's plan for each sample: int64 (S, segments).
+
+    ``pix`` is :func:`pixel_cycles` of each sample, (S, P, tiles).
+    """
+    pix = np.asarray(pix, np.int64)
+    n = plan.tile.size
+    S = pix.shape[0]
+    width = int(plan.pixels.max()) if n else 0
+    comp = np.zeros((S, n, width), np.int64)
+    for i in range(n):
+        p0, npx = int(plan.p0[i]), int(plan.pixels[i])
+        comp[:, i, :npx] = pix[:, p0:p0 + npx, plan.tile[i]]
+    per_pass = pass_cycles(plan.load, plan.deliver, comp, plan.pixels, plan.pixels * plan.n_out * plan.last,
+                           macros, macro.n_col) if n else np.zeros((S, 0), np.int64)
+    segs = np.zeros((S, plan.n_segments), np.int64)
+    for s in range(plan.n_segments):
+        segs[:, s] = per_pass[:, plan.segment == s].sum(-1) + CORE_LATENCY["run"]
+    return segs
+
+
+def core_layer_cycles(compiled, bits, macros: int, core, name: str = "layer",
+                      run_pixels: int | None = None) -> np.ndarray:
+    """Cycles of a compiled layer on one PIM core, per sample and per START.
 
     Parameters
     ----------
     compiled : model.compile.CompiledLayer
-    x : array_like of int, shape (P, K)
-        im2col input vectors of one inference.
-    signed : bool
-    macros_per_core : int
-    result_words_per_cycle : float
-        Output register file to output buffer words per cycle.
-    pixels_per_chunk : int, optional
-        Pixels per output-buffer chunk (a multiple of ``macros_per_core``); default all.
+    bits : uint8 (S, P, K)
+        Input bit patterns (two's complement in signed mode) of each sample's
+        P output pixels (im2col rows).
+    macros : int
+        Macros per core (``system.macros_per_core``).
+    core : CoreConfig
+    run_pixels : int, optional
+        Pixel run length (default ``core.out_pixels``).
 
     Returns
     -------
-    int
+    int64 array (S, segments)
+        Sum over the last axis for a sample's total.
     """
-    m = compiled.macro
-    bits = input_bits(np.asarray(x), signed)
-    P = bits.shape[0]
-    M = int(macros_per_core)
-    lat = pipeline_latency(m.pipeline)
-    rpc = None if pixels_per_chunk is None else max(1, int(pixels_per_chunk) // M)
-    groups = sorted({int(t.group) for t in compiled.tiles})
-    kept = [np.nonzero(compiled.mask[:, g])[0] for g in groups]
-    pc = cell_row_popcounts_t(bits, kept, m.n_comp)  # (ng, crmax, P)
-    per_rt = row_tile_sums(np.moveaxis(pc, -1, -2).astype(np.int64), m.n_row)  # (ng, P, nrt)
-    gi = {g: i for i, g in enumerate(groups)}
-    total = 0
-    for g, _ct, idx in filter_tiles_of(compiled.tiles):
-        ts = [compiled.tiles[i] for i in idx]
-        rts = np.array([t.row_tile for t in ts])
-        vec = per_rt[gi[g]][:, rts].T + lat  # (nrt, P)
-        rows = np.concatenate([t.rows.reshape(-1)[t.rows.reshape(-1) >= 0] for t in ts])
-        seg = np.concatenate([np.full(int((t.rows >= 0).sum()), j) for j, t in enumerate(ts)])
-        used = np.array([t.n_rows_used for t in ts])
-        dl = delivery_cycles(switch_beats(rows, seg, len(ts), m.n_comp, m.lanes), used)
-        total += int(row_tiles_cycles(vec, dl, tile_load_cycles(used), used, M, m.n_col, rpc))
-        nf = int((ts[0].filters >= 0).sum())
-        ppc = P if rpc is None else rpc * M
-        chunks = [min(ppc, P - c) for c in range(0, P, ppc)]
-        total += int(sum(result_stream_cycles(c, nf, result_words_per_cycle) for c in chunks))
-    return total
+    bits = np.asarray(bits, np.uint8)
+    S, P, K = bits.shape
+    plan = plan_passes(compiled.tiles, P, compiled.macro, macros, core, name, run_pixels)
+    pix = pixel_cycles(bits.reshape(S * P, K), compiled.tiles, compiled.macro).reshape(S, P, -1)
+    return layer_cycles(plan, pix, compiled.macro, macros)

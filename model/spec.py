@@ -47,6 +47,10 @@ __all__ = [
     "pack_ipu_in", "unpack_ipu_in", "pack_ipu_out", "unpack_ipu_out",
     "pack_switch_in", "unpack_switch_in", "pack_switch_out", "unpack_switch_out",
     "pack_macro_in", "unpack_macro_in", "pack_macro_out", "unpack_macro_out",
+    # the PIM core
+    "CORE_GEOMETRY", "CORE_LATENCY", "BUS_BITS", "CORE_ID", "CORE_REGS", "ERROR_CODES", "psum_width",
+    "result_width", "packer_in_fields", "packer_out_fields", "window_fields", "tile_entry_fields", "map_entry_fields", "mask_entry_fields",
+    "descriptor_fields", "result_fields", "words_for", "Region", "CoreMap", "core_map", "entry_words",
 ]
 
 # --------------------------------------------------------------------------- number formats
@@ -147,7 +151,8 @@ def check_param(name: str, value, rule: str | None = None):
     """Validate one component parameter against :data:`GEOMETRY`; returns ``value``.
 
     ``rule`` names the :data:`GEOMETRY` entry when the parameter has another
-    name in the component (the switch's ``window`` follows ``n_comp``).
+    name in the component (the switch's ``window`` follows ``n_comp``); the
+    PIM core's own parameters are found in :data:`CORE_GEOMETRY`.
     Messages follow amaranth-soc: ``"n_comp must be a power of two from 2 to
     256, not 6"``.
 
@@ -158,7 +163,8 @@ def check_param(name: str, value, rule: str | None = None):
     ValueError
         A value out of range.
     """
-    r = GEOMETRY[rule or name]
+    key = rule or name
+    r = GEOMETRY[key] if key in GEOMETRY else CORE_GEOMETRY[key]
     if r.allowed == "true or false":
         if not isinstance(value, bool):
             raise TypeError(f"{name} must be a bool, not {value!r}")
@@ -401,3 +407,247 @@ def unpack_macro_out(word: int, n_comp: int, n_col: int, n_row: int,
     """``(slot, acc, last)`` of a macro output beat (``acc`` sign-extended)."""
     d = unpack(macro_out_fields(n_comp, n_col, n_row, in_bits), word)
     return d["slot"], d["acc"], bool(d["last"])
+
+
+# --------------------------------------------------------------------------- the PIM core (docs/design.md §11)
+
+#: Parameters of one PIM core beyond its macros' geometry, and their allowed values
+#: (the ``core`` section of a hardware YAML; ``macros`` is ``system.macros_per_core``).
+CORE_GEOMETRY: dict[str, Rule] = {
+    "macros": Rule(lambda v: 1 <= v <= 16, "an integer from 1 to 16 (macros per core)"),
+    "tile_slots": Rule(lambda v: 1 <= v <= 4096, "an integer from 1 to 4096 (tiles the core's tile store holds)"),
+    "descriptors": Rule(lambda v: 1 <= v <= 65535, "an integer from 1 to 65535 (row-tile passes per start)"),
+    "mask_windows": Rule(lambda v: 1 <= v <= 65536, "an integer from 1 to 65536 (mask register file words)"),
+    "out_pixels": Rule(lambda v: 1 <= v <= 65536, "an integer from 1 to 65536 (output pixels per pass)"),
+    "max_row_tiles": Rule(lambda v: 1 <= v <= 4096,
+                          "an integer from 1 to 4096 (row tiles one output accumulates)"),
+    "addr_width": Rule(lambda v: 3 <= v <= 32, "an integer from 3 to 32 (AXI4-Lite byte address bits)"),
+}
+
+#: Fixed cycles of the core's controller (docs/design.md §11; the whole run: model.core_timing.pass_cycles).
+CORE_LATENCY = {
+    "start": 1,       # START written -> first descriptor read
+    "pass": 3,        # per pass: descriptor read, decode, the last round's start cycle
+    "deliver": 1,     # last row written -> the macros see their full buffers
+    "barrier": 1,     # a round's start -> the next round's first window
+    "run": 1,         # per START: the final descriptor check
+}
+
+#: Word width of the core's AXI4-Lite register bus.
+BUS_BITS = 32
+#: Identification word of the core (register ``ID``): "DB", format 1.
+CORE_ID = 0xDB1C_0001
+
+
+def psum_width(n_comp: int, n_col: int, n_row: int, in_bits: int, max_row_tiles: int) -> int:
+    """Signed width of an output register file partial sum: never overflows.
+
+    One pass adds one macro accumulator (bounded as in :func:`acc_width`,
+    any column map); an output accumulates at most ``max_row_tiles`` passes
+    (the core refuses more, STATUS.ERROR).
+    """
+    bound = (positive_int(max_row_tiles, "max_row_tiles") * positive_int(n_row, "n_row")
+             * ((1 << positive_int(in_bits, "in_bits")) - 1) * positive_int(n_col, "n_col")
+             * positive_int(n_comp, "n_comp") * TERM_MAX)
+    return _signed_bits(bound)
+
+
+def result_width(psum_bits: int) -> int:
+    """Bits of a result beat (``m_axis_tdata``): the partial sum sign-extended to 32 or 64 bits."""
+    if not 1 <= psum_bits <= 64:
+        raise ValueError(f"psum_bits: must be 1..64, got {psum_bits}")
+    return 32 if psum_bits <= 32 else 64
+
+
+def packer_in_fields(lanes: int, width: int) -> list:
+    """Row packer input beat: a switch output beat (:func:`switch_out_fields`) and ``vend``, its vector's last."""
+    return switch_out_fields(lanes, width) + [("vend", 1, None, False)]
+
+
+def packer_out_fields(n_comp: int, width: int) -> list:
+    """Row packer output beat: one cell row's ``n_comp`` inputs and ``vend``, its vector's last row."""
+    return [("data", positive_int(width, "width"), positive_int(n_comp, "n_comp"), False), ("vend", 1, None, False)]
+
+
+def window_fields(n_comp: int, in_bits: int) -> list:
+    """Input window beat (``s_axis_tdata``): ``n_comp`` consecutive im2col inputs, element 0 lowest."""
+    return [("data", positive_int(in_bits, "in_bits"), positive_int(n_comp, "n_comp"), False)]
+
+
+def tile_entry_fields(n_comp: int, n_col: int) -> list:
+    """One tile store entry: a whole cell row, as the macro's write port takes it (docs/design.md §5).
+
+    Element ``c * n_col + j`` of ``cells`` / ``idx`` / ``sign`` is compartment
+    c, column j (Q, block index, sign).
+    """
+    n = positive_int(n_comp, "n_comp") * positive_int(n_col, "n_col")
+    return [("cells", 1, n, False), ("idx", IDX_BITS, n, False), ("sign", SIGN_BITS, n, False)]
+
+
+def map_entry_fields(n_col: int) -> list:
+    """One column map entry (a tile's ``col_filter``): slot of each column, then its used bit."""
+    n = positive_int(n_col, "n_col")
+    return [("slot", bits_for(n - 1), n, False), ("used", 1, n, False)]
+
+
+def mask_entry_fields(n_comp: int) -> list:
+    """One mask register: bit c = input c of the window is a kept row of the pass's row tile."""
+    return [("mask", positive_int(n_comp, "n_comp"), None, False)]
+
+
+def descriptor_fields(n_comp: int, n_col: int, n_row: int, tile_slots: int, mask_windows: int,
+                      out_pixels: int) -> list:
+    """One descriptor = one pass: a row tile of a filter tile over a run of output pixels.
+
+    ``tile`` (tile store slot), ``mask_base`` / ``n_win`` (its windows' masks),
+    ``n_kept`` (kept rows of the row tile = set mask bits), ``pixels``,
+    ``n_out`` (result slots streamed when ``last``), ``first`` (overwrite the
+    partial sums instead of adding) and ``last`` (stream the results out).
+    """
+    cap = positive_int(n_comp, "n_comp") * positive_int(n_row, "n_row")
+    return [("tile", bits_for(tile_slots - 1), None, False), ("mask_base", bits_for(mask_windows - 1), None, False),
+            ("n_win", bits_for(mask_windows), None, False), ("n_kept", bits_for(cap), None, False),
+            ("pixels", bits_for(out_pixels), None, False), ("n_out", bits_for(positive_int(n_col, "n_col")), None,
+                                                            False),
+            ("first", 1, None, False), ("last", 1, None, False)]
+
+
+def result_fields(psum_bits: int) -> list:
+    """Result beat (``m_axis_tdata``): one signed partial sum, sign-extended to :func:`result_width`."""
+    return [("psum", result_width(psum_bits), None, True)]
+
+
+def words_for(bits: int) -> int:
+    """32-bit bus words holding ``bits`` bits."""
+    return -(-int(bits) // BUS_BITS)
+
+
+def _pow2_at_least(n: int) -> int:
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+#: The core's control and status registers: name -> (word index, access, meaning).
+CORE_REGS = {
+    "CTRL": (0, "W", "bit 0 START: run descriptors 0..N_DESC-1 (ignored while BUSY)"),
+    "STATUS": (1, "R", "bit 0 BUSY, bit 1 DONE (last run finished), bit 2 ERROR (last run aborted), "
+                       "bits 7:4 ERROR_CODE: 1 descriptor out of range, 2 more than MAX_ROW_TILES accumulated "
+                       "(or no first pass), 3 masks disagree with n_kept"),
+    "LAYER": (2, "RW", "bits 15:0 N_DESC (descriptors per start), bit 16 SIGNED (two's-complement inputs)"),
+    "CYCLES": (3, "R", "clock cycles of the last run, START to DONE"),
+    "ID": (4, "R", f"0x{CORE_ID:08X}"),
+    "N_COMP": (5, "R", "compartments per macro"),
+    "N_COL": (6, "R", "columns per compartment"),
+    "N_ROW": (7, "R", "cells per DBMU"),
+    "LANES": (8, "R", "sparse allocation switch lanes"),
+    "MACROS": (9, "R", "macros in the core"),
+    "TILE_SLOTS": (10, "R", "tile store slots"),
+    "DESCRIPTORS": (11, "R", "descriptor memory entries"),
+    "MASK_WINDOWS": (12, "R", "mask register file entries"),
+    "OUT_PIXELS": (13, "R", "output pixels per pass"),
+    "MAX_ROW_TILES": (14, "R", "row tiles one output may accumulate"),
+    "PSUM_BITS": (15, "R", "partial sum width (result beats are sign-extended)"),
+}
+#: STATUS.ERROR_CODE values.
+ERROR_CODES = {
+    0: "none",
+    1: "descriptor field out of range (tile, mask_base + n_win, n_kept, pixels, n_out)",
+    2: "more than max_row_tiles passes accumulated into one output (first missing)",
+    3: "the masks of a vector do not hold n_kept kept rows, or its last window's mask is empty",
+}
+
+
+@dataclass(frozen=True)
+class Region:
+    """One memory behind the register bus: ``entries`` entries of ``words`` bus words each.
+
+    Entry e, word w is at byte address ``base + 4 * (e * stride + w)``
+    (``stride`` = ``words`` rounded up to a power of two; padding words are
+    ignored). Write-only.
+    """
+
+    name: str
+    base: int
+    entries: int
+    words: int
+    stride: int
+    fields: tuple
+
+    @property
+    def size(self) -> int:
+        """Bytes of address space."""
+        return _pow2_at_least(self.entries * self.stride) * (BUS_BITS // 8)
+
+    def address(self, entry: int, word: int = 0) -> int:
+        return self.base + (BUS_BITS // 8) * (int(entry) * self.stride + int(word))
+
+
+@dataclass(frozen=True)
+class CoreMap:
+    """The core's AXI4-Lite address map (byte addresses, 32-bit words).
+
+    Attributes
+    ----------
+    regs : dict
+        Register name -> byte address (:data:`CORE_REGS`).
+    regions : dict
+        ``desc``, ``mask``, ``map``, ``tile`` -> :class:`Region`, in address order.
+    addr_width : int
+        Bits of ``s_axil_awaddr`` / ``s_axil_araddr``.
+    """
+
+    regs: dict
+    regions: dict
+    addr_width: int
+
+    def markdown(self) -> str:
+        """The register map as Markdown tables (docs/rtl.md holds the paper configuration's)."""
+        lines = ["| address | register | access | meaning |", "|---|---|---|---|"]
+        lines += [f"| 0x{self.regs[n]:04X} | {n} | {a} | {d} |" for n, (_, a, d) in CORE_REGS.items()]
+        lines += ["", "| address | memory | entries | words / entry (stride) | entry fields, LSB first |",
+                  "|---|---|---|---|---|"]
+        for r in self.regions.values():
+            fl = ", ".join(f"{n}: {w}" + (f" x {c}" if c is not None else "") + (" signed" if sg else "")
+                           for n, w, c, sg in r.fields)
+            lines.append(f"| 0x{r.base:04X} | {r.name.upper()} | {r.entries} | {r.words} ({r.stride}) | {fl} |")
+        return "\n".join(lines) + "\n"
+
+    def describe(self) -> list[dict]:
+        """Rows for the manifest and the documentation."""
+        rows = [{"name": n, "address": self.regs[n], "access": a, "meaning": d} for n, (_, a, d) in CORE_REGS.items()]
+        for r in self.regions.values():
+            rows.append({"name": r.name.upper(), "address": r.base, "access": "W", "entries": r.entries,
+                         "words_per_entry": r.words, "entry_stride_words": r.stride, "bytes": r.size,
+                         "fields": [list(f) for f in r.fields]})
+        return rows
+
+
+def core_map(n_comp: int, n_col: int, n_row: int, tile_slots: int, descriptors: int, mask_windows: int,
+             out_pixels: int) -> CoreMap:
+    """The register map of a core: registers at 0, then the descriptor, mask, map and tile memories.
+
+    Each region starts at a multiple of its own (power-of-two) size, so a
+    region is decoded from the high address bits alone.
+    """
+    reg_bytes = _pow2_at_least(len(CORE_REGS)) * (BUS_BITS // 8)
+    specs = [
+        ("desc", descriptors, descriptor_fields(n_comp, n_col, n_row, tile_slots, mask_windows, out_pixels)),
+        ("mask", mask_windows, mask_entry_fields(n_comp)),
+        ("map", tile_slots, map_entry_fields(n_col)),
+        ("tile", tile_slots * n_row, tile_entry_fields(n_comp, n_col)),
+    ]
+    regions, top = {}, reg_bytes
+    for name, entries, fields in specs:
+        words = words_for(sum(field_width(f) for f in fields))
+        probe = Region(name, 0, entries, words, _pow2_at_least(words), tuple(fields))
+        base = -(-top // probe.size) * probe.size
+        regions[name] = Region(name, base, entries, words, probe.stride, tuple(fields))
+        top = base + probe.size
+    regs = {n: (BUS_BITS // 8) * w for n, (w, _, _) in CORE_REGS.items()}
+    return CoreMap(regs=regs, regions=regions, addr_width=max(1, (top - 1).bit_length()))
+
+
+def entry_words(fields, values: dict) -> list[int]:
+    """An entry packed (:func:`pack`) and split into 32-bit bus words, lowest first."""
+    word = pack(fields, values)
+    n = words_for(sum(field_width(f) for f in fields))
+    return [(word >> (BUS_BITS * k)) & ((1 << BUS_BITS) - 1) for k in range(n)]

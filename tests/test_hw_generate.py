@@ -96,3 +96,30 @@ def test_switch_lanes_come_from_the_macro_yaml_key(name):
     assert sw.parameters["lanes"] == m.lanes and sw.parameters["window"] == m.n_comp
     if name == "paper":
         assert m.lanes == m.n_comp == 16
+
+
+def test_core_top_axi_ports_and_register_map(tmp_path):
+    """dbpim_core: AXI port names (no "__"), the register map in the manifest and in docs/rtl.md."""
+    from pathlib import Path
+
+    from model.config import load_config
+    from model.core import CoreParams
+
+    m = generate("small", tmp_path, blocks=["core"])["blocks"]["core"]
+    names = {p["name"] for p in m["ports"]}
+    assert not any("__" in n for n in names)
+    for n in ("aclk", "aresetn", "s_axil_awaddr", "s_axil_wdata", "s_axil_bvalid", "s_axil_araddr", "s_axil_rdata",
+              "s_axis_tdata", "s_axis_tvalid", "s_axis_tready", "m_axis_tdata", "m_axis_tvalid", "m_axis_tready",
+              "m_axis_tlast", "irq"):
+        assert n in names, n
+    widths = {p["name"]: p["width"] for p in m["ports"]}
+    assert widths["s_axis_tdata"] == 4 * 8 and widths["m_axis_tdata"] == 32 and widths["s_axil_wdata"] == 32
+    assert widths["s_axil_awaddr"] == m["addr_width"]
+    assert m["parameters"]["macros"] == 2 and m["parameters"]["lanes"] == 2  # system.macros_per_core, macro.lanes
+    regs = {r["name"]: r for r in m["register_map"]}
+    assert regs["CTRL"]["address"] == 0 and regs["TILE"]["entries"] == 64 * 4  # one cell row per entry
+    assert (tmp_path / "dbpim_core_regs.md").read_text().endswith(
+        CoreParams.from_config(load_config("small")).map.markdown())
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "rtl.md").read_text()
+    table = doc.split("checked by tests/test_hw_generate.py -->\n")[1].split("<!-- end register map -->")[0]
+    assert table == CoreParams.from_config(load_config("paper")).map.markdown()

@@ -152,8 +152,11 @@ def _generator_key(block: str, cfg, sram: str) -> str:
 
     from model.config import HwConfig, MacroConfig, load_config
 
-    mc = cfg if isinstance(cfg, MacroConfig) else (cfg if isinstance(cfg, HwConfig) else load_config(cfg)).macro
-    h = hashlib.sha256(json.dumps([block, sram, mc.to_dict(), amaranth_version]).encode())
+    hw = cfg if isinstance(cfg, (MacroConfig, HwConfig)) else load_config(cfg)
+    mc = hw if isinstance(hw, MacroConfig) else hw.macro
+    # the core also depends on system.macros_per_core and the core section
+    what = hw.to_dict() if block == "core" and isinstance(hw, HwConfig) else mc.to_dict()
+    h = hashlib.sha256(json.dumps([block, sram, what, amaranth_version], sort_keys=True).encode())
     for f in sorted((ROOT / "hw").glob("*.py")) + [ROOT / "model" / "spec.py"]:
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()

@@ -7,7 +7,9 @@ by :func:`verif.rtl.run_cocotb`). The TB owns the clock, the reset and one
 agent per valid/ready stream of the DUT:
 
 * ports are addressed by their Verilog names (a stream ``x`` is ``x__valid``,
-  ``x__ready``, ``x__payload``); the cocotb side reads the port list from the
+  ``x__ready``, ``x__payload``; an AXI4-Stream ``s_axis`` is ``s_axis_tvalid``,
+  ``s_axis_tready``, ``s_axis_tdata``; the clock and reset are ``clk`` / ``rst``
+  or, on an AXI top, ``aclk`` / ``aresetn``, active low); the cocotb side reads the port list from the
   generated ``manifest.json``, the Amaranth side from the component's
   signature (the same names: the generator derives them from it);
 * ``tb.set(name, v)`` drives an input for the current cycle, ``await
@@ -41,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["TB", "Source", "Sink", "SimTimeout", "run_amaranth", "cocotb_tb", "env_rng", "env_stall", "env_macro",
-           "streams_of", "COCOTB_TIMEOUT", "CLOCK_NS"]
+           "streams_of", "stream_ports", "clock_of", "COCOTB_TIMEOUT", "CLOCK_NS"]
 
 CLOCK_NS = 10
 #: default cocotb ``timeout_time`` / ``timeout_unit`` of a block test: 20 000 clock cycles of simulated time,
@@ -73,20 +75,42 @@ def env_stall() -> float:
     return float(os.environ.get("DBPIM_STALL", "0"))
 
 
+#: Port-name suffixes of a valid/ready stream: Amaranth's flattening, then AXI4-Stream.
+STREAM_STYLES = (("__valid", "__ready", "__payload"), ("_tvalid", "_tready", "_tdata"))
+#: (clock, reset, reset active level) of a port list: Amaranth's, then AXI's.
+CLOCKS = (("clk", "rst", 1), ("aclk", "aresetn", 0))
+
+
+def stream_ports(ports: dict, name: str) -> tuple[str, str, str]:
+    """(valid, ready, payload) port names of stream ``name``."""
+    for v, r, p in STREAM_STYLES:
+        if all(f"{name}{x}" in ports for x in (v, r, p)):
+            return f"{name}{v}", f"{name}{r}", f"{name}{p}"
+    raise KeyError(f"{name}: no valid/ready/payload ports")
+
+
 def streams_of(ports: dict) -> dict[str, bool]:
     """Valid/ready streams of a port list: ``{stream name: True if it is a DUT input}``."""
     out = {}
     for name, p in ports.items():
-        if name.endswith("__valid"):
-            s = name[:-len("__valid")]
-            if f"{s}__ready" in ports and f"{s}__payload" in ports:
-                out[s] = p["dir"] == "input"
+        for v, r, d in STREAM_STYLES:
+            if name.endswith(v):
+                s = name[:-len(v)]
+                if f"{s}{r}" in ports and f"{s}{d}" in ports:
+                    out[s] = p["dir"] == "input"
     return out
 
 
+def clock_of(ports: dict) -> tuple[str, str, int]:
+    """(clock, reset, reset active level) port names of a port list (``clk``/``rst`` when absent)."""
+    return next((c for c in CLOCKS if c[0] in ports), CLOCKS[0])
+
+
 class _StreamEnd:
-    def __init__(self, name: str, stall: float, rng):
+    def __init__(self, name: str, stall: float, rng, ports=("", "", "")):
         self.name, self.stall, self.rng = name, float(stall), rng
+        #: the valid, ready and payload port names
+        self.valid, self.ready, self.payload = ports
         #: names of extra ports sampled with each accepted beat (e.g. the macro's ``cycles``)
         self.extra: tuple = ()
 
@@ -104,9 +128,10 @@ class Source(_StreamEnd):
         The ``extra`` ports' values at each acceptance.
     """
 
-    def __init__(self, name, stall, rng):
-        super().__init__(name, stall, rng)
+    def __init__(self, name, stall, rng, ports=("", "", "")):
+        super().__init__(name, stall, rng, ports)
         self.queue = collections.deque()
+        self.flushed = False
         self.gaps, self.offered, self.accepted, self.seen = [], [], [], []
 
     def send(self, payloads, extra=None) -> None:
@@ -118,6 +143,11 @@ class Source(_StreamEnd):
     @property
     def idle(self) -> bool:
         return not self.queue
+
+    def flush(self) -> None:
+        """Drop every queued payload, the one on offer too (valid falls at the next clock edge)."""
+        self.queue.clear()
+        self.flushed = True
 
     async def wait(self, tb) -> None:
         """Until every queued payload has been accepted."""
@@ -140,8 +170,8 @@ class Sink(_StreamEnd):
         The ready value the agent drove in each cycle since the TB started.
     """
 
-    def __init__(self, name, stall, rng):
-        super().__init__(name, stall, rng)
+    def __init__(self, name, stall, rng, ports=("", "", "")):
+        super().__init__(name, stall, rng, ports)
         self.beats = collections.deque()  # (cycle, payload, extras)
         self.ready_log: list[bool] = []
         self.allow = None  # beats it may still take (None = no limit)
@@ -187,7 +217,7 @@ class Sink(_StreamEnd):
 async def source_agent(io, st: Source) -> None:
     """Drive a DUT input stream forever: each queued payload after ``st.draw_gap()`` idle cycles, valid held
     until accepted. ``io`` is a back end's port access (``drive(name, v)``, ``await edge(*names)``)."""
-    valid, payload = f"{st.name}__valid", f"{st.name}__payload"
+    valid, payload = st.valid, st.payload
     while True:
         if not st.queue:
             io.drive(valid, 0)
@@ -198,14 +228,20 @@ async def source_agent(io, st: Source) -> None:
         io.drive(valid, 0)
         for _ in range(g):
             await io.edge()
+        if not st.queue:  # flushed during the gap
+            continue
+        st.flushed = False
         io.drive(valid, 1)
         io.drive(payload, st.queue[0])
         first = True
         while True:
-            k, (rdy, *ex) = await io.edge(f"{st.name}__ready", *st.extra)
+            k, (rdy, *ex) = await io.edge(st.ready, *st.extra)
             if first:
                 st.offered.append(k)
                 first = False
+            if st.flushed:  # the offered beat was dropped (e.g. by a reset): start over with the new queue
+                io.drive(valid, 0)
+                break
             if rdy:
                 st.accepted.append(k)
                 st.seen.append(ex)
@@ -217,8 +253,8 @@ async def sink_agent(io, st: Sink) -> None:
     """Take a DUT output stream forever: ready drawn each cycle (``st.draw_ready()``), beats recorded."""
     while True:
         r = st.draw_ready()
-        io.drive(f"{st.name}__ready", int(r))
-        k, (vl, p, *ex) = await io.edge(f"{st.name}__valid", f"{st.name}__payload", *st.extra)
+        io.drive(st.ready, int(r))
+        k, (vl, p, *ex) = await io.edge(st.valid, st.payload, *st.extra)
         while len(st.ready_log) < k:  # cycles before the agent's first
             st.ready_log.append(False)
         st.ready_log.append(r)
@@ -252,10 +288,11 @@ class TB:
         for (s, is_in), ss in zip(sorted(self.streams.items()), seeds):
             rng = np.random.default_rng(ss)
             if is_in:
-                self._sources[s] = Source(s, stall, rng)
+                self._sources[s] = Source(s, stall, rng, stream_ports(ports, s))
             else:
-                self._sinks[s] = Sink(s, stall, rng)
-        self.clocked = "clk" in ports
+                self._sinks[s] = Sink(s, stall, rng, stream_ports(ports, s))
+        self.clk, self.rst, self.rst_active = clock_of(ports)
+        self.clocked = self.clk in ports
 
     @property
     def cycle(self) -> int:
@@ -270,10 +307,10 @@ class TB:
 
     def inputs(self) -> list[str]:
         """Input ports the test body drives (clock, reset and stream handshakes excluded)."""
-        agent = {f"{s}__{f}" for s in self._sources for f in ("valid", "payload")}
-        agent |= {f"{s}__ready" for s in self._sinks}
+        agent = {n for st in self._sources.values() for n in (st.valid, st.payload)}
+        agent |= {st.ready for st in self._sinks.values()}
         return [n for n, p in self.ports.items()
-                if p["dir"] == "input" and n not in ("clk", "rst") and n not in agent]
+                if p["dir"] == "input" and n not in (self.clk, self.rst) and n not in agent]
 
     def width(self, name: str) -> int:
         return int(self.ports[name]["width"])
@@ -283,10 +320,10 @@ class TB:
         return v - (1 << w) if v >> (w - 1) else v
 
     async def reset(self, cycles: int = 2) -> None:
-        """Assert ``rst`` for ``cycles`` clock cycles."""
-        self.set("rst", 1)
+        """Assert the reset (``rst``, or ``aresetn`` low) for ``cycles`` clock cycles."""
+        self.set(self.rst, self.rst_active)
         await self.tick(cycles)
-        self.set("rst", 0)
+        self.set(self.rst, 1 - self.rst_active)
 
     # backend interface
     def set(self, name: str, value: int) -> None:
@@ -429,7 +466,7 @@ class _CocotbTB(TB):
     async def tick(self, n=1):
         from cocotb.triggers import RisingEdge
         for _ in range(n):
-            await RisingEdge(self.dut.clk)
+            await RisingEdge(getattr(self.dut, self.clk))
 
 
 class _CocotbIO:
@@ -445,7 +482,7 @@ class _CocotbIO:
         from cocotb.triggers import ReadOnly, RisingEdge
         await ReadOnly()
         k, vals = self.tb.cycle, [self.tb.get(n) for n in names]
-        await RisingEdge(self.tb.dut.clk)
+        await RisingEdge(getattr(self.tb.dut, self.tb.clk))
         return k, vals
 
 
@@ -471,11 +508,11 @@ async def cocotb_tb(dut, block: str | None = None, stall: float | None = None, s
     for n in tb.inputs():
         tb.set(n, 0)
     if tb.clocked:
-        cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
+        cocotb.start_soon(Clock(getattr(dut, tb.clk), CLOCK_NS, unit="ns").start())
         for st in tb._sources.values():
             cocotb.start_soon(source_agent(_CocotbIO(tb), st))
         for st in tb._sinks.values():
             cocotb.start_soon(sink_agent(_CocotbIO(tb), st))
-        if "rst" in tb.ports:
+        if tb.rst in tb.ports:
             await tb.reset()
     return tb

@@ -1,0 +1,640 @@
+"""The PIM core of the paper's Fig. 6 (docs/design.md §11): switch, macros, output RF, layer controller.
+
+* :class:`RowPacker` turns the sparse allocation switch's beats (up to
+  ``lanes`` kept inputs) into cell rows of ``n_comp`` inputs for a macro.
+* :class:`PIMCore` runs a compiled layer's loop nest from descriptors: one
+  START runs every pass (a row tile of a filter tile over a run of output
+  pixels), accumulating partial sums across row tiles in the output register
+  file and streaming the results of each filter tile out. Its configuration
+  port is a one-word register bus.
+* :class:`PIMCoreAXI` is the top a designer connects: the core behind an
+  AXI4-Lite target (:mod:`hw.axi`), AXI4-Stream input windows and results,
+  ports named by the AXI conventions.
+
+The cycle count of a run is :func:`model.core_timing.layer_cycles` exactly
+(tested); the register map is :func:`model.spec.core_map`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, ClockDomain, Const, Module, Mux, Signal, Value
+from amaranth.lib import data, stream
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.axi import AXI4LiteTarget
+from hw.common import Block, add_block, layout_from_fields
+from hw.macro import PIMMacro
+from hw.switch import SparseSwitch
+from model.spec import (BUS_BITS, CORE_ID, CORE_REGS, core_map, field_width, map_entry_fields, mask_entry_fields,
+                        packer_in_fields, packer_out_fields, psum_width, result_fields, result_width,
+                        tile_entry_fields, window_fields)
+
+__all__ = ["RowPacker", "PIMCore", "PIMCoreAXI", "CORE_KEYS"]
+
+#: core parameter -> (HwConfig section, field)
+CORE_KEYS = {
+    "n_comp": ("macro", "n_comp"), "n_col": ("macro", "n_col"), "n_row": ("macro", "n_row"),
+    "in_bits": ("macro", "in_bits"), "lanes": ("macro", "lanes"), "pipeline": ("macro", "pipeline"),
+    "macros": ("system", "macros_per_core"), "tile_slots": ("core", "tile_slots"),
+    "descriptors": ("core", "descriptors"), "mask_windows": ("core", "mask_windows"),
+    "out_pixels": ("core", "out_pixels"), "max_row_tiles": ("core", "max_row_tiles"),
+}
+
+
+class RowPacker(Block):
+    """Packs switch beats into cell rows of ``n_comp`` inputs (docs/design.md §11).
+
+    Kept inputs are placed one after another; a row leaves as soon as it
+    holds ``n_comp`` inputs, and the beat flagged ``vend`` (the vector's last)
+    flushes the partial row, zero-padded. When that last beat both completes a
+    row and leaves a remainder, the remainder leaves in the next cycle, during
+    which no beat is taken (one stall). Rows leave combinationally in the
+    cycle of the beat that completes them. Twin: :func:`model.blocks.pack_rows`.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(StructLayout(packer_in_fields)))
+        Beats of :class:`hw.switch.SparseSwitch` with ``vend`` (the vector's last beat).
+    o : Out(stream.Signature(StructLayout(packer_out_fields)))
+        Rows (``data``) with ``vend`` (the vector's last row).
+    """
+
+    CONFIG_KEYS = {"n_comp": "n_comp", "lanes": "lanes", "in_bits": "in_bits"}
+    NAME = "row_packer"
+
+    def __init__(self, *, n_comp: int, lanes: int, in_bits: int = 8):
+        self._n_comp = self._param("n_comp", n_comp)
+        self._lanes = self._param("lanes", lanes)
+        self._in_bits = self._param("in_bits", in_bits)
+        if lanes > n_comp:
+            raise ValueError(f"lanes must be at most n_comp ({n_comp}), not {lanes!r}")
+        super().__init__({
+            "i": In(stream.Signature(layout_from_fields(packer_in_fields(lanes, in_bits)))),
+            "o": Out(stream.Signature(layout_from_fields(packer_out_fields(n_comp, in_bits)))),
+        })
+
+    @property
+    def latency(self) -> int:
+        return 0
+
+    latency_note = "a row leaves in the cycle of the beat that completes it; one stall cycle for a split last beat"
+
+    def elaborate(self, platform):
+        m = Module()
+        n, lanes, w = self._n_comp, self._lanes, self._in_bits
+        buf = Signal(n * w)              # the partial row, zero beyond fill
+        fill = Signal(range(n + lanes))  # < n; as wide as the sum it is part of
+        pend = Signal()                  # a vector's remainder waits in buf
+        cnt = Signal(range(n + lanes))
+        m.d.comb += cnt.eq(sum(self.i.payload.lane_en[k] for k in range(lanes)))
+        merged = Signal((n + lanes) * w)  # the partial row with the beat's inputs placed from the fill point
+        with m.Switch(fill):
+            for f in range(n):  # fill < n
+                with m.Case(f):
+                    m.d.comb += merged.eq(buf | (self.i.payload.data.as_value() << (f * w)))
+        total = Signal(range(n + lanes))
+        m.d.comb += total.eq(fill + cnt)
+        full = total >= n
+        vend = self.i.payload.vend
+        with m.If(pend):
+            m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(buf), self.o.payload.vend.eq(1),
+                         self.i.ready.eq(0)]
+            with m.If(self.o.ready):
+                m.d.sync += [pend.eq(0), fill.eq(0), buf.eq(0)]
+        with m.Else():
+            emit = self.i.valid & (full | vend)
+            m.d.comb += [
+                self.o.valid.eq(emit), self.o.payload.data.eq(merged[:n * w]),
+                self.o.payload.vend.eq(vend & ~(full & (total > n))),
+                self.i.ready.eq(~emit | self.o.ready),
+            ]
+            with m.If(self.i.valid & self.i.ready):
+                rest = merged[n * w:]
+                with m.If(full):
+                    m.d.sync += [buf.eq(rest), fill.eq(total - n)]
+                    with m.If(vend):
+                        with m.If(total > n):
+                            m.d.sync += pend.eq(1)
+                        with m.Else():
+                            m.d.sync += [buf.eq(0), fill.eq(0)]
+                with m.Elif(vend):
+                    m.d.sync += [buf.eq(0), fill.eq(0)]
+                with m.Else():
+                    m.d.sync += [buf.eq(merged[:n * w]), fill.eq(total)]
+        return m
+
+
+def _popcount(v, width: int):
+    return sum(v[k] for k in range(width))
+
+
+def _same_width(m, a, b, name: str):
+    """``a`` and ``b`` zero-extended to one width through named signals (equal operand widths in the Verilog)."""
+    a, b = Value.cast(a), Value.cast(b)
+    w = max(len(a), len(b))
+    out = []
+    for v, tag in ((a, "a"), (b, "b")):
+        if len(v) == w:
+            out.append(v)
+        else:
+            s = Signal(w, name=f"{name}_{tag}")
+            m.d.comb += s.eq(v)
+            out.append(s)
+    return out
+
+
+def _reserved(data, size: int):
+    """The padding bits of a memory word past its ``size`` used bits are not zero (0 when there are none)."""
+    return data[size:] != 0 if len(data) > size else Const(0, 1)
+
+
+class PIMCore(Block):
+    """One PIM core: the sparse allocation switch feeding ``macros`` macros that hold one tile.
+
+    Parameters are those of :class:`hw.macro.PIMMacro` plus ``lanes`` (switch
+    outputs per cycle), ``macros`` (macros per core) and the capacities of the
+    core's memories (``tile_slots``, ``descriptors``, ``mask_windows``,
+    ``out_pixels``, ``max_row_tiles``; docs/design.md §11). Build it from a
+    configuration with :meth:`from_config`.
+
+    **Programming** (register bus, :func:`model.spec.core_map`): tiles into
+    the tile store and column maps, masks into the mask register file,
+    descriptors, then ``LAYER`` (descriptor count, signed inputs) and
+    ``CTRL.START``. Memories and ``LAYER`` survive reset.
+
+    **Run**: descriptor by descriptor (= pass): read it, load its tile into all
+    macros at once (one cell row per cycle, configuration and column map with
+    the first), then rounds of ``macros`` output pixels: while the macros
+    compute round r (released together from ``hold`` once none is
+    ``computing`` and at least ``n_col`` cycles after the previous round), the
+    switch delivers round r+1's input vectors, one macro after another, from
+    the input stream ``x`` (the pass's windows of each pixel in order). Each
+    macro's results drain from its output banks into its bank of the output
+    register file while it computes on (overwrite on ``first``, add
+    otherwise). A ``last`` pass then streams its ``pixels x n_out`` partial
+    sums on ``o``, pixel by pixel. Cycles: :func:`model.core_timing.pass_cycles`.
+
+    **Reset** aborts the run; the output register file is only ever read by a
+    ``last`` pass after its own ``first`` pass overwrote it, so nothing
+    half-written leaves the core.
+
+    Attributes
+    ----------
+    bus : the register bus (``w_en``, ``w_addr``, ``w_data``, ``w_strb``, ``r_addr``, ``r_data``: read
+        combinationally)
+    x : In(stream.Signature(window layout))
+    o : Out(stream.Signature(StructLayout({"psum"})))  with ``o_last``
+    busy, done, error : Out(1)
+    """
+
+    CONFIG_KEYS = {k: v[1] for k, v in CORE_KEYS.items() if v[0] == "macro"}
+    NAME = "pim_core"
+
+    def __init__(self, *, n_comp: int, n_col: int, n_row: int, in_bits: int = 8, lanes: int, pipeline: bool = False,
+                 macros: int, tile_slots: int, descriptors: int, mask_windows: int, out_pixels: int,
+                 max_row_tiles: int):
+        p = {k: self._param(k, v) for k, v in dict(
+            n_comp=n_comp, n_col=n_col, n_row=n_row, in_bits=in_bits, lanes=lanes, pipeline=pipeline,
+            macros=macros, tile_slots=tile_slots, descriptors=descriptors, mask_windows=mask_windows,
+            out_pixels=out_pixels, max_row_tiles=max_row_tiles).items()}
+        if lanes > n_comp:
+            raise ValueError(f"lanes must be at most n_comp ({n_comp}), not {lanes!r}")
+        self._p = p
+        self.map = core_map(n_comp, n_col, n_row, tile_slots, descriptors, mask_windows, out_pixels)
+        self.psum_width = psum_width(n_comp, n_col, n_row, in_bits, max_row_tiles)
+        word = self.map.addr_width - 2
+        super().__init__({
+            "w_en": In(1), "w_addr": In(word), "w_data": In(BUS_BITS), "w_strb": In(BUS_BITS // 8),
+            "r_addr": In(word), "r_data": Out(BUS_BITS),
+            "x": In(stream.Signature(layout_from_fields(window_fields(n_comp, in_bits)))),
+            "o": Out(stream.Signature(layout_from_fields(result_fields(self.psum_width)))),
+            "o_last": Out(1),
+            "busy": Out(1), "done": Out(1), "error": Out(1),
+        })
+
+    @classmethod
+    def from_config(cls, hw) -> "PIMCore":
+        """Build from a :class:`model.config.HwConfig` (macro, ``system.macros_per_core``, core)."""
+        return cls(**{p: getattr(getattr(hw, sec), k) for p, (sec, k) in CORE_KEYS.items()})
+
+    @property
+    def latency(self) -> int:
+        """Cycles from START to the first descriptor's tile load (``model.spec.CORE_LATENCY``)."""
+        from model.spec import CORE_LATENCY
+        return CORE_LATENCY["start"]
+
+    latency_note = "a run's cycles are model.core_timing.layer_cycles (tile loads, rounds, drains, result streaming)"
+
+    # ------------------------------------------------------------------ register bus
+    def _region_write(self, m, region, mem):
+        """Write port of ``mem`` for the bus words of ``region`` (byte enables from the strobes).
+
+        A region starts at a multiple of its (power-of-two) size: its high word-address bits select it, the
+        low ones are (entry, word) with the word index in the ``stride``'s bits.
+        """
+        wp = mem.write_port(granularity=8)
+        size_bits = (region.size // 4 - 1).bit_length()
+        wb = (region.stride - 1).bit_length()
+        entry = self.w_addr[wb:size_bits]
+        word = self.w_addr[:wb]
+        hit = self.w_en & (self.w_addr[size_bits:] == (region.base // 4) >> size_bits)
+        if region.entries < 1 << len(entry):
+            hit &= entry < region.entries
+        if region.words < region.stride:
+            hit &= word < region.words
+        sel = Signal(name=f"{region.name}_sel")
+        m.d.comb += [sel.eq(hit), wp.addr.eq(entry), wp.data.eq(Cat(*([self.w_data] * region.words)))]
+        for k in range(region.words):
+            with m.If(sel & ((word == k) if wb else 1)):
+                m.d.comb += wp.en[4 * k:4 * k + 4].eq(self.w_strb)
+
+    def elaborate(self, platform):  # noqa: C901 - one controller, read top to bottom
+        m = Module()
+        p = self._p
+        n_comp, n_col, n_row, in_bits, lanes = p["n_comp"], p["n_col"], p["n_row"], p["in_bits"], p["lanes"]
+        M, out_pixels, max_rt = p["macros"], p["out_pixels"], p["max_row_tiles"]
+        cap = n_comp * n_row
+        lc = (n_comp - 1).bit_length()
+        regions = self.map.regions
+        psw = self.psum_width
+
+        # ---- memories (contents survive reset: SRAM) and their bus write ports
+        def region_mem(name):
+            r = regions[name]
+            mem = Memory(shape=r.words * BUS_BITS, depth=r.entries, init=[])
+            m.submodules[f"{name}_mem"] = mem
+            self._region_write(m, r, mem)
+            return mem
+
+        desc_mem, mask_mem, map_mem, tile_mem = (region_mem(k) for k in ("desc", "mask", "map", "tile"))
+        desc_rd = desc_mem.read_port()
+        mask_rd = mask_mem.read_port(domain="comb")
+        map_rd = map_mem.read_port(domain="comb")
+        tile_rd = tile_mem.read_port()
+        desc_layout = layout_from_fields(regions["desc"].fields)
+        map_layout = layout_from_fields(map_entry_fields(n_col))
+        tile_layout = layout_from_fields(tile_entry_fields(n_comp, n_col))
+        mask_layout = layout_from_fields(mask_entry_fields(n_comp))
+
+        # ---- registers
+        n_desc = Signal(16, reset_less=True)
+        signed_in = Signal(reset_less=True)
+        start_req = Signal()
+        done = Signal()
+        error = Signal()
+        err_code = Signal(4)
+        cycles = Signal(32)
+        reg = {n: w for n, (w, _, _) in CORE_REGS.items()}
+        with m.If(self.w_en & (self.w_addr == reg["LAYER"])):
+            m.d.sync += [n_desc.eq(self.w_data[:16]), signed_in.eq(self.w_data[16])]
+        m.d.comb += start_req.eq(self.w_en & (self.w_addr == reg["CTRL"]) & self.w_data[0])
+        read_values = {
+            "STATUS": Cat(self.busy, done, error, Const(0, 1), err_code), "LAYER": Cat(n_desc, signed_in),
+            "CYCLES": cycles, "ID": CORE_ID, "N_COMP": n_comp, "N_COL": n_col, "N_ROW": n_row, "LANES": lanes,
+            "MACROS": M, "TILE_SLOTS": p["tile_slots"], "DESCRIPTORS": p["descriptors"],
+            "MASK_WINDOWS": p["mask_windows"], "OUT_PIXELS": out_pixels, "MAX_ROW_TILES": max_rt,
+            "PSUM_BITS": psw,
+        }
+        with m.Switch(self.r_addr):
+            for name, v in read_values.items():
+                with m.Case(reg[name]):
+                    m.d.comb += self.r_data.eq(v)
+        m.d.comb += [self.done.eq(done), self.error.eq(error)]
+
+        # ---- datapath: switch, packer, macros (reset on abort as well)
+        abort = Signal()
+        switch = SparseSwitch(window=n_comp, lanes=lanes, width=in_bits)
+        packer = RowPacker(n_comp=n_comp, lanes=lanes, in_bits=in_bits)
+        add_block(m, "switch", switch, platform, extra_reset=abort)
+        add_block(m, "packer", packer, platform, extra_reset=abort)
+        macros = []
+        for k in range(M):
+            mac = PIMMacro(n_comp=n_comp, n_col=n_col, n_row=n_row, in_bits=in_bits, pipeline=p["pipeline"])
+            add_block(m, f"macro{k}", mac, platform, extra_reset=abort)
+            macros.append(mac)
+
+        # ---- the current descriptor
+        cur = Signal(desc_layout)
+        desc_idx = Signal(16)
+        rows_used = Signal(range(n_row + 1))
+        m.d.comb += rows_used.eq((cur.n_kept + (n_comp - 1)) >> lc)
+        rt_count = Signal(range(max_rt + 1))
+
+        # ---- delivery: windows -> switch (with masks) -> packer -> macro of the round
+        dv_act = Signal()                # windows of the round still to take
+        dv_pix = Signal(range(out_pixels + 1))   # first pixel of the round being delivered
+        dv_m = Signal(range(M))          # vectors of the round whose windows were all taken
+        win = Signal.like(cur.mask_base)        # window of the vector (< n_win <= mask_windows)
+        win_last = Signal.like(cur.mask_base)   # n_win - 1, set with the descriptor
+        pk_m = Signal(range(M))          # macro the packer feeds
+        dv_done = Signal()               # every row of the round delivered
+        fin_held = Signal()              # the switch holds a vector's last window
+        kept_acc = Signal(range(cap + 1 + n_comp))
+        dv_rem = Signal(range(out_pixels + 1))
+        n_dv = Signal(range(M + 1))
+        n_dv_last = Signal(range(M))        # vectors of the round being delivered, minus one
+        m.d.comb += [dv_rem.eq(cur.pixels - dv_pix), n_dv.eq(Mux(dv_rem < M, dv_rem, M)), n_dv_last.eq(n_dv - 1)]
+        mask = Signal(mask_layout)
+        m.d.comb += [mask_rd.addr.eq(cur.mask_base + win), mask.eq(mask_rd.data[:mask_layout.size])]
+        m.d.comb += [
+            switch.i.valid.eq(self.x.valid & dv_act),
+            self.x.ready.eq(switch.i.ready & dv_act),
+            switch.i.payload.data.eq(self.x.payload.data),
+            switch.i.payload.mask.eq(mask.mask),
+        ]
+        last_win = win == win_last
+        kept_now = Signal.like(kept_acc)
+        kept_win = Signal.like(kept_acc)      # kept inputs of the window (its mask's popcount)
+        m.d.comb += [kept_win.eq(_popcount(mask.mask, n_comp)), kept_now.eq(kept_acc + kept_win)]
+        bad_masks = Signal()  # checked at every window, before its inputs reach the packer (no hang)
+        with m.If(switch.i.valid & switch.i.ready):
+            m.d.sync += fin_held.eq(last_win)
+            m.d.comb += bad_masks.eq((kept_now > cur.n_kept) | _reserved(mask_rd.data, mask_layout.size)
+                                     | (last_win & ((kept_now != cur.n_kept) | (mask.mask == 0))))
+            with m.If(last_win):
+                m.d.sync += [win.eq(0), kept_acc.eq(0), dv_m.eq(dv_m + 1)]
+                with m.If(dv_m == n_dv_last):
+                    m.d.sync += dv_act.eq(0)
+            with m.Else():
+                m.d.sync += [win.eq(win + 1), kept_acc.eq(kept_now)]
+        m.d.comb += [
+            packer.i.valid.eq(switch.o.valid), switch.o.ready.eq(packer.i.ready),
+            packer.i.payload.data.eq(switch.o.payload.data), packer.i.payload.lane_en.eq(switch.o.payload.lane_en),
+            packer.i.payload.last.eq(switch.o.payload.last),
+            packer.i.payload.vend.eq(switch.o.payload.last & fin_held),
+        ]
+        for k, mac in enumerate(macros):
+            m.d.comb += [mac.x.valid.eq(packer.o.valid & (pk_m == k)), mac.x.payload.data.eq(packer.o.payload.data)]
+        m.d.comb += packer.o.ready.eq(Cat(mac.x.ready for mac in macros).bit_select(pk_m, 1) if M > 1
+                                      else macros[0].x.ready)
+        with m.If(packer.o.valid & packer.o.ready & packer.o.payload.vend):
+            m.d.sync += pk_m.eq(pk_m + 1)
+            with m.If(pk_m == n_dv_last):
+                m.d.sync += dv_done.eq(1)
+
+        # ---- tile load: one cell row per cycle into every macro, configuration and column map with row 0
+        rb = (n_row - 1).bit_length()
+
+        def tile_addr(row, slot):  # tile store entry slot * n_row + row
+            return slot if rb == 0 else Cat(row[:rb], slot)
+
+        ld_k = Signal(range(n_row + 1))
+        loading = Signal()
+        load_done = Signal()
+        tile_entry = data.View(tile_layout, tile_rd.data[:tile_layout.size])
+        map_entry = data.View(map_layout, map_rd.data[:map_layout.size])
+        m.d.comb += map_rd.addr.eq(cur.tile)
+        for mac in macros:
+            m.d.comb += [
+                mac.w_en.eq(loading), mac.w_row.eq(ld_k),
+                mac.w_cells.eq(tile_entry.cells), mac.w_idx.eq(tile_entry.idx), mac.w_sign.eq(tile_entry.sign),
+                mac.c_en.eq(loading & (ld_k == 0)), mac.c_rows_used.eq(rows_used), mac.c_signed.eq(signed_in),
+                mac.c_slot.eq(map_entry.slot), mac.c_used.eq(map_entry.used),
+            ]
+        rows_last = Signal.like(ld_k)   # rows_used - 1 (rows_used >= 1: n_kept >= 1)
+        m.d.comb += rows_last.eq(rows_used - 1)
+        with m.If(loading):
+            with m.If(ld_k == rows_last):
+                m.d.sync += [loading.eq(0), load_done.eq(1)]
+            m.d.sync += ld_k.eq(ld_k + 1)
+
+        # ---- rounds: all macros of a round start together (hold released for one cycle), when every
+        #      macro has finished computing, the round is delivered and n_col cycles have passed since
+        #      the last start (so the output bank each macro fills next has drained: double-buffered)
+        st_pix = Signal(range(out_pixels + M + 1))   # first pixel of the next round to start
+        n_st = Signal(range(M + 1))
+        st_rem = Signal(range(out_pixels + 1))
+        m.d.comb += [st_rem.eq(cur.pixels - st_pix), n_st.eq(Mux(st_rem < M, st_rem, M))]
+        st_next = Signal.like(st_pix)
+        m.d.comb += st_next.eq(st_pix + M)
+        more_rounds = Signal()          # a round follows the one starting now
+        a, b = _same_width(m, st_next, cur.pixels, "st_next")
+        m.d.comb += more_rounds.eq(a < b)
+        idle = Signal()
+        m.d.comb += idle.eq(Cat(~mac.computing for mac in macros).all())
+        since = Signal(range(n_col + 1))             # cycles since the last round started (saturating)
+        with m.If(since != n_col):
+            m.d.sync += since.eq(since + 1)
+        spaced = since == n_col
+        barrier = Signal()
+        for k, mac in enumerate(macros):
+            m.d.comb += mac.hold.eq(~(barrier & (k < n_st)))
+        with m.If(barrier):
+            m.d.sync += since.eq(1)
+
+        # ---- output register file: one bank per macro, rows of n_col partial sums; a macro's results
+        #      drain in the order of its rounds (drain_row counts its drained vectors)
+        bank_rows = -(-out_pixels // M)
+        sb = (n_col - 1).bit_length()   # a row of a bank holds n_col partial sums at a power-of-two stride
+        drain_row = [Signal(range(bank_rows + 1), name=f"drain_row{k}") for k in range(M)]
+        out_q_m = Signal(range(M))
+        out_row = Signal(range(bank_rows))
+        out_s = Signal.like(cur.n_out)
+        out_q = Signal.like(cur.pixels)
+        out_s_last = Signal.like(cur.n_out)   # n_out - 1, set with the descriptor
+        out_q_last = Signal.like(cur.pixels)  # pixels - 1, set with the descriptor
+        streaming = Signal()
+        banks_rd = []
+        for k, mac in enumerate(macros):
+            bank = Memory(shape=psw, depth=bank_rows << sb, init=[])
+            m.submodules[f"orf{k}"] = bank
+            wp = bank.write_port()
+            rp = bank.read_port(domain="comb")
+            banks_rd.append(rp)
+            acc = mac.o.payload.acc
+            m.d.comb += [
+                mac.o.ready.eq(1),
+                rp.addr.eq(Mux(streaming, Cat(out_s[:sb], out_row), Cat(mac.o.payload.slot, drain_row[k]))),
+                wp.addr.eq(Cat(mac.o.payload.slot, drain_row[k])),
+                wp.en.eq(mac.o.valid),
+                wp.data.eq(Mux(cur.first, acc, rp.data.as_signed() + acc)),
+            ]
+            with m.If(mac.o.valid & mac.o.payload.last):
+                m.d.sync += drain_row[k].eq(drain_row[k] + 1)
+        rd_sel = Signal(psw)
+        m.d.comb += rd_sel.eq(Cat(*(rp.data for rp in banks_rd)).word_select(out_q_m, psw) if M > 1
+                              else banks_rd[0].data)
+        out_last = (out_q == out_q_last) & (out_s == out_s_last)
+        m.d.comb += [
+            self.o.valid.eq(streaming), self.o.payload.psum.eq(rd_sel.as_signed()), self.o_last.eq(out_last),
+        ]
+
+        # ---- controller
+        with m.If(self.busy):
+            m.d.sync += cycles.eq(cycles + 1)
+        next_desc = Signal()
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(start_req):
+                    m.d.sync += [done.eq(0), error.eq(0), err_code.eq(0), cycles.eq(0), desc_idx.eq(0),
+                                 rt_count.eq(0)]
+                    m.next = "NEXT"
+            with m.State("NEXT"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(desc_idx == n_desc):
+                    m.d.sync += done.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.comb += desc_rd.addr.eq(desc_idx)
+                    m.next = "DECODE"
+            with m.State("DECODE"):
+                m.d.comb += self.busy.eq(1)
+                d = data.View(desc_layout, desc_rd.data[:desc_layout.size])
+                mb, nw = _same_width(m, d.mask_base, d.n_win, "desc_windows")
+                bad_desc = ((d.n_win == 0) | (mb + nw > p["mask_windows"]) | (d.n_kept == 0) | (d.n_kept > cap)
+                            | (d.pixels == 0) | (d.pixels > out_pixels) | (d.n_out > n_col)
+                            | _reserved(desc_rd.data, desc_layout.size))
+                if p["tile_slots"] < 1 << len(d.tile):
+                    bad_desc |= d.tile >= p["tile_slots"]
+                bad_acc = Mux(d.first, 0, (rt_count == 0) | (rt_count >= max_rt))
+                m.d.comb += tile_rd.addr.eq(tile_addr(Const(0, max(1, rb)), d.tile))
+                with m.If(bad_desc | bad_acc):
+                    m.d.comb += abort.eq(1)
+                    m.d.sync += [error.eq(1), done.eq(1), err_code.eq(Mux(bad_desc, 1, 2))]
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += [
+                        cur.eq(d), rt_count.eq(Mux(d.first, 1, rt_count + 1)),
+                        ld_k.eq(0), loading.eq(1), load_done.eq(0),
+                        dv_act.eq(1), dv_pix.eq(0), dv_m.eq(0), win.eq(0), pk_m.eq(0), dv_done.eq(0),
+                        kept_acc.eq(0), st_pix.eq(0), since.eq(n_col),
+                        win_last.eq(d.n_win - 1), out_q_last.eq(d.pixels - 1), out_s_last.eq(d.n_out - 1),
+                    ] + [r.eq(0) for r in drain_row]
+                    m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += [self.busy.eq(1),
+                             tile_rd.addr.eq(tile_addr(ld_k + 1, cur.tile))]
+                # a tile or column map word with its padding bits set is a bad program too
+                bad_tile = loading & (_reserved(tile_rd.data, tile_layout.size)
+                                      | ((ld_k == 0) & _reserved(map_rd.data, map_layout.size)))
+                m.d.comb += barrier.eq(load_done & dv_done & idle & spaced & ~bad_masks)
+                with m.If(bad_masks | bad_tile):
+                    m.d.comb += abort.eq(1)
+                    m.d.sync += [error.eq(1), done.eq(1), err_code.eq(Mux(bad_masks, 3, 1)), dv_act.eq(0),
+                                 loading.eq(0)]
+                    m.next = "IDLE"
+                with m.Elif(barrier):
+                    m.d.sync += st_pix.eq(st_next)
+                    with m.If(more_rounds):
+                        m.d.sync += [dv_act.eq(1), dv_pix.eq(st_next), dv_m.eq(0), pk_m.eq(0), dv_done.eq(0)]
+                        m.next = "RUN"
+                    with m.Else():
+                        m.next = "FINISH"
+            with m.State("FINISH"):  # the last round computes; the drains before it are over after n_col cycles
+                m.d.comb += self.busy.eq(1)
+                with m.If(idle & spaced):
+                    m.d.sync += since.eq(1)
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):  # the last round's results drain (at most n_col cycles, always waited)
+                m.d.comb += self.busy.eq(1)
+                with m.If(spaced):
+                    with m.If(cur.last & (cur.n_out != 0)):
+                        m.d.sync += [streaming.eq(1), out_q.eq(0), out_q_m.eq(0), out_row.eq(0), out_s.eq(0)]
+                        m.next = "OUT"
+                    with m.Else():
+                        m.d.comb += next_desc.eq(1)
+                        m.next = "NEXT"
+            with m.State("OUT"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(self.o.valid & self.o.ready):
+                    with m.If(out_s == out_s_last):
+                        m.d.sync += [out_s.eq(0), out_q.eq(out_q + 1)]
+                        with m.If(out_q_m == M - 1):
+                            m.d.sync += [out_q_m.eq(0), out_row.eq(out_row + 1)]
+                        with m.Else():
+                            m.d.sync += out_q_m.eq(out_q_m + 1)
+                        with m.If(out_last):
+                            m.d.sync += streaming.eq(0)
+                            m.d.comb += next_desc.eq(1)
+                            m.next = "NEXT"
+                    with m.Else():
+                        m.d.sync += out_s.eq(out_s + 1)
+        with m.If(next_desc):
+            m.d.sync += desc_idx.eq(desc_idx + 1)
+        return m
+
+
+class PIMCoreAXI(Block):
+    """The PIM core with AXI interfaces: the Verilog top a designer connects (``dbpim_core``).
+
+    Ports (AXI names; ``aclk`` rising edge, ``aresetn`` active low, synchronous, registered once: it acts one
+    cycle after it changes):
+
+    * ``s_axil_*``: AXI4-Lite target, 32-bit data, the register map of
+      :func:`model.spec.core_map` (:class:`hw.axi.AXI4LiteTarget`);
+    * ``s_axis_tdata/tvalid/tready``: input windows, ``n_comp`` x ``in_bits``
+      bits, element 0 lowest (:func:`model.spec.window_fields`);
+    * ``m_axis_tdata/tvalid/tready/tlast``: results, one signed partial sum per
+      beat (:func:`model.spec.result_fields`), ``tlast`` on a pass's final beat;
+    * ``irq``: high while ``STATUS.DONE`` (cleared by the next START).
+    """
+
+    CONFIG_KEYS = PIMCore.CONFIG_KEYS
+    NAME = "core"
+
+    def __init__(self, **params):
+        self.core = PIMCore(**params)
+        self._params = self.core.parameters
+        aw = self.core.map.addr_width
+        rw = result_width(self.core.psum_width)
+        super().__init__({
+            "aclk": In(1), "aresetn": In(1),
+            "s_axil_awaddr": In(aw), "s_axil_awvalid": In(1), "s_axil_awready": Out(1),
+            "s_axil_wdata": In(BUS_BITS), "s_axil_wstrb": In(BUS_BITS // 8), "s_axil_wvalid": In(1),
+            "s_axil_wready": Out(1),
+            "s_axil_bresp": Out(2), "s_axil_bvalid": Out(1), "s_axil_bready": In(1),
+            "s_axil_araddr": In(aw), "s_axil_arvalid": In(1), "s_axil_arready": Out(1),
+            "s_axil_rdata": Out(BUS_BITS), "s_axil_rresp": Out(2), "s_axil_rvalid": Out(1), "s_axil_rready": In(1),
+            "s_axis_tdata": In(field_width(window_fields(params["n_comp"], params.get("in_bits", 8))[0])),
+            "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
+            "m_axis_tdata": Out(rw), "m_axis_tvalid": Out(1), "m_axis_tready": In(1), "m_axis_tlast": Out(1),
+            "irq": Out(1),
+        })
+
+    @classmethod
+    def from_config(cls, hw) -> "PIMCoreAXI":
+        return cls(**{p: getattr(getattr(hw, sec), k) for p, (sec, k) in CORE_KEYS.items()})
+
+    @property
+    def map(self):
+        return self.core.map
+
+    @property
+    def psum_width(self) -> int:
+        return self.core.psum_width
+
+    @property
+    def latency(self) -> int:
+        return self.core.latency
+
+    latency_note = PIMCore.latency_note
+
+    def elaborate(self, platform):
+        m = Module()
+        # the domain's clock is the aclk port itself (not a copy), so a simulator sees one clock input;
+        # aresetn is registered once (reset fan-out from a flop, not from a pin): reset takes effect,
+        # and ends, one cycle after aresetn does
+        m.domains.sync = cd = ClockDomain()
+        cd.clk = self.aclk
+        rst_q = Signal(init=1, reset_less=True)
+        m.d.sync += rst_q.eq(~self.aresetn)
+        m.d.comb += cd.rst.eq(rst_q)
+        axil = AXI4LiteTarget(addr_width=self.core.map.addr_width)
+        core = self.core
+        add_block(m, "axil", axil, platform)
+        add_block(m, "core", core, platform)
+        for ch in ("awaddr", "awvalid", "wdata", "wstrb", "wvalid", "bready", "araddr", "arvalid", "rready"):
+            m.d.comb += getattr(axil, ch).eq(getattr(self, f"s_axil_{ch}"))
+        for ch in ("awready", "wready", "bresp", "bvalid", "arready", "rdata", "rresp", "rvalid"):
+            m.d.comb += getattr(self, f"s_axil_{ch}").eq(getattr(axil, ch))
+        for sig in ("w_en", "w_addr", "w_data", "w_strb", "r_addr"):
+            m.d.comb += getattr(core, sig).eq(getattr(axil, sig))
+        m.d.comb += [
+            axil.r_data.eq(core.r_data),
+            core.x.valid.eq(self.s_axis_tvalid), core.x.payload.eq(self.s_axis_tdata), self.s_axis_tready.eq(core.x.ready),
+            self.m_axis_tvalid.eq(core.o.valid), self.m_axis_tdata.eq(core.o.payload.psum),
+            core.o.ready.eq(self.m_axis_tready), self.m_axis_tlast.eq(core.o_last),
+            self.irq.eq(core.done),
+        ]
+        return m

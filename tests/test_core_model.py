@@ -1,0 +1,130 @@
+"""The PIM core's program and golden twin (model/core.py, model/core_timing.py), without the RTL.
+
+The twin's outputs equal ``model.layer.run_layer`` bit for bit; the program
+respects every capacity of the core; the timing function's terms on small
+hand-checked cases; one-line errors for layers that do not fit.
+"""
+
+import numpy as np
+import pytest
+
+from model.compile import compile_layer
+from model.config import CoreConfig, HwConfig, MacroConfig, SystemConfig, load_config
+from model.core import CoreParams, assemble, bus_writes, compile_program, input_windows, run_core
+from model.core_timing import PlanError, core_layer_cycles, deliver_cycles, load_cycles, pass_cycles
+from model.layer import run_layer
+from model.quant import prune_quantize
+from model.spec import CORE_LATENCY, input_bits
+
+SMALL = MacroConfig(n_comp=4, n_col=4, n_row=4, in_bits=8, phi_max=2, lanes=2, pipeline=False)
+
+
+def _layer(rng, mc=SMALL, K=None, N=None, sparsity=0.5):
+    K = K or int(rng.integers(5, 3 * mc.capacity_rows))
+    N = N or int(rng.integers(1, 3 * mc.group_size))
+    u = rng.normal(0, 1, (K, N)) * rng.choice([0.5, 4.0, 30.0, 90.0], N)
+    q = prune_quantize(u, mc, sparsity, scale=1.0)
+    return compile_layer(q.w, q.phi, q.mask, mc, q.group_size)
+
+
+def _hw(core=None, M=2, mc=SMALL):
+    return HwConfig(name="t", macro=mc, system=SystemConfig(macros_per_core=M), core=core or CoreConfig())
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_twin_outputs_equal_run_layer(signed, rng):
+    tiny = CoreConfig(tile_slots=3, descriptors=5, mask_windows=12, out_pixels=5, max_row_tiles=8)
+    for core in (CoreConfig(), tiny):
+        comp = _layer(rng)
+        P = int(rng.integers(1, 20))
+        lo, hi = (-128, 127) if signed else (0, 255)
+        x = rng.integers(lo, hi + 1, (P, comp.K))
+        try:
+            prog = compile_program(comp, P, CoreParams.from_config(_hw(core)), signed)
+        except PlanError:
+            continue
+        res = run_core(prog, x)
+        assert np.array_equal(res.out, run_layer(x, comp, signed).out.astype(np.int64))
+        assert np.array_equal(assemble(prog, res.beats), res.out)
+        assert res.cycles.shape == (len(prog.segments),)
+
+
+def test_program_respects_the_core_capacities(rng):
+    core = CoreConfig(tile_slots=4, descriptors=6, mask_windows=20, out_pixels=6, max_row_tiles=8)
+    params = CoreParams.from_config(_hw(core))
+    comp = _layer(rng, K=3 * SMALL.capacity_rows, N=3 * SMALL.group_size, sparsity=0.2)
+    prog = compile_program(comp, 13, params)
+    assert len(prog.segments) > 1
+    covered = np.zeros((13, comp.N), int)
+    for seg in prog.segments:
+        assert len(seg.passes) <= core.descriptors and len(seg.slots) <= core.tile_slots
+        assert len(seg.masks) <= core.mask_windows
+        for p in seg.passes:
+            assert 1 <= p.pixels <= core.out_pixels and p.n_kept == int(np.sum(seg.masks[p.mask_base:p.mask_base
+                                                                                               + p.n_win]))
+            if p.last:
+                covered[p.p0:p.p0 + p.pixels, comp.tiles[p.tile].filters[:p.n_out]] += 1
+        addrs = [a for a, _ in bus_writes(prog, seg)]
+        assert len(addrs) == len(set(addrs))  # every word written once
+    held = sorted({int(f) for t in comp.tiles for f in t.filters if f >= 0})
+    assert np.all(covered[:, held] == 1) and covered.sum() == 13 * len(held)
+
+
+def test_input_windows_are_the_kept_rows_windows(rng):
+    comp = _layer(rng)
+    prog = compile_program(comp, 3, CoreParams.from_config(_hw()))
+    x = rng.integers(0, 256, (3, comp.K))
+    seg = prog.segments[0]
+    wins = input_windows(prog, seg, x)
+    assert wins.shape == (sum(p.pixels * p.n_win for p in seg.passes), SMALL.n_comp)
+    p = seg.passes[0]
+    rows = comp.tiles[p.tile].rows.reshape(-1)
+    rows = rows[rows >= 0]
+    kept = wins[:p.n_win][np.array(seg.masks[p.mask_base:p.mask_base + p.n_win])]
+    assert np.array_equal(kept, x[0, rows])  # the mask picks exactly the tile's rows, in order
+
+
+def test_deliver_and_load_cycles():
+    mc = SMALL  # n_comp 4, lanes 2, n_col 4
+    # windows 0 and 2 hold 3 and 1 kept rows: ceil(3/2) + ceil(1/2) = 3; 4 rows fill one cell row exactly
+    assert deliver_cycles(np.array([0, 1, 2, 9]), mc) == 3
+    # windows 0 (4 rows) and 1 (1 row): 2 + 1 beats; the last beat's one input is the remainder itself: no stall
+    assert deliver_cycles(np.array([0, 1, 2, 3, 4]), mc) == 3
+    # windows 0 and 1 hold 3 each: 2 + 2 beats; the last beat (1 input) completes no row: no stall
+    assert deliver_cycles(np.array([0, 1, 2, 4, 5, 6]), mc) == 4
+    # 3 + 2 rows: the last beat's 2 inputs on top of 3 complete a row and leave 1: one stall
+    assert deliver_cycles(np.array([0, 1, 2, 4, 5]), mc) == 2 + 1 + 1
+    assert list(load_cycles([0, 1, 3], mc)) == [1, 1, 3]  # one cell row per cycle
+
+
+@pytest.mark.parametrize("c,deliver,bound", [([10, 12, 9], 5, "compute"), ([3, 2, 3], 1, "drain"),
+                                             ([3, 2, 3], 5, "deliver")])
+def test_pass_cycles_formula(c, deliver, bound):
+    """One pass, 2 macros, 3 pixels: rounds (c0, c1) and (c2); load 7, n_col 4, stream 3 x 2."""
+    got = pass_cycles([7], [deliver], np.array([c]), [3], [6], macros=2, n_col=4)
+    b0 = max(7, 2 * deliver + CORE_LATENCY["deliver"])
+    step = {"compute": max(c[:2]), "drain": 4,
+            "deliver": deliver + CORE_LATENCY["deliver"] + CORE_LATENCY["barrier"]}
+    assert step[bound] == max(step.values())
+    assert int(got[0]) == CORE_LATENCY["pass"] + b0 + step[bound] + max(c[2], 4) + 4 + 6
+
+
+def test_core_layer_cycles_equal_the_twin(rng):
+    hw = load_config("small")
+    comp = _layer(rng, mc=hw.macro)
+    prog = compile_program(comp, 6, CoreParams.from_config(hw))
+    xs = rng.integers(0, 256, (3, 6, comp.K))
+    cyc = core_layer_cycles(comp, input_bits(xs, False), hw.system.macros_per_core, hw.core)
+    assert np.array_equal(cyc, np.stack([run_core(prog, x).cycles for x in xs]))
+
+
+def test_plan_errors_are_one_line(rng):
+    comp = _layer(rng, K=3 * SMALL.capacity_rows, sparsity=0.0)
+    for core, needle in ((CoreConfig(max_row_tiles=1), "core.max_row_tiles=1"),
+                         (CoreConfig(tile_slots=1), "core.tile_slots=1")):
+        with pytest.raises(PlanError) as e:
+            compile_program(comp, 4, CoreParams.from_config(_hw(core)), name="conv9")
+        msg = str(e.value)
+        assert "\n" not in msg and msg.startswith("conv9: filter tile") and needle in msg
+    with pytest.raises(PlanError, match="compiled for"):
+        compile_program(comp, 4, CoreParams.from_config(load_config("paper")))

@@ -1,0 +1,141 @@
+"""The PIM core's RTL on real layers: the cocotb regression and ``dbpim verify`` on the native harness.
+
+* cocotb (``verif/test_core.py``): protocol-level, AXI4-Lite loading with random
+  gaps, full rate, random stalls, a reset in the middle of a layer and a rerun;
+* native Verilator (``verif/native.py``): whole layers, all samples, through
+  ``dbpim verify --artifact DIR --layer NAME``: outputs bit for bit equal to
+  ``model.layer.run_layer`` and the RTL's cycles equal to the performance
+  model's for the same layer, on two layers of the demo network and one of a
+  zoo network;
+* the native harness under random stalls (results still exact) and on
+  configurations that exercise every corner of the core (lanes 1 and
+  ``n_comp``, 1 and 3 macros, pixel runs, several STARTs per layer).
+"""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("cocotb")
+
+from model.compile import compile_layer  # noqa: E402
+from model.config import CoreConfig, HwConfig, MacroConfig, SystemConfig  # noqa: E402
+from model.core import CoreParams, compile_program, run_core  # noqa: E402
+from model.quant import prune_quantize  # noqa: E402
+
+pytestmark = [pytest.mark.rtl, pytest.mark.timeout(900)]
+
+
+@pytest.mark.xdist_group("rtl-core")
+@pytest.mark.parametrize("stall", [0.0, 0.3])
+def test_core_cocotb_real_layers(real_artifacts, stall):
+    from verif.rtl import run_cocotb
+    demo, zoo = real_artifacts
+    run_cocotb("core", "small", "verif.test_core", testcase="core_real_layers", stall=stall,
+               env={"DBPIM_ARTIFACTS": f"{demo}:features.0.conv,classifier.3;{zoo}:fc"})
+
+
+@pytest.mark.xdist_group("rtl-core-native")
+@pytest.mark.parametrize("net,layer", [("demo", "features.1.conv"), ("demo", "classifier.1"),
+                                       ("zoo", "layers.2.short.conv")])
+def test_dbpim_verify_real_layers(real_artifacts, net, layer, capsys):
+    from dbpim.verify import main
+    art = real_artifacts[0 if net == "demo" else 1]
+    assert main(["--artifact", str(art), "--layer", layer, "--hw", "small"]) == 0
+    out = capsys.readouterr().out
+    assert "outputs == run_layer (bit for bit): yes" in out
+    assert "cycles: equal" in out
+
+
+def _random_program(params, rng, signed):
+    mc = params.macro
+    K = int(rng.integers(5, 3 * mc.capacity_rows))
+    N = int(rng.integers(1, 3 * mc.group_size))
+    u = rng.normal(0, 1, (K, N)) * rng.choice([0.5, 4.0, 30.0, 90.0], N)
+    u[rng.random((K, N)) < 0.05] = -128.0
+    q = prune_quantize(u, mc, float(rng.choice([0.0, 0.3, 0.7])), scale=1.0)
+    comp = compile_layer(q.w, q.phi, q.mask, mc, q.group_size)
+    P = int(rng.integers(1, 30))
+    lo, hi = (-128, 127) if signed else (0, 255)
+    xs = rng.integers(lo, hi + 1, (2, P, K))
+    xs[rng.random(xs.shape) < 0.4] = 0
+    return compile_program(comp, P, params, signed), xs
+
+
+#: (macro, macros per core, core memories): lanes 1 and n_comp, odd n_col, 1 and 3 macros,
+#: pipelined or not, tiny memories so layers need several pixel runs and STARTs.
+CORNERS = [
+    (dict(n_comp=4, n_col=6, n_row=2, lanes=4, pipeline=True), 3,
+     dict(tile_slots=8, descriptors=16, mask_windows=40, out_pixels=10, max_row_tiles=64)),
+    (dict(n_comp=8, n_col=4, n_row=4, lanes=1, pipeline=True), 1,
+     dict(tile_slots=5, descriptors=7, mask_windows=30, out_pixels=7, max_row_tiles=64)),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("corner", range(len(CORNERS)))
+def test_core_native_corners(corner, rng):
+    from verif.native import run_core_native
+    macro, M, core = CORNERS[corner]
+    hw = HwConfig(name=f"corner{corner}", macro=MacroConfig(in_bits=8, phi_max=2, **macro),
+                  system=SystemConfig(macros_per_core=M), core=CoreConfig(**core))
+    _check_random_programs(hw, rng, trials=4)
+
+
+def _check_random_programs(hw, rng, trials):
+    from verif.native import run_core_native
+    params = CoreParams.from_config(hw)
+    for trial in range(trials):
+        signed = bool(trial % 2)
+        prog, xs = _random_program(params, rng, signed)
+        want = [run_core(prog, x) for x in xs]
+        for stall in ((0.0, 0.0, 0), (0.4, 0.4, int(rng.integers(1 << 30)))):
+            runs, _ = run_core_native(prog, xs, hw, stall=stall)
+            for si in range(len(prog.segments)):
+                for s, w in enumerate(want):
+                    r = runs[si][s]
+                    where = f"trial {trial} START {si} sample {s} stall {stall[0]}"
+                    assert np.array_equal(r.beats, w.beats[si]), f"{where}: results"
+                    assert r.status == 0b010, f"{where}: STATUS {r.status:#x}"
+                    if stall[0] == 0:
+                        assert r.cycles == w.cycles[si], f"{where}: CYCLES {r.cycles} != {w.cycles[si]}"
+
+
+def test_core_native_random_layers_small(rng):
+    """Random layers (every phi, -128 weights, signed and unsigned) on the small core, full rate and stalled."""
+    from model.config import load_config
+    _check_random_programs(load_config("small"), rng, trials=3)
+
+
+@pytest.mark.parametrize("field,value,code", [("pixels", 0, 1), ("pixels", 65, 1), ("n_out", 5, 1), ("first", 0, 2),
+                                              ("n_kept", 1, 3), ("n_kept", "+1", 3)])
+def test_core_native_errors_abort_without_hanging(field, value, code, rng):
+    """A bad descriptor, an accumulation without a first pass, masks that disagree with n_kept:
+    STATUS.ERROR with its code, no hang, no result; the next good START is exact."""
+    from model import spec
+    from model.config import load_config
+    from verif.native import _parse_core, _run, build_native, write_core_stimulus
+    hw = load_config("small")
+    params = CoreParams.from_config(hw)
+    prog, xs = _random_program(params, rng, False)
+    while (len(prog.segments) != 1 or len(prog.segments[0].passes) < 2
+           or not 2 <= prog.segments[0].passes[0].n_kept < hw.macro.capacity_rows):
+        prog, xs = _random_program(params, rng, False)
+    seg = prog.segments[0]
+    p = seg.passes[0]
+    good = {"tile": p.slot, "mask_base": p.mask_base, "n_win": p.n_win, "n_kept": p.n_kept, "pixels": p.pixels,
+            "n_out": p.n_out, "first": int(p.first), "last": int(p.last)}
+    desc = params.map.regions["desc"]
+    value = good[field] + 1 if value == "+1" else value
+    bad = [f"write {desc.address(0, k):x} {w:x}" for k, w in enumerate(spec.entry_words(desc.fields,
+                                                                                        {**good, field: value}))]
+    fix = [f"write {desc.address(0, k):x} {w:x}" for k, w in enumerate(spec.entry_words(desc.fields, good))]
+    lines = write_core_stimulus(prog, xs[:1])
+    run = next(i for i, ln in enumerate(lines) if ln.startswith("window"))
+    wins = [ln for ln in lines if ln.startswith("window")]
+    lines = lines[:run] + bad + wins + ["run 100000", "flush"] + fix + lines[run:]
+    exe, _ = build_native("core", hw)
+    (first, second), _ = _parse_core(_run(exe, lines, "errors"), params.psum_width)
+    assert first.status & 0b110 == 0b110 and first.status >> 4 == code, f"STATUS {first.status:#x}"
+    assert first.beats.size == 0
+    want = run_core(prog, xs[0])
+    assert np.array_equal(second.beats, want.beats[0]) and second.cycles == want.cycles[0] and second.status == 2

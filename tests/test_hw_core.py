@@ -1,0 +1,152 @@
+"""The PIM core's blocks and the core on the Amaranth simulator (docs/design.md §11).
+
+The row packer against its twin :func:`model.blocks.pack_rows` under random
+stalls; the AXI4-Lite target's handshakes; the whole core on a real layer
+against :func:`model.core.run_core`, results and the ``CYCLES`` register.
+Whole layers and many configurations run on the native Verilator harness
+and the AXI top on cocotb (``tests/test_core_rtl.py``).
+"""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("amaranth")
+from amaranth.hdl import Array, Elaboratable, Module, Signal  # noqa: E402
+from amaranth.sim import Simulator  # noqa: E402
+
+from hw.axi import AXI4LiteTarget  # noqa: E402
+from hw.core import PIMCore, RowPacker  # noqa: E402
+from model import blocks, spec  # noqa: E402
+from model.config import load_config  # noqa: E402
+from model.core import CoreParams, bus_writes, compile_program, input_windows, run_core  # noqa: E402
+from model.examples import real_layer  # noqa: E402
+from verif.tb import run_amaranth  # noqa: E402
+
+pytestmark = [pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable"), pytest.mark.timeout(300)]
+
+
+@pytest.mark.parametrize("n_comp,lanes,stall", [(4, 2, 0.3), (4, 4, 0.0), (8, 1, 0.3), (8, 8, 0.3)])
+def test_row_packer_matches_twin(n_comp, lanes, stall, rng):
+    beats = []
+    for _ in range(12):  # vectors of random kept counts, split into windows and switch beats
+        kept = list(rng.integers(1, 256, int(rng.integers(1, 3 * n_comp))))
+        for w in range(0, len(kept), int(rng.integers(1, n_comp + 1))):
+            window = kept[w:w + n_comp]
+            pad = n_comp - len(window)
+            beats += [(v, e, False) for v, e, _ in blocks.switch(window + [0] * pad, [1] * len(window) + [0] * pad,
+                                                               lanes)]
+        beats[-1] = (*beats[-1][:2], True)
+    want = blocks.pack_rows(beats, n_comp)
+    fin, fout = spec.packer_in_fields(lanes, 8), spec.packer_out_fields(n_comp, 8)
+
+    async def body(tb):
+        tb.source("i").send([spec.pack(fin, {"data": v, "lane_en": e, "last": 0, "vend": int(vend)})
+                             for v, e, vend in beats])
+        got = await tb.sink("o").recv(tb, len(want))
+        return [(d["data"], bool(d["vend"])) for d in (spec.unpack(fout, g) for g in got)]
+
+    seed = int(rng.integers(1 << 31))
+    assert run_amaranth(RowPacker(n_comp=n_comp, lanes=lanes), body, stall=stall, seed=seed) == want
+
+
+class _AxiWithRegs(Elaboratable):
+    """The AXI4-Lite target over 8 plain registers (r_data = the register at r_addr)."""
+
+    def __init__(self):
+        self.t = AXI4LiteTarget(addr_width=5)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.t = t = self.t
+        regs = Array(Signal(32, name=f"r{k}") for k in range(8))
+        with m.If(t.w_en):
+            m.d.sync += regs[t.w_addr].eq(t.w_data)
+        m.d.comb += t.r_data.eq(regs[t.r_addr])
+        return m
+
+
+def test_axi4lite_target_writes_and_reads(rng):
+    dut = _AxiWithRegs()
+    t = dut.t
+    words = {int(a): int(rng.integers(0, 1 << 32)) for a in rng.permutation(8)}
+    got = {}
+
+    async def host(ctx):
+        for a, w in words.items():  # AW and W with independent random delays, B with back-pressure
+            ctx.set(t.awaddr, 4 * a)
+            ctx.set(t.wdata, w)
+            ctx.set(t.wstrb, 0xF)
+            ctx.set(t.awvalid, 1)
+            for _ in range(int(rng.integers(0, 3))):
+                await ctx.tick()
+                assert not ctx.get(t.awready)  # waits for W
+            ctx.set(t.wvalid, 1)
+            await ctx.tick().until(t.awready & t.wready)
+            ctx.set(t.awvalid, 0)
+            ctx.set(t.wvalid, 0)
+            for _ in range(int(rng.integers(0, 3))):
+                await ctx.tick()
+                assert ctx.get(t.bvalid) and not ctx.get(t.awready)  # response held, no new write
+            ctx.set(t.bready, 1)
+            await ctx.tick().until(t.bvalid)
+            ctx.set(t.bready, 0)
+        for a in words:
+            ctx.set(t.araddr, 4 * a)
+            ctx.set(t.arvalid, 1)
+            await ctx.tick().until(t.arready)
+            ctx.set(t.arvalid, 0)
+            for _ in range(int(rng.integers(0, 3))):
+                await ctx.tick()
+            ctx.set(t.rready, 1)
+            (data, resp) = await ctx.tick().sample(t.rdata, t.rresp).until(t.rvalid)
+            ctx.set(t.rready, 0)
+            assert resp == 0
+            got[a] = int(data)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(host)
+    sim.run_until(1e-3)
+    assert got == words
+
+
+def test_core_on_a_real_layer_amaranth():
+    """The digits MLP's first layer (5 vectors as 5 pixels: rounds of 2 and a short one) on the small core:
+    results and CYCLES exact (one START at full rate on the internal register bus)."""
+    hw = load_config("small")
+    rl = real_layer(hw.macro)
+    x = np.asarray(rl.x, np.int64)[:5]
+    program = compile_program(rl.compiled, x.shape[0], CoreParams.from_config(hw))
+    assert len(program.segments) == 1
+    seg = program.segments[0]
+    want = run_core(program, x)
+    regs = {n: w for n, (w, _, _) in spec.CORE_REGS.items()}
+    wf = spec.window_fields(hw.macro.n_comp, hw.macro.in_bits)
+    rf = spec.result_fields(CoreParams.from_config(hw).psum_width)
+
+    async def body(tb):
+        tb.set("w_strb", 0xF)
+        for a, w in bus_writes(program, seg):
+            tb.set("w_en", 1)
+            tb.set("w_addr", a >> 2)
+            tb.set("w_data", w)
+            await tb.tick()
+        tb.source("x").send([spec.pack(wf, {"data": w}) for w in input_windows(program, seg, x)])
+        tb.set("w_addr", regs["CTRL"])
+        tb.set("w_data", 1)
+        await tb.tick()
+        tb.set("w_en", 0)
+        beats = await tb.sink("o").recv(tb, len(want.beats[0]))
+        while not tb.get("done"):
+            await tb.tick()
+        info = {}
+        for name in ("CYCLES", "STATUS"):
+            tb.set("r_addr", regs[name])
+            await tb.settle()
+            info[name] = tb.get("r_data")
+        return [spec.unpack(rf, b)["psum"] for b in beats], info
+
+    beats, info = run_amaranth(PIMCore.from_config(hw), body, max_cycles=2 * want.total_cycles + 5000)
+    assert beats == list(want.beats[0])
+    assert info["STATUS"] == 0b010  # done, no error
+    assert info["CYCLES"] == want.cycles[0]

@@ -1,0 +1,247 @@
+"""Fast simulation: native C++ Verilator harnesses of the macro and the PIM core (docs/rtl.md).
+
+cocotb drives the RTL one Python call per signal change (a few thousand clock
+cycles per second); whole layers run here instead, on a C++ main built with
+optimisation that reads a stimulus file written from the golden model and
+writes the results (``verif/native/*_main.cpp``). cocotb stays the
+protocol-level regression.
+
+* :func:`build_native` - generate the Verilog of ``dbpim_core`` or
+  ``dbpim_macro`` for a configuration and build its harness into
+  ``build/native/<block>-<config>`` (``-O3`` Verilator, ``-O2`` C++; reused
+  while the Verilog and the harness sources are unchanged);
+* :func:`run_core_native` - a compiled layer's program on the core, every
+  START of every sample: result beats, the ``CYCLES`` and ``STATUS`` registers;
+* :func:`run_macro_native` - one tile and a batch of vectors on the macro.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hw.tools import verilator_env
+
+__all__ = ["NATIVE_DIR", "build_native", "NativeRun", "write_core_stimulus", "run_core_native",
+           "run_macro_native", "NativeError", "example_program"]
+
+ROOT = Path(__file__).resolve().parent.parent
+NATIVE_DIR = Path(__file__).resolve().parent / "native"
+MAINS = {"core": "core_main.cpp", "macro": "macro_main.cpp"}
+VERILATOR_ARGS = ["--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert",
+                  "-Wno-fatal", "-Wno-lint", "-Wno-style", "--prefix", "Vtop", "-CFLAGS", "-O2"]
+
+
+class NativeError(RuntimeError):
+    """The native build or simulation failed (the message names the log)."""
+
+
+def _config(cfg):
+    from model.config import HwConfig, load_config
+    return cfg if isinstance(cfg, HwConfig) else load_config(cfg)
+
+
+def build_native(block: str, cfg, build_root: Path | None = None) -> tuple[Path, float]:
+    """Build the native harness of ``block`` (``core`` or ``macro``) for ``cfg``.
+
+    Returns
+    -------
+    (executable, build seconds) ; 0 seconds when the existing build is reused.
+    """
+    if block not in MAINS:
+        raise ValueError(f"block: must be one of {', '.join(MAINS)}, got {block!r}")
+    hw = _config(cfg)
+    stem = Path(hw.path).stem if hw.path else \
+        f"{hw.name}-{hashlib.sha256(repr(hw.to_dict()).encode()).hexdigest()[:10]}"
+    bdir = (build_root or ROOT / "build" / "native") / f"{block}-{stem}"
+    bdir.mkdir(parents=True, exist_ok=True)
+    with open(bdir / ".lock", "w") as lock:  # parallel test workers build one at a time
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(block, hw, bdir, stem)
+
+
+def _build_locked(block: str, hw, bdir: Path, stem: str) -> tuple[Path, float]:
+    import time
+
+    from hw.generate import generate
+
+    main = NATIVE_DIR / MAINS[block]
+    # the Verilog is a function of the RTL sources and the configuration: hash those, not the
+    # (slow to generate) Verilog, so a warm build costs nothing
+    key_files = sorted((ROOT / "hw").glob("*.py")) + [ROOT / "model" / "spec.py", ROOT / "model" / "config.py",
+                                                       main, NATIVE_DIR / "native.h"]
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in key_files) + repr(hw.to_dict()).encode()
+                         + " ".join(VERILATOR_ARGS).encode()).hexdigest()
+    exe = bdir / "obj" / "harness"
+    stamp = bdir / ".key"
+    if exe.is_file() and stamp.is_file() and stamp.read_text() == key:
+        return exe, 0.0
+    t0 = time.perf_counter()
+    man = generate(hw, bdir / "rtl", blocks=[block])
+    sources = [str(bdir / "rtl" / f) for f in man["blocks"][block]["sources"]]
+    verilator = verilator_env()
+    env = dict(os.environ)
+    env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2").strip()
+    cmd = [verilator, *VERILATOR_ARGS, "-CFLAGS", f"-I{NATIVE_DIR}", "--top-module", f"dbpim_{block}",
+           "-Mdir", str(bdir / "obj"), "-o", "harness", "-j", "2", *sources, str(main)]
+    r = subprocess.run(cmd, cwd=bdir, capture_output=True, text=True, env=env)
+    (bdir / "build.log").write_text(r.stdout + r.stderr)
+    if r.returncode != 0 or not exe.is_file():
+        raise NativeError(f"native build of {block} for {stem} failed (see {bdir / 'build.log'})")
+    stamp.write_text(key)
+    return exe, time.perf_counter() - t0
+
+
+def _run(exe: Path, lines: list[str], tag: str) -> list[str]:
+    (ROOT / "build").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=ROOT / "build", prefix=f".native-{tag}-") as tmp:
+        fin, fout = Path(tmp) / "stimulus.txt", Path(tmp) / "results.txt"
+        fin.write_text("\n".join(lines) + "\n")
+        r = subprocess.run([str(exe), str(fin), str(fout)], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise NativeError(f"{exe} exited with {r.returncode}: {r.stderr.strip()[:500]}")
+        return fout.read_text().splitlines()
+
+
+def _hex_rows(a: np.ndarray) -> list[str]:
+    """Each row of a uint8 array as one hexadecimal number, element 0 in the lowest byte."""
+    return [row.tobytes().hex() for row in np.ascontiguousarray(a[:, ::-1])]
+
+
+@dataclass
+class NativeRun:
+    """One START on the native core harness."""
+
+    beats: np.ndarray  # int64 partial sums, in stream order
+    last: np.ndarray   # tlast of each beat
+    cycles: int        # the CYCLES register
+    status: int        # the STATUS register
+    aborted: bool = False
+
+
+def write_core_stimulus(program, xs, stall=(0.0, 0.0, 0), abort_after=None) -> list[str]:
+    """Stimulus lines running ``program`` on every sample of ``xs`` (S, P, K): per segment, load, then one START per sample.
+
+    ``abort_after`` = (segment, sample, cycles): that START is reset after
+    ``cycles`` cycles and run again (a reset in the middle of a layer, then a
+    correct rerun).
+    """
+    from model.core import bus_writes, input_windows
+
+    lines = ["reset 4", f"stall {stall[0]} {stall[1]} {int(stall[2])}"]
+    for si, seg in enumerate(program.segments):
+        lines += [f"write {a:x} {d:x}" for a, d in bus_writes(program, seg)]
+        for s, x in enumerate(xs):
+            wins = _hex_rows(input_windows(program, seg, x))
+            limit = 10_000 + 20 * (len(wins) + sum(p.pixels * (p.n_out + 16) + 64 for p in seg.passes)) * \
+                program.params.macro.n_row
+            if abort_after is not None and abort_after[:2] == (si, s):
+                lines += [f"window {w}" for w in wins] + [f"abort {int(abort_after[2])}"]
+            lines += [f"window {w}" for w in wins] + [f"run {limit}"]
+    return lines
+
+
+def _parse_core(lines: list[str], psum_bits: int) -> tuple[list[NativeRun], tuple[int, float]]:
+    from model.spec import result_width
+    rw = result_width(psum_bits)
+    runs, stats = [], (0, 0.0)
+    for line in lines:
+        tok = line.split()
+        if tok[0] in ("run", "aborted"):
+            runs.append(NativeRun(beats=[], last=[], cycles=int(tok[1]), status=int(tok[2]),
+                                  aborted=tok[0] == "aborted"))
+        elif tok[0] == "b":
+            v = int(tok[1], 16)
+            runs[-1].beats.append(v - (1 << rw) if v >> (rw - 1) else v)
+            runs[-1].last.append(int(tok[2]))
+        elif tok[0] == "stats":
+            stats = (int(tok[1]), float(tok[2]))
+    for r in runs:
+        r.beats, r.last = np.array(r.beats, np.int64), np.array(r.last, bool)
+    return runs, stats
+
+
+def run_core_native(program, xs, cfg, stall=(0.0, 0.0, 0), abort_after=None):
+    """Run a layer's program on the native core harness.
+
+    Parameters
+    ----------
+    program : model.core.CoreProgram
+    xs : int array (S, P, K)
+        im2col inputs of each sample.
+    cfg : HwConfig or str
+        The configuration the program was compiled for.
+    stall : (p_in, p_out, seed)
+        Random gaps in ``s_axis_tvalid`` / ``m_axis_tready`` (0 = full rate).
+    abort_after : (segment, sample, cycles) or None
+
+    Returns
+    -------
+    runs : list of list of NativeRun
+        ``runs[segment][sample]`` (an aborted START is left out).
+    stats : (clock cycles, seconds)
+        Simulated clock cycles and the harness's wall time.
+    """
+    exe, _ = build_native("core", cfg)
+    xs = np.asarray(xs)
+    lines = _run(exe, write_core_stimulus(program, xs, stall, abort_after), "core")
+    flat, stats = _parse_core(lines, program.params.psum_width)
+    kept = [r for r in flat if not r.aborted]
+    S = xs.shape[0]
+    if len(kept) != S * len(program.segments):
+        raise NativeError(f"expected {S * len(program.segments)} runs, got {len(kept)}")
+    return [kept[k * S:(k + 1) * S] for k in range(len(program.segments))], stats
+
+
+def run_macro_native(tile, xs, cfg, signed: bool = False):
+    """One tile and gathered vectors (P, n_row, n_comp) on the native macro harness.
+
+    Returns
+    -------
+    acc : int64 (P, n_col), cycles : int64 (P,), stats : (clock cycles, seconds)
+    """
+    from verif.macro_driver import acc_from_beats, config_write, input_beats, row_write
+
+    hw = _config(cfg)
+    mc = hw.macro
+    exe, _ = build_native("macro", hw)
+    lines = []
+    for r in range(max(1, tile.n_rows_used)):
+        w = row_write(tile, r)
+        lines.append(f"w {w['w_row']:x} {w['w_cells']:x} {w['w_idx']:x} {w['w_sign']:x}")
+    cw = config_write(tile, signed)
+    lines.append(f"c {cw['c_rows_used']:x} {cw['c_signed']:x} {cw['c_slot']:x} {cw['c_used']:x}")
+    xs = np.asarray(xs)
+    for x in xs:
+        lines += [f"x {b:x}" for b in input_beats(x, signed, tile.n_rows_used, mc.in_bits)]
+    lines.append(f"run {len(xs) * mc.n_col}")
+    out = _run(exe, lines, "macro")
+    beats = [(int(t[1], 16), int(t[2], 16)) for t in (ln.split() for ln in out) if t[0] == "o"]
+    stats = next((int(t[1]), float(t[2])) for t in (ln.split() for ln in out) if t[0] == "stats")
+    acc = np.zeros((len(xs), mc.n_col), np.int64)
+    cycles = np.zeros(len(xs), np.int64)
+    for v in range(len(xs)):
+        chunk = beats[v * mc.n_col:(v + 1) * mc.n_col]
+        acc[v] = acc_from_beats([p for p, _ in chunk], mc.n_comp, mc.n_col, mc.n_row, mc.in_bits)
+        cycles[v] = chunk[-1][1]
+    return acc, cycles, stats
+
+
+def example_program(cfg, samples: int = 1):
+    """The built-in real layer (the digits MLP's first layer, its 8 real input vectors as 8 output pixels)
+    as a core program: ``(program, xs (samples, 8, K))`` (``make bench``'s core workload)."""
+    from model.core import CoreParams, compile_program
+    from model.examples import real_layer
+
+    hw = _config(cfg)
+    rl = real_layer(hw.macro)
+    x = np.asarray(rl.x, np.int64)
+    prog = compile_program(rl.compiled, x.shape[0], CoreParams.from_config(hw), name="fc1")
+    return prog, np.broadcast_to(x, (samples,) + x.shape)

@@ -1,0 +1,125 @@
+// Native Verilator harness of the PIM core top (dbpim_core, AXI ports), built with optimisation.
+//
+// usage: core_harness STIMULUS RESULTS
+// STIMULUS lines (written by verif.native.write_core_stimulus):
+//   stall <p_in> <p_out> <seed>  random tvalid / tready gaps (0 0 0 = full rate)
+//   reset <cycles>               aresetn low
+//   write <addr> <data>          AXI4-Lite write (hex)
+//   read <addr>                  AXI4-Lite read (hex), result printed as "read <addr> <data>"
+//   window <hex>                 queue one s_axis beat
+//   run <max_cycles>             START, stream the queue, collect results until DONE
+//   abort <after>                START, stream, and reset after <after> cycles (a reset mid-layer)
+//   flush                        drop the windows still queued (after a run the core aborted)
+// RESULTS lines: "run <CYCLES> <STATUS> <beats>" followed by "b <hex> <tlast>" per beat;
+// "stats <clock cycles> <seconds>" last.
+#include <deque>
+
+#include "Vtop.h"
+#include "native.h"
+
+using native::Words;
+
+struct Harness {
+    Vtop* t;
+    uint64_t clocks = 0;
+    std::deque<Words> queue;
+    std::vector<std::pair<std::string, int>> beats;
+    native::Stall in_stall, out_stall;
+
+    explicit Harness(Vtop* top) : t(top) {}
+
+    // One clock cycle: streams are serviced every cycle, whatever the bus does.
+    void cycle() {
+        bool gap_in = in_stall.next(), gap_out = out_stall.next();
+        t->s_axis_tvalid = !queue.empty() && !gap_in;
+        if (!queue.empty()) native::put(t->s_axis_tdata, queue.front());
+        t->m_axis_tready = !gap_out;
+        t->aclk = 0;
+        t->eval();
+        bool in_fire = t->s_axis_tvalid && t->s_axis_tready;
+        if (t->m_axis_tvalid && t->m_axis_tready) beats.emplace_back(native::hex(t->m_axis_tdata), t->m_axis_tlast);
+        t->aclk = 1;
+        t->eval();
+        ++clocks;
+        if (in_fire) queue.pop_front();
+    }
+    void reset(int n) {
+        t->aresetn = 0;
+        for (int i = 0; i < n; ++i) cycle();
+        t->aresetn = 1;
+    }
+    void write(uint32_t addr, uint32_t data) {
+        t->s_axil_awaddr = addr; t->s_axil_wdata = data; t->s_axil_wstrb = 0xF;
+        t->s_axil_awvalid = 1; t->s_axil_wvalid = 1; t->s_axil_bready = 1;
+        for (;;) { t->aclk = 0; t->eval(); bool ok = t->s_axil_awready && t->s_axil_wready; cycle(); if (ok) break; }
+        t->s_axil_awvalid = 0; t->s_axil_wvalid = 0;
+        for (;;) { t->aclk = 0; t->eval(); bool ok = t->s_axil_bvalid; cycle(); if (ok) break; }
+        t->s_axil_bready = 0;
+    }
+    uint32_t read(uint32_t addr) {
+        t->s_axil_araddr = addr; t->s_axil_arvalid = 1; t->s_axil_rready = 1;
+        for (;;) { t->aclk = 0; t->eval(); bool ok = t->s_axil_arready; cycle(); if (ok) break; }
+        t->s_axil_arvalid = 0;
+        uint32_t v = 0;
+        for (;;) { t->aclk = 0; t->eval(); bool ok = t->s_axil_rvalid; v = t->s_axil_rdata; cycle(); if (ok) break; }
+        t->s_axil_rready = 0;
+        return v;
+    }
+};
+
+int main(int argc, char** argv) {
+    native::Session session(argc, argv);
+    FILE* out = session.out;
+    auto cmds = native::read_commands(argv[1]);
+    Vtop* top = new Vtop;
+    Harness h(top);
+    const uint32_t CTRL = 0x0, STATUS = 0x4, CYCLES = 0xC;
+    top->aresetn = 1;
+    session.t0 = std::chrono::steady_clock::now();
+    int rc = 0;
+    for (auto& c : cmds) {
+        const std::string& op = c[0];
+        if (op == "stall") {
+            h.in_stall.p = std::atof(c[1].c_str()); h.out_stall.p = std::atof(c[2].c_str());
+            h.in_stall.s ^= std::strtoull(c[3].c_str(), nullptr, 10) * 2654435761ull + 1;
+            h.out_stall.s ^= std::strtoull(c[3].c_str(), nullptr, 10) * 40503ull + 7;
+        } else if (op == "reset") {
+            h.reset(std::atoi(c[1].c_str()));
+        } else if (op == "write") {
+            h.write((uint32_t)std::strtoul(c[1].c_str(), nullptr, 16), (uint32_t)std::strtoul(c[2].c_str(), nullptr, 16));
+        } else if (op == "read") {
+            uint32_t a = (uint32_t)std::strtoul(c[1].c_str(), nullptr, 16);
+            std::fprintf(out, "read %x %x\n", a, h.read(a));
+        } else if (op == "flush") {
+            h.queue.clear();
+        } else if (op == "window") {
+            h.queue.push_back(native::parse_hex(c[1]));
+        } else if (op == "run" || op == "abort") {
+            uint64_t limit = std::strtoull(c[1].c_str(), nullptr, 10);
+            h.beats.clear();
+            h.write(CTRL, 1);
+            uint64_t n = 0;
+            bool aborted = false;
+            while (!top->irq) {
+                h.cycle();
+                if (++n >= limit) {
+                    if (op == "abort") { h.reset(2); h.queue.clear(); aborted = true; break; }
+                    std::fprintf(stderr, "run did not finish within %llu cycles\n", (unsigned long long)limit);
+                    rc = 1;
+                    break;
+                }
+            }
+            uint32_t cycles = h.read(CYCLES), status = h.read(STATUS);
+            std::fprintf(out, "%s %u %u %zu\n", aborted ? "aborted" : "run", cycles, status, h.beats.size());
+            for (auto& b : h.beats) std::fprintf(out, "b %s %d\n", b.first.c_str(), b.second);
+            if (rc) break;
+        } else {
+            rc = session.unknown(op);
+            break;
+        }
+    }
+    session.finish(h.clocks);
+    top->final();
+    delete top;
+    return rc;
+}
