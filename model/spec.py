@@ -530,8 +530,9 @@ def _pow2_at_least(n: int) -> int:
 CORE_REGS = {
     "CTRL": (0, "W", "bit 0 START: run descriptors 0..N_DESC-1 (ignored while BUSY)"),
     "STATUS": (1, "R", "bit 0 BUSY, bit 1 DONE (last run finished), bit 2 ERROR (last run aborted), "
-                       "bits 7:4 ERROR_CODE: 1 descriptor out of range, 2 more than MAX_ROW_TILES accumulated "
-                       "(or no first pass), 3 masks disagree with n_kept"),
+                       "bits 7:4 ERROR_CODE: 1 descriptor out of range (or a descriptor, tile or column map word with "
+                       "a padding bit set), 2 more than MAX_ROW_TILES accumulated (or no first pass), 3 masks "
+                       "disagree with n_kept (or a mask word with a padding bit set)"),
     "LAYER": (2, "RW", "bits 15:0 N_DESC (descriptors per start), bit 16 SIGNED (two's-complement inputs)"),
     "CYCLES": (3, "R", "clock cycles of the last run, START to DONE"),
     "ID": (4, "R", f"0x{CORE_ID:08X}"),

@@ -139,3 +139,36 @@ def test_core_native_errors_abort_without_hanging(field, value, code, rng):
     assert first.beats.size == 0
     want = run_core(prog, xs[0])
     assert np.array_equal(second.beats, want.beats[0]) and second.cycles == want.cycles[0] and second.status == 2
+
+
+@pytest.mark.parametrize("region,code", [("mask", 3), ("map", 1)])
+def test_core_native_reserved_bits_abort(region, code, rng):
+    """A mask or column-map word with a padding bit set (past its used bits) is a bad program:
+    STATUS.ERROR with its code, no result; after rewriting the word the START is exact.
+    (The small configuration's tile entries fill whole words: no padding bits to check.)"""
+    from model.config import load_config
+    from verif.native import _parse_core, _run, build_native, write_core_stimulus
+    hw = load_config("small")
+    params = CoreParams.from_config(hw)
+    prog, xs = _random_program(params, rng, False)
+    while len(prog.segments) != 1:
+        prog, xs = _random_program(params, rng, False)
+    seg = prog.segments[0]
+    reg = params.map.regions[region]
+    entry = seg.passes[0].mask_base if region == "mask" else seg.passes[0].slot
+    addr = reg.address(entry, reg.words - 1)
+    lines = write_core_stimulus(prog, xs[:1])
+    good = dict((int(a, 16), int(d, 16)) for _, a, d in (ln.split() for ln in lines if ln.startswith("write")))
+    used_bits = sum(w * (n or 1) for _, w, n, _ in reg.fields) - 32 * (reg.words - 1)
+    assert used_bits < 32, "the word has no padding bit"
+    bad_word = good[addr] | (1 << int(rng.integers(used_bits, 32)))
+    run = next(i for i, ln in enumerate(lines) if ln.startswith("window"))
+    wins = [ln for ln in lines if ln.startswith("window")]
+    lines = (lines[:run] + [f"write {addr:x} {bad_word:x}"] + wins + ["run 100000", "flush"]
+             + [f"write {addr:x} {good[addr]:x}"] + lines[run:])
+    exe, _ = build_native("core", hw)
+    (first, second), _ = _parse_core(_run(exe, lines, "reserved"), params.psum_width)
+    assert first.status & 0b110 == 0b110 and first.status >> 4 == code, f"STATUS {first.status:#x}"
+    assert first.beats.size == 0
+    want = run_core(prog, xs[0])
+    assert np.array_equal(second.beats, want.beats[0]) and second.cycles == want.cycles[0] and second.status == 2
