@@ -65,7 +65,7 @@ def verify_layer(art, rec, hw, samples: int | None = None, out=print) -> bool:
     """Run one mapped layer record on the RTL and compare; prints the report, returns True when all agree."""
     from model.core import CoreParams, assemble, compile_program
     from model.layer import run_layer
-    from sim_bench.core_cycles import layer_cycles_one_core
+    from sim_bench.core_cycles import layer_cycles_one_core, one_core_run_pixels
     from verif.native import build_native, run_core_native
 
     x = rec.im2col_inputs()
@@ -74,12 +74,14 @@ def verify_layer(art, rec, hw, samples: int | None = None, out=print) -> bool:
     S = S_all if samples is None else max(1, min(int(samples), S_all))
     xs = x.reshape(S_all, P, -1)[:S]
     params = CoreParams.from_config(hw)
-    prog = compile_program(rec.compiled, P, params, rec.signed_input, rec.name)
+    prog = compile_program(rec.compiled, P, params, rec.signed_input, rec.name,
+                           run_pixels=one_core_run_pixels(rec, hw))
     n_pass = sum(len(s.passes) for s in prog.segments)
     out(f"{art.network} / {rec.name}: {rec.kind}, K={rec.compiled.K}, N={rec.compiled.N}, "
         f"{len(rec.compiled.tiles)} tiles, {P} output pixels x {S} samples")
     out(f"core ({hw.name}): {params.macros} macros of {hw.macro.n_comp}x{hw.macro.n_col}x{hw.macro.n_row}, "
-        f"{hw.macro.lanes} switch lanes; program: {len(prog.segments)} START(s), {n_pass} passes")
+        f"{hw.macro.lanes} switch lanes; program: {len(prog.segments)} START(s), {n_pass} passes, "
+        f"pixel runs of {prog.plan.pixels.max() if n_pass else 0}")
     _, t_build = build_native("core", hw)
     if t_build:
         out(f"native harness built in {t_build:.1f} s")
@@ -99,7 +101,7 @@ def verify_layer(art, rec, hw, samples: int | None = None, out=print) -> bool:
             f"RTL {rtl_out[s, p, n]}, run_layer {want[s, p, n]}")
     model_cyc = layer_cycles_one_core(rec, hw)[:S]
     for s in range(S):
-        out(f"  sample {s}: RTL {rtl_cyc[s]} cycles, performance model {model_cyc[s]} cycles")
+        out(f"  sample {s}: RTL {rtl_cyc[s]} cycles, performance model (sim_bench, one core) {model_cyc[s]} cycles")
     cyc_same = np.array_equal(rtl_cyc, model_cyc)
     out(f"cycles: {'equal' if cyc_same else 'DIFFERENT'} (RTL {int(rtl_cyc.sum())}, performance model "
         f"{int(model_cyc.sum())}, {S} samples)")

@@ -131,9 +131,10 @@ _NONNEG = lambda v: _num(v) and v >= 0  # noqa: E731
 class SystemConfig:
     """The accelerator around the macros (docs/design.md §7), read by the performance model.
 
-    Every limit here is always modelled (docs/perf_model.md): the switch
-    (``macro.lanes``), the shared off-chip bandwidth,
-    the output buffer's capacity and the output register file's port.
+    Every limit here is always modelled (docs/perf_model.md) on top of the
+    core's own timing (``model.core_timing``, the RTL's: switch lanes, write
+    port, output register file port): the shared off-chip bandwidth and the
+    output buffer's capacity.
     """
 
     cores: int = _key(8, _pos_int, "a positive integer (PIM cores)", "paper Sec. V-A")
@@ -149,8 +150,6 @@ class SystemConfig:
     dram_bytes_per_cycle: float = _key(25.6, _POS,
                                        "a positive number (off-chip weight bandwidth in bytes per cycle, shared "
                                        "by all cores)", "LPDDR4-3200 x32 = 12.8 GB/s at 500 MHz", True)
-    result_words_per_cycle: float = _key(4, _POS, "a positive number (results per cycle from a core's output "
-                                         "register file to the output buffer)", "one per macro bank", True)
     replicate_idle_cores: bool = _key(False, *_BOOL)
 
     def __post_init__(self):

@@ -136,8 +136,11 @@ def _masks(rows: np.ndarray, windows: np.ndarray, n_comp: int) -> list:
 
 
 def compile_program(compiled: CompiledLayer, pixels: int, params: CoreParams, signed: bool = False,
-                    name: str = "layer") -> CoreProgram:
+                    name: str = "layer", run_pixels: int | None = None) -> CoreProgram:
     """The core's program for a compiled layer with ``pixels`` output pixels per sample.
+
+    ``run_pixels`` is the length of a pixel run (default: the output register
+    file, ``core.out_pixels``; the system may ask for shorter ones).
 
     The passes and segments are :func:`model.core_timing.plan_passes` of the
     layer's tiles; each segment gets the tiles (one tile store slot each),
@@ -154,7 +157,7 @@ def compile_program(compiled: CompiledLayer, pixels: int, params: CoreParams, si
         raise PlanError(f"{name}: compiled for {compiled.macro.to_dict()}, the core's macro is {m.to_dict()}")
     if not isinstance(pixels, (int, np.integer)) or pixels < 1:
         raise PlanError(f"{name}: pixels must be a positive integer, got {pixels!r}")
-    plan = plan_passes(compiled.tiles, int(pixels), m, params.macros, params.core, name)
+    plan = plan_passes(compiled.tiles, int(pixels), m, params.macros, params.core, name, run_pixels)
     segments = [Segment() for _ in range(plan.n_segments)]
     for k in range(plan.tile.size):
         i = int(plan.tile[k])

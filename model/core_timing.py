@@ -64,7 +64,7 @@ from model.cycles import cell_row_popcounts_t, tile_load_cycles
 from model.spec import CORE_LATENCY, DIGIT_BITS, pipeline_latency
 
 __all__ = ["PassPlan", "PlanError", "plan_passes", "pack_segments", "filter_tiles_of", "kept_rows",
-           "switch_beats", "delivery_cycles", "load_cycles", "tile_bytes", "pixel_cycles", "round_compute",
+           "switch_beats", "window_counts", "delivery_cycles", "check_filter_tile", "load_cycles", "tile_bytes", "pixel_cycles", "round_compute",
            "round_sizes", "pass_cycles", "pass_cycles_rounds", "layer_cycles", "core_layer_cycles"]
 
 
@@ -168,6 +168,14 @@ def switch_beats(rows, segments, n_segments: int, n_comp: int, lanes: int) -> np
         return np.zeros(n_segments, np.int64)
     _, counts, seg = _window_runs(rows, segments, n_comp)
     return np.bincount(seg, weights=-(-counts // lanes), minlength=n_segments).astype(np.int64)
+
+
+def window_counts(rows, segments, n_segments: int, n_comp: int) -> np.ndarray:
+    """Input windows holding a kept row (the mask register file words), per segment (row tile): (n_segments,)."""
+    if np.asarray(rows).size == 0:
+        return np.zeros(n_segments, np.int64)
+    _, _, seg = _window_runs(rows, segments, n_comp)
+    return np.bincount(seg, minlength=n_segments).astype(np.int64)
 
 
 def delivery_cycles(rows, segments, n_segments: int, n_comp: int, lanes: int) -> np.ndarray:

@@ -52,9 +52,9 @@ from model import core_timing as ct
 from model.compile import FilterTile, group_runs, pack_columns
 from model.config import EnergyConfig, HwConfig
 from model.core_timing import filter_tiles_of
-from model.cycles import POPCOUNT8, cell_row_popcounts_flat, tile_load_cycles
+from model.cycles import POPCOUNT8, cell_row_popcounts_flat
 from model.prune import n_groups
-from model.spec import DENSE_COLS_PER_WEIGHT, DIGIT_BITS, acc_width, input_bits, pipeline_latency
+from model.spec import CORE_LATENCY, DENSE_COLS_PER_WEIGHT, DIGIT_BITS, acc_width, input_bits, pipeline_latency
 
 __all__ = ["MECHANISMS", "MECH_LABELS", "COMPONENTS", "MACRO_COMPONENTS", "LayerSpec", "LayerPerf", "MechPerf",
            "NetworkPerf", "spec_from_record", "specs_from_artifact", "evaluate_layer", "evaluate_network",
@@ -254,6 +254,7 @@ class MechPerf:
     stream_cycles: float = 0.0  # result streaming, summed over filter tiles
     psum_chunks: int = 1  # output-pixel chunks forced by the output buffer
     weight_bytes: float = 0.0  # fetched from memory per inference
+    core_cycles: np.ndarray | None = None  # (S,) the busiest core's STARTs, tiles preloaded (the RTL's CYCLES)
 
     @property
     def energy_pj(self) -> float:
@@ -288,14 +289,15 @@ def _position(mp: _Mapping) -> np.ndarray:
     return np.arange(mp.rows.size) - np.repeat(np.cumsum(mp.n_rows) - mp.n_rows, mp.n_rows)
 
 
-def _switch_delivery(mp: _Mapping, m, used, through_switch: bool) -> np.ndarray:
-    """Delivery cycles of one vector per (run, row tile); ``used`` (runs, nrt) cell rows used."""
+def _switch_delivery(mp: _Mapping, m, used, through_switch: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Delivery cycles of one vector and input windows fetched, per (run, row tile) (``model.core_timing``)."""
     n_runs, nrt_max = used.shape
-    if not through_switch:  # dense baseline: no switch, the macro's input beats alone
-        return ct.delivery_cycles(0, used)
     seg = mp.run * nrt_max + _position(mp) // m.capacity_rows
-    beats = ct.switch_beats(mp.rows, seg, n_runs * nrt_max, m.n_comp, m.lanes).reshape(n_runs, nrt_max)
-    return ct.delivery_cycles(beats, used)
+    windows = ct.window_counts(mp.rows, seg, n_runs * nrt_max, m.n_comp).reshape(n_runs, nrt_max)
+    if not through_switch:  # dense baseline: no switch, one macro input beat per used cell row
+        return np.where(used > 0, np.maximum(1, used), 0).astype(np.int64), windows
+    dl = ct.delivery_cycles(mp.rows, seg, n_runs * nrt_max, m.n_comp, m.lanes).reshape(n_runs, nrt_max)
+    return dl, windows
 
 
 def _vector_cycles(spec, mp, m, skip: bool, used, ncr, S: int, Pp: int):
@@ -319,16 +321,84 @@ def _vector_cycles(spec, mp, m, skip: bool, used, ncr, S: int, Pp: int):
     return vec, pcsum
 
 
-def _chunk_rounds(cfg: HwConfig, Pp: int, M: int, cores_busy: int, f_max: float) -> int | None:
-    """Rounds per output-pixel chunk so that the busy cores' partial sums fit the output buffer."""
-    m = cfg.macro
+def pixels_per_run(cfg: HwConfig, Pp: int, cores_busy: int, f_max: float) -> int:
+    """Output pixels per pixel run: the core's output register file (``core.out_pixels``), shortened to
+    whole rounds when the busy cores' partial sums would not fit the output buffer."""
+    m, M = cfg.macro, cfg.system.macros_per_core
     word = -(-acc_width(m.n_comp, m.n_col, m.n_row, m.in_bits) // 8)
-    cap = cfg.system.output_buffer_kib * 1024
     per_pixel = cores_busy * math.ceil(f_max) * word
-    pix = int(cap // per_pixel) if per_pixel else Pp
-    if pix >= Pp:
-        return None
-    return max(1, pix // M)
+    fit = int(cfg.system.output_buffer_kib * 1024 // per_pixel) if per_pixel else Pp
+    run = cfg.core.out_pixels
+    if fit < min(Pp, run):
+        run = max(1, min(run, max(M, fit // M * M)))
+    return int(run)
+
+
+@dataclass
+class _Timing:
+    """Wall cycles of one mechanism's filter tiles on the cores (:func:`_core_timing`)."""
+
+    wall: np.ndarray  # (S,) the busiest core, system limits included
+    core: np.ndarray  # (S,) the same with the tiles preloaded (the core's own CYCLES; one core: the RTL's)
+    runs_per_tile: int  # pixel runs of a filter tile (per copy)
+    load_cycles: float
+    stream_cycles: float
+    loads_per_row_tile: int  # tile loads of each (filter tile, row tile): pixel runs x copies
+
+
+def _pixel_ranges(Pp: int, copies: int, run: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first pixel, pixels, copy) of every pixel run: each copy takes a contiguous share of the pixels."""
+    share = -(-Pp // copies)
+    out = [(p0, min(run, min(Pp, s0 + share) - p0), c) for c, s0 in enumerate(range(0, Pp, share))
+           for p0 in range(s0, min(Pp, s0 + share), run)]
+    a = np.array(out, np.int64).reshape(-1, 3)
+    return a[:, 0], a[:, 1], a[:, 2]
+
+
+def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out, ft_windows, copies: int,
+                 run: int, Pp: int) -> _Timing:
+    """Cycles of every filter tile's passes on the cores (``model.core_timing``), per sample.
+
+    ``vec`` (runs, S, nrt, Pp or 1) macro cycles per vector (0 for padding row
+    tiles), ``delivery``, ``port`` (load through the write port), ``load``
+    (port or off-chip, the larger) and ``valid`` per (run, row tile); per
+    filter tile its run, results per pixel and mask windows. Filter tiles go
+    to the cores round-robin (``copies`` cores per filter tile when idle cores
+    copy it); a core runs its filter tiles' pixel runs in order, START by
+    START as the core's memories allow (:func:`model.core_timing.pack_segments`).
+    """
+    m, M, C = cfg.macro, cfg.system.macros_per_core, cfg.system.cores
+    n_runs, S, nrt = vec.shape[:3]
+    p0, npx, copy = _pixel_ranges(Pp, copies, run)
+    width = int(npx.max())
+    pix = np.minimum(p0[:, None] + np.arange(width)[None, :], Pp - 1)  # (L, width)
+    inside = np.arange(width)[None, :] < npx[:, None]
+    v = np.broadcast_to(vec, vec.shape[:3] + (Pp,)) if vec.shape[-1] == 1 else vec
+    g = np.where(inside, v[..., pix], 0)  # (runs, S, nrt, L, width)
+    rc = ct.round_compute(g, M)
+    m_r = ct.round_sizes(npx, M, rc.shape[-1])  # (L, R)
+    ok = valid[:, None, :, None]
+    args = dict(deliver=delivery[:, None, :, None], C=rc, m_r=m_r, stream=0, n_col=m.n_col)
+    sys_pass = np.where(ok, ct.pass_cycles_rounds(load[:, None, :, None], **args), 0).sum(2)  # (runs, S, L)
+    core_pass = np.where(ok, ct.pass_cycles_rounds(port[:, None, :, None], **args), 0).sum(2)
+    stream = ft_out[:, None] * npx[None, :]  # (n_ft, L): results of a pixel run, one beat each
+    n_ft = ft_run.size
+    ft_rt = valid.sum(1)[ft_run]
+    core_of = (np.arange(n_ft)[:, None] * copies + copy[None, :]) % C  # (n_ft, L)
+    wall = np.zeros((C, S))
+    core = np.zeros((C, S))
+    for c in range(C):
+        f, l = np.nonzero(core_of == c)  # row-major: filter tiles in order, their pixel runs in order
+        if f.size == 0:
+            continue
+        seg = ct.pack_segments(f, ft_rt, ft_windows, cfg.core)
+        extra = (int(seg.max()) + 1) * CORE_LATENCY["run"] + stream[f, l].sum()
+        wall[c] = sys_pass[ft_run[f], :, l].sum(0) + extra
+        core[c] = core_pass[ft_run[f], :, l].sum(0) + extra
+    loads = int(npx.size)
+    return _Timing(wall=wall.max(0), core=core.max(0), runs_per_tile=int((copy == 0).sum()),
+                   load_cycles=float((np.where(valid, load, 0).sum(1)[ft_run]).sum() * loads),
+                   stream_cycles=float(stream.sum()), loads_per_row_tile=loads)
 
 
 def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> MechPerf:
@@ -343,11 +413,9 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> 
     S, Pp = spec.samples, spec.vectors
     P = S * Pp
     n_ft = int(mp.ft_run.size)
-    M, C, switches = sysc.macros_per_core, sysc.cores, 1
-    if sysc.replicate_idle_cores and n_ft < C:
-        switches = C // n_ft  # idle cores hold a copy of the tile and split the pixels
-        M, C = M * switches, C // switches
-    cores_busy = min(C, n_ft) * switches
+    C = sysc.cores
+    copies = C // n_ft if sysc.replicate_idle_cores and n_ft < C else 1  # idle cores copy a tile, split pixels
+    cores_busy = min(C, n_ft * copies)
     if ("rt", kept, fta) not in cache:
         cache[("rt", kept, fta)] = _row_tiles(mp, m)
     R, ncr, nrt, used, valid = cache[("rt", kept, fta)]
@@ -357,32 +425,24 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> 
     if key not in cache:
         cache[key] = _vector_cycles(spec, mp, m, skip, used, ncr, S, Pp)
     vec, pcsum = cache[key]
-    if vec.shape[-1] == 1 and Pp > 1:  # constant per vector: every round costs it
-        rc = np.broadcast_to(vec, vec.shape[:-1] + (-(-Pp // M),))
-    else:
-        rc = ct.round_compute(vec, M)  # (runs, S, nrt, R)
 
     if ("dl", kept, fta, mech != "dense") not in cache:
         cache[("dl", kept, fta, mech != "dense")] = _switch_delivery(mp, m, used, through_switch=mech != "dense")
-    delivery = cache[("dl", kept, fta, mech != "dense")]
+    delivery, windows = cache[("dl", kept, fta, mech != "dense")]
     cell_bits = DIGIT_BITS if fta else 1
     nbytes = ct.tile_bytes(used, m, cell_bits)  # (runs, nrt)
-    port = tile_load_cycles(used)
+    port = np.where(valid, ct.load_cycles(used), 0)
     dram = np.ceil(nbytes * cores_busy / sysc.dram_bytes_per_cycle).astype(np.int64)
     load = np.where(valid, np.maximum(port, dram), 0)
-    rpc = _chunk_rounds(cfg, Pp, M, cores_busy, float(mp.ft_filters.max()))
-    run_time = ct.row_tiles_cycles_from_rounds(rc, Pp, delivery[:, None], load[:, None], used[:, None], M, m.n_col,
-                                               rpc, switches, valid[:, None])  # (runs, S)
-    n_rounds = -(-Pp // M)
-    n_ch = 1 if rpc is None else -(-n_rounds // min(rpc, n_rounds))
-    ppc = Pp if rpc is None else min(rpc, n_rounds) * M
-    chunk_px = np.array([min(ppc, Pp - c) for c in range(0, Pp, ppc)])
-    stream = ct.result_stream_cycles(chunk_px[None, :], mp.ft_filters[:, None], sysc.result_words_per_cycle).sum(1)
-    ft_time = run_time[mp.ft_run] + stream[:, None]  # (n_ft, S)
-    core = np.arange(n_ft) % C
-    core_time = np.zeros((C, S))
-    np.add.at(core_time, core, ft_time)
-    wall = float(core_time.max(0).mean())
+    ft_out = np.ceil(mp.ft_filters).astype(np.int64)  # results per pixel (dense: bit-plane columns / 8)
+    ft_windows = windows.sum(1)[mp.ft_run]
+    ft_rt = valid.sum(1)[mp.ft_run]
+    for f in np.unique(mp.ft_run, return_index=True)[1]:
+        ct.check_filter_tile(int(ft_rt[f]), int(ft_windows[f]), cfg.core, f"{spec.name} ({mech}): filter tile {f}")
+    run = pixels_per_run(cfg, -(-Pp // copies), cores_busy, float(mp.ft_filters.max()))
+    tm = _core_timing(cfg, vec, delivery, port, load, valid, mp.ft_run, ft_out, ft_windows, copies, run, Pp)
+    wall = float(tm.wall.mean())
+    n_ch = tm.runs_per_tile
 
     # counts for macro-cycles, utilization and energy
     nct = np.bincount(mp.ft_run, minlength=n_runs).astype(np.float64)  # column tiles per run
@@ -400,8 +460,8 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> 
         wrow = wpop[mp.rows, g1] - wpop[mp.rows, g0]  # one bits of the run's weights in each of its rows
         wb = np.bincount(mp.run * crmax + _position(mp) // m.n_comp, weights=wrow, minlength=n_runs * crmax)
         eff = float((pcsum * wb.reshape(n_runs, crmax)).sum())
-    load_total = float((load.sum(1) * nct * np.where(nrt > 1, n_ch, 1)).sum())
-    weight_bytes = float((nbytes.sum(1) * nct * np.where(nrt > 1, n_ch, 1)).sum()) * switches
+    load_total = tm.load_cycles
+    weight_bytes = float((nbytes.sum(1) * nct).sum()) * tm.loads_per_row_tile
     word = -(-acc_width(m.n_comp, m.n_col, m.n_row, m.in_bits) // 8)
     rounds_ft = -(-n_ft // C)
     events = {
@@ -423,8 +483,8 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> 
     return MechPerf(macro_cycles=macro_total / S, wall_cycles=wall, issued=issued / S, effective=eff / S,
                     activated=act / S, capacity=cells * wall, events=events, energy=energy_of(events, en),
                     macro_cycles_total=macro_total, tiles=int((nct * nrt).sum()), filter_tiles=n_ft,
-                    load_cycles=load_total, stream_cycles=float(stream.sum()), psum_chunks=int(n_ch),
-                    weight_bytes=weight_bytes)
+                    load_cycles=load_total, stream_cycles=tm.stream_cycles, psum_chunks=int(n_ch),
+                    weight_bytes=weight_bytes, core_cycles=tm.core)
 
 
 # ----------------------------------------------------------------------------- layers and networks

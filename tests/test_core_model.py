@@ -11,7 +11,7 @@ import pytest
 from model.compile import compile_layer
 from model.config import CoreConfig, HwConfig, MacroConfig, SystemConfig, load_config
 from model.core import CoreParams, assemble, bus_writes, compile_program, input_windows, run_core
-from model.core_timing import PlanError, core_layer_cycles, deliver_cycles, load_cycles, pass_cycles
+from model.core_timing import PlanError, core_layer_cycles, delivery_cycles, load_cycles, pass_cycles
 from model.layer import run_layer
 from model.quant import prune_quantize
 from model.spec import CORE_LATENCY, input_bits
@@ -84,6 +84,11 @@ def test_input_windows_are_the_kept_rows_windows(rng):
     assert np.array_equal(kept, x[0, rows])  # the mask picks exactly the tile's rows, in order
 
 
+def deliver_cycles(rows, mc):
+    """:func:`delivery_cycles` of one row tile."""
+    return int(delivery_cycles(rows, np.zeros(len(rows), np.int64), 1, mc.n_comp, mc.lanes)[0])
+
+
 def test_deliver_and_load_cycles():
     mc = SMALL  # n_comp 4, lanes 2, n_col 4
     # windows 0 and 2 hold 3 and 1 kept rows: ceil(3/2) + ceil(1/2) = 3; 4 rows fill one cell row exactly
@@ -94,7 +99,11 @@ def test_deliver_and_load_cycles():
     assert deliver_cycles(np.array([0, 1, 2, 4, 5, 6]), mc) == 4
     # 3 + 2 rows: the last beat's 2 inputs on top of 3 complete a row and leave 1: one stall
     assert deliver_cycles(np.array([0, 1, 2, 4, 5]), mc) == 2 + 1 + 1
-    assert list(load_cycles([0, 1, 3], mc)) == [1, 1, 3]  # one cell row per cycle
+    assert list(load_cycles([0, 1, 3])) == [1, 1, 3]  # one cell row per cycle
+    # vectorised over row tiles: the same counts, each row tile on its own
+    rows = np.array([0, 1, 2, 9, 0, 1, 2, 4, 5])
+    seg = np.array([0, 0, 0, 0, 2, 2, 2, 2, 2])
+    assert list(delivery_cycles(rows, seg, 3, mc.n_comp, mc.lanes)) == [3, 0, 4]
 
 
 @pytest.mark.parametrize("c,deliver,bound", [([10, 12, 9], 5, "compute"), ([3, 2, 3], 1, "drain"),

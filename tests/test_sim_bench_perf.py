@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from model import core_timing, examples, fta, prune
+from model import examples, fta, prune
 from model.artifact import LayerRecord
 from model.compile import compile_layer
 from model.config import ConfigError, HwConfig, MacroConfig, SystemConfig, load_config
@@ -78,16 +78,18 @@ def _roomy(cfg, **system):
 
 
 @pytest.mark.parametrize("name,signed,M", [("paper", False, 4), ("paper", True, 3), ("small", False, 2)])
-def test_one_core_equals_core_timing(name, signed, M):
-    """sim_bench on one core = model.core_timing.layer_core_cycles (the golden core twin's count)."""
+def test_one_core_equals_the_core_twin(name, signed, M):
+    """sim_bench on one core = the golden core twin (model.core.run_core, the RTL's CYCLES) per sample."""
+    from model.core import CoreParams, compile_program, run_core
     cfg = _roomy(load_config(name), cores=1, macros_per_core=M)
     rec = _conv_record(cfg.macro, signed=signed, cout=19)
     xc = im2col(rec.x, 3, 3, 1, 1)
     P = xc.shape[0] // 2
     lp = perf.evaluate_layer(perf.spec_from_record(rec), cfg, ("dbpim",))
-    want = [core_timing.layer_core_cycles(rec.compiled, xc[s * P:(s + 1) * P], signed, M,
-                                          cfg.system.result_words_per_cycle) for s in range(2)]
-    assert lp.mech["dbpim"].wall_cycles == pytest.approx(np.mean(want), rel=1e-12)
+    prog = compile_program(rec.compiled, P, CoreParams.from_config(cfg), signed)
+    want = [run_core(prog, xc[s * P:(s + 1) * P]).total_cycles for s in range(2)]
+    assert list(lp.mech["dbpim"].core_cycles) == want
+    assert lp.mech["dbpim"].wall_cycles == pytest.approx(np.mean(want), rel=1e-12)  # no off-chip limit
     # every vector is computed, delivered and drained at least once
     assert lp.mech["dbpim"].wall_cycles >= lp.mech["dbpim"].macro_cycles / M
     # more cores and macros never make it slower
@@ -95,6 +97,23 @@ def test_one_core_equals_core_timing(name, signed, M):
     for k in perf.MECHANISMS:
         assert lp8.mech[k].wall_cycles <= perf.evaluate_layer(perf.spec_from_record(rec), cfg, (k,)).mech[
             k].wall_cycles, k
+
+
+def test_one_core_with_short_pixel_runs_equals_the_core_twin():
+    """A small output buffer shortens the pixel runs: the twin running the same runs counts the same cycles."""
+    from model.core import CoreParams, compile_program, run_core
+    from sim_bench.core_cycles import one_core_run_pixels
+    cfg = load_config("small")
+    cfg = dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, cores=1, output_buffer_kib=0.05,
+                                                              dram_bytes_per_cycle=1e12))
+    rec = _conv_record(cfg.macro, cout=7)
+    run = one_core_run_pixels(rec, cfg)
+    assert run < min(36, cfg.core.out_pixels)
+    xc = im2col(rec.x, 3, 3, 1, 1)
+    lp = perf.evaluate_layer(perf.spec_from_record(rec), cfg, ("dbpim",))
+    prog = compile_program(rec.compiled, 36, CoreParams.from_config(cfg), run_pixels=run)
+    assert list(lp.mech["dbpim"].core_cycles) == [run_core(prog, xc[s * 36:(s + 1) * 36]).total_cycles
+                                                  for s in range(2)]
 
 
 def test_mechanism_ordering_and_utilization():
