@@ -177,3 +177,24 @@ def test_replicate_idle_cores_only_helps():
         assert rep.mech[k].wall_cycles <= base.mech[k].wall_cycles, k
         assert rep.mech[k].macro_cycles == base.mech[k].macro_cycles
     assert rep.mech["dbpim"].wall_cycles < base.mech["dbpim"].wall_cycles
+
+
+def test_one_core_equals_the_core_twin_on_every_real_layer(real_artifacts):
+    """Every mapped layer of the demo and the zoo network: sim_bench with one core counts, per recorded
+    sample, exactly the cycles of the golden core twin running the layer's program (the RTL's CYCLES)."""
+    from model.artifact import load
+    from model.core import CoreParams, compile_program, run_core
+    from sim_bench.core_cycles import layer_cycles_one_core, one_core_run_pixels
+    cfg = load_config("small")
+    n = 0
+    for path in real_artifacts:
+        for rec in load(path).mapped_layers():
+            x = rec.im2col_inputs()
+            S = int(rec.x.shape[0])
+            P = x.shape[0] // S
+            prog = compile_program(rec.compiled, P, CoreParams.from_config(cfg), rec.signed_input, rec.name,
+                                   run_pixels=one_core_run_pixels(rec, cfg))
+            want = [run_core(prog, xs).total_cycles for xs in x.reshape(S, P, -1)]
+            assert list(layer_cycles_one_core(rec, cfg)) == want, rec.name
+            n += 1
+    assert n >= 10
