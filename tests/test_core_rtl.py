@@ -113,7 +113,6 @@ def test_core_native_errors_abort_without_hanging(field, value, code, rng):
     STATUS.ERROR with its code, no hang, no result; the next good START is exact."""
     from model import spec
     from model.config import load_config
-    from verif.native import _parse_core, _run, build_native, write_core_stimulus
     hw = load_config("small")
     params = CoreParams.from_config(hw)
     prog, xs = _random_program(params, rng, False)
@@ -129,12 +128,19 @@ def test_core_native_errors_abort_without_hanging(field, value, code, rng):
     bad = [f"write {desc.address(0, k):x} {w:x}" for k, w in enumerate(spec.entry_words(desc.fields,
                                                                                         {**good, field: value}))]
     fix = [f"write {desc.address(0, k):x} {w:x}" for k, w in enumerate(spec.entry_words(desc.fields, good))]
+    _bad_then_good(hw, prog, xs, bad, fix, code)
+
+
+def _bad_then_good(hw, prog, xs, bad, fix, code):
+    """Load ``prog``, write ``bad`` and START: STATUS.ERROR with ``code``, no result; write ``fix`` and START
+    again: the results and CYCLES of the twin."""
+    from verif.native import _parse_core, _run, build_native, write_core_stimulus
     lines = write_core_stimulus(prog, xs[:1])
     run = next(i for i, ln in enumerate(lines) if ln.startswith("window"))
     wins = [ln for ln in lines if ln.startswith("window")]
     lines = lines[:run] + bad + wins + ["run 100000", "flush"] + fix + lines[run:]
     exe, _ = build_native("core", hw)
-    (first, second), _ = _parse_core(_run(exe, lines, "errors"), params.psum_width)
+    (first, second), _ = _parse_core(_run(exe, lines, "errors"), prog.params.psum_width)
     assert first.status & 0b110 == 0b110 and first.status >> 4 == code, f"STATUS {first.status:#x}"
     assert first.beats.size == 0
     want = run_core(prog, xs[0])
@@ -147,7 +153,7 @@ def test_core_native_reserved_bits_abort(region, code, rng):
     STATUS.ERROR with its code, no result; after rewriting the word the START is exact.
     (The small configuration's tile entries fill whole words: no padding bits to check.)"""
     from model.config import load_config
-    from verif.native import _parse_core, _run, build_native, write_core_stimulus
+    from verif.native import write_core_stimulus
     hw = load_config("small")
     params = CoreParams.from_config(hw)
     prog, xs = _random_program(params, rng, False)
@@ -162,13 +168,4 @@ def test_core_native_reserved_bits_abort(region, code, rng):
     used_bits = sum(w * (n or 1) for _, w, n, _ in reg.fields) - 32 * (reg.words - 1)
     assert used_bits < 32, "the word has no padding bit"
     bad_word = good[addr] | (1 << int(rng.integers(used_bits, 32)))
-    run = next(i for i, ln in enumerate(lines) if ln.startswith("window"))
-    wins = [ln for ln in lines if ln.startswith("window")]
-    lines = (lines[:run] + [f"write {addr:x} {bad_word:x}"] + wins + ["run 100000", "flush"]
-             + [f"write {addr:x} {good[addr]:x}"] + lines[run:])
-    exe, _ = build_native("core", hw)
-    (first, second), _ = _parse_core(_run(exe, lines, "reserved"), params.psum_width)
-    assert first.status & 0b110 == 0b110 and first.status >> 4 == code, f"STATUS {first.status:#x}"
-    assert first.beats.size == 0
-    want = run_core(prog, xs[0])
-    assert np.array_equal(second.beats, want.beats[0]) and second.cycles == want.cycles[0] and second.status == 2
+    _bad_then_good(hw, prog, xs, [f"write {addr:x} {bad_word:x}"], [f"write {addr:x} {good[addr]:x}"], code)
