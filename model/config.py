@@ -221,7 +221,7 @@ class CoreConfig:
     (:func:`model.core.compile_program`).
     """
 
-    tile_slots: int = _core_key(16, "tile_slots")
+    tile_slots: int = _core_key(32, "tile_slots")
     descriptors: int = _core_key(256, "descriptors")
     mask_windows: int = _core_key(1024, "mask_windows")
     out_pixels: int = _core_key(256, "out_pixels")

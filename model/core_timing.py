@@ -118,8 +118,7 @@ class PassPlan:
 
 def load_cycles(n_rows_used) -> np.ndarray:
     """Cycles to load tiles into a core's macros at once: the macro's own :func:`model.cycles.tile_load_cycles`."""
-    n = np.asarray(n_rows_used, np.int64)
-    return np.array([tile_load_cycles(int(v)) for v in n.reshape(-1)], np.int64).reshape(n.shape)
+    return np.asarray(tile_load_cycles(n_rows_used), np.int64)
 
 
 def tile_bytes(n_rows_used, macro, cell_bits: int = DIGIT_BITS) -> np.ndarray:
@@ -261,14 +260,15 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core) -> np.ndarray:
     -------
     int64 array (J,)
     """
-    out = np.zeros(len(job_ft), np.int64)
+    rts = np.asarray(ft_row_tiles, np.int64).tolist()
+    wins = np.asarray(ft_windows, np.int64).tolist()
+    D, T, W = int(core.descriptors), int(core.tile_slots), int(core.mask_windows)
+    out = []
     seg, n_desc, held, n_slots, n_masks = 0, 0, set(), 0, 0
-    for j, f in enumerate(np.asarray(job_ft, np.int64)):
-        f = int(f)
-        nrt, nwin = int(ft_row_tiles[f]), int(ft_windows[f])
+    for f in np.asarray(job_ft, np.int64).tolist():  # plain ints: this loop runs for every job of a network
+        nrt, nwin = rts[f], wins[f]
         new = f not in held
-        if (n_desc + nrt > core.descriptors or n_slots + nrt * new > core.tile_slots
-                or n_masks + nwin * new > core.mask_windows):
+        if n_desc + nrt > D or (new and (n_slots + nrt > T or n_masks + nwin > W)):
             seg, n_desc, held, n_slots, n_masks = seg + 1, 0, set(), 0, 0
             new = True
         if new:
@@ -276,8 +276,8 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core) -> np.ndarray:
             n_slots += nrt
             n_masks += nwin
         n_desc += nrt
-        out[j] = seg
-    return out
+        out.append(seg)
+    return np.array(out, np.int64)
 
 
 def plan_passes(tiles, pixels: int, macro, macros: int, core, name: str = "layer",

@@ -52,7 +52,7 @@ from model import core_timing as ct
 from model.compile import FilterTile, group_runs, pack_columns
 from model.config import EnergyConfig, HwConfig
 from model.core_timing import filter_tiles_of
-from model.cycles import POPCOUNT8, cell_row_popcounts_flat
+from model.cycles import POPCOUNT8, cell_row_popcounts_flat, input_beats
 from model.prune import n_groups
 from model.spec import CORE_LATENCY, DENSE_COLS_PER_WEIGHT, DIGIT_BITS, acc_width, input_bits, pipeline_latency
 
@@ -295,7 +295,7 @@ def _switch_delivery(mp: _Mapping, m, used, through_switch: bool) -> tuple[np.nd
     seg = mp.run * nrt_max + _position(mp) // m.capacity_rows
     windows = ct.window_counts(mp.rows, seg, n_runs * nrt_max, m.n_comp).reshape(n_runs, nrt_max)
     if not through_switch:  # dense baseline: no switch, one macro input beat per used cell row
-        return np.where(used > 0, np.maximum(1, used), 0).astype(np.int64), windows
+        return np.where(used > 0, input_beats(used), 0), windows
     dl = ct.delivery_cycles(mp.rows, seg, n_runs * nrt_max, m.n_comp, m.lanes).reshape(n_runs, nrt_max)
     return dl, windows
 
@@ -380,7 +380,8 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     ok = valid[:, None, :, None]
     args = dict(deliver=delivery[:, None, :, None], C=rc, m_r=m_r, stream=0, n_col=m.n_col)
     sys_pass = np.where(ok, ct.pass_cycles_rounds(load[:, None, :, None], **args), 0).sum(2)  # (runs, S, L)
-    core_pass = np.where(ok, ct.pass_cycles_rounds(port[:, None, :, None], **args), 0).sum(2)
+    core_pass = sys_pass if np.array_equal(load, port) else np.where(
+        ok, ct.pass_cycles_rounds(port[:, None, :, None], **args), 0).sum(2)  # tiles preloaded
     stream = ft_out[:, None] * npx[None, :]  # (n_ft, L): results of a pixel run, one beat each
     n_ft = ft_run.size
     ft_rt = valid.sum(1)[ft_run]
@@ -437,7 +438,9 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> 
     ft_out = np.ceil(mp.ft_filters).astype(np.int64)  # results per pixel (dense: bit-plane columns / 8)
     ft_windows = windows.sum(1)[mp.ft_run]
     ft_rt = valid.sum(1)[mp.ft_run]
-    for f in np.unique(mp.ft_run, return_index=True)[1]:
+    too_big = ((ft_rt > min(cfg.core.max_row_tiles, cfg.core.descriptors, cfg.core.tile_slots))
+               | (ft_windows > cfg.core.mask_windows))
+    for f in np.nonzero(too_big)[0][:1]:  # the first filter tile that does not fit a core: one line
         ct.check_filter_tile(int(ft_rt[f]), int(ft_windows[f]), cfg.core, f"{spec.name} ({mech}): filter tile {f}")
     run = pixels_per_run(cfg, -(-Pp // copies), cores_busy, float(mp.ft_filters.max()))
     tm = _core_timing(cfg, vec, delivery, port, load, valid, mp.ft_run, ft_out, ft_windows, copies, run, Pp)
