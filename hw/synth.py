@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m hw.synth <verilog dir> [--out DIR] [--blocks macro,ipu,...]
+    python -m hw.synth <verilog dir> [--out DIR] [--blocks macro,ipu,...] [--exclude core,...]
 
 Every block listed in the folder's ``manifest.json`` (any generated top: the
 blocks, the macro, a core) is synthesized on its own with Yosys' generic flow
@@ -126,6 +126,7 @@ def main(argv=None) -> int:
     ap.add_argument("verilog", help="folder with generated Verilog and manifest.json")
     ap.add_argument("--out", help="folder for synth.json and synth.md (default: <folder>-synth next to it)")
     ap.add_argument("--blocks", help="comma-separated blocks of the manifest (default: all)")
+    ap.add_argument("--exclude", default="", help="comma-separated blocks of the manifest to leave out")
     a = ap.parse_args(argv)
     d = Path(a.verilog)
     if not (d / "manifest.json").is_file():
@@ -135,7 +136,8 @@ def main(argv=None) -> int:
     out = Path(a.out) if a.out else d.resolve().parent / f"{d.resolve().name}-synth"
     try:
         check_output(out, COMMAND, [d])  # before the slow part
-        rep = synth_dir(d, a.blocks.split(",") if a.blocks else None)
+        blocks = a.blocks.split(",") if a.blocks else list(json.loads((d / "manifest.json").read_text())["blocks"])
+        rep = synth_dir(d, [b for b in blocks if b not in a.exclude.split(",")])
         with output_dir(out, COMMAND, [d]) as stage:
             (stage / "synth.json").write_text(json.dumps(rep, indent=2) + "\n")
             (stage / "synth.md").write_text(markdown(rep))

@@ -45,3 +45,17 @@ def test_synth_rejects_unknown_block(tmp_path, capsys):
     assert main([str(tmp_path), "--blocks", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
     assert main([str(tmp_path / "missing")]) == 2
+
+
+def test_exclude_leaves_blocks_out(tmp_path, monkeypatch):
+    """`python -m hw.synth DIR --exclude core` synthesizes every other block of the manifest (make synth, paper)."""
+    import hw.synth as hs
+    d = tmp_path / "v"
+    d.mkdir()
+    (d / "manifest.json").write_text(json.dumps({"blocks": {"lpu": {}, "macro": {}, "core": {}}}))
+    seen = []
+    monkeypatch.setattr(hs, "synth_dir", lambda directory, blocks: seen.append(blocks) or _report())
+    assert hs.main([str(d), "--out", str(tmp_path / "o"), "--exclude", "core"]) == 0
+    assert seen == [["lpu", "macro"]]
+    assert hs.main([str(d), "--out", str(tmp_path / "o2")]) == 0
+    assert seen[-1] == ["lpu", "macro", "core"]
