@@ -11,6 +11,8 @@ dispatcher also makes a closed pipe (``dbpim --help | head -1``) quiet::
     dbpim bench        performance report of a compiled artifact (sim_bench/)
     dbpim bench-paper  the paper's tables and figures over several networks
     dbpim paper-nets   the paper's five networks at full width, untrained, as artifacts
+    dbpim bench-paper  the five zoo networks, compared with the paper
+    dbpim compare      the ReRAM bit-sparsity schemes next to DB-PIM (sim_bench/)
     dbpim sweep        sparsity x phi_max x geometry sweep (sim_bench/)
     dbpim verify       a whole layer on the PIM core RTL vs run_layer and the performance model
 """
@@ -38,6 +40,7 @@ SUBCOMMANDS = {
     "bench": ("sim_bench.report", "main", "performance, energy and utilization report of an artifact"),
     "bench-paper": ("sim_bench.paper", "main", "Tab. II/III, Fig. 11/12 of several networks next to the paper's"),
     "paper-nets": ("dbpim.paper_nets", "main", "the paper's five networks at full width (untrained) as artifacts"),
+    "compare": ("dbpim.compare", "main", "the ReRAM bit-sparsity schemes next to DB-PIM on compiled networks"),
     "sweep": ("sim_bench.sweep", "main", "block sparsity x phi_max x macro geometry sweep"),
     "verify": ("dbpim.verify", "main", "run a compiled layer on the PIM core RTL (Verilator) against the golden model"),
 }

@@ -342,7 +342,7 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
              width: float = 1.0, model_class: str | None = None, compare: bool = True, n_record: int = 4,
              n_train: int | None = None, n_test: int | None = None, plots: bool = True,
              progress: bool = True, threads: int = 2, finetune_lr: float | None = None,
-             qat_lr: float | None = None) -> dict:
+             qat_lr: float | None = None, on_frozen=None) -> dict:
     """Run the hybrid-grained pruning flow and export the compiled artifact.
 
     Parameters
@@ -358,6 +358,10 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
     is ``out/artifact``. ``finetune_epochs`` / ``qat_epochs`` default to
     ``epochs``; ``finetune_lr`` / ``qat_lr`` default to ``lr / 2`` / ``lr / 10``.
     ``phi_max`` defaults to (and must not exceed) the hw macro's.
+    ``on_frozen(net, x_test, y_test)``, if given, is called with the frozen
+    (integer-path) network right after ``accuracy.final`` is measured
+    (``dbpim compare`` evaluates transformed weights there; it must leave the
+    network as it found it).
 
     Raises
     ------
@@ -441,6 +445,8 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
     # 4. final FTA quantization (integer path)
     st.freeze()
     acc["final"] = evaluate(st.net, xte, yte)
+    if on_frozen is not None:
+        on_frozen(st.net, xte, yte)
     stage("final")
 
     # 5. comparison: block pruning alone at the same total sparsity (plain int8 QAT, same budget)
@@ -481,6 +487,8 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
             stage("export")
             rep = {"network": net_name, "data": str(ds.name), "hw": str(cfg.path), "group_size": G, "phi_max": pm,
                    "phi_min": phi_min, "sparsity": float(sparsity), "total_sparsity": s_tot, "seed": int(seed),
+                   "threads": int(threads), "batch_size": int(batch_size),
+                   "lr": {"float": lr, "finetune": ft_lr, "qat": q_lr},
                    "epochs": {"float": epochs, "finetune": ft_ep, "qat": qat_ep}, "width": width,
                    "n_train": len(xtr), "n_test": len(xte), "accuracy": acc, "artifact": "artifact",
                    "layers": layers, "macs": macs, "batchnorm": cap.bn, "notes": cap.notes, "warnings": warnings,

@@ -1,0 +1,192 @@
+"""The ReRAM bit-sparsity schemes next to DB-PIM on one compiled network (``dbpim compare``).
+
+For an artifact, every mapped layer's int8 weights (``w_float`` is not used:
+the artifact's weights are what the network computes with) go through
+:mod:`sim_bench.reram` under each scheme, and the same artifact through
+:mod:`sim_bench.perf` for DB-PIM. Each technology is compared with its own
+dense baseline (ReRAM: the dense ISAAC-like mapping; DB-PIM: the dense digital
+PIM mechanism), over the layers mapped on the crossbars / macros. The
+accuracies come from the caller (:mod:`dbpim.compare` evaluates the network
+with the transformed weights); this module needs no torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from model.prune import expand_mask
+from model.spec import DIGIT_BITS, WEIGHT_BITS
+from sim_bench import reram
+from sim_bench.perf import evaluate_network, spec_from_record, specs_from_artifact
+from sim_bench.report import _write_csv
+
+__all__ = ["Row", "reram_rows", "dbpim_rows", "compare_network", "format_table", "write_outputs", "COLUMNS"]
+
+#: Table columns (CSV header order).
+COLUMNS = ("network", "technology", "scheme", "accuracy [%]", "accuracy_note", "storage [bits]",
+           "crossbars / macro tiles", "OUs", "ADC conversions / macro cycles", "cycles", "speedup [x]",
+           "energy [pJ]", "energy gain [x]")
+
+
+@dataclass
+class Row:
+    """One line of the comparison table (per inference, over the mapped layers)."""
+
+    network: str
+    technology: str  # "ReRAM" or "DB-PIM"
+    scheme: str
+    label: str
+    storage_bits: float
+    occupied: float  # crossbars (ReRAM) or macro-sized weight tiles (DB-PIM)
+    ous: float | None  # OUs holding weights (ReRAM only)
+    work: float  # ADC conversions (ReRAM) or macro cycles summed over tiles (DB-PIM)
+    cycles: float  # OU-cycles, iso-area (ReRAM) or wall cycles of the loop nest (DB-PIM)
+    energy_pj: float
+    speedup: float = 1.0  # over the technology's own dense baseline
+    energy_gain: float = 1.0  # dense energy / this energy
+    accuracy: float | None = None
+    accuracy_note: str = "not evaluated"
+    energy: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        acc = None if self.accuracy is None else 100.0 * self.accuracy
+        return {"network": self.network, "technology": self.technology, "scheme": self.scheme,
+                "accuracy [%]": acc, "accuracy_note": self.accuracy_note, "storage [bits]": self.storage_bits,
+                "crossbars / macro tiles": self.occupied, "OUs": self.ous,
+                "ADC conversions / macro cycles": self.work, "cycles": self.cycles, "speedup [x]": self.speedup,
+                "energy [pJ]": self.energy_pj, "energy gain [x]": self.energy_gain}
+
+
+def _relative(rows: list[Row]) -> list[Row]:
+    """Speedup and energy gain of every row over the first (the dense baseline)."""
+    base = rows[0]
+    for r in rows:
+        r.speedup = base.cycles / r.cycles if r.cycles else float("inf")
+        r.energy_gain = base.energy_pj / r.energy_pj if r.energy_pj else float("inf")
+    return rows
+
+
+def reram_rows(art, cfg: reram.ReramConfig, schemes=reram.SCHEMES) -> list[Row]:
+    """The ReRAM rows of an artifact: ``dense`` first, then each scheme."""
+    layers = [(rec, spec_from_record(rec)) for rec in art.mapped_layers()]
+    dense_xb = [reram.map_dense(rec.w, cfg).crossbars for rec, _ in layers]
+    rows = []
+    for s in ("dense",) + tuple(k for k in schemes if k != "dense"):
+        tot = dict(storage=0.0, xb=0.0, ous=0.0, work=0.0, cycles=0.0)
+        energy: dict = {}
+        for (rec, spec), dxb in zip(layers, dense_xb):
+            m = reram.map_layer(rec.w, s, cfg, bits=spec.bits)
+            c = reram.layer_cost(m, spec.vectors, dxb, cfg)
+            tot["storage"] += m.storage_bits
+            tot["xb"] += m.crossbars
+            tot["ous"] += m.ous
+            tot["work"] += c["adc_conversions"]
+            tot["cycles"] += c["ou_cycles"]
+            for k, v in c["energy_pj"].items():
+                energy[k] = energy.get(k, 0.0) + v
+        rows.append(Row(art.network, "ReRAM", s, reram.SCHEME_LABELS[s], tot["storage"], tot["xb"], tot["ous"],
+                        tot["work"], tot["cycles"], float(sum(energy.values())), energy=energy))
+    return _relative(rows)
+
+
+def _dbpim_storage(rec, dense: bool) -> int:
+    """Weight bits of a record: 8 per weight (dense) or the FTA digits x DIGIT_BITS plus the block mask."""
+    K, N = rec.w.shape
+    if dense:
+        return K * N * WEIGHT_BITS
+    c = rec.compiled
+    kept = expand_mask(np.asarray(c.mask, bool), N, int(c.group_size))
+    return int((kept * np.asarray(c.phi, np.int64)[None, :]).sum()) * DIGIT_BITS + int(np.asarray(c.mask).size)
+
+
+def dbpim_rows(art, hwcfg) -> list[Row]:
+    """The DB-PIM rows of an artifact: the dense digital PIM baseline and the hybrid (``sim_bench.perf``)."""
+    net = evaluate_network(specs_from_artifact(art), hwcfg, network=art.network, mechanisms=("dense", "dbpim"))
+    rows = []
+    for mech, label in (("dense", "DB-PIM macro, dense (own baseline)"), ("dbpim", "DB-PIM hybrid")):
+        mapped = net.mapped()
+        energy: dict = {}
+        for lp in mapped:
+            for k, v in lp.mech[mech].energy.items():
+                energy[k] = energy.get(k, 0.0) + v
+        rows.append(Row(art.network, "DB-PIM", mech, label,
+                        float(sum(_dbpim_storage(r, mech == "dense") for r in art.mapped_layers())),
+                        float(sum(lp.mech[mech].tiles for lp in mapped)), None,
+                        float(sum(lp.mech[mech].macro_cycles for lp in mapped)),
+                        net.total_cycles(mech, mapped_only=True), net.total_energy(mech, mapped_only=True),
+                        energy=energy))
+    return _relative(rows)
+
+
+def compare_network(art, hwcfg, cfg: reram.ReramConfig | None = None, accuracy: dict | None = None) -> list[Row]:
+    """Every row for one artifact.
+
+    ``accuracy`` maps a ReRAM scheme, and ``"dbpim"`` for both DB-PIM rows
+    (the dense macro runs the same weights), to ``(fraction or None, note)``.
+    """
+    rows = reram_rows(art, cfg or reram.ReramConfig()) + dbpim_rows(art, hwcfg)
+    for r in rows:
+        key = "dbpim" if r.technology == "DB-PIM" else r.scheme
+        if accuracy and key in accuracy:
+            r.accuracy, r.accuracy_note = accuracy[key]
+    return rows
+
+
+def _fmt(v, nd=2) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    if abs(v) >= 1e5:
+        return f"{v:.3e}"
+    return f"{v:.{nd}f}" if v != int(v) else f"{int(v)}"
+
+
+def format_table(rows: list[Row]) -> str:
+    """A plain-text table, one line per row."""
+    head = ["network", "tech", "scheme", "acc [%]", "storage [bit]", "xbars/tiles", "OUs", "ADC conv/macro cyc",
+            "cycles", "speedup", "energy [pJ]", "E gain"]
+    body = [[r.network, r.technology, r.scheme, _fmt(None if r.accuracy is None else 100 * r.accuracy),
+             _fmt(r.storage_bits), _fmt(r.occupied), _fmt(r.ous), _fmt(r.work), _fmt(r.cycles),
+             f"{r.speedup:.2f}x", _fmt(r.energy_pj), f"{r.energy_gain:.2f}x"] for r in rows]
+    width = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    lines = ["  ".join(str(x).rjust(w) for x, w in zip(line, width)) for line in [head] + body]
+    notes = sorted({f"{r.scheme}: {r.accuracy_note}" for r in rows if r.accuracy_note})
+    return "\n".join(lines + ["accuracy: " + "; ".join(notes)] if notes else lines)
+
+
+def _plot(rows: list[Row], path: Path) -> None:
+    from model.plots import legend_outside, pyplot, save_figure
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    nets = list(dict.fromkeys(r.network for r in rows))
+    keys = list(dict.fromkeys((r.technology, r.scheme) for r in rows if r.scheme != "dense"))
+    width = 0.8 / max(1, len(keys))
+    for i, key in enumerate(keys):
+        vals = [next((r.speedup for r in rows if r.network == n and (r.technology, r.scheme) == key), 0.0)
+                for n in nets]
+        ax.bar(np.arange(len(nets)) + i * width, vals, width, label=f"{key[0]} {key[1]}")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xticks(np.arange(len(nets)) + 0.4 - width / 2, nets)
+    ax.set_ylabel("speedup over own dense [x]")
+    ax.set_title("Speedup of each scheme over its technology's dense baseline")
+    legend_outside(ax)
+    save_figure(fig, path)
+
+
+def write_outputs(rows: list[Row], folder: Path, cfg: reram.ReramConfig, plots: bool = True) -> list[str]:
+    """``compare.csv``, ``compare.json`` (rows, energy components, the ReRAM constants) and ``speedup.png``."""
+    folder = Path(folder)
+    _write_csv(folder / "compare.csv", [r.as_dict() for r in rows])
+    doc = {"reram_config": cfg.to_dict(),
+           "rows": [{**r.as_dict(), "label": r.label, "energy_components [pJ]": r.energy} for r in rows]}
+    (folder / "compare.json").write_text(json.dumps(doc, indent=2, default=float))
+    files = ["compare.csv", "compare.json"]
+    if plots:
+        _plot(rows, folder / "speedup.png")
+        files.append("speedup.png")
+    return files

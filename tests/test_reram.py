@@ -1,0 +1,188 @@
+"""ReRAM bit-sparsity schemes: the weight transforms (model/reram.py), the crossbar cost model
+(sim_bench/reram.py), the comparison table (sim_bench/compare.py) and ``dbpim compare``."""
+
+import json
+
+import numpy as np
+import pytest
+
+from model import artifact, reram
+from model.config import load_config
+from model.outdir import MARKER
+from sim_bench import reram as xb
+
+ALL_INT8 = np.arange(-128, 128).reshape(-1, 1)
+
+
+def _slices(v, cell_bits=2):
+    return reram.nonzero_slices(np.abs(np.asarray(v, np.int64)), cell_bits)
+
+
+# ----------------------------------------------------------------------------- SME
+
+
+@pytest.mark.parametrize("max_slices", [1, 2, 3])
+def test_sme_pattern_is_the_nearest_value_meeting_the_pattern(max_slices):
+    got = reram.sme_pattern(ALL_INT8, max_slices).astype(np.int64)[:, 0]
+    vals = np.arange(-128, 128)
+    ok = vals[_slices(vals) <= max_slices]
+    for w, g in zip(vals, got):
+        assert _slices(g) <= max_slices
+        assert abs(g - w) == np.abs(ok - w).min(), (w, g)
+        assert np.sign(g) in (0, np.sign(w))
+    keep = _slices(vals) <= max_slices
+    np.testing.assert_array_equal(got[keep], vals[keep])  # already meeting the pattern: unchanged
+
+
+def test_sme_squeeze_out_counts_on_known_zero_slices():
+    cfg = xb.ReramConfig()
+    w = np.zeros((256, 4), np.int8)
+    w[:10] = 3  # only the lowest 2-bit slice of the positive part: one plane, 10 rows
+    m = xb.map_sme(w, cfg)
+    assert m.crossbars == 1  # 7 of the 8 (sign, slice) planes are all zero: squeezed out
+    assert m.ous == 2 * 1  # ceil(10 / 8) row OUs x ceil(4 / 8) column OUs
+    assert m.meta_bits == 10 * 8  # a row index (log2 256 bits) per kept row
+    d = xb.map_dense(w, cfg)
+    assert d.crossbars == 2 * 1 and d.ous == 32 * 4  # K = 256 rows, 4 filters x 2 signs x 4 slices
+    w[200, 1] = -64  # slice 3 of the negative part, in the second crossbar row range
+    m2 = xb.map_sme(w, cfg)
+    assert m2.crossbars == 2 and m2.ous == 3
+
+
+# ----------------------------------------------------------------------------- ERA-BS
+
+
+def test_bit_flip_never_adds_one_bits_and_keeps_the_error_bound(rng):
+    for bits in (3, 4, 5):
+        m = np.arange(-(2 ** bits - 1), 2 ** bits)
+        for tol in (0, 1, 2):
+            f = reram.bit_flip(m, bits, tol)
+            pop = np.vectorize(lambda v: bin(abs(int(v))).count("1"))
+            assert np.all(pop(f) <= pop(m))
+            assert np.all(np.abs(f - m) <= tol)
+            assert np.all(np.abs(f) < 2 ** bits)
+            if tol == 0:
+                np.testing.assert_array_equal(f, m)
+    assert reram.bit_flip(np.array([7]), 4, 1)[0] == 8  # 0111 -> 1000: one one bit
+    assert reram.bit_flip(np.array([-15]), 4, 1)[0] == -14  # 1111 -> 1110 (16 needs a fifth bit)
+
+
+def test_era_bs_error_bound_and_exponents(rng):
+    w = rng.integers(-128, 128, (40, 6)).astype(np.int8)
+    w[:8, 0] = rng.integers(-7, 8, 8)  # a segment that fits the mantissa: exponent 0
+    for tol in (0, 1):
+        e = reram.era_bs(w, ou_rows=8, mantissa_bits=4, flip_tol=tol)
+        assert e.exponent.shape == (5, 6) and e.exponent[0, 0] == 0
+        E = e.exponent[np.arange(40) // 8]
+        err = np.abs(e.w.astype(np.int64) - w)
+        assert np.all(err <= (tol + 1) * (1 << E))  # rounding/clipping < 2**E, flip <= tol * 2**E
+        np.testing.assert_array_equal(e.w, e.mantissa * (1 << E))
+        assert np.all(np.abs(e.mantissa) < 16)
+    exact = reram.era_bs(w[:8, :1], 8, 4, 0)
+    np.testing.assert_array_equal(exact.w, w[:8, :1])
+
+
+# ----------------------------------------------------------------------------- ReRAM-Sharing
+
+
+def test_ou_sharing_exact_when_blocks_repeat(rng):
+    protos = rng.integers(-128, 128, (3, 8))
+    pick = rng.integers(0, 3, (4, 6))  # 4 row blocks x 6 filters
+    w = np.concatenate([protos[pick[b]].T for b in range(4)], axis=0).astype(np.int8)  # (32, 6)
+    w[8:16, 2] = 0  # one all-zero block: pruned, not clustered
+    s = reram.ou_share(w, ou_rows=8, share_ratio=2.0, seed=1)
+    np.testing.assert_array_equal(s.w, w)
+    assert (s.labels == -1).sum() == 1 and len(s.centroids) <= 3
+    m = xb.map_sharing(w, xb.ReramConfig())
+    assert m.ous == len(np.unique(s.labels[s.labels >= 0]))  # one OU (8 x 8 cells) per shared block
+    assert m.ou_acts == 23  # every non-zero block position is still computed
+
+
+def test_ou_sharing_clusters_to_k_blocks(rng):
+    w = rng.integers(-128, 128, (64, 8)).astype(np.int8)
+    s = reram.ou_share(w, ou_rows=8, share_ratio=4.0, seed=0)
+    assert len(s.centroids) == 16 and len(np.unique(reram.ou_blocks(s.w, 8), axis=0)) <= 16
+    again = reram.ou_share(w, ou_rows=8, share_ratio=4.0, seed=0)
+    np.testing.assert_array_equal(s.w, again.w)  # fixed seed
+
+
+# ----------------------------------------------------------------------------- cost model
+
+
+def test_cost_model_counts_on_a_tiny_layer():
+    cfg = xb.ReramConfig()
+    w = np.array([[1], [-2], [0], [5], [0], [0], [0], [0]], np.int8)  # K = 8, one filter
+    d = xb.map_dense(w, cfg)
+    assert (d.crossbars, d.ous, d.ou_acts, d.storage_bits) == (1, 1, 1.0, 8 * 8 * 2)
+    c = xb.layer_cost(d, vectors=3, dense_crossbars=1, cfg=cfg)
+    assert c["ou_activations"] == 3 * 8 and c["adc_conversions"] == 3 * 8 * 8 and c["ou_cycles"] == 24
+    assert c["energy_pj"]["adc"] == pytest.approx(24 * 8 * cfg.adc_pj)
+    assert cfg.adc_bits == 5  # 8 rows x 3 (2-bit cell) = 24 -> 5 bits
+    bits = np.zeros((4, 8), np.uint8)  # every recorded input zero: ERA-BS skips every OU activation
+    assert xb.map_era_bs(w, cfg, bits=bits).ou_acts == 0.0
+    bits[0, 3] = 1  # one vector, one bit of 8 -> 1/32 of the (vector, bit) cycles active
+    assert xb.map_era_bs(w, cfg, bits=bits).ou_acts == pytest.approx(1 / 32)
+    with pytest.raises(ValueError, match="ou_rows"):
+        xb.ReramConfig(ou_rows=0)
+
+
+# ----------------------------------------------------------------------------- dbpim compare
+
+
+@pytest.fixture(scope="module")
+def small_art(tmp_path_factory):
+    from model import examples
+    from sim_bench import synth
+    hw = load_config("paper")
+    d = tmp_path_factory.mktemp("art") / "art"
+    artifact.save(d, "digits-mlp", hw.macro, examples.to_records(synth.digits_real_layers(hw.macro, n_samples=4)))
+    return d
+
+
+def test_compare_cli_table_and_outputs(small_art, tmp_path, capsys):
+    from dbpim.cli import main
+    out = tmp_path / "cmp"
+    assert main(["compare", "--artifact", str(small_art), "--out", str(out), "--no-plots"]) == 0
+    text = capsys.readouterr().out
+    for s in ("sme", "era_bs", "sharing", "dbpim"):
+        assert s in text
+    assert "no readable dbpim compile report.json" in text  # no trained network: accuracy says why
+    rows = json.loads((out / "compare.json").read_text())["rows"]
+    assert [(r["technology"], r["scheme"]) for r in rows] == [
+        ("ReRAM", "dense"), ("ReRAM", "sme"), ("ReRAM", "era_bs"), ("ReRAM", "sharing"),
+        ("DB-PIM", "dense"), ("DB-PIM", "dbpim")]
+    assert rows[0]["speedup [x]"] == 1.0 and rows[4]["speedup [x]"] == 1.0
+    assert all(r["accuracy [%]"] is None for r in rows)
+    assert (out / "compare.csv").read_text().startswith("network,technology,scheme")
+    assert (out / MARKER).is_file()
+
+
+def test_compare_cli_errors_are_one_line(small_art, tmp_path, capsys):
+    from dbpim.cli import main
+    assert main(["compare", "--artifact", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dbpim compare:") and "artifact not found" in err and "\n" not in err
+    assert main(["compare", "--artifact", str(small_art), "--hw", "small", "--out", str(tmp_path / "o")]) == 2
+    assert "macro" in capsys.readouterr().err
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "mine.txt").write_text("keep")
+    assert main(["compare", "--artifact", str(small_art), "--no-accuracy", "--out", str(tmp_path / "busy")]) == 2
+    assert "not written by" in capsys.readouterr().err
+    assert (tmp_path / "busy" / "mine.txt").read_text() == "keep"
+    assert not (tmp_path / "o").exists()
+
+
+def test_compare_accuracy_on_a_compiled_network(tmp_path):
+    """The flow is re-run, its weights are checked equal to the artifact's, each scheme is evaluated."""
+    from dbpim.compare import run_compare
+    from model.torch.flow import run_flow
+    tiny = dict(epochs=2, finetune_epochs=0.5, qat_epochs=0.5, n_train=192, n_test=96, progress=False,
+                hw="hw/configs/small.yaml", width=0.5, compare=False, plots=False)
+    rep = run_flow("smallcnn", "digits", 0.5, out=tmp_path / "c", seed=0, **tiny)
+    rows = run_compare([rep["artifact"]], hw="small", out=tmp_path / "cmp", plots=False)
+    acc = {(r.technology, r.scheme): r for r in rows}
+    assert acc[("DB-PIM", "dbpim")].accuracy == pytest.approx(rep["accuracy"]["final"])
+    assert acc[("ReRAM", "dense")].accuracy == pytest.approx(rep["accuracy"]["final"])  # same int8 weights
+    for s in ("sme", "era_bs", "sharing"):
+        r = acc[("ReRAM", s)]
+        assert 0.0 <= r.accuracy <= 1.0 and r.accuracy_note == "no fine-tune"
