@@ -80,7 +80,8 @@ bench: install
 # The five zoo networks (CIFAR-size, digits upscaled to 32x32, short schedules)
 # through the whole flow, the same five at full width on CIFAR-100 shapes
 # (UNTRAINED: Kaiming weights, BN recalibrated on digits), then the performance
-# model against the paper: Tab. II/III, Fig. 11 (Ray), Fig. 12.
+# model against the paper: Tab. II/III, Fig. 11 (Ray), Fig. 12; then the ReRAM
+# bit-sparsity schemes next to DB-PIM on the zoo (re-runs each network's flow for the accuracies).
 PAPER_NETS := $(OUTDIR)/paper-nets
 bench-paper: install
 	$(VPY) -m dbpim compile --all-zoo --epochs 2 --out $(OUTDIR)/zoo
@@ -88,6 +89,7 @@ bench-paper: install
 	$(VPY) -m dbpim bench-paper --artifacts $(OUTDIR)/zoo/*/artifact $(PAPER_NETS)/*-untrained \
 		--fig11 $(PAPER_NETS)/vgg19-w1-untrained $(PAPER_NETS)/resnet18-w1-untrained \
 		$(PAPER_NETS)/mobilenetv2-w1-untrained --out $(OUTDIR)/paper
+	$(VPY) -m dbpim compare --artifact $(OUTDIR)/zoo/*/artifact --out $(OUTDIR)/compare
 
 # The front-end on the small CNN with the full default schedule.
 compile: install

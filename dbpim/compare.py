@@ -113,7 +113,7 @@ def scheme_accuracies(artifact, art, cfg: reram.ReramConfig, schemes=reram.SCHEM
     if not result.get("reproduced"):
         return none("not evaluated: the re-run flow did not reproduce the artifact's weights")
     return {s: (result[s], "as compiled (FTA-QAT)" if s == "dbpim" else
-                "int8 weights as compiled" if s == "dense" else NO_FINETUNE) for s in every}
+                "the artifact's int8 weights, untransformed" if s == "dense" else NO_FINETUNE) for s in every}
 
 
 def run_compare(artifacts, hw="paper", out="build/compare", accuracy: bool = True, plots: bool = True,

@@ -155,7 +155,7 @@ def format_table(rows: list[Row]) -> str:
              f"{r.speedup:.2f}x", _fmt(r.energy_pj), f"{r.energy_gain:.2f}x"] for r in rows]
     width = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     lines = ["  ".join(str(x).rjust(w) for x, w in zip(line, width)) for line in [head] + body]
-    notes = sorted({f"{r.scheme}: {r.accuracy_note}" for r in rows if r.accuracy_note})
+    notes = list(dict.fromkeys(f"{r.technology} {r.scheme}: {r.accuracy_note}" for r in rows if r.accuracy_note))
     return "\n".join(lines + ["accuracy: " + "; ".join(notes)] if notes else lines)
 
 
