@@ -186,3 +186,20 @@ def test_compare_accuracy_on_a_compiled_network(tmp_path):
     for s in ("sme", "era_bs", "sharing"):
         r = acc[("ReRAM", s)]
         assert 0.0 <= r.accuracy <= 1.0 and r.accuracy_note == "no fine-tune"
+
+
+@pytest.mark.parametrize("case", ["file", "cwd", "inside-artifact", "bad-hw"])
+def test_compare_refuses_unsafe_out_and_bad_hw(small_art, tmp_path, capsys, monkeypatch, case):
+    from dbpim.cli import main
+    f = tmp_path / "f.txt"
+    f.write_text("keep")
+    y = tmp_path / "hw.yaml"
+    y.write_bytes(b"\x00\x01\xff" * 20)
+    argv, expect = {"file": (["--out", str(f)], "is a file"), "cwd": (["--out", "."], "current folder"),
+                    "inside-artifact": (["--out", str(small_art / "cmp")], "the input"),
+                    "bad-hw": (["--hw", str(y), "--out", str(tmp_path / "o")], str(y))}[case]
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", "--artifact", str(small_art), "--no-accuracy"] + argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert expect in err and "\n" not in err and err.startswith("dbpim compare:")
+    assert f.read_text() == "keep" and not (tmp_path / "o").exists() and not (small_art / "cmp").exists()
