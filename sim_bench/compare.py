@@ -160,26 +160,29 @@ def format_table(rows: list[Row]) -> str:
 
 
 def _plot(rows: list[Row], path: Path) -> None:
+    """Speedup and energy gain of each scheme over its technology's dense baseline, per network."""
     from model.plots import legend_outside, pyplot, save_figure
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
     nets = list(dict.fromkeys(r.network for r in rows))
     keys = list(dict.fromkeys((r.technology, r.scheme) for r in rows if r.scheme != "dense"))
     width = 0.8 / max(1, len(keys))
-    for i, key in enumerate(keys):
-        vals = [next((r.speedup for r in rows if r.network == n and (r.technology, r.scheme) == key), 0.0)
-                for n in nets]
-        ax.bar(np.arange(len(nets)) + i * width, vals, width, label=f"{key[0]} {key[1]}")
-    ax.axhline(1.0, color="k", lw=0.8)
-    ax.set_xticks(np.arange(len(nets)) + 0.4 - width / 2, nets)
-    ax.set_ylabel("speedup over own dense [x]")
-    ax.set_title("Speedup of each scheme over its technology's dense baseline")
-    legend_outside(ax)
+    for ax, attr, title in ((axes[0], "speedup", "speedup"), (axes[1], "energy_gain", "energy gain")):
+        for i, key in enumerate(keys):
+            vals = [next((getattr(r, attr) for r in rows if r.network == n and (r.technology, r.scheme) == key),
+                         0.0) for n in nets]
+            ax.bar(np.arange(len(nets)) + i * width, vals, width, label=f"{key[0]} {key[1]}")
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xticks(np.arange(len(nets)) + 0.4 - width / 2, nets, rotation=20)
+        ax.set_ylabel(f"{title} over own dense [x]")
+        ax.set_title(f"{title.capitalize()} over the technology's dense baseline", fontsize=9)
+    legend_outside(axes[1])
     save_figure(fig, path)
 
 
 def write_outputs(rows: list[Row], folder: Path, cfg: reram.ReramConfig, plots: bool = True) -> list[str]:
-    """``compare.csv``, ``compare.json`` (rows, energy components, the ReRAM constants) and ``speedup.png``."""
+    """``compare.csv``, ``compare.json`` (rows, energy components, the ReRAM constants) and ``speedup.png``
+    (speedup and energy gain per scheme and network)."""
     folder = Path(folder)
     _write_csv(folder / "compare.csv", [r.as_dict() for r in rows])
     doc = {"reram_config": cfg.to_dict(),

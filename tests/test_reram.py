@@ -142,7 +142,7 @@ def small_art(tmp_path_factory):
 def test_compare_cli_table_and_outputs(small_art, tmp_path, capsys):
     from dbpim.cli import main
     out = tmp_path / "cmp"
-    assert main(["compare", "--artifact", str(small_art), "--out", str(out), "--no-plots"]) == 0
+    assert main(["compare", "--artifact", str(small_art), "--out", str(out)]) == 0
     text = capsys.readouterr().out
     for s in ("sme", "era_bs", "sharing", "dbpim"):
         assert s in text
@@ -154,7 +154,7 @@ def test_compare_cli_table_and_outputs(small_art, tmp_path, capsys):
     assert rows[0]["speedup [x]"] == 1.0 and rows[4]["speedup [x]"] == 1.0
     assert all(r["accuracy [%]"] is None for r in rows)
     assert (out / "compare.csv").read_text().startswith("network,technology,scheme")
-    assert (out / MARKER).is_file()
+    assert (out / MARKER).is_file() and (out / "speedup.png").stat().st_size > 0
 
 
 def test_compare_cli_errors_are_one_line(small_art, tmp_path, capsys):
