@@ -11,7 +11,6 @@ dispatcher also makes a closed pipe (``dbpim --help | head -1``) quiet::
     dbpim bench        performance report of a compiled artifact (sim_bench/)
     dbpim bench-paper  the paper's tables and figures over several networks
     dbpim paper-nets   the paper's five networks at full width, untrained, as artifacts
-    dbpim bench-paper  the five zoo networks, compared with the paper
     dbpim compare      the ReRAM bit-sparsity schemes next to DB-PIM (sim_bench/)
     dbpim sweep        sparsity x phi_max x geometry sweep (sim_bench/)
     dbpim verify       a whole layer on the PIM core RTL vs run_layer and the performance model

@@ -10,7 +10,8 @@ does not hold: when the artifact sits in a ``dbpim compile`` folder (its
 ``report.json`` next to it), the flow is re-run with the report's settings
 into a temporary folder, the re-trained network's integer weights are checked
 equal to the artifact's, and the network is evaluated on the test set with
-each scheme's transformed weights (no fine-tune). Otherwise, or with
+each scheme's transformed weights (no fine-tune), starting from the same
+weights as the cost rows (:func:`sim_bench.compare.reram_weights`). Otherwise, or with
 ``--no-accuracy``, the accuracy column says why it is empty.
 """
 
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from model.outdir import OUT_HELP, OutputError, check_output, output_dir
+from model import reram as model_reram
 from sim_bench import compare as cmp
 from sim_bench import reram
 from sim_bench.report import BenchError, load_inputs
@@ -51,14 +53,25 @@ def _transform_qlayer(w: np.ndarray, groups: int, scheme: str, cfg: reram.ReramC
     return np.concatenate([reram.transformed_weights(p, scheme, cfg) for p in _group_splits(w, groups)], axis=1)
 
 
+def _start_weights(q, from_float: bool):
+    """A QLayer's (int8 K x N, scale (N,)) the ReRAM schemes start from (as :func:`sim_bench.compare.reram_weights`)."""
+    if from_float:
+        from model.torch.export import _w_float
+        return model_reram.int8_weights(_w_float(q))
+    return q.w_int.numpy().astype(np.int64), q.w_scale.numpy().copy()
+
+
 def _evaluate_hook(art, cfg: reram.ReramConfig, schemes, result: dict):
     """The ``on_frozen`` hook of :func:`model.torch.flow.run_flow`: fills ``result`` with accuracies."""
+    from_float = cmp.uses_float(art)
+
     def hook(net, x, y):
         from model.torch.qat import qlayers
         from model.torch.train import evaluate
         import torch
         qs = qlayers(net)
         orig = [q.w_int.clone() for _, q in qs]
+        orig_scale = [q.w_scale.clone() for _, q in qs]
         ours = sorted(_digest(p) for (_, q), w in zip(qs, orig)
                       for p in _group_splits(w.numpy().astype(np.int8), q.groups))
         theirs = sorted(_digest(r.w) for r in art.mapped_layers())
@@ -66,15 +79,18 @@ def _evaluate_hook(art, cfg: reram.ReramConfig, schemes, result: dict):
         if not result["reproduced"]:
             return
         result["dbpim"] = evaluate(net, x, y)
+        start = [_start_weights(q, from_float) for _, q in qs]
         try:
             for s in schemes:
-                for (_, q), w in zip(qs, orig):
-                    t = _transform_qlayer(w.numpy().astype(np.int64), q.groups, s, cfg)
+                for (_, q), (w, scale) in zip(qs, start):
+                    t = _transform_qlayer(np.asarray(w, np.int64), q.groups, s, cfg)
                     q.w_int = torch.from_numpy(t.astype(np.float32))
+                    q.w_scale.copy_(torch.from_numpy(np.asarray(scale, np.float32)))
                 result[s] = evaluate(net, x, y)
         finally:
-            for (_, q), w in zip(qs, orig):
+            for (_, q), w, sc in zip(qs, orig, orig_scale):
                 q.w_int = w
+                q.w_scale.copy_(sc)
     return hook
 
 
@@ -112,8 +128,9 @@ def scheme_accuracies(artifact, art, cfg: reram.ReramConfig, schemes=reram.SCHEM
         return none(f"not evaluated: re-running the flow failed ({str(e).splitlines()[0]})")
     if not result.get("reproduced"):
         return none("not evaluated: the re-run flow did not reproduce the artifact's weights")
+    start = "plain int8 of w_float" if cmp.uses_float(art) else "the artifact's int8 weights"
     return {s: (result[s], "as compiled (FTA-QAT)" if s == "dbpim" else
-                "the artifact's int8 weights, untransformed" if s == "dense" else NO_FINETUNE) for s in every}
+                f"{start}, untransformed" if s == "dense" else f"{start}, {NO_FINETUNE}") for s in every}
 
 
 def run_compare(artifacts, hw="paper", out="build/compare", accuracy: bool = True, plots: bool = True,

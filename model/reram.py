@@ -29,7 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MAG_BITS", "EraBs", "OuShare", "n_slices", "magnitude_slices", "nonzero_slices", "sme_pattern",
+from model.quant import channel_scale
+
+__all__ = ["MAG_BITS", "EraBs", "OuShare", "int8_weights", "n_slices", "magnitude_slices", "nonzero_slices", "sme_pattern",
            "exponent_quantize", "bit_flip", "era_bs", "ou_blocks", "ou_share", "check_int8"]
 
 #: Magnitude bits of a sign-magnitude int8 weight (|-128| = 128 needs 8).
@@ -48,6 +50,22 @@ def check_int8(w, name: str = "w") -> np.ndarray:
     if a.size and (a.min() < -128 or a.max() > 127):
         raise ValueError(f"{name}: values must lie in [-128, 127], got [{a.min()}, {a.max()}]")
     return a
+
+
+def int8_weights(w_float) -> tuple[np.ndarray, np.ndarray]:
+    """Plain int8 weights of a float K x N layer: per-filter symmetric scale (:func:`model.quant.channel_scale`).
+
+    The starting point of the ReRAM schemes when an artifact holds ``w_float``
+    (no FTA): ``w = rint(clip(w_float / scale, -128, 127))``.
+
+    Returns
+    -------
+    w : ndarray of int8, shape (K, N)
+    scale : ndarray of float32, shape (N,)
+    """
+    wf = np.asarray(w_float, np.float64)
+    scale = channel_scale(wf)
+    return np.rint(np.clip(wf / scale, -128, 127)).astype(np.int8), scale
 
 
 def n_slices(cell_bits: int, bits: int = MAG_BITS) -> int:

@@ -1,8 +1,9 @@
 """The ReRAM bit-sparsity schemes next to DB-PIM on one compiled network (``dbpim compare``).
 
-For an artifact, every mapped layer's int8 weights (``w_float`` is not used:
-the artifact's weights are what the network computes with) go through
-:mod:`sim_bench.reram` under each scheme, and the same artifact through
+For an artifact, every mapped layer's weights go through
+:mod:`sim_bench.reram` under each scheme: plain int8 of ``w_float`` when
+every mapped layer holds it (:func:`uses_float`), else the artifact's own
+(block-pruned, FTA) int8 weights; and the same artifact through
 :mod:`sim_bench.perf` for DB-PIM. Each technology is compared with its own
 dense baseline (ReRAM: the dense ISAAC-like mapping; DB-PIM: the dense digital
 PIM mechanism), over the layers mapped on the crossbars / macros. The
@@ -19,12 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from model.prune import expand_mask
+from model.reram import int8_weights
 from model.spec import DIGIT_BITS, WEIGHT_BITS
 from sim_bench import reram
 from sim_bench.perf import evaluate_network, spec_from_record, specs_from_artifact
 from sim_bench.report import _write_csv
 
-__all__ = ["Row", "reram_rows", "dbpim_rows", "compare_network", "format_table", "write_outputs", "COLUMNS"]
+__all__ = ["Row", "uses_float", "reram_weights", "reram_rows", "dbpim_rows", "compare_network", "format_table", "write_outputs", "COLUMNS"]
 
 #: Table columns (CSV header order).
 COLUMNS = ("network", "technology", "scheme", "accuracy [%]", "accuracy_note", "storage [bits]",
@@ -70,16 +72,27 @@ def _relative(rows: list[Row]) -> list[Row]:
     return rows
 
 
+def uses_float(art) -> bool:
+    """Whether every mapped layer of ``art`` holds ``w_float`` (then the ReRAM schemes start from it)."""
+    return all(rec.w_float is not None for rec in art.mapped_layers())
+
+
+def reram_weights(rec, from_float: bool) -> np.ndarray:
+    """The int8 weights a ReRAM scheme starts from: plain int8 of ``w_float``, or the artifact's ``w``."""
+    return int8_weights(rec.w_float)[0] if from_float else np.asarray(rec.w, np.int8)
+
+
 def reram_rows(art, cfg: reram.ReramConfig, schemes=reram.SCHEMES) -> list[Row]:
     """The ReRAM rows of an artifact: ``dense`` first, then each scheme."""
-    layers = [(rec, spec_from_record(rec)) for rec in art.mapped_layers()]
-    dense_xb = [reram.map_dense(rec.w, cfg).crossbars for rec, _ in layers]
+    fl = uses_float(art)
+    layers = [(reram_weights(rec, fl), spec_from_record(rec)) for rec in art.mapped_layers()]
+    dense_xb = [reram.map_dense(w, cfg).crossbars for w, _ in layers]
     rows = []
     for s in ("dense",) + tuple(k for k in schemes if k != "dense"):
         tot = dict(storage=0.0, xb=0.0, ous=0.0, work=0.0, cycles=0.0)
         energy: dict = {}
-        for (rec, spec), dxb in zip(layers, dense_xb):
-            m = reram.map_layer(rec.w, s, cfg, bits=spec.bits)
+        for (w, spec), dxb in zip(layers, dense_xb):
+            m = reram.map_layer(w, s, cfg, bits=spec.bits)
             c = reram.layer_cost(m, spec.vectors, dxb, cfg)
             tot["storage"] += m.storage_bits
             tot["xb"] += m.crossbars
