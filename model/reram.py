@@ -250,6 +250,15 @@ class OuShare:
     ou_rows: int
 
 
+def _nearest(u: np.ndarray, c: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Index of the nearest row of ``c`` for every row of ``u`` (squared Euclidean, chunked)."""
+    cn = (c ** 2).sum(1)
+    out = np.empty(len(u), np.int64)
+    for i in range(0, len(u), chunk):
+        out[i:i + chunk] = (cn[None, :] - 2.0 * u[i:i + chunk] @ c.T).argmin(1)
+    return out
+
+
 def _kmeans(x: np.ndarray, k: int, seed: int, iters: int) -> tuple[np.ndarray, np.ndarray]:
     """k-means (k-means++ start, Lloyd steps) on the distinct rows of ``x``, weighted by their counts."""
     uniq, inv, cnt = np.unique(x, axis=0, return_inverse=True, return_counts=True)
@@ -258,28 +267,30 @@ def _kmeans(x: np.ndarray, k: int, seed: int, iters: int) -> tuple[np.ndarray, n
         return uniq.astype(np.float64), inv
     rng = np.random.default_rng(seed)
     u = uniq.astype(np.float64)
-    cent = [u[rng.choice(len(u), p=cnt / cnt.sum())]]
-    d2 = ((u - cent[0]) ** 2).sum(1)
+    wgt = cnt.astype(np.float64)
+    idx = [int(rng.choice(len(u), p=wgt / wgt.sum()))]
+    d2 = ((u - u[idx[0]]) ** 2).sum(1)
     for _ in range(1, k):
-        p = d2 * cnt
-        cent.append(u[rng.choice(len(u), p=p / p.sum())] if p.sum() > 0 else u[rng.integers(len(u))])
-        d2 = np.minimum(d2, ((u - cent[-1]) ** 2).sum(1))
-    c = np.array(cent)
+        p = d2 * wgt
+        idx.append(int(rng.choice(len(u), p=p / p.sum())) if p.sum() > 0 else int(rng.integers(len(u))))
+        d2 = np.minimum(d2, ((u - u[idx[-1]]) ** 2).sum(1))
+    c = u[idx].copy()
+    lab = _nearest(u, c)
     for _ in range(iters):
-        lab = ((u[:, None, :] - c[None]) ** 2).sum(2).argmin(1)
+        tot = np.bincount(lab, weights=wgt, minlength=k)
         new = c.copy()
-        for j in range(k):
-            sel = lab == j
-            if sel.any():
-                new[j] = (u[sel] * cnt[sel, None]).sum(0) / cnt[sel].sum()
-        if np.allclose(new, c):
-            break
+        used = tot > 0
+        for d in range(u.shape[1]):
+            new[used, d] = np.bincount(lab, weights=wgt * u[:, d], minlength=k)[used] / tot[used]
         c = new
-    lab = ((u[:, None, :] - c[None]) ** 2).sum(2).argmin(1)
+        nxt = _nearest(u, c)
+        if np.array_equal(nxt, lab):
+            break
+        lab = nxt
     return c, lab[inv]
 
 
-def ou_share(w, ou_rows: int = 8, share_ratio: float = 4.0, seed: int = 0, iters: int = 25) -> OuShare:
+def ou_share(w, ou_rows: int = 8, share_ratio: float = 4.0, seed: int = 0, iters: int = 10) -> OuShare:
     """ReRAM-Sharing: cluster the non-zero OU blocks of a layer into shared blocks.
 
     Parameters
