@@ -178,30 +178,37 @@ def exponent_quantize(w, ou_rows: int = 8, mantissa_bits: int = 4) -> tuple[np.n
     return np.where(w < 0, -m, m), E
 
 
-def bit_flip(mantissa, mantissa_bits: int = 4, flip_tol: int = 1) -> np.ndarray:
+def bit_flip(mantissa, mantissa_bits: int = 4, flip_tol: int = 1, limit=None) -> np.ndarray:
     """ERA-BS's bit flip: each mantissa magnitude moves to the code with the fewest one bits within ``flip_tol``.
 
     Among the magnitudes ``v`` with ``|v - m| <= flip_tol`` and
-    ``0 <= v < 2**mantissa_bits`` (so the exponent is unchanged), the one with
-    the fewest one bits is taken, then the nearest, then the smaller. ``m``
-    itself is a candidate: the number of one bits never increases and the error
-    is at most ``flip_tol`` mantissa steps.
+    ``0 <= v < 2**mantissa_bits`` (so the exponent is unchanged) and
+    ``v <= limit`` (per element, e.g. what keeps ``v * 2**E`` an int8 of its
+    sign), the one with the fewest one bits is taken, then the nearest, then
+    the smaller. ``m`` itself is a candidate: the number of one bits never
+    increases and the error is at most ``flip_tol`` mantissa steps.
     """
     m = np.asarray(mantissa, np.int64)
     if not isinstance(flip_tol, (int, np.integer)) or flip_tol < 0:
         raise ValueError(f"flip_tol: must be an integer >= 0, got {flip_tol!r}")
     top = (1 << mantissa_bits) - 1
     mag = np.abs(m)
-    if mag.size and mag.max() > top:
-        raise ValueError(f"mantissa: magnitudes must be below 2**{mantissa_bits}, got {mag.max()}")
-    vals = np.arange(top + 1)
-    pop = np.array([bin(int(v)).count("1") for v in vals])
-    lut = np.empty(top + 1, np.int64)
-    for a in vals:
-        cand = vals[np.abs(vals - a) <= flip_tol]
-        key = np.lexsort((cand, np.abs(cand - a), pop[cand]))  # fewest ones, nearest, smaller
-        lut[a] = cand[key[0]]
-    return np.where(m < 0, -lut[mag], lut[mag])
+    lim = np.full(m.shape, top, np.int64) if limit is None else np.minimum(top, np.broadcast_to(limit, m.shape))
+    if mag.size and np.any(mag > lim):
+        raise ValueError(f"mantissa: magnitudes must be at most 2**{mantissa_bits} - 1 and the limit, "
+                         f"got {int(mag.max())}")
+    pop = np.array([bin(v).count("1") for v in range(top + 1)], np.int64)
+    best, key = mag.copy(), None
+    for d in sorted(range(-flip_tol, flip_tol + 1), key=lambda d: (abs(d), d)):  # nearest, then smaller first
+        v = mag + d
+        ok = (v >= 0) & (v <= lim)
+        k = np.where(ok, pop[np.clip(v, 0, top)], np.iinfo(np.int64).max)
+        if key is None:
+            best, key = np.where(ok, v, best), k
+        else:
+            take = k < key  # strictly fewer one bits: ties keep the nearer (earlier) candidate
+            best, key = np.where(take, v, best), np.where(take, k, key)
+    return np.where(m < 0, -best, best)
 
 
 @dataclass
@@ -218,8 +225,9 @@ class EraBs:
 def era_bs(w, ou_rows: int = 8, mantissa_bits: int = 4, flip_tol: int = 1) -> EraBs:
     """ERA-BS: exponent-based quantization per OU segment, then the bit flip of the mantissas."""
     m, E = exponent_quantize(w, ou_rows, mantissa_bits)
-    m = bit_flip(m, mantissa_bits, flip_tol)
     seg = _segments(m.shape[0], ou_rows)
+    limit = np.where(m < 0, _NEG_MAX, _POS_MAX) >> E[seg]  # the flipped value stays an int8 of its sign
+    m = bit_flip(m, mantissa_bits, flip_tol, limit)
     wq = m * (1 << E[seg]) if m.size else m
     return EraBs(w=wq.astype(np.int8), mantissa=m, exponent=E, ou_rows=int(ou_rows),
                  mantissa_bits=int(mantissa_bits))

@@ -87,6 +87,9 @@ def test_era_bs_error_bound_and_exponents(rng):
         assert np.all(err <= (tol + 1) * (1 << E))  # rounding/clipping < 2**E, flip <= tol * 2**E
         np.testing.assert_array_equal(e.w, e.mantissa * (1 << E))
         assert np.all(np.abs(e.mantissa) < 16)
+    edge = np.array([[-128], [111]], np.int8)  # exponent 4; 111 -> mantissa 7: 8 (one 1 bit) would be 128
+    e = reram.era_bs(edge, ou_rows=8, mantissa_bits=4, flip_tol=1)
+    assert e.w[1, 0] == 96 and np.array_equal(e.w, e.mantissa * 16)  # 6 = 0110: fewest 1 bits that fit
     exact = reram.era_bs(w[:8, :1], 8, 4, 0)
     np.testing.assert_array_equal(exact.w, w[:8, :1])
 
