@@ -17,7 +17,6 @@ protocol-level regression.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import subprocess
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from hw.tools import verilator_env
+from verif.rtl import build_lock
 
 __all__ = ["NATIVE_DIR", "build_native", "NativeRun", "write_core_stimulus", "run_core_native",
            "run_macro_native", "NativeError", "example_program"]
@@ -62,8 +62,7 @@ def build_native(block: str, cfg, build_root: Path | None = None) -> tuple[Path,
         f"{hw.name}-{hashlib.sha256(repr(hw.to_dict()).encode()).hexdigest()[:10]}"
     bdir = (build_root or ROOT / "build" / "native") / f"{block}-{stem}"
     bdir.mkdir(parents=True, exist_ok=True)
-    with open(bdir / ".lock", "w") as lock:  # parallel test workers build one at a time
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with build_lock(bdir):  # parallel test workers build one at a time
         return _build_locked(block, hw, bdir, stem)
 
 

@@ -38,8 +38,8 @@ from pathlib import Path
 
 from hw.tools import verilator_env
 
-__all__ = ["ROOT", "Build", "RTLFailure", "run_cocotb", "build_block", "build_component", "config_tag", "run_test", "seed_from_env",
-           "verbose_from_env", "configs"]
+__all__ = ["ROOT", "Build", "RTLFailure", "run_cocotb", "build_block", "build_component", "build_lock", "config_tag",
+           "run_test", "seed_from_env", "verbose_from_env", "configs"]
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_ARGS = ["-CFLAGS", "-O0", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal", "-Wno-lint",
@@ -167,12 +167,12 @@ def build_block(block: str, cfg, sram: str = "behavioural", build_root: Path | N
     """Generate and Verilator-build ``dbpim_<block>`` for ``cfg`` (name, YAML path, HwConfig or MacroConfig)."""
     bdir = (build_root or ROOT / "build" / "sim") / (f"{block}-{config_tag(cfg)}"
                                                      + ("" if sram == "behavioural" else f"-{sram}"))
-    with _locked(bdir):
+    with build_lock(bdir):
         return _build_block(block, cfg, sram, bdir, verbose)
 
 
 @contextlib.contextmanager
-def _locked(bdir: Path):
+def build_lock(bdir: Path):
     """Hold an exclusive lock on a build folder: two processes never build one folder at once."""
     bdir.parent.mkdir(parents=True, exist_ok=True)
     with open(bdir.parent / f".{bdir.name}.lock", "w") as fh:
@@ -204,9 +204,14 @@ def build_component(comp, block: str, tag: str, build_root: Path | None = None, 
     It gets its own folder ``<block>-<tag>`` and a manifest with its ports, so
     the testbenches of ``block`` run on it unchanged.
     """
+    bdir = (build_root or ROOT / "build" / "sim") / f"{block}-{tag}"
+    with build_lock(bdir):
+        return _build_component(comp, block, bdir, verbose)
+
+
+def _build_component(comp, block: str, bdir: Path, verbose: bool | None) -> Build:
     from hw.common import Emitter
 
-    bdir = (build_root or ROOT / "build" / "sim") / f"{block}-{tag}"
     rtl = bdir / "rtl"
     rtl.mkdir(parents=True, exist_ok=True)
     em = Emitter()
