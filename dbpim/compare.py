@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 import sys
 import tempfile
@@ -53,6 +54,33 @@ def _transform_qlayer(w: np.ndarray, groups: int, scheme: str, cfg: reram.ReramC
     return np.concatenate([reram.transformed_weights(p, scheme, cfg) for p in _group_splits(w, groups)], axis=1)
 
 
+def _projection(scheme: str, w: np.ndarray, groups: int, cfg: reram.ReramConfig):
+    """The projection of one QLayer (``u = W / scale``, K x N) onto ``scheme``'s constraint, per conv group.
+
+    SME and ERA-BS: the transform of ``rint(clip(u))``. Sharing: the
+    clustering of the start weights ``w`` fixes the assignments; each shared
+    block is then the mean of its members in ``rint(clip(u))``
+    (:func:`model.reram.share_project`), so that before any training the
+    projection equals the clustering's own weights.
+    """
+    if scheme == "sharing":
+        labels = [model_reram.ou_share(p, cfg.ou_rows, cfg.share_ratio, cfg.seed).labels
+                  for p in _group_splits(np.asarray(w, np.int64), groups)]
+
+        def project(u):
+            return np.concatenate([model_reram.share_project(p, lab, cfg.ou_rows)
+                                   for p, lab in zip(_group_splits(_int8(u), groups), labels)], axis=1)
+    else:
+        def project(u):
+            return _transform_qlayer(_int8(u), groups, scheme, cfg)
+    return project
+
+
+def _int8(u: np.ndarray) -> np.ndarray:
+    """The int8 values nearest to ``u`` (what every projection starts from)."""
+    return np.rint(np.clip(u, -128, 127)).astype(np.int64)
+
+
 def _start_weights(q, from_float: bool):
     """A QLayer's (int8 K x N, scale (N,)) the ReRAM schemes start from (as :func:`sim_bench.compare.reram_weights`)."""
     if from_float:
@@ -61,81 +89,127 @@ def _start_weights(q, from_float: bool):
     return q.w_int.numpy().astype(np.int64), q.w_scale.numpy().copy()
 
 
-def _evaluate_hook(art, cfg: reram.ReramConfig, schemes, result: dict):
-    """The ``on_frozen`` hook of :func:`model.torch.flow.run_flow`: fills ``result`` with accuracies."""
+def _record_slots(art, qs) -> list | None:
+    """For each mapped record of ``art``, the (QLayer index, conv group) holding the same int8 weights.
+
+    None when the two sets of weights differ (the re-run did not reproduce the
+    artifact). A module called twice gives two records of one QLayer.
+    """
+    ours: dict = {}
+    for i, (_, q) in enumerate(qs):
+        for j, p in enumerate(_group_splits(q.w_int.numpy().astype(np.int8), q.groups)):
+            ours.setdefault(_digest(p), []).append((i, j))
+    slots, seen = [], {}
+    for r in art.mapped_layers():
+        key = _digest(r.w)
+        if key not in ours:
+            return None
+        slots.append(ours[key][seen.get(key, 0) % len(ours[key])])
+        seen[key] = seen.get(key, 0) + 1
+    return slots if set(seen) == set(ours) else None
+
+
+def _evaluate_hook(art, cfg: reram.ReramConfig, schemes, tune: dict, result: dict):
+    """The ``on_frozen`` hook of :func:`model.torch.flow.run_flow`.
+
+    Fills ``result`` with ``reproduced``, ``dbpim`` (the compiled network's
+    accuracy) and, per scheme, ``(accuracy, [int8 weights per mapped record])``
+    after a projected fine-tune of ``tune["epochs"]`` epochs (none for dense).
+    """
     from_float = cmp.uses_float(art)
 
-    def hook(net, x, y):
+    def hook(net, data):
+        from model.torch.project import projected_finetune
         from model.torch.qat import qlayers
         from model.torch.train import evaluate
-        import torch
         qs = qlayers(net)
-        orig = [q.w_int.clone() for _, q in qs]
-        orig_scale = [q.w_scale.clone() for _, q in qs]
-        ours = sorted(_digest(p) for (_, q), w in zip(qs, orig)
-                      for p in _group_splits(w.numpy().astype(np.int8), q.groups))
-        theirs = sorted(_digest(r.w) for r in art.mapped_layers())
-        result["reproduced"] = ours == theirs
-        if not result["reproduced"]:
+        slots = _record_slots(art, qs)
+        result["reproduced"] = slots is not None
+        if slots is None:
             return
-        result["dbpim"] = evaluate(net, x, y)
+        result["dbpim"] = evaluate(net, data.x_test, data.y_test)
         start = [_start_weights(q, from_float) for _, q in qs]
-        try:
-            for s in schemes:
-                for (_, q), (w, scale) in zip(qs, start):
-                    t = _transform_qlayer(np.asarray(w, np.int64), q.groups, s, cfg)
-                    q.w_int = torch.from_numpy(t.astype(np.float32))
-                    q.w_scale.copy_(torch.from_numpy(np.asarray(scale, np.float32)))
-                result[s] = evaluate(net, x, y)
-        finally:
-            for (_, q), w, sc in zip(qs, orig, orig_scale):
-                q.w_int = w
-                q.w_scale.copy_(sc)
+        for k, s in enumerate(schemes):
+            starts = [(w, scale, _projection(s, w, q.groups, cfg)) for (_, q), (w, scale) in zip(qs, start)]
+            ep = 0 if s == "dense" else tune["epochs"]
+            ft, weights = projected_finetune(net, starts, data.x_train, data.y_train, epochs=ep, lr=tune["lr"],
+                                             batch_size=tune["batch_size"], seed=tune["seed"] + k)
+            per_record = [_group_splits(weights[i], qs[i][1].groups)[j] for i, j in slots]
+            result[s] = (evaluate(ft, data.x_test, data.y_test), per_record)
     return hook
 
 
-def scheme_accuracies(artifact, art, cfg: reram.ReramConfig, schemes=reram.SCHEMES) -> dict:
-    """Test accuracy of the network with each scheme's weights: ``{scheme: (fraction or None, note)}``.
+def _flow_settings(rep: dict) -> dict:
+    """The :func:`model.torch.flow.run_flow` keywords a ``dbpim compile`` report.json records."""
+    ep = rep["epochs"]
+    kw = dict(model=rep["network"], data=rep["data"], sparsity=float(rep["sparsity"]), hw=rep["hw"],
+              seed=int(rep["seed"]), epochs=ep["float"], finetune_epochs=ep["finetune"], qat_epochs=ep["qat"],
+              phi_max=int(rep["phi_max"]), phi_min=int(rep["phi_min"]), width=float(rep["width"]),
+              n_train=int(rep["n_train"]), n_test=int(rep["n_test"]), threads=int(rep.get("threads", 2)))
+    if isinstance(rep.get("lr"), dict):  # recorded since dbpim compare exists
+        kw.update(lr=float(rep["lr"]["float"]), finetune_lr=float(rep["lr"]["finetune"]),
+                  qat_lr=float(rep["lr"]["qat"]), batch_size=int(rep["batch_size"]))
+    return kw
+
+
+def scheme_accuracies(artifact, art, cfg: reram.ReramConfig, schemes=reram.SCHEMES,
+                      finetune_epochs: float | None = None) -> tuple[dict, dict]:
+    """Test accuracy with each scheme's weights, after a short fine-tune under the scheme's constraint.
 
     Re-runs the ``dbpim compile`` flow recorded in the ``report.json`` next to
-    ``artifact`` (same settings, temporary folder); the accuracies are taken
-    only if the re-trained integer weights equal the artifact's.
+    ``artifact`` (same settings, temporary folder); the results are taken only
+    if the re-trained integer weights equal the artifact's. Each scheme (not
+    dense) is then fine-tuned for ``finetune_epochs`` epochs (default: the
+    flow's QAT epochs, at its QAT learning rate; 0: no fine-tune) with its
+    projection in the forward pass (:func:`model.torch.project.projected_finetune`).
+
+    Returns
+    -------
+    accuracy : dict
+        ``{scheme or "dbpim": (fraction or None, note)}``.
+    weights : dict
+        ``{scheme: [int8 K x N per mapped record]}``: the weights the accuracy
+        was measured on (empty when not evaluated).
     """
     rep_path = Path(artifact).resolve().parent / "report.json"
     every = ("dense",) + tuple(s for s in schemes if s != "dense") + ("dbpim",)
 
     def none(why):
-        return {s: (None, why) for s in every}
+        return {s: (None, why) for s in every}, {}
     try:
         rep = json.loads(rep_path.read_text())
-        ep = rep["epochs"]
-        kw = dict(model=rep["network"], data=rep["data"], sparsity=float(rep["sparsity"]), hw=rep["hw"],
-                  seed=int(rep["seed"]), epochs=ep["float"], finetune_epochs=ep["finetune"], qat_epochs=ep["qat"],
-                  phi_max=int(rep["phi_max"]), phi_min=int(rep["phi_min"]), width=float(rep["width"]),
-                  n_train=int(rep["n_train"]), n_test=int(rep["n_test"]), threads=int(rep.get("threads", 2)))
-        if isinstance(rep.get("lr"), dict):  # recorded since dbpim compare exists
-            kw.update(lr=float(rep["lr"]["float"]), finetune_lr=float(rep["lr"]["finetune"]),
-                      qat_lr=float(rep["lr"]["qat"]), batch_size=int(rep["batch_size"]))
+        kw = _flow_settings(rep)
     except (OSError, ValueError, KeyError, TypeError):
         return none(f"not evaluated: no readable dbpim compile report.json next to the artifact ({rep_path})")
-    from model.torch.flow import FlowError, run_flow
+    ep = float(kw["qat_epochs"]) if finetune_epochs is None else float(finetune_epochs)
+    from model.torch.flow import FlowError, learning_rates, run_flow
+    flow_defaults = inspect.signature(run_flow).parameters
+    lr = learning_rates(kw.get("lr", flow_defaults["lr"].default), kw.get("finetune_lr"), kw.get("qat_lr"))[2]
+    tune = dict(epochs=ep, lr=lr, batch_size=kw.get("batch_size", flow_defaults["batch_size"].default),
+                seed=kw["seed"] + 3)
     result: dict = {}
     try:
         with tempfile.TemporaryDirectory(prefix="dbpim-compare-") as tmp:
             run_flow(out=Path(tmp) / "flow", compare=False, plots=False, progress=False,
-                     on_frozen=_evaluate_hook(art, cfg, every[:-1], result), **kw)
+                     on_frozen=_evaluate_hook(art, cfg, every[:-1], tune, result), **kw)
     except FlowError as e:
         return none(f"not evaluated: re-running the flow failed ({str(e).splitlines()[0]})")
     if not result.get("reproduced"):
         return none("not evaluated: the re-run flow did not reproduce the artifact's weights")
     start = "plain int8 of w_float" if cmp.uses_float(art) else "the artifact's int8 weights"
-    return {s: (result[s], "as compiled (FTA-QAT)" if s == "dbpim" else
-                f"{start}, untransformed" if s == "dense" else f"{start}, {NO_FINETUNE}") for s in every}
+    tuned = (f"{start}, {ep:g} epochs of projected fine-tune (STE, lr {tune['lr']:g})" if ep > 0
+             else f"{start}, {NO_FINETUNE}")
+    acc = {s: (result[s][0], f"{start}, untransformed" if s == "dense" else tuned) for s in every[:-1]}
+    acc["dbpim"] = (result["dbpim"], "as compiled (FTA-QAT)")
+    return acc, {s: result[s][1] for s in every[:-1] if s != "dense"}
 
 
 def run_compare(artifacts, hw="paper", out="build/compare", accuracy: bool = True, plots: bool = True,
-                cfg: reram.ReramConfig | None = None) -> list:
+                cfg: reram.ReramConfig | None = None, finetune_epochs: float | None = None) -> list:
     """Compare every artifact; print nothing; return the table rows (also written to ``out``).
+
+    With ``accuracy``, each scheme is fine-tuned (:func:`scheme_accuracies`)
+    and its ReRAM row counts the fine-tuned weights it was evaluated on.
 
     Raises
     ------
@@ -150,11 +224,13 @@ def run_compare(artifacts, hw="paper", out="build/compare", accuracy: bool = Tru
     loaded = [load_inputs(a, hw) for a in artifacts]
     inputs = [str(a) for a in artifacts] + [str(loaded[0][1].path)]
     check_output(out, COMMAND, inputs)  # refuse before the long part
+    if finetune_epochs is not None and not (isinstance(finetune_epochs, (int, float)) and finetune_epochs >= 0):
+        raise BenchError(f"--finetune-epochs: must be a number >= 0, got {finetune_epochs!r}")
     rows = []
     for a, (art, hwcfg) in zip(artifacts, loaded):
-        acc = scheme_accuracies(a, art, cfg) if accuracy else {
-            s: (None, "not evaluated (--no-accuracy)") for s in reram.SCHEMES + ("dbpim",)}
-        rows += cmp.compare_network(art, hwcfg, cfg, acc)
+        acc, weights = scheme_accuracies(a, art, cfg, finetune_epochs=finetune_epochs) if accuracy else (
+            {s: (None, "not evaluated (--no-accuracy)") for s in reram.SCHEMES + ("dbpim",)}, {})
+        rows += cmp.compare_network(art, hwcfg, cfg, acc, weights)
     with output_dir(out, COMMAND, inputs) as tmp:
         cmp.write_outputs(rows, tmp, cfg, plots=plots)
     return rows
@@ -171,10 +247,14 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="build/compare", help=OUT_HELP + " (default: build/compare)")
     p.add_argument("--no-accuracy", action="store_true",
                    help="skip the accuracy column (it re-runs the compile flow of each artifact)")
+    p.add_argument("--finetune-epochs", type=float, default=None, metavar="E",
+                   help="epochs of each scheme's projected fine-tune before its accuracy is measured "
+                        "(default: the compiled flow's QAT epochs; 0: no fine-tune)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plot")
     a = p.parse_args(argv)
     try:
-        rows = run_compare(a.artifact, a.hw, a.out, accuracy=not a.no_accuracy, plots=not a.no_plots)
+        rows = run_compare(a.artifact, a.hw, a.out, accuracy=not a.no_accuracy, plots=not a.no_plots,
+                           finetune_epochs=a.finetune_epochs)
     except (BenchError, OutputError) as e:
         print(f"dbpim compare: {e}", file=sys.stderr)
         return 2

@@ -12,7 +12,8 @@ schemes") names every assumption; in short:
   columns (``W = W+ - W-``);
 * **SME / SoBS-X** (:func:`sme_pattern`): the bit-sparse pattern constraint
   keeps at most ``max_slices`` non-zero slices per weight (the nearest such
-  value); fine-tuning that enforces the pattern (ADMM in the paper) is not done;
+  value); the paper enforces it with ADMM during fine-tuning, ``dbpim compare``
+  with a projected (straight-through) fine-tune instead;
 * **ERA-BS** (:func:`era_bs`): exponent-based quantization with one exponent
   per OU segment (``ou_rows`` weights of one filter) and a ``mantissa_bits``
   mantissa per weight, then a bit flip of each mantissa toward the code with
@@ -20,7 +21,13 @@ schemes") names every assumption; in short:
 * **ReRAM-Sharing** (:func:`ou_share`): OU-sized weight blocks (``ou_rows``
   weights of one filter) are clustered with k-means (fixed seed) into
   ``ceil(nonzero blocks / share_ratio)`` shared blocks; all-zero blocks are
-  pruned, not clustered.
+  pruned, not clustered. The sharing fine-tune keeps the assignments and
+  moves each shared block to the mean of its members (:func:`share_project`);
+  :func:`share_of` reads the sharing structure back from shared weights.
+
+Each transform is a projection: applied to its own output it changes nothing
+(ERA-BS for ``flip_tol`` <= 1; the tests check it), so the fine-tuned weights
+of a scheme can be mapped by the same code as the transformed ones.
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ import numpy as np
 from model.quant import channel_scale
 
 __all__ = ["MAG_BITS", "EraBs", "OuShare", "int8_weights", "n_slices", "magnitude_slices", "nonzero_slices", "sme_pattern",
-           "exponent_quantize", "bit_flip", "era_bs", "ou_blocks", "ou_share", "check_int8"]
+           "exponent_quantize", "bit_flip", "era_bs", "ou_blocks", "ou_share", "share_project", "share_of",
+           "check_int8"]
 
 #: Magnitude bits of a sign-magnitude int8 weight (|-128| = 128 needs 8).
 MAG_BITS = 8
@@ -233,12 +241,12 @@ def era_bs(w, ou_rows: int = 8, mantissa_bits: int = 4, flip_tol: int = 1) -> Er
                  mantissa_bits=int(mantissa_bits))
 
 
-def ou_blocks(w, ou_rows: int) -> np.ndarray:
+def ou_blocks(w, ou_rows: int, dtype=np.int64) -> np.ndarray:
     """OU-sized blocks: ``ou_rows`` consecutive weights of one filter, zero-padded: (ceil(K/ou_rows) * N, ou_rows)."""
-    w = np.asarray(w, np.int64)
+    w = np.asarray(w, dtype)
     K, N = w.shape
     nb = -(-K // ou_rows)
-    pad = np.zeros((nb * ou_rows, N), np.int64)
+    pad = np.zeros((nb * ou_rows, N), dtype)
     pad[:K] = w
     return pad.reshape(nb, ou_rows, N).transpose(0, 2, 1).reshape(nb * N, ou_rows)
 
@@ -285,17 +293,23 @@ def _kmeans(x: np.ndarray, k: int, seed: int, iters: int) -> tuple[np.ndarray, n
     c = u[idx].copy()
     lab = _nearest(u, c)
     for _ in range(iters):
-        tot = np.bincount(lab, weights=wgt, minlength=k)
-        new = c.copy()
-        used = tot > 0
-        for d in range(u.shape[1]):
-            new[used, d] = np.bincount(lab, weights=wgt * u[:, d], minlength=k)[used] / tot[used]
-        c = new
+        c = _cluster_means(u, wgt, lab, c)
         nxt = _nearest(u, c)
         if np.array_equal(nxt, lab):
             break
         lab = nxt
-    return c, lab[inv]
+    return _cluster_means(u, wgt, lab, c), lab[inv]  # the means of the final assignment
+
+
+def _cluster_means(u: np.ndarray, wgt: np.ndarray, lab: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Weighted mean of the rows of ``u`` in each cluster (a cluster with no member keeps its row of ``c``)."""
+    k = len(c)
+    tot = np.bincount(lab, weights=wgt, minlength=k)
+    new = np.array(c, np.float64, copy=True)
+    used = tot > 0
+    for d in range(u.shape[1]):
+        new[used, d] = np.bincount(lab, weights=wgt * u[:, d], minlength=k)[used] / tot[used]
+    return new
 
 
 def ou_share(w, ou_rows: int = 8, share_ratio: float = 4.0, seed: int = 0, iters: int = 10) -> OuShare:
@@ -335,3 +349,54 @@ def ou_share(w, ou_rows: int = 8, share_ratio: float = 4.0, seed: int = 0, iters
         out[nz] = cent[lab]
     return OuShare(w=_from_blocks(out, K, N, ou_rows).astype(np.int8), labels=labels, centroids=cent,
                    ou_rows=int(ou_rows))
+
+
+def share_project(u, labels, ou_rows: int) -> np.ndarray:
+    """ReRAM-Sharing with fixed assignments: each block position takes its cluster's mean block.
+
+    The projection of the sharing fine-tune: ``u`` are a layer's current
+    weights in int8 units (float K x N), ``labels`` an :class:`OuShare`'s
+    (blocks in :func:`ou_blocks` order, -1 for a pruned block). Every cluster's
+    block becomes the mean of its members' blocks in ``u``, rounded (``rint``)
+    and clipped to int8; pruned blocks stay 0. On the weights the clustering
+    ran on, this gives :func:`ou_share`'s weights exactly.
+
+    Returns
+    -------
+    ndarray of int8, shape (K, N)
+    """
+    u = np.asarray(u, np.float64)
+    if u.ndim != 2:
+        raise ValueError(f"u: must be a K x N matrix, got shape {u.shape}")
+    K, N = u.shape
+    blocks = ou_blocks(u, ou_rows, np.float64)
+    lab = np.asarray(labels, np.int64).reshape(-1)
+    if lab.shape != (len(blocks),) or (lab.size and lab.min() < -1):
+        raise ValueError(f"labels: must be one cluster index (or -1) per block, {len(blocks)} blocks, "
+                         f"got shape {lab.shape}")
+    out = np.zeros_like(blocks)
+    sel = lab >= 0
+    if sel.any():
+        k = int(lab.max()) + 1
+        cent = _cluster_means(blocks[sel], np.ones(int(sel.sum())), lab[sel], np.zeros((k, blocks.shape[1])))
+        out[sel] = np.clip(np.rint(cent), -128, 127)[lab[sel]]
+    return _from_blocks(out, K, N, ou_rows).astype(np.int8)
+
+
+def share_of(w, ou_rows: int) -> OuShare:
+    """The sharing structure of already shared int8 weights: its distinct non-zero blocks are the shared ones.
+
+    What the crossbar mapping of fine-tuned sharing weights stores (a shared
+    block whose mean rounded to zero is a pruned block there).
+    """
+    w = check_int8(w)
+    K, N = w.shape
+    _segments(K, ou_rows)
+    blocks = ou_blocks(w, ou_rows)
+    nz = np.any(blocks != 0, axis=1)
+    labels = np.full(len(blocks), -1, np.int64)
+    cent = np.zeros((0, ou_rows), np.int64)
+    if nz.any():
+        cent, inv = np.unique(blocks[nz], axis=0, return_inverse=True)
+        labels[nz] = inv.reshape(-1)
+    return OuShare(w=w.astype(np.int8), labels=labels, centroids=cent, ou_rows=int(ou_rows))

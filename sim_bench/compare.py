@@ -82,17 +82,30 @@ def reram_weights(rec, from_float: bool) -> np.ndarray:
     return int8_weights(rec.w_float)[0] if from_float else np.asarray(rec.w, np.int8)
 
 
-def reram_rows(art, cfg: reram.ReramConfig, schemes=reram.SCHEMES) -> list[Row]:
-    """The ReRAM rows of an artifact: ``dense`` first, then each scheme."""
+def reram_rows(art, cfg: reram.ReramConfig, schemes=reram.SCHEMES, weights: dict | None = None) -> list[Row]:
+    """The ReRAM rows of an artifact: ``dense`` first, then each scheme.
+
+    ``weights`` may give a scheme's own (fine-tuned) int8 weights, one per
+    mapped record: that row maps them as they are
+    (:func:`sim_bench.reram.map_layer` with ``transformed``); the other rows
+    transform the start weights (:func:`reram_weights`).
+    """
     fl = uses_float(art)
-    layers = [(reram_weights(rec, fl), spec_from_record(rec)) for rec in art.mapped_layers()]
+    records = art.mapped_layers()
+    layers = [(reram_weights(rec, fl), spec_from_record(rec)) for rec in records]
     dense_xb = [reram.map_dense(w, cfg).crossbars for w, _ in layers]
+    weights = weights or {}
+    for s, ws in weights.items():
+        if len(ws) != len(records) or any(np.shape(w) != np.shape(rec.w) for w, rec in zip(ws, records)):
+            raise ValueError(f"weights[{s!r}]: must hold one K x N matrix per mapped record ({len(records)})")
     rows = []
     for s in ("dense",) + tuple(k for k in schemes if k != "dense"):
         tot = dict(storage=0.0, xb=0.0, ous=0.0, work=0.0, cycles=0.0)
         energy: dict = {}
-        for (w, spec), dxb in zip(layers, dense_xb):
-            m = reram.map_layer(w, s, cfg, bits=spec.bits)
+        own = weights.get(s)
+        for i, ((w, spec), dxb) in enumerate(zip(layers, dense_xb)):
+            m = (reram.map_layer(own[i], s, cfg, bits=spec.bits, transformed=True) if own is not None
+                 else reram.map_layer(w, s, cfg, bits=spec.bits))
             c = reram.layer_cost(m, spec.vectors, dxb, cfg)
             tot["storage"] += m.storage_bits
             tot["xb"] += m.crossbars
@@ -135,13 +148,16 @@ def dbpim_rows(art, hwcfg) -> list[Row]:
     return _relative(rows)
 
 
-def compare_network(art, hwcfg, cfg: reram.ReramConfig | None = None, accuracy: dict | None = None) -> list[Row]:
+def compare_network(art, hwcfg, cfg: reram.ReramConfig | None = None, accuracy: dict | None = None,
+                    weights: dict | None = None) -> list[Row]:
     """Every row for one artifact.
 
     ``accuracy`` maps a ReRAM scheme, and ``"dbpim"`` for both DB-PIM rows
-    (the dense macro runs the same weights), to ``(fraction or None, note)``.
+    (the dense macro runs the same weights), to ``(fraction or None, note)``;
+    ``weights`` a ReRAM scheme to the (fine-tuned) weights that accuracy was
+    measured on (:func:`reram_rows`).
     """
-    rows = reram_rows(art, cfg or reram.ReramConfig()) + dbpim_rows(art, hwcfg)
+    rows = reram_rows(art, cfg or reram.ReramConfig(), weights=weights) + dbpim_rows(art, hwcfg)
     for r in rows:
         key = "dbpim" if r.technology == "DB-PIM" else r.scheme
         if accuracy and key in accuracy:

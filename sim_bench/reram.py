@@ -42,8 +42,11 @@ SCHEME_LABELS = {
 class ReramConfig:
     """Crossbar, OU, ADC and energy constants (sources in docs/perf_model.md).
 
-    ISAAC = Shafiee et al., ISCA 2016 (its Table 1, as recalled; not re-checked
-    here). Everything marked "assumed" is our choice where no source gives one.
+    ISAAC = Shafiee et al., ISCA 2016, Table I, IMA rows (8 crossbars, 8 ADCs,
+    8 x 128 DACs, 4 shift-and-add units per IMA; powers are totals per IMA) and
+    its 100 ns crossbar read cycle; docs/perf_model.md names where each figure
+    was checked. Everything marked "assumed" is our choice where no source
+    gives one.
     """
 
     xbar_rows: int = 128  # ISAAC: 128 x 128 crossbars
@@ -52,10 +55,10 @@ class ReramConfig:
     in_bits: int = 8  # our activations are 8 bit; ISAAC feeds inputs 1 bit per cycle (1-bit DACs)
     ou_rows: int = 8  # assumed: a small OU typical of OU-based designs; the abstracts give no size
     ou_cols: int = 8  # assumed, idem
-    adc_pj_8bit: float = 1.5625  # ISAAC: 8-bit ADC, 2 mW at 1.28 GS/s -> 1.5625 pJ per conversion
-    xbar_read_pj: float = 30.0  # ISAAC: 0.3 mW per crossbar over a 100 ns read -> 30 pJ, all cells
-    dac_pj: float = 0.0039  # ISAAC: 4 mW for 1024 1-bit DACs over 100 ns -> ~3.9 fJ per row and bit
-    shift_add_pj: float = 0.05  # assumed: one digital shift-and-add per conversion
+    adc_pj_8bit: float = 1.5625  # ISAAC: 16 mW / 8 ADCs = 2 mW at 1.28 GS/s (128 columns per 100 ns)
+    xbar_read_pj: float = 30.0  # ISAAC: 2.4 mW / 8 crossbars = 0.3 mW over a 100 ns read, all cells
+    dac_pj: float = 0.390625  # ISAAC: 4 mW / (8 x 128) 1-bit DACs over 100 ns, per row and input bit
+    shift_add_pj: float = 0.01953125  # ISAAC: 0.2 mW for 4 S+A units / (8 ADCs x 1.28 GS/s), per conversion
     index_pj: float = 0.05  # assumed: one index-table (SRAM) read per OU activation of a sparse scheme
     mantissa_bits: int = 4  # ERA-BS, assumed: mantissa width of the exponent-based quantization
     exponent_bits: int = 3  # ERA-BS, assumed: exponent per OU segment (0 .. 8 - mantissa_bits)
@@ -226,15 +229,20 @@ def map_era_bs(w, cfg: ReramConfig, bits=None) -> Mapping:
                    crossbars=_ceil(ous, cfg.ous_per_xbar), ous=ous, ou_acts=acts, indexed=True)
 
 
-def map_sharing(w, cfg: ReramConfig) -> Mapping:
+def map_sharing(w, cfg: ReramConfig, shared: bool = False) -> Mapping:
     """ReRAM-Sharing: only the shared OU blocks are stored; every non-zero block position is computed.
 
     A block is ``ou_rows`` weights of one filter, ``ou_rows x 2 * slices``
     cells (``ceil(2 * slices / ou_cols)`` OUs). Metadata: one bit per block
     position (zero block pruned or not) and a shared-block index per non-zero
-    position.
+    position. The stored blocks are the distinct non-zero blocks of the shared
+    weights (:func:`model.reram.share_of`: two clusters whose blocks round to
+    the same int8 block store it once; a block that rounds to zero is pruned).
+    ``shared``: ``w`` are already shared (fine-tuned) weights, mapped as they are.
     """
-    s = reram.ou_share(w, cfg.ou_rows, cfg.share_ratio, cfg.seed)
+    if not shared:
+        w = reram.ou_share(w, cfg.ou_rows, cfg.share_ratio, cfg.seed).w
+    s = reram.share_of(w, cfg.ou_rows)
     ou_per_block = _ceil(2 * cfg.slices, cfg.ou_cols)
     used = np.unique(s.labels[s.labels >= 0])
     nz = int((s.labels >= 0).sum())
@@ -257,8 +265,20 @@ def transformed_weights(w, scheme: str, cfg: ReramConfig) -> np.ndarray:
     raise ValueError(f"scheme: must be one of {', '.join(SCHEMES)}, got {scheme!r}")
 
 
-def map_layer(w, scheme: str, cfg: ReramConfig, bits=None) -> Mapping:
-    """The crossbar mapping of one layer's int8 weights (K x N) under ``scheme``."""
+def map_layer(w, scheme: str, cfg: ReramConfig, bits=None, transformed: bool = False) -> Mapping:
+    """The crossbar mapping of one layer's int8 weights (K x N) under ``scheme``.
+
+    ``transformed``: ``w`` are the scheme's own (fine-tuned) weights, mapped as
+    they are: SME and ERA-BS must leave them unchanged (ValueError otherwise),
+    sharing reads its shared blocks from them.
+    """
+    if transformed and scheme in ("sme", "era_bs"):
+        w = reram.check_int8(w)
+        if not np.array_equal(transformed_weights(w, scheme, cfg), w):
+            hint = f" (it is one for flip_tol <= 1, got {cfg.flip_tol})" if scheme == "era_bs" else ""
+            raise ValueError(f"w: {scheme} weights must be a fixed point of the {scheme} transform{hint}")
+    if scheme == "sharing" and transformed:
+        return map_sharing(w, cfg, shared=True)
     if scheme == "dense":
         return map_dense(w, cfg)
     if scheme == "sme":

@@ -118,6 +118,62 @@ def test_ou_sharing_clusters_to_k_blocks(rng):
     np.testing.assert_array_equal(s.w, again.w)  # fixed seed
 
 
+def test_share_project_moves_each_shared_block_to_its_members_mean(rng):
+    w = rng.integers(-100, 100, (24, 5)).astype(np.int8)
+    w[8:16, 1] = 0  # a pruned block stays 0
+    s = reram.ou_share(w, ou_rows=8, share_ratio=3.0, seed=2)
+    np.testing.assert_array_equal(reram.share_project(w, s.labels, 8), s.w)  # on its own weights: ou_share's
+    u = w.astype(np.float64)
+    blocks = reram.ou_blocks(u, 8, np.float64)
+    lab = s.labels
+    u2 = u + rng.normal(0, 3, u.shape)
+    got = reram.ou_blocks(reram.share_project(u2, lab, 8), 8)
+    b2 = reram.ou_blocks(u2, 8, np.float64)
+    for c in range(lab.max() + 1):
+        want = np.clip(np.rint(b2[lab == c].mean(0)), -128, 127)
+        assert np.all(got[lab == c] == want)  # every member takes the cluster mean
+    assert np.all(got[lab == -1] == 0) and blocks[lab == -1].sum() == 0
+    with pytest.raises(ValueError, match="labels"):
+        reram.share_project(u, lab[:-1], 8)
+
+
+def test_share_of_reads_the_sharing_back_and_maps_like_the_clustering(rng):
+    w = rng.integers(-128, 128, (64, 8)).astype(np.int8)
+    w[:8, :3] = 0
+    cfg = xb.ReramConfig()
+    s = reram.ou_share(w, cfg.ou_rows, cfg.share_ratio, cfg.seed)
+    back = reram.share_of(s.w, cfg.ou_rows)
+    assert len(back.centroids) == len(np.unique(s.labels[s.labels >= 0]))
+    np.testing.assert_array_equal(back.labels >= 0, s.labels >= 0)
+    np.testing.assert_array_equal(back.centroids[back.labels[back.labels >= 0]],
+                                  s.centroids[s.labels[s.labels >= 0]])
+    assert xb.map_layer(s.w, "sharing", cfg, transformed=True) == xb.map_sharing(w, cfg)
+
+
+@pytest.mark.parametrize("scheme,kw", [("sme", {"sme_max_slices": 1}), ("sme", {}), ("era_bs", {}),
+                                       ("era_bs", {"ou_rows": 4}), ("era_bs", {"mantissa_bits": 3})])
+def test_transforms_are_projections(rng, scheme, kw):
+    """A fine-tuned scheme's weights are mapped as they are: the transform must leave its output unchanged."""
+    cfg = xb.ReramConfig(**kw)
+    w = np.concatenate([rng.integers(-128, 128, (40, 6)), np.tile(ALL_INT8, (1, 2)).reshape(-1, 4)[:40]], 1)
+    w[rng.random(w.shape) < 0.3] = 0
+    t = xb.transformed_weights(w.astype(np.int8), scheme, cfg)
+    np.testing.assert_array_equal(xb.transformed_weights(t, scheme, cfg), t)
+    assert xb.map_layer(t, scheme, cfg, transformed=True) == xb.map_layer(w, scheme, cfg)
+
+
+def test_map_layer_refuses_weights_a_scheme_would_change():
+    cfg = xb.ReramConfig()
+    w = np.full((8, 2), 0b1010101, np.int8)  # four non-zero 2-bit slices: outside the SME pattern
+    with pytest.raises(ValueError, match="fixed point of the sme transform"):
+        xb.map_layer(w, "sme", cfg, transformed=True)
+    w2 = np.array([[1], [-2], [3], [7], [0], [13], [100], [-50]], np.int8)
+    t = xb.transformed_weights(w2, "era_bs", xb.ReramConfig(flip_tol=2))
+    if not np.array_equal(xb.transformed_weights(t, "era_bs", xb.ReramConfig(flip_tol=2)), t):
+        with pytest.raises(ValueError, match="flip_tol <= 1"):
+            xb.map_layer(t, "era_bs", xb.ReramConfig(flip_tol=2), transformed=True)
+
+
 # ----------------------------------------------------------------------------- cost model
 
 
@@ -201,9 +257,58 @@ def test_compare_accuracy_on_a_compiled_network(tmp_path):
     for s in ("dense", "sme", "era_bs", "sharing"):
         r = acc[("ReRAM", s)]
         assert 0.0 <= r.accuracy <= 1.0 and r.accuracy_note.startswith("plain int8 of w_float")
-    assert acc[("ReRAM", "sme")].accuracy_note.endswith("no fine-tune")
-    # the hook restored the network: the re-run's export (bit-exact check against the golden model) passed,
-    # else the accuracies would be None with "re-running the flow failed"
+    assert "0.5 epochs of projected fine-tune" in acc[("ReRAM", "sme")].accuracy_note  # the flow's QAT epochs
+    # the hook left the network as it was: the re-run's export (bit-exact check against the golden model)
+    # passed, else the accuracies would be None with "re-running the flow failed"
+    rows0 = run_compare([rep["artifact"]], hw="small", out=tmp_path / "cmp0", plots=False, finetune_epochs=0)
+    acc0 = {(r.technology, r.scheme): r for r in rows0}
+    assert acc0[("ReRAM", "sme")].accuracy_note.endswith("no fine-tune")
+    assert acc0[("ReRAM", "dense")].accuracy == acc[("ReRAM", "dense")].accuracy
+    # without a fine-tune the rows count the transformed start weights, as --no-accuracy does
+    plain = {(r.technology, r.scheme): r for r in run_compare([rep["artifact"]], hw="small", out=tmp_path / "cmpn",
+                                                              plots=False, accuracy=False)}
+    for s in ("sme", "era_bs", "sharing"):
+        assert acc0[("ReRAM", s)].storage_bits == plain[("ReRAM", s)].storage_bits
+        assert acc0[("ReRAM", s)].work == plain[("ReRAM", s)].work
+
+
+def test_projected_finetune_trains_a_copy_under_the_constraint(tmp_path):
+    import torch
+    from model.torch.flow import run_flow
+    from model.torch.project import projected_finetune
+    from model.torch.qat import qlayers
+    from model.torch.train import evaluate
+    got = {}
+
+    def keep(net, data):
+        import copy
+        got["net"], got["data"] = copy.deepcopy(net), data
+    run_flow("smallcnn", "digits", 0.5, out=tmp_path / "c", seed=0, epochs=2, finetune_epochs=0.5, qat_epochs=0.5,
+             n_train=192, n_test=96, progress=False, hw="hw/configs/small.yaml", width=0.5, compare=False,
+             plots=False, on_frozen=keep)
+    net, d = got["net"], got["data"]
+    before = [q.w_int.clone() for _, q in qlayers(net)]
+    out0 = net(d.x_test[:8]).detach()
+    cfg = xb.ReramConfig()
+
+    def starts():
+        return [(q.w_int.numpy().astype(np.int64), q.w_scale.numpy().copy(),
+                 lambda u: xb.transformed_weights(np.rint(np.clip(u, -128, 127)).astype(np.int64), "sme", cfg))
+                for _, q in qlayers(net)]
+    ft0, w0 = projected_finetune(net, starts(), d.x_train, d.y_train, epochs=0, lr=1e-3)
+    for (_, q), w in zip(qlayers(net), w0):  # no training: the projection of the start weights
+        np.testing.assert_array_equal(w, xb.transformed_weights(q.w_int.numpy().astype(np.int8), "sme", cfg))
+    ft, w1 = projected_finetune(net, starts(), d.x_train, d.y_train, epochs=1, lr=1e-3, seed=3)
+    assert any(not np.array_equal(a, b) for a, b in zip(w0, w1))  # the fine-tune moved weights
+    for (_, q), w in zip(qlayers(ft), w1):
+        assert q.mode == "int" and np.array_equal(q.w_int.numpy().astype(np.int8), w)
+        np.testing.assert_array_equal(xb.transformed_weights(w, "sme", cfg), w)  # still meets the pattern
+    assert 0.0 <= evaluate(ft, d.x_test, d.y_test) <= 1.0
+    for (_, q), b in zip(qlayers(net), before):  # the network passed in is unchanged
+        assert q.mode == "int" and q.projection is None and torch.equal(q.w_int, b)
+    assert torch.equal(net(d.x_test[:8]).detach(), out0)
+    with pytest.raises(ValueError, match="one per mapped layer"):
+        projected_finetune(net, starts()[:-1], d.x_train, d.y_train, epochs=0, lr=1e-3)
 
 
 @pytest.mark.parametrize("case", ["file", "cwd", "inside-artifact", "bad-hw"])

@@ -335,6 +335,12 @@ def _check_args(macro, phi_max, phi_min, sparsity, epochs, finetune_epochs, qat_
     return pm
 
 
+def learning_rates(lr: float = 2e-3, finetune_lr: float | None = None, qat_lr: float | None = None
+                   ) -> tuple[float, float, float]:
+    """The flow's (float, block-prune fine-tune, QAT) learning rates: the last two default to ``lr / 2``, ``lr / 10``."""
+    return lr, lr / 2 if finetune_lr is None else finetune_lr, lr / 10 if qat_lr is None else qat_lr
+
+
 def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float = 0.5,
              hw: str | Path = DEFAULT_HW, out: str | Path = "build/compile", seed: int = 0,
              epochs: float = 15, finetune_epochs: float | None = None, qat_epochs: float | None = None,
@@ -358,10 +364,11 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
     is ``out/artifact``. ``finetune_epochs`` / ``qat_epochs`` default to
     ``epochs``; ``finetune_lr`` / ``qat_lr`` default to ``lr / 2`` / ``lr / 10``.
     ``phi_max`` defaults to (and must not exceed) the hw macro's.
-    ``on_frozen(net, x_test, y_test)``, if given, is called with the frozen
-    (integer-path) network right after ``accuracy.final`` is measured
-    (``dbpim compare`` evaluates transformed weights there; it must leave the
-    network as it found it).
+    ``on_frozen(net, data)``, if given, is called with the frozen
+    (integer-path) network and the flow's data (``x_train``, ``y_train``,
+    ``x_test``, ``y_test``) right after ``accuracy.final`` is measured
+    (``dbpim compare`` fine-tunes copies of it under the ReRAM schemes there;
+    it must leave the network as it found it).
 
     Raises
     ------
@@ -384,8 +391,7 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
         check_output(out, COMMAND, inputs)  # refuse a bad --out before any training
     except OutputError as e:
         raise FlowError(str(e)) from None
-    ft_lr = lr / 2 if finetune_lr is None else finetune_lr
-    q_lr = lr / 10 if qat_lr is None else qat_lr
+    _, ft_lr, q_lr = learning_rates(lr, finetune_lr, qat_lr)
     ft_ep = epochs if finetune_epochs is None else finetune_epochs
     qat_ep = epochs if qat_epochs is None else qat_epochs
     set_determinism(seed, threads)
@@ -446,7 +452,7 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
     st.freeze()
     acc["final"] = evaluate(st.net, xte, yte)
     if on_frozen is not None:
-        on_frozen(st.net, xte, yte)
+        on_frozen(st.net, ds)
     stage("final")
 
     # 5. comparison: block pruning alone at the same total sparsity (plain int8 QAT, same budget)

@@ -179,6 +179,10 @@ class QLayer(nn.Module):
         self.phi_min, self.phi_max = int(phi_min), int(phi_max)
         self.mode = "qat"
         self.record: list | None = None  # set to a list to capture (x_int, y_int) in int mode
+        #: qat mode with another weight constraint (:func:`model.torch.project.projected_finetune`): a
+        #: callable taking ``u = W / w_scale`` (K x N float64 NumPy) and returning K x N integer weights;
+        #: the per-filter scale is then the fixed ``w_scale``, and phi is not computed
+        self.projection = None
         N = inner.weight.shape[0]
         self.register_buffer("w_int", torch.zeros(0))          # K x N (float of ints) once frozen
         self.register_buffer("w_scale", torch.zeros(N))
@@ -217,7 +221,7 @@ class QLayer(nn.Module):
         recompute the FTA approximation.
         """
         W = self.inner.weight
-        key = (id(W), W._version, self.fta, self.phi_min, self.phi_max)
+        key = (id(W), W._version, self.fta, self.phi_min, self.phi_max, id(self.projection))
         cache = getattr(self, "_wq_cache", None)
         if cache is not None and cache[0] == key:
             return cache[1]
@@ -226,6 +230,13 @@ class QLayer(nn.Module):
         return out
 
     def _quant_weight(self):
+        if self.projection is not None:
+            s = self.w_scale
+            u = (weight_kn(self.inner).detach().double() / s.double()).numpy()
+            w = torch.from_numpy(np.asarray(self.projection(u), np.float64)).to(s.dtype)
+            if w.shape != u.shape:
+                raise ValueError(f"projection: must return a {tuple(u.shape)} matrix, got {tuple(w.shape)}")
+            return w, s, None
         s = self.weight_scale()
         u = weight_kn(self.inner).detach() / s
         m = self.mask_kn()
