@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: a seeded RNG whose seed is printed on failure."""
+"""Shared pytest fixtures: a seeded RNG whose seed is printed on failure, and small compiled artifacts."""
 
 from __future__ import annotations
 
@@ -76,3 +76,23 @@ def real_artifact(name: str):
 def real_artifacts():
     """(demo network artifact, zoo network artifact) for the small configuration."""
     return real_artifact("smallcnn"), real_artifact("resnet18")
+
+
+def _save_digits_artifact(folder, n_samples: int = 4, edit=None):
+    """Save the digits MLP (real trained layers on the paper macro) as an artifact in ``folder``.
+
+    ``edit(records)`` may return changed records before they are saved.
+    Returns the artifact's path.
+    """
+    from model import artifact, examples
+    from model.config import load_config
+    from sim_bench import synth
+    hw = load_config("paper")
+    recs = examples.to_records(synth.digits_real_layers(hw.macro, n_samples=n_samples))
+    return artifact.save(folder, "digits-mlp", hw.macro, edit(recs) if edit else recs)
+
+
+@pytest.fixture(scope="session")
+def save_digits_artifact():
+    """The function that saves the small digits-MLP artifact: ``save_digits_artifact(folder, n_samples=4, edit=None)``."""
+    return _save_digits_artifact

@@ -9,22 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from model import artifact, examples
-from model.config import load_config
-from sim_bench import report, sweep, synth
+from sim_bench import report, sweep
 
 REPR = r"\[\d[\d, ]*\]|\{'|\{\"|\bNone\b|\bTrue\b|\bFalse\b|np\.\w+\("
 
 
 @pytest.fixture(scope="module")
-def art_no_inputs(tmp_path_factory):
+def art_no_inputs(tmp_path_factory, save_digits_artifact):
     """The digits MLP with its second mapped layer's recorded inputs dropped."""
-    hw = load_config("paper")
-    recs = examples.to_records(synth.digits_real_layers(hw.macro, n_samples=4))
-    recs[2] = dataclasses.replace(recs[2], x=None, x_scale=None)
-    d = tmp_path_factory.mktemp("a") / "digits"
-    artifact.save(d, "digits-mlp", hw.macro, recs)
-    return d
+    def drop(recs):
+        recs[2] = dataclasses.replace(recs[2], x=None, x_scale=None)
+        return recs
+    return save_digits_artifact(tmp_path_factory.mktemp("a") / "digits", edit=drop)
 
 
 def test_bench_states_layers_without_recorded_inputs(art_no_inputs, tmp_path):

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from model import artifact, reram
-from model.config import load_config
 from model.outdir import MARKER
 from sim_bench import compare as cmp
 from sim_bench import reram as xb
@@ -198,13 +197,8 @@ def test_cost_model_counts_on_a_tiny_layer():
 
 
 @pytest.fixture(scope="module")
-def small_art(tmp_path_factory):
-    from model import examples
-    from sim_bench import synth
-    hw = load_config("paper")
-    d = tmp_path_factory.mktemp("art") / "art"
-    artifact.save(d, "digits-mlp", hw.macro, examples.to_records(synth.digits_real_layers(hw.macro, n_samples=4)))
-    return d
+def small_art(tmp_path_factory, save_digits_artifact):
+    return save_digits_artifact(tmp_path_factory.mktemp("art") / "art")
 
 
 def test_compare_cli_table_and_outputs(small_art, tmp_path, capsys):

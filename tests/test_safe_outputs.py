@@ -20,12 +20,10 @@ from sim_bench import synth
 
 
 @pytest.fixture(scope="module")
-def art(tmp_path_factory):
+def art(tmp_path_factory, save_digits_artifact):
     """A compiled artifact inside a folder that also holds a person's files (like `dbpim compile --out X`)."""
-    hw = load_config("paper")
     x = tmp_path_factory.mktemp("X")
-    artifact.save(x / "artifact", "digits-mlp", hw.macro,
-                  examples.to_records(synth.digits_real_layers(hw.macro, n_samples=4)))
+    save_digits_artifact(x / "artifact")
     (x / "report.md").write_text("# my compile report\n")
     (x / "phi_hist.png").write_bytes(b"\x89PNG not really")
     return x / "artifact"

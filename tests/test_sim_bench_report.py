@@ -9,20 +9,16 @@ import shutil
 import pytest
 import yaml
 
-from model import artifact, examples
 from model.config import load_config
 from dbpim import bench as run_all
-from sim_bench import paper, report, sweep, synth
+from sim_bench import paper, report, sweep
 
 TEXT_COLUMNS = {"layer", "kind", "type", "op", "inputs"}
 
 
 @pytest.fixture(scope="module")
-def art(tmp_path_factory):
-    hw = load_config("paper")
-    d = tmp_path_factory.mktemp("art") / "digits"
-    artifact.save(d, "digits-mlp", hw.macro, examples.to_records(synth.digits_real_layers(hw.macro, n_samples=8)))
-    return d
+def art(tmp_path_factory, save_digits_artifact):
+    return save_digits_artifact(tmp_path_factory.mktemp("art") / "digits", n_samples=8)
 
 
 def test_bench_report_outputs(art, tmp_path, capsys):
