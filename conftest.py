@@ -46,8 +46,9 @@ REAL_NETWORKS = {
 }
 
 
-def real_artifact(name: str):
-    """A compiled artifact of :data:`REAL_NETWORKS`, built once and cached in build/test-artifacts.
+def real_artifact(name: str, hw: str = "small"):
+    """A compiled artifact of :data:`REAL_NETWORKS` for a shipped ``hw`` configuration, built once and
+    cached in build/test-artifacts.
 
     The cache key hashes the golden model, the front-end and the configurations,
     so a change to any of them rebuilds it; parallel workers wait on a lock.
@@ -59,15 +60,15 @@ def real_artifact(name: str):
     from model.torch.flow import run_flow
 
     src = sorted((ROOT / "model").rglob("*.py")) + sorted((ROOT / "hw" / "configs").glob("*.yaml"))
-    key = hashlib.sha256(b"".join(p.read_bytes() for p in src) + repr(REAL_NETWORKS[name]).encode()).hexdigest()
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in src) + repr((REAL_NETWORKS[name], hw)).encode()).hexdigest()
     cache = ROOT / "build" / "test-artifacts"
     cache.mkdir(parents=True, exist_ok=True)
-    out = cache / f"{name}-{key[:12]}"
+    out = cache / f"{name}-{hw}-{key[:12]}"
     with open(cache / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (out / "artifact" / "manifest.yaml").is_file():
             kw = dict(REAL_NETWORKS[name])
-            run_flow(kw.pop("model"), kw.pop("data"), 0.5, hw=str(ROOT / "hw" / "configs" / "small.yaml"), out=out,
+            run_flow(kw.pop("model"), kw.pop("data"), 0.5, hw=str(ROOT / "hw" / "configs" / f"{hw}.yaml"), out=out,
                      seed=0, compare=False, plots=False, progress=False, **kw)
     return out / "artifact"
 
@@ -76,6 +77,12 @@ def real_artifact(name: str):
 def real_artifacts():
     """(demo network artifact, zoo network artifact) for the small configuration."""
     return real_artifact("smallcnn"), real_artifact("resnet18")
+
+
+@pytest.fixture(scope="session")
+def paper_artifact():
+    """The demo network compiled for the paper configuration (the paper-size core and macro)."""
+    return real_artifact("smallcnn", hw="paper")
 
 
 def _save_digits_artifact(folder, n_samples: int = 4, edit=None):

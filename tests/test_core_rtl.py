@@ -6,7 +6,8 @@
   ``dbpim verify --artifact DIR --layer NAME``: outputs bit for bit equal to
   ``model.layer.run_layer`` and the RTL's cycles equal to the performance
   model's for the same layer, on two layers of the demo network and one of a
-  zoo network;
+  zoo network (small core), and two layers of the demo network on the
+  paper-size core;
 * the native harness under random stalls (results still exact) and on
   configurations that exercise every corner of the core (lanes 1 and
   ``n_comp``, 1 and 3 macros, pixel runs, several STARTs per layer).
@@ -41,6 +42,17 @@ def test_dbpim_verify_real_layers(real_artifacts, net, layer, capsys):
     from dbpim.verify import main
     art = real_artifacts[0 if net == "demo" else 1]
     assert main(["--artifact", str(art), "--layer", layer, "--hw", "small"]) == 0
+    out = capsys.readouterr().out
+    assert "outputs == run_layer (bit for bit): yes" in out
+    assert "cycles: equal" in out
+
+
+@pytest.mark.xdist_group("rtl-core-native-paper")
+@pytest.mark.parametrize("layer", ["features.1.conv", "classifier.1"])
+def test_dbpim_verify_paper_core(paper_artifact, layer, capsys):
+    """The paper-size core (``paper.yaml``: 16 switch lanes, its macros and memories) on the demo network."""
+    from dbpim.verify import main
+    assert main(["--artifact", str(paper_artifact), "--layer", layer, "--hw", "paper"]) == 0
     out = capsys.readouterr().out
     assert "outputs == run_layer (bit for bit): yes" in out
     assert "cycles: equal" in out
