@@ -219,6 +219,23 @@ def test_compare_cli_table_and_outputs(small_art, tmp_path, capsys):
     assert (out / MARKER).is_file() and (out / "speedup.png").stat().st_size > 0
 
 
+def test_reram_rows_count_the_weights_given_for_a_scheme(small_art):
+    """A fine-tuned scheme's row maps its own weights: here the start weights with one SME weight changed."""
+    art = artifact.load(small_art)
+    cfg = xb.ReramConfig()
+    start = [cmp.reram_weights(r, cmp.uses_float(art)) for r in art.mapped_layers()]
+    own = [xb.transformed_weights(w, "sme", cfg) for w in start]
+    same = {r.scheme: r for r in cmp.reram_rows(art, cfg, weights={"sme": own})}
+    plain = {r.scheme: r for r in cmp.reram_rows(art, cfg)}
+    assert same["sme"].work == plain["sme"].work and same["sme"].storage_bits == plain["sme"].storage_bits
+    own[0] = own[0].copy()
+    own[0][:, :] = 0  # the first layer's weights all pruned: fewer rows kept, fewer OUs activated
+    fewer = {r.scheme: r for r in cmp.reram_rows(art, cfg, weights={"sme": own})}
+    assert fewer["sme"].work < plain["sme"].work and fewer["dense"].work == plain["dense"].work
+    with pytest.raises(ValueError, match="one K x N matrix per mapped record"):
+        cmp.reram_rows(art, cfg, weights={"sme": own[:1]})
+
+
 def test_compare_cli_errors_are_one_line(small_art, tmp_path, capsys):
     from dbpim.cli import main
     assert main(["compare", "--artifact", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
@@ -226,6 +243,8 @@ def test_compare_cli_errors_are_one_line(small_art, tmp_path, capsys):
     assert err.startswith("dbpim compare:") and "artifact not found" in err and "\n" not in err
     assert main(["compare", "--artifact", str(small_art), "--hw", "small", "--out", str(tmp_path / "o")]) == 2
     assert "macro" in capsys.readouterr().err
+    assert main(["compare", "--artifact", str(small_art), "--finetune-epochs", "-1", "--out", str(tmp_path / "o")]) == 2
+    assert "--finetune-epochs: must be a number >= 0" in capsys.readouterr().err
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "mine.txt").write_text("keep")
     assert main(["compare", "--artifact", str(small_art), "--no-accuracy", "--out", str(tmp_path / "busy")]) == 2
