@@ -339,3 +339,42 @@ def test_compare_refuses_unsafe_out_and_bad_hw(small_art, tmp_path, capsys, monk
     err = capsys.readouterr().err.strip()
     assert expect in err and "\n" not in err and err.startswith("dbpim compare:")
     assert f.read_text() == "keep" and not (tmp_path / "o").exists() and not (small_art / "cmp").exists()
+
+
+def test_scheme_fine_tune_on_a_grouped_convolution(tmp_path):
+    """Each conv group is its own record: the fine-tuned weights go back to the right record, and map."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    from dbpim.compare import _evaluate_hook
+    from model.torch.flow import run_flow
+
+    class Grouped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(1, 8, 3, padding=1)
+            self.c2 = nn.Conv2d(8, 8, 3, padding=1, groups=2)
+            self.fc = nn.Linear(8 * 8 * 8, 10)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(F.relu(self.c2(F.relu(self.c1(x)))), 1))
+    kw = dict(epochs=1, finetune_epochs=0.5, qat_epochs=0.5, n_train=192, n_test=96, progress=False, seed=0,
+              hw="hw/configs/small.yaml", compare=False, plots=False)
+    torch.manual_seed(0)
+    rep = run_flow(Grouped(), "digits", 0.5, out=tmp_path / "a", **kw)
+    art = artifact.load(rep["artifact"])
+    assert [r.name for r in art.mapped_layers()] == ["c1", "c2.g0", "c2.g1", "fc"]
+    cfg, result = xb.ReramConfig(), {}
+    torch.manual_seed(0)
+    run_flow(Grouped(), "digits", 0.5, out=tmp_path / "b", **kw,
+             on_frozen=_evaluate_hook(art, cfg, xb.SCHEMES, dict(epochs=0.5, lr=1e-3, batch_size=64, seed=3), result))
+    assert result["reproduced"] and result["dbpim"] == pytest.approx(rep["accuracy"]["final"])
+    for s in ("sme", "era_bs", "sharing"):
+        acc, ws = result[s]
+        assert 0.0 <= acc <= 1.0
+        assert [w.shape for w in ws] == [r.w.shape for r in art.mapped_layers()]
+        row = next(r for r in cmp.reram_rows(art, cfg, weights={s: ws}) if r.scheme == s)  # fixed points: maps
+        assert row.work > 0
+    dense = result["dense"][1]  # dense is not fine-tuned: the start weights, record by record
+    for w, r in zip(dense, art.mapped_layers()):
+        np.testing.assert_array_equal(w, cmp.reram_weights(r, cmp.uses_float(art)))
