@@ -1,6 +1,6 @@
 """``dbpim compare``: the ReRAM bit-sparsity schemes next to DB-PIM on compiled networks.
 
-    dbpim compare --artifact DIR [DIR ...] [--hw paper] [--no-accuracy] --out DIR
+    dbpim compare --artifact DIR [DIR ...] [--hw paper] [--finetune-epochs E] [--no-accuracy] --out DIR
 
 Prints one table (:func:`sim_bench.compare.format_table`) and writes
 ``compare.csv``, ``compare.json`` and ``speedup.png`` into ``--out`` through
@@ -9,10 +9,12 @@ accuracy after each transform needs the trained network, which an artifact
 does not hold: when the artifact sits in a ``dbpim compile`` folder (its
 ``report.json`` next to it), the flow is re-run with the report's settings
 into a temporary folder, the re-trained network's integer weights are checked
-equal to the artifact's, and the network is evaluated on the test set with
-each scheme's transformed weights (no fine-tune), starting from the same
-weights as the cost rows (:func:`sim_bench.compare.reram_weights`). Otherwise, or with
-``--no-accuracy``, the accuracy column says why it is empty.
+equal to the artifact's, and, starting from the same weights as the cost rows
+(:func:`sim_bench.compare.reram_weights`), each scheme is fine-tuned under its
+own weight constraint (:func:`model.torch.project.projected_finetune`) and
+evaluated on the test set; its cost row then counts the fine-tuned weights.
+Otherwise, or with ``--no-accuracy``, the accuracy column says why it is
+empty and the rows count the transformed start weights.
 """
 
 from __future__ import annotations
