@@ -116,12 +116,14 @@ def _evaluate_hook(art, cfg: reram.ReramConfig, schemes, tune: dict, result: dic
 
     Fills ``result`` with ``reproduced``, ``dbpim`` (the compiled network's
     accuracy) and, per scheme, ``(accuracy, [int8 weights per mapped record])``
-    after a projected fine-tune of ``tune["epochs"]`` epochs (none for dense).
+    after a projected fine-tune of ``tune["epochs"]`` epochs (none for dense);
+    ERA-BS trains and is evaluated with its activation pruning
+    (:func:`model.torch.project.crossbar_pruned_op`, ``cfg.act_prune``).
     """
     from_float = cmp.uses_float(art)
 
     def hook(net, data):
-        from model.torch.project import projected_finetune
+        from model.torch.project import crossbar_pruned_op, projected_finetune
         from model.torch.qat import qlayers
         from model.torch.train import evaluate
         qs = qlayers(net)
@@ -134,8 +136,9 @@ def _evaluate_hook(art, cfg: reram.ReramConfig, schemes, tune: dict, result: dic
         for k, s in enumerate(schemes):
             starts = [(w, scale, _projection(s, w, q.groups, cfg)) for (_, q), (w, scale) in zip(qs, start)]
             ep = 0 if s == "dense" else tune["epochs"]
+            op = crossbar_pruned_op(cfg.ou_rows, cfg.act_prune) if s == "era_bs" and cfg.act_prune else None
             ft, weights = projected_finetune(net, starts, data.x_train, data.y_train, epochs=ep, lr=tune["lr"],
-                                             batch_size=tune["batch_size"], seed=tune["seed"] + k)
+                                             batch_size=tune["batch_size"], seed=tune["seed"] + k, op=op)
             per_record = [_group_splits(weights[i], qs[i][1].groups)[j] for i, j in slots]
             result[s] = (evaluate(ft, data.x_test, data.y_test), per_record)
     return hook

@@ -17,7 +17,9 @@ schemes") names every assumption; in short:
 * **ERA-BS** (:func:`era_bs`): exponent-based quantization with one exponent
   per OU segment (``ou_rows`` weights of one filter) and a ``mantissa_bits``
   mantissa per weight, then a bit flip of each mantissa toward the code with
-  the fewest one bits within ``flip_tol`` mantissa steps;
+  the fewest one bits within ``flip_tol`` mantissa steps; its crossbar-aware
+  activation pruning (:func:`prune_segments`) zeroes an input vector's OU row
+  segment whose activations are all small, so the OU is not activated;
 * **ReRAM-Sharing** (:func:`ou_share`): OU-sized weight blocks (``ou_rows``
   weights of one filter) are clustered with k-means (fixed seed) into
   ``ceil(nonzero blocks / share_ratio)`` shared blocks; all-zero blocks are
@@ -39,8 +41,8 @@ import numpy as np
 from model.quant import channel_scale
 
 __all__ = ["MAG_BITS", "EraBs", "OuShare", "int8_weights", "n_slices", "magnitude_slices", "nonzero_slices", "sme_pattern",
-           "exponent_quantize", "bit_flip", "era_bs", "ou_blocks", "ou_share", "share_project", "share_of",
-           "check_int8"]
+           "exponent_quantize", "bit_flip", "era_bs", "prune_segments", "ou_blocks", "ou_share", "share_project",
+           "share_of", "check_int8"]
 
 #: Magnitude bits of a sign-magnitude int8 weight (|-128| = 128 needs 8).
 MAG_BITS = 8
@@ -239,6 +241,41 @@ def era_bs(w, ou_rows: int = 8, mantissa_bits: int = 4, flip_tol: int = 1) -> Er
     wq = m * (1 << E[seg]) if m.size else m
     return EraBs(w=wq.astype(np.int8), mantissa=m, exponent=E, ou_rows=int(ou_rows),
                  mantissa_bits=int(mantissa_bits))
+
+
+def prune_segments(x, ou_rows: int, threshold: int) -> np.ndarray:
+    """ERA-BS's crossbar-aware activation pruning on integer input vectors (im2col rows).
+
+    Each vector's K inputs are cut into OU row segments of ``ou_rows``
+    (the rows one OU spans; the last may be shorter); a segment whose
+    magnitudes are all at most ``threshold`` is set to zero, so no input bit
+    of it activates its OUs. ``threshold`` 0 changes nothing.
+
+    Parameters
+    ----------
+    x : array_like of int, shape (P, K)
+        Integer activations (8-bit codes, signed or unsigned).
+    ou_rows : int
+        Rows per OU.
+    threshold : int
+        Largest magnitude pruned (>= 0).
+
+    Returns
+    -------
+    ndarray of int64, shape (P, K)
+    """
+    x = np.asarray(x, np.int64)
+    if x.ndim != 2:
+        raise ValueError(f"x: must be (vectors, K) input vectors, got shape {x.shape}")
+    if not isinstance(threshold, (int, np.integer)) or threshold < 0:
+        raise ValueError(f"threshold: must be an integer >= 0, got {threshold!r}")
+    P, K = x.shape
+    nseg = -(-K // ou_rows) if K else 0
+    _segments(K, ou_rows)
+    pad = np.zeros((P, nseg * ou_rows), np.int64)
+    pad[:, :K] = np.abs(x)
+    keep = pad.reshape(P, nseg, ou_rows).max(2) > threshold
+    return x * np.repeat(keep, ou_rows, axis=1)[:, :K]
 
 
 def ou_blocks(w, ou_rows: int, dtype=np.int64) -> np.ndarray:

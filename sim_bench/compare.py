@@ -93,6 +93,8 @@ def reram_rows(art, cfg: reram.ReramConfig, schemes=reram.SCHEMES, weights: dict
     fl = uses_float(art)
     records = art.mapped_layers()
     layers = [(reram_weights(rec, fl), spec_from_record(rec)) for rec in records]
+    era_bits = [reram.era_bs_input_bits(rec.im2col_inputs(), rec.signed_input, cfg) if "era_bs" in schemes
+                else None for rec in records]
     dense_xb = [reram.map_dense(w, cfg).crossbars for w, _ in layers]
     weights = weights or {}
     for s, ws in weights.items():
@@ -104,8 +106,9 @@ def reram_rows(art, cfg: reram.ReramConfig, schemes=reram.SCHEMES, weights: dict
         energy: dict = {}
         own = weights.get(s)
         for i, ((w, spec), dxb) in enumerate(zip(layers, dense_xb)):
-            m = (reram.map_layer(own[i], s, cfg, bits=spec.bits, transformed=True) if own is not None
-                 else reram.map_layer(w, s, cfg, bits=spec.bits))
+            bits = era_bits[i] if s == "era_bs" else spec.bits
+            m = (reram.map_layer(own[i], s, cfg, bits=bits, transformed=True) if own is not None
+                 else reram.map_layer(w, s, cfg, bits=bits))
             c = reram.layer_cost(m, spec.vectors, dxb, cfg)
             tot["storage"] += m.storage_bits
             tot["xb"] += m.crossbars

@@ -25,15 +25,16 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from model import reram
+from model.spec import input_bits
 
 __all__ = ["ReramConfig", "Mapping", "SCHEMES", "SCHEME_LABELS", "map_dense", "map_sme", "map_era_bs",
-           "map_sharing", "map_layer", "layer_cost", "input_activity", "transformed_weights"]
+           "map_sharing", "map_layer", "layer_cost", "input_activity", "era_bs_input_bits", "transformed_weights"]
 
 SCHEMES = ("dense", "sme", "era_bs", "sharing")
 SCHEME_LABELS = {
     "dense": "ReRAM dense (ISAAC-like, own baseline)",
     "sme": "SME / SoBS-X (slice pattern + squeeze-out)",
-    "era_bs": "ERA-BS (exponent quant. + bit flip + zero-input OU skip)",
+    "era_bs": "ERA-BS (exponent quant. + bit flip + activation pruning, zero-input OU skip)",
     "sharing": "ReRAM-Sharing (OU-level k-means sharing)",
 }
 
@@ -63,6 +64,7 @@ class ReramConfig:
     mantissa_bits: int = 4  # ERA-BS, assumed: mantissa width of the exponent-based quantization
     exponent_bits: int = 3  # ERA-BS, assumed: exponent per OU segment (0 .. 8 - mantissa_bits)
     flip_tol: int = 1  # ERA-BS, assumed: largest bit-flip error in mantissa steps
+    act_prune: int = 16  # ERA-BS, assumed: an OU row segment of one input vector with every |x| <= this is pruned
     sme_max_slices: int = 2  # SME, assumed: non-zero slices kept per weight
     share_ratio: float = 4.0  # ReRAM-Sharing, assumed: non-zero OU blocks per shared block
     seed: int = 0  # ReRAM-Sharing k-means seed
@@ -71,7 +73,7 @@ class ReramConfig:
         for f in fields(self):
             v = getattr(self, f.name)
             energy = "_pj" in f.name
-            lo = 0 if energy or f.name == "seed" else 1
+            lo = 0 if energy or f.name in ("seed", "act_prune") else 1
             kind = (int, float) if energy or f.name == "share_ratio" else int
             if isinstance(v, bool) or not isinstance(v, kind) or v < lo:
                 what = "a number" if kind != int else "an integer"
@@ -209,13 +211,24 @@ def input_activity(bits, K: int, ou_rows: int) -> np.ndarray | None:
     return planes.mean(axis=(0, 2))
 
 
+def era_bs_input_bits(x, signed: bool, cfg: ReramConfig) -> np.ndarray | None:
+    """ERA-BS's inputs as 8-bit patterns after its crossbar-aware activation pruning (``act_prune``).
+
+    ``x``: recorded im2col inputs (P, K) or None (-> None).
+    """
+    if x is None:
+        return None
+    return input_bits(reram.prune_segments(x, cfg.ou_rows, cfg.act_prune), signed)
+
+
 def map_era_bs(w, cfg: ReramConfig, bits=None) -> Mapping:
     """ERA-BS: mantissa cells only, all-zero OUs released, zero-input OU activations skipped.
 
     Cells: ``ceil(mantissa_bits / cell_bits)`` per weight and sign; metadata: an
     exponent per OU segment and filter, and an OU index per stored OU. With
-    recorded inputs (``bits``), an OU activation whose ``ou_rows`` input bits
-    are all zero is skipped (exact: no activation is pruned).
+    recorded inputs (``bits``, after the activation pruning:
+    :func:`era_bs_input_bits`), an OU activation whose ``ou_rows`` input bits
+    are all zero is skipped, counted exactly.
     """
     e = reram.era_bs(w, cfg.ou_rows, cfg.mantissa_bits, cfg.flip_tol)
     K, N = e.w.shape

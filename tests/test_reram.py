@@ -236,6 +236,14 @@ def test_reram_rows_count_the_weights_given_for_a_scheme(small_art):
         cmp.reram_rows(art, cfg, weights={"sme": own[:1]})
 
 
+def test_era_bs_row_counts_the_pruned_inputs(small_art):
+    art = artifact.load(small_art)
+    rows = {t: {r.scheme: r for r in cmp.reram_rows(art, xb.ReramConfig(act_prune=t))} for t in (0, 200, 255)}
+    assert rows[0]["era_bs"].work > rows[200]["era_bs"].work > rows[255]["era_bs"].work == 0  # 255: all pruned
+    for s in ("dense", "sme", "sharing"):  # only ERA-BS prunes activations
+        assert rows[0][s].work == rows[200][s].work == rows[255][s].work
+
+
 def test_compare_cli_errors_are_one_line(small_art, tmp_path, capsys):
     from dbpim.cli import main
     assert main(["compare", "--artifact", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
@@ -378,3 +386,54 @@ def test_scheme_fine_tune_on_a_grouped_convolution(tmp_path):
     dense = result["dense"][1]  # dense is not fine-tuned: the start weights, record by record
     for w, r in zip(dense, art.mapped_layers()):
         np.testing.assert_array_equal(w, cmp.reram_weights(r, cmp.uses_float(art)))
+
+
+@pytest.mark.parametrize("kind", ["conv2d-grouped", "conv2d", "conv1d", "linear"])
+def test_crossbar_pruned_op_is_the_numpy_pruning_then_the_layer(rng, kind):
+    """The torch twin of ERA-BS's activation pruning: exact on the integer path, per conv group, and a
+    threshold of 0 changes nothing."""
+    import torch
+    from torch import nn
+    from model.layer import im2col
+    from model.torch.project import crossbar_pruned_op
+    from model.torch.qat import QLayer
+    inner = {"conv2d-grouped": nn.Conv2d(6, 4, 3, stride=2, padding=2, dilation=2, groups=2),
+             "conv2d": nn.Conv2d(3, 5, (2, 3), padding=(1, 0)), "conv1d": nn.Conv1d(4, 3, 3, padding=1),
+             "linear": nn.Linear(13, 4)}[kind]
+    q = QLayer(inner)
+    q.mode = "int"
+    shape = {"linear": (5, 2, 13), "conv1d": (3, 4, 9)}.get(kind) or (3, inner.in_channels, 7, 6)
+    x = rng.integers(0, 8, shape)
+    x[rng.random(shape) < 0.5] = 0
+    xt = torch.from_numpy(x).double()
+    w = torch.from_numpy(rng.integers(-128, 128, tuple(inner.weight.shape))).double()
+    plain = q.plain_op(xt, w, None)
+    assert torch.equal(crossbar_pruned_op(4, 0)(q, xt, w, None), plain)
+    got = crossbar_pruned_op(4, 3)(q, xt, w, None)
+    assert got.shape == plain.shape and not torch.equal(got, plain)
+    wk = w.reshape(w.shape[0], -1).t().numpy().astype(np.int64)  # K x N, K per group
+    if kind == "linear":
+        want = reram.prune_segments(x.reshape(-1, 13), 4, 3) @ wk
+        np.testing.assert_array_equal(got.numpy().reshape(-1, 4), want)
+        return
+    g = inner.groups
+    x4 = x[:, :, None] if kind == "conv1d" else x
+    k = (1,) + tuple(inner.kernel_size) if kind == "conv1d" else tuple(inner.kernel_size)
+    pad = (0,) + tuple(inner.padding) if kind == "conv1d" else tuple(inner.padding)
+    st = (1,) + tuple(inner.stride) if kind == "conv1d" else tuple(inner.stride)
+    dil = (1,) + tuple(inner.dilation) if kind == "conv1d" else tuple(inner.dilation)
+    cg, ng = x.shape[1] // g, w.shape[0] // g
+    y = got.numpy().reshape(x.shape[0], w.shape[0], -1)
+    for j in range(g):
+        cols = im2col(x4[:, j * cg:(j + 1) * cg], k[0], k[1], st, pad, dil)
+        want = reram.prune_segments(cols, 4, 3) @ wk[:, j * ng:(j + 1) * ng]
+        np.testing.assert_array_equal(y[:, j * ng:(j + 1) * ng].transpose(0, 2, 1).reshape(-1, ng), want)
+
+
+def test_prune_segments_zeroes_whole_small_segments():
+    x = np.array([[0, 1, 0, 5, 1, 1, 0, 0, 2], [3, 0, 0, 0, -2, 2, 0, 1, 0]])
+    np.testing.assert_array_equal(reram.prune_segments(x, 4, 2),
+                                  [[0, 1, 0, 5, 0, 0, 0, 0, 0], [3, 0, 0, 0, 0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(reram.prune_segments(x, 4, 0), x)
+    with pytest.raises(ValueError, match="threshold"):
+        reram.prune_segments(x, 4, -1)

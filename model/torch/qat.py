@@ -183,6 +183,10 @@ class QLayer(nn.Module):
         #: callable taking ``u = W / w_scale`` (K x N float64 NumPy) and returning K x N integer weights;
         #: the per-filter scale is then the fixed ``w_scale``, and phi is not computed
         self.projection = None
+        #: another way to compute the layer (``op(layer, x, w, bias)`` with ``_op``'s arguments: the quantized
+        #: input, the weight in the inner module's layout, the bias or None), e.g. with its inputs pruned
+        #: (:func:`model.torch.project.crossbar_pruned_op`); None: the plain convolution / matmul
+        self.op_override = None
         N = inner.weight.shape[0]
         self.register_buffer("w_int", torch.zeros(0))          # K x N (float of ints) once frozen
         self.register_buffer("w_scale", torch.zeros(N))
@@ -247,6 +251,12 @@ class QLayer(nn.Module):
         return w, s, phi
 
     def _op(self, x, w, bias):
+        if self.op_override is not None:
+            return self.op_override(self, x, w, bias)
+        return self.plain_op(x, w, bias)
+
+    def plain_op(self, x, w, bias):
+        """The layer's convolution or matmul of ``x`` with ``w`` (inner module layout) plus ``bias``."""
         c = self.inner
         if self.kind == "conv2d":
             return F.conv2d(x, w, bias, c.stride, conv_padding(c), c.dilation, c.groups)
