@@ -20,6 +20,7 @@ empty and the rows count the transformed start weights.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -111,6 +112,34 @@ def _record_slots(art, qs) -> list | None:
     return slots if set(seen) == set(ours) else None
 
 
+#: training samples the ERA-BS activation-pruning threshold is calibrated on
+CALIBRATION_SAMPLES = 512
+
+
+def act_prune_candidates(cfg: reram.ReramConfig) -> list[int]:
+    """Thresholds the calibration tries, ascending: powers of two up to ``cfg.act_prune``, and it."""
+    return sorted({t for t in (1 << i for i in range(8)) if t <= cfg.act_prune} | {cfg.act_prune} - {0})
+
+
+def _calibrate_act_prune(net, starts, data, cfg: reram.ReramConfig) -> int:
+    """ERA-BS's activation-pruning threshold for this network: the largest candidate (ascending, stopping
+    at the first that fails) whose accuracy on the first training samples, with the ERA-BS weights before
+    any fine-tune, is within ``cfg.act_prune_drop`` of no pruning (0 when none is)."""
+    from model.torch.project import crossbar_pruned_op, projected_finetune
+    from model.torch.train import evaluate
+    x, y = data.x_train[:CALIBRATION_SAMPLES], data.y_train[:CALIBRATION_SAMPLES]
+
+    def accuracy(t):
+        op = crossbar_pruned_op(cfg.ou_rows, t) if t else None
+        return evaluate(projected_finetune(net, starts, x, y, epochs=0, lr=1.0, op=op)[0], x, y)
+    base, best = accuracy(0), 0
+    for t in act_prune_candidates(cfg):
+        if accuracy(t) < base - cfg.act_prune_drop:
+            break
+        best = t
+    return best
+
+
 def _evaluate_hook(art, cfg: reram.ReramConfig, schemes, tune: dict, result: dict):
     """The ``on_frozen`` hook of :func:`model.torch.flow.run_flow`.
 
@@ -118,7 +147,8 @@ def _evaluate_hook(art, cfg: reram.ReramConfig, schemes, tune: dict, result: dic
     accuracy) and, per scheme, ``(accuracy, [int8 weights per mapped record])``
     after a projected fine-tune of ``tune["epochs"]`` epochs (none for dense);
     ERA-BS trains and is evaluated with its activation pruning
-    (:func:`model.torch.project.crossbar_pruned_op`, ``cfg.act_prune``).
+    (:func:`model.torch.project.crossbar_pruned_op`) at the threshold
+    :func:`_calibrate_act_prune` picks, kept as ``result["act_prune"]``.
     """
     from_float = cmp.uses_float(art)
 
@@ -136,7 +166,10 @@ def _evaluate_hook(art, cfg: reram.ReramConfig, schemes, tune: dict, result: dic
         for k, s in enumerate(schemes):
             starts = [(w, scale, _projection(s, w, q.groups, cfg)) for (_, q), (w, scale) in zip(qs, start)]
             ep = 0 if s == "dense" else tune["epochs"]
-            op = crossbar_pruned_op(cfg.ou_rows, cfg.act_prune) if s == "era_bs" and cfg.act_prune else None
+            op = None
+            if s == "era_bs":
+                result["act_prune"] = _calibrate_act_prune(net, starts, data, cfg)
+                op = crossbar_pruned_op(cfg.ou_rows, result["act_prune"]) if result["act_prune"] else None
             ft, weights = projected_finetune(net, starts, data.x_train, data.y_train, epochs=ep, lr=tune["lr"],
                                              batch_size=tune["batch_size"], seed=tune["seed"] + k, op=op)
             per_record = [_group_splits(weights[i], qs[i][1].groups)[j] for i, j in slots]
@@ -158,7 +191,7 @@ def _flow_settings(rep: dict) -> dict:
 
 
 def scheme_accuracies(artifact, art, cfg: reram.ReramConfig, schemes=reram.SCHEMES,
-                      finetune_epochs: float | None = None) -> tuple[dict, dict]:
+                      finetune_epochs: float | None = None) -> tuple[dict, dict, int]:
     """Test accuracy with each scheme's weights, after a short fine-tune under the scheme's constraint.
 
     Re-runs the ``dbpim compile`` flow recorded in the ``report.json`` next to
@@ -175,12 +208,15 @@ def scheme_accuracies(artifact, art, cfg: reram.ReramConfig, schemes=reram.SCHEM
     weights : dict
         ``{scheme: [int8 K x N per mapped record]}``: the weights the accuracy
         was measured on (empty when not evaluated).
+    act_prune : int
+        ERA-BS's calibrated activation-pruning threshold (0: no pruning, also
+        when nothing was evaluated).
     """
     rep_path = Path(artifact).resolve().parent / "report.json"
     every = ("dense",) + tuple(s for s in schemes if s != "dense") + ("dbpim",)
 
     def none(why):
-        return {s: (None, why) for s in every}, {}
+        return {s: (None, why) for s in every}, {}, 0
     try:
         rep = json.loads(rep_path.read_text())
         kw = _flow_settings(rep)
@@ -206,7 +242,12 @@ def scheme_accuracies(artifact, art, cfg: reram.ReramConfig, schemes=reram.SCHEM
              else f"{start}, {NO_FINETUNE}")
     acc = {s: (result[s][0], f"{start}, untransformed" if s == "dense" else tuned) for s in every[:-1]}
     acc["dbpim"] = (result["dbpim"], "as compiled (FTA-QAT)")
-    return acc, {s: result[s][1] for s in every[:-1] if s != "dense"}
+    t = result.get("act_prune", 0)
+    if "era_bs" in acc:
+        acc["era_bs"] = (acc["era_bs"][0], acc["era_bs"][1] + (
+            f"; activations pruned where a segment's |x| <= {t} (calibrated)" if t else
+            "; no activation pruning (no calibrated threshold kept the accuracy)"))
+    return acc, {s: result[s][1] for s in every[:-1] if s != "dense"}, t
 
 
 def run_compare(artifacts, hw="paper", out="build/compare", accuracy: bool = True, plots: bool = True,
@@ -214,7 +255,9 @@ def run_compare(artifacts, hw="paper", out="build/compare", accuracy: bool = Tru
     """Compare every artifact; print nothing; return the table rows (also written to ``out``).
 
     With ``accuracy``, each scheme is fine-tuned (:func:`scheme_accuracies`)
-    and its ReRAM row counts the fine-tuned weights it was evaluated on.
+    and its ReRAM row counts the fine-tuned weights it was evaluated on, ERA-BS
+    its activation pruning at the network's calibrated threshold; without,
+    ERA-BS prunes no activation (``act_prune`` 0: nothing to calibrate on).
 
     Raises
     ------
@@ -233,9 +276,9 @@ def run_compare(artifacts, hw="paper", out="build/compare", accuracy: bool = Tru
         raise BenchError(f"--finetune-epochs: must be a number >= 0, got {finetune_epochs!r}")
     rows = []
     for a, (art, hwcfg) in zip(artifacts, loaded):
-        acc, weights = scheme_accuracies(a, art, cfg, finetune_epochs=finetune_epochs) if accuracy else (
-            {s: (None, "not evaluated (--no-accuracy)") for s in reram.SCHEMES + ("dbpim",)}, {})
-        rows += cmp.compare_network(art, hwcfg, cfg, acc, weights)
+        acc, weights, act_prune = scheme_accuracies(a, art, cfg, finetune_epochs=finetune_epochs) if accuracy \
+            else ({s: (None, "not evaluated (--no-accuracy)") for s in reram.SCHEMES + ("dbpim",)}, {}, 0)
+        rows += cmp.compare_network(art, hwcfg, dataclasses.replace(cfg, act_prune=act_prune), acc, weights)
     with output_dir(out, COMMAND, inputs) as tmp:
         cmp.write_outputs(rows, tmp, cfg, plots=plots)
     return rows

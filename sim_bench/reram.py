@@ -64,7 +64,8 @@ class ReramConfig:
     mantissa_bits: int = 4  # ERA-BS, assumed: mantissa width of the exponent-based quantization
     exponent_bits: int = 3  # ERA-BS, assumed: exponent per OU segment (0 .. 8 - mantissa_bits)
     flip_tol: int = 1  # ERA-BS, assumed: largest bit-flip error in mantissa steps
-    act_prune: int = 16  # ERA-BS, assumed: an OU row segment of one input vector with every |x| <= this is pruned
+    act_prune: int = 16  # ERA-BS, assumed: largest activation-pruning threshold (|x| codes) tried by the calibration
+    act_prune_drop: float = 0.01  # ERA-BS, assumed: training-accuracy drop the calibrated threshold may cost
     sme_max_slices: int = 2  # SME, assumed: non-zero slices kept per weight
     share_ratio: float = 4.0  # ReRAM-Sharing, assumed: non-zero OU blocks per shared block
     seed: int = 0  # ReRAM-Sharing k-means seed
@@ -73,8 +74,8 @@ class ReramConfig:
         for f in fields(self):
             v = getattr(self, f.name)
             energy = "_pj" in f.name
-            lo = 0 if energy or f.name in ("seed", "act_prune") else 1
-            kind = (int, float) if energy or f.name == "share_ratio" else int
+            lo = 0 if energy or f.name in ("seed", "act_prune", "act_prune_drop") else 1
+            kind = (int, float) if energy or f.name in ("share_ratio", "act_prune_drop") else int
             if isinstance(v, bool) or not isinstance(v, kind) or v < lo:
                 what = "a number" if kind != int else "an integer"
                 raise ValueError(f"ReramConfig: {f.name} must be {what} >= {lo}, got {v!r}")

@@ -2,6 +2,7 @@
 (sim_bench/reram.py), the comparison table (sim_bench/compare.py) and ``dbpim compare``."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -279,18 +280,25 @@ def test_compare_accuracy_on_a_compiled_network(tmp_path):
         r = acc[("ReRAM", s)]
         assert 0.0 <= r.accuracy <= 1.0 and r.accuracy_note.startswith("plain int8 of w_float")
     assert "0.5 epochs of projected fine-tune" in acc[("ReRAM", "sme")].accuracy_note  # the flow's QAT epochs
+    assert "activation pruning" in acc[("ReRAM", "era_bs")].accuracy_note \
+        or "activations pruned where a segment's |x| <= " in acc[("ReRAM", "era_bs")].accuracy_note
     # the hook left the network as it was: the re-run's export (bit-exact check against the golden model)
     # passed, else the accuracies would be None with "re-running the flow failed"
     rows0 = run_compare([rep["artifact"]], hw="small", out=tmp_path / "cmp0", plots=False, finetune_epochs=0)
     acc0 = {(r.technology, r.scheme): r for r in rows0}
     assert acc0[("ReRAM", "sme")].accuracy_note.endswith("no fine-tune")
     assert acc0[("ReRAM", "dense")].accuracy == acc[("ReRAM", "dense")].accuracy
-    # without a fine-tune the rows count the transformed start weights, as --no-accuracy does
+    # without a fine-tune the rows count the transformed start weights, as --no-accuracy does (which prunes
+    # no activation: ERA-BS's threshold is calibrated on the network)
     plain = {(r.technology, r.scheme): r for r in run_compare([rep["artifact"]], hw="small", out=tmp_path / "cmpn",
                                                               plots=False, accuracy=False)}
     for s in ("sme", "era_bs", "sharing"):
         assert acc0[("ReRAM", s)].storage_bits == plain[("ReRAM", s)].storage_bits
-        assert acc0[("ReRAM", s)].work == plain[("ReRAM", s)].work
+        assert acc0[("ReRAM", s)].work == plain[("ReRAM", s)].work or s == "era_bs"
+    t = re.search(r"\|x\| <= (\d+) \(calibrated\)", acc0[("ReRAM", "era_bs")].accuracy_note)
+    era = next(r for r in cmp.reram_rows(artifact.load(rep["artifact"]), xb.ReramConfig(act_prune=int(t[1]) if t else 0))
+               if r.scheme == "era_bs")
+    assert acc0[("ReRAM", "era_bs")].work == era.work  # the row counts the inputs pruned at the calibrated threshold
 
 
 def test_projected_finetune_trains_a_copy_under_the_constraint(tmp_path):
@@ -437,3 +445,12 @@ def test_prune_segments_zeroes_whole_small_segments():
     np.testing.assert_array_equal(reram.prune_segments(x, 4, 0), x)
     with pytest.raises(ValueError, match="threshold"):
         reram.prune_segments(x, 4, -1)
+
+
+def test_act_prune_candidates():
+    from dbpim.compare import act_prune_candidates
+    assert act_prune_candidates(xb.ReramConfig()) == [1, 2, 4, 8, 16]
+    assert act_prune_candidates(xb.ReramConfig(act_prune=20)) == [1, 2, 4, 8, 16, 20]
+    assert act_prune_candidates(xb.ReramConfig(act_prune=0)) == []
+    with pytest.raises(ValueError, match="act_prune_drop"):
+        xb.ReramConfig(act_prune_drop=-0.1)
