@@ -123,8 +123,12 @@ def act_prune_candidates(cfg: reram.ReramConfig) -> list[int]:
 
 def _calibrate_act_prune(net, starts, data, cfg: reram.ReramConfig) -> int:
     """ERA-BS's activation-pruning threshold for this network: the largest candidate (ascending, stopping
-    at the first that fails) whose accuracy on the first training samples, with the ERA-BS weights before
-    any fine-tune, is within ``cfg.act_prune_drop`` of no pruning (0 when none is)."""
+    at the first that fails) whose accuracy on the first training samples is within
+    ``cfg.act_prune_drop`` of no pruning (0 when none is).
+
+    ``starts`` are the dense start weights (their identity projection): the
+    pruning is judged on the trained network, not on ERA-BS's weights before
+    their fine-tune, which may have collapsed to chance (nothing to lose)."""
     from model.torch.project import crossbar_pruned_op, projected_finetune
     from model.torch.train import evaluate
     x, y = data.x_train[:CALIBRATION_SAMPLES], data.y_train[:CALIBRATION_SAMPLES]
@@ -168,7 +172,8 @@ def _evaluate_hook(art, cfg: reram.ReramConfig, schemes, tune: dict, result: dic
             ep = 0 if s == "dense" else tune["epochs"]
             op = None
             if s == "era_bs":
-                result["act_prune"] = _calibrate_act_prune(net, starts, data, cfg)
+                dense = [(w, scale, _projection("dense", w, q.groups, cfg)) for (_, q), (w, scale) in zip(qs, start)]
+                result["act_prune"] = _calibrate_act_prune(net, dense, data, cfg)
                 op = crossbar_pruned_op(cfg.ou_rows, result["act_prune"]) if result["act_prune"] else None
             ft, weights = projected_finetune(net, starts, data.x_train, data.y_train, epochs=ep, lr=tune["lr"],
                                              batch_size=tune["batch_size"], seed=tune["seed"] + k, op=op)
