@@ -167,13 +167,15 @@ def _evaluate_hook(art, cfg: reram.ReramConfig, schemes, tune: dict, result: dic
             return
         result["dbpim"] = evaluate(net, data.x_test, data.y_test)
         start = [_start_weights(q, from_float) for _, q in qs]
+
+        def starts_of(scheme):
+            return [(w, scale, _projection(scheme, w, q.groups, cfg)) for (_, q), (w, scale) in zip(qs, start)]
         for k, s in enumerate(schemes):
-            starts = [(w, scale, _projection(s, w, q.groups, cfg)) for (_, q), (w, scale) in zip(qs, start)]
+            starts = starts_of(s)
             ep = 0 if s == "dense" else tune["epochs"]
             op = None
             if s == "era_bs":
-                dense = [(w, scale, _projection("dense", w, q.groups, cfg)) for (_, q), (w, scale) in zip(qs, start)]
-                result["act_prune"] = _calibrate_act_prune(net, dense, data, cfg)
+                result["act_prune"] = _calibrate_act_prune(net, starts_of("dense"), data, cfg)
                 op = crossbar_pruned_op(cfg.ou_rows, result["act_prune"]) if result["act_prune"] else None
             ft, weights = projected_finetune(net, starts, data.x_train, data.y_train, epochs=ep, lr=tune["lr"],
                                              batch_size=tune["batch_size"], seed=tune["seed"] + k, op=op)

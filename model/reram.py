@@ -38,10 +38,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from model._check import as_int_array
 from model.quant import channel_scale
 
 __all__ = ["MAG_BITS", "EraBs", "OuShare", "int8_weights", "n_slices", "magnitude_slices", "nonzero_slices", "sme_pattern",
-           "exponent_quantize", "bit_flip", "era_bs", "prune_segments", "ou_blocks", "ou_share", "share_project",
+           "exponent_quantize", "bit_flip", "era_bs", "prune_segments", "segment_view", "ou_blocks", "ou_share", "share_project",
            "share_of", "check_int8"]
 
 #: Magnitude bits of a sign-magnitude int8 weight (|-128| = 128 needs 8).
@@ -264,18 +265,23 @@ def prune_segments(x, ou_rows: int, threshold: int) -> np.ndarray:
     -------
     ndarray of int64, shape (P, K)
     """
-    x = np.asarray(x, np.int64)
-    if x.ndim != 2:
-        raise ValueError(f"x: must be (vectors, K) input vectors, got shape {x.shape}")
+    x = as_int_array(x, "x").astype(np.int64)
     if not isinstance(threshold, (int, np.integer)) or threshold < 0:
         raise ValueError(f"threshold: must be an integer >= 0, got {threshold!r}")
+    keep = segment_view(np.abs(x), ou_rows).max(2) > threshold
+    return x * np.repeat(keep, ou_rows, axis=1)[:, :x.shape[1]]
+
+
+def segment_view(x, ou_rows: int) -> np.ndarray:
+    """Input vectors (P, K) cut into OU row segments, the last zero-padded: (P, ceil(K / ou_rows), ou_rows)."""
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"x: must be (vectors, K) input vectors, got shape {x.shape}")
     P, K = x.shape
-    nseg = -(-K // ou_rows) if K else 0
-    _segments(K, ou_rows)
-    pad = np.zeros((P, nseg * ou_rows), np.int64)
-    pad[:, :K] = np.abs(x)
-    keep = pad.reshape(P, nseg, ou_rows).max(2) > threshold
-    return x * np.repeat(keep, ou_rows, axis=1)[:, :K]
+    nseg = int(_segments(K, ou_rows)[-1]) + 1 if K else 0
+    pad = np.zeros((P, nseg * ou_rows), x.dtype)
+    pad[:, :K] = x
+    return pad.reshape(P, nseg, ou_rows)
 
 
 def ou_blocks(w, ou_rows: int, dtype=np.int64) -> np.ndarray:
@@ -406,6 +412,7 @@ def share_project(u, labels, ou_rows: int) -> np.ndarray:
     if u.ndim != 2:
         raise ValueError(f"u: must be a K x N matrix, got shape {u.shape}")
     K, N = u.shape
+    _segments(K, ou_rows)
     blocks = ou_blocks(u, ou_rows, np.float64)
     lab = np.asarray(labels, np.int64).reshape(-1)
     if lab.shape != (len(blocks),) or (lab.size and lab.min() < -1):

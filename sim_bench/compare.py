@@ -93,8 +93,8 @@ def reram_rows(art, cfg: reram.ReramConfig, schemes=reram.SCHEMES, weights: dict
     fl = uses_float(art)
     records = art.mapped_layers()
     layers = [(reram_weights(rec, fl), spec_from_record(rec)) for rec in records]
-    era_bits = [reram.era_bs_input_bits(rec.im2col_inputs(), rec.signed_input, cfg) if "era_bs" in schemes
-                else None for rec in records]
+    era_bits = [reram.era_bs_input_bits(rec.im2col_inputs(), rec.signed_input, cfg)
+                if "era_bs" in schemes and cfg.act_prune else spec.bits for rec, (_, spec) in zip(records, layers)]
     dense_xb = [reram.map_dense(w, cfg).crossbars for w, _ in layers]
     weights = weights or {}
     for s, ws in weights.items():

@@ -204,10 +204,7 @@ def input_activity(bits, K: int, ou_rows: int) -> np.ndarray | None:
     b = np.asarray(bits, np.uint8)
     if b.ndim != 2 or b.shape[1] != K or b.shape[0] == 0:
         raise ValueError(f"bits: must be (vectors, {K}) input bit patterns, got shape {b.shape}")
-    nseg = _ceil(K, ou_rows)
-    pad = np.zeros((b.shape[0], nseg * ou_rows), np.uint8)
-    pad[:, :K] = b
-    seg_or = np.bitwise_or.reduce(pad.reshape(b.shape[0], nseg, ou_rows), axis=2)  # (P, nseg)
+    seg_or = np.bitwise_or.reduce(reram.segment_view(b, ou_rows), axis=2)  # (P, nseg)
     planes = (seg_or[:, :, None] >> np.arange(8)) & 1
     return planes.mean(axis=(0, 2))
 

@@ -445,6 +445,12 @@ def test_prune_segments_zeroes_whole_small_segments():
     np.testing.assert_array_equal(reram.prune_segments(x, 4, 0), x)
     with pytest.raises(ValueError, match="threshold"):
         reram.prune_segments(x, 4, -1)
+    with pytest.raises(ValueError, match="ou_rows"):
+        reram.prune_segments(x, 0, 2)
+    with pytest.raises(TypeError, match="integers"):
+        reram.prune_segments(x + 0.5, 4, 2)
+    with pytest.raises(ValueError, match="ou_rows"):
+        reram.share_project(x.astype(float), np.zeros(3, np.int64), 0)
 
 
 def test_act_prune_candidates():
