@@ -58,7 +58,8 @@ from model.spec import CORE_LATENCY, DENSE_COLS_PER_WEIGHT, DIGIT_BITS, acc_widt
 
 __all__ = ["MECHANISMS", "MECH_LABELS", "COMPONENTS", "MACRO_COMPONENTS", "LayerSpec", "LayerPerf", "MechPerf",
            "NetworkPerf", "spec_from_record", "specs_from_artifact", "evaluate_layer", "evaluate_network",
-           "layer_type", "energy_of", "peak_tops", "peak_geometry"]
+           "layer_type", "energy_of", "peak_tops", "peak_geometry", "PerfError", "count_cycles",
+           "check_finite_figure", "CYCLES_MAX"]
 
 MECHANISMS = ("dense", "bit", "value", "input", "bit_input", "weight", "dbpim")
 MECH_LABELS = {
@@ -86,6 +87,37 @@ COMPONENTS = {
 }
 #: the components inside the macros (``energy_saving_macro``)
 MACRO_COMPONENTS = ("macro array", "adder tree", "accumulator", "ipu")
+
+
+#: Largest cycle count the model holds in an int64 (with headroom for the sums over tiles and runs).
+CYCLES_MAX = 1 << 52
+
+
+class PerfError(ValueError):
+    """A performance figure is not a finite number the model can represent; the message is one line."""
+
+
+def count_cycles(a, where: str, term: str) -> np.ndarray:
+    """``a`` (float cycle counts) as int64, refusing NaN, infinities and counts above :data:`CYCLES_MAX`.
+
+    A cast of a too-large float to int64 wraps (a load time turned negative
+    and vanished behind ``np.maximum``): this is the one place float cycle
+    counts become integers. ``where`` names the layer, ``term`` the cycles.
+    """
+    a = np.asarray(a, np.float64)
+    bad = ~np.isfinite(a) | (np.abs(a) > CYCLES_MAX)
+    if bad.any():
+        raise PerfError(f"{where}: {term}: {a[bad].flat[0]:g} cycles is not a finite count below 2**52 "
+                        "(check the hardware configuration's rates)")
+    return a.astype(np.int64)
+
+
+def check_finite_figure(v, where: str) -> float:
+    """``v`` as a float if finite, else :class:`PerfError` naming ``where`` (a report figure)."""
+    f = float(v)
+    if not math.isfinite(f):
+        raise PerfError(f"{where}: {f} is not a finite number")
+    return f
 
 
 def energy_of(events: dict, en: EnergyConfig) -> dict:
@@ -433,7 +465,8 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> 
     cell_bits = DIGIT_BITS if fta else 1
     nbytes = ct.tile_bytes(used, m, cell_bits)  # (runs, nrt)
     port = np.where(valid, ct.load_cycles(used), 0)
-    dram = np.ceil(nbytes * cores_busy / sysc.dram_bytes_per_cycle).astype(np.int64)
+    dram = count_cycles(np.ceil(nbytes * cores_busy / sysc.dram_bytes_per_cycle), f"{spec.name} ({mech})",
+                        "off-chip weight load cycles")
     load = np.where(valid, np.maximum(port, dram), 0)
     ft_out = np.ceil(mp.ft_filters).astype(np.int64)  # results per pixel (dense: bit-plane columns / 8)
     ft_windows = windows.sum(1)[mp.ft_run]

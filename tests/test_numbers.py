@@ -29,3 +29,57 @@ def test_check_float_refuses_non_finite_and_out_of_range(v):
 def test_check_choice():
     with pytest.raises(ValueError, match="^blocks: must be one of a, b, got 'c'$"):
         check_choice("blocks", "c", ["a", "b"])
+
+
+# ----------------------------------------------------------------------------- 1. finite, bounded configurations
+
+import dataclasses  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from model.config import SECTIONS, ConfigError, load_config  # noqa: E402
+
+
+@pytest.mark.parametrize("key, old, new", [
+    ("energy.static_mw", "static_mw: 2.0 ", "static_mw: .inf "),
+    ("system.freq_mhz", "freq_mhz: 500 ", "freq_mhz: .inf "),
+    ("system.freq_mhz", "freq_mhz: 500 ", "freq_mhz: .nan "),
+    ("system.cores", "cores: 8 ", "cores: 4611686018427387904 "),
+    ("system.dram_bytes_per_cycle", "dram_bytes_per_cycle: 25.6 ", "dram_bytes_per_cycle: 1.0e-300 "),
+    ("system.dram_bytes_per_cycle", "dram_bytes_per_cycle: 25.6 ", "dram_bytes_per_cycle: .inf "),
+    ("system.output_buffer_kib", "output_buffer_kib: 64 ", "output_buffer_kib: 1.0e+300 "),
+    ("system.macros_per_core", "macros_per_core: 4 ", "macros_per_core: 17 "),
+    ("energy.cell_and_pj", "cell_and_pj: 0.0002 ", "cell_and_pj: 1.0e+300 "),
+    ("system.simd_lanes", "simd_lanes: 16 ", "simd_lanes: 16.0 "),
+])
+def test_config_numbers_are_finite_and_bounded(tmp_path, key, old, new):
+    text = open(load_config("paper").path).read()
+    assert old in text
+    p = tmp_path / "bad.yaml"
+    p.write_text(text.replace(old, new))
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"{p}: {key}: must be ") and ", got " in msg
+
+
+def test_every_numeric_field_documents_its_range():
+    for section, cls in SECTIONS.items():
+        if section == "macro":
+            continue
+        for f in dataclasses.fields(cls):
+            allowed = f.metadata["allowed"]
+            assert allowed == "true or false" or " to " in allowed or "finite number in" in allowed, (section, f.name)
+            if allowed != "true or false":  # the range is enforced, not only written
+                with pytest.raises(ConfigError):
+                    cls(**{f.name: float("inf")})
+                with pytest.raises(ConfigError):
+                    cls(**{f.name: 2 ** 62})
+
+
+def test_perf_cycle_counts_refuse_overflow():
+    from sim_bench.perf import PerfError, count_cycles
+    assert count_cycles(np.array([3.0, 4.0]), "conv1 (dbpim)", "load").tolist() == [3, 4]
+    for bad in (1e300, float("inf"), float("nan")):
+        with pytest.raises(PerfError, match=r"^conv1 \(dbpim\): off-chip weight load cycles: .* not a finite count"):
+            count_cycles(np.array([1.0, bad]), "conv1 (dbpim)", "off-chip weight load cycles")
