@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from model import jsonio
 from model.config import EnergyConfig
 from model.outdir import OUT_HELP, OutputError, check_output, output_dir
 from model.plots import legend_outside, pyplot as _plt, save_figure
@@ -464,7 +464,7 @@ def write_report(net: NetworkPerf, out: Path, plots: bool = True) -> dict:
     out = Path(out)
     _write_csv(out / "layers.csv", layer_rows(net))
     summ = summary_of(net)
-    (out / "summary.json").write_text(json.dumps(summ, indent=2, default=float))
+    (out / "summary.json").write_text(jsonio.dumps(summ, what=f"{out.name}/summary.json"))
     (out / "summary.md").write_text(markdown([net]))
     paths = []
     if plots:

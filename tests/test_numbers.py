@@ -83,3 +83,46 @@ def test_perf_cycle_counts_refuse_overflow():
     for bad in (1e300, float("inf"), float("nan")):
         with pytest.raises(PerfError, match=r"^conv1 \(dbpim\): off-chip weight load cycles: .* not a finite count"):
             count_cycles(np.array([1.0, bad]), "conv1 (dbpim)", "off-chip weight load cycles")
+
+
+# ----------------------------------------------------------------------------- 2. strict JSON
+
+import re  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from model import jsonio  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Files that still call json.dump(s) directly, each owned by another change in flight; the test fails when
+#: one of them is converted and not removed from here, so the list only shrinks.
+_PENDING = {"model/outdir.py", "dbpim/bench.py", "dbpim/minilm.py"}
+
+
+def test_every_json_goes_through_the_strict_helper():
+    direct = set()
+    for pkg in ("model", "hw", "sim_bench", "verif", "dbpim"):
+        for f in (ROOT / pkg).rglob("*.py"):
+            rel = f.relative_to(ROOT).as_posix()
+            if rel != "model/jsonio.py" and re.search(r"\bjson\.dumps?\(", f.read_text()):
+                direct.add(rel)
+    assert direct == _PENDING
+
+
+@pytest.mark.parametrize("doc, path", [
+    ({"networks": [{"speedup": 2.0}, {"speedup": float("nan")}]}, r"networks\[1\]\.speedup"),
+    ({"a": {"b": np.float32("inf")}}, r"a\.b"),
+    ([np.array([1.0, -np.inf])], r"\[0\]\[1\]"),
+    (float("nan"), r"\(top level\)"),
+])
+def test_json_refuses_non_finite_naming_file_and_key_path(doc, path):
+    with pytest.raises(jsonio.JsonError, match=rf"^summary\.json: {path}: -?(nan|inf) is not a finite number"):
+        jsonio.dumps(doc, what="summary.json")
+
+
+def test_json_writes_numpy_values_and_refuses_unknown_types():
+    text = jsonio.dumps({"n": np.int64(3), "x": np.float32(0.5), "b": np.bool_(True), "a": np.arange(2),
+                         "p": Path("x/y"), 1: None}, what="t.json", indent=None)
+    assert text == '{"n": 3, "x": 0.5, "b": true, "a": [0, 1], "p": "x/y", "1": null}'
+    with pytest.raises(jsonio.JsonError, match=r"^t\.json: o: a object cannot be written as JSON$"):
+        jsonio.dumps({"o": object()}, what="t.json")
+    assert jsonio.dumps({"o": object()}, what="t.json", default=lambda v: "obj") == '{\n  "o": "obj"\n}'

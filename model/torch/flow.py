@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from model import jsonio
 from model import artifact as gart
 from model import csd
 from model.config import ConfigError, load_config
@@ -500,7 +500,7 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
                    "layers": layers, "macs": macs, "batchnorm": cap.bn, "notes": cap.notes, "warnings": warnings,
                    "integer_check": checks, "plots": _plots(tmp, layers) if plots else [], "times": times}
             rep["times"]["total"] = round(time.time() - t0, 2)
-            (tmp / "report.json").write_text(json.dumps(rep, indent=2))
+            (tmp / "report.json").write_text(jsonio.dumps(rep, what="report.json"))
             (tmp / "report.md").write_text(_markdown(rep))
     except OutputError as e:
         raise FlowError(str(e)) from None
@@ -561,7 +561,7 @@ def run_all_zoo(out: str | Path = "build/zoo", hw: str | Path = DEFAULT_HW, name
                 summary[n] = {"accuracy": rep["accuracy"], "times": rep["times"], "artifact": f"{n}/artifact"}
                 print(f"{n}: " + ", ".join(f"{k}={v:.4f}" for k, v in rep["accuracy"].items() if v is not None)
                       + f" ({rep['times']['total']} s)", flush=True)
-            (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+            (tmp / "summary.json").write_text(jsonio.dumps(summary, what="summary.json"))
     except (ConfigError, OutputError) as e:
         raise FlowError(str(e)) from None
     return summary
