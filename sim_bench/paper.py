@@ -153,7 +153,7 @@ def run_paper(artifacts, hw="paper", out="build/paper", plots: bool = True, verb
     labels = {}
     for a in fig11:
         art, _ = load_inputs(a, hw)
-        labels[str(a)] = "untrained" if art.meta.get("untrained") else "trained (digits)"
+        labels[str(a)] = weights_label(art.meta)
     inputs = list(dict.fromkeys(list(artifacts) + list(fig11))) + [loaded[0][1].path]
     check_output(out, "dbpim bench-paper", inputs)  # refuse before the long part
     nets = [evaluate_network(specs_from_artifact(art), cfg, network=art.network, meta=art.meta)

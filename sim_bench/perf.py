@@ -58,7 +58,7 @@ from model.spec import CORE_LATENCY, DENSE_COLS_PER_WEIGHT, DIGIT_BITS, acc_widt
 
 __all__ = ["MECHANISMS", "MECH_LABELS", "COMPONENTS", "MACRO_COMPONENTS", "LayerSpec", "LayerPerf", "MechPerf",
            "NetworkPerf", "spec_from_record", "specs_from_artifact", "evaluate_layer", "evaluate_network",
-           "layer_type", "energy_of", "peak_tops", "peak_geometry", "PerfError", "count_cycles",
+           "layer_type", "energy_of", "peak_tops", "peak_geometry", "BenchError", "PerfError", "count_cycles",
            "check_finite_figure", "CYCLES_MAX"]
 
 MECHANISMS = ("dense", "bit", "value", "input", "bit_input", "weight", "dbpim")
@@ -93,7 +93,11 @@ MACRO_COMPONENTS = ("macro array", "adder tree", "accumulator", "ipu")
 CYCLES_MAX = 1 << 52
 
 
-class PerfError(ValueError):
+class BenchError(ValueError):
+    """Bad input to a report (artifact, hardware YAML, options); the message is one line."""
+
+
+class PerfError(BenchError):
     """A performance figure is not a finite number the model can represent; the message is one line."""
 
 
@@ -639,19 +643,28 @@ class NetworkPerf:
         c = sum(lp.mech[mech].capacity for lp in self.mapped())
         return e / c if c else 0.0
 
+    def _ratio(self, num: float, den: float, figure: str) -> float:
+        """``num / den``, a finite number, or :class:`PerfError` naming the network and the figure."""
+        if not den or not math.isfinite(num) or not math.isfinite(den):
+            raise PerfError(f"{self.network}: {figure}: undefined ({num:g} / {den:g}); the network has no "
+                            "cycles or energy to compare (no mapped layer, or every weight pruned)")
+        return check_finite_figure(num / den, f"{self.network}: {figure}")
+
     def speedup(self, mech: str = "dbpim", mapped_only: bool = False) -> float:
-        c = self.total_cycles(mech, mapped_only)
-        return self.total_cycles("dense", mapped_only) / c if c else float("nan")
+        """Dense cycles over ``mech`` cycles (:class:`PerfError` when ``mech`` takes no cycle)."""
+        return self._ratio(self.total_cycles("dense", mapped_only), self.total_cycles(mech, mapped_only),
+                           f"speedup ({mech}{', mapped layers' if mapped_only else ''})")
 
     def energy_saving(self, mech: str = "dbpim", mapped_only: bool = False, energy: EnergyConfig | None = None) -> float:
+        """``1 - E_mech / E_dense`` (:class:`PerfError` when the dense baseline takes no energy)."""
         b = sum(self.components("dense", mapped_only, energy).values())
         e = sum(self.components(mech, mapped_only, energy).values())
-        return 1.0 - e / b if b else float("nan")
+        return 1.0 - self._ratio(e, b, f"energy saving ({mech}{', mapped layers' if mapped_only else ''})")
 
     def energy_saving_macro(self, mech: str = "dbpim") -> float:
         b = sum(self.components("dense", True)[c] for c in MACRO_COMPONENTS)
         e = sum(self.components(mech, True)[c] for c in MACRO_COMPONENTS)
-        return 1.0 - e / b if b else float("nan")
+        return 1.0 - self._ratio(e, b, f"macro energy saving ({mech})")
 
     def tornado(self, mech: str = "dbpim", factors=(0.5, 2.0)) -> list[dict]:
         """System energy saving when each assumed energy constant is scaled by each factor.
@@ -709,8 +722,9 @@ class NetworkPerf:
             "peak_tops_dense": peak_tops(cfg, dense=True),
             "speedup_mapped": self.speedup("dbpim", True),
             "energy_saving_mapped": self.energy_saving("dbpim", True),
-            "speedup_macro_cycles": (sum(lp.mech["dense"].macro_cycles for lp in mapped)
-                                     / max(1e-9, sum(lp.mech["dbpim"].macro_cycles for lp in mapped))),
+            "speedup_macro_cycles": self._ratio(sum(lp.mech["dense"].macro_cycles for lp in mapped),
+                                                sum(lp.mech["dbpim"].macro_cycles for lp in mapped),
+                                                "speedup (dbpim, macro cycles)"),
             "time_dbpim [us]": self.time_us("dbpim"),
             "time_dense [us]": self.time_us("dense"),
             "time_mapped_dbpim [us]": self.time_us("dbpim", True),

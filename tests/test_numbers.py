@@ -126,3 +126,55 @@ def test_json_writes_numpy_values_and_refuses_unknown_types():
     with pytest.raises(jsonio.JsonError, match=r"^t\.json: o: a object cannot be written as JSON$"):
         jsonio.dumps({"o": object()}, what="t.json")
     assert jsonio.dumps({"o": object()}, what="t.json", default=lambda v: "obj") == '{\n  "o": "obj"\n}'
+
+
+# ----------------------------------------------------------------------------- 2b. every report number finite
+
+def _report(art, out):
+    from sim_bench import report
+    return report.run_report(art, "paper", out, plots=False)
+
+
+def test_report_refuses_an_artifact_without_mapped_layers(tmp_path):
+    from model import artifact
+    from sim_bench.report import BenchError
+    art = artifact.save(tmp_path / "empty", "empty", load_config("paper").macro, [], meta={"data": "digits"})
+    with pytest.raises(BenchError, match=rf"^{re.escape(str(art))}: layers: no mapped layer .*nothing to report$"):
+        _report(art, tmp_path / "rep")
+    assert not (tmp_path / "rep").exists()
+
+
+def test_artifact_with_zero_recorded_samples_is_one_line(tmp_path, save_digits_artifact):
+    from model.artifact import ArtifactError, load
+    art = save_digits_artifact(tmp_path / "zero", edit=lambda recs: [dataclasses.replace(recs[0], x=recs[0].x[:0])]
+                               + recs[1:])
+    with pytest.raises(ArtifactError, match=r"000_fc1\.npz: array 'x' must have shape \(S, 64\) with S >= 1 recorded "
+                                            r"samples, got \(0, 64\)$"):
+        load(art)
+
+
+def test_speedup_of_a_network_without_cycles_is_an_error_not_nan():
+    from sim_bench.perf import NetworkPerf, PerfError
+    net = NetworkPerf(network="n", cfg=load_config("paper"), layers=[])
+    for fig in (net.speedup, net.energy_saving, net.energy_saving_macro):
+        with pytest.raises(PerfError, match=r"^n: .*: undefined \(0 / 0\)"):
+            fig()
+
+
+def test_report_weights_label_comes_from_the_artifact_meta():
+    from sim_bench.report import network_note, weights_label
+    assert weights_label({"data": "digits"}) == "trained (digits)"
+    assert weights_label({"data": "mycells"}) == "trained (mycells)"
+    assert "user's data `mycells`" in network_note({"data": "mycells"}) and "digits" not in network_note(
+        {"data": "mycells"})
+    assert weights_label({}) == "trained (data not recorded)"
+    assert weights_label({"untrained": True, "data": "digits32"}) == "untrained"
+
+
+def test_report_summary_is_strict_json(tmp_path, save_digits_artifact):
+    import json
+    art = save_digits_artifact(tmp_path / "art")
+    summ = _report(art, tmp_path / "rep")
+    json.loads((tmp_path / "rep" / "summary.json").read_text(),
+               parse_constant=lambda c: pytest.fail(f"non-finite {c} in summary.json"))
+    assert summ["weights"] == "trained (digits)" and math.isfinite(summ["speedup"])
