@@ -96,7 +96,7 @@ def _save_digits_artifact(folder, n_samples: int = 4, edit=None):
     from sim_bench import synth
     hw = load_config("paper")
     recs = examples.to_records(synth.digits_real_layers(hw.macro, n_samples=n_samples))
-    return artifact.save(folder, "digits-mlp", hw.macro, edit(recs) if edit else recs)
+    return artifact.save(folder, "digits-mlp", hw.macro, edit(recs) if edit else recs, meta={"data": "digits"})
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,8 @@ from pathlib import Path
 
 from hw.common import SRAM_MODES, ports_of_verilog
 
+from model import jsonio
+
 __all__ = ["BLOCKS", "SRAM_MODES", "build_block", "generate", "main", "ports_of_verilog"]
 
 #: Block names in generation order; file ``dbpim_<name>.v``, top module ``dbpim_<name>``.
@@ -155,7 +157,7 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
                                        + comp.map.markdown())
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "config": name, "sram": sram,
                 "macro": mc.to_dict(), "blocks": entries}
-    texts["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    texts["manifest.json"] = jsonio.dumps(manifest, what="manifest.json", sort_keys=True, newline=True)
     with output_dir(out_dir, "dbpim verilog", inputs, adopt=_manifest_files) as stage:
         for fname, text in texts.items():
             (stage / fname).write_text(text)

@@ -13,12 +13,12 @@ with the transformed weights); this module needs no torch.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from model import jsonio
 from model.prune import expand_mask
 from model.reram import int8_weights
 from model.spec import DIGIT_BITS, WEIGHT_BITS
@@ -219,7 +219,7 @@ def write_outputs(rows: list[Row], folder: Path, cfg: reram.ReramConfig, plots: 
     _write_csv(folder / "compare.csv", [r.as_dict() for r in rows])
     doc = {"reram_config": cfg.to_dict(),
            "rows": [{**r.as_dict(), "label": r.label, "energy_components [pJ]": r.energy} for r in rows]}
-    (folder / "compare.json").write_text(json.dumps(doc, indent=2, default=float))
+    (folder / "compare.json").write_text(jsonio.dumps(doc, what="compare.json"))
     files = ["compare.csv", "compare.json"]
     if plots:
         _plot(rows, folder / "speedup.png")

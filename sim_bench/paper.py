@@ -26,10 +26,10 @@ All of it is staged next to ``--out`` and moved in only on success
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from model import jsonio
 from model.outdir import OUT_HELP, OutputError, check_output, output_dir
 from model.plots import legend_outside, pyplot, save_figure
 from sim_bench.perf import MECHANISMS, evaluate_network, specs_from_artifact
@@ -153,7 +153,7 @@ def run_paper(artifacts, hw="paper", out="build/paper", plots: bool = True, verb
     labels = {}
     for a in fig11:
         art, _ = load_inputs(a, hw)
-        labels[str(a)] = "untrained" if art.meta.get("untrained") else "trained (digits)"
+        labels[str(a)] = weights_label(art.meta)
     inputs = list(dict.fromkeys(list(artifacts) + list(fig11))) + [loaded[0][1].path]
     check_output(out, "dbpim bench-paper", inputs)  # refuse before the long part
     nets = [evaluate_network(specs_from_artifact(art), cfg, network=art.network, meta=art.meta)
@@ -171,7 +171,7 @@ def run_paper(artifacts, hw="paper", out="build/paper", plots: bool = True, verb
         _write_csv(tmp / "fig12.csv", fig12_rows(nets))
         if f11:
             _write_csv(tmp / "fig11.csv", f11)
-        (tmp / "summary.json").write_text(json.dumps({"networks": summaries, "fig11": f11}, indent=2, default=float))
+        (tmp / "summary.json").write_text(jsonio.dumps({"networks": summaries, "fig11": f11}, what="summary.json"))
         (tmp / "summary.md").write_text(markdown(nets) + "\n".join(_fig11_markdown(f11)))
         if plots:
             plot_mechanisms(nets, tmp / "fig12.png")

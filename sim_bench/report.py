@@ -27,22 +27,22 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from model import jsonio
 from model.config import EnergyConfig
 from model.outdir import OUT_HELP, OutputError, check_output, output_dir
 from model.plots import legend_outside, pyplot as _plt, save_figure
-from sim_bench.perf import (MACRO_COMPONENTS, MECH_LABELS, MECHANISMS, NetworkPerf, evaluate_network, peak_geometry,
-                            peak_tops, specs_from_artifact)
+from sim_bench.perf import (MACRO_COMPONENTS, MECH_LABELS, MECHANISMS, BenchError, NetworkPerf, evaluate_network,
+                            peak_geometry, peak_tops, specs_from_artifact)
 
 __all__ = ["main", "run_report", "write_report", "demo", "layer_rows", "markdown", "PAPER", "BenchError",
            "plot_mechanisms", "plot_time_breakdown", "plot_tornado", "load_inputs", "network_note",
-           "UNTRAINED_NOTE", "U_CHOICE"]
+           "UNTRAINED_NOTE", "U_CHOICE", "weights_label", "data_source"]
 
 DIGITS_NOTE = ("Our networks are trained on scikit-learn digits (8x8, upscaled to 32x32 for the zoo networks), "
                "not on CIFAR-100 as in the paper; layer shapes match the paper's 32x32 inputs, but weight and "
@@ -77,18 +77,43 @@ PAPER = {
 }
 
 
-class BenchError(ValueError):
-    """Bad input to a report; the message is one line."""
+#: data names of the flow's built-in scikit-learn digits sets (model.torch.data)
+DIGITS_DATA = ("digits", "digits32")
 
 
-def network_note(net: NetworkPerf) -> str:
-    """What the network's weights are: the untrained full-width label or the trained-on-digits note."""
-    return UNTRAINED_NOTE if net.meta.get("untrained") else DIGITS_NOTE
+def _meta(net_or_meta) -> dict:
+    return net_or_meta if isinstance(net_or_meta, dict) else net_or_meta.meta
 
 
-def weights_label(net: NetworkPerf) -> str:
-    """Short label of a network's weights for tables: ``untrained`` or ``trained (digits)``."""
-    return "untrained" if net.meta.get("untrained") else "trained (digits)"
+def data_source(net_or_meta) -> str | None:
+    """The data the network was trained on, as the flow recorded it in the artifact's meta (None: not recorded)."""
+    d = _meta(net_or_meta).get("data")
+    return str(d) if d not in (None, "") else None
+
+
+def network_note(net_or_meta) -> str:
+    """What the network's weights are: untrained, trained on digits, on the user's data, or not recorded."""
+    meta = _meta(net_or_meta)
+    if meta.get("untrained"):
+        return UNTRAINED_NOTE
+    data = data_source(meta)
+    if data in DIGITS_DATA:
+        return DIGITS_NOTE
+    if data is None:
+        return ("The artifact does not record the data its network was trained on (no `data` in its meta); "
+                "weight and activation statistics (hence sparsity, phi and skipped input columns) are those of "
+                "that unknown data, not of the paper's CIFAR-100.")
+    return (f"Our network is trained on the user's data `{data}`, not on CIFAR-100 as in the paper; weight and "
+            "activation statistics (hence sparsity, phi and skipped input columns) are those of that data.")
+
+
+def weights_label(net_or_meta) -> str:
+    """Short label of a network's weights for tables: ``untrained``, ``trained (<data>)`` or
+    ``trained (data not recorded)``, from the artifact's meta."""
+    meta = _meta(net_or_meta)
+    if meta.get("untrained"):
+        return "untrained"
+    return f"trained ({data_source(meta) or 'data not recorded'})"
 
 
 def paper_key(network: str) -> str:
@@ -464,7 +489,10 @@ def write_report(net: NetworkPerf, out: Path, plots: bool = True) -> dict:
     out = Path(out)
     _write_csv(out / "layers.csv", layer_rows(net))
     summ = summary_of(net)
-    (out / "summary.json").write_text(json.dumps(summ, indent=2, default=float))
+    try:
+        (out / "summary.json").write_text(jsonio.dumps(summ, what="summary.json"))
+    except jsonio.JsonError as e:
+        raise BenchError(f"{net.network}: {e}") from None
     (out / "summary.md").write_text(markdown([net]))
     paths = []
     if plots:
@@ -496,6 +524,8 @@ def load_inputs(artifact, hw="paper"):
                      for k in art.macro.to_dict() if k != "lanes" and getattr(art.macro, k) != getattr(cfg.macro, k))
     if diff:
         raise BenchError(f"{cfg.path}: macro: must match the artifact's compiled macro ({diff})")
+    if not art.mapped_layers():
+        raise BenchError(f"{p}: layers: no mapped layer (conv2d or linear), nothing to report")
     return art, cfg
 
 

@@ -38,6 +38,8 @@ from pathlib import Path
 
 from hw.tools import verilator_env
 
+from model import jsonio
+
 __all__ = ["ROOT", "Build", "RTLFailure", "run_cocotb", "build_block", "build_component", "build_lock", "config_tag",
            "run_test", "seed_from_env", "verbose_from_env", "configs"]
 
@@ -97,7 +99,7 @@ def _verilate(bdir: Path, top: str, manifest: Path, sources: list[Path], verbose
     runner = _runner()
     waves = os.environ.get("WAVES") == "1"
     args = BUILD_ARGS + (["--trace-fst", "--trace-structs"] if waves else [])
-    h = hashlib.sha256(json.dumps(args).encode())
+    h = hashlib.sha256(jsonio.dumps(args, what="rtl build key", indent=None).encode())
     for s in sources:
         h.update(s.name.encode() + b"\0" + s.read_bytes())
     stamp, want = bdir / ".built", h.hexdigest()
@@ -142,7 +144,7 @@ def config_tag(cfg) -> str:
         for f in sorted(CONFIG_DIR.glob("*.yaml")):
             if load_config(f).macro == cfg:
                 return f.stem
-        return "custom-" + hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        return "custom-" + hashlib.sha256(jsonio.dumps(cfg.to_dict(), what="configuration key", indent=None, sort_keys=True).encode()).hexdigest()[:8]
     return Path(cfg).stem
 
 
@@ -156,7 +158,7 @@ def _generator_key(block: str, cfg, sram: str) -> str:
     mc = hw if isinstance(hw, MacroConfig) else hw.macro
     # the core also depends on system.macros_per_core and the core section
     what = hw.to_dict() if block == "core" and isinstance(hw, HwConfig) else mc.to_dict()
-    h = hashlib.sha256(json.dumps([block, sram, what, amaranth_version], sort_keys=True).encode())
+    h = hashlib.sha256(jsonio.dumps([block, sram, what, amaranth_version], what="rtl build key", indent=None, sort_keys=True).encode())
     for f in sorted((ROOT / "hw").glob("*.py")) + [ROOT / "model" / "spec.py"]:
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
@@ -220,7 +222,7 @@ def _build_component(comp, block: str, bdir: Path, verbose: bool | None) -> Buil
         (rtl / f"{name}.v").write_text(m.text)
     man = {"blocks": {block: {"top": mod.name, "ports": mod.ports,
                               "sources": [f"{n}.v" for n in em.sources(mod.name)]}}}
-    (rtl / "manifest.json").write_text(json.dumps(man, indent=2, sort_keys=True))
+    (rtl / "manifest.json").write_text(jsonio.dumps(man, what="manifest.json", sort_keys=True))
     sources = [rtl / f for f in man["blocks"][block]["sources"]]
     return _verilate(bdir, mod.name, rtl / "manifest.json", sources, verbose_from_env() if verbose is None else verbose)
 

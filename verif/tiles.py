@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from model import jsonio
 from model.compile import compile_layer
 from model.macro import gather
 from model.quant import prune_quantize
@@ -65,7 +65,7 @@ def _real_tiles(macro):
     from model.examples import real_layer
 
     root = Path(__file__).resolve().parent.parent
-    h = hashlib.sha256(json.dumps(macro.to_dict(), sort_keys=True).encode())
+    h = hashlib.sha256(jsonio.dumps(macro.to_dict(), what="tile cache key", indent=None, sort_keys=True).encode())
     for f in ("examples.py", "compile.py", "quant.py", "fta.py", "prune.py", "csd.py"):
         h.update((root / "model" / f).read_bytes())
     path = root / "build" / "cache" / f"real-tiles-{h.hexdigest()[:16]}.npz"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from model import jsonio
 from model import artifact as gart
 from model import csd
 from model.config import ConfigError, load_config
@@ -265,7 +265,7 @@ def _markdown(rep: dict) -> str:
     a = rep["accuracy"]
     ep = rep["epochs"]
     lines = [f"# DB-PIM compile report: {rep['network']} on {rep['data']}", "",
-             f"hw: `{rep['hw']}` (group size G = {rep['group_size']}, phi_max = {rep['phi_max']}), "
+             f"hw: `{rep['hw']}` ({rep['hw_file']}; group size G = {rep['group_size']}, phi_max = {rep['phi_max']}), "
              f"block sparsity {rep['sparsity']:.2f}, seed {rep['seed']}, epochs: float {ep['float']:g}, "
              f"fine-tune {ep['finetune']:g}, FTA-aware QAT {ep['qat']:g}", ""]
     lines += [f"**warning:** {w}" for w in rep["warnings"]] + ([""] if rep["warnings"] else [])
@@ -491,7 +491,7 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
         with output_dir(out, COMMAND, inputs) as tmp:
             gart.load(gart.save(tmp / "artifact", net_name, macro, recs, meta=meta, overwrite=True))
             stage("export")
-            rep = {"network": net_name, "data": str(ds.name), "hw": str(cfg.path), "group_size": G, "phi_max": pm,
+            rep = {"network": net_name, "data": str(ds.name), "hw": cfg.name, "hw_file": Path(cfg.path).name, "group_size": G, "phi_max": pm,
                    "phi_min": phi_min, "sparsity": float(sparsity), "total_sparsity": s_tot, "seed": int(seed),
                    "threads": int(threads), "batch_size": int(batch_size),
                    "lr": {"float": lr, "finetune": ft_lr, "qat": q_lr},
@@ -500,7 +500,7 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
                    "layers": layers, "macs": macs, "batchnorm": cap.bn, "notes": cap.notes, "warnings": warnings,
                    "integer_check": checks, "plots": _plots(tmp, layers) if plots else [], "times": times}
             rep["times"]["total"] = round(time.time() - t0, 2)
-            (tmp / "report.json").write_text(json.dumps(rep, indent=2))
+            (tmp / "report.json").write_text(jsonio.dumps(rep, what="report.json"))
             (tmp / "report.md").write_text(_markdown(rep))
     except OutputError as e:
         raise FlowError(str(e)) from None
@@ -561,7 +561,7 @@ def run_all_zoo(out: str | Path = "build/zoo", hw: str | Path = DEFAULT_HW, name
                 summary[n] = {"accuracy": rep["accuracy"], "times": rep["times"], "artifact": f"{n}/artifact"}
                 print(f"{n}: " + ", ".join(f"{k}={v:.4f}" for k, v in rep["accuracy"].items() if v is not None)
                       + f" ({rep['times']['total']} s)", flush=True)
-            (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+            (tmp / "summary.json").write_text(jsonio.dumps(summary, what="summary.json"))
     except (ConfigError, OutputError) as e:
         raise FlowError(str(e)) from None
     return summary

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model import csd, fta
+from model import csd, fta, jsonio
 from model.outdir import OutputError, write_file
 from model.quant import channel_scale
 
@@ -102,7 +102,7 @@ def write_report(rep: dict, path) -> Path:
         ``path`` is a folder, cannot be written, or is a file this tool did not write.
     """
     check_report_path(path)
-    return write_file(path, json.dumps(rep, indent=2) + "\n")
+    return write_file(path, jsonio.dumps(rep, what=str(path), newline=True))
 
 
 def check_report_path(path) -> None:

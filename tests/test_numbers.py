@@ -1,0 +1,180 @@
+"""No silently wrong number: finite, ranged options and configurations, strict JSON, one home per derived width."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from model._check import check_choice, check_float, check_int
+
+
+@pytest.mark.parametrize("v", [1.5, 0, 5, True, "2", float("nan")])
+def test_check_int_refuses_with_field_name(v):
+    with pytest.raises(ValueError, match=r"^phi_max: must be an integer in \[1, 4\], got "):
+        check_int("phi_max", v, 1, 4)
+
+
+def test_check_int_accepts_numpy_and_returns_int():
+    import numpy as np
+    assert check_int("n", np.int64(3), 1, 4) == 3 and type(check_int("n", np.int64(3), 1, 4)) is int
+
+
+@pytest.mark.parametrize("v", [math.inf, -math.inf, math.nan, 0.0, 11, "1"])
+def test_check_float_refuses_non_finite_and_out_of_range(v):
+    with pytest.raises(ValueError, match=r"^lr: must be a finite number in \(0, 10\], got "):
+        check_float("lr", v, 0, 10, lo_open=True)
+
+
+def test_check_choice():
+    with pytest.raises(ValueError, match="^blocks: must be one of a, b, got 'c'$"):
+        check_choice("blocks", "c", ["a", "b"])
+
+
+# ----------------------------------------------------------------------------- 1. finite, bounded configurations
+
+import dataclasses  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from model.config import SECTIONS, ConfigError, load_config  # noqa: E402
+
+
+@pytest.mark.parametrize("key, old, new", [
+    ("energy.static_mw", "static_mw: 2.0 ", "static_mw: .inf "),
+    ("system.freq_mhz", "freq_mhz: 500 ", "freq_mhz: .inf "),
+    ("system.freq_mhz", "freq_mhz: 500 ", "freq_mhz: .nan "),
+    ("system.cores", "cores: 8 ", "cores: 4611686018427387904 "),
+    ("system.dram_bytes_per_cycle", "dram_bytes_per_cycle: 25.6 ", "dram_bytes_per_cycle: 1.0e-300 "),
+    ("system.dram_bytes_per_cycle", "dram_bytes_per_cycle: 25.6 ", "dram_bytes_per_cycle: .inf "),
+    ("system.output_buffer_kib", "output_buffer_kib: 64 ", "output_buffer_kib: 1.0e+300 "),
+    ("system.macros_per_core", "macros_per_core: 4 ", "macros_per_core: 17 "),
+    ("energy.cell_and_pj", "cell_and_pj: 0.0002 ", "cell_and_pj: 1.0e+300 "),
+    ("system.simd_lanes", "simd_lanes: 16 ", "simd_lanes: 16.0 "),
+])
+def test_config_numbers_are_finite_and_bounded(tmp_path, key, old, new):
+    text = open(load_config("paper").path).read()
+    assert old in text
+    p = tmp_path / "bad.yaml"
+    p.write_text(text.replace(old, new))
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"{p}: {key}: must be ") and ", got " in msg
+
+
+def test_every_numeric_field_documents_its_range():
+    for section, cls in SECTIONS.items():
+        if section == "macro":
+            continue
+        for f in dataclasses.fields(cls):
+            allowed = f.metadata["allowed"]
+            assert allowed == "true or false" or " to " in allowed or "finite number in" in allowed, (section, f.name)
+            if allowed != "true or false":  # the range is enforced, not only written
+                with pytest.raises(ConfigError):
+                    cls(**{f.name: float("inf")})
+                with pytest.raises(ConfigError):
+                    cls(**{f.name: 2 ** 62})
+
+
+def test_perf_cycle_counts_refuse_overflow():
+    from sim_bench.perf import PerfError, count_cycles
+    assert count_cycles(np.array([3.0, 4.0]), "conv1 (dbpim)", "load").tolist() == [3, 4]
+    for bad in (1e300, float("inf"), float("nan")):
+        with pytest.raises(PerfError, match=r"^conv1 \(dbpim\): off-chip weight load cycles: .* not a finite count"):
+            count_cycles(np.array([1.0, bad]), "conv1 (dbpim)", "off-chip weight load cycles")
+
+
+# ----------------------------------------------------------------------------- 2. strict JSON
+
+import re  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from model import jsonio  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Files that still call json.dump(s) directly, each owned by another change in flight; the test fails when
+#: one of them is converted and not removed from here, so the list only shrinks.
+_PENDING = {"model/outdir.py", "dbpim/bench.py", "dbpim/minilm.py"}
+
+
+def test_every_json_goes_through_the_strict_helper():
+    direct = set()
+    for pkg in ("model", "hw", "sim_bench", "verif", "dbpim"):
+        for f in (ROOT / pkg).rglob("*.py"):
+            rel = f.relative_to(ROOT).as_posix()
+            if rel != "model/jsonio.py" and re.search(r"\bjson\.dumps?\(", f.read_text()):
+                direct.add(rel)
+    assert direct == _PENDING
+
+
+@pytest.mark.parametrize("doc, path", [
+    ({"networks": [{"speedup": 2.0}, {"speedup": float("nan")}]}, r"networks\[1\]\.speedup"),
+    ({"a": {"b": np.float32("inf")}}, r"a\.b"),
+    ([np.array([1.0, -np.inf])], r"\[0\]\[1\]"),
+    (float("nan"), r"\(top level\)"),
+])
+def test_json_refuses_non_finite_naming_file_and_key_path(doc, path):
+    with pytest.raises(jsonio.JsonError, match=rf"^summary\.json: {path}: -?(nan|inf) is not a finite number"):
+        jsonio.dumps(doc, what="summary.json")
+
+
+def test_json_writes_numpy_values_and_refuses_unknown_types():
+    text = jsonio.dumps({"n": np.int64(3), "x": np.float32(0.5), "b": np.bool_(True), "a": np.arange(2),
+                         "p": Path("x/y"), 1: None}, what="t.json", indent=None)
+    assert text == '{"n": 3, "x": 0.5, "b": true, "a": [0, 1], "p": "x/y", "1": null}'
+    with pytest.raises(jsonio.JsonError, match=r"^t\.json: o: a object cannot be written as JSON$"):
+        jsonio.dumps({"o": object()}, what="t.json")
+    assert jsonio.dumps({"o": object()}, what="t.json", default=lambda v: "obj") == '{\n  "o": "obj"\n}'
+
+
+# ----------------------------------------------------------------------------- 2b. every report number finite
+
+def _report(art, out):
+    from sim_bench import report
+    return report.run_report(art, "paper", out, plots=False)
+
+
+def test_report_refuses_an_artifact_without_mapped_layers(tmp_path):
+    from model import artifact
+    from sim_bench.report import BenchError
+    art = artifact.save(tmp_path / "empty", "empty", load_config("paper").macro, [], meta={"data": "digits"})
+    with pytest.raises(BenchError, match=rf"^{re.escape(str(art))}: layers: no mapped layer .*nothing to report$"):
+        _report(art, tmp_path / "rep")
+    assert not (tmp_path / "rep").exists()
+
+
+def test_artifact_with_zero_recorded_samples_is_one_line(tmp_path, save_digits_artifact):
+    from model.artifact import ArtifactError, load
+    art = save_digits_artifact(tmp_path / "zero", edit=lambda recs: [dataclasses.replace(recs[0], x=recs[0].x[:0])]
+                               + recs[1:])
+    with pytest.raises(ArtifactError, match=r"000_fc1\.npz: array 'x' must have shape \(S, 64\) with S >= 1 recorded "
+                                            r"samples, got \(0, 64\)$"):
+        load(art)
+
+
+def test_speedup_of_a_network_without_cycles_is_an_error_not_nan():
+    from sim_bench.perf import NetworkPerf, PerfError
+    net = NetworkPerf(network="n", cfg=load_config("paper"), layers=[])
+    for fig in (net.speedup, net.energy_saving, net.energy_saving_macro):
+        with pytest.raises(PerfError, match=r"^n: .*: undefined \(0 / 0\)"):
+            fig()
+
+
+def test_report_weights_label_comes_from_the_artifact_meta():
+    from sim_bench.report import network_note, weights_label
+    assert weights_label({"data": "digits"}) == "trained (digits)"
+    assert weights_label({"data": "mycells"}) == "trained (mycells)"
+    assert "user's data `mycells`" in network_note({"data": "mycells"}) and "digits" not in network_note(
+        {"data": "mycells"})
+    assert weights_label({}) == "trained (data not recorded)"
+    assert weights_label({"untrained": True, "data": "digits32"}) == "untrained"
+
+
+def test_report_summary_is_strict_json(tmp_path, save_digits_artifact):
+    import json
+    art = save_digits_artifact(tmp_path / "art")
+    summ = _report(art, tmp_path / "rep")
+    json.loads((tmp_path / "rep" / "summary.json").read_text(),
+               parse_constant=lambda c: pytest.fail(f"non-finite {c} in summary.json"))
+    assert summ["weights"] == "trained (digits)" and math.isfinite(summ["speedup"])
