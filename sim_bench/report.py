@@ -51,6 +51,13 @@ UNTRAINED_NOTE = ("UNTRAINED full-width network: Kaiming-normal weights, BatchNo
                   "(scikit-learn digits upscaled to 32x32, our only real image data offline), block-pruned and "
                   "FTA-quantized without training; activations recorded on those images. Layer shapes are the "
                   "paper's CIFAR-100 ones; phi and skipped input columns are not those of a trained network.")
+TRAINED_ON_NOTE = ("Network with real weights trained on {data} (not by us): its trained BatchNorm statistics are "
+                   "kept (no {data} images offline to recalibrate them on); activation ranges and the recorded "
+                   "inputs come from scikit-learn digits upscaled to 32x32, so skipped input columns are not "
+                   "those of {data} images, and no accuracy is reported (no {data} test data offline).")
+CONTROL_NOTE = ("UNTRAINED control of {of}: the same architecture with Kaiming-normal weights, BatchNorm "
+                "recalibrated on the same calibration images, pruned and FTA-quantized the same way; it shows "
+                "what the trained weights change.")
 #: which utilization the paper comparison uses, and why
 U_CHOICE = ("Tab. II is compared with `utilization_system`: the paper defines U over the SRAM cells of the array "
             "per computation and attributes its 85 % (below 100 %) to layers with fewer output channels than the "
@@ -82,13 +89,28 @@ class BenchError(ValueError):
 
 
 def network_note(net: NetworkPerf) -> str:
-    """What the network's weights are: the untrained full-width label or the trained-on-digits note."""
-    return UNTRAINED_NOTE if net.meta.get("untrained") else DIGITS_NOTE
+    """What the network's weights are: the untrained full-width label, the trained-on-digits note, or the
+    note of a network trained on other data (``meta.trained_on``, e.g. the CIFAR-10 CNN)."""
+    if net.meta.get("untrained") and net.meta.get("control_of"):
+        return CONTROL_NOTE.format(of=net.meta["control_of"])
+    if net.meta.get("untrained"):
+        return UNTRAINED_NOTE
+    if net.meta.get("trained_on"):
+        return TRAINED_ON_NOTE.format(data=net.meta["trained_on"])
+    return DIGITS_NOTE
+
+
+def weights_label_of_meta(meta: dict) -> str:
+    """Short label of an artifact's weights: ``untrained``, ``trained (<meta.trained_on>)`` or
+    ``trained (digits)``."""
+    if meta.get("untrained"):
+        return "untrained"
+    return f"trained ({meta['trained_on']})" if meta.get("trained_on") else "trained (digits)"
 
 
 def weights_label(net: NetworkPerf) -> str:
-    """Short label of a network's weights for tables: ``untrained`` or ``trained (digits)``."""
-    return "untrained" if net.meta.get("untrained") else "trained (digits)"
+    """Short label of a network's weights for tables (:func:`weights_label_of_meta`)."""
+    return weights_label_of_meta(net.meta)
 
 
 def paper_key(network: str) -> str:

@@ -159,3 +159,52 @@ def test_missing_package_or_bad_file_is_one_line(monkeypatch, tmp_path):
                     {"c": {"kernel": np.zeros((3, 3, 1, 1), np.float32)}})
     with pytest.raises(KerasH5Error, match="layer 'c': padding: must be valid, or same with stride 1"):
         keras_h5.port(p)
+
+
+def test_one_trained_layer_through_the_performance_model(net):
+    """The ported conv2d_3 (K = 1152, N = 128) pruned and FTA-quantized, its weight statistics and its
+    modelled Fig. 11 speedup (value + bit-level weights, input skipping off) at 0 and 50 % block sparsity."""
+    from model import csd
+    from model.artifact import LayerRecord
+    from model.compile import compile_layer
+    from model.config import load_config
+    from model.quant import prune_quantize
+    from sim_bench.perf import LayerSpec, evaluate_layer
+    from sim_bench.weight_stats import layer_weight_stats
+
+    cfg = load_config("paper")
+    m = net.layers.conv2d_3
+    W = m.weight.detach().numpy().reshape(m.out_channels, -1).T.astype(np.float64)  # K x N im2col view
+    speed = {}
+    for sp in (0.0, 0.5):
+        q = prune_quantize(W, cfg.macro, sp)
+        c = compile_layer(q.w, q.phi, q.mask, cfg.macro, q.group_size)
+        rec = LayerRecord(name="layers.conv2d_3", kind="conv2d", in_shape=(128, 12, 12), out_shape=(128, 10, 10),
+                          kernel=(3, 3), w=q.w, scale=q.scale, compiled=c, w_float=W.astype(np.float32))
+        row = layer_weight_stats(rec, cfg.macro.phi_max)
+        assert row["K [rows]"] == 1152 and row["N [filters]"] == 128
+        assert sum(row[f"filters_phi{p} [filters]"] for p in range(3)) == 128
+        assert row["filters_phi2 [filters]"] == int(np.sum(q.phi == 2))
+        assert abs(sum(row[f"weights_nnz{v} [%]"] for v in range(5)) - 100) < 1e-9
+        # zero CSD digits of the stored weights: pruned weights are 8 zero digits, kept ones at most phi
+        assert row["zero_csd_digits_fta [%]"] == pytest.approx(100 * (1 - csd.nnz(q.w).mean() / 8))
+        assert row["zero_csd_digits_fta [%]"] >= 100 * (1 - (1 - sp) * 2 / 8) - 1e-9
+        spec = LayerSpec(name=rec.name, kind="conv2d", K=c.K, N=c.N, G=c.group_size, phi=np.asarray(c.phi),
+                         mask=np.asarray(c.mask), w=q.w, vectors=100, kernel=(3, 3))
+        lp = evaluate_layer(spec, cfg, ("dense", "weight"))
+        speed[sp] = lp.cycles("dense") / lp.cycles("weight")
+    assert 1.0 < speed[0.0] < speed[0.5]  # FTA alone gains; pruning half the blocks gains more
+
+
+def test_reports_label_the_trained_network_and_its_control():
+    from sim_bench.perf import NetworkPerf
+    from sim_bench.report import network_note, weights_label_of_meta
+    assert weights_label_of_meta({"trained_on": "CIFAR-10"}) == "trained (CIFAR-10)"
+    assert weights_label_of_meta({"untrained": True, "control_of": "x"}) == "untrained"
+    assert weights_label_of_meta({}) == "trained (digits)"
+
+    def note(meta):
+        return network_note(NetworkPerf(network="n", cfg=None, layers=[], meta=meta))
+    assert "trained BatchNorm statistics are kept" in note({"trained_on": "CIFAR-10"})
+    assert "no accuracy is reported" in note({"trained_on": "CIFAR-10"})
+    assert "control of cifar10cnn-cifar10" in note({"untrained": True, "control_of": "cifar10cnn-cifar10"})
