@@ -37,6 +37,7 @@ import numpy as np
 from model.config import EnergyConfig
 from model.outdir import OUT_HELP, OutputError, check_output, output_dir
 from model.plots import legend_outside, pyplot as _plt, save_figure
+from sim_bench.explain import SIGNED_SKIP_WHY, explain_markdown, layer_notes, simd_op_rows
 from sim_bench.perf import (MACRO_COMPONENTS, MECH_LABELS, MECHANISMS, NetworkPerf, evaluate_network, peak_geometry,
                             peak_tops, specs_from_artifact)
 
@@ -198,6 +199,8 @@ def summary_of(net: NetworkPerf) -> dict:
     d["config"] = net.cfg.to_dict()
     d["layers_without_inputs"] = layers_without_inputs(net)
     d["note"] = network_note(net)
+    d["simd_ops"] = simd_op_rows(net)
+    d["layer_notes"] = layer_notes(net)
     return d
 
 
@@ -351,6 +354,7 @@ def markdown(nets: list[NetworkPerf]) -> str:
         tt = n.time_by_type()
         tot = sum(tt.values()) or 1.0
         L.append(f"| {n.network} | " + " | ".join(f"{100 * tt.get(t, 0) / tot:.1f}%" for t in types) + " |")
+    L += explain_markdown(nets)
     L += ["", "Missing from the paper text (lost in extraction): Fig. 11/12 bar values, Fig. 13 percentages, "
           "the buffer sizes of Sec. VI-A. Model: docs/perf_model.md (core timing, system limits, utilization, "
           "energy sources).", ""]
@@ -549,7 +553,27 @@ def format_summary(s: dict) -> str:
              f"{100 * s['utilization_dense']:.1f}%), peak {s['peak_tops']:.2f} TOPS",
              "  by mechanism: " + ", ".join(f"{k} {m[k]['speedup']:.2f}x" for k in MECHANISMS[1:]),
              f"  time per inference: DB-PIM {s['time_dbpim [us]']:.3f} us, dense {s['time_dense [us]']:.3f} us"]
+    lines += format_notes(s)
     return "\n".join(lines)
+
+
+def format_notes(s: dict) -> list[str]:
+    """The printed lines of a summary's SIMD operations and per-layer notes (``dbpim bench`` output)."""
+    out = []
+    ops = s.get("simd_ops") or []
+    if ops:
+        out.append("  SIMD core: " + ", ".join(f"{r['op']} {r['simd_ops [lane ops/inference]']:,} lane ops "
+                                                f"({r['cost [lane ops/element]']}/element, "
+                                                f"{r['share_of_time_dbpim [%]']:.1f}% of the time)" for r in ops))
+    notes = s.get("layer_notes") or []
+    for n in notes:
+        if n["kind"] != "signed_inputs":
+            out.append(f"  note: {n['layer']}: {n['note']}")
+    signed = [n for n in notes if n["kind"] == "signed_inputs"]
+    if signed:
+        out.append("  note: input skipping on signed inputs: " + ", ".join(
+            f"{n['layer']} {n['speedup_input [x]']:.2f}x" for n in signed) + f" ({SIGNED_SKIP_WHY})")
+    return out
 
 
 def demo(artifact, hw="paper", out="build/demo/bench") -> list[Path]:
