@@ -486,6 +486,7 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
     if macs["mapped_share"] < MAC_SHARE_WARNING:
         warnings.append(f"only {100 * macs['mapped_share']:.1f} % of the network's MACs run on the PIM macros; "
                         "the rest runs in float on the SIMD core (see 'Not mapped')")
+    warnings += accuracy_warnings(acc, {"float": epochs, "finetune": ft_ep, "qat": qat_ep})
     # 7. artifact + report, all staged next to --out and moved in together
     try:
         with output_dir(out, COMMAND, inputs) as tmp:
@@ -505,6 +506,18 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
     except OutputError as e:
         raise FlowError(str(e)) from None
     return {**rep, "artifact": str(Path(out) / "artifact")}
+
+
+def accuracy_warnings(acc: dict, epochs: dict) -> list[str]:
+    """A warning when the final (integer) accuracy exceeds the float one: the float stage was trained less
+    (the pruned network's fine-tune and the QAT train on), not that pruning or quantization helps."""
+    f, q = acc.get("float"), acc.get("final")
+    if f is None or q is None or not q > f:
+        return []
+    more = float(epochs.get("finetune", 0)) + float(epochs.get("qat", 0))
+    return [f"the final integer accuracy {100 * q:.2f} % exceeds the float one {100 * f:.2f} %: the float stage was "
+            f"trained less ({float(epochs.get('float', 0)):g} epochs; the fine-tune and QAT add {more:g} more), so "
+            "the float figure is not an upper bound here; train the float stage longer to compare them"]
 
 
 def _inputs(hw_path, model, data) -> list:

