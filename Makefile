@@ -17,7 +17,15 @@ install: $(STAMP)
 # requirement would pull a multi-GB CUDA build. cifar-10-model (the CIFAR-10-trained Keras CNN of
 # `dbpim paper-nets`) goes in with --no-deps: its metadata pulls tensorflow-cpu and an h5py that does not
 # build here (we read its HDF5 file with the h5py of the torch extra).
+# liblz4-dev: Verilator's FST waveform writer (WAVES=1) includes lz4.h; installed with apt-get where we may,
+# otherwise (not root, no apt-get) WAVES=1 falls back to VCD.
 $(STAMP): pyproject.toml
+	@if ! echo '#include <lz4.h>' | $${CXX:-c++} -E -x c++ - >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && apt-get install -y -qq liblz4-dev) || \
+	      echo "make install: liblz4-dev not installed; WAVES=1 writes VCD instead of FST"; \
+	  else echo "make install: lz4.h not found (apt-get install liblz4-dev as root for FST); WAVES=1 writes VCD"; fi; \
+	fi
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q torch==2.13.0
@@ -42,6 +50,7 @@ test-slow: install
 test-fast: install
 	$(VPY) -m pytest -n $(JOBS) -q -m "not rtl and not slow"
 
+# WAVES=1: waveforms in each build folder (build/sim/<block>-<cfg>/dump.fst, or dump.vcd without lz4.h)
 test-rtl: install
 	$(VPY) -m pytest -n $(JOBS) --dist loadgroup -q -m "rtl and not slow" verif tests --junitxml=$(OUTDIR)/junit-rtl.xml
 

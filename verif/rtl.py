@@ -6,8 +6,11 @@ modules it instantiates for the configuration into
 the testbench reads the ports), builds them with Verilator into that folder
 (skipped when every source and the build options are unchanged since the last
 build) and runs the cocotb tests of ``module`` in one simulation. The build
-favours compile speed (``-O0`` C++, ``--x-assign fast``); ``WAVES=1`` adds FST
-waveforms (``dump.fst`` in the build folder).
+favours compile speed (``-O0`` C++, ``--x-assign fast``); ``WAVES=1`` adds
+waveforms in the build folder: FST (``dump.fst``) when the C++ compiler finds
+``lz4.h`` (Verilator's FST writer needs it; ``make install`` installs
+``liblz4-dev``), else VCD (``dump.vcd``); ``DBPIM_WAVES_FORMAT=vcd`` forces VCD.
+:func:`wave_format` says which, and each run prints the file it wrote.
 
 What a person reads: the Verilator/C++ build log and cocotb's banners go to
 ``build.log`` / ``sim-<test>.log`` in the build folder, unless ``verbose``
@@ -41,7 +44,7 @@ from hw.tools import verilator_env
 from model import jsonio
 
 __all__ = ["ROOT", "Build", "RTLFailure", "run_cocotb", "build_block", "build_component", "build_lock", "config_tag",
-           "run_test", "seed_from_env", "verbose_from_env", "configs"]
+           "run_test", "seed_from_env", "verbose_from_env", "configs", "wave_format", "wave_file", "have_lz4"]
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_ARGS = ["-CFLAGS", "-O0", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal", "-Wno-lint",
@@ -60,6 +63,42 @@ def configs(block: str, names=("small", "paper")) -> list:
     """
     import pytest
     return [pytest.param(c, marks=pytest.mark.xdist_group(f"rtl-{block}-{c}")) for c in names]
+
+
+def have_lz4() -> bool:
+    """Whether the C++ compiler finds ``lz4.h`` (Verilator's FST writer includes it)."""
+    import subprocess
+    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    if not cxx:
+        return False
+    r = subprocess.run([cxx, "-E", "-x", "c++", "-"], input="#include <lz4.h>\n", capture_output=True, text=True)
+    return r.returncode == 0
+
+
+def wave_format() -> str:
+    """The waveform format ``WAVES=1`` writes: ``"fst"``, or ``"vcd"`` when ``lz4.h`` is missing or
+    ``DBPIM_WAVES_FORMAT=vcd``.
+
+    Raises
+    ------
+    ValueError
+        ``DBPIM_WAVES_FORMAT`` is neither ``fst`` nor ``vcd``.
+    """
+    want = os.environ.get("DBPIM_WAVES_FORMAT", "").lower()
+    if want not in ("", "fst", "vcd"):
+        raise ValueError(f"DBPIM_WAVES_FORMAT: must be fst or vcd, got {want!r}")
+    if want == "vcd":
+        return "vcd"
+    if have_lz4():
+        return "fst"
+    if want == "fst":
+        raise ValueError("DBPIM_WAVES_FORMAT=fst: lz4.h not found (install liblz4-dev: `make install`)")
+    return "vcd"
+
+
+def wave_file(build: "Build") -> Path:
+    """The waveform file of a build made with ``WAVES=1`` (``dump.fst`` or ``dump.vcd``)."""
+    return build.dir / f"dump.{build.waves or 'vcd'}"
 
 
 def seed_from_env() -> int:
@@ -81,6 +120,8 @@ class Build:
     top: str
     manifest: Path
     seconds: float
+    #: waveform format of the build (``"fst"`` / ``"vcd"``), empty without ``WAVES=1``
+    waves: str = ""
 
 
 def _runner():
@@ -98,7 +139,9 @@ def _verilate(bdir: Path, top: str, manifest: Path, sources: list[Path], verbose
     """Build ``sources`` with Verilator into ``bdir`` unless an identical build is there."""
     runner = _runner()
     waves = os.environ.get("WAVES") == "1"
-    args = BUILD_ARGS + (["--trace-fst", "--trace-structs"] if waves else [])
+    fmt = wave_format() if waves else ""
+    # the runner adds --trace (VCD); --trace-fst makes it FST
+    args = BUILD_ARGS + (["--trace-fst"] if fmt == "fst" else []) + (["--trace-structs"] if waves else [])
     h = hashlib.sha256(jsonio.dumps(args, what="rtl build key", indent=None).encode())
     for s in sources:
         h.update(s.name.encode() + b"\0" + s.read_bytes())
@@ -106,7 +149,7 @@ def _verilate(bdir: Path, top: str, manifest: Path, sources: list[Path], verbose
     t0 = time.perf_counter()
     if stamp.is_file() and stamp.read_text() == want and (bdir / top).is_file():
         runner.build_dir, runner.hdl_toplevel = bdir, top  # reuse: still tell the runner where the build lives
-        return Build(runner, bdir, top, manifest, 0.0)
+        return Build(runner, bdir, top, manifest, 0.0, fmt)
     log = None if verbose else bdir / "build.log"
     for attempt in (1, 2):  # a second, clean attempt: a C++ compile can fail once for reasons outside the design
         for old in bdir.iterdir():  # a fresh build: no stale objects or precompiled headers of another design
@@ -124,7 +167,11 @@ def _verilate(bdir: Path, top: str, manifest: Path, sources: list[Path], verbose
             print(f"Verilator build of {top} failed ({e}); building it once more. Last log lines:\n{tail}",
                   file=sys.stderr)
     stamp.write_text(want)
-    return Build(runner, bdir, top, manifest, time.perf_counter() - t0)
+    if waves:
+        print(f"[{top}] WAVES=1: {fmt.upper()} waveforms (dump.{fmt})"
+              + ("" if fmt == "fst" or os.environ.get("DBPIM_WAVES_FORMAT") else
+                 ": lz4.h not found, so VCD instead of FST (install liblz4-dev: `make install`)"))
+    return Build(runner, bdir, top, manifest, time.perf_counter() - t0, fmt)
 
 
 def _log_tail(log: Path | None, n: int = 15) -> str:
@@ -248,7 +295,7 @@ def run_test(build: Build, test_module: str, testcase=None, env: dict | None = N
         A test failed or the simulation ended abnormally (message: test, reason, log file).
     """
     verbose = verbose_from_env() if verbose is None else verbose
-    waves = os.environ.get("WAVES") == "1"
+    waves = bool(build.waves)  # a build made with WAVES=1 traces
     tag = (label or str(testcase or "all")).replace("/", "_")
     results = build.dir / f"results-{tag}.xml"
     log = None if verbose else build.dir / f"sim-{tag}.log"
@@ -267,6 +314,8 @@ def run_test(build: Build, test_module: str, testcase=None, env: dict | None = N
             os.environ["PYTEST_CURRENT_TEST"] = saved
     if not results.is_file():
         raise RTLFailure(f"{build.top} {tag}: simulation ended without results; log: {log or 'printed above'}")
+    if waves:
+        print(f"[{build.top}] waveforms: {wave_file(build)}")
     bad = _failures(results)
     if bad:
         raise RTLFailure(f"{build.top} {tag}: " + "; ".join(bad) + f"; log: {log or 'printed above'}")
