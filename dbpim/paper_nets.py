@@ -95,7 +95,7 @@ def build(name: str, out: Path, hw, sparsity: float = 0.5, seed: int = 0, n_cali
             "upscaled to 32x32", "data": "digits32 (scikit-learn digits upscaled, 3 channels)",
             "width": float(width), "num_classes": 100, "sparsity": float(sparsity), "phi_max": int(macro.phi_max),
             "seed": int(seed)}
-    return export(st.net, label, macro, Path(out) / label, data.x_test[:n_record], G, meta=meta)
+    return export(st.net, label, macro, Path(out) / label, data.x_test[:n_record], G, meta=meta, hw=cfg)
 
 
 def build_all(out, names=NAMES, hw="paper", sparsity: float = 0.5, seed: int = 0, n_record: int = 2) -> list:
