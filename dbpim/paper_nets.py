@@ -91,7 +91,8 @@ def _prune_quantize_export(net: nn.Module, x: torch.Tensor, rec: torch.Tensor, l
     from model.torch.export import export
     from model.torch.flow import Stages
 
-    macro = load_config(hw).macro
+    cfg = load_config(hw)
+    macro = cfg.macro
     G = group_size_for(macro)
     cap = tgraph.capture(net, x[:32])
     st = Stages(cap, G)
@@ -104,7 +105,7 @@ def _prune_quantize_export(net: nn.Module, x: torch.Tensor, rec: torch.Tensor, l
     st.quantize(x[:64], fta=True, phi_max=macro.phi_max)  # folds the BatchNorms, then FTA
     st.freeze()
     meta = dict(meta, sparsity=float(sparsity), phi_max=int(macro.phi_max))
-    return export(st.net, label, macro, Path(out) / label, rec, G, meta=meta)
+    return export(st.net, label, macro, Path(out) / label, rec, G, meta=meta, hw=cfg)
 
 
 def build(name: str, out: Path, hw, sparsity: float = 0.5, seed: int = 0, n_calib: int = 128, n_record: int = 2,

@@ -24,6 +24,8 @@ message is one line ``<file>: <section>.<key>: <what is allowed>``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,6 +289,15 @@ class HwConfig:
     def to_dict(self) -> dict:
         return {"name": self.name, "macro": self.macro.to_dict(), "system": dataclasses.asdict(self.system),
                 "energy": dataclasses.asdict(self.energy), "core": dataclasses.asdict(self.core)}
+
+    def digest(self) -> str:
+        """SHA-256 (hex) of the canonical JSON of :meth:`to_dict` (sorted keys, no spaces).
+
+        Equal digests mean the same design point, whatever file or spelling it came from
+        (``path`` and ``defaulted`` are not part of it); artifacts record it (§8).
+        """
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def replace(self, **sections) -> "HwConfig":
         """A copy with some fields of some sections changed: ``cfg.replace(macro={"n_col": 8})``."""

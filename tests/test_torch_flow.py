@@ -42,6 +42,8 @@ def test_flow_report_and_artifact(flow_run):
     assert len(art.mapped_layers()) == len(layers)
     assert all(layer.x is not None and layer.x.shape[0] == 4 for layer in art.mapped_layers())
     assert art.macro.n_col == 4
+    from model.config import load_config
+    assert art.hw is not None and art.hw.digest() == load_config(TINY["hw"]).digest()  # what it was compiled for
 
 
 def test_flow_deterministic(flow_run, tmp_path):

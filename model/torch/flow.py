@@ -490,7 +490,7 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
     # 7. artifact + report, all staged next to --out and moved in together
     try:
         with output_dir(out, COMMAND, inputs) as tmp:
-            gart.load(gart.save(tmp / "artifact", net_name, macro, recs, meta=meta, overwrite=True))
+            gart.load(gart.save(tmp / "artifact", net_name, macro, recs, meta=meta, overwrite=True, hw=cfg))
             stage("export")
             rep = {"network": net_name, "data": str(ds.name), "hw": cfg.name, "hw_file": Path(cfg.path).name, "group_size": G, "phi_max": pm,
                    "phi_min": phi_min, "sparsity": float(sparsity), "total_sparsity": s_tot, "seed": int(seed),
