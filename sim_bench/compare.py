@@ -13,18 +13,18 @@ with the transformed weights); this module needs no torch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from model import jsonio
 from model.prune import expand_mask
 from model.reram import int8_weights
 from model.spec import DIGIT_BITS, WEIGHT_BITS
 from sim_bench import reram
-from sim_bench.perf import evaluate_network, spec_from_record, specs_from_artifact
-from sim_bench.report import _write_csv
+from sim_bench.perf import PerfError, evaluate_network, spec_from_record, specs_from_artifact
+from sim_bench.report import _write_csv, write_json
 
 __all__ = ["Row", "uses_float", "reram_weights", "reram_rows", "dbpim_rows", "compare_network", "format_table", "write_outputs", "COLUMNS"]
 
@@ -67,8 +67,12 @@ def _relative(rows: list[Row]) -> list[Row]:
     """Speedup and energy gain of every row over the first (the dense baseline)."""
     base = rows[0]
     for r in rows:
-        r.speedup = base.cycles / r.cycles if r.cycles else float("inf")
-        r.energy_gain = base.energy_pj / r.energy_pj if r.energy_pj else float("inf")
+        for what, num, den in (("speedup", base.cycles, r.cycles), ("energy gain", base.energy_pj, r.energy_pj)):
+            if not (den > 0 and num > 0 and math.isfinite(num / den)):
+                raise PerfError(f"{r.network}: {r.technology} {r.scheme}: {what} undefined ({num:g} / {den:g}); "
+                                "the scheme or its dense baseline takes no cycles or energy")
+        r.speedup = base.cycles / r.cycles
+        r.energy_gain = base.energy_pj / r.energy_pj
     return rows
 
 
@@ -219,7 +223,7 @@ def write_outputs(rows: list[Row], folder: Path, cfg: reram.ReramConfig, plots: 
     _write_csv(folder / "compare.csv", [r.as_dict() for r in rows])
     doc = {"reram_config": cfg.to_dict(),
            "rows": [{**r.as_dict(), "label": r.label, "energy_components [pJ]": r.energy} for r in rows]}
-    (folder / "compare.json").write_text(jsonio.dumps(doc, what="compare.json"))
+    write_json(folder / "compare.json", doc)
     files = ["compare.csv", "compare.json"]
     if plots:
         _plot(rows, folder / "speedup.png")

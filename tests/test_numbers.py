@@ -178,3 +178,89 @@ def test_report_summary_is_strict_json(tmp_path, save_digits_artifact):
     json.loads((tmp_path / "rep" / "summary.json").read_text(),
                parse_constant=lambda c: pytest.fail(f"non-finite {c} in summary.json"))
     assert summ["weights"] == "trained (digits)" and math.isfinite(summ["speedup"])
+
+
+def test_csv_and_compare_refuse_non_finite(tmp_path):
+    from sim_bench.compare import Row, _relative
+    from sim_bench.perf import PerfError
+    from sim_bench.report import BenchError, _write_csv
+    with pytest.raises(BenchError, match=r"^layers\.csv: row 2 \(conv2\): speedup \[x\]: nan is not a finite number$"):
+        _write_csv(tmp_path / "layers.csv", [{"layer": "conv1", "speedup [x]": 1.0},
+                                             {"layer": "conv2", "speedup [x]": float("nan")}])
+    rows = [Row("n", "ReRAM", "dense", "d", 8.0, 1, 1, 1, cycles=10.0, energy_pj=5.0),
+            Row("n", "ReRAM", "pruned", "p", 8.0, 1, 1, 1, cycles=0.0, energy_pj=1.0)]
+    with pytest.raises(PerfError, match=r"^n: ReRAM pruned: speedup undefined \(10 / 0\)"):
+        _relative(rows)
+
+
+# ----------------------------------------------------------------------------- 3. refused, never changed
+
+def test_phi_check_is_one_function_and_refuses_non_integers():
+    from model import fta, quant
+    assert fta.check_phi(2, 1) == (1, 2)
+    for call in (lambda: fta.check_phi(1.5), lambda: quant.group_size_for(load_config("paper").macro, 1.5),
+                 lambda: fta.thresholds(np.zeros((4, 2), np.int64), np.ones((4, 2), bool), phi_max=1.5)):
+        with pytest.raises(ValueError, match=r"^phi_max: must be an integer in \[1, 4\], got 1\.5$"):
+            call()
+    with pytest.raises(ValueError, match=r"^phi_min: must be an integer in \[0, 2\], got 3$"):
+        fta.check_phi(2, 3)
+
+
+def test_verilog_generator_refuses_an_empty_block_list(tmp_path):
+    from hw.generate import generate
+    with pytest.raises(ValueError, match=r"^blocks: must name at least one of lpu, "):
+        generate("small", tmp_path / "v", blocks=[])
+    assert not (tmp_path / "v").exists()
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"phi_max": 1.5}, r"phi_max: must be an integer in \[1, 2\], got 1\.5"),
+    ({"n_record": 0}, r"n_record: must be an integer in \[1, 4096\], got 0"),
+    ({"epochs": math.inf}, r"epochs: must be a finite number in \[0, 10000\], got inf"),
+    ({"qat_epochs": math.nan}, r"qat_epochs: must be a finite number in \[0, 10000\], got nan"),
+    ({"lr": math.inf}, r"lr: must be a finite number in \(0, 10\.0\], got inf"),
+    ({"width": math.inf}, r"width: must be a finite number in \(0, 16\.0\], got inf"),
+    ({"seed": -1}, r"seed: must be an integer in \[0, 4294967295\], got -1"),
+    ({"threads": 0}, r"threads: must be an integer in \[1, 1024\], got 0"),
+])
+def test_flow_options_are_refused_naming_the_field(tmp_path, kw, msg):
+    pytest.importorskip("torch")
+    from model.torch.flow import FlowError, run_flow
+    with pytest.raises(FlowError, match=rf"^{msg}$"):
+        run_flow("smallcnn", "digits", 0.5, hw="small", out=tmp_path / "o", progress=False, **kw)
+    assert not (tmp_path / "o").exists()
+
+
+def test_torch_library_options_refused():
+    pytest.importorskip("torch")
+    import torch
+    from model.torch.qat import QLayer
+    from model.torch.train import train
+    from model.torch.zoo import get_model
+    with pytest.raises(ValueError, match=r"^phi_max: must be an integer in \[1, 4\], got 1\.5$"):
+        QLayer(torch.nn.Linear(4, 4), phi_max=1.5)
+    with pytest.raises(ValueError, match=r"^width: must be a finite number in \(0, 16\.0\], got inf$"):
+        get_model("smallcnn", 10, width=math.inf)
+    with pytest.raises(ValueError, match=r"^num_classes: must be an integer in \[2, 65536\], got 1000001$"):
+        get_model("smallcnn", 1000001)
+    net = torch.nn.Linear(4, 2)
+    for kw, m in (({"epochs": math.inf}, "epochs"), ({"epochs": 1, "lr": math.nan}, "lr"),
+                  ({"epochs": 1, "seed": -1}, "seed"), ({"epochs": 1, "batch_size": 0}, "batch_size")):
+        with pytest.raises(ValueError, match=rf"^{m}: must be "):
+            train(net, torch.zeros(4, 4), torch.zeros(4, dtype=torch.long), **kw)
+
+
+@pytest.mark.parametrize("label, msg", [
+    (1000000, r"labels must lie in \[0, 65536\) .* found 1000000$"),
+    (30, r"labels must be class indices .* the largest label 30 makes 31 classes for 20 training samples$"),
+])
+def test_npz_labels_are_class_indices(tmp_path, label, msg):
+    pytest.importorskip("torch")
+    from model.torch.data import DataError, load_npz
+    x, y = np.zeros((20, 1, 4, 4), np.float32), np.arange(20) % 3
+    p = tmp_path / "d.npz"
+    np.savez(p, x_train=x, y_train=np.r_[y[:-1], label], x_test=x, y_test=y)
+    with pytest.raises(DataError, match=msg):
+        load_npz(p)
+    np.savez(p, x_train=x, y_train=y, x_test=x, y_test=y)
+    assert load_npz(p).num_classes == 3

@@ -176,7 +176,7 @@ class QLayer(nn.Module):
         self.inner = inner
         self.act = ActQuant()
         self.fta = bool(fta)
-        self.phi_min, self.phi_max = int(phi_min), int(phi_max)
+        self.phi_min, self.phi_max = gfta.check_phi(phi_max, phi_min)  # 1.5 is refused, never run as 1
         self.mode = "qat"
         self.record: list | None = None  # set to a list to capture (x_int, y_int) in int mode
         #: qat mode with another weight constraint (:func:`model.torch.project.projected_finetune`): a
