@@ -16,7 +16,7 @@ import numpy as np
 
 from model import csd
 from model._check import as_int_array, check_finite, check_int, check_range
-from model.spec import PHI_LIMIT
+from model.spec import PHI_LIMIT, WEIGHT_MAX, WEIGHT_MIN
 
 __all__ = ["check_phi", "levels", "thresholds", "approximate", "quantize", "approximate_reference"]
 
@@ -39,13 +39,13 @@ def check_phi(phi_max, phi_min=0, ceiling: int = PHI_LIMIT) -> tuple[int, int]:
 
 def levels(phi: int) -> np.ndarray:
     """S_phi: sorted int8 values with exactly ``phi`` non-zero CSD digits (S_0 = {0})."""
-    v = np.arange(-128, 128)
+    v = np.arange(WEIGHT_MIN, WEIGHT_MAX + 1)
     return v[csd.NNZ_LUT == phi]
 
 
 def approximate_reference(u: float, phi: int) -> int:
     """Scalar, obviously-correct nearest member of S_phi (the tests' oracle)."""
-    u = min(max(float(u), -128.0), 127.0)
+    u = min(max(float(u), WEIGHT_MIN), WEIGHT_MAX)
     return int(min(levels(phi), key=lambda v: (abs(u - v), abs(v), -v)))
 
 
@@ -87,7 +87,7 @@ def _row_chunks(n_rows: int, row_len: int):
 
 def _keys(uc: np.ndarray) -> np.ndarray:
     """LUT column of each value: 2 * (floor(2u) + 256) + (2u not an integer), int32."""
-    y = np.clip(uc, -128.0, 127.0)
+    y = np.clip(uc, float(WEIGHT_MIN), float(WEIGHT_MAX))
     y *= 2
     i = np.floor(y)
     key = i.astype(np.int32)
@@ -99,7 +99,7 @@ def _keys(uc: np.ndarray) -> np.ndarray:
 
 # nnz of round_half_even(u) per LUT column: rint(u) is constant on every key
 _KEY_U = np.array([(k // 2 - 256) / 2 + 0.25 * (k % 2) for k in range(1024)])
-_NNZ_RINT_BY_KEY = csd.NNZ_LUT[np.clip(np.rint(np.minimum(_KEY_U, 127)), -128, 127).astype(np.intp) + 128]
+_NNZ_RINT_BY_KEY = csd.NNZ_LUT[np.clip(np.rint(_KEY_U), WEIGHT_MIN, WEIGHT_MAX).astype(np.intp) - WEIGHT_MIN]
 _SHIFTS = (np.arange(PHI_LIMIT + 1, dtype=np.uint64) * np.uint64(_FIELD))[:, None]
 _PACK_BY_VALUE = np.uint64(1) << (np.uint64(_FIELD) * csd.NNZ_LUT.astype(np.uint64))
 _PACK_BY_KEY = np.uint64(1) << (np.uint64(_FIELD) * _NNZ_RINT_BY_KEY.astype(np.uint64))
@@ -152,7 +152,7 @@ def approximate(u, phi, phi_max: int = 2) -> np.ndarray:
         # fast path: phi varies along the last axis only (per filter)
         u2 = u.reshape(-1, n)
         return _approx_rows(u2, np.broadcast_to(ph.reshape(-1), (n,))).reshape(shape)
-    y = 2.0 * np.clip(np.broadcast_to(u, shape), -128.0, 127.0)
+    y = 2.0 * np.clip(np.broadcast_to(u, shape), float(WEIGHT_MIN), float(WEIGHT_MAX))
     i = np.floor(y)
     key = 2 * (i.astype(np.int64) + 256) + (y != i)
     return _LUT_FLAT[np.broadcast_to(ph, shape).astype(np.intp) * 1024 + key]
@@ -181,7 +181,7 @@ def thresholds(w_int, mask, phi_min: int = 0, phi_max: int = 2) -> np.ndarray:
     w = as_int_array(w_int, "w_int")
     if w.ndim != 2:
         raise ValueError(f"w_int: must be a K x N matrix, got shape {w.shape}")
-    check_range(w, -128, 127, "w_int")
+    check_range(w, WEIGHT_MIN, WEIGHT_MAX, "w_int")
     m = np.asarray(mask)
     if m.shape != w.shape:
         raise ValueError(f"mask: must have the shape of w_int {w.shape}, got {m.shape}")
@@ -189,7 +189,7 @@ def thresholds(w_int, mask, phi_min: int = 0, phi_max: int = 2) -> np.ndarray:
         if not np.isin(m, (0, 1)).all():
             raise ValueError("mask: must hold only 0/1 or booleans")
         m = m.astype(bool)
-    counts = _nnz_counts(((_PACK_BY_VALUE[w[sl].astype(np.intp) + 128], m[sl]) for sl in _row_chunks(*w.shape)),
+    counts = _nnz_counts(((_PACK_BY_VALUE[w[sl].astype(np.intp) - WEIGHT_MIN], m[sl]) for sl in _row_chunks(*w.shape)),
                          w.shape[1])
     return _mode(counts, phi_min, phi_max)
 

@@ -189,7 +189,11 @@ def test_csv_and_compare_refuse_non_finite(tmp_path):
                                              {"layer": "conv2", "speedup [x]": float("nan")}])
     rows = [Row("n", "ReRAM", "dense", "d", 8.0, 1, 1, 1, cycles=10.0, energy_pj=5.0),
             Row("n", "ReRAM", "pruned", "p", 8.0, 1, 1, 1, cycles=0.0, energy_pj=1.0)]
-    with pytest.raises(PerfError, match=r"^n: ReRAM pruned: speedup undefined \(10 / 0\)"):
+    _relative(rows)  # every input pruned: no cycles, the speedup is n/a (None), never inf
+    assert rows[1].speedup is None and rows[1].energy_gain == 5.0
+    assert jsonio.dumps([r.as_dict() for r in rows], what="compare.json")
+    rows[0].cycles = 0.0
+    with pytest.raises(PerfError, match=r"^n: ReRAM dense: cycles must be a finite number > 0 to compare against"):
         _relative(rows)
 
 
@@ -264,3 +268,51 @@ def test_npz_labels_are_class_indices(tmp_path, label, msg):
         load_npz(p)
     np.savez(p, x_train=x, y_train=y, x_test=x, y_test=y)
     assert load_npz(p).num_classes == 3
+
+
+# ----------------------------------------------------------------------------- 4. derived once, one home
+
+@pytest.mark.parametrize("name", ["small", "paper"])
+def test_derived_parameters_are_computed_once_and_shared(name):
+    from hw.generate import build_block
+    from model import spec
+    from model.core import CoreParams
+    from model.derived import Derived
+    hw = load_config(name)
+    d = Derived.of(hw)
+    m, c = hw.macro, hw.core
+    assert d is Derived.of(hw) is CoreParams.from_config(hw).derived  # the golden model's
+    core = build_block("core", hw)
+    assert core.core.derived is d and core.psum_width == d.psum_bits  # the RTL's (AXI wrapper and core)
+    assert core.core.map is d.map and d.word_addr_bits == d.map.addr_width - 2
+    assert d.acc_bits == spec.acc_width(m.n_comp, m.n_col, m.n_row, m.in_bits) and d.acc_bytes == -(-d.acc_bits // 8)
+    assert d.psum_bits == spec.psum_width(m.n_comp, m.n_col, m.n_row, m.in_bits, c.max_row_tiles)
+    assert d.result_bits == spec.result_width(d.psum_bits) and d.slot_bits == spec.bits_for(m.n_col - 1)
+
+
+def test_second_homes_are_gone():
+    from model import csd, fta, spec
+    assert not hasattr(csd, "N_POS") or csd.N_POS is spec.N_POS
+    assert "N_POS" not in csd.__all__ and "N_BLOCKS" not in csd.__all__
+    assert not hasattr(fta, "_PHI_LIMIT")
+    code = {}
+    for pkg in ("model", "hw", "sim_bench", "verif"):
+        for f in (ROOT / pkg).rglob("*.py"):
+            lines = [ln for ln in f.read_text().splitlines()
+                     if re.search(r"-128(\.0)?, 12[78]|< -128|-128\.0\)", ln) and not ln.lstrip().startswith(("#", "``"))
+                     and "``" not in ln and "[-128, 127]" not in ln]
+            if lines:
+                code[f.relative_to(ROOT).as_posix()] = lines
+    assert code == {}, "use model.spec.WEIGHT_MIN / WEIGHT_MAX or input_range()"
+    src = {p: (ROOT / p).read_text() for p in ("model/fta.py", "model/quant.py", "model/torch/flow.py",
+                                               "model/torch/qat.py")}
+    assert sum(len(re.findall(r"1 <= p(hi_)?m(ax)? <=", t)) for t in src.values()) == 0  # one phi check: fta.check_phi
+
+
+def test_contracts_document_every_numeric_range_exactly():
+    from model.spec import GEOMETRY
+    doc = (ROOT / "docs" / "contracts.md").read_text()
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            allowed = GEOMETRY[f.name].allowed if section == "macro" else f.metadata["allowed"]
+            assert f"| `{section}.{f.name}` | {allowed} |" in doc, (section, f.name)
