@@ -108,7 +108,7 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
     model.config.ConfigError
         On a bad configuration (nothing is written).
     ValueError
-        On an unknown block name or SRAM mode (nothing is written).
+        On an empty ``blocks``, an unknown block name or SRAM mode (nothing is written).
     model.outdir.OutputError
         On an ``out_dir`` that cannot be written without losing data (nothing is written).
     """
@@ -126,6 +126,11 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
     else:
         raise TypeError(f"config: must be an HwConfig, MacroConfig or YAML path, got {type(config).__name__}")
     blocks = BLOCKS if blocks is None else blocks
+    if isinstance(blocks, str) or not hasattr(blocks, "__iter__"):
+        raise TypeError(f"blocks: must be a sequence of block names, got {type(blocks).__name__}")
+    blocks = list(blocks)
+    if not blocks:  # writing nothing and exiting 0 would pass for success
+        raise ValueError(f"blocks: must name at least one of {', '.join(BLOCKS)}")
     for b in blocks:
         if b not in BLOCKS:
             raise ValueError(f"block: must be one of {', '.join(BLOCKS)}, got {b!r}")

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from model._check import is_int, is_real
+from model._check import is_int, is_real, show
 from model.spec import CORE_GEOMETRY, DIGIT_BITS, GEOMETRY, geometry_error
 
 __all__ = ["ConfigError", "MacroConfig", "SystemConfig", "CoreConfig", "EnergyConfig", "HwConfig", "load_config",
@@ -59,7 +59,7 @@ def _validate(obj, section: str) -> None:
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)
         if not f.metadata["check"](v):
-            raise ConfigError(f"{section}.{f.name}: must be {f.metadata['allowed']}, got {v!r}")
+            raise ConfigError(f"{section}.{f.name}: must be {f.metadata['allowed']}, got {show(v)}")
 
 
 @dataclass(frozen=True)

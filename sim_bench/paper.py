@@ -32,13 +32,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from model import jsonio
 from model.outdir import OUT_HELP, OutputError, check_output, output_dir
 from model.plots import legend_outside, pyplot, save_figure
 from sim_bench.perf import MECHANISMS, evaluate_network, specs_from_artifact
 from sim_bench.report import (PAPER, BenchError, _write_csv, format_summary, load_inputs, markdown, paper_key,
-                              plot_mechanisms, plot_time_breakdown, weights_label,
-                              write_report)
+                              plot_mechanisms, plot_time_breakdown, weights_label, write_json, write_report)
 from sim_bench.weight_stats import network_weight_stats, weight_stats_markdown
 
 __all__ = ["main", "run_paper", "network_row", "table3_rows", "table2_rows", "fig11_rows", "fig12_rows",
@@ -178,8 +176,7 @@ def run_paper(artifacts, hw="paper", out="build/paper", plots: bool = True, verb
         if f11:
             _write_csv(tmp / "fig11.csv", f11)
         _write_csv(tmp / "weights.csv", [{"network": w["network"], **r} for w in wstats for r in w["layers"]])
-        (tmp / "summary.json").write_text(jsonio.dumps({"networks": summaries, "fig11": f11, "weights": wstats},
-                                                       what="summary.json"))
+        write_json(tmp / "summary.json", {"networks": summaries, "fig11": f11, "weights": wstats})
         wlabels = {n.network: weights_label(n) for n in nets}
         (tmp / "summary.md").write_text(markdown(nets) + "\n".join(_fig11_markdown(f11))
                                         + "\n".join(weight_stats_markdown(wstats, wlabels, f11)))

@@ -54,7 +54,8 @@ from model.config import EnergyConfig, HwConfig
 from model.core_timing import filter_tiles_of
 from model.cycles import POPCOUNT8, cell_row_popcounts_flat, input_beats
 from model.prune import n_groups
-from model.spec import CORE_LATENCY, DENSE_COLS_PER_WEIGHT, DIGIT_BITS, acc_width, input_bits, pipeline_latency
+from model.derived import Derived
+from model.spec import CORE_LATENCY, DENSE_COLS_PER_WEIGHT, DIGIT_BITS, input_bits, pipeline_latency
 
 __all__ = ["MECHANISMS", "MECH_LABELS", "COMPONENTS", "MACRO_COMPONENTS", "LayerSpec", "LayerPerf", "MechPerf",
            "NetworkPerf", "spec_from_record", "specs_from_artifact", "evaluate_layer", "evaluate_network",
@@ -361,7 +362,7 @@ def pixels_per_run(cfg: HwConfig, Pp: int, cores_busy: int, f_max: float) -> int
     """Output pixels per pixel run: the core's output register file (``core.out_pixels``), shortened to
     whole rounds when the busy cores' partial sums would not fit the output buffer."""
     m, M = cfg.macro, cfg.system.macros_per_core
-    word = -(-acc_width(m.n_comp, m.n_col, m.n_row, m.in_bits) // 8)
+    word = Derived.of(cfg).acc_bytes
     per_pixel = cores_busy * math.ceil(f_max) * word
     fit = int(cfg.system.output_buffer_kib * 1024 // per_pixel) if per_pixel else Pp
     run = cfg.core.out_pixels
@@ -502,7 +503,7 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> 
         eff = float((pcsum * wb.reshape(n_runs, crmax)).sum())
     load_total = tm.load_cycles
     weight_bytes = float((nbytes.sum(1) * nct).sum()) * tm.loads_per_row_tile
-    word = -(-acc_width(m.n_comp, m.n_col, m.n_row, m.in_bits) // 8)
+    word = Derived.of(cfg).acc_bytes
     rounds_ft = -(-n_ft // C)
     events = {
         "cell_and_pj": act / S,

@@ -43,7 +43,7 @@ from sim_bench.perf import (MACRO_COMPONENTS, MECH_LABELS, MECHANISMS, BenchErro
 
 __all__ = ["main", "run_report", "write_report", "demo", "layer_rows", "markdown", "PAPER", "BenchError",
            "plot_mechanisms", "plot_time_breakdown", "plot_tornado", "load_inputs", "network_note",
-           "UNTRAINED_NOTE", "U_CHOICE", "weights_label", "data_source"]
+           "UNTRAINED_NOTE", "U_CHOICE", "weights_label", "data_source", "write_json"]
 
 DIGITS_NOTE = ("Our networks are trained on scikit-learn digits (8x8, upscaled to 32x32 for the zoo networks), "
                "not on CIFAR-100 as in the paper; layer shapes match the paper's 32x32 inputs, but weight and "
@@ -199,7 +199,23 @@ def layer_rows(net: NetworkPerf) -> list[dict]:
     return rows
 
 
+def write_json(path: Path, doc, network: str | None = None) -> None:
+    """Write ``doc`` as strict JSON (:func:`model.jsonio.dumps`); a non-finite number is a one-line
+    :class:`BenchError` naming the network, the file and the key path."""
+    try:
+        text = jsonio.dumps(doc, what=Path(path).name)
+    except jsonio.JsonError as e:
+        raise BenchError(f"{network}: {e}" if network else str(e)) from None
+    Path(path).write_text(text)
+
+
 def _write_csv(path: Path, rows: list[dict]):
+    """Write ``rows`` as CSV; a non-finite number is a one-line :class:`BenchError` naming the file, row and column."""
+    for i, r in enumerate(rows):
+        for k, v in r.items():
+            if isinstance(v, (float, np.floating)) and not math.isfinite(v):
+                raise BenchError(f"{Path(path).name}: row {i + 1} ({next(iter(r.values()), '')}): {k}: {v} is not a "
+                                 "finite number")
     with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()) if rows else ["layer"])
         w.writeheader()
@@ -510,10 +526,7 @@ def write_report(net: NetworkPerf, out: Path, plots: bool = True) -> dict:
     out = Path(out)
     _write_csv(out / "layers.csv", layer_rows(net))
     summ = summary_of(net)
-    try:
-        (out / "summary.json").write_text(jsonio.dumps(summ, what="summary.json"))
-    except jsonio.JsonError as e:
-        raise BenchError(f"{net.network}: {e}") from None
+    write_json(out / "summary.json", summ, net.network)
     (out / "summary.md").write_text(markdown([net]))
     paths = []
     if plots:

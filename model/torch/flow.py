@@ -26,9 +26,10 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from model import jsonio
 from model import artifact as gart
-from model import csd
+from model import csd, jsonio
+from model._check import check_float, check_int
+from model.fta import check_phi
 from model.config import ConfigError, load_config
 from model.outdir import OUT_HELP, OutputError, check_output, output_dir
 from model.plots import legend_outside, pyplot, save_figure
@@ -39,8 +40,8 @@ from model.torch import qat as tqat
 from model.torch.data import DATA_NAMES, DataError, as_data
 from model.torch.export import ExportError, layer_records, mac_count, verify_integer
 from model.torch.sources import MODEL_FORMS, ModelError, load_model
-from model.torch.train import evaluate, set_determinism, train
-from model.torch.zoo import MODELS, ZOO32, input_size
+from model.torch.train import check_batch_size, check_epochs, check_lr, check_seed, evaluate, set_determinism, train
+from model.torch.zoo import MODELS, WIDTH_MAX, ZOO32, input_size
 
 __all__ = ["run_flow", "run_all_zoo", "demo", "main", "FlowError", "layer_stats", "total_sparsity", "dry_run",
            "Stages", "MAC_SHARE_WARNING", "check_finite"]
@@ -48,6 +49,8 @@ __all__ = ["run_flow", "run_all_zoo", "demo", "main", "FlowError", "layer_stats"
 DEFAULT_HW = Path(__file__).resolve().parents[2] / "hw" / "configs" / "paper.yaml"
 COMMAND = "dbpim compile"
 ZOO_COMMAND = "dbpim compile --all-zoo"
+#: Most samples whose activations the artifact records per layer (each is kept in every layer's npz).
+N_RECORD_MAX = 4096
 MAC_SHARE_WARNING = 0.5  # warn when less than this share of the network's MACs runs on the macros
 
 
@@ -313,25 +316,36 @@ def _markdown(rep: dict) -> str:
 # ----------------------------------------------------------------------------- the flow
 
 def _check_args(macro, phi_max, phi_min, sparsity, epochs, finetune_epochs, qat_epochs, batch_size, lr, width,
-                n_record) -> int:
-    pm = macro.phi_max if phi_max is None else phi_max
-    if not (isinstance(pm, int) and 1 <= pm <= macro.phi_max):
-        raise FlowError(f"--phi-max: must be an integer in [1, {macro.phi_max}] (the hw macro's phi_max), got {pm!r}")
-    if not (isinstance(phi_min, int) and 0 <= phi_min <= pm):
-        raise FlowError(f"--phi-min: must be an integer in [0, {pm}], got {phi_min!r}")
-    if not (isinstance(sparsity, (int, float)) and 0.0 <= sparsity < 1.0):
-        raise FlowError(f"--sparsity: must be a number in [0, 1), got {sparsity!r}")
-    for nm, v in (("epochs", epochs), ("finetune-epochs", finetune_epochs), ("qat-epochs", qat_epochs)):
-        if v is not None and not (isinstance(v, (int, float)) and v >= 0):
-            raise FlowError(f"--{nm}: must be a number >= 0, got {v!r}")
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise FlowError(f"--batch-size: must be an integer >= 1, got {batch_size!r}")
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise FlowError(f"--lr: must be a number > 0, got {lr!r}")
-    if not (isinstance(width, (int, float)) and width > 0):
-        raise FlowError(f"--width: must be a number > 0, got {width!r}")
-    if not (isinstance(n_record, int) and n_record >= 1):
-        raise FlowError(f"n_record: must be an integer >= 1, got {n_record!r}")
+                n_record, seed: int = 0, finetune_lr=None, qat_lr=None, threads: int = 1, n_train=None,
+                n_test=None) -> int:
+    """Validate the flow's options (one-line :class:`FlowError` naming the field); returns phi_max.
+
+    Ranges: ``phi_max`` an integer in [1, the macro's phi_max], ``phi_min`` in
+    [0, phi_max], ``sparsity`` in [0, 1), epochs in [0, ``EPOCHS_MAX``],
+    learning rates in (0, ``LR_MAX``], ``batch_size`` in [1, ``BATCH_SIZE_MAX``],
+    ``width`` in (0, ``WIDTH_MAX``], ``n_record`` in [1, ``N_RECORD_MAX``],
+    ``seed`` in [0, 2**32 - 1], ``threads`` in [1, 1024], ``n_train`` /
+    ``n_test`` None or >= 1 (:mod:`model.torch.train`, :mod:`model.torch.zoo`).
+    """
+    try:
+        _, pm = check_phi(macro.phi_max if phi_max is None else phi_max, phi_min, ceiling=macro.phi_max)
+        check_float("sparsity", sparsity, 0, 1, hi_open=True)
+        for nm, v in (("epochs", epochs), ("finetune_epochs", finetune_epochs), ("qat_epochs", qat_epochs)):
+            if v is not None or nm == "epochs":
+                check_epochs(nm, v)
+        for nm, v in (("lr", lr), ("finetune_lr", finetune_lr), ("qat_lr", qat_lr)):
+            if v is not None or nm == "lr":
+                check_lr(nm, v)
+        check_batch_size(batch_size)
+        check_float("width", width, 0, WIDTH_MAX, lo_open=True)
+        check_int("n_record", n_record, 1, N_RECORD_MAX)
+        check_seed(seed)
+        check_int("threads", threads, 1, 1024)
+        for nm, v in (("n_train", n_train), ("n_test", n_test)):
+            if v is not None:
+                check_int(nm, v, 1)
+    except ValueError as e:
+        raise FlowError(str(e)) from None
     return pm
 
 
@@ -384,7 +398,8 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
         raise FlowError(f"--hw: {e}") from None
     macro = cfg.macro
     pm = _check_args(macro, phi_max, phi_min, sparsity, epochs, finetune_epochs, qat_epochs, batch_size, lr, width,
-                     n_record)
+                     n_record, seed=seed, finetune_lr=finetune_lr, qat_lr=qat_lr, threads=threads, n_train=n_train,
+                     n_test=n_test)
     G = group_size_for(macro, pm)
     inputs = _inputs(cfg.path, model, data)
     try:

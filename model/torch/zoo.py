@@ -14,8 +14,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from model._check import check_float, check_int
+
 __all__ = ["ConvBNAct", "SmallCNN", "AlexNet", "VGG19", "ResNet18", "MobileNetV2",
            "EfficientNetB0", "Cifar10CNN", "MODELS", "PRETRAINED", "get_model", "model_names", "input_size"]
+
+#: Most classes a network may have (its last layer's outputs; a dataset's labels lie in [0, MAX_CLASSES)).
+MAX_CLASSES = 65_536
+#: Widest channel multiplier of a zoo network (1.0 = the paper's width; 16x already holds ~256x the MACs).
+WIDTH_MAX = 16.0
 
 
 def _ch(c: int, width: float) -> int:
@@ -262,10 +269,8 @@ def get_model(name: str, num_classes: int = 10, in_channels: int | None = None, 
     key = name.lower().replace("-", "").replace("_", "")
     if key not in MODELS:
         raise ValueError(f"model: unknown name {name!r}; allowed: {', '.join(MODELS)}")
-    if not (isinstance(num_classes, int) and num_classes >= 2):
-        raise ValueError(f"num_classes: must be an integer >= 2, got {num_classes!r}")
-    if not (width > 0):
-        raise ValueError(f"width: must be > 0, got {width!r}")
+    check_int("num_classes", num_classes, 2, MAX_CLASSES)
+    check_float("width", width, 0, WIDTH_MAX, lo_open=True)
     if in_channels is None:
         in_channels = 1 if key == "smallcnn" else 3
     return MODELS[key](num_classes=num_classes, in_channels=in_channels, width=width)
