@@ -209,3 +209,40 @@ def test_reports_label_the_trained_network_and_its_control():
     assert "trained BatchNorm statistics are kept" in note({"trained_on": "CIFAR-10"})
     assert "no accuracy is reported" in note({"trained_on": "CIFAR-10"})
     assert "control of cifar10cnn-cifar10" in note({"untrained": True, "control_of": "cifar10cnn-cifar10"})
+
+
+def test_network_weight_stats_and_markdown(net):
+    """Whole-network phi histogram and the Weights section, on two small records (no export)."""
+    from types import SimpleNamespace
+
+    from model.artifact import LayerRecord
+    from model.compile import compile_layer
+    from model.config import load_config
+    from model.quant import prune_quantize
+    from sim_bench.weight_stats import network_weight_stats, weight_stats_markdown
+
+    cfg = load_config("paper")
+    recs = []
+    for name in ("conv2d", "conv2d_1"):
+        m = getattr(net.layers, name)
+        W = m.weight.detach().numpy().reshape(m.out_channels, -1).T.astype(np.float64)
+        q = prune_quantize(W, cfg.macro, 0.5)
+        recs.append(LayerRecord(name=name, kind="conv2d", in_shape=(1,), out_shape=(1,), kernel=(3, 3), w=q.w,
+                                scale=q.scale, compiled=compile_layer(q.w, q.phi, q.mask, cfg.macro, q.group_size),
+                                w_float=W.astype(np.float32)))
+    art = SimpleNamespace(network="toy", mapped_layers=lambda: recs)
+    s = network_weight_stats(art, 2)
+    assert sum(s["filters_by_phi"]) == 128 and len(s["layers"]) == 2
+    assert sum(s["weights_by_nnz [%]"]) == pytest.approx(100.0)
+    f11 = [{"network": "toy", "sparsity [fraction of blocks]": sp, "speedup [x]": 2.0 + sp} for sp in (0.0, 0.5)]
+    md = "\n".join(weight_stats_markdown([s], {"toy": "trained (CIFAR-10)"}, f11))
+    assert "| toy | trained (CIFAR-10) | " + " / ".join(map(str, s["filters_by_phi"])) in md
+    assert "| toy | 2.00x | 2.50x |" in md
+    json.dumps(s, allow_nan=False)  # every number finite
+
+
+def test_paper_nets_names_the_trained_network_in_its_errors(capsys):
+    from dbpim import paper_nets
+    assert paper_nets.main(["--names", "nosuchnet", "--out", "unused"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "cifar10cnn" in err and "nosuchnet" in err
