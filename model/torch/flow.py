@@ -422,7 +422,8 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
     if n_train or n_test:
         ds = ds.subset(n_train, n_test)
     try:
-        net, net_name = load_model(model, model_class, ds.num_classes, ds.in_shape[0], width)
+        net, net_name = load_model(model, model_class, ds.num_classes, ds.in_shape[0], width,
+                                   input_shape=ds.in_shape)
     except ModelError as e:
         raise FlowError(str(e)) from None
     check_finite(net)
