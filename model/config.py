@@ -241,6 +241,7 @@ class CoreConfig:
     mask_windows: int = _core_key(1024, "mask_windows")
     out_pixels: int = _core_key(256, "out_pixels")
     max_row_tiles: int = _core_key(32, "max_row_tiles")
+    tile_banks: int = _core_key(1, "tile_banks")
 
     def __post_init__(self):
         _validate(self, "core")

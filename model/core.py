@@ -258,7 +258,8 @@ def run_core(program: CoreProgram, x) -> CoreResult:
     bits = input_bits(x, program.signed)
     xv = (bits.astype(np.int8) if program.signed else bits).astype(np.float64)
     pix = pixel_cycles(bits, comp.tiles, program.params.macro)[None]
-    cycles = layer_cycles(program.plan, pix, program.params.macro, program.params.macros)[0]
+    cycles = layer_cycles(program.plan, pix, program.params.macro, program.params.macros,
+                          program.params.core.tile_banks)[0]
     beats = []
     psum_limit = 1 << (program.params.psum_width - 1)
     for seg in program.segments:

@@ -415,10 +415,23 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     rc = ct.round_compute(g, M)
     m_r = ct.round_sizes(npx, M, rc.shape[-1])  # (L, R)
     ok = valid[:, None, :, None]
-    args = dict(deliver=delivery[:, None, :, None], C=rc, m_r=m_r, stream=0, n_col=m.n_col)
-    sys_pass = np.where(ok, ct.pass_cycles_rounds(load[:, None, :, None], **args), 0).sum(2)  # (runs, S, L)
-    core_pass = sys_pass if np.array_equal(load, port) else np.where(
-        ok, ct.pass_cycles_rounds(port[:, None, :, None], **args), 0).sum(2)  # tiles preloaded
+    after = ct.pass_after(delivery[:, None, :, None], rc, m_r, 0, m.n_col)  # (runs, S, nrt, L)
+    d0 = ct.first_round_delivery(delivery[:, None, :, None], m_r)  # (runs, 1, nrt, L)
+    banks = cfg.core.tile_banks
+    overlap = ct.prefetch_overlap(after)
+    # tile_banks 2: row tile rt > 0 of a pixel run is loaded during row tile rt - 1 (same START)
+    prev = np.concatenate([np.zeros_like(overlap[:, :, :1]), overlap[:, :, :-1]], axis=2)
+    inner = (np.arange(nrt) > 0)[None, None, :, None] & (banks == 2)
+
+    def passes(ld):  # (runs, S, L): the passes of each pixel run, the first one's whole load waited
+        waited = ct.exposed_load(ld[:, None, :, None], prev, inner)
+        return np.where(ok, CORE_LATENCY["pass"] + np.maximum(waited, d0) + after, 0).sum(2)
+
+    sys_pass = passes(load)
+    core_pass = sys_pass if np.array_equal(load, port) else passes(port)  # tiles preloaded
+    # overlap of each pixel run's last row tile: it hides the load of the next run's first row tile
+    last_rt = np.maximum(valid.sum(1) - 1, 0)
+    last_overlap = np.take_along_axis(overlap, last_rt[:, None, None, None], axis=2)[:, :, 0, :]  # (runs, S, L)
     stream = ft_out[:, None] * npx[None, :]  # (n_ft, L): results of a pixel run, one beat each
     n_ft = ft_run.size
     ft_rt = valid.sum(1)[ft_run]
@@ -433,6 +446,15 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
         extra = (int(seg.max()) + 1) * CORE_LATENCY["run"] + stream[f, l].sum()
         wall[c] = sys_pass[ft_run[f], :, l].sum(0) + extra
         core[c] = core_pass[ft_run[f], :, l].sum(0) + extra
+        if banks == 2 and f.size > 1:  # a pixel run's first tile loads during the run before it (same START)
+            r, rp = ft_run[f[1:]], ft_run[f[:-1]]
+            same = (seg[1:] == seg[:-1])[:, None]
+            hide = last_overlap[rp, :, l[:-1]] + stream[f[:-1], l[:-1]][:, None]  # (J - 1, S): with its results
+            first_d0 = d0[r, 0, 0, l[1:]][:, None]
+            for tot, ld in ((wall, load), (core, port)):
+                whole = ld[r, 0][:, None]
+                gain = np.maximum(whole, first_d0) - np.maximum(ct.exposed_load(whole, hide, True), first_d0)
+                tot[c] -= np.where(same, gain, 0).sum(0)
     loads = int(npx.size)
     return _Timing(wall=wall.max(0), core=core.max(0), runs_per_tile=int((copy == 0).sum()),
                    load_cycles=float((np.where(valid, load, 0).sum(1)[ft_run]).sum() * loads),
