@@ -44,7 +44,8 @@ from hw.tools import verilator_env
 from model import jsonio
 
 __all__ = ["ROOT", "Build", "RTLFailure", "run_cocotb", "build_block", "build_component", "build_lock", "config_tag",
-           "run_test", "seed_from_env", "verbose_from_env", "configs", "wave_format", "wave_file", "have_lz4"]
+           "run_test", "seed_from_env", "verbose_from_env", "configs", "hw_from_env", "rtl_config", "ODD_CONFIG", "DEFAULT_CONFIGS",
+           "wave_format", "wave_file", "have_lz4"]
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_ARGS = ["-CFLAGS", "-O0", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal", "-Wno-lint",
@@ -55,14 +56,48 @@ class RTLFailure(AssertionError):
     """A Verilator build or a cocotb test failed; the message names the test, the reason and the log."""
 
 
-def configs(block: str, names=("small", "paper")) -> list:
-    """``pytest.param`` of each configuration, in the xdist group of its build folder.
+#: The deliberately odd design point the block and macro regressions also run on (``tests/odd.yaml``).
+ODD_CONFIG = str(ROOT / "tests" / "odd.yaml")
+#: Configurations of the block and macro regressions when ``DBPIM_HW`` is unset.
+DEFAULT_CONFIGS = ("small", "paper", ODD_CONFIG)
+
+
+def hw_from_env() -> str | None:
+    """``DBPIM_HW`` (``make test-rtl HW=...``): the one configuration (shipped name or YAML path) the whole
+    RTL regression runs on, or None (each test's own configurations).
+
+    Raises
+    ------
+    ValueError
+        ``DBPIM_HW`` names no valid configuration (the message names the field).
+    """
+    from model.config import ConfigError, load_config
+    hw = os.environ.get("DBPIM_HW", "").strip()
+    if not hw:
+        return None
+    try:
+        load_config(hw)
+    except (ConfigError, OSError, ValueError) as e:
+        raise ValueError(f"DBPIM_HW={hw}: {e}") from None
+    return str(Path(hw).resolve()) if Path(hw).is_file() else hw
+
+
+def rtl_config(default: str = "small") -> str:
+    """The configuration of a test that runs on one: ``DBPIM_HW`` when set, else ``default``."""
+    return hw_from_env() or default
+
+
+def configs(block: str, names=DEFAULT_CONFIGS) -> list:
+    """``pytest.param`` of each configuration (only ``DBPIM_HW`` when set), in the xdist group of its build
+    folder; the test id is the configuration's tag (``small``, ``paper``, ``odd``).
 
     Tests that share a build folder (``<block>-<cfg>``) run on one worker, one
     after another; different folders build in parallel.
     """
     import pytest
-    return [pytest.param(c, marks=pytest.mark.xdist_group(f"rtl-{block}-{c}")) for c in names]
+    hw = hw_from_env()
+    return [pytest.param(c, id=config_tag(c), marks=pytest.mark.xdist_group(f"rtl-{block}-{config_tag(c)}"))
+            for c in ([hw] if hw else names)]
 
 
 def have_lz4() -> bool:
