@@ -75,7 +75,7 @@ DEVICES = {
 }
 
 
-def _run(code: str, args: list[str], cwd: Path, timeout: float | None, what: str):
+def _run(code: str, args: list[str], cwd: Path, timeout: float | None):
     return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -141,7 +141,7 @@ def fpga_block(directory, top: str, sources: list[str], *, device: str = "85k", 
             f"read_verilog -sv {' '.join(sources)}", f"hierarchy -top {top}",
             f"synth_ecp5 -top {top} -json netlist.json"]))
         t0 = time.perf_counter()
-        r = _run(_YOSYS, ["-q", "-s", "fpga.ys"], work, timeout, "yosys")
+        r = _run(_YOSYS, ["-q", "-s", "fpga.ys"], work, timeout)
         if r.returncode:
             raise FpgaError(f"{top}: yosys synth_ecp5 failed ({r.returncode}): {_tail(r)}")
         t_synth = time.perf_counter() - t0
@@ -149,7 +149,7 @@ def fpga_block(directory, top: str, sources: list[str], *, device: str = "85k", 
         t0 = time.perf_counter()
         r = _run(_NEXTPNR, [dev.flag, "--package", dev.package, "--json", "netlist.json", "--out-of-context",
                             "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--report", "report.json",
-                            "--timing-allow-fail", "-q"], work, timeout, "nextpnr")
+                            "--timing-allow-fail", "-q"], work, timeout)
         t_pnr = time.perf_counter() - t0
         log = r.stdout + r.stderr
         too_big = re.search(r"uses? (\d+) \w+, while only (\d+) are available|Unable to place cell|"
