@@ -1,7 +1,6 @@
 """The paper's five networks at full width on CIFAR-100 shapes, UNTRAINED, as compiled artifacts.
 
-    python -m dbpim.paper_nets [--out build/paper-nets] [--names alexnet,vgg19,...] [--sparsity 0.5]
-    dbpim paper-nets ...
+    dbpim paper-nets [--out build/paper-nets] [--names alexnet,vgg19,...] [--sparsity 0.5]
 
 For each of AlexNet, VGG19, ResNet18, MobileNetV2 and EfficientNet-B0 (width
 1.0, 100 classes, 32 x 32 inputs): Kaiming-normal weights (fan-out, ReLU gain;
@@ -23,17 +22,19 @@ of MobileNetV2's, those of the zoo's stride-1 stem 1.29.
 
 from __future__ import annotations
 
-import argparse
-import sys
+import logging
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from model.outdir import OUT_HELP, OutputError, check_output, output_dir
+from model.config import HwConfig
+from model.outdir import check_output, output_dir
 
-__all__ = ["NAMES", "build", "build_all", "paper_variant", "kaiming_init", "main"]
+__all__ = ["NAMES", "build", "build_all", "paper_variant", "kaiming_init"]
+
+log = logging.getLogger(__name__)
 
 NAMES = ("alexnet", "vgg19", "resnet18", "mobilenetv2", "efficientnetb0")
 COMMAND = "dbpim paper-nets"
@@ -58,10 +59,9 @@ def kaiming_init(net: nn.Module) -> None:
             m.reset_parameters()
 
 
-def build(name: str, out: Path, hw, sparsity: float = 0.5, seed: int = 0, n_calib: int = 128, n_record: int = 2,
+def build(name: str, out: Path, hw: HwConfig, sparsity: float = 0.5, seed: int = 0, n_calib: int = 128, n_record: int = 2,
           width: float = 1.0):
     """Build, prune, FTA-quantize and export one untrained network (full width by default); returns the artifact."""
-    from model.config import load_config
     from model.quant import group_size_for
     from model.torch import graph as tgraph
     from model.torch import prune as tprune
@@ -71,8 +71,7 @@ def build(name: str, out: Path, hw, sparsity: float = 0.5, seed: int = 0, n_cali
     from model.torch.train import recalibrate_bn, set_determinism
     from model.torch.zoo import get_model
 
-    cfg = load_config(hw)
-    macro = cfg.macro
+    macro = hw.macro
     G = group_size_for(macro)
     set_determinism(seed, 2)
     data = load_data("digits32", seed)
@@ -98,11 +97,23 @@ def build(name: str, out: Path, hw, sparsity: float = 0.5, seed: int = 0, n_cali
     return export(st.net, label, macro, Path(out) / label, data.x_test[:n_record], G, meta=meta)
 
 
-def build_all(out, names=NAMES, hw="paper", sparsity: float = 0.5, seed: int = 0, n_record: int = 2) -> list:
+def build_all(out, hw: HwConfig, names=NAMES, sparsity: float = 0.5, seed: int = 0, n_record: int = 2) -> list:
     """:func:`build` every network into ``out/<net>-w1-untrained``, written through
-    :func:`model.outdir.output_dir` (moved in together when the last one is done); returns their paths."""
-    from model.config import load_config
-    inputs = [load_config(hw).path]
+    :func:`model.outdir.output_dir` (moved in together when the last one is done); returns their paths.
+
+    Raises
+    ------
+    ValueError
+        A name not in :data:`NAMES`, or a number out of its :mod:`model.limits` range (one line naming the field).
+    """
+    from model import limits
+    bad = [n for n in names if n not in NAMES]
+    if bad or not names:
+        raise ValueError(f"names: must be a non-empty subset of {', '.join(NAMES)}, got {bad[0] if bad else 'none'}")
+    limits.SPARSITY.check("sparsity", sparsity)
+    limits.SEED.check("seed", seed)
+    limits.RECORD.check("n_record", n_record)
+    inputs = [hw.path] if hw.path else []
     check_output(out, COMMAND, inputs)
     paths = []
     with output_dir(out, COMMAND, inputs) as tmp:
@@ -110,37 +121,5 @@ def build_all(out, names=NAMES, hw="paper", sparsity: float = 0.5, seed: int = 0
             t = time.perf_counter()
             path = build(n, tmp, hw, sparsity, seed, n_record=n_record)
             paths.append(Path(out) / path.name)
-            print(f"{paths[-1]} (untrained, {time.perf_counter() - t:.1f} s)", flush=True)
+            log.info("%s built (untrained, %.1f s)", paths[-1].name, time.perf_counter() - t)
     return paths
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog=COMMAND, description=(
-        "The paper's five networks at full width on CIFAR-100 shapes, untrained (Kaiming weights, BatchNorm "
-        "recalibrated on digits upscaled to 32x32), block-pruned and FTA-quantized, as artifacts in --out."))
-    p.add_argument("--out", default="build/paper-nets", help=OUT_HELP + " (default: build/paper-nets)")
-    p.add_argument("--names", default=",".join(NAMES), help=f"comma-separated networks (default: {','.join(NAMES)})")
-    p.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
-    p.add_argument("--sparsity", type=float, default=0.5, help="block sparsity in [0, 1) (default: 0.5)")
-    p.add_argument("--record", type=int, default=2, help="real images whose activations are recorded (default: 2)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the images (default: 0)")
-    a = p.parse_args(argv)
-    names = [n.strip().lower() for n in a.names.split(",") if n.strip()]
-    bad = [n for n in names if n not in NAMES]
-    if bad:
-        print(f"dbpim paper-nets: --names: {bad[0]}: must be among {', '.join(NAMES)}", file=sys.stderr)
-        return 2
-    if not 0.0 <= a.sparsity < 1.0:
-        print(f"dbpim paper-nets: --sparsity: must lie in [0, 1), got {a.sparsity}", file=sys.stderr)
-        return 2
-    from model.config import ConfigError
-    try:
-        build_all(a.out, names, a.hw, a.sparsity, a.seed, max(1, a.record))
-    except (OutputError, ConfigError) as e:
-        print(f"{COMMAND}: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -265,10 +265,10 @@ def test_compare_cli_errors_are_one_line(small_art, tmp_path, capsys):
 def test_compare_accuracy_on_a_compiled_network(tmp_path):
     """The flow is re-run, its weights are checked equal to the artifact's, each scheme is evaluated."""
     from dbpim.compare import run_compare
-    from model.torch.flow import run_flow
+    from flow_helpers import run_flow_kw
     tiny = dict(epochs=2, finetune_epochs=0.5, qat_epochs=0.5, n_train=192, n_test=96, progress=False,
                 hw="hw/configs/small.yaml", width=0.5, compare=False, plots=False)
-    rep = run_flow("smallcnn", "digits", 0.5, out=tmp_path / "c", seed=0, **tiny)
+    rep = run_flow_kw("smallcnn", "digits", 0.5, out=tmp_path / "c", seed=0, **tiny)
     rows = run_compare([rep["artifact"]], hw="small", out=tmp_path / "cmp", plots=False)
     acc = {(r.technology, r.scheme): r for r in rows}
     assert acc[("DB-PIM", "dbpim")].accuracy == pytest.approx(rep["accuracy"]["final"])
@@ -303,7 +303,7 @@ def test_compare_accuracy_on_a_compiled_network(tmp_path):
 
 def test_projected_finetune_trains_a_copy_under_the_constraint(tmp_path):
     import torch
-    from model.torch.flow import run_flow
+    from flow_helpers import run_flow_kw
     from model.torch.project import projected_finetune
     from model.torch.qat import qlayers
     from model.torch.train import evaluate
@@ -312,7 +312,7 @@ def test_projected_finetune_trains_a_copy_under_the_constraint(tmp_path):
     def keep(net, data):
         import copy
         got["net"], got["data"] = copy.deepcopy(net), data
-    run_flow("smallcnn", "digits", 0.5, out=tmp_path / "c", seed=0, epochs=2, finetune_epochs=0.5, qat_epochs=0.5,
+    run_flow_kw("smallcnn", "digits", 0.5, out=tmp_path / "c", seed=0, epochs=2, finetune_epochs=0.5, qat_epochs=0.5,
              n_train=192, n_test=96, progress=False, hw="hw/configs/small.yaml", width=0.5, compare=False,
              plots=False, on_frozen=keep)
     net, d = got["net"], got["data"]
@@ -363,7 +363,7 @@ def test_scheme_fine_tune_on_a_grouped_convolution(tmp_path):
     import torch.nn.functional as F
     from torch import nn
     from dbpim.compare import _evaluate_hook
-    from model.torch.flow import run_flow
+    from flow_helpers import run_flow_kw
 
     class Grouped(nn.Module):
         def __init__(self):
@@ -377,12 +377,12 @@ def test_scheme_fine_tune_on_a_grouped_convolution(tmp_path):
     kw = dict(epochs=1, finetune_epochs=0.5, qat_epochs=0.5, n_train=192, n_test=96, progress=False, seed=0,
               hw="hw/configs/small.yaml", compare=False, plots=False)
     torch.manual_seed(0)
-    rep = run_flow(Grouped(), "digits", 0.5, out=tmp_path / "a", **kw)
+    rep = run_flow_kw(Grouped(), "digits", 0.5, out=tmp_path / "a", **kw)
     art = artifact.load(rep["artifact"])
     assert [r.name for r in art.mapped_layers()] == ["c1", "c2.g0", "c2.g1", "fc"]
     cfg, result = xb.ReramConfig(), {}
     torch.manual_seed(0)
-    run_flow(Grouped(), "digits", 0.5, out=tmp_path / "b", **kw,
+    run_flow_kw(Grouped(), "digits", 0.5, out=tmp_path / "b", **kw,
              on_frozen=_evaluate_hook(art, cfg, xb.SCHEMES, dict(epochs=0.5, lr=1e-3, batch_size=64, seed=3), result))
     assert result["reproduced"] and result["dbpim"] == pytest.approx(rep["accuracy"]["final"])
     for s in ("sme", "era_bs", "sharing"):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +14,8 @@ from model.torch.data import loader
 from model.torch.prune import enforce_masks
 
 __all__ = ["set_determinism", "train", "evaluate", "recalibrate_bn"]
+
+log = logging.getLogger(__name__)
 
 
 def set_determinism(seed: int, threads: int = 2) -> None:
@@ -30,7 +34,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: float, lr:
     default; distillation passes the teacher's outputs as ``y``). Pruned
     weights are re-zeroed after every step (:func:`enforce_masks`).
     With ``progress``, a progress bar is drawn on stderr when it is a terminal
-    (never into a pipe, a file or a test log).
+    (never into a pipe, a file or a test log). Every epoch (and the last,
+    partial one) is logged at INFO: ``<desc>: epoch 3/15, mean loss 0.214, 2.1 s``.
     """
     if epochs <= 0:
         return model
@@ -46,6 +51,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: float, lr:
         bar = tqdm(total=steps, desc=desc, leave=False, disable=None)  # None: only on a terminal
     model.train()
     step = 0
+    n_epochs = math.ceil(steps / len(dl))
+    loss_sum, n_loss, t_epoch = 0.0, 0, time.perf_counter()
     while step < steps:
         for xb, yb in dl:
             lv = loss(model(xb), yb)
@@ -55,6 +62,11 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: float, lr:
             sched.step()
             enforce_masks(model)
             step += 1
+            loss_sum, n_loss = loss_sum + float(lv.detach()), n_loss + 1
+            if step % len(dl) == 0 or step >= steps:
+                log.info("%s: epoch %d/%d, mean loss %.4f, %.1f s", desc, math.ceil(step / len(dl)), n_epochs,
+                         loss_sum / n_loss, time.perf_counter() - t_epoch)
+                loss_sum, n_loss, t_epoch = 0.0, 0, time.perf_counter()
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{lv.item():.3f}")
