@@ -74,6 +74,10 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).strip().splitlines()[:1]) or type(text).__name__
 
 
+class _Piped(Exception):
+    """The reader of stdout went away (a BrokenPipeError, kept away from click's own EPIPE handling)."""
+
+
 class _Done(Exception):
     """Raised by the group after it printed a command's outcome; carries the exit status."""
 
@@ -141,7 +145,7 @@ class LazyGroup(click.Group):
                 click.echo(f"{path}: {_one_line(e.format_message())}", err=True)
             raise _Done(e.exit_code) from None
         except BrokenPipeError:
-            raise
+            raise _Piped() from None
         except Exception as e:
             if _is_user_error(e):
                 click.echo(f"{path}: {_one_line(str(e))}", err=True)
@@ -184,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         finally:
             sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
-    except BrokenPipeError:
+    except (BrokenPipeError, _Piped):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # the final flush at exit must not fail again
         return EXIT_BROKEN_PIPE

@@ -127,12 +127,14 @@ def _isatty(stream) -> bool:
 def _set_verbose(ctx, param, value):
     if value:
         _STATE["verbosity"] = max(_STATE["verbosity"], 0) + value
+        configure_logging(ctx.command_path)
     return value
 
 
 def _set_quiet(ctx, param, value):
     if value:
         _STATE["verbosity"] = -1
+        configure_logging(ctx.command_path)
     return value
 
 
