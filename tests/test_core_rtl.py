@@ -39,9 +39,9 @@ def test_core_cocotb_real_layers(real_artifacts, stall):
 @pytest.mark.parametrize("net,layer", [("demo", "features.1.conv"), ("demo", "classifier.1"),
                                        ("zoo", "layers.2.short.conv")])
 def test_dbpim_verify_real_layers(real_artifacts, net, layer, capsys):
-    from dbpim.verify import main
+    from dbpim.cli import main
     art = real_artifacts[0 if net == "demo" else 1]
-    assert main(["--artifact", str(art), "--layer", layer, "--hw", "small"]) == 0
+    assert main(["verify", "--artifact", str(art), "--layer", layer, "--hw", "small"]) == 0
     out = capsys.readouterr().out
     assert "outputs == run_layer (bit for bit): yes" in out
     assert "cycles: equal" in out
@@ -51,8 +51,8 @@ def test_dbpim_verify_real_layers(real_artifacts, net, layer, capsys):
 @pytest.mark.parametrize("layer", ["features.1.conv", "classifier.1"])
 def test_dbpim_verify_paper_core(paper_artifact, layer, capsys):
     """The paper-size core (``paper.yaml``: 16 switch lanes, its macros and memories) on the demo network."""
-    from dbpim.verify import main
-    assert main(["--artifact", str(paper_artifact), "--layer", layer, "--hw", "paper"]) == 0
+    from dbpim.cli import main
+    assert main(["verify", "--artifact", str(paper_artifact), "--layer", layer, "--hw", "paper"]) == 0
     out = capsys.readouterr().out
     assert "outputs == run_layer (bit for bit): yes" in out
     assert "cycles: equal" in out

@@ -37,7 +37,7 @@ def command(artifact_dirs, more, root, fig11, fig11_sparsity, hw, engine, addres
     figures, plus the report of each network, into --out.
     """
     from sim_bench.paper import run_paper
-    dirs = list(artifact_dirs) + list(more)
+    dirs = list(more) + list(artifact_dirs)
     if root:
         r = Path(root)
         if not r.is_dir():

@@ -19,4 +19,4 @@ def command(verilog, waivers):
     in a Verilator control file; exit status 1 when one is not explained.
     """
     from hw.lint import lint_dir
-    raise SystemExit(1 if lint_dir(verilog, waivers) else 0)
+    click.get_current_context().exit(1 if lint_dir(verilog, waivers) else 0)

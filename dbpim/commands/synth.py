@@ -42,7 +42,7 @@ def command(verilog, out, blocks, exclude, keep_memories):
         rep = synth_dir(d, [b for b in names if b not in skip], keep_memories=keep_memories)
     except SynthError as e:
         click.echo(f"{COMMAND}: {e}", err=True)
-        raise SystemExit(1) from None
+        click.get_current_context().exit(1)
     except ValueError as e:  # an unknown block
         raise CommandError(str(e)) from None
     with output_dir(out, COMMAND, [d]) as stage:

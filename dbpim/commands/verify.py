@@ -75,4 +75,4 @@ def command(artifact, layer, macro_check, hw, samples, vectors, all_vectors, til
                               out=lambda s: click.echo(s))
         else:
             ok = verify_core(art, cfg, layer, samples, out=lambda s: click.echo(s))
-    raise SystemExit(0 if ok else 1)
+    click.get_current_context().exit(0 if ok else 1)

@@ -477,16 +477,16 @@ def run_flow(model: str | nn.Module, data, hw: HwConfig, options: FlowOptions | 
     times = {}
     if not isinstance(hw, HwConfig):
         raise FlowError(f"hw: must be an HwConfig (model.config.load_config reads a YAML), got {type(hw).__name__}")
-    o = FlowOptions() if options is None else options
-    if not isinstance(o, FlowOptions):
-        raise FlowError(f"options: must be a FlowOptions, got {type(o).__name__}")
+    opts = FlowOptions() if options is None else options
+    if not isinstance(opts, FlowOptions):
+        raise FlowError(f"options: must be a FlowOptions, got {type(opts).__name__}")
     cfg = hw
     macro = cfg.macro
-    pm = o.ceiling(macro)
-    sparsity, seed, epochs, lr, batch_size, phi_min, width = (o.sparsity, o.seed, o.epochs, o.lr, o.batch_size,
-                                                              o.phi_min, o.width)
-    model_class, threads, n_record, progress = o.model_class, o.threads, o.n_record, o.progress
-    finetune_lr, qat_lr, finetune_epochs, qat_epochs = o.finetune_lr, o.qat_lr, o.finetune_epochs, o.qat_epochs
+    pm = opts.ceiling(macro)
+    sparsity, seed, epochs, lr, batch_size = opts.sparsity, opts.seed, opts.epochs, opts.lr, opts.batch_size
+    phi_min, width, model_class, threads = opts.phi_min, opts.width, opts.model_class, opts.threads
+    n_record, progress, finetune_lr, qat_lr = opts.n_record, opts.progress, opts.finetune_lr, opts.qat_lr
+    finetune_epochs, qat_epochs = opts.finetune_epochs, opts.qat_epochs
     G = group_size_for(macro, pm)
     inputs = _inputs(cfg.path, model, data)
     try:
@@ -506,8 +506,8 @@ def run_flow(model: str | nn.Module, data, hw: HwConfig, options: FlowOptions | 
         ds = as_data(data, seed, size=size)
     except DataError as e:
         raise FlowError(str(e) if str(e).startswith("data") else f"data: {e}") from None
-    if o.n_train or o.n_test:
-        ds = ds.subset(o.n_train, o.n_test)
+    if opts.n_train or opts.n_test:
+        ds = ds.subset(opts.n_train, opts.n_test)
     try:
         net, net_name = load_model(model, model_class, ds.num_classes, ds.in_shape[0], width)
     except ModelError as e:
@@ -563,7 +563,7 @@ def run_flow(model: str | nn.Module, data, hw: HwConfig, options: FlowOptions | 
     # 5. comparison: block pruning alone at the same total sparsity (plain int8 QAT, same budget)
     s_tot = total_sparsity(sparsity, pm)
     acc["block_pruned_same_total"] = None
-    if o.compare:
+    if opts.compare:
         cmp = Stages(base, G)
         cmp.prune(s_tot)
         train(cmp.net, xtr, ytr, ft_ep, ft_lr, seed=seed + 1, desc=f"{net_name}: block-only {s_tot:.2f}", **kw)
@@ -603,7 +603,7 @@ def run_flow(model: str | nn.Module, data, hw: HwConfig, options: FlowOptions | 
                    "epochs": {"float": epochs, "finetune": ft_ep, "qat": qat_ep}, "width": width,
                    "n_train": len(xtr), "n_test": len(xte), "accuracy": acc, "artifact": "artifact",
                    "layers": layers, "macs": macs, "batchnorm": cap.bn, "notes": cap.notes, "warnings": warnings,
-                   "integer_check": checks, "plots": _plots(tmp, layers) if o.plots else [], "times": times}
+                   "integer_check": checks, "plots": _plots(tmp, layers) if opts.plots else [], "times": times}
             rep["times"]["total"] = round(time.time() - t0, 2)
             (tmp / "report.json").write_text(json.dumps(rep, indent=2))
             (tmp / "report.md").write_text(_markdown(rep))
