@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from model import artifact, reram
+from model.config import load_config
 from model.outdir import MARKER
 from sim_bench import compare as cmp
 from sim_bench import reram as xb
@@ -251,9 +252,9 @@ def test_compare_cli_errors_are_one_line(small_art, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("dbpim compare:") and "artifact not found" in err and "\n" not in err
     assert main(["compare", "--artifact", str(small_art), "--hw", "small", "--out", str(tmp_path / "o")]) == 2
-    assert "macro" in capsys.readouterr().err
+    assert "macro must match" in capsys.readouterr().err
     assert main(["compare", "--artifact", str(small_art), "--finetune-epochs", "-1", "--out", str(tmp_path / "o")]) == 2
-    assert "--finetune-epochs: must be a number >= 0" in capsys.readouterr().err
+    assert "--finetune-epochs: must be a finite number in [0, 10000]" in capsys.readouterr().err
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "mine.txt").write_text("keep")
     assert main(["compare", "--artifact", str(small_art), "--no-accuracy", "--out", str(tmp_path / "busy")]) == 2
@@ -269,7 +270,7 @@ def test_compare_accuracy_on_a_compiled_network(tmp_path):
     tiny = dict(epochs=2, finetune_epochs=0.5, qat_epochs=0.5, n_train=192, n_test=96, progress=False,
                 hw="hw/configs/small.yaml", width=0.5, compare=False, plots=False)
     rep = run_flow_kw("smallcnn", "digits", 0.5, out=tmp_path / "c", seed=0, **tiny)
-    rows = run_compare([rep["artifact"]], hw="small", out=tmp_path / "cmp", plots=False)
+    rows = run_compare([artifact.load(rep["artifact"])], load_config("small"), out=tmp_path / "cmp", plots=False)
     acc = {(r.technology, r.scheme): r for r in rows}
     assert acc[("DB-PIM", "dbpim")].accuracy == pytest.approx(rep["accuracy"]["final"])
     assert acc[("DB-PIM", "dense")].accuracy == pytest.approx(rep["accuracy"]["final"])  # same weights
@@ -284,13 +285,13 @@ def test_compare_accuracy_on_a_compiled_network(tmp_path):
         or "activations pruned where a segment's |x| <= " in acc[("ReRAM", "era_bs")].accuracy_note
     # the hook left the network as it was: the re-run's export (bit-exact check against the golden model)
     # passed, else the accuracies would be None with "re-running the flow failed"
-    rows0 = run_compare([rep["artifact"]], hw="small", out=tmp_path / "cmp0", plots=False, finetune_epochs=0)
+    rows0 = run_compare([artifact.load(rep["artifact"])], load_config("small"), out=tmp_path / "cmp0", plots=False, finetune_epochs=0)
     acc0 = {(r.technology, r.scheme): r for r in rows0}
     assert acc0[("ReRAM", "sme")].accuracy_note.endswith("no fine-tune")
     assert acc0[("ReRAM", "dense")].accuracy == acc[("ReRAM", "dense")].accuracy
     # without a fine-tune the rows count the transformed start weights, as --no-accuracy does (which prunes
     # no activation: ERA-BS's threshold is calibrated on the network)
-    plain = {(r.technology, r.scheme): r for r in run_compare([rep["artifact"]], hw="small", out=tmp_path / "cmpn",
+    plain = {(r.technology, r.scheme): r for r in run_compare([artifact.load(rep["artifact"])], load_config("small"), out=tmp_path / "cmpn",
                                                               plots=False, accuracy=False)}
     for s in ("sme", "era_bs", "sharing"):
         assert acc0[("ReRAM", s)].storage_bits == plain[("ReRAM", s)].storage_bits
