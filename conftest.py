@@ -57,7 +57,8 @@ def real_artifact(name: str, hw: str = "small"):
     import hashlib
 
     pytest.importorskip("torch")
-    from model.torch.flow import run_flow
+    from model.config import load_config
+    from model.torch.flow import FlowOptions, run_flow
 
     src = sorted((ROOT / "model").rglob("*.py")) + sorted((ROOT / "hw" / "configs").glob("*.yaml"))
     key = hashlib.sha256(b"".join(p.read_bytes() for p in src) + repr((REAL_NETWORKS[name], hw)).encode()).hexdigest()
@@ -68,8 +69,8 @@ def real_artifact(name: str, hw: str = "small"):
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (out / "artifact" / "manifest.yaml").is_file():
             kw = dict(REAL_NETWORKS[name])
-            run_flow(kw.pop("model"), kw.pop("data"), 0.5, hw=str(ROOT / "hw" / "configs" / f"{hw}.yaml"), out=out,
-                     seed=0, compare=False, plots=False, progress=False, **kw)
+            run_flow(kw.pop("model"), kw.pop("data"), load_config(ROOT / "hw" / "configs" / f"{hw}.yaml"),
+                     FlowOptions(sparsity=0.5, seed=0, compare=False, plots=False, progress=False, **kw), out=out)
     return out / "artifact"
 
 
