@@ -181,7 +181,7 @@ def save(path, network: str, macro: MacroConfig, layers: list[LayerRecord], meta
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise ArtifactError(f"{path}: already exists; choose another --out or pass overwrite")
+        raise ArtifactError(f"{path}: already exists; choose another path or pass overwrite")
     with output_dir(path, SAVE_COMMAND, adopt=_manifest_files) as tmp:
         (tmp / "layers").mkdir()
         records = []

@@ -15,14 +15,10 @@ import time
 import click
 
 from model.limits import Range
+from model.outdir import OUT_HELP
 
 __all__ = ["Number", "NumberList", "verbosity_options", "progress", "hw_option", "load_hw", "load_artifact",
            "CommandError", "configure_logging", "OUT_HELP"]
-
-#: ``--out`` help text (the rule of :mod:`model.outdir`).
-OUT_HELP = ("output folder; written only on success, a folder holding other files is refused, a previous output "
-            "of the same command is replaced")
-
 
 class CommandError(click.ClickException):
     """A bad input found by a command itself: one line on stderr, exit status 2."""

@@ -107,14 +107,14 @@ def check_report_path(path) -> None:
     """Refuse (:class:`model.outdir.OutputError`) a ``path`` that is a folder or a file this tool did not write."""
     path = Path(path)
     if path.is_dir():
-        raise OutputError(f"{path}: is a folder; --out must name a JSON file")
+        raise OutputError(f"{path}: is a folder; out must name a JSON file")
     if path.exists():
         try:
             ours = json.loads(path.read_text()).get("format") == REPORT_FORMAT
         except (OSError, UnicodeDecodeError, ValueError, AttributeError):
             ours = False
         if not ours:
-            raise OutputError(f"{path}: exists and is not a MiniLM FTA report; choose another --out")
+            raise OutputError(f"{path}: exists and is not a MiniLM FTA report; choose another out file")
 
 
 # ----------------------------------------------------------------------------- end to end: distill, prune, FTA
