@@ -62,7 +62,7 @@ USER_ERRORS = frozenset({
     ("model.torch.flow", "FlowError"), ("model.torch.data", "DataError"), ("model.torch.sources", "ModelError"),
     ("model.torch.export", "ExportError"), ("model.torch.graph", "CaptureError"),
     ("model.core_timing", "PlanError"), ("sim_bench.report", "BenchError"), ("dbpim.demo", "DemoError"),
-    ("dbpim.verify", "VerifyError"),
+    ("dbpim.verify", "VerifyError"), ("model.torch.keras_h5", "KerasH5Error"), ("model.jsonio", "JsonError"),
 })
 
 

@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from model import jsonio
+
 __all__ = ["synth_block", "synth_dir", "markdown"]
 
 COMMAND = "dbpim synth"

@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 __all__ = ["as_int_array", "check_range", "check_finite", "check_int", "check_float", "check_choice",
-           "is_int", "is_real"]
+           "is_int", "is_real", "show"]
 
 
 def is_int(v) -> bool:
@@ -26,6 +26,12 @@ def is_int(v) -> bool:
 def is_real(v) -> bool:
     """True for a Python or NumPy real number (int or float, not a bool)."""
     return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def show(v, limit: int = 40) -> str:
+    """``repr(v)`` shortened to ``limit`` characters (a huge number stays one readable line)."""
+    r = repr(v)
+    return r if len(r) <= limit else f"{r[:limit - 12]}... ({len(r)} chars)"
 
 
 def _interval(lo, hi, closed_lo: bool = True) -> str:
@@ -44,13 +50,13 @@ def check_int(name: str, v, lo: int | None = None, hi: int | None = None, exc: t
     """
     where = "" if lo is None and hi is None else " " + (_interval(lo, hi) if lo is not None else f"<= {hi}")
     if not is_int(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise exc(f"{name}: must be an integer{where}, got {v!r}")
+        raise exc(f"{name}: must be an integer{where}, got {show(v)}")
     return int(v)
 
 
 def check_float(name: str, v, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
-                exc: type = ValueError) -> float:
-    """``v`` as a ``float`` if it is a finite real number in ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``).
+                hi_open: bool = False, exc: type = ValueError) -> float:
+    """``v`` as a ``float`` if it is a finite real number in ``[lo, hi]`` (``lo_open`` / ``hi_open``: open ends).
 
     NaN and infinities are always refused. The message is one line naming
     ``name``: ``lr: must be a finite number in (0, 10], got inf``.
@@ -58,22 +64,28 @@ def check_float(name: str, v, lo: float | None = None, hi: float | None = None, 
     if lo is None and hi is None:
         where = ""
     elif lo is None:
-        where = f" <= {hi}"
+        where = f" {'<' if hi_open else '<='} {hi}"
+    elif hi is None:
+        where = f" {'>' if lo_open else '>='} {lo}"
     else:
-        where = " " + _interval(lo, hi, closed_lo=not lo_open)
-    ok = is_real(v) and math.isfinite(float(v))
-    if ok:
-        f = float(v)
-        ok = ((lo is None or (f > lo if lo_open else f >= lo)) and (hi is None or f <= hi))
+        where = f" in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+    ok = False
+    if is_real(v):
+        try:
+            f = float(v)
+        except OverflowError:  # an int beyond the float range
+            f = math.inf
+        ok = (math.isfinite(f) and (lo is None or (f > lo if lo_open else f >= lo))
+              and (hi is None or (f < hi if hi_open else f <= hi)))
     if not ok:
-        raise exc(f"{name}: must be a finite number{where}, got {v!r}")
+        raise exc(f"{name}: must be a finite number{where}, got {show(v)}")
     return float(v)
 
 
 def check_choice(name: str, v, choices, exc: type = ValueError):
     """``v`` if it is one of ``choices``, else ``exc`` listing them."""
     if v not in tuple(choices):
-        raise exc(f"{name}: must be one of {', '.join(map(str, choices))}, got {v!r}")
+        raise exc(f"{name}: must be one of {', '.join(map(str, choices))}, got {show(v)}")
     return v
 
 

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from model._check import is_int, is_real
+from model.spec import PHI_LIMIT
 
 __all__ = ["Range", "SPARSITY", "SPARSITY_CLOSED", "EPOCHS", "LR", "WIDTH", "SEED", "BATCH_SIZE", "PHI_MAX",
            "PHI_MIN", "RECORD", "WORKERS", "COUNT", "N_SAMPLES", "THREADS"]
@@ -66,27 +67,27 @@ class Range:
 SPARSITY = Range(0, 1, hi_open=True)
 #: Block sparsity of a performance-model sweep point (1: every block pruned is a valid corner).
 SPARSITY_CLOSED = Range(0, 1)
-#: Training epochs of one stage (fractions run part of an epoch).
+#: Training epochs of one stage (fractions run part of an epoch; 0 = no training; more is a typo).
 EPOCHS = Range(0, 10_000)
-#: A learning rate.
-LR = Range(0, 10, lo_open=True)
-#: Channel width multiplier of a zoo network (1: the published widths).
-WIDTH = Range(0, 8, lo_open=True)
-#: A random seed (NumPy's ``default_rng`` and ``torch.manual_seed`` take any of these).
+#: A learning rate (above 10 is a typo, not a setting).
+LR = Range(0, 10.0, lo_open=True)
+#: Channel width multiplier of a zoo network (1 = the paper's width; 16x already holds ~256x the MACs).
+WIDTH = Range(0, 16.0, lo_open=True)
+#: A random seed: the 32-bit seeds NumPy and torch share.
 SEED = Range(0, 2**32 - 1, integer=True)
-#: A training batch size.
+#: A training batch size (above 65536 samples is a typo).
 BATCH_SIZE = Range(1, 65_536, integer=True)
-#: FTA ceiling of a flow or sweep (the macro's own ``phi_max`` bounds it further).
-PHI_MAX = Range(1, 8, integer=True)
+#: FTA ceiling of a flow or sweep (the macro's own ``phi_max`` bounds it further; model.fta.check_phi).
+PHI_MAX = Range(1, PHI_LIMIT, integer=True)
 #: FTA floor of a flow.
-PHI_MIN = Range(0, 8, integer=True)
+PHI_MIN = Range(0, PHI_LIMIT, integer=True)
 #: Samples whose activations an artifact records.
-RECORD = Range(1, 1024, integer=True)
+RECORD = Range(1, 4096, integer=True)
 #: CPUs of a local Ray cluster.
 WORKERS = Range(1, 1024, integer=True)
 #: A count of tiles, vectors or samples to run (at least one).
 COUNT = Range(1, None, integer=True)
 #: Training or evaluation examples (sentences, images).
-N_SAMPLES = Range(1, 1_000_000, integer=True)
+N_SAMPLES = Range(1, None, integer=True)
 #: Torch intra-op threads.
-THREADS = Range(1, 256, integer=True)
+THREADS = Range(1, 1024, integer=True)

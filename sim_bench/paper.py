@@ -14,8 +14,11 @@ the top:
   layers only) at block sparsities 0/25/50/75 %, re-pruned from the float
   weights of the ``--fig11`` artifacts (Ray tasks, like ``dbpim sweep``);
 * ``fig12.csv`` / ``fig12.png``: speedup and energy saving by mechanism, end to end;
-* ``networks.csv``, ``summary.json`` (per-network summaries and the Fig. 11
-  rows), ``summary.md`` (our figures next to the paper's, with ratios),
+* ``weights.csv``: per mapped layer, filters by phi, int8 weights by non-zero
+  CSD digits and the share of zero CSD digits before and after pruning + FTA
+  (:mod:`sim_bench.weight_stats`: trained next to untrained weights);
+* ``networks.csv``, ``summary.json`` (per-network summaries, the Fig. 11
+  rows and the weight statistics), ``summary.md`` (our figures next to the paper's, with ratios),
   ``time_breakdown.png`` (Fig. 13 style).
 
 Untrained networks (artifact ``meta.untrained``) are labelled so in every output.
@@ -25,14 +28,14 @@ All of it is staged next to ``--out`` and moved in only on success
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from model.outdir import check_output, output_dir
 from model.plots import legend_outside, pyplot, save_figure
 from sim_bench.perf import MECHANISMS, evaluate_network, specs_from_artifact
-from sim_bench.report import (PAPER, BenchError, _write_csv, format_summary, check_macro, markdown, paper_key,
-                              plot_mechanisms, plot_time_breakdown, weights_label, write_report)
+from sim_bench.report import (PAPER, BenchError, _write_csv, check_macro, format_summary, markdown, paper_key,
+                              plot_mechanisms, plot_time_breakdown, weights_label, write_json, write_report)
+from sim_bench.weight_stats import network_weight_stats, weight_stats_markdown
 
 __all__ = ["run_paper", "network_row", "table3_rows", "table2_rows", "fig11_rows", "fig12_rows",
            "FIG11_SPARSITY"]
@@ -158,13 +161,14 @@ def run_paper(arts, hw, out="build/paper", plots: bool = True, verbose: bool = T
     if len(set(names)) != len(names):
         raise BenchError(f"network names must be distinct, got {', '.join(names)}")
     fig11_sparsity = [limits.SPARSITY_CLOSED.check("fig11_sparsity", s, exc=BenchError) for s in fig11_sparsity]
-    labels = {str(a.path): "untrained" if a.meta.get("untrained") else "trained (digits)" for a in fig11}
+    labels = {str(a.path): weights_label(a.meta) for a in fig11}
     inputs = list(dict.fromkeys([str(a.path) for a in list(arts) + list(fig11) if a.path]))
     inputs += [hw.path] if hw.path else []
     check_output(out, "dbpim bench-paper", inputs)  # refuse before the long part
     nets = [evaluate_network(specs_from_artifact(art), hw, network=art.network, meta=art.meta) for art in arts]
     f11 = fig11_rows([a.path for a in fig11], hw, fig11_sparsity, engine, workers, address, verbose, labels) \
         if fig11 else []
+    wstats = [network_weight_stats(art, hw.macro.phi_max) for art in arts]
     summaries = []
     with output_dir(out, "dbpim bench-paper", inputs) as tmp:
         for n in nets:
@@ -177,8 +181,11 @@ def run_paper(arts, hw, out="build/paper", plots: bool = True, verbose: bool = T
         _write_csv(tmp / "fig12.csv", fig12_rows(nets))
         if f11:
             _write_csv(tmp / "fig11.csv", f11)
-        (tmp / "summary.json").write_text(json.dumps({"networks": summaries, "fig11": f11}, indent=2, default=float))
-        (tmp / "summary.md").write_text(markdown(nets) + "\n".join(_fig11_markdown(f11)))
+        _write_csv(tmp / "weights.csv", [{"network": w["network"], **r} for w in wstats for r in w["layers"]])
+        write_json(tmp / "summary.json", {"networks": summaries, "fig11": f11, "weights": wstats})
+        wlabels = {n.network: weights_label(n) for n in nets}
+        (tmp / "summary.md").write_text(markdown(nets) + "\n".join(_fig11_markdown(f11))
+                                        + "\n".join(weight_stats_markdown(wstats, wlabels, f11)))
         if plots:
             plot_mechanisms(nets, tmp / "fig12.png")
             plot_time_breakdown(nets, tmp / "time_breakdown.png")

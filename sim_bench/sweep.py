@@ -27,14 +27,13 @@ success; a folder holding other files is refused).
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 
 from model.outdir import check_output, output_dir
 from model.plots import legend_outside, pyplot, save_figure
-from sim_bench.report import BenchError, _write_csv
+from sim_bench.report import BenchError, _write_csv, write_json
 
 __all__ = ["run_sweep", "run_points", "workload", "workload_from_artifact", "point_row",
            "ENGINES"]
@@ -230,7 +229,7 @@ def run_sweep(workload_name, hw, sparsities=(0.0, 0.25, 0.5, 0.75), phi_maxes=(1
     rows = run_points(pts, engine, workers, address, progress)
     with output_dir(out, "dbpim sweep", inputs) as tmp:
         _write_csv(tmp / "sweep.csv", rows)
-        (tmp / "sweep.json").write_text(json.dumps(rows, indent=2, default=float))
+        write_json(tmp / "sweep.json", rows)
         if plots:
             _plot(rows, tmp / "sweep.png")
     return rows

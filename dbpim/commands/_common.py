@@ -185,28 +185,29 @@ def load_artifact(path: str, flag: str = "--artifact", **kw):
 
 
 def artifact_hw(art, hw_spec: str | None, flag: str = "--artifact"):
-    """The hardware an artifact is evaluated on: the one it records, or ``--hw``.
+    """The hardware an artifact is evaluated on: the configuration it records, or ``--hw``.
 
-    An artifact written since artifacts record their hardware (``art.hw``)
-    is evaluated on that configuration; a ``--hw`` naming a configuration
-    whose digest differs is refused (one line): the artifact's tiles were
-    compiled for its own. An older artifact (no ``hw``) needs ``--hw``
-    (default ``paper``) whose macro must equal the artifact's.
+    An artifact records the configuration it was compiled for (``art.hw``);
+    without ``--hw`` that one is used. A ``--hw`` overrides it explicitly (the
+    same tiles on another core or system: ``core.tile_banks``, ``lanes``, the
+    energy constants) when its macro is the artifact's compiled macro
+    (``lanes`` aside), and is refused with one line otherwise; a warning is
+    logged when it differs from the recorded one. An older artifact (no
+    ``hw``) uses ``--hw``, default ``paper``. No configuration is guessed.
     """
     recorded = getattr(art, "hw", None)
-    if recorded is not None:
-        if hw_spec is not None:
-            given = load_hw(hw_spec)
-            if _digest(given) != _digest(recorded):
-                raise CommandError(f"--hw {hw_spec}: differs from the configuration recorded in the artifact "
-                                   f"({recorded.name}); leave --hw out to use the artifact's")
+    if hw_spec is None and recorded is not None:
         return recorded
     hw = load_hw(hw_spec or "paper")
     diff = ", ".join(f"{k}={getattr(art.macro, k)} vs {getattr(hw.macro, k)}" for k in art.macro.to_dict()
                      if k != "lanes" and getattr(art.macro, k) != getattr(hw.macro, k))
     if diff:
-        raise CommandError(f"--hw {hw_spec or 'paper'}: its macro must match the artifact's compiled macro ({diff}); "
-                           f"the artifact records no hardware, name its configuration with --hw")
+        why = "" if recorded is not None else "; the artifact records no hardware, name its configuration with --hw"
+        raise CommandError(f"--hw {hw_spec or 'paper'}: its macro must match the artifact's compiled macro "
+                           f"({diff}){why}")
+    if recorded is not None and _digest(hw) != _digest(recorded):
+        logging.getLogger("dbpim").warning("--hw %s overrides the configuration recorded in the artifact (%s)",
+                                           hw_spec, recorded.name)
     return hw
 
 

@@ -9,7 +9,7 @@ from dbpim.commands._common import OUT_HELP, artifact_hw, hw_option, load_artifa
 
 @click.command("bench")
 @click.option("--artifact", required=True, metavar="DIR", help="compiled artifact directory")
-@hw_option(default=None, help_extra="; a --hw that differs from the artifact's recorded configuration is refused")
+@hw_option(default=None, help_extra="; overrides the artifact's recorded configuration if its macro is the same")
 @click.option("--out", default="build/bench", show_default=True, help=OUT_HELP)
 @click.option("--no-plots", is_flag=True, help="skip the PNG plots")
 @verbosity_options

@@ -21,7 +21,7 @@ from model import limits
               help="an artifact (with float weights) re-pruned for Fig. 11 (repeat the option for each)")
 @click.option("--fig11-sparsity", type=NumberList(limits.SPARSITY_CLOSED), default="0,0.25,0.5,0.75",
               show_default=True, help="comma-separated block sparsities of Fig. 11, each in [0, 1]")
-@hw_option(default=None, help_extra="; every artifact must record the same one")
+@hw_option(default=None, help_extra="; overrides the artifacts' recorded one if its macro is the same")
 @click.option("--engine", default="ray", show_default=True, type=click.Choice(["ray", "serial"]),
               help="run the Fig. 11 points as Ray tasks or serially")
 @click.option("--address", default=None, help="join this Ray cluster instead of starting a local one")

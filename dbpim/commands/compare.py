@@ -13,7 +13,7 @@ from model import limits
 @click.argument("artifact_dirs", nargs=-1, metavar="[ARTIFACT]...")
 @click.option("--artifact", "more", multiple=True, metavar="DIR",
               help="a compiled artifact directory (repeatable; the same as a positional ARTIFACT)")
-@hw_option(default=None, help_extra="; every artifact must record the same one")
+@hw_option(default=None, help_extra="; overrides the artifacts' recorded one if its macro is the same")
 @click.option("--out", default="build/compare", show_default=True, help=OUT_HELP)
 @click.option("--no-accuracy", is_flag=True,
               help="skip the accuracy column (it re-runs the compile flow of each artifact)")

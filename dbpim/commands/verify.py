@@ -22,9 +22,9 @@ Two checks, chosen by --macro:
     without --artifact the first --tiles tiles of the built-in example
     layer on --hw (default small).
 
-The hardware of an artifact is the configuration it records; a --hw that
-differs is refused (an artifact that records none needs --hw, default
-paper). Exit status 0 when everything agrees, 1 on a mismatch, 2 on a bad
+The hardware of an artifact is the configuration it records; --hw
+overrides it when its macro is the artifact's and is refused otherwise (an
+artifact that records none uses --hw, default paper). Exit status 0 when everything agrees, 1 on a mismatch, 2 on a bad
 input.
 """
 
@@ -36,7 +36,7 @@ input.
               help="macro check: the tiles on the RTL macro instead of the layer on the PIM core")
 @click.option("--hw", default=None, metavar="YAML|NAME",
               help="hardware YAML or shipped name (default: the artifact's recorded configuration; without "
-                   "--artifact: small); one that differs from the artifact's is refused")
+                   "--artifact: small); overrides the artifact's if its macro is the same, else refused")
 @click.option("--samples", type=Number(limits.COUNT), default=None,
               help="layer check: recorded samples to run, >= 1 (default: all)")
 @click.option("--vectors", type=Number(limits.COUNT), default=None,

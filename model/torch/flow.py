@@ -15,7 +15,6 @@ seconds with one line naming the layer, and never leaves an artifact that
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import tempfile
 import time
@@ -28,9 +27,9 @@ import torch.fx as fx
 from torch import nn
 
 from model import artifact as gart
-from model import csd
-from model import limits
+from model import csd, jsonio, limits
 from model.config import HwConfig
+from model.fta import check_phi
 from model.outdir import OutputError, check_output, output_dir
 from model.plots import legend_outside, pyplot, save_figure
 from model.quant import group_size_for
@@ -49,6 +48,8 @@ __all__ = ["run_flow", "FlowOptions", "FlowReport", "run_all_zoo", "demo", "Flow
 log = logging.getLogger(__name__)
 COMMAND = "dbpim compile"
 ZOO_COMMAND = "dbpim compile --all-zoo"
+#: Most samples whose activations the artifact records per layer (each is kept in every layer's npz).
+N_RECORD_MAX = limits.RECORD.hi  # home: model.limits
 MAC_SHARE_WARNING = 0.5  # warn when less than this share of the network's MACs runs on the macros
 
 
@@ -266,7 +267,7 @@ def _markdown(rep: dict) -> str:
     a = rep["accuracy"]
     ep = rep["epochs"]
     lines = [f"# DB-PIM compile report: {rep['network']} on {rep['data']}", "",
-             f"hw: `{rep['hw']}` (group size G = {rep['group_size']}, phi_max = {rep['phi_max']}), "
+             f"hw: `{rep['hw']}` ({rep['hw_file']}; group size G = {rep['group_size']}, phi_max = {rep['phi_max']}), "
              f"block sparsity {rep['sparsity']:.2f}, seed {rep['seed']}, epochs: float {ep['float']:g}, "
              f"fine-tune {ep['finetune']:g}, FTA-aware QAT {ep['qat']:g}", ""]
     lines += [f"**warning:** {w}" for w in rep["warnings"]] + ([""] if rep["warnings"] else [])
@@ -395,13 +396,12 @@ class FlowOptions:
             raise FlowError(f"model_class: must be a string or None, got {type(self.model_class).__name__}")
 
     def ceiling(self, macro) -> int:
-        """The FTA ceiling on ``macro``: ``phi_max``, or the macro's (which bounds it)."""
-        pm = macro.phi_max if self.phi_max is None else self.phi_max
-        if not 1 <= pm <= macro.phi_max:
-            raise FlowError(f"phi_max: must be an integer in [1, {macro.phi_max}] (the hw macro's phi_max), "
-                            f"got {pm!r}")
-        if self.phi_min > pm:
-            raise FlowError(f"phi_min: must be an integer in [0, {pm}], got {self.phi_min!r}")
+        """The FTA ceiling on ``macro``: ``phi_max``, or the macro's (which bounds it; :func:`model.fta.check_phi`)."""
+        try:
+            _, pm = check_phi(macro.phi_max if self.phi_max is None else self.phi_max, self.phi_min,
+                              ceiling=macro.phi_max)
+        except ValueError as e:
+            raise FlowError(str(e)) from None
         return pm
 
 
@@ -509,7 +509,8 @@ def run_flow(model: str | nn.Module, data, hw: HwConfig, options: FlowOptions | 
     if opts.n_train or opts.n_test:
         ds = ds.subset(opts.n_train, opts.n_test)
     try:
-        net, net_name = load_model(model, model_class, ds.num_classes, ds.in_shape[0], width)
+        net, net_name = load_model(model, model_class, ds.num_classes, ds.in_shape[0], width,
+                                   input_shape=ds.in_shape)
     except ModelError as e:
         raise FlowError(str(e)) from None
     check_finite(net)
@@ -591,12 +592,13 @@ def run_flow(model: str | nn.Module, data, hw: HwConfig, options: FlowOptions | 
     if macs["mapped_share"] < MAC_SHARE_WARNING:
         warnings.append(f"only {100 * macs['mapped_share']:.1f} % of the network's MACs run on the PIM macros; "
                         "the rest runs in float on the SIMD core (see 'Not mapped')")
+    warnings += accuracy_warnings(acc, {"float": epochs, "finetune": ft_ep, "qat": qat_ep})
     # 7. artifact + report, all staged next to --out and moved in together
     try:
         with output_dir(out, COMMAND, inputs) as tmp:
-            gart.load(gart.save(tmp / "artifact", net_name, macro, recs, meta=meta, overwrite=True))
+            gart.load(gart.save(tmp / "artifact", net_name, macro, recs, meta=meta, overwrite=True, hw=cfg))
             stage("export")
-            rep = {"network": net_name, "data": str(ds.name), "hw": str(cfg.path), "group_size": G, "phi_max": pm,
+            rep = {"network": net_name, "data": str(ds.name), "hw": cfg.name, "hw_file": Path(cfg.path).name, "group_size": G, "phi_max": pm,
                    "phi_min": phi_min, "sparsity": float(sparsity), "total_sparsity": s_tot, "seed": int(seed),
                    "threads": int(threads), "batch_size": int(batch_size),
                    "lr": {"float": lr, "finetune": ft_lr, "qat": q_lr},
@@ -605,11 +607,23 @@ def run_flow(model: str | nn.Module, data, hw: HwConfig, options: FlowOptions | 
                    "layers": layers, "macs": macs, "batchnorm": cap.bn, "notes": cap.notes, "warnings": warnings,
                    "integer_check": checks, "plots": _plots(tmp, layers) if opts.plots else [], "times": times}
             rep["times"]["total"] = round(time.time() - t0, 2)
-            (tmp / "report.json").write_text(json.dumps(rep, indent=2))
+            (tmp / "report.json").write_text(jsonio.dumps(rep, what="report.json"))
             (tmp / "report.md").write_text(_markdown(rep))
     except OutputError as e:
         raise FlowError(str(e)) from None
     return FlowReport({**rep, "artifact": str(Path(out) / "artifact")}, Path(out))
+
+
+def accuracy_warnings(acc: dict, epochs: dict) -> list[str]:
+    """A warning when the final (integer) accuracy exceeds the float one: the float stage was trained less
+    (the pruned network's fine-tune and the QAT train on), not that pruning or quantization helps."""
+    f, q = acc.get("float"), acc.get("final")
+    if f is None or q is None or not q > f:
+        return []
+    more = float(epochs.get("finetune", 0)) + float(epochs.get("qat", 0))
+    return [f"the final integer accuracy {100 * q:.2f} % exceeds the float one {100 * f:.2f} %: the float stage was "
+            f"trained less ({float(epochs.get('float', 0)):g} epochs; the fine-tune and QAT add {more:g} more), so "
+            "the float figure is not an upper bound here; train the float stage longer to compare them"]
 
 
 def _inputs(hw_path, model, data) -> list:
@@ -667,7 +681,7 @@ def run_all_zoo(hw: HwConfig, options: FlowOptions | None = None, *, out: str | 
                 summary[n] = {"accuracy": rep["accuracy"], "times": rep["times"], "artifact": f"{n}/artifact"}
                 log.info("%s: %s (%s s)", n, ", ".join(f"{k}={v:.4f}" for k, v in rep["accuracy"].items()
                                                         if v is not None), rep["times"]["total"])
-            (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+            (tmp / "summary.json").write_text(jsonio.dumps(summary, what="summary.json"))
     except OutputError as e:
         raise FlowError(str(e)) from None
     return summary
