@@ -207,7 +207,7 @@ def save(path, network: str, macro: MacroConfig, layers: list[LayerRecord], meta
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise ArtifactError(f"{path}: already exists; choose another --out or pass overwrite")
+        raise ArtifactError(f"{path}: already exists; choose another path or pass overwrite")
     if hw is not None and not isinstance(hw, HwConfig):
         raise ArtifactError(f"{path}: hw must be a model.config.HwConfig, got {type(hw).__name__}")
     if hw is not None and hw.macro.to_dict() != macro.to_dict():

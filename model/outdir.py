@@ -60,7 +60,7 @@ __all__ = ["MARKER", "OUT_HELP", "OutputError", "Interrupted", "output_dir", "ch
 MARKER = ".dbpim-outputs"
 _FORMAT = "dbpim-outputs"
 
-#: Help text of every command's ``--out`` folder option (argparse adds the default).
+#: Help text of every command's ``--out`` folder option (the command line shows the default).
 OUT_HELP = ("output folder: new, empty, or written before by this same command; the files are moved in "
             "only on success, and a folder holding any other file is refused")
 
@@ -140,7 +140,7 @@ def owned_files(out, command: str, adopt: Callable[[Path], Iterable[str]] | None
     present = _tree(out)
     marker = _read_marker(out)
     if marker is not None and marker["command"] != command:
-        raise OutputError(f"{out}: written by `{marker['command']}`, not `{command}`; choose another --out")
+        raise OutputError(f"{out}: written by `{marker['command']}`, not `{command}`; choose another out folder")
     if marker is not None:
         ours = marker["files"] | {MARKER}
     else:
@@ -149,7 +149,7 @@ def owned_files(out, command: str, adopt: Callable[[Path], Iterable[str]] | None
     if foreign:
         more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
         raise OutputError(f"{out}: holds {foreign[0]}{more}, not written by `{command}`; choose a new or empty "
-                          f"--out, or remove them")
+                          f"out folder, or remove them")
     return present & ours - {MARKER}
 
 
@@ -184,19 +184,19 @@ def check_output(out, command: str, inputs: Iterable = (),
         One line naming ``out`` and why.
     """
     if str(out) == "":
-        raise OutputError("--out: must name a folder, got an empty path")
+        raise OutputError("out: must name a folder, got an empty path")
     res = Path(out).resolve()
     if res.exists() and not res.is_dir():
-        raise OutputError(f"{out}: is a file; --out must be a folder (new, empty or written by `{command}`)")
+        raise OutputError(f"{out}: is a file; out must be a folder (new, empty or written by `{command}`)")
     cwd = Path.cwd().resolve()
     if res == cwd or res in cwd.parents:
-        raise OutputError(f"{out}: is the current folder or contains it; choose a new sub-folder for --out")
+        raise OutputError(f"{out}: is the current folder or contains it; choose a new sub-folder for out")
     for i in inputs:
         if i is None:
             continue
         how = _overlap(res, Path(i).resolve())
         if how:
-            raise OutputError(f"{out}: {how} the input {i}; --out must be apart from every input")
+            raise OutputError(f"{out}: {how} the input {i}; out must be apart from every input")
     return owned_files(Path(out), command, adopt) if res.is_dir() else set()
 
 

