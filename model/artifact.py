@@ -523,9 +523,9 @@ def _inputs(z: dict, fw: str, signed: bool, in_shape: tuple):
         want = np.int8 if signed else np.uint8
         if x.dtype != want:
             raise ArtifactError(f"{fw}: array 'x' must be {np.dtype(want)} (signed_input={signed}), got {x.dtype}")
-        if x.ndim != len(in_shape) + 1 or tuple(x.shape[1:]) != in_shape:
-            raise ArtifactError(f"{fw}: array 'x' must have shape (S, {', '.join(map(str, in_shape))}), "
-                                f"got {x.shape}")
+        if x.ndim != len(in_shape) + 1 or tuple(x.shape[1:]) != in_shape or x.shape[0] < 1:
+            raise ArtifactError(f"{fw}: array 'x' must have shape (S, {', '.join(map(str, in_shape))}) with "
+                                f"S >= 1 recorded samples, got {x.shape}")
     x_scale = None
     if "x_scale" in z:
         xs = _arr(z, "x_scale", fw, (), np.float32)

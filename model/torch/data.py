@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from model.torch.zoo import MAX_CLASSES
+
 __all__ = ["Data", "DataError", "load_digits", "load_cifar", "load_npz", "load_data", "as_data", "loader",
            "DATA_NAMES", "CIFAR_PICKLE_GLOBALS"]
 
@@ -218,7 +220,16 @@ def _pair(xtr, ytr, xte, yte, name: str, where: str, num_classes: int | None = N
     if xtr.shape[1:] != xte.shape[1:]:
         raise DataError(f"{where}: x_train and x_test must have the same per-sample shape, got "
                         f"{tuple(xtr.shape[1:])} and {tuple(xte.shape[1:])}")
-    ncls = num_classes or int(max(int(ytr.max()), int(yte.max()))) + 1
+    top = int(max(int(ytr.max()), int(yte.max())))
+    if num_classes is not None and top >= num_classes:
+        raise DataError(f"{where}: labels must lie in [0, {num_classes}) (the data's classes), found {top}")
+    if top >= MAX_CLASSES:
+        raise DataError(f"{where}: labels must lie in [0, {MAX_CLASSES}) (a network has at most {MAX_CLASSES} "
+                        f"classes: one per label 0..max), found {top}")
+    if num_classes is None and top + 1 > len(ytr):
+        raise DataError(f"{where}: labels must be class indices 0..n_classes-1 with at most one class per training "
+                        f"sample; the largest label {top} makes {top + 1} classes for {len(ytr)} training samples")
+    ncls = num_classes or top + 1
     return Data(name, xtr.contiguous(), ytr, xte.contiguous(), yte, max(2, ncls))
 
 

@@ -345,6 +345,8 @@ def layer_records(model: fx.GraphModule, macro: MacroConfig, samples: torch.Tens
     G = group_size or macro.group_size
     if not isinstance(model, fx.GraphModule):
         raise ExportError("model: must be the fx.GraphModule of model.torch.graph.capture")
+    if len(samples) < 1:
+        raise ExportError(f"samples: must hold at least one input to record, got {len(samples)}")
     rec_int = record_int(model, samples)
     ops = graph_ops(model, samples)
     out, accs = [], {}
