@@ -15,7 +15,7 @@ writes it through :func:`output_dir`:
   which raise :class:`Interrupted` while the folder is staged) the temporary
   folder is removed and ``--out`` is untouched; no space left on the device
   is one :class:`OutputError` line;
-* a run killed outright (SIGKILL, power loss) can leave a stage or a backup
+* a run killed outright (SIGKILL) can leave a stage or a backup
   behind: the next :func:`output_dir` on that ``--out`` restores a missing
   ``--out`` from its backup and removes such leftovers (:func:`recover`);
 * ``--out`` records what the command wrote in a marker file :data:`MARKER`
