@@ -62,7 +62,7 @@ MARKER = ".dbpim-outputs"
 _FORMAT = "dbpim-outputs"
 
 #: Help text of every command's ``--out`` folder option (argparse adds the default).
-OUT_HELP = ("output folder: new, empty, or written before by this same command; the files are moved in "
+OUT_HELP = ("output folder: new, empty, or written before by this same command; it is replaced as a whole "
             "only on success, and a folder holding any other file is refused")
 
 
