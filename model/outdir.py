@@ -437,14 +437,15 @@ def _commit(stage: Path, out: Path, command: str, adopt) -> None:
     except OSError as e:
         if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
             raise
-    old = owned_files(out, command, adopt)  # as it is now: another run of ours may have written it meanwhile
-    added = _read_marker(out) is None  # a folder of a previous version: mark it, so a leftover is recognised
-    if added:
-        _write_marker(out, command, old)
     fd = _lock(out, wait=30.0)  # another run's commit to the same ``out`` takes milliseconds
     if fd is None and fcntl is not None:
         raise OutputError(f"{out}: another run is writing it; try again")
+    added = False
     try:
+        old = owned_files(out, command, adopt)  # as it is now: another run of ours may have written it meanwhile
+        added = _read_marker(out) is None  # a folder of a previous version: mark it, so a leftover is recognised
+        if added:
+            _write_marker(out, command, old)
         _swap(stage, out, old)
     except BaseException:
         if added:  # ``out`` is the old folder again (or missing, its backup keeping the marker): as it was
