@@ -189,7 +189,7 @@ def save(path, network: str, macro: MacroConfig, layers: list[LayerRecord], meta
         Free-form provenance (seed, sparsity, accuracies...), YAML-serialisable.
     overwrite : bool
         Replace an existing artifact written by :func:`save` (only after the new
-        one is complete; its files are moved in one by one, ``manifest.yaml`` last).
+        one is complete, as a whole folder: one atomic swap, docs/design.md §10).
     compress : bool
         Deflate the layer files (default); off for throw-away artifacts.
     hw : HwConfig, optional

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,12 +291,14 @@ class HwConfig:
                 "energy": dataclasses.asdict(self.energy), "core": dataclasses.asdict(self.core)}
 
     def digest(self) -> str:
-        """SHA-256 (hex) of the canonical JSON of :meth:`to_dict` (sorted keys, no spaces).
+        """SHA-256 (hex) of the canonical JSON of :meth:`to_dict`: ``model.jsonio.dumps(..., indent=None,
+        sort_keys=True)`` (one line, sorted keys, strict), UTF-8.
 
         Equal digests mean the same design point, whatever file or spelling it came from
         (``path`` and ``defaulted`` are not part of it); artifacts record it (§8).
         """
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        from model.jsonio import dumps
+        text = dumps(self.to_dict(), what=f"configuration {self.name}", indent=None, sort_keys=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def replace(self, **sections) -> "HwConfig":
