@@ -31,6 +31,7 @@ from pathlib import Path
 
 import yaml
 
+from model import jsonio
 from model._check import is_int, is_real, show
 from model.spec import CORE_GEOMETRY, DIGIT_BITS, GEOMETRY, geometry_error
 
@@ -297,8 +298,7 @@ class HwConfig:
         Equal digests mean the same design point, whatever file or spelling it came from
         (``path`` and ``defaulted`` are not part of it); artifacts record it (§8).
         """
-        from model.jsonio import dumps
-        text = dumps(self.to_dict(), what=f"configuration {self.name}", indent=None, sort_keys=True)
+        text = jsonio.dumps(self.to_dict(), what="configuration digest", indent=None, sort_keys=True, compact=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def replace(self, **sections) -> "HwConfig":
