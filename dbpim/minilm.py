@@ -94,7 +94,8 @@ def run(out: str | Path = "build/minilm", hw: str = "paper", sparsities=(0.0, 0.
             r = compress(s, cfg.macro, G, pm, ids_tr, ids_ev, t_tr, t_ev, finetune_epochs=finetune_epochs,
                          qat_epochs=qat_epochs, lr=lr, qat_lr=qat_lr, seed=seed, progress=progress)
             art = gart.save(tmp / f"artifact_s{round(100 * s):02d}", "minilm-l6", cfg.macro, r["records"],
-                            meta={"sparsity": s, "phi_max": pm, "quality": r["quality"]["final"]}, overwrite=True)
+                            meta={"sparsity": s, "phi_max": pm, "quality": r["quality"]["final"]}, overwrite=True,
+                            hw=cfg)
             net = evaluate_network(specs_from_artifact(gart.load(art)), cfg, network=f"minilm-l6 s={s}")
             summ = net.summary()
             q = r["quality"]["final"]

@@ -26,9 +26,9 @@ from hw.axi import AXI4LiteTarget
 from hw.common import Block, add_block, layout_from_fields
 from hw.macro import PIMMacro
 from hw.switch import SparseSwitch
-from model.spec import (BUS_BITS, CORE_ID, CORE_REGS, core_map, field_width, map_entry_fields, mask_entry_fields,
-                        packer_in_fields, packer_out_fields, psum_width, result_fields, result_width,
-                        tile_entry_fields, window_fields)
+from model.derived import Derived
+from model.spec import (BUS_BITS, CORE_ID, CORE_REGS, field_width, map_entry_fields, mask_entry_fields, packer_in_fields,
+                        packer_out_fields, result_fields, tile_entry_fields, window_fields)
 
 __all__ = ["RowPacker", "PIMCore", "PIMCoreAXI", "CORE_KEYS"]
 
@@ -202,9 +202,13 @@ class PIMCore(Block):
         if lanes > n_comp:
             raise ValueError(f"lanes must be at most n_comp ({n_comp}), not {lanes!r}")
         self._p = p
-        self.map = core_map(n_comp, n_col, n_row, tile_slots, descriptors, mask_windows, out_pixels)
-        self.psum_width = psum_width(n_comp, n_col, n_row, in_bits, max_row_tiles)
-        word = self.map.addr_width - 2
+        #: widths and the register map, computed once (the golden model's CoreParams reads the same object)
+        self.derived = Derived.compute(n_comp=n_comp, n_col=n_col, n_row=n_row, in_bits=in_bits,
+                                       tile_slots=tile_slots, descriptors=descriptors, mask_windows=mask_windows,
+                                       out_pixels=out_pixels, max_row_tiles=max_row_tiles)
+        self.map = self.derived.map
+        self.psum_width = self.derived.psum_bits
+        word = self.derived.word_addr_bits
         super().__init__({
             "w_en": In(1), "w_addr": In(word), "w_data": In(BUS_BITS), "w_strb": In(BUS_BITS // 8),
             "r_addr": In(word), "r_data": Out(BUS_BITS),
@@ -614,7 +618,7 @@ class PIMCoreAXI(Block):
         self.core = PIMCore(**params)
         self._params = self.core.parameters
         aw = self.core.map.addr_width
-        rw = result_width(self.core.psum_width)
+        rw = self.core.derived.result_bits
         super().__init__({
             "aclk": In(1), "aresetn": In(1),
             "s_axil_awaddr": In(aw), "s_axil_awvalid": In(1), "s_axil_awready": Out(1),

@@ -39,6 +39,8 @@ from pathlib import Path
 
 from hw.common import SRAM_MODES, ports_of_verilog
 
+from model import jsonio
+
 __all__ = ["BLOCKS", "SRAM_MODES", "build_block", "generate", "main", "ports_of_verilog"]
 
 #: Block names in generation order; file ``dbpim_<name>.v``, top module ``dbpim_<name>``.
@@ -106,7 +108,7 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
     model.config.ConfigError
         On a bad configuration (nothing is written).
     ValueError
-        On an unknown block name or SRAM mode (nothing is written).
+        On an empty ``blocks``, an unknown block name or SRAM mode (nothing is written).
     model.outdir.OutputError
         On an ``out_dir`` that cannot be written without losing data (nothing is written).
     """
@@ -124,6 +126,11 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
     else:
         raise TypeError(f"config: must be an HwConfig, MacroConfig or YAML path, got {type(config).__name__}")
     blocks = BLOCKS if blocks is None else blocks
+    if isinstance(blocks, str) or not hasattr(blocks, "__iter__"):
+        raise TypeError(f"blocks: must be a sequence of block names, got {type(blocks).__name__}")
+    blocks = list(blocks)
+    if not blocks:  # writing nothing and exiting 0 would pass for success
+        raise ValueError(f"blocks: must name at least one of {', '.join(BLOCKS)}")
     for b in blocks:
         if b not in BLOCKS:
             raise ValueError(f"block: must be one of {', '.join(BLOCKS)}, got {b!r}")
@@ -155,7 +162,7 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
                                        + comp.map.markdown())
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "config": name, "sram": sram,
                 "macro": mc.to_dict(), "blocks": entries}
-    texts["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    texts["manifest.json"] = jsonio.dumps(manifest, what="manifest.json", sort_keys=True, newline=True)
     with output_dir(out_dir, "dbpim verilog", inputs, adopt=_manifest_files) as stage:
         for fname, text in texts.items():
             (stage / fname).write_text(text)

@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from model import jsonio
+
 __all__ = ["synth_block", "synth_dir", "markdown", "main"]
 
 COMMAND = "python -m hw.synth"
@@ -155,7 +157,7 @@ def main(argv=None) -> int:
         blocks = a.blocks.split(",") if a.blocks else list(json.loads((d / "manifest.json").read_text())["blocks"])
         rep = synth_dir(d, [b for b in blocks if b not in a.exclude.split(",")], keep_memories=a.keep_memories)
         with output_dir(out, COMMAND, [d]) as stage:
-            (stage / "synth.json").write_text(json.dumps(rep, indent=2) + "\n")
+            (stage / "synth.json").write_text(jsonio.dumps(rep, what="synth.json", newline=True))
             (stage / "synth.md").write_text(markdown(rep))
     except (ValueError, SynthError) as e:  # OutputError is a ValueError
         print(f"hw.synth: {e}", file=sys.stderr)

@@ -14,8 +14,11 @@ the top:
   layers only) at block sparsities 0/25/50/75 %, re-pruned from the float
   weights of the ``--fig11`` artifacts (Ray tasks, like ``dbpim sweep``);
 * ``fig12.csv`` / ``fig12.png``: speedup and energy saving by mechanism, end to end;
-* ``networks.csv``, ``summary.json`` (per-network summaries and the Fig. 11
-  rows), ``summary.md`` (our figures next to the paper's, with ratios),
+* ``weights.csv``: per mapped layer, filters by phi, int8 weights by non-zero
+  CSD digits and the share of zero CSD digits before and after pruning + FTA
+  (:mod:`sim_bench.weight_stats`: trained next to untrained weights);
+* ``networks.csv``, ``summary.json`` (per-network summaries, the Fig. 11
+  rows and the weight statistics), ``summary.md`` (our figures next to the paper's, with ratios),
   ``time_breakdown.png`` (Fig. 13 style).
 
 Untrained networks (artifact ``meta.untrained``) are labelled so in every output.
@@ -26,7 +29,6 @@ All of it is staged next to ``--out`` and moved in only on success
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -34,7 +36,8 @@ from model.outdir import OUT_HELP, OutputError, check_output, output_dir
 from model.plots import legend_outside, pyplot, save_figure
 from sim_bench.perf import MECHANISMS, evaluate_network, specs_from_artifact
 from sim_bench.report import (PAPER, BenchError, _write_csv, format_summary, load_inputs, markdown, paper_key,
-                              plot_mechanisms, plot_time_breakdown, weights_label, write_report)
+                              plot_mechanisms, plot_time_breakdown, weights_label, write_json, write_report)
+from sim_bench.weight_stats import network_weight_stats, weight_stats_markdown
 
 __all__ = ["main", "run_paper", "network_row", "table3_rows", "table2_rows", "fig11_rows", "fig12_rows",
            "FIG11_SPARSITY"]
@@ -153,12 +156,13 @@ def run_paper(artifacts, hw="paper", out="build/paper", plots: bool = True, verb
     labels = {}
     for a in fig11:
         art, _ = load_inputs(a, hw)
-        labels[str(a)] = "untrained" if art.meta.get("untrained") else "trained (digits)"
+        labels[str(a)] = weights_label(art.meta)
     inputs = list(dict.fromkeys(list(artifacts) + list(fig11))) + [loaded[0][1].path]
     check_output(out, "dbpim bench-paper", inputs)  # refuse before the long part
     nets = [evaluate_network(specs_from_artifact(art), cfg, network=art.network, meta=art.meta)
             for art, cfg in loaded]
     f11 = fig11_rows(fig11, hw, fig11_sparsity, engine, workers, address, verbose, labels) if fig11 else []
+    wstats = [network_weight_stats(art, cfg.macro.phi_max) for art, cfg in loaded]
     summaries = []
     with output_dir(out, "dbpim bench-paper", inputs) as tmp:
         for n in nets:
@@ -171,8 +175,11 @@ def run_paper(artifacts, hw="paper", out="build/paper", plots: bool = True, verb
         _write_csv(tmp / "fig12.csv", fig12_rows(nets))
         if f11:
             _write_csv(tmp / "fig11.csv", f11)
-        (tmp / "summary.json").write_text(json.dumps({"networks": summaries, "fig11": f11}, indent=2, default=float))
-        (tmp / "summary.md").write_text(markdown(nets) + "\n".join(_fig11_markdown(f11)))
+        _write_csv(tmp / "weights.csv", [{"network": w["network"], **r} for w in wstats for r in w["layers"]])
+        write_json(tmp / "summary.json", {"networks": summaries, "fig11": f11, "weights": wstats})
+        wlabels = {n.network: weights_label(n) for n in nets}
+        (tmp / "summary.md").write_text(markdown(nets) + "\n".join(_fig11_markdown(f11))
+                                        + "\n".join(weight_stats_markdown(wstats, wlabels, f11)))
         if plots:
             plot_mechanisms(nets, tmp / "fig12.png")
             plot_time_breakdown(nets, tmp / "time_breakdown.png")

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -36,7 +35,7 @@ import numpy as np
 
 from model.outdir import OUT_HELP, OutputError, check_output, output_dir
 from model.plots import legend_outside, pyplot, save_figure
-from sim_bench.report import BenchError, _write_csv
+from sim_bench.report import BenchError, _write_csv, write_json
 
 __all__ = ["main", "run_sweep", "run_points", "parse_geometry", "workload", "workload_from_artifact", "point_row",
            "ENGINES"]
@@ -238,7 +237,7 @@ def run_sweep(workload_name="digits", hw="paper", sparsities=(0.0, 0.25, 0.5, 0.
     rows = run_points(pts, engine, workers, address, progress)
     with output_dir(out, "dbpim sweep", inputs) as tmp:
         _write_csv(tmp / "sweep.csv", rows)
-        (tmp / "sweep.json").write_text(json.dumps(rows, indent=2, default=float))
+        write_json(tmp / "sweep.json", rows)
         if plots:
             _plot(rows, tmp / "sweep.png")
     return rows

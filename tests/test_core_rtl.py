@@ -29,9 +29,9 @@ pytestmark = [pytest.mark.rtl, pytest.mark.timeout(900)]
 @pytest.mark.xdist_group("rtl-core")
 @pytest.mark.parametrize("stall", [0.0, 0.3])
 def test_core_cocotb_real_layers(real_artifacts, stall):
-    from verif.rtl import run_cocotb
+    from verif.rtl import rtl_config, run_cocotb
     demo, zoo = real_artifacts
-    run_cocotb("core", "small", "verif.test_core", testcase="core_real_layers", stall=stall,
+    run_cocotb("core", rtl_config("small"), "verif.test_core", testcase="core_real_layers", stall=stall,
                env={"DBPIM_ARTIFACTS": f"{demo}:features.0.conv,classifier.3;{zoo}:fc"})
 
 
@@ -40,8 +40,9 @@ def test_core_cocotb_real_layers(real_artifacts, stall):
                                        ("zoo", "layers.2.short.conv")])
 def test_dbpim_verify_real_layers(real_artifacts, net, layer, capsys):
     from dbpim.verify import main
+    from verif.rtl import rtl_config
     art = real_artifacts[0 if net == "demo" else 1]
-    assert main(["--artifact", str(art), "--layer", layer, "--hw", "small"]) == 0
+    assert main(["--artifact", str(art), "--layer", layer, "--hw", rtl_config("small")]) == 0
     out = capsys.readouterr().out
     assert "outputs == run_layer (bit for bit): yes" in out
     assert "cycles: equal" in out
@@ -66,6 +67,9 @@ def test_dbpim_verify_two_tile_banks(real_artifacts, tmp_path, capsys):
 def test_dbpim_verify_paper_core(paper_artifact, layer, capsys):
     """The paper-size core (``paper.yaml``: 16 switch lanes, its macros and memories) on the demo network."""
     from dbpim.verify import main
+    from verif.rtl import hw_from_env
+    if hw_from_env():
+        pytest.skip("DBPIM_HW is set: test_dbpim_verify_real_layers runs the real layers on that configuration")
     assert main(["--artifact", str(paper_artifact), "--layer", layer, "--hw", "paper"]) == 0
     out = capsys.readouterr().out
     assert "outputs == run_layer (bit for bit): yes" in out
@@ -127,9 +131,11 @@ def _check_random_programs(hw, rng, trials):
 
 
 def test_core_native_random_layers_small(rng):
-    """Random layers (every phi, -128 weights, signed and unsigned) on the small core, full rate and stalled."""
+    """Random layers (every phi, -128 weights, signed and unsigned) on the small core (``DBPIM_HW`` when set),
+    full rate and stalled."""
     from model.config import load_config
-    _check_random_programs(load_config("small"), rng, trials=3)
+    from verif.rtl import rtl_config
+    _check_random_programs(load_config(rtl_config("small")), rng, trials=3)
 
 
 def small_two_banks():

@@ -178,6 +178,7 @@ def test_artifact_validates_the_mapping(tmp_path, rng):
     z["tiles_meta"] = z["tiles_meta"].copy()
     z["tiles_meta"][0, 3] += 1  # n_rows_used
     np.savez(f, **z)
+    artifact.reseal(d)  # past the digest check: the mapping check is what is tested
     with pytest.raises(ArtifactError, match="n_rows_used"):
         artifact.load(d)
 

@@ -42,6 +42,8 @@ def test_flow_report_and_artifact(flow_run):
     assert len(art.mapped_layers()) == len(layers)
     assert all(layer.x is not None and layer.x.shape[0] == 4 for layer in art.mapped_layers())
     assert art.macro.n_col == 4
+    from model.config import load_config
+    assert art.hw is not None and art.hw.digest() == load_config(TINY["hw"]).digest()  # what it was compiled for
 
 
 def test_flow_deterministic(flow_run, tmp_path):
@@ -71,15 +73,15 @@ def test_total_sparsity():
 
 @pytest.mark.parametrize("argv, needle", [
     (["--model", "lenet"], "--model: unknown name 'lenet'; allowed: smallcnn"),
-    (["--sparsity", "1.5"], "--sparsity: must be a number in [0, 1)"),
+    (["--sparsity", "1.5"], "sparsity: must be a finite number in [0, 1), got 1.5"),
     (["--hw", "nope.yaml"], "--hw: nope.yaml: file not found"),
     (["--data", "mnist"], "--data: unknown dataset 'mnist'"),
-    (["--phi-max", "3"], "--phi-max: must be an integer in [1, 2]"),
+    (["--phi-max", "3"], "phi_max: must be an integer in [1, 2], got 3"),
     (["--model", "x.pt"], "--model: x.pt: file not found"),
-    (["--epochs", "-1"], "--epochs: must be a number >= 0"),
+    (["--epochs", "-1"], "epochs: must be a finite number in [0, 10000], got -1.0"),
     (["--data", "cifar10:/nonexistent"], "--data: /nonexistent: no such directory"),
-    (["--batch-size", "0"], "--batch-size: must be an integer >= 1"),
-    (["--width", "0"], "--width: must be a number > 0"),
+    (["--batch-size", "0"], "batch_size: must be an integer in [1, 65536], got 0"),
+    (["--width", "0"], "width: must be a finite number in (0, 16.0], got 0.0"),
 ])
 def test_cli_errors(argv, needle, tmp_path, capsys):
     assert main(argv + ["--out", str(tmp_path), "--quiet"]) == 2

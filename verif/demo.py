@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from model import jsonio
+
 __all__ = ["run_macro_rtl", "run_tiles_rtl", "verify_layer", "demo", "main"]
 
 
@@ -55,8 +57,7 @@ def run_tiles_rtl(cases, cfg, verbose: bool | None = None):
     verif.rtl.RTLFailure
         The build or the simulation failed (the message names the log file).
     """
-    import json
-
+    
     from verif.macro_driver import save_cases
     from verif.rtl import ROOT, build_block, run_test
 
@@ -71,7 +72,7 @@ def run_tiles_rtl(cases, cfg, verbose: bool | None = None):
         fin, fout = Path(tmp) / "cases.npz", Path(tmp) / "results.npz"
         save_cases(fin, [(t, s, np.asarray(xs, np.int64)) for t, s, xs in cases])
         run_test(build, "verif.runner_tb", "macro_run", label="macro_run", verbose=verbose,
-                 env={"DBPIM_MACRO": json.dumps(mc.to_dict()), "DBPIM_CASES": str(fin),
+                 env={"DBPIM_MACRO": jsonio.dumps(mc.to_dict(), what="DBPIM_MACRO", indent=None), "DBPIM_CASES": str(fin),
                       "DBPIM_RESULTS": str(fout)})
         with np.load(fout) as r:
             return [(r[f"acc{k}"].astype(np.int64), r[f"cycles{k}"].astype(np.int64)) for k in range(len(cases))]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import tempfile
 import time
@@ -28,7 +27,9 @@ import torch.fx as fx
 from torch import nn
 
 from model import artifact as gart
-from model import csd
+from model import csd, jsonio
+from model._check import check_float, check_int
+from model.fta import check_phi
 from model.config import ConfigError, load_config
 from model.outdir import OUT_HELP, OutputError, check_output, output_dir
 from model.plots import legend_outside, pyplot, save_figure
@@ -39,8 +40,8 @@ from model.torch import qat as tqat
 from model.torch.data import DATA_NAMES, DataError, as_data
 from model.torch.export import ExportError, layer_records, mac_count, verify_integer
 from model.torch.sources import MODEL_FORMS, ModelError, load_model
-from model.torch.train import evaluate, set_determinism, train
-from model.torch.zoo import MODELS, ZOO32, input_size
+from model.torch.train import check_batch_size, check_epochs, check_lr, check_seed, evaluate, set_determinism, train
+from model.torch.zoo import MODELS, WIDTH_MAX, ZOO32, input_size
 
 __all__ = ["run_flow", "run_all_zoo", "demo", "main", "FlowError", "layer_stats", "total_sparsity", "dry_run",
            "Stages", "MAC_SHARE_WARNING", "check_finite"]
@@ -48,6 +49,8 @@ __all__ = ["run_flow", "run_all_zoo", "demo", "main", "FlowError", "layer_stats"
 DEFAULT_HW = Path(__file__).resolve().parents[2] / "hw" / "configs" / "paper.yaml"
 COMMAND = "dbpim compile"
 ZOO_COMMAND = "dbpim compile --all-zoo"
+#: Most samples whose activations the artifact records per layer (each is kept in every layer's npz).
+N_RECORD_MAX = 4096
 MAC_SHARE_WARNING = 0.5  # warn when less than this share of the network's MACs runs on the macros
 
 
@@ -265,7 +268,7 @@ def _markdown(rep: dict) -> str:
     a = rep["accuracy"]
     ep = rep["epochs"]
     lines = [f"# DB-PIM compile report: {rep['network']} on {rep['data']}", "",
-             f"hw: `{rep['hw']}` (group size G = {rep['group_size']}, phi_max = {rep['phi_max']}), "
+             f"hw: `{rep['hw']}` ({rep['hw_file']}; group size G = {rep['group_size']}, phi_max = {rep['phi_max']}), "
              f"block sparsity {rep['sparsity']:.2f}, seed {rep['seed']}, epochs: float {ep['float']:g}, "
              f"fine-tune {ep['finetune']:g}, FTA-aware QAT {ep['qat']:g}", ""]
     lines += [f"**warning:** {w}" for w in rep["warnings"]] + ([""] if rep["warnings"] else [])
@@ -313,25 +316,36 @@ def _markdown(rep: dict) -> str:
 # ----------------------------------------------------------------------------- the flow
 
 def _check_args(macro, phi_max, phi_min, sparsity, epochs, finetune_epochs, qat_epochs, batch_size, lr, width,
-                n_record) -> int:
-    pm = macro.phi_max if phi_max is None else phi_max
-    if not (isinstance(pm, int) and 1 <= pm <= macro.phi_max):
-        raise FlowError(f"--phi-max: must be an integer in [1, {macro.phi_max}] (the hw macro's phi_max), got {pm!r}")
-    if not (isinstance(phi_min, int) and 0 <= phi_min <= pm):
-        raise FlowError(f"--phi-min: must be an integer in [0, {pm}], got {phi_min!r}")
-    if not (isinstance(sparsity, (int, float)) and 0.0 <= sparsity < 1.0):
-        raise FlowError(f"--sparsity: must be a number in [0, 1), got {sparsity!r}")
-    for nm, v in (("epochs", epochs), ("finetune-epochs", finetune_epochs), ("qat-epochs", qat_epochs)):
-        if v is not None and not (isinstance(v, (int, float)) and v >= 0):
-            raise FlowError(f"--{nm}: must be a number >= 0, got {v!r}")
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise FlowError(f"--batch-size: must be an integer >= 1, got {batch_size!r}")
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise FlowError(f"--lr: must be a number > 0, got {lr!r}")
-    if not (isinstance(width, (int, float)) and width > 0):
-        raise FlowError(f"--width: must be a number > 0, got {width!r}")
-    if not (isinstance(n_record, int) and n_record >= 1):
-        raise FlowError(f"n_record: must be an integer >= 1, got {n_record!r}")
+                n_record, seed: int = 0, finetune_lr=None, qat_lr=None, threads: int = 1, n_train=None,
+                n_test=None) -> int:
+    """Validate the flow's options (one-line :class:`FlowError` naming the field); returns phi_max.
+
+    Ranges: ``phi_max`` an integer in [1, the macro's phi_max], ``phi_min`` in
+    [0, phi_max], ``sparsity`` in [0, 1), epochs in [0, ``EPOCHS_MAX``],
+    learning rates in (0, ``LR_MAX``], ``batch_size`` in [1, ``BATCH_SIZE_MAX``],
+    ``width`` in (0, ``WIDTH_MAX``], ``n_record`` in [1, ``N_RECORD_MAX``],
+    ``seed`` in [0, 2**32 - 1], ``threads`` in [1, 1024], ``n_train`` /
+    ``n_test`` None or >= 1 (:mod:`model.torch.train`, :mod:`model.torch.zoo`).
+    """
+    try:
+        _, pm = check_phi(macro.phi_max if phi_max is None else phi_max, phi_min, ceiling=macro.phi_max)
+        check_float("sparsity", sparsity, 0, 1, hi_open=True)
+        for nm, v in (("epochs", epochs), ("finetune_epochs", finetune_epochs), ("qat_epochs", qat_epochs)):
+            if v is not None or nm == "epochs":
+                check_epochs(nm, v)
+        for nm, v in (("lr", lr), ("finetune_lr", finetune_lr), ("qat_lr", qat_lr)):
+            if v is not None or nm == "lr":
+                check_lr(nm, v)
+        check_batch_size(batch_size)
+        check_float("width", width, 0, WIDTH_MAX, lo_open=True)
+        check_int("n_record", n_record, 1, N_RECORD_MAX)
+        check_seed(seed)
+        check_int("threads", threads, 1, 1024)
+        for nm, v in (("n_train", n_train), ("n_test", n_test)):
+            if v is not None:
+                check_int(nm, v, 1)
+    except ValueError as e:
+        raise FlowError(str(e)) from None
     return pm
 
 
@@ -384,7 +398,8 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
         raise FlowError(f"--hw: {e}") from None
     macro = cfg.macro
     pm = _check_args(macro, phi_max, phi_min, sparsity, epochs, finetune_epochs, qat_epochs, batch_size, lr, width,
-                     n_record)
+                     n_record, seed=seed, finetune_lr=finetune_lr, qat_lr=qat_lr, threads=threads, n_train=n_train,
+                     n_test=n_test)
     G = group_size_for(macro, pm)
     inputs = _inputs(cfg.path, model, data)
     try:
@@ -407,7 +422,8 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
     if n_train or n_test:
         ds = ds.subset(n_train, n_test)
     try:
-        net, net_name = load_model(model, model_class, ds.num_classes, ds.in_shape[0], width)
+        net, net_name = load_model(model, model_class, ds.num_classes, ds.in_shape[0], width,
+                                   input_shape=ds.in_shape)
     except ModelError as e:
         raise FlowError(str(e)) from None
     check_finite(net)
@@ -486,12 +502,13 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
     if macs["mapped_share"] < MAC_SHARE_WARNING:
         warnings.append(f"only {100 * macs['mapped_share']:.1f} % of the network's MACs run on the PIM macros; "
                         "the rest runs in float on the SIMD core (see 'Not mapped')")
+    warnings += accuracy_warnings(acc, {"float": epochs, "finetune": ft_ep, "qat": qat_ep})
     # 7. artifact + report, all staged next to --out and moved in together
     try:
         with output_dir(out, COMMAND, inputs) as tmp:
-            gart.load(gart.save(tmp / "artifact", net_name, macro, recs, meta=meta, overwrite=True))
+            gart.load(gart.save(tmp / "artifact", net_name, macro, recs, meta=meta, overwrite=True, hw=cfg))
             stage("export")
-            rep = {"network": net_name, "data": str(ds.name), "hw": str(cfg.path), "group_size": G, "phi_max": pm,
+            rep = {"network": net_name, "data": str(ds.name), "hw": cfg.name, "hw_file": Path(cfg.path).name, "group_size": G, "phi_max": pm,
                    "phi_min": phi_min, "sparsity": float(sparsity), "total_sparsity": s_tot, "seed": int(seed),
                    "threads": int(threads), "batch_size": int(batch_size),
                    "lr": {"float": lr, "finetune": ft_lr, "qat": q_lr},
@@ -500,11 +517,23 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
                    "layers": layers, "macs": macs, "batchnorm": cap.bn, "notes": cap.notes, "warnings": warnings,
                    "integer_check": checks, "plots": _plots(tmp, layers) if plots else [], "times": times}
             rep["times"]["total"] = round(time.time() - t0, 2)
-            (tmp / "report.json").write_text(json.dumps(rep, indent=2))
+            (tmp / "report.json").write_text(jsonio.dumps(rep, what="report.json"))
             (tmp / "report.md").write_text(_markdown(rep))
     except OutputError as e:
         raise FlowError(str(e)) from None
     return {**rep, "artifact": str(Path(out) / "artifact")}
+
+
+def accuracy_warnings(acc: dict, epochs: dict) -> list[str]:
+    """A warning when the final (integer) accuracy exceeds the float one: the float stage was trained less
+    (the pruned network's fine-tune and the QAT train on), not that pruning or quantization helps."""
+    f, q = acc.get("float"), acc.get("final")
+    if f is None or q is None or not q > f:
+        return []
+    more = float(epochs.get("finetune", 0)) + float(epochs.get("qat", 0))
+    return [f"the final integer accuracy {100 * q:.2f} % exceeds the float one {100 * f:.2f} %: the float stage was "
+            f"trained less ({float(epochs.get('float', 0)):g} epochs; the fine-tune and QAT add {more:g} more), so "
+            "the float figure is not an upper bound here; train the float stage longer to compare them"]
 
 
 def _inputs(hw_path, model, data) -> list:
@@ -561,7 +590,7 @@ def run_all_zoo(out: str | Path = "build/zoo", hw: str | Path = DEFAULT_HW, name
                 summary[n] = {"accuracy": rep["accuracy"], "times": rep["times"], "artifact": f"{n}/artifact"}
                 print(f"{n}: " + ", ".join(f"{k}={v:.4f}" for k, v in rep["accuracy"].items() if v is not None)
                       + f" ({rep['times']['total']} s)", flush=True)
-            (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+            (tmp / "summary.json").write_text(jsonio.dumps(summary, what="summary.json"))
     except (ConfigError, OutputError) as e:
         raise FlowError(str(e)) from None
     return summary

@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model import csd, fta
+from model import csd, fta, jsonio
 from model.outdir import OutputError, write_file
 from model.quant import channel_scale
+from model.spec import WEIGHT_MAX, WEIGHT_MIN
 
 __all__ = ["find_safetensors", "linear_weights", "fta_report", "write_report", "check_report_path", "main",
            "REPORT_FORMAT", "sentences", "cosine_loss", "embedding_quality", "compress"]
@@ -72,7 +73,7 @@ def fta_report(weights: dict[str, np.ndarray], phi_max_values=(1, 2, 3, 4)) -> d
     for name, w in weights.items():
         W = w.T  # K x N (in x out)
         u = W / channel_scale(W)
-        w8 = np.rint(np.clip(u, -128, 127)).astype(np.int64)
+        w8 = np.rint(np.clip(u, WEIGHT_MIN, WEIGHT_MAX)).astype(np.int64)
         nh = np.bincount(csd.nnz(w8).ravel(), minlength=5)
         nnz_all += nh
         e8 = float(np.abs(w8 - u).mean())
@@ -102,7 +103,7 @@ def write_report(rep: dict, path) -> Path:
         ``path`` is a folder, cannot be written, or is a file this tool did not write.
     """
     check_report_path(path)
-    return write_file(path, json.dumps(rep, indent=2) + "\n")
+    return write_file(path, jsonio.dumps(rep, what=str(path), newline=True))
 
 
 def check_report_path(path) -> None:

@@ -58,7 +58,7 @@ def _state_dict(p: Path) -> dict:
 
 
 def load_model(model, model_class: str | None = None, num_classes: int = 10, in_channels: int = 1,
-               width: float = 1.0) -> tuple[nn.Module, str]:
+               width: float = 1.0, input_shape=None) -> tuple[nn.Module, str]:
     """(a fresh network, its name) from what ``--model`` / ``run_flow(model=...)`` accept.
 
     Parameters
@@ -70,6 +70,9 @@ def load_model(model, model_class: str | None = None, num_classes: int = 10, in_
     model_class : str, optional
         A zoo name or ``package.module:Class`` (built without arguments).
     num_classes, in_channels, width : zoo network parameters.
+    input_shape : sequence of int, optional
+        The shape of one sample of the data; an ``.onnx`` file's shapes are
+        folded for it (:func:`model.torch.onnx_import.load_onnx`).
 
     Raises
     ------
@@ -80,7 +83,7 @@ def load_model(model, model_class: str | None = None, num_classes: int = 10, in_
     p = Path(str(model))
     if p.suffix == ".onnx":
         try:
-            return load_onnx(p), p.stem
+            return load_onnx(p, input_shape=input_shape), p.stem
         except OnnxImportError as e:
             raise ModelError(f"--model: {e}") from None
     if p.suffix in _STATE_SUFFIXES:

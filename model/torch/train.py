@@ -8,17 +8,50 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model._check import check_float, check_int
 from model.torch.data import loader
 from model.torch.prune import enforce_masks
 
-__all__ = ["set_determinism", "train", "evaluate", "recalibrate_bn"]
+__all__ = ["set_determinism", "train", "evaluate", "recalibrate_bn", "check_epochs", "check_lr", "check_batch_size",
+           "check_seed", "EPOCHS_MAX", "LR_MAX", "BATCH_SIZE_MAX", "SEED_MAX"]
 
 
 def set_determinism(seed: int, threads: int = 2) -> None:
-    """Seed torch, use deterministic algorithms, cap intra-op threads."""
+    """Seed torch, use deterministic algorithms, cap intra-op threads (``threads`` in [1, 1024])."""
+    seed = check_seed(seed)
+    threads = check_int("threads", threads, 1, 1024)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.set_num_threads(max(1, min(threads, torch.get_num_threads())))
+
+
+#: Ranges of the training options, written once (the library refuses anything else with one line naming
+#: the field): epochs may be fractional (0 = no training); a learning rate above 10 or a batch above
+#: 65536 samples is a typo, not a setting; seeds are the 32-bit seeds NumPy and torch share.
+EPOCHS_MAX = 10_000
+LR_MAX = 10.0
+BATCH_SIZE_MAX = 65_536
+SEED_MAX = 2 ** 32 - 1
+
+
+def check_epochs(name: str, v) -> float:
+    """``v`` (``epochs``, ``finetune_epochs``, ...) as a float in ``[0, EPOCHS_MAX]``, else ValueError."""
+    return check_float(name, v, 0, EPOCHS_MAX)
+
+
+def check_lr(name: str, v) -> float:
+    """A learning rate: a finite number in ``(0, LR_MAX]``, else ValueError naming ``name``."""
+    return check_float(name, v, 0, LR_MAX, lo_open=True)
+
+
+def check_batch_size(v, name: str = "batch_size") -> int:
+    """An integer in ``[1, BATCH_SIZE_MAX]``, else ValueError naming ``name``."""
+    return check_int(name, v, 1, BATCH_SIZE_MAX)
+
+
+def check_seed(v, name: str = "seed") -> int:
+    """An integer in ``[0, SEED_MAX]``, else ValueError naming ``name``."""
+    return check_int(name, v, 0, SEED_MAX)
 
 
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: float, lr: float = 1e-3,
@@ -32,7 +65,10 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: float, lr:
     With ``progress``, a progress bar is drawn on stderr when it is a terminal
     (never into a pipe, a file or a test log).
     """
-    if epochs <= 0:
+    epochs, lr = check_epochs("epochs", epochs), check_lr("lr", lr)
+    batch_size, seed = check_batch_size(batch_size), check_seed(seed)
+    check_float("weight_decay", weight_decay, 0, 1)
+    if epochs == 0:
         return model
     torch.manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
