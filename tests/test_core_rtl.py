@@ -102,12 +102,14 @@ CORNERS = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("corner", range(len(CORNERS)))
-def test_core_native_corners(corner, rng):
-    from verif.native import run_core_native
+@pytest.mark.parametrize("corner,banks", [(c, 1) for c in range(len(CORNERS))] + [(0, 2)])
+def test_core_native_corners(corner, banks, rng):
+    """Corner configurations; the first also with two tile banks (several STARTs: each START's first tile
+    is loaded in full, the others while the pass before computes)."""
     macro, M, core = CORNERS[corner]
-    hw = HwConfig(name=f"corner{corner}", macro=MacroConfig(in_bits=8, phi_max=2, **macro),
-                  system=SystemConfig(macros_per_core=M), core=CoreConfig(**core))
+    hw = HwConfig(name=f"corner{corner}" + ("-banks2" if banks == 2 else ""),
+                  macro=MacroConfig(in_bits=8, phi_max=2, **macro),
+                  system=SystemConfig(macros_per_core=M), core=CoreConfig(**core, tile_banks=banks))
     _check_random_programs(hw, rng, trials=4)
 
 
