@@ -283,9 +283,9 @@ class HwConfig:
 
     @property
     def pim_bytes(self) -> int:
-        """Cell capacity of all macros in bytes (one bit per 6T cell)."""
+        """Cell capacity of all macros in bytes (one bit per 6T cell; ``core.tile_banks`` tiles per macro)."""
         m = self.macro
-        return self.n_macros * m.n_row * m.n_comp * m.n_col // 8
+        return self.n_macros * self.core.tile_banks * m.n_row * m.n_comp * m.n_col // 8
 
     def to_dict(self) -> dict:
         return {"name": self.name, "macro": self.macro.to_dict(), "system": dataclasses.asdict(self.system),
