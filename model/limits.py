@@ -91,3 +91,5 @@ COUNT = Range(1, None, integer=True)
 N_SAMPLES = Range(1, None, integer=True)
 #: Torch intra-op threads.
 THREADS = Range(1, 1024, integer=True)
+#: Target clock of an FPGA place and route [MHz] (hw.fpga; ECP5 fabric tops out well below 1 GHz).
+FPGA_FREQ_MHZ = Range(1, 1000)

@@ -33,7 +33,7 @@ def test_cell_counts_of_a_netlist_too_large_to_place():
 
 
 @pytest.mark.parametrize("kw, msg", [({"device": "100k"}, "device: must be one of 25k, 45k, 85k"),
-                                     ({"freq_mhz": float("inf")}, "freq_mhz: must be a number in [1, 1000]")])
+                                     ({"freq_mhz": float("inf")}, "freq_mhz: must be a finite number in [1, 1000]")])
 def test_bad_arguments_are_one_line(tmp_path, kw, msg):
     with pytest.raises(ValueError) as e:
         fpga.fpga_block(tmp_path, "tiny", ["tiny.v"], **kw)
