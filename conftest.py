@@ -74,7 +74,8 @@ def real_artifact(name: str, hw: str = "small"):
     import hashlib
 
     pytest.importorskip("torch")
-    from model.torch.flow import run_flow
+    from model.config import load_config
+    from model.torch.flow import FlowOptions, run_flow
 
     hw_path = Path(hw) if Path(hw).is_file() else ROOT / "hw" / "configs" / f"{hw}.yaml"
     src = sorted((ROOT / "model").rglob("*.py")) + sorted((ROOT / "hw" / "configs").glob("*.yaml"))
@@ -87,8 +88,8 @@ def real_artifact(name: str, hw: str = "small"):
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (out / "artifact" / "manifest.yaml").is_file():
             kw = dict(REAL_NETWORKS[name])
-            run_flow(kw.pop("model"), kw.pop("data"), 0.5, hw=str(hw_path), out=out,
-                     seed=0, compare=False, plots=False, progress=False, **kw)
+            run_flow(kw.pop("model"), kw.pop("data"), load_config(hw_path),
+                     FlowOptions(sparsity=0.5, seed=0, compare=False, plots=False, progress=False, **kw), out=out)
     return out / "artifact"
 
 
@@ -116,7 +117,7 @@ def _save_digits_artifact(folder, n_samples: int = 4, edit=None):
     from sim_bench import synth
     hw = load_config("paper")
     recs = examples.to_records(synth.digits_real_layers(hw.macro, n_samples=n_samples))
-    return artifact.save(folder, "digits-mlp", hw.macro, edit(recs) if edit else recs)
+    return artifact.save(folder, "digits-mlp", hw.macro, edit(recs) if edit else recs, meta={"data": "digits"})
 
 
 @pytest.fixture(scope="session")

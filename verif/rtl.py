@@ -41,6 +41,8 @@ from pathlib import Path
 
 from hw.tools import verilator_env
 
+from model import jsonio
+
 __all__ = ["ROOT", "Build", "RTLFailure", "run_cocotb", "build_block", "build_component", "build_lock", "config_tag",
            "run_test", "seed_from_env", "verbose_from_env", "configs", "hw_from_env", "rtl_config", "ODD_CONFIG", "DEFAULT_CONFIGS",
            "wave_format", "wave_file", "have_lz4"]
@@ -180,7 +182,7 @@ def _verilate(bdir: Path, top: str, manifest: Path, sources: list[Path], verbose
     fmt = wave_format() if waves else ""
     # the runner adds --trace (VCD); --trace-fst makes it FST
     args = BUILD_ARGS + (["--trace-fst"] if fmt == "fst" else []) + (["--trace-structs"] if waves else [])
-    h = hashlib.sha256(json.dumps(args).encode())
+    h = hashlib.sha256(jsonio.dumps(args, what="rtl build key", indent=None).encode())
     for s in sources:
         h.update(s.name.encode() + b"\0" + s.read_bytes())
     stamp, want = bdir / ".built", h.hexdigest()
@@ -229,7 +231,7 @@ def config_tag(cfg) -> str:
         for f in sorted(CONFIG_DIR.glob("*.yaml")):
             if load_config(f).macro == cfg:
                 return f.stem
-        return "custom-" + hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        return "custom-" + hashlib.sha256(jsonio.dumps(cfg.to_dict(), what="configuration key", indent=None, sort_keys=True).encode()).hexdigest()[:8]
     return Path(cfg).stem
 
 
@@ -243,7 +245,7 @@ def _generator_key(block: str, cfg, sram: str) -> str:
     mc = hw if isinstance(hw, MacroConfig) else hw.macro
     # the core also depends on system.macros_per_core and the core section
     what = hw.to_dict() if block == "core" and isinstance(hw, HwConfig) else mc.to_dict()
-    h = hashlib.sha256(json.dumps([block, sram, what, amaranth_version], sort_keys=True).encode())
+    h = hashlib.sha256(jsonio.dumps([block, sram, what, amaranth_version], what="rtl build key", indent=None, sort_keys=True).encode())
     for f in sorted((ROOT / "hw").glob("*.py")) + [ROOT / "model" / "spec.py"]:
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
@@ -277,7 +279,9 @@ def _build_block(block: str, cfg, sram: str, bdir: Path, verbose: bool | None) -
     if stamp.is_file() and stamp.read_text() == key and (bdir / "rtl" / "manifest.json").is_file():
         man = json.loads((bdir / "rtl" / "manifest.json").read_text())  # same generator, same inputs
     else:
-        man = generate(cfg, bdir / "rtl", blocks=[block], sram=sram)
+        from model.config import HwConfig, MacroConfig, load_config
+        man = generate(cfg if isinstance(cfg, (HwConfig, MacroConfig)) else load_config(cfg), bdir / "rtl",
+                       blocks=[block], sram=sram)
         bdir.mkdir(parents=True, exist_ok=True)
         stamp.write_text(key)
     sources = [bdir / "rtl" / f for f in man["blocks"][block]["sources"]]
@@ -307,7 +311,7 @@ def _build_component(comp, block: str, bdir: Path, verbose: bool | None) -> Buil
         (rtl / f"{name}.v").write_text(m.text)
     man = {"blocks": {block: {"top": mod.name, "ports": mod.ports,
                               "sources": [f"{n}.v" for n in em.sources(mod.name)]}}}
-    (rtl / "manifest.json").write_text(json.dumps(man, indent=2, sort_keys=True))
+    (rtl / "manifest.json").write_text(jsonio.dumps(man, what="manifest.json", sort_keys=True))
     sources = [rtl / f for f in man["blocks"][block]["sources"]]
     return _verilate(bdir, mod.name, rtl / "manifest.json", sources, verbose_from_env() if verbose is None else verbose)
 
