@@ -213,12 +213,13 @@ def test_phi_check_is_one_function_and_refuses_non_integers():
 def test_verilog_generator_refuses_an_empty_block_list(tmp_path):
     from hw.generate import generate
     with pytest.raises(ValueError, match=r"^blocks: must name at least one of lpu, "):
-        generate("small", tmp_path / "v", blocks=[])
+        generate(load_config("small"), tmp_path / "v", blocks=[])
     assert not (tmp_path / "v").exists()
 
 
 @pytest.mark.parametrize("kw, msg", [
-    ({"phi_max": 1.5}, r"phi_max: must be an integer in \[1, 2\], got 1\.5"),
+    ({"phi_max": 1.5}, r"phi_max: must be an integer in \[1, 4\], got 1\.5"),
+    ({"phi_max": 3}, r"phi_max: must be an integer in \[1, 2\], got 3"),
     ({"n_record": 0}, r"n_record: must be an integer in \[1, 4096\], got 0"),
     ({"epochs": math.inf}, r"epochs: must be a finite number in \[0, 10000\], got inf"),
     ({"qat_epochs": math.nan}, r"qat_epochs: must be a finite number in \[0, 10000\], got nan"),
@@ -229,9 +230,10 @@ def test_verilog_generator_refuses_an_empty_block_list(tmp_path):
 ])
 def test_flow_options_are_refused_naming_the_field(tmp_path, kw, msg):
     pytest.importorskip("torch")
-    from model.torch.flow import FlowError, run_flow
-    with pytest.raises(FlowError, match=rf"^{msg}$"):
-        run_flow("smallcnn", "digits", 0.5, hw="small", out=tmp_path / "o", progress=False, **kw)
+    from model.torch.flow import FlowError, FlowOptions, run_flow
+    with pytest.raises(FlowError, match=rf"^{msg}$"):  # FlowOptions refuses it when made, run_flow against the macro
+        run_flow("smallcnn", "digits", load_config("small"), FlowOptions(sparsity=0.5, progress=False, **kw),
+                 out=tmp_path / "o")
     assert not (tmp_path / "o").exists()
 
 
