@@ -131,8 +131,9 @@ def test_json_writes_numpy_values_and_refuses_unknown_types():
 # ----------------------------------------------------------------------------- 2b. every report number finite
 
 def _report(art, out):
+    from model.artifact import load
     from sim_bench import report
-    return report.run_report(art, "paper", out, plots=False)
+    return report.run_report(load(art), load_config("paper"), out, plots=False)
 
 
 def test_report_refuses_an_artifact_without_mapped_layers(tmp_path):

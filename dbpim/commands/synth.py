@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from dbpim.commands._common import CommandError, verbosity_options
+from model import jsonio
 
 COMMAND = "dbpim synth"
 
@@ -46,6 +47,6 @@ def command(verilog, out, blocks, exclude, keep_memories):
     except ValueError as e:  # an unknown block
         raise CommandError(str(e)) from None
     with output_dir(out, COMMAND, [d]) as stage:
-        (stage / "synth.json").write_text(json.dumps(rep, indent=2) + "\n")
+        (stage / "synth.json").write_text(jsonio.dumps(rep, what="synth.json", newline=True))
         (stage / "synth.md").write_text(markdown(rep))
     click.echo(f"{out / 'synth.json'}\n{out / 'synth.md'}")
