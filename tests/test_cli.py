@@ -225,3 +225,16 @@ def test_demo_sparsity_reaches_every_stage(tmp_path, capsys, monkeypatch):
     assert out.count("75% block sparsity") == 3, out
     if "skipped: package" not in out:  # MiniLM installed: stage 1 pruned it
         assert "25.0 % of the weights kept" in out
+
+
+def test_sigterm_is_one_line_and_143(tmp_path, monkeypatch, capsys):
+    import signal
+
+    from dbpim import demo
+    from model.outdir import Interrupted
+
+    def terminated(*a, **k):
+        raise Interrupted(signal.SIGTERM)
+    monkeypatch.setattr(demo, "run_stages", terminated)
+    assert cli.main(["demo", "--stages", "2", "--hw", "small", "--out", str(tmp_path / "o")]) == 143
+    assert capsys.readouterr().err == "dbpim demo: terminated by SIGTERM; --out unchanged\n"
