@@ -252,3 +252,13 @@ def test_bench_reads_the_hardware_recorded_in_the_artifact(tmp_path, capsys):
     assert cli.main(["bench", "--artifact", str(art), "--hw", "paper", "--out", str(tmp_path / "p")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("dbpim bench: --hw paper: its macro must match") and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("module, name", sorted(cli.USER_ERRORS))
+def test_every_user_error_type_exists_where_named(module, name):
+    """The one-line error types are matched by module and name: each must be defined there (no drift)."""
+    import importlib
+    if module.startswith("model.torch"):
+        pytest.importorskip("torch")
+    cls = getattr(importlib.import_module(module), name)
+    assert cls.__module__ == module and issubclass(cls, ValueError)
