@@ -242,7 +242,7 @@ def test_network_weight_stats_and_markdown(net):
 
 
 def test_paper_nets_names_the_trained_network_in_its_errors(capsys):
-    from dbpim import paper_nets
-    assert paper_nets.main(["--names", "nosuchnet", "--out", "unused"]) == 2
+    from dbpim.cli import main
+    assert main(["paper-nets", "--names", "nosuchnet", "--out", "unused"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "cifar10cnn" in err and "nosuchnet" in err

@@ -131,8 +131,9 @@ def test_json_writes_numpy_values_and_refuses_unknown_types():
 # ----------------------------------------------------------------------------- 2b. every report number finite
 
 def _report(art, out):
+    from model.artifact import load
     from sim_bench import report
-    return report.run_report(art, "paper", out, plots=False)
+    return report.run_report(load(art), load_config("paper"), out, plots=False)
 
 
 def test_report_refuses_an_artifact_without_mapped_layers(tmp_path):
@@ -218,7 +219,8 @@ def test_verilog_generator_refuses_an_empty_block_list(tmp_path):
 
 
 @pytest.mark.parametrize("kw, msg", [
-    ({"phi_max": 1.5}, r"phi_max: must be an integer in \[1, 2\], got 1\.5"),
+    ({"phi_max": 1.5}, r"phi_max: must be an integer in \[1, 4\], got 1\.5"),
+    ({"phi_max": 3}, r"phi_max: must be an integer in \[1, 2\], got 3"),
     ({"n_record": 0}, r"n_record: must be an integer in \[1, 4096\], got 0"),
     ({"epochs": math.inf}, r"epochs: must be a finite number in \[0, 10000\], got inf"),
     ({"qat_epochs": math.nan}, r"qat_epochs: must be a finite number in \[0, 10000\], got nan"),
@@ -229,9 +231,10 @@ def test_verilog_generator_refuses_an_empty_block_list(tmp_path):
 ])
 def test_flow_options_are_refused_naming_the_field(tmp_path, kw, msg):
     pytest.importorskip("torch")
-    from model.torch.flow import FlowError, run_flow
-    with pytest.raises(FlowError, match=rf"^{msg}$"):
-        run_flow("smallcnn", "digits", 0.5, hw="small", out=tmp_path / "o", progress=False, **kw)
+    from model.torch.flow import FlowError, FlowOptions, run_flow
+    with pytest.raises(FlowError, match=rf"^{msg}$"):  # FlowOptions refuses it when made, run_flow against the macro
+        run_flow("smallcnn", "digits", load_config("small"), FlowOptions(sparsity=0.5, progress=False, **kw),
+                 out=tmp_path / "o")
     assert not (tmp_path / "o").exists()
 
 
