@@ -330,3 +330,23 @@ def test_flow_report_names_the_hardware_without_an_absolute_path(real_artifacts)
     from model.artifact import load
     from sim_bench.report import weights_label
     assert weights_label(load(real_artifacts[0]).meta) == "trained (digits)"
+
+
+def test_export_refuses_zero_recorded_samples(tmp_path):
+    pytest.importorskip("torch")
+    import torch
+    from model.torch.export import ExportError, export
+    from model.torch.flow import Stages
+    from model.torch.graph import capture
+    from model.torch.zoo import get_model
+    torch.manual_seed(0)
+    net = get_model("smallcnn", 10, width=0.5).eval()
+    x = torch.randn(4, 1, 8, 8)
+    small = load_config("small").macro
+    st = Stages(capture(net, x), small.group_size)
+    st.prune(0.5)
+    st.quantize(x, fta=True, phi_max=2)
+    st.freeze()
+    with pytest.raises(ExportError, match=r"^samples: must hold at least one input to record, got 0$"):
+        export(st.net, "smallcnn", small, tmp_path / "art", x[:0])  # nothing to record: refused, not an artifact without inputs
+    assert not (tmp_path / "art").exists()
