@@ -156,8 +156,9 @@ class PIMCore(Block):
     Parameters are those of :class:`hw.macro.PIMMacro` plus ``lanes`` (switch
     outputs per cycle), ``macros`` (macros per core) and the capacities of the
     core's memories (``tile_slots``, ``descriptors``, ``mask_windows``,
-    ``out_pixels``, ``max_row_tiles``; docs/design.md §11). Build it from a
-    configuration with :meth:`from_config`.
+    ``out_pixels``, ``max_row_tiles``) and ``tile_banks`` (tiles per macro,
+    1 or 2; docs/design.md §11). Build it from a configuration with
+    :meth:`from_config`.
 
     **Programming** (register bus, :func:`model.spec.core_map`): tiles into
     the tile store and column maps, masks into the mask register file,
@@ -174,7 +175,13 @@ class PIMCore(Block):
     macro's results drain from its output banks into its bank of the output
     register file while it computes on (overwrite on ``first``, add
     otherwise). A ``last`` pass then streams its ``pixels x n_out`` partial
-    sums on ``o``, pixel by pixel. Cycles: :func:`model.core_timing.pass_cycles`.
+    sums on ``o``, pixel by pixel. Cycles: :func:`model.core_timing.layer_cycles`.
+
+    **Two tile banks** (``tile_banks=2``): at a pass's first round start the
+    controller reads the next descriptor (same START) and loads its tile into
+    the macros' other bank (``w_bank``) while the pass computes, drains and
+    streams; the next pass's DECODE switches the bank the macros compute on
+    (``sel``) and its first round waits only for the rows still to load.
 
     **Reset** aborts the run; the output register file is only ever read by a
     ``last`` pass after its own ``first`` pass overwrote it, so nothing

@@ -283,16 +283,17 @@ class HwConfig:
 
     @property
     def pim_bytes(self) -> int:
-        """Cell capacity of all macros in bytes (one bit per 6T cell)."""
+        """Cell capacity of all macros in bytes (one bit per 6T cell; ``core.tile_banks`` tiles per macro)."""
         m = self.macro
-        return self.n_macros * m.n_row * m.n_comp * m.n_col // 8
+        return self.n_macros * self.core.tile_banks * m.n_row * m.n_comp * m.n_col // 8
 
     def to_dict(self) -> dict:
         return {"name": self.name, "macro": self.macro.to_dict(), "system": dataclasses.asdict(self.system),
                 "energy": dataclasses.asdict(self.energy), "core": dataclasses.asdict(self.core)}
 
     def digest(self) -> str:
-        """SHA-256 (hex) of the canonical JSON of :meth:`to_dict` (sorted keys, no spaces).
+        """SHA-256 (hex) of the canonical JSON of :meth:`to_dict`: ``model.jsonio.dumps(..., indent=None,
+        sort_keys=True)`` (one line, sorted keys, strict), UTF-8.
 
         Equal digests mean the same design point, whatever file or spelling it came from
         (``path`` and ``defaulted`` are not part of it); artifacts record it (§8).

@@ -39,10 +39,10 @@ def test_core_cocotb_real_layers(real_artifacts, stall):
 @pytest.mark.parametrize("net,layer", [("demo", "features.1.conv"), ("demo", "classifier.1"),
                                        ("zoo", "layers.2.short.conv")])
 def test_dbpim_verify_real_layers(real_artifacts, net, layer, capsys):
-    from dbpim.verify import main
+    from dbpim.cli import main
     from verif.rtl import rtl_config
     art = real_artifacts[0 if net == "demo" else 1]
-    assert main(["--artifact", str(art), "--layer", layer, "--hw", rtl_config("small")]) == 0
+    assert main(["verify", "--artifact", str(art), "--layer", layer, "--hw", rtl_config("small")]) == 0
     out = capsys.readouterr().out
     assert "outputs == run_layer (bit for bit): yes" in out
     assert "cycles: equal" in out
@@ -51,12 +51,14 @@ def test_dbpim_verify_real_layers(real_artifacts, net, layer, capsys):
 @pytest.mark.xdist_group("rtl-core-native")
 def test_dbpim_verify_two_tile_banks(real_artifacts, tmp_path, capsys):
     """``dbpim verify`` with a configuration of two tile banks (the small one's YAML plus core.tile_banks: 2):
-    outputs bit for bit, the RTL's cycles equal the performance model's."""
-    from dbpim.verify import main
+    outputs bit for bit, the RTL's cycles equal the performance model's (--hw overrides the artifact's
+    recorded configuration; its macro is the same)."""
+    from dbpim.cli import main
     from model.config import config_path
     yaml = tmp_path / "small-banks2.yaml"
     yaml.write_text(config_path("small").read_text().rstrip() + "\n  tile_banks: 2\n")
-    assert main(["--artifact", str(real_artifacts[0]), "--layer", "features.1.conv", "--hw", str(yaml)]) == 0
+    assert main(["verify", "--artifact", str(real_artifacts[0]), "--layer", "features.1.conv", "--hw",
+                 str(yaml)]) == 0
     out = capsys.readouterr().out
     assert "outputs == run_layer (bit for bit): yes" in out
     assert "cycles: equal" in out
@@ -66,11 +68,11 @@ def test_dbpim_verify_two_tile_banks(real_artifacts, tmp_path, capsys):
 @pytest.mark.parametrize("layer", ["features.1.conv", "classifier.1"])
 def test_dbpim_verify_paper_core(paper_artifact, layer, capsys):
     """The paper-size core (``paper.yaml``: 16 switch lanes, its macros and memories) on the demo network."""
-    from dbpim.verify import main
+    from dbpim.cli import main
     from verif.rtl import hw_from_env
     if hw_from_env():
         pytest.skip("DBPIM_HW is set: test_dbpim_verify_real_layers runs the real layers on that configuration")
-    assert main(["--artifact", str(paper_artifact), "--layer", layer, "--hw", "paper"]) == 0
+    assert main(["verify", "--artifact", str(paper_artifact), "--layer", layer, "--hw", "paper"]) == 0
     out = capsys.readouterr().out
     assert "outputs == run_layer (bit for bit): yes" in out
     assert "cycles: equal" in out
@@ -102,12 +104,14 @@ CORNERS = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("corner", range(len(CORNERS)))
-def test_core_native_corners(corner, rng):
-    from verif.native import run_core_native
+@pytest.mark.parametrize("corner,banks", [(c, 1) for c in range(len(CORNERS))] + [(0, 2)])
+def test_core_native_corners(corner, banks, rng):
+    """Corner configurations; the first also with two tile banks (several STARTs: each START's first tile
+    is loaded in full, the others while the pass before computes)."""
     macro, M, core = CORNERS[corner]
-    hw = HwConfig(name=f"corner{corner}", macro=MacroConfig(in_bits=8, phi_max=2, **macro),
-                  system=SystemConfig(macros_per_core=M), core=CoreConfig(**core))
+    hw = HwConfig(name=f"corner{corner}" + ("-banks2" if banks == 2 else ""),
+                  macro=MacroConfig(in_bits=8, phi_max=2, **macro),
+                  system=SystemConfig(macros_per_core=M), core=CoreConfig(**core, tile_banks=banks))
     _check_random_programs(hw, rng, trials=4)
 
 
@@ -221,3 +225,21 @@ def test_core_native_reserved_bits_abort(region, code, banks, rng):
     assert used_bits < 32, "the word has no padding bit"
     bad_word = good[addr] | (1 << int(rng.integers(used_bits, 32)))
     _bad_then_good(hw, prog, xs, [f"write {addr:x} {bad_word:x}"], [f"write {addr:x} {good[addr]:x}"], code)
+
+
+def test_core_native_two_banks_reset_mid_layer_then_exact(rng):
+    """Two tile banks: a reset in the middle of a START (while a tile may be loading into the other bank),
+    then the same START again: results and CYCLES exact."""
+    hw = small_two_banks()
+    params = CoreParams.from_config(hw)
+    prog, xs = _random_program(params, rng, False)
+    while len(prog.segments[0].passes) < 3:
+        prog, xs = _random_program(params, rng, False)
+    want = [run_core(prog, x) for x in xs]
+    from verif.native import run_core_native
+    for frac in (0.3, 0.6):
+        runs, _ = run_core_native(prog, xs, hw, abort_after=(0, 0, int(frac * want[0].cycles[0])))
+        for si in range(len(prog.segments)):
+            for s, w in enumerate(want):
+                assert np.array_equal(runs[si][s].beats, w.beats[si]), (frac, si, s)
+                assert runs[si][s].cycles == w.cycles[si], (frac, si, s)

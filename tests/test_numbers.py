@@ -213,7 +213,7 @@ def test_phi_check_is_one_function_and_refuses_non_integers():
 def test_verilog_generator_refuses_an_empty_block_list(tmp_path):
     from hw.generate import generate
     with pytest.raises(ValueError, match=r"^blocks: must name at least one of lpu, "):
-        generate("small", tmp_path / "v", blocks=[])
+        generate(load_config("small"), tmp_path / "v", blocks=[])
     assert not (tmp_path / "v").exists()
 
 
