@@ -362,3 +362,12 @@ def test_export_refuses_zero_recorded_samples(tmp_path):
     with pytest.raises(ExportError, match=r"^samples: must hold at least one input to record, got 0$"):
         export(st.net, "smallcnn", small, tmp_path / "art", x[:0])  # nothing to record: refused, not an artifact without inputs
     assert not (tmp_path / "art").exists()
+
+
+def test_design_states_the_limits_exactly():
+    from model import limits
+    doc = " ".join((ROOT / "docs" / "design.md").read_text().split())
+    for rng, words in ((limits.WIDTH, "width `(0, {hi:g}]`"), (limits.PHI_MAX, "`--phi-max` an integer in `[1, {hi}]`"),
+                       (limits.RECORD, "`--record` an integer in `[1, {hi}]`"),
+                       (limits.EPOCHS, "epochs `[0, {hi}]`"), (limits.CLASSES, "at most {hi}")):
+        assert words.format(hi=rng.hi) in doc, words
