@@ -3,11 +3,13 @@ model, the performance model and the testbenches.
 
 Format version 2 is a directory::
 
-    manifest.yaml              format, version, network, hw (macro), layers
+    manifest.yaml              format, version, network, hw (macro), layers, program
     layers/<i>_<name>.npz      arrays of each layer mapped on the macros
+    program.npz                arrays of the network program (version 3, optional)
 
 See ``docs/design.md §8`` for every field and for how version 1 artifacts are
-read (:data:`READ_VERSIONS`). :func:`save` stages the files in a
+read (:data:`READ_VERSIONS`). The network program (:mod:`model.program`) says how the
+layers connect, so :meth:`Artifact.predict` runs new inputs from the artifact alone. :func:`save` stages the files in a
 temporary sibling directory (:func:`model.outdir.output_dir`): a new artifact
 appears by one rename, a failure never leaves a half-written artifact, and a
 folder holding files :func:`save` did not write is never overwritten.
@@ -25,6 +27,7 @@ import numpy as np
 import yaml
 
 from model import csd, simd
+from model import program as gprog
 from model.compile import TILE_ARRAYS, CompiledLayer, mapping_error
 from model.config import ConfigError, MacroConfig, read_yaml
 from model.layer import _pair, conv_out_size, weights_of
@@ -35,8 +38,8 @@ __all__ = ["ArtifactError", "Artifact", "LayerRecord", "save", "load", "FORMAT",
            "MAPPED_KINDS", "SIMD_OPS"]
 
 FORMAT = "dbpim-artifact"
-VERSION = 2
-READ_VERSIONS = (1, 2)  # version 1: read as docs/design.md §8 "Versioning" says
+VERSION = 3
+READ_VERSIONS = (1, 2, 3)  # versions 1, 2: read as docs/design.md §8 "Versioning" says (no program)
 MAPPED_KINDS = ("conv2d", "linear")
 SIMD_OPS = simd.SIMD_OPS
 SAVE_COMMAND = "model.artifact.save"
@@ -143,9 +146,25 @@ class Artifact:
     layers: list[LayerRecord]
     path: str | None = None
     meta: dict = field(default_factory=dict)
+    #: the network program (:mod:`model.program`), None when the artifact has none (version < 3)
+    program: dict | None = None
+    #: the manifest's format version (the writer's :data:`VERSION` until saved and loaded)
+    version: int = VERSION
 
     def mapped_layers(self) -> list[LayerRecord]:
         return [layer for layer in self.layers if layer.mapped]
+
+    def predict(self, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+        """The network's output (logits, float32) on inputs ``x`` (S, *input shape), computed from
+        the artifact alone, bit-exact with the frozen integer-path network (:mod:`model.predict`).
+
+        Raises
+        ------
+        model.predict.PredictError
+            Bad ``x`` or ``batch_size``, or an artifact without a runnable program (one line).
+        """
+        from model.predict import predict
+        return predict(self, x, batch_size=batch_size)
 
 
 def _layer_file(i: int, name: str) -> str:
@@ -154,7 +173,7 @@ def _layer_file(i: int, name: str) -> str:
 
 
 def save(path, network: str, macro: MacroConfig, layers: list[LayerRecord], meta: dict | None = None,
-         overwrite: bool = False, compress: bool = True) -> Path:
+         overwrite: bool = False, compress: bool = True, program: dict | None = None) -> Path:
     """Write an artifact directory atomically.
 
     Parameters
@@ -171,6 +190,8 @@ def save(path, network: str, macro: MacroConfig, layers: list[LayerRecord], meta
         one is complete; its files are moved in one by one, ``manifest.yaml`` last).
     compress : bool
         Deflate the layer files (default); off for throw-away artifacts.
+    program : dict, optional
+        The network program (:mod:`model.program`); written to ``program.npz`` and the manifest.
 
     Raises
     ------
@@ -219,8 +240,17 @@ def save(path, network: str, macro: MacroConfig, layers: list[LayerRecord], meta
             records.append(rec)
         manifest = {"format": FORMAT, "version": VERSION, "network": network, "hw": macro.to_dict(),
                     "meta": meta or {}, "layers": records}
+        if program is not None:
+            manifest["program"] = _write_program(tmp, program, compress)
         (tmp / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     return path
+
+
+def _write_program(tmp: Path, program: dict, compress: bool) -> dict:
+    """Write the program's arrays to ``program.npz``; return its manifest mapping."""
+    doc, arrays = gprog.to_manifest(program)
+    (np.savez_compressed if compress else np.savez)(tmp / gprog.FILE, **arrays)
+    return doc
 
 
 def _manifest_files(folder: Path) -> set[str]:
@@ -229,7 +259,8 @@ def _manifest_files(folder: Path) -> set[str]:
         doc = read_yaml(folder / "manifest.yaml", "a YAML manifest")
         if doc.get("format") != FORMAT:
             return set()
-        return {"manifest.yaml"} | {str(r["file"]) for r in doc["layers"] if isinstance(r, dict) and "file" in r}
+        return {"manifest.yaml"} | {str(r["file"]) for r in doc["layers"] if isinstance(r, dict) and "file" in r} \
+            | ({gprog.FILE} if isinstance(doc.get("program"), dict) else set())
     except (ConfigError, AttributeError, KeyError, TypeError):
         return set()
 
@@ -558,4 +589,19 @@ def load(path, check_tiles: bool = True) -> Artifact:
         except (ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError, RecursionError) as e:
             msg = str(e).splitlines()[0] if str(e) else ""
             raise ArtifactError(f"{where}: malformed ({type(e).__name__}: {msg})") from None
-    return Artifact(network=network, macro=macro, layers=layers, path=str(root), meta=meta)
+    program = _read_program(root, doc, layers, mf)
+    return Artifact(network=network, macro=macro, layers=layers, path=str(root), meta=meta, program=program,
+                    version=doc["version"])
+
+
+def _read_program(root: Path, doc: dict, layers: list[LayerRecord], mf: Path) -> dict | None:
+    """The validated network program (version 3; None when absent; versions 1 and 2 have none)."""
+    if doc["version"] < 3 or doc.get("program") is None:
+        return None
+    try:
+        return gprog.read(root, doc["program"], layers, str(mf), ArtifactError)
+    except ArtifactError:
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise ArtifactError(f"{mf}: field 'program': malformed ({type(e).__name__}: {msg})") from None

@@ -399,7 +399,9 @@ def export(model: fx.GraphModule, network: str, macro: MacroConfig, path, sample
 
     ``samples`` are a few real inputs whose integer activations are recorded per mapped layer.
     """
+    from model.torch.program import network_program
     layers, _, accs = layer_records(model, macro, samples, group_size)
     verify_integer(layers, accs)
-    return gart.save(Path(path), network, macro, layers, meta=meta, overwrite=overwrite)
+    program = network_program(model, samples, layers)
+    return gart.save(Path(path), network, macro, layers, meta=meta, overwrite=overwrite, program=program)
 
