@@ -152,7 +152,8 @@ class Predictor:
         if x.ndim != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
             raise PredictError(f"x: shape must be (S, {', '.join(map(str, self.input_shape))}), got "
                                f"{tuple(x.shape)}")
-        xf = x.astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            xf = x.astype(np.float32)
         if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
             raise PredictError("x: holds NaN or inf values; inputs must be finite")
         if not np.all(np.isfinite(xf)):

@@ -179,7 +179,7 @@ def read(root: Path, doc, records: list, where: str, error=ValueError) -> dict |
     for k in ("file", "input", "output", "ops"):
         if k not in doc:
             raise error(f"{w}.{k}': required key missing")
-    if doc["file"] != FILE:
+    if not isinstance(doc["file"], str) or doc["file"] != FILE:
         raise error(f"{w}.file' must be {FILE!r}, got {doc['file']!r}")
     inp = doc["input"]
     if not (isinstance(inp, dict) and _ints(inp.get("shape"), lo=1) and inp.get("dtype") == "float32"):
@@ -210,7 +210,7 @@ def read(root: Path, doc, records: list, where: str, error=ValueError) -> dict |
             raise error(f"{wo}.name' must be a non-empty string, got {name!r}")
         if name in shapes:
             raise error(f"{wo}.name' {name!r} is used twice")
-        if kind not in OPS:
+        if not isinstance(kind, str) or kind not in OPS:
             raise error(f"{wo}.op' must be one of {', '.join(OPS)}, got {kind!r}")
         if (kind == "input") != (i == 0):
             raise error(f"{wo}.op': the first op and only it is the input")
@@ -247,7 +247,7 @@ def read(root: Path, doc, records: list, where: str, error=ValueError) -> dict |
                         f"got {shape}")
         shapes[name] = tuple(shape)
         ops.append(op)
-    if doc["output"] not in shapes:
+    if not isinstance(doc["output"], str) or doc["output"] not in shapes:
         raise error(f"{w}.output' must name an op, got {doc['output']!r}")
     return {"input": {"shape": list(inp["shape"]), "dtype": "float32"}, "output": doc["output"], "ops": ops}
 
