@@ -154,7 +154,7 @@ class Artifact:
     def mapped_layers(self) -> list[LayerRecord]:
         return [layer for layer in self.layers if layer.mapped]
 
-    def predict(self, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+    def predict(self, x: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
         """The network's output (logits, float32) on inputs ``x`` (S, *input shape), computed from
         the artifact alone, bit-exact with the frozen integer-path network (:mod:`model.predict`).
 

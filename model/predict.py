@@ -21,14 +21,16 @@ import math
 
 import numpy as np
 
-from model.layer import PRODUCT_MAX, im2col, weights_of
+from model.layer import PRODUCT_MAX, weights_of
 from model.program import RUNNABLE
 
 __all__ = ["PredictError", "Predictor", "predict", "run_artifact", "DEFAULT_BATCH"]
 
-DEFAULT_BATCH = 256
+DEFAULT_BATCH = 32  # the im2col columns of a batch stay in cache
 #: Integer sums below this are exact in float32 (24-bit significand): the matmul then runs in float32.
 F32_EXACT = 2 ** 24
+#: and below this in float64
+F64_EXACT = 2 ** 53
 
 
 class PredictError(ValueError):
@@ -48,12 +50,19 @@ class _Mapped:
         self.mult = np.float64(self.x_scale) * scale.astype(np.float64)
         self.bias = None if op["bias"] is None else np.asarray(op["bias"], np.float32).astype(np.float64)
         self.w = []
+        xmax = 128 if op["signed_input"] else 255
         for r in self.recs:
             K = int(r.compiled.K)
-            if K * PRODUCT_MAX >= 2 ** 53:
+            if K * PRODUCT_MAX >= F64_EXACT:
                 raise PredictError(f"layer {r.name}: K={K} is too large for exact float64 accumulation")
-            dt = np.float32 if K * PRODUCT_MAX < F32_EXACT else np.float64  # exact either way
-            self.w.append(weights_of(r.compiled).astype(dt))
+            w = weights_of(r.compiled)
+            # every partial sum of x @ w is an integer of magnitude <= xmax * max_n sum_k |w[k, n]|
+            bound = xmax * int(np.abs(w).sum(axis=0).max(initial=0))
+            dt = np.float32 if bound < F32_EXACT else np.float64  # exact in any summation order either way
+            if r.kind == "conv2d":  # rows (c, i, j) -> (i, j, c): the channels-last im2col of _columns
+                kh, kw = r.kernel
+                w = w.reshape(-1, kh, kw, w.shape[1]).transpose(1, 2, 0, 3).reshape(K, -1)
+            self.w.append(np.ascontiguousarray(w, dtype=dt))
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         """``ActQuant.to_int``: clamp(round_half_even(x / s)) in float32."""
@@ -64,33 +73,51 @@ class _Mapped:
         kind, S = self.op["kind"], x.shape[0]
         if kind == "linear":
             y = self._matmul(0, q.reshape(-1, q.shape[-1])).reshape(q.shape[:-1] + (-1,))
-            return self._requant(y, axis=-1)
+            return self._requant(y)
         if kind == "conv1d":
             q = q[:, :, None, :]
+        q = q.transpose(0, 2, 3, 1)  # channels last (free when q is a channels-last view)
         g = len(self.recs)
-        cg = q.shape[1] // g
+        cg = q.shape[-1] // g
         outs = []
         for j, r in enumerate(self.recs):
-            kh, kw = r.kernel
-            cols = im2col(q[:, j * cg:(j + 1) * cg], kh, kw, r.stride, r.padding, r.dilation)
-            _, ho, wo = r.out_shape
-            outs.append(self._matmul(j, cols).reshape(S, ho, wo, -1))
-        y = np.concatenate(outs, axis=-1).transpose(0, 3, 1, 2)
-        if kind == "conv1d":
-            y = y[:, :, 0, :]
-        return self._requant(y, axis=1)
+            cols = self._columns(q[..., j * cg:(j + 1) * cg], r, self.w[j].dtype)
+            outs.append(self._matmul(j, cols.reshape(-1, cols.shape[-1])).reshape(cols.shape[:3] + (-1,)))
+        y = self._requant(outs[0] if g == 1 else np.concatenate(outs, axis=-1))
+        y = y.transpose(0, 3, 1, 2)  # NCHW view of channels-last memory: the next ops keep that layout
+        return y[:, :, 0, :] if kind == "conv1d" else y
+
+    @staticmethod
+    def _columns(q: np.ndarray, r, dtype) -> np.ndarray:
+        """Channels-last im2col (S, Ho, Wo, kh * kw * C), taps (i, j) outer, channels inner; zero padding."""
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = r.kernel, r.stride, r.padding, r.dilation
+        S, H, W, C = q.shape
+        _, ho, wo = r.out_shape
+        xp = np.zeros((S, H + 2 * ph, W + 2 * pw, C), dtype)
+        xp[:, ph:ph + H, pw:pw + W] = q
+        cols = np.empty((S, ho, wo, kh * kw * C), dtype)
+        for i in range(kh):
+            for jj in range(kw):
+                t = i * kw + jj
+                cols[..., t * C:(t + 1) * C] = xp[:, i * dh:i * dh + sh * (ho - 1) + 1:sh,
+                                                  jj * dw:jj * dw + sw * (wo - 1) + 1:sw]
+        return cols
 
     def _matmul(self, j: int, cols: np.ndarray) -> np.ndarray:
-        """Exact integer sums ``cols @ W`` (as floats holding integers), like ``run_layer``."""
-        w = self.w[j]
-        return cols.astype(w.dtype) @ w
+        """Exact integer sums ``cols @ W`` (as floats holding integers), like ``run_layer``.
 
-    def _requant(self, y: np.ndarray, axis: int) -> np.ndarray:
-        shape = [1] * y.ndim
-        shape[axis] = -1
-        out = y.astype(np.float64) * self.mult.reshape(shape)
+        ``cols`` are im2col rows in the record's row order for a linear record and
+        in the channels-last order of :meth:`_columns` for a conv2d record.
+        """
+        w = self.w[j]
+        return cols.astype(w.dtype, copy=False) @ w
+
+    def _requant(self, y: np.ndarray) -> np.ndarray:
+        """``float32(y_int * (x_scale * w_scale) + bias)`` in float64; channels on the last axis."""
+        out = y.astype(np.float64)
+        out *= self.mult
         if self.bias is not None:
-            out = out + self.bias.reshape(shape)
+            out += self.bias
         return out.astype(np.float32)
 
 

@@ -107,7 +107,12 @@ def test_mapped_ops_are_run_layer_bit_for_bit(cnn):
     for name, m in p.mapped.items():
         for j, r in enumerate(m.recs):
             cols = r.im2col_inputs()
-            got = m._matmul(j, cols.astype(np.float32))
+            if r.kind == "conv2d":  # the predictor's channels-last columns of the same inputs
+                ours = m._columns(r.x.astype(np.float32).transpose(0, 2, 3, 1), r, m.w[j].dtype)
+                ours = ours.reshape(-1, ours.shape[-1])
+            else:
+                ours = cols.astype(np.float32)
+            got = m._matmul(j, ours)
             np.testing.assert_array_equal(got.astype(np.int64), run_layer(cols, r.compiled, r.signed_input).out)
             checked += 1
     assert checked == len(art.mapped_layers())
