@@ -402,6 +402,9 @@ def export(model: fx.GraphModule, network: str, macro: MacroConfig, path, sample
     from model.torch.program import network_program
     layers, _, accs = layer_records(model, macro, samples, group_size)
     verify_integer(layers, accs)
-    program = network_program(model, samples, layers)
+    try:
+        program = network_program(model, samples, layers)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
     return gart.save(Path(path), network, macro, layers, meta=meta, overwrite=overwrite, program=program)
 
