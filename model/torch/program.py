@@ -67,6 +67,8 @@ def _module_op(m: nn.Module, node: fx.Node) -> dict:
                 "dilation": _pair(m.dilation)}
     if type(m) is nn.AdaptiveAvgPool2d and _pair(m.output_size) == [1, 1]:
         return {"op": "mean", "axes": [1, 2], "keepdim": True}
+    if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+        raise _Unsupported(f"{type(m).__name__} not mapped (groups={getattr(m, 'groups', 1)}: float on the SIMD core)")
     raise _Unsupported(f"{type(m).__name__}")
 
 
