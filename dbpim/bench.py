@@ -1,6 +1,6 @@
 """``make bench``: speed figures of the golden model and the performance model.
 
-    python -m dbpim.bench [--out build/speed] [--quick]
+    dbpim speed [--out build/speed] [--quick]
 
 Prints, with the target and the ratio to it:
 
@@ -33,24 +33,22 @@ moved in only on success; a folder holding other files is refused).
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from model.outdir import OUT_HELP, OutputError, check_output, output_dir
+from model.outdir import check_output, output_dir
 
-__all__ = ["main", "fta_throughput", "run_layer_vs_matmul", "perf_model_speed", "torch_forward", "rtl_hooks",
+__all__ = ["run", "fta_throughput", "run_layer_vs_matmul", "perf_model_speed", "torch_forward", "rtl_hooks",
            "synth_figures", "predict_throughput", "PERF_NETWORKS", "PREDICT_NETWORKS"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-COMMAND = "python -m dbpim.bench"
+COMMAND = "dbpim speed"
 
 
 def _best(fn, repeat=3):
@@ -195,7 +193,8 @@ def predict_throughput(names=tuple(PREDICT_NETWORKS), repeat: int = 3, batch_siz
 
     from model import artifact as gart
     from model.torch import qat as tqat
-    from model.torch.flow import run_flow
+    from model.config import load_config
+    from model.torch.flow import FlowOptions, run_flow
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
@@ -215,10 +214,10 @@ def predict_throughput(names=tuple(PREDICT_NETWORKS), repeat: int = 3, batch_siz
 
             (ROOT / "build").mkdir(exist_ok=True)
             with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
-                rep = run_flow(kw.pop("model"), kw.pop("data"), 0.5, hw=str(ROOT / "hw" / "configs" / "small.yaml"),
-                               out=Path(tmp) / "out", epochs=0, finetune_epochs=0, qat_epochs=0, compare=False,
-                               plots=False, progress=False, on_frozen=frozen, **kw)
-                art = gart.load(rep["artifact"])
+                rep = run_flow(kw.pop("model"), kw.pop("data"), load_config("small"),
+                               FlowOptions(epochs=0, finetune_epochs=0, qat_epochs=0, compare=False, plots=False,
+                                           progress=False, **kw), out=Path(tmp) / "out", on_frozen=frozen)
+                art = gart.load(rep.artifact)
             x_t = got["x"]
             x = x_t.numpy()
             torch.set_num_threads(1)
@@ -267,38 +266,30 @@ def synth_figures(synth_root: Path | None = None) -> dict:
     import tempfile
 
     from hw.generate import BLOCKS, generate
+    from model.config import load_config
     (ROOT / "build").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:  # the core takes minutes: `make synth` has it
-        generate("small", Path(tmp) / "verilog", blocks=[b for b in BLOCKS if b != "core"])
+        generate(load_config("small"), Path(tmp) / "verilog", blocks=[b for b in BLOCKS if b != "core"])
         rep = synth.synth_dir(Path(tmp) / "verilog", log=lambda *_: None)
     return {"status": "ok", "source": "small configuration without the core, synthesized now (`make synth` adds the "
                       "core and paper)",
             "reports": [rep]}
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dbpim.bench", description=(
-        "make bench: speed figures of the golden model, the performance model and the RTL tools, with their "
-        "targets; writes bench.json into --out."))
-    p.add_argument("--out", default="build/speed", help=OUT_HELP + " (default: build/speed)")
-    p.add_argument("--quick", action="store_true", help="one repeat, CIFAR shapes only")
-    a = p.parse_args(argv)
-    try:
-        check_output(a.out, COMMAND)
-    except OutputError as e:
-        print(f"{COMMAND}: {e}", file=sys.stderr)
-        return 2
+def run(out="build/speed", quick: bool = False) -> dict:
+    """``dbpim speed`` (make bench): measure and print every figure, write ``out/bench.json``; returns them."""
+    check_output(out, COMMAND)
     res = {}
     t0 = time.perf_counter()
-    r = res["a_fta"] = fta_throughput(1 if a.quick else 2)
+    r = res["a_fta"] = fta_throughput(1 if quick else 2)
     print(f"(a) FTA quantize: {r['weights [M]']:.2f} M weights in {r['time [s]']:.2f} s = "
           f"{r['throughput [M weights/s]']:.1f} M weights/s (target >= 50; ratio {r['ratio to target']:.2f}) "
           f"{'OK' if r['ok'] else 'BELOW TARGET'}", flush=True)
-    r = res["b_run_layer"] = run_layer_vs_matmul(1 if a.quick else 3)
+    r = res["b_run_layer"] = run_layer_vs_matmul(1 if quick else 3)
     print(f"(b) run_layer 3x3 256->256 @14x14: {r['run_layer [ms]']:.1f} ms vs np.matmul float64 "
           f"{r['np.matmul float64 [ms]']:.1f} ms = {r['ratio [x]']:.1f}x (target <= 10x) "
           f"{'OK' if r['ok'] else 'ABOVE TARGET'}", flush=True)
-    res["c_perf_model"] = perf_model_speed(("resnet18-cifar",) if a.quick else tuple(PERF_NETWORKS))
+    res["c_perf_model"] = perf_model_speed(("resnet18-cifar",) if quick else tuple(PERF_NETWORKS))
     for r in res["c_perf_model"].values():
         vs = (f"; torch float forward (1 thread) {r['torch forward, 1 thread [s]']:.3f} s, model / torch "
               f"{r['model / torch [x]']:.2f}x (goal <= 3x)" if "model / torch [x]" in r else "; torch not installed")
@@ -322,8 +313,8 @@ def main(argv=None) -> int:
         res["f_predict"] = {"status": "skipped (torch not installed; run `make install`)"}
         print(f"(f) predict: {res['f_predict']['status']}")
     else:
-        res["f_predict"] = predict_throughput(("smallcnn-digits",) if a.quick else tuple(PREDICT_NETWORKS),
-                                              1 if a.quick else 3)
+        res["f_predict"] = predict_throughput(("smallcnn-digits",) if quick else tuple(PREDICT_NETWORKS),
+                                              1 if quick else 3)
         for name, r in res["f_predict"].items():
             print(f"(f) predict {name}: {r['predict [samples/s]']:.0f} samples/s vs torch float forward "
                   f"{r['torch float forward [samples/s]']:.0f} samples/s (1 thread) = "
@@ -332,15 +323,7 @@ def main(argv=None) -> int:
                   f"{r['torch integer path [samples/s]']:.0f} samples/s; logits equal the torch integer path: "
                   f"{r['logits equal the torch integer path']}", flush=True)
     res["total [s]"] = time.perf_counter() - t0
-    try:
-        with output_dir(a.out, COMMAND) as tmp:
-            (tmp / "bench.json").write_text(json.dumps(res, indent=2, default=str))
-    except OutputError as e:
-        print(f"{COMMAND}: {e}", file=sys.stderr)
-        return 2
-    print(f"total {res['total [s]']:.1f} s; written to {a.out}/bench.json")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    with output_dir(out, COMMAND) as tmp:
+        (tmp / "bench.json").write_text(json.dumps(res, indent=2, default=str))
+    print(f"total {res['total [s]']:.1f} s; written to {out}/bench.json")
+    return res

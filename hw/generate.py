@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m hw.generate --hw hw/configs/paper.yaml --out build/verilog
+    dbpim verilog --hw hw/configs/paper.yaml --out build/verilog
     dbpim verilog --hw small --out build/verilog-small
 
 writes ``dbpim_<name>.v`` for each block and for every module a block
@@ -32,14 +32,14 @@ and a folder holding files we did not write is refused.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 from hw.common import SRAM_MODES, ports_of_verilog
 
-__all__ = ["BLOCKS", "SRAM_MODES", "build_block", "generate", "main", "ports_of_verilog"]
+from model import jsonio
+
+__all__ = ["BLOCKS", "SRAM_MODES", "build_block", "generate", "ports_of_verilog"]
 
 #: Block names in generation order; file ``dbpim_<name>.v``, top module ``dbpim_<name>``.
 BLOCKS = ("lpu", "dbmu", "adder_tree", "accumulator", "ipu", "switch", "macro", "core")
@@ -87,9 +87,8 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
 
     Parameters
     ----------
-    config : HwConfig, MacroConfig, str or Path
-        A loaded configuration, or a YAML path / shipped name for
-        :func:`model.config.load_config`.
+    config : HwConfig or MacroConfig
+        A loaded configuration (:func:`model.config.load_config` reads a YAML).
     out_dir : str or Path
     blocks : sequence of str
         Subset of :data:`BLOCKS` (None: all).
@@ -106,24 +105,27 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
     model.config.ConfigError
         On a bad configuration (nothing is written).
     ValueError
-        On an unknown block name or SRAM mode (nothing is written).
+        On an empty ``blocks``, an unknown block name or SRAM mode (nothing is written).
     model.outdir.OutputError
         On an ``out_dir`` that cannot be written without losing data (nothing is written).
     """
     from hw.common import Emitter
     from hw.sram import MODEL_MODULE, SRAM_KINDS, model_verilog, wrapper_verilog
-    from model.config import HwConfig, MacroConfig, load_config
+    from model.config import HwConfig, MacroConfig
     from model.outdir import check_output, output_dir
 
-    if isinstance(config, (str, Path)):
-        config = load_config(config)
     if isinstance(config, MacroConfig):
         config = HwConfig(name="custom", macro=config)
     if isinstance(config, HwConfig):
         name, mc = config.name, config.macro
     else:
-        raise TypeError(f"config: must be an HwConfig, MacroConfig or YAML path, got {type(config).__name__}")
+        raise TypeError(f"config: must be an HwConfig or MacroConfig, got {type(config).__name__}")
     blocks = BLOCKS if blocks is None else blocks
+    if isinstance(blocks, str) or not hasattr(blocks, "__iter__"):
+        raise TypeError(f"blocks: must be a sequence of block names, got {type(blocks).__name__}")
+    blocks = list(blocks)
+    if not blocks:  # writing nothing and exiting 0 would pass for success
+        raise ValueError(f"blocks: must name at least one of {', '.join(BLOCKS)}")
     for b in blocks:
         if b not in BLOCKS:
             raise ValueError(f"block: must be one of {', '.join(BLOCKS)}, got {b!r}")
@@ -155,7 +157,7 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
                                        + comp.map.markdown())
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "config": name, "sram": sram,
                 "macro": mc.to_dict(), "blocks": entries}
-    texts["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    texts["manifest.json"] = jsonio.dumps(manifest, what="manifest.json", sort_keys=True, newline=True)
     with output_dir(out_dir, "dbpim verilog", inputs, adopt=_manifest_files) as stage:
         for fname, text in texts.items():
             (stage / fname).write_text(text)
@@ -173,33 +175,3 @@ def _manifest_files(folder: Path) -> set[str]:
                 | {str(e["register_map_file"]) for e in man["blocks"].values() if "register_map_file" in e})
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return set()
-
-
-def main(argv=None) -> int:
-    """``dbpim verilog`` / ``python -m hw.generate``: returns the exit status."""
-    from model.config import ConfigError
-    from model.outdir import OUT_HELP
-
-    ap = argparse.ArgumentParser(prog="dbpim verilog", description="Generate the DB-PIM Verilog and a manifest.")
-    ap.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
-    ap.add_argument("--out", default="build/verilog", help=OUT_HELP + " (default: build/verilog)")
-    ap.add_argument("--blocks", default=",".join(BLOCKS),
-                    help=f"comma-separated subset of {','.join(BLOCKS)} (default: all)")
-    ap.add_argument("--sram", default="behavioural", choices=SRAM_MODES,
-                    help="macro cell array and metadata: memories inside the macro (behavioural, default) or "
-                         "instances of SRAM wrapper modules with a behavioural model (blackbox)")
-    a = ap.parse_args(argv)
-    blocks = [b.strip() for b in a.blocks.split(",") if b.strip()]
-    try:
-        man = generate(a.hw, a.out, blocks, sram=a.sram)
-    except (ConfigError, ValueError) as e:
-        print(f"dbpim verilog: {e}", file=sys.stderr)
-        return 2
-    for b, e in man["blocks"].items():
-        print(f"{a.out}/{e['file']}: {len(e['ports'])} ports, latency {e['latency']}")
-    print(f"{a.out}/manifest.json")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

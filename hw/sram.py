@@ -61,20 +61,25 @@ class SramPorts:
     rdata: Signal
 
 
-def sram_1rw(m, kind: str, width: int, depth: int, platform) -> SramPorts:
-    """Add one single-port synchronous-read memory of ``kind`` to module ``m``; returns its ports."""
+def sram_1rw(m, kind: str, width: int, depth: int, platform, name: str | None = None) -> SramPorts:
+    """Add one single-port synchronous-read memory of ``kind`` to module ``m``; returns its ports.
+
+    ``name`` (default ``kind``) names the instance and its signals: a macro with two tile banks has
+    ``cells0`` and ``cells1``, both of kind ``cells``.
+    """
     if kind not in SRAM_KINDS:
         raise ValueError(f"kind: must be one of {', '.join(SRAM_KINDS)}, got {kind!r}")
-    p = SramPorts(cs=Signal(name=f"{kind}_cs"), we=Signal(name=f"{kind}_we"),
-                  addr=Signal(addr_width(depth), name=f"{kind}_addr"), wdata=Signal(width, name=f"{kind}_wdata"),
-                  rdata=Signal(width, name=f"{kind}_rdata"))
+    name = name or kind
+    p = SramPorts(cs=Signal(name=f"{name}_cs"), we=Signal(name=f"{name}_we"),
+                  addr=Signal(addr_width(depth), name=f"{name}_addr"), wdata=Signal(width, name=f"{name}_wdata"),
+                  rdata=Signal(width, name=f"{name}_rdata"))
     if isinstance(platform, Emitter) and platform.sram == "blackbox":
         platform.blackbox(f"dbpim_sram_{kind}", {"DEPTH": depth, "WIDTH": width, "ADDR_W": addr_width(depth)})
-        m.submodules[kind] = Instance(f"dbpim_sram_{kind}", p_DEPTH=depth, p_WIDTH=width,
+        m.submodules[name] = Instance(f"dbpim_sram_{kind}", p_DEPTH=depth, p_WIDTH=width,
                                       p_ADDR_W=addr_width(depth), i_clk=ClockSignal(), i_cs=p.cs, i_we=p.we,
                                       i_addr=p.addr, i_wdata=p.wdata, o_rdata=p.rdata)
         return p
-    m.submodules[kind] = mem = Memory(shape=width, depth=depth, init=[])
+    m.submodules[name] = mem = Memory(shape=width, depth=depth, init=[])
     wp = mem.write_port()
     rp = mem.read_port(domain="sync", transparent_for=())
     m.d.comb += [

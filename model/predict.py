@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from model.artifact import PROGRAM_SINCE
 from model.layer import PRODUCT_MAX, weights_of
 from model.program import RUNNABLE
 
@@ -151,7 +152,7 @@ class Predictor:
         prog = artifact.program
         if prog is None:
             where = f"artifact {artifact.path or artifact.network}"
-            if artifact.version < 3:
+            if artifact.version < PROGRAM_SINCE:
                 raise PredictError(f"{where}: format version {artifact.version} has no network program; "
                                    "recompile it (dbpim compile) to use predict")
             raise PredictError(f"{where}: has no network program (saved without one); recompile it "

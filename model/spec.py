@@ -421,6 +421,8 @@ CORE_GEOMETRY: dict[str, Rule] = {
     "out_pixels": Rule(lambda v: 1 <= v <= 65536, "an integer from 1 to 65536 (output pixels per pass)"),
     "max_row_tiles": Rule(lambda v: 1 <= v <= 4096,
                           "an integer from 1 to 4096 (row tiles one output accumulates)"),
+    "tile_banks": Rule(lambda v: v in (1, 2), "1 or 2 (tile banks per macro: 2 loads the next pass's tile "
+                                              "while the current one computes)"),
     "addr_width": Rule(lambda v: 3 <= v <= 32, "an integer from 3 to 32 (AXI4-Lite byte address bits)"),
 }
 
@@ -431,6 +433,7 @@ CORE_LATENCY = {
     "deliver": 1,     # last row written -> the macros see their full buffers
     "barrier": 1,     # a round's start -> the next round's first window
     "run": 1,         # per START: the final descriptor check
+    "prefetch": 2,    # tile_banks 2: a round start -> the next pass's first tile row written (descriptor, row read)
 }
 
 #: Word width of the core's AXI4-Lite register bus.

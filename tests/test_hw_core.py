@@ -110,15 +110,18 @@ def test_axi4lite_target_writes_and_reads(rng):
     assert got == words
 
 
-def test_core_on_a_real_layer_amaranth():
+@pytest.mark.parametrize("banks", [1, 2])
+def test_core_on_a_real_layer_amaranth(banks):
     """The digits MLP's first layer (5 vectors as 5 pixels: rounds of 2 and a short one) on the small core:
-    results and CYCLES exact (one START at full rate on the internal register bus)."""
-    hw = load_config("small")
+    results and CYCLES exact (one START at full rate on the internal register bus), with one tile bank and
+    with two (each pass's tile loaded while the pass before it computes)."""
+    hw = load_config("small").replace(core={"tile_banks": banks})
     rl = real_layer(hw.macro)
     x = np.asarray(rl.x, np.int64)[:5]
     program = compile_program(rl.compiled, x.shape[0], CoreParams.from_config(hw))
     assert len(program.segments) == 1
     seg = program.segments[0]
+    assert len(seg.passes) >= 3
     want = run_core(program, x)
     regs = {n: w for n, (w, _, _) in spec.CORE_REGS.items()}
     wf = spec.window_fields(hw.macro.n_comp, hw.macro.in_bits)

@@ -29,7 +29,8 @@ NETWORKS = {
 
 def _compile(name: str, out) -> dict:
     """Run the flow on :data:`NETWORKS` ``name``; the report plus the frozen network's test logits."""
-    from model.torch.flow import run_flow
+    from model.config import load_config
+    from model.torch.flow import FlowOptions, run_flow
     torch.set_num_threads(2)
     seen = {}
 
@@ -40,9 +41,10 @@ def _compile(name: str, out) -> dict:
         seen["x"], seen["y"] = ds.x_test.numpy(), ds.y_test.numpy()
 
     kw = dict(NETWORKS[name])
-    rep = run_flow(kw.pop("model"), kw.pop("data"), 0.5, hw="hw/configs/small.yaml", out=out, seed=0, compare=False,
-                   plots=False, progress=False, on_frozen=frozen, **kw)
-    return {**rep, **seen}
+    rep = run_flow(kw.pop("model"), kw.pop("data"), load_config("small"),
+                   FlowOptions(sparsity=0.5, seed=0, compare=False, plots=False, progress=False, **kw), out=out,
+                   on_frozen=frozen)
+    return {**rep.report, "artifact": str(rep.artifact), **seen}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +67,7 @@ def _one_line(e) -> str:
 
 def test_smallcnn_predict_equals_the_frozen_integer_network(cnn):
     art = gart.load(cnn["artifact"])
-    assert art.version == gart.VERSION == 3 and art.program is not None
+    assert art.version == gart.VERSION == 4 and art.program is not None
     ops = {op["op"] for op in art.program["ops"]}
     assert {"input", "mapped", "clamp", "maxpool2d", "reshape"} <= ops
     logits = art.predict(cnn["x"])
@@ -163,17 +165,18 @@ def test_integer_inputs_are_converted(cnn):
     np.testing.assert_array_equal(art.predict(xi), art.predict(xi.astype(np.float32)))
 
 
-def test_older_artifacts_are_refused_with_recompile(cnn, tmp_path):
-    d = tmp_path / "v2"
+@pytest.mark.parametrize("version", [2, 3])
+def test_older_artifacts_are_refused_with_recompile(cnn, tmp_path, version):
+    d = tmp_path / "old"
     shutil.copytree(cnn["artifact"], d)
     doc = yaml.safe_load((d / "manifest.yaml").read_text())
-    doc["version"] = 2  # a version 2 reader's manifest has no program: any 'program' key is ignored
+    doc["version"] = version  # versions before 4 have no program: a 'program' key is ignored
     (d / "manifest.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     art = gart.load(d)
-    assert art.version == 2 and art.program is None
+    assert art.version == version and art.program is None
     with pytest.raises(PredictError) as e:
         art.predict(cnn["x"][:2])
-    assert "format version 2 has no network program; recompile it" in _one_line(e)
+    assert f"format version {version} has no network program; recompile it" in _one_line(e)
     plain = gart.load(gart.save(tmp_path / "plain", "cnn", art.macro, art.layers, compress=False),
                       check_tiles=False)  # saved without a program
     with pytest.raises(PredictError) as e:
@@ -287,6 +290,7 @@ def test_program_arrays_are_checked(cnn, tmp_path, arrays, needle):
         with np.load(f, allow_pickle=False) as z:
             new = arrays(dict(z))
         np.savez(f, **new)
+        gart.reseal(d)  # a changed file with its new digest: the program reader checks it
     with pytest.raises(gart.ArtifactError) as e:
         gart.load(d, check_tiles=False)
     assert needle in _one_line(e)
