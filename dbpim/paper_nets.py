@@ -1,6 +1,6 @@
 """The paper's five networks at full width on CIFAR-100 shapes, UNTRAINED, as compiled artifacts.
 
-    python -m dbpim.paper_nets [--out build/paper-nets] [--names alexnet,vgg19,...] [--sparsity 0.5]
+    dbpim paper-nets [--out build/paper-nets] [--names alexnet,vgg19,...] [--sparsity 0.5]
     dbpim paper-nets ...
 
 For each of AlexNet, VGG19, ResNet18, MobileNetV2 and EfficientNet-B0 (width
@@ -35,19 +35,19 @@ only, and no accuracy is reported for it (no CIFAR test data).
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import sys
+import logging
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from model.outdir import OUT_HELP, OutputError, check_output, output_dir
-from model.torch.keras_h5 import CIFAR10_INSTALL, CIFAR10_PACKAGE
+from model.config import HwConfig
+from model.outdir import check_output, output_dir
 
-__all__ = ["NAMES", "TRAINED", "build", "build_trained", "build_all", "paper_variant", "kaiming_init", "main"]
+__all__ = ["NAMES", "TRAINED", "build", "build_trained", "build_all", "paper_variant", "kaiming_init"]
+
+log = logging.getLogger(__name__)
 
 NAMES = ("alexnet", "vgg19", "resnet18", "mobilenetv2", "efficientnetb0")
 #: networks with trained weights (model.torch.zoo.PRETRAINED); each is built trained and as its Kaiming control
@@ -84,14 +84,13 @@ def _prune_quantize_export(net: nn.Module, x: torch.Tensor, rec: torch.Tensor, l
                            sparsity: float):
     """Capture, keep the unpruned BN-folded float weights, prune, FTA-quantize (activation ranges on ``x``),
     freeze and export with the activations of ``rec``; returns the artifact path."""
-    from model.config import load_config
     from model.quant import group_size_for
     from model.torch import graph as tgraph
     from model.torch import prune as tprune
     from model.torch.export import export
     from model.torch.flow import Stages
 
-    cfg = load_config(hw)
+    cfg = hw
     macro = cfg.macro
     G = group_size_for(macro)
     cap = tgraph.capture(net, x[:32])
@@ -108,7 +107,7 @@ def _prune_quantize_export(net: nn.Module, x: torch.Tensor, rec: torch.Tensor, l
     return export(st.net, label, macro, Path(out) / label, rec, G, meta=meta, hw=cfg)
 
 
-def build(name: str, out: Path, hw, sparsity: float = 0.5, seed: int = 0, n_calib: int = 128, n_record: int = 2,
+def build(name: str, out: Path, hw: HwConfig, sparsity: float = 0.5, seed: int = 0, n_calib: int = 128, n_record: int = 2,
           width: float = 1.0):
     """Build, prune, FTA-quantize and export one untrained network (full width by default); returns the artifact."""
     from model.torch.data import load_data
@@ -134,7 +133,7 @@ TRAINED_DATA = ("digits32 (scikit-learn digits upscaled to 32x32, 3 channels) re
                 "so no accuracy is reported)")
 
 
-def build_trained(name: str, out: Path, hw, sparsity: float = 0.5, seed: int = 0, n_calib: int = 128,
+def build_trained(name: str, out: Path, hw: HwConfig, sparsity: float = 0.5, seed: int = 0, n_calib: int = 128,
                   n_record: int = 2, weights: str = "trained"):
     """Build, prune, FTA-quantize and export a network that comes with trained weights (``cifar10cnn``).
 
@@ -172,11 +171,26 @@ def build_trained(name: str, out: Path, hw, sparsity: float = 0.5, seed: int = 0
     return _prune_quantize_export(net, x, rec, label, meta, out, hw, sparsity)
 
 
-def build_all(out, names=NAMES, hw="paper", sparsity: float = 0.5, seed: int = 0, n_record: int = 2) -> list:
-    """:func:`build` every network into ``out/<net>-w1-untrained``, written through
-    :func:`model.outdir.output_dir` (moved in together when the last one is done); returns their paths."""
-    from model.config import load_config
-    inputs = [load_config(hw).path]
+def build_all(out, hw: HwConfig, names=NAMES, sparsity: float = 0.5, seed: int = 0, n_record: int = 2) -> list:
+    """:func:`build` every network into ``out/<net>-w1-untrained`` (a :data:`TRAINED` one trained and as its
+    Kaiming control), written through :func:`model.outdir.output_dir` (moved in together when the last one
+    is done); returns their paths.
+
+    Raises
+    ------
+    ValueError
+        A name not in :data:`NAMES` or :data:`TRAINED`, or a number out of its :mod:`model.limits` range
+        (one line naming the field).
+    """
+    from model import limits
+    bad = [n for n in names if n not in NAMES + TRAINED]
+    if bad or not names:
+        raise ValueError(f"names: must be a non-empty subset of {', '.join(NAMES + TRAINED)}, "
+                         f"got {bad[0] if bad else 'none'}")
+    limits.SPARSITY.check("sparsity", sparsity)
+    limits.SEED.check("seed", seed)
+    limits.RECORD.check("n_record", n_record)
+    inputs = [hw.path] if hw.path else []
     check_output(out, COMMAND, inputs)
     paths = []
     with output_dir(out, COMMAND, inputs) as tmp:
@@ -187,51 +201,9 @@ def build_all(out, names=NAMES, hw="paper", sparsity: float = 0.5, seed: int = 0
                     path = build_trained(n, tmp, hw, sparsity, seed, n_record=n_record, weights=w)
                     paths.append(Path(out) / path.name)
                     what = "CIFAR-10-trained, BN statistics as trained" if w == "trained" else "untrained control"
-                    print(f"{paths[-1]} ({what}, {time.perf_counter() - t:.1f} s)", flush=True)
+                    log.info("%s built (%s, %.1f s)", path.name, what, time.perf_counter() - t)
                 continue
             path = build(n, tmp, hw, sparsity, seed, n_record=n_record)
             paths.append(Path(out) / path.name)
-            print(f"{paths[-1]} (untrained, {time.perf_counter() - t:.1f} s)", flush=True)
+            log.info("%s built (untrained, %.1f s)", path.name, time.perf_counter() - t)
     return paths
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog=COMMAND, description=(
-        "The paper's five networks at full width on CIFAR-100 shapes, untrained (Kaiming weights, BatchNorm "
-        "recalibrated on digits upscaled to 32x32), block-pruned and FTA-quantized, as artifacts in --out."))
-    p.add_argument("--out", default="build/paper-nets", help=OUT_HELP + " (default: build/paper-nets)")
-    p.add_argument("--names", default=None, help=f"comma-separated networks among {', '.join(NAMES + TRAINED)} "
-                   f"(default: all; {', '.join(TRAINED)} only when the package {CIFAR10_PACKAGE} is installed)")
-    p.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
-    p.add_argument("--sparsity", type=float, default=0.5, help="block sparsity in [0, 1) (default: 0.5)")
-    p.add_argument("--record", type=int, default=2, help="real images whose activations are recorded (default: 2)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the images (default: 0)")
-    a = p.parse_args(argv)
-    if a.names is None:
-        names = list(NAMES)
-        if importlib.util.find_spec("cifar_10_model") is None:
-            print(f"{COMMAND}: {', '.join(TRAINED)} skipped: needs the package {CIFAR10_PACKAGE} "
-                  f"({CIFAR10_INSTALL})", file=sys.stderr)
-        else:
-            names += TRAINED
-    else:
-        names = [n.strip().lower() for n in a.names.split(",") if n.strip()]
-    bad = [n for n in names if n not in NAMES + TRAINED]
-    if bad:
-        print(f"dbpim paper-nets: --names: {bad[0]}: must be among {', '.join(NAMES + TRAINED)}", file=sys.stderr)
-        return 2
-    if not 0.0 <= a.sparsity < 1.0:
-        print(f"dbpim paper-nets: --sparsity: must lie in [0, 1), got {a.sparsity}", file=sys.stderr)
-        return 2
-    from model.config import ConfigError
-    from model.torch.keras_h5 import KerasH5Error
-    try:
-        build_all(a.out, names, a.hw, a.sparsity, a.seed, max(1, a.record))
-    except (OutputError, ConfigError, KerasH5Error) as e:
-        print(f"{COMMAND}: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m hw.generate --hw hw/configs/paper.yaml --out build/verilog
+    dbpim verilog --hw hw/configs/paper.yaml --out build/verilog
     dbpim verilog --hw small --out build/verilog-small
 
 writes ``dbpim_<name>.v`` for each block and for every module a block
@@ -32,16 +32,14 @@ and a folder holding files we did not write is refused.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 from hw.common import SRAM_MODES, ports_of_verilog
 
 from model import jsonio
 
-__all__ = ["BLOCKS", "SRAM_MODES", "build_block", "generate", "main", "ports_of_verilog"]
+__all__ = ["BLOCKS", "SRAM_MODES", "build_block", "generate", "ports_of_verilog"]
 
 #: Block names in generation order; file ``dbpim_<name>.v``, top module ``dbpim_<name>``.
 BLOCKS = ("lpu", "dbmu", "adder_tree", "accumulator", "ipu", "switch", "macro", "core")
@@ -89,9 +87,8 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
 
     Parameters
     ----------
-    config : HwConfig, MacroConfig, str or Path
-        A loaded configuration, or a YAML path / shipped name for
-        :func:`model.config.load_config`.
+    config : HwConfig or MacroConfig
+        A loaded configuration (:func:`model.config.load_config` reads a YAML).
     out_dir : str or Path
     blocks : sequence of str
         Subset of :data:`BLOCKS` (None: all).
@@ -114,17 +111,15 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
     """
     from hw.common import Emitter
     from hw.sram import MODEL_MODULE, SRAM_KINDS, model_verilog, wrapper_verilog
-    from model.config import HwConfig, MacroConfig, load_config
+    from model.config import HwConfig, MacroConfig
     from model.outdir import check_output, output_dir
 
-    if isinstance(config, (str, Path)):
-        config = load_config(config)
     if isinstance(config, MacroConfig):
         config = HwConfig(name="custom", macro=config)
     if isinstance(config, HwConfig):
         name, mc = config.name, config.macro
     else:
-        raise TypeError(f"config: must be an HwConfig, MacroConfig or YAML path, got {type(config).__name__}")
+        raise TypeError(f"config: must be an HwConfig or MacroConfig, got {type(config).__name__}")
     blocks = BLOCKS if blocks is None else blocks
     if isinstance(blocks, str) or not hasattr(blocks, "__iter__"):
         raise TypeError(f"blocks: must be a sequence of block names, got {type(blocks).__name__}")
@@ -180,33 +175,3 @@ def _manifest_files(folder: Path) -> set[str]:
                 | {str(e["register_map_file"]) for e in man["blocks"].values() if "register_map_file" in e})
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return set()
-
-
-def main(argv=None) -> int:
-    """``dbpim verilog`` / ``python -m hw.generate``: returns the exit status."""
-    from model.config import ConfigError
-    from model.outdir import OUT_HELP
-
-    ap = argparse.ArgumentParser(prog="dbpim verilog", description="Generate the DB-PIM Verilog and a manifest.")
-    ap.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
-    ap.add_argument("--out", default="build/verilog", help=OUT_HELP + " (default: build/verilog)")
-    ap.add_argument("--blocks", default=",".join(BLOCKS),
-                    help=f"comma-separated subset of {','.join(BLOCKS)} (default: all)")
-    ap.add_argument("--sram", default="behavioural", choices=SRAM_MODES,
-                    help="macro cell array and metadata: memories inside the macro (behavioural, default) or "
-                         "instances of SRAM wrapper modules with a behavioural model (blackbox)")
-    a = ap.parse_args(argv)
-    blocks = [b.strip() for b in a.blocks.split(",") if b.strip()]
-    try:
-        man = generate(a.hw, a.out, blocks, sram=a.sram)
-    except (ConfigError, ValueError) as e:
-        print(f"dbpim verilog: {e}", file=sys.stderr)
-        return 2
-    for b, e in man["blocks"].items():
-        print(f"{a.out}/{e['file']}: {len(e['ports'])} ports, latency {e['latency']}")
-    print(f"{a.out}/manifest.json")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

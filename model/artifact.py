@@ -189,7 +189,7 @@ def save(path, network: str, macro: MacroConfig, layers: list[LayerRecord], meta
         Free-form provenance (seed, sparsity, accuracies...), YAML-serialisable.
     overwrite : bool
         Replace an existing artifact written by :func:`save` (only after the new
-        one is complete; its files are moved in one by one, ``manifest.yaml`` last).
+        one is complete, as a whole folder: one atomic swap, docs/design.md §10).
     compress : bool
         Deflate the layer files (default); off for throw-away artifacts.
     hw : HwConfig, optional
@@ -207,7 +207,7 @@ def save(path, network: str, macro: MacroConfig, layers: list[LayerRecord], meta
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise ArtifactError(f"{path}: already exists; choose another --out or pass overwrite")
+        raise ArtifactError(f"{path}: already exists; choose another path or pass overwrite")
     if hw is not None and not isinstance(hw, HwConfig):
         raise ArtifactError(f"{path}: hw must be a model.config.HwConfig, got {type(hw).__name__}")
     if hw is not None and hw.macro.to_dict() != macro.to_dict():

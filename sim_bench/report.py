@@ -25,25 +25,23 @@ layers on the macros (std/pw-conv and FC, like the paper's Tab. III).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from model import jsonio
 from model.config import EnergyConfig
-from model.outdir import OUT_HELP, OutputError, check_output, output_dir
+from model.outdir import check_output, output_dir
 from model.plots import legend_outside, pyplot as _plt, save_figure
 from sim_bench.explain import SIGNED_SKIP_WHY, explain_markdown, layer_notes, simd_op_rows
 from sim_bench.perf import (MACRO_COMPONENTS, MECH_LABELS, MECHANISMS, BenchError, NetworkPerf, evaluate_network,
                             peak_geometry, peak_tops, specs_from_artifact)
 
-__all__ = ["main", "run_report", "write_report", "demo", "layer_rows", "markdown", "PAPER", "BenchError",
-           "plot_mechanisms", "plot_time_breakdown", "plot_tornado", "load_inputs", "network_note",
-           "UNTRAINED_NOTE", "U_CHOICE", "weights_label", "data_source", "write_json"]
+__all__ = ["run_report", "evaluate_artifact", "check_macro", "format_summary", "format_notes", "write_report", "demo",
+           "layer_rows", "markdown", "PAPER", "BenchError", "plot_mechanisms", "plot_time_breakdown", "plot_tornado",
+           "network_note", "UNTRAINED_NOTE", "U_CHOICE", "weights_label", "data_source", "write_json"]
 
 DIGITS_NOTE = ("Our networks are trained on scikit-learn digits (8x8, upscaled to 32x32 for the zoo networks), "
                "not on CIFAR-100 as in the paper; layer shapes match the paper's 32x32 inputs, but weight and "
@@ -476,8 +474,9 @@ def _plot_layers(net: NetworkPerf, out: Path) -> list[Path]:
     mechs = ("bit", "value", "input", "dbpim")
     wdt = 0.8 / len(mechs)
     for i, k in enumerate(mechs):
-        ax.bar(x + i * wdt, [lp.mech["dense"].wall_cycles / max(lp.mech[k].wall_cycles, 1e-9) for lp in mapped],
-               wdt, label=MECH_LABELS[k])
+        # a layer that takes no cycles under k (every weight pruned) has no speedup: no bar, not a 1e9x one
+        ax.bar(x + i * wdt, [lp.mech["dense"].wall_cycles / lp.mech[k].wall_cycles if lp.mech[k].wall_cycles > 0
+                             else np.nan for lp in mapped], wdt, label=MECH_LABELS[k])
     ax.set_xticks(x + 0.4 - wdt / 2)
     ax.set_xticklabels(names, rotation=90, fontsize=7)
     ax.set_ylabel("speedup over dense PIM [x]")
@@ -538,45 +537,45 @@ def write_report(net: NetworkPerf, out: Path, plots: bool = True) -> dict:
     return summ
 
 
-def load_inputs(artifact, hw="paper"):
-    """Load and check an artifact and a hardware YAML; one-line :class:`BenchError` on bad input."""
-    from model.artifact import ArtifactError, load
-    from model.config import ConfigError, load_config
-    try:
-        cfg = load_config(hw)
-    except ConfigError as e:
-        raise BenchError(str(e)) from None
-    p = Path(artifact)
-    if not p.exists():
-        raise BenchError(f"{p}: artifact not found (an artifact is a directory with manifest.yaml)")
-    try:
-        art = load(p)
-    except ArtifactError as e:
-        raise BenchError(str(e).splitlines()[0]) from None
-    # the switch (lanes) is outside the macro and does not shape the tiles: any lane count evaluates an artifact
+def check_macro(art, cfg) -> None:
+    """Refuse a configuration whose macro is not the artifact's compiled one (one-line :class:`BenchError`).
+
+    The switch (``lanes``) is outside the macro and does not shape the tiles:
+    any lane count evaluates an artifact.
+    """
     diff = ", ".join(f"{k}={getattr(art.macro, k)} vs {getattr(cfg.macro, k)}"
                      for k in art.macro.to_dict() if k != "lanes" and getattr(art.macro, k) != getattr(cfg.macro, k))
     if diff:
-        raise BenchError(f"{cfg.path}: macro: must match the artifact's compiled macro ({diff})")
+        raise BenchError(f"hw: {cfg.name}: macro: must match the artifact's compiled macro ({diff})")
     if not art.mapped_layers():
-        raise BenchError(f"{p}: layers: no mapped layer (conv2d or linear), nothing to report")
-    return art, cfg
+        raise BenchError(f"{art.path}: layers: no mapped layer (conv2d or linear), nothing to report")
 
 
-def run_report(artifact, hw="paper", out="build/bench", plots: bool = True) -> dict:
-    """Evaluate an artifact and write its report into ``out``; returns the JSON summary.
+def evaluate_artifact(art, cfg) -> dict:
+    """The performance summary (:func:`summary_of`) of a loaded artifact on ``cfg``; writes nothing."""
+    check_macro(art, cfg)
+    return summary_of(evaluate_network(specs_from_artifact(art), cfg, network=art.network, meta=art.meta))
+
+
+def run_report(art, hw, out="build/bench", plots: bool = True) -> dict:
+    """Evaluate a loaded artifact on ``hw`` and write its report into ``out``; returns the JSON summary.
+
+    Parameters
+    ----------
+    art : model.artifact.Artifact
+    hw : model.config.HwConfig
 
     Raises
     ------
     BenchError
-        A bad artifact or hardware YAML (one line).
+        A configuration whose macro is not the artifact's (one line).
     model.outdir.OutputError
         An ``out`` that cannot be written without losing data (one line).
     """
-    art, cfg = load_inputs(artifact, hw)
-    inputs = [artifact, cfg.path]
+    check_macro(art, hw)
+    inputs = [p for p in (art.path, hw.path) if p]
     check_output(out, "dbpim bench", inputs)  # refuse before the long part
-    net = evaluate_network(specs_from_artifact(art), cfg, network=art.network, meta=art.meta)
+    net = evaluate_network(specs_from_artifact(art), hw, network=art.network, meta=art.meta)
     with output_dir(out, "dbpim bench", inputs) as tmp:
         summ = write_report(net, tmp, plots=plots)
     return summ
@@ -614,31 +613,8 @@ def format_notes(s: dict) -> list[str]:
     return out
 
 
-def demo(artifact, hw="paper", out="build/demo/bench") -> list[Path]:
-    """For ``make demo``: print the performance summary of an artifact, return the plot paths."""
-    summ = run_report(artifact, hw, out)
+def demo(art, hw, out="build/demo/bench") -> list[Path]:
+    """For ``make demo``: print the performance summary of a loaded artifact, return the plot paths."""
+    summ = run_report(art, hw, out)
     print(format_summary(summ))
     return [Path(out) / p for p in summ["plots"]]
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="dbpim bench", description=(
-        "Performance, energy and utilization report of a compiled artifact: layers.csv, summary.json, "
-        "summary.md and plots in --out."))
-    p.add_argument("--artifact", required=True, help="compiled artifact directory")
-    p.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
-    p.add_argument("--out", default="build/bench", help=OUT_HELP + " (default: build/bench)")
-    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    a = p.parse_args(argv)
-    try:
-        summ = run_report(a.artifact, a.hw, a.out, plots=not a.no_plots)
-    except (BenchError, OutputError) as e:
-        print(f"dbpim bench: {e}", file=sys.stderr)
-        return 2
-    print(format_summary(summ))
-    print(f"report written to {a.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -22,18 +22,19 @@ from __future__ import annotations
 import numpy as np
 
 from model import csd
+from model.spec import N_BLOCKS, WEIGHT_MAX, WEIGHT_MIN
 
 __all__ = ["layer_weight_stats", "network_weight_stats", "weight_stats_markdown", "NNZ_MAX"]
 
 #: the most non-zero CSD digits of an int8 weight
-NNZ_MAX = 4
+NNZ_MAX = N_BLOCKS
 
 
 def _int8_before_fta(rec) -> np.ndarray | None:
     if rec.w_float is None or rec.scale is None:
         return None
     u = np.asarray(rec.w_float, np.float64) / np.asarray(rec.scale, np.float64)[None, :]
-    return np.rint(np.clip(u, -128, 127)).astype(np.int8)
+    return np.rint(np.clip(u, WEIGHT_MIN, WEIGHT_MAX)).astype(np.int8)
 
 
 def layer_weight_stats(rec, phi_max: int) -> dict:

@@ -39,10 +39,10 @@ def test_core_cocotb_real_layers(real_artifacts, stall):
 @pytest.mark.parametrize("net,layer", [("demo", "features.1.conv"), ("demo", "classifier.1"),
                                        ("zoo", "layers.2.short.conv")])
 def test_dbpim_verify_real_layers(real_artifacts, net, layer, capsys):
-    from dbpim.verify import main
+    from dbpim.cli import main
     from verif.rtl import rtl_config
     art = real_artifacts[0 if net == "demo" else 1]
-    assert main(["--artifact", str(art), "--layer", layer, "--hw", rtl_config("small")]) == 0
+    assert main(["verify", "--artifact", str(art), "--layer", layer, "--hw", rtl_config("small")]) == 0
     out = capsys.readouterr().out
     assert "outputs == run_layer (bit for bit): yes" in out
     assert "cycles: equal" in out
@@ -51,12 +51,14 @@ def test_dbpim_verify_real_layers(real_artifacts, net, layer, capsys):
 @pytest.mark.xdist_group("rtl-core-native")
 def test_dbpim_verify_two_tile_banks(real_artifacts, tmp_path, capsys):
     """``dbpim verify`` with a configuration of two tile banks (the small one's YAML plus core.tile_banks: 2):
-    outputs bit for bit, the RTL's cycles equal the performance model's."""
-    from dbpim.verify import main
+    outputs bit for bit, the RTL's cycles equal the performance model's (--hw overrides the artifact's
+    recorded configuration; its macro is the same)."""
+    from dbpim.cli import main
     from model.config import config_path
     yaml = tmp_path / "small-banks2.yaml"
     yaml.write_text(config_path("small").read_text().rstrip() + "\n  tile_banks: 2\n")
-    assert main(["--artifact", str(real_artifacts[0]), "--layer", "features.1.conv", "--hw", str(yaml)]) == 0
+    assert main(["verify", "--artifact", str(real_artifacts[0]), "--layer", "features.1.conv", "--hw",
+                 str(yaml)]) == 0
     out = capsys.readouterr().out
     assert "outputs == run_layer (bit for bit): yes" in out
     assert "cycles: equal" in out
@@ -66,11 +68,11 @@ def test_dbpim_verify_two_tile_banks(real_artifacts, tmp_path, capsys):
 @pytest.mark.parametrize("layer", ["features.1.conv", "classifier.1"])
 def test_dbpim_verify_paper_core(paper_artifact, layer, capsys):
     """The paper-size core (``paper.yaml``: 16 switch lanes, its macros and memories) on the demo network."""
-    from dbpim.verify import main
+    from dbpim.cli import main
     from verif.rtl import hw_from_env
     if hw_from_env():
         pytest.skip("DBPIM_HW is set: test_dbpim_verify_real_layers runs the real layers on that configuration")
-    assert main(["--artifact", str(paper_artifact), "--layer", layer, "--hw", "paper"]) == 0
+    assert main(["verify", "--artifact", str(paper_artifact), "--layer", layer, "--hw", "paper"]) == 0
     out = capsys.readouterr().out
     assert "outputs == run_layer (bit for bit): yes" in out
     assert "cycles: equal" in out

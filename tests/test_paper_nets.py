@@ -30,7 +30,7 @@ def test_efficientnet_keeps_its_stride_two_stem():
 
 
 def test_untrained_artifact_has_unpruned_float_weights(tmp_path):
-    path = paper_nets.build("alexnet", tmp_path, "small", sparsity=0.5, n_calib=32, n_record=1, width=0.125)
+    path = paper_nets.build("alexnet", tmp_path, load_config("small"), sparsity=0.5, n_calib=32, n_record=1, width=0.125)
     assert path.name == "alexnet-w0.125-untrained"
     art = gart.load(path)
     assert art.meta["untrained"] is True and art.network.endswith("-untrained")

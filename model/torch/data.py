@@ -238,16 +238,16 @@ def load_npz(path: str | Path) -> Data:
     (inputs of any numeric dtype and shape, integer class labels); used as is (not normalised)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"--data: {path}: file not found (an .npz with {', '.join(NPZ_KEYS)})")
+        raise DataError(f"data: {path}: file not found (an .npz with {', '.join(NPZ_KEYS)})")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same error
-        raise DataError(f"--data: {path}: not a readable .npz ({type(e).__name__})") from None
+        raise DataError(f"data: {path}: not a readable .npz ({type(e).__name__})") from None
     missing = [k for k in NPZ_KEYS if k not in arrays]
     if missing:
-        raise DataError(f"--data: {path}: missing array '{missing[0]}' (an .npz needs {', '.join(NPZ_KEYS)})")
-    return _pair(*(arrays[k] for k in NPZ_KEYS), name=path.stem, where=f"--data: {path}")
+        raise DataError(f"data: {path}: missing array '{missing[0]}' (an .npz needs {', '.join(NPZ_KEYS)})")
+    return _pair(*(arrays[k] for k in NPZ_KEYS), name=path.stem, where=f"data: {path}")
 
 
 def _read_split(src, where: str):
@@ -336,7 +336,7 @@ def load_data(spec: str, seed: int = 0, size: int | None = None) -> Data:
     for kind in ("cifar10", "cifar100"):
         if s.startswith(kind + ":"):
             return load_cifar(s[len(kind) + 1:], kind)
-    raise DataError(f"--data: unknown dataset {spec!r}; allowed: {', '.join(DATA_NAMES)}")
+    raise DataError(f"data: unknown dataset {spec!r}; allowed: {', '.join(DATA_NAMES)}")
 
 
 def loader(x: torch.Tensor, y: torch.Tensor, batch_size: int = 64, shuffle: bool = False, seed: int = 0):

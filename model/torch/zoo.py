@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from model import limits
 from model._check import check_float, check_int
 
 __all__ = ["ConvBNAct", "SmallCNN", "AlexNet", "VGG19", "ResNet18", "MobileNetV2",
@@ -22,7 +23,7 @@ __all__ = ["ConvBNAct", "SmallCNN", "AlexNet", "VGG19", "ResNet18", "MobileNetV2
 #: Most classes a network may have (its last layer's outputs; a dataset's labels lie in [0, MAX_CLASSES)).
 MAX_CLASSES = 65_536
 #: Widest channel multiplier of a zoo network (1.0 = the paper's width; 16x already holds ~256x the MACs).
-WIDTH_MAX = 16.0
+WIDTH_MAX = limits.WIDTH.hi  # home: model.limits
 
 
 def _ch(c: int, width: float) -> int:

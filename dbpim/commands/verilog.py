@@ -1,0 +1,40 @@
+"""``dbpim verilog``: the Verilog of every DB-PIM block and a manifest for one hardware configuration."""
+
+from __future__ import annotations
+
+import click
+
+from dbpim.commands._common import OUT_HELP, CommandError, hw_option, load_hw, verbosity_options
+
+from hw.generate import BLOCKS, SRAM_MODES, generate
+
+
+def _blocks(ctx, param, value):
+    parts = [b.strip() for b in str(value).split(",")]
+    if not any(parts) or not all(parts):
+        raise click.BadParameter(f"must be a comma-separated, non-empty subset of {','.join(BLOCKS)}, got {value!r}")
+    bad = [b for b in parts if b not in BLOCKS]
+    if bad:
+        raise click.BadParameter(f"{bad[0]!r} is not a block; must be a comma-separated subset of {','.join(BLOCKS)}")
+    return list(dict.fromkeys(parts))
+
+
+@click.command("verilog")
+@hw_option()
+@click.option("--out", default="build/verilog", show_default=True, help=OUT_HELP)
+@click.option("--blocks", default=",".join(BLOCKS), callback=_blocks, metavar="A,B,...",
+              help=f"comma-separated, non-empty subset of {','.join(BLOCKS)} (default: all)")
+@click.option("--sram", default="behavioural", type=click.Choice(SRAM_MODES), show_default=True,
+              help="macro cell array and metadata: memories inside the macro (behavioural) or instances of SRAM "
+                   "wrapper modules with a behavioural model (blackbox)")
+@verbosity_options
+def command(hw, out, blocks, sram):
+    """Generate the DB-PIM Verilog and a manifest (manifest.json) into --out."""
+    cfg = load_hw(hw)
+    try:
+        man = generate(cfg, out, blocks, sram=sram)
+    except ValueError as e:  # an unknown block or SRAM mode (the options above admit none)
+        raise CommandError(str(e)) from None
+    for e in man["blocks"].values():
+        click.echo(f"{out}/{e['file']}: {len(e['ports'])} ports, latency {e['latency']}")
+    click.echo(f"{out}/manifest.json")
