@@ -133,3 +133,36 @@ def test_rtl_reads_the_described_registers():
     assert got.pop("LAYER") == layer.value(N_DESC=0x1234, SIGNED=1)
     assert got == consts
     assert consts["DIGEST"] != 0
+
+
+def _tie_off_instance(core: dict, inst: str) -> str:
+    """An instance of the manifest's core top with every input tied to 0 and every output left open."""
+    conns = [f".{p['name']}({'1' if p['name'] == 'aresetn' else chr(39) + '0'})" if p["dir"] == "input"
+             else f".{p['name']}()" for p in core["ports"]]
+    return f"  {core['top']} {inst} (\n    " + ",\n    ".join(conns) + "\n  );\n"
+
+
+def test_two_design_points_elaborate_together(tmp_path):
+    """small and paper, generated with prefixes, in ONE Verilator lint with a top instantiating both:
+    no module name is defined twice."""
+    from hw.tools import VerilatorNotFound, verilator_env
+
+    try:
+        verilator = verilator_env()
+    except VerilatorNotFound:
+        pytest.skip("no verilator")
+    files, tops = [], []
+    for name in ("small", "paper"):
+        man = generate(load_config(name), tmp_path / name, blocks=["core"], prefix=f"{name}_pt")
+        core = man["blocks"]["core"]
+        assert all(s.startswith(f"{name}_pt_dbpim_") for s in core["sources"])
+        files += [tmp_path / name / s for s in core["sources"]]
+        tops.append(core)
+    names = [f.name for f in files]
+    assert len(set(names)) == len(names)  # no file (= module) of one design point shadows the other's
+    (tmp_path / "both.v").write_text("module both;\n" + _tie_off_instance(tops[0], "a") + _tie_off_instance(
+        tops[1], "b") + "endmodule\n")
+    r = subprocess.run([verilator, "--lint-only", "-Wno-fatal", "--top-module", "both", str(tmp_path / "both.v"),
+                        *map(str, files)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Duplicate declaration" not in r.stderr and "redefin" not in r.stderr.lower(), r.stderr[-2000:]
