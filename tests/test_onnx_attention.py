@@ -125,7 +125,7 @@ class MaskedMHANet(MHANet):
     def forward(self, x):
         h = self.inp(x).transpose(0, 1)
         a, w = self.mha(h, h, h, need_weights=True, attn_mask=self.causal)
-        return self.fc(a.transpose(0, 1).mean(1)) + w.mean((1, 2)).sum(-1, keepdim=True)
+        return self.fc(a.transpose(0, 1).mean(1)) + w.sum(-1).mean(-1, keepdim=True)
 
 
 def test_legacy_variants(tmp_path):
