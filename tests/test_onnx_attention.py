@@ -147,6 +147,17 @@ def test_legacy_variants(tmp_path):
         assert len(_linears(gm)) == (8 if kw else 6)
 
 
+def test_fixed_batch_of_one_is_refused_with_a_hint(tmp_path):
+    from model.torch.onnx_import import OnnxImportError, load_onnx
+    f = tmp_path / "b1.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_net("mha", True), (torch.randn(1, SEQ, FEAT),), str(f), dynamo=False, input_names=["x"])
+    with pytest.raises(OnnxImportError, match=r"node '/mha/Gemm' \(Gemm\): does not run on a batch of 2 .*fixes the "
+                                              r"batch at 1.*dynamic_axes / dynamic_shapes, or a batch of 2\)$"):
+        load_onnx(f)
+
+
 def test_norm_first_encoder(tmp_path):
     from model.torch.onnx_import import load_onnx
     net = _net("encoder", True, norm_first=True)
