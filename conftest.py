@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,22 @@ def rng(request):
     request.node.user_properties.append(("seed", seed))
     print(f"random seed: DBPIM_SEED={seed}")
     return np.random.default_rng(seed)
+
+
+@pytest.fixture(autouse=True)
+def record_rtl_seed(request):
+    """Every cocotb run's seed (``verif.rtl.run_cocotb``) becomes a property of the test: in the JUnit XML
+    (``<property name="seed">``) and in the failure report."""
+    try:
+        import verif.rtl as rtl
+    except ImportError:  # the hw extra is missing
+        yield
+        return
+    rtl.SEED_SINK = request.node.user_properties
+    try:
+        yield
+    finally:
+        rtl.SEED_SINK = None
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -47,8 +64,8 @@ REAL_NETWORKS = {
 
 
 def real_artifact(name: str, hw: str = "small"):
-    """A compiled artifact of :data:`REAL_NETWORKS` for a shipped ``hw`` configuration, built once and
-    cached in build/test-artifacts.
+    """A compiled artifact of :data:`REAL_NETWORKS` for a shipped ``hw`` configuration (or a YAML path), built
+    once and cached in build/test-artifacts.
 
     The cache key hashes the golden model, the front-end and the configurations,
     so a change to any of them rebuilds it; parallel workers wait on a lock.
@@ -57,26 +74,30 @@ def real_artifact(name: str, hw: str = "small"):
     import hashlib
 
     pytest.importorskip("torch")
-    from model.torch.flow import run_flow
+    from model.config import load_config
+    from model.torch.flow import FlowOptions, run_flow
 
+    hw_path = Path(hw) if Path(hw).is_file() else ROOT / "hw" / "configs" / f"{hw}.yaml"
     src = sorted((ROOT / "model").rglob("*.py")) + sorted((ROOT / "hw" / "configs").glob("*.yaml"))
+    src += [] if hw_path.parent == ROOT / "hw" / "configs" else [hw_path]  # a YAML outside the shipped ones
     key = hashlib.sha256(b"".join(p.read_bytes() for p in src) + repr((REAL_NETWORKS[name], hw)).encode()).hexdigest()
     cache = ROOT / "build" / "test-artifacts"
     cache.mkdir(parents=True, exist_ok=True)
-    out = cache / f"{name}-{hw}-{key[:12]}"
+    out = cache / f"{name}-{hw_path.stem}-{key[:12]}"
     with open(cache / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (out / "artifact" / "manifest.yaml").is_file():
             kw = dict(REAL_NETWORKS[name])
-            run_flow(kw.pop("model"), kw.pop("data"), 0.5, hw=str(ROOT / "hw" / "configs" / f"{hw}.yaml"), out=out,
-                     seed=0, compare=False, plots=False, progress=False, **kw)
+            run_flow(kw.pop("model"), kw.pop("data"), load_config(hw_path),
+                     FlowOptions(sparsity=0.5, seed=0, compare=False, plots=False, progress=False, **kw), out=out)
     return out / "artifact"
 
 
 @pytest.fixture(scope="session")
 def real_artifacts():
-    """(demo network artifact, zoo network artifact) for the small configuration."""
-    return real_artifact("smallcnn"), real_artifact("resnet18")
+    """(demo network artifact, zoo network artifact) for the small configuration (``DBPIM_HW`` when set)."""
+    hw = os.environ.get("DBPIM_HW", "").strip() or "small"
+    return real_artifact("smallcnn", hw=hw), real_artifact("resnet18", hw=hw)
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +117,7 @@ def _save_digits_artifact(folder, n_samples: int = 4, edit=None):
     from sim_bench import synth
     hw = load_config("paper")
     recs = examples.to_records(synth.digits_real_layers(hw.macro, n_samples=n_samples))
-    return artifact.save(folder, "digits-mlp", hw.macro, edit(recs) if edit else recs)
+    return artifact.save(folder, "digits-mlp", hw.macro, edit(recs) if edit else recs, meta={"data": "digits"})
 
 
 @pytest.fixture(scope="session")

@@ -119,9 +119,9 @@ def run(cfg: str = "paper", core_cfg: str | None = None, n_vectors: int = 64, co
     (ROOT / "build").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
         t = time.perf_counter()
-        generate(cfg, Path(tmp) / "verilog")
+        generate(load_config(cfg), Path(tmp) / "verilog")
         res["verilog generation, all blocks [s]"] = round(time.perf_counter() - t, 2)
-        res["verilator build, macro cold [s]"] = round(build_block("macro", cfg, build_root=Path(tmp) / "sim").seconds, 1)
+        res["verilator build, macro cold [s]"] = round(build_block("macro", load_config(cfg), build_root=Path(tmp) / "sim").seconds, 1)
 
     res["macro configuration"] = cfg
     res.update(_macro_speed(load_config(cfg), n_vectors, native_repeat=200))

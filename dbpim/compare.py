@@ -19,24 +19,21 @@ empty and the rows count the transformed start weights.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
-import inspect
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from model.outdir import OUT_HELP, OutputError, check_output, output_dir
+from model.outdir import check_output, output_dir
 from model import reram as model_reram
 from sim_bench import compare as cmp
 from sim_bench import reram
-from sim_bench.report import BenchError, load_inputs
+from sim_bench.report import BenchError, check_macro
 
-__all__ = ["main", "run_compare", "scheme_accuracies"]
+__all__ = ["run_compare", "scheme_accuracies"]
 
 COMMAND = "dbpim compare"
 NO_FINETUNE = "no fine-tune"
@@ -187,7 +184,7 @@ def _evaluate_hook(art, cfg: reram.ReramConfig, schemes, tune: dict, result: dic
 def _flow_settings(rep: dict) -> dict:
     """The :func:`model.torch.flow.run_flow` keywords a ``dbpim compile`` report.json records."""
     ep = rep["epochs"]
-    kw = dict(model=rep["network"], data=rep["data"], sparsity=float(rep["sparsity"]), hw=rep["hw"],
+    kw = dict(model=rep["network"], data=rep["data"], sparsity=float(rep["sparsity"]),
               seed=int(rep["seed"]), epochs=ep["float"], finetune_epochs=ep["finetune"], qat_epochs=ep["qat"],
               phi_max=int(rep["phi_max"]), phi_min=int(rep["phi_min"]), width=float(rep["width"]),
               n_train=int(rep["n_train"]), n_test=int(rep["n_test"]), threads=int(rep.get("threads", 2)))
@@ -197,12 +194,12 @@ def _flow_settings(rep: dict) -> dict:
     return kw
 
 
-def scheme_accuracies(artifact, art, cfg: reram.ReramConfig, schemes=reram.SCHEMES,
+def scheme_accuracies(art, hw, cfg: reram.ReramConfig, schemes=reram.SCHEMES,
                       finetune_epochs: float | None = None) -> tuple[dict, dict, int]:
     """Test accuracy with each scheme's weights, after a short fine-tune under the scheme's constraint.
 
     Re-runs the ``dbpim compile`` flow recorded in the ``report.json`` next to
-    ``artifact`` (same settings, temporary folder); the results are taken only
+    the artifact ``art`` (same settings, on ``hw``, temporary folder); the results are taken only
     if the re-trained integer weights equal the artifact's. Each scheme (not
     dense) is then fine-tuned for ``finetune_epochs`` epochs (default: the
     flow's QAT epochs, at its QAT learning rate; 0: no fine-tune) with its
@@ -219,7 +216,7 @@ def scheme_accuracies(artifact, art, cfg: reram.ReramConfig, schemes=reram.SCHEM
         ERA-BS's calibrated activation-pruning threshold (0: no pruning, also
         when nothing was evaluated).
     """
-    rep_path = Path(artifact).resolve().parent / "report.json"
+    rep_path = Path(str(art.path)).resolve().parent / "report.json"
     every = ("dense",) + tuple(s for s in schemes if s != "dense") + ("dbpim",)
 
     def none(why):
@@ -230,16 +227,16 @@ def scheme_accuracies(artifact, art, cfg: reram.ReramConfig, schemes=reram.SCHEM
     except (OSError, ValueError, KeyError, TypeError):
         return none(f"not evaluated: no readable dbpim compile report.json next to the artifact ({rep_path})")
     ep = float(kw["qat_epochs"]) if finetune_epochs is None else float(finetune_epochs)
-    from model.torch.flow import FlowError, learning_rates, run_flow
-    flow_defaults = inspect.signature(run_flow).parameters
-    lr = learning_rates(kw.get("lr", flow_defaults["lr"].default), kw.get("finetune_lr"), kw.get("qat_lr"))[2]
-    tune = dict(epochs=ep, lr=lr, batch_size=kw.get("batch_size", flow_defaults["batch_size"].default),
-                seed=kw["seed"] + 3)
+    from model.torch.flow import FlowError, FlowOptions, learning_rates, run_flow
+    model, data = kw.pop("model"), kw.pop("data")
     result: dict = {}
     try:
+        opts = FlowOptions(compare=False, plots=False, progress=False, **kw)
+        lr = learning_rates(opts.lr, opts.finetune_lr, opts.qat_lr)[2]
+        tune = dict(epochs=ep, lr=lr, batch_size=opts.batch_size, seed=opts.seed + 3)
         with tempfile.TemporaryDirectory(prefix="dbpim-compare-") as tmp:
-            run_flow(out=Path(tmp) / "flow", compare=False, plots=False, progress=False,
-                     on_frozen=_evaluate_hook(art, cfg, every[:-1], tune, result), **kw)
+            run_flow(model, data, hw, opts, out=Path(tmp) / "flow",
+                     on_frozen=_evaluate_hook(art, cfg, every[:-1], tune, result))
     except FlowError as e:
         return none(f"not evaluated: re-running the flow failed ({str(e).splitlines()[0]})")
     if not result.get("reproduced"):
@@ -257,9 +254,9 @@ def scheme_accuracies(artifact, art, cfg: reram.ReramConfig, schemes=reram.SCHEM
     return acc, {s: result[s][1] for s in every[:-1] if s != "dense"}, t
 
 
-def run_compare(artifacts, hw="paper", out="build/compare", accuracy: bool = True, plots: bool = True,
+def run_compare(arts, hw, out="build/compare", accuracy: bool = True, plots: bool = True,
                 cfg: reram.ReramConfig | None = None, finetune_epochs: float | None = None) -> list:
-    """Compare every artifact; print nothing; return the table rows (also written to ``out``).
+    """Compare every loaded artifact on ``hw`` (an HwConfig); print nothing; return the table rows (also in ``out``).
 
     With ``accuracy``, each scheme is fine-tuned (:func:`scheme_accuracies`)
     and its ReRAM row counts the fine-tuned weights it was evaluated on, ERA-BS
@@ -269,54 +266,26 @@ def run_compare(artifacts, hw="paper", out="build/compare", accuracy: bool = Tru
     Raises
     ------
     BenchError
-        A bad artifact or hardware YAML (one line).
+        No artifact, a configuration whose macro is not an artifact's, or a bad
+        ``finetune_epochs`` (one line naming the field).
     OutputError
         An ``out`` that cannot be written without losing data (one line).
     """
-    if not artifacts:
-        raise BenchError("--artifact: give at least one artifact directory")
+    from model import limits
+    if not arts:
+        raise BenchError("artifacts: give at least one artifact")
+    if finetune_epochs is not None:
+        finetune_epochs = limits.EPOCHS.check("finetune_epochs", finetune_epochs, exc=BenchError)
     cfg = cfg or reram.ReramConfig()
-    loaded = [load_inputs(a, hw) for a in artifacts]
-    inputs = [str(a) for a in artifacts] + [str(loaded[0][1].path)]
+    for art in arts:
+        check_macro(art, hw)
+    inputs = [str(a.path) for a in arts if a.path] + ([str(hw.path)] if hw.path else [])
     check_output(out, COMMAND, inputs)  # refuse before the long part
-    if finetune_epochs is not None and not (isinstance(finetune_epochs, (int, float)) and finetune_epochs >= 0):
-        raise BenchError(f"--finetune-epochs: must be a number >= 0, got {finetune_epochs!r}")
     rows = []
-    for a, (art, hwcfg) in zip(artifacts, loaded):
-        acc, weights, act_prune = scheme_accuracies(a, art, cfg, finetune_epochs=finetune_epochs) if accuracy \
+    for art in arts:
+        acc, weights, act_prune = scheme_accuracies(art, hw, cfg, finetune_epochs=finetune_epochs) if accuracy \
             else ({s: (None, "not evaluated (--no-accuracy)") for s in reram.SCHEMES + ("dbpim",)}, {}, 0)
-        rows += cmp.compare_network(art, hwcfg, dataclasses.replace(cfg, act_prune=act_prune), acc, weights)
+        rows += cmp.compare_network(art, hw, dataclasses.replace(cfg, act_prune=act_prune), acc, weights)
     with output_dir(out, COMMAND, inputs) as tmp:
         cmp.write_outputs(rows, tmp, cfg, plots=plots)
     return rows
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="dbpim compare", description=(
-        "The ReRAM bit-sparsity schemes (SME/SoBS-X, ERA-BS, ReRAM-Sharing) on an ISAAC-like crossbar model, "
-        "next to DB-PIM, on compiled artifacts: accuracy after each weight transform, weight storage, "
-        "crossbars or macro tiles, ADC conversions or macro cycles, speedup and energy over each technology's "
-        "own dense baseline. Writes compare.csv, compare.json and speedup.png into --out."))
-    p.add_argument("--artifact", nargs="+", required=True, help="compiled artifact directories")
-    p.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
-    p.add_argument("--out", default="build/compare", help=OUT_HELP + " (default: build/compare)")
-    p.add_argument("--no-accuracy", action="store_true",
-                   help="skip the accuracy column (it re-runs the compile flow of each artifact)")
-    p.add_argument("--finetune-epochs", type=float, default=None, metavar="E",
-                   help="epochs of each scheme's projected fine-tune before its accuracy is measured "
-                        "(default: the compiled flow's QAT epochs; 0: no fine-tune)")
-    p.add_argument("--no-plots", action="store_true", help="skip the PNG plot")
-    a = p.parse_args(argv)
-    try:
-        rows = run_compare(a.artifact, a.hw, a.out, accuracy=not a.no_accuracy, plots=not a.no_plots,
-                           finetune_epochs=a.finetune_epochs)
-    except (BenchError, OutputError) as e:
-        print(f"dbpim compare: {e}", file=sys.stderr)
-        return 2
-    print(cmp.format_table(rows))
-    print(f"comparison written to {a.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

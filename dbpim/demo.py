@@ -20,20 +20,20 @@ staged next to ``--out`` and moved in when the demo succeeds
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import sys
+import logging
 import time
 from pathlib import Path
 
 import numpy as np
 
 from model import csd, layer, macro as macro_model, prune
-from model.config import ConfigError, load_config
-from model.outdir import OUT_HELP, OutputError, output_dir
+from model.outdir import output_dir
 from model.quant import channel_scale, prune_quantize
 
-__all__ = ["main", "parse_stages", "STAGES"]
+__all__ = ["run_demo", "run_stages", "parse_stages", "STAGES", "DemoError"]
+
+log = logging.getLogger(__name__)
 
 COMMAND = "dbpim demo"
 #: Stage number -> what it runs.
@@ -46,7 +46,7 @@ class DemoError(ValueError):
 
 
 def parse_stages(text: str) -> list[int]:
-    """The stages named by ``--stages`` (``"1,2,5"``), in order.
+    """The stages named by a comma-separated list (``"1,2,5"``), in order.
 
     Raises
     ------
@@ -58,7 +58,7 @@ def parse_stages(text: str) -> list[int]:
     chosen = []
     for t in parts:
         if not (t.isdigit() and int(t) in STAGES):
-            raise DemoError(f"--stages: {t!r} is not a stage; must be a comma-separated subset of {allowed}")
+            raise DemoError(f"stages: {t!r} is not a stage; must be a comma-separated subset of {allowed}")
         chosen.append(int(t))
     return sorted(set(chosen))
 
@@ -144,14 +144,14 @@ def stage_golden(cfg, sparsity: float):
     return layers
 
 
-def stage_torch(cfg_path: str, sparsity: float, stage: Path, out: Path):
+def stage_torch(cfg, sparsity: float, stage: Path, out: Path):
     """Stage 3 into ``stage/smallcnn`` (printed as ``out/smallcnn``); returns the artifact's staged path."""
     _section(f"3. PyTorch front-end: small CNN on digits (short schedule, {sparsity:.0%} block sparsity)")
     if not (_have("torch") and _have("model.torch.flow")):
         print("skipped: torch or model.torch.flow not installed")
         return None
     from model.torch import flow
-    art, acc = flow.demo(hw=cfg_path, out=stage / "smallcnn", sparsity=sparsity)  # (artifact dir, accuracies)
+    art, acc = flow.demo(cfg, out=stage / "smallcnn", sparsity=sparsity)  # (artifact dir, accuracies)
     print("test accuracy: " + ", ".join(f"{k} {100 * v:.2f}%" for k, v in acc.items() if v is not None))
     print(f"artifact: {out / 'smallcnn' / 'artifact'}  report: {out / 'smallcnn' / 'report.md'}")
     return art
@@ -170,62 +170,60 @@ def stage_rtl(cfg, layers, stage: Path):
         raise SystemExit(f"demo: RTL stage failed: {e}") from None
 
 
-def stage_perf(artifact_dir, cfg_path: str, stage: Path, out: Path):
+def stage_perf(artifact_dir, cfg, stage: Path, out: Path):
     _section("5. performance model: DB-PIM vs dense digital PIM")
     if artifact_dir is None or not _have("sim_bench.report"):
         print("skipped: no compiled artifact (stage 3) or sim_bench.report not available")
         return
+    from model.artifact import load
     from sim_bench import report
-    plots = report.demo(artifact_dir, cfg_path, stage / "perf")
+    plots = report.demo(load(artifact_dir), cfg, stage / "perf")
     print(f"report: {out / 'perf'}/ (CSV, JSON, Markdown); plots:")
     for p in plots:
         print(f"  {out / Path(p).relative_to(stage)}")
 
 
 def run_stages(cfg, stages: list[int], sparsity: float, stage: Path, out: Path) -> None:
-    """Run the chosen stages, writing into the staging folder ``stage`` (moved to ``out`` afterwards)."""
+    """Run the chosen stages on ``cfg`` (an HwConfig), writing into the staging folder ``stage`` (moved to ``out``).
+
+    Each stage logs one line when it starts and one when it ends (INFO), so a
+    log of ``make demo`` is never silent for minutes.
+    """
     layers, art = None, None
+
+    def run(n, fn, *args):
+        log.info("stage %d (%s) started", n, STAGES[n])
+        t = time.perf_counter()
+        r = fn(*args)
+        log.info("stage %d (%s) done in %.1f s", n, STAGES[n], time.perf_counter() - t)
+        return r
+
     if 1 in stages:
-        stage_pretrained(cfg, sparsity)
+        run(1, stage_pretrained, cfg, sparsity)
     if 2 in stages or 4 in stages:
-        layers = stage_golden(cfg, sparsity)
+        layers = run(2, stage_golden, cfg, sparsity)
     if 3 in stages:
-        art = stage_torch(cfg.path, sparsity, stage, out)
+        art = run(3, stage_torch, cfg, sparsity, stage, out)
     if 4 in stages:
-        stage_rtl(cfg, layers, stage)
+        run(4, stage_rtl, cfg, layers, stage)
     if 5 in stages:
-        stage_perf(art, cfg.path, stage, out)
+        run(5, stage_perf, art, cfg, stage, out)
 
 
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="dbpim demo", description=(
-        "The built-in example end to end: " + "; ".join(f"{k}. {v}" for k, v in STAGES.items()) + "."))
-    ap.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
-    ap.add_argument("--sparsity", type=float, default=0.5,
-                    help="block sparsity of stages 1, 2 and 3, in [0, 1) (default: 0.5)")
-    ap.add_argument("--out", default="build/demo", help=OUT_HELP + " (default: build/demo)")
-    ap.add_argument("--stages", default="1,2,3,4,5",
-                    help="comma-separated subset of 1,2,3,4,5: the stages to run (default: all)")
-    return ap
+def run_demo(cfg, stages: list[int], sparsity: float, out) -> None:
+    """``dbpim demo``: the chosen stages on ``cfg``, everything written into ``out`` on success.
 
-
-def main(argv=None) -> int:
-    """``dbpim demo``; returns the exit status (2 on a bad argument, one line on stderr)."""
-    a = _parser().parse_args(argv)
-    t0 = time.perf_counter()
-    try:
-        cfg = load_config(a.hw)
-        if not 0 <= a.sparsity < 1:
-            raise DemoError(f"--sparsity: must be in [0, 1), got {a.sparsity}")
-        stages = parse_stages(a.stages)
-        with output_dir(a.out, COMMAND, [cfg.path]) as stage:
-            run_stages(cfg, stages, a.sparsity, stage, Path(a.out))
-    except (ConfigError, DemoError, OutputError) as e:
-        print(f"dbpim demo: {e}", file=sys.stderr)
-        return 2
-    print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s; outputs in {a.out}/")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    Raises
+    ------
+    DemoError
+        A sparsity outside [0, 1) or an unknown stage (one line naming the field).
+    model.outdir.OutputError
+        An ``out`` that cannot be written without losing data.
+    """
+    from model import limits
+    sparsity = limits.SPARSITY.check("sparsity", sparsity, exc=DemoError)
+    bad = [s for s in stages if s not in STAGES]
+    if bad or not stages:
+        raise DemoError(f"stages: must be a non-empty subset of {', '.join(map(str, STAGES))}, got {list(stages)}")
+    with output_dir(out, COMMAND, [cfg.path] if cfg.path else []) as staged:
+        run_stages(cfg, sorted(set(stages)), sparsity, staged, Path(out))

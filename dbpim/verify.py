@@ -15,50 +15,110 @@ all tiles, all output pixels), and prints
 
 Exit status 0 when both agree for every layer, 1 when either differs, 2 on a
 bad input (one line on stderr). With ``--macro``, or without ``--artifact``,
-it runs tiles on the RTL macro instead (:func:`verif.demo.main`: the example
-layer, or every tile of the artifact's layers against the golden macro model).
+it runs tiles on the RTL macro instead (:func:`verify_macro`: the example
+layer, or every tile of the artifact's layers against the golden macro model,
+through :func:`verif.demo.verify_layer`).
+
+The command itself is :mod:`dbpim.commands.verify`; this module holds the
+checks, which take loaded objects (an ``Artifact``, an ``HwConfig``).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 
 import numpy as np
 
-__all__ = ["main", "verify_layer"]
+__all__ = ["verify_layer", "verify_core", "verify_macro", "VerifyError"]
 
 
-class _Usage(ValueError):
-    """A bad command-line input; the message is one line."""
-
-
-def _hw_for(art, hw_arg):
-    """The configuration: ``--hw``, else the shipped one whose macro is the artifact's."""
-    from model.config import CONFIG_DIR, load_config
-    if hw_arg:
-        hw = load_config(hw_arg)
-        if hw.macro != art.macro:
-            raise _Usage(f"--hw {hw_arg}: its macro {hw.macro.to_dict()} is not the artifact's {art.macro.to_dict()}")
-        return hw
-    for p in sorted(CONFIG_DIR.glob("*.yaml")):
-        hw = load_config(p)
-        if hw.macro == art.macro:
-            return hw
-    raise _Usage(f"--hw: no shipped configuration has the artifact's macro {art.macro.to_dict()}; name one")
+class VerifyError(ValueError):
+    """A bad input of a check (a layer not in the artifact, no recorded inputs); the message is one line."""
 
 
 def _layer(art, name):
     names = [r.name for r in art.layers]
     rec = next((r for r in art.layers if r.name == name), None)
     if rec is None:
-        raise _Usage(f"--layer {name}: not in the artifact; layers: {', '.join(names)}")
+        raise VerifyError(f"layer {name}: not in the artifact; layers: {', '.join(names)}")
     if not rec.mapped:
-        raise _Usage(f"--layer {name}: a {rec.kind} ({rec.op}) layer runs on the SIMD core, not the PIM core")
+        raise VerifyError(f"layer {name}: a {rec.kind} ({rec.op}) layer runs on the SIMD core, not the PIM core")
     if rec.x is None:
-        raise _Usage(f"--layer {name}: the artifact recorded no inputs (x) for it")
+        raise VerifyError(f"layer {name}: the artifact recorded no inputs (x) for it")
     return rec
+
+
+def verify_core(art, hw, layer: str | None = None, samples: int | None = None, out=print) -> bool:
+    """Every mapped layer of ``art`` (only ``layer`` when given) on the PIM core RTL of ``hw``; True when all agree.
+
+    Raises
+    ------
+    VerifyError
+        ``hw``'s macro is not the artifact's, or a bad ``layer`` (one line).
+    """
+    if hw.macro != art.macro:
+        raise VerifyError(f"hw: {hw.name}: its macro {hw.macro.to_dict()} is not the artifact's "
+                          f"{art.macro.to_dict()}")
+    recs = [_layer(art, layer)] if layer else [_layer(art, r.name) for r in art.mapped_layers()]
+    ok = True
+    for rec in recs:
+        ok &= verify_layer(art, rec, hw, samples, out=out)
+    return ok
+
+
+def _artifact_tiles(art, layer: str | None, n_vectors: int | None):
+    """(name, compiled, x (P, K), signed) of the artifact's mapped layers to run on the macro."""
+    mapped = art.mapped_layers()
+    if layer is not None:
+        mapped = [r for r in mapped if r.name == layer]
+        if not mapped:
+            names = ", ".join(r.name for r in art.mapped_layers()) or "none"
+            raise VerifyError(f"layer: {layer!r} is not a mapped layer of {art.path} (mapped layers: {names})")
+    if not mapped:
+        raise VerifyError(f"artifact: {art.path} has no layer mapped on the macros")
+    out = []
+    for r in mapped:
+        x = r.im2col_inputs()
+        if x is None:
+            raise VerifyError(f"artifact: layer {r.name} of {art.path} has no recorded inputs (array 'x'); "
+                              "compile it with recorded activations")
+        out.append((r.name, r.compiled, x if n_vectors is None else x[:n_vectors], r.signed_input))
+    return out
+
+
+def verify_macro(macro, art=None, layer: str | None = None, n_vectors: int | None = 32, tiles: int = 2,
+                 verbose: bool | None = None, out=print) -> bool:
+    """Tiles on the RTL macro vs the golden macro model; True when every tile agrees.
+
+    With an artifact ``art``: every tile of its mapped layers (only ``layer``)
+    with their recorded inputs, on ``art.macro``; without: the first ``tiles``
+    tiles of the built-in example layer on ``macro`` (a MacroConfig). At most
+    ``n_vectors`` input vectors per layer (None: all).
+    """
+    from model import limits
+    from verif.demo import verify_layer as verify_tiles
+    from verif.rtl import RTLFailure
+    if n_vectors is not None:
+        limits.COUNT.check("n_vectors", n_vectors, exc=VerifyError)
+    if art is not None:
+        layers, macro = _artifact_tiles(art, layer, n_vectors), art.macro
+    else:
+        from model.examples import real_layer
+        limits.COUNT.check("tiles", tiles, exc=VerifyError)
+        rl = real_layer(macro)
+        rl.compiled.tiles = rl.compiled.tiles[:tiles]
+        x = np.asarray(rl.x, np.int64)
+        layers = [(f"{rl.name} (example, first {len(rl.compiled.tiles)} tiles)", rl.compiled,
+                   x if n_vectors is None else x[:n_vectors], False)]
+    bad = 0
+    for name, compiled, x, signed in layers:
+        try:
+            ok, line = verify_tiles(name, compiled, x, signed, macro, verbose=verbose)
+        except RTLFailure as e:
+            ok, line = False, f"{name}: RTL run failed: {e}"
+        out(line)
+        bad += not ok
+    return not bad
 
 
 def verify_layer(art, rec, hw, samples: int | None = None, out=print) -> bool:
@@ -111,39 +171,3 @@ def verify_layer(art, rec, hw, samples: int | None = None, out=print) -> bool:
         out(f"native simulation: {clocks} clock cycles in {secs:.3f} s ({clocks / secs:,.0f} cycles/s; "
             f"{wall:.1f} s with stimulus and results files)")
     return bool(same and cyc_same and status_ok)
-
-
-def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    has_artifact = any(a == "--artifact" or a.startswith("--artifact=") for a in argv)
-    if "--macro" in argv or not has_artifact:
-        from verif.demo import main as macro_main
-        return macro_main([a for a in argv if a != "--macro"])
-    from model.artifact import ArtifactError, load
-    from model.config import ConfigError
-    from model.core_timing import PlanError
-
-    ap = argparse.ArgumentParser(prog="dbpim verify", description=__doc__.splitlines()[0],
-                                 epilog="--macro: every tile of the layers on the RTL macro instead "
-                                        "(see `dbpim verify --macro --help`)")
-    ap.add_argument("--artifact", required=True, help="compiled artifact directory")
-    ap.add_argument("--layer", default=None, help="one mapped layer of the artifact (default: every mapped layer)")
-    ap.add_argument("--hw", default=None, help="hardware YAML or shipped name (default: the shipped one whose "
-                                               "macro is the artifact's)")
-    ap.add_argument("--samples", type=int, default=None, help="recorded samples to run (default: all)")
-    a = ap.parse_args(argv)
-    try:
-        art = load(a.artifact)
-        recs = [_layer(art, a.layer)] if a.layer else [_layer(art, r.name) for r in art.mapped_layers()]
-        hw = _hw_for(art, a.hw)
-        ok = True
-        for rec in recs:
-            ok &= verify_layer(art, rec, hw, a.samples)
-    except (ArtifactError, ConfigError, PlanError, _Usage) as e:
-        print(f"dbpim verify: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 2
-    return 0 if ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -26,9 +26,9 @@ from hw.axi import AXI4LiteTarget
 from hw.common import Block, add_block, layout_from_fields
 from hw.macro import PIMMacro
 from hw.switch import SparseSwitch
-from model.spec import (BUS_BITS, CORE_ID, CORE_REGS, core_map, field_width, map_entry_fields, mask_entry_fields,
-                        packer_in_fields, packer_out_fields, psum_width, result_fields, result_width,
-                        tile_entry_fields, window_fields)
+from model.derived import Derived
+from model.spec import (BUS_BITS, CORE_REG, core_constants, digest_word, field_width, map_entry_fields, mask_entry_fields, packer_in_fields,
+                        packer_out_fields, result_fields, tile_entry_fields, window_fields)
 
 __all__ = ["RowPacker", "PIMCore", "PIMCoreAXI", "CORE_KEYS"]
 
@@ -39,7 +39,14 @@ CORE_KEYS = {
     "macros": ("system", "macros_per_core"), "tile_slots": ("core", "tile_slots"),
     "descriptors": ("core", "descriptors"), "mask_windows": ("core", "mask_windows"),
     "out_pixels": ("core", "out_pixels"), "max_row_tiles": ("core", "max_row_tiles"),
+    "tile_banks": ("core", "tile_banks"),
 }
+
+
+def _config_params(hw) -> dict:
+    """The core's keyword parameters of an :class:`model.config.HwConfig`, ``digest`` included."""
+    return {p: getattr(getattr(hw, sec), k) for p, (sec, k) in CORE_KEYS.items()} | {
+        "digest": digest_word(hw.digest())}
 
 
 class RowPacker(Block):
@@ -144,6 +151,15 @@ def _same_width(m, a, b, name: str):
     return out
 
 
+def _reg_word(reg, values: dict):
+    """A register's read word: each field's value at its bit position (:data:`model.spec.CORE_REGISTERS`)."""
+    word = Const(0, BUS_BITS)
+    for name, v in values.items():
+        f = reg.field(name)
+        word = word | (Value.cast(v)[:f.width].as_unsigned() << f.lsb)
+    return word[:BUS_BITS]
+
+
 def _reserved(data, size: int):
     """The padding bits of a memory word past its ``size`` used bits are not zero (0 when there are none)."""
     return data[size:] != 0 if len(data) > size else Const(0, 1)
@@ -155,8 +171,9 @@ class PIMCore(Block):
     Parameters are those of :class:`hw.macro.PIMMacro` plus ``lanes`` (switch
     outputs per cycle), ``macros`` (macros per core) and the capacities of the
     core's memories (``tile_slots``, ``descriptors``, ``mask_windows``,
-    ``out_pixels``, ``max_row_tiles``; docs/design.md §11). Build it from a
-    configuration with :meth:`from_config`.
+    ``out_pixels``, ``max_row_tiles``) and ``tile_banks`` (tiles per macro,
+    1 or 2; docs/design.md §11). Build it from a configuration with
+    :meth:`from_config`.
 
     **Programming** (register bus, :func:`model.spec.core_map`): tiles into
     the tile store and column maps, masks into the mask register file,
@@ -173,7 +190,13 @@ class PIMCore(Block):
     macro's results drain from its output banks into its bank of the output
     register file while it computes on (overwrite on ``first``, add
     otherwise). A ``last`` pass then streams its ``pixels x n_out`` partial
-    sums on ``o``, pixel by pixel. Cycles: :func:`model.core_timing.pass_cycles`.
+    sums on ``o``, pixel by pixel. Cycles: :func:`model.core_timing.layer_cycles`.
+
+    **Two tile banks** (``tile_banks=2``): at a pass's first round start the
+    controller reads the next descriptor (same START) and loads its tile into
+    the macros' other bank (``w_bank``) while the pass computes, drains and
+    streams; the next pass's DECODE switches the bank the macros compute on
+    (``sel``) and its first round waits only for the rows still to load.
 
     **Reset** aborts the run; the output register file is only ever read by a
     ``last`` pass after its own ``first`` pass overwrote it, so nothing
@@ -193,17 +216,25 @@ class PIMCore(Block):
 
     def __init__(self, *, n_comp: int, n_col: int, n_row: int, in_bits: int = 8, lanes: int, pipeline: bool = False,
                  macros: int, tile_slots: int, descriptors: int, mask_windows: int, out_pixels: int,
-                 max_row_tiles: int):
+                 max_row_tiles: int, tile_banks: int = 1, digest: int = 0):
+        if not isinstance(digest, int) or isinstance(digest, bool) or not 0 <= digest < 1 << BUS_BITS:
+            raise ValueError(f"digest must be an integer from 0 to 2**{BUS_BITS} - 1, not {digest!r}")
+        self._digest = digest
         p = {k: self._param(k, v) for k, v in dict(
             n_comp=n_comp, n_col=n_col, n_row=n_row, in_bits=in_bits, lanes=lanes, pipeline=pipeline,
             macros=macros, tile_slots=tile_slots, descriptors=descriptors, mask_windows=mask_windows,
-            out_pixels=out_pixels, max_row_tiles=max_row_tiles).items()}
+            out_pixels=out_pixels, max_row_tiles=max_row_tiles, tile_banks=tile_banks).items()}
         if lanes > n_comp:
             raise ValueError(f"lanes must be at most n_comp ({n_comp}), not {lanes!r}")
         self._p = p
-        self.map = core_map(n_comp, n_col, n_row, tile_slots, descriptors, mask_windows, out_pixels)
-        self.psum_width = psum_width(n_comp, n_col, n_row, in_bits, max_row_tiles)
-        word = self.map.addr_width - 2
+        self._params["digest"] = digest  # the DIGEST register (model.spec.digest_word of the configuration)
+        #: widths and the register map, computed once (the golden model's CoreParams reads the same object)
+        self.derived = Derived.compute(n_comp=n_comp, n_col=n_col, n_row=n_row, in_bits=in_bits,
+                                       tile_slots=tile_slots, descriptors=descriptors, mask_windows=mask_windows,
+                                       out_pixels=out_pixels, max_row_tiles=max_row_tiles)
+        self.map = self.derived.map
+        self.psum_width = self.derived.psum_bits
+        word = self.derived.word_addr_bits
         super().__init__({
             "w_en": In(1), "w_addr": In(word), "w_data": In(BUS_BITS), "w_strb": In(BUS_BITS // 8),
             "r_addr": In(word), "r_data": Out(BUS_BITS),
@@ -215,8 +246,8 @@ class PIMCore(Block):
 
     @classmethod
     def from_config(cls, hw) -> "PIMCore":
-        """Build from a :class:`model.config.HwConfig` (macro, ``system.macros_per_core``, core)."""
-        return cls(**{p: getattr(getattr(hw, sec), k) for p, (sec, k) in CORE_KEYS.items()})
+        """Build from a :class:`model.config.HwConfig` (macro, ``system.macros_per_core``, core; its digest)."""
+        return cls(**_config_params(hw))
 
     @property
     def latency(self) -> int:
@@ -254,6 +285,7 @@ class PIMCore(Block):
         p = self._p
         n_comp, n_col, n_row, in_bits, lanes = p["n_comp"], p["n_col"], p["n_row"], p["in_bits"], p["lanes"]
         M, out_pixels, max_rt = p["macros"], p["out_pixels"], p["max_row_tiles"]
+        banks = p["tile_banks"]
         cap = n_comp * n_row
         lc = (n_comp - 1).bit_length()
         regions = self.map.regions
@@ -285,21 +317,26 @@ class PIMCore(Block):
         error = Signal()
         err_code = Signal(4)
         cycles = Signal(32)
-        reg = {n: w for n, (w, _, _) in CORE_REGS.items()}
-        with m.If(self.w_en & (self.w_addr == reg["LAYER"])):
-            m.d.sync += [n_desc.eq(self.w_data[:16]), signed_in.eq(self.w_data[16])]
-        m.d.comb += start_req.eq(self.w_en & (self.w_addr == reg["CTRL"]) & self.w_data[0])
+        layer, ctrl = CORE_REG["LAYER"], CORE_REG["CTRL"]
+
+        def wfield(reg, name):
+            f = reg.field(name)
+            return self.w_data[f.lsb:f.lsb + f.width]
+
+        with m.If(self.w_en & (self.w_addr == layer.word)):
+            m.d.sync += [n_desc.eq(wfield(layer, "N_DESC")), signed_in.eq(wfield(layer, "SIGNED"))]
+        m.d.comb += start_req.eq(self.w_en & (self.w_addr == ctrl.word) & wfield(ctrl, "START"))
         read_values = {
-            "STATUS": Cat(self.busy, done, error, Const(0, 1), err_code), "LAYER": Cat(n_desc, signed_in),
-            "CYCLES": cycles, "ID": CORE_ID, "N_COMP": n_comp, "N_COL": n_col, "N_ROW": n_row, "LANES": lanes,
-            "MACROS": M, "TILE_SLOTS": p["tile_slots"], "DESCRIPTORS": p["descriptors"],
-            "MASK_WINDOWS": p["mask_windows"], "OUT_PIXELS": out_pixels, "MAX_ROW_TILES": max_rt,
-            "PSUM_BITS": psw,
-        }
+            "STATUS": {"BUSY": self.busy, "DONE": done, "ERROR": error, "ERROR_CODE": err_code},
+            "LAYER": {"N_DESC": n_desc, "SIGNED": signed_in}, "CYCLES": {"VALUE": cycles},
+        } | {name: {"VALUE": v} for name, v in core_constants(
+            n_comp=n_comp, n_col=n_col, n_row=n_row, lanes=lanes, macros=M, tile_slots=p["tile_slots"],
+            descriptors=p["descriptors"], mask_windows=p["mask_windows"], out_pixels=out_pixels,
+            max_row_tiles=max_rt, psum_bits=psw, digest=self._digest).items()}
         with m.Switch(self.r_addr):
-            for name, v in read_values.items():
-                with m.Case(reg[name]):
-                    m.d.comb += self.r_data.eq(v)
+            for name, values in read_values.items():
+                with m.Case(CORE_REG[name].word):
+                    m.d.comb += self.r_data.eq(_reg_word(CORE_REG[name], values))
         m.d.comb += [self.done.eq(done), self.error.eq(error)]
 
         # ---- datapath: switch, packer, macros (reset on abort as well)
@@ -310,15 +347,14 @@ class PIMCore(Block):
         add_block(m, "packer", packer, platform, extra_reset=abort)
         macros = []
         for k in range(M):
-            mac = PIMMacro(n_comp=n_comp, n_col=n_col, n_row=n_row, in_bits=in_bits, pipeline=p["pipeline"])
+            mac = PIMMacro(n_comp=n_comp, n_col=n_col, n_row=n_row, in_bits=in_bits, pipeline=p["pipeline"],
+                           tile_banks=banks)
             add_block(m, f"macro{k}", mac, platform, extra_reset=abort)
             macros.append(mac)
 
         # ---- the current descriptor
         cur = Signal(desc_layout)
         desc_idx = Signal(16)
-        rows_used = Signal(range(n_row + 1))
-        m.d.comb += rows_used.eq((cur.n_kept + (n_comp - 1)) >> lc)
         rt_count = Signal(range(max_rt + 1))
 
         # ---- delivery: windows -> switch (with masks) -> packer -> macro of the round
@@ -379,25 +415,57 @@ class PIMCore(Block):
         def tile_addr(row, slot):  # tile store entry slot * n_row + row
             return slot if rb == 0 else Cat(row[:rb], slot)
 
+        #      (the loader: tile store slot ld_slot, ld_rows cell rows, into macro bank ld_bank)
         ld_k = Signal(range(n_row + 1))
         loading = Signal()
         load_done = Signal()
+        ld_slot = Signal.like(cur.tile)
+        ld_rows = Signal(range(n_row + 1))
+        pass_bank = Signal()  # the macros' bank the current pass computes on (tile_banks 2)
+        ld_bank = Signal()   # the bank being loaded
+        pf = Signal()        # tile_banks 2: the loader holds the next pass's tile (loading or loaded)
+        pf_rd = Signal()     # tile_banks 2: the next descriptor is on desc_rd: start its load
+        pf_bad = Signal()    # a padding bit was set in the next pass's tile or column map
         tile_entry = data.View(tile_layout, tile_rd.data[:tile_layout.size])
         map_entry = data.View(map_layout, map_rd.data[:map_layout.size])
-        m.d.comb += map_rd.addr.eq(cur.tile)
+        m.d.comb += [map_rd.addr.eq(ld_slot), tile_rd.addr.eq(tile_addr(ld_k + 1, ld_slot))]
         for mac in macros:
             m.d.comb += [
                 mac.w_en.eq(loading), mac.w_row.eq(ld_k),
                 mac.w_cells.eq(tile_entry.cells), mac.w_idx.eq(tile_entry.idx), mac.w_sign.eq(tile_entry.sign),
-                mac.c_en.eq(loading & (ld_k == 0)), mac.c_rows_used.eq(rows_used), mac.c_signed.eq(signed_in),
+                mac.c_en.eq(loading & (ld_k == 0)), mac.c_rows_used.eq(ld_rows), mac.c_signed.eq(signed_in),
                 mac.c_slot.eq(map_entry.slot), mac.c_used.eq(map_entry.used),
             ]
-        rows_last = Signal.like(ld_k)   # rows_used - 1 (rows_used >= 1: n_kept >= 1)
-        m.d.comb += rows_last.eq(rows_used - 1)
+            if banks == 2:
+                m.d.comb += [mac.w_bank.eq(ld_bank), mac.sel.eq(pass_bank)]
+        rows_last = Signal.like(ld_k)   # ld_rows - 1 (ld_rows >= 1: n_kept >= 1)
+        m.d.comb += rows_last.eq(ld_rows - 1)
         with m.If(loading):
             with m.If(ld_k == rows_last):
                 m.d.sync += [loading.eq(0), load_done.eq(1)]
             m.d.sync += ld_k.eq(ld_k + 1)
+        # a tile or column map word with its padding bits set is a bad program too
+        bad_word = loading & (_reserved(tile_rd.data, tile_layout.size)
+                              | ((ld_k == 0) & _reserved(map_rd.data, map_layout.size)))
+        with m.If(bad_word & pf):
+            m.d.sync += pf_bad.eq(1)
+
+        def start_load(d, to_bank):
+            """Start loading descriptor ``d``'s tile (row 0 read now, written from the next cycle)."""
+            m.d.comb += tile_rd.addr.eq(tile_addr(Const(0, max(1, rb)), d.tile))
+            m.d.sync += [ld_k.eq(0), loading.eq(1), load_done.eq(0), ld_slot.eq(d.tile), ld_bank.eq(to_bank),
+                         ld_rows.eq((d.n_kept + (n_comp - 1)) >> lc)]
+
+        if banks == 2:  # the next pass's tile into the other bank: its descriptor was read at the first round start
+            pf_d = data.View(desc_layout, desc_rd.data[:desc_layout.size])
+            pf_ok = (pf_d.n_kept != 0) & (pf_d.n_kept <= cap)
+            if p["tile_slots"] < 1 << len(pf_d.tile):
+                pf_ok &= pf_d.tile < p["tile_slots"]
+            with m.If(pf_rd):
+                m.d.sync += pf_rd.eq(0)
+                with m.If(pf_ok):  # a bad descriptor is not prefetched: its DECODE reports it
+                    start_load(pf_d, ~pass_bank)
+                    m.d.sync += [pf.eq(1), pf_bad.eq(0)]
 
         # ---- rounds: all macros of a round start together (hold released for one cycle), when every
         #      macro has finished computing, the round is delivered and n_col cycles have passed since
@@ -413,6 +481,9 @@ class PIMCore(Block):
         m.d.comb += more_rounds.eq(a < b)
         idle = Signal()
         m.d.comb += idle.eq(Cat(~mac.computing for mac in macros).all())
+        #: internal values a simulator testbench may watch (not ports): ``prefetching`` (a row of the
+        #: next pass's tile is written, tile_banks 2), ``computing`` (a macro computes)
+        self.probes = {"prefetching": loading & pf, "computing": ~idle}
         since = Signal(range(n_col + 1))             # cycles since the last round started (saturating)
         with m.If(since != n_col):
             m.d.sync += since.eq(since + 1)
@@ -464,11 +535,12 @@ class PIMCore(Block):
         with m.If(self.busy):
             m.d.sync += cycles.eq(cycles + 1)
         next_desc = Signal()
+        stop_loader = [loading.eq(0), pf.eq(0), pf_rd.eq(0)]
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(start_req):
                     m.d.sync += [done.eq(0), error.eq(0), err_code.eq(0), cycles.eq(0), desc_idx.eq(0),
-                                 rt_count.eq(0)]
+                                 rt_count.eq(0)] + stop_loader
                     m.next = "NEXT"
             with m.State("NEXT"):
                 m.d.comb += self.busy.eq(1)
@@ -488,34 +560,38 @@ class PIMCore(Block):
                 if p["tile_slots"] < 1 << len(d.tile):
                     bad_desc |= d.tile >= p["tile_slots"]
                 bad_acc = Mux(d.first, 0, (rt_count == 0) | (rt_count >= max_rt))
-                m.d.comb += tile_rd.addr.eq(tile_addr(Const(0, max(1, rb)), d.tile))
-                with m.If(bad_desc | bad_acc):
+                bad_pf = pf & (pf_bad | bad_word)   # the prefetched tile of this pass
+                with m.If(~pf):
+                    start_load(d, pass_bank)
+                with m.Else():  # tile_banks 2: its tile is in the other bank (loaded, or loading on)
+                    m.d.sync += [pass_bank.eq(ld_bank), pf.eq(0)]
+                with m.If(bad_desc | bad_acc | bad_pf):
                     m.d.comb += abort.eq(1)
-                    m.d.sync += [error.eq(1), done.eq(1), err_code.eq(Mux(bad_desc, 1, 2))]
+                    m.d.sync += [error.eq(1), done.eq(1), err_code.eq(Mux(bad_desc | bad_pf, 1, 2))] + stop_loader
                     m.next = "IDLE"
                 with m.Else():
                     m.d.sync += [
                         cur.eq(d), rt_count.eq(Mux(d.first, 1, rt_count + 1)),
-                        ld_k.eq(0), loading.eq(1), load_done.eq(0),
                         dv_act.eq(1), dv_pix.eq(0), dv_m.eq(0), win.eq(0), pk_m.eq(0), dv_done.eq(0),
                         kept_acc.eq(0), st_pix.eq(0), since.eq(n_col),
                         win_last.eq(d.n_win - 1), out_q_last.eq(d.pixels - 1), out_s_last.eq(d.n_out - 1),
                     ] + [r.eq(0) for r in drain_row]
                     m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += [self.busy.eq(1),
-                             tile_rd.addr.eq(tile_addr(ld_k + 1, cur.tile))]
-                # a tile or column map word with its padding bits set is a bad program too
-                bad_tile = loading & (_reserved(tile_rd.data, tile_layout.size)
-                                      | ((ld_k == 0) & _reserved(map_rd.data, map_layout.size)))
-                m.d.comb += barrier.eq(load_done & dv_done & idle & spaced & ~bad_masks)
+                m.d.comb += self.busy.eq(1)
+                bad_tile = bad_word & ~pf   # this pass's own tile (a prefetched one is checked at its DECODE)
+                m.d.comb += barrier.eq((load_done | pf) & dv_done & idle & spaced & ~bad_masks)
                 with m.If(bad_masks | bad_tile):
                     m.d.comb += abort.eq(1)
-                    m.d.sync += [error.eq(1), done.eq(1), err_code.eq(Mux(bad_masks, 3, 1)), dv_act.eq(0),
-                                 loading.eq(0)]
+                    m.d.sync += [error.eq(1), done.eq(1), err_code.eq(Mux(bad_masks, 3, 1)), dv_act.eq(0)] + stop_loader
                     m.next = "IDLE"
                 with m.Elif(barrier):
                     m.d.sync += st_pix.eq(st_next)
+                    if banks == 2:  # the first round starts: read the next descriptor, load its tile meanwhile
+                        nd, nn = _same_width(m, desc_idx + 1, n_desc, "pf_desc")
+                        with m.If((st_pix == 0) & (nd != nn)):
+                            m.d.comb += desc_rd.addr.eq(desc_idx + 1)
+                            m.d.sync += pf_rd.eq(1)
                     with m.If(more_rounds):
                         m.d.sync += [dv_act.eq(1), dv_pix.eq(st_next), dv_m.eq(0), pk_m.eq(0), dv_done.eq(0)]
                         m.next = "RUN"
@@ -577,7 +653,7 @@ class PIMCoreAXI(Block):
         self.core = PIMCore(**params)
         self._params = self.core.parameters
         aw = self.core.map.addr_width
-        rw = result_width(self.core.psum_width)
+        rw = self.core.derived.result_bits
         super().__init__({
             "aclk": In(1), "aresetn": In(1),
             "s_axil_awaddr": In(aw), "s_axil_awvalid": In(1), "s_axil_awready": Out(1),
@@ -594,7 +670,7 @@ class PIMCoreAXI(Block):
 
     @classmethod
     def from_config(cls, hw) -> "PIMCoreAXI":
-        return cls(**{p: getattr(getattr(hw, sec), k) for p, (sec, k) in CORE_KEYS.items()})
+        return cls(**_config_params(hw))
 
     @property
     def map(self):

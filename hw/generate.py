@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m hw.generate --hw hw/configs/paper.yaml --out build/verilog
+    dbpim verilog --hw hw/configs/paper.yaml --out build/verilog
     dbpim verilog --hw small --out build/verilog-small
 
 writes ``dbpim_<name>.v`` for each block and for every module a block
@@ -32,19 +32,21 @@ and a folder holding files we did not write is refused.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 from hw.common import SRAM_MODES, ports_of_verilog
 
-__all__ = ["BLOCKS", "SRAM_MODES", "build_block", "generate", "main", "ports_of_verilog"]
+from model import jsonio
+
+__all__ = ["BLOCKS", "SRAM_MODES", "build_block", "generate", "ports_of_verilog"]
 
 #: Block names in generation order; file ``dbpim_<name>.v``, top module ``dbpim_<name>``.
 BLOCKS = ("lpu", "dbmu", "adder_tree", "accumulator", "ipu", "switch", "macro", "core")
 MANIFEST_FORMAT = "dbpim-verilog"
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3
+#: the core's register description files (manifest ``register_files``): kind -> suffix after the top module name
+REGISTER_FILES = {"systemrdl": ".rdl", "c_header": ".h", "ip_xact": ".xml", "markdown": "_regs.md"}
 
 
 def _components() -> dict:
@@ -82,19 +84,21 @@ def build_block(name: str, hw):
     return comps[name].from_config(hw if name == "core" else hw.macro)
 
 
-def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
+def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural", prefix: str = "") -> dict:
     """Write the Verilog of ``blocks`` (and of the modules they instantiate) and ``manifest.json`` into ``out_dir``.
 
     Parameters
     ----------
-    config : HwConfig, MacroConfig, str or Path
-        A loaded configuration, or a YAML path / shipped name for
-        :func:`model.config.load_config`.
+    config : HwConfig or MacroConfig
+        A loaded configuration (:func:`model.config.load_config` reads a YAML).
     out_dir : str or Path
     blocks : sequence of str
         Subset of :data:`BLOCKS` (None: all).
     sram : str
         One of :data:`SRAM_MODES` (how the macro's memories are emitted).
+    prefix : str
+        Module (and file) name prefix: ``<prefix>_dbpim_<block>``; empty (default) keeps ``dbpim_<block>``.
+        Two design points with different prefixes elaborate together in one simulation or netlist.
 
     Returns
     -------
@@ -106,60 +110,83 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
     model.config.ConfigError
         On a bad configuration (nothing is written).
     ValueError
-        On an unknown block name or SRAM mode (nothing is written).
+        On an empty ``blocks``, an unknown block name, SRAM mode or a bad prefix (nothing is written).
     model.outdir.OutputError
         On an ``out_dir`` that cannot be written without losing data (nothing is written).
     """
     from hw.common import Emitter
     from hw.sram import MODEL_MODULE, SRAM_KINDS, model_verilog, wrapper_verilog
-    from model.config import HwConfig, MacroConfig, load_config
+    from model.config import HwConfig, MacroConfig
     from model.outdir import check_output, output_dir
 
-    if isinstance(config, (str, Path)):
-        config = load_config(config)
     if isinstance(config, MacroConfig):
         config = HwConfig(name="custom", macro=config)
     if isinstance(config, HwConfig):
         name, mc = config.name, config.macro
     else:
-        raise TypeError(f"config: must be an HwConfig, MacroConfig or YAML path, got {type(config).__name__}")
+        raise TypeError(f"config: must be an HwConfig or MacroConfig, got {type(config).__name__}")
     blocks = BLOCKS if blocks is None else blocks
+    if isinstance(blocks, str) or not hasattr(blocks, "__iter__"):
+        raise TypeError(f"blocks: must be a sequence of block names, got {type(blocks).__name__}")
+    blocks = list(blocks)
+    if not blocks:  # writing nothing and exiting 0 would pass for success
+        raise ValueError(f"blocks: must name at least one of {', '.join(BLOCKS)}")
     for b in blocks:
         if b not in BLOCKS:
             raise ValueError(f"block: must be one of {', '.join(BLOCKS)}, got {b!r}")
-    emitter = Emitter(sram=sram)  # checks sram
+    emitter = Emitter(sram=sram, prefix=prefix)  # checks sram and prefix
     inputs = [config.path] if isinstance(config, HwConfig) else []
     check_output(out_dir, "dbpim verilog", inputs, adopt=_manifest_files)  # before the slow part
     comps = {b: build_block(b, config) for b in blocks}
     for comp in comps.values():
         emitter.convert(comp)
     texts = {f"{n}.v": mod.text for n, mod in emitter.modules.items()}
+    model_module = emitter.module_name(MODEL_MODULE)
     for n, params in emitter.blackboxes.items():
-        kind = n.removeprefix("dbpim_sram_")
+        kind = n.removeprefix(emitter.module_name("dbpim_sram_"))
         assert kind in SRAM_KINDS, n
-        texts[f"{n}.v"] = wrapper_verilog(kind, params["DEPTH"], params["WIDTH"])
-        emitter.deps[n] = [MODEL_MODULE]
+        texts[f"{n}.v"] = wrapper_verilog(kind, params["DEPTH"], params["WIDTH"], prefix)
+        emitter.deps[n] = [model_module]
     if emitter.blackboxes:
-        texts[f"{MODEL_MODULE}.v"] = model_verilog()
+        texts[f"{model_module}.v"] = model_verilog(prefix)
     entries = {}
     for b, comp in comps.items():
-        top = f"dbpim_{b}"
+        top = emitter.module_name(f"dbpim_{b}")
         entries[b] = {"file": f"{top}.v", "top": top, "parameters": comp.parameters, "latency": comp.latency,
                       "latency_note": comp.latency_note, "ports": emitter.modules[top].ports,
                       "sources": [f"{n}.v" for n in emitter.sources(top)]}
         if b == "core":
+            reg_files = _register_files(comp, top, name, config)
+            texts.update(reg_files)
             entries[b].update({"register_map": comp.map.describe(), "addr_width": comp.map.addr_width,
-                               "psum_width": comp.psum_width, "register_map_file": f"{top}_regs.md"})
-            texts[f"{top}_regs.md"] = (f"# dbpim_core register map ({name})\n\nAXI4-Lite, 32-bit words, byte "
-                                       f"addresses, {comp.map.addr_width} address bits; see docs/rtl.md.\n\n"
-                                       + comp.map.markdown())
+                               "psum_width": comp.psum_width, "register_map_file": f"{top}_regs.md",
+                               "register_files": {k: f"{top}{suffix}" for k, suffix in REGISTER_FILES.items()},
+                               "digest": config.digest(), "digest_word": comp.parameters["digest"]})
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "config": name, "sram": sram,
-                "macro": mc.to_dict(), "blocks": entries}
-    texts["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+                "prefix": prefix, "macro": mc.to_dict(), "blocks": entries}
+    texts["manifest.json"] = jsonio.dumps(manifest, what="manifest.json", sort_keys=True, newline=True)
     with output_dir(out_dir, "dbpim verilog", inputs, adopt=_manifest_files) as stage:
         for fname, text in texts.items():
             (stage / fname).write_text(text)
     return manifest
+
+
+def _register_files(comp, top: str, name: str, config) -> dict:
+    """File name -> text of the core's register description: SystemRDL and its PeakRDL exports (:mod:`hw.regs`)."""
+    import tempfile
+
+    from hw.regs import export, rdl_text
+    from model.spec import core_constants
+
+    p = comp.parameters
+    constants = core_constants(n_comp=p["n_comp"], n_col=p["n_col"], n_row=p["n_row"], lanes=p["lanes"],
+                               macros=p["macros"], tile_slots=p["tile_slots"], descriptors=p["descriptors"],
+                               mask_windows=p["mask_windows"], out_pixels=p["out_pixels"],
+                               max_row_tiles=p["max_row_tiles"], psum_bits=comp.psum_width, digest=p["digest"])
+    title = (f"DB-PIM core ({name}, configuration digest {config.digest()[:16]}...): AXI4-Lite, 32-bit words, "
+             f"byte addresses, {comp.map.addr_width} address bits")
+    with tempfile.TemporaryDirectory(prefix="dbpim-rdl-") as tmp:
+        return export(rdl_text(comp.map, top=top, constants=constants, title=title), tmp, top=top)
 
 
 def _manifest_files(folder: Path) -> set[str]:
@@ -170,36 +197,8 @@ def _manifest_files(folder: Path) -> set[str]:
             return set()
         return ({"manifest.json"} | {str(e["file"]) for e in man["blocks"].values()}
                 | {str(f) for e in man["blocks"].values() for f in e.get("sources", [])}
-                | {str(e["register_map_file"]) for e in man["blocks"].values() if "register_map_file" in e})
+                | {str(e["register_map_file"]) for e in man["blocks"].values() if "register_map_file" in e}
+                | {str(f) for e in man["blocks"].values() for f in e.get("register_files", {}).values()}
+                | {str(f) for f in man.get("files", {}).values()})
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return set()
-
-
-def main(argv=None) -> int:
-    """``dbpim verilog`` / ``python -m hw.generate``: returns the exit status."""
-    from model.config import ConfigError
-    from model.outdir import OUT_HELP
-
-    ap = argparse.ArgumentParser(prog="dbpim verilog", description="Generate the DB-PIM Verilog and a manifest.")
-    ap.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
-    ap.add_argument("--out", default="build/verilog", help=OUT_HELP + " (default: build/verilog)")
-    ap.add_argument("--blocks", default=",".join(BLOCKS),
-                    help=f"comma-separated subset of {','.join(BLOCKS)} (default: all)")
-    ap.add_argument("--sram", default="behavioural", choices=SRAM_MODES,
-                    help="macro cell array and metadata: memories inside the macro (behavioural, default) or "
-                         "instances of SRAM wrapper modules with a behavioural model (blackbox)")
-    a = ap.parse_args(argv)
-    blocks = [b.strip() for b in a.blocks.split(",") if b.strip()]
-    try:
-        man = generate(a.hw, a.out, blocks, sram=a.sram)
-    except (ConfigError, ValueError) as e:
-        print(f"dbpim verilog: {e}", file=sys.stderr)
-        return 2
-    for b, e in man["blocks"].items():
-        print(f"{a.out}/{e['file']}: {len(e['ports'])} ports, latency {e['latency']}")
-    print(f"{a.out}/manifest.json")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

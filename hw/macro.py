@@ -12,7 +12,7 @@ from hw.adder_tree import CSDAdderTree
 from hw.common import Block, add_block, layout_from_fields
 from hw.ipu import IPU
 from hw.lpu import LPU
-from hw.sram import sram_1rw
+from hw.sram import SramPorts, sram_1rw
 from model.spec import META_BITS, acc_width, cycle_width, macro_in_fields, macro_out_fields, pipeline_latency
 
 __all__ = ["PIMMacro"]
@@ -34,6 +34,15 @@ class PIMMacro(Block):
     used rows need writing: a tile loads in ``max(1, n_rows_used)`` cycles.
     The cells and the metadata are single-port SRAMs with synchronous read
     (:mod:`hw.sram`), one word per cell row.
+
+    **Two tile banks** (``tile_banks=2``): the cells, the metadata, the
+    configuration and the column map are held twice. ``w_*`` / ``c_*`` write
+    bank ``w_bank``; the macro receives, computes and maps with bank ``sel``
+    (the accumulator takes bank ``sel``'s column map one cycle after ``sel``
+    or the map changes). The bank being written must not be ``sel`` while a
+    vector computes; writing the other bank is allowed at any time (the PIM
+    core loads the next pass's tile so). With ``tile_banks=1`` there are no
+    ``w_bank`` / ``sel`` ports and the macro is as described above.
 
     **Input** ``x``: a vector is ``max(1, n_rows_used)`` beats, beat r = the
     ``n_comp`` inputs of cell row r (``model.macro.gather``; bit patterns,
@@ -82,6 +91,8 @@ class PIMMacro(Block):
         Input width (8).
     pipeline : bool
         Register stage after the CSD adder trees.
+    tile_banks : int
+        Tiles held, 1 or 2 (``core.tile_banks``).
 
     Attributes
     ----------
@@ -109,17 +120,23 @@ class PIMMacro(Block):
     """
 
     CONFIG_KEYS = {"n_comp": "n_comp", "n_col": "n_col", "n_row": "n_row", "in_bits": "in_bits",
-                   "pipeline": "pipeline"}
+                   "pipeline": "pipeline"}  # tile_banks: core.tile_banks, given by the PIM core
     NAME = "macro"
 
-    def __init__(self, *, n_comp: int, n_col: int, n_row: int, in_bits: int = 8, pipeline: bool = False):
+    def __init__(self, *, n_comp: int, n_col: int, n_row: int, in_bits: int = 8, pipeline: bool = False,
+                 tile_banks: int = 1):
         self._n_comp = self._param("n_comp", n_comp)
         self._n_col = self._param("n_col", n_col)
         self._n_row = self._param("n_row", n_row)
         self._in_bits = self._param("in_bits", in_bits)
         self._pipeline = self._param("pipeline", pipeline)
+        self._banks = self._param("tile_banks", tile_banks)
         cells = n_comp * n_col
+        bank_ports = {"w_bank": In(1), "sel": In(1)} if tile_banks == 2 else {}
+        if tile_banks == 2:
+            self.NAME = "macro_banks2"  # its own Verilog module (other ports) beside a one-bank dbpim_macro
         super().__init__({
+            **bank_ports,
             "w_en": In(1), "w_row": In(range(n_row)),
             "w_cells": In(cells), "w_idx": In(data.ArrayLayout(2, cells)), "w_sign": In(cells),
             "c_en": In(1), "c_rows_used": In(range(n_row + 1)), "c_signed": In(1),
@@ -150,11 +167,22 @@ class PIMMacro(Block):
         row_w = n_comp * in_bits
         n_cells = n_comp * n_col
 
-        # ---- configuration registers (tile state: survives reset)
+        banks = self._banks
+        # ---- configuration registers (tile state: survives reset); two tile banks: one set per bank,
+        #      written through w_bank, the one of bank ``sel`` in use
         rows_used = Signal(range(n_row + 1), reset_less=True)
         signed_in = Signal(reset_less=True)
-        with m.If(self.c_en):
-            m.d.sync += [rows_used.eq(self.c_rows_used), signed_in.eq(self.c_signed)]
+        if banks == 1:
+            with m.If(self.c_en):
+                m.d.sync += [rows_used.eq(self.c_rows_used), signed_in.eq(self.c_signed)]
+        else:
+            rows_b = [Signal(range(n_row + 1), name=f"rows_used{k}", reset_less=True) for k in range(2)]
+            signed_b = [Signal(name=f"signed_in{k}", reset_less=True) for k in range(2)]
+            for k in range(2):
+                with m.If(self.c_en & (self.w_bank == k)):
+                    m.d.sync += [rows_b[k].eq(self.c_rows_used), signed_b[k].eq(self.c_signed)]
+            m.d.comb += [rows_used.eq(Mux(self.sel, rows_b[1], rows_b[0])),
+                         signed_in.eq(Mux(self.sel, signed_b[1], signed_b[0]))]
         rows_mask = Signal(n_row)
         last_row = Signal(range(n_row))  # a vector is max(1, n_rows_used) beats
         m.d.comb += [
@@ -209,12 +237,24 @@ class PIMMacro(Block):
             m.d.sync += pending.eq(pend_view)
 
         # ---- cell array and metadata register file: one word per cell row, synchronous read
-        cells = sram_1rw(m, "cells", n_cells, n_row, platform)
-        meta = sram_1rw(m, "meta", META_BITS * n_cells, n_row, platform)
-        for mem, wdata in ((cells, self.w_cells),
-                           (meta, Cat(Cat(self.w_idx[k], self.w_sign[k]) for k in range(n_cells)))):
-            m.d.comb += [mem.cs.eq(self.w_en | row_take), mem.we.eq(self.w_en),
-                         mem.addr.eq(Mux(self.w_en, self.w_row, sel_row)), mem.wdata.eq(wdata)]
+        meta_w = Cat(Cat(self.w_idx[k], self.w_sign[k]) for k in range(n_cells))
+        if banks == 1:
+            cells = sram_1rw(m, "cells", n_cells, n_row, platform)
+            meta = sram_1rw(m, "meta", META_BITS * n_cells, n_row, platform)
+            for mem, wdata in ((cells, self.w_cells), (meta, meta_w)):
+                m.d.comb += [mem.cs.eq(self.w_en | row_take), mem.we.eq(self.w_en),
+                             mem.addr.eq(Mux(self.w_en, self.w_row, sel_row)), mem.wdata.eq(wdata)]
+        else:  # bank w_bank is written while bank sel computes (the core never writes the bank it computes on)
+            q = {}
+            for kind, wdata in (("cells", self.w_cells), ("meta", meta_w)):
+                mems = [sram_1rw(m, kind, len(wdata), n_row, platform, name=f"{kind}{k}") for k in range(2)]
+                for k, mem in enumerate(mems):
+                    we = self.w_en & (self.w_bank == k)
+                    m.d.comb += [mem.cs.eq(we | (row_take & (self.sel == k))), mem.we.eq(we),
+                                 mem.addr.eq(Mux(we, self.w_row, sel_row)), mem.wdata.eq(wdata)]
+                q[kind] = Signal(len(wdata), name=f"{kind}_rdata")
+                m.d.comb += q[kind].eq(Mux(self.sel, mems[1].rdata, mems[0].rdata))
+            cells, meta = (SramPorts(cs=None, we=None, addr=None, wdata=None, rdata=q[k]) for k in ("cells", "meta"))
 
         # ---- LPUs and CSD adder trees
         trees = []
@@ -246,8 +286,17 @@ class PIMMacro(Block):
         m.d.comb += [
             acc.valid.eq(trees[0].o_valid), acc.b.eq(b_acc), acc.signed_in.eq(signed_in),
             acc.clear.eq(start),
-            acc.m_en.eq(self.c_en), acc.m_slot.eq(self.c_slot), acc.m_used.eq(self.c_used),
         ]
+        if banks == 1:
+            m.d.comb += [acc.m_en.eq(self.c_en), acc.m_slot.eq(self.c_slot), acc.m_used.eq(self.c_used)]
+        else:  # a column map per bank; the accumulator copies bank sel's every cycle (one cycle later)
+            map_slot = [Signal.like(self.c_slot, name=f"map_slot{k}", reset_less=True) for k in range(2)]
+            map_used = [Signal.like(self.c_used, name=f"map_used{k}", reset_less=True) for k in range(2)]
+            for k in range(2):
+                with m.If(self.c_en & (self.w_bank == k)):
+                    m.d.sync += [map_slot[k].eq(self.c_slot), map_used[k].eq(self.c_used)]
+            m.d.comb += [acc.m_en.eq(1), acc.m_slot.eq(Mux(self.sel, map_slot[1], map_slot[0])),
+                         acc.m_used.eq(Mux(self.sel, map_used[1], map_used[0]))]
         for j in range(n_col):
             m.d.comb += acc.col_sum[j].eq(trees[j].sum)
 

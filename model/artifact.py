@@ -1,23 +1,31 @@
 """The compiled artifact (docs/design.md §8): what the front-end hands to the golden
 model, the performance model and the testbenches.
 
-Format version 2 is a directory::
+Format version 3 is a directory::
 
-    manifest.yaml              format, version, network, hw (macro), layers
+    manifest.yaml              format, version, network, hw (macro), hw_config, files, layers, program
     layers/<i>_<name>.npz      arrays of each layer mapped on the macros
+    hw.yaml                    the hardware configuration it was compiled for (optional)
+    program.npz                arrays of the network program (version 4, optional)
 
-See ``docs/design.md §8`` for every field and for how version 1 artifacts are
-read (:data:`READ_VERSIONS`). :func:`save` stages the files in a
-temporary sibling directory (:func:`model.outdir.output_dir`): a new artifact
-appears by one rename, a failure never leaves a half-written artifact, and a
-folder holding files :func:`save` did not write is never overwritten.
-:func:`load` validates everything and raises only :class:`ArtifactError`,
-naming the file, the field and what is allowed.
+``files`` records the SHA-256 digest of every other file; :func:`load`
+checks each one before reading it. The network program (:mod:`model.program`)
+says how the layers connect, so :meth:`Artifact.predict` runs new inputs from
+the artifact alone. See ``docs/design.md §8`` for every field and for how
+version 1, 2 and 3 artifacts are read (:data:`READ_VERSIONS`).
+:func:`save` stages the files in a temporary sibling directory
+(:func:`model.outdir.output_dir`): the artifact appears or is replaced as a
+whole folder, a failure never leaves a half-written artifact, and a folder
+holding files :func:`save` did not write is never overwritten. :func:`load`
+validates everything and raises only :class:`ArtifactError`, naming the file,
+the field and what is allowed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,18 +33,23 @@ import numpy as np
 import yaml
 
 from model import csd, simd
+from model import program as gprog
 from model.compile import TILE_ARRAYS, CompiledLayer, mapping_error
-from model.config import ConfigError, MacroConfig, read_yaml
+from model.config import ConfigError, HwConfig, MacroConfig, load_config, read_yaml
 from model.layer import _pair, conv_out_size, weights_of
-from model.outdir import output_dir
+from model.outdir import output_dir, write_file
 from model.prune import expand_mask, n_groups
 
-__all__ = ["ArtifactError", "Artifact", "LayerRecord", "save", "load", "FORMAT", "VERSION", "READ_VERSIONS",
-           "MAPPED_KINDS", "SIMD_OPS"]
+__all__ = ["ArtifactError", "Artifact", "LayerRecord", "save", "load", "reseal", "file_digest", "FORMAT", "VERSION",
+           "READ_VERSIONS", "MAPPED_KINDS", "SIMD_OPS", "HW_FILE"]
 
 FORMAT = "dbpim-artifact"
-VERSION = 2
-READ_VERSIONS = (1, 2)  # version 1: read as docs/design.md §8 "Versioning" says
+VERSION = 4
+READ_VERSIONS = (1, 2, 3, 4)  # versions 1 to 3: read as docs/design.md §8 "Versioning" says
+DIGESTS_SINCE = 3  # the first version whose manifest records every file's digest (field ``files``)
+PROGRAM_SINCE = 4  # the first version with a network program (field ``program``, program.npz)
+HW_FILE = "hw.yaml"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 MAPPED_KINDS = ("conv2d", "linear")
 SIMD_OPS = simd.SIMD_OPS
 SAVE_COMMAND = "model.artifact.save"
@@ -138,14 +151,34 @@ def _counts_of(op: str, ops: int) -> tuple[int, int]:
 
 @dataclass
 class Artifact:
+    """A loaded artifact; ``hw`` is the hardware configuration it was compiled for (None before version 3
+    or when :func:`save` was not given one)."""
+
     network: str
     macro: MacroConfig
     layers: list[LayerRecord]
     path: str | None = None
     meta: dict = field(default_factory=dict)
+    hw: HwConfig | None = None
+    #: the network program (:mod:`model.program`), None when the artifact has none (version < 4)
+    program: dict | None = None
+    #: the manifest's format version (the writer's :data:`VERSION` until saved and loaded)
+    version: int = VERSION
 
     def mapped_layers(self) -> list[LayerRecord]:
         return [layer for layer in self.layers if layer.mapped]
+
+    def predict(self, x: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
+        """The network's output (logits, float32) on inputs ``x`` (S, *input shape), computed from
+        the artifact alone, bit-exact with the frozen integer-path network (:mod:`model.predict`).
+
+        Raises
+        ------
+        model.predict.PredictError
+            Bad ``x`` or ``batch_size``, or an artifact without a runnable program (one line).
+        """
+        from model.predict import predict
+        return predict(self, x, batch_size=batch_size)
 
 
 def _layer_file(i: int, name: str) -> str:
@@ -153,8 +186,18 @@ def _layer_file(i: int, name: str) -> str:
     return f"layers/{i:03d}_{safe}.npz"
 
 
+def file_digest(path) -> str:
+    """SHA-256 of a file's bytes as 64 lower-case hex digits (the ``files`` field of the manifest)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def save(path, network: str, macro: MacroConfig, layers: list[LayerRecord], meta: dict | None = None,
-         overwrite: bool = False, compress: bool = True) -> Path:
+         overwrite: bool = False, compress: bool = True, hw: HwConfig | None = None,
+         program: dict | None = None) -> Path:
     """Write an artifact directory atomically.
 
     Parameters
@@ -168,20 +211,32 @@ def save(path, network: str, macro: MacroConfig, layers: list[LayerRecord], meta
         Free-form provenance (seed, sparsity, accuracies...), YAML-serialisable.
     overwrite : bool
         Replace an existing artifact written by :func:`save` (only after the new
-        one is complete; its files are moved in one by one, ``manifest.yaml`` last).
+        one is complete, as a whole folder: one atomic swap, docs/design.md §10).
     compress : bool
         Deflate the layer files (default); off for throw-away artifacts.
+    hw : HwConfig, optional
+        The hardware configuration the layers were compiled for: written as
+        ``hw.yaml`` (re-loadable by :func:`model.config.load_config` to the
+        same :meth:`HwConfig.digest`); its macro must be ``macro``.
+    program : dict, optional
+        The network program (:mod:`model.program`); written to ``program.npz`` and the manifest.
 
     Raises
     ------
     ArtifactError
-        ``path`` exists and not ``overwrite``, or a layer's kind is unknown.
+        ``path`` exists and not ``overwrite``, a layer's kind is unknown, or
+        ``hw`` is not an HwConfig for ``macro``.
     model.outdir.OutputError
         ``path`` holds files :func:`save` did not write, or cannot be written.
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise ArtifactError(f"{path}: already exists; choose another --out or pass overwrite")
+        raise ArtifactError(f"{path}: already exists; choose another path or pass overwrite")
+    if hw is not None and not isinstance(hw, HwConfig):
+        raise ArtifactError(f"{path}: hw must be a model.config.HwConfig, got {type(hw).__name__}")
+    if hw is not None and hw.macro.to_dict() != macro.to_dict():
+        raise ArtifactError(f"{path}: hw: the configuration's macro {hw.macro.to_dict()} is not the macro the "
+                            f"layers were compiled for {macro.to_dict()}")
     with output_dir(path, SAVE_COMMAND, adopt=_manifest_files) as tmp:
         (tmp / "layers").mkdir()
         records = []
@@ -217,10 +272,53 @@ def save(path, network: str, macro: MacroConfig, layers: list[LayerRecord], meta
             if layer.extra:
                 rec["extra"] = layer.extra
             records.append(rec)
-        manifest = {"format": FORMAT, "version": VERSION, "network": network, "hw": macro.to_dict(),
-                    "meta": meta or {}, "layers": records}
+        manifest = {"format": FORMAT, "version": VERSION, "network": network, "hw": macro.to_dict()}
+        if hw is not None:
+            (tmp / HW_FILE).write_text(yaml.safe_dump(hw.to_dict(), sort_keys=False))
+            try:
+                again = load_config(tmp / HW_FILE).digest()
+            except ConfigError as e:
+                raise ArtifactError(f"{path}: hw: does not re-load ({e})") from None
+            if again != hw.digest():
+                raise ArtifactError(f"{path}: hw: {HW_FILE} does not re-load to the same configuration")
+            manifest["hw_config"] = {"file": HW_FILE, "digest": hw.digest()}
+        prog = None if program is None else _write_program(tmp, program, compress)
+        manifest.update(meta=meta or {}, files=_digests(tmp, [r["file"] for r in records if "file" in r]
+                                                        + ([HW_FILE] if hw is not None else [])
+                                                        + ([gprog.FILE] if prog is not None else [])),
+                        layers=records)
+        if prog is not None:
+            manifest["program"] = prog
         (tmp / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     return path
+
+
+def _write_program(tmp: Path, program: dict, compress: bool) -> dict:
+    """Write the program's arrays to ``program.npz``; return its manifest mapping."""
+    doc, arrays = gprog.to_manifest(program)
+    (np.savez_compressed if compress else np.savez)(tmp / gprog.FILE, **arrays)
+    return doc
+
+
+def _digests(root: Path, files) -> dict:
+    """``{relative path: SHA-256}`` of ``files`` under ``root``, sorted by path."""
+    return {rel: file_digest(root / rel) for rel in sorted(files)}
+
+
+def reseal(path) -> Path:
+    """Record the present digests of the files a version 3 manifest lists (after editing them on purpose).
+
+    For tests and hand repairs only: :func:`load` refuses any file that changed
+    after :func:`save` wrote it, and this makes the manifest agree again. The
+    manifest is rewritten atomically (:func:`model.outdir.write_file`).
+    """
+    root = Path(path)
+    mf = root / "manifest.yaml"
+    doc = _read_manifest(mf)
+    files = _need(doc, "files", str(mf), dict, "a mapping of file paths to SHA-256 digests")
+    doc["files"] = _digests(root, [str(rel) for rel in files])
+    write_file(mf, yaml.safe_dump(doc, sort_keys=False))
+    return root
 
 
 def _manifest_files(folder: Path) -> set[str]:
@@ -229,7 +327,9 @@ def _manifest_files(folder: Path) -> set[str]:
         doc = read_yaml(folder / "manifest.yaml", "a YAML manifest")
         if doc.get("format") != FORMAT:
             return set()
-        return {"manifest.yaml"} | {str(r["file"]) for r in doc["layers"] if isinstance(r, dict) and "file" in r}
+        listed = doc.get("files") if isinstance(doc.get("files"), dict) else {}
+        return ({"manifest.yaml"} | {str(r["file"]) for r in doc["layers"] if isinstance(r, dict) and "file" in r}
+                | {str(rel) for rel in listed} | ({gprog.FILE} if isinstance(doc.get("program"), dict) else set()))
     except (ConfigError, AttributeError, KeyError, TypeError):
         return set()
 
@@ -317,17 +417,74 @@ def _macro_of(doc: dict, mf: Path) -> MacroConfig:
         raise ArtifactError(f"{mf}: field 'hw': {str(e).splitlines()[0]}") from None
 
 
-def _layer_path(root: Path, fname: str, where: str) -> Path:
+def _check_files(root: Path, doc: dict, mf: Path) -> dict:
+    """Check every file the version 3 field ``files`` lists against its digest; return the field.
+
+    (Every layer record's ``file`` and ``hw_config.file`` must be listed:
+    :func:`_listed`, where they are read.) Every listed file must be a file
+    inside the artifact with exactly the recorded
+    SHA-256 (so a file changed, truncated or swapped after :func:`save` is
+    refused before it is read).
+    """
+    files = _need(doc, "files", str(mf), dict, "a mapping of file paths to SHA-256 digests (version 3)")
+    for rel, dig in files.items():
+        if not isinstance(rel, str) or not rel:
+            raise ArtifactError(f"{mf}: field 'files': key {rel!r} must be a path relative to the artifact")
+        if not (isinstance(dig, str) and _SHA256.fullmatch(dig)):
+            raise ArtifactError(f"{mf}: field 'files.{rel}' must be a SHA-256 digest (64 lower-case hex digits), "
+                                f"got {dig!r}")
+        fpath = _layer_path(root, rel, f"{mf}: field 'files'", field_name="files")
+        if file_digest(fpath) != dig:
+            raise ArtifactError(f"{root / rel}: digest does not match manifest.yaml (file changed after it was "
+                                f"written)")
+    return files
+
+
+def _listed(root: Path, fname: str, where: str, listed) -> None:
+    """Refuse a file the manifest reads but ``files`` (version 3) does not list; ``listed`` None: no digests."""
+    if listed is not None and fname not in listed:
+        raise ArtifactError(f"{where}: {root / fname} is not listed in manifest.yaml field 'files' (no digest to "
+                            f"check it against)")
+
+
+def _hw_config(root: Path, doc: dict, mf: Path, macro: MacroConfig, listed) -> HwConfig | None:
+    """The optional ``hw_config`` (version 3): ``hw.yaml`` loaded, its digest and macro checked."""
+    if "hw_config" not in doc:
+        return None
+    where = f"{mf}: field 'hw_config'"
+    hwc = _need(doc, "hw_config", str(mf), dict, "a mapping with keys file, digest")
+    fname = _need(hwc, "file", where, str, "a path relative to the artifact")
+    dig = _need(hwc, "digest", where, str, "a SHA-256 digest (64 lower-case hex digits)")
+    if not _SHA256.fullmatch(dig):
+        raise ArtifactError(f"{where}: field 'digest' must be a SHA-256 digest (64 lower-case hex digits), "
+                            f"got {dig!r}")
+    fpath = _layer_path(root, fname, where)
+    _listed(root, fname, where, listed)
+    try:
+        cfg = load_config(fpath)
+    except ConfigError as e:
+        raise ArtifactError(f"{where}: {str(e).splitlines()[0]}") from None
+    if cfg.digest() != dig:
+        raise ArtifactError(f"{root / fname}: configuration digest {cfg.digest()} does not match manifest.yaml "
+                            f"field 'hw_config.digest' {dig}")
+    if cfg.macro.to_dict() != macro.to_dict():
+        raise ArtifactError(f"{root / fname}: macro {cfg.macro.to_dict()} is not manifest.yaml field 'hw' "
+                            f"{macro.to_dict()}")
+    return cfg
+
+
+def _layer_path(root: Path, fname: str, where: str, field_name: str = "file") -> Path:
     """The layer file ``fname``, which must be a file inside the artifact (symlinks resolved)."""
     inside = root.resolve()
     try:
         fpath = (root / fname).resolve()
     except (OSError, RuntimeError, ValueError) as e:
-        raise ArtifactError(f"{where}: field 'file': {fname!r} cannot be resolved ({type(e).__name__})") from None
+        raise ArtifactError(f"{where}: field '{field_name}': {fname!r} cannot be resolved "
+                            f"({type(e).__name__})") from None
     if Path(fname).is_absolute() or inside not in fpath.parents:
-        raise ArtifactError(f"{where}: field 'file': {fname!r} must be a path inside the artifact")
+        raise ArtifactError(f"{where}: field '{field_name}': {fname!r} must be a path inside the artifact")
     if not fpath.is_file():
-        raise ArtifactError(f"{where}: field 'file': {root / fname} not found")
+        raise ArtifactError(f"{where}: field '{field_name}': {root / fname} not found")
     return fpath
 
 
@@ -401,9 +558,9 @@ def _inputs(z: dict, fw: str, signed: bool, in_shape: tuple):
         want = np.int8 if signed else np.uint8
         if x.dtype != want:
             raise ArtifactError(f"{fw}: array 'x' must be {np.dtype(want)} (signed_input={signed}), got {x.dtype}")
-        if x.ndim != len(in_shape) + 1 or tuple(x.shape[1:]) != in_shape:
-            raise ArtifactError(f"{fw}: array 'x' must have shape (S, {', '.join(map(str, in_shape))}), "
-                                f"got {x.shape}")
+        if x.ndim != len(in_shape) + 1 or tuple(x.shape[1:]) != in_shape or x.shape[0] < 1:
+            raise ArtifactError(f"{fw}: array 'x' must have shape (S, {', '.join(map(str, in_shape))}) with "
+                                f"S >= 1 recorded samples, got {x.shape}")
     x_scale = None
     if "x_scale" in z:
         xs = _arr(z, "x_scale", fw, (), np.float32)
@@ -478,7 +635,7 @@ def _simd_layer(rec: dict, where: str, common: dict, version: int) -> LayerRecor
 
 
 def _mapped_layer(root: Path, rec: dict, where: str, common: dict, macro: MacroConfig,
-                  check_tiles: bool, version: int = VERSION) -> LayerRecord:
+                  check_tiles: bool, version: int = VERSION, listed=None) -> LayerRecord:
     K = _int(rec, "K", where, 1, "a positive integer")
     N = _int(rec, "N", where, 1, "a positive integer")
     G = _int(rec, "group_size", where, 1, "a positive integer")
@@ -489,7 +646,9 @@ def _mapped_layer(root: Path, rec: dict, where: str, common: dict, macro: MacroC
     geometry = _check_geometry(common["kind"], rec, where, common["in_shape"], common["out_shape"], K, N)
     fname = _need(rec, "file", where, str, "a path relative to the artifact")
     fw = str(root / fname)
-    z = _read_npz(_layer_path(root, fname, where), fw)
+    fpath = _layer_path(root, fname, where)
+    _listed(root, fname, f"{where}: field 'file'", listed)
+    z = _read_npz(fpath, fw)
     w, scale, phi, mask = _weights(z, fw, K, N, G, macro)
     arrays = _tile_arrays(z, fw, K, N, G, macro)
     compiled = CompiledLayer.from_stacked(K, N, macro, G, phi, mask, arrays)
@@ -507,7 +666,8 @@ def _mapped_layer(root: Path, rec: dict, where: str, common: dict, macro: MacroC
                        w_float=_w_float(z, fw, K, N), **geometry, **common)
 
 
-def _layer(root: Path, rec, where: str, macro: MacroConfig, check_tiles: bool, version: int = VERSION) -> LayerRecord:
+def _layer(root: Path, rec, where: str, macro: MacroConfig, check_tiles: bool, version: int = VERSION,
+           listed=None) -> LayerRecord:
     """One manifest record (``where`` names it in errors) as a checked :class:`LayerRecord`."""
     if not isinstance(rec, dict):
         raise ArtifactError(f"{where}: must be a mapping")
@@ -522,14 +682,16 @@ def _layer(root: Path, rec, where: str, macro: MacroConfig, check_tiles: bool, v
               "extra": _optional(rec, "extra", where, dict, "a mapping", {})}
     if kind == "simd":
         return _simd_layer(rec, where, common, version)
-    return _mapped_layer(root, rec, where, common, macro, check_tiles, version)
+    return _mapped_layer(root, rec, where, common, macro, check_tiles, version, listed)
 
 
 def load(path, check_tiles: bool = True) -> Artifact:
     """Read and validate an artifact directory.
 
     Checks the manifest (format, version, every field's type and range, the
-    geometry of each layer, layer files inside the artifact), every layer file
+    geometry of each layer, layer files inside the artifact), from version 3
+    the SHA-256 of every file against the manifest's ``files`` and the
+    hardware configuration ``hw.yaml`` (``Artifact.hw``), every layer file
     (arrays, dtypes, shapes, ranges), that pruned weights are 0, that every kept
     weight has exactly its filter's phi non-zero CSD digits, and (with
     ``check_tiles``) that the tiles follow the mapping rules
@@ -545,6 +707,10 @@ def load(path, check_tiles: bool = True) -> Artifact:
     mf = root / "manifest.yaml"
     doc = _read_manifest(mf)
     macro = _macro_of(doc, mf)
+    hw = listed = None
+    if doc["version"] >= DIGESTS_SINCE:
+        listed = _check_files(root, doc, mf)
+        hw = _hw_config(root, doc, mf, macro, listed)
     network = _optional(doc, "network", str(mf), str, "a string", root.name)
     meta = _optional(doc, "meta", str(mf), dict, "a mapping", {})
     layers_doc = _need(doc, "layers", str(mf), list, "a list of layer records")
@@ -552,10 +718,26 @@ def load(path, check_tiles: bool = True) -> Artifact:
     for i, rec in enumerate(layers_doc):
         where = f"{mf}: layers[{i}]"
         try:
-            layers.append(_layer(root, rec, where, macro, check_tiles, doc["version"]))
+            layers.append(_layer(root, rec, where, macro, check_tiles, doc["version"], listed))
         except ArtifactError:
             raise
         except (ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError, RecursionError) as e:
             msg = str(e).splitlines()[0] if str(e) else ""
             raise ArtifactError(f"{where}: malformed ({type(e).__name__}: {msg})") from None
-    return Artifact(network=network, macro=macro, layers=layers, path=str(root), meta=meta)
+    program = _read_program(root, doc, layers, mf, listed)
+    return Artifact(network=network, macro=macro, layers=layers, path=str(root), meta=meta, hw=hw, program=program,
+                    version=doc["version"])
+
+
+def _read_program(root: Path, doc: dict, layers: list[LayerRecord], mf: Path, listed) -> dict | None:
+    """The validated network program (version 4; None when absent; versions 1 to 3 have none)."""
+    if doc["version"] < PROGRAM_SINCE or doc.get("program") is None:
+        return None
+    _listed(root, gprog.FILE, f"{mf}: field 'program'", listed)
+    try:
+        return gprog.read(root, doc["program"], layers, str(mf), ArtifactError)
+    except ArtifactError:
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise ArtifactError(f"{mf}: field 'program': malformed ({type(e).__name__}: {msg})") from None

@@ -21,6 +21,7 @@ from model import csd
 from model._check import as_int_array, check_range
 from model.config import MacroConfig
 from model.prune import expand_mask, n_groups
+from model.spec import WEIGHT_MAX, WEIGHT_MIN
 
 __all__ = ["TILE_ARRAYS", "Tile", "CompiledLayer", "FilterTile", "Packing", "group_runs", "pack_columns",
            "pack_filters", "compile_layer", "decompile", "tile_digit_values", "mapping_error"]
@@ -293,7 +294,7 @@ def compile_layer(w_fta, phi, mask, macro: MacroConfig, group_size: int | None =
     w = as_int_array(w_fta, "w_fta")
     if w.ndim != 2:
         raise ValueError(f"w_fta: must be a K x N matrix, got shape {w.shape}")
-    check_range(w, -128, 127, "w_fta")
+    check_range(w, WEIGHT_MIN, WEIGHT_MAX, "w_fta")
     K, N = w.shape
     phi = as_int_array(phi, "phi").reshape(-1)
     if phi.shape != (N,):

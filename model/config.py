@@ -24,11 +24,15 @@ message is one line ``<file>: <section>.<key>: <what is allowed>``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from model import jsonio
+from model._check import is_int, is_real, show
 from model.spec import CORE_GEOMETRY, DIGIT_BITS, GEOMETRY, geometry_error
 
 __all__ = ["ConfigError", "MacroConfig", "SystemConfig", "CoreConfig", "EnergyConfig", "HwConfig", "load_config",
@@ -39,14 +43,6 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "hw" / "configs"
 
 class ConfigError(ValueError):
     """A configuration file or value is invalid; the message is one line."""
-
-
-def _num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _pos_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
 
 
 def _key(default, check, allowed: str, source: str = "", assumed: bool = False):
@@ -63,7 +59,7 @@ def _validate(obj, section: str) -> None:
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)
         if not f.metadata["check"](v):
-            raise ConfigError(f"{section}.{f.name}: must be {f.metadata['allowed']}, got {v!r}")
+            raise ConfigError(f"{section}.{f.name}: must be {f.metadata['allowed']}, got {show(v)}")
 
 
 @dataclass(frozen=True)
@@ -123,8 +119,35 @@ class MacroConfig:
 _BOOL = (lambda v: isinstance(v, bool), "true or false")
 
 
-_POS = lambda v: _num(v) and v > 0  # noqa: E731
-_NONNEG = lambda v: _num(v) and v >= 0  # noqa: E731
+def _int_in(lo: int, hi: int, what: str):
+    """``(check, allowed)`` of an integer field in ``[lo, hi]`` (``what``: its meaning and unit)."""
+    return (lambda v: is_int(v) and lo <= v <= hi), f"an integer from {lo} to {hi} ({what})"
+
+
+def _real_in(lo: float, hi: float, what: str, lo_open: bool = False):
+    """``(check, allowed)`` of a finite number field in ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``)."""
+    def check(v):
+        return is_real(v) and (v > lo if lo_open else v >= lo) and v <= hi and math.isfinite(v)
+    return check, f"a finite number in {'(' if lo_open else '['}{_fmt(lo)}, {_fmt(hi)}] ({what})"
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+#: Ceilings of the per-event energies (pJ) and of the static power (mW): far above any SRAM-PIM event
+#: (a 28 nm 8-bit MAC is ~0.1 pJ, an LPDDR4 byte ~40 pJ) and any chip's leakage, low enough that no
+#: energy sum of a report overflows a float.
+PJ_MAX = 1e4
+MW_MAX = 1e6
+#: Ceilings that studies use as "no limit" (a 1 TiB buffer, 1 TB per cycle off chip); every figure derived
+#: from them stays a finite float and every cycle count an exact int64.
+BUFFER_KIB_MAX = 1e9
+DRAM_BYTES_PER_CYCLE_MAX = 1e12
+
+
+def _pj(what: str):
+    return _real_in(0, PJ_MAX, what)
 
 
 @dataclass(frozen=True)
@@ -134,22 +157,26 @@ class SystemConfig:
     Every limit here is always modelled (docs/perf_model.md) on top of the
     core's own timing (``model.core_timing``, the RTL's: switch lanes, write
     port, output register file port): the shared off-chip bandwidth and the
-    output buffer's capacity.
+    output buffer's capacity. Every number is finite and bounded (the range
+    is each field's ``allowed`` text, written next to it).
     """
 
-    cores: int = _key(8, _pos_int, "a positive integer (PIM cores)", "paper Sec. V-A")
-    macros_per_core: int = _key(4, _pos_int, "a positive integer (macros sharing weights in a core)",
+    cores: int = _key(8, *_int_in(1, 4096, "PIM cores"), "paper Sec. V-A")
+    macros_per_core: int = _key(4, CORE_GEOMETRY["macros"].ok, CORE_GEOMETRY["macros"].allowed,
                                 "paper Sec. V-A, Fig. 6")
-    tech_nm: int = _key(28, _pos_int, "a positive integer (technology node in nm)", "paper Sec. VI-A")
-    freq_mhz: float = _key(500, _POS, "a positive number (clock in MHz)", "paper Tab. II: 333-500 MHz, upper end")
-    input_buffer_kib: float = _key(64, _POS, "a positive number (KiB)", "paper Sec. VI-A (size lost in extraction)",
-                                   True)
-    output_buffer_kib: float = _key(64, _POS, "a positive number (KiB; holds the partial sums of every core)",
+    tech_nm: int = _key(28, *_int_in(1, 1000, "technology node in nm"), "paper Sec. VI-A")
+    freq_mhz: float = _key(500, *_real_in(0, 10000, "clock in MHz", lo_open=True),
+                           "paper Tab. II: 333-500 MHz, upper end")
+    input_buffer_kib: float = _key(64, *_real_in(0, BUFFER_KIB_MAX, "KiB", lo_open=True),
+                                   "paper Sec. VI-A (size lost in extraction)", True)
+    output_buffer_kib: float = _key(64, *_real_in(0, BUFFER_KIB_MAX, "KiB; holds the partial sums of every core",
+                                                  lo_open=True),
                                     "paper Sec. VI-A (size lost in extraction)", True)
-    simd_lanes: int = _key(16, _pos_int, "a positive integer (SIMD core operations per cycle)", "", True)
-    dram_bytes_per_cycle: float = _key(25.6, _POS,
-                                       "a positive number (off-chip weight bandwidth in bytes per cycle, shared "
-                                       "by all cores)", "LPDDR4-3200 x32 = 12.8 GB/s at 500 MHz", True)
+    simd_lanes: int = _key(16, *_int_in(1, 65536, "SIMD core operations per cycle"), "", True)
+    dram_bytes_per_cycle: float = _key(25.6, *_real_in(0.01, DRAM_BYTES_PER_CYCLE_MAX,
+                                                       "off-chip weight bandwidth in bytes per cycle, shared "
+                                                       "by all cores"),
+                                       "LPDDR4-3200 x32 = 12.8 GB/s at 500 MHz", True)
     replicate_idle_cores: bool = _key(False, *_BOOL)
 
     def __post_init__(self):
@@ -163,40 +190,28 @@ _R20 = "scaled from the paper's ref. 20 (28 nm digital SRAM-CIM, 73 fJ per 8b x 
 class EnergyConfig:
     """Energy per event in pJ (static power in mW), each default with its source (field metadata)."""
 
-    cell_and_pj: float = _key(0.0002, _NONNEG,
-                              "a non-negative number (pJ per activated 6T cell per issued bit column)", _R20)
-    adder_input_pj: float = _key(0.0008, _NONNEG,
-                                 "a non-negative number (pJ per adder-tree input per cycle, dense tree)", _R20)
-    csd_adder_input_pj: float = _key(0.0012, _NONNEG,
-                                     "a non-negative number (pJ per CSD adder-tree input per cycle)",
+    cell_and_pj: float = _key(0.0002, *_pj("pJ per activated 6T cell per issued bit column"), _R20)
+    adder_input_pj: float = _key(0.0008, *_pj("pJ per adder-tree input per cycle, dense tree"), _R20)
+    csd_adder_input_pj: float = _key(0.0012, *_pj("pJ per CSD adder-tree input per cycle"),
                                      "1.5 x the dense tree input (idx shift + sign)", True)
-    accumulate_pj: float = _key(0.005, _NONNEG,
-                                "a non-negative number (pJ per column shift-and-add per cycle)", _R20)
-    ipu_pj: float = _key(0.05, _NONNEG,
-                         "a non-negative number (pJ per bit column issued by the IPU)",
+    accumulate_pj: float = _key(0.005, *_pj("pJ per column shift-and-add per cycle"), _R20)
+    ipu_pj: float = _key(0.05, *_pj("pJ per bit column issued by the IPU"),
                          "16-input OR + leading-one detect + select", True)
-    switch_pj: float = _key(0.02, _NONNEG,
-                            "a non-negative number (pJ per input extracted by the sparse allocation switch)",
+    switch_pj: float = _key(0.02, *_pj("pJ per input extracted by the sparse allocation switch"),
                             "leading-one detector + 8-bit mux per input", True)
-    input_buffer_byte_pj: float = _key(1.0, _NONNEG,
-                                       "a non-negative number (pJ per byte read from the input buffer)",
+    input_buffer_byte_pj: float = _key(1.0, *_pj("pJ per byte read from the input buffer"),
                                        "28 nm 64 KiB SRAM read, ~0.12 pJ/bit (memory-compiler class)", True)
-    output_buffer_byte_pj: float = _key(1.0, _NONNEG,
-                                        "a non-negative number (pJ per byte read or written, output buffer)",
+    output_buffer_byte_pj: float = _key(1.0, *_pj("pJ per byte read or written, output buffer"),
                                         "28 nm 64 KiB SRAM access, ~0.12 pJ/bit (memory-compiler class)", True)
-    weight_load_byte_pj: float = _key(2.0, _NONNEG,
-                                      "a non-negative number (pJ per byte of weights moved on chip to a core)",
+    weight_load_byte_pj: float = _key(2.0, *_pj("pJ per byte of weights moved on chip to a core"),
                                       "on-chip weight path per byte", True)
-    weight_write_byte_pj: float = _key(0.5, _NONNEG,
-                                       "a non-negative number (pJ per byte written into one macro)",
+    weight_write_byte_pj: float = _key(0.5, *_pj("pJ per byte written into one macro"),
                                        "SRAM cell / meta RF write per byte", True)
-    dram_byte_pj: float = _key(0.0, _NONNEG,
-                               "a non-negative number (pJ per byte of weights fetched off chip; 0 = excluded)",
+    dram_byte_pj: float = _key(0.0, *_pj("pJ per byte of weights fetched off chip; 0 = excluded"),
                                "excluded, like the paper's energy figures (LPDDR4 is ~40 pJ/B)")
-    simd_op_pj: float = _key(0.5, _NONNEG, "a non-negative number (pJ per SIMD core element operation)",
+    simd_op_pj: float = _key(0.5, *_pj("pJ per SIMD core element operation"),
                              "28 nm 8-bit ALU op incl. operand fetch", True)
-    static_mw: float = _key(2.0, _NONNEG,
-                            "a non-negative number (static power in mW, charged over the execution time)",
+    static_mw: float = _key(2.0, *_real_in(0, MW_MAX, "static power in mW, charged over the execution time"),
                             "leakage + clock tree (paper Tab. II total power 28.92-281.26 mW)", True)
 
     def __post_init__(self):
@@ -210,7 +225,7 @@ class EnergyConfig:
 
 def _core_key(default, name):
     rule = CORE_GEOMETRY[name]
-    return _key(default, lambda v: _pos_int(v) and rule.ok(v), rule.allowed)
+    return _key(default, rule.ok, rule.allowed)
 
 
 @dataclass(frozen=True)
@@ -226,6 +241,7 @@ class CoreConfig:
     mask_windows: int = _core_key(1024, "mask_windows")
     out_pixels: int = _core_key(256, "out_pixels")
     max_row_tiles: int = _core_key(32, "max_row_tiles")
+    tile_banks: int = _core_key(1, "tile_banks")
 
     def __post_init__(self):
         _validate(self, "core")
@@ -267,13 +283,23 @@ class HwConfig:
 
     @property
     def pim_bytes(self) -> int:
-        """Cell capacity of all macros in bytes (one bit per 6T cell)."""
+        """Cell capacity of all macros in bytes (one bit per 6T cell; ``core.tile_banks`` tiles per macro)."""
         m = self.macro
-        return self.n_macros * m.n_row * m.n_comp * m.n_col // 8
+        return self.n_macros * self.core.tile_banks * m.n_row * m.n_comp * m.n_col // 8
 
     def to_dict(self) -> dict:
         return {"name": self.name, "macro": self.macro.to_dict(), "system": dataclasses.asdict(self.system),
                 "energy": dataclasses.asdict(self.energy), "core": dataclasses.asdict(self.core)}
+
+    def digest(self) -> str:
+        """SHA-256 (hex) of the canonical JSON of :meth:`to_dict`: ``model.jsonio.dumps(..., indent=None,
+        sort_keys=True)`` (one line, sorted keys, strict), UTF-8.
+
+        Equal digests mean the same design point, whatever file or spelling it came from
+        (``path`` and ``defaulted`` are not part of it); artifacts record it (§8).
+        """
+        text = jsonio.dumps(self.to_dict(), what="configuration digest", indent=None, sort_keys=True, compact=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def replace(self, **sections) -> "HwConfig":
         """A copy with some fields of some sections changed: ``cfg.replace(macro={"n_col": 8})``."""

@@ -27,7 +27,8 @@ import numpy as np
 from model.compile import CompiledLayer, Tile, tile_digit_values
 from model.config import CoreConfig, HwConfig, MacroConfig
 from model.core_timing import PassPlan, PlanError, layer_cycles, pixel_cycles, plan_passes
-from model.spec import core_map, entry_words, input_bits, map_entry_fields, mask_entry_fields, psum_width, tile_entry_fields
+from model.derived import Derived
+from model.spec import CORE_REG, entry_words, input_bits, map_entry_fields, mask_entry_fields, tile_entry_fields
 
 __all__ = ["CoreParams", "Pass", "Segment", "CoreProgram", "CoreResult", "PlanError", "compile_program",
            "bus_writes", "input_windows", "run_core", "assemble"]
@@ -46,15 +47,18 @@ class CoreParams:
         return cls(macro=hw.macro, macros=hw.system.macros_per_core, core=hw.core)
 
     @property
+    def derived(self) -> Derived:
+        """Widths and the register map, computed once (:class:`model.derived.Derived`, the RTL's)."""
+        return Derived.of(self)
+
+    @property
     def map(self):
         """The register map (:func:`model.spec.core_map`)."""
-        m, c = self.macro, self.core
-        return core_map(m.n_comp, m.n_col, m.n_row, c.tile_slots, c.descriptors, c.mask_windows, c.out_pixels)
+        return self.derived.map
 
     @property
     def psum_width(self) -> int:
-        m = self.macro
-        return psum_width(m.n_comp, m.n_col, m.n_row, m.in_bits, self.core.max_row_tiles)
+        return self.derived.psum_bits
 
 
 @dataclass
@@ -205,7 +209,7 @@ def bus_writes(program: CoreProgram, segment: Segment) -> list[tuple[int, int]]:
         put(desc, k, entry_words(desc.fields, {"tile": p.slot, "mask_base": p.mask_base, "n_win": p.n_win,
                                               "n_kept": p.n_kept, "pixels": p.pixels, "n_out": p.n_out,
                                               "first": int(p.first), "last": int(p.last)}))
-    out.append((cmap.regs["LAYER"], len(segment.passes) | (int(program.signed) << 16)))
+    out.append((cmap.regs["LAYER"], CORE_REG["LAYER"].value(N_DESC=len(segment.passes), SIGNED=int(program.signed))))
     return out
 
 
@@ -254,7 +258,8 @@ def run_core(program: CoreProgram, x) -> CoreResult:
     bits = input_bits(x, program.signed)
     xv = (bits.astype(np.int8) if program.signed else bits).astype(np.float64)
     pix = pixel_cycles(bits, comp.tiles, program.params.macro)[None]
-    cycles = layer_cycles(program.plan, pix, program.params.macro, program.params.macros)[0]
+    cycles = layer_cycles(program.plan, pix, program.params.macro, program.params.macros,
+                          program.params.core.tile_banks)[0]
     beats = []
     psum_limit = 1 << (program.params.psum_width - 1)
     for seg in program.segments:

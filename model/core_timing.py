@@ -43,7 +43,18 @@ descriptor memory and mask register file last (:func:`pack_segments`).
 
   (the constants are ``model.spec.CORE_LATENCY``): after the last round the
   core waits ``n_col`` cycles for the last drain, then streams the filter
-  tile's results out, one per cycle.
+  tile's results out, one per cycle. ``pass = 3 + B_0 + after``, where
+  ``after`` (:func:`pass_after`) does not depend on the load.
+* **Tile banks.** With ``core.tile_banks = 1`` every pass waits for its
+  whole ``load``. With ``tile_banks = 2`` each macro holds two tiles: pass
+  k+1's tile is written into the bank pass k does not compute on, starting
+  from pass k's first round start (its descriptor read then, its first row
+  read the cycle after, ``CORE_LATENCY["prefetch"]`` = 2), one row per cycle
+  through pass k+1's DECODE cycle: ``overlap_k = after_k + 1`` cycles
+  (:func:`prefetch_overlap`). Pass k+1 then waits only for the rest,
+  ``load = max(0, load_k+1 - overlap_k)`` (:func:`exposed_load`) in ``B_0``.
+  Still exposed: a START's first load (no pass before it in the START),
+  and the part of a load longer than the ``after`` of the pass before it.
 * **A START** costs the sum of its passes plus ``RUN_OVERHEAD``.
 
 All counts assume the input stream always valid and the result stream
@@ -65,7 +76,8 @@ from model.spec import CORE_LATENCY, DIGIT_BITS, pipeline_latency
 
 __all__ = ["PassPlan", "PlanError", "plan_passes", "pack_segments", "filter_tiles_of", "kept_rows",
            "switch_beats", "window_counts", "delivery_cycles", "check_filter_tile", "load_cycles", "tile_bytes", "pixel_cycles", "round_compute",
-           "round_sizes", "pass_cycles", "pass_cycles_rounds", "layer_cycles", "core_layer_cycles"]
+           "round_sizes", "first_round_delivery", "pass_after", "prefetch_overlap", "exposed_load",
+           "prefetched_passes", "pass_cycles", "pass_cycles_rounds", "layer_cycles", "core_layer_cycles"]
 
 
 class PlanError(ValueError):
@@ -370,14 +382,58 @@ def round_sizes(pixels, M: int, n_rounds: int) -> np.ndarray:
     return np.clip(p - np.arange(n_rounds) * int(M), 0, int(M))
 
 
+def first_round_delivery(deliver, m_r) -> np.ndarray:
+    """Cycles before the first round may start for its inputs: ``M_0 * deliver + 1`` (broadcast over ``...``)."""
+    m_r = np.asarray(m_r, np.int64)
+    return m_r[..., 0] * np.asarray(deliver, np.int64) + CORE_LATENCY["deliver"]
+
+
+def pass_after(deliver, C, m_r, stream, n_col: int) -> np.ndarray:
+    """Cycles of a pass after its first round's start cycle (the formula in the module docstring).
+
+    ``sum over r >= 1 of (B_r - B_r-1) + max(C_(R-1), n_col) + n_col + stream``;
+    it does not depend on the tile load. Arguments as :func:`pass_cycles_rounds`.
+    """
+    C = np.asarray(C, np.int64)
+    m_r = np.asarray(m_r, np.int64)
+    deliver = np.asarray(deliver, np.int64)[..., None]
+    ran = m_r > 0
+    n_rounds = ran.sum(-1)
+    step = np.maximum(np.maximum(C[..., :-1], n_col),
+                      m_r[..., 1:] * deliver + CORE_LATENCY["deliver"] + CORE_LATENCY["barrier"])
+    step = np.where(ran[..., 1:], step, 0)
+    last = np.broadcast_to(np.maximum(n_rounds - 1, 0)[..., None], C.shape[:-1] + (1,))
+    c_last = np.take_along_axis(C, last, axis=-1)[..., 0]
+    return step.sum(-1) + np.maximum(c_last, n_col) + n_col + np.asarray(stream, np.int64)
+
+
+def prefetch_overlap(after) -> np.ndarray:
+    """Load cycles of the next pass that a pass hides (``tile_banks = 2``): ``after + 3 - 2``.
+
+    The next pass's tile loads into the other bank from the pass's first
+    round start: its descriptor is read in that cycle, its first tile row the
+    cycle after (``CORE_LATENCY["prefetch"]`` = 2), and one row is written
+    per cycle from then on, through the next pass's DECODE cycle. These are
+    ``pass - B_0 - 2 = after + 1`` cycles.
+    """
+    return np.asarray(after, np.int64) + CORE_LATENCY["pass"] - CORE_LATENCY["prefetch"]
+
+
+def exposed_load(load, overlap_prev, prefetched) -> np.ndarray:
+    """Load cycles a pass still waits for: ``max(0, load - overlap_prev)`` where ``prefetched``, else ``load``."""
+    load = np.asarray(load, np.int64)
+    return np.where(prefetched, np.maximum(load - np.asarray(overlap_prev, np.int64), 0), load)
+
+
 def pass_cycles_rounds(load, deliver, C, m_r, stream, n_col: int) -> np.ndarray:
     """Cycles of passes from their rounds (the formula in the module docstring), broadcast over leading axes.
 
     Parameters
     ----------
     load, deliver, stream : int arrays (...)
-        Tile load cycles, switch cycles per vector, result beats streamed
-        after the pass (``pixels * n_out`` for a last pass, else 0).
+        Tile load cycles the pass waits for (:func:`exposed_load`; the whole
+        load with one tile bank), switch cycles per vector, result beats
+        streamed after the pass (``pixels * n_out`` for a last pass, else 0).
     C : int array (..., R)
         Compute cycles of each round (:func:`round_compute`); past the last round ignored.
     m_r : int array (..., R)
@@ -388,23 +444,12 @@ def pass_cycles_rounds(load, deliver, C, m_r, stream, n_col: int) -> np.ndarray:
     -------
     int64 array (...)
     """
-    C = np.asarray(C, np.int64)
-    m_r = np.asarray(m_r, np.int64)
-    deliver = np.asarray(deliver, np.int64)[..., None]
-    ran = m_r > 0
-    n_rounds = ran.sum(-1)
-    b0 = np.maximum(np.asarray(load, np.int64), m_r[..., 0] * deliver[..., 0] + CORE_LATENCY["deliver"])
-    step = np.maximum(np.maximum(C[..., :-1], n_col),
-                      m_r[..., 1:] * deliver + CORE_LATENCY["deliver"] + CORE_LATENCY["barrier"])
-    step = np.where(ran[..., 1:], step, 0)
-    last = np.broadcast_to(np.maximum(n_rounds - 1, 0)[..., None], C.shape[:-1] + (1,))
-    c_last = np.take_along_axis(C, last, axis=-1)[..., 0]
-    return (CORE_LATENCY["pass"] + b0 + step.sum(-1) + np.maximum(c_last, n_col) + n_col
-            + np.asarray(stream, np.int64))
+    b0 = np.maximum(np.asarray(load, np.int64), first_round_delivery(deliver, m_r))
+    return CORE_LATENCY["pass"] + b0 + pass_after(deliver, C, m_r, stream, n_col)
 
 
 def pass_cycles(load, deliver, compute, pixels, stream, macros: int, n_col: int) -> np.ndarray:
-    """Cycles of each pass from its pixels' macro cycles, vectorised over passes.
+    """Cycles of each pass from its pixels' macro cycles, vectorised over passes (one tile bank: whole loads).
 
     Parameters
     ----------
@@ -424,22 +469,39 @@ def pass_cycles(load, deliver, compute, pixels, stream, macros: int, n_col: int)
     return pass_cycles_rounds(load, deliver, C, m_r, stream, n_col)
 
 
-def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int) -> np.ndarray:
+def prefetched_passes(segment, tile_banks: int) -> np.ndarray:
+    """Passes whose tile the previous pass loads (``tile_banks = 2``): all but the first of each START."""
+    seg = np.asarray(segment, np.int64)
+    out = np.zeros(seg.size, bool)
+    if int(tile_banks) == 2:
+        out[1:] = seg[1:] == seg[:-1]
+    return out
+
+
+def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int = 1) -> np.ndarray:
     """Cycles of every START of a layer's plan for each sample: int64 (S, segments).
 
-    ``pix`` is :func:`pixel_cycles` of each sample, (S, P, tiles).
+    ``pix`` is :func:`pixel_cycles` of each sample, (S, P, tiles);
+    ``tile_banks`` is ``core.tile_banks`` (2: each pass but a START's first
+    waits only for :func:`exposed_load`).
     """
     pix = np.asarray(pix, np.int64)
     n = plan.tile.size
     S = pix.shape[0]
-    width = int(plan.pixels.max()) if n else 0
+    segs = np.zeros((S, plan.n_segments), np.int64)
+    if n == 0:
+        return segs + CORE_LATENCY["run"]
+    width = int(plan.pixels.max())
     comp = np.zeros((S, n, width), np.int64)
     for i in range(n):
         p0, npx = int(plan.p0[i]), int(plan.pixels[i])
         comp[:, i, :npx] = pix[:, p0:p0 + npx, plan.tile[i]]
-    per_pass = pass_cycles(plan.load, plan.deliver, comp, plan.pixels, plan.pixels * plan.n_out * plan.last,
-                           macros, macro.n_col) if n else np.zeros((S, 0), np.int64)
-    segs = np.zeros((S, plan.n_segments), np.int64)
+    C = round_compute(comp, int(macros))
+    m_r = round_sizes(plan.pixels, macros, C.shape[-1])
+    after = pass_after(plan.deliver, C, m_r, plan.pixels * plan.n_out * plan.last, macro.n_col)  # (S, n)
+    prev = np.concatenate([np.zeros((S, 1), np.int64), prefetch_overlap(after[:, :-1])], axis=1)
+    load = exposed_load(plan.load, prev, prefetched_passes(plan.segment, tile_banks))
+    per_pass = CORE_LATENCY["pass"] + np.maximum(load, first_round_delivery(plan.deliver, m_r)) + after
     for s in range(plan.n_segments):
         segs[:, s] = per_pass[:, plan.segment == s].sum(-1) + CORE_LATENCY["run"]
     return segs
@@ -470,4 +532,4 @@ def core_layer_cycles(compiled, bits, macros: int, core, name: str = "layer",
     S, P, K = bits.shape
     plan = plan_passes(compiled.tiles, P, compiled.macro, macros, core, name, run_pixels)
     pix = pixel_cycles(bits.reshape(S * P, K), compiled.tiles, compiled.macro).reshape(S, P, -1)
-    return layer_cycles(plan, pix, compiled.macro, macros)
+    return layer_cycles(plan, pix, compiled.macro, macros, core.tile_banks)

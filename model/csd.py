@@ -14,12 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from model._check import as_int_array, check_range
+from model.spec import N_BLOCKS, N_POS, WEIGHT_MAX, WEIGHT_MIN
 
-__all__ = ["encode", "decode", "nnz", "entries", "from_entries", "digits_sorted",
-           "NNZ_LUT", "N_POS", "N_BLOCKS"]
-
-N_POS = 8
-N_BLOCKS = 4
+__all__ = ["encode", "decode", "nnz", "entries", "from_entries", "digits_sorted", "NNZ_LUT"]
 
 
 def _naf(v: int) -> list[int]:
@@ -38,14 +35,14 @@ def _naf(v: int) -> list[int]:
     return d
 
 
-_VALUES = np.arange(-128, 128)
+_VALUES = np.arange(WEIGHT_MIN, WEIGHT_MAX + 1)
 DIGIT_LUT = np.array([_naf(int(v)) for v in _VALUES], dtype=np.int8)  # (256, 8)
 NNZ_LUT = np.count_nonzero(DIGIT_LUT, axis=1).astype(np.uint8)  # (256,)
 _POW = (1 << np.arange(N_POS)).astype(np.int64)
 
 
 def _blocks_lut():
-    blk = DIGIT_LUT.reshape(256, N_BLOCKS, 2)  # [..., k, (low, high)]
+    blk = DIGIT_LUT.reshape(_VALUES.size, N_BLOCKS, 2)  # [..., k, (low, high)]
     hi, lo = blk[..., 1], blk[..., 0]
     valid = (hi != 0) | (lo != 0)
     pos = (hi != 0).astype(np.uint8)
@@ -59,10 +56,10 @@ IDX_LUT, POS_LUT, SIGN_LUT, VALID_LUT = _blocks_lut()
 
 def _sorted_lut():
     """(256, 4) idx/pos/sign of the non-zero digits, lowest position first, padded."""
-    idx = np.zeros((256, N_BLOCKS), np.uint8)
-    pos = np.zeros((256, N_BLOCKS), np.uint8)
-    sign = np.zeros((256, N_BLOCKS), np.uint8)
-    for i in range(256):
+    idx = np.zeros((_VALUES.size, N_BLOCKS), np.uint8)
+    pos = np.zeros((_VALUES.size, N_BLOCKS), np.uint8)
+    sign = np.zeros((_VALUES.size, N_BLOCKS), np.uint8)
+    for i in range(_VALUES.size):
         ks = np.nonzero(VALID_LUT[i])[0]
         idx[i, :len(ks)] = ks
         pos[i, :len(ks)] = POS_LUT[i, ks]
@@ -75,8 +72,8 @@ SORTED_IDX_LUT, SORTED_POS_LUT, SORTED_SIGN_LUT = _sorted_lut()
 
 def _index(x, name="x") -> np.ndarray:
     a = as_int_array(x, name)
-    check_range(a, -128, 127, name)
-    return a.astype(np.int64) + 128
+    check_range(a, WEIGHT_MIN, WEIGHT_MAX, name)
+    return a.astype(np.int64) - WEIGHT_MIN
 
 
 def encode(x) -> np.ndarray:
@@ -163,5 +160,5 @@ def digits_sorted(x, phi: int):
     if np.any(n != phi):
         bad = np.asarray(x).flat[int(np.argmax((n != phi).ravel()))]
         raise ValueError(f"x: every value must have exactly phi={phi} non-zero CSD digits; {int(bad)} has "
-                         f"{int(NNZ_LUT[int(bad) + 128])}")
+                         f"{int(NNZ_LUT[int(bad) - WEIGHT_MIN])}")
     return SORTED_IDX_LUT[i][..., :phi], SORTED_POS_LUT[i][..., :phi], SORTED_SIGN_LUT[i][..., :phi]

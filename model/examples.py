@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from model._check import check_int
 from model.artifact import LayerRecord
 from model.compile import compile_layer
 from model.config import MacroConfig
@@ -90,6 +91,7 @@ def real_layers(macro: MacroConfig, sparsity: float = 0.5, n_samples: int = 8, s
     """
     layers_f, _ = train_mlp(seed)
     _, _, xte, _ = load_digits(seed)
+    check_int("n_samples", n_samples, 1, len(xte))  # 0 would record nothing; more than the test set is cut
     x = (xte[:n_samples] * 15).astype(np.int64)
     x_scale = 1.0 / (16 * 15)
     out = []

@@ -15,32 +15,37 @@ from __future__ import annotations
 import numpy as np
 
 from model import csd
-from model._check import as_int_array, check_finite, check_range
+from model._check import as_int_array, check_finite, check_int, check_range
+from model.spec import PHI_LIMIT, WEIGHT_MAX, WEIGHT_MIN
 
-__all__ = ["levels", "thresholds", "approximate", "quantize", "approximate_reference"]
+__all__ = ["check_phi", "levels", "thresholds", "approximate", "quantize", "approximate_reference"]
 
-_PHI_LIMIT = csd.N_BLOCKS  # int8 values have at most 4 non-zero CSD digits
+def check_phi(phi_max, phi_min=0, ceiling: int = PHI_LIMIT) -> tuple[int, int]:
+    """The one check of an FTA threshold range: ``(phi_min, phi_max)`` as ints.
 
+    ``phi_max`` must be an integer in ``[1, ceiling]`` (``ceiling``: the
+    macro's ``phi_max``, at most :data:`model.spec.PHI_LIMIT`) and
+    ``phi_min`` an integer in ``[0, phi_max]``; a non-integer (``1.5``) is
+    refused, never rounded.
 
-def _check_phi_bounds(phi_min, phi_max):
-    for name, v in (("phi_min", phi_min), ("phi_max", phi_max)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
-            raise TypeError(f"{name}: must be an integer, got {v!r}")
-    if not 1 <= phi_max <= _PHI_LIMIT:
-        raise ValueError(f"phi_max: must be in [1, {_PHI_LIMIT}], got {phi_max}")
-    if not 0 <= phi_min <= phi_max:
-        raise ValueError(f"phi_min: must be in [0, phi_max={phi_max}], got {phi_min}")
+    Raises
+    ------
+    ValueError
+        One line naming the field: ``phi_max: must be an integer in [1, 4], got 1.5``.
+    """
+    pm = check_int("phi_max", phi_max, 1, check_int("ceiling", ceiling, 1, PHI_LIMIT))
+    return check_int("phi_min", phi_min, 0, pm), pm
 
 
 def levels(phi: int) -> np.ndarray:
     """S_phi: sorted int8 values with exactly ``phi`` non-zero CSD digits (S_0 = {0})."""
-    v = np.arange(-128, 128)
+    v = np.arange(WEIGHT_MIN, WEIGHT_MAX + 1)
     return v[csd.NNZ_LUT == phi]
 
 
 def approximate_reference(u: float, phi: int) -> int:
     """Scalar, obviously-correct nearest member of S_phi (the tests' oracle)."""
-    u = min(max(float(u), -128.0), 127.0)
+    u = min(max(float(u), WEIGHT_MIN), WEIGHT_MAX)
     return int(min(levels(phi), key=lambda v: (abs(u - v), abs(v), -v)))
 
 
@@ -52,8 +57,8 @@ def _build_lut():
     column ``2*(i + 256) + open`` holds the answer at u = i/2 (open = 0) or in the
     open interval above it (open = 1), i = floor(2u) in [-256, 254].
     """
-    lut = np.zeros((_PHI_LIMIT + 1, 2 * 512), np.int8)
-    for phi in range(_PHI_LIMIT + 1):
+    lut = np.zeros((PHI_LIMIT + 1, 2 * 512), np.int8)
+    for phi in range(PHI_LIMIT + 1):
         s = levels(phi).astype(np.float64)
         for i in range(-256, 255):
             for open_ in (0, 1):
@@ -82,7 +87,7 @@ def _row_chunks(n_rows: int, row_len: int):
 
 def _keys(uc: np.ndarray) -> np.ndarray:
     """LUT column of each value: 2 * (floor(2u) + 256) + (2u not an integer), int32."""
-    y = np.clip(uc, -128.0, 127.0)
+    y = np.clip(uc, float(WEIGHT_MIN), float(WEIGHT_MAX))
     y *= 2
     i = np.floor(y)
     key = i.astype(np.int32)
@@ -94,8 +99,8 @@ def _keys(uc: np.ndarray) -> np.ndarray:
 
 # nnz of round_half_even(u) per LUT column: rint(u) is constant on every key
 _KEY_U = np.array([(k // 2 - 256) / 2 + 0.25 * (k % 2) for k in range(1024)])
-_NNZ_RINT_BY_KEY = csd.NNZ_LUT[np.clip(np.rint(np.minimum(_KEY_U, 127)), -128, 127).astype(np.intp) + 128]
-_SHIFTS = (np.arange(_PHI_LIMIT + 1, dtype=np.uint64) * np.uint64(_FIELD))[:, None]
+_NNZ_RINT_BY_KEY = csd.NNZ_LUT[np.clip(np.rint(_KEY_U), WEIGHT_MIN, WEIGHT_MAX).astype(np.intp) - WEIGHT_MIN]
+_SHIFTS = (np.arange(PHI_LIMIT + 1, dtype=np.uint64) * np.uint64(_FIELD))[:, None]
 _PACK_BY_VALUE = np.uint64(1) << (np.uint64(_FIELD) * csd.NNZ_LUT.astype(np.uint64))
 _PACK_BY_KEY = np.uint64(1) << (np.uint64(_FIELD) * _NNZ_RINT_BY_KEY.astype(np.uint64))
 
@@ -132,7 +137,7 @@ def approximate(u, phi, phi_max: int = 2) -> np.ndarray:
     ndarray of int8, the broadcast shape of ``u`` and ``phi``.
         Ties go to the smaller magnitude, then to the positive value.
     """
-    _check_phi_bounds(0, phi_max)
+    check_phi(phi_max, 0)
     u = np.asarray(u)
     if not np.issubdtype(u.dtype, np.number) or u.dtype == bool or np.iscomplexobj(u):
         raise TypeError(f"u: must be a real-valued array, got dtype {u.dtype}")
@@ -147,7 +152,7 @@ def approximate(u, phi, phi_max: int = 2) -> np.ndarray:
         # fast path: phi varies along the last axis only (per filter)
         u2 = u.reshape(-1, n)
         return _approx_rows(u2, np.broadcast_to(ph.reshape(-1), (n,))).reshape(shape)
-    y = 2.0 * np.clip(np.broadcast_to(u, shape), -128.0, 127.0)
+    y = 2.0 * np.clip(np.broadcast_to(u, shape), float(WEIGHT_MIN), float(WEIGHT_MAX))
     i = np.floor(y)
     key = 2 * (i.astype(np.int64) + 256) + (y != i)
     return _LUT_FLAT[np.broadcast_to(ph, shape).astype(np.intp) * 1024 + key]
@@ -172,11 +177,11 @@ def thresholds(w_int, mask, phi_min: int = 0, phi_max: int = 2) -> np.ndarray:
         Mode of nnz over kept weights (ties to the larger count), clamped. A
         filter with no kept weight gets ``phi_min``.
     """
-    _check_phi_bounds(phi_min, phi_max)
+    check_phi(phi_max, phi_min)
     w = as_int_array(w_int, "w_int")
     if w.ndim != 2:
         raise ValueError(f"w_int: must be a K x N matrix, got shape {w.shape}")
-    check_range(w, -128, 127, "w_int")
+    check_range(w, WEIGHT_MIN, WEIGHT_MAX, "w_int")
     m = np.asarray(mask)
     if m.shape != w.shape:
         raise ValueError(f"mask: must have the shape of w_int {w.shape}, got {m.shape}")
@@ -184,7 +189,7 @@ def thresholds(w_int, mask, phi_min: int = 0, phi_max: int = 2) -> np.ndarray:
         if not np.isin(m, (0, 1)).all():
             raise ValueError("mask: must hold only 0/1 or booleans")
         m = m.astype(bool)
-    counts = _nnz_counts(((_PACK_BY_VALUE[w[sl].astype(np.intp) + 128], m[sl]) for sl in _row_chunks(*w.shape)),
+    counts = _nnz_counts(((_PACK_BY_VALUE[w[sl].astype(np.intp) - WEIGHT_MIN], m[sl]) for sl in _row_chunks(*w.shape)),
                          w.shape[1])
     return _mode(counts, phi_min, phi_max)
 
@@ -196,7 +201,7 @@ def _nnz_counts(chunks, N: int) -> np.ndarray:
     ``1 << (12 * nnz)`` per weight (see ``_PACK_*``): one column sum then
     counts all five nnz values at once, 12 bits each (a chunk has < 4096 rows).
     """
-    counts = np.zeros((_PHI_LIMIT + 1, N), np.uint64)
+    counts = np.zeros((PHI_LIMIT + 1, N), np.uint64)
     for packed, mc in chunks:
         packed *= mc
         s = packed.sum(0, dtype=np.uint64)
@@ -206,7 +211,7 @@ def _nnz_counts(chunks, N: int) -> np.ndarray:
 
 def _mode(counts: np.ndarray, phi_min: int, phi_max: int) -> np.ndarray:
     """Mode over axis 0 with ties to the larger count, clamped; phi_min where empty."""
-    mode = _PHI_LIMIT - np.argmax(counts[::-1], axis=0)
+    mode = PHI_LIMIT - np.argmax(counts[::-1], axis=0)
     mode = np.where(counts.sum(0) == 0, phi_min, mode)
     return np.clip(mode, phi_min, phi_max).astype(np.uint8)
 
@@ -236,7 +241,7 @@ def quantize(u, mask, phi_min: int = 0, phi_max: int = 2):
     m = np.asarray(mask, bool)
     if m.shape != u.shape:
         raise ValueError(f"mask: must have the shape of u {u.shape}, got {m.shape}")
-    _check_phi_bounds(phi_min, phi_max)
+    check_phi(phi_max, phi_min)
 
     def nnz_chunks():  # nnz of round_half_even(u), one pass over u
         for sl in _row_chunks(*u.shape):

@@ -23,7 +23,7 @@ import numpy as np
 
 from model import fta, prune
 from model._check import check_finite
-from model.spec import PHI_LIMIT, WEIGHT_MAX
+from model.spec import WEIGHT_MAX
 
 __all__ = ["QuantLayer", "channel_scale", "group_size_for", "prune_quantize"]
 
@@ -56,10 +56,8 @@ def group_size_for(macro, phi_max: int | None = None) -> int:
 
     ``n_col // phi_max``, with ``phi_max`` defaulting to the macro's.
     """
-    pm = macro.phi_max if phi_max is None else phi_max
-    if isinstance(pm, bool) or not isinstance(pm, (int, np.integer)) or not 1 <= pm <= PHI_LIMIT:
-        raise ValueError(f"phi_max: must be an integer from 1 to {PHI_LIMIT}, got {pm!r}")
-    return max(1, macro.n_col // int(pm))
+    _, pm = fta.check_phi(macro.phi_max if phi_max is None else phi_max)
+    return max(1, macro.n_col // pm)
 
 
 @dataclass

@@ -40,6 +40,7 @@ import numpy as np
 
 from model._check import as_int_array
 from model.quant import channel_scale
+from model.spec import WEIGHT_MAX, WEIGHT_MIN
 
 __all__ = ["MAG_BITS", "EraBs", "OuShare", "int8_weights", "n_slices", "magnitude_slices", "nonzero_slices", "sme_pattern",
            "exponent_quantize", "bit_flip", "era_bs", "prune_segments", "segment_view", "ou_blocks", "ou_share", "share_project",
@@ -47,7 +48,7 @@ __all__ = ["MAG_BITS", "EraBs", "OuShare", "int8_weights", "n_slices", "magnitud
 
 #: Magnitude bits of a sign-magnitude int8 weight (|-128| = 128 needs 8).
 MAG_BITS = 8
-_POS_MAX, _NEG_MAX = 127, 128  # largest magnitude of a positive / negative int8
+_POS_MAX, _NEG_MAX = WEIGHT_MAX, -WEIGHT_MIN  # largest magnitude of a positive / negative int8
 
 
 def check_int8(w, name: str = "w") -> np.ndarray:
@@ -58,8 +59,8 @@ def check_int8(w, name: str = "w") -> np.ndarray:
     if not np.issubdtype(a.dtype, np.integer):
         raise ValueError(f"{name}: must hold integers (int8 weights), got dtype {a.dtype}")
     a = a.astype(np.int64)
-    if a.size and (a.min() < -128 or a.max() > 127):
-        raise ValueError(f"{name}: values must lie in [-128, 127], got [{a.min()}, {a.max()}]")
+    if a.size and (a.min() < WEIGHT_MIN or a.max() > WEIGHT_MAX):
+        raise ValueError(f"{name}: values must lie in [{WEIGHT_MIN}, {WEIGHT_MAX}], got [{a.min()}, {a.max()}]")
     return a
 
 
@@ -76,7 +77,7 @@ def int8_weights(w_float) -> tuple[np.ndarray, np.ndarray]:
     """
     wf = np.asarray(w_float, np.float64)
     scale = channel_scale(wf)
-    return np.rint(np.clip(wf / scale, -128, 127)).astype(np.int8), scale
+    return np.rint(np.clip(wf / scale, WEIGHT_MIN, WEIGHT_MAX)).astype(np.int8), scale
 
 
 def n_slices(cell_bits: int, bits: int = MAG_BITS) -> int:
@@ -387,7 +388,7 @@ def ou_share(w, ou_rows: int = 8, share_ratio: float = 4.0, seed: int = 0, iters
     if nz.any():
         k = int(np.ceil(nz.sum() / share_ratio))
         c, lab = _kmeans(blocks[nz], k, seed, iters)
-        cent = np.clip(np.rint(c), -128, 127).astype(np.int64)
+        cent = np.clip(np.rint(c), WEIGHT_MIN, WEIGHT_MAX).astype(np.int64)
         labels[nz] = lab
         out[nz] = cent[lab]
     return OuShare(w=_from_blocks(out, K, N, ou_rows).astype(np.int8), labels=labels, centroids=cent,
@@ -423,7 +424,7 @@ def share_project(u, labels, ou_rows: int) -> np.ndarray:
     if sel.any():
         k = int(lab.max()) + 1
         cent = _cluster_means(blocks[sel], np.ones(int(sel.sum())), lab[sel], np.zeros((k, blocks.shape[1])))
-        out[sel] = np.clip(np.rint(cent), -128, 127)[lab[sel]]
+        out[sel] = np.clip(np.rint(cent), WEIGHT_MIN, WEIGHT_MAX)[lab[sel]]
     return _from_blocks(out, K, N, ou_rows).astype(np.int8)
 
 

@@ -13,7 +13,7 @@ with the transformed weights); this module needs no torch.
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +23,8 @@ from model.prune import expand_mask
 from model.reram import int8_weights
 from model.spec import DIGIT_BITS, WEIGHT_BITS
 from sim_bench import reram
-from sim_bench.perf import evaluate_network, spec_from_record, specs_from_artifact
-from sim_bench.report import _write_csv
+from sim_bench.perf import PerfError, evaluate_network, spec_from_record, specs_from_artifact
+from sim_bench.report import _write_csv, write_json
 
 __all__ = ["Row", "uses_float", "reram_weights", "reram_rows", "dbpim_rows", "compare_network", "format_table", "write_outputs", "COLUMNS"]
 
@@ -48,8 +48,8 @@ class Row:
     work: float  # ADC conversions (ReRAM) or macro cycles summed over tiles (DB-PIM)
     cycles: float  # OU-cycles, iso-area (ReRAM) or wall cycles of the loop nest (DB-PIM)
     energy_pj: float
-    speedup: float = 1.0  # over the technology's own dense baseline
-    energy_gain: float = 1.0  # dense energy / this energy
+    speedup: float | None = 1.0  # over the technology's own dense baseline (None: the scheme takes no cycles)
+    energy_gain: float | None = 1.0  # dense energy / this energy (None: the scheme takes no energy)
     accuracy: float | None = None
     accuracy_note: str = "not evaluated"
     energy: dict = field(default_factory=dict)
@@ -64,11 +64,21 @@ class Row:
 
 
 def _relative(rows: list[Row]) -> list[Row]:
-    """Speedup and energy gain of every row over the first (the dense baseline)."""
+    """Speedup and energy gain of every row over the first (the dense baseline).
+
+    A scheme that takes no cycles (or no energy), e.g. ERA-BS with every input
+    pruned, has no finite ratio: it is reported as ``None`` (``n/a``, empty in
+    the CSV, ``null`` in the JSON), never as infinity. A dense baseline without
+    cycles or energy is an error.
+    """
     base = rows[0]
+    for what, v in (("cycles", base.cycles), ("energy", base.energy_pj)):
+        if not (math.isfinite(v) and v > 0):
+            raise PerfError(f"{base.network}: {base.technology} {base.scheme}: {what} must be a finite number > 0 "
+                            f"to compare against, got {v:g}")
     for r in rows:
-        r.speedup = base.cycles / r.cycles if r.cycles else float("inf")
-        r.energy_gain = base.energy_pj / r.energy_pj if r.energy_pj else float("inf")
+        r.speedup = base.cycles / r.cycles if r.cycles > 0 else None
+        r.energy_gain = base.energy_pj / r.energy_pj if r.energy_pj > 0 else None
     return rows
 
 
@@ -178,13 +188,17 @@ def _fmt(v, nd=2) -> str:
     return f"{v:.{nd}f}" if v != int(v) else f"{int(v)}"
 
 
+def _times(v) -> str:
+    return "n/a" if v is None else f"{v:.2f}x"
+
+
 def format_table(rows: list[Row]) -> str:
     """A plain-text table, one line per row."""
     head = ["network", "tech", "scheme", "acc [%]", "storage [bit]", "xbars/tiles", "OUs", "ADC conv/macro cyc",
             "cycles", "speedup", "energy [pJ]", "E gain"]
     body = [[r.network, r.technology, r.scheme, _fmt(None if r.accuracy is None else 100 * r.accuracy),
              _fmt(r.storage_bits), _fmt(r.occupied), _fmt(r.ous), _fmt(r.work), _fmt(r.cycles),
-             f"{r.speedup:.2f}x", _fmt(r.energy_pj), f"{r.energy_gain:.2f}x"] for r in rows]
+             _times(r.speedup), _fmt(r.energy_pj), _times(r.energy_gain)] for r in rows]
     width = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     lines = ["  ".join(str(x).rjust(w) for x, w in zip(line, width)) for line in [head] + body]
     notes = list(dict.fromkeys(f"{r.technology} {r.scheme}: {r.accuracy_note}" for r in rows if r.accuracy_note))
@@ -202,7 +216,8 @@ def _plot(rows: list[Row], path: Path) -> None:
     for ax, attr, title in ((axes[0], "speedup", "speedup"), (axes[1], "energy_gain", "energy gain")):
         for i, key in enumerate(keys):
             vals = [next((getattr(r, attr) for r in rows if r.network == n and (r.technology, r.scheme) == key),
-                         0.0) for n in nets]
+                         None) for n in nets]
+            vals = [np.nan if v is None else v for v in vals]  # n/a: no bar
             ax.bar(np.arange(len(nets)) + i * width, vals, width, label=f"{key[0]} {key[1]}")
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_xticks(np.arange(len(nets)) + 0.4 - width / 2, nets, rotation=20)
@@ -219,7 +234,7 @@ def write_outputs(rows: list[Row], folder: Path, cfg: reram.ReramConfig, plots: 
     _write_csv(folder / "compare.csv", [r.as_dict() for r in rows])
     doc = {"reram_config": cfg.to_dict(),
            "rows": [{**r.as_dict(), "label": r.label, "energy_components [pJ]": r.energy} for r in rows]}
-    (folder / "compare.json").write_text(json.dumps(doc, indent=2, default=float))
+    write_json(folder / "compare.json", doc)
     files = ["compare.csv", "compare.json"]
     if plots:
         _plot(rows, folder / "speedup.png")

@@ -14,8 +14,11 @@ the top:
   layers only) at block sparsities 0/25/50/75 %, re-pruned from the float
   weights of the ``--fig11`` artifacts (Ray tasks, like ``dbpim sweep``);
 * ``fig12.csv`` / ``fig12.png``: speedup and energy saving by mechanism, end to end;
-* ``networks.csv``, ``summary.json`` (per-network summaries and the Fig. 11
-  rows), ``summary.md`` (our figures next to the paper's, with ratios),
+* ``weights.csv``: per mapped layer, filters by phi, int8 weights by non-zero
+  CSD digits and the share of zero CSD digits before and after pruning + FTA
+  (:mod:`sim_bench.weight_stats`: trained next to untrained weights);
+* ``networks.csv``, ``summary.json`` (per-network summaries, the Fig. 11
+  rows and the weight statistics), ``summary.md`` (our figures next to the paper's, with ratios),
   ``time_breakdown.png`` (Fig. 13 style).
 
 Untrained networks (artifact ``meta.untrained``) are labelled so in every output.
@@ -25,18 +28,16 @@ All of it is staged next to ``--out`` and moved in only on success
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 
-from model.outdir import OUT_HELP, OutputError, check_output, output_dir
+from model.outdir import check_output, output_dir
 from model.plots import legend_outside, pyplot, save_figure
 from sim_bench.perf import MECHANISMS, evaluate_network, specs_from_artifact
-from sim_bench.report import (PAPER, BenchError, _write_csv, format_summary, load_inputs, markdown, paper_key,
-                              plot_mechanisms, plot_time_breakdown, weights_label, write_report)
+from sim_bench.report import (PAPER, BenchError, _write_csv, check_macro, format_summary, markdown, paper_key,
+                              plot_mechanisms, plot_time_breakdown, weights_label, write_json, write_report)
+from sim_bench.weight_stats import network_weight_stats, weight_stats_markdown
 
-__all__ = ["main", "run_paper", "network_row", "table3_rows", "table2_rows", "fig11_rows", "fig12_rows",
+__all__ = ["run_paper", "network_row", "table3_rows", "table2_rows", "fig11_rows", "fig12_rows",
            "FIG11_SPARSITY"]
 
 #: Fig. 11's weight sparsities (fraction of pruned blocks)
@@ -91,14 +92,12 @@ def fig12_rows(nets) -> list[dict]:
              "energy_saving_macro [%]": 100 * n.energy_saving_macro(k)} for n in nets for k in MECHANISMS[1:]]
 
 
-def fig11_rows(artifacts, hw, sparsities=FIG11_SPARSITY, engine: str = "ray", workers: int = 2,
+def fig11_rows(artifacts, cfg, sparsities=FIG11_SPARSITY, engine: str = "ray", workers: int = 2,
                address: str | None = None, progress: bool = True, labels: dict | None = None) -> list[dict]:
     """Fig. 11: value + bit-level weight sparsity, input skipping off, std/pw-conv and FC layers only."""
-    from model.config import load_config
     from sim_bench.sweep import run_points
-    cfg = load_config(hw)
     m = cfg.macro
-    pts = [(str(a), str(cfg.path), float(s), m.phi_max, (m.n_comp, m.n_col, m.n_row))
+    pts = [(str(a), cfg, float(s), m.phi_max, (m.n_comp, m.n_col, m.n_row))
            for a in artifacts for s in sparsities]
     out = []
     for p, r in zip(pts, run_points(pts, engine, workers, address, progress)):
@@ -140,25 +139,36 @@ def _fig11_markdown(rows) -> list[str]:
                 "ResNet18 and MobileNetV2 gain less.", ""]
 
 
-def run_paper(artifacts, hw="paper", out="build/paper", plots: bool = True, verbose: bool = True,
+def run_paper(arts, hw, out="build/paper", plots: bool = True, verbose: bool = True,
               fig11=(), fig11_sparsity=FIG11_SPARSITY, engine: str = "ray", workers: int = 2,
               address: str | None = None) -> list[dict]:
-    """Evaluate several artifacts and write the combined report; returns the per-network summaries."""
-    if not artifacts:
-        raise BenchError("no artifacts given (pass --artifacts DIR ... or --root DIR)")
-    loaded = [load_inputs(a, hw) for a in artifacts]
-    names = [art.network for art, _ in loaded]
+    """Evaluate several loaded artifacts on ``hw`` and write the combined report; returns the per-network summaries.
+
+    Parameters
+    ----------
+    arts : list of model.artifact.Artifact
+        The networks of the tables (distinct network names).
+    hw : model.config.HwConfig
+    fig11 : list of model.artifact.Artifact
+        Networks (with float weights) re-pruned at ``fig11_sparsity`` for Fig. 11.
+    """
+    from model import limits
+    if not arts:
+        raise BenchError("artifacts: give at least one artifact")
+    for a in list(arts) + list(fig11):
+        check_macro(a, hw)
+    names = [a.network for a in arts]
     if len(set(names)) != len(names):
         raise BenchError(f"network names must be distinct, got {', '.join(names)}")
-    labels = {}
-    for a in fig11:
-        art, _ = load_inputs(a, hw)
-        labels[str(a)] = "untrained" if art.meta.get("untrained") else "trained (digits)"
-    inputs = list(dict.fromkeys(list(artifacts) + list(fig11))) + [loaded[0][1].path]
+    fig11_sparsity = [limits.SPARSITY_CLOSED.check("fig11_sparsity", s, exc=BenchError) for s in fig11_sparsity]
+    labels = {str(a.path): weights_label(a.meta) for a in fig11}
+    inputs = list(dict.fromkeys([str(a.path) for a in list(arts) + list(fig11) if a.path]))
+    inputs += [hw.path] if hw.path else []
     check_output(out, "dbpim bench-paper", inputs)  # refuse before the long part
-    nets = [evaluate_network(specs_from_artifact(art), cfg, network=art.network, meta=art.meta)
-            for art, cfg in loaded]
-    f11 = fig11_rows(fig11, hw, fig11_sparsity, engine, workers, address, verbose, labels) if fig11 else []
+    nets = [evaluate_network(specs_from_artifact(art), hw, network=art.network, meta=art.meta) for art in arts]
+    f11 = fig11_rows([a.path for a in fig11], hw, fig11_sparsity, engine, workers, address, verbose, labels) \
+        if fig11 else []
+    wstats = [network_weight_stats(art, hw.macro.phi_max) for art in arts]
     summaries = []
     with output_dir(out, "dbpim bench-paper", inputs) as tmp:
         for n in nets:
@@ -171,8 +181,11 @@ def run_paper(artifacts, hw="paper", out="build/paper", plots: bool = True, verb
         _write_csv(tmp / "fig12.csv", fig12_rows(nets))
         if f11:
             _write_csv(tmp / "fig11.csv", f11)
-        (tmp / "summary.json").write_text(json.dumps({"networks": summaries, "fig11": f11}, indent=2, default=float))
-        (tmp / "summary.md").write_text(markdown(nets) + "\n".join(_fig11_markdown(f11)))
+        _write_csv(tmp / "weights.csv", [{"network": w["network"], **r} for w in wstats for r in w["layers"]])
+        write_json(tmp / "summary.json", {"networks": summaries, "fig11": f11, "weights": wstats})
+        wlabels = {n.network: weights_label(n) for n in nets}
+        (tmp / "summary.md").write_text(markdown(nets) + "\n".join(_fig11_markdown(f11))
+                                        + "\n".join(weight_stats_markdown(wstats, wlabels, f11)))
         if plots:
             plot_mechanisms(nets, tmp / "fig12.png")
             plot_time_breakdown(nets, tmp / "time_breakdown.png")
@@ -182,48 +195,3 @@ def run_paper(artifacts, hw="paper", out="build/paper", plots: bool = True, verb
         for s in summaries:
             print(format_summary(s))
     return summaries
-
-
-def _floats(s: str) -> list[float]:
-    try:
-        return [float(v) for v in s.split(",") if v.strip()]
-    except ValueError:
-        raise BenchError(f"--fig11-sparsity: {s!r}: must be a comma-separated list of numbers") from None
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="dbpim bench-paper", description=(
-        "The paper's tables and figures (Tab. II, Tab. III, Fig. 11, Fig. 12) over several artifacts, side by "
-        "side with the paper's figures, plus the report of each network."))
-    p.add_argument("--artifacts", nargs="*", default=[], help="artifact directories")
-    p.add_argument("--root", help="a directory whose sub-directories with manifest.yaml are artifacts")
-    p.add_argument("--fig11", nargs="*", default=[], help="artifacts (with float weights) re-pruned for Fig. 11")
-    p.add_argument("--fig11-sparsity", default=",".join(f"{s:g}" for s in FIG11_SPARSITY),
-                   help="comma-separated block sparsities of Fig. 11 (default: 0,0.25,0.5,0.75)")
-    p.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
-    p.add_argument("--engine", default="ray", choices=("ray", "serial"),
-                   help="run the Fig. 11 points as Ray tasks or serially (default: ray)")
-    p.add_argument("--address", default=None, help="join this Ray cluster instead of starting a local one")
-    p.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray cluster (default: 2)")
-    p.add_argument("--out", default="build/paper", help=OUT_HELP + " (default: build/paper)")
-    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    a = p.parse_args(argv)
-    arts = list(a.artifacts)
-    if a.root:
-        root = Path(a.root)
-        if not root.is_dir():
-            print(f"dbpim bench-paper: {root}: not a directory", file=sys.stderr)
-            return 2
-        arts += sorted(str(d) for d in root.iterdir() if (d / "manifest.yaml").is_file())
-    try:
-        run_paper(arts, a.hw, a.out, plots=not a.no_plots, fig11=a.fig11, fig11_sparsity=_floats(a.fig11_sparsity),
-                  engine=a.engine, workers=max(1, a.workers), address=a.address)
-    except (BenchError, OutputError) as e:
-        print(f"dbpim bench-paper: {e}", file=sys.stderr)
-        return 2
-    print(f"report written to {a.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -54,11 +54,13 @@ from model.config import EnergyConfig, HwConfig
 from model.core_timing import filter_tiles_of
 from model.cycles import POPCOUNT8, cell_row_popcounts_flat, input_beats
 from model.prune import n_groups
-from model.spec import CORE_LATENCY, DENSE_COLS_PER_WEIGHT, DIGIT_BITS, acc_width, input_bits, pipeline_latency
+from model.derived import Derived
+from model.spec import CORE_LATENCY, DENSE_COLS_PER_WEIGHT, DIGIT_BITS, input_bits, pipeline_latency
 
 __all__ = ["MECHANISMS", "MECH_LABELS", "COMPONENTS", "MACRO_COMPONENTS", "LayerSpec", "LayerPerf", "MechPerf",
            "NetworkPerf", "spec_from_record", "specs_from_artifact", "evaluate_layer", "evaluate_network",
-           "layer_type", "energy_of", "peak_tops", "peak_geometry"]
+           "layer_type", "energy_of", "peak_tops", "peak_geometry", "BenchError", "PerfError", "count_cycles",
+           "check_finite_figure", "CYCLES_MAX"]
 
 MECHANISMS = ("dense", "bit", "value", "input", "bit_input", "weight", "dbpim")
 MECH_LABELS = {
@@ -86,6 +88,41 @@ COMPONENTS = {
 }
 #: the components inside the macros (``energy_saving_macro``)
 MACRO_COMPONENTS = ("macro array", "adder tree", "accumulator", "ipu")
+
+
+#: Largest cycle count the model holds in an int64 (with headroom for the sums over tiles and runs).
+CYCLES_MAX = 1 << 52
+
+
+class BenchError(ValueError):
+    """Bad input to a report (artifact, hardware YAML, options); the message is one line."""
+
+
+class PerfError(BenchError):
+    """A performance figure is not a finite number the model can represent; the message is one line."""
+
+
+def count_cycles(a, where: str, term: str) -> np.ndarray:
+    """``a`` (float cycle counts) as int64, refusing NaN, infinities and counts above :data:`CYCLES_MAX`.
+
+    A cast of a too-large float to int64 wraps (a load time turned negative
+    and vanished behind ``np.maximum``): this is the one place float cycle
+    counts become integers. ``where`` names the layer, ``term`` the cycles.
+    """
+    a = np.asarray(a, np.float64)
+    bad = ~np.isfinite(a) | (np.abs(a) > CYCLES_MAX)
+    if bad.any():
+        raise PerfError(f"{where}: {term}: {a[bad].flat[0]:g} cycles is not a finite count below 2**52 "
+                        "(check the hardware configuration's rates)")
+    return a.astype(np.int64)
+
+
+def check_finite_figure(v, where: str) -> float:
+    """``v`` as a float if finite, else :class:`PerfError` naming ``where`` (a report figure)."""
+    f = float(v)
+    if not math.isfinite(f):
+        raise PerfError(f"{where}: {f} is not a finite number")
+    return f
 
 
 def energy_of(events: dict, en: EnergyConfig) -> dict:
@@ -325,7 +362,7 @@ def pixels_per_run(cfg: HwConfig, Pp: int, cores_busy: int, f_max: float) -> int
     """Output pixels per pixel run: the core's output register file (``core.out_pixels``), shortened to
     whole rounds when the busy cores' partial sums would not fit the output buffer."""
     m, M = cfg.macro, cfg.system.macros_per_core
-    word = -(-acc_width(m.n_comp, m.n_col, m.n_row, m.in_bits) // 8)
+    word = Derived.of(cfg).acc_bytes
     per_pixel = cores_busy * math.ceil(f_max) * word
     fit = int(cfg.system.output_buffer_kib * 1024 // per_pixel) if per_pixel else Pp
     run = cfg.core.out_pixels
@@ -378,10 +415,23 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     rc = ct.round_compute(g, M)
     m_r = ct.round_sizes(npx, M, rc.shape[-1])  # (L, R)
     ok = valid[:, None, :, None]
-    args = dict(deliver=delivery[:, None, :, None], C=rc, m_r=m_r, stream=0, n_col=m.n_col)
-    sys_pass = np.where(ok, ct.pass_cycles_rounds(load[:, None, :, None], **args), 0).sum(2)  # (runs, S, L)
-    core_pass = sys_pass if np.array_equal(load, port) else np.where(
-        ok, ct.pass_cycles_rounds(port[:, None, :, None], **args), 0).sum(2)  # tiles preloaded
+    after = ct.pass_after(delivery[:, None, :, None], rc, m_r, 0, m.n_col)  # (runs, S, nrt, L)
+    d0 = ct.first_round_delivery(delivery[:, None, :, None], m_r)  # (runs, 1, nrt, L)
+    banks = cfg.core.tile_banks
+    overlap = ct.prefetch_overlap(after)
+    # tile_banks 2: row tile rt > 0 of a pixel run is loaded during row tile rt - 1 (same START)
+    prev = np.concatenate([np.zeros_like(overlap[:, :, :1]), overlap[:, :, :-1]], axis=2)
+    inner = (np.arange(nrt) > 0)[None, None, :, None] & (banks == 2)
+
+    def passes(ld):  # (runs, S, L): the passes of each pixel run, the first one's whole load waited
+        waited = ct.exposed_load(ld[:, None, :, None], prev, inner)
+        return np.where(ok, CORE_LATENCY["pass"] + np.maximum(waited, d0) + after, 0).sum(2)
+
+    sys_pass = passes(load)
+    core_pass = sys_pass if np.array_equal(load, port) else passes(port)  # tiles preloaded
+    # overlap of each pixel run's last row tile: it hides the load of the next run's first row tile
+    last_rt = np.maximum(valid.sum(1) - 1, 0)
+    last_overlap = np.take_along_axis(overlap, last_rt[:, None, None, None], axis=2)[:, :, 0, :]  # (runs, S, L)
     stream = ft_out[:, None] * npx[None, :]  # (n_ft, L): results of a pixel run, one beat each
     n_ft = ft_run.size
     ft_rt = valid.sum(1)[ft_run]
@@ -396,6 +446,15 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
         extra = (int(seg.max()) + 1) * CORE_LATENCY["run"] + stream[f, l].sum()
         wall[c] = sys_pass[ft_run[f], :, l].sum(0) + extra
         core[c] = core_pass[ft_run[f], :, l].sum(0) + extra
+        if banks == 2 and f.size > 1:  # a pixel run's first tile loads during the run before it (same START)
+            r, rp = ft_run[f[1:]], ft_run[f[:-1]]
+            same = (seg[1:] == seg[:-1])[:, None]
+            hide = last_overlap[rp, :, l[:-1]] + stream[f[:-1], l[:-1]][:, None]  # (J - 1, S): with its results
+            first_d0 = d0[r, 0, 0, l[1:]][:, None]
+            for tot, ld in ((wall, load), (core, port)):
+                whole = ld[r, 0][:, None]
+                gain = np.maximum(whole, first_d0) - np.maximum(ct.exposed_load(whole, hide, True), first_d0)
+                tot[c] -= np.where(same, gain, 0).sum(0)
     loads = int(npx.size)
     return _Timing(wall=wall.max(0), core=core.max(0), runs_per_tile=int((copy == 0).sum()),
                    load_cycles=float((np.where(valid, load, 0).sum(1)[ft_run]).sum() * loads),
@@ -433,7 +492,8 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> 
     cell_bits = DIGIT_BITS if fta else 1
     nbytes = ct.tile_bytes(used, m, cell_bits)  # (runs, nrt)
     port = np.where(valid, ct.load_cycles(used), 0)
-    dram = np.ceil(nbytes * cores_busy / sysc.dram_bytes_per_cycle).astype(np.int64)
+    dram = count_cycles(np.ceil(nbytes * cores_busy / sysc.dram_bytes_per_cycle), f"{spec.name} ({mech})",
+                        "off-chip weight load cycles")
     load = np.where(valid, np.maximum(port, dram), 0)
     ft_out = np.ceil(mp.ft_filters).astype(np.int64)  # results per pixel (dense: bit-plane columns / 8)
     ft_windows = windows.sum(1)[mp.ft_run]
@@ -465,7 +525,7 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> 
         eff = float((pcsum * wb.reshape(n_runs, crmax)).sum())
     load_total = tm.load_cycles
     weight_bytes = float((nbytes.sum(1) * nct).sum()) * tm.loads_per_row_tile
-    word = -(-acc_width(m.n_comp, m.n_col, m.n_row, m.in_bits) // 8)
+    word = Derived.of(cfg).acc_bytes
     rounds_ft = -(-n_ft // C)
     events = {
         "cell_and_pj": act / S,
@@ -606,19 +666,28 @@ class NetworkPerf:
         c = sum(lp.mech[mech].capacity for lp in self.mapped())
         return e / c if c else 0.0
 
+    def _ratio(self, num: float, den: float, figure: str) -> float:
+        """``num / den``, a finite number, or :class:`PerfError` naming the network and the figure."""
+        if not den or not math.isfinite(num) or not math.isfinite(den):
+            raise PerfError(f"{self.network}: {figure}: undefined ({num:g} / {den:g}); the network has no "
+                            "cycles or energy to compare (no mapped layer, or every weight pruned)")
+        return check_finite_figure(num / den, f"{self.network}: {figure}")
+
     def speedup(self, mech: str = "dbpim", mapped_only: bool = False) -> float:
-        c = self.total_cycles(mech, mapped_only)
-        return self.total_cycles("dense", mapped_only) / c if c else float("nan")
+        """Dense cycles over ``mech`` cycles (:class:`PerfError` when ``mech`` takes no cycle)."""
+        return self._ratio(self.total_cycles("dense", mapped_only), self.total_cycles(mech, mapped_only),
+                           f"speedup ({mech}{', mapped layers' if mapped_only else ''})")
 
     def energy_saving(self, mech: str = "dbpim", mapped_only: bool = False, energy: EnergyConfig | None = None) -> float:
+        """``1 - E_mech / E_dense`` (:class:`PerfError` when the dense baseline takes no energy)."""
         b = sum(self.components("dense", mapped_only, energy).values())
         e = sum(self.components(mech, mapped_only, energy).values())
-        return 1.0 - e / b if b else float("nan")
+        return 1.0 - self._ratio(e, b, f"energy saving ({mech}{', mapped layers' if mapped_only else ''})")
 
     def energy_saving_macro(self, mech: str = "dbpim") -> float:
         b = sum(self.components("dense", True)[c] for c in MACRO_COMPONENTS)
         e = sum(self.components(mech, True)[c] for c in MACRO_COMPONENTS)
-        return 1.0 - e / b if b else float("nan")
+        return 1.0 - self._ratio(e, b, f"macro energy saving ({mech})")
 
     def tornado(self, mech: str = "dbpim", factors=(0.5, 2.0)) -> list[dict]:
         """System energy saving when each assumed energy constant is scaled by each factor.
@@ -676,8 +745,9 @@ class NetworkPerf:
             "peak_tops_dense": peak_tops(cfg, dense=True),
             "speedup_mapped": self.speedup("dbpim", True),
             "energy_saving_mapped": self.energy_saving("dbpim", True),
-            "speedup_macro_cycles": (sum(lp.mech["dense"].macro_cycles for lp in mapped)
-                                     / max(1e-9, sum(lp.mech["dbpim"].macro_cycles for lp in mapped))),
+            "speedup_macro_cycles": self._ratio(sum(lp.mech["dense"].macro_cycles for lp in mapped),
+                                                sum(lp.mech["dbpim"].macro_cycles for lp in mapped),
+                                                "speedup (dbpim, macro cycles)"),
             "time_dbpim [us]": self.time_us("dbpim"),
             "time_dense [us]": self.time_us("dense"),
             "time_mapped_dbpim [us]": self.time_us("dbpim", True),

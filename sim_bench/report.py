@@ -25,24 +25,23 @@ layers on the macros (std/pw-conv and FC, like the paper's Tab. III).
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from model import jsonio
 from model.config import EnergyConfig
-from model.outdir import OUT_HELP, OutputError, check_output, output_dir
+from model.outdir import check_output, output_dir
 from model.plots import legend_outside, pyplot as _plt, save_figure
-from sim_bench.perf import (MACRO_COMPONENTS, MECH_LABELS, MECHANISMS, NetworkPerf, evaluate_network, peak_geometry,
-                            peak_tops, specs_from_artifact)
+from sim_bench.explain import SIGNED_SKIP_WHY, explain_markdown, layer_notes, simd_op_rows
+from sim_bench.perf import (MACRO_COMPONENTS, MECH_LABELS, MECHANISMS, BenchError, NetworkPerf, evaluate_network,
+                            peak_geometry, peak_tops, specs_from_artifact)
 
-__all__ = ["main", "run_report", "write_report", "demo", "layer_rows", "markdown", "PAPER", "BenchError",
-           "plot_mechanisms", "plot_time_breakdown", "plot_tornado", "load_inputs", "network_note",
-           "UNTRAINED_NOTE", "U_CHOICE"]
+__all__ = ["run_report", "evaluate_artifact", "check_macro", "format_summary", "format_notes", "write_report", "demo",
+           "layer_rows", "markdown", "PAPER", "BenchError", "plot_mechanisms", "plot_time_breakdown", "plot_tornado",
+           "network_note", "UNTRAINED_NOTE", "U_CHOICE", "weights_label", "data_source", "write_json"]
 
 DIGITS_NOTE = ("Our networks are trained on scikit-learn digits (8x8, upscaled to 32x32 for the zoo networks), "
                "not on CIFAR-100 as in the paper; layer shapes match the paper's 32x32 inputs, but weight and "
@@ -51,6 +50,13 @@ UNTRAINED_NOTE = ("UNTRAINED full-width network: Kaiming-normal weights, BatchNo
                   "(scikit-learn digits upscaled to 32x32, our only real image data offline), block-pruned and "
                   "FTA-quantized without training; activations recorded on those images. Layer shapes are the "
                   "paper's CIFAR-100 ones; phi and skipped input columns are not those of a trained network.")
+TRAINED_ON_NOTE = ("Network with real weights trained on {data} (not by us): its trained BatchNorm statistics are "
+                   "kept (no {data} images offline to recalibrate them on); activation ranges and the recorded "
+                   "inputs come from scikit-learn digits upscaled to 32x32, so skipped input columns are not "
+                   "those of {data} images, and no accuracy is reported (no {data} test data offline).")
+CONTROL_NOTE = ("UNTRAINED control of {of}: the same architecture with Kaiming-normal weights, BatchNorm "
+                "recalibrated on the same calibration images, pruned and FTA-quantized the same way; it shows "
+                "what the trained weights change.")
 #: which utilization the paper comparison uses, and why
 U_CHOICE = ("Tab. II is compared with `utilization_system`: the paper defines U over the SRAM cells of the array "
             "per computation and attributes its 85 % (below 100 %) to layers with fewer output channels than the "
@@ -77,18 +83,53 @@ PAPER = {
 }
 
 
-class BenchError(ValueError):
-    """Bad input to a report; the message is one line."""
+#: data names of the flow's built-in scikit-learn digits sets (model.torch.data)
+DIGITS_DATA = ("digits", "digits32")
 
 
-def network_note(net: NetworkPerf) -> str:
-    """What the network's weights are: the untrained full-width label or the trained-on-digits note."""
-    return UNTRAINED_NOTE if net.meta.get("untrained") else DIGITS_NOTE
+def _meta(net_or_meta) -> dict:
+    return net_or_meta if isinstance(net_or_meta, dict) else net_or_meta.meta
 
 
-def weights_label(net: NetworkPerf) -> str:
-    """Short label of a network's weights for tables: ``untrained`` or ``trained (digits)``."""
-    return "untrained" if net.meta.get("untrained") else "trained (digits)"
+def data_source(net_or_meta) -> str | None:
+    """The data the network was trained on, as the artifact's meta records it (None: not recorded).
+
+    ``meta.trained_on`` names the data of weights trained elsewhere (e.g. the CIFAR-10 CNN); ``meta.data``
+    is the data the flow trained on.
+    """
+    meta = _meta(net_or_meta)
+    d = meta.get("trained_on") or meta.get("data")
+    return str(d) if d not in (None, "") else None
+
+
+def network_note(net_or_meta) -> str:
+    """What the network's weights are: untrained (or the Kaiming control of a trained network), trained
+    elsewhere (``meta.trained_on``), trained on digits, on the user's data, or not recorded."""
+    meta = _meta(net_or_meta)
+    if meta.get("untrained") and meta.get("control_of"):
+        return CONTROL_NOTE.format(of=meta["control_of"])
+    if meta.get("untrained"):
+        return UNTRAINED_NOTE
+    if meta.get("trained_on"):
+        return TRAINED_ON_NOTE.format(data=meta["trained_on"])
+    data = data_source(meta)
+    if data in DIGITS_DATA:
+        return DIGITS_NOTE
+    if data is None:
+        return ("The artifact does not record the data its network was trained on (no `data` in its meta); "
+                "weight and activation statistics (hence sparsity, phi and skipped input columns) are those of "
+                "that unknown data, not of the paper's CIFAR-100.")
+    return (f"Our network is trained on the user's data `{data}`, not on CIFAR-100 as in the paper; weight and "
+            "activation statistics (hence sparsity, phi and skipped input columns) are those of that data.")
+
+
+def weights_label(net_or_meta) -> str:
+    """Short label of a network's weights for tables: ``untrained``, ``trained (<data>)`` or
+    ``trained (data not recorded)``, from the artifact's meta."""
+    meta = _meta(net_or_meta)
+    if meta.get("untrained"):
+        return "untrained"
+    return f"trained ({data_source(meta) or 'data not recorded'})"
 
 
 def paper_key(network: str) -> str:
@@ -156,7 +197,23 @@ def layer_rows(net: NetworkPerf) -> list[dict]:
     return rows
 
 
+def write_json(path: Path, doc, network: str | None = None) -> None:
+    """Write ``doc`` as strict JSON (:func:`model.jsonio.dumps`); a non-finite number is a one-line
+    :class:`BenchError` naming the network, the file and the key path."""
+    try:
+        text = jsonio.dumps(doc, what=Path(path).name)
+    except jsonio.JsonError as e:
+        raise BenchError(f"{network}: {e}" if network else str(e)) from None
+    Path(path).write_text(text)
+
+
 def _write_csv(path: Path, rows: list[dict]):
+    """Write ``rows`` as CSV; a non-finite number is a one-line :class:`BenchError` naming the file, row and column."""
+    for i, r in enumerate(rows):
+        for k, v in r.items():
+            if isinstance(v, (float, np.floating)) and not math.isfinite(v):
+                raise BenchError(f"{Path(path).name}: row {i + 1} ({next(iter(r.values()), '')}): {k}: {v} is not a "
+                                 "finite number")
     with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()) if rows else ["layer"])
         w.writeheader()
@@ -176,6 +233,8 @@ def summary_of(net: NetworkPerf) -> dict:
     d["config"] = net.cfg.to_dict()
     d["layers_without_inputs"] = layers_without_inputs(net)
     d["note"] = network_note(net)
+    d["simd_ops"] = simd_op_rows(net)
+    d["layer_notes"] = layer_notes(net)
     return d
 
 
@@ -329,6 +388,7 @@ def markdown(nets: list[NetworkPerf]) -> str:
         tt = n.time_by_type()
         tot = sum(tt.values()) or 1.0
         L.append(f"| {n.network} | " + " | ".join(f"{100 * tt.get(t, 0) / tot:.1f}%" for t in types) + " |")
+    L += explain_markdown(nets)
     L += ["", "Missing from the paper text (lost in extraction): Fig. 11/12 bar values, Fig. 13 percentages, "
           "the buffer sizes of Sec. VI-A. Model: docs/perf_model.md (core timing, system limits, utilization, "
           "energy sources).", ""]
@@ -414,8 +474,9 @@ def _plot_layers(net: NetworkPerf, out: Path) -> list[Path]:
     mechs = ("bit", "value", "input", "dbpim")
     wdt = 0.8 / len(mechs)
     for i, k in enumerate(mechs):
-        ax.bar(x + i * wdt, [lp.mech["dense"].wall_cycles / max(lp.mech[k].wall_cycles, 1e-9) for lp in mapped],
-               wdt, label=MECH_LABELS[k])
+        # a layer that takes no cycles under k (every weight pruned) has no speedup: no bar, not a 1e9x one
+        ax.bar(x + i * wdt, [lp.mech["dense"].wall_cycles / lp.mech[k].wall_cycles if lp.mech[k].wall_cycles > 0
+                             else np.nan for lp in mapped], wdt, label=MECH_LABELS[k])
     ax.set_xticks(x + 0.4 - wdt / 2)
     ax.set_xticklabels(names, rotation=90, fontsize=7)
     ax.set_ylabel("speedup over dense PIM [x]")
@@ -464,7 +525,7 @@ def write_report(net: NetworkPerf, out: Path, plots: bool = True) -> dict:
     out = Path(out)
     _write_csv(out / "layers.csv", layer_rows(net))
     summ = summary_of(net)
-    (out / "summary.json").write_text(json.dumps(summ, indent=2, default=float))
+    write_json(out / "summary.json", summ, net.network)
     (out / "summary.md").write_text(markdown([net]))
     paths = []
     if plots:
@@ -476,43 +537,45 @@ def write_report(net: NetworkPerf, out: Path, plots: bool = True) -> dict:
     return summ
 
 
-def load_inputs(artifact, hw="paper"):
-    """Load and check an artifact and a hardware YAML; one-line :class:`BenchError` on bad input."""
-    from model.artifact import ArtifactError, load
-    from model.config import ConfigError, load_config
-    try:
-        cfg = load_config(hw)
-    except ConfigError as e:
-        raise BenchError(str(e)) from None
-    p = Path(artifact)
-    if not p.exists():
-        raise BenchError(f"{p}: artifact not found (an artifact is a directory with manifest.yaml)")
-    try:
-        art = load(p)
-    except ArtifactError as e:
-        raise BenchError(str(e).splitlines()[0]) from None
-    # the switch (lanes) is outside the macro and does not shape the tiles: any lane count evaluates an artifact
+def check_macro(art, cfg) -> None:
+    """Refuse a configuration whose macro is not the artifact's compiled one (one-line :class:`BenchError`).
+
+    The switch (``lanes``) is outside the macro and does not shape the tiles:
+    any lane count evaluates an artifact.
+    """
     diff = ", ".join(f"{k}={getattr(art.macro, k)} vs {getattr(cfg.macro, k)}"
                      for k in art.macro.to_dict() if k != "lanes" and getattr(art.macro, k) != getattr(cfg.macro, k))
     if diff:
-        raise BenchError(f"{cfg.path}: macro: must match the artifact's compiled macro ({diff})")
-    return art, cfg
+        raise BenchError(f"hw: {cfg.name}: macro: must match the artifact's compiled macro ({diff})")
+    if not art.mapped_layers():
+        raise BenchError(f"{art.path}: layers: no mapped layer (conv2d or linear), nothing to report")
 
 
-def run_report(artifact, hw="paper", out="build/bench", plots: bool = True) -> dict:
-    """Evaluate an artifact and write its report into ``out``; returns the JSON summary.
+def evaluate_artifact(art, cfg) -> dict:
+    """The performance summary (:func:`summary_of`) of a loaded artifact on ``cfg``; writes nothing."""
+    check_macro(art, cfg)
+    return summary_of(evaluate_network(specs_from_artifact(art), cfg, network=art.network, meta=art.meta))
+
+
+def run_report(art, hw, out="build/bench", plots: bool = True) -> dict:
+    """Evaluate a loaded artifact on ``hw`` and write its report into ``out``; returns the JSON summary.
+
+    Parameters
+    ----------
+    art : model.artifact.Artifact
+    hw : model.config.HwConfig
 
     Raises
     ------
     BenchError
-        A bad artifact or hardware YAML (one line).
+        A configuration whose macro is not the artifact's (one line).
     model.outdir.OutputError
         An ``out`` that cannot be written without losing data (one line).
     """
-    art, cfg = load_inputs(artifact, hw)
-    inputs = [artifact, cfg.path]
+    check_macro(art, hw)
+    inputs = [p for p in (art.path, hw.path) if p]
     check_output(out, "dbpim bench", inputs)  # refuse before the long part
-    net = evaluate_network(specs_from_artifact(art), cfg, network=art.network, meta=art.meta)
+    net = evaluate_network(specs_from_artifact(art), hw, network=art.network, meta=art.meta)
     with output_dir(out, "dbpim bench", inputs) as tmp:
         summ = write_report(net, tmp, plots=plots)
     return summ
@@ -527,34 +590,31 @@ def format_summary(s: dict) -> str:
              f"{100 * s['utilization_dense']:.1f}%), peak {s['peak_tops']:.2f} TOPS",
              "  by mechanism: " + ", ".join(f"{k} {m[k]['speedup']:.2f}x" for k in MECHANISMS[1:]),
              f"  time per inference: DB-PIM {s['time_dbpim [us]']:.3f} us, dense {s['time_dense [us]']:.3f} us"]
+    lines += format_notes(s)
     return "\n".join(lines)
 
 
-def demo(artifact, hw="paper", out="build/demo/bench") -> list[Path]:
-    """For ``make demo``: print the performance summary of an artifact, return the plot paths."""
-    summ = run_report(artifact, hw, out)
+def format_notes(s: dict) -> list[str]:
+    """The printed lines of a summary's SIMD operations and per-layer notes (``dbpim bench`` output)."""
+    out = []
+    ops = s.get("simd_ops") or []
+    if ops:
+        out.append("  SIMD core: " + ", ".join(f"{r['op']} {r['simd_ops [lane ops/inference]']:,} lane ops "
+                                                f"({r['cost [lane ops/element]']}/element, "
+                                                f"{r['share_of_time_dbpim [%]']:.1f}% of the time)" for r in ops))
+    notes = s.get("layer_notes") or []
+    for n in notes:
+        if n["kind"] != "signed_inputs":
+            out.append(f"  note: {n['layer']}: {n['note']}")
+    signed = [n for n in notes if n["kind"] == "signed_inputs"]
+    if signed:
+        out.append("  note: input skipping on signed inputs: " + ", ".join(
+            f"{n['layer']} {n['speedup_input [x]']:.2f}x" for n in signed) + f" ({SIGNED_SKIP_WHY})")
+    return out
+
+
+def demo(art, hw, out="build/demo/bench") -> list[Path]:
+    """For ``make demo``: print the performance summary of a loaded artifact, return the plot paths."""
+    summ = run_report(art, hw, out)
     print(format_summary(summ))
     return [Path(out) / p for p in summ["plots"]]
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="dbpim bench", description=(
-        "Performance, energy and utilization report of a compiled artifact: layers.csv, summary.json, "
-        "summary.md and plots in --out."))
-    p.add_argument("--artifact", required=True, help="compiled artifact directory")
-    p.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
-    p.add_argument("--out", default="build/bench", help=OUT_HELP + " (default: build/bench)")
-    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    a = p.parse_args(argv)
-    try:
-        summ = run_report(a.artifact, a.hw, a.out, plots=not a.no_plots)
-    except (BenchError, OutputError) as e:
-        print(f"dbpim bench: {e}", file=sys.stderr)
-        return 2
-    print(format_summary(summ))
-    print(f"report written to {a.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

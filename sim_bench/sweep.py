@@ -26,31 +26,20 @@ success; a folder holding other files is refused).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from model.outdir import OUT_HELP, OutputError, check_output, output_dir
+from model.outdir import check_output, output_dir
 from model.plots import legend_outside, pyplot, save_figure
-from sim_bench.report import BenchError, _write_csv
+from sim_bench.report import BenchError, _write_csv, write_json
 
-__all__ = ["main", "run_sweep", "run_points", "parse_geometry", "workload", "workload_from_artifact", "point_row",
+__all__ = ["run_sweep", "run_points", "workload", "workload_from_artifact", "point_row",
            "ENGINES"]
 
 ENGINES = ("ray", "serial")
 _CACHE: dict = {}
-
-
-def parse_geometry(s: str) -> tuple[int, int, int]:
-    try:
-        a, b, c = (int(v) for v in s.lower().split("x"))
-    except ValueError:
-        raise BenchError(f"--geometry: {s!r}: must be n_comp x n_col x n_row, e.g. 16x16x16") from None
-    return a, b, c
 
 
 def _float_source(rec) -> str:
@@ -99,7 +88,7 @@ def workload(name: str):
     elif Path(name).is_dir():
         w = workload_from_artifact(name)
     else:
-        raise BenchError(f"--workload: {name}: must be digits, resnet18-cifar, resnet18-imagenet or an artifact "
+        raise BenchError(f"workload: {name}: must be digits, resnet18-cifar, resnet18-imagenet or an artifact "
                          f"directory")
     _CACHE[name] = w
     return w
@@ -114,18 +103,18 @@ def _below_pruned(wl: str, sparsity: float) -> str | None:
     """
     _, _, source, src_sparsity = workload(wl)
     if sparsity < src_sparsity - 1e-9 and source != "float (unpruned)":
-        return (f"--sparsity {sparsity:g}: below the workload's own block sparsity {src_sparsity:.2f}, whose pruned "
+        return (f"sparsity {sparsity:g}: below the workload's own block sparsity {src_sparsity:.2f}, whose pruned "
                 f"blocks are zero in its float weights ({source}); sweep from {src_sparsity:.2f} up, or use an "
                 f"artifact with unpruned w_float (dbpim paper-nets)")
     return None
 
 
-def point_row(wl: str, hw: str, sparsity: float, phi_max: int, geom) -> dict:
-    """Evaluate one sweep point; a row of ``sweep.csv`` (or ``{"error": ...}``)."""
-    from model.config import ConfigError, load_config
+def point_row(wl: str, hw, sparsity: float, phi_max: int, geom) -> dict:
+    """Evaluate one sweep point on ``hw`` (an HwConfig); a row of ``sweep.csv`` (or ``{"error": ...}``)."""
+    from model.config import ConfigError
     from sim_bench import synth
     from sim_bench.perf import MECHANISMS, evaluate_network
-    cfg = load_config(hw)
+    cfg = hw
     n_comp, n_col, n_row = geom
     try:
         macro = dataclasses.replace(cfg.macro, n_comp=n_comp, n_col=n_col, n_row=n_row, phi_max=phi_max,
@@ -154,7 +143,10 @@ def point_row(wl: str, hw: str, sparsity: float, phi_max: int, geom) -> dict:
 
 
 def _point(args) -> dict:
-    return point_row(*args)
+    try:
+        return point_row(*args)
+    except BenchError as e:  # a figure without a finite value (PerfError): one line, also from a Ray worker
+        return {"error": str(e)}
 
 
 def _bar(progress: bool):
@@ -171,7 +163,7 @@ def _run_ray(points, workers: int, address: str | None, progress: bool) -> list[
     try:
         import ray
     except ImportError:
-        raise BenchError("--engine ray: Ray is not installed (run `make install`, or pass --engine serial)") from None
+        raise BenchError("engine ray: Ray is not installed (run `make install`, or use the serial engine)") from None
     from tqdm.auto import tqdm
     started = not ray.is_initialized()
     if started:
@@ -182,9 +174,9 @@ def _run_ray(points, workers: int, address: str | None, progress: bool) -> list[
                 ray.init(num_cpus=max(1, int(workers)), include_dashboard=False, log_to_driver=False,
                          logging_level="ERROR")
         except Exception as e:  # noqa: BLE001 - any start failure is one line for the user
-            raise BenchError(f"--address {address}: cannot join the Ray cluster ({type(e).__name__}: "
+            raise BenchError(f"address {address}: cannot join the Ray cluster ({type(e).__name__}: "
                              f"{str(e).splitlines()[0] if str(e) else ''})" if address else
-                             f"--engine ray: cannot start a local Ray cluster ({type(e).__name__})") from None
+                             f"engine ray: cannot start a local Ray cluster ({type(e).__name__})") from None
     try:
         task = ray.remote(_point)
         refs = [task.remote(p) for p in points]
@@ -207,7 +199,7 @@ def run_points(points, engine: str = "ray", workers: int = 2, address: str | Non
                progress: bool = True) -> list[dict]:
     """Evaluate ``(workload, hw, sparsity, phi_max, geometry)`` points; rows in point order."""
     if engine not in ENGINES:
-        raise BenchError(f"--engine: must be one of {', '.join(ENGINES)}, got {engine!r}")
+        raise BenchError(f"engine: must be one of {', '.join(ENGINES)}, got {engine!r}")
     points = list(points)
     rows = _run_ray(points, workers, address, progress) if engine == "ray" else _run_serial(points, progress)
     bad = [r["error"] for r in rows if "error" in r]
@@ -216,20 +208,22 @@ def run_points(points, engine: str = "ray", workers: int = 2, address: str | Non
     return rows
 
 
-def run_sweep(workload_name="digits", hw="paper", sparsities=(0.0, 0.25, 0.5, 0.75), phi_maxes=(1, 2),
+def run_sweep(workload_name, hw, sparsities=(0.0, 0.25, 0.5, 0.75), phi_maxes=(1, 2),
               geometries=((16, 16, 16),), out="build/sweep", workers: int = 2, plots: bool = True,
               engine: str = "ray", address: str | None = None, progress: bool = True) -> list[dict]:
-    """Run every point and write ``sweep.csv`` / ``sweep.json`` / ``sweep.png``; returns the rows."""
-    from model.config import ConfigError, load_config
-    try:
-        cfg_path = load_config(hw).path
-    except ConfigError as e:
-        raise BenchError(str(e)) from None
+    """Run every point on ``hw`` (an HwConfig) and write ``sweep.csv`` / ``sweep.json`` / ``sweep.png``; returns the rows.
+
+    ``sparsities`` lie in [0, 1], ``phi_maxes`` in [1, the macro's limit]
+    (:mod:`model.limits`); a bad one is a one-line :class:`BenchError` naming the field.
+    """
+    from model import limits
     workload(workload_name)  # validate (and fail) early, in this process
-    inputs = [cfg_path] + ([workload_name] if Path(workload_name).is_dir() else [])
+    inputs = [p for p in [hw.path] if p] + ([workload_name] if Path(workload_name).is_dir() else [])
+    sparsities = [limits.SPARSITY_CLOSED.check("sparsity", s, exc=BenchError) for s in sparsities]
+    phi_maxes = [limits.PHI_MAX.check("phi_max", p, exc=BenchError) for p in phi_maxes]
+    if not sparsities or not phi_maxes or not geometries:
+        raise BenchError("sparsities, phi_maxes, geometries: each must hold at least one value")
     for s in sparsities:
-        if not 0.0 <= s <= 1.0:
-            raise BenchError(f"--sparsity: {s}: must lie in [0, 1]")
         bad = _below_pruned(workload_name, float(s))
         if bad:
             raise BenchError(bad)
@@ -238,7 +232,7 @@ def run_sweep(workload_name="digits", hw="paper", sparsities=(0.0, 0.25, 0.5, 0.
     rows = run_points(pts, engine, workers, address, progress)
     with output_dir(out, "dbpim sweep", inputs) as tmp:
         _write_csv(tmp / "sweep.csv", rows)
-        (tmp / "sweep.json").write_text(json.dumps(rows, indent=2, default=float))
+        write_json(tmp / "sweep.json", rows)
         if plots:
             _plot(rows, tmp / "sweep.png")
     return rows
@@ -262,52 +256,3 @@ def _plot(rows, path):
     legend_outside(axes[-1], title="n_comp x n_col x n_row")
     fig.suptitle(f"{rows[0]['network']}: sweep (end to end, vs dense digital PIM)")
     save_figure(fig, path)
-
-
-def _floats(s, name):
-    try:
-        return [float(v) for v in s.split(",") if v.strip()]
-    except ValueError:
-        raise BenchError(f"--{name}: {s!r}: must be a comma-separated list of numbers") from None
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="dbpim sweep", description=(
-        "Block sparsity x phi_max x macro geometry sweep of the performance model, its points as Ray tasks; "
-        "writes sweep.csv, sweep.json and sweep.png into --out."))
-    p.add_argument("--workload", default="digits", help="digits, resnet18-cifar, resnet18-imagenet or an artifact "
-                   "directory (default: digits)")
-    p.add_argument("--sparsity", default="0,0.25,0.5,0.75",
-                   help="comma-separated block sparsities in [0, 1] (default: 0,0.25,0.5,0.75)")
-    p.add_argument("--phi-max", default="1,2", help="comma-separated FTA thresholds phi_max (default: 1,2)")
-    p.add_argument("--geometry", default="16x16x16",
-                   help="comma-separated macro geometries n_comp x n_col x n_row (default: 16x16x16)")
-    p.add_argument("--hw", default="paper", help="hardware YAML or shipped name (default: paper)")
-    p.add_argument("--engine", default="ray", choices=ENGINES,
-                   help="ray: points as Ray tasks; serial: in this process, the same CSV (default: ray)")
-    p.add_argument("--address", default=None, help="join this Ray cluster (e.g. auto or host:port) instead of "
-                   "starting a local one")
-    p.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray cluster (default: 2)")
-    p.add_argument("--out", default="build/sweep", help=OUT_HELP + " (default: build/sweep)")
-    p.add_argument("--no-plots", action="store_true", help="skip sweep.png")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    a = p.parse_args(argv)
-    try:
-        sp = _floats(a.sparsity, "sparsity")
-        ph = [int(v) for v in _floats(a.phi_max, "phi-max")]
-        geo = [parse_geometry(g) for g in a.geometry.split(",") if g.strip()]
-        rows = run_sweep(a.workload, a.hw, sp, ph, geo, a.out, max(1, a.workers), plots=not a.no_plots,
-                         engine=a.engine, address=a.address, progress=not a.quiet)
-    except (BenchError, OutputError) as e:
-        print(f"dbpim sweep: {e}", file=sys.stderr)
-        return 2
-    for r in rows:
-        print(f"{r['geometry [n_comp x n_col x n_row]']:>10} phi_max={r['phi_max [digits]']} "
-              f"sparsity={r['sparsity [fraction of blocks]']:.2f}: speedup {r['speedup [x]']:.2f}x, "
-              f"energy saving {r['energy_saving [%]']:.1f}%, U_system {r['utilization_system [%]']:.1f}%")
-    print(f"sweep written to {a.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

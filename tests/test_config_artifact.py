@@ -93,7 +93,12 @@ def _edit_npz(key, fn_arr):
         z = dict(np.load(f))
         z[key] = fn_arr(z[key])
         np.savez(f, **z)
+        artifact.reseal(d)  # the digests agree again: the array checks are what is tested
     return fn
+
+
+def _first_layer_file(d):
+    return d / "layers" / sorted(p.name for p in (d / "layers").iterdir())[0]
 
 
 def _flip_weight(w):
@@ -104,7 +109,7 @@ def _flip_weight(w):
 
 
 @pytest.mark.parametrize("fn,msg", [
-    (_edit_manifest(["version"], 3), "field 'version' must be one of 1, 2"),
+    (_edit_manifest(["version"], 5), "field 'version' must be one of 1, 2, 3, 4"),
     (_edit_manifest(["format"], "onnx"), "field 'format' must be 'dbpim-artifact'"),
     (_edit_manifest(["hw", "n_comp"], 3), "field 'hw': macro.n_comp"),
     (_edit_manifest(["layers", 0, "kind"], "conv3d"), "field 'kind' must be one of"),
@@ -117,8 +122,9 @@ def _flip_weight(w):
     (_edit_npz("w", lambda a: a.astype(np.int16)), "array 'w' must be int8"),
     (_edit_npz("w", _flip_weight), "packed tiles do not reproduce"),
     (_edit_npz("tiles_idx", lambda a: a + 4), r"array 'tiles_idx' must lie in \[0, 3\]"),
-    (lambda d: (d / "layers" / sorted(p.name for p in (d / "layers").iterdir())[0]).write_text("x"),
-     "not a readable .npz"),
+    (lambda d: _first_layer_file(d).write_text("x") and artifact.reseal(d), "not a readable .npz"),
+    (lambda d: _first_layer_file(d).write_text("x"),
+     r"layers/000_fc1.npz: digest does not match manifest.yaml \(file changed after it was written\)"),
     (lambda d: (d / "manifest.yaml").unlink(), "manifest.yaml: not found"),
 ])
 def test_load_rejects_malformed(art, tmp_path, fn, msg):

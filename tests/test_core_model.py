@@ -138,3 +138,65 @@ def test_plan_errors_are_one_line(rng):
         assert "\n" not in msg and msg.startswith("conv9: filter tile") and needle in msg
     with pytest.raises(PlanError, match="compiled for"):
         compile_program(comp, 4, CoreParams.from_config(load_config("paper")))
+
+
+def test_two_tile_banks_hide_the_next_load(rng):
+    """tile_banks 2: each pass but a START's first waits only for max(0, load - overlap of the pass before),
+    overlap = the pass's cycles after its first round start + 1 (docs/design.md §11); checked against the
+    one-bank passes of model.core_timing.pass_cycles, pass by pass, with loads stretched as an off-chip fetch
+    stretches them (sim_bench). With the core's own loads (one cell row per cycle from its tile store) the
+    first round's delivery already covers every load: two banks change no CYCLES."""
+    import dataclasses
+
+    from model.core_timing import layer_cycles, pixel_cycles
+    mc = MacroConfig(n_comp=4, n_col=4, n_row=8, in_bits=8, phi_max=2, lanes=4, pipeline=False)
+    comp = _layer(rng, mc=mc, K=5 * mc.capacity_rows, N=6, sparsity=0.0, gain=30.0)  # >= 4 row tiles of 8 rows
+    P = 3
+    xs = rng.integers(0, 256, (2, P, comp.K)) * (rng.random((2, P, comp.K)) < 0.05)  # sparse: short passes
+    one = compile_program(comp, P, CoreParams.from_config(_hw(CoreConfig(descriptors=8, out_pixels=2), M=1, mc=mc)))
+    two = compile_program(comp, P, CoreParams.from_config(
+        _hw(CoreConfig(descriptors=8, out_pixels=2, tile_banks=2), M=1, mc=mc)))
+    plan = one.plan
+    assert plan.n_segments >= 2 and np.array_equal(plan.segment, two.plan.segment)
+    for stretch in (1, 40):
+        slow = dataclasses.replace(plan, load=plan.load * stretch)
+        for x in xs:
+            pix = pixel_cycles(input_bits(x, False), comp.tiles, mc)
+            comp_ = np.zeros((plan.tile.size, int(plan.pixels.max())), np.int64)
+            for i in range(plan.tile.size):
+                comp_[i, :plan.pixels[i]] = pix[plan.p0[i]:plan.p0[i] + plan.pixels[i], plan.tile[i]]
+            stream = plan.pixels * plan.n_out * plan.last
+            whole = pass_cycles(slow.load, plan.deliver, comp_, plan.pixels, stream, macros=1, n_col=mc.n_col)
+            d0 = plan.deliver + CORE_LATENCY["deliver"]  # M_0 = 1 vector with one macro
+            after = pass_cycles(np.zeros_like(plan.load), plan.deliver, comp_, plan.pixels, stream, 1, mc.n_col) \
+                - CORE_LATENCY["pass"] - d0
+            want = whole.copy()
+            for k in range(1, plan.tile.size):
+                if plan.segment[k] == plan.segment[k - 1]:
+                    waited = max(0, int(slow.load[k]) - (int(after[k - 1]) + 1))
+                    want[k] = CORE_LATENCY["pass"] + max(waited, int(d0[k])) + after[k]
+            starts = [want[plan.segment == s].sum() + CORE_LATENCY["run"] for s in range(plan.n_segments)]
+            c1 = layer_cycles(slow, pix[None], mc, 1, tile_banks=1)[0]
+            c2 = layer_cycles(slow, pix[None], mc, 1, tile_banks=2)[0]
+            assert list(c2) == starts
+            assert list(c1) == [whole[plan.segment == s].sum() + CORE_LATENCY["run"]
+                                for s in range(plan.n_segments)]
+            if stretch == 1:  # the core itself: loads within the first round's delivery
+                assert np.all(plan.load < d0)
+                r1, r2 = run_core(one, x), run_core(two, x)
+                assert np.array_equal(r1.cycles, c1) and np.array_equal(r2.cycles, c2)
+                assert np.array_equal(c1, c2) and np.array_equal(r1.out, r2.out)
+            else:  # stretched loads: all but each START's first partly hidden
+                assert np.all(c2 < c1)
+                assert np.all(c1 - c2 <= [((plan.segment == s).sum() - 1) * (after.max() + 1)
+                                          for s in range(plan.n_segments)])
+
+
+@pytest.mark.parametrize("banks", [1, 2])
+def test_core_layer_cycles_equal_the_twin_both_banks(rng, banks):
+    hw = load_config("small").replace(core={"tile_banks": banks})
+    comp = _layer(rng, mc=hw.macro)
+    prog = compile_program(comp, 9, CoreParams.from_config(hw))
+    xs = rng.integers(0, 256, (3, 9, comp.K))
+    cyc = core_layer_cycles(comp, input_bits(xs, False), hw.system.macros_per_core, hw.core)
+    assert np.array_equal(cyc, np.stack([run_core(prog, x).cycles for x in xs]))

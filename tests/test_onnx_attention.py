@@ -216,8 +216,8 @@ def tokens():
 
 def compile_onnx(f, data, out) -> dict:
     """The one place these tests call the flow (tiny schedule)."""
-    from model.torch.flow import run_flow
-    return run_flow(str(f), data, 0.5, out=out, **TINY)
+    from flow_helpers import run_flow_kw
+    return run_flow_kw(str(f), data, 0.5, out=out, **TINY)
 
 
 @pytest.mark.parametrize("kind, batch_first, dynamo", [("mha", True, False), ("mha", False, True),

@@ -10,6 +10,7 @@ from torch import nn
 from dbpim import paper_nets
 from model import artifact as gart
 from model.artifact import ArtifactError
+from model.config import load_config
 from model.prune import expand_mask
 from model.torch.export import _w_float
 from model.torch.prune import apply_masks, weight_kn
@@ -29,10 +30,11 @@ def test_efficientnet_keeps_its_stride_two_stem():
 
 
 def test_untrained_artifact_has_unpruned_float_weights(tmp_path):
-    path = paper_nets.build("alexnet", tmp_path, "small", sparsity=0.5, n_calib=32, n_record=1, width=0.125)
+    path = paper_nets.build("alexnet", tmp_path, load_config("small"), sparsity=0.5, n_calib=32, n_record=1, width=0.125)
     assert path.name == "alexnet-w0.125-untrained"
     art = gart.load(path)
     assert art.meta["untrained"] is True and art.network.endswith("-untrained")
+    assert art.hw is not None and art.hw.digest() == load_config("small").digest()  # what it was compiled for
     for rec in art.mapped_layers():
         c = rec.compiled
         assert rec.w_float.dtype == np.float32 and rec.w_float.shape == (c.K, c.N)
@@ -47,6 +49,9 @@ def test_untrained_artifact_has_unpruned_float_weights(tmp_path):
     z = dict(np.load(f))
     z["w_float"] = z["w_float"].astype(np.float64)
     np.savez(f, **z)
+    with pytest.raises(ArtifactError, match=f"{f.name}: digest does not match manifest.yaml"):
+        gart.load(path)  # changed after it was written: refused before it is read
+    gart.reseal(path)
     with pytest.raises(ArtifactError, match="w_float"):
         gart.load(path)
 

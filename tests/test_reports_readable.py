@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from model.artifact import load
+from model.config import load_config
 from sim_bench import report, sweep
 
 REPR = r"\[\d[\d, ]*\]|\{'|\{\"|\bNone\b|\bTrue\b|\bFalse\b|np\.\w+\("
@@ -25,7 +27,7 @@ def art_no_inputs(tmp_path_factory, save_digits_artifact):
 
 def test_bench_states_layers_without_recorded_inputs(art_no_inputs, tmp_path):
     out = tmp_path / "rep"
-    report.run_report(art_no_inputs, "paper", out, plots=False)
+    report.run_report(load(art_no_inputs), load_config("paper"), out, plots=False)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["layers_without_inputs"] == ["fc2"]
     md = (out / "summary.md").read_text()
@@ -58,8 +60,8 @@ def figures(monkeypatch):
 
 
 def test_plots_keep_legends_off_the_data_and_write_units(art_no_inputs, tmp_path, figures):
-    report.run_report(art_no_inputs, "paper", tmp_path / "rep")
-    sweep.run_sweep("digits", "paper", sparsities=(0.0, 0.5), phi_maxes=(1, 2), out=tmp_path / "sw", workers=1)
+    report.run_report(load(art_no_inputs), load_config("paper"), tmp_path / "rep")
+    sweep.run_sweep("digits", load_config("paper"), sparsities=(0.0, 0.5), phi_maxes=(1, 2), out=tmp_path / "sw", workers=1)
     names = {n for n, _ in figures}
     assert {"mechanisms.png", "time_breakdown.png", "layer_speedup.png", "utilization.png", "energy_breakdown.png",
             "sweep.png"} <= names

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from model import artifact, reram
+from model.config import load_config
 from model.outdir import MARKER
 from sim_bench import compare as cmp
 from sim_bench import reram as xb
@@ -251,9 +252,9 @@ def test_compare_cli_errors_are_one_line(small_art, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("dbpim compare:") and "artifact not found" in err and "\n" not in err
     assert main(["compare", "--artifact", str(small_art), "--hw", "small", "--out", str(tmp_path / "o")]) == 2
-    assert "macro" in capsys.readouterr().err
+    assert "macro must match" in capsys.readouterr().err
     assert main(["compare", "--artifact", str(small_art), "--finetune-epochs", "-1", "--out", str(tmp_path / "o")]) == 2
-    assert "--finetune-epochs: must be a number >= 0" in capsys.readouterr().err
+    assert "--finetune-epochs: must be a finite number in [0, 10000]" in capsys.readouterr().err
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "mine.txt").write_text("keep")
     assert main(["compare", "--artifact", str(small_art), "--no-accuracy", "--out", str(tmp_path / "busy")]) == 2
@@ -265,11 +266,11 @@ def test_compare_cli_errors_are_one_line(small_art, tmp_path, capsys):
 def test_compare_accuracy_on_a_compiled_network(tmp_path):
     """The flow is re-run, its weights are checked equal to the artifact's, each scheme is evaluated."""
     from dbpim.compare import run_compare
-    from model.torch.flow import run_flow
+    from flow_helpers import run_flow_kw
     tiny = dict(epochs=2, finetune_epochs=0.5, qat_epochs=0.5, n_train=192, n_test=96, progress=False,
                 hw="hw/configs/small.yaml", width=0.5, compare=False, plots=False)
-    rep = run_flow("smallcnn", "digits", 0.5, out=tmp_path / "c", seed=0, **tiny)
-    rows = run_compare([rep["artifact"]], hw="small", out=tmp_path / "cmp", plots=False)
+    rep = run_flow_kw("smallcnn", "digits", 0.5, out=tmp_path / "c", seed=0, **tiny)
+    rows = run_compare([artifact.load(rep["artifact"])], load_config("small"), out=tmp_path / "cmp", plots=False)
     acc = {(r.technology, r.scheme): r for r in rows}
     assert acc[("DB-PIM", "dbpim")].accuracy == pytest.approx(rep["accuracy"]["final"])
     assert acc[("DB-PIM", "dense")].accuracy == pytest.approx(rep["accuracy"]["final"])  # same weights
@@ -284,13 +285,13 @@ def test_compare_accuracy_on_a_compiled_network(tmp_path):
         or "activations pruned where a segment's |x| <= " in acc[("ReRAM", "era_bs")].accuracy_note
     # the hook left the network as it was: the re-run's export (bit-exact check against the golden model)
     # passed, else the accuracies would be None with "re-running the flow failed"
-    rows0 = run_compare([rep["artifact"]], hw="small", out=tmp_path / "cmp0", plots=False, finetune_epochs=0)
+    rows0 = run_compare([artifact.load(rep["artifact"])], load_config("small"), out=tmp_path / "cmp0", plots=False, finetune_epochs=0)
     acc0 = {(r.technology, r.scheme): r for r in rows0}
     assert acc0[("ReRAM", "sme")].accuracy_note.endswith("no fine-tune")
     assert acc0[("ReRAM", "dense")].accuracy == acc[("ReRAM", "dense")].accuracy
     # without a fine-tune the rows count the transformed start weights, as --no-accuracy does (which prunes
     # no activation: ERA-BS's threshold is calibrated on the network)
-    plain = {(r.technology, r.scheme): r for r in run_compare([rep["artifact"]], hw="small", out=tmp_path / "cmpn",
+    plain = {(r.technology, r.scheme): r for r in run_compare([artifact.load(rep["artifact"])], load_config("small"), out=tmp_path / "cmpn",
                                                               plots=False, accuracy=False)}
     for s in ("sme", "era_bs", "sharing"):
         assert acc0[("ReRAM", s)].storage_bits == plain[("ReRAM", s)].storage_bits
@@ -303,7 +304,7 @@ def test_compare_accuracy_on_a_compiled_network(tmp_path):
 
 def test_projected_finetune_trains_a_copy_under_the_constraint(tmp_path):
     import torch
-    from model.torch.flow import run_flow
+    from flow_helpers import run_flow_kw
     from model.torch.project import projected_finetune
     from model.torch.qat import qlayers
     from model.torch.train import evaluate
@@ -312,7 +313,7 @@ def test_projected_finetune_trains_a_copy_under_the_constraint(tmp_path):
     def keep(net, data):
         import copy
         got["net"], got["data"] = copy.deepcopy(net), data
-    run_flow("smallcnn", "digits", 0.5, out=tmp_path / "c", seed=0, epochs=2, finetune_epochs=0.5, qat_epochs=0.5,
+    run_flow_kw("smallcnn", "digits", 0.5, out=tmp_path / "c", seed=0, epochs=2, finetune_epochs=0.5, qat_epochs=0.5,
              n_train=192, n_test=96, progress=False, hw="hw/configs/small.yaml", width=0.5, compare=False,
              plots=False, on_frozen=keep)
     net, d = got["net"], got["data"]
@@ -363,7 +364,7 @@ def test_scheme_fine_tune_on_a_grouped_convolution(tmp_path):
     import torch.nn.functional as F
     from torch import nn
     from dbpim.compare import _evaluate_hook
-    from model.torch.flow import run_flow
+    from flow_helpers import run_flow_kw
 
     class Grouped(nn.Module):
         def __init__(self):
@@ -377,12 +378,12 @@ def test_scheme_fine_tune_on_a_grouped_convolution(tmp_path):
     kw = dict(epochs=1, finetune_epochs=0.5, qat_epochs=0.5, n_train=192, n_test=96, progress=False, seed=0,
               hw="hw/configs/small.yaml", compare=False, plots=False)
     torch.manual_seed(0)
-    rep = run_flow(Grouped(), "digits", 0.5, out=tmp_path / "a", **kw)
+    rep = run_flow_kw(Grouped(), "digits", 0.5, out=tmp_path / "a", **kw)
     art = artifact.load(rep["artifact"])
     assert [r.name for r in art.mapped_layers()] == ["c1", "c2.g0", "c2.g1", "fc"]
     cfg, result = xb.ReramConfig(), {}
     torch.manual_seed(0)
-    run_flow(Grouped(), "digits", 0.5, out=tmp_path / "b", **kw,
+    run_flow_kw(Grouped(), "digits", 0.5, out=tmp_path / "b", **kw,
              on_frozen=_evaluate_hook(art, cfg, xb.SCHEMES, dict(epochs=0.5, lr=1e-3, batch_size=64, seed=3), result))
     assert result["reproduced"] and result["dbpim"] == pytest.approx(rep["accuracy"]["final"])
     for s in ("sme", "era_bs", "sharing"):

@@ -103,11 +103,10 @@ def test_unwritable_out_is_one_line(art, tmp_path, capsys, monkeypatch):
 
 
 def test_make_bench_refuses_foreign_out(tmp_path, capsys):
-    from dbpim import bench
     out = tmp_path / "speed"
     out.mkdir()
     (out / "results.json").write_text("{}")
-    assert bench.main(["--out", str(out), "--quick"]) == 2
+    assert cli.main(["speed", "--out", str(out), "--quick"]) == 2
     assert "results.json" in capsys.readouterr().err
     assert _snapshot(out) == {"results.json": b"{}"}
 
@@ -164,9 +163,9 @@ def test_verilog_manifest_always_matches_the_folder(tmp_path, capsys):
     pytest.importorskip("amaranth")
     from hw.generate import generate
     out = tmp_path / "v"
-    generate("small", out, blocks=["lpu", "dbmu"])
+    generate(load_config("small"), out, blocks=["lpu", "dbmu"])
     (out / MARKER).unlink()  # as a previous version left it: adopted through its manifest
-    man = generate("paper", out, blocks=["lpu"])
+    man = generate(load_config("paper"), out, blocks=["lpu"])
     on_disk = sorted(p.name for p in out.glob("*.v"))
     assert on_disk == ["dbpim_lpu.v"] == [e["file"] for e in man["blocks"].values()]
     assert json.loads((out / "manifest.json").read_text())["config"] == "paper"
@@ -195,9 +194,9 @@ def test_compile_all_zoo_writes_through_the_helper(tmp_path):
     pytest.importorskip("torch")
     from model.torch import flow
     out = tmp_path / "zoo"
-    assert flow.run_all_zoo(out, "small", names=()) == {}
+    assert flow.run_all_zoo(load_config("small"), out=out, names=()) == {}
     assert sorted(p.name for p in out.iterdir()) == [MARKER, "summary.json"]
     assert json.loads((out / MARKER).read_text())["command"] == "dbpim compile --all-zoo"
     (out / "mine.txt").write_text("x")
     with pytest.raises(flow.FlowError, match="mine.txt"):
-        flow.run_all_zoo(out, "small", names=())
+        flow.run_all_zoo(load_config("small"), out=out, names=())

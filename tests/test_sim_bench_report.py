@@ -9,9 +9,13 @@ import shutil
 import pytest
 import yaml
 
-from model.config import load_config
 from dbpim import bench as run_all
+from dbpim.cli import main as dbpim
+from model.artifact import load
+from model.config import load_config
 from sim_bench import paper, report, sweep
+
+PAPER = load_config("paper")
 
 TEXT_COLUMNS = {"layer", "kind", "type", "op", "inputs"}
 
@@ -23,7 +27,7 @@ def art(tmp_path_factory, save_digits_artifact):
 
 def test_bench_report_outputs(art, tmp_path, capsys):
     out = tmp_path / "rep"
-    assert report.main(["--artifact", str(art), "--hw", "paper", "--out", str(out)]) == 0
+    assert dbpim(["bench", "--artifact", str(art), "--hw", "paper", "--out", str(out)]) == 0
     assert "speedup" in capsys.readouterr().out
     for f in ("layers.csv", "summary.json", "summary.md", "mechanisms.png", "layer_speedup.png", "utilization.png",
               "time_breakdown.png", "energy_breakdown.png", "energy_tornado.png"):
@@ -52,29 +56,29 @@ def test_bench_errors_are_one_line_and_keep_old_output(art, tmp_path, capsys):
     out = tmp_path / "rep"
     out.mkdir()
     (out / "keep.txt").write_text("old")
-    assert report.main(["--artifact", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert dbpim(["bench", "--artifact", str(tmp_path / "missing"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "missing" in err
     bad = tmp_path / "bad.yaml"
     bad.write_text(open(load_config("paper").path).read().replace("cores: 8", "cores: many"))
-    assert report.main(["--artifact", str(art), "--hw", str(bad), "--out", str(out)]) == 2
+    assert dbpim(["bench", "--artifact", str(art), "--hw", str(bad), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "system.cores" in err
-    assert report.main(["--artifact", str(art), "--hw", "small", "--out", str(out)]) == 2
-    assert "macro" in capsys.readouterr().err
+    assert dbpim(["bench", "--artifact", str(art), "--hw", "small", "--out", str(out)]) == 2
+    assert "macro must match" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "old"
 
 
 def test_failure_mid_write_keeps_old_output(art, tmp_path, monkeypatch):
     out = tmp_path / "rep"
-    report.run_report(art, "paper", out, plots=False)
+    report.run_report(load(art), PAPER, out, plots=False)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
     def boom(*a, **k):
         raise RuntimeError("disk full")
     monkeypatch.setattr(report, "plot_mechanisms", boom)
     with pytest.raises(RuntimeError):
-        report.run_report(art, "paper", out)
+        report.run_report(load(art), PAPER, out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]  # no temporary left behind
 
@@ -87,8 +91,8 @@ def test_bench_paper_combined(art, tmp_path):
     man["meta"] = {"untrained": True}
     (second / "manifest.yaml").write_text(yaml.safe_dump(man, sort_keys=False))
     out = tmp_path / "paper"
-    assert paper.main(["--artifacts", str(art), str(second), "--fig11", str(second), "--fig11-sparsity", "0.5,0.75",
-                       "--engine", "serial", "--out", str(out)]) == 0
+    assert dbpim(["bench-paper", "--artifacts", str(art), str(second), "--fig11", str(second), "--fig11-sparsity",
+                  "0.5,0.75", "--engine", "serial", "--out", str(out)]) == 0
     rows = list(csv.DictReader(open(out / "networks.csv")))
     assert [r["network"] for r in rows] == ["digits-mlp", "ResNet18-w1-untrained"]
     assert [r["weights"] for r in rows] == ["trained (digits)", "untrained"]
@@ -109,12 +113,12 @@ def test_bench_paper_combined(art, tmp_path):
     for f in ("fig11.png", "fig12.png", "time_breakdown.png"):
         assert (out / f).stat().st_size > 0, f
     assert (out / "ResNet18-w1-untrained" / "layers.csv").is_file()
-    assert paper.main(["--artifacts", "--out", str(tmp_path / "x")]) == 2
+    assert dbpim(["bench-paper", "--out", str(tmp_path / "x")]) == 2
 
 
 def test_sweep_serial(art, tmp_path):
     out = tmp_path / "sw"
-    rows = sweep.run_sweep(str(art), "paper", sparsities=(0.5, 0.75), phi_maxes=(1, 2), geometries=((16, 16, 16),),
+    rows = sweep.run_sweep(str(art), PAPER, sparsities=(0.5, 0.75), phi_maxes=(1, 2), geometries=((16, 16, 16),),
                            out=out, engine="serial", progress=False)
     assert len(rows) == 4 and (out / "sweep.csv").is_file() and (out / "sweep.png").is_file()
     by = {(r["phi_max [digits]"], r["sparsity [fraction of blocks]"]): r for r in rows}
@@ -123,24 +127,24 @@ def test_sweep_serial(art, tmp_path):
     assert {r["float_weights"] for r in rows} == {"dequantized FTA (approximate)"}
     # below the artifact's own sparsity the pruned blocks are zeros: refused in one line
     with pytest.raises(sweep.BenchError, match="below the workload's own block sparsity 0.50"):
-        sweep.run_sweep(str(art), "paper", sparsities=(0.0,), phi_maxes=(2,), out=tmp_path / "low", engine="serial")
+        sweep.run_sweep(str(art), PAPER, sparsities=(0.0,), phi_maxes=(2,), out=tmp_path / "low", engine="serial")
     for col in rows[0]:
         assert col in {"network", "float_weights"} or "[" in col
-    assert sweep.main(["--workload", "nope", "--out", str(tmp_path / "x")]) == 2
-    assert sweep.main(["--workload", str(art), "--geometry", "16x16", "--out", str(tmp_path / "x")]) == 2
+    assert dbpim(["sweep", "--workload", "nope", "--out", str(tmp_path / "x")]) == 2
+    assert dbpim(["sweep", "--workload", str(art), "--geometry", "16x16", "--out", str(tmp_path / "x")]) == 2
 
 
 def test_sweep_on_ray_gives_the_serial_csv(art, tmp_path):
     """Two points on an embedded Ray cluster: the same sweep.csv, byte for byte, as the serial engine."""
     pytest.importorskip("ray")
     kw = dict(sparsities=(0.5, 0.75), phi_maxes=(2,), geometries=((16, 16, 16),), plots=False, progress=False)
-    sweep.run_sweep(str(art), "paper", out=tmp_path / "serial", engine="serial", **kw)
-    sweep.run_sweep(str(art), "paper", out=tmp_path / "ray", engine="ray", workers=2, **kw)
+    sweep.run_sweep(str(art), PAPER, out=tmp_path / "serial", engine="serial", **kw)
+    sweep.run_sweep(str(art), PAPER, out=tmp_path / "ray", engine="ray", workers=2, **kw)
     assert (tmp_path / "ray" / "sweep.csv").read_bytes() == (tmp_path / "serial" / "sweep.csv").read_bytes()
 
 
 def test_demo_returns_plots(art, tmp_path, capsys):
-    paths = report.demo(art, "paper", tmp_path / "demo")
+    paths = report.demo(load(art), PAPER, tmp_path / "demo")
     assert paths and all(p.is_file() and p.suffix == ".png" for p in paths)
     assert "speedup" in capsys.readouterr().out
 

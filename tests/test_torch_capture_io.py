@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from model.torch.attention import DecomposedMHA, decompose_attention
 from model.torch.data import DataError, as_data, load_npz
-from model.torch.flow import main
+from dbpim.cli import main as dbpim
 from model.torch.graph import capture, fold_bn
 from model.torch.sources import ModelError, load_model
 
@@ -184,13 +184,14 @@ def test_cli_with_own_files(tmp_path, capsys):
     torch.manual_seed(0)
     save_file(Mlp().state_dict(), str(tmp_path / "w.safetensors"))
     common = ["--data", str(f), "--epochs", "1", "--finetune-epochs", "0.5", "--qat-epochs", "0.5", "--no-compare",
-              "--hw", "small", "--quiet"]
-    rc = main(["--model", str(tmp_path / "w.safetensors"), "--model-class", "test_torch_capture_io:Mlp",
+              "--hw", "small", "-q"]
+    rc = dbpim(["compile", "--model", str(tmp_path / "w.safetensors"), "--model-class", "test_torch_capture_io:Mlp",
                "--out", str(tmp_path / "o1")] + common)
     assert rc == 0 and "MACs on the macros: 100.0 %" in capsys.readouterr().out
-    assert main(["--model", str(tmp_path / "w.safetensors"), "--model-class", "smallcnn",
+    assert dbpim(["compile", "--model", str(tmp_path / "w.safetensors"), "--model-class", "smallcnn",
                  "--out", str(tmp_path / "o2")] + common) == 2
     err = capsys.readouterr().err.strip()
     assert "w.safetensors: not a state dict for smallcnn" in err and len(err.splitlines()) == 1
-    assert main(["--model", "smallcnn", "--data", str(tmp_path / "none.npz"), "--out", str(tmp_path / "o3")]) == 2
+    assert dbpim(["compile", "--model", "smallcnn", "--data", str(tmp_path / "none.npz"),
+                  "--out", str(tmp_path / "o3")]) == 2
     assert "none.npz: file not found" in capsys.readouterr().err

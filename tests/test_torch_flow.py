@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from model import artifact as gart
-from model.torch.flow import main, run_flow, total_sparsity
+from flow_helpers import run_flow_kw
+from model.torch.flow import total_sparsity
 
 torch.set_num_threads(2)
 TINY = dict(epochs=4, finetune_epochs=0.5, qat_epochs=0.5, n_train=256, n_test=128, progress=False,
@@ -17,7 +18,7 @@ TINY = dict(epochs=4, finetune_epochs=0.5, qat_epochs=0.5, n_train=256, n_test=1
 @pytest.fixture(scope="module")
 def flow_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("flow")
-    return out, run_flow("smallcnn", "digits", 0.5, out=out, seed=0, **TINY)
+    return out, run_flow_kw("smallcnn", "digits", 0.5, out=out, seed=0, **TINY)
 
 
 def test_flow_report_and_artifact(flow_run):
@@ -42,11 +43,13 @@ def test_flow_report_and_artifact(flow_run):
     assert len(art.mapped_layers()) == len(layers)
     assert all(layer.x is not None and layer.x.shape[0] == 4 for layer in art.mapped_layers())
     assert art.macro.n_col == 4
+    from model.config import load_config
+    assert art.hw is not None and art.hw.digest() == load_config(TINY["hw"]).digest()  # what it was compiled for
 
 
 def test_flow_deterministic(flow_run, tmp_path):
     out, rep = flow_run
-    rep2 = run_flow("smallcnn", "digits", 0.5, out=tmp_path, seed=0, compare=False, plots=False, **TINY)
+    rep2 = run_flow_kw("smallcnn", "digits", 0.5, out=tmp_path, seed=0, compare=False, plots=False, **TINY)
     for k in ("float", "block_pruned", "fta_qat", "final"):
         assert rep2["accuracy"][k] == rep["accuracy"][k]
     a, b = gart.load(rep["artifact"]), gart.load(rep2["artifact"])
@@ -56,7 +59,7 @@ def test_flow_deterministic(flow_run, tmp_path):
 
 
 def test_flow_passes_depthwise_through(tmp_path):
-    rep = run_flow("mobilenetv2", "digits", 0.5, out=tmp_path, seed=0, compare=False, plots=False,
+    rep = run_flow_kw("mobilenetv2", "digits", 0.5, out=tmp_path, seed=0, compare=False, plots=False,
                    **{**TINY, "width": 0.125, "n_train": 64, "n_test": 32, "epochs": 0.25,
                       "finetune_epochs": 0.25, "qat_epochs": 0.25})
     pt = [r for r in rep["layers"] if r["passed_through"]]
@@ -70,34 +73,57 @@ def test_total_sparsity():
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["--model", "lenet"], "--model: unknown name 'lenet'; allowed: smallcnn"),
-    (["--sparsity", "1.5"], "--sparsity: must be a number in [0, 1)"),
-    (["--hw", "nope.yaml"], "--hw: nope.yaml: file not found"),
-    (["--data", "mnist"], "--data: unknown dataset 'mnist'"),
-    (["--phi-max", "3"], "--phi-max: must be an integer in [1, 2]"),
-    (["--model", "x.pt"], "--model: x.pt: file not found"),
-    (["--epochs", "-1"], "--epochs: must be a number >= 0"),
-    (["--data", "cifar10:/nonexistent"], "--data: /nonexistent: no such directory"),
-    (["--batch-size", "0"], "--batch-size: must be an integer >= 1"),
-    (["--width", "0"], "--width: must be a number > 0"),
+    (["--model", "lenet"], "dbpim compile: model: unknown name 'lenet'; allowed: smallcnn"),
+    (["--sparsity", "1.5"], "dbpim compile: --sparsity: must be a finite number in [0, 1), got 1.5"),
+    (["--hw", "nope.yaml"], "dbpim compile: --hw: nope.yaml: file not found"),
+    (["--data", "mnist"], "dbpim compile: data: unknown dataset 'mnist'"),
+    (["--phi-max", "3"], "dbpim compile: phi_max: must be an integer in [1, 2], got 3"),
+    (["--model", "x.pt"], "dbpim compile: model: x.pt: file not found"),
+    (["--epochs", "-1"], "dbpim compile: --epochs: must be a finite number in [0, 10000], got -1.0"),
+    (["--data", "cifar10:/nonexistent"], "data: /nonexistent: no such directory"),
+    (["--batch-size", "0"], "dbpim compile: --batch-size: must be an integer in [1, 65536], got 0"),
+    (["--width", "0"], "dbpim compile: --width: must be a finite number in (0, 16.0], got 0.0"),
 ])
 def test_cli_errors(argv, needle, tmp_path, capsys):
-    assert main(argv + ["--out", str(tmp_path), "--quiet"]) == 2
+    from dbpim.cli import main
+    assert main(["compile"] + argv + ["--out", str(tmp_path), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert needle in err and len(err.splitlines()) == 1
+    assert needle in err and len(err.splitlines()) == 1, err
 
 
 def test_cli_state_dict(tmp_path, capsys):
+    from dbpim.cli import main
     from model.torch.zoo import get_model
     torch.save(get_model("smallcnn", 10, width=0.5).state_dict(), tmp_path / "m.pt")
-    assert main(["--model", str(tmp_path / "m.pt"), "--out", str(tmp_path / "o"), "--quiet"]) == 2
-    assert "--model-class: required" in capsys.readouterr().err
-    rc = main(["--model", str(tmp_path / "m.pt"), "--model-class", "smallcnn", "--width", "0.5", "--epochs", "0",
-               "--finetune-epochs", "0.2", "--qat-epochs", "0.2", "--no-compare", "--hw", "small",
+    assert main(["compile", "--model", str(tmp_path / "m.pt"), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "model_class: required" in capsys.readouterr().err
+    rc = main(["compile", "--model", str(tmp_path / "m.pt"), "--model-class", "smallcnn", "--width", "0.5",
+               "--epochs", "0", "--finetune-epochs", "0.2", "--qat-epochs", "0.2", "--no-compare", "--hw", "small",
                "--out", str(tmp_path / "o"), "--quiet"])
     assert rc == 0
-    assert "artifact:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "artifact:" in out
+    assert "speedup" in out and "energy saving" in out and "utilization" in out  # ends with the bench summary
     assert (tmp_path / "o" / "artifact" / "manifest.yaml").exists()
+
+
+def test_flow_options_name_the_field():
+    from model.torch.flow import FlowError, FlowOptions
+    for kw, needle in (({"epochs": float("inf")}, "epochs: must be a finite number"),
+                       ({"lr": float("nan")}, "lr: must be a finite number in (0, 10]"),
+                       ({"seed": -1}, "seed: must be an integer"), ({"width": 1e6}, "width: must be"),
+                       ({"n_record": 0}, "n_record: must be an integer"), ({"phi_max": 1.5}, "phi_max: must be"),
+                       ({"phi_min": 3, "phi_max": 2}, "phi_min: must be")):
+        with pytest.raises(FlowError) as e:
+            FlowOptions(**kw)
+        assert str(e.value).startswith(needle) and "--" not in str(e.value), str(e.value)
+
+
+def test_run_flow_takes_objects(tmp_path):
+    from model.torch.flow import FlowError, FlowOptions, run_flow
+    with pytest.raises(FlowError, match="hw: must be an HwConfig"):
+        run_flow("smallcnn", "digits", "paper", FlowOptions(), out=tmp_path / "o")
+    assert not (tmp_path / "o").exists()
 
 
 REPR = r"\[\d[\d, ]*\]|\{'|\{\"|\bNone\b|\bTrue\b|\bFalse\b|np\.\w+\("
@@ -126,7 +152,7 @@ def test_non_finite_network_fails_before_training(tmp_path, monkeypatch, tensor,
         dict(list(net.named_parameters()) + list(net.named_buffers()))[tensor].view(-1)[0] = value
     layer = tensor.rpartition(".")[0]
     with pytest.raises(flow.FlowError, match=f"layer {layer}: {tensor.rpartition('.')[2]} holds NaN or inf") as e:
-        run_flow(net, "digits", 0.5, out=tmp_path / "o", **TINY)
+        run_flow_kw(net, "digits", 0.5, out=tmp_path / "o", **TINY)
     assert "\n" not in str(e.value)
     assert not (tmp_path / "o").exists()
 

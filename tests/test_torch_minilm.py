@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from dbpim.cli import main as dbpim
+
 from model.torch import minilm
 
 
@@ -29,10 +31,10 @@ def test_minilm_real_weights():
 def test_minilm_main(monkeypatch, tmp_path, capsys):
     rng = np.random.default_rng(1)
     monkeypatch.setattr(minilm, "linear_weights", lambda path=None: {"x.weight": rng.normal(0, 1, (8, 16))})
-    assert minilm.main(["--out", str(tmp_path / "r.json")]) == 0
+    assert dbpim(["minilm-fta", "--out", str(tmp_path / "r.json")]) == 0
     assert "FTA phi_max=2" in capsys.readouterr().out and (tmp_path / "r.json").exists()
     monkeypatch.setattr(minilm, "linear_weights", lambda path=None: None)
-    assert minilm.main([]) == 0
+    assert dbpim(["minilm-fta"]) == 0
     assert "skipped" in capsys.readouterr().out
 
 
@@ -41,9 +43,9 @@ def test_minilm_out_never_overwrites_a_foreign_file(monkeypatch, tmp_path, capsy
     monkeypatch.setattr(minilm, "linear_weights", lambda path=None: {"x.weight": rng.normal(0, 1, (8, 16))})
     mine = tmp_path / "notes.json"
     mine.write_text('{"my": "data"}')
-    assert minilm.main(["--out", str(mine)]) == 2
+    assert dbpim(["minilm-fta", "--out", str(mine)]) == 2
     assert "not a MiniLM FTA report" in capsys.readouterr().err and mine.read_text() == '{"my": "data"}'
-    assert minilm.main(["--out", str(tmp_path)]) == 2  # a folder
+    assert dbpim(["minilm-fta", "--out", str(tmp_path)]) == 2  # a folder
     rep = tmp_path / "sub" / "r.json"
-    assert minilm.main(["--out", str(rep)]) == 0 and minilm.main(["--out", str(rep)]) == 0  # ours: replaced
+    assert dbpim(["minilm-fta", "--out", str(rep)]) == 0 and dbpim(["minilm-fta", "--out", str(rep)]) == 0  # ours: replaced
     assert sorted(p.name for p in rep.parent.iterdir()) == ["r.json"]

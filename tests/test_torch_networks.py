@@ -17,7 +17,8 @@ from torch import nn
 from model import artifact as gart
 from model.config import load_config
 from model.torch.data import load_digits
-from model.torch.flow import FlowError, run_flow
+from flow_helpers import run_flow_kw
+from model.torch.flow import FlowError
 from sim_bench.perf import evaluate_network, specs_from_artifact
 
 torch.set_num_threads(2)
@@ -67,7 +68,7 @@ class TokenMLP(nn.Module):
 
 def test_mlp_on_tokens_seq_equals_out_features(digits, tmp_path):
     net = TokenMLP()
-    rep = run_flow(net, _tokens(digits), 0.5, out=tmp_path, **TINY)
+    rep = run_flow_kw(net, _tokens(digits), 0.5, out=tmp_path, **TINY)
     art = _check(rep, 8 * 8 * 8 + 8 * 8 * 16 + 128 * 10)
     fc1 = next(r for r in art.layers if r.name == "fc1")
     assert fc1.in_shape == (8, 8) and fc1.out_shape == (8, 8) and fc1.vectors == 8
@@ -94,7 +95,7 @@ class OddCNN(nn.Module):
 
 
 def test_cnn_grouped_dilated_strided(digits, tmp_path):
-    rep = run_flow(OddCNN(), digits, 0.5, out=tmp_path, **TINY)
+    rep = run_flow_kw(OddCNN(), digits, 0.5, out=tmp_path, **TINY)
     macs = 8 * 64 * 9 + 8 * 64 * (4 * 9) + 16 * 16 * (8 * 9) + 16 * 8 * (16 * 3) + 128 * 10
     art = _check(rep, macs)
     assert {(b["name"], b["into"]) for b in rep["batchnorm"]} == {("bn1", "conv1"), ("bn2", "conv2")}
@@ -121,7 +122,7 @@ class PreAct(nn.Module):
 
 
 def test_preactivation_bn_is_not_folded(digits, tmp_path):
-    rep = run_flow(PreAct(), digits, 0.5, out=tmp_path, **TINY)
+    rep = run_flow_kw(PreAct(), digits, 0.5, out=tmp_path, **TINY)
     _check(rep, 8 * 64 * 9 + 8 * 64 * 72 + 8 * 10)
     (bn,) = rep["batchnorm"]
     assert not bn["folded"] and "also feeds" in bn["reason"]
@@ -151,7 +152,7 @@ class TinyTransformer(nn.Module):
 def test_transformer_block_with_multihead_attention(digits, tmp_path):
     net = TinyTransformer()
     before = copy.deepcopy(net.state_dict())
-    rep = run_flow(net, _tokens(digits), 0.5, out=tmp_path, **TINY)
+    rep = run_flow_kw(net, _tokens(digits), 0.5, out=tmp_path, **TINY)
     L, E, H = 8, 16, 2
     mapped = L * 8 * E + 4 * L * E * E + 2 * L * E * 2 * E + E * 10
     attn = 2 * H * L * L * (E // H)
@@ -182,7 +183,7 @@ class Conv1dNet(nn.Module):
 
 
 def test_conv1d_network(digits, tmp_path):
-    rep = run_flow(Conv1dNet(), _tokens(digits), 0.5, out=tmp_path, **TINY)
+    rep = run_flow_kw(Conv1dNet(), _tokens(digits), 0.5, out=tmp_path, **TINY)
     art = _check(rep, 16 * 8 * 24 + 16 * 8 * 48 + 160)
     c2 = next(r for r in art.layers if r.name == "c2")
     assert c2.kind == "conv2d" and c2.kernel == (1, 3) and c2.dilation == (1, 2) and c2.in_shape == (16, 1, 8)
@@ -204,7 +205,7 @@ class CatUp(nn.Module):
 
 
 def test_cat_and_interpolate_are_data_movement(digits, tmp_path):
-    rep = run_flow(CatUp(), digits, 0.5, out=tmp_path, **TINY)
+    rep = run_flow_kw(CatUp(), digits, 0.5, out=tmp_path, **TINY)
     art = _check(rep, 8 * 64 * 9 + 8 * 16 * 72 + 16 * 64 * 16 + 160)
     moves = [r for r in art.layers if r.kind == "simd" and r.op == "move"]
     assert len(moves) == 2 and all(r.simd_ops == 0 and r.elements > 0 for r in moves)
@@ -236,7 +237,7 @@ def test_onnx_file_from_torch_onnx_export(digits, tmp_path):
     sess = ort.InferenceSession(str(f))
     ref = sess.run(None, {sess.get_inputs()[0].name: digits.x_test[:5].numpy()})[0]
     np.testing.assert_allclose(gm(digits.x_test[:5]).detach().numpy(), ref, atol=1e-5)
-    rep = run_flow(str(f), digits, 0.5, out=tmp_path / "o", **TINY)
+    rep = run_flow_kw(str(f), digits, 0.5, out=tmp_path / "o", **TINY)
     _check(rep, 8 * 64 * 9 + 16 * 16 * 72 + 256 * 10)
     assert rep["network"] == "cnn"
 
@@ -262,7 +263,7 @@ class WithUntraceable(nn.Module):
 
 
 def test_untraceable_module_is_kept_whole_and_named(digits, tmp_path):
-    rep = run_flow(WithUntraceable(), _tokens(digits), 0.5, out=tmp_path, **TINY)
+    rep = run_flow_kw(WithUntraceable(), _tokens(digits), 0.5, out=tmp_path, **TINY)
     _check(rep, 8 * 8 * 8 + 640)
     (pt,) = [r for r in rep["layers"] if r["passed_through"]]
     assert pt["name"] == "block" and pt["macs"] == 512 and "cannot be traced" in pt["note"]
@@ -279,7 +280,7 @@ def test_fails_fast_naming_the_layer(digits, tmp_path):
             return self.fc(self.conv(x).flatten(1))
 
     with pytest.raises(FlowError) as e:
-        run_flow(Wrong(), digits, 0.5, out=tmp_path / "o", **TINY)
+        run_flow_kw(Wrong(), digits, 0.5, out=tmp_path / "o", **TINY)
     msg = str(e.value)
     assert "'fc'" in msg and "Linear" in msg and "\n" not in msg
     assert not (tmp_path / "o").exists()
@@ -294,4 +295,4 @@ def test_fails_fast_naming_the_layer(digits, tmp_path):
             return y, y
 
     with pytest.raises(FlowError, match="must return one tensor"):
-        run_flow(Pair(), digits, 0.5, out=tmp_path / "p", **TINY)
+        run_flow_kw(Pair(), digits, 0.5, out=tmp_path / "p", **TINY)

@@ -84,3 +84,56 @@ def test_cifar_errors(tmp_path):
         load_cifar(tmp_path, "cifar100")
     with pytest.raises(DataError, match="--data: unknown dataset"):
         load_data("mnist")
+
+
+class _Payload:
+    """Unpickling this runs ``func(*args)``: what a crafted data file would do with plain pickle.load."""
+
+    def __init__(self, func, args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+@pytest.mark.parametrize("payload", ["os.system", "builtins.open", "builtins.exec", "subprocess.Popen"])
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_cifar_pickle_payload_is_refused_unrun(tmp_path, payload, protocol):
+    """A data_batch_1 whose pickle would run code is refused with one line, and the code never runs."""
+    import builtins
+    import os
+    import subprocess
+    marker = tmp_path / "pwned"
+    func, args = {"os.system": (os.system, (f"touch {marker}",)),
+                  "builtins.open": (builtins.open, (str(marker), "w")),
+                  "builtins.exec": (builtins.exec, (f"open({str(marker)!r}, 'w')",)),
+                  "subprocess.Popen": (subprocess.Popen, (["touch", str(marker)],))}[payload]
+    root = tmp_path / "c10"
+    root.mkdir()
+    rng = np.random.default_rng(1)
+    d = {b"data": rng.integers(0, 256, (2, 3072), dtype=np.uint8), b"labels": [1, 2], b"evil": _Payload(func, args)}
+    with open(root / "data_batch_1", "wb") as f:
+        pickle.dump(d, f, protocol=protocol)
+    _write_cifar(root / "test_batch", 2, b"labels", 10, rng)
+    with pytest.raises(DataError) as e:
+        load_cifar(root)
+    msg = str(e.value)
+    assert "\n" not in msg and str(root / "data_batch_1") in msg
+    assert "refused: the pickle names " in msg and f".{func.__qualname__}, which a CIFAR batch never" in msg
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_cifar_genuine_layout_loads_at_every_protocol(tmp_path, protocol):
+    """The real CIFAR-10 batch layout (bytes keys; data uint8 ndarray; labels ints; batch_label bytes;
+    filenames a list of bytes) loads through the restricted unpickler at every pickle protocol."""
+    root = tmp_path / "c10"
+    root.mkdir()
+    rng = np.random.default_rng(2)
+    for name, n in (("data_batch_1", 3), ("test_batch", 2)):
+        d = {b"batch_label": b"training batch 1 of 5", b"labels": [int(v) for v in rng.integers(0, 10, n)],
+             b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"filenames": [b"x.png"] * n}
+        with open(root / name, "wb") as f:
+            pickle.dump(d, f, protocol=protocol)
+    data = load_cifar(root)
+    assert data.x_train.shape == (3, 3, 32, 32) and len(data.y_test) == 2

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from dbpim.cli import main
 from verif import demo as V
 
 
@@ -18,18 +19,22 @@ def small_artifact(tmp_path_factory):
 
 
 def test_tiles_must_be_positive(capsys):
-    assert V.main(["--tiles", "0"]) == 2
+    assert main(["verify", "--tiles", "0"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "--tiles" in err and ">= 1" in err
+    assert len(err.splitlines()) == 1 and "--tiles" in err and "[1, " not in err and ">= 1" in err
 
 
 def test_bad_inputs_are_one_line(small_artifact, tmp_path, capsys):
     for argv, word in ([["--artifact", str(tmp_path / "none")], "manifest.yaml"],
-                       [["--artifact", str(small_artifact), "--layer", "nope"], "fc1, fc2"],
+                       [["--macro", "--artifact", str(small_artifact), "--layer", "nope", "--hw", "small"],
+                        "fc1, fc2"],
+                       [["--artifact", str(small_artifact), "--layer", "nope", "--hw", "small"], "layers: fc1"],
+                       [["--artifact", str(small_artifact)], "--hw paper: its macro must match"],
                        [["--layer", "fc1"], "--artifact"],
                        [["--vectors", "0"], "--vectors"],
+                       [["--artifact", str(small_artifact), "--vectors", "4"], "add --macro"],
                        [["--hw", str(tmp_path / "x.yaml")], "x.yaml"]):
-        assert V.main(argv) == 2, argv
+        assert main(["verify"] + argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and word in err, (argv, err)
 
@@ -50,7 +55,8 @@ def test_a_mismatch_is_named_and_exits_1(small_artifact, monkeypatch, capsys):
         out[1][0][2, 0] += 1  # tile 1, vector 2, slot 0
         return out
     monkeypatch.setattr(V, "run_tiles_rtl", fake)
-    assert V.main(["--artifact", str(small_artifact), "--layer", "fc1", "--vectors", "4"]) == 1
+    assert main(["verify", "--macro", "--artifact", str(small_artifact), "--hw", "small", "--layer", "fc1",
+                 "--vectors", "4"]) == 1
     out = capsys.readouterr().out.strip().splitlines()
     assert out == [out[0]] and "fc1: MISMATCH tile 1 vector 2 slot 0" in out[0]
     assert real is not fake
@@ -60,7 +66,7 @@ def test_a_mismatch_is_named_and_exits_1(small_artifact, monkeypatch, capsys):
 @pytest.mark.timeout(600)
 @pytest.mark.xdist_group("rtl-macro-small")
 def test_verify_artifact_on_rtl(small_artifact, capsys):
-    assert V.main(["--artifact", str(small_artifact), "--vectors", "3"]) == 0
+    assert main(["verify", "--macro", "--artifact", str(small_artifact), "--hw", "small", "--vectors", "3"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 2 and all("RTL == golden model" in ln for ln in out)
     assert out[0].startswith("fc1:") and "x 3 vectors" in out[0]
@@ -70,5 +76,5 @@ def test_verify_artifact_on_rtl(small_artifact, capsys):
 @pytest.mark.timeout(600)
 @pytest.mark.xdist_group("rtl-macro-small")
 def test_verify_example_layer(capsys):
-    assert V.main(["--hw", "small", "--tiles", "1", "--vectors", "2"]) == 0
+    assert main(["verify", "--hw", "small", "--tiles", "1", "--vectors", "2"]) == 0
     assert "RTL == golden model: 1 tiles x 2 vectors" in capsys.readouterr().out

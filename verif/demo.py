@@ -6,32 +6,33 @@
   :class:`verif.macro_driver.MacroDriver` at full rate);
 * :func:`demo` - the ``dbpim demo`` stage 4 hook: one real tile of the example
   layer, its real inputs, RTL vs ``model.macro.run_macro``;
-* :func:`main` - ``dbpim verify``: the example layer's first tiles
-  (``--hw``, ``--tiles``), or every tile of a user's compiled layer with its
-  recorded inputs (``--artifact DIR [--layer NAME]``).
+* :func:`verify_layer` - one layer's tiles and inputs on the RTL vs the golden
+  model (``dbpim verify --macro``, :func:`dbpim.verify.verify_macro`).
 
 The Verilator build log and cocotb's output go to log files in the build
-folder (``--verbose`` shows them); a failure prints the log's path.
+folder (``dbpim verify --rtl-log`` shows them); a failure prints the log's path.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["run_macro_rtl", "run_tiles_rtl", "verify_layer", "demo", "main"]
+from model import jsonio
+
+__all__ = ["run_macro_rtl", "run_tiles_rtl", "verify_layer", "demo"]
 
 
 def _macro_of(cfg):
-    from model.config import HwConfig, MacroConfig, load_config
+    from model.config import HwConfig, MacroConfig
     if isinstance(cfg, MacroConfig):
         return cfg
-    return (cfg if isinstance(cfg, HwConfig) else load_config(cfg)).macro
+    if isinstance(cfg, HwConfig):
+        return cfg.macro
+    raise TypeError(f"cfg: must be an HwConfig or MacroConfig, got {type(cfg).__name__}")
 
 
 def run_tiles_rtl(cases, cfg, verbose: bool | None = None):
@@ -41,8 +42,8 @@ def run_tiles_rtl(cases, cfg, verbose: bool | None = None):
     ----------
     cases : list of (Tile, bool, array_like)
         ``(tile, signed, xs)`` with ``xs`` the gathered inputs (P, n_row, n_comp).
-    cfg : HwConfig, MacroConfig or str
-        Hardware configuration (object, YAML path or shipped name).
+    cfg : HwConfig or MacroConfig
+        Hardware configuration.
     verbose : bool, optional
         Show the Verilator and cocotb output instead of writing it to log files.
 
@@ -55,8 +56,7 @@ def run_tiles_rtl(cases, cfg, verbose: bool | None = None):
     verif.rtl.RTLFailure
         The build or the simulation failed (the message names the log file).
     """
-    import json
-
+    
     from verif.macro_driver import save_cases
     from verif.rtl import ROOT, build_block, run_test
 
@@ -71,7 +71,7 @@ def run_tiles_rtl(cases, cfg, verbose: bool | None = None):
         fin, fout = Path(tmp) / "cases.npz", Path(tmp) / "results.npz"
         save_cases(fin, [(t, s, np.asarray(xs, np.int64)) for t, s, xs in cases])
         run_test(build, "verif.runner_tb", "macro_run", label="macro_run", verbose=verbose,
-                 env={"DBPIM_MACRO": json.dumps(mc.to_dict()), "DBPIM_CASES": str(fin),
+                 env={"DBPIM_MACRO": jsonio.dumps(mc.to_dict(), what="DBPIM_MACRO", indent=None), "DBPIM_CASES": str(fin),
                       "DBPIM_RESULTS": str(fout)})
         with np.load(fout) as r:
             return [(r[f"acc{k}"].astype(np.int64), r[f"cycles{k}"].astype(np.int64)) for k in range(len(cases))]
@@ -85,7 +85,7 @@ def run_macro_rtl(tile, x_vectors, cfg, signed: bool = False, gathered: bool = F
     tile : model.compile.Tile
     x_vectors : array_like of int, shape (P, K) or (P, n_row, n_comp)
         im2col vectors, or gathered inputs when ``gathered``.
-    cfg : HwConfig, MacroConfig or str
+    cfg : HwConfig or MacroConfig
     signed : bool
 
     Returns
@@ -157,89 +157,3 @@ def verify_layer(name: str, compiled, x, signed: bool, macro, verbose: bool | No
                                f"golden {want.acc[s]}")
     return True, (f"{name}: RTL == golden model: {len(cases)} tiles x {len(x)} vectors, accumulators and cycles "
                   f"({total} macro-cycles)")
-
-
-class _BadInput(Exception):
-    """A bad command-line input: one line, exit status 2."""
-
-
-def _artifact_layers(path, layer: str | None, n_vectors: int | None):
-    """(name, compiled, x (P, K), signed) of the artifact's mapped layers to verify, and its macro."""
-    from model.artifact import ArtifactError, load
-
-    try:
-        art = load(path)
-    except ArtifactError as e:
-        raise _BadInput(str(e).splitlines()[0]) from None
-    mapped = art.mapped_layers()
-    if layer is not None:
-        mapped = [r for r in mapped if r.name == layer]
-        if not mapped:
-            names = ", ".join(r.name for r in art.mapped_layers()) or "none"
-            raise _BadInput(f"--layer: {layer!r} is not a mapped layer of {path} (mapped layers: {names})")
-    if not mapped:
-        raise _BadInput(f"--artifact: {path} has no layer mapped on the macros")
-    out = []
-    for r in mapped:
-        x = r.im2col_inputs()
-        if x is None:
-            raise _BadInput(f"--artifact: layer {r.name} of {path} has no recorded inputs (array 'x'); "
-                            "compile it with recorded activations")
-        out.append((r.name, r.compiled, x if n_vectors is None else x[:n_vectors], r.signed_input))
-    return out, art.macro
-
-
-def main(argv=None) -> int:
-    """``dbpim verify``: run compiled layers on the RTL macro (Verilator) and compare with the golden model."""
-    from model.config import ConfigError, load_config
-    from verif.rtl import RTLFailure
-
-    ap = argparse.ArgumentParser(prog="dbpim verify", description=(
-        "Run compiled layers' tiles on the RTL macro (Verilator) and compare accumulators and cycle counts with "
-        "the golden model: the built-in example layer, or a user's artifact with its recorded inputs."))
-    ap.add_argument("--artifact", metavar="DIR", help="a compiled artifact: verify its mapped layers' tiles "
-                    "with their recorded inputs (default: the built-in example layer)")
-    ap.add_argument("--layer", metavar="NAME", help="only this mapped layer of --artifact")
-    ap.add_argument("--vectors", type=int, default=32,
-                    help="recorded input vectors per layer, >= 1 (default 32; --all-vectors for every one)")
-    ap.add_argument("--all-vectors", action="store_true", help="every recorded input vector")
-    ap.add_argument("--hw", default="small", help="example layer only: hardware YAML or shipped name (default small)")
-    ap.add_argument("--tiles", type=int, default=2, help="example layer only: tiles to run, >= 1 (default 2)")
-    ap.add_argument("--verbose", action="store_true", help="show the Verilator build log and cocotb output")
-    a = ap.parse_args(argv)
-    try:
-        if a.tiles < 1:
-            raise _BadInput(f"--tiles: must be >= 1, got {a.tiles}")
-        if a.vectors < 1:
-            raise _BadInput(f"--vectors: must be >= 1, got {a.vectors}")
-        if a.layer is not None and a.artifact is None:
-            raise _BadInput("--layer: needs --artifact DIR")
-        if a.artifact is not None:
-            layers, macro = _artifact_layers(a.artifact, a.layer, None if a.all_vectors else a.vectors)
-        else:
-            from model.examples import real_layer
-            try:
-                macro = load_config(a.hw).macro
-            except ConfigError as e:
-                raise _BadInput(str(e)) from None
-            rl = real_layer(macro)
-            rl.compiled.tiles = rl.compiled.tiles[:a.tiles]
-            x = np.asarray(rl.x, np.int64)
-            layers = [(f"{rl.name} (example, first {len(rl.compiled.tiles)} tiles)", rl.compiled,
-                       x if a.all_vectors else x[:a.vectors], False)]
-    except _BadInput as e:
-        print(f"dbpim verify: {e}", file=sys.stderr)
-        return 2
-    bad = 0
-    for name, compiled, x, signed in layers:
-        try:
-            ok, line = verify_layer(name, compiled, x, signed, macro, verbose=a.verbose or None)
-        except RTLFailure as e:
-            ok, line = False, f"{name}: RTL run failed: {e}"
-        print(line, flush=True)
-        bad += not ok
-    return 1 if bad else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

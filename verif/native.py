@@ -44,8 +44,10 @@ class NativeError(RuntimeError):
 
 
 def _config(cfg):
-    from model.config import HwConfig, load_config
-    return cfg if isinstance(cfg, HwConfig) else load_config(cfg)
+    from model.config import HwConfig
+    if not isinstance(cfg, HwConfig):
+        raise TypeError(f"cfg: must be an HwConfig (model.config.load_config reads a YAML), got {type(cfg).__name__}")
+    return cfg
 
 
 def build_native(block: str, cfg, build_root: Path | None = None) -> tuple[Path, float]:
@@ -175,7 +177,7 @@ def run_core_native(program, xs, cfg, stall=(0.0, 0.0, 0), abort_after=None):
     program : model.core.CoreProgram
     xs : int array (S, P, K)
         im2col inputs of each sample.
-    cfg : HwConfig or str
+    cfg : HwConfig
         The configuration the program was compiled for.
     stall : (p_in, p_out, seed)
         Random gaps in ``s_axis_tvalid`` / ``m_axis_tready`` (0 = full rate).

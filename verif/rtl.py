@@ -6,8 +6,11 @@ modules it instantiates for the configuration into
 the testbench reads the ports), builds them with Verilator into that folder
 (skipped when every source and the build options are unchanged since the last
 build) and runs the cocotb tests of ``module`` in one simulation. The build
-favours compile speed (``-O0`` C++, ``--x-assign fast``); ``WAVES=1`` adds FST
-waveforms (``dump.fst`` in the build folder).
+favours compile speed (``-O0`` C++, ``--x-assign fast``); ``WAVES=1`` adds
+waveforms in the build folder: FST (``dump.fst``) when the C++ compiler finds
+``lz4.h`` (Verilator's FST writer needs it; ``make install`` installs
+``liblz4-dev``), else VCD (``dump.vcd``); ``DBPIM_WAVES_FORMAT=vcd`` forces VCD.
+:func:`wave_format` says which, and each run prints the file it wrote.
 
 What a person reads: the Verilator/C++ build log and cocotb's banners go to
 ``build.log`` / ``sim-<test>.log`` in the build folder, unless ``verbose``
@@ -38,8 +41,11 @@ from pathlib import Path
 
 from hw.tools import verilator_env
 
+from model import jsonio
+
 __all__ = ["ROOT", "Build", "RTLFailure", "run_cocotb", "build_block", "build_component", "build_lock", "config_tag",
-           "run_test", "seed_from_env", "verbose_from_env", "configs"]
+           "run_test", "seed_from_env", "verbose_from_env", "configs", "hw_from_env", "rtl_config", "ODD_CONFIG", "DEFAULT_CONFIGS",
+           "wave_format", "wave_file", "have_lz4"]
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_ARGS = ["-CFLAGS", "-O0", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal", "-Wno-lint",
@@ -50,14 +56,89 @@ class RTLFailure(AssertionError):
     """A Verilator build or a cocotb test failed; the message names the test, the reason and the log."""
 
 
-def configs(block: str, names=("small", "paper")) -> list:
-    """``pytest.param`` of each configuration, in the xdist group of its build folder.
+#: The deliberately odd design point the block and macro regressions also run on (``tests/odd.yaml``).
+ODD_CONFIG = str(ROOT / "tests" / "odd.yaml")
+#: Configurations of the block and macro regressions when ``DBPIM_HW`` is unset.
+DEFAULT_CONFIGS = ("small", "paper", ODD_CONFIG)
+
+
+def hw_from_env() -> str | None:
+    """``DBPIM_HW`` (``make test-rtl HW=...``): the one configuration (shipped name or YAML path) the whole
+    RTL regression runs on, or None (each test's own configurations).
+
+    Raises
+    ------
+    ValueError
+        ``DBPIM_HW`` names no valid configuration (the message names the field).
+    """
+    from model.config import ConfigError, load_config
+    hw = os.environ.get("DBPIM_HW", "").strip()
+    if not hw:
+        return None
+    try:
+        load_config(hw)
+    except (ConfigError, OSError, ValueError) as e:
+        raise ValueError(f"DBPIM_HW={hw}: {e}") from None
+    return str(Path(hw).resolve()) if Path(hw).is_file() else hw
+
+
+def rtl_config(default: str = "small") -> str:
+    """The configuration of a test that runs on one: ``DBPIM_HW`` when set, else ``default``."""
+    return hw_from_env() or default
+
+
+def configs(block: str, names=DEFAULT_CONFIGS) -> list:
+    """``pytest.param`` of each configuration (only ``DBPIM_HW`` when set), in the xdist group of its build
+    folder; the test id is the configuration's tag (``small``, ``paper``, ``odd``).
 
     Tests that share a build folder (``<block>-<cfg>``) run on one worker, one
     after another; different folders build in parallel.
     """
     import pytest
-    return [pytest.param(c, marks=pytest.mark.xdist_group(f"rtl-{block}-{c}")) for c in names]
+    hw = hw_from_env()
+    return [pytest.param(c, id=config_tag(c), marks=pytest.mark.xdist_group(f"rtl-{block}-{config_tag(c)}"))
+            for c in ([hw] if hw else names)]
+
+
+def have_lz4() -> bool:
+    """Whether the C++ compiler finds ``lz4.h`` (Verilator's FST writer includes it)."""
+    import subprocess
+    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    if not cxx:
+        return False
+    r = subprocess.run([cxx, "-E", "-x", "c++", "-"], input="#include <lz4.h>\n", capture_output=True, text=True)
+    return r.returncode == 0
+
+
+def wave_format() -> str:
+    """The waveform format ``WAVES=1`` writes: ``"fst"``, or ``"vcd"`` when ``lz4.h`` is missing or
+    ``DBPIM_WAVES_FORMAT=vcd``.
+
+    Raises
+    ------
+    ValueError
+        ``DBPIM_WAVES_FORMAT`` is neither ``fst`` nor ``vcd``.
+    """
+    want = os.environ.get("DBPIM_WAVES_FORMAT", "").lower()
+    if want not in ("", "fst", "vcd"):
+        raise ValueError(f"DBPIM_WAVES_FORMAT: must be fst or vcd, got {want!r}")
+    if want == "vcd":
+        return "vcd"
+    if have_lz4():
+        return "fst"
+    if want == "fst":
+        raise ValueError("DBPIM_WAVES_FORMAT=fst: lz4.h not found (install liblz4-dev: `make install`)")
+    return "vcd"
+
+
+def wave_file(build: "Build") -> Path:
+    """The waveform file of a build made with ``WAVES=1`` (``dump.fst`` or ``dump.vcd``)."""
+    return build.dir / f"dump.{build.waves or 'vcd'}"
+
+
+#: Where :func:`run_cocotb` records each run's seed: the running pytest item's ``user_properties`` (set by
+#: the ``record_rtl_seed`` fixture in conftest.py, so the JUnit XML names it), or None outside pytest.
+SEED_SINK: list | None = None
 
 
 def seed_from_env() -> int:
@@ -79,6 +160,8 @@ class Build:
     top: str
     manifest: Path
     seconds: float
+    #: waveform format of the build (``"fst"`` / ``"vcd"``), empty without ``WAVES=1``
+    waves: str = ""
 
 
 def _runner():
@@ -96,15 +179,17 @@ def _verilate(bdir: Path, top: str, manifest: Path, sources: list[Path], verbose
     """Build ``sources`` with Verilator into ``bdir`` unless an identical build is there."""
     runner = _runner()
     waves = os.environ.get("WAVES") == "1"
-    args = BUILD_ARGS + (["--trace-fst", "--trace-structs"] if waves else [])
-    h = hashlib.sha256(json.dumps(args).encode())
+    fmt = wave_format() if waves else ""
+    # the runner adds --trace (VCD); --trace-fst makes it FST
+    args = BUILD_ARGS + (["--trace-fst"] if fmt == "fst" else []) + (["--trace-structs"] if waves else [])
+    h = hashlib.sha256(jsonio.dumps(args, what="rtl build key", indent=None).encode())
     for s in sources:
         h.update(s.name.encode() + b"\0" + s.read_bytes())
     stamp, want = bdir / ".built", h.hexdigest()
     t0 = time.perf_counter()
     if stamp.is_file() and stamp.read_text() == want and (bdir / top).is_file():
         runner.build_dir, runner.hdl_toplevel = bdir, top  # reuse: still tell the runner where the build lives
-        return Build(runner, bdir, top, manifest, 0.0)
+        return Build(runner, bdir, top, manifest, 0.0, fmt)
     log = None if verbose else bdir / "build.log"
     for attempt in (1, 2):  # a second, clean attempt: a C++ compile can fail once for reasons outside the design
         for old in bdir.iterdir():  # a fresh build: no stale objects or precompiled headers of another design
@@ -122,7 +207,11 @@ def _verilate(bdir: Path, top: str, manifest: Path, sources: list[Path], verbose
             print(f"Verilator build of {top} failed ({e}); building it once more. Last log lines:\n{tail}",
                   file=sys.stderr)
     stamp.write_text(want)
-    return Build(runner, bdir, top, manifest, time.perf_counter() - t0)
+    if waves:
+        print(f"[{top}] WAVES=1: {fmt.upper()} waveforms (dump.{fmt})"
+              + ("" if fmt == "fst" or os.environ.get("DBPIM_WAVES_FORMAT") else
+                 ": lz4.h not found, so VCD instead of FST (install liblz4-dev: `make install`)"))
+    return Build(runner, bdir, top, manifest, time.perf_counter() - t0, fmt)
 
 
 def _log_tail(log: Path | None, n: int = 15) -> str:
@@ -142,7 +231,7 @@ def config_tag(cfg) -> str:
         for f in sorted(CONFIG_DIR.glob("*.yaml")):
             if load_config(f).macro == cfg:
                 return f.stem
-        return "custom-" + hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        return "custom-" + hashlib.sha256(jsonio.dumps(cfg.to_dict(), what="configuration key", indent=None, sort_keys=True).encode()).hexdigest()[:8]
     return Path(cfg).stem
 
 
@@ -156,7 +245,7 @@ def _generator_key(block: str, cfg, sram: str) -> str:
     mc = hw if isinstance(hw, MacroConfig) else hw.macro
     # the core also depends on system.macros_per_core and the core section
     what = hw.to_dict() if block == "core" and isinstance(hw, HwConfig) else mc.to_dict()
-    h = hashlib.sha256(json.dumps([block, sram, what, amaranth_version], sort_keys=True).encode())
+    h = hashlib.sha256(jsonio.dumps([block, sram, what, amaranth_version], what="rtl build key", indent=None, sort_keys=True).encode())
     for f in sorted((ROOT / "hw").glob("*.py")) + [ROOT / "model" / "spec.py"]:
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
@@ -190,7 +279,9 @@ def _build_block(block: str, cfg, sram: str, bdir: Path, verbose: bool | None) -
     if stamp.is_file() and stamp.read_text() == key and (bdir / "rtl" / "manifest.json").is_file():
         man = json.loads((bdir / "rtl" / "manifest.json").read_text())  # same generator, same inputs
     else:
-        man = generate(cfg, bdir / "rtl", blocks=[block], sram=sram)
+        from model.config import HwConfig, MacroConfig, load_config
+        man = generate(cfg if isinstance(cfg, (HwConfig, MacroConfig)) else load_config(cfg), bdir / "rtl",
+                       blocks=[block], sram=sram)
         bdir.mkdir(parents=True, exist_ok=True)
         stamp.write_text(key)
     sources = [bdir / "rtl" / f for f in man["blocks"][block]["sources"]]
@@ -220,7 +311,7 @@ def _build_component(comp, block: str, bdir: Path, verbose: bool | None) -> Buil
         (rtl / f"{name}.v").write_text(m.text)
     man = {"blocks": {block: {"top": mod.name, "ports": mod.ports,
                               "sources": [f"{n}.v" for n in em.sources(mod.name)]}}}
-    (rtl / "manifest.json").write_text(json.dumps(man, indent=2, sort_keys=True))
+    (rtl / "manifest.json").write_text(jsonio.dumps(man, what="manifest.json", sort_keys=True))
     sources = [rtl / f for f in man["blocks"][block]["sources"]]
     return _verilate(bdir, mod.name, rtl / "manifest.json", sources, verbose_from_env() if verbose is None else verbose)
 
@@ -246,7 +337,7 @@ def run_test(build: Build, test_module: str, testcase=None, env: dict | None = N
         A test failed or the simulation ended abnormally (message: test, reason, log file).
     """
     verbose = verbose_from_env() if verbose is None else verbose
-    waves = os.environ.get("WAVES") == "1"
+    waves = bool(build.waves)  # a build made with WAVES=1 traces
     tag = (label or str(testcase or "all")).replace("/", "_")
     results = build.dir / f"results-{tag}.xml"
     log = None if verbose else build.dir / f"sim-{tag}.log"
@@ -265,6 +356,8 @@ def run_test(build: Build, test_module: str, testcase=None, env: dict | None = N
             os.environ["PYTEST_CURRENT_TEST"] = saved
     if not results.is_file():
         raise RTLFailure(f"{build.top} {tag}: simulation ended without results; log: {log or 'printed above'}")
+    if waves:
+        print(f"[{build.top}] waveforms: {wave_file(build)}")
     bad = _failures(results)
     if bad:
         raise RTLFailure(f"{build.top} {tag}: " + "; ".join(bad) + f"; log: {log or 'printed above'}")
@@ -280,6 +373,8 @@ def run_cocotb(block: str, cfg: str, test_module: str, seed: int | None = None, 
     seed = seed_from_env() if seed is None else seed
     name = f"{block}-{config_tag(cfg)}" + ("" if sram == "behavioural" else f"-{sram}")
     print(f"[{name}] DBPIM_SEED={seed} stall={stall}")
+    if SEED_SINK is not None:
+        SEED_SINK.append(("seed", seed) if not any(k == "seed" for k, _ in SEED_SINK) else (f"seed-{name}", seed))
     build = build or build_block(block, cfg, sram=sram)
     print(f"[{name}] build {build.seconds:.1f} s")
     t0 = time.perf_counter()

@@ -30,8 +30,8 @@ async def lpu_exhaustive(dut):
 @pytest.mark.timeout(300)
 @pytest.mark.xdist_group("rtl-lpu")
 def test_lpu_rtl():
-    from verif.rtl import run_cocotb
-    run_cocotb("lpu", "small", "verif.test_lpu", testcase="lpu_exhaustive")
+    from verif.rtl import rtl_config, run_cocotb
+    run_cocotb("lpu", rtl_config("small"), "verif.test_lpu", testcase="lpu_exhaustive")
 
 
 @pytest.mark.timeout(60)

@@ -120,7 +120,8 @@ def test_macro_rtl(cfg, stall, rng, tmp_path):
 @pytest.mark.xdist_group("rtl-macro-blackbox")
 def test_macro_rtl_sram_blackbox(rng, tmp_path):
     """The macro with its memories as SRAM wrapper instances (behavioural model) passes the same test."""
-    _run_rtl("small", 0.3, rng, tmp_path, sram="blackbox")
+    from verif.rtl import rtl_config
+    _run_rtl(rtl_config("small"), 0.3, rng, tmp_path, sram="blackbox")
 
 
 # --------------------------------------------------------------------------- Amaranth simulator

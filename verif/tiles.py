@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from model import jsonio
 from model.compile import compile_layer
 from model.macro import gather
 from model.quant import prune_quantize
+from model.spec import WEIGHT_MIN, input_range
 
 __all__ = ["random_tiles", "packed_tiles", "real_tiles", "vectors_for"]
 
@@ -34,7 +35,7 @@ def random_tiles(macro, rng, K: int | None = None, N: int | None = None, sparsit
     N = N or 2 * macro.group_size
     scale = rng.choice([0.5, 4.0, 30.0, 90.0], N)  # small scales -> phi 0/1, large -> phi_max
     u = rng.normal(0, 1, (K, N)) * scale
-    u[rng.random((K, N)) < 0.05] = -128.0
+    u[rng.random((K, N)) < 0.05] = float(WEIGHT_MIN)
     q = prune_quantize(u, macro, sparsity, scale=1.0)  # u is already in the quantized domain
     return compile_layer(q.w, q.phi, q.mask, macro, q.group_size).tiles
 
@@ -65,7 +66,7 @@ def _real_tiles(macro):
     from model.examples import real_layer
 
     root = Path(__file__).resolve().parent.parent
-    h = hashlib.sha256(json.dumps(macro.to_dict(), sort_keys=True).encode())
+    h = hashlib.sha256(jsonio.dumps(macro.to_dict(), what="tile cache key", indent=None, sort_keys=True).encode())
     for f in ("examples.py", "compile.py", "quant.py", "fta.py", "prune.py", "csd.py"):
         h.update((root / "model" / f).read_bytes())
     path = root / "build" / "cache" / f"real-tiles-{h.hexdigest()[:16]}.npz"
@@ -89,8 +90,8 @@ def vectors_for(tile, rng, n: int, signed: bool, x_real=None) -> list[np.ndarray
     sparse random; then real vectors (if ``x_real`` given) and random ones.
     """
     K = int(tile.rows.max()) + 1
-    lo, hi = (-128, 127) if signed else (0, 255)
-    xs = [np.zeros(K, np.int64), np.full(K, -1 if signed else 255), np.full(K, lo if signed else hi)]
+    lo, hi = input_range(signed)
+    xs = [np.zeros(K, np.int64), np.full(K, -1 if signed else hi), np.full(K, lo if signed else hi)]
     if x_real is not None:
         xs += [np.asarray(v[:K], np.int64) for v in x_real]
     while len(xs) < n:

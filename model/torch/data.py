@@ -20,8 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from model.torch.zoo import MAX_CLASSES
+
 __all__ = ["Data", "DataError", "load_digits", "load_cifar", "load_npz", "load_data", "as_data", "loader",
-           "DATA_NAMES"]
+           "DATA_NAMES", "CIFAR_PICKLE_GLOBALS"]
 
 DATA_NAMES = ("digits", "digits32", "cifar10:<dir>", "cifar100:<dir>", "<file>.npz")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -83,12 +85,49 @@ _CIFAR_MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)
 _CIFAR_STD = np.array([0.2470, 0.2435, 0.2616], np.float32)
 
 
+#: The only globals a CIFAR python batch may name: numpy's array, dtype and scalar
+#: reconstruction (``numpy.core`` before NumPy 2, ``numpy._core`` after; ``_frombuffer``
+#: is pickle protocol 5's array form) and ``_codecs.encode`` (how Python 3 writes bytes at
+#: protocols 0 to 2). Anything else in the file is refused unrun.
+CIFAR_PICKLE_GLOBALS = frozenset({
+    ("_codecs", "encode"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+})
+
+
+class _Refused(pickle.UnpicklingError):
+    """A global outside :data:`CIFAR_PICKLE_GLOBALS`; never imported, never called."""
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Reads plain data and numpy arrays only: ``find_class`` allows :data:`CIFAR_PICKLE_GLOBALS`."""
+
+    def find_class(self, module, name):
+        if (module, name) not in CIFAR_PICKLE_GLOBALS:
+            raise _Refused(f"{module}.{name}")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
+    """A CIFAR python batch as a dict with str keys, read without running any code from the file.
+
+    Raises
+    ------
+    DataError
+        One line naming ``path``: missing, not a pickle, not a dict, or naming
+        a global outside :data:`CIFAR_PICKLE_GLOBALS` (refused before it is imported).
+    """
     try:
         with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
+            d = _CifarUnpickler(f, encoding="bytes").load()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except _Refused as e:
+        raise DataError(f"{path}: refused: the pickle names {e}, which a CIFAR batch never holds (only numpy "
+                        "arrays, lists, bytes and numbers are read; nothing in the file is run)") from None
     except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
         raise DataError(f"{path}: not a CIFAR python pickle ({type(e).__name__})") from None
     if not isinstance(d, dict):
@@ -114,6 +153,8 @@ def load_cifar(root: str | Path, kind: str = "cifar10") -> Data:
     CIFAR-10: ``data_batch_1`` .. ``data_batch_5`` (those present) and
     ``test_batch`` (labels key ``labels``). CIFAR-100: ``train`` and ``test``
     (labels key ``fine_labels``). Normalised with the usual CIFAR statistics.
+    The pickles are read by a restricted unpickler (:data:`CIFAR_PICKLE_GLOBALS`):
+    a file naming any other global is refused before anything in it runs.
     """
     root = Path(root)
     if kind not in ("cifar10", "cifar100"):
@@ -179,7 +220,16 @@ def _pair(xtr, ytr, xte, yte, name: str, where: str, num_classes: int | None = N
     if xtr.shape[1:] != xte.shape[1:]:
         raise DataError(f"{where}: x_train and x_test must have the same per-sample shape, got "
                         f"{tuple(xtr.shape[1:])} and {tuple(xte.shape[1:])}")
-    ncls = num_classes or int(max(int(ytr.max()), int(yte.max()))) + 1
+    top = int(max(int(ytr.max()), int(yte.max())))
+    if num_classes is not None and top >= num_classes:
+        raise DataError(f"{where}: labels must lie in [0, {num_classes}) (the data's classes), found {top}")
+    if top >= MAX_CLASSES:
+        raise DataError(f"{where}: labels must lie in [0, {MAX_CLASSES}) (a network has at most {MAX_CLASSES} "
+                        f"classes: one per label 0..max), found {top}")
+    if num_classes is None and top + 1 > len(ytr):
+        raise DataError(f"{where}: labels must be class indices 0..n_classes-1 with at most one class per training "
+                        f"sample; the largest label {top} makes {top + 1} classes for {len(ytr)} training samples")
+    ncls = num_classes or top + 1
     return Data(name, xtr.contiguous(), ytr, xte.contiguous(), yte, max(2, ncls))
 
 
@@ -188,16 +238,16 @@ def load_npz(path: str | Path) -> Data:
     (inputs of any numeric dtype and shape, integer class labels); used as is (not normalised)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"--data: {path}: file not found (an .npz with {', '.join(NPZ_KEYS)})")
+        raise DataError(f"data: {path}: file not found (an .npz with {', '.join(NPZ_KEYS)})")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same error
-        raise DataError(f"--data: {path}: not a readable .npz ({type(e).__name__})") from None
+        raise DataError(f"data: {path}: not a readable .npz ({type(e).__name__})") from None
     missing = [k for k in NPZ_KEYS if k not in arrays]
     if missing:
-        raise DataError(f"--data: {path}: missing array '{missing[0]}' (an .npz needs {', '.join(NPZ_KEYS)})")
-    return _pair(*(arrays[k] for k in NPZ_KEYS), name=path.stem, where=f"--data: {path}")
+        raise DataError(f"data: {path}: missing array '{missing[0]}' (an .npz needs {', '.join(NPZ_KEYS)})")
+    return _pair(*(arrays[k] for k in NPZ_KEYS), name=path.stem, where=f"data: {path}")
 
 
 def _read_split(src, where: str):
@@ -286,7 +336,7 @@ def load_data(spec: str, seed: int = 0, size: int | None = None) -> Data:
     for kind in ("cifar10", "cifar100"):
         if s.startswith(kind + ":"):
             return load_cifar(s[len(kind) + 1:], kind)
-    raise DataError(f"--data: unknown dataset {spec!r}; allowed: {', '.join(DATA_NAMES)}")
+    raise DataError(f"data: unknown dataset {spec!r}; allowed: {', '.join(DATA_NAMES)}")
 
 
 def loader(x: torch.Tensor, y: torch.Tensor, batch_size: int = 64, shuffle: bool = False, seed: int = 0):

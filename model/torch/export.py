@@ -28,7 +28,7 @@ from torch import nn
 
 from model import artifact as gart
 from model.compile import compile_layer
-from model.config import MacroConfig
+from model.config import HwConfig, MacroConfig
 from model.layer import run_layer
 from model.torch.attention import mask_scores
 from model.torch.graph import conv_padding, node_label, propagate_shapes
@@ -345,6 +345,8 @@ def layer_records(model: fx.GraphModule, macro: MacroConfig, samples: torch.Tens
     G = group_size or macro.group_size
     if not isinstance(model, fx.GraphModule):
         raise ExportError("model: must be the fx.GraphModule of model.torch.graph.capture")
+    if len(samples) < 1:
+        raise ExportError(f"samples: must hold at least one input to record, got {len(samples)}")
     rec_int = record_int(model, samples)
     ops = graph_ops(model, samples)
     out, accs = [], {}
@@ -394,12 +396,19 @@ def verify_integer(records: list[gart.LayerRecord], accs: dict) -> list[dict]:
 
 
 def export(model: fx.GraphModule, network: str, macro: MacroConfig, path, samples: torch.Tensor,
-           group_size: int | None = None, meta: dict | None = None, overwrite: bool = True) -> Path:
+           group_size: int | None = None, meta: dict | None = None, overwrite: bool = True,
+           hw: HwConfig | None = None) -> Path:
     """Compile, verify bit-exactness on ``samples`` and write the artifact directory ``path``; returns it.
 
-    ``samples`` are a few real inputs whose integer activations are recorded per mapped layer.
+    ``samples`` are a few real inputs whose integer activations are recorded per mapped layer;
+    ``hw``, the whole configuration ``macro`` belongs to, is recorded in the artifact (``hw.yaml``).
     """
+    from model.torch.program import network_program
     layers, _, accs = layer_records(model, macro, samples, group_size)
     verify_integer(layers, accs)
-    return gart.save(Path(path), network, macro, layers, meta=meta, overwrite=overwrite)
+    try:
+        program = network_program(model, samples, layers)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
+    return gart.save(Path(path), network, macro, layers, meta=meta, overwrite=overwrite, hw=hw, program=program)
 

@@ -1,9 +1,9 @@
 """The whole front-end flow: capture -> dry run -> train -> block-prune + fine-tune ->
 FTA-aware QAT -> final FTA quantization -> export the compiled artifact, with a report.
 
-``run_flow(...)`` is the library entry point; ``main(argv)`` is the
-``dbpim compile`` subcommand; ``python -m model.torch.flow --all-zoo`` runs the
-five CIFAR-size zoo networks on digits upscaled to 32x32 with short schedules.
+``run_flow(model, data, hw, options)`` is the library entry point (``dbpim
+compile`` in :mod:`dbpim.commands.compile`); :func:`run_all_zoo` runs the five
+CIFAR-size zoo networks on digits upscaled to 32x32 with short schedules.
 
 The flow never changes the module it is given (it works on a deep copy), and
 before any training it dry-runs the whole quantized and integer path on a copy
@@ -14,12 +14,11 @@ seconds with one line naming the layer, and never leaves an artifact that
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
-import sys
+import logging
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,26 +27,30 @@ import torch.fx as fx
 from torch import nn
 
 from model import artifact as gart
-from model import csd
-from model.config import ConfigError, load_config
-from model.outdir import OUT_HELP, OutputError, check_output, output_dir
+from model import csd, jsonio, limits
+from model.config import HwConfig
+from model.fta import check_phi
+from model.outdir import OutputError, check_output, output_dir
 from model.plots import legend_outside, pyplot, save_figure
 from model.quant import group_size_for
 from model.torch import graph as tgraph
 from model.torch import prune as tprune
 from model.torch import qat as tqat
-from model.torch.data import DATA_NAMES, DataError, as_data
+from model.torch.data import DataError, as_data
 from model.torch.export import ExportError, layer_records, mac_count, verify_integer
-from model.torch.sources import MODEL_FORMS, ModelError, load_model
+from model.torch.program import network_program
+from model.torch.sources import ModelError, load_model
 from model.torch.train import evaluate, set_determinism, train
 from model.torch.zoo import MODELS, ZOO32, input_size
 
-__all__ = ["run_flow", "run_all_zoo", "demo", "main", "FlowError", "layer_stats", "total_sparsity", "dry_run",
+__all__ = ["run_flow", "FlowOptions", "FlowReport", "run_all_zoo", "demo", "FlowError", "layer_stats", "total_sparsity", "dry_run",
            "Stages", "MAC_SHARE_WARNING", "check_finite"]
 
-DEFAULT_HW = Path(__file__).resolve().parents[2] / "hw" / "configs" / "paper.yaml"
+log = logging.getLogger(__name__)
 COMMAND = "dbpim compile"
 ZOO_COMMAND = "dbpim compile --all-zoo"
+#: Most samples whose activations the artifact records per layer (each is kept in every layer's npz).
+N_RECORD_MAX = limits.RECORD.hi  # home: model.limits
 MAC_SHARE_WARNING = 0.5  # warn when less than this share of the network's MACs runs on the macros
 
 
@@ -159,12 +162,13 @@ def dry_run(cap: tgraph.Capture, x: torch.Tensor, macro, group_size: int, sparsi
         try:
             recs, ops, accs = layer_records(st.net, macro, x[:2], group_size)
             verify_integer(recs, accs)
+            prog = network_program(st.net, x[:2], recs)
         except (ExportError, ValueError) as e:
             raise FlowError(str(e)) from None
         with tempfile.TemporaryDirectory(prefix="dbpim-dry-") as d:
             try:
                 # the tiles already reproduced the torch accumulators (verify_integer): skip re-decompiling
-                gart.load(gart.save(Path(d) / "artifact", "dry-run", macro, recs, compress=False),
+                gart.load(gart.save(Path(d) / "artifact", "dry-run", macro, recs, compress=False, program=prog),
                           check_tiles=False)
             except gart.ArtifactError as e:
                 raise FlowError(f"artifact: the exported network does not load back ({e})") from None
@@ -265,7 +269,7 @@ def _markdown(rep: dict) -> str:
     a = rep["accuracy"]
     ep = rep["epochs"]
     lines = [f"# DB-PIM compile report: {rep['network']} on {rep['data']}", "",
-             f"hw: `{rep['hw']}` (group size G = {rep['group_size']}, phi_max = {rep['phi_max']}), "
+             f"hw: `{rep['hw']}` ({rep['hw_file'] or 'built in code'}; group size G = {rep['group_size']}, phi_max = {rep['phi_max']}), "
              f"block sparsity {rep['sparsity']:.2f}, seed {rep['seed']}, epochs: float {ep['float']:g}, "
              f"fine-tune {ep['finetune']:g}, FTA-aware QAT {ep['qat']:g}", ""]
     lines += [f"**warning:** {w}" for w in rep["warnings"]] + ([""] if rep["warnings"] else [])
@@ -312,27 +316,123 @@ def _markdown(rep: dict) -> str:
 
 # ----------------------------------------------------------------------------- the flow
 
-def _check_args(macro, phi_max, phi_min, sparsity, epochs, finetune_epochs, qat_epochs, batch_size, lr, width,
-                n_record) -> int:
-    pm = macro.phi_max if phi_max is None else phi_max
-    if not (isinstance(pm, int) and 1 <= pm <= macro.phi_max):
-        raise FlowError(f"--phi-max: must be an integer in [1, {macro.phi_max}] (the hw macro's phi_max), got {pm!r}")
-    if not (isinstance(phi_min, int) and 0 <= phi_min <= pm):
-        raise FlowError(f"--phi-min: must be an integer in [0, {pm}], got {phi_min!r}")
-    if not (isinstance(sparsity, (int, float)) and 0.0 <= sparsity < 1.0):
-        raise FlowError(f"--sparsity: must be a number in [0, 1), got {sparsity!r}")
-    for nm, v in (("epochs", epochs), ("finetune-epochs", finetune_epochs), ("qat-epochs", qat_epochs)):
-        if v is not None and not (isinstance(v, (int, float)) and v >= 0):
-            raise FlowError(f"--{nm}: must be a number >= 0, got {v!r}")
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise FlowError(f"--batch-size: must be an integer >= 1, got {batch_size!r}")
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise FlowError(f"--lr: must be a number > 0, got {lr!r}")
-    if not (isinstance(width, (int, float)) and width > 0):
-        raise FlowError(f"--width: must be a number > 0, got {width!r}")
-    if not (isinstance(n_record, int) and n_record >= 1):
-        raise FlowError(f"n_record: must be an integer >= 1, got {n_record!r}")
-    return pm
+@dataclass(frozen=True)
+class FlowOptions:
+    """The options of one :func:`run_flow` run, checked when made.
+
+    Every number is checked against its range in :mod:`model.limits` (the
+    command line uses the same ranges); a bad one raises :class:`FlowError`
+    naming the field: ``epochs: must be a finite number in [0, 10000], got inf``.
+
+    Attributes
+    ----------
+    sparsity : float
+        Block sparsity in [0, 1).
+    seed : int
+        Seed of the data split, the initialization and the training.
+    epochs, finetune_epochs, qat_epochs : float
+        Float training, block-prune fine-tune and FTA-aware QAT epochs (the
+        last two default to ``epochs``).
+    lr, finetune_lr, qat_lr : float
+        Learning rates (the last two default to ``lr / 2`` and ``lr / 10``).
+    batch_size : int
+    phi_max : int or None
+        FTA ceiling (default: the hardware macro's ``phi_max``, which also bounds it).
+    phi_min : int
+        FTA floor, in [0, phi_max].
+    width : float
+        Channel width multiplier of a zoo network.
+    model_class : str or None
+        Zoo name or ``package.module:Class`` of a state-dict file.
+    compare : bool
+        Also train block pruning alone at the same total sparsity.
+    n_record : int
+        Test samples whose activations the artifact records.
+    n_train, n_test : int or None
+        Use only this many training / test examples (default: all).
+    plots : bool
+        Write the PNG plots.
+    progress : bool
+        Progress bars (drawn only on a terminal).
+    threads : int
+        Torch intra-op threads.
+    """
+
+    sparsity: float = 0.5
+    seed: int = 0
+    epochs: float = 15
+    finetune_epochs: float | None = None
+    qat_epochs: float | None = None
+    lr: float = 2e-3
+    finetune_lr: float | None = None
+    qat_lr: float | None = None
+    batch_size: int = 64
+    phi_max: int | None = None
+    phi_min: int = 0
+    width: float = 1.0
+    model_class: str | None = None
+    compare: bool = True
+    n_record: int = 4
+    n_train: int | None = None
+    n_test: int | None = None
+    plots: bool = True
+    progress: bool = True
+    threads: int = 2
+
+    def __post_init__(self):
+        checks = {"sparsity": limits.SPARSITY, "seed": limits.SEED, "epochs": limits.EPOCHS,
+                  "finetune_epochs": limits.EPOCHS, "qat_epochs": limits.EPOCHS, "lr": limits.LR,
+                  "finetune_lr": limits.LR, "qat_lr": limits.LR, "batch_size": limits.BATCH_SIZE,
+                  "phi_max": limits.PHI_MAX, "phi_min": limits.PHI_MIN, "width": limits.WIDTH,
+                  "n_record": limits.RECORD, "n_train": limits.N_SAMPLES, "n_test": limits.N_SAMPLES,
+                  "threads": limits.THREADS}
+        optional = {"finetune_epochs", "qat_epochs", "finetune_lr", "qat_lr", "phi_max", "n_train", "n_test"}
+        for name, rng in checks.items():
+            v = getattr(self, name)
+            if v is None and name in optional:
+                continue
+            object.__setattr__(self, name, rng.check(name, v, exc=FlowError))
+        if self.phi_max is not None and self.phi_min > self.phi_max:
+            raise FlowError(f"phi_min: must be an integer in [0, {self.phi_max}] (phi_max), got {self.phi_min!r}")
+        if self.model_class is not None and not isinstance(self.model_class, str):
+            raise FlowError(f"model_class: must be a string or None, got {type(self.model_class).__name__}")
+
+    def ceiling(self, macro) -> int:
+        """The FTA ceiling on ``macro``: ``phi_max``, or the macro's (which bounds it; :func:`model.fta.check_phi`)."""
+        try:
+            _, pm = check_phi(macro.phi_max if self.phi_max is None else self.phi_max, self.phi_min,
+                              ceiling=macro.phi_max)
+        except ValueError as e:
+            raise FlowError(str(e)) from None
+        return pm
+
+
+@dataclass(frozen=True)
+class FlowReport:
+    """What :func:`run_flow` wrote: ``report`` is ``out/report.json`` with ``artifact`` as a path.
+
+    ``rep["accuracy"]`` reads the report dict (``FlowReport`` is a read-only mapping of it).
+    """
+
+    report: dict
+    out: Path
+
+    @property
+    def artifact(self) -> Path:
+        return self.out / "artifact"
+
+    @property
+    def accuracy(self) -> dict:
+        return self.report["accuracy"]
+
+    def __getitem__(self, key):
+        return self.report[key]
+
+    def __contains__(self, key):
+        return key in self.report
+
+    def get(self, key, default=None):
+        return self.report.get(key, default)
 
 
 def learning_rates(lr: float = 2e-3, finetune_lr: float | None = None, qat_lr: float | None = None
@@ -341,14 +441,8 @@ def learning_rates(lr: float = 2e-3, finetune_lr: float | None = None, qat_lr: f
     return lr, lr / 2 if finetune_lr is None else finetune_lr, lr / 10 if qat_lr is None else qat_lr
 
 
-def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float = 0.5,
-             hw: str | Path = DEFAULT_HW, out: str | Path = "build/compile", seed: int = 0,
-             epochs: float = 15, finetune_epochs: float | None = None, qat_epochs: float | None = None,
-             lr: float = 2e-3, batch_size: int = 64, phi_max: int | None = None, phi_min: int = 0,
-             width: float = 1.0, model_class: str | None = None, compare: bool = True, n_record: int = 4,
-             n_train: int | None = None, n_test: int | None = None, plots: bool = True,
-             progress: bool = True, threads: int = 2, finetune_lr: float | None = None,
-             qat_lr: float | None = None, on_frozen=None) -> dict:
+def run_flow(model: str | nn.Module, data, hw: HwConfig, options: FlowOptions | None = None, *,
+             out: str | Path = "build/compile", on_frozen=None) -> FlowReport:
     """Run the hybrid-grained pruning flow and export the compiled artifact.
 
     Parameters
@@ -360,10 +454,15 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
         A dataset name, an ``.npz`` with ``x_train, y_train, x_test, y_test``, or
         the user's tensors / Datasets / DataLoaders (:func:`model.torch.data.as_data`).
 
-    Returns the report dict (also written to ``out/report.json``); the artifact
-    is ``out/artifact``. ``finetune_epochs`` / ``qat_epochs`` default to
-    ``epochs``; ``finetune_lr`` / ``qat_lr`` default to ``lr / 2`` / ``lr / 10``.
-    ``phi_max`` defaults to (and must not exceed) the hw macro's.
+    hw : HwConfig
+        The hardware configuration the network is compiled for.
+    options : FlowOptions, optional
+        Sparsity, schedule and the rest (default: ``FlowOptions()``).
+    out : str or Path
+        Output folder (:func:`model.outdir.output_dir`).
+
+    Returns a :class:`FlowReport` (its ``report`` is also written to
+    ``out/report.json``); the artifact is ``out/artifact``.
     ``on_frozen(net, data)``, if given, is called with the frozen
     (integer-path) network and the flow's data (``x_train``, ``y_train``,
     ``x_test``, ``y_test``) right after ``accuracy.final`` is measured
@@ -378,13 +477,18 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
     """
     t0 = time.time()
     times = {}
-    try:
-        cfg = load_config(hw)
-    except ConfigError as e:
-        raise FlowError(f"--hw: {e}") from None
+    if not isinstance(hw, HwConfig):
+        raise FlowError(f"hw: must be an HwConfig (model.config.load_config reads a YAML), got {type(hw).__name__}")
+    opts = FlowOptions() if options is None else options
+    if not isinstance(opts, FlowOptions):
+        raise FlowError(f"options: must be a FlowOptions, got {type(opts).__name__}")
+    cfg = hw
     macro = cfg.macro
-    pm = _check_args(macro, phi_max, phi_min, sparsity, epochs, finetune_epochs, qat_epochs, batch_size, lr, width,
-                     n_record)
+    pm = opts.ceiling(macro)
+    sparsity, seed, epochs, lr, batch_size = opts.sparsity, opts.seed, opts.epochs, opts.lr, opts.batch_size
+    phi_min, width, model_class, threads = opts.phi_min, opts.width, opts.model_class, opts.threads
+    n_record, progress, finetune_lr, qat_lr = opts.n_record, opts.progress, opts.finetune_lr, opts.qat_lr
+    finetune_epochs, qat_epochs = opts.finetune_epochs, opts.qat_epochs
     G = group_size_for(macro, pm)
     inputs = _inputs(cfg.path, model, data)
     try:
@@ -403,9 +507,9 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
     try:
         ds = as_data(data, seed, size=size)
     except DataError as e:
-        raise FlowError(str(e) if str(e).startswith(("--data", "data")) else f"--data: {e}") from None
-    if n_train or n_test:
-        ds = ds.subset(n_train, n_test)
+        raise FlowError(str(e) if str(e).startswith("data") else f"data: {e}") from None
+    if opts.n_train or opts.n_test:
+        ds = ds.subset(opts.n_train, opts.n_test)
     try:
         net, net_name = load_model(model, model_class, ds.num_classes, ds.in_shape[0], width,
                                    input_shape=ds.in_shape)
@@ -418,6 +522,9 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
 
     def stage(name):
         times[name] = round(time.time() - t0 - sum(times.values()), 2)
+        a = acc.get(name)
+        log.info("%s: stage %s done in %.1f s%s", net_name, name, times[name],
+                 "" if a is None else f", test accuracy {100 * a:.2f} %")
 
     # 0. capture by dataflow, then the dry run on a copy: fail fast, before any training
     try:
@@ -459,7 +566,7 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
     # 5. comparison: block pruning alone at the same total sparsity (plain int8 QAT, same budget)
     s_tot = total_sparsity(sparsity, pm)
     acc["block_pruned_same_total"] = None
-    if compare:
+    if opts.compare:
         cmp = Stages(base, G)
         cmp.prune(s_tot)
         train(cmp.net, xtr, ytr, ft_ep, ft_lr, seed=seed + 1, desc=f"{net_name}: block-only {s_tot:.2f}", **kw)
@@ -473,7 +580,8 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
     try:
         recs, ops, accs = layer_records(st.net, macro, xte[:n_record], G)
         checks = verify_integer(recs, accs)
-    except ExportError as e:
+        prog = network_program(st.net, xte[:max(2, n_record)], recs)
+    except (ExportError, ValueError) as e:
         raise FlowError(str(e)) from None
     meta = {"data": str(ds.name), "seed": int(seed), "sparsity": float(sparsity), "phi_max": int(pm),
             "accuracy": {k: v for k, v in acc.items() if v is not None}}
@@ -487,25 +595,39 @@ def run_flow(model: str | nn.Module = "smallcnn", data="digits", sparsity: float
     if macs["mapped_share"] < MAC_SHARE_WARNING:
         warnings.append(f"only {100 * macs['mapped_share']:.1f} % of the network's MACs run on the PIM macros; "
                         "the rest runs in float on the SIMD core (see 'Not mapped')")
+    warnings += accuracy_warnings(acc, {"float": epochs, "finetune": ft_ep, "qat": qat_ep})
     # 7. artifact + report, all staged next to --out and moved in together
     try:
         with output_dir(out, COMMAND, inputs) as tmp:
-            gart.load(gart.save(tmp / "artifact", net_name, macro, recs, meta=meta, overwrite=True))
+            gart.load(gart.save(tmp / "artifact", net_name, macro, recs, meta=meta, overwrite=True, hw=cfg,
+                                program=prog))
             stage("export")
-            rep = {"network": net_name, "data": str(ds.name), "hw": str(cfg.path), "group_size": G, "phi_max": pm,
+            rep = {"network": net_name, "data": str(ds.name), "hw": cfg.name, "hw_file": Path(cfg.path).name if cfg.path else None, "group_size": G, "phi_max": pm,
                    "phi_min": phi_min, "sparsity": float(sparsity), "total_sparsity": s_tot, "seed": int(seed),
                    "threads": int(threads), "batch_size": int(batch_size),
                    "lr": {"float": lr, "finetune": ft_lr, "qat": q_lr},
                    "epochs": {"float": epochs, "finetune": ft_ep, "qat": qat_ep}, "width": width,
                    "n_train": len(xtr), "n_test": len(xte), "accuracy": acc, "artifact": "artifact",
                    "layers": layers, "macs": macs, "batchnorm": cap.bn, "notes": cap.notes, "warnings": warnings,
-                   "integer_check": checks, "plots": _plots(tmp, layers) if plots else [], "times": times}
+                   "integer_check": checks, "plots": _plots(tmp, layers) if opts.plots else [], "times": times}
             rep["times"]["total"] = round(time.time() - t0, 2)
-            (tmp / "report.json").write_text(json.dumps(rep, indent=2))
+            (tmp / "report.json").write_text(jsonio.dumps(rep, what="report.json"))
             (tmp / "report.md").write_text(_markdown(rep))
     except OutputError as e:
         raise FlowError(str(e)) from None
-    return {**rep, "artifact": str(Path(out) / "artifact")}
+    return FlowReport({**rep, "artifact": str(Path(out) / "artifact")}, Path(out))
+
+
+def accuracy_warnings(acc: dict, epochs: dict) -> list[str]:
+    """A warning when the final (integer) accuracy exceeds the float one: the float stage was trained less
+    (the pruned network's fine-tune and the QAT train on), not that pruning or quantization helps."""
+    f, q = acc.get("float"), acc.get("final")
+    if f is None or q is None or not q > f:
+        return []
+    more = float(epochs.get("finetune", 0)) + float(epochs.get("qat", 0))
+    return [f"the final integer accuracy {100 * q:.2f} % exceeds the float one {100 * f:.2f} %: the float stage was "
+            f"trained less ({float(epochs.get('float', 0)):g} epochs; the fine-tune and QAT add {more:g} more), so "
+            "the float figure is not an upper bound here; train the float stage longer to compare them"]
 
 
 def _inputs(hw_path, model, data) -> list:
@@ -531,98 +653,39 @@ def check_finite(net: nn.Module) -> None:
     for name, t in list(net.named_parameters()) + list(net.named_buffers()):
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             layer, _, tensor = name.rpartition(".")
-            raise FlowError(f"--model: layer {layer or '(top level)'}: {tensor} holds NaN or inf values; "
+            raise FlowError(f"model: layer {layer or '(top level)'}: {tensor} holds NaN or inf values; "
                             "a network must have finite weights")
 
 
-def demo(out: str | Path = "build/demo", hw: str | Path = DEFAULT_HW, seed: int = 0, epochs: float = 15,
+def demo(hw: HwConfig, out: str | Path = "build/demo", seed: int = 0, epochs: float = 15,
          progress: bool = True, sparsity: float = 0.5) -> tuple[Path, dict]:
     """``make demo``: SmallCNN on digits, short schedule, at ``sparsity``. Returns (artifact path, accuracies)."""
-    rep = run_flow("smallcnn", "digits", sparsity, hw, out, seed, epochs, progress=progress)
-    return Path(rep["artifact"]), rep["accuracy"]
+    rep = run_flow("smallcnn", "digits", hw, FlowOptions(sparsity=sparsity, seed=seed, epochs=epochs,
+                                                         progress=progress), out=out)
+    return rep.artifact, rep.accuracy
 
 
-def run_all_zoo(out: str | Path = "build/zoo", hw: str | Path = DEFAULT_HW, names=ZOO32, epochs: float = 3,
-                width: float = 0.25, sparsity: float = 0.5, seed: int = 0, progress: bool = True,
-                **kw) -> dict:
+def run_all_zoo(hw: HwConfig, options: FlowOptions | None = None, *, out: str | Path = "build/zoo",
+                names=ZOO32) -> dict:
     """The flow on each CIFAR-size zoo network with digits upscaled to 32x32.
 
+    ``options`` default to the zoo's short schedule (3 epochs, width 0.25).
     Writes ``out/<network>/`` (each a :func:`run_flow` folder) and
     ``out/summary.json`` (artifact paths relative to ``out``), all moved into
     ``out`` together when the last network is done.
     """
+    o = FlowOptions(epochs=3, width=0.25) if options is None else options
+    inputs = [hw.path] if hw.path else []
     try:
-        inputs = [load_config(hw).path]
         check_output(out, ZOO_COMMAND, inputs)
         summary = {}
         with output_dir(out, ZOO_COMMAND, inputs) as tmp:
             for n in names:
-                rep = run_flow(n, "digits32", sparsity, hw, tmp / n, seed, epochs, width=width, progress=progress,
-                               **kw)
+                rep = run_flow(n, "digits32", hw, o, out=tmp / n)
                 summary[n] = {"accuracy": rep["accuracy"], "times": rep["times"], "artifact": f"{n}/artifact"}
-                print(f"{n}: " + ", ".join(f"{k}={v:.4f}" for k, v in rep["accuracy"].items() if v is not None)
-                      + f" ({rep['times']['total']} s)", flush=True)
-            (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
-    except (ConfigError, OutputError) as e:
+                log.info("%s: %s (%s s)", n, ", ".join(f"{k}={v:.4f}" for k, v in rep["accuracy"].items()
+                                                        if v is not None), rep["times"]["total"])
+            (tmp / "summary.json").write_text(jsonio.dumps(summary, what="summary.json"))
+    except OutputError as e:
         raise FlowError(str(e)) from None
     return summary
-
-
-# ----------------------------------------------------------------------------- CLI
-
-def _parser(prog: str = "dbpim compile") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Train, block-prune, FTA-quantize and compile a network "
-                                "into a DB-PIM artifact (with report.json, report.md and plots in --out).")
-    p.add_argument("--model", default="smallcnn", help=f"{MODEL_FORMS} (default: smallcnn)")
-    p.add_argument("--model-class", default=None,
-                   help="zoo name or 'package.module:Class' for a .pt, .pth or .safetensors state dict")
-    p.add_argument("--data", default="digits", help=f"dataset: {', '.join(DATA_NAMES)}; an .npz holds x_train, "
-                   "y_train, x_test, y_test (default: digits)")
-    p.add_argument("--sparsity", type=float, default=0.5, help="block sparsity in [0, 1) (default: 0.5)")
-    p.add_argument("--hw", default=str(DEFAULT_HW), help="hardware YAML or shipped name (default: paper)")
-    p.add_argument("--out", default="build/compile", help=OUT_HELP + "; gets artifact/ and the report "
-                   "(default: build/compile)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of data split, init and training (default: 0)")
-    p.add_argument("--epochs", type=float, default=15, help="float training epochs (default: 15)")
-    p.add_argument("--finetune-epochs", type=float, default=None,
-                   help="fine-tuning epochs after block pruning (default: --epochs)")
-    p.add_argument("--qat-epochs", type=float, default=None, help="FTA-aware QAT epochs (default: --epochs)")
-    p.add_argument("--lr", type=float, default=2e-3, help="learning rate of float training (default: 0.002)")
-    p.add_argument("--batch-size", type=int, default=64, help="training batch size (default: 64)")
-    p.add_argument("--phi-max", type=int, default=None, help="FTA ceiling (default: the hw macro's phi_max)")
-    p.add_argument("--width", type=float, default=1.0, help="channel width multiplier of zoo networks (default: 1; "
-                   "0.25 with --all-zoo)")
-    p.add_argument("--no-compare", action="store_true", help="skip the block-pruning-alone comparison")
-    p.add_argument("--all-zoo", action="store_true",
-                   help="run the five CIFAR-size zoo networks on digits upscaled to 32x32 (ignores --model/--data)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars (they are drawn only on a terminal)")
-    return p
-
-
-def main(argv=None, prog: str = "dbpim compile") -> int:
-    """``dbpim compile ...``; returns the exit status (2 on bad arguments)."""
-    p = _parser(prog)
-    a = p.parse_args(argv)
-    try:
-        if a.all_zoo:
-            run_all_zoo(a.out, a.hw, epochs=a.epochs, width=a.width if a.width != 1.0 else 0.25,
-                        sparsity=a.sparsity, seed=a.seed, progress=not a.quiet)
-            return 0
-        rep = run_flow(a.model, a.data, a.sparsity, a.hw, a.out, a.seed, a.epochs, a.finetune_epochs, a.qat_epochs,
-                       a.lr, a.batch_size, a.phi_max, width=a.width, model_class=a.model_class,
-                       compare=not a.no_compare, progress=not a.quiet)
-    except (FlowError, ConfigError, ExportError, gart.ArtifactError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
-    acc = rep["accuracy"]
-    print("accuracy: " + ", ".join(f"{k} {100 * v:.2f}%" for k, v in acc.items() if v is not None))
-    m = rep["macs"]
-    print(f"MACs on the macros: {100 * m['mapped_share']:.1f} % of {m['total']:,} per sample")
-    for w in rep["warnings"]:
-        print(f"warning: {w}")
-    print(f"artifact: {rep['artifact']}\nreport: {Path(a.out) / 'report.md'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(prog="python -m model.torch.flow"))

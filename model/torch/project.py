@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.spec import WEIGHT_MAX, WEIGHT_MIN
 from model.torch.graph import conv_padding
 from model.torch.qat import qlayers
 from model.torch.train import train
@@ -142,7 +143,7 @@ def projected_finetune(net: nn.Module, starts: Sequence[Start], x: torch.Tensor,
     for q in qs:
         w, _, _ = q.quant_weight()
         wi = w.detach().numpy()
-        if wi.size and (np.any(wi != np.rint(wi)) or wi.min() < -128 or wi.max() > 127):
+        if wi.size and (np.any(wi != np.rint(wi)) or wi.min() < WEIGHT_MIN or wi.max() > WEIGHT_MAX):
             raise ValueError("projection: must return int8 values")
         out.append(wi.astype(np.int8))
         q.w_int = w.detach().clone().float()

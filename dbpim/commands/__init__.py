@@ -1,0 +1,1 @@
+"""One module per ``dbpim`` subcommand; each defines ``command`` (a click command). See :mod:`dbpim.cli`."""
