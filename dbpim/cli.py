@@ -53,6 +53,7 @@ SUBCOMMANDS = {
     "paper-nets": ("paper_nets", "the paper's five networks at full width (untrained) as artifacts"),
     "compare": ("compare", "the ReRAM bit-sparsity schemes next to DB-PIM on compiled networks"),
     "sweep": ("sweep", "block sparsity x phi_max x macro geometry sweep"),
+    "run": ("run", "a compiled network on new inputs from its artifact alone (the golden model, NumPy)"),
     "verify": ("verify", "compiled layers on the RTL (PIM core, or the macro with --macro) vs the golden model"),
     "speed": ("speed", "speed of the golden model, the performance model and the RTL tools (make bench)"),
 }
@@ -65,6 +66,7 @@ USER_ERRORS = frozenset({
     ("model.torch.export", "ExportError"), ("model.torch.graph", "CaptureError"),
     ("model.core_timing", "PlanError"), ("sim_bench.perf", "BenchError"), ("dbpim.demo", "DemoError"),
     ("dbpim.verify", "VerifyError"), ("model.torch.keras_h5", "KerasH5Error"), ("model.jsonio", "JsonError"),
+    ("model.predict", "PredictError"),
 })
 
 
