@@ -343,3 +343,17 @@ int main(void) {{
     got = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split("\n")
     layer = spec.CORE_REG["LAYER"].value(N_DESC=5, SIGNED=1)
     assert got[:7] == ["-1", "-2", "0", "-1", f"0 1234 {layer} {spec.CORE_REG['CTRL'].value(START=1)}", "3", "77"]
+
+
+def test_bad_prefix_is_one_line_and_writes_nothing(tmp_path, capsys):
+    from dbpim.cli import main
+
+    out = tmp_path / "o"
+    assert main(["verilog", "--hw", "small", "--out", str(out), "--blocks", "lpu", "--prefix", "9bad-name"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "prefix" in err and "9bad-name" in err
+    assert not out.exists()
+    assert main(["verilog", "--hw", "small", "--out", str(out), "--blocks", "lpu", "--prefix", "config"]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["prefix"] == "small" and man["blocks"]["lpu"]["top"] == "small_dbpim_lpu"
+    assert (out / "small_dbpim_lpu.v").is_file() and (out / "small_dbpim_lpu.core").is_file()
