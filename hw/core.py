@@ -484,6 +484,9 @@ class PIMCore(Block):
         m.d.comb += more_rounds.eq(a < b)
         idle = Signal()
         m.d.comb += idle.eq(Cat(~mac.computing for mac in macros).all())
+        #: internal values a simulator testbench may watch (not ports): ``prefetching`` (a row of the
+        #: next pass's tile is written, tile_banks 2), ``computing`` (a macro computes)
+        self.probes = {"prefetching": loading & pf, "computing": ~idle}
         since = Signal(range(n_col + 1))             # cycles since the last round started (saturating)
         with m.If(since != n_col):
             m.d.sync += since.eq(since + 1)
@@ -588,7 +591,8 @@ class PIMCore(Block):
                 with m.Elif(barrier):
                     m.d.sync += st_pix.eq(st_next)
                     if banks == 2:  # the first round starts: read the next descriptor, load its tile meanwhile
-                        with m.If((st_pix == 0) & (desc_idx + 1 != n_desc)):
+                        nd, nn = _same_width(m, desc_idx + 1, n_desc, "pf_desc")
+                        with m.If((st_pix == 0) & (nd != nn)):
                             m.d.comb += desc_rd.addr.eq(desc_idx + 1)
                             m.d.sync += pf_rd.eq(1)
                     with m.If(more_rounds):

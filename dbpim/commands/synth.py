@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from dbpim.commands._common import CommandError, verbosity_options
+from model import jsonio
 
 COMMAND = "dbpim synth"
 
@@ -30,6 +31,7 @@ def command(verilog, out, blocks, exclude, keep_memories):
     block); exit status 1 when Yosys fails.
     """
     from hw.synth import SynthError, markdown, synth_dir
+    from model import jsonio
     from model.outdir import check_output, output_dir
     d = Path(verilog)
     if not (d / "manifest.json").is_file():
@@ -46,6 +48,6 @@ def command(verilog, out, blocks, exclude, keep_memories):
     except ValueError as e:  # an unknown block
         raise CommandError(str(e)) from None
     with output_dir(out, COMMAND, [d]) as stage:
-        (stage / "synth.json").write_text(json.dumps(rep, indent=2) + "\n")
+        (stage / "synth.json").write_text(jsonio.dumps(rep, what="synth.json", newline=True))
         (stage / "synth.md").write_text(markdown(rep))
     click.echo(f"{out / 'synth.json'}\n{out / 'synth.md'}")
