@@ -153,11 +153,14 @@ def _same_width(m, a, b, name: str):
 
 def _reg_word(reg, values: dict):
     """A register's read word: each field's value at its bit position (:data:`model.spec.CORE_REGISTERS`)."""
-    word = Const(0, BUS_BITS)
-    for name, v in values.items():
-        f = reg.field(name)
-        word = word | (Value.cast(v)[:f.width].as_unsigned() << f.lsb)
-    return word[:BUS_BITS]
+    parts, at = [], 0
+    for f in sorted((reg.field(n) for n in values), key=lambda f: f.lsb):
+        if f.lsb > at:
+            parts.append(Const(0, f.lsb - at))
+        v = values[f.name]
+        parts.append(Const(v, f.width) if isinstance(v, int) else v)
+        at = f.lsb + f.width
+    return Cat(*parts)
 
 
 def _reserved(data, size: int):

@@ -152,9 +152,11 @@ class CoreHandshakeHarness(Elaboratable):
         if unknown:
             raise ValueError(f"skip: unknown properties {sorted(unknown)}; known: {', '.join(PROPERTIES)}")
         self.skip = frozenset(skip)
+        from model.spec import CORE_REG
         from verif.core_tb import REGS
         self.dut = PIMCoreAXI.from_config(hw)
         self.ctrl_addr = REGS["CTRL"]
+        self.start_bit = CORE_REG["CTRL"].field("START").lsb
 
     def ports(self) -> list:
         """The core's ports: the top-level inputs (free) and outputs of the proof."""
@@ -186,7 +188,7 @@ class CoreHandshakeHarness(Elaboratable):
         aw = _axil_properties(m, "fv", lambda ch: getattr(d, f"s_axil_{ch}"), rst, live, past, skip)
 
         # no output beat without a preceding START (since reset), none outside a run
-        start = aw & (d.s_axil_awaddr == self.ctrl_addr) & d.s_axil_wdata[0]  # the core's start_req
+        start = aw & (d.s_axil_awaddr == self.ctrl_addr) & d.s_axil_wdata[self.start_bit]  # the core's start_req
         started = Signal()  # cleared by the core's reset
         m.d.fv += started.eq(~rst & (started | start))
         _check(m, skip, ~d.m_axis_tvalid | started, "no_beat_before_start")
