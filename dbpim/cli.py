@@ -62,7 +62,8 @@ USER_ERRORS = frozenset({
     ("model.config", "ConfigError"), ("model.artifact", "ArtifactError"), ("model.outdir", "OutputError"),
     ("model.torch.flow", "FlowError"), ("model.torch.data", "DataError"), ("model.torch.sources", "ModelError"),
     ("model.torch.export", "ExportError"), ("model.torch.graph", "CaptureError"),
-    ("model.core_timing", "PlanError"), ("sim_bench.report", "BenchError"), ("dbpim.demo", "DemoError"),
+    ("model.core_timing", "PlanError"), ("sim_bench.perf", "BenchError"), ("sim_bench.perf", "PerfError"),
+    ("dbpim.demo", "DemoError"),
     ("dbpim.verify", "VerifyError"), ("model.torch.keras_h5", "KerasH5Error"), ("model.jsonio", "JsonError"),
 })
 
