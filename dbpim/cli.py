@@ -11,7 +11,8 @@ The error contract, for every subcommand:
   one line ``dbpim <command>: <message>`` on stderr, exit status 2;
 * ``dbpim`` with no command: the usage on stderr, exit status 2;
 * Ctrl-C: one line ``dbpim <command>: interrupted; --out unchanged`` (the
-  ``--out`` clause only for commands that write one), exit status 130;
+  ``--out`` clause only for commands that write one), exit status 130
+  (SIGTERM / SIGHUP: ``terminated by SIGTERM; --out unchanged``, 128 + signal);
 * a reader that closes stdout early (``dbpim --help | head -1``): quiet,
   exit status 141;
 * any other exception is a bug: its traceback is shown.
@@ -62,8 +63,7 @@ USER_ERRORS = frozenset({
     ("model.config", "ConfigError"), ("model.artifact", "ArtifactError"), ("model.outdir", "OutputError"),
     ("model.torch.flow", "FlowError"), ("model.torch.data", "DataError"), ("model.torch.sources", "ModelError"),
     ("model.torch.export", "ExportError"), ("model.torch.graph", "CaptureError"),
-    ("model.core_timing", "PlanError"), ("sim_bench.perf", "BenchError"), ("sim_bench.perf", "PerfError"),
-    ("dbpim.demo", "DemoError"),
+    ("model.core_timing", "PlanError"), ("sim_bench.perf", "BenchError"), ("dbpim.demo", "DemoError"),
     ("dbpim.verify", "VerifyError"), ("model.torch.keras_h5", "KerasH5Error"), ("model.jsonio", "JsonError"),
 })
 
@@ -133,11 +133,13 @@ class LazyGroup(click.Group):
         path = f"dbpim {name}".strip()
         try:
             return super().invoke(ctx)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM / SIGHUP (model.outdir.Interrupted, with signum)
             cmd = self.get_command(ctx, name) if name in SUBCOMMANDS else None
             writes_out = cmd is not None and any("--out" in getattr(p, "opts", ()) for p in cmd.params)
-            click.echo(f"{path}: interrupted" + ("; --out unchanged" if writes_out else ""), err=True)
-            raise _Done(EXIT_INTERRUPTED) from None
+            signum = getattr(e, "signum", None)
+            what = str(e) if signum else "interrupted"  # Interrupted reads "terminated by SIGTERM"
+            click.echo(f"{path}: {what}" + ("; --out unchanged" if writes_out else ""), err=True)
+            raise _Done(128 + signum if signum else EXIT_INTERRUPTED) from None
         except click.exceptions.Exit:
             raise
         except click.ClickException as e:
