@@ -23,6 +23,7 @@ import numpy as np
 
 from model.layer import PRODUCT_MAX, weights_of
 from model.program import PROGRAM_SINCE, RUNNABLE
+from model.spec import input_range
 
 __all__ = ["PredictError", "Predictor", "predict", "run_artifact", "DEFAULT_BATCH"]
 
@@ -43,7 +44,7 @@ class _Mapped:
     def __init__(self, op: dict, records: dict):
         self.op = op
         self.recs = [records[n] for n in op["layers"]]
-        self.lo, self.hi = (-128, 127) if op["signed_input"] else (0, 255)
+        self.lo, self.hi = input_range(bool(op["signed_input"]))
         self.x_scale = np.float32(op["x_scale"])
         scale = np.concatenate([np.asarray(r.scale, np.float32) for r in self.recs])
         # QLayer: y = y_int * (x_scale.double() * w_scale.double()) + bias.double(), then float32

@@ -371,3 +371,12 @@ def test_design_states_the_limits_exactly():
                        (limits.RECORD, "`--record` an integer in `[1, {hi}]`"),
                        (limits.EPOCHS, "epochs `[0, {hi}]`"), (limits.CLASSES, "at most {hi}")):
         assert words.format(hi=rng.hi) in doc, words
+
+
+def test_cli_reports_perf_errors_in_one_line(tmp_path, capsys):
+    from dbpim.cli import main
+    from model import artifact
+    art = artifact.save(tmp_path / "empty", "empty", load_config("paper").macro, [], meta={"data": "digits"})
+    assert main(["bench", "--artifact", str(art), "--hw", "paper", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dbpim bench:") and "no mapped layer" in err and "\n" not in err
