@@ -276,8 +276,8 @@ def run_demo(cfg, stages: list[int], sparsity: float, out) -> dict:
     Returns
     -------
     dict
-        What ``out/summary.json`` holds: ``command``, ``hw``, ``sparsity``,
-        ``stages`` and each stage's figures by its :data:`STAGE_KEYS` name.
+        What ``out/summary.json`` holds (plain JSON types): ``command``, ``hw``,
+        ``sparsity``, ``stages`` and each stage's figures by its :data:`STAGE_KEYS` name.
 
     Raises
     ------
@@ -295,5 +295,6 @@ def run_demo(cfg, stages: list[int], sparsity: float, out) -> dict:
     summary = {"command": COMMAND, "hw": cfg.name, "sparsity": float(sparsity), "stages": stages}
     with output_dir(out, COMMAND, [cfg.path] if cfg.path else []) as staged:
         summary.update(run_stages(cfg, stages, sparsity, staged, Path(out)))
-        (staged / SUMMARY).write_text(jsonio.dumps(summary, what=SUMMARY, newline=True))
-    return summary
+        text = jsonio.dumps(summary, what=SUMMARY, newline=True)
+        (staged / SUMMARY).write_text(text)
+    return json.loads(text)
