@@ -1,8 +1,10 @@
 """The dbpim command line: one click group, the error contract (one line, exit 2), Ctrl-C, logging, help."""
 
+import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -216,6 +218,8 @@ def test_demo_sparsity_reaches_every_stage(tmp_path, capsys, monkeypatch):
     def fake_demo(hw, out, sparsity, **k):
         seen["sparsity"] = sparsity
         seen["hw"] = hw
+        Path(out).mkdir(parents=True)  # the flow writes its report.json there; the demo's summary reads it
+        (Path(out) / "report.json").write_text(json.dumps({"sparsity": sparsity, "epochs": {"float": 15}}))
         return tmp_path / "none", {"float": 1.0}
     monkeypatch.setattr(flow, "demo", fake_demo)
     assert cli.main(["demo", "--stages", "1,2,3", "--hw", "small", "--sparsity", "0.75",
@@ -225,6 +229,8 @@ def test_demo_sparsity_reaches_every_stage(tmp_path, capsys, monkeypatch):
     assert out.count("75% block sparsity") == 3, out
     if "skipped: package" not in out:  # MiniLM installed: stage 1 pruned it
         assert "25.0 % of the weights kept" in out
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["sparsity"] == 0.75 and summary["smallcnn"]["schedule"]["sparsity"] == 0.75
 
 
 def test_sigterm_is_one_line_and_143(tmp_path, monkeypatch, capsys):
