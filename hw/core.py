@@ -27,7 +27,7 @@ from hw.common import Block, add_block, layout_from_fields
 from hw.macro import PIMMacro
 from hw.switch import SparseSwitch
 from model.derived import Derived
-from model.spec import (BUS_BITS, CORE_ID, CORE_REGS, field_width, map_entry_fields, mask_entry_fields, packer_in_fields,
+from model.spec import (BUS_BITS, CORE_REG, core_constants, digest_word, field_width, map_entry_fields, mask_entry_fields, packer_in_fields,
                         packer_out_fields, result_fields, tile_entry_fields, window_fields)
 
 __all__ = ["RowPacker", "PIMCore", "PIMCoreAXI", "CORE_KEYS"]
@@ -41,6 +41,12 @@ CORE_KEYS = {
     "out_pixels": ("core", "out_pixels"), "max_row_tiles": ("core", "max_row_tiles"),
     "tile_banks": ("core", "tile_banks"),
 }
+
+
+def _config_params(hw) -> dict:
+    """The core's keyword parameters of an :class:`model.config.HwConfig`, ``digest`` included."""
+    return {p: getattr(getattr(hw, sec), k) for p, (sec, k) in CORE_KEYS.items()} | {
+        "digest": digest_word(hw.digest())}
 
 
 class RowPacker(Block):
@@ -145,6 +151,15 @@ def _same_width(m, a, b, name: str):
     return out
 
 
+def _reg_word(reg, values: dict):
+    """A register's read word: each field's value at its bit position (:data:`model.spec.CORE_REGISTERS`)."""
+    word = Const(0, BUS_BITS)
+    for name, v in values.items():
+        f = reg.field(name)
+        word = word | (Value.cast(v)[:f.width].as_unsigned() << f.lsb)
+    return word[:BUS_BITS]
+
+
 def _reserved(data, size: int):
     """The padding bits of a memory word past its ``size`` used bits are not zero (0 when there are none)."""
     return data[size:] != 0 if len(data) > size else Const(0, 1)
@@ -156,8 +171,9 @@ class PIMCore(Block):
     Parameters are those of :class:`hw.macro.PIMMacro` plus ``lanes`` (switch
     outputs per cycle), ``macros`` (macros per core) and the capacities of the
     core's memories (``tile_slots``, ``descriptors``, ``mask_windows``,
-    ``out_pixels``, ``max_row_tiles``; docs/design.md §11). Build it from a
-    configuration with :meth:`from_config`.
+    ``out_pixels``, ``max_row_tiles``) and ``tile_banks`` (tiles per macro,
+    1 or 2; docs/design.md §11). Build it from a configuration with
+    :meth:`from_config`.
 
     **Programming** (register bus, :func:`model.spec.core_map`): tiles into
     the tile store and column maps, masks into the mask register file,
@@ -174,7 +190,13 @@ class PIMCore(Block):
     macro's results drain from its output banks into its bank of the output
     register file while it computes on (overwrite on ``first``, add
     otherwise). A ``last`` pass then streams its ``pixels x n_out`` partial
-    sums on ``o``, pixel by pixel. Cycles: :func:`model.core_timing.pass_cycles`.
+    sums on ``o``, pixel by pixel. Cycles: :func:`model.core_timing.layer_cycles`.
+
+    **Two tile banks** (``tile_banks=2``): at a pass's first round start the
+    controller reads the next descriptor (same START) and loads its tile into
+    the macros' other bank (``w_bank``) while the pass computes, drains and
+    streams; the next pass's DECODE switches the bank the macros compute on
+    (``sel``) and its first round waits only for the rows still to load.
 
     **Reset** aborts the run; the output register file is only ever read by a
     ``last`` pass after its own ``first`` pass overwrote it, so nothing
@@ -194,7 +216,10 @@ class PIMCore(Block):
 
     def __init__(self, *, n_comp: int, n_col: int, n_row: int, in_bits: int = 8, lanes: int, pipeline: bool = False,
                  macros: int, tile_slots: int, descriptors: int, mask_windows: int, out_pixels: int,
-                 max_row_tiles: int, tile_banks: int = 1):
+                 max_row_tiles: int, tile_banks: int = 1, digest: int = 0):
+        if not isinstance(digest, int) or isinstance(digest, bool) or not 0 <= digest < 1 << BUS_BITS:
+            raise ValueError(f"digest must be an integer from 0 to 2**{BUS_BITS} - 1, not {digest!r}")
+        self._digest = digest
         p = {k: self._param(k, v) for k, v in dict(
             n_comp=n_comp, n_col=n_col, n_row=n_row, in_bits=in_bits, lanes=lanes, pipeline=pipeline,
             macros=macros, tile_slots=tile_slots, descriptors=descriptors, mask_windows=mask_windows,
@@ -202,6 +227,7 @@ class PIMCore(Block):
         if lanes > n_comp:
             raise ValueError(f"lanes must be at most n_comp ({n_comp}), not {lanes!r}")
         self._p = p
+        self._params["digest"] = digest  # the DIGEST register (model.spec.digest_word of the configuration)
         #: widths and the register map, computed once (the golden model's CoreParams reads the same object)
         self.derived = Derived.compute(n_comp=n_comp, n_col=n_col, n_row=n_row, in_bits=in_bits,
                                        tile_slots=tile_slots, descriptors=descriptors, mask_windows=mask_windows,
@@ -220,8 +246,8 @@ class PIMCore(Block):
 
     @classmethod
     def from_config(cls, hw) -> "PIMCore":
-        """Build from a :class:`model.config.HwConfig` (macro, ``system.macros_per_core``, core)."""
-        return cls(**{p: getattr(getattr(hw, sec), k) for p, (sec, k) in CORE_KEYS.items()})
+        """Build from a :class:`model.config.HwConfig` (macro, ``system.macros_per_core``, core; its digest)."""
+        return cls(**_config_params(hw))
 
     @property
     def latency(self) -> int:
@@ -291,21 +317,26 @@ class PIMCore(Block):
         error = Signal()
         err_code = Signal(4)
         cycles = Signal(32)
-        reg = {n: w for n, (w, _, _) in CORE_REGS.items()}
-        with m.If(self.w_en & (self.w_addr == reg["LAYER"])):
-            m.d.sync += [n_desc.eq(self.w_data[:16]), signed_in.eq(self.w_data[16])]
-        m.d.comb += start_req.eq(self.w_en & (self.w_addr == reg["CTRL"]) & self.w_data[0])
+        layer, ctrl = CORE_REG["LAYER"], CORE_REG["CTRL"]
+
+        def wfield(reg, name):
+            f = reg.field(name)
+            return self.w_data[f.lsb:f.lsb + f.width]
+
+        with m.If(self.w_en & (self.w_addr == layer.word)):
+            m.d.sync += [n_desc.eq(wfield(layer, "N_DESC")), signed_in.eq(wfield(layer, "SIGNED"))]
+        m.d.comb += start_req.eq(self.w_en & (self.w_addr == ctrl.word) & wfield(ctrl, "START"))
         read_values = {
-            "STATUS": Cat(self.busy, done, error, Const(0, 1), err_code), "LAYER": Cat(n_desc, signed_in),
-            "CYCLES": cycles, "ID": CORE_ID, "N_COMP": n_comp, "N_COL": n_col, "N_ROW": n_row, "LANES": lanes,
-            "MACROS": M, "TILE_SLOTS": p["tile_slots"], "DESCRIPTORS": p["descriptors"],
-            "MASK_WINDOWS": p["mask_windows"], "OUT_PIXELS": out_pixels, "MAX_ROW_TILES": max_rt,
-            "PSUM_BITS": psw,
-        }
+            "STATUS": {"BUSY": self.busy, "DONE": done, "ERROR": error, "ERROR_CODE": err_code},
+            "LAYER": {"N_DESC": n_desc, "SIGNED": signed_in}, "CYCLES": {"VALUE": cycles},
+        } | {name: {"VALUE": v} for name, v in core_constants(
+            n_comp=n_comp, n_col=n_col, n_row=n_row, lanes=lanes, macros=M, tile_slots=p["tile_slots"],
+            descriptors=p["descriptors"], mask_windows=p["mask_windows"], out_pixels=out_pixels,
+            max_row_tiles=max_rt, psum_bits=psw, digest=self._digest).items()}
         with m.Switch(self.r_addr):
-            for name, v in read_values.items():
-                with m.Case(reg[name]):
-                    m.d.comb += self.r_data.eq(v)
+            for name, values in read_values.items():
+                with m.Case(CORE_REG[name].word):
+                    m.d.comb += self.r_data.eq(_reg_word(CORE_REG[name], values))
         m.d.comb += [self.done.eq(done), self.error.eq(error)]
 
         # ---- datapath: switch, packer, macros (reset on abort as well)
@@ -450,6 +481,9 @@ class PIMCore(Block):
         m.d.comb += more_rounds.eq(a < b)
         idle = Signal()
         m.d.comb += idle.eq(Cat(~mac.computing for mac in macros).all())
+        #: internal values a simulator testbench may watch (not ports): ``prefetching`` (a row of the
+        #: next pass's tile is written, tile_banks 2), ``computing`` (a macro computes)
+        self.probes = {"prefetching": loading & pf, "computing": ~idle}
         since = Signal(range(n_col + 1))             # cycles since the last round started (saturating)
         with m.If(since != n_col):
             m.d.sync += since.eq(since + 1)
@@ -554,7 +588,8 @@ class PIMCore(Block):
                 with m.Elif(barrier):
                     m.d.sync += st_pix.eq(st_next)
                     if banks == 2:  # the first round starts: read the next descriptor, load its tile meanwhile
-                        with m.If((st_pix == 0) & (desc_idx + 1 != n_desc)):
+                        nd, nn = _same_width(m, desc_idx + 1, n_desc, "pf_desc")
+                        with m.If((st_pix == 0) & (nd != nn)):
                             m.d.comb += desc_rd.addr.eq(desc_idx + 1)
                             m.d.sync += pf_rd.eq(1)
                     with m.If(more_rounds):
@@ -635,7 +670,7 @@ class PIMCoreAXI(Block):
 
     @classmethod
     def from_config(cls, hw) -> "PIMCoreAXI":
-        return cls(**{p: getattr(getattr(hw, sec), k) for p, (sec, k) in CORE_KEYS.items()})
+        return cls(**_config_params(hw))
 
     @property
     def map(self):

@@ -1,19 +1,26 @@
-"""Lint the generated Verilog with ``verilator --lint-only -Wall``; waivers per file and line.
+"""Lint the generated Verilog with ``verilator --lint-only -Wall`` against reviewed waiver patterns and counts.
 
-Usage: ``dbpim lint <dir>`` (``make lint``). Every block of the
-folder's ``manifest.json`` is linted as top module with its ``sources``.
+Usage: ``dbpim lint <dir> [--update]`` (``make lint``). Every block of
+the folder's ``manifest.json`` is linted as top module with its ``sources``.
 
-No warning category is waived as a whole. Each warning Verilator reports is
-checked against :data:`EXPLAINED`: a warning rule, the shape of its message and,
-where it matters, of the flagged source line, that the Verilog Amaranth and
-Yosys write produces by construction, each with the reason it is not a design
-bug. A warning that matches gets one ``lint_off -rule R -file F -lines L``
-entry, under its reason, in a Verilator control file (``--waivers``, default
-``<dir>-lint.vlt`` next to the folder, which belongs to ``dbpim verilog``);
-lint then runs again with that file and must be silent. A warning that matches no explanation fails the run (exit status 1)
-and is printed: MULTIDRIVEN, LATCH, COMBDLY, UNOPTFLAT, UNDRIVEN, BLKSEQ, an
-unused port, an operator on mismatched widths that is not one of Yosys'
-forms, ...
+No warning category is waived as a whole, and no warning by its line number.
+Each warning Verilator reports must match one of the reviewed patterns of
+:data:`EXPLAINED`: an id, a warning rule, the shape of its message (which
+names the signal: ``'$<n>'`` for a Yosys temporary, ``'rst'``, ...) and, where
+it matters, of the flagged source line or of the signal's uses in the file,
+that the Verilog Amaranth and Yosys write produces by construction, each with
+the reason it is not a design bug. A warning that matches none fails the run
+(exit status 1) and is printed: MULTIDRIVEN, LATCH, COMBDLY, UNOPTFLAT,
+UNDRIVEN, BLKSEQ, an unused port, dead logic, an operator on mismatched widths
+that is not one of Yosys' forms, ...
+
+The matching warnings are counted per configuration and SRAM mode (the
+manifest's ``config`` and ``sram``), file and pattern, and compared with the
+counts recorded in the repository, :data:`COUNTS_FILE` (``hw/lint_waivers.yaml``):
+a count above its record, or a pattern or file without a record, fails too (a
+new warning of an explained shape, e.g. one more unused alias, is a change to
+review). A count below its record passes and says so; ``--update`` rewrites
+the record of this configuration from the current counts (review the diff).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from pathlib import Path
 from hw.common import ports_of_verilog
 from hw.tools import verilator_env
 
-__all__ = ["EXPLAINED", "Warning_", "lint_dir", "lint_top", "waivers_path"]
+__all__ = ["EXPLAINED", "COUNTS_FILE", "Warning_", "lint_dir", "lint_top", "count_warnings", "compare_counts"]
 _MSG_RE = re.compile(r"^%Warning-([A-Z0-9_]+): (.+?):(\d+):(\d+): (.*)$")
 
 
@@ -45,13 +52,14 @@ class Warning_:
 
 @dataclass(frozen=True)
 class Explanation:
-    """Why warnings of one shape are not design bugs.
+    """A reviewed waiver pattern: why warnings of one shape are not design bugs.
 
-    ``message`` must match the warning's message; ``source`` (optional) the
+    ``id`` names the pattern in the recorded counts; ``message`` must match the warning's message; ``source`` (optional) the
     flagged source line; ``check`` (optional) gets (warning, file text, port
     names) and must return True.
     """
 
+    id: str
     rule: str
     message: str
     reason: str
@@ -118,40 +126,40 @@ def _is_reset_without_state(w: Warning_, text: str, ports: set) -> bool:
 
 #: The warnings Amaranth's Yosys back end produces by construction, each with its reason.
 EXPLAINED = (
-    Explanation("UNUSEDSIGNAL", r"^Signal is not used: ",
+    Explanation("unused-alias", "UNUSEDSIGNAL", r"^Signal is not used: ",
                 "Amaranth names every payload field, array element and named intermediate for waveforms; Yosys "
                 "writes such a name as a plain alias (assign name = net) of the net the logic reads",
                 check=_is_plain_alias),
-    Explanation("UNUSEDSIGNAL", r"^Signal is not used: '\$\d+'",
+    Explanation("unused-instance-output", "UNUSEDSIGNAL", r"^Signal is not used: '\$\d+'",
                 "an output of a sub-block instance this block does not need (the IPU's empty strobe, the o_valid "
                 "of every adder tree but the first)", check=_is_unneeded_instance_output),
-    Explanation("UNUSEDSIGNAL", r"^Signal is not used: '\$\d+'",
+    Explanation("unused-fsm-decode", "UNUSEDSIGNAL", r"^Signal is not used: '\$\d+'",
                 "Amaranth's decode of one FSM state that nothing reads", check=_is_fsm_decode),
-    Explanation("UNUSEDSIGNAL", r"^Signal is not used: 'rst'$",
+    Explanation("unused-reset", "UNUSEDSIGNAL", r"^Signal is not used: 'rst'$",
                 "the block's only state is memory, which reset does not clear (docs/design.md §5); Amaranth "
                 "still gives it the clock domain's reset port", check=_is_reset_without_state),
-    Explanation("UNUSEDSIGNAL", r"^Bits of signal are not used: '\$\d+'",
+    Explanation("unused-bits-temporary", "UNUSEDSIGNAL", r"^Bits of signal are not used: '\$\d+'",
                 "a Yosys temporary computed at its operation's full width of which Amaranth keeps the low bits "
                 "(an explicit truncation)", check=_is_yosys_temporary),
-    Explanation("WIDTHEXPAND", r"(LHS|RHS)'s CONST '.*?' generates",
+    Explanation("widthexpand-const", "WIDTHEXPAND", r"(LHS|RHS)'s CONST '.*?' generates",
                 "Yosys writes constants at their minimal width; Verilog zero-extends them to the other operand, "
                 "as Amaranth specifies"),
-    Explanation("WIDTHEXPAND", r"^Operator (ADD|SUB) expects \d+ bits on the (LHS|RHS), but (LHS|RHS)'s SIGNED generates",
+    Explanation("widthexpand-signed-addsub", "WIDTHEXPAND", r"^Operator (ADD|SUB) expects \d+ bits on the (LHS|RHS), but (LHS|RHS)'s SIGNED generates",
                 "an Amaranth signed add/subtract: Yosys writes the operands at their own width inside $signed() "
                 "and Verilog sign-extends them to the result width", source=r"\$signed\("),
-    Explanation("WIDTHEXPAND", r"^Operator SHIFTL expects \d+ bits on the LHS, but LHS's (SIGNED|REPLICATE|VARREF) generates",
+    Explanation("widthexpand-shiftl", "WIDTHEXPAND", r"^Operator SHIFTL expects \d+ bits on the LHS, but LHS's (SIGNED|REPLICATE|VARREF) generates",
                 "an Amaranth left shift, whose result is wider than its operand: Verilog extends the operand to "
                 "the result width first", source=r"<<"),
-    Explanation("WIDTHTRUNC", r"^Operator ASSIGNW expects \d+ bits on the Assign RHS, but Assign RHS's SHIFTR generates",
+    Explanation("widthtrunc-bit-select", "WIDTHTRUNC", r"^Operator ASSIGNW expects \d+ bits on the Assign RHS, but Assign RHS's SHIFTR generates",
                 "a variable bit select (Amaranth bit_select / word_select) that Yosys writes as a right shift "
                 "assigned to a narrower net: the low bits are the selection", source=r"assign .* = .* >> .*;"),
-    Explanation("WIDTHTRUNC", r"^Logical operator LOGNOT expects 1 bit on the LHS",
+    Explanation("widthtrunc-reduce-nor", "WIDTHTRUNC", r"^Logical operator LOGNOT expects 1 bit on the LHS",
                 "a reduce-NOR (Amaranth v == 0 / ~v.any()) that Yosys writes as !v, one bit by definition",
                 source=r"!\s*[\\\w$]"),
-    Explanation("PROCASSINIT", r"^Procedural assignment to declaration with initial value",
+    Explanation("procassinit-reset-value", "PROCASSINIT", r"^Procedural assignment to declaration with initial value",
                 "Amaranth gives every register its reset value also as a declaration initialiser (the power-up "
                 "value); the synchronous reset assigns the same value"),
-    Explanation("CASEINCOMPLETE", r"^Case values incompletely covered",
+    Explanation("caseincomplete-default", "CASEINCOMPLETE", r"^Case values incompletely covered",
                 "Yosys writes a process as a default assignment followed by a casez over the meaningful values; "
                 "values not covered keep the default", source=r"\bcasez\b"),
 )
@@ -212,74 +220,107 @@ def lint_top(directory: Path, top: str, sources: list[str]) -> LintResult:
     return res
 
 
-def _ranges(lines: list[int]) -> list[str]:
-    out, lines = [], sorted(set(lines))
-    start = prev = lines[0]
-    for n in lines[1:] + [None]:
-        if n is not None and n == prev + 1:
-            prev = n
-            continue
-        out.append(str(start) if start == prev else f"{start}-{prev}")
-        if n is not None:
-            start = prev = n
-    return out
+#: The reviewed counts: ``{"<config>-<sram>": {"<file>": {"<pattern id>": count}}}``.
+COUNTS_FILE = Path(__file__).resolve().parent / "lint_waivers.yaml"
 
 
-def control_file(explained) -> str:
-    """The Verilator control file: one ``lint_off -rule -file -lines`` per waived line (range), under its reason."""
-    groups: dict = {}
+def count_warnings(explained) -> dict:
+    """``{file: {pattern id: count}}`` of explained warnings (each file, line and message once)."""
+    out: dict = {}
     for w, why in explained:
-        groups.setdefault(why, {}).setdefault((w.rule, w.file), []).append(w.line)
-    out = ["`verilator_config", "// Generated by `dbpim lint` (make lint): every waiver is one warning of",
-           "// one file and line, whose shape hw/lint.py explains; the reason is above each group.", ""]
-    for why in EXPLAINED:
-        if why not in groups:
-            continue
-        out.append(f"// {why.rule}: {why.reason}")
-        for (rule, f), lines in sorted(groups[why].items()):
-            out += [f'lint_off -rule {rule} -file "*/{f}" -lines {r}' for r in _ranges(lines)]
-        out.append("")
-    return "\n".join(out)
+        f = out.setdefault(w.file, {})
+        f[why.id] = f.get(why.id, 0) + 1
+    return {f: dict(sorted(c.items())) for f, c in sorted(out.items())}
 
 
-def waivers_path(directory) -> Path:
-    """Default control file of a Verilog folder: ``<folder>-lint.vlt`` next to it."""
-    d = Path(directory).resolve()
-    return d.parent / f"{d.name}-lint.vlt"
+def compare_counts(got: dict, want: dict | None, key: str) -> tuple[list[str], list[str]]:
+    """(failures, notes): counts above ``want`` or without a record fail; counts below it are notes."""
+    if want is None:
+        return [f"{key}: no recorded lint counts in {COUNTS_FILE.name} (record them with "
+                f"`dbpim lint <dir> --update` and review the diff)"], []
+    bad, notes = [], []
+    for f, c in got.items():
+        for pid, n in c.items():
+            rec = want.get(f, {}).get(pid)
+            if rec is None:
+                bad.append(f"{key}: {f}: {n} warnings of pattern {pid}, none recorded")
+            elif n > rec:
+                bad.append(f"{key}: {f}: {n} warnings of pattern {pid}, {rec} recorded (grew by {n - rec})")
+            elif n < rec:
+                notes.append(f"{key}: {f}: {n} warnings of pattern {pid}, {rec} recorded (fewer: `--update`)")
+    return bad, notes
 
 
-def lint_dir(directory, waivers=None) -> int:
-    """Lint every block of ``directory``'s manifest; write the waivers; returns the number of failing tops."""
+def _load_counts(path: Path) -> dict:
+    import yaml
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict) or not isinstance(data.get("counts", {}), dict):
+        raise ValueError(f"{path}: counts: must be a mapping of <config>-<sram> to files to pattern counts")
+    return data.get("counts", {})
+
+
+def _save_counts(path: Path, counts: dict) -> None:
+    import yaml
+
     from model.outdir import write_file
+    head = ("# Reviewed counts of `verilator --lint-only -Wall` warnings per configuration-SRAM mode, file and\n"
+            "# waiver pattern (hw/lint.py EXPLAINED: the pattern and the reason it is no design bug).\n"
+            "# `make lint` fails when a count grows or a warning matches no pattern. Rewritten by\n"
+            "# `dbpim lint <dir> --update`; review the diff.\n")
+    write_file(path, head + yaml.safe_dump({"counts": counts}, sort_keys=True, default_flow_style=False))
 
+
+def lint_dir(directory, counts_file=None, update: bool = False) -> int:
+    """Lint every block of ``directory``'s manifest; returns the number of failures (0: clean).
+
+    A failure is a warning matching no pattern of :data:`EXPLAINED`, a
+    Verilator error, or a pattern count above the record in ``counts_file``
+    (default :data:`COUNTS_FILE`) for the manifest's configuration and SRAM
+    mode. ``update`` records the current counts instead of comparing them.
+    """
     d = Path(directory)
     man_path = d / "manifest.json"
     if not man_path.is_file():
         print(f"hw.lint: {d}: no manifest.json (run `make verilog` first)", file=sys.stderr)
         return 1
-    blocks = json.loads(man_path.read_text())["blocks"]
-    results = [lint_top(d, e["top"], e["sources"]) for e in blocks.values()]
+    man = json.loads(man_path.read_text())
+    key = f"{man.get('config', '?')}-{man.get('sram', 'behavioural')}"
+    results = [lint_top(d, e["top"], e["sources"]) for e in man["blocks"].values()]
     seen, explained = set(), []
     for r in results:
         for w, why in r.explained:
             if (w.rule, w.file, w.line, w.message) not in seen:
                 seen.add((w.rule, w.file, w.line, w.message))
                 explained.append((w, why))
-    vlt = Path(waivers) if waivers else waivers_path(d)
-    write_file(vlt, control_file(explained) + "\n")
     bad = 0
-    for r, e in zip(results, blocks.values()):
-        status, output = _verilator([str(vlt), "--top-module", r.top, *[str(d / s) for s in e["sources"]]])
-        if r.unexplained or status:
+    for r in results:
+        if r.unexplained:
             bad += 1
-            print(f"{r.top}: FAILED ({len(r.unexplained)} warnings without an explanation)")
+            print(f"{r.top}: FAILED ({len(r.unexplained)} warnings matching no waiver pattern)")
             for w in r.unexplained:
                 print(f"  %Warning-{w.rule}: {w.file}:{w.line}: {w.message}\n      {w.source.strip()}", file=sys.stderr)
-            if status and not r.unexplained:
-                print(output, file=sys.stderr)
         else:
-            print(f"{r.top}: ok ({len(r.explained)} warnings waived by file and line)")
-    entries = sum(ln.startswith("lint_off") for ln in vlt.read_text().splitlines())
-    print(f"{vlt}: {len(explained)} warnings waived in {entries} lint_off lines (file and line ranges), "
-          f"{len({why for _, why in explained})} explained shapes")
-    return bad
+            print(f"{r.top}: ok ({len(r.explained)} warnings of reviewed patterns)")
+    got = count_warnings(explained)
+    path = Path(counts_file) if counts_file else COUNTS_FILE
+    counts = _load_counts(path)
+    if update:
+        if bad:
+            print(f"{path}: not updated: fix the warnings above first", file=sys.stderr)
+            return bad
+        old = counts.get(key, {})
+        counts[key] = {**old, **got}  # a folder with some blocks only keeps the other files' records
+        _save_counts(path, counts)
+        print(f"{path}: recorded {sum(sum(c.values()) for c in got.values())} warnings of {key}")
+        return 0
+    fails, notes = compare_counts(got, counts.get(key), key)
+    for n in notes:
+        print(f"note: {n}")
+    for f in fails:
+        print(f"  {f}", file=sys.stderr)
+    total = sum(sum(c.values()) for c in got.values())
+    print(f"{key}: {total} warnings of {len({why.id for _, why in explained})} reviewed patterns in "
+          f"{len(got)} files" + (f"; {len(fails)} counts above their record" if fails else ", within the record"))
+    return bad + len(fails)

@@ -133,6 +133,8 @@ class PIMMacro(Block):
         self._banks = self._param("tile_banks", tile_banks)
         cells = n_comp * n_col
         bank_ports = {"w_bank": In(1), "sel": In(1)} if tile_banks == 2 else {}
+        if tile_banks == 2:
+            self.NAME = "macro_banks2"  # its own Verilog module (other ports) beside a one-bank dbpim_macro
         super().__init__({
             **bank_ports,
             "w_en": In(1), "w_row": In(range(n_row)),

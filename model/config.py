@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from model import jsonio
 from model._check import is_int, is_real, show
 from model.spec import CORE_GEOMETRY, DIGIT_BITS, GEOMETRY, geometry_error
 
@@ -283,21 +283,22 @@ class HwConfig:
 
     @property
     def pim_bytes(self) -> int:
-        """Cell capacity of all macros in bytes (one bit per 6T cell)."""
+        """Cell capacity of all macros in bytes (one bit per 6T cell; ``core.tile_banks`` tiles per macro)."""
         m = self.macro
-        return self.n_macros * m.n_row * m.n_comp * m.n_col // 8
+        return self.n_macros * self.core.tile_banks * m.n_row * m.n_comp * m.n_col // 8
 
     def to_dict(self) -> dict:
         return {"name": self.name, "macro": self.macro.to_dict(), "system": dataclasses.asdict(self.system),
                 "energy": dataclasses.asdict(self.energy), "core": dataclasses.asdict(self.core)}
 
     def digest(self) -> str:
-        """SHA-256 (hex) of the canonical JSON of :meth:`to_dict` (sorted keys, no spaces).
+        """SHA-256 (hex) of the canonical JSON of :meth:`to_dict`: ``model.jsonio.dumps(..., indent=None,
+        sort_keys=True)`` (one line, sorted keys, strict), UTF-8.
 
         Equal digests mean the same design point, whatever file or spelling it came from
         (``path`` and ``defaulted`` are not part of it); artifacts record it (§8).
         """
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        text = jsonio.dumps(self.to_dict(), what="configuration digest", indent=None, sort_keys=True, compact=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def replace(self, **sections) -> "HwConfig":

@@ -76,7 +76,7 @@ def to_plain(obj, what: str, default=None, path: str = ""):
 
 
 def dumps(obj, *, what: str, indent: int | None = 2, sort_keys: bool = False, default=None,
-          newline: bool = False) -> str:
+          newline: bool = False, compact: bool = False) -> str:
     """``obj`` as strict JSON text (``allow_nan=False``), every number finite.
 
     Parameters
@@ -93,11 +93,14 @@ def dumps(obj, *, what: str, indent: int | None = 2, sort_keys: bool = False, de
         Converts values of other types (``str``); without it they are refused.
     newline : bool
         End the text with a newline.
+    compact : bool
+        No spaces after separators (``(",", ":")``): canonical text for digests.
 
     Raises
     ------
     JsonError
         One line naming ``what`` and the key path of a non-finite number or an unwritable value.
     """
-    text = json.dumps(to_plain(obj, what, default), indent=indent, sort_keys=sort_keys, allow_nan=False)
+    text = json.dumps(to_plain(obj, what, default), indent=indent, sort_keys=sort_keys, allow_nan=False,
+                      separators=(",", ":") if compact else None)
     return text + "\n" if newline else text

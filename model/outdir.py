@@ -15,7 +15,7 @@ writes it through :func:`output_dir`:
   which raise :class:`Interrupted` while the folder is staged) the temporary
   folder is removed and ``--out`` is untouched; no space left on the device
   is one :class:`OutputError` line;
-* a run killed outright (SIGKILL, power loss) can leave a stage or a backup
+* a run killed outright (SIGKILL) can leave a stage or a backup
   behind: the next :func:`output_dir` on that ``--out`` restores a missing
   ``--out`` from its backup and removes such leftovers (:func:`recover`);
 * ``--out`` records what the command wrote in a marker file :data:`MARKER`
@@ -44,6 +44,7 @@ import stat
 import sys
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -61,7 +62,7 @@ MARKER = ".dbpim-outputs"
 _FORMAT = "dbpim-outputs"
 
 #: Help text of every command's ``--out`` folder option (the command line shows the default).
-OUT_HELP = ("output folder: new, empty, or written before by this same command; the files are moved in "
+OUT_HELP = ("output folder: new, empty, or written before by this same command; it is replaced as a whole "
             "only on success, and a folder holding any other file is refused")
 
 
@@ -290,22 +291,27 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
-def _lock(folder: Path, wait: bool = True) -> int | None:
+def _lock(folder: Path, wait: float = 0.0) -> int | None:
     """An open descriptor of ``folder`` holding an exclusive ``flock`` (released when closed or at exit).
 
-    With ``wait=False``, None when another process holds it (a run still alive).
+    None when another run holds it after ``wait`` seconds (that run is alive), or without ``fcntl``.
     """
     if fcntl is None:
         return None
     fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-    except OSError:
-        os.close(fd)
-        if wait:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.02)
+        except OSError:
+            os.close(fd)
             raise
-        return None
-    return fd
 
 
 def _unlock(*fds) -> None:
@@ -337,6 +343,13 @@ def _leftovers(out: Path) -> list[tuple[Path, str, dict]]:
     return found
 
 
+def _mtime(p: Path) -> int:
+    try:
+        return p.stat().st_mtime_ns
+    except OSError:
+        return -1
+
+
 def recover(out) -> list[str]:
     """Finish what a killed run of :func:`output_dir` left next to ``out``; return what was done.
 
@@ -362,13 +375,13 @@ def recover(out) -> list[str]:
         live = []
         for folder, tag, marker in _leftovers(out):
             try:
-                fd = _lock(folder, wait=False)
+                fd = _lock(folder)
             except OSError:
                 continue
             if fd is not None:  # no live run holds it
                 held.append(fd)
                 live.append((folder, tag, marker))
-        backups = sorted((f for f, tag, _ in live if tag == BACKUP_TAG), key=lambda f: f.stat().st_mtime_ns)
+        backups = sorted((f for f, tag, _ in live if tag == BACKUP_TAG), key=_mtime)
         if backups and not os.path.lexists(out):
             try:
                 os.rename(backups[-1], out)
@@ -403,7 +416,11 @@ def _swap(stage: Path, out: Path, old: set[str]) -> None:
     try:
         os.rename(stage, out)
     except BaseException:
-        os.rename(backup, out)  # if this fails too, the next output_dir restores it (recover)
+        try:
+            os.rename(backup, out)
+        except OSError as e:
+            raise OutputError(f"{out}: cannot write ({e.strerror or type(e).__name__}); its previous contents "
+                              f"are in {backup.name}, put back by the next run on this --out") from None
         raise
     _remove_ours(backup, old)
 
@@ -412,19 +429,23 @@ def _commit(stage: Path, out: Path, command: str, adopt) -> None:
     """Make the staged folder ``out``: by one rename when ``out`` is new or empty, else by :func:`_swap`."""
     new = _tree(stage) - {MARKER}
     _write_marker(stage, command, new)  # the stage is now exactly the new ``out``
+    if out.is_dir():
+        os.chmod(stage, stat.S_IMODE(out.stat().st_mode))  # ``out`` keeps its permissions
     try:
         os.rename(stage, out)  # a new (or empty) folder appears whole
         return
     except OSError as e:
         if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
             raise
-    old = owned_files(out, command, adopt)  # as it is now: another run of ours may have written it meanwhile
-    added = _read_marker(out) is None  # a folder of a previous version: mark it, so a leftover is recognised
-    if added:
-        _write_marker(out, command, old)
-    os.chmod(stage, stat.S_IMODE(out.stat().st_mode))  # ``out`` keeps its permissions
-    fd = _lock(out)
+    fd = _lock(out, wait=30.0)  # another run's commit to the same ``out`` takes milliseconds
+    if fd is None and fcntl is not None:
+        raise OutputError(f"{out}: another run is writing it; try again")
+    added = False
     try:
+        old = owned_files(out, command, adopt)  # as it is now: another run of ours may have written it meanwhile
+        added = _read_marker(out) is None  # a folder of a previous version: mark it, so a leftover is recognised
+        if added:
+            _write_marker(out, command, old)
         _swap(stage, out, old)
     except BaseException:
         if added:  # ``out`` is the old folder again (or missing, its backup keeping the marker): as it was

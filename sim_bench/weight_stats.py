@@ -22,12 +22,12 @@ from __future__ import annotations
 import numpy as np
 
 from model import csd
-from model.spec import WEIGHT_MAX, WEIGHT_MIN
+from model.spec import N_BLOCKS, WEIGHT_MAX, WEIGHT_MIN
 
 __all__ = ["layer_weight_stats", "network_weight_stats", "weight_stats_markdown", "NNZ_MAX"]
 
 #: the most non-zero CSD digits of an int8 weight
-NNZ_MAX = 4
+NNZ_MAX = N_BLOCKS
 
 
 def _int8_before_fta(rec) -> np.ndarray | None:

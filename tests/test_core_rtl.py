@@ -104,12 +104,14 @@ CORNERS = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("corner", range(len(CORNERS)))
-def test_core_native_corners(corner, rng):
-    from verif.native import run_core_native
+@pytest.mark.parametrize("corner,banks", [(c, 1) for c in range(len(CORNERS))] + [(0, 2)])
+def test_core_native_corners(corner, banks, rng):
+    """Corner configurations; the first also with two tile banks (several STARTs: each START's first tile
+    is loaded in full, the others while the pass before computes)."""
     macro, M, core = CORNERS[corner]
-    hw = HwConfig(name=f"corner{corner}", macro=MacroConfig(in_bits=8, phi_max=2, **macro),
-                  system=SystemConfig(macros_per_core=M), core=CoreConfig(**core))
+    hw = HwConfig(name=f"corner{corner}" + ("-banks2" if banks == 2 else ""),
+                  macro=MacroConfig(in_bits=8, phi_max=2, **macro),
+                  system=SystemConfig(macros_per_core=M), core=CoreConfig(**core, tile_banks=banks))
     _check_random_programs(hw, rng, trials=4)
 
 
@@ -223,3 +225,21 @@ def test_core_native_reserved_bits_abort(region, code, banks, rng):
     assert used_bits < 32, "the word has no padding bit"
     bad_word = good[addr] | (1 << int(rng.integers(used_bits, 32)))
     _bad_then_good(hw, prog, xs, [f"write {addr:x} {bad_word:x}"], [f"write {addr:x} {good[addr]:x}"], code)
+
+
+def test_core_native_two_banks_reset_mid_layer_then_exact(rng):
+    """Two tile banks: a reset in the middle of a START (while a tile may be loading into the other bank),
+    then the same START again: results and CYCLES exact."""
+    hw = small_two_banks()
+    params = CoreParams.from_config(hw)
+    prog, xs = _random_program(params, rng, False)
+    while len(prog.segments[0].passes) < 3:
+        prog, xs = _random_program(params, rng, False)
+    want = [run_core(prog, x) for x in xs]
+    from verif.native import run_core_native
+    for frac in (0.3, 0.6):
+        runs, _ = run_core_native(prog, xs, hw, abort_after=(0, 0, int(frac * want[0].cycles[0])))
+        for si in range(len(prog.segments)):
+            for s, w in enumerate(want):
+                assert np.array_equal(runs[si][s].beats, w.beats[si]), (frac, si, s)
+                assert runs[si][s].cycles == w.cycles[si], (frac, si, s)

@@ -127,7 +127,18 @@ def test_core_on_a_real_layer_amaranth(banks):
     wf = spec.window_fields(hw.macro.n_comp, hw.macro.in_bits)
     rf = spec.result_fields(CoreParams.from_config(hw).psum_width)
 
+    dut = PIMCore.from_config(hw)
+    seen = []  # (prefetching, computing) every cycle after START
+
     async def body(tb):
+        tb._values.update(dut.probes)  # elaborated by now
+        tick = tb.tick
+
+        async def watched_tick(n=1):
+            for _ in range(n):
+                await tick()
+                seen.append((tb.get("prefetching"), tb.get("computing")))
+
         tb.set("w_strb", 0xF)
         for a, w in bus_writes(program, seg):
             tb.set("w_en", 1)
@@ -139,6 +150,7 @@ def test_core_on_a_real_layer_amaranth(banks):
         tb.set("w_data", 1)
         await tb.tick()
         tb.set("w_en", 0)
+        tb.tick = watched_tick
         beats = await tb.sink("o").recv(tb, len(want.beats[0]))
         while not tb.get("done"):
             await tb.tick()
@@ -149,7 +161,10 @@ def test_core_on_a_real_layer_amaranth(banks):
             info[name] = tb.get("r_data")
         return [spec.unpack(rf, b)["psum"] for b in beats], info
 
-    beats, info = run_amaranth(PIMCore.from_config(hw), body, max_cycles=2 * want.total_cycles + 5000)
+    beats, info = run_amaranth(dut, body, max_cycles=2 * want.total_cycles + 5000)
     assert beats == list(want.beats[0])
     assert info["STATUS"] == 0b010  # done, no error
     assert info["CYCLES"] == want.cycles[0]
+    # two banks: the next pass's tile rows are written while the macros compute (none with one bank)
+    overlap = sum(1 for p, c in seen if p and c)
+    assert (overlap > 0) if banks == 2 else not any(p for p, _ in seen)

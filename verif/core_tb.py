@@ -85,11 +85,13 @@ def _windows(program, segment, x) -> list[int]:
     return [spec.pack(wf, {"data": w}) for w in input_windows(program, segment, x)]
 
 
-async def run_start(tb, axil: AxiLiteMaster, program, segment, x):
+async def run_start(tb, axil: AxiLiteMaster, program, segment, x, want=None, where: str = ""):
     """START the loaded segment on one sample's im2col inputs ``x`` (P, K).
 
     The windows are queued on ``s_axis`` before START (the core takes them when
-    it is ready, so a full-rate run is not slowed by the bus write).
+    it is ready, so a full-rate run is not slowed by the bus write). With
+    ``want`` (the twin's signed results) each result beat is checked as it
+    arrives: the first wrong one fails at once, named (``where`` first).
 
     Returns
     -------
@@ -103,7 +105,8 @@ async def run_start(tb, axil: AxiLiteMaster, program, segment, x):
     n = sum(p.pixels * p.n_out for p in segment.passes if p.last)
     src.send(_windows(program, segment, x))
     await axil.write(REGS["CTRL"], 1)
-    got = await snk.recv(tb, n)
+    got = await snk.recv(tb, n, expect=None if want is None else [int(w) for w in want],
+                         unpack=lambda p: p - (1 << rw) if p >> (rw - 1) else p, where=where)
     await src.wait(tb)
     await axil._until("irq")  # DONE
     cycles, status = await axil.read(REGS["CYCLES"]), await axil.read(REGS["STATUS"])

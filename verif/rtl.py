@@ -136,6 +136,11 @@ def wave_file(build: "Build") -> Path:
     return build.dir / f"dump.{build.waves or 'vcd'}"
 
 
+#: Where :func:`run_cocotb` records each run's seed: the running pytest item's ``user_properties`` (set by
+#: the ``record_rtl_seed`` fixture in conftest.py, so the JUnit XML names it), or None outside pytest.
+SEED_SINK: list | None = None
+
+
 def seed_from_env() -> int:
     """``DBPIM_SEED`` as an int, or a fresh random seed."""
     s = os.environ.get("DBPIM_SEED")
@@ -368,6 +373,8 @@ def run_cocotb(block: str, cfg: str, test_module: str, seed: int | None = None, 
     seed = seed_from_env() if seed is None else seed
     name = f"{block}-{config_tag(cfg)}" + ("" if sram == "behavioural" else f"-{sram}")
     print(f"[{name}] DBPIM_SEED={seed} stall={stall}")
+    if SEED_SINK is not None:
+        SEED_SINK.append(("seed", seed) if not any(k == "seed" for k, _ in SEED_SINK) else (f"seed-{name}", seed))
     build = build or build_block(block, cfg, sram=sram)
     print(f"[{name}] build {build.seconds:.1f} s")
     t0 = time.perf_counter()

