@@ -21,9 +21,8 @@ import math
 
 import numpy as np
 
-from model.artifact import PROGRAM_SINCE
 from model.layer import PRODUCT_MAX, weights_of
-from model.program import RUNNABLE
+from model.program import PROGRAM_SINCE, RUNNABLE
 
 __all__ = ["PredictError", "Predictor", "predict", "run_artifact", "DEFAULT_BATCH"]
 

@@ -30,9 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FILE", "OPS", "RUNNABLE", "op_shape", "to_manifest", "read"]
+__all__ = ["FILE", "OPS", "RUNNABLE", "PROGRAM_SINCE", "op_shape", "to_manifest", "read"]
 
 FILE = "program.npz"
+#: The first artifact format version with a network program (``model.artifact.VERSION`` 4).
+PROGRAM_SINCE = 4
 #: Every op of a program and what it computes (float32 unless said; docs/design.md §8):
 OPS = {
     "input": "the network's input (no inputs)",

@@ -125,7 +125,7 @@ class MaskedMHANet(MHANet):
     def forward(self, x):
         h = self.inp(x).transpose(0, 1)
         a, w = self.mha(h, h, h, need_weights=True, attn_mask=self.causal)
-        return self.fc(a.transpose(0, 1).mean(1)) + w.mean((1, 2)).sum(-1, keepdim=True)
+        return self.fc(a.transpose(0, 1).mean(1)) + w.sum(-1).mean(-1, keepdim=True)
 
 
 def test_legacy_variants(tmp_path):
@@ -145,6 +145,17 @@ def test_legacy_variants(tmp_path):
         x = torch.randn(3, SEQ, FEAT)
         torch.testing.assert_close(gm(x).detach(), net(x).detach(), atol=1e-5, rtol=1e-4)
         assert len(_linears(gm)) == (8 if kw else 6)
+
+
+def test_fixed_batch_of_one_is_refused_with_a_hint(tmp_path):
+    from model.torch.onnx_import import OnnxImportError, load_onnx
+    f = tmp_path / "b1.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_net("mha", True), (torch.randn(1, SEQ, FEAT),), str(f), dynamo=False, input_names=["x"])
+    with pytest.raises(OnnxImportError, match=r"node '/mha/Gemm' \(Gemm\): does not run on a batch of 2 .*fixes the "
+                                              r"batch at 1.*dynamic_axes / dynamic_shapes, or a batch of 2\)$"):
+        load_onnx(f)
 
 
 def test_norm_first_encoder(tmp_path):

@@ -278,7 +278,7 @@ def test_program_errors_name_the_field(cnn, tmp_path, edit, needle):
     (lambda z: {k: v[:-1] for k, v in z.items()}, "must be finite float32 of shape"),
     (lambda z: {k: v * np.nan for k, v in z.items()}, "must be finite float32 of shape"),
     (lambda z: {}, "must be null or an array name of program.npz"),
-    (None, "program.npz: not found"),
+    (None, "program.npz not found"),
 ])
 def test_program_arrays_are_checked(cnn, tmp_path, arrays, needle):
     d = tmp_path / "a"
@@ -294,3 +294,15 @@ def test_program_arrays_are_checked(cnn, tmp_path, arrays, needle):
     with pytest.raises(gart.ArtifactError) as e:
         gart.load(d, check_tiles=False)
     assert needle in _one_line(e)
+
+
+def test_program_file_must_be_listed_with_its_digest(cnn, tmp_path):
+    d = tmp_path / "a"
+    shutil.copytree(cnn["artifact"], d)
+    doc = yaml.safe_load((d / "manifest.yaml").read_text())
+    assert gprog.FILE in doc["files"]
+    del doc["files"][gprog.FILE]
+    (d / "manifest.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(gart.ArtifactError) as e:
+        gart.load(d, check_tiles=False)
+    assert "program.npz is not listed in manifest.yaml field 'files'" in _one_line(e)

@@ -148,8 +148,12 @@ class _Ctx:
             except Exception as e:  # noqa: BLE001 - name the node, one line
                 msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
                 b = (self.b0, self.b1)[k]
-                raise self.err(self.node, f"does not run on a batch of {b} ({type(e).__name__}: {msg})"
-                               + ("; the reader cannot follow the batch axis through it" if k else "")) from None
+                hint = ""
+                if k:
+                    hint = "; the reader cannot follow the batch axis through it" + (
+                        " (the file fixes the batch at 1, which hides where it goes: export with a dynamic batch, "
+                        "dynamic_axes / dynamic_shapes, or a batch of 2)" if self.b0 == 1 else "")
+                raise self.err(self.node, f"does not run on a batch of {b} ({type(e).__name__}: {msg}){hint}") from None
         self.shadow[n] = tuple(outs)
         return n
 
