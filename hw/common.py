@@ -128,6 +128,8 @@ class Emitter:
     ----------
     sram : str
         One of :data:`SRAM_MODES`.
+    prefix : str
+        Module name prefix (:meth:`module_name`), empty for the plain ``dbpim_*`` names.
 
     Attributes
     ----------
@@ -135,10 +137,15 @@ class Emitter:
         Every module converted so far, in conversion order (sub-blocks first).
     """
 
-    def __init__(self, sram: str = "behavioural"):
+    def __init__(self, sram: str = "behavioural", prefix: str = ""):
         if sram not in SRAM_MODES:
             raise ValueError(f"sram: must be one of {', '.join(SRAM_MODES)}, got {sram!r}")
+        if not isinstance(prefix, str) or (prefix and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", prefix)):
+            raise ValueError(f"prefix: must be empty or a Verilog identifier (a letter, then letters, digits, _), "
+                             f"got {prefix!r}")
         self.sram = sram
+        #: module names are ``<prefix>_dbpim_<NAME>`` (``dbpim_<NAME>`` when empty): unique per design point
+        self.prefix = prefix
         self.modules: dict[str, VerilogModule] = {}
         #: black-box module name -> its parameters (:mod:`hw.sram` wrappers)
         self.blackboxes: dict[str, dict] = {}
@@ -149,6 +156,10 @@ class Emitter:
     def _uses(self, name: str) -> None:
         if self._stack and name not in self.deps[self._stack[-1]]:
             self.deps[self._stack[-1]].append(name)
+
+    def module_name(self, base: str) -> str:
+        """``base`` (``dbpim_...``) with the prefix: ``<prefix>_<base>``, or ``base`` without one."""
+        return f"{self.prefix}_{base}" if self.prefix else base
 
     def blackbox(self, name: str, parameters: dict) -> None:
         """Record an instance of black-box module ``name`` (not converted here) in the current module."""
@@ -180,7 +191,7 @@ class Emitter:
         """
         from amaranth.back import verilog
 
-        name = name or f"dbpim_{comp.NAME}"
+        name = name or self.module_name(f"dbpim_{comp.NAME}")
         have = self.modules.get(name)
         if have is not None:
             if have.parameters != comp.parameters:

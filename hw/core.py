@@ -27,7 +27,7 @@ from hw.common import Block, add_block, layout_from_fields
 from hw.macro import PIMMacro
 from hw.switch import SparseSwitch
 from model.derived import Derived
-from model.spec import (BUS_BITS, CORE_ID, CORE_REGS, field_width, map_entry_fields, mask_entry_fields, packer_in_fields,
+from model.spec import (BUS_BITS, CORE_REG, core_constants, digest_word, field_width, map_entry_fields, mask_entry_fields, packer_in_fields,
                         packer_out_fields, result_fields, tile_entry_fields, window_fields)
 
 __all__ = ["RowPacker", "PIMCore", "PIMCoreAXI", "CORE_KEYS"]
@@ -41,6 +41,12 @@ CORE_KEYS = {
     "out_pixels": ("core", "out_pixels"), "max_row_tiles": ("core", "max_row_tiles"),
     "tile_banks": ("core", "tile_banks"),
 }
+
+
+def _config_params(hw) -> dict:
+    """The core's keyword parameters of an :class:`model.config.HwConfig`, ``digest`` included."""
+    return {p: getattr(getattr(hw, sec), k) for p, (sec, k) in CORE_KEYS.items()} | {
+        "digest": digest_word(hw.digest())}
 
 
 class RowPacker(Block):
@@ -145,6 +151,18 @@ def _same_width(m, a, b, name: str):
     return out
 
 
+def _reg_word(reg, values: dict):
+    """A register's read word: each field's value at its bit position (:data:`model.spec.CORE_REGISTERS`)."""
+    parts, at = [], 0
+    for f in sorted((reg.field(n) for n in values), key=lambda f: f.lsb):
+        if f.lsb > at:
+            parts.append(Const(0, f.lsb - at))
+        v = values[f.name]
+        parts.append(Const(v, f.width) if isinstance(v, int) else v)
+        at = f.lsb + f.width
+    return Cat(*parts)
+
+
 def _reserved(data, size: int):
     """The padding bits of a memory word past its ``size`` used bits are not zero (0 when there are none)."""
     return data[size:] != 0 if len(data) > size else Const(0, 1)
@@ -201,7 +219,10 @@ class PIMCore(Block):
 
     def __init__(self, *, n_comp: int, n_col: int, n_row: int, in_bits: int = 8, lanes: int, pipeline: bool = False,
                  macros: int, tile_slots: int, descriptors: int, mask_windows: int, out_pixels: int,
-                 max_row_tiles: int, tile_banks: int = 1):
+                 max_row_tiles: int, tile_banks: int = 1, digest: int = 0):
+        if not isinstance(digest, int) or isinstance(digest, bool) or not 0 <= digest < 1 << BUS_BITS:
+            raise ValueError(f"digest must be an integer from 0 to 2**{BUS_BITS} - 1, not {digest!r}")
+        self._digest = digest
         p = {k: self._param(k, v) for k, v in dict(
             n_comp=n_comp, n_col=n_col, n_row=n_row, in_bits=in_bits, lanes=lanes, pipeline=pipeline,
             macros=macros, tile_slots=tile_slots, descriptors=descriptors, mask_windows=mask_windows,
@@ -209,6 +230,7 @@ class PIMCore(Block):
         if lanes > n_comp:
             raise ValueError(f"lanes must be at most n_comp ({n_comp}), not {lanes!r}")
         self._p = p
+        self._params["digest"] = digest  # the DIGEST register (model.spec.digest_word of the configuration)
         #: widths and the register map, computed once (the golden model's CoreParams reads the same object)
         self.derived = Derived.compute(n_comp=n_comp, n_col=n_col, n_row=n_row, in_bits=in_bits,
                                        tile_slots=tile_slots, descriptors=descriptors, mask_windows=mask_windows,
@@ -227,8 +249,8 @@ class PIMCore(Block):
 
     @classmethod
     def from_config(cls, hw) -> "PIMCore":
-        """Build from a :class:`model.config.HwConfig` (macro, ``system.macros_per_core``, core)."""
-        return cls(**{p: getattr(getattr(hw, sec), k) for p, (sec, k) in CORE_KEYS.items()})
+        """Build from a :class:`model.config.HwConfig` (macro, ``system.macros_per_core``, core; its digest)."""
+        return cls(**_config_params(hw))
 
     @property
     def latency(self) -> int:
@@ -298,21 +320,26 @@ class PIMCore(Block):
         error = Signal()
         err_code = Signal(4)
         cycles = Signal(32)
-        reg = {n: w for n, (w, _, _) in CORE_REGS.items()}
-        with m.If(self.w_en & (self.w_addr == reg["LAYER"])):
-            m.d.sync += [n_desc.eq(self.w_data[:16]), signed_in.eq(self.w_data[16])]
-        m.d.comb += start_req.eq(self.w_en & (self.w_addr == reg["CTRL"]) & self.w_data[0])
+        layer, ctrl = CORE_REG["LAYER"], CORE_REG["CTRL"]
+
+        def wfield(reg, name):
+            f = reg.field(name)
+            return self.w_data[f.lsb:f.lsb + f.width]
+
+        with m.If(self.w_en & (self.w_addr == layer.word)):
+            m.d.sync += [n_desc.eq(wfield(layer, "N_DESC")), signed_in.eq(wfield(layer, "SIGNED"))]
+        m.d.comb += start_req.eq(self.w_en & (self.w_addr == ctrl.word) & wfield(ctrl, "START"))
         read_values = {
-            "STATUS": Cat(self.busy, done, error, Const(0, 1), err_code), "LAYER": Cat(n_desc, signed_in),
-            "CYCLES": cycles, "ID": CORE_ID, "N_COMP": n_comp, "N_COL": n_col, "N_ROW": n_row, "LANES": lanes,
-            "MACROS": M, "TILE_SLOTS": p["tile_slots"], "DESCRIPTORS": p["descriptors"],
-            "MASK_WINDOWS": p["mask_windows"], "OUT_PIXELS": out_pixels, "MAX_ROW_TILES": max_rt,
-            "PSUM_BITS": psw,
-        }
+            "STATUS": {"BUSY": self.busy, "DONE": done, "ERROR": error, "ERROR_CODE": err_code},
+            "LAYER": {"N_DESC": n_desc, "SIGNED": signed_in}, "CYCLES": {"VALUE": cycles},
+        } | {name: {"VALUE": v} for name, v in core_constants(
+            n_comp=n_comp, n_col=n_col, n_row=n_row, lanes=lanes, macros=M, tile_slots=p["tile_slots"],
+            descriptors=p["descriptors"], mask_windows=p["mask_windows"], out_pixels=out_pixels,
+            max_row_tiles=max_rt, psum_bits=psw, digest=self._digest).items()}
         with m.Switch(self.r_addr):
-            for name, v in read_values.items():
-                with m.Case(reg[name]):
-                    m.d.comb += self.r_data.eq(v)
+            for name, values in read_values.items():
+                with m.Case(CORE_REG[name].word):
+                    m.d.comb += self.r_data.eq(_reg_word(CORE_REG[name], values))
         m.d.comb += [self.done.eq(done), self.error.eq(error)]
 
         # ---- datapath: switch, packer, macros (reset on abort as well)
@@ -646,7 +673,7 @@ class PIMCoreAXI(Block):
 
     @classmethod
     def from_config(cls, hw) -> "PIMCoreAXI":
-        return cls(**{p: getattr(getattr(hw, sec), k) for p, (sec, k) in CORE_KEYS.items()})
+        return cls(**_config_params(hw))
 
     @property
     def map(self):

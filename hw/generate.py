@@ -44,7 +44,9 @@ __all__ = ["BLOCKS", "SRAM_MODES", "build_block", "generate", "ports_of_verilog"
 #: Block names in generation order; file ``dbpim_<name>.v``, top module ``dbpim_<name>``.
 BLOCKS = ("lpu", "dbmu", "adder_tree", "accumulator", "ipu", "switch", "macro", "core")
 MANIFEST_FORMAT = "dbpim-verilog"
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3
+#: the core's register description files (manifest ``register_files``): kind -> suffix after the top module name
+REGISTER_FILES = {"systemrdl": ".rdl", "c_header": ".h", "ip_xact": ".xml", "markdown": "_regs.md"}
 
 
 def _components() -> dict:
@@ -82,7 +84,7 @@ def build_block(name: str, hw):
     return comps[name].from_config(hw if name == "core" else hw.macro)
 
 
-def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
+def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural", prefix: str = "") -> dict:
     """Write the Verilog of ``blocks`` (and of the modules they instantiate) and ``manifest.json`` into ``out_dir``.
 
     Parameters
@@ -94,6 +96,9 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
         Subset of :data:`BLOCKS` (None: all).
     sram : str
         One of :data:`SRAM_MODES` (how the macro's memories are emitted).
+    prefix : str
+        Module (and file) name prefix: ``<prefix>_dbpim_<block>``; empty (default) keeps ``dbpim_<block>``.
+        Two design points with different prefixes elaborate together in one simulation or netlist.
 
     Returns
     -------
@@ -105,7 +110,7 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
     model.config.ConfigError
         On a bad configuration (nothing is written).
     ValueError
-        On an empty ``blocks``, an unknown block name or SRAM mode (nothing is written).
+        On an empty ``blocks``, an unknown block name, SRAM mode or a bad prefix (nothing is written).
     model.outdir.OutputError
         On an ``out_dir`` that cannot be written without losing data (nothing is written).
     """
@@ -129,39 +134,100 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural") -> dict:
     for b in blocks:
         if b not in BLOCKS:
             raise ValueError(f"block: must be one of {', '.join(BLOCKS)}, got {b!r}")
-    emitter = Emitter(sram=sram)  # checks sram
+    emitter = Emitter(sram=sram, prefix=prefix)  # checks sram and prefix
     inputs = [config.path] if isinstance(config, HwConfig) else []
     check_output(out_dir, "dbpim verilog", inputs, adopt=_manifest_files)  # before the slow part
     comps = {b: build_block(b, config) for b in blocks}
     for comp in comps.values():
         emitter.convert(comp)
     texts = {f"{n}.v": mod.text for n, mod in emitter.modules.items()}
+    model_module = emitter.module_name(MODEL_MODULE)
     for n, params in emitter.blackboxes.items():
-        kind = n.removeprefix("dbpim_sram_")
+        kind = n.removeprefix(emitter.module_name("dbpim_sram_"))
         assert kind in SRAM_KINDS, n
-        texts[f"{n}.v"] = wrapper_verilog(kind, params["DEPTH"], params["WIDTH"])
-        emitter.deps[n] = [MODEL_MODULE]
+        texts[f"{n}.v"] = wrapper_verilog(kind, params["DEPTH"], params["WIDTH"], prefix)
+        emitter.deps[n] = [model_module]
     if emitter.blackboxes:
-        texts[f"{MODEL_MODULE}.v"] = model_verilog()
+        texts[f"{model_module}.v"] = model_verilog(prefix)
     entries = {}
     for b, comp in comps.items():
-        top = f"dbpim_{b}"
+        top = emitter.module_name(f"dbpim_{b}")
         entries[b] = {"file": f"{top}.v", "top": top, "parameters": comp.parameters, "latency": comp.latency,
                       "latency_note": comp.latency_note, "ports": emitter.modules[top].ports,
                       "sources": [f"{n}.v" for n in emitter.sources(top)]}
         if b == "core":
+            reg_files = _register_files(comp, top, name, config)
+            texts.update(reg_files)
             entries[b].update({"register_map": comp.map.describe(), "addr_width": comp.map.addr_width,
-                               "psum_width": comp.psum_width, "register_map_file": f"{top}_regs.md"})
-            texts[f"{top}_regs.md"] = (f"# dbpim_core register map ({name})\n\nAXI4-Lite, 32-bit words, byte "
-                                       f"addresses, {comp.map.addr_width} address bits; see docs/rtl.md.\n\n"
-                                       + comp.map.markdown())
+                               "psum_width": comp.psum_width, "register_map_file": f"{top}_regs.md",
+                               "register_files": {k: f"{top}{suffix}" for k, suffix in REGISTER_FILES.items()},
+                               "digest": config.digest(), "digest_word": comp.parameters["digest"]})
+    core_file, texts[core_file] = _fusesoc_core(entries, name, prefix, texts)
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "config": name, "sram": sram,
-                "macro": mc.to_dict(), "blocks": entries}
+                "prefix": prefix, "macro": mc.to_dict(), "blocks": entries, "files": {"fusesoc_core": core_file}}
     texts["manifest.json"] = jsonio.dumps(manifest, what="manifest.json", sort_keys=True, newline=True)
     with output_dir(out_dir, "dbpim verilog", inputs, adopt=_manifest_files) as stage:
         for fname, text in texts.items():
             (stage / fname).write_text(text)
     return manifest
+
+
+#: Verilator warning categories the FuseSoC ``lint`` target does not report: the shapes Amaranth and Yosys write
+#: (incomplete ``casez`` of an FSM, width changes of their temporaries), reviewed pattern by pattern and counted by
+#: ``dbpim lint`` (:mod:`hw.lint`); any other warning fails the target
+FUSESOC_LINT_WAIVED = ("CASEINCOMPLETE", "WIDTHEXPAND", "WIDTHTRUNC")
+
+
+def _fusesoc_core(entries: dict, name: str, prefix: str, texts: dict) -> tuple[str, str]:
+    """``(file name, text)`` of a FuseSoC CAPI2 core file of the generated Verilog.
+
+    Its ``rtl`` fileset lists every ``.v`` file, sub-modules first; ``toplevel`` is the core's module when it was
+    generated (else the last block's). Targets: ``lint`` (Verilator ``--lint-only``) and ``sim`` (a Verilator
+    ``--binary`` build of the top); the register description files are the ``regs`` fileset.
+    """
+    import re
+
+    import yaml
+
+    top = entries["core"]["top"] if "core" in entries else list(entries.values())[-1]["top"]
+    files = list(dict.fromkeys(f for e in entries.values() for f in e["sources"]))
+    regs = list(entries.get("core", {}).get("register_files", {}).values())
+    lib = re.sub(r"[^A-Za-z0-9_]", "_", name) or "custom"
+    def base():
+        return {"filesets": ["rtl"], "toplevel": top}
+
+    core = {
+        "name": f"dbpim:{lib}:{top}:1.0.0",
+        "description": f"DB-PIM {top} ({name} configuration), generated by dbpim verilog",
+        "filesets": {"rtl": {"files": files, "file_type": "verilogSource"}}
+        | ({"regs": {"files": [{f: {"file_type": "user"}} for f in regs]}} if regs else {}),
+        "targets": {
+            "default": base(),
+            "lint": base() | {"default_tool": "verilator", "tools": {"verilator": {
+                "mode": "lint-only", "verilator_options": [f"-Wno-{w}" for w in FUSESOC_LINT_WAIVED]}}},
+            "sim": base() | {"default_tool": "verilator", "tools": {"verilator": {
+                "mode": "binary", "verilator_options": [f"-Wno-{w}" for w in FUSESOC_LINT_WAIVED]}}},
+        },
+    }
+    return f"{top}.core", "CAPI=2:\n" + yaml.safe_dump(core, sort_keys=False, default_flow_style=False)
+
+
+def _register_files(comp, top: str, name: str, config) -> dict:
+    """File name -> text of the core's register description: SystemRDL and its PeakRDL exports (:mod:`hw.regs`)."""
+    import tempfile
+
+    from hw.regs import export, rdl_text
+    from model.spec import core_constants
+
+    p = comp.parameters
+    constants = core_constants(n_comp=p["n_comp"], n_col=p["n_col"], n_row=p["n_row"], lanes=p["lanes"],
+                               macros=p["macros"], tile_slots=p["tile_slots"], descriptors=p["descriptors"],
+                               mask_windows=p["mask_windows"], out_pixels=p["out_pixels"],
+                               max_row_tiles=p["max_row_tiles"], psum_bits=comp.psum_width, digest=p["digest"])
+    title = (f"DB-PIM core ({name}, configuration digest {config.digest()[:16]}...): AXI4-Lite, 32-bit words, "
+             f"byte addresses, {comp.map.addr_width} address bits")
+    with tempfile.TemporaryDirectory(prefix="dbpim-rdl-") as tmp:
+        return export(rdl_text(comp.map, top=top, constants=constants, title=title), tmp, top=top)
 
 
 def _manifest_files(folder: Path) -> set[str]:
@@ -172,6 +238,8 @@ def _manifest_files(folder: Path) -> set[str]:
             return set()
         return ({"manifest.json"} | {str(e["file"]) for e in man["blocks"].values()}
                 | {str(f) for e in man["blocks"].values() for f in e.get("sources", [])}
-                | {str(e["register_map_file"]) for e in man["blocks"].values() if "register_map_file" in e})
+                | {str(e["register_map_file"]) for e in man["blocks"].values() if "register_map_file" in e}
+                | {str(f) for e in man["blocks"].values() for f in e.get("register_files", {}).values()}
+                | {str(f) for f in man.get("files", {}).values()})
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return set()

@@ -74,8 +74,9 @@ def sram_1rw(m, kind: str, width: int, depth: int, platform, name: str | None = 
                   addr=Signal(addr_width(depth), name=f"{name}_addr"), wdata=Signal(width, name=f"{name}_wdata"),
                   rdata=Signal(width, name=f"{name}_rdata"))
     if isinstance(platform, Emitter) and platform.sram == "blackbox":
-        platform.blackbox(f"dbpim_sram_{kind}", {"DEPTH": depth, "WIDTH": width, "ADDR_W": addr_width(depth)})
-        m.submodules[name] = Instance(f"dbpim_sram_{kind}", p_DEPTH=depth, p_WIDTH=width,
+        module = platform.module_name(f"dbpim_sram_{kind}")
+        platform.blackbox(module, {"DEPTH": depth, "WIDTH": width, "ADDR_W": addr_width(depth)})
+        m.submodules[name] = Instance(module, p_DEPTH=depth, p_WIDTH=width,
                                       p_ADDR_W=addr_width(depth), i_clk=ClockSignal(), i_cs=p.cs, i_we=p.we,
                                       i_addr=p.addr, i_wdata=p.wdata, o_rdata=p.rdata)
         return p
@@ -97,33 +98,35 @@ _PORTS = """  input  wire              clk,
   output wire [WIDTH-1:0]  rdata   // word of the last read cycle, from the next cycle on; held otherwise"""
 
 
-def wrapper_verilog(kind: str, depth: int, width: int) -> str:
-    """Verilog of the wrapper module ``dbpim_sram_<kind>`` (defaults = this configuration's size)."""
-    return f"""// dbpim_sram_{kind}: {SRAM_KINDS[kind]}.
+def wrapper_verilog(kind: str, depth: int, width: int, prefix: str = "") -> str:
+    """Verilog of the wrapper module ``[<prefix>_]dbpim_sram_<kind>`` (defaults = this configuration's size)."""
+    pre = f"{prefix}_" if prefix else ""
+    return f"""// {pre}dbpim_sram_{kind}: {SRAM_KINDS[kind]}.
 // Single port, synchronous read: {depth} words x {width} bits for this configuration.
-// The body instantiates the behavioural model {MODEL_MODULE} (dbpim_sram_1rw_model.v) so that
+// The body instantiates the behavioural model {pre}{MODEL_MODULE} ({pre}{MODEL_MODULE}.v) so that
 // the macro simulates as generated; replace it with a compiled SRAM of the same behaviour.
 // The macro writes only while it is idle and never reads and writes in one cycle.
-module dbpim_sram_{kind} #(
+module {pre}dbpim_sram_{kind} #(
   parameter DEPTH = {depth},
   parameter WIDTH = {width},
   parameter ADDR_W = {addr_width(depth)}
 ) (
 {_PORTS}
 );
-  {MODEL_MODULE} #(.DEPTH(DEPTH), .WIDTH(WIDTH), .ADDR_W(ADDR_W)) model (
+  {pre}{MODEL_MODULE} #(.DEPTH(DEPTH), .WIDTH(WIDTH), .ADDR_W(ADDR_W)) model (
     .clk(clk), .cs(cs), .we(we), .addr(addr), .wdata(wdata), .rdata(rdata)
   );
 endmodule
 """
 
 
-def model_verilog() -> str:
-    """Verilog of the behavioural model ``dbpim_sram_1rw_model`` (simulation only)."""
-    return f"""// {MODEL_MODULE}: behavioural single-port SRAM with synchronous read, for simulation.
+def model_verilog(prefix: str = "") -> str:
+    """Verilog of the behavioural model ``[<prefix>_]dbpim_sram_1rw_model`` (simulation only)."""
+    pre = f"{prefix}_" if prefix else ""
+    return f"""// {pre}{MODEL_MODULE}: behavioural single-port SRAM with synchronous read, for simulation.
 // On a rising clock edge with cs: we = 1 writes wdata to addr; we = 0 reads addr into rdata.
 // rdata holds its value while no read happens.
-module {MODEL_MODULE} #(
+module {pre}{MODEL_MODULE} #(
   parameter DEPTH = 16,
   parameter WIDTH = 8,
   parameter ADDR_W = 4

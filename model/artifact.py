@@ -3,13 +3,16 @@ model, the performance model and the testbenches.
 
 Format version 3 is a directory::
 
-    manifest.yaml              format, version, network, hw (macro), hw_config, files, layers
+    manifest.yaml              format, version, network, hw (macro), hw_config, files, layers, program
     layers/<i>_<name>.npz      arrays of each layer mapped on the macros
     hw.yaml                    the hardware configuration it was compiled for (optional)
+    program.npz                arrays of the network program (version 4, optional)
 
 ``files`` records the SHA-256 digest of every other file; :func:`load`
-checks each one before reading it. See ``docs/design.md §8`` for every field
-and for how version 1 and 2 artifacts are read (:data:`READ_VERSIONS`).
+checks each one before reading it. The network program (:mod:`model.program`)
+says how the layers connect, so :meth:`Artifact.predict` runs new inputs from
+the artifact alone. See ``docs/design.md §8`` for every field and for how
+version 1, 2 and 3 artifacts are read (:data:`READ_VERSIONS`).
 :func:`save` stages the files in a temporary sibling directory
 (:func:`model.outdir.output_dir`): the artifact appears or is replaced as a
 whole folder, a failure never leaves a half-written artifact, and a folder
@@ -30,6 +33,7 @@ import numpy as np
 import yaml
 
 from model import csd, simd
+from model import program as gprog
 from model.compile import TILE_ARRAYS, CompiledLayer, mapping_error
 from model.config import ConfigError, HwConfig, MacroConfig, load_config, read_yaml
 from model.layer import _pair, conv_out_size, weights_of
@@ -40,9 +44,10 @@ __all__ = ["ArtifactError", "Artifact", "LayerRecord", "save", "load", "reseal",
            "READ_VERSIONS", "MAPPED_KINDS", "SIMD_OPS", "HW_FILE"]
 
 FORMAT = "dbpim-artifact"
-VERSION = 3
-READ_VERSIONS = (1, 2, 3)  # versions 1 and 2: read as docs/design.md §8 "Versioning" says
+VERSION = 4
+READ_VERSIONS = (1, 2, 3, 4)  # versions 1 to 3: read as docs/design.md §8 "Versioning" says
 DIGESTS_SINCE = 3  # the first version whose manifest records every file's digest (field ``files``)
+PROGRAM_SINCE = gprog.PROGRAM_SINCE  # the first version with a network program (field ``program``, program.npz)
 HW_FILE = "hw.yaml"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 MAPPED_KINDS = ("conv2d", "linear")
@@ -155,9 +160,25 @@ class Artifact:
     path: str | None = None
     meta: dict = field(default_factory=dict)
     hw: HwConfig | None = None
+    #: the network program (:mod:`model.program`), None when the artifact has none (version < 4)
+    program: dict | None = None
+    #: the manifest's format version (the writer's :data:`VERSION` until saved and loaded)
+    version: int = VERSION
 
     def mapped_layers(self) -> list[LayerRecord]:
         return [layer for layer in self.layers if layer.mapped]
+
+    def predict(self, x: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
+        """The network's output (logits, float32) on inputs ``x`` (S, *input shape), computed from
+        the artifact alone, bit-exact with the frozen integer-path network (:mod:`model.predict`).
+
+        Raises
+        ------
+        model.predict.PredictError
+            Bad ``x`` or ``batch_size``, or an artifact without a runnable program (one line).
+        """
+        from model.predict import predict
+        return predict(self, x, batch_size=batch_size)
 
 
 def _layer_file(i: int, name: str) -> str:
@@ -175,7 +196,8 @@ def file_digest(path) -> str:
 
 
 def save(path, network: str, macro: MacroConfig, layers: list[LayerRecord], meta: dict | None = None,
-         overwrite: bool = False, compress: bool = True, hw: HwConfig | None = None) -> Path:
+         overwrite: bool = False, compress: bool = True, hw: HwConfig | None = None,
+         program: dict | None = None) -> Path:
     """Write an artifact directory atomically.
 
     Parameters
@@ -196,6 +218,8 @@ def save(path, network: str, macro: MacroConfig, layers: list[LayerRecord], meta
         The hardware configuration the layers were compiled for: written as
         ``hw.yaml`` (re-loadable by :func:`model.config.load_config` to the
         same :meth:`HwConfig.digest`); its macro must be ``macro``.
+    program : dict, optional
+        The network program (:mod:`model.program`); written to ``program.npz`` and the manifest.
 
     Raises
     ------
@@ -258,11 +282,22 @@ def save(path, network: str, macro: MacroConfig, layers: list[LayerRecord], meta
             if again != hw.digest():
                 raise ArtifactError(f"{path}: hw: {HW_FILE} does not re-load to the same configuration")
             manifest["hw_config"] = {"file": HW_FILE, "digest": hw.digest()}
+        prog = None if program is None else _write_program(tmp, program, compress)
         manifest.update(meta=meta or {}, files=_digests(tmp, [r["file"] for r in records if "file" in r]
-                                                        + ([HW_FILE] if hw is not None else [])),
+                                                        + ([HW_FILE] if hw is not None else [])
+                                                        + ([gprog.FILE] if prog is not None else [])),
                         layers=records)
+        if prog is not None:
+            manifest["program"] = prog
         (tmp / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     return path
+
+
+def _write_program(tmp: Path, program: dict, compress: bool) -> dict:
+    """Write the program's arrays to ``program.npz``; return its manifest mapping."""
+    doc, arrays = gprog.to_manifest(program)
+    (np.savez_compressed if compress else np.savez)(tmp / gprog.FILE, **arrays)
+    return doc
 
 
 def _digests(root: Path, files) -> dict:
@@ -294,7 +329,7 @@ def _manifest_files(folder: Path) -> set[str]:
             return set()
         listed = doc.get("files") if isinstance(doc.get("files"), dict) else {}
         return ({"manifest.yaml"} | {str(r["file"]) for r in doc["layers"] if isinstance(r, dict) and "file" in r}
-                | {str(rel) for rel in listed})
+                | {str(rel) for rel in listed} | ({gprog.FILE} if isinstance(doc.get("program"), dict) else set()))
     except (ConfigError, AttributeError, KeyError, TypeError):
         return set()
 
@@ -689,4 +724,20 @@ def load(path, check_tiles: bool = True) -> Artifact:
         except (ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError, RecursionError) as e:
             msg = str(e).splitlines()[0] if str(e) else ""
             raise ArtifactError(f"{where}: malformed ({type(e).__name__}: {msg})") from None
-    return Artifact(network=network, macro=macro, layers=layers, path=str(root), meta=meta, hw=hw)
+    program = _read_program(root, doc, layers, mf, listed)
+    return Artifact(network=network, macro=macro, layers=layers, path=str(root), meta=meta, hw=hw, program=program,
+                    version=doc["version"])
+
+
+def _read_program(root: Path, doc: dict, layers: list[LayerRecord], mf: Path, listed) -> dict | None:
+    """The validated network program (version 4; None when absent; versions 1 to 3 have none)."""
+    if doc["version"] < PROGRAM_SINCE or doc.get("program") is None:
+        return None
+    _listed(root, gprog.FILE, f"{mf}: field 'program'", listed)
+    try:
+        return gprog.read(root, doc["program"], layers, str(mf), ArtifactError)
+    except ArtifactError:
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise ArtifactError(f"{mf}: field 'program': malformed ({type(e).__name__}: {msg})") from None

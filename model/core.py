@@ -28,7 +28,7 @@ from model.compile import CompiledLayer, Tile, tile_digit_values
 from model.config import CoreConfig, HwConfig, MacroConfig
 from model.core_timing import PassPlan, PlanError, layer_cycles, pixel_cycles, plan_passes
 from model.derived import Derived
-from model.spec import entry_words, input_bits, map_entry_fields, mask_entry_fields, tile_entry_fields
+from model.spec import CORE_REG, entry_words, input_bits, map_entry_fields, mask_entry_fields, tile_entry_fields
 
 __all__ = ["CoreParams", "Pass", "Segment", "CoreProgram", "CoreResult", "PlanError", "compile_program",
            "bus_writes", "input_windows", "run_core", "assemble"]
@@ -209,7 +209,7 @@ def bus_writes(program: CoreProgram, segment: Segment) -> list[tuple[int, int]]:
         put(desc, k, entry_words(desc.fields, {"tile": p.slot, "mask_base": p.mask_base, "n_win": p.n_win,
                                               "n_kept": p.n_kept, "pixels": p.pixels, "n_out": p.n_out,
                                               "first": int(p.first), "last": int(p.last)}))
-    out.append((cmap.regs["LAYER"], len(segment.passes) | (int(program.signed) << 16)))
+    out.append((cmap.regs["LAYER"], CORE_REG["LAYER"].value(N_DESC=len(segment.passes), SIGNED=int(program.signed))))
     return out
 
 

@@ -12,11 +12,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from model._check import is_int, is_real
+from model._check import is_int, is_real, show
 from model.spec import PHI_LIMIT
 
 __all__ = ["Range", "SPARSITY", "SPARSITY_CLOSED", "EPOCHS", "LR", "WIDTH", "SEED", "BATCH_SIZE", "PHI_MAX",
-           "PHI_MIN", "RECORD", "WORKERS", "COUNT", "N_SAMPLES", "THREADS"]
+           "PHI_MIN", "RECORD", "WORKERS", "COUNT", "N_SAMPLES", "THREADS", "CLASSES"]
+
+
+def _as_float(v) -> float:
+    """``float(v)`` for a real number (an int beyond the float range is infinite), else NaN."""
+    if not is_real(v):
+        return math.nan
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf
 
 
 @dataclass(frozen=True)
@@ -53,13 +63,13 @@ class Range:
 
     def check(self, name: str, v, exc: type = ValueError):
         """``v`` (as int or float) when allowed, else ``exc`` with one line naming ``name``."""
-        ok = is_int(v) if self.integer else (is_real(v) and math.isfinite(float(v)))
+        f = v if self.integer else _as_float(v)
+        ok = is_int(v) if self.integer else (is_real(v) and math.isfinite(f))
         if ok:
-            f = v if self.integer else float(v)
             ok = ((self.lo is None or (f > self.lo if self.lo_open else f >= self.lo))
                   and (self.hi is None or (f < self.hi if self.hi_open else f <= self.hi)))
         if not ok:
-            raise exc(f"{name}: must be {self.describe()}, got {v!r}")
+            raise exc(f"{name}: must be {self.describe()}, got {show(v)}")
         return int(v) if self.integer else float(v)
 
 
@@ -89,6 +99,8 @@ WORKERS = Range(1, 1024, integer=True)
 COUNT = Range(1, None, integer=True)
 #: Training or evaluation examples (sentences, images).
 N_SAMPLES = Range(1, None, integer=True)
+#: Classes of a network (its last layer's outputs; dataset labels lie in [0, hi)).
+CLASSES = Range(2, 65_536, integer=True)
 #: Torch intra-op threads.
 THREADS = Range(1, 1024, integer=True)
 #: Target clock of an FPGA place and route [MHz] (hw.fpga; ECP5 fabric tops out well below 1 GHz).

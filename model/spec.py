@@ -48,7 +48,8 @@ __all__ = [
     "pack_switch_in", "unpack_switch_in", "pack_switch_out", "unpack_switch_out",
     "pack_macro_in", "unpack_macro_in", "pack_macro_out", "unpack_macro_out",
     # the PIM core
-    "CORE_GEOMETRY", "CORE_LATENCY", "BUS_BITS", "CORE_ID", "CORE_REGS", "ERROR_CODES", "psum_width",
+    "CORE_GEOMETRY", "CORE_LATENCY", "BUS_BITS", "CORE_ID", "RegField", "Register", "CORE_REGISTERS", "CORE_REG",
+    "CORE_REGS", "core_constants", "digest_word", "ERROR_CODES", "psum_width",
     "result_width", "packer_in_fields", "packer_out_fields", "window_fields", "tile_entry_fields", "map_entry_fields", "mask_entry_fields",
     "descriptor_fields", "result_fields", "words_for", "Region", "CoreMap", "core_map", "entry_words",
 ]
@@ -529,28 +530,152 @@ def _pow2_at_least(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
 
-#: The core's control and status registers: name -> (word index, access, meaning).
-CORE_REGS = {
-    "CTRL": (0, "W", "bit 0 START: run descriptors 0..N_DESC-1 (ignored while BUSY)"),
-    "STATUS": (1, "R", "bit 0 BUSY, bit 1 DONE (last run finished), bit 2 ERROR (last run aborted), "
-                       "bits 7:4 ERROR_CODE: 1 descriptor out of range (or a descriptor, tile or column map word with "
-                       "a padding bit set), 2 more than MAX_ROW_TILES accumulated (or no first pass), 3 masks "
-                       "disagree with n_kept (or a mask word with a padding bit set)"),
-    "LAYER": (2, "RW", "bits 15:0 N_DESC (descriptors per start), bit 16 SIGNED (two's-complement inputs)"),
-    "CYCLES": (3, "R", "clock cycles of the last run, START to DONE"),
-    "ID": (4, "R", f"0x{CORE_ID:08X}"),
-    "N_COMP": (5, "R", "compartments per macro"),
-    "N_COL": (6, "R", "columns per compartment"),
-    "N_ROW": (7, "R", "cells per DBMU"),
-    "LANES": (8, "R", "sparse allocation switch lanes"),
-    "MACROS": (9, "R", "macros in the core"),
-    "TILE_SLOTS": (10, "R", "tile store slots"),
-    "DESCRIPTORS": (11, "R", "descriptor memory entries"),
-    "MASK_WINDOWS": (12, "R", "mask register file entries"),
-    "OUT_PIXELS": (13, "R", "output pixels per pass"),
-    "MAX_ROW_TILES": (14, "R", "row tiles one output may accumulate"),
-    "PSUM_BITS": (15, "R", "partial sum width (result beats are sign-extended)"),
-}
+@dataclass(frozen=True)
+class RegField:
+    """One field of a core register (like an amaranth-soc ``csr`` field): bits ``lsb .. lsb + width - 1``.
+
+    ``access`` is the software view: ``"R"`` (read-only, set by the hardware or a
+    constant of the design point), ``"W"`` (write-only, reads 0) or ``"RW"``.
+    ``reset`` is the value after reset; ``None`` for a design-point constant
+    (:func:`core_constants` gives it).
+    """
+
+    name: str
+    lsb: int
+    width: int
+    access: str
+    desc: str
+    reset: int | None = 0
+
+    @property
+    def msb(self) -> int:
+        return self.lsb + self.width - 1
+
+    @property
+    def mask(self) -> int:
+        """The field's bits in the register word."""
+        return ((1 << self.width) - 1) << self.lsb
+
+    def get(self, word: int) -> int:
+        """The field's value in a register word."""
+        return (int(word) >> self.lsb) & ((1 << self.width) - 1)
+
+    def put(self, value: int) -> int:
+        """The field's value placed in a register word (ValueError when it does not fit)."""
+        v = int(value)
+        if not 0 <= v < 1 << self.width:
+            raise ValueError(f"{self.name}: {v} does not fit unsigned({self.width})")
+        return v << self.lsb
+
+
+@dataclass(frozen=True)
+class Register:
+    """One 32-bit core register: bus word ``word`` (byte address ``4 * word``), its fields LSB first."""
+
+    name: str
+    word: int
+    desc: str
+    fields: tuple
+
+    @property
+    def access(self) -> str:
+        """``R``, ``W`` or ``RW``: the union of its fields' access."""
+        acc = {a for f in self.fields for a in f.access}
+        return "".join(a for a in "RW" if a in acc)
+
+    @property
+    def address(self) -> int:
+        return (BUS_BITS // 8) * self.word
+
+    def field(self, name: str) -> RegField:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"{self.name}: no field {name!r}; fields: {', '.join(f.name for f in self.fields)}")
+
+    def value(self, **fields) -> int:
+        """A register word from field values (missing fields 0)."""
+        word = 0
+        for name, v in fields.items():
+            word |= self.field(name).put(v)
+        return word
+
+    def decode(self, word: int) -> dict:
+        """Field name -> value of a register word."""
+        return {f.name: f.get(word) for f in self.fields}
+
+    @property
+    def meaning(self) -> str:
+        """One line: the description, then each field's bits and name (a whole-word ``VALUE`` is not listed)."""
+        if len(self.fields) == 1 and self.fields[0].name == "VALUE":
+            return self.desc
+        return self.desc + ": " + ", ".join((f"bits {f.msb}:{f.lsb}" if f.width > 1 else f"bit {f.lsb}")
+                                            + f" {f.name}" for f in self.fields)
+
+
+def _const(name: str, word: int, desc: str) -> Register:
+    return Register(name, word, desc, (RegField("VALUE", 0, BUS_BITS, "R", desc, None),))
+
+
+#: The core's control and status registers, in address order: the ONE description the RTL's register bank
+#: (:class:`hw.core.PIMCore`), the golden twin (:func:`model.core.bus_writes`), the drivers and the generated
+#: SystemRDL / C header / IP-XACT / Markdown (:mod:`hw.regs`) read.
+CORE_REGISTERS: tuple = (
+    Register("CTRL", 0, "control", (
+        RegField("START", 0, 1, "W", "run descriptors 0..N_DESC-1 (ignored while BUSY)"),)),
+    Register("STATUS", 1, "status of the last run", (
+        RegField("BUSY", 0, 1, "R", "a run is in progress"),
+        RegField("DONE", 1, 1, "R", "the last run finished (cleared by START; drives irq)"),
+        RegField("ERROR", 2, 1, "R", "the last run aborted"),
+        RegField("ERROR_CODE", 4, 4, "R", "1 descriptor out of range (or a descriptor, tile or column map word with "
+                                          "a padding bit set), 2 more than MAX_ROW_TILES accumulated (or no first "
+                                          "pass), 3 masks disagree with n_kept (or a mask word with a padding bit "
+                                          "set)"))),
+    Register("LAYER", 2, "the layer a START runs (survives reset)", (
+        RegField("N_DESC", 0, 16, "RW", "descriptors per start"),
+        RegField("SIGNED", 16, 1, "RW", "two's-complement inputs"))),
+    Register("CYCLES", 3, "clock cycles of the last run, START to DONE", (
+        RegField("VALUE", 0, BUS_BITS, "R", "clock cycles of the last run"),)),
+    _const("ID", 4, "identification: 0x{:08X} (\"DB\", format 1)".format(CORE_ID)),
+    _const("N_COMP", 5, "compartments per macro"),
+    _const("N_COL", 6, "columns per compartment"),
+    _const("N_ROW", 7, "cells per DBMU"),
+    _const("LANES", 8, "sparse allocation switch lanes"),
+    _const("MACROS", 9, "macros in the core"),
+    _const("TILE_SLOTS", 10, "tile store slots"),
+    _const("DESCRIPTORS", 11, "descriptor memory entries"),
+    _const("MASK_WINDOWS", 12, "mask register file entries"),
+    _const("OUT_PIXELS", 13, "output pixels per pass"),
+    _const("MAX_ROW_TILES", 14, "row tiles one output may accumulate"),
+    _const("PSUM_BITS", 15, "partial sum width (result beats are sign-extended)"),
+    _const("DIGEST", 16, "first 32 bits of the configuration's digest (HwConfig.digest(), SHA-256 of its canonical "
+                         "JSON): firmware checks it talks to the block it was built for; 0 when built without one"),
+)
+#: Register name -> :class:`Register`.
+CORE_REG = {r.name: r for r in CORE_REGISTERS}
+#: The core's registers: name -> (word index, access, meaning), derived from :data:`CORE_REGISTERS`.
+CORE_REGS = {r.name: (r.word, r.access, r.meaning) for r in CORE_REGISTERS}
+
+
+def digest_word(digest: str) -> int:
+    """The ``DIGEST`` register of a configuration: the first 32 bits (8 hex digits) of its SHA-256 hex digest."""
+    if not isinstance(digest, str) or len(digest) < 8:
+        raise ValueError(f"digest: must be a hex string of at least 8 digits, got {digest!r}")
+    try:
+        return int(digest[:8], 16)
+    except ValueError:
+        raise ValueError(f"digest: must be a hex string, got {digest!r}") from None
+
+
+def core_constants(*, n_comp: int, n_col: int, n_row: int, lanes: int, macros: int, tile_slots: int,
+                   descriptors: int, mask_windows: int, out_pixels: int, max_row_tiles: int, psum_bits: int,
+                   digest: int = 0) -> dict:
+    """The values of the core's constant registers (``ID``, the geometry, ``DIGEST``): register name -> word."""
+    return {"ID": CORE_ID, "N_COMP": n_comp, "N_COL": n_col, "N_ROW": n_row, "LANES": lanes, "MACROS": macros,
+            "TILE_SLOTS": tile_slots, "DESCRIPTORS": descriptors, "MASK_WINDOWS": mask_windows,
+            "OUT_PIXELS": out_pixels, "MAX_ROW_TILES": max_row_tiles, "PSUM_BITS": psum_bits, "DIGEST": digest}
+
+
 #: STATUS.ERROR_CODE values.
 ERROR_CODES = {
     0: "none",
@@ -606,7 +731,11 @@ class CoreMap:
     def markdown(self) -> str:
         """The register map as Markdown tables (docs/rtl.md holds the paper configuration's)."""
         lines = ["| address | register | access | meaning |", "|---|---|---|---|"]
-        lines += [f"| 0x{self.regs[n]:04X} | {n} | {a} | {d} |" for n, (_, a, d) in CORE_REGS.items()]
+        lines += [f"| 0x{self.regs[r.name]:04X} | {r.name} | {r.access} | {r.meaning} |" for r in CORE_REGISTERS]
+        lines += ["", "| register | bits | field | access | reset | meaning |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r.name} | {f.msb}:{f.lsb} | {f.name} | {f.access} | "
+                  f"{'constant' if f.reset is None else f'0x{f.reset:X}'} | {f.desc} |"
+                  for r in CORE_REGISTERS for f in r.fields if not (f.name == "VALUE" and f.reset is None)]
         lines += ["", "| address | memory | entries | words / entry (stride) | entry fields, LSB first |",
                   "|---|---|---|---|---|"]
         for r in self.regions.values():
@@ -617,7 +746,9 @@ class CoreMap:
 
     def describe(self) -> list[dict]:
         """Rows for the manifest and the documentation."""
-        rows = [{"name": n, "address": self.regs[n], "access": a, "meaning": d} for n, (_, a, d) in CORE_REGS.items()]
+        rows = [{"name": r.name, "address": self.regs[r.name], "access": r.access, "meaning": r.meaning,
+                 "fields": [{"name": f.name, "lsb": f.lsb, "width": f.width, "access": f.access, "reset": f.reset,
+                             "meaning": f.desc} for f in r.fields]} for r in CORE_REGISTERS]
         for r in self.regions.values():
             rows.append({"name": r.name.upper(), "address": r.base, "access": "W", "entries": r.entries,
                          "words_per_entry": r.words, "entry_stride_words": r.stride, "bytes": r.size,
@@ -632,7 +763,7 @@ def core_map(n_comp: int, n_col: int, n_row: int, tile_slots: int, descriptors: 
     Each region starts at a multiple of its own (power-of-two) size, so a
     region is decoded from the high address bits alone.
     """
-    reg_bytes = _pow2_at_least(len(CORE_REGS)) * (BUS_BITS // 8)
+    reg_bytes = _pow2_at_least(max(r.word for r in CORE_REGISTERS) + 1) * (BUS_BITS // 8)
     specs = [
         ("desc", descriptors, descriptor_fields(n_comp, n_col, n_row, tile_slots, mask_windows, out_pixels)),
         ("mask", mask_windows, mask_entry_fields(n_comp)),
@@ -646,7 +777,7 @@ def core_map(n_comp: int, n_col: int, n_row: int, tile_slots: int, descriptors: 
         base = -(-top // probe.size) * probe.size
         regions[name] = Region(name, base, entries, words, probe.stride, tuple(fields))
         top = base + probe.size
-    regs = {n: (BUS_BITS // 8) * w for n, (w, _, _) in CORE_REGS.items()}
+    regs = {r.name: r.address for r in CORE_REGISTERS}
     return CoreMap(regs=regs, regions=regions, addr_width=max(1, (top - 1).bit_length()))
 
 

@@ -143,7 +143,10 @@ def point_row(wl: str, hw, sparsity: float, phi_max: int, geom) -> dict:
 
 
 def _point(args) -> dict:
-    return point_row(*args)
+    try:
+        return point_row(*args)
+    except BenchError as e:  # a figure without a finite value (PerfError): one line, also from a Ray worker
+        return {"error": str(e)}
 
 
 def _bar(progress: bool):

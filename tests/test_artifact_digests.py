@@ -47,7 +47,7 @@ def _refused(d, needle):
 
 def test_manifest_lists_every_other_file_with_its_digest(saved):
     doc = _manifest(saved)
-    assert doc["version"] == artifact.VERSION == 3
+    assert doc["version"] == artifact.VERSION == 4
     files = {p.relative_to(saved).as_posix() for p in saved.rglob("*") if p.is_file()}
     assert set(doc["files"]) == files - {"manifest.yaml", ".dbpim-outputs"}
     assert set(doc["files"]) == {"hw.yaml", "layers/000_fc1.npz", "layers/002_fc2.npz"}

@@ -188,7 +188,7 @@ def test_symlinked_layer_file_outside_is_refused(work, tmp_path):
 @pytest.mark.parametrize("edit, needle", [
     (lambda doc: doc["hw"].pop("lanes"), r"field 'hw.lanes': required key missing"),
     (lambda doc: doc["hw"].update(depth=3), r"field 'hw.depth': unknown key"),
-    (lambda doc: doc.update(version=True), "field 'version' must be one of 1, 2, 3"),
+    (lambda doc: doc.update(version=True), "field 'version' must be one of 1, 2, 3, 4"),
     (lambda doc: doc.update(network=7), "field 'network' must be a string"),
     (lambda doc: doc.update(meta=[1]), "field 'meta' must be a mapping"),
 ])

@@ -241,8 +241,8 @@ def test_network_weight_stats_and_markdown(net):
     json.dumps(s, allow_nan=False)  # every number finite
 
 
-def test_paper_nets_names_the_trained_network_in_its_errors(capsys):
-    from dbpim import paper_nets
-    assert paper_nets.main(["--names", "nosuchnet", "--out", "unused"]) == 2
+def test_paper_nets_names_the_trained_network_in_its_errors(capsys, tmp_path):
+    from dbpim import cli
+    assert cli.main(["paper-nets", "--names", "nosuchnet", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "cifar10cnn" in err and "nosuchnet" in err

@@ -225,3 +225,40 @@ def test_demo_sparsity_reaches_every_stage(tmp_path, capsys, monkeypatch):
     assert out.count("75% block sparsity") == 3, out
     if "skipped: package" not in out:  # MiniLM installed: stage 1 pruned it
         assert "25.0 % of the weights kept" in out
+
+
+def test_sigterm_is_one_line_and_143(tmp_path, monkeypatch, capsys):
+    import signal
+
+    from dbpim import demo
+    from model.outdir import Interrupted
+
+    def terminated(*a, **k):
+        raise Interrupted(signal.SIGTERM)
+    monkeypatch.setattr(demo, "run_stages", terminated)
+    assert cli.main(["demo", "--stages", "2", "--hw", "small", "--out", str(tmp_path / "o")]) == 143
+    assert capsys.readouterr().err == "dbpim demo: terminated by SIGTERM; --out unchanged\n"
+
+
+def test_bench_reads_the_hardware_recorded_in_the_artifact(tmp_path, capsys):
+    """No --hw: the artifact's own configuration (small here; the default used to be paper, a wrong macro)."""
+    from model import artifact
+    from model.config import load_config
+    from model.examples import real_layers, to_records
+    hw = load_config("small")
+    art = artifact.save(tmp_path / "art", "digits", hw.macro, to_records(real_layers(hw.macro)), hw=hw)
+    assert cli.main(["bench", "--artifact", str(art), "--no-plots", "--out", str(tmp_path / "b")]) == 0
+    assert " on small: speedup " in capsys.readouterr().out
+    assert cli.main(["bench", "--artifact", str(art), "--hw", "paper", "--out", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dbpim bench: --hw paper: its macro must match") and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("module, name", sorted(cli.USER_ERRORS))
+def test_every_user_error_type_exists_where_named(module, name):
+    """The one-line error types are matched by module and name: each must be defined there (no drift)."""
+    import importlib
+    if module.startswith("model.torch"):
+        pytest.importorskip("torch")
+    cls = getattr(importlib.import_module(module), name)
+    assert cls.__module__ == module and issubclass(cls, ValueError)

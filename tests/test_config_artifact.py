@@ -109,7 +109,7 @@ def _flip_weight(w):
 
 
 @pytest.mark.parametrize("fn,msg", [
-    (_edit_manifest(["version"], 4), "field 'version' must be one of 1, 2, 3"),
+    (_edit_manifest(["version"], 5), "field 'version' must be one of 1, 2, 3, 4"),
     (_edit_manifest(["format"], "onnx"), "field 'format' must be 'dbpim-artifact'"),
     (_edit_manifest(["hw", "n_comp"], 3), "field 'hw': macro.n_comp"),
     (_edit_manifest(["layers", 0, "kind"], "conv3d"), "field 'kind' must be one of"),

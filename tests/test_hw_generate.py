@@ -121,8 +121,13 @@ def test_core_top_axi_ports_and_register_map(tmp_path):
     assert m["parameters"]["macros"] == 2 and m["parameters"]["lanes"] == 2  # system.macros_per_core, macro.lanes
     regs = {r["name"]: r for r in m["register_map"]}
     assert regs["CTRL"]["address"] == 0 and regs["TILE"]["entries"] == 64 * 4  # one cell row per entry
-    assert (tmp_path / "dbpim_core_regs.md").read_text().endswith(
-        CoreParams.from_config(load_config("small")).map.markdown())
+    md = (tmp_path / "dbpim_core_regs.md").read_text()  # PeakRDL's, from the generated SystemRDL
+    for r in m["register_map"]:  # a register as "### CTRL register", a memory as "## DESC register file"
+        assert f"### {r['name']} register" in md or f"## {r['name']} register file" in md, r["name"]
+    assert m["register_files"] == {"systemrdl": "dbpim_core.rdl", "c_header": "dbpim_core.h",
+                                   "ip_xact": "dbpim_core.xml", "markdown": "dbpim_core_regs.md"}
+    assert all((tmp_path / f).is_file() for f in m["register_files"].values())
+    assert m["digest"] == load_config("small").digest() and m["digest_word"] == int(m["digest"][:8], 16)
     doc = (Path(__file__).resolve().parent.parent / "docs" / "rtl.md").read_text()
     table = doc.split("checked by tests/test_hw_generate.py -->\n")[1].split("<!-- end register map -->")[0]
     assert table == CoreParams.from_config(load_config("paper")).map.markdown()

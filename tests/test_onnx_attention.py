@@ -115,6 +115,49 @@ def test_static_export_follows_the_batch(tmp_path, kind):
         torch.testing.assert_close(gm(x).detach(), net(x).detach(), atol=1e-5, rtol=1e-4)
 
 
+class MaskedMHANet(MHANet):
+    """Self-attention with a causal mask, returning its attention weights too (the bmm path)."""
+
+    def __init__(self):
+        super().__init__(batch_first=False)
+        self.register_buffer("causal", torch.ones(SEQ, SEQ, dtype=torch.bool).triu(1))
+
+    def forward(self, x):
+        h = self.inp(x).transpose(0, 1)
+        a, w = self.mha(h, h, h, need_weights=True, attn_mask=self.causal)
+        return self.fc(a.transpose(0, 1).mean(1)) + w.sum(-1).mean(-1, keepdim=True)
+
+
+def test_legacy_variants(tmp_path):
+    """Opset 16 (LayerNorm and GELU written out as ReduceMean/Sub/Pow/Sqrt/Div and Erf) and the
+    attention-weights path with a mask (batch merged with the heads, B * H)."""
+    from model.torch.onnx_import import load_onnx
+    torch.manual_seed(0)
+    for net, kw in ((_net("encoder", False), {"opset_version": 16}), (MaskedMHANet().eval(), {})):
+        f = tmp_path / "v.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(net, (torch.randn(2, SEQ, FEAT),), str(f), dynamo=False, input_names=["x"],
+                              dynamic_axes={"x": {0: "b"}}, **kw)
+        ops = {n.op_type for n in onnx.load(str(f)).graph.node}
+        assert {"ReduceMean", "Pow", "Erf"} <= ops if kw else "Where" in ops or "Add" in ops
+        gm = load_onnx(f)
+        x = torch.randn(3, SEQ, FEAT)
+        torch.testing.assert_close(gm(x).detach(), net(x).detach(), atol=1e-5, rtol=1e-4)
+        assert len(_linears(gm)) == (8 if kw else 6)
+
+
+def test_fixed_batch_of_one_is_refused_with_a_hint(tmp_path):
+    from model.torch.onnx_import import OnnxImportError, load_onnx
+    f = tmp_path / "b1.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_net("mha", True), (torch.randn(1, SEQ, FEAT),), str(f), dynamo=False, input_names=["x"])
+    with pytest.raises(OnnxImportError, match=r"node '/mha/Gemm' \(Gemm\): does not run on a batch of 2 .*fixes the "
+                                              r"batch at 1.*dynamic_axes / dynamic_shapes, or a batch of 2\)$"):
+        load_onnx(f)
+
+
 def test_norm_first_encoder(tmp_path):
     from model.torch.onnx_import import load_onnx
     net = _net("encoder", True, norm_first=True)
@@ -173,8 +216,8 @@ def tokens():
 
 def compile_onnx(f, data, out) -> dict:
     """The one place these tests call the flow (tiny schedule)."""
-    from model.torch.flow import run_flow
-    return run_flow(str(f), data, 0.5, out=out, **TINY)
+    from flow_helpers import run_flow_kw
+    return run_flow_kw(str(f), data, 0.5, out=out, **TINY)
 
 
 @pytest.mark.parametrize("kind, batch_first, dynamo", [("mha", True, False), ("mha", False, True),

@@ -13,12 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from model import spec
-from model.core import bus_writes, input_windows
+from model.core import input_windows
+from model.driver import AsyncCoreDriver
 
 __all__ = ["AxiLiteMaster", "load_segment", "run_start", "reset_mid_run", "REGS"]
 
 #: register name -> byte address
-REGS = {n: (spec.BUS_BITS // 8) * w for n, (w, _, _) in spec.CORE_REGS.items()}
+REGS = {r.name: r.address for r in spec.CORE_REGISTERS}
 
 
 class AxiLiteMaster:
@@ -75,9 +76,8 @@ class AxiLiteMaster:
 
 
 async def load_segment(axil: AxiLiteMaster, program, segment) -> None:
-    """Write a segment's tiles, column maps, masks, descriptors and ``LAYER``."""
-    for addr, word in bus_writes(program, segment):
-        await axil.write(addr, word)
+    """Write a segment's tiles, column maps, masks, descriptors and ``LAYER`` (:class:`model.driver.AsyncCoreDriver`)."""
+    await AsyncCoreDriver(axil).load(program, segment)
 
 
 def _windows(program, segment, x) -> list[int]:
@@ -104,12 +104,14 @@ async def run_start(tb, axil: AxiLiteMaster, program, segment, x, want=None, whe
     snk.extra = ("m_axis_tlast",)
     n = sum(p.pixels * p.n_out for p in segment.passes if p.last)
     src.send(_windows(program, segment, x))
-    await axil.write(REGS["CTRL"], 1)
+    drv = AsyncCoreDriver(axil)
+    await drv.start()
     got = await snk.recv(tb, n, expect=None if want is None else [int(w) for w in want],
                          unpack=lambda p: p - (1 << rw) if p >> (rw - 1) else p, where=where)
     await src.wait(tb)
     await axil._until("irq")  # DONE
-    cycles, status = await axil.read(REGS["CYCLES"]), await axil.read(REGS["STATUS"])
+    res = await drv.result()
+    cycles, status = res.cycles, res.status
     beats = [p - (1 << rw) if p >> (rw - 1) else p for p, _ in got]
     return beats, np.array([t for _, t in got], bool), cycles, status
 
@@ -118,7 +120,8 @@ async def reset_mid_run(tb, axil: AxiLiteMaster, program, segment, x, after: int
     """START, reset ``after`` cycles later (the run aborts); afterwards no result is valid and the core is idle."""
     src, snk = tb.source("s_axis"), tb.sink("m_axis")
     src.send(_windows(program, segment, x))
-    await axil.write(REGS["CTRL"], 1)
+    drv = AsyncCoreDriver(axil)
+    await drv.start()
     await tb.tick(after)
     snk.pause()
     src.flush()
@@ -129,5 +132,5 @@ async def reset_mid_run(tb, axil: AxiLiteMaster, program, segment, x, after: int
         await tb.tick()
     snk.beats.clear()
     snk.resume()
-    status = await axil.read(REGS["STATUS"])
+    status = (await drv.result()).status
     assert status == 0, f"STATUS {status:#x} after reset: not idle"

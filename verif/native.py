@@ -90,7 +90,8 @@ def _build_locked(block: str, hw, bdir: Path, stem: str) -> tuple[Path, float]:
     verilator = verilator_env()
     env = dict(os.environ)
     env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2").strip()
-    cmd = [verilator, *VERILATOR_ARGS, "-CFLAGS", f"-I{NATIVE_DIR}", "--top-module", f"dbpim_{block}",
+    # -I rtl: the core's harness includes the generated C header of the register map (dbpim_core.h)
+    cmd = [verilator, *VERILATOR_ARGS, "-CFLAGS", f"-I{NATIVE_DIR} -I{bdir / 'rtl'}", "--top-module", f"dbpim_{block}",
            "-Mdir", str(bdir / "obj"), "-o", "harness", "-j", "2", *sources, str(main)]
     r = subprocess.run(cmd, cwd=bdir, capture_output=True, text=True, env=env)
     (bdir / "build.log").write_text(r.stdout + r.stderr)

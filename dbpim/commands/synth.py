@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from dbpim.commands._common import CommandError, verbosity_options
+from model import jsonio
 
 COMMAND = "dbpim synth"
 

@@ -27,14 +27,25 @@ def _blocks(ctx, param, value):
 @click.option("--sram", default="behavioural", type=click.Choice(SRAM_MODES), show_default=True,
               help="macro cell array and metadata: memories inside the macro (behavioural) or instances of SRAM "
                    "wrapper modules with a behavioural model (blackbox)")
+@click.option("--prefix", default="", metavar="NAME",
+              help="module and file name prefix, NAME_dbpim_<block> (a letter, then letters, digits, _), so that "
+                   "several design points elaborate together; 'config' takes the configuration's name; default: "
+                   "none (dbpim_<block>, the names the lint, synthesis and simulation flows use)")
 @verbosity_options
-def command(hw, out, blocks, sram):
-    """Generate the DB-PIM Verilog and a manifest (manifest.json) into --out."""
+def command(hw, out, blocks, sram, prefix):
+    """Generate the DB-PIM Verilog, the core's register description (SystemRDL, C header, IP-XACT, Markdown),
+    a FuseSoC core file and a manifest (manifest.json) into --out."""
     cfg = load_hw(hw)
+    if prefix == "config":
+        prefix = cfg.name
     try:
-        man = generate(cfg, out, blocks, sram=sram)
+        man = generate(cfg, out, blocks, sram=sram, prefix=prefix)
     except ValueError as e:  # an unknown block or SRAM mode (the options above admit none)
         raise CommandError(str(e)) from None
     for e in man["blocks"].values():
         click.echo(f"{out}/{e['file']}: {len(e['ports'])} ports, latency {e['latency']}")
+    for f in man["blocks"].get("core", {}).get("register_files", {}).values():
+        click.echo(f"{out}/{f}")
+    for f in man.get("files", {}).values():
+        click.echo(f"{out}/{f}")
     click.echo(f"{out}/manifest.json")

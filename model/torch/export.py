@@ -403,7 +403,12 @@ def export(model: fx.GraphModule, network: str, macro: MacroConfig, path, sample
     ``samples`` are a few real inputs whose integer activations are recorded per mapped layer;
     ``hw``, the whole configuration ``macro`` belongs to, is recorded in the artifact (``hw.yaml``).
     """
+    from model.torch.program import network_program
     layers, _, accs = layer_records(model, macro, samples, group_size)
     verify_integer(layers, accs)
-    return gart.save(Path(path), network, macro, layers, meta=meta, overwrite=overwrite, hw=hw)
+    try:
+        program = network_program(model, samples, layers)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
+    return gart.save(Path(path), network, macro, layers, meta=meta, overwrite=overwrite, hw=hw, program=program)
 

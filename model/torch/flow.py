@@ -38,6 +38,7 @@ from model.torch import prune as tprune
 from model.torch import qat as tqat
 from model.torch.data import DataError, as_data
 from model.torch.export import ExportError, layer_records, mac_count, verify_integer
+from model.torch.program import network_program
 from model.torch.sources import ModelError, load_model
 from model.torch.train import evaluate, set_determinism, train
 from model.torch.zoo import MODELS, ZOO32, input_size
@@ -161,12 +162,13 @@ def dry_run(cap: tgraph.Capture, x: torch.Tensor, macro, group_size: int, sparsi
         try:
             recs, ops, accs = layer_records(st.net, macro, x[:2], group_size)
             verify_integer(recs, accs)
+            prog = network_program(st.net, x[:2], recs)
         except (ExportError, ValueError) as e:
             raise FlowError(str(e)) from None
         with tempfile.TemporaryDirectory(prefix="dbpim-dry-") as d:
             try:
                 # the tiles already reproduced the torch accumulators (verify_integer): skip re-decompiling
-                gart.load(gart.save(Path(d) / "artifact", "dry-run", macro, recs, compress=False),
+                gart.load(gart.save(Path(d) / "artifact", "dry-run", macro, recs, compress=False, program=prog),
                           check_tiles=False)
             except gart.ArtifactError as e:
                 raise FlowError(f"artifact: the exported network does not load back ({e})") from None
@@ -267,7 +269,7 @@ def _markdown(rep: dict) -> str:
     a = rep["accuracy"]
     ep = rep["epochs"]
     lines = [f"# DB-PIM compile report: {rep['network']} on {rep['data']}", "",
-             f"hw: `{rep['hw']}` ({rep['hw_file']}; group size G = {rep['group_size']}, phi_max = {rep['phi_max']}), "
+             f"hw: `{rep['hw']}` ({rep['hw_file'] or 'built in code'}; group size G = {rep['group_size']}, phi_max = {rep['phi_max']}), "
              f"block sparsity {rep['sparsity']:.2f}, seed {rep['seed']}, epochs: float {ep['float']:g}, "
              f"fine-tune {ep['finetune']:g}, FTA-aware QAT {ep['qat']:g}", ""]
     lines += [f"**warning:** {w}" for w in rep["warnings"]] + ([""] if rep["warnings"] else [])
@@ -578,7 +580,8 @@ def run_flow(model: str | nn.Module, data, hw: HwConfig, options: FlowOptions | 
     try:
         recs, ops, accs = layer_records(st.net, macro, xte[:n_record], G)
         checks = verify_integer(recs, accs)
-    except ExportError as e:
+        prog = network_program(st.net, xte[:max(2, n_record)], recs)
+    except (ExportError, ValueError) as e:
         raise FlowError(str(e)) from None
     meta = {"data": str(ds.name), "seed": int(seed), "sparsity": float(sparsity), "phi_max": int(pm),
             "accuracy": {k: v for k, v in acc.items() if v is not None}}
@@ -596,9 +599,10 @@ def run_flow(model: str | nn.Module, data, hw: HwConfig, options: FlowOptions | 
     # 7. artifact + report, all staged next to --out and moved in together
     try:
         with output_dir(out, COMMAND, inputs) as tmp:
-            gart.load(gart.save(tmp / "artifact", net_name, macro, recs, meta=meta, overwrite=True, hw=cfg))
+            gart.load(gart.save(tmp / "artifact", net_name, macro, recs, meta=meta, overwrite=True, hw=cfg,
+                                program=prog))
             stage("export")
-            rep = {"network": net_name, "data": str(ds.name), "hw": cfg.name, "hw_file": Path(cfg.path).name, "group_size": G, "phi_max": pm,
+            rep = {"network": net_name, "data": str(ds.name), "hw": cfg.name, "hw_file": Path(cfg.path).name if cfg.path else None, "group_size": G, "phi_max": pm,
                    "phi_min": phi_min, "sparsity": float(sparsity), "total_sparsity": s_tot, "seed": int(seed),
                    "threads": int(threads), "batch_size": int(batch_size),
                    "lr": {"float": lr, "finetune": ft_lr, "qat": q_lr},

@@ -84,6 +84,7 @@ class _Ctx:
         self.skip: dict[str, tuple[str, str]] = {}  # fused Add node -> (its output, the Linear's output)
         self.shadow: dict[fx.Node, tuple] = {}
         self.cin: dict[fx.Node, int] = {}  # Reshape outputs: the part of the batch axis inside the batch
+        self.batches: dict[fx.Node, tuple | None] = {}
         self.node = None  # the ONNX node being read (for errors)
 
     def err(self, node, what: str) -> OnnxImportError:
@@ -147,13 +148,17 @@ class _Ctx:
             except Exception as e:  # noqa: BLE001 - name the node, one line
                 msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
                 b = (self.b0, self.b1)[k]
-                raise self.err(self.node, f"does not run on a batch of {b} ({type(e).__name__}: {msg})"
-                               + ("; the reader cannot follow the batch axis through it" if k else "")) from None
+                hint = ""
+                if k:
+                    hint = "; the reader cannot follow the batch axis through it" + (
+                        " (the file fixes the batch at 1, which hides where it goes: export with a dynamic batch, "
+                        "dynamic_axes / dynamic_shapes, or a batch of 2)" if self.b0 == 1 else "")
+                raise self.err(self.node, f"does not run on a batch of {b} ({type(e).__name__}: {msg}){hint}") from None
         self.shadow[n] = tuple(outs)
         return n
 
     def module(self, node, m: nn.Module, args, name: str | None = None) -> fx.Node:
-        name = self._unique(name or node.name or node.output[0])
+        name = self._unique(name or _label(node))
         self.root.add_module(name, m)
         m.eval()
         return self._run(self.graph.call_module(name, tuple(args)), m)
@@ -179,18 +184,22 @@ class _Ctx:
         elements; None when ``n`` does not depend on the batch."""
         if not isinstance(n, fx.Node):
             return None
+        if n in self.batches:
+            return self.batches[n]
         s0, s1 = self.shape(n, 0), self.shape(n, 1)
         diff = [i for i, (a, b) in enumerate(zip(s0, s1)) if a != b]
         if not diff:
+            self.batches[n] = None
             return None
         if len(diff) > 1 or len(s0) != len(s1):
             raise self.err(self.node, f"the batch spreads over several axes (shapes {list(s0)} at batch {self.b0}, "
                                       f"{list(s1)} at batch {self.b1})")
         inner = self.cin.get(n)
         if inner is None:
-            src = [a for a in n.all_input_nodes if self.batch(a) is not None]
-            inner = self.batch(src[0])[1] if src else 1
-        return diff[0], inner
+            src = [self.batch(a) for a in n.all_input_nodes]
+            inner = next((b[1] for b in src if b is not None), 1)
+        self.batches[n] = (diff[0], inner)
+        return self.batches[n]
 
 
 def _batch_dim(ctx, node, s0: tuple, b: tuple[int, int], out: list[int]) -> tuple[int, int]:
@@ -209,6 +218,23 @@ def _batch_dim(ctx, node, s0: tuple, b: tuple[int, int], out: list[int]) -> tupl
                             f"the batch; {_GUIDE}")
     _, j, ci = min(cands)
     return j, ci
+
+
+def _label(node) -> str:
+    """A node's name for its module: the torch module path the dynamo exporter records
+    (``enc.linear1``; ``enc.self_attn.linear_1`` for a functional call inside a module), else the node name."""
+    meta = {p.key: p.value for p in node.metadata_props}
+    try:
+        import ast
+        scopes = ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]"))
+        classes = ast.literal_eval(meta.get("pkg.torch.onnx.class_hierarchy", "[]"))
+    except (ValueError, SyntaxError):
+        scopes, classes = [], []
+    if len(scopes) >= 2 and scopes[-2] and len(classes) == len(scopes):
+        own = classes[-2].rsplit(".", 1)[-1]
+        return scopes[-2] if own in ("Linear", "Conv1d", "Conv2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm") \
+            else f"{scopes[-2]}.{scopes[-1]}"
+    return node.name or node.output[0]
 
 
 def _attrs(node) -> dict:
@@ -488,9 +514,16 @@ def _squeeze(ctx, node, a):
     return x
 
 
-def _reduce_mean(ctx, node, a):
-    axes = _axes(ctx, node, a)
-    return ctx.call(torch.mean, ctx.value(node.input[0]), dim=tuple(axes), keepdim=bool(a.get("keepdims", 1)))
+def _reduce(fn):
+    def read(ctx, node, a):
+        x = ctx.value(node.input[0])
+        axes = _axes(ctx, node, a)
+        if axes is None:
+            axes = list(range(len(ctx.shape(x))))
+        for ax in axes:
+            _no_batch_axis(ctx, node, x, ax, node.op_type)
+        return ctx.call(fn, x, dim=tuple(axes), keepdim=bool(a.get("keepdims", 1)))
+    return read
 
 
 def _layernorm(ctx, node, a):
@@ -537,7 +570,8 @@ _OPS = {
     "Where": _where, "Equal": _binary(torch.eq),
     "Add": _binary(operator.add), "Sub": _binary(operator.sub), "Mul": _binary(operator.mul),
     "Div": _binary(operator.truediv), "Pow": _binary(operator.pow),
-    "ReduceMean": _reduce_mean, "LayerNormalization": _layernorm,
+    "ReduceMean": _reduce(torch.mean), "ReduceSum": _reduce(torch.sum),
+    "ReduceMax": _reduce(torch.amax), "LayerNormalization": _layernorm,
 }
 SUPPORTED_OPS = tuple(sorted(set(_OPS) | {"Identity", "Dropout", "Constant", "Shape", "Size"}))
 
@@ -608,17 +642,22 @@ def _linear_on_tokens(ctx) -> None:
         if len(ctx.shape(r)) != 2 or not s0:
             continue
         tail = [int(np.prod(s0[j:], dtype=np.int64)) for j in range(len(s0))]
-        if m.in_features not in tail[1:]:
-            continue
-        j = tail.index(m.in_features, 1)
         b = ctx.batch(x)
-        if b is not None and b[0] >= j:
-            continue
         with ctx.graph.inserting_before(n):
-            x2 = x if j == len(s0) - 1 else ctx._run(ctx.graph.call_method("flatten", (x, j)),
-                                                     lambda t, a: t.flatten(a))
+            if m.in_features in tail[1:] and (b is None or b[0] < tail.index(m.in_features, 1)):
+                j = tail.index(m.in_features, 1)  # x's trailing axes are the features
+                x2 = x if j == len(s0) - 1 else ctx._run(ctx.graph.call_method("flatten", (x, j)),
+                                                         lambda t, a: t.flatten(a))
+            elif b is not None and b[1] * tail[b[0]] // s0[b[0]] == m.in_features:
+                # the batch is merged with the heads (L, B * H, D): split it out, (L, B, H * D)
+                dims = list(s0[:b[0]]) + [-1, m.in_features]
+                x2 = ctx._run(ctx.graph.call_method("reshape", (x, *dims)), lambda t, *a: t.reshape(*a))
+                ctx.cin[x2] = 1
+            else:
+                continue
         n.args = (x2,)
         ctx._run(n, m)
+        ctx.batches.pop(n, None)
         ctx.graph.erase_node(r)
 
 

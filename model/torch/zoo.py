@@ -21,7 +21,7 @@ __all__ = ["ConvBNAct", "SmallCNN", "AlexNet", "VGG19", "ResNet18", "MobileNetV2
            "EfficientNetB0", "Cifar10CNN", "MODELS", "PRETRAINED", "get_model", "model_names", "input_size"]
 
 #: Most classes a network may have (its last layer's outputs; a dataset's labels lie in [0, MAX_CLASSES)).
-MAX_CLASSES = 65_536
+MAX_CLASSES = limits.CLASSES.hi  # home: model.limits
 #: Widest channel multiplier of a zoo network (1.0 = the paper's width; 16x already holds ~256x the MACs).
 WIDTH_MAX = limits.WIDTH.hi  # home: model.limits
 

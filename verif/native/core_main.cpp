@@ -12,10 +12,12 @@
 //   flush                        drop the windows still queued (after a run the core aborted)
 // RESULTS lines: "run <CYCLES> <STATUS> <beats>" followed by "b <hex> <tlast>" per beat;
 // "stats <clock cycles> <seconds>" last.
+#include <cstddef>
 #include <deque>
 
 #include "Vtop.h"
 #include "native.h"
+#include "dbpim_core.h"  // written by dbpim verilog beside the Verilog
 
 using native::Words;
 
@@ -73,7 +75,9 @@ int main(int argc, char** argv) {
     auto cmds = native::read_commands(argv[1]);
     Vtop* top = new Vtop;
     Harness h(top);
-    const uint32_t CTRL = 0x0, STATUS = 0x4, CYCLES = 0xC;
+    // register addresses and fields from the generated header (model.spec.CORE_REGISTERS)
+    const uint32_t CTRL = offsetof(dbpim_core_t, CTRL), STATUS = offsetof(dbpim_core_t, STATUS),
+                   CYCLES = offsetof(dbpim_core_t, CYCLES);
     top->aresetn = 1;
     session.t0 = std::chrono::steady_clock::now();
     int rc = 0;
@@ -97,7 +101,7 @@ int main(int argc, char** argv) {
         } else if (op == "run" || op == "abort") {
             uint64_t limit = std::strtoull(c[1].c_str(), nullptr, 10);
             h.beats.clear();
-            h.write(CTRL, 1);
+            h.write(CTRL, DBPIM_CORE__CTRL__START_bm);
             uint64_t n = 0;
             bool aborted = false;
             while (!top->irq) {

@@ -1,0 +1,297 @@
+"""Run new inputs through a compiled artifact's network (docs/design.md §8 "Network program").
+
+:func:`predict` executes the artifact's network program (:mod:`model.program`)
+in NumPy, with no PyTorch: every mapped layer through the golden model's
+integer path (the tile-rebuilt weights of :func:`model.layer.weights_of`, as
+:func:`model.layer.run_layer` multiplies them: bit-exact with the hardware)
+and every other op exactly as the front-end's frozen integer-path network
+computes it (``model.torch.qat.QLayer`` in ``int`` mode and the float32 torch
+ops between the layers), in the same dtypes and order of operations, so the
+logits equal the frozen torch network's bit for bit. The one exception is
+``mean`` (global average pooling), whose float32 summation order PyTorch
+chooses per CPU; see :func:`_mean`.
+
+``Artifact.predict(x, batch_size=...)`` is the entry point; :func:`run_artifact`
+adds the accuracy and a JSON-ready summary for a command.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from model.layer import PRODUCT_MAX, weights_of
+from model.program import PROGRAM_SINCE, RUNNABLE
+from model.spec import input_range
+
+__all__ = ["PredictError", "Predictor", "predict", "run_artifact", "DEFAULT_BATCH"]
+
+DEFAULT_BATCH = 32  # the im2col columns of a batch stay in cache
+#: Integer sums below this are exact in float32 (24-bit significand): the matmul then runs in float32.
+F32_EXACT = 2 ** 24
+#: and below this in float64
+F64_EXACT = 2 ** 53
+
+
+class PredictError(ValueError):
+    """Bad inputs or an artifact whose network cannot be run; one line naming it."""
+
+
+class _Mapped:
+    """One mapped op: the integer weights of its records (one per conv group) and its requantization."""
+
+    def __init__(self, op: dict, records: dict):
+        self.op = op
+        self.recs = [records[n] for n in op["layers"]]
+        self.lo, self.hi = input_range(bool(op["signed_input"]))
+        self.x_scale = np.float32(op["x_scale"])
+        scale = np.concatenate([np.asarray(r.scale, np.float32) for r in self.recs])
+        # QLayer: y = y_int * (x_scale.double() * w_scale.double()) + bias.double(), then float32
+        self.mult = np.float64(self.x_scale) * scale.astype(np.float64)
+        self.bias = None if op["bias"] is None else np.asarray(op["bias"], np.float32).astype(np.float64)
+        self.w = []
+        xmax = 128 if op["signed_input"] else 255
+        for r in self.recs:
+            K = int(r.compiled.K)
+            if K * PRODUCT_MAX >= F64_EXACT:
+                raise PredictError(f"layer {r.name}: K={K} is too large for exact float64 accumulation")
+            w = weights_of(r.compiled)
+            # every partial sum of x @ w is an integer of magnitude <= xmax * max_n sum_k |w[k, n]|
+            bound = xmax * int(np.abs(w).sum(axis=0).max(initial=0))
+            dt = np.float32 if bound < F32_EXACT else np.float64  # exact in any summation order either way
+            if r.kind == "conv2d":  # rows (c, i, j) -> (i, j, c): the channels-last im2col of _columns
+                kh, kw = r.kernel
+                w = w.reshape(-1, kh, kw, w.shape[1]).transpose(1, 2, 0, 3).reshape(K, -1)
+            self.w.append(np.ascontiguousarray(w, dtype=dt))
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        """``ActQuant.to_int``: clamp(round_half_even(x / s)) in float32."""
+        return np.clip(np.rint(x / self.x_scale), self.lo, self.hi)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        q = self.quantize(x)
+        kind, S = self.op["kind"], x.shape[0]
+        if kind == "linear":
+            y = self._matmul(0, q.reshape(-1, q.shape[-1])).reshape(q.shape[:-1] + (-1,))
+            return self._requant(y)
+        if kind == "conv1d":
+            q = q[:, :, None, :]
+        q = q.transpose(0, 2, 3, 1)  # channels last (free when q is a channels-last view)
+        g = len(self.recs)
+        cg = q.shape[-1] // g
+        outs = []
+        for j, r in enumerate(self.recs):
+            cols = self._columns(q[..., j * cg:(j + 1) * cg], r, self.w[j].dtype)
+            outs.append(self._matmul(j, cols.reshape(-1, cols.shape[-1])).reshape(cols.shape[:3] + (-1,)))
+        y = self._requant(outs[0] if g == 1 else np.concatenate(outs, axis=-1))
+        y = y.transpose(0, 3, 1, 2)  # NCHW view of channels-last memory: the next ops keep that layout
+        return y[:, :, 0, :] if kind == "conv1d" else y
+
+    @staticmethod
+    def _columns(q: np.ndarray, r, dtype) -> np.ndarray:
+        """Channels-last im2col (S, Ho, Wo, kh * kw * C), taps (i, j) outer, channels inner; zero padding."""
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = r.kernel, r.stride, r.padding, r.dilation
+        S, H, W, C = q.shape
+        _, ho, wo = r.out_shape
+        xp = np.zeros((S, H + 2 * ph, W + 2 * pw, C), dtype)
+        xp[:, ph:ph + H, pw:pw + W] = q
+        cols = np.empty((S, ho, wo, kh * kw * C), dtype)
+        for i in range(kh):
+            for jj in range(kw):
+                t = i * kw + jj
+                cols[..., t * C:(t + 1) * C] = xp[:, i * dh:i * dh + sh * (ho - 1) + 1:sh,
+                                                  jj * dw:jj * dw + sw * (wo - 1) + 1:sw]
+        return cols
+
+    def _matmul(self, j: int, cols: np.ndarray) -> np.ndarray:
+        """Exact integer sums ``cols @ W`` (as floats holding integers), like ``run_layer``.
+
+        ``cols`` are im2col rows in the record's row order for a linear record and
+        in the channels-last order of :meth:`_columns` for a conv2d record.
+        """
+        w = self.w[j]
+        return cols.astype(w.dtype, copy=False) @ w
+
+    def _requant(self, y: np.ndarray) -> np.ndarray:
+        """``float32(y_int * (x_scale * w_scale) + bias)`` in float64; channels on the last axis."""
+        out = y.astype(np.float64)
+        out *= self.mult
+        if self.bias is not None:
+            out += self.bias
+        return out.astype(np.float32)
+
+
+def _maxpool2d(x: np.ndarray, op: dict) -> np.ndarray:
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = op["kernel"], op["stride"], op["padding"], op["dilation"]
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    _, ho, wo = op["shape"]
+    v = np.lib.stride_tricks.sliding_window_view(x, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
+    v = v[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :ho, :wo]
+    return v.max(axis=(-2, -1))
+
+
+def _mean(x: np.ndarray, op: dict) -> np.ndarray:
+    """``x.mean(axes)`` of float32 ``x``: the exact sum (float64), rounded once to float32, divided by the count.
+
+    PyTorch sums float32 in float32 in an order its vectorised kernels choose
+    per CPU, then divides by the count; the two results can differ in the last
+    bit, and a following layer's quantization can then round one activation to
+    the neighbouring integer (docs/design.md §8 "Network program").
+    """
+    axes = tuple(a + 1 for a in op["axes"])
+    n = np.float32(math.prod(x.shape[a] for a in axes))
+    return (x.astype(np.float64).sum(axis=axes, keepdims=op["keepdim"]).astype(np.float32) / n).astype(np.float32)
+
+
+class Predictor:
+    """The executable network of an artifact (weights rebuilt from its tiles once)."""
+
+    def __init__(self, artifact):
+        prog = artifact.program
+        if prog is None:
+            where = f"artifact {artifact.path or artifact.network}"
+            if artifact.version < PROGRAM_SINCE:
+                raise PredictError(f"{where}: format version {artifact.version} has no network program; "
+                                   "recompile it (dbpim compile) to use predict")
+            raise PredictError(f"{where}: has no network program (saved without one); recompile it "
+                               "(dbpim compile) to use predict")
+        bad = next((op for op in prog["ops"] if op["op"] not in RUNNABLE), None)
+        if bad is not None:
+            raise PredictError(f"artifact {artifact.path or artifact.network}: op {bad['name']!r} "
+                               f"({bad.get('what', bad['op'])}) cannot be run by model.predict; it runs "
+                               f"{', '.join(k for k in RUNNABLE if k != 'input')}")
+        records = {r.name: r for r in artifact.layers if r.mapped}
+        self.program = prog
+        self.input_shape = tuple(prog["input"]["shape"])
+        self.mapped = {op["name"]: _Mapped(op, records) for op in prog["ops"] if op["op"] == "mapped"}
+        self.last_use = {}
+        for i, op in enumerate(prog["ops"]):
+            for a in op["inputs"]:
+                self.last_use[a] = i
+
+    def check(self, x) -> np.ndarray:
+        """``x`` as a float32 (S, *input shape) array; one-line :class:`PredictError` otherwise."""
+        if not isinstance(x, np.ndarray):
+            raise PredictError(f"x: must be a NumPy array, got {type(x).__name__}")
+        if x.dtype.kind not in "fiu" or x.dtype.kind == "f" and x.dtype.itemsize > 8:
+            raise PredictError(f"x: dtype must be a real float or integer type, got {x.dtype}")
+        if x.ndim != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
+            raise PredictError(f"x: shape must be (S, {', '.join(map(str, self.input_shape))}), got "
+                               f"{tuple(x.shape)}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            xf = x.astype(np.float32)
+        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+            raise PredictError("x: holds NaN or inf values; inputs must be finite")
+        if not np.all(np.isfinite(xf)):
+            raise PredictError("x: values overflow float32; inputs must be finite float32 values")
+        return xf
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """The output of the program on one float32 batch (checked by :meth:`check`)."""
+        vals = {}
+        for i, op in enumerate(self.program["ops"]):
+            kind = op["op"]
+            a = [vals[n] for n in op["inputs"]]
+            if kind == "input":
+                y = x
+            elif kind == "mapped":
+                y = self.mapped[op["name"]](a[0])
+            elif kind == "clamp":
+                y = a[0]
+                if op["lo"] is not None:
+                    y = np.maximum(y, np.float32(op["lo"]))
+                if op["hi"] is not None:
+                    y = np.minimum(y, np.float32(op["hi"]))
+            elif kind == "add":
+                y = a[0] + a[1]
+            elif kind == "reshape":
+                y = a[0].reshape((a[0].shape[0],) + tuple(op["shape"]))
+            elif kind == "identity":
+                y = a[0]
+            elif kind == "maxpool2d":
+                y = _maxpool2d(a[0], op)
+            elif kind == "mean":
+                y = _mean(a[0], op)
+            else:  # refused in __init__
+                raise PredictError(f"op {op['name']!r}: {kind} cannot be run")
+            vals[op["name"]] = y
+            for n in op["inputs"]:
+                if self.last_use.get(n) == i and n != self.program["output"]:
+                    vals.pop(n, None)
+        return vals[self.program["output"]]
+
+    def __call__(self, x, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+        if type(batch_size) is not int or batch_size < 1:
+            raise PredictError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
+        xf = self.check(x)
+        if len(xf) == 0:
+            raise PredictError("x: holds no samples (shape (0, ...)); give at least one")
+        return np.concatenate([self.run(xf[i:i + batch_size]) for i in range(0, len(xf), batch_size)])
+
+
+def predictor(artifact) -> Predictor:
+    """The artifact's :class:`Predictor`, built once and kept on the artifact."""
+    p = artifact.__dict__.get("_predictor")
+    if p is None:
+        p = Predictor(artifact)
+        artifact.__dict__["_predictor"] = p
+    return p
+
+
+def predict(artifact, x, *, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+    """Output (logits) of the artifact's network on ``x`` (S, *input shape), float32, in batches.
+
+    Raises
+    ------
+    PredictError
+        ``x`` has the wrong type, dtype or shape or is not finite, ``batch_size``
+        is not a positive integer, or the artifact has no runnable program.
+    """
+    return predictor(artifact)(x, batch_size=batch_size)
+
+
+def run_artifact(artifact, x, y=None, *, reference=None, batch_size: int = DEFAULT_BATCH) -> dict:
+    """Predict ``x`` and summarise it for a command's ``run.json`` (finite numbers, JSON-ready).
+
+    Parameters
+    ----------
+    artifact : model.artifact.Artifact
+    x : ndarray (S, *input shape)
+    y : ndarray of int (S,), optional
+        Labels: adds ``accuracy`` (top-1, first maximum on ties, like ``torch.argmax``).
+    reference : ndarray (S, n_out), optional
+        Logits to compare with (the frozen network's): adds ``logits_equal`` (bit for bit),
+        ``max_abs_diff`` and ``argmax_agree`` (fraction).
+
+    Returns
+    -------
+    dict
+        ``network``, ``samples``, ``outputs`` (per-sample output shape),
+        ``predictions`` (argmax per sample), and the fields above; plus
+        ``accuracy_compiled`` when the artifact's meta records the flow's
+        integer-path accuracy (``meta.accuracy.final``).
+    """
+    logits = predict(artifact, x, batch_size=batch_size)
+    pred = logits.reshape(len(logits), -1).argmax(axis=1)
+    out = {"network": artifact.network, "samples": int(len(logits)), "outputs": list(logits.shape[1:]),
+           "predictions": pred.astype(int).tolist()}
+    if y is not None:
+        y = np.asarray(y)
+        if y.shape != (len(logits),) or y.dtype.kind not in "iu":
+            raise PredictError(f"y: must be integer labels of shape ({len(logits)},), got {y.dtype} {y.shape}")
+        out["accuracy"] = float((pred == y).mean())
+    final = ((artifact.meta or {}).get("accuracy") or {}).get("final")
+    if isinstance(final, (int, float)) and math.isfinite(final):
+        out["accuracy_compiled"] = float(final)
+    if reference is not None:
+        ref = np.asarray(reference)
+        if ref.shape != logits.shape:
+            raise PredictError(f"reference: must have shape {logits.shape}, got {ref.shape}")
+        if not np.all(np.isfinite(ref)):
+            raise PredictError("reference: holds NaN or inf values")
+        out["logits_equal"] = bool(np.array_equal(logits, ref))
+        out["max_abs_diff"] = float(np.abs(logits.astype(np.float64) - ref.astype(np.float64)).max())
+        out["argmax_agree"] = float((ref.reshape(len(ref), -1).argmax(axis=1) == pred).mean())
+    return out

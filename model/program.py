@@ -1,0 +1,266 @@
+"""The network program of a compiled artifact (docs/design.md §8 "Network program").
+
+An artifact's layer records say what each layer is and how it is mapped; the
+*network program* says how the layers connect: the operations of the frozen
+integer-path network in topological order, each with its inputs, its
+parameters and its quantization constants, enough to run the whole network
+(:mod:`model.predict`) from the artifact alone.
+
+In memory a program is a plain dict::
+
+    {"input": {"shape": [...per sample...], "dtype": "float32"},
+     "output": <name of the op whose value is the network's output>,
+     "ops": [{"name": ..., "op": ..., "inputs": [...], "shape": [...], <parameters>}, ...]}
+
+where a mapped op's ``bias`` is a float32 array or None. On disk the ops go
+to ``manifest.yaml`` under ``program`` and the arrays to :data:`FILE`
+(``np.savez``, no pickles), each op's array under the key ``<iii>_<field>``
+(iii = the op's index, 3 digits) named in the manifest.
+
+NumPy only: :func:`read` validates everything (types, names, inputs defined
+before use, every op's output shape against its inputs and parameters, mapped
+ops against their layer records) and raises only ``ValueError`` subclasses
+given by the caller, one line naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["FILE", "OPS", "RUNNABLE", "PROGRAM_SINCE", "op_shape", "to_manifest", "read"]
+
+FILE = "program.npz"
+#: The first artifact format version with a network program (``model.artifact.VERSION`` 4).
+PROGRAM_SINCE = 4
+#: Every op of a program and what it computes (float32 unless said; docs/design.md §8):
+OPS = {
+    "input": "the network's input (no inputs)",
+    "mapped": "a mapped layer: quantize, integer conv/linear on the macros, requantize",
+    "clamp": "elementwise min(max(x, lo), hi) (ReLU: lo 0, hi null; ReLU6: 0, 6)",
+    "add": "elementwise sum of two inputs of the same shape",
+    "reshape": "a row-major reshape to 'shape' (flatten, view)",
+    "identity": "the input unchanged (Identity, Dropout in eval)",
+    "maxpool2d": "2-D max pooling: kernel, stride, padding (implicit -inf), dilation; floor mode",
+    "mean": "the mean over per-sample 'axes' (global average pooling), keepdim",
+    "unsupported": "an operation model.predict cannot run ('what' names it); predict refuses the program",
+}
+#: The ops :mod:`model.predict` runs.
+RUNNABLE = tuple(k for k in OPS if k != "unsupported")
+MAPPED_KINDS = ("conv2d", "conv1d", "linear")
+
+
+def _ints(v, n=None, lo=None) -> bool:
+    return (isinstance(v, list) and (n is None or len(v) == n)
+            and all(type(a) is int and (lo is None or a >= lo) for a in v))
+
+
+def op_shape(op: dict, ins: list[tuple], records: dict) -> tuple:
+    """Per-sample output shape of ``op`` on inputs of per-sample shapes ``ins``.
+
+    Raises ``ValueError`` (one line, no location) when the op's parameters or
+    inputs are inconsistent.
+    """
+    kind = op["op"]
+    if kind in ("clamp", "identity"):
+        return ins[0]
+    if kind == "add":
+        if ins[0] != ins[1]:
+            raise ValueError(f"inputs have shapes {list(ins[0])} and {list(ins[1])}; must be equal")
+        return ins[0]
+    if kind == "reshape":
+        shape = tuple(op["shape"])
+        if math.prod(shape) != math.prod(ins[0]):
+            raise ValueError(f"shape {list(shape)} does not hold the {math.prod(ins[0])} elements of "
+                             f"{list(ins[0])}")
+        return shape
+    if kind == "mean":
+        axes = op["axes"]
+        if len(set(axes)) != len(axes) or any(a >= len(ins[0]) for a in axes):
+            raise ValueError(f"axes {axes} must be distinct axes of the per-sample shape {list(ins[0])}")
+        if op["keepdim"]:
+            return tuple(1 if i in axes else d for i, d in enumerate(ins[0]))
+        return tuple(d for i, d in enumerate(ins[0]) if i not in axes)
+    if kind == "maxpool2d":
+        if len(ins[0]) != 3:
+            raise ValueError(f"input must be (C, H, W) per sample, got {list(ins[0])}")
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = op["kernel"], op["stride"], op["padding"], op["dilation"]
+        if 2 * ph > kh or 2 * pw > kw:
+            raise ValueError(f"padding {op['padding']} must be at most half the kernel {op['kernel']}")
+        c, h, w = ins[0]
+        ho, wo = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        if min(ho, wo) < 1:
+            raise ValueError(f"input {h}x{w} is smaller than the pooling window")
+        return c, ho, wo
+    if kind == "mapped":
+        return _mapped_shape(op, ins[0], records)
+    if kind == "unsupported":
+        return tuple(op["shape"])
+    raise ValueError(f"op {kind!r} has no shape rule")
+
+
+def _mapped_shape(op: dict, x: tuple, records: dict) -> tuple:
+    recs = [records[n] for n in op["layers"]]
+    g = len(recs)
+    kind = op["kind"]
+    want_rec = "linear" if kind == "linear" else "conv2d"
+    for j, r in enumerate(recs):
+        if r.kind != want_rec:
+            raise ValueError(f"layer {r.name!r} is a {r.kind} record; a {kind} op runs {want_rec} records")
+        if g > 1 and r.group != (j, g):
+            raise ValueError(f"layer {r.name!r} must be group [{j}, {g}] of the op, got {r.group}")
+        if bool(r.signed_input) != op["signed_input"]:
+            raise ValueError(f"layer {r.name!r}: signed_input {r.signed_input} differs from the op's")
+    N = sum(int(r.compiled.N) for r in recs)
+    if kind == "linear":
+        if g != 1 or x != recs[0].in_shape:
+            raise ValueError(f"input shape {list(x)} must equal layer {recs[0].name!r}'s in_shape "
+                             f"{list(recs[0].in_shape)}")
+        return recs[0].out_shape
+    xin = (x[0], 1, x[1]) if kind == "conv1d" else x
+    if len(xin) != 3 or any((xin[0] // g,) + xin[1:] != r.in_shape for r in recs) or xin[0] % g:
+        raise ValueError(f"input shape {list(x)} does not match the in_shape of layers {op['layers']}")
+    out = (N,) + recs[0].out_shape[1:]
+    return (out[0], out[2]) if kind == "conv1d" else out
+
+
+def to_manifest(program: dict) -> tuple[dict, dict]:
+    """(manifest mapping, arrays for :data:`FILE`) of an in-memory program."""
+    ops, arrays = [], {}
+    for i, op in enumerate(program["ops"]):
+        rec = {}
+        for k, v in op.items():
+            if isinstance(v, np.ndarray):
+                key = f"{i:03d}_{k}"
+                arrays[key] = np.asarray(v, np.float32)
+                v = key
+            rec[k] = v
+        ops.append(rec)
+    doc = {"file": FILE, "input": dict(program["input"]), "output": program["output"], "ops": ops}
+    return doc, arrays
+
+
+# ----------------------------------------------------------------------------- reading
+
+_PARAMS = {  # op -> {field: (check, allowed)}
+    "mapped": {"kind": (lambda v: v in MAPPED_KINDS, f"one of {', '.join(MAPPED_KINDS)}"),
+               "layers": (lambda v: isinstance(v, list) and v and all(isinstance(a, str) for a in v),
+                          "a non-empty list of mapped layer names"),
+               "signed_input": (lambda v: isinstance(v, bool), "true or false"),
+               "x_scale": (lambda v: isinstance(v, float) and math.isfinite(v) and v > 0
+                           and float(np.float32(v)) == v, "a finite float32 value > 0")},
+    "clamp": {"lo": (lambda v: v is None or isinstance(v, (int, float)) and not isinstance(v, bool)
+                     and math.isfinite(v), "a finite number or null"),
+              "hi": (lambda v: v is None or isinstance(v, (int, float)) and not isinstance(v, bool)
+                     and math.isfinite(v), "a finite number or null")},
+    "reshape": {},
+    "mean": {"axes": (lambda v: _ints(v, lo=0) and len(v) > 0, "a non-empty list of integers >= 0"),
+             "keepdim": (lambda v: isinstance(v, bool), "true or false")},
+    "maxpool2d": {"kernel": (lambda v: _ints(v, 2, 1), "a list of 2 integers >= 1"),
+                  "stride": (lambda v: _ints(v, 2, 1), "a list of 2 integers >= 1"),
+                  "padding": (lambda v: _ints(v, 2, 0), "a list of 2 integers >= 0"),
+                  "dilation": (lambda v: _ints(v, 2, 1), "a list of 2 integers >= 1")},
+    "unsupported": {"what": (lambda v: isinstance(v, str), "a string")},
+}
+_ARITY = {"input": 0, "add": 2}
+
+
+def read(root: Path, doc, records: list, where: str, error=ValueError) -> dict | None:
+    """The validated in-memory program of a manifest's ``program`` mapping ``doc`` (None: absent).
+
+    ``records`` are the artifact's loaded layer records; ``where`` names the
+    manifest in errors, raised as ``error``.
+    """
+    if doc is None:
+        return None
+    w = f"{where}: field 'program"
+    if not isinstance(doc, dict):
+        raise error(f"{w}' must be a mapping with file, input, output, ops")
+    for k in ("file", "input", "output", "ops"):
+        if k not in doc:
+            raise error(f"{w}.{k}': required key missing")
+    if not isinstance(doc["file"], str) or doc["file"] != FILE:
+        raise error(f"{w}.file' must be {FILE!r}, got {doc['file']!r}")
+    inp = doc["input"]
+    if not (isinstance(inp, dict) and _ints(inp.get("shape"), lo=1) and inp.get("dtype") == "float32"):
+        raise error(f"{w}.input' must be a mapping with shape (a list of integers >= 1) and dtype float32, "
+                    f"got {inp!r}")
+    if not isinstance(doc["ops"], list) or not doc["ops"]:
+        raise error(f"{w}.ops' must be a non-empty list of op mappings")
+    fpath = root / FILE
+    if not fpath.is_file():
+        raise error(f"{root / FILE}: not found (named by the manifest's program)")
+    try:
+        with np.load(fpath, allow_pickle=False) as z:
+            arrays = dict(z) if hasattr(z, "files") else None
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the same error to the user
+        raise error(f"{fpath}: not a readable .npz ({str(e).splitlines()[0] if str(e) else type(e).__name__})") \
+            from None
+    if arrays is None:
+        raise error(f"{fpath}: not a readable .npz (a single array, not an archive)")
+    by_name = {r.name: r for r in records if r.mapped}
+    shapes: dict[str, tuple] = {}
+    ops = []
+    for i, rec in enumerate(doc["ops"]):
+        wo = f"{w}.ops[{i}]"
+        if not isinstance(rec, dict):
+            raise error(f"{wo}' must be a mapping")
+        name, kind = rec.get("name"), rec.get("op")
+        if not isinstance(name, str) or not name:
+            raise error(f"{wo}.name' must be a non-empty string, got {name!r}")
+        if name in shapes:
+            raise error(f"{wo}.name' {name!r} is used twice")
+        if not isinstance(kind, str) or kind not in OPS:
+            raise error(f"{wo}.op' must be one of {', '.join(OPS)}, got {kind!r}")
+        if (kind == "input") != (i == 0):
+            raise error(f"{wo}.op': the first op and only it is the input")
+        inputs = rec.get("inputs")
+        if not (isinstance(inputs, list) and all(isinstance(a, str) for a in inputs)):
+            raise error(f"{wo}.inputs' must be a list of op names, got {inputs!r}")
+        if len(inputs) != _ARITY.get(kind, len(inputs) if kind == "unsupported" else 1):
+            raise error(f"{wo}.inputs' must name {_ARITY.get(kind, 1)} ops for {kind}, got {len(inputs)}")
+        for a in inputs:
+            if a not in shapes:
+                raise error(f"{wo}.inputs': {a!r} is not an earlier op")
+        shape = rec.get("shape")
+        if not _ints(shape, lo=0):
+            raise error(f"{wo}.shape' must be a list of integers >= 0, got {shape!r}")
+        op = {"name": name, "op": kind, "inputs": list(inputs), "shape": list(shape)}
+        for k, (ok, allowed) in _PARAMS.get(kind, {}).items():
+            if k not in rec or not ok(rec[k]):
+                raise error(f"{wo}.{k}' must be {allowed}, got {rec.get(k)!r}")
+            op[k] = rec[k]
+        if kind == "mapped":
+            missing = [n for n in op["layers"] if n not in by_name]
+            if missing:
+                raise error(f"{wo}.layers': {missing[0]!r} is not a mapped layer record of the artifact")
+            op["bias"] = _bias(rec, arrays, fpath, wo, sum(int(by_name[n].compiled.N) for n in op["layers"]), error)
+        if kind == "input":
+            got = tuple(inp["shape"])
+        else:
+            try:
+                got = op_shape(op, [shapes[a] for a in inputs], by_name)
+            except (ValueError, KeyError, TypeError, IndexError) as e:
+                raise error(f"{wo}' ({name}): {str(e).splitlines()[0]}") from None
+        if got != tuple(shape):
+            raise error(f"{wo}.shape' ({name}) must be {list(got)} (from its inputs and parameters), "
+                        f"got {shape}")
+        shapes[name] = tuple(shape)
+        ops.append(op)
+    if not isinstance(doc["output"], str) or doc["output"] not in shapes:
+        raise error(f"{w}.output' must name an op, got {doc['output']!r}")
+    return {"input": {"shape": list(inp["shape"]), "dtype": "float32"}, "output": doc["output"], "ops": ops}
+
+
+def _bias(rec: dict, arrays: dict, fpath: Path, wo: str, N: int, error):
+    key = rec.get("bias")
+    if key is None:
+        return None
+    if not isinstance(key, str) or key not in arrays:
+        raise error(f"{wo}.bias' must be null or an array name of {FILE}, got {key!r}")
+    b = arrays[key]
+    if b.dtype != np.float32 or b.shape != (N,) or not np.all(np.isfinite(b)):
+        raise error(f"{fpath}: array {key!r} must be finite float32 of shape ({N},), got {b.dtype} {b.shape}")
+    return b

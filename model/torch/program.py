@@ -1,0 +1,165 @@
+"""The network program of a frozen captured network (docs/design.md §8 "Network program").
+
+:func:`network_program` walks the ``torch.fx`` graph the flow exports and
+writes each node as a :mod:`model.program` op: the QLayers as ``mapped`` ops
+(their activation scale, signedness, folded bias and the names of their
+artifact records), and the float ops between them as the ops
+:mod:`model.predict` runs. A node it cannot express (an unfolded BatchNorm,
+a depthwise convolution, attention, a batch axis other than 0, ...) becomes
+an ``unsupported`` op naming it: the artifact stays valid and
+``Artifact.predict`` refuses it with one line.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+from model.torch.graph import node_label, propagate_shapes
+from model.torch.qat import QLayer
+
+__all__ = ["network_program"]
+
+_CLAMPS = {nn.ReLU: (0.0, None), nn.ReLU6: (0.0, 6.0)}
+_IDENTITY = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
+_RESHAPES = {"flatten", "reshape", "view", "squeeze", "unsqueeze", "contiguous", "unflatten"}
+_FN_CLAMPS = {F.relu: (0.0, None), torch.relu: (0.0, None), F.relu6: (0.0, 6.0), "relu": (0.0, None)}
+_ADDS = (operator.add, operator.iadd, torch.add, "add", "add_")
+
+
+class _Unsupported(Exception):
+    """A node the program cannot express; the message names what it is."""
+
+
+def _per_sample(node: fx.Node) -> list[int]:
+    shape, axis = node.meta["shape1"], node.meta.get("batch_axis")
+    if axis != 0:
+        raise _Unsupported(f"batch axis {axis} (predict runs batch-first values only)")
+    return [int(v) for v in shape[1:]]
+
+
+def _pair(v) -> list[int]:
+    return [int(a) for a in (v if isinstance(v, (tuple, list)) else (v, v))]
+
+
+def _module_op(m: nn.Module, node: fx.Node) -> dict:
+    if isinstance(m, QLayer):
+        raise AssertionError("QLayers are handled by the caller")
+    for t, (lo, hi) in _CLAMPS.items():
+        if type(m) is t:
+            return {"op": "clamp", "lo": lo, "hi": hi}
+    if type(m) is nn.Hardtanh:
+        return {"op": "clamp", "lo": float(m.min_val), "hi": float(m.max_val)}
+    if isinstance(m, _IDENTITY):
+        return {"op": "identity"}
+    if isinstance(m, nn.Flatten):
+        return {"op": "reshape"}
+    if type(m) is nn.MaxPool2d:
+        if m.ceil_mode:
+            raise _Unsupported("MaxPool2d with ceil_mode=True")
+        return {"op": "maxpool2d", "kernel": _pair(m.kernel_size),
+                "stride": _pair(m.stride if m.stride is not None else m.kernel_size), "padding": _pair(m.padding),
+                "dilation": _pair(m.dilation)}
+    if type(m) is nn.AdaptiveAvgPool2d and _pair(m.output_size) == [1, 1]:
+        return {"op": "mean", "axes": [1, 2], "keepdim": True}
+    if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+        raise _Unsupported(f"{type(m).__name__} not mapped (groups={getattr(m, 'groups', 1)}: float on the SIMD core)")
+    raise _Unsupported(f"{type(m).__name__}")
+
+
+def _function_op(node: fx.Node) -> dict:
+    t = node.target
+    tensors = [a for a in node.args if isinstance(a, fx.Node)]
+    if t in _ADDS:
+        if len(node.args) != 2 or len(tensors) != 2 or node.kwargs:
+            raise _Unsupported("add with a constant or alpha")
+        return {"op": "add"}
+    if t in _FN_CLAMPS and not node.kwargs.get("inplace", False) and len(node.args) == 1:
+        lo, hi = _FN_CLAMPS[t]
+        return {"op": "clamp", "lo": lo, "hi": hi}
+    name = t if isinstance(t, str) else getattr(t, "__name__", "")
+    if name in _RESHAPES and (node.op == "call_method" or t in (torch.flatten, torch.reshape)):
+        return {"op": "reshape"}
+    if t is F.adaptive_avg_pool2d and len(node.args) == 2 and _pair(node.args[1]) == [1, 1]:
+        return {"op": "mean", "axes": [1, 2], "keepdim": True}
+    if name == "mean" and node.op == "call_method" and len(node.args) == 2:
+        dims = node.args[1]
+        dims = list(dims) if isinstance(dims, (tuple, list)) else [dims]
+        nd = len(node.args[0].meta["shape1"])
+        axes = sorted({(d % nd) - 1 for d in dims if isinstance(d, int)})
+        if len(axes) == len(dims) and min(axes) >= 0:
+            return {"op": "mean", "axes": axes, "keepdim": bool(node.kwargs.get("keepdim", False))}
+    raise _Unsupported(f"{name or t}")
+
+
+def _mapped_op(q: QLayer, name: str, records: list) -> dict:
+    own = [r.name for r in records if r.name == name or (r.group is not None and r.name.rsplit(".g", 1)[0] == name)]
+    if not own:
+        raise _Unsupported(f"QLayer without artifact records named {name!r}")
+    xs = float(q.x_scale)
+    if float(q.act.scale()) != xs:
+        raise _Unsupported("QLayer whose activation scale changed after freeze")
+    bias = q.inner.bias
+    return {"op": "mapped", "kind": q.kind, "layers": own, "signed_input": bool(q.act.signed), "x_scale": xs,
+            "bias": None if bias is None else bias.detach().cpu().numpy().astype(np.float32)}
+
+
+@torch.no_grad()
+def network_program(gm: fx.GraphModule, samples: torch.Tensor, records: list) -> dict:
+    """The :mod:`model.program` program of the frozen network ``gm`` whose artifact records are ``records``.
+
+    Parameters
+    ----------
+    gm : fx.GraphModule
+        The flow's frozen network (QLayers in ``int`` mode).
+    samples : torch.Tensor
+        A few inputs (shapes and batch axes are measured on them).
+    records : list of model.artifact.LayerRecord
+        The artifact's records (:func:`model.torch.export.layer_records`).
+    """
+    propagate_shapes(gm, samples)
+    mods = dict(gm.named_modules())
+    ops, out, done, bad = [], None, set(), set()
+    for node in gm.graph.nodes:
+        if node.op == "output":
+            out = node.args[0]
+            continue
+        if node.op == "get_attr" or "shape1" not in node.meta:
+            continue  # parameters and non-tensor values (sizes) are read by the op that uses them
+        label = node_label(node)
+        tensors = [a for a in node.all_input_nodes if "shape1" in a.meta]
+        inputs = [a.name for a in tensors if a.name in done]
+        rec = {"name": node.name, "op": None, "inputs": inputs}
+        try:
+            if any(a.name not in done for a in tensors):
+                raise _Unsupported("reads a parameter or constant tensor directly")
+            after = next((a for a in inputs if a in bad), None)
+            if after is not None:
+                raise _Unsupported(f"follows the unsupported op {after!r}")
+            rec["shape"] = _per_sample(node)
+            if node.op == "placeholder":
+                rec.update(op="input", inputs=[])
+            elif node.op == "call_module":
+                m = mods[str(node.target)]
+                rec.update(_mapped_op(m, label, records) if isinstance(m, QLayer) else _module_op(m, node))
+            else:
+                rec.update(_function_op(node))
+            if rec["op"] not in ("input", "add") and len(inputs) != 1:
+                raise _Unsupported(f"{rec['op']} with {len(inputs)} tensor inputs")
+        except _Unsupported as e:
+            if node.op == "placeholder":
+                raise ValueError(f"model input: {e}") from None
+            axis = node.meta.get("batch_axis")
+            shape = [int(v) for i, v in enumerate(node.meta["shape1"]) if i != axis]
+            rec = {"name": node.name, "op": "unsupported", "inputs": inputs, "shape": shape, "what": f"{label}: {e}"}
+            bad.add(node.name)
+        ops.append(rec)
+        done.add(node.name)
+    if not isinstance(out, fx.Node) or out.name not in done:
+        raise ValueError("model: must return one tensor")
+    return {"input": {"shape": ops[0]["shape"], "dtype": "float32"}, "output": out.name, "ops": ops}
