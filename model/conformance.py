@@ -69,8 +69,8 @@ def _layer(rng, m: MacroConfig, K: int, phi, mask=None, w=None) -> tuple[Compile
     return compile_layer(w, phi, mask, m, G), w
 
 
-def _macro_layers(m: MacroConfig, rng, real: bool) -> list[tuple[str, str, CompiledLayer, bool]]:
-    """(case name, what it covers, compiled layer, signed inputs) of the macro cases."""
+def _macro_layers(m: MacroConfig, rng, real) -> list[tuple[str, str, CompiledLayer, bool]]:
+    """(case name, what it covers, compiled layer, signed inputs) of the macro cases (``real``: a RealLayer or None)."""
     G, cap, pm = m.group_size, m.capacity_rows, m.phi_max
     out = []
     comp, _ = _layer(rng, m, cap, np.full(G, pm))
@@ -100,11 +100,9 @@ def _macro_layers(m: MacroConfig, rng, real: bool) -> list[tuple[str, str, Compi
         out.append((f"random_{'signed' if signed else 'unsigned'}",
                     f"random block-pruned FTA layer K = {K}, N = {N} (several row and column tiles), seed {SEED}",
                     comp, signed))
-    if real:
-        from sim_bench.synth import digits_real_layers
-        rl = digits_real_layers(m, n_samples=4, seed=0)[0]
+    if real is not None:
         out.append(("real_fc1", "first layer of the NumPy-trained digits MLP (model/examples.py), 50 % block "
-                    "sparsity, FTA-quantized", rl.compiled, False))
+                    "sparsity, FTA-quantized", real.compiled, False))
     return out
 
 
@@ -154,21 +152,22 @@ def _macro_case(rng, comp: CompiledLayer, m: MacroConfig, signed: bool) -> dict[
 
 # --------------------------------------------------------------------------- core cases
 
-def _core_layers(hw: HwConfig, rng, real: bool) -> list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, int, bool]]:
-    """(name, covers, w, phi, mask, pixels, signed) of the core cases."""
+def _core_layers(hw: HwConfig, rng, real) -> list[tuple]:
+    """(name, covers, w, phi, mask, inputs (P, K) or None for random ones, signed) of the core cases."""
     m = hw.macro
     out = []
     for name, K, N, P, signed in (("conv_unsigned", 2 * m.capacity_rows + 3, 2 * m.group_size + 1, 5, False),
                                   ("conv_signed", m.capacity_rows + 1, m.group_size + 2, 3, True)):
         u = rng.normal(0, 1, (K, N)) * rng.choice([0.5, 4.0, 30.0, 90.0], N)
         q = prune_quantize(u, m, 0.5, scale=1.0)
+        lo, hi = input_range(signed)
+        x = rng.integers(lo, hi + 1, (P, K))
+        x[rng.random(x.shape) < 0.3] = 0
         out.append((name, f"random block-pruned FTA layer K = {K}, N = {N} over {P} pixels, "
-                    f"{'signed' if signed else 'unsigned'} inputs", q.w, q.phi, q.mask, P, signed))
-    if real:
-        from sim_bench.synth import digits_real_layers
-        rl = digits_real_layers(m, n_samples=4, seed=0)[0]
-        out.append(("real_fc1", "first layer of the NumPy-trained digits MLP, 4 test digits as 4 pixels",
-                    rl.w_fta, rl.phi, rl.mask, 4, False))
+                    f"{'signed' if signed else 'unsigned'} inputs", q.w, q.phi, q.mask, x, signed))
+    if real is not None:
+        out.append(("real_fc1", f"first layer of the NumPy-trained digits MLP, {len(real.x)} test digits as "
+                    "pixels", real.w_fta, real.phi, real.mask, real.x.astype(np.int64), False))
     return out
 
 
@@ -213,6 +212,11 @@ def build(hw: HwConfig, real: bool = True) -> dict[str, bytes]:
     """The files of the set for ``hw``: file name -> contents (manifest.json, README.md, config.yaml, NPZs)."""
     rng = np.random.default_rng(SEED)
     m = hw.macro
+    if real:
+        from model.examples import real_layers
+        real = real_layers(m, n_samples=4, seed=0)[0]
+    else:
+        real = None
     files: dict[str, bytes] = {}
     cases = []
     for name, covers, comp, signed in _macro_layers(m, rng, real):
@@ -221,13 +225,8 @@ def build(hw: HwConfig, real: bool = True) -> dict[str, bytes]:
         files[fn] = _npz_bytes(arrays)
         cases.append({"kind": "macro", "name": name, "file": fn, "covers": covers, "seed": SEED,
                       "signed": signed, "tiles": len(comp.tiles), "vectors": int(arrays["x"].shape[0])})
-    for name, covers, w, phi, mask, P, signed in _core_layers(hw, rng, real):
-        lo, hi = input_range(signed)
-        x = rng.integers(lo, hi + 1, (P, w.shape[0]))
-        x[rng.random(x.shape) < 0.3] = 0
-        if name == "real_fc1":
-            from sim_bench.synth import digits_real_layers
-            x = digits_real_layers(m, n_samples=4, seed=0)[0].x.astype(np.int64)
+    for name, covers, w, phi, mask, x, signed in _core_layers(hw, rng, real):
+        P = int(x.shape[0])
         arrays = {"w": np.asarray(w, np.int8), "phi": np.asarray(phi, np.uint8), "mask": np.asarray(mask, bool),
                   "x": x.astype(np.int16), "signed": np.array(signed)}
         arrays.update(_core_run(hw, w, phi, mask, x, signed))
