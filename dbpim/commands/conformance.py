@@ -34,5 +34,8 @@ def command(hw, out, check_dir, no_real):
         if bad:
             click.get_current_context().exit(1)
         return
-    files = write(out, load_hw(hw), real=not no_real, command=COMMAND)
+    from model.outdir import check_output
+    cfg = load_hw(hw)
+    check_output(out, COMMAND)  # before the slow part
+    files = write(out, cfg, real=not no_real, command=COMMAND)
     click.echo(f"{out}: {len(files)} files (manifest.json, README.md)")
