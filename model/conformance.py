@@ -314,42 +314,59 @@ def check(folder, hw: HwConfig | None = None) -> list[str]:
         out.append(f"manifest: config_digest {man.get('config_digest')} differs from the configuration's "
                    f"{hw.digest()}")
         return out
-    m = hw.macro
     for case in man.get("cases", []):
         where = f"{case.get('kind')}/{case.get('name')}"
-        a = _load(folder / str(case.get("file")))
-        signed = bool(a["signed"])
-        if case.get("kind") == "macro":
-            tiles = [Tile.from_arrays(a, index=i) for i in range(len(a["meta"]))]
-            x, tile_of = a["x"].astype(np.int64), a["tile_of"].astype(np.int64)
-            res = [run_macro(tiles[int(t)], v, m, signed=signed, gathered=True) for v, t in zip(x, tile_of)]
-            _diff(where, "acc", a["acc"], np.stack([r.acc for r in res]), out)
-            _diff(where, "cycles", a["cycles"], [r.cycles for r in res], out)
-            _diff(where, "compute_cycles", a["compute_cycles"], [r.compute_cycles for r in res], out)
-            for i, t in enumerate(tiles):
-                sel = np.nonzero(tile_of == i)[0]
-                tl = macro_schedule([res[v].cycles for v in sel], t.n_rows_used, m.n_col)
-                ia = np.full((sel.size, m.n_row), -1, np.int64)
-                ia[:, :tl.in_accept.shape[1]] = tl.in_accept
-                for name, got in (("start", tl.start), ("done", tl.done), ("in_accept", ia),
-                                  ("out_accept", tl.out_accept)):
-                    want = a[name][sel]
-                    bad = np.argwhere(want != got) if want.shape == got.shape else [None]
-                    for ix in list(bad)[:5]:
-                        if ix is None:
-                            out.append(f"{where}: {name} of tile {i} has shape {want.shape}, expected {got.shape}")
-                            continue
-                        j = (int(sel[ix[0]]),) + tuple(int(k) for k in ix[1:])
-                        out.append(f"{where}: {name}[{', '.join(map(str, j))}] expected {a[name][j].item()}, "
-                                   f"the golden model gives {got[tuple(ix)].item()}")
-        elif case.get("kind") == "core":
-            got = _core_run(hw, a["w"].astype(np.int64), a["phi"], a["mask"], a["x"].astype(np.int64), signed)
-            for name in ("bus_writes", "seg_writes", "in_stream", "seg_inputs", "out_stream", "seg_outputs",
-                         "cycles", "out"):
-                _diff(where, name, a[name], got[name], out)
-        else:
-            out.append(f"{where}: unknown kind {case.get('kind')!r} (macro or core)")
+        fn = str(case.get("file"))
+        if Path(fn).name != fn:
+            raise ConformanceError(f"{folder / 'manifest.json'}: {where}: file must be a name inside the folder, "
+                                   f"got {fn!r}")
+        a = _load(folder / fn)
+        try:
+            _check_case(where, case, a, hw, out)
+        except KeyError as e:
+            raise ConformanceError(f"{folder / fn}: no array {e.args[0]!r}") from None
+        except (ValueError, IndexError) as e:  # arrays the golden model refuses (shapes, ranges)
+            raise ConformanceError(f"{folder / fn}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") \
+                from None
+    if not man.get("cases"):
+        out.append("manifest: no cases")
     return out
+
+
+def _check_case(where: str, case: dict, a: dict, hw: HwConfig, out: list[str]) -> None:
+    """Append the mismatches of one case (its arrays ``a``) to ``out``."""
+    m = hw.macro
+    signed = bool(a["signed"])
+    if case.get("kind") == "macro":
+        tiles = [Tile.from_arrays(a, index=i) for i in range(len(a["meta"]))]
+        x, tile_of = a["x"].astype(np.int64), a["tile_of"].astype(np.int64)
+        res = [run_macro(tiles[int(t)], v, m, signed=signed, gathered=True) for v, t in zip(x, tile_of)]
+        _diff(where, "acc", a["acc"], np.stack([r.acc for r in res]), out)
+        _diff(where, "cycles", a["cycles"], [r.cycles for r in res], out)
+        _diff(where, "compute_cycles", a["compute_cycles"], [r.compute_cycles for r in res], out)
+        for i, t in enumerate(tiles):
+            sel = np.nonzero(tile_of == i)[0]
+            tl = macro_schedule([res[v].cycles for v in sel], t.n_rows_used, m.n_col)
+            ia = np.full((sel.size, m.n_row), -1, np.int64)
+            ia[:, :tl.in_accept.shape[1]] = tl.in_accept
+            for name, got in (("start", tl.start), ("done", tl.done), ("in_accept", ia),
+                              ("out_accept", tl.out_accept)):
+                want = a[name][sel]
+                bad = np.argwhere(want != got) if want.shape == got.shape else [None]
+                for ix in list(bad)[:5]:
+                    if ix is None:
+                        out.append(f"{where}: {name} of tile {i} has shape {want.shape}, expected {got.shape}")
+                        continue
+                    j = (int(sel[ix[0]]),) + tuple(int(k) for k in ix[1:])
+                    out.append(f"{where}: {name}[{', '.join(map(str, j))}] expected {a[name][j].item()}, "
+                               f"the golden model gives {got[tuple(ix)].item()}")
+    elif case.get("kind") == "core":
+        got = _core_run(hw, a["w"].astype(np.int64), a["phi"], a["mask"], a["x"].astype(np.int64), signed)
+        for name in ("bus_writes", "seg_writes", "in_stream", "seg_inputs", "out_stream", "seg_outputs",
+                     "cycles", "out"):
+            _diff(where, name, a[name], got[name], out)
+    else:
+        out.append(f"{where}: unknown kind {case.get('kind')!r} (macro or core)")
 
 
 # --------------------------------------------------------------------------- README
@@ -417,7 +434,7 @@ the expected result stream and the `CYCLES` register, for each START (segment) o
 | `signed` | bool | () | as for macro cases |
 | `bus_writes` | uint32 | (W, 2) | AXI4-Lite writes (byte address, 32-bit word) of every segment, in order, before its START |
 | `seg_writes` | int64 | (S + 1,) | segment s's writes are rows `seg_writes[s] .. seg_writes[s+1] - 1` of `bus_writes` |
-| `in_stream` | uint8 | (B, n_comp) | input beats (8-bit patterns, element 0 in the lowest byte lane) of every segment |
+| `in_stream` | uint8 | (B, n_comp) | input beats of every segment: row b is one beat, one window of n_comp consecutive im2col inputs as 8-bit patterns (two's complement when signed), column k = compartment k; packed into one stream word, column 0 is the lowest byte (`model.spec.window_fields`) |
 | `seg_inputs` | int64 | (S + 1,) | segment offsets into `in_stream` |
 | `out_stream` | int64 | (R,) | result beats (signed partial sums) of every segment, in stream order |
 | `seg_outputs` | int64 | (S + 1,) | segment offsets into `out_stream` |

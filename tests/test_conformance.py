@@ -52,6 +52,8 @@ def test_set_is_complete_and_passes(small_set):
     ("macro_lone_msb.npz", "cycles", (4,), "macro/lone_msb: cycles[4]"),
     ("core_conv_signed.npz", "cycles", (0,), "core/conv_signed: cycles[0]"),
     ("core_real_fc1.npz", "out_stream", (5,), "core/real_fc1: out_stream[5]"),
+    ("macro_full_tile.npz", "out_accept", (2, 3), "macro/full_tile: out_accept[2, 3]"),
+    ("macro_random_signed.npz", "compute_cycles", (7,), "macro/random_signed: compute_cycles[7]"),
 ])
 def test_a_flipped_value_is_reported(small_set, tmp_path, file, name, index, case):
     d = tmp_path / "set"
@@ -59,6 +61,20 @@ def test_a_flipped_value_is_reported(small_set, tmp_path, file, name, index, cas
     _flip(d, file, name, index)
     bad = conformance.check(d)
     assert len(bad) == 1 and bad[0].startswith(case), bad
+
+
+def test_a_broken_file_is_one_line(small_set, tmp_path):
+    d = tmp_path / "set"
+    shutil.copytree(small_set, d)
+    with np.load(d / "macro_k1.npz", allow_pickle=False) as z:
+        a = {k: z[k] for k in z.files if k != "acc"}
+    (d / "macro_k1.npz").write_bytes(conformance._npz_bytes(a))
+    with pytest.raises(conformance.ConformanceError, match="macro_k1.npz: no array 'acc'"):
+        conformance.check(d)
+    (d / "core_conv_signed.npz").write_bytes(b"not a zip")
+    (d / "macro_k1.npz").unlink()
+    with pytest.raises(conformance.ConformanceError, match="macro_k1.npz"):
+        conformance.check(d)
 
 
 def test_generation_is_byte_identical(small_set, tmp_path):
