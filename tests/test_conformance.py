@@ -101,3 +101,12 @@ def test_cli_writes_and_checks(small_set, tmp_path, capsys):
     assert main(["conformance", "--check", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "manifest.json" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.rtl
+@pytest.mark.timeout(900)
+def test_rtl_passes_the_set_from_its_files_alone(small_set):
+    """The RTL (native Verilator harnesses of the macro and the core), driven only from the set's files."""
+    pytest.importorskip("cocotb")
+    from verif.conformance import replay
+    assert replay(small_set) == []
