@@ -105,8 +105,14 @@ def test_cli_writes_and_checks(small_set, tmp_path, capsys):
 
 @pytest.mark.rtl
 @pytest.mark.timeout(900)
-def test_rtl_passes_the_set_from_its_files_alone(small_set):
+def test_rtl_passes_the_set_from_its_files_alone(small_set, tmp_path):
     """The RTL (native Verilator harnesses of the macro and the core), driven only from the set's files."""
     pytest.importorskip("cocotb")
     from verif.conformance import replay
     assert replay(small_set) == []
+    d = tmp_path / "set"
+    shutil.copytree(small_set, d)
+    _flip(d, "macro_lone_msb.npz", "acc", (2, 0))
+    _flip(d, "core_conv_signed.npz", "cycles", (0,))
+    bad = replay(d)
+    assert [b.split(":")[0] for b in bad] == ["macro/lone_msb", "core/conv_signed"], bad
