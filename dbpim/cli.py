@@ -44,6 +44,7 @@ SUBCOMMANDS = {
     "verilog": ("verilog", "generate Verilog and a manifest for a hardware YAML"),
     "lint": ("lint", "Verilator lint of generated Verilog, every warning explained and waived by line"),
     "synth": ("synth", "Yosys generic synthesis of generated Verilog (cells, flip-flops, logic depth)"),
+    "formal": ("formal", "formal proofs of the PIM core's handshakes (SymbiYosys, yices)"),
     "fpga": ("fpga", "ECP5 resources and Fmax of generated Verilog (yosys synth_ecp5, nextpnr-ecp5)"),
     "compile": ("compile", "prune, FTA-QAT, quantize and export a network; ends with its performance summary"),
     "minilm": ("minilm", "pretrained MiniLM-L6 end to end: pruning, FTA-aware QAT, export, performance"),
