@@ -56,6 +56,7 @@ SUBCOMMANDS = {
     "sweep": ("sweep", "block sparsity x phi_max x macro geometry sweep"),
     "run": ("run", "a compiled network on new inputs from its artifact alone (the golden model, NumPy)"),
     "verify": ("verify", "compiled layers on the RTL (PIM core, or the macro with --macro) vs the golden model"),
+    "conformance": ("conformance", "versioned golden-model test vectors (macro and core) for other simulators or RTL"),
     "speed": ("speed", "speed of the golden model, the performance model and the RTL tools (make bench)"),
 }
 
