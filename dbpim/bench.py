@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model import jsonio
 from model.outdir import check_output, output_dir
 
 __all__ = ["run", "fta_throughput", "run_layer_vs_matmul", "perf_model_speed", "torch_forward", "rtl_hooks",
@@ -298,7 +299,7 @@ def run(out="build/speed", quick: bool = False) -> dict:
               f"prune+FTA prep {r['prune+FTA prep [s]']:.2f} s", flush=True)
     r = res["d_rtl"] = rtl_hooks()
     if r["status"] == "ok":
-        print(f"(d) RTL: {json.dumps(r['results'], default=str)}")
+        print(f"(d) RTL: {jsonio.dumps(r['results'], what='RTL results', indent=None, default=str)}")
     else:
         print(f"(d) RTL measurements: {r['status']}")
     r = res["e_synth"] = synth_figures()
@@ -324,6 +325,6 @@ def run(out="build/speed", quick: bool = False) -> dict:
                   f"{r['logits equal the torch integer path']}", flush=True)
     res["total [s]"] = time.perf_counter() - t0
     with output_dir(out, COMMAND) as tmp:
-        (tmp / "bench.json").write_text(json.dumps(res, indent=2, default=str))
+        (tmp / "bench.json").write_text(jsonio.dumps(res, what="bench.json", default=str, newline=True))
     print(f"total {res['total [s]']:.1f} s; written to {out}/bench.json")
     return res

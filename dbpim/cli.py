@@ -44,6 +44,7 @@ SUBCOMMANDS = {
     "verilog": ("verilog", "generate Verilog and a manifest for a hardware YAML"),
     "lint": ("lint", "Verilator lint of generated Verilog, every warning explained and waived by line"),
     "synth": ("synth", "Yosys generic synthesis of generated Verilog (cells, flip-flops, logic depth)"),
+    "formal": ("formal", "formal proofs of the PIM core's handshakes (SymbiYosys, yices)"),
     "fpga": ("fpga", "ECP5 resources and Fmax of generated Verilog (yosys synth_ecp5, nextpnr-ecp5)"),
     "compile": ("compile", "prune, FTA-QAT, quantize and export a network; ends with its performance summary"),
     "minilm": ("minilm", "pretrained MiniLM-L6 end to end: pruning, FTA-aware QAT, export, performance"),
@@ -55,6 +56,7 @@ SUBCOMMANDS = {
     "sweep": ("sweep", "block sparsity x phi_max x macro geometry sweep"),
     "run": ("run", "a compiled network on new inputs from its artifact alone (the golden model, NumPy)"),
     "verify": ("verify", "compiled layers on the RTL (PIM core, or the macro with --macro) vs the golden model"),
+    "conformance": ("conformance", "versioned golden-model test vectors (macro and core) for other simulators or RTL"),
     "speed": ("speed", "speed of the golden model, the performance model and the RTL tools (make bench)"),
 }
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from model.outdir import check_output, output_dir
 from model import reram as model_reram
+from model.spec import WEIGHT_MAX, WEIGHT_MIN
 from sim_bench import compare as cmp
 from sim_bench import reram
 from sim_bench.report import BenchError, check_macro
@@ -78,7 +79,7 @@ def _projection(scheme: str, w: np.ndarray, groups: int, cfg: reram.ReramConfig)
 
 def _int8(u: np.ndarray) -> np.ndarray:
     """The int8 values nearest to ``u`` (what every projection starts from)."""
-    return np.rint(np.clip(u, -128, 127)).astype(np.int64)
+    return np.rint(np.clip(u, WEIGHT_MIN, WEIGHT_MAX)).astype(np.int64)
 
 
 def _start_weights(q, from_float: bool):

@@ -16,10 +16,11 @@ one artifact per sparsity (``<out>/artifact_s<percent>``).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
+
+from model import jsonio
 
 __all__ = ["run", "COMMAND"]
 
@@ -129,5 +130,5 @@ def run(hw, out: str | Path = "build/minilm", sparsities=(0.0, 0.25, 0.5), phi_m
                   f"(dense {100 * summ['utilization_dense']:.1f} %), {len(r['integer_check'])} Linear layers "
                   f"bit-exact ({sum(r['times'].values()):.0f} s)", flush=True)
         rep["time_s"] = round(time.time() - t0, 1)
-        (tmp / "minilm.json").write_text(json.dumps(rep, indent=2))
+        (tmp / "minilm.json").write_text(jsonio.dumps(rep, what="minilm.json", newline=True))
     return rep

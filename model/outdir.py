@@ -233,7 +233,7 @@ def _write_marker(folder: Path, command: str, files: Iterable[str], staging: boo
     doc = {"format": _FORMAT, "version": 1, "command": command, "files": sorted(files)}
     if staging:
         doc["staging"] = True
-    write_file(folder / MARKER, json.dumps(doc, indent=1) + "\n")
+    write_file(folder / MARKER, json.dumps(doc, indent=1, allow_nan=False) + "\n")  # strings only; stdlib
 
 
 def _remove_ours(folder: Path, files: Iterable[str]) -> bool:

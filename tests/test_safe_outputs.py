@@ -175,7 +175,8 @@ def test_verilog_manifest_always_matches_the_folder(tmp_path, capsys):
 
 
 SUBCOMMANDS_WITH_HW = [["demo", "--stages", "2"], ["verilog"], ["compile", "--quiet"], ["bench", "--artifact", "ART"],
-                       ["bench-paper", "--artifacts", "ART"], ["sweep"], ["verify"]]
+                       ["bench-paper", "--artifacts", "ART"], ["sweep"], ["verify"],
+                       ["conformance"]]
 
 
 @pytest.mark.parametrize("cmd", SUBCOMMANDS_WITH_HW, ids=lambda c: c[0])

@@ -110,7 +110,7 @@ def test_cli_state_dict(tmp_path, capsys):
 def test_flow_options_name_the_field():
     from model.torch.flow import FlowError, FlowOptions
     for kw, needle in (({"epochs": float("inf")}, "epochs: must be a finite number"),
-                       ({"lr": float("nan")}, "lr: must be a finite number in (0, 10]"),
+                       ({"lr": float("nan")}, "lr: must be a finite number in (0, 10.0]"),
                        ({"seed": -1}, "seed: must be an integer"), ({"width": 1e6}, "width: must be"),
                        ({"n_record": 0}, "n_record: must be an integer"), ({"phi_max": 1.5}, "phi_max: must be"),
                        ({"phi_min": 3, "phi_max": 2}, "phi_min: must be")):

@@ -46,7 +46,7 @@ from pathlib import Path
 
 from amaranth.hdl import Assert, ClockDomain, ClockSignal, Cover, Elaboratable, Module, Mux, ResetSignal, Signal
 
-__all__ = ["CoreHandshakeHarness", "PROPERTIES", "FormalResult", "FormalFailure", "prove", "formal_config", "main"]
+__all__ = ["CoreHandshakeHarness", "PROPERTIES", "FormalResult", "FormalFailure", "prove", "formal_config"]
 
 #: The properties the harness asserts, by name.
 PROPERTIES = ("axis_hold", "axil_b_hold", "axil_r_hold", "axil_aw_w_together", "axil_one_b_per_write",
@@ -325,48 +325,3 @@ def prove(cfg="small", *, mode: str = "bmc", depth: int = 20, out: Path | None =
                             + ("; ".join(fails[:4]) or "tools failed (status {})".format(r.returncode))
                             + (f"; counterexample: {trace}" if trace else "") + f"; log: {out / 'sby.log'}")
     return FormalResult(mode, depth, True, secs, out, summary, reached)
-
-
-def main(argv=None) -> int:
-    import argparse
-    ap = argparse.ArgumentParser(prog="python -m verif.formal", description=(
-        "Formal proofs of the PIM core's AXI4-Stream / AXI4-Lite handshakes, START and STATUS.ERROR "
-        "(SymbiYosys, yices): reachability of a result beat, a bounded model check of the core, k-induction "
-        "of its AXI4-Lite target."))
-    ap.add_argument("--hw", default="small", help="configuration (name or YAML path; core memories shrunk)")
-    ap.add_argument("--depth", type=int, default=25,
-                    help="cycles of the bounded check and of the cover search (default 25: the first result "
-                         "beat of the small core is reachable at cycle 19, a stalled one at 20)")
-    ap.add_argument("--induction-depth", type=int, default=8, help="k of the k-induction (default 8)")
-    ap.add_argument("--no-cover", action="store_true", help="skip the reachability search")
-    ap.add_argument("--core-induction", action="store_true",
-                    help="also try k-induction on the whole core (does not close: see docs/rtl.md)")
-    a = ap.parse_args(argv)
-    runs = ([] if a.no_cover else [("core", "cover", a.depth)]) + [("core", "bmc", a.depth),
-                                                                   ("axil", "prove", a.induction_depth)]
-    runs += [("core", "prove", a.induction_depth)] if a.core_induction else []
-    bad = 0
-    for target, mode, depth in runs:
-        try:
-            res = prove(a.hw, mode=mode, depth=depth, target=target)
-        except FormalFailure as e:
-            print(f"FAILED: {e}", file=sys.stderr)
-            bad += 1
-            continue
-        except ValueError as e:
-            print(f"verif.formal: {e}", file=sys.stderr)
-            return 2
-        if mode == "cover":
-            print(f"core {a.hw}: reachable within {depth} cycles: "
-                  + ", ".join(f"{k} at cycle {v}" for k, v in sorted(res.reached.items(), key=lambda kv: kv[1]))
-                  + f", {res.seconds:.1f} s")
-        else:
-            what = (f"bounded, {depth} cycles from power-up" if mode == "bmc"
-                    else f"k-induction, k = {depth}: every reachable state")
-            props = [p for p in PROPERTIES if target == "core" or p.startswith("axil_")]
-            print(f"{target} {a.hw}: {len(props)} properties hold ({what}), {res.seconds:.1f} s  [{res.folder}]")
-    return 1 if bad else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

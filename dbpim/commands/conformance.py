@@ -1,0 +1,41 @@
+"""``dbpim conformance``: a versioned set of golden-model test vectors (macro and core), or a check of one."""
+
+from __future__ import annotations
+
+import click
+
+from dbpim.commands._common import OUT_HELP, CommandError, hw_option, load_hw, verbosity_options
+
+COMMAND = "dbpim conformance"
+
+
+@click.command("conformance")
+@hw_option()
+@click.option("--out", default=None, metavar="DIR", help=OUT_HELP)
+@click.option("--check", "check_dir", default=None, metavar="DIR", type=click.Path(file_okay=False),
+              help="re-run the golden model against the set in DIR (its own config.yaml) instead of writing one; "
+                   "exit status 1 on any mismatch")
+@click.option("--no-real", is_flag=True, help="leave out the cases of the trained digits MLP (faster)")
+@verbosity_options
+def command(hw, out, check_dir, no_real):
+    """Write the conformance set for a hardware configuration into --out (manifest.json, README.md,
+    config.yaml, macro_*.npz, core_*.npz), or check a set with --check."""
+    from model.conformance import ConformanceError, check, write
+    if (out is None) == (check_dir is None):
+        raise CommandError("give exactly one of --out DIR (write a set) and --check DIR (check one)")
+    if check_dir is not None:
+        try:
+            bad = check(check_dir)
+        except ConformanceError as e:
+            raise CommandError(f"--check: {e}") from None
+        for line in bad:
+            click.echo(line)
+        click.echo(f"{check_dir}: {'agrees with the golden model' if not bad else f'{len(bad)} mismatches'}")
+        if bad:
+            click.get_current_context().exit(1)
+        return
+    from model.outdir import check_output
+    cfg = load_hw(hw)
+    check_output(out, COMMAND)  # before the slow part
+    files = write(out, cfg, real=not no_real, command=COMMAND)
+    click.echo(f"{out}: {len(files)} files (manifest.json, README.md)")

@@ -1,0 +1,51 @@
+"""``dbpim formal``: formal proofs of the PIM core's handshakes (``make formal``)."""
+
+from __future__ import annotations
+
+import click
+
+from dbpim.commands._common import Number, hw_option, load_hw, verbosity_options
+from model import limits
+
+
+@click.command("formal")
+@hw_option(default="small", help_extra="; its core memories are shrunk for the solver")
+@click.option("--depth", type=Number(limits.COUNT), default=25, show_default=True,
+              help="cycles of the bounded check and of the cover search (the first result beat of the small "
+                   "core is reachable at cycle 19, a stalled one at 20)")
+@click.option("--induction-depth", type=Number(limits.COUNT), default=8, show_default=True,
+              help="k of the k-induction")
+@click.option("--no-cover", is_flag=True, help="skip the reachability search")
+@click.option("--core-induction", is_flag=True,
+              help="also try k-induction on the whole core (does not close: see docs/rtl.md)")
+@verbosity_options
+def command(hw, depth, induction_depth, no_cover, core_induction):
+    """Formal proofs of the PIM core's AXI4-Stream / AXI4-Lite handshakes, START and STATUS.ERROR.
+
+    SymbiYosys with yices: reachability of a result beat, a bounded model
+    check of the core, k-induction of its AXI4-Lite target. Exit status 1
+    when a property fails (the counterexample and log are named).
+    """
+    from verif.formal import PROPERTIES, FormalFailure, prove
+    cfg = load_hw(hw)
+    runs = ([] if no_cover else [("core", "cover", depth)]) + [("core", "bmc", depth),
+                                                               ("axil", "prove", induction_depth)]
+    runs += [("core", "prove", induction_depth)] if core_induction else []
+    bad = 0
+    for target, mode, d in runs:
+        try:
+            res = prove(cfg, mode=mode, depth=d, target=target)
+        except FormalFailure as e:
+            click.echo(f"FAILED: {e}", err=True)
+            bad += 1
+            continue
+        if mode == "cover":
+            click.echo(f"core {hw}: reachable within {d} cycles: "
+                       + ", ".join(f"{k} at cycle {v}" for k, v in sorted(res.reached.items(), key=lambda kv: kv[1]))
+                       + f", {res.seconds:.1f} s")
+        else:
+            what = (f"bounded, {d} cycles from power-up" if mode == "bmc"
+                    else f"k-induction, k = {d}: every reachable state")
+            props = [p for p in PROPERTIES if target == "core" or p.startswith("axil_")]
+            click.echo(f"{target} {hw}: {len(props)} properties hold ({what}), {res.seconds:.1f} s  [{res.folder}]")
+    click.get_current_context().exit(1 if bad else 0)

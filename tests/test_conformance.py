@@ -1,0 +1,118 @@
+"""The conformance set (model/conformance.py, ``dbpim conformance``): it passes its own check, a flipped expected
+value is reported naming the case and index, and two generations are byte-identical."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from dbpim.cli import main
+from model import conformance
+from model.config import load_config
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    d = tmp_path_factory.mktemp("conf") / "set"
+    conformance.write(d, load_config("small"))
+    return d
+
+
+def _flip(folder, file, name, index, delta=1):
+    p = folder / file
+    with np.load(p, allow_pickle=False) as z:
+        a = {k: z[k] for k in z.files}
+    a[name][index] += delta
+    p.write_bytes(conformance._npz_bytes(a))
+
+
+def test_set_is_complete_and_passes(small_set):
+    man = json.loads((small_set / "manifest.json").read_text())
+    assert man["format"] == conformance.FORMAT and man["version"] == conformance.VERSION
+    assert man["config_digest"] == load_config("small").digest()
+    names = {(c["kind"], c["name"]) for c in man["cases"]}
+    assert {("macro", n) for n in ("full_tile", "phi_0_1_2", "zero_group", "lone_msb", "k1", "real_fc1")} <= names
+    assert ("core", "real_fc1") in names
+    for c in man["cases"]:
+        assert (small_set / c["file"]).is_file()
+    readme = (small_set / "README.md").read_text()
+    for c in man["cases"]:  # every array of every file is documented
+        with np.load(small_set / c["file"], allow_pickle=False) as z:
+            for k in z.files:
+                assert f"`{k}`" in readme, k
+    with np.load(small_set / "macro_full_tile.npz", allow_pickle=False) as z:
+        assert (z["cells"].shape[1:] == (4, 4, 4)) and (z["col_filter"] >= 0).all()  # every column used
+        assert (z["compute_cycles"][z["x"].reshape(len(z["x"]), -1).any(1) == 0] == 0).all()
+    assert conformance.check(small_set) == []
+
+
+@pytest.mark.parametrize("file,name,index,case", [
+    ("macro_phi_0_1_2.npz", "acc", (3, 1), "macro/phi_0_1_2: acc[3, 1]"),
+    ("macro_lone_msb.npz", "cycles", (4,), "macro/lone_msb: cycles[4]"),
+    ("core_conv_signed.npz", "cycles", (0,), "core/conv_signed: cycles[0]"),
+    ("core_real_fc1.npz", "out_stream", (5,), "core/real_fc1: out_stream[5]"),
+    ("macro_full_tile.npz", "out_accept", (2, 3), "macro/full_tile: out_accept[2, 3]"),
+    ("macro_random_signed.npz", "compute_cycles", (7,), "macro/random_signed: compute_cycles[7]"),
+])
+def test_a_flipped_value_is_reported(small_set, tmp_path, file, name, index, case):
+    d = tmp_path / "set"
+    shutil.copytree(small_set, d)
+    _flip(d, file, name, index)
+    bad = conformance.check(d)
+    assert len(bad) == 1 and bad[0].startswith(case), bad
+
+
+def test_a_broken_file_is_one_line(small_set, tmp_path):
+    d = tmp_path / "set"
+    shutil.copytree(small_set, d)
+    with np.load(d / "macro_k1.npz", allow_pickle=False) as z:
+        a = {k: z[k] for k in z.files if k != "acc"}
+    (d / "macro_k1.npz").write_bytes(conformance._npz_bytes(a))
+    with pytest.raises(conformance.ConformanceError, match="macro_k1.npz: no array 'acc'"):
+        conformance.check(d)
+    (d / "core_conv_signed.npz").write_bytes(b"not a zip")
+    (d / "macro_k1.npz").unlink()
+    with pytest.raises(conformance.ConformanceError, match="macro_k1.npz"):
+        conformance.check(d)
+
+
+def test_generation_is_byte_identical(small_set, tmp_path):
+    conformance.write(tmp_path / "again", load_config("small"))
+    a = sorted(p.name for p in small_set.iterdir())
+    assert a == sorted(p.name for p in (tmp_path / "again").iterdir())
+    for n in a:
+        assert (small_set / n).read_bytes() == (tmp_path / "again" / n).read_bytes(), n
+
+
+def test_cli_writes_and_checks(small_set, tmp_path, capsys):
+    assert main(["conformance", "--check", str(small_set)]) == 0
+    assert "agrees" in capsys.readouterr().out
+    d = tmp_path / "set"
+    shutil.copytree(small_set, d)
+    _flip(d, "macro_k1.npz", "acc", (0, 0), delta=7)
+    assert main(["conformance", "--check", str(d)]) == 1
+    assert "macro/k1: acc[0, 0]" in capsys.readouterr().out
+    assert main(["conformance", "--hw", "small", "--no-real", "--out", str(tmp_path / "o")]) == 0
+    assert conformance.check(tmp_path / "o") == []
+    capsys.readouterr()
+    assert main(["conformance", "--hw", "small"]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert main(["conformance", "--check", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "manifest.json" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.rtl
+@pytest.mark.timeout(900)
+def test_rtl_passes_the_set_from_its_files_alone(small_set, tmp_path):
+    """The RTL (native Verilator harnesses of the macro and the core), driven only from the set's files."""
+    pytest.importorskip("cocotb")
+    from verif.conformance import replay
+    assert replay(small_set) == []
+    d = tmp_path / "set"
+    shutil.copytree(small_set, d)
+    _flip(d, "macro_lone_msb.npz", "acc", (2, 0))
+    _flip(d, "core_conv_signed.npz", "cycles", (0,))
+    bad = replay(d)
+    assert [b.split(":")[0] for b in bad] == ["macro/lone_msb", "core/conv_signed"], bad
