@@ -27,7 +27,7 @@ def record_rtl_seed(request):
     """Every cocotb run's seed (``verif.rtl.run_cocotb``) becomes a property of the test: in the JUnit XML
     (``<property name="seed">``) and in the failure report."""
     try:
-        import verif.rtl as rtl
+        import dbpim.verif.rtl as rtl
     except ImportError:  # the hw extra is missing
         yield
         return
@@ -74,8 +74,8 @@ def real_artifact(name: str, hw: str = "small"):
     import hashlib
 
     pytest.importorskip("torch")
-    from model.config import load_config
-    from model.torch.flow import FlowOptions, run_flow
+    from dbpim.model.config import load_config
+    from dbpim.model.torch.flow import FlowOptions, run_flow
 
     hw_path = Path(hw) if Path(hw).is_file() else ROOT / "hw" / "configs" / f"{hw}.yaml"
     src = sorted((ROOT / "model").rglob("*.py")) + sorted((ROOT / "hw" / "configs").glob("*.yaml"))
@@ -112,9 +112,9 @@ def _save_digits_artifact(folder, n_samples: int = 4, edit=None):
     ``edit(records)`` may return changed records before they are saved.
     Returns the artifact's path.
     """
-    from model import artifact, examples
-    from model.config import load_config
-    from sim_bench import synth
+    from dbpim.model import artifact, examples
+    from dbpim.model.config import load_config
+    from dbpim.sim_bench import synth
     hw = load_config("paper")
     recs = examples.to_records(synth.digits_real_layers(hw.macro, n_samples=n_samples))
     return artifact.save(folder, "digits-mlp", hw.macro, edit(recs) if edit else recs, meta={"data": "digits"})

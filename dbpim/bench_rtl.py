@@ -45,11 +45,11 @@ def _sim_record(results_xml: Path) -> tuple[float, float]:
 
 def _macro_speed(hw, n_vectors: int, native_repeat: int) -> dict:
     """cocotb vs native on one real tile of the macro: the same vectors (repeated for the native run)."""
-    from model.examples import real_layer
-    from model.macro import gather
-    from verif.demo import run_macro_rtl
-    from verif.native import build_native, run_macro_native
-    from verif.rtl import build_block
+    from dbpim.model.examples import real_layer
+    from dbpim.model.macro import gather
+    from dbpim.verif.demo import run_macro_rtl
+    from dbpim.verif.native import build_native, run_macro_native
+    from dbpim.verif.rtl import build_block
 
     layer = real_layer(hw.macro)
     tile = layer.compiled.tiles[0]
@@ -72,14 +72,14 @@ def _macro_speed(hw, n_vectors: int, native_repeat: int) -> dict:
 
 def _core_speed(hw, starts: int, native_starts: int) -> dict:
     """cocotb vs native on the example core program: the same START repeated."""
-    from verif.native import build_native, example_program, run_core_native
-    from verif.rtl import build_block, run_cocotb
+    from dbpim.verif.native import build_native, example_program, run_core_native
+    from dbpim.verif.rtl import build_block, run_cocotb
 
     prog, xs = example_program(hw, native_starts)
     build_block("core", hw.path)
     build_native("core", hw)
     t = time.perf_counter()
-    results = run_cocotb("core", hw.path, "verif.test_core", seed=0, testcase="core_speed",
+    results = run_cocotb("core", hw.path, "dbpim.verif.test_core", seed=0, testcase="core_speed",
                          env={"DBPIM_BENCH_STARTS": str(starts)})
     wall = time.perf_counter() - t
     sim_ns, sim_real = _sim_record(results)
@@ -110,9 +110,9 @@ def run(cfg: str = "paper", core_cfg: str | None = None, n_vectors: int = 64, co
     ``core_cfg`` that of the core speed (the paper core's cocotb build takes
     minutes, ``make bench RTL_CORE_CONFIG=paper`` measures it).
     """
-    from hw.generate import generate
-    from model.config import load_config
-    from verif.rtl import build_block
+    from dbpim.hw.generate import generate
+    from dbpim.model.config import load_config
+    from dbpim.verif.rtl import build_block
 
     core_cfg = core_cfg or os.environ.get("RTL_CORE_CONFIG", "small")
     res = {}

@@ -63,12 +63,12 @@ SUBCOMMANDS = {
 #: The library's one-line error types (module, class): reported as ``dbpim <command>: <message>``, exit 2.
 #: Matched by name along the exception's class hierarchy, so none of these modules is imported for it.
 USER_ERRORS = frozenset({
-    ("model.config", "ConfigError"), ("model.artifact", "ArtifactError"), ("model.outdir", "OutputError"),
-    ("model.torch.flow", "FlowError"), ("model.torch.data", "DataError"), ("model.torch.sources", "ModelError"),
-    ("model.torch.export", "ExportError"), ("model.torch.graph", "CaptureError"),
-    ("model.core_timing", "PlanError"), ("sim_bench.perf", "BenchError"), ("dbpim.demo", "DemoError"),
-    ("dbpim.verify", "VerifyError"), ("model.torch.keras_h5", "KerasH5Error"), ("model.jsonio", "JsonError"),
-    ("model.predict", "PredictError"),
+    ("dbpim.model.config", "ConfigError"), ("dbpim.model.artifact", "ArtifactError"), ("dbpim.model.outdir", "OutputError"),
+    ("dbpim.model.torch.flow", "FlowError"), ("dbpim.model.torch.data", "DataError"), ("dbpim.model.torch.sources", "ModelError"),
+    ("dbpim.model.torch.export", "ExportError"), ("dbpim.model.torch.graph", "CaptureError"),
+    ("dbpim.model.core_timing", "PlanError"), ("dbpim.sim_bench.perf", "BenchError"), ("dbpim.demo", "DemoError"),
+    ("dbpim.verify", "VerifyError"), ("dbpim.model.torch.keras_h5", "KerasH5Error"), ("dbpim.model.jsonio", "JsonError"),
+    ("dbpim.model.predict", "PredictError"),
 })
 
 

@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from model.outdir import check_output, output_dir
-from model import reram as model_reram
-from model.spec import WEIGHT_MAX, WEIGHT_MIN
-from sim_bench import compare as cmp
-from sim_bench import reram
-from sim_bench.report import BenchError, check_macro
+from dbpim.model.outdir import check_output, output_dir
+from dbpim.model import reram as model_reram
+from dbpim.model.spec import WEIGHT_MAX, WEIGHT_MIN
+from dbpim.sim_bench import compare as cmp
+from dbpim.sim_bench import reram
+from dbpim.sim_bench.report import BenchError, check_macro
 
 __all__ = ["run_compare", "scheme_accuracies"]
 
@@ -85,7 +85,7 @@ def _int8(u: np.ndarray) -> np.ndarray:
 def _start_weights(q, from_float: bool):
     """A QLayer's (int8 K x N, scale (N,)) the ReRAM schemes start from (as :func:`sim_bench.compare.reram_weights`)."""
     if from_float:
-        from model.torch.export import _w_float
+        from dbpim.model.torch.export import _w_float
         return model_reram.int8_weights(_w_float(q))
     return q.w_int.numpy().astype(np.int64), q.w_scale.numpy().copy()
 
@@ -127,8 +127,8 @@ def _calibrate_act_prune(net, starts, data, cfg: reram.ReramConfig) -> int:
     ``starts`` are the dense start weights (their identity projection): the
     pruning is judged on the trained network, not on ERA-BS's weights before
     their fine-tune, which may have collapsed to chance (nothing to lose)."""
-    from model.torch.project import crossbar_pruned_op, projected_finetune
-    from model.torch.train import evaluate
+    from dbpim.model.torch.project import crossbar_pruned_op, projected_finetune
+    from dbpim.model.torch.train import evaluate
     x, y = data.x_train[:CALIBRATION_SAMPLES], data.y_train[:CALIBRATION_SAMPLES]
 
     def accuracy(t):
@@ -155,9 +155,9 @@ def _evaluate_hook(art, cfg: reram.ReramConfig, schemes, tune: dict, result: dic
     from_float = cmp.uses_float(art)
 
     def hook(net, data):
-        from model.torch.project import crossbar_pruned_op, projected_finetune
-        from model.torch.qat import qlayers
-        from model.torch.train import evaluate
+        from dbpim.model.torch.project import crossbar_pruned_op, projected_finetune
+        from dbpim.model.torch.qat import qlayers
+        from dbpim.model.torch.train import evaluate
         qs = qlayers(net)
         slots = _record_slots(art, qs)
         result["reproduced"] = slots is not None
@@ -228,7 +228,7 @@ def scheme_accuracies(art, hw, cfg: reram.ReramConfig, schemes=reram.SCHEMES,
     except (OSError, ValueError, KeyError, TypeError):
         return none(f"not evaluated: no readable dbpim compile report.json next to the artifact ({rep_path})")
     ep = float(kw["qat_epochs"]) if finetune_epochs is None else float(finetune_epochs)
-    from model.torch.flow import FlowError, FlowOptions, learning_rates, run_flow
+    from dbpim.model.torch.flow import FlowError, FlowOptions, learning_rates, run_flow
     model, data = kw.pop("model"), kw.pop("data")
     result: dict = {}
     try:
@@ -272,7 +272,7 @@ def run_compare(arts, hw, out="build/compare", accuracy: bool = True, plots: boo
     OutputError
         An ``out`` that cannot be written without losing data (one line).
     """
-    from model import limits
+    from dbpim.model import limits
     if not arts:
         raise BenchError("artifacts: give at least one artifact")
     if finetune_epochs is not None:

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from model import csd, jsonio, layer, macro as macro_model, prune
-from model.outdir import output_dir
-from model.quant import channel_scale, prune_quantize
+from dbpim.model import csd, jsonio, layer, macro as macro_model, prune
+from dbpim.model.outdir import output_dir
+from dbpim.model.quant import channel_scale, prune_quantize
 
 __all__ = ["run_demo", "run_stages", "parse_stages", "STAGES", "SUMMARY", "DemoError"]
 
@@ -93,7 +93,7 @@ def _skipped(why: str) -> dict:
 
 def stage_pretrained(cfg, sparsity: float) -> dict:
     """Stage 1; returns its figures (``{"skipped": why}`` without the MiniLM package)."""
-    from model.examples import MINILM_DEFAULT, pretrained_linear
+    from dbpim.model.examples import MINILM_DEFAULT, pretrained_linear
     w = pretrained_linear()
     _section(f"1. real pretrained weights (MiniLM-L6, {MINILM_DEFAULT}), {sparsity:.0%} block sparsity")
     if w is None:
@@ -134,7 +134,7 @@ def _defaults(fn) -> dict:
 
 def stage_golden(cfg, sparsity: float):
     """Stage 2; returns (the real layers, the figures)."""
-    from model.examples import real_layers, train_mlp
+    from dbpim.model.examples import real_layers, train_mlp
     _section(f"2. digits MLP on the golden model ({cfg.name} macro, {sparsity:.0%} block sparsity)")
     _, acc = train_mlp()
     print(f"float test accuracy           : {100 * acc:.2f} %")
@@ -186,9 +186,9 @@ FLOW_SCHEDULE = ("network", "data", "hw", "group_size", "phi_max", "phi_min", "s
 def stage_torch(cfg, sparsity: float, stage: Path, out: Path):
     """Stage 3 into ``stage/smallcnn`` (printed as ``out/smallcnn``); returns (the artifact's staged path, figures)."""
     _section(f"3. PyTorch front-end: small CNN on digits (short schedule, {sparsity:.0%} block sparsity)")
-    if not (_have("torch") and _have("model.torch.flow")):
+    if not (_have("torch") and _have("dbpim.model.torch.flow")):
         return None, _skipped("torch or model.torch.flow not installed")
-    from model.torch import flow
+    from dbpim.model.torch import flow
     art, acc = flow.demo(cfg, out=stage / "smallcnn", sparsity=sparsity)  # (artifact dir, accuracies)
     print("test accuracy: " + ", ".join(f"{k} {100 * v:.2f}%" for k, v in acc.items() if v is not None))
     print(f"artifact: {out / 'smallcnn' / 'artifact'}  report: {out / 'smallcnn' / 'report.md'}")
@@ -201,10 +201,10 @@ def stage_torch(cfg, sparsity: float, stage: Path, out: Path):
 def stage_rtl(cfg, layers, stage: Path) -> dict:
     """Stage 4; returns whether the RTL tile equals the golden model (a mismatch stops the demo)."""
     _section("4. one real tile on the RTL (Verilator) vs the golden model")
-    if not (_have("amaranth") and _have("cocotb") and _have("verif.demo")):
+    if not (_have("amaranth") and _have("cocotb") and _have("dbpim.verif.demo")):
         return _skipped("RTL tools not installed")
-    from verif import demo as vdemo
-    from verif.rtl import RTLFailure
+    from dbpim.verif import demo as vdemo
+    from dbpim.verif.rtl import RTLFailure
     try:
         ok = vdemo.demo(cfg, layers, stage / "rtl")
     except RTLFailure as e:  # names the build or simulator log
@@ -223,10 +223,10 @@ PERF_FIGURES = ("network", "hw", "speedup", "speedup_mapped", "energy_saving", "
 def stage_perf(artifact_dir, cfg, stage: Path, out: Path) -> dict:
     """Stage 5; returns the main figures of the performance summary."""
     _section("5. performance model: DB-PIM vs dense digital PIM")
-    if artifact_dir is None or not _have("sim_bench.report"):
+    if artifact_dir is None or not _have("dbpim.sim_bench.report"):
         return _skipped("no compiled artifact (stage 3) or sim_bench.report not available")
-    from model.artifact import load
-    from sim_bench import report
+    from dbpim.model.artifact import load
+    from dbpim.sim_bench import report
     plots = report.demo(load(artifact_dir), cfg, stage / "perf")
     print(f"report: {out / 'perf'}/ (CSV, JSON, Markdown); plots:")
     for p in plots:
@@ -286,7 +286,7 @@ def run_demo(cfg, stages: list[int], sparsity: float, out) -> dict:
     model.outdir.OutputError
         An ``out`` that cannot be written without losing data.
     """
-    from model import limits
+    from dbpim.model import limits
     sparsity = limits.SPARSITY.check("sparsity", sparsity, exc=DemoError)
     bad = [s for s in stages if s not in STAGES]
     if bad or not stages:

@@ -225,7 +225,7 @@ def update_readme(path, summary: dict) -> list[str]:
         A figure the summary lacks (a stage not run or skipped), or a README
         without one well-formed block; the README is then unchanged.
     """
-    from model.outdir import write_file
+    from dbpim.model.outdir import write_file
     text = check_readme(path)
     values = figures(summary)
     old = read_readme(text, str(path))

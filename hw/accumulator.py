@@ -6,8 +6,8 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
-from hw.common import Block
-from model.spec import LATENCY, acc_width, col_sum_width, slot_sum_width
+from dbpim.hw.common import Block
+from dbpim.model.spec import LATENCY, acc_width, col_sum_width, slot_sum_width
 
 __all__ = ["ShiftAddAccumulator"]
 

@@ -6,8 +6,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
-from hw.common import Block
-from model.spec import adder_tree_latency, col_sum_width
+from dbpim.hw.common import Block
+from dbpim.model.spec import adder_tree_latency, col_sum_width
 
 __all__ = ["CSDAdderTree"]
 

@@ -25,8 +25,8 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux, ResetSignal, Signal
 from amaranth.lib.wiring import In, Out
 
-from hw.common import Block
-from model.spec import BUS_BITS
+from dbpim.hw.common import Block
+from dbpim.model.spec import BUS_BITS
 
 __all__ = ["AXI4LiteTarget", "OKAY", "SLVERR"]
 

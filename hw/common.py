@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from amaranth.hdl import ClockSignal, Instance, ResetInserter, ResetSignal, ValueCastable, signed, unsigned
 from amaranth.lib import data, wiring
 
-from model.spec import check_param
+from dbpim.model.spec import check_param
 
 __all__ = ["Block", "layout_from_fields", "Emitter", "VerilogModule", "add_block", "ports_of_verilog",
            "SRAM_MODES", "flat_ports"]

@@ -22,12 +22,12 @@ from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.axi import AXI4LiteTarget
-from hw.common import Block, add_block, layout_from_fields
-from hw.macro import PIMMacro
-from hw.switch import SparseSwitch
-from model.derived import Derived
-from model.spec import (BUS_BITS, CORE_REG, core_constants, digest_word, field_width, map_entry_fields, mask_entry_fields, packer_in_fields,
+from dbpim.hw.axi import AXI4LiteTarget
+from dbpim.hw.common import Block, add_block, layout_from_fields
+from dbpim.hw.macro import PIMMacro
+from dbpim.hw.switch import SparseSwitch
+from dbpim.model.derived import Derived
+from dbpim.model.spec import (BUS_BITS, CORE_REG, core_constants, digest_word, field_width, map_entry_fields, mask_entry_fields, packer_in_fields,
                         packer_out_fields, result_fields, tile_entry_fields, window_fields)
 
 __all__ = ["RowPacker", "PIMCore", "PIMCoreAXI", "CORE_KEYS"]
@@ -255,7 +255,7 @@ class PIMCore(Block):
     @property
     def latency(self) -> int:
         """Cycles from START to the first descriptor's tile load (``model.spec.CORE_LATENCY``)."""
-        from model.spec import CORE_LATENCY
+        from dbpim.model.spec import CORE_LATENCY
         return CORE_LATENCY["start"]
 
     latency_note = "a run's cycles are model.core_timing.layer_cycles (tile loads, rounds, drains, result streaming)"

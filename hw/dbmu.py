@@ -6,9 +6,9 @@ from amaranth.hdl import Module
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.common import Block, add_block
-from hw.lpu import LPU
-from model.spec import LATENCY
+from dbpim.hw.common import Block, add_block
+from dbpim.hw.lpu import LPU
+from dbpim.model.spec import LATENCY
 
 __all__ = ["DBMU"]
 

@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.limits import FPGA_FREQ_MHZ
+from dbpim.model.limits import FPGA_FREQ_MHZ
 
 __all__ = ["FpgaError", "Device", "DEVICES", "fpga_block", "fpga_dir", "markdown"]
 

@@ -35,9 +35,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hw.common import SRAM_MODES, ports_of_verilog
+from dbpim.hw.common import SRAM_MODES, ports_of_verilog
 
-from model import jsonio
+from dbpim.model import jsonio
 
 __all__ = ["BLOCKS", "SRAM_MODES", "build_block", "generate", "ports_of_verilog"]
 
@@ -50,14 +50,14 @@ REGISTER_FILES = {"systemrdl": ".rdl", "c_header": ".h", "ip_xact": ".xml", "mar
 
 
 def _components() -> dict:
-    from hw.accumulator import ShiftAddAccumulator
-    from hw.adder_tree import CSDAdderTree
-    from hw.core import PIMCoreAXI
-    from hw.dbmu import DBMU
-    from hw.ipu import IPU
-    from hw.lpu import LPU
-    from hw.macro import PIMMacro
-    from hw.switch import SparseSwitch
+    from dbpim.hw.accumulator import ShiftAddAccumulator
+    from dbpim.hw.adder_tree import CSDAdderTree
+    from dbpim.hw.core import PIMCoreAXI
+    from dbpim.hw.dbmu import DBMU
+    from dbpim.hw.ipu import IPU
+    from dbpim.hw.lpu import LPU
+    from dbpim.hw.macro import PIMMacro
+    from dbpim.hw.switch import SparseSwitch
     return {"lpu": LPU, "dbmu": DBMU, "adder_tree": CSDAdderTree, "accumulator": ShiftAddAccumulator,
             "ipu": IPU, "switch": SparseSwitch, "macro": PIMMacro, "core": PIMCoreAXI}
 
@@ -74,7 +74,7 @@ def build_block(name: str, hw):
         Built with ``from_config``; its ``parameters``, ``latency`` and
         ``latency_note`` go into the manifest.
     """
-    from model.config import HwConfig, MacroConfig
+    from dbpim.model.config import HwConfig, MacroConfig
 
     comps = _components()
     if name not in comps:
@@ -114,10 +114,10 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural", prefix: 
     model.outdir.OutputError
         On an ``out_dir`` that cannot be written without losing data (nothing is written).
     """
-    from hw.common import Emitter
-    from hw.sram import MODEL_MODULE, SRAM_KINDS, model_verilog, wrapper_verilog
-    from model.config import HwConfig, MacroConfig
-    from model.outdir import check_output, output_dir
+    from dbpim.hw.common import Emitter
+    from dbpim.hw.sram import MODEL_MODULE, SRAM_KINDS, model_verilog, wrapper_verilog
+    from dbpim.model.config import HwConfig, MacroConfig
+    from dbpim.model.outdir import check_output, output_dir
 
     if isinstance(config, MacroConfig):
         config = HwConfig(name="custom", macro=config)
@@ -216,8 +216,8 @@ def _register_files(comp, top: str, name: str, config) -> dict:
     """File name -> text of the core's register description: SystemRDL and its PeakRDL exports (:mod:`hw.regs`)."""
     import tempfile
 
-    from hw.regs import export, rdl_text
-    from model.spec import core_constants
+    from dbpim.hw.regs import export, rdl_text
+    from dbpim.model.spec import core_constants
 
     p = comp.parameters
     constants = core_constants(n_comp=p["n_comp"], n_col=p["n_col"], n_row=p["n_row"], lanes=p["lanes"],

@@ -9,8 +9,8 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
-from hw.common import Block, layout_from_fields
-from model.spec import LATENCY, ipu_in_fields, ipu_out_fields
+from dbpim.hw.common import Block, layout_from_fields
+from dbpim.model.spec import LATENCY, ipu_in_fields, ipu_out_fields
 
 __all__ = ["IPU"]
 

@@ -32,8 +32,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hw.common import ports_of_verilog
-from hw.tools import verilator_env
+from dbpim.hw.common import ports_of_verilog
+from dbpim.hw.tools import verilator_env
 
 __all__ = ["EXPLAINED", "COUNTS_FILE", "Warning_", "lint_dir", "lint_top", "count_warnings", "compare_counts"]
 _MSG_RE = re.compile(r"^%Warning-([A-Z0-9_]+): (.+?):(\d+):(\d+): (.*)$")
@@ -264,7 +264,7 @@ def _load_counts(path: Path) -> dict:
 def _save_counts(path: Path, counts: dict) -> None:
     import yaml
 
-    from model.outdir import write_file
+    from dbpim.model.outdir import write_file
     head = ("# Reviewed counts of `verilator --lint-only -Wall` warnings per configuration-SRAM mode, file and\n"
             "# waiver pattern (hw/lint.py EXPLAINED: the pattern and the reason it is no design bug).\n"
             "# `make lint` fails when a count grows or a warning matches no pattern. Rewritten by\n"

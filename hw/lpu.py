@@ -4,8 +4,8 @@
 from amaranth.hdl import Module
 from amaranth.lib.wiring import In, Out
 
-from hw.common import Block
-from model.spec import LATENCY
+from dbpim.hw.common import Block
+from dbpim.model.spec import LATENCY
 
 __all__ = ["LPU"]
 

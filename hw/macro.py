@@ -7,13 +7,13 @@ from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.accumulator import ShiftAddAccumulator
-from hw.adder_tree import CSDAdderTree
-from hw.common import Block, add_block, layout_from_fields
-from hw.ipu import IPU
-from hw.lpu import LPU
-from hw.sram import SramPorts, sram_1rw
-from model.spec import META_BITS, acc_width, cycle_width, macro_in_fields, macro_out_fields, pipeline_latency
+from dbpim.hw.accumulator import ShiftAddAccumulator
+from dbpim.hw.adder_tree import CSDAdderTree
+from dbpim.hw.common import Block, add_block, layout_from_fields
+from dbpim.hw.ipu import IPU
+from dbpim.hw.lpu import LPU
+from dbpim.hw.sram import SramPorts, sram_1rw
+from dbpim.model.spec import META_BITS, acc_width, cycle_width, macro_in_fields, macro_out_fields, pipeline_latency
 
 __all__ = ["PIMMacro"]
 

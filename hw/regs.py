@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from model.spec import BUS_BITS, CORE_REGISTERS, CoreMap
+from dbpim.model.spec import BUS_BITS, CORE_REGISTERS, CoreMap
 
 __all__ = ["rdl_text", "export", "EXPORTS"]
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from amaranth.hdl import ClockSignal, Instance, Signal
 from amaranth.lib.memory import Memory
 
-from hw.common import Emitter
+from dbpim.hw.common import Emitter
 
 __all__ = ["SRAM_KINDS", "MODEL_MODULE", "SramPorts", "sram_1rw", "addr_width", "wrapper_verilog", "model_verilog"]
 

@@ -6,8 +6,8 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
-from hw.common import Block, layout_from_fields
-from model.spec import LATENCY, switch_in_fields, switch_out_fields
+from dbpim.hw.common import Block, layout_from_fields
+from dbpim.model.spec import LATENCY, switch_in_fields, switch_out_fields
 
 __all__ = ["SparseSwitch"]
 

@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from model import jsonio
+from dbpim.model import jsonio
 
 __all__ = ["synth_block", "synth_dir", "markdown"]
 

@@ -32,13 +32,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from model import csd, simd
-from model import program as gprog
-from model.compile import TILE_ARRAYS, CompiledLayer, mapping_error
-from model.config import ConfigError, HwConfig, MacroConfig, load_config, read_yaml
-from model.layer import _pair, conv_out_size, weights_of
-from model.outdir import output_dir, write_file
-from model.prune import expand_mask, n_groups
+from dbpim.model import csd, simd
+from dbpim.model import program as gprog
+from dbpim.model.compile import TILE_ARRAYS, CompiledLayer, mapping_error
+from dbpim.model.config import ConfigError, HwConfig, MacroConfig, load_config, read_yaml
+from dbpim.model.layer import _pair, conv_out_size, weights_of
+from dbpim.model.outdir import output_dir, write_file
+from dbpim.model.prune import expand_mask, n_groups
 
 __all__ = ["ArtifactError", "Artifact", "LayerRecord", "save", "load", "reseal", "file_digest", "FORMAT", "VERSION",
            "READ_VERSIONS", "MAPPED_KINDS", "SIMD_OPS", "HW_FILE"]
@@ -135,7 +135,7 @@ class LayerRecord:
         """
         if self.x is None:
             return None
-        from model.layer import im2col
+        from dbpim.model.layer import im2col
         if self.kind == "conv2d":
             kh, kw = self.kernel
             return im2col(self.x, kh, kw, self.stride, self.padding, self.dilation)
@@ -177,7 +177,7 @@ class Artifact:
         model.predict.PredictError
             Bad ``x`` or ``batch_size``, or an artifact without a runnable program (one line).
         """
-        from model.predict import predict
+        from dbpim.model.predict import predict
         return predict(self, x, batch_size=batch_size)
 
 

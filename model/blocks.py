@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from model._check import as_int_array, check_range
-from model.spec import ACT_BITS, positive_int as _pos_int
+from dbpim.model._check import as_int_array, check_range
+from dbpim.model.spec import ACT_BITS, positive_int as _pos_int
 
 __all__ = ["lpu", "dbmu", "adder_tree", "accumulator", "ipu", "switch", "pack_rows"]
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model import csd
-from model._check import as_int_array, check_range
-from model.config import MacroConfig
-from model.prune import expand_mask, n_groups
-from model.spec import WEIGHT_MAX, WEIGHT_MIN
+from dbpim.model import csd
+from dbpim.model._check import as_int_array, check_range
+from dbpim.model.config import MacroConfig
+from dbpim.model.prune import expand_mask, n_groups
+from dbpim.model.spec import WEIGHT_MAX, WEIGHT_MIN
 
 __all__ = ["TILE_ARRAYS", "Tile", "CompiledLayer", "FilterTile", "Packing", "group_runs", "pack_columns",
            "pack_filters", "compile_layer", "decompile", "tile_digit_values", "mapping_error"]

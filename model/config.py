@@ -31,9 +31,9 @@ from pathlib import Path
 
 import yaml
 
-from model import jsonio
-from model._check import is_int, is_real, show
-from model.spec import CORE_GEOMETRY, DIGIT_BITS, GEOMETRY, geometry_error
+from dbpim.model import jsonio
+from dbpim.model._check import is_int, is_real, show
+from dbpim.model.spec import CORE_GEOMETRY, DIGIT_BITS, GEOMETRY, geometry_error
 
 __all__ = ["ConfigError", "MacroConfig", "SystemConfig", "CoreConfig", "EnergyConfig", "HwConfig", "load_config",
            "config_path", "read_yaml", "CONFIG_DIR", "SECTIONS"]

@@ -19,15 +19,15 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from model import csd, jsonio
-from model.compile import TILE_ARRAYS, CompiledLayer, Tile, compile_layer
-from model.config import HwConfig, MacroConfig, load_config
-from model.core import CoreParams, bus_writes, compile_program, input_windows, run_core
-from model.cycles import macro_schedule
-from model.macro import run_macro
-from model.prune import n_groups
-from model.quant import prune_quantize
-from model.spec import WEIGHT_MAX, WEIGHT_MIN, input_range
+from dbpim.model import csd, jsonio
+from dbpim.model.compile import TILE_ARRAYS, CompiledLayer, Tile, compile_layer
+from dbpim.model.config import HwConfig, MacroConfig, load_config
+from dbpim.model.core import CoreParams, bus_writes, compile_program, input_windows, run_core
+from dbpim.model.cycles import macro_schedule
+from dbpim.model.macro import run_macro
+from dbpim.model.prune import n_groups
+from dbpim.model.quant import prune_quantize
+from dbpim.model.spec import WEIGHT_MAX, WEIGHT_MIN, input_range
 
 __all__ = ["FORMAT", "VERSION", "SEED", "ConformanceError", "build", "generate", "write", "check"]
 
@@ -213,7 +213,7 @@ def build(hw: HwConfig, real: bool = True) -> dict[str, bytes]:
     rng = np.random.default_rng(SEED)
     m = hw.macro
     if real:
-        from model.examples import real_layers
+        from dbpim.model.examples import real_layers
         real = real_layers(m, n_samples=4, seed=0)[0]
     else:
         real = None
@@ -250,7 +250,7 @@ def _yaml_doc(hw: HwConfig) -> dict:
 
 def write(out, hw: HwConfig, real: bool = True, command: str = "dbpim conformance") -> list[str]:
     """Write the set for ``hw`` to the folder ``out`` atomically (:func:`model.outdir.output_dir`); its file names."""
-    from model.outdir import output_dir
+    from dbpim.model.outdir import output_dir
     files = build(hw, real)
     with output_dir(out, command) as stage:
         for name, data in files.items():

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.compile import CompiledLayer, Tile, tile_digit_values
-from model.config import CoreConfig, HwConfig, MacroConfig
-from model.core_timing import PassPlan, PlanError, layer_cycles, pixel_cycles, plan_passes
-from model.derived import Derived
-from model.spec import CORE_REG, entry_words, input_bits, map_entry_fields, mask_entry_fields, tile_entry_fields
+from dbpim.model.compile import CompiledLayer, Tile, tile_digit_values
+from dbpim.model.config import CoreConfig, HwConfig, MacroConfig
+from dbpim.model.core_timing import PassPlan, PlanError, layer_cycles, pixel_cycles, plan_passes
+from dbpim.model.derived import Derived
+from dbpim.model.spec import CORE_REG, entry_words, input_bits, map_entry_fields, mask_entry_fields, tile_entry_fields
 
 __all__ = ["CoreParams", "Pass", "Segment", "CoreProgram", "CoreResult", "PlanError", "compile_program",
            "bus_writes", "input_windows", "run_core", "assemble"]

@@ -71,8 +71,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.cycles import cell_row_popcounts_t, tile_load_cycles
-from model.spec import CORE_LATENCY, DIGIT_BITS, pipeline_latency
+from dbpim.model.cycles import cell_row_popcounts_t, tile_load_cycles
+from dbpim.model.spec import CORE_LATENCY, DIGIT_BITS, pipeline_latency
 
 __all__ = ["PassPlan", "PlanError", "plan_passes", "pack_segments", "filter_tiles_of", "kept_rows",
            "switch_beats", "window_counts", "delivery_cycles", "check_filter_tile", "load_cycles", "tile_bytes", "pixel_cycles", "round_compute",

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from model._check import as_int_array, check_range
-from model.spec import N_BLOCKS, N_POS, WEIGHT_MAX, WEIGHT_MIN
+from dbpim.model._check import as_int_array, check_range
+from dbpim.model.spec import N_BLOCKS, N_POS, WEIGHT_MAX, WEIGHT_MIN
 
 __all__ = ["encode", "decode", "nnz", "entries", "from_entries", "digits_sorted", "NNZ_LUT"]
 

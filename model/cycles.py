@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.spec import DENSE_COLS_PER_WEIGHT, pipeline_latency
+from dbpim.model.spec import DENSE_COLS_PER_WEIGHT, pipeline_latency
 
 __all__ = ["POPCOUNT8", "cell_row_popcounts", "cell_row_popcounts_t", "cell_row_popcounts_flat", "row_popcounts",
            "row_tile_sums", "vector_cycles", "dense_cycles", "pipeline_latency", "input_beats", "tile_load_cycles",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from model.spec import (BUS_BITS, CoreMap, acc_width, bits_for, col_sum_width, core_map, cycle_width,
+from dbpim.model.spec import (BUS_BITS, CoreMap, acc_width, bits_for, col_sum_width, core_map, cycle_width,
                         psum_width, result_width, slot_sum_width)
 
 __all__ = ["Derived"]

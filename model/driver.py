@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from model.spec import CORE_ID, CORE_REG, digest_word
+from dbpim.model.spec import CORE_ID, CORE_REG, digest_word
 
 __all__ = ["RunStatus", "CoreDriver", "AsyncCoreDriver", "DriverError"]
 
@@ -67,7 +67,7 @@ def _identity(hw):
 
 
 def _load(program, segment):
-    from model.core import bus_writes
+    from dbpim.model.core import bus_writes
 
     for addr, word in bus_writes(program, segment):
         yield ("w", addr, word)

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model._check import check_int
-from model.artifact import LayerRecord
-from model.compile import compile_layer
-from model.config import MacroConfig
-from model.quant import prune_quantize
+from dbpim.model._check import check_int
+from dbpim.model.artifact import LayerRecord
+from dbpim.model.compile import compile_layer
+from dbpim.model.config import MacroConfig
+from dbpim.model.quant import prune_quantize
 
 __all__ = ["load_digits", "train_mlp", "real_layers", "real_layer", "RealLayer"]
 

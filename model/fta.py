@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from model import csd
-from model._check import as_int_array, check_finite, check_int, check_range
-from model.spec import PHI_LIMIT, WEIGHT_MAX, WEIGHT_MIN
+from dbpim.model import csd
+from dbpim.model._check import as_int_array, check_finite, check_int, check_range
+from dbpim.model.spec import PHI_LIMIT, WEIGHT_MAX, WEIGHT_MIN
 
 __all__ = ["check_phi", "levels", "thresholds", "approximate", "quantize", "approximate_reference"]
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.compile import CompiledLayer, tile_digit_values
-from model.cycles import cell_row_popcounts_t, dense_cycles, row_tile_sums
-from model.spec import WEIGHT_MIN, input_bits, input_range, pipeline_latency
+from dbpim.model.compile import CompiledLayer, tile_digit_values
+from dbpim.model.cycles import cell_row_popcounts_t, dense_cycles, row_tile_sums
+from dbpim.model.spec import WEIGHT_MIN, input_bits, input_range, pipeline_latency
 
 #: Largest |input * weight| of one product: 255 * 128 (unsigned inputs; signed ones stay below).
 PRODUCT_MAX = input_range(False)[1] * -WEIGHT_MIN

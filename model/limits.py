@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from model._check import is_int, is_real, show
-from model.spec import PHI_LIMIT
+from dbpim.model._check import is_int, is_real, show
+from dbpim.model.spec import PHI_LIMIT
 
 __all__ = ["Range", "SPARSITY", "SPARSITY_CLOSED", "EPOCHS", "LR", "WIDTH", "SEED", "BATCH_SIZE", "PHI_MAX",
            "PHI_MIN", "RECORD", "WORKERS", "COUNT", "N_SAMPLES", "THREADS", "CLASSES"]

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.compile import Tile
-from model.config import MacroConfig
-from model.cycles import vector_cycles
-from model.spec import input_bits
+from dbpim.model.compile import Tile
+from dbpim.model.config import MacroConfig
+from dbpim.model.cycles import vector_cycles
+from dbpim.model.spec import input_bits
 
 __all__ = ["MacroResult", "gather", "run_macro"]
 

@@ -21,9 +21,9 @@ import math
 
 import numpy as np
 
-from model.layer import PRODUCT_MAX, weights_of
-from model.program import PROGRAM_SINCE, RUNNABLE
-from model.spec import input_range
+from dbpim.model.layer import PRODUCT_MAX, weights_of
+from dbpim.model.program import PROGRAM_SINCE, RUNNABLE
+from dbpim.model.spec import input_range
 
 __all__ = ["PredictError", "Predictor", "predict", "run_artifact", "DEFAULT_BATCH"]
 

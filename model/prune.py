@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model._check import check_finite
+from dbpim.model._check import check_finite
 
 __all__ = ["block_mask", "expand_mask", "n_groups"]
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model import fta, prune
-from model._check import check_finite
-from model.spec import WEIGHT_MAX
+from dbpim.model import fta, prune
+from dbpim.model._check import check_finite
+from dbpim.model.spec import WEIGHT_MAX
 
 __all__ = ["QuantLayer", "channel_scale", "group_size_for", "prune_quantize"]
 

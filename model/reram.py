@@ -38,9 +38,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model._check import as_int_array
-from model.quant import channel_scale
-from model.spec import WEIGHT_MAX, WEIGHT_MIN
+from dbpim.model._check import as_int_array
+from dbpim.model.quant import channel_scale
+from dbpim.model.spec import WEIGHT_MAX, WEIGHT_MIN
 
 __all__ = ["MAG_BITS", "EraBs", "OuShare", "int8_weights", "n_slices", "magnitude_slices", "nonzero_slices", "sme_pattern",
            "exponent_quantize", "bit_flip", "era_bs", "prune_segments", "segment_view", "ou_blocks", "ou_share", "share_project",

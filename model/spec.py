@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from model._check import as_int_array, check_range
+from dbpim.model._check import as_int_array, check_range
 
 __all__ = [
     # number formats

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from model.prune import expand_mask
-from model.reram import int8_weights
-from model.spec import DIGIT_BITS, WEIGHT_BITS
-from sim_bench import reram
-from sim_bench.perf import PerfError, evaluate_network, spec_from_record, specs_from_artifact
-from sim_bench.report import _write_csv, write_json
+from dbpim.model.prune import expand_mask
+from dbpim.model.reram import int8_weights
+from dbpim.model.spec import DIGIT_BITS, WEIGHT_BITS
+from dbpim.sim_bench import reram
+from dbpim.sim_bench.perf import PerfError, evaluate_network, spec_from_record, specs_from_artifact
+from dbpim.sim_bench.report import _write_csv, write_json
 
 __all__ = ["Row", "uses_float", "reram_weights", "reram_rows", "dbpim_rows", "compare_network", "format_table", "write_outputs", "COLUMNS"]
 
@@ -207,7 +207,7 @@ def format_table(rows: list[Row]) -> str:
 
 def _plot(rows: list[Row], path: Path) -> None:
     """Speedup and energy gain of each scheme over its technology's dense baseline, per network."""
-    from model.plots import legend_outside, pyplot, save_figure
+    from dbpim.model.plots import legend_outside, pyplot, save_figure
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
     nets = list(dict.fromkeys(r.network for r in rows))

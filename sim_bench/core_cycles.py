@@ -23,7 +23,7 @@ def one_core(cfg):
 
 def one_core_run_pixels(rec, cfg) -> int:
     """Output pixels per pixel run that the performance model gives the layer on one core."""
-    from sim_bench.perf import pixels_per_run, spec_from_record
+    from dbpim.sim_bench.perf import pixels_per_run, spec_from_record
     spec = spec_from_record(rec)
     f_max = max([len(f.filters) for f in spec.filter_tiles] + [1])
     return pixels_per_run(one_core(cfg), spec.vectors, 1, float(f_max))
@@ -40,7 +40,7 @@ def layer_cycles_one_core(rec, cfg) -> np.ndarray:
     ValueError
         The record has no recorded inputs.
     """
-    from sim_bench.perf import evaluate_layer, spec_from_record
+    from dbpim.sim_bench.perf import evaluate_layer, spec_from_record
     if rec.im2col_inputs() is None:
         raise ValueError(f"{rec.name}: no recorded inputs (x) in the artifact")
     lp = evaluate_layer(spec_from_record(rec), one_core(cfg), ("dbpim",))

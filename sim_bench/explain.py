@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from model.simd import MAC_OPS, OP_COST
+from dbpim.model.simd import MAC_OPS, OP_COST
 
 __all__ = ["OP_WHAT", "simd_op_rows", "signed_input_notes", "slower_than_dense_notes", "layer_notes",
            "explain_markdown", "SIGNED_SKIP_WHY"]

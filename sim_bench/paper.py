@@ -30,12 +30,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from model.outdir import check_output, output_dir
-from model.plots import legend_outside, pyplot, save_figure
-from sim_bench.perf import MECHANISMS, evaluate_network, specs_from_artifact
-from sim_bench.report import (PAPER, BenchError, _write_csv, check_macro, format_summary, markdown, paper_key,
+from dbpim.model.outdir import check_output, output_dir
+from dbpim.model.plots import legend_outside, pyplot, save_figure
+from dbpim.sim_bench.perf import MECHANISMS, evaluate_network, specs_from_artifact
+from dbpim.sim_bench.report import (PAPER, BenchError, _write_csv, check_macro, format_summary, markdown, paper_key,
                               plot_mechanisms, plot_time_breakdown, weights_label, write_json, write_report)
-from sim_bench.weight_stats import network_weight_stats, weight_stats_markdown
+from dbpim.sim_bench.weight_stats import network_weight_stats, weight_stats_markdown
 
 __all__ = ["run_paper", "network_row", "table3_rows", "table2_rows", "fig11_rows", "fig12_rows",
            "FIG11_SPARSITY"]
@@ -95,7 +95,7 @@ def fig12_rows(nets) -> list[dict]:
 def fig11_rows(artifacts, cfg, sparsities=FIG11_SPARSITY, engine: str = "ray", workers: int = 2,
                address: str | None = None, progress: bool = True, labels: dict | None = None) -> list[dict]:
     """Fig. 11: value + bit-level weight sparsity, input skipping off, std/pw-conv and FC layers only."""
-    from sim_bench.sweep import run_points
+    from dbpim.sim_bench.sweep import run_points
     m = cfg.macro
     pts = [(str(a), cfg, float(s), m.phi_max, (m.n_comp, m.n_col, m.n_row))
            for a in artifacts for s in sparsities]
@@ -152,7 +152,7 @@ def run_paper(arts, hw, out="build/paper", plots: bool = True, verbose: bool = T
     fig11 : list of model.artifact.Artifact
         Networks (with float weights) re-pruned at ``fig11_sparsity`` for Fig. 11.
     """
-    from model import limits
+    from dbpim.model import limits
     if not arts:
         raise BenchError("artifacts: give at least one artifact")
     for a in list(arts) + list(fig11):

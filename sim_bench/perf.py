@@ -48,14 +48,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model import core_timing as ct
-from model.compile import FilterTile, group_runs, pack_columns
-from model.config import EnergyConfig, HwConfig
-from model.core_timing import filter_tiles_of
-from model.cycles import POPCOUNT8, cell_row_popcounts_flat, input_beats
-from model.prune import n_groups
-from model.derived import Derived
-from model.spec import CORE_LATENCY, DENSE_COLS_PER_WEIGHT, DIGIT_BITS, input_bits, pipeline_latency
+from dbpim.model import core_timing as ct
+from dbpim.model.compile import FilterTile, group_runs, pack_columns
+from dbpim.model.config import EnergyConfig, HwConfig
+from dbpim.model.core_timing import filter_tiles_of
+from dbpim.model.cycles import POPCOUNT8, cell_row_popcounts_flat, input_beats
+from dbpim.model.prune import n_groups
+from dbpim.model.derived import Derived
+from dbpim.model.spec import CORE_LATENCY, DENSE_COLS_PER_WEIGHT, DIGIT_BITS, input_bits, pipeline_latency
 
 __all__ = ["MECHANISMS", "MECH_LABELS", "COMPONENTS", "MACRO_COMPONENTS", "LayerSpec", "LayerPerf", "MechPerf",
            "NetworkPerf", "spec_from_record", "specs_from_artifact", "evaluate_layer", "evaluate_network",

@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from model import jsonio
-from model.config import EnergyConfig
-from model.outdir import check_output, output_dir
-from model.plots import legend_outside, pyplot as _plt, save_figure
-from sim_bench.explain import SIGNED_SKIP_WHY, explain_markdown, layer_notes, simd_op_rows
-from sim_bench.perf import (MACRO_COMPONENTS, MECH_LABELS, MECHANISMS, BenchError, NetworkPerf, evaluate_network,
+from dbpim.model import jsonio
+from dbpim.model.config import EnergyConfig
+from dbpim.model.outdir import check_output, output_dir
+from dbpim.model.plots import legend_outside, pyplot as _plt, save_figure
+from dbpim.sim_bench.explain import SIGNED_SKIP_WHY, explain_markdown, layer_notes, simd_op_rows
+from dbpim.sim_bench.perf import (MACRO_COMPONENTS, MECH_LABELS, MECHANISMS, BenchError, NetworkPerf, evaluate_network,
                             peak_geometry, peak_tops, specs_from_artifact)
 
 __all__ = ["run_report", "evaluate_artifact", "check_macro", "format_summary", "format_notes", "write_report", "demo",

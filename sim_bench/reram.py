@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from model import reram
-from model.spec import input_bits
+from dbpim.model import reram
+from dbpim.model.spec import input_bits
 
 __all__ = ["ReramConfig", "Mapping", "SCHEMES", "SCHEME_LABELS", "map_dense", "map_sme", "map_era_bs",
            "map_sharing", "map_layer", "layer_cost", "input_activity", "era_bs_input_bits", "transformed_weights"]

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from model.outdir import check_output, output_dir
-from model.plots import legend_outside, pyplot, save_figure
-from sim_bench.report import BenchError, _write_csv, write_json
+from dbpim.model.outdir import check_output, output_dir
+from dbpim.model.plots import legend_outside, pyplot, save_figure
+from dbpim.sim_bench.report import BenchError, _write_csv, write_json
 
 __all__ = ["run_sweep", "run_points", "workload", "workload_from_artifact", "point_row",
            "ENGINES"]
@@ -47,7 +47,7 @@ def _float_source(rec) -> str:
     if rec.w_float is None:
         return "dequantized FTA (approximate)"
     c = rec.compiled
-    from model.prune import expand_mask
+    from dbpim.model.prune import expand_mask
     pruned = ~expand_mask(c.mask, c.N, c.group_size)
     if pruned.any() and not np.any(rec.w_float[pruned]):
         return "float, pruned at the artifact's sparsity"
@@ -56,8 +56,8 @@ def _float_source(rec) -> str:
 
 def workload_from_artifact(path):
     """(network, float layers, float-weight source, artifact block sparsity) of an artifact."""
-    from model.artifact import ArtifactError, load
-    from sim_bench.synth import FloatLayer
+    from dbpim.model.artifact import ArtifactError, load
+    from dbpim.sim_bench.synth import FloatLayer
     try:
         art = load(path, check_tiles=False)
     except ArtifactError as e:
@@ -80,7 +80,7 @@ def workload(name: str):
     """(network, float layers, float-weight source, source sparsity) of a workload name or artifact; cached per process."""
     if name in _CACHE:
         return _CACHE[name]
-    from sim_bench import synth
+    from dbpim.sim_bench import synth
     if name == "digits":
         w = ("digits-mlp", synth.mlp_digits(), "float (unpruned)", 0.0)
     elif name in ("resnet18-cifar", "resnet18-imagenet"):
@@ -111,9 +111,9 @@ def _below_pruned(wl: str, sparsity: float) -> str | None:
 
 def point_row(wl: str, hw, sparsity: float, phi_max: int, geom) -> dict:
     """Evaluate one sweep point on ``hw`` (an HwConfig); a row of ``sweep.csv`` (or ``{"error": ...}``)."""
-    from model.config import ConfigError
-    from sim_bench import synth
-    from sim_bench.perf import MECHANISMS, evaluate_network
+    from dbpim.model.config import ConfigError
+    from dbpim.sim_bench import synth
+    from dbpim.sim_bench.perf import MECHANISMS, evaluate_network
     cfg = hw
     n_comp, n_col, n_row = geom
     try:
@@ -216,7 +216,7 @@ def run_sweep(workload_name, hw, sparsities=(0.0, 0.25, 0.5, 0.75), phi_maxes=(1
     ``sparsities`` lie in [0, 1], ``phi_maxes`` in [1, the macro's limit]
     (:mod:`model.limits`); a bad one is a one-line :class:`BenchError` naming the field.
     """
-    from model import limits
+    from dbpim.model import limits
     workload(workload_name)  # validate (and fail) early, in this process
     inputs = [p for p in [hw.path] if p] + ([workload_name] if Path(workload_name).is_dir() else [])
     sparsities = [limits.SPARSITY_CLOSED.check("sparsity", s, exc=BenchError) for s in sparsities]

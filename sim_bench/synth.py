@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.layer import conv_out_size, im2col
-from model.quant import prune_quantize
-from model.spec import input_bits
-from sim_bench.perf import LayerSpec
+from dbpim.model.layer import conv_out_size, im2col
+from dbpim.model.quant import prune_quantize
+from dbpim.model.spec import input_bits
+from dbpim.sim_bench.perf import LayerSpec
 
 __all__ = ["FloatLayer", "resnet18", "resnet18_shapes", "resnet50_shapes", "network", "SHAPES", "specs_of",
            "mlp_digits", "digits_real_layers"]
@@ -160,7 +160,7 @@ def mlp_digits(seed: int = 0, n_samples: int = 8) -> list[FloatLayer]:
     The inputs of the second layer are the first layer's real outputs on the
     paper macro (:func:`model.examples.real_layers`).
     """
-    from model.config import MacroConfig
+    from dbpim.model.config import MacroConfig
     out = []
     for rl in digits_real_layers(MacroConfig(), n_samples=n_samples, seed=seed):
         out.append(FloatLayer(name=rl.name, kind="linear", W=rl.w_float.astype(np.float64), x=rl.x))
@@ -193,6 +193,6 @@ def digits_real_layers(macro, n_samples: int = 8, seed: int = 0):
     """``model.examples.real_layers(macro, n_samples=..., seed=...)``, cached per process (training takes seconds)."""
     key = (macro, n_samples, seed)
     if key not in _DIGITS:
-        from model import examples
+        from dbpim.model import examples
         _DIGITS[key] = examples.real_layers(macro, n_samples=n_samples, seed=seed)
     return _DIGITS[key]

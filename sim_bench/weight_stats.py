@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from model import csd
-from model.spec import N_BLOCKS, WEIGHT_MAX, WEIGHT_MIN
+from dbpim.model import csd
+from dbpim.model.spec import N_BLOCKS, WEIGHT_MAX, WEIGHT_MIN
 
 __all__ = ["layer_weight_stats", "network_weight_stats", "weight_stats_markdown", "NNZ_MAX"]
 

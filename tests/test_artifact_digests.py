@@ -8,9 +8,9 @@ import shutil
 import pytest
 import yaml
 
-from model import artifact, examples
-from model.artifact import ArtifactError
-from model.config import HwConfig, load_config
+from dbpim.model import artifact, examples
+from dbpim.model.artifact import ArtifactError
+from dbpim.model.config import HwConfig, load_config
 
 SMALL = load_config("small")
 

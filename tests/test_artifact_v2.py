@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import yaml
 
-from model import artifact, examples, simd
-from model import layer as L
-from model.compile import compile_layer
-from model.config import load_config
-from model.fta import quantize
+from dbpim.model import artifact, examples, simd
+from dbpim.model import layer as L
+from dbpim.model.compile import compile_layer
+from dbpim.model.config import load_config
+from dbpim.model.fta import quantize
 
 SMALL = load_config("small").macro
 

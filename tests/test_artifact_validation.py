@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import yaml
 
-from model import artifact, examples
-from model.compile import compile_layer
-from model.config import load_config
-from model.layer import conv_out_size
-from model.quant import prune_quantize
+from dbpim.model import artifact, examples
+from dbpim.model.compile import compile_layer
+from dbpim.model.config import load_config
+from dbpim.model.layer import conv_out_size
+from dbpim.model.quant import prune_quantize
 
 BAD_VALUES = [None, True, False, -1, 0, 1, 2**70, 1.5, float("nan"), "x", "", "../../../../etc/passwd", [], [1],
               [3], [-1, 3], [1.5, 2], [0, 0, 0], ["a"], {}, {"a": 1}]

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from model import blocks, csd, spec
-from model.config import MacroConfig
-from model.macro import run_macro
-from model.spec import input_bits
+from dbpim.model import blocks, csd, spec
+from dbpim.model.config import MacroConfig
+from dbpim.model.macro import run_macro
+from dbpim.model.spec import input_bits
 
 
 def test_lpu_truth_table():
@@ -67,7 +67,7 @@ def test_pack_errors():
 def test_layouts_match_amaranth():
     amaranth = pytest.importorskip("amaranth")  # noqa: F841
     from amaranth.hdl import Shape
-    from hw.common import layout_from_fields
+    from dbpim.hw.common import layout_from_fields
     f = spec.macro_out_fields(16, 16, 16, 8)
     lay = layout_from_fields(f)
     assert Shape.cast(lay).width == sum(w * (n or 1) for _, w, n, _ in f)
@@ -81,7 +81,7 @@ def test_layouts_match_amaranth():
 @pytest.mark.parametrize("signed", [False, True])
 def test_blocks_compose_to_run_macro(signed):
     """IPU -> DBMU/LPU -> adder tree -> accumulator equals model.macro.run_macro."""
-    from verif.tiles import random_tiles, vectors_for
+    from dbpim.verif.tiles import random_tiles, vectors_for
     mc = MacroConfig(n_comp=4, n_col=4, n_row=4, in_bits=8, phi_max=2, lanes=2, pipeline=False)
     rng = np.random.default_rng(5)
     tile = random_tiles(mc, rng)[0]

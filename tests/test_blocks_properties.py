@@ -3,7 +3,7 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from model import blocks, csd, spec
+from dbpim.model import blocks, csd, spec
 
 seeds = st.integers(0, 2**32 - 1)
 

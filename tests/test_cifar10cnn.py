@@ -11,8 +11,8 @@ import torch
 
 h5py = pytest.importorskip("h5py")
 
-from model.torch import keras_h5  # noqa: E402
-from model.torch.keras_h5 import KerasH5Error, dense_from_nhwc, keras_layers, keras_weights  # noqa: E402
+from dbpim.model.torch import keras_h5  # noqa: E402
+from dbpim.model.torch.keras_h5 import KerasH5Error, dense_from_nhwc, keras_layers, keras_weights  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -164,13 +164,13 @@ def test_missing_package_or_bad_file_is_one_line(monkeypatch, tmp_path):
 def test_one_trained_layer_through_the_performance_model(net):
     """The ported conv2d_3 (K = 1152, N = 128) pruned and FTA-quantized, its weight statistics and its
     modelled Fig. 11 speedup (value + bit-level weights, input skipping off) at 0 and 50 % block sparsity."""
-    from model import csd
-    from model.artifact import LayerRecord
-    from model.compile import compile_layer
-    from model.config import load_config
-    from model.quant import prune_quantize
-    from sim_bench.perf import LayerSpec, evaluate_layer
-    from sim_bench.weight_stats import layer_weight_stats
+    from dbpim.model import csd
+    from dbpim.model.artifact import LayerRecord
+    from dbpim.model.compile import compile_layer
+    from dbpim.model.config import load_config
+    from dbpim.model.quant import prune_quantize
+    from dbpim.sim_bench.perf import LayerSpec, evaluate_layer
+    from dbpim.sim_bench.weight_stats import layer_weight_stats
 
     cfg = load_config("paper")
     m = net.layers.conv2d_3
@@ -197,8 +197,8 @@ def test_one_trained_layer_through_the_performance_model(net):
 
 
 def test_reports_label_the_trained_network_and_its_control():
-    from sim_bench.perf import NetworkPerf
-    from sim_bench.report import network_note, weights_label
+    from dbpim.sim_bench.perf import NetworkPerf
+    from dbpim.sim_bench.report import network_note, weights_label
     assert weights_label({"trained_on": "CIFAR-10"}) == "trained (CIFAR-10)"
     assert weights_label({"untrained": True, "control_of": "x"}) == "untrained"
     assert weights_label({}) == "trained (data not recorded)"
@@ -215,11 +215,11 @@ def test_network_weight_stats_and_markdown(net):
     """Whole-network phi histogram and the Weights section, on two small records (no export)."""
     from types import SimpleNamespace
 
-    from model.artifact import LayerRecord
-    from model.compile import compile_layer
-    from model.config import load_config
-    from model.quant import prune_quantize
-    from sim_bench.weight_stats import network_weight_stats, weight_stats_markdown
+    from dbpim.model.artifact import LayerRecord
+    from dbpim.model.compile import compile_layer
+    from dbpim.model.config import load_config
+    from dbpim.model.quant import prune_quantize
+    from dbpim.sim_bench.weight_stats import network_weight_stats, weight_stats_markdown
 
     cfg = load_config("paper")
     recs = []

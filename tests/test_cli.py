@@ -201,10 +201,10 @@ def test_training_logs_every_epoch(caplog):
     torch = pytest.importorskip("torch")
     import logging
 
-    from model.torch.train import train
-    from model.torch.zoo import get_model
+    from dbpim.model.torch.train import train
+    from dbpim.model.torch.zoo import get_model
     x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))
-    with caplog.at_level(logging.INFO, logger="model.torch.train"):
+    with caplog.at_level(logging.INFO, logger="dbpim.model.torch.train"):
         train(get_model("smallcnn", 10, width=0.25), x, y, epochs=2, batch_size=8, desc="t")
     lines = [r.getMessage() for r in caplog.records]
     assert [ln.split(",")[0] for ln in lines] == ["t: epoch 1/2", "t: epoch 2/2"], lines
@@ -212,7 +212,7 @@ def test_training_logs_every_epoch(caplog):
 
 def test_demo_sparsity_reaches_every_stage(tmp_path, capsys, monkeypatch):
     pytest.importorskip("torch")
-    from model.torch import flow
+    from dbpim.model.torch import flow
     seen = {}
 
     def fake_demo(hw, out, sparsity, **k):
@@ -237,7 +237,7 @@ def test_sigterm_is_one_line_and_143(tmp_path, monkeypatch, capsys):
     import signal
 
     from dbpim import demo
-    from model.outdir import Interrupted
+    from dbpim.model.outdir import Interrupted
 
     def terminated(*a, **k):
         raise Interrupted(signal.SIGTERM)
@@ -248,9 +248,9 @@ def test_sigterm_is_one_line_and_143(tmp_path, monkeypatch, capsys):
 
 def test_bench_reads_the_hardware_recorded_in_the_artifact(tmp_path, capsys):
     """No --hw: the artifact's own configuration (small here; the default used to be paper, a wrong macro)."""
-    from model import artifact
-    from model.config import load_config
-    from model.examples import real_layers, to_records
+    from dbpim.model import artifact
+    from dbpim.model.config import load_config
+    from dbpim.model.examples import real_layers, to_records
     hw = load_config("small")
     art = artifact.save(tmp_path / "art", "digits", hw.macro, to_records(real_layers(hw.macro)), hw=hw)
     assert cli.main(["bench", "--artifact", str(art), "--no-plots", "--out", str(tmp_path / "b")]) == 0
@@ -264,7 +264,7 @@ def test_bench_reads_the_hardware_recorded_in_the_artifact(tmp_path, capsys):
 def test_every_user_error_type_exists_where_named(module, name):
     """The one-line error types are matched by module and name: each must be defined there (no drift)."""
     import importlib
-    if module.startswith("model.torch"):
+    if module.startswith("dbpim.model.torch"):
         pytest.importorskip("torch")
     cls = getattr(importlib.import_module(module), name)
     assert cls.__module__ == module and issubclass(cls, ValueError)

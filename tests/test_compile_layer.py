@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from model import compile as C, csd, cycles, fta, layer as L, macro as M, prune, spec
-from model.config import MacroConfig, load_config
+from dbpim.model import compile as C, csd, cycles, fta, layer as L, macro as M, prune, spec
+from dbpim.model.config import MacroConfig, load_config
 
 
 def make_layer(rng, K, N, macro, sparsity=0.5, scale=40.0, G=None):
@@ -178,11 +178,11 @@ def test_run_layer_beyond_int32_is_exact_int64(w_value, x_value, signed):
 
 def test_tile_arrays_round_trip():
     """Tile.to_arrays / from_arrays (one tile, and stacked as in the artifact) give the same tile back."""
-    from model.compile import TILE_ARRAYS, CompiledLayer, Tile
+    from dbpim.model.compile import TILE_ARRAYS, CompiledLayer, Tile
     macro = MacroConfig(n_comp=4, n_col=4, n_row=4, phi_max=2, lanes=2)
     rng = np.random.default_rng(0)
     K, N = 40, 6
-    from model.quant import prune_quantize
+    from dbpim.model.quant import prune_quantize
     q = prune_quantize(rng.normal(0, 30, (K, N)), macro, 0.3, scale=1.0)
     w, phi, mask = q.w, q.phi, q.mask
     comp = C.compile_layer(w, phi, mask, macro)

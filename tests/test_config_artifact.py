@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import yaml
 
-from model import artifact, examples
-from model.config import ConfigError, load_config
+from dbpim.model import artifact, examples
+from dbpim.model.config import ConfigError, load_config
 
 
 def test_shipped_configs():

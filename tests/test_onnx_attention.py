@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from model.torch.data import load_digits
+from dbpim.model.torch.data import load_digits
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -89,7 +89,7 @@ CASES = [(k, bf, dyn) for k in ("mha", "encoder") for bf in (True, False) for dy
 
 @pytest.mark.parametrize("kind, batch_first, dynamo", CASES)
 def test_imported_graph_equals_the_module_and_onnxruntime(tmp_path, kind, batch_first, dynamo):
-    from model.torch.onnx_import import load_onnx
+    from dbpim.model.torch.onnx_import import load_onnx
     net = _net(kind, batch_first)
     f = _export(net, tmp_path / "net.onnx", dynamo)
     gm = load_onnx(f)
@@ -107,7 +107,7 @@ def test_imported_graph_equals_the_module_and_onnxruntime(tmp_path, kind, batch_
 @pytest.mark.parametrize("kind", ["mha", "encoder"])
 def test_static_export_follows_the_batch(tmp_path, kind):
     """A legacy export with a fixed batch of 2 (the batch baked into every Reshape) runs on any batch."""
-    from model.torch.onnx_import import load_onnx
+    from dbpim.model.torch.onnx_import import load_onnx
     net = _net(kind, False)
     gm = load_onnx(_export(net, tmp_path / "s.onnx", dynamo=False, dynamic_batch=False))
     for b in (1, 3):
@@ -131,7 +131,7 @@ class MaskedMHANet(MHANet):
 def test_legacy_variants(tmp_path):
     """Opset 16 (LayerNorm and GELU written out as ReduceMean/Sub/Pow/Sqrt/Div and Erf) and the
     attention-weights path with a mask (batch merged with the heads, B * H)."""
-    from model.torch.onnx_import import load_onnx
+    from dbpim.model.torch.onnx_import import load_onnx
     torch.manual_seed(0)
     for net, kw in ((_net("encoder", False), {"opset_version": 16}), (MaskedMHANet().eval(), {})):
         f = tmp_path / "v.onnx"
@@ -148,7 +148,7 @@ def test_legacy_variants(tmp_path):
 
 
 def test_fixed_batch_of_one_is_refused_with_a_hint(tmp_path):
-    from model.torch.onnx_import import OnnxImportError, load_onnx
+    from dbpim.model.torch.onnx_import import OnnxImportError, load_onnx
     f = tmp_path / "b1.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -159,7 +159,7 @@ def test_fixed_batch_of_one_is_refused_with_a_hint(tmp_path):
 
 
 def test_norm_first_encoder(tmp_path):
-    from model.torch.onnx_import import load_onnx
+    from dbpim.model.torch.onnx_import import load_onnx
     net = _net("encoder", True, norm_first=True)
     gm = load_onnx(_export(net, tmp_path / "nf.onnx", dynamo=False))
     x = torch.randn(3, SEQ, FEAT)
@@ -170,7 +170,7 @@ def test_norm_first_encoder(tmp_path):
 def test_unsupported_op_is_one_line_naming_it(tmp_path):
     from onnx import TensorProto, helper
 
-    from model.torch.onnx_import import OnnxImportError, load_onnx
+    from dbpim.model.torch.onnx_import import OnnxImportError, load_onnx
     g = helper.make_graph([helper.make_node("Relu", ["x"], ["r"], name="act"),
                            helper.make_node("TopK", ["r", "k"], ["v", "i"], name="pick", axis=-1)], "g",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 6])],
@@ -185,7 +185,7 @@ def test_unsupported_op_is_one_line_naming_it(tmp_path):
 
 
 def test_dynamic_sequence_needs_the_sample_shape(tmp_path):
-    from model.torch.onnx_import import OnnxImportError, load_onnx
+    from dbpim.model.torch.onnx_import import OnnxImportError, load_onnx
     net = _net("mha", True)
     pytest.importorskip("onnxscript")
     f = tmp_path / "seq.onnx"  # the legacy exporter bakes the sequence length into MHA's reshapes
@@ -223,7 +223,7 @@ def compile_onnx(f, data, out) -> dict:
 @pytest.mark.parametrize("kind, batch_first, dynamo", [("mha", True, False), ("mha", False, True),
                                                         ("encoder", False, False), ("encoder", True, True)])
 def test_flow_compiles_attention_bit_exact(tmp_path, tokens, kind, batch_first, dynamo):
-    from model import artifact as gart
+    from dbpim.model import artifact as gart
     f = _export(_net(kind, batch_first), tmp_path / f"{kind}.onnx", dynamo)
     rep = compile_onnx(f, tokens, tmp_path / "out")
     mapped = [r["name"] for r in rep["layers"] if not r["passed_through"]]

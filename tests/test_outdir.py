@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from model.outdir import MARKER, OutputError, check_output, output_dir, write_file
+from dbpim.model.outdir import MARKER, OutputError, check_output, output_dir, write_file
 
 
 def _write(folder, files: dict):

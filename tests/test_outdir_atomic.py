@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from model import outdir
-from model.outdir import BACKUP_TAG, MARKER, STAGE_TAG, Interrupted, OutputError, output_dir, recover, write_file
+from dbpim.model import outdir
+from dbpim.model.outdir import BACKUP_TAG, MARKER, STAGE_TAG, Interrupted, OutputError, output_dir, recover, write_file
 
 OLD = {"a.txt": "old a", "gone.txt": "only in the old run", "d/b.txt": "old b", "d/e/deep.txt": "old deep"}
 NEW = {"a.txt": "new a", "d/c.txt": "new c", "n/m.txt": "new m"}
@@ -222,7 +222,7 @@ def test_sigterm_in_process_removes_the_stage_and_restores_the_handler(tmp_path)
 _CHILD = """
 import sys, time
 from pathlib import Path
-from model.outdir import output_dir
+from dbpim.model.outdir import output_dir
 with output_dir(sys.argv[1], "cmd") as stage:
     (stage / "a.txt").write_text("new a")
     (stage / "big").mkdir()

@@ -8,15 +8,15 @@ import torch
 from torch import nn
 
 from dbpim import paper_nets
-from model import artifact as gart
-from model.artifact import ArtifactError
-from model.config import load_config
-from model.prune import expand_mask
-from model.torch.export import _w_float
-from model.torch.prune import apply_masks, weight_kn
-from model.torch.qat import QLayer
-from model.torch.zoo import get_model
-from sim_bench import sweep
+from dbpim.model import artifact as gart
+from dbpim.model.artifact import ArtifactError
+from dbpim.model.config import load_config
+from dbpim.model.prune import expand_mask
+from dbpim.model.torch.export import _w_float
+from dbpim.model.torch.prune import apply_masks, weight_kn
+from dbpim.model.torch.qat import QLayer
+from dbpim.model.torch.zoo import get_model
+from dbpim.sim_bench import sweep
 
 torch.set_num_threads(2)
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import yaml
 
-from model import artifact as gart
-from model import program as gprog
-from model.layer import run_layer
-from model.predict import PredictError, Predictor, run_artifact
+from dbpim.model import artifact as gart
+from dbpim.model import program as gprog
+from dbpim.model.layer import run_layer
+from dbpim.model.predict import PredictError, Predictor, run_artifact
 
 torch = pytest.importorskip("torch")
 
@@ -29,8 +29,8 @@ NETWORKS = {
 
 def _compile(name: str, out) -> dict:
     """Run the flow on :data:`NETWORKS` ``name``; the report plus the frozen network's test logits."""
-    from model.config import load_config
-    from model.torch.flow import FlowOptions, run_flow
+    from dbpim.model.config import load_config
+    from dbpim.model.torch.flow import FlowOptions, run_flow
     torch.set_num_threads(2)
     seen = {}
 
@@ -203,7 +203,7 @@ def test_builder_marks_what_it_cannot_express():
     import torch.fx as fx
     from torch import nn
 
-    from model.torch.program import network_program
+    from dbpim.model.torch.program import network_program
     gm = fx.symbolic_trace(nn.Sequential(nn.ReLU(), nn.Sigmoid(), nn.ReLU()))
     prog = network_program(gm, torch.randn(2, 3, 4), [])
     assert [o["op"] for o in prog["ops"]] == ["input", "clamp", "unsupported", "unsupported"]

@@ -27,7 +27,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from conftest import _save_digits_artifact  # noqa: E402
 from dbpim import cli  # noqa: E402
-from model.config import CONFIG_DIR  # noqa: E402
+from dbpim.model.config import CONFIG_DIR  # noqa: E402
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=False,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from model import prune
+from dbpim.model import prune
 
 
 def test_lowest_blocks_pruned_with_index_ties():

@@ -23,7 +23,7 @@ import pytest
 
 from dbpim import cli, demo_figures as F
 from dbpim.demo import DemoError, SUMMARY, run_demo
-from model.config import load_config
+from dbpim.model.config import load_config
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 #: The README's demo options (the command's defaults).

@@ -14,11 +14,11 @@ import pytest
 pytest.importorskip("amaranth")
 pytest.importorskip("systemrdl")
 import yaml  # noqa: E402
-from hw.core import PIMCore  # noqa: E402
-from hw.generate import generate  # noqa: E402
-from model import spec  # noqa: E402
-from model.config import load_config  # noqa: E402
-from verif.tb import run_amaranth  # noqa: E402
+from dbpim.hw.core import PIMCore  # noqa: E402
+from dbpim.hw.generate import generate  # noqa: E402
+from dbpim.model import spec  # noqa: E402
+from dbpim.model.config import load_config  # noqa: E402
+from dbpim.verif.tb import run_amaranth  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
@@ -149,7 +149,7 @@ def _tie_off_instance(core: dict, inst: str) -> str:
 def test_two_design_points_elaborate_together(tmp_path):
     """small and paper, generated with prefixes, in ONE Verilator lint with a top instantiating both:
     no module name is defined twice."""
-    from hw.tools import VerilatorNotFound, verilator_env
+    from dbpim.hw.tools import VerilatorNotFound, verilator_env
 
     try:
         verilator = verilator_env()
@@ -175,7 +175,7 @@ def test_two_design_points_elaborate_together(tmp_path):
 def test_fusesoc_core_file_lints_offline(tmp_path):
     """The FuseSoC core file dbpim verilog writes: `fusesoc run --target lint` passes offline (no library, no
     fetch: an empty configuration and its own cache folders), and the sim target sets up."""
-    from hw.tools import VerilatorNotFound, verilator_env
+    from dbpim.hw.tools import VerilatorNotFound, verilator_env
 
     fusesoc = shutil.which("fusesoc") or shutil.which("fusesoc", path=str(Path(sys.executable).parent))
     if fusesoc is None:
@@ -222,9 +222,9 @@ class _RecordingBus:
 def test_driver_sequences():
     """CoreDriver: identity checked (ID, DIGEST of the configuration), the load sequence is model.core.bus_writes,
     START sets CTRL.START, DONE polled, a core that never finishes is an error after max_polls reads."""
-    from model.core import CoreParams, bus_writes, compile_program
-    from model.driver import CoreDriver, DriverError
-    from model.examples import real_layer
+    from dbpim.model.core import CoreParams, bus_writes, compile_program
+    from dbpim.model.driver import CoreDriver, DriverError
+    from dbpim.model.examples import real_layer
 
     hw = load_config("small")
     ok = {spec.CORE_REG["ID"].address: spec.CORE_ID, spec.CORE_REG["DIGEST"].address: spec.digest_word(hw.digest()),
@@ -253,9 +253,9 @@ def test_async_driver_runs_the_rtl():
     CYCLES and the results equal the golden twin's."""
     import numpy as np
 
-    from model.core import CoreParams, compile_program, input_windows, run_core
-    from model.driver import AsyncCoreDriver
-    from model.examples import real_layer
+    from dbpim.model.core import CoreParams, compile_program, input_windows, run_core
+    from dbpim.model.driver import AsyncCoreDriver
+    from dbpim.model.examples import real_layer
 
     hw = load_config("small")
     rl = real_layer(hw.macro)

@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from model.compile import compile_layer
-from model.config import load_config
-from model.quant import prune_quantize
-from model.simd import OP_COST, simd_ops
-from model.torch.flow import accuracy_warnings
-from sim_bench import explain, report
-from sim_bench.perf import LayerSpec, evaluate_network
+from dbpim.model.compile import compile_layer
+from dbpim.model.config import load_config
+from dbpim.model.quant import prune_quantize
+from dbpim.model.simd import OP_COST, simd_ops
+from dbpim.model.torch.flow import accuracy_warnings
+from dbpim.sim_bench import explain, report
+from dbpim.sim_bench.perf import LayerSpec, evaluate_network
 
 
 @pytest.fixture(scope="module")

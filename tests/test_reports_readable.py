@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from model.artifact import load
-from model.config import load_config
-from sim_bench import report, sweep
+from dbpim.model.artifact import load
+from dbpim.model.config import load_config
+from dbpim.sim_bench import report, sweep
 
 REPR = r"\[\d[\d, ]*\]|\{'|\{\"|\bNone\b|\bTrue\b|\bFalse\b|np\.\w+\("
 
@@ -72,7 +72,7 @@ def test_plots_keep_legends_off_the_data_and_write_units(art_no_inputs, tmp_path
 
 def test_compile_plots_keep_legends_off_the_data(tmp_path, figures):
     pytest.importorskip("torch")
-    from model.torch import flow
+    from dbpim.model.torch import flow
     layers = [{"name": f"l{i}", "passed_through": False, "phi_hist": [1, 2, 3], "value_sparsity": 0.5,
                "bit_sparsity": 0.9, "storage_bits_per_weight": 2.0} for i in range(4)]
     assert flow._plots(tmp_path, layers) == ["phi_hist.png", "sparsity.png", "storage.png"]

@@ -7,11 +7,11 @@ import re
 import numpy as np
 import pytest
 
-from model import artifact, reram
-from model.config import load_config
-from model.outdir import MARKER
-from sim_bench import compare as cmp
-from sim_bench import reram as xb
+from dbpim.model import artifact, reram
+from dbpim.model.config import load_config
+from dbpim.model.outdir import MARKER
+from dbpim.sim_bench import compare as cmp
+from dbpim.sim_bench import reram as xb
 
 ALL_INT8 = np.arange(-128, 128).reshape(-1, 1)
 
@@ -305,9 +305,9 @@ def test_compare_accuracy_on_a_compiled_network(tmp_path):
 def test_projected_finetune_trains_a_copy_under_the_constraint(tmp_path):
     import torch
     from flow_helpers import run_flow_kw
-    from model.torch.project import projected_finetune
-    from model.torch.qat import qlayers
-    from model.torch.train import evaluate
+    from dbpim.model.torch.project import projected_finetune
+    from dbpim.model.torch.qat import qlayers
+    from dbpim.model.torch.train import evaluate
     got = {}
 
     def keep(net, data):
@@ -403,9 +403,9 @@ def test_crossbar_pruned_op_is_the_numpy_pruning_then_the_layer(rng, kind):
     threshold of 0 changes nothing."""
     import torch
     from torch import nn
-    from model.layer import im2col
-    from model.torch.project import crossbar_pruned_op
-    from model.torch.qat import QLayer
+    from dbpim.model.layer import im2col
+    from dbpim.model.torch.project import crossbar_pruned_op
+    from dbpim.model.torch.qat import QLayer
     inner = {"conv2d-grouped": nn.Conv2d(6, 4, 3, stride=2, padding=2, dilation=2, groups=2),
              "conv2d": nn.Conv2d(3, 5, (2, 3), padding=(1, 0)), "conv1d": nn.Conv1d(4, 3, 3, padding=1),
              "linear": nn.Linear(13, 4)}[kind]

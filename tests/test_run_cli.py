@@ -22,7 +22,7 @@ def test_run_equals_the_flow_integer_accuracy_on_its_test_samples(real_artifacts
 
 def test_run_reads_an_npz_with_numpy_and_refuses_bad_inputs_in_one_line(real_artifacts, tmp_path, capsys):
     art = real_artifacts[0]
-    from model.torch.data import load_data
+    from dbpim.model.torch.data import load_data
     ds = load_data("digits", 0)
     np.savez(tmp_path / "d.npz", x=ds.x_test.numpy()[:16], y=ds.y_test.numpy()[:16])
     assert cli.main(["run", "--artifact", str(art), "--data", str(tmp_path / "d.npz"),

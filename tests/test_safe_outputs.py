@@ -13,10 +13,10 @@ import tempfile
 import pytest
 
 from dbpim import cli
-from model import artifact, examples
-from model.config import load_config
-from model.outdir import MARKER
-from sim_bench import synth
+from dbpim.model import artifact, examples
+from dbpim.model.config import load_config
+from dbpim.model.outdir import MARKER
+from dbpim.sim_bench import synth
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_make_bench_refuses_foreign_out(tmp_path, capsys):
 
 def test_compile_refuses_foreign_out_before_training(tmp_path, capsys, monkeypatch):
     pytest.importorskip("torch")
-    from model.torch import flow
+    from dbpim.model.torch import flow
 
     def no_training(*a, **k):
         raise AssertionError("trained before checking --out")
@@ -161,7 +161,7 @@ def test_artifact_save_overwrite_keeps_foreign_files(tmp_path):
 
 def test_verilog_manifest_always_matches_the_folder(tmp_path, capsys):
     pytest.importorskip("amaranth")
-    from hw.generate import generate
+    from dbpim.hw.generate import generate
     out = tmp_path / "v"
     generate(load_config("small"), out, blocks=["lpu", "dbmu"])
     (out / MARKER).unlink()  # as a previous version left it: adopted through its manifest
@@ -193,7 +193,7 @@ def test_bad_hw_yaml_is_one_line_in_every_subcommand(art, tmp_path, capsys, cmd,
 
 def test_compile_all_zoo_writes_through_the_helper(tmp_path):
     pytest.importorskip("torch")
-    from model.torch import flow
+    from dbpim.model.torch import flow
     out = tmp_path / "zoo"
     assert flow.run_all_zoo(load_config("small"), out=out, names=()) == {}
     assert sorted(p.name for p in out.iterdir()) == [MARKER, "summary.json"]

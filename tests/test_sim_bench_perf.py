@@ -7,13 +7,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from model import examples, fta, prune
-from model.artifact import LayerRecord
-from model.compile import compile_layer
-from model.config import ConfigError, HwConfig, MacroConfig, SystemConfig, load_config
-from model.layer import im2col, run_layer
-from model.macro import run_macro
-from sim_bench import perf, synth
+from dbpim.model import examples, fta, prune
+from dbpim.model.artifact import LayerRecord
+from dbpim.model.compile import compile_layer
+from dbpim.model.config import ConfigError, HwConfig, MacroConfig, SystemConfig, load_config
+from dbpim.model.layer import im2col, run_layer
+from dbpim.model.macro import run_macro
+from dbpim.sim_bench import perf, synth
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def _roomy(cfg, **system):
 @pytest.mark.parametrize("name,signed,M", [("paper", False, 4), ("paper", True, 3), ("small", False, 2)])
 def test_one_core_equals_the_core_twin(name, signed, M, banks):
     """sim_bench on one core = the golden core twin (model.core.run_core, the RTL's CYCLES) per sample."""
-    from model.core import CoreParams, compile_program, run_core
+    from dbpim.model.core import CoreParams, compile_program, run_core
     cfg = _roomy(load_config(name).replace(core={"tile_banks": banks}), cores=1, macros_per_core=M)
     rec = _conv_record(cfg.macro, signed=signed, cout=19)
     xc = im2col(rec.x, 3, 3, 1, 1)
@@ -104,8 +104,8 @@ def test_one_core_equals_the_core_twin(name, signed, M, banks):
 def test_one_core_with_short_pixel_runs_equals_the_core_twin(banks):
     """A small output buffer shortens the pixel runs: the twin running the same runs counts the same cycles
     (with two tile banks a pixel run's first tile loads during the run before it)."""
-    from model.core import CoreParams, compile_program, run_core
-    from sim_bench.core_cycles import one_core_run_pixels
+    from dbpim.model.core import CoreParams, compile_program, run_core
+    from dbpim.sim_bench.core_cycles import one_core_run_pixels
     cfg = load_config("small").replace(core={"tile_banks": banks})
     cfg = dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, cores=1, output_buffer_kib=0.05,
                                                               dram_bytes_per_cycle=1e12))
@@ -185,9 +185,9 @@ def test_replicate_idle_cores_only_helps():
 def test_one_core_equals_the_core_twin_on_every_real_layer(real_artifacts):
     """Every mapped layer of the demo and the zoo network: sim_bench with one core counts, per recorded
     sample, exactly the cycles of the golden core twin running the layer's program (the RTL's CYCLES)."""
-    from model.artifact import load
-    from model.core import CoreParams, compile_program, run_core
-    from sim_bench.core_cycles import layer_cycles_one_core, one_core_run_pixels
+    from dbpim.model.artifact import load
+    from dbpim.model.core import CoreParams, compile_program, run_core
+    from dbpim.sim_bench.core_cycles import layer_cycles_one_core, one_core_run_pixels
     n = 0
     for cfg in (load_config("small"), load_config("small").replace(core={"tile_banks": 2})):
         for path in real_artifacts:

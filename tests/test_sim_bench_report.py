@@ -11,9 +11,9 @@ import yaml
 
 from dbpim import bench as run_all
 from dbpim.cli import main as dbpim
-from model.artifact import load
-from model.config import load_config
-from sim_bench import paper, report, sweep
+from dbpim.model.artifact import load
+from dbpim.model.config import load_config
+from dbpim.sim_bench import paper, report, sweep
 
 PAPER = load_config("paper")
 

@@ -8,11 +8,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from model.torch.attention import DecomposedMHA, decompose_attention
-from model.torch.data import DataError, as_data, load_npz
+from dbpim.model.torch.attention import DecomposedMHA, decompose_attention
+from dbpim.model.torch.data import DataError, as_data, load_npz
 from dbpim.cli import main as dbpim
-from model.torch.graph import capture, fold_bn
-from model.torch.sources import ModelError, load_model
+from dbpim.model.torch.graph import capture, fold_bn
+from dbpim.model.torch.sources import ModelError, load_model
 
 torch.set_num_threads(2)
 
@@ -112,7 +112,7 @@ def _onnx_file(tmp_path, dynamo):
 @pytest.mark.parametrize("dynamo", [False, True])
 def test_onnx_reader_equals_the_network(tmp_path, dynamo):
     net, f = _onnx_file(tmp_path, dynamo)
-    from model.torch.onnx_import import load_onnx
+    from dbpim.model.torch.onnx_import import load_onnx
     gm = load_onnx(f)
     x = torch.randn(5, 1, 8, 8)
     torch.testing.assert_close(gm(x), net(x), atol=1e-5, rtol=1e-4)

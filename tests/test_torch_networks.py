@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model import artifact as gart
-from model.config import load_config
-from model.torch.data import load_digits
+from dbpim.model import artifact as gart
+from dbpim.model.config import load_config
+from dbpim.model.torch.data import load_digits
 from flow_helpers import run_flow_kw
-from model.torch.flow import FlowError
-from sim_bench.perf import evaluate_network, specs_from_artifact
+from dbpim.model.torch.flow import FlowError
+from dbpim.sim_bench.perf import evaluate_network, specs_from_artifact
 
 torch.set_num_threads(2)
 HW = "small"
@@ -45,7 +45,7 @@ def _check(rep, macs):
     mapped = art.mapped_layers()
     assert mapped and len(rep["integer_check"]) == len(mapped)
     assert all(c["equal"] for c in rep["integer_check"])
-    from model.layer import run_layer
+    from dbpim.model.layer import run_layer
     for layer in mapped:  # recorded inputs go through the golden model (the flow compared the outputs)
         assert run_layer(layer.im2col_inputs().astype(np.int64), layer.compiled, layer.signed_input).out.shape[0] \
             == layer.x.shape[0] * layer.vectors
@@ -232,7 +232,7 @@ def test_onnx_file_from_torch_onnx_export(digits, tmp_path):
     f = tmp_path / "cnn.onnx"
     torch.onnx.export(net, (digits.x_test[:2],), str(f), dynamo=True, dynamic_shapes={"x": {0: "batch"}},
                       verbose=False)
-    from model.torch.onnx_import import load_onnx
+    from dbpim.model.torch.onnx_import import load_onnx
     gm = load_onnx(f)
     sess = ort.InferenceSession(str(f))
     ref = sess.run(None, {sess.get_inputs()[0].name: digits.x_test[:5].numpy()})[0]

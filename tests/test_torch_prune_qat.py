@@ -5,14 +5,14 @@ import pytest
 import torch
 from torch import nn
 
-from model import csd, fta
-from model import prune as gprune
-from model.torch import prune as tprune
-from model.torch import qat as tqat
-from model.torch.flow import Stages
-from model.torch.graph import capture, fold_bn
-from model.torch.train import train
-from model.torch.zoo import get_model
+from dbpim.model import csd, fta
+from dbpim.model import prune as gprune
+from dbpim.model.torch import prune as tprune
+from dbpim.model.torch import qat as tqat
+from dbpim.model.torch.flow import Stages
+from dbpim.model.torch.graph import capture, fold_bn
+from dbpim.model.torch.train import train
+from dbpim.model.torch.zoo import get_model
 
 
 def _captured(net, x, G=4):

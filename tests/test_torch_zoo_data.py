@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.fx as fx
 
-from model.torch.data import DataError, load_cifar, load_data, load_digits, loader
-from model.torch.zoo import MODELS, get_model, input_size
+from dbpim.model.torch.data import DataError, load_cifar, load_data, load_digits, loader
+from dbpim.model.torch.zoo import MODELS, get_model, input_size
 
 torch.set_num_threads(2)
 
@@ -82,7 +82,7 @@ def test_cifar_errors(tmp_path):
         pickle.dump({b"data": np.zeros((2, 10), np.uint8), b"fine_labels": [0, 1]}, f)
     with pytest.raises(DataError, match="3072"):
         load_cifar(tmp_path, "cifar100")
-    with pytest.raises(DataError, match="--data: unknown dataset"):
+    with pytest.raises(DataError, match="^data: unknown dataset"):
         load_data("mnist")
 
 

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 
 from dbpim.cli import main
-from verif import demo as V
+from dbpim.verif import demo as V
 
 
 @pytest.fixture(scope="module")
 def small_artifact(tmp_path_factory):
-    from model import artifact
-    from model.config import load_config
-    from model.examples import real_layers, to_records
+    from dbpim.model import artifact
+    from dbpim.model.config import load_config
+    from dbpim.model.examples import real_layers, to_records
     mc = load_config("small").macro
     path = tmp_path_factory.mktemp("art") / "digits"
     artifact.save(path, "digits", mc, to_records(real_layers(mc)))
@@ -44,8 +44,8 @@ def test_a_mismatch_is_named_and_exits_1(small_artifact, monkeypatch, capsys):
     real = V.run_tiles_rtl
 
     def fake(cases, cfg, verbose=None):
-        from model.macro import run_macro
-        from model.config import load_config
+        from dbpim.model.macro import run_macro
+        from dbpim.model.config import load_config
         mc = load_config("small").macro
         out = []
         for tile, signed, xs in cases:

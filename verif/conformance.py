@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model.compile import Tile
-from model.config import load_config
-from model.core import CoreParams
-from verif.native import _hex_rows, _parse_core, _run, build_native, run_macro_native
+from dbpim.model.compile import Tile
+from dbpim.model.config import load_config
+from dbpim.model.core import CoreParams
+from dbpim.verif.native import _hex_rows, _parse_core, _run, build_native, run_macro_native
 
 __all__ = ["replay"]
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from model import spec
-from model.core import input_windows
-from model.driver import AsyncCoreDriver
+from dbpim.model import spec
+from dbpim.model.core import input_windows
+from dbpim.model.driver import AsyncCoreDriver
 
 __all__ = ["AxiLiteMaster", "load_segment", "run_start", "reset_mid_run", "REGS"]
 

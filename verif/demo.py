@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from model import jsonio
+from dbpim.model import jsonio
 
 __all__ = ["run_macro_rtl", "run_tiles_rtl", "verify_layer", "demo"]
 
 
 def _macro_of(cfg):
-    from model.config import HwConfig, MacroConfig
+    from dbpim.model.config import HwConfig, MacroConfig
     if isinstance(cfg, MacroConfig):
         return cfg
     if isinstance(cfg, HwConfig):
@@ -57,8 +57,8 @@ def run_tiles_rtl(cases, cfg, verbose: bool | None = None):
         The build or the simulation failed (the message names the log file).
     """
     
-    from verif.macro_driver import save_cases
-    from verif.rtl import ROOT, build_block, run_test
+    from dbpim.verif.macro_driver import save_cases
+    from dbpim.verif.rtl import ROOT, build_block, run_test
 
     mc = _macro_of(cfg)
     for _, _, xs in cases:
@@ -70,7 +70,7 @@ def run_tiles_rtl(cases, cfg, verbose: bool | None = None):
     with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
         fin, fout = Path(tmp) / "cases.npz", Path(tmp) / "results.npz"
         save_cases(fin, [(t, s, np.asarray(xs, np.int64)) for t, s, xs in cases])
-        run_test(build, "verif.runner_tb", "macro_run", label="macro_run", verbose=verbose,
+        run_test(build, "dbpim.verif.runner_tb", "macro_run", label="macro_run", verbose=verbose,
                  env={"DBPIM_MACRO": jsonio.dumps(mc.to_dict(), what="DBPIM_MACRO", indent=None), "DBPIM_CASES": str(fin),
                       "DBPIM_RESULTS": str(fout)})
         with np.load(fout) as r:
@@ -95,7 +95,7 @@ def run_macro_rtl(tile, x_vectors, cfg, signed: bool = False, gathered: bool = F
     cycles : ndarray of int64, shape (P,)
         The RTL's cycle counter per vector.
     """
-    from model.macro import gather
+    from dbpim.model.macro import gather
 
     mc = _macro_of(cfg)
     xs = np.asarray(x_vectors)
@@ -106,8 +106,8 @@ def run_macro_rtl(tile, x_vectors, cfg, signed: bool = False, gathered: bool = F
 
 def demo(cfg, layers, out) -> bool:
     """``dbpim demo`` stage 4: the first tile of the first real layer on the RTL vs the golden model."""
-    from model.examples import real_layer
-    from model.macro import run_macro
+    from dbpim.model.examples import real_layer
+    from dbpim.model.macro import run_macro
 
     mc = _macro_of(cfg)
     rl = layers[0] if layers else real_layer(mc)
@@ -138,7 +138,7 @@ def verify_layer(name: str, compiled, x, signed: bool, macro, verbose: bool | No
         ``line`` is the one-line verdict: tiles, vectors and cycles when equal,
         else the first mismatch (tile, vector, slot or cycle count, both values).
     """
-    from model.macro import gather, run_macro
+    from dbpim.model.macro import gather, run_macro
 
     x = np.asarray(x, np.int64)
     cases = [(t, signed, np.stack([gather(t, v) for v in x])) for t in compiled.tiles]

@@ -62,7 +62,7 @@ def formal_config(cfg="small", **core):
     """The configuration a proof runs on: ``cfg`` (name, YAML path or HwConfig) with its core memories
     shrunk (``tile_slots`` 2, ``descriptors`` 2, ``mask_windows`` 4, ``out_pixels`` 2, ``max_row_tiles`` 2,
     one macro; any of them overridden by ``core``): the solver's state, not the handshakes, grows with them."""
-    from model.config import HwConfig, load_config
+    from dbpim.model.config import HwConfig, load_config
     hw = cfg if isinstance(cfg, HwConfig) else load_config(cfg)
     mem = dict(tile_slots=2, descriptors=2, mask_windows=4, out_pixels=2, max_row_tiles=2)
     macros = core.pop("macros", 1)
@@ -116,7 +116,7 @@ class AxiLiteHarness(Elaboratable):
     enough for k-induction to close. Its clock, reset and every input are free."""
 
     def __init__(self, addr_width: int):
-        from hw.axi import AXI4LiteTarget
+        from dbpim.hw.axi import AXI4LiteTarget
         self.dut = AXI4LiteTarget(addr_width=addr_width)
         self.clk, self.rst = Signal(name="clk"), Signal(name="rst")
 
@@ -146,14 +146,14 @@ class CoreHandshakeHarness(Elaboratable):
     """
 
     def __init__(self, hw, covers: bool = False, plant: bool = False, skip=()):
-        from hw.core import PIMCoreAXI
+        from dbpim.hw.core import PIMCoreAXI
         self.covers, self.plant = bool(covers), bool(plant)
         unknown = set(skip) - set(PROPERTIES)
         if unknown:
             raise ValueError(f"skip: unknown properties {sorted(unknown)}; known: {', '.join(PROPERTIES)}")
         self.skip = frozenset(skip)
-        from model.spec import CORE_REG
-        from verif.core_tb import REGS
+        from dbpim.model.spec import CORE_REG
+        from dbpim.verif.core_tb import REGS
         self.dut = PIMCoreAXI.from_config(hw)
         self.ctrl_addr = REGS["CTRL"]
         self.start_bit = CORE_REG["CTRL"].field("START").lsb
@@ -269,7 +269,7 @@ def prove(cfg="small", *, mode: str = "bmc", depth: int = 20, out: Path | None =
     """
     from amaranth.back import rtlil
 
-    from verif.rtl import ROOT, config_tag
+    from dbpim.verif.rtl import ROOT, config_tag
     if target not in ("core", "axil"):
         raise ValueError(f"target: must be core or axil, got {target!r}")
     if mode not in ("bmc", "prove", "cover"):
@@ -282,7 +282,7 @@ def prove(cfg="small", *, mode: str = "bmc", depth: int = 20, out: Path | None =
         shutil.rmtree(out)
     out.mkdir(parents=True)
     if target == "axil":
-        from model.spec import core_map
+        from dbpim.model.spec import core_map
         c = hw.core
         h = AxiLiteHarness(core_map(hw.macro.n_comp, hw.macro.n_col, hw.macro.n_row, c.tile_slots, c.descriptors,
                                     c.mask_windows, c.out_pixels).addr_width)

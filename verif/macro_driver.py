@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model import spec
-from model.compile import Tile
-from model.cycles import input_beats as n_input_beats
-from model.cycles import macro_schedule, tile_load_cycles
-from model.spec import bits_for, input_bits
+from dbpim.model import spec
+from dbpim.model.compile import Tile
+from dbpim.model.cycles import input_beats as n_input_beats
+from dbpim.model.cycles import macro_schedule, tile_load_cycles
+from dbpim.model.spec import bits_for, input_bits
 
 __all__ = ["MacroDriver", "MacroRun", "row_write", "config_write", "input_beats", "acc_from_beats",
            "save_cases", "load_cases", "check_timeline"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 
-from hw.ipu import IPU
+from dbpim.hw.ipu import IPU
 
 __all__ = ["IPUIgnoringReady"]
 

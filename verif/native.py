@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.tools import verilator_env
-from verif.rtl import build_lock
+from dbpim.hw.tools import verilator_env
+from dbpim.verif.rtl import build_lock
 
 __all__ = ["NATIVE_DIR", "build_native", "NativeRun", "write_core_stimulus", "run_core_native",
            "run_macro_native", "NativeError", "example_program"]
@@ -44,7 +44,7 @@ class NativeError(RuntimeError):
 
 
 def _config(cfg):
-    from model.config import HwConfig
+    from dbpim.model.config import HwConfig
     if not isinstance(cfg, HwConfig):
         raise TypeError(f"cfg: must be an HwConfig (model.config.load_config reads a YAML), got {type(cfg).__name__}")
     return cfg
@@ -71,7 +71,7 @@ def build_native(block: str, cfg, build_root: Path | None = None) -> tuple[Path,
 def _build_locked(block: str, hw, bdir: Path, stem: str) -> tuple[Path, float]:
     import time
 
-    from hw.generate import generate
+    from dbpim.hw.generate import generate
 
     main = NATIVE_DIR / MAINS[block]
     # the Verilog is a function of the RTL sources and the configuration: hash those, not the
@@ -135,7 +135,7 @@ def write_core_stimulus(program, xs, stall=(0.0, 0.0, 0), abort_after=None) -> l
     ``cycles`` cycles and run again (a reset in the middle of a layer, then a
     correct rerun).
     """
-    from model.core import bus_writes, input_windows
+    from dbpim.model.core import bus_writes, input_windows
 
     lines = ["reset 4", f"stall {stall[0]} {stall[1]} {int(stall[2])}"]
     for si, seg in enumerate(program.segments):
@@ -151,7 +151,7 @@ def write_core_stimulus(program, xs, stall=(0.0, 0.0, 0), abort_after=None) -> l
 
 
 def _parse_core(lines: list[str], psum_bits: int) -> tuple[list[NativeRun], tuple[int, float]]:
-    from model.spec import result_width
+    from dbpim.model.spec import result_width
     rw = result_width(psum_bits)
     runs, stats = [], (0, 0.0)
     for line in lines:
@@ -209,7 +209,7 @@ def run_macro_native(tile, xs, cfg, signed: bool = False):
     -------
     acc : int64 (P, n_col), cycles : int64 (P,), stats : (clock cycles, seconds)
     """
-    from verif.macro_driver import acc_from_beats, config_write, input_beats, row_write
+    from dbpim.verif.macro_driver import acc_from_beats, config_write, input_beats, row_write
 
     hw = _config(cfg)
     mc = hw.macro
@@ -239,8 +239,8 @@ def run_macro_native(tile, xs, cfg, signed: bool = False):
 def example_program(cfg, samples: int = 1):
     """The built-in real layer (the digits MLP's first layer, its 8 real input vectors as 8 output pixels)
     as a core program: ``(program, xs (samples, 8, K))`` (``make bench``'s core workload)."""
-    from model.core import CoreParams, compile_program
-    from model.examples import real_layer
+    from dbpim.model.core import CoreParams, compile_program
+    from dbpim.model.examples import real_layer
 
     hw = _config(cfg)
     rl = real_layer(hw.macro)

@@ -39,9 +39,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from hw.tools import verilator_env
+from dbpim.hw.tools import verilator_env
 
-from model import jsonio
+from dbpim.model import jsonio
 
 __all__ = ["ROOT", "Build", "RTLFailure", "run_cocotb", "build_block", "build_component", "build_lock", "config_tag",
            "run_test", "seed_from_env", "verbose_from_env", "configs", "hw_from_env", "rtl_config", "ODD_CONFIG", "DEFAULT_CONFIGS",
@@ -71,7 +71,7 @@ def hw_from_env() -> str | None:
     ValueError
         ``DBPIM_HW`` names no valid configuration (the message names the field).
     """
-    from model.config import ConfigError, load_config
+    from dbpim.model.config import ConfigError, load_config
     hw = os.environ.get("DBPIM_HW", "").strip()
     if not hw:
         return None
@@ -223,7 +223,7 @@ def _log_tail(log: Path | None, n: int = 15) -> str:
 
 def config_tag(cfg) -> str:
     """Build-folder name of a configuration: its file stem, a shipped name with the same macro, or a hash."""
-    from model.config import CONFIG_DIR, HwConfig, MacroConfig, load_config
+    from dbpim.model.config import CONFIG_DIR, HwConfig, MacroConfig, load_config
 
     if isinstance(cfg, HwConfig):
         return Path(cfg.path).stem if cfg.path else cfg.name
@@ -239,7 +239,7 @@ def _generator_key(block: str, cfg, sram: str) -> str:
     """What the generated Verilog depends on: the generator's sources, the configuration, the options."""
     from amaranth import __version__ as amaranth_version
 
-    from model.config import HwConfig, MacroConfig, load_config
+    from dbpim.model.config import HwConfig, MacroConfig, load_config
 
     hw = cfg if isinstance(cfg, (MacroConfig, HwConfig)) else load_config(cfg)
     mc = hw if isinstance(hw, MacroConfig) else hw.macro
@@ -273,13 +273,13 @@ def build_lock(bdir: Path):
 
 
 def _build_block(block: str, cfg, sram: str, bdir: Path, verbose: bool | None) -> Build:
-    from hw.generate import generate
+    from dbpim.hw.generate import generate
 
     key, stamp = _generator_key(block, cfg, sram), bdir / ".generated"  # outside rtl/, which dbpim verilog owns
     if stamp.is_file() and stamp.read_text() == key and (bdir / "rtl" / "manifest.json").is_file():
         man = json.loads((bdir / "rtl" / "manifest.json").read_text())  # same generator, same inputs
     else:
-        from model.config import HwConfig, MacroConfig, load_config
+        from dbpim.model.config import HwConfig, MacroConfig, load_config
         man = generate(cfg if isinstance(cfg, (HwConfig, MacroConfig)) else load_config(cfg), bdir / "rtl",
                        blocks=[block], sram=sram)
         bdir.mkdir(parents=True, exist_ok=True)
@@ -301,7 +301,7 @@ def build_component(comp, block: str, tag: str, build_root: Path | None = None, 
 
 
 def _build_component(comp, block: str, bdir: Path, verbose: bool | None) -> Build:
-    from hw.common import Emitter
+    from dbpim.hw.common import Emitter
 
     rtl = bdir / "rtl"
     rtl.mkdir(parents=True, exist_ok=True)

@@ -6,9 +6,9 @@ import cocotb
 import numpy as np
 from cocotb.triggers import with_timeout
 
-from model.spec import pipeline_latency
-from verif.macro_driver import MacroDriver, load_cases
-from verif.tb import CLOCK_NS, cocotb_tb, env_macro
+from dbpim.model.spec import pipeline_latency
+from dbpim.verif.macro_driver import MacroDriver, load_cases
+from dbpim.verif.tb import CLOCK_NS, cocotb_tb, env_macro
 
 
 def cycle_budget(mc, cases) -> int:

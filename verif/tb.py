@@ -64,7 +64,7 @@ def env_rng():
 def env_macro():
     """The :class:`model.config.MacroConfig` of a cocotb run: ``DBPIM_MACRO`` (JSON of its fields) or
     ``DBPIM_CFG`` (configuration name or YAML path, default ``small``)."""
-    from model.config import MacroConfig, load_config
+    from dbpim.model.config import MacroConfig, load_config
     if os.environ.get("DBPIM_MACRO"):
         return MacroConfig(**json.loads(os.environ["DBPIM_MACRO"]))
     return load_config(os.environ.get("DBPIM_CFG", "small")).macro
@@ -411,7 +411,7 @@ def run_amaranth(dut, body, stall: float = 0.0, seed: int = 0, max_cycles: int =
     from amaranth.hdl import ClockDomain, Module
     from amaranth.sim import Simulator
 
-    from hw.common import flat_ports
+    from dbpim.hw.common import flat_ports
 
     top = Module()
     top.domains.sync = cd = ClockDomain("sync")

@@ -9,10 +9,10 @@ column of every row at extreme sums (the widths' worst case).
 import numpy as np
 import pytest
 
-from model import blocks, spec
-from model.spec import bits_for
-from verif.rtl import configs
-from verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
+from dbpim.model import blocks, spec
+from dbpim.model.spec import bits_for
+from dbpim.verif.rtl import configs
+from dbpim.verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
 
 
 def column_maps(rng, n_col, phi_max, k):
@@ -78,7 +78,7 @@ cocotb = pytest.importorskip("cocotb")
 
 @cocotb.test(**COCOTB_TIMEOUT)
 async def accumulator_vectors(dut):
-    from verif.tb import cocotb_tb
+    from dbpim.verif.tb import cocotb_tb
     seed, _ = env_rng()
     await accumulator_body(await cocotb_tb(dut), env_macro(), seed)
 
@@ -87,15 +87,15 @@ async def accumulator_vectors(dut):
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("cfg", configs("accumulator"))
 def test_accumulator_rtl(cfg):
-    from verif.rtl import run_cocotb
-    run_cocotb("accumulator", cfg, "verif.test_accumulator", testcase="accumulator_vectors")
+    from dbpim.verif.rtl import run_cocotb
+    run_cocotb("accumulator", cfg, "dbpim.verif.test_accumulator", testcase="accumulator_vectors")
 
 
 @pytest.mark.timeout(120)
 def test_accumulator_amaranth(rng):
-    from hw.accumulator import ShiftAddAccumulator
-    from model.config import load_config
-    from verif.tb import run_amaranth
+    from dbpim.hw.accumulator import ShiftAddAccumulator
+    from dbpim.model.config import load_config
+    from dbpim.verif.tb import run_amaranth
     mc = load_config("small").macro
     seed = int(rng.integers(1 << 31))
     run_amaranth(ShiftAddAccumulator.from_config(mc), lambda tb: accumulator_body(tb, mc, seed, n_maps=3))

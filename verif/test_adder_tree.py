@@ -9,9 +9,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from model import blocks
-from verif.rtl import configs
-from verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
+from dbpim.model import blocks
+from dbpim.verif.rtl import configs
+from dbpim.verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
 
 
 def _vec(bits, width=1):
@@ -59,7 +59,7 @@ cocotb = pytest.importorskip("cocotb")
 
 @cocotb.test(**COCOTB_TIMEOUT)
 async def adder_tree_stream(dut):
-    from verif.tb import cocotb_tb
+    from dbpim.verif.tb import cocotb_tb
     seed, _ = env_rng()
     mc = env_macro()
     await adder_tree_body(await cocotb_tb(dut), mc.n_comp, mc.pipeline, seed)
@@ -69,23 +69,23 @@ async def adder_tree_stream(dut):
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("cfg", configs("adder_tree"))
 def test_adder_tree_rtl(cfg):
-    from verif.rtl import run_cocotb
-    run_cocotb("adder_tree", cfg, "verif.test_adder_tree", testcase="adder_tree_stream")
+    from dbpim.verif.rtl import run_cocotb
+    run_cocotb("adder_tree", cfg, "dbpim.verif.test_adder_tree", testcase="adder_tree_stream")
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("pipeline", [False, True])
 def test_adder_tree_amaranth(pipeline, rng):
-    from hw.adder_tree import CSDAdderTree
-    from model.config import load_config
-    from verif.tb import run_amaranth
+    from dbpim.hw.adder_tree import CSDAdderTree
+    from dbpim.model.config import load_config
+    from dbpim.verif.tb import run_amaranth
     mc = dataclasses.replace(load_config("small").macro, pipeline=pipeline)
     seed = int(rng.integers(1 << 31))
     run_amaranth(CSDAdderTree.from_config(mc), lambda tb: adder_tree_body(tb, mc.n_comp, pipeline, seed, count=60))
 
 
 def test_adder_tree_params():
-    from hw.adder_tree import CSDAdderTree
+    from dbpim.hw.adder_tree import CSDAdderTree
     with pytest.raises(ValueError, match="n_comp"):
         CSDAdderTree(n_comp=3)
     with pytest.raises(TypeError, match="pipeline"):

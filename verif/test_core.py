@@ -21,11 +21,11 @@ import pytest
 cocotb = pytest.importorskip("cocotb")
 import numpy as np  # noqa: E402
 
-from model import artifact  # noqa: E402
-from model.config import load_config  # noqa: E402
-from model.core import CoreParams, compile_program, run_core  # noqa: E402
-from verif.core_tb import AxiLiteMaster, load_segment, reset_mid_run, run_start  # noqa: E402
-from verif.tb import env_rng  # noqa: E402
+from dbpim.model import artifact  # noqa: E402
+from dbpim.model.config import load_config  # noqa: E402
+from dbpim.model.core import CoreParams, compile_program, run_core  # noqa: E402
+from dbpim.verif.core_tb import AxiLiteMaster, load_segment, reset_mid_run, run_start  # noqa: E402
+from dbpim.verif.tb import env_rng  # noqa: E402
 
 #: cocotb's limit on simulated time per test: far above the regression's runs (about 20 000 cycles)
 TIMEOUT = {"timeout_time": 5, "timeout_unit": "ms"}
@@ -46,7 +46,7 @@ def _cases(hw):
 
 @cocotb.test(**TIMEOUT)
 async def core_real_layers(dut):
-    from verif.tb import cocotb_tb
+    from dbpim.verif.tb import cocotb_tb
     seed, rng = env_rng()
     hw = load_config(os.environ.get("DBPIM_CFG", "small"))
     tb = await cocotb_tb(dut, "core")
@@ -77,8 +77,8 @@ async def core_real_layers(dut):
 @cocotb.test(timeout_time=50, timeout_unit="ms")
 async def core_speed(dut):
     """``make bench``: the example program, ``DBPIM_BENCH_STARTS`` STARTs at full rate (speed of the cocotb path)."""
-    from verif.native import example_program
-    from verif.tb import cocotb_tb
+    from dbpim.verif.native import example_program
+    from dbpim.verif.tb import cocotb_tb
     hw = load_config(os.environ.get("DBPIM_CFG", "small"))
     prog, xs = example_program(hw)
     want = run_core(prog, xs[0])

@@ -6,9 +6,9 @@ Exhaustive on one row (cell value x input bit), then random contents of all rows
 import numpy as np
 import pytest
 
-from model import blocks
-from verif.rtl import configs
-from verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
+from dbpim.model import blocks
+from dbpim.verif.rtl import configs
+from dbpim.verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
 
 
 async def dbmu_body(tb, n_row, seed):
@@ -36,7 +36,7 @@ cocotb = pytest.importorskip("cocotb")
 
 @cocotb.test(**COCOTB_TIMEOUT)
 async def dbmu_rows(dut):
-    from verif.tb import cocotb_tb
+    from dbpim.verif.tb import cocotb_tb
     seed, _ = env_rng()
     await dbmu_body(await cocotb_tb(dut), env_macro().n_row, seed)
 
@@ -45,20 +45,20 @@ async def dbmu_rows(dut):
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("cfg", configs("dbmu"))
 def test_dbmu_rtl(cfg):
-    from verif.rtl import run_cocotb
-    run_cocotb("dbmu", cfg, "verif.test_dbmu", testcase="dbmu_rows")
+    from dbpim.verif.rtl import run_cocotb
+    run_cocotb("dbmu", cfg, "dbpim.verif.test_dbmu", testcase="dbmu_rows")
 
 
 @pytest.mark.timeout(60)
 def test_dbmu_amaranth(rng):
-    from hw.dbmu import DBMU
-    from verif.tb import run_amaranth
+    from dbpim.hw.dbmu import DBMU
+    from dbpim.verif.tb import run_amaranth
     seed = int(rng.integers(1 << 31))
     run_amaranth(DBMU(n_row=4), lambda tb: dbmu_body(tb, 4, seed))
 
 
 @pytest.mark.parametrize("bad", [0, 3, 2048, "4", True])
 def test_dbmu_rejects_bad_n_row(bad):
-    from hw.dbmu import DBMU
+    from dbpim.hw.dbmu import DBMU
     with pytest.raises((TypeError, ValueError), match="n_row"):
         DBMU(n_row=bad)

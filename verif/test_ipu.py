@@ -9,10 +9,10 @@ the middle of a group must leave no stale beat behind.
 import numpy as np
 import pytest
 
-from model import blocks, spec
-from verif.stream_checks import expect_stream, reset_mid_stream
-from verif.rtl import configs
-from verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
+from dbpim.model import blocks, spec
+from dbpim.verif.stream_checks import expect_stream, reset_mid_stream
+from dbpim.verif.rtl import configs
+from dbpim.verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
 
 STALLS = [0.0, 0.3]
 
@@ -45,7 +45,7 @@ cocotb = pytest.importorskip("cocotb")
 
 @cocotb.test(**COCOTB_TIMEOUT)
 async def ipu_stream(dut):
-    from verif.tb import cocotb_tb
+    from dbpim.verif.tb import cocotb_tb
     seed, _ = env_rng()
     await ipu_body(await cocotb_tb(dut), env_macro(), seed)
 
@@ -55,23 +55,23 @@ async def ipu_stream(dut):
 @pytest.mark.parametrize("stall", STALLS)
 @pytest.mark.parametrize("cfg", configs("ipu"))
 def test_ipu_rtl(cfg, stall):
-    from verif.rtl import run_cocotb
-    run_cocotb("ipu", cfg, "verif.test_ipu", testcase="ipu_stream", stall=stall)
+    from dbpim.verif.rtl import run_cocotb
+    run_cocotb("ipu", cfg, "dbpim.verif.test_ipu", testcase="ipu_stream", stall=stall)
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("stall", STALLS)
 def test_ipu_amaranth(stall, rng):
-    from hw.ipu import IPU
-    from model.config import load_config
-    from verif.tb import run_amaranth
+    from dbpim.hw.ipu import IPU
+    from dbpim.model.config import load_config
+    from dbpim.verif.tb import run_amaranth
     mc = load_config("small").macro
     seed = int(rng.integers(1 << 31))
     run_amaranth(IPU.from_config(mc), lambda tb: ipu_body(tb, mc, seed, n_groups=40), stall=stall, seed=seed)
 
 
 def test_ipu_params():
-    from hw.ipu import IPU
+    from dbpim.hw.ipu import IPU
     with pytest.raises(ValueError, match="n_comp"):
         IPU(n_comp=6)
 
@@ -86,13 +86,13 @@ def test_ipu_ignoring_ready_fails_fast_rtl():
     seconds instead of hanging, at the first wrong beat, named as it arrives (not on the timeout)."""
     import time
 
-    from verif.mutants import IPUIgnoringReady
-    from verif.rtl import RTLFailure, build_component, run_test
+    from dbpim.verif.mutants import IPUIgnoringReady
+    from dbpim.verif.rtl import RTLFailure, build_component, run_test
     build = build_component(IPUIgnoringReady(n_comp=4), "ipu", "small-ignores-ready")
     t0 = time.perf_counter()
     with pytest.raises(RTLFailure, match=r"ipu_stream: AssertionError: seed 1 stall 0.3: o: beat \d+ of \d+ "
                                          r"\(cycle \d+\) is wrong") as e:
-        run_test(build, "verif.test_ipu", "ipu_stream", label="mutant",
+        run_test(build, "dbpim.verif.test_ipu", "ipu_stream", label="mutant",
                  env={"DBPIM_CFG": "small", "DBPIM_SEED": "1", "DBPIM_STALL": "0.3"})
     assert time.perf_counter() - t0 < 60
     log = str(e.value).rsplit("log: ", 1)[1]  # the failure names the simulator's log, which exists
@@ -101,9 +101,9 @@ def test_ipu_ignoring_ready_fails_fast_rtl():
 
 @pytest.mark.timeout(120)
 def test_ipu_ignoring_ready_fails_fast_amaranth():
-    from verif.mutants import IPUIgnoringReady
-    from verif.tb import SimTimeout, run_amaranth
-    from model.config import load_config
+    from dbpim.verif.mutants import IPUIgnoringReady
+    from dbpim.verif.tb import SimTimeout, run_amaranth
+    from dbpim.model.config import load_config
     mc = load_config("small").macro
     with pytest.raises(AssertionError, match=r"o: beat \d+ of \d+ \(cycle \d+\) is wrong") as e:
         run_amaranth(IPUIgnoringReady(n_comp=4), lambda tb: ipu_body(tb, mc, 1, n_groups=40), stall=0.3, seed=1,

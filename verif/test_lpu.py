@@ -4,8 +4,8 @@ import itertools
 
 import pytest
 
-from model import blocks
-from verif.tb import COCOTB_TIMEOUT
+from dbpim.model import blocks
+from dbpim.verif.tb import COCOTB_TIMEOUT
 
 
 async def lpu_body(tb):
@@ -22,7 +22,7 @@ cocotb = pytest.importorskip("cocotb")
 
 @cocotb.test(**COCOTB_TIMEOUT)
 async def lpu_exhaustive(dut):
-    from verif.tb import cocotb_tb
+    from dbpim.verif.tb import cocotb_tb
     await lpu_body(await cocotb_tb(dut))
 
 
@@ -30,12 +30,12 @@ async def lpu_exhaustive(dut):
 @pytest.mark.timeout(300)
 @pytest.mark.xdist_group("rtl-lpu")
 def test_lpu_rtl():
-    from verif.rtl import rtl_config, run_cocotb
-    run_cocotb("lpu", rtl_config("small"), "verif.test_lpu", testcase="lpu_exhaustive")
+    from dbpim.verif.rtl import rtl_config, run_cocotb
+    run_cocotb("lpu", rtl_config("small"), "dbpim.verif.test_lpu", testcase="lpu_exhaustive")
 
 
 @pytest.mark.timeout(60)
 def test_lpu_amaranth():
-    from hw.lpu import LPU
-    from verif.tb import run_amaranth
+    from dbpim.hw.lpu import LPU
+    from dbpim.verif.tb import run_amaranth
     run_amaranth(LPU(), lpu_body)

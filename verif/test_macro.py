@@ -21,12 +21,12 @@ import os
 import numpy as np
 import pytest
 
-from model.cycles import tile_load_cycles
-from model.macro import run_macro
-from verif.macro_driver import MacroDriver, check_timeline, input_beats, load_cases, save_cases
-from verif.rtl import configs
-from verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
-from verif.tiles import packed_tiles, random_tiles, real_tiles, vectors_for
+from dbpim.model.cycles import tile_load_cycles
+from dbpim.model.macro import run_macro
+from dbpim.verif.macro_driver import MacroDriver, check_timeline, input_beats, load_cases, save_cases
+from dbpim.verif.rtl import configs
+from dbpim.verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
+from dbpim.verif.tiles import packed_tiles, random_tiles, real_tiles, vectors_for
 
 STALLS = [0.0, 0.3]
 
@@ -90,20 +90,20 @@ cocotb = pytest.importorskip("cocotb")
 
 @cocotb.test(timeout_time=COCOTB_TIMEOUT["timeout_time"] * 5, timeout_unit=COCOTB_TIMEOUT["timeout_unit"])
 async def macro_cases(dut):
-    from verif.tb import cocotb_tb
+    from dbpim.verif.tb import cocotb_tb
     seed, _ = env_rng()
     tb = await cocotb_tb(dut)
     await macro_body(tb, env_macro(), load_cases(os.environ["DBPIM_CASES"]), seed)
 
 
 def _run_rtl(cfg, stall, rng, tmp_path, sram="behavioural", n_vec=None):
-    from model.config import load_config
-    from verif.rtl import run_cocotb
+    from dbpim.model.config import load_config
+    from dbpim.verif.rtl import run_cocotb
     mc = load_config(cfg).macro
     seed = int(rng.integers(1 << 31))
     n_vec = n_vec or int(os.environ.get("DBPIM_MACRO_VECTORS", "12"))
     save_cases(tmp_path / "cases.npz", make_cases(mc, rng, n_vec))
-    run_cocotb("macro", cfg, "verif.test_macro", seed=seed, testcase="macro_cases", stall=stall, sram=sram,
+    run_cocotb("macro", cfg, "dbpim.verif.test_macro", seed=seed, testcase="macro_cases", stall=stall, sram=sram,
                env={"DBPIM_CASES": str(tmp_path / "cases.npz")})
 
 
@@ -120,7 +120,7 @@ def test_macro_rtl(cfg, stall, rng, tmp_path):
 @pytest.mark.xdist_group("rtl-macro-blackbox")
 def test_macro_rtl_sram_blackbox(rng, tmp_path):
     """The macro with its memories as SRAM wrapper instances (behavioural model) passes the same test."""
-    from verif.rtl import rtl_config
+    from dbpim.verif.rtl import rtl_config
     _run_rtl(rtl_config("small"), 0.3, rng, tmp_path, sram="blackbox")
 
 
@@ -131,9 +131,9 @@ def test_macro_rtl_sram_blackbox(rng, tmp_path):
 @pytest.mark.parametrize("pipeline", [False, True])
 def test_macro_amaranth(pipeline, stall, rng):
     pytest.importorskip("amaranth")
-    from hw.macro import PIMMacro
-    from model.config import load_config
-    from verif.tb import run_amaranth
+    from dbpim.hw.macro import PIMMacro
+    from dbpim.model.config import load_config
+    from dbpim.verif.tb import run_amaranth
     mc = dataclasses.replace(load_config("small").macro, pipeline=pipeline)
     seed = int(rng.integers(1 << 31))
     cases = make_cases(mc, rng, 6, real=False)
@@ -142,6 +142,6 @@ def test_macro_amaranth(pipeline, stall, rng):
 
 def test_macro_params():
     pytest.importorskip("amaranth")
-    from hw.macro import PIMMacro
+    from dbpim.hw.macro import PIMMacro
     with pytest.raises(ValueError, match="n_col"):
         PIMMacro(n_comp=4, n_col=3, n_row=4)

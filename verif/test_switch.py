@@ -9,10 +9,10 @@ a window must leave no stale beat behind.
 import numpy as np
 import pytest
 
-from model import blocks, spec
-from verif.stream_checks import expect_stream, reset_mid_stream
-from verif.rtl import configs
-from verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
+from dbpim.model import blocks, spec
+from dbpim.verif.stream_checks import expect_stream, reset_mid_stream
+from dbpim.verif.rtl import configs
+from dbpim.verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
 
 STALLS = [0.0, 0.3]
 
@@ -43,7 +43,7 @@ cocotb = pytest.importorskip("cocotb")
 
 @cocotb.test(**COCOTB_TIMEOUT)
 async def switch_stream(dut):
-    from verif.tb import cocotb_tb
+    from dbpim.verif.tb import cocotb_tb
     seed, _ = env_rng()
     mc = env_macro()
     await switch_body(await cocotb_tb(dut), mc.n_comp, mc.lanes, mc.in_bits, seed)
@@ -54,22 +54,22 @@ async def switch_stream(dut):
 @pytest.mark.parametrize("stall", STALLS)
 @pytest.mark.parametrize("cfg", configs("switch"))
 def test_switch_rtl(cfg, stall):
-    from verif.rtl import run_cocotb
-    run_cocotb("switch", cfg, "verif.test_switch", testcase="switch_stream", stall=stall)
+    from dbpim.verif.rtl import run_cocotb
+    run_cocotb("switch", cfg, "dbpim.verif.test_switch", testcase="switch_stream", stall=stall)
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("stall", STALLS)
 def test_switch_amaranth(stall, rng):
     """window 8, lanes 2: several beats per window."""
-    from hw.switch import SparseSwitch
-    from verif.tb import run_amaranth
+    from dbpim.hw.switch import SparseSwitch
+    from dbpim.verif.tb import run_amaranth
     seed = int(rng.integers(1 << 31))
     run_amaranth(SparseSwitch(window=8, lanes=2, width=8), lambda tb: switch_body(tb, 8, 2, 8, seed, n_windows=40),
                  stall=stall, seed=seed)
 
 
 def test_switch_params():
-    from hw.switch import SparseSwitch
+    from dbpim.hw.switch import SparseSwitch
     with pytest.raises(ValueError, match="lanes"):
         SparseSwitch(window=4, lanes=8)

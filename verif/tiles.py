@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from model import jsonio
-from model.compile import compile_layer
-from model.macro import gather
-from model.quant import prune_quantize
-from model.spec import WEIGHT_MIN, input_range
+from dbpim.model import jsonio
+from dbpim.model.compile import compile_layer
+from dbpim.model.macro import gather
+from dbpim.model.quant import prune_quantize
+from dbpim.model.spec import WEIGHT_MIN, input_range
 
 __all__ = ["random_tiles", "packed_tiles", "real_tiles", "vectors_for"]
 
@@ -62,8 +62,8 @@ def _real_tiles(macro):
 
     The cache key covers the macro and the sources that make the layer.
     """
-    from model.compile import Tile
-    from model.examples import real_layer
+    from dbpim.model.compile import Tile
+    from dbpim.model.examples import real_layer
 
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256(jsonio.dumps(macro.to_dict(), what="tile cache key", indent=None, sort_keys=True).encode())

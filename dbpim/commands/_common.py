@@ -14,8 +14,8 @@ import time
 
 import click
 
-from model.limits import Range
-from model.outdir import OUT_HELP
+from dbpim.model.limits import Range
+from dbpim.model.outdir import OUT_HELP
 
 __all__ = ["Number", "NumberList", "verbosity_options", "progress", "hw_option", "load_hw", "load_artifact",
            "CommandError", "configure_logging", "OUT_HELP"]
@@ -163,7 +163,7 @@ def hw_option(default: str | None = "paper", help_extra: str = ""):
 
 def load_hw(spec: str):
     """:func:`model.config.load_config` of ``--hw`` (a ConfigError is a one-line error naming ``--hw``)."""
-    from model.config import ConfigError, load_config
+    from dbpim.model.config import ConfigError, load_config
     try:
         return load_config(spec)
     except ConfigError as e:
@@ -174,7 +174,7 @@ def load_artifact(path: str, flag: str = "--artifact", **kw):
     """:func:`model.artifact.load` of a directory option (one-line error naming ``flag``)."""
     from pathlib import Path
 
-    from model.artifact import ArtifactError, load
+    from dbpim.model.artifact import ArtifactError, load
     p = Path(path)
     if not p.exists():
         raise CommandError(f"{flag}: {p}: artifact not found (an artifact is a directory with manifest.yaml)")

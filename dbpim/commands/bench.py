@@ -20,7 +20,7 @@ def command(artifact, hw, out, no_plots):
     hardware is the configuration the artifact records; an artifact that
     records none (written before artifacts did) needs --hw (default paper).
     """
-    from sim_bench.report import format_summary, run_report
+    from dbpim.sim_bench.report import format_summary, run_report
     art = load_artifact(artifact)
     summ = run_report(art, artifact_hw(art, hw), out, plots=not no_plots)
     click.echo(format_summary(summ))

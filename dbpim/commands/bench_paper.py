@@ -8,7 +8,7 @@ import click
 
 from dbpim.commands._common import (OUT_HELP, CommandError, Number, NumberList, artifact_hw, hw_option,
                                     load_artifact, verbosity_options)
-from model import limits
+from dbpim.model import limits
 
 
 @click.command("bench-paper")
@@ -36,7 +36,7 @@ def command(artifact_dirs, more, root, fig11, fig11_sparsity, hw, engine, addres
     Tab. II, Tab. III, Fig. 11 and Fig. 12 side by side with the paper's
     figures, plus the report of each network, into --out.
     """
-    from sim_bench.paper import run_paper
+    from dbpim.sim_bench.paper import run_paper
     dirs = list(more) + list(artifact_dirs)
     if root:
         r = Path(root)

@@ -6,7 +6,7 @@ import click
 
 from dbpim.commands._common import (OUT_HELP, CommandError, Number, artifact_hw, hw_option, load_artifact,
                                     verbosity_options)
-from model import limits
+from dbpim.model import limits
 
 
 @click.command("compare")
@@ -32,7 +32,7 @@ def command(artifact_dirs, more, hw, out, no_accuracy, finetune_epochs, no_plots
     compare.json and speedup.png into --out.
     """
     from dbpim.compare import run_compare
-    from sim_bench import compare as cmp
+    from dbpim.sim_bench import compare as cmp
     dirs = list(more) + list(artifact_dirs)
     if not dirs:
         raise CommandError("no artifacts given (pass --artifact DIR ... or ARTIFACT ...)")

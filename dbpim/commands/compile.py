@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from dbpim.commands._common import OUT_HELP, Number, hw_option, load_hw, progress, verbosity_options
-from model import limits
+from dbpim.model import limits
 
 MODEL_HELP = ("zoo name, .onnx file, or a .pt / .pth / .safetensors state dict (with --model-class) "
               "(default: smallcnn)")
@@ -54,9 +54,9 @@ def command(model, model_class, data, sparsity, hw, out, seed, epochs, finetune_
     Writes artifact/, report.json, report.md and plots into --out, then prints
     the accuracies and the performance summary of the compiled network.
     """
-    from model.artifact import load
-    from model.torch.flow import FlowOptions, run_all_zoo, run_flow
-    from sim_bench.report import evaluate_artifact, format_summary
+    from dbpim.model.artifact import load
+    from dbpim.model.torch.flow import FlowOptions, run_all_zoo, run_flow
+    from dbpim.sim_bench.report import evaluate_artifact, format_summary
 
     cfg = load_hw(hw)
     src = click.get_current_context().get_parameter_source("epochs")

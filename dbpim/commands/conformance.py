@@ -20,7 +20,7 @@ COMMAND = "dbpim conformance"
 def command(hw, out, check_dir, no_real):
     """Write the conformance set for a hardware configuration into --out (manifest.json, README.md,
     config.yaml, macro_*.npz, core_*.npz), or check a set with --check."""
-    from model.conformance import ConformanceError, check, write
+    from dbpim.model.conformance import ConformanceError, check, write
     if (out is None) == (check_dir is None):
         raise CommandError("give exactly one of --out DIR (write a set) and --check DIR (check one)")
     if check_dir is not None:
@@ -34,7 +34,7 @@ def command(hw, out, check_dir, no_real):
         if bad:
             click.get_current_context().exit(1)
         return
-    from model.outdir import check_output
+    from dbpim.model.outdir import check_output
     cfg = load_hw(hw)
     check_output(out, COMMAND)  # before the slow part
     files = write(out, cfg, real=not no_real, command=COMMAND)

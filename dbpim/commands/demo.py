@@ -8,7 +8,7 @@ import click
 
 from dbpim.commands._common import OUT_HELP, CommandError, Number, hw_option, load_hw, verbosity_options
 from dbpim.demo import STAGES, DemoError, parse_stages
-from model import limits
+from dbpim.model import limits
 
 
 def _stages(ctx, param, value):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from dbpim.commands._common import Number, hw_option, load_hw, verbosity_options
-from model import limits
+from dbpim.model import limits
 
 
 @click.command("formal")
@@ -26,7 +26,7 @@ def command(hw, depth, induction_depth, no_cover, core_induction):
     check of the core, k-induction of its AXI4-Lite target. Exit status 1
     when a property fails (the counterexample and log are named).
     """
-    from verif.formal import PROPERTIES, FormalFailure, prove
+    from dbpim.verif.formal import PROPERTIES, FormalFailure, prove
     cfg = load_hw(hw)
     runs = ([] if no_cover else [("core", "cover", depth)]) + [("core", "bmc", depth),
                                                                ("axil", "prove", induction_depth)]

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from dbpim.commands._common import CommandError, Number, verbosity_options
-from model.limits import FPGA_FREQ_MHZ
+from dbpim.model.limits import FPGA_FREQ_MHZ
 
 COMMAND = "dbpim fpga"
 
@@ -33,9 +33,9 @@ def command(verilog, out, blocks, device, freq_mhz):
     RAM, Fmax and critical path per block; a block larger than the device is
     reported as such with its utilization); exit status 1 when a tool fails.
     """
-    from hw.fpga import FpgaError, fpga_dir, markdown
-    from model import jsonio
-    from model.outdir import check_output, output_dir
+    from dbpim.hw.fpga import FpgaError, fpga_dir, markdown
+    from dbpim.model import jsonio
+    from dbpim.model.outdir import check_output, output_dir
     d = Path(verilog)
     if not (d / "manifest.json").is_file():
         raise CommandError(f"{d}: no manifest.json (run `dbpim verilog` first)")

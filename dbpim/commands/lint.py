@@ -20,5 +20,5 @@ def command(verilog, counts, update):
     pattern's count per file must not exceed its record in
     hw/lint_waivers.yaml; exit status 1 otherwise.
     """
-    from hw.lint import lint_dir
+    from dbpim.hw.lint import lint_dir
     click.get_current_context().exit(1 if lint_dir(verilog, counts, update) else 0)

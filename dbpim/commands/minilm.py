@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from dbpim.commands._common import OUT_HELP, Number, NumberList, hw_option, load_hw, progress, verbosity_options
-from model import limits
+from dbpim.model import limits
 
 
 @click.command("minilm")

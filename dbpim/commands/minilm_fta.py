@@ -18,7 +18,7 @@ def command(out):
     Prints the CSD non-zero-digit histogram and the mean FTA error per
     phi_max; prints 'skipped' and exits 0 when the package is not installed.
     """
-    from model.torch.minilm import check_report_path, fta_report, linear_weights, write_report
+    from dbpim.model.torch.minilm import check_report_path, fta_report, linear_weights, write_report
     if out:
         check_report_path(out)  # before the slow part
     w = linear_weights()

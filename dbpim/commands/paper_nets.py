@@ -8,8 +8,8 @@ import click
 
 from dbpim.commands._common import OUT_HELP, Number, hw_option, load_hw, verbosity_options
 from dbpim.paper_nets import NAMES, TRAINED
-from model import limits
-from model.torch.keras_h5 import CIFAR10_INSTALL, CIFAR10_PACKAGE
+from dbpim.model import limits
+from dbpim.model.torch.keras_h5 import CIFAR10_INSTALL, CIFAR10_PACKAGE
 
 
 def _names(ctx, param, value):

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from dbpim.commands._common import OUT_HELP, CommandError, Number, load_artifact, verbosity_options
-from model import limits
+from dbpim.model import limits
 
 COMMAND = "dbpim run"
 
@@ -32,7 +32,7 @@ def _inputs(spec: str, seed: int):
             if isinstance(e, click.ClickException):
                 raise
             raise CommandError(f"--data: {spec}: not a readable .npz ({type(e).__name__})") from None
-    from model.torch.data import load_data
+    from dbpim.model.torch.data import load_data
     ds = load_data(spec, seed)
     return ds.x_test.numpy(), ds.y_test.numpy()
 
@@ -55,9 +55,9 @@ def command(artifact, data, samples, batch_size, out):
     (docs/design.md §8). Writes run.json (accuracy, the flow's own integer
     accuracy when recorded, predictions) into --out and prints one line.
     """
-    from model import jsonio
-    from model.outdir import check_output, output_dir
-    from model.predict import run_artifact
+    from dbpim.model import jsonio
+    from dbpim.model.outdir import check_output, output_dir
+    from dbpim.model.predict import run_artifact
     art = load_artifact(artifact)
     check_output(out, COMMAND, [art.path])
     seed = (art.meta or {}).get("seed", 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from dbpim.commands._common import OUT_HELP, Number, NumberList, hw_option, load_hw, progress, verbosity_options
-from model import limits
+from dbpim.model import limits
 
 
 def _geometries(ctx, param, value):
@@ -46,7 +46,7 @@ def command(workload, sparsity, phi_max, geometry, hw, engine, address, workers,
     Its points run as Ray tasks (or serially); writes sweep.csv, sweep.json
     and sweep.png into --out.
     """
-    from sim_bench.sweep import run_sweep
+    from dbpim.sim_bench.sweep import run_sweep
     rows = run_sweep(workload, load_hw(hw), sparsity, phi_max, geometry, out, workers, plots=not no_plots,
                      engine=engine, address=address, progress=progress())
     for r in rows:

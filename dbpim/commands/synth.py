@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from dbpim.commands._common import CommandError, verbosity_options
-from model import jsonio
+from dbpim.model import jsonio
 
 COMMAND = "dbpim synth"
 
@@ -30,9 +30,9 @@ def command(verilog, out, blocks, exclude, keep_memories):
     Writes synth.json and synth.md (cells, flip-flops, logic depth, time per
     block); exit status 1 when Yosys fails.
     """
-    from hw.synth import SynthError, markdown, synth_dir
-    from model import jsonio
-    from model.outdir import check_output, output_dir
+    from dbpim.hw.synth import SynthError, markdown, synth_dir
+    from dbpim.model import jsonio
+    from dbpim.model.outdir import check_output, output_dir
     d = Path(verilog)
     if not (d / "manifest.json").is_file():
         raise CommandError(f"{d}: no manifest.json (run `dbpim verilog` first)")

@@ -6,7 +6,7 @@ import click
 
 from dbpim.commands._common import (CommandError, Number, artifact_hw, load_artifact, load_hw,
                                     verbosity_options)
-from model import limits
+from dbpim.model import limits
 
 HELP = """Run compiled layers on the RTL (Verilator) against the golden model.
 

@@ -6,7 +6,7 @@ import click
 
 from dbpim.commands._common import OUT_HELP, CommandError, hw_option, load_hw, verbosity_options
 
-from hw.generate import BLOCKS, SRAM_MODES, generate
+from dbpim.hw.generate import BLOCKS, SRAM_MODES, generate
 
 
 def _blocks(ctx, param, value):

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from model.torch.zoo import MAX_CLASSES
+from dbpim.model.torch.zoo import MAX_CLASSES
 
 __all__ = ["Data", "DataError", "load_digits", "load_cifar", "load_npz", "load_data", "as_data", "loader",
            "DATA_NAMES", "CIFAR_PICKLE_GLOBALS"]

@@ -26,14 +26,14 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from model import artifact as gart
-from model.compile import compile_layer
-from model.config import HwConfig, MacroConfig
-from model.layer import run_layer
-from model.torch.attention import mask_scores
-from model.torch.graph import conv_padding, node_label, propagate_shapes
-from model.torch.prune import weight_kn
-from model.torch.qat import QLayer, qlayers
+from dbpim.model import artifact as gart
+from dbpim.model.compile import compile_layer
+from dbpim.model.config import HwConfig, MacroConfig
+from dbpim.model.layer import run_layer
+from dbpim.model.torch.attention import mask_scores
+from dbpim.model.torch.graph import conv_padding, node_label, propagate_shapes
+from dbpim.model.torch.prune import weight_kn
+from dbpim.model.torch.qat import QLayer, qlayers
 
 __all__ = ["graph_ops", "record_int", "layer_records", "verify_integer", "export", "ExportError", "mac_count"]
 
@@ -403,7 +403,7 @@ def export(model: fx.GraphModule, network: str, macro: MacroConfig, path, sample
     ``samples`` are a few real inputs whose integer activations are recorded per mapped layer;
     ``hw``, the whole configuration ``macro`` belongs to, is recorded in the artifact (``hw.yaml``).
     """
-    from model.torch.program import network_program
+    from dbpim.model.torch.program import network_program
     layers, _, accs = layer_records(model, macro, samples, group_size)
     verify_integer(layers, accs)
     try:

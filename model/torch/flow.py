@@ -26,22 +26,22 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from model import artifact as gart
-from model import csd, jsonio, limits
-from model.config import HwConfig
-from model.fta import check_phi
-from model.outdir import OutputError, check_output, output_dir
-from model.plots import legend_outside, pyplot, save_figure
-from model.quant import group_size_for
-from model.torch import graph as tgraph
-from model.torch import prune as tprune
-from model.torch import qat as tqat
-from model.torch.data import DataError, as_data
-from model.torch.export import ExportError, layer_records, mac_count, verify_integer
-from model.torch.program import network_program
-from model.torch.sources import ModelError, load_model
-from model.torch.train import evaluate, set_determinism, train
-from model.torch.zoo import MODELS, ZOO32, input_size
+from dbpim.model import artifact as gart
+from dbpim.model import csd, jsonio, limits
+from dbpim.model.config import HwConfig
+from dbpim.model.fta import check_phi
+from dbpim.model.outdir import OutputError, check_output, output_dir
+from dbpim.model.plots import legend_outside, pyplot, save_figure
+from dbpim.model.quant import group_size_for
+from dbpim.model.torch import graph as tgraph
+from dbpim.model.torch import prune as tprune
+from dbpim.model.torch import qat as tqat
+from dbpim.model.torch.data import DataError, as_data
+from dbpim.model.torch.export import ExportError, layer_records, mac_count, verify_integer
+from dbpim.model.torch.program import network_program
+from dbpim.model.torch.sources import ModelError, load_model
+from dbpim.model.torch.train import evaluate, set_determinism, train
+from dbpim.model.torch.zoo import MODELS, ZOO32, input_size
 
 __all__ = ["run_flow", "FlowOptions", "FlowReport", "run_all_zoo", "demo", "FlowError", "layer_stats", "total_sparsity", "dry_run",
            "Stages", "MAC_SHARE_WARNING", "check_finite"]

@@ -30,7 +30,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from model.torch.attention import decompose_attention
+from dbpim.model.torch.attention import decompose_attention
 
 __all__ = ["CaptureError", "Capture", "capture", "trace", "why_not_mappable", "conv_padding", "mapped_kind",
            "bn_plan", "fold_bn", "node_label", "propagate_shapes"]

@@ -219,5 +219,5 @@ def port(path) -> nn.Sequential:
 
 def load_cifar10cnn(path=None) -> nn.Module:
     """The CIFAR-10-trained CNN of ``cifar-10-model`` as :class:`model.torch.zoo.Cifar10CNN` (eval mode)."""
-    from model.torch.zoo import Cifar10CNN
+    from dbpim.model.torch.zoo import Cifar10CNN
     return Cifar10CNN(port(cifar10_h5_path() if path is None else path))

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model import csd, fta, jsonio
-from model.outdir import OutputError, write_file
-from model.quant import channel_scale
-from model.spec import WEIGHT_MAX, WEIGHT_MIN
+from dbpim.model import csd, fta, jsonio
+from dbpim.model.outdir import OutputError, write_file
+from dbpim.model.quant import channel_scale
+from dbpim.model.spec import WEIGHT_MAX, WEIGHT_MIN
 
 __all__ = ["find_safetensors", "linear_weights", "fta_report", "write_report", "check_report_path",
            "REPORT_FORMAT", "sentences", "cosine_loss", "embedding_quality", "compress"]
@@ -193,12 +193,12 @@ def compress(sparsity: float, macro, group_size: int, phi_max: int, ids_train, i
 
     import torch
 
-    from model.torch import graph as tgraph
-    from model.torch import qat as tqat
-    from model.torch.bert import load_minilm
-    from model.torch.export import layer_records, mac_count, verify_integer
-    from model.torch.flow import Stages, dry_run
-    from model.torch.train import train
+    from dbpim.model.torch import graph as tgraph
+    from dbpim.model.torch import qat as tqat
+    from dbpim.model.torch.bert import load_minilm
+    from dbpim.model.torch.export import layer_records, mac_count, verify_integer
+    from dbpim.model.torch.flow import Stages, dry_run
+    from dbpim.model.torch.train import train
 
     t0, times = time.time(), {}
 

@@ -20,8 +20,8 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from model.torch.graph import node_label, propagate_shapes
-from model.torch.qat import QLayer
+from dbpim.model.torch.graph import node_label, propagate_shapes
+from dbpim.model.torch.qat import QLayer
 
 __all__ = ["network_program"]
 

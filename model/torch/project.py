@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.spec import WEIGHT_MAX, WEIGHT_MIN
-from model.torch.graph import conv_padding
-from model.torch.qat import qlayers
-from model.torch.train import train
+from dbpim.model.spec import WEIGHT_MAX, WEIGHT_MIN
+from dbpim.model.torch.graph import conv_padding
+from dbpim.model.torch.qat import qlayers
+from dbpim.model.torch.train import train
 
 __all__ = ["Start", "projected_finetune", "crossbar_pruned_op"]
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from model import prune as gprune
+from dbpim.model import prune as gprune
 
 __all__ = ["conv_groups", "weight_kn", "group_block_mask", "expand_group_mask", "block_masks", "apply_masks",
            "enforce_masks", "prune_layers", "layer_sparsity", "effective_weight", "bn_scale"]

@@ -33,11 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model import fta as gfta
-from model.quant import channel_scale
-from model.spec import WEIGHT_MAX, WEIGHT_MIN, input_range
-from model.torch.graph import MAPPABLE, conv_padding, mapped_kind
-from model.torch.prune import conv_groups, weight_kn
+from dbpim.model import fta as gfta
+from dbpim.model.quant import channel_scale
+from dbpim.model.spec import WEIGHT_MAX, WEIGHT_MIN, input_range
+from dbpim.model.torch.graph import MAPPABLE, conv_padding, mapped_kind
+from dbpim.model.torch.prune import conv_groups, weight_kn
 
 __all__ = ["fta_lut", "fta_thresholds", "fta_approximate", "fta_quantize", "ActQuant", "QLayer",
            "quantize_model", "qlayers", "set_mode", "freeze", "QAT_MODES"]
@@ -82,7 +82,7 @@ def fta_approximate(u: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
 
 
 def _nnz_table() -> torch.Tensor:
-    from model import csd
+    from dbpim.model import csd
     return torch.from_numpy(csd.NNZ_LUT.astype(np.int64))
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from model.torch.onnx_import import OnnxImportError, load_onnx
-from model.torch.zoo import MODELS, get_model
+from dbpim.model.torch.onnx_import import OnnxImportError, load_onnx
+from dbpim.model.torch.zoo import MODELS, get_model
 
 __all__ = ["ModelError", "load_model", "MODEL_FORMS"]
 

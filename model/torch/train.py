@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model import limits
-from model._check import check_float, check_int
-from model.torch.data import loader
-from model.torch.prune import enforce_masks
+from dbpim.model import limits
+from dbpim.model._check import check_float, check_int
+from dbpim.model.torch.data import loader
+from dbpim.model.torch.prune import enforce_masks
 
 __all__ = ["set_determinism", "train", "evaluate", "recalibrate_bn", "check_epochs", "check_lr", "check_batch_size",
            "check_seed", "EPOCHS_MAX", "LR_MAX", "BATCH_SIZE_MAX", "SEED_MAX"]

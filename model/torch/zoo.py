@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model import limits
-from model._check import check_float, check_int
+from dbpim.model import limits
+from dbpim.model._check import check_float, check_int
 
 __all__ = ["ConvBNAct", "SmallCNN", "AlexNet", "VGG19", "ResNet18", "MobileNetV2",
            "EfficientNetB0", "Cifar10CNN", "MODELS", "PRETRAINED", "get_model", "model_names", "input_size"]
@@ -249,7 +249,7 @@ MODELS = {
     "efficientnetb0": EfficientNetB0,
 }
 #: networks that come with trained weights only (not built by :func:`get_model`): name -> loader path
-PRETRAINED = {"cifar10cnn": "model.torch.keras_h5.load_cifar10cnn"}
+PRETRAINED = {"cifar10cnn": "dbpim.model.torch.keras_h5.load_cifar10cnn"}
 ZOO32 = ("alexnet", "vgg19", "resnet18", "mobilenetv2", "efficientnetb0")
 
 
