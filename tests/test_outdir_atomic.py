@@ -242,8 +242,11 @@ def test_a_killed_command_leaves_out_untouched(tmp_path, sig):
         _write(stage, OLD)
     before = _snap(out)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # a shell's background job starts with SIGINT ignored, and Python then installs no handler for it:
+    # the child gets the default disposition whatever the test runner inherited
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(out)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path))
+                             stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path),
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         stage = Path(child.stdout.readline().strip())
         assert stage.is_dir() and STAGE_TAG in stage.name

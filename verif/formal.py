@@ -277,10 +277,13 @@ def prove(cfg="small", *, mode: str = "bmc", depth: int = 20, out: Path | None =
     if not isinstance(depth, int) or depth < 1:
         raise ValueError(f"depth: must be a positive integer, got {depth!r}")
     hw = formal_config(cfg)
+    own = out is None  # the default build folder is ours to replace; a folder the caller names is not emptied
     out = Path(out or ROOT / "build" / "formal" / f"{target}-{config_tag(cfg)}-{mode}{depth}")
-    if out.exists():
+    if out.exists() and not own and any(out.iterdir()):
+        raise ValueError(f"out: {out} exists and is not empty; give a new or empty folder")
+    if out.exists() and own:
         shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     if target == "axil":
         from dbpim.model.spec import core_map
         c = hw.core
