@@ -196,12 +196,9 @@ def _critical(report: dict) -> dict | None:
 def fpga_dir(directory, blocks=None, *, device: str = "85k", freq_mhz: float = 100.0,
              timeout: float | None = None, log=print) -> dict:
     """Every block of ``directory``'s manifest (or ``blocks``) on the device; returns the report dict."""
+    from dbpim.hw.synth import manifest_blocks
     d = Path(directory)
-    man = json.loads((d / "manifest.json").read_text())
-    names = list(man["blocks"]) if blocks is None else list(blocks)
-    for b in names:
-        if b not in man["blocks"]:
-            raise ValueError(f"block: {b!r} is not in {d / 'manifest.json'} (has {', '.join(man['blocks'])})")
+    man, names = manifest_blocks(d, blocks)
     out = {"config": man.get("config"), "sram": man.get("sram", "behavioural"), "device": DEVICES[device].name,
            "flow": "yosys synth_ecp5, nextpnr-ecp5 --out-of-context (typical speed grade)", "blocks": {}}
     for b in names:

