@@ -96,7 +96,13 @@ def synth_block(directory, top: str, sources: list[str], timeout: float | None =
 
 def manifest_blocks(directory: Path, blocks=None) -> tuple[dict, list[str]]:
     """A generated folder's ``manifest.json`` and the blocks to run: ``blocks`` (each checked against it) or all."""
-    man = json.loads((directory / "manifest.json").read_text())
+    path = directory / "manifest.json"
+    try:
+        man = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a readable JSON manifest ({type(e).__name__})") from None
+    if not isinstance(man, dict) or not isinstance(man.get("blocks"), dict):
+        raise ValueError(f"{path}: blocks: missing (not a manifest written by `dbpim verilog`)")
     names = list(man["blocks"]) if blocks is None else list(blocks)
     for b in names:
         if b not in man["blocks"]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -18,7 +19,7 @@ from dbpim.model.limits import Range
 from dbpim.model.outdir import OUT_HELP
 
 __all__ = ["Number", "NumberList", "verbosity_options", "progress", "hw_option", "load_hw", "load_artifact",
-           "CommandError", "configure_logging", "OUT_HELP"]
+           "CommandError", "configure_logging", "OUT_HELP", "verilog_folder"]
 
 class CommandError(click.ClickException):
     """A bad input found by a command itself: one line on stderr, exit status 2."""
@@ -168,6 +169,28 @@ def load_hw(spec: str):
         return load_config(spec)
     except ConfigError as e:
         raise CommandError(f"--hw: {e}") from None
+
+
+def verilog_folder(verilog: str, out: str | None, blocks: str | None, suffix: str, command: str):
+    """A folder of generated Verilog named on the command line: ``(folder, --out, block names)``.
+
+    The blocks are ``--blocks`` (comma-separated, each checked against the
+    folder's ``manifest.json``) or every block of it; ``--out`` defaults to
+    ``<folder>-<suffix>`` next to the folder and is checked before any slow
+    work. Every refusal is one :class:`CommandError` line.
+    """
+    from dbpim.hw.synth import manifest_blocks
+    from dbpim.model.outdir import check_output
+    d = Path(verilog)
+    if not (d / "manifest.json").is_file():
+        raise CommandError(f"{d}: no manifest.json (run `dbpim verilog` first)")
+    try:
+        _, names = manifest_blocks(d, blocks.split(",") if blocks else None)
+    except ValueError as e:  # an unknown block, an unreadable manifest
+        raise CommandError(str(e)) from None
+    out = Path(out) if out else d.resolve().parent / f"{d.resolve().name}-{suffix}"
+    check_output(out, command, [d])
+    return d, out, names
 
 
 def load_artifact(path: str, flag: str = "--artifact", **kw):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import click
 
-from dbpim.commands._common import CommandError, Number, verbosity_options
+from dbpim.commands._common import CommandError, Number, verbosity_options, verilog_folder
 from dbpim.model.limits import FPGA_FREQ_MHZ
 
 COMMAND = "dbpim fpga"
@@ -35,19 +33,14 @@ def command(verilog, out, blocks, device, freq_mhz):
     """
     from dbpim.hw.fpga import FpgaError, fpga_dir, markdown
     from dbpim.model import jsonio
-    from dbpim.model.outdir import check_output, output_dir
-    d = Path(verilog)
-    if not (d / "manifest.json").is_file():
-        raise CommandError(f"{d}: no manifest.json (run `dbpim verilog` first)")
-    out = Path(out) if out else d.resolve().parent / f"{d.resolve().name}-fpga"
-    check_output(out, COMMAND, [d])  # before the slow part
-    names = blocks.split(",") if blocks else list(json.loads((d / "manifest.json").read_text())["blocks"])
+    from dbpim.model.outdir import output_dir
+    d, out, names = verilog_folder(verilog, out, blocks, "fpga", COMMAND)
     try:
         rep = fpga_dir(d, names, device=device, freq_mhz=freq_mhz, log=click.echo)
     except FpgaError as e:
         click.echo(f"{COMMAND}: {e}", err=True)
         click.get_current_context().exit(1)
-    except ValueError as e:  # an unknown block
+    except ValueError as e:  # an argument the library refuses
         raise CommandError(str(e)) from None
     with output_dir(out, COMMAND, [d]) as stage:
         (stage / "fpga.json").write_text(jsonio.dumps(rep, what="fpga.json", newline=True))

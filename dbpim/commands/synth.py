@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import click
 
-from dbpim.commands._common import CommandError, verbosity_options
-from dbpim.model import jsonio
+from dbpim.commands._common import CommandError, verbosity_options, verilog_folder
 
 COMMAND = "dbpim synth"
 
@@ -32,20 +29,15 @@ def command(verilog, out, blocks, exclude, keep_memories):
     """
     from dbpim.hw.synth import SynthError, markdown, synth_dir
     from dbpim.model import jsonio
-    from dbpim.model.outdir import check_output, output_dir
-    d = Path(verilog)
-    if not (d / "manifest.json").is_file():
-        raise CommandError(f"{d}: no manifest.json (run `dbpim verilog` first)")
-    out = Path(out) if out else d.resolve().parent / f"{d.resolve().name}-synth"
-    check_output(out, COMMAND, [d])  # before the slow part
-    names = blocks.split(",") if blocks else list(json.loads((d / "manifest.json").read_text())["blocks"])
+    from dbpim.model.outdir import output_dir
+    d, out, names = verilog_folder(verilog, out, blocks, "synth", COMMAND)
     skip = [b for b in exclude.split(",") if b]
     try:
         rep = synth_dir(d, [b for b in names if b not in skip], keep_memories=keep_memories)
     except SynthError as e:
         click.echo(f"{COMMAND}: {e}", err=True)
         click.get_current_context().exit(1)
-    except ValueError as e:  # an unknown block
+    except ValueError as e:  # an argument the library refuses
         raise CommandError(str(e)) from None
     with output_dir(out, COMMAND, [d]) as stage:
         (stage / "synth.json").write_text(jsonio.dumps(rep, what="synth.json", newline=True))
