@@ -86,25 +86,19 @@ def _tail(r) -> str:
     return " | ".join((r.stdout + r.stderr).strip().splitlines()[-3:])
 
 
+#: what one synthesized ECP5 cell takes of each resource, as nextpnr counts it (a 16x4 RAM takes a slice
+#: pair's LUTs too; a carry cell two LUTs)
+CELL_RESOURCES = {"LUT4": {"luts": 1}, "CCU2C": {"luts": 2}, "TRELLIS_DPR16X4": {"lutram": 1, "luts": 4},
+                  "TRELLIS_FF": {"flip_flops": 1}, "DP16KD": {"bram": 1}, "MULT18X18D": {"dsp": 1}}
+
+
 def _cell_counts(netlist: dict, top: str) -> dict:
     """Resources of a synthesized (not placed) netlist, counted as nextpnr counts them."""
     mod = netlist["modules"].get(top) or next(iter(netlist["modules"].values()))
     n = {v: 0 for v in RESOURCES.values()}
     for c in mod["cells"].values():
-        t = c["type"]
-        if t == "LUT4":
-            n["luts"] += 1
-        elif t == "CCU2C":
-            n["luts"] += 2
-        elif t == "TRELLIS_DPR16X4":
-            n["lutram"] += 1
-            n["luts"] += 4  # a 16x4 RAM takes a slice pair's LUTs
-        elif t == "TRELLIS_FF":
-            n["flip_flops"] += 1
-        elif t == "DP16KD":
-            n["bram"] += 1
-        elif t == "MULT18X18D":
-            n["dsp"] += 1
+        for field, k in CELL_RESOURCES.get(c["type"], {}).items():
+            n[field] += k
     return n
 
 
