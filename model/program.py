@@ -232,6 +232,11 @@ def read(root: Path, doc, records: list, where: str, error=ValueError) -> dict |
             if k not in rec or not ok(rec[k]):
                 raise error(f"{wo}.{k}' must be {allowed}, got {rec.get(k)!r}")
             op[k] = rec[k]
+        if "range" in rec:
+            if not _range_ok(rec["range"]):
+                raise error(f"{wo}.range' must be [min, max], two finite numbers with min <= max, "
+                            f"got {rec['range']!r}")
+            op["range"] = [float(v) for v in rec["range"]]
         if kind == "mapped":
             missing = [n for n in op["layers"] if n not in by_name]
             if missing:
@@ -252,6 +257,12 @@ def read(root: Path, doc, records: list, where: str, error=ValueError) -> dict |
     if not isinstance(doc["output"], str) or doc["output"] not in shapes:
         raise error(f"{w}.output' must name an op, got {doc['output']!r}")
     return {"input": {"shape": list(inp["shape"]), "dtype": "float32"}, "output": doc["output"], "ops": ops}
+
+
+def _range_ok(v) -> bool:
+    return (isinstance(v, list) and len(v) == 2
+            and all(isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) for a in v)
+            and v[0] <= v[1])
 
 
 def _bias(rec: dict, arrays: dict, fpath: Path, wo: str, N: int, error):

@@ -51,6 +51,8 @@ COMMAND = "dbpim compile"
 ZOO_COMMAND = "dbpim compile --all-zoo"
 #: Most samples whose activations the artifact records per layer (each is kept in every layer's npz).
 N_RECORD_MAX = limits.RECORD.hi  # home: model.limits
+#: Training inputs whose value ranges the program records (the integer-only chip's calibrated scales, §13)
+CALIBRATION_SAMPLES = 64
 MAC_SHARE_WARNING = 0.5  # warn when less than this share of the network's MACs runs on the macros
 
 
@@ -580,7 +582,7 @@ def run_flow(model: str | nn.Module, data, hw: HwConfig, options: FlowOptions | 
     try:
         recs, ops, accs = layer_records(st.net, macro, xte[:n_record], G)
         checks = verify_integer(recs, accs)
-        prog = network_program(st.net, xte[:max(2, n_record)], recs)
+        prog = network_program(st.net, xte[:max(2, n_record)], recs, calibration=xtr[:CALIBRATION_SAMPLES])
     except (ExportError, ValueError) as e:
         raise FlowError(str(e)) from None
     meta = {"data": str(ds.name), "seed": int(seed), "sparsity": float(sparsity), "phi_max": int(pm),

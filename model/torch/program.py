@@ -23,7 +23,7 @@ from torch import nn
 from dbpim.model.torch.graph import node_label, propagate_shapes
 from dbpim.model.torch.qat import QLayer
 
-__all__ = ["network_program"]
+__all__ = ["network_program", "value_ranges"]
 
 _CLAMPS = {nn.ReLU: (0.0, None), nn.ReLU6: (0.0, 6.0)}
 _IDENTITY = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
@@ -109,8 +109,37 @@ def _mapped_op(q: QLayer, name: str, records: list) -> dict:
             "bias": None if bias is None else bias.detach().cpu().numpy().astype(np.float32)}
 
 
+class _Ranges(fx.Interpreter):
+    """Runs the graph and keeps every tensor node's value range ``[min, max]`` (float64)."""
+
+    def __init__(self, gm):
+        super().__init__(gm)
+        self.ranges: dict[str, list[float]] = {}
+
+    def run_node(self, n):
+        v = super().run_node(n)
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and v.numel():
+            lo, hi = float(v.min()), float(v.max())
+            if np.isfinite(lo) and np.isfinite(hi):
+                prev = self.ranges.get(n.name)
+                self.ranges[n.name] = [lo, hi] if prev is None else [min(prev[0], lo), max(prev[1], hi)]
+        return v
+
+
 @torch.no_grad()
-def network_program(gm: fx.GraphModule, samples: torch.Tensor, records: list) -> dict:
+def value_ranges(gm: fx.GraphModule, calibration: torch.Tensor, batch: int = 64) -> dict[str, list[float]]:
+    """Each tensor node's ``[min, max]`` over the network's values on ``calibration`` inputs (the
+    frozen network's own values; the integer-only chip takes the scales of tensors no consumer fixes
+    from them, docs/design.md §13)."""
+    it = _Ranges(gm)
+    for i in range(0, len(calibration), batch):
+        it.run(calibration[i:i + batch])
+    return it.ranges
+
+
+@torch.no_grad()
+def network_program(gm: fx.GraphModule, samples: torch.Tensor, records: list,
+                    calibration: torch.Tensor | None = None) -> dict:
     """The :mod:`model.program` program of the frozen network ``gm`` whose artifact records are ``records``.
 
     Parameters
@@ -121,8 +150,11 @@ def network_program(gm: fx.GraphModule, samples: torch.Tensor, records: list) ->
         A few inputs (shapes and batch axes are measured on them).
     records : list of model.artifact.LayerRecord
         The artifact's records (:func:`model.torch.export.layer_records`).
+    calibration : torch.Tensor, optional
+        Inputs whose value ranges every op records as ``range`` (``[min, max]``); default ``samples``.
     """
     propagate_shapes(gm, samples)
+    ranges = value_ranges(gm, samples if calibration is None else calibration)
     mods = dict(gm.named_modules())
     ops, out, done, bad = [], None, set(), set()
     for node in gm.graph.nodes:
@@ -158,6 +190,8 @@ def network_program(gm: fx.GraphModule, samples: torch.Tensor, records: list) ->
             shape = [int(v) for i, v in enumerate(node.meta["shape1"]) if i != axis]
             rec = {"name": node.name, "op": "unsupported", "inputs": inputs, "shape": shape, "what": f"{label}: {e}"}
             bad.add(node.name)
+        if rec["op"] != "unsupported" and node.name in ranges:
+            rec["range"] = ranges[node.name]
         ops.append(rec)
         done.add(node.name)
     if not isinstance(out, fx.Node) or out.name not in done:
