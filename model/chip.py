@@ -50,7 +50,7 @@ from dbpim.model.program import PROGRAM_SINCE
 from dbpim.model.requant import ACC_LIMIT_BITS, RequantError, quantize_multiplier, quantize_multipliers, saturate
 from dbpim.model.spec import input_range
 
-__all__ = ["ChipError", "Quant", "IntegerPlan", "integer_plan", "GoldenChip", "OUT_BITS", "CHIP_OPS",
+__all__ = ["ChipError", "Quant", "IntegerPlan", "integer_plan", "ChipProgram", "compile_program", "GoldenChip", "OUT_BITS", "CHIP_OPS",
            "SCALE_MIN", "quantize_input"]
 
 #: Width of the network output (logits): signed, two's complement.
@@ -269,11 +269,232 @@ def quantize_input(x: np.ndarray, q: Quant) -> np.ndarray:
     return np.clip(np.rint(xf / np.float32(q.scale)), q.lo, q.hi).astype(np.int64)
 
 
-class GoldenChip:
-    """Runs an artifact's network on the chip's integer arithmetic (:func:`integer_plan`).
+# ----------------------------------------------------------------------------- the compiler
 
-    ``run(x)`` returns the output tensor's integers (int64; real value = ``v * output scale``) and adds the
-    macro-cycles of the mapped layers (:func:`model.layer.run_layer`, docs/design.md §7) to ``macro_cycles``.
+
+@dataclass
+class ChipProgram:
+    """The chip's program of one network (docs/design.md §15): what the host loads, all integers.
+
+    Attributes
+    ----------
+    imem : ndarray of uint64
+        The instruction stream (:mod:`model.isa`), ending with HALT.
+    dmem, cmem, wmem : ndarray of int64
+        Descriptor, constant and weight memories (signed 32-bit words).
+    act_words, acc_words : int
+        ``ACT`` / ``ACC`` elements the program uses (the buffer allocation).
+    input, output : dict
+        ``addr`` in ACT, per-sample ``shape``, ``scale``, ``lo``, ``hi`` of the network's input (which the host
+        quantizes and writes) and output (which it reads when HALT is reached).
+    macro : MacroConfig
+        The macros the tiles in ``wmem`` are laid out for.
+    values : dict
+        Value name -> ACT address (the allocation, for listings and tests).
+    """
+
+    imem: np.ndarray
+    dmem: np.ndarray
+    cmem: np.ndarray
+    wmem: np.ndarray
+    act_words: int
+    acc_words: int
+    input: dict
+    output: dict
+    macro: object
+    values: dict
+
+    def summary(self) -> dict:
+        """JSON-ready sizes and instruction counts."""
+        from dbpim.model.isa import decode
+        counts: dict[str, int] = {}
+        for w in self.imem:
+            op = decode(int(w))["op"]
+            counts[op] = counts.get(op, 0) + 1
+        return {"instructions": int(len(self.imem)), "by_opcode": counts, "act_words": int(self.act_words),
+                "acc_words": int(self.acc_words), "dmem_words": int(len(self.dmem)),
+                "cmem_words": int(len(self.cmem)), "wmem_words": int(len(self.wmem))}
+
+
+def _layer_block(rec) -> list[int]:
+    """A record's WMEM block (:data:`model.isa.LAYER_HEADER`, phi, mask, the tiles' arrays)."""
+    from dbpim.model.compile import TILE_ARRAYS
+    from dbpim.model.isa import LAYER_HEADER
+    c = rec.compiled
+    mask = np.asarray(c.mask, np.int64)
+    st = c.stacked()
+    body = [np.asarray(c.phi, np.int64).reshape(-1), mask.reshape(-1)]
+    for t in range(len(c.tiles)):
+        body += [np.asarray(st[f"tiles_{k}"][t], np.int64).reshape(-1) for k in TILE_ARRAYS]
+    body = np.concatenate(body) if body else np.zeros(0, np.int64)
+    head = dict(K=c.K, N=c.N, group_size=c.group_size, n_groups=mask.shape[1], n_tiles=len(c.tiles),
+                words=len(LAYER_HEADER) + len(body))
+    return [int(head[k]) for k in LAYER_HEADER] + body.tolist()
+
+
+def _read_layer(wmem: np.ndarray, base: int, macro):
+    """The CompiledLayer of the WMEM block at ``base`` (inverse of :func:`_layer_block`)."""
+    from dbpim.model.compile import TILE_ARRAYS, CompiledLayer
+    from dbpim.model.isa import LAYER_HEADER
+    h = {k: int(wmem[base + i]) for i, k in enumerate(LAYER_HEADER)}
+    p = base + len(LAYER_HEADER)
+    phi = wmem[p:p + h["N"]].astype(np.uint8)
+    p += h["N"]
+    mask = wmem[p:p + h["K"] * h["n_groups"]].reshape(h["K"], h["n_groups"]).astype(bool)
+    p += h["K"] * h["n_groups"]
+    arrays = {f"tiles_{k}": [] for k in TILE_ARRAYS}
+    for _ in range(h["n_tiles"]):
+        for k, (dtype, shape) in TILE_ARRAYS.items():
+            shp = shape(macro)
+            n = math.prod(shp)
+            arrays[f"tiles_{k}"].append(wmem[p:p + n].reshape(shp).astype(dtype))
+            p += n
+    arrays = {k: (np.stack(v) if v else np.zeros((0,) + TILE_ARRAYS[k[6:]][1](macro), TILE_ARRAYS[k[6:]][0]))
+              for k, v in arrays.items()}
+    if p != base + h["words"]:
+        raise ChipError(f"WMEM block at {base}: header says {h['words']} words, the arrays take {p - base}")
+    return CompiledLayer.from_stacked(h["K"], h["N"], macro, h["group_size"], phi, mask, arrays)
+
+
+def compile_program(plan: IntegerPlan, records, macro) -> ChipProgram:
+    """The :class:`ChipProgram` of an :class:`IntegerPlan`: instructions, memory images, buffer allocation.
+
+    ``ACT`` is allocated first fit: a value lives from the instruction that writes it to the last that reads
+    it (the output to the end); ``reshape`` / ``identity`` alias their input (no instruction). Every mapped
+    layer's sums go to ``ACC`` address 0 and are requantized by the next instruction.
+    """
+    from dbpim.model import isa
+    recs = {r.name: r for r in records if r.mapped}
+    steps = plan.steps
+    root = {}
+    for st in steps:
+        root[st["dst"]] = root[st["src"][0]] if st["op"] in ("reshape", "identity") else st["dst"]
+    last = {}
+    for i, st in enumerate(steps):
+        for a in st["src"]:
+            last[root[a]] = i
+    last[root[plan.output]] = len(steps)
+    size = {st["dst"]: math.prod(plan.shapes[st["dst"]]) for st in steps}
+    live: dict[str, tuple[int, int]] = {}
+    addr: dict[str, int] = {}
+    act_top = 0
+
+    def alloc(n: int) -> int:
+        a = 0
+        for b, e in sorted(live.values()):
+            if a + n <= b:
+                break
+            a = max(a, e)
+        return a
+
+    imem, dmem, cmem, wmem_blocks, table = [], [], [], [], []
+
+    def desc(op: str, **values) -> int:
+        dmem.extend(isa.pack_descriptor(op, values))
+        return len(dmem) // isa.DESC_WORDS - 1
+
+    def const(a) -> int:
+        cmem.extend(int(v) for v in np.asarray(a).reshape(-1))
+        return len(cmem) - len(np.asarray(a).reshape(-1))
+
+    acc_words = 0
+    try:
+        for i, st in enumerate(steps):
+            kind, dst = st["op"], st["dst"]
+            if kind in ("reshape", "identity"):
+                addr[dst] = addr[root[dst]]
+                continue
+            a = alloc(size[dst])
+            live[dst] = (a, a + size[dst])
+            addr[dst] = a
+            act_top = max(act_top, a + size[dst])
+            src = [addr[s] for s in st["src"]]
+            shp_in = plan.shapes[st["src"][0]] if st["src"] else ()
+            if kind == "mapped":
+                rs = [recs[n] for n in st["layers"]]
+                first = len(table)
+                for r in rs:
+                    table.append(r.name)
+                    wmem_blocks.append(_layer_block(r))
+                out = plan.shapes[dst]
+                if st["kind"] == "linear":
+                    T = math.prod(shp_in[:-1])
+                    geo = dict(C=shp_in[-1], H=T, W=1, N=out[-1], Ho=T, Wo=1, kernel=isa.pack_pair(1, 1),
+                               stride=isa.pack_pair(1, 1), padding=0, dilation=isa.pack_pair(1, 1))
+                    C, inner, outer = out[-1], 1, T
+                else:
+                    c, h, w = (shp_in[0], 1, shp_in[1]) if st["kind"] == "conv1d" else shp_in
+                    ho, wo = (1, out[1]) if st["kind"] == "conv1d" else out[1:]
+                    r = rs[0]
+                    geo = dict(C=c, H=h, W=w, N=out[0], Ho=ho, Wo=wo, kernel=isa.pack_pair(*r.kernel),
+                               stride=isa.pack_pair(*r.stride), padding=isa.pack_pair(*r.padding),
+                               dilation=isa.pack_pair(*r.dilation))
+                    C, inner, outer = out[0], ho * wo, 1
+                acc_words = max(acc_words, C * inner * outer)
+                d = desc("PIM", kind=isa.PIM_KINDS["linear" if st["kind"] == "linear" else "conv2d"],
+                         groups=len(rs), layer=first, signed=int(st["signed_input"]), **geo)
+                imem.append(isa.encode("PIM", desc=d, dst=0, src0=src[0]))
+                bias = st["bias"] if st["bias"] is not None else np.zeros(0, np.int64)
+                d = desc("REQ", C=C, inner=inner, outer=outer, m_addr=const(st["m"]), s_addr=const(st["s"]),
+                         bias_addr=const(bias), has_bias=int(st["bias"] is not None), lo=st["lo"], hi=st["hi"])
+                imem.append(isa.encode("REQ", desc=d, dst=a, src0=0))
+            elif kind == "add":
+                d = desc("ADD", count=size[dst], ma=st["ma"], sa=st["sa"], mb=st["mb"], sb=st["sb"], lo=st["lo"],
+                         hi=st["hi"])
+                imem.append(isa.encode("ADD", desc=d, dst=a, src0=src[0], src1=src[1]))
+            elif kind == "maxpool2d":
+                c, h, w = shp_in
+                d = desc("MAXP", C=c, H=h, W=w, Ho=plan.shapes[dst][1], Wo=plan.shapes[dst][2],
+                         kernel=isa.pack_pair(*st["kernel"]), stride=isa.pack_pair(*st["stride"]),
+                         padding=isa.pack_pair(*st["padding"]), dilation=isa.pack_pair(*st["dilation"]))
+                imem.append(isa.encode("MAXP", desc=d, dst=a, src0=src[0]))
+            elif kind == "mean":
+                d = desc("GAP", C=shp_in[0], HW=math.prod(shp_in[1:]), m=st["m"], s=st["s"], lo=st["lo"],
+                         hi=st["hi"])
+                imem.append(isa.encode("GAP", desc=d, dst=a, src0=src[0]))
+            elif kind == "clamp":
+                d = desc("CLMP", count=size[dst], lo=st["lo"], hi=st["hi"])
+                imem.append(isa.encode("CLMP", desc=d, dst=a, src0=src[0]))
+            elif kind != "input":
+                raise ChipError(f"op {st['name']!r}: {kind} has no instruction")
+            for v in [k for k in live if last.get(k, -1) <= i and k != dst]:
+                live.pop(v)
+        imem.append(isa.encode("HALT"))
+    except isa.IsaError as e:
+        raise ChipError(f"compile: {e}") from None
+    limit = 1 << dict((f[0], f[1]) for f in isa.INSTR_FIELDS)["dst"]
+    if act_top > limit:
+        raise ChipError(f"compile: the network needs {act_top} ACT elements; the ISA addresses {limit}")
+    base = 1 + len(table)
+    wmem = [len(table)]
+    for b in wmem_blocks:
+        wmem.append(base)
+        base += len(b)
+    for b in wmem_blocks:
+        wmem.extend(b)
+    qi, qo = plan.quants[plan.input], plan.quants[plan.output]
+    return ChipProgram(imem=np.array(imem, np.uint64), dmem=np.array(dmem, np.int64), cmem=np.array(cmem, np.int64),
+                       wmem=np.array(wmem, np.int64), act_words=act_top, acc_words=acc_words,
+                       input={"addr": addr[plan.input], "shape": list(plan.input_shape), **qi.to_json()},
+                       output={"addr": addr[plan.output], "shape": list(plan.shapes[plan.output]), **qo.to_json()},
+                       macro=macro, values=dict(addr))
+
+
+# ----------------------------------------------------------------------------- the golden chip
+
+#: SIMD lane operations per element of each SIMD instruction (model.simd's costs: requant and clamp as one
+#: operation per output element, pooling one per window element read, add one per output element).
+_SIMD_COST = {"REQ": "mul", "ADD": "add", "MAXP": "pool", "GAP": "pool", "CLMP": "relu"}
+
+
+class GoldenChip:
+    """The chip running an artifact's network from its :class:`ChipProgram` (integer-only, §13, §15).
+
+    ``run(x)`` quantizes the float input on the host (:func:`quantize_input`), writes it into ``ACT``,
+    executes the instruction stream to HALT on every sample at once and returns the output tensor's integers
+    (int64, real value = ``v * output scale``). It adds the mapped layers' DB-PIM macro-cycles
+    (:func:`model.layer.run_layer`, docs/design.md §7) to ``macro_cycles`` and the SIMD instructions' lane
+    operations (:mod:`model.simd` costs) to ``simd_lane_ops``.
     """
 
     def __init__(self, artifact):
@@ -284,12 +505,14 @@ class GoldenChip:
                 raise ChipError(f"{where}: format version {artifact.version} has no network program; recompile "
                                 "it (dbpim compile)")
             raise ChipError(f"{where}: has no network program; recompile it (dbpim compile)")
-        self.records = {r.name: r for r in artifact.layers if r.mapped}
         try:
             self.plan = integer_plan(prog, artifact.layers)
         except RequantError as e:
             raise ChipError(str(e)) from None
+        self.program = compile_program(self.plan, artifact.layers, artifact.macro)
+        self._layers = {}
         self.macro_cycles = 0
+        self.simd_lane_ops = 0
         self.samples = 0
 
     @property
@@ -297,70 +520,111 @@ class GoldenChip:
         return self.plan.quants[self.plan.output]
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Output integers of the float input batch ``x`` (S, *input shape)."""
+        """Output integers (S, *output shape) of the float input batch ``x`` (S, *input shape)."""
         x = np.asarray(x)
+        p = self.program
         if x.ndim != len(self.plan.input_shape) + 1 or tuple(x.shape[1:]) != self.plan.input_shape:
             raise ChipError(f"x: shape must be (S, {', '.join(map(str, self.plan.input_shape))}), got "
                             f"{tuple(x.shape)}")
-        vals = {}
-        for step in self.plan.steps:
-            vals[step["dst"]] = self._step(step, [vals[a] for a in step["src"]], x)
-        self.samples += len(x)
-        return vals[self.plan.output]
+        S = len(x)
+        act = np.zeros((S, max(1, p.act_words)), np.int64)
+        acc = np.zeros((S, max(1, p.acc_words)), np.int64)
+        q = quantize_input(x, self.plan.quants[self.plan.input]).reshape(S, -1)
+        act[:, p.input["addr"]:p.input["addr"] + q.shape[1]] = q
+        self.execute(act, acc)
+        n = math.prod(p.output["shape"])
+        self.samples += S
+        return act[:, p.output["addr"]:p.output["addr"] + n].reshape((S,) + tuple(p.output["shape"])).copy()
 
-    def _step(self, st: dict, a: list, x: np.ndarray) -> np.ndarray:
-        kind = st["op"]
-        if kind == "input":
-            return quantize_input(x, self.plan.quants[st["dst"]])
-        if kind == "mapped":
-            acc = self._accumulate(st, a[0])
-            if st["kind"] == "linear":
-                flat = simd_ops.requant(acc.reshape(-1, acc.shape[-1]), st["m"], st["s"], st["lo"], st["hi"],
-                                        st["bias"], name=st["name"])
-                return flat.reshape(acc.shape)
-            if st["kind"] == "conv1d":
-                return simd_ops.requant(acc, st["m"], st["s"], st["lo"], st["hi"], st["bias"],
-                                        name=st["name"])[:, :, 0, :]
-            return simd_ops.requant(acc, st["m"], st["s"], st["lo"], st["hi"], st["bias"], name=st["name"])
-        if kind == "clamp":
-            return saturate(a[0], st["lo"], st["hi"], st["name"])
-        if kind == "add":
-            S = len(a[0])
-            y = simd_ops.add(a[0].reshape(S, -1), st["ma"], st["sa"], a[1].reshape(S, -1), st["mb"], st["sb"],
-                             st["lo"], st["hi"], name=st["name"])
-            return y.reshape(a[0].shape)
-        if kind == "reshape":
-            return a[0].reshape((len(a[0]),) + tuple(st["shape"]))
-        if kind == "identity":
-            return a[0]
-        if kind == "maxpool2d":
-            return simd_ops.maxpool2d(a[0], st["kernel"], st["stride"], st["padding"], st["dilation"],
-                                      name=st["name"])
-        if kind == "mean":
-            v = a[0]
-            y = simd_ops.global_avgpool(v.reshape(len(v), v.shape[1], 1, -1), st["m"], st["s"], st["lo"], st["hi"],
-                                        name=st["name"])
-            return y.reshape((len(v),) + self.plan.shapes[st["dst"]])
-        raise ChipError(f"op {st['name']!r}: {kind} cannot run on the chip")
+    def layer(self, index: int):
+        """The CompiledLayer of WMEM layer ``index``, read back from the memory image (cached)."""
+        if index not in self._layers:
+            w = self.program.wmem
+            if not 0 <= index < int(w[0]):
+                raise ChipError(f"PIM: layer {index} is not in WMEM's table of {int(w[0])} layers")
+            self._layers[index] = _read_layer(w, int(w[1 + index]), self.program.macro)
+        return self._layers[index]
 
-    def _accumulate(self, st: dict, q: np.ndarray) -> np.ndarray:
-        """The macros' int64 accumulators of a mapped op (the golden layer model), channels on axis 1
-        (last axis for linear); adds the layers' DB-PIM macro-cycles."""
-        recs = [self.records[n] for n in st["layers"]]
-        signed = st["signed_input"]
-        if st["kind"] == "linear":
-            r = recs[0]
-            res = run_layer(q.reshape(-1, q.shape[-1]), r.compiled, signed)
+    def execute(self, act: np.ndarray, acc: np.ndarray) -> None:
+        """Run the instruction stream on the buffers ``act`` (S, ACT) and ``acc`` (S, ACC) until HALT."""
+        from dbpim.model import isa
+        from dbpim.model.simd import simd_ops as lane_ops
+        p = self.program
+        S = act.shape[0]
+        lo16, hi16 = -(1 << (isa.BUFFERS["ACT"].elem_bits - 1)), (1 << (isa.BUFFERS["ACT"].elem_bits - 1)) - 1
+        for pc, word in enumerate(p.imem):
+            ins = isa.decode(int(word))
+            op = ins["op"]
+            if op == "HALT":
+                return
+            d = isa.unpack_descriptor(op, p.dmem[ins["desc"] * isa.DESC_WORDS:(ins["desc"] + 1) * isa.DESC_WORDS])
+            s0, dst = ins["src0"], ins["dst"]
+            name = f"instruction {pc} ({op})"
+            if op == "PIM":
+                out = self._pim(d, act, s0, name)
+                acc[:, dst:dst + out.shape[1]] = out
+                continue
+            if op == "REQ":
+                C, inner, outer = d["C"], d["inner"], d["outer"]
+                n = C * inner * outer
+                a = acc[:, s0:s0 + n].reshape(S * outer, C, inner, 1)
+                bias = p.cmem[d["bias_addr"]:d["bias_addr"] + C] if d["has_bias"] else None
+                y = simd_ops.requant(a, p.cmem[d["m_addr"]:d["m_addr"] + C], p.cmem[d["s_addr"]:d["s_addr"] + C],
+                                     d["lo"], d["hi"], bias, name=name).reshape(S, n)
+            elif op == "ADD":
+                n = d["count"]
+                y = simd_ops.add(act[:, s0:s0 + n], d["ma"], d["sa"], act[:, ins["src1"]:ins["src1"] + n], d["mb"],
+                                 d["sb"], d["lo"], d["hi"], name=name)
+            elif op == "MAXP":
+                C, H, W = d["C"], d["H"], d["W"]
+                k = isa.unpack_pair(d["kernel"])
+                y = simd_ops.maxpool2d(act[:, s0:s0 + C * H * W].reshape(S, C, H, W), k,
+                                       isa.unpack_pair(d["stride"]), isa.unpack_pair(d["padding"]),
+                                       isa.unpack_pair(d["dilation"]), name=name).reshape(S, -1)
+                n = y.shape[1]
+                self.simd_lane_ops += S * lane_ops("pool", 0, n * k[0] * k[1])
+            elif op == "GAP":
+                C, HW = d["C"], d["HW"]
+                y = simd_ops.global_avgpool(act[:, s0:s0 + C * HW].reshape(S, C, 1, HW), d["m"], d["s"], d["lo"],
+                                            d["hi"], name=name)
+                n = C
+                self.simd_lane_ops += S * lane_ops("pool", 0, C * HW)
+            elif op == "CLMP":
+                n = d["count"]
+                y = saturate(act[:, s0:s0 + n], d["lo"], d["hi"], name)
+            else:
+                raise ChipError(f"{name}: not an operation of the golden chip")
+            if op in ("REQ", "ADD", "CLMP"):
+                self.simd_lane_ops += S * lane_ops(_SIMD_COST[op], 0, n)
+            if y.size and (int(y.min()) < lo16 or int(y.max()) > hi16):
+                raise ChipError(f"{name}: a result does not fit ACT's signed 16-bit elements")
+            act[:, dst:dst + n] = y
+        raise ChipError("IMEM: the program ends without HALT")
+
+    def _pim(self, d: dict, act: np.ndarray, src: int, name: str) -> np.ndarray:
+        """A PIM instruction: the macros' int64 sums (S, N * Ho * Wo), through the golden layer model."""
+        from dbpim.model import isa
+        S = act.shape[0]
+        C, H, W, g = d["C"], d["H"], d["W"], d["groups"]
+        x = act[:, src:src + C * H * W]
+        signed = bool(d["signed"])
+        if d["kind"] == isa.PIM_KINDS["linear"]:
+            c = self.layer(d["layer"])
+            res = run_layer(x.reshape(S * H, C), c, signed)
             self.macro_cycles += res.cycles_dbpim
-            return res.out.reshape(q.shape[:-1] + (-1,))
-        if st["kind"] == "conv1d":
-            q = q[:, :, None, :]
-        g = len(recs)
-        cg = q.shape[1] // g
+            return res.out.reshape(S, -1)
+        x = x.reshape(S, C, H, W)
+        cg = C // g
         outs = []
-        for j, r in enumerate(recs):
-            out, res = run_conv2d(q[:, j * cg:(j + 1) * cg], r.compiled, r.kernel, r.stride, r.padding, signed,
-                                  r.dilation)
+        for j in range(g):
+            c = self.layer(d["layer"] + j)
+            out, res = run_conv2d(x[:, j * cg:(j + 1) * cg], c, isa.unpack_pair(d["kernel"]),
+                                  isa.unpack_pair(d["stride"]), isa.unpack_pair(d["padding"]), signed,
+                                  isa.unpack_pair(d["dilation"]))
             self.macro_cycles += res.cycles_dbpim
             outs.append(out)
-        return outs[0] if g == 1 else np.concatenate(outs, axis=1)
+        out = outs[0] if g == 1 else np.concatenate(outs, axis=1)
+        if out.shape[1:] != (d["N"], d["Ho"], d["Wo"]):
+            raise ChipError(f"{name}: the layers give {list(out.shape[1:])}, the descriptor says "
+                            f"{[d['N'], d['Ho'], d['Wo']]}")
+        return out.reshape(S, -1)
