@@ -482,19 +482,15 @@ def compile_program(plan: IntegerPlan, records, macro) -> ChipProgram:
 
 # ----------------------------------------------------------------------------- the golden chip
 
-#: SIMD lane operations per element of each SIMD instruction (model.simd's costs: requant and clamp as one
-#: operation per output element, pooling one per window element read, add one per output element).
-_SIMD_COST = {"REQ": "mul", "ADD": "add", "MAXP": "pool", "GAP": "pool", "CLMP": "relu"}
-
-
 class GoldenChip:
     """The chip running an artifact's network from its :class:`ChipProgram` (integer-only, §13, §15).
 
     ``run(x)`` quantizes the float input on the host (:func:`quantize_input`), writes it into ``ACT``,
     executes the instruction stream to HALT on every sample at once and returns the output tensor's integers
     (int64, real value = ``v * output scale``). It adds the mapped layers' DB-PIM macro-cycles
-    (:func:`model.layer.run_layer`, docs/design.md §7) to ``macro_cycles`` and the SIMD instructions' lane
-    operations (:mod:`model.simd` costs) to ``simd_lane_ops``.
+    (:func:`model.layer.run_layer`, docs/design.md §7) to ``macro_cycles`` and the SIMD instructions' cycles
+    (:func:`model.simd_core.simd_cycles` with ``lanes`` = the configuration's ``system.simd_lanes``, §14) to
+    ``simd_cycles``, both summed over samples.
     """
 
     def __init__(self, artifact):
@@ -511,8 +507,10 @@ class GoldenChip:
             raise ChipError(str(e)) from None
         self.program = compile_program(self.plan, artifact.layers, artifact.macro)
         self._layers = {}
+        from dbpim.model.config import SystemConfig
+        self.lanes = int(artifact.hw.system.simd_lanes if artifact.hw is not None else SystemConfig().simd_lanes)
         self.macro_cycles = 0
-        self.simd_lane_ops = 0
+        self.simd_cycles = 0
         self.samples = 0
 
     @property
@@ -548,7 +546,7 @@ class GoldenChip:
     def execute(self, act: np.ndarray, acc: np.ndarray) -> None:
         """Run the instruction stream on the buffers ``act`` (S, ACT) and ``acc`` (S, ACC) until HALT."""
         from dbpim.model import isa
-        from dbpim.model.simd import simd_ops as lane_ops
+        from dbpim.model.simd_core import simd_beats, simd_cycles
         p = self.program
         S = act.shape[0]
         lo16, hi16 = -(1 << (isa.BUFFERS["ACT"].elem_bits - 1)), (1 << (isa.BUFFERS["ACT"].elem_bits - 1)) - 1
@@ -571,10 +569,12 @@ class GoldenChip:
                 bias = p.cmem[d["bias_addr"]:d["bias_addr"] + C] if d["has_bias"] else None
                 y = simd_ops.requant(a, p.cmem[d["m_addr"]:d["m_addr"] + C], p.cmem[d["s_addr"]:d["s_addr"] + C],
                                      d["lo"], d["hi"], bias, name=name).reshape(S, n)
+                beats = simd_beats(C, inner * outer, 1, self.lanes)
             elif op == "ADD":
                 n = d["count"]
                 y = simd_ops.add(act[:, s0:s0 + n], d["ma"], d["sa"], act[:, ins["src1"]:ins["src1"] + n], d["mb"],
                                  d["sb"], d["lo"], d["hi"], name=name)
+                beats = simd_beats(n, 1, 1, self.lanes)
             elif op == "MAXP":
                 C, H, W = d["C"], d["H"], d["W"]
                 k = isa.unpack_pair(d["kernel"])
@@ -582,20 +582,20 @@ class GoldenChip:
                                        isa.unpack_pair(d["stride"]), isa.unpack_pair(d["padding"]),
                                        isa.unpack_pair(d["dilation"]), name=name).reshape(S, -1)
                 n = y.shape[1]
-                self.simd_lane_ops += S * lane_ops("pool", 0, n * k[0] * k[1])
+                beats = simd_beats(C, d["Ho"] * d["Wo"], k[0] * k[1], self.lanes)
             elif op == "GAP":
                 C, HW = d["C"], d["HW"]
                 y = simd_ops.global_avgpool(act[:, s0:s0 + C * HW].reshape(S, C, 1, HW), d["m"], d["s"], d["lo"],
                                             d["hi"], name=name)
                 n = C
-                self.simd_lane_ops += S * lane_ops("pool", 0, C * HW)
+                beats = simd_beats(C, 1, HW, self.lanes)
             elif op == "CLMP":
                 n = d["count"]
                 y = saturate(act[:, s0:s0 + n], d["lo"], d["hi"], name)
+                beats = simd_beats(n, 1, 1, self.lanes)
             else:
                 raise ChipError(f"{name}: not an operation of the golden chip")
-            if op in ("REQ", "ADD", "CLMP"):
-                self.simd_lane_ops += S * lane_ops(_SIMD_COST[op], 0, n)
+            self.simd_cycles += S * simd_cycles(beats * self.lanes, self.lanes)
             if y.size and (int(y.min()) < lo16 or int(y.max()) > hi16):
                 raise ChipError(f"{name}: a result does not fit ACT's signed 16-bit elements")
             act[:, dst:dst + n] = y

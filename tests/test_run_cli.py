@@ -20,7 +20,7 @@ def test_run_goes_through_the_golden_chip_and_equals_the_flow_on_its_test_sample
     acc = r["accuracy"]
     assert acc["chip"] == acc["torch_int"] == r["accuracy_compiled_integer_only"]  # the flow's integer-only path
     assert acc["float_requant"] == r["accuracy_compiled"]  # the same samples, the same frozen network
-    assert r["cycles_model"]["pim_macro_cycles"] > 0 and r["cycles_model"]["simd_lane_ops"] > 0
+    assert r["cycles_model"]["pim_macro_cycles"] > 0 and r["cycles_model"]["simd_cycles"] > 0
     assert r["program"]["by_opcode"]["PIM"] == r["program"]["by_opcode"]["REQ"] == 5 and r["program"]["by_opcode"]["HALT"] == 1
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("smallcnn: golden chip (") and "PIM macro-cycles" in out[0]

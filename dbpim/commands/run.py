@@ -97,9 +97,10 @@ def command(artifact, data, samples, batch_size, out):
            "output_scale": q.scale, "predictions": pred.astype(int).tolist(),
            "logits_equal": None if tlogits is None else bool(np.array_equal(logits, tlogits)),
            "accuracy": {}, "cycles_model": {
-               "pim_macro_cycles": chip.macro_cycles / S, "simd_lane_ops": chip.simd_lane_ops / S,
+               "pim_macro_cycles": chip.macro_cycles / S, "simd_cycles": chip.simd_cycles / S,
                "what": "per inference: DB-PIM macro-cycles of the PIM instructions (docs/design.md §7, summed "
-                       "as if one macro ran every tile) and SIMD lane operations (model.simd costs)"}}
+                       "as if one macro ran every tile) and SIMD core cycles of the SIMD instructions "
+                       "(model.simd_core.simd_cycles, run one after another)"}}
     if "accuracy" in ref:
         res["accuracy"]["chip"] = float((pred == y).mean())
         if tlogits is not None:
@@ -119,8 +120,8 @@ def command(artifact, data, samples, batch_size, out):
         return f", accuracy {100 * acc[k]:.2f} %" if k in acc else ""
     cm = res["cycles_model"]
     click.echo(f"{art.network}: golden chip ({res['program']['instructions']} instructions), {S} samples"
-               f"{pct('chip')}, {cm['pim_macro_cycles']:.0f} PIM macro-cycles + {cm['simd_lane_ops']:.0f} SIMD "
-               "lane ops per inference")
+               f"{pct('chip')}, {cm['pim_macro_cycles']:.0f} PIM macro-cycles + {cm['simd_cycles']:.0f} SIMD "
+               "core cycles per inference")
     if tlogits is None:
         click.echo(f"{art.network}: torch integer path: skipped (torch is not installed)")
     else:
