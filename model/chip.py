@@ -67,8 +67,9 @@ CHIP_OPS = {
     "identity": "none",
     "maxpool2d": "window maximum",
     "mean": "global average pooling: saturate(rescale(sum))",
+    "depthwise": "depthwise convolution on the SIMD core (int8 weights per channel), then requant",
 }
-_REQUANTIZING = ("mapped", "add", "mean")
+_REQUANTIZING = ("mapped", "add", "mean", "depthwise")
 _PASSING = ("identity", "reshape", "maxpool2d", "clamp")
 
 
@@ -155,10 +156,15 @@ def integer_plan(program: dict, records) -> IntegerPlan:
         if op["op"] != "clamp":
             continue
         src = op["inputs"][0]
+        between = []  # identity ops read by the next op alone (a BatchNorm folded into a depthwise op)
+        while (by_name[src]["op"] == "identity" and len(readers[src]) == 1 and src not in writes.values()
+               and src != out_name):
+            between.append(src)
+            src = by_name[src]["inputs"][0]
         p = next((q for q, w in writes.items() if w == src), src)
         if (by_name[p]["op"] in _REQUANTIZING and len(readers[src]) == 1 and src != out_name):
             writes[p] = op["name"]
-            folded.add(op["name"])
+            folded.update(between + [op["name"]])
             clamps.setdefault(p, []).append((op["lo"], op["hi"]))
 
     def value_of(name: str) -> str:
@@ -219,6 +225,9 @@ def integer_plan(program: dict, records) -> IntegerPlan:
             q = Quant(q.scale, lo, hi)
         elif kind == "maxpool2d":
             step.update({k: list(op[k]) for k in ("kernel", "stride", "padding", "dilation")})
+        elif kind == "depthwise":
+            step.update({k: list(op[k]) for k in ("kernel", "stride", "padding", "dilation")})
+            step.update(_depthwise_constants(op, quants[src[0]], q))
         elif kind == "reshape":
             step["shape"] = list(op["shape"])
         if kind in ("input",) + _REQUANTIZING:
@@ -260,6 +269,22 @@ def _mapped_constants(op: dict, recs: list, qi: Quant, qo: Quant) -> dict:
         bias = bi.astype(np.int64)
     return {"kind": op["kind"], "layers": list(op["layers"]), "signed_input": bool(op["signed_input"]),
             "m": m, "s": s, "bias": bias}
+
+
+def _depthwise_constants(op: dict, qi: Quant, qo: Quant) -> dict:
+    """int8 weights (per channel symmetric: ``scale = max|w| / 127``, round half even), ``m``, ``s`` and the
+    integer bias of a depthwise op (input ``qi``, output ``qo``)."""
+    w = np.asarray(op["weight"], np.float32).astype(np.float64)
+    amax = np.abs(w).reshape(len(w), -1).max(axis=1, initial=0.0)
+    w_scale = np.where(amax > 0, (amax / 127).astype(np.float32), np.float32(1.0)).astype(np.float64)
+    w_int = np.clip(np.rint(w / w_scale[:, None, None]), -127, 127).astype(np.int64)
+    acc_scale = np.float64(qi.scale) * w_scale
+    m, s = quantize_multipliers(acc_scale / np.float64(qo.scale), f"op {op['name']}: multiplier")
+    bi = np.rint(np.asarray(op["bias"], np.float64) / acc_scale)
+    if np.abs(bi).max(initial=0) >= 2.0 ** (ACC_LIMIT_BITS - 1):
+        raise ChipError(f"op {op['name']!r}: an integer bias reaches {np.abs(bi).max():.3g}, beyond "
+                        f"2**{ACC_LIMIT_BITS - 1} (a weight scale is too small)")
+    return {"w": w_int, "w_scale": w_scale, "m": m, "s": s, "bias": bi.astype(np.int64)}
 
 
 def quantize_input(x: np.ndarray, q: Quant) -> np.ndarray:
@@ -448,6 +473,14 @@ def compile_program(plan: IntegerPlan, records, macro) -> ChipProgram:
                          kernel=isa.pack_pair(*st["kernel"]), stride=isa.pack_pair(*st["stride"]),
                          padding=isa.pack_pair(*st["padding"]), dilation=isa.pack_pair(*st["dilation"]))
                 imem.append(isa.encode("MAXP", desc=d, dst=a, src0=src[0]))
+            elif kind == "depthwise":
+                c, h, w = shp_in
+                d = desc("DWC", C=c, H=h, W=w, Ho=plan.shapes[dst][1], Wo=plan.shapes[dst][2],
+                         kernel=isa.pack_pair(*st["kernel"]), stride=isa.pack_pair(*st["stride"]),
+                         padding=isa.pack_pair(*st["padding"]), dilation=isa.pack_pair(*st["dilation"]),
+                         w_addr=const(st["w"]), m_addr=const(st["m"]), s_addr=const(st["s"]),
+                         bias_addr=const(st["bias"]), lo=st["lo"], hi=st["hi"])
+                imem.append(isa.encode("DWC", desc=d, dst=a, src0=src[0]))
             elif kind == "mean":
                 d = desc("GAP", C=shp_in[0], HW=math.prod(shp_in[1:]), m=st["m"], s=st["s"], lo=st["lo"],
                          hi=st["hi"])
@@ -581,6 +614,18 @@ class GoldenChip:
                 y = simd_ops.maxpool2d(act[:, s0:s0 + C * H * W].reshape(S, C, H, W), k,
                                        isa.unpack_pair(d["stride"]), isa.unpack_pair(d["padding"]),
                                        isa.unpack_pair(d["dilation"]), name=name).reshape(S, -1)
+                n = y.shape[1]
+                beats = simd_beats(C, d["Ho"] * d["Wo"], k[0] * k[1], self.lanes)
+            elif op == "DWC":
+                C, H, W = d["C"], d["H"], d["W"]
+                k = isa.unpack_pair(d["kernel"])
+                w = p.cmem[d["w_addr"]:d["w_addr"] + C * k[0] * k[1]].reshape(C, k[0], k[1])
+                a = simd_ops.depthwise_conv2d(act[:, s0:s0 + C * H * W].reshape(S, C, H, W), w,
+                                              isa.unpack_pair(d["stride"]), isa.unpack_pair(d["padding"]),
+                                              isa.unpack_pair(d["dilation"]), name=name)
+                y = simd_ops.requant(a, p.cmem[d["m_addr"]:d["m_addr"] + C], p.cmem[d["s_addr"]:d["s_addr"] + C],
+                                     d["lo"], d["hi"], p.cmem[d["bias_addr"]:d["bias_addr"] + C],
+                                     name=name).reshape(S, -1)
                 n = y.shape[1]
                 beats = simd_beats(C, d["Ho"] * d["Wo"], k[0] * k[1], self.lanes)
             elif op == "GAP":

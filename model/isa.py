@@ -103,6 +103,10 @@ OPCODES = {o.name: o for o in (
            "global average pooling: saturate(rescale(sum of the HW elements of each channel, m, s), lo, hi)"),
     Opcode("CLMP", 6, "ACT", "ACT", None, ("count", "lo", "hi"),
            "clamp: min(max(x, lo), hi) elementwise"),
+    Opcode("DWC", 7, "ACT", "ACT", None,
+           ("C", "H", "W", "Ho", "Wo", "kernel", "stride", "padding", "dilation", "w_addr", "m_addr", "s_addr",
+            "bias_addr", "lo", "hi"),
+           "depthwise convolution with the int8 weights at CMEM w_addr, then requant per channel"),
 )}
 BY_CODE = {o.code: o for o in OPCODES.values()}
 

@@ -130,3 +130,61 @@ def test_flow_records_integer_only_accuracy(nets):
     assert 0.0 <= acc["integer_only"] <= 1.0
     print(f"smallcnn (tiny schedule): float-requant {acc['final']:.4f}, integer-only {acc['integer_only']:.4f}")
     assert abs(acc["integer_only"] - acc["final"]) <= 0.05
+
+
+@pytest.fixture(scope="module")
+def mobilenet(tmp_path_factory):
+    """MobileNetV2 at width 1/8 (depthwise convolutions with folded BatchNorm, ReLU6, residual adds, global
+    pooling), frozen on random 3x32x32 inputs and exported with its program for the small configuration."""
+    from dbpim.model.config import load_config
+    from dbpim.model.torch.export import export
+    from dbpim.model.torch.flow import Stages
+    from dbpim.model.torch.graph import capture
+    from dbpim.model.torch.zoo import get_model
+    torch.manual_seed(0)
+    macro = load_config("small").macro
+    net = get_model("mobilenetv2", 10, width=0.125)
+    x = torch.randn(6, 3, 32, 32)
+    net.train()
+    with torch.no_grad():
+        net(x)  # BatchNorm statistics
+    net.eval()
+    st = Stages(capture(net, x), macro.group_size)
+    st.prune(0.5)
+    st.quantize(x, fta=True, phi_max=2)
+    st.freeze()
+    path = export(st.net, "mobilenetv2", macro, tmp_path_factory.mktemp("mbv2") / "art", x)
+    with torch.no_grad():
+        ref = st.net(x).numpy()
+    return gart.load(path), x.numpy(), ref
+
+
+def test_mobilenetv2_depthwise_golden_chip_equals_torch_integer_path(mobilenet):
+    art, x, ref = mobilenet
+    ops = [op["op"] for op in art.program["ops"]]
+    assert "unsupported" not in ops and ops.count("depthwise") == 17
+    chip = GoldenChip(art)
+    kinds = [st["op"] for st in chip.plan.steps]
+    assert "clamp" not in kinds  # every ReLU6 folded (through the BatchNorm folded into its depthwise op)
+    got = chip.run(x)
+    assert np.array_equal(got, IntegerNetwork(chip.plan, art.layers)(torch.from_numpy(x)).numpy())
+    # and close to the frozen float network: the same decision, logits within 5 % of their range
+    real = got * chip.output_quant.scale
+    assert (real.argmax(1) == ref.argmax(1)).all()
+    assert np.abs(real - ref).max() <= 0.05 * np.abs(ref).max()
+    dw = next(st for st in chip.plan.steps if st["op"] == "depthwise")
+    assert dw["w"].dtype == np.int64 and np.abs(dw["w"]).max() == 127
+
+
+def test_run_cli_on_a_network_model_predict_cannot_run(mobilenet, tmp_path, capsys):
+    from dbpim import cli
+    art, x, _ = mobilenet
+    np.savez(tmp_path / "d.npz", x=x[:4], y=np.arange(4))
+    assert cli.main(["run", "--artifact", str(art.path), "--data", str(tmp_path / "d.npz"),
+                     "--out", str(tmp_path / "o")]) == 0
+    import json
+    r = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert r["logits_equal"] is True and set(r["accuracy"]) == {"chip", "torch_int"}
+    assert "depthwise" in r["float_requant_skipped"] and r["program"]["by_opcode"]["DWC"] == 17
+    out = capsys.readouterr().out.splitlines()
+    assert "float-requant reference (model.predict): skipped" in out[2]

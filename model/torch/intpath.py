@@ -90,6 +90,10 @@ class IntegerNetwork:
             acc = F.conv2d(v.double(), w, None, r.stride, r.padding, r.dilation, len(st["layers"]))
             y = requant(torch.round(acc).to(torch.int64), st["m"], st["s"], st["lo"], st["hi"], st["bias"])
             return y[:, :, 0, :] if st["kind"] == "conv1d" else y
+        if kind == "depthwise":
+            w = torch.from_numpy(np.asarray(st["w"], np.float64)[:, None])
+            acc = F.conv2d(a[0].double(), w, None, st["stride"], st["padding"], st["dilation"], w.shape[0])
+            return requant(torch.round(acc).to(torch.int64), st["m"], st["s"], st["lo"], st["hi"], st["bias"])
         if kind == "clamp":
             return torch.clamp(a[0], st["lo"], st["hi"])
         if kind == "add":

@@ -20,7 +20,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from dbpim.model.torch.graph import node_label, propagate_shapes
+from dbpim.model.torch.graph import conv_padding, node_label, propagate_shapes
 from dbpim.model.torch.qat import QLayer
 
 __all__ = ["network_program", "value_ranges"]
@@ -67,9 +67,40 @@ def _module_op(m: nn.Module, node: fx.Node) -> dict:
                 "dilation": _pair(m.dilation)}
     if type(m) is nn.AdaptiveAvgPool2d and _pair(m.output_size) == [1, 1]:
         return {"op": "mean", "axes": [1, 2], "keepdim": True}
+    if _is_depthwise(m):
+        return _depthwise_op(m, node)
     if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
         raise _Unsupported(f"{type(m).__name__} not mapped (groups={getattr(m, 'groups', 1)}: float on the SIMD core)")
     raise _Unsupported(f"{type(m).__name__}")
+
+
+def _is_depthwise(m: nn.Module) -> bool:
+    return (type(m) is nn.Conv2d and m.groups > 1 and m.groups == m.in_channels == m.out_channels
+            and m.padding_mode == "zeros")
+
+
+def _folded_bn(node: fx.Node, mods: dict):
+    """The eval-mode BatchNorm2d that alone reads ``node`` (folded into its depthwise op), else None."""
+    users = list(node.users)
+    if len(users) != 1 or users[0].op != "call_module":
+        return None
+    bn = mods.get(str(users[0].target))
+    if type(bn) is not nn.BatchNorm2d or bn.training or bn.running_mean is None:
+        return None
+    return users[0]
+
+
+def _depthwise_op(m: nn.Conv2d, node: fx.Node) -> dict:
+    """A depthwise Conv2d as a ``depthwise`` op, with the BatchNorm that alone reads it folded in."""
+    w = m.weight.detach().double()[:, 0]
+    b = m.bias.detach().double() if m.bias is not None else torch.zeros(m.out_channels, dtype=torch.float64)
+    bn = node.meta.get("dbpim_folded_bn")
+    if bn is not None:
+        k = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
+        w, b = w * k[:, None, None], (b - bn.running_mean.double()) * k + bn.bias.detach().double()
+    return {"op": "depthwise", "kernel": _pair(m.kernel_size), "stride": _pair(m.stride),
+            "padding": _pair(conv_padding(m)), "dilation": _pair(m.dilation),
+            "weight": w.numpy().astype(np.float32), "bias": b.numpy().astype(np.float32)}
 
 
 def _function_op(node: fx.Node) -> dict:
@@ -157,6 +188,13 @@ def network_program(gm: fx.GraphModule, samples: torch.Tensor, records: list,
     ranges = value_ranges(gm, samples if calibration is None else calibration)
     mods = dict(gm.named_modules())
     ops, out, done, bad = [], None, set(), set()
+    folded = {}  # BatchNorm node name -> the depthwise conv node it is folded into
+    for node in gm.graph.nodes:
+        if node.op == "call_module" and _is_depthwise(mods.get(str(node.target))):
+            bn = _folded_bn(node, mods)
+            node.meta["dbpim_folded_bn"] = None if bn is None else mods[str(bn.target)]
+            if bn is not None:
+                folded[bn.name] = node.name
     for node in gm.graph.nodes:
         if node.op == "output":
             out = node.args[0]
@@ -176,9 +214,15 @@ def network_program(gm: fx.GraphModule, samples: torch.Tensor, records: list,
             rec["shape"] = _per_sample(node)
             if node.op == "placeholder":
                 rec.update(op="input", inputs=[])
+            elif node.name in folded:
+                rec.update(op="identity")  # the BatchNorm folded into its depthwise op
             elif node.op == "call_module":
                 m = mods[str(node.target)]
                 rec.update(_mapped_op(m, label, records) if isinstance(m, QLayer) else _module_op(m, node))
+                if rec["op"] == "depthwise" and node.meta.get("dbpim_folded_bn") is not None:
+                    bn_name = next(k for k, v in folded.items() if v == node.name)
+                    if bn_name in ranges:  # the op computes the BatchNorm's output
+                        ranges[node.name] = ranges[bn_name]
             else:
                 rec.update(_function_op(node))
             if rec["op"] not in ("input", "add") and len(inputs) != 1:
