@@ -88,7 +88,7 @@ def test_compute_bound_layer_is_unchanged_by_batch():
 
 
 @pytest.mark.parametrize("banks", [1, 2])
-@pytest.mark.parametrize("name,H", [("small", 3), ("paper", 2)])
+@pytest.mark.parametrize("name,H", [("small", 5), ("paper", 2)])  # small: runs of 64 pixels cross samples
 def test_batch_on_one_core_is_the_twin_over_batch_times_the_pixels(name, H, banks):
     """At the core level a batch is the layer's passes over B x the pixels, samples one after another: the
     golden core twin (the RTL's CYCLES) runs that program; its results are each sample's own, bit for bit."""
@@ -162,3 +162,32 @@ def test_bench_and_bench_paper_report_the_batch(tmp_path, capsys, save_digits_ar
         assert cli.main(cmd + ["--batch", "0", "--out", str(tmp_path / "x")]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "--batch: must be an integer in [1, 256], got 0" in err
+
+
+@pytest.mark.rtl
+@pytest.mark.timeout(900)
+@pytest.mark.xdist_group("rtl-core-native")
+def test_rtl_core_runs_a_batch_as_the_model_counts():
+    """The RTL core (native Verilator harness, small configuration) running a layer at batch 3, the samples'
+    pixels one after another in one program: its results are each sample's own, its CYCLES the performance
+    model's count at batch 3 on one core (``MechPerf.core_cycles``, model.core_timing)."""
+    pytest.importorskip("cocotb")
+    from dbpim.model.config import load_config
+    from dbpim.model.core import CoreParams, compile_program, run_core
+    from dbpim.verif.native import run_core_native
+    from dbpim.verif.rtl import rtl_config
+    hw = load_config(rtl_config("small"))
+    cfg = _roomy(hw, cores=1)
+    rec = _conv_record(hw.macro, cout=19, H=5)  # 3 x 25 pixels: a pixel run of 64 holds parts of 3 samples
+    xc = im2col(rec.x, 3, 3, 1, 1)
+    P = xc.shape[0] // 2
+    prog = compile_program(rec.compiled, 3 * P, CoreParams.from_config(hw))
+    xs = np.stack([np.concatenate([xc[s * P:(s + 1) * P] for s in order]) for order in perf.batch_samples(2, 3)])
+    runs, _ = run_core_native(prog, xs, hw)
+    model = perf.evaluate_layer(perf.spec_from_record(rec), cfg, ("dbpim",), batch=3).mech["dbpim"].core_cycles
+    assert len(prog.segments) >= 1
+    for s, x in enumerate(xs):
+        want = run_core(prog, x)
+        assert sum(runs[si][s].cycles for si in range(len(prog.segments))) == model[s] == want.total_cycles
+        for si in range(len(prog.segments)):
+            assert np.array_equal(runs[si][s].beats, want.beats[si]) and runs[si][s].status == 0b010
