@@ -31,6 +31,10 @@ shared off-chip bandwidth that stretches tile loads, and the output buffer
 whose capacity splits the output pixels into chunks (each chunk reloads the
 row tiles). The dense baseline has no sparse allocation switch (the macro's
 input beats alone); every DB-PIM mechanism feeds its inputs through it.
+At ``batch`` B (:func:`evaluate_layer`) the pixels of B samples form the
+pixel runs, so a loaded tile serves every sample of its run
+(:func:`batch_samples`); :func:`batch_reuse` finds the smallest batch where
+the off-chip floor (:attr:`MechPerf.dram_floor_cycles`) binds no layer.
 
 Utilization: ``utilization`` (paper Eq. 2 at cell level: effective cells over
 the cells of the activated cell rows of issued cycles) and
@@ -291,7 +295,7 @@ class MechPerf:
     filter_tiles: int = 0
     load_cycles: float = 0.0  # tile loads, summed over filter tiles (every chunk)
     stream_cycles: float = 0.0  # result streaming, summed over filter tiles
-    psum_chunks: int = 1  # pixel runs of a filter tile per batch (more than one: the output buffer or register file)
+    psum_chunks: int = 1  # pixel runs of a filter tile per batch instance (output register file / output buffer)
     weight_bytes: float = 0.0  # fetched from memory per inference
     core_cycles: np.ndarray | None = None  # (S,) the busiest core's STARTs per batch instance, tiles preloaded
     batch: int = 1  # samples per batch instance (:func:`batch_samples`)
