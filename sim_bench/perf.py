@@ -53,10 +53,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dbpim.model import core_timing as ct
+from dbpim.model import limits
 from dbpim.model.compile import FilterTile, group_runs, pack_columns
 from dbpim.model.config import EnergyConfig, HwConfig
 from dbpim.model.core_timing import filter_tiles_of
-from dbpim.model import limits
 from dbpim.model.cycles import POPCOUNT8, cell_row_popcounts_flat, input_beats
 from dbpim.model.prune import n_groups
 from dbpim.model.derived import Derived

@@ -39,7 +39,8 @@ from dbpim.sim_bench.explain import SIGNED_SKIP_WHY, explain_markdown, layer_not
 from dbpim.sim_bench.perf import (MACRO_COMPONENTS, MECH_LABELS, MECHANISMS, BenchError, NetworkPerf, batch_reuse,
                             evaluate_network, peak_geometry, peak_tops, specs_from_artifact)
 
-__all__ = ["run_report", "evaluate_artifact", "evaluate_with_batch_reuse", "batch_reuse_line", "check_macro", "format_summary", "format_notes", "write_report", "demo",
+__all__ = ["run_report", "evaluate_artifact", "evaluate_with_batch_reuse", "batch_reuse_line", "check_macro",
+           "format_summary", "format_notes", "write_report", "demo",
            "layer_rows", "markdown", "PAPER", "BenchError", "plot_mechanisms", "plot_time_breakdown", "plot_tornado",
            "network_note", "UNTRAINED_NOTE", "U_CHOICE", "weights_label", "data_source", "write_json"]
 
@@ -388,7 +389,8 @@ def markdown(nets: list[NetworkPerf]) -> str:
         "32 macros). Every limit of docs/perf_model.md is modelled.", "",
         f"Batch: {', '.join(sorted({str(n.batch) for n in nets}))} sample(s) per loaded tile (every figure below is "
         "per inference at this batch, the dense baseline's too).", ""]
-    L += _batch_reuse(nets) + _table3(nets) + inputs_note(nets) + [""] + _table2(nets) + [""] + _peak(cfg) + [""] + _energy(nets)
+    L += _batch_reuse(nets) + _table3(nets) + inputs_note(nets) + [""] + _table2(nets) + [""] + _peak(cfg) + [""]
+    L += _energy(nets)
     best_s = max(n.speedup() for n in nets)
     best_e = max(n.energy_saving() for n in nets)
     L += ["", "## Headline figures (paper abstract: \"up to\")", "",
