@@ -191,3 +191,13 @@ def test_rtl_core_runs_a_batch_as_the_model_counts():
         assert sum(runs[si][s].cycles for si in range(len(prog.segments))) == model[s] == want.total_cycles
         for si in range(len(prog.segments)):
             assert np.array_equal(runs[si][s].beats, want.beats[si]) and runs[si][s].status == 0b010
+
+
+def test_docs_state_the_batch_range_exactly():
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    design = " ".join((root / "docs" / "design.md").read_text().split())
+    perf_doc = " ".join((root / "docs" / "perf_model.md").read_text().split())
+    assert f"`compile`) an integer in `[1, {limits.BATCH.hi}]`" in design
+    assert f"integer in `[1, {limits.BATCH.hi}]`, `model.limits.BATCH`" in perf_doc
+    assert f"batch 1, 2, 4, ..., {limits.BATCH.hi}" in perf_doc
