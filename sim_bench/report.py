@@ -294,8 +294,9 @@ def _batch_reuse(nets) -> list[str]:
         return []
     L = ["## Batch reuse: a loaded tile serves the samples of a batch", "",
          "Speedup (dense over DB-PIM, end to end) at this report's batch, at batch 1 and at the smallest batch of "
-         "1, 2, 4, ... where the off-chip floor (weight bytes / `dram_bytes_per_cycle`) exceeds the on-chip "
-         "cycles of no mapped layer, under either (docs/perf_model.md \"Batch\").", "",
+         "1, 2, 4, ... where no mapped layer's off-chip floor (its weight bytes / `dram_bytes_per_cycle`) exceeds "
+         "its cycles with the tiles on chip, under the dense baseline or DB-PIM (docs/perf_model.md \"Batch\").",
+         "",
          "| network | batch | speedup | at batch 1 | layers bound at batch 1 | floor stops binding at batch | "
          "speedup there |", "|---|---|---|---|---|---|---|"]
     for n in rows:
