@@ -1,4 +1,4 @@
-"""The chip's input buffer and window generator (docs/design.md §12, the paper's Fig. 4 (2)).
+"""The chip's input buffer and window generator (docs/design.md §13, the paper's Fig. 4 (2)).
 
 :class:`WindowGenerator` holds a layer's input activation map in the input
 buffer and turns it into a PIM core's input stream (``hw.core.PIMCore.x``):
@@ -28,7 +28,7 @@ from dbpim.model.spec import (BUS_BITS, WINDOW_ELEMENTS_MAX, WINDOW_ENTRY, WINDO
 
 __all__ = ["WindowGenerator"]
 
-#: signed width of an output pixel's top-left input coordinate (``HO * SH - PH``: 16 + 4 bits and a sign)
+#: signed width of an output pixel's top-left input coordinate (``HO * SH``: 16 + 4 bits, a sign and a margin)
 _COORD_BITS = 22
 
 
@@ -149,38 +149,55 @@ class WindowGenerator(Block):
 
         # ---- pass state
         run = Signal()
-        y0 = Signal(signed(_COORD_BITS))   # the pixel's top-left input row HO' * SH - PH
-        x0 = Signal(signed(_COORD_BITS))   # and column WO' * SW - PW
+        y0 = Signal(signed(_COORD_BITS))   # the pixel's top-left input row before the padding, HO' * SH
+        x0 = Signal(signed(_COORD_BITS))   # and column WO' * SW
         wo = Signal.like(L.out_w)
+        wo_last = Signal.like(L.out_w)     # OUT_W - 1
         pix_left = Signal(len(self.d.payload.pixels))
-        win_base = Signal(len(self.d.payload.win_base))
+        win_base = Signal(len(self.d.payload.n_win))   # as wide as k
         win_last = Signal(len(self.d.payload.n_win))   # N_WIN - 1
         k = Signal(len(self.d.payload.n_win))
         m.d.comb += [trp.addr.eq(win_base + k), self.busy.eq(run)]
+
+        # ---- the layer, sampled with each pass descriptor, at the widths of the operands it meets
+        aw = len(rps[0].addr)
+        cb = _COORD_BITS + 1
+        height, width = Signal(signed(cb)), Signal(signed(cb))   # the map's size as signed coordinates
+        kh, kw = Signal(len(L.kh) + 1), Signal(len(L.kw) + 1)    # as wide as a kernel index + 1
+        base, h_a, w_a = Signal(aw), Signal(aw), Signal(aw)       # address-wide operands
+        dh, dw, sh, sw = (Signal.like(getattr(L, f), name=f"lay_{f}") for f in ("dh", "dw", "sh", "sw"))
+        ph, pw = Signal(signed(cb)), Signal(signed(cb))
+        sample = [height.eq(L.height), width.eq(L.width), kh.eq(L.kh), kw.eq(L.kw), base.eq(L.base),
+                  h_a.eq(L.height), w_a.eq(L.width), dh.eq(L.dh), dw.eq(L.dw), sh.eq(L.sh), sw.eq(L.sw),
+                  ph.eq(L.ph), pw.eq(L.pw), wo_last.eq(L.out_w - 1)]
 
         # ---- the beat: lane e is im2col input (CHANNEL * KH + KI) * KW + KJ + e of the pixel
         ent = data.View(entry_layout, trp.data)
         c, i, j = ent.channel, ent.ki, ent.kj
         live_n = Signal(range(n + 1))
         m.d.comb += live_n.eq(Mux(ent.n_pad < n, n - ent.n_pad, 0))
-        cw = len(c) + max(1, (n - 1).bit_length())  # channels of a window: CHANNEL + (n_comp - 1) // (KH * KW)
         for e, rp in enumerate(rps):
             if e:  # the next tap: (c, i, j) + 1 in the radix (KH, KW)
-                jn, in_ = j + 1, i + 1
-                wrap_j = jn == L.kw
-                wrap_i = wrap_j & (in_ == L.kh)
+                jn, in_ = Signal(len(kw), name=f"tap{e}_jn"), Signal(len(kh), name=f"tap{e}_in")
+                m.d.comb += [jn.eq(j + 1), in_.eq(i + 1)]
+                wrap_j, wrap_i = Signal(name=f"tap{e}_wrap_j"), Signal(name=f"tap{e}_wrap_i")
+                m.d.comb += [wrap_j.eq(jn == kw), wrap_i.eq(wrap_j & (in_ == kh))]
                 cj, ci, cc = (Signal(len(L.kw), name=f"tap{e}_j"), Signal(len(L.kh), name=f"tap{e}_i"),
-                              Signal(cw, name=f"tap{e}_c"))
+                              Signal(aw, name=f"tap{e}_c"))
                 m.d.comb += [cj.eq(Mux(wrap_j, 0, jn)), ci.eq(Mux(wrap_i, 0, Mux(wrap_j, in_, i))),
-                             cc.eq(c + wrap_i)]
+                             cc.eq(Mux(wrap_i, c + 1, c))]
                 c, i, j = cc, ci, cj
-            y = Signal(signed(_COORD_BITS + 1), name=f"tap{e}_y")
-            x = Signal(signed(_COORD_BITS + 1), name=f"tap{e}_x")
-            m.d.comb += [y.eq(y0 + i * L.dh), x.eq(x0 + j * L.dw)]
+            dy, dx = Signal(2 * len(L.dh), name=f"tap{e}_dy"), Signal(2 * len(L.dw), name=f"tap{e}_dx")
+            ty, tx = Signal(signed(cb), name=f"tap{e}_ty"), Signal(signed(cb), name=f"tap{e}_tx")
+            y, x = Signal(signed(cb), name=f"tap{e}_y"), Signal(signed(cb), name=f"tap{e}_x")
+            m.d.comb += [dy.eq(i * dh), dx.eq(j * dw), ty.eq(y0 + dy), tx.eq(x0 + dx), y.eq(ty - ph), x.eq(tx - pw)]
             ok = Signal(name=f"tap{e}_ok")
-            m.d.comb += ok.eq((live_n > e) & (y >= 0) & (y < L.height) & (x >= 0) & (x < L.width))
-            m.d.comb += [rp.addr.eq(L.base + (c * L.height + y.as_unsigned()) * L.width + x.as_unsigned()),
-                         self.o.payload.data[e].eq(Mux(ok, rp.data, 0))]
+            m.d.comb += ok.eq((live_n > e) & ~y[-1] & (y < height) & ~x[-1] & (x < width))
+            # address BASE + (c * HEIGHT + y) * WIDTH + x, each step truncated to the buffer's address bits
+            ch, row, lin, at = (Signal(aw, name=f"tap{e}_{t}") for t in ("ch", "row", "lin", "at"))
+            ya, xa = Signal(aw, name=f"tap{e}_ya"), Signal(aw, name=f"tap{e}_xa")
+            m.d.comb += [ya.eq(y[:aw]), xa.eq(x[:aw]), ch.eq(c * h_a), row.eq(ch + ya), lin.eq(row * w_a),
+                         at.eq(base + lin), rp.addr.eq(at + xa), self.o.payload.data[e].eq(Mux(ok, rp.data, 0))]
         m.d.comb += self.o.valid.eq(run)
 
         # ---- walk: entries of a pixel, then the next pixel (row-major), then the next pass
@@ -194,15 +211,15 @@ class WindowGenerator(Block):
                     m.d.sync += run.eq(0)
                 with m.Else():
                     m.d.sync += pix_left.eq(pix_left - 1)
-                    with m.If(wo == L.out_w - 1):
-                        m.d.sync += [wo.eq(0), x0.eq(-L.pw), y0.eq(y0 + L.sh)]
+                    with m.If(wo == wo_last):
+                        m.d.sync += [wo.eq(0), x0.eq(0), y0.eq(y0 + sh)]
                     with m.Else():
-                        m.d.sync += [wo.eq(wo + 1), x0.eq(x0 + L.sw)]
+                        m.d.sync += [wo.eq(wo + 1), x0.eq(x0 + sw)]
             with m.Else():
                 m.d.sync += k.eq(k + 1)
+        p = self.d.payload
         with m.If(self.d.valid & self.d.ready):  # a new pass (overrides the walk's last beat)
-            p = self.d.payload
             m.d.sync += [run.eq((p.pixels != 0) & (p.n_win != 0)), k.eq(0), pix_left.eq(p.pixels),
                          win_base.eq(p.win_base), win_last.eq(p.n_win - 1), wo.eq(p.wo),
-                         y0.eq(p.ho * L.sh - L.ph), x0.eq(p.wo * L.sw - L.pw)]
+                         y0.eq(p.ho * L.sh), x0.eq(p.wo * L.sw)] + sample
         return m

@@ -1,4 +1,4 @@
-"""The input buffer and window generator's golden twin (docs/design.md §12).
+"""The input buffer and window generator's golden twin (docs/design.md §13).
 
 The chip's input buffer holds a layer's input activation map; the window
 generator (``hw.window.WindowGenerator``) turns it into a PIM core's input
@@ -35,7 +35,7 @@ from dbpim.model.spec import (BUS_BITS, WINDOW_ELEMENTS_MAX, WINDOW_ENTRY, WINDO
                               input_bits, pack, register_fields)
 
 __all__ = ["WindowLayer", "buffer_words", "buffer_image", "table_entries", "pass_words", "generator_beats",
-           "segment_table", "segment_passes", "segment_stream", "generator_cycles"]
+           "segment_table", "segment_passes", "segment_stream", "generator_cycles", "descriptor_markdown"]
 
 
 def _field(registers, name: str):
@@ -283,3 +283,13 @@ def generator_cycles(pixels, n_win) -> int:
     """
     b = np.asarray(pixels, np.int64) * np.asarray(n_win, np.int64)
     return int(WINDOW_LATENCY["start"] + b.sum() + (b == 0).sum())
+
+
+def descriptor_markdown() -> str:
+    """The window generator's descriptor and table entry fields as one Markdown table (docs/rtl.md holds it)."""
+    lines = ["| descriptor | word | bits | field | meaning |", "|---|---|---|---|---|"]
+    for what, regs in (("layer (`layer`)", WINDOW_LAYER), ("pass (`d`)", WINDOW_PASS),
+                       ("table entry (`t_data`)", WINDOW_ENTRY)):
+        for r in regs:
+            lines += [f"| {what} | {r.word} ({r.name}) | {f.msb}:{f.lsb} | {f.name} | {f.desc} |" for f in r.fields]
+    return "\n".join(lines) + "\n"

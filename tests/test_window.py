@@ -1,4 +1,4 @@
-"""The input buffer and window generator (docs/design.md §12): twin, RTL and the core fed by it.
+"""The input buffer and window generator (docs/design.md §13): twin, RTL and the core fed by it.
 
 * the twin (:func:`model.window.segment_stream`, from the activation map) equals the core's im2col stream
   (:func:`model.core.input_windows` of :func:`model.layer.im2col`) on random shapes and a real conv layer;
@@ -259,7 +259,7 @@ def test_real_layer_twin_and_rtl(real_artifacts):
     words = buffer_words(hw.system.input_buffer_kib, n, hw.macro.in_bits)
     buf = buffer_image(layer, x, program.signed, words, n)
     table = table_entries(layer, segment_table(seg, n), n)
-    passes = segment_passes(layer, seg)[:6]  # the first six passes: enough beats, a bounded simulation
+    passes = segment_passes(layer, seg)
     want = generator_beats(buf, layer.words(), table, passes, n)
 
     async def body(tb):
@@ -270,3 +270,111 @@ def test_real_layer_twin_and_rtl(real_artifacts):
     from dbpim.hw.window import WindowGenerator
     got = _beats_of(run_amaranth(WindowGenerator.from_config(hw), body, max_cycles=400_000), n)
     assert np.array_equal(got, want)
+
+
+class _GeneratorFeedsCore(amaranth.lib.wiring.Component):
+    """The window generator's ``o`` connected to the PIM core's ``x``: the core's register bus, the generator's
+    write ports, layer and descriptor stream outside; the core's results on ``o``."""
+
+    def __init__(self, hw):
+        from dbpim.hw.core import PIMCore
+        from dbpim.hw.window import WindowGenerator
+        self.gen, self.core = WindowGenerator.from_config(hw), PIMCore.from_config(hw)
+        g, c = self.gen.signature.members, self.core.signature.members
+        ports = {k: c[k] for k in ("w_en", "w_addr", "w_data", "w_strb", "r_addr", "r_data", "o", "done")}
+        ports |= {"b_" + k: g[k] for k in ("w_en", "w_addr", "w_data")}
+        ports |= {k: g[k] for k in ("t_en", "t_addr", "t_data", "layer", "d")}
+        super().__init__(ports)
+
+    def elaborate(self, platform):
+        from amaranth.hdl import Module
+        from amaranth.lib.wiring import connect, flipped
+        m = Module()
+        m.submodules.gen, m.submodules.core = g, c = self.gen, self.core
+        connect(m, g.o, c.x)
+        connect(m, flipped(self.o), c.o)
+        connect(m, flipped(self.d), g.d)
+        for k in ("w_en", "w_addr", "w_data", "w_strb", "r_addr"):
+            m.d.comb += getattr(c, k).eq(getattr(self, k))
+        m.d.comb += [self.r_data.eq(c.r_data), self.done.eq(c.done), g.layer.eq(self.layer)]
+        for k in ("w_en", "w_addr", "w_data"):
+            m.d.comb += getattr(g, k).eq(getattr(self, "b_" + k))
+        for k in ("t_en", "t_addr", "t_data"):
+            m.d.comb += getattr(g, k).eq(getattr(self, k))
+        return m
+
+
+def test_generator_feeds_core_real_layer(real_artifacts):
+    """The demo CNN's first conv on the small core fed by the window generator (not by the host): every START's
+    results assemble to ``run_layer``'s outputs bit for bit and each START's ``CYCLES`` is
+    ``model.core_timing.layer_cycles``' (the generator never stalls the core)."""
+    from dbpim.model.core import assemble, bus_writes, run_core
+    from dbpim.model.layer import run_layer
+
+    hw = load_config("small")
+    n = hw.macro.n_comp
+    rec, layer = _real_conv(real_artifacts[0])
+    x = np.asarray(rec.x[0], np.int64)
+    signed = bool(rec.signed_input)
+    program = compile_program(rec.compiled, layer.pixels, CoreParams.from_config(hw), signed)
+    cols = im2col(x[None], layer.kh, layer.kw, layer.stride, layer.padding, layer.dilation)
+    twin = run_core(program, cols)
+    words = buffer_words(hw.system.input_buffer_kib, n, hw.macro.in_bits)
+    buf = buffer_image(layer, x, signed, words, n)
+    regs = {r: w for r, (w, _, _) in spec.CORE_REGS.items()}
+    rf = spec.result_fields(CoreParams.from_config(hw).psum_width)
+
+    async def body(tb):
+        tb.set("w_strb", 0xF)
+        tb.set("layer", sum(w << (32 * k) for k, w in enumerate(layer.words())))
+        for a, row in enumerate(buf.reshape(-1, n)):
+            if row.any():
+                tb.set("b_w_en", 1)
+                tb.set("b_w_addr", a)
+                tb.set("b_w_data", sum(int(v) << (8 * e) for e, v in enumerate(row)))
+                await tb.tick()
+        tb.set("b_w_en", 0)
+        beats, cycles = [], []
+        for seg, want in zip(program.segments, twin.beats):
+            for a, t in enumerate(table_entries(layer, segment_table(seg, n), n)):
+                tb.set("t_en", 1)
+                tb.set("t_addr", a)
+                tb.set("t_data", t)
+                await tb.tick()
+            tb.set("t_en", 0)
+            for a, w in bus_writes(program, seg):
+                tb.set("w_en", 1)
+                tb.set("w_addr", a >> 2)
+                tb.set("w_data", w)
+                await tb.tick()
+            tb.source("d").send([sum(w << (32 * k) for k, w in enumerate(p)) for p in segment_passes(layer, seg)])
+            tb.set("w_addr", regs["CTRL"])
+            tb.set("w_data", 1)
+            await tb.tick()
+            tb.set("w_en", 0)
+            got = await tb.sink("o").recv(tb, len(want))
+            beats.append([spec.unpack(rf, b)["psum"] for b in got])
+            while not tb.get("done"):
+                await tb.tick()
+            info = []
+            for name in ("CYCLES", "STATUS"):
+                tb.set("r_addr", regs[name])
+                await tb.settle()
+                info.append(tb.get("r_data"))
+            assert info[1] == 0b010, f"STATUS {info[1]:#x}"
+            cycles.append(info[0])
+        return beats, cycles
+
+    beats, cycles = run_amaranth(_GeneratorFeedsCore(hw), body, max_cycles=int(4 * twin.total_cycles) + 200_000)
+    out = assemble(program, beats)
+    assert np.array_equal(out, run_layer(cols, rec.compiled, signed).out)
+    assert cycles == [int(c) for c in twin.cycles]
+
+
+def test_docs_hold_the_descriptor_table():
+    from pathlib import Path
+
+    from dbpim.model.window import descriptor_markdown
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "rtl.md").read_text()
+    table = doc.split("checked by tests/test_window.py -->\n")[1].split("<!-- end window descriptors -->")[0]
+    assert table == descriptor_markdown()
