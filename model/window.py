@@ -229,6 +229,9 @@ def generator_beats(buffer, layer_words, table, passes, n_comp: int) -> np.ndarr
             continue
         q = np.arange(P["pixels"]) + P["wo"]
         ho, wo = P["ho"] + q // L["out_w"], q % L["out_w"]  # (pixels,)
+        if P["win_base"] + P["n_win"] > len(ent):
+            raise ValueError(f"pass: entries {P['win_base']} .. {P['win_base'] + P['n_win'] - 1} are past the "
+                             f"window table's {len(ent)}")
         es = [ent[P["win_base"] + k] for k in range(P["n_win"])]
         t = np.array([(d["channel"] * kh + d["ki"]) * kw + d["kj"] for d in es])[:, None] + e  # (n_win, n_comp)
         live = e[None, :] < np.array([n_comp - d["n_pad"] for d in es])[:, None]

@@ -84,6 +84,9 @@ def test_layer_descriptor_errors():
         table_entries(layer, [5], 4)
     with pytest.raises(ValueError, match="not output pixels"):
         pass_words(layer, 0, 2, 0, 1)
+    with pytest.raises(ValueError, match="past the window table's 1"):
+        generator_beats(np.zeros(24, np.uint8), layer.words(), table_entries(layer, [0], 4),
+                        [pass_words(layer, 0, 1, 0, 2)], 4)
 
 
 def test_layer_words_place_fields_as_registers():
@@ -304,16 +307,19 @@ class _GeneratorFeedsCore(amaranth.lib.wiring.Component):
         return m
 
 
-def test_generator_feeds_core_real_layer(real_artifacts):
-    """The demo CNN's first conv on the small core fed by the window generator (not by the host): every START's
+@pytest.mark.parametrize("name", ["features.0.conv",
+                                  pytest.param("features.1.conv", marks=pytest.mark.slow)])  # minutes: make test-slow
+def test_generator_feeds_core_real_layer(real_artifacts, name):
+    """Convs of the demo CNN on the small core fed by the window generator (not by the host): every START's
     results assemble to ``run_layer``'s outputs bit for bit and each START's ``CYCLES`` is
-    ``model.core_timing.layer_cycles``' (the generator never stalls the core)."""
+    ``model.core_timing.layer_cycles``' (the generator never stalls the core). The first conv: 1 input channel,
+    4 passes; the second (slow): 22 tiles, row tiles accumulated."""
     from dbpim.model.core import assemble, bus_writes, run_core
     from dbpim.model.layer import run_layer
 
     hw = load_config("small")
     n = hw.macro.n_comp
-    rec, layer = _real_conv(real_artifacts[0])
+    rec, layer = _real_conv(real_artifacts[0], name)
     x = np.asarray(rec.x[0], np.int64)
     signed = bool(rec.signed_input)
     program = compile_program(rec.compiled, layer.pixels, CoreParams.from_config(hw), signed)
@@ -378,3 +384,15 @@ def test_docs_hold_the_descriptor_table():
     doc = (Path(__file__).resolve().parent.parent / "docs" / "rtl.md").read_text()
     table = doc.split("checked by tests/test_window.py -->\n")[1].split("<!-- end window descriptors -->")[0]
     assert table == descriptor_markdown()
+
+
+def test_cli_verilog_refuses_a_buffer_without_a_word(tmp_path, capsys):
+    """``dbpim verilog`` with an input buffer smaller than one word: one line naming the key, nothing written."""
+    from dbpim.cli import main
+    from dbpim.model.config import config_path
+    yaml = tmp_path / "tiny.yaml"
+    yaml.write_text(config_path("small").read_text().replace("input_buffer_kib: 4", "input_buffer_kib: 0.001"))
+    assert main(["verilog", "--hw", str(yaml), "--blocks", "window", "--out", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "system.input_buffer_kib" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "v").exists()
