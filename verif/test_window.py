@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from dbpim.model.window import WindowLayer, buffer_image, generator_beats, pass_words, table_entries
+from dbpim.verif.rtl import configs
 from dbpim.verif.tb import COCOTB_TIMEOUT, env_rng
 
 STALLS = [0.0, 0.3]
@@ -126,9 +127,9 @@ async def window_stream(dut):
 @pytest.mark.rtl
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("stall", STALLS)
-@pytest.mark.parametrize("cfg", [pytest.param("small", id="small",
-                                              marks=pytest.mark.xdist_group("rtl-window-small"))])
+@pytest.mark.parametrize("cfg", configs("window", ("small",)))
 def test_window_rtl(cfg, stall):
-    """The emitted Verilog (``dbpim_window.v``, small configuration) on Verilator under cocotb."""
+    """The emitted Verilog (``dbpim_window.v``; the small configuration, or ``DBPIM_HW``) on Verilator under
+    cocotb."""
     from dbpim.verif.rtl import run_cocotb
     run_cocotb("window", cfg, "dbpim.verif.test_window", testcase="window_stream", stall=stall)
