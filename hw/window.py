@@ -1,4 +1,4 @@
-"""The chip's input buffer and window generator (docs/design.md §15, the paper's Fig. 4 (2)).
+"""The chip's input buffer and window generator (docs/design.md §16, the paper's Fig. 4 (2)).
 
 :class:`WindowGenerator` holds a layer's input activation map in the input
 buffer and turns it into a PIM core's input stream (``hw.core.PIMCore.x``):

@@ -805,7 +805,7 @@ WINDOW_GEOMETRY: dict[str, Rule] = {
 #: Largest input buffer the window generator addresses: 2**24 inputs (the ``BASE`` field).
 WINDOW_ELEMENTS_MAX = 1 << 24
 
-#: Fixed cycles of the window generator (docs/design.md §15; :func:`model.window.generator_cycles`).
+#: Fixed cycles of the window generator (docs/design.md §16; :func:`model.window.generator_cycles`).
 WINDOW_LATENCY = {
     "start": 1,  # the first pass descriptor taken (generator idle) -> its first beat valid
 }

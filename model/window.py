@@ -1,4 +1,4 @@
-"""The input buffer and window generator's golden twin (docs/design.md §15).
+"""The input buffer and window generator's golden twin (docs/design.md §16).
 
 The chip's input buffer holds a layer's input activation map; the window
 generator (``hw.window.WindowGenerator``) turns it into a PIM core's input

@@ -1,4 +1,4 @@
-"""The input buffer and window generator (docs/design.md §15): twin, RTL and the core fed by it.
+"""The input buffer and window generator (docs/design.md §16): twin, RTL and the core fed by it.
 
 * the twin (:func:`model.window.segment_stream`, from the activation map) equals the core's im2col stream
   (:func:`model.core.input_windows` of :func:`model.layer.im2col`) on random shapes and a real conv layer;
