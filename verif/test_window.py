@@ -21,15 +21,20 @@ STALLS = [0.0, 0.3]
 
 
 def random_layer(rng, n_comp: int, channels=None, base_max: int = 6) -> WindowLayer:
-    """A random convolution: kernel 1 or 3 (or 3 x 1), stride 1 / 2, padding 0 / 1, dilation 1 / 2."""
+    """A random convolution: kernel 1 or 3 (or 3 x 1), stride 1 / 2, padding 0 / 1, dilation 1 / 2, each
+    the same on both axes or (one time in three) drawn per axis."""
     k = int(rng.choice([1, 3]))
     kh, kw = k, int(rng.choice([1, k]))
-    d = int(rng.integers(1, 3))
+
+    def pair(lo, hi):
+        a = int(rng.integers(lo, hi))
+        return (a, int(rng.integers(lo, hi))) if rng.random() < 1 / 3 else (a, a)
+
+    (sh, sw), (ph, pw), (dh, dw) = pair(1, 3), pair(0, 2), pair(1, 3)
     C = int(channels or rng.choice([1, 2, 3, 5, 8]))
-    H = int(rng.integers(d * (kh - 1) + 1, d * (kh - 1) + 6))
-    W = int(rng.integers(d * (kw - 1) + 1, d * (kw - 1) + 6))
-    return WindowLayer.of(C, H, W, kh, kw, int(rng.integers(1, 3)), int(rng.integers(0, 2)), d,
-                          base=int(rng.integers(0, base_max)))
+    H = int(rng.integers(dh * (kh - 1) + 1, dh * (kh - 1) + 6))
+    W = int(rng.integers(dw * (kw - 1) + 1, dw * (kw - 1) + 6))
+    return WindowLayer.of(C, H, W, kh, kw, (sh, sw), (ph, pw), (dh, dw), base=int(rng.integers(0, base_max)))
 
 
 def random_map(rng, layer: WindowLayer, signed: bool) -> np.ndarray:
@@ -38,8 +43,10 @@ def random_map(rng, layer: WindowLayer, signed: bool) -> np.ndarray:
 
 
 def random_job(rng, n_comp: int, words: int, windows: int):
-    """A random layer in a buffer of ``words``, a random window table and 1 to 4 random passes."""
+    """A random layer that fits a buffer of ``words``, a random window table and 1 to 4 random passes."""
     layer = random_layer(rng, n_comp, base_max=40)
+    while layer.base + layer.elements > words * n_comp:
+        layer = random_layer(rng, n_comp, base_max=40)
     signed = bool(rng.integers(0, 2))
     buf = buffer_image(layer, random_map(rng, layer, signed), signed, words, n_comp)
     nw = -(-layer.K // n_comp)
