@@ -38,6 +38,7 @@ from amaranth.lib.wiring import In, Out
 from dbpim.hw.common import layout_from_fields
 from dbpim.model import isa
 from dbpim.model._check import check_int
+from dbpim.model.requant import MULT_BITS, SHIFT_MAX
 from dbpim.model.spec import (SIMD_MULT_BITS, SIMD_OPCODES, SIMD_PIXEL_BITS, SIMD_SHIFT_BITS, SIMD_WINDOW_BITS,
                               simd_const_fields, simd_descriptor_fields, simd_in_fields, simd_out_fields)
 
@@ -48,6 +49,8 @@ DESC_LOADED = max(len(isa.OPCODES[n].desc) for n in ("REQ", "ADD", "MAXP", "GAP"
 
 _ERR = {name: code for code, name in ((1, "opcode"), (2, "unsupported"), (3, "simd"), (4, "range"), (5, "address"))}
 assert set(_ERR.values()) == set(isa.CHIP_ERRORS)
+# the SIMD core's constant fields hold every multiplier and shift the one rescaling (model.requant) allows
+assert MULT_BITS <= SIMD_MULT_BITS and SHIFT_MAX < 1 << SIMD_SHIFT_BITS
 
 
 def _field(word, name):
@@ -295,9 +298,9 @@ class ChipController(wiring.Component):
                 m.next = "CHECK"
 
             with m.State("CHECK"):
-                bad_scalar = ((cmode == 1) & ((cm < 0) | (cm >= 1 << SIMD_MULT_BITS) | (cs < 0)
-                                              | (cs >= 1 << SIMD_SHIFT_BITS) | (cmb < 0) | (cmb >= 1 << SIMD_MULT_BITS)
-                                              | (csb < 0) | (csb >= 1 << SIMD_SHIFT_BITS)))
+                bad_scalar = ((cmode == 1) & ((cm < 0) | (cm >= 1 << MULT_BITS) | (cs < 0)
+                                              | (cs > SHIFT_MAX) | (cmb < 0) | (cmb >= 1 << MULT_BITS)
+                                              | (csb < 0) | (csb > SHIFT_MAX)))
                 with m.If((pixels == 0) | (pixels >= 1 << SIMD_PIXEL_BITS) | (win == 0) | (win >= 1 << SIMD_WINDOW_BITS)
                           | (C == 0) | (C > self._simd_channels) | (lo > hi) | bad_scalar):
                     fail("simd")
@@ -324,8 +327,8 @@ class ChipController(wiring.Component):
 
             with m.State("TAKE_CONST"):
                 v = self.cmem_data
-                bad = (((j == 0) & ((v < 0) | (v >= 1 << SIMD_MULT_BITS)))
-                       | ((j == 1) & ((v < 0) | (v >= 1 << SIMD_SHIFT_BITS))))
+                bad = (((j == 0) & ((v < 0) | (v >= 1 << MULT_BITS)))
+                       | ((j == 1) & ((v < 0) | (v > SHIFT_MAX))))
                 with m.If(bad):
                     fail("simd")
                 with m.Else():

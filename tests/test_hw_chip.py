@@ -50,8 +50,9 @@ class Asm:
                 return a
         raise AssertionError("no room")
 
-    def mults(self, n):
-        return self.rng.integers(1 << 29, 1 << 31, n), self.rng.integers(24, 36, n)
+    def mults(self, n, s):
+        """``n`` multipliers and shifts scaling by about ``2**-s`` (outputs spread over the clamp range)."""
+        return self.rng.integers(1 << 29, 1 << 31, n), self.rng.integers(s, s + 3, n)
 
     def lohi(self):
         lo = int(self.rng.integers(-200, 0))
@@ -63,7 +64,7 @@ class Asm:
             C, inner, outer = int(r.integers(1, 10)), int(r.integers(1, 5)), int(r.integers(1, 3))
             n = C * inner * outer
             s0 = int(r.integers(0, DEPTHS["ACC"] - n + 1))
-            m, s = self.mults(C)
+            m, s = self.mults(C, 43)
             has_bias = int(r.integers(0, 2))
             lo, hi = self.lohi()
             d = self.desc("REQ", C=C, inner=inner, outer=outer, m_addr=self.const(m), s_addr=self.const(s),
@@ -78,7 +79,7 @@ class Asm:
                 self.imem.append(isa.encode("CLMP", desc=d, dst=self.place(n, [(a, a + n)]), src0=a))
                 return
             b = self.place(n, [])
-            (ma, mb), (sa, sb) = self.mults(2)
+            (ma, mb), (sa, sb) = self.mults(2, 31)
             d = self.desc("ADD", count=n, ma=ma, sa=sa, mb=mb, sb=sb, lo=lo, hi=hi)
             self.imem.append(isa.encode("ADD", desc=d, dst=self.place(n, [(a, a + n), (b, b + n)]), src0=a,
                                         src1=b))
@@ -98,7 +99,7 @@ class Asm:
         elif op == "GAP":
             C, HW = int(r.integers(1, 7)), int(r.integers(1, 10))
             a = self.place(C * HW, [])
-            (m,), (s,) = self.mults(1)
+            (m,), (s,) = self.mults(1, 33)
             lo, hi = self.lohi()
             d = self.desc("GAP", C=C, HW=HW, m=m, s=s, lo=lo, hi=hi)
             self.imem.append(isa.encode("GAP", desc=d, dst=self.place(C, [(a, a + C * HW)]), src0=a))
