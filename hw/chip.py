@@ -23,7 +23,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from dbpim.hw.chip_ctrl import ChipController
-from dbpim.hw.common import add_block
+from dbpim.hw.common import Block, add_block
 from dbpim.hw.simd import SIMDCore
 from dbpim.model import isa
 from dbpim.model._check import check_int
@@ -35,7 +35,7 @@ __all__ = ["DBPIMChip", "DEFAULT_DEPTHS"]
 DEFAULT_DEPTHS = {"IMEM": 256, "DMEM": 4096, "CMEM": 4096}
 
 
-class DBPIMChip(wiring.Component):
+class DBPIMChip(Block):
     """The chip: the host port, the buffers, the register block, the controller and the SIMD core.
 
     Parameters
@@ -65,10 +65,18 @@ class DBPIMChip(wiring.Component):
         self.simd_channels = check_int("simd_channels", simd_channels, 1, (1 << 16) - 1)
         self.depths = {b: check_int(f"depths.{b}", depths.get(b, DEFAULT_DEPTHS.get(b)), 1, 1 << 16)
                        for b in ("IMEM", "DMEM", "CMEM", "ACT", "ACC")}
+        self.__dict__["_params"] = {"lanes": self.lanes, "simd_channels": self.simd_channels,
+                                    **{f"{b.lower()}_words": n for b, n in self.depths.items()}}
         super().__init__({
             "host_sel": In(range(len(isa.HOST_TARGETS))), "host_addr": In(16), "host_wdata": In(64),
             "host_we": In(1), "host_re": In(1), "host_rdata": Out(64), "irq": Out(1),
         })
+
+    @property
+    def latency(self) -> int:
+        return 1
+
+    latency_note = "host_re to host_rdata; a program runs from CTRL.START to STATUS.DONE (CYCLES counts it)"
 
     @classmethod
     def from_config(cls, hw, **depths) -> "DBPIMChip":
