@@ -26,7 +26,8 @@ from dbpim.model.spec import RegField, Register, field_width, pack, unpack
 
 __all__ = ["INSTR_BITS", "INSTR_FIELDS", "DESC_WORDS", "WORD_BITS", "BUFFERS", "Buffer", "Opcode", "OPCODES",
            "BY_CODE", "LAYER_HEADER", "PIM_KINDS", "encode", "decode", "pack_descriptor", "unpack_descriptor",
-           "pack_pair", "unpack_pair", "IsaError", "CHIP_ERRORS", "CHIP_REGISTERS", "CHIP_REG", "HOST_TARGETS"]
+           "pack_pair", "unpack_pair", "IsaError", "CHIP_ERRORS", "CHIP_REGISTERS", "CHIP_REG", "HOST_TARGETS",
+           "chip_register_markdown"]
 
 INSTR_BITS = 64
 WORD_BITS = 32
@@ -174,8 +175,8 @@ def unpack_descriptor(op: str, words) -> dict:
 CHIP_ERRORS = {
     1: "undefined opcode (the golden chip raises on it too)",
     2: "an operation the RTL chip does not run yet (PIM, DWC)",
-    3: "the SIMD core rejected the instruction's descriptor (a channel count past its constant memory, lo > hi, "
-       "an empty window or tensor)",
+    3: "a descriptor the SIMD core cannot run (a channel count past its constant memory, lo > hi, an empty window "
+       "or tensor, a multiplier or shift outside model.requant's range)",
     4: "a result does not fit ACT's signed 16-bit elements (the golden chip raises on it too)",
     5: "an address past the end of its buffer",
 }
@@ -198,3 +199,13 @@ CHIP_REG = {r.name: r for r in CHIP_REGISTERS}
 
 #: Host port targets (``host_sel``): the register block, then the buffers the host loads and reads.
 HOST_TARGETS = ("REGS", "IMEM", "DMEM", "CMEM", "ACT", "ACC")
+
+
+def chip_register_markdown() -> str:
+    """The table of :data:`CHIP_REGISTERS` that docs/rtl.md holds (its test compares them)."""
+    rows = ["| word | register | bits | field | access | meaning |", "|---|---|---|---|---|---|"]
+    for r in CHIP_REGISTERS:
+        for f in r.fields:
+            bits = f"{f.msb}:{f.lsb}" if f.width > 1 else f"{f.lsb}"
+            rows.append(f"| {r.word} | `{r.name}` | {bits} | `{f.name}` | {f.access} | {f.desc} |")
+    return "\n".join(rows) + "\n"

@@ -283,3 +283,11 @@ def test_bad_descriptor_is_an_error_not_a_number():
     a, b = run_amaranth(_chip(), body, max_cycles=100_000)
     assert (a["ERROR"], a["ERROR_CODE"]) == (1, 3), a
     assert (b["ERROR"], b["ERROR_CODE"]) == (1, 4), b
+
+
+def test_docs_register_table_is_the_data():
+    from pathlib import Path
+    text = (Path(__file__).parents[1] / "docs" / "rtl.md").read_text()
+    start = "<!-- chip registers: model.isa.chip_register_markdown(), checked by tests/test_hw_chip.py -->\n"
+    body = text[text.index(start) + len(start):text.index("<!-- end chip registers -->")]
+    assert body == isa.chip_register_markdown()
