@@ -93,7 +93,7 @@ class DBPIMChip(Block):
         D = self.depths
         ctrl = ChipController(lanes=self.lanes, simd_channels=self.simd_channels, depths=D)
         simd = SIMDCore(lanes=self.lanes, channels=self.simd_channels)
-        m.submodules.ctrl = ctrl
+        add_block(m, "ctrl", ctrl, platform)
         add_block(m, "simd", simd, platform, extra_reset=ctrl.simd_rst)
         wiring.connect(m, ctrl.simd_d, simd.d)
         wiring.connect(m, ctrl.simd_i, simd.i)

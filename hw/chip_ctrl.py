@@ -35,7 +35,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from dbpim.hw.common import layout_from_fields
+from dbpim.hw.common import Block, layout_from_fields
 from dbpim.model import isa
 from dbpim.model._check import check_int
 from dbpim.model.requant import MULT_BITS, SHIFT_MAX
@@ -62,7 +62,7 @@ def _field(word, name):
     raise KeyError(name)
 
 
-class ChipController(wiring.Component):
+class ChipController(Block):
     """The top controller: runs IMEM's program on the SIMD core until HALT (module docstring).
 
     Parameters
@@ -93,6 +93,8 @@ class ChipController(wiring.Component):
         self._simd_channels = check_int("simd_channels", simd_channels, 1, (1 << 16) - 1)
         self._depths = {b: check_int(f"depths.{b}", depths[b], 1, 1 << 16) for b in ("IMEM", "DMEM", "CMEM", "ACT",
                                                                                     "ACC")}
+        self.__dict__["_params"] = {"lanes": self._lanes, "simd_channels": self._simd_channels,
+                                    **{f"{b.lower()}_words": n for b, n in self._depths.items()}}
         L = self._lanes
         groups = -(-self._simd_channels // L)
         d = self._depths
@@ -111,6 +113,14 @@ class ChipController(wiring.Component):
             "simd_w_data": Out(data.ArrayLayout(layout_from_fields(simd_const_fields()), L)),
             "simd_err": In(1), "simd_busy": In(1), "simd_rst": Out(1),
         })
+
+    NAME = "chip_ctrl"
+
+    @property
+    def latency(self) -> int:
+        return 1
+
+    latency_note = "START to the first instruction fetch"
 
     def elaborate(self, platform):
         m = Module()
