@@ -18,6 +18,7 @@ pytest.importorskip("amaranth")
 from dbpim.hw.chip import DBPIMChip  # noqa: E402
 from dbpim.model import isa  # noqa: E402
 from dbpim.model.chip import ChipProgram, GoldenChip  # noqa: E402
+from dbpim.model.chip_timing import program_cycles  # noqa: E402
 from dbpim.verif.tb import run_amaranth  # noqa: E402
 
 pytestmark = [pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable"), pytest.mark.timeout(600)]
@@ -150,13 +151,17 @@ async def _start(tb):
     tb.set("host_we", 0)
 
 
-async def _status(tb):
+async def _reg(tb, name):
     tb.set("host_sel", SEL["REGS"])
-    tb.set("host_addr", STATUS.word)
+    tb.set("host_addr", isa.CHIP_REG[name].word)
     tb.set("host_re", 1)
     await tb.tick()
     tb.set("host_re", 0)
-    return STATUS.decode(tb.get("host_rdata"))
+    return tb.get("host_rdata")
+
+
+async def _status(tb):
+    return STATUS.decode(await _reg(tb, "STATUS"))
 
 
 async def _run(tb, limit=200_000):
@@ -200,15 +205,17 @@ def test_random_simd_programs_match_golden(seed):
     async def body(tb):
         await _load(tb, prog, act, acc)
         st = await _run(tb)
+        cycles = await _reg(tb, "CYCLES")
         got = _signed(await _read(tb, "ACT", DEPTHS["ACT"]), 16)
-        return st, got
+        return st, cycles, got
 
-    st, got = run_amaranth(_chip(), body, max_cycles=2_000_000)
-    print(f"seed {seed}: {len(prog.imem)} instructions, status {st}")
+    st, cycles, got = run_amaranth(_chip(), body, max_cycles=2_000_000)
+    print(f"seed {seed}: {len(prog.imem)} instructions, status {st}, {cycles} cycles")
     assert st["ERROR"] == 0 and st["DONE"] == 1 and st["BUSY"] == 0, st
     assert st["PC"] == len(prog.imem) - 1
     bad = np.flatnonzero(got != want)
     assert not bad.size, f"seed {seed}: ACT differs at {bad[:10]}: rtl {got[bad[:10]]}, golden {want[bad[:10]]}"
+    assert cycles == program_cycles(prog, LANES), (cycles, program_cycles(prog, LANES))
 
 
 def test_reset_mid_program_then_rerun():
