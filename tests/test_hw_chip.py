@@ -84,19 +84,19 @@ class Asm:
             d = self.desc("ADD", count=n, ma=ma, sa=sa, mb=mb, sb=sb, lo=lo, hi=hi)
             self.imem.append(isa.encode("ADD", desc=d, dst=self.place(n, [(a, a + n), (b, b + n)]), src0=a,
                                         src1=b))
-        elif op == "MAXP":
+        elif op == "MAXP":  # each axis its own kernel, stride, padding, dilation
             C, H, W = int(r.integers(1, 6)), int(r.integers(3, 7)), int(r.integers(3, 7))
-            k, st, dil = int(r.integers(1, 4)), int(r.integers(1, 3)), int(r.integers(1, 3))
-            p = int(r.integers(0, k // 2 + 1))
-            Ho = (H + 2 * p - dil * (k - 1) - 1) // st + 1
-            Wo = (W + 2 * p - dil * (k - 1) - 1) // st + 1
+            k, st, dil = r.integers(1, 4, 2), r.integers(1, 3, 2), r.integers(1, 3, 2)
+            p = [int(r.integers(0, int(kk) // 2 + 1)) for kk in k]
+            Ho = (H + 2 * p[0] - dil[0] * (k[0] - 1) - 1) // st[0] + 1
+            Wo = (W + 2 * p[1] - dil[1] * (k[1] - 1) - 1) // st[1] + 1
             if Ho < 1 or Wo < 1:
                 return self.random("CLMP")
             a = self.place(C * H * W, [])
-            d = self.desc("MAXP", C=C, H=H, W=W, Ho=Ho, Wo=Wo, kernel=isa.pack_pair(k, k),
-                          stride=isa.pack_pair(st, st), padding=isa.pack_pair(p, p),
-                          dilation=isa.pack_pair(dil, dil))
-            self.imem.append(isa.encode("MAXP", desc=d, dst=self.place(C * Ho * Wo, [(a, a + C * H * W)]), src0=a))
+            d = self.desc("MAXP", C=C, H=H, W=W, Ho=int(Ho), Wo=int(Wo), kernel=isa.pack_pair(*k),
+                          stride=isa.pack_pair(*st), padding=isa.pack_pair(*p), dilation=isa.pack_pair(*dil))
+            self.imem.append(isa.encode("MAXP", desc=d, dst=self.place(int(C * Ho * Wo), [(a, a + C * H * W)]),
+                                        src0=a))
         elif op == "GAP":
             C, HW = int(r.integers(1, 7)), int(r.integers(1, 10))
             a = self.place(C * HW, [])
@@ -182,25 +182,28 @@ def _buffers(rng):
     return rng.integers(-300, 300, DEPTHS["ACT"]), rng.integers(-(1 << 20), 1 << 20, DEPTHS["ACC"])
 
 
-def _golden(prog, act, acc):
+def _golden(prog, act, acc, lanes=LANES):
     a, c = act[None].copy(), acc[None].copy()
-    GoldenChip.from_program(prog, LANES).execute(a, c)
+    GoldenChip.from_program(prog, lanes).execute(a, c)
     return a[0]
 
 
-def _chip():
-    return DBPIMChip(lanes=LANES, simd_channels=16, depths=DEPTHS)
+def _chip(lanes=LANES):
+    return DBPIMChip(lanes=lanes, simd_channels=16, depths=DEPTHS)
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_random_simd_programs_match_golden(seed):
+@pytest.mark.parametrize("seed, lanes", [(0, LANES), (1, LANES), (2, LANES),
+                                         (3, 1),
+                                         (4, 3),
+                                         (5, 16)])
+def test_random_simd_programs_match_golden(seed, lanes):
     rng = np.random.default_rng(seed)
     asm = Asm(rng)
     for op in ["REQ", "ADD", "MAXP", "GAP", "CLMP"] + list(rng.choice(["REQ", "ADD", "MAXP", "GAP", "CLMP"], 2)):
         asm.random(str(op))
     prog = asm.program()
     act, acc = _buffers(rng)
-    want = _golden(prog, act, acc)
+    want = _golden(prog, act, acc, lanes)
 
     async def body(tb):
         await _load(tb, prog, act, acc)
@@ -209,13 +212,13 @@ def test_random_simd_programs_match_golden(seed):
         got = _signed(await _read(tb, "ACT", DEPTHS["ACT"]), 16)
         return st, cycles, got
 
-    st, cycles, got = run_amaranth(_chip(), body, max_cycles=2_000_000)
-    print(f"seed {seed}: {len(prog.imem)} instructions, status {st}, {cycles} cycles")
+    st, cycles, got = run_amaranth(_chip(lanes), body, max_cycles=2_000_000)
+    print(f"seed {seed}, lanes {lanes}: {len(prog.imem)} instructions, status {st}, {cycles} cycles")
     assert st["ERROR"] == 0 and st["DONE"] == 1 and st["BUSY"] == 0, st
     assert st["PC"] == len(prog.imem) - 1
     bad = np.flatnonzero(got != want)
     assert not bad.size, f"seed {seed}: ACT differs at {bad[:10]}: rtl {got[bad[:10]]}, golden {want[bad[:10]]}"
-    assert cycles == program_cycles(prog, LANES), (cycles, program_cycles(prog, LANES))
+    assert cycles == program_cycles(prog, lanes), (cycles, program_cycles(prog, lanes))
 
 
 def test_reset_mid_program_then_rerun():
@@ -298,3 +301,14 @@ def test_docs_register_table_is_the_data():
     start = "<!-- chip registers: model.isa.chip_register_markdown(), checked by tests/test_hw_chip.py -->\n"
     body = text[text.index(start) + len(start):text.index("<!-- end chip registers -->")]
     assert body == isa.chip_register_markdown()
+
+
+def test_sizes_from_the_configuration():
+    from dbpim.model.config import load_config
+    hw = load_config("small")
+    chip = DBPIMChip.from_config(hw)
+    assert chip.lanes == hw.system.simd_lanes
+    assert chip.depths["ACT"] == int(hw.system.input_buffer_kib * 1024) // 2
+    assert chip.depths["ACC"] == int(hw.system.output_buffer_kib * 1024) // 4
+    with pytest.raises(ValueError, match="depths.ACT"):
+        DBPIMChip(lanes=4, depths={"ACT": 0, "ACC": 4})
