@@ -226,7 +226,7 @@ class ChipController(Block):
                 m.d.sync += lane.eq(lane + 1)
                 m.next = then
 
-        with m.FSM(name="ctrl"):
+        with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.comb += self.simd_rst.eq(1)
