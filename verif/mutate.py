@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["Mutant", "generate_mutants", "select_mutants", "schemata", "apply_mutant", "KillSuite", "kill_suite",
-           "build_mutant_harness", "run_mutant", "MutationReport", "run_mutation", "MUTANT_PLUSARG", "KINDS"]
+           "build_mutant_harness", "core_sources", "check_suite", "run_mutant", "MutationReport", "run_mutation", "MUTANT_PLUSARG", "KINDS"]
 
 #: the plusarg that selects a mutant in a schemata build (0: none)
 MUTANT_PLUSARG = "DBPIM_MUTANT"
@@ -351,7 +351,7 @@ def check_suite(suite: KillSuite, out_lines: list[str], psum_bits: int) -> str |
 
 # --------------------------------------------------------------------------- build and run
 
-def _sources(hw, bdir: Path) -> tuple[dict[str, str], list[str]]:
+def core_sources(hw, bdir: Path) -> tuple[dict[str, str], list[str]]:
     """The generated Verilog of ``dbpim_core`` for ``hw`` (name -> text) and its file order."""
     from dbpim.hw.generate import generate
     man = generate(hw, bdir / "rtl", blocks=["core"])
@@ -359,9 +359,10 @@ def _sources(hw, bdir: Path) -> tuple[dict[str, str], list[str]]:
     return {n: (bdir / "rtl" / n).read_text() for n in names}, names
 
 
-def build_mutant_harness(hw, mutants_dir: Path, count: int | None = None, seed: int = 0):
-    """Generate the core's Verilog, its mutants (``count`` of them, :func:`select_mutants`; all when None),
-    the schemata sources under ``mutants_dir/schemata`` and the native harness built from them.
+def build_mutant_harness(hw, mutants_dir: Path, count: int | None = None, seed: int = 0, pick=None):
+    """Generate the core's Verilog, its mutants (``count`` of them, :func:`select_mutants`; all when None;
+    or those for which ``pick(mutant)`` is true), the schemata sources under ``mutants_dir/schemata`` and the
+    native harness built from them.
 
     Returns
     -------
@@ -370,9 +371,9 @@ def build_mutant_harness(hw, mutants_dir: Path, count: int | None = None, seed: 
     from dbpim.verif.native import verilate_harness
     mutants_dir = Path(mutants_dir).resolve()
     mutants_dir.mkdir(parents=True, exist_ok=True)
-    sources, names = _sources(hw, mutants_dir)
+    sources, names = core_sources(hw, mutants_dir)
     allm = generate_mutants(sources)
-    chosen = select_mutants(allm, count, seed)
+    chosen = [m for m in allm if pick(m)] if pick else select_mutants(allm, count, seed)
     sch = schemata(sources, chosen)
     sdir = mutants_dir / "schemata"
     sdir.mkdir(exist_ok=True)
