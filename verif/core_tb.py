@@ -179,7 +179,8 @@ def coverage_layers(hw, rng) -> list:
     coverage configuration (``tests/coverage_core.yaml``: tiny core memories, so their extremes are
     reachable by small layers): K = 1 with a single filter and a one-pixel run; one kept row in every mask
     window; a full tile, then a row tile of one row at the last mask word; four filter tiles of one window
-    over two pixel runs (the last tile slot, every descriptor); filters at phi 0, 1 and 2."""
+    over two pixel runs (the last tile slot, every descriptor); filters at phi 0, 1 and 2; a vector whose
+    last row splits in the row packer."""
     mc, core = hw.macro, hw.core
     nw, cap, n = core.mask_windows, mc.capacity_rows, mc.n_comp
     # a full row tile over all but the last window (the last row of each window, then the rest of the
@@ -196,4 +197,68 @@ def coverage_layers(hw, rng) -> list:
                        P=2 * core.out_pixels, signed=True, name="every tile slot"),
         designed_layer(hw, rng, kept_rows=np.arange(2 * n), phi=[0, 1, 2, 2][:mc.n_col] * 2, P=3, signed=False,
                        name="phi 0, 1, 2"),
+        # n_comp - 1 kept inputs, then lanes: the vector's last switch beat completes a row and leaves a
+        # remainder, so the packer holds its input for a cycle (back-pressure on the switch's output)
+        designed_layer(hw, rng, kept_rows=list(range(n - 1)) + list(range(n, n + mc.lanes)), phi=[1, 1],
+                       P=2 * hw.system.macros_per_core, signed=False, name="split row"),
     ]
+
+
+# --------------------------------------------------------------------------- the coverage monitor
+
+class CoreMonitor:
+    """Samples a :class:`verif.coverage.CoreCoverage` from what ``dbpim_core`` did, every clock cycle (cocotb).
+
+    It watches the DUT's ports and, through the simulator's hierarchy (``--public-flat-rw``), the PIM core's
+    controller state, its reset and the handshakes between its stream stages: AXI4-Lite writes and reads as
+    the target took them (AW and W paired in order), input windows accepted, a stage holding valid without
+    ready (``s_axis``, the switch's input, the packer's input, each macro's input, ``m_axis``), and the
+    controller state a reset reached.
+    """
+
+    def __init__(self, dut, cov, macros: int):
+        self.dut, self.cov = dut, cov
+        core = dut.core
+        self._stages = [("switch", core.switch.i__valid, core.switch.i__ready),
+                        ("packer", core.packer.i__valid, core.packer.i__ready)] + [
+            ("macro", getattr(core, f"macro{k}").x__valid, getattr(core, f"macro{k}").x__ready) for k in range(macros)]
+        self._aw, self._w, self._ar = [], [], []
+        self.cycles = 0
+
+    async def run(self) -> None:
+        from cocotb.triggers import ReadOnly, RisingEdge
+
+        from dbpim.verif.coverage import CONTROLLER_STATES
+        d, cov = self.dut, self.cov
+        rst_prev = 0
+        while True:
+            await RisingEdge(d.aclk)
+            await ReadOnly()
+            self.cycles += 1
+            rst = int(d.core.rst.value)
+            if rst and not rst_prev:
+                cov.reset_in(CONTROLLER_STATES[int(d.core.fsm_state.value)])
+            rst_prev = rst
+            if rst:
+                self._aw.clear(), self._w.clear(), self._ar.clear()
+                continue
+            if d.s_axil_awvalid.value and d.s_axil_awready.value:
+                self._aw.append(int(d.s_axil_awaddr.value))
+            if d.s_axil_wvalid.value and d.s_axil_wready.value:
+                self._w.append(int(d.s_axil_wdata.value))
+            while self._aw and self._w:
+                cov.bus_write(self._aw.pop(0), self._w.pop(0))
+            if d.s_axil_arvalid.value and d.s_axil_arready.value:
+                self._ar.append(int(d.s_axil_araddr.value))
+            if d.s_axil_rvalid.value and d.s_axil_rready.value and self._ar:
+                cov.bus_read(self._ar.pop(0), int(d.s_axil_rdata.value))
+            if d.s_axis_tvalid.value:
+                if d.s_axis_tready.value:
+                    cov.input_beat(int(d.s_axis_tdata.value))
+                else:
+                    cov.backpressure("s_axis")
+            if d.m_axis_tvalid.value and not d.m_axis_tready.value:
+                cov.backpressure("m_axis")
+            for name, v, r in self._stages:
+                if v.value and not r.value:
+                    cov.backpressure(name)
