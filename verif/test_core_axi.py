@@ -18,6 +18,7 @@ A :class:`verif.core_tb.CoreMonitor` samples the coverage from the DUT; at the e
 bin. Every failure names the seed (``DBPIM_SEED``).
 """
 
+import logging
 import os
 from pathlib import Path
 
@@ -67,6 +68,8 @@ class _Core:
                                  reset_active_level=False)
         self.src.set_pause_generator(_pauses(rng, P_PAUSE))
         self.snk.set_pause_generator(_pauses(rng, P_PAUSE))
+        for agent in (self.axil.write_if, self.axil.read_if, self.src, self.snk):
+            agent.log.setLevel(logging.WARNING)  # not a log line per transfer
         self.win_bytes = len(dut.s_axis_tdata) // 8
         self.res_bytes = len(dut.m_axis_tdata) // 8
 
