@@ -124,3 +124,31 @@ def test_core_axi_random_order_closes_coverage():
                env={"DBPIM_COVERAGE_DIR": str(out)})
     doc = json.loads((out / "coverage.json").read_text())
     assert doc["unhit"] == [] and doc["hits"]["reset.state"]["DECODE"] > 0
+
+
+def test_macro_coverage_from_agent_records():
+    """The macro's coverpoints from its TB agents' records: a beat accepted after its offer is back-pressure,
+    an accepted row of zeros / at the MSB alone hits its bin; a run without them leaves those bins unhit."""
+    from types import SimpleNamespace
+
+    from dbpim.model import spec
+    from dbpim.model.config import load_config
+    from dbpim.verif.coverage import MacroCoverage, missing
+    mc = load_config("small").macro
+    full = {"c_rows_used": mc.n_row, "c_slot": 0b01_01_00_00, "c_used": 0b1111}   # filters at phi 2 and 2
+    one = {"c_rows_used": 1, "c_slot": 0b00_10_01_00, "c_used": 0b0111}           # phi 1, 1, 1
+    rows = [spec.pack_macro_in([0] * mc.n_comp), spec.pack_macro_in([128] + [0] * (mc.n_comp - 1)),
+            spec.pack_macro_in([3] * mc.n_comp)]
+    cov = MacroCoverage(macro=mc, prefix=f"macrosyn{next(_n)}")
+    for c in (full, one):
+        cov.tile(c)
+    cov.inputs(SimpleNamespace(taken=rows, offered=[0, 1, 2], accepted=[0, 3, 4]))
+    cov.outputs(SimpleNamespace(held=2))
+    assert missing(cov.report(), cov.required) == []
+    bare = MacroCoverage(macro=mc, prefix=f"macrosyn{next(_n)}")
+    bare.tile(full)
+    bare.inputs(SimpleNamespace(taken=rows[2:], offered=[0], accepted=[0]))
+    bare.outputs(SimpleNamespace(held=0))
+    assert set(missing(bare.report(), bare.required)) == {
+        "macro.filter.phi: 1", "macro.tile: one_row", "macro.input.row: all_zero", "macro.input.row: lone_msb",
+        "macro.backpressure: x", "macro.backpressure: o"}

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["REQUIRED", "REPORTED", "STAGES", "CORE_STALL_STAGES", "CONTROLLER_STATES", "required_bins", "descriptor_extremes", "CoreCoverage",
+__all__ = ["REQUIRED", "MACRO_REQUIRED", "MacroCoverage", "REPORTED", "STAGES", "CORE_STALL_STAGES", "CONTROLLER_STATES", "required_bins", "descriptor_extremes", "CoreCoverage",
            "missing", "report_table", "write_report"]
 
 #: stream stages of the core, input to output: the AXI4-Stream input, the sparse allocation switch's input,
@@ -248,3 +248,82 @@ def write_report(report: dict, required: dict, folder: Path, meta: dict | None =
     (folder / "coverage.json").write_text(jsonio.dumps(doc, what="coverage.json", newline=True))
     (folder / "coverage.txt").write_text(report_table(report, required))
     return bad
+
+
+# --------------------------------------------------------------------------- the macro testbench
+
+#: The required coverage of each macro regression run (verif/test_macro.py), as :data:`REQUIRED`.
+MACRO_REQUIRED = {
+    "macro.filter.phi": "phi 1..phi_max",
+    "macro.tile": ["one_row", "full"],
+    "macro.input.row": ["all_zero", "lone_msb"],
+    "macro.backpressure": ["x", "o"],
+}
+
+
+class MacroCoverage:
+    """The macro's coverpoints, sampled by :func:`verif.test_macro.macro_body` from its TB agents' records.
+
+    * ``tile``: the configuration a tile load wrote (the ``c_*`` port values): filter phi = a filter's
+      columns in ``c_slot`` / ``c_used``, a one-row tile (K = 1 row used), a full tile (every row and column);
+    * ``inputs``: the ``x`` beats the macro accepted (a cell row of all-zero inputs, one whose only set bit
+      column is the MSB) and whether it held ``x.ready`` low while a beat was offered;
+    * ``outputs``: whether it held ``o.valid`` while the sink was not ready.
+
+    Filters at phi 0 take no column (the compiler leaves them out of every tile), as in :class:`CoreCoverage`.
+    """
+
+    def __init__(self, *, macro, prefix: str = "macro"):
+        from cocotb_coverage.coverage import CoverPoint
+        from dbpim.model.config import MacroConfig
+        if not isinstance(macro, MacroConfig):
+            raise TypeError(f"macro: must be a MacroConfig, got {type(macro).__name__}")
+        self.mc, self.prefix = macro, prefix
+        self.required = {p: (list(range(1, macro.phi_max + 1)) if isinstance(b, str) else list(b))
+                         for p, b in MACRO_REQUIRED.items()}
+        self._points = {}
+        for point, bins in self.required.items():
+            @CoverPoint(f"{prefix}.{point}", xf=lambda v: v, bins=list(bins))
+            def sample(v):
+                pass
+            self._points[point] = sample
+
+    def tile(self, config: dict) -> None:
+        """A tile load's ``c_*`` port values (``c_rows_used``, ``c_slot``, ``c_used``: packed as on the ports)."""
+        from dbpim.model.spec import bits_for
+        mc = self.mc
+        sb = bits_for(mc.n_col - 1)
+        used = [(config["c_used"] >> j) & 1 for j in range(mc.n_col)]
+        slots = [(config["c_slot"] >> (j * sb)) & ((1 << sb) - 1) for j in range(mc.n_col)]
+        cols = [s for s, u in zip(slots, used) if u]
+        for s in set(cols):
+            self._points["macro.filter.phi"](cols.count(s))
+        if config["c_rows_used"] == 1:
+            self._points["macro.tile"]("one_row")
+        if config["c_rows_used"] == mc.n_row and all(used):
+            self._points["macro.tile"]("full")
+
+    def inputs(self, source) -> None:
+        """The ``x`` source's records: each accepted payload's cell row, and any beat accepted after its offer."""
+        from dbpim.model.spec import unpack_macro_in
+        mc = self.mc
+        for p in source.taken:
+            ored = 0
+            for v in unpack_macro_in(p, mc.n_comp, mc.in_bits):
+                ored |= int(v)
+            if ored == 0:
+                self._points["macro.input.row"]("all_zero")
+            elif ored == 1 << (mc.in_bits - 1):
+                self._points["macro.input.row"]("lone_msb")
+        if any(a > o for o, a in zip(source.offered, source.accepted)):
+            self._points["macro.backpressure"]("x")
+
+    def outputs(self, sink) -> None:
+        """The ``o`` sink's records: the macro held a result while the sink was not ready."""
+        if sink.held:
+            self._points["macro.backpressure"]("o")
+
+    def report(self) -> dict:
+        from cocotb_coverage.coverage import coverage_db
+        return {p: {str(b): int(h) for b, h in coverage_db[f"{self.prefix}.{p}"].detailed_coverage.items()}
+                for p in self.required}
