@@ -35,6 +35,7 @@ def test_at_least_30_mutants_of_every_kind_each_a_change(small_core):
 def test_stuck_at_of_an_unread_alias_is_left_out():
     from dbpim.verif.mutate import generate_mutants
     text = ("module dbpim_t(a, b, y);\n  input a;\n  input b;\n  output y;\n  wire alias_only;\n  wire used;\n"
+            "  wire p;\n  sub u (\n    .p(a)\n  );\n  assign p = a;\n"
             "  assign alias_only = a & b;\n  assign used = a | b;\n  assign y = used;\nendmodule\n")
     stuck = {m.what for m in generate_mutants({"t.v": text}) if m.kind == "stuck"}
     assert stuck == {"used stuck at 0", "used stuck at 1 (bit 0)", "y stuck at 0", "y stuck at 1 (bit 0)"}

@@ -127,7 +127,8 @@ def _unread(text: str, name: str) -> bool:
     """``name`` is a plain alias nothing reads: declared and assigned only, not a port (a stuck-at on it is
     an equivalent mutant)."""
     base = name.split("[")[0]
-    uses = len(re.findall(rf"(?<![\w\\$]){re.escape(base)}(?![\w$])", text))
+    # not a port name of an instance connection (``.awaddr(...)``) nor part of an escaped identifier
+    uses = len(re.findall(rf"(?<![\w\\$.]){re.escape(base)}(?![\w$])", text))
     header = re.search(r"^module [^;]*;", text, flags=re.M)
     port = header and re.search(rf"[(, ]{re.escape(base)}[,)]", header[0])
     return uses <= 2 and not port

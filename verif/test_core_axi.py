@@ -10,7 +10,7 @@ and the functional coverage of :mod:`verif.coverage` (run by ``tests/test_core_c
   random one; every result beat, ``tlast`` and ``STATUS`` equal the golden twin :func:`model.core.run_core`;
 * a ``START`` with no descriptor; each ``STATUS.ERROR_CODE`` (a bad descriptor, an accumulation without a
   first pass, masks that disagree with ``n_kept``) followed by a good START; resets a growing number of
-  cycles after START is issued until a reset has reached every controller state (each followed by an
+  cycles after START's handshake until a reset has reached every controller state (each followed by an
   exact rerun).
 
 A :class:`verif.core_tb.CoreMonitor` samples the coverage from the DUT; at the end the report goes to
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 
 from dbpim.model import spec
 from dbpim.model.config import load_config
@@ -153,7 +153,7 @@ def _random_layer(hw, rng):
                                      CoreParams.from_config(hw), False), xs
 
 
-@cocotb.test(timeout_time=100, timeout_unit="ms")
+@cocotb.test(timeout_time=2, timeout_unit="ms")  # about 60 000 cycles pass: 200 000 fail fast
 async def core_axi_random_order_coverage(dut):
     from cocotb.clock import Clock
 
@@ -207,34 +207,60 @@ async def core_axi_random_order_coverage(dut):
         await core.run_segment(prog, seg, xs[0], want.beats[0], f"seed {seed}: good START after error {code}",
                                load=False)
 
-    # resets later and later after START is issued (AW, W and B without pauses: the handshake comes at a
-    # fixed cycle) until one has reached every controller state; a reset before the handshake lets START
-    # through afterwards, so a second reset ends whatever it began; then a rerun, exact
+    # resets later and later from START's AW/W handshake until one has reached every controller state;
+    # after each, a rerun, exact. AW, W and B run without pauses here, so the handshake comes a fixed number
+    # of cycles (measured first) after START is issued, and the reset is asserted from that very cycle on:
+    # never before the handshake, which a reset of the target would swallow (its response never comes)
     label, prog, xs = layers[0]  # K = 1: every state in a few dozen cycles
     seg = prog.segments[0]
     want = run_core(prog, xs[0])
     await core.load(bus_writes(prog, seg))
     for ch in (core.axil.write_if.aw_channel, core.axil.write_if.w_channel, core.axil.write_if.b_channel):
         ch.set_pause_generator(None)
+        ch.pause = False  # the generator's last draw would stay
+    ctrl = core.regs["CTRL"]
 
-    async def reset_after(after):
-        await ClockCycles(dut.aclk, after)
+    async def start_handshake() -> int:
+        """Cycles from the START write's issue (just after a clock edge) to its AW handshake."""
+        n = 0
+        while True:
+            await ReadOnly()
+            if dut.s_axil_awvalid.value and dut.s_axil_awready.value and int(dut.s_axil_awaddr.value) == ctrl:
+                return n
+            await RisingEdge(dut.aclk)
+            n += 1
+
+    async def reset_after(cycles):
+        await ClockCycles(dut.aclk, cycles)
         await core.reset()
 
+    async def started(task, where):
+        try:
+            await with_timeout(task, 1000 * CLOCK_NS, "ns")
+        except SimTimeoutError:
+            raise AssertionError(f"seed {seed}: {where}: the START write got no response") from None
+
+    core.send_windows(input_windows(prog, seg, xs[0]))
+    await RisingEdge(dut.aclk)
+    hs = cocotb.start_soon(start_handshake())
+    await started(cocotb.start_soon(core.start()), "measuring the handshake")
+    lat = await hs
+    await core.wait_done()
+    core.snk.clear()
     for after in range(300):
         if all(cov.report()["reset.state"][s] for s in CONTROLLER_STATES):
             break
         core.send_windows(input_windows(prog, seg, xs[0]))
         await RisingEdge(dut.aclk)
-        rst = cocotb.start_soon(reset_after(after))
-        await core.start()
+        rst = cocotb.start_soon(reset_after(lat + after))
+        await started(cocotb.start_soon(core.start()), f"reset {after} cycles after the handshake")
         await rst
         assert not dut.m_axis_tvalid.value, f"seed {seed}: a result is valid after reset"
-        await core.reset()
         core.src.clear()
         core.snk.clear()
         await core.run_segment(prog, seg, xs[0], want.beats[0],
-                               f"seed {seed}: rerun after a reset {after} cycles after START", load=False)
+                               f"seed {seed}: rerun after a reset {after} cycles after START's handshake",
+                               load=False)
 
     out = Path(os.environ.get("DBPIM_COVERAGE_DIR", "build/coverage/core"))
     unhit = write_report(cov.report(), cov.required, out,

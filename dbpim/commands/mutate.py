@@ -42,12 +42,12 @@ def command(hw, mutants, run_all, seed, out):
         click.echo(f"[{k}/{n}] #{mu.index} {mu.file}:{mu.line} {mu.kind}: {mu.what}: "
                    + ("SURVIVED" if why is None else f"killed ({why})"), err=True)
 
-    try:
-        rep = run_mutation(cfg, out.with_name(out.name + "-work"), count=None if run_all else int(mutants),
-                           seed=int(seed), progress=progress)
-    except (NativeError, RuntimeError) as e:
-        raise CommandError(str(e)) from None
-    with output_dir(out, COMMAND) as stage:
+    with output_dir(out, COMMAND) as stage:  # a refused --out fails here, before the build and the runs
+        try:
+            rep = run_mutation(cfg, out.with_name(out.name + "-work"), count=None if run_all else int(mutants),
+                               seed=int(seed), progress=progress)
+        except (NativeError, RuntimeError) as e:
+            raise CommandError(str(e)) from None
         (stage / "mutate.json").write_text(jsonio.dumps(rep.to_dict(), what="mutate.json", newline=True))
         (stage / "mutate.txt").write_text(rep.text())
     click.echo(rep.text() + f"{out / 'mutate.json'}\n{out / 'mutate.txt'}")
