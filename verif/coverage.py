@@ -38,8 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["REQUIRED", "MACRO_REQUIRED", "MacroCoverage", "REPORTED", "STAGES", "CORE_STALL_STAGES", "CONTROLLER_STATES", "required_bins", "descriptor_extremes", "CoreCoverage",
-           "missing", "report_table", "write_report"]
+__all__ = ["REQUIRED", "MACRO_REQUIRED", "REPORTED", "STAGES", "CORE_STALL_STAGES", "CONTROLLER_STATES",
+           "required_bins", "descriptor_extremes", "CoreCoverage", "MacroCoverage", "missing", "report_table",
+           "write_report"]
 
 #: stream stages of the core, input to output: the AXI4-Stream input, the sparse allocation switch's input,
 #: the row packer's input (the switch's output), the macros' inputs (the packer's output), the result stream

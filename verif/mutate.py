@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["Mutant", "generate_mutants", "select_mutants", "schemata", "apply_mutant", "KillSuite", "kill_suite",
-           "build_mutant_harness", "core_sources", "check_suite", "run_mutant", "MutationReport", "run_mutation", "MUTANT_PLUSARG", "KINDS"]
+           "check_suite", "build_mutant_harness", "core_sources", "run_mutant", "MutationReport", "run_mutation",
+           "MUTANT_PLUSARG", "KINDS"]
 
 #: the plusarg that selects a mutant in a schemata build (0: none)
 MUTANT_PLUSARG = "DBPIM_MUTANT"

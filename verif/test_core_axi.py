@@ -264,5 +264,6 @@ async def core_axi_random_order_coverage(dut):
 
     out = Path(os.environ.get("DBPIM_COVERAGE_DIR", "build/coverage/core"))
     unhit = write_report(cov.report(), cov.required, out,
-                         meta={"config": hw.name, "seed": seed, "cycles": mon.cycles, "test": "core_axi_random_order_coverage"})
+                         meta={"config": hw.name, "seed": seed, "cycles": mon.cycles,
+                               "test": "core_axi_random_order_coverage"})
     assert not unhit, f"seed {seed}: required coverage bins unhit: {', '.join(unhit)} (report: {out / 'coverage.txt'})"

@@ -6,7 +6,9 @@ configurations, in-process) and on Verilator through cocotb (``small`` and
 compiled by ``model.compile``: the real example layer (an MLP trained on
 scikit-learn's digits, block-pruned and FTA-quantized, with its real input
 activations), random layers with every phi from 0 to phi_max and -128
-weights, and a tile packing ``n_col`` phi = 1 filters of several groups.
+weights, a tile packing ``n_col`` phi = 1 filters of several groups, a tile
+with filters at every phi and a one-row tile (with all-zero and lone-MSB
+vectors, for the coverage of :data:`verif.coverage.MACRO_REQUIRED`).
 Checked for every vector: accumulators and the ``cycles`` port
 against ``model.macro.run_macro``; for every sequence: the cycle of each input
 and output handshake against ``model.cycles.macro_schedule`` replaying the
@@ -34,7 +36,8 @@ STALLS = [0.0, 0.3]
 
 
 def make_cases(mc, rng, n_vec: int, real: bool = True):
-    """``[(tile, signed, gathered vectors)]``: real tiles with real inputs, a random unsigned, a packed and a signed tile."""
+    """``[(tile, signed, gathered vectors)]``: real tiles with real inputs, a random unsigned, a packed and a signed
+    tile, then a tile with filters at every phi and a one-row tile, each with an all-zero and a lone-MSB vector."""
     cases = []
     if real:
         tiles, x_real = real_tiles(mc, n=2)
