@@ -18,7 +18,8 @@ mutant. Each mutant runs the *kill suite* (:func:`kill_suite`), a fast subset
 of the core regression on the same harness: random layers (signed and
 unsigned) at full rate (results, ``tlast``, ``CYCLES``, ``STATUS`` of the twin
 :func:`model.core.run_core`) and under random stalls (results), a reset in the
-middle of a layer then a rerun, the three ``STATUS.ERROR_CODE`` aborts then a
+middle of a layer (then ``STATUS`` and ``CYCLES`` read 0, the results out before it right) then a
+rerun, the three ``STATUS.ERROR_CODE`` aborts then a
 good START, and the constant registers. A mutant is *killed* when any of that
 differs, the harness fails or it hangs.
 
@@ -215,6 +216,8 @@ class KillSuite:
     expect: list
     #: per ``read`` line in order: (address, value)
     reads: list
+    #: per aborted START in order: (label, the START's results; those out before the reset are a prefix)
+    aborted: list = None
 
 
 def _random_program(params, rng, signed: bool, k_range=None):
@@ -286,6 +289,7 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
     want = run_core(prog, xs[0])
     ab = write_core_stimulus(prog, xs, abort_after=(0, 0, max(1, int(want.cycles[0]) // 2)))
     lines += ab
+    aborted = [("reset mid-layer", want.beats[0])]
     expect.append(("rerun after a reset mid-layer", want.beats[0], int(want.cycles[0]), 0b010,
                    ends(prog, prog.segments[0])))
     # each STATUS.ERROR_CODE: a bad descriptor (1), an accumulation without a first pass (2), masks that
@@ -323,14 +327,23 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
         a = params.map.regs[name]
         lines.append(f"read {a:x}")
         reads.append((a, int(value)))
-    return KillSuite(lines, expect, reads)
+    return KillSuite(lines, expect, reads, aborted)
 
 
 def check_suite(suite: KillSuite, out_lines: list[str], psum_bits: int) -> str | None:
     """Why the harness output differs from the suite's expectations (None: it passes)."""
     from dbpim.verif.native import _parse_core
     runs, _ = _parse_core(out_lines, psum_bits)
+    cut = [r for r in runs if r.aborted]
     runs = [r for r in runs if not r.aborted]
+    if len(cut) != len(suite.aborted or []):
+        return f"{len(cut)} STARTs aborted by a reset, expected {len(suite.aborted or [])}"
+    for r, (label, beats) in zip(cut, suite.aborted or []):
+        # after the reset: idle, no DONE / ERROR, CYCLES cleared; the results out before it were right
+        if r.status != 0 or r.cycles != 0:
+            return f"{label}: STATUS {r.status:#x}, CYCLES {r.cycles} after the reset, expected 0 and 0"
+        if not np.array_equal(r.beats, beats[:len(r.beats)]):
+            return f"{label}: a result before the reset differs"
     if len(runs) != len(suite.expect):
         return f"{len(runs)} STARTs finished, expected {len(suite.expect)}"
     for r, (label, beats, cycles, status, ends) in zip(runs, suite.expect):
