@@ -20,8 +20,11 @@ unsigned) at full rate (results, ``tlast``, ``CYCLES``, ``STATUS`` of the twin
 :func:`model.core.run_core`) and under random stalls (results), a reset in the
 middle of a layer (then ``STATUS`` and ``CYCLES`` read 0, the results out before it right) then a
 rerun, the three ``STATUS.ERROR_CODE`` aborts then a
-good START, and the constant registers. A mutant is *killed* when any of that
-differs, the harness fails or it hangs.
+good START, the constant registers, and, where they fit the configuration
+(``tests/coverage_core.yaml``), the designed layers of the coverage regression
+(:func:`verif.core_tb.coverage_layers`: every descriptor field at its
+extremes). A mutant is *killed* when any of that differs, the harness fails or
+it hangs.
 
 :func:`run_mutation` returns a :class:`MutationReport` (killed K / N and each
 survivor's file, line and mutation), written by ``dbpim.verif.mutate`` (the
@@ -284,6 +287,20 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
         lines += one + [f"write {a:x} {d:x}" for a, d in bus_writes(prog, seg)]
         lines += [f"window {w}" for w in _hex_rows(input_windows(prog, seg, xs[0]))] + ["run 200000"]
         expect.append((f"dense layer, START {si}", want.beats[si], int(want.cycles[si]), 0b010, ends(prog, seg)))
+    # the coverage regression's designed layers (verif.core_tb.coverage_layers: every descriptor field at its
+    # extremes) where they fit the configuration (tests/coverage_core.yaml: all of them; small: none)
+    from dbpim.model.core_timing import PlanError
+    from dbpim.verif.core_tb import coverage_layers
+    try:
+        designed = coverage_layers(hw, rng)
+    except PlanError:
+        designed = []
+    for label, prog, xs in designed:
+        want = run_core(prog, xs[0])
+        for si, seg in enumerate(prog.segments):
+            lines += ["stall 0 0 0"] + [f"write {a:x} {d:x}" for a, d in bus_writes(prog, seg)]
+            lines += [f"window {w}" for w in _hex_rows(input_windows(prog, seg, xs[0]))] + ["run 200000"]
+            expect.append((f"{label}, START {si}", want.beats[si], int(want.cycles[si]), 0b010, ends(prog, seg)))
     # a reset in the middle of the first layer, then the same START again
     prog, xs = progs[0]
     want = run_core(prog, xs[0])
