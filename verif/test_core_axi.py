@@ -203,6 +203,7 @@ async def core_axi_random_order_coverage(dut):
         await core.wait_done()
         st = spec.CORE_REG["STATUS"].decode(await core.status())
         assert st["ERROR"] and st["ERROR_CODE"] == code, f"seed {seed}: STATUS {st} after a code {code} program"
+        assert core.snk.empty(), f"seed {seed}: a result came out of a START that aborted with code {code}"
         await core.load([(desc.address(0, k), w) for k, w in enumerate(spec.entry_words(desc.fields, good))])
         await core.run_segment(prog, seg, xs[0], want.beats[0], f"seed {seed}: good START after error {code}",
                                load=False)
