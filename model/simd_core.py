@@ -32,7 +32,7 @@ from dbpim.model.spec import (SIMD_LATENCY, SIMD_OPCODES, SIMD_PIXEL_BITS, SIMD_
                               simd_const_fields, simd_in_fields, simd_out_fields, field_width, pack,
                               unpack)
 
-__all__ = ["SIMD_START", "descriptor", "pack_descriptor", "tensor_beats", "window_beats", "beats_tensor",
+__all__ = ["SIMD_START", "CORE_RECORD_OPS", "record_cycles", "descriptor", "pack_descriptor", "tensor_beats", "window_beats", "beats_tensor",
            "pack_in", "unpack_out", "const_writes", "simd_beats", "simd_cycles"]
 
 #: Cycles between a descriptor's acceptance and its first input beat's.
@@ -178,3 +178,23 @@ def simd_cycles(elements: int, lanes: int, depth: int = SIMD_LATENCY) -> int:
     e = check_int("elements", elements, 0)
     n = check_int("lanes", lanes, 1)
     return SIMD_START + -(-e // n) + check_int("depth", depth, 0)
+
+
+#: ``simd`` record ops (:mod:`model.simd`) the SIMD core runs as one stream op each, one lane slot per element:
+#: ``relu`` as clamp, ``add`` as add, ``pool`` as max / average pooling (its elements are window reads)
+CORE_RECORD_OPS = ("relu", "add", "pool")
+
+
+def record_cycles(op: str, simd_ops: int, lanes: int) -> int:
+    """Cycles of one ``simd`` record per inference (the performance model's SIMD term).
+
+    For :data:`CORE_RECORD_OPS` (cost 1 per element, so ``simd_ops`` is the
+    element count) :func:`simd_cycles` of the RTL; for every other op
+    (softmax, LayerNorm, GELU, depthwise, matmuls, ...: not run by the core's
+    RTL) the estimate ``ceil(simd_ops / lanes)`` of :mod:`model.simd`'s cost table.
+    """
+    n = check_int("simd_ops", simd_ops, 0)
+    ln = check_int("lanes", lanes, 1)
+    if op in CORE_RECORD_OPS:
+        return simd_cycles(n, ln) if n else 0
+    return -(-n // ln)
