@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from dbpim.hw.common import Block, layout_from_fields
 from dbpim.model.spec import (SIMD_LATENCY, SIMD_MULT_BITS, SIMD_OPCODES, SIMD_OPERAND_BITS, SIMD_WINDOW_BITS,
-                              simd_const_fields, simd_descriptor_fields, simd_in_fields, simd_out_fields)
+                              bits_for, simd_const_fields, simd_descriptor_fields, simd_in_fields, simd_out_fields)
 
 __all__ = ["SIMDCore"]
 
@@ -66,7 +66,7 @@ class SIMDCore(Block):
     i : In(stream.Signature(StructLayout(simd_in_fields(lanes))))
     o : Out(stream.Signature(StructLayout(simd_out_fields(lanes))))
     w_en : In(lanes)
-    w_addr : In(range(ceil(channels / lanes)))
+    w_addr : In(bits_for(ceil(channels / lanes) - 1))
     w_data : In(ArrayLayout(StructLayout(simd_const_fields()), lanes))
     busy : Out(1)
     err : Out(1)
@@ -87,7 +87,7 @@ class SIMDCore(Block):
             "i": In(stream.Signature(layout_from_fields(simd_in_fields(lanes)))),
             "o": Out(stream.Signature(layout_from_fields(simd_out_fields(lanes)))),
             "w_en": In(lanes),
-            "w_addr": In(range(self._groups)),
+            "w_addr": In(bits_for(self._groups - 1)),
             "w_data": In(data.ArrayLayout(self._const_layout, lanes)),
             "busy": Out(1),
             "err": Out(1),
@@ -121,7 +121,7 @@ class SIMDCore(Block):
         lo = Signal(signed(tot_bits))
         hi = Signal(signed(tot_bits))
         e = Signal(SIMD_WINDOW_BITS)          # window element of the next input beat
-        g = Signal(range(self._groups))       # its group
+        g = Signal(bits_for(self._groups - 1))  # its group
         p = Signal(len(self.d.payload.pixels))  # its pixel
         in_done = Signal()
         m.d.comb += [self.busy.eq(busy), self.d.ready.eq(~busy)]
