@@ -8,8 +8,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from dbpim.hw.common import Block, layout_from_fields
-from dbpim.model.spec import (SIMD_LATENCY, SIMD_MULT_BITS, SIMD_OPCODES, SIMD_OPERAND_BITS, SIMD_WINDOW_BITS,
-                              bits_for, simd_const_fields, simd_descriptor_fields, simd_in_fields, simd_out_fields)
+from dbpim.model.spec import (SIMD_GEOMETRY, SIMD_LATENCY, SIMD_MULT_BITS, SIMD_OPCODES, SIMD_OPERAND_BITS,
+                              SIMD_WINDOW_BITS, bits_for, simd_const_fields, simd_descriptor_fields, simd_in_fields, simd_out_fields)
 
 __all__ = ["SIMDCore"]
 
@@ -95,8 +95,13 @@ class SIMDCore(Block):
 
     @classmethod
     def from_config(cls, hw) -> "SIMDCore":
-        """From a :class:`model.config.HwConfig`: ``system.simd_lanes`` lanes."""
-        return cls(lanes=hw.system.simd_lanes)
+        """From a :class:`model.config.HwConfig`: ``system.simd_lanes`` lanes (ValueError naming the key when the
+        RTL cannot build them)."""
+        lanes = hw.system.simd_lanes
+        rule = SIMD_GEOMETRY["simd_lanes"]
+        if not rule.ok(lanes):
+            raise ValueError(f"system.simd_lanes: must be {rule.allowed} to build the SIMD core, got {lanes!r}")
+        return cls(lanes=lanes)
 
     @property
     def latency(self) -> int:

@@ -4,6 +4,8 @@ and the timing function (docs/design.md §14). Every op on random tensors: verif
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -75,6 +77,11 @@ def test_simd_params_and_descriptor_errors():
         SIMDCore(lanes=0)
     with pytest.raises(TypeError, match="channels must be an integer"):
         SIMDCore(lanes=4, channels=2.0)
+    from dbpim.model.config import load_config
+    hw = load_config("small")
+    assert SIMDCore.from_config(hw).parameters == {"lanes": hw.system.simd_lanes, "channels": 2048}
+    with pytest.raises(ValueError, match=r"^system\.simd_lanes: must be an integer from 1 to 64"):
+        SIMDCore.from_config(dataclasses.replace(hw, system=dataclasses.replace(hw.system, simd_lanes=100)))
     for kw, pattern in (({"op": "softmax"}, r"^descriptor\.op: must be one of"),
                         ({"window": 9}, r"^descriptor\.window: must be 1 for op requant"),
                         ({"lo": 5, "hi": 4}, r"^descriptor\.hi: must be an integer in \[5"),
