@@ -165,14 +165,18 @@ def maxpool2d(x, kernel, stride=None, padding=0, dilation=1, name: str = "maxpoo
     return y
 
 
-def avgpool2d(x, kernel, stride=None, padding=0, m=0, s=0, lo: int = -128, hi: int = 127,
+def avgpool2d(x, kernel, stride=None, padding=0, m=None, s=None, lo: int | None = None, hi: int | None = None,
               name: str = "avgpool2d") -> np.ndarray:
     """Average pooling of ``x`` ``(N, C, H, W)``: ``saturate(rescale(window sum, m, s), lo, hi)``.
 
     The window sum counts padding as zeros (``count_include_pad``); the
     compiler folds ``1 / (KH * KW)`` and the scale change into ``m``, ``s``
     (a scalar or one per channel). ``stride`` defaults to ``kernel``; floor mode.
+    ``m``, ``s``, ``lo`` and ``hi`` are required (no default scale or range).
     """
+    for field, v in (("m", m), ("s", s), ("lo", lo), ("hi", hi)):
+        if v is None:
+            raise ValueError(f"{name}.{field}: required, got None")
     win = pool_windows(x, kernel, stride, padding, 1, 0, name)
     total = win.sum(axis=-1)
     return saturate(rescale(total, _per_channel(m, total, f"{name}.m"), _per_channel(s, total, f"{name}.s"),
