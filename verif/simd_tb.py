@@ -88,6 +88,7 @@ async def run_jobs(tb, jobs, lanes, channels, seed):
         tb.set("w_en", 0)
         src_d, src_i, snk = tb.source("d"), tb.source("i"), tb.sink("o")
         k0, i0 = len(src_d.accepted), len(src_i.accepted)
+        o0, g0 = len(src_i.offered), len(src_i.gaps)  # the source is idle: its next records are this job's
         src_d.send([pack_descriptor(job.desc, channels)])
         src_i.send(pack_in(job.a, lanes, job.b, job.pad))
         want = [(list(map(int, row)), i == len(job.want) - 1) for i, row in enumerate(job.want)]
@@ -98,7 +99,7 @@ async def run_jobs(tb, jobs, lanes, channels, seed):
         cycles.append(when[-1] - t0 + 1)
         # the exact cycles of every take and output beat, replayed from the recorded environment
         n = len(job.a)
-        takes, outs = simd_schedule(n, job.desc["window"], src_i.offered[i0] - t0, src_i.gaps[i0:i0 + n],
+        takes, outs = simd_schedule(n, job.desc["window"], src_i.offered[o0] - t0, src_i.gaps[g0:g0 + n],
                                     snk.ready_log[t0:])
         assert [k - t0 for k in src_i.accepted[i0:]] == takes, f"seed {seed} job {j}: input takes"
         assert [k - t0 for k in when] == outs, f"seed {seed} job {j}: output beat cycles"
