@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from dbpim.model._check import check_int, is_int
-from dbpim.model.requant import ACC_LIMIT_BITS, RequantError, rescale, saturate
+from dbpim.model.requant import ACC_LIMIT_BITS, RequantError, requantize, rescale, saturate
 
 __all__ = ["RequantError", "pool_geometry", "pool_windows", "requant", "clamp", "maxpool2d", "avgpool2d",
            "global_avgpool", "add", "depthwise_conv2d"]
@@ -140,10 +140,8 @@ def requant(acc, m, s, lo: int, hi: int, bias=None, name: str = "requant") -> np
     ndarray of int64, the shape of ``acc``
     """
     a = _ints(acc, f"{name}.acc", (2, 4))
-    if bias is not None:
-        a = a + _per_channel(bias, a, f"{name}.bias")
-    return saturate(rescale(a, _per_channel(m, a, f"{name}.m"), _per_channel(s, a, f"{name}.s"), name),
-                    lo, hi, name)
+    return requantize(a, _per_channel(m, a, f"{name}.m"), _per_channel(s, a, f"{name}.s"), lo, hi,
+                      bias=_per_channel(bias, a, f"{name}.bias"), name=name)
 
 
 def clamp(x, lo: int, hi: int, name: str = "clamp") -> np.ndarray:
