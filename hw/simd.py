@@ -185,7 +185,8 @@ class SIMDCore(Block):
             m.d.sync += [a_a[k].eq(self.i.payload.a[k]) for k in range(L)]
             m.d.sync += [a_b[k].eq(self.i.payload.b[k]) for k in range(L)]
 
-        # --- stage R: reduce (and the per-op constants)
+        # --- stage R: reduce (and the per-op constants). The width copies (a_x, clip, tot) are assigned inside the
+        # enable's If: Yosys keeps them there, so every comparison in the Verilog is at one width (lint-clean)
         is_op = {name: op == code for name, code in SIMD_OPCODES.items()}
         scaled = is_op["requant"] | is_op["add"] | is_op["avgpool"]
         r_v, r_final = Signal(), Signal()
