@@ -103,3 +103,25 @@ def test_simd_cycles_formula():
     assert simd_cycles(0, 4, depth=0) == 1
     with pytest.raises(ValueError, match="^lanes: "):
         simd_cycles(8, 0)
+
+
+def test_docs_state_the_simd_core_exactly():
+    """docs/design.md §14 and docs/rtl.md give the op codes, field widths and timing constants of model.spec."""
+    from pathlib import Path
+
+    from dbpim.model.simd_core import SIMD_START
+    from dbpim.model.spec import (SIMD_LATENCY, SIMD_OPCODES, SIMD_PIXEL_BITS, SIMD_WINDOW_BITS, field_width,
+                                  simd_const_fields)
+    root = Path(__file__).resolve().parent.parent
+    design = " ".join((root / "docs" / "design.md").read_text().split())
+    rtl = " ".join((root / "docs" / "rtl.md").read_text().split())
+    codes = ", ".join(f"{c} {n}" for n, c in SIMD_OPCODES.items())
+    assert f"`model.spec.SIMD_OPCODES`: {codes}" in design
+    assert f"| `window` | {SIMD_WINDOW_BITS} |" in design and f"| `pixels` | {SIMD_PIXEL_BITS} |" in design
+    assert f"`SIMD_START = {SIMD_START}`" in design and f"`SIMD_LATENCY = {SIMD_LATENCY}`" in design
+    assert f"(1 + beats + {SIMD_LATENCY})" in design
+    consts = ", ".join(f"{w}" + (" signed" if sg else "") for _, w, _, sg in simd_const_fields())
+    assert f"(`model.spec.simd_const_fields`: {consts} bits)" in design
+    width = sum(field_width(f) for f in simd_const_fields())
+    assert f"| `w_data` | in | `{width} * lanes` |" in rtl and f"at bit `{width} l`" in rtl
+    assert f"| {SIMD_LATENCY} (`SIMD_LATENCY`)" in rtl
