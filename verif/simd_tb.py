@@ -11,6 +11,8 @@ cycle of every input take and output beat against
 
 from __future__ import annotations
 
+import numpy as np
+
 from dbpim.model import simd_ops as so
 from dbpim.model.simd_core import (const_writes, descriptor, pack_descriptor, pack_in, simd_beats, simd_cycles,
                                    simd_schedule, tensor_beats, unpack_out, window_beats)
@@ -20,10 +22,19 @@ __all__ = ["Job", "simd_jobs", "run_jobs", "expected_cycles"]
 I32 = (-(1 << 31), (1 << 31) - 1)
 
 
-def _consts(rng, c):
+def _consts(rng, c, s_lo, s_hi):
+    """Normalised multipliers (``2**30 <= m < 2**31``) and shifts in ``[s_lo, s_hi]``: factors
+    ``2**(30 - s_hi) .. 2**(31 - s_lo)``, chosen per job so that most outputs are not saturated."""
     m = rng.integers(1 << 30, 1 << 31, c)
-    s = rng.integers(28, 40, c)
+    s = rng.integers(s_lo, s_hi + 1, c)
     return m, s
+
+
+def _interior(want, lo, hi, share=0.3):
+    """The job tests the arithmetic, not only the clamp: at least ``share`` of its outputs inside (lo, hi)."""
+    w = np.asarray(want)
+    assert np.mean((w > lo) & (w < hi)) >= share, "test job mostly saturated"
+    return want
 
 
 class Job:
@@ -38,21 +49,31 @@ def simd_jobs(rng, lanes, channels):
     c = channels
     n = 2
     jobs = []
-    acc = rng.integers(-(1 << 24), 1 << 24, (n, c, 3, 2))
-    m, s = _consts(rng, c)
+    acc = rng.integers(-(1 << 16), 1 << 16, (n, c, 3, 2))
+    m, s = _consts(rng, c, 38, 42)
     bias = rng.integers(-5000, 5000, c)
-    want = so.requant(acc, m, s, -128, 127, bias=bias)
+    want = _interior(so.requant(acc, m, s, -128, 127, bias=bias), -128, 127)
     jobs.append(Job(descriptor("requant", c, n * 6, lo=-128, hi=127), tensor_beats(acc, lanes),
                     tensor_beats(want, lanes), consts=dict(m=m, s=s, bias=bias)))
+    # corners: s = 0 (no rounding), s = 1, s = 62, m = 0 and m = 2**31 - 1, operands up to |v| = 2**31 - 1
+    m = rng.choice([0, 1, 3, (1 << 31) - 1], c)
+    s = np.where(m == (1 << 31) - 1, rng.choice([31, 40, 62], c), rng.choice([0, 1, 2], c))
+    acc = rng.integers(-200, 201, (n, c, 2, 2))
+    acc[0, :, 0, 0] = (1 << 31) - 1
+    acc[0, :, 0, 1] = -(1 << 31) + 1
+    want = so.requant(acc, m, s, *I32)
+    jobs.append(Job(descriptor("requant", c, n * 4, lo=I32[0], hi=I32[1]), tensor_beats(acc, lanes),
+                    tensor_beats(want, lanes), consts=dict(m=m, s=s)))
     x = rng.integers(-300, 300, (5, c))
     jobs.append(Job(descriptor("clamp", c, 5, lo=0, hi=6), tensor_beats(x, lanes),
                     tensor_beats(so.clamp(x, 0, 6), lanes)))
     a = rng.integers(-128, 128, (n, c, 2, 3))
     b = rng.integers(-128, 128, (n, c, 2, 3))
-    ma, sa = _consts(rng, c)
-    mb, sb = _consts(rng, c)
+    ma, sa = _consts(rng, c, 31, 33)
+    mb, sb = _consts(rng, c, 31, 33)
+    want = _interior(so.add(a, ma, sa, b, mb, sb, -128, 127), -128, 127)
     jobs.append(Job(descriptor("add", c, n * 6, lo=-128, hi=127), tensor_beats(a, lanes),
-                    tensor_beats(so.add(a, ma, sa, b, mb, sb, -128, 127), lanes), b=tensor_beats(b, lanes),
+                    tensor_beats(want, lanes), b=tensor_beats(b, lanes),
                     consts=dict(m=ma, s=sa, mb=mb, sb=sb)))
     x = rng.integers(-128, 128, (n, c, 5, 5))
     for k, st, p in ((3, 2, 1), (2, 2, 0)):
@@ -64,12 +85,13 @@ def simd_jobs(rng, lanes, channels):
     beats, pad = window_beats(x, lanes, 3, 1, 1)  # a folded clamp (ReLU6 on the integer grid)
     jobs.append(Job(descriptor("maxpool", c, n * 25, 9, 0, 6), beats, tensor_beats(so.clamp(y, 0, 6), lanes),
                     pad=pad))
-    m, s = _consts(rng, c)
-    y = so.avgpool2d(x, 3, 2, 1, m, s, -128, 127)
+    m, s = _consts(rng, c, 33, 35)
+    y = _interior(so.avgpool2d(x, 3, 2, 1, m, s, -128, 127), -128, 127)
     beats, pad = window_beats(x, lanes, 3, 2, 1)
     jobs.append(Job(descriptor("avgpool", c, n * y.shape[2] * y.shape[3], 9), beats, tensor_beats(y, lanes),
                     pad=pad, consts=dict(m=m, s=s)))
-    y = so.global_avgpool(x, m, s, -128, 127)
+    m, s = _consts(rng, c, 34, 36)
+    y = _interior(so.global_avgpool(x, m, s, -128, 127), -128, 127, share=0.2)
     beats, pad = window_beats(x, lanes, (5, 5), 1, 0)
     jobs.append(Job(descriptor("avgpool", c, n, 25), beats, tensor_beats(y, lanes), pad=pad,
                     consts=dict(m=m, s=s)))
