@@ -24,8 +24,10 @@ CLMP   C = 1, W = Wo = ``count``, 1 x 1 window
 
 The controller reads one element per memory read (two cycles an element,
 three for ADD) and waits for each output beat before the next: it is exact,
-not fast (the chip's cycle count is not yet the golden model's
-:func:`model.simd_core.simd_cycles`). PIM and DWC stop the run with
+not fast (it does not reach the SIMD core's full rate,
+:func:`model.simd_core.simd_cycles`); its cycles are
+:func:`model.chip_timing.instruction_cycles`, which the golden chip counts
+too. PIM and DWC stop the run with
 STATUS.ERROR_CODE 2; the codes are :data:`model.isa.CHIP_ERRORS`.
 """
 
