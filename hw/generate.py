@@ -19,6 +19,8 @@ instances of the wrapper modules ``dbpim_sram_cells`` / ``dbpim_sram_meta``
 ``behavioural`` keeps them as memories inside the macro.
 
 ``dbpim_simd.v`` is the SIMD core (:class:`hw.simd.SIMDCore`, ``system.simd_lanes`` lanes).
+``dbpim_chip.v`` is the chip top (:class:`hw.chip.DBPIMChip`: the controller ``dbpim_chip_ctrl``, the SIMD
+core and the buffers, sized from ``system``; docs/rtl.md "The chip top").
 ``dbpim_window.v`` is the input buffer and window generator (:class:`hw.window.WindowGenerator`).
 ``dbpim_core.v`` is the PIM core with its AXI ports (:class:`hw.core.PIMCoreAXI`); its
 manifest entry adds the register map (:func:`model.spec.core_map`) and ``dbpim_core_regs.md`` holds it as
@@ -73,7 +75,7 @@ def build_block(name: str, hw):
 
     The core reads the whole configuration (macro, ``system.macros_per_core``,
     ``core``), the SIMD core ``system.simd_lanes``, the window generator its macro, ``system.input_buffer_kib``
-    and ``core.mask_windows``; the other blocks the macro section.
+    and ``core.mask_windows``, the chip top its ``system`` section; the other blocks the macro section.
 
     Returns
     -------
