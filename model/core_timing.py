@@ -77,7 +77,8 @@ from dbpim.model.spec import CORE_LATENCY, DIGIT_BITS, pipeline_latency
 __all__ = ["PassPlan", "PlanError", "plan_passes", "pack_segments", "filter_tiles_of", "kept_rows",
            "switch_beats", "window_counts", "delivery_cycles", "check_filter_tile", "load_cycles", "tile_bytes", "pixel_cycles", "round_compute",
            "round_sizes", "first_round_delivery", "pass_after", "prefetch_overlap", "exposed_load",
-           "prefetched_passes", "pass_cycles", "pass_cycles_rounds", "layer_cycles", "core_layer_cycles"]
+           "prefetched_passes", "pass_cycles", "pass_cycles_rounds", "job_cycles", "layer_cycles",
+           "core_layer_cycles"]
 
 
 class PlanError(ValueError):
@@ -478,12 +479,80 @@ def prefetched_passes(segment, tile_banks: int) -> np.ndarray:
     return out
 
 
-def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int = 1) -> np.ndarray:
+def job_cycles(cycles, load, d0, overlap, stream, same_start, *, tile_banks: int = 1,
+               out_banks: int = 1) -> np.ndarray:
+    """Cycles of a core's jobs, in execution order, with their result streams (the module docstring).
+
+    A *job* is one filter tile over one pixel run: its passes (row tiles)
+    from its ``first`` to its ``last``, whose results stream out after the
+    last pass. Within a job no pass streams or waits for a stream, so a job
+    is summed once (``cycles``) and only its first pass's load and its
+    stream depend on the jobs around it.
+
+    Parameters
+    ----------
+    cycles : int array (..., J)
+        Sum of the job's :func:`pass_cycles_rounds` with nothing streamed
+        (``stream`` = 0), the first pass waiting for its whole ``load``, the
+        others for their :func:`exposed_load` (tile banks within the job).
+    load, d0 : int arrays (..., J)
+        Whole tile load and :func:`first_round_delivery` of the job's first pass.
+    overlap : int array (..., J)
+        :func:`prefetch_overlap` of the job's last pass with nothing streamed.
+    stream : int array (J,)
+        The job's result beats, ``pixels * n_out``.
+    same_start : bool array (J,)
+        The job runs in the same START as the job before it.
+    tile_banks, out_banks : int
+        ``core.tile_banks`` (2: a job's first tile loads during the job
+        before it in the START) and ``core.out_banks``.
+
+    Returns
+    -------
+    int64 array (..., J)
+        ``cycles`` - hidden load + exposed streaming. With ``out_banks = 1``
+        the exposed streaming is the job's own ``stream``. With 2 it is
+        ``wait_j = max(0, stream_j-1 - work_j)`` (``work_j`` the job's
+        cycles, hidden load subtracted; 0 for a START's first job), plus
+        the whole ``stream_j`` for a START's last job. The hidden load of job
+        j (``tile_banks = 2``, same START) is ``max(load_j, d0_j) -
+        max(max(0, load_j - overlap_j-1 - x_j-1), d0_j)`` with ``x`` the
+        exposed streaming of job j-1's last pass (its stream or its wait).
+    """
+    cycles, load, d0, overlap = (np.asarray(a, np.int64) for a in (cycles, load, d0, overlap))
+    stream = np.asarray(stream, np.int64)
+    same = np.asarray(same_start, bool)
+    pre = same & (int(tile_banks) == 2)
+    whole = np.maximum(load, d0)
+
+    def work(j, hide):  # job j's cycles when the pass before its first hides ``hide`` load cycles
+        return cycles[..., j] - np.where(pre[j], whole[..., j] - np.maximum(exposed_load(
+            load[..., j], hide, True), d0[..., j]), 0)
+
+    J = stream.size
+    if int(out_banks) == 1:
+        hide = np.concatenate([np.zeros_like(overlap[..., :1]), (overlap + stream)[..., :-1]], axis=-1)
+        return work(slice(None), hide) + stream
+    out = np.zeros(cycles.shape, np.int64)
+    hide = np.zeros(cycles.shape[:-1], np.int64)
+    for j in range(J):
+        w = work(j, hide)
+        wait = np.maximum(stream[j - 1] - w, 0) if j and same[j] else np.zeros_like(w)
+        out[..., j] = w + wait
+        hide = overlap[..., j] + wait
+    ends = np.append(~same[1:], True)  # a START's last job: its results stream out before DONE
+    return out + np.where(ends, stream, 0)
+
+
+def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int = 1,
+                 out_banks: int = 1) -> np.ndarray:
     """Cycles of every START of a layer's plan for each sample: int64 (S, segments).
 
     ``pix`` is :func:`pixel_cycles` of each sample, (S, P, tiles);
     ``tile_banks`` is ``core.tile_banks`` (2: each pass but a START's first
-    waits only for :func:`exposed_load`).
+    waits only for :func:`exposed_load`), ``out_banks`` is
+    ``core.out_banks`` (2: a job's results stream while the next job
+    computes, :func:`job_cycles`).
     """
     pix = np.asarray(pix, np.int64)
     n = plan.tile.size
@@ -498,12 +567,22 @@ def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks
         comp[:, i, :npx] = pix[:, p0:p0 + npx, plan.tile[i]]
     C = round_compute(comp, int(macros))
     m_r = round_sizes(plan.pixels, macros, C.shape[-1])
-    after = pass_after(plan.deliver, C, m_r, plan.pixels * plan.n_out * plan.last, macro.n_col)  # (S, n)
-    prev = np.concatenate([np.zeros((S, 1), np.int64), prefetch_overlap(after[:, :-1])], axis=1)
-    load = exposed_load(plan.load, prev, prefetched_passes(plan.segment, tile_banks))
-    per_pass = CORE_LATENCY["pass"] + np.maximum(load, first_round_delivery(plan.deliver, m_r)) + after
+    after = pass_after(plan.deliver, C, m_r, 0, macro.n_col)  # (S, n): nothing streamed
+    overlap = prefetch_overlap(after)
+    prev = np.concatenate([np.zeros((S, 1), np.int64), overlap[:, :-1]], axis=1)
+    d0 = np.broadcast_to(first_round_delivery(plan.deliver, m_r), (S, n))
+    load = exposed_load(plan.load, prev, prefetched_passes(plan.segment, tile_banks) & ~plan.first)
+    per_pass = CORE_LATENCY["pass"] + np.maximum(load, d0) + after
+    heads, tails = np.nonzero(plan.first)[0], np.nonzero(plan.last)[0]
+    if heads.size != tails.size or heads[0] != 0 or np.any(tails != np.append(heads[1:], n) - 1):
+        raise PlanError("plan: every job (filter tile over a pixel run) must run from its first to its last pass")
+    per_job = np.add.reduceat(per_pass, heads, axis=-1)
+    seg = plan.segment[heads]
+    jobs = job_cycles(per_job, np.broadcast_to(plan.load[heads], (S, heads.size)), d0[:, heads],
+                      overlap[:, tails], plan.pixels[tails] * plan.n_out[tails], np.append(False, seg[1:] == seg[:-1]),
+                      tile_banks=tile_banks, out_banks=out_banks)
     for s in range(plan.n_segments):
-        segs[:, s] = per_pass[:, plan.segment == s].sum(-1) + CORE_LATENCY["run"]
+        segs[:, s] = jobs[:, seg == s].sum(-1) + CORE_LATENCY["run"]
     return segs
 
 
@@ -532,4 +611,4 @@ def core_layer_cycles(compiled, bits, macros: int, core, name: str = "layer",
     S, P, K = bits.shape
     plan = plan_passes(compiled.tiles, P, compiled.macro, macros, core, name, run_pixels)
     pix = pixel_cycles(bits.reshape(S * P, K), compiled.tiles, compiled.macro).reshape(S, P, -1)
-    return layer_cycles(plan, pix, compiled.macro, macros, core.tile_banks)
+    return layer_cycles(plan, pix, compiled.macro, macros, core.tile_banks, core.out_banks)
