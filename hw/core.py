@@ -187,8 +187,9 @@ class PIMCore(Block):
     Parameters are those of :class:`hw.macro.PIMMacro` plus ``lanes`` (switch
     outputs per cycle), ``macros`` (macros per core) and the capacities of the
     core's memories (``tile_slots``, ``descriptors``, ``mask_windows``,
-    ``out_pixels``, ``max_row_tiles``) and ``tile_banks`` (tiles per macro,
-    1 or 2; docs/design.md §11). Build it from a configuration with
+    ``out_pixels``, ``max_row_tiles``), ``tile_banks`` (tiles per macro,
+    1 or 2) and ``out_banks`` (output register file banks, 1 or 2;
+    docs/design.md §11). Build it from a configuration with
     :meth:`from_config`.
 
     **Programming** (register bus, :func:`model.spec.core_map`): tiles into
@@ -213,6 +214,13 @@ class PIMCore(Block):
     the macros' other bank (``w_bank``) while the pass computes, drains and
     streams; the next pass's DECODE switches the bank the macros compute on
     (``sel``) and its first round waits only for the rows still to load.
+
+    **Two output banks** (``out_banks=2``): a ``last`` pass hands its
+    results to the stream at the end of its drain and the next pass starts
+    at once, its drains filling the other bank; the next hand-off waits for
+    the stream's final beat (:meth:`_output_rf`). DONE rises after the
+    START's final beat; a failed run (``ABORT``) lets a stream under way end
+    first.
 
     **Reset** aborts the run; the output register file is only ever read by a
     ``last`` pass after its own ``first`` pass overwrote it, so nothing
@@ -601,6 +609,18 @@ class PIMCore(Block):
             m.d.sync += cycles.eq(cycles + 1)
         next_desc = Signal()
         stop_loader = [loading.eq(0), pf.eq(0), pf_rd.eq(0)]
+
+        def fail(code):
+            """Abort the run with ``ERROR_CODE`` = ``code``: DONE and ERROR together, once no stream is under
+            way (out_banks 2: a filter tile's results already streaming leave first, the core still busy)."""
+            m.d.comb += abort.eq(1)
+            m.d.sync += [err_code.eq(code), dv_act.eq(0)] + stop_loader
+            if p["out_banks"] == 1:
+                m.d.sync += [error.eq(1), done.eq(1)]
+                m.next = "IDLE"
+            else:
+                m.next = "ABORT"
+
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(start_req):
@@ -632,9 +652,7 @@ class PIMCore(Block):
                 with m.Else():  # tile_banks 2: its tile is in the other bank (loaded, or loading on)
                     m.d.sync += [pass_bank.eq(ld_bank), pf.eq(0)]
                 with m.If(bad_desc | bad_acc | bad_pf):
-                    m.d.comb += abort.eq(1)
-                    m.d.sync += [error.eq(1), done.eq(1), err_code.eq(Mux(bad_desc | bad_pf, 1, 2))] + stop_loader
-                    m.next = "IDLE"
+                    fail(Mux(bad_desc | bad_pf, 1, 2))
                 with m.Else():
                     m.d.sync += [
                         cur.eq(d), rt_count.eq(Mux(d.first, 1, rt_count + 1)),
@@ -648,9 +666,7 @@ class PIMCore(Block):
                 bad_tile = bad_word & ~pf   # this pass's own tile (a prefetched one is checked at its DECODE)
                 m.d.comb += barrier.eq((load_done | pf) & dv_done & idle & spaced & ~bad_masks)
                 with m.If(bad_masks | bad_tile):
-                    m.d.comb += abort.eq(1)
-                    m.d.sync += [error.eq(1), done.eq(1), err_code.eq(Mux(bad_masks, 3, 1)), dv_act.eq(0)] + stop_loader
-                    m.next = "IDLE"
+                    fail(Mux(bad_masks, 3, 1))
                 with m.Elif(barrier):
                     m.d.sync += st_pix.eq(st_next)
                     if banks == 2:  # the first round starts: read the next descriptor, load its tile meanwhile
@@ -687,6 +703,12 @@ class PIMCore(Block):
                     with m.If(orf.ends):
                         m.d.comb += next_desc.eq(1)
                         m.next = "NEXT"
+            else:
+                with m.State("ABORT"):  # a failed run waits for the stream under way (fail)
+                    m.d.comb += self.busy.eq(1)
+                    with m.If(~orf.streaming):
+                        m.d.sync += [error.eq(1), done.eq(1)]
+                        m.next = "IDLE"
         with m.If(next_desc):
             m.d.sync += desc_idx.eq(desc_idx + 1)
         return m

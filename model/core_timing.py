@@ -7,16 +7,21 @@ and ``sim_bench`` with one core equal to the twin.
 
 A PIM core is ``M`` macros holding the same tile, one sparse allocation switch
 (``lanes`` outputs per cycle) with a row packer shared by the ``M`` macros, an
-output register file and a layer controller running descriptors.
+output register file (``core.out_banks`` banks) streaming results one per
+cycle, and a layer controller running descriptors.
 
 **Plan.** :func:`plan_passes` derives the core's loop nest from a compiled
 layer's tiles: filter tiles (consecutive tiles with the same group and column
 tile, :func:`filter_tiles_of`) in order, runs of at most ``run_pixels``
 (default ``core.out_pixels``, the output register file) output pixels, row
 tiles; one *pass* per (filter tile, pixel run, row tile). A pass reads only the
-windows of ``n_comp`` inputs that hold a kept row of its row tile. Passes are
-packed into *segments* (one START each) while the core's tile store,
-descriptor memory and mask register file last (:func:`pack_segments`).
+windows of ``n_comp`` inputs that hold a kept row of its row tile. A *job*
+is one (filter tile, pixel run): its passes from the ``first`` row tile to
+the ``last``, which accumulate into the output register file; the last
+pass's results, ``stream = pixels * n_out``, then leave one per cycle.
+Jobs are packed whole into *segments* (one START each) while the core's
+tile store, descriptor memory and mask register file last
+(:func:`pack_segments`).
 
 **A pass** (``M`` = macros per core, ``R = ceil(pixels / M)`` rounds, round r
 = pixels ``rM .. rM + M_r - 1``, ``M_r = min(M, pixels - rM)``):
@@ -39,12 +44,15 @@ descriptor memory and mask register file last (:func:`pack_segments`).
 
       B_0     = max(load, M_0 * deliver + 1)
       B_r+1   = B_r + max(C_r, M_r+1 * deliver + 2, n_col)
-      pass    = 3 + B_(R-1) + max(C_(R-1), n_col) + n_col + (pixels * n_out if last)
+      pass    = 3 + B_(R-1) + max(C_(R-1), n_col) + n_col + x
 
   (the constants are ``model.spec.CORE_LATENCY``): after the last round the
-  core waits ``n_col`` cycles for the last drain, then streams the filter
-  tile's results out, one per cycle. ``pass = 3 + B_0 + after``, where
-  ``after`` (:func:`pass_after`) does not depend on the load.
+  core waits ``n_col`` cycles for the last drain; the final one of these
+  cycles is the pass's *hand-off* cycle, where a last pass hands its
+  results to the stream. ``x`` is the pass's exposed streaming (below; 0
+  for a pass that is not last). ``pass = 3 + B_0 + after``, where
+  ``after`` (:func:`pass_after`, ``x`` its ``stream`` argument) does not
+  depend on the load.
 * **Tile banks.** With ``core.tile_banks = 1`` every pass waits for its
   whole ``load``. With ``tile_banks = 2`` each macro holds two tiles: pass
   k+1's tile is written into the bank pass k does not compute on, starting
@@ -55,10 +63,30 @@ descriptor memory and mask register file last (:func:`pack_segments`).
   ``load = max(0, load_k+1 - overlap_k)`` (:func:`exposed_load`) in ``B_0``.
   Still exposed: a START's first load (no pass before it in the START),
   and the part of a load longer than the ``after`` of the pass before it.
-* **A START** costs the sum of its passes plus ``RUN_OVERHEAD``.
+* **Output banks** (the exposed streaming ``x``). With ``core.out_banks =
+  1`` a last pass streams its results right after its hand-off, one per
+  cycle, and the next pass starts after the final beat: ``x = stream``.
+  With ``out_banks = 2`` the stream reads one bank while the next job's
+  passes fill the other, and the next pass starts the cycle after the
+  hand-off. The stream of the job handed off in cycle ``h`` takes cycles
+  ``h+1 .. h+stream``; the next hand-off may be in cycle ``h+stream`` at
+  the earliest (the previous stream's final beat: streams follow each
+  other without a gap). So the last pass of job j waits in its hand-off
+  cycle for ``x_j = wait_j = max(0, stream_j-1 - work_j)`` cycles, where
+  ``work_j`` is the sum of job j's pass cycles without this wait (the
+  hand-off of job j-1 is the final cycle of its last pass) and
+  ``stream_j-1`` is 0 for a START's first job. A START ends (DONE) the
+  cycle after its last stream's final beat, so its last job also adds its
+  whole ``stream`` (after its wait). Passes that are not last never wait.
+* **A START** costs the sum of its passes, plus (``out_banks = 2``) its
+  last job's ``stream``, plus ``RUN_OVERHEAD``; per job: :func:`job_cycles`.
+  With two tile banks too, a wait lengthens the ``after`` of the job's
+  last pass and so the ``overlap`` (``after + 1``, ``x`` included) that
+  hides the next job's first load: the jobs are counted one after another.
 
 All counts assume the input stream always valid and the result stream
-always ready (stalls only add cycles). The system around the cores (several
+always ready (stalls only add cycles; a stalled stream also delays the
+next hand-off). The system around the cores (several
 cores, off-chip bandwidth stretching a tile load, the output buffer's
 capacity shortening the pixel runs) is ``sim_bench``'s (docs/perf_model.md);
 it calls :func:`pass_cycles_rounds` for every (row set, row tile, pixel run)

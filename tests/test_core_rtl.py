@@ -251,9 +251,10 @@ def test_core_native_errors_abort_without_hanging(field, value, code, rng):
     _bad_then_good(hw, prog, xs, bad, fix, code)
 
 
-def _bad_then_good(hw, prog, xs, bad, fix, code):
-    """Load ``prog``, write ``bad`` and START: STATUS.ERROR with ``code``, no result; write ``fix`` and START
-    again: the results and CYCLES of the twin."""
+def _bad_then_good(hw, prog, xs, bad, fix, code, beats_before=0):
+    """Load ``prog``, write ``bad`` and START: STATUS.ERROR with ``code``, no result (but the first
+    ``beats_before`` of the twin's, streamed before the error); write ``fix`` and START again: the results and
+    CYCLES of the twin."""
     from dbpim.verif.native import _parse_core, _run, build_native, write_core_stimulus
     lines = write_core_stimulus(prog, xs[:1])
     run = next(i for i, ln in enumerate(lines) if ln.startswith("window"))
@@ -262,9 +263,31 @@ def _bad_then_good(hw, prog, xs, bad, fix, code):
     exe, _ = build_native("core", hw)
     (first, second), _ = _parse_core(_run(exe, lines, "errors"), prog.params.psum_width)
     assert first.status & 0b110 == 0b110 and first.status >> 4 == code, f"STATUS {first.status:#x}"
-    assert first.beats.size == 0
     want = run_core(prog, xs[0])
+    assert np.array_equal(first.beats, want.beats[0][:beats_before])
     assert np.array_equal(second.beats, want.beats[0]) and second.cycles == want.cycles[0] and second.status == 2
+
+
+@pytest.mark.parametrize("out_banks", [1, 2])
+def test_core_native_error_after_a_stream(rng, out_banks):
+    """A bad descriptor after a filter tile's last pass: that filter tile's results leave in full and in order
+    (with two output banks the failed run waits for their stream, then DONE and ERROR rise together), no
+    later result; after the fix the START is exact."""
+    from dbpim.model import spec
+    hw = small_two_banks(1, out_banks)
+    params = CoreParams.from_config(hw)
+    prog, xs = _random_program(params, rng, False, short_jobs=True)
+    while len(prog.segments) != 1 or prog.plan.last.sum() < 2:
+        prog, xs = _random_program(params, rng, False, short_jobs=True)
+    passes = prog.segments[0].passes
+    k = next(i for i, p in enumerate(passes) if p.last) + 1   # the first pass after the first stream
+    p = passes[k]
+    good = {"tile": p.slot, "mask_base": p.mask_base, "n_win": p.n_win, "n_kept": p.n_kept, "pixels": p.pixels,
+            "n_out": p.n_out, "first": int(p.first), "last": int(p.last)}
+    desc = params.map.regions["desc"]
+    words = [spec.entry_words(desc.fields, v) for v in ({**good, "pixels": 0}, good)]
+    bad, fix = ([f"write {desc.address(k, i):x} {w:x}" for i, w in enumerate(ws)] for ws in words)
+    _bad_then_good(hw, prog, xs, bad, fix, 1, beats_before=passes[k - 1].pixels * passes[k - 1].n_out)
 
 
 @pytest.mark.parametrize("region,code,banks", [("mask", 3, 1), ("map", 1, 1), ("map", 1, 2)])
