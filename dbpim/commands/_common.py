@@ -183,13 +183,13 @@ def core_overrides(values) -> dict:
     for v in values:
         key, eq, num = v.partition("=")
         if not eq or key not in keys:
-            raise CommandError(f"--core {v}: must be KEY=N with KEY one of {', '.join(keys)}")
+            raise CommandError(f"--core: {v}: must be KEY=N with KEY one of {', '.join(keys)}")
         try:
             n = int(num)
         except ValueError:
             n = None
         if n is None or not CORE_GEOMETRY[key].ok(n):
-            raise CommandError(f"--core {v}: {key} must be {CORE_GEOMETRY[key].allowed}")
+            raise CommandError(f"--core: {v}: {key} must be {CORE_GEOMETRY[key].allowed}")
         out[key] = n
     return out
 
