@@ -87,3 +87,51 @@ def test_three_mutants_are_killed_end_to_end(tmp_path):
     for m in chosen:
         why = run_mutant(exe, suite, m.index, psum)
         assert why is not None, f"mutant {m.index} ({m.file}:{m.line} {m.what}) survived"
+
+
+def test_every_listed_equivalent_names_one_real_mutant(small_core):
+    """verif/mutants_equivalent.yaml: each entry names exactly one generated mutant of its configuration (a
+    stale entry fails), and an entry whose mutated text no longer matches is found stale."""
+    from dataclasses import replace
+
+    from dbpim.model.config import load_config
+    from dbpim.verif.mutate import core_sources, generate_mutants, load_equivalents, stale_equivalents
+    entries = load_equivalents()
+    assert entries, "the reviewed list of equivalent mutants is empty"
+    sources, _, d = small_core
+    by_config = {"small": generate_mutants(sources)}
+    for cfg in sorted({e.config for e in entries} - set(by_config)):
+        by_config[cfg] = generate_mutants(core_sources(load_config(cfg), d / cfg)[0])
+    for cfg, mutants in by_config.items():
+        assert stale_equivalents(entries, cfg, mutants) == [], f"stale entries for {cfg}"
+    e = entries[0]
+    moved = replace(e, mutated=e.mutated + " ")
+    assert stale_equivalents([moved], e.config, by_config[e.config]) == [moved]
+    assert stale_equivalents([replace(e, what="reset of nothing dropped")], e.config, by_config[e.config])
+
+
+@pytest.mark.parametrize("text, msg", [
+    ("- 1\n", "exactly the fields"),
+    ("{}\n", "must be a list"),
+    ("- {config: small, file: a.v, kind: cmp, what: w, original: o, mutated: m}\n", "exactly the fields"),
+    ("- {config: small, file: a.v, kind: cmp, what: w, original: o, mutated: m, reason: ''}\n", "field reason"),
+    ("- {config: small, file: a.v, kind: typo, what: w, original: o, mutated: m, reason: r}\n", "field kind"),
+    ("- [unclosed\n", "unreadable"),
+])
+def test_a_bad_list_of_equivalents_is_refused(tmp_path, text, msg):
+    from dbpim.verif.mutate import load_equivalents
+    p = tmp_path / "eq.yaml"
+    p.write_text(text)
+    with pytest.raises(ValueError, match=msg):
+        load_equivalents(p)
+
+
+def test_the_score_line_counts_equivalent_and_unexplained_survivors():
+    from dbpim.verif.mutate import MutationReport
+    s = {"index": 3, "file": "a.v", "line": 7, "kind": "cmp", "what": "`<` -> `<=`", "original": "o", "mutated": "m"}
+    rep = MutationReport(config="small", generated=10, killed=7, total=10, survivors=[s], killed_by={},
+                         build_seconds=1.0, run_seconds=1.0, equivalent=[{**s, "index": 4, "reason": "why"}] * 2,
+                         listed_but_killed=[5])
+    text = rep.text()
+    assert text.startswith("mutation of dbpim_core (small): killed 7 / 10 (2 equivalent, 1 unexplained)")
+    assert "| 4 | a.v | 7 | cmp | `<` -> `<=` | why |" in text and "remove the entry): #5" in text

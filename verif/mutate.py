@@ -27,8 +27,13 @@ extremes). A mutant is *killed* when any of that differs, the harness fails or
 it hangs.
 
 :func:`run_mutation` returns a :class:`MutationReport` (killed K / N and each
-survivor's file, line and mutation), written by ``dbpim.verif.mutate`` (the
-``make mutate`` command) as ``mutate.json`` and ``mutate.txt``.
+survivor's file, line and mutation), written by ``dbpim mutate`` (the
+``make mutate`` command) as ``mutate.json`` and ``mutate.txt``. A survivor on
+the reviewed list of equivalent mutants (:data:`EQUIVALENT_LIST`,
+``verif/mutants_equivalent.yaml``: each entry names its configuration, file,
+kind, mutation and the original and mutated line text, with the reason it
+cannot differ, or differs only where no program can reach) is reported as
+``equivalent``; the others are *unexplained* (a missing test).
 """
 
 from __future__ import annotations
@@ -43,13 +48,16 @@ import numpy as np
 
 __all__ = ["Mutant", "generate_mutants", "select_mutants", "schemata", "apply_mutant", "KillSuite", "kill_suite",
            "check_suite", "build_mutant_harness", "core_sources", "run_mutant", "MutationReport", "run_mutation",
-           "MUTANT_PLUSARG", "KINDS"]
+           "MUTANT_PLUSARG", "KINDS", "EQUIVALENT_LIST", "Equivalent", "load_equivalents",
+           "stale_equivalents"]
 
 #: the plusarg that selects a mutant in a schemata build (0: none)
 MUTANT_PLUSARG = "DBPIM_MUTANT"
 #: mutation kinds, in the order :func:`generate_mutants` tries them on a line
 KINDS = ("cmp", "const", "arith", "swap", "stuck", "reset")
 _SEL = "dbpim_mutant"
+#: the reviewed list of equivalent mutants (read by :func:`run_mutation`)
+EQUIVALENT_LIST = Path(__file__).with_name("mutants_equivalent.yaml")
 
 # An operand of Yosys's write_verilog: an escaped identifier (always followed by a space), a plain one, either
 # with a part select; a sized constant; $signed(...).
@@ -206,6 +214,68 @@ def apply_mutant(sources: dict[str, str], mutant: Mutant) -> dict[str, str]:
     ln = lines[mutant.line - 1]
     lines[mutant.line - 1] = ln[:len(ln) - len(ln.lstrip())] + mutant.mutated
     return {**sources, mutant.file: "\n".join(lines) + "\n"}
+
+
+# --------------------------------------------------------------------------- the reviewed equivalents
+
+@dataclass(frozen=True)
+class Equivalent:
+    """A reviewed equivalent mutant: which mutant (stable across runs: its text, not its line number) and why.
+
+    ``config`` is the hardware configuration's name the mutant was reviewed on; ``file``, ``kind``, ``what``,
+    ``original`` and ``mutated`` are those of the :class:`Mutant`; ``reason`` says in one line why it
+    cannot differ.
+    """
+
+    config: str
+    file: str
+    kind: str
+    what: str
+    original: str
+    mutated: str
+    reason: str
+
+    def matches(self, config: str, mutant: Mutant) -> bool:
+        """This entry names ``mutant`` of configuration ``config``."""
+        return (config, mutant.file, mutant.kind, mutant.what, mutant.original, mutant.mutated) == (
+            self.config, self.file, self.kind, self.what, self.original, self.mutated)
+
+
+def load_equivalents(path: Path = EQUIVALENT_LIST) -> list[Equivalent]:
+    """The reviewed equivalent mutants of ``path`` (a YAML list of mappings, the fields of :class:`Equivalent`).
+
+    Raises
+    ------
+    ValueError
+        ``path`` is unreadable, not such a list, or an entry misses a field, has another or an empty one,
+        or names an unknown kind.
+    """
+    import yaml
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ValueError(f"{path}: unreadable ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: must be a list of mutants, got {type(data).__name__}")
+    names = [f.name for f in Equivalent.__dataclass_fields__.values()]
+    out = []
+    for k, e in enumerate(data):
+        if not isinstance(e, dict) or set(e) != set(names):
+            raise ValueError(f"{path}: entry {k + 1}: must have exactly the fields {', '.join(names)}")
+        bad = [n for n in names if not isinstance(e[n], str) or not e[n].strip()]
+        if bad:
+            raise ValueError(f"{path}: entry {k + 1}: field {bad[0]} must be a non-empty string")
+        if e["kind"] not in KINDS:
+            raise ValueError(f"{path}: entry {k + 1}: field kind is {e['kind']!r}, allowed: {', '.join(KINDS)}")
+        out.append(Equivalent(**e))
+    return out
+
+
+def stale_equivalents(equivalents: list, config: str, mutants: list) -> list:
+    """The entries of ``equivalents`` for configuration ``config`` that do not name exactly one of ``mutants``
+    (all the mutants generated for it): stale entries, to review again."""
+    return [e for e in equivalents if e.config == config and sum(e.matches(config, m) for m in mutants) != 1]
 
 
 # --------------------------------------------------------------------------- the kill suite
@@ -435,7 +505,8 @@ def run_mutant(exe: Path, suite: KillSuite, index: int, psum_bits: int, timeout:
 
 @dataclass
 class MutationReport:
-    """Killed / total mutants, each survivor (to add a test for, or to justify), and the timings."""
+    """Killed / total mutants, each unexplained survivor (to add a test for, or to justify), each survivor on the
+    reviewed list of equivalents (with its reason), and the timings."""
 
     config: str
     generated: int
@@ -445,27 +516,43 @@ class MutationReport:
     killed_by: dict
     build_seconds: float
     run_seconds: float
+    equivalent: list = None
+    #: indices of killed mutants that the list of equivalents names (a wrong entry)
+    listed_but_killed: list = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def text(self) -> str:
+        eq = self.equivalent or []
         lines = [f"mutation of dbpim_core ({self.config}): killed {self.killed} / {self.total} "
-                 f"({self.generated} mutants generated; build {self.build_seconds:.0f} s, runs "
-                 f"{self.run_seconds:.0f} s)", ""]
+                 f"({len(eq)} equivalent, {len(self.survivors)} unexplained); {self.generated} mutants generated, "
+                 f"build {self.build_seconds:.0f} s, runs {self.run_seconds:.0f} s", ""]
         if self.survivors:
-            lines += ["survivors (add a test that kills each, or justify it):", "",
+            lines += ["unexplained survivors (add a test that kills each, or justify it in "
+                      "verif/mutants_equivalent.yaml):", "",
                       "| # | file | line | kind | mutation | line after |", "|---|---|---|---|---|---|"]
             lines += [f"| {s['index']} | {s['file']} | {s['line']} | {s['kind']} | {s['what']} | "
                       f"`{s['mutated']}` |" for s in self.survivors]
         else:
-            lines.append("no survivors")
+            lines.append("no unexplained survivors")
+        if eq:
+            lines += ["", "equivalent (verif/mutants_equivalent.yaml):", "",
+                      "| # | file | line | kind | mutation | why |", "|---|---|---|---|---|---|"]
+            lines += [f"| {s['index']} | {s['file']} | {s['line']} | {s['kind']} | {s['what']} | {s['reason']} |"
+                      for s in eq]
+        if self.listed_but_killed:
+            lines += ["", "on the list of equivalents but killed (remove the entry): "
+                      + ", ".join(f"#{i}" for i in self.listed_but_killed)]
         return "\n".join(lines) + "\n"
 
 
 def run_mutation(hw, out_dir: Path, count: int | None = 60, seed: int = 0, suite_seed: int = 1,
-                 progress=None) -> MutationReport:
+                 progress=None, equivalents: list | None = None) -> MutationReport:
     """Build the schemata of ``count`` mutants of the core for ``hw`` and run each through the kill suite.
+
+    A survivor matching an entry of ``equivalents`` (default: :func:`load_equivalents` of
+    :data:`EQUIVALENT_LIST`) is reported as equivalent, with its reason.
 
     Raises
     ------
@@ -475,6 +562,8 @@ def run_mutation(hw, out_dir: Path, count: int | None = 60, seed: int = 0, suite
     from dbpim.model.config import HwConfig
     if not isinstance(hw, HwConfig):
         raise TypeError(f"hw: must be an HwConfig, got {type(hw).__name__}")
+    if equivalents is None:
+        equivalents = load_equivalents()
     exe, chosen, generated, build_s = build_mutant_harness(hw, out_dir, count, seed)
     from dbpim.model.core import CoreParams
     psum = CoreParams.from_config(hw).psum_width
@@ -483,15 +572,22 @@ def run_mutation(hw, out_dir: Path, count: int | None = 60, seed: int = 0, suite
     base = run_mutant(exe, suite, 0, psum)
     if base is not None:
         raise RuntimeError(f"the unmutated core fails the kill suite: {base}")
-    survivors, killed_by = [], {}
+    survivors, equivalent, listed_but_killed, killed_by = [], [], [], {}
     for k, mu in enumerate(chosen):
         why = run_mutant(exe, suite, mu.index, psum)
-        if why is None:
+        eq = next((e for e in equivalents if e.matches(hw.name, mu)), None)
+        if why is None and eq is not None:
+            equivalent.append({**asdict(mu), "reason": eq.reason})
+        elif why is None:
             survivors.append(asdict(mu))
         else:
             killed_by[str(mu.index)] = why
+            if eq is not None:
+                listed_but_killed.append(mu.index)
         if progress:
             progress(k + 1, len(chosen), mu, why)
-    return MutationReport(config=hw.name, generated=generated, killed=len(chosen) - len(survivors),
-                          total=len(chosen), survivors=survivors, killed_by=killed_by, build_seconds=build_s,
-                          run_seconds=time.perf_counter() - t0)
+    return MutationReport(config=hw.name, generated=generated,
+                          killed=len(chosen) - len(survivors) - len(equivalent), total=len(chosen),
+                          survivors=survivors, killed_by=killed_by, build_seconds=build_s,
+                          run_seconds=time.perf_counter() - t0, equivalent=equivalent,
+                          listed_but_killed=listed_but_killed)

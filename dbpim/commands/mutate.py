@@ -29,14 +29,20 @@ def command(hw, mutants, run_all, seed, out):
     signals, dropped resets), all in one Verilator build, each run through the kill suite (random layers at
     full rate and stalled, a reset mid-layer, every error code, the constant registers).
 
-    Prints killed K / N and each survivor (file, line, mutation); writes mutate.json and mutate.txt.
+    Prints killed K / N (E equivalent, S unexplained), each unexplained survivor (file, line, mutation) and
+    each survivor on the reviewed list verif/mutants_equivalent.yaml (with its reason); writes mutate.json and
+    mutate.txt.
     """
     from dbpim.model import jsonio
     from dbpim.model.outdir import output_dir
-    from dbpim.verif.mutate import run_mutation
+    from dbpim.verif.mutate import load_equivalents, run_mutation
     from dbpim.verif.native import NativeError
     cfg = load_hw(hw)
     out = Path(out)
+    try:
+        equivalents = load_equivalents()
+    except ValueError as e:
+        raise CommandError(f"the list of equivalent mutants: {e}") from None
 
     def progress(k, n, mu, why):
         click.echo(f"[{k}/{n}] #{mu.index} {mu.file}:{mu.line} {mu.kind}: {mu.what}: "
@@ -45,7 +51,7 @@ def command(hw, mutants, run_all, seed, out):
     with output_dir(out, COMMAND) as stage:  # a refused --out fails here, before the build and the runs
         try:
             rep = run_mutation(cfg, out.with_name(out.name + "-work"), count=None if run_all else int(mutants),
-                               seed=int(seed), progress=progress)
+                               seed=int(seed), progress=progress, equivalents=equivalents)
         except (NativeError, RuntimeError) as e:
             raise CommandError(str(e)) from None
         (stage / "mutate.json").write_text(jsonio.dumps(rep.to_dict(), what="mutate.json", newline=True))
