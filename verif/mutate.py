@@ -347,16 +347,19 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
     from dbpim.model.quant import prune_quantize
     mc = hw.macro
     K, N, P = 2 * mc.capacity_rows, 2 * mc.n_col, hw.core.out_pixels
-    # one digit per weight (powers of two): phi = 1, so n_col filters share a tile
+    # one digit per weight (powers of two): phi = 1, so n_col filters share a tile; unsigned, then signed
+    # inputs (the MSB's digit subtracted in every filter slot's lane)
     q = prune_quantize(rng.choice([-64.0, -8.0, -2.0, 1.0, 4.0, 32.0], (K, N)), mc, 0.0, scale=1.0)
-    prog = compile_program(compile_layer(q.w, q.phi, q.mask, mc, q.group_size), P, params, False)
-    xs = rng.integers(0, 256, (1, P, K))
-    want = run_core(prog, xs[0])
-    for si, seg in enumerate(prog.segments):
-        one = [ln for ln in write_core_stimulus(prog, xs) if not ln.startswith(("window", "run", "write"))]
-        lines += one + [f"write {a:x} {d:x}" for a, d in bus_writes(prog, seg)]
-        lines += [f"window {w}" for w in _hex_rows(input_windows(prog, seg, xs[0]))] + ["run 200000"]
-        expect.append((f"dense layer, START {si}", want.beats[si], int(want.cycles[si]), 0b010, ends(prog, seg)))
+    for dense_signed in (False, True):
+        prog = compile_program(compile_layer(q.w, q.phi, q.mask, mc, q.group_size), P, params, dense_signed)
+        xs = rng.integers(-128, 128, (1, P, K)) if dense_signed else rng.integers(0, 256, (1, P, K))
+        want = run_core(prog, xs[0])
+        for si, seg in enumerate(prog.segments):
+            one = [ln for ln in write_core_stimulus(prog, xs) if not ln.startswith(("window", "run", "write"))]
+            lines += one + [f"write {a:x} {d:x}" for a, d in bus_writes(prog, seg)]
+            lines += [f"window {w}" for w in _hex_rows(input_windows(prog, seg, xs[0]))] + ["run 200000"]
+            expect.append((f"dense layer{' (signed)' if dense_signed else ''}, START {si}", want.beats[si],
+                           int(want.cycles[si]), 0b010, ends(prog, seg)))
     # the coverage regression's designed layers (verif.core_tb.coverage_layers: every descriptor field at its
     # extremes) where they fit the configuration (tests/coverage_core.yaml: all of them; small: none)
     from dbpim.model.core_timing import PlanError
@@ -397,7 +400,9 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
         return [f"write {desc.address(0, k):x} {w:x}" for k, w in enumerate(spec.entry_words(desc.fields, values))]
 
     lines += [ln for ln in write_core_stimulus(prog, xs) if not ln.startswith(("window", "run"))]
-    for code, bad in ((1, {"pixels": 0}), (2, {"first": 0}), (3, {"n_kept": p.n_kept + 1})):
+    # code 2 also with pixels and n_out at their maxima (a good descriptor otherwise: code 2, not 1)
+    for code, bad in ((1, {"pixels": 0}), (2, {"first": 0}), (3, {"n_kept": p.n_kept + 1}),
+                      (2, {"first": 0, "pixels": hw.core.out_pixels, "n_out": hw.macro.n_col})):
         lines += desc_writes({**good, **bad}) + wins + ["run 100000", "flush"] + desc_writes(good)
         expect.append((f"STATUS.ERROR_CODE {code}", np.zeros(0, np.int64), None, 0b110 | code << 4, []))
         lines += wins + ["run 100000"]
