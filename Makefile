@@ -59,8 +59,8 @@ test-rtl: install
 
 # Automatic mutation of the PIM core's generated Verilog (verif/mutate.py; small core by default): MUTANTS
 # mutants spread over the kinds (MUTANTS=all: every one) in one Verilator build, each run through a fast
-# regression subset on the native harness; prints killed K / N (E equivalent, S unexplained: survivors on / off the reviewed list
-# verif/mutants_equivalent.yaml) and each survivor, writes
+# regression subset on the native harness; prints killed K / N (E equivalent, S unexplained: survivors on /
+# off the reviewed list verif/mutants_equivalent.yaml) and each survivor, writes
 # $(OUTDIR)/mutate/mutate.{json,txt}.
 MUTANTS ?= 60
 mutate: install
