@@ -374,14 +374,14 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
             lines += ["stall 0 0 0"] + [f"write {a:x} {d:x}" for a, d in bus_writes(prog, seg)]
             lines += [f"window {w}" for w in _hex_rows(input_windows(prog, seg, xs[0]))] + ["run 200000"]
             expect.append((f"{label}, START {si}", want.beats[si], int(want.cycles[si]), 0b010, ends(prog, seg)))
-    # a reset in the middle of the first layer, then the same START again
-    prog, xs = progs[0]
-    want = run_core(prog, xs[0])
-    ab = write_core_stimulus(prog, xs, abort_after=(0, 0, max(1, int(want.cycles[0]) // 2)))
-    lines += ab
-    aborted = [("reset mid-layer", want.beats[0])]
-    expect.append(("rerun after a reset mid-layer", want.beats[0], int(want.cycles[0]), 0b010,
-                   ends(prog, prog.segments[0])))
+    # a reset in the middle of the first layer, then the same START again; more resets at other points
+    aborted = []
+    for (prog, xs), frac in ((progs[0], 0.5), (progs[1], 0.05), (progs[2], 0.7), (progs[3], 0.95)):
+        want = run_core(prog, xs[0])
+        lines += write_core_stimulus(prog, xs, abort_after=(0, 0, max(1, int(int(want.cycles[0]) * frac))))
+        aborted.append((f"reset at {frac:g} of a layer", want.beats[0]))
+        expect.append((f"rerun after a reset at {frac:g} of a layer", want.beats[0], int(want.cycles[0]), 0b010,
+                       ends(prog, prog.segments[0])))
     # each STATUS.ERROR_CODE: a bad descriptor (1), an accumulation without a first pass (2), masks that
     # disagree with n_kept (3); then the good program again
     cap = hw.macro.capacity_rows
