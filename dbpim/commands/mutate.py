@@ -27,7 +27,8 @@ COMMAND = "dbpim mutate"
 def command(hw, mutants, run_all, seed, out):
     """Mutants of the PIM core's generated Verilog (comparisons, constants, operators, operands, stuck
     signals, dropped resets), all in one Verilator build, each run through the kill suite (random layers at
-    full rate and stalled, a reset mid-layer, every error code, the constant registers).
+    full rate and stalled, a dense layer unsigned and signed, resets mid-layer, every error code, the
+    constant registers).
 
     Prints killed K / N (E equivalent, S unexplained), each unexplained survivor (file, line, mutation) and
     each survivor on the reviewed list verif/mutants_equivalent.yaml (with its reason); writes mutate.json and
