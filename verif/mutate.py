@@ -18,10 +18,11 @@ mutant. Each mutant runs the *kill suite* (:func:`kill_suite`), a fast subset
 of the core regression on the same harness: random layers (signed and
 unsigned) at full rate (results, ``tlast``, ``CYCLES``, ``STATUS`` of the twin
 :func:`model.core.run_core`) and under random stalls (results), a dense layer
-with unsigned and with signed inputs, resets at 5 %, 50 %, 70 % and 95 % of a layer (then ``STATUS`` and
-``CYCLES`` read 0, the results out before it right) each then rerun, the three ``STATUS.ERROR_CODE`` aborts
-(code 2 also with ``pixels`` and ``n_out`` at their maxima) then a good START, the constant registers, and, where they fit the configuration
-(``tests/coverage_core.yaml``), the designed layers of the coverage regression
+with unsigned and with signed inputs, resets at 5 %, 50 %, 70 % and 95 % of
+a layer (then ``STATUS`` and ``CYCLES`` read 0, the results out before it
+right) each then rerun, the three ``STATUS.ERROR_CODE`` aborts (code 2 also
+with ``pixels`` and ``n_out`` at their maxima) then a good START, the constant
+registers, and, where they fit the configuration (``tests/coverage_core.yaml``), the designed layers of the coverage regression
 (:func:`verif.core_tb.coverage_layers`: every descriptor field at its
 extremes). A mutant is *killed* when any of that differs, the harness fails or
 it hangs.
