@@ -22,8 +22,8 @@ with unsigned and with signed inputs, resets at 5 %, 50 %, 70 % and 95 % of
 a layer (then ``STATUS`` and ``CYCLES`` read 0, the results out before it
 right) each then rerun, the three ``STATUS.ERROR_CODE`` aborts (code 2 also
 with ``pixels`` and ``n_out`` at their maxima) then a good START, the constant
-registers, and, where they fit the configuration (``tests/coverage_core.yaml``), the designed layers of the coverage regression
-(:func:`verif.core_tb.coverage_layers`: every descriptor field at its
+registers, and, where they fit the configuration (``tests/coverage_core.yaml``),
+the designed layers of the coverage regression (:func:`verif.core_tb.coverage_layers`: every descriptor field at its
 extremes). A mutant is *killed* when any of that differs, the harness fails or
 it hangs.
 
