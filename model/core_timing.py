@@ -77,7 +77,8 @@ from dbpim.model.spec import CORE_LATENCY, DIGIT_BITS, pipeline_latency
 __all__ = ["PassPlan", "PlanError", "plan_passes", "pack_segments", "filter_tiles_of", "kept_rows",
            "switch_beats", "window_counts", "delivery_cycles", "check_filter_tile", "load_cycles", "tile_bytes", "pixel_cycles", "round_compute",
            "round_sizes", "first_round_delivery", "pass_after", "prefetch_overlap", "exposed_load",
-           "prefetched_passes", "pass_cycles", "pass_cycles_rounds", "layer_cycles", "core_layer_cycles"]
+           "prefetched_passes", "pass_cycles", "pass_cycles_rounds", "layer_cycles", "core_layer_cycles",
+           "PASS_TERMS", "round_work", "pass_after_terms", "pass_terms", "layer_cycle_terms"]
 
 
 class PlanError(ValueError):
@@ -376,6 +377,16 @@ def round_compute(vec_cycles, M: int) -> np.ndarray:
     return v.reshape(v.shape[:-1] + (R, M)).max(-1)
 
 
+def round_work(vec_cycles, M: int) -> np.ndarray:
+    """Macro cycles of each round summed over its macros: (..., ceil(P / M)), as :func:`round_compute` the max."""
+    v = np.asarray(vec_cycles, np.int64)
+    P = v.shape[-1]
+    R = -(-P // M)
+    if R * M != P:
+        v = np.concatenate([v, np.zeros(v.shape[:-1] + (R * M - P,), v.dtype)], axis=-1)
+    return v.reshape(v.shape[:-1] + (R, M)).sum(-1)
+
+
 def round_sizes(pixels, M: int, n_rounds: int) -> np.ndarray:
     """Vectors of each round (``M_r``), 0 past the last: int64 (..., n_rounds) for ``pixels`` (...)."""
     p = np.asarray(pixels, np.int64)[..., None]
@@ -405,6 +416,41 @@ def pass_after(deliver, C, m_r, stream, n_col: int) -> np.ndarray:
     last = np.broadcast_to(np.maximum(n_rounds - 1, 0)[..., None], C.shape[:-1] + (1,))
     c_last = np.take_along_axis(C, last, axis=-1)[..., 0]
     return step.sum(-1) + np.maximum(c_last, n_col) + n_col + np.asarray(stream, np.int64)
+
+
+#: The terms a pass's cycles split into (:func:`pass_terms`), in report order; they add up to the pass.
+PASS_TERMS = ("compute", "lockstep", "round_floor", "delivery", "load", "drain", "stream", "control")
+
+
+def pass_after_terms(deliver, C, m_r, stream, n_col: int, work) -> dict:
+    """:func:`pass_after` split into terms that add up to it exactly (int64 arrays, shape of ``deliver``).
+
+    Per round r (``C_r`` its slowest macro, ``W_r`` its macros' cycles summed,
+    :func:`round_work`):
+
+    * ``compute`` = ``ceil(W_r / M_r)``, the round's mean macro (compute +
+      pipeline latency, rounded up); ``lockstep`` = ``C_r - compute``: the
+      lock-step padding, rounds wait for their slowest macro;
+    * ``round_floor`` = ``max(0, n_col - C_r)``: rounds start at least
+      ``n_col`` cycles apart (the drain into the free output bank);
+    * ``delivery`` (rounds r >= 1) = ``max(0, M_r * deliver + 2 - max(C_r-1, n_col))``:
+      the switch still delivering the next round after the compute and the floor;
+    * ``drain`` = ``n_col`` (the last round's drain); ``stream`` = ``stream``.
+
+    ``work`` (..., R) is :func:`round_work`; the other arguments as :func:`pass_after`.
+    """
+    C = np.asarray(C, np.int64)
+    m_r = np.asarray(m_r, np.int64)
+    ran = m_r > 0
+    mean = np.where(ran, -(-np.asarray(work, np.int64) // np.maximum(m_r, 1)), 0)
+    c_ran = np.where(ran, C, 0)
+    dl = m_r[..., 1:] * np.asarray(deliver, np.int64)[..., None] + CORE_LATENCY["deliver"] + CORE_LATENCY["barrier"]
+    late = np.where(ran[..., 1:], np.maximum(dl - np.maximum(C[..., :-1], n_col), 0), 0)
+    shape = np.broadcast_shapes(np.shape(deliver), C.shape[:-1], np.shape(stream))
+    out = {"compute": mean.sum(-1), "lockstep": (c_ran - mean).sum(-1),
+           "round_floor": np.where(ran, np.maximum(n_col - C, 0), 0).sum(-1), "delivery": late.sum(-1),
+           "drain": np.full(shape, n_col, np.int64), "stream": np.asarray(stream, np.int64)}
+    return {k: np.broadcast_to(v, shape).astype(np.int64) for k, v in out.items()}
 
 
 def prefetch_overlap(after) -> np.ndarray:
@@ -448,6 +494,23 @@ def pass_cycles_rounds(load, deliver, C, m_r, stream, n_col: int) -> np.ndarray:
     return CORE_LATENCY["pass"] + b0 + pass_after(deliver, C, m_r, stream, n_col)
 
 
+def pass_terms(load, deliver, C, m_r, stream, n_col: int, work) -> dict:
+    """:func:`pass_cycles_rounds` split into :data:`PASS_TERMS` that add up to it exactly (int64 arrays).
+
+    :func:`pass_after_terms`, plus ``B_0 = max(load, M_0 * deliver + 1)``:
+    ``delivery`` gains the first round's fill ``M_0 * deliver + 1``, ``load``
+    is the exposed load beyond it, ``max(0, load - fill)``; ``control`` is the
+    pass's fixed ``CORE_LATENCY["pass"]`` cycles. ``work`` is :func:`round_work`.
+    """
+    t = pass_after_terms(deliver, C, m_r, stream, n_col, work)
+    fill = first_round_delivery(deliver, m_r)
+    b0 = np.maximum(np.asarray(load, np.int64), fill)
+    t["delivery"] = t["delivery"] + fill
+    t["load"] = np.broadcast_to(b0 - fill, t["drain"].shape).astype(np.int64)
+    t["control"] = np.full(t["drain"].shape, CORE_LATENCY["pass"], np.int64)
+    return {k: t[k] for k in PASS_TERMS}
+
+
 def pass_cycles(load, deliver, compute, pixels, stream, macros: int, n_col: int) -> np.ndarray:
     """Cycles of each pass from its pixels' macro cycles, vectorised over passes (one tile bank: whole loads).
 
@@ -478,19 +541,11 @@ def prefetched_passes(segment, tile_banks: int) -> np.ndarray:
     return out
 
 
-def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int = 1) -> np.ndarray:
-    """Cycles of every START of a layer's plan for each sample: int64 (S, segments).
-
-    ``pix`` is :func:`pixel_cycles` of each sample, (S, P, tiles);
-    ``tile_banks`` is ``core.tile_banks`` (2: each pass but a START's first
-    waits only for :func:`exposed_load`).
-    """
+def _layer_rounds(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int):
+    """Per pass and sample: rounds' compute ``C``, round sizes ``m_r``, per-vector cycles and the load waited."""
     pix = np.asarray(pix, np.int64)
     n = plan.tile.size
     S = pix.shape[0]
-    segs = np.zeros((S, plan.n_segments), np.int64)
-    if n == 0:
-        return segs + CORE_LATENCY["run"]
     width = int(plan.pixels.max())
     comp = np.zeros((S, n, width), np.int64)
     for i in range(n):
@@ -501,10 +556,46 @@ def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks
     after = pass_after(plan.deliver, C, m_r, plan.pixels * plan.n_out * plan.last, macro.n_col)  # (S, n)
     prev = np.concatenate([np.zeros((S, 1), np.int64), prefetch_overlap(after[:, :-1])], axis=1)
     load = exposed_load(plan.load, prev, prefetched_passes(plan.segment, tile_banks))
-    per_pass = CORE_LATENCY["pass"] + np.maximum(load, first_round_delivery(plan.deliver, m_r)) + after
+    return comp, C, m_r, after, load
+
+
+def _per_segment(plan: PassPlan, per_pass: np.ndarray, overhead: int) -> np.ndarray:
+    """Sum of ``per_pass`` (S, n) over each START's passes, plus ``overhead``: (S, segments)."""
+    segs = np.zeros((per_pass.shape[0], plan.n_segments), np.int64)
     for s in range(plan.n_segments):
-        segs[:, s] = per_pass[:, plan.segment == s].sum(-1) + CORE_LATENCY["run"]
+        segs[:, s] = per_pass[:, plan.segment == s].sum(-1) + overhead
     return segs
+
+
+def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int = 1) -> np.ndarray:
+    """Cycles of every START of a layer's plan for each sample: int64 (S, segments).
+
+    ``pix`` is :func:`pixel_cycles` of each sample, (S, P, tiles);
+    ``tile_banks`` is ``core.tile_banks`` (2: each pass but a START's first
+    waits only for :func:`exposed_load`).
+    """
+    if plan.tile.size == 0:
+        return np.zeros((np.shape(pix)[0], plan.n_segments), np.int64) + CORE_LATENCY["run"]
+    _, C, m_r, after, load = _layer_rounds(plan, pix, macro, macros, tile_banks)
+    per_pass = CORE_LATENCY["pass"] + np.maximum(load, first_round_delivery(plan.deliver, m_r)) + after
+    return _per_segment(plan, per_pass, CORE_LATENCY["run"])
+
+
+def layer_cycle_terms(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int = 1) -> dict:
+    """:func:`layer_cycles` split into :data:`PASS_TERMS`: term -> int64 (S, segments), adding up to it exactly.
+
+    Each pass splits by :func:`pass_terms` (its exposed load, with two tile
+    banks what the pass before it does not hide); a START's
+    ``CORE_LATENCY["run"]`` goes to ``control``.
+    """
+    S = np.shape(pix)[0]
+    if plan.tile.size == 0:
+        zero = np.zeros((S, plan.n_segments), np.int64)
+        return {k: zero + (CORE_LATENCY["run"] if k == "control" else 0) for k in PASS_TERMS}
+    comp, C, m_r, _, load = _layer_rounds(plan, pix, macro, macros, tile_banks)
+    t = pass_terms(load, plan.deliver, C, m_r, plan.pixels * plan.n_out * plan.last, macro.n_col,
+                   round_work(comp, int(macros)))
+    return {k: _per_segment(plan, v, CORE_LATENCY["run"] if k == "control" else 0) for k, v in t.items()}
 
 
 def core_layer_cycles(compiled, bits, macros: int, core, name: str = "layer",
