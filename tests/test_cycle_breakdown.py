@@ -147,3 +147,71 @@ def test_a_split_that_forgets_a_formula_change_fails_loudly(monkeypatch):
     monkeypatch.setattr(ct, "pass_after", lambda *a, **k: real(*a, **k) + 1)
     with pytest.raises(perf.PerfError, match="does not add up"):
         perf.evaluate_network(specs, cfg)
+
+
+@pytest.fixture(scope="module")
+def digits_art(tmp_path_factory, save_digits_artifact):
+    return save_digits_artifact(tmp_path_factory.mktemp("art") / "digits", n_samples=8)
+
+
+def test_reports_show_the_breakdown_and_three_utilizations(digits_art, tmp_path, capsys):
+    """dbpim bench (what compile, demo and bench-paper print and write): a text table of the terms, the terms per
+    layer in layers.csv and summary.json adding up to the cycles, the stacked-bar plot, and the three
+    utilizations with their definitions."""
+    import csv
+    import json
+
+    from dbpim.cli import main
+    out = tmp_path / "rep"
+    assert main(["bench", "--artifact", str(digits_art), "--hw", "paper", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "over compute cycles" in text and "cycles per inference" in text
+    table = {ln.split()[0]: ln.split()[1:] for ln in text.splitlines()[3:] if ln.startswith("  ") and ln.split()
+             and ln.split()[0] in perf.CYCLE_TERMS + ("total",)}
+    assert set(table) == set(perf.CYCLE_TERMS) | {"total"}
+    for mech, col in (("dbpim", 0), ("dense", 2)):
+        assert sum(float(table[t][col].replace(",", "")) for t in perf.CYCLE_TERMS) == pytest.approx(
+            float(table["total"][col].replace(",", "")), abs=len(perf.CYCLE_TERMS))  # printed rounded
+    for r in csv.DictReader(open(out / "layers.csv")):
+        for k in ("dbpim", "dense"):
+            terms = [float(r[f"cycles_{t}_{k} [cycles]"]) for t in perf.CYCLE_TERMS]
+            assert sum(terms) == pytest.approx(float(r[f"cycles_{k} [cycles]"]), rel=1e-6), (r["layer"], k)
+    s = json.loads((out / "summary.json").read_text())
+    assert set(s["utilization_definitions"]) == {"utilization", "utilization_compute", "utilization_system"}
+    assert 0 < s["utilization_system"] <= s["utilization_compute"] <= s["utilization"] <= 1
+    for k in ("dbpim", "dense"):
+        cb = s["cycle_breakdown"][k]
+        assert sum(cb["network [cycles]"].values()) == pytest.approx(cb["total [cycles]"], rel=1e-12)
+        assert cb["total [cycles]"] == pytest.approx(s[f"time_{k} [us]"] * 500, rel=1e-12)
+        for lay in cb["layers"]:
+            assert sum(lay[f"{t} [cycles]"] for t in perf.CYCLE_TERMS) == pytest.approx(lay["total [cycles]"])
+    md = (out / "summary.md").read_text()
+    assert "## Where the cycles go" in md and "U_compute DB-PIM (compared)" in md
+    for k, v in perf.UTILIZATIONS.items():
+        assert f"* `{k}`: {v}." in md
+    assert (out / "cycle_breakdown.png").stat().st_size > 0
+
+
+def test_bench_paper_and_compare_carry_the_breakdown(digits_art, tmp_path):
+    import csv
+    import json
+
+    from dbpim.model.artifact import load
+    from dbpim.sim_bench import compare, paper, reram
+    cfg = load_config("paper")
+    out = tmp_path / "paper"
+    paper.run_paper([load(digits_art)], cfg, out, fig11=[])
+    rows = list(csv.DictReader(open(out / "breakdown.csv")))
+    assert [(r["mechanism"], r["term"]) for r in rows] == [(k, t) for k in ("dbpim", "dense") for t in perf.CYCLE_TERMS]
+    assert sum(float(r["share [%]"]) for r in rows if r["mechanism"] == "dbpim") == pytest.approx(100)
+    t2 = list(csv.DictReader(open(out / "table2.csv")))[0]
+    assert float(t2["utilization_system [%]"]) <= float(t2["utilization_compute [%]"]) <= float(t2["utilization [%]"])
+    assert (out / "cycle_breakdown.png").stat().st_size > 0 and (out / "digits-mlp" / "cycle_breakdown.png").is_file()
+    crows = compare.dbpim_rows(load(digits_art), cfg)
+    for r in crows:
+        assert set(r.breakdown) == set(perf.CYCLE_TERMS) and r.breakdown["simd"] == 0  # the mapped layers only
+        assert sum(r.breakdown.values()) == pytest.approx(r.cycles, rel=1e-12)
+    assert "DB-PIM cycles by term" in compare.format_table(crows)
+    compare.write_outputs(crows, tmp_path, reram.ReramConfig(), plots=False)
+    doc = json.loads((tmp_path / "compare.json").read_text())
+    assert all(sum(r["cycle_breakdown [cycles]"].values()) == pytest.approx(r["cycles"]) for r in doc["rows"])
