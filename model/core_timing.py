@@ -541,8 +541,38 @@ def prefetched_passes(segment, tile_banks: int) -> np.ndarray:
     return out
 
 
+def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int = 1) -> np.ndarray:
+    """Cycles of every START of a layer's plan for each sample: int64 (S, segments).
+
+    ``pix`` is :func:`pixel_cycles` of each sample, (S, P, tiles);
+    ``tile_banks`` is ``core.tile_banks`` (2: each pass but a START's first
+    waits only for :func:`exposed_load`).
+    """
+    pix = np.asarray(pix, np.int64)
+    n = plan.tile.size
+    S = pix.shape[0]
+    segs = np.zeros((S, plan.n_segments), np.int64)
+    if n == 0:
+        return segs + CORE_LATENCY["run"]
+    width = int(plan.pixels.max())
+    comp = np.zeros((S, n, width), np.int64)
+    for i in range(n):
+        p0, npx = int(plan.p0[i]), int(plan.pixels[i])
+        comp[:, i, :npx] = pix[:, p0:p0 + npx, plan.tile[i]]
+    C = round_compute(comp, int(macros))
+    m_r = round_sizes(plan.pixels, macros, C.shape[-1])
+    after = pass_after(plan.deliver, C, m_r, plan.pixels * plan.n_out * plan.last, macro.n_col)  # (S, n)
+    prev = np.concatenate([np.zeros((S, 1), np.int64), prefetch_overlap(after[:, :-1])], axis=1)
+    load = exposed_load(plan.load, prev, prefetched_passes(plan.segment, tile_banks))
+    per_pass = CORE_LATENCY["pass"] + np.maximum(load, first_round_delivery(plan.deliver, m_r)) + after
+    for s in range(plan.n_segments):
+        segs[:, s] = per_pass[:, plan.segment == s].sum(-1) + CORE_LATENCY["run"]
+    return segs
+
+
 def _layer_rounds(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int):
-    """Per pass and sample: rounds' compute ``C``, round sizes ``m_r``, per-vector cycles and the load waited."""
+    """:func:`layer_cycles`'s passes, per sample (its steps; the sum test holds the two together): vector
+    cycles, rounds' compute ``C``, round sizes ``m_r`` and the load each pass waits for."""
     pix = np.asarray(pix, np.int64)
     n = plan.tile.size
     S = pix.shape[0]
@@ -556,29 +586,7 @@ def _layer_rounds(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_bank
     after = pass_after(plan.deliver, C, m_r, plan.pixels * plan.n_out * plan.last, macro.n_col)  # (S, n)
     prev = np.concatenate([np.zeros((S, 1), np.int64), prefetch_overlap(after[:, :-1])], axis=1)
     load = exposed_load(plan.load, prev, prefetched_passes(plan.segment, tile_banks))
-    return comp, C, m_r, after, load
-
-
-def _per_segment(plan: PassPlan, per_pass: np.ndarray, overhead: int) -> np.ndarray:
-    """Sum of ``per_pass`` (S, n) over each START's passes, plus ``overhead``: (S, segments)."""
-    segs = np.zeros((per_pass.shape[0], plan.n_segments), np.int64)
-    for s in range(plan.n_segments):
-        segs[:, s] = per_pass[:, plan.segment == s].sum(-1) + overhead
-    return segs
-
-
-def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int = 1) -> np.ndarray:
-    """Cycles of every START of a layer's plan for each sample: int64 (S, segments).
-
-    ``pix`` is :func:`pixel_cycles` of each sample, (S, P, tiles);
-    ``tile_banks`` is ``core.tile_banks`` (2: each pass but a START's first
-    waits only for :func:`exposed_load`).
-    """
-    if plan.tile.size == 0:
-        return np.zeros((np.shape(pix)[0], plan.n_segments), np.int64) + CORE_LATENCY["run"]
-    _, C, m_r, after, load = _layer_rounds(plan, pix, macro, macros, tile_banks)
-    per_pass = CORE_LATENCY["pass"] + np.maximum(load, first_round_delivery(plan.deliver, m_r)) + after
-    return _per_segment(plan, per_pass, CORE_LATENCY["run"])
+    return comp, C, m_r, load
 
 
 def layer_cycle_terms(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int = 1) -> dict:
@@ -592,10 +600,15 @@ def layer_cycle_terms(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_
     if plan.tile.size == 0:
         zero = np.zeros((S, plan.n_segments), np.int64)
         return {k: zero + (CORE_LATENCY["run"] if k == "control" else 0) for k in PASS_TERMS}
-    comp, C, m_r, _, load = _layer_rounds(plan, pix, macro, macros, tile_banks)
+    comp, C, m_r, load = _layer_rounds(plan, pix, macro, macros, tile_banks)
     t = pass_terms(load, plan.deliver, C, m_r, plan.pixels * plan.n_out * plan.last, macro.n_col,
                    round_work(comp, int(macros)))
-    return {k: _per_segment(plan, v, CORE_LATENCY["run"] if k == "control" else 0) for k, v in t.items()}
+    out = {}
+    for k, v in t.items():  # per START, as layer_cycles sums its passes
+        out[k] = np.zeros((S, plan.n_segments), np.int64)
+        for s in range(plan.n_segments):
+            out[k][:, s] = v[:, plan.segment == s].sum(-1) + (CORE_LATENCY["run"] if k == "control" else 0)
+    return out
 
 
 def core_layer_cycles(compiled, bits, macros: int, core, name: str = "layer",
