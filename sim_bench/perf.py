@@ -489,10 +489,12 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     sys_pass = np.where(ok, CORE_LATENCY["pass"] + b0_sys + after, 0).sum(2)  # (runs, S, L)
     core_pass = sys_pass if b0_core is b0_sys else np.where(ok, CORE_LATENCY["pass"] + b0_core + after, 0).sum(2)
     # the same passes split (model.core_timing.pass_terms; "dram": what the off-chip fetch adds to B_0)
-    by_pass = {**{k: split[k] for k in ("compute", "lockstep", "round_floor", "drain", "stream")},
-               "delivery": split["delivery"] + d0, "load": b0_core - d0, "dram": b0_sys - b0_core,
-               "control": np.full(after.shape, CORE_LATENCY["pass"], np.int64)}
-    per_run = np.stack([np.broadcast_to(np.where(ok, by_pass[k], 0), after.shape).sum(2) for k in _CORE_TERMS])
+    by_pass = {**{k: split[k] for k in ("compute", "lockstep", "round_floor")},
+               "delivery": split["delivery"] + d0, "load": b0_core - d0, "dram": b0_sys - b0_core}
+    n_pass = valid.sum(1)[:, None, None]  # passes of a pixel run: the constant terms per pass
+    const = {"drain": m.n_col * n_pass, "control": CORE_LATENCY["pass"] * n_pass, "stream": 0}  # streamed per tile
+    per_run = np.stack([np.broadcast_to(const[k] if k in const else np.where(ok, by_pass[k], 0).sum(2),
+                                        sys_pass.shape) for k in _CORE_TERMS])
     del split, by_pass
     # overlap of each pixel run's last row tile: it hides the load of the next run's first row tile
     last_rt = np.maximum(valid.sum(1) - 1, 0)
