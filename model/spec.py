@@ -153,7 +153,7 @@ def check_param(name: str, value, rule: str | None = None):
 
     ``rule`` names the :data:`GEOMETRY` entry when the parameter has another
     name in the component (the switch's ``window`` follows ``n_comp``); the
-    PIM core's own parameters are found in :data:`CORE_GEOMETRY`.
+    PIM core's own parameters are found in :data:`CORE_GEOMETRY`, the SIMD core's in :data:`SIMD_GEOMETRY`.
     Messages follow amaranth-soc: ``"n_comp must be a power of two from 2 to
     256, not 6"``.
 
@@ -165,7 +165,7 @@ def check_param(name: str, value, rule: str | None = None):
         A value out of range.
     """
     key = rule or name
-    r = GEOMETRY[key] if key in GEOMETRY else CORE_GEOMETRY[key]
+    r = GEOMETRY[key] if key in GEOMETRY else CORE_GEOMETRY[key] if key in CORE_GEOMETRY else SIMD_GEOMETRY[key]
     if r.allowed == "true or false":
         if not isinstance(value, bool):
             raise TypeError(f"{name} must be a bool, not {value!r}")
@@ -786,3 +786,62 @@ def entry_words(fields, values: dict) -> list[int]:
     word = pack(fields, values)
     n = words_for(sum(field_width(f) for f in fields))
     return [(word >> (BUS_BITS * k)) & ((1 << BUS_BITS) - 1) for k in range(n)]
+
+
+# --------------------------------------------------------------------------- the SIMD core (docs/design.md §14)
+
+__all__ += ["SIMD_GEOMETRY", "SIMD_OPCODES", "SIMD_OPERAND_BITS", "SIMD_MULT_BITS", "SIMD_SHIFT_BITS",
+            "SIMD_WINDOW_BITS", "SIMD_PIXEL_BITS", "SIMD_LATENCY", "simd_descriptor_fields", "simd_in_fields",
+            "simd_out_fields", "simd_const_fields"]
+
+#: Parameters of the SIMD core (``lanes`` is ``system.simd_lanes``; ``channels`` the constant memory's reach).
+SIMD_GEOMETRY: dict[str, Rule] = {
+    "simd_lanes": Rule(lambda v: 1 <= v <= 64, "an integer from 1 to 64 (SIMD lanes the RTL builds)"),
+    "simd_channels": Rule(lambda v: 1 <= v <= 65535, "an integer from 1 to 65535 (channels the constant memory "
+                                                      "holds)"),
+}
+#: Descriptor ``op`` codes: the integer op each runs (model.simd_ops) on the stream.
+SIMD_OPCODES = {"requant": 0, "clamp": 1, "add": 2, "maxpool": 3, "avgpool": 4}
+#: Width of one stream operand lane (signed): accumulators and activations, ``|v| < 2**31`` (model.requant).
+SIMD_OPERAND_BITS = 32
+#: Width of a fixed-point multiplier ``m`` (unsigned) and of a right shift ``s`` (unsigned, ``s <= 62``).
+SIMD_MULT_BITS = 31
+SIMD_SHIFT_BITS = 6
+#: Width of the descriptor's ``window`` (elements per pooling window) and ``pixels`` (output pixels) fields.
+SIMD_WINDOW_BITS = 16
+SIMD_PIXEL_BITS = 24
+#: Register stages from an accepted input beat to its output beat (capture, reduce, multiply, shift, saturate).
+SIMD_LATENCY = 5
+
+
+def simd_descriptor_fields(channels: int) -> list:
+    """One SIMD descriptor (``d`` stream): an op over ``pixels`` output pixels of ``channels`` channels.
+
+    ``op`` (:data:`SIMD_OPCODES`), ``channels`` (1..the core's ``channels``),
+    ``window`` (input beats per output beat of a channel group: 1 for the
+    elementwise ops, ``KH * KW`` for pooling, ``H * W`` for global pooling),
+    ``pixels`` (output pixels), ``lo`` / ``hi`` (the saturation range).
+    """
+    return [("op", 3, None, False), ("channels", bits_for(positive_int(channels, "channels")), None, False),
+            ("window", SIMD_WINDOW_BITS, None, False), ("pixels", SIMD_PIXEL_BITS, None, False),
+            ("lo", SIMD_OPERAND_BITS, None, True), ("hi", SIMD_OPERAND_BITS, None, True)]
+
+
+def simd_in_fields(lanes: int) -> list:
+    """SIMD input beat (``i`` stream): ``a`` and ``b`` (``b``: the add's second operand), ``pad`` (a padding
+    position of a pooling window: it never wins a max and adds 0 to a sum)."""
+    n = positive_int(lanes, "lanes")
+    return [("a", SIMD_OPERAND_BITS, n, True), ("b", SIMD_OPERAND_BITS, n, True), ("pad", 1, None, False)]
+
+
+def simd_out_fields(lanes: int) -> list:
+    """SIMD output beat (``o`` stream): ``data`` (0 in lanes past the channel count), ``last`` (the op's last)."""
+    return [("data", SIMD_OPERAND_BITS, positive_int(lanes, "lanes"), True), ("last", 1, None, False)]
+
+
+def simd_const_fields() -> list:
+    """One channel's constants in the SIMD core's constant memory: ``m``, ``s`` (of ``a``), ``bias`` (requant),
+    ``mb``, ``sb`` (of the add's ``b``)."""
+    return [("m", SIMD_MULT_BITS, None, False), ("s", SIMD_SHIFT_BITS, None, False),
+            ("bias", SIMD_OPERAND_BITS, None, True), ("mb", SIMD_MULT_BITS, None, False),
+            ("sb", SIMD_SHIFT_BITS, None, False)]
