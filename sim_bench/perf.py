@@ -41,9 +41,10 @@ delivery, drain and streaming cycles do not) and ``utilization_system``
 idle cores, macros, compartments and columns, load, delivery and drain cycles
 count). Cycle breakdown: a layer's wall cycles split into :data:`CYCLE_TERMS`
 (the busiest core's passes split by ``model.core_timing.pass_terms``, plus
-the off-chip floor; SIMD layers are all ``simd``), adding up exactly. Energy: events per inference times the
-constants of ``hw/configs/*.yaml`` (:data:`COMPONENTS`); ``energy_saving_macro``
-counts the macro components only.
+the off-chip floor; SIMD layers are all ``simd``), adding up exactly.
+Energy: events per inference times the constants of ``hw/configs/*.yaml``
+(:data:`COMPONENTS`); ``energy_saving_macro`` counts the macro components
+only.
 """
 
 from __future__ import annotations
