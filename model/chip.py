@@ -546,6 +546,17 @@ class GoldenChip:
         self.simd_cycles = 0
         self.samples = 0
 
+    @classmethod
+    def from_program(cls, program: ChipProgram, lanes: int) -> "GoldenChip":
+        """A golden chip that only :meth:`execute` s ``program`` (no artifact, no plan: for ISA-level tests)."""
+        chip = cls.__new__(cls)
+        chip.plan = None
+        chip.program = program
+        chip._layers = {}
+        chip.lanes = int(lanes)
+        chip.macro_cycles = chip.simd_cycles = chip.samples = 0
+        return chip
+
     @property
     def output_quant(self) -> Quant:
         return self.plan.quants[self.plan.output]

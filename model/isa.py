@@ -22,11 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dbpim.model.spec import field_width, pack, unpack
+from dbpim.model.spec import RegField, Register, field_width, pack, unpack
 
 __all__ = ["INSTR_BITS", "INSTR_FIELDS", "DESC_WORDS", "WORD_BITS", "BUFFERS", "Buffer", "Opcode", "OPCODES",
            "BY_CODE", "LAYER_HEADER", "PIM_KINDS", "encode", "decode", "pack_descriptor", "unpack_descriptor",
-           "pack_pair", "unpack_pair", "IsaError"]
+           "pack_pair", "unpack_pair", "IsaError", "CHIP_ERRORS", "CHIP_REGISTERS", "CHIP_REG", "HOST_TARGETS",
+           "chip_register_markdown"]
 
 INSTR_BITS = 64
 WORD_BITS = 32
@@ -166,3 +167,45 @@ def pack_descriptor(op: str, values: dict) -> list[int]:
 def unpack_descriptor(op: str, words) -> dict:
     """Inverse of :func:`pack_descriptor`."""
     return {n: int(words[i]) for i, n in enumerate(OPCODES[op].desc)}
+
+
+# ----------------------------------------------------------------------------- the RTL chip's host view
+
+#: STATUS.ERROR_CODE of the RTL chip (``hw.chip.DBPIMChip``): code -> meaning (0: no error).
+CHIP_ERRORS = {
+    1: "undefined opcode (the golden chip raises on it too)",
+    2: "an operation the RTL chip does not run yet (PIM, DWC)",
+    3: "a descriptor the SIMD core cannot run (a channel count past its constant memory, lo > hi, an empty window "
+       "or tensor, a multiplier or shift outside model.requant's range)",
+    4: "a result does not fit ACT's signed 16-bit elements (the golden chip raises on it too)",
+    5: "an address past the end of its buffer",
+}
+
+#: The chip's control and status registers (host target ``REGS``, word addresses), the one description the RTL
+#: (``hw.chip``), its tests and docs/rtl.md read.
+CHIP_REGISTERS: tuple = (
+    Register("CTRL", 0, "control", (
+        RegField("START", 0, 1, "W", "run the program in IMEM from instruction 0 (ignored while BUSY)"),)),
+    Register("STATUS", 1, "status of the last run", (
+        RegField("BUSY", 0, 1, "R", "a program is running"),
+        RegField("DONE", 1, 1, "R", "the last run reached HALT or stopped on an error (cleared by START)"),
+        RegField("ERROR", 2, 1, "R", "the last run stopped on an error"),
+        RegField("ERROR_CODE", 4, 4, "R", "; ".join(f"{k} {v}" for k, v in CHIP_ERRORS.items())),
+        RegField("PC", 16, 16, "R", "the instruction running, or the one that stopped the run"))),
+    Register("CYCLES", 2, "clock cycles of the last run, START to DONE", (
+        RegField("VALUE", 0, 32, "R", "cycles (saturates)"),)),
+)
+CHIP_REG = {r.name: r for r in CHIP_REGISTERS}
+
+#: Host port targets (``host_sel``): the register block, then the buffers the host loads and reads.
+HOST_TARGETS = ("REGS", "IMEM", "DMEM", "CMEM", "ACT", "ACC")
+
+
+def chip_register_markdown() -> str:
+    """The table of :data:`CHIP_REGISTERS` that docs/rtl.md holds (its test compares them)."""
+    rows = ["| word | register | bits | field | access | meaning |", "|---|---|---|---|---|---|"]
+    for r in CHIP_REGISTERS:
+        for f in r.fields:
+            bits = f"{f.msb}:{f.lsb}" if f.width > 1 else f"{f.lsb}"
+            rows.append(f"| {r.word} | `{r.name}` | {bits} | `{f.name}` | {f.access} | {f.desc} |")
+    return "\n".join(rows) + "\n"
