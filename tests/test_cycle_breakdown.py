@@ -70,18 +70,19 @@ def test_layer_terms_add_up_to_layer_cycles_on_random_layers(rng, banks):
         pix = ct.pixel_cycles(input_bits(xs.reshape(2 * P, -1), False), comp.tiles, SMALL).reshape(2, P, -1)
         for stretch in (1, 30):
             slow = dataclasses.replace(plan, load=plan.load * stretch)
-            t = ct.layer_cycle_terms(slow, pix, SMALL, M, banks)
-            assert np.array_equal(_sum(t), ct.layer_cycles(slow, pix, SMALL, M, banks))
+            for ob in (1, 2):  # core.out_banks: results streamed after a job or during the next one
+                t = ct.layer_cycle_terms(slow, pix, SMALL, M, banks, ob)
+                assert np.array_equal(_sum(t), ct.layer_cycles(slow, pix, SMALL, M, banks, ob))
 
 
-@pytest.mark.parametrize("banks", [1, 2])
-def test_layer_terms_add_up_on_every_real_layer(real_artifacts, banks):
+@pytest.mark.parametrize("banks,out_banks", [(1, 1), (2, 2)])
+def test_layer_terms_add_up_on_every_real_layer(real_artifacts, banks, out_banks):
     """The same on every mapped layer of the demo and the zoo network (their compiled programs and recorded
     inputs), and sim_bench's busiest-core split on one core equals the core's own terms."""
     from dbpim.model.artifact import load
     from dbpim.model.core import CoreParams, compile_program
     from dbpim.sim_bench.core_cycles import one_core, one_core_run_pixels
-    cfg = load_config("small").replace(core={"tile_banks": banks})
+    cfg = load_config("small").replace(core={"tile_banks": banks, "out_banks": out_banks})
     n = 0
     for path in real_artifacts:
         for rec in load(path).mapped_layers():
@@ -92,8 +93,8 @@ def test_layer_terms_add_up_on_every_real_layer(real_artifacts, banks):
                                    run_pixels=one_core_run_pixels(rec, cfg))
             pix = ct.pixel_cycles(input_bits(x, rec.signed_input), rec.compiled.tiles, cfg.macro).reshape(S, P, -1)
             M = cfg.system.macros_per_core
-            t = ct.layer_cycle_terms(prog.plan, pix, cfg.macro, M, banks)
-            total = ct.layer_cycles(prog.plan, pix, cfg.macro, M, banks)
+            t = ct.layer_cycle_terms(prog.plan, pix, cfg.macro, M, banks, out_banks)
+            total = ct.layer_cycles(prog.plan, pix, cfg.macro, M, banks, out_banks)
             assert np.array_equal(_sum(t), total), rec.name
             # sim_bench on one core, tiles preloaded (no off-chip floor): the same terms, START by START summed
             roomy = dataclasses.replace(one_core(cfg), system=dataclasses.replace(
@@ -106,13 +107,13 @@ def test_layer_terms_add_up_on_every_real_layer(real_artifacts, banks):
     assert n >= 10
 
 
-@pytest.mark.parametrize("banks,batch", [(1, 1), (2, 1), (2, 3)])
-def test_network_breakdown_adds_up_and_orders_the_utilizations(real_artifacts, banks, batch):
+@pytest.mark.parametrize("banks,batch,out_banks", [(1, 1, 1), (2, 1, 2), (2, 3, 2)])
+def test_network_breakdown_adds_up_and_orders_the_utilizations(real_artifacts, banks, batch, out_banks):
     """On the whole system (8 cores, shared off-chip bandwidth tight enough to stretch loads, SIMD layers, a
     batch): every layer's terms add up to its wall cycles per batch instance, the network's to its total, for
     every mechanism; and cell level >= compute-cycle >= system utilization, all in [0, 1]."""
     from dbpim.model.artifact import load
-    cfg = load_config("small").replace(core={"tile_banks": banks})
+    cfg = load_config("small").replace(core={"tile_banks": banks, "out_banks": out_banks})
     cfg = dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, dram_bytes_per_cycle=2.0))
     for path in real_artifacts:
         art = load(path)

@@ -23,29 +23,19 @@ from dbpim.model.quant import prune_quantize
 from dbpim.model.window import (WindowLayer, buffer_image, buffer_words, generator_beats, generator_cycles, pass_words,
                                 segment_passes, segment_stream, segment_table, table_entries)
 
+from dbpim.verif.test_window import beats_of as _beats_of  # the helpers the Verilator run shares
+from dbpim.verif.test_window import program as _program
+from dbpim.verif.test_window import random_job as _random_job
+from dbpim.verif.test_window import random_layer as _random_layer
+from dbpim.verif.test_window import random_map as _map
+from dbpim.verif.test_window import window_body, words_int
+
 SMALL = MacroConfig(n_comp=4, n_col=4, n_row=4, in_bits=8, phi_max=2, lanes=2, pipeline=False)
-
-
-def _random_layer(rng, n_comp: int, channels=None, base_max: int = 6) -> WindowLayer:
-    """A random convolution: kernel 1 or 3 (or 3 x 1), stride 1 / 2, padding 0 / 1, dilation 1 / 2."""
-    k = int(rng.choice([1, 3]))
-    kh, kw = k, int(rng.choice([1, k]))
-    d = int(rng.integers(1, 3))
-    C = int(channels or rng.choice([1, 2, 3, 5, 8]))
-    H = int(rng.integers(d * (kh - 1) + 1, d * (kh - 1) + 6))
-    W = int(rng.integers(d * (kw - 1) + 1, d * (kw - 1) + 6))
-    return WindowLayer.of(C, H, W, kh, kw, int(rng.integers(1, 3)), int(rng.integers(0, 2)), d,
-                          base=int(rng.integers(0, base_max)))
 
 
 def _compiled(rng, K: int, N: int = 3, mc=SMALL):
     q = prune_quantize(rng.normal(0, 1, (K, N)) * 30, mc, 0.5, scale=1.0)
     return compile_layer(q.w, q.phi, q.mask, mc, q.group_size)
-
-
-def _map(rng, layer, signed):
-    lo, hi = (-128, 128) if signed else (0, 256)
-    return rng.integers(lo, hi, (layer.channels, layer.height, layer.width))
 
 
 # --------------------------------------------------------------------------- the twin vs the core's im2col stream
@@ -121,64 +111,14 @@ def _dut(n_comp: int = 4, words: int = 256, windows: int = 64):
     return WindowGenerator(n_comp=n_comp, in_bits=8, buffer_words=words, windows=windows)
 
 
-async def _program(tb, buf, n_comp: int, layer_words, table):
-    """Hold the layer descriptor; write the buffer's words that are not zero and the window table."""
-    tb.set("layer", sum(w << (32 * k) for k, w in enumerate(layer_words)))
-    words = np.asarray(buf, np.int64).reshape(-1, n_comp)
-    for a in np.nonzero(words.any(1))[0]:
-        tb.set("w_en", 1)
-        tb.set("w_addr", int(a))
-        tb.set("w_data", sum(int(v) << (8 * e) for e, v in enumerate(words[a])))
-        await tb.tick()
-    tb.set("w_en", 0)
-    for a, t in enumerate(table):
-        tb.set("t_en", 1)
-        tb.set("t_addr", a)
-        tb.set("t_data", int(t))
-        await tb.tick()
-    tb.set("t_en", 0)
-
-
-def _beats_of(payloads, n_comp):
-    return np.array([[(p >> (8 * e)) & 0xFF for e in range(n_comp)] for p in payloads], np.uint8).reshape(-1, n_comp)
-
-
-def _random_job(rng, n_comp, words, windows):
-    """A random layer in a buffer of ``words``, a random window table and random passes (some with no beat)."""
-    layer = _random_layer(rng, n_comp, base_max=40)
-    signed = bool(rng.integers(0, 2))
-    buf = buffer_image(layer, _map(rng, layer, signed), signed, words, n_comp)
-    nw = -(-layer.K // n_comp)
-    table_win = rng.integers(0, nw, int(rng.integers(1, min(windows, 3 * nw) + 1)))
-    table = table_entries(layer, table_win, n_comp)
-    passes = []
-    for _ in range(int(rng.integers(1, 5))):
-        p0 = int(rng.integers(0, layer.pixels))
-        base = int(rng.integers(0, len(table)))
-        passes.append(pass_words(layer, p0, int(rng.integers(1, min(6, layer.pixels - p0) + 1)), base,
-                                 int(rng.integers(1, len(table) - base + 1))))
-    return layer, buf, table, passes
-
-
 @pytest.mark.parametrize("n_comp,stall", [(4, 0.3), (8, 0.5), (4, 0.0)])
 def test_rtl_matches_twin_random(n_comp, stall, rng):
     """Random shapes, tables and passes under random back-pressure on ``o`` and gaps on ``d``: the RTL's beats
-    are the twin's, bit for bit (seed printed on failure)."""
-    words, windows = 96, 32
-    for trial in range(3):
-        layer, buf, table, passes = _random_job(rng, n_comp, words, windows)
-        want = generator_beats(buf, layer.words(), table, passes, n_comp)
-        dpf = spec.register_fields(spec.WINDOW_PASS)
-
-        async def body(tb):
-            await _program(tb, buf, n_comp, layer.words(), table)
-            tb.source("d").send([sum(w << (32 * k) for k, w in enumerate(p)) for p in passes])
-            return await tb.sink("o").recv(tb, len(want))
-
-        seed = int(rng.integers(1 << 31))
-        got = _beats_of(run_amaranth(_dut(n_comp, words, windows), body, stall=stall, seed=seed), n_comp)
-        assert got.shape == want.shape and np.array_equal(got, want), f"{layer}, trial {trial}, TB seed {seed}"
-        assert sum(spec.field_width(f) for f in dpf) == 128
+    are the twin's, bit for bit, five jobs one after another on one DUT (seed printed on failure). The same body
+    runs the emitted Verilog on Verilator (``verif/test_window.py``)."""
+    seed = int(rng.integers(1 << 31))
+    run_amaranth(_dut(n_comp, 96, 32), lambda tb: window_body(tb, n_comp, 96, 32, seed, trials=5), stall=stall,
+                 seed=seed)
 
 
 def test_rtl_full_rate_cycles(rng):
@@ -191,7 +131,7 @@ def test_rtl_full_rate_cycles(rng):
     async def body(tb):
         await _program(tb, buf, n_comp, layer.words(), table)
         src = tb.source("d")
-        src.send([sum(w << (32 * k) for k, w in enumerate(p)) for p in passes])
+        src.send([words_int(p) for p in passes])
         got, cyc = await tb.sink("o").recv(tb, len(want), with_cycles=True)
         return got, cyc, src.accepted
 
@@ -214,7 +154,7 @@ def test_rtl_pass_without_beats(rng):
 
     async def body(tb):
         await _program(tb, buf, n_comp, layer.words(), table)
-        tb.source("d").send([sum(w << (32 * k) for k, w in enumerate(p)) for p in passes])
+        tb.source("d").send([words_int(p) for p in passes])
         return await tb.sink("o").recv(tb, len(want))
 
     assert np.array_equal(_beats_of(run_amaranth(_dut(n_comp, 16, 8), body), n_comp), want)
@@ -267,7 +207,7 @@ def test_real_layer_twin_and_rtl(real_artifacts):
 
     async def body(tb):
         await _program(tb, buf, n, layer.words(), table)
-        tb.source("d").send([sum(w << (32 * k) for k, w in enumerate(p)) for p in passes])
+        tb.source("d").send([words_int(p) for p in passes])
         return await tb.sink("o").recv(tb, len(want))
 
     from dbpim.hw.window import WindowGenerator
@@ -332,7 +272,7 @@ def test_generator_feeds_core_real_layer(real_artifacts, name):
 
     async def body(tb):
         tb.set("w_strb", 0xF)
-        tb.set("layer", sum(w << (32 * k) for k, w in enumerate(layer.words())))
+        tb.set("layer", words_int(layer.words()))
         for a, row in enumerate(buf.reshape(-1, n)):
             if row.any():
                 tb.set("b_w_en", 1)
@@ -353,7 +293,7 @@ def test_generator_feeds_core_real_layer(real_artifacts, name):
                 tb.set("w_addr", a >> 2)
                 tb.set("w_data", w)
                 await tb.tick()
-            tb.source("d").send([sum(w << (32 * k) for k, w in enumerate(p)) for p in segment_passes(layer, seg)])
+            tb.source("d").send([words_int(p) for p in segment_passes(layer, seg)])
             tb.set("w_addr", regs["CTRL"])
             tb.set("w_data", 1)
             await tb.tick()
