@@ -1,4 +1,4 @@
-"""The DB-PIM chip's integer-only network semantics and its golden model (docs/design.md §13, §14).
+"""The DB-PIM chip's integer-only network semantics, its compiler and its golden model (docs/design.md §13-§15).
 
 An artifact's network program (:mod:`model.program`) describes the frozen
 network as the front-end runs it: integer conv / linear on the macros, then a
@@ -14,10 +14,14 @@ and the layer records:
   shift ``s``, integer bias, the clamp of a folded ReLU / ReLU6 as the
   requantization's ``lo`` / ``hi``);
 
-and :class:`GoldenChip` runs the plan: mapped layers through the golden layer
-model (:func:`model.layer.run_layer`: the accumulators bit-exact with the
-macros, and their macro-cycles), everything else through
-:mod:`model.simd_ops`.
+:func:`compile_program` compiles the plan to the chip's program (the
+instruction stream of :mod:`model.isa`, the WMEM / CMEM / DMEM images and
+the ACT allocation, docs/design.md §15) and :class:`GoldenChip` executes that
+program: PIM instructions through the golden layer model
+(:func:`model.layer.run_layer` on the layers read back from WMEM: the
+accumulators bit-exact with the macros, and their macro-cycles), SIMD
+instructions through :mod:`model.simd_ops`. The torch twin of the plan is
+:mod:`model.torch.intpath`.
 
 The scale rule (docs/design.md §13 "Tensor scales"), in one place:
 
@@ -50,7 +54,8 @@ from dbpim.model.program import PROGRAM_SINCE
 from dbpim.model.requant import ACC_LIMIT_BITS, RequantError, quantize_multiplier, quantize_multipliers, saturate
 from dbpim.model.spec import input_range
 
-__all__ = ["ChipError", "Quant", "IntegerPlan", "integer_plan", "ChipProgram", "compile_program", "GoldenChip", "OUT_BITS", "CHIP_OPS",
+__all__ = ["ChipError", "Quant", "IntegerPlan", "integer_plan", "ChipProgram", "compile_program", "GoldenChip",
+           "OUT_BITS", "CHIP_OPS",
            "SCALE_MIN", "quantize_input"]
 
 #: Width of the network output (logits): signed, two's complement.

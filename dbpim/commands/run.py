@@ -108,7 +108,8 @@ def command(artifact, data, samples, batch_size, out):
     tlogits = _torch_logits(chip, art, xf, batch_size)
     S = len(logits)
     q = chip.output_quant
-    res = {"artifact": art.network, "network": art.network, "data": Path(data).name if data.endswith(".npz") else data, "samples": S,
+    res = {"artifact": art.network, "network": art.network,
+           "data": Path(data).name if data.endswith(".npz") else data, "samples": S,
            "outputs": list(logits.shape[1:]), "program": chip.program.summary(),
            "output_scale": q.scale, "predictions": pred.astype(int).tolist(),
            "logits_equal": None if tlogits is None else bool(np.array_equal(logits, tlogits)),

@@ -33,7 +33,8 @@ def _channels(v, ndim: int, axis: int = 1) -> torch.Tensor:
 
 
 def rescale(v: torch.Tensor, m, s) -> torch.Tensor:
-    """``(v * m + ((1 << s) >> 1)) >> s`` on int64 tensors (``m``, ``s`` broadcast), as :func:`model.requant.rescale`."""
+    """``(v * m + ((1 << s) >> 1)) >> s`` on int64 tensors (``m``, ``s`` broadcast), as
+    :func:`model.requant.rescale`."""
     m = torch.as_tensor(m, dtype=torch.int64)
     s = torch.as_tensor(s, dtype=torch.int64)
     half = torch.bitwise_right_shift(torch.bitwise_left_shift(torch.ones_like(s), s), 1)
