@@ -165,12 +165,12 @@ class CoreHandshakeHarness(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.dut = d = self.dut
-        # the harness's own domain on the core's clock; its reset is a copy of the core's: aresetn registered
-        # once, high at power-up (hw.core.PIMCoreAXI), so it clears the core's state in the same cycles
+        # the harness's own domain on the core's clock; rst is the core's own reset (aresetn through its
+        # synchronizer, high at power-up: hw.core.PIMCoreAXI), so it clears the core's state in the same cycles
         m.domains.fv = ClockDomain("fv", reset_less=True)
         m.d.comb += ClockSignal("fv").eq(d.aclk)
-        rst = Signal(init=1, name="core_rst")
-        m.d.fv += rst.eq(~d.aresetn)
+        rst = Signal(name="core_rst")
+        m.d.comb += rst.eq(d.in_reset)
 
         past, skip = _past_fn(m, "fv"), self.skip
         past_valid = Signal(reset_less=True, init=0)
@@ -193,7 +193,10 @@ class CoreHandshakeHarness(Elaboratable):
         m.d.fv += started.eq(~rst & (started | start))
         _check(m, skip, ~d.m_axis_tvalid | started, "no_beat_before_start")
         _check(m, skip, ~d.core.busy | started, "no_run_before_start")
-        _check(m, skip, ~d.m_axis_tvalid | d.core.busy, "no_beat_outside_run")
+        # (the output register of PIMCoreAXI holds a run's last beat until it is taken)
+        was_busy = past(d.core.busy, "busy")
+        with m.If(past_valid):
+            _check(m, skip, ~d.m_axis_tvalid | d.core.busy | was_busy | stalled, "no_beat_outside_run")
 
         # STATUS.ERROR sticky until reset (or the next START, which begins a new run); it rises with DONE
         err, done = d.core.error, d.core.done
