@@ -27,7 +27,7 @@ from amaranth.lib import data, wiring
 from dbpim.model.spec import check_param
 
 __all__ = ["Block", "layout_from_fields", "Emitter", "VerilogModule", "add_block", "ports_of_verilog",
-           "SRAM_MODES", "flat_ports", "strip_initial_values"]
+           "SRAM_MODES", "flat_ports", "strip_initial_values", "config_prefix"]
 
 #: How the memories of the macro and the core are emitted (``dbpim verilog --sram``, :mod:`hw.sram`):
 #: ``behavioural`` = Amaranth memories inside their blocks; ``blackbox`` = instances of the wrapper
@@ -72,6 +72,16 @@ class Block(wiring.Component):
         raise NotImplementedError
 
     latency_note = ""
+
+
+def config_prefix(name: str) -> str:
+    """The default module name prefix of a configuration named ``name`` (``dbpim verilog`` without ``--prefix``).
+
+    ``name`` with every character other than a letter, digit or ``_`` replaced by ``_``, ``c_`` in front
+    when it does not start with a letter (``small`` -> ``small``, ``28nm-x`` -> ``c_28nm_x``).
+    """
+    p = re.sub(r"[^A-Za-z0-9_]", "_", str(name))
+    return p if p[:1].isalpha() and p.isascii() else f"c_{p}"
 
 
 def layout_from_fields(fields) -> data.StructLayout:

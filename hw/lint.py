@@ -303,7 +303,9 @@ def lint_dir(directory, counts_file=None, update: bool = False) -> int:
                 print(f"  %Warning-{w.rule}: {w.file}:{w.line}: {w.message}\n      {w.source.strip()}", file=sys.stderr)
         else:
             print(f"{r.top}: ok ({len(r.explained)} warnings of reviewed patterns)")
-    got = count_warnings(explained)
+    # records are kept per file without the module prefix (dbpim verilog's default prefix is the config's name)
+    pre = f"{man['prefix']}_" if man.get("prefix") else ""
+    got = {f.removeprefix(pre): c for f, c in count_warnings(explained).items()}
     path = Path(counts_file) if counts_file else COUNTS_FILE
     counts = _load_counts(path)
     if update:
