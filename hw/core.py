@@ -375,7 +375,11 @@ class PIMCore(Block):
         n_dv_last = Signal(range(M))        # vectors of the round being delivered, minus one
         m.d.comb += [dv_rem.eq(cur.pixels - dv_pix), n_dv.eq(Mux(dv_rem < M, dv_rem, M)), n_dv_last.eq(n_dv - 1)]
         mask = Signal(mask_layout)
-        m.d.comb += [mask_rd.addr.eq(cur.mask_base + win), mask.eq(mask_rd.data[:mask_layout.size])]
+        # the mask memory is read synchronously: mask_next is the address of the next cycle's window
+        # (cur.mask_base + win as they will be), so mask holds the mask of window win in every cycle
+        mask_next = Signal.like(mask_rd.addr)
+        m.d.comb += [mask_next.eq(cur.mask_base + win), mask_rd.addr.eq(mask_next),
+                     mask.eq(mask_rd.data[:mask_layout.size])]
         m.d.comb += [
             switch.i.valid.eq(self.x.valid & dv_act),
             self.x.ready.eq(switch.i.ready & dv_act),
@@ -393,10 +397,12 @@ class PIMCore(Block):
                                      | (last_win & ((kept_now != cur.n_kept) | (mask.mask == 0))))
             with m.If(last_win):
                 m.d.sync += [win.eq(0), kept_acc.eq(0), dv_m.eq(dv_m + 1)]
+                m.d.comb += mask_next.eq(cur.mask_base)
                 with m.If(dv_m == n_dv_last):
                     m.d.sync += dv_act.eq(0)
             with m.Else():
                 m.d.sync += [win.eq(win + 1), kept_acc.eq(kept_now)]
+                m.d.comb += mask_next.eq(cur.mask_base + win + 1)
         m.d.comb += [
             packer.i.valid.eq(switch.o.valid), switch.o.ready.eq(packer.i.ready),
             packer.i.payload.data.eq(switch.o.payload.data), packer.i.payload.lane_en.eq(switch.o.payload.lane_en),
@@ -572,6 +578,7 @@ class PIMCore(Block):
                     m.d.sync += [error.eq(1), done.eq(1), err_code.eq(Mux(bad_desc | bad_pf, 1, 2))] + stop_loader
                     m.next = "IDLE"
                 with m.Else():
+                    m.d.comb += mask_next.eq(d.mask_base)  # the pass's first window
                     m.d.sync += [
                         cur.eq(d), rt_count.eq(Mux(d.first, 1, rt_count + 1)),
                         dv_act.eq(1), dv_pix.eq(0), dv_m.eq(0), win.eq(0), pk_m.eq(0), dv_done.eq(0),

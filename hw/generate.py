@@ -12,11 +12,14 @@ adder trees are instances of the one module ``dbpim_adder_tree``), and
 direction, width), latency in cycles and ``sources`` (the files that define it,
 sub-modules first: what a simulator or a synthesis tool reads).
 
-``--sram blackbox`` emits the macro's cell array and metadata register file as
-instances of the wrapper modules ``dbpim_sram_cells`` / ``dbpim_sram_meta``
-(:mod:`hw.sram`: one file each, whose body is the behavioural model
-``dbpim_sram_1rw_model.v``, to be replaced by a compiled SRAM); the default
-``behavioural`` keeps them as memories inside the macro.
+``--sram blackbox`` emits every memory of the macro, the core and the DBMU as an
+instance of a wrapper module ``dbpim_sram_<kind>`` (:mod:`hw.sram`: one file
+each, whose body is a behavioural model ``dbpim_sram_1rw_model.v`` /
+``dbpim_sram_1r1w_model.v``, to be replaced by a compiled memory) and writes the
+memory list ``dbpim_memories.json`` (manifest ``files.memory_list``); the
+default ``behavioural`` keeps them as memories inside their blocks. Either way
+no module has an ``initial`` block or a register initial value
+(:func:`hw.common.strip_initial_values`).
 
 ``dbpim_core.v`` is the PIM core with its AXI ports (:class:`hw.core.PIMCoreAXI`); its
 manifest entry adds the register map (:func:`model.spec.core_map`) and ``dbpim_core_regs.md`` holds it as

@@ -85,9 +85,9 @@ MEMORIES = {
                                               "desc), written from the register bus"),
     "map": MemoryKind("1r1w", 1, "pim_core", "the column maps: one word per tile slot "
                                              "(model.spec.map_entry_fields), written from the register bus"),
-    "mask": MemoryKind("1r1w", 0, "pim_core", "the mask register file: one word per input window "
-                                              "(model.spec.mask_entry_fields); read in the cycle the switch takes "
-                                              "the window"),
+    "mask": MemoryKind("1r1w", 1, "pim_core", "the mask register file: one word per input window "
+                                              "(model.spec.mask_entry_fields), written from the register bus; "
+                                              "the next window's mask is read the cycle before"),
     "orf": MemoryKind("1r1w", 0, "pim_core", "one bank of the output register file: word (row, slot) = one "
                                              "partial sum; read and written back in the cycle a macro result "
                                              "drains, read in the cycle a result streams out"),
