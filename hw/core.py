@@ -735,7 +735,7 @@ class PIMCoreAXI(Block):
         out_valid = Signal()
         m.d.comb += [
             core.o.ready.eq(self.m_axis_tready | ~out_valid),
-            self.m_axis_tvalid.eq(out_valid),
+            self.m_axis_tvalid.eq(out_valid & ~self.in_reset),  # low while reset is asserted (AXI4-Stream)
             self.irq.eq(core.done & ~out_valid),
         ]
         with m.If(core.o.ready):

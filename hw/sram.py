@@ -23,7 +23,7 @@ clk         in    clock
 we          in    write enables (``WE_W`` bits: bit k writes bits ``k*WIDTH/WE_W`` up of ``wdata``)
 waddr       in    write address
 wdata       in    write data
-re          in    read enable (read latency 1: a read this edge; ignored at read latency 0)
+re          in    read enable (read latency 1: a read at this edge; 0: ``rdata`` undefined while low)
 raddr       in    read address
 rdata       out   latency 1: the word of the last read, from the next cycle on, held while no read (a word
                   written at the read's edge reads its old value); latency 0: the word at ``raddr`` now
@@ -233,7 +233,7 @@ _PORTS = {
   input  wire [WE_W-1:0]   we,     // write enables: bit k writes bits k*WIDTH/WE_W .. of wdata
   input  wire [ADDR_W-1:0] waddr,  // write address
   input  wire [WIDTH-1:0]  wdata,  // write data
-  input  wire              re,     // read enable (read latency 1 only)
+  input  wire              re,     // read enable (latency 0: rdata undefined while low)
   input  wire [ADDR_W-1:0] raddr,  // read address
   output wire [WIDTH-1:0]  rdata   // read data (read latency 1: from the next cycle on, held; 0: now)""",
 }
@@ -302,7 +302,8 @@ endmodule
     return f"""// {name}: behavioural memory with one write and one read port, for simulation.
 // On a rising clock edge: each set bit k of we writes its WIDTH/WE_W bits of wdata to waddr.
 // READ_LATENCY 1: with re, the edge also reads raddr (the old word when waddr = raddr) into rdata,
-// which holds its value while no read happens. READ_LATENCY 0: rdata is the word at raddr.
+// which holds its value while no read happens. READ_LATENCY 0: rdata is the word at raddr while re
+// (undefined otherwise).
 module {name} #(
   parameter DEPTH = 16,
   parameter WIDTH = 8,
@@ -321,7 +322,7 @@ module {name} #(
   end
   generate
     if (READ_LATENCY == 0) begin : comb_read
-      assign rdata = words[raddr];
+      assign rdata = re ? words[raddr] : {{WIDTH{{1'bx}}}};
     end else begin : sync_read
       reg [WIDTH-1:0] q;
       always @(posedge clk) begin
