@@ -182,7 +182,8 @@ class CoreHandshakeHarness(Elaboratable):
         # (every past() outside a condition: its register samples every cycle)
         stalled = past(d.m_axis_tvalid & ~d.m_axis_tready, "axis_stalled")
         tdata, tlast = past(d.m_axis_tdata, "tdata"), past(d.m_axis_tlast, "tlast")
-        with m.If(live & stalled):
+        # (a reset drops tvalid at once: aresetn is asserted asynchronously, hw.core.PIMCoreAXI)
+        with m.If(live & stalled & ~rst):
             _check(m, skip, d.m_axis_tvalid & (d.m_axis_tdata == tdata) & (d.m_axis_tlast == tlast), "axis_hold")
 
         aw = _axil_properties(m, "fv", lambda ch: getattr(d, f"s_axil_{ch}"), rst, live, past, skip)
