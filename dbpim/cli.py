@@ -54,7 +54,7 @@ SUBCOMMANDS = {
     "paper-nets": ("paper_nets", "the paper's five networks at full width (untrained) as artifacts"),
     "compare": ("compare", "the ReRAM bit-sparsity schemes next to DB-PIM on compiled networks"),
     "sweep": ("sweep", "block sparsity x phi_max x macro geometry sweep"),
-    "run": ("run", "a compiled network on new inputs from its artifact alone (the golden model, NumPy)"),
+    "run": ("run", "a compiled network on new inputs through the golden chip (integer-only), the torch integer path and the float reference"),
     "verify": ("verify", "compiled layers on the RTL (PIM core, or the macro with --macro) vs the golden model"),
     "conformance": ("conformance", "versioned golden-model test vectors (macro and core) for other simulators or RTL"),
     "speed": ("speed", "speed of the golden model, the performance model and the RTL tools (make bench)"),
@@ -68,7 +68,8 @@ USER_ERRORS = frozenset({
     ("dbpim.model.torch.export", "ExportError"), ("dbpim.model.torch.graph", "CaptureError"),
     ("dbpim.model.core_timing", "PlanError"), ("dbpim.sim_bench.perf", "BenchError"), ("dbpim.demo", "DemoError"),
     ("dbpim.verify", "VerifyError"), ("dbpim.model.torch.keras_h5", "KerasH5Error"), ("dbpim.model.jsonio", "JsonError"),
-    ("dbpim.model.predict", "PredictError"),
+    ("dbpim.model.predict", "PredictError"), ("dbpim.model.chip", "ChipError"), ("dbpim.model.requant", "RequantError"),
+    ("dbpim.model.isa", "IsaError"),
 })
 
 

@@ -256,19 +256,20 @@ def scheme_accuracies(art, hw, cfg: reram.ReramConfig, schemes=reram.SCHEMES,
 
 
 def run_compare(arts, hw, out="build/compare", accuracy: bool = True, plots: bool = True,
-                cfg: reram.ReramConfig | None = None, finetune_epochs: float | None = None) -> list:
+                cfg: reram.ReramConfig | None = None, finetune_epochs: float | None = None, batch: int = 1) -> list:
     """Compare every loaded artifact on ``hw`` (an HwConfig); print nothing; return the table rows (also in ``out``).
 
     With ``accuracy``, each scheme is fine-tuned (:func:`scheme_accuracies`)
     and its ReRAM row counts the fine-tuned weights it was evaluated on, ERA-BS
     its activation pruning at the network's calibrated threshold; without,
     ERA-BS prunes no activation (``act_prune`` 0: nothing to calibrate on).
+    The DB-PIM rows run at ``batch`` samples per loaded tile (``model.limits.BATCH``).
 
     Raises
     ------
     BenchError
         No artifact, a configuration whose macro is not an artifact's, or a bad
-        ``finetune_epochs`` (one line naming the field).
+        ``finetune_epochs`` or ``batch`` (one line naming the field).
     OutputError
         An ``out`` that cannot be written without losing data (one line).
     """
@@ -277,6 +278,7 @@ def run_compare(arts, hw, out="build/compare", accuracy: bool = True, plots: boo
         raise BenchError("artifacts: give at least one artifact")
     if finetune_epochs is not None:
         finetune_epochs = limits.EPOCHS.check("finetune_epochs", finetune_epochs, exc=BenchError)
+    batch = limits.BATCH.check("batch", batch, BenchError)
     cfg = cfg or reram.ReramConfig()
     for art in arts:
         check_macro(art, hw)
@@ -286,7 +288,7 @@ def run_compare(arts, hw, out="build/compare", accuracy: bool = True, plots: boo
     for art in arts:
         acc, weights, act_prune = scheme_accuracies(art, hw, cfg, finetune_epochs=finetune_epochs) if accuracy \
             else ({s: (None, "not evaluated (--no-accuracy)") for s in reram.SCHEMES + ("dbpim",)}, {}, 0)
-        rows += cmp.compare_network(art, hw, dataclasses.replace(cfg, act_prune=act_prune), acc, weights)
+        rows += cmp.compare_network(art, hw, dataclasses.replace(cfg, act_prune=act_prune), acc, weights, batch)
     with output_dir(out, COMMAND, inputs) as tmp:
         cmp.write_outputs(rows, tmp, cfg, plots=plots)
     return rows

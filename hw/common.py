@@ -21,13 +21,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from amaranth.hdl import ClockSignal, Instance, ResetInserter, ResetSignal, ValueCastable, signed, unsigned
+from amaranth.hdl import ClockSignal, Instance, ResetInserter, ResetSignal, Signal, Value, ValueCastable, signed, unsigned
 from amaranth.lib import data, wiring
 
 from dbpim.model.spec import check_param
 
 __all__ = ["Block", "layout_from_fields", "Emitter", "VerilogModule", "add_block", "ports_of_verilog",
-           "SRAM_MODES", "flat_ports", "strip_initial_values", "config_prefix"]
+           "SRAM_MODES", "flat_ports", "same_width", "strip_initial_values", "config_prefix"]
 
 #: How the memories of the macro and the core are emitted (``dbpim verilog --sram``, :mod:`hw.sram`):
 #: ``behavioural`` = Amaranth memories inside their blocks; ``blackbox`` = instances of the wrapper
@@ -91,6 +91,21 @@ def layout_from_fields(fields) -> data.StructLayout:
         shape = signed(width) if sgn else unsigned(width)
         members[name] = shape if count is None else data.ArrayLayout(shape, count)
     return data.StructLayout(members)
+
+
+def same_width(m, a, b, name: str):
+    """``a`` and ``b`` zero-extended to one width through named signals (equal operand widths in the Verilog)."""
+    a, b = Value.cast(a), Value.cast(b)
+    w = max(len(a), len(b))
+    out = []
+    for v, tag in ((a, "a"), (b, "b")):
+        if len(v) == w:
+            out.append(v)
+        else:
+            s = Signal(w, name=f"{name}_{tag}")
+            m.d.comb += s.eq(v)
+            out.append(s)
+    return out
 
 
 _PORT_RE = re.compile(r"^\s*(input|output|inout)\s+(?:wire\s+|reg\s+)?(signed\s+)?(?:\[(\d+):(\d+)\]\s+)?([^\s;]+)\s*;")

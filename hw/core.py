@@ -17,12 +17,12 @@ The cycle count of a run is :func:`model.core_timing.layer_cycles` exactly
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, ClockDomain, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, ClockDomain, Const, Module, Mux, Signal
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from dbpim.hw.axi import AXI4LiteTarget
-from dbpim.hw.common import Block, add_block, layout_from_fields
+from dbpim.hw.common import Block, add_block, layout_from_fields, same_width
 from dbpim.hw.macro import PIMMacro
 from dbpim.hw.sram import sram_1r1w
 from dbpim.hw.switch import SparseSwitch
@@ -137,21 +137,6 @@ class RowPacker(Block):
 
 def _popcount(v, width: int):
     return sum(v[k] for k in range(width))
-
-
-def _same_width(m, a, b, name: str):
-    """``a`` and ``b`` zero-extended to one width through named signals (equal operand widths in the Verilog)."""
-    a, b = Value.cast(a), Value.cast(b)
-    w = max(len(a), len(b))
-    out = []
-    for v, tag in ((a, "a"), (b, "b")):
-        if len(v) == w:
-            out.append(v)
-        else:
-            s = Signal(w, name=f"{name}_{tag}")
-            m.d.comb += s.eq(v)
-            out.append(s)
-    return out
 
 
 def _reg_word(reg, values: dict):
@@ -487,7 +472,7 @@ class PIMCore(Block):
         st_next = Signal.like(st_pix)
         m.d.comb += st_next.eq(st_pix + M)
         more_rounds = Signal()          # a round follows the one starting now
-        a, b = _same_width(m, st_next, cur.pixels, "st_next")
+        a, b = same_width(m, st_next, cur.pixels, "st_next")
         m.d.comb += more_rounds.eq(a < b)
         idle = Signal()
         m.d.comb += idle.eq(Cat(~mac.computing for mac in macros).all())
@@ -561,7 +546,7 @@ class PIMCore(Block):
             with m.State("DECODE"):
                 m.d.comb += self.busy.eq(1)
                 d = data.View(desc_layout, desc_rd.data[:desc_layout.size])
-                mb, nw = _same_width(m, d.mask_base, d.n_win, "desc_windows")
+                mb, nw = same_width(m, d.mask_base, d.n_win, "desc_windows")
                 bad_desc = ((d.n_win == 0) | (mb + nw > p["mask_windows"]) | (d.n_kept == 0) | (d.n_kept > cap)
                             | (d.pixels == 0) | (d.pixels > out_pixels) | (d.n_out > n_col)
                             | _reserved(desc_rd.data, desc_layout.size))
@@ -597,7 +582,7 @@ class PIMCore(Block):
                 with m.Elif(barrier):
                     m.d.sync += st_pix.eq(st_next)
                     if banks == 2:  # the first round starts: read the next descriptor, load its tile meanwhile
-                        nd, nn = _same_width(m, desc_idx + 1, n_desc, "pf_desc")
+                        nd, nn = same_width(m, desc_idx + 1, n_desc, "pf_desc")
                         with m.If((st_pix == 0) & (nd != nn)):
                             m.d.comb += desc_rd.addr.eq(desc_idx + 1)
                             m.d.sync += pf_rd.eq(1)

@@ -91,6 +91,8 @@ MEMORIES = {
     "orf": MemoryKind("1r1w", 0, "pim_core", "one bank of the output register file: word (row, slot) = one "
                                              "partial sum; read and written back in the cycle a macro result "
                                              "drains, read in the cycle a result streams out"),
+    "wtable": MemoryKind("1r1w", 0, "window", "the window generator's window table: one entry per window "
+                                              "(model.spec WINDOW_ENTRY), read combinationally by the beat"),
     "dbmu": MemoryKind("1r1w", 0, "dbmu", "the cells of one DBMU (the stand-alone block): one bit per row, "
                                           "read combinationally by the row select"),
 }

@@ -298,7 +298,9 @@ def plan_passes(tiles, pixels: int, macro, macros: int, core, name: str = "layer
 
     ``run_pixels`` (default ``core.out_pixels``, at most that) is the length
     of a pixel run; the system may choose shorter runs (``sim_bench``: the
-    output buffer).
+    output buffer). A batch of B samples is the plan of ``B * pixels``, the
+    samples' pixels one after another (``sim_bench.perf.batch_samples``): a
+    pixel run may hold several samples; the core does not know samples.
 
     Raises
     ------

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from dbpim.model._check import is_int, is_real, show
 from dbpim.model.spec import PHI_LIMIT
 
-__all__ = ["Range", "SPARSITY", "SPARSITY_CLOSED", "EPOCHS", "LR", "WIDTH", "SEED", "BATCH_SIZE", "PHI_MAX",
+__all__ = ["Range", "SPARSITY", "SPARSITY_CLOSED", "EPOCHS", "LR", "WIDTH", "SEED", "BATCH_SIZE", "BATCH", "PHI_MAX",
            "PHI_MIN", "RECORD", "WORKERS", "COUNT", "N_SAMPLES", "THREADS", "CLASSES"]
 
 
@@ -87,6 +87,9 @@ WIDTH = Range(0, 16.0, lo_open=True)
 SEED = Range(0, 2**32 - 1, integer=True)
 #: A training batch size (above 65536 samples is a typo).
 BATCH_SIZE = Range(1, 65_536, integer=True)
+#: Inference batch of the performance model: samples whose pixels share each loaded weight tile (``sim_bench.perf``;
+#: 256 = the paper core's pixel run of one-pixel layers, the most any run of ``paper.yaml`` can share).
+BATCH = Range(1, 256, integer=True)
 #: FTA ceiling of a flow or sweep (the macro's own ``phi_max`` bounds it further; model.fta.check_phi).
 PHI_MAX = Range(1, PHI_LIMIT, integer=True)
 #: FTA floor of a flow.

@@ -25,7 +25,7 @@ from dbpim.model.layer import PRODUCT_MAX, weights_of
 from dbpim.model.program import PROGRAM_SINCE, RUNNABLE
 from dbpim.model.spec import input_range
 
-__all__ = ["PredictError", "Predictor", "predict", "run_artifact", "DEFAULT_BATCH"]
+__all__ = ["PredictError", "Predictor", "check_input", "predict", "run_artifact", "DEFAULT_BATCH"]
 
 DEFAULT_BATCH = 32  # the im2col columns of a batch stay in cache
 #: Integer sums below this are exact in float32 (24-bit significand): the matmul then runs in float32.
@@ -145,6 +145,24 @@ def _mean(x: np.ndarray, op: dict) -> np.ndarray:
     return (x.astype(np.float64).sum(axis=axes, keepdims=op["keepdim"]).astype(np.float32) / n).astype(np.float32)
 
 
+def check_input(x, input_shape: tuple) -> np.ndarray:
+    """``x`` as a float32 (S, *input_shape) array; one-line :class:`PredictError` otherwise."""
+    if not isinstance(x, np.ndarray):
+        raise PredictError(f"x: must be a NumPy array, got {type(x).__name__}")
+    if x.dtype.kind not in "fiu" or x.dtype.kind == "f" and x.dtype.itemsize > 8:
+        raise PredictError(f"x: dtype must be a real float or integer type, got {x.dtype}")
+    if x.ndim != len(input_shape) + 1 or tuple(x.shape[1:]) != input_shape:
+        raise PredictError(f"x: shape must be (S, {', '.join(map(str, input_shape))}), got "
+                           f"{tuple(x.shape)}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        xf = x.astype(np.float32)
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        raise PredictError("x: holds NaN or inf values; inputs must be finite")
+    if not np.all(np.isfinite(xf)):
+        raise PredictError("x: values overflow float32; inputs must be finite float32 values")
+    return xf
+
+
 class Predictor:
     """The executable network of an artifact (weights rebuilt from its tiles once)."""
 
@@ -173,20 +191,7 @@ class Predictor:
 
     def check(self, x) -> np.ndarray:
         """``x`` as a float32 (S, *input shape) array; one-line :class:`PredictError` otherwise."""
-        if not isinstance(x, np.ndarray):
-            raise PredictError(f"x: must be a NumPy array, got {type(x).__name__}")
-        if x.dtype.kind not in "fiu" or x.dtype.kind == "f" and x.dtype.itemsize > 8:
-            raise PredictError(f"x: dtype must be a real float or integer type, got {x.dtype}")
-        if x.ndim != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
-            raise PredictError(f"x: shape must be (S, {', '.join(map(str, self.input_shape))}), got "
-                               f"{tuple(x.shape)}")
-        with np.errstate(over="ignore", invalid="ignore"):
-            xf = x.astype(np.float32)
-        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-            raise PredictError("x: holds NaN or inf values; inputs must be finite")
-        if not np.all(np.isfinite(xf)):
-            raise PredictError("x: values overflow float32; inputs must be finite float32 values")
-        return xf
+        return check_input(x, self.input_shape)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """The output of the program on one float32 batch (checked by :meth:`check`)."""

@@ -45,10 +45,12 @@ OPS = {
     "identity": "the input unchanged (Identity, Dropout in eval)",
     "maxpool2d": "2-D max pooling: kernel, stride, padding (implicit -inf), dilation; floor mode",
     "mean": "the mean over per-sample 'axes' (global average pooling), keepdim",
+    "depthwise": "a depthwise convolution (groups = channels, float weights with its BatchNorm folded, bias) on "
+                 "the SIMD core: run by the integer-only chip (model.chip), not by model.predict",
     "unsupported": "an operation model.predict cannot run ('what' names it); predict refuses the program",
 }
 #: The ops :mod:`model.predict` runs.
-RUNNABLE = tuple(k for k in OPS if k != "unsupported")
+RUNNABLE = tuple(k for k in OPS if k not in ("unsupported", "depthwise"))
 MAPPED_KINDS = ("conv2d", "conv1d", "linear")
 
 
@@ -83,6 +85,15 @@ def op_shape(op: dict, ins: list[tuple], records: dict) -> tuple:
         if op["keepdim"]:
             return tuple(1 if i in axes else d for i, d in enumerate(ins[0]))
         return tuple(d for i, d in enumerate(ins[0]) if i not in axes)
+    if kind == "depthwise":
+        if len(ins[0]) != 3:
+            raise ValueError(f"input must be (C, H, W) per sample, got {list(ins[0])}")
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = op["kernel"], op["stride"], op["padding"], op["dilation"]
+        c, h, w = ins[0]
+        ho, wo = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        if min(ho, wo) < 1:
+            raise ValueError(f"input {h}x{w} is smaller than the kernel")
+        return c, ho, wo
     if kind == "maxpool2d":
         if len(ins[0]) != 3:
             raise ValueError(f"input must be (C, H, W) per sample, got {list(ins[0])}")
@@ -162,6 +173,10 @@ _PARAMS = {  # op -> {field: (check, allowed)}
                   "stride": (lambda v: _ints(v, 2, 1), "a list of 2 integers >= 1"),
                   "padding": (lambda v: _ints(v, 2, 0), "a list of 2 integers >= 0"),
                   "dilation": (lambda v: _ints(v, 2, 1), "a list of 2 integers >= 1")},
+    "depthwise": {"kernel": (lambda v: _ints(v, 2, 1), "a list of 2 integers >= 1"),
+                  "stride": (lambda v: _ints(v, 2, 1), "a list of 2 integers >= 1"),
+                  "padding": (lambda v: _ints(v, 2, 0), "a list of 2 integers >= 0"),
+                  "dilation": (lambda v: _ints(v, 2, 1), "a list of 2 integers >= 1")},
     "unsupported": {"what": (lambda v: isinstance(v, str), "a string")},
 }
 _ARITY = {"input": 0, "add": 2}
@@ -232,11 +247,20 @@ def read(root: Path, doc, records: list, where: str, error=ValueError) -> dict |
             if k not in rec or not ok(rec[k]):
                 raise error(f"{wo}.{k}' must be {allowed}, got {rec.get(k)!r}")
             op[k] = rec[k]
+        if "range" in rec:
+            if not _range_ok(rec["range"]):
+                raise error(f"{wo}.range' must be [min, max], two finite numbers with min <= max, "
+                            f"got {rec['range']!r}")
+            op["range"] = [float(v) for v in rec["range"]]
         if kind == "mapped":
             missing = [n for n in op["layers"] if n not in by_name]
             if missing:
                 raise error(f"{wo}.layers': {missing[0]!r} is not a mapped layer record of the artifact")
             op["bias"] = _bias(rec, arrays, fpath, wo, sum(int(by_name[n].compiled.N) for n in op["layers"]), error)
+        if kind == "depthwise":
+            c = shapes[inputs[0]][0] if inputs and len(shapes[inputs[0]]) == 3 else 0
+            op["weight"] = _array(rec, "weight", arrays, fpath, wo, (c, *op["kernel"]), error)
+            op["bias"] = _array(rec, "bias", arrays, fpath, wo, (c,), error)
         if kind == "input":
             got = tuple(inp["shape"])
         else:
@@ -252,6 +276,23 @@ def read(root: Path, doc, records: list, where: str, error=ValueError) -> dict |
     if not isinstance(doc["output"], str) or doc["output"] not in shapes:
         raise error(f"{w}.output' must name an op, got {doc['output']!r}")
     return {"input": {"shape": list(inp["shape"]), "dtype": "float32"}, "output": doc["output"], "ops": ops}
+
+
+def _range_ok(v) -> bool:
+    return (isinstance(v, list) and len(v) == 2
+            and all(isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) for a in v)
+            and v[0] <= v[1])
+
+
+def _array(rec: dict, field: str, arrays: dict, fpath: Path, wo: str, shape: tuple, error):
+    """A required finite float32 array of ``shape`` named by the op's ``field``."""
+    key = rec.get(field)
+    if not isinstance(key, str) or key not in arrays:
+        raise error(f"{wo}.{field}' must be an array name of {FILE}, got {key!r}")
+    a = arrays[key]
+    if a.dtype != np.float32 or a.shape != tuple(shape) or not np.all(np.isfinite(a)):
+        raise error(f"{fpath}: array {key!r} must be finite float32 of shape {tuple(shape)}, got {a.dtype} {a.shape}")
+    return a
 
 
 def _bias(rec: dict, arrays: dict, fpath: Path, wo: str, N: int, error):

@@ -52,6 +52,9 @@ __all__ = [
     "CORE_REGS", "core_constants", "digest_word", "ERROR_CODES", "psum_width",
     "result_width", "packer_in_fields", "packer_out_fields", "window_fields", "tile_entry_fields", "map_entry_fields", "mask_entry_fields",
     "descriptor_fields", "result_fields", "words_for", "Region", "CoreMap", "core_map", "entry_words",
+    # the input buffer and window generator
+    "WINDOW_GEOMETRY", "WINDOW_ELEMENTS_MAX", "WINDOW_LATENCY", "WINDOW_LAYER", "WINDOW_PASS", "WINDOW_ENTRY",
+    "register_fields",
 ]
 
 # --------------------------------------------------------------------------- number formats
@@ -153,7 +156,8 @@ def check_param(name: str, value, rule: str | None = None):
 
     ``rule`` names the :data:`GEOMETRY` entry when the parameter has another
     name in the component (the switch's ``window`` follows ``n_comp``); the
-    PIM core's own parameters are found in :data:`CORE_GEOMETRY`.
+    PIM core's own parameters are found in :data:`CORE_GEOMETRY`, the SIMD core's in :data:`SIMD_GEOMETRY`,
+    the window generator's in :data:`WINDOW_GEOMETRY`.
     Messages follow amaranth-soc: ``"n_comp must be a power of two from 2 to
     256, not 6"``.
 
@@ -165,7 +169,7 @@ def check_param(name: str, value, rule: str | None = None):
         A value out of range.
     """
     key = rule or name
-    r = GEOMETRY[key] if key in GEOMETRY else CORE_GEOMETRY[key]
+    r = GEOMETRY.get(key) or CORE_GEOMETRY.get(key) or SIMD_GEOMETRY.get(key) or WINDOW_GEOMETRY[key]
     if r.allowed == "true or false":
         if not isinstance(value, bool):
             raise TypeError(f"{name} must be a bool, not {value!r}")
@@ -786,3 +790,145 @@ def entry_words(fields, values: dict) -> list[int]:
     word = pack(fields, values)
     n = words_for(sum(field_width(f) for f in fields))
     return [(word >> (BUS_BITS * k)) & ((1 << BUS_BITS) - 1) for k in range(n)]
+
+
+# --------------------------------------------------------------------------- the input buffer and window generator
+
+#: Parameters of the input buffer and window generator (``hw.window.WindowGenerator``) and their allowed values.
+#: ``buffer_words`` follows ``system.input_buffer_kib`` (words of ``n_comp`` inputs); ``windows`` (window table
+#: entries) follows ``core.mask_windows``: entry k describes the window of mask word k.
+WINDOW_GEOMETRY: dict[str, Rule] = {
+    "buffer_words": Rule(lambda v: 1 <= v <= 1 << 20, "an integer from 1 to 2**20 (input buffer words of n_comp "
+                                                       "inputs)"),
+    "windows": Rule(lambda v: 1 <= v <= 65536, "an integer from 1 to 65536 (window table entries)"),
+}
+#: Largest input buffer the window generator addresses: 2**24 inputs (the ``BASE`` field).
+WINDOW_ELEMENTS_MAX = 1 << 24
+
+#: Fixed cycles of the window generator (docs/design.md §16; :func:`model.window.generator_cycles`).
+WINDOW_LATENCY = {
+    "start": 1,  # the first pass descriptor taken (generator idle) -> its first beat valid
+}
+
+
+def _reg(name: str, word: int, desc: str, *fields) -> Register:
+    return Register(name, word, desc, tuple(RegField(n, lsb, w, "RW", d) for n, lsb, w, d in fields))
+
+
+#: The layer descriptor of the window generator: four 32-bit words, held static while it runs. The ONE description
+#: the RTL's ``layer`` port (:class:`hw.window.WindowGenerator`) and its twin (:func:`model.window.layer_words`)
+#: read. A chip top maps them to registers.
+WINDOW_LAYER: tuple = (
+    _reg("WIN_BASE", 0, "where the activation map starts in the input buffer",
+         ("BASE", 0, 24, "input (element) address of value (c, h, w) = (0, 0, 0); value (c, h, w) is at "
+                         "BASE + (c * HEIGHT + h) * WIDTH + w")),
+    _reg("WIN_SHAPE", 1, "the activation map's size",
+         ("HEIGHT", 0, 16, "rows H of each channel"), ("WIDTH", 16, 16, "columns W of each channel")),
+    _reg("WIN_KERNEL", 2, "the convolution's kernel, stride, zero padding and dilation (height, width)",
+         ("KH", 0, 4, "kernel rows"), ("KW", 4, 4, "kernel columns"),
+         ("SH", 8, 4, "vertical stride"), ("SW", 12, 4, "horizontal stride"),
+         ("PH", 16, 4, "zero rows above and below"), ("PW", 20, 4, "zero columns left and right"),
+         ("DH", 24, 4, "vertical dilation"), ("DW", 28, 4, "horizontal dilation")),
+    _reg("WIN_OUT", 3, "the output map's width",
+         ("OUT_W", 0, 16, "output columns Wo = (W + 2 PW - DW (KW - 1) - 1) // SW + 1")),
+)
+
+#: One pass descriptor of the window generator (one beat of its ``d`` stream): four 32-bit words.
+WINDOW_PASS: tuple = (
+    _reg("PASS_FIRST", 0, "the pass's first output pixel",
+         ("HO", 0, 16, "its output row"), ("WO", 16, 16, "its output column")),
+    _reg("PASS_PIXELS", 1, "output pixels of the pass",
+         ("PIXELS", 0, 17, "output pixels, row-major from (HO, WO); 0: no beat")),
+    _reg("PASS_WIN_BASE", 2, "the pass's window table entries",
+         ("WIN_BASE", 0, 16, "first window table entry (the core descriptor's mask_base)")),
+    _reg("PASS_N_WIN", 3, "the pass's window count",
+         ("N_WIN", 0, 17, "window table entries WIN_BASE .. WIN_BASE + N_WIN - 1 (the core descriptor's n_win); "
+                          "0: no beat")),
+)
+
+#: One window table entry: the im2col row k = w * n_comp of window w as (channel, kernel row, kernel column), and
+#: how many of its n_comp inputs lie past K (zero).
+WINDOW_ENTRY: tuple = (
+    _reg("WIN_ENTRY", 0, "one window of the im2col vector",
+         ("CHANNEL", 0, 16, "channel c of the window's input 0"), ("KI", 16, 4, "its kernel row i"),
+         ("KJ", 20, 4, "its kernel column j"), ("N_PAD", 24, 8, "inputs at the window's end past K (zero)")),
+)
+
+
+def register_fields(registers) -> list:
+    """A payload field list (:func:`pack`, ``hw.common.layout_from_fields``) of consecutive 32-bit registers.
+
+    Each register's fields at ``32 * word + lsb``; the gaps are fields named ``_pad<bit>``. Field names are
+    the register field names in lower case (unique over ``registers``).
+    """
+    out, at = [], 0
+    for r in sorted(registers, key=lambda r: r.word):
+        for f in sorted(r.fields, key=lambda f: f.lsb):
+            pos = BUS_BITS * r.word + f.lsb
+            if pos > at:
+                out.append((f"_pad{at}", pos - at, None, False))
+            out.append((f.name.lower(), f.width, None, False))
+            at = pos + f.width
+    end = BUS_BITS * (max(r.word for r in registers) + 1)
+    if end > at:
+        out.append((f"_pad{at}", end - at, None, False))
+    return out
+
+
+# --------------------------------------------------------------------------- the SIMD core (docs/design.md §14)
+
+__all__ += ["SIMD_GEOMETRY", "SIMD_OPCODES", "SIMD_OPERAND_BITS", "SIMD_MULT_BITS", "SIMD_SHIFT_BITS",
+            "SIMD_WINDOW_BITS", "SIMD_PIXEL_BITS", "SIMD_LATENCY", "simd_descriptor_fields", "simd_in_fields",
+            "simd_out_fields", "simd_const_fields"]
+
+#: Parameters of the SIMD core (``lanes`` is ``system.simd_lanes``; ``channels`` the constant memory's reach).
+SIMD_GEOMETRY: dict[str, Rule] = {
+    "simd_lanes": Rule(lambda v: 1 <= v <= 64, "an integer from 1 to 64 (SIMD lanes the RTL builds)"),
+    "simd_channels": Rule(lambda v: 1 <= v <= 65535, "an integer from 1 to 65535 (channels the constant memory "
+                                                      "holds)"),
+}
+#: Descriptor ``op`` codes: the integer op each runs (model.simd_ops) on the stream.
+SIMD_OPCODES = {"requant": 0, "clamp": 1, "add": 2, "maxpool": 3, "avgpool": 4}
+#: Width of one stream operand lane (signed): accumulators and activations, ``|v| < 2**31`` (model.requant).
+SIMD_OPERAND_BITS = 32
+#: Width of a fixed-point multiplier ``m`` (unsigned) and of a right shift ``s`` (unsigned, ``s <= 62``).
+SIMD_MULT_BITS = 31
+SIMD_SHIFT_BITS = 6
+#: Width of the descriptor's ``window`` (elements per pooling window) and ``pixels`` (output pixels) fields.
+SIMD_WINDOW_BITS = 16
+SIMD_PIXEL_BITS = 24
+#: Register stages from an accepted input beat to its output beat (capture, reduce, multiply, shift, saturate).
+SIMD_LATENCY = 5
+
+
+def simd_descriptor_fields(channels: int) -> list:
+    """One SIMD descriptor (``d`` stream): an op over ``pixels`` output pixels of ``channels`` channels.
+
+    ``op`` (:data:`SIMD_OPCODES`), ``channels`` (1..the core's ``channels``),
+    ``window`` (input beats per output beat of a channel group: 1 for the
+    elementwise ops, ``KH * KW`` for pooling, ``H * W`` for global pooling),
+    ``pixels`` (output pixels), ``lo`` / ``hi`` (the saturation range).
+    """
+    return [("op", 3, None, False), ("channels", bits_for(positive_int(channels, "channels")), None, False),
+            ("window", SIMD_WINDOW_BITS, None, False), ("pixels", SIMD_PIXEL_BITS, None, False),
+            ("lo", SIMD_OPERAND_BITS, None, True), ("hi", SIMD_OPERAND_BITS, None, True)]
+
+
+def simd_in_fields(lanes: int) -> list:
+    """SIMD input beat (``i`` stream): ``a`` and ``b`` (``b``: the add's second operand), ``pad`` (a padding
+    position of a pooling window: it never wins a max and adds 0 to a sum)."""
+    n = positive_int(lanes, "lanes")
+    return [("a", SIMD_OPERAND_BITS, n, True), ("b", SIMD_OPERAND_BITS, n, True), ("pad", 1, None, False)]
+
+
+def simd_out_fields(lanes: int) -> list:
+    """SIMD output beat (``o`` stream): ``data`` (0 in lanes past the channel count), ``last`` (the op's last)."""
+    return [("data", SIMD_OPERAND_BITS, positive_int(lanes, "lanes"), True), ("last", 1, None, False)]
+
+
+def simd_const_fields() -> list:
+    """One channel's constants in the SIMD core's constant memory: ``m``, ``s`` (of ``a``), ``bias`` (requant),
+    ``mb``, ``sb`` (of the add's ``b``)."""
+    return [("m", SIMD_MULT_BITS, None, False), ("s", SIMD_SHIFT_BITS, None, False),
+            ("bias", SIMD_OPERAND_BITS, None, True), ("mb", SIMD_MULT_BITS, None, False),
+            ("sb", SIMD_SHIFT_BITS, None, False)]

@@ -53,10 +53,11 @@ class Row:
     accuracy: float | None = None
     accuracy_note: str = "not evaluated"
     energy: dict = field(default_factory=dict)
+    batch: int = 1  # samples per loaded tile (DB-PIM rows: sim_bench.perf; the ReRAM model runs batch 1)
 
     def as_dict(self) -> dict:
         acc = None if self.accuracy is None else 100.0 * self.accuracy
-        return {"network": self.network, "technology": self.technology, "scheme": self.scheme,
+        return {"network": self.network, "technology": self.technology, "scheme": self.scheme, "batch": self.batch,
                 "accuracy [%]": acc, "accuracy_note": self.accuracy_note, "storage [bits]": self.storage_bits,
                 "crossbars / macro tiles": self.occupied, "OUs": self.ous,
                 "ADC conversions / macro cycles": self.work, "cycles": self.cycles, "speedup [x]": self.speedup,
@@ -142,9 +143,11 @@ def _dbpim_storage(rec, dense: bool) -> int:
     return int((kept * np.asarray(c.phi, np.int64)[None, :]).sum()) * DIGIT_BITS + int(np.asarray(c.mask).size)
 
 
-def dbpim_rows(art, hwcfg) -> list[Row]:
-    """The DB-PIM rows of an artifact: the dense digital PIM baseline and the hybrid (``sim_bench.perf``)."""
-    net = evaluate_network(specs_from_artifact(art), hwcfg, network=art.network, mechanisms=("dense", "dbpim"))
+def dbpim_rows(art, hwcfg, batch: int = 1) -> list[Row]:
+    """The DB-PIM rows of an artifact: the dense digital PIM baseline and the hybrid (``sim_bench.perf``), both
+    at ``batch`` samples per loaded tile."""
+    net = evaluate_network(specs_from_artifact(art), hwcfg, network=art.network, mechanisms=("dense", "dbpim"),
+                           batch=batch)
     rows = []
     for mech, label in (("dense", "DB-PIM macro, dense (own baseline)"), ("dbpim", "DB-PIM hybrid")):
         mapped = net.mapped()
@@ -157,20 +160,20 @@ def dbpim_rows(art, hwcfg) -> list[Row]:
                         float(sum(lp.mech[mech].tiles for lp in mapped)), None,
                         float(sum(lp.mech[mech].macro_cycles for lp in mapped)),
                         net.total_cycles(mech, mapped_only=True), net.total_energy(mech, mapped_only=True),
-                        energy=energy))
+                        energy=energy, batch=net.batch))
     return _relative(rows)
 
 
 def compare_network(art, hwcfg, cfg: reram.ReramConfig | None = None, accuracy: dict | None = None,
-                    weights: dict | None = None) -> list[Row]:
+                    weights: dict | None = None, batch: int = 1) -> list[Row]:
     """Every row for one artifact.
 
     ``accuracy`` maps a ReRAM scheme, and ``"dbpim"`` for both DB-PIM rows
     (the dense macro runs the same weights), to ``(fraction or None, note)``;
     ``weights`` a ReRAM scheme to the (fine-tuned) weights that accuracy was
-    measured on (:func:`reram_rows`).
+    measured on (:func:`reram_rows`); ``batch`` is the DB-PIM rows' (:func:`dbpim_rows`).
     """
-    rows = reram_rows(art, cfg or reram.ReramConfig(), weights=weights) + dbpim_rows(art, hwcfg)
+    rows = reram_rows(art, cfg or reram.ReramConfig(), weights=weights) + dbpim_rows(art, hwcfg, batch)
     for r in rows:
         key = "dbpim" if r.technology == "DB-PIM" else r.scheme
         if accuracy and key in accuracy:

@@ -32,9 +32,10 @@ from pathlib import Path
 
 from dbpim.model.outdir import check_output, output_dir
 from dbpim.model.plots import legend_outside, pyplot, save_figure
-from dbpim.sim_bench.perf import MECHANISMS, evaluate_network, specs_from_artifact
-from dbpim.sim_bench.report import (PAPER, BenchError, _write_csv, check_macro, format_summary, markdown, paper_key,
-                              plot_mechanisms, plot_time_breakdown, weights_label, write_json, write_report)
+from dbpim.sim_bench.perf import MECHANISMS
+from dbpim.sim_bench.report import (PAPER, BenchError, _write_csv, check_macro, evaluate_with_batch_reuse,
+                                    format_summary, markdown, paper_key, plot_mechanisms, plot_time_breakdown,
+                                    weights_label, write_json, write_report)
 from dbpim.sim_bench.weight_stats import network_weight_stats, weight_stats_markdown
 
 __all__ = ["run_paper", "network_row", "table3_rows", "table2_rows", "fig11_rows", "fig12_rows",
@@ -45,7 +46,7 @@ FIG11_SPARSITY = (0.0, 0.25, 0.5, 0.75)
 
 
 def network_row(net) -> dict:
-    r = {"network": net.network, "weights": weights_label(net), "speedup [x]": net.speedup(),
+    r = {"network": net.network, "weights": weights_label(net), "batch": net.batch, "speedup [x]": net.speedup(),
          "energy_saving [%]": 100 * net.energy_saving(), "energy_saving_macro [%]": 100 * net.energy_saving_macro(),
          "utilization [%]": 100 * net.utilization(), "utilization_system [%]": 100 * net.utilization_system(),
          "utilization_dense [%]": 100 * net.utilization("dense"),
@@ -58,6 +59,11 @@ def network_row(net) -> dict:
     for k in MECHANISMS[1:]:
         r[f"speedup_{k} [x]"] = net.speedup(k)
         r[f"energy_saving_{k} [%]"] = 100 * net.energy_saving(k)
+    if net.batch_reuse:
+        b = net.batch_reuse
+        r["speedup_batch_1 [x]"] = b["speedup_batch_1"]
+        r["saturation_batch"] = "" if b["saturation_batch"] is None else b["saturation_batch"]
+        r["speedup_saturation [x]"] = "" if b["speedup_saturation"] is None else b["speedup_saturation"]
     return r
 
 
@@ -130,7 +136,7 @@ def _plot_fig11(rows, path):
 def _fig11_markdown(rows) -> list[str]:
     if not rows:
         return []
-    L = ["## Fig. 11: weight sparsity alone (input skipping off, std/pw-conv and FC layers)", "",
+    L = ["## Fig. 11: weight sparsity alone (input skipping off, std/pw-conv and FC layers, batch 1)", "",
          "| network | weights | block sparsity | speedup | energy saving | float weights |", "|---|---|---|---|---|---|"]
     L += [f"| {r['network']} | {r['weights']} | {100 * r['sparsity [fraction of blocks]']:.0f}% | "
           f"{r['speedup [x]']:.2f}x | {r['energy_saving [%]']:.1f}% | {r['float_weights']} |" for r in rows]
@@ -141,7 +147,7 @@ def _fig11_markdown(rows) -> list[str]:
 
 def run_paper(arts, hw, out="build/paper", plots: bool = True, verbose: bool = True,
               fig11=(), fig11_sparsity=FIG11_SPARSITY, engine: str = "ray", workers: int = 2,
-              address: str | None = None) -> list[dict]:
+              address: str | None = None, batch: int = 1) -> list[dict]:
     """Evaluate several loaded artifacts on ``hw`` and write the combined report; returns the per-network summaries.
 
     Parameters
@@ -150,7 +156,11 @@ def run_paper(arts, hw, out="build/paper", plots: bool = True, verbose: bool = T
         The networks of the tables (distinct network names).
     hw : model.config.HwConfig
     fig11 : list of model.artifact.Artifact
-        Networks (with float weights) re-pruned at ``fig11_sparsity`` for Fig. 11.
+        Networks (with float weights) re-pruned at ``fig11_sparsity`` for Fig. 11 (at batch 1).
+    batch : int
+        Samples per loaded tile of the tables (``model.limits.BATCH``), the dense baseline's too; every
+        network's report adds its speedup at batch 1 and at the batch where the off-chip floor stops
+        binding (:func:`sim_bench.perf.batch_reuse`).
     """
     from dbpim.model import limits
     if not arts:
@@ -161,11 +171,12 @@ def run_paper(arts, hw, out="build/paper", plots: bool = True, verbose: bool = T
     if len(set(names)) != len(names):
         raise BenchError(f"network names must be distinct, got {', '.join(names)}")
     fig11_sparsity = [limits.SPARSITY_CLOSED.check("fig11_sparsity", s, exc=BenchError) for s in fig11_sparsity]
+    batch = limits.BATCH.check("batch", batch, BenchError)
     labels = {str(a.path): weights_label(a.meta) for a in fig11}
     inputs = list(dict.fromkeys([str(a.path) for a in list(arts) + list(fig11) if a.path]))
     inputs += [hw.path] if hw.path else []
     check_output(out, "dbpim bench-paper", inputs)  # refuse before the long part
-    nets = [evaluate_network(specs_from_artifact(art), hw, network=art.network, meta=art.meta) for art in arts]
+    nets = [evaluate_with_batch_reuse(art, hw, batch) for art in arts]
     f11 = fig11_rows([a.path for a in fig11], hw, fig11_sparsity, engine, workers, address, verbose, labels) \
         if fig11 else []
     wstats = [network_weight_stats(art, hw.macro.phi_max) for art in arts]

@@ -31,6 +31,10 @@ shared off-chip bandwidth that stretches tile loads, and the output buffer
 whose capacity splits the output pixels into chunks (each chunk reloads the
 row tiles). The dense baseline has no sparse allocation switch (the macro's
 input beats alone); every DB-PIM mechanism feeds its inputs through it.
+At ``batch`` B (:func:`evaluate_layer`) the pixels of B samples form the
+pixel runs, so a loaded tile serves every sample of its run
+(:func:`batch_samples`); :func:`batch_reuse` finds the smallest batch where
+the off-chip floor (:attr:`MechPerf.dram_floor_cycles`) binds no layer.
 
 Utilization: ``utilization`` (paper Eq. 2 at cell level: effective cells over
 the cells of the activated cell rows of issued cycles) and
@@ -49,6 +53,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dbpim.model import core_timing as ct
+from dbpim.model import limits
 from dbpim.model.compile import FilterTile, group_runs, pack_columns
 from dbpim.model.config import EnergyConfig, HwConfig
 from dbpim.model.core_timing import filter_tiles_of
@@ -60,7 +65,8 @@ from dbpim.model.spec import CORE_LATENCY, DENSE_COLS_PER_WEIGHT, DIGIT_BITS, in
 __all__ = ["MECHANISMS", "MECH_LABELS", "COMPONENTS", "MACRO_COMPONENTS", "LayerSpec", "LayerPerf", "MechPerf",
            "NetworkPerf", "spec_from_record", "specs_from_artifact", "evaluate_layer", "evaluate_network",
            "layer_type", "energy_of", "peak_tops", "peak_geometry", "BenchError", "PerfError", "count_cycles",
-           "check_finite_figure", "CYCLES_MAX"]
+           "check_finite_figure", "CYCLES_MAX", "batch_samples", "batched_vectors", "bandwidth_bound_layers",
+           "batch_reuse", "SPEEDUP_MECHANISMS"]
 
 MECHANISMS = ("dense", "bit", "value", "input", "bit_input", "weight", "dbpim")
 MECH_LABELS = {
@@ -289,9 +295,21 @@ class MechPerf:
     filter_tiles: int = 0
     load_cycles: float = 0.0  # tile loads, summed over filter tiles (every chunk)
     stream_cycles: float = 0.0  # result streaming, summed over filter tiles
-    psum_chunks: int = 1  # output-pixel chunks forced by the output buffer
+    psum_chunks: int = 1  # pixel runs of a filter tile per batch instance (output register file / output buffer)
     weight_bytes: float = 0.0  # fetched from memory per inference
-    core_cycles: np.ndarray | None = None  # (S,) the busiest core's STARTs, tiles preloaded (the RTL's CYCLES)
+    core_cycles: np.ndarray | None = None  # (S,) the busiest core's STARTs per batch instance, tiles preloaded
+    batch: int = 1  # samples per batch instance (:func:`batch_samples`)
+    dram_floor_cycles: float = 0.0  # weight_bytes / dram_bytes_per_cycle: no schedule is faster (per inference)
+
+    @property
+    def onchip_cycles(self) -> float:
+        """Wall cycles per inference with the tiles on chip: the busiest core's :attr:`core_cycles` over the batch."""
+        return float(np.mean(self.core_cycles)) / self.batch if self.core_cycles is not None else 0.0
+
+    @property
+    def bandwidth_bound(self) -> bool:
+        """The off-chip floor binds: it exceeds :attr:`onchip_cycles` (docs/perf_model.md "Batch")."""
+        return self.dram_floor_cycles > self.onchip_cycles
 
     @property
     def energy_pj(self) -> float:
@@ -369,6 +387,32 @@ def pixels_per_run(cfg: HwConfig, Pp: int, cores_busy: int, f_max: float) -> int
     if fit < min(Pp, run):
         run = max(1, min(run, max(M, fit // M * M)))
     return int(run)
+
+
+def batch_samples(samples: int, batch: int) -> np.ndarray:
+    """The recorded samples of each batch instance: int64 (samples, batch).
+
+    Instance ``i`` runs recorded samples ``i, i + 1, ..., i + batch - 1``
+    (mod ``samples``), their pixels one after another: the core runs the same
+    passes over ``batch x`` the pixels (:func:`model.core_timing.plan_passes`
+    of ``batch * pixels``), so a pixel run may hold several samples and each
+    loaded tile serves them all. Every recorded sample appears ``batch`` times
+    over the instances, so the mean per sample weighs them equally; at batch 1
+    the instances are the samples.
+    """
+    return (np.arange(samples)[:, None] + np.arange(batch)[None, :]) % samples
+
+
+def batched_vectors(vec, order) -> np.ndarray:
+    """Per-vector macro cycles ``vec`` (runs, S, nrt, Pp) of the batch instances ``order`` (S, B): (runs, S, nrt, B*Pp).
+
+    A trailing axis of 1 (every vector the same) stays 1.
+    """
+    if vec.shape[-1] == 1:
+        return vec
+    runs, _, nrt, Pp = vec.shape
+    S, B = order.shape
+    return vec[:, order].transpose(0, 1, 3, 2, 4).reshape(runs, S, nrt, B * Pp)
 
 
 @dataclass
@@ -461,7 +505,7 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
                    stream_cycles=float(stream.sum()), loads_per_row_tile=loads)
 
 
-def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> MechPerf:
+def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, batch: int) -> MechPerf:
     m, sysc, en = cfg.macro, cfg.system, cfg.energy
     kept, fta, skip = _MODE[mech]
     if ("map", kept, fta) not in cache:
@@ -502,9 +546,13 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> 
                | (ft_windows > cfg.core.mask_windows))
     for f in np.nonzero(too_big)[0][:1]:  # the first filter tile that does not fit a core: one line
         ct.check_filter_tile(int(ft_rt[f]), int(ft_windows[f]), cfg.core, f"{spec.name} ({mech}): filter tile {f}")
-    run = pixels_per_run(cfg, -(-Pp // copies), cores_busy, float(mp.ft_filters.max()))
-    tm = _core_timing(cfg, vec, delivery, port, load, valid, mp.ft_run, ft_out, ft_windows, copies, run, Pp)
-    wall = float(tm.wall.mean())
+    B = batch
+    run = pixels_per_run(cfg, -(-B * Pp // copies), cores_busy, float(mp.ft_filters.max()))
+    if (key, "batch", B) not in cache:
+        cache[(key, "batch", B)] = batched_vectors(vec, batch_samples(S, B))
+    tm = _core_timing(cfg, cache[(key, "batch", B)], delivery, port, load, valid, mp.ft_run, ft_out, ft_windows,
+                      copies, run, B * Pp)
+    wall = float(tm.wall.mean()) / B  # per inference: a batch instance's cycles over its B samples
     n_ch = tm.runs_per_tile
 
     # counts for macro-cycles, utilization and energy
@@ -523,8 +571,8 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> 
         wrow = wpop[mp.rows, g1] - wpop[mp.rows, g0]  # one bits of the run's weights in each of its rows
         wb = np.bincount(mp.run * crmax + _position(mp) // m.n_comp, weights=wrow, minlength=n_runs * crmax)
         eff = float((pcsum * wb.reshape(n_runs, crmax)).sum())
-    load_total = tm.load_cycles
-    weight_bytes = float((nbytes.sum(1) * nct).sum()) * tm.loads_per_row_tile
+    load_total = tm.load_cycles / B
+    weight_bytes = float((nbytes.sum(1) * nct).sum()) * tm.loads_per_row_tile / B
     word = Derived.of(cfg).acc_bytes
     rounds_ft = -(-n_ft // C)
     events = {
@@ -546,8 +594,9 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> 
     return MechPerf(macro_cycles=macro_total / S, wall_cycles=wall, issued=issued / S, effective=eff / S,
                     activated=act / S, capacity=cells * wall, events=events, energy=energy_of(events, en),
                     macro_cycles_total=macro_total, tiles=int((nct * nrt).sum()), filter_tiles=n_ft,
-                    load_cycles=load_total, stream_cycles=tm.stream_cycles, psum_chunks=int(n_ch),
-                    weight_bytes=weight_bytes, core_cycles=tm.core)
+                    load_cycles=load_total, stream_cycles=tm.stream_cycles / B, psum_chunks=int(n_ch),
+                    weight_bytes=weight_bytes, core_cycles=tm.core, batch=B,
+                    dram_floor_cycles=weight_bytes / sysc.dram_bytes_per_cycle)
 
 
 # ----------------------------------------------------------------------------- layers and networks
@@ -556,6 +605,7 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop) -> 
 class LayerPerf:
     spec: LayerSpec
     type: str
+    batch: int = 1
     mech: dict = field(default_factory=dict)  # mechanism -> MechPerf (mapped layers)
     simd_cycles: float = 0.0
     simd_events: dict = field(default_factory=dict)
@@ -575,9 +625,16 @@ class LayerPerf:
         return self.mech[mech].energy_pj if self.mapped else self.simd_energy
 
 
-def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS) -> LayerPerf:
-    """Evaluate one layer under every mechanism (per inference)."""
-    lp = LayerPerf(spec=spec, type=layer_type(spec))
+def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS, *, batch: int = 1) -> LayerPerf:
+    """Evaluate one layer under every mechanism (per inference) at ``batch`` samples per loaded tile.
+
+    ``batch`` (``model.limits.BATCH``) samples run as one: their pixels form
+    the pixel runs of every filter tile (:func:`batch_samples`), the dense
+    baseline alike; every figure is per inference. A bad ``batch`` is a
+    one-line :class:`BenchError` naming ``batch``.
+    """
+    batch = limits.BATCH.check("batch", batch, BenchError)
+    lp = LayerPerf(spec=spec, type=layer_type(spec), batch=batch)
     if not spec.mapped:
         lp.simd_cycles = float(math.ceil(spec.simd_ops / cfg.system.simd_lanes))
         lp.simd_events = {"simd_op_pj": float(spec.simd_ops), "static_mw": lp.simd_cycles / cfg.system.freq_mhz * 1e3}
@@ -594,7 +651,7 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS) -> Lay
                   out=wpop[:, 1:])
     cache: dict = {}
     for k in mechanisms:
-        lp.mech[k] = _mechanism(spec, cfg, k, cache, wpop)
+        lp.mech[k] = _mechanism(spec, cfg, k, cache, wpop, batch)
     return lp
 
 
@@ -629,6 +686,8 @@ class NetworkPerf:
     cfg: HwConfig
     layers: list
     meta: dict = field(default_factory=dict)  # the artifact's provenance (``untrained``, ``weights``, ...)
+    batch: int = 1  # samples per loaded tile (evaluate_network)
+    batch_reuse: dict | None = None  # :func:`batch_reuse` of the same network, when a report asked for it
 
     def mapped(self):
         return [lp for lp in self.layers if lp.mapped]
@@ -731,6 +790,7 @@ class NetworkPerf:
         d = {
             "network": self.network,
             "hw": cfg.name,
+            "batch": self.batch,
             "layers_mapped": len(mapped),
             "layers_simd": len(self.layers) - len(mapped),
             "speedup": self.speedup("dbpim"),
@@ -764,11 +824,53 @@ class NetworkPerf:
             "macs": self.macs(),
             "inputs_recorded": all(lp.spec.bits is not None for lp in mapped),
         }
+        if self.batch_reuse is not None:
+            d["batch_reuse"] = self.batch_reuse
         return d
 
 
 def evaluate_network(specs: list[LayerSpec], cfg: HwConfig, network: str = "network",
-                     mechanisms=MECHANISMS, meta: dict | None = None) -> NetworkPerf:
-    """Evaluate every layer of a network."""
-    return NetworkPerf(network=network, cfg=cfg, layers=[evaluate_layer(s, cfg, mechanisms) for s in specs],
-                       meta=dict(meta or {}))
+                     mechanisms=MECHANISMS, meta: dict | None = None, *, batch: int = 1) -> NetworkPerf:
+    """Evaluate every layer of a network at ``batch`` samples per loaded tile (:func:`evaluate_layer`)."""
+    batch = limits.BATCH.check("batch", batch, BenchError)
+    return NetworkPerf(network=network, cfg=cfg, meta=dict(meta or {}), batch=batch,
+                       layers=[evaluate_layer(s, cfg, mechanisms, batch=batch) for s in specs])
+
+
+#: The two mechanisms of the headline speedup (dense cycles over DB-PIM cycles).
+SPEEDUP_MECHANISMS = ("dense", "dbpim")
+
+
+def bandwidth_bound_layers(net: NetworkPerf, mechanisms=SPEEDUP_MECHANISMS) -> list[str]:
+    """``layer (mechanism)`` of every mapped layer whose off-chip floor binds (:attr:`MechPerf.bandwidth_bound`)."""
+    return [f"{lp.spec.name} ({k})" for lp in net.mapped() for k in mechanisms
+            if k in lp.mech and lp.mech[k].bandwidth_bound]
+
+
+def batch_reuse(specs: list[LayerSpec], cfg: HwConfig, network: str = "network") -> dict:
+    """The speedup at batch 1 and at the smallest batch where the off-chip floor binds no layer.
+
+    Evaluates the dense baseline and DB-PIM (:data:`SPEEDUP_MECHANISMS`) at
+    batch 1, 2, 4, ... up to ``model.limits.BATCH.hi`` and stops at the first
+    batch where no mapped layer is :attr:`MechPerf.bandwidth_bound` under
+    either (docs/perf_model.md "Batch"). ``saturation_batch`` is that batch,
+    or None (with ``speedup_saturation`` None) when every searched batch
+    leaves a layer bound; ``search`` has one row per batch evaluated.
+    """
+    rows, b = [], 1
+    while True:
+        net = evaluate_network(specs, cfg, network, SPEEDUP_MECHANISMS, batch=b)
+        bound = bandwidth_bound_layers(net)
+        rows.append({"batch": b, "speedup": net.speedup(), "speedup_mapped": net.speedup("dbpim", True),
+                     "bandwidth_bound_layers": bound})
+        if not bound or b >= limits.BATCH.hi:
+            break
+        b = min(2 * b, limits.BATCH.hi)
+    last = rows[-1]
+    done = not last["bandwidth_bound_layers"]
+    return {"speedup_batch_1": rows[0]["speedup"], "speedup_mapped_batch_1": rows[0]["speedup_mapped"],
+            "bandwidth_bound_batch_1": rows[0]["bandwidth_bound_layers"],
+            "saturation_batch": last["batch"] if done else None,
+            "speedup_saturation": last["speedup"] if done else None,
+            "speedup_mapped_saturation": last["speedup_mapped"] if done else None,
+            "search": rows}

@@ -36,10 +36,11 @@ from dbpim.model.config import EnergyConfig
 from dbpim.model.outdir import check_output, output_dir
 from dbpim.model.plots import legend_outside, pyplot as _plt, save_figure
 from dbpim.sim_bench.explain import SIGNED_SKIP_WHY, explain_markdown, layer_notes, simd_op_rows
-from dbpim.sim_bench.perf import (MACRO_COMPONENTS, MECH_LABELS, MECHANISMS, BenchError, NetworkPerf, evaluate_network,
-                            peak_geometry, peak_tops, specs_from_artifact)
+from dbpim.sim_bench.perf import (MACRO_COMPONENTS, MECH_LABELS, MECHANISMS, BenchError, NetworkPerf, batch_reuse,
+                            evaluate_network, peak_geometry, peak_tops, specs_from_artifact)
 
-__all__ = ["run_report", "evaluate_artifact", "check_macro", "format_summary", "format_notes", "write_report", "demo",
+__all__ = ["run_report", "evaluate_artifact", "evaluate_with_batch_reuse", "batch_reuse_line", "check_macro",
+           "format_summary", "format_notes", "write_report", "demo",
            "layer_rows", "markdown", "PAPER", "BenchError", "plot_mechanisms", "plot_time_breakdown", "plot_tornado",
            "network_note", "UNTRAINED_NOTE", "U_CHOICE", "weights_label", "data_source", "write_json"]
 
@@ -286,6 +287,28 @@ def _notes(nets: list[NetworkPerf]) -> list[str]:
     return [f"> {v}" for v in notes]
 
 
+def _batch_reuse(nets) -> list[str]:
+    """The batch-reuse table (:func:`sim_bench.perf.batch_reuse`) of the networks that have one."""
+    rows = [n for n in nets if n.batch_reuse]
+    if not rows:
+        return []
+    L = ["## Batch reuse: a loaded tile serves the samples of a batch", "",
+         "Speedup (dense over DB-PIM, end to end) at this report's batch, at batch 1 and at the smallest batch of "
+         "1, 2, 4, ... where no mapped layer's off-chip floor (its weight bytes / `dram_bytes_per_cycle`) exceeds "
+         "its cycles with the tiles on chip, under the dense baseline or DB-PIM (docs/perf_model.md \"Batch\").",
+         "",
+         "| network | batch | speedup | at batch 1 | layers bound at batch 1 | floor stops binding at batch | "
+         "speedup there |", "|---|---|---|---|---|---|---|"]
+    for n in rows:
+        r = n.batch_reuse
+        sat = r["saturation_batch"]
+        L.append(f"| {n.network} | {n.batch} | {n.speedup():.2f}x | {r['speedup_batch_1']:.2f}x | "
+                 f"{len(r['bandwidth_bound_batch_1'])} | "
+                 f"{sat if sat is not None else 'not within ' + str(r['search'][-1]['batch'])} | "
+                 f"{_num(r['speedup_saturation'], '.2f')}{'x' if sat is not None else ''} |")
+    return L + [""]
+
+
 def _table3(nets) -> list[str]:
     f = nets[0].cfg.system.freq_mhz
     L = [f"## Tab. III: std/pw-conv and FC layers, bit-level vs. hybrid, ms at {f:g} MHz", "",
@@ -364,8 +387,11 @@ def markdown(nets: list[NetworkPerf]) -> str:
         "", f"Hardware: `{cfg.name}` ({cfg.system.cores} PIM cores x {cfg.system.macros_per_core} macros, "
         f"{cfg.pim_bytes // 1024} KiB PIM, {cfg.macro.n_comp} x {cfg.macro.n_col} x {cfg.macro.n_row} macros, "
         f"switch {cfg.macro.lanes} lanes, {cfg.system.freq_mhz:g} MHz; paper Tab. II: 333-500 MHz, 16 KB PIM, "
-        "32 macros). Every limit of docs/perf_model.md is modelled.", ""]
-    L += _table3(nets) + inputs_note(nets) + [""] + _table2(nets) + [""] + _peak(cfg) + [""] + _energy(nets)
+        "32 macros). Every limit of docs/perf_model.md is modelled.", "",
+        f"Batch: {', '.join(sorted({str(n.batch) for n in nets}))} sample(s) per loaded tile (every figure below is "
+        "per inference at this batch, the dense baseline's too).", ""]
+    L += _batch_reuse(nets) + _table3(nets) + inputs_note(nets) + [""] + _table2(nets) + [""] + _peak(cfg) + [""]
+    L += _energy(nets)
     best_s = max(n.speedup() for n in nets)
     best_e = max(n.energy_saving() for n in nets)
     L += ["", "## Headline figures (paper abstract: \"up to\")", "",
@@ -551,19 +577,29 @@ def check_macro(art, cfg) -> None:
         raise BenchError(f"{art.path}: layers: no mapped layer (conv2d or linear), nothing to report")
 
 
-def evaluate_artifact(art, cfg) -> dict:
-    """The performance summary (:func:`summary_of`) of a loaded artifact on ``cfg``; writes nothing."""
+def evaluate_with_batch_reuse(art, cfg, batch: int = 1) -> NetworkPerf:
+    """A loaded artifact evaluated on ``cfg`` at ``batch``, with its :func:`sim_bench.perf.batch_reuse` figures."""
+    specs = specs_from_artifact(art)
+    net = evaluate_network(specs, cfg, network=art.network, meta=art.meta, batch=batch)
+    net.batch_reuse = batch_reuse(specs, cfg, art.network)
+    return net
+
+
+def evaluate_artifact(art, cfg, batch: int = 1) -> dict:
+    """The performance summary (:func:`summary_of`) of a loaded artifact on ``cfg`` at ``batch``; writes nothing."""
     check_macro(art, cfg)
-    return summary_of(evaluate_network(specs_from_artifact(art), cfg, network=art.network, meta=art.meta))
+    return summary_of(evaluate_with_batch_reuse(art, cfg, batch))
 
 
-def run_report(art, hw, out="build/bench", plots: bool = True) -> dict:
+def run_report(art, hw, out="build/bench", plots: bool = True, batch: int = 1) -> dict:
     """Evaluate a loaded artifact on ``hw`` and write its report into ``out``; returns the JSON summary.
 
     Parameters
     ----------
     art : model.artifact.Artifact
     hw : model.config.HwConfig
+    batch : int
+        Samples per loaded tile (``model.limits.BATCH``; :func:`sim_bench.perf.evaluate_network`).
 
     Raises
     ------
@@ -575,7 +611,7 @@ def run_report(art, hw, out="build/bench", plots: bool = True) -> dict:
     check_macro(art, hw)
     inputs = [p for p in (art.path, hw.path) if p]
     check_output(out, "dbpim bench", inputs)  # refuse before the long part
-    net = evaluate_network(specs_from_artifact(art), hw, network=art.network, meta=art.meta)
+    net = evaluate_with_batch_reuse(art, hw, batch)
     with output_dir(out, "dbpim bench", inputs) as tmp:
         summ = write_report(net, tmp, plots=plots)
     return summ
@@ -589,9 +625,22 @@ def format_summary(s: dict) -> str:
              f"system / {100 * s['utilization']:.1f}% cell level (dense {100 * s['utilization_system_dense']:.1f}% / "
              f"{100 * s['utilization_dense']:.1f}%), peak {s['peak_tops']:.2f} TOPS",
              "  by mechanism: " + ", ".join(f"{k} {m[k]['speedup']:.2f}x" for k in MECHANISMS[1:]),
-             f"  time per inference: DB-PIM {s['time_dbpim [us]']:.3f} us, dense {s['time_dense [us]']:.3f} us"]
+             f"  time per inference: DB-PIM {s['time_dbpim [us]']:.3f} us, dense {s['time_dense [us]']:.3f} us "
+             f"(batch {s['batch']})"]
+    if s.get("batch_reuse"):
+        lines.append("  " + batch_reuse_line(s["batch_reuse"]))
     lines += format_notes(s)
     return "\n".join(lines)
+
+
+def batch_reuse_line(r: dict) -> str:
+    """One line of :func:`sim_bench.perf.batch_reuse` figures."""
+    head = f"batch reuse: speedup {r['speedup_batch_1']:.2f}x at batch 1"
+    if r["saturation_batch"] is None:
+        return (f"{head}; the off-chip floor still binds at batch {r['search'][-1]['batch']} "
+                f"({', '.join(r['search'][-1]['bandwidth_bound_layers'])})")
+    return (f"{head}, {r['speedup_saturation']:.2f}x at batch {r['saturation_batch']}, the smallest batch of "
+            "1, 2, 4, ... where the off-chip floor binds no layer")
 
 
 def format_notes(s: dict) -> list[str]:

@@ -170,7 +170,10 @@ def test_blackbox_every_memory_is_a_listed_wrapper(tmp_path, tile_banks):
         text = f.read_text()
         assert not re.search(r"^\s*initial\b", text, re.M), f"{f.name}: an initial block"
         if f.name not in models:
-            assert not _ARRAY_RE.findall(text), f"{f.name}: inferred memories {_ARRAY_RE.findall(text)}"
+            # the window generator's input buffer (n_comp element writes and n_comp element reads per cycle at
+            # any addresses) has no wrapper kind yet: the one inferred memory left, documented in docs/rtl.md
+            left = ["buffer"] if f.name == "dbpim_window.v" else []
+            assert _ARRAY_RE.findall(text) == left, f"{f.name}: inferred memories {_ARRAY_RE.findall(text)}"
             assert not re.search(r"^\s*reg\s[^;]*=", text.replace("reg \\$auto$verilog_backend", ""), re.M), \
                 f"{f.name}: a register with an initial value"
     found, lst = _memories_of(tmp_path, man)
@@ -190,7 +193,7 @@ def test_blackbox_every_memory_is_a_listed_wrapper(tmp_path, tile_banks):
         assert e["sram_ready"] == (e["read_latency"] == 1) and e["ports"] == MEMORIES[e["kind"]].ports
     kinds = {e["kind"]: e for e in lst["memories"]}
     assert set(kinds) == set(MEMORIES)
-    assert {k for k, e in kinds.items() if not e["sram_ready"]} == {"xbuf", "orf", "dbmu"}
+    assert {k for k, e in kinds.items() if not e["sram_ready"]} == {"xbuf", "orf", "dbmu", "wtable"}
     c, mc = cfg.core, cfg.macro
     assert (kinds["desc"]["depth"], kinds["tile"]["depth"], kinds["map"]["depth"], kinds["mask"]["depth"]) == (
         c.descriptors, c.tile_slots * mc.n_row, c.tile_slots, c.mask_windows)

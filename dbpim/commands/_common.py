@@ -162,6 +162,14 @@ def hw_option(default: str | None = "paper", help_extra: str = ""):
                         help=f"hardware YAML or shipped name ({d}){help_extra}")
 
 
+def batch_option(help_extra: str = ""):
+    """``--batch N``: samples per loaded weight tile in the performance model (``model.limits.BATCH``)."""
+    from dbpim.model import limits
+    return click.option("--batch", type=Number(limits.BATCH), default=1, show_default=True, metavar="N",
+                        help="inference batch of the performance model: the samples whose pixels share each "
+                             f"loaded weight tile, the dense baseline's too ({limits.BATCH.describe()}){help_extra}")
+
+
 def load_hw(spec: str):
     """:func:`model.config.load_config` of ``--hw`` (a ConfigError is a one-line error naming ``--hw``)."""
     from dbpim.model.config import ConfigError, load_config

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from dbpim.commands._common import (OUT_HELP, CommandError, Number, NumberList, artifact_hw, hw_option,
-                                    load_artifact, verbosity_options)
+from dbpim.commands._common import (OUT_HELP, CommandError, Number, NumberList, artifact_hw, batch_option,
+                                    hw_option, load_artifact, verbosity_options)
 from dbpim.model import limits
 
 
@@ -29,8 +29,9 @@ from dbpim.model import limits
               help="CPUs of the local Ray cluster")
 @click.option("--out", default="build/paper", show_default=True, help=OUT_HELP)
 @click.option("--no-plots", is_flag=True, help="skip the PNG plots")
+@batch_option("; Fig. 11 stays at batch 1")
 @verbosity_options
-def command(artifact_dirs, more, root, fig11, fig11_sparsity, hw, engine, address, workers, out, no_plots):
+def command(artifact_dirs, more, root, fig11, fig11_sparsity, hw, engine, address, workers, out, no_plots, batch):
     """The paper's tables and figures over several artifacts.
 
     Tab. II, Tab. III, Fig. 11 and Fig. 12 side by side with the paper's
@@ -54,5 +55,5 @@ def command(artifact_dirs, more, root, fig11, fig11_sparsity, hw, engine, addres
         raise CommandError(f"the artifacts record different hardware configurations ({', '.join(sorted(names))}); "
                            "evaluate them in separate runs")
     run_paper(arts, cfg, out, plots=not no_plots, fig11=f11, fig11_sparsity=fig11_sparsity, engine=engine,
-              workers=workers, address=address, verbose=True)
+              workers=workers, address=address, verbose=True, batch=batch)
     click.echo(f"report written to {out}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from dbpim.commands._common import (OUT_HELP, CommandError, Number, artifact_hw, hw_option, load_artifact,
-                                    verbosity_options)
+from dbpim.commands._common import (OUT_HELP, CommandError, Number, artifact_hw, batch_option, hw_option,
+                                    load_artifact, verbosity_options)
 from dbpim.model import limits
 
 
@@ -21,8 +21,9 @@ from dbpim.model import limits
               help="epochs of each scheme's projected fine-tune before its accuracy is measured "
                    "(default: the compiled flow's QAT epochs; 0: no fine-tune)")
 @click.option("--no-plots", is_flag=True, help="skip the PNG plot")
+@batch_option(" of the DB-PIM rows (the ReRAM model runs batch 1)")
 @verbosity_options
-def command(artifact_dirs, more, hw, out, no_accuracy, finetune_epochs, no_plots):
+def command(artifact_dirs, more, hw, out, no_accuracy, finetune_epochs, no_plots, batch):
     """The ReRAM bit-sparsity schemes next to DB-PIM on compiled artifacts.
 
     SME/SoBS-X, ERA-BS and ReRAM-Sharing on an ISAAC-like crossbar model,
@@ -42,6 +43,6 @@ def command(artifact_dirs, more, hw, out, no_accuracy, finetune_epochs, no_plots
         raise CommandError(f"the artifacts record different hardware configurations "
                            f"({', '.join(sorted({c.name for c in cfgs}))}); compare them in separate runs")
     rows = run_compare(arts, cfgs[0], out, accuracy=not no_accuracy, plots=not no_plots,
-                       finetune_epochs=finetune_epochs)
+                       finetune_epochs=finetune_epochs, batch=batch)
     click.echo(cmp.format_table(rows))
     click.echo(f"comparison written to {out}")

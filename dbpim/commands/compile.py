@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from dbpim.commands._common import OUT_HELP, Number, hw_option, load_hw, progress, verbosity_options
+from dbpim.commands._common import OUT_HELP, Number, batch_option, hw_option, load_hw, progress, verbosity_options
 from dbpim.model import limits
 
 MODEL_HELP = ("zoo name, .onnx file, or a .pt / .pth / .safetensors state dict (with --model-class) "
@@ -46,9 +46,10 @@ DATA_HELP = ("dataset: digits, digits32, cifar10:DIR, cifar100:DIR, or an .npz h
 @click.option("--no-compare", is_flag=True, help="skip the block-pruning-alone comparison")
 @click.option("--all-zoo", is_flag=True,
               help="run the five CIFAR-size zoo networks on digits upscaled to 32x32 (ignores --model/--data)")
+@batch_option(" in the final summary (not the training --batch-size)")
 @verbosity_options
 def command(model, model_class, data, sparsity, hw, out, seed, epochs, finetune_epochs, qat_epochs, lr, batch_size,
-            phi_max, width, no_compare, all_zoo):
+            phi_max, width, no_compare, all_zoo, batch):
     """Train, block-prune, FTA-quantize and compile a network into a DB-PIM artifact.
 
     Writes artifact/, report.json, report.md and plots into --out, then prints
@@ -69,7 +70,7 @@ def command(model, model_class, data, sparsity, hw, out, seed, epochs, finetune_
         for name, s in summary.items():
             acc = s["accuracy"]
             click.echo(f"{name}: " + ", ".join(f"{k} {100 * v:.2f}%" for k, v in acc.items() if v is not None))
-            click.echo(format_summary(evaluate_artifact(load(Path(out) / s["artifact"]), cfg)))
+            click.echo(format_summary(evaluate_artifact(load(Path(out) / s["artifact"]), cfg, batch)))
         click.echo(f"summary: {Path(out) / 'summary.json'}")
         return
     opts = FlowOptions(sparsity=sparsity, seed=seed, epochs=epochs, finetune_epochs=finetune_epochs,
@@ -84,4 +85,4 @@ def command(model, model_class, data, sparsity, hw, out, seed, epochs, finetune_
     for w in rep["warnings"]:
         click.echo(f"warning: {w}")
     click.echo(f"artifact: {rep['artifact']}\nreport: {Path(out) / 'report.md'}")
-    click.echo(format_summary(evaluate_artifact(load(rep.artifact), cfg)))
+    click.echo(format_summary(evaluate_artifact(load(rep.artifact), cfg, batch)))

@@ -51,6 +51,8 @@ COMMAND = "dbpim compile"
 ZOO_COMMAND = "dbpim compile --all-zoo"
 #: Most samples whose activations the artifact records per layer (each is kept in every layer's npz).
 N_RECORD_MAX = limits.RECORD.hi  # home: model.limits
+#: Training inputs whose value ranges the program records (the integer-only chip's calibrated scales, §13)
+CALIBRATION_SAMPLES = 64
 MAC_SHARE_WARNING = 0.5  # warn when less than this share of the network's MACs runs on the macros
 
 
@@ -276,6 +278,7 @@ def _markdown(rep: dict) -> str:
     lines += ["| stage | test accuracy |", "|---|---|"]
     labels = {"float": "float", "block_pruned": "block-pruned + fine-tuned",
               "fta_qat": "FTA-aware QAT (fake-quant)", "final": "final FTA int8 (integer path)",
+              "integer_only": "final FTA int8, integer-only (the chip's arithmetic)",
               "block_pruned_same_total": f"block pruning alone at total sparsity {rep['total_sparsity']:.2f} (int8)"}
     for k, v in a.items():
         if v is not None:
@@ -580,9 +583,10 @@ def run_flow(model: str | nn.Module, data, hw: HwConfig, options: FlowOptions | 
     try:
         recs, ops, accs = layer_records(st.net, macro, xte[:n_record], G)
         checks = verify_integer(recs, accs)
-        prog = network_program(st.net, xte[:max(2, n_record)], recs)
+        prog = network_program(st.net, xte[:max(2, n_record)], recs, calibration=xtr[:CALIBRATION_SAMPLES])
     except (ExportError, ValueError) as e:
         raise FlowError(str(e)) from None
+    acc["integer_only"] = integer_only_accuracy(prog, recs, xte, yte)
     meta = {"data": str(ds.name), "seed": int(seed), "sparsity": float(sparsity), "phi_max": int(pm),
             "accuracy": {k: v for k, v in acc.items() if v is not None}}
     macs = mac_count(ops)
@@ -616,6 +620,22 @@ def run_flow(model: str | nn.Module, data, hw: HwConfig, options: FlowOptions | 
     except OutputError as e:
         raise FlowError(str(e)) from None
     return FlowReport({**rep, "artifact": str(Path(out) / "artifact")}, Path(out))
+
+
+def integer_only_accuracy(prog: dict, recs: list, x: torch.Tensor, y: torch.Tensor, batch: int = 256):
+    """Top-1 accuracy of the integer-only path (:class:`model.torch.intpath.IntegerNetwork`, the chip's
+    arithmetic, docs/design.md §13) on ``x``; None when the chip cannot run the program (an op it lacks)."""
+    from dbpim.model.chip import ChipError, integer_plan
+    from dbpim.model.requant import RequantError
+    from dbpim.model.torch.intpath import IntegerNetwork
+    try:
+        net = IntegerNetwork(integer_plan(prog, recs), recs)
+    except (ChipError, RequantError):
+        return None
+    correct = 0
+    for i in range(0, len(x), batch):
+        correct += int((net(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
+    return correct / max(1, len(x))
 
 
 def accuracy_warnings(acc: dict, epochs: dict) -> list[str]:

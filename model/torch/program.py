@@ -20,10 +20,10 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from dbpim.model.torch.graph import node_label, propagate_shapes
+from dbpim.model.torch.graph import conv_padding, node_label, propagate_shapes
 from dbpim.model.torch.qat import QLayer
 
-__all__ = ["network_program"]
+__all__ = ["network_program", "value_ranges"]
 
 _CLAMPS = {nn.ReLU: (0.0, None), nn.ReLU6: (0.0, 6.0)}
 _IDENTITY = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
@@ -67,9 +67,40 @@ def _module_op(m: nn.Module, node: fx.Node) -> dict:
                 "dilation": _pair(m.dilation)}
     if type(m) is nn.AdaptiveAvgPool2d and _pair(m.output_size) == [1, 1]:
         return {"op": "mean", "axes": [1, 2], "keepdim": True}
+    if _is_depthwise(m):
+        return _depthwise_op(m, node)
     if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
         raise _Unsupported(f"{type(m).__name__} not mapped (groups={getattr(m, 'groups', 1)}: float on the SIMD core)")
     raise _Unsupported(f"{type(m).__name__}")
+
+
+def _is_depthwise(m: nn.Module) -> bool:
+    return (type(m) is nn.Conv2d and m.groups > 1 and m.groups == m.in_channels == m.out_channels
+            and m.padding_mode == "zeros")
+
+
+def _folded_bn(node: fx.Node, mods: dict):
+    """The eval-mode BatchNorm2d that alone reads ``node`` (folded into its depthwise op), else None."""
+    users = list(node.users)
+    if len(users) != 1 or users[0].op != "call_module":
+        return None
+    bn = mods.get(str(users[0].target))
+    if type(bn) is not nn.BatchNorm2d or bn.training or bn.running_mean is None:
+        return None
+    return users[0]
+
+
+def _depthwise_op(m: nn.Conv2d, node: fx.Node) -> dict:
+    """A depthwise Conv2d as a ``depthwise`` op, with the BatchNorm that alone reads it folded in."""
+    w = m.weight.detach().double()[:, 0]
+    b = m.bias.detach().double() if m.bias is not None else torch.zeros(m.out_channels, dtype=torch.float64)
+    bn = node.meta.get("dbpim_folded_bn")
+    if bn is not None:
+        k = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
+        w, b = w * k[:, None, None], (b - bn.running_mean.double()) * k + bn.bias.detach().double()
+    return {"op": "depthwise", "kernel": _pair(m.kernel_size), "stride": _pair(m.stride),
+            "padding": _pair(conv_padding(m)), "dilation": _pair(m.dilation),
+            "weight": w.numpy().astype(np.float32), "bias": b.numpy().astype(np.float32)}
 
 
 def _function_op(node: fx.Node) -> dict:
@@ -109,8 +140,37 @@ def _mapped_op(q: QLayer, name: str, records: list) -> dict:
             "bias": None if bias is None else bias.detach().cpu().numpy().astype(np.float32)}
 
 
+class _Ranges(fx.Interpreter):
+    """Runs the graph and keeps every tensor node's value range ``[min, max]`` (float64)."""
+
+    def __init__(self, gm):
+        super().__init__(gm)
+        self.ranges: dict[str, list[float]] = {}
+
+    def run_node(self, n):
+        v = super().run_node(n)
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and v.numel():
+            lo, hi = float(v.min()), float(v.max())
+            if np.isfinite(lo) and np.isfinite(hi):
+                prev = self.ranges.get(n.name)
+                self.ranges[n.name] = [lo, hi] if prev is None else [min(prev[0], lo), max(prev[1], hi)]
+        return v
+
+
 @torch.no_grad()
-def network_program(gm: fx.GraphModule, samples: torch.Tensor, records: list) -> dict:
+def value_ranges(gm: fx.GraphModule, calibration: torch.Tensor, batch: int = 64) -> dict[str, list[float]]:
+    """Each tensor node's ``[min, max]`` over the network's values on ``calibration`` inputs (the
+    frozen network's own values; the integer-only chip takes the scales of tensors no consumer fixes
+    from them, docs/design.md §13)."""
+    it = _Ranges(gm)
+    for i in range(0, len(calibration), batch):
+        it.run(calibration[i:i + batch])
+    return it.ranges
+
+
+@torch.no_grad()
+def network_program(gm: fx.GraphModule, samples: torch.Tensor, records: list,
+                    calibration: torch.Tensor | None = None) -> dict:
     """The :mod:`model.program` program of the frozen network ``gm`` whose artifact records are ``records``.
 
     Parameters
@@ -121,10 +181,20 @@ def network_program(gm: fx.GraphModule, samples: torch.Tensor, records: list) ->
         A few inputs (shapes and batch axes are measured on them).
     records : list of model.artifact.LayerRecord
         The artifact's records (:func:`model.torch.export.layer_records`).
+    calibration : torch.Tensor, optional
+        Inputs whose value ranges every op records as ``range`` (``[min, max]``); default ``samples``.
     """
     propagate_shapes(gm, samples)
+    ranges = value_ranges(gm, samples if calibration is None else calibration)
     mods = dict(gm.named_modules())
     ops, out, done, bad = [], None, set(), set()
+    folded = {}  # BatchNorm node name -> the depthwise conv node it is folded into
+    for node in gm.graph.nodes:
+        if node.op == "call_module" and _is_depthwise(mods.get(str(node.target))):
+            bn = _folded_bn(node, mods)
+            node.meta["dbpim_folded_bn"] = None if bn is None else mods[str(bn.target)]
+            if bn is not None:
+                folded[bn.name] = node.name
     for node in gm.graph.nodes:
         if node.op == "output":
             out = node.args[0]
@@ -144,9 +214,15 @@ def network_program(gm: fx.GraphModule, samples: torch.Tensor, records: list) ->
             rec["shape"] = _per_sample(node)
             if node.op == "placeholder":
                 rec.update(op="input", inputs=[])
+            elif node.name in folded:
+                rec.update(op="identity")  # the BatchNorm folded into its depthwise op
             elif node.op == "call_module":
                 m = mods[str(node.target)]
                 rec.update(_mapped_op(m, label, records) if isinstance(m, QLayer) else _module_op(m, node))
+                if rec["op"] == "depthwise" and node.meta.get("dbpim_folded_bn") is not None:
+                    bn_name = next(k for k, v in folded.items() if v == node.name)
+                    if bn_name in ranges:  # the op computes the BatchNorm's output
+                        ranges[node.name] = ranges[bn_name]
             else:
                 rec.update(_function_op(node))
             if rec["op"] not in ("input", "add") and len(inputs) != 1:
@@ -158,6 +234,8 @@ def network_program(gm: fx.GraphModule, samples: torch.Tensor, records: list) ->
             shape = [int(v) for i, v in enumerate(node.meta["shape1"]) if i != axis]
             rec = {"name": node.name, "op": "unsupported", "inputs": inputs, "shape": shape, "what": f"{label}: {e}"}
             bad.add(node.name)
+        if rec["op"] != "unsupported" and node.name in ranges:
+            rec["range"] = ranges[node.name]
         ops.append(rec)
         done.add(node.name)
     if not isinstance(out, fx.Node) or out.name not in done:

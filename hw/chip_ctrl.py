@@ -1,0 +1,465 @@
+"""The chip's top controller (docs/design.md §15): fetches, decodes and runs the ISA on the SIMD core.
+
+One instruction at a time, as named actions: *fetch* the 64-bit word at ``pc``
+from IMEM, *decode* it (:data:`model.isa.INSTR_FIELDS`), *load* its
+descriptor's words from DMEM, *set up* the operation's geometry, *load the
+constants* into the SIMD core's constant memory (per channel from CMEM for
+REQ, the descriptor's scalars for ADD and GAP), *send* the SIMD descriptor,
+then *stream* the operands (read element by element from ACT, or ACC for REQ)
+in the SIMD core's beat order (:mod:`model.simd_core`: pixel, channel group of
+``lanes`` channels, window element) and *write back* each output beat's lanes
+to ACT, and go to the next instruction; HALT ends the run.
+
+Every SIMD instruction is one generic window walk over an input
+``(outer, C, H, W)`` at ``src0`` (and ``src1`` for ADD) giving an output
+``(outer, C, Ho, Wo)`` at ``dst`` (row-major, :mod:`model.isa`):
+
+====== ====================================================================================
+REQ    outer = ``outer``, W = Wo = ``inner``, H = Ho = 1, 1 x 1 window, reads ACC
+ADD    C = 1, W = Wo = ``count``, 1 x 1 window, b at ``src1``
+MAXP   the descriptor's C, H, W, Ho, Wo, kernel, stride, padding, dilation; no saturation
+GAP    H = 1, W = ``HW``, Ho = Wo = 1, a 1 x ``HW`` window
+CLMP   C = 1, W = Wo = ``count``, 1 x 1 window
+====== ====================================================================================
+
+The controller reads one element per memory read (two cycles an element,
+three for ADD) and waits for each output beat before the next: it is exact,
+not fast (the chip's cycle count is not yet the golden model's
+:func:`model.simd_core.simd_cycles`). PIM and DWC stop the run with
+STATUS.ERROR_CODE 2; the codes are :data:`model.isa.CHIP_ERRORS`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from dbpim.hw.common import Block, layout_from_fields
+from dbpim.model import isa
+from dbpim.model._check import check_int
+from dbpim.model.requant import MULT_BITS, SHIFT_MAX
+from dbpim.model.spec import (SIMD_MULT_BITS, SIMD_OPCODES, SIMD_PIXEL_BITS, SIMD_SHIFT_BITS, SIMD_WINDOW_BITS,
+                              simd_const_fields, simd_descriptor_fields, simd_in_fields, simd_out_fields)
+
+__all__ = ["ChipController", "DESC_LOADED"]
+
+#: Descriptor words the controller loads (the longest SIMD descriptor it runs: REQ / MAXP, 9 words).
+DESC_LOADED = max(len(isa.OPCODES[n].desc) for n in ("REQ", "ADD", "MAXP", "GAP", "CLMP"))
+
+_ERR = {name: code for code, name in ((1, "opcode"), (2, "unsupported"), (3, "simd"), (4, "range"), (5, "address"))}
+assert set(_ERR.values()) == set(isa.CHIP_ERRORS)
+# the SIMD core's constant fields hold every multiplier and shift the one rescaling (model.requant) allows
+assert MULT_BITS <= SIMD_MULT_BITS and SHIFT_MAX < 1 << SIMD_SHIFT_BITS
+
+
+def _field(word, name):
+    lsb = 0
+    for f in isa.INSTR_FIELDS:
+        if f[0] == name:
+            return word[lsb:lsb + f[1]]
+        lsb += f[1]
+    raise KeyError(name)
+
+
+class ChipController(Block):
+    """The top controller: runs IMEM's program on the SIMD core until HALT (module docstring).
+
+    Parameters
+    ----------
+    lanes : int
+        SIMD lanes (``system.simd_lanes``).
+    simd_channels : int
+        The SIMD core's constant memory reach (its ``channels``).
+    depths : dict
+        Buffer name (``IMEM``, ``DMEM``, ``CMEM``, ``ACT``, ``ACC``) -> words, 1..65536.
+
+    Attributes
+    ----------
+    start : In(1)
+        Run from instruction 0 (ignored while ``busy``).
+    busy, done, error : Out(1)
+        STATUS (:data:`model.isa.CHIP_REGISTERS`).
+    err_code : Out(4)
+    pc : Out(16)
+    cycles : Out(32)
+        Clock cycles of the last run (START to DONE, saturating).
+    simd_rst : Out(1)
+        Resets the SIMD core (at START, so that an aborted run leaves nothing behind).
+    """
+
+    def __init__(self, *, lanes: int, simd_channels: int, depths: dict):
+        self._lanes = check_int("lanes", lanes, 1, 64)
+        self._simd_channels = check_int("simd_channels", simd_channels, 1, (1 << 16) - 1)
+        self._depths = {b: check_int(f"depths.{b}", depths[b], 1, 1 << 16) for b in ("IMEM", "DMEM", "CMEM", "ACT",
+                                                                                    "ACC")}
+        self.__dict__["_params"] = {"lanes": self._lanes, "simd_channels": self._simd_channels,
+                                    **{f"{b.lower()}_words": n for b, n in self._depths.items()}}
+        L = self._lanes
+        groups = -(-self._simd_channels // L)
+        d = self._depths
+        super().__init__({
+            "start": In(1), "busy": Out(1), "done": Out(1), "error": Out(1), "err_code": Out(4), "pc": Out(16), "cycles": Out(32),
+            "imem_addr": Out(range(d["IMEM"])), "imem_data": In(isa.INSTR_BITS),
+            "dmem_addr": Out(range(d["DMEM"])), "dmem_data": In(signed(isa.WORD_BITS)),
+            "cmem_addr": Out(range(d["CMEM"])), "cmem_data": In(signed(isa.WORD_BITS)),
+            "act_raddr": Out(range(d["ACT"])), "act_rdata": In(signed(isa.BUFFERS["ACT"].elem_bits)),
+            "act_we": Out(1), "act_waddr": Out(range(d["ACT"])), "act_wdata": Out(signed(isa.BUFFERS["ACT"].elem_bits)),
+            "acc_raddr": Out(range(d["ACC"])), "acc_rdata": In(signed(isa.BUFFERS["ACC"].elem_bits)),
+            "simd_d": Out(stream.Signature(layout_from_fields(simd_descriptor_fields(self._simd_channels)))),
+            "simd_i": Out(stream.Signature(layout_from_fields(simd_in_fields(L)))),
+            "simd_o": In(stream.Signature(layout_from_fields(simd_out_fields(L)))),
+            "simd_w_en": Out(L), "simd_w_addr": Out(range(groups)),
+            "simd_w_data": Out(data.ArrayLayout(layout_from_fields(simd_const_fields()), L)),
+            "simd_err": In(1), "simd_busy": In(1), "simd_rst": Out(1),
+        })
+
+    NAME = "chip_ctrl"
+
+    @property
+    def latency(self) -> int:
+        return 1
+
+    latency_note = "START to the first instruction fetch"
+
+    def elaborate(self, platform):
+        m = Module()
+        L, D = self._lanes, self._depths
+        W32 = 32
+        act_bits = isa.BUFFERS["ACT"].elem_bits
+
+        # --- the instruction
+        pc = Signal(16)
+        op = Signal(4)
+        desc = Signal(12)
+        dst, src0, src1 = Signal(16), Signal(16), Signal(16)
+        dw = [Signal(signed(W32), name=f"dw{k}") for k in range(DESC_LOADED)]  # descriptor words, shifted in
+        k = Signal(range(DESC_LOADED + 1))
+        m.d.comb += self.pc.eq(pc)
+
+        # --- the operation's geometry (the generic window walk)
+        outer, C, H, Wd, Ho, Wo = (Signal(W32, name=n) for n in ("outer", "C", "H", "Wd", "Ho", "Wo"))
+        KH, KW, SH, SW, PH, PW, DH, DW = (Signal(16, name=n) for n in ("KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW"))
+        HW, HoWo, win, CHW, CHoWo, pixels = (Signal(64, name=n) for n in ("HW", "HoWo", "win", "CHW", "CHoWo",
+                                                                           "pixels"))
+        simd_op = Signal(range(len(SIMD_OPCODES)))
+        lo, hi = Signal(signed(W32)), Signal(signed(W32))
+        from_acc = Signal()   # REQ reads ACC
+        two_src = Signal()    # ADD reads b at src1
+        cmode = Signal(2)     # constants: 0 none, 1 the descriptor's scalars, 2 per channel from CMEM
+        cm, cs, cmb, csb = Signal(signed(W32)), Signal(signed(W32)), Signal(signed(W32)), Signal(signed(W32))
+        m_addr, s_addr, b_addr, has_bias = Signal(signed(W32)), Signal(signed(W32)), Signal(signed(W32)), Signal()
+
+        # --- loop counters
+        o, oh, ow, c0 = (Signal(W32, name=n) for n in ("o", "oh", "ow", "c0"))
+        ki, kj = Signal(16), Signal(16)
+        lane = Signal(range(L))
+        grp = Signal(range(max(2, -(-self._simd_channels // L))))
+        j = Signal(2)   # constant being loaded: 0 m, 1 s, 2 bias
+
+        c = Signal(W32 + 1)
+        m.d.comb += c.eq(c0 + lane)
+        lane_on = c < C
+        last_lane = (lane == L - 1) | (c + 1 >= C)
+        row = Signal(signed(W32 + 20))
+        col = Signal(signed(W32 + 20))
+        m.d.comb += [row.eq(oh * SH + ki * DH - PH), col.eq(ow * SW + kj * DW - PW)]
+        pad = (row < 0) | (row >= H) | (col < 0) | (col >= Wd)
+        off_in = Signal(signed(80))
+        off_out = Signal(80)
+        m.d.comb += [off_in.eq(o * CHW + c * HW + row * Wd + col), off_out.eq(o * CHoWo + c * HoWo + oh * Wo + ow)]
+        addr_a, addr_b, addr_o = Signal(signed(82)), Signal(signed(82)), Signal(82)
+        m.d.comb += [addr_a.eq(src0 + off_in), addr_b.eq(src1 + off_in), addr_o.eq(dst + off_out)]
+
+        # --- operand and result beats
+        a = [Signal(signed(W32), name=f"a{l}") for l in range(L)]
+        b = [Signal(signed(W32), name=f"b{l}") for l in range(L)]
+        ob = [Signal(signed(W32), name=f"ob{l}") for l in range(L)]
+        cst = [Signal(layout_from_fields(simd_const_fields()), name=f"cst{l}") for l in range(L)]
+
+        busy, done, error, err_code = Signal(), Signal(), Signal(), Signal(4)
+        m.d.comb += [self.busy.eq(busy), self.done.eq(done), self.error.eq(error), self.err_code.eq(err_code)]
+
+        # memory addresses follow the registers (synchronous reads: the data is there the next cycle)
+        def clip(v, depth):
+            return v[:max(1, (depth - 1).bit_length())]
+
+        m.d.comb += [self.imem_addr.eq(clip(pc, D["IMEM"])),
+                     self.dmem_addr.eq(clip(desc * isa.DESC_WORDS + k, D["DMEM"]))]
+        cbase = Mux(j == 0, m_addr, Mux(j == 1, s_addr, b_addr))
+        caddr = Signal(signed(W32 + 2))
+        m.d.comb += [caddr.eq(cbase + c), self.cmem_addr.eq(clip(caddr, D["CMEM"]))]
+        use_b = Signal()
+        rsel = Mux(use_b, addr_b, addr_a)
+        m.d.comb += [self.act_raddr.eq(clip(rsel, D["ACT"])), self.acc_raddr.eq(clip(addr_a, D["ACC"])),
+                     self.act_waddr.eq(clip(addr_o, D["ACT"]))]
+        m.d.comb += [self.simd_w_addr.eq(grp), self.simd_w_data.eq(Cat(*cst))]
+        sp = self.simd_d.payload
+        m.d.comb += [sp.op.eq(simd_op), sp.channels.eq(C), sp.window.eq(win), sp.pixels.eq(pixels), sp.lo.eq(lo),
+                     sp.hi.eq(hi)]
+        ip = self.simd_i.payload
+        m.d.comb += [ip.a[l].eq(a[l]) for l in range(L)]
+        m.d.comb += [ip.b[l].eq(b[l]) for l in range(L)]
+        m.d.comb += ip.pad.eq(pad)
+
+        cycles = Signal(W32)
+        m.d.comb += self.cycles.eq(cycles)
+        with m.If(busy & (cycles != (1 << W32) - 1)):
+            m.d.sync += cycles.eq(cycles + 1)
+
+        def fail(code: str):
+            m.d.sync += [err_code.eq(_ERR[code]), error.eq(1), done.eq(1), busy.eq(0)]
+            m.next = "IDLE"
+
+        def per_lane(fn, domain="sync"):
+            """The statements ``fn(l)`` of the current lane ``l``."""
+            for l in range(L):
+                with m.If(lane == l):
+                    m.d[domain] += fn(l)
+
+        def next_lane(then: str, after: str):
+            """Advance to the next lane (state ``then``), or to ``after`` past the group's last lane."""
+            with m.If(last_lane):
+                m.d.sync += lane.eq(0)
+                m.next = after
+            with m.Else():
+                m.d.sync += lane.eq(lane + 1)
+                m.next = then
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.comb += self.simd_rst.eq(1)
+                    m.d.sync += [pc.eq(0), busy.eq(1), done.eq(0), error.eq(0), err_code.eq(0), cycles.eq(0)]
+                    m.next = "FETCH"
+
+            with m.State("FETCH"):
+                with m.If(pc >= D["IMEM"]):
+                    fail("address")
+                with m.Else():
+                    m.next = "DECODE"
+
+            with m.State("DECODE"):
+                w = self.imem_data
+                code = _field(w, "opcode")
+                m.d.sync += [op.eq(code), desc.eq(_field(w, "desc")), dst.eq(_field(w, "dst")),
+                             src0.eq(_field(w, "src0")), src1.eq(_field(w, "src1")), k.eq(0)]
+                with m.Switch(code):
+                    with m.Case(isa.OPCODES["HALT"].code):
+                        m.d.sync += [busy.eq(0), done.eq(1)]
+                        m.next = "IDLE"
+                    with m.Case(*(isa.OPCODES[n].code for n in ("REQ", "ADD", "MAXP", "GAP", "CLMP"))):
+                        with m.If(_field(w, "desc") * isa.DESC_WORDS + DESC_LOADED > D["DMEM"]):
+                            fail("address")
+                        with m.Else():
+                            m.next = "LOAD_DESC"
+                    with m.Case(*(o_.code for o_ in isa.OPCODES.values() if o_.name in ("PIM", "DWC"))):
+                        fail("unsupported")
+                    with m.Default():
+                        fail("opcode")
+
+            with m.State("LOAD_DESC"):
+                with m.If(k != 0):
+                    m.d.sync += [dw[i].eq(dw[i + 1]) for i in range(DESC_LOADED - 1)]
+                    m.d.sync += dw[-1].eq(self.dmem_data)
+                m.d.sync += k.eq(k + 1)
+                with m.If(k == DESC_LOADED):
+                    m.next = "SET_UP"
+
+            with m.State("SET_UP"):
+                one = [KH.eq(1), KW.eq(1), SH.eq(1), SW.eq(1), PH.eq(0), PW.eq(0), DH.eq(1), DW.eq(1)]
+                flat = [outer.eq(1), C.eq(1), H.eq(1), Ho.eq(1)]
+                m.d.sync += [from_acc.eq(0), two_src.eq(0), cmode.eq(0), has_bias.eq(0)]
+                with m.Switch(op):
+                    with m.Case(isa.OPCODES["REQ"].code):  # C, inner, outer, m_addr, s_addr, bias_addr, has_bias, lo, hi
+                        m.d.sync += one + [outer.eq(dw[2]), C.eq(dw[0]), H.eq(1), Wd.eq(dw[1]), Ho.eq(1), Wo.eq(dw[1]),
+                                           simd_op.eq(SIMD_OPCODES["requant"]), lo.eq(dw[7]), hi.eq(dw[8]),
+                                           from_acc.eq(1), cmode.eq(2), m_addr.eq(dw[3]), s_addr.eq(dw[4]),
+                                           b_addr.eq(dw[5]), has_bias.eq(dw[6] != 0)]
+                    with m.Case(isa.OPCODES["ADD"].code):  # count, ma, sa, mb, sb, lo, hi
+                        m.d.sync += one + flat + [Wd.eq(dw[0]), Wo.eq(dw[0]), simd_op.eq(SIMD_OPCODES["add"]),
+                                                  lo.eq(dw[5]), hi.eq(dw[6]), two_src.eq(1), cmode.eq(1),
+                                                  cm.eq(dw[1]), cs.eq(dw[2]), cmb.eq(dw[3]), csb.eq(dw[4])]
+                    with m.Case(isa.OPCODES["MAXP"].code):  # C, H, W, Ho, Wo, kernel, stride, padding, dilation
+                        m.d.sync += [outer.eq(1), C.eq(dw[0]), H.eq(dw[1]), Wd.eq(dw[2]), Ho.eq(dw[3]), Wo.eq(dw[4]),
+                                     KH.eq(dw[5][:16]), KW.eq(dw[5][16:]), SH.eq(dw[6][:16]), SW.eq(dw[6][16:]),
+                                     PH.eq(dw[7][:16]), PW.eq(dw[7][16:]), DH.eq(dw[8][:16]), DW.eq(dw[8][16:]),
+                                     simd_op.eq(SIMD_OPCODES["maxpool"]), lo.eq(-(1 << 31)), hi.eq((1 << 31) - 1)]
+                    with m.Case(isa.OPCODES["GAP"].code):  # C, HW, m, s, lo, hi
+                        m.d.sync += one + [outer.eq(1), C.eq(dw[0]), H.eq(1), Wd.eq(dw[1]), Ho.eq(1), Wo.eq(1),
+                                           KW.eq(dw[1][:16]), simd_op.eq(SIMD_OPCODES["avgpool"]), lo.eq(dw[4]),
+                                           hi.eq(dw[5]), cmode.eq(1), cm.eq(dw[2]), cs.eq(dw[3]), cmb.eq(0),
+                                           csb.eq(0)]
+                    with m.Case(isa.OPCODES["CLMP"].code):  # count, lo, hi
+                        m.d.sync += one + flat + [Wd.eq(dw[0]), Wo.eq(dw[0]), simd_op.eq(SIMD_OPCODES["clamp"]),
+                                                  lo.eq(dw[1]), hi.eq(dw[2])]
+                m.next = "SIZES"
+
+            with m.State("SIZES"):
+                m.d.sync += [HW.eq(H * Wd), HoWo.eq(Ho * Wo), win.eq(KH * KW)]
+                m.next = "SIZES2"
+
+            with m.State("SIZES2"):
+                m.d.sync += [CHW.eq(C * HW), CHoWo.eq(C * HoWo), pixels.eq(outer * HoWo), c0.eq(0), grp.eq(0),
+                             lane.eq(0), j.eq(0)]
+                for l in range(L):
+                    m.d.sync += cst[l].eq(Cat(cm[:SIMD_MULT_BITS], cs[:SIMD_SHIFT_BITS], Const(0, 32),
+                                              cmb[:SIMD_MULT_BITS], csb[:SIMD_SHIFT_BITS]))
+                m.next = "CHECK"
+
+            with m.State("CHECK"):
+                bad_scalar = ((cmode == 1) & ((cm < 0) | (cm >= 1 << MULT_BITS) | (cs < 0)
+                                              | (cs > SHIFT_MAX) | (cmb < 0) | (cmb >= 1 << MULT_BITS)
+                                              | (csb < 0) | (csb > SHIFT_MAX)))
+                with m.If((pixels == 0) | (pixels >= 1 << SIMD_PIXEL_BITS) | (win == 0) | (win >= 1 << SIMD_WINDOW_BITS)
+                          | (C == 0) | (C > self._simd_channels) | (lo > hi) | bad_scalar):
+                    fail("simd")
+                with m.Elif(cmode == 0):
+                    m.next = "SEND_DESC"
+                with m.Elif(cmode == 1):
+                    m.next = "WRITE_CONSTS"
+                with m.Else():
+                    m.next = "READ_CONST"
+
+            # per-channel constants from CMEM (REQ): m, s, bias of each lane, then one write per channel group
+            with m.State("READ_CONST"):
+                with m.If(~lane_on):
+                    m.d.sync += [lane.eq(0), j.eq(0)]
+                    m.next = "WRITE_CONSTS"
+                with m.Elif((j == 2) & ~has_bias):
+                    per_lane(lambda l: cst[l].bias.eq(0))
+                    m.d.sync += j.eq(0)
+                    next_lane("READ_CONST", "WRITE_CONSTS")
+                with m.Elif((caddr < 0) | (caddr >= D["CMEM"])):
+                    fail("address")
+                with m.Else():
+                    m.next = "TAKE_CONST"
+
+            with m.State("TAKE_CONST"):
+                v = self.cmem_data
+                bad = (((j == 0) & ((v < 0) | (v >= 1 << MULT_BITS)))
+                       | ((j == 1) & ((v < 0) | (v > SHIFT_MAX))))
+                with m.If(bad):
+                    fail("simd")
+                with m.Else():
+                    with m.Switch(j):
+                        with m.Case(0):
+                            per_lane(lambda l: cst[l].m.eq(v))
+                        with m.Case(1):
+                            per_lane(lambda l: cst[l].s.eq(v))
+                        with m.Case(2):
+                            per_lane(lambda l: cst[l].bias.eq(v))
+                    with m.If(j == 2):
+                        m.d.sync += j.eq(0)
+                        next_lane("READ_CONST", "WRITE_CONSTS")
+                    with m.Else():
+                        m.d.sync += j.eq(j + 1)
+                        m.next = "READ_CONST"
+
+            with m.State("WRITE_CONSTS"):
+                m.d.comb += self.simd_w_en.eq((1 << L) - 1)
+                with m.If(c0 + L >= C):
+                    m.d.sync += [c0.eq(0), grp.eq(0)]
+                    m.next = "SEND_DESC"
+                with m.Else():
+                    m.d.sync += [c0.eq(c0 + L), grp.eq(grp + 1)]
+                    m.next = "NEXT_GROUP_CONST"
+
+            with m.State("NEXT_GROUP_CONST"):
+                with m.If(cmode == 2):
+                    m.next = "READ_CONST"
+                with m.Else():
+                    m.next = "WRITE_CONSTS"
+
+            with m.State("SEND_DESC"):
+                m.d.comb += self.simd_d.valid.eq(1)
+                with m.If(self.simd_d.ready):
+                    m.d.sync += [o.eq(0), oh.eq(0), ow.eq(0), c0.eq(0), ki.eq(0), kj.eq(0), lane.eq(0)]
+                    m.next = "DESC_TAKEN"
+
+            with m.State("DESC_TAKEN"):
+                with m.If(self.simd_err):
+                    fail("simd")
+                with m.Else():
+                    m.next = "READ"
+
+            # stream one beat: each lane's operand (0 past the channels and at padding)
+            with m.State("READ"):
+                with m.If(lane_on & ~pad):
+                    top = Mux(from_acc, D["ACC"], D["ACT"])
+                    with m.If((addr_a < 0) | (addr_a >= top) | (two_src & ((addr_b < 0) | (addr_b >= D["ACT"])))):
+                        fail("address")
+                    with m.Else():
+                        m.next = "TAKE_A"
+                with m.Else():
+                    per_lane(lambda l: [a[l].eq(0), b[l].eq(0)])
+                    next_lane("READ", "PUSH")
+
+            with m.State("TAKE_A"):
+                per_lane(lambda l: a[l].eq(Mux(from_acc, self.acc_rdata, self.act_rdata)))
+                with m.If(two_src):
+                    m.d.comb += use_b.eq(1)
+                    m.next = "TAKE_B"
+                with m.Else():
+                    next_lane("READ", "PUSH")
+
+            with m.State("TAKE_B"):
+                per_lane(lambda l: b[l].eq(self.act_rdata))
+                next_lane("READ", "PUSH")
+
+            with m.State("PUSH"):
+                m.d.comb += self.simd_i.valid.eq(1)
+                with m.If(self.simd_i.ready):
+                    with m.If(kj + 1 < KW):
+                        m.d.sync += kj.eq(kj + 1)
+                        m.next = "READ"
+                    with m.Elif(ki + 1 < KH):
+                        m.d.sync += [kj.eq(0), ki.eq(ki + 1)]
+                        m.next = "READ"
+                    with m.Else():
+                        m.d.sync += [kj.eq(0), ki.eq(0)]
+                        m.next = "RESULT"
+
+            with m.State("RESULT"):
+                m.d.comb += self.simd_o.ready.eq(1)
+                with m.If(self.simd_o.valid):
+                    m.d.sync += [ob[l].eq(self.simd_o.payload.data[l]) for l in range(L)]
+                    m.next = "WRITE"
+
+            # write the beat's lanes back to ACT, then the next channel group / pixel
+            with m.State("WRITE"):
+                val = Signal(signed(W32))
+                per_lane(lambda l: val.eq(ob[l]), "comb")
+                with m.If((val < -(1 << (act_bits - 1))) | (val >= 1 << (act_bits - 1))):
+                    fail("range")
+                with m.Elif(addr_o >= D["ACT"]):
+                    fail("address")
+                with m.Else():
+                    m.d.comb += [self.act_we.eq(1), self.act_wdata.eq(val[:act_bits])]
+                    with m.If(last_lane):
+                        m.d.sync += lane.eq(0)
+                        m.next = "READ"
+                        with m.If(c0 + L < C):
+                            m.d.sync += c0.eq(c0 + L)
+                        with m.Else():
+                            m.d.sync += c0.eq(0)
+                            with m.If(ow + 1 < Wo):
+                                m.d.sync += ow.eq(ow + 1)
+                            with m.Else():
+                                m.d.sync += ow.eq(0)
+                                with m.If(oh + 1 < Ho):
+                                    m.d.sync += oh.eq(oh + 1)
+                                with m.Else():
+                                    m.d.sync += oh.eq(0)
+                                    with m.If(o + 1 < outer):
+                                        m.d.sync += o.eq(o + 1)
+                                    with m.Else():
+                                        m.next = "RETIRE"
+                    with m.Else():
+                        m.d.sync += lane.eq(lane + 1)
+
+            with m.State("RETIRE"):
+                with m.If(~self.simd_busy):
+                    m.d.sync += pc.eq(pc + 1)
+                    m.next = "FETCH"
+        return m

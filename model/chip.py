@@ -1,0 +1,686 @@
+"""The DB-PIM chip's integer-only network semantics and its golden model (docs/design.md §13, §14).
+
+An artifact's network program (:mod:`model.program`) describes the frozen
+network as the front-end runs it: integer conv / linear on the macros, then a
+FLOAT requantization and float ops between the layers (:mod:`model.predict`).
+The chip has no floating point: every tensor between two ops is a vector of
+integers ``v`` standing for ``v * scale`` (zero point 0), and every op is an
+integer op of the SIMD core (:mod:`model.simd_ops`, with the one rescaling of
+:mod:`model.requant`). :func:`integer_plan` derives, once, from the program
+and the layer records:
+
+* per tensor a :class:`Quant` (its scale and the integer range it holds);
+* per op its integer constants (per-channel fixed-point multiplier ``m`` and
+  shift ``s``, integer bias, the clamp of a folded ReLU / ReLU6 as the
+  requantization's ``lo`` / ``hi``);
+
+and :class:`GoldenChip` runs the plan: mapped layers through the golden layer
+model (:func:`model.layer.run_layer`: the accumulators bit-exact with the
+macros, and their macro-cycles), everything else through
+:mod:`model.simd_ops`.
+
+The scale rule (docs/design.md §13 "Tensor scales"), in one place:
+
+1. a tensor read by a mapped op takes that op's ``x_scale`` and input range
+   (the first such reader in program order, looking through the ops that do
+   not rescale: ``identity``, ``reshape``, ``maxpool2d``, an unfolded
+   ``clamp``, which pass their input's scale on);
+2. the network output (the logits) is a signed 16-bit tensor, scale
+   ``max|range| / 32767``;
+3. any other tensor (a residual operand, a global-average-pooling input, ...)
+   takes its scale from the ``range`` (``[min, max]``) the compiler recorded
+   for its op on calibration inputs (:data:`model.torch.flow.CALIBRATION_SAMPLES`
+   training samples through the frozen network): unsigned ``max / 255`` when
+   ``min >= 0``, else signed ``max(|min|, |max|) / 127``.
+
+Every scale is a float32 value (like ``x_scale``); constants are made from
+them in float64 by :func:`model.requant.quantize_multiplier`, once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dbpim.model import simd_ops
+from dbpim.model.layer import run_conv2d, run_layer
+from dbpim.model.program import PROGRAM_SINCE
+from dbpim.model.requant import ACC_LIMIT_BITS, RequantError, quantize_multiplier, quantize_multipliers, saturate
+from dbpim.model.spec import input_range
+
+__all__ = ["ChipError", "Quant", "IntegerPlan", "integer_plan", "ChipProgram", "compile_program", "GoldenChip", "OUT_BITS", "CHIP_OPS",
+           "SCALE_MIN", "quantize_input"]
+
+#: Width of the network output (logits): signed, two's complement.
+OUT_BITS = 16
+#: Smallest scale a calibrated tensor gets (a tensor that is always 0), like ``ActQuant.scale``.
+SCALE_MIN = 1e-8
+#: The program ops the chip runs, and what each becomes.
+CHIP_OPS = {
+    "input": "host quantization of the float input: clip(round_half_even(x / scale))",
+    "mapped": "integer conv / linear on the macros, then requant (folded bias, ReLU / clamp)",
+    "clamp": "integer clamp (folded into the producer's requant when that is its only reader)",
+    "add": "residual add: saturate(rescale(a) + rescale(b))",
+    "reshape": "none (row-major view)",
+    "identity": "none",
+    "maxpool2d": "window maximum",
+    "mean": "global average pooling: saturate(rescale(sum))",
+    "depthwise": "depthwise convolution on the SIMD core (int8 weights per channel), then requant",
+}
+_REQUANTIZING = ("mapped", "add", "mean", "depthwise")
+_PASSING = ("identity", "reshape", "maxpool2d", "clamp")
+
+
+class ChipError(ValueError):
+    """An artifact whose network the chip cannot run, or bad inputs; one line naming it."""
+
+
+@dataclass(frozen=True)
+class Quant:
+    """A tensor's quantization: real value = ``v * scale``, ``lo <= v <= hi`` (zero point 0)."""
+
+    scale: float
+    lo: int
+    hi: int
+
+    @property
+    def signed(self) -> bool:
+        return self.lo < 0
+
+    def to_json(self) -> dict:
+        return {"scale": float(self.scale), "lo": int(self.lo), "hi": int(self.hi)}
+
+
+def _f32(v: float) -> float:
+    return float(np.float32(max(float(v), SCALE_MIN)))
+
+
+def _calibrated(op: dict, output: bool) -> Quant:
+    """Rule 2 / 3 of the module docstring from the op's recorded ``range``."""
+    rng = op.get("range")
+    if rng is None:
+        raise ChipError(f"op {op['name']!r} ({op['op']}): no recorded value range to take its scale from "
+                        "(the artifact predates integer-only inference); recompile it (dbpim compile)")
+    lo, hi = rng
+    amax = max(abs(lo), abs(hi))
+    if output:
+        top = (1 << (OUT_BITS - 1)) - 1
+        return Quant(_f32(amax / top), -top - 1, top)
+    if lo >= 0:
+        a, b = input_range(False)
+        return Quant(_f32(hi / b), a, b)
+    a, b = input_range(True)
+    return Quant(_f32(amax / b), a, b)
+
+
+@dataclass
+class IntegerPlan:
+    """The integer network: ``steps`` in order, each a dict (``op``, ``name`` of the op, ``src`` value names,
+    ``dst`` value name, and its integer constants), and the :class:`Quant` of every value."""
+
+    steps: list
+    quants: dict
+    input: str
+    output: str
+    input_shape: tuple
+    shapes: dict = field(default_factory=dict)
+
+
+def integer_plan(program: dict, records) -> IntegerPlan:
+    """The :class:`IntegerPlan` of an artifact's ``program`` with layer ``records`` (see the module docstring).
+
+    Raises
+    ------
+    ChipError
+        An op the chip cannot run (named), a tensor with no scale, or a constant outside what the
+        integer arithmetic represents.
+    """
+    if program is None:
+        raise ChipError("artifact has no network program; recompile it (dbpim compile)")
+    ops = program["ops"]
+    for op in ops:
+        if op["op"] not in CHIP_OPS:
+            raise ChipError(f"op {op['name']!r} ({op.get('what', op['op'])}) cannot run on the chip; it runs "
+                            f"{', '.join(k for k in CHIP_OPS if k != 'input')}")
+    by_name = {op["name"]: op for op in ops}
+    out_name = program["output"]
+    readers: dict[str, list] = {op["name"]: [] for op in ops}
+    for op in ops:
+        for a in op["inputs"]:
+            readers[a].append(op)
+    # fold a clamp into the requantizing op it alone reads (chains of clamps too): writes[p] = the clamp it writes
+    writes, folded, clamps = {}, set(), {}
+    for op in ops:
+        if op["op"] != "clamp":
+            continue
+        src = op["inputs"][0]
+        between = []  # identity ops read by the next op alone (a BatchNorm folded into a depthwise op)
+        while (by_name[src]["op"] == "identity" and len(readers[src]) == 1 and src not in writes.values()
+               and src != out_name):
+            between.append(src)
+            src = by_name[src]["inputs"][0]
+        p = next((q for q, w in writes.items() if w == src), src)
+        if (by_name[p]["op"] in _REQUANTIZING and len(readers[src]) == 1 and src != out_name):
+            writes[p] = op["name"]
+            folded.update(between + [op["name"]])
+            clamps.setdefault(p, []).append((op["lo"], op["hi"]))
+
+    def value_of(name: str) -> str:
+        return writes.get(name, name)
+
+    def preferred(v: str) -> Quant | None:
+        """Rule 1 (and 2 for the output) for the tensor named ``v``."""
+        if v == out_name:
+            return _calibrated(by_name[v], output=True)
+        for r in readers[v]:
+            if r["name"] in folded:
+                continue
+            if r["op"] == "mapped":
+                return Quant(float(np.float32(r["x_scale"])), *input_range(bool(r["signed_input"])))
+            if r["op"] in _PASSING:
+                q = preferred(r["name"])
+                if q is not None:
+                    return q
+        return None
+
+    recs = {r.name: r for r in records if r.mapped}
+    quants: dict[str, Quant] = {}
+    steps = []
+    shapes = {}
+    for op in ops:
+        name, kind = op["name"], op["op"]
+        if name in folded:
+            continue
+        dst = value_of(name)
+        shapes[dst] = tuple(by_name[dst]["shape"])
+        src = op["inputs"]
+        step = {"op": kind, "name": name, "src": list(src), "dst": dst}
+        if kind in ("input",) + _REQUANTIZING:
+            q = preferred(dst) or _calibrated(by_name[dst], output=False)
+            lo, hi = q.lo, q.hi
+            for clo, chi in clamps.get(name, []):
+                lo, hi = _clamp_bounds(clo, chi, q.scale, lo, hi)
+            q = Quant(q.scale, lo, hi)
+        else:
+            q = quants[src[0]]
+        if kind == "mapped":
+            step.update(_mapped_constants(op, [recs[n] for n in op["layers"]], quants[src[0]], q))
+        elif kind == "add":
+            qa, qb = quants[src[0]], quants[src[1]]
+            step["ma"], step["sa"] = quantize_multiplier(qa.scale / q.scale, f"op {name}: scale of {src[0]}")
+            step["mb"], step["sb"] = quantize_multiplier(qb.scale / q.scale, f"op {name}: scale of {src[1]}")
+        elif kind == "mean":
+            ins = tuple(by_name[src[0]]["shape"])
+            if sorted(op["axes"]) != list(range(1, len(ins))):
+                raise ChipError(f"op {name!r} (mean over axes {op['axes']} of {list(ins)}): the chip averages "
+                                "over every axis after the channels only (global average pooling)")
+            count = math.prod(ins[1:])
+            step["m"], step["s"] = quantize_multiplier(quants[src[0]].scale / (count * q.scale),
+                                                       f"op {name}: scale")
+        elif kind == "clamp":
+            lo, hi = _clamp_bounds(op["lo"], op["hi"], q.scale, q.lo, q.hi)
+            step["lo"], step["hi"] = lo, hi
+            q = Quant(q.scale, lo, hi)
+        elif kind == "maxpool2d":
+            step.update({k: list(op[k]) for k in ("kernel", "stride", "padding", "dilation")})
+        elif kind == "depthwise":
+            step.update({k: list(op[k]) for k in ("kernel", "stride", "padding", "dilation")})
+            step.update(_depthwise_constants(op, quants[src[0]], q))
+        elif kind == "reshape":
+            step["shape"] = list(op["shape"])
+        if kind in ("input",) + _REQUANTIZING:
+            step["lo"], step["hi"] = q.lo, q.hi
+        step["scale"] = q.scale
+        quants[dst] = q
+        steps.append(step)
+    for step in steps:  # every macro input in the range its layer was compiled for
+        if step["op"] == "mapped":
+            q = quants[step["src"][0]]
+            lo, hi = input_range(step["signed_input"])
+            if q.lo < lo or q.hi > hi:
+                raise ChipError(f"op {step['name']!r}: its input {step['src'][0]!r} holds [{q.lo}, {q.hi}] but the "
+                                f"layer takes {'signed' if step['signed_input'] else 'unsigned'} inputs [{lo}, {hi}]")
+    return IntegerPlan(steps=steps, quants=quants, input=ops[0]["name"], output=value_of(out_name),
+                       input_shape=tuple(program["input"]["shape"]), shapes=shapes)
+
+
+def _clamp_bounds(lo, hi, scale: float, qlo: int, qhi: int) -> tuple[int, int]:
+    """A real clamp ``[lo, hi]`` (None: unbounded) on the integer grid of ``scale``, within ``[qlo, qhi]``."""
+    a = qlo if lo is None else max(qlo, int(np.rint(np.float64(lo) / scale)))
+    b = qhi if hi is None else min(qhi, int(np.rint(np.float64(hi) / scale)))
+    return a, max(a, b)
+
+
+def _mapped_constants(op: dict, recs: list, qi: Quant, qo: Quant) -> dict:
+    """Per output channel ``m``, ``s`` and integer ``bias`` of a mapped op (input ``qi``, output ``qo``)."""
+    w_scale = np.concatenate([np.asarray(r.scale, np.float32) for r in recs]).astype(np.float64)
+    acc_scale = np.float64(qi.scale) * w_scale
+    m, s = quantize_multipliers(acc_scale / np.float64(qo.scale), f"op {op['name']}: multiplier")
+    bias = None
+    if op["bias"] is not None:
+        b = np.asarray(op["bias"], np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bi = np.where(acc_scale > 0, np.rint(b / np.where(acc_scale > 0, acc_scale, 1.0)), 0.0)
+        if np.abs(bi).max(initial=0) >= 2.0 ** (ACC_LIMIT_BITS - 1):
+            raise ChipError(f"op {op['name']!r}: an integer bias reaches {np.abs(bi).max():.3g}, beyond "
+                            f"2**{ACC_LIMIT_BITS - 1} (a weight scale is too small)")
+        bias = bi.astype(np.int64)
+    return {"kind": op["kind"], "layers": list(op["layers"]), "signed_input": bool(op["signed_input"]),
+            "m": m, "s": s, "bias": bias}
+
+
+def _depthwise_constants(op: dict, qi: Quant, qo: Quant) -> dict:
+    """int8 weights (per channel symmetric: ``scale = max|w| / 127``, round half even), ``m``, ``s`` and the
+    integer bias of a depthwise op (input ``qi``, output ``qo``)."""
+    w = np.asarray(op["weight"], np.float32).astype(np.float64)
+    amax = np.abs(w).reshape(len(w), -1).max(axis=1, initial=0.0)
+    w_scale = np.where(amax > 0, (amax / 127).astype(np.float32), np.float32(1.0)).astype(np.float64)
+    w_int = np.clip(np.rint(w / w_scale[:, None, None]), -127, 127).astype(np.int64)
+    acc_scale = np.float64(qi.scale) * w_scale
+    m, s = quantize_multipliers(acc_scale / np.float64(qo.scale), f"op {op['name']}: multiplier")
+    bi = np.rint(np.asarray(op["bias"], np.float64) / acc_scale)
+    if np.abs(bi).max(initial=0) >= 2.0 ** (ACC_LIMIT_BITS - 1):
+        raise ChipError(f"op {op['name']!r}: an integer bias reaches {np.abs(bi).max():.3g}, beyond "
+                        f"2**{ACC_LIMIT_BITS - 1} (a weight scale is too small)")
+    return {"w": w_int, "w_scale": w_scale, "m": m, "s": s, "bias": bi.astype(np.int64)}
+
+
+def quantize_input(x: np.ndarray, q: Quant) -> np.ndarray:
+    """The host's quantization of the float input: ``clip(round_half_even(x / scale), lo, hi)`` in float32
+    (``ActQuant.to_int``), int64."""
+    xf = np.asarray(x, np.float32)
+    return np.clip(np.rint(xf / np.float32(q.scale)), q.lo, q.hi).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- the compiler
+
+
+@dataclass
+class ChipProgram:
+    """The chip's program of one network (docs/design.md §15): what the host loads, all integers.
+
+    Attributes
+    ----------
+    imem : ndarray of uint64
+        The instruction stream (:mod:`model.isa`), ending with HALT.
+    dmem, cmem, wmem : ndarray of int64
+        Descriptor, constant and weight memories (signed 32-bit words).
+    act_words, acc_words : int
+        ``ACT`` / ``ACC`` elements the program uses (the buffer allocation).
+    input, output : dict
+        ``addr`` in ACT, per-sample ``shape``, ``scale``, ``lo``, ``hi`` of the network's input (which the host
+        quantizes and writes) and output (which it reads when HALT is reached).
+    macro : MacroConfig
+        The macros the tiles in ``wmem`` are laid out for.
+    values : dict
+        Value name -> ACT address (the allocation, for listings and tests).
+    """
+
+    imem: np.ndarray
+    dmem: np.ndarray
+    cmem: np.ndarray
+    wmem: np.ndarray
+    act_words: int
+    acc_words: int
+    input: dict
+    output: dict
+    macro: object
+    values: dict
+
+    def summary(self) -> dict:
+        """JSON-ready sizes and instruction counts."""
+        from dbpim.model.isa import decode
+        counts: dict[str, int] = {}
+        for w in self.imem:
+            op = decode(int(w))["op"]
+            counts[op] = counts.get(op, 0) + 1
+        return {"instructions": int(len(self.imem)), "by_opcode": counts, "act_words": int(self.act_words),
+                "acc_words": int(self.acc_words), "dmem_words": int(len(self.dmem)),
+                "cmem_words": int(len(self.cmem)), "wmem_words": int(len(self.wmem))}
+
+
+def _layer_block(rec) -> list[int]:
+    """A record's WMEM block (:data:`model.isa.LAYER_HEADER`, phi, mask, the tiles' arrays)."""
+    from dbpim.model.compile import TILE_ARRAYS
+    from dbpim.model.isa import LAYER_HEADER
+    c = rec.compiled
+    mask = np.asarray(c.mask, np.int64)
+    st = c.stacked()
+    body = [np.asarray(c.phi, np.int64).reshape(-1), mask.reshape(-1)]
+    for t in range(len(c.tiles)):
+        body += [np.asarray(st[f"tiles_{k}"][t], np.int64).reshape(-1) for k in TILE_ARRAYS]
+    body = np.concatenate(body) if body else np.zeros(0, np.int64)
+    head = dict(K=c.K, N=c.N, group_size=c.group_size, n_groups=mask.shape[1], n_tiles=len(c.tiles),
+                words=len(LAYER_HEADER) + len(body))
+    return [int(head[k]) for k in LAYER_HEADER] + body.tolist()
+
+
+def _read_layer(wmem: np.ndarray, base: int, macro):
+    """The CompiledLayer of the WMEM block at ``base`` (inverse of :func:`_layer_block`)."""
+    from dbpim.model.compile import TILE_ARRAYS, CompiledLayer
+    from dbpim.model.isa import LAYER_HEADER
+    h = {k: int(wmem[base + i]) for i, k in enumerate(LAYER_HEADER)}
+    p = base + len(LAYER_HEADER)
+    phi = wmem[p:p + h["N"]].astype(np.uint8)
+    p += h["N"]
+    mask = wmem[p:p + h["K"] * h["n_groups"]].reshape(h["K"], h["n_groups"]).astype(bool)
+    p += h["K"] * h["n_groups"]
+    arrays = {f"tiles_{k}": [] for k in TILE_ARRAYS}
+    for _ in range(h["n_tiles"]):
+        for k, (dtype, shape) in TILE_ARRAYS.items():
+            shp = shape(macro)
+            n = math.prod(shp)
+            arrays[f"tiles_{k}"].append(wmem[p:p + n].reshape(shp).astype(dtype))
+            p += n
+    arrays = {k: (np.stack(v) if v else np.zeros((0,) + TILE_ARRAYS[k[6:]][1](macro), TILE_ARRAYS[k[6:]][0]))
+              for k, v in arrays.items()}
+    if p != base + h["words"]:
+        raise ChipError(f"WMEM block at {base}: header says {h['words']} words, the arrays take {p - base}")
+    return CompiledLayer.from_stacked(h["K"], h["N"], macro, h["group_size"], phi, mask, arrays)
+
+
+def compile_program(plan: IntegerPlan, records, macro) -> ChipProgram:
+    """The :class:`ChipProgram` of an :class:`IntegerPlan`: instructions, memory images, buffer allocation.
+
+    ``ACT`` is allocated first fit: a value lives from the instruction that writes it to the last that reads
+    it (the output to the end); ``reshape`` / ``identity`` alias their input (no instruction). Every mapped
+    layer's sums go to ``ACC`` address 0 and are requantized by the next instruction.
+    """
+    from dbpim.model import isa
+    recs = {r.name: r for r in records if r.mapped}
+    steps = plan.steps
+    root = {}
+    for st in steps:
+        root[st["dst"]] = root[st["src"][0]] if st["op"] in ("reshape", "identity") else st["dst"]
+    last = {}
+    for i, st in enumerate(steps):
+        for a in st["src"]:
+            last[root[a]] = i
+    last[root[plan.output]] = len(steps)
+    size = {st["dst"]: math.prod(plan.shapes[st["dst"]]) for st in steps}
+    live: dict[str, tuple[int, int]] = {}
+    addr: dict[str, int] = {}
+    act_top = 0
+
+    def alloc(n: int) -> int:
+        a = 0
+        for b, e in sorted(live.values()):
+            if a + n <= b:
+                break
+            a = max(a, e)
+        return a
+
+    imem, dmem, cmem, wmem_blocks, table = [], [], [], [], []
+
+    def desc(op: str, **values) -> int:
+        dmem.extend(isa.pack_descriptor(op, values))
+        return len(dmem) // isa.DESC_WORDS - 1
+
+    def const(a) -> int:
+        cmem.extend(int(v) for v in np.asarray(a).reshape(-1))
+        return len(cmem) - len(np.asarray(a).reshape(-1))
+
+    acc_words = 0
+    try:
+        for i, st in enumerate(steps):
+            kind, dst = st["op"], st["dst"]
+            if kind in ("reshape", "identity"):
+                addr[dst] = addr[root[dst]]
+                continue
+            a = alloc(size[dst])
+            live[dst] = (a, a + size[dst])
+            addr[dst] = a
+            act_top = max(act_top, a + size[dst])
+            src = [addr[s] for s in st["src"]]
+            shp_in = plan.shapes[st["src"][0]] if st["src"] else ()
+            if kind == "mapped":
+                rs = [recs[n] for n in st["layers"]]
+                first = len(table)
+                for r in rs:
+                    table.append(r.name)
+                    wmem_blocks.append(_layer_block(r))
+                out = plan.shapes[dst]
+                if st["kind"] == "linear":
+                    T = math.prod(shp_in[:-1])
+                    geo = dict(C=shp_in[-1], H=T, W=1, N=out[-1], Ho=T, Wo=1, kernel=isa.pack_pair(1, 1),
+                               stride=isa.pack_pair(1, 1), padding=0, dilation=isa.pack_pair(1, 1))
+                    C, inner, outer = out[-1], 1, T
+                else:
+                    c, h, w = (shp_in[0], 1, shp_in[1]) if st["kind"] == "conv1d" else shp_in
+                    ho, wo = (1, out[1]) if st["kind"] == "conv1d" else out[1:]
+                    r = rs[0]
+                    geo = dict(C=c, H=h, W=w, N=out[0], Ho=ho, Wo=wo, kernel=isa.pack_pair(*r.kernel),
+                               stride=isa.pack_pair(*r.stride), padding=isa.pack_pair(*r.padding),
+                               dilation=isa.pack_pair(*r.dilation))
+                    C, inner, outer = out[0], ho * wo, 1
+                acc_words = max(acc_words, C * inner * outer)
+                d = desc("PIM", kind=isa.PIM_KINDS["linear" if st["kind"] == "linear" else "conv2d"],
+                         groups=len(rs), layer=first, signed=int(st["signed_input"]), **geo)
+                imem.append(isa.encode("PIM", desc=d, dst=0, src0=src[0]))
+                bias = st["bias"] if st["bias"] is not None else np.zeros(0, np.int64)
+                d = desc("REQ", C=C, inner=inner, outer=outer, m_addr=const(st["m"]), s_addr=const(st["s"]),
+                         bias_addr=const(bias), has_bias=int(st["bias"] is not None), lo=st["lo"], hi=st["hi"])
+                imem.append(isa.encode("REQ", desc=d, dst=a, src0=0))
+            elif kind == "add":
+                d = desc("ADD", count=size[dst], ma=st["ma"], sa=st["sa"], mb=st["mb"], sb=st["sb"], lo=st["lo"],
+                         hi=st["hi"])
+                imem.append(isa.encode("ADD", desc=d, dst=a, src0=src[0], src1=src[1]))
+            elif kind == "maxpool2d":
+                c, h, w = shp_in
+                d = desc("MAXP", C=c, H=h, W=w, Ho=plan.shapes[dst][1], Wo=plan.shapes[dst][2],
+                         kernel=isa.pack_pair(*st["kernel"]), stride=isa.pack_pair(*st["stride"]),
+                         padding=isa.pack_pair(*st["padding"]), dilation=isa.pack_pair(*st["dilation"]))
+                imem.append(isa.encode("MAXP", desc=d, dst=a, src0=src[0]))
+            elif kind == "depthwise":
+                c, h, w = shp_in
+                d = desc("DWC", C=c, H=h, W=w, Ho=plan.shapes[dst][1], Wo=plan.shapes[dst][2],
+                         kernel=isa.pack_pair(*st["kernel"]), stride=isa.pack_pair(*st["stride"]),
+                         padding=isa.pack_pair(*st["padding"]), dilation=isa.pack_pair(*st["dilation"]),
+                         w_addr=const(st["w"]), m_addr=const(st["m"]), s_addr=const(st["s"]),
+                         bias_addr=const(st["bias"]), lo=st["lo"], hi=st["hi"])
+                imem.append(isa.encode("DWC", desc=d, dst=a, src0=src[0]))
+            elif kind == "mean":
+                d = desc("GAP", C=shp_in[0], HW=math.prod(shp_in[1:]), m=st["m"], s=st["s"], lo=st["lo"],
+                         hi=st["hi"])
+                imem.append(isa.encode("GAP", desc=d, dst=a, src0=src[0]))
+            elif kind == "clamp":
+                d = desc("CLMP", count=size[dst], lo=st["lo"], hi=st["hi"])
+                imem.append(isa.encode("CLMP", desc=d, dst=a, src0=src[0]))
+            elif kind != "input":
+                raise ChipError(f"op {st['name']!r}: {kind} has no instruction")
+            for v in [k for k in live if last.get(k, -1) <= i and k != dst]:
+                live.pop(v)
+        imem.append(isa.encode("HALT"))
+    except isa.IsaError as e:
+        raise ChipError(f"compile: {e}") from None
+    limit = 1 << dict((f[0], f[1]) for f in isa.INSTR_FIELDS)["dst"]
+    if act_top > limit:
+        raise ChipError(f"compile: the network needs {act_top} ACT elements; the ISA addresses {limit}")
+    base = 1 + len(table)
+    wmem = [len(table)]
+    for b in wmem_blocks:
+        wmem.append(base)
+        base += len(b)
+    for b in wmem_blocks:
+        wmem.extend(b)
+    qi, qo = plan.quants[plan.input], plan.quants[plan.output]
+    return ChipProgram(imem=np.array(imem, np.uint64), dmem=np.array(dmem, np.int64), cmem=np.array(cmem, np.int64),
+                       wmem=np.array(wmem, np.int64), act_words=act_top, acc_words=acc_words,
+                       input={"addr": addr[plan.input], "shape": list(plan.input_shape), **qi.to_json()},
+                       output={"addr": addr[plan.output], "shape": list(plan.shapes[plan.output]), **qo.to_json()},
+                       macro=macro, values=dict(addr))
+
+
+# ----------------------------------------------------------------------------- the golden chip
+
+class GoldenChip:
+    """The chip running an artifact's network from its :class:`ChipProgram` (integer-only, §13, §15).
+
+    ``run(x)`` quantizes the float input on the host (:func:`quantize_input`), writes it into ``ACT``,
+    executes the instruction stream to HALT on every sample at once and returns the output tensor's integers
+    (int64, real value = ``v * output scale``). It adds the mapped layers' DB-PIM macro-cycles
+    (:func:`model.layer.run_layer`, docs/design.md §7) to ``macro_cycles`` and the SIMD instructions' cycles
+    (:func:`model.simd_core.simd_cycles` with ``lanes`` = the configuration's ``system.simd_lanes``, §14) to
+    ``simd_cycles``, both summed over samples.
+    """
+
+    def __init__(self, artifact):
+        prog = artifact.program
+        if prog is None:
+            where = f"artifact {artifact.path or artifact.network}"
+            if artifact.version < PROGRAM_SINCE:
+                raise ChipError(f"{where}: format version {artifact.version} has no network program; recompile "
+                                "it (dbpim compile)")
+            raise ChipError(f"{where}: has no network program; recompile it (dbpim compile)")
+        try:
+            self.plan = integer_plan(prog, artifact.layers)
+        except RequantError as e:
+            raise ChipError(str(e)) from None
+        self.program = compile_program(self.plan, artifact.layers, artifact.macro)
+        self._layers = {}
+        from dbpim.model.config import SystemConfig
+        self.lanes = int(artifact.hw.system.simd_lanes if artifact.hw is not None else SystemConfig().simd_lanes)
+        self.macro_cycles = 0
+        self.simd_cycles = 0
+        self.samples = 0
+
+    @classmethod
+    def from_program(cls, program: ChipProgram, lanes: int) -> "GoldenChip":
+        """A golden chip that only :meth:`execute` s ``program`` (no artifact, no plan: for ISA-level tests)."""
+        chip = cls.__new__(cls)
+        chip.plan = None
+        chip.program = program
+        chip._layers = {}
+        chip.lanes = int(lanes)
+        chip.macro_cycles = chip.simd_cycles = chip.samples = 0
+        return chip
+
+    @property
+    def output_quant(self) -> Quant:
+        return self.plan.quants[self.plan.output]
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Output integers (S, *output shape) of the float input batch ``x`` (S, *input shape)."""
+        x = np.asarray(x)
+        p = self.program
+        if x.ndim != len(self.plan.input_shape) + 1 or tuple(x.shape[1:]) != self.plan.input_shape:
+            raise ChipError(f"x: shape must be (S, {', '.join(map(str, self.plan.input_shape))}), got "
+                            f"{tuple(x.shape)}")
+        S = len(x)
+        act = np.zeros((S, max(1, p.act_words)), np.int64)
+        acc = np.zeros((S, max(1, p.acc_words)), np.int64)
+        q = quantize_input(x, self.plan.quants[self.plan.input]).reshape(S, -1)
+        act[:, p.input["addr"]:p.input["addr"] + q.shape[1]] = q
+        self.execute(act, acc)
+        n = math.prod(p.output["shape"])
+        self.samples += S
+        return act[:, p.output["addr"]:p.output["addr"] + n].reshape((S,) + tuple(p.output["shape"])).copy()
+
+    def layer(self, index: int):
+        """The CompiledLayer of WMEM layer ``index``, read back from the memory image (cached)."""
+        if index not in self._layers:
+            w = self.program.wmem
+            if not 0 <= index < int(w[0]):
+                raise ChipError(f"PIM: layer {index} is not in WMEM's table of {int(w[0])} layers")
+            self._layers[index] = _read_layer(w, int(w[1 + index]), self.program.macro)
+        return self._layers[index]
+
+    def execute(self, act: np.ndarray, acc: np.ndarray) -> None:
+        """Run the instruction stream on the buffers ``act`` (S, ACT) and ``acc`` (S, ACC) until HALT."""
+        from dbpim.model import isa
+        from dbpim.model.simd_core import simd_beats, simd_cycles
+        p = self.program
+        S = act.shape[0]
+        lo16, hi16 = -(1 << (isa.BUFFERS["ACT"].elem_bits - 1)), (1 << (isa.BUFFERS["ACT"].elem_bits - 1)) - 1
+        for pc, word in enumerate(p.imem):
+            ins = isa.decode(int(word))
+            op = ins["op"]
+            if op == "HALT":
+                return
+            d = isa.unpack_descriptor(op, p.dmem[ins["desc"] * isa.DESC_WORDS:(ins["desc"] + 1) * isa.DESC_WORDS])
+            s0, dst = ins["src0"], ins["dst"]
+            name = f"instruction {pc} ({op})"
+            if op == "PIM":
+                out = self._pim(d, act, s0, name)
+                acc[:, dst:dst + out.shape[1]] = out
+                continue
+            if op == "REQ":
+                C, inner, outer = d["C"], d["inner"], d["outer"]
+                n = C * inner * outer
+                a = acc[:, s0:s0 + n].reshape(S * outer, C, inner, 1)
+                bias = p.cmem[d["bias_addr"]:d["bias_addr"] + C] if d["has_bias"] else None
+                y = simd_ops.requant(a, p.cmem[d["m_addr"]:d["m_addr"] + C], p.cmem[d["s_addr"]:d["s_addr"] + C],
+                                     d["lo"], d["hi"], bias, name=name).reshape(S, n)
+                beats = simd_beats(C, inner * outer, 1, self.lanes)
+            elif op == "ADD":
+                n = d["count"]
+                y = simd_ops.add(act[:, s0:s0 + n], d["ma"], d["sa"], act[:, ins["src1"]:ins["src1"] + n], d["mb"],
+                                 d["sb"], d["lo"], d["hi"], name=name)
+                beats = simd_beats(n, 1, 1, self.lanes)
+            elif op == "MAXP":
+                C, H, W = d["C"], d["H"], d["W"]
+                k = isa.unpack_pair(d["kernel"])
+                y = simd_ops.maxpool2d(act[:, s0:s0 + C * H * W].reshape(S, C, H, W), k,
+                                       isa.unpack_pair(d["stride"]), isa.unpack_pair(d["padding"]),
+                                       isa.unpack_pair(d["dilation"]), name=name).reshape(S, -1)
+                n = y.shape[1]
+                beats = simd_beats(C, d["Ho"] * d["Wo"], k[0] * k[1], self.lanes)
+            elif op == "DWC":
+                C, H, W = d["C"], d["H"], d["W"]
+                k = isa.unpack_pair(d["kernel"])
+                w = p.cmem[d["w_addr"]:d["w_addr"] + C * k[0] * k[1]].reshape(C, k[0], k[1])
+                a = simd_ops.depthwise_conv2d(act[:, s0:s0 + C * H * W].reshape(S, C, H, W), w,
+                                              isa.unpack_pair(d["stride"]), isa.unpack_pair(d["padding"]),
+                                              isa.unpack_pair(d["dilation"]), name=name)
+                y = simd_ops.requant(a, p.cmem[d["m_addr"]:d["m_addr"] + C], p.cmem[d["s_addr"]:d["s_addr"] + C],
+                                     d["lo"], d["hi"], p.cmem[d["bias_addr"]:d["bias_addr"] + C],
+                                     name=name).reshape(S, -1)
+                n = y.shape[1]
+                beats = simd_beats(C, d["Ho"] * d["Wo"], k[0] * k[1], self.lanes)
+            elif op == "GAP":
+                C, HW = d["C"], d["HW"]
+                y = simd_ops.global_avgpool(act[:, s0:s0 + C * HW].reshape(S, C, 1, HW), d["m"], d["s"], d["lo"],
+                                            d["hi"], name=name)
+                n = C
+                beats = simd_beats(C, 1, HW, self.lanes)
+            elif op == "CLMP":
+                n = d["count"]
+                y = saturate(act[:, s0:s0 + n], d["lo"], d["hi"], name)
+                beats = simd_beats(n, 1, 1, self.lanes)
+            else:
+                raise ChipError(f"{name}: not an operation of the golden chip")
+            self.simd_cycles += S * simd_cycles(beats * self.lanes, self.lanes)
+            if y.size and (int(y.min()) < lo16 or int(y.max()) > hi16):
+                raise ChipError(f"{name}: a result does not fit ACT's signed 16-bit elements")
+            act[:, dst:dst + n] = y
+        raise ChipError("IMEM: the program ends without HALT")
+
+    def _pim(self, d: dict, act: np.ndarray, src: int, name: str) -> np.ndarray:
+        """A PIM instruction: the macros' int64 sums (S, N * Ho * Wo), through the golden layer model."""
+        from dbpim.model import isa
+        S = act.shape[0]
+        C, H, W, g = d["C"], d["H"], d["W"], d["groups"]
+        x = act[:, src:src + C * H * W]
+        signed = bool(d["signed"])
+        if d["kind"] == isa.PIM_KINDS["linear"]:
+            c = self.layer(d["layer"])
+            res = run_layer(x.reshape(S * H, C), c, signed)
+            self.macro_cycles += res.cycles_dbpim
+            return res.out.reshape(S, -1)
+        x = x.reshape(S, C, H, W)
+        cg = C // g
+        outs = []
+        for j in range(g):
+            c = self.layer(d["layer"] + j)
+            out, res = run_conv2d(x[:, j * cg:(j + 1) * cg], c, isa.unpack_pair(d["kernel"]),
+                                  isa.unpack_pair(d["stride"]), isa.unpack_pair(d["padding"]), signed,
+                                  isa.unpack_pair(d["dilation"]))
+            self.macro_cycles += res.cycles_dbpim
+            outs.append(out)
+        out = outs[0] if g == 1 else np.concatenate(outs, axis=1)
+        if out.shape[1:] != (d["N"], d["Ho"], d["Wo"]):
+            raise ChipError(f"{name}: the layers give {list(out.shape[1:])}, the descriptor says "
+                            f"{[d['N'], d['Ho'], d['Wo']]}")
+        return out.reshape(S, -1)

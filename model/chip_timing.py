@@ -1,0 +1,90 @@
+"""Cycles of the RTL chip's controller (``hw.chip_ctrl``, docs/rtl.md "The chip top"), written once.
+
+The controller runs one instruction at a time and reads one buffer element
+per read; :func:`instruction_cycles` counts, for one SIMD instruction (and
+HALT), the cycles of its named actions, and :func:`program_cycles` the
+chip's ``CYCLES`` register after a run to HALT. The RTL test
+(tests/test_hw_chip.py) compares them with ``CYCLES`` on random programs.
+This is the RTL as it is, not the golden model's full-rate SIMD timing
+(:func:`model.simd_core.simd_cycles`): the chip does not reach that yet.
+"""
+
+from __future__ import annotations
+
+from dbpim.model import isa
+from dbpim.model.spec import SIMD_LATENCY
+
+__all__ = ["FIXED_CYCLES", "HALT_CYCLES", "instruction_cycles", "program_cycles"]
+
+#: Loaded descriptor words (the longest SIMD descriptor: REQ / MAXP).
+_DESC_LOADED = max(len(isa.OPCODES[n].desc) for n in ("REQ", "ADD", "MAXP", "GAP", "CLMP"))
+#: Cycles of a SIMD instruction outside its constant loading and streaming: fetch, decode, load the descriptor
+#: (one cycle more than its words), set up, two size cycles, check, send the SIMD descriptor, see it taken, retire.
+FIXED_CYCLES = 1 + 1 + (_DESC_LOADED + 1) + 1 + 2 + 1 + 1 + 1 + 1
+#: Cycles of HALT: fetch, decode.
+HALT_CYCLES = 2
+
+
+def _geometry(op: str, d: dict):
+    """``(outer, C, H, W, Ho, Wo, (KH, KW), (SH, SW), (PH, PW), (DH, DW))`` of the controller's window walk."""
+    one = (1, 1)
+    if op == "REQ":
+        return d["outer"], d["C"], 1, d["inner"], 1, d["inner"], one, one, (0, 0), one
+    if op in ("ADD", "CLMP"):
+        return 1, 1, 1, d["count"], 1, d["count"], one, one, (0, 0), one
+    if op == "MAXP":
+        return (1, d["C"], d["H"], d["W"], d["Ho"], d["Wo"]) + tuple(
+            isa.unpack_pair(d[k]) for k in ("kernel", "stride", "padding", "dilation"))
+    if op == "GAP":
+        return 1, d["C"], 1, d["HW"], 1, 1, (1, d["HW"]), one, (0, 0), one
+    raise ValueError(f"op: must be one of REQ, ADD, MAXP, GAP, CLMP, got {op!r}")
+
+
+def instruction_cycles(op: str, desc: dict, lanes: int) -> int:
+    """Cycles the controller spends on one instruction (``desc`` its unpacked descriptor).
+
+    Constants: REQ reads ``m``, ``s`` (and ``bias`` with ``has_bias``) per channel, two cycles a word (one for
+    an absent bias), then writes each channel group (one cycle, one more between groups); ADD and GAP write
+    their scalars into each group (two cycles a group, one for the last). Streaming, per (pixel, channel
+    group, window element): per channel of the group two cycles (three for ADD; one at a padding position),
+    then one push; per (pixel, channel group) :data:`model.spec.SIMD_LATENCY` cycles to the result and one
+    cycle per channel to write it back.
+    """
+    if op == "HALT":
+        return HALT_CYCLES
+    outer, C, H, W, Ho, Wo, (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _geometry(op, desc)
+    groups = -(-C // lanes)
+    lanes_of = [min(lanes, C - g * lanes) for g in range(groups)]
+    if op == "REQ":
+        per_channel = 6 if desc["has_bias"] else 5
+        consts = sum(n * per_channel for n in lanes_of) + 2 * groups - 1
+    elif op in ("ADD", "GAP"):
+        consts = 2 * groups - 1
+    else:
+        consts = 0
+    read = 3 if op == "ADD" else 2
+    stream = 0
+    for oh in range(Ho):
+        for ow in range(Wo):
+            for n in lanes_of:
+                for i in range(kh):
+                    r = oh * sh - ph + i * dh
+                    for j in range(kw):
+                        c = ow * sw - pw + j * dw
+                        inside = 0 <= r < H and 0 <= c < W
+                        stream += n * (read if inside else 1) + 1
+                stream += SIMD_LATENCY + n
+    return FIXED_CYCLES + consts + outer * stream
+
+
+def program_cycles(program, lanes: int) -> int:
+    """The chip's ``CYCLES`` after running ``program`` (a :class:`model.chip.ChipProgram`) to HALT."""
+    total = 0
+    for word in program.imem:
+        ins = isa.decode(int(word))
+        op = ins["op"]
+        if op == "HALT":
+            return total + HALT_CYCLES
+        base = ins["desc"] * isa.DESC_WORDS
+        total += instruction_cycles(op, isa.unpack_descriptor(op, program.dmem[base:base + isa.DESC_WORDS]), lanes)
+    raise ValueError("program: ends without HALT")

@@ -1,0 +1,211 @@
+"""The DB-PIM chip's instruction set, as data (docs/design.md §15 "The chip's ISA").
+
+The top controller fetches fixed-width 64-bit instructions from the
+instruction buffer (``IMEM``) and runs them in order. An instruction names an
+operation, up to three buffer addresses and a *descriptor*: a record of
+:data:`DESC_WORDS` 32-bit words in the descriptor memory (``DMEM``) holding
+the operation's geometry and constants (or the addresses of per-channel
+constants in ``CMEM``). Every field below is an unsigned or two's-complement
+integer; nothing is a Python object, so an assembler needs only these tables.
+
+Buffers (:data:`BUFFERS`): ``ACT`` (activations, the input / output buffers of
+the paper's Fig. 4, one signed 16-bit element per address), ``ACC`` (the PIM
+cores' accumulators, signed 32-bit), ``WMEM`` (the mapped layers' tiles and
+masks, 32-bit words, see :data:`LAYER_HEADER`), ``CMEM`` (per-channel
+requantization constants, signed 32-bit words), ``DMEM`` (descriptors) and
+``IMEM`` (instructions). A tensor in ``ACT`` / ``ACC`` is one sample's values
+in row-major order of its per-sample shape (``(C, H, W)`` for a feature map,
+``(*tokens, K)`` for a linear layer's input) from its base address.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dbpim.model.spec import RegField, Register, field_width, pack, unpack
+
+__all__ = ["INSTR_BITS", "INSTR_FIELDS", "DESC_WORDS", "WORD_BITS", "BUFFERS", "Buffer", "Opcode", "OPCODES",
+           "BY_CODE", "LAYER_HEADER", "PIM_KINDS", "encode", "decode", "pack_descriptor", "unpack_descriptor",
+           "pack_pair", "unpack_pair", "IsaError", "CHIP_ERRORS", "CHIP_REGISTERS", "CHIP_REG", "HOST_TARGETS",
+           "chip_register_markdown"]
+
+INSTR_BITS = 64
+WORD_BITS = 32
+#: 32-bit words per descriptor (descriptor i starts at DMEM word ``i * DESC_WORDS``; unused words are 0).
+DESC_WORDS = 32
+
+#: The instruction word, LSB first: (name, width, None, signed) as :func:`model.spec.pack` takes them.
+INSTR_FIELDS = (
+    ("opcode", 4, None, False),   # :data:`OPCODES`
+    ("desc", 12, None, False),    # descriptor index in DMEM
+    ("dst", 16, None, False),     # destination address (buffer: the opcode's ``dst``)
+    ("src0", 16, None, False),    # first source address
+    ("src1", 16, None, False),    # second source address (ADD), else 0
+)
+assert sum(field_width(f) for f in INSTR_FIELDS) == INSTR_BITS
+
+
+class IsaError(ValueError):
+    """A word or field that the ISA cannot hold; one line naming it."""
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """A named on-chip memory: ``elem_bits``-bit two's-complement elements (``signed``), addressed per element."""
+
+    name: str
+    elem_bits: int
+    signed: bool
+    desc: str
+
+
+BUFFERS = {b.name: b for b in (
+    Buffer("ACT", 16, True, "activations: the input, output and intermediate tensors of one sample"),
+    Buffer("ACC", 32, True, "PIM accumulators: a mapped layer's integer sums before requantization"),
+    Buffer("WMEM", 32, True, "mapped layers: one block per layer record (LAYER_HEADER, then its arrays)"),
+    Buffer("CMEM", 32, True, "per-channel constants: requant multipliers m, shifts s, integer biases"),
+    Buffer("DMEM", 32, True, "descriptors, DESC_WORDS words each"),
+    Buffer("IMEM", 64, False, "instructions"),
+)}
+
+
+@dataclass(frozen=True)
+class Opcode:
+    """One operation: its code, the buffers its address fields point into (None: field unused, 0) and the
+    words of its descriptor in order (each one signed 32-bit word)."""
+
+    name: str
+    code: int
+    dst: str | None
+    src0: str | None
+    src1: str | None
+    desc: tuple
+    meaning: str
+
+
+#: ``kind`` word of a PIM descriptor.
+PIM_KINDS = {"conv2d": 0, "linear": 1}
+
+OPCODES = {o.name: o for o in (
+    Opcode("HALT", 0, None, None, None, (),
+           "stop; the output tensor is complete in ACT"),
+    Opcode("PIM", 1, "ACC", "ACT", None,
+           ("kind", "groups", "layer", "signed", "C", "H", "W", "N", "Ho", "Wo", "kernel", "stride", "padding",
+            "dilation"),
+           "integer conv2d / linear of the ACT tensor at src0 on the macros, sums to ACC at dst"),
+    Opcode("REQ", 2, "ACT", "ACC", None,
+           ("C", "inner", "outer", "m_addr", "s_addr", "bias_addr", "has_bias", "lo", "hi"),
+           "requantize the ACC tensor at src0 per channel into ACT at dst: saturate(rescale(acc + bias, m, s))"),
+    Opcode("ADD", 3, "ACT", "ACT", "ACT", ("count", "ma", "sa", "mb", "sb", "lo", "hi"),
+           "residual add: saturate(rescale(a, ma, sa) + rescale(b, mb, sb), lo, hi), a at src0, b at src1"),
+    Opcode("MAXP", 4, "ACT", "ACT", None, ("C", "H", "W", "Ho", "Wo", "kernel", "stride", "padding", "dilation"),
+           "2-D max pooling (padding never wins), floor mode"),
+    Opcode("GAP", 5, "ACT", "ACT", None, ("C", "HW", "m", "s", "lo", "hi"),
+           "global average pooling: saturate(rescale(sum of the HW elements of each channel, m, s), lo, hi)"),
+    Opcode("CLMP", 6, "ACT", "ACT", None, ("count", "lo", "hi"),
+           "clamp: min(max(x, lo), hi) elementwise"),
+    Opcode("DWC", 7, "ACT", "ACT", None,
+           ("C", "H", "W", "Ho", "Wo", "kernel", "stride", "padding", "dilation", "w_addr", "m_addr", "s_addr",
+            "bias_addr", "lo", "hi"),
+           "depthwise convolution with the int8 weights at CMEM w_addr, then requant per channel"),
+)}
+BY_CODE = {o.code: o for o in OPCODES.values()}
+
+#: A layer block in WMEM, LSB word first: these header words, then the arrays (one element per 32-bit word,
+#: row-major): ``phi`` (N), ``mask`` (K x n_groups, 0 / 1), then per tile the arrays of
+#: :data:`model.compile.TILE_ARRAYS` in that order (its shapes for the chip's macro).
+LAYER_HEADER = ("K", "N", "group_size", "n_groups", "n_tiles", "words")
+
+
+def pack_pair(h: int, w: int) -> int:
+    """A (height, width) pair in one descriptor word: ``h | w << 16`` (each 0 .. 65535)."""
+    for name, v in (("height", h), ("width", w)):
+        if not 0 <= int(v) < 1 << 16:
+            raise IsaError(f"pair {name}: must be in [0, 65535], got {v}")
+    return int(h) | int(w) << 16
+
+
+def unpack_pair(word: int) -> tuple[int, int]:
+    return int(word) & 0xFFFF, (int(word) >> 16) & 0xFFFF
+
+
+def encode(op: str, *, desc: int = 0, dst: int = 0, src0: int = 0, src1: int = 0) -> int:
+    """The 64-bit word of one instruction; :class:`IsaError` naming the field that does not fit."""
+    if op not in OPCODES:
+        raise IsaError(f"opcode: must be one of {', '.join(OPCODES)}, got {op!r}")
+    try:
+        return pack(INSTR_FIELDS, {"opcode": OPCODES[op].code, "desc": desc, "dst": dst, "src0": src0,
+                                   "src1": src1})
+    except ValueError as e:
+        raise IsaError(f"{op} instruction: {e}") from None
+
+
+def decode(word: int) -> dict:
+    """Fields of an instruction word, with ``op`` (the opcode's name)."""
+    if not 0 <= int(word) < 1 << INSTR_BITS:
+        raise IsaError(f"instruction: must be an unsigned {INSTR_BITS}-bit word, got {word}")
+    f = unpack(INSTR_FIELDS, int(word))
+    if f["opcode"] not in BY_CODE:
+        raise IsaError(f"instruction: opcode {f['opcode']} is not defined")
+    return {"op": BY_CODE[f["opcode"]].name, **f}
+
+
+def pack_descriptor(op: str, values: dict) -> list[int]:
+    """The :data:`DESC_WORDS` words of ``op``'s descriptor (signed 32-bit each)."""
+    names = OPCODES[op].desc
+    words = []
+    for n in names:
+        if n not in values:
+            raise IsaError(f"{op} descriptor: field {n!r} missing")
+        v = int(values[n])
+        if not -(1 << (WORD_BITS - 1)) <= v < 1 << (WORD_BITS - 1):
+            raise IsaError(f"{op} descriptor: field {n!r} = {v} does not fit a signed {WORD_BITS}-bit word")
+        words.append(v)
+    return words + [0] * (DESC_WORDS - len(words))
+
+
+def unpack_descriptor(op: str, words) -> dict:
+    """Inverse of :func:`pack_descriptor`."""
+    return {n: int(words[i]) for i, n in enumerate(OPCODES[op].desc)}
+
+
+# ----------------------------------------------------------------------------- the RTL chip's host view
+
+#: STATUS.ERROR_CODE of the RTL chip (``hw.chip.DBPIMChip``): code -> meaning (0: no error).
+CHIP_ERRORS = {
+    1: "undefined opcode (the golden chip raises on it too)",
+    2: "an operation the RTL chip does not run yet (PIM, DWC)",
+    3: "a descriptor the SIMD core cannot run (a channel count past its constant memory, lo > hi, an empty window "
+       "or tensor, a multiplier or shift outside model.requant's range)",
+    4: "a result does not fit ACT's signed 16-bit elements (the golden chip raises on it too)",
+    5: "an address past the end of its buffer",
+}
+
+#: The chip's control and status registers (host target ``REGS``, word addresses), the one description the RTL
+#: (``hw.chip``), its tests and docs/rtl.md read.
+CHIP_REGISTERS: tuple = (
+    Register("CTRL", 0, "control", (
+        RegField("START", 0, 1, "W", "run the program in IMEM from instruction 0 (ignored while BUSY)"),)),
+    Register("STATUS", 1, "status of the last run", (
+        RegField("BUSY", 0, 1, "R", "a program is running"),
+        RegField("DONE", 1, 1, "R", "the last run reached HALT or stopped on an error (cleared by START)"),
+        RegField("ERROR", 2, 1, "R", "the last run stopped on an error"),
+        RegField("ERROR_CODE", 4, 4, "R", "; ".join(f"{k} {v}" for k, v in CHIP_ERRORS.items())),
+        RegField("PC", 16, 16, "R", "the instruction running, or the one that stopped the run"))),
+    Register("CYCLES", 2, "clock cycles of the last run, START to DONE", (
+        RegField("VALUE", 0, 32, "R", "cycles (saturates)"),)),
+)
+CHIP_REG = {r.name: r for r in CHIP_REGISTERS}
+
+#: Host port targets (``host_sel``): the register block, then the buffers the host loads and reads.
+HOST_TARGETS = ("REGS", "IMEM", "DMEM", "CMEM", "ACT", "ACC")
+
+
+def chip_register_markdown() -> str:
+    """The table of :data:`CHIP_REGISTERS` that docs/rtl.md holds (its test compares them)."""
+    rows = ["| word | register | bits | field | access | meaning |", "|---|---|---|---|---|---|"]
+    for r in CHIP_REGISTERS:
+        for f in r.fields:
+            bits = f"{f.msb}:{f.lsb}" if f.width > 1 else f"{f.lsb}"
+            rows.append(f"| {r.word} | `{r.name}` | {bits} | `{f.name}` | {f.access} | {f.desc} |")
+    return "\n".join(rows) + "\n"

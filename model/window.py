@@ -1,0 +1,298 @@
+"""The input buffer and window generator's golden twin (docs/design.md §16).
+
+The chip's input buffer holds a layer's input activation map; the window
+generator (``hw.window.WindowGenerator``) turns it into a PIM core's input
+stream: for each pass, for each of its output pixels, the pass's windows
+(``n_comp`` consecutive im2col inputs) in order, zero for the padding and for
+the inputs past ``K``. This module writes down, once:
+
+* :class:`WindowLayer` - the layer descriptor (map size, kernel, stride,
+  padding, dilation, where the map starts) and its words
+  (:data:`model.spec.WINDOW_LAYER`);
+* :func:`buffer_words` - the buffer's depth from ``system.input_buffer_kib``;
+* :func:`table_entries` / :func:`pass_words` - what the host writes: the
+  window table (one entry per window, :data:`model.spec.WINDOW_ENTRY`) and
+  the pass descriptors (:data:`model.spec.WINDOW_PASS`);
+* :func:`generator_beats` - the beats the RTL emits, computed from the table
+  entries exactly as the RTL does (its bit-exact twin);
+* :func:`segment_table` / :func:`segment_passes` / :func:`segment_stream` -
+  the generator's program for one START of the core (:mod:`model.core`): its
+  stream equals :func:`model.core.input_windows` of the layer's im2col
+  inputs (tested);
+* :func:`generator_cycles` - the generator's cycles (its one timing function).
+
+Pure NumPy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dbpim.model.layer import conv_out_size
+from dbpim.model.spec import (BUS_BITS, WINDOW_ELEMENTS_MAX, WINDOW_ENTRY, WINDOW_LATENCY, WINDOW_LAYER, WINDOW_PASS,
+                              input_bits, pack, register_fields)
+
+__all__ = ["WindowLayer", "buffer_words", "buffer_image", "table_entries", "pass_words", "generator_beats",
+           "segment_table", "segment_passes", "segment_stream", "generator_cycles", "descriptor_markdown"]
+
+
+def _field(registers, name: str):
+    for r in registers:
+        for f in r.fields:
+            if f.name == name:
+                return f
+    raise KeyError(name)
+
+
+def _fits(value, registers, name: str, lo: int, what: str) -> int:
+    """``value`` as an int in ``lo .. 2**width - 1`` of register field ``name``, else a one-line ValueError."""
+    width = _field(registers, name).width
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value < 1 << width:
+        raise ValueError(f"{what}: {name.lower()} must be an integer from {lo} to {(1 << width) - 1}, "
+                         f"got {value!r}")
+    return int(value)
+
+
+def _pair(v) -> tuple:
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+@dataclass(frozen=True)
+class WindowLayer:
+    """One convolution's input map and window geometry: the window generator's layer descriptor.
+
+    A linear layer is a 1 x 1 convolution of a ``(K, 1, 1)`` map. Strides,
+    paddings and dilations are (height, width) pairs (one int for both in
+    :meth:`of`). ``base`` is the input buffer address of value (0, 0, 0).
+    Every value is checked against its descriptor field (:data:`model.spec.WINDOW_LAYER`).
+    """
+
+    channels: int
+    height: int
+    width: int
+    kh: int
+    kw: int
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    dilation: tuple = (1, 1)
+    base: int = 0
+
+    def __post_init__(self):
+        what = "window layer"
+        for name, v, lo in (("HEIGHT", self.height, 1), ("WIDTH", self.width, 1), ("KH", self.kh, 1),
+                            ("KW", self.kw, 1), ("SH", _pair(self.stride)[0], 1), ("SW", _pair(self.stride)[1], 1),
+                            ("PH", _pair(self.padding)[0], 0), ("PW", _pair(self.padding)[1], 0),
+                            ("DH", _pair(self.dilation)[0], 1), ("DW", _pair(self.dilation)[1], 1),
+                            ("BASE", self.base, 0)):
+            _fits(v, WINDOW_LAYER, name, lo, what)
+        _fits(self.channels - 1 if isinstance(self.channels, (int, np.integer)) and not isinstance(
+            self.channels, bool) else self.channels, WINDOW_ENTRY, "CHANNEL", 0, what + " (channels - 1)")
+        for k in ("stride", "padding", "dilation"):
+            object.__setattr__(self, k, tuple(int(v) for v in _pair(getattr(self, k))))
+        for k in ("channels", "height", "width", "kh", "kw", "base"):
+            object.__setattr__(self, k, int(getattr(self, k)))
+        if self.out_h < 1 or self.out_w < 1:
+            raise ValueError(f"{what}: a {self.height}x{self.width} map is smaller than the {self.kh}x{self.kw} "
+                             f"kernel (dilation {self.dilation}, padding {self.padding})")
+        _fits(self.out_w, WINDOW_LAYER, "OUT_W", 1, what)
+        _fits(self.out_h - 1, WINDOW_PASS, "HO", 0, what + " (out_h - 1)")
+        if self.base + self.elements > WINDOW_ELEMENTS_MAX:
+            raise ValueError(f"{what}: base + channels * height * width must be at most {WINDOW_ELEMENTS_MAX}, "
+                             f"got {self.base + self.elements}")
+
+    @classmethod
+    def of(cls, channels: int, height: int, width: int, kh: int, kw: int, stride=1, padding=0, dilation=1,
+           base: int = 0) -> "WindowLayer":
+        """From PyTorch-style arguments (an int or a (height, width) pair each)."""
+        return cls(channels, height, width, kh, kw, _pair(stride), _pair(padding), _pair(dilation), base)
+
+    @property
+    def out_h(self) -> int:
+        return conv_out_size(self.height, self.kh, self.stride[0], self.padding[0], self.dilation[0])
+
+    @property
+    def out_w(self) -> int:
+        return conv_out_size(self.width, self.kw, self.stride[1], self.padding[1], self.dilation[1])
+
+    @property
+    def pixels(self) -> int:
+        """Output pixels of one sample (the core's ``P``)."""
+        return self.out_h * self.out_w
+
+    @property
+    def K(self) -> int:
+        """im2col inputs of one pixel: ``channels * kh * kw``, ordered (c, i, j) like :func:`model.layer.im2col`."""
+        return self.channels * self.kh * self.kw
+
+    @property
+    def elements(self) -> int:
+        """Inputs of the map in the buffer: ``channels * height * width``."""
+        return self.channels * self.height * self.width
+
+    def words(self) -> list[int]:
+        """The layer descriptor's four 32-bit words (:data:`model.spec.WINDOW_LAYER`), word 0 first."""
+        v = {"base": self.base, "height": self.height, "width": self.width, "kh": self.kh, "kw": self.kw,
+             "sh": self.stride[0], "sw": self.stride[1], "ph": self.padding[0], "pw": self.padding[1],
+             "dh": self.dilation[0], "dw": self.dilation[1], "out_w": self.out_w}
+        return _split(register_fields(WINDOW_LAYER), v, len(WINDOW_LAYER))
+
+
+def _split(fields, values: dict, n_words: int) -> list[int]:
+    word = pack(fields, values | {f[0]: 0 for f in fields if f[0].startswith("_pad")})
+    return [(word >> (BUS_BITS * k)) & ((1 << BUS_BITS) - 1) for k in range(n_words)]
+
+
+def buffer_words(input_buffer_kib: float, n_comp: int, in_bits: int) -> int:
+    """Words of the input buffer: ``floor(input_buffer_kib * 8192 / (n_comp * in_bits))``, a word = ``n_comp`` inputs."""
+    return int(float(input_buffer_kib) * 8192 // (int(n_comp) * int(in_bits)))
+
+
+def buffer_image(layer: WindowLayer, x, signed: bool, words: int, n_comp: int) -> np.ndarray:
+    """The input buffer holding one sample's map ``x`` (C, H, W) at ``layer.base``: uint8 bit patterns (words * n_comp,).
+
+    Values outside the map are 0. ValueError when the map is not the layer's or does not fit ``words``.
+    """
+    x = np.asarray(x)
+    if x.shape != (layer.channels, layer.height, layer.width):
+        raise ValueError(f"x: must be one sample's map ({layer.channels}, {layer.height}, {layer.width}), "
+                         f"got {x.shape}")
+    if layer.base + layer.elements > words * n_comp:
+        raise ValueError(f"x: base {layer.base} + {layer.elements} inputs do not fit the input buffer "
+                         f"({words} words of {n_comp})")
+    buf = np.zeros(words * n_comp, np.uint8)
+    buf[layer.base:layer.base + layer.elements] = input_bits(x, signed).reshape(-1)
+    return buf
+
+
+def table_entries(layer: WindowLayer, windows, n_comp: int) -> list[int]:
+    """Window table words of ``windows`` (window indices, ``w * n_comp < K``): :data:`model.spec.WINDOW_ENTRY`.
+
+    Entry of window w: the (channel, kernel row, kernel column) of im2col input ``k = w * n_comp`` and the
+    count of its inputs past ``K``.
+    """
+    w = np.asarray(windows, np.int64).reshape(-1)
+    k0 = w * n_comp
+    if w.size and (w.min() < 0 or k0.max() >= layer.K):
+        raise ValueError(f"windows: must be window indices 0 .. {-(-layer.K // n_comp) - 1} "
+                         f"(K = {layer.K}, n_comp = {n_comp})")
+    taps = layer.kh * layer.kw
+    fields = register_fields(WINDOW_ENTRY)
+    return [pack(fields, {"channel": int(k // taps), "ki": int(k % taps // layer.kw), "kj": int(k % layer.kw),
+                          "n_pad": int(max(0, k + n_comp - layer.K))}) for k in k0]
+
+
+def pass_words(layer: WindowLayer, p0: int, pixels: int, win_base: int, n_win: int) -> list[int]:
+    """A pass descriptor's four words (:data:`model.spec.WINDOW_PASS`): pixels ``p0 ..`` (row-major), its entries."""
+    if not 0 <= p0 < layer.pixels or not 0 <= pixels <= layer.pixels - p0:
+        raise ValueError(f"pass: pixels {p0} .. {p0 + pixels - 1} are not output pixels of the layer "
+                         f"(0 .. {layer.pixels - 1})")
+    ho, wo = divmod(int(p0), layer.out_w)
+    what = "pass"
+    v = {"ho": ho, "wo": wo, "pixels": _fits(pixels, WINDOW_PASS, "PIXELS", 0, what),
+         "win_base": _fits(win_base, WINDOW_PASS, "WIN_BASE", 0, what), "n_win": _fits(n_win, WINDOW_PASS, "N_WIN", 0,
+                                                                                          what)}
+    return _split(register_fields(WINDOW_PASS), v, len(WINDOW_PASS))
+
+
+def _decode(registers, words) -> dict:
+    word = sum(int(w) << (BUS_BITS * k) for k, w in enumerate(words))
+    out, at = {}, 0
+    for name, width, _, _ in register_fields(registers):
+        out[name] = (word >> at) & ((1 << width) - 1)
+        at += width
+    return out
+
+
+def generator_beats(buffer, layer_words, table, passes, n_comp: int) -> np.ndarray:
+    """The beats the window generator emits: uint8 (beats, n_comp), element 0 = the beat's lowest input.
+
+    The RTL's twin, computed from what the RTL holds: the buffer (input bit
+    patterns, ``words * n_comp``), the layer descriptor words, the window
+    table words and the pass descriptors (each four words), in order. For
+    each pass, each of its pixels (row-major from ``(HO, WO)``, wrapping at
+    ``OUT_W``) and each of its entries ``WIN_BASE ..``: input ``e`` of the
+    beat is im2col input ``(CHANNEL * KH + KI) * KW + KJ + e`` of the pixel,
+    the buffer's value at ``BASE + (c * HEIGHT + y) * WIDTH + x``, or 0 when
+    ``e >= n_comp - N_PAD`` or ``(y, x)`` is padding.
+    """
+    buf = np.asarray(buffer, np.uint8).reshape(-1)
+    L = _decode(WINDOW_LAYER, layer_words)
+    kh, kw, H, W = L["kh"], L["kw"], L["height"], L["width"]
+    ent = [_decode(WINDOW_ENTRY, [t]) for t in table]
+    e = np.arange(n_comp)
+    out = []
+    for words in passes:
+        P = _decode(WINDOW_PASS, words)
+        if P["pixels"] == 0 or P["n_win"] == 0:
+            continue
+        q = np.arange(P["pixels"]) + P["wo"]
+        ho, wo = P["ho"] + q // L["out_w"], q % L["out_w"]  # (pixels,)
+        if P["win_base"] + P["n_win"] > len(ent):
+            raise ValueError(f"pass: entries {P['win_base']} .. {P['win_base'] + P['n_win'] - 1} are past the "
+                             f"window table's {len(ent)}")
+        es = [ent[P["win_base"] + k] for k in range(P["n_win"])]
+        t = np.array([(d["channel"] * kh + d["ki"]) * kw + d["kj"] for d in es])[:, None] + e  # (n_win, n_comp)
+        live = e[None, :] < np.array([n_comp - d["n_pad"] for d in es])[:, None]
+        c, i, j = t // (kh * kw), t // kw % kh, t % kw
+        y = ho[:, None, None] * L["sh"] - L["ph"] + i * L["dh"]
+        x = wo[:, None, None] * L["sw"] - L["pw"] + j * L["dw"]
+        ok = live & (y >= 0) & (y < H) & (x >= 0) & (x < W)
+        addr = np.where(ok, L["base"] + (c * H + y) * W + x, 0)
+        if ok.any() and addr[ok].max() >= buf.size:
+            raise ValueError(f"pass: reads input {int(addr[ok].max())} past the buffer's {buf.size}")
+        out.append(np.where(ok, buf[np.minimum(addr, buf.size - 1)], 0).astype(np.uint8).reshape(-1, n_comp))
+    return np.concatenate(out) if out else np.zeros((0, n_comp), np.uint8)
+
+
+def segment_table(segment, n_comp: int) -> np.ndarray:
+    """Window index of each mask word of a core segment (:class:`model.core.Segment`): the table's windows."""
+    win = np.full(len(segment.masks), -1, np.int64)
+    for p in segment.passes:
+        win[p.mask_base:p.mask_base + p.n_win] = p.windows
+    return win
+
+
+def segment_passes(layer: WindowLayer, segment) -> list[list[int]]:
+    """The generator's pass descriptors for a core segment: one per core pass, same pixels and mask words."""
+    return [pass_words(layer, p.p0, p.pixels, p.mask_base, p.n_win) for p in segment.passes]
+
+
+def segment_stream(program, segment, layer: WindowLayer, x) -> np.ndarray:
+    """The generator's beats for one START of a core program from one sample's map ``x`` (C, H, W).
+
+    Equal to :func:`model.core.input_windows` of the map's im2col inputs (tested).
+    """
+    n = program.params.macro.n_comp
+    if layer.K != program.compiled.K or layer.pixels != program.pixels:
+        raise ValueError(f"layer: K {layer.K} and {layer.pixels} pixels, the program has K {program.compiled.K} "
+                         f"and {program.pixels} pixels")
+    words = -(-(layer.base + layer.elements) // n)
+    buf = buffer_image(layer, x, program.signed, words, n)
+    return generator_beats(buf, layer.words(), table_entries(layer, segment_table(segment, n), n),
+                           segment_passes(layer, segment), n)
+
+
+def generator_cycles(pixels, n_win) -> int:
+    """Cycles from the first pass descriptor to the last beat's handshake, for a queue of passes.
+
+    One beat per cycle: ``WINDOW_LATENCY["start"] + sum(pixels * n_win)``,
+    with the output always ready and each next descriptor waiting (it is
+    taken in the cycle of the pass's last beat). A pass with no beat costs one
+    cycle of its own. The core takes at most one window per cycle
+    (:func:`model.core_timing.delivery_cycles` >= the windows of a vector),
+    so the generator never makes it wait once a pass has started.
+    """
+    b = np.asarray(pixels, np.int64) * np.asarray(n_win, np.int64)
+    return int(WINDOW_LATENCY["start"] + b.sum() + (b == 0).sum())
+
+
+def descriptor_markdown() -> str:
+    """The window generator's descriptor and table entry fields as one Markdown table (docs/rtl.md holds it)."""
+    lines = ["| descriptor | word | bits | field | meaning |", "|---|---|---|---|---|"]
+    for what, regs in (("layer (`layer`)", WINDOW_LAYER), ("pass (`d`)", WINDOW_PASS),
+                       ("table entry (`t_data`)", WINDOW_ENTRY)):
+        for r in regs:
+            lines += [f"| {what} | {r.word} ({r.name}) | {f.msb}:{f.lsb} | {f.name} | {f.desc} |" for f in r.fields]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,314 @@
+"""The RTL chip (hw.chip, hw.chip_ctrl) against the golden chip on the Amaranth simulator (docs/design.md §15).
+
+Random programs of the SIMD instructions (REQ, ADD, MAXP, GAP, CLMP, HALT)
+on random buffer contents run on ``dbpim_chip`` through its host port; ACT
+after HALT must equal :meth:`model.chip.GoldenChip.execute` on the same
+program (the seed is in the test id). An undefined opcode and the
+instructions the RTL does not run yet stop with their STATUS error code; a
+reset in the middle of a program, then a reload and a rerun, gives the
+golden result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("amaranth")
+from dbpim.hw.chip import DBPIMChip  # noqa: E402
+from dbpim.model import isa  # noqa: E402
+from dbpim.model.chip import ChipProgram, GoldenChip  # noqa: E402
+from dbpim.model.chip_timing import program_cycles  # noqa: E402
+from dbpim.verif.tb import run_amaranth  # noqa: E402
+
+pytestmark = [pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable"), pytest.mark.timeout(600)]
+
+LANES = 4
+DEPTHS = {"IMEM": 32, "DMEM": 16 * isa.DESC_WORDS, "CMEM": 256, "ACT": 512, "ACC": 256}
+SEL = {n: i for i, n in enumerate(isa.HOST_TARGETS)}
+STATUS = isa.CHIP_REG["STATUS"]
+
+
+class Asm:
+    """A random program: instructions, descriptors, constants, and the ACT regions it must not overlap."""
+
+    def __init__(self, rng):
+        self.rng, self.imem, self.dmem, self.cmem = rng, [], [], []
+
+    def desc(self, op, **v):
+        self.dmem.extend(isa.pack_descriptor(op, v))
+        return len(self.dmem) // isa.DESC_WORDS - 1
+
+    def const(self, a):
+        self.cmem.extend(int(x) for x in a)
+        return len(self.cmem) - len(a)
+
+    def place(self, n, avoid):
+        """An ACT base for ``n`` elements not overlapping the ``avoid`` ranges."""
+        for _ in range(1000):
+            a = int(self.rng.integers(0, DEPTHS["ACT"] - n + 1))
+            if all(a + n <= lo or a >= hi for lo, hi in avoid):
+                return a
+        raise AssertionError("no room")
+
+    def mults(self, n, s):
+        """``n`` multipliers and shifts scaling by about ``2**-s`` (outputs spread over the clamp range)."""
+        return self.rng.integers(1 << 29, 1 << 31, n), self.rng.integers(s, s + 3, n)
+
+    def lohi(self):
+        lo = int(self.rng.integers(-200, 0))
+        return lo, int(self.rng.integers(lo, 200))
+
+    def random(self, op):
+        r = self.rng
+        if op == "REQ":
+            C, inner, outer = int(r.integers(1, 10)), int(r.integers(1, 5)), int(r.integers(1, 3))
+            n = C * inner * outer
+            s0 = int(r.integers(0, DEPTHS["ACC"] - n + 1))
+            m, s = self.mults(C, 43)
+            has_bias = int(r.integers(0, 2))
+            lo, hi = self.lohi()
+            d = self.desc("REQ", C=C, inner=inner, outer=outer, m_addr=self.const(m), s_addr=self.const(s),
+                          bias_addr=self.const(r.integers(-5000, 5000, C)), has_bias=has_bias, lo=lo, hi=hi)
+            self.imem.append(isa.encode("REQ", desc=d, dst=self.place(n, []), src0=s0))
+        elif op in ("ADD", "CLMP"):
+            n = int(r.integers(1, 40))
+            a = self.place(n, [])
+            lo, hi = self.lohi()
+            if op == "CLMP":
+                d = self.desc("CLMP", count=n, lo=lo, hi=hi)
+                self.imem.append(isa.encode("CLMP", desc=d, dst=self.place(n, [(a, a + n)]), src0=a))
+                return
+            b = self.place(n, [])
+            (ma, mb), (sa, sb) = self.mults(2, 31)
+            d = self.desc("ADD", count=n, ma=ma, sa=sa, mb=mb, sb=sb, lo=lo, hi=hi)
+            self.imem.append(isa.encode("ADD", desc=d, dst=self.place(n, [(a, a + n), (b, b + n)]), src0=a,
+                                        src1=b))
+        elif op == "MAXP":  # each axis its own kernel, stride, padding, dilation
+            C, H, W = int(r.integers(1, 6)), int(r.integers(3, 7)), int(r.integers(3, 7))
+            k, st, dil = r.integers(1, 4, 2), r.integers(1, 3, 2), r.integers(1, 3, 2)
+            p = [int(r.integers(0, int(kk) // 2 + 1)) for kk in k]
+            Ho = (H + 2 * p[0] - dil[0] * (k[0] - 1) - 1) // st[0] + 1
+            Wo = (W + 2 * p[1] - dil[1] * (k[1] - 1) - 1) // st[1] + 1
+            if Ho < 1 or Wo < 1:
+                return self.random("CLMP")
+            a = self.place(C * H * W, [])
+            d = self.desc("MAXP", C=C, H=H, W=W, Ho=int(Ho), Wo=int(Wo), kernel=isa.pack_pair(*k),
+                          stride=isa.pack_pair(*st), padding=isa.pack_pair(*p), dilation=isa.pack_pair(*dil))
+            self.imem.append(isa.encode("MAXP", desc=d, dst=self.place(int(C * Ho * Wo), [(a, a + C * H * W)]),
+                                        src0=a))
+        elif op == "GAP":
+            C, HW = int(r.integers(1, 7)), int(r.integers(1, 10))
+            a = self.place(C * HW, [])
+            (m,), (s,) = self.mults(1, 33)
+            lo, hi = self.lohi()
+            d = self.desc("GAP", C=C, HW=HW, m=m, s=s, lo=lo, hi=hi)
+            self.imem.append(isa.encode("GAP", desc=d, dst=self.place(C, [(a, a + C * HW)]), src0=a))
+
+    def program(self, act_words=DEPTHS["ACT"], acc_words=DEPTHS["ACC"]):
+        return ChipProgram(imem=np.array(self.imem + [isa.encode("HALT")], np.uint64),
+                           dmem=np.array(self.dmem, np.int64), cmem=np.array(self.cmem, np.int64),
+                           wmem=np.zeros(1, np.int64), act_words=act_words, acc_words=acc_words, input={},
+                           output={}, macro=None, values={})
+
+
+async def _write(tb, target, words):
+    tb.set("host_sel", SEL[target])
+    tb.set("host_we", 1)
+    for i, w in enumerate(words):
+        tb.set("host_addr", i)
+        tb.set("host_wdata", int(w) & ((1 << 64) - 1))
+        await tb.tick()
+    tb.set("host_we", 0)
+
+
+async def _read(tb, target, n):
+    tb.set("host_sel", SEL[target])
+    tb.set("host_re", 1)
+    out = []
+    for i in range(n):
+        tb.set("host_addr", i)
+        await tb.tick()
+        out.append(tb.get("host_rdata"))
+    tb.set("host_re", 0)
+    return out
+
+
+async def _load(tb, prog, act, acc):
+    await _write(tb, "IMEM", prog.imem)
+    await _write(tb, "DMEM", prog.dmem)
+    await _write(tb, "CMEM", prog.cmem)
+    await _write(tb, "ACT", act)
+    await _write(tb, "ACC", acc)
+
+
+async def _start(tb):
+    tb.set("host_sel", SEL["REGS"])
+    tb.set("host_addr", isa.CHIP_REG["CTRL"].word)
+    tb.set("host_wdata", isa.CHIP_REG["CTRL"].value(START=1))
+    tb.set("host_we", 1)
+    await tb.tick()
+    tb.set("host_we", 0)
+
+
+async def _reg(tb, name):
+    tb.set("host_sel", SEL["REGS"])
+    tb.set("host_addr", isa.CHIP_REG[name].word)
+    tb.set("host_re", 1)
+    await tb.tick()
+    tb.set("host_re", 0)
+    return tb.get("host_rdata")
+
+
+async def _status(tb):
+    return STATUS.decode(await _reg(tb, "STATUS"))
+
+
+async def _run(tb, limit=200_000):
+    await _start(tb)
+    for _ in range(limit):
+        await tb.tick(16)
+        if tb.get("irq"):
+            return await _status(tb)
+    raise AssertionError("no DONE")
+
+
+def _signed(words, bits):
+    a = np.array(words, np.int64)
+    return np.where(a >= 1 << (bits - 1), a - (1 << bits), a)
+
+
+def _buffers(rng):
+    return rng.integers(-300, 300, DEPTHS["ACT"]), rng.integers(-(1 << 20), 1 << 20, DEPTHS["ACC"])
+
+
+def _golden(prog, act, acc, lanes=LANES):
+    a, c = act[None].copy(), acc[None].copy()
+    GoldenChip.from_program(prog, lanes).execute(a, c)
+    return a[0]
+
+
+def _chip(lanes=LANES):
+    return DBPIMChip(lanes=lanes, simd_channels=16, depths=DEPTHS)
+
+
+@pytest.mark.parametrize("seed, lanes", [(0, LANES), (1, LANES), (2, LANES),
+                                         (3, 1),
+                                         (4, 3),
+                                         (5, 16)])
+def test_random_simd_programs_match_golden(seed, lanes):
+    rng = np.random.default_rng(seed)
+    asm = Asm(rng)
+    for op in ["REQ", "ADD", "MAXP", "GAP", "CLMP"] + list(rng.choice(["REQ", "ADD", "MAXP", "GAP", "CLMP"], 2)):
+        asm.random(str(op))
+    prog = asm.program()
+    act, acc = _buffers(rng)
+    want = _golden(prog, act, acc, lanes)
+
+    async def body(tb):
+        await _load(tb, prog, act, acc)
+        st = await _run(tb)
+        cycles = await _reg(tb, "CYCLES")
+        got = _signed(await _read(tb, "ACT", DEPTHS["ACT"]), 16)
+        return st, cycles, got
+
+    st, cycles, got = run_amaranth(_chip(lanes), body, max_cycles=2_000_000)
+    print(f"seed {seed}, lanes {lanes}: {len(prog.imem)} instructions, status {st}, {cycles} cycles")
+    assert st["ERROR"] == 0 and st["DONE"] == 1 and st["BUSY"] == 0, st
+    assert st["PC"] == len(prog.imem) - 1
+    bad = np.flatnonzero(got != want)
+    assert not bad.size, f"seed {seed}: ACT differs at {bad[:10]}: rtl {got[bad[:10]]}, golden {want[bad[:10]]}"
+    assert cycles == program_cycles(prog, lanes), (cycles, program_cycles(prog, lanes))
+
+
+def test_reset_mid_program_then_rerun():
+    rng = np.random.default_rng(11)
+    asm = Asm(rng)
+    for op in ("MAXP", "REQ", "ADD"):
+        asm.random(op)
+    prog = asm.program()
+    act, acc = _buffers(rng)
+    want = _golden(prog, act, acc)
+
+    async def body(tb):
+        await _load(tb, prog, act, acc)
+        await _start(tb)
+        await tb.tick(300)
+        mid = await _status(tb)
+        tb.set("rst", 1)
+        await tb.tick()
+        tb.set("rst", 0)
+        after = await _status(tb)
+        await _write(tb, "ACT", act)
+        st = await _run(tb)
+        return mid, after, st, _signed(await _read(tb, "ACT", DEPTHS["ACT"]), 16)
+
+    mid, after, st, got = run_amaranth(_chip(), body, max_cycles=2_000_000)
+    assert mid["BUSY"] == 1 and after["BUSY"] == 0 and after["DONE"] == 0
+    assert st["ERROR"] == 0 and st["DONE"] == 1
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("word, code", [
+    (isa.encode("CLMP") & ~0xF | 0xF, 1),     # opcode 15: undefined
+    (isa.encode("PIM"), 2),                    # not in the RTL chip yet
+    (isa.encode("DWC"), 2),
+])
+def test_error_codes(word, code):
+    asm = Asm(np.random.default_rng(0))
+    asm.imem.append(word)
+    prog = asm.program()
+    if code == 1:
+        with pytest.raises(isa.IsaError):
+            isa.decode(word)
+
+    async def body(tb):
+        await _load(tb, prog, np.zeros(4, np.int64), np.zeros(4, np.int64))
+        return await _run(tb)
+
+    st = run_amaranth(_chip(), body, max_cycles=100_000)
+    assert st == {"BUSY": 0, "DONE": 1, "ERROR": 1, "ERROR_CODE": code, "PC": 0}, st
+
+
+def test_bad_descriptor_is_an_error_not_a_number():
+    """CLMP with lo > hi: the SIMD core rejects it (code 3); a result past 16 bits: code 4."""
+    asm = Asm(np.random.default_rng(0))
+    d = asm.desc("CLMP", count=3, lo=5, hi=1)
+    asm.imem.append(isa.encode("CLMP", desc=d, dst=10, src0=0))
+    prog = asm.program()
+    asm2 = Asm(np.random.default_rng(0))
+    d = asm2.desc("GAP", C=1, HW=4, m=(1 << 31) - 1, s=0, lo=-(1 << 31), hi=(1 << 31) - 1)
+    asm2.imem.append(isa.encode("GAP", desc=d, dst=10, src0=0))
+    prog2 = asm2.program()
+    act = np.full(8, 1000, np.int64)
+    with pytest.raises(Exception):
+        _golden(prog2, np.concatenate([act, np.zeros(DEPTHS["ACT"] - 8, np.int64)]), np.zeros(DEPTHS["ACC"], np.int64))
+
+    async def body(tb):
+        await _load(tb, prog, act, np.zeros(4, np.int64))
+        a = await _run(tb)
+        await _load(tb, prog2, act, np.zeros(4, np.int64))
+        return a, await _run(tb)
+
+    a, b = run_amaranth(_chip(), body, max_cycles=100_000)
+    assert (a["ERROR"], a["ERROR_CODE"]) == (1, 3), a
+    assert (b["ERROR"], b["ERROR_CODE"]) == (1, 4), b
+
+
+def test_docs_register_table_is_the_data():
+    from pathlib import Path
+    text = (Path(__file__).parents[1] / "docs" / "rtl.md").read_text()
+    start = "<!-- chip registers: model.isa.chip_register_markdown(), checked by tests/test_hw_chip.py -->\n"
+    body = text[text.index(start) + len(start):text.index("<!-- end chip registers -->")]
+    assert body == isa.chip_register_markdown()
+
+
+def test_sizes_from_the_configuration():
+    from dbpim.model.config import load_config
+    hw = load_config("small")
+    chip = DBPIMChip.from_config(hw)
+    assert chip.lanes == hw.system.simd_lanes
+    assert chip.depths["ACT"] == int(hw.system.input_buffer_kib * 1024) // 2
+    assert chip.depths["ACC"] == int(hw.system.output_buffer_kib * 1024) // 4
+    with pytest.raises(ValueError, match="depths.ACT"):
+        DBPIMChip(lanes=4, depths={"ACT": 0, "ACC": 4})
