@@ -21,6 +21,7 @@ default ``behavioural`` keeps them as memories inside their blocks. Either way
 no module has an ``initial`` block or a register initial value
 (:func:`hw.common.strip_initial_values`).
 
+``dbpim_simd.v`` is the SIMD core (:class:`hw.simd.SIMDCore`, ``system.simd_lanes`` lanes).
 ``dbpim_window.v`` is the input buffer and window generator (:class:`hw.window.WindowGenerator`).
 ``dbpim_core.v`` is the PIM core with its AXI ports (:class:`hw.core.PIMCoreAXI`); its
 manifest entry adds the register map (:func:`model.spec.core_map`) and ``dbpim_core_regs.md`` holds it as
@@ -46,7 +47,7 @@ from dbpim.model import jsonio
 __all__ = ["BLOCKS", "SRAM_MODES", "build_block", "generate", "ports_of_verilog"]
 
 #: Block names in generation order; file ``dbpim_<name>.v``, top module ``dbpim_<name>``.
-BLOCKS = ("lpu", "dbmu", "adder_tree", "accumulator", "ipu", "switch", "macro", "core", "window")
+BLOCKS = ("lpu", "dbmu", "adder_tree", "accumulator", "ipu", "switch", "macro", "core", "simd", "window")
 MANIFEST_FORMAT = "dbpim-verilog"
 MANIFEST_VERSION = 3
 #: the core's register description files (manifest ``register_files``): kind -> suffix after the top module name
@@ -61,18 +62,20 @@ def _components() -> dict:
     from dbpim.hw.ipu import IPU
     from dbpim.hw.lpu import LPU
     from dbpim.hw.macro import PIMMacro
+    from dbpim.hw.simd import SIMDCore
     from dbpim.hw.switch import SparseSwitch
     from dbpim.hw.window import WindowGenerator
     return {"lpu": LPU, "dbmu": DBMU, "adder_tree": CSDAdderTree, "accumulator": ShiftAddAccumulator,
-            "ipu": IPU, "switch": SparseSwitch, "macro": PIMMacro, "core": PIMCoreAXI, "window": WindowGenerator}
+            "ipu": IPU, "switch": SparseSwitch, "macro": PIMMacro, "core": PIMCoreAXI, "simd": SIMDCore,
+            "window": WindowGenerator}
 
 
 def build_block(name: str, hw):
     """The component of block ``name`` for a :class:`model.config.HwConfig`.
 
     The core reads the whole configuration (macro, ``system.macros_per_core``,
-    ``core``), the window generator its macro, ``system.input_buffer_kib`` and
-    ``core.mask_windows``; the other blocks its macro section.
+    ``core``), the SIMD core ``system.simd_lanes``, the window generator its macro, ``system.input_buffer_kib``
+    and ``core.mask_windows``; the other blocks the macro section.
 
     Returns
     -------
@@ -87,7 +90,7 @@ def build_block(name: str, hw):
         raise ValueError(f"block: must be one of {', '.join(BLOCKS)}, got {name!r}")
     if isinstance(hw, MacroConfig):
         hw = HwConfig(name="custom", macro=hw)
-    return comps[name].from_config(hw if name in ("core", "window") else hw.macro)
+    return comps[name].from_config(hw if name in ("core", "simd", "window") else hw.macro)
 
 
 def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural", prefix: str = "") -> dict:

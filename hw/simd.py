@@ -8,8 +8,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from dbpim.hw.common import Block, layout_from_fields
-from dbpim.model.spec import (SIMD_LATENCY, SIMD_OPCODES, SIMD_OPERAND_BITS, SIMD_WINDOW_BITS, bits_for,
-                              simd_const_fields, simd_descriptor_fields, simd_in_fields, simd_out_fields)
+from dbpim.model.spec import (SIMD_GEOMETRY, SIMD_LATENCY, SIMD_MULT_BITS, SIMD_OPCODES, SIMD_OPERAND_BITS,
+                              SIMD_WINDOW_BITS, bits_for, simd_const_fields, simd_descriptor_fields, simd_in_fields, simd_out_fields)
 
 __all__ = ["SIMDCore"]
 
@@ -66,7 +66,7 @@ class SIMDCore(Block):
     i : In(stream.Signature(StructLayout(simd_in_fields(lanes))))
     o : Out(stream.Signature(StructLayout(simd_out_fields(lanes))))
     w_en : In(lanes)
-    w_addr : In(range(ceil(channels / lanes)))
+    w_addr : In(bits_for(ceil(channels / lanes) - 1))
     w_data : In(ArrayLayout(StructLayout(simd_const_fields()), lanes))
     busy : Out(1)
     err : Out(1)
@@ -87,7 +87,7 @@ class SIMDCore(Block):
             "i": In(stream.Signature(layout_from_fields(simd_in_fields(lanes)))),
             "o": Out(stream.Signature(layout_from_fields(simd_out_fields(lanes)))),
             "w_en": In(lanes),
-            "w_addr": In(range(self._groups)),
+            "w_addr": In(bits_for(self._groups - 1)),
             "w_data": In(data.ArrayLayout(self._const_layout, lanes)),
             "busy": Out(1),
             "err": Out(1),
@@ -95,8 +95,13 @@ class SIMDCore(Block):
 
     @classmethod
     def from_config(cls, hw) -> "SIMDCore":
-        """From a :class:`model.config.HwConfig`: ``system.simd_lanes`` lanes."""
-        return cls(lanes=hw.system.simd_lanes)
+        """From a :class:`model.config.HwConfig`: ``system.simd_lanes`` lanes (ValueError naming the key when the
+        RTL cannot build them)."""
+        lanes = hw.system.simd_lanes
+        rule = SIMD_GEOMETRY["simd_lanes"]
+        if not rule.ok(lanes):
+            raise ValueError(f"system.simd_lanes: must be {rule.allowed} to build the SIMD core, got {lanes!r}")
+        return cls(lanes=lanes)
 
     @property
     def latency(self) -> int:
@@ -112,14 +117,16 @@ class SIMDCore(Block):
         # --- descriptor and input counters
         busy = Signal()
         op = Signal(op_bits)
-        chans = Signal(len(self.d.payload.channels))
-        window = Signal(SIMD_WINDOW_BITS)
-        pixels = Signal(len(self.d.payload.pixels))
-        lo = Signal(signed(SIMD_OPERAND_BITS))
-        hi = Signal(signed(SIMD_OPERAND_BITS))
+        c0 = Signal(range(C + L + 1))         # first channel of the next input beat's group
+        chans = Signal.like(c0)
+        window_m1 = Signal(SIMD_WINDOW_BITS)  # window - 1
+        pixels_m1 = Signal(len(self.d.payload.pixels))  # pixels - 1
+        # the saturation range, sign-extended to the width of ra + rb (stage O compares at one width)
+        tot_bits = _MUL_IN_BITS + SIMD_MULT_BITS + 2
+        lo = Signal(signed(tot_bits))
+        hi = Signal(signed(tot_bits))
         e = Signal(SIMD_WINDOW_BITS)          # window element of the next input beat
-        c0 = Signal(range(C + L + 1))         # first channel of its group
-        g = Signal(range(self._groups))       # its group
+        g = Signal(bits_for(self._groups - 1))  # its group
         p = Signal(len(self.d.payload.pixels))  # its pixel
         in_done = Signal()
         m.d.comb += [self.busy.eq(busy), self.d.ready.eq(~busy)]
@@ -132,8 +139,8 @@ class SIMDCore(Block):
             with m.If(bad):
                 m.d.sync += self.err.eq(1)
             with m.Else():
-                m.d.sync += [busy.eq(1), op.eq(dp.op), chans.eq(dp.channels), window.eq(dp.window),
-                             pixels.eq(dp.pixels), lo.eq(dp.lo), hi.eq(dp.hi), e.eq(0), c0.eq(0), g.eq(0),
+                m.d.sync += [busy.eq(1), op.eq(dp.op), chans.eq(dp.channels), window_m1.eq(dp.window - 1),
+                             pixels_m1.eq(dp.pixels - 1), lo.eq(dp.lo), hi.eq(dp.hi), e.eq(0), c0.eq(0), g.eq(0),
                              p.eq(0), in_done.eq(0)]
 
         en = Signal()  # the pipeline moves
@@ -141,9 +148,11 @@ class SIMDCore(Block):
         m.d.comb += [en.eq(~o_valid | self.o.ready), self.o.valid.eq(o_valid)]
         take = Signal()
         m.d.comb += [self.i.ready.eq(busy & ~in_done & en), take.eq(self.i.valid & self.i.ready)]
-        last_e = e == window - 1
-        last_g = c0 + L >= chans
-        last_p = p == pixels - 1
+        c_next = Signal.like(c0)
+        m.d.comb += c_next.eq(c0 + L)
+        last_e = e == window_m1
+        last_g = c_next >= chans
+        last_p = p == pixels_m1
         with m.If(take):
             m.d.sync += e.eq(Mux(last_e, 0, e + 1))
             with m.If(last_e):
@@ -152,7 +161,7 @@ class SIMDCore(Block):
                     with m.If(last_p):
                         m.d.sync += in_done.eq(1)
                 with m.Else():
-                    m.d.sync += [c0.eq(c0 + L), g.eq(g + 1)]
+                    m.d.sync += [c0.eq(c_next), g.eq(g + 1)]
 
         # --- constants: one memory per lane, read with the beat's group (aligned with stage A)
         consts = []
@@ -176,7 +185,8 @@ class SIMDCore(Block):
             m.d.sync += [a_a[k].eq(self.i.payload.a[k]) for k in range(L)]
             m.d.sync += [a_b[k].eq(self.i.payload.b[k]) for k in range(L)]
 
-        # --- stage R: reduce (and the per-op constants)
+        # --- stage R: reduce (and the per-op constants). The width copies (a_x, clip, tot) are assigned inside the
+        # enable's If: Yosys keeps them there, so every comparison in the Verilog is at one width (lint-clean)
         is_op = {name: op == code for name, code in SIMD_OPCODES.items()}
         scaled = is_op["requant"] | is_op["add"] | is_op["avgpool"]
         r_v, r_final = Signal(), Signal()
@@ -192,7 +202,10 @@ class SIMDCore(Block):
             m.d.sync += [r_v.eq(a_v & a_lastw), r_final.eq(a_final)]
             with m.If(a_v):
                 for k in range(L):
-                    cst, a = consts[k], a_a[k]
+                    cst = consts[k]
+                    a = Signal(signed(_RED_BITS), name=f"a_x{k}")
+                    ch = Signal.like(c0, name=f"ch{k}")
+                    m.d.comb += [a.eq(a_a[k]), ch.eq(a_c0 + k)]
                     maxv = Mux(a_pad, Mux(a_first, neg, red[k]), Mux(a_first | (a > red[k]), a, red[k]))
                     sumv = Mux(a_first, 0, red[k]) + Mux(a_pad, 0, a)
                     val = Mux(is_op["requant"], a + cst.bias, Mux(is_op["maxpool"], maxv,
@@ -200,11 +213,12 @@ class SIMDCore(Block):
                     m.d.sync += [red[k].eq(val), r_b[k].eq(a_b[k]),
                                  r_m[k].eq(Mux(scaled, cst.m, 1)), r_s[k].eq(Mux(scaled, cst.s, 0)),
                                  r_mb[k].eq(Mux(is_op["add"], cst.mb, 0)), r_sb[k].eq(Mux(is_op["add"], cst.sb, 0)),
-                                 r_on[k].eq(a_c0 + k < chans)]
+                                 r_on[k].eq(ch < chans)]
 
         # --- stage M: multiply (the reduced value clipped to 33 bits: exact for |v| < 2**31)
         m_v, m_final = Signal(), Signal()
-        top = (1 << (_MUL_IN_BITS - 1)) - 1
+        top = Const((1 << (_MUL_IN_BITS - 1)) - 1, signed(_MUL_IN_BITS))
+        bot = Const(-(1 << (_MUL_IN_BITS - 1)), signed(_MUL_IN_BITS))
         pa = [Signal(signed(_MUL_IN_BITS + len(r_m[0])), name=f"pa{k}") for k in range(L)]
         pb = [Signal(signed(SIMD_OPERAND_BITS + len(r_mb[0])), name=f"pb{k}") for k in range(L)]
         m_s = [Signal.like(r_s[k], name=f"m_s{k}") for k in range(L)]
@@ -214,7 +228,9 @@ class SIMDCore(Block):
             m.d.sync += [m_v.eq(r_v), m_final.eq(r_final), m_on.eq(r_on)]
             for k in range(L):
                 v = Signal(signed(_MUL_IN_BITS), name=f"clip{k}")
-                m.d.comb += v.eq(Mux(red[k] > top, top, Mux(red[k] < -top - 1, -top - 1, red[k])))
+                high = red[k][_MUL_IN_BITS - 1:]  # all equal: the value fits _MUL_IN_BITS bits
+                fits = high.all() | ~high.any()
+                m.d.comb += v.eq(Mux(fits, red[k][:_MUL_IN_BITS].as_signed(), Mux(red[k][-1], bot, top)))
                 m.d.sync += [pa[k].eq(v * r_m[k]), pb[k].eq(r_b[k] * r_mb[k]), m_s[k].eq(r_s[k]),
                              m_sb[k].eq(r_sb[k])]
 
@@ -238,7 +254,8 @@ class SIMDCore(Block):
         with m.If(en):
             m.d.sync += [o_valid.eq(s_v), o_final.eq(s_final)]
             for k in range(L):
-                tot = ra[k] + rb[k]
+                tot = Signal(signed(tot_bits), name=f"tot{k}")
+                m.d.comb += tot.eq(ra[k] + rb[k])
                 sat = Mux(tot < lo, lo, Mux(tot > hi, hi, tot))
                 m.d.sync += o_data[k].eq(Mux(s_on[k], sat, 0))
         m.d.comb += [self.o.payload.data[k].eq(o_data[k]) for k in range(L)]

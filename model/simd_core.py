@@ -32,8 +32,9 @@ from dbpim.model.spec import (SIMD_LATENCY, SIMD_OPCODES, SIMD_PIXEL_BITS, SIMD_
                               simd_const_fields, simd_in_fields, simd_out_fields, field_width, pack,
                               unpack)
 
-__all__ = ["SIMD_START", "descriptor", "pack_descriptor", "tensor_beats", "window_beats", "beats_tensor",
-           "pack_in", "unpack_out", "const_writes", "simd_beats", "simd_cycles"]
+__all__ = ["SIMD_START", "CORE_RECORD_OPS", "descriptor", "pack_descriptor", "tensor_beats", "window_beats",
+           "beats_tensor", "pack_in", "unpack_out", "const_writes", "simd_beats", "simd_cycles", "simd_schedule",
+           "record_cycles"]
 
 #: Cycles between a descriptor's acceptance and its first input beat's.
 SIMD_START = 1
@@ -178,3 +179,71 @@ def simd_cycles(elements: int, lanes: int, depth: int = SIMD_LATENCY) -> int:
     e = check_int("elements", elements, 0)
     n = check_int("lanes", lanes, 1)
     return SIMD_START + -(-e // n) + check_int("depth", depth, 0)
+
+
+#: ``simd`` record ops (:mod:`model.simd`) the SIMD core runs as one stream op each, one lane slot per element:
+#: ``relu`` as clamp, ``add`` as add, ``pool`` as max / average pooling (its elements are window reads)
+CORE_RECORD_OPS = ("relu", "add", "pool")
+
+
+def record_cycles(op: str, simd_ops: int, lanes: int) -> int:
+    """Cycles of one ``simd`` record per inference (the performance model's SIMD term).
+
+    For :data:`CORE_RECORD_OPS` (cost 1 per element, so ``simd_ops`` is the
+    element count) :func:`simd_cycles` of the RTL; for every other op
+    (softmax, LayerNorm, GELU, depthwise, matmuls, ...: not run by the core's
+    RTL) the estimate ``ceil(simd_ops / lanes)`` of :mod:`model.simd`'s cost table.
+    """
+    n = check_int("simd_ops", simd_ops, 0)
+    ln = check_int("lanes", lanes, 1)
+    if op in CORE_RECORD_OPS:
+        return simd_cycles(n, ln) if n else 0
+    return -(-n // ln)
+
+
+def simd_schedule(beats: int, window: int, first_offer: int, gaps, ready, depth: int = SIMD_LATENCY):
+    """The cycle of every input beat taken and output beat sent by one descriptor under a recorded environment.
+
+    The core's handshakes replayed (its pipeline moves when ``~o.valid |
+    o.ready``; an input beat is taken when offered, the core busy and the
+    pipeline moving). Cycles count from the descriptor's acceptance (cycle 0).
+    With every beat offered at once and ``ready`` always high the last output
+    beat leaves in cycle ``simd_cycles(...) - 1``.
+
+    Parameters
+    ----------
+    beats, window : int
+        Input beats of the descriptor and beats per window (:func:`simd_beats`).
+    first_offer : int
+        Cycle from which the first input beat is offered (valid held until taken).
+    gaps : sequence of int
+        Idle cycles the source inserts before each later beat (``gaps[j]`` before beat ``j``; ``gaps[0]`` unused).
+    ready : sequence of bool
+        The sink's ready in each cycle from 0 (enough cycles to cover the run).
+    depth : int
+        Register stages (:data:`model.spec.SIMD_LATENCY`).
+
+    Returns
+    -------
+    (list of int, list of int)
+        Cycles of the input takes and of the output beats.
+    """
+    n_out = beats // window
+    stages = [False] * depth  # stage k holds a window's last beat (k = 0: capture)
+    takes, outs = [], []
+    offer, t = first_offer, SIMD_START
+    while len(outs) < n_out:
+        if t >= len(ready):
+            raise ValueError(f"ready: covers {len(ready)} cycles, the run needs more")
+        en = not stages[-1] or bool(ready[t])
+        if stages[-1] and ready[t]:
+            outs.append(t)
+        take = en and len(takes) < beats and t >= offer
+        if en:
+            stages = [take and len(takes) % window == window - 1] + stages[:-1]
+        if take:
+            takes.append(t)
+            if len(takes) < beats:
+                offer = t + 1 + int(gaps[len(takes)])
+        t += 1
+    return takes, outs

@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from dbpim.model._check import check_int, is_int
-from dbpim.model.requant import ACC_LIMIT_BITS, RequantError, rescale, saturate
+from dbpim.model.requant import ACC_LIMIT_BITS, RequantError, requantize, rescale, saturate
 
 __all__ = ["RequantError", "pool_geometry", "pool_windows", "requant", "clamp", "maxpool2d", "avgpool2d",
            "global_avgpool", "add", "depthwise_conv2d"]
@@ -140,10 +140,8 @@ def requant(acc, m, s, lo: int, hi: int, bias=None, name: str = "requant") -> np
     ndarray of int64, the shape of ``acc``
     """
     a = _ints(acc, f"{name}.acc", (2, 4))
-    if bias is not None:
-        a = a + _per_channel(bias, a, f"{name}.bias")
-    return saturate(rescale(a, _per_channel(m, a, f"{name}.m"), _per_channel(s, a, f"{name}.s"), name),
-                    lo, hi, name)
+    return requantize(a, _per_channel(m, a, f"{name}.m"), _per_channel(s, a, f"{name}.s"), lo, hi,
+                      bias=_per_channel(bias, a, f"{name}.bias"), name=name)
 
 
 def clamp(x, lo: int, hi: int, name: str = "clamp") -> np.ndarray:
@@ -165,14 +163,18 @@ def maxpool2d(x, kernel, stride=None, padding=0, dilation=1, name: str = "maxpoo
     return y
 
 
-def avgpool2d(x, kernel, stride=None, padding=0, m=0, s=0, lo: int = -128, hi: int = 127,
+def avgpool2d(x, kernel, stride=None, padding=0, m=None, s=None, lo: int | None = None, hi: int | None = None,
               name: str = "avgpool2d") -> np.ndarray:
     """Average pooling of ``x`` ``(N, C, H, W)``: ``saturate(rescale(window sum, m, s), lo, hi)``.
 
     The window sum counts padding as zeros (``count_include_pad``); the
     compiler folds ``1 / (KH * KW)`` and the scale change into ``m``, ``s``
     (a scalar or one per channel). ``stride`` defaults to ``kernel``; floor mode.
+    ``m``, ``s``, ``lo`` and ``hi`` are required (no default scale or range).
     """
+    for field, v in (("m", m), ("s", s), ("lo", lo), ("hi", hi)):
+        if v is None:
+            raise ValueError(f"{name}.{field}: required, got None")
     win = pool_windows(x, kernel, stride, padding, 1, 0, name)
     total = win.sum(axis=-1)
     return saturate(rescale(total, _per_channel(m, total, f"{name}.m"), _per_channel(s, total, f"{name}.s"),

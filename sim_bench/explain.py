@@ -4,9 +4,10 @@
   activations such as SiLU = sigmoid look-up x multiply, LayerNorm, GELU,
   softmax, pooling, unfolded BatchNorm, ...) with its modelled cost: lane
   operations per element from the one cost table :data:`model.simd.OP_COST`,
-  lane operations per inference, cycles (``ceil(simd_ops / simd_lanes)`` per
-  layer, as :func:`sim_bench.perf.evaluate_layer` counts them) and share of
-  the DB-PIM time;
+  lane operations per inference, cycles (:func:`model.simd_core.record_cycles`
+  per layer, as :func:`sim_bench.perf.evaluate_layer` counts them: the SIMD
+  core RTL's timing for ReLU / clamp, add and pooling, ``ceil(simd_ops /
+  simd_lanes)`` for the rest) and share of the DB-PIM time;
 * :func:`signed_input_notes`: a mapped layer whose recorded inputs are signed
   (two's complement: every negative input sets the high bit columns, so the
   IPU finds almost no all-zero bit column to skip) gets a note with its
@@ -23,6 +24,7 @@ import math
 import numpy as np
 
 from dbpim.model.simd import MAC_OPS, OP_COST
+from dbpim.model.spec import SIMD_LATENCY
 
 __all__ = ["OP_WHAT", "simd_op_rows", "signed_input_notes", "slower_than_dense_notes", "layer_notes",
            "explain_markdown", "SIGNED_SKIP_WHY"]
@@ -142,7 +144,9 @@ def explain_markdown(nets) -> list[str]:
         if rows:
             L += ["", f"## SIMD core of {n.network}: operations and their modelled cost", "",
                   f"Cost per element from `model/simd.py` (one lane operation = one MAC, compare, add, multiply or "
-                  f"table look-up), {n.cfg.system.simd_lanes} lanes, cycles = ceil(lane ops / lanes) per layer.", "",
+                  f"table look-up), {n.cfg.system.simd_lanes} lanes, cycles per layer = the SIMD core RTL's "
+                  f"(1 + ceil(elements / lanes) + {SIMD_LATENCY} pipeline stages) for relu, add and pool, "
+                  f"ceil(lane ops / lanes) for the others.", "",
                   "| op | what | cost / element | layers | elements | lane ops | cycles | share of DB-PIM time |",
                   "|---|---|---|---|---|---|---|---|"]
             L += [f"| {r['op']} | {r['what']} | {r['cost [lane ops/element]']} | {r['layers']} | "

@@ -59,6 +59,7 @@ from dbpim.model.config import EnergyConfig, HwConfig
 from dbpim.model.core_timing import filter_tiles_of
 from dbpim.model.cycles import POPCOUNT8, cell_row_popcounts_flat, input_beats
 from dbpim.model.prune import n_groups
+from dbpim.model.simd_core import record_cycles
 from dbpim.model.derived import Derived
 from dbpim.model.spec import CORE_LATENCY, DENSE_COLS_PER_WEIGHT, DIGIT_BITS, input_bits, pipeline_latency
 
@@ -636,7 +637,7 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS, *, bat
     batch = limits.BATCH.check("batch", batch, BenchError)
     lp = LayerPerf(spec=spec, type=layer_type(spec), batch=batch)
     if not spec.mapped:
-        lp.simd_cycles = float(math.ceil(spec.simd_ops / cfg.system.simd_lanes))
+        lp.simd_cycles = float(record_cycles(spec.op or "other", spec.simd_ops, cfg.system.simd_lanes))
         lp.simd_events = {"simd_op_pj": float(spec.simd_ops), "static_mw": lp.simd_cycles / cfg.system.freq_mhz * 1e3}
         lp.simd_energy = float(sum(energy_of(lp.simd_events, cfg.energy).values()))
         return lp

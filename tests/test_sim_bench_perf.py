@@ -150,6 +150,21 @@ def test_simd_layers_cost_simd_cycles():
     assert lp.cycles("dbpim") == lp.cycles("dense") and lp.energy("dbpim") > 0
 
 
+def test_simd_core_ops_cost_the_rtl_timing():
+    """relu / add / pool records run on the SIMD core RTL: model.simd_core.simd_cycles, not the estimate."""
+    from dbpim.model.simd_core import record_cycles, simd_cycles
+    from dbpim.model.spec import SIMD_LATENCY
+    cfg = load_config("paper")
+    lanes = cfg.system.simd_lanes
+    for op in ("relu", "add", "pool"):
+        lp = perf.evaluate_layer(perf.LayerSpec(name=op, kind="simd", op=op, simd_ops=1000), cfg)
+        assert lp.simd_cycles == simd_cycles(1000, lanes) == 1 + np.ceil(1000 / lanes) + SIMD_LATENCY
+        assert record_cycles(op, 1000, lanes) == lp.simd_cycles
+    for op in ("softmax", "layernorm", "gelu", "depthwise"):
+        assert record_cycles(op, 1000, lanes) == np.ceil(1000 / lanes)
+    assert record_cycles("relu", 0, lanes) == 0
+
+
 def test_yaml_validation(tmp_path):
     base = (load_config("paper").path)
     text = open(base).read()

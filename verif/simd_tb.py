@@ -1,0 +1,136 @@
+"""Driver of the SIMD core (``dbpim_simd``) on the verification kit's TB (:mod:`verif.tb`), either back end.
+
+:func:`simd_jobs` draws one job of every op (a descriptor, its input beats
+and the twin's output beats: ``model.simd_ops`` on random tensors, laid out
+by ``model.simd_core``); :func:`run_jobs` writes each job's constants through
+``w_*``, sends its descriptor on ``d`` and its beats on ``i`` (with the TB's
+stalls), checks every output beat on ``o`` as it arrives, and checks the
+cycle of every input take and output beat against
+:func:`model.simd_core.simd_schedule` (the recorded environment replayed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dbpim.model import simd_ops as so
+from dbpim.model.simd_core import (const_writes, descriptor, pack_descriptor, pack_in, simd_beats, simd_cycles,
+                                   simd_schedule, tensor_beats, unpack_out, window_beats)
+
+__all__ = ["Job", "simd_jobs", "run_jobs", "expected_cycles"]
+
+I32 = (-(1 << 31), (1 << 31) - 1)
+
+
+def _consts(rng, c, s_lo, s_hi):
+    """Normalised multipliers (``2**30 <= m < 2**31``) and shifts in ``[s_lo, s_hi]``: factors
+    ``2**(30 - s_hi) .. 2**(31 - s_lo)``, chosen per job so that most outputs are not saturated."""
+    m = rng.integers(1 << 30, 1 << 31, c)
+    s = rng.integers(s_lo, s_hi + 1, c)
+    return m, s
+
+
+def _interior(want, lo, hi, share=0.3):
+    """The job tests the arithmetic, not only the clamp: at least ``share`` of its outputs inside (lo, hi)."""
+    w = np.asarray(want)
+    assert np.mean((w > lo) & (w < hi)) >= share, "test job mostly saturated"
+    return want
+
+
+class Job:
+    """One descriptor, its input beats and the twin's output beats."""
+
+    def __init__(self, desc, a, want, b=None, pad=None, consts=None):
+        self.desc, self.a, self.b, self.pad, self.want, self.consts = desc, a, b, pad, want, consts or {}
+
+
+def simd_jobs(rng, lanes, channels):
+    """A job of every op on random tensors (channels not a multiple of lanes where possible)."""
+    c = channels
+    n = 2
+    jobs = []
+    acc = rng.integers(-(1 << 16), 1 << 16, (n, c, 3, 2))
+    m, s = _consts(rng, c, 38, 42)
+    bias = rng.integers(-5000, 5000, c)
+    want = _interior(so.requant(acc, m, s, -128, 127, bias=bias), -128, 127)
+    jobs.append(Job(descriptor("requant", c, n * 6, lo=-128, hi=127), tensor_beats(acc, lanes),
+                    tensor_beats(want, lanes), consts=dict(m=m, s=s, bias=bias)))
+    # corners: s = 0 (no rounding), s = 1, s = 62, m = 0 and m = 2**31 - 1, operands up to |v| = 2**31 - 1
+    m = rng.choice([0, 1, 3, (1 << 31) - 1], c)
+    s = np.where(m == (1 << 31) - 1, rng.choice([31, 40, 62], c), rng.choice([0, 1, 2], c))
+    acc = rng.integers(-200, 201, (n, c, 2, 2))
+    acc[0, :, 0, 0] = (1 << 31) - 1
+    acc[0, :, 0, 1] = -(1 << 31) + 1
+    want = so.requant(acc, m, s, *I32)
+    jobs.append(Job(descriptor("requant", c, n * 4, lo=I32[0], hi=I32[1]), tensor_beats(acc, lanes),
+                    tensor_beats(want, lanes), consts=dict(m=m, s=s)))
+    x = rng.integers(-300, 300, (5, c))
+    jobs.append(Job(descriptor("clamp", c, 5, lo=0, hi=6), tensor_beats(x, lanes),
+                    tensor_beats(so.clamp(x, 0, 6), lanes)))
+    a = rng.integers(-128, 128, (n, c, 2, 3))
+    b = rng.integers(-128, 128, (n, c, 2, 3))
+    ma, sa = _consts(rng, c, 31, 33)
+    mb, sb = _consts(rng, c, 31, 33)
+    want = _interior(so.add(a, ma, sa, b, mb, sb, -128, 127), -128, 127)
+    jobs.append(Job(descriptor("add", c, n * 6, lo=-128, hi=127), tensor_beats(a, lanes),
+                    tensor_beats(want, lanes), b=tensor_beats(b, lanes),
+                    consts=dict(m=ma, s=sa, mb=mb, sb=sb)))
+    x = rng.integers(-128, 128, (n, c, 5, 5))
+    for k, st, p in ((3, 2, 1), (2, 2, 0)):
+        y = so.maxpool2d(x, k, st, p)
+        beats, pad = window_beats(x, lanes, k, st, p)
+        jobs.append(Job(descriptor("maxpool", c, n * y.shape[2] * y.shape[3], k * k, *I32), beats,
+                        tensor_beats(y, lanes), pad=pad))
+    y = so.maxpool2d(x, 3, 1, 1)
+    beats, pad = window_beats(x, lanes, 3, 1, 1)  # a folded clamp (ReLU6 on the integer grid)
+    jobs.append(Job(descriptor("maxpool", c, n * 25, 9, 0, 6), beats, tensor_beats(so.clamp(y, 0, 6), lanes),
+                    pad=pad))
+    m, s = _consts(rng, c, 33, 35)
+    y = _interior(so.avgpool2d(x, 3, 2, 1, m, s, -128, 127), -128, 127)
+    beats, pad = window_beats(x, lanes, 3, 2, 1)
+    jobs.append(Job(descriptor("avgpool", c, n * y.shape[2] * y.shape[3], 9), beats, tensor_beats(y, lanes),
+                    pad=pad, consts=dict(m=m, s=s)))
+    m, s = _consts(rng, c, 34, 36)
+    y = _interior(so.global_avgpool(x, m, s, -128, 127), -128, 127, share=0.2)
+    beats, pad = window_beats(x, lanes, (5, 5), 1, 0)
+    jobs.append(Job(descriptor("avgpool", c, n, 25), beats, tensor_beats(y, lanes), pad=pad,
+                    consts=dict(m=m, s=s)))
+    return jobs
+
+
+async def run_jobs(tb, jobs, lanes, channels, seed):
+    """Run each job (constants written first); returns the measured cycles of each."""
+    cycles = []
+    for j, job in enumerate(jobs):
+        for addr, en, word in const_writes(lanes, job.desc["channels"], **job.consts):
+            tb.set("w_addr", addr)
+            tb.set("w_en", en)
+            tb.set("w_data", word)
+            await tb.tick()
+        tb.set("w_en", 0)
+        src_d, src_i, snk = tb.source("d"), tb.source("i"), tb.sink("o")
+        k0, i0 = len(src_d.accepted), len(src_i.accepted)
+        o0, g0 = len(src_i.offered), len(src_i.gaps)  # the source is idle: its next records are this job's
+        src_d.send([pack_descriptor(job.desc, channels)])
+        src_i.send(pack_in(job.a, lanes, job.b, job.pad))
+        want = [(list(map(int, row)), i == len(job.want) - 1) for i, row in enumerate(job.want)]
+        _, when = await snk.recv(tb, len(want), with_cycles=True, expect=want,
+                                 unpack=lambda w: unpack_out(w, lanes), where=f"seed {seed} job {j}: ")
+        await src_i.wait(tb)
+        t0 = src_d.accepted[k0]
+        cycles.append(when[-1] - t0 + 1)
+        # the exact cycles of every take and output beat, replayed from the recorded environment
+        n = len(job.a)
+        takes, outs = simd_schedule(n, job.desc["window"], src_i.offered[o0] - t0, src_i.gaps[g0:g0 + n],
+                                    snk.ready_log[t0:])
+        assert [k - t0 for k in src_i.accepted[i0:]] == takes, f"seed {seed} job {j}: input takes"
+        assert [k - t0 for k in when] == outs, f"seed {seed} job {j}: output beat cycles"
+        while tb.get("busy"):
+            await tb.tick()
+        assert snk.pending == 0, f"seed {seed} job {j}: extra output beat"
+    return cycles
+
+
+def expected_cycles(jobs, lanes):
+    return [simd_cycles(simd_beats(j.desc["channels"], j.desc["pixels"], j.desc["window"], lanes) * lanes, lanes)
+            for j in jobs]
