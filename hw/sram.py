@@ -93,6 +93,9 @@ MEMORIES = {
                                              "drains, read in the cycle a result streams out"),
     "wtable": MemoryKind("1r1w", 0, "window", "the window generator's window table: one entry per window "
                                               "(model.spec WINDOW_ENTRY), read combinationally by the beat"),
+    "simd_const": MemoryKind("1r1w", 1, "simd", "the SIMD core's per-channel constants of one lane: one word "
+                                                "per channel group (model.spec.simd_const_fields), read with the "
+                                                "beat's group"),
     "dbmu": MemoryKind("1r1w", 0, "dbmu", "the cells of one DBMU (the stand-alone block): one bit per row, "
                                           "read combinationally by the row select"),
 }
