@@ -9,7 +9,7 @@ CONFIG  ?= hw/configs/paper.yaml
 OUTDIR  ?= build
 JOBS    ?= 2
 
-.PHONY: install demo test test-slow test-fast test-rtl verify verilog lint formal synth fpga bench bench-paper compile minilm clean
+.PHONY: install demo test test-slow test-fast test-rtl mutate verify verilog lint formal synth fpga bench bench-paper compile minilm clean
 
 install: $(STAMP)
 
@@ -56,6 +56,15 @@ test-fast: install
 # without it the blocks and the macro run on small, paper and tests/odd.yaml, the core on small and paper.
 test-rtl: install
 	$(if $(HW),DBPIM_HW=$(HW)) $(VPY) -m pytest -n $(JOBS) --dist loadgroup -q -m "rtl and not slow" verif tests --junitxml=$(OUTDIR)/junit-rtl.xml
+
+# Automatic mutation of the PIM core's generated Verilog (verif/mutate.py; small core by default): MUTANTS
+# mutants spread over the kinds (MUTANTS=all: every one) in one Verilator build, each run through a fast
+# regression subset on the native harness; prints killed K / N and each survivor, writes
+# $(OUTDIR)/mutate/mutate.{json,txt}.
+MUTANTS ?= 60
+mutate: install
+	$(VPY) -m dbpim mutate --hw $(or $(HW),small) $(if $(filter all,$(MUTANTS)),--all,--mutants $(MUTANTS)) \
+	  --out $(OUTDIR)/mutate
 
 # A whole real layer on the PIM core RTL (native Verilator) vs run_layer and the performance model:
 #   make verify ARTIFACT=build/demo/smallcnn/artifact LAYER=features.1.conv [HW=paper]

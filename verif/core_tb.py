@@ -134,3 +134,131 @@ async def reset_mid_run(tb, axil: AxiLiteMaster, program, segment, x, after: int
     snk.resume()
     status = (await drv.result()).status
     assert status == 0, f"STATUS {status:#x} after reset: not idle"
+
+
+# --------------------------------------------------------------------------- stimulus for the coverage bins
+
+def _weights(rng, rows: int, phi: int) -> np.ndarray:
+    """``rows`` int8 weights of exactly ``phi`` non-zero CSD digits each (zeros for phi 0)."""
+    from dbpim.model import csd
+    from dbpim.model.spec import WEIGHT_MAX, WEIGHT_MIN
+    if phi == 0:
+        return np.zeros(rows, np.int64)
+    vals = np.arange(WEIGHT_MIN, WEIGHT_MAX + 1)
+    return rng.choice(vals[csd.nnz(vals) == phi], rows)
+
+
+def designed_layer(hw, rng, *, kept_rows, phi, P: int, signed: bool, name: str):
+    """A core program of a layer built to a shape: im2col rows ``kept_rows`` kept (every other row of K =
+    max + 1 pruned, in every filter group), filter ``f`` at ``phi[f]`` digits per weight; ``P`` pixels.
+
+    Its inputs ``xs`` (1, P, K) are random, with pixel 0 all zero and pixel 1 at the MSB alone (128, or -128
+    when signed) when ``P`` > 1.
+    """
+    from dbpim.model.compile import compile_layer
+    from dbpim.model.core import CoreParams, compile_program
+    mc = hw.macro
+    kept_rows = np.asarray(kept_rows)
+    K, N, G = int(kept_rows.max()) + 1, len(phi), mc.group_size
+    mask = np.zeros((K, -(-N // G)), bool)
+    mask[kept_rows] = True
+    w = np.zeros((K, N), np.int64)
+    for f, p in enumerate(phi):
+        w[kept_rows, f] = _weights(rng, kept_rows.size, int(p))
+    comp = compile_layer(w, np.asarray(phi), mask, mc, G)
+    lo, hi = (-128, 127) if signed else (0, 255)
+    xs = rng.integers(lo, hi + 1, (1, P, K))
+    if P > 1:
+        xs[0, 0] = 0
+        xs[0, 1] = -128 if signed else 128
+    return name, compile_program(comp, P, CoreParams.from_config(hw), signed, name), xs
+
+
+def coverage_layers(hw, rng) -> list:
+    """(label, program, xs) of the layers that reach the coverage bins of :mod:`verif.coverage` on the
+    coverage configuration (``tests/coverage_core.yaml``: tiny core memories, so their extremes are
+    reachable by small layers): K = 1 with a single filter and a one-pixel run; one kept row in every mask
+    window; a full tile, then a row tile of one row at the last mask word; four filter tiles of one window
+    over two pixel runs (the last tile slot, every descriptor); filters at phi 0, 1 and 2; a vector whose
+    last row splits in the row packer."""
+    mc, core = hw.macro, hw.core
+    nw, cap, n = core.mask_windows, mc.capacity_rows, mc.n_comp
+    # a full row tile over all but the last window (the last row of each window, then the rest of the
+    # first windows), then one row in the last window: mask_base = mask_windows - 1
+    ends = [w * n + n - 1 for w in range(nw - 1)]
+    full = sorted(ends + [r for r in range(nw * n) if r % n != n - 1][:cap - len(ends)])
+    return [
+        designed_layer(hw, rng, kept_rows=[0], phi=[1], P=core.out_pixels + 1, signed=False, name="K=1"),
+        designed_layer(hw, rng, kept_rows=np.arange(nw) * n, phi=[2] * mc.group_size, P=2, signed=True,
+                       name="a row in every window"),
+        designed_layer(hw, rng, kept_rows=full + [nw * n - 1], phi=[1] * mc.n_col, P=core.out_pixels, signed=False,
+                       name="full tile"),
+        designed_layer(hw, rng, kept_rows=np.arange(n), phi=[1] * (mc.n_col * core.tile_slots),
+                       P=2 * core.out_pixels, signed=True, name="every tile slot"),
+        designed_layer(hw, rng, kept_rows=np.arange(2 * n), phi=[0, 1, 2, 2][:mc.n_col] * 2, P=3, signed=False,
+                       name="phi 0, 1, 2"),
+        # n_comp - 1 kept inputs, then lanes: the vector's last switch beat completes a row and leaves a
+        # remainder, so the packer holds its input for a cycle (back-pressure on the switch's output)
+        designed_layer(hw, rng, kept_rows=list(range(n - 1)) + list(range(n, n + mc.lanes)), phi=[1, 1],
+                       P=2 * hw.system.macros_per_core, signed=False, name="split row"),
+    ]
+
+
+# --------------------------------------------------------------------------- the coverage monitor
+
+class CoreMonitor:
+    """Samples a :class:`verif.coverage.CoreCoverage` from what ``dbpim_core`` did, every clock cycle (cocotb).
+
+    It watches the DUT's ports and, through the simulator's hierarchy (``--public-flat-rw``), the PIM core's
+    controller state, its reset and the handshakes between its stream stages: AXI4-Lite writes and reads as
+    the target took them (AW and W paired in order), input windows accepted, a stage holding valid without
+    ready (``s_axis``, the switch's input, the packer's input, each macro's input, ``m_axis``), and the
+    controller state a reset reached.
+    """
+
+    def __init__(self, dut, cov, macros: int):
+        self.dut, self.cov = dut, cov
+        core = dut.core
+        self._stages = [("switch", core.switch.i__valid, core.switch.i__ready),
+                        ("packer", core.packer.i__valid, core.packer.i__ready)] + [
+            ("macro", getattr(core, f"macro{k}").x__valid, getattr(core, f"macro{k}").x__ready) for k in range(macros)]
+        self._aw, self._w, self._ar = [], [], []
+        self.cycles = 0
+
+    async def run(self) -> None:
+        from cocotb.triggers import ReadOnly, RisingEdge
+
+        from dbpim.verif.coverage import CONTROLLER_STATES
+        d, cov = self.dut, self.cov
+        rst_prev = 0
+        while True:
+            await RisingEdge(d.aclk)
+            await ReadOnly()
+            self.cycles += 1
+            rst = int(d.core.rst.value)
+            if rst and not rst_prev:
+                cov.reset_in(CONTROLLER_STATES[int(d.core.fsm_state.value)])
+            rst_prev = rst
+            if rst:
+                self._aw.clear(), self._w.clear(), self._ar.clear()
+                continue
+            if d.s_axil_awvalid.value and d.s_axil_awready.value:
+                self._aw.append(int(d.s_axil_awaddr.value))
+            if d.s_axil_wvalid.value and d.s_axil_wready.value:
+                self._w.append(int(d.s_axil_wdata.value))
+            while self._aw and self._w:
+                cov.bus_write(self._aw.pop(0), self._w.pop(0))
+            if d.s_axil_arvalid.value and d.s_axil_arready.value:
+                self._ar.append(int(d.s_axil_araddr.value))
+            if d.s_axil_rvalid.value and d.s_axil_rready.value and self._ar:
+                cov.bus_read(self._ar.pop(0), int(d.s_axil_rdata.value))
+            if d.s_axis_tvalid.value:
+                if d.s_axis_tready.value:
+                    cov.input_beat(int(d.s_axis_tdata.value))
+                else:
+                    cov.backpressure("s_axis")
+            if d.m_axis_tvalid.value and not d.m_axis_tready.value:
+                cov.backpressure("m_axis")
+            for name, v, r in self._stages:
+                if v.value and not r.value:
+                    cov.backpressure(name)

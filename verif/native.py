@@ -29,7 +29,7 @@ import numpy as np
 from dbpim.hw.tools import verilator_env
 from dbpim.verif.rtl import X_ARGS, build_lock, seed_from_env, verilator_plusargs
 
-__all__ = ["NATIVE_DIR", "build_native", "NativeRun", "write_core_stimulus", "run_core_native",
+__all__ = ["NATIVE_DIR", "build_native", "verilate_harness", "NativeRun", "write_core_stimulus", "run_core_native",
            "run_macro_native", "NativeError", "example_program"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,22 +86,36 @@ def _build_locked(block: str, hw, bdir: Path, stem: str) -> tuple[Path, float]:
         return exe, 0.0
     t0 = time.perf_counter()
     man = generate(hw, bdir / "rtl", blocks=[block])
-    sources = [str(bdir / "rtl" / f) for f in man["blocks"][block]["sources"]]
-    verilator = verilator_env()
-    env = dict(os.environ)
-    env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2").strip()
-    # -I rtl: the core's harness includes the generated C header of the register map (dbpim_core.h)
-    cmd = [verilator, *VERILATOR_ARGS, "-CFLAGS", f"-I{NATIVE_DIR} -I{bdir / 'rtl'}", "--top-module", f"dbpim_{block}",
-           "-Mdir", str(bdir / "obj"), "-o", "harness", "-j", "2", *sources, str(main)]
-    r = subprocess.run(cmd, cwd=bdir, capture_output=True, text=True, env=env)
-    (bdir / "build.log").write_text(r.stdout + r.stderr)
-    if r.returncode != 0 or not exe.is_file():
-        raise NativeError(f"native build of {block} for {stem} failed (see {bdir / 'build.log'})")
+    verilate_harness(block, [bdir / "rtl" / f for f in man["blocks"][block]["sources"]], bdir, bdir / "rtl", stem)
     stamp.write_text(key)
     return exe, time.perf_counter() - t0
 
 
-def _run(exe: Path, lines: list[str], tag: str) -> list[str]:
+def verilate_harness(block: str, sources: list, bdir: Path, include: Path, label: str) -> Path:
+    """Verilate ``sources`` (top ``dbpim_<block>``) with the native harness of ``block`` into ``bdir/obj/harness``.
+
+    ``include`` holds the generated C header of the register map (``dbpim_core.h``, which the core's harness
+    includes). Returns the executable; raises :class:`NativeError` naming the build log.
+    """
+    exe = bdir / "obj" / "harness"
+    verilator = verilator_env()
+    env = dict(os.environ)
+    env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2").strip()
+    cmd = [verilator, *VERILATOR_ARGS, "-CFLAGS", f"-I{NATIVE_DIR} -I{include}", "--top-module", f"dbpim_{block}",
+           "-Mdir", str(bdir / "obj"), "-o", "harness", "-j", "2", *(str(Path(s).resolve()) for s in sources),
+           str(NATIVE_DIR / MAINS[block])]
+    r = subprocess.run(cmd, cwd=bdir, capture_output=True, text=True, env=env)
+    (bdir / "build.log").write_text(r.stdout + r.stderr)
+    if r.returncode != 0 or not exe.is_file():
+        raise NativeError(f"native build of {block} for {label} failed (see {bdir / 'build.log'})")
+    return exe
+
+
+def _run(exe: Path, lines: list[str], tag: str, args=(), timeout: float | None = None) -> list[str]:
+    """Run a harness on stimulus ``lines`` (extra command-line ``args``: plusargs); its result lines.
+
+    Raises :class:`NativeError` when it exits with an error; ``subprocess.TimeoutExpired`` after ``timeout`` s.
+    """
     (ROOT / "build").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=ROOT / "build", prefix=f".native-{tag}-") as tmp:
         fin, fout = Path(tmp) / "stimulus.txt", Path(tmp) / "results.txt"
@@ -109,7 +123,8 @@ def _run(exe: Path, lines: list[str], tag: str) -> list[str]:
         seed = seed_from_env()
         plusargs = verilator_plusargs(seed)  # random initial registers and memories, printed to reproduce
         print(f"[native {tag}] Verilator random initial state: {' '.join(plusargs)} (DBPIM_SEED={seed})")
-        r = subprocess.run([str(exe), str(fin), str(fout), *plusargs], capture_output=True, text=True)
+        r = subprocess.run([str(exe), str(fin), str(fout), *args, *plusargs], capture_output=True, text=True,
+                           timeout=timeout)
         if r.returncode != 0:
             raise NativeError(f"{exe} exited with {r.returncode} (DBPIM_SEED={seed}): {r.stderr.strip()[:500]}")
         return fout.read_text().splitlines()

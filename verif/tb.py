@@ -126,13 +126,15 @@ class Source(_StreamEnd):
         Cycle in which each beat was first offered / accepted.
     seen : list of list of int
         The ``extra`` ports' values at each acceptance.
+    taken : list of int
+        The payload of each beat the DUT accepted.
     """
 
     def __init__(self, name, stall, rng, ports=("", "", "")):
         super().__init__(name, stall, rng, ports)
         self.queue = collections.deque()
         self.flushed = False
-        self.gaps, self.offered, self.accepted, self.seen = [], [], [], []
+        self.gaps, self.offered, self.accepted, self.seen, self.taken = [], [], [], [], []
 
     def send(self, payloads, extra=None) -> None:
         """Queue payloads (ints); returns at once (see :meth:`wait`)."""
@@ -168,12 +170,15 @@ class Sink(_StreamEnd):
     ----------
     ready_log : list of bool
         The ready value the agent drove in each cycle since the TB started.
+    held : int
+        Cycles in which the DUT held valid while the agent was not ready (back-pressure).
     """
 
     def __init__(self, name, stall, rng, ports=("", "", "")):
         super().__init__(name, stall, rng, ports)
         self.beats = collections.deque()  # (cycle, payload, extras)
         self.ready_log: list[bool] = []
+        self.held = 0
         self.allow = None  # beats it may still take (None = no limit)
 
     def draw_ready(self) -> bool:
@@ -261,7 +266,7 @@ async def source_agent(io, st: Source) -> None:
             if rdy:
                 st.accepted.append(k)
                 st.seen.append(ex)
-                st.queue.popleft()
+                st.taken.append(st.queue.popleft())
                 break
 
 
@@ -276,6 +281,8 @@ async def sink_agent(io, st: Sink) -> None:
         st.ready_log.append(r)
         if r and vl:
             st.took((k, p, ex))
+        elif vl:
+            st.held += 1
 
 
 class TB:

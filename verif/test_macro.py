@@ -6,7 +6,9 @@ configurations, in-process) and on Verilator through cocotb (``small`` and
 compiled by ``model.compile``: the real example layer (an MLP trained on
 scikit-learn's digits, block-pruned and FTA-quantized, with its real input
 activations), random layers with every phi from 0 to phi_max and -128
-weights, and a tile packing ``n_col`` phi = 1 filters of several groups.
+weights, a tile packing ``n_col`` phi = 1 filters of several groups, a tile
+with filters at every phi and a one-row tile (with all-zero and lone-MSB
+vectors, for the coverage of :data:`verif.coverage.MACRO_REQUIRED`).
 Checked for every vector: accumulators and the ``cycles`` port
 against ``model.macro.run_macro``; for every sequence: the cycle of each input
 and output handshake against ``model.cycles.macro_schedule`` replaying the
@@ -16,23 +18,26 @@ it cleanly while the loaded tile survives.
 """
 
 import dataclasses
+import itertools
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dbpim.model.cycles import tile_load_cycles
 from dbpim.model.macro import run_macro
-from dbpim.verif.macro_driver import MacroDriver, check_timeline, input_beats, load_cases, save_cases
+from dbpim.verif.macro_driver import MacroDriver, check_timeline, config_write, input_beats, load_cases, save_cases
 from dbpim.verif.rtl import configs
 from dbpim.verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
-from dbpim.verif.tiles import packed_tiles, random_tiles, real_tiles, vectors_for
+from dbpim.verif.tiles import every_phi_tiles, packed_tiles, random_tiles, real_tiles, vectors_for
 
 STALLS = [0.0, 0.3]
 
 
 def make_cases(mc, rng, n_vec: int, real: bool = True):
-    """``[(tile, signed, gathered vectors)]``: real tiles with real inputs, a random unsigned, a packed and a signed tile."""
+    """``[(tile, signed, gathered vectors)]``: real tiles with real inputs, a random unsigned, a packed and a signed
+    tile, then a tile with filters at every phi and a one-row tile, each with an all-zero and a lone-MSB vector."""
     cases = []
     if real:
         tiles, x_real = real_tiles(mc, n=2)
@@ -42,14 +47,31 @@ def make_cases(mc, rng, n_vec: int, real: bool = True):
     cases += [(rnd[0], False, vectors_for(rnd[0], rng, n_vec, False)),
               (packed, False, vectors_for(packed, rng, n_vec, False)),
               (rnd[-1], True, vectors_for(rnd[-1], rng, n_vec, True))]
+    # the coverage bins (verif.coverage.MACRO_REQUIRED): filters at every phi, a one-row tile (K = 1),
+    # a vector of all-zero inputs and one at the MSB alone (128, or -128 signed)
+    one_row = random_tiles(mc, rng, K=1, sparsity=0.0)[0]
+    cases += [(every_phi_tiles(mc, rng)[0], False, vectors_for(packed, rng, 2, False)),
+              (one_row, True, vectors_for(one_row, rng, 2, True))]
+    shape = (mc.n_row, mc.n_comp)
+    for k, (t, signed, xs) in enumerate(cases):
+        if k >= len(cases) - 2:
+            cases[k] = (t, signed, list(xs) + [np.zeros(shape, np.int64), np.full(shape, -128 if signed else 128)])
     return cases
 
 
+_RUNS = itertools.count()
+
+
 async def macro_body(tb, mc, cases, seed):
-    """Load each case's tile, stream its vectors, check results and timing; then a reset mid-vector."""
+    """Load each case's tile, stream its vectors, check results and timing; then a reset mid-vector; then
+    the coverage of :data:`verif.coverage.MACRO_REQUIRED` (``o`` back-pressure only with stalls): a report
+    in ``DBPIM_COVERAGE_DIR`` when set, and an unhit bin fails."""
+    from dbpim.verif.coverage import MacroCoverage, missing, write_report
+    cov = MacroCoverage(macro=mc, prefix=f"macro{next(_RUNS)}")
     drv = MacroDriver(tb, mc)
     for k, (tile, signed, xs) in enumerate(cases):
         label = f"seed {seed} stall {tb.stall}: tile {k} (signed={signed}, rows={tile.n_rows_used})"
+        cov.tile(config_write(tile, signed))
         n = await drv.load(tile, signed)
         assert n == tile_load_cycles(tile.n_rows_used), f"{label}: tile load took {n} cycles"
         run = await drv.run(xs, signed)
@@ -81,6 +103,14 @@ async def macro_body(tb, mc, cases, seed):
         want = run_macro(tile, x, mc, signed=signed, gathered=True)
         assert list(run.acc[v]) == list(want.acc) and run.cycles[v] == want.cycles, f"seed {seed}: after reset vector {v}"
     check_timeline(run, tile.n_rows_used, mc.n_col, f"seed {seed}: after reset")
+    cov.inputs(tb.source("x"))
+    cov.outputs(tb.sink("o"))
+    required = {p: [b for b in bins if tb.stall or (p, b) != ("macro.backpressure", "o")]
+                for p, bins in cov.required.items()}
+    out = os.environ.get("DBPIM_COVERAGE_DIR")
+    bad = (write_report(cov.report(), required, Path(out), meta={"seed": seed, "stall": tb.stall})
+           if out else missing(cov.report(), required))
+    assert not bad, f"seed {seed} stall {tb.stall}: required coverage bins unhit: {', '.join(bad)}"
 
 
 # --------------------------------------------------------------------------- cocotb (Verilator)
@@ -103,8 +133,11 @@ def _run_rtl(cfg, stall, rng, tmp_path, sram="behavioural", n_vec=None):
     seed = int(rng.integers(1 << 31))
     n_vec = n_vec or int(os.environ.get("DBPIM_MACRO_VECTORS", "12"))
     save_cases(tmp_path / "cases.npz", make_cases(mc, rng, n_vec))
+    from dbpim.verif.rtl import ROOT, config_tag
+    sfx = "" if sram == "behavioural" else f"-{sram}"
+    cov = ROOT / "build" / "coverage" / f"macro-{config_tag(cfg)}-stall{stall}{sfx}"
     run_cocotb("macro", cfg, "dbpim.verif.test_macro", seed=seed, testcase="macro_cases", stall=stall, sram=sram,
-               env={"DBPIM_CASES": str(tmp_path / "cases.npz")})
+               env={"DBPIM_CASES": str(tmp_path / "cases.npz"), "DBPIM_COVERAGE_DIR": str(cov)})
 
 
 @pytest.mark.rtl

@@ -99,3 +99,17 @@ def vectors_for(tile, rng, n: int, signed: bool, x_real=None) -> list[np.ndarray
         v[rng.random(K) < rng.random()] = 0
         xs.append(v)
     return [gather(tile, v) for v in xs[:n]]
+
+
+def every_phi_tiles(macro, rng, K: int | None = None):
+    """Tiles of an unpruned layer with one filter at each phi from 1 to ``phi_max`` (then the same again),
+    weights of exactly that many CSD digits: every phi's column count appears in a tile."""
+    from dbpim.model import csd
+    from dbpim.model.spec import WEIGHT_MAX, WEIGHT_MIN
+    K = K or macro.n_comp
+    phi = np.tile(np.arange(1, macro.phi_max + 1), 2)
+    vals = np.arange(WEIGHT_MIN, WEIGHT_MAX + 1)
+    w = np.stack([rng.choice(vals[csd.nnz(vals) == p], K) for p in phi], axis=1)
+    G = macro.group_size
+    mask = np.ones((K, -(-phi.size // G)), bool)
+    return compile_layer(w, phi, mask, macro, G).tiles

@@ -1,6 +1,6 @@
 // Native Verilator harness of the PIM core top (dbpim_core, AXI ports), built with optimisation.
 //
-// usage: core_harness STIMULUS RESULTS
+// usage: core_harness STIMULUS RESULTS [+PLUSARG...]
 // STIMULUS lines (written by verif.native.write_core_stimulus):
 //   stall <p_in> <p_out> <seed>  random tvalid / tready gaps (0 0 0 = full rate)
 //   reset <cycles>               aresetn low
@@ -50,20 +50,31 @@ struct Harness {
         for (int i = 0; i < n; ++i) cycle();
         t->aresetn = 1;
     }
+    // A bus handshake that never comes (a broken design, e.g. a mutant of verif/mutate.py) ends the run.
+    static constexpr int HANDSHAKE_LIMIT = 100000;
+    void wait_for(const char* what, int n) {
+        if (n < HANDSHAKE_LIMIT) return;
+        std::fprintf(stderr, "no %s handshake within %d cycles\n", what, HANDSHAKE_LIMIT);
+        std::exit(3);
+    }
     void write(uint32_t addr, uint32_t data) {
         t->s_axil_awaddr = addr; t->s_axil_wdata = data; t->s_axil_wstrb = 0xF;
         t->s_axil_awvalid = 1; t->s_axil_wvalid = 1; t->s_axil_bready = 1;
-        for (;;) { t->aclk = 0; t->eval(); bool ok = t->s_axil_awready && t->s_axil_wready; cycle(); if (ok) break; }
+        for (int n = 0;; wait_for("AW/W", ++n)) {
+            t->aclk = 0; t->eval(); bool ok = t->s_axil_awready && t->s_axil_wready; cycle(); if (ok) break;
+        }
         t->s_axil_awvalid = 0; t->s_axil_wvalid = 0;
-        for (;;) { t->aclk = 0; t->eval(); bool ok = t->s_axil_bvalid; cycle(); if (ok) break; }
+        for (int n = 0;; wait_for("B", ++n)) { t->aclk = 0; t->eval(); bool ok = t->s_axil_bvalid; cycle(); if (ok) break; }
         t->s_axil_bready = 0;
     }
     uint32_t read(uint32_t addr) {
         t->s_axil_araddr = addr; t->s_axil_arvalid = 1; t->s_axil_rready = 1;
-        for (;;) { t->aclk = 0; t->eval(); bool ok = t->s_axil_arready; cycle(); if (ok) break; }
+        for (int n = 0;; wait_for("AR", ++n)) { t->aclk = 0; t->eval(); bool ok = t->s_axil_arready; cycle(); if (ok) break; }
         t->s_axil_arvalid = 0;
         uint32_t v = 0;
-        for (;;) { t->aclk = 0; t->eval(); bool ok = t->s_axil_rvalid; v = t->s_axil_rdata; cycle(); if (ok) break; }
+        for (int n = 0;; wait_for("R", ++n)) {
+            t->aclk = 0; t->eval(); bool ok = t->s_axil_rvalid; v = t->s_axil_rdata; cycle(); if (ok) break;
+        }
         t->s_axil_rready = 0;
         return v;
     }

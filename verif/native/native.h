@@ -80,8 +80,10 @@ struct Session {
     FILE* out = nullptr;
     std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
     Session(int argc, char** argv) {
-        if (argc < 3) { std::fprintf(stderr, "usage: %s STIMULUS RESULTS [+verilator+...]\n", argv[0]); std::exit(2); }
-        Verilated::commandArgs(argc, argv);  // +verilator+seed+N +verilator+rand+reset+2: random initial state
+        if (argc < 3) { std::fprintf(stderr, "usage: %s STIMULUS RESULTS [+PLUSARG...]\n", argv[0]); std::exit(2); }
+        // plusargs after the two files reach the design ($value$plusargs: e.g. verif/mutate.py's +DBPIM_MUTANT=k)
+        // and Verilator (+verilator+seed+N +verilator+rand+reset+2: random initial state, verif/native.py)
+        Verilated::commandArgs(argc, argv);
         out = std::fopen(argv[2], "w");
         if (!out) { std::fprintf(stderr, "cannot write %s\n", argv[2]); std::exit(2); }
     }

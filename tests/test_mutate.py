@@ -1,0 +1,89 @@
+"""``make mutate``'s generator (verif/mutate.py): enough mutants, each a real change that elaborates, and a few of
+them run end to end through the kill suite (killed), the unmutated design passing it."""
+
+import subprocess
+
+import pytest
+
+pytest.importorskip("amaranth")
+
+
+@pytest.fixture(scope="module")
+def small_core(tmp_path_factory):
+    from dbpim.model.config import load_config
+    from dbpim.verif.mutate import core_sources
+    d = tmp_path_factory.mktemp("mutate")
+    sources, names = core_sources(load_config("small"), d)
+    return sources, names, d
+
+
+def test_at_least_30_mutants_of_every_kind_each_a_change(small_core):
+    from dbpim.verif.mutate import KINDS, apply_mutant, generate_mutants, select_mutants
+    sources, _, _ = small_core
+    mutants = generate_mutants(sources)
+    assert len(mutants) >= 30
+    assert {m.kind for m in mutants} == set(KINDS)
+    assert len({(m.file, m.line, m.mutated) for m in mutants}) == len(mutants), "two mutants are the same"
+    for m in mutants:
+        assert m.mutated != m.original, m
+        assert apply_mutant(sources, m)[m.file] != sources[m.file], m
+    chosen = select_mutants(mutants, 30, seed=0)
+    assert len(chosen) == 30 and {m.kind for m in chosen} == set(KINDS)
+    assert select_mutants(mutants, 30, seed=0) == chosen  # the same choice for the same seed
+
+
+def test_stuck_at_of_an_unread_alias_is_left_out():
+    from dbpim.verif.mutate import generate_mutants
+    text = ("module dbpim_t(a, b, y);\n  input a;\n  input b;\n  output y;\n  wire alias_only;\n  wire used;\n"
+            "  wire p;\n  sub u (\n    .p(a)\n  );\n  assign p = a;\n"
+            "  assign alias_only = a & b;\n  assign used = a | b;\n  assign y = used;\nendmodule\n")
+    stuck = {m.what for m in generate_mutants({"t.v": text}) if m.kind == "stuck"}
+    assert stuck == {"used stuck at 0", "used stuck at 1 (bit 0)", "y stuck at 0", "y stuck at 1 (bit 0)"}
+
+
+def _lint(files, top="dbpim_core"):
+    from dbpim.hw.tools import verilator_env
+    r = subprocess.run([verilator_env(), "--lint-only", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--top-module", top,
+                        *map(str, files)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+@pytest.mark.rtl
+@pytest.mark.timeout(300)
+def test_every_mutant_elaborates(small_core):
+    """The schemata (every mutant in one design, each behind its select) and three standalone mutants elaborate."""
+    from dbpim.verif.mutate import apply_mutant, generate_mutants, schemata
+    sources, names, d = small_core
+    mutants = generate_mutants(sources)
+    for tag, srcs in [("all", schemata(sources, mutants))] + [
+            (f"m{m.index}", apply_mutant(sources, m)) for m in (mutants[0], mutants[len(mutants) // 2], mutants[-1])]:
+        out = d / tag
+        out.mkdir()
+        for n, text in srcs.items():
+            (out / n).write_text(text)
+        _lint([out / n for n in names])
+
+
+def _killable(m) -> bool:
+    """Three mutants the kill suite must kill: the descriptor count compare, a stuck stream valid, a dropped
+    controller reset."""
+    return ((m.file == "dbpim_pim_core.v" and m.kind == "cmp" and "desc_idx != n_desc" in m.mutated)
+            or (m.file == "dbpim_switch.v" and m.what == "o__valid stuck at 0")
+            or (m.file == "dbpim_pim_core.v" and m.what == "reset of fsm_state dropped"))
+
+
+@pytest.mark.rtl
+@pytest.mark.timeout(600)
+def test_three_mutants_are_killed_end_to_end(tmp_path):
+    from dbpim.model.config import load_config
+    from dbpim.model.core import CoreParams
+    from dbpim.verif.mutate import build_mutant_harness, kill_suite, run_mutant
+    hw = load_config("small")
+    exe, chosen, generated, _ = build_mutant_harness(hw, tmp_path / "m", pick=_killable)
+    assert {m.kind for m in chosen} == {"cmp", "stuck", "reset"}, [m.what for m in chosen]  # the compare twice
+    suite = kill_suite(hw, seed=1)
+    psum = CoreParams.from_config(hw).psum_width
+    assert run_mutant(exe, suite, 0, psum) is None, "the design as generated fails the kill suite"
+    for m in chosen:
+        why = run_mutant(exe, suite, m.index, psum)
+        assert why is not None, f"mutant {m.index} ({m.file}:{m.line} {m.what}) survived"

@@ -1,0 +1,497 @@
+"""Automatic RTL mutation of the PIM core (``make mutate``): does the regression catch a broken design?
+
+Mutants are generated on the emitted Verilog of ``dbpim_core`` (small
+configuration by default), line by line:
+
+* ``cmp``: a comparison flipped or made (non-)strict (``<`` -> ``<=``, ``==`` -> ``!=``, ...);
+* ``const``: a constant operand off by one (``8'h10`` -> ``8'h0f`` / ``8'h11``);
+* ``arith``: ``+`` <-> ``-``, ``&`` <-> ``|``;
+* ``swap``: the operands of a non-commutative operator swapped;
+* ``stuck``: a named signal's continuous assignment stuck at 0 or at 1;
+* ``reset``: the reset of one register dropped (its ``if (rst)`` never taken).
+
+All mutants live in one build (*mutant schemata*): each mutated expression
+becomes ``(dbpim_mutant == k) ? mutated : original``, ``dbpim_mutant`` is read
+from the plusarg ``+DBPIM_MUTANT=k`` (0 = the design as generated), so one
+Verilator build of the native core harness (:mod:`verif.native`) runs every
+mutant. Each mutant runs the *kill suite* (:func:`kill_suite`), a fast subset
+of the core regression on the same harness: random layers (signed and
+unsigned) at full rate (results, ``tlast``, ``CYCLES``, ``STATUS`` of the twin
+:func:`model.core.run_core`) and under random stalls (results), a reset in the
+middle of a layer (then ``STATUS`` and ``CYCLES`` read 0, the results out before it right) then a
+rerun, the three ``STATUS.ERROR_CODE`` aborts then a
+good START, the constant registers, and, where they fit the configuration
+(``tests/coverage_core.yaml``), the designed layers of the coverage regression
+(:func:`verif.core_tb.coverage_layers`: every descriptor field at its
+extremes). A mutant is *killed* when any of that differs, the harness fails or
+it hangs.
+
+:func:`run_mutation` returns a :class:`MutationReport` (killed K / N and each
+survivor's file, line and mutation), written by ``dbpim.verif.mutate`` (the
+``make mutate`` command) as ``mutate.json`` and ``mutate.txt``.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Mutant", "generate_mutants", "select_mutants", "schemata", "apply_mutant", "KillSuite", "kill_suite",
+           "check_suite", "build_mutant_harness", "core_sources", "run_mutant", "MutationReport", "run_mutation",
+           "MUTANT_PLUSARG", "KINDS"]
+
+#: the plusarg that selects a mutant in a schemata build (0: none)
+MUTANT_PLUSARG = "DBPIM_MUTANT"
+#: mutation kinds, in the order :func:`generate_mutants` tries them on a line
+KINDS = ("cmp", "const", "arith", "swap", "stuck", "reset")
+_SEL = "dbpim_mutant"
+
+# An operand of Yosys's write_verilog: an escaped identifier (always followed by a space), a plain one, either
+# with a part select; a sized constant; $signed(...).
+_OPND = (r"(?:\$signed\([^()]*\)|\\\S+ (?:\[[^\]]*\])?|[A-Za-z_][\w$]*(?:\[[^\]]*\])?"
+         r"|\d+'[bhd][0-9a-fA-F_]+)")
+_BINARY = re.compile(rf"^(?P<a>{_OPND})\s*(?P<op>==|!=|<=|>=|<|>|\+|-|&|\|)\s*(?P<b>{_OPND})\s*$")
+_ASSIGN = re.compile(r"^(?P<ind>\s*)assign (?P<lhs>.+?) = (?P<rhs>.+);\s*$")
+_CONST = re.compile(r"^(?P<w>\d+)'h(?P<v>[0-9a-fA-F]+)$")
+_CMP_FLIP = {"<": "<=", "<=": "<", ">": ">=", ">=": ">", "==": "!=", "!=": "=="}
+_ARITH_FLIP = {"+": "-", "-": "+", "&": "|", "|": "&"}
+_NONCOMMUTATIVE = {"-", "<", "<=", ">", ">="}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One mutation: ``file`` line ``line`` (1-based) of the generated Verilog, ``original`` -> ``mutated``.
+
+    ``kind`` is one of :data:`KINDS`; ``what`` says it in words; ``index`` is
+    the mutant's number in its schemata build (from 1).
+    """
+
+    index: int
+    file: str
+    line: int
+    kind: str
+    what: str
+    original: str
+    mutated: str
+
+
+def _const_variants(c: str) -> list[str]:
+    m = _CONST.match(c.strip())
+    if not m:
+        return []
+    w, v = int(m["w"]), int(m["v"], 16)
+    digits = len(m["v"])
+    return [f"{w}'h{u:0{digits}x}" for u in (v - 1, v + 1) if 0 <= u < 1 << w]
+
+
+def _line_mutations(text: str):
+    """(kind, what, mutated expression or None, original expression) of one ``assign`` line's mutations."""
+    m = _ASSIGN.match(text)
+    if not m:
+        return
+    lhs, rhs = m["lhs"].strip(), m["rhs"]
+    b = _BINARY.match(rhs)
+    if b:
+        x, op, y = b["a"], b["op"], b["b"]
+        if op in _CMP_FLIP:
+            yield "cmp", f"`{op}` -> `{_CMP_FLIP[op]}`", f"{x} {_CMP_FLIP[op]} {y}", rhs
+        for side, c in (("left", x), ("right", y)):
+            for v in _const_variants(c):
+                yield "const", f"{side} constant {c.strip()} -> {v}", \
+                    (f"{v} {op} {y}" if side == "left" else f"{x} {op} {v}"), rhs
+        if op in _ARITH_FLIP:
+            yield "arith", f"`{op}` -> `{_ARITH_FLIP[op]}`", f"{x} {_ARITH_FLIP[op]} {y}", rhs
+        if op in _NONCOMMUTATIVE and x.strip() != y.strip():
+            yield "swap", f"operands of `{op}` swapped", f"{y} {op} {x}", rhs
+    if not lhs.startswith("\\"):  # a named signal (not one of Yosys's $ temporaries)
+        # a signed expression stays signed (its sign extension to the left-hand side's width is kept)
+        zero, one = ("$signed(1'h0)", "$signed(2'h1)") if "$signed(" in rhs else ("1'h0", "1'h1")
+        yield "stuck", f"{lhs} stuck at 0", zero, rhs
+        yield "stuck", f"{lhs} stuck at 1 (bit 0)", one, rhs
+
+
+def _reset_mutations(lines: list[str]):
+    """(line index, register) of each ``if (rst) begin`` of a next-state process (``reg = ...`` before it)."""
+    reg = None
+    for k, ln in enumerate(lines):
+        s = ln.strip()
+        if s.startswith("always @*"):
+            reg = None
+        elif reg is None and re.match(r"^\\?\S+\s*= [^=].*;$", s) and not s.startswith("if"):
+            reg = s.split("=")[1].strip().rstrip(";").strip()  # `\$248 = fin_held;`: the register it computes
+        elif s == "if (rst) begin" and reg and re.match(r"^[A-Za-z_][\w$]*(\[[^\]]*\])?$", reg):
+            yield k, reg
+
+
+def _unread(text: str, name: str) -> bool:
+    """``name`` is a plain alias nothing reads: declared and assigned only, not a port (a stuck-at on it is
+    an equivalent mutant)."""
+    base = name.split("[")[0]
+    # not a port name of an instance connection (``.awaddr(...)``) nor part of an escaped identifier
+    uses = len(re.findall(rf"(?<![\w\\$.]){re.escape(base)}(?![\w$])", text))
+    header = re.search(r"^module [^;]*;", text, flags=re.M)
+    port = header and re.search(rf"[(, ]{re.escape(base)}[,)]", header[0])
+    return uses <= 2 and not port
+
+
+def generate_mutants(sources: dict[str, str]) -> list[Mutant]:
+    """Every mutant of the Verilog ``sources`` (file name -> text), numbered from 1 in file and line order.
+
+    Stuck-at mutants of a signal nothing reads (a name alias Yosys keeps) are left out: they cannot differ.
+    """
+    out = []
+    for name in sorted(sources):
+        text = sources[name]
+        lines = text.splitlines()
+        resets = dict(_reset_mutations(lines))
+        for k, ln in enumerate(lines):
+            for kind, what, new, old in _line_mutations(ln):
+                if kind == "stuck" and _unread(text, _ASSIGN.match(ln)["lhs"].strip()):
+                    continue
+                out.append((name, k + 1, kind, what, ln.strip(), ln.replace(f" = {old};", f" = {new};").strip()))
+            if k in resets:
+                out.append((name, k + 1, "reset", f"reset of {resets[k]} dropped", ln.strip(), "if (1'h0) begin"))
+    return [Mutant(i + 1, *m) for i, m in enumerate(out)]
+
+
+def select_mutants(mutants: list[Mutant], count: int | None, seed: int = 0) -> list[Mutant]:
+    """``count`` mutants spread over the kinds (round robin over a seeded shuffle of each kind); all when None."""
+    if count is None or count >= len(mutants):
+        return list(mutants)
+    rng = np.random.default_rng(seed)
+    by_kind = {k: [m for m in mutants if m.kind == k] for k in KINDS}
+    for v in by_kind.values():
+        rng.shuffle(v)
+    out = []
+    while len(out) < count:
+        for k in KINDS:
+            if by_kind[k] and len(out) < count:
+                out.append(by_kind[k].pop())
+    return sorted(out, key=lambda m: m.index)
+
+
+def _declare(text: str) -> str:
+    """``text`` with ``dbpim_mutant`` (from the plusarg) declared in each module."""
+    decl = (f"  reg [15:0] {_SEL};\n  initial begin\n    if (!$value$plusargs(\"{MUTANT_PLUSARG}=%d\", {_SEL}))"
+            f" {_SEL} = 16'd0;\n  end\n")
+    return re.sub(r"(^module [^;]*;\n)", lambda m: m[1] + decl, text, flags=re.M)
+
+
+def schemata(sources: dict[str, str], mutants: list[Mutant]) -> dict[str, str]:
+    """The sources with every mutant in, each selected by ``dbpim_mutant == index`` (0 = none)."""
+    out = {}
+    for name, text in sources.items():
+        lines = text.splitlines()
+        for mu in (m for m in mutants if m.file == name):
+            ln = lines[mu.line - 1]
+            if mu.kind == "reset":
+                lines[mu.line - 1] = ln.replace("if (rst) begin", f"if (rst && {_SEL} != 16'd{mu.index}) begin")
+                continue
+            a = _ASSIGN.match(ln)
+            old = a["rhs"]
+            new = _ASSIGN.match(mu.mutated)["rhs"]
+            lines[mu.line - 1] = f"{a['ind']}assign {a['lhs']} = ({_SEL} == 16'd{mu.index}) ? ({new}) : ({old});"
+        out[name] = _declare("\n".join(lines) + "\n") if any(m.file == name for m in mutants) else text
+    return out
+
+
+def apply_mutant(sources: dict[str, str], mutant: Mutant) -> dict[str, str]:
+    """The sources with one mutant applied in place (a standalone mutated design)."""
+    lines = sources[mutant.file].splitlines()
+    ln = lines[mutant.line - 1]
+    lines[mutant.line - 1] = ln[:len(ln) - len(ln.lstrip())] + mutant.mutated
+    return {**sources, mutant.file: "\n".join(lines) + "\n"}
+
+
+# --------------------------------------------------------------------------- the kill suite
+
+@dataclass
+class KillSuite:
+    """Stimulus lines of the native core harness and what each START must give (``None``: not checked)."""
+
+    lines: list
+    #: per START in order: (label, beats or None, cycles or None, status, tlast ends or None)
+    expect: list
+    #: per ``read`` line in order: (address, value)
+    reads: list
+    #: per aborted START in order: (label, the START's results; those out before the reset are a prefix)
+    aborted: list = None
+
+
+def _random_program(params, rng, signed: bool, k_range=None):
+    from dbpim.model.compile import compile_layer
+    from dbpim.model.core import compile_program
+    from dbpim.model.quant import prune_quantize
+    mc = params.macro
+    K = int(rng.integers(*(k_range or (5, 3 * mc.capacity_rows))))
+    N = int(rng.integers(1, 3 * mc.group_size))
+    u = rng.normal(0, 1, (K, N)) * rng.choice([0.5, 4.0, 30.0, 90.0], N)
+    u[rng.random((K, N)) < 0.05] = -128.0
+    q = prune_quantize(u, mc, float(rng.choice([0.0, 0.3, 0.7])), scale=1.0)
+    comp = compile_layer(q.w, q.phi, q.mask, mc, q.group_size)
+    P = int(rng.integers(1, 12))
+    lo, hi = (-128, 127) if signed else (0, 255)
+    xs = rng.integers(lo, hi + 1, (1, P, K))
+    xs[rng.random(xs.shape) < 0.4] = 0
+    return compile_program(comp, P, params, signed), xs
+
+
+def kill_suite(hw, seed: int = 1) -> KillSuite:
+    """The fast regression subset each mutant runs (see the module docstring), deterministic for ``seed``."""
+    from dbpim.model import spec
+    from dbpim.model.core import CoreParams, bus_writes, input_windows, run_core
+    from dbpim.verif.native import _hex_rows, write_core_stimulus
+
+    params = CoreParams.from_config(hw)
+    rng = np.random.default_rng(seed)
+    lines, expect, reads = [], [], []
+
+    def ends(prog, seg):
+        return (np.cumsum([p.pixels * p.n_out for p in seg.passes if p.last]) - 1).tolist()
+
+    progs = []
+    for trial in range(4):
+        signed = bool(trial % 2)
+        prog, xs = _random_program(params, rng, signed)
+        while len(prog.segments) != 1:
+            prog, xs = _random_program(params, rng, signed)
+        progs.append((prog, xs))
+        want = run_core(prog, xs[0])
+        seg = prog.segments[0]
+        lines += write_core_stimulus(prog, xs)
+        expect.append((f"layer {trial} full rate", want.beats[0], int(want.cycles[0]), 0b010, ends(prog, seg)))
+        stall = (0.35, 0.35, int(rng.integers(1 << 30)))
+        lines += [ln for ln in write_core_stimulus(prog, xs, stall=stall) if not ln.startswith("write")]
+        expect.append((f"layer {trial} stalled", want.beats[0], None, 0b010, ends(prog, seg)))
+        lines.append("stall 0 0 0")
+    # the descriptor fields at their extremes: a dense layer with whole row tiles (n_kept = n_comp * n_row),
+    # a filter in every column (n_out = n_col) and a pixel run filling the output register file
+    # (pixels = out_pixels)
+    from dbpim.model.compile import compile_layer
+    from dbpim.model.core import compile_program
+    from dbpim.model.quant import prune_quantize
+    mc = hw.macro
+    K, N, P = 2 * mc.capacity_rows, 2 * mc.n_col, hw.core.out_pixels
+    # one digit per weight (powers of two): phi = 1, so n_col filters share a tile
+    q = prune_quantize(rng.choice([-64.0, -8.0, -2.0, 1.0, 4.0, 32.0], (K, N)), mc, 0.0, scale=1.0)
+    prog = compile_program(compile_layer(q.w, q.phi, q.mask, mc, q.group_size), P, params, False)
+    xs = rng.integers(0, 256, (1, P, K))
+    want = run_core(prog, xs[0])
+    for si, seg in enumerate(prog.segments):
+        one = [ln for ln in write_core_stimulus(prog, xs) if not ln.startswith(("window", "run", "write"))]
+        lines += one + [f"write {a:x} {d:x}" for a, d in bus_writes(prog, seg)]
+        lines += [f"window {w}" for w in _hex_rows(input_windows(prog, seg, xs[0]))] + ["run 200000"]
+        expect.append((f"dense layer, START {si}", want.beats[si], int(want.cycles[si]), 0b010, ends(prog, seg)))
+    # the coverage regression's designed layers (verif.core_tb.coverage_layers: every descriptor field at its
+    # extremes) where they fit the configuration (tests/coverage_core.yaml: all of them; small: none)
+    from dbpim.model.core_timing import PlanError
+    from dbpim.verif.core_tb import coverage_layers
+    try:
+        designed = coverage_layers(hw, rng)
+    except PlanError:
+        designed = []
+    for label, prog, xs in designed:
+        want = run_core(prog, xs[0])
+        for si, seg in enumerate(prog.segments):
+            lines += ["stall 0 0 0"] + [f"write {a:x} {d:x}" for a, d in bus_writes(prog, seg)]
+            lines += [f"window {w}" for w in _hex_rows(input_windows(prog, seg, xs[0]))] + ["run 200000"]
+            expect.append((f"{label}, START {si}", want.beats[si], int(want.cycles[si]), 0b010, ends(prog, seg)))
+    # a reset in the middle of the first layer, then the same START again
+    prog, xs = progs[0]
+    want = run_core(prog, xs[0])
+    ab = write_core_stimulus(prog, xs, abort_after=(0, 0, max(1, int(want.cycles[0]) // 2)))
+    lines += ab
+    aborted = [("reset mid-layer", want.beats[0])]
+    expect.append(("rerun after a reset mid-layer", want.beats[0], int(want.cycles[0]), 0b010,
+                   ends(prog, prog.segments[0])))
+    # each STATUS.ERROR_CODE: a bad descriptor (1), an accumulation without a first pass (2), masks that
+    # disagree with n_kept (3); then the good program again
+    cap = hw.macro.capacity_rows
+    prog, xs = progs[0]
+    while len(prog.segments) != 1 or not prog.segments[0].passes[0].n_kept < cap:
+        prog, xs = _random_program(params, rng, False)
+    seg = prog.segments[0]
+    p = seg.passes[0]
+    desc = params.map.regions["desc"]
+    good = {"tile": p.slot, "mask_base": p.mask_base, "n_win": p.n_win, "n_kept": p.n_kept, "pixels": p.pixels,
+            "n_out": p.n_out, "first": int(p.first), "last": int(p.last)}
+    wins = [ln for ln in write_core_stimulus(prog, xs) if ln.startswith("window")]
+    want = run_core(prog, xs[0])
+
+    def desc_writes(values):
+        return [f"write {desc.address(0, k):x} {w:x}" for k, w in enumerate(spec.entry_words(desc.fields, values))]
+
+    lines += [ln for ln in write_core_stimulus(prog, xs) if not ln.startswith(("window", "run"))]
+    for code, bad in ((1, {"pixels": 0}), (2, {"first": 0}), (3, {"n_kept": p.n_kept + 1})):
+        lines += desc_writes({**good, **bad}) + wins + ["run 100000", "flush"] + desc_writes(good)
+        expect.append((f"STATUS.ERROR_CODE {code}", np.zeros(0, np.int64), None, 0b110 | code << 4, []))
+        lines += wins + ["run 100000"]
+        expect.append((f"good START after error code {code}", want.beats[0], int(want.cycles[0]), 0b010,
+                       ends(prog, seg)))
+    # the constant registers
+    d = params.derived
+    consts = spec.core_constants(
+        n_comp=hw.macro.n_comp, n_col=hw.macro.n_col, n_row=hw.macro.n_row, lanes=hw.macro.lanes,
+        macros=params.macros, tile_slots=hw.core.tile_slots, descriptors=hw.core.descriptors,
+        mask_windows=hw.core.mask_windows, out_pixels=hw.core.out_pixels, max_row_tiles=hw.core.max_row_tiles,
+        psum_bits=d.psum_bits, digest=spec.digest_word(hw.digest()))
+    for name, value in consts.items():
+        a = params.map.regs[name]
+        lines.append(f"read {a:x}")
+        reads.append((a, int(value)))
+    return KillSuite(lines, expect, reads, aborted)
+
+
+def check_suite(suite: KillSuite, out_lines: list[str], psum_bits: int) -> str | None:
+    """Why the harness output differs from the suite's expectations (None: it passes)."""
+    from dbpim.verif.native import _parse_core
+    runs, _ = _parse_core(out_lines, psum_bits)
+    cut = [r for r in runs if r.aborted]
+    runs = [r for r in runs if not r.aborted]
+    if len(cut) != len(suite.aborted or []):
+        return f"{len(cut)} STARTs aborted by a reset, expected {len(suite.aborted or [])}"
+    for r, (label, beats) in zip(cut, suite.aborted or []):
+        # after the reset: idle, no DONE / ERROR, CYCLES cleared; the results out before it were right
+        if r.status != 0 or r.cycles != 0:
+            return f"{label}: STATUS {r.status:#x}, CYCLES {r.cycles} after the reset, expected 0 and 0"
+        if not np.array_equal(r.beats, beats[:len(r.beats)]):
+            return f"{label}: a result before the reset differs"
+    if len(runs) != len(suite.expect):
+        return f"{len(runs)} STARTs finished, expected {len(suite.expect)}"
+    for r, (label, beats, cycles, status, ends) in zip(runs, suite.expect):
+        if r.status != status:
+            return f"{label}: STATUS {r.status:#x}, expected {status:#x}"
+        if not np.array_equal(r.beats, beats):
+            return f"{label}: results differ"
+        if cycles is not None and r.cycles != cycles:
+            return f"{label}: CYCLES {r.cycles}, expected {cycles}"
+        if ends is not None and np.flatnonzero(r.last).tolist() != ends:
+            return f"{label}: tlast not on each pass's last result"
+    got = [(int(t[1], 16), int(t[2], 16)) for t in (ln.split() for ln in out_lines) if t[0] == "read"]
+    for (a, v), (ga, gv) in zip(suite.reads, got):
+        if gv != v:
+            return f"register {a:#x} reads {gv:#x}, expected {v:#x}"
+    if len(got) != len(suite.reads):
+        return f"{len(got)} register reads, expected {len(suite.reads)}"
+    return None
+
+
+# --------------------------------------------------------------------------- build and run
+
+def core_sources(hw, bdir: Path) -> tuple[dict[str, str], list[str]]:
+    """The generated Verilog of ``dbpim_core`` for ``hw`` (name -> text) and its file order."""
+    from dbpim.hw.generate import generate
+    man = generate(hw, bdir / "rtl", blocks=["core"])
+    names = man["blocks"]["core"]["sources"]
+    return {n: (bdir / "rtl" / n).read_text() for n in names}, names
+
+
+def build_mutant_harness(hw, mutants_dir: Path, count: int | None = None, seed: int = 0, pick=None):
+    """Generate the core's Verilog, its mutants (``count`` of them, :func:`select_mutants`; all when None;
+    or those for which ``pick(mutant)`` is true), the schemata sources under ``mutants_dir/schemata`` and the
+    native harness built from them.
+
+    Returns
+    -------
+    (executable, selected mutants, number of mutants generated, build seconds)
+    """
+    from dbpim.verif.native import verilate_harness
+    mutants_dir = Path(mutants_dir).resolve()
+    mutants_dir.mkdir(parents=True, exist_ok=True)
+    sources, names = core_sources(hw, mutants_dir)
+    allm = generate_mutants(sources)
+    chosen = [m for m in allm if pick(m)] if pick else select_mutants(allm, count, seed)
+    sch = schemata(sources, chosen)
+    sdir = mutants_dir / "schemata"
+    sdir.mkdir(exist_ok=True)
+    for n, text in sch.items():
+        (sdir / n).write_text(text)
+    t0 = time.perf_counter()
+    exe = verilate_harness("core", [sdir / n for n in names], mutants_dir, mutants_dir / "rtl", "mutants")
+    return exe, chosen, len(allm), time.perf_counter() - t0
+
+
+def run_mutant(exe: Path, suite: KillSuite, index: int, psum_bits: int, timeout: float = 60.0) -> str | None:
+    """Run mutant ``index`` (0: the design as generated) through the kill suite: why it was killed, or None."""
+    from dbpim.verif.native import NativeError, _run
+    try:
+        out = _run(exe, suite.lines, f"mutant{index}", args=[f"+{MUTANT_PLUSARG}={index}"], timeout=timeout)
+    except NativeError as e:
+        return f"harness failed: {str(e).split(': ', 1)[-1][:120]}"
+    except subprocess.TimeoutExpired:
+        return f"hung (no end within {timeout:g} s)"
+    except (ValueError, IndexError) as e:
+        return f"unreadable results ({e})"
+    try:
+        return check_suite(suite, out, psum_bits)
+    except (ValueError, IndexError) as e:
+        return f"unreadable results ({e})"
+
+
+@dataclass
+class MutationReport:
+    """Killed / total mutants, each survivor (to add a test for, or to justify), and the timings."""
+
+    config: str
+    generated: int
+    killed: int
+    total: int
+    survivors: list
+    killed_by: dict
+    build_seconds: float
+    run_seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def text(self) -> str:
+        lines = [f"mutation of dbpim_core ({self.config}): killed {self.killed} / {self.total} "
+                 f"({self.generated} mutants generated; build {self.build_seconds:.0f} s, runs "
+                 f"{self.run_seconds:.0f} s)", ""]
+        if self.survivors:
+            lines += ["survivors (add a test that kills each, or justify it):", "",
+                      "| # | file | line | kind | mutation | line after |", "|---|---|---|---|---|---|"]
+            lines += [f"| {s['index']} | {s['file']} | {s['line']} | {s['kind']} | {s['what']} | "
+                      f"`{s['mutated']}` |" for s in self.survivors]
+        else:
+            lines.append("no survivors")
+        return "\n".join(lines) + "\n"
+
+
+def run_mutation(hw, out_dir: Path, count: int | None = 60, seed: int = 0, suite_seed: int = 1,
+                 progress=None) -> MutationReport:
+    """Build the schemata of ``count`` mutants of the core for ``hw`` and run each through the kill suite.
+
+    Raises
+    ------
+    RuntimeError
+        The design as generated (mutant 0) fails the kill suite: the suite is wrong, not the mutants.
+    """
+    from dbpim.model.config import HwConfig
+    if not isinstance(hw, HwConfig):
+        raise TypeError(f"hw: must be an HwConfig, got {type(hw).__name__}")
+    exe, chosen, generated, build_s = build_mutant_harness(hw, out_dir, count, seed)
+    from dbpim.model.core import CoreParams
+    psum = CoreParams.from_config(hw).psum_width
+    suite = kill_suite(hw, suite_seed)
+    t0 = time.perf_counter()
+    base = run_mutant(exe, suite, 0, psum)
+    if base is not None:
+        raise RuntimeError(f"the unmutated core fails the kill suite: {base}")
+    survivors, killed_by = [], {}
+    for k, mu in enumerate(chosen):
+        why = run_mutant(exe, suite, mu.index, psum)
+        if why is None:
+            survivors.append(asdict(mu))
+        else:
+            killed_by[str(mu.index)] = why
+        if progress:
+            progress(k + 1, len(chosen), mu, why)
+    return MutationReport(config=hw.name, generated=generated, killed=len(chosen) - len(survivors),
+                          total=len(chosen), survivors=survivors, killed_by=killed_by, build_seconds=build_s,
+                          run_seconds=time.perf_counter() - t0)
