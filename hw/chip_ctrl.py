@@ -24,8 +24,10 @@ CLMP   C = 1, W = Wo = ``count``, 1 x 1 window
 
 The controller reads one element per memory read (two cycles an element,
 three for ADD) and waits for each output beat before the next: it is exact,
-not fast (the chip's cycle count is not yet the golden model's
-:func:`model.simd_core.simd_cycles`). PIM and DWC stop the run with
+not fast (it does not reach the SIMD core's full rate,
+:func:`model.simd_core.simd_cycles`); its cycles are
+:func:`model.chip_timing.instruction_cycles`, which the golden chip counts
+too. PIM and DWC stop the run with
 STATUS.ERROR_CODE 2; the codes are :data:`model.isa.CHIP_ERRORS`.
 """
 
@@ -51,6 +53,21 @@ _ERR = {name: code for code, name in ((1, "opcode"), (2, "unsupported"), (3, "si
 assert set(_ERR.values()) == set(isa.CHIP_ERRORS)
 # the SIMD core's constant fields hold every multiplier and shift the one rescaling (model.requant) allows
 assert MULT_BITS <= SIMD_MULT_BITS and SHIFT_MAX < 1 << SIMD_SHIFT_BITS
+
+
+def _neg(v):
+    """``v < 0`` of a signed value: its sign bit (no comparison against a narrower signed constant)."""
+    return v[-1]
+
+
+def _at_least(v, n: int):
+    """``v >= n`` of a signed value and a constant ``n >= 0``, as the sign bit or an unsigned comparison."""
+    return v[-1] | (v.as_unsigned() >= n)
+
+
+def _above(v, n: int):
+    """``v > n`` of a signed value and a constant ``n >= 0``: false when negative, else unsigned."""
+    return ~v[-1] & (v.as_unsigned() > n)
 
 
 def _field(word, name):
@@ -132,14 +149,27 @@ class ChipController(Block):
         pc = Signal(16)
         op = Signal(4)
         desc = Signal(12)
-        dst, src0, src1 = Signal(16), Signal(16), Signal(16)
+        dst = Signal(80)  # a 16-bit field, at the width of the output offset it is added to
+        src0, src1 = Signal(16), Signal(16)
         dw = [Signal(signed(W32), name=f"dw{k}") for k in range(DESC_LOADED)]  # descriptor words, shifted in
-        k = Signal(range(DESC_LOADED + 1))
+        k = Signal(len(desc * isa.DESC_WORDS))  # at the width of the descriptor's base address (one-width sum)
         m.d.comb += self.pc.eq(pc)
 
         # --- the operation's geometry (the generic window walk)
-        outer, C, H, Wd, Ho, Wo = (Signal(W32, name=n) for n in ("outer", "C", "H", "Wd", "Ho", "Wo"))
-        KH, KW, SH, SW, PH, PW, DH, DW = (Signal(16, name=n) for n in ("KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW"))
+        # widths chosen so that every comparison and sum of the walk is at one operand width (lint-clean Verilog):
+        # C at the width of c = c0 + lane, H / Wd / PH / PW at the width of oh * SH + ki * DH
+        W_RC = W32 + 16 + 1
+        outer = Signal(W32 + 1, name="outer")  # at the width of o (o * CHW at the width of c * HW)
+        Ho, Wo = Signal(W32, name="Ho"), Signal(W32, name="Wo")
+        C = Signal(W32 + 1, name="C")
+        H, Wd = Signal(W_RC, name="H"), Signal(W_RC, name="Wd")
+        KH, KW, SH, SW, DH, DW = (Signal(16, name=n) for n in ("KH", "KW", "SH", "SW", "DH", "DW"))
+        PH, PW = Signal(W_RC, name="PH"), Signal(W_RC, name="PW")
+        # the last index of each loop (the walk runs only on a non-empty geometry: CHECK)
+        C_m1 = Signal(W32 + 1, name="C_m1")
+        outer_m1 = Signal(W32 + 1, name="outer_m1")
+        Ho_m1, Wo_m1 = Signal(W32, name="Ho_m1"), Signal(W32, name="Wo_m1")
+        KH_m1, KW_m1 = Signal(W32, name="KH_m1"), Signal(W32, name="KW_m1")
         HW, HoWo, win, CHW, CHoWo, pixels = (Signal(64, name=n) for n in ("HW", "HoWo", "win", "CHW", "CHoWo",
                                                                            "pixels"))
         simd_op = Signal(range(len(SIMD_OPCODES)))
@@ -151,23 +181,26 @@ class ChipController(Block):
         m_addr, s_addr, b_addr, has_bias = Signal(signed(W32)), Signal(signed(W32)), Signal(signed(W32)), Signal()
 
         # --- loop counters
-        o, oh, ow, c0 = (Signal(W32, name=n) for n in ("o", "oh", "ow", "c0"))
-        ki, kj = Signal(16), Signal(16)
-        lane = Signal(range(L))
+        o = Signal(W32 + 1, name="o")
+        oh, ow, c0 = (Signal(W32, name=n) for n in ("oh", "ow", "c0"))
+        # oh * Wo + ow, counted (at the width of o * CHoWo + c * HoWo: a one-width sum)
+        pix = Signal(len(o * CHoWo) + 1, name="pix")
+        ki, kj = Signal(W32), Signal(W32)
+        lane = Signal(W32)  # at c0's width (c = c0 + lane)
         grp = Signal(range(max(2, -(-self._simd_channels // L))))
         j = Signal(2)   # constant being loaded: 0 m, 1 s, 2 bias
 
         c = Signal(W32 + 1)
         m.d.comb += c.eq(c0 + lane)
         lane_on = c < C
-        last_lane = (lane == L - 1) | (c + 1 >= C)
+        last_lane = (lane == L - 1) | (c >= C_m1)
         row = Signal(signed(W32 + 20))
         col = Signal(signed(W32 + 20))
         m.d.comb += [row.eq(oh * SH + ki * DH - PH), col.eq(ow * SW + kj * DW - PW)]
-        pad = (row < 0) | (row >= H) | (col < 0) | (col >= Wd)
+        pad = _neg(row) | (row >= H) | _neg(col) | (col >= Wd)
         off_in = Signal(signed(80))
         off_out = Signal(80)
-        m.d.comb += [off_in.eq(o * CHW + c * HW + row * Wd + col), off_out.eq(o * CHoWo + c * HoWo + oh * Wo + ow)]
+        m.d.comb += [off_in.eq(o * CHW + c * HW + row * Wd + col), off_out.eq(o * CHoWo + c * HoWo + pix)]
         addr_a, addr_b, addr_o = Signal(signed(82)), Signal(signed(82)), Signal(82)
         m.d.comb += [addr_a.eq(src0 + off_in), addr_b.eq(src1 + off_in), addr_o.eq(dst + off_out)]
 
@@ -272,26 +305,28 @@ class ChipController(Block):
                 m.d.sync += [from_acc.eq(0), two_src.eq(0), cmode.eq(0), has_bias.eq(0)]
                 with m.Switch(op):
                     with m.Case(isa.OPCODES["REQ"].code):  # C, inner, outer, m_addr, s_addr, bias_addr, has_bias, lo, hi
-                        m.d.sync += one + [outer.eq(dw[2]), C.eq(dw[0]), H.eq(1), Wd.eq(dw[1]), Ho.eq(1), Wo.eq(dw[1]),
+                        m.d.sync += one + [outer.eq(dw[2].as_unsigned()), C.eq(dw[0].as_unsigned()), H.eq(1), Wd.eq(dw[1].as_unsigned()), Ho.eq(1), Wo.eq(dw[1]),
                                            simd_op.eq(SIMD_OPCODES["requant"]), lo.eq(dw[7]), hi.eq(dw[8]),
                                            from_acc.eq(1), cmode.eq(2), m_addr.eq(dw[3]), s_addr.eq(dw[4]),
                                            b_addr.eq(dw[5]), has_bias.eq(dw[6] != 0)]
                     with m.Case(isa.OPCODES["ADD"].code):  # count, ma, sa, mb, sb, lo, hi
-                        m.d.sync += one + flat + [Wd.eq(dw[0]), Wo.eq(dw[0]), simd_op.eq(SIMD_OPCODES["add"]),
+                        m.d.sync += one + flat + [Wd.eq(dw[0].as_unsigned()), Wo.eq(dw[0]), simd_op.eq(SIMD_OPCODES["add"]),
                                                   lo.eq(dw[5]), hi.eq(dw[6]), two_src.eq(1), cmode.eq(1),
                                                   cm.eq(dw[1]), cs.eq(dw[2]), cmb.eq(dw[3]), csb.eq(dw[4])]
                     with m.Case(isa.OPCODES["MAXP"].code):  # C, H, W, Ho, Wo, kernel, stride, padding, dilation
-                        m.d.sync += [outer.eq(1), C.eq(dw[0]), H.eq(dw[1]), Wd.eq(dw[2]), Ho.eq(dw[3]), Wo.eq(dw[4]),
+                        m.d.sync += [outer.eq(1), C.eq(dw[0].as_unsigned()), H.eq(dw[1].as_unsigned()),
+                                     Wd.eq(dw[2].as_unsigned()), Ho.eq(dw[3]), Wo.eq(dw[4]),
                                      KH.eq(dw[5][:16]), KW.eq(dw[5][16:]), SH.eq(dw[6][:16]), SW.eq(dw[6][16:]),
                                      PH.eq(dw[7][:16]), PW.eq(dw[7][16:]), DH.eq(dw[8][:16]), DW.eq(dw[8][16:]),
                                      simd_op.eq(SIMD_OPCODES["maxpool"]), lo.eq(-(1 << 31)), hi.eq((1 << 31) - 1)]
                     with m.Case(isa.OPCODES["GAP"].code):  # C, HW, m, s, lo, hi
-                        m.d.sync += one + [outer.eq(1), C.eq(dw[0]), H.eq(1), Wd.eq(dw[1]), Ho.eq(1), Wo.eq(1),
+                        m.d.sync += one + [outer.eq(1), C.eq(dw[0].as_unsigned()), H.eq(1), Wd.eq(dw[1].as_unsigned()),
+                                           Ho.eq(1), Wo.eq(1),
                                            KW.eq(dw[1][:16]), simd_op.eq(SIMD_OPCODES["avgpool"]), lo.eq(dw[4]),
                                            hi.eq(dw[5]), cmode.eq(1), cm.eq(dw[2]), cs.eq(dw[3]), cmb.eq(0),
                                            csb.eq(0)]
                     with m.Case(isa.OPCODES["CLMP"].code):  # count, lo, hi
-                        m.d.sync += one + flat + [Wd.eq(dw[0]), Wo.eq(dw[0]), simd_op.eq(SIMD_OPCODES["clamp"]),
+                        m.d.sync += one + flat + [Wd.eq(dw[0].as_unsigned()), Wo.eq(dw[0]), simd_op.eq(SIMD_OPCODES["clamp"]),
                                                   lo.eq(dw[1]), hi.eq(dw[2])]
                 m.next = "SIZES"
 
@@ -301,16 +336,16 @@ class ChipController(Block):
 
             with m.State("SIZES2"):
                 m.d.sync += [CHW.eq(C * HW), CHoWo.eq(C * HoWo), pixels.eq(outer * HoWo), c0.eq(0), grp.eq(0),
-                             lane.eq(0), j.eq(0)]
+                             lane.eq(0), j.eq(0), C_m1.eq(C - 1), outer_m1.eq(outer - 1), Ho_m1.eq(Ho - 1),
+                             Wo_m1.eq(Wo - 1), KH_m1.eq(KH - 1), KW_m1.eq(KW - 1)]
                 for l in range(L):
                     m.d.sync += cst[l].eq(Cat(cm[:SIMD_MULT_BITS], cs[:SIMD_SHIFT_BITS], Const(0, 32),
                                               cmb[:SIMD_MULT_BITS], csb[:SIMD_SHIFT_BITS]))
                 m.next = "CHECK"
 
             with m.State("CHECK"):
-                bad_scalar = ((cmode == 1) & ((cm < 0) | (cm >= 1 << MULT_BITS) | (cs < 0)
-                                              | (cs > SHIFT_MAX) | (cmb < 0) | (cmb >= 1 << MULT_BITS)
-                                              | (csb < 0) | (csb > SHIFT_MAX)))
+                bad_scalar = ((cmode == 1) & (_at_least(cm, 1 << MULT_BITS) | _neg(cs) | _above(cs, SHIFT_MAX)
+                                              | _at_least(cmb, 1 << MULT_BITS) | _neg(csb) | _above(csb, SHIFT_MAX)))
                 with m.If((pixels == 0) | (pixels >= 1 << SIMD_PIXEL_BITS) | (win == 0) | (win >= 1 << SIMD_WINDOW_BITS)
                           | (C == 0) | (C > self._simd_channels) | (lo > hi) | bad_scalar):
                     fail("simd")
@@ -330,15 +365,15 @@ class ChipController(Block):
                     per_lane(lambda l: cst[l].bias.eq(0))
                     m.d.sync += j.eq(0)
                     next_lane("READ_CONST", "WRITE_CONSTS")
-                with m.Elif((caddr < 0) | (caddr >= D["CMEM"])):
+                with m.Elif(_at_least(caddr, D["CMEM"])):
                     fail("address")
                 with m.Else():
                     m.next = "TAKE_CONST"
 
             with m.State("TAKE_CONST"):
                 v = self.cmem_data
-                bad = (((j == 0) & ((v < 0) | (v >= 1 << MULT_BITS)))
-                       | ((j == 1) & ((v < 0) | (v > SHIFT_MAX))))
+                bad = (((j == 0) & _at_least(v, 1 << MULT_BITS))
+                       | ((j == 1) & (_neg(v) | _above(v, SHIFT_MAX))))
                 with m.If(bad):
                     fail("simd")
                 with m.Else():
@@ -374,7 +409,7 @@ class ChipController(Block):
             with m.State("SEND_DESC"):
                 m.d.comb += self.simd_d.valid.eq(1)
                 with m.If(self.simd_d.ready):
-                    m.d.sync += [o.eq(0), oh.eq(0), ow.eq(0), c0.eq(0), ki.eq(0), kj.eq(0), lane.eq(0)]
+                    m.d.sync += [o.eq(0), oh.eq(0), ow.eq(0), pix.eq(0), c0.eq(0), ki.eq(0), kj.eq(0), lane.eq(0)]
                     m.next = "DESC_TAKEN"
 
             with m.State("DESC_TAKEN"):
@@ -386,8 +421,8 @@ class ChipController(Block):
             # stream one beat: each lane's operand (0 past the channels and at padding)
             with m.State("READ"):
                 with m.If(lane_on & ~pad):
-                    top = Mux(from_acc, D["ACC"], D["ACT"])
-                    with m.If((addr_a < 0) | (addr_a >= top) | (two_src & ((addr_b < 0) | (addr_b >= D["ACT"])))):
+                    past_a = Mux(from_acc, _at_least(addr_a, D["ACC"]), _at_least(addr_a, D["ACT"]))
+                    with m.If(past_a | (two_src & _at_least(addr_b, D["ACT"]))):
                         fail("address")
                     with m.Else():
                         m.next = "TAKE_A"
@@ -410,10 +445,10 @@ class ChipController(Block):
             with m.State("PUSH"):
                 m.d.comb += self.simd_i.valid.eq(1)
                 with m.If(self.simd_i.ready):
-                    with m.If(kj + 1 < KW):
+                    with m.If(kj != KW_m1):
                         m.d.sync += kj.eq(kj + 1)
                         m.next = "READ"
-                    with m.Elif(ki + 1 < KH):
+                    with m.Elif(ki != KH_m1):
                         m.d.sync += [kj.eq(0), ki.eq(ki + 1)]
                         m.next = "READ"
                     with m.Else():
@@ -430,7 +465,8 @@ class ChipController(Block):
             with m.State("WRITE"):
                 val = Signal(signed(W32))
                 per_lane(lambda l: val.eq(ob[l]), "comb")
-                with m.If((val < -(1 << (act_bits - 1))) | (val >= 1 << (act_bits - 1))):
+                high = val[act_bits - 1:]  # all equal: the value fits ACT's signed elements
+                with m.If(~(high.all() | ~high.any())):
                     fail("range")
                 with m.Elif(addr_o >= D["ACT"]):
                     fail("address")
@@ -443,15 +479,15 @@ class ChipController(Block):
                             m.d.sync += c0.eq(c0 + L)
                         with m.Else():
                             m.d.sync += c0.eq(0)
-                            with m.If(ow + 1 < Wo):
-                                m.d.sync += ow.eq(ow + 1)
+                            with m.If(ow != Wo_m1):
+                                m.d.sync += [ow.eq(ow + 1), pix.eq(pix + 1)]
                             with m.Else():
                                 m.d.sync += ow.eq(0)
-                                with m.If(oh + 1 < Ho):
-                                    m.d.sync += oh.eq(oh + 1)
+                                with m.If(oh != Ho_m1):
+                                    m.d.sync += [oh.eq(oh + 1), pix.eq(pix + 1)]
                                 with m.Else():
-                                    m.d.sync += oh.eq(0)
-                                    with m.If(o + 1 < outer):
+                                    m.d.sync += [oh.eq(0), pix.eq(0)]
+                                    with m.If(o != outer_m1):
                                         m.d.sync += o.eq(o + 1)
                                     with m.Else():
                                         m.next = "RETIRE"

@@ -17,6 +17,8 @@ The cycle count of a run is :func:`model.core_timing.layer_cycles` exactly
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amaranth.hdl import Cat, ClockDomain, Const, Module, Mux, Signal
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
@@ -42,7 +44,7 @@ CORE_KEYS = {
     "macros": ("system", "macros_per_core"), "tile_slots": ("core", "tile_slots"),
     "descriptors": ("core", "descriptors"), "mask_windows": ("core", "mask_windows"),
     "out_pixels": ("core", "out_pixels"), "max_row_tiles": ("core", "max_row_tiles"),
-    "tile_banks": ("core", "tile_banks"),
+    "tile_banks": ("core", "tile_banks"), "out_banks": ("core", "out_banks"),
 }
 
 
@@ -156,14 +158,26 @@ def _reserved(data, size: int):
     return data[size:] != 0 if len(data) > size else Const(0, 1)
 
 
+@dataclass
+class _OutputRF:
+    """The controller's handles on :meth:`PIMCore._output_rf`."""
+
+    drain_row: list      # per macro: vectors drained in this pass (cleared by DECODE)
+    hand_off: Signal     # in: a last pass's results are complete; stream them (only when ``free``)
+    free: Signal         # out: a hand-off may happen in this cycle
+    ends: Signal         # out: the stream's final beat is taken in this cycle
+    streaming: Signal    # out: a stream is under way
+
+
 class PIMCore(Block):
     """One PIM core: the sparse allocation switch feeding ``macros`` macros that hold one tile.
 
     Parameters are those of :class:`hw.macro.PIMMacro` plus ``lanes`` (switch
     outputs per cycle), ``macros`` (macros per core) and the capacities of the
     core's memories (``tile_slots``, ``descriptors``, ``mask_windows``,
-    ``out_pixels``, ``max_row_tiles``) and ``tile_banks`` (tiles per macro,
-    1 or 2; docs/design.md §11). Build it from a configuration with
+    ``out_pixels``, ``max_row_tiles``), ``tile_banks`` (tiles per macro,
+    1 or 2) and ``out_banks`` (output register file banks, 1 or 2;
+    docs/design.md §11). Build it from a configuration with
     :meth:`from_config`.
 
     **Programming** (register bus, :func:`model.spec.core_map`): tiles into
@@ -189,6 +203,13 @@ class PIMCore(Block):
     streams; the next pass's DECODE switches the bank the macros compute on
     (``sel``) and its first round waits only for the rows still to load.
 
+    **Two output banks** (``out_banks=2``): a ``last`` pass hands its
+    results to the stream at the end of its drain and the next pass starts
+    at once, its drains filling the other bank; the next hand-off waits for
+    the stream's final beat (:meth:`_output_rf`). DONE rises after the
+    START's final beat; a failed run (``ABORT``) lets a stream under way end
+    first.
+
     **Reset** aborts the run; the output register file is only ever read by a
     ``last`` pass after its own ``first`` pass overwrote it, so nothing
     half-written leaves the core.
@@ -207,14 +228,15 @@ class PIMCore(Block):
 
     def __init__(self, *, n_comp: int, n_col: int, n_row: int, in_bits: int = 8, lanes: int, pipeline: bool = False,
                  macros: int, tile_slots: int, descriptors: int, mask_windows: int, out_pixels: int,
-                 max_row_tiles: int, tile_banks: int = 1, digest: int = 0):
+                 max_row_tiles: int, tile_banks: int = 1, out_banks: int = 1, digest: int = 0):
         if not isinstance(digest, int) or isinstance(digest, bool) or not 0 <= digest < 1 << BUS_BITS:
             raise ValueError(f"digest must be an integer from 0 to 2**{BUS_BITS} - 1, not {digest!r}")
         self._digest = digest
         p = {k: self._param(k, v) for k, v in dict(
             n_comp=n_comp, n_col=n_col, n_row=n_row, in_bits=in_bits, lanes=lanes, pipeline=pipeline,
             macros=macros, tile_slots=tile_slots, descriptors=descriptors, mask_windows=mask_windows,
-            out_pixels=out_pixels, max_row_tiles=max_row_tiles, tile_banks=tile_banks).items()}
+            out_pixels=out_pixels, max_row_tiles=max_row_tiles, tile_banks=tile_banks,
+            out_banks=out_banks).items()}
         if lanes > n_comp:
             raise ValueError(f"lanes must be at most n_comp ({n_comp}), not {lanes!r}")
         self._p = p
@@ -269,6 +291,86 @@ class PIMCore(Block):
         for k in range(region.words):
             with m.If(sel & ((word == k) if wb else 1)):
                 m.d.comb += wp.en[4 * k:4 * k + 4].eq(self.w_strb)
+
+    def _output_rf(self, m, macros, cur, platform=None) -> "_OutputRF":
+        """The output register file and the result stream ``o`` (docs/design.md §11, "Output banks").
+
+        One bank per macro (``out_banks`` = 2: two per macro) of rows of
+        ``n_col`` partial sums at a power-of-two stride; a macro's results
+        drain into the bank in the order of its rounds (``drain_row`` counts
+        its drained vectors, cleared by DECODE) and are written (``first``)
+        or added. A last pass's ``hand_off`` starts the stream of its
+        ``pixels x n_out`` results, pixel by pixel, across the macros' banks
+        in round order; with two banks the drains then fill the other bank
+        (``acc_bank``) while the stream reads this one, and the next hand-off
+        waits for ``free``: no stream, or its final beat in this cycle, so
+        back-to-back streams leave no gap. A stream, once started, ends
+        (``ends``: its final beat taken) even if the run aborts: a beat
+        offered stays offered (AXI4-Stream).
+        """
+        p = self._p
+        M, n_col, out_pixels, ob, psw = p["macros"], p["n_col"], p["out_pixels"], p["out_banks"], self.psum_width
+        bank_rows = -(-out_pixels // M)
+        sb = (n_col - 1).bit_length()   # a row of a bank holds n_col partial sums at a power-of-two stride
+        rf = _OutputRF(drain_row=[Signal(range(bank_rows + 1), name=f"drain_row{k}") for k in range(M)],
+                       hand_off=Signal(name="hand_off"), free=Signal(name="stream_free"),
+                       ends=Signal(name="stream_ends"), streaming=Signal(name="streaming"))
+        acc_bank = Signal()             # the bank drains fill (out_banks 2)
+        out_bank = Signal()             # the bank the stream reads (out_banks 2)
+        out_q_m = Signal(range(M))
+        out_row = Signal(range(bank_rows))
+        out_s = Signal.like(cur.n_out)
+        out_q = Signal.like(cur.pixels)
+        out_s_last = Signal.like(cur.n_out)   # n_out - 1 of the pass streamed, set at its hand-off
+        out_q_last = Signal.like(cur.pixels)  # pixels - 1 of the pass streamed, set at its hand-off
+        streaming = rf.streaming
+        rd_macro = []
+        for k, mac in enumerate(macros):
+            acc = mac.o.payload.acc
+            drain_addr = Cat(mac.o.payload.slot, rf.drain_row[k])
+            rd_bank = []
+            for b in range(ob):
+                bank = sram_1r1w(m, "orf", width=psw, depth=bank_rows << sb, platform=platform,
+                                 name=f"orf{k}" if ob == 1 else f"orf{k}_{b}")
+                wp, rp = bank.w, bank.r
+                rd_bank.append(rp.data)
+                streams_here = streaming if ob == 1 else streaming & (out_bank == b)
+                m.d.comb += [
+                    rp.addr.eq(Mux(streams_here, Cat(out_s[:sb], out_row), drain_addr)),
+                    wp.addr.eq(drain_addr),
+                    wp.en.eq(mac.o.valid if ob == 1 else mac.o.valid & (acc_bank == b)),
+                    wp.data.eq(Mux(cur.first, acc, rp.data.as_signed() + acc)),
+                ]
+            rd_macro.append(rd_bank[0] if ob == 1 else Mux(out_bank, rd_bank[1], rd_bank[0]))
+            m.d.comb += mac.o.ready.eq(1)
+            with m.If(mac.o.valid & mac.o.payload.last):
+                m.d.sync += rf.drain_row[k].eq(rf.drain_row[k] + 1)
+        rd_sel = Signal(psw)
+        m.d.comb += rd_sel.eq(Cat(*rd_macro).word_select(out_q_m, psw) if M > 1 else rd_macro[0])
+        out_last = (out_q == out_q_last) & (out_s == out_s_last)
+        m.d.comb += [
+            self.o.valid.eq(streaming), self.o.payload.psum.eq(rd_sel.as_signed()), self.o_last.eq(out_last),
+            rf.ends.eq(streaming & self.o.ready & out_last),
+            rf.free.eq(~streaming | rf.ends),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            with m.If(out_s == out_s_last):
+                m.d.sync += [out_s.eq(0), out_q.eq(out_q + 1)]
+                with m.If(out_q_m == M - 1):
+                    m.d.sync += [out_q_m.eq(0), out_row.eq(out_row + 1)]
+                with m.Else():
+                    m.d.sync += out_q_m.eq(out_q_m + 1)
+                with m.If(out_last):
+                    m.d.sync += streaming.eq(0)
+            with m.Else():
+                m.d.sync += out_s.eq(out_s + 1)
+        with m.If(rf.hand_off):  # only when free: the stream before it is over (or ends in this cycle)
+            m.d.sync += [streaming.eq(cur.n_out != 0), out_q.eq(0), out_q_m.eq(0), out_row.eq(0), out_s.eq(0),
+                         out_q_last.eq(cur.pixels - 1), out_s_last.eq(cur.n_out - 1)]
+            if ob == 2:
+                with m.If(cur.n_out != 0):
+                    m.d.sync += [out_bank.eq(acc_bank), acc_bank.eq(~acc_bank)]
+        return rf
 
     def elaborate(self, platform):  # noqa: C901 - one controller, read top to bottom
         m = Module()
@@ -477,7 +579,8 @@ class PIMCore(Block):
         idle = Signal()
         m.d.comb += idle.eq(Cat(~mac.computing for mac in macros).all())
         #: internal values a simulator testbench may watch (not ports): ``prefetching`` (a row of the
-        #: next pass's tile is written, tile_banks 2), ``computing`` (a macro computes)
+        #: next pass's tile is written, tile_banks 2), ``computing`` (a macro computes), ``streaming`` (results
+        #: leave), ``delivering`` (a round's input windows are taken)
         self.probes = {"prefetching": loading & pf, "computing": ~idle}
         since = Signal(range(n_col + 1))             # cycles since the last round started (saturating)
         with m.If(since != n_col):
@@ -489,46 +592,26 @@ class PIMCore(Block):
         with m.If(barrier):
             m.d.sync += since.eq(1)
 
-        # ---- output register file: one bank per macro, rows of n_col partial sums; a macro's results
-        #      drain in the order of its rounds (drain_row counts its drained vectors)
-        bank_rows = -(-out_pixels // M)
-        sb = (n_col - 1).bit_length()   # a row of a bank holds n_col partial sums at a power-of-two stride
-        drain_row = [Signal(range(bank_rows + 1), name=f"drain_row{k}") for k in range(M)]
-        out_q_m = Signal(range(M))
-        out_row = Signal(range(bank_rows))
-        out_s = Signal.like(cur.n_out)
-        out_q = Signal.like(cur.pixels)
-        out_s_last = Signal.like(cur.n_out)   # n_out - 1, set with the descriptor
-        out_q_last = Signal.like(cur.pixels)  # pixels - 1, set with the descriptor
-        streaming = Signal()
-        banks_rd = []
-        for k, mac in enumerate(macros):
-            bank = sram_1r1w(m, "orf", width=psw, depth=bank_rows << sb, platform=platform, name=f"orf{k}")
-            wp, rp = bank.w, bank.r
-            banks_rd.append(rp)
-            acc = mac.o.payload.acc
-            m.d.comb += [
-                mac.o.ready.eq(1),
-                rp.addr.eq(Mux(streaming, Cat(out_s[:sb], out_row), Cat(mac.o.payload.slot, drain_row[k]))),
-                wp.addr.eq(Cat(mac.o.payload.slot, drain_row[k])),
-                wp.en.eq(mac.o.valid),
-                wp.data.eq(Mux(cur.first, acc, rp.data.as_signed() + acc)),
-            ]
-            with m.If(mac.o.valid & mac.o.payload.last):
-                m.d.sync += drain_row[k].eq(drain_row[k] + 1)
-        rd_sel = Signal(psw)
-        m.d.comb += rd_sel.eq(Cat(*(rp.data for rp in banks_rd)).word_select(out_q_m, psw) if M > 1
-                              else banks_rd[0].data)
-        out_last = (out_q == out_q_last) & (out_s == out_s_last)
-        m.d.comb += [
-            self.o.valid.eq(streaming), self.o.payload.psum.eq(rd_sel.as_signed()), self.o_last.eq(out_last),
-        ]
+        orf = self._output_rf(m, macros, cur, platform)
+        self.probes |= {"streaming": orf.streaming, "delivering": dv_act}
 
         # ---- controller
         with m.If(self.busy):
             m.d.sync += cycles.eq(cycles + 1)
         next_desc = Signal()
         stop_loader = [loading.eq(0), pf.eq(0), pf_rd.eq(0)]
+
+        def fail(code):
+            """Abort the run with ``ERROR_CODE`` = ``code``: DONE and ERROR together, once no stream is under
+            way (out_banks 2: a filter tile's results already streaming leave first, the core still busy)."""
+            m.d.comb += abort.eq(1)
+            m.d.sync += [err_code.eq(code), dv_act.eq(0)] + stop_loader
+            if p["out_banks"] == 1:
+                m.d.sync += [error.eq(1), done.eq(1)]
+                m.next = "IDLE"
+            else:
+                m.next = "ABORT"
+
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(start_req):
@@ -538,8 +621,9 @@ class PIMCore(Block):
             with m.State("NEXT"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(desc_idx == n_desc):
-                    m.d.sync += done.eq(1)
-                    m.next = "IDLE"
+                    with m.If(~orf.streaming):  # the START's last results are out
+                        m.d.sync += done.eq(1)
+                        m.next = "IDLE"
                 with m.Else():
                     m.d.comb += desc_rd.addr.eq(desc_idx)
                     m.next = "DECODE"
@@ -559,26 +643,22 @@ class PIMCore(Block):
                 with m.Else():  # tile_banks 2: its tile is in the other bank (loaded, or loading on)
                     m.d.sync += [pass_bank.eq(ld_bank), pf.eq(0)]
                 with m.If(bad_desc | bad_acc | bad_pf):
-                    m.d.comb += abort.eq(1)
-                    m.d.sync += [error.eq(1), done.eq(1), err_code.eq(Mux(bad_desc | bad_pf, 1, 2))] + stop_loader
-                    m.next = "IDLE"
+                    fail(Mux(bad_desc | bad_pf, 1, 2))
                 with m.Else():
                     m.d.comb += mask_next.eq(d.mask_base)  # the pass's first window
                     m.d.sync += [
                         cur.eq(d), rt_count.eq(Mux(d.first, 1, rt_count + 1)),
                         dv_act.eq(1), dv_pix.eq(0), dv_m.eq(0), win.eq(0), pk_m.eq(0), dv_done.eq(0),
                         kept_acc.eq(0), st_pix.eq(0), since.eq(n_col),
-                        win_last.eq(d.n_win - 1), out_q_last.eq(d.pixels - 1), out_s_last.eq(d.n_out - 1),
-                    ] + [r.eq(0) for r in drain_row]
+                        win_last.eq(d.n_win - 1),
+                    ] + [r.eq(0) for r in orf.drain_row]
                     m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += self.busy.eq(1)
                 bad_tile = bad_word & ~pf   # this pass's own tile (a prefetched one is checked at its DECODE)
                 m.d.comb += barrier.eq((load_done | pf) & dv_done & idle & spaced & ~bad_masks)
                 with m.If(bad_masks | bad_tile):
-                    m.d.comb += abort.eq(1)
-                    m.d.sync += [error.eq(1), done.eq(1), err_code.eq(Mux(bad_masks, 3, 1)), dv_act.eq(0)] + stop_loader
-                    m.next = "IDLE"
+                    fail(Mux(bad_masks, 3, 1))
                 with m.Elif(barrier):
                     m.d.sync += st_pix.eq(st_next)
                     if banks == 2:  # the first round starts: read the next descriptor, load its tile meanwhile
@@ -598,28 +678,29 @@ class PIMCore(Block):
                     m.next = "DRAIN"
             with m.State("DRAIN"):  # the last round's results drain (at most n_col cycles, always waited)
                 m.d.comb += self.busy.eq(1)
-                with m.If(spaced):
-                    with m.If(cur.last & (cur.n_out != 0)):
-                        m.d.sync += [streaming.eq(1), out_q.eq(0), out_q_m.eq(0), out_row.eq(0), out_s.eq(0)]
-                        m.next = "OUT"
-                    with m.Else():
-                        m.d.comb += next_desc.eq(1)
-                        m.next = "NEXT"
-            with m.State("OUT"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(self.o.valid & self.o.ready):
-                    with m.If(out_s == out_s_last):
-                        m.d.sync += [out_s.eq(0), out_q.eq(out_q + 1)]
-                        with m.If(out_q_m == M - 1):
-                            m.d.sync += [out_q_m.eq(0), out_row.eq(out_row + 1)]
+                with m.If(spaced & (~cur.last | orf.free)):  # a last pass hands its results to the stream
+                    m.d.comb += orf.hand_off.eq(cur.last)
+                    if p["out_banks"] == 1:
+                        with m.If(cur.last & (cur.n_out != 0)):
+                            m.next = "OUT"
                         with m.Else():
-                            m.d.sync += out_q_m.eq(out_q_m + 1)
-                        with m.If(out_last):
-                            m.d.sync += streaming.eq(0)
                             m.d.comb += next_desc.eq(1)
                             m.next = "NEXT"
-                    with m.Else():
-                        m.d.sync += out_s.eq(out_s + 1)
+                    else:  # out_banks 2: they stream from their bank while the next passes fill the other
+                        m.d.comb += next_desc.eq(1)
+                        m.next = "NEXT"
+            if p["out_banks"] == 1:
+                with m.State("OUT"):  # out_banks 1: the results stream out before the next pass
+                    m.d.comb += self.busy.eq(1)
+                    with m.If(orf.ends):
+                        m.d.comb += next_desc.eq(1)
+                        m.next = "NEXT"
+            else:
+                with m.State("ABORT"):  # a failed run waits for the stream under way (fail)
+                    m.d.comb += self.busy.eq(1)
+                    with m.If(~orf.streaming):
+                        m.d.sync += [error.eq(1), done.eq(1)]
+                        m.next = "IDLE"
         with m.If(next_desc):
             m.d.sync += desc_idx.eq(desc_idx + 1)
         return m

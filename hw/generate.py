@@ -22,6 +22,8 @@ no module has an ``initial`` block or a register initial value
 (:func:`hw.common.strip_initial_values`).
 
 ``dbpim_simd.v`` is the SIMD core (:class:`hw.simd.SIMDCore`, ``system.simd_lanes`` lanes).
+``dbpim_chip.v`` is the chip top (:class:`hw.chip.DBPIMChip`: the controller ``dbpim_chip_ctrl``, the SIMD
+core and the buffers, sized from ``system``; docs/rtl.md "The chip top").
 ``dbpim_window.v`` is the input buffer and window generator (:class:`hw.window.WindowGenerator`).
 ``dbpim_core.v`` is the PIM core with its AXI ports (:class:`hw.core.PIMCoreAXI`); its
 manifest entry adds the register map (:func:`model.spec.core_map`) and ``dbpim_core_regs.md`` holds it as
@@ -47,7 +49,7 @@ from dbpim.model import jsonio
 __all__ = ["BLOCKS", "SRAM_MODES", "build_block", "generate", "ports_of_verilog"]
 
 #: Block names in generation order; file ``dbpim_<name>.v``, top module ``dbpim_<name>``.
-BLOCKS = ("lpu", "dbmu", "adder_tree", "accumulator", "ipu", "switch", "macro", "core", "simd", "window")
+BLOCKS = ("lpu", "dbmu", "adder_tree", "accumulator", "ipu", "switch", "macro", "core", "simd", "window", "chip")
 MANIFEST_FORMAT = "dbpim-verilog"
 MANIFEST_VERSION = 3
 #: the core's register description files (manifest ``register_files``): kind -> suffix after the top module name
@@ -57,6 +59,7 @@ REGISTER_FILES = {"systemrdl": ".rdl", "c_header": ".h", "ip_xact": ".xml", "mar
 def _components() -> dict:
     from dbpim.hw.accumulator import ShiftAddAccumulator
     from dbpim.hw.adder_tree import CSDAdderTree
+    from dbpim.hw.chip import DBPIMChip
     from dbpim.hw.core import PIMCoreAXI
     from dbpim.hw.dbmu import DBMU
     from dbpim.hw.ipu import IPU
@@ -67,7 +70,7 @@ def _components() -> dict:
     from dbpim.hw.window import WindowGenerator
     return {"lpu": LPU, "dbmu": DBMU, "adder_tree": CSDAdderTree, "accumulator": ShiftAddAccumulator,
             "ipu": IPU, "switch": SparseSwitch, "macro": PIMMacro, "core": PIMCoreAXI, "simd": SIMDCore,
-            "window": WindowGenerator}
+            "window": WindowGenerator, "chip": DBPIMChip}
 
 
 def build_block(name: str, hw):
@@ -75,7 +78,7 @@ def build_block(name: str, hw):
 
     The core reads the whole configuration (macro, ``system.macros_per_core``,
     ``core``), the SIMD core ``system.simd_lanes``, the window generator its macro, ``system.input_buffer_kib``
-    and ``core.mask_windows``; the other blocks the macro section.
+    and ``core.mask_windows``, the chip top its ``system`` section; the other blocks the macro section.
 
     Returns
     -------
@@ -90,7 +93,7 @@ def build_block(name: str, hw):
         raise ValueError(f"block: must be one of {', '.join(BLOCKS)}, got {name!r}")
     if isinstance(hw, MacroConfig):
         hw = HwConfig(name="custom", macro=hw)
-    return comps[name].from_config(hw if name in ("core", "simd", "window") else hw.macro)
+    return comps[name].from_config(hw if name in ("core", "simd", "window", "chip") else hw.macro)
 
 
 def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural", prefix: str = "") -> dict:

@@ -521,9 +521,11 @@ class GoldenChip:
     ``run(x)`` quantizes the float input on the host (:func:`quantize_input`), writes it into ``ACT``,
     executes the instruction stream to HALT on every sample at once and returns the output tensor's integers
     (int64, real value = ``v * output scale``). It adds the mapped layers' DB-PIM macro-cycles
-    (:func:`model.layer.run_layer`, docs/design.md §7) to ``macro_cycles`` and the SIMD instructions' cycles
-    (:func:`model.simd_core.simd_cycles` with ``lanes`` = the configuration's ``system.simd_lanes``, §14) to
-    ``simd_cycles``, both summed over samples.
+    (:func:`model.layer.run_layer`, docs/design.md §7) to ``macro_cycles`` and the other instructions' cycles
+    to ``simd_cycles``, both summed over samples: ``REQ``, ``ADD``, ``MAXP``, ``GAP``, ``CLMP`` and ``HALT``
+    take the RTL chip controller's cycles (:func:`model.chip_timing.instruction_cycles` with ``lanes`` = the
+    configuration's ``system.simd_lanes``; one program of those gives the RTL's ``CYCLES``), ``DWC``, which
+    the RTL chip does not run yet, the SIMD core's full-rate :func:`model.simd_core.simd_cycles` (§14).
     """
 
     def __init__(self, artifact):
@@ -590,6 +592,7 @@ class GoldenChip:
     def execute(self, act: np.ndarray, acc: np.ndarray) -> None:
         """Run the instruction stream on the buffers ``act`` (S, ACT) and ``acc`` (S, ACC) until HALT."""
         from dbpim.model import isa
+        from dbpim.model.chip_timing import HALT_CYCLES, instruction_cycles
         from dbpim.model.simd_core import simd_beats, simd_cycles
         p = self.program
         S = act.shape[0]
@@ -598,6 +601,7 @@ class GoldenChip:
             ins = isa.decode(int(word))
             op = ins["op"]
             if op == "HALT":
+                self.simd_cycles += S * HALT_CYCLES
                 return
             d = isa.unpack_descriptor(op, p.dmem[ins["desc"] * isa.DESC_WORDS:(ins["desc"] + 1) * isa.DESC_WORDS])
             s0, dst = ins["src0"], ins["dst"]
@@ -613,12 +617,10 @@ class GoldenChip:
                 bias = p.cmem[d["bias_addr"]:d["bias_addr"] + C] if d["has_bias"] else None
                 y = simd_ops.requant(a, p.cmem[d["m_addr"]:d["m_addr"] + C], p.cmem[d["s_addr"]:d["s_addr"] + C],
                                      d["lo"], d["hi"], bias, name=name).reshape(S, n)
-                beats = simd_beats(C, inner * outer, 1, self.lanes)
             elif op == "ADD":
                 n = d["count"]
                 y = simd_ops.add(act[:, s0:s0 + n], d["ma"], d["sa"], act[:, ins["src1"]:ins["src1"] + n], d["mb"],
                                  d["sb"], d["lo"], d["hi"], name=name)
-                beats = simd_beats(n, 1, 1, self.lanes)
             elif op == "MAXP":
                 C, H, W = d["C"], d["H"], d["W"]
                 k = isa.unpack_pair(d["kernel"])
@@ -626,7 +628,6 @@ class GoldenChip:
                                        isa.unpack_pair(d["stride"]), isa.unpack_pair(d["padding"]),
                                        isa.unpack_pair(d["dilation"]), name=name).reshape(S, -1)
                 n = y.shape[1]
-                beats = simd_beats(C, d["Ho"] * d["Wo"], k[0] * k[1], self.lanes)
             elif op == "DWC":
                 C, H, W = d["C"], d["H"], d["W"]
                 k = isa.unpack_pair(d["kernel"])
@@ -644,14 +645,15 @@ class GoldenChip:
                 y = simd_ops.global_avgpool(act[:, s0:s0 + C * HW].reshape(S, C, 1, HW), d["m"], d["s"], d["lo"],
                                             d["hi"], name=name)
                 n = C
-                beats = simd_beats(C, 1, HW, self.lanes)
             elif op == "CLMP":
                 n = d["count"]
                 y = saturate(act[:, s0:s0 + n], d["lo"], d["hi"], name)
-                beats = simd_beats(n, 1, 1, self.lanes)
             else:
                 raise ChipError(f"{name}: not an operation of the golden chip")
-            self.simd_cycles += S * simd_cycles(beats * self.lanes, self.lanes)
+            if op == "DWC":  # not run by the RTL chip yet: the SIMD core at full rate
+                self.simd_cycles += S * simd_cycles(beats * self.lanes, self.lanes)
+            else:
+                self.simd_cycles += S * instruction_cycles(op, d, self.lanes)
             if y.size and (int(y.min()) < lo16 or int(y.max()) > hi16):
                 raise ChipError(f"{name}: a result does not fit ACT's signed 16-bit elements")
             act[:, dst:dst + n] = y

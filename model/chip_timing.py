@@ -5,8 +5,11 @@ per read; :func:`instruction_cycles` counts, for one SIMD instruction (and
 HALT), the cycles of its named actions, and :func:`program_cycles` the
 chip's ``CYCLES`` register after a run to HALT. The RTL test
 (tests/test_hw_chip.py) compares them with ``CYCLES`` on random programs.
-This is the RTL as it is, not the golden model's full-rate SIMD timing
-(:func:`model.simd_core.simd_cycles`): the chip does not reach that yet.
+This is the RTL as it is, not the SIMD core's full rate
+(:func:`model.simd_core.simd_cycles`), which the controller does not reach;
+the golden chip (:class:`model.chip.GoldenChip`, ``simd_cycles``) counts
+with :func:`instruction_cycles` too, so RTL and golden model share this one
+timing.
 """
 
 from __future__ import annotations

@@ -242,6 +242,7 @@ class CoreConfig:
     out_pixels: int = _core_key(256, "out_pixels")
     max_row_tiles: int = _core_key(32, "max_row_tiles")
     tile_banks: int = _core_key(1, "tile_banks")
+    out_banks: int = _core_key(1, "out_banks")
 
     def __post_init__(self):
         _validate(self, "core")

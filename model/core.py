@@ -259,7 +259,7 @@ def run_core(program: CoreProgram, x) -> CoreResult:
     xv = (bits.astype(np.int8) if program.signed else bits).astype(np.float64)
     pix = pixel_cycles(bits, comp.tiles, program.params.macro)[None]
     cycles = layer_cycles(program.plan, pix, program.params.macro, program.params.macros,
-                          program.params.core.tile_banks)[0]
+                          program.params.core.tile_banks, program.params.core.out_banks)[0]
     beats = []
     psum_limit = 1 << (program.params.psum_width - 1)
     for seg in program.segments:

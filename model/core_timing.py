@@ -7,16 +7,21 @@ and ``sim_bench`` with one core equal to the twin.
 
 A PIM core is ``M`` macros holding the same tile, one sparse allocation switch
 (``lanes`` outputs per cycle) with a row packer shared by the ``M`` macros, an
-output register file and a layer controller running descriptors.
+output register file (``core.out_banks`` banks) streaming results one per
+cycle, and a layer controller running descriptors.
 
 **Plan.** :func:`plan_passes` derives the core's loop nest from a compiled
 layer's tiles: filter tiles (consecutive tiles with the same group and column
 tile, :func:`filter_tiles_of`) in order, runs of at most ``run_pixels``
 (default ``core.out_pixels``, the output register file) output pixels, row
 tiles; one *pass* per (filter tile, pixel run, row tile). A pass reads only the
-windows of ``n_comp`` inputs that hold a kept row of its row tile. Passes are
-packed into *segments* (one START each) while the core's tile store,
-descriptor memory and mask register file last (:func:`pack_segments`).
+windows of ``n_comp`` inputs that hold a kept row of its row tile. A *job*
+is one (filter tile, pixel run): its passes from the ``first`` row tile to
+the ``last``, which accumulate into the output register file; the last
+pass's results, ``stream = pixels * n_out``, then leave one per cycle.
+Jobs are packed whole into *segments* (one START each) while the core's
+tile store, descriptor memory and mask register file last
+(:func:`pack_segments`).
 
 **A pass** (``M`` = macros per core, ``R = ceil(pixels / M)`` rounds, round r
 = pixels ``rM .. rM + M_r - 1``, ``M_r = min(M, pixels - rM)``):
@@ -39,12 +44,15 @@ descriptor memory and mask register file last (:func:`pack_segments`).
 
       B_0     = max(load, M_0 * deliver + 1)
       B_r+1   = B_r + max(C_r, M_r+1 * deliver + 2, n_col)
-      pass    = 3 + B_(R-1) + max(C_(R-1), n_col) + n_col + (pixels * n_out if last)
+      pass    = 3 + B_(R-1) + max(C_(R-1), n_col) + n_col + x
 
   (the constants are ``model.spec.CORE_LATENCY``): after the last round the
-  core waits ``n_col`` cycles for the last drain, then streams the filter
-  tile's results out, one per cycle. ``pass = 3 + B_0 + after``, where
-  ``after`` (:func:`pass_after`) does not depend on the load.
+  core waits ``n_col`` cycles for the last drain; the final one of these
+  cycles is the pass's *hand-off* cycle, where a last pass hands its
+  results to the stream. ``x`` is the pass's exposed streaming (below; 0
+  for a pass that is not last). ``pass = 3 + B_0 + after``, where
+  ``after`` (:func:`pass_after`, ``x`` its ``stream`` argument) does not
+  depend on the load.
 * **Tile banks.** With ``core.tile_banks = 1`` every pass waits for its
   whole ``load``. With ``tile_banks = 2`` each macro holds two tiles: pass
   k+1's tile is written into the bank pass k does not compute on, starting
@@ -55,10 +63,30 @@ descriptor memory and mask register file last (:func:`pack_segments`).
   ``load = max(0, load_k+1 - overlap_k)`` (:func:`exposed_load`) in ``B_0``.
   Still exposed: a START's first load (no pass before it in the START),
   and the part of a load longer than the ``after`` of the pass before it.
-* **A START** costs the sum of its passes plus ``RUN_OVERHEAD``.
+* **Output banks** (the exposed streaming ``x``). With ``core.out_banks =
+  1`` a last pass streams its results right after its hand-off, one per
+  cycle, and the next pass starts after the final beat: ``x = stream``.
+  With ``out_banks = 2`` the stream reads one bank while the next job's
+  passes fill the other, and the next pass starts the cycle after the
+  hand-off. The stream of the job handed off in cycle ``h`` takes cycles
+  ``h+1 .. h+stream``; the next hand-off may be in cycle ``h+stream`` at
+  the earliest (the previous stream's final beat: streams follow each
+  other without a gap). So the last pass of job j waits in its hand-off
+  cycle for ``x_j = wait_j = max(0, stream_j-1 - work_j)`` cycles, where
+  ``work_j`` is the sum of job j's pass cycles without this wait (the
+  hand-off of job j-1 is the final cycle of its last pass) and
+  ``stream_j-1`` is 0 for a START's first job. A START ends (DONE) the
+  cycle after its last stream's final beat, so its last job also adds its
+  whole ``stream`` (after its wait). Passes that are not last never wait.
+* **A START** costs the sum of its passes, plus (``out_banks = 2``) its
+  last job's ``stream``, plus ``RUN_OVERHEAD``; per job: :func:`job_cycles`.
+  With two tile banks too, a wait lengthens the ``after`` of the job's
+  last pass and so the ``overlap`` (``after + 1``, ``x`` included) that
+  hides the next job's first load: the jobs are counted one after another.
 
 All counts assume the input stream always valid and the result stream
-always ready (stalls only add cycles). The system around the cores (several
+always ready (stalls only add cycles; a stalled stream also delays the
+next hand-off). The system around the cores (several
 cores, off-chip bandwidth stretching a tile load, the output buffer's
 capacity shortening the pixel runs) is ``sim_bench``'s (docs/perf_model.md);
 it calls :func:`pass_cycles_rounds` for every (row set, row tile, pixel run)
@@ -77,7 +105,8 @@ from dbpim.model.spec import CORE_LATENCY, DIGIT_BITS, pipeline_latency
 __all__ = ["PassPlan", "PlanError", "plan_passes", "pack_segments", "filter_tiles_of", "kept_rows",
            "switch_beats", "window_counts", "delivery_cycles", "check_filter_tile", "load_cycles", "tile_bytes", "pixel_cycles", "round_compute",
            "round_sizes", "first_round_delivery", "pass_after", "prefetch_overlap", "exposed_load",
-           "prefetched_passes", "pass_cycles", "pass_cycles_rounds", "layer_cycles", "core_layer_cycles"]
+           "prefetched_passes", "pass_cycles", "pass_cycles_rounds", "job_cycles", "layer_cycles",
+           "core_layer_cycles"]
 
 
 class PlanError(ValueError):
@@ -480,12 +509,80 @@ def prefetched_passes(segment, tile_banks: int) -> np.ndarray:
     return out
 
 
-def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int = 1) -> np.ndarray:
+def job_cycles(cycles, load, d0, overlap, stream, same_start, *, tile_banks: int = 1,
+               out_banks: int = 1) -> np.ndarray:
+    """Cycles of a core's jobs, in execution order, with their result streams (the module docstring).
+
+    A *job* is one filter tile over one pixel run: its passes (row tiles)
+    from its ``first`` to its ``last``, whose results stream out after the
+    last pass. Within a job no pass streams or waits for a stream, so a job
+    is summed once (``cycles``) and only its first pass's load and its
+    stream depend on the jobs around it.
+
+    Parameters
+    ----------
+    cycles : int array (..., J)
+        Sum of the job's :func:`pass_cycles_rounds` with nothing streamed
+        (``stream`` = 0), the first pass waiting for its whole ``load``, the
+        others for their :func:`exposed_load` (tile banks within the job).
+    load, d0 : int arrays (..., J)
+        Whole tile load and :func:`first_round_delivery` of the job's first pass.
+    overlap : int array (..., J)
+        :func:`prefetch_overlap` of the job's last pass with nothing streamed.
+    stream : int array (J,)
+        The job's result beats, ``pixels * n_out``.
+    same_start : bool array (J,)
+        The job runs in the same START as the job before it.
+    tile_banks, out_banks : int
+        ``core.tile_banks`` (2: a job's first tile loads during the job
+        before it in the START) and ``core.out_banks``.
+
+    Returns
+    -------
+    int64 array (..., J)
+        ``cycles`` - hidden load + exposed streaming. With ``out_banks = 1``
+        the exposed streaming is the job's own ``stream``. With 2 it is
+        ``wait_j = max(0, stream_j-1 - work_j)`` (``work_j`` the job's
+        cycles, hidden load subtracted; 0 for a START's first job), plus
+        the whole ``stream_j`` for a START's last job. The hidden load of job
+        j (``tile_banks = 2``, same START) is ``max(load_j, d0_j) -
+        max(max(0, load_j - overlap_j-1 - x_j-1), d0_j)`` with ``x`` the
+        exposed streaming of job j-1's last pass (its stream or its wait).
+    """
+    cycles, load, d0, overlap = (np.asarray(a, np.int64) for a in (cycles, load, d0, overlap))
+    stream = np.asarray(stream, np.int64)
+    same = np.asarray(same_start, bool)
+    pre = same & (int(tile_banks) == 2)
+    whole = np.maximum(load, d0)
+
+    def work(j, hide):  # job j's cycles when the pass before its first hides ``hide`` load cycles
+        return cycles[..., j] - np.where(pre[j], whole[..., j] - np.maximum(exposed_load(
+            load[..., j], hide, True), d0[..., j]), 0)
+
+    J = stream.size
+    if int(out_banks) == 1:
+        hide = np.concatenate([np.zeros_like(overlap[..., :1]), (overlap + stream)[..., :-1]], axis=-1)
+        return work(slice(None), hide) + stream
+    out = np.zeros(cycles.shape, np.int64)
+    hide = np.zeros(cycles.shape[:-1], np.int64)
+    for j in range(J):
+        w = work(j, hide)
+        wait = np.maximum(stream[j - 1] - w, 0) if j and same[j] else np.zeros_like(w)
+        out[..., j] = w + wait
+        hide = overlap[..., j] + wait
+    ends = np.append(~same[1:], True)  # a START's last job: its results stream out before DONE
+    return out + np.where(ends, stream, 0)
+
+
+def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int = 1,
+                 out_banks: int = 1) -> np.ndarray:
     """Cycles of every START of a layer's plan for each sample: int64 (S, segments).
 
     ``pix`` is :func:`pixel_cycles` of each sample, (S, P, tiles);
     ``tile_banks`` is ``core.tile_banks`` (2: each pass but a START's first
-    waits only for :func:`exposed_load`).
+    waits only for :func:`exposed_load`), ``out_banks`` is
+    ``core.out_banks`` (2: a job's results stream while the next job
+    computes, :func:`job_cycles`).
     """
     pix = np.asarray(pix, np.int64)
     n = plan.tile.size
@@ -500,12 +597,22 @@ def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks
         comp[:, i, :npx] = pix[:, p0:p0 + npx, plan.tile[i]]
     C = round_compute(comp, int(macros))
     m_r = round_sizes(plan.pixels, macros, C.shape[-1])
-    after = pass_after(plan.deliver, C, m_r, plan.pixels * plan.n_out * plan.last, macro.n_col)  # (S, n)
-    prev = np.concatenate([np.zeros((S, 1), np.int64), prefetch_overlap(after[:, :-1])], axis=1)
-    load = exposed_load(plan.load, prev, prefetched_passes(plan.segment, tile_banks))
-    per_pass = CORE_LATENCY["pass"] + np.maximum(load, first_round_delivery(plan.deliver, m_r)) + after
+    after = pass_after(plan.deliver, C, m_r, 0, macro.n_col)  # (S, n): nothing streamed
+    overlap = prefetch_overlap(after)
+    prev = np.concatenate([np.zeros((S, 1), np.int64), overlap[:, :-1]], axis=1)
+    d0 = np.broadcast_to(first_round_delivery(plan.deliver, m_r), (S, n))
+    load = exposed_load(plan.load, prev, prefetched_passes(plan.segment, tile_banks) & ~plan.first)
+    per_pass = CORE_LATENCY["pass"] + np.maximum(load, d0) + after
+    heads, tails = np.nonzero(plan.first)[0], np.nonzero(plan.last)[0]
+    if heads.size != tails.size or heads[0] != 0 or np.any(tails != np.append(heads[1:], n) - 1):
+        raise PlanError("plan: every job (filter tile over a pixel run) must run from its first to its last pass")
+    per_job = np.add.reduceat(per_pass, heads, axis=-1)
+    seg = plan.segment[heads]
+    jobs = job_cycles(per_job, np.broadcast_to(plan.load[heads], (S, heads.size)), d0[:, heads],
+                      overlap[:, tails], plan.pixels[tails] * plan.n_out[tails], np.append(False, seg[1:] == seg[:-1]),
+                      tile_banks=tile_banks, out_banks=out_banks)
     for s in range(plan.n_segments):
-        segs[:, s] = per_pass[:, plan.segment == s].sum(-1) + CORE_LATENCY["run"]
+        segs[:, s] = jobs[:, seg == s].sum(-1) + CORE_LATENCY["run"]
     return segs
 
 
@@ -534,4 +641,4 @@ def core_layer_cycles(compiled, bits, macros: int, core, name: str = "layer",
     S, P, K = bits.shape
     plan = plan_passes(compiled.tiles, P, compiled.macro, macros, core, name, run_pixels)
     pix = pixel_cycles(bits.reshape(S * P, K), compiled.tiles, compiled.macro).reshape(S, P, -1)
-    return layer_cycles(plan, pix, compiled.macro, macros, core.tile_banks)
+    return layer_cycles(plan, pix, compiled.macro, macros, core.tile_banks, core.out_banks)

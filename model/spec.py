@@ -428,6 +428,8 @@ CORE_GEOMETRY: dict[str, Rule] = {
                           "an integer from 1 to 4096 (row tiles one output accumulates)"),
     "tile_banks": Rule(lambda v: v in (1, 2), "1 or 2 (tile banks per macro: 2 loads the next pass's tile "
                                               "while the current one computes)"),
+    "out_banks": Rule(lambda v: v in (1, 2), "1 or 2 (output register file banks: 2 streams a pass's results "
+                                             "while the next passes compute)"),
     "addr_width": Rule(lambda v: 3 <= v <= 32, "an integer from 3 to 32 (AXI4-Lite byte address bits)"),
 }
 

@@ -488,18 +488,14 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
         if f.size == 0:
             continue
         seg = ct.pack_segments(f, ft_rt, ft_windows, cfg.core)
-        extra = (int(seg.max()) + 1) * CORE_LATENCY["run"] + stream[f, l].sum()
-        wall[c] = sys_pass[ft_run[f], :, l].sum(0) + extra
-        core[c] = core_pass[ft_run[f], :, l].sum(0) + extra
-        if banks == 2 and f.size > 1:  # a pixel run's first tile loads during the run before it (same START)
-            r, rp = ft_run[f[1:]], ft_run[f[:-1]]
-            same = (seg[1:] == seg[:-1])[:, None]
-            hide = last_overlap[rp, :, l[:-1]] + stream[f[:-1], l[:-1]][:, None]  # (J - 1, S): with its results
-            first_d0 = d0[r, 0, 0, l[1:]][:, None]
-            for tot, ld in ((wall, load), (core, port)):
-                whole = ld[r, 0][:, None]
-                gain = np.maximum(whole, first_d0) - np.maximum(ct.exposed_load(whole, hide, True), first_d0)
-                tot[c] -= np.where(same, gain, 0).sum(0)
+        same = np.append(False, seg[1:] == seg[:-1])
+        r = ft_run[f]
+        # a core's jobs (filter tile x pixel run) in order: its first tile loads during the job before it
+        # (tile_banks 2, same START), its results stream after it or during the next job (out_banks 2)
+        for tot, ps, ld in ((wall, sys_pass, load), (core, core_pass, port)):
+            jobs = ct.job_cycles(ps[r, :, l].T, ld[r, 0], d0[r, 0, 0, l], last_overlap[r, :, l].T, stream[f, l],
+                                 same, tile_banks=banks, out_banks=cfg.core.out_banks)
+            tot[c] = jobs.sum(-1) + (int(seg.max()) + 1) * CORE_LATENCY["run"]
     loads = int(npx.size)
     return _Timing(wall=wall.max(0), core=core.max(0), runs_per_tile=int((copy == 0).sum()),
                    load_cycles=float((np.where(valid, load, 0).sum(1)[ft_run]).sum() * loads),

@@ -192,9 +192,78 @@ def test_two_tile_banks_hide_the_next_load(rng):
                                           for s in range(plan.n_segments)])
 
 
+def _stream_timeline(plan, pix, mc, M, tile_banks, out_banks):
+    """START cycles from the docstring's words, cycle by cycle in absolute time (not model.core_timing's sums):
+    a pass's cycles up to its hand-off, the result stream's busy interval, the wait for it; (S, segments)."""
+    from dbpim.model.core_timing import pass_after, round_compute, round_sizes
+    S = pix.shape[0]
+    out = np.zeros((S, plan.n_segments), np.int64)
+    for s in range(S):
+        for g in range(plan.n_segments):
+            t = 0                     # cycles of the START so far (the pass's last cycle is t - 1)
+            free = 0                  # first cycle the result stream is free again
+            overlap = None            # load cycles the pass before hides (tile_banks 2), None: START's first
+            for i in np.nonzero(plan.segment == g)[0]:
+                npx = int(plan.pixels[i])
+                C = round_compute(pix[s, plan.p0[i]:plan.p0[i] + npx, plan.tile[i]][None], M)
+                m_r = round_sizes(np.array([npx]), M, C.shape[-1])
+                after = int(pass_after(plan.deliver[i:i + 1], C, m_r, 0, mc.n_col)[0])
+                load = int(plan.load[i])
+                if tile_banks == 2 and overlap is not None:
+                    load = max(0, load - overlap)
+                b0 = max(load, int(m_r[0, 0] * plan.deliver[i] + CORE_LATENCY["deliver"]))
+                beats = npx * int(plan.n_out[i]) if plan.last[i] else 0
+                t += CORE_LATENCY["pass"] + b0 + after   # the hand-off cycle is t - 1 at the earliest
+                if out_banks == 1:
+                    t += beats                             # streamed in the pass
+                    extra = beats
+                else:
+                    wait = max(0, free - t) if plan.last[i] else 0  # the stream ends in cycle free - 1
+                    t += wait
+                    extra = wait
+                    if plan.last[i]:
+                        free = t + beats                   # beats in cycles t .. t + beats - 1
+                overlap = after + extra + 1
+            out[s, g] = max(t, free) + CORE_LATENCY["run"]
+    return out
+
+
+@pytest.mark.parametrize("tile_banks,out_banks", [(1, 2), (2, 2), (2, 1), (1, 1)])
+def test_two_out_banks_stream_while_the_next_job_computes(rng, tile_banks, out_banks):
+    """out_banks 2: a job's results stream while the next job of the START computes; a job's last pass hands
+    its results over only once the stream before it is over (its wait: max(0, stream before - its cycles)),
+    the START's last stream is waited for in full; with tile_banks 2 the wait lengthens the overlap that hides
+    the next job's first load. layer_cycles = an absolute-time replay of docs/design.md §11, with the core's
+    loads and with loads stretched as an off-chip fetch stretches them (sim_bench); never slower than one bank,
+    results unchanged."""
+    import dataclasses
+
+    from dbpim.model.core_timing import layer_cycles, pixel_cycles
+    mc = MacroConfig(n_comp=4, n_col=4, n_row=8, in_bits=8, phi_max=2, lanes=4, pipeline=False)
+    comp = _layer(rng, mc=mc, K=3 * mc.capacity_rows, N=9, sparsity=0.3, gain=30.0)
+    P = 7
+    xs = rng.integers(0, 256, (2, P, comp.K)) * (rng.random((2, P, comp.K)) < 0.2)
+    core = CoreConfig(descriptors=8, out_pixels=3, tile_banks=tile_banks, out_banks=out_banks)
+    prog = compile_program(comp, P, CoreParams.from_config(_hw(core, M=2, mc=mc)))
+    plan = prog.plan
+    assert plan.n_segments >= 2 and plan.last.sum() > plan.n_segments  # STARTs of several jobs
+    pix = np.stack([pixel_cycles(input_bits(x, False), comp.tiles, mc) for x in xs])
+    for stretch in (1, 60):
+        slow = dataclasses.replace(plan, load=plan.load * stretch)
+        got = layer_cycles(slow, pix, mc, 2, tile_banks=tile_banks, out_banks=out_banks)
+        assert np.array_equal(got, _stream_timeline(slow, pix, mc, 2, tile_banks, out_banks)), stretch
+        one = layer_cycles(slow, pix, mc, 2, tile_banks=tile_banks, out_banks=1)
+        assert np.all(got <= one)
+        if out_banks == 2 and stretch == 1:
+            assert np.all(got < one)  # jobs short next to their streams: some streaming hidden
+    for x in xs:
+        r = run_core(prog, x)
+        assert np.array_equal(r.out, run_layer(x, comp, False).out.astype(np.int64))
+
+
 @pytest.mark.parametrize("banks", [1, 2])
 def test_core_layer_cycles_equal_the_twin_both_banks(rng, banks):
-    hw = load_config("small").replace(core={"tile_banks": banks})
+    hw = load_config("small").replace(core={"tile_banks": banks, "out_banks": banks})
     comp = _layer(rng, mc=hw.macro)
     prog = compile_program(comp, 9, CoreParams.from_config(hw))
     xs = rng.integers(0, 256, (3, 9, comp.K))

@@ -74,6 +74,22 @@ def test_dbpim_verify_two_tile_banks(real_artifacts, tmp_path, capsys):
     assert "cycles: equal" in out
 
 
+@pytest.mark.xdist_group("rtl-core-native")
+def test_dbpim_verify_two_output_banks(real_artifacts, tmp_path, capsys):
+    """``dbpim verify`` with two output banks and two tile banks (the small YAML plus core.out_banks: 2,
+    core.tile_banks: 2): a filter tile's results stream while the next one computes; outputs bit for bit, the
+    RTL's cycles equal the performance model's (model.core_timing.job_cycles)."""
+    from dbpim.cli import main
+    from dbpim.model.config import config_path
+    yaml = tmp_path / "small-out2.yaml"
+    yaml.write_text(config_path("small").read_text().rstrip() + "\n  tile_banks: 2\n  out_banks: 2\n")
+    assert main(["verify", "--artifact", str(real_artifacts[0]), "--layer", "features.1.conv", "--hw",
+                 str(yaml)]) == 0
+    out = capsys.readouterr().out
+    assert "outputs == run_layer (bit for bit): yes" in out
+    assert "cycles: equal" in out
+
+
 @pytest.mark.xdist_group("rtl-core-native-paper")
 @pytest.mark.parametrize("layer", ["features.1.conv", "classifier.1"])
 def test_dbpim_verify_paper_core(paper_artifact, layer, capsys):
@@ -88,18 +104,21 @@ def test_dbpim_verify_paper_core(paper_artifact, layer, capsys):
     assert "cycles: equal" in out
 
 
-def _random_program(params, rng, signed):
+def _random_program(params, rng, signed, short_jobs=False):
+    """A random layer's program and two samples; ``short_jobs``: at most ``lanes`` inputs (one switch beat),
+    small weights (phi 1: a filter per column), mostly zero inputs over many pixels, so a filter tile computes
+    in fewer cycles than its results take to stream."""
     mc = params.macro
-    K = int(rng.integers(5, 3 * mc.capacity_rows))
-    N = int(rng.integers(1, 3 * mc.group_size))
-    u = rng.normal(0, 1, (K, N)) * rng.choice([0.5, 4.0, 30.0, 90.0], N)
+    K = int(rng.integers(1, mc.lanes + 1) if short_jobs else rng.integers(5, 3 * mc.capacity_rows))
+    N = int(rng.integers(mc.n_col if short_jobs else 1, 3 * mc.group_size))
+    u = rng.normal(0, 1, (K, N)) * (1.0 if short_jobs else rng.choice([0.5, 4.0, 30.0, 90.0], N))
     u[rng.random((K, N)) < 0.05] = -128.0
     q = prune_quantize(u, mc, float(rng.choice([0.0, 0.3, 0.7])), scale=1.0)
     comp = compile_layer(q.w, q.phi, q.mask, mc, q.group_size)
-    P = int(rng.integers(1, 30))
+    P = int(rng.integers(20, 40) if short_jobs else rng.integers(1, 30))
     lo, hi = (-128, 127) if signed else (0, 255)
     xs = rng.integers(lo, hi + 1, (2, P, K))
-    xs[rng.random(xs.shape) < 0.4] = 0
+    xs[rng.random(xs.shape) < (0.9 if short_jobs else 0.4)] = 0
     return compile_program(comp, P, params, signed), xs
 
 
@@ -114,14 +133,16 @@ CORNERS = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("corner,banks", [(c, 1) for c in range(len(CORNERS))] + [(0, 2)])
-def test_core_native_corners(corner, banks, rng):
+@pytest.mark.parametrize("corner,banks,out_banks", [(c, 1, 1) for c in range(len(CORNERS))] + [(0, 2, 1), (1, 1, 2)])
+def test_core_native_corners(corner, banks, out_banks, rng):
     """Corner configurations; the first also with two tile banks (several STARTs: each START's first tile
-    is loaded in full, the others while the pass before computes)."""
+    is loaded in full, the others while the pass before computes), the second with two output banks (one
+    macro, one lane: results stream while the next pixel run computes)."""
     macro, M, core = CORNERS[corner]
-    hw = HwConfig(name=f"corner{corner}" + ("-banks2" if banks == 2 else ""),
+    hw = HwConfig(name=f"corner{corner}" + ("-banks2" if banks == 2 else "") + ("-out2" if out_banks == 2 else ""),
                   macro=MacroConfig(in_bits=8, phi_max=2, **macro),
-                  system=SystemConfig(macros_per_core=M), core=CoreConfig(**core, tile_banks=banks))
+                  system=SystemConfig(macros_per_core=M), core=CoreConfig(**core, tile_banks=banks,
+                                                                            out_banks=out_banks))
     _check_random_programs(hw, rng, trials=4)
 
 
@@ -152,18 +173,67 @@ def test_core_native_random_layers_small(rng):
     _check_random_programs(load_config(rtl_config("small")), rng, trials=3)
 
 
-def small_two_banks():
-    """The small configuration with ``core.tile_banks = 2`` (its own build folder)."""
+def small_two_banks(tile_banks=2, out_banks=1):
+    """The small configuration with ``core.tile_banks`` and ``core.out_banks`` (its own build folder)."""
     import dataclasses
 
     from dbpim.model.config import load_config
-    return dataclasses.replace(load_config("small").replace(core={"tile_banks": 2}), name="small-banks2", path=None)
+    name = "small" + ("-banks2" if tile_banks == 2 else "") + ("-out2" if out_banks == 2 else "")
+    return dataclasses.replace(load_config("small").replace(core={"tile_banks": tile_banks, "out_banks": out_banks}),
+                               name=name, path=None)
 
 
 def test_core_native_random_layers_small_two_banks(rng):
     """The same with two tile banks: each pass's tile loads into the other bank while the pass before computes;
     results exact, CYCLES = the twin's (model.core_timing with tile_banks 2), full rate and stalled."""
     _check_random_programs(small_two_banks(), rng, trials=4)
+
+
+@pytest.mark.parametrize("tile_banks", [1, 2])
+def test_core_native_random_layers_small_two_out_banks(rng, tile_banks):
+    """Two output banks (with one and two tile banks): a filter tile's results stream out of one bank while
+    the next filter tile's passes fill the other; results exact and in order, CYCLES = the twin's
+    (model.core_timing.job_cycles), full rate and stalled (a stalled stream delays the next hand-off)."""
+    _check_random_programs(small_two_banks(tile_banks, 2), rng, trials=4)
+
+
+def _stream_waits(prog, x):
+    """Cycles the passes of ``prog`` wait, on sample ``x``, for the result stream before theirs (two output
+    banks, one tile bank): the streams hidden with two banks are every START's but its last."""
+    import dataclasses
+    one = dataclasses.replace(prog.params, core=dataclasses.replace(prog.params.core, out_banks=1))
+    plan = prog.plan
+    beats = plan.pixels * plan.n_out * plan.last
+    ends = np.append(plan.segment[1:] != plan.segment[:-1], True)
+    hidden = beats[~ends].sum()
+    c1 = run_core(dataclasses.replace(prog, params=one), x).cycles.sum()
+    return int(hidden - (c1 - run_core(prog, x).cycles.sum()))
+
+
+def test_core_native_two_out_banks_wait_for_the_stream(rng):
+    """Two output banks on programs whose filter tiles compute in fewer cycles than the results before them
+    take to stream: the hand-off waits for the stream's final beat and the next stream follows it with no
+    gap (the wait max(0, stream before - job) of model.core_timing.job_cycles); exact, full rate and stalled."""
+    from dbpim.verif.native import run_core_native
+    hw = small_two_banks(1, 2)
+    params = CoreParams.from_config(hw)
+    found = 0
+    for _ in range(400):
+        prog, xs = _random_program(params, rng, False, short_jobs=True)
+        if not prog.segments or _stream_waits(prog, xs[0]) <= 0:
+            continue
+        found += 1
+        want = [run_core(prog, x) for x in xs]
+        for stall in ((0.0, 0.0, 0), (0.4, 0.4, int(rng.integers(1 << 30)))):
+            runs, _ = run_core_native(prog, xs, hw, stall=stall)
+            for si in range(len(prog.segments)):
+                for s, w in enumerate(want):
+                    assert np.array_equal(runs[si][s].beats, w.beats[si]), (found, si, s, stall[0])
+                    if stall[0] == 0:
+                        assert runs[si][s].cycles == w.cycles[si], (found, si, s)
+        if found == 2:
+            break
+    assert found == 2, "no random program waits for a stream"
 
 
 @pytest.mark.parametrize("field,value,code", [("pixels", 0, 1), ("pixels", 65, 1), ("n_out", 5, 1), ("first", 0, 2),
@@ -191,9 +261,10 @@ def test_core_native_errors_abort_without_hanging(field, value, code, rng):
     _bad_then_good(hw, prog, xs, bad, fix, code)
 
 
-def _bad_then_good(hw, prog, xs, bad, fix, code):
-    """Load ``prog``, write ``bad`` and START: STATUS.ERROR with ``code``, no result; write ``fix`` and START
-    again: the results and CYCLES of the twin."""
+def _bad_then_good(hw, prog, xs, bad, fix, code, beats_before=0):
+    """Load ``prog``, write ``bad`` and START: STATUS.ERROR with ``code``, no result (but the first
+    ``beats_before`` of the twin's, streamed before the error); write ``fix`` and START again: the results and
+    CYCLES of the twin."""
     from dbpim.verif.native import _parse_core, _run, build_native, write_core_stimulus
     lines = write_core_stimulus(prog, xs[:1])
     run = next(i for i, ln in enumerate(lines) if ln.startswith("window"))
@@ -202,9 +273,31 @@ def _bad_then_good(hw, prog, xs, bad, fix, code):
     exe, _ = build_native("core", hw)
     (first, second), _ = _parse_core(_run(exe, lines, "errors"), prog.params.psum_width)
     assert first.status & 0b110 == 0b110 and first.status >> 4 == code, f"STATUS {first.status:#x}"
-    assert first.beats.size == 0
     want = run_core(prog, xs[0])
+    assert np.array_equal(first.beats, want.beats[0][:beats_before])
     assert np.array_equal(second.beats, want.beats[0]) and second.cycles == want.cycles[0] and second.status == 2
+
+
+@pytest.mark.parametrize("out_banks", [1, 2])
+def test_core_native_error_after_a_stream(rng, out_banks):
+    """A bad descriptor after a filter tile's last pass: that filter tile's results leave in full and in order
+    (with two output banks the failed run waits for their stream, then DONE and ERROR rise together), no
+    later result; after the fix the START is exact."""
+    from dbpim.model import spec
+    hw = small_two_banks(1, out_banks)
+    params = CoreParams.from_config(hw)
+    prog, xs = _random_program(params, rng, False, short_jobs=True)
+    while len(prog.segments) != 1 or prog.plan.last.sum() < 2:
+        prog, xs = _random_program(params, rng, False, short_jobs=True)
+    passes = prog.segments[0].passes
+    k = next(i for i, p in enumerate(passes) if p.last) + 1   # the first pass after the first stream
+    p = passes[k]
+    good = {"tile": p.slot, "mask_base": p.mask_base, "n_win": p.n_win, "n_kept": p.n_kept, "pixels": p.pixels,
+            "n_out": p.n_out, "first": int(p.first), "last": int(p.last)}
+    desc = params.map.regions["desc"]
+    words = [spec.entry_words(desc.fields, v) for v in ({**good, "pixels": 0}, good)]
+    bad, fix = ([f"write {desc.address(k, i):x} {w:x}" for i, w in enumerate(ws)] for ws in words)
+    _bad_then_good(hw, prog, xs, bad, fix, 1, beats_before=passes[k - 1].pixels * passes[k - 1].n_out)
 
 
 @pytest.mark.parametrize("region,code,banks", [("mask", 3, 1), ("map", 1, 1), ("map", 1, 2)])
@@ -237,10 +330,11 @@ def test_core_native_reserved_bits_abort(region, code, banks, rng):
     _bad_then_good(hw, prog, xs, [f"write {addr:x} {bad_word:x}"], [f"write {addr:x} {good[addr]:x}"], code)
 
 
-def test_core_native_two_banks_reset_mid_layer_then_exact(rng):
-    """Two tile banks: a reset in the middle of a START (while a tile may be loading into the other bank),
-    then the same START again: results and CYCLES exact."""
-    hw = small_two_banks()
+@pytest.mark.parametrize("out_banks", [1, 2])
+def test_core_native_two_banks_reset_mid_layer_then_exact(rng, out_banks):
+    """Two tile banks: a reset in the middle of a START (while a tile may be loading into the other bank, or,
+    with two output banks, results stream), then the same START again: results and CYCLES exact."""
+    hw = small_two_banks(2, out_banks)
     params = CoreParams.from_config(hw)
     prog, xs = _random_program(params, rng, False)
     while len(prog.segments[0].passes) < 3:

@@ -194,6 +194,26 @@ def test_peak_throughput_from_the_configuration():
     assert MacroConfig(n_comp=16, n_col=40, n_row=16).n_col * 16 / 8 >= 77.5
 
 
+def test_two_out_banks_hide_result_streams_for_every_mechanism():
+    """out_banks 2 (the dense baseline runs on the same core): a filter tile's results stream while the next
+    job computes; the wall cycles and the core's own count of every mechanism never grow, shrink for the
+    hybrid and the dense baseline alike, the macro cycles stay; with tile_banks 2 as well, never slower."""
+    cfg = load_config("paper")
+    spec = synth.specs_of(synth.resnet18("cifar")[2:4], cfg.macro, sparsity=0.5)[0]
+    a, b = perf.evaluate_layer(spec, cfg), perf.evaluate_layer(spec, cfg.replace(core={"out_banks": 2}))
+    for k in perf.MECHANISMS:
+        assert b.mech[k].wall_cycles <= a.mech[k].wall_cycles, k
+        assert np.all(b.mech[k].core_cycles <= a.mech[k].core_cycles), k
+        assert b.mech[k].macro_cycles == a.mech[k].macro_cycles, k
+    for k in ("dense", "dbpim"):
+        assert b.mech[k].wall_cycles < a.mech[k].wall_cycles, k
+        assert np.all(b.mech[k].core_cycles < a.mech[k].core_cycles), k
+    t2 = cfg.replace(core={"tile_banks": 2})
+    c, d = perf.evaluate_layer(spec, t2), perf.evaluate_layer(spec, t2.replace(core={"out_banks": 2}))
+    for k in perf.MECHANISMS:
+        assert d.mech[k].wall_cycles <= c.mech[k].wall_cycles, k
+
+
 def test_two_tile_banks_hide_off_chip_loads_for_every_mechanism():
     """tile_banks 2 (the dense baseline runs on the same core): the wall cycles of every mechanism never grow
     and shrink where off-chip fetches stretch the tile loads; the core's own count (tiles preloaded) and the

@@ -3,7 +3,8 @@
 Random programs of the SIMD instructions (REQ, ADD, MAXP, GAP, CLMP, HALT)
 on random buffer contents run on ``dbpim_chip`` through its host port; ACT
 after HALT must equal :meth:`model.chip.GoldenChip.execute` on the same
-program (the seed is in the test id). An undefined opcode and the
+program (the seed is in the test id), and CYCLES the golden chip's cycle
+count (``GoldenChip.simd_cycles``, from :mod:`model.chip_timing`). An undefined opcode and the
 instructions the RTL does not run yet stop with their STATUS error code; a
 reset in the middle of a program, then a reload and a rerun, gives the
 golden result.
@@ -182,10 +183,12 @@ def _buffers(rng):
     return rng.integers(-300, 300, DEPTHS["ACT"]), rng.integers(-(1 << 20), 1 << 20, DEPTHS["ACC"])
 
 
-def _golden(prog, act, acc, lanes=LANES):
+def _golden(prog, act, acc, lanes=LANES, cycles=False):
+    """ACT after the golden chip runs ``prog`` (and, with ``cycles``, the golden chip's cycle count)."""
     a, c = act[None].copy(), acc[None].copy()
-    GoldenChip.from_program(prog, lanes).execute(a, c)
-    return a[0]
+    chip = GoldenChip.from_program(prog, lanes)
+    chip.execute(a, c)
+    return (a[0], chip.simd_cycles) if cycles else a[0]
 
 
 def _chip(lanes=LANES):
@@ -203,7 +206,7 @@ def test_random_simd_programs_match_golden(seed, lanes):
         asm.random(str(op))
     prog = asm.program()
     act, acc = _buffers(rng)
-    want = _golden(prog, act, acc, lanes)
+    want, want_cycles = _golden(prog, act, acc, lanes, cycles=True)
 
     async def body(tb):
         await _load(tb, prog, act, acc)
@@ -219,6 +222,8 @@ def test_random_simd_programs_match_golden(seed, lanes):
     bad = np.flatnonzero(got != want)
     assert not bad.size, f"seed {seed}: ACT differs at {bad[:10]}: rtl {got[bad[:10]]}, golden {want[bad[:10]]}"
     assert cycles == program_cycles(prog, lanes), (cycles, program_cycles(prog, lanes))
+    # one timing for the unit: the golden chip counts the RTL's cycles
+    assert cycles == want_cycles, f"seed {seed}: RTL CYCLES {cycles}, golden chip {want_cycles}"
 
 
 def test_reset_mid_program_then_rerun():

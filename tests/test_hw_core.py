@@ -110,12 +110,13 @@ def test_axi4lite_target_writes_and_reads(rng):
     assert got == words
 
 
-@pytest.mark.parametrize("banks", [1, 2])
-def test_core_on_a_real_layer_amaranth(banks):
+@pytest.mark.parametrize("banks,out_banks", [(1, 1), (2, 1), (1, 2), (2, 2)])
+def test_core_on_a_real_layer_amaranth(banks, out_banks):
     """The digits MLP's first layer (5 vectors as 5 pixels: rounds of 2 and a short one) on the small core:
     results and CYCLES exact (one START at full rate on the internal register bus), with one tile bank and
-    with two (each pass's tile loaded while the pass before it computes)."""
-    hw = load_config("small").replace(core={"tile_banks": banks})
+    with two (each pass's tile loaded while the pass before it computes), with one output bank and with two
+    (a filter tile's results stream while the next filter tile computes)."""
+    hw = load_config("small").replace(core={"tile_banks": banks, "out_banks": out_banks})
     rl = real_layer(hw.macro)
     x = np.asarray(rl.x, np.int64)[:5]
     program = compile_program(rl.compiled, x.shape[0], CoreParams.from_config(hw))
@@ -137,7 +138,8 @@ def test_core_on_a_real_layer_amaranth(banks):
         async def watched_tick(n=1):
             for _ in range(n):
                 await tick()
-                seen.append((tb.get("prefetching"), tb.get("computing")))
+                seen.append((tb.get("prefetching"), tb.get("computing") or tb.get("delivering"),
+                             tb.get("streaming")))
 
         tb.set("w_strb", 0xF)
         for a, w in bus_writes(program, seg):
@@ -166,5 +168,8 @@ def test_core_on_a_real_layer_amaranth(banks):
     assert info["STATUS"] == 0b010  # done, no error
     assert info["CYCLES"] == want.cycles[0]
     # two banks: the next pass's tile rows are written while the macros compute (none with one bank)
-    overlap = sum(1 for p, c in seen if p and c)
-    assert (overlap > 0) if banks == 2 else not any(p for p, _ in seen)
+    overlap = sum(1 for p, c, _ in seen if p and c)
+    assert (overlap > 0) if banks == 2 else not any(p for p, _, _ in seen)
+    # two output banks: results leave while the next pass takes inputs or computes (never with one)
+    hidden = sum(1 for _, c, o in seen if c and o)
+    assert (hidden > 0) if out_banks == 2 else hidden == 0

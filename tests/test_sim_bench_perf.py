@@ -77,12 +77,17 @@ def _roomy(cfg, **system):
                                                                output_buffer_kib=1e9, **system))
 
 
-@pytest.mark.parametrize("banks", [1, 2])
+#: (core.tile_banks, core.out_banks)
+BANKS = [(1, 1), (2, 1), (1, 2), (2, 2)]
+
+
+@pytest.mark.parametrize("banks", BANKS)
 @pytest.mark.parametrize("name,signed,M", [("paper", False, 4), ("paper", True, 3), ("small", False, 2)])
 def test_one_core_equals_the_core_twin(name, signed, M, banks):
     """sim_bench on one core = the golden core twin (model.core.run_core, the RTL's CYCLES) per sample."""
     from dbpim.model.core import CoreParams, compile_program, run_core
-    cfg = _roomy(load_config(name).replace(core={"tile_banks": banks}), cores=1, macros_per_core=M)
+    cfg = _roomy(load_config(name).replace(core={"tile_banks": banks[0], "out_banks": banks[1]}), cores=1,
+                 macros_per_core=M)
     rec = _conv_record(cfg.macro, signed=signed, cout=19)
     xc = im2col(rec.x, 3, 3, 1, 1)
     P = xc.shape[0] // 2
@@ -100,13 +105,14 @@ def test_one_core_equals_the_core_twin(name, signed, M, banks):
             k].wall_cycles, k
 
 
-@pytest.mark.parametrize("banks", [1, 2])
+@pytest.mark.parametrize("banks", BANKS)
 def test_one_core_with_short_pixel_runs_equals_the_core_twin(banks):
     """A small output buffer shortens the pixel runs: the twin running the same runs counts the same cycles
-    (with two tile banks a pixel run's first tile loads during the run before it)."""
+    (with two tile banks a pixel run's first tile loads during the run before it; with two output banks its
+    results stream during the run after it)."""
     from dbpim.model.core import CoreParams, compile_program, run_core
     from dbpim.sim_bench.core_cycles import one_core_run_pixels
-    cfg = load_config("small").replace(core={"tile_banks": banks})
+    cfg = load_config("small").replace(core={"tile_banks": banks[0], "out_banks": banks[1]})
     cfg = dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, cores=1, output_buffer_kib=0.05,
                                                               dram_bytes_per_cycle=1e12))
     rec = _conv_record(cfg.macro, cout=7)
@@ -204,7 +210,7 @@ def test_one_core_equals_the_core_twin_on_every_real_layer(real_artifacts):
     from dbpim.model.core import CoreParams, compile_program, run_core
     from dbpim.sim_bench.core_cycles import layer_cycles_one_core, one_core_run_pixels
     n = 0
-    for cfg in (load_config("small"), load_config("small").replace(core={"tile_banks": 2})):
+    for cfg in (load_config("small").replace(core={"tile_banks": t, "out_banks": o}) for t, o in BANKS):
         for path in real_artifacts:
             for rec in load(path).mapped_layers():
                 x = rec.im2col_inputs()
@@ -213,6 +219,6 @@ def test_one_core_equals_the_core_twin_on_every_real_layer(real_artifacts):
                 prog = compile_program(rec.compiled, P, CoreParams.from_config(cfg), rec.signed_input, rec.name,
                                        run_pixels=one_core_run_pixels(rec, cfg))
                 want = [run_core(prog, xs).total_cycles for xs in x.reshape(S, P, -1)]
-                assert list(layer_cycles_one_core(rec, cfg)) == want, (rec.name, cfg.core.tile_banks)
+                assert list(layer_cycles_one_core(rec, cfg)) == want, (rec.name, cfg.core)
                 n += 1
-    assert n >= 20
+    assert n >= 40

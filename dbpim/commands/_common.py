@@ -179,6 +179,29 @@ def load_hw(spec: str):
         raise CommandError(f"--hw: {e}") from None
 
 
+def core_overrides(values) -> dict:
+    """``--core KEY=N`` options as ``{key: N}`` for ``HwConfig.replace(core=...)``, each key a ``core`` key and
+    each value in its range (:data:`model.spec.CORE_GEOMETRY`); a bad one is one :class:`CommandError` line."""
+    import dataclasses
+
+    from dbpim.model.config import CoreConfig
+    from dbpim.model.spec import CORE_GEOMETRY
+    keys = [f.name for f in dataclasses.fields(CoreConfig)]
+    out = {}
+    for v in values:
+        key, eq, num = v.partition("=")
+        if not eq or key not in keys:
+            raise CommandError(f"--core: {v}: must be KEY=N with KEY one of {', '.join(keys)}")
+        try:
+            n = int(num)
+        except ValueError:
+            n = None
+        if n is None or not CORE_GEOMETRY[key].ok(n):
+            raise CommandError(f"--core: {v}: {key} must be {CORE_GEOMETRY[key].allowed}")
+        out[key] = n
+    return out
+
+
 def verilog_folder(verilog: str, out: str | None, blocks: str | None, suffix: str, command: str):
     """A folder of generated Verilog named on the command line: ``(folder, --out, block names)``.
 
