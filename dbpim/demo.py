@@ -217,6 +217,7 @@ def stage_rtl(cfg, layers, stage: Path) -> dict:
 #: What the demo keeps of the performance summary (``perf/summary.json`` holds all of it).
 PERF_FIGURES = ("network", "hw", "speedup", "speedup_mapped", "energy_saving", "energy_saving_macro",
                 "utilization_system", "utilization", "utilization_system_dense", "utilization_dense",
+                "utilization_compute", "utilization_compute_dense",
                 "peak_tops", "time_dbpim [us]", "time_dense [us]")
 
 

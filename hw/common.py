@@ -27,11 +27,11 @@ from amaranth.lib import data, wiring
 from dbpim.model.spec import check_param
 
 __all__ = ["Block", "layout_from_fields", "Emitter", "VerilogModule", "add_block", "ports_of_verilog",
-           "SRAM_MODES", "flat_ports", "same_width"]
+           "SRAM_MODES", "flat_ports", "same_width", "strip_initial_values", "config_prefix"]
 
-#: How the macro's cell array and metadata register file are emitted (``dbpim verilog --sram``):
-#: ``behavioural`` = Amaranth memories inside the macro; ``blackbox`` = instances of the wrapper
-#: modules ``dbpim_sram_cells`` / ``dbpim_sram_meta`` (docs/rtl.md), for a compiled SRAM.
+#: How the memories of the macro and the core are emitted (``dbpim verilog --sram``, :mod:`hw.sram`):
+#: ``behavioural`` = Amaranth memories inside their blocks; ``blackbox`` = instances of the wrapper
+#: modules ``dbpim_sram_<kind>`` (docs/rtl.md), for compiled SRAMs.
 SRAM_MODES = ("behavioural", "blackbox")
 
 
@@ -74,6 +74,16 @@ class Block(wiring.Component):
     latency_note = ""
 
 
+def config_prefix(name: str) -> str:
+    """The default module name prefix of a configuration named ``name`` (``dbpim verilog`` without ``--prefix``).
+
+    ``name`` with every character other than a letter, digit or ``_`` replaced by ``_``, ``c_`` in front
+    when it does not start with a letter (``small`` -> ``small``, ``28nm-x`` -> ``c_28nm_x``).
+    """
+    p = re.sub(r"[^A-Za-z0-9_]", "_", str(name))
+    return p if p[:1].isalpha() and p.isascii() else f"c_{p}"
+
+
 def layout_from_fields(fields) -> data.StructLayout:
     """A ``StructLayout`` from a :mod:`model.spec` field list (LSB first, in order)."""
     members = {}
@@ -114,6 +124,30 @@ def ports_of_verilog(text: str, top: str) -> list[dict]:
             width = int(pm.group(3)) - int(pm.group(4)) + 1 if pm.group(3) else 1
             ports.append({"name": pm.group(5), "dir": pm.group(1), "width": width})
     return ports
+
+
+#: Yosys's zero-filling ``initial`` block of a memory (Amaranth's ``init=[]``): one assignment per word
+_MEM_INIT_RE = re.compile(r"^  initial begin\n(?:    [^\s\[]+ ?\[\d+\] = [^;\n]+;\n)*  end\n", re.M)
+#: a register declaration with an initial value (Amaranth's reset value); Yosys's own always-block trigger
+#: ``\$auto$verilog_backend...`` is kept (a simulation-only device of the writer, not a design state)
+_REG_INIT_RE = re.compile(r"^(  reg (?:signed )?(?:\[\d+:\d+\] )?(?!\\\$auto\$verilog_backend)\S+ ?) = [^;\n]+;$", re.M)
+
+
+def strip_initial_values(text: str, name: str = "module") -> str:
+    """Verilog ``text`` without initial values: no memory ``initial`` block, no register declaration value.
+
+    What a register or memory holds before its reset (or first write) is then the simulator's choice
+    (Verilator ``--x-initial unique``: random), as in silicon; every register that matters has a reset.
+
+    Raises
+    ------
+    ValueError
+        When an ``initial`` block of another shape is left (the generator would ship it).
+    """
+    text = _REG_INIT_RE.sub(r"\1;", _MEM_INIT_RE.sub("", text))
+    if re.search(r"^\s*initial\b", text, re.M):
+        raise ValueError(f"{name}: an initial block is left in the generated Verilog")
+    return text
 
 
 @dataclass
@@ -164,6 +198,8 @@ class Emitter:
         self.modules: dict[str, VerilogModule] = {}
         #: black-box module name -> its parameters (:mod:`hw.sram` wrappers)
         self.blackboxes: dict[str, dict] = {}
+        #: black-box module name -> ``<instantiating module>.<instance>`` of each instance
+        self.blackbox_instances: dict[str, list] = {}
         #: module name -> names of the modules it instantiates
         self.deps: dict[str, list] = {}
         self._stack: list[str] = []
@@ -176,13 +212,19 @@ class Emitter:
         """``base`` (``dbpim_...``) with the prefix: ``<prefix>_<base>``, or ``base`` without one."""
         return f"{self.prefix}_{base}" if self.prefix else base
 
-    def blackbox(self, name: str, parameters: dict) -> None:
-        """Record an instance of black-box module ``name`` (not converted here) in the current module."""
+    def blackbox(self, name: str, parameters: dict, instance: str | None = None) -> None:
+        """Record an instance (named ``instance``) of black-box module ``name`` (not converted here) in the
+        current module."""
         have = self.blackboxes.setdefault(name, parameters)
         if have != parameters:
             raise ValueError(f"{name}: instantiated with parameters {parameters} and {have}")
         self.deps.setdefault(name, [])
         self._uses(name)
+        if instance is not None:
+            where = f"{self._stack[-1] if self._stack else '?'}.{instance}"
+            have_inst = self.blackbox_instances.setdefault(name, [])
+            if where not in have_inst:
+                have_inst.append(where)
 
     def sources(self, name: str) -> list[str]:
         """Module ``name`` and every module below it, each once, sub-modules first."""
@@ -216,7 +258,7 @@ class Emitter:
         self.deps[name] = []
         self._stack.append(name)
         try:
-            text = verilog.convert(comp, name=name, platform=self, emit_src=False)
+            text = strip_initial_values(verilog.convert(comp, name=name, platform=self, emit_src=False), name)
         finally:
             self._stack.pop()
         mod = VerilogModule(name, text, comp.parameters, ports_of_verilog(text, name))

@@ -21,18 +21,21 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Cat, ClockDomain, Const, Module, Mux, Signal
 from amaranth.lib import data, stream
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from dbpim.hw.axi import AXI4LiteTarget
 from dbpim.hw.common import Block, add_block, layout_from_fields, same_width
 from dbpim.hw.macro import PIMMacro
+from dbpim.hw.sram import sram_1r1w
 from dbpim.hw.switch import SparseSwitch
 from dbpim.model.derived import Derived
 from dbpim.model.spec import (BUS_BITS, CORE_REG, core_constants, digest_word, field_width, map_entry_fields, mask_entry_fields, packer_in_fields,
                         packer_out_fields, result_fields, tile_entry_fields, window_fields)
 
-__all__ = ["RowPacker", "PIMCore", "PIMCoreAXI", "CORE_KEYS"]
+__all__ = ["RowPacker", "PIMCore", "PIMCoreAXI", "CORE_KEYS", "RESET_SYNC_STAGES"]
+
+#: flip-flops of the aresetn synchronizer of :class:`PIMCoreAXI` (reset ends this many aclk edges after aresetn rises)
+RESET_SYNC_STAGES = 2
 
 #: core parameter -> (HwConfig section, field)
 CORE_KEYS = {
@@ -268,13 +271,12 @@ class PIMCore(Block):
     latency_note = "a run's cycles are model.core_timing.layer_cycles (tile loads, rounds, drains, result streaming)"
 
     # ------------------------------------------------------------------ register bus
-    def _region_write(self, m, region, mem):
-        """Write port of ``mem`` for the bus words of ``region`` (byte enables from the strobes).
+    def _region_write(self, m, region, wp):
+        """Drive write port ``wp`` (byte enables) of a region's memory with the bus words of ``region``.
 
         A region starts at a multiple of its (power-of-two) size: its high word-address bits select it, the
         low ones are (entry, word) with the word index in the ``stride``'s bits.
         """
-        wp = mem.write_port(granularity=8)
         size_bits = (region.size // 4 - 1).bit_length()
         wb = (region.stride - 1).bit_length()
         entry = self.w_addr[wb:size_bits]
@@ -290,7 +292,7 @@ class PIMCore(Block):
             with m.If(sel & ((word == k) if wb else 1)):
                 m.d.comb += wp.en[4 * k:4 * k + 4].eq(self.w_strb)
 
-    def _output_rf(self, m, macros, cur) -> "_OutputRF":
+    def _output_rf(self, m, macros, cur, platform=None) -> "_OutputRF":
         """The output register file and the result stream ``o`` (docs/design.md §11, "Output banks").
 
         One bank per macro (``out_banks`` = 2: two per macro) of rows of
@@ -328,10 +330,9 @@ class PIMCore(Block):
             drain_addr = Cat(mac.o.payload.slot, rf.drain_row[k])
             rd_bank = []
             for b in range(ob):
-                bank = Memory(shape=psw, depth=bank_rows << sb, init=[])
-                m.submodules[f"orf{k}" if ob == 1 else f"orf{k}_{b}"] = bank
-                wp = bank.write_port()
-                rp = bank.read_port(domain="comb")
+                bank = sram_1r1w(m, "orf", width=psw, depth=bank_rows << sb, platform=platform,
+                                 name=f"orf{k}" if ob == 1 else f"orf{k}_{b}")
+                wp, rp = bank.w, bank.r
                 rd_bank.append(rp.data)
                 streams_here = streaming if ob == 1 else streaming & (out_bank == b)
                 m.d.comb += [
@@ -383,18 +384,16 @@ class PIMCore(Block):
         psw = self.psum_width
 
         # ---- memories (contents survive reset: SRAM) and their bus write ports
+        #      (hw.sram: each one memory of its kind, with the kind's read latency)
         def region_mem(name):
             r = regions[name]
-            mem = Memory(shape=r.words * BUS_BITS, depth=r.entries, init=[])
-            m.submodules[f"{name}_mem"] = mem
-            self._region_write(m, r, mem)
+            mem = sram_1r1w(m, name, width=r.words * BUS_BITS, depth=r.entries, platform=platform,
+                            name=f"{name}_mem", granularity=8)
+            self._region_write(m, r, mem.w)
             return mem
 
         desc_mem, mask_mem, map_mem, tile_mem = (region_mem(k) for k in ("desc", "mask", "map", "tile"))
-        desc_rd = desc_mem.read_port()
-        mask_rd = mask_mem.read_port(domain="comb")
-        map_rd = map_mem.read_port(domain="comb")
-        tile_rd = tile_mem.read_port()
+        desc_rd, mask_rd, map_rd, tile_rd = desc_mem.r, mask_mem.r, map_mem.r, tile_mem.r
         desc_layout = layout_from_fields(regions["desc"].fields)
         map_layout = layout_from_fields(map_entry_fields(n_col))
         tile_layout = layout_from_fields(tile_entry_fields(n_comp, n_col))
@@ -463,7 +462,11 @@ class PIMCore(Block):
         n_dv_last = Signal(range(M))        # vectors of the round being delivered, minus one
         m.d.comb += [dv_rem.eq(cur.pixels - dv_pix), n_dv.eq(Mux(dv_rem < M, dv_rem, M)), n_dv_last.eq(n_dv - 1)]
         mask = Signal(mask_layout)
-        m.d.comb += [mask_rd.addr.eq(cur.mask_base + win), mask.eq(mask_rd.data[:mask_layout.size])]
+        # the mask memory is read synchronously: mask_next is the address of the next cycle's window
+        # (cur.mask_base + win as they will be), so mask holds the mask of window win in every cycle
+        mask_next = Signal.like(mask_rd.addr)
+        m.d.comb += [mask_next.eq(cur.mask_base + win), mask_rd.addr.eq(mask_next),
+                     mask.eq(mask_rd.data[:mask_layout.size])]
         m.d.comb += [
             switch.i.valid.eq(self.x.valid & dv_act),
             self.x.ready.eq(switch.i.ready & dv_act),
@@ -481,10 +484,12 @@ class PIMCore(Block):
                                      | (last_win & ((kept_now != cur.n_kept) | (mask.mask == 0))))
             with m.If(last_win):
                 m.d.sync += [win.eq(0), kept_acc.eq(0), dv_m.eq(dv_m + 1)]
+                m.d.comb += mask_next.eq(cur.mask_base)
                 with m.If(dv_m == n_dv_last):
                     m.d.sync += dv_act.eq(0)
             with m.Else():
                 m.d.sync += [win.eq(win + 1), kept_acc.eq(kept_now)]
+                m.d.comb += mask_next.eq(cur.mask_base + win + 1)
         m.d.comb += [
             packer.i.valid.eq(switch.o.valid), switch.o.ready.eq(packer.i.ready),
             packer.i.payload.data.eq(switch.o.payload.data), packer.i.payload.lane_en.eq(switch.o.payload.lane_en),
@@ -519,6 +524,7 @@ class PIMCore(Block):
         pf_bad = Signal()    # a padding bit was set in the next pass's tile or column map
         tile_entry = data.View(tile_layout, tile_rd.data[:tile_layout.size])
         map_entry = data.View(map_layout, map_rd.data[:map_layout.size])
+        # the column map is read (synchronously) with row 0, used with it in the first load cycle
         m.d.comb += [map_rd.addr.eq(ld_slot), tile_rd.addr.eq(tile_addr(ld_k + 1, ld_slot))]
         for mac in macros:
             m.d.comb += [
@@ -543,7 +549,7 @@ class PIMCore(Block):
 
         def start_load(d, to_bank):
             """Start loading descriptor ``d``'s tile (row 0 read now, written from the next cycle)."""
-            m.d.comb += tile_rd.addr.eq(tile_addr(Const(0, max(1, rb)), d.tile))
+            m.d.comb += [tile_rd.addr.eq(tile_addr(Const(0, max(1, rb)), d.tile)), map_rd.addr.eq(d.tile)]
             m.d.sync += [ld_k.eq(0), loading.eq(1), load_done.eq(0), ld_slot.eq(d.tile), ld_bank.eq(to_bank),
                          ld_rows.eq((d.n_kept + (n_comp - 1)) >> lc)]
 
@@ -586,7 +592,7 @@ class PIMCore(Block):
         with m.If(barrier):
             m.d.sync += since.eq(1)
 
-        orf = self._output_rf(m, macros, cur)
+        orf = self._output_rf(m, macros, cur, platform)
         self.probes |= {"streaming": orf.streaming, "delivering": dv_act}
 
         # ---- controller
@@ -639,6 +645,7 @@ class PIMCore(Block):
                 with m.If(bad_desc | bad_acc | bad_pf):
                     fail(Mux(bad_desc | bad_pf, 1, 2))
                 with m.Else():
+                    m.d.comb += mask_next.eq(d.mask_base)  # the pass's first window
                     m.d.sync += [
                         cur.eq(d), rt_count.eq(Mux(d.first, 1, rt_count + 1)),
                         dv_act.eq(1), dv_pix.eq(0), dv_m.eq(0), win.eq(0), pk_m.eq(0), dv_done.eq(0),
@@ -702,8 +709,9 @@ class PIMCore(Block):
 class PIMCoreAXI(Block):
     """The PIM core with AXI interfaces: the Verilog top a designer connects (``dbpim_core``).
 
-    Ports (AXI names; ``aclk`` rising edge, ``aresetn`` active low, synchronous, registered once: it acts one
-    cycle after it changes):
+    Ports (AXI names; ``aclk`` rising edge; ``aresetn`` active low, asynchronous assertion, released through a
+    :data:`RESET_SYNC_STAGES`-flop synchronizer: the core is reset from the first ``aclk`` edge at which
+    ``aresetn`` is low through the second edge after it rises):
 
     * ``s_axil_*``: AXI4-Lite target, 32-bit data, the register map of
       :func:`model.spec.core_map` (:class:`hw.axi.AXI4LiteTarget`);
@@ -711,7 +719,9 @@ class PIMCoreAXI(Block):
       bits, element 0 lowest (:func:`model.spec.window_fields`);
     * ``m_axis_tdata/tvalid/tready/tlast``: results, one signed partial sum per
       beat (:func:`model.spec.result_fields`), ``tlast`` on a pass's final beat;
-    * ``irq``: high while ``STATUS.DONE`` (cleared by the next START).
+      driven from an output register (one beat, filled while empty or emptied in the same cycle), so each beat
+      leaves one cycle after the core offers it and the core's cycles are those of a direct connection;
+    * ``irq``: high while ``STATUS.DONE`` (cleared by the next START) and the output register is empty.
     """
 
     CONFIG_KEYS = PIMCore.CONFIG_KEYS
@@ -720,6 +730,8 @@ class PIMCoreAXI(Block):
     def __init__(self, **params):
         self.core = PIMCore(**params)
         self._params = self.core.parameters
+        #: the synchronized reset of the core's domain (not a port; a formal harness or testbench watches it)
+        self.in_reset = Signal(name="in_reset")
         aw = self.core.map.addr_width
         rw = self.core.derived.result_bits
         super().__init__({
@@ -757,13 +769,17 @@ class PIMCoreAXI(Block):
     def elaborate(self, platform):
         m = Module()
         # the domain's clock is the aclk port itself (not a copy), so a simulator sees one clock input;
-        # aresetn is registered once (reset fan-out from a flop, not from a pin): reset takes effect,
-        # and ends, one cycle after aresetn does
+        # aresetn goes through a two-flop reset synchronizer: the
+        # domain's reset rises as soon as aresetn falls (asynchronously; the logic, reset synchronously,
+        # is reset at the next aclk edge) and falls at the second aclk edge after aresetn rises, so its
+        # release meets the flops' recovery time whatever the phase of aresetn
         m.domains.sync = cd = ClockDomain()
         cd.clk = self.aclk
-        rst_q = Signal(init=1, reset_less=True)
-        m.d.sync += rst_q.eq(~self.aresetn)
-        m.d.comb += cd.rst.eq(rst_q)
+        m.domains.reset_sync = rsd = ClockDomain("reset_sync", async_reset=True, local=True)
+        m.d.comb += [rsd.clk.eq(self.aclk), rsd.rst.eq(~self.aresetn)]
+        stages = [Signal(init=1, name=f"reset_sync{k}") for k in range(RESET_SYNC_STAGES)]
+        m.d.reset_sync += [stages[0].eq(0)] + [b.eq(a) for a, b in zip(stages, stages[1:])]
+        m.d.comb += [cd.rst.eq(stages[-1]), self.in_reset.eq(stages[-1])]
         axil = AXI4LiteTarget(addr_width=self.core.map.addr_width)
         core = self.core
         add_block(m, "axil", axil, platform)
@@ -777,8 +793,19 @@ class PIMCoreAXI(Block):
         m.d.comb += [
             axil.r_data.eq(core.r_data),
             core.x.valid.eq(self.s_axis_tvalid), core.x.payload.eq(self.s_axis_tdata), self.s_axis_tready.eq(core.x.ready),
-            self.m_axis_tvalid.eq(core.o.valid), self.m_axis_tdata.eq(core.o.payload.psum),
-            core.o.ready.eq(self.m_axis_tready), self.m_axis_tlast.eq(core.o_last),
-            self.irq.eq(core.done),
         ]
+        # the result stream leaves through a register (no path from the output register file's read to
+        # m_axis_*): a beat enters it whenever it is empty or its beat leaves this cycle, so at full rate the
+        # core streams exactly as without it (CYCLES unchanged) and each beat is one cycle later on m_axis;
+        # irq waits for the last beat to leave
+        out_valid = Signal()
+        m.d.comb += [
+            core.o.ready.eq(self.m_axis_tready | ~out_valid),
+            self.m_axis_tvalid.eq(out_valid & ~self.in_reset),  # low while reset is asserted (AXI4-Stream)
+            self.irq.eq(core.done & ~out_valid),
+        ]
+        with m.If(core.o.ready):
+            m.d.sync += out_valid.eq(core.o.valid)
+            with m.If(core.o.valid):
+                m.d.sync += [self.m_axis_tdata.eq(core.o.payload.psum), self.m_axis_tlast.eq(core.o_last)]
         return m

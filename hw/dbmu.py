@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from amaranth.hdl import Module
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from dbpim.hw.common import Block, add_block
 from dbpim.hw.lpu import LPU
+from dbpim.hw.sram import sram_1r1w
 from dbpim.model.spec import LATENCY
 
 __all__ = ["DBMU"]
@@ -66,9 +66,8 @@ class DBMU(Block):
     def elaborate(self, platform):
         m = Module()
         # the 6T cells: an n_row x 1 memory (contents survive reset), asynchronous row read
-        m.submodules.cells = cells = Memory(shape=1, depth=self.n_row, init=[])
-        wp = cells.write_port()
-        rp = cells.read_port(domain="comb")
+        cells = sram_1r1w(m, "dbmu", width=1, depth=self.n_row, platform=platform, name="cells")
+        wp, rp = cells.w, cells.r
         m.d.comb += [wp.en.eq(self.w_en), wp.addr.eq(self.w_addr), wp.data.eq(self.w_data),
                      rp.addr.eq(self.row)]
         lpu = LPU()

@@ -12,11 +12,14 @@ adder trees are instances of the one module ``dbpim_adder_tree``), and
 direction, width), latency in cycles and ``sources`` (the files that define it,
 sub-modules first: what a simulator or a synthesis tool reads).
 
-``--sram blackbox`` emits the macro's cell array and metadata register file as
-instances of the wrapper modules ``dbpim_sram_cells`` / ``dbpim_sram_meta``
-(:mod:`hw.sram`: one file each, whose body is the behavioural model
-``dbpim_sram_1rw_model.v``, to be replaced by a compiled SRAM); the default
-``behavioural`` keeps them as memories inside the macro.
+``--sram blackbox`` emits every memory of the macro, the core and the DBMU as an
+instance of a wrapper module ``dbpim_sram_<kind>`` (:mod:`hw.sram`: one file
+each, whose body is a behavioural model ``dbpim_sram_1rw_model.v`` /
+``dbpim_sram_1r1w_model.v``, to be replaced by a compiled memory) and writes the
+memory list ``dbpim_memories.json`` (manifest ``files.memory_list``); the
+default ``behavioural`` keeps them as memories inside their blocks. Either way
+no module has an ``initial`` block or a register initial value
+(:func:`hw.common.strip_initial_values`).
 
 ``dbpim_simd.v`` is the SIMD core (:class:`hw.simd.SIMDCore`, ``system.simd_lanes`` lanes).
 ``dbpim_chip.v`` is the chip top (:class:`hw.chip.DBPIMChip`: the controller ``dbpim_chip_ctrl``, the SIMD
@@ -124,7 +127,7 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural", prefix: 
         On an ``out_dir`` that cannot be written without losing data (nothing is written).
     """
     from dbpim.hw.common import Emitter
-    from dbpim.hw.sram import MODEL_MODULE, SRAM_KINDS, model_verilog, wrapper_verilog
+    from dbpim.hw.sram import MEMORIES, MODEL_MODULES, memory_list, model_verilog, wrapper_verilog
     from dbpim.model.config import HwConfig, MacroConfig
     from dbpim.model.outdir import check_output, output_dir
 
@@ -150,14 +153,13 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural", prefix: 
     for comp in comps.values():
         emitter.convert(comp)
     texts = {f"{n}.v": mod.text for n, mod in emitter.modules.items()}
-    model_module = emitter.module_name(MODEL_MODULE)
     for n, params in emitter.blackboxes.items():
         kind = n.removeprefix(emitter.module_name("dbpim_sram_"))
-        assert kind in SRAM_KINDS, n
-        texts[f"{n}.v"] = wrapper_verilog(kind, params["DEPTH"], params["WIDTH"], prefix)
+        assert kind in MEMORIES, n
+        texts[f"{n}.v"] = wrapper_verilog(kind, params, prefix)
+        model_module = emitter.module_name(MODEL_MODULES[MEMORIES[kind].ports])
         emitter.deps[n] = [model_module]
-    if emitter.blackboxes:
-        texts[f"{model_module}.v"] = model_verilog(prefix)
+        texts[f"{model_module}.v"] = model_verilog(MEMORIES[kind].ports, prefix)
     entries = {}
     for b, comp in comps.items():
         top = emitter.module_name(f"dbpim_{b}")
@@ -172,8 +174,13 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural", prefix: 
                                "register_files": {k: f"{top}{suffix}" for k, suffix in REGISTER_FILES.items()},
                                "digest": config.digest(), "digest_word": comp.parameters["digest"]})
     core_file, texts[core_file] = _fusesoc_core(entries, name, prefix, texts)
+    files = {"fusesoc_core": core_file}
+    if emitter.blackboxes:  # the memories a memory compiler makes (hw.sram.memory_list)
+        files["memory_list"] = f"{emitter.module_name('dbpim_memories')}.json"
+        texts[files["memory_list"]] = jsonio.dumps(memory_list(emitter, name), what=files["memory_list"],
+                                                   sort_keys=True, newline=True)
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "config": name, "sram": sram,
-                "prefix": prefix, "macro": mc.to_dict(), "blocks": entries, "files": {"fusesoc_core": core_file}}
+                "prefix": prefix, "macro": mc.to_dict(), "blocks": entries, "files": files}
     texts["manifest.json"] = jsonio.dumps(manifest, what="manifest.json", sort_keys=True, newline=True)
     with output_dir(out_dir, "dbpim verilog", inputs, adopt=_manifest_files) as stage:
         for fname, text in texts.items():

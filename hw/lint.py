@@ -124,6 +124,19 @@ def _is_reset_without_state(w: Warning_, text: str, ports: set) -> bool:
     return _unused_name(w) == "rst" and not _uses("rst", text)
 
 
+def _is_folded_async_reset(w: Warning_, text: str, ports: set) -> bool:
+    """The net is an async domain's active-high reset, ``assign <it> = ~ <port>;``, of a port the flops already
+    take as ``negedge <port>`` (Yosys folds the inversion into the sensitivity list)."""
+    name = _unused_name(w)
+    ident = re.escape(name) if re.fullmatch(r"[A-Za-z_]\w*", name) else None
+    if ident is None or name in ports:
+        return False
+    drivers = [re.fullmatch(rf"\s*assign {ident}\s*=\s*~\s*([A-Za-z_]\w*)\s*;", ln) for ln in text.splitlines()
+               if re.match(rf"\s*assign {ident}\s*=", ln)]
+    return (len(drivers) == 1 and drivers[0] is not None and drivers[0].group(1) in ports
+            and re.search(rf"negedge {drivers[0].group(1)}\b", text) is not None)
+
+
 #: The warnings Amaranth's Yosys back end produces by construction, each with its reason.
 EXPLAINED = (
     Explanation("unused-alias", "UNUSEDSIGNAL", r"^Signal is not used: ",
@@ -138,6 +151,10 @@ EXPLAINED = (
     Explanation("unused-reset", "UNUSEDSIGNAL", r"^Signal is not used: 'rst'$",
                 "the block's only state is memory, which reset does not clear (docs/design.md §5); Amaranth "
                 "still gives it the clock domain's reset port", check=_is_reset_without_state),
+    Explanation("unused-async-reset", "UNUSEDSIGNAL", r"^Signal is not used: ",
+                "the active-high reset of an asynchronous-reset domain (the core's reset synchronizer), the "
+                "inverse of an active-low input port; Yosys writes the flops as always @(negedge port), so the "
+                "inverted net is left unread", check=_is_folded_async_reset),
     Explanation("unused-bits-temporary", "UNUSEDSIGNAL", r"^Bits of signal are not used: '\$\d+'",
                 "a Yosys temporary computed at its operation's full width of which Amaranth keeps the low bits "
                 "(an explicit truncation)", check=_is_yosys_temporary),
@@ -303,7 +320,9 @@ def lint_dir(directory, counts_file=None, update: bool = False) -> int:
                 print(f"  %Warning-{w.rule}: {w.file}:{w.line}: {w.message}\n      {w.source.strip()}", file=sys.stderr)
         else:
             print(f"{r.top}: ok ({len(r.explained)} warnings of reviewed patterns)")
-    got = count_warnings(explained)
+    # records are kept per file without the module prefix (dbpim verilog's default prefix is the config's name)
+    pre = f"{man['prefix']}_" if man.get("prefix") else ""
+    got = {f.removeprefix(pre): c for f, c in count_warnings(explained).items()}
     path = Path(counts_file) if counts_file else COUNTS_FILE
     counts = _load_counts(path)
     if update:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from dbpim.hw.accumulator import ShiftAddAccumulator
@@ -12,7 +11,7 @@ from dbpim.hw.adder_tree import CSDAdderTree
 from dbpim.hw.common import Block, add_block, layout_from_fields
 from dbpim.hw.ipu import IPU
 from dbpim.hw.lpu import LPU
-from dbpim.hw.sram import SramPorts, sram_1rw
+from dbpim.hw.sram import SramPorts, sram_1r1w, sram_1rw
 from dbpim.model.spec import META_BITS, acc_width, cycle_width, macro_in_fields, macro_out_fields, pipeline_latency
 
 __all__ = ["PIMMacro"]
@@ -192,9 +191,8 @@ class PIMMacro(Block):
 
         # ---- double-buffered input rows with per-row non-empty flags
         # two buffers of n_row rows in one memory: address = (buffer, row)
-        m.submodules.xbuf = xbuf = Memory(shape=row_w, depth=2 * n_row, init=[])
-        xbuf_w = xbuf.write_port()
-        xbuf_r = xbuf.read_port(domain="comb")
+        xbuf = sram_1r1w(m, "xbuf", width=row_w, depth=2 * n_row, platform=platform)
+        xbuf_w, xbuf_r = xbuf.w, xbuf.r
         nz = [Signal(n_row, name=f"nz{k}", reset_less=True) for k in range(2)]
         full = Signal(2)
         lp = Signal()            # buffer being loaded

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from dbpim.hw.common import Block, layout_from_fields
+from dbpim.hw.sram import sram_1r1w
 from dbpim.model.spec import (SIMD_GEOMETRY, SIMD_LATENCY, SIMD_MULT_BITS, SIMD_OPCODES, SIMD_OPERAND_BITS,
                               SIMD_WINDOW_BITS, bits_for, simd_const_fields, simd_descriptor_fields, simd_in_fields, simd_out_fields)
 
@@ -166,13 +166,12 @@ class SIMDCore(Block):
         # --- constants: one memory per lane, read with the beat's group (aligned with stage A)
         consts = []
         for lane in range(L):
-            mem = Memory(shape=self._const_layout, depth=self._groups, init=[])
-            m.submodules[f"const{lane}"] = mem
-            wp = mem.write_port()
-            rp = mem.read_port(domain="sync")
+            mem = sram_1r1w(m, "simd_const", width=self._const_layout.size, depth=self._groups, platform=platform,
+                            name=f"const{lane}")
+            wp, rp = mem.w, mem.r
             m.d.comb += [wp.addr.eq(self.w_addr), wp.data.eq(self.w_data[lane]), wp.en.eq(self.w_en[lane]),
                          rp.addr.eq(g), rp.en.eq(en)]
-            consts.append(rp.data)
+            consts.append(data.View(self._const_layout, rp.data))
 
         # --- stage A: capture
         a_v, a_first, a_lastw, a_final, a_pad = Signal(), Signal(), Signal(), Signal(), Signal()

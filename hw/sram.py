@@ -1,27 +1,44 @@
-"""The macro's memories: single-port SRAMs with synchronous read (docs/rtl.md, "SRAM").
+"""Every memory of the macro and the core, through one factory (docs/rtl.md, "Memories").
 
-The cell array (one word = the ``n_comp * n_col`` 6T cells of one cell row)
-and the metadata register file (one word = their ``n_comp * n_col`` (idx,
-sign) triples) are each one single-port memory of ``n_row`` words:
+Each memory is one of :data:`MEMORIES` (its *kind*): a single-port memory
+with synchronous read (``1rw``: the macro's cell array and metadata register
+file) or a memory with one write and one read port (``1r1w``: the core's tile
+store, descriptors, masks, column maps and output register file, the macro's
+input buffers, the DBMU's cells). The kind fixes the ports and the read latency
+(1: the word read at a clock edge is on ``rdata`` from the next cycle on; 0:
+``rdata`` follows ``raddr`` combinationally); a block asks for width and depth.
 
-======= ===== ============================================================
-port    dir   meaning
-======= ===== ============================================================
-clk     in    clock; everything happens on its rising edge
-cs      in    chip select: a read (``we`` = 0) or write (``we`` = 1) this cycle
-we      in    write enable
-addr    in    word address (``ADDR_W`` bits)
-wdata   in    write data (``WIDTH`` bits)
-rdata   out   the word of the last read cycle, from the next cycle on; held while no read
-======= ===== ============================================================
+=========== ===== =====================================================================================
+port        dir   meaning
+=========== ===== =====================================================================================
+``1rw``
+clk         in    clock; everything happens on its rising edge
+cs          in    chip select: a read (``we`` = 0) or write (``we`` = 1) this cycle
+we          in    write enable
+addr        in    word address (``ADDR_W`` bits)
+wdata       in    write data (``WIDTH`` bits)
+rdata       out   the word of the last read cycle, from the next cycle on; held while no read
+``1r1w``
+clk         in    clock
+we          in    write enables (``WE_W`` bits: bit k writes bits ``k*WIDTH/WE_W`` up of ``wdata``)
+waddr       in    write address
+wdata       in    write data
+re          in    read enable (read latency 1: a read at this edge; 0: ``rdata`` undefined while low)
+raddr       in    read address
+rdata       out   latency 1: the word of the last read, from the next cycle on, held while no read (a word
+                  written at the read's edge reads its old value); latency 0: the word at ``raddr`` now
+=========== ===== =====================================================================================
 
-:func:`sram_1rw` builds one inside a block: an Amaranth ``Memory`` (the
-default, ``behavioural``), or, when the Verilog generator runs with
-``--sram blackbox``, an instance of the wrapper module ``dbpim_sram_<kind>``
-(parameters ``DEPTH``, ``WIDTH``, ``ADDR_W``), whose Verilog
-(:func:`wrapper_verilog`) instantiates the behavioural model
-``dbpim_sram_1rw_model`` (:func:`model_verilog`) so that it simulates as is;
-a designer replaces the wrapper's body with a compiled SRAM.
+:func:`sram_1rw` / :func:`sram_1r1w` build one inside a block: an Amaranth
+``Memory`` (the default, ``behavioural``), or, when the Verilog generator runs
+with ``--sram blackbox``, an instance of the wrapper module
+``dbpim_sram_<kind>`` (:func:`wrapper_verilog`, parameters ``DEPTH``, ``WIDTH``,
+``ADDR_W`` [, ``WE_W``]) whose body is the behavioural model
+(:func:`model_verilog`) so that it simulates as is; a designer replaces the
+wrapper's body with a compiled SRAM. The emitter records every instance; the
+generator writes them as the memory list (:func:`memory_list`) a memory
+compiler takes. A memory of read latency 0 cannot be a compiled SRAM without
+a timing change: it is listed with ``sram_ready: false``.
 """
 
 from __future__ import annotations
@@ -33,16 +50,61 @@ from amaranth.lib.memory import Memory
 
 from dbpim.hw.common import Emitter
 
-__all__ = ["SRAM_KINDS", "MODEL_MODULE", "SramPorts", "sram_1rw", "addr_width", "wrapper_verilog", "model_verilog"]
+__all__ = ["MEMORIES", "MemoryKind", "SRAM_KINDS", "MODEL_MODULES", "MODEL_MODULE", "SramPorts", "WritePort",
+           "ReadPort", "TwoPort", "sram_1rw", "sram_1r1w", "addr_width", "wrapper_verilog", "model_verilog",
+           "memory_list", "MEMORY_LIST_FORMAT"]
 
-#: memory kind -> what one word holds (the wrapper module is ``dbpim_sram_<kind>``)
-SRAM_KINDS = {
-    "cells": "the 6T cell array: one word = the n_comp x n_col cell bits Q of one cell row "
-             "(bit c * n_col + j = compartment c, column j)",
-    "meta": "the metadata register file: one word = the n_comp x n_col (idx, sign) triples of one cell row "
-            "(bits 3k..3k+2 = idx (2 bits), sign of cell k = c * n_col + j)",
+
+@dataclass(frozen=True)
+class MemoryKind:
+    """One kind of memory: its ports (``1rw`` / ``1r1w``), read latency (cycles) and what a word holds."""
+
+    ports: str
+    read_latency: int
+    block: str
+    holds: str
+
+    @property
+    def sram_ready(self) -> bool:
+        """A compiled SRAM (synchronous read) can replace it without a timing change."""
+        return self.read_latency >= 1
+
+
+#: memory kind -> its ports, read latency, block and contents (the wrapper module is ``dbpim_sram_<kind>``)
+MEMORIES = {
+    "cells": MemoryKind("1rw", 1, "macro", "the 6T cell array: one word = the n_comp x n_col cell bits Q of one "
+                                           "cell row (bit c * n_col + j = compartment c, column j)"),
+    "meta": MemoryKind("1rw", 1, "macro", "the metadata register file: one word = the n_comp x n_col (idx, sign) "
+                                          "triples of one cell row (bits 3k..3k+2 = idx (2 bits), sign of cell "
+                                          "k = c * n_col + j)"),
+    "xbuf": MemoryKind("1r1w", 0, "macro", "the two input buffers: word (buffer, row) = the n_comp inputs of one "
+                                           "cell row of an input vector; read in the cycle the IPU takes the row"),
+    "tile": MemoryKind("1r1w", 1, "pim_core", "the tile store: word slot * n_row + row = one cell row of a tile "
+                                              "(model.spec.tile_entry_fields), written from the register bus"),
+    "desc": MemoryKind("1r1w", 1, "pim_core", "the descriptors: one word per pass (model.spec.core_map region "
+                                              "desc), written from the register bus"),
+    "map": MemoryKind("1r1w", 1, "pim_core", "the column maps: one word per tile slot "
+                                             "(model.spec.map_entry_fields), written from the register bus"),
+    "mask": MemoryKind("1r1w", 1, "pim_core", "the mask register file: one word per input window "
+                                              "(model.spec.mask_entry_fields), written from the register bus; "
+                                              "the next window's mask is read the cycle before"),
+    "orf": MemoryKind("1r1w", 0, "pim_core", "one bank of the output register file: word (row, slot) = one "
+                                             "partial sum; read and written back in the cycle a macro result "
+                                             "drains, read in the cycle a result streams out"),
+    "wtable": MemoryKind("1r1w", 0, "window", "the window generator's window table: one entry per window "
+                                              "(model.spec WINDOW_ENTRY), read combinationally by the beat"),
+    "simd_const": MemoryKind("1r1w", 1, "simd", "the SIMD core's per-channel constants of one lane: one word "
+                                                "per channel group (model.spec.simd_const_fields), read with the "
+                                                "beat's group"),
+    "dbmu": MemoryKind("1r1w", 0, "dbmu", "the cells of one DBMU (the stand-alone block): one bit per row, "
+                                          "read combinationally by the row select"),
 }
-MODEL_MODULE = "dbpim_sram_1rw_model"
+#: kind -> what one word holds (the wrapper module is ``dbpim_sram_<kind>``)
+SRAM_KINDS = {k: v.holds for k, v in MEMORIES.items()}
+#: ports -> the behavioural model module the wrappers instantiate
+MODEL_MODULES = {"1rw": "dbpim_sram_1rw_model", "1r1w": "dbpim_sram_1r1w_model"}
+MODEL_MODULE = MODEL_MODULES["1rw"]
+MEMORY_LIST_FORMAT = "dbpim-memories"
 
 
 def addr_width(depth: int) -> int:
@@ -52,7 +114,7 @@ def addr_width(depth: int) -> int:
 
 @dataclass
 class SramPorts:
-    """The signals a block drives (``cs``, ``we``, ``addr``, ``wdata``) and reads (``rdata``)."""
+    """The signals a block drives (``cs``, ``we``, ``addr``, ``wdata``) and reads (``rdata``) of a ``1rw``."""
 
     cs: Signal
     we: Signal
@@ -61,24 +123,64 @@ class SramPorts:
     rdata: Signal
 
 
+@dataclass
+class WritePort:
+    """A ``1r1w`` memory's write port as a block drives it: ``en`` (one bit per write-enable group), addr, data."""
+
+    en: Signal
+    addr: Signal
+    data: Signal
+
+
+@dataclass
+class ReadPort:
+    """A ``1r1w`` memory's read port: ``en`` (default high), ``addr`` driven by the block, ``data`` read."""
+
+    en: Signal
+    addr: Signal
+    data: Signal
+
+
+@dataclass
+class TwoPort:
+    """The ports of a ``1r1w`` memory: ``w`` (:class:`WritePort`) and ``r`` (:class:`ReadPort`)."""
+
+    w: WritePort
+    r: ReadPort
+
+
+def _kind(kind: str, ports: str) -> MemoryKind:
+    if kind not in MEMORIES or MEMORIES[kind].ports != ports:
+        have = ", ".join(k for k, v in MEMORIES.items() if v.ports == ports)
+        raise ValueError(f"kind: must be one of {have} ({ports} memories), got {kind!r}")
+    return MEMORIES[kind]
+
+
+def _blackbox(m, platform, kind: str, name: str, params: dict, conns: dict) -> bool:
+    """Instantiate the wrapper of ``kind`` when ``platform`` is a black-box emitter; whether it did."""
+    if not (isinstance(platform, Emitter) and platform.sram == "blackbox"):
+        return False
+    module = platform.module_name(f"dbpim_sram_{kind}")
+    platform.blackbox(module, params, instance=name)
+    m.submodules[name] = Instance(module, **{f"p_{k}": v for k, v in params.items()},
+                                  i_clk=ClockSignal(), **conns)
+    return True
+
+
 def sram_1rw(m, kind: str, width: int, depth: int, platform, name: str | None = None) -> SramPorts:
     """Add one single-port synchronous-read memory of ``kind`` to module ``m``; returns its ports.
 
     ``name`` (default ``kind``) names the instance and its signals: a macro with two tile banks has
     ``cells0`` and ``cells1``, both of kind ``cells``.
     """
-    if kind not in SRAM_KINDS:
-        raise ValueError(f"kind: must be one of {', '.join(SRAM_KINDS)}, got {kind!r}")
+    _kind(kind, "1rw")
     name = name or kind
     p = SramPorts(cs=Signal(name=f"{name}_cs"), we=Signal(name=f"{name}_we"),
                   addr=Signal(addr_width(depth), name=f"{name}_addr"), wdata=Signal(width, name=f"{name}_wdata"),
                   rdata=Signal(width, name=f"{name}_rdata"))
-    if isinstance(platform, Emitter) and platform.sram == "blackbox":
-        module = platform.module_name(f"dbpim_sram_{kind}")
-        platform.blackbox(module, {"DEPTH": depth, "WIDTH": width, "ADDR_W": addr_width(depth)})
-        m.submodules[name] = Instance(module, p_DEPTH=depth, p_WIDTH=width,
-                                      p_ADDR_W=addr_width(depth), i_clk=ClockSignal(), i_cs=p.cs, i_we=p.we,
-                                      i_addr=p.addr, i_wdata=p.wdata, o_rdata=p.rdata)
+    params = {"DEPTH": depth, "WIDTH": width, "ADDR_W": addr_width(depth)}
+    if _blackbox(m, platform, kind, name, params,
+                 dict(i_cs=p.cs, i_we=p.we, i_addr=p.addr, i_wdata=p.wdata, o_rdata=p.rdata)):
         return p
     m.submodules[name] = mem = Memory(shape=width, depth=depth, init=[])
     wp = mem.write_port()
@@ -90,48 +192,106 @@ def sram_1rw(m, kind: str, width: int, depth: int, platform, name: str | None = 
     return p
 
 
-_PORTS = """  input  wire              clk,
+def sram_1r1w(m, kind: str, *, width: int, depth: int, platform, name: str | None = None,
+              granularity: int | None = None) -> TwoPort:
+    """Add one memory of ``kind`` with a write and a read port to module ``m``; returns its ports.
+
+    The read latency is the kind's (:data:`MEMORIES`). ``granularity`` (bits per write enable, dividing
+    ``width``; default ``width``: one enable) gives the write port byte enables. ``name`` (default
+    ``kind``) names the instance (``orf0``, ``orf1``, ...).
+    """
+    k = _kind(kind, "1r1w")
+    gran = width if granularity is None else granularity
+    if not isinstance(gran, int) or gran < 1 or width % gran:
+        raise ValueError(f"granularity: must divide width {width}, got {granularity!r}")
+    name = name or kind
+    aw = addr_width(depth)
+    p = TwoPort(w=WritePort(en=Signal(width // gran, name=f"{name}_we"), addr=Signal(aw, name=f"{name}_waddr"),
+                            data=Signal(width, name=f"{name}_wdata")),
+                r=ReadPort(en=Signal(init=1, name=f"{name}_re"), addr=Signal(aw, name=f"{name}_raddr"),
+                           data=Signal(width, name=f"{name}_rdata")))
+    params = {"DEPTH": depth, "WIDTH": width, "ADDR_W": aw, "WE_W": width // gran}
+    if _blackbox(m, platform, kind, name, params,
+                 dict(i_we=p.w.en, i_waddr=p.w.addr, i_wdata=p.w.data, i_re=p.r.en, i_raddr=p.r.addr,
+                      o_rdata=p.r.data)):
+        return p
+    m.submodules[name] = mem = Memory(shape=width, depth=depth, init=[])
+    wp = mem.write_port(granularity=None if granularity is None else gran)
+    m.d.comb += [wp.en.eq(p.w.en), wp.addr.eq(p.w.addr), wp.data.eq(p.w.data)]
+    if k.read_latency:
+        rp = mem.read_port(domain="sync", transparent_for=())
+        m.d.comb += rp.en.eq(p.r.en)
+    else:
+        rp = mem.read_port(domain="comb")
+    m.d.comb += [rp.addr.eq(p.r.addr), p.r.data.eq(rp.data)]
+    return p
+
+
+_PORTS = {
+    "1rw": """  input  wire              clk,
   input  wire              cs,     // chip select: a read (we = 0) or a write (we = 1) this cycle
   input  wire              we,     // write enable
   input  wire [ADDR_W-1:0] addr,   // word address
   input  wire [WIDTH-1:0]  wdata,  // write data
-  output wire [WIDTH-1:0]  rdata   // word of the last read cycle, from the next cycle on; held otherwise"""
+  output wire [WIDTH-1:0]  rdata   // word of the last read cycle, from the next cycle on; held otherwise""",
+    "1r1w": """  input  wire              clk,
+  input  wire [WE_W-1:0]   we,     // write enables: bit k writes bits k*WIDTH/WE_W .. of wdata
+  input  wire [ADDR_W-1:0] waddr,  // write address
+  input  wire [WIDTH-1:0]  wdata,  // write data
+  input  wire              re,     // read enable (latency 0: rdata undefined while low)
+  input  wire [ADDR_W-1:0] raddr,  // read address
+  output wire [WIDTH-1:0]  rdata   // read data (read latency 1: from the next cycle on, held; 0: now)""",
+}
+_CONNS = {"1rw": ".clk(clk), .cs(cs), .we(we), .addr(addr), .wdata(wdata), .rdata(rdata)",
+          "1r1w": ".clk(clk), .we(we), .waddr(waddr), .wdata(wdata), .re(re), .raddr(raddr), .rdata(rdata)"}
 
 
-def wrapper_verilog(kind: str, depth: int, width: int, prefix: str = "") -> str:
+def wrapper_verilog(kind: str, params: dict, prefix: str = "") -> str:
     """Verilog of the wrapper module ``[<prefix>_]dbpim_sram_<kind>`` (defaults = this configuration's size)."""
+    k = MEMORIES[kind]
     pre = f"{prefix}_" if prefix else ""
-    return f"""// {pre}dbpim_sram_{kind}: {SRAM_KINDS[kind]}.
-// Single port, synchronous read: {depth} words x {width} bits for this configuration.
-// The body instantiates the behavioural model {pre}{MODEL_MODULE} ({pre}{MODEL_MODULE}.v) so that
-// the macro simulates as generated; replace it with a compiled SRAM of the same behaviour.
-// The macro writes only while it is idle and never reads and writes in one cycle.
+    model = f"{pre}{MODEL_MODULES[k.ports]}"
+    names = ["DEPTH", "WIDTH", "ADDR_W"] + (["WE_W"] if k.ports == "1r1w" else [])
+    decl = ",\n".join(f"  parameter {n} = {params[n]}" for n in names)
+    over = ", ".join(f".{n}({n})" for n in names) + (f", .READ_LATENCY({k.read_latency})" if k.ports == "1r1w"
+                                                       else "")
+    timing = ("single port, synchronous read" if k.ports == "1rw" else
+              f"one write port, one read port, read latency {k.read_latency}"
+              + ("" if k.sram_ready else " (combinational read: not replaceable by a compiled SRAM as is)"))
+    return f"""// {pre}dbpim_sram_{kind}: {k.holds}.
+// {timing[0].upper() + timing[1:]}: {params['DEPTH']} words x {params['WIDTH']} bits for this configuration.
+// The body instantiates the behavioural model {model} ({model}.v) so that
+// the design simulates as generated; replace it with a compiled memory of the same behaviour.
 module {pre}dbpim_sram_{kind} #(
-  parameter DEPTH = {depth},
-  parameter WIDTH = {width},
-  parameter ADDR_W = {addr_width(depth)}
+{decl}
 ) (
-{_PORTS}
+{_PORTS[k.ports]}
 );
-  {pre}{MODEL_MODULE} #(.DEPTH(DEPTH), .WIDTH(WIDTH), .ADDR_W(ADDR_W)) model (
-    .clk(clk), .cs(cs), .we(we), .addr(addr), .wdata(wdata), .rdata(rdata)
+  {model} #({over}) model (
+    {_CONNS[k.ports]}
   );
 endmodule
 """
 
 
-def model_verilog(prefix: str = "") -> str:
-    """Verilog of the behavioural model ``[<prefix>_]dbpim_sram_1rw_model`` (simulation only)."""
+def model_verilog(ports: str = "1rw", prefix: str = "") -> str:
+    """Verilog of the behavioural model ``[<prefix>_]dbpim_sram_<ports>_model`` (simulation only).
+
+    No ``initial`` block: a word never written reads whatever the simulator starts it with (Verilator's
+    ``--x-initial unique``: random), as a real SRAM does.
+    """
     pre = f"{prefix}_" if prefix else ""
-    return f"""// {pre}{MODEL_MODULE}: behavioural single-port SRAM with synchronous read, for simulation.
+    name = f"{pre}{MODEL_MODULES[ports]}"
+    if ports == "1rw":
+        return f"""// {name}: behavioural single-port SRAM with synchronous read, for simulation.
 // On a rising clock edge with cs: we = 1 writes wdata to addr; we = 0 reads addr into rdata.
 // rdata holds its value while no read happens.
-module {pre}{MODEL_MODULE} #(
+module {name} #(
   parameter DEPTH = 16,
   parameter WIDTH = 8,
   parameter ADDR_W = 4
 ) (
-{_PORTS}
+{_PORTS['1rw']}
 );
   reg [WIDTH-1:0] words [0:DEPTH-1];
   reg [WIDTH-1:0] q;
@@ -144,3 +304,58 @@ module {pre}{MODEL_MODULE} #(
   assign rdata = q;
 endmodule
 """
+    return f"""// {name}: behavioural memory with one write and one read port, for simulation.
+// On a rising clock edge: each set bit k of we writes its WIDTH/WE_W bits of wdata to waddr.
+// READ_LATENCY 1: with re, the edge also reads raddr (the old word when waddr = raddr) into rdata,
+// which holds its value while no read happens. READ_LATENCY 0: rdata is the word at raddr while re
+// (undefined otherwise).
+module {name} #(
+  parameter DEPTH = 16,
+  parameter WIDTH = 8,
+  parameter ADDR_W = 4,
+  parameter WE_W = 1,
+  parameter READ_LATENCY = 1
+) (
+{_PORTS['1r1w']}
+);
+  localparam GRAN = WIDTH / WE_W;
+  reg [WIDTH-1:0] words [0:DEPTH-1];
+  integer k;
+  always @(posedge clk) begin
+    for (k = 0; k < WE_W; k = k + 1)
+      if (we[k]) words[waddr][k * GRAN +: GRAN] <= wdata[k * GRAN +: GRAN];
+  end
+  generate
+    if (READ_LATENCY == 0) begin : comb_read
+      assign rdata = re ? words[raddr] : {{WIDTH{{1'bx}}}};
+    end else begin : sync_read
+      reg [WIDTH-1:0] q;
+      always @(posedge clk) begin
+        if (re) q <= words[raddr];
+      end
+      assign rdata = q;
+    end
+  endgenerate
+endmodule
+"""
+
+
+def memory_list(emitter: Emitter, config: str) -> dict:
+    """The memory list of an emitter's black boxes: what a memory compiler takes (``<top>_memories.json``).
+
+    One entry per wrapper module: ``module``, ``kind``, ``depth``, ``width``, ``addr_width``, ``ports``
+    (``1rw`` / ``1r1w``), ``write_enables`` (``1r1w``: enables per word), ``read_latency``, ``sram_ready``
+    (false: read combinationally, see docs/rtl.md), ``contents`` and ``instances`` (``<module>.<instance>``
+    of every place it is instantiated, each instantiating module once however often it is itself instantiated).
+    """
+    base = emitter.module_name("dbpim_sram_")
+    out = []
+    for module, params in sorted(emitter.blackboxes.items()):
+        kind = module.removeprefix(base)
+        k = MEMORIES[kind]
+        out.append({"module": module, "kind": kind, "depth": params["DEPTH"], "width": params["WIDTH"],
+                    "addr_width": params["ADDR_W"], "ports": k.ports,
+                    "write_enables": params.get("WE_W", 1), "read_latency": k.read_latency,
+                    "sram_ready": k.sram_ready, "contents": k.holds,
+                    "instances": sorted(emitter.blackbox_instances.get(module, []))})
+    return {"format": MEMORY_LIST_FORMAT, "version": 1, "config": config, "memories": out}

@@ -70,8 +70,9 @@ def synth_block(directory, top: str, sources: list[str], timeout: float | None =
     compiled macro replaces; counted in ``memories``) instead of flip-flops.
     """
     d = Path(directory)
-    boxes = [s for s in sources if re.fullmatch(r"dbpim_sram_(?!1rw_model)\w+\.v", s)]
-    logic = [s for s in sources if s not in boxes and s != "dbpim_sram_1rw_model.v"]
+    models = [s for s in sources if re.fullmatch(r"(?:\w+_)?dbpim_sram_\w+_model\.v", s)]  # hw.sram models
+    boxes = [s for s in sources if re.fullmatch(r"(?:\w+_)?dbpim_sram_\w+\.v", s) and s not in models]
+    logic = [s for s in sources if s not in boxes and s not in models]
     with tempfile.TemporaryDirectory(prefix="dbpim-synth-") as tmp:
         work = Path(tmp)
         for s in boxes + logic:

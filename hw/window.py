@@ -23,6 +23,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from dbpim.hw.common import Block, layout_from_fields
+from dbpim.hw.sram import sram_1r1w
 from dbpim.model.spec import (BUS_BITS, WINDOW_ELEMENTS_MAX, WINDOW_ENTRY, WINDOW_LATENCY, WINDOW_LAYER, WINDOW_PASS,
                               register_fields, window_fields)
 
@@ -141,11 +142,10 @@ class WindowGenerator(Block):
 
         # ---- the window table
         entry_layout = layout_from_fields(register_fields(WINDOW_ENTRY))
-        table = Memory(shape=entry_layout.size, depth=self._windows, init=[])
-        m.submodules.table = table
-        twp = table.write_port()
+        table = sram_1r1w(m, "wtable", width=entry_layout.size, depth=self._windows, platform=platform,
+                          name="window_table")  # not "table": a Verilog keyword
+        twp, trp = table.w, table.r
         m.d.comb += [twp.addr.eq(self.t_addr), twp.en.eq(self.t_en), twp.data.eq(self.t_data)]
-        trp = table.read_port(domain="comb")
 
         # ---- pass state
         run = Signal()

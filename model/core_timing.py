@@ -106,7 +106,8 @@ __all__ = ["PassPlan", "PlanError", "plan_passes", "pack_segments", "filter_tile
            "switch_beats", "window_counts", "delivery_cycles", "check_filter_tile", "load_cycles", "tile_bytes", "pixel_cycles", "round_compute",
            "round_sizes", "first_round_delivery", "pass_after", "prefetch_overlap", "exposed_load",
            "prefetched_passes", "pass_cycles", "pass_cycles_rounds", "job_cycles", "layer_cycles",
-           "core_layer_cycles"]
+           "core_layer_cycles", "PASS_TERMS", "round_work", "pass_after_terms", "pass_terms", "job_terms",
+           "layer_cycle_terms"]
 
 
 class PlanError(ValueError):
@@ -407,6 +408,16 @@ def round_compute(vec_cycles, M: int) -> np.ndarray:
     return v.reshape(v.shape[:-1] + (R, M)).max(-1)
 
 
+def round_work(vec_cycles, M: int) -> np.ndarray:
+    """Macro cycles of each round summed over its macros: (..., ceil(P / M)), as :func:`round_compute` the max."""
+    v = np.asarray(vec_cycles, np.int64)
+    P = v.shape[-1]
+    R = -(-P // M)
+    if R * M != P:
+        v = np.concatenate([v, np.zeros(v.shape[:-1] + (R * M - P,), v.dtype)], axis=-1)
+    return v.reshape(v.shape[:-1] + (R, M)).sum(-1)
+
+
 def round_sizes(pixels, M: int, n_rounds: int) -> np.ndarray:
     """Vectors of each round (``M_r``), 0 past the last: int64 (..., n_rounds) for ``pixels`` (...)."""
     p = np.asarray(pixels, np.int64)[..., None]
@@ -436,6 +447,41 @@ def pass_after(deliver, C, m_r, stream, n_col: int) -> np.ndarray:
     last = np.broadcast_to(np.maximum(n_rounds - 1, 0)[..., None], C.shape[:-1] + (1,))
     c_last = np.take_along_axis(C, last, axis=-1)[..., 0]
     return step.sum(-1) + np.maximum(c_last, n_col) + n_col + np.asarray(stream, np.int64)
+
+
+#: The terms a pass's cycles split into (:func:`pass_terms`), in report order; they add up to the pass.
+PASS_TERMS = ("compute", "lockstep", "round_floor", "delivery", "load", "drain", "stream", "control")
+
+
+def pass_after_terms(deliver, C, m_r, stream, n_col: int, work) -> dict:
+    """:func:`pass_after` split into terms that add up to it exactly (int64 arrays, shape of ``deliver``).
+
+    Per round r (``C_r`` its slowest macro, ``W_r`` its macros' cycles summed,
+    :func:`round_work`):
+
+    * ``compute`` = ``ceil(W_r / M_r)``, the round's mean macro (compute +
+      pipeline latency, rounded up); ``lockstep`` = ``C_r - compute``: the
+      lock-step padding, rounds wait for their slowest macro;
+    * ``round_floor`` = ``max(0, n_col - C_r)``: rounds start at least
+      ``n_col`` cycles apart (the drain into the free output bank);
+    * ``delivery`` (rounds r >= 1) = ``max(0, M_r * deliver + 2 - max(C_r-1, n_col))``:
+      the switch still delivering the next round after the compute and the floor;
+    * ``drain`` = ``n_col`` (the last round's drain); ``stream`` = ``stream``.
+
+    ``work`` (..., R) is :func:`round_work`; the other arguments as :func:`pass_after`.
+    """
+    C = np.asarray(C, np.int64)
+    m_r = np.asarray(m_r, np.int64)
+    ran = m_r > 0
+    mean = np.where(ran, -(-np.asarray(work, np.int64) // np.maximum(m_r, 1)), 0)
+    c_ran = np.where(ran, C, 0)
+    dl = m_r[..., 1:] * np.asarray(deliver, np.int64)[..., None] + CORE_LATENCY["deliver"] + CORE_LATENCY["barrier"]
+    late = np.where(ran[..., 1:], np.maximum(dl - np.maximum(C[..., :-1], n_col), 0), 0)
+    shape = np.broadcast_shapes(np.shape(deliver), C.shape[:-1], np.shape(stream))
+    out = {"compute": mean.sum(-1), "lockstep": (c_ran - mean).sum(-1),
+           "round_floor": np.where(ran, np.maximum(n_col - C, 0), 0).sum(-1), "delivery": late.sum(-1),
+           "drain": np.full(shape, n_col, np.int64), "stream": np.asarray(stream, np.int64)}
+    return {k: np.broadcast_to(v, shape).astype(np.int64) for k, v in out.items()}
 
 
 def prefetch_overlap(after) -> np.ndarray:
@@ -477,6 +523,23 @@ def pass_cycles_rounds(load, deliver, C, m_r, stream, n_col: int) -> np.ndarray:
     """
     b0 = np.maximum(np.asarray(load, np.int64), first_round_delivery(deliver, m_r))
     return CORE_LATENCY["pass"] + b0 + pass_after(deliver, C, m_r, stream, n_col)
+
+
+def pass_terms(load, deliver, C, m_r, stream, n_col: int, work) -> dict:
+    """:func:`pass_cycles_rounds` split into :data:`PASS_TERMS` that add up to it exactly (int64 arrays).
+
+    :func:`pass_after_terms`, plus ``B_0 = max(load, M_0 * deliver + 1)``:
+    ``delivery`` gains the first round's fill ``M_0 * deliver + 1``, ``load``
+    is the exposed load beyond it, ``max(0, load - fill)``; ``control`` is the
+    pass's fixed ``CORE_LATENCY["pass"]`` cycles. ``work`` is :func:`round_work`.
+    """
+    t = pass_after_terms(deliver, C, m_r, stream, n_col, work)
+    fill = first_round_delivery(deliver, m_r)
+    b0 = np.maximum(np.asarray(load, np.int64), fill)
+    t["delivery"] = t["delivery"] + fill
+    t["load"] = np.broadcast_to(b0 - fill, t["drain"].shape).astype(np.int64)
+    t["control"] = np.full(t["drain"].shape, CORE_LATENCY["pass"], np.int64)
+    return {k: t[k] for k in PASS_TERMS}
 
 
 def pass_cycles(load, deliver, compute, pixels, stream, macros: int, n_col: int) -> np.ndarray:
@@ -574,6 +637,39 @@ def job_cycles(cycles, load, d0, overlap, stream, same_start, *, tile_banks: int
     return out + np.where(ends, stream, 0)
 
 
+def job_terms(cycles, load, d0, overlap, stream, same_start, *, tile_banks: int = 1, out_banks: int = 1):
+    """:func:`job_cycles` split: ``(hidden, exposed)``, int64 (..., J) each, ``job_cycles = cycles - hidden + exposed``.
+
+    ``hidden`` is the load of the job's first pass that the job before it
+    hides (``tile_banks = 2``), ``exposed`` its exposed streaming (its
+    ``stream``, or with ``out_banks = 2`` its wait plus a START's last
+    stream). Arguments as :func:`job_cycles`, whose steps this repeats (the
+    sum test holds the two together).
+    """
+    cycles, load, d0, overlap = (np.asarray(a, np.int64) for a in (cycles, load, d0, overlap))
+    stream = np.asarray(stream, np.int64)
+    same = np.asarray(same_start, bool)
+    pre = same & (int(tile_banks) == 2)
+    whole = np.maximum(load, d0)
+
+    def hidden(j, hide):
+        return np.where(pre[j], whole[..., j] - np.maximum(exposed_load(load[..., j], hide, True), d0[..., j]), 0)
+
+    if int(out_banks) == 1:
+        hide = np.concatenate([np.zeros_like(overlap[..., :1]), (overlap + stream)[..., :-1]], axis=-1)
+        return hidden(slice(None), hide).astype(np.int64), np.broadcast_to(stream, cycles.shape).astype(np.int64)
+    hid = np.zeros(cycles.shape, np.int64)
+    exp = np.zeros(cycles.shape, np.int64)
+    hide = np.zeros(cycles.shape[:-1], np.int64)
+    for j in range(stream.size):
+        hid[..., j] = hidden(j, hide)
+        wait = np.maximum(stream[j - 1] - (cycles[..., j] - hid[..., j]), 0) if j and same[j] else 0
+        exp[..., j] = wait
+        hide = overlap[..., j] + wait
+    ends = np.append(~same[1:], True)
+    return hid, exp + np.where(ends, stream, 0)
+
+
 def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int = 1,
                  out_banks: int = 1) -> np.ndarray:
     """Cycles of every START of a layer's plan for each sample: int64 (S, segments).
@@ -614,6 +710,53 @@ def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks
     for s in range(plan.n_segments):
         segs[:, s] = jobs[:, seg == s].sum(-1) + CORE_LATENCY["run"]
     return segs
+
+
+def layer_cycle_terms(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int = 1,
+                      out_banks: int = 1) -> dict:
+    """:func:`layer_cycles` split into :data:`PASS_TERMS`: term -> int64 (S, segments), adding up to it exactly.
+
+    It repeats :func:`layer_cycles`'s steps (the sum test holds the two
+    together): each pass splits by :func:`pass_terms` (nothing streamed; a
+    job's first pass waits for its whole load); per job (:func:`job_terms`)
+    the load the job before it hides leaves ``load``, and the exposed
+    streaming is ``stream``; a START's ``CORE_LATENCY["run"]`` goes to ``control``.
+    """
+    pix = np.asarray(pix, np.int64)
+    n = plan.tile.size
+    S = pix.shape[0]
+    if n == 0:
+        zero = np.zeros((S, plan.n_segments), np.int64)
+        return {k: zero + (CORE_LATENCY["run"] if k == "control" else 0) for k in PASS_TERMS}
+    width = int(plan.pixels.max())
+    comp = np.zeros((S, n, width), np.int64)
+    for i in range(n):
+        p0, npx = int(plan.p0[i]), int(plan.pixels[i])
+        comp[:, i, :npx] = pix[:, p0:p0 + npx, plan.tile[i]]
+    C = round_compute(comp, int(macros))
+    m_r = round_sizes(plan.pixels, macros, C.shape[-1])
+    after = pass_after(plan.deliver, C, m_r, 0, macro.n_col)
+    overlap = prefetch_overlap(after)
+    prev = np.concatenate([np.zeros((S, 1), np.int64), overlap[:, :-1]], axis=1)
+    d0 = np.broadcast_to(first_round_delivery(plan.deliver, m_r), (S, n))
+    load = exposed_load(plan.load, prev, prefetched_passes(plan.segment, tile_banks) & ~plan.first)
+    t = pass_terms(load, plan.deliver, C, m_r, 0, macro.n_col, round_work(comp, int(macros)))
+    per_pass = CORE_LATENCY["pass"] + np.maximum(load, d0) + after
+    heads, tails = np.nonzero(plan.first)[0], np.nonzero(plan.last)[0]
+    per_job = np.add.reduceat(per_pass, heads, axis=-1)
+    seg = plan.segment[heads]
+    hidden, exposed = job_terms(per_job, np.broadcast_to(plan.load[heads], (S, heads.size)), d0[:, heads],
+                                overlap[:, tails], plan.pixels[tails] * plan.n_out[tails],
+                                np.append(False, seg[1:] == seg[:-1]), tile_banks=tile_banks, out_banks=out_banks)
+    jobs = {k: np.add.reduceat(v, heads, axis=-1) for k, v in t.items()}
+    jobs["load"] = jobs["load"] - hidden
+    jobs["stream"] = jobs["stream"] + exposed
+    out = {}
+    for k, v in jobs.items():  # per START, as layer_cycles sums its jobs
+        out[k] = np.zeros((S, plan.n_segments), np.int64)
+        for s in range(plan.n_segments):
+            out[k][:, s] = v[:, seg == s].sum(-1) + (CORE_LATENCY["run"] if k == "control" else 0)
+    return out
 
 
 def core_layer_cycles(compiled, bits, macros: int, core, name: str = "layer",

@@ -23,7 +23,8 @@ from dbpim.model.prune import expand_mask
 from dbpim.model.reram import int8_weights
 from dbpim.model.spec import DIGIT_BITS, WEIGHT_BITS
 from dbpim.sim_bench import reram
-from dbpim.sim_bench.perf import PerfError, evaluate_network, spec_from_record, specs_from_artifact
+from dbpim.sim_bench.perf import (CYCLE_TERM_LABELS, CYCLE_TERMS, PerfError, evaluate_network, spec_from_record,
+                                  specs_from_artifact)
 from dbpim.sim_bench.report import _write_csv, write_json
 
 __all__ = ["Row", "uses_float", "reram_weights", "reram_rows", "dbpim_rows", "compare_network", "format_table", "write_outputs", "COLUMNS"]
@@ -54,6 +55,7 @@ class Row:
     accuracy_note: str = "not evaluated"
     energy: dict = field(default_factory=dict)
     batch: int = 1  # samples per loaded tile (DB-PIM rows: sim_bench.perf; the ReRAM model runs batch 1)
+    breakdown: dict = field(default_factory=dict)  # DB-PIM: cycles by term (sim_bench.perf.CYCLE_TERMS), adding up
 
     def as_dict(self) -> dict:
         acc = None if self.accuracy is None else 100.0 * self.accuracy
@@ -160,7 +162,7 @@ def dbpim_rows(art, hwcfg, batch: int = 1) -> list[Row]:
                         float(sum(lp.mech[mech].tiles for lp in mapped)), None,
                         float(sum(lp.mech[mech].macro_cycles for lp in mapped)),
                         net.total_cycles(mech, mapped_only=True), net.total_energy(mech, mapped_only=True),
-                        energy=energy, batch=net.batch))
+                        energy=energy, batch=net.batch, breakdown=net.breakdown(mech, mapped_only=True)))
     return _relative(rows)
 
 
@@ -205,7 +207,21 @@ def format_table(rows: list[Row]) -> str:
     width = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     lines = ["  ".join(str(x).rjust(w) for x, w in zip(line, width)) for line in [head] + body]
     notes = list(dict.fromkeys(f"{r.technology} {r.scheme}: {r.accuracy_note}" for r in rows if r.accuracy_note))
-    return "\n".join(lines + ["accuracy: " + "; ".join(notes)] if notes else lines)
+    lines += ["accuracy: " + "; ".join(notes)] if notes else []
+    return "\n".join(lines + breakdown_lines(rows))
+
+
+def breakdown_lines(rows: list[Row]) -> list[str]:
+    """Where the DB-PIM rows' cycles go: a plain-text table of the terms (sim_bench.perf.CYCLE_TERMS, no SIMD)."""
+    db = [r for r in rows if r.breakdown]
+    if not db:
+        return []
+    terms = [t for t in CYCLE_TERMS if t != "simd"]
+    head = ["DB-PIM cycles by term", "total"] + terms
+    body = [[f"{r.network} {r.scheme}", f"{r.cycles:,.0f}"] + [f"{r.breakdown[t]:,.0f}" for t in terms] for r in db]
+    width = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
+    return ["  ".join(x.ljust(w) if i == 0 else x.rjust(w) for i, (x, w) in enumerate(zip(line, width)))
+            for line in [head] + body]
 
 
 def _plot(rows: list[Row], path: Path) -> None:
@@ -236,7 +252,9 @@ def write_outputs(rows: list[Row], folder: Path, cfg: reram.ReramConfig, plots: 
     folder = Path(folder)
     _write_csv(folder / "compare.csv", [r.as_dict() for r in rows])
     doc = {"reram_config": cfg.to_dict(),
-           "rows": [{**r.as_dict(), "label": r.label, "energy_components [pJ]": r.energy} for r in rows]}
+           "rows": [{**r.as_dict(), "label": r.label, "energy_components [pJ]": r.energy,
+                     **({"cycle_breakdown [cycles]": r.breakdown} if r.breakdown else {})} for r in rows],
+           "cycle_terms": {t: v for t, v in CYCLE_TERM_LABELS.items() if t != "simd"}}
     write_json(folder / "compare.json", doc)
     files = ["compare.csv", "compare.json"]
     if plots:

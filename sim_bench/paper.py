@@ -8,7 +8,9 @@ the top:
 
 * ``table3.csv``: bit-level and hybrid time of the std/pw-conv and FC layers
   at the configured clock, their ratio, next to the paper's Tab. III;
-* ``table2.csv``: utilization (system and cell level) next to Tab. II;
+* ``table2.csv``: utilization (over compute cycles, the one compared; system and cell level) next to Tab. II;
+* ``breakdown.csv`` / ``cycle_breakdown.png``: each network's cycles per inference by term
+  (:data:`sim_bench.perf.CYCLE_TERMS`, adding up to its total), DB-PIM and dense;
 * ``fig11.csv`` / ``fig11.png``: speedup and energy saving of the weight
   sparsity alone (value + bit level, input skipping off, std/pw-conv and FC
   layers only) at block sparsities 0/25/50/75 %, re-pruned from the float
@@ -33,8 +35,9 @@ from pathlib import Path
 from dbpim.model.outdir import check_output, output_dir
 from dbpim.model.plots import legend_outside, pyplot, save_figure
 from dbpim.sim_bench.perf import MECHANISMS
-from dbpim.sim_bench.report import (PAPER, BenchError, _write_csv, check_macro, evaluate_with_batch_reuse,
-                                    format_summary, markdown, paper_key, plot_mechanisms, plot_time_breakdown,
+from dbpim.sim_bench.report import (PAPER, BenchError, _write_csv, breakdown_rows, check_macro,
+                                    evaluate_with_batch_reuse, format_summary, markdown, paper_key,
+                                    plot_cycle_breakdown, plot_mechanisms, plot_time_breakdown,
                                     weights_label, write_json, write_report)
 from dbpim.sim_bench.weight_stats import network_weight_stats, weight_stats_markdown
 
@@ -48,8 +51,10 @@ FIG11_SPARSITY = (0.0, 0.25, 0.5, 0.75)
 def network_row(net) -> dict:
     r = {"network": net.network, "weights": weights_label(net), "batch": net.batch, "speedup [x]": net.speedup(),
          "energy_saving [%]": 100 * net.energy_saving(), "energy_saving_macro [%]": 100 * net.energy_saving_macro(),
-         "utilization [%]": 100 * net.utilization(), "utilization_system [%]": 100 * net.utilization_system(),
+         "utilization [%]": 100 * net.utilization(), "utilization_compute [%]": 100 * net.utilization_compute(),
+         "utilization_system [%]": 100 * net.utilization_system(),
          "utilization_dense [%]": 100 * net.utilization("dense"),
+         "utilization_compute_dense [%]": 100 * net.utilization_compute("dense"),
          "utilization_system_dense [%]": 100 * net.utilization_system("dense"),
          "speedup_mapped [x]": net.speedup("dbpim", True),
          "time_dbpim [us]": net.time_us("dbpim"), "time_dense [us]": net.time_us("dense"),
@@ -84,10 +89,12 @@ def table3_rows(nets) -> list[dict]:
 
 
 def table2_rows(nets) -> list[dict]:
-    """Tab. II side by side: system utilization (the one compared) and cell-level utilization."""
+    """Tab. II side by side: utilization over compute cycles (the one compared), system and cell level."""
     return [{"network": n.network, "weights": weights_label(n),
-             "utilization_system [%]": 100 * n.utilization_system(), "utilization [%]": 100 * n.utilization(),
+             "utilization_compute [%]": 100 * n.utilization_compute(),
              "paper_utilization [%]": PAPER["utilization_pct"].get(paper_key(n.network), ""),
+             "utilization_system [%]": 100 * n.utilization_system(), "utilization [%]": 100 * n.utilization(),
+             "utilization_compute_dense [%]": 100 * n.utilization_compute("dense"),
              "utilization_system_dense [%]": 100 * n.utilization_system("dense")} for n in nets]
 
 
@@ -190,6 +197,7 @@ def run_paper(arts, hw, out="build/paper", plots: bool = True, verbose: bool = T
         _write_csv(tmp / "table3.csv", table3_rows(nets))
         _write_csv(tmp / "table2.csv", table2_rows(nets))
         _write_csv(tmp / "fig12.csv", fig12_rows(nets))
+        _write_csv(tmp / "breakdown.csv", breakdown_rows(nets))
         if f11:
             _write_csv(tmp / "fig11.csv", f11)
         _write_csv(tmp / "weights.csv", [{"network": w["network"], **r} for w in wstats for r in w["layers"]])
@@ -200,6 +208,7 @@ def run_paper(arts, hw, out="build/paper", plots: bool = True, verbose: bool = T
         if plots:
             plot_mechanisms(nets, tmp / "fig12.png")
             plot_time_breakdown(nets, tmp / "time_breakdown.png")
+            plot_cycle_breakdown(nets, tmp / "cycle_breakdown.png")
             if f11:
                 _plot_fig11(f11, tmp / "fig11.png")
     if verbose:

@@ -36,13 +36,19 @@ pixel runs, so a loaded tile serves every sample of its run
 (:func:`batch_samples`); :func:`batch_reuse` finds the smallest batch where
 the off-chip floor (:attr:`MechPerf.dram_floor_cycles`) binds no layer.
 
-Utilization: ``utilization`` (paper Eq. 2 at cell level: effective cells over
-the cells of the activated cell rows of issued cycles) and
-``utilization_system`` (effective cell-cycles over every cell row of every
-macro in every wall cycle: idle cores, macros, compartments and columns, load,
-delivery and drain cycles count). Energy: events per inference times the
-constants of ``hw/configs/*.yaml`` (:data:`COMPONENTS`); ``energy_saving_macro``
-counts the macro components only.
+Utilization (:data:`UTILIZATIONS`): ``utilization`` (paper Eq. 2 at cell
+level: effective cells over the cells of the activated cell rows of issued
+cycles), ``utilization_compute`` (effective cell-cycles over every cell of the
+chip during the rounds' compute: idle columns, macros and cores count, load,
+delivery, drain and streaming cycles do not) and ``utilization_system``
+(effective cell-cycles over every cell row of every macro in every wall cycle:
+idle cores, macros, compartments and columns, load, delivery and drain cycles
+count). Cycle breakdown: a layer's wall cycles split into :data:`CYCLE_TERMS`
+(the busiest core's passes split by ``model.core_timing.pass_terms``, plus
+the off-chip floor; SIMD layers are all ``simd``), adding up exactly.
+Energy: events per inference times the constants of ``hw/configs/*.yaml``
+(:data:`COMPONENTS`); ``energy_saving_macro`` counts the macro components
+only.
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ __all__ = ["MECHANISMS", "MECH_LABELS", "COMPONENTS", "MACRO_COMPONENTS", "Layer
            "NetworkPerf", "spec_from_record", "specs_from_artifact", "evaluate_layer", "evaluate_network",
            "layer_type", "energy_of", "peak_tops", "peak_geometry", "BenchError", "PerfError", "count_cycles",
            "check_finite_figure", "CYCLES_MAX", "batch_samples", "batched_vectors", "bandwidth_bound_layers",
-           "batch_reuse", "SPEEDUP_MECHANISMS"]
+           "batch_reuse", "SPEEDUP_MECHANISMS", "CYCLE_TERMS", "CYCLE_TERM_LABELS", "UTILIZATIONS"]
 
 MECHANISMS = ("dense", "bit", "value", "input", "bit_input", "weight", "dbpim")
 MECH_LABELS = {
@@ -95,6 +101,38 @@ COMPONENTS = {
 }
 #: the components inside the macros (``energy_saving_macro``)
 MACRO_COMPONENTS = ("macro array", "adder tree", "accumulator", "ipu")
+
+
+#: The terms a layer's wall cycles split into (:attr:`MechPerf.breakdown`, :meth:`NetworkPerf.breakdown`), in
+#: report order: those of ``model.core_timing.pass_terms``, the off-chip floor and the SIMD core. They add up to
+#: the wall cycles exactly, per batch instance (a recorded sample at batch 1) and layer.
+CYCLE_TERMS = ("compute", "lockstep", "round_floor", "delivery", "load", "dram", "drain", "stream", "control", "simd")
+_CORE_TERMS = CYCLE_TERMS[:-1]
+assert set(_CORE_TERMS) - {"dram"} == set(ct.PASS_TERMS)
+#: one line per term of :data:`CYCLE_TERMS` (reports print them beside the table)
+CYCLE_TERM_LABELS = {
+    "compute": "macro compute: each round's mean macro (issued bit columns + pipeline latency, rounded up)",
+    "lockstep": "lock-step padding: a round's slowest macro over its mean (the macros start rounds together)",
+    "round_floor": "round floor: rounds shorter than n_col wait for the previous round's drain (n_col apart)",
+    "delivery": "switch delivery: the first round's fill (M_0 x deliver + 1) and later rounds still being "
+                "delivered after the compute and the floor",
+    "load": "exposed tile load through the write port (one cell row per cycle) beyond the first round's fill "
+            "and what the other tile bank hides",
+    "dram": "off-chip floor: what the shared DRAM bandwidth adds to the exposed tile loads",
+    "drain": "drain: the last round's n_col beats into the output register file, per pass",
+    "stream": "result streaming: a filter tile's results leave the core one per cycle",
+    "control": "control: the fixed cycles of every pass (decode, barrier) and every START",
+    "simd": "SIMD core: the SIMD layers' cycles (model.simd_core.record_cycles)",
+}
+#: the three utilizations every report prints, with their one-line definitions (docs/perf_model.md)
+UTILIZATIONS = {
+    "utilization": "cell level: effective cells over the activated cell rows of issued bit-column cycles",
+    "utilization_compute": "over compute cycles: effective cell-cycles over every cell of the chip during the "
+                           "rounds' compute (compute + lock-step terms of the core that computes longest); idle "
+                           "columns, macros and cores count, load, delivery, drain and streaming do not",
+    "utilization_system": "system: effective cell-cycles over every cell of the chip in every wall cycle of the "
+                          "mapped layers",
+}
 
 
 #: Largest cycle count the model holds in an int64 (with headroom for the sums over tiles and runs).
@@ -294,6 +332,7 @@ class MechPerf:
     macro_cycles_total: int = 0  # over all recorded vectors (golden-model comparable)
     tiles: int = 0
     filter_tiles: int = 0
+    cells: int = 0  # cells of the chip (every macro of every core)
     load_cycles: float = 0.0  # tile loads, summed over filter tiles (every chunk)
     stream_cycles: float = 0.0  # result streaming, summed over filter tiles
     psum_chunks: int = 1  # pixel runs of a filter tile per batch instance (output register file / output buffer)
@@ -301,6 +340,9 @@ class MechPerf:
     core_cycles: np.ndarray | None = None  # (S,) the busiest core's STARTs per batch instance, tiles preloaded
     batch: int = 1  # samples per batch instance (:func:`batch_samples`)
     dram_floor_cycles: float = 0.0  # weight_bytes / dram_bytes_per_cycle: no schedule is faster (per inference)
+    cycle_terms: dict = field(default_factory=dict)  # term -> (S,) int64: the busiest core's wall cycles split,
+    #                                                  per batch instance
+    compute_cycles: float = 0.0  # rounds' compute of the core computing longest, per inference (utilization_compute)
 
     @property
     def onchip_cycles(self) -> float:
@@ -313,6 +355,12 @@ class MechPerf:
         return self.dram_floor_cycles > self.onchip_cycles
 
     @property
+    def breakdown(self) -> dict:
+        """Wall cycles per inference by term (:data:`CYCLE_TERMS` but ``simd``); they add up to ``wall_cycles``."""
+        return {k: float(np.mean(self.cycle_terms[k])) / self.batch if k in self.cycle_terms else 0.0
+                for k in _CORE_TERMS}
+
+    @property
     def energy_pj(self) -> float:
         return float(sum(self.energy.values()))
 
@@ -323,6 +371,15 @@ class MechPerf:
     @property
     def utilization_system(self) -> float:
         return self.effective / self.capacity if self.capacity else 0.0
+
+    @property
+    def capacity_compute(self) -> float:
+        """Every cell of the chip over the compute cycles (the ``utilization_compute`` denominator)."""
+        return self.cells * self.compute_cycles
+
+    @property
+    def utilization_compute(self) -> float:
+        return self.effective / self.capacity_compute if self.capacity_compute else 0.0
 
 
 def _empty(en: EnergyConfig) -> MechPerf:
@@ -421,6 +478,8 @@ class _Timing:
     """Wall cycles of one mechanism's filter tiles on the cores (:func:`_core_timing`)."""
 
     wall: np.ndarray  # (S,) the busiest core, system limits included
+    terms: dict  # CYCLE_TERMS but simd -> (S,) int64: the busiest core's wall cycles split, adding up to ``wall``
+    compute: np.ndarray  # (S,) int64: the rounds' compute (compute + lockstep) of the core that computes longest
     core: np.ndarray  # (S,) the same with the tiles preloaded (the core's own CYCLES; one core: the RTL's)
     runs_per_tile: int  # pixel runs of a filter tile (per copy)
     load_cycles: float
@@ -461,6 +520,8 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     m_r = ct.round_sizes(npx, M, rc.shape[-1])  # (L, R)
     ok = valid[:, None, :, None]
     after = ct.pass_after(delivery[:, None, :, None], rc, m_r, 0, m.n_col)  # (runs, S, nrt, L)
+    split = ct.pass_after_terms(delivery[:, None, :, None], rc, m_r, 0, m.n_col, ct.round_work(g, M))
+    del g
     d0 = ct.first_round_delivery(delivery[:, None, :, None], m_r)  # (runs, 1, nrt, L)
     banks = cfg.core.tile_banks
     overlap = ct.prefetch_overlap(after)
@@ -468,12 +529,21 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     prev = np.concatenate([np.zeros_like(overlap[:, :, :1]), overlap[:, :, :-1]], axis=2)
     inner = (np.arange(nrt) > 0)[None, None, :, None] & (banks == 2)
 
-    def passes(ld):  # (runs, S, L): the passes of each pixel run, the first one's whole load waited
-        waited = ct.exposed_load(ld[:, None, :, None], prev, inner)
-        return np.where(ok, CORE_LATENCY["pass"] + np.maximum(waited, d0) + after, 0).sum(2)
+    def first_round(ld):  # (runs, S, nrt, L): B_0 of every pass, the first row tile's whole load waited
+        return np.maximum(ct.exposed_load(ld[:, None, :, None], prev, inner), d0)
 
-    sys_pass = passes(load)
-    core_pass = sys_pass if np.array_equal(load, port) else passes(port)  # tiles preloaded
+    b0_sys = first_round(load)
+    b0_core = b0_sys if np.array_equal(load, port) else first_round(port)  # tiles preloaded
+    sys_pass = np.where(ok, CORE_LATENCY["pass"] + b0_sys + after, 0).sum(2)  # (runs, S, L)
+    core_pass = sys_pass if b0_core is b0_sys else np.where(ok, CORE_LATENCY["pass"] + b0_core + after, 0).sum(2)
+    # the same passes split (model.core_timing.pass_terms; "dram": what the off-chip fetch adds to B_0)
+    by_pass = {**{k: split[k] for k in ("compute", "lockstep", "round_floor")},
+               "delivery": split["delivery"] + d0, "load": b0_core - d0, "dram": b0_sys - b0_core}
+    n_pass = valid.sum(1)[:, None, None]  # passes of a pixel run: the constant terms per pass
+    const = {"drain": m.n_col * n_pass, "control": CORE_LATENCY["pass"] * n_pass, "stream": 0}  # streamed per tile
+    per_run = np.stack([np.broadcast_to(const[k] if k in const else np.where(ok, by_pass[k], 0).sum(2),
+                                        sys_pass.shape) for k in _CORE_TERMS])
+    del split, by_pass
     # overlap of each pixel run's last row tile: it hides the load of the next run's first row tile
     last_rt = np.maximum(valid.sum(1) - 1, 0)
     last_overlap = np.take_along_axis(overlap, last_rt[:, None, None, None], axis=2)[:, :, 0, :]  # (runs, S, L)
@@ -483,6 +553,8 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     core_of = (np.arange(n_ft)[:, None] * copies + copy[None, :]) % C  # (n_ft, L)
     wall = np.zeros((C, S))
     core = np.zeros((C, S))
+    terms = np.zeros((len(_CORE_TERMS), C, S), np.int64)
+    t_of = {k: i for i, k in enumerate(_CORE_TERMS)}
     for c in range(C):
         f, l = np.nonzero(core_of == c)  # row-major: filter tiles in order, their pixel runs in order
         if f.size == 0:
@@ -492,12 +564,29 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
         r = ft_run[f]
         # a core's jobs (filter tile x pixel run) in order: its first tile loads during the job before it
         # (tile_banks 2, same START), its results stream after it or during the next job (out_banks 2)
+        parts = []
         for tot, ps, ld in ((wall, sys_pass, load), (core, core_pass, port)):
-            jobs = ct.job_cycles(ps[r, :, l].T, ld[r, 0], d0[r, 0, 0, l], last_overlap[r, :, l].T, stream[f, l],
-                                 same, tile_banks=banks, out_banks=cfg.core.out_banks)
+            args = (ps[r, :, l].T, ld[r, 0], d0[r, 0, 0, l], last_overlap[r, :, l].T, stream[f, l], same)
+            jobs = ct.job_cycles(*args, tile_banks=banks, out_banks=cfg.core.out_banks)
             tot[c] = jobs.sum(-1) + (int(seg.max()) + 1) * CORE_LATENCY["run"]
+            parts.append(ct.job_terms(*args, tile_banks=banks, out_banks=cfg.core.out_banks))
+        (hid_sys, exposed), (hid_core, _) = parts
+        hid_port = np.minimum(hid_sys, hid_core)  # hidden port load; the off-chip part hidden beyond it
+        terms[:, c] = per_run[:, r, :, l].sum(0)  # advanced indices first: (J, terms, S)
+        terms[t_of["control"], c] += (int(seg.max()) + 1) * CORE_LATENCY["run"]
+        terms[t_of["stream"], c] += exposed.sum(-1)
+        terms[t_of["load"], c] -= hid_port.sum(-1)
+        terms[t_of["dram"], c] -= (hid_sys - hid_port).sum(-1)
+    # the split must follow the formula it splits: exact below 2**50 cycles (wall is float64, the terms int64)
+    if not np.allclose(terms.sum(0), wall, rtol=2.0 ** -50, atol=0):
+        raise PerfError(f"internal: the cycle breakdown ({terms.sum(0).max()}) does not add up to the wall cycles "
+                        f"({wall.max()}); model.core_timing.pass_terms no longer splits pass_cycles_rounds")
+    busiest = wall.argmax(0)  # per sample
+    cols = np.arange(S)
     loads = int(npx.size)
-    return _Timing(wall=wall.max(0), core=core.max(0), runs_per_tile=int((copy == 0).sum()),
+    rounds = terms[t_of["compute"]] + terms[t_of["lockstep"]]  # (C, S)
+    return _Timing(wall=wall.max(0), terms={k: terms[i, busiest, cols] for k, i in t_of.items()},
+                   compute=rounds.max(0), core=core.max(0), runs_per_tile=int((copy == 0).sum()),
                    load_cycles=float((np.where(valid, load, 0).sum(1)[ft_run]).sum() * loads),
                    stream_cycles=float(stream.sum()), loads_per_row_tile=loads)
 
@@ -593,7 +682,8 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
                     macro_cycles_total=macro_total, tiles=int((nct * nrt).sum()), filter_tiles=n_ft,
                     load_cycles=load_total, stream_cycles=tm.stream_cycles / B, psum_chunks=int(n_ch),
                     weight_bytes=weight_bytes, core_cycles=tm.core, batch=B,
-                    dram_floor_cycles=weight_bytes / sysc.dram_bytes_per_cycle)
+                    dram_floor_cycles=weight_bytes / sysc.dram_bytes_per_cycle, cycle_terms=tm.terms,
+                    compute_cycles=float(tm.compute.mean()) / B, cells=cells)
 
 
 # ----------------------------------------------------------------------------- layers and networks
@@ -620,6 +710,13 @@ class LayerPerf:
 
     def energy(self, mech: str) -> float:
         return self.mech[mech].energy_pj if self.mapped else self.simd_energy
+
+    def breakdown(self, mech: str) -> dict:
+        """Cycles per inference by term of :data:`CYCLE_TERMS` (a SIMD layer: all ``simd``); they add up to
+        :meth:`cycles`."""
+        if self.mapped:
+            return {**self.mech[mech].breakdown, "simd": 0.0}
+        return {k: self.simd_cycles if k == "simd" else 0.0 for k in CYCLE_TERMS}
 
 
 def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS, *, batch: int = 1) -> LayerPerf:
@@ -722,6 +819,32 @@ class NetworkPerf:
         c = sum(lp.mech[mech].capacity for lp in self.mapped())
         return e / c if c else 0.0
 
+    def utilization_compute(self, mech: str = "dbpim") -> float:
+        """Effective cell-cycles over every cell of the chip in the compute cycles of the mapped layers."""
+        e = sum(lp.mech[mech].effective for lp in self.mapped())
+        c = sum(lp.mech[mech].capacity_compute for lp in self.mapped())
+        return e / c if c else 0.0
+
+    def breakdown(self, mech: str = "dbpim", mapped_only: bool = False) -> dict:
+        """Cycles per inference by term of :data:`CYCLE_TERMS`, summed over the layers; they add up to
+        :meth:`total_cycles` (``simd`` is 0 with ``mapped_only``)."""
+        out = dict.fromkeys(CYCLE_TERMS, 0.0)
+        for lp in self._layers(mapped_only):
+            for k, v in lp.breakdown(mech).items():
+                out[k] += v
+        return out
+
+    def breakdown_summary(self, mechanisms=("dbpim", "dense")) -> dict:
+        """The JSON of the cycle breakdown: per mechanism, the network's terms and every layer's."""
+        out = {"terms": dict(CYCLE_TERM_LABELS)}
+        for k in mechanisms:
+            net = self.breakdown(k)
+            out[k] = {"network [cycles]": net, "total [cycles]": self.total_cycles(k),
+                      "layers": [{"layer": lp.spec.name, "type": lp.type, "total [cycles]": lp.cycles(k),
+                                  **{f"{t} [cycles]": v for t, v in lp.breakdown(k).items()}}
+                                 for lp in self.layers]}
+        return out
+
     def _ratio(self, num: float, den: float, figure: str) -> float:
         """``num / den``, a finite number, or :class:`PerfError` naming the network and the figure."""
         if not den or not math.isfinite(num) or not math.isfinite(den):
@@ -797,6 +920,9 @@ class NetworkPerf:
             "utilization_system": self.utilization_system("dbpim"),
             "utilization_dense": self.utilization("dense"),
             "utilization_system_dense": self.utilization_system("dense"),
+            "utilization_compute": self.utilization_compute("dbpim"),
+            "utilization_compute_dense": self.utilization_compute("dense"),
+            "utilization_definitions": dict(UTILIZATIONS),
             "peak_tops": peak_tops(cfg, 1),
             "peak_tops_phi_max": peak_tops(cfg, cfg.macro.phi_max),
             "peak_tops_dense": peak_tops(cfg, dense=True),
@@ -816,10 +942,12 @@ class NetworkPerf:
                                "energy_saving_mapped": self.energy_saving(k, True),
                                "energy_saving_macro": self.energy_saving_macro(k),
                                "utilization": self.utilization(k),
-                               "utilization_system": self.utilization_system(k)} for k in MECHANISMS},
+                               "utilization_system": self.utilization_system(k),
+                               "utilization_compute": self.utilization_compute(k)} for k in MECHANISMS},
             "time_by_type [us]": self.time_by_type("dbpim"),
             "macs": self.macs(),
             "inputs_recorded": all(lp.spec.bits is not None for lp in mapped),
+            "cycle_breakdown": self.breakdown_summary(),
         }
         if self.batch_reuse is not None:
             d["batch_reuse"] = self.batch_reuse

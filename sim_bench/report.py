@@ -8,13 +8,17 @@ folder holding files this command did not write is refused):
 
 * ``layers.csv``   one row per layer, the unit in every column name;
 * ``summary.json`` per network: ``speedup``, ``energy_saving`` (system),
-  ``energy_saving_macro``, ``utilization`` (cell level), ``utilization_system``,
+  ``energy_saving_macro``, ``utilization`` (cell level), ``utilization_compute``
+  (over compute cycles), ``utilization_system`` (with ``utilization_definitions``),
+  ``cycle_breakdown`` (DB-PIM and dense: the network's and every layer's cycles
+  by term of :data:`sim_bench.perf.CYCLE_TERMS`, adding up to their totals),
   ``peak_tops``, per-mechanism speedups/energy savings, time by layer type,
   energy by component, the energy constants with their sources and the
   sensitivity of the system saving to each assumed one, configuration;
 * ``summary.md``   our figures next to the paper's published ones (Tab. II,
-  Tab. III, peak throughput, Fig. 12, Fig. 13);
-* ``mechanisms.png`` (Fig. 12 style), ``layer_speedup.png``, ``utilization.png``,
+  Tab. III, peak throughput, Fig. 12, Fig. 13) and where the cycles go;
+* ``cycle_breakdown.png`` (the network's and every layer's cycles by term, stacked,
+  DB-PIM and dense), ``mechanisms.png`` (Fig. 12 style), ``layer_speedup.png``, ``utilization.png``,
   ``time_breakdown.png`` (Fig. 13 style), ``energy_breakdown.png``,
   ``energy_tornado.png`` (system saving with each assumed constant halved / doubled).
 
@@ -36,13 +40,15 @@ from dbpim.model.config import EnergyConfig
 from dbpim.model.outdir import check_output, output_dir
 from dbpim.model.plots import legend_outside, pyplot as _plt, save_figure
 from dbpim.sim_bench.explain import SIGNED_SKIP_WHY, explain_markdown, layer_notes, simd_op_rows
-from dbpim.sim_bench.perf import (MACRO_COMPONENTS, MECH_LABELS, MECHANISMS, BenchError, NetworkPerf, batch_reuse,
-                            evaluate_network, peak_geometry, peak_tops, specs_from_artifact)
+from dbpim.sim_bench.perf import (CYCLE_TERM_LABELS, CYCLE_TERMS, MACRO_COMPONENTS, MECH_LABELS, MECHANISMS,
+                                  UTILIZATIONS, BenchError, NetworkPerf, batch_reuse, evaluate_network, peak_geometry,
+                                  peak_tops, specs_from_artifact)
 
 __all__ = ["run_report", "evaluate_artifact", "evaluate_with_batch_reuse", "batch_reuse_line", "check_macro",
            "format_summary", "format_notes", "write_report", "demo",
            "layer_rows", "markdown", "PAPER", "BenchError", "plot_mechanisms", "plot_time_breakdown", "plot_tornado",
-           "network_note", "UNTRAINED_NOTE", "U_CHOICE", "weights_label", "data_source", "write_json"]
+           "network_note", "UNTRAINED_NOTE", "U_CHOICE", "weights_label", "data_source", "write_json",
+           "plot_cycle_breakdown", "plot_layer_breakdown", "breakdown_markdown", "format_breakdown", "breakdown_rows"]
 
 DIGITS_NOTE = ("Our networks are trained on scikit-learn digits (8x8, upscaled to 32x32 for the zoo networks), "
                "not on CIFAR-100 as in the paper; layer shapes match the paper's 32x32 inputs, but weight and "
@@ -59,11 +65,13 @@ CONTROL_NOTE = ("UNTRAINED control of {of}: the same architecture with Kaiming-n
                 "recalibrated on the same calibration images, pruned and FTA-quantized the same way; it shows "
                 "what the trained weights change.")
 #: which utilization the paper comparison uses, and why
-U_CHOICE = ("Tab. II is compared with `utilization_system`: the paper defines U over the SRAM cells of the array "
-            "per computation and attributes its 85 % (below 100 %) to layers with fewer output channels than the "
-            "hardware's parallelism and to deployment (mapping, macro allocation), i.e. to idle columns, macros "
-            "and cores, which only the system figure counts. `utilization` (cell level: the activated cell rows "
-            "of issued cycles) is printed beside it; it is near 100 % by construction of the FTA storage.")
+U_CHOICE = ("Tab. II is compared with `utilization_compute`: the paper (Sec. VI) defines U over the SRAM cells of "
+            "the array per computation and attributes its 85 % (below 100 %) to layers with fewer output channels "
+            "than the hardware's parallelism and to deployment (mapping, macro allocation), i.e. to idle columns, "
+            "macros and cores while the chip computes, which `utilization_compute` counts and `utilization` (cell "
+            "level: the activated cell rows of issued cycles, near 100 % by construction of the FTA storage) does "
+            "not; `utilization_system` also counts the load, delivery, drain and streaming cycles. All three are "
+            "printed side by side.")
 
 # The paper's published figures (seeds/db-pim-paper.txt; numbers lost in text extraction are None).
 PAPER = {
@@ -185,7 +193,10 @@ def layer_rows(net: NetworkPerf) -> list[dict]:
             r["energy_saving_macro_dbpim [%]"] = ""
         for k in ("dbpim", "dense"):
             r[f"utilization_{k} [%]"] = _f(100 * lp.mech[k].utilization) if s.mapped else ""
+            r[f"utilization_compute_{k} [%]"] = _f(100 * lp.mech[k].utilization_compute) if s.mapped else ""
             r[f"utilization_system_{k} [%]"] = _f(100 * lp.mech[k].utilization_system) if s.mapped else ""
+        for k in ("dbpim", "dense"):  # exact: the terms add up to cycles_<k>
+            r.update({f"cycles_{t}_{k} [cycles]": v for t, v in lp.breakdown(k).items()})
         for k in ("dbpim", "dense"):
             mk = lp.mech.get(k)
             r[f"filter_tiles_{k} [tiles]"] = mk.filter_tiles if s.mapped else ""
@@ -328,14 +339,59 @@ def _table3(nets) -> list[str]:
 
 
 def _table2(nets) -> list[str]:
-    L = ["## Tab. II: actual utilization U", "", U_CHOICE, "",
-         "| network | weights | U_system DB-PIM (compared) | paper | ratio | U cell level DB-PIM | "
-         "U_system dense | U cell level dense |", "|---|---|---|---|---|---|---|---|"]
+    L = ["## Tab. II: actual utilization U", "", U_CHOICE, ""]
+    L += [f"* `{k}`: {v}." for k, v in UTILIZATIONS.items()]
+    L += ["", "| network | weights | U_compute DB-PIM (compared) | paper | ratio | U cell level DB-PIM | "
+          "U_system DB-PIM | U_compute dense | U cell level dense | U_system dense |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
     for n in nets:
-        us, pu = 100 * n.utilization_system(), PAPER["utilization_pct"].get(paper_key(n.network))
-        L.append(f"| {n.network} | {weights_label(n)} | {us:.2f}% | {_num(pu, '.2f')}{'%' if pu else ''} | "
-                 f"{_ratio(us, pu)} | {100 * n.utilization():.2f}% | {100 * n.utilization_system('dense'):.2f}% | "
-                 f"{100 * n.utilization('dense'):.2f}% |")
+        uc, pu = 100 * n.utilization_compute(), PAPER["utilization_pct"].get(paper_key(n.network))
+        L.append(f"| {n.network} | {weights_label(n)} | {uc:.2f}% | {_num(pu, '.2f')}{'%' if pu else ''} | "
+                 f"{_ratio(uc, pu)} | {100 * n.utilization():.2f}% | {100 * n.utilization_system():.2f}% | "
+                 f"{100 * n.utilization_compute('dense'):.2f}% | {100 * n.utilization('dense'):.2f}% | "
+                 f"{100 * n.utilization_system('dense'):.2f}% |")
+    return L
+
+
+#: the mechanisms every cycle breakdown shows, with their labels
+BREAKDOWN_MECHS = {"dbpim": "DB-PIM", "dense": "dense"}
+
+
+def breakdown_rows(nets: list[NetworkPerf]) -> list[dict]:
+    """One CSV row per (network, mechanism, term): cycles per inference and their share of the total."""
+    rows = []
+    for n in nets:
+        for k in BREAKDOWN_MECHS:
+            b, tot = n.breakdown(k), n.total_cycles(k)
+            rows += [{"network": n.network, "weights": weights_label(n), "mechanism": k, "term": t,
+                      "cycles [cycles/inference]": v, "share [%]": 100 * v / tot if tot else 0.0} for t, v in b.items()]
+    return rows
+
+
+def breakdown_markdown(nets: list[NetworkPerf], layers: bool = True) -> list[str]:
+    """Where the cycles go: per network (and, with ``layers``, per layer) cycles by term, DB-PIM and dense."""
+    L = ["## Where the cycles go", "",
+         "Wall cycles per inference split into terms that add up exactly to the model's cycles (per layer: the "
+         "busiest core's passes, `model.core_timing.pass_terms`, plus the off-chip floor; SIMD layers: the SIMD "
+         "core):", ""]
+    L += [f"* `{t}`: {CYCLE_TERM_LABELS[t]}" for t in CYCLE_TERMS]
+    L += ["", "| network | weights | mechanism | total [cycles] | " + " | ".join(CYCLE_TERMS) + " |",
+          "|---|---|---|---|" + "---|" * len(CYCLE_TERMS)]
+    for n in nets:
+        for k, lab in BREAKDOWN_MECHS.items():
+            b, tot = n.breakdown(k), n.total_cycles(k)
+            L.append(f"| {n.network} | {weights_label(n)} | {lab} | {tot:,.0f} | " + " | ".join(
+                f"{b[t]:,.0f} ({100 * b[t] / tot if tot else 0:.1f}%)" for t in CYCLE_TERMS) + " |")
+    if layers:
+        for n in nets:
+            for k, lab in BREAKDOWN_MECHS.items():
+                L += ["", f"### {n.network}, {lab}: cycles per layer by term", "",
+                      "| layer | type | total | " + " | ".join(CYCLE_TERMS) + " |",
+                      "|---|---|---|" + "---|" * len(CYCLE_TERMS)]
+                for lp in n.layers:
+                    b = lp.breakdown(k)
+                    L.append(f"| {lp.spec.name} | {lp.type} | {lp.cycles(k):,.0f} | "
+                             + " | ".join(f"{b[t]:,.0f}" for t in CYCLE_TERMS) + " |")
     return L
 
 
@@ -390,8 +446,8 @@ def markdown(nets: list[NetworkPerf]) -> str:
         "32 macros). Every limit of docs/perf_model.md is modelled.", "",
         f"Batch: {', '.join(sorted({str(n.batch) for n in nets}))} sample(s) per loaded tile (every figure below is "
         "per inference at this batch, the dense baseline's too).", ""]
-    L += _batch_reuse(nets) + _table3(nets) + inputs_note(nets) + [""] + _table2(nets) + [""] + _peak(cfg) + [""]
-    L += _energy(nets)
+    L += _batch_reuse(nets) + _table3(nets) + inputs_note(nets) + [""] + _table2(nets) + [""]
+    L += breakdown_markdown(nets, len(nets) == 1) + [""] + _peak(cfg) + [""] + _energy(nets)
     best_s = max(n.speedup() for n in nets)
     best_e = max(n.energy_saving() for n in nets)
     L += ["", "## Headline figures (paper abstract: \"up to\")", "",
@@ -470,6 +526,67 @@ def plot_time_breakdown(nets: list[NetworkPerf], path: Path):
     save_figure(fig, path)
 
 
+def _term_colors() -> dict:
+    """One fixed colour per cycle term (the same in every breakdown plot)."""
+    import matplotlib
+    cmap = matplotlib.colormaps["tab10"]
+    return {t: cmap(i % 10) for i, t in enumerate(CYCLE_TERMS)}
+
+
+def _stacked(ax, labels, values, colors, legend: bool = True):
+    """Stacked bars of ``values`` (bars x terms, cycles) labelled ``labels``."""
+    bottom = np.zeros(len(labels))
+    for j, t in enumerate(CYCLE_TERMS):
+        ax.bar(np.arange(len(labels)), values[:, j], bottom=bottom, color=colors[t], label=t if legend else None)
+        bottom += values[:, j]
+    ax.set_xticks(np.arange(len(labels)))
+
+
+def plot_cycle_breakdown(nets: list[NetworkPerf], path: Path):
+    """Cycles per inference of each network by term, stacked, DB-PIM and dense side by side (exact split)."""
+    plt = _plt()
+    colors = _term_colors()
+    labels = [f"{n.network}\n{lab}" for n in nets for lab in BREAKDOWN_MECHS.values()]
+    vals = np.array([[n.breakdown(k)[t] for t in CYCLE_TERMS] for n in nets for k in BREAKDOWN_MECHS]) / 1e3
+    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(labels) + 3), 4))
+    _stacked(ax, labels, vals, colors)
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylabel("cycles per inference [kcycles]")
+    ax.grid(axis="y", alpha=0.3)
+    legend_outside(ax)
+    ax.set_title("Where the cycles go, by term")
+    save_figure(fig, path)
+
+
+def plot_layer_breakdown(net: NetworkPerf, path: Path):
+    """One network: its cycles by term per layer (stacked), DB-PIM above the dense baseline, and the totals."""
+    plt = _plt()
+    colors = _term_colors()
+    names = [lp.spec.name for lp in net.layers]
+    fig, axes = plt.subplots(2, 2, figsize=(max(7, 0.3 * len(names) + 5), 7), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, max(2, 0.25 * len(names))]})
+    gs = axes[0, 0].get_gridspec()
+    for ax in axes[:, 0]:
+        ax.remove()
+    tot_ax = fig.add_subplot(gs[:, 0])
+    labs = list(BREAKDOWN_MECHS.values())
+    _stacked(tot_ax, labs, np.array([[net.breakdown(k)[t] for t in CYCLE_TERMS] for k in BREAKDOWN_MECHS]) / 1e3,
+             colors, legend=False)
+    tot_ax.set_xticklabels(labs, fontsize=8)
+    tot_ax.set_ylabel("cycles per inference [kcycles]")
+    tot_ax.set_title("network", fontsize=9)
+    for ax, (k, lab) in zip(axes[:, 1], BREAKDOWN_MECHS.items()):
+        _stacked(ax, names, np.array([[lp.breakdown(k)[t] for t in CYCLE_TERMS] for lp in net.layers]) / 1e3,
+                 colors, legend=ax is axes[0, 1])
+        ax.set_xticklabels(names, rotation=90, fontsize=6)
+        ax.set_ylabel(f"{lab} [kcycles]")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 1].set_title("per layer", fontsize=9)
+    legend_outside(axes[0, 1])
+    fig.suptitle(f"{net.network}: where the cycles go (terms add up to each bar's cycles)")
+    save_figure(fig, path)
+
+
 def plot_tornado(net: NetworkPerf, path: Path, mech: str = "dbpim"):
     """System energy saving with each assumed energy constant halved and doubled (a tornado plot)."""
     plt = _plt()
@@ -513,10 +630,12 @@ def _plot_layers(net: NetworkPerf, out: Path) -> list[Path]:
 
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(names) + 3), 4))
     for i, (k, u, lab) in enumerate((("dbpim", "utilization", "DB-PIM, cell level"),
+                                     ("dbpim", "utilization_compute", "DB-PIM, compute cycles"),
                                      ("dbpim", "utilization_system", "DB-PIM, system"),
                                      ("dense", "utilization", "dense PIM, cell level"),
+                                     ("dense", "utilization_compute", "dense PIM, compute cycles"),
                                      ("dense", "utilization_system", "dense PIM, system"))):
-        ax.bar(x - 0.3 + 0.2 * i, [100 * getattr(lp.mech[k], u) for lp in mapped], 0.2, label=lab)
+        ax.bar(x - 0.375 + 0.15 * i, [100 * getattr(lp.mech[k], u) for lp in mapped], 0.15, label=lab)
     pu = PAPER["utilization_pct"].get(paper_key(net.network))
     if pu:
         ax.axhline(pu, color="r", ls="--", lw=1, label=f"paper Tab. II ({pu}%)")
@@ -525,8 +644,8 @@ def _plot_layers(net: NetworkPerf, out: Path) -> list[Path]:
     ax.set_ylabel("utilization U [%]")
     ax.set_ylim(0, 105)
     legend_outside(ax)
-    ax.set_title(f"{net.network}: utilization (Eq. 2), network {100 * net.utilization_system():.1f}% system, "
-                 f"{100 * net.utilization():.1f}% cell level")
+    ax.set_title(f"{net.network}: utilization (Eq. 2), network {100 * net.utilization_compute():.1f}% compute "
+                 f"cycles, {100 * net.utilization_system():.1f}% system, {100 * net.utilization():.1f}% cell level")
     paths.append(save_figure(fig, out / "utilization.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -558,7 +677,9 @@ def write_report(net: NetworkPerf, out: Path, plots: bool = True) -> dict:
         plot_mechanisms([net], out / "mechanisms.png")
         plot_time_breakdown([net], out / "time_breakdown.png")
         plot_tornado(net, out / "energy_tornado.png")
-        paths = [out / "mechanisms.png", out / "time_breakdown.png", out / "energy_tornado.png"] + _plot_layers(net, out)
+        plot_layer_breakdown(net, out / "cycle_breakdown.png")
+        paths = [out / "mechanisms.png", out / "time_breakdown.png", out / "energy_tornado.png",
+                 out / "cycle_breakdown.png"] + _plot_layers(net, out)
     summ["plots"] = [p.name for p in paths]
     return summ
 
@@ -621,16 +742,39 @@ def format_summary(s: dict) -> str:
     m = s["mechanisms"]
     lines = [f"{s['network']} ({s['weights']}) on {s['hw']}: speedup {s['speedup']:.2f}x end to end "
              f"({s['speedup_mapped']:.2f}x on the macros' layers), energy saving {100 * s['energy_saving']:.1f}% "
-             f"(macros {100 * s['energy_saving_macro']:.1f}%), utilization {100 * s['utilization_system']:.1f}% "
-             f"system / {100 * s['utilization']:.1f}% cell level (dense {100 * s['utilization_system_dense']:.1f}% / "
-             f"{100 * s['utilization_dense']:.1f}%), peak {s['peak_tops']:.2f} TOPS",
+             f"(macros {100 * s['energy_saving_macro']:.1f}%), utilization {100 * s['utilization_compute']:.1f}% "
+             f"over compute cycles / {100 * s['utilization_system']:.1f}% system / {100 * s['utilization']:.1f}% "
+             f"cell level (dense {100 * s['utilization_compute_dense']:.1f}% / "
+             f"{100 * s['utilization_system_dense']:.1f}% / {100 * s['utilization_dense']:.1f}%), "
+             f"peak {s['peak_tops']:.2f} TOPS",
              "  by mechanism: " + ", ".join(f"{k} {m[k]['speedup']:.2f}x" for k in MECHANISMS[1:]),
              f"  time per inference: DB-PIM {s['time_dbpim [us]']:.3f} us, dense {s['time_dense [us]']:.3f} us "
              f"(batch {s['batch']})"]
     if s.get("batch_reuse"):
         lines.append("  " + batch_reuse_line(s["batch_reuse"]))
+    lines += format_breakdown(s)
     lines += format_notes(s)
     return "\n".join(lines)
+
+
+def format_breakdown(s: dict) -> list[str]:
+    """The printed table of a summary's network cycle breakdown (``summary["cycle_breakdown"]``)."""
+    cb = s.get("cycle_breakdown")
+    if not cb:
+        return []
+    mechs = [k for k in BREAKDOWN_MECHS if k in cb]
+    head = ["cycles per inference"] + [x for k in mechs for x in (BREAKDOWN_MECHS[k], "%")]
+    body = []
+    for t in list(CYCLE_TERMS) + ["total"]:
+        row = [t]
+        for k in mechs:
+            tot = cb[k]["total [cycles]"]
+            v = tot if t == "total" else cb[k]["network [cycles]"][t]
+            row += [f"{v:,.0f}", f"{100 * v / tot if tot else 0:.1f}"]
+        body.append(row)
+    width = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+    return ["  " + "  ".join(x.ljust(w) if i == 0 else x.rjust(w) for i, (x, w) in enumerate(zip(r, width)))
+            for r in [head] + body]
 
 
 def batch_reuse_line(r: dict) -> str:

@@ -35,6 +35,16 @@ def test_core_cocotb_real_layers(real_artifacts, stall):
                env={"DBPIM_ARTIFACTS": f"{demo}:features.0.conv,classifier.3;{zoo}:fc"})
 
 
+@pytest.mark.xdist_group("rtl-core-blackbox")
+def test_core_cocotb_sram_blackbox(real_artifacts):
+    """The core with every memory a wrapper instance (hw.sram behavioural models, random initial contents):
+    results, CYCLES and the reset in the middle of a layer as with the inferred memories."""
+    from dbpim.verif.rtl import rtl_config, run_cocotb
+    demo, _ = real_artifacts
+    run_cocotb("core", rtl_config("small"), "dbpim.verif.test_core", testcase="core_real_layers", stall=0.0,
+               sram="blackbox", env={"DBPIM_ARTIFACTS": f"{demo}:features.0.conv,classifier.3"})
+
+
 @pytest.mark.xdist_group("rtl-core-native")
 @pytest.mark.parametrize("net,layer", [("demo", "features.1.conv"), ("demo", "classifier.1"),
                                        ("zoo", "layers.2.short.conv")])

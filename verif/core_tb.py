@@ -166,7 +166,7 @@ def designed_layer(hw, rng, *, kept_rows, phi, P: int, signed: bool, name: str):
     for f, p in enumerate(phi):
         w[kept_rows, f] = _weights(rng, kept_rows.size, int(p))
     comp = compile_layer(w, np.asarray(phi), mask, mc, G)
-    lo, hi = (-128, 127) if signed else (0, 255)
+    lo, hi = spec.input_range(signed)
     xs = rng.integers(lo, hi + 1, (1, P, K))
     if P > 1:
         xs[0, 0] = 0

@@ -165,12 +165,12 @@ class CoreHandshakeHarness(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.dut = d = self.dut
-        # the harness's own domain on the core's clock; its reset is a copy of the core's: aresetn registered
-        # once, high at power-up (hw.core.PIMCoreAXI), so it clears the core's state in the same cycles
+        # the harness's own domain on the core's clock; rst is the core's own reset (aresetn through its
+        # synchronizer, high at power-up: hw.core.PIMCoreAXI), so it clears the core's state in the same cycles
         m.domains.fv = ClockDomain("fv", reset_less=True)
         m.d.comb += ClockSignal("fv").eq(d.aclk)
-        rst = Signal(init=1, name="core_rst")
-        m.d.fv += rst.eq(~d.aresetn)
+        rst = Signal(name="core_rst")
+        m.d.comb += rst.eq(d.in_reset)
 
         past, skip = _past_fn(m, "fv"), self.skip
         past_valid = Signal(reset_less=True, init=0)
@@ -182,7 +182,8 @@ class CoreHandshakeHarness(Elaboratable):
         # (every past() outside a condition: its register samples every cycle)
         stalled = past(d.m_axis_tvalid & ~d.m_axis_tready, "axis_stalled")
         tdata, tlast = past(d.m_axis_tdata, "tdata"), past(d.m_axis_tlast, "tlast")
-        with m.If(live & stalled):
+        # (a reset drops tvalid at once: aresetn is asserted asynchronously, hw.core.PIMCoreAXI)
+        with m.If(live & stalled & ~rst):
             _check(m, skip, d.m_axis_tvalid & (d.m_axis_tdata == tdata) & (d.m_axis_tlast == tlast), "axis_hold")
 
         aw = _axil_properties(m, "fv", lambda ch: getattr(d, f"s_axil_{ch}"), rst, live, past, skip)
@@ -193,7 +194,10 @@ class CoreHandshakeHarness(Elaboratable):
         m.d.fv += started.eq(~rst & (started | start))
         _check(m, skip, ~d.m_axis_tvalid | started, "no_beat_before_start")
         _check(m, skip, ~d.core.busy | started, "no_run_before_start")
-        _check(m, skip, ~d.m_axis_tvalid | d.core.busy, "no_beat_outside_run")
+        # (the output register of PIMCoreAXI holds a run's last beat until it is taken)
+        was_busy = past(d.core.busy, "busy")
+        with m.If(past_valid):
+            _check(m, skip, ~d.m_axis_tvalid | d.core.busy | was_busy | stalled, "no_beat_outside_run")
 
         # STATUS.ERROR sticky until reset (or the next START, which begins a new run); it rises with DONE
         err, done = d.core.error, d.core.done

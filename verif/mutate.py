@@ -298,6 +298,7 @@ def _random_program(params, rng, signed: bool, k_range=None):
     from dbpim.model.compile import compile_layer
     from dbpim.model.core import compile_program
     from dbpim.model.quant import prune_quantize
+    from dbpim.model.spec import input_range
     mc = params.macro
     K = int(rng.integers(*(k_range or (5, 3 * mc.capacity_rows))))
     N = int(rng.integers(1, 3 * mc.group_size))
@@ -306,7 +307,7 @@ def _random_program(params, rng, signed: bool, k_range=None):
     q = prune_quantize(u, mc, float(rng.choice([0.0, 0.3, 0.7])), scale=1.0)
     comp = compile_layer(q.w, q.phi, q.mask, mc, q.group_size)
     P = int(rng.integers(1, 12))
-    lo, hi = (-128, 127) if signed else (0, 255)
+    lo, hi = input_range(signed)
     xs = rng.integers(lo, hi + 1, (1, P, K))
     xs[rng.random(xs.shape) < 0.4] = 0
     return compile_program(comp, P, params, signed), xs

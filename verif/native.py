@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from dbpim.hw.tools import verilator_env
-from dbpim.verif.rtl import build_lock
+from dbpim.verif.rtl import X_ARGS, build_lock, seed_from_env, verilator_plusargs
 
 __all__ = ["NATIVE_DIR", "build_native", "verilate_harness", "NativeRun", "write_core_stimulus", "run_core_native",
            "run_macro_native", "NativeError", "example_program"]
@@ -35,7 +35,7 @@ __all__ = ["NATIVE_DIR", "build_native", "verilate_harness", "NativeRun", "write
 ROOT = Path(__file__).resolve().parent.parent
 NATIVE_DIR = Path(__file__).resolve().parent / "native"
 MAINS = {"core": "core_main.cpp", "macro": "macro_main.cpp"}
-VERILATOR_ARGS = ["--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert",
+VERILATOR_ARGS = ["--cc", "--exe", "--build", "-O3", *X_ARGS, "--noassert",
                   "-Wno-fatal", "-Wno-lint", "-Wno-style", "--prefix", "Vtop", "-CFLAGS", "-O2"]
 
 
@@ -120,9 +120,13 @@ def _run(exe: Path, lines: list[str], tag: str, args=(), timeout: float | None =
     with tempfile.TemporaryDirectory(dir=ROOT / "build", prefix=f".native-{tag}-") as tmp:
         fin, fout = Path(tmp) / "stimulus.txt", Path(tmp) / "results.txt"
         fin.write_text("\n".join(lines) + "\n")
-        r = subprocess.run([str(exe), str(fin), str(fout), *args], capture_output=True, text=True, timeout=timeout)
+        seed = seed_from_env()
+        plusargs = verilator_plusargs(seed)  # random initial registers and memories, printed to reproduce
+        print(f"[native {tag}] Verilator random initial state: {' '.join(plusargs)} (DBPIM_SEED={seed})")
+        r = subprocess.run([str(exe), str(fin), str(fout), *args, *plusargs], capture_output=True, text=True,
+                           timeout=timeout)
         if r.returncode != 0:
-            raise NativeError(f"{exe} exited with {r.returncode}: {r.stderr.strip()[:500]}")
+            raise NativeError(f"{exe} exited with {r.returncode} (DBPIM_SEED={seed}): {r.stderr.strip()[:500]}")
         return fout.read_text().splitlines()
 
 

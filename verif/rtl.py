@@ -45,11 +45,14 @@ from dbpim.model import jsonio
 
 __all__ = ["ROOT", "Build", "RTLFailure", "run_cocotb", "build_block", "build_component", "build_lock", "config_tag",
            "run_test", "seed_from_env", "verbose_from_env", "configs", "hw_from_env", "rtl_config", "ODD_CONFIG", "DEFAULT_CONFIGS",
-           "wave_format", "wave_file", "have_lz4"]
+           "wave_format", "wave_file", "have_lz4", "verilator_plusargs", "X_ARGS"]
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILD_ARGS = ["-CFLAGS", "-O0", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal", "-Wno-lint",
-              "-Wno-style"]
+#: X assignments and the initial value of every register and memory word (no generated Verilog has an initial
+#: value: hw.common.strip_initial_values) are random, per run from the seed of :func:`verilator_plusargs`, so a
+#: read of state never written or reset fails a test instead of reading 0
+X_ARGS = ["--x-assign", "unique", "--x-initial", "unique"]
+BUILD_ARGS = ["-CFLAGS", "-O0", *X_ARGS, "-Wno-fatal", "-Wno-lint", "-Wno-style"]
 
 
 class RTLFailure(AssertionError):
@@ -145,6 +148,14 @@ def seed_from_env() -> int:
     """``DBPIM_SEED`` as an int, or a fresh random seed."""
     s = os.environ.get("DBPIM_SEED")
     return int(s) if s else random.SystemRandom().randrange(1 << 31)
+
+
+def verilator_plusargs(seed: int) -> list[str]:
+    """Run-time arguments of a Verilator model: random initial values (:data:`X_ARGS`) from ``seed``.
+
+    Verilator's seed is ``seed`` folded into 1 .. 2**31 - 1 (0 would make it pick its own, unprinted one).
+    """
+    return [f"+verilator+seed+{int(seed) % ((1 << 31) - 1) + 1}", "+verilator+rand+reset+2"]
 
 
 def verbose_from_env() -> bool:
@@ -344,12 +355,15 @@ def run_test(build: Build, test_module: str, testcase=None, env: dict | None = N
     log = None if verbose else build.dir / f"sim-{tag}.log"
     block = build.top.removeprefix("dbpim_")
     full_env = {"DBPIM_BLOCK": block, "DBPIM_MANIFEST": str(build.manifest), **(env or {})}
+    seed = int(full_env["DBPIM_SEED"]) if full_env.get("DBPIM_SEED") else seed_from_env()
+    plusargs = verilator_plusargs(seed)
+    print(f"[{build.top}] Verilator random initial state: {' '.join(plusargs)} (DBPIM_SEED={seed})")
     # Outside pytest's test name, the runner returns the results instead of exiting on failure.
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
     try:
         build.runner.test(test_module=test_module, hdl_toplevel=build.top, hdl_toplevel_lang="verilog",
                           build_dir=build.dir, test_dir=build.dir, extra_env=full_env, waves=waves,
-                          testcase=testcase, results_xml=str(results), log_file=log)
+                          testcase=testcase, results_xml=str(results), log_file=log, plusargs=plusargs)
     except (SystemExit, RuntimeError) as e:
         raise RTLFailure(f"{build.top} {tag}: simulator failed ({e}); log: {log or 'printed above'}") from None
     finally:

@@ -16,6 +16,10 @@ import numpy as np
 from dbpim.model import simd_ops as so
 from dbpim.model.simd_core import (const_writes, descriptor, pack_descriptor, pack_in, simd_beats, simd_cycles,
                                    simd_schedule, tensor_beats, unpack_out, window_beats)
+from dbpim.model.spec import input_range
+
+#: The signed activation range the jobs draw from and saturate to.
+LO, HI = input_range(True)
 
 __all__ = ["Job", "simd_jobs", "run_jobs", "expected_cycles"]
 
@@ -52,7 +56,7 @@ def simd_jobs(rng, lanes, channels):
     acc = rng.integers(-(1 << 16), 1 << 16, (n, c, 3, 2))
     m, s = _consts(rng, c, 38, 42)
     bias = rng.integers(-5000, 5000, c)
-    want = _interior(so.requant(acc, m, s, -128, 127, bias=bias), -128, 127)
+    want = _interior(so.requant(acc, m, s, LO, HI, bias=bias), LO, HI)
     jobs.append(Job(descriptor("requant", c, n * 6, lo=-128, hi=127), tensor_beats(acc, lanes),
                     tensor_beats(want, lanes), consts=dict(m=m, s=s, bias=bias)))
     # corners: s = 0 (no rounding), s = 1, s = 62, m = 0 and m = 2**31 - 1, operands up to |v| = 2**31 - 1
@@ -67,15 +71,15 @@ def simd_jobs(rng, lanes, channels):
     x = rng.integers(-300, 300, (5, c))
     jobs.append(Job(descriptor("clamp", c, 5, lo=0, hi=6), tensor_beats(x, lanes),
                     tensor_beats(so.clamp(x, 0, 6), lanes)))
-    a = rng.integers(-128, 128, (n, c, 2, 3))
-    b = rng.integers(-128, 128, (n, c, 2, 3))
+    a = rng.integers(LO, HI + 1, (n, c, 2, 3))
+    b = rng.integers(LO, HI + 1, (n, c, 2, 3))
     ma, sa = _consts(rng, c, 31, 33)
     mb, sb = _consts(rng, c, 31, 33)
-    want = _interior(so.add(a, ma, sa, b, mb, sb, -128, 127), -128, 127)
+    want = _interior(so.add(a, ma, sa, b, mb, sb, LO, HI), LO, HI)
     jobs.append(Job(descriptor("add", c, n * 6, lo=-128, hi=127), tensor_beats(a, lanes),
                     tensor_beats(want, lanes), b=tensor_beats(b, lanes),
                     consts=dict(m=ma, s=sa, mb=mb, sb=sb)))
-    x = rng.integers(-128, 128, (n, c, 5, 5))
+    x = rng.integers(LO, HI + 1, (n, c, 5, 5))
     for k, st, p in ((3, 2, 1), (2, 2, 0)):
         y = so.maxpool2d(x, k, st, p)
         beats, pad = window_beats(x, lanes, k, st, p)
@@ -86,12 +90,12 @@ def simd_jobs(rng, lanes, channels):
     jobs.append(Job(descriptor("maxpool", c, n * 25, 9, 0, 6), beats, tensor_beats(so.clamp(y, 0, 6), lanes),
                     pad=pad))
     m, s = _consts(rng, c, 33, 35)
-    y = _interior(so.avgpool2d(x, 3, 2, 1, m, s, -128, 127), -128, 127)
+    y = _interior(so.avgpool2d(x, 3, 2, 1, m, s, LO, HI), LO, HI)
     beats, pad = window_beats(x, lanes, 3, 2, 1)
     jobs.append(Job(descriptor("avgpool", c, n * y.shape[2] * y.shape[3], 9), beats, tensor_beats(y, lanes),
                     pad=pad, consts=dict(m=m, s=s)))
     m, s = _consts(rng, c, 34, 36)
-    y = _interior(so.global_avgpool(x, m, s, -128, 127), -128, 127, share=0.2)
+    y = _interior(so.global_avgpool(x, m, s, LO, HI), LO, HI, share=0.2)
     beats, pad = window_beats(x, lanes, (5, 5), 1, 0)
     jobs.append(Job(descriptor("avgpool", c, n, 25), beats, tensor_beats(y, lanes), pad=pad,
                     consts=dict(m=m, s=s)))

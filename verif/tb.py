@@ -532,10 +532,12 @@ async def cocotb_tb(dut, block: str | None = None, stall: float | None = None, s
         tb.set(n, 0)
     if tb.clocked:
         cocotb.start_soon(Clock(getattr(dut, tb.clk), CLOCK_NS, unit="ns").start())
+        # the agents start after the first reset: before it, every register (an output's valid included)
+        # holds the simulator's random initial value, which a stream's consumer must ignore (AXI)
+        if tb.rst in tb.ports:
+            await tb.reset()
         for st in tb._sources.values():
             cocotb.start_soon(source_agent(_CocotbIO(tb), st))
         for st in tb._sinks.values():
             cocotb.start_soon(sink_agent(_CocotbIO(tb), st))
-        if tb.rst in tb.ports:
-            await tb.reset()
     return tb

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dbpim.model.spec import input_range
 from dbpim.model.window import WindowLayer, buffer_image, generator_beats, pass_words, table_entries
 from dbpim.verif.rtl import configs
 from dbpim.verif.tb import COCOTB_TIMEOUT, env_rng
@@ -38,8 +39,8 @@ def random_layer(rng, n_comp: int, channels=None, base_max: int = 6) -> WindowLa
 
 
 def random_map(rng, layer: WindowLayer, signed: bool) -> np.ndarray:
-    lo, hi = (-128, 128) if signed else (0, 256)
-    return rng.integers(lo, hi, (layer.channels, layer.height, layer.width))
+    lo, hi = input_range(signed)
+    return rng.integers(lo, hi + 1, (layer.channels, layer.height, layer.width))
 
 
 def random_job(rng, n_comp: int, words: int, windows: int):

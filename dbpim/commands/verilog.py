@@ -6,6 +6,7 @@ import click
 
 from dbpim.commands._common import OUT_HELP, CommandError, hw_option, load_hw, verbosity_options
 
+from dbpim.hw.common import config_prefix
 from dbpim.hw.generate import BLOCKS, SRAM_MODES, generate
 
 
@@ -27,17 +28,17 @@ def _blocks(ctx, param, value):
 @click.option("--sram", default="behavioural", type=click.Choice(SRAM_MODES), show_default=True,
               help="macro cell array and metadata: memories inside the macro (behavioural) or instances of SRAM "
                    "wrapper modules with a behavioural model (blackbox)")
-@click.option("--prefix", default="", metavar="NAME",
+@click.option("--prefix", default=None, metavar="NAME",
               help="module and file name prefix, NAME_dbpim_<block> (a letter, then letters, digits, _), so that "
-                   "several design points elaborate together; 'config' takes the configuration's name; default: "
-                   "none (dbpim_<block>, the names the lint, synthesis and simulation flows use)")
+                   "several design points elaborate together in one SoC; default (or 'config'): the "
+                   "configuration's name (hw.common.config_prefix); '' for none (dbpim_<block>)")
 @verbosity_options
 def command(hw, out, blocks, sram, prefix):
     """Generate the DB-PIM Verilog, the core's register description (SystemRDL, C header, IP-XACT, Markdown),
     a FuseSoC core file and a manifest (manifest.json) into --out."""
     cfg = load_hw(hw)
-    if prefix == "config":
-        prefix = cfg.name
+    if prefix is None or prefix == "config":
+        prefix = config_prefix(cfg.name)
     try:
         man = generate(cfg, out, blocks, sram=sram, prefix=prefix)
     except ValueError as e:  # an unknown block or SRAM mode (the options above admit none)

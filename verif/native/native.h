@@ -82,6 +82,7 @@ struct Session {
     Session(int argc, char** argv) {
         if (argc < 3) { std::fprintf(stderr, "usage: %s STIMULUS RESULTS [+PLUSARG...]\n", argv[0]); std::exit(2); }
         // plusargs after the two files reach the design ($value$plusargs: e.g. verif/mutate.py's +DBPIM_MUTANT=k)
+        // and Verilator (+verilator+seed+N +verilator+rand+reset+2: random initial state, verif/native.py)
         Verilated::commandArgs(argc, argv);
         out = std::fopen(argv[2], "w");
         if (!out) { std::fprintf(stderr, "cannot write %s\n", argv[2]); std::exit(2); }
