@@ -317,6 +317,7 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
     """The fast regression subset each mutant runs (see the module docstring), deterministic for ``seed``."""
     from dbpim.model import spec
     from dbpim.model.core import CoreParams, bus_writes, input_windows, run_core
+    from dbpim.model.spec import input_range
     from dbpim.verif.native import _hex_rows, write_core_stimulus
 
     params = CoreParams.from_config(hw)
@@ -354,7 +355,8 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
     q = prune_quantize(rng.choice([-64.0, -8.0, -2.0, 1.0, 4.0, 32.0], (K, N)), mc, 0.0, scale=1.0)
     for dense_signed in (False, True):
         prog = compile_program(compile_layer(q.w, q.phi, q.mask, mc, q.group_size), P, params, dense_signed)
-        xs = rng.integers(-128, 128, (1, P, K)) if dense_signed else rng.integers(0, 256, (1, P, K))
+        lo, hi = input_range(dense_signed)
+        xs = rng.integers(lo, hi + 1, (1, P, K))
         want = run_core(prog, xs[0])
         for si, seg in enumerate(prog.segments):
             one = [ln for ln in write_core_stimulus(prog, xs) if not ln.startswith(("window", "run", "write"))]
