@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,7 +123,8 @@ def _run(exe: Path, lines: list[str], tag: str, args=(), timeout: float | None =
         fin.write_text("\n".join(lines) + "\n")
         seed = seed_from_env()
         plusargs = verilator_plusargs(seed)  # random initial registers and memories, printed to reproduce
-        print(f"[native {tag}] Verilator random initial state: {' '.join(plusargs)} (DBPIM_SEED={seed})")
+        print(f"[native {tag}] Verilator random initial state: {' '.join(plusargs)} (DBPIM_SEED={seed})",
+              file=sys.stderr)  # stderr: a command's stdout stays its results
         r = subprocess.run([str(exe), str(fin), str(fout), *args, *plusargs], capture_output=True, text=True,
                            timeout=timeout)
         if r.returncode != 0:

@@ -357,7 +357,8 @@ def run_test(build: Build, test_module: str, testcase=None, env: dict | None = N
     full_env = {"DBPIM_BLOCK": block, "DBPIM_MANIFEST": str(build.manifest), **(env or {})}
     seed = int(full_env["DBPIM_SEED"]) if full_env.get("DBPIM_SEED") else seed_from_env()
     plusargs = verilator_plusargs(seed)
-    print(f"[{build.top}] Verilator random initial state: {' '.join(plusargs)} (DBPIM_SEED={seed})")
+    print(f"[{build.top}] Verilator random initial state: {' '.join(plusargs)} (DBPIM_SEED={seed})",
+          file=sys.stderr)  # stderr: a command's stdout stays its results
     # Outside pytest's test name, the runner returns the results instead of exiting on failure.
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
     try:

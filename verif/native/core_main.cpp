@@ -28,7 +28,13 @@ struct Harness {
     std::vector<std::pair<std::string, int>> beats;
     native::Stall in_stall, out_stall;
 
-    explicit Harness(Vtop* top) : t(top) {}
+    // Every bus input driven low before the first clock: Verilator starts them random (--x-initial unique), and
+    // a random AR/AW valid or ready would be a transaction the stimulus never asked for.
+    explicit Harness(Vtop* top) : t(top) {
+        t->s_axil_awvalid = 0; t->s_axil_wvalid = 0; t->s_axil_bready = 0;
+        t->s_axil_arvalid = 0; t->s_axil_rready = 0;
+        t->s_axis_tvalid = 0; t->m_axis_tready = 0;
+    }
 
     // One clock cycle: streams are serviced every cycle, whatever the bus does.
     void cycle() {

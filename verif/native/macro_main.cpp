@@ -24,6 +24,12 @@ int main(int argc, char** argv) {
     Vtop* t = new Vtop;
     uint64_t clocks = 0;
     auto tick = [&]() { t->clk = 0; t->eval(); t->clk = 1; t->eval(); ++clocks; };
+    // Every input driven before the first clock: Verilator starts them random (--x-initial unique), and a
+    // random x valid or c_en would be taken as a beat or a configuration write.
+    t->w_en = 0;
+    t->c_en = 0;
+    t->x___05Fvalid = 0;
+    t->o___05Fready = 0;
     t->hold = 0;  // standalone: compute starts as soon as a vector waits
     t->rst = 1;
     tick();
