@@ -670,22 +670,27 @@ def job_terms(cycles, load, d0, overlap, stream, same_start, *, tile_banks: int 
     return hid, exp + np.where(ends, stream, 0)
 
 
-def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int = 1,
-                 out_banks: int = 1) -> np.ndarray:
-    """Cycles of every START of a layer's plan for each sample: int64 (S, segments).
+@dataclass(frozen=True)
+class _Passes:
+    """The per-pass and per-job quantities of a non-empty plan, computed once for :func:`layer_cycles` and
+    :func:`layer_cycle_terms`: ``comp`` (S, n, width) pixel cycles, ``C``/``m_r`` rounds, ``d0`` first-round
+    deliveries, ``load`` exposed loads, ``per_job`` cycles before the job's streaming, ``heads``/``tails``
+    first/last pass of each job, ``seg`` each job's START and ``job_args`` the rest of :func:`job_cycles`'s
+    (and :func:`job_terms`') positional arguments."""
 
-    ``pix`` is :func:`pixel_cycles` of each sample, (S, P, tiles);
-    ``tile_banks`` is ``core.tile_banks`` (2: each pass but a START's first
-    waits only for :func:`exposed_load`), ``out_banks`` is
-    ``core.out_banks`` (2: a job's results stream while the next job
-    computes, :func:`job_cycles`).
-    """
-    pix = np.asarray(pix, np.int64)
-    n = plan.tile.size
-    S = pix.shape[0]
-    segs = np.zeros((S, plan.n_segments), np.int64)
-    if n == 0:
-        return segs + CORE_LATENCY["run"]
+    comp: np.ndarray
+    C: np.ndarray
+    m_r: np.ndarray
+    d0: np.ndarray
+    load: np.ndarray
+    heads: np.ndarray
+    per_job: np.ndarray
+    seg: np.ndarray
+    job_args: tuple
+
+
+def _passes(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int) -> _Passes:
+    S, n = pix.shape[0], plan.tile.size
     width = int(plan.pixels.max())
     comp = np.zeros((S, n, width), np.int64)
     for i in range(n):
@@ -702,13 +707,31 @@ def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks
     heads, tails = np.nonzero(plan.first)[0], np.nonzero(plan.last)[0]
     if heads.size != tails.size or heads[0] != 0 or np.any(tails != np.append(heads[1:], n) - 1):
         raise PlanError("plan: every job (filter tile over a pixel run) must run from its first to its last pass")
-    per_job = np.add.reduceat(per_pass, heads, axis=-1)
     seg = plan.segment[heads]
-    jobs = job_cycles(per_job, np.broadcast_to(plan.load[heads], (S, heads.size)), d0[:, heads],
-                      overlap[:, tails], plan.pixels[tails] * plan.n_out[tails], np.append(False, seg[1:] == seg[:-1]),
-                      tile_banks=tile_banks, out_banks=out_banks)
+    job_args = (np.broadcast_to(plan.load[heads], (S, heads.size)), d0[:, heads], overlap[:, tails],
+                plan.pixels[tails] * plan.n_out[tails], np.append(False, seg[1:] == seg[:-1]))
+    return _Passes(comp, C, m_r, d0, load, heads, np.add.reduceat(per_pass, heads, axis=-1), seg, job_args)
+
+
+def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int = 1,
+                 out_banks: int = 1) -> np.ndarray:
+    """Cycles of every START of a layer's plan for each sample: int64 (S, segments).
+
+    ``pix`` is :func:`pixel_cycles` of each sample, (S, P, tiles);
+    ``tile_banks`` is ``core.tile_banks`` (2: each pass but a START's first
+    waits only for :func:`exposed_load`), ``out_banks`` is
+    ``core.out_banks`` (2: a job's results stream while the next job
+    computes, :func:`job_cycles`).
+    """
+    pix = np.asarray(pix, np.int64)
+    S = pix.shape[0]
+    segs = np.zeros((S, plan.n_segments), np.int64)
+    if plan.tile.size == 0:
+        return segs + CORE_LATENCY["run"]
+    p = _passes(plan, pix, macro, macros, tile_banks)
+    jobs = job_cycles(p.per_job, *p.job_args, tile_banks=tile_banks, out_banks=out_banks)
     for s in range(plan.n_segments):
-        segs[:, s] = jobs[:, seg == s].sum(-1) + CORE_LATENCY["run"]
+        segs[:, s] = jobs[:, p.seg == s].sum(-1) + CORE_LATENCY["run"]
     return segs
 
 
@@ -716,46 +739,28 @@ def layer_cycle_terms(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_
                       out_banks: int = 1) -> dict:
     """:func:`layer_cycles` split into :data:`PASS_TERMS`: term -> int64 (S, segments), adding up to it exactly.
 
-    It repeats :func:`layer_cycles`'s steps (the sum test holds the two
+    It shares :func:`layer_cycles`'s pass and job quantities (``_passes``; the sum test holds the two
     together): each pass splits by :func:`pass_terms` (nothing streamed; a
     job's first pass waits for its whole load); per job (:func:`job_terms`)
     the load the job before it hides leaves ``load``, and the exposed
     streaming is ``stream``; a START's ``CORE_LATENCY["run"]`` goes to ``control``.
     """
     pix = np.asarray(pix, np.int64)
-    n = plan.tile.size
     S = pix.shape[0]
-    if n == 0:
+    if plan.tile.size == 0:
         zero = np.zeros((S, plan.n_segments), np.int64)
         return {k: zero + (CORE_LATENCY["run"] if k == "control" else 0) for k in PASS_TERMS}
-    width = int(plan.pixels.max())
-    comp = np.zeros((S, n, width), np.int64)
-    for i in range(n):
-        p0, npx = int(plan.p0[i]), int(plan.pixels[i])
-        comp[:, i, :npx] = pix[:, p0:p0 + npx, plan.tile[i]]
-    C = round_compute(comp, int(macros))
-    m_r = round_sizes(plan.pixels, macros, C.shape[-1])
-    after = pass_after(plan.deliver, C, m_r, 0, macro.n_col)
-    overlap = prefetch_overlap(after)
-    prev = np.concatenate([np.zeros((S, 1), np.int64), overlap[:, :-1]], axis=1)
-    d0 = np.broadcast_to(first_round_delivery(plan.deliver, m_r), (S, n))
-    load = exposed_load(plan.load, prev, prefetched_passes(plan.segment, tile_banks) & ~plan.first)
-    t = pass_terms(load, plan.deliver, C, m_r, 0, macro.n_col, round_work(comp, int(macros)))
-    per_pass = CORE_LATENCY["pass"] + np.maximum(load, d0) + after
-    heads, tails = np.nonzero(plan.first)[0], np.nonzero(plan.last)[0]
-    per_job = np.add.reduceat(per_pass, heads, axis=-1)
-    seg = plan.segment[heads]
-    hidden, exposed = job_terms(per_job, np.broadcast_to(plan.load[heads], (S, heads.size)), d0[:, heads],
-                                overlap[:, tails], plan.pixels[tails] * plan.n_out[tails],
-                                np.append(False, seg[1:] == seg[:-1]), tile_banks=tile_banks, out_banks=out_banks)
-    jobs = {k: np.add.reduceat(v, heads, axis=-1) for k, v in t.items()}
+    p = _passes(plan, pix, macro, macros, tile_banks)
+    t = pass_terms(p.load, plan.deliver, p.C, p.m_r, 0, macro.n_col, round_work(p.comp, int(macros)))
+    hidden, exposed = job_terms(p.per_job, *p.job_args, tile_banks=tile_banks, out_banks=out_banks)
+    jobs = {k: np.add.reduceat(v, p.heads, axis=-1) for k, v in t.items()}
     jobs["load"] = jobs["load"] - hidden
     jobs["stream"] = jobs["stream"] + exposed
     out = {}
     for k, v in jobs.items():  # per START, as layer_cycles sums its jobs
         out[k] = np.zeros((S, plan.n_segments), np.int64)
         for s in range(plan.n_segments):
-            out[k][:, s] = v[:, seg == s].sum(-1) + (CORE_LATENCY["run"] if k == "control" else 0)
+            out[k][:, s] = v[:, p.seg == s].sum(-1) + (CORE_LATENCY["run"] if k == "control" else 0)
     return out
 
 
