@@ -550,33 +550,41 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     stream = ft_out[:, None] * npx[None, :]  # (n_ft, L): results of a pixel run, one beat each
     n_ft = ft_run.size
     ft_rt = valid.sum(1)[ft_run]
-    core_of = (np.arange(n_ft)[:, None] * copies + copy[None, :]) % C  # (n_ft, L)
-    wall = np.zeros((C, S))
-    core = np.zeros((C, S))
-    terms = np.zeros((len(_CORE_TERMS), C, S), np.int64)
+    core_of = ((np.arange(n_ft)[:, None] * copies + copy[None, :]) % C).ravel()  # (n_ft * L,)
+    # every core's jobs (filter tile x pixel run) in order, row-major: filter tiles in order, their pixel runs in
+    # order; the cores one after another (a core's first job runs in no START of the job before it)
+    order = np.argsort(core_of, kind="stable")
+    f, l = np.divmod(order, npx.size)
+    n_jobs = np.bincount(core_of, minlength=C)
+    busy = np.nonzero(n_jobs)[0]
+    starts = (np.cumsum(n_jobs) - n_jobs)[busy]
+    seg = np.concatenate([ct.pack_segments(f[a:a + n], ft_rt, ft_windows, cfg.core)
+                          for a, n in zip(starts.tolist(), n_jobs[busy].tolist())])
+    head = np.zeros(f.size, bool)
+    head[starts] = True
+    same = np.append(False, seg[1:] == seg[:-1]) & ~head
+    runs_of = (np.maximum.reduceat(seg, starts) + 1) * CORE_LATENCY["run"]  # (busy,): a START's fixed cycles
+    r = ft_run[f]
+    # a core's jobs in order: its first tile loads during the job before it (tile_banks 2, same START), its
+    # results stream after it or during the next job (out_banks 2)
+
+    def on_cores(ps, ld):  # (C, S) cycles of every core, and job_terms' (hidden, exposed) of every job
+        args = (ps[r, :, l].T, ld[r, 0], d0[r, 0, 0, l], last_overlap[r, :, l].T, stream[f, l], same)
+        tot = np.zeros((C, S))
+        tot[busy] = np.add.reduceat(ct.job_cycles(*args, tile_banks=banks, out_banks=cfg.core.out_banks), starts,
+                                    axis=-1).T + runs_of[:, None]
+        return tot, ct.job_terms(*args, tile_banks=banks, out_banks=cfg.core.out_banks)
+
+    wall, (hid_sys, exposed) = on_cores(sys_pass, load)
+    core, (hid_core, _) = (wall, (hid_sys, exposed)) if b0_core is b0_sys else on_cores(core_pass, port)
+    hid_port = np.minimum(hid_sys, hid_core)  # hidden port load; the off-chip part hidden beyond it
     t_of = {k: i for i, k in enumerate(_CORE_TERMS)}
-    for c in range(C):
-        f, l = np.nonzero(core_of == c)  # row-major: filter tiles in order, their pixel runs in order
-        if f.size == 0:
-            continue
-        seg = ct.pack_segments(f, ft_rt, ft_windows, cfg.core)
-        same = np.append(False, seg[1:] == seg[:-1])
-        r = ft_run[f]
-        # a core's jobs (filter tile x pixel run) in order: its first tile loads during the job before it
-        # (tile_banks 2, same START), its results stream after it or during the next job (out_banks 2)
-        parts = []
-        for tot, ps, ld in ((wall, sys_pass, load), (core, core_pass, port)):
-            args = (ps[r, :, l].T, ld[r, 0], d0[r, 0, 0, l], last_overlap[r, :, l].T, stream[f, l], same)
-            jobs = ct.job_cycles(*args, tile_banks=banks, out_banks=cfg.core.out_banks)
-            tot[c] = jobs.sum(-1) + (int(seg.max()) + 1) * CORE_LATENCY["run"]
-            parts.append(ct.job_terms(*args, tile_banks=banks, out_banks=cfg.core.out_banks))
-        (hid_sys, exposed), (hid_core, _) = parts
-        hid_port = np.minimum(hid_sys, hid_core)  # hidden port load; the off-chip part hidden beyond it
-        terms[:, c] = per_run[:, r, :, l].sum(0)  # advanced indices first: (J, terms, S)
-        terms[t_of["control"], c] += (int(seg.max()) + 1) * CORE_LATENCY["run"]
-        terms[t_of["stream"], c] += exposed.sum(-1)
-        terms[t_of["load"], c] -= hid_port.sum(-1)
-        terms[t_of["dram"], c] -= (hid_sys - hid_port).sum(-1)
+    terms = np.zeros((len(_CORE_TERMS), C, S), np.int64)
+    terms[:, busy] = np.add.reduceat(per_run[:, r, :, l], starts, axis=0).transpose(1, 0, 2)  # (J, terms, S)
+    terms[t_of["control"], busy] += runs_of[:, None]
+    terms[t_of["stream"], busy] += np.add.reduceat(exposed, starts, axis=-1).T
+    terms[t_of["load"], busy] -= np.add.reduceat(hid_port, starts, axis=-1).T
+    terms[t_of["dram"], busy] -= np.add.reduceat(hid_sys - hid_port, starts, axis=-1).T
     # the split must follow the formula it splits: exact below 2**50 cycles (wall is float64, the terms int64)
     if not np.allclose(terms.sum(0), wall, rtol=2.0 ** -50, atol=0):
         raise PerfError(f"internal: the cycle breakdown ({terms.sum(0).max()}) does not add up to the wall cycles "
