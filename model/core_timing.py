@@ -305,9 +305,17 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core) -> np.ndarray:
     rts = np.asarray(ft_row_tiles, np.int64).tolist()
     wins = np.asarray(ft_windows, np.int64).tolist()
     D, T, W = int(core.descriptors), int(core.tile_slots), int(core.mask_windows)
-    out = []
+    job_ft = np.asarray(job_ft, np.int64).reshape(-1)
+    if job_ft.size == 0:
+        return np.zeros(0, np.int64)
+    # consecutive jobs of one filter tile (a core runs a filter tile's pixel runs one after another) are packed
+    # a run at a time, in plain ints: after a run's first job its filter tile is held, so only the
+    # descriptors can overflow, and each new segment then takes the same number of the run's jobs
+    first = np.flatnonzero(np.append(True, job_ft[1:] != job_ft[:-1]))
+    lengths = np.diff(np.append(first, job_ft.size)).tolist()
+    segs, counts = [], []
     seg, n_desc, held, n_slots, n_masks = 0, 0, set(), 0, 0
-    for f in np.asarray(job_ft, np.int64).tolist():  # plain ints: this loop runs for every job of a network
+    for f, k in zip(job_ft[first].tolist(), lengths):
         nrt, nwin = rts[f], wins[f]
         new = f not in held
         if n_desc + nrt > D or (new and (n_slots + nrt > T or n_masks + nwin > W)):
@@ -317,9 +325,18 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core) -> np.ndarray:
             held.add(f)
             n_slots += nrt
             n_masks += nwin
-        n_desc += nrt
-        out.append(seg)
-    return np.array(out, np.int64)
+        fit = k - 1 if nrt == 0 else min(k - 1, max(0, (D - n_desc - nrt) // nrt))  # the run's jobs still here
+        n_desc += nrt * (1 + fit)
+        segs.append(seg)
+        counts.append(1 + fit)
+        k -= 1 + fit
+        while k:  # a new segment holding f alone: its first job, then while the descriptors last
+            n = 1 + min(k - 1, max(0, (D - nrt) // nrt))
+            seg, n_desc, held, n_slots, n_masks = seg + 1, nrt * n, {f}, nrt, nwin
+            segs.append(seg)
+            counts.append(n)
+            k -= n
+    return np.repeat(np.array(segs, np.int64), counts)
 
 
 def plan_passes(tiles, pixels: int, macro, macros: int, core, name: str = "layer",
