@@ -512,29 +512,36 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     n_runs, S, nrt = vec.shape[:3]
     p0, npx, copy = _pixel_ranges(Pp, copies, run)
     width = int(npx.max())
-    pix = np.minimum(p0[:, None] + np.arange(width)[None, :], Pp - 1)  # (L, width)
-    inside = np.arange(width)[None, :] < npx[:, None]
-    v = np.broadcast_to(vec, vec.shape[:3] + (Pp,)) if vec.shape[-1] == 1 else vec
-    g = np.where(inside, v[..., pix], 0)  # (runs, S, nrt, L, width)
+    # the passes are computed for pixel runs ``npx_c`` (L' of them), pixel run i's are those of ``at[i]``:
+    # every pixel run, or, when every vector takes the same cycles, one per length
+    if vec.shape[-1] == 1:
+        npx_c, at = np.unique(npx, return_inverse=True)
+        inside = np.arange(width)[None, :] < npx_c[:, None]
+        g = np.where(inside, vec[..., None], 0)  # (runs, S, nrt, L', width)
+    else:
+        npx_c, at = npx, np.arange(npx.size)
+        pix = np.minimum(p0[:, None] + np.arange(width)[None, :], Pp - 1)  # (L, width)
+        inside = np.arange(width)[None, :] < npx[:, None]
+        g = np.where(inside, vec[..., pix], 0)  # (runs, S, nrt, L, width)
     rc = ct.round_compute(g, M)
-    m_r = ct.round_sizes(npx, M, rc.shape[-1])  # (L, R)
+    m_r = ct.round_sizes(npx_c, M, rc.shape[-1])  # (L', R)
     ok = valid[:, None, :, None]
-    after = ct.pass_after(delivery[:, None, :, None], rc, m_r, 0, m.n_col)  # (runs, S, nrt, L)
+    after = ct.pass_after(delivery[:, None, :, None], rc, m_r, 0, m.n_col)  # (runs, S, nrt, L')
     split = ct.pass_after_terms(delivery[:, None, :, None], rc, m_r, 0, m.n_col, ct.round_work(g, M))
     del g
-    d0 = ct.first_round_delivery(delivery[:, None, :, None], m_r)  # (runs, 1, nrt, L)
+    d0 = ct.first_round_delivery(delivery[:, None, :, None], m_r)  # (runs, 1, nrt, L')
     banks = cfg.core.tile_banks
     overlap = ct.prefetch_overlap(after)
     # tile_banks 2: row tile rt > 0 of a pixel run is loaded during row tile rt - 1 (same START)
     prev = np.concatenate([np.zeros_like(overlap[:, :, :1]), overlap[:, :, :-1]], axis=2)
     inner = (np.arange(nrt) > 0)[None, None, :, None] & (banks == 2)
 
-    def first_round(ld):  # (runs, S, nrt, L): B_0 of every pass, the first row tile's whole load waited
+    def first_round(ld):  # (runs, S, nrt, L'): B_0 of every pass, the first row tile's whole load waited
         return np.maximum(ct.exposed_load(ld[:, None, :, None], prev, inner), d0)
 
     b0_sys = first_round(load)
     b0_core = b0_sys if np.array_equal(load, port) else first_round(port)  # tiles preloaded
-    sys_pass = np.where(ok, CORE_LATENCY["pass"] + b0_sys + after, 0).sum(2)  # (runs, S, L)
+    sys_pass = np.where(ok, CORE_LATENCY["pass"] + b0_sys + after, 0).sum(2)  # (runs, S, L')
     core_pass = sys_pass if b0_core is b0_sys else np.where(ok, CORE_LATENCY["pass"] + b0_core + after, 0).sum(2)
     # the same passes split (model.core_timing.pass_terms; "dram": what the off-chip fetch adds to B_0)
     by_pass = {**{k: split[k] for k in ("compute", "lockstep", "round_floor")},
@@ -546,7 +553,7 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     del split, by_pass
     # overlap of each pixel run's last row tile: it hides the load of the next run's first row tile
     last_rt = np.maximum(valid.sum(1) - 1, 0)
-    last_overlap = np.take_along_axis(overlap, last_rt[:, None, None, None], axis=2)[:, :, 0, :]  # (runs, S, L)
+    last_overlap = np.take_along_axis(overlap, last_rt[:, None, None, None], axis=2)[:, :, 0, :]  # (runs, S, L')
     stream = ft_out[:, None] * npx[None, :]  # (n_ft, L): results of a pixel run, one beat each
     n_ft = ft_run.size
     ft_rt = valid.sum(1)[ft_run]
@@ -564,12 +571,12 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     head[starts] = True
     same = np.append(False, seg[1:] == seg[:-1]) & ~head
     runs_of = (np.maximum.reduceat(seg, starts) + 1) * CORE_LATENCY["run"]  # (busy,): a START's fixed cycles
-    r = ft_run[f]
+    r, lc = ft_run[f], at[l]
     # a core's jobs in order: its first tile loads during the job before it (tile_banks 2, same START), its
     # results stream after it or during the next job (out_banks 2)
 
     def on_cores(ps, ld):  # (C, S) cycles of every core, and job_terms' (hidden, exposed) of every job
-        args = (ps[r, :, l].T, ld[r, 0], d0[r, 0, 0, l], last_overlap[r, :, l].T, stream[f, l], same)
+        args = (ps[r, :, lc].T, ld[r, 0], d0[r, 0, 0, lc], last_overlap[r, :, lc].T, stream[f, l], same)
         tot = np.zeros((C, S))
         tot[busy] = np.add.reduceat(ct.job_cycles(*args, tile_banks=banks, out_banks=cfg.core.out_banks), starts,
                                     axis=-1).T + runs_of[:, None]
@@ -580,7 +587,7 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     hid_port = np.minimum(hid_sys, hid_core)  # hidden port load; the off-chip part hidden beyond it
     t_of = {k: i for i, k in enumerate(_CORE_TERMS)}
     terms = np.zeros((len(_CORE_TERMS), C, S), np.int64)
-    terms[:, busy] = np.add.reduceat(per_run[:, r, :, l], starts, axis=0).transpose(1, 0, 2)  # (J, terms, S)
+    terms[:, busy] = np.add.reduceat(per_run[:, r, :, lc], starts, axis=0).transpose(1, 0, 2)  # (J, terms, S)
     terms[t_of["control"], busy] += runs_of[:, None]
     terms[t_of["stream"], busy] += np.add.reduceat(exposed, starts, axis=-1).T
     terms[t_of["load"], busy] -= np.add.reduceat(hid_port, starts, axis=-1).T
