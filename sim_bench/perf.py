@@ -63,7 +63,7 @@ from dbpim.model import limits
 from dbpim.model.compile import FilterTile, group_runs, pack_columns
 from dbpim.model.config import EnergyConfig, HwConfig
 from dbpim.model.core_timing import filter_tiles_of
-from dbpim.model.cycles import POPCOUNT8, cell_row_popcounts_flat, input_beats
+from dbpim.model.cycles import cell_row_popcounts_flat, input_beats, inputs_by_row
 from dbpim.model.prune import n_groups
 from dbpim.model.simd_core import record_cycles
 from dbpim.model.derived import Derived
@@ -413,13 +413,18 @@ def _switch_delivery(mp: _Mapping, m, used, through_switch: bool) -> tuple[np.nd
     return dl, windows
 
 
-def _vector_cycles(spec, mp, m, skip: bool, used, ncr, S: int, Pp: int):
-    """Per (run, sample, row tile): round compute (runs, S, nrt, R); per run and cell row: summed issued cycles."""
+def _vector_cycles(spec, mp, m, skip: bool, used, ncr, S: int, Pp: int, cache: dict):
+    """Per (run, sample, row tile): round compute (runs, S, nrt, R); per run and cell row: summed issued cycles.
+
+    ``cache`` keeps the layer's :func:`model.cycles.inputs_by_row` for its other mechanisms."""
     lat = pipeline_latency(m.pipeline)
     n_runs, nrt_max = used.shape
     P = S * Pp
     if skip and spec.bits is not None:
-        pc = cell_row_popcounts_flat(spec.bits, mp.rows, mp.run, mp.n_rows, m.n_comp)  # (runs, crmax, P)
+        if "by_row" not in cache:
+            cache["by_row"] = inputs_by_row(spec.bits)
+        pc = cell_row_popcounts_flat(spec.bits, mp.rows, mp.run, mp.n_rows, m.n_comp,
+                                     by_row=cache["by_row"])  # (runs, crmax, P)
         pcsum = pc.sum(-1, dtype=np.int64)  # (runs, crmax)
         pad = np.zeros((n_runs, nrt_max * m.n_row, P), np.int16)
         pad[:, :pc.shape[1]] = pc
@@ -628,7 +633,7 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
 
     key = (kept, fta and kept, skip and spec.bits is not None)
     if key not in cache:
-        cache[key] = _vector_cycles(spec, mp, m, skip, used, ncr, S, Pp)
+        cache[key] = _vector_cycles(spec, mp, m, skip, used, ncr, S, Pp, cache)
     vec, pcsum = cache[key]
 
     if ("dl", kept, fta, mech != "dense") not in cache:
@@ -756,7 +761,7 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS, *, bat
         if spec.w is not None:
             w[:, :spec.N] = spec.w
         wpop = np.zeros((spec.K, ng + 1), np.int32)
-        np.cumsum(POPCOUNT8[w.view(np.uint8)].reshape(spec.K, ng, spec.G).sum(2, dtype=np.int32), axis=1,
+        np.cumsum(np.bitwise_count(w.view(np.uint8)).reshape(spec.K, ng, spec.G).sum(2, dtype=np.int32), axis=1,
                   out=wpop[:, 1:])
     cache: dict = {}
     for k in mechanisms:
