@@ -282,7 +282,7 @@ def check_filter_tile(n_row_tiles: int, n_windows: int, core, where: str) -> Non
                         f"core.tile_slots={core.tile_slots}, core.mask_windows={core.mask_windows}")
 
 
-def pack_segments(job_ft, ft_row_tiles, ft_windows, core) -> np.ndarray:
+def pack_segments(job_ft, ft_row_tiles, ft_windows, core, *, starts=None) -> np.ndarray:
     """START (segment) of each job, packing jobs in order while the core's memories last.
 
     A job is one filter tile over one pixel run (all its row tiles, one
@@ -297,6 +297,10 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core) -> np.ndarray:
     ft_row_tiles, ft_windows : int arrays (F,)
         Row tiles (= tiles) and mask windows of each filter tile.
     core : CoreConfig
+    starts : int array, optional
+        The jobs of several cores one after another: the index of each
+        core's first job, increasing from 0 (default: one core). Each core
+        packs its own jobs, its segments counted from 0.
 
     Returns
     -------
@@ -311,11 +315,15 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core) -> np.ndarray:
     # consecutive jobs of one filter tile (a core runs a filter tile's pixel runs one after another) are packed
     # a run at a time, in plain ints: after a run's first job its filter tile is held, so only the
     # descriptors can overflow, and each new segment then takes the same number of the run's jobs
-    first = np.flatnonzero(np.append(True, job_ft[1:] != job_ft[:-1]))
+    head = np.zeros(job_ft.size, bool)  # a core's first job
+    head[0 if starts is None else np.asarray(starts, np.int64)] = True
+    first = np.flatnonzero(head | np.append(True, job_ft[1:] != job_ft[:-1]))
     lengths = np.diff(np.append(first, job_ft.size)).tolist()
     segs, counts = [], []
     seg, n_desc, held, n_slots, n_masks = 0, 0, set(), 0, 0
-    for f, k in zip(job_ft[first].tolist(), lengths):
+    for f, k, h in zip(job_ft[first].tolist(), lengths, head[first].tolist()):
+        if h:
+            seg, n_desc, held, n_slots, n_masks = 0, 0, set(), 0, 0
         nrt, nwin = rts[f], wins[f]
         new = f not in held
         if n_desc + nrt > D or (new and (n_slots + nrt > T or n_masks + nwin > W)):

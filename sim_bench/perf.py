@@ -570,8 +570,7 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     n_jobs = np.bincount(core_of, minlength=C)
     busy = np.nonzero(n_jobs)[0]
     starts = (np.cumsum(n_jobs) - n_jobs)[busy]
-    seg = np.concatenate([ct.pack_segments(f[a:a + n], ft_rt, ft_windows, cfg.core)
-                          for a, n in zip(starts.tolist(), n_jobs[busy].tolist())])
+    seg = ct.pack_segments(f, ft_rt, ft_windows, cfg.core, starts=starts)
     head = np.zeros(f.size, bool)
     head[starts] = True
     same = np.append(False, seg[1:] == seg[:-1]) & ~head
