@@ -103,7 +103,8 @@ from dbpim.model.cycles import cell_row_popcounts_t, tile_load_cycles
 from dbpim.model.spec import CORE_LATENCY, DIGIT_BITS, pipeline_latency
 
 __all__ = ["PassPlan", "PlanError", "plan_passes", "pack_segments", "filter_tiles_of", "kept_rows",
-           "switch_beats", "window_counts", "delivery_cycles", "check_filter_tile", "load_cycles", "tile_bytes", "pixel_cycles", "round_compute",
+           "switch_beats", "window_counts", "delivery_cycles", "delivery_and_windows", "check_filter_tile",
+           "load_cycles", "tile_bytes", "pixel_cycles", "round_compute",
            "round_sizes", "first_round_delivery", "pass_after", "prefetch_overlap", "exposed_load",
            "prefetched_passes", "pass_cycles", "pass_cycles_rounds", "job_cycles", "layer_cycles",
            "core_layer_cycles", "PASS_TERMS", "round_work", "pass_after_terms", "pass_terms", "job_terms",
@@ -207,7 +208,12 @@ def switch_beats(rows, segments, n_segments: int, n_comp: int, lanes: int) -> np
     """
     if np.asarray(rows).size == 0:
         return np.zeros(n_segments, np.int64)
-    _, counts, seg = _window_runs(rows, segments, n_comp)
+    return _beats(_window_runs(rows, segments, n_comp), n_segments, lanes)
+
+
+def _beats(runs, n_segments: int, lanes: int) -> np.ndarray:
+    """:func:`switch_beats` of the window runs of :func:`_window_runs`."""
+    _, counts, seg = runs
     return np.bincount(seg, weights=-(-counts // lanes), minlength=n_segments).astype(np.int64)
 
 
@@ -226,17 +232,24 @@ def delivery_cycles(rows, segments, n_segments: int, n_comp: int, lanes: int) ->
     row and leaves a remainder (the packer flushes the remainder alone:
     ``hw.core.RowPacker``).
     """
-    beats = switch_beats(rows, segments, n_segments, n_comp, lanes)
+    return delivery_and_windows(rows, segments, n_segments, n_comp, lanes)[0]
+
+
+def delivery_and_windows(rows, segments, n_segments: int, n_comp: int, lanes: int):
+    """:func:`delivery_cycles` and :func:`window_counts` of the same row tiles, their windows found once."""
     if np.asarray(rows).size == 0:
-        return beats
-    _, counts, seg = _window_runs(rows, segments, n_comp)
+        return np.zeros(n_segments, np.int64), np.zeros(n_segments, np.int64)
+    runs = _window_runs(rows, segments, n_comp)
+    beats = _beats(runs, n_segments, lanes)
+    _, counts, seg = runs
     kept = np.bincount(seg, weights=counts, minlength=n_segments).astype(np.int64)
     k_last = np.zeros(n_segments, np.int64)
     ends = np.append(seg[1:] != seg[:-1], True)  # the last window of each segment
     k_last[seg[ends]] = counts[ends]
     last_beat = k_last - lanes * (-(-k_last // lanes) - 1)
     rem = kept % n_comp
-    return beats + ((rem > 0) & (last_beat > rem)).astype(np.int64)
+    return (beats + ((rem > 0) & (last_beat > rem)).astype(np.int64),
+            np.bincount(seg, minlength=n_segments).astype(np.int64))
 
 
 def filter_tiles_of(tiles) -> list[tuple[int, int, list]]:

@@ -406,11 +406,11 @@ def _switch_delivery(mp: _Mapping, m, used, through_switch: bool) -> tuple[np.nd
     """Delivery cycles of one vector and input windows fetched, per (run, row tile) (``model.core_timing``)."""
     n_runs, nrt_max = used.shape
     seg = mp.run * nrt_max + _position(mp) // m.capacity_rows
-    windows = ct.window_counts(mp.rows, seg, n_runs * nrt_max, m.n_comp).reshape(n_runs, nrt_max)
     if not through_switch:  # dense baseline: no switch, one macro input beat per used cell row
+        windows = ct.window_counts(mp.rows, seg, n_runs * nrt_max, m.n_comp).reshape(n_runs, nrt_max)
         return np.where(used > 0, input_beats(used), 0), windows
-    dl = ct.delivery_cycles(mp.rows, seg, n_runs * nrt_max, m.n_comp, m.lanes).reshape(n_runs, nrt_max)
-    return dl, windows
+    dl, windows = ct.delivery_and_windows(mp.rows, seg, n_runs * nrt_max, m.n_comp, m.lanes)
+    return dl.reshape(n_runs, nrt_max), windows.reshape(n_runs, nrt_max)
 
 
 def _vector_cycles(spec, mp, m, skip: bool, used, ncr, S: int, Pp: int, cache: dict):
@@ -625,9 +625,10 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
     C = sysc.cores
     copies = C // n_ft if sysc.replicate_idle_cores and n_ft < C else 1  # idle cores copy a tile, split pixels
     cores_busy = min(C, n_ft * copies)
-    if ("rt", kept, fta) not in cache:
-        cache[("rt", kept, fta)] = _row_tiles(mp, m)
-    R, ncr, nrt, used, valid = cache[("rt", kept, fta)]
+    rows_key = (kept, fta) if kept else (False,)  # every row: the same rows and row tiles with FTA or without
+    if ("rt", rows_key) not in cache:
+        cache[("rt", rows_key)] = _row_tiles(mp, m)
+    R, ncr, nrt, used, valid = cache[("rt", rows_key)]
     n_runs, nrt_max = used.shape
 
     key = (kept, fta and kept, skip and spec.bits is not None)
@@ -635,9 +636,9 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
         cache[key] = _vector_cycles(spec, mp, m, skip, used, ncr, S, Pp, cache)
     vec, pcsum = cache[key]
 
-    if ("dl", kept, fta, mech != "dense") not in cache:
-        cache[("dl", kept, fta, mech != "dense")] = _switch_delivery(mp, m, used, through_switch=mech != "dense")
-    delivery, windows = cache[("dl", kept, fta, mech != "dense")]
+    if ("dl", rows_key, mech != "dense") not in cache:
+        cache[("dl", rows_key, mech != "dense")] = _switch_delivery(mp, m, used, through_switch=mech != "dense")
+    delivery, windows = cache[("dl", rows_key, mech != "dense")]
     cell_bits = DIGIT_BITS if fta else 1
     nbytes = ct.tile_bytes(used, m, cell_bits)  # (runs, nrt)
     port = np.where(valid, ct.load_cycles(used), 0)
