@@ -95,6 +95,7 @@ of a layer at once.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -332,6 +333,10 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core, *, starts=None) -> np.
     head[0 if starts is None else np.asarray(starts, np.int64)] = True
     first = np.flatnonzero(head | np.append(True, job_ft[1:] != job_ft[:-1]))
     lengths = np.diff(np.append(first, job_ft.size)).tolist()
+    fast = _pack_distinct(job_ft, first, head, np.asarray(ft_row_tiles, np.int64), np.asarray(ft_windows, np.int64),
+                          D, T, W)
+    if fast is not None:
+        return fast
     segs, counts = [], []
     seg, n_desc, held, n_slots, n_masks = 0, 0, set(), 0, 0
     for f, k, h in zip(job_ft[first].tolist(), lengths, head[first].tolist()):
@@ -357,6 +362,40 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core, *, starts=None) -> np.
             segs.append(seg)
             counts.append(n)
             k -= n
+    return np.repeat(np.array(segs, np.int64), counts)
+
+
+def _pack_distinct(job_ft, first, head, rts, wins, D: int, T: int, W: int):
+    """:func:`pack_segments` a segment at a time, or None where it does not apply.
+
+    It applies when each core runs each filter tile in one run of consecutive
+    jobs and every job fits an empty segment: then a segment from job ``a``
+    holds ``a`` and the jobs after it while the descriptors of its jobs and
+    the tile slots and mask windows of ``a`` and of the runs starting after
+    it last (prefix sums, found by bisection).
+    """
+    core = np.cumsum(head) - 1
+    nf = int(rts.size)
+    if (np.unique(core[first] * (nf + 1) + job_ft[first]).size != first.size
+            or int(rts[job_ft].max()) > min(D, T) or int(wins[job_ft].max()) > W):
+        return None
+    t, w = rts[job_ft], wins[job_ft]
+    run_start = np.zeros(job_ft.size, bool)
+    run_start[first] = True
+    ad = [0, *np.cumsum(t).tolist()]  # descriptors of jobs 0 .. j-1
+    a_s = [0, *np.cumsum(np.where(run_start, t, 0)).tolist()]  # tile slots of the runs starting before j
+    am = [0, *np.cumsum(np.where(run_start, w, 0)).tolist()]  # mask windows of the same
+    tl, wl = t.tolist(), w.tolist()
+    bounds = [*np.flatnonzero(head).tolist(), job_ft.size]
+    segs, counts = [], []
+    for c0, c1 in zip(bounds[:-1], bounds[1:]):
+        a, seg = c0, 0
+        while a < c1:
+            e = min(c1, bisect_right(ad, ad[a] + D) - 1, bisect_right(a_s, a_s[a + 1] + T - tl[a]) - 1,
+                    bisect_right(am, am[a + 1] + W - wl[a]) - 1)
+            segs.append(seg)
+            counts.append(e - a)
+            a, seg = e, seg + 1
     return np.repeat(np.array(segs, np.int64), counts)
 
 
