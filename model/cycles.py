@@ -21,8 +21,8 @@ import numpy as np
 from dbpim.model.spec import DENSE_COLS_PER_WEIGHT, pipeline_latency
 
 __all__ = ["POPCOUNT8", "cell_row_popcounts", "cell_row_popcounts_t", "cell_row_popcounts_flat", "inputs_by_row",
-           "row_popcounts", "row_tile_sums", "vector_cycles", "dense_cycles", "pipeline_latency", "input_beats", "tile_load_cycles",
-           "macro_interval", "MacroTimeline", "macro_schedule"]
+           "row_popcounts", "row_tile_sums", "vector_cycles", "dense_cycles", "pipeline_latency", "input_beats",
+           "tile_load_cycles", "macro_interval", "MacroTimeline", "macro_schedule"]
 
 #: popcount of every byte value
 POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], np.uint8)

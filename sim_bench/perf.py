@@ -271,17 +271,26 @@ class _Mapping:
     run_groups: np.ndarray | None = None  # (runs, 2): the groups [g0, g1) a run computes (dense utilization)
 
 
-def _rows_of_groups(spec: LayerSpec, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Kept rows of each group (flat, group after group), the index of their group, rows per group."""
-    run, rows = np.nonzero(np.asarray(spec.mask, bool).T[np.asarray(groups, np.int64)])
-    return rows, run, np.bincount(run, minlength=len(groups))
+def _rows_of_groups(spec: LayerSpec, groups, cache: dict | None = None):
+    """Kept rows of each group (flat, group after group), the index of their group, rows per group: int arrays.
+
+    ``cache`` (a layer's) keeps them for the other mappings of the same groups."""
+    groups = np.asarray(groups, np.int64)
+    key = ("groups", groups.tobytes())
+    if cache is not None and key in cache:
+        return cache[key]
+    run, rows = np.nonzero(np.asarray(spec.mask, bool).T[groups])
+    out = rows, run, np.bincount(run, minlength=len(groups))
+    if cache is not None:
+        cache[key] = out
+    return out
 
 
 def _all_rows(spec: LayerSpec):
     return np.arange(spec.K), np.zeros(spec.K, np.int64), np.array([spec.K])
 
 
-def _fta_mapping(spec: LayerSpec, kept: bool, n_col: int) -> _Mapping:
+def _fta_mapping(spec: LayerSpec, kept: bool, n_col: int, cache: dict | None = None) -> _Mapping:
     if kept and spec.filter_tiles is not None:  # the artifact's own tiles; a tile's group keeps its rows
         ft_group = np.array([f.group for f in spec.filter_tiles], np.int64)
         cols = np.array([f.cols for f in spec.filter_tiles], np.int64)
@@ -291,18 +300,18 @@ def _fta_mapping(spec: LayerSpec, kept: bool, n_col: int) -> _Mapping:
         pk = pack_columns(spec.phi, mask, spec.G, n_col)
         ft_group, cols, nf = pk.run_group, pk.cols, pk.n_filters.astype(np.float64)
     groups, ft_run = np.unique(ft_group, return_inverse=True)  # one row set per distinct group
-    rows, run, n_rows = _rows_of_groups(spec, groups) if kept else _all_rows(spec)
+    rows, run, n_rows = _rows_of_groups(spec, groups, cache) if kept else _all_rows(spec)
     if not kept and ft_group.size == 0:
         rows, run, n_rows = rows[:0], run[:0], n_rows[:0]
     return _Mapping(rows=rows, run=run, n_rows=n_rows, ft_run=np.asarray(ft_run, np.int64).reshape(-1),
                     ft_cols=cols, ft_filters=nf)
 
 
-def _dense_mapping(spec: LayerSpec, kept: bool, n_col: int) -> _Mapping:
+def _dense_mapping(spec: LayerSpec, kept: bool, n_col: int, cache: dict | None = None) -> _Mapping:
     """8 two's-complement bit-plane columns per filter, packed densely over the run's filters."""
     if kept:
         runs = np.array(group_runs(spec.mask), np.int64).reshape(-1, 2)
-        rows, run, n_rows = _rows_of_groups(spec, runs[:, 0])
+        rows, run, n_rows = _rows_of_groups(spec, runs[:, 0], cache)
     else:
         runs = np.array([[0, n_groups(spec.N, spec.G)]], np.int64)
         rows, run, n_rows = _all_rows(spec)
@@ -614,7 +623,7 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
     m, sysc, en = cfg.macro, cfg.system, cfg.energy
     kept, fta, skip = _MODE[mech]
     if ("map", kept, fta) not in cache:
-        cache[("map", kept, fta)] = _fta_mapping(spec, kept, m.n_col) if fta else _dense_mapping(spec, kept, m.n_col)
+        cache[("map", kept, fta)] = (_fta_mapping if fta else _dense_mapping)(spec, kept, m.n_col, cache)
     mp = cache[("map", kept, fta)]
     if mp.n_rows.size == 0 or mp.ft_run.size == 0:
         return _empty(en)
@@ -761,8 +770,9 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS, *, bat
         if spec.w is not None:
             w[:, :spec.N] = spec.w
         wpop = np.zeros((spec.K, ng + 1), np.int32)
-        np.cumsum(np.bitwise_count(w.view(np.uint8)).reshape(spec.K, ng, spec.G).sum(2, dtype=np.int32), axis=1,
-                  out=wpop[:, 1:])
+        word = 8 if spec.G % 8 == 0 else 1  # bytes popcounted at once (a group's weights in whole uint64 words)
+        ones = np.bitwise_count(w.view(np.uint64 if word == 8 else np.uint8))
+        np.cumsum(ones.reshape(spec.K, ng, spec.G // word).sum(2, dtype=np.int32), axis=1, out=wpop[:, 1:])
     cache: dict = {}
     for k in mechanisms:
         lp.mech[k] = _mechanism(spec, cfg, k, cache, wpop, batch)
