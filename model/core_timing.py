@@ -558,7 +558,9 @@ def pass_after_terms(deliver, C, m_r, stream, n_col: int, work) -> dict:
     out = {"compute": mean.sum(-1), "lockstep": (c_ran - mean).sum(-1),
            "round_floor": np.where(ran, np.maximum(n_col - C, 0), 0).sum(-1), "delivery": late.sum(-1),
            "drain": np.full(shape, n_col, np.int64), "stream": np.asarray(stream, np.int64)}
-    return {k: np.broadcast_to(v, shape).astype(np.int64) for k, v in out.items()}
+    # fresh int64 arrays of the full shape: the sums as they are, the caller's stream copied
+    return {k: v if k != "stream" and v.shape == shape and v.dtype == np.int64 else
+            np.broadcast_to(v, shape).astype(np.int64) for k, v in out.items()}
 
 
 def prefetch_overlap(after) -> np.ndarray:

@@ -561,10 +561,15 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     by_pass = {**{k: split[k] for k in ("compute", "lockstep", "round_floor")},
                "delivery": split["delivery"] + d0, "load": b0_core - d0, "dram": b0_sys - b0_core}
     n_pass = valid.sum(1)[:, None, None]  # passes of a pixel run: the constant terms per pass
-    const = {"drain": m.n_col * n_pass, "control": CORE_LATENCY["pass"] * n_pass, "stream": 0}  # streamed per tile
-    per_run = np.stack([np.broadcast_to(const[k] if k in const else np.where(ok, by_pass[k], 0).sum(2),
-                                        sys_pass.shape) for k in _CORE_TERMS])
-    del split, by_pass
+    t_of = {k: i for i, k in enumerate(_CORE_TERMS)}
+    buf = np.empty((len(by_pass), n_runs, S, nrt, npx_c.size), np.int64)
+    for i, v in enumerate(by_pass.values()):
+        buf[i] = v
+    per_run = np.zeros((len(_CORE_TERMS),) + sys_pass.shape, np.int64)  # (terms, runs, S, L')
+    per_run[[t_of[k] for k in by_pass]] = np.where(ok, buf, 0).sum(3)
+    per_run[t_of["drain"]] = m.n_col * n_pass
+    per_run[t_of["control"]] = CORE_LATENCY["pass"] * n_pass  # "stream" 0: streamed per filter tile
+    del split, by_pass, buf
     # overlap of each pixel run's last row tile: it hides the load of the next run's first row tile
     last_rt = np.maximum(valid.sum(1) - 1, 0)
     last_overlap = np.take_along_axis(overlap, last_rt[:, None, None, None], axis=2)[:, :, 0, :]  # (runs, S, L')
@@ -598,7 +603,6 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     wall, (hid_sys, exposed) = on_cores(sys_pass, load)
     core, (hid_core, _) = (wall, (hid_sys, exposed)) if b0_core is b0_sys else on_cores(core_pass, port)
     hid_port = np.minimum(hid_sys, hid_core)  # hidden port load; the off-chip part hidden beyond it
-    t_of = {k: i for i, k in enumerate(_CORE_TERMS)}
     terms = np.zeros((len(_CORE_TERMS), C, S), np.int64)
     terms[:, busy] = np.add.reduceat(per_run[:, r, :, lc], starts, axis=0).transpose(1, 0, 2)  # (J, terms, S)
     terms[t_of["control"], busy] += runs_of[:, None]
@@ -606,14 +610,15 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     terms[t_of["load"], busy] -= np.add.reduceat(hid_port, starts, axis=-1).T
     terms[t_of["dram"], busy] -= np.add.reduceat(hid_sys - hid_port, starts, axis=-1).T
     # the split must follow the formula it splits: exact below 2**50 cycles (wall is float64, the terms int64)
-    if not np.allclose(terms.sum(0), wall, rtol=2.0 ** -50, atol=0):
+    if not np.all(np.abs(terms.sum(0) - wall) <= 2.0 ** -50 * np.abs(wall)):  # np.allclose(rtol=2**-50, atol=0)
         raise PerfError(f"internal: the cycle breakdown ({terms.sum(0).max()}) does not add up to the wall cycles "
                         f"({wall.max()}); model.core_timing.pass_terms no longer splits pass_cycles_rounds")
     busiest = wall.argmax(0)  # per sample
     cols = np.arange(S)
     loads = int(npx.size)
     rounds = terms[t_of["compute"]] + terms[t_of["lockstep"]]  # (C, S)
-    return _Timing(wall=wall.max(0), terms={k: terms[i, busiest, cols] for k, i in t_of.items()},
+    busiest_terms = terms[:, busiest, cols]  # (terms, S)
+    return _Timing(wall=wall.max(0), terms={k: busiest_terms[i] for k, i in t_of.items()},
                    compute=rounds.max(0), core=core.max(0), runs_per_tile=int((copy == 0).sum()),
                    load_cycles=float((np.where(valid, load, 0).sum(1)[ft_run]).sum() * loads),
                    stream_cycles=float(stream.sum()), loads_per_row_tile=loads)
