@@ -269,6 +269,7 @@ class _Mapping:
     ft_cols: np.ndarray  # used columns of each filter tile
     ft_filters: np.ndarray  # filters of each filter tile (fractional for dense bit planes)
     run_groups: np.ndarray | None = None  # (runs, 2): the groups [g0, g1) a run computes (dense utilization)
+    row_key: tuple = ()  # the same for mappings of the same row sets (they share row tiles, delivery, cycles)
 
 
 def _rows_of_groups(spec: LayerSpec, groups, cache: dict | None = None):
@@ -290,6 +291,11 @@ def _all_rows(spec: LayerSpec):
     return np.arange(spec.K), np.zeros(spec.K, np.int64), np.array([spec.K])
 
 
+def _row_key(kept: bool, groups) -> tuple:
+    """:attr:`_Mapping.row_key` of the kept rows of ``groups``, or (``kept`` False) of every row."""
+    return ("groups", np.asarray(groups, np.int64).tobytes()) if kept else ("all",)
+
+
 def _fta_mapping(spec: LayerSpec, kept: bool, n_col: int, cache: dict | None = None) -> _Mapping:
     if kept and spec.filter_tiles is not None:  # the artifact's own tiles; a tile's group keeps its rows
         ft_group = np.array([f.group for f in spec.filter_tiles], np.int64)
@@ -301,10 +307,11 @@ def _fta_mapping(spec: LayerSpec, kept: bool, n_col: int, cache: dict | None = N
         ft_group, cols, nf = pk.run_group, pk.cols, pk.n_filters.astype(np.float64)
     groups, ft_run = np.unique(ft_group, return_inverse=True)  # one row set per distinct group
     rows, run, n_rows = _rows_of_groups(spec, groups, cache) if kept else _all_rows(spec)
+    key = _row_key(kept, groups)
     if not kept and ft_group.size == 0:
-        rows, run, n_rows = rows[:0], run[:0], n_rows[:0]
+        rows, run, n_rows, key = rows[:0], run[:0], n_rows[:0], ("none",)
     return _Mapping(rows=rows, run=run, n_rows=n_rows, ft_run=np.asarray(ft_run, np.int64).reshape(-1),
-                    ft_cols=cols, ft_filters=nf)
+                    ft_cols=cols, ft_filters=nf, row_key=key)
 
 
 def _dense_mapping(spec: LayerSpec, kept: bool, n_col: int, cache: dict | None = None) -> _Mapping:
@@ -321,7 +328,7 @@ def _dense_mapping(spec: LayerSpec, kept: bool, n_col: int, cache: dict | None =
     j = np.arange(ft_run.size) - np.repeat(np.cumsum(nct) - nct, nct)  # column tile within its run
     cols = np.minimum(n_col, total[ft_run] - j * n_col)
     return _Mapping(rows=rows, run=run, n_rows=n_rows, ft_run=ft_run, ft_cols=cols,
-                    ft_filters=cols / DENSE_COLS_PER_WEIGHT, run_groups=runs)
+                    ft_filters=cols / DENSE_COLS_PER_WEIGHT, run_groups=runs, row_key=_row_key(kept, runs[:, 0]))
 
 
 # ----------------------------------------------------------------------------- one mechanism
@@ -639,13 +646,13 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
     C = sysc.cores
     copies = C // n_ft if sysc.replicate_idle_cores and n_ft < C else 1  # idle cores copy a tile, split pixels
     cores_busy = min(C, n_ft * copies)
-    rows_key = (kept, fta) if kept else (False,)  # every row: the same rows and row tiles with FTA or without
+    rows_key = mp.row_key  # mappings of the same rows (every row, or the same groups) share what follows
     if ("rt", rows_key) not in cache:
         cache[("rt", rows_key)] = _row_tiles(mp, m)
     R, ncr, nrt, used, valid = cache[("rt", rows_key)]
     n_runs, nrt_max = used.shape
 
-    key = (kept, fta and kept, skip and spec.bits is not None)
+    key = (rows_key, skip and spec.bits is not None)
     if key not in cache:
         cache[key] = _vector_cycles(spec, mp, m, skip, used, ncr, S, Pp, cache)
     vec, pcsum = cache[key]
