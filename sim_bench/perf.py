@@ -537,19 +537,23 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     # every pixel run, or, when every vector takes the same cycles, one per length
     if vec.shape[-1] == 1:
         npx_c, at = np.unique(npx, return_inverse=True)
-        inside = np.arange(width)[None, :] < npx_c[:, None]
-        g = np.where(inside, vec[..., None], 0)  # (runs, S, nrt, L', width)
+        m_r = ct.round_sizes(npx_c, M, -(-width // M))  # (L', R)
+        # every vector takes vec (>= 0) cycles: ct.round_compute of a round with a pixel is vec, ct.round_work
+        # M_r times vec
+        rc = np.where(m_r > 0, vec[..., None], 0)  # (runs, S, nrt, L', R)
+        work = vec[..., None] * m_r
     else:
         npx_c, at = npx, np.arange(npx.size)
         pix = np.minimum(p0[:, None] + np.arange(width)[None, :], Pp - 1)  # (L, width)
         inside = np.arange(width)[None, :] < npx[:, None]
         g = np.where(inside, vec[..., pix], 0)  # (runs, S, nrt, L, width)
-    rc = ct.round_compute(g, M)
-    m_r = ct.round_sizes(npx_c, M, rc.shape[-1])  # (L', R)
+        rc, work = ct.round_compute(g, M), ct.round_work(g, M)
+        del g
+        m_r = ct.round_sizes(npx_c, M, rc.shape[-1])  # (L', R)
     ok = valid[:, None, :, None]
     after = ct.pass_after(delivery[:, None, :, None], rc, m_r, 0, m.n_col)  # (runs, S, nrt, L')
-    split = ct.pass_after_terms(delivery[:, None, :, None], rc, m_r, 0, m.n_col, ct.round_work(g, M))
-    del g
+    split = ct.pass_after_terms(delivery[:, None, :, None], rc, m_r, 0, m.n_col, work)
+    del work
     d0 = ct.first_round_delivery(delivery[:, None, :, None], m_r)  # (runs, 1, nrt, L')
     banks = cfg.core.tile_banks
     overlap = ct.prefetch_overlap(after)
