@@ -408,7 +408,9 @@ class _AmaranthIO:
 def run_amaranth(dut, body, stall: float = 0.0, seed: int = 0, max_cycles: int = 200_000):
     """Run ``await body(tb)`` on the Amaranth simulator with ``dut`` (a component) at its top.
 
-    Returns the body's return value.
+    Returns the body's return value. A DUT with ``aclk`` and ``aresetn`` ports (an AXI top: it defines its
+    own ``sync`` domain, :func:`hw.axi.aclk_domain`) is clocked through ``aclk`` and has no ``clk`` / ``rst``:
+    the body releases ``aresetn`` (every input starts at 0).
 
     Raises
     ------
@@ -421,12 +423,13 @@ def run_amaranth(dut, body, stall: float = 0.0, seed: int = 0, max_cycles: int =
     from dbpim.hw.common import flat_ports
 
     top = Module()
-    top.domains.sync = cd = ClockDomain("sync")
     top.submodules.dut = dut
     values = {n: v for n, (v, _) in flat_ports(dut).items()}
     ports = {n: {"dir": "input" if is_in else "output", "width": len(v)} for n, (v, is_in) in flat_ports(dut).items()}
-    values.update(clk=cd.clk, rst=cd.rst)
-    ports.update(clk={"dir": "input", "width": 1}, rst={"dir": "input", "width": 1})
+    if not {"aclk", "aresetn"} <= set(values):
+        top.domains.sync = cd = ClockDomain("sync")
+        values.update(clk=cd.clk, rst=cd.rst)
+        ports.update(clk={"dir": "input", "width": 1}, rst={"dir": "input", "width": 1})
     tb = _AmaranthTB(values, ports, stall, seed)
     result = []
 
