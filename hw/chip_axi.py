@@ -27,7 +27,7 @@ chip's host port (``host_sel``, ``host_addr``):
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib.wiring import In, Out
 
 from dbpim.hw.axi import AXI4LiteTarget, aclk_domain, axil_ports, connect_axil
@@ -107,7 +107,9 @@ class DBPIMChipAXI(Block):
             m.d.comb += [sel.eq(isa.HOST_TARGETS.index("REGS")), entry.eq(word[:reg_shift]), hit.eq(1)]
         for name, r, shift, sbits, index in regions:
             with m.Elif((word >> shift) == (r.base >> (shift + 2))):
-                m.d.comb += [sel.eq(isa.HOST_TARGETS.index(name)), entry.eq(index), hit.eq(index < r.entries)]
+                # past the entries: in the region's power-of-two span, beyond the depth
+                inside = 1 if r.entries >= 1 << len(index) else index < Const(r.entries, len(index))
+                m.d.comb += [sel.eq(isa.HOST_TARGETS.index(name)), entry.eq(index), hit.eq(inside)]
                 if sbits:
                     m.d.comb += part.eq(word[:sbits])
         return sel, entry, part, hit
@@ -116,6 +118,7 @@ class DBPIMChipAXI(Block):
         m = Module()
         aclk_domain(m, self.aclk, self.aresetn, self.in_reset)
         axil = AXI4LiteTarget(addr_width=self.map.addr_width, sync_read=True, full_words=True, one_port=True)
+        axil.NAME = "chip_axil"  # its own module (dbpim_chip_axil): the core's target has other parameters
         chip = self.chip
         add_block(m, "axil", axil, platform)
         add_block(m, "chip", chip, platform)
