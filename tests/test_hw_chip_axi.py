@@ -277,3 +277,35 @@ int main(void) {{
     assert got[2:2 + len(want)] == want
     rest = got[2 + len(want):]
     assert rest == ["-1 -1", "0 -3 -2 0", "0 1234 4", "2 3"]
+
+
+@pytest.mark.rtl
+@pytest.mark.timeout(900)
+@pytest.mark.xdist_group("rtl-chip-axi")
+def test_cocotb_axi_master_runs_a_program(tmp_path):
+    """cocotbext-axi's AxiLiteMaster (random pauses on AW, W, B, AR, R) drives dbpim_chip_axi on Verilator through
+    AsyncChipDriver (verif/test_chip_axi.py): a random SIMD program's images read back, ACT, CYCLES and STATUS
+    after HALT equal the golden chip's."""
+    pytest.importorskip("cocotbext.axi")
+    from dbpim.hw.tools import VerilatorNotFound, verilator_env
+    from dbpim.verif.rtl import build_component, run_test, seed_from_env
+
+    try:
+        verilator_env()
+    except VerilatorNotFound:
+        pytest.skip("no verilator")
+    rng = np.random.default_rng(3)
+    asm = Asm(rng)
+    for op in ("REQ", "ADD", "MAXP", "GAP", "CLMP", "ADD"):
+        asm.random(op)
+    prog = asm.program()
+    act, acc = _buffers(rng)
+    want, want_cycles = _golden(prog, act, acc, LANES, cycles=True)
+    assert want_cycles == program_cycles(prog, LANES)
+    npz = tmp_path / "program.npz"
+    np.savez(npz, imem=prog.imem, dmem=prog.dmem, cmem=prog.cmem, act=act, acc=acc, want_act=want,
+             want_cycles=np.int64(want_cycles), depth_names=np.array(list(DEPTHS)),
+             depths=np.array(list(DEPTHS.values()), np.int64))
+    build = build_component(_dut(), "chip_axi", "test-axi")
+    run_test(build, "dbpim.verif.test_chip_axi", "chip_axi_runs_a_program",
+             env={"DBPIM_CHIP_PROGRAM": str(npz), "DBPIM_SEED": str(seed_from_env())})

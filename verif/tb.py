@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["TB", "Source", "Sink", "SimTimeout", "run_amaranth", "cocotb_tb", "env_rng", "env_stall", "env_macro",
-           "streams_of", "stream_ports", "clock_of", "COCOTB_TIMEOUT", "CLOCK_NS"]
+           "streams_of", "stream_ports", "clock_of", "COCOTB_TIMEOUT", "CLOCK_NS", "pause_generator"]
 
 CLOCK_NS = 10
 #: default cocotb ``timeout_time`` / ``timeout_unit`` of a block test: 20 000 clock cycles of simulated time,
@@ -59,6 +59,17 @@ def env_rng():
     """(seed, numpy Generator) from ``DBPIM_SEED`` (set by :func:`verif.rtl.run_cocotb`)."""
     seed = int(os.environ.get("DBPIM_SEED", "1"))
     return seed, np.random.default_rng(seed)
+
+
+def pause_generator(rng, p: float):
+    """A cocotbext-axi pause generator: pause in each cycle with probability ``p`` (seeded from ``rng``)."""
+    seed = int(rng.integers(1 << 31))
+
+    def gen():
+        r = np.random.default_rng(seed)
+        while True:
+            yield bool(r.random() < p)
+    return gen()
 
 
 def env_macro():
