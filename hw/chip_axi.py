@@ -64,6 +64,7 @@ class DBPIMChipAXI(Block):
 
     def __init__(self, *, lanes: int, simd_channels: int = SIMDCore.DEFAULT_CHANNELS, depths: dict):
         self.chip = DBPIMChip(lanes=lanes, simd_channels=simd_channels, depths=depths)
+        self.chip._MustUse__silence = True  # elaborated with this top; unused when only the map is wanted
         self._params = self.chip.parameters
         self.map = isa.chip_map(self.chip.depths)
         #: the synchronized reset of the chip's domain (not a port)
