@@ -309,3 +309,15 @@ def test_cocotb_axi_master_runs_a_program(tmp_path):
     build = build_component(_dut(), "chip_axi", "test-axi")
     run_test(build, "dbpim.verif.test_chip_axi", "chip_axi_runs_a_program",
              env={"DBPIM_CHIP_PROGRAM": str(npz), "DBPIM_SEED": str(seed_from_env())})
+
+
+def test_docs_chip_map_is_the_data():
+    """docs/rtl.md's address map of the paper configuration is model.isa.chip_map's (registers and regions)."""
+    from pathlib import Path
+
+    from dbpim.model.config import load_config
+    text = (Path(__file__).parents[1] / "docs" / "rtl.md").read_text()
+    start = "<!-- chip map: paper, model.isa.chip_map, checked by tests/test_hw_chip_axi.py -->\n"
+    body = text[text.index(start) + len(start):text.index("<!-- end chip map -->")]
+    tables = DBPIMChipAXI.from_config(load_config("paper")).map.markdown().split("\n\n")
+    assert body == tables[0] + "\n\n" + tables[2]
