@@ -109,7 +109,9 @@ class DBPIMChipAXI(Block):
         for name, r, shift, sbits, index in regions:
             with m.Elif((word >> shift) == (r.base >> (shift + 2))):
                 # past the entries: in the region's power-of-two span, beyond the depth
-                inside = 1 if r.entries >= 1 << len(index) else index < Const(r.entries, len(index))
+                inside = Const(1) if r.entries >= 1 << len(index) else index < Const(r.entries, len(index))
+                if r.stride > r.words:  # not a padding word of an entry
+                    inside &= word[:sbits] < r.words
                 m.d.comb += [sel.eq(isa.HOST_TARGETS.index(name)), entry.eq(index), hit.eq(inside)]
                 if sbits:
                     m.d.comb += part.eq(word[:sbits])
@@ -131,7 +133,7 @@ class DBPIMChipAXI(Block):
         wide = max(r.words for r in self.map.regions.values())
         held = Signal(BUS_BITS * max(1, wide - 1))
         commit = Signal()
-        wdata = Signal(64)
+        wdata = Signal.like(chip.host_wdata)
         m.d.comb += [commit.eq(1), wdata.eq(axil.w_data)]
         for name, r in self.map.regions.items():
             if r.words > 1:

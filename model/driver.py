@@ -33,7 +33,7 @@ buffers) on the same kind of bus:
 * :meth:`~ChipDriver.start`, :meth:`~ChipDriver.wait_done`, :meth:`~ChipDriver.result`,
   :meth:`~ChipDriver.run` - as the core's.
 
-Pure Python.
+Pure Python and NumPy.
 """
 
 from __future__ import annotations
