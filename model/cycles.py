@@ -104,9 +104,11 @@ def cell_row_popcounts_flat(bits: np.ndarray, rows, sets, counts, n_comp: int, *
     P8 = bt.shape[1]
     btv = bt.view(np.uint64)  # (K + 1, P8 / 8)
     flat = idx.ravel()
+    # one set of every row in order, whole cell rows: the cell rows are the transposed inputs as they are
+    every = ns == 1 and rows.size == K and K % n_comp == 0 and np.array_equal(rows, np.arange(K))
     step = max(1, _CHUNK // max(1, flat.size * 8))  # uint64 columns per chunk
     for c0 in range(0, P8 // 8, step):
-        g = btv[flat, c0:c0 + step].reshape(ns, crmax, n_comp, -1)
+        g = (btv[:K, c0:c0 + step] if every else btv[flat, c0:c0 + step]).reshape(ns, crmax, n_comp, -1)
         o = np.bitwise_or.reduce(g, axis=2) if n_comp > 1 else g[:, :, 0]
         pc = np.bitwise_count(np.ascontiguousarray(o).view(np.uint8))  # the popcount of every byte (vector)
         lo, hi = 8 * c0, min(P, 8 * (c0 + step))

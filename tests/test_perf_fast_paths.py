@@ -148,9 +148,13 @@ def test_popcounts_equal_a_per_vector_count(rng):
         P, K, n_comp = int(rng.integers(1, 40)), int(rng.integers(1, 50)), int(rng.choice([1, 2, 4, 16]))
         bits = (rng.integers(0, 256, (P, K)) * (rng.random((P, K)) < 0.6)).astype(np.uint8)
         sets = [np.sort(rng.choice(K, int(rng.integers(1, K + 1)), replace=False)) for _ in range(3)]
+        if rng.random() < 0.5:  # one set of every row (the transposed inputs as they are when K % n_comp == 0)
+            K = n_comp * int(rng.integers(1, 4)) if rng.random() < 0.7 else K
+            bits, sets = bits[:, :K] if bits.shape[1] >= K else np.resize(bits, (P, K)), [np.arange(K)]
         rows = np.concatenate(sets)
-        which = np.repeat(np.arange(3), [s.size for s in sets])
+        which = np.repeat(np.arange(len(sets)), [s.size for s in sets])
         counts = np.array([s.size for s in sets])
+        bits = np.ascontiguousarray(bits)
         bt = inputs_by_row(bits)
         assert bt.shape == (K + 1, -(-P // 8) * 8) and not bt[K].any() and not bt[:, P:].any()
         assert np.array_equal(bt[:K, :P], bits.T)
