@@ -442,9 +442,10 @@ def _vector_cycles(spec, mp, m, skip: bool, used, ncr, S: int, Pp: int, cache: d
         pc = cell_row_popcounts_flat(spec.bits, mp.rows, mp.run, mp.n_rows, m.n_comp,
                                      by_row=cache["by_row"])  # (runs, crmax, P)
         pcsum = pc.sum(-1, dtype=np.int64)  # (runs, crmax)
-        pad = np.zeros((n_runs, nrt_max * m.n_row, P), np.int16)
-        pad[:, :pc.shape[1]] = pc
-        vec = pad.reshape(n_runs, nrt_max, m.n_row, P).sum(2, dtype=np.int16)  # (runs, nrt, P)
+        if pc.shape[1]:  # the cell rows of each row tile summed (nrt_max = ceil(crmax / n_row) row tiles)
+            vec = np.add.reduceat(pc, np.arange(0, pc.shape[1], m.n_row), axis=1, dtype=np.int16)  # (runs, nrt, P)
+        else:
+            vec = np.zeros((n_runs, nrt_max, P), np.int16)
         vec = vec.reshape(n_runs, nrt_max, S, Pp).transpose(0, 2, 1, 3)  # (runs, S, nrt, Pp)
         vec = np.where((used > 0)[:, None, :, None], vec + lat, 0)
         return vec, pcsum
