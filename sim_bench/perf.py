@@ -537,7 +537,8 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     # the passes are computed for pixel runs ``npx_c`` (L' of them), pixel run i's are those of ``at[i]``:
     # every pixel run, or, when every vector takes the same cycles, one per length
     if vec.shape[-1] == 1:
-        npx_c, at = np.unique(npx, return_inverse=True)
+        npx_c, at = (npx[:1], np.zeros(npx.size, np.int64)) if (npx == npx[0]).all() else \
+            np.unique(npx, return_inverse=True)
         m_r = ct.round_sizes(npx_c, M, -(-width // M))  # (L', R)
         # every vector takes vec (>= 0) cycles: ct.round_compute of a round with a pixel is vec, ct.round_work
         # M_r times vec
