@@ -8,7 +8,9 @@ the host port only; this module writes its stimulus from
 
 1. reset, then the program's images, once: every buffer of
    :data:`model.isa.BUFFERS` that is a host target and that the program has an
-   image of (``imem``, ``dmem``, ``cmem``, ``wmem``, ...), from word 0;
+   image of (``imem``, ``dmem``, ``cmem``, ``wmem``, ...), from word 0
+   (:func:`unloadable_images` lists those it cannot load: a caller refuses
+   such a program, as ``dbpim run --rtl`` does, or expects the run to stop);
 2. per sample: its words (the quantized input into ``ACT``; for ISA-level
    tests any buffer contents), ``CTRL.START``, clocks until ``irq``
    (``STATUS.DONE``), then ``STATUS``, ``CYCLES`` and the output region(s).
@@ -31,8 +33,8 @@ import numpy as np
 from dbpim.model import isa
 from dbpim.verif.native import NativeError, _config, _run, build_native
 
-__all__ = ["ChipRun", "ChipRunError", "chip_depths", "program_images", "pending_instructions", "chip_stimulus",
-           "run_chip_native", "run_program_native", "RESET_CYCLES"]
+__all__ = ["ChipRun", "ChipRunError", "chip_depths", "program_images", "unloadable_images", "pending_instructions",
+           "chip_stimulus", "run_chip_native", "run_program_native", "RESET_CYCLES"]
 
 #: Cycles of ``rst`` before the images are loaded.
 RESET_CYCLES = 4
@@ -49,22 +51,23 @@ def chip_depths(cfg) -> dict:
     return dict(DBPIMChip.from_config(_config(cfg)).depths)
 
 
-def program_images(program) -> dict:
-    """Buffer name -> the words the host loads from address 0 (the program's ``<buffer>`` arrays, lower-case
-    attribute names) for every buffer of :data:`model.isa.BUFFERS` that is a host target; an image of a
-    buffer the chip has no host target for must be all zero (nothing to load)."""
-    out = {}
+def _images(program):
     for name in isa.BUFFERS:
         img = getattr(program, name.lower(), None)
-        if img is None or isinstance(img, int):
-            continue
-        img = np.asarray(img).reshape(-1)
-        if name in SEL:
-            out[name] = img
-        elif np.any(img != 0):
-            raise ChipRunError(f"program: holds a {name} image of {img.size} words, but the RTL chip has no "
-                               f"{name} host target (model.isa.HOST_TARGETS: {', '.join(isa.HOST_TARGETS)})")
-    return out
+        if isinstance(img, np.ndarray):
+            yield name, img.reshape(-1)
+
+
+def program_images(program) -> dict:
+    """Buffer name -> the words the host loads from address 0: the program's image of every buffer of
+    :data:`model.isa.BUFFERS` that is a host target (``ChipProgram.imem``, ``dmem``, ``cmem``, ``wmem``, ...)."""
+    return {name: img for name, img in _images(program) if name in SEL}
+
+
+def unloadable_images(program) -> list:
+    """``(buffer, words)`` of each non-zero image of ``program`` that the chip has no host target for (the host
+    cannot load it: until the buffer is in :data:`model.isa.HOST_TARGETS`, a program that reads it cannot run)."""
+    return [(name, int(img.size)) for name, img in _images(program) if name not in SEL and np.any(img != 0)]
 
 
 def pending_instructions(program) -> list:
