@@ -33,8 +33,8 @@ import numpy as np
 from dbpim.model import isa
 from dbpim.verif.native import NativeError, _config, _run, build_native
 
-__all__ = ["ChipRun", "ChipRunError", "chip_depths", "program_images", "unloadable_images", "pending_instructions",
-           "chip_stimulus", "run_chip_native", "run_program_native", "RESET_CYCLES"]
+__all__ = ["ChipRun", "ChipRunError", "chip_depths", "program_images", "unloadable_images", "check_fits",
+           "pending_instructions", "chip_stimulus", "run_chip_native", "run_program_native", "RESET_CYCLES"]
 
 #: Cycles of ``rst`` before the images are loaded.
 RESET_CYCLES = 4
@@ -68,6 +68,17 @@ def unloadable_images(program) -> list:
     """``(buffer, words)`` of each non-zero image of ``program`` that the chip has no host target for (the host
     cannot load it: until the buffer is in :data:`model.isa.HOST_TARGETS`, a program that reads it cannot run)."""
     return [(name, int(img.size)) for name, img in _images(program) if name not in SEL and np.any(img != 0)]
+
+
+def check_fits(program, depths: dict) -> None:
+    """Raise :class:`ChipRunError` (one line) when an image of ``program``, or the ``ACT`` / ``ACC`` words it
+    allocates, exceed the chip's buffer ``depths`` (:func:`chip_depths`)."""
+    need = {name: int(img.size) for name, img in program_images(program).items()}
+    need["ACT"] = max(need.get("ACT", 0), int(program.act_words))
+    need["ACC"] = max(need.get("ACC", 0), int(program.acc_words))
+    for name, n in need.items():
+        if depths.get(name) is not None and n > depths[name]:
+            raise ChipRunError(f"program: needs {n} {name} words, the chip has {depths[name]}")
 
 
 def pending_instructions(program) -> list:
@@ -293,6 +304,7 @@ def run_program_native(program, xs, cfg, timeout: float | None = None) -> tuple[
     if xs.ndim != len(shape_in) + 1 or tuple(xs.shape[1:]) != shape_in:
         raise ChipRunError(f"xs: shape must be (S, {', '.join(map(str, shape_in))}), got {tuple(xs.shape)}")
     n = int(np.prod(shape_out))
+    check_fits(program, chip_depths(cfg))
     run = run_chip_native(program, cfg, [{"ACT": (int(program.input["addr"]), x.reshape(-1))} for x in xs],
                           [("ACT", int(program.output["addr"]), n)], timeout=timeout)
     run.check()
