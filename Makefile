@@ -9,7 +9,7 @@ CONFIG  ?= hw/configs/paper.yaml
 OUTDIR  ?= build
 JOBS    ?= 2
 
-.PHONY: install demo test test-slow test-fast test-rtl mutate verify verilog lint formal synth fpga bench bench-paper compile minilm clean
+.PHONY: install demo test test-slow test-fast test-rtl mutate verify verilog lint formal synth fpga bench bench-paper compile minilm chip-accuracy clean
 
 install: $(STAMP)
 
@@ -140,6 +140,18 @@ bench-paper: install
 		--fig11 $(PAPER_NETS)/mobilenetv2-w1-untrained \
 		$$(ls -d $(PAPER_NETS)/cifar10cnn-* 2>/dev/null | sed 's/^/--fig11 /') --out $(OUTDIR)/paper
 	$(VPY) -m dbpim compare $(OUTDIR)/zoo/*/artifact --out $(OUTDIR)/compare
+
+# The demo network (the small CNN of `make demo`, stage 3), built when missing.
+DEMO_ARTIFACT := $(OUTDIR)/demo/smallcnn/artifact
+$(DEMO_ARTIFACT)/manifest.yaml: | $(STAMP)
+	$(VPY) -m dbpim demo --stages 3 --out $(OUTDIR)/demo
+
+# The whole digits test set of the demo network on the RTL chip (dbpim_chip on the native Verilator harness,
+# `dbpim run --rtl`): prints the accuracy of the RTL chip next to the golden chip's and the torch integer
+# path's (equal when the RTL is right; exit status 1 when its outputs or CYCLES differ). Refused in one line
+# naming the op while the RTL chip does not run an instruction of the network (model.isa.RTL_PENDING).
+chip-accuracy: install $(DEMO_ARTIFACT)/manifest.yaml
+	$(VPY) -m dbpim run --rtl --artifact $(DEMO_ARTIFACT) --data digits --out $(OUTDIR)/chip-accuracy
 
 # The front-end on the small CNN with the full default schedule.
 compile: install

@@ -55,7 +55,7 @@ SUBCOMMANDS = {
     "paper-nets": ("paper_nets", "the paper's five networks at full width (untrained) as artifacts"),
     "compare": ("compare", "the ReRAM bit-sparsity schemes next to DB-PIM on compiled networks"),
     "sweep": ("sweep", "block sparsity x phi_max x macro geometry sweep"),
-    "run": ("run", "a compiled network on new inputs through the golden chip (integer-only), the torch integer path and the float reference"),
+    "run": ("run", "a compiled network on new inputs through the golden chip (integer-only), the torch integer path and the float reference (--rtl: the RTL chip too)"),
     "verify": ("verify", "compiled layers on the RTL (PIM core, or the macro with --macro) vs the golden model"),
     "conformance": ("conformance", "versioned golden-model test vectors (macro and core) for other simulators or RTL"),
     "speed": ("speed", "speed of the golden model, the performance model and the RTL tools (make bench)"),

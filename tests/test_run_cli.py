@@ -147,3 +147,36 @@ def test_instruction_sources_follow_the_compiled_program(real_artifacts):
         src = instruction_sources(chip.plan)
         assert ops[:-1] == [op for st in chip.plan.steps for op in OP_INSTRUCTIONS[st["op"]]] and ops[-1] == "HALT"
         assert len(src) == len(ops) - 1
+
+
+def test_run_rtl_exits_1_when_the_rtl_differs(real_artifacts, tmp_path, capsys, monkeypatch):
+    """An RTL output or CYCLES off the models' (here a harness that adds 1 to sample 2's first output and
+    reports one cycle too many): run.json written, the RTL line says NO, exit status 1."""
+    pytest.importorskip("amaranth")
+    from dbpim.verif import native_chip
+
+    def fake(program, xs, cfg, timeout=None):
+        from dbpim.model.chip import GoldenChip
+        out = np.stack([np.zeros(16, np.int64)] * len(xs))
+        chip = GoldenChip.from_program(program, cfg.system.simd_lanes)
+        for s, x in enumerate(xs):
+            act, acc = np.zeros((1, program.act_words), np.int64), np.zeros((1, 1), np.int64)
+            act[0, program.input["addr"]:program.input["addr"] + x.size] = x.reshape(-1)
+            chip.execute(act, acc)
+            out[s] = act[0, program.output["addr"]:program.output["addr"] + 16]
+        out[2, 0] += 1
+        n = len(xs)
+        run = native_chip.ChipRun(outputs=[], status=[], cycles=np.full(n, 10 ** 6), run_clocks=np.full(n, 10 ** 6),
+                                  run_seconds=np.full(n, 0.1), sample_seconds=np.full(n, 0.1), clocks=0, seconds=1.0,
+                                  build_seconds=0.0, wall_seconds=1.0)
+        return out, run
+
+    monkeypatch.setattr(native_chip, "run_program_native", fake)
+    art = _simd_only(real_artifacts, tmp_path / "art")
+    assert cli.main(["run", "--artifact", str(art), "--data", "digits", "--samples", "8", "--rtl",
+                     "--out", str(tmp_path / "o")]) == 1
+    r = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert r["logits_equal"] is False and r["logits_equal_to_golden"] == {"torch_int": True, "rtl": False}
+    assert r["cycles_rtl"]["equal_model"] is False
+    rtl = next(ln for ln in capsys.readouterr().out.splitlines() if "RTL chip" in ln)
+    assert "output equal to the golden chip's: NO (1 of 8 samples differ, first sample 2)" in rtl and "NOT EQUAL" in rtl
