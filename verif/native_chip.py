@@ -162,8 +162,9 @@ class ChipRun:
         Each sample's ``STATUS`` fields (:data:`model.isa.CHIP_REGISTERS`).
     cycles : ndarray
         Each sample's ``CYCLES`` register.
-    run_clocks, run_seconds : ndarray
-        Clocks and harness wall seconds from START to DONE of each sample.
+    run_clocks, run_seconds, run_cpu_seconds : ndarray
+        Clocks, harness wall seconds and harness CPU seconds (unskewed by other processes on a loaded machine)
+        from START to DONE of each sample.
     sample_seconds : ndarray
         Harness wall seconds of each sample: its writes, the run and the reads.
     clocks, seconds : int, float
@@ -179,6 +180,7 @@ class ChipRun:
     cycles: np.ndarray
     run_clocks: np.ndarray
     run_seconds: np.ndarray
+    run_cpu_seconds: np.ndarray
     sample_seconds: np.ndarray
     clocks: int
     seconds: float
@@ -190,6 +192,12 @@ class ChipRun:
     def cycles_per_second(self) -> float:
         """Simulated clock cycles per harness wall second, START to DONE of every sample (0 if none)."""
         t = float(self.run_seconds.sum())
+        return float(self.run_clocks.sum()) / t if t > 0 else 0.0
+
+    @property
+    def cycles_per_cpu_second(self) -> float:
+        """Simulated clock cycles per harness CPU second, START to DONE of every sample (0 if none)."""
+        t = float(self.run_cpu_seconds.sum())
         return float(self.run_clocks.sum()) / t if t > 0 else 0.0
 
     def error(self, sample: int = 0) -> str | None:
@@ -267,7 +275,7 @@ def run_chip_native(program, cfg, samples: list, reads: list, limit: int | None 
         if tok[0] == "r":
             pending.append([int(t, 16) for t in tok[1:]])
         elif tok[0] == "run":
-            runs.append((int(tok[1]), float(tok[2])))
+            runs.append((int(tok[1]), float(tok[2]), float(tok[3])))
         elif tok[0] == "mark":
             marks.append(float(tok[2]))
         elif tok[0] == "stats":
@@ -283,8 +291,8 @@ def run_chip_native(program, cfg, samples: list, reads: list, limit: int | None 
         outputs.append([_signed(got[2 + k], name) for k, (name, _, _) in enumerate(reads)])
     st = isa.CHIP_REG["STATUS"]
     return ChipRun(outputs=outputs, status=[st.decode(w) for w in status_words],
-                   cycles=np.array(cycles, np.int64), run_clocks=np.array([c for c, _ in runs], np.int64),
-                   run_seconds=np.array([t for _, t in runs]),
+                   cycles=np.array(cycles, np.int64), run_clocks=np.array([r[0] for r in runs], np.int64),
+                   run_seconds=np.array([r[1] for r in runs]), run_cpu_seconds=np.array([r[2] for r in runs]),
                    sample_seconds=np.array(marks[1::2]) - np.array(marks[0::2]), clocks=stats[0],
                    seconds=stats[1], build_seconds=build_s, wall_seconds=time.perf_counter() - t0,
                    imem=tuple(int(w) for w in program.imem))

@@ -200,9 +200,11 @@ def command(artifact, data, samples, batch_size, rtl, out):
         res["rtl"] = {"configuration": art.hw.name, "harness_build_s": run.build_seconds,
                       "wall_per_inference_s": float(run.sample_seconds.mean()),
                       "wall_total_s": run.wall_seconds, "simulated_cycles_per_s": run.cycles_per_second,
+                      "simulated_cycles_per_cpu_s": run.cycles_per_cpu_second,
                       "what": "dbpim_chip on the native Verilator harness (verif.native_chip): build (0: cached), "
                               "harness wall time per inference (input write, run, output read), the whole call, "
-                              "simulated clock cycles per harness second from START to DONE"}
+                              "simulated clock cycles per harness wall second and per harness CPU second (not "
+                              "skewed by other processes on a loaded machine) from START to DONE"}
     if "accuracy" in ref:
         res["accuracy"]["chip"] = float((pred == y).mean())
         if tlogits is not None:
@@ -245,7 +247,8 @@ def command(artifact, data, samples, batch_size, rtl, out):
         click.echo(f"{art.network}: RTL chip (dbpim_chip, native Verilator, {rr['configuration']}){pct('rtl')}, "
                    f"output equal to the golden chip's: {same}; CYCLES {cr['per_inference']:.0f} per inference "
                    f"({vs}); {1e3 * rr['wall_per_inference_s']:.3f} ms wall per inference, "
-                   f"{rr['simulated_cycles_per_s'] / 1e6:.2f} M simulated cycles/s (harness build "
+                   f"{rr['simulated_cycles_per_s'] / 1e6:.2f} M simulated cycles/s "
+                   f"({rr['simulated_cycles_per_cpu_s'] / 1e6:.2f} M per CPU second; harness build "
                    f"{rr['harness_build_s']:.1f} s)")
         bad = bool(diff.size) or cr["equal_model"] is False
     if why_no_ref is None:

@@ -8,11 +8,20 @@
 //   read <sel> <base> <n>           host reads of <n> words from <base>, one a cycle: "r <w0> <w1> .."
 //   run <sel> <word> <value> <max>  host write of <value> to register <word> of target <sel> (CTRL.START),
 //                                   then clocks until irq (STATUS.DONE), at most <max> (decimal):
-//                                   "run <clocks> <seconds>"; past <max>: "timeout <clocks>", exit 1
+//                                   "run <clocks> <wall seconds> <CPU seconds>"; past <max>: "timeout <clocks>",
+//                                   exit 1 (CPU seconds: this process's, a figure a loaded machine does not skew)
 //   mark                            "mark <clocks so far> <seconds so far>" (per-sample wall times)
 // RESULTS: the lines above, then "stats <clock cycles> <seconds>".
+#include <ctime>
+
 #include "Vtop.h"
 #include "native.h"
+
+static double cpu_seconds() {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static uint64_t h64(const std::string& s) { return std::strtoull(s.c_str(), nullptr, 16); }
 
@@ -73,10 +82,12 @@ int main(int argc, char** argv) {
         } else if (op == "run" && c.size() == 5) {
             uint64_t limit = std::strtoull(c[4].c_str(), nullptr, 10);
             auto t0 = std::chrono::steady_clock::now();
+            double cpu0 = cpu_seconds();
             uint64_t c0 = h.clocks;
             h.write((uint32_t)h64(c[1]), (uint32_t)h64(c[2]), h64(c[3]));
             while (!top->irq && h.clocks - c0 < limit) h.tick();
             double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            double cpu = cpu_seconds() - cpu0;
             if (!top->irq) {
                 std::fprintf(out, "timeout %llu\n", (unsigned long long)(h.clocks - c0));
                 std::fprintf(stderr, "the chip did not reach STATUS.DONE within %llu cycles\n",
@@ -84,7 +95,7 @@ int main(int argc, char** argv) {
                 rc = 1;
                 break;
             }
-            std::fprintf(out, "run %llu %.9f\n", (unsigned long long)(h.clocks - c0), secs);
+            std::fprintf(out, "run %llu %.9f %.9f\n", (unsigned long long)(h.clocks - c0), secs, cpu);
         } else if (op == "mark") {
             double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - session.t0).count();
             std::fprintf(out, "mark %llu %.9f\n", (unsigned long long)h.clocks, secs);
