@@ -68,12 +68,22 @@ def build_native(block: str, cfg, build_root: Path | None = None) -> tuple[Path,
     if block not in MAINS:
         raise ValueError(f"block: must be one of {', '.join(MAINS)}, got {block!r}")
     hw = _config(cfg)
-    stem = Path(hw.path).stem if hw.path else \
-        f"{hw.name}-{hashlib.sha256(repr(hw.to_dict()).encode()).hexdigest()[:10]}"
+    stem = _build_tag(hw)
     bdir = (build_root or ROOT / "build" / "native") / f"{block}-{stem}"
     bdir.mkdir(parents=True, exist_ok=True)
     with build_lock(bdir):  # parallel test workers build one at a time
         return _build_locked(block, hw, bdir, stem)
+
+
+def _build_tag(hw) -> str:
+    """The build folder's configuration tag: the shipped configuration equal to ``hw`` (so an artifact's copy of
+    ``small`` shares ``<block>-small``), else its file stem, else its name and a hash of it."""
+    from dbpim.model.config import CONFIG_DIR, load_config
+    for f in sorted(CONFIG_DIR.glob("*.yaml")):
+        if load_config(f).to_dict() == hw.to_dict():
+            return f.stem
+    return Path(hw.path).stem if hw.path else \
+        f"{hw.name}-{hashlib.sha256(repr(hw.to_dict()).encode()).hexdigest()[:10]}"
 
 
 def _build_locked(block: str, hw, bdir: Path, stem: str) -> tuple[Path, float]:
