@@ -100,7 +100,7 @@ def test_exactly_the_pending_opcodes_stop_with_code_2(hw):
         asm.desc("CLMP", count=1, lo=0, hi=0)
         asm.dmem.extend([0] * isa.DESC_WORDS)
         asm.imem += [isa.encode("CLMP", desc=0, dst=5, src0=0), isa.encode(op, desc=1)]
-        st = run_chip_native(asm.program(64, 64), hw, [{}], []).status[0]
+        st = run_chip_native(asm.program(64, 64), hw, [{}], [], limit=100_000).status[0]
         assert st["ERROR"] == 1 and st["PC"] == 1, (op, st)
         codes[op] = st["ERROR_CODE"]
     assert {op for op, c in codes.items() if c == 2} == set(isa.RTL_PENDING), codes

@@ -180,3 +180,30 @@ def test_run_rtl_exits_1_when_the_rtl_differs(real_artifacts, tmp_path, capsys, 
     assert r["cycles_rtl"]["equal_model"] is False
     rtl = next(ln for ln in capsys.readouterr().out.splitlines() if "RTL chip" in ln)
     assert "output equal to the golden chip's: NO (1 of 8 samples differ, first sample 2)" in rtl and "NOT EQUAL" in rtl
+
+
+@pytest.mark.parametrize("case", ["no host target", "too large"])
+def test_run_rtl_refuses_a_program_the_chip_cannot_hold_before_any_build(real_artifacts, tmp_path, capsys,
+                                                                         monkeypatch, case):
+    """With every instruction runnable (model.isa.RTL_PENDING emptied here): a WMEM image while WMEM is no host
+    target, or an ACT allocation past the chip's ACT (its depths shrunk here), is one line, exit 2, no build."""
+    pytest.importorskip("amaranth")
+    from dbpim.model import isa
+    from dbpim.verif import native, native_chip
+    monkeypatch.setattr(isa, "RTL_PENDING", ())
+    for mod in (native, native_chip):
+        monkeypatch.setattr(mod, "build_native", lambda *a, **k: pytest.fail("built the harness"))
+    targets = [t for t in isa.HOST_TARGETS if t != "WMEM"] + ([] if case == "no host target" else ["WMEM"])
+    monkeypatch.setattr(native_chip, "SEL", {t: i for i, t in enumerate(targets)})
+    if case == "too large":
+        monkeypatch.setattr(native_chip, "chip_depths", lambda cfg: {"ACT": 100, "ACC": 1 << 16})
+    assert cli.main(["run", "--artifact", str(real_artifacts[0]), "--data", "digits", "--samples", "4", "--rtl",
+                     "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    if case == "no host target":
+        assert err.startswith("dbpim run: --rtl: the program's WMEM image (") and \
+            "words) has no host target on the RTL chip (model.isa.HOST_TARGETS: " in err, err
+    else:
+        assert err.startswith("dbpim run: --rtl: program: needs ") and \
+            " ACT words, the chip has 100 (configuration small)" in err, err
+    assert "\n" not in err and not (tmp_path / "o").exists()

@@ -71,7 +71,9 @@ def _check_rtl(chip, art) -> None:
         runs = ", ".join(o for o in isa.OPCODES if o not in isa.RTL_PENDING)
         raise CommandError(f"--rtl: op {name!r} ({kind}{detail}) compiles to {op} (instruction {pc}), which the RTL "
                            f"chip does not run yet (it stops with STATUS.ERROR_CODE 2); it runs {runs}")
-    for buf, n in unloadable_images(chip.program):
+    unloadable = unloadable_images(chip.program)
+    if unloadable:
+        buf, n = unloadable[0]
         raise CommandError(f"--rtl: the program's {buf} image ({n} words) has no host target on the RTL chip "
                            f"(model.isa.HOST_TARGETS: {', '.join(isa.HOST_TARGETS)})")
     try:
