@@ -124,7 +124,7 @@ def _chip_speed(hw, samples: int, seed: int = 0, extra: int = 20) -> dict:
                             + ", ".join(f"{n} {op}" for op, n in counts.items()) + f", HALT); {pim}",
             "chip STARTs (native)": samples,
             "chip cycles per START (CYCLES register = model.chip_timing)": int(want),
-            "chip: native harness build [s]": round(build_s, 1),
+            "chip: native harness build, 0 when cached [s]": round(build_s, 1),
             "chip: native, simulation only [cycles/s]": round(run.cycles_per_second, 1),
             "chip: native, simulation only, per CPU second [cycles/s]": round(run.cycles_per_cpu_second, 1),
             "chip: native, incl. start-up [cycles/s]": round(float(run.run_clocks.sum()) / run.wall_seconds, 1),
