@@ -167,8 +167,9 @@ def test_run_rtl_exits_1_when_the_rtl_differs(real_artifacts, tmp_path, capsys, 
         out[2, 0] += 1
         n = len(xs)
         run = native_chip.ChipRun(outputs=[], status=[], cycles=np.full(n, 10 ** 6), run_clocks=np.full(n, 10 ** 6),
-                                  run_seconds=np.full(n, 0.1), run_cpu_seconds=np.full(n, 0.1), sample_seconds=np.full(n, 0.1), clocks=0, seconds=1.0,
-                                  build_seconds=0.0, wall_seconds=1.0)
+                                  run_seconds=np.full(n, 0.1), run_cpu_seconds=np.full(n, 0.1),
+                                  sample_seconds=np.full(n, 0.1), clocks=0, seconds=1.0, build_seconds=0.0,
+                                  wall_seconds=1.0)
         return out, run
 
     monkeypatch.setattr(native_chip, "run_program_native", fake)

@@ -268,8 +268,7 @@ def run_chip_native(program, cfg, samples: list, reads: list, limit: int | None 
     lines = chip_stimulus(images, samples, reads, depths, limit)
     exe, build_s = build_native("chip", hw)
     out = _run(exe, lines, "chip", timeout=timeout)
-    reads_of, runs, marks, stats, status_words = [], [], [], (0, 0.0), []
-    pending = []
+    runs, marks, stats, status_words, pending = [], [], (0, 0.0), [], []
     for line in out:
         tok = line.split()
         if tok[0] == "r":
