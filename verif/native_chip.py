@@ -34,7 +34,8 @@ from dbpim.model import isa
 from dbpim.verif.native import NativeError, _config, _run, build_native
 
 __all__ = ["ChipRun", "ChipRunError", "chip_depths", "program_images", "unloadable_images", "check_fits",
-           "pending_instructions", "chip_stimulus", "run_chip_native", "run_program_native", "RESET_CYCLES"]
+           "pending_instructions", "chip_stimulus", "run_chip_native", "run_program_native", "model_cycles",
+           "RESET_CYCLES"]
 
 #: Cycles of ``rst`` before the images are loaded.
 RESET_CYCLES = 4
@@ -317,3 +318,21 @@ def run_program_native(program, xs, cfg, timeout: float | None = None) -> tuple[
     run.check()
     out = np.stack([o[0] for o in run.outputs]) if len(xs) else np.zeros((0, n), np.int64)
     return out.reshape((len(xs),) + shape_out), run
+
+
+def model_cycles(program, xs, lanes: int) -> np.ndarray:
+    """The RTL chip's ``CYCLES`` of each sample of ``xs`` (quantized inputs, as :func:`run_program_native` takes
+    them) as :func:`model.chip_timing.program_cycles` counts them: once for a program without PIM (its cycles
+    do not depend on the data), else per sample from the ACT it starts from (zero but the input; the PIM
+    instructions' cycles depend on the inputs). Raises ValueError for an instruction it has no cycles for."""
+    from dbpim.model.chip_timing import program_cycles
+    xs = np.asarray(xs)
+    if all(isa.decode(int(w))["op"] != "PIM" for w in program.imem):
+        return np.full(len(xs), program_cycles(program, lanes), np.int64)
+    base = int(program.input["addr"])
+    out = []
+    for x in xs:
+        act = np.zeros(max(1, int(program.act_words)), np.int64)
+        act[base:base + x.size] = x.reshape(-1)
+        out.append(program_cycles(program, lanes, act=act))
+    return np.array(out, np.int64)

@@ -85,16 +85,15 @@ def _check_rtl(chip, art) -> None:
 def _run_rtl(chip, art, xf) -> dict:
     """The samples on the RTL chip (native harness): output integers, ``CYCLES`` and the harness's figures."""
     from dbpim.model.chip import quantize_input
-    from dbpim.model.chip_timing import program_cycles
     from dbpim.verif.native import NativeError
-    from dbpim.verif.native_chip import run_program_native
+    from dbpim.verif.native_chip import model_cycles, run_program_native
     q = quantize_input(xf, chip.plan.quants[chip.plan.input])
     try:
         logits, run = run_program_native(chip.program, q, art.hw)
     except NativeError as e:  # a stopped run (ChipRunError, one line naming the instruction) or a failed build
         raise CommandError(f"--rtl: {e}") from None
     try:
-        model = int(program_cycles(chip.program, art.hw.system.simd_lanes))
+        model = model_cycles(chip.program, q, art.hw.system.simd_lanes)
     except ValueError:  # an instruction model.chip_timing has no cycles for
         model = None
     return {"logits": logits, "cycles": run.cycles, "model": model, "run": run}
@@ -192,12 +191,13 @@ def command(artifact, data, samples, batch_size, rtl, out):
         run = r["run"]
         cyc = r["cycles"]
         res["logits_equal_to_golden"] = equal
-        res["cycles_model"]["chip_cycles"] = r["model"]
+        m = r["model"]
+        res["cycles_model"]["chip_cycles"] = None if m is None else float(m.mean())
         res["cycles_model"]["chip_cycles_what"] = (
-            "per inference: the RTL chip's CYCLES as model.chip_timing.program_cycles counts it (null: an "
-            "instruction it has no cycles for)")
+            "per inference (mean over the samples): the RTL chip's CYCLES as model.chip_timing.program_cycles "
+            "counts it (null: an instruction it has no cycles for)")
         res["cycles_rtl"] = {"per_inference": float(cyc.mean()), "min": int(cyc.min()), "max": int(cyc.max()),
-                             "equal_model": None if r["model"] is None else bool((cyc == r["model"]).all()),
+                             "equal_model": None if m is None else bool((cyc == m).all()),
                              "what": "the RTL chip's CYCLES register (START to DONE) per inference"}
         res["rtl"] = {"configuration": art.hw.name, "harness_build_s": run.build_seconds,
                       "wall_per_inference_s": float(run.sample_seconds.mean()),
@@ -242,9 +242,9 @@ def command(artifact, data, samples, batch_size, rtl, out):
     if r is not None:
         diff = np.flatnonzero((r["logits"] != logits).reshape(S, -1).any(axis=1))
         same = "yes" if not diff.size else f"NO ({diff.size} of {S} samples differ, first sample {int(diff[0])})"
-        cr, m = res["cycles_rtl"], r["model"]
+        cr, m = res["cycles_rtl"], res["cycles_model"]["chip_cycles"]
         vs = "no cycle model" if m is None else \
-            f"model.chip_timing {m}: {'equal' if cr['equal_model'] else 'NOT EQUAL'}"
+            f"model.chip_timing {m:.0f}: {'equal' if cr['equal_model'] else 'NOT EQUAL'}"
         rr = res["rtl"]
         click.echo(f"{art.network}: RTL chip (dbpim_chip, native Verilator, {rr['configuration']}){pct('rtl')}, "
                    f"output equal to the golden chip's: {same}; CYCLES {cr['per_inference']:.0f} per inference "
