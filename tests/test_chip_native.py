@@ -143,3 +143,15 @@ def test_demo_smallcnn_on_the_rtl_chip(real_artifacts):
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(got, torch_int)
     np.testing.assert_array_equal(run.cycles, model_cycles(chip.program, q, art.hw.system.simd_lanes))
+
+
+def test_a_chip_the_generator_refuses_is_one_line(hw, monkeypatch):
+    """A generator parameter out of its range for the configuration (the generator raises ValueError) comes back
+    as one ChipRunError line naming the configuration."""
+    from dbpim.verif import native_chip
+
+    def refuse(block, cfg):
+        raise ValueError("psum_bits: must be an integer in [1, 32], got 33")
+    monkeypatch.setattr(native_chip, "build_native", refuse)
+    with pytest.raises(ChipRunError, match=r"^configuration small: the chip cannot be generated: psum_bits: "):
+        run_chip_native(_one(isa.encode("HALT")), hw, [{}], [])

@@ -267,7 +267,10 @@ def run_chip_native(program, cfg, samples: list, reads: list, limit: int | None 
         except (ValueError, KeyError):
             limit = 10 ** 8
     lines = chip_stimulus(images, samples, reads, depths, limit)
-    exe, build_s = build_native("chip", hw)
+    try:
+        exe, build_s = build_native("chip", hw)
+    except ValueError as e:  # a generator parameter the configuration gives out of its range: one line
+        raise ChipRunError(f"configuration {hw.name}: the chip cannot be generated: {e}") from None
     out = _run(exe, lines, "chip", timeout=timeout)
     runs, marks, stats, status_words, pending = [], [], (0, 0.0), [], []
     for line in out:
