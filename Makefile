@@ -147,9 +147,10 @@ $(DEMO_ARTIFACT)/manifest.yaml: | $(STAMP)
 	$(VPY) -m dbpim demo --stages 3 --out $(OUTDIR)/demo
 
 # The whole digits test set of the demo network on the RTL chip (dbpim_chip on the native Verilator harness,
-# `dbpim run --rtl`): prints the accuracy of the RTL chip next to the golden chip's and the torch integer
-# path's (equal when the RTL is right; exit status 1 when its outputs or CYCLES differ). Refused in one line
-# naming the op while the RTL chip does not run an instruction of the network (model.isa.RTL_PENDING).
+# `dbpim run --rtl`), built for the artifact's configuration (the demo's: paper): prints the accuracy of the RTL
+# chip next to the golden chip's and the torch integer path's (equal when the RTL is right; exit status 1 when
+# its outputs or CYCLES differ). Refused in one line naming the op while the RTL chip does not run an
+# instruction of the network (model.isa.RTL_PENDING).
 chip-accuracy: install $(DEMO_ARTIFACT)/manifest.yaml
 	$(VPY) -m dbpim run --rtl --artifact $(DEMO_ARTIFACT) --data digits --out $(OUTDIR)/chip-accuracy
 
