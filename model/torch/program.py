@@ -4,8 +4,10 @@
 writes each node as a :mod:`model.program` op: the QLayers as ``mapped`` ops
 (their activation scale, signedness, folded bias and the names of their
 artifact records), and the float ops between them as the ops
-:mod:`model.predict` runs. A node it cannot express (an unfolded BatchNorm,
-a depthwise convolution, attention, a batch axis other than 0, ...) becomes
+:mod:`model.predict` runs, with the parameters it needs to compute them as
+torch does (a depthwise convolution's unfolded weights and BatchNorm, an
+unfolded BatchNorm's statistics). A node it cannot express (attention, GELU,
+softmax, LayerNorm, a batch axis other than 0, ...) becomes
 an ``unsupported`` op naming it: the artifact stays valid and
 ``Artifact.predict`` refuses it with one line.
 """
@@ -30,6 +32,9 @@ _IDENTITY = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropou
 _RESHAPES = {"flatten", "reshape", "view", "squeeze", "unsqueeze", "contiguous", "unflatten"}
 _FN_CLAMPS = {F.relu: (0.0, None), torch.relu: (0.0, None), F.relu6: (0.0, 6.0), "relu": (0.0, None)}
 _ADDS = (operator.add, operator.iadd, torch.add, "add", "add_")
+_MULS = (operator.mul, operator.imul, torch.mul, "mul", "mul_")
+_SIGMOIDS = (torch.sigmoid, F.sigmoid, "sigmoid")
+_SILUS = (F.silu,)
 
 
 class _Unsupported(Exception):
@@ -67,6 +72,18 @@ def _module_op(m: nn.Module, node: fx.Node) -> dict:
                 "dilation": _pair(m.dilation)}
     if type(m) is nn.AdaptiveAvgPool2d and _pair(m.output_size) == [1, 1]:
         return {"op": "mean", "axes": [1, 2], "keepdim": True}
+    if type(m) is nn.AvgPool2d:
+        if m.ceil_mode or m.divisor_override is not None:
+            raise _Unsupported("AvgPool2d with ceil_mode or divisor_override")
+        return {"op": "avgpool2d", "kernel": _pair(m.kernel_size),
+                "stride": _pair(m.stride if m.stride is not None else m.kernel_size), "padding": _pair(m.padding),
+                "count_include_pad": bool(m.count_include_pad)}
+    if type(m) is nn.Sigmoid:
+        return {"op": "sigmoid"}
+    if type(m) is nn.SiLU:
+        return {"op": "silu"}
+    if type(m) in (nn.BatchNorm1d, nn.BatchNorm2d):
+        return _batchnorm_op(m, node)
     if _is_depthwise(m):
         return _depthwise_op(m, node)
     if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
@@ -90,17 +107,46 @@ def _folded_bn(node: fx.Node, mods: dict):
     return users[0]
 
 
+def _bn_arrays(bn) -> dict:
+    """The eval-mode BatchNorm's running statistics and affine parameters (float32 (C,) arrays), its eps."""
+    c = bn.num_features
+    w = bn.weight.detach() if bn.weight is not None else torch.ones(c)
+    b = bn.bias.detach() if bn.bias is not None else torch.zeros(c)
+    return {"mean": bn.running_mean.detach().float().numpy().copy(), "var": bn.running_var.detach().float().numpy().copy(),
+            "weight": w.float().numpy().copy(), "bias": b.float().numpy().copy(), "eps": float(bn.eps)}
+
+
+def _batchnorm_op(bn, node: fx.Node) -> dict:
+    """An eval-mode BatchNorm that is not folded into a mapped layer (torch runs it in float32)."""
+    if bn.training or bn.running_mean is None:
+        raise _Unsupported(f"{type(bn).__name__} in training mode or without running statistics")
+    shape = node.meta["shape1"]
+    if type(bn) is nn.BatchNorm2d and len(shape) != 4 or type(bn) is nn.BatchNorm1d and len(shape) != 3:
+        raise _Unsupported(f"{type(bn).__name__} on a {len(shape)}-D value (predict runs BatchNorm2d on (N, C, H, W) "
+                           "and BatchNorm1d on (N, C, L))")
+    return {"op": "batchnorm", **_bn_arrays(bn)}
+
+
 def _depthwise_op(m: nn.Conv2d, node: fx.Node) -> dict:
-    """A depthwise Conv2d as a ``depthwise`` op, with the BatchNorm that alone reads it folded in."""
+    """A depthwise Conv2d as a ``depthwise`` op, with the BatchNorm that alone reads it folded in.
+
+    The op also keeps the torch network's unfolded form for :mod:`model.predict`: the convolution's own
+    float32 weights and bias (``dw_weight``, ``dw_bias``) and the BatchNorm's (``bn_*``).
+    """
     w = m.weight.detach().double()[:, 0]
     b = m.bias.detach().double() if m.bias is not None else torch.zeros(m.out_channels, dtype=torch.float64)
     bn = node.meta.get("dbpim_folded_bn")
     if bn is not None:
         k = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
         w, b = w * k[:, None, None], (b - bn.running_mean.double()) * k + bn.bias.detach().double()
-    return {"op": "depthwise", "kernel": _pair(m.kernel_size), "stride": _pair(m.stride),
-            "padding": _pair(conv_padding(m)), "dilation": _pair(m.dilation),
-            "weight": w.numpy().astype(np.float32), "bias": b.numpy().astype(np.float32)}
+    op = {"op": "depthwise", "kernel": _pair(m.kernel_size), "stride": _pair(m.stride),
+          "padding": _pair(conv_padding(m)), "dilation": _pair(m.dilation),
+          "weight": w.numpy().astype(np.float32), "bias": b.numpy().astype(np.float32),
+          "dw_weight": m.weight.detach()[:, 0].float().numpy().copy(),
+          "dw_bias": None if m.bias is None else m.bias.detach().float().numpy().copy()}
+    if bn is not None:
+        op.update({f"bn_{k}": v for k, v in _bn_arrays(bn).items()})
+    return op
 
 
 def _function_op(node: fx.Node) -> dict:
@@ -110,6 +156,14 @@ def _function_op(node: fx.Node) -> dict:
         if len(node.args) != 2 or len(tensors) != 2 or node.kwargs:
             raise _Unsupported("add with a constant or alpha")
         return {"op": "add"}
+    if t in _MULS:
+        if len(node.args) != 2 or len(tensors) != 2 or node.kwargs:
+            raise _Unsupported("mul with a constant")
+        return {"op": "mul"}
+    if t in _SIGMOIDS and len(node.args) == 1 and not node.kwargs:
+        return {"op": "sigmoid"}
+    if t in _SILUS and len(node.args) == 1 and not node.kwargs.get("inplace", False):
+        return {"op": "silu"}
     if t in _FN_CLAMPS and not node.kwargs.get("inplace", False) and len(node.args) == 1:
         lo, hi = _FN_CLAMPS[t]
         return {"op": "clamp", "lo": lo, "hi": hi}
@@ -225,7 +279,7 @@ def network_program(gm: fx.GraphModule, samples: torch.Tensor, records: list,
                         ranges[node.name] = ranges[bn_name]
             else:
                 rec.update(_function_op(node))
-            if rec["op"] not in ("input", "add") and len(inputs) != 1:
+            if rec["op"] not in ("input", "add", "mul") and len(inputs) != 1:
                 raise _Unsupported(f"{rec['op']} with {len(inputs)} tensor inputs")
         except _Unsupported as e:
             if node.op == "placeholder":
