@@ -161,6 +161,11 @@ _EXP_POLY = tuple(_F32(c) for c in (0.000198527617612853646278381, 0.00139304355
 def _expf(d: np.ndarray) -> np.ndarray:
     """``exp`` of float32 ``d`` as SLEEF's ``expf_u10`` computes it (round, two-step reduction, FMAs)."""
     d = np.asarray(d, _F32)
+    with np.errstate(over="ignore", invalid="ignore"):  # |d| > 100: overridden below
+        return _expf_in(d)
+
+
+def _expf_in(d: np.ndarray) -> np.ndarray:
     q = np.rint(np.clip(d * _R_LN2F, _F32(-200), _F32(200)))  # |d| > 104 is overridden below
     s = _fma(q, -_L2UF, d)
     s = _fma(q, -_L2LF, s)
@@ -175,12 +180,17 @@ def _expf(d: np.ndarray) -> np.ndarray:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    """torch.sigmoid (float32, vectorised): ``1 / (1 + exp(-x))``."""
+    """torch.sigmoid (float32, vectorised): ``1 / (1 + exp(-x))``.
+
+    torch computes the last ``numel % 16`` elements of a call (and of each
+    thread's share of a large tensor) with the scalar ``std::exp`` instead;
+    there the two can differ in the last bit (docs/design.md §8).
+    """
     return _F32(1) / (_F32(1) + _expf(-x))
 
 
 def _silu(x: np.ndarray) -> np.ndarray:
-    """F.silu (float32, vectorised): ``x / (1 + exp(-x))``."""
+    """F.silu (float32, vectorised): ``x / (1 + exp(-x))``; the scalar tail as in :func:`_sigmoid`."""
     return x / (_F32(1) + _expf(-x))
 
 
