@@ -181,6 +181,7 @@ def perf_model_speed(names=tuple(PERF_NETWORKS), with_torch: bool = True) -> dic
 PREDICT_NETWORKS = {
     "smallcnn-digits": (dict(model="smallcnn", data="digits", width=1.0, n_train=64, n_test=512), 512),
     "resnet18-w0.25-32x32": (dict(model="resnet18", data="digits32", width=0.25, n_train=64, n_test=256), 256),
+    "mobilenetv2-w0.25-32x32": (dict(model="mobilenetv2", data="digits32", width=0.25, n_train=64, n_test=256), 256),
 }
 
 

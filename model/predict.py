@@ -356,9 +356,9 @@ class Predictor:
                                f"{', '.join(k for k in RUNNABLE if k != 'input')}")
         old = next((op for op in prog["ops"] if op["op"] == "depthwise" and "dw_weight" not in op), None)
         if old is not None:
-            raise PredictError(f"artifact {artifact.path or artifact.network}: depthwise op {old['name']!r} was "
-                               f"written without the unfolded weights predict needs ({', '.join(DEPTHWISE_TORCH)}); "
-                               "recompile it (dbpim compile) to use predict")
+            raise PredictError(f"artifact {artifact.path or artifact.network}: op {old['name']!r} (depthwise) cannot "
+                               "be run by model.predict: it was written without the unfolded weights predict needs "
+                               f"({', '.join(DEPTHWISE_TORCH)}); recompile it (dbpim compile) to use predict")
         records = {r.name: r for r in artifact.layers if r.mapped}
         self.program = prog
         self.input_shape = tuple(prog["input"]["shape"])
