@@ -319,6 +319,48 @@ def _mean(x: np.ndarray, op: dict) -> np.ndarray:
     return (s / _F32(n)).astype(_F32)
 
 
+def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    """Softmax over ``axis`` in float64 (exact to double precision), rounded once to float32.
+
+    torch's vectorised softmax uses its own ``exp`` and summation order, not
+    replayed here: the two can differ in the last bit (docs/design.md §8).
+    """
+    x = x.astype(np.float64)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return (e / e.sum(axis=axis, keepdims=True)).astype(_F32)
+
+
+def _layernorm(x: np.ndarray, op: dict) -> np.ndarray:
+    """LayerNorm over the last ``weight.ndim`` axes in float64 (biased variance), rounded once to float32;
+    torch's rowwise moments add in float32 in another order (last-bit differences, docs/design.md §8)."""
+    axes = tuple(range(x.ndim - op["weight"].ndim, x.ndim))
+    v = x.astype(np.float64)
+    mean = v.mean(axis=axes, keepdims=True)
+    var = ((v - mean) ** 2).mean(axis=axes, keepdims=True)
+    y = (v - mean) / np.sqrt(var + op["eps"]) * op["weight"].astype(np.float64) + op["bias"].astype(np.float64)
+    return y.astype(_F32)
+
+
+_ERF = np.frompyfunc(math.erf, 1, 1)
+
+
+def _gelu(x: np.ndarray, approximate: str) -> np.ndarray:
+    """GELU in float64 (``math.erf``; or the tanh form), rounded once to float32 (torch's vectorised erf is an
+    approximation of its own: last-bit differences, docs/design.md §8)."""
+    v = x.astype(np.float64)
+    if approximate == "tanh":
+        y = 0.5 * v * (1 + np.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3)))
+    else:
+        y = 0.5 * v * (1 + _ERF(v / math.sqrt(2)).astype(np.float64))
+    return y.astype(_F32)
+
+
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Activation x activation matmul: the float64 product (exact to double precision) rounded once to float32;
+    torch's float32 GEMM adds in blocks in float32 (last-bit differences, docs/design.md §8)."""
+    return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(_F32)
+
+
 def check_input(x, input_shape: tuple) -> np.ndarray:
     """``x`` as a float32 (S, *input_shape) array; one-line :class:`PredictError` otherwise."""
     if not isinstance(x, np.ndarray):
@@ -415,6 +457,18 @@ class Predictor:
                 y = _depthwise(a[0], op, self.bn.get(op["name"]))
             elif kind == "avgpool2d":
                 y = _avgpool2d(a[0], op)
+            elif kind == "transpose":
+                y = a[0].transpose((0,) + tuple(p + 1 for p in op["perm"]))
+            elif kind == "scale":
+                y = a[0] * _F32(op["value"])
+            elif kind == "matmul":
+                y = _matmul(a[0], a[1])
+            elif kind == "softmax":
+                y = _softmax(a[0], op["axis"] + 1)
+            elif kind == "layernorm":
+                y = _layernorm(a[0], op)
+            elif kind == "gelu":
+                y = _gelu(a[0], op["approximate"])
             else:  # refused in __init__
                 raise PredictError(f"op {op['name']!r}: {kind} cannot be run")
             vals[op["name"]] = y

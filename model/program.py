@@ -53,6 +53,12 @@ OPS = {
     "silu": "elementwise x / (1 + exp(-x)) (SiLU, swish)",
     "mul": "elementwise product of two inputs, broadcast like NumPy (the squeeze-excitation gate)",
     "avgpool2d": "2-D average pooling: kernel, stride, padding (zeros), count_include_pad; floor mode",
+    "transpose": "a permutation 'perm' of the per-sample axes (transpose, permute)",
+    "scale": "elementwise x * value (a float32 constant: the attention's 1 / sqrt(head_dim))",
+    "matmul": "the matrix product of two inputs over their last two axes, leading axes broadcast (attention)",
+    "softmax": "softmax over the per-sample 'axis'",
+    "layernorm": "LayerNorm over the last len(weight.shape) axes: (x - mean) / sqrt(var + eps) * weight + bias",
+    "gelu": "elementwise GELU, 'approximate' none (erf) or tanh",
     "unsupported": "an operation model.predict cannot run ('what' names it); predict refuses the program",
 }
 #: The ops :mod:`model.predict` runs.
@@ -77,6 +83,26 @@ def op_shape(op: dict, ins: list[tuple], records: dict) -> tuple:
     kind = op["op"]
     if kind in ("clamp", "identity", "sigmoid", "silu"):
         return ins[0]
+    if kind == "transpose":
+        perm = op["perm"]
+        if sorted(perm) != list(range(len(ins[0]))):
+            raise ValueError(f"perm {perm} must be a permutation of the {len(ins[0])} per-sample axes")
+        return tuple(ins[0][a] for a in perm)
+    if kind in ("scale", "gelu", "layernorm"):
+        return ins[0]
+    if kind == "softmax":
+        if op["axis"] >= len(ins[0]):
+            raise ValueError(f"axis {op['axis']} is not an axis of the per-sample shape {list(ins[0])}")
+        return ins[0]
+    if kind == "matmul":
+        a, b = ins
+        if len(a) < 2 or len(b) < 2 or a[-1] != b[-2]:
+            raise ValueError(f"inputs of shapes {list(a)} and {list(b)} cannot be multiplied (last axis of the "
+                             "first must equal the second's next-to-last)")
+        lead_a, lead_b = a[:-2], b[:-2]
+        if len(lead_a) != len(lead_b) or any(u != v and 1 not in (u, v) for u, v in zip(lead_a, lead_b)):
+            raise ValueError(f"leading axes {list(lead_a)} and {list(lead_b)} must broadcast (same rank)")
+        return tuple(max(u, v) for u, v in zip(lead_a, lead_b)) + (a[-2], b[-1])
     if kind == "batchnorm":
         if len(ins[0]) < 1:
             raise ValueError("input must have a channel axis (C, ...) per sample")
@@ -212,9 +238,15 @@ _PARAMS = {  # op -> {field: (check, allowed)}
                   "stride": (lambda v: _ints(v, 2, 1), "a list of 2 integers >= 1"),
                   "padding": (lambda v: _ints(v, 2, 0), "a list of 2 integers >= 0"),
                   "count_include_pad": (lambda v: isinstance(v, bool), "true or false")},
+    "transpose": {"perm": (lambda v: _ints(v, lo=0) and len(v) > 0, "a list of integers >= 0")},
+    "scale": {"value": (lambda v: isinstance(v, float) and math.isfinite(v) and float(np.float32(v)) == v,
+                        "a finite float32 value")},
+    "softmax": {"axis": (lambda v: type(v) is int and v >= 0, "an integer >= 0")},
+    "layernorm": {"eps": (lambda v: isinstance(v, float) and math.isfinite(v) and v > 0, "a finite number > 0")},
+    "gelu": {"approximate": (lambda v: v in ("none", "tanh"), "none or tanh")},
     "unsupported": {"what": (lambda v: isinstance(v, str), "a string")},
 }
-_ARITY = {"input": 0, "add": 2, "mul": 2}
+_ARITY = {"input": 0, "add": 2, "mul": 2, "matmul": 2}
 
 
 def read(root: Path, doc, records: list, where: str, error=ValueError) -> dict | None:
@@ -309,6 +341,15 @@ def read(root: Path, doc, records: list, where: str, error=ValueError) -> dict |
                     if not (isinstance(eps, float) and math.isfinite(eps) and eps > 0):
                         raise error(f"{wo}.bn_eps' must be a finite number > 0, got {eps!r}")
                     op["bn_eps"] = eps
+        if kind == "layernorm":
+            key = rec.get("weight")
+            nshape = arrays[key].shape if isinstance(key, str) and key in arrays else None
+            xs = shapes[inputs[0]] if inputs else ()
+            if nshape is None or not nshape or tuple(xs[len(xs) - len(nshape):]) != nshape:
+                raise error(f"{wo}.weight' must name a float32 array of program.npz shaped like the last axes of "
+                            f"the input {list(xs)}, got {key!r}")
+            for k in ("weight", "bias"):
+                op[k] = _array(rec, k, arrays, fpath, wo, nshape, error)
         if kind == "batchnorm":
             c = shapes[inputs[0]][0] if inputs and shapes[inputs[0]] else 0
             for k in ("mean", "var", "weight", "bias"):

@@ -178,3 +178,40 @@ def test_zoo_network_via_the_flow(tmp_path, name):
                 n_test=128, width=0.125, n_record=1)
     art = gart.load(res["artifact"])
     _agree(art, res, {"depthwise", "mean", "add"} | ({"silu", "sigmoid", "mul"} if name == "efficientnetb0" else set()))
+
+
+class TinyTransformer(nn.Module):
+    """Digits as 8 tokens of 8 pixels: an embedding, self-attention (``nn.MultiheadAttention``, decomposed by the
+    flow into mapped q/k/v/out projections and activation x activation matmuls with a softmax), post-norm
+    LayerNorms, a GELU feed-forward block, mean over the tokens, a classifier."""
+
+    def __init__(self, E=16, heads=2, classes=10):
+        super().__init__()
+        self.embed = nn.Linear(8, E)
+        self.attn = nn.MultiheadAttention(E, heads, batch_first=True)
+        self.ln1, self.ln2 = nn.LayerNorm(E), nn.LayerNorm(E)
+        self.ff1, self.ff2 = nn.Linear(E, 2 * E), nn.Linear(2 * E, E)
+        self.fc = nn.Linear(E, classes)
+
+    def forward(self, x):
+        t = self.embed(x.reshape(x.shape[0], 8, 8))
+        a, _ = self.attn(t, t, t, need_weights=False)
+        t = self.ln1(t + a)
+        t = self.ln2(t + self.ff2(F.gelu(self.ff1(t))))
+        return self.fc(t.mean(1))
+
+
+def test_attention_network_via_the_flow(tmp_path):
+    """matmul, softmax, LayerNorm, GELU and a mean over tokens run in float64, rounded once (not torch's order):
+    argmax on every sample, equal logits on at least 90 % (measured: all 256)."""
+    torch.manual_seed(0)
+    res = _flow(TinyTransformer(), "digits", tmp_path / "out", epochs=2, finetune_epochs=0.5, qat_epochs=0.5,
+                n_train=256, n_test=256)
+    art = gart.load(res["artifact"])
+    ops = {op["op"] for op in art.program["ops"]}
+    assert {"matmul", "softmax", "layernorm", "gelu", "transpose", "scale", "mean"} <= ops
+    logits = art.predict(res["x"])
+    same = float((logits == res["logits"]).all(axis=1).mean())
+    print(f"tiny transformer: {len(logits)} samples, logits equal on {same:.4f}")
+    assert (logits.argmax(1) == res["logits"].argmax(1)).all()
+    assert same >= 0.9

@@ -84,6 +84,15 @@ def _module_op(m: nn.Module, node: fx.Node) -> dict:
         return {"op": "silu"}
     if type(m) in (nn.BatchNorm1d, nn.BatchNorm2d):
         return _batchnorm_op(m, node)
+    if type(m) is nn.Softmax:
+        return _softmax_op(node, m.dim)
+    if type(m) is nn.GELU:
+        return {"op": "gelu", "approximate": m.approximate}
+    if type(m) is nn.LayerNorm:
+        if m.weight is None or m.bias is None:
+            raise _Unsupported("LayerNorm without elementwise affine parameters")
+        return {"op": "layernorm", "weight": m.weight.detach().float().numpy().copy(),
+                "bias": m.bias.detach().float().numpy().copy(), "eps": float(m.eps)}
     if _is_depthwise(m):
         return _depthwise_op(m, node)
     if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
@@ -149,9 +158,49 @@ def _depthwise_op(m: nn.Conv2d, node: fx.Node) -> dict:
     return op
 
 
+def _axis(node: fx.Node, dim) -> int:
+    """The per-sample axis of the full-tensor ``dim`` of ``node``'s (first) input (batch axis 0 excluded)."""
+    nd = len(node.all_input_nodes[0].meta["shape1"])
+    if type(dim) is not int or not -nd <= dim < nd or dim % nd == 0:
+        raise _Unsupported(f"dim {dim!r} (predict runs per-sample axes of batch-first values)")
+    return dim % nd - 1
+
+
+def _softmax_op(node: fx.Node, dim) -> dict:
+    return {"op": "softmax", "axis": _axis(node, dim)}
+
+
 def _function_op(node: fx.Node) -> dict:
     t = node.target
     tensors = [a for a in node.args if isinstance(a, fx.Node)]
+    name = t if isinstance(t, str) else getattr(t, "__name__", "")
+    if t in _MULS and len(node.args) == 2 and len(tensors) == 1 and not node.kwargs:
+        c = next(a for a in node.args if not isinstance(a, fx.Node))
+        if isinstance(c, (int, float)) and not isinstance(c, bool) and np.isfinite(c):
+            return {"op": "scale", "value": float(np.float32(c))}  # torch multiplies by float32(c)
+    if t in (operator.matmul, torch.matmul, torch.bmm, "matmul", "bmm") and len(tensors) == 2 and not node.kwargs:
+        return {"op": "matmul"}
+    if name in ("transpose", "permute") and (node.op == "call_method" or t in (torch.transpose, torch.permute)):
+        dims = list(node.args[1:]) if not (len(node.args) == 2 and isinstance(node.args[1], (tuple, list))) \
+            else list(node.args[1])
+        nd = len(node.args[0].meta["shape1"])
+        if name == "transpose":
+            if len(dims) != 2:
+                raise _Unsupported("transpose without two dims")
+            a, b = (_axis(node, d) for d in dims)
+            perm = list(range(nd - 1))
+            perm[a], perm[b] = perm[b], perm[a]
+        else:
+            full = [d % nd if type(d) is int else -1 for d in dims]
+            if sorted(full) != list(range(nd)) or full[0] != 0:
+                raise _Unsupported(f"permute {dims} moves the batch axis")
+            perm = [d - 1 for d in full[1:]]
+        return {"op": "transpose", "perm": perm}
+    if t in (torch.softmax, F.softmax, "softmax") and not node.kwargs.get("dtype"):
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        return _softmax_op(node, dim)
+    if t in (F.gelu, "gelu"):
+        return {"op": "gelu", "approximate": node.kwargs.get("approximate", "none")}
     if t in _ADDS:
         if len(node.args) != 2 or len(tensors) != 2 or node.kwargs:
             raise _Unsupported("add with a constant or alpha")
@@ -167,7 +216,6 @@ def _function_op(node: fx.Node) -> dict:
     if t in _FN_CLAMPS and not node.kwargs.get("inplace", False) and len(node.args) == 1:
         lo, hi = _FN_CLAMPS[t]
         return {"op": "clamp", "lo": lo, "hi": hi}
-    name = t if isinstance(t, str) else getattr(t, "__name__", "")
     if name in _RESHAPES and (node.op == "call_method" or t in (torch.flatten, torch.reshape)):
         return {"op": "reshape"}
     if t is F.adaptive_avg_pool2d and len(node.args) == 2 and _pair(node.args[1]) == [1, 1]:
@@ -279,7 +327,7 @@ def network_program(gm: fx.GraphModule, samples: torch.Tensor, records: list,
                         ranges[node.name] = ranges[bn_name]
             else:
                 rec.update(_function_op(node))
-            if rec["op"] not in ("input", "add", "mul") and len(inputs) != 1:
+            if rec["op"] not in ("input", "add", "mul", "matmul") and len(inputs) != 1:
                 raise _Unsupported(f"{rec['op']} with {len(inputs)} tensor inputs")
         except _Unsupported as e:
             if node.op == "placeholder":
