@@ -330,15 +330,56 @@ def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return (e / e.sum(axis=axis, keepdims=True)).astype(_F32)
 
 
+def _ln64(v: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    """float64 LayerNorm of float64 ``v`` over its last ``weight.ndim`` axes (biased variance)."""
+    axes = tuple(range(v.ndim - weight.ndim, v.ndim))
+    mean = v.mean(axis=axes, keepdims=True)
+    var = ((v - mean) ** 2).mean(axis=axes, keepdims=True)
+    return (v - mean) / np.sqrt(var + eps) * weight.astype(np.float64) + bias.astype(np.float64)
+
+
 def _layernorm(x: np.ndarray, op: dict) -> np.ndarray:
     """LayerNorm over the last ``weight.ndim`` axes in float64 (biased variance), rounded once to float32;
     torch's rowwise moments add in float32 in another order (last-bit differences, docs/design.md §8)."""
-    axes = tuple(range(x.ndim - op["weight"].ndim, x.ndim))
-    v = x.astype(np.float64)
-    mean = v.mean(axis=axes, keepdims=True)
-    var = ((v - mean) ** 2).mean(axis=axes, keepdims=True)
-    y = (v - mean) / np.sqrt(var + op["eps"]) * op["weight"].astype(np.float64) + op["bias"].astype(np.float64)
-    return y.astype(_F32)
+    return _ln64(x.astype(np.float64), op["weight"], op["bias"], op["eps"]).astype(_F32)
+
+
+def _encoder_layer(x: np.ndarray, op: dict) -> np.ndarray:
+    """A whole ``nn.TransformerEncoderLayer`` (eval, no mask, batch first) in float64, rounded once to float32:
+    self-attention of ``heads`` heads, the feed-forward block with ReLU or GELU, LayerNorms after (or, with
+    ``norm_first``, before) each; torch runs it in float32 (last-bit differences, docs/design.md §8)."""
+    f = {k: op[k].astype(np.float64) for k in ("in_w", "in_b", "out_w", "out_b", "w1", "b1", "w2", "b2")}
+    S, L, E = x.shape
+    H = op["heads"]
+    D = E // H
+
+    def attention(t):
+        q, k, v = np.split(t @ f["in_w"].T + f["in_b"], 3, axis=-1)
+        q, k, v = (u.reshape(S, L, H, D).transpose(0, 2, 1, 3) for u in (q, k, v))
+        s = q @ k.transpose(0, 1, 3, 2) / math.sqrt(D)
+        e = np.exp(s - s.max(axis=-1, keepdims=True))
+        o = (e / e.sum(axis=-1, keepdims=True)) @ v
+        return o.transpose(0, 2, 1, 3).reshape(S, L, E) @ f["out_w"].T + f["out_b"]
+
+    def feed_forward(t):
+        h = t @ f["w1"].T + f["b1"]
+        h = np.maximum(h, 0) if op["activation"] == "relu" else 0.5 * h * (1 + _ERF(h / math.sqrt(2)).astype(np.float64))
+        return h @ f["w2"].T + f["b2"]
+
+    def ln1(t):
+        return _ln64(t, op["n1_w"], op["n1_b"], op["eps1"])
+
+    def ln2(t):
+        return _ln64(t, op["n2_w"], op["n2_b"], op["eps2"])
+
+    t = x.astype(np.float64)
+    if op["norm_first"]:
+        t = t + attention(ln1(t))
+        t = t + feed_forward(ln2(t))
+    else:
+        t = ln1(t + attention(t))
+        t = ln2(t + feed_forward(t))
+    return t.astype(_F32)
 
 
 _ERF = np.frompyfunc(math.erf, 1, 1)
@@ -469,6 +510,8 @@ class Predictor:
                 y = _layernorm(a[0], op)
             elif kind == "gelu":
                 y = _gelu(a[0], op["approximate"])
+            elif kind == "encoder_layer":
+                y = _encoder_layer(a[0], op)
             else:  # refused in __init__
                 raise PredictError(f"op {op['name']!r}: {kind} cannot be run")
             vals[op["name"]] = y

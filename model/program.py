@@ -59,6 +59,7 @@ OPS = {
     "softmax": "softmax over the per-sample 'axis'",
     "layernorm": "LayerNorm over the last len(weight.shape) axes: (x - mean) / sqrt(var + eps) * weight + bias",
     "gelu": "elementwise GELU, 'approximate' none (erf) or tanh",
+    "encoder_layer": "a whole nn.TransformerEncoderLayer (batch first, no mask; attention not decomposed) in float",
     "unsupported": "an operation model.predict cannot run ('what' names it); predict refuses the program",
 }
 #: The ops :mod:`model.predict` runs.
@@ -89,6 +90,10 @@ def op_shape(op: dict, ins: list[tuple], records: dict) -> tuple:
             raise ValueError(f"perm {perm} must be a permutation of the {len(ins[0])} per-sample axes")
         return tuple(ins[0][a] for a in perm)
     if kind in ("scale", "gelu", "layernorm"):
+        return ins[0]
+    if kind == "encoder_layer":
+        if len(ins[0]) != 2:
+            raise ValueError(f"input must be (tokens, features) per sample, got {list(ins[0])}")
         return ins[0]
     if kind == "softmax":
         if op["axis"] >= len(ins[0]):
@@ -244,6 +249,11 @@ _PARAMS = {  # op -> {field: (check, allowed)}
     "softmax": {"axis": (lambda v: type(v) is int and v >= 0, "an integer >= 0")},
     "layernorm": {"eps": (lambda v: isinstance(v, float) and math.isfinite(v) and v > 0, "a finite number > 0")},
     "gelu": {"approximate": (lambda v: v in ("none", "tanh"), "none or tanh")},
+    "encoder_layer": {"heads": (lambda v: type(v) is int and v >= 1, "an integer >= 1"),
+                      "norm_first": (lambda v: isinstance(v, bool), "true or false"),
+                      "activation": (lambda v: v in ("relu", "gelu"), "relu or gelu"),
+                      "eps1": (lambda v: isinstance(v, float) and math.isfinite(v) and v > 0, "a finite number > 0"),
+                      "eps2": (lambda v: isinstance(v, float) and math.isfinite(v) and v > 0, "a finite number > 0")},
     "unsupported": {"what": (lambda v: isinstance(v, str), "a string")},
 }
 _ARITY = {"input": 0, "add": 2, "mul": 2, "matmul": 2}
@@ -350,6 +360,17 @@ def read(root: Path, doc, records: list, where: str, error=ValueError) -> dict |
                             f"the input {list(xs)}, got {key!r}")
             for k in ("weight", "bias"):
                 op[k] = _array(rec, k, arrays, fpath, wo, nshape, error)
+        if kind == "encoder_layer":
+            xs = shapes[inputs[0]] if inputs else ()
+            E = xs[-1] if len(xs) == 2 else 0
+            if E % op["heads"]:
+                raise error(f"{wo}.heads' must divide the {E} features, got {op['heads']}")
+            key = rec.get("w1")
+            F = arrays[key].shape[0] if isinstance(key, str) and key in arrays and arrays[key].ndim == 2 else 0
+            for k, ashape in (("in_w", (3 * E, E)), ("in_b", (3 * E,)), ("out_w", (E, E)), ("out_b", (E,)),
+                              ("w1", (F, E)), ("b1", (F,)), ("w2", (E, F)), ("b2", (E,)), ("n1_w", (E,)),
+                              ("n1_b", (E,)), ("n2_w", (E,)), ("n2_b", (E,))):
+                op[k] = _array(rec, k, arrays, fpath, wo, ashape, error)
         if kind == "batchnorm":
             c = shapes[inputs[0]][0] if inputs and shapes[inputs[0]] else 0
             for k in ("mean", "var", "weight", "bias"):

@@ -215,3 +215,34 @@ def test_attention_network_via_the_flow(tmp_path):
     print(f"tiny transformer: {len(logits)} samples, logits equal on {same:.4f}")
     assert (logits.argmax(1) == res["logits"].argmax(1)).all()
     assert same >= 0.9
+
+
+class EncoderNet(nn.Module):
+    """Digits as 8 tokens: an embedding, one ``nn.TransformerEncoderLayer`` (its attention inside a torch.nn
+    module stays whole: float on the SIMD core), a mean over the tokens, a classifier."""
+
+    def __init__(self, E=16, classes=10, norm_first=False, activation="relu"):
+        super().__init__()
+        self.embed = nn.Linear(8, E)
+        self.enc = nn.TransformerEncoderLayer(E, 2, 2 * E, dropout=0.0, activation=activation, batch_first=True,
+                                              norm_first=norm_first)
+        self.fc = nn.Linear(E, classes)
+
+    def forward(self, x):
+        return self.fc(self.enc(self.embed(x.reshape(x.shape[0], 8, 8))).mean(1))
+
+
+@pytest.mark.parametrize("norm_first, activation", [(False, "relu"), (True, "gelu")])
+def test_transformer_encoder_layer_via_the_flow(tmp_path, norm_first, activation):
+    """A whole TransformerEncoderLayer in float64 (torch: float32, its own orders): argmax on every sample,
+    equal logits on at least 90 %."""
+    torch.manual_seed(0)
+    res = _flow(EncoderNet(norm_first=norm_first, activation=activation), "digits", tmp_path / "out", epochs=2,
+                finetune_epochs=0.5, qat_epochs=0.5, n_train=256, n_test=256)
+    art = gart.load(res["artifact"])
+    assert "encoder_layer" in {op["op"] for op in art.program["ops"]}
+    logits = art.predict(res["x"])
+    same = float((logits == res["logits"]).all(axis=1).mean())
+    print(f"encoder layer (norm_first={norm_first}, {activation}): {len(logits)} samples, logits equal on {same:.4f}")
+    assert (logits.argmax(1) == res["logits"].argmax(1)).all()
+    assert same >= 0.9

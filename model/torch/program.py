@@ -84,6 +84,8 @@ def _module_op(m: nn.Module, node: fx.Node) -> dict:
         return {"op": "silu"}
     if type(m) in (nn.BatchNorm1d, nn.BatchNorm2d):
         return _batchnorm_op(m, node)
+    if type(m) is nn.TransformerEncoderLayer:
+        return _encoder_layer_op(m, node)
     if type(m) is nn.Softmax:
         return _softmax_op(node, m.dim)
     if type(m) is nn.GELU:
@@ -156,6 +158,34 @@ def _depthwise_op(m: nn.Conv2d, node: fx.Node) -> dict:
     if bn is not None:
         op.update({f"bn_{k}": v for k, v in _bn_arrays(bn).items()})
     return op
+
+
+def _encoder_layer_op(m: nn.TransformerEncoderLayer, node: fx.Node) -> dict:
+    """A whole ``nn.TransformerEncoderLayer`` (float on the SIMD core; its attention is not decomposed):
+    its weights as float32 arrays, run by :mod:`model.predict` in float64."""
+    a = m.self_attn
+    if any(v is not None and v is not False for v in node.kwargs.values()) or len(node.args) != 1:
+        raise _Unsupported("TransformerEncoderLayer with a mask or is_causal")
+    if not a.batch_first or not a._qkv_same_embed_dim or a.bias_k is not None or a.add_zero_attn:
+        raise _Unsupported("TransformerEncoderLayer without batch_first or with add_bias_kv / add_zero_attn / kdim")
+    act = {1: "relu", 2: "gelu"}.get(getattr(m, "activation_relu_or_gelu", 0))
+    if act is None:
+        raise _Unsupported("TransformerEncoderLayer with an activation other than relu or gelu")
+    E = a.embed_dim
+
+    def arr(p, shape):
+        return (p.detach().float().numpy().copy() if p is not None else np.zeros(shape, np.float32))
+
+    return {"op": "encoder_layer", "heads": int(a.num_heads), "norm_first": bool(m.norm_first), "activation": act,
+            "eps1": float(m.norm1.eps), "eps2": float(m.norm2.eps),
+            "in_w": arr(a.in_proj_weight, (3 * E, E)), "in_b": arr(a.in_proj_bias, (3 * E,)),
+            "out_w": arr(a.out_proj.weight, (E, E)), "out_b": arr(a.out_proj.bias, (E,)),
+            "w1": arr(m.linear1.weight, None), "b1": arr(m.linear1.bias, (m.linear1.out_features,)),
+            "w2": arr(m.linear2.weight, None), "b2": arr(m.linear2.bias, (E,)),
+            "n1_w": arr(m.norm1.weight, None) if m.norm1.weight is not None else np.ones(E, np.float32),
+            "n1_b": arr(m.norm1.bias, (E,)),
+            "n2_w": arr(m.norm2.weight, None) if m.norm2.weight is not None else np.ones(E, np.float32),
+            "n2_b": arr(m.norm2.bias, (E,))}
 
 
 def _axis(node: fx.Node, dim) -> int:
