@@ -207,22 +207,43 @@ def _batchnorm(x: np.ndarray, terms: tuple) -> np.ndarray:
     return _fma(x, alpha, beta)
 
 
+#: Depthwise work per chunk of samples (elements of one output buffer): the float64 buffers stay in cache
+_DW_CHUNK = 1 << 15
+
+
 def _depthwise(x: np.ndarray, op: dict, bn) -> np.ndarray:
-    """torch's float32 depthwise conv2d (one FMA per tap, taps row-major, from 0 or the bias), then its BatchNorm."""
+    """torch's float32 depthwise conv2d (one FMA per tap, taps row-major, from 0 or the bias), then its BatchNorm.
+
+    Each FMA as in :func:`_fma` (the exact float64 product plus the float32
+    accumulator, rounded to float32), written into preallocated buffers; the
+    work runs channels last (the mapped ops' layout), a few samples at a time,
+    and returns an NCHW view.
+    """
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = op["kernel"], op["stride"], op["padding"], op["dilation"]
     S, C, H, W = x.shape
     _, ho, wo = op["shape"]
-    xp = np.zeros((S, C, H + 2 * ph, W + 2 * pw), _F32)
-    xp[:, :, ph:ph + H, pw:pw + W] = x
-    w = op["dw_weight"]
-    acc = np.zeros((S, C, ho, wo), _F32)
-    if op["dw_bias"] is not None:
-        acc += op["dw_bias"][None, :, None, None]
-    for i in range(kh):
-        for j in range(kw):
-            tap = xp[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
-            acc = _fma(tap, w[None, :, i, j, None, None], acc)
-    return acc if bn is None else _batchnorm(acc, bn)
+    xl = x.transpose(0, 2, 3, 1)
+    w = op["dw_weight"].astype(np.float64)
+    out = np.empty((S, ho, wo, C), _F32)
+    n = max(1, _DW_CHUNK // (ho * wo * C))
+    xp = np.zeros((min(n, S), H + 2 * ph, W + 2 * pw, C), np.float64)
+    buf = np.empty((min(n, S), ho, wo, C), np.float64)
+    for s0 in range(0, S, n):
+        m = min(n, S - s0)
+        xs, b, acc = xp[:m], buf[:m], out[s0:s0 + m]
+        xs[:, ph:ph + H, pw:pw + W] = xl[s0:s0 + m]
+        acc[...] = 0 if op["dw_bias"] is None else op["dw_bias"]
+        for i in range(kh):
+            for j in range(kw):
+                tap = xs[:, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
+                np.multiply(tap, w[:, i, j], out=b)
+                b += acc
+                np.copyto(acc, b, casting="same_kind")
+        if bn is not None:
+            np.multiply(acc, bn[0].astype(np.float64), out=b)
+            b += bn[1]
+            np.copyto(acc, b, casting="same_kind")
+    return out.transpose(0, 3, 1, 2)
 
 
 def _avgpool2d(x: np.ndarray, op: dict) -> np.ndarray:
