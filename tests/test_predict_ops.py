@@ -161,10 +161,15 @@ def _agree(art, res, ops: set) -> tuple[float, float]:
     return same, arg
 
 
-def test_silu_cnn_via_the_flow(tmp_path):
+@pytest.fixture(scope="module")
+def silu(tmp_path_factory):
     torch.manual_seed(0)
-    res = _flow(SiluCNN(), "digits", tmp_path / "out", epochs=2, finetune_epochs=0.5, qat_epochs=0.5, n_train=256,
-                n_test=256)
+    return _flow(SiluCNN(), "digits", tmp_path_factory.mktemp("silu") / "out", epochs=2, finetune_epochs=0.5,
+                 qat_epochs=0.5, n_train=256, n_test=256)
+
+
+def test_silu_cnn_via_the_flow(silu):
+    res = silu
     art = gart.load(res["artifact"])
     _agree(art, res, {"silu", "sigmoid", "mul", "batchnorm", "depthwise", "avgpool2d", "mean"})
     acc = float((art.predict(res["x"]).argmax(1) == res["y"]).mean())
@@ -246,3 +251,56 @@ def test_transformer_encoder_layer_via_the_flow(tmp_path, norm_first, activation
     print(f"encoder layer (norm_first={norm_first}, {activation}): {len(logits)} samples, logits equal on {same:.4f}")
     assert (logits.argmax(1) == res["logits"].argmax(1)).all()
     assert same >= 0.9
+
+
+def test_fuzz_the_new_op_fields(silu):
+    """Every field of the new ops (and of a depthwise op's torch form) set to wrong values or deleted: the
+    program reader raises only one-line ArtifactErrors, and refuses most."""
+    import copy
+    from pathlib import Path
+
+    import yaml
+
+    from dbpim.model import program as gprog
+    d = Path(silu["artifact"])
+    doc = yaml.safe_load((d / "manifest.yaml").read_text())
+    layers = gart.load(d, check_tiles=False).layers
+    new = ("depthwise", "batchnorm", "sigmoid", "silu", "mul", "avgpool2d", "mean")
+    idx = {o["op"]: i for i, o in enumerate(doc["program"]["ops"]) if o["op"] in new}
+    assert set(idx) == set(new)
+    paths = [(i, k) for i in idx.values() for k in doc["program"]["ops"][i] if k not in ("name", "range")]
+    refused = tried = 0
+    for i, k in paths:
+        for value in [None, True, -1, 0, 1.5, float("nan"), "x", [], [1], [-1, 3], {}, "<delete>"]:
+            bad = copy.deepcopy(doc["program"])
+            if value == "<delete>":
+                del bad["ops"][i][k]
+            else:
+                bad["ops"][i][k] = value
+            tried += 1
+            try:
+                gprog.read(d, bad, layers, "manifest.yaml", gart.ArtifactError)
+            except gart.ArtifactError as e:
+                assert "\n" not in str(e)
+                refused += 1
+    assert refused > 0.8 * tried, f"{refused} of {tried} refused"
+
+
+def test_negative_batchnorm_variance_is_refused(silu, tmp_path):
+    import shutil
+
+    import yaml
+
+    from dbpim.model import program as gprog
+    d = tmp_path / "a"
+    shutil.copytree(silu["artifact"], d)
+    doc = yaml.safe_load((d / "manifest.yaml").read_text())
+    key = next(o["var"] for o in doc["program"]["ops"] if o["op"] == "batchnorm")
+    with np.load(d / gprog.FILE, allow_pickle=False) as z:
+        arrays = dict(z)
+    arrays[key] = -np.abs(arrays[key]) - 1
+    np.savez(d / gprog.FILE, **arrays)
+    gart.reseal(d)
+    with pytest.raises(gart.ArtifactError) as e:
+        gart.load(d, check_tiles=False)
+    assert f"array {key!r} (var) must be >= 0" in str(e.value) and "\n" not in str(e.value)
