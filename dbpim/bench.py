@@ -20,9 +20,10 @@ Prints, with the target and the ratio to it:
     block and macro): the reports of the last ``make synth`` when there are
     some, else the ``small`` configuration synthesized now;
 (f) ``Artifact.predict`` (:mod:`model.predict`, NumPy) throughput in samples/s
-    on compiled untrained networks (SmallCNN on digits, ResNet-18 at width
-    1/4 on 32x32), side by side with the float torch forward of the same
-    network (BatchNorm folded) and the frozen torch integer path, both
+    on compiled untrained networks (SmallCNN on digits, ResNet-18 and
+    MobileNetV2 at width 1/4 on 32x32), side by side with the float torch
+    forward of the same network (BatchNorm folded into the mapped layers; a
+    depthwise convolution's stays) and the frozen torch integer path, both
     single-thread with NumPy's BLAS also on one thread (goal: predict within
     3x of the float torch forward); the logits are checked equal to the torch
     integer path's before timing.
