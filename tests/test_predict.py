@@ -201,15 +201,15 @@ def test_unsupported_op_is_refused_naming_it(cnn, tmp_path):
 
 
 def test_builder_marks_what_it_cannot_express():
-    """A Softmax (and everything after it) becomes 'unsupported'; the program still loads."""
+    """A Tanh (and everything after it) becomes 'unsupported'; the program still loads."""
     import torch.fx as fx
     from torch import nn
 
     from dbpim.model.torch.program import network_program
-    gm = fx.symbolic_trace(nn.Sequential(nn.ReLU(), nn.Softmax(-1), nn.ReLU()))
+    gm = fx.symbolic_trace(nn.Sequential(nn.ReLU(), nn.Tanh(), nn.ReLU()))
     prog = network_program(gm, torch.randn(2, 3, 4), [])
     assert [o["op"] for o in prog["ops"]] == ["input", "clamp", "unsupported", "unsupported"]
-    assert prog["ops"][2]["what"] == "1: Softmax" and "follows the unsupported op" in prog["ops"][3]["what"]
+    assert prog["ops"][2]["what"] == "1: Tanh" and "follows the unsupported op" in prog["ops"][3]["what"]
 
 
 # ----------------------------------------------------------------------------- the program on disk is validated
