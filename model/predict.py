@@ -384,7 +384,9 @@ def _encoder_layer(x: np.ndarray, op: dict) -> np.ndarray:
 
     def feed_forward(t):
         h = t @ f["w1"].T + f["b1"]
-        h = np.maximum(h, 0) if op["activation"] == "relu" else 0.5 * h * (1 + _ERF(h / math.sqrt(2)).astype(np.float64))
+        if op["activation"] == "relu":
+            return np.maximum(h, 0) @ f["w2"].T + f["b2"]
+        h = 0.5 * h * (1 + _ERF(h / math.sqrt(2)).astype(np.float64))
         return h @ f["w2"].T + f["b2"]
 
     def ln1(t):

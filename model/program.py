@@ -347,6 +347,8 @@ def read(root: Path, doc, records: list, where: str, error=ValueError) -> dict |
                 if bn:
                     for k in DEPTHWISE_TORCH[2:]:
                         op[k] = _array(rec, k, arrays, fpath, wo, (c,), error)
+                    if not np.all(op["bn_var"] >= 0):
+                        raise error(f"{fpath}: array {rec['bn_var']!r} (bn_var) must be >= 0")
                     eps = rec.get("bn_eps")
                     if not (isinstance(eps, float) and math.isfinite(eps) and eps > 0):
                         raise error(f"{wo}.bn_eps' must be a finite number > 0, got {eps!r}")

@@ -183,7 +183,8 @@ def test_mobilenetv2_predict_equals_the_frozen_integer_network(mobilenet):
 
 
 def test_predict_refuses_a_depthwise_op_without_its_unfolded_weights(mobilenet, tmp_path):
-    """A program written before depthwise ops kept dw_weight / bn_*: predict refuses it in one line, the chip runs it."""
+    """A program written before depthwise ops kept dw_weight / bn_*: predict refuses it in one line, the chip
+    runs it."""
     import shutil
 
     import yaml

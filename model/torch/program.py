@@ -6,8 +6,9 @@ writes each node as a :mod:`model.program` op: the QLayers as ``mapped`` ops
 artifact records), and the float ops between them as the ops
 :mod:`model.predict` runs, with the parameters it needs to compute them as
 torch does (a depthwise convolution's unfolded weights and BatchNorm, an
-unfolded BatchNorm's statistics). A node it cannot express (attention, GELU,
-softmax, LayerNorm, a batch axis other than 0, ...) becomes
+unfolded BatchNorm's statistics, a whole ``nn.TransformerEncoderLayer``'s
+weights). A node it cannot express (an ``nn.MultiheadAttention`` left whole,
+attention masks, Tanh, a batch axis other than 0, ...) becomes
 an ``unsupported`` op naming it: the artifact stays valid and
 ``Artifact.predict`` refuses it with one line.
 """
@@ -123,7 +124,8 @@ def _bn_arrays(bn) -> dict:
     c = bn.num_features
     w = bn.weight.detach() if bn.weight is not None else torch.ones(c)
     b = bn.bias.detach() if bn.bias is not None else torch.zeros(c)
-    return {"mean": bn.running_mean.detach().float().numpy().copy(), "var": bn.running_var.detach().float().numpy().copy(),
+    return {"mean": bn.running_mean.detach().float().numpy().copy(),
+            "var": bn.running_var.detach().float().numpy().copy(),
             "weight": w.float().numpy().copy(), "bias": b.float().numpy().copy(), "eps": float(bn.eps)}
 
 
@@ -169,7 +171,7 @@ def _encoder_layer_op(m: nn.TransformerEncoderLayer, node: fx.Node) -> dict:
     if not a.batch_first or not a._qkv_same_embed_dim or a.bias_k is not None or a.add_zero_attn:
         raise _Unsupported("TransformerEncoderLayer without batch_first or with add_bias_kv / add_zero_attn / kdim")
     act = {1: "relu", 2: "gelu"}.get(getattr(m, "activation_relu_or_gelu", 0))
-    if act is None:
+    if act is None or isinstance(m.activation, nn.GELU) and m.activation.approximate != "none":
         raise _Unsupported("TransformerEncoderLayer with an activation other than relu or gelu")
     E = a.embed_dim
 
