@@ -79,6 +79,12 @@ def simd_jobs(rng, lanes, channels):
     x = rng.integers(-300, 300, (5, c))
     jobs.append(Job(descriptor("clamp", c, 5, lo=0, hi=6), tensor_beats(x, lanes),
                     tensor_beats(so.clamp(x, 0, 6), lanes)))
+    # every lane count of a partial group (1 .. lanes - 1 channels): a lane past the channels outputs 0, not the
+    # clamp of its 0 input (lo = 1)
+    for cc in range(1, min(lanes, c + 1)):
+        x = rng.integers(-20, 20, (2, cc))
+        jobs.append(Job(descriptor("clamp", cc, 2, lo=1, hi=6), tensor_beats(x, lanes),
+                        tensor_beats(so.clamp(x, 1, 6), lanes)))
     a = rng.integers(LO, HI + 1, (n, c, 2, 3))
     b = rng.integers(LO, HI + 1, (n, c, 2, 3))
     ma, sa = _consts(rng, c, 31, 33)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dbpim.model.spec import input_range
+from dbpim.model.spec import WINDOW_ENTRY, input_range
 from dbpim.model.window import WindowLayer, buffer_image, generator_beats, pass_words, table_entries
 from dbpim.verif.rtl import configs
 from dbpim.verif.tb import COCOTB_TIMEOUT, env_rng
@@ -100,14 +100,17 @@ async def program(tb, buf, n_comp: int, layer_words, table) -> None:
 def designed_job(rng, n_comp: int, words: int, windows: int):
     """A job that hits the geometry bins of :data:`verif.coverage.WINDOW_REQUIRED`: a 3 x 3 kernel at stride 2
     and dilation 2 with padding 1 on a 5 x 5 map (taps above, left of, below, right of the map and in its
-    corners), K = 9 (the last window reaches past K), every window of every pixel, one pass per pixel (taken
-    back to back) with passes of no pixel and of no window between them."""
+    corners), K = 9 (the last window reaches past K), a window wholly past K, every window of every pixel, one
+    pass per pixel (taken back to back) with passes of no pixel and of no window between them."""
     layer = WindowLayer.of(1, 5, 5, 3, 3, (2, 2), (1, 1), (2, 2), base=int(rng.integers(0, 4)))
     assert layer.base + layer.elements <= words * n_comp, "the designed job's map does not fit the buffer"
     signed = bool(rng.integers(0, 2))
     buf = buffer_image(layer, random_map(rng, layer, signed), signed, words, n_comp)
     nw = -(-layer.K // n_comp)
-    table = table_entries(layer, list(range(min(nw, windows))), n_comp)
+    table = table_entries(layer, list(range(min(nw, windows - 1))), n_comp)
+    # and a window wholly past K (N_PAD = n_comp; the compiler never writes one): all its inputs are 0, although
+    # its first tap, the kernel's centre, lies inside the map
+    table.append(WINDOW_ENTRY[0].value(CHANNEL=0, KI=1, KJ=1, N_PAD=n_comp))
     passes = [pass_words(layer, 0, 0, 0, len(table))]
     for q in range(layer.pixels):
         passes.append(pass_words(layer, q, 1, 0, len(table)))
