@@ -20,11 +20,17 @@ mutant. Each mutant runs the *kill suite* (:func:`kill_suite`), a fast subset
 of the core regression on the same harness: random layers (signed and
 unsigned) at full rate (results, ``tlast``, ``CYCLES``, ``STATUS`` of the twin
 :func:`model.core.run_core`) and under random stalls (results), a dense layer
-with unsigned and with signed inputs, resets at 5 %, 50 %, 70 % and 95 % of
-a layer (then ``STATUS`` and ``CYCLES`` read 0, the results out before it
-right) each then rerun, the three ``STATUS.ERROR_CODE`` aborts (code 2 also
-with ``pixels`` and ``n_out`` at their maxima) then a good START, the constant
-registers, and, where they fit the configuration (``tests/coverage_core.yaml``),
+with unsigned and with signed inputs, the dense layer's tiles with their
+filter slots rotated (column 0 owned by slot 1, 2, ...: a column map the
+compiler never writes, the core accepts), resets at 5 %, 50 %, 70 % and 95 %
+of a layer and while held results are on offer (then ``STATUS`` and
+``CYCLES`` read 0, the results out before it right) each then rerun, the
+three ``STATUS.ERROR_CODE`` aborts (code 2 also with ``pixels`` and ``n_out``
+at their maxima and for an accumulation chain one row tile longer than
+``core.max_row_tiles``; code 1 also for ``n_kept`` and ``pixels`` one past
+their ranges, as the first and as the second descriptor) each then a good
+START, the constant registers, ``STATUS`` and ``CYCLES`` after a reset that
+follows DONE, and, where they fit the configuration (``tests/coverage_core.yaml``),
 the designed layers of the coverage regression (:func:`verif.core_tb.coverage_layers`: every descriptor field at its
 extremes). A mutant is *killed* when any of that differs, the harness fails or
 it hangs.
@@ -327,6 +333,22 @@ def _random_program(params, rng, signed: bool, k_range=None):
     return compile_program(comp, P, params, signed), xs
 
 
+def _packer_carries(prog) -> bool:
+    """Some pass of ``prog`` makes the row packer hold more than ``n_comp`` inputs before its vector's last beat
+    (the switch gives each window's kept inputs ``lanes`` per beat; a vector is a pass's windows of one pixel)."""
+    mc = prog.params.macro
+    for seg in prog.segments:
+        for p in seg.passes:
+            beats = [min(mc.lanes, k - b) for w in range(p.n_win)
+                     for k in [int(np.sum(seg.masks[p.mask_base + w]))] for b in range(0, k, mc.lanes)]
+            fill = 0
+            for c in beats[:-1]:
+                if fill + c > mc.n_comp:
+                    return True
+                fill = (fill + c) % mc.n_comp if fill + c >= mc.n_comp else fill + c
+    return False
+
+
 def _rotate_slots(tile, r: int):
     """``tile`` with its filter slots renamed ``s -> (s + r) % filters`` (the columns and outputs follow)."""
     n = int((tile.filters >= 0).sum())
@@ -367,6 +389,16 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
         lines += [ln for ln in write_core_stimulus(prog, xs, stall=stall) if not ln.startswith("write")]
         expect.append((f"layer {trial} stalled", want.beats[0], None, 0b010, ends(prog, seg)))
         lines.append("stall 0 0 0")
+    # a random layer whose kept inputs make the row packer carry past a full row (fill + a beat's inputs >
+    # n_comp before a vector's last beat: e.g. windows keeping 3 then 2 inputs with lanes 2)
+    for _ in range(200):
+        prog, xs = _random_program(params, rng, False)
+        if len(prog.segments) == 1 and _packer_carries(prog):
+            want = run_core(prog, xs[0])
+            lines += write_core_stimulus(prog, xs)
+            expect.append(("a row packer carry", want.beats[0], int(want.cycles[0]), 0b010,
+                           ends(prog, prog.segments[0])))
+            break
     # the descriptor fields at their extremes: a dense layer with whole row tiles (n_kept = n_comp * n_row),
     # a filter in every column (n_out = n_col) and a pixel run filling the output register file
     # (pixels = out_pixels)
