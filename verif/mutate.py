@@ -19,7 +19,8 @@ Verilator build of the native core harness (:mod:`verif.native`) runs every
 mutant. Each mutant runs the *kill suite* (:func:`kill_suite`), a fast subset
 of the core regression on the same harness: random layers (signed and
 unsigned) at full rate (results, ``tlast``, ``CYCLES``, ``STATUS`` of the twin
-:func:`model.core.run_core`) and under random stalls (results), a dense layer
+:func:`model.core.run_core`) and under random stalls (results), a random
+layer whose kept inputs make the row packer carry past a full row, a dense layer
 with unsigned and with signed inputs, the dense layer's tiles with their
 filter slots rotated (column 0 owned by slot 1, 2, ...: a column map the
 compiler never writes, the core accepts), resets at 5 %, 50 %, 70 % and 95 %

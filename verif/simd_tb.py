@@ -168,12 +168,26 @@ def bad_descriptors(channels: int) -> list[dict]:
 
 
 async def simd_body(tb, jobs, lanes, channels, seed, cov=None):
-    """The jobs (:func:`run_jobs`), then each bad descriptor (``err`` pulses once, ``busy`` never rises),
+    """The jobs (:func:`run_jobs`), then two clamps queued at once (the second descriptor taken only in the cycle
+    after the first's last output beat), then each bad descriptor (``err`` pulses once, ``busy`` never rises),
     then a reset while the pooling job runs (no beat and no ``busy`` left), then the jobs again; returns the
     cycles of the first pass over the jobs. ``cov`` (:class:`verif.coverage.SIMDCoverage`) samples all of it."""
     from dbpim.model.spec import pack, simd_descriptor_fields
     cycles = await run_jobs(tb, jobs, lanes, channels, seed, cov)
     src_d, src_i, snk = tb.source("d"), tb.source("i"), tb.sink("o")
+    # two clamps queued at once: the second descriptor is taken only after the first's last output beat
+    from dbpim.model.spec import SIMD_OPCODES
+    pair = [j for j in jobs if j.desc["op"] == SIMD_OPCODES["clamp"]][:2]
+    k0 = len(src_d.accepted)
+    src_d.send([pack_descriptor(j.desc, channels) for j in pair])
+    src_i.send([w for j in pair for w in pack_in(j.a, lanes, j.b, j.pad)])
+    want = [(list(map(int, row)), i == len(j.want) - 1) for j in pair for i, row in enumerate(j.want)]
+    _, when = await snk.recv(tb, len(want), with_cycles=True, expect=want, unpack=lambda w: unpack_out(w, lanes),
+                             where=f"seed {seed} queued clamps: ")
+    await src_d.wait(tb)
+    assert src_d.accepted[k0 + 1] > when[len(pair[0].want) - 1], f"seed {seed}: a descriptor taken while busy"
+    while tb.get("busy"):
+        await tb.tick()
     for bad in bad_descriptors(channels):
         src_d.send([pack(simd_descriptor_fields(channels), bad)])
         seen = []
