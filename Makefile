@@ -57,15 +57,18 @@ test-fast: install
 test-rtl: install
 	$(if $(HW),DBPIM_HW=$(HW)) $(VPY) -m pytest -n $(JOBS) --dist loadgroup -q -m "rtl and not slow" verif tests --junitxml=$(OUTDIR)/junit-rtl.xml
 
-# Automatic mutation of the PIM core's generated Verilog (verif/mutate.py; small core by default): MUTANTS
-# mutants spread over the kinds (MUTANTS=all: every one) in one Verilator build, each run through a fast
-# regression subset on the native harness; prints killed K / N (E equivalent, S unexplained: survivors on /
-# off the reviewed list verif/mutants_equivalent.yaml) and each survivor, writes
-# $(OUTDIR)/mutate/mutate.{json,txt}.
-MUTANTS ?= 60
+# Automatic mutation of generated Verilog (verif/mutate.py; small configuration by default): UNIT=core (the PIM
+# core and its blocks, native harness; the default), simd or window (their module, each mutant a cocotb run);
+# MUTANTS mutants spread over the kinds (default 60 for the core, 20 for the others; MUTANTS=all: every one) in
+# one Verilator build, each run through the unit's fast regression subset; prints killed K / N (E equivalent,
+# S unexplained: survivors on / off the reviewed list verif/mutants_equivalent.yaml) and each survivor, writes
+# $(OUTDIR)/mutate/mutate.{json,txt} (UNIT=simd|window: $(OUTDIR)/mutate-<unit>/).
+MUTANTS ?=
+UNIT ?= core
 mutate: install
-	$(VPY) -m dbpim mutate --hw $(or $(HW),small) $(if $(filter all,$(MUTANTS)),--all,--mutants $(MUTANTS)) \
-	  --out $(OUTDIR)/mutate
+	$(VPY) -m dbpim mutate --hw $(or $(HW),small) --unit $(UNIT) \
+	  $(if $(filter all,$(MUTANTS)),--all,$(if $(MUTANTS),--mutants $(MUTANTS))) \
+	  --out $(OUTDIR)/mutate$(if $(filter-out core,$(UNIT)),-$(UNIT))
 
 # A whole real layer on the PIM core RTL (native Verilator) vs run_layer and the performance model:
 #   make verify ARTIFACT=build/demo/smallcnn/artifact LAYER=features.1.conv [HW=paper]

@@ -45,7 +45,8 @@ SUBCOMMANDS = {
     "lint": ("lint", "Verilator lint of generated Verilog, every warning explained and waived by line"),
     "synth": ("synth", "Yosys generic synthesis of generated Verilog (cells, flip-flops, logic depth)"),
     "formal": ("formal", "formal proofs of the PIM core's handshakes (SymbiYosys, yices)"),
-    "mutate": ("mutate", "automatic mutation of the PIM core's RTL: mutants killed by a fast regression subset"),
+    "mutate": ("mutate", "automatic mutation of the RTL (PIM core, SIMD core, window generator): mutants killed by a "
+                         "fast regression subset"),
     "fpga": ("fpga", "ECP5 resources and Fmax of generated Verilog (yosys synth_ecp5, nextpnr-ecp5)"),
     "compile": ("compile", "prune, FTA-QAT, quantize and export a network; ends with its performance summary"),
     "minilm": ("minilm", "pretrained MiniLM-L6 end to end: pruning, FTA-aware QAT, export, performance"),
