@@ -95,7 +95,6 @@ of a layer at once.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -323,24 +322,12 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core, *, starts=None) -> np.
     rts = np.asarray(ft_row_tiles, np.int64).tolist()
     wins = np.asarray(ft_windows, np.int64).tolist()
     D, T, W = int(core.descriptors), int(core.tile_slots), int(core.mask_windows)
-    job_ft = np.asarray(job_ft, np.int64).reshape(-1)
-    if job_ft.size == 0:
-        return np.zeros(0, np.int64)
-    # consecutive jobs of one filter tile (a core runs a filter tile's pixel runs one after another) are packed
-    # a run at a time, in plain ints: after a run's first job its filter tile is held, so only the
-    # descriptors can overflow, and each new segment then takes the same number of the run's jobs
-    head = np.zeros(job_ft.size, bool)  # a core's first job
-    head[0 if starts is None else np.asarray(starts, np.int64)] = True
-    first = np.flatnonzero(head | np.append(True, job_ft[1:] != job_ft[:-1]))
-    lengths = np.diff(np.append(first, job_ft.size)).tolist()
-    fast = _pack_distinct(job_ft, first, head, np.asarray(ft_row_tiles, np.int64), np.asarray(ft_windows, np.int64),
-                          D, T, W)
-    if fast is not None:
-        return fast
-    segs, counts = [], []
+    heads = {0} if starts is None else set(np.asarray(starts, np.int64).tolist())
+    out = []
     seg, n_desc, held, n_slots, n_masks = 0, 0, set(), 0, 0
-    for f, k, h in zip(job_ft[first].tolist(), lengths, head[first].tolist()):
-        if h:
+    # plain ints: this loop runs for every job of a network
+    for j, f in enumerate(np.asarray(job_ft, np.int64).reshape(-1).tolist()):
+        if j in heads:  # a core's first job
             seg, n_desc, held, n_slots, n_masks = 0, 0, set(), 0, 0
         nrt, nwin = rts[f], wins[f]
         new = f not in held
@@ -351,52 +338,9 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core, *, starts=None) -> np.
             held.add(f)
             n_slots += nrt
             n_masks += nwin
-        fit = k - 1 if nrt == 0 else min(k - 1, max(0, (D - n_desc - nrt) // nrt))  # the run's jobs still here
-        n_desc += nrt * (1 + fit)
-        segs.append(seg)
-        counts.append(1 + fit)
-        k -= 1 + fit
-        while k:  # a new segment holding f alone: its first job, then while the descriptors last
-            n = 1 + min(k - 1, max(0, (D - nrt) // nrt))
-            seg, n_desc, held, n_slots, n_masks = seg + 1, nrt * n, {f}, nrt, nwin
-            segs.append(seg)
-            counts.append(n)
-            k -= n
-    return np.repeat(np.array(segs, np.int64), counts)
-
-
-def _pack_distinct(job_ft, first, head, rts, wins, D: int, T: int, W: int):
-    """:func:`pack_segments` a segment at a time, or None where it does not apply.
-
-    It applies when each core runs each filter tile in one run of consecutive
-    jobs and every job fits an empty segment: then a segment from job ``a``
-    holds ``a`` and the jobs after it while the descriptors of its jobs and
-    the tile slots and mask windows of ``a`` and of the runs starting after
-    it last (prefix sums, found by bisection).
-    """
-    core = np.cumsum(head) - 1
-    nf = int(rts.size)
-    if (np.unique(core[first] * (nf + 1) + job_ft[first]).size != first.size
-            or int(rts[job_ft].max()) > min(D, T) or int(wins[job_ft].max()) > W):
-        return None
-    t, w = rts[job_ft], wins[job_ft]
-    run_start = np.zeros(job_ft.size, bool)
-    run_start[first] = True
-    ad = [0, *np.cumsum(t).tolist()]  # descriptors of jobs 0 .. j-1
-    a_s = [0, *np.cumsum(np.where(run_start, t, 0)).tolist()]  # tile slots of the runs starting before j
-    am = [0, *np.cumsum(np.where(run_start, w, 0)).tolist()]  # mask windows of the same
-    tl, wl = t.tolist(), w.tolist()
-    bounds = [*np.flatnonzero(head).tolist(), job_ft.size]
-    segs, counts = [], []
-    for c0, c1 in zip(bounds[:-1], bounds[1:]):
-        a, seg = c0, 0
-        while a < c1:
-            e = min(c1, bisect_right(ad, ad[a] + D) - 1, bisect_right(a_s, a_s[a + 1] + T - tl[a]) - 1,
-                    bisect_right(am, am[a + 1] + W - wl[a]) - 1)
-            segs.append(seg)
-            counts.append(e - a)
-            a, seg = e, seg + 1
-    return np.repeat(np.array(segs, np.int64), counts)
+        n_desc += nrt
+        out.append(seg)
+    return np.array(out, np.int64)
 
 
 def plan_passes(tiles, pixels: int, macro, macros: int, core, name: str = "layer",

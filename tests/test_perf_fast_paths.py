@@ -1,8 +1,8 @@
 """The performance model's fast paths against straightforward references (the same numbers, faster).
 
 ``sim_bench.perf`` computes the core timing of every core's jobs at once, once
-per pixel-run length when every vector takes the same cycles, and packs STARTs
-a segment at a time; ``model.cycles`` counts ones with ``np.bitwise_count`` on
+per pixel-run length when every vector takes the same cycles, and packs every
+core's STARTs in one call; ``model.cycles`` counts ones with ``np.bitwise_count`` on
 inputs transposed once; ``model.core_timing.delivery_and_windows`` finds a row
 tile's windows once. Each is held here to a plain version on random layers.
 """
@@ -133,7 +133,7 @@ def test_pack_segments_equals_the_job_by_job_packing(rng):
                                    tile_slots=int(rng.integers(1, 20)), mask_windows=int(rng.integers(1, 30)))
         rts, wins = rng.integers(0, 12, F), rng.integers(0, 15, F)
         cores = []
-        for _ in range(int(rng.integers(1, 4))):  # distinct filter tiles in runs (the fast path) or any order
+        for _ in range(int(rng.integers(1, 4))):  # a core's filter tiles in runs, or in any order
             fs = rng.permutation(F)[:rng.integers(1, F + 1)] if rng.random() < 0.7 else rng.integers(0, F, 5)
             cores.append(np.repeat(fs, rng.integers(1, 9, fs.size)))
         want = [_pack_job_by_job(c, rts, wins, core) for c in cores]
