@@ -110,13 +110,15 @@ def test_axi4lite_target_writes_and_reads(rng):
     assert got == words
 
 
-@pytest.mark.parametrize("banks,out_banks", [(1, 1), (2, 1), (1, 2), (2, 2)])
-def test_core_on_a_real_layer_amaranth(banks, out_banks):
+@pytest.mark.parametrize("banks,out_banks,in_windows", [(1, 1, 1), (2, 1, 1), (1, 2, 1), (2, 2, 1), (1, 1, 2),
+                                                        (2, 2, 2)])
+def test_core_on_a_real_layer_amaranth(banks, out_banks, in_windows):
     """The digits MLP's first layer (5 vectors as 5 pixels: rounds of 2 and a short one) on the small core:
     results and CYCLES exact (one START at full rate on the internal register bus), with one tile bank and
     with two (each pass's tile loaded while the pass before it computes), with one output bank and with two
-    (a filter tile's results stream while the next filter tile computes)."""
-    hw = load_config("small").replace(core={"tile_banks": banks, "out_banks": out_banks})
+    (a filter tile's results stream while the next filter tile computes), with one input window a beat and
+    with two (both macros' vectors delivered at once: fewer cycles than one window, same results)."""
+    hw = load_config("small").replace(core={"tile_banks": banks, "out_banks": out_banks, "in_windows": in_windows})
     rl = real_layer(hw.macro)
     x = np.asarray(rl.x, np.int64)[:5]
     program = compile_program(rl.compiled, x.shape[0], CoreParams.from_config(hw))
@@ -124,8 +126,11 @@ def test_core_on_a_real_layer_amaranth(banks, out_banks):
     seg = program.segments[0]
     assert len(seg.passes) >= 3
     want = run_core(program, x)
+    if in_windows > 1:  # the model counts fewer cycles than with one window a beat
+        one = compile_program(rl.compiled, x.shape[0], CoreParams.from_config(hw.replace(core={"in_windows": 1})))
+        assert want.cycles[0].sum() < run_core(one, x).cycles[0].sum()
     regs = {n: w for n, (w, _, _) in spec.CORE_REGS.items()}
-    wf = spec.window_fields(hw.macro.n_comp, hw.macro.in_bits)
+    wf = spec.window_fields(hw.macro.n_comp, hw.macro.in_bits, in_windows)
     rf = spec.result_fields(CoreParams.from_config(hw).psum_width)
 
     dut = PIMCore.from_config(hw)
