@@ -5,8 +5,9 @@ and the performance model (``sim_bench``) all count a layer's cycles on one core
 with these functions; the tests hold the RTL's ``CYCLES`` register equal to them,
 and ``sim_bench`` with one core equal to the twin.
 
-A PIM core is ``M`` macros holding the same tile, one sparse allocation switch
-(``lanes`` outputs per cycle) with a row packer shared by the ``M`` macros, an
+A PIM core is ``M`` macros holding the same tile, ``W = core.in_windows``
+sparse allocation switches (``lanes`` outputs per cycle each) with their row
+packers, in lock step, shared by the ``M`` macros (W divides M), an
 output register file (``core.out_banks`` banks) streaming results one per
 cycle, and a layer controller running descriptors.
 
@@ -34,6 +35,11 @@ tile store, descriptor memory and mask register file last
   (:func:`switch_beats`), plus one when the vector's last switch beat
   completes a cell row and leaves a remainder (the packer flushes it alone;
   :func:`delivery_cycles`);
+* ``G_r = ceil(M_r / W)``: the groups of round r. The input stream carries
+  W windows a beat, one per switch, so the switches deliver W macros'
+  vectors (macros ``gW .. gW + W - 1``) at once, in ``deliver`` cycles (all
+  vectors of a pass have the same masks); the groups follow one another
+  (:func:`round_delivery`). With ``W = 1``, ``G_r = M_r``;
 * ``C_r`` = the slowest macro of round r (:func:`round_compute`): max over its
   pixels of ``popcount(OR)`` cycles + pipeline latency (docs/design.md §7);
 * the macros of a round start together (barrier ``B_r``) once all of them
@@ -42,8 +48,8 @@ tile store, descriptor memory and mask register file last
   one of its two output banks while it computes the next round, and rounds
   start at least ``n_col`` cycles apart, so a bank is always free::
 
-      B_0     = max(load, M_0 * deliver + 1)
-      B_r+1   = B_r + max(C_r, M_r+1 * deliver + 2, n_col)
+      B_0     = max(load, G_0 * deliver + 1)
+      B_r+1   = B_r + max(C_r, G_r+1 * deliver + 2, n_col)
       pass    = 3 + B_(R-1) + max(C_(R-1), n_col) + n_col + x
 
   (the constants are ``model.spec.CORE_LATENCY``): after the last round the

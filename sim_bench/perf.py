@@ -114,7 +114,7 @@ CYCLE_TERM_LABELS = {
     "compute": "macro compute: each round's mean macro (issued bit columns + pipeline latency, rounded up)",
     "lockstep": "lock-step padding: a round's slowest macro over its mean (the macros start rounds together)",
     "round_floor": "round floor: rounds shorter than n_col wait for the previous round's drain (n_col apart)",
-    "delivery": "switch delivery: the first round's fill (M_0 x deliver + 1) and later rounds still being "
+    "delivery": "switch delivery: the first round's fill (ceil(M_0 / in_windows) x deliver + 1) and later rounds still being "
                 "delivered after the compute and the floor",
     "load": "exposed tile load through the write port (one cell row per cycle) beyond the first round's fill "
             "and what the other tile bank hides",
