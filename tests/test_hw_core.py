@@ -178,3 +178,18 @@ def test_core_on_a_real_layer_amaranth(banks, out_banks, in_windows):
     # two output banks: results leave while the next pass takes inputs or computes (never with one)
     hidden = sum(1 for _, c, o in seen if c and o)
     assert (hidden > 0) if out_banks == 2 else hidden == 0
+
+
+def test_in_windows_widen_the_input_stream_and_must_divide_the_macros():
+    """core.in_windows W: the core's ``x`` and the AXI top's ``s_axis_tdata`` carry W windows; a W that does not
+    divide the macros is refused with one line naming in_windows."""
+    from dbpim.hw.core import PIMCoreAXI
+    hw = load_config("small")
+    n = hw.macro.n_comp * hw.macro.in_bits
+    for W in (1, 2):
+        cfg = hw.replace(core={"in_windows": W})
+        assert len(PIMCoreAXI.from_config(cfg).s_axis_tdata) == W * n
+        assert len(PIMCore.from_config(cfg).x.payload.as_value()) == W * n
+    with pytest.raises(ValueError, match="in_windows must be a positive integer dividing macros"):
+        PIMCore(n_comp=4, n_col=4, n_row=4, lanes=2, macros=3, tile_slots=4, descriptors=4, mask_windows=8,
+                out_pixels=8, max_row_tiles=4, in_windows=2)
