@@ -45,6 +45,20 @@ def test_core_cocotb_sram_blackbox(real_artifacts):
                sram="blackbox", env={"DBPIM_ARTIFACTS": f"{demo}:features.0.conv,classifier.3"})
 
 
+@pytest.mark.xdist_group("rtl-core-win2")
+def test_core_cocotb_two_in_windows(real_artifacts, tmp_path):
+    """The cocotb regression on the small core with two input windows a beat (and two tile and output banks):
+    AXI4-Lite loading with random gaps, full rate with CYCLES = the twin, a reset in the middle of a layer and
+    an exact rerun."""
+    from dbpim.model.config import config_path
+    from dbpim.verif.rtl import run_cocotb
+    yaml = tmp_path / "small-win2.yaml"
+    yaml.write_text(config_path("small").read_text().rstrip() + "\n  tile_banks: 2\n  out_banks: 2\n  in_windows: 2\n")
+    demo, _ = real_artifacts
+    run_cocotb("core", str(yaml), "dbpim.verif.test_core", testcase="core_real_layers", stall=0.0,
+               env={"DBPIM_ARTIFACTS": f"{demo}:features.0.conv,classifier.3"})
+
+
 @pytest.mark.xdist_group("rtl-core-native")
 @pytest.mark.parametrize("net,layer", [("demo", "features.1.conv"), ("demo", "classifier.1"),
                                        ("zoo", "layers.2.short.conv")])
