@@ -27,7 +27,7 @@ three for ADD) and waits for each output beat before the next: it is exact,
 not fast (it does not reach the SIMD core's full rate,
 :func:`model.simd_core.simd_cycles`); its cycles are
 :func:`model.chip_timing.instruction_cycles`, which the golden chip counts
-too. PIM and DWC stop the run with
+too. The opcodes of :data:`model.isa.RTL_PENDING` (PIM, DWC) stop the run with
 STATUS.ERROR_CODE 2; the codes are :data:`model.isa.CHIP_ERRORS`.
 """
 
@@ -286,8 +286,9 @@ class ChipController(Block):
                             fail("address")
                         with m.Else():
                             m.next = "LOAD_DESC"
-                    with m.Case(*(o_.code for o_ in isa.OPCODES.values() if o_.name in ("PIM", "DWC"))):
-                        fail("unsupported")
+                    if isa.RTL_PENDING:
+                        with m.Case(*(isa.OPCODES[n].code for n in isa.RTL_PENDING)):
+                            fail("unsupported")
                     with m.Default():
                         fail("opcode")
 
