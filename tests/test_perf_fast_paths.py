@@ -54,10 +54,11 @@ def _reference_core_timing(cfg, vec, delivery, port, load, valid, ft_run, ft_out
     rc = ct.round_compute(g, M)
     m_r = ct.round_sizes(npx, M, rc.shape[-1])  # (L, R)
     ok = valid[:, None, :, None]
-    after = ct.pass_after(delivery[:, None, :, None], rc, m_r, 0, m.n_col)  # (runs, S, nrt, L)
-    split = ct.pass_after_terms(delivery[:, None, :, None], rc, m_r, 0, m.n_col, ct.round_work(g, M))
+    W = cfg.core.in_windows
+    after = ct.pass_after(delivery[:, None, :, None], rc, m_r, 0, m.n_col, in_windows=W)  # (runs, S, nrt, L)
+    split = ct.pass_after_terms(delivery[:, None, :, None], rc, m_r, 0, m.n_col, ct.round_work(g, M), in_windows=W)
     del g
-    d0 = ct.first_round_delivery(delivery[:, None, :, None], m_r)  # (runs, 1, nrt, L)
+    d0 = ct.first_round_delivery(delivery[:, None, :, None], m_r, W)  # (runs, 1, nrt, L)
     banks = cfg.core.tile_banks
     overlap = ct.prefetch_overlap(after)
     # tile_banks 2: row tile rt > 0 of a pixel run is loaded during row tile rt - 1 (same START)
@@ -208,7 +209,8 @@ def test_core_timing_equals_the_straightforward_reference(rng, monkeypatch, tile
     for _ in range(3):
         cfg = dataclasses.replace(
             base, core=dataclasses.replace(base.core, tile_banks=tile_banks, out_banks=out_banks,
-                                           out_pixels=int(rng.choice([4, 8, 16, 64]))),
+                                           out_pixels=int(rng.choice([4, 8, 16, 64])),
+                                           in_windows=int(rng.choice([1, base.system.macros_per_core]))),
             system=dataclasses.replace(base.system, cores=int(rng.integers(1, 5)),
                                        replicate_idle_cores=bool(rng.random() < 0.5),
                                        dram_bytes_per_cycle=float(rng.choice([0.5, 8.0]))))
