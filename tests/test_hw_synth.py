@@ -6,7 +6,7 @@ import pytest
 
 from dbpim.model.config import load_config
 
-from dbpim.hw.synth import markdown
+from dbpim.hw.synth import _memory_bits, markdown, variants_markdown
 
 
 def _report():
@@ -69,3 +69,58 @@ def test_markdown_names_kept_memories():
     rep["blocks"]["core"] = {"cells": 10, "flip_flops": 2, "logic_depth": 3, "black_boxes": [], "memories": 12,
                              "seconds": 1.0}
     assert "| core (12 memories kept as $mem_v2) | 10 | 2 | 3 | 1.0 |" in markdown(rep)
+
+
+_DUMP = """  cell $mem_v2 $auto$mem.cc:1:tile_mem
+    parameter \\MEMID "\\\\core.tile_mem"
+    parameter \\WIDTH 64
+    parameter \\SIZE 256
+    parameter \\RD_ARST_VALUE 64'x
+    connect \\WR_EN 64'x
+  end
+  cell $mem_v2 $auto$mem.cc:2:orf0
+    parameter \\MEMID "\\\\core.orf0"
+    parameter \\WIDTH 28
+    parameter \\SIZE 128
+  end
+"""
+
+
+def test_memory_bits_from_a_yosys_dump():
+    assert _memory_bits(_DUMP) == {"core.orf0": {"words": 128, "width": 28, "bits": 3584},
+                                   "core.tile_mem": {"words": 256, "width": 64, "bits": 16384}}
+
+
+def _core(cells, ff, depth, mems):
+    return {"config": "x", "yosys": "Yosys 0.70", "flow": "kept",
+            "blocks": {"core": {"cells": cells, "flip_flops": ff, "logic_depth": depth, "black_boxes": [],
+                                "memories": len(mems), "seconds": 1.0,
+                                "memory_bits": {m: {"words": b, "width": 1, "bits": b} for m, b in mems.items()}}}}
+
+
+def test_variants_table_has_deltas_against_the_first():
+    md = variants_markdown({"small": _core(100, 10, 7, {"a": 64}),
+                            "small+tile_banks=2": _core(130, 12, 7, {"a": 64, "b": 32})})
+    assert "| core | `small` | `small+tile_banks=2` |" in md
+    assert "| cells | 100 | 130 (+30) |" in md
+    assert "| flip-flops | 10 | 12 (+2) |" in md
+    assert "| logic depth | 7 | 7 (+0) |" in md
+    assert "| SRAM bits `b` | 0 | 32 (+32) |" in md  # a memory the plain core lacks counts 0 bits
+    assert "| SRAM bits, total | 64 | 96 (+32) |" in md
+    with pytest.raises(ValueError, match="block 'macro'"):
+        variants_markdown({"small": _core(1, 1, 1, {})}, block="macro")
+
+
+def test_synth_table_command(tmp_path, capsys):
+    from dbpim.cli import main
+    for name, rep in (("a", _core(100, 10, 7, {"m": 8})), ("b", _core(90, 10, 8, {"m": 16}))):
+        rep["config"] = name
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "synth.json").write_text(json.dumps(rep))
+    assert main(["synth-table", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "t")]) == 0
+    md = (tmp_path / "t" / "synth-table.md").read_text()
+    assert "| cells | 100 | 90 (-10) |" in md and md in capsys.readouterr().out
+    (tmp_path / "c").mkdir()
+    assert main(["synth-table", str(tmp_path / "a"), str(tmp_path / "c"), "--out", str(tmp_path / "u")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "synth.json" in err and not (tmp_path / "u").exists()

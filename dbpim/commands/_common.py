@@ -202,6 +202,25 @@ def core_overrides(values) -> dict:
     return out
 
 
+def with_core_overrides(cfg, over: dict):
+    """``cfg`` with the ``--core`` keys ``over`` (:func:`core_overrides`) applied, its name followed by
+    ``+KEY=N`` per key (``paper+tile_banks=2``); ``cfg`` itself when ``over`` is empty.
+
+    A combination the configuration refuses (``in_windows`` not dividing ``macros_per_core``) is one
+    :class:`CommandError` line naming ``--core``.
+    """
+    import dataclasses
+
+    from dbpim.model.config import ConfigError
+    if not over:
+        return cfg
+    try:
+        new = cfg.replace(core=over)
+    except ConfigError as e:
+        raise CommandError(f"--core: {e}") from None
+    return dataclasses.replace(new, name=cfg.name + "".join(f"+{k}={v}" for k, v in over.items()))
+
+
 def verilog_folder(verilog: str, out: str | None, blocks: str | None, suffix: str, command: str):
     """A folder of generated Verilog named on the command line: ``(folder, --out, block names)``.
 

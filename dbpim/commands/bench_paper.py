@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from dbpim.commands._common import (OUT_HELP, CommandError, Number, NumberList, artifact_hw, batch_option,
-                                    core_overrides, hw_option, load_artifact, verbosity_options)
+                                    core_overrides, hw_option, load_artifact, verbosity_options,
+                                    with_core_overrides)
 from dbpim.model import limits
 
 
@@ -54,10 +55,7 @@ def command(artifact_dirs, more, root, fig11, fig11_sparsity, hw, core_keys, eng
     arts = [load_artifact(d, "ARTIFACT") for d in dirs]
     f11 = [load_artifact(d, "--fig11", check_tiles=False) for d in fig11]
     cfgs = {id(a): artifact_hw(a, hw) for a in arts + f11}
-    if over:
-        import dataclasses
-        tag = "".join(f"+{k}={v}" for k, v in over.items())
-        cfgs = {k: dataclasses.replace(c.replace(core=over), name=c.name + tag) for k, c in cfgs.items()}
+    cfgs = {k: with_core_overrides(c, over) for k, c in cfgs.items()}
     cfg = cfgs[id(arts[0])]
     names = {c.name for c in cfgs.values()}
     if len(names) > 1:

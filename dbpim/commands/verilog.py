@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from dbpim.commands._common import OUT_HELP, CommandError, hw_option, load_hw, verbosity_options
+from dbpim.commands._common import (OUT_HELP, CommandError, core_overrides, hw_option, load_hw, verbosity_options,
+                                    with_core_overrides)
 
 from dbpim.hw.common import config_prefix
 from dbpim.hw.generate import BLOCKS, SRAM_MODES, generate
@@ -32,11 +33,14 @@ def _blocks(ctx, param, value):
               help="module and file name prefix, NAME_dbpim_<block> (a letter, then letters, digits, _), so that "
                    "several design points elaborate together in one SoC; default (or 'config'): the "
                    "configuration's name (hw.common.config_prefix); '' for none (dbpim_<block>)")
+@click.option("--core", "core_keys", multiple=True, metavar="KEY=N",
+              help="change one key of the configuration's core section (repeatable), as in bench-paper, e.g. "
+                   "--core tile_banks=2 --core out_banks=2 --core in_windows=2; the configuration's name gets +KEY=N")
 @verbosity_options
-def command(hw, out, blocks, sram, prefix):
+def command(hw, out, blocks, sram, prefix, core_keys):
     """Generate the DB-PIM Verilog, the register descriptions of the core and the chip (SystemRDL, C header,
     IP-XACT, Markdown), a FuseSoC core file and a manifest (manifest.json) into --out."""
-    cfg = load_hw(hw)
+    cfg = with_core_overrides(load_hw(hw), core_overrides(core_keys))
     if prefix is None or prefix == "config":
         prefix = config_prefix(cfg.name)
     try:
