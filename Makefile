@@ -145,7 +145,10 @@ bench: install
 # (UNTRAINED: Kaiming weights, BN recalibrated on digits) and the CIFAR-10-trained cifar10cnn (real
 # weights, trained BN statistics; with its Kaiming control) when cifar-10-model is installed, then the performance
 # model against the paper: Tab. II/III, Fig. 11 (Ray), Fig. 12; then the ReRAM
-# bit-sparsity schemes next to DB-PIM on the zoo (re-runs each network's flow for the accuracies).
+# bit-sparsity schemes next to DB-PIM on the zoo (re-runs each network's flow for the accuracies); then the
+# full-width networks on the throughput core (hw/configs/paper-throughput.yaml: paper + tile_banks 2, out_banks 2,
+# in_windows 2) into build/paper-throughput/, each network's speedup at batch 1 and at its saturation batch
+# (its report's "Batch reuse"; docs/perf_model.md "The throughput core").
 PAPER_NETS := $(OUTDIR)/paper-nets
 bench-paper: install
 	$(VPY) -m dbpim compile --all-zoo --epochs 2 --out $(OUTDIR)/zoo
@@ -155,6 +158,7 @@ bench-paper: install
 		--fig11 $(PAPER_NETS)/vgg19-w1-untrained --fig11 $(PAPER_NETS)/resnet18-w1-untrained \
 		--fig11 $(PAPER_NETS)/mobilenetv2-w1-untrained \
 		$$(ls -d $(PAPER_NETS)/cifar10cnn-* 2>/dev/null | sed 's/^/--fig11 /') --out $(OUTDIR)/paper
+	$(VPY) -m dbpim bench-paper $(PAPER_NETS)/*-untrained --hw paper-throughput --no-plots --out $(OUTDIR)/paper-throughput
 	$(VPY) -m dbpim compare $(OUTDIR)/zoo/*/artifact --out $(OUTDIR)/compare
 
 # The demo network (the small CNN of `make demo`, stage 3), built when missing.

@@ -273,3 +273,14 @@ def test_every_user_error_type_exists_where_named(module, name):
         pytest.importorskip("torch")
     cls = getattr(importlib.import_module(module), name)
     assert cls.__module__ == module and issubclass(cls, ValueError)
+
+
+def test_verilog_core_option_names_the_design_point(tmp_path, capsys):
+    """`dbpim verilog --core KEY=N` (bench-paper's option): the configuration's core changed, its name tagged."""
+    import json
+    pytest.importorskip("amaranth")
+    assert cli.main(["verilog", "--hw", "small", "--blocks", "lpu", "--core", "tile_banks=2", "--core",
+                     "in_windows=2", "--out", str(tmp_path / "v")]) == 0
+    man = json.loads((tmp_path / "v" / "manifest.json").read_text())
+    assert man["config"] == "small+tile_banks=2+in_windows=2"
+    assert (tmp_path / "v" / "small_tile_banks_2_in_windows_2_dbpim_lpu.v").is_file()

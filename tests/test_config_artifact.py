@@ -17,6 +17,26 @@ def test_shipped_configs():
     assert load_config("small").macro.n_comp == 4
 
 
+#: digest of hw/configs/paper-throughput.yaml, as docs/perf_model.md ("The throughput core") states it
+THROUGHPUT_DIGEST = "d2bfe18b22dfe9649d131d5a8853fb72a2028a1a480a638b9e32a7a4390ffa0c"
+
+
+def test_shipped_throughput_config():
+    """paper-throughput = paper with the core's three throughput options, nothing else; named and digested as
+    docs/perf_model.md says; its cells twice the paper's 16 KB."""
+    from dbpim.commands._common import with_core_overrides
+    t, p = load_config("paper-throughput"), load_config("paper")
+    assert t.name == "paper-throughput" and t.defaulted == ()
+    assert (t.core.tile_banks, t.core.out_banks, t.core.in_windows) == (2, 2, 2)
+    same = with_core_overrides(p, {"tile_banks": 2, "out_banks": 2, "in_windows": 2})
+    assert same.name == "paper+tile_banks=2+out_banks=2+in_windows=2"
+    assert {**same.to_dict(), "name": t.name} == t.to_dict()
+    assert (p.pim_bytes, t.pim_bytes) == (16384, 32768)
+    doc = (Path(__file__).parents[1] / "docs" / "perf_model.md").read_text()
+    assert t.digest() == THROUGHPUT_DIGEST and THROUGHPUT_DIGEST in doc
+    assert "hw/configs/paper-throughput.yaml" in doc and "`paper-throughput`" in doc
+
+
 @pytest.mark.parametrize("edit,msg", [
     ({"macro": {"n_comp": 12}}, "macro.n_comp: must be a power of two"),
     ({"macro": {"n_col": 7}}, "macro.n_col: must be an even integer"),
