@@ -121,16 +121,20 @@ def command(artifact, data, samples, batch_size, rtl, out):
     float-requant reference (model.predict, the front-end's frozen network).
     Writes run.json (accuracy per path, logits_equal between the chip and the
     torch integer path, the chip's cycle model per inference) into --out and
-    prints one line per path. A network with an op the chip lacks is refused
-    in one line naming the op.
+    prints one line per path. A network with an op the chip lacks (SiLU,
+    softmax, LayerNorm, GELU, attention, ...) skips the chip and the torch
+    integer path (which runs the chip's integer plan) and runs through
+    model.predict alone; run.json's paths_skipped and a printed line say why.
+    One that model.predict cannot run either is refused in one line naming
+    the op.
 
     --rtl runs the same quantized inputs on the RTL chip too (verif.native_chip:
     the program loaded through the host port, per sample the input into ACT,
     START, the output read back from ACT) and adds its accuracy, its CYCLES per
     inference (cycles_rtl, next to model.chip_timing's in cycles_model) and the
     harness's speed; logits_equal then covers the RTL, the golden chip and the
-    torch integer path. An instruction the RTL chip does not run yet is refused
-    in one line naming the op before any build.
+    torch integer path. An op the chip lacks, or an instruction the RTL chip
+    does not run yet, is refused in one line naming the op before any build.
     """
     import numpy as np
 
