@@ -25,7 +25,7 @@ from dbpim.verif.tb import run_amaranth  # noqa: E402
 pytestmark = [pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable"), pytest.mark.timeout(600)]
 
 LANES = 4
-DEPTHS = {"IMEM": 32, "DMEM": 16 * isa.DESC_WORDS, "CMEM": 256, "ACT": 512, "ACC": 256}
+DEPTHS = {"IMEM": 32, "DMEM": 16 * isa.DESC_WORDS, "CMEM": 256, "ACT": 512, "ACC": 256, "WMEM": 16}
 SEL = {n: i for i, n in enumerate(isa.HOST_TARGETS)}
 STATUS = isa.CHIP_REG["STATUS"]
 
@@ -139,6 +139,7 @@ async def _load(tb, prog, act, acc):
     await _write(tb, "IMEM", prog.imem)
     await _write(tb, "DMEM", prog.dmem)
     await _write(tb, "CMEM", prog.cmem)
+    await _write(tb, "WMEM", prog.wmem)
     await _write(tb, "ACT", act)
     await _write(tb, "ACC", acc)
 
@@ -191,8 +192,14 @@ def _golden(prog, act, acc, lanes=LANES, cycles=False):
     return (a[0], chip.simd_cycles) if cycles else a[0]
 
 
-def _chip(lanes=LANES):
-    return DBPIMChip(lanes=lanes, simd_channels=16, depths=DEPTHS)
+def _chip(lanes=LANES, depths=DEPTHS, hw="small"):
+    """The chip with ``lanes`` SIMD lanes and the PIM core and input buffer of configuration ``hw``."""
+    from dbpim.hw.core import _config_params
+    from dbpim.model.config import load_config
+    from dbpim.model.window import buffer_words
+    h = load_config(hw)
+    return DBPIMChip(lanes=lanes, simd_channels=16, depths=depths, core=_config_params(h),
+                     buffer_words=buffer_words(h.system.input_buffer_kib, h.macro.n_comp, h.macro.in_bits))
 
 
 @pytest.mark.parametrize("seed, lanes", [(0, LANES), (1, LANES), (2, LANES),
@@ -256,8 +263,7 @@ def test_reset_mid_program_then_rerun():
 
 @pytest.mark.parametrize("word, code", [
     (isa.encode("CLMP") & ~0xF | 0xF, 1),     # opcode 15: undefined
-    (isa.encode("PIM"), 2),                    # not in the RTL chip yet
-    (isa.encode("DWC"), 2),
+    (isa.encode("DWC"), 2),                    # not in the RTL chip yet
 ])
 def test_error_codes(word, code):
     asm = Asm(np.random.default_rng(0))
@@ -316,4 +322,4 @@ def test_sizes_from_the_configuration():
     assert chip.depths["ACT"] == int(hw.system.input_buffer_kib * 1024) // 2
     assert chip.depths["ACC"] == int(hw.system.output_buffer_kib * 1024) // 4
     with pytest.raises(ValueError, match="depths.ACT"):
-        DBPIMChip(lanes=4, depths={"ACT": 0, "ACC": 4})
+        DBPIMChip(lanes=4, depths={"ACT": 0, "ACC": 4}, core={}, buffer_words=4)
