@@ -541,7 +541,6 @@ class GoldenChip:
         self.program = compile_program(self.plan, artifact.layers, artifact.macro, artifact.hw)
         from dbpim.model.config import SystemConfig
         self.lanes = int(artifact.hw.system.simd_lanes if artifact.hw is not None else SystemConfig().simd_lanes)
-        self.input_buffer_kib = (artifact.hw.system if artifact.hw is not None else SystemConfig()).input_buffer_kib
         self.macro_cycles = 0
         self.simd_cycles = 0
         self.pim_cycles = 0
@@ -554,7 +553,6 @@ class GoldenChip:
         chip.plan = None
         chip.program = program
         chip.lanes = int(lanes)
-        chip.input_buffer_kib = None
         chip.macro_cycles = chip.simd_cycles = chip.pim_cycles = chip.samples = 0
         return chip
 
@@ -660,15 +658,11 @@ class GoldenChip:
         from dbpim.model import isa
         from dbpim.model.chip_timing import pim_cycles
         from dbpim.model.pim_image import PimImageError, run_pim
-        from dbpim.model.window import buffer_words
         p = self.program
         if p.core is None:
             raise ChipError(f"{name}: the program has no PIM core to run on")
-        m = p.core.macro
-        words = buffer_words(self.input_buffer_kib, m.n_comp, m.in_bits) if self.input_buffer_kib else None
-        try:
-            r = run_pim(p.wmem, d, act, src, acc, dst, p.core, name=name,
-                        buffer_inputs=None if words is None else words * m.n_comp)
+        try:  # like ACT and ACC, the input buffer is as large as the program needs (the RTL's is sized)
+            r = run_pim(p.wmem, d, act, src, acc, dst, p.core, name=name)
         except PimImageError as e:
             raise ChipError(str(e)) from None
         if d["kind"] != isa.PIM_KINDS["linear"]:
