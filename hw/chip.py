@@ -80,7 +80,7 @@ class DBPIMChip(Block):
                        for b in _BUFS}
         self.core = dict(core)
         self.buffer_words = check_int("buffer_words", buffer_words, 1, 1 << 20)
-        PIMCore(**self.core)  # validates the core's parameters here, not at elaboration
+        PIMCore(**self.core)._MustUse__silence = True  # validates the core's parameters here, not at elaboration
         self.__dict__["_params"] = {"lanes": self.lanes, "simd_channels": self.simd_channels,
                                     **{f"{b.lower()}_words": n for b, n in self.depths.items()},
                                     "buffer_words": self.buffer_words, **{f"core_{k}": v for k, v in self.core.items()}}
@@ -104,7 +104,8 @@ class DBPIMChip(Block):
         d["ACT"] = min(1 << 16, int(s.input_buffer_kib * 1024) // (isa.BUFFERS["ACT"].elem_bits // 8))
         d["ACC"] = min(1 << 16, int(s.output_buffer_kib * 1024) // (isa.BUFFERS["ACC"].elem_bits // 8))
         d.update(depths)
-        gen = WindowGenerator.from_config(hw)
+        gen = WindowGenerator.from_config(hw)  # its buffer's words, checked against the configuration
+        gen._MustUse__silence = True
         return cls(lanes=s.simd_lanes, depths=d, core=_config_params(hw), buffer_words=gen._words)
 
     def _pim(self, m, ctrl, platform) -> PIMController:

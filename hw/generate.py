@@ -23,7 +23,8 @@ no module has an ``initial`` block or a register initial value
 
 ``dbpim_simd.v`` is the SIMD core (:class:`hw.simd.SIMDCore`, ``system.simd_lanes`` lanes).
 ``dbpim_chip.v`` is the chip top (:class:`hw.chip.DBPIMChip`: the controller ``dbpim_chip_ctrl``, the SIMD
-core and the buffers, sized from ``system``; docs/rtl.md "The chip top").
+core, the PIM controller ``dbpim_pim_ctrl``, one PIM core, the window generator and the buffers, sized from the
+configuration; docs/rtl.md "The chip top").
 ``dbpim_window.v`` is the input buffer and window generator (:class:`hw.window.WindowGenerator`).
 ``dbpim_core.v`` is the PIM core with its AXI ports (:class:`hw.core.PIMCoreAXI`); its
 manifest entry adds the register map (:func:`model.spec.core_map`) and ``dbpim_core_regs.md`` holds it as

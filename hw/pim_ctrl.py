@@ -260,6 +260,8 @@ class PIMController(Block):
             with m.State("ZERO"):  # the next zero entry's offset, or on to the segments
                 with m.If(blk_end > D["WMEM"]):
                     fail("address")
+                with m.Elif(hw["pixels"] == 0):
+                    fail("pim")
                 with m.Elif(zeros_left == 0):
                     m.next = "SEGMENT"
                 with m.Else():
