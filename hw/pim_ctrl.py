@@ -108,19 +108,21 @@ class PIMController(Block):
     def elaborate(self, platform):
         m = Module()
         n, ib, D = self._n, self._in_bits, self._depths
-        A = 18  # address arithmetic width (16-bit bases and offsets, one carry, a margin)
+        A = 32  # WMEM / ACC address and count arithmetic: every sum and comparison at this one width
+        X = 48  # the copy's element counts and ACT addresses (C * H * W of 32-bit fields, at one width)
 
         def clip(v, depth):
             return v[:max(1, (depth - 1).bit_length())]
 
         # --- the instruction
         kind_linear, signed_in = Signal(), Signal()
-        groups, layer, src, dst = Signal(16), Signal(16), Signal(A), Signal(A)
-        count, T, K = Signal(48), Signal(32), Signal(32)
+        groups, layer, j_next = Signal(16), Signal(16), Signal(16)
+        src, dst = Signal(X), Signal(A)
+        count, count_m1, T_m1, K = Signal(X), Signal(X), Signal(X), Signal(X)
 
         # --- copy: element a of the buffer is ACT src + t * K + k (a = k * T + t; T = 1 for a convolution)
-        a, t, e = Signal(48), Signal(32), Signal(range(n))
-        kaddr, ea = Signal(48), Signal(48)
+        a, t, e = Signal(X), Signal(X), Signal(range(n))
+        kaddr, ea = Signal(X), Signal(X)
         word = Signal(n * ib)
         waddr = Signal(range(max(2, self._words)))
 
@@ -137,12 +139,13 @@ class PIMController(Block):
         phase = Signal()
         baddr = Signal(32)         # a bus write's byte address
         ti = Signal(32)            # window table entry
-        zoff, q, qoff = Signal(16), Signal(32), Signal(A)
+        zoff, q, q_next, qoff = Signal(A), Signal(A), Signal(A), Signal(A)
         res_base, res_end, pstart, rptr = Signal(A), Signal(A), Signal(A), Signal(A)
         dreg = [Signal(32, name=f"pass_w{i}") for i in range(len(WINDOW_PASS))]
         dvalid, feeding = Signal(), Signal()
         fk = Signal(range(len(WINDOW_PASS)))
         passes_left = Signal(32)
+        m.d.comb += [j_next.eq(j + 1), q_next.eq(q + 1)]
 
         m.d.comb += [self.wa_addr.eq(clip(Mux(adv, ptr + 1, ptr), D["WMEM"])),
                      self.act_raddr.eq(clip(ea, D["ACT"]))]
@@ -166,16 +169,20 @@ class PIMController(Block):
         ent = data.View(layout_from_fields(RESULT_ENTRY), self.wb_data)
         r_adv, r_next = Signal(), Signal(A)
         m.d.comb += self.wb_addr.eq(clip(Mux(r_adv, r_next, rptr), D["WMEM"]))
-        acc_at = Signal(A + 1)
-        m.d.comb += [acc_at.eq(dst + ent.off + qoff), self.acc_waddr.eq(clip(acc_at, D["ACC"])),
-                     self.acc_wdata.eq(self.core_o_psum)]
-        zero_at = Signal(A + 1)
-        m.d.comb += zero_at.eq(dst + zoff + qoff)
+        r_base, z_base = Signal(A), Signal(A)
+        acc_at, zero_at = Signal(A + 1), Signal(A + 1)
+        assert RESULT_ENTRY[0][0] == "off"  # OFF is the entry's low bits
+        # the entry's last pixel: q + 1 == PIXELS (15 bits)
+        r_end_px = (q_next[:len(ent.pixels)] == ent.pixels) & ~q_next[len(ent.pixels):].any()
+        m.d.comb += [r_base.eq(dst + (self.wb_data & ((1 << len(ent.off)) - 1))),  # + OFF, at A bits z_base.eq(dst + zoff),
+                     acc_at.eq(r_base + qoff), zero_at.eq(z_base + qoff),
+                     self.acc_waddr.eq(clip(acc_at, D["ACC"])), self.acc_wdata.eq(self.core_o_psum)]
 
-        lo, hi = input_range(True, ib)
-        ulo, uhi = input_range(False, ib)
+        # the 8-bit range: signed, the bits from bit 7 up all equal; unsigned, none set from bit 8 up
         v = self.act_rdata
-        bad_range = Mux(signed_in, (v < lo) | (v > hi), (v < ulo) | (v > uhi))
+        high = v[ib - 1:]
+        bad_range = Mux(signed_in, ~(high.all() | ~high.any()), v[ib:].any())
+        assert input_range(True, ib) == (-(1 << (ib - 1)), (1 << (ib - 1)) - 1) and input_range(False, ib)[1] == (1 << ib) - 1
 
         with m.FSM():
             with m.State("IDLE"):
@@ -183,7 +190,7 @@ class PIMController(Block):
                     C, H, W = self.C, self.H, self.W
                     m.d.sync += [busy.eq(1), kind_linear.eq(self.kind_linear), signed_in.eq(self.signed),
                                  groups.eq(self.groups), layer.eq(self.layer), src.eq(self.src), dst.eq(self.dst),
-                                 count.eq(C * H * W), T.eq(Mux(self.kind_linear, H, 1)),
+                                 count.eq(C * H * W), count_m1.eq(C * H * W - 1), T_m1.eq(Mux(self.kind_linear, H - 1, 0)),
                                  K.eq(Mux(self.kind_linear, C, 1)), a.eq(0), t.eq(0), e.eq(0), word.eq(0),
                                  waddr.eq(0), kaddr.eq(self.src), ea.eq(self.src), j.eq(0)]
                     m.next = "CHECK"
@@ -192,13 +199,14 @@ class PIMController(Block):
                 m.d.comb += self.core_rst.eq(1)
                 with m.If((src + count > D["ACT"]) | (count > self._words * n)):
                     fail("address")
-                with m.Elif(count == 0):
-                    m.next = "TABLE"
-                with m.Else():
-                    m.next = "COPY"
+                with m.Else():  # (nested: the comb logic reads no condition of the state's only transitions)
+                    with m.If(count == 0):
+                        m.next = "TABLE"
+                    with m.Else():
+                        m.next = "COPY"
 
             with m.State("COPY"):  # one element a cycle (ACT read at ea, its data here)
-                last = a == count - 1
+                last = a == count_m1
                 with m.If(bad_range):
                     fail("range")
                 with m.Else():
@@ -213,7 +221,7 @@ class PIMController(Block):
                     with m.Else():
                         m.d.sync += [word.eq(merged), e.eq(e + 1)]
                     m.d.sync += a.eq(a + 1)
-                    with m.If(t == T - 1):
+                    with m.If(t == T_m1):
                         m.d.sync += [t.eq(0), kaddr.eq(kaddr + 1), ea.eq(kaddr + 1)]
                         m.d.comb += self.act_raddr.eq(clip(kaddr + 1, D["ACT"]))
                     with m.Else():
@@ -229,7 +237,7 @@ class PIMController(Block):
                 m.next = "LOOKUP"
 
             with m.State("LOOKUP"):
-                idx = Signal(17)
+                idx = Signal(A)
                 m.d.comb += idx.eq(layer + j)
                 with m.If(idx >= self.wa_data):
                     fail("pim")
@@ -276,7 +284,7 @@ class PIMController(Block):
                     m.d.comb += [self.acc_we.eq(1), self.acc_waddr.eq(clip(zero_at, D["ACC"])),
                                  self.acc_wdata.eq(0)]
                     m.d.sync += [q.eq(q + 1), qoff.eq(qoff + hw["pixel_stride"])]
-                    with m.If(q == hw["pixels"] - 1):
+                    with m.If(q_next == hw["pixels"]):
                         m.next = "ZERO"
 
             # --- one segment: program the core and the window table, then run
@@ -284,11 +292,12 @@ class PIMController(Block):
                 with m.If(segs_left == 0):
                     with m.If(ptr != blk_end):
                         fail("pim")
-                    with m.Elif(j + 1 < groups):
-                        m.d.sync += j.eq(j + 1)
-                        m.next = "TABLE"
                     with m.Else():
-                        m.next = "FINISH"
+                        with m.If(j_next < groups):
+                            m.d.sync += j.eq(j + 1)
+                            m.next = "TABLE"
+                        with m.Else():
+                            m.next = "FINISH"
                 with m.Else():
                     m.d.sync += [sh.eq(0), segs_left.eq(segs_left - 1)]
                     m.next = "SEG_HEADER"
@@ -343,8 +352,8 @@ class PIMController(Block):
             with m.State("START"):
                 m.d.comb += [self.core_w_en.eq(1), self.core_w_addr.eq(CORE_REG["CTRL"].word),
                              self.core_w_data.eq(CORE_REG["CTRL"].value(START=1))]
-                rb = Signal(A)
-                m.d.comb += rb.eq(ptr + Mux(passes_left == 0, 0, (passes_left - 1) << 2))
+                rb, rest = Signal(A), Signal(A)  # the result entries follow the passes not yet read
+                m.d.comb += [rest.eq((passes_left - 1) << 2), rb.eq(ptr + Mux(passes_left == 0, 0, rest))]
                 m.d.sync += [res_base.eq(rb), res_end.eq(rb + cnt["results"]), rptr.eq(rb), pstart.eq(rb),
                              q.eq(0), qoff.eq(0), feeding.eq(0), fk.eq(0)]
                 m.d.comb += [self.wb_addr.eq(clip(rb, D["WMEM"])), self.win_d.valid.eq(0)]  # taken in RUN
@@ -376,7 +385,7 @@ class PIMController(Block):
                         with m.If(~ent.end):
                             m.d.comb += [r_adv.eq(1), r_next.eq(rptr + 1)]
                             m.d.sync += rptr.eq(rptr + 1)
-                        with m.Elif(q == ent.pixels - 1):
+                        with m.Elif(r_end_px):
                             m.d.comb += [r_adv.eq(1), r_next.eq(rptr + 1)]
                             m.d.sync += [rptr.eq(rptr + 1), pstart.eq(rptr + 1), q.eq(0), qoff.eq(0)]
                         with m.Else():

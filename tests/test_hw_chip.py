@@ -192,14 +192,14 @@ def _golden(prog, act, acc, lanes=LANES, cycles=False):
     return (a[0], chip.simd_cycles) if cycles else a[0]
 
 
-def _chip(lanes=LANES, depths=DEPTHS, hw="small"):
+def _chip(lanes=LANES, depths=DEPTHS, hw="small", simd_channels=16):
     """The chip with ``lanes`` SIMD lanes and the PIM core and input buffer of configuration ``hw`` (a name or a
     HwConfig)."""
     from dbpim.hw.core import _config_params
     from dbpim.model.config import load_config
     from dbpim.model.window import buffer_words
     h = load_config(hw) if isinstance(hw, str) else hw
-    return DBPIMChip(lanes=lanes, simd_channels=16, depths=depths, core=_config_params(h),
+    return DBPIMChip(lanes=lanes, simd_channels=simd_channels, depths=depths, core=_config_params(h),
                      buffer_words=buffer_words(h.system.input_buffer_kib, h.macro.n_comp, h.macro.in_bits))
 
 
@@ -455,7 +455,9 @@ def test_demo_cnn_on_the_rtl_chip(real_artifacts):
         return st, cycles, _signed(out, 16)
 
     t0 = time.time()
-    st, cycles, got = run_amaranth(_chip(hw.system.simd_lanes, depths, hw), body, max_cycles=20_000_000)
+    chip = _chip(hw.system.simd_lanes, depths, hw, simd_channels=max(16, max(
+        int(p.dmem[isa.decode(int(w))["desc"] * isa.DESC_WORDS]) for w in p.imem if isa.decode(int(w))["op"] == "REQ")))
+    st, cycles, got = run_amaranth(chip, body, max_cycles=20_000_000)
     print(f"demo CNN on the RTL chip: {cycles} cycles (golden {golden.cycles}), {time.time() - t0:.0f} s")
     assert st["ERROR"] == 0 and st["DONE"] == 1, st
     np.testing.assert_array_equal(got, want.reshape(-1))
