@@ -17,10 +17,11 @@ and the layer records:
 :func:`compile_program` compiles the plan to the chip's program (the
 instruction stream of :mod:`model.isa`, the WMEM / CMEM / DMEM images and
 the ACT allocation, docs/design.md §15) and :class:`GoldenChip` executes that
-program: PIM instructions through the golden layer model
-(:func:`model.layer.run_layer` on the layers read back from WMEM: the
-accumulators bit-exact with the macros, and their macro-cycles), SIMD
-instructions through :mod:`model.simd_ops`. The torch twin of the plan is
+program: PIM instructions from their WMEM image (:mod:`model.pim_image`:
+the window generator's and the PIM core's twins on what the chip's
+controller loads into them; the accumulators bit-exact with
+:func:`model.layer.run_layer`, the RTL's cycles), SIMD instructions through
+:mod:`model.simd_ops`. The torch twin of the plan is
 :mod:`model.torch.intpath`.
 
 The scale rule (docs/design.md §13 "Tensor scales"), in one place:
@@ -518,12 +519,14 @@ class GoldenChip:
 
     ``run(x)`` quantizes the float input on the host (:func:`quantize_input`), writes it into ``ACT``,
     executes the instruction stream to HALT on every sample at once and returns the output tensor's integers
-    (int64, real value = ``v * output scale``). It adds the mapped layers' DB-PIM macro-cycles
-    (:func:`model.layer.run_layer`, docs/design.md §7) to ``macro_cycles`` and the other instructions' cycles
-    to ``simd_cycles``, both summed over samples: ``REQ``, ``ADD``, ``MAXP``, ``GAP``, ``CLMP`` and ``HALT``
-    take the RTL chip controller's cycles (:func:`model.chip_timing.instruction_cycles` with ``lanes`` = the
-    configuration's ``system.simd_lanes``; one program of those gives the RTL's ``CYCLES``), ``DWC``, which
-    the RTL chip does not run yet, the SIMD core's full-rate :func:`model.simd_core.simd_cycles` (§14).
+    (int64, real value = ``v * output scale``). Cycles, summed over samples: ``pim_cycles`` the RTL chip's
+    cycles of the PIM instructions (:func:`model.chip_timing.pim_cycles`, from the image and the core's
+    :func:`model.core_timing.layer_cycles`), ``simd_cycles`` those of ``REQ``, ``ADD``, ``MAXP``, ``GAP``,
+    ``CLMP`` and ``HALT`` (:func:`model.chip_timing.instruction_cycles` with ``lanes`` = the configuration's
+    ``system.simd_lanes``) and of ``DWC``, which the RTL chip does not run yet, at the SIMD core's full rate
+    (:func:`model.simd_core.simd_cycles`, §14); ``cycles`` is their sum, the RTL's ``CYCLES`` on a program
+    without ``DWC``. ``macro_cycles`` adds the mapped layers' DB-PIM macro-cycles (docs/design.md §7, as
+    :func:`model.layer.run_layer` counts them, one macro running every tile): an extra figure.
     """
 
     def __init__(self, artifact):
