@@ -58,7 +58,7 @@ class PIMController(Block):
     word_addr_bits : int
         Bits of the core's register-bus word address.
     psum_bits : int
-        The core's result width (at most 32: ACC's elements).
+        The core's result width (a result that does not fit ACC's 32-bit elements stops the run: ERROR_CODE 4).
     depths : dict
         ``ACT``, ``ACC``, ``WMEM`` words.
     """
@@ -72,7 +72,7 @@ class PIMController(Block):
         self._words = check_int("buffer_words", buffer_words, 1, 1 << 20)
         self._windows = check_int("windows", windows, 1, 1 << 16)
         self._wab = check_int("word_addr_bits", word_addr_bits, 1, 30)
-        self._psum = check_int("psum_bits", psum_bits, 1, isa.BUFFERS["ACC"].elem_bits)
+        self._psum = check_int("psum_bits", psum_bits, 1, 64)
         self._depths = {b: check_int(f"depths.{b}", depths[b], 1, 1 << 16) for b in ("ACT", "ACC", "WMEM")}
         self.__dict__["_params"] = {"n_comp": self._n, "in_bits": self._in_bits, "buffer_words": self._words,
                                     "windows": self._windows, "word_addr_bits": self._wab, "psum_bits": self._psum,
@@ -177,6 +177,9 @@ class PIMController(Block):
         m.d.comb += [r_base.eq(dst + (self.wb_data & ((1 << len(ent.off)) - 1))),  # + OFF, at A bits z_base.eq(dst + zoff),
                      acc_at.eq(r_base + qoff), zero_at.eq(z_base + qoff),
                      self.acc_waddr.eq(clip(acc_at, D["ACC"])), self.acc_wdata.eq(self.core_o_psum)]
+        acc_bits = isa.BUFFERS["ACC"].elem_bits
+        psum_high = self.core_o_psum[acc_bits - 1:]
+        psum_wide = ~(psum_high.all() | ~psum_high.any()) if self._psum > acc_bits else Const(0, 1)
 
         # the 8-bit range: signed, the bits from bit 7 up all equal; unsigned, none set from bit 8 up
         v = self.act_rdata
@@ -378,6 +381,8 @@ class PIMController(Block):
                 with m.If(self.core_o_valid):
                     with m.If(rptr >= res_end):
                         fail("pim")
+                    with m.Elif(psum_wide):
+                        fail("range")
                     with m.Elif(acc_at >= D["ACC"]):
                         fail("address")
                     with m.Else():

@@ -418,6 +418,8 @@ def run_pim(wmem, d: dict, act: np.ndarray, src: int, acc: np.ndarray, dst: int,
             if k != len(seg.results):
                 raise PimImageError(f"{where}, segment {s}: {len(seg.results)} result entries, the passes stream "
                                     f"{k} channels")
+            if stream.size and (int(stream.min()) < -(1 << 31) or int(stream.max()) >= 1 << 31):
+                raise PimImageError(f"{where}, segment {s}: a sum does not fit ACC's 32-bit elements (range)")
             if offs:
                 place(np.concatenate(offs), stream)
             # im2col bit patterns of the windows the passes read, for the core's timing
