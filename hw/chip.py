@@ -117,6 +117,8 @@ class DBPIMChip(Block):
         pim = PIMController(n_comp=c["n_comp"], in_bits=c["in_bits"], buffer_words=self.buffer_words,
                             windows=c["mask_windows"], word_addr_bits=core.derived.word_addr_bits,
                             psum_bits=core.psum_width, depths=self.depths)
+        for blk in (core, gen):  # an emitter may reuse the module it already emitted for the same parameters
+            blk._MustUse__silence = True
         add_block(m, "pim_ctrl", pim, platform)
         rst = Signal()
         m.d.comb += rst.eq(pim.core_rst | ctrl.simd_rst)  # each PIM instruction and each run start clean
