@@ -192,13 +192,25 @@ def _golden(prog, act, acc, lanes=LANES, cycles=False):
     return (a[0], chip.simd_cycles) if cycles else a[0]
 
 
-def _chip(lanes=LANES, depths=DEPTHS, hw="small", simd_channels=16):
+def _tiny_core():
+    """The small configuration with the least PIM core (one macro, one entry per memory): the SIMD programs'
+    chip, quicker to build."""
+    import dataclasses
+
+    from dbpim.model.config import load_config
+    from dbpim.verif.pim_programs import core_config
+    h = load_config("small")
+    return core_config(dataclasses.replace(h, system=dataclasses.replace(h.system, macros_per_core=1)),
+                       tile_slots=1, descriptors=1, mask_windows=1, out_pixels=1)
+
+
+def _chip(lanes=LANES, depths=DEPTHS, hw=None, simd_channels=16):
     """The chip with ``lanes`` SIMD lanes and the PIM core and input buffer of configuration ``hw`` (a name or a
-    HwConfig)."""
+    HwConfig; None: :func:`_tiny_core`)."""
     from dbpim.hw.core import _config_params
     from dbpim.model.config import load_config
     from dbpim.model.window import buffer_words
-    h = load_config(hw) if isinstance(hw, str) else hw
+    h = _tiny_core() if hw is None else load_config(hw) if isinstance(hw, str) else hw
     return DBPIMChip(lanes=lanes, simd_channels=simd_channels, depths=depths, core=_config_params(h),
                      buffer_words=buffer_words(h.system.input_buffer_kib, h.macro.n_comp, h.macro.in_bits))
 
