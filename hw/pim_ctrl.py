@@ -26,7 +26,7 @@ write; the core's own :func:`model.core_timing.layer_cycles` per START).
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
@@ -179,7 +179,7 @@ class PIMController(Block):
                      self.acc_waddr.eq(clip(acc_at, D["ACC"])), self.acc_wdata.eq(self.core_o_psum)]
         acc_bits = isa.BUFFERS["ACC"].elem_bits
         psum_high = self.core_o_psum[acc_bits - 1:]
-        psum_wide = ~(psum_high.all() | ~psum_high.any()) if self._psum > acc_bits else Const(0, 1)
+        psum_wide = ~(psum_high.all() | ~psum_high.any()) if self._psum > acc_bits else None
 
         # the 8-bit range: signed, the bits from bit 7 up all equal; unsigned, none set from bit 8 up
         v = self.act_rdata
@@ -381,8 +381,9 @@ class PIMController(Block):
                 with m.If(self.core_o_valid):
                     with m.If(rptr >= res_end):
                         fail("pim")
-                    with m.Elif(psum_wide):
-                        fail("range")
+                    if psum_wide is not None:  # the core's sums may pass ACC's 32 bits
+                        with m.Elif(psum_wide):
+                            fail("range")
                     with m.Elif(acc_at >= D["ACC"]):
                         fail("address")
                     with m.Else():
