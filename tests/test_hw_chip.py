@@ -445,7 +445,9 @@ def test_demo_cnn_on_the_rtl_chip(real_artifacts):
     hw = art.hw
     depths = {"IMEM": 32, "DMEM": len(p.dmem), "CMEM": len(p.cmem), "WMEM": len(p.wmem),
               "ACT": max(p.act_words, 1), "ACC": max(p.acc_words, 1)}
-    x = np.random.default_rng(0).random((1,) + golden.plan.input_shape).astype(np.float32)
+    pytest.importorskip("torch")
+    from dbpim.model.torch.data import load_data
+    x = load_data("digits", 0).x_test.numpy()[:1]  # the first test digit
     want = golden.run(x)
     act = np.zeros(depths["ACT"], np.int64)
     q = quantize_input(x, golden.plan.quants[golden.plan.input]).reshape(-1)
@@ -470,7 +472,8 @@ def test_demo_cnn_on_the_rtl_chip(real_artifacts):
     chip = _chip(hw.system.simd_lanes, depths, hw, simd_channels=max(16, max(
         int(p.dmem[isa.decode(int(w))["desc"] * isa.DESC_WORDS]) for w in p.imem if isa.decode(int(w))["op"] == "REQ")))
     st, cycles, got = run_amaranth(chip, body, max_cycles=20_000_000)
-    print(f"demo CNN on the RTL chip: {cycles} cycles (golden {golden.cycles}), {time.time() - t0:.0f} s")
+    print(f"demo CNN on the RTL chip, one digit: logits {got.tolist()}, {cycles} cycles (golden {golden.cycles}), "
+          f"{time.time() - t0:.0f} s")
     assert st["ERROR"] == 0 and st["DONE"] == 1, st
     np.testing.assert_array_equal(got, want.reshape(-1))
     assert cycles == golden.cycles
