@@ -85,7 +85,7 @@ lint: install
 
 # Formal proofs of the PIM core's handshakes (AXI4-Stream, AXI4-Lite, START, STATUS.ERROR; verif/formal.py,
 # SymbiYosys + yices), small core by default: the cover search (a result beat is reachable, and when), a bounded
-# model check of FORMAL_DEPTH cycles from power-up, then k-induction of the AXI4-Lite target.
+# model check of FORMAL_DEPTH cycles from power-up, then k-induction of the AXI4-Lite targets (the core's, the chip's).
 FORMAL_DEPTH ?= 25
 formal: install
 	$(VPY) -m dbpim formal --hw $(or $(HW),small) --depth $(FORMAL_DEPTH)

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, ClockDomain, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from dbpim.hw.axi import AXI4LiteTarget
+from dbpim.hw.axi import RESET_SYNC_STAGES, AXI4LiteTarget, aclk_domain, axil_ports, connect_axil
 from dbpim.hw.common import Block, add_block, layout_from_fields, same_width
 from dbpim.hw.macro import PIMMacro
 from dbpim.hw.sram import sram_1r1w
@@ -33,9 +33,6 @@ from dbpim.model.spec import (BUS_BITS, CORE_REG, core_constants, digest_word, f
                         packer_out_fields, result_fields, tile_entry_fields, window_fields)
 
 __all__ = ["RowPacker", "PIMCore", "PIMCoreAXI", "CORE_KEYS", "RESET_SYNC_STAGES"]
-
-#: flip-flops of the aresetn synchronizer of :class:`PIMCoreAXI` (reset ends this many aclk edges after aresetn rises)
-RESET_SYNC_STAGES = 2
 
 #: core parameter -> (HwConfig section, field)
 CORE_KEYS = {
@@ -735,13 +732,7 @@ class PIMCoreAXI(Block):
         aw = self.core.map.addr_width
         rw = self.core.derived.result_bits
         super().__init__({
-            "aclk": In(1), "aresetn": In(1),
-            "s_axil_awaddr": In(aw), "s_axil_awvalid": In(1), "s_axil_awready": Out(1),
-            "s_axil_wdata": In(BUS_BITS), "s_axil_wstrb": In(BUS_BITS // 8), "s_axil_wvalid": In(1),
-            "s_axil_wready": Out(1),
-            "s_axil_bresp": Out(2), "s_axil_bvalid": Out(1), "s_axil_bready": In(1),
-            "s_axil_araddr": In(aw), "s_axil_arvalid": In(1), "s_axil_arready": Out(1),
-            "s_axil_rdata": Out(BUS_BITS), "s_axil_rresp": Out(2), "s_axil_rvalid": Out(1), "s_axil_rready": In(1),
+            "aclk": In(1), "aresetn": In(1), **axil_ports(aw),
             "s_axis_tdata": In(field_width(window_fields(params["n_comp"], params.get("in_bits", 8))[0])),
             "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
             "m_axis_tdata": Out(rw), "m_axis_tvalid": Out(1), "m_axis_tready": In(1), "m_axis_tlast": Out(1),
@@ -768,26 +759,12 @@ class PIMCoreAXI(Block):
 
     def elaborate(self, platform):
         m = Module()
-        # the domain's clock is the aclk port itself (not a copy), so a simulator sees one clock input;
-        # aresetn goes through a two-flop reset synchronizer: the
-        # domain's reset rises as soon as aresetn falls (asynchronously; the logic, reset synchronously,
-        # is reset at the next aclk edge) and falls at the second aclk edge after aresetn rises, so its
-        # release meets the flops' recovery time whatever the phase of aresetn
-        m.domains.sync = cd = ClockDomain()
-        cd.clk = self.aclk
-        m.domains.reset_sync = rsd = ClockDomain("reset_sync", async_reset=True, local=True)
-        m.d.comb += [rsd.clk.eq(self.aclk), rsd.rst.eq(~self.aresetn)]
-        stages = [Signal(init=1, name=f"reset_sync{k}") for k in range(RESET_SYNC_STAGES)]
-        m.d.reset_sync += [stages[0].eq(0)] + [b.eq(a) for a, b in zip(stages, stages[1:])]
-        m.d.comb += [cd.rst.eq(stages[-1]), self.in_reset.eq(stages[-1])]
+        aclk_domain(m, self.aclk, self.aresetn, self.in_reset)  # aclk, aresetn through the reset synchronizer
         axil = AXI4LiteTarget(addr_width=self.core.map.addr_width)
         core = self.core
         add_block(m, "axil", axil, platform)
         add_block(m, "core", core, platform)
-        for ch in ("awaddr", "awvalid", "wdata", "wstrb", "wvalid", "bready", "araddr", "arvalid", "rready"):
-            m.d.comb += getattr(axil, ch).eq(getattr(self, f"s_axil_{ch}"))
-        for ch in ("awready", "wready", "bresp", "bvalid", "arready", "rdata", "rresp", "rvalid"):
-            m.d.comb += getattr(self, f"s_axil_{ch}").eq(getattr(axil, ch))
+        connect_axil(m, self, axil)
         for sig in ("w_en", "w_addr", "w_data", "w_strb", "r_addr"):
             m.d.comb += getattr(core, sig).eq(getattr(axil, sig))
         m.d.comb += [

@@ -25,6 +25,9 @@ no module has an ``initial`` block or a register initial value
 ``dbpim_chip.v`` is the chip top (:class:`hw.chip.DBPIMChip`: the controller ``dbpim_chip_ctrl``, the SIMD
 core, the PIM controller ``dbpim_pim_ctrl``, one PIM core, the window generator and the buffers, sized from the
 configuration; docs/rtl.md "The chip top").
+``dbpim_chip_axi.v`` is the chip behind an AXI4-Lite target (:class:`hw.chip_axi.DBPIMChipAXI`); its manifest
+entry adds the chip's address map (:func:`model.isa.chip_map`) and its register description files, named after
+the chip (``dbpim_chip.rdl`` / ``.h`` / ``.xml`` / ``_regs.md``: the ``addrmap`` / C struct ``dbpim_chip``).
 ``dbpim_window.v`` is the input buffer and window generator (:class:`hw.window.WindowGenerator`).
 ``dbpim_core.v`` is the PIM core with its AXI ports (:class:`hw.core.PIMCoreAXI`); its
 manifest entry adds the register map (:func:`model.spec.core_map`) and ``dbpim_core_regs.md`` holds it as
@@ -50,10 +53,12 @@ from dbpim.model import jsonio
 __all__ = ["BLOCKS", "SRAM_MODES", "build_block", "generate", "ports_of_verilog"]
 
 #: Block names in generation order; file ``dbpim_<name>.v``, top module ``dbpim_<name>``.
-BLOCKS = ("lpu", "dbmu", "adder_tree", "accumulator", "ipu", "switch", "macro", "core", "simd", "window", "chip")
+BLOCKS = ("lpu", "dbmu", "adder_tree", "accumulator", "ipu", "switch", "macro", "core", "simd", "window", "chip",
+          "chip_axi")
 MANIFEST_FORMAT = "dbpim-verilog"
 MANIFEST_VERSION = 3
-#: the core's register description files (manifest ``register_files``): kind -> suffix after the top module name
+#: the register description files of the core and the chip (manifest ``register_files``): kind -> suffix after the
+#: ``addrmap`` name (``dbpim_core``, ``dbpim_chip``)
 REGISTER_FILES = {"systemrdl": ".rdl", "c_header": ".h", "ip_xact": ".xml", "markdown": "_regs.md"}
 
 
@@ -61,6 +66,7 @@ def _components() -> dict:
     from dbpim.hw.accumulator import ShiftAddAccumulator
     from dbpim.hw.adder_tree import CSDAdderTree
     from dbpim.hw.chip import DBPIMChip
+    from dbpim.hw.chip_axi import DBPIMChipAXI
     from dbpim.hw.core import PIMCoreAXI
     from dbpim.hw.dbmu import DBMU
     from dbpim.hw.ipu import IPU
@@ -71,7 +77,7 @@ def _components() -> dict:
     from dbpim.hw.window import WindowGenerator
     return {"lpu": LPU, "dbmu": DBMU, "adder_tree": CSDAdderTree, "accumulator": ShiftAddAccumulator,
             "ipu": IPU, "switch": SparseSwitch, "macro": PIMMacro, "core": PIMCoreAXI, "simd": SIMDCore,
-            "window": WindowGenerator, "chip": DBPIMChip}
+            "window": WindowGenerator, "chip": DBPIMChip, "chip_axi": DBPIMChipAXI}
 
 
 def build_block(name: str, hw):
@@ -79,7 +85,7 @@ def build_block(name: str, hw):
 
     The core reads the whole configuration (macro, ``system.macros_per_core``,
     ``core``), the SIMD core ``system.simd_lanes``, the window generator its macro, ``system.input_buffer_kib``
-    and ``core.mask_windows``, the chip top its ``system`` section; the other blocks the macro section.
+    and ``core.mask_windows``, the chip tops their ``system`` section; the other blocks the macro section.
 
     Returns
     -------
@@ -94,7 +100,7 @@ def build_block(name: str, hw):
         raise ValueError(f"block: must be one of {', '.join(BLOCKS)}, got {name!r}")
     if isinstance(hw, MacroConfig):
         hw = HwConfig(name="custom", macro=hw)
-    return comps[name].from_config(hw if name in ("core", "simd", "window", "chip") else hw.macro)
+    return comps[name].from_config(hw if name in ("core", "simd", "window", "chip", "chip_axi") else hw.macro)
 
 
 def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural", prefix: str = "") -> dict:
@@ -167,13 +173,15 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural", prefix: 
         entries[b] = {"file": f"{top}.v", "top": top, "parameters": comp.parameters, "latency": comp.latency,
                       "latency_note": comp.latency_note, "ports": emitter.modules[top].ports,
                       "sources": [f"{n}.v" for n in emitter.sources(top)]}
-        if b == "core":
-            reg_files = _register_files(comp, top, name, config)
-            texts.update(reg_files)
+        if b in ("core", "chip_axi"):
+            rdl_top = top if b == "core" else emitter.module_name("dbpim_chip")  # the chip's map: struct dbpim_chip_t
+            texts.update(_register_files(comp, rdl_top, name, config))
             entries[b].update({"register_map": comp.map.describe(), "addr_width": comp.map.addr_width,
-                               "psum_width": comp.psum_width, "register_map_file": f"{top}_regs.md",
-                               "register_files": {k: f"{top}{suffix}" for k, suffix in REGISTER_FILES.items()},
-                               "digest": config.digest(), "digest_word": comp.parameters["digest"]})
+                               "register_map_file": f"{rdl_top}_regs.md",
+                               "register_files": {k: f"{rdl_top}{suffix}" for k, suffix in REGISTER_FILES.items()}})
+        if b == "core":
+            entries[b].update({"psum_width": comp.psum_width, "digest": config.digest(),
+                               "digest_word": comp.parameters["digest"]})
     core_file, texts[core_file] = _fusesoc_core(entries, name, prefix, texts)
     files = {"fusesoc_core": core_file}
     if emitter.blackboxes:  # the memories a memory compiler makes (hw.sram.memory_list)
@@ -208,7 +216,7 @@ def _fusesoc_core(entries: dict, name: str, prefix: str, texts: dict) -> tuple[s
 
     top = entries["core"]["top"] if "core" in entries else list(entries.values())[-1]["top"]
     files = list(dict.fromkeys(f for e in entries.values() for f in e["sources"]))
-    regs = list(entries.get("core", {}).get("register_files", {}).values())
+    regs = [f for e in entries.values() for f in e.get("register_files", {}).values()]
     lib = re.sub(r"[^A-Za-z0-9_]", "_", name) or "custom"
     def base():
         return {"filesets": ["rtl"], "toplevel": top}
@@ -230,18 +238,23 @@ def _fusesoc_core(entries: dict, name: str, prefix: str, texts: dict) -> tuple[s
 
 
 def _register_files(comp, top: str, name: str, config) -> dict:
-    """File name -> text of the core's register description: SystemRDL and its PeakRDL exports (:mod:`hw.regs`)."""
+    """File name -> text of a register description (the core's or the chip's map): SystemRDL and its PeakRDL
+    exports (:mod:`hw.regs`), the ``addrmap`` named ``top``."""
     import tempfile
 
     from dbpim.hw.regs import export, rdl_text
     from dbpim.model.spec import core_constants
 
     p = comp.parameters
-    constants = core_constants(n_comp=p["n_comp"], n_col=p["n_col"], n_row=p["n_row"], lanes=p["lanes"],
-                               macros=p["macros"], tile_slots=p["tile_slots"], descriptors=p["descriptors"],
-                               mask_windows=p["mask_windows"], out_pixels=p["out_pixels"],
-                               max_row_tiles=p["max_row_tiles"], psum_bits=comp.psum_width, digest=p["digest"])
-    title = (f"DB-PIM core ({name}, configuration digest {config.digest()[:16]}...): AXI4-Lite, 32-bit words, "
+    if comp.NAME == "core":
+        constants = core_constants(n_comp=p["n_comp"], n_col=p["n_col"], n_row=p["n_row"], lanes=p["lanes"],
+                                   macros=p["macros"], tile_slots=p["tile_slots"], descriptors=p["descriptors"],
+                                   mask_windows=p["mask_windows"], out_pixels=p["out_pixels"],
+                                   max_row_tiles=p["max_row_tiles"], psum_bits=comp.psum_width, digest=p["digest"])
+        what = "DB-PIM core"
+    else:
+        constants, what = {}, "DB-PIM chip (dbpim_chip_axi)"
+    title = (f"{what} ({name}, configuration digest {config.digest()[:16]}...): AXI4-Lite, 32-bit words, "
              f"byte addresses, {comp.map.addr_width} address bits")
     with tempfile.TemporaryDirectory(prefix="dbpim-rdl-") as tmp:
         return export(rdl_text(comp.map, top=top, constants=constants, title=title), tmp, top=top)

@@ -1,8 +1,10 @@
-"""The PIM core's register map as SystemRDL, and what PeakRDL makes of it (docs/rtl.md).
+"""A register map as SystemRDL, and what PeakRDL makes of it (docs/rtl.md).
 
-:func:`rdl_text` renders the ONE register description,
-:data:`model.spec.CORE_REGISTERS` (fields, bit positions, access, reset) and
-the memories of :func:`model.spec.core_map`, as a SystemRDL 2.0 ``addrmap``;
+:func:`rdl_text` renders ONE register description, a :class:`model.spec.RegisterMap`
+(the PIM core's: :data:`model.spec.CORE_REGISTERS` and the memories of
+:func:`model.spec.core_map`; the chip's: :data:`model.isa.CHIP_REGISTERS` and
+the buffers of :func:`model.isa.chip_map`): its registers (fields, bit
+positions, access, reset) and memory regions, as a SystemRDL 2.0 ``addrmap``;
 :func:`export` compiles it with ``systemrdl-compiler`` and writes, with
 PeakRDL:
 
@@ -12,8 +14,9 @@ PeakRDL:
 * ``<top>.xml`` - IP-XACT (IEEE 1685-2014, ``peakrdl-ipxact``);
 * ``<top>_regs.md`` - Markdown (``peakrdl-markdown``).
 
-The memories (descriptors, masks, column maps, tile store) are external,
-write-only register-file arrays: entry ``e`` word ``w`` is ``<REGION>[e].WORD[w]``,
+The memories (the core's descriptors, masks, column maps, tile store; the
+chip's buffers) are external register-file arrays (write-only, or read-write as
+the region's ``access`` says): entry ``e`` word ``w`` is ``<REGION>[e].WORD[w]``,
 ``stride`` words per entry (words past an entry's ``words`` are padding).
 
 Needs the ``hw`` extra (systemrdl-compiler, peakrdl-*).
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dbpim.model.spec import BUS_BITS, CORE_REGISTERS, CoreMap
+from dbpim.model.spec import BUS_BITS, RegisterMap
 
 __all__ = ["rdl_text", "export", "EXPORTS"]
 
@@ -40,24 +43,26 @@ def _str(text: str) -> str:
     return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def rdl_text(cmap: CoreMap, *, top: str, constants: dict, title: str = "") -> str:
-    """SystemRDL source of the core's register map.
+def rdl_text(cmap: RegisterMap, *, top: str, constants: dict, title: str = "") -> str:
+    """SystemRDL source of a register map.
 
     Parameters
     ----------
-    cmap : CoreMap
-        The core's address map (:func:`model.spec.core_map`).
+    cmap : RegisterMap
+        The address map: its ``registers`` and ``regions`` (:func:`model.spec.core_map`,
+        :func:`model.isa.chip_map`).
     top : str
-        The ``addrmap`` name (the Verilog module name: ``dbpim_core`` or ``<prefix>_dbpim_core``).
+        The ``addrmap`` name (``dbpim_core`` / ``dbpim_chip``, or with a ``<prefix>_``).
     constants : dict
-        Register name -> value of the design-point constants (:func:`model.spec.core_constants`), their reset.
+        Register name -> value of the design-point constants (:func:`model.spec.core_constants`), their reset;
+        empty when the map has none.
     title : str
         The map's ``desc`` (the configuration it was built for).
     """
-    out = [f"// {top}: generated from model.spec.CORE_REGISTERS and model.spec.core_map; do not edit",
+    out = [f"// {top}: generated from {cmap.origin}; do not edit",
            f"addrmap {top} {{", f"    name = {_str(top)};", f"    desc = {_str(title or top)};",
            f"    default regwidth = {BUS_BITS};", f"    default accesswidth = {BUS_BITS};", ""]
-    for r in CORE_REGISTERS:
+    for r in cmap.registers:
         out.append(f"    reg {{ name = {_str(r.name)}; desc = {_str(r.desc)};")
         for f in r.fields:
             if f.reset is None:
@@ -75,10 +80,12 @@ def rdl_text(cmap: CoreMap, *, top: str, constants: dict, title: str = "") -> st
     for reg in cmap.regions.values():
         fields = ", ".join(f"{n}: {w}" + (f" x {c}" if c is not None else "") + (" signed" if sg else "")
                            for n, w, c, sg in reg.fields)
-        desc = (f"{reg.entries} entries of {reg.words} words ({reg.stride} word stride), write-only; entry fields, "
-                f"LSB first: {fields}")
+        desc = (f"{reg.entries} entries of {reg.words} words ({reg.stride} word stride), "
+                f"{'write-only' if reg.access == 'W' else 'read-write'}; entry fields, LSB first: {fields}"
+                + (f"; {reg.desc}" if reg.desc else ""))
         out += [f"    external regfile {{ name = {_str(reg.name.upper())}; desc = {_str(desc)};",
-                f"        reg {{ field {{ sw = w; hw = r; }} DATA[{BUS_BITS - 1}:0] = 0; }} WORD[{reg.stride}];",
+                f"        reg {{ field {{ sw = {_SW[reg.access]}; hw = r; }} DATA[{BUS_BITS - 1}:0] = 0; }} "
+                f"WORD[{reg.stride}];",
                 f"    }} {reg.name.upper()}[{reg.entries}] @ 0x{reg.base:X} += 0x{reg.stride * BUS_BITS // 8:X};"]
     out.append("};")
     return "\n".join(out) + "\n"

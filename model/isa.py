@@ -22,12 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dbpim.model.spec import RegField, Register, field_width, pack, unpack
+from dbpim.model.spec import BUS_BITS, RegField, Register, RegisterMap, field_width, pack, register_map, unpack
 
 __all__ = ["INSTR_BITS", "INSTR_FIELDS", "DESC_WORDS", "WORD_BITS", "BUFFERS", "Buffer", "Opcode", "OPCODES",
            "BY_CODE", "PIM_KINDS", "encode", "decode", "pack_descriptor", "unpack_descriptor",
            "pack_pair", "unpack_pair", "IsaError", "CHIP_ERRORS", "CHIP_REGISTERS", "CHIP_REG", "HOST_TARGETS",
-           "chip_register_markdown"]
+           "chip_register_markdown", "chip_map"]
 
 INSTR_BITS = 64
 WORD_BITS = 32
@@ -205,3 +205,42 @@ def chip_register_markdown() -> str:
             bits = f"{f.msb}:{f.lsb}" if f.width > 1 else f"{f.lsb}"
             rows.append(f"| {r.word} | `{r.name}` | {bits} | `{f.name}` | {f.access} | {f.desc} |")
     return "\n".join(rows) + "\n"
+
+
+def chip_map(depths: dict) -> RegisterMap:
+    """The chip's AXI4-Lite address map (``hw.chip_axi.DBPIMChipAXI``, ``dbpim_chip_axi``): written once here and
+    read by the RTL's decoder, the generated SystemRDL / C header / IP-XACT / Markdown (:mod:`hw.regs`) and the
+    drivers (:class:`model.driver.ChipDriver`).
+
+    :data:`CHIP_REGISTERS` at 0 (byte address ``4 * word``), then every buffer of :data:`HOST_TARGETS` in that
+    order, each at a multiple of its own power-of-two size (:func:`model.spec.register_map`). An element of
+    ``elem_bits`` bits takes ``ceil(elem_bits / 32)`` 32-bit words (entry ``e`` at ``base + 4 * stride * e``):
+    ``IMEM``'s 64-bit instruction is ``WORD[0]`` (bits 31:0) and ``WORD[1]`` (bits 63:32), and the write of
+    ``WORD[1]`` commits the instruction with the ``WORD[0]`` written last (to any entry); a narrower element is
+    the low ``elem_bits`` bits of its word, read back sign-extended when the buffer is signed (``ACT``).
+
+    Parameters
+    ----------
+    depths : dict
+        Buffer name -> entries, for every buffer of :data:`HOST_TARGETS` (1 .. 65536 each; ``hw.chip.DBPIMChip``'s
+        ``depths``).
+    """
+    specs = []
+    for name in HOST_TARGETS:
+        if name == "REGS":
+            continue
+        n = depths.get(name) if isinstance(depths, dict) else None
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1 << 16:
+            raise ValueError(f"depths.{name}: must be an integer in [1, 65536], got {n!r}")
+        buf = BUFFERS[name]
+        words = -(-buf.elem_bits // BUS_BITS)
+        if words > 1:
+            desc = (f"{buf.desc}; entry = {words} words, WORD[0] bits {BUS_BITS - 1}:0 first: the write of "
+                    f"WORD[{words - 1}] commits the entry with the lower words written last")
+        elif buf.elem_bits < BUS_BITS:
+            desc = (f"{buf.desc}; the low {buf.elem_bits} bits of the word"
+                    + (", read back sign-extended" if buf.signed else ", read back zero-extended"))
+        else:
+            desc = buf.desc
+        specs.append((name, n, (("DATA", buf.elem_bits, None, buf.signed),), desc))
+    return register_map(CHIP_REGISTERS, specs, access="RW", origin="model.isa.CHIP_REGISTERS and model.isa.chip_map")

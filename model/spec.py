@@ -51,7 +51,7 @@ __all__ = [
     "CORE_GEOMETRY", "CORE_LATENCY", "BUS_BITS", "CORE_ID", "RegField", "Register", "CORE_REGISTERS", "CORE_REG",
     "CORE_REGS", "core_constants", "digest_word", "ERROR_CODES", "psum_width",
     "result_width", "packer_in_fields", "packer_out_fields", "window_fields", "tile_entry_fields", "map_entry_fields", "mask_entry_fields",
-    "descriptor_fields", "result_fields", "words_for", "Region", "CoreMap", "core_map", "entry_words",
+    "descriptor_fields", "result_fields", "words_for", "Region", "RegisterMap", "CoreMap", "register_map", "core_map", "entry_words",
     # the input buffer and window generator
     "WINDOW_GEOMETRY", "WINDOW_ELEMENTS_MAX", "WINDOW_LATENCY", "WINDOW_LAYER", "WINDOW_PASS", "WINDOW_ENTRY",
     "register_fields",
@@ -697,7 +697,8 @@ class Region:
 
     Entry e, word w is at byte address ``base + 4 * (e * stride + w)``
     (``stride`` = ``words`` rounded up to a power of two; padding words are
-    ignored). Write-only.
+    ignored). ``access`` is the software view: ``"W"`` (write-only, the core's
+    memories) or ``"RW"`` (the chip's buffers); ``desc`` what software must know beyond the fields.
     """
 
     name: str
@@ -706,6 +707,8 @@ class Region:
     words: int
     stride: int
     fields: tuple
+    access: str = "W"
+    desc: str = ""
 
     @property
     def size(self) -> int:
@@ -717,31 +720,45 @@ class Region:
 
 
 @dataclass(frozen=True)
-class CoreMap:
-    """The core's AXI4-Lite address map (byte addresses, 32-bit words).
+class RegisterMap:
+    """An AXI4-Lite address map (byte addresses, 32-bit words): registers at 0, then memory regions.
+
+    The core's (:func:`core_map`) and the chip's (:func:`model.isa.chip_map`); :mod:`hw.regs` renders either as
+    SystemRDL, the RTL decodes it, the drivers (:mod:`model.driver`) address it.
 
     Attributes
     ----------
     regs : dict
-        Register name -> byte address (:data:`CORE_REGS`).
+        Register name -> byte address.
     regions : dict
-        ``desc``, ``mask``, ``map``, ``tile`` -> :class:`Region`, in address order.
+        Region name -> :class:`Region`, in address order.
     addr_width : int
         Bits of ``s_axil_awaddr`` / ``s_axil_araddr``.
+    registers : tuple
+        The :class:`Register` s (:data:`CORE_REGISTERS` or :data:`model.isa.CHIP_REGISTERS`).
+    origin : str
+        Where the map is written (the generated files' first line names it).
     """
 
     regs: dict
     regions: dict
     addr_width: int
+    registers: tuple = CORE_REGISTERS
+    origin: str = "model.spec.CORE_REGISTERS and model.spec.core_map"
+
+    @property
+    def reg_bytes(self) -> int:
+        """Bytes of the register block at address 0 (a power of two)."""
+        return _reg_bytes(self.registers)
 
     def markdown(self) -> str:
         """The register map as Markdown tables (docs/rtl.md holds the paper configuration's)."""
         lines = ["| address | register | access | meaning |", "|---|---|---|---|"]
-        lines += [f"| 0x{self.regs[r.name]:04X} | {r.name} | {r.access} | {r.meaning} |" for r in CORE_REGISTERS]
+        lines += [f"| 0x{self.regs[r.name]:04X} | {r.name} | {r.access} | {r.meaning} |" for r in self.registers]
         lines += ["", "| register | bits | field | access | reset | meaning |", "|---|---|---|---|---|---|"]
         lines += [f"| {r.name} | {f.msb}:{f.lsb} | {f.name} | {f.access} | "
                   f"{'constant' if f.reset is None else f'0x{f.reset:X}'} | {f.desc} |"
-                  for r in CORE_REGISTERS for f in r.fields if not (f.name == "VALUE" and f.reset is None)]
+                  for r in self.registers for f in r.fields if not (f.name == "VALUE" and f.reset is None)]
         lines += ["", "| address | memory | entries | words / entry (stride) | entry fields, LSB first |",
                   "|---|---|---|---|---|"]
         for r in self.regions.values():
@@ -754,37 +771,50 @@ class CoreMap:
         """Rows for the manifest and the documentation."""
         rows = [{"name": r.name, "address": self.regs[r.name], "access": r.access, "meaning": r.meaning,
                  "fields": [{"name": f.name, "lsb": f.lsb, "width": f.width, "access": f.access, "reset": f.reset,
-                             "meaning": f.desc} for f in r.fields]} for r in CORE_REGISTERS]
+                             "meaning": f.desc} for f in r.fields]} for r in self.registers]
         for r in self.regions.values():
-            rows.append({"name": r.name.upper(), "address": r.base, "access": "W", "entries": r.entries,
+            rows.append({"name": r.name.upper(), "address": r.base, "access": r.access, "entries": r.entries,
                          "words_per_entry": r.words, "entry_stride_words": r.stride, "bytes": r.size,
-                         "fields": [list(f) for f in r.fields]})
+                         "fields": [list(f) for f in r.fields]} | ({"meaning": r.desc} if r.desc else {}))
         return rows
 
 
-def core_map(n_comp: int, n_col: int, n_row: int, tile_slots: int, descriptors: int, mask_windows: int,
-             out_pixels: int) -> CoreMap:
-    """The register map of a core: registers at 0, then the descriptor, mask, map and tile memories.
+#: the core's map (the name the core's code and docs use)
+CoreMap = RegisterMap
+
+
+def _reg_bytes(registers) -> int:
+    return _pow2_at_least(max(r.word for r in registers) + 1) * (BUS_BITS // 8)
+
+
+def register_map(registers: tuple, specs, *, access: str = "W", origin: str) -> RegisterMap:
+    """Lay out an address map: ``registers`` at 0, then one region per ``(name, entries, fields)`` or
+    ``(name, entries, fields, desc)`` of ``specs``, in that order.
 
     Each region starts at a multiple of its own (power-of-two) size, so a
     region is decoded from the high address bits alone.
     """
-    reg_bytes = _pow2_at_least(max(r.word for r in CORE_REGISTERS) + 1) * (BUS_BITS // 8)
-    specs = [
+    regions, top = {}, _reg_bytes(registers)
+    for name, entries, fields, *desc in specs:
+        words = words_for(sum(field_width(f) for f in fields))
+        probe = Region(name, 0, entries, words, _pow2_at_least(words), tuple(fields), access, *desc)
+        base = -(-top // probe.size) * probe.size
+        regions[name] = Region(name, base, entries, words, probe.stride, tuple(fields), access, *desc)
+        top = base + probe.size
+    return RegisterMap(regs={r.name: r.address for r in registers}, regions=regions,
+                       addr_width=max(1, (top - 1).bit_length()), registers=tuple(registers), origin=origin)
+
+
+def core_map(n_comp: int, n_col: int, n_row: int, tile_slots: int, descriptors: int, mask_windows: int,
+             out_pixels: int) -> RegisterMap:
+    """The register map of a core: :data:`CORE_REGISTERS` at 0, then the descriptor, mask, map and tile memories
+    (:func:`register_map`)."""
+    return register_map(CORE_REGISTERS, [
         ("desc", descriptors, descriptor_fields(n_comp, n_col, n_row, tile_slots, mask_windows, out_pixels)),
         ("mask", mask_windows, mask_entry_fields(n_comp)),
         ("map", tile_slots, map_entry_fields(n_col)),
         ("tile", tile_slots * n_row, tile_entry_fields(n_comp, n_col)),
-    ]
-    regions, top = {}, reg_bytes
-    for name, entries, fields in specs:
-        words = words_for(sum(field_width(f) for f in fields))
-        probe = Region(name, 0, entries, words, _pow2_at_least(words), tuple(fields))
-        base = -(-top // probe.size) * probe.size
-        regions[name] = Region(name, base, entries, words, probe.stride, tuple(fields))
-        top = base + probe.size
-    regs = {r.name: r.address for r in CORE_REGISTERS}
-    return CoreMap(regs=regs, regions=regions, addr_width=max(1, (top - 1).bit_length()))
+    ], origin="model.spec.CORE_REGISTERS and model.spec.core_map")
 
 
 def entry_words(fields, values: dict) -> list[int]:

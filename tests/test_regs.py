@@ -66,40 +66,56 @@ def _c_program(man: dict, top: str) -> tuple[str, list[str]]:
 
 @pytest.mark.parametrize("name,prefix", [("small", ""), ("paper", "paper")])
 def test_c_header_matches_the_manifest(tmp_path, name, prefix):
-    """Compile the generated header with the system C compiler; every offset, bit position and width it gives
-    equals the manifest's (= model.spec); the IP-XACT lists the same registers."""
+    """Compile the generated headers (the core's dbpim_core.h, the chip's dbpim_chip.h) with the system C compiler;
+    every offset, bit position and width they give equals the manifest's (= model.spec.CORE_REGISTERS /
+    core_map, model.isa.CHIP_REGISTERS / chip_map); the IP-XACT lists the same registers."""
+    from dbpim.hw.chip import DBPIMChip
+    from dbpim.model import isa
+
     cc = shutil.which("cc")
     if cc is None:
         pytest.skip("no C compiler (cc)")
     out = tmp_path / "v"
-    man = generate(load_config(name), out, blocks=["core"], prefix=prefix)
+    man = generate(load_config(name), out, blocks=["core", "chip_axi"], prefix=prefix)
+    pre = f"{prefix}_" if prefix else ""
+    chip = DBPIMChip.from_config(load_config(name))
+    chip._MustUse__silence = True
+    for block, registers, cmap in (("core", spec.CORE_REGISTERS, None),
+                                   ("chip_axi", isa.CHIP_REGISTERS, isa.chip_map(chip.depths))):
+        entry = man["blocks"][block]
+        assert entry["top"] == f"{pre}dbpim_{block}"
+        top = entry["register_files"]["c_header"].removesuffix(".h")
+        assert top == f"{pre}dbpim_{'core' if block == 'core' else 'chip'}"
+        src, want = _c_program(entry, top)
+        (tmp_path / f"{block}.c").write_text(src)
+        exe = tmp_path / block
+        subprocess.run([cc, "-std=c11", "-Wall", "-Werror", "-I", str(out), str(tmp_path / f"{block}.c"), "-o",
+                        str(exe)], check=True, capture_output=True, text=True)
+        got = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.splitlines()
+        assert got == want
+        assert len([w for w in want if w.startswith("reg ")]) == len(registers)
+        # the manifest lists what the model says
+        regs = {r["name"]: r for r in entry["register_map"]}
+        for r in registers:
+            assert regs[r.name]["address"] == 4 * r.word
+            assert [(f["name"], f["lsb"], f["width"]) for f in regs[r.name]["fields"]] == [
+                (f.name, f.lsb, f.width) for f in r.fields]
+        if cmap is not None:  # the chip: every buffer of HOST_TARGETS a region at chip_map's base
+            assert [w.split()[1] for w in want if w.startswith("mem ")] == [t for t in isa.HOST_TARGETS
+                                                                           if t != "REGS"]
+            assert entry["register_map"] == cmap.describe() and entry["addr_width"] == cmap.addr_width
+            assert [p["width"] for p in entry["ports"] if p["name"] == "s_axil_awaddr"] == [cmap.addr_width]
+        # IP-XACT: the same registers and address blocks, well-formed XML
+        xml = ET.parse(out / entry["register_files"]["ip_xact"])
+        names = {e.text for e in xml.iter() if e.tag.endswith("}name")}
+        assert set(regs) <= names
+    # the reset values of the core's constants: ID, the geometry, DIGEST
     core = man["blocks"]["core"]
-    top = core["top"]
-    assert top == (f"{prefix}_dbpim_core" if prefix else "dbpim_core")
-    src, want = _c_program(core, top)
-    (tmp_path / "regs.c").write_text(src)
-    exe = tmp_path / "regs"
-    subprocess.run([cc, "-std=c11", "-Wall", "-Werror", "-I", str(out), str(tmp_path / "regs.c"), "-o", str(exe)],
-                   check=True, capture_output=True, text=True)
-    got = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.splitlines()
-    assert got == want
-    assert len([w for w in want if w.startswith("reg ")]) == len(spec.CORE_REGISTERS)
-    # the manifest lists what model.spec says
-    regs = {r["name"]: r for r in core["register_map"]}
-    for r in spec.CORE_REGISTERS:
-        assert regs[r.name]["address"] == 4 * r.word
-        assert [(f["name"], f["lsb"], f["width"]) for f in regs[r.name]["fields"]] == [
-            (f.name, f.lsb, f.width) for f in r.fields]
-    # the reset values of the constants: ID, the geometry, DIGEST
     header = (out / core["register_files"]["c_header"]).read_text()
-    T = top.upper()
+    T = core["top"].upper()
     assert f"#define {T}__ID__VALUE_reset 0x{spec.CORE_ID:x}" in header
     assert f"#define {T}__DIGEST__VALUE_reset 0x{core['digest_word']:x}" in header
     assert core["digest_word"] == int(load_config(name).digest()[:8], 16)
-    # IP-XACT: the same registers and address blocks, well-formed XML
-    xml = ET.parse(out / core["register_files"]["ip_xact"])
-    names = {e.text for e in xml.iter() if e.tag.endswith("}name")}
-    assert set(regs) <= names
     assert json.loads((out / "manifest.json").read_text())["prefix"] == prefix
 
 

@@ -77,11 +77,12 @@ def _check(m, skip, cond, name: str) -> None:
         m.d.comb += Assert(cond, name)
 
 
-def _axil_properties(m, domain: str, ch, rst, live, past, skip=frozenset()):
+def _axil_properties(m, domain: str, ch, rst, live, past, skip=frozenset(), read_wait: bool = False):
     """The AXI4-Lite target's properties on channels ``ch(name)`` (``"bvalid"``, ...); returns the AW handshake.
 
     ``rst``: the target's reset this cycle; ``live``: the last cycle was no reset; ``past(v, name)``: ``v`` one
-    cycle ago.
+    cycle ago; ``read_wait``: the target answers a read two cycles after AR, not one (``sync_read``: in the
+    cycle after AR no data is valid yet).
     """
     b_stalled, bresp = past(ch("bvalid") & ~ch("bready"), "b_stalled"), past(ch("bresp"), "bresp")
     r_stalled = past(ch("rvalid") & ~ch("rready"), "r_stalled")
@@ -98,7 +99,8 @@ def _axil_properties(m, domain: str, ch, rst, live, past, skip=frozenset()):
     m.d[domain] += [wr_open.eq(Mux(rst, 0, wr_open + aw - b)), rd_open.eq(Mux(rst, 0, rd_open + ar - r))]
     # one response per request
     _check(m, skip, (wr_open <= 1) & (ch("bvalid") == (wr_open == 1)), "axil_one_b_per_write")
-    _check(m, skip, (rd_open <= 1) & (ch("rvalid") == (rd_open == 1)), "axil_one_r_per_read")
+    waiting = past(ar, "ar") if read_wait else 0
+    _check(m, skip, (rd_open <= 1) & (ch("rvalid") == ((rd_open == 1) & ~waiting)), "axil_one_r_per_read")
     return aw
 
 
@@ -112,12 +114,14 @@ def _past_fn(m, domain: str):
 
 
 class AxiLiteHarness(Elaboratable):
-    """The AXI4-Lite target alone (:class:`hw.axi.AXI4LiteTarget`) with the ``axil_*`` properties: small
-    enough for k-induction to close. Its clock, reset and every input are free."""
+    """The AXI4-Lite target alone (:class:`hw.axi.AXI4LiteTarget`, with ``options``: the chip's ``sync_read``,
+    ``full_words``, ``one_port``) with the ``axil_*`` properties, and with ``one_port`` ``axil_one_port`` (no
+    register-bus read in a cycle with a write): small enough for k-induction to close. Its clock, reset and every
+    input are free."""
 
-    def __init__(self, addr_width: int):
+    def __init__(self, addr_width: int, **options):
         from dbpim.hw.axi import AXI4LiteTarget
-        self.dut = AXI4LiteTarget(addr_width=addr_width)
+        self.dut = AXI4LiteTarget(addr_width=addr_width, **options)
         self.clk, self.rst = Signal(name="clk"), Signal(name="rst")
 
     def ports(self) -> list:
@@ -132,7 +136,9 @@ class AxiLiteHarness(Elaboratable):
         past_valid = Signal(reset_less=True, init=0)
         m.d.sync += past_valid.eq(1)
         _axil_properties(m, "sync", lambda ch: getattr(self.dut, ch), self.rst, past_valid & ~past(self.rst, "rst"),
-                         past)  # every axil_* property
+                         past, read_wait=self.dut.sync_read)  # every axil_* property
+        if self.dut.one_port:
+            _check(m, (), ~(self.dut.w_en & self.dut.r_en), "axil_one_port")
         return m
 
 
@@ -253,7 +259,8 @@ def _sby_text(mode: str, depth: int, top: str = "top") -> str:
 def prove(cfg="small", *, mode: str = "bmc", depth: int = 20, out: Path | None = None,
           timeout: float = 600.0, plant: bool = False, target: str = "core", skip=()) -> FormalResult:
     """Run SymbiYosys on :class:`CoreHandshakeHarness` for :func:`formal_config` (``cfg``), or with
-    ``target="axil"`` on :class:`AxiLiteHarness` (the core's AXI4-Lite target, its address width).
+    ``target="axil"`` on :class:`AxiLiteHarness` (the core's AXI4-Lite target, its address width), with
+    ``target="chip_axil"`` on the chip's (``hw.chip_axi.DBPIMChipAXI``: its options and address width).
 
     Parameters
     ----------
@@ -274,8 +281,8 @@ def prove(cfg="small", *, mode: str = "bmc", depth: int = 20, out: Path | None =
     from amaranth.back import rtlil
 
     from dbpim.verif.rtl import ROOT, config_tag
-    if target not in ("core", "axil"):
-        raise ValueError(f"target: must be core or axil, got {target!r}")
+    if target not in ("core", "axil", "chip_axil"):
+        raise ValueError(f"target: must be core, axil or chip_axil, got {target!r}")
     if mode not in ("bmc", "prove", "cover"):
         raise ValueError(f"mode: must be bmc, prove or cover, got {mode!r}")
     if not isinstance(depth, int) or depth < 1:
@@ -293,6 +300,11 @@ def prove(cfg="small", *, mode: str = "bmc", depth: int = 20, out: Path | None =
         c = hw.core
         h = AxiLiteHarness(core_map(hw.macro.n_comp, hw.macro.n_col, hw.macro.n_row, c.tile_slots, c.descriptors,
                                     c.mask_windows, c.out_pixels).addr_width)
+    elif target == "chip_axil":
+        from dbpim.hw.chip_axi import DBPIMChipAXI
+        chip = DBPIMChipAXI.from_config(hw)
+        chip._MustUse__silence = True
+        h = AxiLiteHarness(chip.map.addr_width, sync_read=True, full_words=True, one_port=True)
     else:
         h = CoreHandshakeHarness(hw, covers=mode == "cover", plant=plant, skip=skip)
     (out / "harness.il").write_text(rtlil.convert(h, name="top", ports=h.ports()))

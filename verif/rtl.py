@@ -255,8 +255,9 @@ def _generator_key(block: str, cfg, sram: str) -> str:
     hw = cfg if isinstance(cfg, (MacroConfig, HwConfig)) else load_config(cfg)
     mc = hw if isinstance(hw, MacroConfig) else hw.macro
     # the core also depends on system.macros_per_core and the core section, the window generator on
-    # system.input_buffer_kib and core.mask_windows
-    what = hw.to_dict() if block in ("core", "window") and isinstance(hw, HwConfig) else mc.to_dict()
+    # system.input_buffer_kib and core.mask_windows, the SIMD core and the chip tops on the system section
+    what = (hw.to_dict() if block in ("core", "window", "simd", "chip", "chip_axi") and isinstance(hw, HwConfig)
+            else mc.to_dict())
     h = hashlib.sha256(jsonio.dumps([block, sram, what, amaranth_version], what="rtl build key", indent=None, sort_keys=True).encode())
     for f in sorted((ROOT / "hw").glob("*.py")) + [ROOT / "model" / "spec.py"]:
         h.update(f.name.encode() + b"\0" + f.read_bytes())

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["TB", "Source", "Sink", "SimTimeout", "run_amaranth", "cocotb_tb", "env_rng", "env_stall", "env_macro",
-           "streams_of", "stream_ports", "clock_of", "COCOTB_TIMEOUT", "CLOCK_NS"]
+           "streams_of", "stream_ports", "clock_of", "COCOTB_TIMEOUT", "CLOCK_NS", "pause_generator"]
 
 CLOCK_NS = 10
 #: default cocotb ``timeout_time`` / ``timeout_unit`` of a block test: 20 000 clock cycles of simulated time,
@@ -59,6 +59,17 @@ def env_rng():
     """(seed, numpy Generator) from ``DBPIM_SEED`` (set by :func:`verif.rtl.run_cocotb`)."""
     seed = int(os.environ.get("DBPIM_SEED", "1"))
     return seed, np.random.default_rng(seed)
+
+
+def pause_generator(rng, p: float):
+    """A cocotbext-axi pause generator: pause in each cycle with probability ``p`` (seeded from ``rng``)."""
+    seed = int(rng.integers(1 << 31))
+
+    def gen():
+        r = np.random.default_rng(seed)
+        while True:
+            yield bool(r.random() < p)
+    return gen()
 
 
 def env_macro():
@@ -408,7 +419,9 @@ class _AmaranthIO:
 def run_amaranth(dut, body, stall: float = 0.0, seed: int = 0, max_cycles: int = 200_000):
     """Run ``await body(tb)`` on the Amaranth simulator with ``dut`` (a component) at its top.
 
-    Returns the body's return value.
+    Returns the body's return value. A DUT with ``aclk`` and ``aresetn`` ports (an AXI top: it defines its
+    own ``sync`` domain, :func:`hw.axi.aclk_domain`) is clocked through ``aclk`` and has no ``clk`` / ``rst``:
+    the body releases ``aresetn`` (every input starts at 0).
 
     Raises
     ------
@@ -421,12 +434,13 @@ def run_amaranth(dut, body, stall: float = 0.0, seed: int = 0, max_cycles: int =
     from dbpim.hw.common import flat_ports
 
     top = Module()
-    top.domains.sync = cd = ClockDomain("sync")
     top.submodules.dut = dut
     values = {n: v for n, (v, _) in flat_ports(dut).items()}
     ports = {n: {"dir": "input" if is_in else "output", "width": len(v)} for n, (v, is_in) in flat_ports(dut).items()}
-    values.update(clk=cd.clk, rst=cd.rst)
-    ports.update(clk={"dir": "input", "width": 1}, rst={"dir": "input", "width": 1})
+    if not {"aclk", "aresetn"} <= set(values):
+        top.domains.sync = cd = ClockDomain("sync")
+        values.update(clk=cd.clk, rst=cd.rst)
+        ports.update(clk={"dir": "input", "width": 1}, rst={"dir": "input", "width": 1})
     tb = _AmaranthTB(values, ports, stall, seed)
     result = []
 

@@ -34,8 +34,8 @@ def _blocks(ctx, param, value):
                    "configuration's name (hw.common.config_prefix); '' for none (dbpim_<block>)")
 @verbosity_options
 def command(hw, out, blocks, sram, prefix):
-    """Generate the DB-PIM Verilog, the core's register description (SystemRDL, C header, IP-XACT, Markdown),
-    a FuseSoC core file and a manifest (manifest.json) into --out."""
+    """Generate the DB-PIM Verilog, the register descriptions of the core and the chip (SystemRDL, C header,
+    IP-XACT, Markdown), a FuseSoC core file and a manifest (manifest.json) into --out."""
     cfg = load_hw(hw)
     if prefix is None or prefix == "config":
         prefix = config_prefix(cfg.name)
@@ -45,8 +45,9 @@ def command(hw, out, blocks, sram, prefix):
         raise CommandError(str(e)) from None
     for e in man["blocks"].values():
         click.echo(f"{out}/{e['file']}: {len(e['ports'])} ports, latency {e['latency']}")
-    for f in man["blocks"].get("core", {}).get("register_files", {}).values():
-        click.echo(f"{out}/{f}")
+    for e in man["blocks"].values():
+        for f in e.get("register_files", {}).values():
+            click.echo(f"{out}/{f}")
     for f in man.get("files", {}).values():
         click.echo(f"{out}/{f}")
     click.echo(f"{out}/manifest.json")
