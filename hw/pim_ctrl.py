@@ -34,8 +34,7 @@ from dbpim.hw.common import Block, layout_from_fields
 from dbpim.model import isa
 from dbpim.model._check import check_int
 from dbpim.model.pim_image import PIM_HEADER, RESULT_ENTRY, SEGMENT_HEADER
-from dbpim.model.spec import (BUS_BITS, CORE_REG, WINDOW_LAYER, WINDOW_PASS, input_range, register_fields,
-                              window_fields)
+from dbpim.model.spec import BUS_BITS, CORE_REG, WINDOW_LAYER, WINDOW_PASS, input_range, register_fields
 
 __all__ = ["PIMController", "PIM_ERRORS"]
 
@@ -174,7 +173,8 @@ class PIMController(Block):
         assert RESULT_ENTRY[0][0] == "off"  # OFF is the entry's low bits
         # the entry's last pixel: q + 1 == PIXELS (15 bits)
         r_end_px = (q_next[:len(ent.pixels)] == ent.pixels) & ~q_next[len(ent.pixels):].any()
-        m.d.comb += [r_base.eq(dst + (self.wb_data & ((1 << len(ent.off)) - 1))),  # + OFF, at A bits z_base.eq(dst + zoff),
+        m.d.comb += [r_base.eq(dst + (self.wb_data & ((1 << len(ent.off)) - 1))),  # dst + OFF, at A bits
+                     z_base.eq(dst + zoff),
                      acc_at.eq(r_base + qoff), zero_at.eq(z_base + qoff),
                      self.acc_waddr.eq(clip(acc_at, D["ACC"])), self.acc_wdata.eq(self.core_o_psum)]
         acc_bits = isa.BUFFERS["ACC"].elem_bits
@@ -185,7 +185,8 @@ class PIMController(Block):
         v = self.act_rdata
         high = v[ib - 1:]
         bad_range = Mux(signed_in, ~(high.all() | ~high.any()), v[ib:].any())
-        assert input_range(True, ib) == (-(1 << (ib - 1)), (1 << (ib - 1)) - 1) and input_range(False, ib)[1] == (1 << ib) - 1
+        assert input_range(True, ib) == (-(1 << (ib - 1)), (1 << (ib - 1)) - 1)
+        assert input_range(False, ib) == (0, (1 << ib) - 1)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -193,7 +194,8 @@ class PIMController(Block):
                     C, H, W = self.C, self.H, self.W
                     m.d.sync += [busy.eq(1), kind_linear.eq(self.kind_linear), signed_in.eq(self.signed),
                                  groups.eq(self.groups), layer.eq(self.layer), src.eq(self.src), dst.eq(self.dst),
-                                 count.eq(C * H * W), count_m1.eq(C * H * W - 1), T_m1.eq(Mux(self.kind_linear, H - 1, 0)),
+                                 count.eq(C * H * W), count_m1.eq(C * H * W - 1),
+                                 T_m1.eq(Mux(self.kind_linear, H - 1, 0)),
                                  K.eq(Mux(self.kind_linear, C, 1)), a.eq(0), t.eq(0), e.eq(0), word.eq(0),
                                  waddr.eq(0), kaddr.eq(self.src), ea.eq(self.src), j.eq(0)]
                     m.next = "CHECK"

@@ -50,7 +50,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dbpim.model import simd_ops
-from dbpim.model.layer import run_conv2d, run_layer
 from dbpim.model.program import PROGRAM_SINCE
 from dbpim.model.requant import ACC_LIMIT_BITS, RequantError, quantize_multiplier, quantize_multipliers, saturate
 from dbpim.model.spec import input_range

@@ -30,7 +30,7 @@ def _im2col_rows(case, j, s):
     d = case.desc
     if case.linear:
         return case.x[s].reshape(d["H"], d["C"])
-    g, cg = d["groups"], d["C"] // d["groups"]
+    cg = d["C"] // d["groups"]
     xm = case.x[s].reshape(d["C"], d["H"], d["W"])[j * cg:(j + 1) * cg]
     kh, kw = isa.unpack_pair(d["kernel"])
     return im2col(xm[None], kh, kw, isa.unpack_pair(d["stride"]), isa.unpack_pair(d["padding"]),
@@ -64,14 +64,17 @@ def test_golden_pim_from_image_equals_layer_model(kind, rng):
         assert program_cycles(prog, 4, act[0]) == per[0] + 2
 
 
-def test_several_segments_are_drawn(rng):
-    """The shrunken core makes the random layers span several STARTs (the tests above cover them)."""
-    most = 0
+def test_several_segments_and_zero_entries_are_drawn(rng):
+    """The shrunken core makes the random layers span several STARTs, and some have a filter no tile holds (a
+    zero entry): the tests above cover both."""
+    most = zeros = 0
     for _ in range(20):
         case = random_pim(rng, HW.macro, kind="conv2d")
         prog = pim_program(case, PARAMS, src=0, dst=0)
-        most = max(most, max(len(read_block(prog.wmem, j).segments) for j in range(len(case.layers))))
-    assert most >= 2
+        blocks = [read_block(prog.wmem, j) for j in range(len(case.layers))]
+        most = max(most, max(len(b.segments) for b in blocks))
+        zeros += sum(len(b.zeros) for b in blocks)
+    assert most >= 2 and zeros >= 1
 
 
 def test_real_layers_from_image(real_artifacts):

@@ -46,7 +46,11 @@ class PimCase:
 
 
 def _compiled(rng, K: int, N: int, macro):
-    q = prune_quantize(rng.normal(0, 1, (K, N)) * 30, macro, float(rng.uniform(0.2, 0.7)), scale=1.0)
+    """A random layer; one time in two one of its filters is all zero (no tile holds it: a zero entry)."""
+    w = rng.normal(0, 1, (K, N)) * 30
+    if rng.integers(0, 2):
+        w[:, rng.integers(0, N)] = 0
+    q = prune_quantize(w, macro, float(rng.uniform(0.2, 0.7)), scale=1.0)
     return compile_layer(q.w, q.phi, q.mask, macro, q.group_size)
 
 
