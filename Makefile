@@ -9,7 +9,7 @@ CONFIG  ?= hw/configs/paper.yaml
 OUTDIR  ?= build
 JOBS    ?= 2
 
-.PHONY: install demo test test-slow test-fast test-rtl mutate verify verilog lint formal synth fpga bench bench-paper compile minilm clean
+.PHONY: install demo test test-slow test-fast test-rtl mutate verify verilog lint formal synth fpga bench bench-paper compile minilm chip-accuracy clean
 
 install: $(STAMP)
 
@@ -57,15 +57,18 @@ test-fast: install
 test-rtl: install
 	$(if $(HW),DBPIM_HW=$(HW)) $(VPY) -m pytest -n $(JOBS) --dist loadgroup -q -m "rtl and not slow" verif tests --junitxml=$(OUTDIR)/junit-rtl.xml
 
-# Automatic mutation of the PIM core's generated Verilog (verif/mutate.py; small core by default): MUTANTS
-# mutants spread over the kinds (MUTANTS=all: every one) in one Verilator build, each run through a fast
-# regression subset on the native harness; prints killed K / N (E equivalent, S unexplained: survivors on /
-# off the reviewed list verif/mutants_equivalent.yaml) and each survivor, writes
-# $(OUTDIR)/mutate/mutate.{json,txt}.
-MUTANTS ?= 60
+# Automatic mutation of generated Verilog (verif/mutate.py; small configuration by default): UNIT=core (the PIM
+# core and its blocks, native harness; the default), simd or window (their module, each mutant a cocotb run);
+# MUTANTS mutants spread over the kinds (default 60 for the core, 20 for the others; MUTANTS=all: every one) in
+# one Verilator build, each run through the unit's fast regression subset; prints killed K / N (E equivalent,
+# S unexplained: survivors on / off the reviewed list verif/mutants_equivalent.yaml) and each survivor, writes
+# $(OUTDIR)/mutate/mutate.{json,txt} (UNIT=simd|window: $(OUTDIR)/mutate-<unit>/).
+MUTANTS ?=
+UNIT ?= core
 mutate: install
-	$(VPY) -m dbpim mutate --hw $(or $(HW),small) $(if $(filter all,$(MUTANTS)),--all,--mutants $(MUTANTS)) \
-	  --out $(OUTDIR)/mutate
+	$(VPY) -m dbpim mutate --hw $(or $(HW),small) --unit $(UNIT) \
+	  $(if $(filter all,$(MUTANTS)),--all,$(if $(MUTANTS),--mutants $(MUTANTS))) \
+	  --out $(OUTDIR)/mutate$(if $(filter-out core,$(UNIT)),-$(UNIT))
 
 # A whole real layer on the PIM core RTL (native Verilator) vs run_layer and the performance model:
 #   make verify ARTIFACT=build/demo/smallcnn/artifact LAYER=features.1.conv [HW=paper]
@@ -140,6 +143,19 @@ bench-paper: install
 		--fig11 $(PAPER_NETS)/mobilenetv2-w1-untrained \
 		$$(ls -d $(PAPER_NETS)/cifar10cnn-* 2>/dev/null | sed 's/^/--fig11 /') --out $(OUTDIR)/paper
 	$(VPY) -m dbpim compare $(OUTDIR)/zoo/*/artifact --out $(OUTDIR)/compare
+
+# The demo network (the small CNN of `make demo`, stage 3), built when missing.
+DEMO_ARTIFACT := $(OUTDIR)/demo/smallcnn/artifact
+$(DEMO_ARTIFACT)/manifest.yaml: | $(STAMP)
+	$(VPY) -m dbpim demo --stages 3 --out $(OUTDIR)/demo
+
+# The whole digits test set of the demo network on the RTL chip (dbpim_chip on the native Verilator harness,
+# `dbpim run --rtl`), built for the artifact's configuration (the demo's: paper): prints the accuracy of the RTL
+# chip next to the golden chip's and the torch integer path's (equal when the RTL is right; exit status 1 when
+# its outputs or CYCLES differ). Refused in one line naming the op while the RTL chip does not run an
+# instruction of the network (model.isa.RTL_PENDING).
+chip-accuracy: install $(DEMO_ARTIFACT)/manifest.yaml
+	$(VPY) -m dbpim run --rtl --artifact $(DEMO_ARTIFACT) --data digits --out $(OUTDIR)/chip-accuracy
 
 # The front-end on the small CNN with the full default schedule.
 compile: install

@@ -20,9 +20,10 @@ Prints, with the target and the ratio to it:
     block and macro): the reports of the last ``make synth`` when there are
     some, else the ``small`` configuration synthesized now;
 (f) ``Artifact.predict`` (:mod:`model.predict`, NumPy) throughput in samples/s
-    on compiled untrained networks (SmallCNN on digits, ResNet-18 at width
-    1/4 on 32x32), side by side with the float torch forward of the same
-    network (BatchNorm folded) and the frozen torch integer path, both
+    on compiled untrained networks (SmallCNN on digits, ResNet-18 and
+    MobileNetV2 at width 1/4 on 32x32), side by side with the float torch
+    forward of the same network (BatchNorm folded into the mapped layers; a
+    depthwise convolution's stays) and the frozen torch integer path, both
     single-thread with NumPy's BLAS also on one thread (goal: predict within
     3x of the float torch forward); the logits are checked equal to the torch
     integer path's before timing.
@@ -181,6 +182,7 @@ def perf_model_speed(names=tuple(PERF_NETWORKS), with_torch: bool = True) -> dic
 PREDICT_NETWORKS = {
     "smallcnn-digits": (dict(model="smallcnn", data="digits", width=1.0, n_train=64, n_test=512), 512),
     "resnet18-w0.25-32x32": (dict(model="resnet18", data="digits32", width=0.25, n_train=64, n_test=256), 256),
+    "mobilenetv2-w0.25-32x32": (dict(model="mobilenetv2", data="digits32", width=0.25, n_train=64, n_test=256), 256),
 }
 
 

@@ -11,6 +11,11 @@ Measures, on this machine:
   (goal: >= 100x). cocotb's figure comes from its own record (simulated time /
   test time); the native one from the harness (clock cycles / its wall time);
   both also with their start-up (process, build check, files) included;
+* simulated clock cycles per second of the chip top (``dbpim_chip``) on its
+  native harness (:mod:`verif.native_chip`), on the configuration of the core
+  figure: a random SIMD-only program (:mod:`verif.chip_programs`; the network
+  programs need PIM, which the RTL chip does not run yet), its harness build
+  time and wall time per START;
 * wall time of the cocotb regression (``pytest -n 2 -m rtl verif tests``)
   with the per-block builds already in ``build/`` (for the cold figure run
   ``make clean test-rtl``).
@@ -91,6 +96,42 @@ def _core_speed(hw, starts: int, native_starts: int) -> dict:
                     "core cycles per START (CYCLES register)": int(runs[0][0].cycles)})
 
 
+def _chip_speed(hw, samples: int, seed: int = 0, extra: int = 20) -> dict:
+    """The chip top on the native harness (no cocotb chip path to compare with): a random SIMD-only program
+    (:func:`verif.chip_programs.random_program`; the network programs need PIM, which the RTL chip does not
+    run while ``model.isa.RTL_PENDING`` holds it) on ``samples`` STARTs of random buffer contents."""
+    from dbpim.model import isa
+    from dbpim.model.chip_timing import program_cycles
+    from dbpim.verif import chip_programs
+    from dbpim.verif.native import build_native
+    from dbpim.verif.native_chip import chip_depths, run_chip_native
+
+    depths = chip_depths(hw)
+    rng = np.random.default_rng(seed)
+    prog = chip_programs.random_program(rng, depths, extra=extra)
+    act, acc = chip_programs.random_buffers(rng, depths)
+    _, build_s = build_native("chip", hw)  # timed here, reused by the run below
+    run = run_chip_native(prog, hw, [{"ACT": (0, act), "ACC": (0, acc)}] * samples, [("ACT", 0, 16)])
+    run.check()
+    want = program_cycles(prog, hw.system.simd_lanes)
+    if not (run.cycles == want).all():
+        raise RuntimeError(f"bench: the RTL chip's CYCLES {sorted(set(run.cycles.tolist()))} differ from "
+                           f"model.chip_timing's {want}")
+    counts = {op: sum(isa.decode(int(w))["op"] == op for w in prog.imem) for op in chip_programs.SIMD_OPS}
+    pim = "PIM is not in the RTL chip yet" if "PIM" in isa.RTL_PENDING else "a SIMD-only program"
+    return {"chip program": f"random SIMD-only program (verif.chip_programs.random_program, seed {seed}): "
+                            f"{len(prog.imem)} instructions ("
+                            + ", ".join(f"{n} {op}" for op, n in counts.items()) + f", HALT); {pim}",
+            "chip STARTs (native)": samples,
+            "chip cycles per START (CYCLES register = model.chip_timing)": int(want),
+            "chip: native harness build, 0 when cached [s]": round(build_s, 1),
+            "chip: native, simulation only [cycles/s]": round(run.cycles_per_second, 1),
+            "chip: native, simulation only, per CPU second [cycles/s]": round(run.cycles_per_cpu_second, 1),
+            "chip: native, incl. start-up [cycles/s]": round(float(run.run_clocks.sum()) / run.wall_seconds, 1),
+            "chip: native wall per START, incl. buffer writes and reads [ms]":
+                round(1e3 * float(run.sample_seconds.mean()), 3)}
+
+
 def _speeds(block, c_clocks, c_test, c_wall, n_clocks, n_secs, n_wall, extra) -> dict:
     c, n = c_clocks / c_test, n_clocks / n_secs
     ci, ni = c_clocks / c_wall, n_clocks / n_wall
@@ -127,6 +168,8 @@ def run(cfg: str = "paper", core_cfg: str | None = None, n_vectors: int = 64, co
     res.update(_macro_speed(load_config(cfg), n_vectors, native_repeat=200))
     res["core configuration"] = core_cfg
     res.update(_core_speed(load_config(core_cfg), core_starts, native_starts=300 * core_starts))
+    res["chip configuration"] = core_cfg
+    res.update(_chip_speed(load_config(core_cfg), samples=200))
 
     cmd = [sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup", "-m", "rtl", "verif", "tests",
            "-p", "no:cacheprovider"]

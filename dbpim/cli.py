@@ -45,7 +45,8 @@ SUBCOMMANDS = {
     "lint": ("lint", "Verilator lint of generated Verilog, every warning explained and waived by line"),
     "synth": ("synth", "Yosys generic synthesis of generated Verilog (cells, flip-flops, logic depth)"),
     "formal": ("formal", "formal proofs of the PIM core's handshakes (SymbiYosys, yices)"),
-    "mutate": ("mutate", "automatic mutation of the PIM core's RTL: mutants killed by a fast regression subset"),
+    "mutate": ("mutate", "automatic mutation of the RTL (PIM core, SIMD core, window generator): mutants killed by a "
+                         "fast regression subset"),
     "fpga": ("fpga", "ECP5 resources and Fmax of generated Verilog (yosys synth_ecp5, nextpnr-ecp5)"),
     "compile": ("compile", "prune, FTA-QAT, quantize and export a network; ends with its performance summary"),
     "minilm": ("minilm", "pretrained MiniLM-L6 end to end: pruning, FTA-aware QAT, export, performance"),
@@ -55,7 +56,7 @@ SUBCOMMANDS = {
     "paper-nets": ("paper_nets", "the paper's five networks at full width (untrained) as artifacts"),
     "compare": ("compare", "the ReRAM bit-sparsity schemes next to DB-PIM on compiled networks"),
     "sweep": ("sweep", "block sparsity x phi_max x macro geometry sweep"),
-    "run": ("run", "a compiled network on new inputs through the golden chip (integer-only), the torch integer path and the float reference"),
+    "run": ("run", "a compiled network on new inputs through the golden chip (integer-only), the torch integer path and the float reference (--rtl: the RTL chip too)"),
     "verify": ("verify", "compiled layers on the RTL (PIM core, or the macro with --macro) vs the golden model"),
     "conformance": ("conformance", "versioned golden-model test vectors (macro and core) for other simulators or RTL"),
     "speed": ("speed", "speed of the golden model, the performance model and the RTL tools (make bench)"),

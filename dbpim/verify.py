@@ -139,8 +139,9 @@ def verify_layer(art, rec, hw, samples: int | None = None, out=print) -> bool:
     n_pass = sum(len(s.passes) for s in prog.segments)
     out(f"{art.network} / {rec.name}: {rec.kind}, K={rec.compiled.K}, N={rec.compiled.N}, "
         f"{len(rec.compiled.tiles)} tiles, {P} output pixels x {S} samples")
+    wins = f" x {hw.core.in_windows} input windows a beat" if hw.core.in_windows > 1 else ""
     out(f"core ({hw.name}): {params.macros} macros of {hw.macro.n_comp}x{hw.macro.n_col}x{hw.macro.n_row}, "
-        f"{hw.macro.lanes} switch lanes; program: {len(prog.segments)} START(s), {n_pass} passes, "
+        f"{hw.macro.lanes} switch lanes{wins}; program: {len(prog.segments)} START(s), {n_pass} passes, "
         f"pixel runs of {prog.plan.pixels.max() if n_pass else 0}")
     _, t_build = build_native("core", hw)
     if t_build:

@@ -29,7 +29,7 @@ three for ADD) and waits for each output beat before the next: it is exact,
 not fast (it does not reach the SIMD core's full rate,
 :func:`model.simd_core.simd_cycles`); its cycles are
 :func:`model.chip_timing.instruction_cycles`, which the golden chip counts
-too (PIM: :func:`model.chip_timing.pim_cycles`). DWC stops the run with
+too (PIM: :func:`model.chip_timing.pim_cycles`). The opcodes of :data:`model.isa.RTL_PENDING` (DWC) stop the run with
 STATUS.ERROR_CODE 2; the codes are :data:`model.isa.CHIP_ERRORS`.
 """
 
@@ -296,8 +296,9 @@ class ChipController(Block):
                             fail("address")
                         with m.Else():
                             m.next = "LOAD_DESC"
-                    with m.Case(isa.OPCODES["DWC"].code):
-                        fail("unsupported")
+                    if isa.RTL_PENDING:
+                        with m.Case(*(isa.OPCODES[n].code for n in isa.RTL_PENDING)):
+                            fail("unsupported")
                     with m.Default():
                         fail("opcode")
 

@@ -42,6 +42,7 @@ CORE_KEYS = {
     "descriptors": ("core", "descriptors"), "mask_windows": ("core", "mask_windows"),
     "out_pixels": ("core", "out_pixels"), "max_row_tiles": ("core", "max_row_tiles"),
     "tile_banks": ("core", "tile_banks"), "out_banks": ("core", "out_banks"),
+    "in_windows": ("core", "in_windows"),
 }
 
 
@@ -173,9 +174,10 @@ class PIMCore(Block):
     outputs per cycle), ``macros`` (macros per core) and the capacities of the
     core's memories (``tile_slots``, ``descriptors``, ``mask_windows``,
     ``out_pixels``, ``max_row_tiles``), ``tile_banks`` (tiles per macro,
-    1 or 2) and ``out_banks`` (output register file banks, 1 or 2;
-    docs/design.md §11). Build it from a configuration with
-    :meth:`from_config`.
+    1 or 2), ``out_banks`` (output register file banks, 1 or 2) and
+    ``in_windows`` (input windows per ``x`` beat = switches and row packers,
+    dividing ``macros``; docs/design.md §11). Build it from a configuration
+    with :meth:`from_config`.
 
     **Programming** (register bus, :func:`model.spec.core_map`): tiles into
     the tile store and column maps, masks into the mask register file,
@@ -193,6 +195,12 @@ class PIMCore(Block):
     register file while it computes on (overwrite on ``first``, add
     otherwise). A ``last`` pass then streams its ``pixels x n_out`` partial
     sums on ``o``, pixel by pixel. Cycles: :func:`model.core_timing.layer_cycles`.
+
+    **Several input windows** (``in_windows`` W > 1): a beat of ``x``
+    carries W windows and W switches with their row packers, in lock step
+    (one mask, one controller), deliver a group of W macros' vectors at once
+    (macros ``gW .. gW + W - 1``, window s to macro ``gW + s``); a round's
+    groups follow one another (:func:`model.core.input_windows`).
 
     **Two tile banks** (``tile_banks=2``): at a pass's first round start the
     controller reads the next descriptor (same START) and loads its tile into
@@ -225,7 +233,8 @@ class PIMCore(Block):
 
     def __init__(self, *, n_comp: int, n_col: int, n_row: int, in_bits: int = 8, lanes: int, pipeline: bool = False,
                  macros: int, tile_slots: int, descriptors: int, mask_windows: int, out_pixels: int,
-                 max_row_tiles: int, tile_banks: int = 1, out_banks: int = 1, digest: int = 0):
+                 max_row_tiles: int, tile_banks: int = 1, out_banks: int = 1, in_windows: int = 1,
+                 digest: int = 0):
         if not isinstance(digest, int) or isinstance(digest, bool) or not 0 <= digest < 1 << BUS_BITS:
             raise ValueError(f"digest must be an integer from 0 to 2**{BUS_BITS} - 1, not {digest!r}")
         self._digest = digest
@@ -233,9 +242,11 @@ class PIMCore(Block):
             n_comp=n_comp, n_col=n_col, n_row=n_row, in_bits=in_bits, lanes=lanes, pipeline=pipeline,
             macros=macros, tile_slots=tile_slots, descriptors=descriptors, mask_windows=mask_windows,
             out_pixels=out_pixels, max_row_tiles=max_row_tiles, tile_banks=tile_banks,
-            out_banks=out_banks).items()}
+            out_banks=out_banks, in_windows=in_windows).items()}
         if lanes > n_comp:
             raise ValueError(f"lanes must be at most n_comp ({n_comp}), not {lanes!r}")
+        if not isinstance(in_windows, int) or in_windows < 1 or macros % in_windows:
+            raise ValueError(f"in_windows must be a positive integer dividing macros ({macros}), not {in_windows!r}")
         self._p = p
         self._params["digest"] = digest  # the DIGEST register (model.spec.digest_word of the configuration)
         #: widths and the register map, computed once (the golden model's CoreParams reads the same object)
@@ -248,7 +259,7 @@ class PIMCore(Block):
         super().__init__({
             "w_en": In(1), "w_addr": In(word), "w_data": In(BUS_BITS), "w_strb": In(BUS_BITS // 8),
             "r_addr": In(word), "r_data": Out(BUS_BITS),
-            "x": In(stream.Signature(layout_from_fields(window_fields(n_comp, in_bits)))),
+            "x": In(stream.Signature(layout_from_fields(window_fields(n_comp, in_bits, in_windows)))),
             "o": Out(stream.Signature(layout_from_fields(result_fields(self.psum_width)))),
             "o_last": Out(1),
             "busy": Out(1), "done": Out(1), "error": Out(1),
@@ -426,12 +437,20 @@ class PIMCore(Block):
                     m.d.comb += self.r_data.eq(_reg_word(CORE_REG[name], values))
         m.d.comb += [self.done.eq(done), self.error.eq(error)]
 
-        # ---- datapath: switch, packer, macros (reset on abort as well)
+        # ---- datapath: W = in_windows switches and packers (one lane of the input beat each; they run in
+        #      lock step: one mask, the same handshakes, so lane 0's drive the control), macros (reset on
+        #      abort as well)
+        W = p["in_windows"]
         abort = Signal()
-        switch = SparseSwitch(window=n_comp, lanes=lanes, width=in_bits)
-        packer = RowPacker(n_comp=n_comp, lanes=lanes, in_bits=in_bits)
-        add_block(m, "switch", switch, platform, extra_reset=abort)
-        add_block(m, "packer", packer, platform, extra_reset=abort)
+        switches, packers = [], []
+        for s in range(W):
+            switch = SparseSwitch(window=n_comp, lanes=lanes, width=in_bits)
+            packer = RowPacker(n_comp=n_comp, lanes=lanes, in_bits=in_bits)
+            add_block(m, "switch" if W == 1 else f"switch{s}", switch, platform, extra_reset=abort)
+            add_block(m, "packer" if W == 1 else f"packer{s}", packer, platform, extra_reset=abort)
+            switches.append(switch)
+            packers.append(packer)
+        switch, packer = switches[0], packers[0]
         macros = []
         for k in range(M):
             mac = PIMMacro(n_comp=n_comp, n_col=n_col, n_row=n_row, in_bits=in_bits, pipeline=p["pipeline"],
@@ -447,10 +466,10 @@ class PIMCore(Block):
         # ---- delivery: windows -> switch (with masks) -> packer -> macro of the round
         dv_act = Signal()                # windows of the round still to take
         dv_pix = Signal(range(out_pixels + 1))   # first pixel of the round being delivered
-        dv_m = Signal(range(M))          # vectors of the round whose windows were all taken
+        dv_m = Signal(range(M))          # vectors of the round whose windows were all taken (W at a time)
         win = Signal.like(cur.mask_base)        # window of the vector (< n_win <= mask_windows)
         win_last = Signal.like(cur.mask_base)   # n_win - 1, set with the descriptor
-        pk_m = Signal(range(M))          # macro the packer feeds
+        pk_m = Signal(range(M))          # macro the packer feeds (the first of its group of W)
         dv_done = Signal()               # every row of the round delivered
         fin_held = Signal()              # the switch holds a vector's last window
         kept_acc = Signal(range(cap + 1 + n_comp))
@@ -464,12 +483,22 @@ class PIMCore(Block):
         mask_next = Signal.like(mask_rd.addr)
         m.d.comb += [mask_next.eq(cur.mask_base + win), mask_rd.addr.eq(mask_next),
                      mask.eq(mask_rd.data[:mask_layout.size])]
-        m.d.comb += [
-            switch.i.valid.eq(self.x.valid & dv_act),
-            self.x.ready.eq(switch.i.ready & dv_act),
-            switch.i.payload.data.eq(self.x.payload.data),
-            switch.i.payload.mask.eq(mask.mask),
-        ]
+        m.d.comb += self.x.ready.eq(switch.i.ready & dv_act)
+        x_data = self.x.payload.data.as_value()
+        for s, sw in enumerate(switches):  # window s of the beat
+            m.d.comb += [
+                sw.i.valid.eq(self.x.valid & dv_act),
+                sw.i.payload.data.eq(x_data[s * n_comp * in_bits:(s + 1) * n_comp * in_bits]),
+                sw.i.payload.mask.eq(mask.mask),
+            ]
+
+        def last_group(k, name):
+            """``k`` (dv_m or pk_m) is the first macro of the round's last group."""
+            if W == 1:
+                return k == n_dv_last
+            a, b = same_width(m, k + W, n_dv, name)
+            return a >= b
+
         last_win = win == win_last
         kept_now = Signal.like(kept_acc)
         kept_win = Signal.like(kept_acc)      # kept inputs of the window (its mask's popcount)
@@ -480,26 +509,41 @@ class PIMCore(Block):
             m.d.comb += bad_masks.eq((kept_now > cur.n_kept) | _reserved(mask_rd.data, mask_layout.size)
                                      | (last_win & ((kept_now != cur.n_kept) | (mask.mask == 0))))
             with m.If(last_win):
-                m.d.sync += [win.eq(0), kept_acc.eq(0), dv_m.eq(dv_m + 1)]
+                m.d.sync += [win.eq(0), kept_acc.eq(0), dv_m.eq(dv_m + W)]
                 m.d.comb += mask_next.eq(cur.mask_base)
-                with m.If(dv_m == n_dv_last):
+                with m.If(last_group(dv_m, "dv_group")):
                     m.d.sync += dv_act.eq(0)
             with m.Else():
                 m.d.sync += [win.eq(win + 1), kept_acc.eq(kept_now)]
                 m.d.comb += mask_next.eq(cur.mask_base + win + 1)
-        m.d.comb += [
-            packer.i.valid.eq(switch.o.valid), switch.o.ready.eq(packer.i.ready),
-            packer.i.payload.data.eq(switch.o.payload.data), packer.i.payload.lane_en.eq(switch.o.payload.lane_en),
-            packer.i.payload.last.eq(switch.o.payload.last),
-            packer.i.payload.vend.eq(switch.o.payload.last & fin_held),
-        ]
-        for k, mac in enumerate(macros):
-            m.d.comb += [mac.x.valid.eq(packer.o.valid & (pk_m == k)), mac.x.payload.data.eq(packer.o.payload.data)]
-        m.d.comb += packer.o.ready.eq(Cat(mac.x.ready for mac in macros).bit_select(pk_m, 1) if M > 1
-                                      else macros[0].x.ready)
+        for sw, pk in zip(switches, packers):
+            m.d.comb += [
+                pk.i.valid.eq(sw.o.valid), sw.o.ready.eq(pk.i.ready),
+                pk.i.payload.data.eq(sw.o.payload.data), pk.i.payload.lane_en.eq(sw.o.payload.lane_en),
+                pk.i.payload.last.eq(sw.o.payload.last),
+                pk.i.payload.vend.eq(sw.o.payload.last & fin_held),
+            ]
+        if W == 1:
+            for k, mac in enumerate(macros):
+                m.d.comb += [mac.x.valid.eq(packer.o.valid & (pk_m == k)),
+                             mac.x.payload.data.eq(packer.o.payload.data)]
+            m.d.comb += packer.o.ready.eq(Cat(mac.x.ready for mac in macros).bit_select(pk_m, 1) if M > 1
+                                          else macros[0].x.ready)
+        else:  # macro gW + s takes packer s's rows while pk_m = gW, if the round has its pixel
+            grp_ready = Signal()  # every macro of the group with a pixel takes the row
+            for g in range(M // W):
+                fed = [k < n_dv for k in range(g * W, g * W + W)]
+                for s in range(W):
+                    mac = macros[g * W + s]
+                    m.d.comb += [mac.x.valid.eq(packers[s].o.valid & (pk_m == g * W) & fed[s]),
+                                 mac.x.payload.data.eq(packers[s].o.payload.data)]
+                with m.If(pk_m == g * W):
+                    m.d.comb += grp_ready.eq(Cat(macros[g * W + s].x.ready | ~fed[s] for s in range(W)).all())
+            for pk in packers:
+                m.d.comb += pk.o.ready.eq(grp_ready)
         with m.If(packer.o.valid & packer.o.ready & packer.o.payload.vend):
-            m.d.sync += pk_m.eq(pk_m + 1)
-            with m.If(pk_m == n_dv_last):
+            m.d.sync += pk_m.eq(pk_m + W)
+            with m.If(last_group(pk_m, "pk_group")):
                 m.d.sync += dv_done.eq(1)
 
         # ---- tile load: one cell row per cycle into every macro, configuration and column map with row 0
@@ -712,7 +756,7 @@ class PIMCoreAXI(Block):
 
     * ``s_axil_*``: AXI4-Lite target, 32-bit data, the register map of
       :func:`model.spec.core_map` (:class:`hw.axi.AXI4LiteTarget`);
-    * ``s_axis_tdata/tvalid/tready``: input windows, ``n_comp`` x ``in_bits``
+    * ``s_axis_tdata/tvalid/tready``: input windows, ``in_windows`` x ``n_comp`` x ``in_bits``
       bits, element 0 lowest (:func:`model.spec.window_fields`);
     * ``m_axis_tdata/tvalid/tready/tlast``: results, one signed partial sum per
       beat (:func:`model.spec.result_fields`), ``tlast`` on a pass's final beat;
@@ -733,7 +777,8 @@ class PIMCoreAXI(Block):
         rw = self.core.derived.result_bits
         super().__init__({
             "aclk": In(1), "aresetn": In(1), **axil_ports(aw),
-            "s_axis_tdata": In(field_width(window_fields(params["n_comp"], params.get("in_bits", 8))[0])),
+            "s_axis_tdata": In(field_width(window_fields(params["n_comp"], params.get("in_bits", 8),
+                                                         params.get("in_windows", 1))[0])),
             "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
             "m_axis_tdata": Out(rw), "m_axis_tvalid": Out(1), "m_axis_tready": In(1), "m_axis_tlast": Out(1),
             "irq": Out(1),

@@ -204,6 +204,8 @@ class PIMController(Block):
                 m.d.comb += self.core_rst.eq(1)
                 with m.If((src + count > D["ACT"]) | (count > self._words * n)):
                     fail("address")
+                with m.Elif(groups == 0):
+                    fail("pim")
                 with m.Else():  # (nested: the comb logic reads no condition of the state's only transitions)
                     with m.If(count == 0):
                         m.next = "TABLE"

@@ -55,7 +55,7 @@ from dbpim.model.requant import ACC_LIMIT_BITS, RequantError, quantize_multiplie
 from dbpim.model.spec import input_range
 
 __all__ = ["ChipError", "Quant", "IntegerPlan", "integer_plan", "ChipProgram", "compile_program", "GoldenChip",
-           "OUT_BITS", "CHIP_OPS",
+           "OUT_BITS", "CHIP_OPS", "OP_INSTRUCTIONS", "instruction_sources",
            "SCALE_MIN", "quantize_input"]
 
 #: Width of the network output (logits): signed, two's complement.
@@ -74,6 +74,11 @@ CHIP_OPS = {
     "mean": "global average pooling: saturate(rescale(sum))",
     "depthwise": "depthwise convolution on the SIMD core (int8 weights per channel), then requant",
 }
+#: The instructions (:data:`model.isa.OPCODES`) each op of :data:`CHIP_OPS` compiles to, in order
+#: (:func:`compile_program`; :func:`instruction_sources` maps the program back to the ops).
+OP_INSTRUCTIONS = {"input": (), "mapped": ("PIM", "REQ"), "clamp": ("CLMP",), "add": ("ADD",), "reshape": (),
+                   "identity": (), "maxpool2d": ("MAXP",), "mean": ("GAP",), "depthwise": ("DWC",)}
+assert set(OP_INSTRUCTIONS) == set(CHIP_OPS)
 _REQUANTIZING = ("mapped", "add", "mean", "depthwise")
 _PASSING = ("identity", "reshape", "maxpool2d", "clamp")
 
@@ -249,6 +254,12 @@ def integer_plan(program: dict, records) -> IntegerPlan:
                                 f"layer takes {'signed' if step['signed_input'] else 'unsigned'} inputs [{lo}, {hi}]")
     return IntegerPlan(steps=steps, quants=quants, input=ops[0]["name"], output=value_of(out_name),
                        input_shape=tuple(program["input"]["shape"]), shapes=shapes)
+
+
+def instruction_sources(plan: IntegerPlan) -> list:
+    """``(op name, op kind)`` of each instruction :func:`compile_program` makes of ``plan``, in program order
+    (HALT not included): the op of the network an instruction comes from."""
+    return [(st["name"], st["op"]) for st in plan.steps for _ in OP_INSTRUCTIONS[st["op"]]]
 
 
 def _clamp_bounds(lo, hi, scale: float, qlo: int, qhi: int) -> tuple[int, int]:

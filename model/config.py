@@ -243,10 +243,15 @@ class CoreConfig:
     max_row_tiles: int = _core_key(32, "max_row_tiles")
     tile_banks: int = _core_key(1, "tile_banks")
     out_banks: int = _core_key(1, "out_banks")
+    in_windows: int = _core_key(1, "in_windows")
 
     def __post_init__(self):
         _validate(self, "core")
 
+
+#: core keys added after design points were recorded -> the value that keeps the former behaviour: left out of
+#: :meth:`HwConfig.to_dict` (and so of the digest) at that value, so a recorded design point keeps its digest
+CORE_KEYS_SINCE = {"in_windows": 1}
 
 #: YAML section -> its dataclass
 SECTIONS = {"macro": MacroConfig, "system": SystemConfig, "energy": EnergyConfig, "core": CoreConfig}
@@ -288,9 +293,19 @@ class HwConfig:
         m = self.macro
         return self.n_macros * self.core.tile_banks * m.n_row * m.n_comp * m.n_col // 8
 
+    def __post_init__(self):
+        if self.system.macros_per_core % self.core.in_windows:
+            raise ConfigError(f"core.in_windows: must divide system.macros_per_core="
+                              f"{self.system.macros_per_core}, got {self.core.in_windows}")
+
     def to_dict(self) -> dict:
+        """The design point as plain data; ``core.in_windows`` only when it is not 1 (:data:`CORE_KEYS_SINCE`)."""
+        core = dataclasses.asdict(self.core)
+        for k, v in CORE_KEYS_SINCE.items():
+            if core[k] == v:
+                del core[k]
         return {"name": self.name, "macro": self.macro.to_dict(), "system": dataclasses.asdict(self.system),
-                "energy": dataclasses.asdict(self.energy), "core": dataclasses.asdict(self.core)}
+                "energy": dataclasses.asdict(self.energy), "core": core}
 
     def digest(self) -> str:
         """SHA-256 (hex) of the canonical JSON of :meth:`to_dict`: ``model.jsonio.dumps(..., indent=None,
@@ -402,5 +417,8 @@ def load_config(path: str | Path) -> HwConfig:
     system, d_sys = _section(p, doc, "system", required=False)
     energy, d_en = _section(p, doc, "energy", required=False)
     core, d_core = _section(p, doc, "core", required=False)
-    return HwConfig(name=str(doc.get("name", p.stem)), macro=macro, system=system, energy=energy, core=core,
-                    path=str(p), defaulted=tuple(d_sys + d_en + d_core))
+    try:
+        return HwConfig(name=str(doc.get("name", p.stem)), macro=macro, system=system, energy=energy, core=core,
+                        path=str(p), defaulted=tuple(d_sys + d_en + d_core))
+    except ConfigError as e:
+        raise ConfigError(f"{p}: {e}") from None

@@ -434,7 +434,7 @@ the expected result stream and the `CYCLES` register, for each START (segment) o
 | `signed` | bool | () | as for macro cases |
 | `bus_writes` | uint32 | (W, 2) | AXI4-Lite writes (byte address, 32-bit word) of every segment, in order, before its START |
 | `seg_writes` | int64 | (S + 1,) | segment s's writes are rows `seg_writes[s] .. seg_writes[s+1] - 1` of `bus_writes` |
-| `in_stream` | uint8 | (B, n_comp) | input beats of every segment: row b is one beat, one window of n_comp consecutive im2col inputs as 8-bit patterns (two's complement when signed), column k = compartment k; packed into one stream word, column 0 is the lowest byte (`model.spec.window_fields`) |
+| `in_stream` | uint8 | (B, W n_comp) | input beats of every segment (`model.core.input_windows`): row b is one beat, W = `core.in_windows` (1 by default) windows of n_comp consecutive im2col inputs as 8-bit patterns (two's complement when signed), column `s n_comp + k` = compartment k of window s; packed into one stream word, column 0 is the lowest byte (`model.spec.window_fields`) |
 | `seg_inputs` | int64 | (S + 1,) | segment offsets into `in_stream` |
 | `out_stream` | int64 | (R,) | result beats (signed partial sums) of every segment, in stream order |
 | `seg_outputs` | int64 | (S + 1,) | segment offsets into `out_stream` |

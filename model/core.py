@@ -42,6 +42,11 @@ class CoreParams:
     macros: int
     core: CoreConfig
 
+    def __post_init__(self):
+        if self.macros % self.core.in_windows:
+            raise ValueError(f"core.in_windows: must divide the macros per core ({self.macros}), "
+                             f"got {self.core.in_windows}")
+
     @classmethod
     def from_config(cls, hw: HwConfig) -> "CoreParams":
         return cls(macro=hw.macro, macros=hw.system.macros_per_core, core=hw.core)
@@ -228,14 +233,33 @@ def _padded_bits(program: CoreProgram, x) -> np.ndarray:
 
 
 def input_windows(program: CoreProgram, segment: Segment, x) -> np.ndarray:
-    """The input stream of one START: uint8 (beats, n_comp), for each pass, pixel and window in order.
+    """The input stream of one START: uint8 (beats, in_windows * n_comp).
 
-    ``x`` is one sample's im2col inputs (P, K); a beat is packed with
-    :func:`model.spec.window_fields` (element 0 lowest).
+    With ``core.in_windows`` W = 1: for each pass, pixel and window in
+    order, one window a beat. With W > 1 a beat carries W windows, one per
+    switch: for each pass, round (``M`` pixels) and group of W of its macros
+    (macros ``gW .. gW + W - 1``), for each of the pass's windows, window s
+    of the beat is that window of pixel ``rM + gW + s``; zero where the round
+    has no such pixel. ``x`` is one sample's im2col inputs (P, K); a beat is
+    packed with :func:`model.spec.window_fields` (element ``s * n_comp + c``).
     """
     win = _padded_bits(program, x)
-    parts = [win[p.p0:p.p0 + p.pixels][:, p.windows].reshape(-1, win.shape[2]) for p in segment.passes]
-    return np.concatenate(parts) if parts else np.zeros((0, win.shape[2]), np.uint8)
+    n_comp = win.shape[2]
+    W, M = program.params.core.in_windows, program.params.macros
+    parts = []
+    for p in segment.passes:
+        v = win[p.p0:p.p0 + p.pixels][:, p.windows]  # (pixels, n_win, n_comp)
+        if W > 1:  # pixels into rounds of M, rounds into groups of W (zero lanes past a round's pixels)
+            R = -(-p.pixels // M)
+            pad = np.zeros((R * M,) + v.shape[1:], np.uint8)
+            pad[:p.pixels] = v
+            v = pad.reshape(R, M // W, W, -1, n_comp)
+            rnd = np.arange(R * M).reshape(R, M // W, W) < p.pixels
+            v = np.where(rnd[..., None, None], v, 0)[:, :, :, :, :]
+            keep = rnd[:, :, 0].reshape(-1)  # groups holding a pixel
+            v = v.transpose(0, 1, 3, 2, 4).reshape(R * (M // W), -1, W * n_comp)[keep]
+        parts.append(v.reshape(-1, W * n_comp))
+    return np.concatenate(parts) if parts else np.zeros((0, W * n_comp), np.uint8)
 
 
 # --------------------------------------------------------------------------- the twin
@@ -259,7 +283,8 @@ def run_core(program: CoreProgram, x) -> CoreResult:
     xv = (bits.astype(np.int8) if program.signed else bits).astype(np.float64)
     pix = pixel_cycles(bits, comp.tiles, program.params.macro)[None]
     cycles = layer_cycles(program.plan, pix, program.params.macro, program.params.macros,
-                          program.params.core.tile_banks, program.params.core.out_banks)[0]
+                          program.params.core.tile_banks, program.params.core.out_banks,
+                          in_windows=program.params.core.in_windows)[0]
     beats = []
     psum_limit = 1 << (program.params.psum_width - 1)
     for seg in program.segments:

@@ -5,8 +5,9 @@ and the performance model (``sim_bench``) all count a layer's cycles on one core
 with these functions; the tests hold the RTL's ``CYCLES`` register equal to them,
 and ``sim_bench`` with one core equal to the twin.
 
-A PIM core is ``M`` macros holding the same tile, one sparse allocation switch
-(``lanes`` outputs per cycle) with a row packer shared by the ``M`` macros, an
+A PIM core is ``M`` macros holding the same tile, ``W = core.in_windows``
+sparse allocation switches (``lanes`` outputs per cycle each) with their row
+packers, in lock step, shared by the ``M`` macros (W divides M), an
 output register file (``core.out_banks`` banks) streaming results one per
 cycle, and a layer controller running descriptors.
 
@@ -34,6 +35,11 @@ tile store, descriptor memory and mask register file last
   (:func:`switch_beats`), plus one when the vector's last switch beat
   completes a cell row and leaves a remainder (the packer flushes it alone;
   :func:`delivery_cycles`);
+* ``G_r = ceil(M_r / W)``: the groups of round r. The input stream carries
+  W windows a beat, one per switch, so the switches deliver W macros'
+  vectors (macros ``gW .. gW + W - 1``) at once, in ``deliver`` cycles (all
+  vectors of a pass have the same masks); the groups follow one another
+  (:func:`round_delivery`). With ``W = 1``, ``G_r = M_r``;
 * ``C_r`` = the slowest macro of round r (:func:`round_compute`): max over its
   pixels of ``popcount(OR)`` cycles + pipeline latency (docs/design.md §7);
 * the macros of a round start together (barrier ``B_r``) once all of them
@@ -42,8 +48,8 @@ tile store, descriptor memory and mask register file last
   one of its two output banks while it computes the next round, and rounds
   start at least ``n_col`` cycles apart, so a bank is always free::
 
-      B_0     = max(load, M_0 * deliver + 1)
-      B_r+1   = B_r + max(C_r, M_r+1 * deliver + 2, n_col)
+      B_0     = max(load, G_0 * deliver + 1)
+      B_r+1   = B_r + max(C_r, G_r+1 * deliver + 2, n_col)
       pass    = 3 + B_(R-1) + max(C_(R-1), n_col) + n_col + x
 
   (the constants are ``model.spec.CORE_LATENCY``): after the last round the
@@ -104,7 +110,7 @@ from dbpim.model.spec import CORE_LATENCY, DIGIT_BITS, pipeline_latency
 
 __all__ = ["PassPlan", "PlanError", "plan_passes", "pack_segments", "filter_tiles_of", "kept_rows",
            "switch_beats", "window_counts", "delivery_cycles", "check_filter_tile", "load_cycles", "tile_bytes", "pixel_cycles", "round_compute",
-           "round_sizes", "first_round_delivery", "pass_after", "prefetch_overlap", "exposed_load",
+           "round_sizes", "round_delivery", "first_round_delivery", "pass_after", "prefetch_overlap", "exposed_load",
            "prefetched_passes", "pass_cycles", "pass_cycles_rounds", "job_cycles", "layer_cycles",
            "core_layer_cycles", "PASS_TERMS", "round_work", "pass_after_terms", "pass_terms", "job_terms",
            "layer_cycle_terms"]
@@ -424,13 +430,27 @@ def round_sizes(pixels, M: int, n_rounds: int) -> np.ndarray:
     return np.clip(p - np.arange(n_rounds) * int(M), 0, int(M))
 
 
-def first_round_delivery(deliver, m_r) -> np.ndarray:
-    """Cycles before the first round may start for its inputs: ``M_0 * deliver + 1`` (broadcast over ``...``)."""
+def round_delivery(deliver, m_r, in_windows: int = 1) -> np.ndarray:
+    """Switch cycles to deliver each round's vectors: ``ceil(M_r / in_windows) * deliver``, (..., R).
+
+    ``in_windows`` (``core.in_windows``) switches and row packers deliver
+    that many macros' vectors at once, in lock step (all vectors of a pass
+    have the same masks); a round's ``M_r`` vectors go in ``ceil(M_r /
+    in_windows)`` groups, one after another. ``deliver`` (...) broadcasts
+    against ``m_r``'s leading axes.
+    """
+    W = int(in_windows)
+    groups = -(-np.asarray(m_r, np.int64) // W)
+    return groups * np.asarray(deliver, np.int64)[..., None]
+
+
+def first_round_delivery(deliver, m_r, in_windows: int = 1) -> np.ndarray:
+    """Cycles before the first round may start for its inputs: ``ceil(M_0 / in_windows) * deliver + 1``."""
     m_r = np.asarray(m_r, np.int64)
-    return m_r[..., 0] * np.asarray(deliver, np.int64) + CORE_LATENCY["deliver"]
+    return round_delivery(deliver, m_r[..., :1], in_windows)[..., 0] + CORE_LATENCY["deliver"]
 
 
-def pass_after(deliver, C, m_r, stream, n_col: int) -> np.ndarray:
+def pass_after(deliver, C, m_r, stream, n_col: int, *, in_windows: int = 1) -> np.ndarray:
     """Cycles of a pass after its first round's start cycle (the formula in the module docstring).
 
     ``sum over r >= 1 of (B_r - B_r-1) + max(C_(R-1), n_col) + n_col + stream``;
@@ -438,11 +458,10 @@ def pass_after(deliver, C, m_r, stream, n_col: int) -> np.ndarray:
     """
     C = np.asarray(C, np.int64)
     m_r = np.asarray(m_r, np.int64)
-    deliver = np.asarray(deliver, np.int64)[..., None]
     ran = m_r > 0
     n_rounds = ran.sum(-1)
-    step = np.maximum(np.maximum(C[..., :-1], n_col),
-                      m_r[..., 1:] * deliver + CORE_LATENCY["deliver"] + CORE_LATENCY["barrier"])
+    step = np.maximum(np.maximum(C[..., :-1], n_col), round_delivery(deliver, m_r[..., 1:], in_windows)
+                      + CORE_LATENCY["deliver"] + CORE_LATENCY["barrier"])
     step = np.where(ran[..., 1:], step, 0)
     last = np.broadcast_to(np.maximum(n_rounds - 1, 0)[..., None], C.shape[:-1] + (1,))
     c_last = np.take_along_axis(C, last, axis=-1)[..., 0]
@@ -453,7 +472,7 @@ def pass_after(deliver, C, m_r, stream, n_col: int) -> np.ndarray:
 PASS_TERMS = ("compute", "lockstep", "round_floor", "delivery", "load", "drain", "stream", "control")
 
 
-def pass_after_terms(deliver, C, m_r, stream, n_col: int, work) -> dict:
+def pass_after_terms(deliver, C, m_r, stream, n_col: int, work, *, in_windows: int = 1) -> dict:
     """:func:`pass_after` split into terms that add up to it exactly (int64 arrays, shape of ``deliver``).
 
     Per round r (``C_r`` its slowest macro, ``W_r`` its macros' cycles summed,
@@ -464,7 +483,7 @@ def pass_after_terms(deliver, C, m_r, stream, n_col: int, work) -> dict:
       lock-step padding, rounds wait for their slowest macro;
     * ``round_floor`` = ``max(0, n_col - C_r)``: rounds start at least
       ``n_col`` cycles apart (the drain into the free output bank);
-    * ``delivery`` (rounds r >= 1) = ``max(0, M_r * deliver + 2 - max(C_r-1, n_col))``:
+    * ``delivery`` (rounds r >= 1) = ``max(0, ceil(M_r / in_windows) * deliver + 2 - max(C_r-1, n_col))``:
       the switch still delivering the next round after the compute and the floor;
     * ``drain`` = ``n_col`` (the last round's drain); ``stream`` = ``stream``.
 
@@ -475,7 +494,7 @@ def pass_after_terms(deliver, C, m_r, stream, n_col: int, work) -> dict:
     ran = m_r > 0
     mean = np.where(ran, -(-np.asarray(work, np.int64) // np.maximum(m_r, 1)), 0)
     c_ran = np.where(ran, C, 0)
-    dl = m_r[..., 1:] * np.asarray(deliver, np.int64)[..., None] + CORE_LATENCY["deliver"] + CORE_LATENCY["barrier"]
+    dl = round_delivery(deliver, m_r[..., 1:], in_windows) + CORE_LATENCY["deliver"] + CORE_LATENCY["barrier"]
     late = np.where(ran[..., 1:], np.maximum(dl - np.maximum(C[..., :-1], n_col), 0), 0)
     shape = np.broadcast_shapes(np.shape(deliver), C.shape[:-1], np.shape(stream))
     out = {"compute": mean.sum(-1), "lockstep": (c_ran - mean).sum(-1),
@@ -502,7 +521,7 @@ def exposed_load(load, overlap_prev, prefetched) -> np.ndarray:
     return np.where(prefetched, np.maximum(load - np.asarray(overlap_prev, np.int64), 0), load)
 
 
-def pass_cycles_rounds(load, deliver, C, m_r, stream, n_col: int) -> np.ndarray:
+def pass_cycles_rounds(load, deliver, C, m_r, stream, n_col: int, *, in_windows: int = 1) -> np.ndarray:
     """Cycles of passes from their rounds (the formula in the module docstring), broadcast over leading axes.
 
     Parameters
@@ -516,25 +535,27 @@ def pass_cycles_rounds(load, deliver, C, m_r, stream, n_col: int) -> np.ndarray:
     m_r : int array (..., R)
         Vectors the switch delivers in each round (:func:`round_sizes`), 0 past the last; at least one round.
     n_col : int
+    in_windows : int
+        ``core.in_windows``: vectors the switches deliver at once (:func:`round_delivery`).
 
     Returns
     -------
     int64 array (...)
     """
-    b0 = np.maximum(np.asarray(load, np.int64), first_round_delivery(deliver, m_r))
-    return CORE_LATENCY["pass"] + b0 + pass_after(deliver, C, m_r, stream, n_col)
+    b0 = np.maximum(np.asarray(load, np.int64), first_round_delivery(deliver, m_r, in_windows))
+    return CORE_LATENCY["pass"] + b0 + pass_after(deliver, C, m_r, stream, n_col, in_windows=in_windows)
 
 
-def pass_terms(load, deliver, C, m_r, stream, n_col: int, work) -> dict:
+def pass_terms(load, deliver, C, m_r, stream, n_col: int, work, *, in_windows: int = 1) -> dict:
     """:func:`pass_cycles_rounds` split into :data:`PASS_TERMS` that add up to it exactly (int64 arrays).
 
-    :func:`pass_after_terms`, plus ``B_0 = max(load, M_0 * deliver + 1)``:
-    ``delivery`` gains the first round's fill ``M_0 * deliver + 1``, ``load``
+    :func:`pass_after_terms`, plus ``B_0 = max(load, fill)``, ``fill = ceil(M_0 / in_windows) * deliver + 1``:
+    ``delivery`` gains the first round's ``fill``, ``load``
     is the exposed load beyond it, ``max(0, load - fill)``; ``control`` is the
     pass's fixed ``CORE_LATENCY["pass"]`` cycles. ``work`` is :func:`round_work`.
     """
-    t = pass_after_terms(deliver, C, m_r, stream, n_col, work)
-    fill = first_round_delivery(deliver, m_r)
+    t = pass_after_terms(deliver, C, m_r, stream, n_col, work, in_windows=in_windows)
+    fill = first_round_delivery(deliver, m_r, in_windows)
     b0 = np.maximum(np.asarray(load, np.int64), fill)
     t["delivery"] = t["delivery"] + fill
     t["load"] = np.broadcast_to(b0 - fill, t["drain"].shape).astype(np.int64)
@@ -542,7 +563,8 @@ def pass_terms(load, deliver, C, m_r, stream, n_col: int, work) -> dict:
     return {k: t[k] for k in PASS_TERMS}
 
 
-def pass_cycles(load, deliver, compute, pixels, stream, macros: int, n_col: int) -> np.ndarray:
+def pass_cycles(load, deliver, compute, pixels, stream, macros: int, n_col: int, *,
+                in_windows: int = 1) -> np.ndarray:
     """Cycles of each pass from its pixels' macro cycles, vectorised over passes (one tile bank: whole loads).
 
     Parameters
@@ -553,6 +575,8 @@ def pass_cycles(load, deliver, compute, pixels, stream, macros: int, n_col: int)
         axes (e.g. samples) broadcast.
     macros : int
     n_col : int
+    in_windows : int
+        ``core.in_windows`` (:func:`round_delivery`).
 
     Returns
     -------
@@ -560,7 +584,7 @@ def pass_cycles(load, deliver, compute, pixels, stream, macros: int, n_col: int)
     """
     C = round_compute(np.asarray(compute, np.int64), int(macros))
     m_r = round_sizes(pixels, macros, C.shape[-1])
-    return pass_cycles_rounds(load, deliver, C, m_r, stream, n_col)
+    return pass_cycles_rounds(load, deliver, C, m_r, stream, n_col, in_windows=in_windows)
 
 
 def prefetched_passes(segment, tile_banks: int) -> np.ndarray:
@@ -689,7 +713,7 @@ class _Passes:
     job_args: tuple
 
 
-def _passes(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int) -> _Passes:
+def _passes(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int, in_windows: int) -> _Passes:
     S, n = pix.shape[0], plan.tile.size
     width = int(plan.pixels.max())
     comp = np.zeros((S, n, width), np.int64)
@@ -698,10 +722,10 @@ def _passes(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int
         comp[:, i, :npx] = pix[:, p0:p0 + npx, plan.tile[i]]
     C = round_compute(comp, int(macros))
     m_r = round_sizes(plan.pixels, macros, C.shape[-1])
-    after = pass_after(plan.deliver, C, m_r, 0, macro.n_col)  # (S, n): nothing streamed
+    after = pass_after(plan.deliver, C, m_r, 0, macro.n_col, in_windows=in_windows)  # (S, n): nothing streamed
     overlap = prefetch_overlap(after)
     prev = np.concatenate([np.zeros((S, 1), np.int64), overlap[:, :-1]], axis=1)
-    d0 = np.broadcast_to(first_round_delivery(plan.deliver, m_r), (S, n))
+    d0 = np.broadcast_to(first_round_delivery(plan.deliver, m_r, in_windows), (S, n))
     load = exposed_load(plan.load, prev, prefetched_passes(plan.segment, tile_banks) & ~plan.first)
     per_pass = CORE_LATENCY["pass"] + np.maximum(load, d0) + after
     heads, tails = np.nonzero(plan.first)[0], np.nonzero(plan.last)[0]
@@ -714,21 +738,22 @@ def _passes(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int
 
 
 def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int = 1,
-                 out_banks: int = 1) -> np.ndarray:
+                 out_banks: int = 1, *, in_windows: int = 1) -> np.ndarray:
     """Cycles of every START of a layer's plan for each sample: int64 (S, segments).
 
     ``pix`` is :func:`pixel_cycles` of each sample, (S, P, tiles);
     ``tile_banks`` is ``core.tile_banks`` (2: each pass but a START's first
     waits only for :func:`exposed_load`), ``out_banks`` is
     ``core.out_banks`` (2: a job's results stream while the next job
-    computes, :func:`job_cycles`).
+    computes, :func:`job_cycles`), ``in_windows`` is ``core.in_windows``
+    (vectors delivered at once, :func:`round_delivery`).
     """
     pix = np.asarray(pix, np.int64)
     S = pix.shape[0]
     segs = np.zeros((S, plan.n_segments), np.int64)
     if plan.tile.size == 0:
         return segs + CORE_LATENCY["run"]
-    p = _passes(plan, pix, macro, macros, tile_banks)
+    p = _passes(plan, pix, macro, macros, tile_banks, in_windows)
     jobs = job_cycles(p.per_job, *p.job_args, tile_banks=tile_banks, out_banks=out_banks)
     for s in range(plan.n_segments):
         segs[:, s] = jobs[:, p.seg == s].sum(-1) + CORE_LATENCY["run"]
@@ -736,7 +761,7 @@ def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks
 
 
 def layer_cycle_terms(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int = 1,
-                      out_banks: int = 1) -> dict:
+                      out_banks: int = 1, *, in_windows: int = 1) -> dict:
     """:func:`layer_cycles` split into :data:`PASS_TERMS`: term -> int64 (S, segments), adding up to it exactly.
 
     It shares :func:`layer_cycles`'s pass and job quantities (``_passes``; the sum test holds the two
@@ -750,8 +775,9 @@ def layer_cycle_terms(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_
     if plan.tile.size == 0:
         zero = np.zeros((S, plan.n_segments), np.int64)
         return {k: zero + (CORE_LATENCY["run"] if k == "control" else 0) for k in PASS_TERMS}
-    p = _passes(plan, pix, macro, macros, tile_banks)
-    t = pass_terms(p.load, plan.deliver, p.C, p.m_r, 0, macro.n_col, round_work(p.comp, int(macros)))
+    p = _passes(plan, pix, macro, macros, tile_banks, in_windows)
+    t = pass_terms(p.load, plan.deliver, p.C, p.m_r, 0, macro.n_col, round_work(p.comp, int(macros)),
+                   in_windows=in_windows)
     hidden, exposed = job_terms(p.per_job, *p.job_args, tile_banks=tile_banks, out_banks=out_banks)
     jobs = {k: np.add.reduceat(v, p.heads, axis=-1) for k, v in t.items()}
     jobs["load"] = jobs["load"] - hidden
@@ -789,4 +815,5 @@ def core_layer_cycles(compiled, bits, macros: int, core, name: str = "layer",
     S, P, K = bits.shape
     plan = plan_passes(compiled.tiles, P, compiled.macro, macros, core, name, run_pixels)
     pix = pixel_cycles(bits.reshape(S * P, K), compiled.tiles, compiled.macro).reshape(S, P, -1)
-    return layer_cycles(plan, pix, compiled.macro, macros, core.tile_banks, core.out_banks)
+    return layer_cycles(plan, pix, compiled.macro, macros, core.tile_banks, core.out_banks,
+                        in_windows=core.in_windows)

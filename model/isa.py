@@ -26,8 +26,8 @@ from dbpim.model.spec import BUS_BITS, RegField, Register, RegisterMap, field_wi
 
 __all__ = ["INSTR_BITS", "INSTR_FIELDS", "DESC_WORDS", "WORD_BITS", "BUFFERS", "Buffer", "Opcode", "OPCODES",
            "BY_CODE", "PIM_KINDS", "encode", "decode", "pack_descriptor", "unpack_descriptor",
-           "pack_pair", "unpack_pair", "IsaError", "CHIP_ERRORS", "CHIP_REGISTERS", "CHIP_REG", "HOST_TARGETS",
-           "chip_register_markdown", "chip_map"]
+           "pack_pair", "unpack_pair", "IsaError", "RTL_PENDING", "CHIP_ERRORS", "CHIP_REGISTERS", "CHIP_REG",
+           "HOST_TARGETS", "chip_register_markdown", "chip_map"]
 
 INSTR_BITS = 64
 WORD_BITS = 32
@@ -165,10 +165,14 @@ def unpack_descriptor(op: str, words) -> dict:
 
 # ----------------------------------------------------------------------------- the RTL chip's host view
 
+#: Opcodes the RTL chip (``hw.chip_ctrl``) decodes but does not run yet: it stops on them with
+#: STATUS.ERROR_CODE 2 (``dbpim run --rtl`` refuses a program holding one before any build).
+RTL_PENDING = ("DWC",)
+
 #: STATUS.ERROR_CODE of the RTL chip (``hw.chip.DBPIMChip``): code -> meaning (0: no error).
 CHIP_ERRORS = {
     1: "undefined opcode (the golden chip raises on it too)",
-    2: "an operation the RTL chip does not run yet (DWC)",
+    2: f"an operation the RTL chip does not run yet ({', '.join(RTL_PENDING)})",
     3: "a descriptor the SIMD core cannot run (a channel count past its constant memory, lo > hi, an empty window "
        "or tensor, a multiplier or shift outside model.requant's range)",
     4: "a result does not fit ACT's signed 16-bit elements (the golden chip raises on it too)",

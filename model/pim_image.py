@@ -362,6 +362,8 @@ def run_pim(wmem, d: dict, act: np.ndarray, src: int, acc: np.ndarray, dst: int,
     C, H, W, g = d["C"], d["H"], d["W"], d["groups"]
     linear = d["kind"] == isa.PIM_KINDS["linear"]
     count = C * H * W
+    if g < 1:
+        raise PimImageError(f"{name}: groups must be at least 1, got {g}")
     if src + count > act.shape[1]:
         raise PimImageError(f"{name}: input {src} .. {src + count - 1} passes ACT's {act.shape[1]} elements")
     if buffer_inputs is not None and count > buffer_inputs:

@@ -7,9 +7,13 @@ integer path (the tile-rebuilt weights of :func:`model.layer.weights_of`, as
 and every other op exactly as the front-end's frozen integer-path network
 computes it (``model.torch.qat.QLayer`` in ``int`` mode and the float32 torch
 ops between the layers), in the same dtypes and order of operations, so the
-logits equal the frozen torch network's bit for bit. The one exception is
-``mean`` (global average pooling), whose float32 summation order PyTorch
-chooses per CPU; see :func:`_mean`.
+logits equal the frozen torch network's bit for bit. The float32 ops whose
+torch kernels fuse or reorder arithmetic are replayed as those kernels compute
+them on an x86-64 CPU with AVX2 (PyTorch's CPU build): fused multiply-adds
+(:func:`_fma`) in the depthwise convolution and the BatchNorm, SLEEF's
+``expf_u10`` (:func:`_expf`) in sigmoid and SiLU, and the cascade sum of
+``torch.sum`` (:func:`_torch_sum`) in the global average pooling; docs/design.md
+§8 "Exactness of predict" says where this can still differ.
 
 ``Artifact.predict(x, batch_size=...)`` is the entry point; :func:`run_artifact`
 adds the accuracy and a JSON-ready summary for a command.
@@ -22,7 +26,7 @@ import math
 import numpy as np
 
 from dbpim.model.layer import PRODUCT_MAX, weights_of
-from dbpim.model.program import PROGRAM_SINCE, RUNNABLE
+from dbpim.model.program import DEPTHWISE_TORCH, PROGRAM_SINCE, RUNNABLE
 from dbpim.model.spec import input_range
 
 __all__ = ["PredictError", "Predictor", "check_input", "predict", "run_artifact", "DEFAULT_BATCH"]
@@ -32,6 +36,7 @@ DEFAULT_BATCH = 32  # the im2col columns of a batch stay in cache
 F32_EXACT = 2 ** 24
 #: and below this in float64
 F64_EXACT = 2 ** 53
+_F32 = np.float32
 
 
 class PredictError(ValueError):
@@ -132,17 +137,292 @@ def _maxpool2d(x: np.ndarray, op: dict) -> np.ndarray:
     return v.max(axis=(-2, -1))
 
 
-def _mean(x: np.ndarray, op: dict) -> np.ndarray:
-    """``x.mean(axes)`` of float32 ``x``: the exact sum (float64), rounded once to float32, divided by the count.
+def _fma(a, b, c) -> np.ndarray:
+    """Float32 ``a * b + c`` rounded once, as a fused multiply-add (the torch CPU kernels' ``fmadd``).
 
-    PyTorch sums float32 in float32 in an order its vectorised kernels choose
-    per CPU, then divides by the count; the two results can differ in the last
-    bit, and a following layer's quantization can then round one activation to
-    the neighbouring integer (docs/design.md §8 "Network program").
+    The product of two float32 values is exact in float64; the float64 sum is
+    then rounded to float32. That double rounding differs from one rounding
+    only when the float64 sum lands exactly halfway between two float32 values
+    without being so exactly (a carry beyond float64's 53 bits): not met in
+    the tests (docs/design.md §8).
+    """
+    return (np.asarray(a, np.float64) * b + c).astype(_F32)
+
+
+#: SLEEF ``expf_u10`` (the AVX2 ``Sleef_expf8_u10`` that torch's vectorised sigmoid and SiLU call): ln 2 split
+#: in two, 1 / ln 2 and the polynomial's coefficients, all float32
+_R_LN2F = _F32(1.442695040888963407359924681001892137426645954152985934135449406931)
+_L2UF, _L2LF = _F32(0.693145751953125), _F32(1.428606765330187045e-06)
+_EXP_POLY = tuple(_F32(c) for c in (0.000198527617612853646278381, 0.00139304355252534151077271,
+                                    0.00833336077630519866943359, 0.0416664853692054748535156,
+                                    0.166666671633720397949219, 0.5))
+
+
+def _expf(d: np.ndarray) -> np.ndarray:
+    """``exp`` of float32 ``d`` as SLEEF's ``expf_u10`` computes it (round, two-step reduction, FMAs)."""
+    d = np.asarray(d, _F32)
+    with np.errstate(over="ignore", invalid="ignore"):  # |d| > 100: overridden below
+        return _expf_in(d)
+
+
+def _expf_in(d: np.ndarray) -> np.ndarray:
+    q = np.rint(np.clip(d * _R_LN2F, _F32(-200), _F32(200)))  # |d| > 104 is overridden below
+    s = _fma(q, -_L2UF, d)
+    s = _fma(q, -_L2LF, s)
+    u = np.full(d.shape, _EXP_POLY[0], _F32)
+    for c in _EXP_POLY[1:]:
+        u = _fma(u, s, c)
+    u = _F32(1) + _fma(s * s, u, s)
+    u = np.ldexp(u, q.astype(np.int32)).astype(_F32)
+    u[d < _F32(-104)] = 0
+    u[d > _F32(100)] = np.inf
+    return u
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """torch.sigmoid (float32, vectorised): ``1 / (1 + exp(-x))``.
+
+    torch computes the last ``numel % 16`` elements of a call (and of each
+    thread's share of a large tensor) with the scalar ``std::exp`` instead;
+    there the two can differ in the last bit (docs/design.md §8).
+    """
+    return _F32(1) / (_F32(1) + _expf(-x))
+
+
+def _silu(x: np.ndarray) -> np.ndarray:
+    """F.silu (float32, vectorised): ``x / (1 + exp(-x))``; the scalar tail as in :func:`_sigmoid`."""
+    return x / (_F32(1) + _expf(-x))
+
+
+def _bn_terms(mean, var, weight, bias, eps) -> tuple[np.ndarray, np.ndarray]:
+    """torch's eval BatchNorm as ``alpha, beta`` per channel (float32): ``alpha = 1 / sqrt(var + eps) * weight``,
+    ``beta = fma(-mean, alpha, bias)``."""
+    alpha = (_F32(1) / np.sqrt(var + _F32(eps))) * weight
+    return alpha.astype(_F32), _fma(-mean, alpha, bias)
+
+
+def _batchnorm(x: np.ndarray, terms: tuple) -> np.ndarray:
+    """``fma(x, alpha, beta)`` per channel (axis 1 of the batch value)."""
+    alpha, beta = (t.reshape((1, -1) + (1,) * (x.ndim - 2)) for t in terms)
+    return _fma(x, alpha, beta)
+
+
+#: Depthwise work per chunk of samples (elements of one output buffer): the float64 buffers stay in cache
+_DW_CHUNK = 1 << 15
+
+
+def _depthwise(x: np.ndarray, op: dict, bn) -> np.ndarray:
+    """torch's float32 depthwise conv2d (one FMA per tap, taps row-major, from 0 or the bias), then its BatchNorm.
+
+    Each FMA as in :func:`_fma` (the exact float64 product plus the float32
+    accumulator, rounded to float32), written into preallocated buffers; the
+    work runs channels last (the mapped ops' layout), a few samples at a time,
+    and returns an NCHW view.
+    """
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = op["kernel"], op["stride"], op["padding"], op["dilation"]
+    S, C, H, W = x.shape
+    _, ho, wo = op["shape"]
+    xl = x.transpose(0, 2, 3, 1)
+    w = op["dw_weight"].astype(np.float64)
+    out = np.empty((S, ho, wo, C), _F32)
+    n = max(1, _DW_CHUNK // (ho * wo * C))
+    xp = np.zeros((min(n, S), H + 2 * ph, W + 2 * pw, C), np.float64)
+    buf = np.empty((min(n, S), ho, wo, C), np.float64)
+    for s0 in range(0, S, n):
+        m = min(n, S - s0)
+        xs, b, acc = xp[:m], buf[:m], out[s0:s0 + m]
+        xs[:, ph:ph + H, pw:pw + W] = xl[s0:s0 + m]
+        acc[...] = 0 if op["dw_bias"] is None else op["dw_bias"]
+        for i in range(kh):
+            for j in range(kw):
+                tap = xs[:, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
+                np.multiply(tap, w[:, i, j], out=b)
+                b += acc
+                np.copyto(acc, b, casting="same_kind")
+        if bn is not None:
+            np.multiply(acc, bn[0].astype(np.float64), out=b)
+            b += bn[1]
+            np.copyto(acc, b, casting="same_kind")
+    return out.transpose(0, 3, 1, 2)
+
+
+def _avgpool2d(x: np.ndarray, op: dict) -> np.ndarray:
+    """torch's avg_pool2d: per window the float32 sum of its input elements row-major, divided by the count."""
+    (kh, kw), (sh, sw), (ph, pw) = op["kernel"], op["stride"], op["padding"]
+    S, C, H, W = x.shape
+    _, ho, wo = op["shape"]
+    xp = np.zeros((S, C, H + 2 * ph, W + 2 * pw), _F32)
+    xp[:, :, ph:ph + H, pw:pw + W] = x
+    acc = np.zeros((S, C, ho, wo), _F32)
+    for i in range(kh):
+        for j in range(kw):
+            acc += xp[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
+    if op["count_include_pad"] or (ph == 0 and pw == 0):
+        return acc / _F32(kh * kw)
+    ones = np.zeros((H + 2 * ph, W + 2 * pw), _F32)
+    ones[ph:ph + H, pw:pw + W] = 1
+    count = sum(ones[i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] for i in range(kh) for j in range(kw))
+    return acc / count.astype(_F32)
+
+
+#: torch's ``Vectorized<float>`` lanes (AVX2) and the multi_row_sum parameters of its cascade sum
+_LANES, _ILP, _LEVELS = 8, 4, 4
+
+
+def _multi_row_sum(v: np.ndarray) -> np.ndarray:
+    """torch's ``multi_row_sum`` of ``v`` (R, size, ILP, LANES): (R, ILP, LANES) float32 partial sums."""
+    R, size = v.shape[:2]
+    power = max(4, (int(size - 1).bit_length() if size > 1 else 0) // _LEVELS)
+    step, mask = 1 << power, (1 << power) - 1
+    acc = np.zeros((_LEVELS,) + v.shape[:1] + v.shape[2:], _F32)
+    i = 0
+    while i + step <= size:
+        for j in range(step):
+            acc[0] += v[:, i + j]
+        i += step
+        for j in range(1, _LEVELS):
+            acc[j] += acc[j - 1]
+            acc[j - 1] = 0
+            if i & (mask << (j * power)):
+                break
+    for k in range(i, size):
+        acc[0] += v[:, k]
+    for j in range(1, _LEVELS):
+        acc[0] += acc[j]
+    return acc[0]
+
+
+def _torch_sum(x: np.ndarray) -> np.ndarray:
+    """``torch.sum`` of float32 ``x`` (R, n) over its contiguous last axis, as torch's CPU ``cascade_sum``
+    adds it in float32 (AVX2): vectors of 8 lanes in 4 interleaved rows (cascaded for long rows), the
+    rows added, then the scalar tail and last the 8 lanes, one after another."""
+    R, n = x.shape
+    s = np.zeros(R, _F32)
+    if n < _LANES:
+        for k in range(n):
+            s += x[:, k]
+        return s
+    nv = n // _LANES
+    vecs = x[:, :nv * _LANES].reshape(R, nv, _LANES)
+    ilp = nv // _ILP
+    part = _multi_row_sum(vecs[:, :ilp * _ILP].reshape(R, ilp, _ILP, _LANES)) if ilp else \
+        np.zeros((R, _ILP, _LANES), _F32)
+    p0 = part[:, 0].copy()
+    for k in range(ilp * _ILP, nv):
+        p0 += vecs[:, k]
+    for k in range(1, _ILP):
+        p0 += part[:, k]
+    for k in range(nv * _LANES, n):
+        s += x[:, k]
+    for k in range(_LANES):
+        s += p0[:, k]
+    return s
+
+
+def _mean(x: np.ndarray, op: dict) -> np.ndarray:
+    """``x.mean(axes)`` of float32 ``x`` as torch computes it on CPU: the float32 sum, divided by the count.
+
+    Over the trailing axes of a sample (global average pooling: ``axes`` [1, 2]
+    of (C, H, W)) the sum is torch's cascade sum (:func:`_torch_sum`), bit for
+    bit. Over other axes torch's reduction kernel adds in another order; there
+    the sum is exact (float64) and rounded once, which can differ from torch's
+    in the last bit (docs/design.md §8 "Network program").
     """
     axes = tuple(a + 1 for a in op["axes"])
-    n = np.float32(math.prod(x.shape[a] for a in axes))
-    return (x.astype(np.float64).sum(axis=axes, keepdims=op["keepdim"]).astype(np.float32) / n).astype(np.float32)
+    n = math.prod(x.shape[a] for a in axes)
+    if axes == tuple(range(x.ndim - len(axes), x.ndim)):
+        lead = x.shape[:x.ndim - len(axes)]
+        s = _torch_sum(np.ascontiguousarray(x).reshape(-1, n)).reshape(lead)
+        if op["keepdim"]:
+            s = s.reshape(lead + (1,) * len(axes))
+    else:
+        s = x.astype(np.float64).sum(axis=axes, keepdims=op["keepdim"]).astype(_F32)
+    return (s / _F32(n)).astype(_F32)
+
+
+def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    """Softmax over ``axis`` in float64 (exact to double precision), rounded once to float32.
+
+    torch's vectorised softmax uses its own ``exp`` and summation order, not
+    replayed here: the two can differ in the last bit (docs/design.md §8).
+    """
+    x = x.astype(np.float64)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return (e / e.sum(axis=axis, keepdims=True)).astype(_F32)
+
+
+def _ln64(v: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    """float64 LayerNorm of float64 ``v`` over its last ``weight.ndim`` axes (biased variance)."""
+    axes = tuple(range(v.ndim - weight.ndim, v.ndim))
+    mean = v.mean(axis=axes, keepdims=True)
+    var = ((v - mean) ** 2).mean(axis=axes, keepdims=True)
+    return (v - mean) / np.sqrt(var + eps) * weight.astype(np.float64) + bias.astype(np.float64)
+
+
+def _layernorm(x: np.ndarray, op: dict) -> np.ndarray:
+    """LayerNorm over the last ``weight.ndim`` axes in float64 (biased variance), rounded once to float32;
+    torch's rowwise moments add in float32 in another order (last-bit differences, docs/design.md §8)."""
+    return _ln64(x.astype(np.float64), op["weight"], op["bias"], op["eps"]).astype(_F32)
+
+
+def _encoder_layer(x: np.ndarray, op: dict) -> np.ndarray:
+    """A whole ``nn.TransformerEncoderLayer`` (eval, no mask, batch first) in float64, rounded once to float32:
+    self-attention of ``heads`` heads, the feed-forward block with ReLU or GELU, LayerNorms after (or, with
+    ``norm_first``, before) each; torch runs it in float32 (last-bit differences, docs/design.md §8)."""
+    f = {k: op[k].astype(np.float64) for k in ("in_w", "in_b", "out_w", "out_b", "w1", "b1", "w2", "b2")}
+    S, L, E = x.shape
+    H = op["heads"]
+    D = E // H
+
+    def attention(t):
+        q, k, v = np.split(t @ f["in_w"].T + f["in_b"], 3, axis=-1)
+        q, k, v = (u.reshape(S, L, H, D).transpose(0, 2, 1, 3) for u in (q, k, v))
+        s = q @ k.transpose(0, 1, 3, 2) / math.sqrt(D)
+        e = np.exp(s - s.max(axis=-1, keepdims=True))
+        o = (e / e.sum(axis=-1, keepdims=True)) @ v
+        return o.transpose(0, 2, 1, 3).reshape(S, L, E) @ f["out_w"].T + f["out_b"]
+
+    def feed_forward(t):
+        h = t @ f["w1"].T + f["b1"]
+        if op["activation"] == "relu":
+            return np.maximum(h, 0) @ f["w2"].T + f["b2"]
+        h = 0.5 * h * (1 + _ERF(h / math.sqrt(2)).astype(np.float64))
+        return h @ f["w2"].T + f["b2"]
+
+    def ln1(t):
+        return _ln64(t, op["n1_w"], op["n1_b"], op["eps1"])
+
+    def ln2(t):
+        return _ln64(t, op["n2_w"], op["n2_b"], op["eps2"])
+
+    t = x.astype(np.float64)
+    if op["norm_first"]:
+        t = t + attention(ln1(t))
+        t = t + feed_forward(ln2(t))
+    else:
+        t = ln1(t + attention(t))
+        t = ln2(t + feed_forward(t))
+    return t.astype(_F32)
+
+
+_ERF = np.frompyfunc(math.erf, 1, 1)
+
+
+def _gelu(x: np.ndarray, approximate: str) -> np.ndarray:
+    """GELU in float64 (``math.erf``; or the tanh form), rounded once to float32 (torch's vectorised erf is an
+    approximation of its own: last-bit differences, docs/design.md §8)."""
+    v = x.astype(np.float64)
+    if approximate == "tanh":
+        y = 0.5 * v * (1 + np.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3)))
+    else:
+        y = 0.5 * v * (1 + _ERF(v / math.sqrt(2)).astype(np.float64))
+    return y.astype(_F32)
+
+
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Activation x activation matmul: the float64 product (exact to double precision) rounded once to float32;
+    torch's float32 GEMM adds in blocks in float32 (last-bit differences, docs/design.md §8)."""
+    return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(_F32)
 
 
 def check_input(x, input_shape: tuple) -> np.ndarray:
@@ -180,10 +460,20 @@ class Predictor:
             raise PredictError(f"artifact {artifact.path or artifact.network}: op {bad['name']!r} "
                                f"({bad.get('what', bad['op'])}) cannot be run by model.predict; it runs "
                                f"{', '.join(k for k in RUNNABLE if k != 'input')}")
+        old = next((op for op in prog["ops"] if op["op"] == "depthwise" and "dw_weight" not in op), None)
+        if old is not None:
+            raise PredictError(f"artifact {artifact.path or artifact.network}: op {old['name']!r} (depthwise) cannot "
+                               "be run by model.predict: it was written without the unfolded weights predict needs "
+                               f"({', '.join(DEPTHWISE_TORCH)}); recompile it (dbpim compile) to use predict")
         records = {r.name: r for r in artifact.layers if r.mapped}
         self.program = prog
         self.input_shape = tuple(prog["input"]["shape"])
         self.mapped = {op["name"]: _Mapped(op, records) for op in prog["ops"] if op["op"] == "mapped"}
+        self.bn = {op["name"]: _bn_terms(op["mean"], op["var"], op["weight"], op["bias"], op["eps"])
+                   for op in prog["ops"] if op["op"] == "batchnorm"}
+        self.bn.update({op["name"]: _bn_terms(op["bn_mean"], op["bn_var"], op["bn_weight"], op["bn_bias"],
+                                              op["bn_eps"])
+                        for op in prog["ops"] if op["op"] == "depthwise" and "bn_mean" in op})
         self.last_use = {}
         for i, op in enumerate(prog["ops"]):
             for a in op["inputs"]:
@@ -219,6 +509,32 @@ class Predictor:
                 y = _maxpool2d(a[0], op)
             elif kind == "mean":
                 y = _mean(a[0], op)
+            elif kind == "mul":
+                y = a[0] * a[1]
+            elif kind == "sigmoid":
+                y = _sigmoid(a[0])
+            elif kind == "silu":
+                y = _silu(a[0])
+            elif kind == "batchnorm":
+                y = _batchnorm(a[0], self.bn[op["name"]])
+            elif kind == "depthwise":
+                y = _depthwise(a[0], op, self.bn.get(op["name"]))
+            elif kind == "avgpool2d":
+                y = _avgpool2d(a[0], op)
+            elif kind == "transpose":
+                y = a[0].transpose((0,) + tuple(p + 1 for p in op["perm"]))
+            elif kind == "scale":
+                y = a[0] * _F32(op["value"])
+            elif kind == "matmul":
+                y = _matmul(a[0], a[1])
+            elif kind == "softmax":
+                y = _softmax(a[0], op["axis"] + 1)
+            elif kind == "layernorm":
+                y = _layernorm(a[0], op)
+            elif kind == "gelu":
+                y = _gelu(a[0], op["approximate"])
+            elif kind == "encoder_layer":
+                y = _encoder_layer(a[0], op)
             else:  # refused in __init__
                 raise PredictError(f"op {op['name']!r}: {kind} cannot be run")
             vals[op["name"]] = y

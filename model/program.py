@@ -46,11 +46,27 @@ OPS = {
     "maxpool2d": "2-D max pooling: kernel, stride, padding (implicit -inf), dilation; floor mode",
     "mean": "the mean over per-sample 'axes' (global average pooling), keepdim",
     "depthwise": "a depthwise convolution (groups = channels, float weights with its BatchNorm folded, bias) on "
-                 "the SIMD core: run by the integer-only chip (model.chip), not by model.predict",
+                 "the SIMD core; model.predict runs its unfolded torch form (dw_weight, dw_bias, bn_*)",
+    "batchnorm": "an eval-mode BatchNorm not folded into a mapped layer: per channel (axis 0 of a sample) "
+                 "x * alpha + beta with torch's alpha, beta from mean, var, weight, bias, eps",
+    "sigmoid": "elementwise 1 / (1 + exp(-x))",
+    "silu": "elementwise x / (1 + exp(-x)) (SiLU, swish)",
+    "mul": "elementwise product of two inputs, broadcast like NumPy (the squeeze-excitation gate)",
+    "avgpool2d": "2-D average pooling: kernel, stride, padding (zeros), count_include_pad; floor mode",
+    "transpose": "a permutation 'perm' of the per-sample axes (transpose, permute)",
+    "scale": "elementwise x * value (a float32 constant: the attention's 1 / sqrt(head_dim))",
+    "matmul": "the matrix product of two inputs over their last two axes, leading axes broadcast (attention)",
+    "softmax": "softmax over the per-sample 'axis'",
+    "layernorm": "LayerNorm over the last len(weight.shape) axes: (x - mean) / sqrt(var + eps) * weight + bias",
+    "gelu": "elementwise GELU, 'approximate' none (erf) or tanh",
+    "encoder_layer": "a whole nn.TransformerEncoderLayer (batch first, no mask; attention not decomposed) in float",
     "unsupported": "an operation model.predict cannot run ('what' names it); predict refuses the program",
 }
 #: The ops :mod:`model.predict` runs.
-RUNNABLE = tuple(k for k in OPS if k not in ("unsupported", "depthwise"))
+RUNNABLE = tuple(k for k in OPS if k != "unsupported")
+#: The arrays of a depthwise op that :mod:`model.predict` needs (the torch network's unfolded form); a program
+#: written before they were recorded has none of them and predict refuses it (recompile).
+DEPTHWISE_TORCH = ("dw_weight", "dw_bias", "bn_mean", "bn_var", "bn_weight", "bn_bias")
 MAPPED_KINDS = ("conv2d", "conv1d", "linear")
 
 
@@ -66,8 +82,42 @@ def op_shape(op: dict, ins: list[tuple], records: dict) -> tuple:
     inputs are inconsistent.
     """
     kind = op["op"]
-    if kind in ("clamp", "identity"):
+    if kind in ("clamp", "identity", "sigmoid", "silu"):
         return ins[0]
+    if kind == "transpose":
+        perm = op["perm"]
+        if sorted(perm) != list(range(len(ins[0]))):
+            raise ValueError(f"perm {perm} must be a permutation of the {len(ins[0])} per-sample axes")
+        return tuple(ins[0][a] for a in perm)
+    if kind in ("scale", "gelu", "layernorm"):
+        return ins[0]
+    if kind == "encoder_layer":
+        if len(ins[0]) != 2:
+            raise ValueError(f"input must be (tokens, features) per sample, got {list(ins[0])}")
+        return ins[0]
+    if kind == "softmax":
+        if op["axis"] >= len(ins[0]):
+            raise ValueError(f"axis {op['axis']} is not an axis of the per-sample shape {list(ins[0])}")
+        return ins[0]
+    if kind == "matmul":
+        a, b = ins
+        if len(a) < 2 or len(b) < 2 or a[-1] != b[-2]:
+            raise ValueError(f"inputs of shapes {list(a)} and {list(b)} cannot be multiplied (last axis of the "
+                             "first must equal the second's next-to-last)")
+        lead_a, lead_b = a[:-2], b[:-2]
+        if len(lead_a) != len(lead_b) or any(u != v and 1 not in (u, v) for u, v in zip(lead_a, lead_b)):
+            raise ValueError(f"leading axes {list(lead_a)} and {list(lead_b)} must broadcast (same rank)")
+        return tuple(max(u, v) for u, v in zip(lead_a, lead_b)) + (a[-2], b[-1])
+    if kind == "batchnorm":
+        if len(ins[0]) < 1:
+            raise ValueError("input must have a channel axis (C, ...) per sample")
+        return ins[0]
+    if kind == "mul":
+        a, b = ins
+        if len(a) != len(b) or any(u != v and 1 not in (u, v) for u, v in zip(a, b)):
+            raise ValueError(f"inputs have shapes {list(a)} and {list(b)}; must broadcast (same rank, each axis "
+                             "equal or 1)")
+        return tuple(max(u, v) if 0 not in (u, v) else 0 for u, v in zip(a, b))
     if kind == "add":
         if ins[0] != ins[1]:
             raise ValueError(f"inputs have shapes {list(ins[0])} and {list(ins[1])}; must be equal")
@@ -93,6 +143,17 @@ def op_shape(op: dict, ins: list[tuple], records: dict) -> tuple:
         ho, wo = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
         if min(ho, wo) < 1:
             raise ValueError(f"input {h}x{w} is smaller than the kernel")
+        return c, ho, wo
+    if kind == "avgpool2d":
+        if len(ins[0]) != 3:
+            raise ValueError(f"input must be (C, H, W) per sample, got {list(ins[0])}")
+        (kh, kw), (sh, sw), (ph, pw) = op["kernel"], op["stride"], op["padding"]
+        if 2 * ph > kh or 2 * pw > kw:
+            raise ValueError(f"padding {op['padding']} must be at most half the kernel {op['kernel']}")
+        c, h, w = ins[0]
+        ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        if min(ho, wo) < 1:
+            raise ValueError(f"input {h}x{w} is smaller than the pooling window")
         return c, ho, wo
     if kind == "maxpool2d":
         if len(ins[0]) != 3:
@@ -177,9 +238,25 @@ _PARAMS = {  # op -> {field: (check, allowed)}
                   "stride": (lambda v: _ints(v, 2, 1), "a list of 2 integers >= 1"),
                   "padding": (lambda v: _ints(v, 2, 0), "a list of 2 integers >= 0"),
                   "dilation": (lambda v: _ints(v, 2, 1), "a list of 2 integers >= 1")},
+    "batchnorm": {"eps": (lambda v: isinstance(v, float) and math.isfinite(v) and v > 0, "a finite number > 0")},
+    "avgpool2d": {"kernel": (lambda v: _ints(v, 2, 1), "a list of 2 integers >= 1"),
+                  "stride": (lambda v: _ints(v, 2, 1), "a list of 2 integers >= 1"),
+                  "padding": (lambda v: _ints(v, 2, 0), "a list of 2 integers >= 0"),
+                  "count_include_pad": (lambda v: isinstance(v, bool), "true or false")},
+    "transpose": {"perm": (lambda v: _ints(v, lo=0) and len(v) > 0, "a list of integers >= 0")},
+    "scale": {"value": (lambda v: isinstance(v, float) and math.isfinite(v) and float(np.float32(v)) == v,
+                        "a finite float32 value")},
+    "softmax": {"axis": (lambda v: type(v) is int and v >= 0, "an integer >= 0")},
+    "layernorm": {"eps": (lambda v: isinstance(v, float) and math.isfinite(v) and v > 0, "a finite number > 0")},
+    "gelu": {"approximate": (lambda v: v in ("none", "tanh"), "none or tanh")},
+    "encoder_layer": {"heads": (lambda v: type(v) is int and v >= 1, "an integer >= 1"),
+                      "norm_first": (lambda v: isinstance(v, bool), "true or false"),
+                      "activation": (lambda v: v in ("relu", "gelu"), "relu or gelu"),
+                      "eps1": (lambda v: isinstance(v, float) and math.isfinite(v) and v > 0, "a finite number > 0"),
+                      "eps2": (lambda v: isinstance(v, float) and math.isfinite(v) and v > 0, "a finite number > 0")},
     "unsupported": {"what": (lambda v: isinstance(v, str), "a string")},
 }
-_ARITY = {"input": 0, "add": 2}
+_ARITY = {"input": 0, "add": 2, "mul": 2, "matmul": 2}
 
 
 def read(root: Path, doc, records: list, where: str, error=ValueError) -> dict | None:
@@ -261,6 +338,47 @@ def read(root: Path, doc, records: list, where: str, error=ValueError) -> dict |
             c = shapes[inputs[0]][0] if inputs and len(shapes[inputs[0]]) == 3 else 0
             op["weight"] = _array(rec, "weight", arrays, fpath, wo, (c, *op["kernel"]), error)
             op["bias"] = _array(rec, "bias", arrays, fpath, wo, (c,), error)
+            present = [k for k in DEPTHWISE_TORCH if k in rec]
+            if present:  # the unfolded torch form (model.predict): the conv's own weights, the BatchNorm's
+                op["dw_weight"] = _array(rec, "dw_weight", arrays, fpath, wo, (c, *op["kernel"]), error)
+                op["dw_bias"] = None if rec.get("dw_bias", None) is None else \
+                    _array(rec, "dw_bias", arrays, fpath, wo, (c,), error)
+                bn = [k for k in DEPTHWISE_TORCH[2:] if rec.get(k) is not None]
+                if bn:
+                    for k in DEPTHWISE_TORCH[2:]:
+                        op[k] = _array(rec, k, arrays, fpath, wo, (c,), error)
+                    if not np.all(op["bn_var"] >= 0):
+                        raise error(f"{fpath}: array {rec['bn_var']!r} (bn_var) must be >= 0")
+                    eps = rec.get("bn_eps")
+                    if not (isinstance(eps, float) and math.isfinite(eps) and eps > 0):
+                        raise error(f"{wo}.bn_eps' must be a finite number > 0, got {eps!r}")
+                    op["bn_eps"] = eps
+        if kind == "layernorm":
+            key = rec.get("weight")
+            nshape = arrays[key].shape if isinstance(key, str) and key in arrays else None
+            xs = shapes[inputs[0]] if inputs else ()
+            if nshape is None or not nshape or tuple(xs[len(xs) - len(nshape):]) != nshape:
+                raise error(f"{wo}.weight' must name a float32 array of program.npz shaped like the last axes of "
+                            f"the input {list(xs)}, got {key!r}")
+            for k in ("weight", "bias"):
+                op[k] = _array(rec, k, arrays, fpath, wo, nshape, error)
+        if kind == "encoder_layer":
+            xs = shapes[inputs[0]] if inputs else ()
+            E = xs[-1] if len(xs) == 2 else 0
+            if E % op["heads"]:
+                raise error(f"{wo}.heads' must divide the {E} features, got {op['heads']}")
+            key = rec.get("w1")
+            F = arrays[key].shape[0] if isinstance(key, str) and key in arrays and arrays[key].ndim == 2 else 0
+            for k, ashape in (("in_w", (3 * E, E)), ("in_b", (3 * E,)), ("out_w", (E, E)), ("out_b", (E,)),
+                              ("w1", (F, E)), ("b1", (F,)), ("w2", (E, F)), ("b2", (E,)), ("n1_w", (E,)),
+                              ("n1_b", (E,)), ("n2_w", (E,)), ("n2_b", (E,))):
+                op[k] = _array(rec, k, arrays, fpath, wo, ashape, error)
+        if kind == "batchnorm":
+            c = shapes[inputs[0]][0] if inputs and shapes[inputs[0]] else 0
+            for k in ("mean", "var", "weight", "bias"):
+                op[k] = _array(rec, k, arrays, fpath, wo, (c,), error)
+            if not np.all(op["var"] >= 0):
+                raise error(f"{fpath}: array {rec['var']!r} (var) must be >= 0")
         if kind == "input":
             got = tuple(inp["shape"])
         else:

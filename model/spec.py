@@ -430,6 +430,9 @@ CORE_GEOMETRY: dict[str, Rule] = {
                                               "while the current one computes)"),
     "out_banks": Rule(lambda v: v in (1, 2), "1 or 2 (output register file banks: 2 streams a pass's results "
                                              "while the next passes compute)"),
+    "in_windows": Rule(lambda v: 1 <= v <= 16, "an integer from 1 to 16 dividing system.macros_per_core (input "
+                                               "windows per input stream beat: that many switches and row packers "
+                                               "deliver that many macros' vectors at once)"),
     "addr_width": Rule(lambda v: 3 <= v <= 32, "an integer from 3 to 32 (AXI4-Lite byte address bits)"),
 }
 
@@ -479,9 +482,11 @@ def packer_out_fields(n_comp: int, width: int) -> list:
     return [("data", positive_int(width, "width"), positive_int(n_comp, "n_comp"), False), ("vend", 1, None, False)]
 
 
-def window_fields(n_comp: int, in_bits: int) -> list:
-    """Input window beat (``s_axis_tdata``): ``n_comp`` consecutive im2col inputs, element 0 lowest."""
-    return [("data", positive_int(in_bits, "in_bits"), positive_int(n_comp, "n_comp"), False)]
+def window_fields(n_comp: int, in_bits: int, windows: int = 1) -> list:
+    """Input beat (``s_axis_tdata``): ``windows`` (``core.in_windows``) windows of ``n_comp`` consecutive
+    im2col inputs, element 0 lowest; element ``s * n_comp + c`` is input c of window s (docs/design.md §11)."""
+    return [("data", positive_int(in_bits, "in_bits"),
+             positive_int(n_comp, "n_comp") * positive_int(windows, "windows"), False)]
 
 
 def tile_entry_fields(n_comp: int, n_col: int) -> list:

@@ -36,7 +36,7 @@ from dbpim.model.spec import (BUS_BITS, WINDOW_ELEMENTS_MAX, WINDOW_ENTRY, WINDO
                               input_bits, pack, register_fields)
 
 __all__ = ["WindowLayer", "buffer_words", "buffer_image", "table_entries", "pass_words", "generator_addresses",
-           "generator_beats",
+           "generator_beats", "pass_taps",
            "segment_table", "segment_passes", "segment_stream", "generator_cycles", "descriptor_markdown"]
 
 
@@ -221,25 +221,13 @@ def generator_addresses(layer_words, table, passes, n_comp: int) -> np.ndarray:
     names entries past the table.
     """
     L = _decode(WINDOW_LAYER, layer_words)
-    kh, kw, H, W = L["kh"], L["kw"], L["height"], L["width"]
-    ent = [_decode(WINDOW_ENTRY, [t]) for t in table]
-    e = np.arange(n_comp)
+    H, W = L["height"], L["width"]
     out = []
     for words in passes:
-        P = _decode(WINDOW_PASS, words)
-        if P["pixels"] == 0 or P["n_win"] == 0:
+        taps = pass_taps(layer_words, table, words, n_comp)
+        if taps is None:
             continue
-        q = np.arange(P["pixels"]) + P["wo"]
-        ho, wo = P["ho"] + q // L["out_w"], q % L["out_w"]  # (pixels,)
-        if P["win_base"] + P["n_win"] > len(ent):
-            raise ValueError(f"pass: entries {P['win_base']} .. {P['win_base'] + P['n_win'] - 1} are past the "
-                             f"window table's {len(ent)}")
-        es = [ent[P["win_base"] + k] for k in range(P["n_win"])]
-        t = np.array([(d["channel"] * kh + d["ki"]) * kw + d["kj"] for d in es])[:, None] + e  # (n_win, n_comp)
-        live = e[None, :] < np.array([n_comp - d["n_pad"] for d in es])[:, None]
-        c, i, j = t // (kh * kw), t // kw % kh, t % kw
-        y = ho[:, None, None] * L["sh"] - L["ph"] + i * L["dh"]
-        x = wo[:, None, None] * L["sw"] - L["pw"] + j * L["dw"]
+        c, y, x, live = taps
         ok = live & (y >= 0) & (y < H) & (x >= 0) & (x < W)
         out.append(np.where(ok, L["base"] + (c * H + y) * W + x, -1).reshape(-1, n_comp))
     return np.concatenate(out).astype(np.int64) if out else np.zeros((0, n_comp), np.int64)
@@ -257,6 +245,35 @@ def generator_beats(buffer, layer_words, table, passes, n_comp: int) -> np.ndarr
     if addr.size and addr.max() >= buf.size:
         raise ValueError(f"pass: reads input {int(addr.max())} past the buffer's {buf.size}")
     return np.where(addr >= 0, buf[np.clip(addr, 0, max(0, buf.size - 1))] if buf.size else 0, 0).astype(np.uint8)
+
+
+def pass_taps(layer_words, table, words, n_comp: int):
+    """The taps of one pass descriptor's beats, or None for a pass with no beat (``PIXELS`` or ``N_WIN`` 0).
+
+    Returns ``(c, y, x, live)``, each of shape ``(pixels, n_win, n_comp)``: input ``e`` of the beat of pixel
+    ``p`` and entry ``k`` reads map value ``(c, y, x)`` (``y`` and ``x`` in the padded frame shifted back:
+    negative or past ``HEIGHT`` / ``WIDTH`` is padding) unless ``live`` is false (past ``K``).
+    """
+    L = _decode(WINDOW_LAYER, layer_words)
+    kh, kw = L["kh"], L["kw"]
+    P = _decode(WINDOW_PASS, words)
+    if P["pixels"] == 0 or P["n_win"] == 0:
+        return None
+    e = np.arange(n_comp)
+    q = np.arange(P["pixels"]) + P["wo"]
+    ho, wo = P["ho"] + q // L["out_w"], q % L["out_w"]  # (pixels,)
+    if P["win_base"] + P["n_win"] > len(table):
+        raise ValueError(f"pass: entries {P['win_base']} .. {P['win_base'] + P['n_win'] - 1} are past the "
+                         f"window table's {len(table)}")
+    es = [_decode(WINDOW_ENTRY, [table[P["win_base"] + k]]) for k in range(P["n_win"])]
+    t = np.array([(d["channel"] * kh + d["ki"]) * kw + d["kj"] for d in es])[:, None] + e  # (n_win, n_comp)
+    live = e[None, :] < np.array([n_comp - d["n_pad"] for d in es])[:, None]
+    c, i, j = t // (kh * kw), t // kw % kh, t % kw
+    y = ho[:, None, None] * L["sh"] - L["ph"] + i * L["dh"]
+    x = wo[:, None, None] * L["sw"] - L["pw"] + j * L["dw"]
+    shape = (P["pixels"], P["n_win"], n_comp)
+    return (np.broadcast_to(c, shape), np.broadcast_to(y, shape), np.broadcast_to(x, shape),
+            np.broadcast_to(live, shape))
 
 
 def segment_table(segment, n_comp: int) -> np.ndarray:

@@ -114,7 +114,7 @@ CYCLE_TERM_LABELS = {
     "compute": "macro compute: each round's mean macro (issued bit columns + pipeline latency, rounded up)",
     "lockstep": "lock-step padding: a round's slowest macro over its mean (the macros start rounds together)",
     "round_floor": "round floor: rounds shorter than n_col wait for the previous round's drain (n_col apart)",
-    "delivery": "switch delivery: the first round's fill (M_0 x deliver + 1) and later rounds still being "
+    "delivery": "switch delivery: the first round's fill (ceil(M_0 / in_windows) x deliver + 1) and later rounds still being "
                 "delivered after the compute and the floor",
     "load": "exposed tile load through the write port (one cell row per cycle) beyond the first round's fill "
             "and what the other tile bank hides",
@@ -519,10 +519,11 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     rc = ct.round_compute(g, M)
     m_r = ct.round_sizes(npx, M, rc.shape[-1])  # (L, R)
     ok = valid[:, None, :, None]
-    after = ct.pass_after(delivery[:, None, :, None], rc, m_r, 0, m.n_col)  # (runs, S, nrt, L)
-    split = ct.pass_after_terms(delivery[:, None, :, None], rc, m_r, 0, m.n_col, ct.round_work(g, M))
+    W = cfg.core.in_windows
+    after = ct.pass_after(delivery[:, None, :, None], rc, m_r, 0, m.n_col, in_windows=W)  # (runs, S, nrt, L)
+    split = ct.pass_after_terms(delivery[:, None, :, None], rc, m_r, 0, m.n_col, ct.round_work(g, M), in_windows=W)
     del g
-    d0 = ct.first_round_delivery(delivery[:, None, :, None], m_r)  # (runs, 1, nrt, L)
+    d0 = ct.first_round_delivery(delivery[:, None, :, None], m_r, W)  # (runs, 1, nrt, L)
     banks = cfg.core.tile_banks
     overlap = ct.prefetch_overlap(after)
     # tile_banks 2: row tile rt > 0 of a pixel run is loaded during row tile rt - 1 (same START)

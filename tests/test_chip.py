@@ -176,7 +176,43 @@ def test_mobilenetv2_depthwise_golden_chip_equals_torch_integer_path(mobilenet):
     assert dw["w"].dtype == np.int64 and np.abs(dw["w"]).max() == 127
 
 
-def test_run_cli_on_a_network_model_predict_cannot_run(mobilenet, tmp_path, capsys):
+def test_mobilenetv2_predict_equals_the_frozen_integer_network(mobilenet):
+    """model.predict runs the depthwise ops as torch does (unfolded weights, BatchNorm): bit for bit."""
+    art, x, ref = mobilenet
+    assert np.array_equal(art.predict(x), ref)
+
+
+def test_predict_refuses_a_depthwise_op_without_its_unfolded_weights(mobilenet, tmp_path):
+    """A program written before depthwise ops kept dw_weight / bn_*: predict refuses it in one line, the chip
+    runs it."""
+    import shutil
+
+    import yaml
+    art, x, _ = mobilenet
+    d = tmp_path / "old"
+    shutil.copytree(art.path, d)
+    doc = yaml.safe_load((d / "manifest.yaml").read_text())
+    for op in doc["program"]["ops"]:
+        for k in ("dw_weight", "dw_bias", "bn_mean", "bn_var", "bn_weight", "bn_bias", "bn_eps"):
+            op.pop(k, None)
+    (d / "manifest.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    old = gart.load(d, check_tiles=False)
+    from dbpim.model.predict import PredictError
+    with pytest.raises(PredictError) as e:
+        old.predict(x[:1])
+    msg = str(e.value)
+    assert "\n" not in msg and "cannot be run by model.predict: it was written without the unfolded weights" in msg
+    assert "recompile" in msg
+    assert np.array_equal(GoldenChip(old).run(x[:2]), GoldenChip(art).run(x[:2]))
+    from dbpim import cli  # dbpim run: the chip and the torch integer path, the float-requant reference skipped
+    np.savez(tmp_path / "d.npz", x=x[:2], y=np.arange(2))
+    assert cli.main(["run", "--artifact", str(d), "--data", str(tmp_path / "d.npz"), "--out", str(tmp_path / "o")]) == 0
+    import json
+    r = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert r["logits_equal"] is True and "unfolded weights" in r["float_requant_skipped"]
+
+
+def test_run_cli_on_mobilenetv2(mobilenet, tmp_path, capsys):
     from dbpim import cli
     art, x, _ = mobilenet
     np.savez(tmp_path / "d.npz", x=x[:4], y=np.arange(4))
@@ -184,7 +220,5 @@ def test_run_cli_on_a_network_model_predict_cannot_run(mobilenet, tmp_path, caps
                      "--out", str(tmp_path / "o")]) == 0
     import json
     r = json.loads((tmp_path / "o" / "run.json").read_text())
-    assert r["logits_equal"] is True and set(r["accuracy"]) == {"chip", "torch_int"}
-    assert "depthwise" in r["float_requant_skipped"] and r["program"]["by_opcode"]["DWC"] == 17
-    out = capsys.readouterr().out.splitlines()
-    assert "float-requant reference (model.predict): skipped" in out[2]
+    assert r["logits_equal"] is True and set(r["accuracy"]) == {"chip", "torch_int", "float_requant"}
+    assert "float_requant_skipped" not in r and r["program"]["by_opcode"]["DWC"] == 17

@@ -85,6 +85,56 @@ def test_input_windows_are_the_kept_rows_windows(rng):
     assert np.array_equal(kept, x[0, rows])  # the mask picks exactly the tile's rows, in order
 
 
+@pytest.mark.parametrize("M,W", [(2, 2), (3, 3), (4, 2)])
+def test_input_windows_carry_a_group_of_macros_a_beat(rng, M, W):
+    """core.in_windows W: a beat carries W windows, window s of a beat is that window of the group's pixel
+    ``rM + gW + s``, zero where the round has no such pixel; the W = 1 stream's windows in the same order."""
+    comp = _layer(rng)
+    P = 2 * M + 1  # the last round has one pixel: its group's other lanes are zero
+    hw = _hw(CoreConfig(in_windows=W), M=M)
+    prog = compile_program(comp, P, CoreParams.from_config(hw))
+    one = compile_program(comp, P, CoreParams.from_config(_hw(M=M)))
+    x = rng.integers(1, 256, (P, comp.K))
+    for seg, seg1 in zip(prog.segments, one.segments):
+        wins, ref = input_windows(prog, seg, x), input_windows(one, seg1, x)
+        n = SMALL.n_comp
+        assert wins.shape[1] == W * n
+        at, at1 = 0, 0
+        for p in seg.passes:
+            nw = p.n_win
+            for r in range(-(-p.pixels // M)):
+                for g in range(M // W):
+                    px = [r * M + g * W + s for s in range(W)]
+                    if px[0] >= p.pixels:
+                        continue
+                    for s, q in enumerate(px):
+                        got = wins[at:at + nw, s * n:(s + 1) * n]
+                        if q < p.pixels:
+                            assert np.array_equal(got, ref[at1 + q * nw:at1 + (q + 1) * nw])
+                        else:
+                            assert not got.any()
+                    at += nw
+            at1 += p.pixels * nw
+        assert at == wins.shape[0] and at1 == ref.shape[0]
+
+
+def test_in_windows_must_divide_the_macros():
+    from dbpim.model.config import ConfigError
+    with pytest.raises(ConfigError, match="core.in_windows: must divide system.macros_per_core=4, got 3"):
+        _hw(CoreConfig(in_windows=3), M=4)
+    with pytest.raises(ConfigError, match="core.in_windows"):
+        CoreConfig(in_windows=0)
+
+
+def test_in_windows_one_keeps_the_recorded_digest():
+    """A design point recorded before core.in_windows existed keeps its digest (to_dict leaves the key out at 1),
+    another value changes it."""
+    hw = load_config("paper")
+    assert "in_windows" not in hw.to_dict()["core"]
+    assert hw.replace(core={"in_windows": 2}).to_dict()["core"]["in_windows"] == 2
+    assert hw.replace(core={"in_windows": 2}).digest() != hw.digest()
+
+
 def deliver_cycles(rows, mc):
     """:func:`delivery_cycles` of one row tile."""
     return int(delivery_cycles(rows, np.zeros(len(rows), np.int64), 1, mc.n_comp, mc.lanes)[0])
@@ -108,11 +158,14 @@ def test_deliver_and_load_cycles():
 
 
 @pytest.mark.parametrize("c,deliver,bound", [([10, 12, 9], 5, "compute"), ([3, 2, 3], 1, "drain"),
-                                             ([3, 2, 3], 5, "deliver")])
+                                             ([3, 2, 3], 5, "deliver"), ([3, 2, 3], 5, "deliver2")])
 def test_pass_cycles_formula(c, deliver, bound):
-    """One pass, 2 macros, 3 pixels: rounds (c0, c1) and (c2); load 7, n_col 4, stream 3 x 2."""
-    got = pass_cycles([7], [deliver], np.array([c]), [3], [6], macros=2, n_col=4)
-    b0 = max(7, 2 * deliver + CORE_LATENCY["deliver"])
+    """One pass, 2 macros, 3 pixels: rounds (c0, c1) and (c2); load 7, n_col 4, stream 3 x 2; ``deliver2``:
+    core.in_windows 2, both vectors of the first round delivered at once (one group: load binds B_0)."""
+    W = 2 if bound == "deliver2" else 1
+    got = pass_cycles([7], [deliver], np.array([c]), [3], [6], macros=2, n_col=4, in_windows=W)
+    b0 = max(7, (2 // W) * deliver + CORE_LATENCY["deliver"])
+    bound = "deliver" if W == 2 else bound
     step = {"compute": max(c[:2]), "drain": 4,
             "deliver": deliver + CORE_LATENCY["deliver"] + CORE_LATENCY["barrier"]}
     assert step[bound] == max(step.values())

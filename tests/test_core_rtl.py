@@ -45,6 +45,20 @@ def test_core_cocotb_sram_blackbox(real_artifacts):
                sram="blackbox", env={"DBPIM_ARTIFACTS": f"{demo}:features.0.conv,classifier.3"})
 
 
+@pytest.mark.xdist_group("rtl-core-win2")
+def test_core_cocotb_two_in_windows(real_artifacts, tmp_path):
+    """The cocotb regression on the small core with two input windows a beat (and two tile and output banks):
+    AXI4-Lite loading with random gaps, full rate with CYCLES = the twin, a reset in the middle of a layer and
+    an exact rerun."""
+    from dbpim.model.config import config_path
+    from dbpim.verif.rtl import run_cocotb
+    yaml = tmp_path / "small-win2.yaml"
+    yaml.write_text(config_path("small").read_text().rstrip() + "\n  tile_banks: 2\n  out_banks: 2\n  in_windows: 2\n")
+    demo, _ = real_artifacts
+    run_cocotb("core", str(yaml), "dbpim.verif.test_core", testcase="core_real_layers", stall=0.0,
+               env={"DBPIM_ARTIFACTS": f"{demo}:features.0.conv,classifier.3"})
+
+
 @pytest.mark.xdist_group("rtl-core-native")
 @pytest.mark.parametrize("net,layer", [("demo", "features.1.conv"), ("demo", "classifier.1"),
                                        ("zoo", "layers.2.short.conv")])
@@ -83,6 +97,22 @@ def test_dbpim_verify_two_output_banks(real_artifacts, tmp_path, capsys):
     from dbpim.model.config import config_path
     yaml = tmp_path / "small-out2.yaml"
     yaml.write_text(config_path("small").read_text().rstrip() + "\n  tile_banks: 2\n  out_banks: 2\n")
+    assert main(["verify", "--artifact", str(real_artifacts[0]), "--layer", "features.1.conv", "--hw",
+                 str(yaml)]) == 0
+    out = capsys.readouterr().out
+    assert "outputs == run_layer (bit for bit): yes" in out
+    assert "cycles: equal" in out
+
+
+@pytest.mark.xdist_group("rtl-core-native")
+def test_dbpim_verify_two_in_windows(real_artifacts, tmp_path, capsys):
+    """``dbpim verify`` with two input windows a beat and two tile and output banks (the small YAML plus
+    core.in_windows: 2, ...): both macros' vectors delivered at once; outputs bit for bit, the RTL's cycles
+    equal the performance model's (model.core_timing.round_delivery)."""
+    from dbpim.cli import main
+    from dbpim.model.config import config_path
+    yaml = tmp_path / "small-win2.yaml"
+    yaml.write_text(config_path("small").read_text().rstrip() + "\n  tile_banks: 2\n  out_banks: 2\n  in_windows: 2\n")
     assert main(["verify", "--artifact", str(real_artifacts[0]), "--layer", "features.1.conv", "--hw",
                  str(yaml)]) == 0
     out = capsys.readouterr().out
@@ -133,16 +163,20 @@ CORNERS = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("corner,banks,out_banks", [(c, 1, 1) for c in range(len(CORNERS))] + [(0, 2, 1), (1, 1, 2)])
-def test_core_native_corners(corner, banks, out_banks, rng):
+@pytest.mark.parametrize("corner,banks,out_banks,in_windows",
+                         [(c, 1, 1, 1) for c in range(len(CORNERS))] + [(0, 2, 1, 1), (1, 1, 2, 1), (0, 1, 2, 3)])
+def test_core_native_corners(corner, banks, out_banks, in_windows, rng):
     """Corner configurations; the first also with two tile banks (several STARTs: each START's first tile
     is loaded in full, the others while the pass before computes), the second with two output banks (one
-    macro, one lane: results stream while the next pixel run computes)."""
+    macro, one lane: results stream while the next pixel run computes), the first with three input windows
+    a beat (its three macros' vectors delivered at once; pixel runs of 10 end in a round of one pixel)."""
     macro, M, core = CORNERS[corner]
-    hw = HwConfig(name=f"corner{corner}" + ("-banks2" if banks == 2 else "") + ("-out2" if out_banks == 2 else ""),
+    hw = HwConfig(name=f"corner{corner}" + ("-banks2" if banks == 2 else "") + ("-out2" if out_banks == 2 else "")
+                  + (f"-win{in_windows}" if in_windows > 1 else ""),
                   macro=MacroConfig(in_bits=8, phi_max=2, **macro),
                   system=SystemConfig(macros_per_core=M), core=CoreConfig(**core, tile_banks=banks,
-                                                                            out_banks=out_banks))
+                                                                            out_banks=out_banks,
+                                                                            in_windows=in_windows))
     _check_random_programs(hw, rng, trials=4)
 
 
@@ -173,14 +207,16 @@ def test_core_native_random_layers_small(rng):
     _check_random_programs(load_config(rtl_config("small")), rng, trials=3)
 
 
-def small_two_banks(tile_banks=2, out_banks=1):
-    """The small configuration with ``core.tile_banks`` and ``core.out_banks`` (its own build folder)."""
+def small_two_banks(tile_banks=2, out_banks=1, in_windows=1):
+    """The small configuration with ``core.tile_banks``, ``core.out_banks`` and ``core.in_windows`` (its own
+    build folder)."""
     import dataclasses
 
     from dbpim.model.config import load_config
-    name = "small" + ("-banks2" if tile_banks == 2 else "") + ("-out2" if out_banks == 2 else "")
-    return dataclasses.replace(load_config("small").replace(core={"tile_banks": tile_banks, "out_banks": out_banks}),
-                               name=name, path=None)
+    name = ("small" + ("-banks2" if tile_banks == 2 else "") + ("-out2" if out_banks == 2 else "")
+            + (f"-win{in_windows}" if in_windows > 1 else ""))
+    core = {"tile_banks": tile_banks, "out_banks": out_banks, "in_windows": in_windows}
+    return dataclasses.replace(load_config("small").replace(core=core), name=name, path=None)
 
 
 def test_core_native_random_layers_small_two_banks(rng):
@@ -195,6 +231,14 @@ def test_core_native_random_layers_small_two_out_banks(rng, tile_banks):
     the next filter tile's passes fill the other; results exact and in order, CYCLES = the twin's
     (model.core_timing.job_cycles), full rate and stalled (a stalled stream delays the next hand-off)."""
     _check_random_programs(small_two_banks(tile_banks, 2), rng, trials=4)
+
+
+@pytest.mark.parametrize("tile_banks,out_banks", [(1, 1), (2, 2)])
+def test_core_native_random_layers_small_two_in_windows(rng, tile_banks, out_banks):
+    """Two input windows a beat (both macros' vectors delivered at once by two switches and packers in lock
+    step), with one tile and output bank and with two of each: results exact, CYCLES = the twin's
+    (model.core_timing.round_delivery), full rate and stalled (a stalled input stream stalls both lanes)."""
+    _check_random_programs(small_two_banks(tile_banks, out_banks, 2), rng, trials=4)
 
 
 def _stream_waits(prog, x):

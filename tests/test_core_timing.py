@@ -230,3 +230,19 @@ def test_two_tile_banks_hide_off_chip_loads_for_every_mechanism():
     a, b = perf.evaluate_layer(spec, slow), perf.evaluate_layer(spec, slow.replace(core={"tile_banks": 2}))
     for k in ("dense", "dbpim"):
         assert b.mech[k].wall_cycles < a.mech[k].wall_cycles, k
+
+
+def test_in_windows_deliver_a_round_at_once_for_every_mechanism():
+    """core.in_windows 4 on the paper core (4 macros: a round's vectors in one group; the dense baseline runs on
+    the same core): the wall cycles and the core's own count of every mechanism never grow, the hybrid's and
+    the dense baseline's shrink, the delivery term shrinks, the macro cycles stay."""
+    cfg = load_config("paper").replace(core={"tile_banks": 2, "out_banks": 2})
+    spec = synth.specs_of(synth.resnet18("cifar")[2:4], cfg.macro, sparsity=0.5)[0]
+    a, b = perf.evaluate_layer(spec, cfg), perf.evaluate_layer(spec, cfg.replace(core={"in_windows": 4}))
+    for k in perf.MECHANISMS:
+        assert b.mech[k].wall_cycles <= a.mech[k].wall_cycles, k
+        assert np.all(b.mech[k].core_cycles <= a.mech[k].core_cycles), k
+        assert b.mech[k].macro_cycles == a.mech[k].macro_cycles, k
+    for k in ("dense", "dbpim"):
+        assert b.mech[k].wall_cycles < a.mech[k].wall_cycles, k
+        assert np.all(b.mech[k].cycle_terms["delivery"] < a.mech[k].cycle_terms["delivery"]), k

@@ -38,13 +38,13 @@ def test_pass_terms_add_up_to_the_pass_on_random_rounds(rng):
     deliver = rng.integers(1, 20, n)
     load = rng.integers(0, 200, n)
     stream = rng.integers(0, 50, n) * (rng.random(n) < 0.5)
-    for n_col in (1, 16, 40):
-        t = ct.pass_terms(load, deliver, C, m_r, stream, n_col, work)
-        assert np.array_equal(_sum(t), ct.pass_cycles_rounds(load, deliver, C, m_r, stream, n_col))
-        a = ct.pass_after_terms(deliver, C, m_r, stream, n_col, work)
-        assert np.array_equal(_sum(a), ct.pass_after(deliver, C, m_r, stream, n_col))
+    for n_col, W in ((1, 1), (16, 1), (40, 1), (1, 2), (16, 4)):  # W: core.in_windows
+        t = ct.pass_terms(load, deliver, C, m_r, stream, n_col, work, in_windows=W)
+        assert np.array_equal(_sum(t), ct.pass_cycles_rounds(load, deliver, C, m_r, stream, n_col, in_windows=W))
+        a = ct.pass_after_terms(deliver, C, m_r, stream, n_col, work, in_windows=W)
+        assert np.array_equal(_sum(a), ct.pass_after(deliver, C, m_r, stream, n_col, in_windows=W))
         assert np.all(t["compute"] + t["lockstep"] == np.where(m_r > 0, C, 0).sum(-1))
-        for k in ("lockstep", "round_floor", "load"):
+        for k in ("lockstep", "round_floor", "load", "delivery"):
             assert t[k].any(), (k, n_col)  # the random rounds exercise every term
     assert np.array_equal(t["control"], np.full(n, CORE_LATENCY["pass"]))
 
@@ -71,8 +71,9 @@ def test_layer_terms_add_up_to_layer_cycles_on_random_layers(rng, banks):
         for stretch in (1, 30):
             slow = dataclasses.replace(plan, load=plan.load * stretch)
             for ob in (1, 2):  # core.out_banks: results streamed after a job or during the next one
-                t = ct.layer_cycle_terms(slow, pix, SMALL, M, banks, ob)
-                assert np.array_equal(_sum(t), ct.layer_cycles(slow, pix, SMALL, M, banks, ob))
+                for W in sorted({1, M}):  # core.in_windows: one window a beat, or every macro's at once
+                    t = ct.layer_cycle_terms(slow, pix, SMALL, M, banks, ob, in_windows=W)
+                    assert np.array_equal(_sum(t), ct.layer_cycles(slow, pix, SMALL, M, banks, ob, in_windows=W))
 
 
 @pytest.mark.parametrize("banks,out_banks", [(1, 1), (2, 2)])

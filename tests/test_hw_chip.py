@@ -1,7 +1,7 @@
 """The RTL chip (hw.chip, hw.chip_ctrl) against the golden chip on the Amaranth simulator (docs/design.md §15).
 
-Random programs of the SIMD instructions (REQ, ADD, MAXP, GAP, CLMP, HALT)
-on random buffer contents run on ``dbpim_chip`` through its host port; ACT
+Random programs of the SIMD instructions (REQ, ADD, MAXP, GAP, CLMP, HALT;
+:mod:`verif.chip_programs`) on random buffer contents run on ``dbpim_chip`` through its host port; ACT
 after HALT must equal :meth:`model.chip.GoldenChip.execute` on the same
 program (the seed is in the test id), and CYCLES the golden chip's cycle
 count (``GoldenChip.simd_cycles``, from :mod:`model.chip_timing`). An undefined opcode and the
@@ -18,8 +18,9 @@ import pytest
 pytest.importorskip("amaranth")
 from dbpim.hw.chip import DBPIMChip  # noqa: E402
 from dbpim.model import isa  # noqa: E402
-from dbpim.model.chip import ChipProgram, GoldenChip  # noqa: E402
+from dbpim.model.chip import GoldenChip  # noqa: E402
 from dbpim.model.chip_timing import program_cycles  # noqa: E402
+from dbpim.verif import chip_programs  # noqa: E402
 from dbpim.verif.tb import run_amaranth  # noqa: E402
 
 pytestmark = [pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable"), pytest.mark.timeout(600)]
@@ -28,89 +29,6 @@ LANES = 4
 DEPTHS = {"IMEM": 32, "DMEM": 16 * isa.DESC_WORDS, "CMEM": 256, "ACT": 512, "ACC": 256, "WMEM": 16}
 SEL = {n: i for i, n in enumerate(isa.HOST_TARGETS)}
 STATUS = isa.CHIP_REG["STATUS"]
-
-
-class Asm:
-    """A random program: instructions, descriptors, constants, and the ACT regions it must not overlap."""
-
-    def __init__(self, rng):
-        self.rng, self.imem, self.dmem, self.cmem = rng, [], [], []
-
-    def desc(self, op, **v):
-        self.dmem.extend(isa.pack_descriptor(op, v))
-        return len(self.dmem) // isa.DESC_WORDS - 1
-
-    def const(self, a):
-        self.cmem.extend(int(x) for x in a)
-        return len(self.cmem) - len(a)
-
-    def place(self, n, avoid):
-        """An ACT base for ``n`` elements not overlapping the ``avoid`` ranges."""
-        for _ in range(1000):
-            a = int(self.rng.integers(0, DEPTHS["ACT"] - n + 1))
-            if all(a + n <= lo or a >= hi for lo, hi in avoid):
-                return a
-        raise AssertionError("no room")
-
-    def mults(self, n, s):
-        """``n`` multipliers and shifts scaling by about ``2**-s`` (outputs spread over the clamp range)."""
-        return self.rng.integers(1 << 29, 1 << 31, n), self.rng.integers(s, s + 3, n)
-
-    def lohi(self):
-        lo = int(self.rng.integers(-200, 0))
-        return lo, int(self.rng.integers(lo, 200))
-
-    def random(self, op):
-        r = self.rng
-        if op == "REQ":
-            C, inner, outer = int(r.integers(1, 10)), int(r.integers(1, 5)), int(r.integers(1, 3))
-            n = C * inner * outer
-            s0 = int(r.integers(0, DEPTHS["ACC"] - n + 1))
-            m, s = self.mults(C, 43)
-            has_bias = int(r.integers(0, 2))
-            lo, hi = self.lohi()
-            d = self.desc("REQ", C=C, inner=inner, outer=outer, m_addr=self.const(m), s_addr=self.const(s),
-                          bias_addr=self.const(r.integers(-5000, 5000, C)), has_bias=has_bias, lo=lo, hi=hi)
-            self.imem.append(isa.encode("REQ", desc=d, dst=self.place(n, []), src0=s0))
-        elif op in ("ADD", "CLMP"):
-            n = int(r.integers(1, 40))
-            a = self.place(n, [])
-            lo, hi = self.lohi()
-            if op == "CLMP":
-                d = self.desc("CLMP", count=n, lo=lo, hi=hi)
-                self.imem.append(isa.encode("CLMP", desc=d, dst=self.place(n, [(a, a + n)]), src0=a))
-                return
-            b = self.place(n, [])
-            (ma, mb), (sa, sb) = self.mults(2, 31)
-            d = self.desc("ADD", count=n, ma=ma, sa=sa, mb=mb, sb=sb, lo=lo, hi=hi)
-            self.imem.append(isa.encode("ADD", desc=d, dst=self.place(n, [(a, a + n), (b, b + n)]), src0=a,
-                                        src1=b))
-        elif op == "MAXP":  # each axis its own kernel, stride, padding, dilation
-            C, H, W = int(r.integers(1, 6)), int(r.integers(3, 7)), int(r.integers(3, 7))
-            k, st, dil = r.integers(1, 4, 2), r.integers(1, 3, 2), r.integers(1, 3, 2)
-            p = [int(r.integers(0, int(kk) // 2 + 1)) for kk in k]
-            Ho = (H + 2 * p[0] - dil[0] * (k[0] - 1) - 1) // st[0] + 1
-            Wo = (W + 2 * p[1] - dil[1] * (k[1] - 1) - 1) // st[1] + 1
-            if Ho < 1 or Wo < 1:
-                return self.random("CLMP")
-            a = self.place(C * H * W, [])
-            d = self.desc("MAXP", C=C, H=H, W=W, Ho=int(Ho), Wo=int(Wo), kernel=isa.pack_pair(*k),
-                          stride=isa.pack_pair(*st), padding=isa.pack_pair(*p), dilation=isa.pack_pair(*dil))
-            self.imem.append(isa.encode("MAXP", desc=d, dst=self.place(int(C * Ho * Wo), [(a, a + C * H * W)]),
-                                        src0=a))
-        elif op == "GAP":
-            C, HW = int(r.integers(1, 7)), int(r.integers(1, 10))
-            a = self.place(C * HW, [])
-            (m,), (s,) = self.mults(1, 33)
-            lo, hi = self.lohi()
-            d = self.desc("GAP", C=C, HW=HW, m=m, s=s, lo=lo, hi=hi)
-            self.imem.append(isa.encode("GAP", desc=d, dst=self.place(C, [(a, a + C * HW)]), src0=a))
-
-    def program(self, act_words=DEPTHS["ACT"], acc_words=DEPTHS["ACC"]):
-        return ChipProgram(imem=np.array(self.imem + [isa.encode("HALT")], np.uint64),
-                           dmem=np.array(self.dmem, np.int64), cmem=np.array(self.cmem, np.int64),
-                           wmem=np.zeros(1, np.int64), act_words=act_words, acc_words=acc_words, input={},
-                           output={}, macro=None, values={})
 
 
 async def _write(tb, target, words):
@@ -181,7 +99,11 @@ def _signed(words, bits):
 
 
 def _buffers(rng):
-    return rng.integers(-300, 300, DEPTHS["ACT"]), rng.integers(-(1 << 20), 1 << 20, DEPTHS["ACC"])
+    return chip_programs.random_buffers(rng, DEPTHS)
+
+
+def _asm(rng):
+    return chip_programs.Asm(rng, DEPTHS)
 
 
 def _golden(prog, act, acc, lanes=LANES, cycles=False):
@@ -221,10 +143,7 @@ def _chip(lanes=LANES, depths=DEPTHS, hw=None, simd_channels=16):
                                          (5, 16)])
 def test_random_simd_programs_match_golden(seed, lanes):
     rng = np.random.default_rng(seed)
-    asm = Asm(rng)
-    for op in ["REQ", "ADD", "MAXP", "GAP", "CLMP"] + list(rng.choice(["REQ", "ADD", "MAXP", "GAP", "CLMP"], 2)):
-        asm.random(str(op))
-    prog = asm.program()
+    prog = chip_programs.random_program(rng, DEPTHS)
     act, acc = _buffers(rng)
     want, want_cycles = _golden(prog, act, acc, lanes, cycles=True)
 
@@ -248,7 +167,7 @@ def test_random_simd_programs_match_golden(seed, lanes):
 
 def test_reset_mid_program_then_rerun():
     rng = np.random.default_rng(11)
-    asm = Asm(rng)
+    asm = _asm(rng)
     for op in ("MAXP", "REQ", "ADD"):
         asm.random(op)
     prog = asm.program()
@@ -279,7 +198,7 @@ def test_reset_mid_program_then_rerun():
     (isa.encode("DWC"), 2),                    # not in the RTL chip yet
 ])
 def test_error_codes(word, code):
-    asm = Asm(np.random.default_rng(0))
+    asm = _asm(np.random.default_rng(0))
     asm.imem.append(word)
     prog = asm.program()
     if code == 1:
@@ -296,11 +215,11 @@ def test_error_codes(word, code):
 
 def test_bad_descriptor_is_an_error_not_a_number():
     """CLMP with lo > hi: the SIMD core rejects it (code 3); a result past 16 bits: code 4."""
-    asm = Asm(np.random.default_rng(0))
+    asm = _asm(np.random.default_rng(0))
     d = asm.desc("CLMP", count=3, lo=5, hi=1)
     asm.imem.append(isa.encode("CLMP", desc=d, dst=10, src0=0))
     prog = asm.program()
-    asm2 = Asm(np.random.default_rng(0))
+    asm2 = _asm(np.random.default_rng(0))
     d = asm2.desc("GAP", C=1, HW=4, m=(1 << 31) - 1, s=0, lo=-(1 << 31), hi=(1 << 31) - 1)
     asm2.imem.append(isa.encode("GAP", desc=d, dst=10, src0=0))
     prog2 = asm2.program()

@@ -16,7 +16,7 @@ from dbpim.model.chip_timing import program_cycles  # noqa: E402
 from dbpim.model.driver import AsyncChipDriver, ChipDriver, DriverError  # noqa: E402
 from dbpim.verif.core_tb import AxiLiteMaster  # noqa: E402
 from dbpim.verif.tb import run_amaranth  # noqa: E402
-from test_hw_chip import DEPTHS, LANES, Asm, _buffers, _chip, _golden  # noqa: E402
+from test_hw_chip import DEPTHS, LANES, _asm as Asm, _buffers, _chip, _golden  # noqa: E402
 
 pytestmark = [pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable"), pytest.mark.timeout(600)]
 

@@ -110,13 +110,15 @@ def test_axi4lite_target_writes_and_reads(rng):
     assert got == words
 
 
-@pytest.mark.parametrize("banks,out_banks", [(1, 1), (2, 1), (1, 2), (2, 2)])
-def test_core_on_a_real_layer_amaranth(banks, out_banks):
+@pytest.mark.parametrize("banks,out_banks,in_windows", [(1, 1, 1), (2, 1, 1), (1, 2, 1), (2, 2, 1), (1, 1, 2),
+                                                        (2, 2, 2)])
+def test_core_on_a_real_layer_amaranth(banks, out_banks, in_windows):
     """The digits MLP's first layer (5 vectors as 5 pixels: rounds of 2 and a short one) on the small core:
     results and CYCLES exact (one START at full rate on the internal register bus), with one tile bank and
     with two (each pass's tile loaded while the pass before it computes), with one output bank and with two
-    (a filter tile's results stream while the next filter tile computes)."""
-    hw = load_config("small").replace(core={"tile_banks": banks, "out_banks": out_banks})
+    (a filter tile's results stream while the next filter tile computes), with one input window a beat and
+    with two (both macros' vectors delivered at once: fewer cycles than one window, same results)."""
+    hw = load_config("small").replace(core={"tile_banks": banks, "out_banks": out_banks, "in_windows": in_windows})
     rl = real_layer(hw.macro)
     x = np.asarray(rl.x, np.int64)[:5]
     program = compile_program(rl.compiled, x.shape[0], CoreParams.from_config(hw))
@@ -124,8 +126,11 @@ def test_core_on_a_real_layer_amaranth(banks, out_banks):
     seg = program.segments[0]
     assert len(seg.passes) >= 3
     want = run_core(program, x)
+    if in_windows > 1:  # the model counts fewer cycles than with one window a beat
+        one = compile_program(rl.compiled, x.shape[0], CoreParams.from_config(hw.replace(core={"in_windows": 1})))
+        assert want.cycles[0].sum() < run_core(one, x).cycles[0].sum()
     regs = {n: w for n, (w, _, _) in spec.CORE_REGS.items()}
-    wf = spec.window_fields(hw.macro.n_comp, hw.macro.in_bits)
+    wf = spec.window_fields(hw.macro.n_comp, hw.macro.in_bits, in_windows)
     rf = spec.result_fields(CoreParams.from_config(hw).psum_width)
 
     dut = PIMCore.from_config(hw)
@@ -173,3 +178,18 @@ def test_core_on_a_real_layer_amaranth(banks, out_banks):
     # two output banks: results leave while the next pass takes inputs or computes (never with one)
     hidden = sum(1 for _, c, o in seen if c and o)
     assert (hidden > 0) if out_banks == 2 else hidden == 0
+
+
+def test_in_windows_widen_the_input_stream_and_must_divide_the_macros():
+    """core.in_windows W: the core's ``x`` and the AXI top's ``s_axis_tdata`` carry W windows; a W that does not
+    divide the macros is refused with one line naming in_windows."""
+    from dbpim.hw.core import PIMCoreAXI
+    hw = load_config("small")
+    n = hw.macro.n_comp * hw.macro.in_bits
+    for W in (1, 2):
+        cfg = hw.replace(core={"in_windows": W})
+        assert len(PIMCoreAXI.from_config(cfg).s_axis_tdata) == W * n
+        assert len(PIMCore.from_config(cfg).x.payload.as_value()) == W * n
+    with pytest.raises(ValueError, match="in_windows must be a positive integer dividing macros"):
+        PIMCore(n_comp=4, n_col=4, n_row=4, lanes=2, macros=3, tile_slots=4, descriptors=4, mask_windows=8,
+                out_pixels=8, max_row_tiles=4, in_windows=2)

@@ -89,19 +89,46 @@ def test_three_mutants_are_killed_end_to_end(tmp_path):
         assert why is not None, f"mutant {m.index} ({m.file}:{m.line} {m.what}) survived"
 
 
+@pytest.mark.rtl
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("unit,killable", [("simd", ("d__ready stuck at 1 (bit 0)", "en stuck at 1 (bit 0)")),
+                                           ("window", ("tap0_ok stuck at 1 (bit 0)", "tap0_dy stuck at 0"))])
+def test_two_unit_mutants_are_killed_by_their_cocotb_regression(unit, killable, tmp_path):
+    """``dbpim mutate --unit simd|window``: the schemata's cocotb build passes the unit's regression unmutated
+    (mutant 0) and fails it with ``d.ready`` stuck high (a descriptor taken while busy) or the pipeline enable
+    stuck high (back-pressure ignored) in the SIMD core, a tap always inside the map or its row offset stuck at 0
+    in the window generator."""
+    from dbpim.model.config import load_config
+    from dbpim.verif.mutate import build_unit_harness, run_unit_mutant
+    hw = load_config("small")
+    build, chosen, generated, _ = build_unit_harness(unit, hw, tmp_path / "m", pick=lambda m: m.what in killable)
+    assert sorted(m.what for m in chosen) == sorted(killable) and generated > 100
+    assert run_unit_mutant(build, unit, hw, 0) is None, f"the {unit} as generated fails its regression"
+    for m in chosen:
+        assert run_unit_mutant(build, unit, hw, m.index) is not None, f"{unit} mutant {m.index} ({m.what}) survived"
+
+
 def test_every_listed_equivalent_names_one_real_mutant(small_core):
     """verif/mutants_equivalent.yaml: each entry names exactly one generated mutant of its configuration (a
     stale entry fails), and an entry whose mutated text no longer matches is found stale."""
     from dataclasses import replace
 
     from dbpim.model.config import load_config
-    from dbpim.verif.mutate import core_sources, generate_mutants, load_equivalents, stale_equivalents
+    from dbpim.verif.mutate import (UNITS, core_sources, generate_mutants, load_equivalents, stale_equivalents,
+                                    unit_mutants, unit_sources)
     entries = load_equivalents()
     assert entries, "the reviewed list of equivalent mutants is empty"
     sources, _, d = small_core
+
+    def unit_of(e):
+        return next((u for u, spec in UNITS.items() if spec.files and e.file in spec.files), "core")
+
+    assert {unit_of(e) for e in entries} == set(UNITS), "each unit has reviewed equivalents"
     by_config = {"small": generate_mutants(sources)}
     for cfg in sorted({e.config for e in entries} - set(by_config)):
         by_config[cfg] = generate_mutants(core_sources(load_config(cfg), d / cfg)[0])
+    for cfg, unit in sorted({(e.config, unit_of(e)) for e in entries if unit_of(e) != "core"}):
+        by_config[cfg] += unit_mutants(unit, unit_sources(unit, load_config(cfg), d / f"{cfg}-{unit}")[0])
     for cfg, mutants in by_config.items():
         assert stale_equivalents(entries, cfg, mutants) == [], f"stale entries for {cfg}"
     e = entries[0]

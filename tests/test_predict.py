@@ -86,18 +86,20 @@ def test_batches_do_not_change_the_logits(cnn, batch_size):
 def test_resnet_with_residual_adds(resnet):
     """Residual adds, Identity shortcuts, global average pooling, torch.flatten.
 
-    ``mean`` sums exactly and rounds once where PyTorch sums in float32 in a
-    CPU-dependent order (docs/design.md §8): an activation on a rounding
-    boundary of the next layer's quantizer can then move by one step, so the
-    test allows a few samples whose logits differ; the others are bit-exact.
+    ``mean`` replays torch's cascade sum (AVX2, docs/design.md §8): bit for bit
+    there; on another CPU torch may add in another order, and an activation on
+    a rounding boundary of the next layer's quantizer can then move by one
+    step, so the test then allows a few samples whose logits differ.
     """
     art = gart.load(resnet["artifact"])
     ops = [op["op"] for op in art.program["ops"]]
     assert ops.count("add") == 8 and "mean" in ops and "identity" in ops
     logits = art.predict(resnet["x"])
     same = (logits == resnet["logits"]).all(axis=1)
+    if torch.backends.cpu.get_cpu_capability() == "AVX2":
+        assert same.all(), f"{int((~same).sum())} of {len(same)} samples differ"
     assert same.mean() >= 0.9, f"{int((~same).sum())} of {len(same)} samples differ"
-    assert (logits.argmax(1) == resnet["logits"].argmax(1)).mean() >= 0.9
+    assert (logits.argmax(1) == resnet["logits"].argmax(1)).all()
     assert abs(float((logits.argmax(1) == resnet["y"]).mean()) - resnet["accuracy"]["final"]) <= 0.1
 
 
@@ -199,15 +201,15 @@ def test_unsupported_op_is_refused_naming_it(cnn, tmp_path):
 
 
 def test_builder_marks_what_it_cannot_express():
-    """A Sigmoid (and everything after it) becomes 'unsupported'; the program still loads."""
+    """A Tanh (and everything after it) becomes 'unsupported'; the program still loads."""
     import torch.fx as fx
     from torch import nn
 
     from dbpim.model.torch.program import network_program
-    gm = fx.symbolic_trace(nn.Sequential(nn.ReLU(), nn.Sigmoid(), nn.ReLU()))
+    gm = fx.symbolic_trace(nn.Sequential(nn.ReLU(), nn.Tanh(), nn.ReLU()))
     prog = network_program(gm, torch.randn(2, 3, 4), [])
     assert [o["op"] for o in prog["ops"]] == ["input", "clamp", "unsupported", "unsupported"]
-    assert prog["ops"][2]["what"] == "1: Sigmoid" and "follows the unsupported op" in prog["ops"][3]["what"]
+    assert prog["ops"][2]["what"] == "1: Tanh" and "follows the unsupported op" in prog["ops"][3]["what"]
 
 
 # ----------------------------------------------------------------------------- the program on disk is validated

@@ -28,7 +28,8 @@ def test_run_goes_through_the_golden_chip_and_equals_the_flow_on_its_test_sample
     assert "float-requant reference" in out[2]
 
 
-def test_run_refuses_an_op_the_chip_lacks_in_one_line(real_artifacts, tmp_path, capsys):
+@pytest.mark.parametrize("rtl", [[], ["--rtl"]], ids=["golden", "rtl"])
+def test_run_refuses_an_op_the_chip_lacks_in_one_line(real_artifacts, tmp_path, capsys, rtl):
     import shutil
 
     import yaml
@@ -41,7 +42,7 @@ def test_run_refuses_an_op_the_chip_lacks_in_one_line(real_artifacts, tmp_path, 
     op.update(op="unsupported", what="features.2: Softmax")
     (art / "manifest.yaml").write_text(yaml.safe_dump(man, sort_keys=False))
     assert cli.main(["run", "--artifact", str(art), "--data", "digits", "--samples", "4",
-                     "--out", str(tmp_path / "o")]) == 2
+                     "--out", str(tmp_path / "o"), *rtl]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("dbpim run: op 'features_2' (features.2: Softmax) cannot run on the chip") and "\n" not in err
     assert not (tmp_path / "o").exists()
@@ -63,3 +64,147 @@ def test_run_reads_an_npz_with_numpy_and_refuses_bad_inputs_in_one_line(real_art
         err = capsys.readouterr().err.strip()
         assert err.startswith("dbpim run: ") and "\n" not in err and msg in err, err
     assert not (tmp_path / "x").exists()
+
+
+# --------------------------------------------------------------------------- --rtl: the RTL chip too
+
+def _simd_only(real_artifacts, folder):
+    """The demo artifact with its network program replaced by one the RTL chip runs today (no mapped layer):
+    input -> residual add of the input with itself -> 2x2 max pooling -> ReLU6-like clamp -> flatten (16 outputs;
+    its accuracy is not the point, the paths' agreement is)."""
+    import shutil
+
+    import yaml
+    shutil.copytree(real_artifacts[0], folder)
+    man = yaml.safe_load((folder / "manifest.yaml").read_text())
+    ops = man["program"]["ops"]
+    pool = dict(next(o for o in ops if o["op"] == "maxpool2d"))
+    pool.update(name="pool", inputs=["sum"], shape=[1, 4, 4], range=[-1.6, 3.7])
+    man["program"]["ops"] = [
+        ops[0], {"name": "sum", "op": "add", "inputs": [ops[0]["name"]] * 2, "shape": [1, 8, 8], "range": [-1.6, 3.7]},
+        pool, {"name": "act", "op": "clamp", "inputs": ["pool"], "shape": [1, 4, 4], "lo": 0.0, "hi": 3.0,
+               "range": [0.0, 3.0]},
+        {"name": "flat", "op": "reshape", "inputs": ["act"], "shape": [16], "range": [0.0, 3.0]}]
+    man["program"]["output"] = "flat"
+    (folder / "manifest.yaml").write_text(yaml.safe_dump(man, sort_keys=False))
+    return folder
+
+
+@pytest.mark.rtl
+@pytest.mark.xdist_group("rtl-chip-native")
+def test_run_rtl_runs_the_samples_on_the_rtl_chip_too(real_artifacts, tmp_path, capsys):
+    art = _simd_only(real_artifacts, tmp_path / "art")
+    assert cli.main(["run", "--artifact", str(art), "--data", "digits", "--samples", "24", "--rtl",
+                     "--out", str(tmp_path / "o")]) == 0
+    r = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert r["program"]["by_opcode"] == {"ADD": 1, "MAXP": 1, "CLMP": 1, "HALT": 1}
+    assert r["logits_equal"] is True and r["logits_equal_to_golden"] == {"torch_int": True, "rtl": True}
+    acc = r["accuracy"]
+    assert acc["rtl"] == acc["chip"] == acc["torch_int"]
+    from dbpim.model.artifact import load
+    from dbpim.model.chip import GoldenChip
+    from dbpim.model.chip_timing import program_cycles
+    a = load(art)
+    want = program_cycles(GoldenChip(a).program, a.hw.system.simd_lanes)
+    cr = r["cycles_rtl"]
+    assert cr["per_inference"] == cr["min"] == cr["max"] == r["cycles_model"]["chip_cycles"] == want
+    assert cr["equal_model"] is True and r["cycles_model"]["simd_cycles"] == want  # the golden chip's count too
+    rr = r["rtl"]
+    assert rr["configuration"] == "small" and rr["wall_per_inference_s"] > 0 and rr["simulated_cycles_per_s"] > 0
+    lines = capsys.readouterr().out.splitlines()
+    rtl = next(ln for ln in lines if ": RTL chip (dbpim_chip, native Verilator, small)" in ln)
+    assert f"output equal to the golden chip's: yes; CYCLES {want} per inference (model.chip_timing {want}: equal)" \
+        in rtl, rtl
+
+
+def test_run_rtl_refuses_an_instruction_the_rtl_lacks_before_any_build(real_artifacts, tmp_path, capsys,
+                                                                       monkeypatch):
+    """A PIM or DWC instruction while the RTL chip does not run it: one line naming the network's op, exit 2,
+    nothing built, nothing written (model.isa.RTL_PENDING is set here so the test holds whatever the RTL runs)."""
+    pytest.importorskip("amaranth")
+    from dbpim.model import isa
+    from dbpim.verif import native, native_chip
+    monkeypatch.setattr(isa, "RTL_PENDING", ("PIM", "DWC"))
+    for mod in (native, native_chip):
+        monkeypatch.setattr(mod, "build_native", lambda *a, **k: pytest.fail("built the harness"))
+    assert cli.main(["run", "--artifact", str(real_artifacts[0]), "--data", "digits", "--samples", "4", "--rtl",
+                     "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("dbpim run: --rtl: op 'features_0_conv' (mapped conv2d) compiles to PIM (instruction 0), which "
+                   "the RTL chip does not run yet (it stops with STATUS.ERROR_CODE 2); it runs HALT, REQ, ADD, "
+                   "MAXP, GAP, CLMP"), err
+    assert not (tmp_path / "o").exists()
+
+
+def test_instruction_sources_follow_the_compiled_program(real_artifacts):
+    """model.chip.OP_INSTRUCTIONS (what --rtl's refusal names the op by) is what compile_program emits."""
+    from dbpim.model import isa
+    from dbpim.model.artifact import load
+    from dbpim.model.chip import OP_INSTRUCTIONS, GoldenChip, instruction_sources
+    for path in real_artifacts:
+        chip = GoldenChip(load(path))
+        ops = [isa.decode(int(w))["op"] for w in chip.program.imem]
+        src = instruction_sources(chip.plan)
+        assert ops[:-1] == [op for st in chip.plan.steps for op in OP_INSTRUCTIONS[st["op"]]] and ops[-1] == "HALT"
+        assert len(src) == len(ops) - 1
+
+
+def test_run_rtl_exits_1_when_the_rtl_differs(real_artifacts, tmp_path, capsys, monkeypatch):
+    """An RTL output or CYCLES off the models' (here a harness that adds 1 to sample 2's first output and
+    reports one cycle too many): run.json written, the RTL line says NO, exit status 1."""
+    pytest.importorskip("amaranth")
+    from dbpim.verif import native_chip
+
+    def fake(program, xs, cfg, timeout=None):
+        from dbpim.model.chip import GoldenChip
+        out = np.stack([np.zeros(16, np.int64)] * len(xs))
+        chip = GoldenChip.from_program(program, cfg.system.simd_lanes)
+        for s, x in enumerate(xs):
+            act, acc = np.zeros((1, program.act_words), np.int64), np.zeros((1, 1), np.int64)
+            act[0, program.input["addr"]:program.input["addr"] + x.size] = x.reshape(-1)
+            chip.execute(act, acc)
+            out[s] = act[0, program.output["addr"]:program.output["addr"] + 16]
+        out[2, 0] += 1
+        n = len(xs)
+        run = native_chip.ChipRun(outputs=[], status=[], cycles=np.full(n, 10 ** 6), run_clocks=np.full(n, 10 ** 6),
+                                  run_seconds=np.full(n, 0.1), run_cpu_seconds=np.full(n, 0.1),
+                                  sample_seconds=np.full(n, 0.1), clocks=0, seconds=1.0, build_seconds=0.0,
+                                  wall_seconds=1.0)
+        return out, run
+
+    monkeypatch.setattr(native_chip, "run_program_native", fake)
+    art = _simd_only(real_artifacts, tmp_path / "art")
+    assert cli.main(["run", "--artifact", str(art), "--data", "digits", "--samples", "8", "--rtl",
+                     "--out", str(tmp_path / "o")]) == 1
+    r = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert r["logits_equal"] is False and r["logits_equal_to_golden"] == {"torch_int": True, "rtl": False}
+    assert r["cycles_rtl"]["equal_model"] is False
+    rtl = next(ln for ln in capsys.readouterr().out.splitlines() if "RTL chip" in ln)
+    assert "output equal to the golden chip's: NO (1 of 8 samples differ, first sample 2)" in rtl and "NOT EQUAL" in rtl
+
+
+@pytest.mark.parametrize("case", ["no host target", "too large"])
+def test_run_rtl_refuses_a_program_the_chip_cannot_hold_before_any_build(real_artifacts, tmp_path, capsys,
+                                                                         monkeypatch, case):
+    """With every instruction runnable (model.isa.RTL_PENDING emptied here): a WMEM image while WMEM is no host
+    target, or an ACT allocation past the chip's ACT (its depths shrunk here), is one line, exit 2, no build."""
+    pytest.importorskip("amaranth")
+    from dbpim.model import isa
+    from dbpim.verif import native, native_chip
+    monkeypatch.setattr(isa, "RTL_PENDING", ())
+    for mod in (native, native_chip):
+        monkeypatch.setattr(mod, "build_native", lambda *a, **k: pytest.fail("built the harness"))
+    targets = [t for t in isa.HOST_TARGETS if t != "WMEM"] + ([] if case == "no host target" else ["WMEM"])
+    monkeypatch.setattr(native_chip, "SEL", {t: i for i, t in enumerate(targets)})
+    if case == "too large":
+        monkeypatch.setattr(native_chip, "chip_depths", lambda cfg: {"ACT": 100, "ACC": 1 << 16})
+    assert cli.main(["run", "--artifact", str(real_artifacts[0]), "--data", "digits", "--samples", "4", "--rtl",
+                     "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    if case == "no host target":
+        assert err.startswith("dbpim run: --rtl: the program's WMEM image (") and \
+            "words) has no host target on the RTL chip (model.isa.HOST_TARGETS: " in err, err
+    else:
+        assert err.startswith("dbpim run: --rtl: program: needs ") and \
+            " ACT words, the chip has 100 (configuration small)" in err, err
+    assert "\n" not in err and not (tmp_path / "o").exists()

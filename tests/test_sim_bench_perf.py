@@ -105,6 +105,27 @@ def test_one_core_equals_the_core_twin(name, signed, M, banks):
             k].wall_cycles, k
 
 
+@pytest.mark.parametrize("name,signed,M", [("paper", False, 4), ("paper", True, 3), ("small", False, 2)])
+def test_one_core_equals_the_core_twin_with_input_windows(name, signed, M):
+    """core.in_windows = M (every macro's vector of a round delivered at once) and 2 where it divides M, with
+    both banks doubled: sim_bench on one core = the golden core twin per sample, and fewer cycles than with
+    one window a beat."""
+    from dbpim.model.core import CoreParams, compile_program, run_core
+    rec = None
+    for W in sorted({M, 2} if M % 2 == 0 else {M}):
+        cfg = _roomy(load_config(name), cores=1, macros_per_core=M).replace(
+            core={"tile_banks": 2, "out_banks": 2, "in_windows": W})
+        rec = rec or _conv_record(cfg.macro, signed=signed, cout=19)
+        xc = im2col(rec.x, 3, 3, 1, 1)
+        P = xc.shape[0] // 2
+        lp = perf.evaluate_layer(perf.spec_from_record(rec), cfg, ("dbpim",))
+        prog = compile_program(rec.compiled, P, CoreParams.from_config(cfg), signed)
+        want = [run_core(prog, xc[s * P:(s + 1) * P]).total_cycles for s in range(2)]
+        assert list(lp.mech["dbpim"].core_cycles) == want, W
+        one = perf.evaluate_layer(perf.spec_from_record(rec), cfg.replace(core={"in_windows": 1}), ("dbpim",))
+        assert np.all(lp.mech["dbpim"].core_cycles < one.mech["dbpim"].core_cycles), W
+
+
 @pytest.mark.parametrize("banks", BANKS)
 def test_one_core_with_short_pixel_runs_equals_the_core_twin(banks):
     """A small output buffer shortens the pixel runs: the twin running the same runs counts the same cycles
@@ -210,7 +231,8 @@ def test_one_core_equals_the_core_twin_on_every_real_layer(real_artifacts):
     from dbpim.model.core import CoreParams, compile_program, run_core
     from dbpim.sim_bench.core_cycles import layer_cycles_one_core, one_core_run_pixels
     n = 0
-    for cfg in (load_config("small").replace(core={"tile_banks": t, "out_banks": o}) for t, o in BANKS):
+    for cfg in (load_config("small").replace(core={"tile_banks": t, "out_banks": o, "in_windows": w})
+                for t, o, w in [b + (1,) for b in BANKS] + [(2, 2, 2)]):
         for path in real_artifacts:
             for rec in load(path).mapped_layers():
                 x = rec.im2col_inputs()

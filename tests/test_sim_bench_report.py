@@ -117,20 +117,23 @@ def test_bench_paper_combined(art, tmp_path):
 
 
 def test_bench_paper_core_keys(art, tmp_path):
-    """``--core out_banks=2 --core tile_banks=2``: the same artifact on the core with both banks doubled (the
-    report names and records that configuration); hybrid and dense times no longer than as recorded."""
+    """``--core out_banks=2 --core tile_banks=2 --core in_windows=2``: the same artifact on the core with both
+    banks doubled and two input windows a beat (the report names and records that configuration); hybrid and
+    dense times no longer than as recorded."""
     import json
     runs = {}
-    for tag, extra in (("one", []), ("two", ["--core", "out_banks=2", "--core", "tile_banks=2"])):
+    for tag, extra in (("one", []), ("two", ["--core", "out_banks=2", "--core", "tile_banks=2", "--core",
+                                             "in_windows=2"])):
         out = tmp_path / tag
         assert dbpim(["bench-paper", "--artifacts", str(art), "--engine", "serial", "--no-plots", "--out", str(out)]
                      + extra) == 0
         row = next(csv.DictReader(open(out / "networks.csv")))
         runs[tag] = row, json.loads((out / row["network"] / "summary.json").read_text())
     (one, s1), (two, s2) = runs["one"], runs["two"]
-    assert s2["hw"] == s1["hw"] + "+out_banks=2+tile_banks=2"
+    assert s2["hw"] == s1["hw"] + "+out_banks=2+tile_banks=2+in_windows=2"
     assert (s1["config"]["core"]["out_banks"], s2["config"]["core"]["out_banks"]) == (1, 2)
     assert s2["config"]["core"]["tile_banks"] == 2
+    assert s2["config"]["core"]["in_windows"] == 2 and "in_windows" not in s1["config"]["core"]
     for k in ("time_dbpim [us]", "time_dense [us]"):
         assert float(two[k]) <= float(one[k]), k
 

@@ -115,10 +115,14 @@ def _dut(n_comp: int = 4, words: int = 256, windows: int = 64):
 def test_rtl_matches_twin_random(n_comp, stall, rng):
     """Random shapes, tables and passes under random back-pressure on ``o`` and gaps on ``d``: the RTL's beats
     are the twin's, bit for bit, five jobs one after another on one DUT (seed printed on failure). The same body
-    runs the emitted Verilog on Verilator (``verif/test_window.py``)."""
+    runs the emitted Verilog on Verilator (``verif/test_window.py``). Before them the designed job, after them a
+    reset while a pass streams; every required coverage bin (``verif.coverage.WINDOW_REQUIRED``) is hit."""
+    from dbpim.verif.coverage import WindowCoverage, check_closed
     seed = int(rng.integers(1 << 31))
-    run_amaranth(_dut(n_comp, 96, 32), lambda tb: window_body(tb, n_comp, 96, 32, seed, trials=5), stall=stall,
-                 seed=seed)
+    cov = WindowCoverage(prefix=f"windowam{n_comp}x{int(stall * 10)}")
+    run_amaranth(_dut(n_comp, 96, 32), lambda tb: window_body(tb, n_comp, 96, 32, seed, trials=5, cov=cov),
+                 stall=stall, seed=seed)
+    check_closed(cov, stall=stall, seed=seed)
 
 
 def test_rtl_full_rate_cycles(rng):

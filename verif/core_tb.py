@@ -81,7 +81,8 @@ async def load_segment(axil: AxiLiteMaster, program, segment) -> None:
 
 
 def _windows(program, segment, x) -> list[int]:
-    wf = spec.window_fields(program.params.macro.n_comp, program.params.macro.in_bits)
+    wf = spec.window_fields(program.params.macro.n_comp, program.params.macro.in_bits,
+                            program.params.core.in_windows)
     return [spec.pack(wf, {"data": w}) for w in input_windows(program, segment, x)]
 
 

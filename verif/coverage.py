@@ -1,4 +1,6 @@
-"""Functional coverage of the PIM core regression (cocotb-coverage), sampled from what the DUT did.
+"""Functional coverage of the RTL regressions (cocotb-coverage), sampled from what the DUT did: the PIM core
+(:class:`CoreCoverage`), the macro (:class:`MacroCoverage`), the SIMD core (:class:`SIMDCoverage`) and the window
+generator (:class:`WindowCoverage`); one report and one check (:func:`missing`, :func:`write_report`) for all.
 
 :data:`REQUIRED` is the coverage a core regression must reach, written once:
 coverpoint -> its required bins, a list or the name of a set that
@@ -38,9 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["REQUIRED", "MACRO_REQUIRED", "REPORTED", "STAGES", "CORE_STALL_STAGES", "CONTROLLER_STATES",
-           "required_bins", "descriptor_extremes", "CoreCoverage", "MacroCoverage", "missing", "report_table",
-           "write_report"]
+__all__ = ["REQUIRED", "MACRO_REQUIRED", "SIMD_REQUIRED", "WINDOW_REQUIRED", "STALL_ONLY", "REPORTED", "STAGES",
+           "CORE_STALL_STAGES", "CONTROLLER_STATES", "SIMD_ERRORS", "required_bins", "descriptor_extremes",
+           "CoreCoverage", "MacroCoverage", "SIMDCoverage", "WindowCoverage", "missing", "report_table",
+           "write_report", "unstalled", "check_closed"]
 
 #: stream stages of the core, input to output: the AXI4-Stream input, the sparse allocation switch's input,
 #: the row packer's input (the switch's output), the macros' inputs (the packer's output), the result stream
@@ -98,6 +101,36 @@ def required_bins(hw) -> dict[str, list]:
     return out
 
 
+def _cover_points(prefix: str, required: dict, reported: dict | None = None) -> dict:
+    """One cocotb-coverage ``CoverPoint`` per coverpoint of ``required`` (bins: the required ones, then those
+    ``reported`` adds), named ``prefix.point``: point -> its sampling function."""
+    from cocotb_coverage.coverage import CoverPoint
+    if not isinstance(prefix, str) or not prefix or "." in prefix:
+        raise ValueError(f"prefix: must be a non-empty name without dots, got {prefix!r}")
+    points = {}
+    for point, bins in required.items():
+        @CoverPoint(f"{prefix}.{point}", xf=lambda v: v, bins=list(bins) + (reported or {}).get(point, []))
+        def sample(v):
+            pass
+        points[point] = sample
+    return points
+
+
+def _report(prefix: str, required: dict) -> dict:
+    """Coverpoint -> {bin (str): hits} of the coverpoints ``required`` names in model ``prefix``."""
+    from cocotb_coverage.coverage import coverage_db
+    return {p: {str(b): int(h) for b, h in coverage_db[f"{prefix}.{p}"].detailed_coverage.items()}
+            for p in required}
+
+
+def unstalled(required: dict, stall: float) -> dict:
+    """``required`` less the bins of :data:`STALL_ONLY` when ``stall`` is 0 (a full-rate run has no gap and
+    no back-pressure to show)."""
+    if stall:
+        return {p: list(b) for p, b in required.items()}
+    return {p: [b for b in bins if b not in STALL_ONLY.get(p, ())] for p, bins in required.items()}
+
+
 def _extreme(value: int, lo: int, hi: int):
     return f"min={lo}" if value == lo else f"max={hi}" if value == hi else None
 
@@ -115,7 +148,6 @@ class CoreCoverage:
     """
 
     def __init__(self, *, hw, prefix: str = "core"):
-        from cocotb_coverage.coverage import CoverPoint
         from dbpim.model.config import HwConfig
         from dbpim.model.core import CoreParams
         if not isinstance(hw, HwConfig):
@@ -126,12 +158,7 @@ class CoreCoverage:
         self.params = CoreParams.from_config(hw)
         self.required = required_bins(hw)
         self._extremes = descriptor_extremes(hw)
-        self._points = {}
-        for point, bins in self.required.items():
-            @CoverPoint(f"{prefix}.{point}", xf=lambda v: v, bins=list(bins) + REPORTED.get(point, []))
-            def sample(v):
-                pass
-            self._points[point] = sample
+        self._points = _cover_points(prefix, self.required, REPORTED)
         self.shadow: dict[int, int] = {}
         self._chain_k = 0
 
@@ -208,15 +235,28 @@ class CoreCoverage:
     # ------------------------------------------------------------------ the report
     def report(self) -> dict:
         """Coverpoint -> {bin (str): hits} of every coverpoint of this model."""
-        from cocotb_coverage.coverage import coverage_db
-        return {p: {str(b): int(h) for b, h in coverage_db[f"{self.prefix}.{p}"].detailed_coverage.items()}
-                for p in self.required}
+        return _report(self.prefix, self.required)
 
 
 def missing(report: dict, required: dict) -> list[str]:
     """``point: bin`` of every required bin the report does not show hit (a point absent counts as unhit)."""
     return [f"{p}: {b}" for p, bins in required.items() for b in bins
             if report.get(p, {}).get(str(b), 0) < 1]
+
+
+def check_closed(cov, *, stall: float, seed: int, out=None) -> None:
+    """Assert that coverage model ``cov`` (with ``required`` and ``report()``) hit every required bin, less
+    those of :data:`STALL_ONLY` at ``stall`` 0; with ``out``, :func:`write_report` into that folder first.
+
+    Raises
+    ------
+    AssertionError
+        Naming the seed, the stall and every unhit bin.
+    """
+    required = unstalled(cov.required, stall)
+    bad = (write_report(cov.report(), required, Path(out), meta={"seed": seed, "stall": stall}) if out
+           else missing(cov.report(), required))
+    assert not bad, f"seed {seed} stall {stall}: required coverage bins unhit: {', '.join(bad)}"
 
 
 def report_table(report: dict, required: dict) -> str:
@@ -275,19 +315,13 @@ class MacroCoverage:
     """
 
     def __init__(self, *, macro, prefix: str = "macro"):
-        from cocotb_coverage.coverage import CoverPoint
         from dbpim.model.config import MacroConfig
         if not isinstance(macro, MacroConfig):
             raise TypeError(f"macro: must be a MacroConfig, got {type(macro).__name__}")
         self.mc, self.prefix = macro, prefix
         self.required = {p: (list(range(1, macro.phi_max + 1)) if isinstance(b, str) else list(b))
                          for p, b in MACRO_REQUIRED.items()}
-        self._points = {}
-        for point, bins in self.required.items():
-            @CoverPoint(f"{prefix}.{point}", xf=lambda v: v, bins=list(bins))
-            def sample(v):
-                pass
-            self._points[point] = sample
+        self._points = _cover_points(prefix, self.required)
 
     def tile(self, config: dict) -> None:
         """A tile load's ``c_*`` port values (``c_rows_used``, ``c_slot``, ``c_used``: packed as on the ports)."""
@@ -325,6 +359,196 @@ class MacroCoverage:
             self._points["macro.backpressure"]("o")
 
     def report(self) -> dict:
-        from cocotb_coverage.coverage import coverage_db
-        return {p: {str(b): int(h) for b, h in coverage_db[f"{self.prefix}.{p}"].detailed_coverage.items()}
-                for p in self.required}
+        return _report(self.prefix, self.required)
+
+
+# --------------------------------------------------------------------------- the SIMD core and the window generator
+
+#: The causes of the SIMD core's ``err`` (a descriptor taken that runs nothing, docs/design.md §14), as bins.
+SIMD_ERRORS = ("op", "channels=0", "channels>max", "window=0", "pixels=0", "lo>hi")
+
+#: The required coverage of a SIMD core regression run (verif/simd_tb.py ``simd_body``), as :data:`REQUIRED`:
+#: every opcode, a partial last lane group (channels not a multiple of the lanes), an output saturated at each
+#: side, a rounding tie (``v * m`` exactly halfway) of either sign, a padding element in each pooling op, a
+#: reset while a descriptor runs, each cause of ``err``, back-pressure on ``o`` and a gap on ``i`` (stalled
+#: runs: :data:`STALL_ONLY`).
+SIMD_REQUIRED = {
+    "simd.op": "model.spec.SIMD_OPCODES",
+    "simd.lane_group": ["partial"],
+    "simd.saturate": ["lo", "hi"],
+    "simd.round": ["tie+", "tie-"],
+    "simd.pad": ["maxpool", "avgpool"],
+    "simd.stream": ["o_backpressure", "i_stall"],
+    "simd.reset": ["busy"],
+    "simd.err": list(SIMD_ERRORS),
+}
+
+#: The required coverage of a window generator regression run (verif/test_window.py ``window_body``): a tap in
+#: the padding above, left of, below and right of the map and in a corner (both axes out), a stride and a
+#: dilation above 1 on each axis, a window reaching past K (``N_PAD`` > 0), a pass without beats (``PIXELS`` 0,
+#: ``N_WIN`` 0: taken and dropped, the generator's only refused input; it has no error flag), a pass taken in
+#: the cycle of the previous pass's last beat, a reset while a pass streams, back-pressure on ``o`` and a gap
+#: between pass descriptors on ``d`` (stalled runs: :data:`STALL_ONLY`).
+WINDOW_REQUIRED = {
+    "window.pad": ["top", "left", "bottom", "right", "corner"],
+    "window.stride": ["sh>1", "sw>1"],
+    "window.dilation": ["dh>1", "dw>1"],
+    "window.past_k": ["n_pad>0"],
+    "window.pass": ["pixels=0", "n_win=0", "back_to_back"],
+    "window.stream": ["o_backpressure", "d_stall"],
+    "window.reset": ["busy"],
+}
+
+#: Bins a run at full rate (stall 0) cannot hit: required only of stalled runs (:func:`unstalled`).
+STALL_ONLY = {"simd.stream": ("o_backpressure", "i_stall"), "window.stream": ("o_backpressure", "d_stall")}
+
+
+class SIMDCoverage:
+    """The SIMD core's coverpoints (:data:`SIMD_REQUIRED`), sampled by ``verif.simd_tb`` from each job it ran
+    (descriptor, input beats, constants, the agents' records), each ``err`` pulse and each reset.
+
+    Per job (:meth:`job`): its op, whether its last lane group is partial, and per active lane and output beat
+    the value before the saturation (the window's reduction, rescaled) against ``lo`` / ``hi`` and each rescale's
+    ``v * m`` against the halfway point of its shift (a tie, by the sign of ``v * m``); a padding element of a
+    pooling window; a gap before one of its input beats and an output held while the sink was not ready.
+    """
+
+    def __init__(self, *, prefix: str = "simd"):
+        from dbpim.model.spec import SIMD_OPCODES
+        self.prefix = prefix
+        self.required = {p: (list(SIMD_OPCODES) if isinstance(b, str) else list(b))
+                         for p, b in SIMD_REQUIRED.items()}
+        self._points = _cover_points(prefix, self.required, {"simd.lane_group": ["whole"]})
+        self._names = {code: name for name, code in SIMD_OPCODES.items()}
+
+    def sample(self, point: str, value) -> None:
+        self._points[point](value)
+
+    def job(self, desc: dict, a, lanes: int, b=None, pad=None, consts=None, gaps=(), held: int = 0) -> None:
+        """A job the core ran: descriptor ``desc`` (:func:`model.simd_core.descriptor`), input beats ``a`` (and
+        ``b``, ``pad``) of ``lanes`` lanes, per-channel ``consts`` (m, s, bias, mb, sb), the gaps before its
+        input beats and the output beats held by back-pressure during it."""
+        op = self._names[desc["op"]]
+        C, W, P = desc["channels"], desc["window"], desc["pixels"]
+        G = -(-C // lanes)
+        self.sample("simd.op", op)
+        self.sample("simd.lane_group", "partial" if C % lanes else "whole")
+        a = np.asarray(a, np.int64).reshape(P, G, W, lanes)
+        b = np.zeros_like(a) if b is None else np.asarray(b, np.int64).reshape(P, G, W, lanes)
+        pad = np.zeros((P, G, W), bool) if pad is None else np.asarray(pad).astype(bool).reshape(P, G, W)
+        cst = {k: np.zeros(G * lanes, np.int64) for k in ("m", "s", "bias", "mb", "sb")}
+        for k, v in (consts or {}).items():
+            cst[k][:C] = np.broadcast_to(np.asarray(v, np.int64), (C,))
+        if op in ("maxpool", "avgpool") and pad.any():
+            self.sample("simd.pad", op)
+        for p, g, lane in itertools.product(range(P), range(G), range(lanes)):
+            ch = g * lanes + lane
+            if ch >= C:
+                continue
+            xs = [int(a[p, g, e, lane]) for e in range(W) if not pad[p, g, e]]
+            v = {"requant": int(a[p, g, 0, lane]) + int(cst["bias"][ch]), "maxpool": max(xs, default=None),
+                 "avgpool": sum(xs)}.get(op, int(a[p, g, 0, lane]))
+            if v is None:  # a window of padding only: the smallest value, saturated at lo
+                self.sample("simd.saturate", "lo")
+                continue
+            if op in ("requant", "add", "avgpool"):
+                v = self._rescale(v, int(cst["m"][ch]), int(cst["s"][ch]))
+            if op == "add":
+                v += self._rescale(int(b[p, g, 0, lane]), int(cst["mb"][ch]), int(cst["sb"][ch]))
+            if v < desc["lo"]:
+                self.sample("simd.saturate", "lo")
+            elif v > desc["hi"]:
+                self.sample("simd.saturate", "hi")
+        if any(int(x) > 0 for x in gaps):
+            self.sample("simd.stream", "i_stall")
+        if held:
+            self.sample("simd.stream", "o_backpressure")
+
+    def _rescale(self, v: int, m: int, s: int) -> int:
+        """``rescale(v, m, s)`` (model.requant), sampling a tie: ``v * m`` exactly halfway between two steps."""
+        prod = v * m
+        if s >= 1 and prod & ((1 << s) - 1) == 1 << (s - 1):
+            self.sample("simd.round", "tie+" if prod > 0 else "tie-")
+        return (prod + ((1 << s) >> 1)) >> s
+
+    def error(self, desc: dict, max_channels: int) -> None:
+        """``err`` pulsed after descriptor ``desc`` (field -> int, as packed): each of its causes."""
+        from dbpim.model.spec import SIMD_OPCODES
+        causes = (desc["op"] >= len(SIMD_OPCODES), desc["channels"] == 0, desc["channels"] > max_channels,
+                  desc["window"] == 0, desc["pixels"] == 0, desc["lo"] > desc["hi"])
+        for name, hit in zip(SIMD_ERRORS, causes):
+            if hit:
+                self.sample("simd.err", name)
+
+    def reset_while_busy(self) -> None:
+        """A reset reached the core while ``busy`` was high."""
+        self.sample("simd.reset", "busy")
+
+    def report(self) -> dict:
+        return _report(self.prefix, self.required)
+
+
+class WindowCoverage:
+    """The window generator's coverpoints (:data:`WINDOW_REQUIRED`), sampled by ``verif.test_window`` from each
+    job it ran: the layer descriptor, the window table and the passes (their taps: :func:`model.window.pass_taps`),
+    the cycles of the passes taken on ``d`` and of the beats taken on ``o``, the agents' records, each reset."""
+
+    def __init__(self, *, prefix: str = "window"):
+        self.prefix = prefix
+        self.required = {p: list(b) for p, b in WINDOW_REQUIRED.items()}
+        self._points = _cover_points(prefix, self.required)
+
+    def sample(self, point: str, value) -> None:
+        self._points[point](value)
+
+    def job(self, layer_words, table, passes, n_comp: int, taken=(), beat_cycles=(), gaps=(), held: int = 0) -> None:
+        """One job: layer descriptor words, window table words, pass descriptors (four words each), the cycle
+        each pass was taken (``taken``) and each beat left (``beat_cycles``), the gaps before the passes and the
+        beats held by back-pressure."""
+        from dbpim.model.spec import WINDOW_LAYER, WINDOW_PASS
+        from dbpim.model.window import _decode, pass_taps
+        L = _decode(WINDOW_LAYER, layer_words)
+        for f in ("sh", "sw", "dh", "dw"):
+            if L[f] > 1:
+                self.sample("window.stride" if f[0] == "s" else "window.dilation", f"{f}>1")
+        ends, at = [], 0
+        for words in passes:
+            P = _decode(WINDOW_PASS, words)
+            if P["pixels"] == 0:
+                self.sample("window.pass", "pixels=0")
+            if P["n_win"] == 0:
+                self.sample("window.pass", "n_win=0")
+            taps = pass_taps(layer_words, table, words, n_comp)
+            if taps is None:
+                ends.append(None)
+                continue
+            at += P["pixels"] * P["n_win"]
+            ends.append(at - 1)
+            _, y, x, live = taps
+            if (~live).any():
+                self.sample("window.past_k", "n_pad>0")
+            out_y = live & ((y < 0) | (y >= L["height"]))
+            out_x = live & ((x < 0) | (x >= L["width"]))
+            for name, hit in (("top", live & (y < 0)), ("bottom", live & (y >= L["height"])),
+                              ("left", live & (x < 0)), ("right", live & (x >= L["width"])),
+                              ("corner", out_y & out_x)):
+                if hit.any():
+                    self.sample("window.pad", name)
+        # a pass taken in the cycle of the previous (non-empty) pass's last beat
+        beat_cycles, taken = list(beat_cycles), list(taken)
+        for k in range(1, min(len(passes), len(taken))):
+            prev = ends[k - 1]
+            if prev is not None and ends[k] is not None and prev < len(beat_cycles) \
+                    and taken[k] == beat_cycles[prev]:
+                self.sample("window.pass", "back_to_back")
+        if any(int(g) > 0 for g in gaps):
+            self.sample("window.stream", "d_stall")
+        if held:
+            self.sample("window.stream", "o_backpressure")
+
+    def reset_while_busy(self) -> None:
+        """A reset reached the generator while ``busy`` was high."""
+        self.sample("window.reset", "busy")
+
+    def report(self) -> dict:
+        return _report(self.prefix, self.required)

@@ -61,11 +61,12 @@ class FormalFailure(AssertionError):
 def formal_config(cfg="small", **core):
     """The configuration a proof runs on: ``cfg`` (name, YAML path or HwConfig) with its core memories
     shrunk (``tile_slots`` 2, ``descriptors`` 2, ``mask_windows`` 4, ``out_pixels`` 2, ``max_row_tiles`` 2,
-    one macro; any of them overridden by ``core``): the solver's state, not the handshakes, grows with them."""
+    one macro, or ``core.in_windows`` of them: one group; any of them overridden by ``core``): the solver's
+    state, not the handshakes, grows with them."""
     from dbpim.model.config import HwConfig, load_config
     hw = cfg if isinstance(cfg, HwConfig) else load_config(cfg)
     mem = dict(tile_slots=2, descriptors=2, mask_windows=4, out_pixels=2, max_row_tiles=2)
-    macros = core.pop("macros", 1)
+    macros = core.pop("macros", hw.core.in_windows)
     mem.update(core)
     return dataclasses.replace(hw, core=dataclasses.replace(hw.core, **mem),
                                system=dataclasses.replace(hw.system, macros_per_core=macros))

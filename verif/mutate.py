@@ -1,7 +1,9 @@
-"""Automatic RTL mutation of the PIM core (``make mutate``): does the regression catch a broken design?
+"""Automatic RTL mutation (``make mutate``): does the regression catch a broken design?
 
-Mutants are generated on the emitted Verilog of ``dbpim_core`` (small
-configuration by default), line by line:
+Mutants are generated on the emitted Verilog of a unit (:data:`UNITS`: the
+PIM core ``dbpim_core`` and every module it instantiates, the SIMD core
+``dbpim_simd``, the window generator ``dbpim_window``; small configuration
+by default), line by line:
 
 * ``cmp``: a comparison flipped or made (non-)strict (``<`` -> ``<=``, ``==`` -> ``!=``, ...);
 * ``const``: a constant operand off by one (``8'h10`` -> ``8'h0f`` / ``8'h11``);
@@ -17,15 +19,32 @@ Verilator build of the native core harness (:mod:`verif.native`) runs every
 mutant. Each mutant runs the *kill suite* (:func:`kill_suite`), a fast subset
 of the core regression on the same harness: random layers (signed and
 unsigned) at full rate (results, ``tlast``, ``CYCLES``, ``STATUS`` of the twin
-:func:`model.core.run_core`) and under random stalls (results), a dense layer
-with unsigned and with signed inputs, resets at 5 %, 50 %, 70 % and 95 % of
-a layer (then ``STATUS`` and ``CYCLES`` read 0, the results out before it
-right) each then rerun, the three ``STATUS.ERROR_CODE`` aborts (code 2 also
-with ``pixels`` and ``n_out`` at their maxima) then a good START, the constant
-registers, and, where they fit the configuration (``tests/coverage_core.yaml``),
+:func:`model.core.run_core`) and under random stalls (results), a random
+layer whose kept inputs make the row packer carry past a full row, a dense layer
+with unsigned and with signed inputs, the dense layer's tiles with their
+filter slots rotated (column 0 owned by slot 1, 2, ...: a column map the
+compiler never writes, the core accepts), resets at 5 %, 50 %, 70 % and 95 %
+of a layer and while held results are on offer (then ``STATUS`` and
+``CYCLES`` read 0, the results out before it right) each then rerun, the
+three ``STATUS.ERROR_CODE`` aborts (code 2 also with ``pixels`` and ``n_out``
+at their maxima and for an accumulation chain one row tile longer than
+``core.max_row_tiles``; code 1 also for ``n_kept`` and ``pixels`` one past
+their ranges, as the first and as the second descriptor) each then a good
+START, the constant registers, ``STATUS`` and ``CYCLES`` after a reset that
+follows DONE, and, where they fit the configuration (``tests/coverage_core.yaml``),
 the designed layers of the coverage regression (:func:`verif.core_tb.coverage_layers`: every descriptor field at its
 extremes). A mutant is *killed* when any of that differs, the harness fails or
 it hangs.
+
+The SIMD core and the window generator have no native harness: their
+schemata build is a cocotb Verilator build (:func:`verif.rtl.run_test`, the
+plusarg passed to the simulator) and each mutant runs that unit's cocotb
+regression once, with stalls, at a fixed seed (:class:`Unit`: ``simd_stream``
+of ``verif/test_simd.py``: a job of every op, the corners and ties, every
+cause of ``err``, a reset while a job runs, each input take and output beat
+at its cycle; ``window_stream`` of ``verif/test_window.py``: the designed
+job, random jobs, a reset while a pass streams, every beat). Only the unit's
+own module is mutated (its memories are the shared ``sram`` blocks).
 
 :func:`run_mutation` returns a :class:`MutationReport` (killed K / N and each
 survivor's file, line and mutation), written by ``dbpim mutate`` (the
@@ -39,6 +58,7 @@ cannot differ, or differs only where no program can reach) is reported as
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import time
@@ -50,7 +70,8 @@ import numpy as np
 __all__ = ["Mutant", "generate_mutants", "select_mutants", "schemata", "apply_mutant", "KillSuite", "kill_suite",
            "check_suite", "build_mutant_harness", "core_sources", "run_mutant", "MutationReport", "run_mutation",
            "MUTANT_PLUSARG", "KINDS", "EQUIVALENT_LIST", "Equivalent", "load_equivalents",
-           "stale_equivalents"]
+           "stale_equivalents", "Unit", "UNITS", "DEFAULT_MUTANTS", "unit_sources", "unit_mutants", "build_unit_harness",
+           "run_unit_mutant"]
 
 #: the plusarg that selects a mutant in a schemata build (0: none)
 MUTANT_PLUSARG = "DBPIM_MUTANT"
@@ -313,6 +334,33 @@ def _random_program(params, rng, signed: bool, k_range=None):
     return compile_program(comp, P, params, signed), xs
 
 
+def _packer_carries(prog) -> bool:
+    """Some pass of ``prog`` makes the row packer hold more than ``n_comp`` inputs before its vector's last beat
+    (the switch gives each window's kept inputs ``lanes`` per beat; a vector is a pass's windows of one pixel)."""
+    mc = prog.params.macro
+    for seg in prog.segments:
+        for p in seg.passes:
+            beats = [min(mc.lanes, k - b) for w in range(p.n_win)
+                     for k in [int(np.sum(seg.masks[p.mask_base + w]))] for b in range(0, k, mc.lanes)]
+            fill = 0
+            for c in beats[:-1]:
+                if fill + c > mc.n_comp:
+                    return True
+                fill = (fill + c) % mc.n_comp if fill + c >= mc.n_comp else fill + c
+    return False
+
+
+def _rotate_slots(tile, r: int):
+    """``tile`` with its filter slots renamed ``s -> (s + r) % filters`` (the columns and outputs follow)."""
+    n = int((tile.filters >= 0).sum())
+    if n < 2:
+        return tile
+    col = np.where(tile.col_filter >= 0, (tile.col_filter + r) % n, -1).astype(tile.col_filter.dtype)
+    filters = tile.filters.copy()
+    filters[(np.arange(n) + r) % n] = tile.filters[:n]
+    return dataclasses.replace(tile, col_filter=col, filters=filters)
+
+
 def kill_suite(hw, seed: int = 1) -> KillSuite:
     """The fast regression subset each mutant runs (see the module docstring), deterministic for ``seed``."""
     from dbpim.model import spec
@@ -342,6 +390,16 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
         lines += [ln for ln in write_core_stimulus(prog, xs, stall=stall) if not ln.startswith("write")]
         expect.append((f"layer {trial} stalled", want.beats[0], None, 0b010, ends(prog, seg)))
         lines.append("stall 0 0 0")
+    # a random layer whose kept inputs make the row packer carry past a full row (fill + a beat's inputs >
+    # n_comp before a vector's last beat: e.g. windows keeping 3 then 2 inputs with lanes 2)
+    for _ in range(200):
+        prog, xs = _random_program(params, rng, False)
+        if len(prog.segments) == 1 and _packer_carries(prog):
+            want = run_core(prog, xs[0])
+            lines += write_core_stimulus(prog, xs)
+            expect.append(("a row packer carry", want.beats[0], int(want.cycles[0]), 0b010,
+                           ends(prog, prog.segments[0])))
+            break
     # the descriptor fields at their extremes: a dense layer with whole row tiles (n_kept = n_comp * n_row),
     # a filter in every column (n_out = n_col) and a pixel run filling the output register file
     # (pixels = out_pixels)
@@ -364,6 +422,18 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
             lines += [f"window {w}" for w in _hex_rows(input_windows(prog, seg, xs[0]))] + ["run 200000"]
             expect.append((f"dense layer{' (signed)' if dense_signed else ''}, START {si}", want.beats[si],
                            int(want.cycles[si]), 0b010, ends(prog, seg)))
+    # the dense layer's tiles with their filter slots rotated (column 0 owned by slot 1, 2, ..., n_col - 1): the
+    # compiler's next-fit packing always gives column 0 to slot 0, the column maps the core accepts do not
+    rot = compile_layer(q.w, q.phi, q.mask, mc, q.group_size)
+    rot = dataclasses.replace(rot, tiles=[_rotate_slots(tl, 1 + i % (mc.n_col - 1)) for i, tl in enumerate(rot.tiles)])
+    prog = compile_program(rot, 3, params, False)
+    xs = rng.integers(0, 256, (1, 3, K))
+    want = run_core(prog, xs[0])
+    for si, seg in enumerate(prog.segments):
+        lines += ["stall 0 0 0"] + [f"write {a:x} {d:x}" for a, d in bus_writes(prog, seg)]
+        lines += [f"window {w}" for w in _hex_rows(input_windows(prog, seg, xs[0]))] + ["run 200000"]
+        expect.append((f"rotated filter slots, START {si}", want.beats[si], int(want.cycles[si]), 0b010,
+                       ends(prog, seg)))
     # the coverage regression's designed layers (verif.core_tb.coverage_layers: every descriptor field at its
     # extremes) where they fit the configuration (tests/coverage_core.yaml: all of them; small: none)
     from dbpim.model.core_timing import PlanError
@@ -386,6 +456,16 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
         aborted.append((f"reset at {frac:g} of a layer", want.beats[0]))
         expect.append((f"rerun after a reset at {frac:g} of a layer", want.beats[0], int(want.cycles[0]), 0b010,
                        ends(prog, prog.segments[0])))
+    # a reset while the result stream is held by back-pressure (a result on offer: m_axis_tvalid high), then
+    # the rerun under the same stalls
+    prog, xs = progs[0]
+    want = run_core(prog, xs[0])
+    lines += write_core_stimulus(prog, xs, stall=(0.0, 0.7, int(rng.integers(1 << 30))),
+                                 abort_after=(0, 0, int(want.cycles[0]) - 1))
+    aborted.append(("reset while the results are held", want.beats[0]))
+    expect.append(("rerun after a reset while the results are held", want.beats[0], None, 0b010,
+                   ends(prog, prog.segments[0])))
+    lines.append("stall 0 0 0")
     # each STATUS.ERROR_CODE: a bad descriptor (1), an accumulation without a first pass (2), masks that
     # disagree with n_kept (3); then the good program again
     cap = hw.macro.capacity_rows
@@ -405,12 +485,43 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
 
     lines += [ln for ln in write_core_stimulus(prog, xs) if not ln.startswith(("window", "run"))]
     # code 2 also with pixels and n_out at their maxima (a good descriptor otherwise: code 2, not 1)
+    # code 1 also with n_kept and pixels one past their ranges (a DECODE range check one off accepts them)
     for code, bad in ((1, {"pixels": 0}), (2, {"first": 0}), (3, {"n_kept": p.n_kept + 1}),
-                      (2, {"first": 0, "pixels": hw.core.out_pixels, "n_out": hw.macro.n_col})):
+                      (2, {"first": 0, "pixels": hw.core.out_pixels, "n_out": hw.macro.n_col}),
+                      (1, {"n_kept": cap + 1}), (1, {"pixels": hw.core.out_pixels + 1})):
         lines += desc_writes({**good, **bad}) + wins + ["run 100000", "flush"] + desc_writes(good)
-        expect.append((f"STATUS.ERROR_CODE {code}", np.zeros(0, np.int64), None, 0b110 | code << 4, []))
+        expect.append((f"STATUS.ERROR_CODE {code} ({', '.join(f'{k} {v}' for k, v in bad.items())})",
+                       np.zeros(0, np.int64), None, 0b110 | code << 4, []))
         lines += wins + ["run 100000"]
         expect.append((f"good START after error code {code}", want.beats[0], int(want.cycles[0]), 0b010,
+                       ends(prog, seg)))
+    # code 1 for a second descriptor out of range while the first pass's work is still in the datapath (Yosys
+    # keeps a copy of DECODE's range checks that drives only the datapath's abort reset)
+    layer_addr = params.map.regs["LAYER"]
+    for bad in ({"n_kept": cap + 1}, {"pixels": hw.core.out_pixels + 1}, {"n_out": hw.macro.n_col + 1}):
+        pair = [{**good, "first": 1, "last": 0}, {**good, **bad, "first": 0}]
+        lines += [f"write {desc.address(k, w):x} {v:x}" for k, d in enumerate(pair)
+                  for w, v in enumerate(spec.entry_words(desc.fields, d))]
+        lines += [f"write {layer_addr:x} {spec.CORE_REG['LAYER'].value(N_DESC=2, SIGNED=int(prog.signed)):x}"]
+        lines += wins + ["run 100000", "flush"] + [f"write {a:x} {d:x}" for a, d in bus_writes(prog, seg)]
+        expect.append((f"STATUS.ERROR_CODE 1 (second descriptor: {', '.join(f'{k} {v}' for k, v in bad.items())})",
+                       np.zeros(0, np.int64), None, 0b110 | 1 << 4, []))
+        lines += wins + ["run 100000"]
+        expect.append(("good START after a bad second descriptor", want.beats[0], int(want.cycles[0]), 0b010,
+                       ends(prog, seg)))
+    # code 2 for an accumulation chain one row tile longer than core.max_row_tiles (the same pass repeated:
+    # the first, then continuations; the last one's DECODE fails), where the descriptors hold it
+    chain = hw.core.max_row_tiles + 1
+    if chain <= hw.core.descriptors:
+        links = [{**good, "first": int(k == 0), "last": int(k == chain - 1)} for k in range(chain)]
+        lines += [f"write {desc.address(k, w):x} {v:x}" for k, d in enumerate(links)
+                  for w, v in enumerate(spec.entry_words(desc.fields, d))]
+        lines += [f"write {layer_addr:x} {spec.CORE_REG['LAYER'].value(N_DESC=chain, SIGNED=int(prog.signed)):x}"]
+        lines += wins * (chain - 1) + ["run 1000000", "flush"] + [f"write {a:x} {d:x}" for a, d in bus_writes(prog, seg)]
+        expect.append((f"STATUS.ERROR_CODE 2 (a chain of {chain} row tiles)", np.zeros(0, np.int64), None,
+                       0b110 | 2 << 4, []))
+        lines += wins + ["run 100000"]
+        expect.append(("good START after a chain too long", want.beats[0], int(want.cycles[0]), 0b010,
                        ends(prog, seg)))
     # the constant registers
     d = params.derived
@@ -423,6 +534,11 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
         a = params.map.regs[name]
         lines.append(f"read {a:x}")
         reads.append((a, int(value)))
+    # a reset after DONE (the last START above finished): STATUS and CYCLES read 0
+    lines.append("reset 4")
+    for name in ("STATUS", "CYCLES"):
+        lines.append(f"read {params.map.regs[name]:x}")
+        reads.append((params.map.regs[name], 0))
     return KillSuite(lines, expect, reads, aborted)
 
 
@@ -457,6 +573,95 @@ def check_suite(suite: KillSuite, out_lines: list[str], psum_bits: int) -> str |
             return f"register {a:#x} reads {gv:#x}, expected {v:#x}"
     if len(got) != len(suite.reads):
         return f"{len(got)} register reads, expected {len(suite.reads)}"
+    return None
+
+
+# --------------------------------------------------------------------------- the units
+
+@dataclass(frozen=True)
+class Unit:
+    """A unit ``dbpim mutate`` targets: the block generated, the files mutated (``None``: every file of the
+    block) and, for a unit without a native harness, the cocotb regression that kills its mutants (module,
+    testcase, stall)."""
+
+    block: str
+    files: tuple | None = None
+    module: str | None = None
+    testcase: str | None = None
+    stall: float = 0.3
+
+
+#: unit name -> :class:`Unit` (``core``: the native harness and :func:`kill_suite`)
+UNITS = {
+    "core": Unit("core"),
+    "simd": Unit("simd", ("dbpim_simd.v",), "dbpim.verif.test_simd", "simd_stream"),
+    "window": Unit("window", ("dbpim_window.v",), "dbpim.verif.test_window", "window_stream"),
+}
+
+
+#: mutants a default run picks per unit (``dbpim mutate`` without ``--mutants``): the core's run takes seconds on
+#: its native harness, each SIMD or window mutant a cocotb simulation
+DEFAULT_MUTANTS = {"core": 60, "simd": 20, "window": 20}
+
+
+def _unit(unit: str) -> Unit:
+    if unit not in UNITS:
+        raise ValueError(f"unit: must be one of {', '.join(UNITS)}, got {unit!r}")
+    return UNITS[unit]
+
+
+def unit_sources(unit: str, hw, bdir: Path) -> tuple[dict[str, str], list[str], Path]:
+    """The generated Verilog of ``unit``'s block for ``hw`` (name -> text), its file order and its manifest."""
+    from dbpim.hw.generate import generate
+    block = _unit(unit).block
+    man = generate(hw, bdir / "rtl", blocks=[block])
+    names = man["blocks"][block]["sources"]
+    return {n: (bdir / "rtl" / n).read_text() for n in names}, names, bdir / "rtl" / "manifest.json"
+
+
+def unit_mutants(unit: str, sources: dict[str, str]) -> list:
+    """Every mutant of ``unit`` (:func:`generate_mutants` of the files it mutates)."""
+    files = _unit(unit).files
+    return generate_mutants({n: s for n, s in sources.items() if files is None or n in files})
+
+
+def build_unit_harness(unit: str, hw, mutants_dir: Path, count: int | None = None, seed: int = 0, pick=None):
+    """The cocotb Verilator build of ``unit``'s schemata (``count`` mutants, :func:`select_mutants`, or those
+    ``pick`` accepts) under ``mutants_dir``.
+
+    Returns
+    -------
+    (verif.rtl.Build, selected mutants, number of mutants generated, build seconds)
+    """
+    from dbpim.verif.rtl import _verilate
+    u = _unit(unit)
+    mutants_dir = Path(mutants_dir).resolve()
+    mutants_dir.mkdir(parents=True, exist_ok=True)
+    sources, names, manifest = unit_sources(unit, hw, mutants_dir)
+    allm = unit_mutants(unit, sources)
+    chosen = [m for m in allm if pick(m)] if pick else select_mutants(allm, count, seed)
+    sdir = mutants_dir / "schemata"
+    sdir.mkdir(exist_ok=True)
+    for n, text in schemata(sources, chosen).items():
+        (sdir / n).write_text(text)
+    bdir = mutants_dir / "sim"
+    bdir.mkdir(exist_ok=True)
+    build = _verilate(bdir, f"dbpim_{u.block}", manifest, [sdir / n for n in names], verbose=False)
+    return build, chosen, len(allm), build.seconds
+
+
+def run_unit_mutant(build, unit: str, hw, index: int, seed: int = 1) -> str | None:
+    """Run mutant ``index`` (0: the design as generated) of ``unit`` through its cocotb regression at ``seed``:
+    why it was killed (the failure's first line), or None."""
+    from dbpim.verif.rtl import RTLFailure, run_test
+    u = _unit(unit)
+    cfg = str(hw.path) if getattr(hw, "path", None) else hw.name
+    try:
+        run_test(build, u.module, u.testcase, {"DBPIM_CFG": cfg, "DBPIM_SEED": str(seed), "DBPIM_STALL": str(u.stall)},
+                 label=f"mutant{index}", verbose=False, plusargs=[f"+{MUTANT_PLUSARG}={index}"])
+    except RTLFailure as e:
+        msg = str(e).split("; log:")[0]
+        return msg.split(": ", 1)[-1][:160]
     return None
 
 
@@ -528,13 +733,16 @@ class MutationReport:
     equivalent: list = None
     #: indices of killed mutants that the list of equivalents names (a wrong entry)
     listed_but_killed: list = None
+    #: the unit (:data:`UNITS`)
+    unit: str = "core"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def text(self) -> str:
         eq = self.equivalent or []
-        lines = [f"mutation of dbpim_core ({self.config}): killed {self.killed} / {self.total} "
+        top = f"dbpim_{UNITS[self.unit].block if self.unit in UNITS else self.unit}"
+        lines = [f"mutation of {top} ({self.config}): killed {self.killed} / {self.total} "
                  f"({len(eq)} equivalent, {len(self.survivors)} unexplained); {self.generated} mutants generated, "
                  f"build {self.build_seconds:.0f} s, runs {self.run_seconds:.0f} s", ""]
         if self.survivors:
@@ -557,8 +765,10 @@ class MutationReport:
 
 
 def run_mutation(hw, out_dir: Path, count: int | None = 60, seed: int = 0, suite_seed: int = 1,
-                 progress=None, equivalents: list | None = None) -> MutationReport:
-    """Build the schemata of ``count`` mutants of the core for ``hw`` and run each through the kill suite.
+                 progress=None, equivalents: list | None = None, unit: str = "core") -> MutationReport:
+    """Build the schemata of ``count`` mutants of ``unit`` (:data:`UNITS`) for ``hw`` and run each through the
+    unit's kill suite (the core: :func:`kill_suite` on the native harness; the others: their cocotb regression
+    at seed ``suite_seed``).
 
     A survivor matching an entry of ``equivalents`` (default: :func:`load_equivalents` of
     :data:`EQUIVALENT_LIST`) is reported as equivalent, with its reason.
@@ -571,19 +781,29 @@ def run_mutation(hw, out_dir: Path, count: int | None = 60, seed: int = 0, suite
     from dbpim.model.config import HwConfig
     if not isinstance(hw, HwConfig):
         raise TypeError(f"hw: must be an HwConfig, got {type(hw).__name__}")
+    _unit(unit)
     if equivalents is None:
         equivalents = load_equivalents()
-    exe, chosen, generated, build_s = build_mutant_harness(hw, out_dir, count, seed)
-    from dbpim.model.core import CoreParams
-    psum = CoreParams.from_config(hw).psum_width
-    suite = kill_suite(hw, suite_seed)
+    if unit == "core":
+        exe, chosen, generated, build_s = build_mutant_harness(hw, out_dir, count, seed)
+        from dbpim.model.core import CoreParams
+        psum = CoreParams.from_config(hw).psum_width
+        suite = kill_suite(hw, suite_seed)
+
+        def run(index):
+            return run_mutant(exe, suite, index, psum)
+    else:
+        build, chosen, generated, build_s = build_unit_harness(unit, hw, out_dir, count, seed)
+
+        def run(index):
+            return run_unit_mutant(build, unit, hw, index, suite_seed)
     t0 = time.perf_counter()
-    base = run_mutant(exe, suite, 0, psum)
+    base = run(0)
     if base is not None:
-        raise RuntimeError(f"the unmutated core fails the kill suite: {base}")
+        raise RuntimeError(f"the unmutated {unit} fails the kill suite: {base}")
     survivors, equivalent, listed_but_killed, killed_by = [], [], [], {}
     for k, mu in enumerate(chosen):
-        why = run_mutant(exe, suite, mu.index, psum)
+        why = run(mu.index)
         eq = next((e for e in equivalents if e.matches(hw.name, mu)), None)
         if why is None and eq is not None:
             equivalent.append({**asdict(mu), "reason": eq.reason})
@@ -599,4 +819,4 @@ def run_mutation(hw, out_dir: Path, count: int | None = 60, seed: int = 0, suite
                           killed=len(chosen) - len(survivors) - len(equivalent), total=len(chosen),
                           survivors=survivors, killed_by=killed_by, build_seconds=build_s,
                           run_seconds=time.perf_counter() - t0, equivalent=equivalent,
-                          listed_but_killed=listed_but_killed)
+                          listed_but_killed=listed_but_killed, unit=unit)

@@ -1,4 +1,4 @@
-"""Fast simulation: native C++ Verilator harnesses of the macro and the PIM core (docs/rtl.md).
+"""Fast simulation: native C++ Verilator harnesses of the macro, the PIM core and the chip (docs/rtl.md).
 
 cocotb drives the RTL one Python call per signal change (a few thousand clock
 cycles per second); whole layers run here instead, on a C++ main built with
@@ -6,13 +6,15 @@ optimisation that reads a stimulus file written from the golden model and
 writes the results (``verif/native/*_main.cpp``). cocotb stays the
 protocol-level regression.
 
-* :func:`build_native` - generate the Verilog of ``dbpim_core`` or
-  ``dbpim_macro`` for a configuration and build its harness into
+* :func:`build_native` - generate the Verilog of ``dbpim_core``,
+  ``dbpim_macro`` or ``dbpim_chip`` for a configuration and build its harness into
   ``build/native/<block>-<config>`` (``-O3`` Verilator, ``-O2`` C++; reused
   while the Verilog and the harness sources are unchanged);
 * :func:`run_core_native` - a compiled layer's program on the core, every
   START of every sample: result beats, the ``CYCLES`` and ``STATUS`` registers;
-* :func:`run_macro_native` - one tile and a batch of vectors on the macro.
+* :func:`run_macro_native` - one tile and a batch of vectors on the macro;
+* the chip top's harness (a program's images, then per sample its input, START, its output) is
+  :mod:`verif.native_chip`.
 """
 
 from __future__ import annotations
@@ -35,9 +37,14 @@ __all__ = ["NATIVE_DIR", "build_native", "verilate_harness", "NativeRun", "write
 
 ROOT = Path(__file__).resolve().parent.parent
 NATIVE_DIR = Path(__file__).resolve().parent / "native"
-MAINS = {"core": "core_main.cpp", "macro": "macro_main.cpp"}
+MAINS = {"core": "core_main.cpp", "macro": "macro_main.cpp", "chip": "chip_main.cpp"}
 VERILATOR_ARGS = ["--cc", "--exe", "--build", "-O3", *X_ARGS, "--noassert",
                   "-Wno-fatal", "-Wno-lint", "-Wno-style", "--prefix", "Vtop", "-CFLAGS", "-O2"]
+
+
+#: The golden-model modules the RTL generators read (widths, the ISA, the requantization's ranges): part of the
+#: build key with hw/*.py.
+HW_MODEL_FILES = ("spec.py", "config.py", "isa.py", "requant.py", "window.py", "derived.py", "limits.py", "_check.py")
 
 
 class NativeError(RuntimeError):
@@ -52,7 +59,7 @@ def _config(cfg):
 
 
 def build_native(block: str, cfg, build_root: Path | None = None) -> tuple[Path, float]:
-    """Build the native harness of ``block`` (``core`` or ``macro``) for ``cfg``.
+    """Build the native harness of ``block`` (``core``, ``macro`` or ``chip``: :data:`MAINS`) for ``cfg``.
 
     Returns
     -------
@@ -61,12 +68,22 @@ def build_native(block: str, cfg, build_root: Path | None = None) -> tuple[Path,
     if block not in MAINS:
         raise ValueError(f"block: must be one of {', '.join(MAINS)}, got {block!r}")
     hw = _config(cfg)
-    stem = Path(hw.path).stem if hw.path else \
-        f"{hw.name}-{hashlib.sha256(repr(hw.to_dict()).encode()).hexdigest()[:10]}"
+    stem = _build_tag(hw)
     bdir = (build_root or ROOT / "build" / "native") / f"{block}-{stem}"
     bdir.mkdir(parents=True, exist_ok=True)
     with build_lock(bdir):  # parallel test workers build one at a time
         return _build_locked(block, hw, bdir, stem)
+
+
+def _build_tag(hw) -> str:
+    """The build folder's configuration tag: the shipped configuration equal to ``hw`` (so an artifact's copy of
+    ``small`` shares ``<block>-small``), else its file stem, else its name and a hash of it."""
+    from dbpim.model.config import CONFIG_DIR, load_config
+    for f in sorted(CONFIG_DIR.glob("*.yaml")):
+        if load_config(f).to_dict() == hw.to_dict():
+            return f.stem
+    return Path(hw.path).stem if hw.path else \
+        f"{hw.name}-{hashlib.sha256(repr(hw.to_dict()).encode()).hexdigest()[:10]}"
 
 
 def _build_locked(block: str, hw, bdir: Path, stem: str) -> tuple[Path, float]:
@@ -77,8 +94,8 @@ def _build_locked(block: str, hw, bdir: Path, stem: str) -> tuple[Path, float]:
     main = NATIVE_DIR / MAINS[block]
     # the Verilog is a function of the RTL sources and the configuration: hash those, not the
     # (slow to generate) Verilog, so a warm build costs nothing
-    key_files = sorted((ROOT / "hw").glob("*.py")) + [ROOT / "model" / "spec.py", ROOT / "model" / "config.py",
-                                                       main, NATIVE_DIR / "native.h"]
+    key_files = sorted((ROOT / "hw").glob("*.py")) + [ROOT / "model" / f for f in HW_MODEL_FILES] + \
+        [main, NATIVE_DIR / "native.h"]
     key = hashlib.sha256(b"".join(p.read_bytes() for p in key_files) + repr(hw.to_dict()).encode()
                          + " ".join(VERILATOR_ARGS).encode()).hexdigest()
     exe = bdir / "obj" / "harness"

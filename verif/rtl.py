@@ -341,8 +341,9 @@ def _failures(results: Path) -> list[str]:
 
 
 def run_test(build: Build, test_module: str, testcase=None, env: dict | None = None, label: str = "",
-             verbose: bool | None = None) -> Path:
-    """Run cocotb tests of ``test_module`` on a build; returns the results file.
+             verbose: bool | None = None, plusargs=()) -> Path:
+    """Run cocotb tests of ``test_module`` on a build; returns the results file. ``plusargs``: more simulator
+    plusargs after the random-state ones (e.g. ``+DBPIM_MUTANT=k``, :mod:`verif.mutate`).
 
     Raises
     ------
@@ -357,7 +358,7 @@ def run_test(build: Build, test_module: str, testcase=None, env: dict | None = N
     block = build.top.removeprefix("dbpim_")
     full_env = {"DBPIM_BLOCK": block, "DBPIM_MANIFEST": str(build.manifest), **(env or {})}
     seed = int(full_env["DBPIM_SEED"]) if full_env.get("DBPIM_SEED") else seed_from_env()
-    plusargs = verilator_plusargs(seed)
+    plusargs = verilator_plusargs(seed) + list(plusargs)
     print(f"[{build.top}] Verilator random initial state: {' '.join(plusargs)} (DBPIM_SEED={seed})",
           file=sys.stderr)  # stderr: a command's stdout stays its results
     # Outside pytest's test name, the runner returns the results instead of exiting on failure.

@@ -7,6 +7,10 @@ by ``model.simd_core``); :func:`run_jobs` writes each job's constants through
 stalls), checks every output beat on ``o`` as it arrives, and checks the
 cycle of every input take and output beat against
 :func:`model.simd_core.simd_schedule` (the recorded environment replayed).
+:func:`simd_body` runs the jobs, a descriptor with each cause of ``err``,
+a reset while a descriptor runs and the jobs again, feeding the coverage
+model :class:`verif.coverage.SIMDCoverage` (its monitor: each job's
+descriptor, beats and constants, the agents' records, each ``err`` pulse).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dbpim.model.spec import input_range
 #: The signed activation range the jobs draw from and saturate to.
 LO, HI = input_range(True)
 
-__all__ = ["Job", "simd_jobs", "run_jobs", "expected_cycles"]
+__all__ = ["Job", "simd_jobs", "run_jobs", "expected_cycles", "bad_descriptors", "simd_body"]
 
 I32 = (-(1 << 31), (1 << 31) - 1)
 
@@ -59,22 +63,35 @@ def simd_jobs(rng, lanes, channels):
     want = _interior(so.requant(acc, m, s, LO, HI, bias=bias), LO, HI)
     jobs.append(Job(descriptor("requant", c, n * 6, lo=-128, hi=127), tensor_beats(acc, lanes),
                     tensor_beats(want, lanes), consts=dict(m=m, s=s, bias=bias)))
-    # corners: s = 0 (no rounding), s = 1, s = 62, m = 0 and m = 2**31 - 1, operands up to |v| = 2**31 - 1
+    # corners: s = 0 (no rounding), s = 1, s = 62, m = 0 and m = 2**31 - 1, operands up to |v| = 2**31 - 1,
+    # ties
     m = rng.choice([0, 1, 3, (1 << 31) - 1], c)
     s = np.where(m == (1 << 31) - 1, rng.choice([31, 40, 62], c), rng.choice([0, 1, 2], c))
     acc = rng.integers(-200, 201, (n, c, 2, 2))
     acc[0, :, 0, 0] = (1 << 31) - 1
     acc[0, :, 0, 1] = -(1 << 31) + 1
+    # rounding ties of both signs (v * m exactly halfway between two steps: 3 / 2 and -3 / 2 round up)
+    m[0], s[0] = 1, 1
+    acc[1, 0, 0, :2] = 3, -3
     want = so.requant(acc, m, s, *I32)
     jobs.append(Job(descriptor("requant", c, n * 4, lo=I32[0], hi=I32[1]), tensor_beats(acc, lanes),
                     tensor_beats(want, lanes), consts=dict(m=m, s=s)))
     x = rng.integers(-300, 300, (5, c))
     jobs.append(Job(descriptor("clamp", c, 5, lo=0, hi=6), tensor_beats(x, lanes),
                     tensor_beats(so.clamp(x, 0, 6), lanes)))
+    # every lane count of a partial group (1 .. lanes - 1 channels): a lane past the channels outputs 0, not the
+    # clamp of its 0 input (lo = 1)
+    for cc in range(1, min(lanes, c + 1)):
+        x = rng.integers(-20, 20, (2, cc))
+        jobs.append(Job(descriptor("clamp", cc, 2, lo=1, hi=6), tensor_beats(x, lanes),
+                        tensor_beats(so.clamp(x, 1, 6), lanes)))
     a = rng.integers(LO, HI + 1, (n, c, 2, 3))
     b = rng.integers(LO, HI + 1, (n, c, 2, 3))
     ma, sa = _consts(rng, c, 31, 33)
     mb, sb = _consts(rng, c, 31, 33)
+    # every lane shifts by 31 and by 32 on each side (a shift s computed as s - 1 wrongly, e.g. 1 - s mod 64,
+    # agrees with it at s = 33)
+    sa = sb = 31 + (np.arange(c) // lanes) % 2
     want = _interior(so.add(a, ma, sa, b, mb, sb, LO, HI), LO, HI)
     jobs.append(Job(descriptor("add", c, n * 6, lo=-128, hi=127), tensor_beats(a, lanes),
                     tensor_beats(want, lanes), b=tensor_beats(b, lanes),
@@ -102,8 +119,9 @@ def simd_jobs(rng, lanes, channels):
     return jobs
 
 
-async def run_jobs(tb, jobs, lanes, channels, seed):
-    """Run each job (constants written first); returns the measured cycles of each."""
+async def run_jobs(tb, jobs, lanes, channels, seed, cov=None):
+    """Run each job (constants written first); returns the measured cycles of each. ``cov``
+    (:class:`verif.coverage.SIMDCoverage`, optional) samples each job."""
     cycles = []
     for j, job in enumerate(jobs):
         for addr, en, word in const_writes(lanes, job.desc["channels"], **job.consts):
@@ -115,6 +133,7 @@ async def run_jobs(tb, jobs, lanes, channels, seed):
         src_d, src_i, snk = tb.source("d"), tb.source("i"), tb.sink("o")
         k0, i0 = len(src_d.accepted), len(src_i.accepted)
         o0, g0 = len(src_i.offered), len(src_i.gaps)  # the source is idle: its next records are this job's
+        h0 = snk.held
         src_d.send([pack_descriptor(job.desc, channels)])
         src_i.send(pack_in(job.a, lanes, job.b, job.pad))
         want = [(list(map(int, row)), i == len(job.want) - 1) for i, row in enumerate(job.want)]
@@ -132,6 +151,79 @@ async def run_jobs(tb, jobs, lanes, channels, seed):
         while tb.get("busy"):
             await tb.tick()
         assert snk.pending == 0, f"seed {seed} job {j}: extra output beat"
+        if cov is not None:
+            cov.job(job.desc, job.a, lanes, b=job.b, pad=job.pad, consts=job.consts, gaps=src_i.gaps[g0:g0 + n],
+                    held=snk.held - h0)
+    return cycles
+
+
+def bad_descriptors(channels: int) -> list[dict]:
+    """One descriptor per cause of ``err`` (:data:`verif.coverage.SIMD_ERRORS`, in order), good otherwise, for a
+    core of ``channels`` channels."""
+    from dbpim.model.spec import SIMD_OPCODES
+    good = {"op": SIMD_OPCODES["clamp"], "channels": 2, "window": 1, "pixels": 1, "lo": 0, "hi": 1}
+    return [good | bad for bad in ({"op": len(SIMD_OPCODES)}, {"channels": 0}, {"channels": channels + 1},
+                                   {"op": SIMD_OPCODES["maxpool"], "window": 0}, {"pixels": 0},
+                                   {"lo": 1, "hi": 0})]
+
+
+async def simd_body(tb, jobs, lanes, channels, seed, cov=None):
+    """The jobs (:func:`run_jobs`), then two clamps queued at once (the second descriptor taken only in the cycle
+    after the first's last output beat), then each bad descriptor (``err`` pulses once, ``busy`` never rises),
+    then a reset while the pooling job runs (no beat and no ``busy`` left), then the jobs again; returns the
+    cycles of the first pass over the jobs. ``cov`` (:class:`verif.coverage.SIMDCoverage`) samples all of it."""
+    from dbpim.model.spec import pack, simd_descriptor_fields
+    cycles = await run_jobs(tb, jobs, lanes, channels, seed, cov)
+    src_d, src_i, snk = tb.source("d"), tb.source("i"), tb.sink("o")
+    # two clamps queued at once: the second descriptor is taken only after the first's last output beat
+    from dbpim.model.spec import SIMD_OPCODES
+    pair = [j for j in jobs if j.desc["op"] == SIMD_OPCODES["clamp"]][:2]
+    k0 = len(src_d.accepted)
+    src_d.send([pack_descriptor(j.desc, channels) for j in pair])
+    src_i.send([w for j in pair for w in pack_in(j.a, lanes, j.b, j.pad)])
+    want = [(list(map(int, row)), i == len(j.want) - 1) for j in pair for i, row in enumerate(j.want)]
+    _, when = await snk.recv(tb, len(want), with_cycles=True, expect=want, unpack=lambda w: unpack_out(w, lanes),
+                             where=f"seed {seed} queued clamps: ")
+    await src_d.wait(tb)
+    assert src_d.accepted[k0 + 1] > when[len(pair[0].want) - 1], f"seed {seed}: a descriptor taken while busy"
+    while tb.get("busy"):
+        await tb.tick()
+    for bad in bad_descriptors(channels):
+        src_d.send([pack(simd_descriptor_fields(channels), bad)])
+        seen = []
+        while len(seen) < 200 and not (len(seen) > 1 and seen[-2][0]):  # until the cycle after the pulse
+            await tb.tick()
+            seen.append((tb.get("err"), tb.get("busy")))
+        errs = [e for e, _ in seen]
+        assert errs.count(1) == 1 and not any(b for _, b in seen), f"seed {seed}: descriptor {bad}: err/busy {seen}"
+        if cov is not None:
+            cov.error(bad, channels)
+    job = next(j for j in jobs if j.desc["window"] > 1)  # pooling: several beats per output
+    for addr, en, word in const_writes(lanes, job.desc["channels"], **job.consts):
+        tb.set("w_addr", addr)
+        tb.set("w_en", en)
+        tb.set("w_data", word)
+        await tb.tick()
+    tb.set("w_en", 0)
+    snk.limit(1)
+    src_d.send([pack_descriptor(job.desc, channels)])
+    src_i.send(pack_in(job.a, lanes, job.b, job.pad))
+    while snk.pending == 0:
+        await tb.tick()
+    src_d.flush()
+    src_i.flush()
+    await tb.settle()
+    assert tb.get("busy") == 1, f"seed {seed}: the pooling job should still run"
+    await tb.tick()  # out of the settled phase (cocotb: no write in ReadOnly)
+    await tb.reset()
+    if cov is not None:
+        cov.reset_while_busy()
+    await tb.settle()
+    assert tb.get("o__valid") == 0 and tb.get("busy") == 0, f"seed {seed}: state left after reset"
+    await tb.tick()
+    snk.beats.clear()
+    snk.resume()
+    await run_jobs(tb, jobs, lanes, channels, seed, cov)
     return cycles
 
 

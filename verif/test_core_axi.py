@@ -76,7 +76,7 @@ class _Core:
             await t
 
     def send_windows(self, windows) -> None:
-        wf = spec.window_fields(self.hw.macro.n_comp, self.hw.macro.in_bits)
+        wf = spec.window_fields(self.hw.macro.n_comp, self.hw.macro.in_bits, self.hw.core.in_windows)
         data = b"".join(spec.pack(wf, {"data": w}).to_bytes(self.win_bytes, "little") for w in windows)
         if data:
             self.src.send_nowait(data)

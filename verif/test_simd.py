@@ -6,14 +6,20 @@ each output beat is compared in order with the twin's, at full rate the cycles
 from the descriptor's acceptance to the last output beat equal
 :func:`model.simd_core.simd_cycles`, and under stalls the cycle of every input
 take and output beat equals :func:`model.simd_core.simd_schedule`'s replay of
-the recorded environment (:mod:`verif.simd_tb`).
+the recorded environment (:mod:`verif.simd_tb`). Each run also sends a
+descriptor with each cause of ``err`` and resets the core while a pooling job
+runs (:func:`verif.simd_tb.simd_body`), and its functional coverage
+(:data:`verif.coverage.SIMD_REQUIRED`) must close: the Verilator runs write
+``build/coverage/simd-<cfg>-stall<s>/coverage.{json,txt}``.
 """
+
+import itertools
 
 import numpy as np
 import pytest
 
 from dbpim.verif.rtl import configs
-from dbpim.verif.simd_tb import expected_cycles, run_jobs, simd_jobs
+from dbpim.verif.simd_tb import expected_cycles, run_jobs, simd_body, simd_jobs
 from dbpim.verif.tb import COCOTB_TIMEOUT, env_rng
 
 STALLS = [0.0, 0.3]
@@ -37,13 +43,19 @@ async def simd_stream(dut):
 
     from dbpim.hw.simd import SIMDCore
     from dbpim.model.config import load_config
+    from dbpim.verif.coverage import SIMDCoverage, check_closed
     from dbpim.verif.tb import cocotb_tb, env_stall
     seed, _ = env_rng()
     lanes = load_config(os.environ.get("DBPIM_CFG", "small")).system.simd_lanes
     jobs = simd_jobs(np.random.default_rng(seed), lanes, lanes + 3)
     tb = await cocotb_tb(dut)
-    cycles = await run_jobs(tb, jobs, lanes, SIMDCore.DEFAULT_CHANNELS, seed)
+    cov = SIMDCoverage(prefix=f"simd{next(_RUNS)}")
+    cycles = await simd_body(tb, jobs, lanes, SIMDCore.DEFAULT_CHANNELS, seed, cov)
     check_cycles(cycles, jobs, lanes, env_stall(), seed)
+    check_closed(cov, stall=env_stall(), seed=seed, out=os.environ.get("DBPIM_COVERAGE_DIR"))
+
+
+_RUNS = itertools.count()
 
 
 @pytest.mark.rtl
@@ -51,8 +63,10 @@ async def simd_stream(dut):
 @pytest.mark.parametrize("stall", STALLS)
 @pytest.mark.parametrize("cfg", configs("simd"))
 def test_simd_rtl(cfg, stall):
-    from dbpim.verif.rtl import run_cocotb
-    run_cocotb("simd", cfg, "dbpim.verif.test_simd", testcase="simd_stream", stall=stall)
+    from dbpim.verif.rtl import ROOT, config_tag, run_cocotb
+    cov = ROOT / "build" / "coverage" / f"simd-{config_tag(cfg)}-stall{stall}"
+    run_cocotb("simd", cfg, "dbpim.verif.test_simd", testcase="simd_stream", stall=stall,
+               env={"DBPIM_COVERAGE_DIR": str(cov)})
 
 
 @pytest.mark.timeout(300)
@@ -69,31 +83,17 @@ def test_simd_amaranth(lanes, channels, stall, rng):
 
 
 @pytest.mark.timeout(300)
-def test_simd_reset_mid_run(rng):
-    """A reset in the middle of a descriptor leaves no beat and no busy behind; the next runs exactly."""
+def test_simd_body_closes_coverage(rng):
+    """The whole body on the Amaranth simulator with stalls: every job exact, each bad descriptor raises ``err``
+    once, a reset while a pooling job runs leaves no beat and no busy and the jobs run exactly after it; every
+    required coverage bin is hit."""
     from dbpim.hw.simd import SIMDCore
-    from dbpim.model.simd_core import pack_descriptor, pack_in
+    from dbpim.verif.coverage import SIMDCoverage, check_closed
     from dbpim.verif.tb import run_amaranth
     seed = int(rng.integers(1 << 31))
     jobs = simd_jobs(np.random.default_rng(seed), 4, 6)
-
-    async def body(tb):
-        src_d, src_i, snk = tb.source("d"), tb.source("i"), tb.sink("o")
-        job = jobs[-2]  # average pooling: several beats per output
-        snk.limit(1)
-        src_d.send([pack_descriptor(job.desc, 8)])
-        src_i.send(pack_in(job.a, 4, job.b, job.pad))
-        while snk.pending == 0:
-            await tb.tick()
-        src_d.flush()
-        src_i.flush()
-        await tb.reset()
-        await tb.settle()
-        assert tb.get("o__valid") == 0 and tb.get("busy") == 0, f"seed {seed}: state left after reset"
-        await tb.tick()
-        snk.beats.clear()
-        snk.resume()
-        return await run_jobs(tb, jobs, 4, 8, seed)
-
-    cycles = run_amaranth(SIMDCore(lanes=4, channels=8), body, stall=0.0, seed=seed)
-    check_cycles(cycles, jobs, 4, 0.0, seed)
+    cov = SIMDCoverage(prefix=f"simdam{next(_RUNS)}")
+    cycles = run_amaranth(SIMDCore(lanes=4, channels=8), lambda tb: simd_body(tb, jobs, 4, 8, seed, cov),
+                          stall=0.3, seed=seed)
+    check_cycles(cycles, jobs, 4, 0.3, seed)
+    check_closed(cov, stall=0.3, seed=seed)

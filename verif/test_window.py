@@ -4,8 +4,14 @@ A random layer (kernel 1 or 3, stride 1 / 2, padding 0 / 1, dilation 1 / 2,
 several channel counts, signed or unsigned) is written into the buffer, a
 random window table and random passes are queued on ``d`` with random gaps,
 and ``o`` is taken under random back-pressure (the ``stall`` axis; 0 = full
-rate): every beat is compared in order with the twin's. The same body runs on
-the Amaranth simulator in ``tests/test_window.py``.
+rate): every beat is compared in order with the twin's. Before them a designed
+job (padding on every side and in the corners, stride and dilation 2, a
+window past K, passes without beats between back-to-back passes) and after
+them a reset while a pass streams (no beat and no busy left, the same passes
+exact after it); the functional coverage
+(:data:`verif.coverage.WINDOW_REQUIRED`) must close, and the Verilator runs
+write ``build/coverage/window-<cfg>-stall<s>/coverage.{json,txt}``. The same
+body runs on the Amaranth simulator in ``tests/test_window.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dbpim.model.spec import input_range
+from dbpim.model.spec import WINDOW_ENTRY, input_range
 from dbpim.model.window import WindowLayer, buffer_image, generator_beats, pass_words, table_entries
 from dbpim.verif.rtl import configs
 from dbpim.verif.tb import COCOTB_TIMEOUT, env_rng
@@ -91,23 +97,90 @@ async def program(tb, buf, n_comp: int, layer_words, table) -> None:
     tb.set("t_en", 0)
 
 
-async def window_body(tb, n_comp: int, words: int, windows: int, seed: int, trials: int = 3) -> None:
-    """``trials`` random jobs, one after another on one DUT; each job's beats equal the twin's."""
+def designed_job(rng, n_comp: int, words: int, windows: int):
+    """A job that hits the geometry bins of :data:`verif.coverage.WINDOW_REQUIRED`: a 3 x 3 kernel at stride 2
+    and dilation 2 with padding 1 on a 5 x 5 map (taps above, left of, below, right of the map and in its
+    corners), K = 9 (the last window reaches past K), a window wholly past K, every window of every pixel, one
+    pass per pixel (taken back to back) with passes of no pixel and of no window between them."""
+    layer = WindowLayer.of(1, 5, 5, 3, 3, (2, 2), (1, 1), (2, 2), base=int(rng.integers(0, 4)))
+    assert layer.base + layer.elements <= words * n_comp, "the designed job's map does not fit the buffer"
+    signed = bool(rng.integers(0, 2))
+    buf = buffer_image(layer, random_map(rng, layer, signed), signed, words, n_comp)
+    nw = -(-layer.K // n_comp)
+    table = table_entries(layer, list(range(min(nw, windows - 1))), n_comp)
+    # and a window wholly past K (N_PAD = n_comp; the compiler never writes one): all its inputs are 0, although
+    # its first tap, the kernel's centre, lies inside the map
+    table.append(WINDOW_ENTRY[0].value(CHANNEL=0, KI=1, KJ=1, N_PAD=n_comp))
+    passes = [pass_words(layer, 0, 0, 0, len(table))]
+    for q in range(layer.pixels):
+        passes.append(pass_words(layer, q, 1, 0, len(table)))
+        if q == 1:
+            passes.append(pass_words(layer, q, 1, 0, 0))
+    return layer, buf, table, passes
+
+
+async def clear(tb, buf, n_comp: int) -> None:
+    """Zero the map's words again (the twin reads a zeroed buffer around the next job's map)."""
+    tb.set("w_data", 0)
+    for a in np.nonzero(np.asarray(buf).reshape(-1, n_comp).any(1))[0]:
+        tb.set("w_en", 1)
+        tb.set("w_addr", int(a))
+        await tb.tick()
+    tb.set("w_en", 0)
+
+
+async def run_job(tb, job, n_comp: int, label: str, cov=None) -> None:
+    """Program a job, queue its passes, take its beats: they equal the twin's; ``cov`` samples the job."""
+    layer, buf, table, passes = job
+    want = generator_beats(buf, layer.words(), table, passes, n_comp)
+    await program(tb, buf, n_comp, layer.words(), table)
+    src, snk = tb.source("d"), tb.sink("o")
+    a0, g0, h0 = len(src.accepted), len(src.gaps), snk.held
+    src.send([words_int(p) for p in passes])
+    got, cycles = await snk.recv(tb, len(want), with_cycles=True)
+    await src.wait(tb)  # the trailing passes without beats
+    got = beats_of(got, n_comp)
+    assert got.shape == want.shape and np.array_equal(got, want), f"{label}: {layer}"
+    if cov is not None:
+        cov.job(layer.words(), table, passes, n_comp, taken=src.accepted[a0:], beat_cycles=cycles,
+                gaps=src.gaps[g0:], held=snk.held - h0)
+
+
+async def window_body(tb, n_comp: int, words: int, windows: int, seed: int, trials: int = 3, cov=None) -> None:
+    """The designed job, ``trials`` random jobs, then a reset while a random job streams and that job again,
+    one after another on one DUT; each job's beats equal the twin's. ``cov``
+    (:class:`verif.coverage.WindowCoverage`, optional) samples every job and the reset."""
     rng = np.random.default_rng(seed)
-    for trial in range(trials):
-        layer, buf, table, passes = random_job(rng, n_comp, words, windows)
-        want = generator_beats(buf, layer.words(), table, passes, n_comp)
-        await program(tb, buf, n_comp, layer.words(), table)
-        tb.source("d").send([words_int(p) for p in passes])
-        got = beats_of(await tb.sink("o").recv(tb, len(want)), n_comp)
-        assert got.shape == want.shape and np.array_equal(got, want), f"seed {seed}, trial {trial}: {layer}"
-        # clear the map's words for the next job (the twin reads a zeroed buffer around the map)
-        tb.set("w_data", 0)
-        for a in np.nonzero(np.asarray(buf).reshape(-1, n_comp).any(1))[0]:
-            tb.set("w_en", 1)
-            tb.set("w_addr", int(a))
-            await tb.tick()
-        tb.set("w_en", 0)
+    jobs = [designed_job(rng, n_comp, words, windows)]
+    jobs += [random_job(rng, n_comp, words, windows) for _ in range(trials)]
+    for k, job in enumerate(jobs):
+        await run_job(tb, job, n_comp, f"seed {seed}, job {k}", cov)
+        await clear(tb, job[1], n_comp)
+    # a reset while a pass streams: the sink takes two beats and holds the third
+    job = random_job(rng, n_comp, words, windows)
+    while len(generator_beats(job[1], job[0].words(), job[2], job[3], n_comp)) < 4:
+        job = random_job(rng, n_comp, words, windows)
+    layer, buf, table, passes = job
+    await program(tb, buf, n_comp, layer.words(), table)
+    src, snk = tb.source("d"), tb.sink("o")
+    snk.limit(2)
+    src.send([words_int(p) for p in passes])
+    while snk.pending < 2:
+        await tb.tick()
+    src.flush()
+    await tb.settle()
+    assert tb.get("busy") == 1, f"seed {seed}: a pass should still stream"
+    await tb.tick()  # out of the settled phase (cocotb: no write in ReadOnly)
+    await tb.reset()
+    if cov is not None:
+        cov.reset_while_busy()
+    await tb.settle()
+    assert tb.get("o__valid") == 0 and tb.get("busy") == 0, f"seed {seed}: state left after reset"
+    await tb.tick()
+    snk.beats.clear()
+    snk.resume()
+    await run_job(tb, job, n_comp, f"seed {seed}, after a reset", cov)
+    await clear(tb, buf, n_comp)
 
 
 def dut_params(cfg: str) -> dict:
@@ -127,9 +200,13 @@ async def window_stream(dut):
     import os
 
     from dbpim.verif.tb import cocotb_tb
+    from dbpim.verif.coverage import WindowCoverage, check_closed
+    from dbpim.verif.tb import env_stall
     seed, _ = env_rng()
     p = dut_params(os.environ.get("DBPIM_CFG", "small"))
-    await window_body(await cocotb_tb(dut), p["n_comp"], p["words"], p["windows"], seed)
+    cov = WindowCoverage(prefix="window")
+    await window_body(await cocotb_tb(dut), p["n_comp"], p["words"], p["windows"], seed, cov=cov)
+    check_closed(cov, stall=env_stall(), seed=seed, out=os.environ.get("DBPIM_COVERAGE_DIR"))
 
 
 @pytest.mark.rtl
@@ -139,5 +216,7 @@ async def window_stream(dut):
 def test_window_rtl(cfg, stall):
     """The emitted Verilog (``dbpim_window.v``; the small configuration, or ``DBPIM_HW``) on Verilator under
     cocotb."""
-    from dbpim.verif.rtl import run_cocotb
-    run_cocotb("window", cfg, "dbpim.verif.test_window", testcase="window_stream", stall=stall)
+    from dbpim.verif.rtl import ROOT, config_tag, run_cocotb
+    cov = ROOT / "build" / "coverage" / f"window-{config_tag(cfg)}-stall{stall}"
+    run_cocotb("window", cfg, "dbpim.verif.test_window", testcase="window_stream", stall=stall,
+               env={"DBPIM_COVERAGE_DIR": str(cov)})

@@ -24,7 +24,7 @@ from dbpim.model import limits
 @hw_option(default=None, help_extra="; overrides the artifacts' recorded one if its macro is the same")
 @click.option("--core", "core_keys", multiple=True, metavar="KEY=N",
               help="change one key of the configuration's core section (repeatable), e.g. --core tile_banks=2 "
-                   "--core out_banks=2; the configuration's name gets +KEY=N")
+                   "--core out_banks=2 --core in_windows=4; the configuration's name gets +KEY=N")
 @click.option("--engine", default="ray", show_default=True, type=click.Choice(["ray", "serial"]),
               help="run the Fig. 11 points as Ray tasks or serially")
 @click.option("--address", default=None, help="join this Ray cluster instead of starting a local one")

