@@ -81,6 +81,9 @@ class DBPIMChip(Block):
         self.core = dict(core)
         self.buffer_words = check_int("buffer_words", buffer_words, 1, 1 << 20)
         PIMCore(**self.core)._MustUse__silence = True  # validates the core's parameters here, not at elaboration
+        if self.core.get("in_windows", 1) != 1:
+            raise ValueError(f"core.in_windows: the chip's window generator gives the core one window a beat; must "
+                             f"be 1, got {self.core['in_windows']!r}")
         self.__dict__["_params"] = {"lanes": self.lanes, "simd_channels": self.simd_channels,
                                     **{f"{b.lower()}_words": n for b, n in self.depths.items()},
                                     "buffer_words": self.buffer_words, **{f"core_{k}": v for k, v in self.core.items()}}
