@@ -109,7 +109,8 @@ from dbpim.model.cycles import cell_row_popcounts_t, tile_load_cycles
 from dbpim.model.spec import CORE_LATENCY, DIGIT_BITS, pipeline_latency
 
 __all__ = ["PassPlan", "PlanError", "plan_passes", "pack_segments", "filter_tiles_of", "kept_rows",
-           "switch_beats", "window_counts", "delivery_cycles", "check_filter_tile", "load_cycles", "tile_bytes", "pixel_cycles", "round_compute",
+           "switch_beats", "window_counts", "delivery_cycles", "delivery_and_windows", "check_filter_tile",
+           "load_cycles", "tile_bytes", "pixel_cycles", "round_compute",
            "round_sizes", "round_delivery", "first_round_delivery", "pass_after", "prefetch_overlap", "exposed_load",
            "prefetched_passes", "pass_cycles", "pass_cycles_rounds", "job_cycles", "layer_cycles",
            "core_layer_cycles", "PASS_TERMS", "round_work", "pass_after_terms", "pass_terms", "job_terms",
@@ -213,7 +214,12 @@ def switch_beats(rows, segments, n_segments: int, n_comp: int, lanes: int) -> np
     """
     if np.asarray(rows).size == 0:
         return np.zeros(n_segments, np.int64)
-    _, counts, seg = _window_runs(rows, segments, n_comp)
+    return _beats(_window_runs(rows, segments, n_comp), n_segments, lanes)
+
+
+def _beats(runs, n_segments: int, lanes: int) -> np.ndarray:
+    """:func:`switch_beats` of the window runs of :func:`_window_runs`."""
+    _, counts, seg = runs
     return np.bincount(seg, weights=-(-counts // lanes), minlength=n_segments).astype(np.int64)
 
 
@@ -232,17 +238,24 @@ def delivery_cycles(rows, segments, n_segments: int, n_comp: int, lanes: int) ->
     row and leaves a remainder (the packer flushes the remainder alone:
     ``hw.core.RowPacker``).
     """
-    beats = switch_beats(rows, segments, n_segments, n_comp, lanes)
+    return delivery_and_windows(rows, segments, n_segments, n_comp, lanes)[0]
+
+
+def delivery_and_windows(rows, segments, n_segments: int, n_comp: int, lanes: int):
+    """:func:`delivery_cycles` and :func:`window_counts` of the same row tiles, their windows found once."""
     if np.asarray(rows).size == 0:
-        return beats
-    _, counts, seg = _window_runs(rows, segments, n_comp)
+        return np.zeros(n_segments, np.int64), np.zeros(n_segments, np.int64)
+    runs = _window_runs(rows, segments, n_comp)
+    beats = _beats(runs, n_segments, lanes)
+    _, counts, seg = runs
     kept = np.bincount(seg, weights=counts, minlength=n_segments).astype(np.int64)
     k_last = np.zeros(n_segments, np.int64)
     ends = np.append(seg[1:] != seg[:-1], True)  # the last window of each segment
     k_last[seg[ends]] = counts[ends]
     last_beat = k_last - lanes * (-(-k_last // lanes) - 1)
     rem = kept % n_comp
-    return beats + ((rem > 0) & (last_beat > rem)).astype(np.int64)
+    return (beats + ((rem > 0) & (last_beat > rem)).astype(np.int64),
+            np.bincount(seg, minlength=n_segments).astype(np.int64))
 
 
 def filter_tiles_of(tiles) -> list[tuple[int, int, list]]:
@@ -288,7 +301,7 @@ def check_filter_tile(n_row_tiles: int, n_windows: int, core, where: str) -> Non
                         f"core.tile_slots={core.tile_slots}, core.mask_windows={core.mask_windows}")
 
 
-def pack_segments(job_ft, ft_row_tiles, ft_windows, core) -> np.ndarray:
+def pack_segments(job_ft, ft_row_tiles, ft_windows, core, *, starts=None) -> np.ndarray:
     """START (segment) of each job, packing jobs in order while the core's memories last.
 
     A job is one filter tile over one pixel run (all its row tiles, one
@@ -303,6 +316,10 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core) -> np.ndarray:
     ft_row_tiles, ft_windows : int arrays (F,)
         Row tiles (= tiles) and mask windows of each filter tile.
     core : CoreConfig
+    starts : int array, optional
+        The jobs of several cores one after another: the index of each
+        core's first job, increasing from 0 (default: one core). Each core
+        packs its own jobs, its segments counted from 0.
 
     Returns
     -------
@@ -311,9 +328,13 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core) -> np.ndarray:
     rts = np.asarray(ft_row_tiles, np.int64).tolist()
     wins = np.asarray(ft_windows, np.int64).tolist()
     D, T, W = int(core.descriptors), int(core.tile_slots), int(core.mask_windows)
+    heads = {0} if starts is None else set(np.asarray(starts, np.int64).tolist())
     out = []
     seg, n_desc, held, n_slots, n_masks = 0, 0, set(), 0, 0
-    for f in np.asarray(job_ft, np.int64).tolist():  # plain ints: this loop runs for every job of a network
+    # plain ints: this loop runs for every job of a network
+    for j, f in enumerate(np.asarray(job_ft, np.int64).reshape(-1).tolist()):
+        if j in heads:  # a core's first job
+            seg, n_desc, held, n_slots, n_masks = 0, 0, set(), 0, 0
         nrt, nwin = rts[f], wins[f]
         new = f not in held
         if n_desc + nrt > D or (new and (n_slots + nrt > T or n_masks + nwin > W)):
@@ -500,7 +521,9 @@ def pass_after_terms(deliver, C, m_r, stream, n_col: int, work, *, in_windows: i
     out = {"compute": mean.sum(-1), "lockstep": (c_ran - mean).sum(-1),
            "round_floor": np.where(ran, np.maximum(n_col - C, 0), 0).sum(-1), "delivery": late.sum(-1),
            "drain": np.full(shape, n_col, np.int64), "stream": np.asarray(stream, np.int64)}
-    return {k: np.broadcast_to(v, shape).astype(np.int64) for k, v in out.items()}
+    # fresh int64 arrays of the full shape: the sums as they are, the caller's stream copied
+    return {k: v if k != "stream" and v.shape == shape and v.dtype == np.int64 else
+            np.broadcast_to(v, shape).astype(np.int64) for k, v in out.items()}
 
 
 def prefetch_overlap(after) -> np.ndarray:

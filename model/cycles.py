@@ -20,14 +20,15 @@ import numpy as np
 
 from dbpim.model.spec import DENSE_COLS_PER_WEIGHT, pipeline_latency
 
-__all__ = ["POPCOUNT8", "cell_row_popcounts", "cell_row_popcounts_t", "cell_row_popcounts_flat", "row_popcounts",
-           "row_tile_sums", "vector_cycles", "dense_cycles", "pipeline_latency", "input_beats", "tile_load_cycles",
-           "macro_interval", "MacroTimeline", "macro_schedule"]
+__all__ = ["POPCOUNT8", "cell_row_popcounts", "cell_row_popcounts_t", "cell_row_popcounts_flat", "inputs_by_row",
+           "row_popcounts", "row_tile_sums", "vector_cycles", "dense_cycles", "pipeline_latency", "input_beats",
+           "tile_load_cycles", "macro_interval", "MacroTimeline", "macro_schedule"]
 
 #: popcount of every byte value
 POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], np.uint8)
 
 _CHUNK = 1 << 24  # bytes of gathered inputs per chunk
+_BLOCK = 256  # vectors per block of inputs_by_row's transpose
 
 
 def _or_reduce(g: np.ndarray) -> np.ndarray:
@@ -43,7 +44,22 @@ def _or_reduce(g: np.ndarray) -> np.ndarray:
     return np.bitwise_or.reduce(g, axis=-1)
 
 
-def cell_row_popcounts_flat(bits: np.ndarray, rows, sets, counts, n_comp: int) -> np.ndarray:
+def inputs_by_row(bits: np.ndarray) -> np.ndarray:
+    """The input bit patterns (P, K) transposed for :func:`cell_row_popcounts_flat`: uint8 (K + 1, P8).
+
+    Row ``k`` holds im2col row ``k`` of every vector, padded with zero
+    vectors to ``P8``, a multiple of 8; row ``K`` is all zeros (the padding
+    row of a cell row).
+    """
+    bits = np.asarray(bits, np.uint8)
+    P, K = bits.shape
+    bt = np.zeros((K + 1, -(-P // 8) * 8), np.uint8)
+    for p0 in range(0, P, _BLOCK):  # a block of vectors at a time: a cache-sized transpose
+        bt[:K, p0:min(P, p0 + _BLOCK)] = bits[p0:p0 + _BLOCK].T
+    return bt
+
+
+def cell_row_popcounts_flat(bits: np.ndarray, rows, sets, counts, n_comp: int, *, by_row=None) -> np.ndarray:
     """popcount(OR) of consecutive ``n_comp``-input cell rows, for several row sets at once, vectors last.
 
     Parameters
@@ -58,6 +74,8 @@ def cell_row_popcounts_flat(bits: np.ndarray, rows, sets, counts, n_comp: int) -
     counts : ndarray of int, shape (S,)
         Rows per set.
     n_comp : int
+    by_row : ndarray of uint8, optional
+        :func:`inputs_by_row` of ``bits``, when the caller has it already.
 
     Returns
     -------
@@ -66,9 +84,10 @@ def cell_row_popcounts_flat(bits: np.ndarray, rows, sets, counts, n_comp: int) -
 
     Notes
     -----
-    The inputs are transposed once to (K, P) so that gathering a row set
-    copies whole contiguous rows of P bytes, and the OR over a cell row's
-    ``n_comp`` inputs runs 8 vectors at a time through a uint64 view.
+    The inputs are transposed once to (K, P) (:func:`inputs_by_row`) so that
+    gathering a row set copies whole contiguous rows of P bytes, and the OR
+    over a cell row's ``n_comp`` inputs runs 8 vectors at a time through a
+    uint64 view.
     """
     bits = np.asarray(bits, np.uint8)
     P, K = bits.shape
@@ -81,16 +100,17 @@ def cell_row_popcounts_flat(bits: np.ndarray, rows, sets, counts, n_comp: int) -
     idx = np.full((ns, crmax * n_comp), K, np.intp)  # K = an all-zero padding column
     rows = np.asarray(rows, np.intp)
     idx[np.asarray(sets, np.intp), np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)] = rows
-    P8 = -(-P // 8) * 8
-    bt = np.zeros((K + 1, P8), np.uint8)
-    bt[:K, :P] = bits.T
+    bt = inputs_by_row(bits) if by_row is None else by_row
+    P8 = bt.shape[1]
     btv = bt.view(np.uint64)  # (K + 1, P8 / 8)
     flat = idx.ravel()
+    # one set of every row in order, whole cell rows: the cell rows are the transposed inputs as they are
+    every = ns == 1 and rows.size == K and K % n_comp == 0 and np.array_equal(rows, np.arange(K))
     step = max(1, _CHUNK // max(1, flat.size * 8))  # uint64 columns per chunk
     for c0 in range(0, P8 // 8, step):
-        g = btv[flat, c0:c0 + step].reshape(ns, crmax, n_comp, -1)
+        g = (btv[:K, c0:c0 + step] if every else btv[flat, c0:c0 + step]).reshape(ns, crmax, n_comp, -1)
         o = np.bitwise_or.reduce(g, axis=2) if n_comp > 1 else g[:, :, 0]
-        pc = POPCOUNT8[np.ascontiguousarray(o).view(np.uint8)]
+        pc = np.bitwise_count(np.ascontiguousarray(o).view(np.uint8))  # the popcount of every byte (vector)
         lo, hi = 8 * c0, min(P, 8 * (c0 + step))
         out[:, :, lo:hi] = pc[:, :, :hi - lo]
     return out

@@ -63,7 +63,7 @@ from dbpim.model import limits
 from dbpim.model.compile import FilterTile, group_runs, pack_columns
 from dbpim.model.config import EnergyConfig, HwConfig
 from dbpim.model.core_timing import filter_tiles_of
-from dbpim.model.cycles import POPCOUNT8, cell_row_popcounts_flat, input_beats
+from dbpim.model.cycles import cell_row_popcounts_flat, input_beats, inputs_by_row
 from dbpim.model.prune import n_groups
 from dbpim.model.simd_core import record_cycles
 from dbpim.model.derived import Derived
@@ -269,19 +269,34 @@ class _Mapping:
     ft_cols: np.ndarray  # used columns of each filter tile
     ft_filters: np.ndarray  # filters of each filter tile (fractional for dense bit planes)
     run_groups: np.ndarray | None = None  # (runs, 2): the groups [g0, g1) a run computes (dense utilization)
+    row_key: tuple = ()  # the same for mappings of the same row sets (they share row tiles, delivery, cycles)
 
 
-def _rows_of_groups(spec: LayerSpec, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Kept rows of each group (flat, group after group), the index of their group, rows per group."""
-    run, rows = np.nonzero(np.asarray(spec.mask, bool).T[np.asarray(groups, np.int64)])
-    return rows, run, np.bincount(run, minlength=len(groups))
+def _rows_of_groups(spec: LayerSpec, groups, cache: dict | None = None):
+    """Kept rows of each group (flat, group after group), the index of their group, rows per group: int arrays.
+
+    ``cache`` (a layer's) keeps them for the other mappings of the same groups."""
+    groups = np.asarray(groups, np.int64)
+    key = ("groups", groups.tobytes())
+    if cache is not None and key in cache:
+        return cache[key]
+    run, rows = np.nonzero(np.asarray(spec.mask, bool).T[groups])
+    out = rows, run, np.bincount(run, minlength=len(groups))
+    if cache is not None:
+        cache[key] = out
+    return out
 
 
 def _all_rows(spec: LayerSpec):
     return np.arange(spec.K), np.zeros(spec.K, np.int64), np.array([spec.K])
 
 
-def _fta_mapping(spec: LayerSpec, kept: bool, n_col: int) -> _Mapping:
+def _row_key(kept: bool, groups) -> tuple:
+    """:attr:`_Mapping.row_key` of the kept rows of ``groups``, or (``kept`` False) of every row."""
+    return ("groups", np.asarray(groups, np.int64).tobytes()) if kept else ("all",)
+
+
+def _fta_mapping(spec: LayerSpec, kept: bool, n_col: int, cache: dict | None = None) -> _Mapping:
     if kept and spec.filter_tiles is not None:  # the artifact's own tiles; a tile's group keeps its rows
         ft_group = np.array([f.group for f in spec.filter_tiles], np.int64)
         cols = np.array([f.cols for f in spec.filter_tiles], np.int64)
@@ -291,18 +306,19 @@ def _fta_mapping(spec: LayerSpec, kept: bool, n_col: int) -> _Mapping:
         pk = pack_columns(spec.phi, mask, spec.G, n_col)
         ft_group, cols, nf = pk.run_group, pk.cols, pk.n_filters.astype(np.float64)
     groups, ft_run = np.unique(ft_group, return_inverse=True)  # one row set per distinct group
-    rows, run, n_rows = _rows_of_groups(spec, groups) if kept else _all_rows(spec)
+    rows, run, n_rows = _rows_of_groups(spec, groups, cache) if kept else _all_rows(spec)
+    key = _row_key(kept, groups)
     if not kept and ft_group.size == 0:
-        rows, run, n_rows = rows[:0], run[:0], n_rows[:0]
+        rows, run, n_rows, key = rows[:0], run[:0], n_rows[:0], ("none",)
     return _Mapping(rows=rows, run=run, n_rows=n_rows, ft_run=np.asarray(ft_run, np.int64).reshape(-1),
-                    ft_cols=cols, ft_filters=nf)
+                    ft_cols=cols, ft_filters=nf, row_key=key)
 
 
-def _dense_mapping(spec: LayerSpec, kept: bool, n_col: int) -> _Mapping:
+def _dense_mapping(spec: LayerSpec, kept: bool, n_col: int, cache: dict | None = None) -> _Mapping:
     """8 two's-complement bit-plane columns per filter, packed densely over the run's filters."""
     if kept:
         runs = np.array(group_runs(spec.mask), np.int64).reshape(-1, 2)
-        rows, run, n_rows = _rows_of_groups(spec, runs[:, 0])
+        rows, run, n_rows = _rows_of_groups(spec, runs[:, 0], cache)
     else:
         runs = np.array([[0, n_groups(spec.N, spec.G)]], np.int64)
         rows, run, n_rows = _all_rows(spec)
@@ -312,7 +328,7 @@ def _dense_mapping(spec: LayerSpec, kept: bool, n_col: int) -> _Mapping:
     j = np.arange(ft_run.size) - np.repeat(np.cumsum(nct) - nct, nct)  # column tile within its run
     cols = np.minimum(n_col, total[ft_run] - j * n_col)
     return _Mapping(rows=rows, run=run, n_rows=n_rows, ft_run=ft_run, ft_cols=cols,
-                    ft_filters=cols / DENSE_COLS_PER_WEIGHT, run_groups=runs)
+                    ft_filters=cols / DENSE_COLS_PER_WEIGHT, run_groups=runs, row_key=_row_key(kept, runs[:, 0]))
 
 
 # ----------------------------------------------------------------------------- one mechanism
@@ -406,24 +422,30 @@ def _switch_delivery(mp: _Mapping, m, used, through_switch: bool) -> tuple[np.nd
     """Delivery cycles of one vector and input windows fetched, per (run, row tile) (``model.core_timing``)."""
     n_runs, nrt_max = used.shape
     seg = mp.run * nrt_max + _position(mp) // m.capacity_rows
-    windows = ct.window_counts(mp.rows, seg, n_runs * nrt_max, m.n_comp).reshape(n_runs, nrt_max)
     if not through_switch:  # dense baseline: no switch, one macro input beat per used cell row
+        windows = ct.window_counts(mp.rows, seg, n_runs * nrt_max, m.n_comp).reshape(n_runs, nrt_max)
         return np.where(used > 0, input_beats(used), 0), windows
-    dl = ct.delivery_cycles(mp.rows, seg, n_runs * nrt_max, m.n_comp, m.lanes).reshape(n_runs, nrt_max)
-    return dl, windows
+    dl, windows = ct.delivery_and_windows(mp.rows, seg, n_runs * nrt_max, m.n_comp, m.lanes)
+    return dl.reshape(n_runs, nrt_max), windows.reshape(n_runs, nrt_max)
 
 
-def _vector_cycles(spec, mp, m, skip: bool, used, ncr, S: int, Pp: int):
-    """Per (run, sample, row tile): round compute (runs, S, nrt, R); per run and cell row: summed issued cycles."""
+def _vector_cycles(spec, mp, m, skip: bool, used, ncr, S: int, Pp: int, cache: dict):
+    """Per (run, sample, row tile): round compute (runs, S, nrt, R); per run and cell row: summed issued cycles.
+
+    ``cache`` keeps the layer's :func:`model.cycles.inputs_by_row` for its other mechanisms."""
     lat = pipeline_latency(m.pipeline)
     n_runs, nrt_max = used.shape
     P = S * Pp
     if skip and spec.bits is not None:
-        pc = cell_row_popcounts_flat(spec.bits, mp.rows, mp.run, mp.n_rows, m.n_comp)  # (runs, crmax, P)
+        if "by_row" not in cache:
+            cache["by_row"] = inputs_by_row(spec.bits)
+        pc = cell_row_popcounts_flat(spec.bits, mp.rows, mp.run, mp.n_rows, m.n_comp,
+                                     by_row=cache["by_row"])  # (runs, crmax, P)
         pcsum = pc.sum(-1, dtype=np.int64)  # (runs, crmax)
-        pad = np.zeros((n_runs, nrt_max * m.n_row, P), np.int16)
-        pad[:, :pc.shape[1]] = pc
-        vec = pad.reshape(n_runs, nrt_max, m.n_row, P).sum(2, dtype=np.int16)  # (runs, nrt, P)
+        if pc.shape[1]:  # the cell rows of each row tile summed (nrt_max = ceil(crmax / n_row) row tiles)
+            vec = np.add.reduceat(pc, np.arange(0, pc.shape[1], m.n_row), axis=1, dtype=np.int16)  # (runs, nrt, P)
+        else:
+            vec = np.zeros((n_runs, nrt_max, P), np.int16)
         vec = vec.reshape(n_runs, nrt_max, S, Pp).transpose(0, 2, 1, 3)  # (runs, S, nrt, Pp)
         vec = np.where((used > 0)[:, None, :, None], vec + lat, 0)
         return vec, pcsum
@@ -512,81 +534,105 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     n_runs, S, nrt = vec.shape[:3]
     p0, npx, copy = _pixel_ranges(Pp, copies, run)
     width = int(npx.max())
-    pix = np.minimum(p0[:, None] + np.arange(width)[None, :], Pp - 1)  # (L, width)
-    inside = np.arange(width)[None, :] < npx[:, None]
-    v = np.broadcast_to(vec, vec.shape[:3] + (Pp,)) if vec.shape[-1] == 1 else vec
-    g = np.where(inside, v[..., pix], 0)  # (runs, S, nrt, L, width)
-    rc = ct.round_compute(g, M)
-    m_r = ct.round_sizes(npx, M, rc.shape[-1])  # (L, R)
+    # the passes are computed for pixel runs ``npx_c`` (L' of them), pixel run i's are those of ``at[i]``:
+    # every pixel run, or, when every vector takes the same cycles, one per length
+    if vec.shape[-1] == 1:
+        npx_c, at = (npx[:1], np.zeros(npx.size, np.int64)) if (npx == npx[0]).all() else \
+            np.unique(npx, return_inverse=True)
+        m_r = ct.round_sizes(npx_c, M, -(-width // M))  # (L', R)
+        # every vector takes vec (>= 0) cycles: ct.round_compute of a round with a pixel is vec, ct.round_work
+        # M_r times vec
+        rc = np.where(m_r > 0, vec[..., None], 0)  # (runs, S, nrt, L', R)
+        work = vec[..., None] * m_r
+    else:
+        npx_c, at = npx, np.arange(npx.size)
+        pix = np.minimum(p0[:, None] + np.arange(width)[None, :], Pp - 1)  # (L, width)
+        inside = np.arange(width)[None, :] < npx[:, None]
+        g = np.where(inside, vec[..., pix], 0)  # (runs, S, nrt, L, width)
+        rc, work = ct.round_compute(g, M), ct.round_work(g, M)
+        del g
+        m_r = ct.round_sizes(npx_c, M, rc.shape[-1])  # (L', R)
     ok = valid[:, None, :, None]
     W = cfg.core.in_windows
-    after = ct.pass_after(delivery[:, None, :, None], rc, m_r, 0, m.n_col, in_windows=W)  # (runs, S, nrt, L)
-    split = ct.pass_after_terms(delivery[:, None, :, None], rc, m_r, 0, m.n_col, ct.round_work(g, M), in_windows=W)
-    del g
-    d0 = ct.first_round_delivery(delivery[:, None, :, None], m_r, W)  # (runs, 1, nrt, L)
+    after = ct.pass_after(delivery[:, None, :, None], rc, m_r, 0, m.n_col, in_windows=W)  # (runs, S, nrt, L')
+    split = ct.pass_after_terms(delivery[:, None, :, None], rc, m_r, 0, m.n_col, work, in_windows=W)
+    del work
+    d0 = ct.first_round_delivery(delivery[:, None, :, None], m_r, W)  # (runs, 1, nrt, L')
     banks = cfg.core.tile_banks
     overlap = ct.prefetch_overlap(after)
     # tile_banks 2: row tile rt > 0 of a pixel run is loaded during row tile rt - 1 (same START)
     prev = np.concatenate([np.zeros_like(overlap[:, :, :1]), overlap[:, :, :-1]], axis=2)
     inner = (np.arange(nrt) > 0)[None, None, :, None] & (banks == 2)
 
-    def first_round(ld):  # (runs, S, nrt, L): B_0 of every pass, the first row tile's whole load waited
+    def first_round(ld):  # (runs, S, nrt, L'): B_0 of every pass, the first row tile's whole load waited
         return np.maximum(ct.exposed_load(ld[:, None, :, None], prev, inner), d0)
 
     b0_sys = first_round(load)
     b0_core = b0_sys if np.array_equal(load, port) else first_round(port)  # tiles preloaded
-    sys_pass = np.where(ok, CORE_LATENCY["pass"] + b0_sys + after, 0).sum(2)  # (runs, S, L)
+    sys_pass = np.where(ok, CORE_LATENCY["pass"] + b0_sys + after, 0).sum(2)  # (runs, S, L')
     core_pass = sys_pass if b0_core is b0_sys else np.where(ok, CORE_LATENCY["pass"] + b0_core + after, 0).sum(2)
     # the same passes split (model.core_timing.pass_terms; "dram": what the off-chip fetch adds to B_0)
     by_pass = {**{k: split[k] for k in ("compute", "lockstep", "round_floor")},
                "delivery": split["delivery"] + d0, "load": b0_core - d0, "dram": b0_sys - b0_core}
     n_pass = valid.sum(1)[:, None, None]  # passes of a pixel run: the constant terms per pass
-    const = {"drain": m.n_col * n_pass, "control": CORE_LATENCY["pass"] * n_pass, "stream": 0}  # streamed per tile
-    per_run = np.stack([np.broadcast_to(const[k] if k in const else np.where(ok, by_pass[k], 0).sum(2),
-                                        sys_pass.shape) for k in _CORE_TERMS])
-    del split, by_pass
+    t_of = {k: i for i, k in enumerate(_CORE_TERMS)}
+    buf = np.empty((len(by_pass), n_runs, S, nrt, npx_c.size), np.int64)
+    for i, v in enumerate(by_pass.values()):
+        buf[i] = v
+    per_run = np.zeros((len(_CORE_TERMS),) + sys_pass.shape, np.int64)  # (terms, runs, S, L')
+    per_run[[t_of[k] for k in by_pass]] = np.where(ok, buf, 0).sum(3)
+    per_run[t_of["drain"]] = m.n_col * n_pass
+    per_run[t_of["control"]] = CORE_LATENCY["pass"] * n_pass  # "stream" 0: streamed per filter tile
+    del split, by_pass, buf
     # overlap of each pixel run's last row tile: it hides the load of the next run's first row tile
     last_rt = np.maximum(valid.sum(1) - 1, 0)
-    last_overlap = np.take_along_axis(overlap, last_rt[:, None, None, None], axis=2)[:, :, 0, :]  # (runs, S, L)
+    last_overlap = np.take_along_axis(overlap, last_rt[:, None, None, None], axis=2)[:, :, 0, :]  # (runs, S, L')
     stream = ft_out[:, None] * npx[None, :]  # (n_ft, L): results of a pixel run, one beat each
     n_ft = ft_run.size
     ft_rt = valid.sum(1)[ft_run]
-    core_of = (np.arange(n_ft)[:, None] * copies + copy[None, :]) % C  # (n_ft, L)
-    wall = np.zeros((C, S))
-    core = np.zeros((C, S))
+    core_of = ((np.arange(n_ft)[:, None] * copies + copy[None, :]) % C).ravel()  # (n_ft * L,)
+    # every core's jobs (filter tile x pixel run) in order, row-major: filter tiles in order, their pixel runs in
+    # order; the cores one after another (a core's first job runs in no START of the job before it)
+    order = np.argsort(core_of, kind="stable")
+    f, l = np.divmod(order, npx.size)
+    n_jobs = np.bincount(core_of, minlength=C)
+    busy = np.nonzero(n_jobs)[0]
+    starts = (np.cumsum(n_jobs) - n_jobs)[busy]
+    seg = ct.pack_segments(f, ft_rt, ft_windows, cfg.core, starts=starts)
+    head = np.zeros(f.size, bool)
+    head[starts] = True
+    same = np.append(False, seg[1:] == seg[:-1]) & ~head
+    runs_of = (np.maximum.reduceat(seg, starts) + 1) * CORE_LATENCY["run"]  # (busy,): a START's fixed cycles
+    r, lc = ft_run[f], at[l]
+    # a core's jobs in order: its first tile loads during the job before it (tile_banks 2, same START), its
+    # results stream after it or during the next job (out_banks 2)
+
+    def on_cores(ps, ld):  # (C, S) cycles of every core, and job_terms' (hidden, exposed) of every job
+        args = (ps[r, :, lc].T, ld[r, 0], d0[r, 0, 0, lc], last_overlap[r, :, lc].T, stream[f, l], same)
+        tot = np.zeros((C, S))
+        tot[busy] = np.add.reduceat(ct.job_cycles(*args, tile_banks=banks, out_banks=cfg.core.out_banks), starts,
+                                    axis=-1).T + runs_of[:, None]
+        return tot, ct.job_terms(*args, tile_banks=banks, out_banks=cfg.core.out_banks)
+
+    wall, (hid_sys, exposed) = on_cores(sys_pass, load)
+    core, (hid_core, _) = (wall, (hid_sys, exposed)) if b0_core is b0_sys else on_cores(core_pass, port)
+    hid_port = np.minimum(hid_sys, hid_core)  # hidden port load; the off-chip part hidden beyond it
     terms = np.zeros((len(_CORE_TERMS), C, S), np.int64)
-    t_of = {k: i for i, k in enumerate(_CORE_TERMS)}
-    for c in range(C):
-        f, l = np.nonzero(core_of == c)  # row-major: filter tiles in order, their pixel runs in order
-        if f.size == 0:
-            continue
-        seg = ct.pack_segments(f, ft_rt, ft_windows, cfg.core)
-        same = np.append(False, seg[1:] == seg[:-1])
-        r = ft_run[f]
-        # a core's jobs (filter tile x pixel run) in order: its first tile loads during the job before it
-        # (tile_banks 2, same START), its results stream after it or during the next job (out_banks 2)
-        parts = []
-        for tot, ps, ld in ((wall, sys_pass, load), (core, core_pass, port)):
-            args = (ps[r, :, l].T, ld[r, 0], d0[r, 0, 0, l], last_overlap[r, :, l].T, stream[f, l], same)
-            jobs = ct.job_cycles(*args, tile_banks=banks, out_banks=cfg.core.out_banks)
-            tot[c] = jobs.sum(-1) + (int(seg.max()) + 1) * CORE_LATENCY["run"]
-            parts.append(ct.job_terms(*args, tile_banks=banks, out_banks=cfg.core.out_banks))
-        (hid_sys, exposed), (hid_core, _) = parts
-        hid_port = np.minimum(hid_sys, hid_core)  # hidden port load; the off-chip part hidden beyond it
-        terms[:, c] = per_run[:, r, :, l].sum(0)  # advanced indices first: (J, terms, S)
-        terms[t_of["control"], c] += (int(seg.max()) + 1) * CORE_LATENCY["run"]
-        terms[t_of["stream"], c] += exposed.sum(-1)
-        terms[t_of["load"], c] -= hid_port.sum(-1)
-        terms[t_of["dram"], c] -= (hid_sys - hid_port).sum(-1)
+    terms[:, busy] = np.add.reduceat(per_run[:, r, :, lc], starts, axis=0).transpose(1, 0, 2)  # (J, terms, S)
+    terms[t_of["control"], busy] += runs_of[:, None]
+    terms[t_of["stream"], busy] += np.add.reduceat(exposed, starts, axis=-1).T
+    terms[t_of["load"], busy] -= np.add.reduceat(hid_port, starts, axis=-1).T
+    terms[t_of["dram"], busy] -= np.add.reduceat(hid_sys - hid_port, starts, axis=-1).T
     # the split must follow the formula it splits: exact below 2**50 cycles (wall is float64, the terms int64)
-    if not np.allclose(terms.sum(0), wall, rtol=2.0 ** -50, atol=0):
+    if not np.all(np.abs(terms.sum(0) - wall) <= 2.0 ** -50 * np.abs(wall)):  # np.allclose(rtol=2**-50, atol=0)
         raise PerfError(f"internal: the cycle breakdown ({terms.sum(0).max()}) does not add up to the wall cycles "
                         f"({wall.max()}); model.core_timing.pass_terms no longer splits pass_cycles_rounds")
     busiest = wall.argmax(0)  # per sample
     cols = np.arange(S)
     loads = int(npx.size)
     rounds = terms[t_of["compute"]] + terms[t_of["lockstep"]]  # (C, S)
-    return _Timing(wall=wall.max(0), terms={k: terms[i, busiest, cols] for k, i in t_of.items()},
+    busiest_terms = terms[:, busiest, cols]  # (terms, S)
+    return _Timing(wall=wall.max(0), terms={k: busiest_terms[i] for k, i in t_of.items()},
                    compute=rounds.max(0), core=core.max(0), runs_per_tile=int((copy == 0).sum()),
                    load_cycles=float((np.where(valid, load, 0).sum(1)[ft_run]).sum() * loads),
                    stream_cycles=float(stream.sum()), loads_per_row_tile=loads)
@@ -596,7 +642,7 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
     m, sysc, en = cfg.macro, cfg.system, cfg.energy
     kept, fta, skip = _MODE[mech]
     if ("map", kept, fta) not in cache:
-        cache[("map", kept, fta)] = _fta_mapping(spec, kept, m.n_col) if fta else _dense_mapping(spec, kept, m.n_col)
+        cache[("map", kept, fta)] = (_fta_mapping if fta else _dense_mapping)(spec, kept, m.n_col, cache)
     mp = cache[("map", kept, fta)]
     if mp.n_rows.size == 0 or mp.ft_run.size == 0:
         return _empty(en)
@@ -607,19 +653,20 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
     C = sysc.cores
     copies = C // n_ft if sysc.replicate_idle_cores and n_ft < C else 1  # idle cores copy a tile, split pixels
     cores_busy = min(C, n_ft * copies)
-    if ("rt", kept, fta) not in cache:
-        cache[("rt", kept, fta)] = _row_tiles(mp, m)
-    R, ncr, nrt, used, valid = cache[("rt", kept, fta)]
+    rows_key = mp.row_key  # mappings of the same rows (every row, or the same groups) share what follows
+    if ("rt", rows_key) not in cache:
+        cache[("rt", rows_key)] = _row_tiles(mp, m)
+    R, ncr, nrt, used, valid = cache[("rt", rows_key)]
     n_runs, nrt_max = used.shape
 
-    key = (kept, fta and kept, skip and spec.bits is not None)
+    key = (rows_key, skip and spec.bits is not None)
     if key not in cache:
-        cache[key] = _vector_cycles(spec, mp, m, skip, used, ncr, S, Pp)
+        cache[key] = _vector_cycles(spec, mp, m, skip, used, ncr, S, Pp, cache)
     vec, pcsum = cache[key]
 
-    if ("dl", kept, fta, mech != "dense") not in cache:
-        cache[("dl", kept, fta, mech != "dense")] = _switch_delivery(mp, m, used, through_switch=mech != "dense")
-    delivery, windows = cache[("dl", kept, fta, mech != "dense")]
+    if ("dl", rows_key, mech != "dense") not in cache:
+        cache[("dl", rows_key, mech != "dense")] = _switch_delivery(mp, m, used, through_switch=mech != "dense")
+    delivery, windows = cache[("dl", rows_key, mech != "dense")]
     cell_bits = DIGIT_BITS if fta else 1
     nbytes = ct.tile_bytes(used, m, cell_bits)  # (runs, nrt)
     port = np.where(valid, ct.load_cycles(used), 0)
@@ -742,8 +789,9 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS, *, bat
         if spec.w is not None:
             w[:, :spec.N] = spec.w
         wpop = np.zeros((spec.K, ng + 1), np.int32)
-        np.cumsum(POPCOUNT8[w.view(np.uint8)].reshape(spec.K, ng, spec.G).sum(2, dtype=np.int32), axis=1,
-                  out=wpop[:, 1:])
+        word = 8 if spec.G % 8 == 0 else 1  # bytes popcounted at once (a group's weights in whole uint64 words)
+        ones = np.bitwise_count(w.view(np.uint64 if word == 8 else np.uint8))
+        np.cumsum(ones.reshape(spec.K, ng, spec.G // word).sum(2, dtype=np.int32), axis=1, out=wpop[:, 1:])
     cache: dict = {}
     for k in mechanisms:
         lp.mech[k] = _mechanism(spec, cfg, k, cache, wpop, batch)

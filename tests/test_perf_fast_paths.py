@@ -1,0 +1,230 @@
+"""The performance model's fast paths against straightforward references (the same numbers, faster).
+
+``sim_bench.perf`` computes the core timing of every core's jobs at once, once
+per pixel-run length when every vector takes the same cycles, and packs every
+core's STARTs in one call; ``model.cycles`` counts ones with ``np.bitwise_count`` on
+inputs transposed once; ``model.core_timing.delivery_and_windows`` finds a row
+tile's windows once. Each is held here to a plain version on random layers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from dbpim.model import core_timing as ct
+from dbpim.model.config import load_config
+from dbpim.model.cycles import cell_row_popcounts_flat, inputs_by_row
+from dbpim.model.spec import CORE_LATENCY
+from dbpim.sim_bench import perf, synth
+
+
+def _pack_job_by_job(job_ft, ft_row_tiles, ft_windows, core):
+    """``model.core_timing.pack_segments`` of one core as first written: one job at a time."""
+    rts, wins = list(np.asarray(ft_row_tiles).tolist()), list(np.asarray(ft_windows).tolist())
+    D, T, W = core.descriptors, core.tile_slots, core.mask_windows
+    out, seg, n_desc, held, n_slots, n_masks = [], 0, 0, set(), 0, 0
+    for f in np.asarray(job_ft).tolist():
+        nrt, nwin = rts[f], wins[f]
+        new = f not in held
+        if n_desc + nrt > D or (new and (n_slots + nrt > T or n_masks + nwin > W)):
+            seg, n_desc, held, n_slots, n_masks = seg + 1, 0, set(), 0, 0
+            new = True
+        if new:
+            held.add(f)
+            n_slots += nrt
+            n_masks += nwin
+        n_desc += nrt
+        out.append(seg)
+    return np.array(out, np.int64)
+
+
+def _reference_core_timing(cfg, vec, delivery, port, load, valid, ft_run, ft_out, ft_windows, copies, run, Pp):
+    """``sim_bench.perf._core_timing`` as first written: every pixel run's pixels gathered, core by core, job by job."""
+    m, M, C = cfg.macro, cfg.system.macros_per_core, cfg.system.cores
+    n_runs, S, nrt = vec.shape[:3]
+    p0, npx, copy = perf._pixel_ranges(Pp, copies, run)
+    width = int(npx.max())
+    pix = np.minimum(p0[:, None] + np.arange(width)[None, :], Pp - 1)  # (L, width)
+    inside = np.arange(width)[None, :] < npx[:, None]
+    v = np.broadcast_to(vec, vec.shape[:3] + (Pp,)) if vec.shape[-1] == 1 else vec
+    g = np.where(inside, v[..., pix], 0)  # (runs, S, nrt, L, width)
+    rc = ct.round_compute(g, M)
+    m_r = ct.round_sizes(npx, M, rc.shape[-1])  # (L, R)
+    ok = valid[:, None, :, None]
+    W = cfg.core.in_windows
+    after = ct.pass_after(delivery[:, None, :, None], rc, m_r, 0, m.n_col, in_windows=W)  # (runs, S, nrt, L)
+    split = ct.pass_after_terms(delivery[:, None, :, None], rc, m_r, 0, m.n_col, ct.round_work(g, M), in_windows=W)
+    del g
+    d0 = ct.first_round_delivery(delivery[:, None, :, None], m_r, W)  # (runs, 1, nrt, L)
+    banks = cfg.core.tile_banks
+    overlap = ct.prefetch_overlap(after)
+    # tile_banks 2: row tile rt > 0 of a pixel run is loaded during row tile rt - 1 (same START)
+    prev = np.concatenate([np.zeros_like(overlap[:, :, :1]), overlap[:, :, :-1]], axis=2)
+    inner = (np.arange(nrt) > 0)[None, None, :, None] & (banks == 2)
+
+    def first_round(ld):  # (runs, S, nrt, L): B_0 of every pass, the first row tile's whole load waited
+        return np.maximum(ct.exposed_load(ld[:, None, :, None], prev, inner), d0)
+
+    b0_sys = first_round(load)
+    b0_core = b0_sys if np.array_equal(load, port) else first_round(port)  # tiles preloaded
+    sys_pass = np.where(ok, CORE_LATENCY["pass"] + b0_sys + after, 0).sum(2)  # (runs, S, L)
+    core_pass = sys_pass if b0_core is b0_sys else np.where(ok, CORE_LATENCY["pass"] + b0_core + after, 0).sum(2)
+    # the same passes split (model.core_timing.pass_terms; "dram": what the off-chip fetch adds to B_0)
+    by_pass = {**{k: split[k] for k in ("compute", "lockstep", "round_floor")},
+               "delivery": split["delivery"] + d0, "load": b0_core - d0, "dram": b0_sys - b0_core}
+    n_pass = valid.sum(1)[:, None, None]  # passes of a pixel run: the constant terms per pass
+    const = {"drain": m.n_col * n_pass, "control": CORE_LATENCY["pass"] * n_pass, "stream": 0}  # streamed per tile
+    per_run = np.stack([np.broadcast_to(const[k] if k in const else np.where(ok, by_pass[k], 0).sum(2),
+                                        sys_pass.shape) for k in perf._CORE_TERMS])
+    del split, by_pass
+    # overlap of each pixel run's last row tile: it hides the load of the next run's first row tile
+    last_rt = np.maximum(valid.sum(1) - 1, 0)
+    last_overlap = np.take_along_axis(overlap, last_rt[:, None, None, None], axis=2)[:, :, 0, :]  # (runs, S, L)
+    stream = ft_out[:, None] * npx[None, :]  # (n_ft, L): results of a pixel run, one beat each
+    n_ft = ft_run.size
+    ft_rt = valid.sum(1)[ft_run]
+    core_of = (np.arange(n_ft)[:, None] * copies + copy[None, :]) % C  # (n_ft, L)
+    wall = np.zeros((C, S))
+    core = np.zeros((C, S))
+    terms = np.zeros((len(perf._CORE_TERMS), C, S), np.int64)
+    t_of = {k: i for i, k in enumerate(perf._CORE_TERMS)}
+    for c in range(C):
+        f, l = np.nonzero(core_of == c)  # row-major: filter tiles in order, their pixel runs in order
+        if f.size == 0:
+            continue
+        seg = _pack_job_by_job(f, ft_rt, ft_windows, cfg.core)
+        same = np.append(False, seg[1:] == seg[:-1])
+        r = ft_run[f]
+        # a core's jobs (filter tile x pixel run) in order: its first tile loads during the job before it
+        # (tile_banks 2, same START), its results stream after it or during the next job (out_banks 2)
+        parts = []
+        for tot, ps, ld in ((wall, sys_pass, load), (core, core_pass, port)):
+            args = (ps[r, :, l].T, ld[r, 0], d0[r, 0, 0, l], last_overlap[r, :, l].T, stream[f, l], same)
+            jobs = ct.job_cycles(*args, tile_banks=banks, out_banks=cfg.core.out_banks)
+            tot[c] = jobs.sum(-1) + (int(seg.max()) + 1) * CORE_LATENCY["run"]
+            parts.append(ct.job_terms(*args, tile_banks=banks, out_banks=cfg.core.out_banks))
+        (hid_sys, exposed), (hid_core, _) = parts
+        hid_port = np.minimum(hid_sys, hid_core)  # hidden port load; the off-chip part hidden beyond it
+        terms[:, c] = per_run[:, r, :, l].sum(0)  # advanced indices first: (J, terms, S)
+        terms[t_of["control"], c] += (int(seg.max()) + 1) * CORE_LATENCY["run"]
+        terms[t_of["stream"], c] += exposed.sum(-1)
+        terms[t_of["load"], c] -= hid_port.sum(-1)
+        terms[t_of["dram"], c] -= (hid_sys - hid_port).sum(-1)
+    # the split must follow the formula it splits: exact below 2**50 cycles (wall is float64, the terms int64)
+    if not np.allclose(terms.sum(0), wall, rtol=2.0 ** -50, atol=0):
+        raise perf.PerfError(f"internal: the cycle breakdown ({terms.sum(0).max()}) does not add up to the wall "
+                             f"cycles ({wall.max()}); model.core_timing.pass_terms no longer splits pass_cycles_rounds")
+    busiest = wall.argmax(0)  # per sample
+    cols = np.arange(S)
+    loads = int(npx.size)
+    rounds = terms[t_of["compute"]] + terms[t_of["lockstep"]]  # (C, S)
+    return perf._Timing(wall=wall.max(0), terms={k: terms[i, busiest, cols] for k, i in t_of.items()},
+                        compute=rounds.max(0), core=core.max(0), runs_per_tile=int((copy == 0).sum()),
+                        load_cycles=float((np.where(valid, load, 0).sum(1)[ft_run]).sum() * loads),
+                        stream_cycles=float(stream.sum()), loads_per_row_tile=loads)
+
+
+def test_pack_segments_equals_the_job_by_job_packing(rng):
+    for _ in range(1000):
+        F = int(rng.integers(1, 9))
+        core = dataclasses.replace(load_config("small").core, descriptors=int(rng.integers(1, 40)),
+                                   tile_slots=int(rng.integers(1, 20)), mask_windows=int(rng.integers(1, 30)))
+        rts, wins = rng.integers(0, 12, F), rng.integers(0, 15, F)
+        cores = []
+        for _ in range(int(rng.integers(1, 4))):  # a core's filter tiles in runs, or in any order
+            fs = rng.permutation(F)[:rng.integers(1, F + 1)] if rng.random() < 0.7 else rng.integers(0, F, 5)
+            cores.append(np.repeat(fs, rng.integers(1, 9, fs.size)))
+        want = [_pack_job_by_job(c, rts, wins, core) for c in cores]
+        starts = np.cumsum([0] + [c.size for c in cores[:-1]])
+        got = ct.pack_segments(np.concatenate(cores), rts, wins, core, starts=starts)
+        assert np.array_equal(got, np.concatenate(want))
+        assert np.array_equal(ct.pack_segments(cores[0], rts, wins, core), want[0])
+
+
+def test_popcounts_equal_a_per_vector_count(rng):
+    for _ in range(10):
+        P, K, n_comp = int(rng.integers(1, 40)), int(rng.integers(1, 50)), int(rng.choice([1, 2, 4, 16]))
+        bits = (rng.integers(0, 256, (P, K)) * (rng.random((P, K)) < 0.6)).astype(np.uint8)
+        sets = [np.sort(rng.choice(K, int(rng.integers(1, K + 1)), replace=False)) for _ in range(3)]
+        if rng.random() < 0.5:  # one set of every row (the transposed inputs as they are when K % n_comp == 0)
+            K = n_comp * int(rng.integers(1, 4)) if rng.random() < 0.7 else K
+            bits, sets = bits[:, :K] if bits.shape[1] >= K else np.resize(bits, (P, K)), [np.arange(K)]
+        rows = np.concatenate(sets)
+        which = np.repeat(np.arange(len(sets)), [s.size for s in sets])
+        counts = np.array([s.size for s in sets])
+        bits = np.ascontiguousarray(bits)
+        bt = inputs_by_row(bits)
+        assert bt.shape == (K + 1, -(-P // 8) * 8) and not bt[K].any() and not bt[:, P:].any()
+        assert np.array_equal(bt[:K, :P], bits.T)
+        got = cell_row_popcounts_flat(bits, rows, which, counts, n_comp)
+        assert np.array_equal(got, cell_row_popcounts_flat(bits, rows, which, counts, n_comp, by_row=bt))
+        want = np.zeros(got.shape, np.uint8)
+        for s, r in enumerate(sets):
+            for c in range(-(-r.size // n_comp)):
+                for p in range(P):
+                    o = 0
+                    for k in r[c * n_comp:(c + 1) * n_comp]:
+                        o |= int(bits[p, k])
+                    want[s, c, p] = bin(o).count("1")
+        assert np.array_equal(got, want)
+
+
+def test_delivery_and_windows_equal_a_per_window_count(rng):
+    for _ in range(300):
+        n_comp, lanes, n_seg = int(rng.choice([2, 4, 16])), int(rng.integers(1, 17)), int(rng.integers(1, 5))
+        segs = [np.sort(rng.choice(60, int(rng.integers(0, 20)), replace=False)) for _ in range(n_seg)]
+        rows = np.concatenate(segs).astype(np.int64)
+        seg = np.repeat(np.arange(n_seg), [s.size for s in segs])
+        dl, win = ct.delivery_and_windows(rows, seg, n_seg, n_comp, lanes)
+        assert np.array_equal(dl, ct.delivery_cycles(rows, seg, n_seg, n_comp, lanes))
+        assert np.array_equal(win, ct.window_counts(rows, seg, n_seg, n_comp))
+        for s, r in enumerate(segs):
+            kept = np.bincount(r // n_comp) if r.size else np.zeros(0, np.int64)
+            kept = kept[kept > 0]
+            beats = int(sum(-(-k // lanes) for k in kept))
+            last = int(kept[-1] - lanes * (-(-kept[-1] // lanes) - 1)) if kept.size else 0
+            rem = r.size % n_comp
+            assert win[s] == kept.size
+            assert dl[s] == beats + int(rem > 0 and last > rem)
+
+
+def _random_specs(rng, macro):
+    layers = []
+    for i in range(3):
+        cin, cout, k = int(rng.integers(1, 7)), int(rng.integers(2, 30)), int(rng.choice([1, 3]))
+        H, S = int(rng.integers(k, 12)), int(rng.integers(1, 3))
+        W = rng.normal(0, 1, (cin * k * k, cout)).astype(np.float32)
+        x = (rng.integers(0, 256, (S, cin, H, H)) * (rng.random((S, cin, H, H)) < 0.5)).astype(np.uint8)
+        layers.append(synth.FloatLayer(name=f"l{i}", kind="conv2d", W=W, x=x, kernel=(k, k), stride=1,
+                                       padding=int(k // 2)))
+    return synth.specs_of(layers, macro, sparsity=float(rng.uniform(0.2, 0.8)))
+
+
+@pytest.mark.parametrize("tile_banks,out_banks", [(1, 1), (2, 1), (1, 2), (2, 2)])
+def test_core_timing_equals_the_straightforward_reference(rng, monkeypatch, tile_banks, out_banks):
+    base = load_config("small")
+    for _ in range(3):
+        cfg = dataclasses.replace(
+            base, core=dataclasses.replace(base.core, tile_banks=tile_banks, out_banks=out_banks,
+                                           out_pixels=int(rng.choice([4, 8, 16, 64])),
+                                           in_windows=int(rng.choice([1, base.system.macros_per_core]))),
+            system=dataclasses.replace(base.system, cores=int(rng.integers(1, 5)),
+                                       replicate_idle_cores=bool(rng.random() < 0.5),
+                                       dram_bytes_per_cycle=float(rng.choice([0.5, 8.0]))))
+        batch = int(rng.integers(1, 3))
+        for spec in _random_specs(rng, cfg.macro):
+            got = perf.evaluate_layer(spec, cfg, batch=batch)
+            with monkeypatch.context() as mp:
+                mp.setattr(perf, "_core_timing", _reference_core_timing)
+                want = perf.evaluate_layer(spec, cfg, batch=batch)
+            for k in perf.MECHANISMS:
+                a, b = got.mech[k], want.mech[k]
+                for f in dataclasses.fields(a):
+                    x, y = getattr(a, f.name), getattr(b, f.name)
+                    if isinstance(x, dict):
+                        assert x.keys() == y.keys() and all(np.array_equal(x[t], y[t]) for t in x), (k, f.name)
+                    else:
+                        assert np.array_equal(x, y), (k, f.name, x, y)
