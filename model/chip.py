@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dbpim.model import simd_ops
-from dbpim.model.program import PROGRAM_SINCE
+from dbpim.model.program import require_program
 from dbpim.model.requant import ACC_LIMIT_BITS, RequantError, quantize_multiplier, quantize_multipliers, saturate
 from dbpim.model.spec import input_range
 
@@ -540,13 +540,7 @@ class GoldenChip:
     """
 
     def __init__(self, artifact):
-        prog = artifact.program
-        if prog is None:
-            where = f"artifact {artifact.path or artifact.network}"
-            if artifact.version < PROGRAM_SINCE:
-                raise ChipError(f"{where}: format version {artifact.version} has no network program; recompile "
-                                "it (dbpim compile)")
-            raise ChipError(f"{where}: has no network program; recompile it (dbpim compile)")
+        prog = require_program(artifact, error=ChipError)
         try:
             self.plan = integer_plan(prog, artifact.layers)
         except RequantError as e:

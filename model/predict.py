@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from dbpim.model.layer import PRODUCT_MAX, weights_of
-from dbpim.model.program import DEPTHWISE_TORCH, PROGRAM_SINCE, RUNNABLE
+from dbpim.model.program import DEPTHWISE_TORCH, RUNNABLE, require_program
 from dbpim.model.spec import input_range
 
 __all__ = ["PredictError", "Predictor", "check_input", "predict", "run_artifact", "DEFAULT_BATCH"]
@@ -447,14 +447,7 @@ class Predictor:
     """The executable network of an artifact (weights rebuilt from its tiles once)."""
 
     def __init__(self, artifact):
-        prog = artifact.program
-        if prog is None:
-            where = f"artifact {artifact.path or artifact.network}"
-            if artifact.version < PROGRAM_SINCE:
-                raise PredictError(f"{where}: format version {artifact.version} has no network program; "
-                                   "recompile it (dbpim compile) to use predict")
-            raise PredictError(f"{where}: has no network program (saved without one); recompile it "
-                               "(dbpim compile) to use predict")
+        prog = require_program(artifact, error=PredictError, purpose=" to use predict")
         bad = next((op for op in prog["ops"] if op["op"] not in RUNNABLE), None)
         if bad is not None:
             raise PredictError(f"artifact {artifact.path or artifact.network}: op {bad['name']!r} "

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FILE", "OPS", "RUNNABLE", "PROGRAM_SINCE", "op_shape", "to_manifest", "read"]
+__all__ = ["FILE", "OPS", "RUNNABLE", "PROGRAM_SINCE", "op_shape", "to_manifest", "read", "require_program"]
 
 FILE = "program.npz"
 #: The first artifact format version with a network program (``model.artifact.VERSION`` 4).
@@ -68,6 +68,26 @@ RUNNABLE = tuple(k for k in OPS if k != "unsupported")
 #: written before they were recorded has none of them and predict refuses it (recompile).
 DEPTHWISE_TORCH = ("dw_weight", "dw_bias", "bn_mean", "bn_var", "bn_weight", "bn_bias")
 MAPPED_KINDS = ("conv2d", "conv1d", "linear")
+
+
+def require_program(artifact, *, error=ValueError, purpose: str = "") -> dict:
+    """The network program of ``artifact`` (a :class:`model.artifact.Artifact`), or ``error`` in one line.
+
+    Parameters
+    ----------
+    artifact : model.artifact.Artifact
+    error : type of Exception
+        Raised, naming the artifact, when it has no network program: its format version predates programs
+        (< :data:`PROGRAM_SINCE`) or it was saved without one; either way the fix is to recompile it.
+    purpose : str
+        Appended to the message after "recompile it (dbpim compile)" (e.g. " to use predict").
+    """
+    prog = artifact.program
+    if prog is None:
+        why = (f"format version {artifact.version} has no network program" if artifact.version < PROGRAM_SINCE
+               else "has no network program (saved without one)")
+        raise error(f"artifact {artifact.path or artifact.network}: {why}; recompile it (dbpim compile){purpose}")
+    return prog
 
 
 def _ints(v, n=None, lo=None) -> bool:

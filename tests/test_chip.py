@@ -209,7 +209,8 @@ def test_predict_refuses_a_depthwise_op_without_its_unfolded_weights(mobilenet, 
     assert cli.main(["run", "--artifact", str(d), "--data", str(tmp_path / "d.npz"), "--out", str(tmp_path / "o")]) == 0
     import json
     r = json.loads((tmp_path / "o" / "run.json").read_text())
-    assert r["logits_equal"] is True and "unfolded weights" in r["float_requant_skipped"]
+    assert r["logits_equal"] is True and "unfolded weights" in r["paths_skipped"]["float_requant"]
+    assert r["paths_run"] == ["chip", "torch_int"] and set(r["accuracy"]) == {"chip", "torch_int"}
 
 
 def test_run_cli_on_mobilenetv2(mobilenet, tmp_path, capsys):
@@ -221,4 +222,4 @@ def test_run_cli_on_mobilenetv2(mobilenet, tmp_path, capsys):
     import json
     r = json.loads((tmp_path / "o" / "run.json").read_text())
     assert r["logits_equal"] is True and set(r["accuracy"]) == {"chip", "torch_int", "float_requant"}
-    assert "float_requant_skipped" not in r and r["program"]["by_opcode"]["DWC"] == 17
+    assert r["paths_skipped"] == {} and r["program"]["by_opcode"]["DWC"] == 17

@@ -176,14 +176,21 @@ def test_older_artifacts_are_refused_with_recompile(cnn, tmp_path, version):
     (d / "manifest.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     art = gart.load(d)
     assert art.version == version and art.program is None
+    from dbpim.model.chip import ChipError, GoldenChip
     with pytest.raises(PredictError) as e:
         art.predict(cnn["x"][:2])
     assert f"format version {version} has no network program; recompile it" in _one_line(e)
+    with pytest.raises(ChipError) as c:  # the golden chip says the same (model.program.require_program)
+        GoldenChip(art)
+    assert _one_line(e) == _one_line(c) + " to use predict"
     plain = gart.load(gart.save(tmp_path / "plain", "cnn", art.macro, art.layers, compress=False),
                       check_tiles=False)  # saved without a program
     with pytest.raises(PredictError) as e:
         plain.predict(cnn["x"][:2])
     assert "has no network program (saved without one); recompile" in _one_line(e)
+    with pytest.raises(ChipError) as c:
+        GoldenChip(plain)
+    assert _one_line(e) == _one_line(c) + " to use predict"
 
 
 def test_unsupported_op_is_refused_naming_it(cnn, tmp_path):

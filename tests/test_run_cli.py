@@ -45,7 +45,54 @@ def test_run_refuses_an_op_the_chip_lacks_in_one_line(real_artifacts, tmp_path, 
                      "--out", str(tmp_path / "o"), *rtl]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("dbpim run: op 'features_2' (features.2: Softmax) cannot run on the chip") and "\n" not in err
+    assert rtl or "model.predict cannot run it either" in err, err  # no path left to run
     assert not (tmp_path / "o").exists()
+
+
+def _silu_net(real_artifacts, folder):
+    """The demo artifact with its first ReLU made a SiLU (model.predict runs it, the golden chip does not)."""
+    import shutil
+
+    import yaml
+    shutil.copytree(real_artifacts[0], folder)
+    man = yaml.safe_load((folder / "manifest.yaml").read_text())
+    op = next(o for o in man["program"]["ops"] if o["op"] == "clamp")
+    for k in ("lo", "hi"):
+        op.pop(k)
+    op["op"] = "silu"
+    (folder / "manifest.yaml").write_text(yaml.safe_dump(man, sort_keys=False))
+    return folder, op["name"]
+
+
+def test_run_without_the_chip_runs_the_float_requant_path_and_says_why(real_artifacts, tmp_path, capsys):
+    """A network the golden chip refuses (SiLU) but model.predict runs: exit 0, run.json names the paths that
+    ran and why the others did not, the accuracy of the one that ran (equal to Artifact.predict's)."""
+    from dbpim.model.artifact import load
+    from dbpim.model.torch.data import load_data
+    art, name = _silu_net(real_artifacts, tmp_path / "art")
+    assert cli.main(["run", "--artifact", str(art), "--data", "digits", "--samples", "48",
+                     "--out", str(tmp_path / "o")]) == 0
+    r = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert r["paths_run"] == ["float_requant"] and set(r["paths_skipped"]) == {"chip", "torch_int"}
+    assert r["paths_skipped"]["chip"].startswith(f"op {name!r} (silu) cannot run on the chip; it runs ")
+    assert "integer plan" in r["paths_skipped"]["torch_int"]
+    ds = load_data("digits", 0)
+    want = load(art).predict(ds.x_test.numpy()[:48]).argmax(axis=1)
+    assert r["predictions"] == want.tolist() and r["samples"] == 48 and r["outputs"] == [10]
+    assert set(r["accuracy"]) == {"float_requant"}
+    assert r["accuracy"]["float_requant"] == float((want == ds.y_test.numpy()[:48]).mean()) > 0.1
+    assert r["logits_equal"] is None and r["program"] is None and r["cycles_model"] is None
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"smallcnn: golden chip: skipped ({r['paths_skipped']['chip']})"
+    assert out[1].startswith("smallcnn: torch integer path: skipped (it runs the golden chip's integer plan")
+    assert out[2] == (f"smallcnn: float-requant reference (model.predict), accuracy "
+                      f"{100 * r['accuracy']['float_requant']:.2f} %, 48 samples")
+    # --rtl needs the chip: the refusal stays one line, exit 2, nothing written
+    assert cli.main(["run", "--artifact", str(art), "--data", "digits", "--samples", "4", "--rtl",
+                     "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"dbpim run: op {name!r} (silu) cannot run on the chip") and "\n" not in err
+    assert not (tmp_path / "r").exists()
 
 
 def test_run_reads_an_npz_with_numpy_and_refuses_bad_inputs_in_one_line(real_artifacts, tmp_path, capsys):

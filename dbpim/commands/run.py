@@ -121,41 +121,57 @@ def command(artifact, data, samples, batch_size, rtl, out):
     float-requant reference (model.predict, the front-end's frozen network).
     Writes run.json (accuracy per path, logits_equal between the chip and the
     torch integer path, the chip's cycle model per inference) into --out and
-    prints one line per path. A network with an op the chip lacks is refused
-    in one line naming the op.
+    prints one line per path. A network with an op the chip lacks (SiLU,
+    softmax, LayerNorm, GELU, attention, ...) skips the chip and the torch
+    integer path (which runs the chip's integer plan) and runs through
+    model.predict alone; run.json's paths_skipped and a printed line say why.
+    One that model.predict cannot run either is refused in one line naming
+    the op.
 
     --rtl runs the same quantized inputs on the RTL chip too (verif.native_chip:
     the program loaded through the host port, per sample the input into ACT,
     START, the output read back from ACT) and adds its accuracy, its CYCLES per
     inference (cycles_rtl, next to model.chip_timing's in cycles_model) and the
     harness's speed; logits_equal then covers the RTL, the golden chip and the
-    torch integer path. An instruction the RTL chip does not run yet is refused
-    in one line naming the op before any build.
+    torch integer path. An op the chip lacks, or an instruction the RTL chip
+    does not run yet, is refused in one line naming the op before any build.
     """
     import numpy as np
 
     from dbpim.model import jsonio
-    from dbpim.model.chip import GoldenChip
+    from dbpim.model.chip import ChipError, GoldenChip
     from dbpim.model.outdir import check_output, output_dir
-    from dbpim.model.predict import predictor, run_artifact
+    from dbpim.model.predict import PredictError, check_input, predictor, run_artifact
     art = load_artifact(artifact)
     check_output(out, COMMAND, [art.path])
-    chip = GoldenChip(art)  # refuses an op the chip lacks before reading any data
+    skipped = {}  # path -> one-line reason it did not run
+    try:
+        chip = GoldenChip(art)  # refuses an op the chip lacks before reading any data
+    except ChipError as e:
+        if rtl or art.program is None:  # --rtl needs the chip's program; no program: no path runs
+            raise
+        chip = None
+        skipped["chip"] = str(e)
+        skipped["torch_int"] = ("it runs the golden chip's integer plan (model.chip.integer_plan), which refuses "
+                                "this network")
+    if chip is None:
+        try:
+            predictor(art)  # the only path left: refuse before reading any data when it cannot run either
+        except PredictError as e:
+            raise CommandError(f"{skipped['chip']}; model.predict cannot run it either ({e})") from None
     if rtl:
         _check_rtl(chip, art)  # and an instruction the RTL chip does not run yet, before any build
     seed = (art.meta or {}).get("seed", 0)
     x, y = _inputs(data, int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else 0)
     if samples is not None:
         x, y = x[:samples], y[:samples]
-    from dbpim.model.predict import PredictError, check_input
     try:
         ref = run_artifact(art, x, y, batch_size=batch_size)  # checks x and y (one line each)
         xf = predictor(art).check(x)
-        why_no_ref = None
     except PredictError as e:
-        if "cannot be run by model.predict" not in str(e):
+        if chip is None or "cannot be run by model.predict" not in str(e):
             raise
-        why_no_ref = str(e)  # a depthwise op: the chip runs it, the float-requant reference does not
+        skipped["float_requant"] = str(e)  # a depthwise op: the chip runs it, the float-requant reference does not
         xf = check_input(x, chip.plan.input_shape)
         ref = {}
         if y is not None:
@@ -165,28 +181,39 @@ def command(artifact, data, samples, batch_size, rtl, out):
             ref["accuracy"] = None
     if len(xf) == 0:
         raise CommandError("--data: holds no samples; give at least one")
-    logits = np.concatenate([chip.run(xf[i:i + batch_size]) for i in range(0, len(xf), batch_size)])
-    pred = logits.reshape(len(logits), -1).argmax(axis=1)
-    tlogits = _torch_logits(chip, art, xf, batch_size)
-    S = len(logits)
+    S = len(xf)
+    if chip is not None:
+        logits = np.concatenate([chip.run(xf[i:i + batch_size]) for i in range(0, S, batch_size)])
+        pred = logits.reshape(S, -1).argmax(axis=1)
+        tlogits = _torch_logits(chip, art, xf, batch_size)
+        if tlogits is None:
+            skipped["torch_int"] = "torch is not installed"
+    else:
+        logits = tlogits = None
+        pred = np.asarray(ref["predictions"])
     r = _run_rtl(chip, art, xf) if rtl else None
     equal = {}
     if tlogits is not None:
         equal["torch_int"] = bool(np.array_equal(logits, tlogits))
     if r is not None:
         equal["rtl"] = bool(np.array_equal(logits, r["logits"]))
-    q = chip.output_quant
+    ran = [k for k in ("chip", "torch_int", "float_requant") if k not in skipped] + (["rtl"] if rtl else [])
     res = {"artifact": art.network, "network": art.network,
            "data": Path(data).name if data.endswith(".npz") else data, "samples": S,
-           "outputs": list(logits.shape[1:]), "program": chip.program.summary(),
-           "output_scale": q.scale, "predictions": pred.astype(int).tolist(),
+           "outputs": list(logits.shape[1:]) if chip is not None else ref["outputs"],
+           "paths_run": ran, "paths_skipped": skipped,
+           "program": chip.program.summary() if chip is not None else None,
+           "output_scale": chip.output_quant.scale if chip is not None else None,
+           "predictions": pred.astype(int).tolist(),
            "logits_equal": all(equal.values()) if equal else None,
-           "accuracy": {}, "cycles_model": {
-               "pim_macro_cycles": chip.macro_cycles / S, "simd_cycles": chip.simd_cycles / S,
-               "what": "per inference: DB-PIM macro-cycles of the PIM instructions (docs/design.md §7, summed "
-                       "as if one macro ran every tile) and cycles of the other instructions, run one after "
-                       "another (the RTL chip controller's, model.chip_timing.instruction_cycles; DWC the SIMD "
-                       "core's full rate, model.simd_core.simd_cycles)"}}
+           "accuracy": {}, "cycles_model": None}
+    if chip is not None:
+        res["cycles_model"] = {
+            "pim_macro_cycles": chip.macro_cycles / S, "simd_cycles": chip.simd_cycles / S,
+            "what": "per inference: DB-PIM macro-cycles of the PIM instructions (docs/design.md §7, summed "
+                    "as if one macro ran every tile) and cycles of the other instructions, run one after "
+                    "another (the RTL chip controller's, model.chip_timing.instruction_cycles; DWC the SIMD "
+                    "core's full rate, model.simd_core.simd_cycles)"}
     if r is not None:
         run = r["run"]
         cyc = r["cycles"]
@@ -208,15 +235,14 @@ def command(artifact, data, samples, batch_size, rtl, out):
                               "simulated clock cycles per harness wall second and per harness CPU second (not "
                               "skewed by other processes on a loaded machine) from START to DONE"}
     if "accuracy" in ref:
-        res["accuracy"]["chip"] = float((pred == y).mean())
+        if chip is not None:
+            res["accuracy"]["chip"] = float((pred == y).mean())
         if tlogits is not None:
             res["accuracy"]["torch_int"] = float((tlogits.reshape(S, -1).argmax(axis=1) == y).mean())
         if r is not None:
             res["accuracy"]["rtl"] = float((r["logits"].reshape(S, -1).argmax(axis=1) == y).mean())
         if ref["accuracy"] is not None:
             res["accuracy"]["float_requant"] = ref["accuracy"]
-    if why_no_ref is not None:
-        res["float_requant_skipped"] = why_no_ref
     for k in ("accuracy_compiled",):
         if k in ref:
             res[k] = ref[k]
@@ -229,12 +255,19 @@ def command(artifact, data, samples, batch_size, rtl, out):
 
     def pct(k):
         return f", accuracy {100 * acc[k]:.2f} %" if k in acc else ""
+
+    def skip(what, k):
+        why = skipped[k].split(": ", 1)[-1] if k == "float_requant" else skipped[k]  # less the artifact's path
+        click.echo(f"{art.network}: {what}: skipped ({why})")
     cm = res["cycles_model"]
-    click.echo(f"{art.network}: golden chip ({res['program']['instructions']} instructions), {S} samples"
-               f"{pct('chip')}, {cm['pim_macro_cycles']:.0f} PIM macro-cycles + {cm['simd_cycles']:.0f} SIMD "
-               "core cycles per inference")
-    if tlogits is None:
-        click.echo(f"{art.network}: torch integer path: skipped (torch is not installed)")
+    if chip is None:
+        skip("golden chip", "chip")
+    else:
+        click.echo(f"{art.network}: golden chip ({res['program']['instructions']} instructions), {S} samples"
+                   f"{pct('chip')}, {cm['pim_macro_cycles']:.0f} PIM macro-cycles + {cm['simd_cycles']:.0f} SIMD "
+                   "core cycles per inference")
+    if "torch_int" in skipped:
+        skip("torch integer path", "torch_int")
     else:
         click.echo(f"{art.network}: torch integer path{pct('torch_int')}, output equal to the golden chip's: "
                    f"{'yes' if equal['torch_int'] else 'NO'}")
@@ -253,11 +286,11 @@ def command(artifact, data, samples, batch_size, rtl, out):
                    f"({rr['simulated_cycles_per_cpu_s'] / 1e6:.2f} M per CPU second; harness build "
                    f"{rr['harness_build_s']:.1f} s)")
         bad = bool(diff.size) or cr["equal_model"] is False
-    if why_no_ref is None:
-        click.echo(f"{art.network}: float-requant reference (model.predict){pct('float_requant')}")
+    if "float_requant" in skipped:
+        skip("float-requant reference (model.predict)", "float_requant")
     else:
-        res_note = why_no_ref.split(": ", 1)[-1]
-        click.echo(f"{art.network}: float-requant reference (model.predict): skipped ({res_note})")
+        click.echo(f"{art.network}: float-requant reference (model.predict){pct('float_requant')}"
+                   + ("" if chip is not None else f", {S} samples"))
     click.echo(f"written to {Path(out) / 'run.json'}")
     if bad:
         click.get_current_context().exit(1)
