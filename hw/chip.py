@@ -1,10 +1,12 @@
 """The DB-PIM chip's top (docs/design.md §15, docs/rtl.md): buffers, registers, controller, SIMD core.
 
-``dbpim_chip`` holds the buffers of :data:`model.isa.BUFFERS` that the RTL
-chip runs so far (IMEM, DMEM, CMEM, ACT, ACC; WMEM and the PIM cores are not
-in it yet) as Amaranth memories, the register block of
-:data:`model.isa.CHIP_REGISTERS`, the top controller (:mod:`hw.chip_ctrl`)
-and the SIMD core (:mod:`hw.simd`).
+``dbpim_chip`` holds the buffers of :data:`model.isa.BUFFERS` (IMEM, DMEM,
+CMEM, ACT, ACC, WMEM) as Amaranth memories, the register block of
+:data:`model.isa.CHIP_REGISTERS`, the top controller (:mod:`hw.chip_ctrl`),
+the SIMD core (:mod:`hw.simd`), and for the PIM instructions the PIM
+controller (:mod:`hw.pim_ctrl`), one PIM core (:class:`hw.core.PIMCore`) and
+the input buffer with its window generator (:class:`hw.window.WindowGenerator`)
+feeding the core's input windows.
 
 **Host port** (a simple synchronous port, not yet AXI): ``host_sel`` picks a
 target of :data:`model.isa.HOST_TARGETS` (``REGS`` or a buffer),
@@ -24,7 +26,10 @@ from amaranth.lib.wiring import In, Out
 
 from dbpim.hw.chip_ctrl import ChipController
 from dbpim.hw.common import Block, add_block
+from dbpim.hw.core import PIMCore, _config_params
+from dbpim.hw.pim_ctrl import PIMController
 from dbpim.hw.simd import SIMDCore
+from dbpim.hw.window import WindowGenerator
 from dbpim.model import isa
 from dbpim.model._check import check_int
 
@@ -32,7 +37,9 @@ __all__ = ["DBPIMChip", "DEFAULT_DEPTHS"]
 
 #: Words of the buffers a configuration does not size (ACT and ACC come from ``system.input_buffer_kib`` /
 #: ``output_buffer_kib``).
-DEFAULT_DEPTHS = {"IMEM": 256, "DMEM": 4096, "CMEM": 4096}
+DEFAULT_DEPTHS = {"IMEM": 256, "DMEM": 4096, "CMEM": 4096, "WMEM": 16384}
+#: The buffers, in the host's target order.
+_BUFS = tuple(n for n in isa.HOST_TARGETS if n != "REGS")
 
 
 class DBPIMChip(Block):
@@ -45,7 +52,12 @@ class DBPIMChip(Block):
     simd_channels : int
         The SIMD core's constant memory reach.
     depths : dict
-        Buffer name -> words (``IMEM``, ``DMEM``, ``CMEM``, ``ACT``, ``ACC``), 1..65536 each.
+        Buffer name -> words (``IMEM``, ``DMEM``, ``CMEM``, ``ACT``, ``ACC``, ``WMEM``), 1..65536 each.
+    core : dict
+        The PIM core's parameters (:data:`hw.core.CORE_KEYS`, ``digest``: ``hw.core._config_params`` of a
+        configuration).
+    buffer_words : int
+        The input buffer's words (:func:`model.window.buffer_words` of ``system.input_buffer_kib``).
 
     Attributes
     ----------
@@ -60,13 +72,21 @@ class DBPIMChip(Block):
 
     NAME = "chip"
 
-    def __init__(self, *, lanes: int, simd_channels: int = SIMDCore.DEFAULT_CHANNELS, depths: dict):
+    def __init__(self, *, lanes: int, simd_channels: int = SIMDCore.DEFAULT_CHANNELS, depths: dict, core: dict,
+                 buffer_words: int):
         self.lanes = check_int("lanes", lanes, 1, 64)
         self.simd_channels = check_int("simd_channels", simd_channels, 1, (1 << 16) - 1)
         self.depths = {b: check_int(f"depths.{b}", depths.get(b, DEFAULT_DEPTHS.get(b)), 1, 1 << 16)
-                       for b in ("IMEM", "DMEM", "CMEM", "ACT", "ACC")}
+                       for b in _BUFS}
+        self.core = dict(core)
+        self.buffer_words = check_int("buffer_words", buffer_words, 1, 1 << 20)
+        PIMCore(**self.core)._MustUse__silence = True  # validates the core's parameters here, not at elaboration
+        if self.core.get("in_windows", 1) != 1:
+            raise ValueError(f"core.in_windows: the chip's window generator gives the core one window a beat; must "
+                             f"be 1, got {self.core['in_windows']!r}")
         self.__dict__["_params"] = {"lanes": self.lanes, "simd_channels": self.simd_channels,
-                                    **{f"{b.lower()}_words": n for b, n in self.depths.items()}}
+                                    **{f"{b.lower()}_words": n for b, n in self.depths.items()},
+                                    "buffer_words": self.buffer_words, **{f"core_{k}": v for k, v in self.core.items()}}
         super().__init__({
             "host_sel": In(range(len(isa.HOST_TARGETS))), "host_addr": In(16), "host_wdata": In(64),
             "host_we": In(1), "host_re": In(1), "host_rdata": Out(64), "irq": Out(1),
@@ -80,13 +100,47 @@ class DBPIMChip(Block):
 
     @classmethod
     def from_config(cls, hw, **depths) -> "DBPIMChip":
-        """From a :class:`model.config.HwConfig`: ACT / ACC words from the system's buffer sizes."""
+        """From a :class:`model.config.HwConfig`: ACT / ACC words from the system's buffer sizes, the PIM core
+        and the input buffer (:meth:`hw.window.WindowGenerator.from_config`) from the configuration."""
         s = hw.system
         d = dict(DEFAULT_DEPTHS)
         d["ACT"] = min(1 << 16, int(s.input_buffer_kib * 1024) // (isa.BUFFERS["ACT"].elem_bits // 8))
         d["ACC"] = min(1 << 16, int(s.output_buffer_kib * 1024) // (isa.BUFFERS["ACC"].elem_bits // 8))
         d.update(depths)
-        return cls(lanes=s.simd_lanes, depths=d)
+        gen = WindowGenerator.from_config(hw)  # its buffer's words, checked against the configuration
+        gen._MustUse__silence = True
+        return cls(lanes=s.simd_lanes, depths=d, core=_config_params(hw), buffer_words=gen._words)
+
+    def _pim(self, m, ctrl, platform) -> PIMController:
+        """The PIM controller, the PIM core and the window generator, wired to each other and the controller."""
+        c = self.core
+        core = PIMCore(**c)
+        gen = WindowGenerator(n_comp=c["n_comp"], in_bits=c["in_bits"], buffer_words=self.buffer_words,
+                              windows=c["mask_windows"])
+        pim = PIMController(n_comp=c["n_comp"], in_bits=c["in_bits"], buffer_words=self.buffer_words,
+                            windows=c["mask_windows"], word_addr_bits=core.derived.word_addr_bits,
+                            psum_bits=core.psum_width, depths=self.depths)
+        for blk in (core, gen):  # an emitter may reuse the module it already emitted for the same parameters
+            blk._MustUse__silence = True
+        add_block(m, "pim_ctrl", pim, platform)
+        rst = Signal()
+        m.d.comb += rst.eq(pim.core_rst | ctrl.simd_rst)  # each PIM instruction and each run start clean
+        add_block(m, "pim_core", core, platform, extra_reset=rst)
+        add_block(m, "window", gen, platform, extra_reset=rst)
+        for k in ("kind_linear", "groups", "layer", "signed", "C", "H", "W", "src", "dst"):
+            m.d.comb += getattr(pim, k).eq(getattr(ctrl, f"pim_{k}"))
+        m.d.comb += [pim.start.eq(ctrl.pim_start), ctrl.pim_done.eq(pim.done), ctrl.pim_error.eq(pim.error),
+                     ctrl.pim_code.eq(pim.err_code)]
+        wiring.connect(m, pim.win_d, gen.d)
+        wiring.connect(m, gen.o, core.x)
+        m.d.comb += [gen.layer.eq(pim.win_layer), gen.w_en.eq(pim.buf_en), gen.w_addr.eq(pim.buf_addr),
+                     gen.w_data.eq(pim.buf_data), gen.t_en.eq(pim.tab_en), gen.t_addr.eq(pim.tab_addr),
+                     gen.t_data.eq(pim.tab_data)]
+        m.d.comb += [core.w_en.eq(pim.core_w_en), core.w_addr.eq(pim.core_w_addr), core.w_data.eq(pim.core_w_data),
+                     core.w_strb.eq(pim.core_w_strb), core.r_addr.eq(0),
+                     pim.core_o_valid.eq(core.o.valid), pim.core_o_psum.eq(core.o.payload.psum),
+                     core.o.ready.eq(pim.core_o_ready), pim.core_done.eq(core.done), pim.core_error.eq(core.error)]
+        return pim
 
     def elaborate(self, platform):
         m = Module()
@@ -101,10 +155,21 @@ class DBPIMChip(Block):
         m.d.comb += [simd.w_en.eq(ctrl.simd_w_en), simd.w_addr.eq(ctrl.simd_w_addr), simd.w_data.eq(ctrl.simd_w_data),
                      ctrl.simd_err.eq(simd.err), ctrl.simd_busy.eq(simd.busy)]
 
+        pim = self._pim(m, ctrl, platform)
+
         sel = {name: self.host_sel == i for i, name in enumerate(isa.HOST_TARGETS)}
         rsel = Signal.like(self.host_sel)
         rdata = {}
-        for name in ("IMEM", "DMEM", "CMEM", "ACT", "ACC"):
+        # (buffer, port name on the controller that reads it, the controller's data input)
+        readers = {"IMEM": [(ctrl.imem_addr, ctrl.imem_data)], "DMEM": [(ctrl.dmem_addr, ctrl.dmem_data)],
+                   "CMEM": [(ctrl.cmem_addr, ctrl.cmem_data)],
+                   "ACT": [(Mux(pim.busy, pim.act_raddr, ctrl.act_raddr), (ctrl.act_rdata, pim.act_rdata))],
+                   "ACC": [(ctrl.acc_raddr, ctrl.acc_rdata)],
+                   "WMEM": [(pim.wa_addr, pim.wa_data), (pim.wb_addr, pim.wb_data)]}
+        # the controllers own a buffer's write port while they write it
+        writers = {"ACT": (ctrl.act_we, ctrl.act_waddr, ctrl.act_wdata),
+                   "ACC": (pim.acc_we, pim.acc_waddr, pim.acc_wdata)}
+        for name in _BUFS:
             buf = isa.BUFFERS[name]
             mem = Memory(shape=buf.elem_bits, depth=D[name], init=[])
             m.submodules[name.lower()] = mem
@@ -115,21 +180,14 @@ class DBPIMChip(Block):
             m.d.comb += [wp.addr.eq(self.host_addr[:abits]), wp.data.eq(self.host_wdata[:buf.elem_bits]),
                          wp.en.eq(self.host_we & sel[name] & in_range), host.addr.eq(self.host_addr[:abits])]
             rdata[name] = host.data
-            cp = mem.read_port(domain="sync")
-            m.d.comb += cp.addr.eq(getattr(ctrl, f"{name.lower()}_addr" if name in ("IMEM", "DMEM", "CMEM")
-                                           else f"{name.lower()}_raddr"))
-            if name in ("IMEM",):
-                m.d.comb += ctrl.imem_data.eq(cp.data)
-            elif name == "DMEM":
-                m.d.comb += ctrl.dmem_data.eq(cp.data)
-            elif name == "CMEM":
-                m.d.comb += ctrl.cmem_data.eq(cp.data)
-            elif name == "ACT":
-                m.d.comb += ctrl.act_rdata.eq(cp.data)
-                with m.If(ctrl.act_we):  # the controller owns ACT's write port while it runs
-                    m.d.comb += [wp.addr.eq(ctrl.act_waddr), wp.data.eq(ctrl.act_wdata), wp.en.eq(1)]
-            else:
-                m.d.comb += ctrl.acc_rdata.eq(cp.data)
+            for addr, to in readers[name]:
+                cp = mem.read_port(domain="sync")
+                m.d.comb += cp.addr.eq(addr)
+                m.d.comb += [t.eq(cp.data) for t in (to if isinstance(to, tuple) else (to,))]
+            if name in writers:
+                we, wa, wd = writers[name]
+                with m.If(we):
+                    m.d.comb += [wp.addr.eq(wa), wp.data.eq(wd), wp.en.eq(1)]
 
         # --- registers
         regs = isa.CHIP_REG

@@ -45,7 +45,7 @@ class DBPIMChipAXI(Block):
 
     Parameters
     ----------
-    lanes, simd_channels, depths
+    lanes, simd_channels, depths, core, buffer_words
         As :class:`hw.chip.DBPIMChip`.
 
     Attributes
@@ -62,8 +62,10 @@ class DBPIMChipAXI(Block):
 
     NAME = "chip_axi"
 
-    def __init__(self, *, lanes: int, simd_channels: int = SIMDCore.DEFAULT_CHANNELS, depths: dict):
-        self.chip = DBPIMChip(lanes=lanes, simd_channels=simd_channels, depths=depths)
+    def __init__(self, *, lanes: int, simd_channels: int = SIMDCore.DEFAULT_CHANNELS, depths: dict, core: dict,
+                 buffer_words: int):
+        self.chip = DBPIMChip(lanes=lanes, simd_channels=simd_channels, depths=depths, core=core,
+                              buffer_words=buffer_words)
         self.chip._MustUse__silence = True  # elaborated with this top; unused when only the map is wanted
         self._params = self.chip.parameters
         self.map = isa.chip_map(self.chip.depths)
@@ -76,7 +78,8 @@ class DBPIMChipAXI(Block):
         """From a :class:`model.config.HwConfig`, sized as :meth:`hw.chip.DBPIMChip.from_config`."""
         chip = DBPIMChip.from_config(hw)  # its sizes; the top builds its own
         chip._MustUse__silence = True
-        return cls(lanes=chip.lanes, simd_channels=chip.simd_channels, depths=chip.depths)
+        return cls(lanes=chip.lanes, simd_channels=chip.simd_channels, depths=chip.depths, core=chip.core,
+                   buffer_words=chip.buffer_words)
 
     @property
     def latency(self) -> int:

@@ -8,7 +8,9 @@ REQ, the descriptor's scalars for ADD and GAP), *send* the SIMD descriptor,
 then *stream* the operands (read element by element from ACT, or ACC for REQ)
 in the SIMD core's beat order (:mod:`model.simd_core`: pixel, channel group of
 ``lanes`` channels, window element) and *write back* each output beat's lanes
-to ACT, and go to the next instruction; HALT ends the run.
+to ACT, and go to the next instruction; HALT ends the run. A PIM
+instruction loads its descriptor the same way and then runs on the PIM
+controller (:mod:`hw.pim_ctrl`) until it is done.
 
 Every SIMD instruction is one generic window walk over an input
 ``(outer, C, H, W)`` at ``src0`` (and ``src1`` for ADD) giving an output
@@ -27,7 +29,7 @@ three for ADD) and waits for each output beat before the next: it is exact,
 not fast (it does not reach the SIMD core's full rate,
 :func:`model.simd_core.simd_cycles`); its cycles are
 :func:`model.chip_timing.instruction_cycles`, which the golden chip counts
-too. The opcodes of :data:`model.isa.RTL_PENDING` (PIM, DWC) stop the run with
+too (PIM: :func:`model.chip_timing.pim_cycles`). The opcodes of :data:`model.isa.RTL_PENDING` (DWC) stop the run with
 STATUS.ERROR_CODE 2; the codes are :data:`model.isa.CHIP_ERRORS`.
 """
 
@@ -49,7 +51,8 @@ __all__ = ["ChipController", "DESC_LOADED"]
 #: Descriptor words the controller loads (the longest SIMD descriptor it runs: REQ / MAXP, 9 words).
 DESC_LOADED = max(len(isa.OPCODES[n].desc) for n in ("REQ", "ADD", "MAXP", "GAP", "CLMP"))
 
-_ERR = {name: code for code, name in ((1, "opcode"), (2, "unsupported"), (3, "simd"), (4, "range"), (5, "address"))}
+_ERR = {name: code for code, name in ((1, "opcode"), (2, "unsupported"), (3, "simd"), (4, "range"), (5, "address"),
+                                      (6, "pim"))}
 assert set(_ERR.values()) == set(isa.CHIP_ERRORS)
 # the SIMD core's constant fields hold every multiplier and shift the one rescaling (model.requant) allows
 assert MULT_BITS <= SIMD_MULT_BITS and SHIFT_MAX < 1 << SIMD_SHIFT_BITS
@@ -129,6 +132,10 @@ class ChipController(Block):
             "simd_w_en": Out(L), "simd_w_addr": Out(range(groups)),
             "simd_w_data": Out(data.ArrayLayout(layout_from_fields(simd_const_fields()), L)),
             "simd_err": In(1), "simd_busy": In(1), "simd_rst": Out(1),
+            # the PIM controller (hw.pim_ctrl): started with the PIM descriptor's first words
+            "pim_start": Out(1), "pim_kind_linear": Out(1), "pim_groups": Out(16), "pim_layer": Out(16),
+            "pim_signed": Out(1), "pim_C": Out(32), "pim_H": Out(32), "pim_W": Out(32), "pim_src": Out(16),
+            "pim_dst": Out(16), "pim_done": In(1), "pim_error": In(1), "pim_code": In(4),
         })
 
     NAME = "chip_ctrl"
@@ -234,6 +241,9 @@ class ChipController(Block):
         m.d.comb += [ip.a[l].eq(a[l]) for l in range(L)]
         m.d.comb += [ip.b[l].eq(b[l]) for l in range(L)]
         m.d.comb += ip.pad.eq(pad)
+        m.d.comb += [self.pim_kind_linear.eq(dw[0] == isa.PIM_KINDS["linear"]), self.pim_groups.eq(dw[1]),
+                     self.pim_layer.eq(dw[2]), self.pim_signed.eq(dw[3] != 0), self.pim_C.eq(dw[4]),
+                     self.pim_H.eq(dw[5]), self.pim_W.eq(dw[6]), self.pim_src.eq(src0), self.pim_dst.eq(dst[:16])]
 
         cycles = Signal(W32)
         m.d.comb += self.cycles.eq(cycles)
@@ -281,7 +291,7 @@ class ChipController(Block):
                     with m.Case(isa.OPCODES["HALT"].code):
                         m.d.sync += [busy.eq(0), done.eq(1)]
                         m.next = "IDLE"
-                    with m.Case(*(isa.OPCODES[n].code for n in ("REQ", "ADD", "MAXP", "GAP", "CLMP"))):
+                    with m.Case(*(isa.OPCODES[n].code for n in ("PIM", "REQ", "ADD", "MAXP", "GAP", "CLMP"))):
                         with m.If(_field(w, "desc") * isa.DESC_WORDS + DESC_LOADED > D["DMEM"]):
                             fail("address")
                         with m.Else():
@@ -330,6 +340,19 @@ class ChipController(Block):
                         m.d.sync += one + flat + [Wd.eq(dw[0].as_unsigned()), Wo.eq(dw[0]), simd_op.eq(SIMD_OPCODES["clamp"]),
                                                   lo.eq(dw[1]), hi.eq(dw[2])]
                 m.next = "SIZES"
+                with m.If(op == isa.OPCODES["PIM"].code):  # kind, groups, layer, signed, C, H, W, ...
+                    m.d.comb += self.pim_start.eq(1)
+                    m.next = "PIM"
+
+            # a PIM instruction runs on the PIM controller; its error stops the run with its code
+            with m.State("PIM"):
+                with m.If(self.pim_done):
+                    with m.If(self.pim_error):
+                        m.d.sync += [err_code.eq(self.pim_code), error.eq(1), done.eq(1), busy.eq(0)]
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += pc.eq(pc + 1)
+                        m.next = "FETCH"
 
             with m.State("SIZES"):
                 m.d.sync += [HW.eq(H * Wd), HoWo.eq(Ho * Wo), win.eq(KH * KW)]

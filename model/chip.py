@@ -17,10 +17,11 @@ and the layer records:
 :func:`compile_program` compiles the plan to the chip's program (the
 instruction stream of :mod:`model.isa`, the WMEM / CMEM / DMEM images and
 the ACT allocation, docs/design.md §15) and :class:`GoldenChip` executes that
-program: PIM instructions through the golden layer model
-(:func:`model.layer.run_layer` on the layers read back from WMEM: the
-accumulators bit-exact with the macros, and their macro-cycles), SIMD
-instructions through :mod:`model.simd_ops`. The torch twin of the plan is
+program: PIM instructions from their WMEM image (:mod:`model.pim_image`:
+the window generator's and the PIM core's twins on what the chip's
+controller loads into them; the accumulators bit-exact with
+:func:`model.layer.run_layer`, the RTL's cycles), SIMD instructions through
+:mod:`model.simd_ops`. The torch twin of the plan is
 :mod:`model.torch.intpath`.
 
 The scale rule (docs/design.md §13 "Tensor scales"), in one place:
@@ -49,7 +50,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dbpim.model import simd_ops
-from dbpim.model.layer import run_conv2d, run_layer
 from dbpim.model.program import require_program
 from dbpim.model.requant import ACC_LIMIT_BITS, RequantError, quantize_multiplier, quantize_multipliers, saturate
 from dbpim.model.spec import input_range
@@ -332,6 +332,8 @@ class ChipProgram:
         The macros the tiles in ``wmem`` are laid out for.
     values : dict
         Value name -> ACT address (the allocation, for listings and tests).
+    core : model.core.CoreParams or None
+        The PIM core the WMEM image (:mod:`model.pim_image`) is compiled for (None: a program without PIM).
     """
 
     imem: np.ndarray
@@ -344,6 +346,7 @@ class ChipProgram:
     output: dict
     macro: object
     values: dict
+    core: object = None
 
     def summary(self) -> dict:
         """JSON-ready sizes and instruction counts."""
@@ -357,54 +360,29 @@ class ChipProgram:
                 "cmem_words": int(len(self.cmem)), "wmem_words": int(len(self.wmem))}
 
 
-def _layer_block(rec) -> list[int]:
-    """A record's WMEM block (:data:`model.isa.LAYER_HEADER`, phi, mask, the tiles' arrays)."""
-    from dbpim.model.compile import TILE_ARRAYS
-    from dbpim.model.isa import LAYER_HEADER
-    c = rec.compiled
-    mask = np.asarray(c.mask, np.int64)
-    st = c.stacked()
-    body = [np.asarray(c.phi, np.int64).reshape(-1), mask.reshape(-1)]
-    for t in range(len(c.tiles)):
-        body += [np.asarray(st[f"tiles_{k}"][t], np.int64).reshape(-1) for k in TILE_ARRAYS]
-    body = np.concatenate(body) if body else np.zeros(0, np.int64)
-    head = dict(K=c.K, N=c.N, group_size=c.group_size, n_groups=mask.shape[1], n_tiles=len(c.tiles),
-                words=len(LAYER_HEADER) + len(body))
-    return [int(head[k]) for k in LAYER_HEADER] + body.tolist()
+def _core_params(macro, hw):
+    """The PIM core (:class:`model.core.CoreParams`) of a configuration (None: the default system and core)."""
+    from dbpim.model.config import CoreConfig, SystemConfig
+    from dbpim.model.core import CoreParams
+    if hw is not None:
+        return CoreParams.from_config(hw)
+    return CoreParams(macro=macro, macros=SystemConfig().macros_per_core, core=CoreConfig())
 
 
-def _read_layer(wmem: np.ndarray, base: int, macro):
-    """The CompiledLayer of the WMEM block at ``base`` (inverse of :func:`_layer_block`)."""
-    from dbpim.model.compile import TILE_ARRAYS, CompiledLayer
-    from dbpim.model.isa import LAYER_HEADER
-    h = {k: int(wmem[base + i]) for i, k in enumerate(LAYER_HEADER)}
-    p = base + len(LAYER_HEADER)
-    phi = wmem[p:p + h["N"]].astype(np.uint8)
-    p += h["N"]
-    mask = wmem[p:p + h["K"] * h["n_groups"]].reshape(h["K"], h["n_groups"]).astype(bool)
-    p += h["K"] * h["n_groups"]
-    arrays = {f"tiles_{k}": [] for k in TILE_ARRAYS}
-    for _ in range(h["n_tiles"]):
-        for k, (dtype, shape) in TILE_ARRAYS.items():
-            shp = shape(macro)
-            n = math.prod(shp)
-            arrays[f"tiles_{k}"].append(wmem[p:p + n].reshape(shp).astype(dtype))
-            p += n
-    arrays = {k: (np.stack(v) if v else np.zeros((0,) + TILE_ARRAYS[k[6:]][1](macro), TILE_ARRAYS[k[6:]][0]))
-              for k, v in arrays.items()}
-    if p != base + h["words"]:
-        raise ChipError(f"WMEM block at {base}: header says {h['words']} words, the arrays take {p - base}")
-    return CompiledLayer.from_stacked(h["K"], h["N"], macro, h["group_size"], phi, mask, arrays)
-
-
-def compile_program(plan: IntegerPlan, records, macro) -> ChipProgram:
+def compile_program(plan: IntegerPlan, records, macro, hw=None) -> ChipProgram:
     """The :class:`ChipProgram` of an :class:`IntegerPlan`: instructions, memory images, buffer allocation.
 
     ``ACT`` is allocated first fit: a value lives from the instruction that writes it to the last that reads
     it (the output to the end); ``reshape`` / ``identity`` alias their input (no instruction). Every mapped
-    layer's sums go to ``ACC`` address 0 and are requantized by the next instruction.
+    layer's sums go to ``ACC`` address 0 and are requantized by the next instruction. WMEM holds one
+    block per mapped layer (a grouped convolution: one per group), the PIM core's program for ``hw``'s core
+    (:func:`model.pim_image.layer_block`).
     """
     from dbpim.model import isa
+    from dbpim.model.core_timing import PlanError
+    from dbpim.model.pim_image import PimImageError, layer_block
+    from dbpim.model.window import WindowLayer
+    params = _core_params(macro, hw)
     recs = {r.name: r for r in records if r.mapped}
     steps = plan.steps
     root = {}
@@ -454,9 +432,6 @@ def compile_program(plan: IntegerPlan, records, macro) -> ChipProgram:
             if kind == "mapped":
                 rs = [recs[n] for n in st["layers"]]
                 first = len(table)
-                for r in rs:
-                    table.append(r.name)
-                    wmem_blocks.append(_layer_block(r))
                 out = plan.shapes[dst]
                 if st["kind"] == "linear":
                     T = math.prod(shp_in[:-1])
@@ -472,6 +447,24 @@ def compile_program(plan: IntegerPlan, records, macro) -> ChipProgram:
                                dilation=isa.pack_pair(*r.dilation))
                     C, inner, outer = out[0], ho * wo, 1
                 acc_words = max(acc_words, C * inner * outer)
+                g = len(rs)
+                for j, r in enumerate(rs):
+                    table.append(r.name)
+                    if st["kind"] == "linear":
+                        wl = WindowLayer.of(geo["C"], geo["H"], 1, 1, 1)
+                    else:
+                        cg = geo["C"] // g
+                        wl = WindowLayer.of(cg, geo["H"], geo["W"], *isa.unpack_pair(geo["kernel"]),
+                                            stride=isa.unpack_pair(geo["stride"]),
+                                            padding=isa.unpack_pair(geo["padding"]),
+                                            dilation=isa.unpack_pair(geo["dilation"]), base=j * cg * geo["H"] * geo["W"])
+                    try:
+                        wmem_blocks.append(layer_block(r.compiled, wl, params, bool(st["signed_input"]),
+                                                       acc_base=j * r.compiled.N * (1 if st["kind"] == "linear" else
+                                                                                    inner),
+                                                       linear=st["kind"] == "linear", name=r.name))
+                    except (PlanError, PimImageError, ValueError) as e:
+                        raise ChipError(f"op {st['name']!r}: {e}") from None
                 d = desc("PIM", kind=isa.PIM_KINDS["linear" if st["kind"] == "linear" else "conv2d"],
                          groups=len(rs), layer=first, signed=int(st["signed_input"]), **geo)
                 imem.append(isa.encode("PIM", desc=d, dst=0, src0=src[0]))
@@ -526,7 +519,7 @@ def compile_program(plan: IntegerPlan, records, macro) -> ChipProgram:
                        wmem=np.array(wmem, np.int64), act_words=act_top, acc_words=acc_words,
                        input={"addr": addr[plan.input], "shape": list(plan.input_shape), **qi.to_json()},
                        output={"addr": addr[plan.output], "shape": list(plan.shapes[plan.output]), **qo.to_json()},
-                       macro=macro, values=dict(addr))
+                       macro=macro, values=dict(addr), core=params)
 
 
 # ----------------------------------------------------------------------------- the golden chip
@@ -536,12 +529,14 @@ class GoldenChip:
 
     ``run(x)`` quantizes the float input on the host (:func:`quantize_input`), writes it into ``ACT``,
     executes the instruction stream to HALT on every sample at once and returns the output tensor's integers
-    (int64, real value = ``v * output scale``). It adds the mapped layers' DB-PIM macro-cycles
-    (:func:`model.layer.run_layer`, docs/design.md §7) to ``macro_cycles`` and the other instructions' cycles
-    to ``simd_cycles``, both summed over samples: ``REQ``, ``ADD``, ``MAXP``, ``GAP``, ``CLMP`` and ``HALT``
-    take the RTL chip controller's cycles (:func:`model.chip_timing.instruction_cycles` with ``lanes`` = the
-    configuration's ``system.simd_lanes``; one program of those gives the RTL's ``CYCLES``), ``DWC``, which
-    the RTL chip does not run yet, the SIMD core's full-rate :func:`model.simd_core.simd_cycles` (§14).
+    (int64, real value = ``v * output scale``). Cycles, summed over samples: ``pim_cycles`` the RTL chip's
+    cycles of the PIM instructions (:func:`model.chip_timing.pim_cycles`, from the image and the core's
+    :func:`model.core_timing.layer_cycles`), ``simd_cycles`` those of ``REQ``, ``ADD``, ``MAXP``, ``GAP``,
+    ``CLMP`` and ``HALT`` (:func:`model.chip_timing.instruction_cycles` with ``lanes`` = the configuration's
+    ``system.simd_lanes``) and of ``DWC``, which the RTL chip does not run yet, at the SIMD core's full rate
+    (:func:`model.simd_core.simd_cycles`, §14); ``cycles`` is their sum, the RTL's ``CYCLES`` on a program
+    without ``DWC``. ``macro_cycles`` adds the mapped layers' DB-PIM macro-cycles (docs/design.md §7, as
+    :func:`model.layer.run_layer` counts them, one macro running every tile): an extra figure.
     """
 
     def __init__(self, artifact):
@@ -550,12 +545,12 @@ class GoldenChip:
             self.plan = integer_plan(prog, artifact.layers)
         except RequantError as e:
             raise ChipError(str(e)) from None
-        self.program = compile_program(self.plan, artifact.layers, artifact.macro)
-        self._layers = {}
+        self.program = compile_program(self.plan, artifact.layers, artifact.macro, artifact.hw)
         from dbpim.model.config import SystemConfig
         self.lanes = int(artifact.hw.system.simd_lanes if artifact.hw is not None else SystemConfig().simd_lanes)
         self.macro_cycles = 0
         self.simd_cycles = 0
+        self.pim_cycles = 0
         self.samples = 0
 
     @classmethod
@@ -564,10 +559,14 @@ class GoldenChip:
         chip = cls.__new__(cls)
         chip.plan = None
         chip.program = program
-        chip._layers = {}
         chip.lanes = int(lanes)
-        chip.macro_cycles = chip.simd_cycles = chip.samples = 0
+        chip.macro_cycles = chip.simd_cycles = chip.pim_cycles = chip.samples = 0
         return chip
+
+    @property
+    def cycles(self) -> int:
+        """The RTL chip's ``CYCLES`` summed over the samples run: ``pim_cycles + simd_cycles``."""
+        return self.pim_cycles + self.simd_cycles
 
     @property
     def output_quant(self) -> Quant:
@@ -590,15 +589,6 @@ class GoldenChip:
         self.samples += S
         return act[:, p.output["addr"]:p.output["addr"] + n].reshape((S,) + tuple(p.output["shape"])).copy()
 
-    def layer(self, index: int):
-        """The CompiledLayer of WMEM layer ``index``, read back from the memory image (cached)."""
-        if index not in self._layers:
-            w = self.program.wmem
-            if not 0 <= index < int(w[0]):
-                raise ChipError(f"PIM: layer {index} is not in WMEM's table of {int(w[0])} layers")
-            self._layers[index] = _read_layer(w, int(w[1 + index]), self.program.macro)
-        return self._layers[index]
-
     def execute(self, act: np.ndarray, acc: np.ndarray) -> None:
         """Run the instruction stream on the buffers ``act`` (S, ACT) and ``acc`` (S, ACC) until HALT."""
         from dbpim.model import isa
@@ -617,8 +607,7 @@ class GoldenChip:
             s0, dst = ins["src0"], ins["dst"]
             name = f"instruction {pc} ({op})"
             if op == "PIM":
-                out = self._pim(d, act, s0, name)
-                acc[:, dst:dst + out.shape[1]] = out
+                self._pim(d, act, s0, acc, dst, name)
                 continue
             if op == "REQ":
                 C, inner, outer = d["C"], d["inner"], d["outer"]
@@ -669,30 +658,23 @@ class GoldenChip:
             act[:, dst:dst + n] = y
         raise ChipError("IMEM: the program ends without HALT")
 
-    def _pim(self, d: dict, act: np.ndarray, src: int, name: str) -> np.ndarray:
-        """A PIM instruction: the macros' int64 sums (S, N * Ho * Wo), through the golden layer model."""
+    def _pim(self, d: dict, act: np.ndarray, src: int, acc: np.ndarray, dst: int, name: str) -> None:
+        """A PIM instruction from the WMEM image (:func:`model.pim_image.run_pim`): sums into ``acc`` at ``dst``,
+        its cycles (per sample, :func:`model.chip_timing.pim_cycles`) into ``pim_cycles`` and the macro-cycles
+        of its passes into ``macro_cycles``."""
         from dbpim.model import isa
-        S = act.shape[0]
-        C, H, W, g = d["C"], d["H"], d["W"], d["groups"]
-        x = act[:, src:src + C * H * W]
-        signed = bool(d["signed"])
-        if d["kind"] == isa.PIM_KINDS["linear"]:
-            c = self.layer(d["layer"])
-            res = run_layer(x.reshape(S * H, C), c, signed)
-            self.macro_cycles += res.cycles_dbpim
-            return res.out.reshape(S, -1)
-        x = x.reshape(S, C, H, W)
-        cg = C // g
-        outs = []
-        for j in range(g):
-            c = self.layer(d["layer"] + j)
-            out, res = run_conv2d(x[:, j * cg:(j + 1) * cg], c, isa.unpack_pair(d["kernel"]),
-                                  isa.unpack_pair(d["stride"]), isa.unpack_pair(d["padding"]), signed,
-                                  isa.unpack_pair(d["dilation"]))
-            self.macro_cycles += res.cycles_dbpim
-            outs.append(out)
-        out = outs[0] if g == 1 else np.concatenate(outs, axis=1)
-        if out.shape[1:] != (d["N"], d["Ho"], d["Wo"]):
-            raise ChipError(f"{name}: the layers give {list(out.shape[1:])}, the descriptor says "
-                            f"{[d['N'], d['Ho'], d['Wo']]}")
-        return out.reshape(S, -1)
+        from dbpim.model.chip_timing import pim_cycles
+        from dbpim.model.pim_image import PimImageError, run_pim
+        p = self.program
+        if p.core is None:
+            raise ChipError(f"{name}: the program has no PIM core to run on")
+        try:  # like ACT and ACC, the input buffer is as large as the program needs (the RTL's is sized)
+            r = run_pim(p.wmem, d, act, src, acc, dst, p.core, name=name)
+        except PimImageError as e:
+            raise ChipError(str(e)) from None
+        if d["kind"] != isa.PIM_KINDS["linear"]:
+            P = d["Ho"] * d["Wo"]
+            if d["N"] * P > acc.shape[1] - dst:
+                raise ChipError(f"{name}: the descriptor's {d['N']} x {P} sums pass ACC")
+        self.macro_cycles += int(r.macro_cycles.sum())
+        self.pim_cycles += sum(pim_cycles(d, r.blocks, [c[s] for c in r.core_cycles]) for s in range(act.shape[0]))

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dbpim.model import isa
 from dbpim.model.spec import SIMD_LATENCY
 
-__all__ = ["FIXED_CYCLES", "HALT_CYCLES", "instruction_cycles", "program_cycles"]
+__all__ = ["FIXED_CYCLES", "HALT_CYCLES", "PIM_FIXED_CYCLES", "pim_cycles", "instruction_cycles", "program_cycles"]
 
 #: Loaded descriptor words (the longest SIMD descriptor: REQ / MAXP).
 _DESC_LOADED = max(len(isa.OPCODES[n].desc) for n in ("REQ", "ADD", "MAXP", "GAP", "CLMP"))
@@ -26,6 +26,9 @@ _DESC_LOADED = max(len(isa.OPCODES[n].desc) for n in ("REQ", "ADD", "MAXP", "GAP
 FIXED_CYCLES = 1 + 1 + (_DESC_LOADED + 1) + 1 + 2 + 1 + 1 + 1 + 1
 #: Cycles of HALT: fetch, decode.
 HALT_CYCLES = 2
+#: Cycles of a PIM instruction outside its copy and its layers: fetch, decode, load the descriptor, set up
+#: (the top controller, hw.chip_ctrl), then the PIM controller's (hw.pim_ctrl) check and finish.
+PIM_FIXED_CYCLES = 1 + 1 + (_DESC_LOADED + 1) + 1 + 1 + 1
 
 
 def _geometry(op: str, d: dict):
@@ -43,8 +46,38 @@ def _geometry(op: str, d: dict):
     raise ValueError(f"op: must be one of REQ, ADD, MAXP, GAP, CLMP, got {op!r}")
 
 
-def instruction_cycles(op: str, desc: dict, lanes: int) -> int:
+def pim_cycles(desc: dict, blocks, core_cycles) -> int:
+    """Cycles of one PIM instruction (``desc`` its unpacked descriptor) on one sample.
+
+    ``blocks`` are its layers' WMEM blocks (:class:`model.pim_image.BlockImage`) and ``core_cycles`` the
+    PIM core's cycles of each of their STARTs (:func:`model.core_timing.layer_cycles`, per block a sequence
+    over its segments). The PIM controller copies one input a cycle; per block it looks the block up (three
+    cycles), reads its header (a cycle a word), zeroes the channels no tile holds (one cycle an entry, one a
+    zero, one to go on), and per segment reads its header (one cycle, then a word a cycle), makes its bus
+    writes (two cycles each, one to go on), fills the window table (one cycle an entry, one to go on), reads
+    the first pass descriptor (four cycles; one when there is none), STARTs the core (one) and runs it (the
+    core's cycles, one more to see DONE); one cycle ends the block's segments.
+    """
+    from dbpim.model.pim_image import PIM_HEADER, SEGMENT_HEADER
+    total = PIM_FIXED_CYCLES + desc["C"] * desc["H"] * desc["W"]
+    if len(blocks) != len(core_cycles):
+        raise ValueError(f"core_cycles: one sequence per block ({len(blocks)}), got {len(core_cycles)}")
+    for blk, cyc in zip(blocks, core_cycles):
+        cyc = [int(c) for c in cyc]
+        if len(cyc) != len(blk.segments):
+            raise ValueError(f"core_cycles: one count per segment ({len(blk.segments)}), got {len(cyc)}")
+        total += 3 + len(PIM_HEADER) + 1 + len(blk.zeros) * (1 + blk.pixels) + 1
+        for seg, c in zip(blk.segments, cyc):
+            total += (1 + len(SEGMENT_HEADER) + 1 + 2 * len(seg.writes) + 1 + len(seg.table)
+                      + (4 if seg.passes else 1) + 1 + c + 1)
+    return total
+
+
+def instruction_cycles(op: str, desc: dict, lanes: int, pim=None) -> int:
     """Cycles the controller spends on one instruction (``desc`` its unpacked descriptor).
+
+    PIM: :func:`pim_cycles` of ``pim`` = ``(blocks, core_cycles)`` (what :func:`model.pim_image.run_pim` read
+    and counted for the sample).
 
     Constants: REQ reads ``m``, ``s`` (and ``bias`` with ``has_bias``) per channel, two cycles a word (one for
     an absent bias), then writes each channel group (one cycle, one more between groups); ADD and GAP write
@@ -55,6 +88,10 @@ def instruction_cycles(op: str, desc: dict, lanes: int) -> int:
     """
     if op == "HALT":
         return HALT_CYCLES
+    if op == "PIM":
+        if pim is None:
+            raise ValueError("PIM: its cycles depend on the WMEM image and the input; give pim=(blocks, core_cycles)")
+        return pim_cycles(desc, *pim)
     outer, C, H, W, Ho, Wo, (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _geometry(op, desc)
     groups = -(-C // lanes)
     lanes_of = [min(lanes, C - g * lanes) for g in range(groups)]
@@ -80,8 +117,26 @@ def instruction_cycles(op: str, desc: dict, lanes: int) -> int:
     return FIXED_CYCLES + consts + outer * stream
 
 
-def program_cycles(program, lanes: int) -> int:
-    """The chip's ``CYCLES`` after running ``program`` (a :class:`model.chip.ChipProgram`) to HALT."""
+def program_cycles(program, lanes: int, act=None, acc=None) -> int:
+    """The chip's ``CYCLES`` after running ``program`` (a :class:`model.chip.ChipProgram`) to HALT.
+
+    A program with PIM instructions needs the buffers it starts from (``act``, ``acc``: one sample's ACT and
+    ACC): its PIM cycles depend on the data (the core's :func:`model.core_timing.layer_cycles`); the golden
+    chip runs it and counts every instruction with :func:`instruction_cycles`.
+    """
+    ops = [isa.decode(int(w))["op"] for w in program.imem]
+    if "PIM" in ops:
+        import numpy as np
+
+        from dbpim.model.chip import GoldenChip
+        if act is None:
+            raise ValueError("act: a program with PIM instructions needs the ACT (and ACC) it starts from")
+        a = np.array(act, np.int64)[None].copy()
+        c = (np.zeros((1, max(1, program.acc_words)), np.int64) if acc is None
+             else np.array(acc, np.int64)[None].copy())
+        chip = GoldenChip.from_program(program, lanes)
+        chip.execute(a, c)
+        return int(chip.cycles)
     total = 0
     for word in program.imem:
         ins = isa.decode(int(word))

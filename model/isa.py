@@ -10,8 +10,8 @@ integer; nothing is a Python object, so an assembler needs only these tables.
 
 Buffers (:data:`BUFFERS`): ``ACT`` (activations, the input / output buffers of
 the paper's Fig. 4, one signed 16-bit element per address), ``ACC`` (the PIM
-cores' accumulators, signed 32-bit), ``WMEM`` (the mapped layers' tiles and
-masks, 32-bit words, see :data:`LAYER_HEADER`), ``CMEM`` (per-channel
+cores' accumulators, signed 32-bit), ``WMEM`` (the mapped layers' PIM images,
+32-bit words, :mod:`model.pim_image`), ``CMEM`` (per-channel
 requantization constants, signed 32-bit words), ``DMEM`` (descriptors) and
 ``IMEM`` (instructions). A tensor in ``ACT`` / ``ACC`` is one sample's values
 in row-major order of its per-sample shape (``(C, H, W)`` for a feature map,
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from dbpim.model.spec import BUS_BITS, RegField, Register, RegisterMap, field_width, pack, register_map, unpack
 
 __all__ = ["INSTR_BITS", "INSTR_FIELDS", "DESC_WORDS", "WORD_BITS", "BUFFERS", "Buffer", "Opcode", "OPCODES",
-           "BY_CODE", "LAYER_HEADER", "PIM_KINDS", "encode", "decode", "pack_descriptor", "unpack_descriptor",
+           "BY_CODE", "PIM_KINDS", "encode", "decode", "pack_descriptor", "unpack_descriptor",
            "pack_pair", "unpack_pair", "IsaError", "RTL_PENDING", "CHIP_ERRORS", "CHIP_REGISTERS", "CHIP_REG",
            "HOST_TARGETS", "chip_register_markdown", "chip_map"]
 
@@ -62,7 +62,7 @@ class Buffer:
 BUFFERS = {b.name: b for b in (
     Buffer("ACT", 16, True, "activations: the input, output and intermediate tensors of one sample"),
     Buffer("ACC", 32, True, "PIM accumulators: a mapped layer's integer sums before requantization"),
-    Buffer("WMEM", 32, True, "mapped layers: one block per layer record (LAYER_HEADER, then its arrays)"),
+    Buffer("WMEM", 32, True, "mapped layers: the layer table, then one PIM block per layer (model.pim_image)"),
     Buffer("CMEM", 32, True, "per-channel constants: requant multipliers m, shifts s, integer biases"),
     Buffer("DMEM", 32, True, "descriptors, DESC_WORDS words each"),
     Buffer("IMEM", 64, False, "instructions"),
@@ -110,12 +110,6 @@ OPCODES = {o.name: o for o in (
            "depthwise convolution with the int8 weights at CMEM w_addr, then requant per channel"),
 )}
 BY_CODE = {o.code: o for o in OPCODES.values()}
-
-#: A layer block in WMEM, LSB word first: these header words, then the arrays (one element per 32-bit word,
-#: row-major): ``phi`` (N), ``mask`` (K x n_groups, 0 / 1), then per tile the arrays of
-#: :data:`model.compile.TILE_ARRAYS` in that order (its shapes for the chip's macro).
-LAYER_HEADER = ("K", "N", "group_size", "n_groups", "n_tiles", "words")
-
 
 def pack_pair(h: int, w: int) -> int:
     """A (height, width) pair in one descriptor word: ``h | w << 16`` (each 0 .. 65535)."""
@@ -173,7 +167,7 @@ def unpack_descriptor(op: str, words) -> dict:
 
 #: Opcodes the RTL chip (``hw.chip_ctrl``) decodes but does not run yet: it stops on them with
 #: STATUS.ERROR_CODE 2 (``dbpim run --rtl`` refuses a program holding one before any build).
-RTL_PENDING = ("PIM", "DWC")
+RTL_PENDING = ("DWC",)
 
 #: STATUS.ERROR_CODE of the RTL chip (``hw.chip.DBPIMChip``): code -> meaning (0: no error).
 CHIP_ERRORS = {
@@ -183,6 +177,8 @@ CHIP_ERRORS = {
        "or tensor, a multiplier or shift outside model.requant's range)",
     4: "a result does not fit ACT's signed 16-bit elements (the golden chip raises on it too)",
     5: "an address past the end of its buffer",
+    6: "a PIM instruction whose WMEM image the chip cannot run, or the PIM core stopped on an error (the golden "
+       "chip raises on it too)",
 }
 
 #: The chip's control and status registers (host target ``REGS``, word addresses), the one description the RTL
@@ -202,7 +198,7 @@ CHIP_REGISTERS: tuple = (
 CHIP_REG = {r.name: r for r in CHIP_REGISTERS}
 
 #: Host port targets (``host_sel``): the register block, then the buffers the host loads and reads.
-HOST_TARGETS = ("REGS", "IMEM", "DMEM", "CMEM", "ACT", "ACC")
+HOST_TARGETS = ("REGS", "IMEM", "DMEM", "CMEM", "ACT", "ACC", "WMEM")
 
 
 def chip_register_markdown() -> str:

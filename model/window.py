@@ -13,8 +13,9 @@ the inputs past ``K``. This module writes down, once:
 * :func:`table_entries` / :func:`pass_words` - what the host writes: the
   window table (one entry per window, :data:`model.spec.WINDOW_ENTRY`) and
   the pass descriptors (:data:`model.spec.WINDOW_PASS`);
-* :func:`generator_beats` - the beats the RTL emits, computed from the table
-  entries exactly as the RTL does (its bit-exact twin);
+* :func:`generator_addresses` / :func:`generator_beats` - the buffer addresses
+  the RTL reads and the beats it emits, computed from the table entries
+  exactly as the RTL does (its bit-exact twin);
 * :func:`segment_table` / :func:`segment_passes` / :func:`segment_stream` -
   the generator's program for one START of the core (:mod:`model.core`): its
   stream equals :func:`model.core.input_windows` of the layer's im2col
@@ -34,7 +35,8 @@ from dbpim.model.layer import conv_out_size
 from dbpim.model.spec import (BUS_BITS, WINDOW_ELEMENTS_MAX, WINDOW_ENTRY, WINDOW_LATENCY, WINDOW_LAYER, WINDOW_PASS,
                               input_bits, pack, register_fields)
 
-__all__ = ["WindowLayer", "buffer_words", "buffer_image", "table_entries", "pass_words", "generator_beats", "pass_taps",
+__all__ = ["WindowLayer", "buffer_words", "buffer_image", "table_entries", "pass_words", "generator_addresses",
+           "generator_beats", "pass_taps",
            "segment_table", "segment_passes", "segment_stream", "generator_cycles", "descriptor_markdown"]
 
 
@@ -205,19 +207,19 @@ def _decode(registers, words) -> dict:
     return out
 
 
-def generator_beats(buffer, layer_words, table, passes, n_comp: int) -> np.ndarray:
-    """The beats the window generator emits: uint8 (beats, n_comp), element 0 = the beat's lowest input.
+def generator_addresses(layer_words, table, passes, n_comp: int) -> np.ndarray:
+    """Input buffer address of every input of every beat the window generator emits: int64 (beats, n_comp),
+    -1 where the input is 0 (padding, or past ``K``).
 
-    The RTL's twin, computed from what the RTL holds: the buffer (input bit
-    patterns, ``words * n_comp``), the layer descriptor words, the window
+    Computed from what the RTL holds: the layer descriptor words, the window
     table words and the pass descriptors (each four words), in order. For
     each pass, each of its pixels (row-major from ``(HO, WO)``, wrapping at
     ``OUT_W``) and each of its entries ``WIN_BASE ..``: input ``e`` of the
     beat is im2col input ``(CHANNEL * KH + KI) * KW + KJ + e`` of the pixel,
     the buffer's value at ``BASE + (c * HEIGHT + y) * WIDTH + x``, or 0 when
-    ``e >= n_comp - N_PAD`` or ``(y, x)`` is padding.
+    ``e >= n_comp - N_PAD`` or ``(y, x)`` is padding. ValueError when a pass
+    names entries past the table.
     """
-    buf = np.asarray(buffer, np.uint8).reshape(-1)
     L = _decode(WINDOW_LAYER, layer_words)
     H, W = L["height"], L["width"]
     out = []
@@ -227,11 +229,22 @@ def generator_beats(buffer, layer_words, table, passes, n_comp: int) -> np.ndarr
             continue
         c, y, x, live = taps
         ok = live & (y >= 0) & (y < H) & (x >= 0) & (x < W)
-        addr = np.where(ok, L["base"] + (c * H + y) * W + x, 0)
-        if ok.any() and addr[ok].max() >= buf.size:
-            raise ValueError(f"pass: reads input {int(addr[ok].max())} past the buffer's {buf.size}")
-        out.append(np.where(ok, buf[np.minimum(addr, buf.size - 1)], 0).astype(np.uint8).reshape(-1, n_comp))
-    return np.concatenate(out) if out else np.zeros((0, n_comp), np.uint8)
+        out.append(np.where(ok, L["base"] + (c * H + y) * W + x, -1).reshape(-1, n_comp))
+    return np.concatenate(out).astype(np.int64) if out else np.zeros((0, n_comp), np.int64)
+
+
+def generator_beats(buffer, layer_words, table, passes, n_comp: int) -> np.ndarray:
+    """The beats the window generator emits: uint8 (beats, n_comp), element 0 = the beat's lowest input.
+
+    The RTL's twin: the buffer's input bit patterns (``words * n_comp``) at
+    :func:`generator_addresses`, 0 where that is -1. ValueError when a pass
+    reads past the buffer.
+    """
+    buf = np.asarray(buffer, np.uint8).reshape(-1)
+    addr = generator_addresses(layer_words, table, passes, n_comp)
+    if addr.size and addr.max() >= buf.size:
+        raise ValueError(f"pass: reads input {int(addr.max())} past the buffer's {buf.size}")
+    return np.where(addr >= 0, buf[np.clip(addr, 0, max(0, buf.size - 1))] if buf.size else 0, 0).astype(np.uint8)
 
 
 def pass_taps(layer_words, table, words, n_comp: int):

@@ -26,7 +26,7 @@ from dbpim.verif.tb import run_amaranth  # noqa: E402
 pytestmark = [pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable"), pytest.mark.timeout(600)]
 
 LANES = 4
-DEPTHS = {"IMEM": 32, "DMEM": 16 * isa.DESC_WORDS, "CMEM": 256, "ACT": 512, "ACC": 256}
+DEPTHS = {"IMEM": 32, "DMEM": 16 * isa.DESC_WORDS, "CMEM": 256, "ACT": 512, "ACC": 256, "WMEM": 16}
 SEL = {n: i for i, n in enumerate(isa.HOST_TARGETS)}
 STATUS = isa.CHIP_REG["STATUS"]
 
@@ -57,6 +57,7 @@ async def _load(tb, prog, act, acc):
     await _write(tb, "IMEM", prog.imem)
     await _write(tb, "DMEM", prog.dmem)
     await _write(tb, "CMEM", prog.cmem)
+    await _write(tb, "WMEM", prog.wmem)
     await _write(tb, "ACT", act)
     await _write(tb, "ACC", acc)
 
@@ -113,8 +114,27 @@ def _golden(prog, act, acc, lanes=LANES, cycles=False):
     return (a[0], chip.simd_cycles) if cycles else a[0]
 
 
-def _chip(lanes=LANES):
-    return DBPIMChip(lanes=lanes, simd_channels=16, depths=DEPTHS)
+def _tiny_core():
+    """The small configuration with the least PIM core (one macro, one entry per memory): the SIMD programs'
+    chip, quicker to build."""
+    import dataclasses
+
+    from dbpim.model.config import load_config
+    from dbpim.verif.pim_programs import core_config
+    h = load_config("small")
+    return core_config(dataclasses.replace(h, system=dataclasses.replace(h.system, macros_per_core=1)),
+                       tile_slots=1, descriptors=1, mask_windows=1, out_pixels=1)
+
+
+def _chip(lanes=LANES, depths=DEPTHS, hw=None, simd_channels=16):
+    """The chip with ``lanes`` SIMD lanes and the PIM core and input buffer of configuration ``hw`` (a name or a
+    HwConfig; None: :func:`_tiny_core`)."""
+    from dbpim.hw.core import _config_params
+    from dbpim.model.config import load_config
+    from dbpim.model.window import buffer_words
+    h = _tiny_core() if hw is None else load_config(hw) if isinstance(hw, str) else hw
+    return DBPIMChip(lanes=lanes, simd_channels=simd_channels, depths=depths, core=_config_params(h),
+                     buffer_words=buffer_words(h.system.input_buffer_kib, h.macro.n_comp, h.macro.in_bits))
 
 
 @pytest.mark.parametrize("seed, lanes", [(0, LANES), (1, LANES), (2, LANES),
@@ -175,8 +195,7 @@ def test_reset_mid_program_then_rerun():
 
 @pytest.mark.parametrize("word, code", [
     (isa.encode("CLMP") & ~0xF | 0xF, 1),     # opcode 15: undefined
-    (isa.encode("PIM"), 2),                    # not in the RTL chip yet
-    (isa.encode("DWC"), 2),
+    (isa.encode("DWC"), 2),                    # not in the RTL chip yet
 ])
 def test_error_codes(word, code):
     asm = _asm(np.random.default_rng(0))
@@ -235,4 +254,145 @@ def test_sizes_from_the_configuration():
     assert chip.depths["ACT"] == int(hw.system.input_buffer_kib * 1024) // 2
     assert chip.depths["ACC"] == int(hw.system.output_buffer_kib * 1024) // 4
     with pytest.raises(ValueError, match="depths.ACT"):
-        DBPIMChip(lanes=4, depths={"ACT": 0, "ACC": 4})
+        DBPIMChip(lanes=4, depths={"ACT": 0, "ACC": 4}, core={}, buffer_words=4)
+
+
+# --------------------------------------------------------------------------- PIM instructions
+
+def _pim_case(seed, kind):
+    """A random PIM instruction (verif.pim_programs) on the shrunken small core, its program and buffers."""
+    from dbpim.model.core import CoreParams
+    from dbpim.model.config import load_config
+    from dbpim.verif.pim_programs import core_config, pim_program, random_pim
+    hw = core_config(load_config("small"))
+    rng = np.random.default_rng(seed)
+    case = random_pim(rng, hw.macro, kind=kind)
+    src, dst = int(rng.integers(0, 40)), int(rng.integers(0, 20))
+    prog = pim_program(case, CoreParams.from_config(hw), src=src, dst=dst, table_pad=int(rng.integers(0, 2)))
+    act = rng.integers(-300, 300, PIM_DEPTHS["ACT"])
+    act[src:src + case.x.shape[1]] = case.x[0]
+    acc = rng.integers(-(1 << 20), 1 << 20, PIM_DEPTHS["ACC"])
+    return hw, case, prog, act, acc, dst
+
+
+PIM_DEPTHS = {"IMEM": 4, "DMEM": isa.DESC_WORDS, "CMEM": 4, "ACT": 512, "ACC": 512, "WMEM": 2048}
+
+
+def _pim_run(hw, prog, act, acc, reset_after=None):
+    """Load and run ``prog`` on the chip (the PIM core of ``hw``); with ``reset_after`` cycles, reset it that far
+    into a first run, then load ACC again and rerun. Returns (status, CYCLES, ACT, ACC[, status mid-run])."""
+    assert len(prog.wmem) <= PIM_DEPTHS["WMEM"]
+
+    async def body(tb):
+        await _load(tb, prog, act, acc)
+        mid = None
+        if reset_after is not None:
+            await _start(tb)
+            await tb.tick(reset_after)
+            mid = await _status(tb)
+            tb.set("rst", 1)
+            await tb.tick()
+            tb.set("rst", 0)
+            await _write(tb, "ACC", acc)
+        st = await _run(tb)
+        cycles = await _reg(tb, "CYCLES")
+        return (st, cycles, _signed(await _read(tb, "ACT", PIM_DEPTHS["ACT"]), 16),
+                _signed(await _read(tb, "ACC", PIM_DEPTHS["ACC"]), 32), mid)
+
+    return run_amaranth(_chip(LANES, PIM_DEPTHS, hw), body, max_cycles=5_000_000)
+
+
+@pytest.mark.parametrize("seed, kind", [(1, "conv2d"),
+                                        pytest.param(2, "linear", marks=pytest.mark.slow),
+                                        pytest.param(3, "conv2d", marks=pytest.mark.slow),
+                                        pytest.param(4, None, marks=pytest.mark.slow),
+                                        pytest.param(5, None, marks=pytest.mark.slow)])
+def test_random_pim_matches_golden(seed, kind):
+    """A random PIM layer (stride, padding, dilation, groups, signed inputs, several segments): ACC equals the
+    golden chip's (and so model.layer's), CYCLES equals program_cycles. Seed: DBPIM_SEED overrides."""
+    import os
+    seed = int(os.environ.get("DBPIM_SEED", seed))
+    hw, case, prog, act, acc, dst = _pim_case(seed, kind)
+    want_act, want_acc = act[None].copy(), acc[None].copy()
+    chip = GoldenChip.from_program(prog, LANES)
+    chip.execute(want_act, want_acc)
+    np.testing.assert_array_equal(want_acc[0, dst:dst + case.want.shape[1]], case.want[0])
+    st, cycles, got_act, got_acc, _ = _pim_run(hw, prog, act, acc)
+    print(f"DBPIM_SEED={seed}: {case.desc}, status {st}, {cycles} cycles")
+    assert st["ERROR"] == 0 and st["DONE"] == 1, (seed, st)
+    bad = np.flatnonzero(got_acc != want_acc[0])
+    assert not bad.size, f"DBPIM_SEED={seed}: ACC differs at {bad[:10]}: {got_acc[bad[:10]]} vs {want_acc[0][bad[:10]]}"
+    np.testing.assert_array_equal(got_act, want_act[0])
+    assert cycles == chip.cycles == program_cycles(prog, LANES, act, acc), (seed, cycles, chip.cycles)
+
+
+@pytest.mark.slow
+def test_reset_mid_pim_then_rerun():
+    hw, case, prog, act, acc, dst = _pim_case(6, "conv2d")
+    want_act, want_acc = act[None].copy(), acc[None].copy()
+    GoldenChip.from_program(prog, LANES).execute(want_act, want_acc)
+    st, cycles, got_act, got_acc, mid = _pim_run(hw, prog, act, acc, reset_after=150)
+    assert mid["BUSY"] == 1 and mid["PC"] == 0, mid
+    assert st["ERROR"] == 0 and st["DONE"] == 1, st
+    np.testing.assert_array_equal(got_acc, want_acc[0])
+    assert cycles == program_cycles(prog, LANES, act, acc)
+
+
+@pytest.mark.slow
+def test_pim_input_out_of_range_is_error_4():
+    hw, case, prog, act, acc, dst = _pim_case(7, "linear")
+    src = isa.decode(int(prog.imem[0]))["src0"]
+    act = act.copy()
+    act[src + case.x.shape[1] - 1] = 256  # past both 8-bit ranges
+    with pytest.raises(Exception, match="range"):
+        GoldenChip.from_program(prog, LANES).execute(act[None].copy(), acc[None].copy())
+    st, *_ = _pim_run(hw, prog, act, acc)
+    assert (st["ERROR"], st["ERROR_CODE"], st["PC"]) == (1, 4, 0), st
+
+
+@pytest.mark.slow
+def test_demo_cnn_on_the_rtl_chip(real_artifacts):
+    """The demo SmallCNN, one digit, end to end on the RTL chip: logits equal GoldenChip.run's, CYCLES the
+    golden chip's count (model.chip_timing)."""
+    import time
+
+    from dbpim.model.artifact import load
+    from dbpim.model.chip import quantize_input
+    art = load(real_artifacts[0])
+    golden = GoldenChip(art)
+    p = golden.program
+    hw = art.hw
+    depths = {"IMEM": 32, "DMEM": len(p.dmem), "CMEM": len(p.cmem), "WMEM": len(p.wmem),
+              "ACT": max(p.act_words, 1), "ACC": max(p.acc_words, 1)}
+    pytest.importorskip("torch")
+    from dbpim.model.torch.data import load_data
+    x = load_data("digits", 0).x_test.numpy()[:1]  # the first test digit
+    want = golden.run(x)
+    act = np.zeros(depths["ACT"], np.int64)
+    q = quantize_input(x, golden.plan.quants[golden.plan.input]).reshape(-1)
+    act[p.input["addr"]:p.input["addr"] + q.size] = q
+    out_n = int(np.prod(p.output["shape"]))
+
+    async def body(tb):
+        await _load(tb, p, act, np.zeros(1, np.int64))
+        st = await _run(tb)
+        cycles = await _reg(tb, "CYCLES")
+        tb.set("host_sel", SEL["ACT"])
+        tb.set("host_re", 1)
+        out = []
+        for i in range(out_n):
+            tb.set("host_addr", p.output["addr"] + i)
+            await tb.tick()
+            out.append(tb.get("host_rdata"))
+        tb.set("host_re", 0)
+        return st, cycles, _signed(out, 16)
+
+    t0 = time.time()
+    chip = _chip(hw.system.simd_lanes, depths, hw, simd_channels=max(16, max(
+        int(p.dmem[isa.decode(int(w))["desc"] * isa.DESC_WORDS]) for w in p.imem if isa.decode(int(w))["op"] == "REQ")))
+    st, cycles, got = run_amaranth(chip, body, max_cycles=20_000_000)
+    print(f"demo CNN on the RTL chip, one digit: logits {got.tolist()}, {cycles} cycles (golden {golden.cycles}), "
+          f"{time.time() - t0:.0f} s")
+    assert st["ERROR"] == 0 and st["DONE"] == 1, st
+    np.testing.assert_array_equal(got, want.reshape(-1))
+    assert cycles == golden.cycles

@@ -16,13 +16,16 @@ from dbpim.model.chip_timing import program_cycles  # noqa: E402
 from dbpim.model.driver import AsyncChipDriver, ChipDriver, DriverError  # noqa: E402
 from dbpim.verif.core_tb import AxiLiteMaster  # noqa: E402
 from dbpim.verif.tb import run_amaranth  # noqa: E402
-from test_hw_chip import DEPTHS, LANES, _asm as Asm, _buffers, _golden  # noqa: E402
+from test_hw_chip import DEPTHS, LANES, _asm as Asm, _buffers, _chip, _golden  # noqa: E402
 
 pytestmark = [pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable"), pytest.mark.timeout(600)]
 
 
 def _dut(lanes=LANES, **depths):
-    return DBPIMChipAXI(lanes=lanes, simd_channels=16, depths={**DEPTHS, **depths})
+    chip = _chip(lanes, {**DEPTHS, **depths})  # its PIM core and input buffer (the least core)
+    chip._MustUse__silence = True
+    return DBPIMChipAXI(lanes=lanes, simd_channels=16, depths=chip.depths, core=chip.core,
+                        buffer_words=chip.buffer_words)
 
 
 def test_map_follows_the_host_targets():

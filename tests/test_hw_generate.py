@@ -171,8 +171,10 @@ def test_blackbox_every_memory_is_a_listed_wrapper(tmp_path, tile_banks):
         assert not re.search(r"^\s*initial\b", text, re.M), f"{f.name}: an initial block"
         if f.name not in models:
             # no wrapper kind yet (documented in docs/rtl.md): the window generator's input buffer (n_comp
-            # element writes and reads per cycle at any addresses) and the chip's buffers (one write, two reads)
-            left = {"dbpim_window.v": ["buffer"], "dbpim_chip.v": ["acc", "act", "cmem", "dmem", "imem"]}.get(f.name, [])
+            # element writes and reads per cycle at any addresses) and the chip's buffers (one write, two reads;
+            # WMEM three)
+            left = {"dbpim_window.v": ["buffer"],
+                    "dbpim_chip.v": ["acc", "act", "cmem", "dmem", "imem", "wmem"]}.get(f.name, [])
             assert _ARRAY_RE.findall(text) == left, f"{f.name}: inferred memories {_ARRAY_RE.findall(text)}"
             assert not re.search(r"^\s*reg\s[^;]*=", text.replace("reg \\$auto$verilog_backend", ""), re.M), \
                 f"{f.name}: a register with an initial value"

@@ -1,0 +1,416 @@
+"""The chip's PIM controller (docs/design.md §15, docs/rtl.md "The chip top"): runs one PIM instruction.
+
+Started by the top controller (:mod:`hw.chip_ctrl`) with the PIM descriptor's
+``kind``, ``groups``, ``layer``, ``signed`` and input geometry, it runs the
+instruction from the WMEM image (:mod:`model.pim_image`) as named actions:
+
+* *copy* the input from ACT (signed 16-bit elements) into the window
+  generator's input buffer, ``n_comp`` inputs a word, one element a cycle
+  (a linear layer's ``(T, K)`` tokens transposed to a ``(K, T, 1)`` map),
+  checking each against the layer's 8-bit range (ERROR_CODE 4);
+* per layer of the instruction (a group of a grouped convolution): *look up*
+  its block in WMEM's layer table, *read the header* (the window layer
+  descriptor, the output layout), *zero* the output channels no tile holds,
+  then per segment: *program the core* (its register-bus writes), *fill the
+  window table*, read the first pass descriptor, *START* the core and *run*:
+  feed the generator the next pass descriptor while it streams windows into
+  the core, and *write each result beat* into ACC at the place its result
+  entry gives, until the core is DONE;
+* *finish* (``done`` for one cycle, with ``error`` and ``err_code`` when it
+  stopped: 4 range, 5 address, 6 a bad image or a core error).
+
+Its cycles are :func:`model.chip_timing.pim_cycles` (one element a cycle to
+copy; one cycle a header word, a table entry, a zero written; two a bus
+write; the core's own :func:`model.core_timing.layer_cycles` per START).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, stream
+from amaranth.lib.wiring import In, Out
+
+from dbpim.hw.common import Block, layout_from_fields
+from dbpim.model import isa
+from dbpim.model._check import check_int
+from dbpim.model.pim_image import PIM_HEADER, RESULT_ENTRY, SEGMENT_HEADER
+from dbpim.model.spec import BUS_BITS, CORE_REG, WINDOW_LAYER, WINDOW_PASS, input_range, register_fields
+
+__all__ = ["PIMController", "PIM_ERRORS"]
+
+#: err_code values of the PIM controller (:data:`model.isa.CHIP_ERRORS`).
+PIM_ERRORS = {"range": 4, "address": 5, "pim": 6}
+_HDR = {k: i for i, k in enumerate(PIM_HEADER)}
+
+
+class PIMController(Block):
+    """Runs one PIM instruction from WMEM on the PIM core and the window generator (module docstring).
+
+    Parameters
+    ----------
+    n_comp, in_bits : int
+        The macro's compartments (inputs of a window and of a buffer word) and input bits.
+    buffer_words : int
+        The input buffer's words.
+    windows : int
+        The window table's entries.
+    word_addr_bits : int
+        Bits of the core's register-bus word address.
+    psum_bits : int
+        The core's result width (a result that does not fit ACC's 32-bit elements stops the run: ERROR_CODE 4).
+    depths : dict
+        ``ACT``, ``ACC``, ``WMEM`` words.
+    """
+
+    NAME = "pim_ctrl"
+
+    def __init__(self, *, n_comp: int, in_bits: int, buffer_words: int, windows: int, word_addr_bits: int,
+                 psum_bits: int, depths: dict):
+        self._n = check_int("n_comp", n_comp, 1, 64)
+        self._in_bits = check_int("in_bits", in_bits, 1, 8)
+        self._words = check_int("buffer_words", buffer_words, 1, 1 << 20)
+        self._windows = check_int("windows", windows, 1, 1 << 16)
+        self._wab = check_int("word_addr_bits", word_addr_bits, 1, 30)
+        self._psum = check_int("psum_bits", psum_bits, 1, 64)
+        self._depths = {b: check_int(f"depths.{b}", depths[b], 1, 1 << 16) for b in ("ACT", "ACC", "WMEM")}
+        self.__dict__["_params"] = {"n_comp": self._n, "in_bits": self._in_bits, "buffer_words": self._words,
+                                    "windows": self._windows, "word_addr_bits": self._wab, "psum_bits": self._psum,
+                                    **{f"{b.lower()}_words": v for b, v in self._depths.items()}}
+        D = self._depths
+        super().__init__({
+            "start": In(1), "kind_linear": In(1), "groups": In(16), "layer": In(16), "signed": In(1),
+            "C": In(32), "H": In(32), "W": In(32), "src": In(16), "dst": In(16),
+            "busy": Out(1), "done": Out(1), "error": Out(1), "err_code": Out(4), "core_rst": Out(1),
+            "act_raddr": Out(range(D["ACT"])), "act_rdata": In(signed(isa.BUFFERS["ACT"].elem_bits)),
+            "acc_we": Out(1), "acc_waddr": Out(range(D["ACC"])),
+            "acc_wdata": Out(signed(isa.BUFFERS["ACC"].elem_bits)),
+            "wa_addr": Out(range(D["WMEM"])), "wa_data": In(isa.WORD_BITS),
+            "wb_addr": Out(range(D["WMEM"])), "wb_data": In(isa.WORD_BITS),
+            # the window generator
+            "win_layer": Out(layout_from_fields(register_fields(WINDOW_LAYER))),
+            "win_d": Out(stream.Signature(layout_from_fields(register_fields(WINDOW_PASS)))),
+            "buf_en": Out(1), "buf_addr": Out(range(max(2, buffer_words))), "buf_data": Out(n_comp * in_bits),
+            "tab_en": Out(1), "tab_addr": Out(range(max(2, windows))), "tab_data": Out(BUS_BITS),
+            # the PIM core
+            "core_w_en": Out(1), "core_w_addr": Out(word_addr_bits), "core_w_data": Out(BUS_BITS),
+            "core_w_strb": Out(BUS_BITS // 8),
+            "core_o_valid": In(1), "core_o_psum": In(signed(psum_bits)), "core_o_ready": Out(1),
+            "core_done": In(1), "core_error": In(1),
+        })
+
+    @property
+    def latency(self) -> int:
+        return 1
+
+    latency_note = "start to the first copy; the instruction's cycles are model.chip_timing.pim_cycles"
+
+    def elaborate(self, platform):
+        m = Module()
+        n, ib, D = self._n, self._in_bits, self._depths
+        A = 32  # WMEM / ACC address and count arithmetic: every sum and comparison at this one width
+        X = 48  # the copy's element counts and ACT addresses (C * H * W of 32-bit fields, at one width)
+
+        def clip(v, depth):
+            return v[:max(1, (depth - 1).bit_length())]
+
+        # --- the instruction
+        kind_linear, signed_in = Signal(), Signal()
+        groups, layer, j_next = Signal(16), Signal(16), Signal(16)
+        src, dst = Signal(X), Signal(A)
+        count, count_m1, T_m1, K = Signal(X), Signal(X), Signal(X), Signal(X)
+
+        # --- copy: element a of the buffer is ACT src + t * K + k (a = k * T + t; T = 1 for a convolution)
+        a, t, e = Signal(X), Signal(X), Signal(range(n))
+        kaddr, ea = Signal(X), Signal(X)
+        word = Signal(n * ib)
+        waddr = Signal(range(max(2, self._words)))
+
+        # --- the block and segment
+        j = Signal(16)
+        ptr = Signal(A)            # WMEM port A: the word on wa_data (presented the cycle before)
+        adv = Signal()             # consume wa_data and present ptr + 1
+        hdr = Signal(range(len(PIM_HEADER)))
+        hw = {k: Signal(32, name=f"h_{k}") for k in PIM_HEADER}
+        blk_end = Signal(A)
+        cnt = {k: Signal(32, name=f"n_{k}") for k in SEGMENT_HEADER}
+        sh = Signal(range(len(SEGMENT_HEADER)))
+        segs_left, zeros_left = Signal(32), Signal(32)
+        phase = Signal()
+        baddr = Signal(32)         # a bus write's byte address
+        ti = Signal(32)            # window table entry
+        zoff, q, q_next, qoff = Signal(A), Signal(A), Signal(A), Signal(A)
+        res_base, res_end, pstart, rptr = Signal(A), Signal(A), Signal(A), Signal(A)
+        dreg = [Signal(32, name=f"pass_w{i}") for i in range(len(WINDOW_PASS))]
+        dvalid, feeding = Signal(), Signal()
+        fk = Signal(range(len(WINDOW_PASS)))
+        passes_left = Signal(32)
+        m.d.comb += [j_next.eq(j + 1), q_next.eq(q + 1)]
+
+        m.d.comb += [self.wa_addr.eq(clip(Mux(adv, ptr + 1, ptr), D["WMEM"])),
+                     self.act_raddr.eq(clip(ea, D["ACT"]))]
+        with m.If(adv):
+            m.d.sync += ptr.eq(ptr + 1)
+        m.d.comb += self.win_layer.as_value().eq(Cat(hw["win_base"], hw["win_shape"], hw["win_kernel"],
+                                                     hw["win_out"]))
+        m.d.comb += [self.win_d.valid.eq(dvalid), self.win_d.payload.as_value().eq(Cat(*dreg))]
+        m.d.comb += [self.core_w_strb.eq((1 << (BUS_BITS // 8)) - 1), self.core_o_ready.eq(1),
+                     self.buf_addr.eq(waddr), self.tab_addr.eq(ti), self.tab_data.eq(self.wa_data)]
+
+        busy, done, error, err_code = Signal(), Signal(), Signal(), Signal(4)
+        m.d.comb += [self.busy.eq(busy), self.done.eq(done), self.error.eq(error), self.err_code.eq(err_code)]
+
+        def fail(code: str):
+            m.d.comb += [done.eq(1), error.eq(1), err_code.eq(PIM_ERRORS[code])]
+            m.d.sync += [busy.eq(0), dvalid.eq(0), feeding.eq(0)]
+            m.next = "IDLE"
+
+        # --- the result entry on port B and the ACC address of the beat
+        ent = data.View(layout_from_fields(RESULT_ENTRY), self.wb_data)
+        r_adv, r_next = Signal(), Signal(A)
+        m.d.comb += self.wb_addr.eq(clip(Mux(r_adv, r_next, rptr), D["WMEM"]))
+        r_base, z_base = Signal(A), Signal(A)
+        acc_at, zero_at = Signal(A + 1), Signal(A + 1)
+        assert RESULT_ENTRY[0][0] == "off"  # OFF is the entry's low bits
+        # the entry's last pixel: q + 1 == PIXELS (15 bits)
+        r_end_px = (q_next[:len(ent.pixels)] == ent.pixels) & ~q_next[len(ent.pixels):].any()
+        m.d.comb += [r_base.eq(dst + (self.wb_data & ((1 << len(ent.off)) - 1))),  # dst + OFF, at A bits
+                     z_base.eq(dst + zoff),
+                     acc_at.eq(r_base + qoff), zero_at.eq(z_base + qoff),
+                     self.acc_waddr.eq(clip(acc_at, D["ACC"])), self.acc_wdata.eq(self.core_o_psum)]
+        acc_bits = isa.BUFFERS["ACC"].elem_bits
+        psum_high = self.core_o_psum[acc_bits - 1:]
+        psum_wide = ~(psum_high.all() | ~psum_high.any()) if self._psum > acc_bits else None
+
+        # the 8-bit range: signed, the bits from bit 7 up all equal; unsigned, none set from bit 8 up
+        v = self.act_rdata
+        high = v[ib - 1:]
+        bad_range = Mux(signed_in, ~(high.all() | ~high.any()), v[ib:].any())
+        assert input_range(True, ib) == (-(1 << (ib - 1)), (1 << (ib - 1)) - 1)
+        assert input_range(False, ib) == (0, (1 << ib) - 1)
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    C, H, W = self.C, self.H, self.W
+                    m.d.sync += [busy.eq(1), kind_linear.eq(self.kind_linear), signed_in.eq(self.signed),
+                                 groups.eq(self.groups), layer.eq(self.layer), src.eq(self.src), dst.eq(self.dst),
+                                 count.eq(C * H * W), count_m1.eq(C * H * W - 1),
+                                 T_m1.eq(Mux(self.kind_linear, H - 1, 0)),
+                                 K.eq(Mux(self.kind_linear, C, 1)), a.eq(0), t.eq(0), e.eq(0), word.eq(0),
+                                 waddr.eq(0), kaddr.eq(self.src), ea.eq(self.src), j.eq(0)]
+                    m.next = "CHECK"
+
+            with m.State("CHECK"):  # reset the core and generator; the input must fit ACT and the buffer
+                m.d.comb += self.core_rst.eq(1)
+                with m.If((src + count > D["ACT"]) | (count > self._words * n)):
+                    fail("address")
+                with m.Elif(groups == 0):
+                    fail("pim")
+                with m.Else():  # (nested: the comb logic reads no condition of the state's only transitions)
+                    with m.If(count == 0):
+                        m.next = "TABLE"
+                    with m.Else():
+                        m.next = "COPY"
+
+            with m.State("COPY"):  # one element a cycle (ACT read at ea, its data here)
+                last = a == count_m1
+                with m.If(bad_range):
+                    fail("range")
+                with m.Else():
+                    merged = Signal(n * ib)
+                    with m.Switch(e):
+                        for i in range(n):
+                            with m.Case(i):
+                                m.d.comb += merged.eq(word | (v[:ib].as_unsigned() << (i * ib)))
+                    with m.If((e == n - 1) | last):
+                        m.d.comb += [self.buf_en.eq(1), self.buf_data.eq(merged)]
+                        m.d.sync += [word.eq(0), e.eq(0), waddr.eq(waddr + 1)]
+                    with m.Else():
+                        m.d.sync += [word.eq(merged), e.eq(e + 1)]
+                    m.d.sync += a.eq(a + 1)
+                    with m.If(t == T_m1):
+                        m.d.sync += [t.eq(0), kaddr.eq(kaddr + 1), ea.eq(kaddr + 1)]
+                        m.d.comb += self.act_raddr.eq(clip(kaddr + 1, D["ACT"]))
+                    with m.Else():
+                        m.d.sync += [t.eq(t + 1), ea.eq(ea + K)]
+                        m.d.comb += self.act_raddr.eq(clip(ea + K, D["ACT"]))
+                    with m.If(last):
+                        m.next = "TABLE"
+
+            # --- one layer (block) of the instruction
+            with m.State("TABLE"):  # the layer table's length
+                m.d.sync += ptr.eq(0)
+                m.d.comb += self.wa_addr.eq(0)
+                m.next = "LOOKUP"
+
+            with m.State("LOOKUP"):
+                idx = Signal(A)
+                m.d.comb += idx.eq(layer + j)
+                with m.If(idx >= self.wa_data):
+                    fail("pim")
+                with m.Elif(idx + 1 >= D["WMEM"]):
+                    fail("address")
+                with m.Else():
+                    m.d.sync += ptr.eq(idx + 1)
+                    m.d.comb += self.wa_addr.eq(clip(idx + 1, D["WMEM"]))
+                    m.next = "BASE"
+
+            with m.State("BASE"):
+                m.d.sync += [ptr.eq(self.wa_data), blk_end.eq(self.wa_data), hdr.eq(0)]
+                m.d.comb += self.wa_addr.eq(clip(self.wa_data, D["WMEM"]))
+                m.next = "HEADER"
+
+            with m.State("HEADER"):  # one header word a cycle
+                m.d.comb += adv.eq(1)
+                with m.Switch(hdr):
+                    for i, k in enumerate(PIM_HEADER):
+                        with m.Case(i):
+                            m.d.sync += hw[k].eq(self.wa_data)
+                m.d.sync += hdr.eq(hdr + 1)
+                with m.If(hdr == len(PIM_HEADER) - 1):
+                    m.d.sync += [blk_end.eq(blk_end + hw["words"]), segs_left.eq(hw["segments"]),
+                                 zeros_left.eq(self.wa_data)]
+                    m.next = "ZERO"
+
+            with m.State("ZERO"):  # the next zero entry's offset, or on to the segments
+                with m.If(blk_end > D["WMEM"]):
+                    fail("address")
+                with m.Elif(hw["pixels"] == 0):
+                    fail("pim")
+                with m.Elif(zeros_left == 0):
+                    m.next = "SEGMENT"
+                with m.Else():
+                    m.d.comb += adv.eq(1)
+                    m.d.sync += [zoff.eq(self.wa_data), q.eq(0), qoff.eq(0), zeros_left.eq(zeros_left - 1)]
+                    m.next = "ZERO_FILL"
+
+            with m.State("ZERO_FILL"):  # P zeros, one a cycle
+                with m.If(zero_at >= D["ACC"]):
+                    fail("address")
+                with m.Else():
+                    m.d.comb += [self.acc_we.eq(1), self.acc_waddr.eq(clip(zero_at, D["ACC"])),
+                                 self.acc_wdata.eq(0)]
+                    m.d.sync += [q.eq(q + 1), qoff.eq(qoff + hw["pixel_stride"])]
+                    with m.If(q_next == hw["pixels"]):
+                        m.next = "ZERO"
+
+            # --- one segment: program the core and the window table, then run
+            with m.State("SEGMENT"):
+                with m.If(segs_left == 0):
+                    with m.If(ptr != blk_end):
+                        fail("pim")
+                    with m.Else():
+                        with m.If(j_next < groups):
+                            m.d.sync += j.eq(j + 1)
+                            m.next = "TABLE"
+                        with m.Else():
+                            m.next = "FINISH"
+                with m.Else():
+                    m.d.sync += [sh.eq(0), segs_left.eq(segs_left - 1)]
+                    m.next = "SEG_HEADER"
+
+            with m.State("SEG_HEADER"):
+                m.d.comb += adv.eq(1)
+                with m.Switch(sh):
+                    for i, k in enumerate(SEGMENT_HEADER):
+                        with m.Case(i):
+                            m.d.sync += cnt[k].eq(self.wa_data)
+                m.d.sync += [sh.eq(sh + 1), phase.eq(0), ti.eq(0)]
+                with m.If(sh == len(SEGMENT_HEADER) - 1):
+                    m.next = "BUS_WRITES"
+
+            with m.State("BUS_WRITES"):  # (byte address, word) pairs onto the core's register bus
+                with m.If(cnt["writes"] == 0):
+                    m.next = "WINDOW_TABLE"
+                with m.Else():
+                    m.d.comb += adv.eq(1)
+                    m.d.sync += phase.eq(~phase)
+                    with m.If(~phase):
+                        m.d.sync += baddr.eq(self.wa_data)
+                    with m.Else():
+                        m.d.comb += [self.core_w_en.eq(1), self.core_w_addr.eq(baddr[2:2 + self._wab]),
+                                     self.core_w_data.eq(self.wa_data)]
+                        m.d.sync += cnt["writes"].eq(cnt["writes"] - 1)
+
+            with m.State("WINDOW_TABLE"):
+                with m.If(cnt["table"] == 0):
+                    m.d.sync += [passes_left.eq(cnt["passes"]), fk.eq(0)]
+                    m.next = "FIRST_PASS"
+                with m.Elif(ti >= self._windows):
+                    fail("pim")
+                with m.Else():
+                    m.d.comb += [adv.eq(1), self.tab_en.eq(1)]
+                    m.d.sync += [ti.eq(ti + 1), cnt["table"].eq(cnt["table"] - 1)]
+
+            with m.State("FIRST_PASS"):  # the first pass descriptor (four words), held on win_d
+                with m.If(passes_left == 0):
+                    m.next = "START"
+                with m.Else():
+                    m.d.comb += adv.eq(1)
+                    with m.Switch(fk):
+                        for i in range(len(dreg)):
+                            with m.Case(i):
+                                m.d.sync += dreg[i].eq(self.wa_data)
+                    m.d.sync += fk.eq(fk + 1)
+                    with m.If(fk == len(dreg) - 1):
+                        m.d.sync += dvalid.eq(1)
+                        m.next = "START"
+
+            with m.State("START"):
+                m.d.comb += [self.core_w_en.eq(1), self.core_w_addr.eq(CORE_REG["CTRL"].word),
+                             self.core_w_data.eq(CORE_REG["CTRL"].value(START=1))]
+                rb, rest = Signal(A), Signal(A)  # the result entries follow the passes not yet read
+                m.d.comb += [rest.eq((passes_left - 1) << 2), rb.eq(ptr + Mux(passes_left == 0, 0, rest))]
+                m.d.sync += [res_base.eq(rb), res_end.eq(rb + cnt["results"]), rptr.eq(rb), pstart.eq(rb),
+                             q.eq(0), qoff.eq(0), feeding.eq(0), fk.eq(0)]
+                m.d.comb += [self.wb_addr.eq(clip(rb, D["WMEM"])), self.win_d.valid.eq(0)]  # taken in RUN
+                m.next = "RUN"
+
+            with m.State("RUN"):
+                # the generator's next pass descriptor, read while it streams the one it holds
+                with m.If(dvalid & self.win_d.ready):
+                    m.d.sync += [dvalid.eq(0), passes_left.eq(passes_left - 1)]
+                    with m.If(passes_left != 1):
+                        m.d.sync += [feeding.eq(1), fk.eq(0)]
+                with m.If(feeding):
+                    m.d.comb += adv.eq(1)
+                    with m.Switch(fk):
+                        for i in range(len(dreg)):
+                            with m.Case(i):
+                                m.d.sync += dreg[i].eq(self.wa_data)
+                    m.d.sync += fk.eq(fk + 1)
+                    with m.If(fk == len(dreg) - 1):
+                        m.d.sync += [dvalid.eq(1), feeding.eq(0)]
+                # the core's results into ACC, each at its result entry
+                with m.If(self.core_o_valid):
+                    with m.If(rptr >= res_end):
+                        fail("pim")
+                    if psum_wide is not None:  # the core's sums may pass ACC's 32 bits
+                        with m.Elif(psum_wide):
+                            fail("range")
+                    with m.Elif(acc_at >= D["ACC"]):
+                        fail("address")
+                    with m.Else():
+                        m.d.comb += self.acc_we.eq(1)
+                        with m.If(~ent.end):
+                            m.d.comb += [r_adv.eq(1), r_next.eq(rptr + 1)]
+                            m.d.sync += rptr.eq(rptr + 1)
+                        with m.Elif(r_end_px):
+                            m.d.comb += [r_adv.eq(1), r_next.eq(rptr + 1)]
+                            m.d.sync += [rptr.eq(rptr + 1), pstart.eq(rptr + 1), q.eq(0), qoff.eq(0)]
+                        with m.Else():
+                            m.d.comb += [r_adv.eq(1), r_next.eq(pstart)]
+                            m.d.sync += [rptr.eq(pstart), q.eq(q + 1), qoff.eq(qoff + hw["pixel_stride"])]
+                with m.Elif(self.core_done):
+                    with m.If(self.core_error | dvalid | feeding | (passes_left != 0) | (rptr != res_end)):
+                        fail("pim")
+                    with m.Else():
+                        m.d.sync += ptr.eq(res_end)
+                        m.d.comb += self.wa_addr.eq(clip(res_end, D["WMEM"]))
+                        m.next = "SEGMENT"
+
+            with m.State("FINISH"):
+                m.d.comb += done.eq(1)
+                m.d.sync += busy.eq(0)
+                m.next = "IDLE"
+        return m

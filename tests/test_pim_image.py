@@ -1,0 +1,130 @@
+"""The PIM image in WMEM (model.pim_image, docs/design.md §15): the golden chip runs PIM from it.
+
+Random convolution (stride, padding, dilation, groups, signed inputs) and linear layers, on a core small
+enough that they take several segments, and the demo network's real layers: the golden chip's ACC after the
+PIM instruction equals :func:`model.layer.run_conv2d` / :func:`model.layer.run_layer`; the core cycles it
+counts from the decoded image equal the core twin's (:func:`model.core.run_core`, from the compiled layer);
+a bad image or input is a one-line error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dbpim.model import isa
+from dbpim.model.chip import ChipError, GoldenChip
+from dbpim.model.chip_timing import instruction_cycles, program_cycles
+from dbpim.model.config import load_config
+from dbpim.model.core import CoreParams, compile_program, run_core
+from dbpim.model.layer import im2col
+from dbpim.model.pim_image import PimImageError, read_block, run_pim
+from dbpim.verif.pim_programs import core_config, pim_program, random_pim
+
+HW = core_config(load_config("small"))
+PARAMS = CoreParams.from_config(HW)
+
+
+def _im2col_rows(case, j, s):
+    """One sample's im2col inputs (P, K) of layer j of ``case``."""
+    d = case.desc
+    if case.linear:
+        return case.x[s].reshape(d["H"], d["C"])
+    cg = d["C"] // d["groups"]
+    xm = case.x[s].reshape(d["C"], d["H"], d["W"])[j * cg:(j + 1) * cg]
+    kh, kw = isa.unpack_pair(d["kernel"])
+    return im2col(xm[None], kh, kw, isa.unpack_pair(d["stride"]), isa.unpack_pair(d["padding"]),
+                  isa.unpack_pair(d["dilation"])).reshape(-1, cg * kh * kw)
+
+
+@pytest.mark.parametrize("kind", ["conv2d", "linear", None])
+def test_golden_pim_from_image_equals_layer_model(kind, rng):
+    for _ in range(4):
+        case = random_pim(rng, HW.macro, samples=2, kind=kind)
+        src, dst = int(rng.integers(0, 50)), int(rng.integers(0, 30))
+        prog = pim_program(case, PARAMS, src=src, dst=dst, table_pad=int(rng.integers(0, 3)))
+        act = np.zeros((2, src + case.x.shape[1] + 5), np.int64)
+        act[:, src:src + case.x.shape[1]] = case.x
+        acc = np.full((2, dst + case.want.shape[1] + 5), 7, np.int64)
+        chip = GoldenChip.from_program(prog, 4)
+        chip.execute(act, acc)
+        np.testing.assert_array_equal(acc[:, dst:dst + case.want.shape[1]], case.want, err_msg=str(case.desc))
+        assert (acc[:, :dst] == 7).all() and (acc[:, dst + case.want.shape[1]:] == 7).all()
+        # the core cycles counted from the decoded image are the core twin's, START by START
+        r = run_pim(prog.wmem, dict(case.desc, layer=prog.dmem[2]), act, src, acc.copy(), dst, PARAMS)
+        for j, c in enumerate(case.layers):
+            for s in range(2):
+                x = _im2col_rows(case, j, s)
+                twin = run_core(compile_program(c, x.shape[0], PARAMS, bool(case.desc["signed"])), x)
+                np.testing.assert_array_equal(r.core_cycles[j][s], twin.cycles)
+        # the golden chip's cycles are chip_timing's, per sample
+        d = isa.unpack_descriptor("PIM", prog.dmem)
+        per = [instruction_cycles("PIM", d, 4, pim=(r.blocks, [c[s] for c in r.core_cycles])) for s in range(2)]
+        assert chip.pim_cycles == sum(per) and chip.simd_cycles == 2 * 2  # HALT: 2 cycles a sample
+        assert program_cycles(prog, 4, act[0]) == per[0] + 2
+
+
+def test_several_segments_and_zero_entries_are_drawn(rng):
+    """The shrunken core makes the random layers span several STARTs, and some have a filter no tile holds (a
+    zero entry): the tests above cover both."""
+    most = zeros = 0
+    for _ in range(20):
+        case = random_pim(rng, HW.macro, kind="conv2d")
+        prog = pim_program(case, PARAMS, src=0, dst=0)
+        blocks = [read_block(prog.wmem, j) for j in range(len(case.layers))]
+        most = max(most, max(len(b.segments) for b in blocks))
+        zeros += sum(len(b.zeros) for b in blocks)
+    assert most >= 2 and zeros >= 1
+
+
+def test_real_layers_from_image(real_artifacts):
+    from dbpim.model.artifact import load
+    art = load(real_artifacts[0])
+    chip = GoldenChip(art)
+    x = np.random.default_rng(0).random((2,) + chip.plan.input_shape).astype(np.float32)
+    from dbpim.model.layer import run_conv2d, run_layer
+    p = chip.program
+    recs = [r for r in art.layers if r.mapped]
+    rng = np.random.default_rng(1)
+    for w in p.imem:
+        ins = isa.decode(int(w))
+        if ins["op"] != "PIM":
+            continue
+        d = isa.unpack_descriptor("PIM", p.dmem[ins["desc"] * isa.DESC_WORDS:(ins["desc"] + 1) * isa.DESC_WORDS])
+        C, H, W, sg = d["C"], d["H"], d["W"], bool(d["signed"])
+        lo, hi = (-128, 127) if sg else (0, 255)
+        xi = rng.integers(lo, hi + 1, (2, C * H * W))
+        act = np.zeros((2, C * H * W), np.int64)
+        act[:] = xi
+        acc = np.zeros((2, p.acc_words), np.int64)
+        r = run_pim(p.wmem, d, act, 0, acc, 0, p.core)
+        c = recs[d["layer"]].compiled
+        if d["kind"] == isa.PIM_KINDS["linear"]:
+            res = run_layer(xi.reshape(2 * H, C), c, sg)
+            want = res.out.reshape(2, -1)
+        else:
+            want, res = run_conv2d(xi.reshape(2, C, H, W), c, isa.unpack_pair(d["kernel"]), isa.unpack_pair(d["stride"]),
+                                   isa.unpack_pair(d["padding"]), sg, isa.unpack_pair(d["dilation"]))
+            want = want.reshape(2, -1)
+        np.testing.assert_array_equal(acc[:, :want.shape[1]], want)
+        assert int(r.macro_cycles.sum()) == res.cycles_dbpim  # the macro-cycle figure is unchanged
+    chip.run(x)
+
+
+def test_bad_input_and_image_are_one_line_errors(rng):
+    case = random_pim(rng, HW.macro, kind="linear")
+    prog = pim_program(case, PARAMS, src=0, dst=0)
+    lo, hi = (-128, 127) if case.desc["signed"] else (0, 255)
+    act = np.zeros((1, case.x.shape[1]), np.int64)
+    act[0, 0] = hi + 1
+    acc = np.zeros((1, case.want.shape[1]), np.int64)
+    with pytest.raises(ChipError, match="range"):
+        GoldenChip.from_program(prog, 4).execute(act, acc)
+    bad = prog.wmem.copy()
+    bad[bad[1]] += 1  # the block's word count
+    with pytest.raises(PimImageError, match="WMEM layer 0"):
+        read_block(bad, 0)
+    with pytest.raises(PimImageError, match="not in the layer table"):
+        read_block(prog.wmem, 3)
+    with pytest.raises(ValueError, match="PIM"):
+        program_cycles(prog, 4)
