@@ -354,7 +354,9 @@ def run_pim(wmem, d: dict, act: np.ndarray, src: int, acc: np.ndarray, dst: int,
 
     ``act`` (S, ACT) holds the input at ``src``; the sums go to ``acc`` (S, ACC) at ``dst``. Raises
     :class:`PimImageError` (one line naming the instruction) for an input outside the layer's 8-bit range, an
-    image the chip cannot run or an address past a buffer.
+    image the chip cannot run, a sum outside ACC's signed elements (``model.isa.BUFFERS["ACC"].elem_bits``; a core
+    whose partial sums are wider, e.g. ``paper``'s 33 bits, stops there: ERROR_CODE 4 on the RTL chip) or an
+    address past a buffer.
     """
     from dbpim.model import isa
     S = act.shape[0]
@@ -420,8 +422,10 @@ def run_pim(wmem, d: dict, act: np.ndarray, src: int, acc: np.ndarray, dst: int,
             if k != len(seg.results):
                 raise PimImageError(f"{where}, segment {s}: {len(seg.results)} result entries, the passes stream "
                                     f"{k} channels")
-            if stream.size and (int(stream.min()) < -(1 << 31) or int(stream.max()) >= 1 << 31):
-                raise PimImageError(f"{where}, segment {s}: a sum does not fit ACC's 32-bit elements (range)")
+            top = 1 << (isa.BUFFERS["ACC"].elem_bits - 1)  # hw.pim_ctrl checks the same (ERROR_CODE 4)
+            if stream.size and (int(stream.min()) < -top or int(stream.max()) >= top):
+                raise PimImageError(f"{where}, segment {s}: a sum does not fit ACC's signed "
+                                    f"{isa.BUFFERS['ACC'].elem_bits}-bit elements (range)")
             if offs:
                 place(np.concatenate(offs), stream)
             # im2col bit patterns of the windows the passes read, for the core's timing

@@ -128,3 +128,23 @@ def test_bad_input_and_image_are_one_line_errors(rng):
         read_block(prog.wmem, 3)
     with pytest.raises(ValueError, match="PIM"):
         program_cycles(prog, 4)
+
+
+def test_a_sum_past_acc_elements_is_a_range_error(rng, monkeypatch):
+    """A core whose partial sums are wider than ACC's elements (``paper``: 33 bits into 32): a sum that does not
+    fit the signed element stops the golden chip (the RTL chip's ERROR_CODE 4, tests/test_hw_chip.py). ACC is
+    narrowed here so that a small layer's sums pass it; at full width the same layer runs."""
+    from dataclasses import replace
+    case = random_pim(rng, HW.macro, samples=1, kind="linear")
+    top = int(np.abs(case.want).max())
+    assert top >= 4, "the layer's sums must need more than 2 bits"
+    prog = pim_program(case, PARAMS, src=0, dst=0)
+    act = case.x.astype(np.int64).copy()
+    acc = np.zeros((1, case.want.shape[1]), np.int64)
+    GoldenChip.from_program(prog, 4).execute(act.copy(), acc)
+    np.testing.assert_array_equal(acc, case.want)
+    bits = (top - 1).bit_length()  # 2**(bits - 1) < top: the sum +-top does not fit the signed element
+    monkeypatch.setitem(isa.BUFFERS, "ACC", replace(isa.BUFFERS["ACC"], elem_bits=bits))
+    with pytest.raises(ChipError, match=rf"^instruction 0 \(PIM\), layer 0, segment 0: a sum does not fit ACC's signed {bits}-bit "
+                                        r"elements \(range\)$"):
+        GoldenChip.from_program(prog, 4).execute(act.copy(), np.zeros_like(acc))
