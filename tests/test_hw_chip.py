@@ -351,6 +351,25 @@ def test_pim_input_out_of_range_is_error_4():
 
 
 @pytest.mark.slow
+def test_pim_sum_past_acc_is_error_4(monkeypatch):
+    """A core whose sums are wider than ACC's elements (``paper``: 33-bit partial sums, 32-bit ACC): a sum that
+    does not fit stops the chip with ERROR_CODE 4 at the PIM, where the golden chip raises. ACC is narrowed below
+    the small core's sums so that a small layer passes it."""
+    from dataclasses import replace
+
+    from dbpim.model.core import CoreParams
+    hw, case, prog, act, acc, dst = _pim_case(7, "linear")
+    top = int(np.abs(case.want).max())
+    bits = (top - 1).bit_length()  # 2**(bits - 1) < top: the sum +-top does not fit the signed element
+    assert 2 <= bits < CoreParams.from_config(hw).psum_width, (bits, top)
+    monkeypatch.setitem(isa.BUFFERS, "ACC", replace(isa.BUFFERS["ACC"], elem_bits=bits))
+    with pytest.raises(Exception, match=rf"signed {bits}-bit elements \(range\)"):
+        GoldenChip.from_program(prog, LANES).execute(act[None].copy(), acc[None].copy())
+    st, *_ = _pim_run(hw, prog, act, acc & ((1 << bits) - 1))
+    assert (st["ERROR"], st["ERROR_CODE"], st["PC"]) == (1, 4, 0), st
+
+
+@pytest.mark.slow
 def test_demo_cnn_on_the_rtl_chip(real_artifacts):
     """The demo SmallCNN, one digit, end to end on the RTL chip: logits equal GoldenChip.run's, CYCLES the
     golden chip's count (model.chip_timing)."""
