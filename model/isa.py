@@ -175,7 +175,8 @@ CHIP_ERRORS = {
     2: f"an operation the RTL chip does not run yet ({', '.join(RTL_PENDING)})",
     3: "a descriptor the SIMD core cannot run (a channel count past its constant memory, lo > hi, an empty window "
        "or tensor, a multiplier or shift outside model.requant's range)",
-    4: "a result does not fit ACT's signed 16-bit elements (the golden chip raises on it too)",
+    4: "a result does not fit ACT's signed 16-bit elements, or a PIM core's sum ACC's signed 32-bit ones, or a "
+       "PIM input the layer's 8-bit range (the golden chip raises on it too)",
     5: "an address past the end of its buffer",
     6: "a PIM instruction whose WMEM image the chip cannot run, or the PIM core stopped on an error (the golden "
        "chip raises on it too)",
