@@ -26,6 +26,8 @@ write; the core's own :func:`model.core_timing.layer_cycles` per START).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
@@ -145,6 +147,18 @@ class PIMController(Block):
         fk = Signal(range(len(WINDOW_PASS)))
         passes_left = Signal(32)
         m.d.comb += [j_next.eq(j + 1), q_next.eq(q + 1)]
+
+        @contextmanager
+        def load_pass_word():
+            """Shift WMEM's word into the pass descriptor's word ``fk``; the body runs when it was the last."""
+            m.d.comb += adv.eq(1)
+            with m.Switch(fk):
+                for i in range(len(dreg)):
+                    with m.Case(i):
+                        m.d.sync += dreg[i].eq(self.wa_data)
+            m.d.sync += fk.eq(fk + 1)
+            with m.If(fk == len(dreg) - 1):
+                yield
 
         m.d.comb += [self.wa_addr.eq(clip(Mux(adv, ptr + 1, ptr), D["WMEM"])),
                      self.act_raddr.eq(clip(ea, D["ACT"]))]
@@ -346,13 +360,7 @@ class PIMController(Block):
                 with m.If(passes_left == 0):
                     m.next = "START"
                 with m.Else():
-                    m.d.comb += adv.eq(1)
-                    with m.Switch(fk):
-                        for i in range(len(dreg)):
-                            with m.Case(i):
-                                m.d.sync += dreg[i].eq(self.wa_data)
-                    m.d.sync += fk.eq(fk + 1)
-                    with m.If(fk == len(dreg) - 1):
+                    with load_pass_word():
                         m.d.sync += dvalid.eq(1)
                         m.next = "START"
 
@@ -373,13 +381,7 @@ class PIMController(Block):
                     with m.If(passes_left != 1):
                         m.d.sync += [feeding.eq(1), fk.eq(0)]
                 with m.If(feeding):
-                    m.d.comb += adv.eq(1)
-                    with m.Switch(fk):
-                        for i in range(len(dreg)):
-                            with m.Case(i):
-                                m.d.sync += dreg[i].eq(self.wa_data)
-                    m.d.sync += fk.eq(fk + 1)
-                    with m.If(fk == len(dreg) - 1):
+                    with load_pass_word():
                         m.d.sync += [dvalid.eq(1), feeding.eq(0)]
                 # the core's results into ACC, each at its result entry
                 with m.If(self.core_o_valid):

@@ -120,15 +120,22 @@ def _memory_bits(rtlil: str) -> dict:
     return dict(sorted(out.items()))
 
 
+def read_blocks_json(path: Path, what: str, writer: str) -> dict:
+    """A JSON object with a ``blocks`` object (a ``manifest.json`` of ``dbpim verilog``, a ``synth.json`` of
+    ``dbpim synth``); a one-line ValueError naming ``path`` when it is not one (``what``: the file's kind,
+    ``writer``: the command that writes it)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a readable {what} ({type(e).__name__})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("blocks"), dict):
+        raise ValueError(f"{path}: blocks: missing (not a {what} written by `{writer}`)")
+    return doc
+
+
 def manifest_blocks(directory: Path, blocks=None) -> tuple[dict, list[str]]:
     """A generated folder's ``manifest.json`` and the blocks to run: ``blocks`` (each checked against it) or all."""
-    path = directory / "manifest.json"
-    try:
-        man = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not a readable JSON manifest ({type(e).__name__})") from None
-    if not isinstance(man, dict) or not isinstance(man.get("blocks"), dict):
-        raise ValueError(f"{path}: blocks: missing (not a manifest written by `dbpim verilog`)")
+    man = read_blocks_json(directory / "manifest.json", "JSON manifest", "dbpim verilog")
     names = list(man["blocks"]) if blocks is None else list(blocks)
     for b in names:
         if b not in man["blocks"]:

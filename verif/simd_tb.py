@@ -212,17 +212,7 @@ async def simd_body(tb, jobs, lanes, channels, seed, cov=None):
         await tb.tick()
     src_d.flush()
     src_i.flush()
-    await tb.settle()
-    assert tb.get("busy") == 1, f"seed {seed}: the pooling job should still run"
-    await tb.tick()  # out of the settled phase (cocotb: no write in ReadOnly)
-    await tb.reset()
-    if cov is not None:
-        cov.reset_while_busy()
-    await tb.settle()
-    assert tb.get("o__valid") == 0 and tb.get("busy") == 0, f"seed {seed}: state left after reset"
-    await tb.tick()
-    snk.beats.clear()
-    snk.resume()
+    await tb.reset_while_busy(snk, "the pooling job", seed, cov)
     await run_jobs(tb, jobs, lanes, channels, seed, cov)
     return cycles
 

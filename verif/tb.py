@@ -359,6 +359,24 @@ class TB:
         await self.tick(cycles)
         self.set(self.rst, 1 - self.rst_active)
 
+    async def reset_while_busy(self, sink: Sink, what: str, seed: int, cov=None) -> None:
+        """Reset a unit in the middle of a job, check that it left nothing behind and reopen ``sink``.
+
+        The unit must be ``busy`` now (``what`` names the job, ``seed`` the draw, in the failure messages); after the reset
+        ``o__valid`` and ``busy`` must be low. ``cov.reset_while_busy()`` is sampled when ``cov`` is given.
+        """
+        await self.settle()
+        assert self.get("busy") == 1, f"seed {seed}: {what} should still run"
+        await self.tick()  # out of the settled phase (cocotb: no write in ReadOnly)
+        await self.reset()
+        if cov is not None:
+            cov.reset_while_busy()
+        await self.settle()
+        assert self.get("o__valid") == 0 and self.get("busy") == 0, f"seed {seed}: state left after reset"
+        await self.tick()
+        sink.beats.clear()
+        sink.resume()
+
     # backend interface
     def set(self, name: str, value: int) -> None:
         raise NotImplementedError

@@ -168,17 +168,7 @@ async def window_body(tb, n_comp: int, words: int, windows: int, seed: int, tria
     while snk.pending < 2:
         await tb.tick()
     src.flush()
-    await tb.settle()
-    assert tb.get("busy") == 1, f"seed {seed}: a pass should still stream"
-    await tb.tick()  # out of the settled phase (cocotb: no write in ReadOnly)
-    await tb.reset()
-    if cov is not None:
-        cov.reset_while_busy()
-    await tb.settle()
-    assert tb.get("o__valid") == 0 and tb.get("busy") == 0, f"seed {seed}: state left after reset"
-    await tb.tick()
-    snk.beats.clear()
-    snk.resume()
+    await tb.reset_while_busy(snk, "a pass", seed, cov)
     await run_job(tb, job, n_comp, f"seed {seed}, after a reset", cov)
     await clear(tb, buf, n_comp)
 

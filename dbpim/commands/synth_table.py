@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -24,20 +23,17 @@ def command(reports, block, out):
     synth.json; the first is the plain design) as one Markdown table: cells, flip-flops, logic depth and the
     bits of every memory kept as an SRAM, each variant with its difference to the first. Printed and written
     as synth-table.md into --out."""
-    from dbpim.hw.synth import variants_markdown
+    from dbpim.hw.synth import read_blocks_json, variants_markdown
     from dbpim.model.outdir import check_output, output_dir
     out = Path(out)
     dirs = [Path(r) for r in reports]
     check_output(out, COMMAND, dirs)
     reps = {}
     for d in dirs:
-        path = d / "synth.json"
         try:
-            rep = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise CommandError(f"{path}: not a readable synth.json ({type(e).__name__})") from None
-        if not isinstance(rep, dict) or not isinstance(rep.get("blocks"), dict):
-            raise CommandError(f"{path}: blocks: missing (not a report written by `dbpim synth`)")
+            rep = read_blocks_json(d / "synth.json", "synth report", "dbpim synth")
+        except ValueError as e:
+            raise CommandError(str(e)) from None
         label = str(rep.get("config") or d.name)
         if label in reps:
             raise CommandError(f"{d}: configuration {label!r} given twice")
