@@ -101,7 +101,7 @@ def _chip_speed(hw, samples: int, seed: int = 0, extra: int = 20) -> dict:
     (:func:`verif.chip_programs.random_program`; the network programs need PIM, which the RTL chip does not
     run while ``model.isa.RTL_PENDING`` holds it) on ``samples`` STARTs of random buffer contents."""
     from dbpim.model import isa
-    from dbpim.model.chip_timing import program_cycles
+    from dbpim.model.chip import program_cycles
     from dbpim.verif import chip_programs
     from dbpim.verif.native import build_native
     from dbpim.verif.native_chip import chip_depths, run_chip_native

@@ -49,12 +49,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dbpim.model import simd_ops
+from dbpim.model import chip_timing, isa, simd_ops
 from dbpim.model.program import require_program
 from dbpim.model.requant import ACC_LIMIT_BITS, RequantError, quantize_multiplier, quantize_multipliers, saturate
 from dbpim.model.spec import input_range
 
-__all__ = ["ChipError", "Quant", "IntegerPlan", "integer_plan", "ChipProgram", "compile_program", "GoldenChip",
+__all__ = ["ChipError", "program_cycles", "Quant", "IntegerPlan", "integer_plan", "ChipProgram", "compile_program", "GoldenChip",
            "OUT_BITS", "CHIP_OPS", "OP_INSTRUCTIONS", "instruction_sources",
            "SCALE_MIN", "quantize_input"]
 
@@ -678,3 +678,33 @@ class GoldenChip:
                 raise ChipError(f"{name}: the descriptor's {d['N']} x {P} sums pass ACC")
         self.macro_cycles += int(r.macro_cycles.sum())
         self.pim_cycles += sum(pim_cycles(d, r.blocks, [c[s] for c in r.core_cycles]) for s in range(act.shape[0]))
+
+
+def program_cycles(program, lanes: int, act=None, acc=None) -> int:
+    """The chip's ``CYCLES`` after running ``program`` (a :class:`model.chip.ChipProgram`) to HALT.
+
+    The sum of :func:`model.chip_timing.instruction_cycles` over the instructions run. A program with PIM
+    instructions needs the buffers it starts from (``act``, ``acc``: one sample's ACT and
+    ACC): its PIM cycles depend on the data (the core's :func:`model.core_timing.layer_cycles`); the golden
+    chip runs it and counts every instruction the same way.
+    """
+    ops = [isa.decode(int(w))["op"] for w in program.imem]
+    if "PIM" in ops:
+        if act is None:
+            raise ValueError("act: a program with PIM instructions needs the ACT (and ACC) it starts from")
+        a = np.array(act, np.int64)[None].copy()
+        c = (np.zeros((1, max(1, program.acc_words)), np.int64) if acc is None
+             else np.array(acc, np.int64)[None].copy())
+        chip = GoldenChip.from_program(program, lanes)
+        chip.execute(a, c)
+        return int(chip.cycles)
+    total = 0
+    for word in program.imem:
+        ins = isa.decode(int(word))
+        op = ins["op"]
+        if op == "HALT":
+            return total + chip_timing.HALT_CYCLES
+        base = ins["desc"] * isa.DESC_WORDS
+        desc = isa.unpack_descriptor(op, program.dmem[base:base + isa.DESC_WORDS])
+        total += chip_timing.instruction_cycles(op, desc, lanes)
+    raise ValueError("program: ends without HALT")

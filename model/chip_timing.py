@@ -2,8 +2,9 @@
 
 The controller runs one instruction at a time and reads one buffer element
 per read; :func:`instruction_cycles` counts, for one SIMD instruction (and
-HALT), the cycles of its named actions, and :func:`program_cycles` the
-chip's ``CYCLES`` register after a run to HALT. The RTL test
+HALT), the cycles of its named actions (:func:`pim_cycles` those of a PIM
+instruction); :func:`model.chip.program_cycles` sums them into the chip's
+``CYCLES`` register after a run to HALT. The RTL test
 (tests/test_hw_chip.py) compares them with ``CYCLES`` on random programs.
 This is the RTL as it is, not the SIMD core's full rate
 (:func:`model.simd_core.simd_cycles`), which the controller does not reach;
@@ -17,7 +18,7 @@ from __future__ import annotations
 from dbpim.model import isa
 from dbpim.model.spec import SIMD_LATENCY
 
-__all__ = ["FIXED_CYCLES", "HALT_CYCLES", "PIM_FIXED_CYCLES", "pim_cycles", "instruction_cycles", "program_cycles"]
+__all__ = ["FIXED_CYCLES", "HALT_CYCLES", "PIM_FIXED_CYCLES", "pim_cycles", "instruction_cycles"]
 
 #: Loaded descriptor words (the longest SIMD descriptor: REQ / MAXP).
 _DESC_LOADED = max(len(isa.OPCODES[n].desc) for n in ("REQ", "ADD", "MAXP", "GAP", "CLMP"))
@@ -115,34 +116,3 @@ def instruction_cycles(op: str, desc: dict, lanes: int, pim=None) -> int:
                         stream += n * (read if inside else 1) + 1
                 stream += SIMD_LATENCY + n
     return FIXED_CYCLES + consts + outer * stream
-
-
-def program_cycles(program, lanes: int, act=None, acc=None) -> int:
-    """The chip's ``CYCLES`` after running ``program`` (a :class:`model.chip.ChipProgram`) to HALT.
-
-    A program with PIM instructions needs the buffers it starts from (``act``, ``acc``: one sample's ACT and
-    ACC): its PIM cycles depend on the data (the core's :func:`model.core_timing.layer_cycles`); the golden
-    chip runs it and counts every instruction with :func:`instruction_cycles`.
-    """
-    ops = [isa.decode(int(w))["op"] for w in program.imem]
-    if "PIM" in ops:
-        import numpy as np
-
-        from dbpim.model.chip import GoldenChip
-        if act is None:
-            raise ValueError("act: a program with PIM instructions needs the ACT (and ACC) it starts from")
-        a = np.array(act, np.int64)[None].copy()
-        c = (np.zeros((1, max(1, program.acc_words)), np.int64) if acc is None
-             else np.array(acc, np.int64)[None].copy())
-        chip = GoldenChip.from_program(program, lanes)
-        chip.execute(a, c)
-        return int(chip.cycles)
-    total = 0
-    for word in program.imem:
-        ins = isa.decode(int(word))
-        op = ins["op"]
-        if op == "HALT":
-            return total + HALT_CYCLES
-        base = ins["desc"] * isa.DESC_WORDS
-        total += instruction_cycles(op, isa.unpack_descriptor(op, program.dmem[base:base + isa.DESC_WORDS]), lanes)
-    raise ValueError("program: ends without HALT")

@@ -2,7 +2,7 @@
 
 * random programs of the SIMD instructions (:mod:`verif.chip_programs`), several samples of random ``ACT`` /
   ``ACC`` contents each: ``ACT`` after HALT equals :meth:`model.chip.GoldenChip.execute`, ``CYCLES`` equals
-  :func:`model.chip_timing.program_cycles` and the golden chip's count, on the ``small`` configuration;
+  :func:`model.chip.program_cycles` and the golden chip's count, on the ``small`` configuration;
 * every error code of :data:`model.isa.CHIP_ERRORS` comes back as its one-line error naming the instruction;
   exactly the opcodes of :data:`model.isa.RTL_PENDING` stop with code 2;
 * the demo SmallCNN's program on the RTL chip: logits equal to the golden chip's and the torch integer path's,
@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("amaranth")
 from dbpim.model import isa  # noqa: E402
 from dbpim.model.chip import GoldenChip  # noqa: E402
-from dbpim.model.chip_timing import program_cycles  # noqa: E402
+from dbpim.model.chip import program_cycles  # noqa: E402
 from dbpim.model.config import load_config  # noqa: E402
 from dbpim.verif import chip_programs  # noqa: E402
 from dbpim.verif.native_chip import (ChipRunError, chip_depths, model_cycles, run_chip_native,  # noqa: E402

@@ -19,7 +19,7 @@ pytest.importorskip("amaranth")
 from dbpim.hw.chip import DBPIMChip  # noqa: E402
 from dbpim.model import isa  # noqa: E402
 from dbpim.model.chip import GoldenChip  # noqa: E402
-from dbpim.model.chip_timing import program_cycles  # noqa: E402
+from dbpim.model.chip import program_cycles  # noqa: E402
 from dbpim.verif import chip_programs  # noqa: E402
 from dbpim.verif.tb import run_amaranth  # noqa: E402
 

@@ -12,7 +12,7 @@ pytest.importorskip("amaranth")
 from dbpim.hw.axi import OKAY, SLVERR  # noqa: E402
 from dbpim.hw.chip_axi import DBPIMChipAXI  # noqa: E402
 from dbpim.model import isa  # noqa: E402
-from dbpim.model.chip_timing import program_cycles  # noqa: E402
+from dbpim.model.chip import program_cycles  # noqa: E402
 from dbpim.model.driver import AsyncChipDriver, ChipDriver, DriverError  # noqa: E402
 from dbpim.verif.core_tb import AxiLiteMaster  # noqa: E402
 from dbpim.verif.tb import run_amaranth  # noqa: E402
@@ -120,7 +120,7 @@ def test_decoder_corners():
 def test_driver_runs_a_random_program_through_axi():
     """ChipDriver over AXI4-Lite (random delays on every channel): a random SIMD program's images and buffers
     loaded, START, DONE polled; ACT and CYCLES equal the golden chip's (GoldenChip.from_program,
-    model.chip_timing.program_cycles)."""
+    model.chip.program_cycles)."""
     rng = np.random.default_rng(7)
     asm = Asm(rng)
     for op in ("REQ", "ADD", "MAXP", "GAP", "CLMP"):

@@ -14,7 +14,8 @@ import pytest
 
 from dbpim.model import isa
 from dbpim.model.chip import ChipError, GoldenChip
-from dbpim.model.chip_timing import instruction_cycles, program_cycles
+from dbpim.model.chip import program_cycles
+from dbpim.model.chip_timing import instruction_cycles
 from dbpim.model.config import load_config
 from dbpim.model.core import CoreParams, compile_program, run_core
 from dbpim.model.layer import im2col

@@ -150,7 +150,7 @@ def test_run_rtl_runs_the_samples_on_the_rtl_chip_too(real_artifacts, tmp_path, 
     assert acc["rtl"] == acc["chip"] == acc["torch_int"]
     from dbpim.model.artifact import load
     from dbpim.model.chip import GoldenChip
-    from dbpim.model.chip_timing import program_cycles
+    from dbpim.model.chip import program_cycles
     a = load(art)
     want = program_cycles(GoldenChip(a).program, a.hw.system.simd_lanes)
     cr = r["cycles_rtl"]

@@ -252,11 +252,11 @@ def run_chip_native(program, cfg, samples: list, reads: list, limit: int | None 
         Regions read after each sample's run.
     limit : int, optional
         Cycles from START to DONE before the run counts as hung (default: 100 times the program's
-        :func:`model.chip_timing.program_cycles`, or 10**8 when it has no cycle formula).
+        :func:`model.chip.program_cycles`, or 10**8 when it has no cycle formula).
     timeout : float, optional
         Seconds before the harness process is killed.
     """
-    from dbpim.model.chip_timing import program_cycles
+    from dbpim.model.chip import program_cycles
     t0 = time.perf_counter()
     hw = _config(cfg)
     depths = chip_depths(hw)
@@ -325,10 +325,10 @@ def run_program_native(program, xs, cfg, timeout: float | None = None) -> tuple[
 
 def model_cycles(program, xs, lanes: int) -> np.ndarray:
     """The RTL chip's ``CYCLES`` of each sample of ``xs`` (quantized inputs, as :func:`run_program_native` takes
-    them) as :func:`model.chip_timing.program_cycles` counts them: once for a program without PIM (its cycles
+    them) as :func:`model.chip.program_cycles` counts them: once for a program without PIM (its cycles
     do not depend on the data), else per sample from the ACT it starts from (zero but the input; the PIM
     instructions' cycles depend on the inputs). Raises ValueError for an instruction it has no cycles for."""
-    from dbpim.model.chip_timing import program_cycles
+    from dbpim.model.chip import program_cycles
     xs = np.asarray(xs)
     if all(isa.decode(int(w))["op"] != "PIM" for w in program.imem):
         return np.full(len(xs), program_cycles(program, lanes), np.int64)

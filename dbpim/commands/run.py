@@ -221,7 +221,7 @@ def command(artifact, data, samples, batch_size, rtl, out):
         m = r["model"]
         res["cycles_model"]["chip_cycles"] = None if m is None else float(m.mean())
         res["cycles_model"]["chip_cycles_what"] = (
-            "per inference (mean over the samples): the RTL chip's CYCLES as model.chip_timing.program_cycles "
+            "per inference (mean over the samples): the RTL chip's CYCLES as model.chip.program_cycles "
             "counts it (null: an instruction it has no cycles for)")
         res["cycles_rtl"] = {"per_inference": float(cyc.mean()), "min": int(cyc.min()), "max": int(cyc.max()),
                              "equal_model": None if m is None else bool((cyc == m).all()),
