@@ -242,11 +242,16 @@ def test_a_killed_command_leaves_out_untouched(tmp_path, sig):
         _write(stage, OLD)
     before = _snap(out)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    # a shell's background job starts with SIGINT ignored, and Python then installs no handler for it:
-    # the child gets the default disposition whatever the test runner inherited
+    # a shell's background job starts with SIGINT ignored, a job under nohup with SIGHUP ignored, and an ignored
+    # signal stays ignored (output_dir installs no handler over it): the child gets the default dispositions
+    # whatever the test runner inherited
+    def default_dispositions():
+        for s in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+            signal.signal(s, signal.SIG_DFL)
+
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(out)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path),
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                             preexec_fn=default_dispositions)
     try:
         stage = Path(child.stdout.readline().strip())
         assert stage.is_dir() and STAGE_TAG in stage.name
