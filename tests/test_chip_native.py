@@ -32,7 +32,7 @@ def hw():
     return load_config("small")
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("seed", [0] + [pytest.param(s, marks=pytest.mark.slow) for s in (1, 2, 3)])
 def test_random_simd_programs_equal_the_golden_chip(hw, seed):
     rng = np.random.default_rng(seed)
     depths = chip_depths(hw)

@@ -45,6 +45,7 @@ def test_core_cocotb_sram_blackbox(real_artifacts):
                sram="blackbox", env={"DBPIM_ARTIFACTS": f"{demo}:features.0.conv,classifier.3"})
 
 
+@pytest.mark.slow  # the native harness runs two input windows a beat in make test (random layers, stalled)
 @pytest.mark.xdist_group("rtl-core-win2")
 def test_core_cocotb_two_in_windows(real_artifacts, tmp_path):
     """The cocotb regression on the small core with two input windows a beat (and two tile and output banks):
@@ -233,7 +234,7 @@ def test_core_native_random_layers_small_two_out_banks(rng, tile_banks):
     _check_random_programs(small_two_banks(tile_banks, 2), rng, trials=4)
 
 
-@pytest.mark.parametrize("tile_banks,out_banks", [(1, 1), (2, 2)])
+@pytest.mark.parametrize("tile_banks,out_banks", [pytest.param(1, 1, marks=pytest.mark.slow), (2, 2)])
 def test_core_native_random_layers_small_two_in_windows(rng, tile_banks, out_banks):
     """Two input windows a beat (both macros' vectors delivered at once by two switches and packers in lock
     step), with one tile and output bank and with two of each: results exact, CYCLES = the twin's
