@@ -6,8 +6,7 @@
 * every error code of :data:`model.isa.CHIP_ERRORS` comes back as its one-line error naming the instruction;
   exactly the opcodes of :data:`model.isa.RTL_PENDING` stop with code 2;
 * the demo SmallCNN's program on the RTL chip: logits equal to the golden chip's and the torch integer path's,
-  ``CYCLES`` equal to ``program_cycles`` per sample (``model_cycles``). Expected to fail (xfail) only while the
-  RTL reports code 2 for it.
+  ``CYCLES`` equal to ``program_cycles`` per sample (``model_cycles``).
 """
 
 from __future__ import annotations
@@ -120,8 +119,8 @@ def test_a_program_larger_than_a_buffer_is_refused_before_the_build(hw):
 
 
 def test_demo_smallcnn_on_the_rtl_chip(real_artifacts):
-    """The demo network's program end to end on the RTL chip: expected to fail only while the RTL stops it with
-    code 2 (an instruction it does not run yet); any other outcome is checked in full."""
+    """The demo network's program end to end on the RTL chip (16 digits): outputs equal the golden chip's and the
+    torch integer path's, CYCLES the model's per sample."""
     torch = pytest.importorskip("torch")
     from dbpim.model.artifact import load
     from dbpim.model.chip import quantize_input
@@ -134,12 +133,7 @@ def test_demo_smallcnn_on_the_rtl_chip(real_artifacts):
     torch_int = IntegerNetwork(chip.plan, art.layers)(torch.from_numpy(np.ascontiguousarray(x))).numpy()
     np.testing.assert_array_equal(want, torch_int)
     q = quantize_input(x, chip.plan.quants[chip.plan.input])
-    try:
-        got, run = run_program_native(chip.program, q, art.hw)
-    except ChipRunError as e:
-        if "STATUS.ERROR_CODE 2:" in str(e):
-            pytest.xfail(str(e))
-        raise
+    got, run = run_program_native(chip.program, q, art.hw)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(got, torch_int)
     np.testing.assert_array_equal(run.cycles, model_cycles(chip.program, q, art.hw.system.simd_lanes))
