@@ -122,7 +122,7 @@ def test_dbpim_verify_two_in_windows(real_artifacts, tmp_path, capsys):
 
 
 @pytest.mark.xdist_group("rtl-core-native-paper")
-@pytest.mark.parametrize("layer", ["features.1.conv", "classifier.1"])
+@pytest.mark.parametrize("layer", ["features.1.conv", pytest.param("classifier.1", marks=pytest.mark.slow)])
 def test_dbpim_verify_paper_core(paper_artifact, layer, capsys):
     """The paper-size core (``paper.yaml``: 16 switch lanes, its macros and memories) on the demo network."""
     from dbpim.cli import main
