@@ -308,7 +308,9 @@ def test_two_out_banks_stream_while_the_next_job_computes(rng, tile_banks, out_b
         one = layer_cycles(slow, pix, mc, 2, tile_banks=tile_banks, out_banks=1)
         assert np.all(got <= one)
         if out_banks == 2 and stretch == 1:
-            assert np.all(got < one)  # jobs short next to their streams: some streaming hidden
+            # jobs short next to their streams: some streaming hidden in every sample (a START of one job has
+            # nothing to hide its stream behind, so a segment may equal one bank: DBPIM_SEED=2326984685 drew one)
+            assert np.all(got.sum(axis=-1) < one.sum(axis=-1))
     for x in xs:
         r = run_core(prog, x)
         assert np.array_equal(r.out, run_layer(x, comp, False).out.astype(np.int64))
