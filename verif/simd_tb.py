@@ -119,17 +119,22 @@ def simd_jobs(rng, lanes, channels):
     return jobs
 
 
+async def write_consts(tb, job, lanes):
+    """Write ``job``'s constants into the SIMD core's constant memory, one group a cycle."""
+    for addr, en, word in const_writes(lanes, job.desc["channels"], **job.consts):
+        tb.set("w_addr", addr)
+        tb.set("w_en", en)
+        tb.set("w_data", word)
+        await tb.tick()
+    tb.set("w_en", 0)
+
+
 async def run_jobs(tb, jobs, lanes, channels, seed, cov=None):
     """Run each job (constants written first); returns the measured cycles of each. ``cov``
     (:class:`verif.coverage.SIMDCoverage`, optional) samples each job."""
     cycles = []
     for j, job in enumerate(jobs):
-        for addr, en, word in const_writes(lanes, job.desc["channels"], **job.consts):
-            tb.set("w_addr", addr)
-            tb.set("w_en", en)
-            tb.set("w_data", word)
-            await tb.tick()
-        tb.set("w_en", 0)
+        await write_consts(tb, job, lanes)
         src_d, src_i, snk = tb.source("d"), tb.source("i"), tb.sink("o")
         k0, i0 = len(src_d.accepted), len(src_i.accepted)
         o0, g0 = len(src_i.offered), len(src_i.gaps)  # the source is idle: its next records are this job's
@@ -199,12 +204,7 @@ async def simd_body(tb, jobs, lanes, channels, seed, cov=None):
         if cov is not None:
             cov.error(bad, channels)
     job = next(j for j in jobs if j.desc["window"] > 1)  # pooling: several beats per output
-    for addr, en, word in const_writes(lanes, job.desc["channels"], **job.consts):
-        tb.set("w_addr", addr)
-        tb.set("w_en", en)
-        tb.set("w_data", word)
-        await tb.tick()
-    tb.set("w_en", 0)
+    await write_consts(tb, job, lanes)
     snk.limit(1)
     src_d.send([pack_descriptor(job.desc, channels)])
     src_i.send(pack_in(job.a, lanes, job.b, job.pad))
