@@ -29,22 +29,9 @@ NETWORKS = {
 
 def _compile(name: str, out) -> dict:
     """Run the flow on :data:`NETWORKS` ``name``; the report plus the frozen network's test logits."""
-    from dbpim.model.config import load_config
-    from dbpim.model.torch.flow import FlowOptions, run_flow
-    torch.set_num_threads(2)
-    seen = {}
-
-    def frozen(net, ds):
-        net.eval()
-        with torch.no_grad():
-            seen["logits"] = torch.cat([net(ds.x_test[i:i + 256]) for i in range(0, len(ds.x_test), 256)]).numpy()
-        seen["x"], seen["y"] = ds.x_test.numpy(), ds.y_test.numpy()
-
+    from flow_helpers import flow_with_test_logits
     kw = dict(NETWORKS[name])
-    rep = run_flow(kw.pop("model"), kw.pop("data"), load_config("small"),
-                   FlowOptions(sparsity=0.5, seed=0, compare=False, plots=False, progress=False, **kw), out=out,
-                   on_frozen=frozen)
-    return {**rep.report, "artifact": str(rep.artifact), **seen}
+    return flow_with_test_logits(kw.pop("model"), kw.pop("data"), out, **kw)
 
 
 @pytest.fixture(scope="module")

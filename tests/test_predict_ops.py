@@ -132,21 +132,8 @@ class SiluCNN(nn.Module):
 
 def _flow(model, data, out, **kw) -> dict:
     """The flow on ``model`` (small hw, short schedule): the report plus the frozen network's test logits."""
-    from dbpim.model.config import load_config
-    from dbpim.model.torch.flow import FlowOptions, run_flow
-    torch.set_num_threads(2)
-    seen = {}
-
-    def frozen(net, ds):
-        net.eval()
-        with torch.no_grad():
-            seen["logits"] = torch.cat([net(ds.x_test[i:i + 256]) for i in range(0, len(ds.x_test), 256)]).numpy()
-        seen["x"], seen["y"] = ds.x_test.numpy(), ds.y_test.numpy()
-
-    rep = run_flow(model, data, load_config("small"),
-                   FlowOptions(sparsity=0.5, seed=0, compare=False, plots=False, progress=False, **kw), out=out,
-                   on_frozen=frozen)
-    return {**rep.report, "artifact": str(rep.artifact), **seen}
+    from flow_helpers import flow_with_test_logits
+    return flow_with_test_logits(model, data, out, **kw)
 
 
 def _agree(art, res, ops: set) -> tuple[float, float]:
