@@ -42,14 +42,15 @@ from amaranth.lib.wiring import In, Out
 from dbpim.hw.common import Block, layout_from_fields
 from dbpim.model import isa
 from dbpim.model._check import check_int
+from dbpim.model.chip_timing import DESC_LOADED, DWC_DESC_LOADED
 from dbpim.model.requant import MULT_BITS, SHIFT_MAX
-from dbpim.model.spec import (SIMD_MULT_BITS, SIMD_OPCODES, SIMD_PIXEL_BITS, SIMD_SHIFT_BITS, SIMD_WINDOW_BITS,
-                              simd_const_fields, simd_descriptor_fields, simd_in_fields, simd_out_fields)
+from dbpim.model.spec import (SIMD_DWC_W_BITS, SIMD_MULT_BITS, SIMD_OPCODES, SIMD_PIXEL_BITS, SIMD_SHIFT_BITS,
+                              SIMD_WINDOW_BITS, simd_const_fields, simd_descriptor_fields, simd_in_fields, simd_out_fields)
 
 __all__ = ["ChipController", "DESC_LOADED"]
 
-#: Descriptor words the controller loads (the longest SIMD descriptor it runs: REQ / MAXP, 9 words).
-DESC_LOADED = max(len(isa.OPCODES[n].desc) for n in ("REQ", "ADD", "MAXP", "GAP", "CLMP"))
+# descriptor words the controller loads (model.chip_timing): DESC_LOADED, DWC's DWC_DESC_LOADED
+_SIMD_OPS = ("REQ", "ADD", "MAXP", "GAP", "CLMP", "DWC")
 
 _ERR = {name: code for code, name in ((1, "opcode"), (2, "unsupported"), (3, "simd"), (4, "range"), (5, "address"),
                                       (6, "pim"))}
@@ -158,7 +159,7 @@ class ChipController(Block):
         desc = Signal(12)
         dst = Signal(80)  # a 16-bit field, at the width of the output offset it is added to
         src0, src1 = Signal(16), Signal(16)
-        dw = [Signal(signed(W32), name=f"dw{k}") for k in range(DESC_LOADED)]  # descriptor words, shifted in
+        dw = [Signal(signed(W32), name=f"dw{k}") for k in range(DWC_DESC_LOADED)]  # descriptor words, in order
         k = Signal(len(desc * isa.DESC_WORDS))  # at the width of the descriptor's base address (one-width sum)
         m.d.comb += self.pc.eq(pc)
 
@@ -186,6 +187,8 @@ class ChipController(Block):
         cmode = Signal(2)     # constants: 0 none, 1 the descriptor's scalars, 2 per channel from CMEM
         cm, cs, cmb, csb = Signal(signed(W32)), Signal(signed(W32)), Signal(signed(W32)), Signal(signed(W32))
         m_addr, s_addr, b_addr, has_bias = Signal(signed(W32)), Signal(signed(W32)), Signal(signed(W32)), Signal()
+        dwc = Signal()        # DWC: b is the channel's weight, read from CMEM at w_addr
+        w_addr = Signal(signed(W32))
 
         # --- loop counters
         o = Signal(W32 + 1, name="o")
@@ -210,6 +213,10 @@ class ChipController(Block):
         m.d.comb += [off_in.eq(o * CHW + c * HW + row * Wd + col), off_out.eq(o * CHoWo + c * HoWo + pix)]
         addr_a, addr_b, addr_o = Signal(signed(82)), Signal(signed(82)), Signal(82)
         m.d.comb += [addr_a.eq(src0 + off_in), addr_b.eq(src1 + off_in), addr_o.eq(dst + off_out)]
+        # DWC: the weight of channel c at window element (ki, kj), C x KH x KW row-major from w_addr
+        off_w = Signal(W32 + SIMD_WINDOW_BITS + 2)
+        addr_w = Signal(signed(W32 + SIMD_WINDOW_BITS + 4))
+        m.d.comb += [off_w.eq(c * win[:SIMD_WINDOW_BITS] + ki * KW + kj), addr_w.eq(w_addr + off_w)]
 
         # --- operand and result beats
         a = [Signal(signed(W32), name=f"a{l}") for l in range(L)]
@@ -228,7 +235,8 @@ class ChipController(Block):
                      self.dmem_addr.eq(clip(desc * isa.DESC_WORDS + k, D["DMEM"]))]
         cbase = Mux(j == 0, m_addr, Mux(j == 1, s_addr, b_addr))
         caddr = Signal(signed(W32 + 2))
-        m.d.comb += [caddr.eq(cbase + c), self.cmem_addr.eq(clip(caddr, D["CMEM"]))]
+        use_w = Signal()  # the streaming read: the weight's address (DWC)
+        m.d.comb += [caddr.eq(cbase + c), self.cmem_addr.eq(clip(Mux(use_w, addr_w, caddr), D["CMEM"]))]
         use_b = Signal()
         rsel = Mux(use_b, addr_b, addr_a)
         m.d.comb += [self.act_raddr.eq(clip(rsel, D["ACT"])), self.acc_raddr.eq(clip(addr_a, D["ACC"])),
@@ -291,8 +299,9 @@ class ChipController(Block):
                     with m.Case(isa.OPCODES["HALT"].code):
                         m.d.sync += [busy.eq(0), done.eq(1)]
                         m.next = "IDLE"
-                    with m.Case(*(isa.OPCODES[n].code for n in ("PIM", "REQ", "ADD", "MAXP", "GAP", "CLMP"))):
-                        with m.If(_field(w, "desc") * isa.DESC_WORDS + DESC_LOADED > D["DMEM"]):
+                    with m.Case(*(isa.OPCODES[n].code for n in ("PIM",) + _SIMD_OPS if n not in isa.RTL_PENDING)):
+                        words = Mux(code == isa.OPCODES["DWC"].code, DWC_DESC_LOADED, DESC_LOADED)
+                        with m.If(_field(w, "desc") * isa.DESC_WORDS + words > D["DMEM"]):
                             fail("address")
                         with m.Else():
                             m.next = "LOAD_DESC"
@@ -302,18 +311,18 @@ class ChipController(Block):
                     with m.Default():
                         fail("opcode")
 
-            with m.State("LOAD_DESC"):
-                with m.If(k != 0):
-                    m.d.sync += [dw[i].eq(dw[i + 1]) for i in range(DESC_LOADED - 1)]
-                    m.d.sync += dw[-1].eq(self.dmem_data)
+            with m.State("LOAD_DESC"):  # word k - 1 arrives in step k (synchronous read)
+                for i in range(DWC_DESC_LOADED):
+                    with m.If(k == i + 1):
+                        m.d.sync += dw[i].eq(self.dmem_data)
                 m.d.sync += k.eq(k + 1)
-                with m.If(k == DESC_LOADED):
+                with m.If(k == Mux(op == isa.OPCODES["DWC"].code, DWC_DESC_LOADED, DESC_LOADED)):
                     m.next = "SET_UP"
 
             with m.State("SET_UP"):
                 one = [KH.eq(1), KW.eq(1), SH.eq(1), SW.eq(1), PH.eq(0), PW.eq(0), DH.eq(1), DW.eq(1)]
                 flat = [outer.eq(1), C.eq(1), H.eq(1), Ho.eq(1)]
-                m.d.sync += [from_acc.eq(0), two_src.eq(0), cmode.eq(0), has_bias.eq(0)]
+                m.d.sync += [from_acc.eq(0), two_src.eq(0), cmode.eq(0), has_bias.eq(0), dwc.eq(0)]
                 with m.Switch(op):
                     with m.Case(isa.OPCODES["REQ"].code):  # C, inner, outer, m_addr, s_addr, bias_addr, has_bias, lo, hi
                         m.d.sync += one + [outer.eq(dw[2].as_unsigned()), C.eq(dw[0].as_unsigned()), H.eq(1), Wd.eq(dw[1].as_unsigned()), Ho.eq(1), Wo.eq(dw[1]),
@@ -330,6 +339,14 @@ class ChipController(Block):
                                      KH.eq(dw[5][:16]), KW.eq(dw[5][16:]), SH.eq(dw[6][:16]), SW.eq(dw[6][16:]),
                                      PH.eq(dw[7][:16]), PW.eq(dw[7][16:]), DH.eq(dw[8][:16]), DW.eq(dw[8][16:]),
                                      simd_op.eq(SIMD_OPCODES["maxpool"]), lo.eq(-(1 << 31)), hi.eq((1 << 31) - 1)]
+                    with m.Case(isa.OPCODES["DWC"].code):  # MAXP's nine, w_addr, m_addr, s_addr, bias_addr, lo, hi
+                        m.d.sync += [outer.eq(1), C.eq(dw[0].as_unsigned()), H.eq(dw[1].as_unsigned()),
+                                     Wd.eq(dw[2].as_unsigned()), Ho.eq(dw[3]), Wo.eq(dw[4]),
+                                     KH.eq(dw[5][:16]), KW.eq(dw[5][16:]), SH.eq(dw[6][:16]), SW.eq(dw[6][16:]),
+                                     PH.eq(dw[7][:16]), PW.eq(dw[7][16:]), DH.eq(dw[8][:16]), DW.eq(dw[8][16:]),
+                                     simd_op.eq(SIMD_OPCODES["dwconv"]), lo.eq(dw[13]), hi.eq(dw[14]), cmode.eq(2),
+                                     m_addr.eq(dw[10]), s_addr.eq(dw[11]), b_addr.eq(dw[12]), has_bias.eq(1),
+                                     dwc.eq(1), w_addr.eq(dw[9])]
                     with m.Case(isa.OPCODES["GAP"].code):  # C, HW, m, s, lo, hi
                         m.d.sync += one + [outer.eq(1), C.eq(dw[0].as_unsigned()), H.eq(1), Wd.eq(dw[1].as_unsigned()),
                                            Ho.eq(1), Wo.eq(1),
@@ -446,7 +463,8 @@ class ChipController(Block):
             with m.State("READ"):
                 with m.If(lane_on & ~pad):
                     past_a = Mux(from_acc, _at_least(addr_a, D["ACC"]), _at_least(addr_a, D["ACT"]))
-                    with m.If(past_a | (two_src & _at_least(addr_b, D["ACT"]))):
+                    m.d.comb += use_w.eq(1)
+                    with m.If(past_a | (two_src & _at_least(addr_b, D["ACT"])) | (dwc & _at_least(addr_w, D["CMEM"]))):
                         fail("address")
                     with m.Else():
                         m.next = "TAKE_A"
@@ -456,7 +474,14 @@ class ChipController(Block):
 
             with m.State("TAKE_A"):
                 per_lane(lambda l: a[l].eq(Mux(from_acc, self.acc_rdata, self.act_rdata)))
-                with m.If(two_src):
+                wt = self.cmem_data
+                wt_high = wt[SIMD_DWC_W_BITS - 1:]  # all equal: the weight fits the int8 the SIMD core multiplies
+                with m.If(dwc & ~(wt_high.all() | ~wt_high.any())):
+                    fail("simd")
+                with m.Elif(dwc):
+                    per_lane(lambda l: b[l].eq(wt))
+                    next_lane("READ", "PUSH")
+                with m.Elif(two_src):
                     m.d.comb += use_b.eq(1)
                     m.next = "TAKE_B"
                 with m.Else():

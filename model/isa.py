@@ -166,15 +166,17 @@ def unpack_descriptor(op: str, words) -> dict:
 # ----------------------------------------------------------------------------- the RTL chip's host view
 
 #: Opcodes the RTL chip (``hw.chip_ctrl``) decodes but does not run yet: it stops on them with
-#: STATUS.ERROR_CODE 2 (``dbpim run --rtl`` refuses a program holding one before any build).
-RTL_PENDING = ("DWC",)
+#: STATUS.ERROR_CODE 2 (``dbpim run --rtl`` refuses a program holding one before any build). Empty: the RTL chip
+#: runs every opcode (code 2 stays reserved for an opcode added to the ISA before the RTL runs it).
+RTL_PENDING: tuple = ()
 
 #: STATUS.ERROR_CODE of the RTL chip (``hw.chip.DBPIMChip``): code -> meaning (0: no error).
 CHIP_ERRORS = {
     1: "undefined opcode (the golden chip raises on it too)",
-    2: f"an operation the RTL chip does not run yet ({', '.join(RTL_PENDING)})",
+    2: (f"an operation the RTL chip does not run yet ({', '.join(RTL_PENDING)})" if RTL_PENDING else
+        "reserved: an operation the RTL chip does not run yet (none: the RTL chip runs every opcode)"),
     3: "a descriptor the SIMD core cannot run (a channel count past its constant memory, lo > hi, an empty window "
-       "or tensor, a multiplier or shift outside model.requant's range)",
+       "or tensor, a multiplier or shift outside model.requant's range, a DWC weight outside int8)",
     4: "a result does not fit ACT's signed 16-bit elements, or a PIM core's sum ACC's signed 32-bit ones, or a "
        "PIM input the layer's 8-bit range (the golden chip raises on it too)",
     5: "an address past the end of its buffer",

@@ -377,7 +377,7 @@ SIMD_REQUIRED = {
     "simd.lane_group": ["partial"],
     "simd.saturate": ["lo", "hi"],
     "simd.round": ["tie+", "tie-"],
-    "simd.pad": ["maxpool", "avgpool"],
+    "simd.pad": ["maxpool", "avgpool", "dwconv"],
     "simd.stream": ["o_backpressure", "i_stall"],
     "simd.reset": ["busy"],
     "simd.err": list(SIMD_ERRORS),
@@ -439,7 +439,7 @@ class SIMDCoverage:
         cst = {k: np.zeros(G * lanes, np.int64) for k in ("m", "s", "bias", "mb", "sb")}
         for k, v in (consts or {}).items():
             cst[k][:C] = np.broadcast_to(np.asarray(v, np.int64), (C,))
-        if op in ("maxpool", "avgpool") and pad.any():
+        if op in ("maxpool", "avgpool", "dwconv") and pad.any():
             self.sample("simd.pad", op)
         for p, g, lane in itertools.product(range(P), range(G), range(lanes)):
             ch = g * lanes + lane
@@ -447,11 +447,13 @@ class SIMDCoverage:
                 continue
             xs = [int(a[p, g, e, lane]) for e in range(W) if not pad[p, g, e]]
             v = {"requant": int(a[p, g, 0, lane]) + int(cst["bias"][ch]), "maxpool": max(xs, default=None),
-                 "avgpool": sum(xs)}.get(op, int(a[p, g, 0, lane]))
+                 "avgpool": sum(xs),
+                 "dwconv": int(cst["bias"][ch]) + sum(int(a[p, g, e, lane]) * int(b[p, g, e, lane])
+                                                      for e in range(W) if not pad[p, g, e])}.get(op, int(a[p, g, 0, lane]))
             if v is None:  # a window of padding only: the smallest value, saturated at lo
                 self.sample("simd.saturate", "lo")
                 continue
-            if op in ("requant", "add", "avgpool"):
+            if op in ("requant", "add", "avgpool", "dwconv"):
                 v = self._rescale(v, int(cst["m"][ch]), int(cst["s"][ch]))
             if op == "add":
                 v += self._rescale(int(b[p, g, 0, lane]), int(cst["mb"][ch]), int(cst["sb"][ch]))
