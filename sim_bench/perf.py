@@ -65,6 +65,7 @@ from dbpim.model.config import EnergyConfig, HwConfig
 from dbpim.model.core_timing import filter_tiles_of
 from dbpim.model.cycles import cell_row_popcounts_flat, input_beats, inputs_by_row
 from dbpim.model.prune import n_groups
+from dbpim.model.chip_timing import dwc_cycles
 from dbpim.model.simd_core import record_cycles
 from dbpim.model.derived import Derived
 from dbpim.model.spec import CORE_LATENCY, DENSE_COLS_PER_WEIGHT, DIGIT_BITS, input_bits, pipeline_latency
@@ -122,7 +123,7 @@ CYCLE_TERM_LABELS = {
     "drain": "drain: the last round's n_col beats into the output register file, per pass",
     "stream": "result streaming: a filter tile's results leave the core one per cycle",
     "control": "control: the fixed cycles of every pass (decode, barrier) and every START",
-    "simd": "SIMD core: the SIMD layers' cycles (model.simd_core.record_cycles)",
+    "simd": "SIMD core: the SIMD layers' cycles (model.simd_core.record_cycles; depthwise: model.chip_timing.dwc_cycles)",
 }
 #: the three utilizations every report prints, with their one-line definitions (docs/perf_model.md)
 UTILIZATIONS = {
@@ -184,7 +185,9 @@ class LayerSpec:
     recorded im2col inputs as 8-bit patterns (P_total, K) of ``samples``
     inferences (None: no recording, every bit column is assumed non-zero);
     ``filter_tiles`` the artifact's column tiles (None: packed by
-    ``model.compile.pack_columns``).
+    ``model.compile.pack_columns``). A ``depthwise`` SIMD layer with ``dwc``
+    (its input ``(C, H, W)`` and window pairs) costs the RTL chip's DWC
+    cycles (:func:`model.chip_timing.dwc_cycles`), else the estimate.
     """
 
     name: str
@@ -204,6 +207,7 @@ class LayerSpec:
     signed: bool = False
     macs: int = 0  # multiply-accumulates per inference (mapped: K x N x vectors; simd: matmul-like ops)
     filter_tiles: list | None = None
+    dwc: tuple | None = None  # a depthwise layer's (C, H, W, kernel, stride, padding, dilation): its DWC cycles
 
     @property
     def mapped(self) -> bool:
@@ -253,7 +257,33 @@ def spec_from_record(rec) -> LayerSpec:
 
 
 def specs_from_artifact(art) -> list[LayerSpec]:
-    return [spec_from_record(r) for r in art.layers]
+    """The :class:`LayerSpec` of every record; a depthwise record takes its window geometry (``dwc``) from the
+    artifact's network program, whose depthwise ops come in the records' order (each checked: its output shape is
+    the record's and the one its geometry gives; none is taken when the two lists disagree)."""
+    specs = [spec_from_record(r) for r in art.layers]
+    ops = [op for op in ((art.program or {}).get("ops") or []) if op.get("op") == "depthwise"]
+    dws = [s for s in specs if s.op == "depthwise"]
+    geo = [_dwc_geometry(r, op) for r, op in zip([r for r in art.layers if r.kind == "simd" and r.op == "depthwise"],
+                                                   ops)]
+    if len(ops) == len(dws) and all(g is not None for g in geo):
+        for s, g in zip(dws, geo):
+            s.dwc = g
+    return specs
+
+
+def _dwc_geometry(rec, op: dict):
+    """``(C, H, W, kernel, stride, padding, dilation)`` of a depthwise record from its program op, or None when the
+    op's shapes are not the record's."""
+    from dbpim.model.simd_ops import pool_geometry
+    if len(rec.in_shape) != 3 or tuple(op.get("shape") or ()) != tuple(rec.out_shape):
+        return None
+    pairs = tuple(tuple(int(v) for v in op[k]) for k in ("kernel", "stride", "padding", "dilation"))
+    try:
+        out = pool_geometry((1,) + tuple(rec.in_shape), *pairs, name="depthwise")[4]
+    except ValueError:
+        return None
+    return (tuple(int(v) for v in rec.in_shape) + pairs) if (rec.in_shape[0],) + out == tuple(rec.out_shape) \
+        else None
 
 
 # ----------------------------------------------------------------------------- mapping of a mechanism
@@ -778,7 +808,10 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS, *, bat
     batch = limits.BATCH.check("batch", batch, BenchError)
     lp = LayerPerf(spec=spec, type=layer_type(spec), batch=batch)
     if not spec.mapped:
-        lp.simd_cycles = float(record_cycles(spec.op or "other", spec.simd_ops, cfg.system.simd_lanes))
+        if spec.op == "depthwise" and spec.dwc is not None:  # the RTL chip's DWC, the golden chip's count
+            lp.simd_cycles = float(dwc_cycles(*spec.dwc, lanes=cfg.system.simd_lanes))
+        else:
+            lp.simd_cycles = float(record_cycles(spec.op or "other", spec.simd_ops, cfg.system.simd_lanes))
         lp.simd_events = {"simd_op_pj": float(spec.simd_ops), "static_mw": lp.simd_cycles / cfg.system.freq_mhz * 1e3}
         lp.simd_energy = float(sum(energy_of(lp.simd_events, cfg.energy).values()))
         return lp

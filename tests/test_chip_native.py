@@ -1,6 +1,6 @@
 """The chip top (``dbpim_chip``) on the native Verilator harness (verif.native_chip) against the golden chip.
 
-* random programs of the SIMD instructions (:mod:`verif.chip_programs`), several samples of random ``ACT`` /
+* random programs of the SIMD instructions (:mod:`verif.chip_programs`; and of DWC alone), several samples of random ``ACT`` /
   ``ACC`` contents each: ``ACT`` after HALT equals :meth:`model.chip.GoldenChip.execute`, ``CYCLES`` equals
   :func:`model.chip.program_cycles` and the golden chip's count, on the ``small`` configuration;
 * every error code of :data:`model.isa.CHIP_ERRORS` comes back as its one-line error naming the instruction;
@@ -51,6 +51,34 @@ def test_random_simd_programs_equal_the_golden_chip(hw, seed):
                              f"golden {a[0][bad[:10]]}"
         assert run.cycles[s] == program_cycles(prog, lanes) == gold.simd_cycles, (run.cycles[s], gold.simd_cycles)
     assert run.run_clocks.min() >= run.cycles.min() and run.cycles_per_second > 0 and run.cycles_per_cpu_second > 0
+
+
+@pytest.mark.parametrize("seed", [0] + [pytest.param(s, marks=pytest.mark.slow) for s in (1, 2, 3)])
+def test_random_dwc_programs_equal_the_golden_chip(hw, seed):
+    """Programs of DWC instructions only (random channels, kernel, stride, padding up to a window, dilation, int8
+    weights, biases, signed or unsigned output ranges) on signed and unsigned (non-negative) activations: ACT and
+    CYCLES equal the golden chip's (lanes 1, 3, 16: tests/test_hw_chip.py on the Amaranth simulator)."""
+    rng = np.random.default_rng(seed)
+    depths = chip_depths(hw)
+    lanes = hw.system.simd_lanes
+    asm = chip_programs.Asm(rng, depths)
+    for _ in range(6):
+        asm.random("DWC")
+    prog = asm.program()
+    assert sum(isa.decode(int(w))["op"] == "DWC" for w in prog.imem) >= 4
+    bufs = [chip_programs.random_buffers(rng, depths) for _ in range(2)]
+    bufs.append((np.abs(bufs[0][0]), bufs[0][1]))  # unsigned activations
+    run = run_chip_native(prog, hw, [{"ACT": (0, a)} for a, _ in bufs], [("ACT", 0, depths["ACT"])])
+    for s, (act, acc) in enumerate(bufs):
+        a, c = act[None].copy(), acc[None].copy()
+        gold = GoldenChip.from_program(prog, lanes)
+        gold.execute(a, c)
+        assert run.error(s) is None, run.error(s)
+        changed = a[0] != act
+        assert len(np.unique(a[0][changed])) > 10, "test programs mostly saturated"
+        bad = np.flatnonzero(run.outputs[s][0] != a[0])
+        assert not bad.size, f"seed {seed} sample {s}: ACT differs at {bad[:10]}"
+        assert run.cycles[s] == program_cycles(prog, lanes) == gold.simd_cycles, (run.cycles[s], gold.simd_cycles)
 
 
 def _one(word, **desc):

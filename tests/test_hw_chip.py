@@ -1,11 +1,11 @@
 """The RTL chip (hw.chip, hw.chip_ctrl) against the golden chip on the Amaranth simulator (docs/design.md §15).
 
-Random programs of the SIMD instructions (REQ, ADD, MAXP, GAP, CLMP, HALT;
+Random programs of the SIMD instructions (REQ, ADD, MAXP, GAP, CLMP, DWC, HALT;
 :mod:`verif.chip_programs`) on random buffer contents run on ``dbpim_chip`` through its host port; ACT
 after HALT must equal :meth:`model.chip.GoldenChip.execute` on the same
 program (the seed is in the test id), and CYCLES the golden chip's cycle
-count (``GoldenChip.simd_cycles``, from :mod:`model.chip_timing`). An undefined opcode and the
-instructions the RTL does not run yet stop with their STATUS error code; a
+count (``GoldenChip.simd_cycles``, from :mod:`model.chip_timing`). An undefined opcode, a DWC weight outside
+int8 or past CMEM stop with their STATUS error code; a
 reset in the middle of a program, then a reload and a rerun, gives the
 golden result.
 """
@@ -193,14 +193,37 @@ def test_reset_mid_program_then_rerun():
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("word, code", [
-    (isa.encode("CLMP") & ~0xF | 0xF, 1),     # opcode 15: undefined
-    (isa.encode("DWC"), 2),                    # not in the RTL chip yet
-])
-def test_error_codes(word, code):
+def _dwc(w, w_addr=None):
+    """A 1-channel 2 x 2 DWC over a 3 x 3 input with weights ``w`` (at ``w_addr``: default after its constants)."""
     asm = _asm(np.random.default_rng(0))
-    asm.imem.append(word)
-    prog = asm.program()
+    m, s, b = asm.const([1 << 30]), asm.const([31]), asm.const([0])
+    a = asm.const(w)
+    d = asm.desc("DWC", C=1, H=3, W=3, Ho=2, Wo=2, kernel=isa.pack_pair(2, 2), stride=isa.pack_pair(1, 1),
+                 padding=0, dilation=isa.pack_pair(1, 1), w_addr=a if w_addr is None else w_addr, m_addr=m,
+                 s_addr=s, bias_addr=b, lo=-100, hi=100)
+    asm.imem.append(isa.encode("DWC", desc=d, dst=20, src0=0))
+    return asm.program()
+
+
+@pytest.mark.parametrize("make, code", [
+    (lambda: isa.encode("CLMP") & ~0xF | 0xF, 1),   # opcode 15: undefined
+    (lambda: isa.encode("DWC"), 3),                 # DWC on a zero descriptor: no channels
+    (lambda: _dwc([1, 2, 128, 4]), 3),              # a weight outside int8
+    (lambda: _dwc([1, 2, -129, 4]), 3),
+    (lambda: _dwc([1, 2, 3, 4], w_addr=DEPTHS["CMEM"] - 2), 5),  # weights past CMEM
+])
+def test_error_codes(make, code):
+    word = make()
+    if isinstance(word, int):
+        asm = _asm(np.random.default_rng(0))
+        asm.imem.append(word)
+        prog = asm.program()
+    else:
+        prog = word
+        acts = np.zeros(DEPTHS["ACT"], np.int64)
+        acts[:9] = 1
+        with pytest.raises(Exception, match="outside int8" if code == 3 else None):
+            _golden(prog, acts, np.zeros(DEPTHS["ACC"], np.int64))
     if code == 1:
         with pytest.raises(isa.IsaError):
             isa.decode(word)
