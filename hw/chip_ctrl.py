@@ -4,8 +4,9 @@ One instruction at a time, as named actions: *fetch* the 64-bit word at ``pc``
 from IMEM, *decode* it (:data:`model.isa.INSTR_FIELDS`), *load* its
 descriptor's words from DMEM, *set up* the operation's geometry, *load the
 constants* into the SIMD core's constant memory (per channel from CMEM for
-REQ, the descriptor's scalars for ADD and GAP), *send* the SIMD descriptor,
-then *stream* the operands (read element by element from ACT, or ACC for REQ)
+REQ and DWC, the descriptor's scalars for ADD and GAP), *send* the SIMD descriptor,
+then *stream* the operands (read element by element from ACT, or ACC for REQ; DWC
+reads each element's int8 weight from CMEM in the same cycles)
 in the SIMD core's beat order (:mod:`model.simd_core`: pixel, channel group of
 ``lanes`` channels, window element) and *write back* each output beat's lanes
 to ACT, and go to the next instruction; HALT ends the run. A PIM
@@ -22,6 +23,7 @@ ADD    C = 1, W = Wo = ``count``, 1 x 1 window, b at ``src1``
 MAXP   the descriptor's C, H, W, Ho, Wo, kernel, stride, padding, dilation; no saturation
 GAP    H = 1, W = ``HW``, Ho = Wo = 1, a 1 x ``HW`` window
 CLMP   C = 1, W = Wo = ``count``, 1 x 1 window
+DWC    MAXP's geometry on the SIMD core's dwconv; b = the weight at CMEM ``w_addr`` + (c * KH + kh) * KW + kw
 ====== ====================================================================================
 
 The controller reads one element per memory read (two cycles an element,
@@ -29,8 +31,9 @@ three for ADD) and waits for each output beat before the next: it is exact,
 not fast (it does not reach the SIMD core's full rate,
 :func:`model.simd_core.simd_cycles`); its cycles are
 :func:`model.chip_timing.instruction_cycles`, which the golden chip counts
-too (PIM: :func:`model.chip_timing.pim_cycles`). The opcodes of :data:`model.isa.RTL_PENDING` (DWC) stop the run with
-STATUS.ERROR_CODE 2; the codes are :data:`model.isa.CHIP_ERRORS`.
+too (PIM: :func:`model.chip_timing.pim_cycles`). DWC loads its 15 descriptor words, the others
+:data:`model.chip_timing.DESC_LOADED`. The opcodes of :data:`model.isa.RTL_PENDING` (none at present)
+stop the run with STATUS.ERROR_CODE 2; the codes are :data:`model.isa.CHIP_ERRORS`.
 """
 
 from __future__ import annotations

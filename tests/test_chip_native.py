@@ -6,7 +6,8 @@
 * every error code of :data:`model.isa.CHIP_ERRORS` comes back as its one-line error naming the instruction;
   exactly the opcodes of :data:`model.isa.RTL_PENDING` stop with code 2;
 * the demo SmallCNN's program on the RTL chip: logits equal to the golden chip's and the torch integer path's,
-  ``CYCLES`` equal to ``program_cycles`` per sample (``model_cycles``).
+  ``CYCLES`` equal to ``program_cycles`` per sample (``model_cycles``); and (slow) ``dbpim run --rtl`` on a small
+  depthwise network.
 """
 
 from __future__ import annotations
@@ -165,6 +166,63 @@ def test_demo_smallcnn_on_the_rtl_chip(real_artifacts):
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(got, torch_int)
     np.testing.assert_array_equal(run.cycles, model_cycles(chip.program, q, art.hw.system.simd_lanes))
+
+
+def _tiny_depthwise_net():
+    """A MobileNetV2-style network small enough for the ``small`` chip's buffers (the zoo MobileNetV2 is not):
+    the zoo's blocks (an inverted residual with its add, a stride-2 one) and a dilated depthwise convolution."""
+    from torch import nn
+
+    from dbpim.model.torch.zoo import ConvBNAct, InvertedResidual
+
+    class TinyDW(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = ConvBNAct(3, 4, 3, 1, act="relu6")
+            self.b1 = InvertedResidual(4, 4, 1, 2)
+            self.b2 = InvertedResidual(4, 8, 2, 2)
+            self.dw = nn.Conv2d(8, 8, 3, 1, padding=2, dilation=2, groups=8, bias=False)
+            self.bn = nn.BatchNorm2d(8)
+            self.act = nn.ReLU6()
+            self.head = ConvBNAct(8, 16, 1, act="relu6")
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(16, 10)
+
+        def forward(self, x):
+            x = self.head(self.act(self.bn(self.dw(self.b2(self.b1(self.stem(x)))))))
+            return self.fc(self.pool(x).flatten(1))
+    return TinyDW()
+
+
+@pytest.mark.slow
+def test_depthwise_network_runs_on_the_rtl_chip(hw, tmp_path):
+    """``dbpim run --rtl`` on a network with three DWC instructions (stride 1, stride 2, dilation 2) and a residual
+    add: the RTL chip's logits equal the golden chip's and the torch integer path's, CYCLES the model's."""
+    torch = pytest.importorskip("torch")
+    import json
+
+    from dbpim import cli
+    from dbpim.model.torch.export import export
+    from dbpim.model.torch.flow import Stages
+    from dbpim.model.torch.graph import capture
+    torch.manual_seed(0)
+    net, x = _tiny_depthwise_net(), torch.randn(4, 3, 9, 9)
+    net.train()
+    with torch.no_grad():
+        net(x)
+    net.eval()
+    st = Stages(capture(net, x), hw.macro.group_size)
+    st.prune(0.5)
+    st.quantize(x, fta=True, phi_max=2)
+    st.freeze()
+    art = export(st.net, "tinydw", hw.macro, tmp_path / "art", x, hw=hw)
+    np.savez(tmp_path / "d.npz", x=x.numpy(), y=np.arange(4))
+    assert cli.main(["run", "--artifact", str(art), "--data", str(tmp_path / "d.npz"), "--rtl",
+                     "--out", str(tmp_path / "o")]) == 0
+    r = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert r["program"]["by_opcode"]["DWC"] == 3 and r["program"]["by_opcode"]["ADD"] == 1
+    assert r["logits_equal"] is True and r["logits_equal_to_golden"] == {"torch_int": True, "rtl": True}
+    assert r["cycles_rtl"]["equal_model"] is True
 
 
 def test_a_chip_the_generator_refuses_is_one_line(hw, monkeypatch):
