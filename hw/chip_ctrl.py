@@ -162,8 +162,12 @@ class ChipController(Block):
         desc = Signal(12)
         dst = Signal(80)  # a 16-bit field, at the width of the output offset it is added to
         src0, src1 = Signal(16), Signal(16)
-        dw = [Signal(signed(W32), name=f"dw{k}") for k in range(DWC_DESC_LOADED)]  # descriptor words, in order
+        # descriptor words, shifted in: after n words, word i is dw[DWC_DESC_LOADED - n + i] (DWC loads all of them,
+        # the other instructions DESC_LOADED: their word i is dv[i])
+        dw = [Signal(signed(W32), name=f"dw{k}") for k in range(DWC_DESC_LOADED)]
+        dv = dw[DWC_DESC_LOADED - DESC_LOADED:]
         k = Signal(len(desc * isa.DESC_WORDS))  # at the width of the descriptor's base address (one-width sum)
+        is_dwc_op = op == isa.OPCODES["DWC"].code
         m.d.comb += self.pc.eq(pc)
 
         # --- the operation's geometry (the generic window walk)
@@ -191,7 +195,7 @@ class ChipController(Block):
         cm, cs, cmb, csb = Signal(signed(W32)), Signal(signed(W32)), Signal(signed(W32)), Signal(signed(W32))
         m_addr, s_addr, b_addr, has_bias = Signal(signed(W32)), Signal(signed(W32)), Signal(signed(W32)), Signal()
         dwc = Signal()        # DWC: b is the channel's weight, read from CMEM at w_addr
-        w_addr = Signal(signed(W32))
+        w_addr = Signal(signed(W32 + SIMD_WINDOW_BITS + 3))  # at the width of w_addr + offset (one-width sum)
 
         # --- loop counters
         o = Signal(W32 + 1, name="o")
@@ -217,9 +221,12 @@ class ChipController(Block):
         addr_a, addr_b, addr_o = Signal(signed(82)), Signal(signed(82)), Signal(82)
         m.d.comb += [addr_a.eq(src0 + off_in), addr_b.eq(src1 + off_in), addr_o.eq(dst + off_out)]
         # DWC: the weight of channel c at window element (ki, kj), C x KH x KW row-major from w_addr
-        off_w = Signal(W32 + SIMD_WINDOW_BITS + 2)
-        addr_w = Signal(signed(W32 + SIMD_WINDOW_BITS + 4))
-        m.d.comb += [off_w.eq(c * win[:SIMD_WINDOW_BITS] + ki * KW + kj), addr_w.eq(w_addr + off_w)]
+        # (c < C fits 32 bits, so both products are 48 bits wide; kj < KW, added as a signed value: a signed add,
+        # whose operands Verilog sign-extends; w_addr at the width of the offset: a one-width sum)
+        off_w = Signal(signed(W32 + SIMD_WINDOW_BITS + 3))
+        addr_w = Signal(signed(len(off_w) + 1))
+        m.d.comb += [off_w.eq(c[:W32] * win[:SIMD_WINDOW_BITS] + ki * KW + kj.as_signed()),
+                     addr_w.eq(w_addr + off_w)]
 
         # --- operand and result beats
         a = [Signal(signed(W32), name=f"a{l}") for l in range(L)]
@@ -252,9 +259,9 @@ class ChipController(Block):
         m.d.comb += [ip.a[l].eq(a[l]) for l in range(L)]
         m.d.comb += [ip.b[l].eq(b[l]) for l in range(L)]
         m.d.comb += ip.pad.eq(pad)
-        m.d.comb += [self.pim_kind_linear.eq(dw[0] == isa.PIM_KINDS["linear"]), self.pim_groups.eq(dw[1]),
-                     self.pim_layer.eq(dw[2]), self.pim_signed.eq(dw[3] != 0), self.pim_C.eq(dw[4]),
-                     self.pim_H.eq(dw[5]), self.pim_W.eq(dw[6]), self.pim_src.eq(src0), self.pim_dst.eq(dst[:16])]
+        m.d.comb += [self.pim_kind_linear.eq(dv[0] == isa.PIM_KINDS["linear"]), self.pim_groups.eq(dv[1]),
+                     self.pim_layer.eq(dv[2]), self.pim_signed.eq(dv[3] != 0), self.pim_C.eq(dv[4]),
+                     self.pim_H.eq(dv[5]), self.pim_W.eq(dv[6]), self.pim_src.eq(src0), self.pim_dst.eq(dst[:16])]
 
         cycles = Signal(W32)
         m.d.comb += self.cycles.eq(cycles)
@@ -303,8 +310,9 @@ class ChipController(Block):
                         m.d.sync += [busy.eq(0), done.eq(1)]
                         m.next = "IDLE"
                     with m.Case(*(isa.OPCODES[n].code for n in ("PIM",) + _SIMD_OPS if n not in isa.RTL_PENDING)):
-                        words = Mux(code == isa.OPCODES["DWC"].code, DWC_DESC_LOADED, DESC_LOADED)
-                        with m.If(_field(w, "desc") * isa.DESC_WORDS + words > D["DMEM"]):
+                        base = _field(w, "desc") * isa.DESC_WORDS
+                        with m.If(Mux(code == isa.OPCODES["DWC"].code, base + DWC_DESC_LOADED > D["DMEM"],
+                                      base + DESC_LOADED > D["DMEM"])):
                             fail("address")
                         with m.Else():
                             m.next = "LOAD_DESC"
@@ -314,12 +322,12 @@ class ChipController(Block):
                     with m.Default():
                         fail("opcode")
 
-            with m.State("LOAD_DESC"):  # word k - 1 arrives in step k (synchronous read)
-                for i in range(DWC_DESC_LOADED):
-                    with m.If(k == i + 1):
-                        m.d.sync += dw[i].eq(self.dmem_data)
+            with m.State("LOAD_DESC"):
+                with m.If(k != 0):
+                    m.d.sync += [dw[i].eq(dw[i + 1]) for i in range(DWC_DESC_LOADED - 1)]
+                    m.d.sync += dw[-1].eq(self.dmem_data)
                 m.d.sync += k.eq(k + 1)
-                with m.If(k == Mux(op == isa.OPCODES["DWC"].code, DWC_DESC_LOADED, DESC_LOADED)):
+                with m.If(Mux(is_dwc_op, k == DWC_DESC_LOADED, k == DESC_LOADED)):
                     m.next = "SET_UP"
 
             with m.State("SET_UP"):
@@ -328,19 +336,19 @@ class ChipController(Block):
                 m.d.sync += [from_acc.eq(0), two_src.eq(0), cmode.eq(0), has_bias.eq(0), dwc.eq(0)]
                 with m.Switch(op):
                     with m.Case(isa.OPCODES["REQ"].code):  # C, inner, outer, m_addr, s_addr, bias_addr, has_bias, lo, hi
-                        m.d.sync += one + [outer.eq(dw[2].as_unsigned()), C.eq(dw[0].as_unsigned()), H.eq(1), Wd.eq(dw[1].as_unsigned()), Ho.eq(1), Wo.eq(dw[1]),
-                                           simd_op.eq(SIMD_OPCODES["requant"]), lo.eq(dw[7]), hi.eq(dw[8]),
-                                           from_acc.eq(1), cmode.eq(2), m_addr.eq(dw[3]), s_addr.eq(dw[4]),
-                                           b_addr.eq(dw[5]), has_bias.eq(dw[6] != 0)]
+                        m.d.sync += one + [outer.eq(dv[2].as_unsigned()), C.eq(dv[0].as_unsigned()), H.eq(1), Wd.eq(dv[1].as_unsigned()), Ho.eq(1), Wo.eq(dv[1]),
+                                           simd_op.eq(SIMD_OPCODES["requant"]), lo.eq(dv[7]), hi.eq(dv[8]),
+                                           from_acc.eq(1), cmode.eq(2), m_addr.eq(dv[3]), s_addr.eq(dv[4]),
+                                           b_addr.eq(dv[5]), has_bias.eq(dv[6] != 0)]
                     with m.Case(isa.OPCODES["ADD"].code):  # count, ma, sa, mb, sb, lo, hi
-                        m.d.sync += one + flat + [Wd.eq(dw[0].as_unsigned()), Wo.eq(dw[0]), simd_op.eq(SIMD_OPCODES["add"]),
-                                                  lo.eq(dw[5]), hi.eq(dw[6]), two_src.eq(1), cmode.eq(1),
-                                                  cm.eq(dw[1]), cs.eq(dw[2]), cmb.eq(dw[3]), csb.eq(dw[4])]
+                        m.d.sync += one + flat + [Wd.eq(dv[0].as_unsigned()), Wo.eq(dv[0]), simd_op.eq(SIMD_OPCODES["add"]),
+                                                  lo.eq(dv[5]), hi.eq(dv[6]), two_src.eq(1), cmode.eq(1),
+                                                  cm.eq(dv[1]), cs.eq(dv[2]), cmb.eq(dv[3]), csb.eq(dv[4])]
                     with m.Case(isa.OPCODES["MAXP"].code):  # C, H, W, Ho, Wo, kernel, stride, padding, dilation
-                        m.d.sync += [outer.eq(1), C.eq(dw[0].as_unsigned()), H.eq(dw[1].as_unsigned()),
-                                     Wd.eq(dw[2].as_unsigned()), Ho.eq(dw[3]), Wo.eq(dw[4]),
-                                     KH.eq(dw[5][:16]), KW.eq(dw[5][16:]), SH.eq(dw[6][:16]), SW.eq(dw[6][16:]),
-                                     PH.eq(dw[7][:16]), PW.eq(dw[7][16:]), DH.eq(dw[8][:16]), DW.eq(dw[8][16:]),
+                        m.d.sync += [outer.eq(1), C.eq(dv[0].as_unsigned()), H.eq(dv[1].as_unsigned()),
+                                     Wd.eq(dv[2].as_unsigned()), Ho.eq(dv[3]), Wo.eq(dv[4]),
+                                     KH.eq(dv[5][:16]), KW.eq(dv[5][16:]), SH.eq(dv[6][:16]), SW.eq(dv[6][16:]),
+                                     PH.eq(dv[7][:16]), PW.eq(dv[7][16:]), DH.eq(dv[8][:16]), DW.eq(dv[8][16:]),
                                      simd_op.eq(SIMD_OPCODES["maxpool"]), lo.eq(-(1 << 31)), hi.eq((1 << 31) - 1)]
                     with m.Case(isa.OPCODES["DWC"].code):  # MAXP's nine, w_addr, m_addr, s_addr, bias_addr, lo, hi
                         m.d.sync += [outer.eq(1), C.eq(dw[0].as_unsigned()), H.eq(dw[1].as_unsigned()),
@@ -351,14 +359,14 @@ class ChipController(Block):
                                      m_addr.eq(dw[10]), s_addr.eq(dw[11]), b_addr.eq(dw[12]), has_bias.eq(1),
                                      dwc.eq(1), w_addr.eq(dw[9])]
                     with m.Case(isa.OPCODES["GAP"].code):  # C, HW, m, s, lo, hi
-                        m.d.sync += one + [outer.eq(1), C.eq(dw[0].as_unsigned()), H.eq(1), Wd.eq(dw[1].as_unsigned()),
+                        m.d.sync += one + [outer.eq(1), C.eq(dv[0].as_unsigned()), H.eq(1), Wd.eq(dv[1].as_unsigned()),
                                            Ho.eq(1), Wo.eq(1),
-                                           KW.eq(dw[1][:16]), simd_op.eq(SIMD_OPCODES["avgpool"]), lo.eq(dw[4]),
-                                           hi.eq(dw[5]), cmode.eq(1), cm.eq(dw[2]), cs.eq(dw[3]), cmb.eq(0),
+                                           KW.eq(dv[1][:16]), simd_op.eq(SIMD_OPCODES["avgpool"]), lo.eq(dv[4]),
+                                           hi.eq(dv[5]), cmode.eq(1), cm.eq(dv[2]), cs.eq(dv[3]), cmb.eq(0),
                                            csb.eq(0)]
                     with m.Case(isa.OPCODES["CLMP"].code):  # count, lo, hi
-                        m.d.sync += one + flat + [Wd.eq(dw[0].as_unsigned()), Wo.eq(dw[0]), simd_op.eq(SIMD_OPCODES["clamp"]),
-                                                  lo.eq(dw[1]), hi.eq(dw[2])]
+                        m.d.sync += one + flat + [Wd.eq(dv[0].as_unsigned()), Wo.eq(dv[0]), simd_op.eq(SIMD_OPCODES["clamp"]),
+                                                  lo.eq(dv[1]), hi.eq(dv[2])]
                 m.next = "SIZES"
                 with m.If(op == isa.OPCODES["PIM"].code):  # kind, groups, layer, signed, C, H, W, ...
                     m.d.comb += self.pim_start.eq(1)
