@@ -48,7 +48,8 @@ from dbpim.model._check import check_int
 from dbpim.model.chip_timing import DESC_LOADED, DWC_DESC_LOADED
 from dbpim.model.requant import MULT_BITS, SHIFT_MAX
 from dbpim.model.spec import (SIMD_DWC_W_BITS, SIMD_MULT_BITS, SIMD_OPCODES, SIMD_PIXEL_BITS, SIMD_SHIFT_BITS,
-                              SIMD_WINDOW_BITS, simd_const_fields, simd_descriptor_fields, simd_in_fields, simd_out_fields)
+                              SIMD_WINDOW_BITS, simd_const_fields, simd_descriptor_fields, simd_in_fields,
+                              simd_out_fields)
 
 __all__ = ["ChipController", "DESC_LOADED"]
 

@@ -533,7 +533,8 @@ class GoldenChip:
     cycles of the PIM instructions (:func:`model.chip_timing.pim_cycles`, from the image and the core's
     :func:`model.core_timing.layer_cycles`), ``simd_cycles`` those of ``REQ``, ``ADD``, ``MAXP``, ``GAP``,
     ``CLMP`` and ``HALT`` (:func:`model.chip_timing.instruction_cycles` with ``lanes`` = the configuration's
-    ``system.simd_lanes``; ``DWC`` included); ``cycles`` is their sum, the RTL's ``CYCLES``. ``macro_cycles`` adds the mapped layers' DB-PIM macro-cycles (docs/design.md §7, as
+    ``system.simd_lanes``; ``DWC`` included); ``cycles`` is their sum, the RTL's ``CYCLES``. ``macro_cycles``
+    adds the mapped layers' DB-PIM macro-cycles (docs/design.md §7, as
     :func:`model.layer.run_layer` counts them, one macro running every tile): an extra figure.
     """
 

@@ -33,7 +33,8 @@ from dbpim.model.spec import (SIMD_LATENCY, SIMD_OPCODES, SIMD_PIXEL_BITS, SIMD_
                               unpack)
 
 __all__ = ["SIMD_START", "CORE_RECORD_OPS", "descriptor", "pack_descriptor", "tensor_beats", "window_beats",
-           "weight_beats", "beats_tensor", "pack_in", "unpack_out", "const_writes", "simd_beats", "simd_cycles", "simd_schedule",
+           "weight_beats", "beats_tensor", "pack_in", "unpack_out", "const_writes", "simd_beats", "simd_cycles",
+           "simd_schedule",
            "record_cycles"]
 
 #: Cycles between a descriptor's acceptance and its first input beat's.
@@ -201,8 +202,9 @@ def record_cycles(op: str, simd_ops: int, lanes: int) -> int:
 
     For :data:`CORE_RECORD_OPS` (cost 1 per element, so ``simd_ops`` is the
     element count) :func:`simd_cycles` of the RTL; for every other op
-    (softmax, LayerNorm, GELU, depthwise, matmuls, ...: not run by the core's
-    RTL) the estimate ``ceil(simd_ops / lanes)`` of :mod:`model.simd`'s cost table.
+    (softmax, LayerNorm, GELU, depthwise, matmuls, ...) the estimate ``ceil(simd_ops / lanes)`` of
+    :mod:`model.simd`'s cost table (a depthwise layer whose geometry the performance model knows costs
+    :func:`model.chip_timing.dwc_cycles` instead: ``sim_bench.perf.evaluate_layer``).
     """
     n = check_int("simd_ops", simd_ops, 0)
     ln = check_int("lanes", lanes, 1)

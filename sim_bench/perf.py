@@ -123,7 +123,8 @@ CYCLE_TERM_LABELS = {
     "drain": "drain: the last round's n_col beats into the output register file, per pass",
     "stream": "result streaming: a filter tile's results leave the core one per cycle",
     "control": "control: the fixed cycles of every pass (decode, barrier) and every START",
-    "simd": "SIMD core: the SIMD layers' cycles (model.simd_core.record_cycles; depthwise: model.chip_timing.dwc_cycles)",
+    "simd": "SIMD core: the SIMD layers' cycles (model.simd_core.record_cycles; depthwise: "
+            "model.chip_timing.dwc_cycles)",
 }
 #: the three utilizations every report prints, with their one-line definitions (docs/perf_model.md)
 UTILIZATIONS = {

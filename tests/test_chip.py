@@ -192,7 +192,8 @@ def test_mobilenetv2_depthwise_cycles_are_the_rtl_chips_everywhere(mobilenet):
     for w in p.imem:
         ins = isa.decode(int(w))
         if ins["op"] not in ("PIM", "HALT"):
-            d = isa.unpack_descriptor(ins["op"], p.dmem[ins["desc"] * isa.DESC_WORDS:(ins["desc"] + 1) * isa.DESC_WORDS])
+            base = ins["desc"] * isa.DESC_WORDS
+            d = isa.unpack_descriptor(ins["op"], p.dmem[base:base + isa.DESC_WORDS])
             cycles["DWC" if ins["op"] == "DWC" else "other"].append(instruction_cycles(ins["op"], d, chip.lanes))
     specs = [s for s in specs_from_artifact(art) if s.op == "depthwise"]
     assert len(specs) == len(cycles["DWC"]) == 17 and all(s.dwc is not None for s in specs)

@@ -1,7 +1,7 @@
 """The chip top (``dbpim_chip``) on the native Verilator harness (verif.native_chip) against the golden chip.
 
-* random programs of the SIMD instructions (:mod:`verif.chip_programs`; and of DWC alone), several samples of random ``ACT`` /
-  ``ACC`` contents each: ``ACT`` after HALT equals :meth:`model.chip.GoldenChip.execute`, ``CYCLES`` equals
+* random programs of the SIMD instructions (:mod:`verif.chip_programs`; and of DWC alone), several samples of
+  random ``ACT`` / ``ACC`` contents each: ``ACT`` after HALT equals :meth:`model.chip.GoldenChip.execute`, ``CYCLES`` equals
   :func:`model.chip.program_cycles` and the golden chip's count, on the ``small`` configuration;
 * every error code of :data:`model.isa.CHIP_ERRORS` comes back as its one-line error naming the instruction;
   exactly the opcodes of :data:`model.isa.RTL_PENDING` stop with code 2;

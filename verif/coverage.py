@@ -446,10 +446,10 @@ class SIMDCoverage:
             if ch >= C:
                 continue
             xs = [int(a[p, g, e, lane]) for e in range(W) if not pad[p, g, e]]
+            dw = int(cst["bias"][ch]) + sum(int(a[p, g, e, lane]) * int(b[p, g, e, lane]) for e in range(W)
+                                            if not pad[p, g, e]) if op == "dwconv" else 0
             v = {"requant": int(a[p, g, 0, lane]) + int(cst["bias"][ch]), "maxpool": max(xs, default=None),
-                 "avgpool": sum(xs),
-                 "dwconv": int(cst["bias"][ch]) + sum(int(a[p, g, e, lane]) * int(b[p, g, e, lane])
-                                                      for e in range(W) if not pad[p, g, e])}.get(op, int(a[p, g, 0, lane]))
+                 "avgpool": sum(xs), "dwconv": dw}.get(op, int(a[p, g, 0, lane]))
             if v is None:  # a window of padding only: the smallest value, saturated at lo
                 self.sample("simd.saturate", "lo")
                 continue
