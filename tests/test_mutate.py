@@ -108,14 +108,15 @@ def test_two_unit_mutants_are_killed_by_their_cocotb_regression(unit, killable, 
         assert run_unit_mutant(build, unit, hw, m.index) is not None, f"{unit} mutant {m.index} ({m.what}) survived"
 
 
-def test_every_listed_equivalent_names_one_real_mutant(small_core):
-    """verif/mutants_equivalent.yaml: each entry names exactly one generated mutant of its configuration (a
-    stale entry fails), and an entry whose mutated text no longer matches is found stale."""
+def test_every_listed_equivalent_names_its_real_mutants(small_core):
+    """verif/mutants_equivalent.yaml: each entry names as many generated mutants of its configuration as it must
+    (one, ``count``, at least one for a pattern or a class: a stale entry fails), and an entry whose mutated text
+    no longer matches is found stale."""
     from dataclasses import replace
 
     from dbpim.model.config import load_config
-    from dbpim.verif.mutate import (UNITS, core_sources, generate_mutants, load_equivalents, stale_equivalents,
-                                    unit_mutants, unit_sources)
+    from dbpim.verif.mutate import (UNITS, core_sources, generate_mutants, load_equivalents, mutant_facts,
+                                    stale_equivalents, unit_mutants, unit_sources)
     entries = load_equivalents()
     assert entries, "the reviewed list of equivalent mutants is empty"
     sources, _, d = small_core
@@ -124,17 +125,46 @@ def test_every_listed_equivalent_names_one_real_mutant(small_core):
         return next((u for u, spec in UNITS.items() if spec.files and e.file in spec.files), "core")
 
     assert {unit_of(e) for e in entries} == set(UNITS), "each unit has reviewed equivalents"
-    by_config = {"small": generate_mutants(sources)}
+    assert any(e.cls == "dead" for e in entries) and any(e.match for e in entries)
+    core = generate_mutants(sources)
+    by_config = {"small": (core, mutant_facts(sources, core, "dbpim_core"))}
     for cfg in sorted({e.config for e in entries} - set(by_config)):
-        by_config[cfg] = generate_mutants(core_sources(load_config(cfg), d / cfg)[0])
+        src = core_sources(load_config(cfg), d / cfg)[0]
+        ms = generate_mutants(src)
+        by_config[cfg] = (ms, mutant_facts(src, ms, "dbpim_core"))
     for cfg, unit in sorted({(e.config, unit_of(e)) for e in entries if unit_of(e) != "core"}):
-        by_config[cfg] += unit_mutants(unit, unit_sources(unit, load_config(cfg), d / f"{cfg}-{unit}")[0])
-    for cfg, mutants in by_config.items():
-        assert stale_equivalents(entries, cfg, mutants) == [], f"stale entries for {cfg}"
-    e = entries[0]
+        src = unit_sources(unit, load_config(cfg), d / f"{cfg}-{unit}")[0]
+        ms = unit_mutants(unit, src)
+        by_config[cfg] = (by_config[cfg][0] + ms, {**by_config[cfg][1],
+                                                   **mutant_facts(src, ms, f"dbpim_{UNITS[unit].block}")})
+    for cfg, (mutants, facts) in by_config.items():
+        assert stale_equivalents(entries, cfg, mutants, facts) == [], f"stale entries for {cfg}"
+    e = next(e for e in entries if not e.match and not e.cls)
+    mutants, facts = by_config[e.config]
     moved = replace(e, mutated=e.mutated + " ")
-    assert stale_equivalents([moved], e.config, by_config[e.config]) == [moved]
-    assert stale_equivalents([replace(e, what="reset of nothing dropped")], e.config, by_config[e.config])
+    assert stale_equivalents([moved], e.config, mutants, facts) == [moved]
+    assert stale_equivalents([replace(e, what="reset of nothing dropped")], e.config, mutants, facts)
+    assert stale_equivalents([replace(e, count=2)], e.config, mutants, facts)
+    assert stale_equivalents([replace(e, drives=("nothing",))], e.config, mutants, facts)
+
+
+def test_liveness_and_drives_of_a_small_module():
+    """verif.mutate.mutant_facts: a signal with no path to an output is dead (also through an instance whose
+    output is left unconnected); ``drives`` names the signals reached through Yosys's temporaries."""
+    from dbpim.verif.mutate import generate_mutants, mutant_facts
+    sub = ("module dbpim_s(a, y, z);\n  input a;\n  output y;\n  output z;\n  assign y = a & a;\n"
+           "  assign z = a | a;\nendmodule\n")
+    top = ("module dbpim_t(a, b, o);\n  input a;\n  input b;\n  output o;\n  wire u;\n  wire v;\n  wire \\$1 ;\n"
+           "  wire \\$2 ;\n  assign \\$1  = a & b;\n  assign \\$2  = a | b;\n  assign o = \\$1  | v;\n"
+           "  dbpim_s s (\n    .a(a),\n    .y(v),\n    .z(u)\n  );\nendmodule\n")
+    src = {"s.v": sub, "t.v": top}
+    facts = mutant_facts(src, generate_mutants(src), "dbpim_t")
+    dead = {(m.file, m.original) for m, f in facts.items() if f.dead}
+    assert ("s.v", "assign z = a | a;") in dead  # the instance's z drives u, which nothing reads
+    assert ("t.v", "assign \\$2  = a | b;") in dead
+    assert ("t.v", "assign \\$1  = a & b;") not in dead and ("s.v", "assign y = a & a;") not in dead
+    one = next(f for m, f in facts.items() if m.original == "assign \\$1  = a & b;")
+    assert one.drives == ("o",)
 
 
 @pytest.mark.parametrize("text, msg", [

@@ -245,7 +245,7 @@ _TEMP = re.compile(r"\$\d+(?![\w$])")
 
 
 def normalize(text: str) -> str:
-    """``text`` with the numbers Yosys and Amaranth give their names written ``$N`` (``\$127`` -> ``\$N``,
+    r"""``text`` with the numbers Yosys and Amaranth give their names written ``$N`` (``\$127`` -> ``\$N``,
     ``\w_en$113`` -> ``\w_en$N``): they are renumbered by unrelated RTL changes, so the reviewed list keys on
     the rest of the text."""
     return _TEMP.sub("$N", text)

@@ -8,7 +8,8 @@
 //   read <addr>                  AXI4-Lite read (hex), result printed as "read <addr> <data>"
 //   window <hex>                 queue one s_axis beat
 //   run <max_cycles>             START, stream the queue, collect results until DONE
-//   abort <after>                START, stream, and reset after <after> cycles (a reset mid-layer)
+//   abort <after>                START, stream, and reset after <after> cycles (a reset mid-layer; m_axis_tready
+//                                low during it, so a result on offer is not taken), then as idle
 //   flush                        drop the windows still queued (after a run the core aborted)
 //   idle                         4 cycles, nothing offered or accepted: "idle <bvalid> <rvalid> <m_axis_tvalid>",
 //                                each 1 when it was high in any of them (after a reset: all 0); also printed
@@ -35,6 +36,7 @@ struct Harness {
     std::deque<Words> queue;
     std::vector<std::pair<std::string, int>> beats;
     native::Stall in_stall, out_stall;
+    bool hold_out = false;  // m_axis_tready held low (abort's reset: a result on offer stays on offer)
 
     // Every bus input driven low before the first clock: Verilator starts them random (--x-initial unique), and
     // a random AR/AW valid or ready would be a transaction the stimulus never asked for.
@@ -49,7 +51,7 @@ struct Harness {
         bool gap_in = in_stall.next(), gap_out = out_stall.next();
         t->s_axis_tvalid = !queue.empty() && !gap_in;
         if (!queue.empty()) native::put(t->s_axis_tdata, queue.front());
-        t->m_axis_tready = !gap_out;
+        t->m_axis_tready = !gap_out && !hold_out;
         t->aclk = 0;
         t->eval();
         bool in_fire = t->s_axis_tvalid && t->s_axis_tready;
@@ -185,7 +187,10 @@ int main(int argc, char** argv) {
             while (!top->irq) {
                 h.cycle();
                 if (++n >= limit) {
-                    if (op == "abort") { h.reset(2); h.queue.clear(); h.idle(out); aborted = true; break; }
+                    if (op == "abort") {
+                        h.hold_out = true; h.reset(2); h.hold_out = false;
+                        h.queue.clear(); h.idle(out); aborted = true; break;
+                    }
                     std::fprintf(stderr, "run did not finish within %llu cycles\n", (unsigned long long)limit);
                     rc = 1;
                     break;
