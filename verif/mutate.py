@@ -72,7 +72,8 @@ __all__ = ["Mutant", "generate_mutants", "select_mutants", "schemata", "apply_mu
            "MUTANT_PLUSARG", "KINDS", "EQUIVALENT_LIST", "Equivalent", "load_equivalents",
            "stale_equivalents", "Unit", "UNITS", "DEFAULT_MUTANTS", "unit_sources", "unit_mutants", "build_unit_harness",
            "run_unit_mutant", "normalize", "live_signals", "dead_mutants", "CLASSES", "generated_sources",
-           "MutantFacts", "mutant_facts"]
+           "MutantFacts", "mutant_facts", "ChipSuite", "chip_suite", "check_chip_suite",
+           "build_chip_harness", "run_chip_mutant"]
 
 #: the plusarg that selects a mutant in a schemata build (0: none)
 MUTANT_PLUSARG = "DBPIM_MUTANT"
@@ -896,11 +897,14 @@ class Unit:
     module: str | None = None
     testcase: str | None = None
     stall: float = 0.3
+    #: the native harness that runs the unit's kill suite (``core``, ``chip``), or None (cocotb)
+    native: str | None = None
 
 
 #: unit name -> :class:`Unit` (``core``: the native harness and :func:`kill_suite`)
 UNITS = {
-    "core": Unit("core"),
+    "core": Unit("core", native="core"),
+    "chip": Unit("chip", ("dbpim_chip_ctrl.v", "dbpim_pim_ctrl.v", "dbpim_chip.v"), native="chip"),
     "simd": Unit("simd", ("dbpim_simd.v",), "dbpim.verif.test_simd", "simd_stream"),
     "window": Unit("window", ("dbpim_window.v",), "dbpim.verif.test_window", "window_stream"),
 }
@@ -908,7 +912,7 @@ UNITS = {
 
 #: mutants a default run picks per unit (``dbpim mutate`` without ``--mutants``): the core's run takes seconds on
 #: its native harness, each SIMD or window mutant a cocotb simulation
-DEFAULT_MUTANTS = {"core": 60, "simd": 20, "window": 20}
+DEFAULT_MUTANTS = {"core": 60, "simd": 20, "window": 20, "chip": 60}
 
 
 def _unit(unit: str) -> Unit:
@@ -970,6 +974,194 @@ def run_unit_mutant(build, unit: str, hw, index: int, seed: int = 1) -> str | No
         msg = str(e).split("; log:")[0]
         return msg.split(": ", 1)[-1][:160]
     return None
+
+
+# --------------------------------------------------------------------------- the chip (native harness)
+
+@dataclass
+class ChipSuite:
+    """Stimulus lines of the native chip harness (verif/native/chip_main.cpp) and what each sample must give."""
+
+    lines: list
+    #: per sample in order: (label, the buffers of the regions read, STATUS fields that must match, CYCLES or
+    #: None, the regions' values (one array per region) or None)
+    expect: list
+    #: number of ``abort`` lines (each prints ``aborted``)
+    aborts: int = 0
+
+
+def chip_suite(hw, seed: int = 1) -> ChipSuite:
+    """The chip unit's kill suite on the native chip harness, deterministic for ``seed``: random programs of every
+    SIMD instruction on random buffers (ACT after HALT and CYCLES equal the golden chip's), a REQ of more channels
+    than lanes, a random PIM layer of several segments (ACC equal to the golden chip's; CYCLES its
+    :func:`model.chip.program_cycles`), a reset in the middle of a SIMD program and of the PIM layer (STATUS idle
+    after it) each then rerun, and one program per STATUS.ERROR_CODE (with the PC)."""
+    from dbpim.model import isa
+    from dbpim.model.chip import GoldenChip, program_cycles
+    from dbpim.model.core import CoreParams
+    from dbpim.verif import chip_programs
+    from dbpim.verif.native_chip import chip_depths, chip_stimulus, program_images
+    from dbpim.verif.pim_programs import pim_program, random_pim
+
+    rng = np.random.default_rng(seed)
+    depths = chip_depths(hw)
+    lanes = hw.system.simd_lanes
+    lines, expect, aborts = [], [], 0
+    status_reg, ctrl = isa.CHIP_REG["STATUS"], isa.CHIP_REG["CTRL"]
+    regs = isa.HOST_TARGETS.index("REGS")
+
+    def add(prog, samples, reads, want, label, abort_after=None):
+        """One program: its images, then per sample its writes, run and reads; with ``abort_after``, the first
+        sample's START is first reset after that many cycles (STATUS and CYCLES read), its writes repeated."""
+        nonlocal aborts
+        block = chip_stimulus(program_images(prog), samples, reads, depths, 10 ** 7)
+        if abort_after is not None:
+            at = next(k for k, ln in enumerate(block) if ln.startswith("run "))
+            mark = max(k for k in range(at) if block[k] == "mark")
+            block[at:at] = [f"abort {regs:x} {ctrl.word:x} {ctrl.value(START=1):x} {int(abort_after)}",
+                            f"read {regs:x} {status_reg.word:x} 1",
+                            f"read {regs:x} {isa.CHIP_REG['CYCLES'].word:x} 1"] + block[mark + 1:at]
+            aborts += 1
+            expect.append((f"{label}: STATUS after a reset mid-run", [], {"BUSY": 0, "DONE": 0, "ERROR": 0}, 0,
+                           None))
+        lines.extend(block)
+        expect.extend((lab, [r[0] for r in reads], f, c, v) for lab, f, c, v in want)
+
+    # random programs of every SIMD instruction, two samples each
+    for trial in range(2):
+        asm = chip_programs.Asm(rng, depths)
+        for op in list(chip_programs.SIMD_OPS) + list(rng.choice(list(chip_programs.SIMD_OPS), 4)):
+            asm.random(str(op))
+        m, sh = asm.mults(2 * lanes + 1, 43)  # constants in three groups
+        d = asm.desc("REQ", C=2 * lanes + 1, inner=2, outer=1, m_addr=asm.const(m), s_addr=asm.const(sh),
+                     bias_addr=asm.const(rng.integers(-5000, 5000, 2 * lanes + 1)), has_bias=1, lo=-100, hi=100)
+        asm.imem.append(isa.encode("REQ", desc=d, dst=asm.place(2 * (2 * lanes + 1), []), src0=0))
+        prog = asm.program()
+        bufs = [chip_programs.random_buffers(rng, depths) for _ in range(2)]
+        want = []
+        for k, (act, acc) in enumerate(bufs):
+            a, c = act[None].copy(), acc[None].copy()
+            GoldenChip.from_program(prog, lanes).execute(a, c)
+            want.append((f"SIMD program {trial} sample {k}",
+                         {"DONE": 1, "ERROR": 0, "PC": len(prog.imem) - 1}, program_cycles(prog, lanes), [a[0]]))
+        add(prog, [{"ACT": (0, a), "ACC": (0, c)} for a, c in bufs], [("ACT", 0, depths["ACT"])], want,
+            f"SIMD program {trial}", abort_after=(137 + 311 * trial) if trial else None)
+    # a random PIM layer of several segments, once whole, once after a reset in its middle
+    params = CoreParams.from_config(hw)
+    for _ in range(200):
+        case = random_pim(rng, hw.macro)
+        src, dst = int(rng.integers(0, 40)), int(rng.integers(0, 20))
+        pim = pim_program(case, params, src=src, dst=dst, table_pad=0)
+        if len(pim.wmem) <= depths["WMEM"] and _pim_segments(pim) > 1:
+            break
+    else:
+        raise RuntimeError("no random PIM layer of several segments fits the chip")
+    act = rng.integers(-300, 300, depths["ACT"])
+    act[src:src + case.x.shape[1]] = case.x[0]
+    acc = rng.integers(-(1 << 20), 1 << 20, depths["ACC"])
+    a, c = act[None].copy(), acc[None].copy()
+    GoldenChip.from_program(pim, lanes).execute(a, c)
+    cyc = program_cycles(pim, lanes, act, acc)
+    for abort_after in (None, cyc // 2):
+        add(pim, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
+            [("PIM layer" + ("" if abort_after is None else " after a reset"),
+              {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1}, cyc, [c[0]])], "PIM layer", abort_after)
+
+    # each STATUS.ERROR_CODE
+    def one(word, op=None, **desc):
+        asm = chip_programs.Asm(np.random.default_rng(0), depths)
+        if op:
+            asm.desc(op, **desc)
+        asm.dmem.extend([0] * (isa.DESC_WORDS - len(asm.dmem)))
+        asm.imem.append(word)
+        return asm.program()
+
+    big = (1 << 31) - 1
+    for label, prog, code in (
+            ("undefined opcode", one(isa.encode("CLMP") & ~0xF | 0xF), 1),
+            ("DWC", one(isa.encode("DWC")), 2),
+            ("lo > hi", one(isa.encode("CLMP", desc=0, dst=10, src0=0), "CLMP", count=3, lo=5, hi=1), 3),
+            ("past 16 bits", one(isa.encode("GAP", desc=0, dst=10, src0=0), "GAP", C=1, HW=4, m=big, s=0,
+                                 lo=-big - 1, hi=big), 4),
+            ("past ACT", one(isa.encode("CLMP", desc=0, dst=depths["ACT"] - 2, src0=0), "CLMP", count=3, lo=-9,
+                             hi=9), 5),
+            ("PIM of zero groups", one(isa.encode("PIM", desc=0)), 6)):
+        add(prog, [{"ACT": (0, np.full(8, 1000))}], [], [(f"error code {code} ({label})",
+                                                           {"DONE": 1, "ERROR": 1, "ERROR_CODE": code, "PC": 0},
+                                                           None, None)], label)
+    return ChipSuite(lines, expect, aborts)
+
+
+def _pim_segments(prog) -> int:
+    """PIM core runs (segments) of every layer of a program's WMEM image."""
+    from dbpim.model.pim_image import read_block
+    w = np.asarray(prog.wmem, np.int64)
+    return sum(len(read_block(w, i).segments) for i in range(int(w[0])))
+
+
+def check_chip_suite(suite: ChipSuite, out_lines: list[str]) -> str | None:
+    """Why the chip harness output differs from the suite's expectations (None: it passes)."""
+    from dbpim.model import isa
+    tok = [ln.split() for ln in out_lines if ln.strip()]
+    if any(t[0] == "timeout" for t in tok):
+        return "a run did not reach DONE"
+    if sum(t[0] == "aborted" for t in tok) != suite.aborts:
+        return "an abort did not happen"
+    reads = [[int(x, 16) for x in t[1:]] for t in tok if t[0] == "r"]
+    st = isa.CHIP_REG["STATUS"]
+    k = 0
+    for label, regions, fields, cycles, values in suite.expect:
+        if k + 2 + len(regions) > len(reads):
+            return f"{label}: no results"
+        status, cyc = st.decode(reads[k][0]), reads[k + 1][0]
+        bad = {f: status[f] for f, v in fields.items() if status[f] != v}
+        if bad:
+            return f"{label}: STATUS {bad}, expected {fields}"
+        if cycles is not None and cyc != cycles:
+            return f"{label}: CYCLES {cyc}, expected {cycles}"
+        for name, got, want in zip(regions, reads[k + 2:k + 2 + len(regions)], values or []):
+            bits = isa.BUFFERS[name].elem_bits
+            got = np.array(got, np.int64)
+            got = np.where(got >= 1 << (bits - 1), got - (1 << bits), got)
+            if not np.array_equal(got, want):
+                return f"{label}: {name} differs at {np.flatnonzero(got != want)[:5].tolist()}"
+        k += 2 + len(regions)
+    if k != len(reads):
+        return f"{len(reads)} reads, expected {k}"
+    return None
+
+
+def build_chip_harness(hw, mutants_dir: Path, count: int | None = None, seed: int = 0, pick=None):
+    """The native chip harness built from the schemata of ``count`` mutants of the chip unit (or those ``pick``
+    accepts) under ``mutants_dir``. Returns (executable, selected mutants, mutants generated, build seconds)."""
+    from dbpim.verif.native import verilate_harness
+    mutants_dir = Path(mutants_dir).resolve()
+    mutants_dir.mkdir(parents=True, exist_ok=True)
+    sources, names, _ = unit_sources("chip", hw, mutants_dir)
+    allm = unit_mutants("chip", sources)
+    chosen = [m for m in allm if pick(m)] if pick else select_mutants(allm, count, seed)
+    sdir = mutants_dir / "schemata"
+    sdir.mkdir(exist_ok=True)
+    for n, text in schemata(sources, chosen).items():
+        (sdir / n).write_text(text)
+    t0 = time.perf_counter()
+    exe = verilate_harness("chip", [sdir / n for n in names], mutants_dir, mutants_dir / "rtl", "mutants")
+    return exe, chosen, len(allm), time.perf_counter() - t0
+
+
+def run_chip_mutant(exe: Path, suite: ChipSuite, index: int, timeout: float = 120.0) -> str | None:
+    """Run mutant ``index`` (0: the design as generated) through the chip suite: why it was killed, or None."""
+    from dbpim.verif.native import NativeError, _run
+    try:
+        out = _run(exe, suite.lines, f"chip-mutant{index}", args=[f"+{MUTANT_PLUSARG}={index}"], timeout=timeout)
+    except NativeError as e:
+        return f"harness failed: {str(e).split(': ', 1)[-1][:120]}"
+    except subprocess.TimeoutExpired:
+        return f"hung (no end within {timeout:g} s)"
+    try:
+        return check_chip_suite(suite, out)
+    except (ValueError, IndexError, KeyError) as e:
+        return f"unreadable results ({e})"
 
 
 # --------------------------------------------------------------------------- build and run
@@ -1104,6 +1296,12 @@ def run_mutation(hw, out_dir: Path, count: int | None = 60, seed: int = 0, suite
 
         def run(index):
             return run_mutant(exe, suite, index, psum)
+    elif unit == "chip":
+        exe, chosen, generated, build_s = build_chip_harness(hw, out_dir, count, seed)
+        csuite = chip_suite(hw, suite_seed)
+
+        def run(index):
+            return run_chip_mutant(exe, csuite, index)
     else:
         build, chosen, generated, build_s = build_unit_harness(unit, hw, out_dir, count, seed)
 
