@@ -192,3 +192,44 @@ def test_the_score_line_counts_equivalent_and_unexplained_survivors():
     text = rep.text()
     assert text.startswith("mutation of dbpim_core (small): killed 7 / 10 (2 equivalent, 1 unexplained)")
     assert "| 4 | a.v | 7 | cmp | `<` -> `<=` | why |" in text and "remove the entry): #5" in text
+
+
+def test_the_chip_kill_suite_check_reads_status_cycles_and_buffers():
+    """verif.mutate.check_chip_suite on hand-written harness output: the expected output passes; a wrong STATUS
+    field, CYCLES, buffer word, a missing abort or a timeout each kill, naming it."""
+    import numpy as np
+
+    from dbpim.model import isa
+    from dbpim.verif.mutate import ChipSuite, check_chip_suite
+    done = isa.CHIP_REG["STATUS"].value(DONE=1, PC=3)
+    suite = ChipSuite([], [("program", ["ACT"], {"DONE": 1, "ERROR": 0, "PC": 3}, 10, [np.array([1, -2])]),
+                           ("error", [], {"ERROR": 1, "ERROR_CODE": 5}, None, None)], aborts=1)
+    err = isa.CHIP_REG["STATUS"].value(DONE=1, ERROR=1, ERROR_CODE=5)
+    good = ["aborted 7", f"r {done:x}", "r a", "r 1 fffe", "run 10 0 0", f"r {err:x}", "r 4"]
+    assert check_chip_suite(suite, good) is None
+    assert "STATUS" in check_chip_suite(suite, [f"r {err:x}" if ln == f"r {done:x}" else ln for ln in good])
+    assert "CYCLES 11" in check_chip_suite(suite, [("r b" if ln == "r a" else ln) for ln in good])
+    assert "ACT differs at [1]" in check_chip_suite(suite, [("r 1 fffd" if ln == "r 1 fffe" else ln) for ln in good])
+    assert "abort" in check_chip_suite(suite, good[1:])
+    assert "DONE" in check_chip_suite(suite, good + ["timeout 99"])
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_two_chip_mutants_are_killed_end_to_end(tmp_path):
+    """``dbpim mutate --unit chip``: the schemata's native chip harness passes the chip suite unmutated and fails
+    it with the controller's PC increment stuck or its DECODE's opcode check flipped."""
+    from dbpim.model.config import load_config
+    from dbpim.verif.mutate import build_chip_harness, chip_suite, run_chip_mutant
+    hw = load_config("small")
+
+    def pick(m):
+        return m.file == "dbpim_chip_ctrl.v" and m.kind == "reset" and m.what in ("reset of pc dropped",
+                                                                                 "reset of busy dropped")
+    exe, chosen, generated, _ = build_chip_harness(hw, tmp_path / "m", pick=pick)
+    assert len(chosen) == 2 and generated > 100, [m.what for m in chosen]
+    suite = chip_suite(hw, 1)
+    assert run_chip_mutant(exe, suite, 0) is None, "the chip as generated fails the chip suite"
+    for m in chosen:
+        assert run_chip_mutant(exe, suite, m.index) is not None, f"chip mutant {m.index} ({m.what}) survived"

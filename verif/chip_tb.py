@@ -275,11 +275,17 @@ def run_chip_coverage(*, seed: int = 0, cov=None, max_cycles: int = 20_000_000):
         await ctx.tick()
         for k, label in enumerate(("the SIMD program", "the PIM layer")):
             await check_run(ctx, k, label)
-        # a reset in each controller state, in the program that reaches it (the SIMD one first)
+        # a reset in each controller state, in the program that reaches it (the SIMD one first; ACT and ACC keep
+        # what the runs before left, the images are loaded only when the program changes)
+        loaded = 1
         for state in names.values():
             for k in range(len(programs)):
-                prog, act, acc = programs[k]
-                await load(ctx, prog, act, acc)
+                if k != loaded:
+                    for b in ("IMEM", "DMEM", "CMEM", "WMEM"):
+                        img = np.asarray(getattr(programs[k][0], b.lower())).reshape(-1)
+                        if img.size and (b != "WMEM" or k == 1):
+                            await write(ctx, b, img)
+                    loaded = k
                 await start(ctx)
                 for _ in range(200_000):
                     if names.get(ctx.get(state_sig)) == state or ctx.get(port["irq"]):
