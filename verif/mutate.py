@@ -993,9 +993,10 @@ class ChipSuite:
 def chip_suite(hw, seed: int = 1) -> ChipSuite:
     """The chip unit's kill suite on the native chip harness, deterministic for ``seed``: random programs of every
     SIMD instruction on random buffers (ACT after HALT and CYCLES equal the golden chip's), a REQ of more channels
-    than lanes, a random PIM layer of several segments (ACC equal to the golden chip's; CYCLES its
-    :func:`model.chip.program_cycles`), a reset in the middle of a SIMD program and of the PIM layer (STATUS idle
-    after it) each then rerun, and one program per STATUS.ERROR_CODE (with the PC)."""
+    than lanes, a random PIM convolution of several segments and a linear layer (ACC equal to the golden chip's;
+    CYCLES its :func:`model.chip.program_cycles`), a reset in the middle of a SIMD program and of the convolution
+    (STATUS idle after it) each then rerun, one program per STATUS.ERROR_CODE (with the PC), then a reset (STATUS and
+    CYCLES read 0)."""
     from dbpim.model import isa
     from dbpim.model.chip import GoldenChip, program_cycles
     from dbpim.model.core import CoreParams
@@ -1046,26 +1047,27 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
                          {"DONE": 1, "ERROR": 0, "PC": len(prog.imem) - 1}, program_cycles(prog, lanes), [a[0]]))
         add(prog, [{"ACT": (0, a), "ACC": (0, c)} for a, c in bufs], [("ACT", 0, depths["ACT"])], want,
             f"SIMD program {trial}", abort_after=(137 + 311 * trial) if trial else None)
-    # a random PIM layer of several segments, once whole, once after a reset in its middle
+    # a random convolution of several segments, once whole, once after a reset in its middle; a linear layer
     params = CoreParams.from_config(hw)
-    for _ in range(200):
-        case = random_pim(rng, hw.macro)
-        src, dst = int(rng.integers(0, 40)), int(rng.integers(0, 20))
-        pim = pim_program(case, params, src=src, dst=dst, table_pad=0)
-        if len(pim.wmem) <= depths["WMEM"] and _pim_segments(pim) > 1:
-            break
-    else:
-        raise RuntimeError("no random PIM layer of several segments fits the chip")
-    act = rng.integers(-300, 300, depths["ACT"])
-    act[src:src + case.x.shape[1]] = case.x[0]
-    acc = rng.integers(-(1 << 20), 1 << 20, depths["ACC"])
-    a, c = act[None].copy(), acc[None].copy()
-    GoldenChip.from_program(pim, lanes).execute(a, c)
-    cyc = program_cycles(pim, lanes, act, acc)
-    for abort_after in (None, cyc // 2):
-        add(pim, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
-            [("PIM layer" + ("" if abort_after is None else " after a reset"),
-              {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1}, cyc, [c[0]])], "PIM layer", abort_after)
+    for kind in ("conv2d", "linear"):
+        for _ in range(200):
+            case = random_pim(rng, hw.macro, kind=kind)
+            src, dst = int(rng.integers(0, 40)), int(rng.integers(0, 20))
+            pim = pim_program(case, params, src=src, dst=dst, table_pad=0)
+            if len(pim.wmem) <= depths["WMEM"] and (kind == "linear" or _pim_segments(pim) > 1):
+                break
+        else:
+            raise RuntimeError(f"no random PIM {kind} layer (of several segments) fits the chip")
+        act = rng.integers(-300, 300, depths["ACT"])
+        act[src:src + case.x.shape[1]] = case.x[0]
+        acc = rng.integers(-(1 << 20), 1 << 20, depths["ACC"])
+        a, c = act[None].copy(), acc[None].copy()
+        GoldenChip.from_program(pim, lanes).execute(a, c)
+        cyc = program_cycles(pim, lanes, act, acc)
+        for abort_after in (None, cyc // 2) if kind == "conv2d" else (None,):
+            add(pim, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
+                [(f"PIM {kind} layer" + ("" if abort_after is None else " after a reset"),
+                  {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1}, cyc, [c[0]])], f"PIM {kind} layer", abort_after)
 
     # each STATUS.ERROR_CODE
     def one(word, op=None, **desc):
@@ -1089,6 +1091,10 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         add(prog, [{"ACT": (0, np.full(8, 1000))}], [], [(f"error code {code} ({label})",
                                                            {"DONE": 1, "ERROR": 1, "ERROR_CODE": code, "PC": 0},
                                                            None, None)], label)
+    # a reset after the last error stop: STATUS (code included) and CYCLES read 0
+    lines += ["reset 4", f"read {regs:x} {status_reg.word:x} 1", f"read {regs:x} {isa.CHIP_REG['CYCLES'].word:x} 1"]
+    expect.append(("STATUS after a reset that follows an error", [],
+                   {"BUSY": 0, "DONE": 0, "ERROR": 0, "ERROR_CODE": 0}, 0, None))
     return ChipSuite(lines, expect, aborts)
 
 
