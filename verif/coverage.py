@@ -43,8 +43,8 @@ import numpy as np
 __all__ = ["REQUIRED", "MACRO_REQUIRED", "SIMD_REQUIRED", "WINDOW_REQUIRED", "STALL_ONLY", "REPORTED", "STAGES",
            "CORE_STALL_STAGES", "CONTROLLER_STATES", "SIMD_ERRORS", "required_bins", "descriptor_extremes",
            "CoreCoverage", "MacroCoverage", "SIMDCoverage", "WindowCoverage", "missing", "report_table",
-           "write_report", "unstalled", "check_closed", "CHIP_REQUIRED", "CHIP_REPORTED", "ChipCoverage", "chip_states", "fsm_states",
-           "fsm_signal"]
+           "write_report", "unstalled", "check_closed", "CHIP_REQUIRED", "CHIP_REPORTED", "ChipCoverage",
+           "chip_states", "fsm_states", "fsm_signal"]
 
 #: stream stages of the core, input to output: the AXI4-Stream input, the sparse allocation switch's input,
 #: the row packer's input (the switch's output), the macros' inputs (the packer's output), the result stream
@@ -577,8 +577,6 @@ CHIP_REPORTED = {"chip.wait": ["simd_d", "simd_i", "retire"], "chip.pim_segments
 
 def chip_states() -> list[str]:
     """The chip controller's states (hw.chip_ctrl.ChipController's FSM, in the order Amaranth numbers them)."""
-    from amaranth.hdl import Module
-
     from dbpim.hw.chip_ctrl import ChipController
     ctrl = ChipController(lanes=1, simd_channels=1, depths={b: 16 for b in ("IMEM", "DMEM", "CMEM", "ACT", "ACC")})
     return list(fsm_states(ctrl.elaborate(None)).values())

@@ -2,8 +2,10 @@
 
 Mutants are generated on the emitted Verilog of a unit (:data:`UNITS`: the
 PIM core ``dbpim_core`` and every module it instantiates, the SIMD core
-``dbpim_simd``, the window generator ``dbpim_window``; small configuration
-by default), line by line:
+``dbpim_simd``, the window generator ``dbpim_window``, the chip's controllers
+and top ``dbpim_chip_ctrl``, ``dbpim_pim_ctrl``, ``dbpim_chip`` on the native
+chip harness with :func:`chip_suite`; small configuration by default), line
+by line:
 
 * ``cmp``: a comparison flipped or made (non-)strict (``<`` -> ``<=``, ``==`` -> ``!=``, ...);
 * ``const``: a constant operand off by one (``8'h10`` -> ``8'h0f`` / ``8'h11``);
@@ -33,8 +35,10 @@ their ranges, as the first and as the second descriptor) each then a good
 START, the constant registers, ``STATUS`` and ``CYCLES`` after a reset that
 follows DONE, and, where they fit the configuration (``tests/coverage_core.yaml``),
 the designed layers of the coverage regression (:func:`verif.core_tb.coverage_layers`: every descriptor field at its
-extremes). A mutant is *killed* when any of that differs, the harness fails or
-it hangs.
+extremes), a chain of exactly ``core.max_row_tiles`` row tiles, masks at the last mask windows (and one past:
+code 1), and the bus (SLVERR with read data 0 for unaligned accesses, AW or W alone not taken, no response or
+result showing after any reset, one with a response pending included). A mutant is *killed* when any of that
+differs, the harness fails or it hangs.
 
 The SIMD core and the window generator have no native harness: their
 schemata build is a cocotb Verilator build (:func:`verif.rtl.run_test`, the
@@ -52,8 +56,10 @@ survivor's file, line and mutation), written by ``dbpim mutate`` (the
 the reviewed list of equivalent mutants (:data:`EQUIVALENT_LIST`,
 ``verif/mutants_equivalent.yaml``: each entry names its configuration, file,
 kind, mutation and the original and mutated line text, with the reason it
-cannot differ, or differs only where no program can reach) is reported as
-``equivalent``; the others are *unexplained* (a missing test).
+cannot differ, or differs only where no program can reach; entries may name
+one mutant, a pattern, or the structural class ``dead``, see
+:class:`Equivalent`) is reported as ``equivalent``; the others are
+*unexplained* (a missing test).
 """
 
 from __future__ import annotations
