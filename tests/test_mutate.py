@@ -228,14 +228,15 @@ def test_the_chip_kill_suite_check_reads_status_cycles_and_buffers():
 @pytest.mark.timeout(1800)
 def test_two_chip_mutants_are_killed_end_to_end(tmp_path):
     """``dbpim mutate --unit chip``: the schemata's native chip harness passes the chip suite unmutated and fails
-    it with the controller's PC increment stuck or its DECODE's opcode check flipped."""
+    it with the controller's ACC read address stuck at 0 (REQ reads the wrong sums) or the PIM controller's core
+    write strobe stuck at 1 (the core's bus writes lose bytes)."""
     from dbpim.model.config import load_config
     from dbpim.verif.mutate import build_chip_harness, chip_suite, run_chip_mutant
     hw = load_config("small")
 
     def pick(m):
-        return m.file == "dbpim_chip_ctrl.v" and m.kind == "reset" and m.what in ("reset of pc dropped",
-                                                                                 "reset of busy dropped")
+        return (m.file, m.what) in (("dbpim_chip_ctrl.v", "acc_raddr stuck at 0"),
+                                    ("dbpim_pim_ctrl.v", "core_w_strb stuck at 1 (bit 0)"))
     exe, chosen, generated, _ = build_chip_harness(hw, tmp_path / "m", pick=pick)
     assert len(chosen) == 2 and generated > 100, [m.what for m in chosen]
     suite = chip_suite(hw, 1)
