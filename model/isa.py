@@ -26,7 +26,7 @@ from dbpim.model.spec import BUS_BITS, RegField, Register, RegisterMap, field_wi
 
 __all__ = ["INSTR_BITS", "INSTR_FIELDS", "DESC_WORDS", "WORD_BITS", "BUFFERS", "Buffer", "Opcode", "OPCODES",
            "BY_CODE", "PIM_KINDS", "encode", "decode", "pack_descriptor", "unpack_descriptor",
-           "pack_pair", "unpack_pair", "IsaError", "RTL_PENDING", "CHIP_ERRORS", "CHIP_REGISTERS", "CHIP_REG",
+           "pack_pair", "unpack_pair", "IsaError", "RTL_PENDING", "RESERVED_ERRORS", "CHIP_ERRORS", "CHIP_REGISTERS", "CHIP_REG",
            "HOST_TARGETS", "chip_register_markdown", "chip_map"]
 
 INSTR_BITS = 64
@@ -183,6 +183,9 @@ CHIP_ERRORS = {
     6: "a PIM instruction whose WMEM image the chip cannot run, or the PIM core stopped on an error (the golden "
        "chip raises on it too)",
 }
+
+#: STATUS.ERROR_CODE values no run of the RTL chip can raise at present: 2 while :data:`RTL_PENDING` is empty.
+RESERVED_ERRORS: tuple = () if RTL_PENDING else (2,)
 
 #: The chip's control and status registers (host target ``REGS``, word addresses), the one description the RTL
 #: (``hw.chip``), its tests and docs/rtl.md read.

@@ -615,7 +615,7 @@ class ChipCoverage:
     def __init__(self, *, prefix: str = "chip"):
         from dbpim.model import isa
         self.prefix = prefix
-        derived = {"model.isa.OPCODES": list(isa.OPCODES), "model.isa.CHIP_ERRORS": sorted(isa.CHIP_ERRORS),
+        derived = {"model.isa.OPCODES": list(isa.OPCODES), "model.isa.CHIP_ERRORS": sorted(set(isa.CHIP_ERRORS) - set(isa.RESERVED_ERRORS)),
                    "chip controller states": chip_states()}
         self.required = {p: (list(derived[b]) if isinstance(b, str) else list(b)) for p, b in CHIP_REQUIRED.items()}
         self._points = _cover_points(prefix, self.required, CHIP_REPORTED)
