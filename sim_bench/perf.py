@@ -439,13 +439,13 @@ def _vector_cycles(spec, mp, m, skip: bool, used, ncr, S: int, Pp: int, cache: d
     if skip and spec.bits is not None:
         if "by_row" not in cache:
             cache["by_row"] = inputs_by_row(spec.bits)
-        pc = cell_row_popcounts_flat(spec.bits, mp.rows, mp.run, mp.n_rows, m.n_comp,
-                                     by_row=cache["by_row"])  # (runs, crmax, P)
-        pcsum = pc.sum(-1, dtype=np.int64)  # (runs, crmax)
-        if pc.shape[1]:  # the cell rows of each row tile summed (nrt_max = ceil(crmax / n_row) row tiles)
-            vec = np.add.reduceat(pc, np.arange(0, pc.shape[1], m.n_row), axis=1, dtype=np.int16)  # (runs, nrt, P)
-        else:
-            vec = np.zeros((n_runs, nrt_max, P), np.int16)
+        # whole row tiles of cell rows (nrt_max = ceil(crmax / n_row)), the padding rows zero
+        pc = cell_row_popcounts_flat(spec.bits, mp.rows, mp.run, mp.n_rows, m.n_comp, by_row=cache["by_row"],
+                                     cell_rows=nrt_max * m.n_row)  # (runs, nrt_max * n_row, P)
+        pcsum = pc[:, :int(ncr.max())].sum(-1, dtype=np.int64)  # (runs, crmax)
+        # the cell rows of each row tile summed, in bytes while they cannot overflow (n_row x 8 bits <= 255)
+        acc = np.uint8 if m.n_row * 8 <= np.iinfo(np.uint8).max else np.int16
+        vec = pc.reshape(n_runs, nrt_max, m.n_row, P).sum(2, dtype=acc).astype(np.int16)  # (runs, nrt, P)
         vec = vec.reshape(n_runs, nrt_max, S, Pp).transpose(0, 2, 1, 3)  # (runs, S, nrt, Pp)
         vec = np.where((used > 0)[:, None, :, None], vec + lat, 0)
         return vec, pcsum
