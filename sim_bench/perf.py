@@ -53,6 +53,7 @@ only.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -108,6 +109,7 @@ MACRO_COMPONENTS = ("macro array", "adder tree", "accumulator", "ipu")
 #: the wall cycles exactly, per batch instance (a recorded sample at batch 1) and layer.
 CYCLE_TERMS = ("compute", "lockstep", "round_floor", "delivery", "load", "dram", "drain", "stream", "control", "simd")
 _CORE_TERMS = CYCLE_TERMS[:-1]
+_TERM_INDEX = {k: i for i, k in enumerate(_CORE_TERMS)}
 assert set(_CORE_TERMS) - {"dram"} == set(ct.PASS_TERMS)
 #: one line per term of :data:`CYCLE_TERMS` (reports print them beside the table)
 CYCLE_TERM_LABELS = {
@@ -509,13 +511,30 @@ class _Timing:
     loads_per_row_tile: int  # tile loads of each (filter tile, row tile): pixel runs x copies
 
 
+@functools.lru_cache(maxsize=256)
 def _pixel_ranges(Pp: int, copies: int, run: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(first pixel, pixels, copy) of every pixel run: each copy takes a contiguous share of the pixels."""
+    """(first pixel, pixels, copy) of every pixel run: each copy takes a contiguous share of the pixels.
+
+    Cached (every mechanism of every layer asks): the arrays are read-only."""
     share = -(-Pp // copies)
     out = [(p0, min(run, min(Pp, s0 + share) - p0), c) for c, s0 in enumerate(range(0, Pp, share))
            for p0 in range(s0, min(Pp, s0 + share), run)]
     a = np.array(out, np.int64).reshape(-1, 3)
+    a.setflags(write=False)
     return a[:, 0], a[:, 1], a[:, 2]
+
+
+@functools.lru_cache(maxsize=256)
+def _pass_lengths(Pp: int, copies: int, run: int, M: int) -> tuple:
+    """Of the pixel runs of :func:`_pixel_ranges`: the distinct lengths ``npx_c`` (L'), each run's length
+    among them ``at`` (L,), and the vectors of each round of each distinct length (L', R); cached, read-only."""
+    _, npx, _ = _pixel_ranges(Pp, copies, run)
+    npx_c, at = (npx[:1], np.zeros(npx.size, np.int64)) if (npx == npx[0]).all() else \
+        np.unique(npx, return_inverse=True)
+    m_r = ct.round_sizes(npx_c, M, -(-int(npx.max()) // M))
+    for a in (at, m_r):
+        a.setflags(write=False)
+    return npx_c, at, m_r
 
 
 def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out, ft_windows, copies: int,
@@ -537,9 +556,7 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     # the passes are computed for pixel runs ``npx_c`` (L' of them), pixel run i's are those of ``at[i]``:
     # every pixel run, or, when every vector takes the same cycles, one per length
     if vec.shape[-1] == 1:
-        npx_c, at = (npx[:1], np.zeros(npx.size, np.int64)) if (npx == npx[0]).all() else \
-            np.unique(npx, return_inverse=True)
-        m_r = ct.round_sizes(npx_c, M, -(-width // M))  # (L', R)
+        npx_c, at, m_r = _pass_lengths(Pp, copies, run, M)  # m_r (L', R)
         # every vector takes vec (>= 0) cycles: ct.round_compute of a round with a pixel is vec, ct.round_work
         # M_r times vec
         rc = np.where(m_r > 0, vec[..., None], 0)  # (runs, S, nrt, L', R)
@@ -575,7 +592,7 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     by_pass = {**{k: split[k] for k in ("compute", "lockstep", "round_floor")},
                "delivery": split["delivery"] + d0, "load": b0_core - d0, "dram": b0_sys - b0_core}
     n_pass = valid.sum(1)[:, None, None]  # passes of a pixel run: the constant terms per pass
-    t_of = {k: i for i, k in enumerate(_CORE_TERMS)}
+    t_of = _TERM_INDEX
     buf = np.empty((len(by_pass), n_runs, S, nrt, npx_c.size), np.int64)
     for i, v in enumerate(by_pass.values()):
         buf[i] = v
@@ -586,7 +603,7 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     del split, by_pass, buf
     # overlap of each pixel run's last row tile: it hides the load of the next run's first row tile
     last_rt = np.maximum(valid.sum(1) - 1, 0)
-    last_overlap = np.take_along_axis(overlap, last_rt[:, None, None, None], axis=2)[:, :, 0, :]  # (runs, S, L')
+    last_overlap = overlap[np.arange(n_runs), :, last_rt]  # (runs, S, L')
     stream = ft_out[:, None] * npx[None, :]  # (n_ft, L): results of a pixel run, one beat each
     n_ft = ft_run.size
     ft_rt = valid.sum(1)[ft_run]
@@ -607,15 +624,16 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     # a core's jobs in order: its first tile loads during the job before it (tile_banks 2, same START), its
     # results stream after it or during the next job (out_banks 2)
 
-    def on_cores(ps, ld):  # (C, S) cycles of every core, and job_terms' (hidden, exposed) of every job
-        args = (ps[r, :, lc].T, ld[r, 0], d0[r, 0, 0, lc], last_overlap[r, :, lc].T, stream[f, l], same)
-        tot = np.zeros((C, S))
-        tot[busy] = np.add.reduceat(ct.job_cycles(*args, tile_banks=banks, out_banks=cfg.core.out_banks), starts,
-                                    axis=-1).T + runs_of[:, None]
-        return tot, ct.job_terms(*args, tile_banks=banks, out_banks=cfg.core.out_banks)
-
-    wall, (hid_sys, exposed) = on_cores(sys_pass, load)
-    core, (hid_core, _) = (wall, (hid_sys, exposed)) if b0_core is b0_sys else on_cores(core_pass, port)
+    # the jobs with the system's loads and (when they differ) with the tiles preloaded, stacked on a first axis
+    ps, ld = (sys_pass[None], load[None]) if b0_core is b0_sys else (np.stack([sys_pass, core_pass]),
+                                                                     np.stack([load, port]))
+    args = (ps[:, r, :, lc].transpose(1, 2, 0), ld[:, r, 0][:, None, :], d0[r, 0, 0, lc], last_overlap[r, :, lc].T,
+            stream[f, l], same)  # (K, S, J) job sums, (K, 1, J) loads; the rest the same for both
+    tot = np.zeros((ps.shape[0], C, S))  # (K, C, S) cycles of every core
+    tot[:, busy] = np.add.reduceat(ct.job_cycles(*args, tile_banks=banks, out_banks=cfg.core.out_banks), starts,
+                                   axis=-1).transpose(0, 2, 1) + runs_of[:, None]
+    hid, exposed = ct.job_terms(*args, tile_banks=banks, out_banks=cfg.core.out_banks)  # (K, S, J) each
+    wall, core, hid_sys, hid_core, exposed = tot[0], tot[-1], hid[0], hid[-1], exposed[0]
     hid_port = np.minimum(hid_sys, hid_core)  # hidden port load; the off-chip part hidden beyond it
     terms = np.zeros((len(_CORE_TERMS), C, S), np.int64)
     terms[:, busy] = np.add.reduceat(per_run[:, r, :, lc], starts, axis=0).transpose(1, 0, 2)  # (J, terms, S)
