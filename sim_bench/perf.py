@@ -282,8 +282,15 @@ def _rows_of_groups(spec: LayerSpec, groups, cache: dict | None = None):
     key = ("groups", groups.tobytes())
     if cache is not None and key in cache:
         return cache[key]
-    run, rows = np.nonzero(np.asarray(spec.mask, bool).T[groups])
-    out = rows, run, np.bincount(run, minlength=len(groups))
+    mask_t = None if cache is None else cache.get("mask_t")
+    if mask_t is None:  # each group's mask contiguous (the layer's, kept in ``cache``): gathered whole
+        mask_t = np.ascontiguousarray(np.asarray(spec.mask, bool).T)
+        if cache is not None:
+            cache["mask_t"] = mask_t
+    kept = mask_t[groups]  # (groups, K): np.nonzero of it, through the flat indices (a 2-D nonzero is slower)
+    n_rows = np.count_nonzero(kept, axis=1).astype(np.int64)
+    run = np.repeat(np.arange(len(groups)), n_rows)
+    out = np.flatnonzero(kept) - run * kept.shape[1], run, n_rows
     if cache is not None:
         cache[key] = out
     return out
@@ -719,10 +726,12 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
         cols_run = np.bincount(mp.ft_run, weights=mp.ft_cols, minlength=n_runs)
         eff = float((cols_run * (pcsum * comp_used).sum(1)).sum())
     else:
-        g0, g1 = mp.run_groups[mp.run, 0], mp.run_groups[mp.run, 1]
-        wrow = wpop[mp.rows, g1] - wpop[mp.rows, g0]  # one bits of the run's weights in each of its rows
-        wb = np.bincount(mp.run * crmax + _position(mp) // m.n_comp, weights=wrow, minlength=n_runs * crmax)
-        eff = float((pcsum * wb.reshape(n_runs, crmax)).sum())
+        if ("wb", kept, fta) not in cache:  # the same for the mechanisms of this mapping
+            g0, g1 = mp.run_groups[mp.run, 0], mp.run_groups[mp.run, 1]
+            wrow = wpop[mp.rows, g1] - wpop[mp.rows, g0]  # one bits of the run's weights in each of its rows
+            cache[("wb", kept, fta)] = np.bincount(mp.run * crmax + _position(mp) // m.n_comp, weights=wrow,
+                                                   minlength=n_runs * crmax).reshape(n_runs, crmax)
+        eff = float((pcsum * cache[("wb", kept, fta)]).sum())
     load_total = tm.load_cycles / B
     weight_bytes = float((nbytes.sum(1) * nct).sum()) * tm.loads_per_row_tile / B
     word = Derived.of(cfg).acc_bytes
