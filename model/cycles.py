@@ -107,8 +107,10 @@ def cell_row_popcounts_flat(bits: np.ndarray, rows, sets, counts, n_comp: int, *
     every = ns == 1 and rows.size == K and K % n_comp == 0 and crmax == K // n_comp and \
         np.array_equal(rows, np.arange(K))
     if not every:
-        idx = np.full((ns, crmax * n_comp), K, np.intp)  # K = an all-zero padding column
-        idx[np.asarray(sets, np.intp), np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)] = rows
+        idx = np.full(ns * crmax * n_comp, K, np.intp)  # K = an all-zero padding column
+        # row e of set s at flat place s * crmax * n_comp + e
+        idx[np.asarray(sets, np.intp) * (crmax * n_comp) + np.arange(rows.size)
+            - np.repeat(np.cumsum(counts) - counts, counts)] = rows
         place = np.ascontiguousarray(idx.reshape(ns * crmax, n_comp).T)  # (n_comp, cell rows): the row at place c
     bt = inputs_by_row(bits) if by_row is None else by_row
     n_words = bt.shape[1] // 8

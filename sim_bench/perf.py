@@ -585,7 +585,7 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     banks = cfg.core.tile_banks
     overlap = ct.prefetch_overlap(after)
     # tile_banks 2: row tile rt > 0 of a pixel run is loaded during row tile rt - 1 (same START)
-    prev = np.concatenate([np.zeros_like(overlap[:, :, :1]), overlap[:, :, :-1]], axis=2)
+    prev = np.concatenate([np.zeros_like(overlap[:, :, :1]), overlap[:, :, :-1]], axis=2) if banks == 2 else 0
     inner = (np.arange(nrt) > 0)[None, None, :, None] & (banks == 2)
 
     def first_round(ld):  # (runs, S, nrt, L'): B_0 of every pass, the first row tile's whole load waited
@@ -721,14 +721,15 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
     issued = float((nct * cyc_run).sum())
     act = issued * m.n_comp * m.n_col
     crmax = pcsum.shape[1]
-    comp_used = np.clip(R[:, None] - np.arange(crmax)[None, :] * m.n_comp, 0, m.n_comp)  # (runs, crmax)
+    comp_used = np.minimum(np.maximum(R[:, None] - np.arange(crmax)[None, :] * m.n_comp, 0), m.n_comp)  # (runs, crmax)
     if fta:
         cols_run = np.bincount(mp.ft_run, weights=mp.ft_cols, minlength=n_runs)
         eff = float((cols_run * (pcsum * comp_used).sum(1)).sum())
     else:
         if ("wb", kept, fta) not in cache:  # the same for the mechanisms of this mapping
             g0, g1 = mp.run_groups[mp.run, 0], mp.run_groups[mp.run, 1]
-            wrow = wpop[mp.rows, g1] - wpop[mp.rows, g0]  # one bits of the run's weights in each of its rows
+            at = mp.rows * wpop.shape[1]  # row starts in the flat wpop (a flat gather is faster than a 2-D one)
+            wrow = wpop.ravel()[at + g1] - wpop.ravel()[at + g0]  # one bits of the run's weights in each of its rows
             cache[("wb", kept, fta)] = np.bincount(mp.run * crmax + _position(mp) // m.n_comp, weights=wrow,
                                                    minlength=n_runs * crmax).reshape(n_runs, crmax)
         eff = float((pcsum * cache[("wb", kept, fta)]).sum())
