@@ -544,6 +544,26 @@ def _pass_lengths(Pp: int, copies: int, run: int, M: int) -> tuple:
     return npx_c, at, m_r
 
 
+@functools.lru_cache(maxsize=256)
+def _jobs(n_ft: int, copies: int, Pp: int, run: int, C: int) -> tuple:
+    """Every core's jobs (filter tile x pixel run of :func:`_pixel_ranges`) in order, row-major: filter tiles in
+    order, their pixel runs in order; the cores one after another (a core's first job runs in no START of the job
+    before it). Filter tile ``f`` and pixel run ``l`` of each job, the busy cores, the index of each one's first
+    job and a mask of those; cached (the same for every layer of this shape), read-only."""
+    _, npx, copy = _pixel_ranges(Pp, copies, run)
+    core_of = ((np.arange(n_ft)[:, None] * copies + copy[None, :]) % C).ravel()  # (n_ft * L,)
+    order = np.argsort(core_of, kind="stable")
+    f, l = np.divmod(order, npx.size)
+    n_jobs = np.bincount(core_of, minlength=C)
+    busy = np.nonzero(n_jobs)[0]
+    starts = (np.cumsum(n_jobs) - n_jobs)[busy]
+    head = np.zeros(f.size, bool)
+    head[starts] = True
+    for a in (f, l, busy, starts, head):
+        a.setflags(write=False)
+    return f, l, busy, starts, head
+
+
 def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out, ft_windows, copies: int,
                  run: int, Pp: int) -> _Timing:
     """Cycles of every filter tile's passes on the cores (``model.core_timing``), per sample.
@@ -598,7 +618,8 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     # the same passes split (model.core_timing.pass_terms; "dram": what the off-chip fetch adds to B_0)
     by_pass = {**{k: split[k] for k in ("compute", "lockstep", "round_floor")},
                "delivery": split["delivery"] + d0, "load": b0_core - d0, "dram": b0_sys - b0_core}
-    n_pass = valid.sum(1)[:, None, None]  # passes of a pixel run: the constant terms per pass
+    n_rt = valid.sum(1)  # (runs,) row tiles
+    n_pass = n_rt[:, None, None]  # passes of a pixel run: the constant terms per pass
     t_of = _TERM_INDEX
     buf = np.empty((len(by_pass), n_runs, S, nrt, npx_c.size), np.int64)
     for i, v in enumerate(by_pass.values()):
@@ -609,22 +630,13 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     per_run[t_of["control"]] = CORE_LATENCY["pass"] * n_pass  # "stream" 0: streamed per filter tile
     del split, by_pass, buf
     # overlap of each pixel run's last row tile: it hides the load of the next run's first row tile
-    last_rt = np.maximum(valid.sum(1) - 1, 0)
+    last_rt = np.maximum(n_rt - 1, 0)
     last_overlap = overlap[np.arange(n_runs), :, last_rt]  # (runs, S, L')
     stream = ft_out[:, None] * npx[None, :]  # (n_ft, L): results of a pixel run, one beat each
     n_ft = ft_run.size
-    ft_rt = valid.sum(1)[ft_run]
-    core_of = ((np.arange(n_ft)[:, None] * copies + copy[None, :]) % C).ravel()  # (n_ft * L,)
-    # every core's jobs (filter tile x pixel run) in order, row-major: filter tiles in order, their pixel runs in
-    # order; the cores one after another (a core's first job runs in no START of the job before it)
-    order = np.argsort(core_of, kind="stable")
-    f, l = np.divmod(order, npx.size)
-    n_jobs = np.bincount(core_of, minlength=C)
-    busy = np.nonzero(n_jobs)[0]
-    starts = (np.cumsum(n_jobs) - n_jobs)[busy]
+    ft_rt = n_rt[ft_run]
+    f, l, busy, starts, head = _jobs(n_ft, copies, Pp, run, C)
     seg = ct.pack_segments(f, ft_rt, ft_windows, cfg.core, starts=starts)
-    head = np.zeros(f.size, bool)
-    head[starts] = True
     same = np.append(False, seg[1:] == seg[:-1]) & ~head
     runs_of = (np.maximum.reduceat(seg, starts) + 1) * CORE_LATENCY["run"]  # (busy,): a START's fixed cycles
     r, lc = ft_run[f], at[l]
