@@ -113,7 +113,7 @@ __all__ = ["PassPlan", "PlanError", "plan_passes", "pack_segments", "filter_tile
            "load_cycles", "tile_bytes", "pixel_cycles", "round_compute",
            "round_sizes", "round_delivery", "first_round_delivery", "pass_after", "prefetch_overlap", "exposed_load",
            "prefetched_passes", "pass_cycles", "pass_cycles_rounds", "job_cycles", "layer_cycles",
-           "core_layer_cycles", "PASS_TERMS", "round_work", "pass_after_terms", "pass_terms", "job_terms",
+           "core_layer_cycles", "filter_tile_work", "deal_filter_tiles", "PASS_TERMS", "round_work", "pass_after_terms", "pass_terms", "job_terms",
            "layer_cycle_terms"]
 
 
@@ -347,6 +347,39 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core, *, starts=None) -> np.
         n_desc += nrt
         out.append(seg)
     return np.array(out, np.int64)
+
+
+def filter_tile_work(cell_rows, macro) -> np.ndarray:
+    """A filter tile's macro cycles per output pixel as the compiler sees them (no input known): (F,).
+
+    ``cell_rows`` (F, row tiles) are the cell rows each row tile of each
+    filter tile uses (0: no such row tile). Every bit column of every used
+    cell row counts as issued (``in_bits`` each), plus the pipeline latency
+    once per row tile (:mod:`model.cycles`): ``sum over row tiles of
+    in_bits * cell rows + pipeline_latency``.
+    """
+    used = np.asarray(cell_rows, np.int64)
+    return (macro.in_bits * used + np.where(used > 0, pipeline_latency(macro.pipeline), 0)).sum(-1)
+
+
+def deal_filter_tiles(work, cores: int) -> np.ndarray:
+    """Core of each filter tile of a layer: the longest first, each to the core with the least work so far.
+
+    Longest-processing-time-first list scheduling on :func:`filter_tile_work`
+    (ties: the lower filter tile first, the lower core): equal work deals the
+    filter tiles round-robin in mapping order; unequal work (row tiles of
+    groups keeping different row counts) keeps the busiest core within
+    ``max(work)`` of the mean instead of leaving whole tiles on one core.
+    A core runs its filter tiles in mapping order. Returns int64 (F,).
+    """
+    w = np.asarray(work, np.float64).reshape(-1)
+    out = np.empty(w.size, np.int64)
+    busy = np.zeros(int(cores))
+    for f in np.argsort(-w, kind="stable").tolist():
+        c = int(np.argmin(busy))
+        out[f] = c
+        busy[c] += w[f]
+    return out
 
 
 def plan_passes(tiles, pixels: int, macro, macros: int, core, name: str = "layer",

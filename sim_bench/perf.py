@@ -349,10 +349,10 @@ class MechPerf:
     tiles: int = 0
     filter_tiles: int = 0
     cells: int = 0  # cells of the chip (every macro of every core)
-    load_cycles: float = 0.0  # tile loads, summed over filter tiles (every chunk)
+    load_cycles: float = 0.0  # tile loads, summed over filter tiles (every chunk; port cycles from the tile store)
     stream_cycles: float = 0.0  # result streaming, summed over filter tiles
     psum_chunks: int = 1  # pixel runs of a filter tile per batch instance (output register file / output buffer)
-    weight_bytes: float = 0.0  # fetched from memory per inference
+    weight_bytes: float = 0.0  # fetched from off chip per inference (once per START holding the tile)
     core_cycles: np.ndarray | None = None  # (S,) the busiest core's STARTs per batch instance, tiles preloaded
     batch: int = 1  # samples per batch instance (:func:`batch_samples`)
     dram_floor_cycles: float = 0.0  # weight_bytes / dram_bytes_per_cycle: no schedule is faster (per inference)
@@ -506,7 +506,8 @@ class _Timing:
     runs_per_tile: int  # pixel runs of a filter tile (per copy)
     load_cycles: float
     stream_cycles: float
-    loads_per_row_tile: int  # tile loads of each (filter tile, row tile): pixel runs x copies
+    loads_per_row_tile: int  # tile loads of each (filter tile, row tile) into the macros: pixel runs x copies
+    fetches: np.ndarray  # (n_ft,) off-chip fetches of each filter tile's row tiles: the STARTs holding it
 
 
 def _pixel_ranges(Pp: int, copies: int, run: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -518,17 +519,21 @@ def _pixel_ranges(Pp: int, copies: int, run: int) -> tuple[np.ndarray, np.ndarra
     return a[:, 0], a[:, 1], a[:, 2]
 
 
-def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out, ft_windows, copies: int,
+def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out, ft_windows, ft_core, copies: int,
                  run: int, Pp: int) -> _Timing:
     """Cycles of every filter tile's passes on the cores (``model.core_timing``), per sample.
 
     ``vec`` (runs, S, nrt, Pp or 1) macro cycles per vector (0 for padding row
     tiles), ``delivery``, ``port`` (load through the write port), ``load``
     (port or off-chip, the larger) and ``valid`` per (run, row tile); per
-    filter tile its run, results per pixel and mask windows. Filter tiles go
-    to the cores round-robin (``copies`` cores per filter tile when idle cores
-    copy it); a core runs its filter tiles' pixel runs in order, START by
-    START as the core's memories allow (:func:`model.core_timing.pack_segments`).
+    filter tile its run, results per pixel, mask windows and core
+    (``ft_core``: :func:`model.core_timing.deal_filter_tiles`; copy c of a
+    filter tile, when idle cores copy it, on the core after it, c further);
+    a core runs its filter tiles' pixel runs in order, START by START as the
+    core's memories allow (:func:`model.core_timing.pack_segments`). A tile
+    comes from off chip (``load``) once per START that holds it: the START's
+    later pixel runs of the same filter tile load it from the core's tile
+    store through the write port (``port``).
     """
     m, M, C = cfg.macro, cfg.system.macros_per_core, cfg.system.cores
     n_runs, S, nrt = vec.shape[:3]
@@ -590,7 +595,7 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     stream = ft_out[:, None] * npx[None, :]  # (n_ft, L): results of a pixel run, one beat each
     n_ft = ft_run.size
     ft_rt = valid.sum(1)[ft_run]
-    core_of = ((np.arange(n_ft)[:, None] * copies + copy[None, :]) % C).ravel()  # (n_ft * L,)
+    core_of = ((np.asarray(ft_core, np.int64)[:, None] + copy[None, :]) % C).ravel()  # (n_ft * L,)
     # every core's jobs (filter tile x pixel run) in order, row-major: filter tiles in order, their pixel runs in
     # order; the cores one after another (a core's first job runs in no START of the job before it)
     order = np.argsort(core_of, kind="stable")
@@ -602,13 +607,18 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     head = np.zeros(f.size, bool)
     head[starts] = True
     same = np.append(False, seg[1:] == seg[:-1]) & ~head
+    # a core runs a filter tile's pixel runs one after another: the first of them in a START fetches its tiles
+    # from off chip into the tile store, the others load them from there (pack_segments keeps them held)
+    fetch = ~(same & np.append(False, f[1:] == f[:-1]))
     runs_of = (np.maximum.reduceat(seg, starts) + 1) * CORE_LATENCY["run"]  # (busy,): a START's fixed cycles
     r, lc = ft_run[f], at[l]
     # a core's jobs in order: its first tile loads during the job before it (tile_banks 2, same START), its
     # results stream after it or during the next job (out_banks 2)
 
     def on_cores(ps, ld):  # (C, S) cycles of every core, and job_terms' (hidden, exposed) of every job
-        args = (ps[r, :, lc].T, ld[r, 0], d0[r, 0, 0, lc], last_overlap[r, :, lc].T, stream[f, l], same)
+        ps, ld = (np.where(fetch, ps[r, :, lc].T, core_pass[r, :, lc].T), np.where(fetch, ld[r, 0], port[r, 0])) \
+            if ps is not core_pass else (ps[r, :, lc].T, ld[r, 0])
+        args = (ps, ld, d0[r, 0, 0, lc], last_overlap[r, :, lc].T, stream[f, l], same)
         tot = np.zeros((C, S))
         tot[busy] = np.add.reduceat(ct.job_cycles(*args, tile_banks=banks, out_banks=cfg.core.out_banks), starts,
                                     axis=-1).T + runs_of[:, None]
@@ -618,7 +628,9 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     core, (hid_core, _) = (wall, (hid_sys, exposed)) if b0_core is b0_sys else on_cores(core_pass, port)
     hid_port = np.minimum(hid_sys, hid_core)  # hidden port load; the off-chip part hidden beyond it
     terms = np.zeros((len(_CORE_TERMS), C, S), np.int64)
-    terms[:, busy] = np.add.reduceat(per_run[:, r, :, lc], starts, axis=0).transpose(1, 0, 2)  # (J, terms, S)
+    per_job = per_run[:, r, :, lc]  # (J, terms, S)
+    per_job[~fetch, t_of["dram"]] = 0  # a tile from the tile store: no off-chip fetch
+    terms[:, busy] = np.add.reduceat(per_job, starts, axis=0).transpose(1, 0, 2)
     terms[t_of["control"], busy] += runs_of[:, None]
     terms[t_of["stream"], busy] += np.add.reduceat(exposed, starts, axis=-1).T
     terms[t_of["load"], busy] -= np.add.reduceat(hid_port, starts, axis=-1).T
@@ -634,8 +646,10 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     busiest_terms = terms[:, busiest, cols]  # (terms, S)
     return _Timing(wall=wall.max(0), terms={k: busiest_terms[i] for k, i in t_of.items()},
                    compute=rounds.max(0), core=core.max(0), runs_per_tile=int((copy == 0).sum()),
-                   load_cycles=float((np.where(valid, load, 0).sum(1)[ft_run]).sum() * loads),
-                   stream_cycles=float(stream.sum()), loads_per_row_tile=loads)
+                   load_cycles=float(np.where(fetch, np.where(valid, load, 0).sum(1)[r],
+                                              np.where(valid, port, 0).sum(1)[r]).sum()),
+                   stream_cycles=float(stream.sum()), loads_per_row_tile=loads,
+                   fetches=np.bincount(f[fetch], minlength=n_ft))
 
 
 def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, batch: int) -> MechPerf:
@@ -684,8 +698,11 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
     run = pixels_per_run(cfg, -(-B * Pp // copies), cores_busy, float(mp.ft_filters.max()))
     if (key, "batch", B) not in cache:
         cache[(key, "batch", B)] = batched_vectors(vec, batch_samples(S, B))
+    # the compiler deals the filter tiles to the cores by their work (a copy of each on every core it splits over)
+    ft_core = np.arange(n_ft) * copies if copies > 1 else \
+        ct.deal_filter_tiles(ct.filter_tile_work(used[mp.ft_run], m), C)
     tm = _core_timing(cfg, cache[(key, "batch", B)], delivery, port, load, valid, mp.ft_run, ft_out, ft_windows,
-                      copies, run, B * Pp)
+                      ft_core, copies, run, B * Pp)
     wall = float(tm.wall.mean()) / B  # per inference: a batch instance's cycles over its B samples
     n_ch = tm.runs_per_tile
 
@@ -706,7 +723,8 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
         wb = np.bincount(mp.run * crmax + _position(mp) // m.n_comp, weights=wrow, minlength=n_runs * crmax)
         eff = float((pcsum * wb.reshape(n_runs, crmax)).sum())
     load_total = tm.load_cycles / B
-    weight_bytes = float((nbytes.sum(1) * nct).sum()) * tm.loads_per_row_tile / B
+    loaded_bytes = float((nbytes.sum(1) * nct).sum()) * tm.loads_per_row_tile / B  # into the macros, every pass
+    weight_bytes = float((nbytes.sum(1)[mp.ft_run] * tm.fetches).sum()) / B  # from off chip, once per START
     word = Derived.of(cfg).acc_bytes
     rounds_ft = -(-n_ft // C)
     events = {
@@ -719,9 +737,9 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
         # partial sums: written by the first row tile, read + written by the others, read once to stream out
         "output_buffer_byte_pj": Pp * word * float((np.bincount(mp.ft_run, weights=mp.ft_filters, minlength=n_runs)
                                                     * 2 * nrt).sum()),
-        "weight_load_byte_pj": weight_bytes,
+        "weight_load_byte_pj": loaded_bytes,
         "dram_byte_pj": weight_bytes,
-        "weight_write_byte_pj": weight_bytes * sysc.macros_per_core,
+        "weight_write_byte_pj": loaded_bytes * sysc.macros_per_core,
         "static_mw": wall / sysc.freq_mhz * 1e3,  # mW x ns = pJ
     }
     cells = cfg.n_macros * m.n_comp * m.n_col
