@@ -520,17 +520,17 @@ def _pixel_ranges(Pp: int, copies: int, run: int) -> tuple[np.ndarray, np.ndarra
     return a[:, 0], a[:, 1], a[:, 2]
 
 
-def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out, ft_windows, ft_core, copies: int,
-                 run: int, Pp: int) -> _Timing:
+def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out, ft_windows, job_core,
+                 copies: int, run: int, Pp: int) -> _Timing:
     """Cycles of every filter tile's passes on the cores (``model.core_timing``), per sample.
 
     ``vec`` (runs, S, nrt, Pp or 1) macro cycles per vector (0 for padding row
     tiles), ``delivery``, ``port`` (load through the write port), ``load``
     (port or off-chip, the larger) and ``valid`` per (run, row tile); per
-    filter tile its run, results per pixel, mask windows and core
-    (``ft_core``: :func:`model.core_timing.deal_filter_tiles`; copy c of a
-    filter tile, when idle cores copy it, on the core after it, c further);
-    a core runs its filter tiles' pixel runs in order, START by START as the
+    filter tile its run, results per pixel and mask windows; ``job_core``
+    (filter tiles, pixel runs of :func:`_pixel_ranges`) the core of each job
+    (:func:`model.core_timing.deal_jobs`); a core runs its jobs in order
+    (filter tiles in order, their pixel runs in order), START by START as the
     core's memories allow (:func:`model.core_timing.pack_segments`). A tile
     comes from off chip (``load``) once per START that holds it: the START's
     later pixel runs of the same filter tile load it from the core's tile
@@ -596,7 +596,7 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     stream = ft_out[:, None] * npx[None, :]  # (n_ft, L): results of a pixel run, one beat each
     n_ft = ft_run.size
     ft_rt = valid.sum(1)[ft_run]
-    core_of = ((np.asarray(ft_core, np.int64)[:, None] + copy[None, :]) % C).ravel()  # (n_ft * L,)
+    core_of = np.asarray(job_core, np.int64).ravel()  # (n_ft * L,)
     # every core's jobs (filter tile x pixel run) in order, row-major: filter tiles in order, their pixel runs in
     # order; the cores one after another (a core's first job runs in no START of the job before it)
     order = np.argsort(core_of, kind="stable")
@@ -699,11 +699,13 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
     run = pixels_per_run(cfg, -(-B * Pp // copies), cores_busy, float(mp.ft_filters.max()))
     if (key, "batch", B) not in cache:
         cache[(key, "batch", B)] = batched_vectors(vec, batch_samples(S, B))
-    # the compiler deals the filter tiles to the cores by their work (a copy of each on every core it splits over)
-    ft_core = np.arange(n_ft) * copies if copies > 1 else \
-        ct.deal_filter_tiles(ct.filter_tile_work(used[mp.ft_run], m), C)
+    # the compiler deals the jobs (filter tile x pixel run) to the cores by their work; idle cores copying a
+    # filter tile take copy c of it on the core after it, c further
+    _, npx, copy = _pixel_ranges(B * Pp, copies, run)
+    job_core = (np.arange(n_ft)[:, None] * copies + copy[None, :]) % C if copies > 1 else \
+        ct.deal_jobs(ct.job_work(used[mp.ft_run], ft_out, npx, m, sysc.macros_per_core), C)
     tm = _core_timing(cfg, cache[(key, "batch", B)], delivery, port, load, valid, mp.ft_run, ft_out, ft_windows,
-                      ft_core, copies, run, B * Pp)
+                      job_core, copies, run, B * Pp)
     wall = float(tm.wall.mean()) / B  # per inference: a batch instance's cycles over its B samples
     n_ch = tm.runs_per_tile
 

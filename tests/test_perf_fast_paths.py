@@ -41,7 +41,7 @@ def _pack_job_by_job(job_ft, ft_row_tiles, ft_windows, core):
     return np.array(out, np.int64)
 
 
-def _reference_core_timing(cfg, vec, delivery, port, load, valid, ft_run, ft_out, ft_windows, ft_core, copies, run,
+def _reference_core_timing(cfg, vec, delivery, port, load, valid, ft_run, ft_out, ft_windows, job_core, copies, run,
                            Pp):
     """``sim_bench.perf._core_timing`` as first written: every pixel run's pixels gathered, core by core, job by job."""
     m, M, C = cfg.macro, cfg.system.macros_per_core, cfg.system.cores
@@ -87,7 +87,7 @@ def _reference_core_timing(cfg, vec, delivery, port, load, valid, ft_run, ft_out
     stream = ft_out[:, None] * npx[None, :]  # (n_ft, L): results of a pixel run, one beat each
     n_ft = ft_run.size
     ft_rt = valid.sum(1)[ft_run]
-    core_of = (np.asarray(ft_core)[:, None] + copy[None, :]) % C  # (n_ft, L)
+    core_of = np.asarray(job_core)  # (n_ft, L)
     wall = np.zeros((C, S))
     core = np.zeros((C, S))
     terms = np.zeros((len(perf._CORE_TERMS), C, S), np.int64)
