@@ -113,8 +113,8 @@ __all__ = ["PassPlan", "PlanError", "plan_passes", "pack_segments", "filter_tile
            "load_cycles", "tile_bytes", "pixel_cycles", "round_compute",
            "round_sizes", "round_delivery", "first_round_delivery", "pass_after", "prefetch_overlap", "exposed_load",
            "prefetched_passes", "pass_cycles", "pass_cycles_rounds", "job_cycles", "layer_cycles",
-           "core_layer_cycles", "job_work", "deal_filter_tiles", "deal_jobs", "PASS_TERMS", "round_work", "pass_after_terms", "pass_terms", "job_terms",
-           "layer_cycle_terms"]
+           "core_layer_cycles", "job_work", "deal_filter_tiles", "deal_jobs", "PASS_TERMS", "round_work",
+           "pass_after_terms", "pass_terms", "job_terms", "layer_cycle_terms"]
 
 
 class PlanError(ValueError):

@@ -26,11 +26,12 @@ Wall cycles come from the core timing of :mod:`model.core_timing` (switch
 delivery, lock-step rounds of M macros, drain, result streaming) on the macro
 clock of :mod:`model.cycles` (tile load, input beats, ``macro_interval``),
 evaluated for every filter tile of a layer at once; this module adds the
-system around the cores: filter tiles dealt to the cores longest first
-(:func:`model.core_timing.deal_filter_tiles`), the shared off-chip bandwidth
-that stretches a START's first load of each tile (its other pixel runs load
-it from the core's tile store), and the output buffer whose capacity splits
-the output pixels into chunks (each chunk reloads the row tiles). The dense baseline has no sparse allocation switch (the macro's
+system around the cores: jobs (filter tile x pixel run) dealt to the cores
+by their compile-time work (:func:`model.core_timing.deal_jobs`), the shared
+off-chip bandwidth that stretches a START's first load of each tile (its
+other pixel runs load it from the core's tile store), and the output buffer
+whose capacity splits the output pixels into chunks (each chunk reloads the
+row tiles). The dense baseline has no sparse allocation switch (the macro's
 input beats alone); every DB-PIM mechanism feeds its inputs through it.
 At ``batch`` B (:func:`evaluate_layer`) the pixels of B samples form the
 pixel runs, so a loaded tile serves every sample of its run
