@@ -96,7 +96,9 @@ next hand-off). The system around the cores (several
 cores, off-chip bandwidth stretching a tile load, the output buffer's
 capacity shortening the pixel runs) is ``sim_bench``'s (docs/perf_model.md);
 it calls :func:`pass_cycles_rounds` for every (row set, row tile, pixel run)
-of a layer at once.
+of a layer at once, the jobs of a layer dealt to the cores by
+:func:`deal_jobs` on their compile-time :func:`job_work` (a compiler choice:
+each core runs its own jobs as above).
 """
 
 from __future__ import annotations
