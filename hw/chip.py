@@ -127,7 +127,7 @@ class DBPIMChip(Block):
         m.d.comb += rst.eq(pim.core_rst | ctrl.simd_rst)  # each PIM instruction and each run start clean
         add_block(m, "pim_core", core, platform, extra_reset=rst)
         add_block(m, "window", gen, platform, extra_reset=rst)
-        for k in ("kind_linear", "groups", "layer", "signed", "C", "H", "W", "src", "dst"):
+        for k in ("groups", "layer", "signed", "C", "H", "W", "src", "dst"):
             m.d.comb += getattr(pim, k).eq(getattr(ctrl, f"pim_{k}"))
         m.d.comb += [pim.start.eq(ctrl.pim_start), ctrl.pim_done.eq(pim.done), ctrl.pim_error.eq(pim.error),
                      ctrl.pim_code.eq(pim.err_code)]

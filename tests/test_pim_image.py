@@ -21,7 +21,7 @@ from dbpim.model.core import CoreParams, compile_program, run_core
 from dbpim.model.layer import im2col
 from dbpim.model.pim_image import PimImageError, band_plan, read_block, run_pim
 from dbpim.model.window import WindowLayer
-from dbpim.verif.pim_programs import core_config, pim_program, random_pim
+from dbpim.verif.pim_programs import core_config, group_layer, pim_program, random_banded, random_pim
 
 HW = core_config(load_config("small"))
 PARAMS = CoreParams.from_config(HW)
@@ -66,40 +66,12 @@ def test_golden_pim_from_image_equals_layer_model(kind, rng):
         assert program_cycles(prog, 4, act[0]) == per[0] + 2
 
 
-def _group_layer(case) -> WindowLayer:
-    """The window layer of one group of ``case`` (every group has the same)."""
-    d = case.desc
-    if case.linear:
-        return WindowLayer.of(d["C"], d["H"], 1, 1, 1)
-    return WindowLayer.of(d["C"] // d["groups"], d["H"], d["W"], *isa.unpack_pair(d["kernel"]),
-                          stride=isa.unpack_pair(d["stride"]), padding=isa.unpack_pair(d["padding"]),
-                          dilation=isa.unpack_pair(d["dilation"]))
-
-
-def banded_case(rng, kind=None, samples=2):
-    """A random PIM instruction and an input buffer size that splits its layers into two or more row bands:
-    ``(case, buffer_inputs, bands)``."""
-    while True:
-        case = random_pim(rng, HW.macro, samples=samples, kind=kind)
-        wl = _group_layer(case)
-        if wl.out_h < 2:
-            continue
-        one = wl.channels * wl.width * min(wl.height, (wl.kh - 1) * wl.dilation[0] + 1)  # a row's most inputs
-        buf = int(rng.integers(one, max(one + 1, wl.elements)))
-        try:
-            bands = band_plan(wl, buf)
-        except PimImageError:
-            continue
-        if len(bands) >= 2:
-            return case, buf, bands
-
-
 @pytest.mark.parametrize("kind", ["conv2d", "linear", None])
 def test_row_bands_equal_layer_model(kind, rng):
     """Layers split into 2+ row bands (an input buffer smaller than their input): ACC equals model.layer's, the
     core cycles of each band's STARTs equal the core twin's on the band's pixels, the cycles chip_timing's."""
     for _ in range(4):
-        case, buf, bands = banded_case(rng, kind)
+        case, buf, bands = random_banded(rng, HW.macro, samples=2, kind=kind)
         src, dst = int(rng.integers(0, 50)), int(rng.integers(0, 30))
         prog = pim_program(case, PARAMS, src=src, dst=dst, buffer_inputs=buf)
         act = np.zeros((2, src + case.x.shape[1] + 5), np.int64)
@@ -110,7 +82,7 @@ def test_row_bands_equal_layer_model(kind, rng):
         np.testing.assert_array_equal(acc[:, dst:dst + case.want.shape[1]], case.want, err_msg=str(case.desc))
         assert (acc[:, :dst] == 7).all() and (acc[:, dst + case.want.shape[1]:] == 7).all()
         r = run_pim(prog.wmem, dict(case.desc, layer=0), act, src, acc.copy(), dst, PARAMS, buffer_inputs=buf)
-        Wo = _group_layer(case).out_w
+        Wo = group_layer(case).out_w
         for j, c in enumerate(case.layers):
             blk = r.blocks[j]
             assert len(blk.bands) == len(bands) >= 2 and max(b.count for b in blk.bands) <= buf

@@ -19,12 +19,12 @@ from dbpim.model.chip import ChipProgram
 from dbpim.model.compile import compile_layer
 from dbpim.model.core import CoreParams
 from dbpim.model.layer import conv_out_size, run_conv2d, run_layer
-from dbpim.model.pim_image import PIM_HEADER, layer_block
+from dbpim.model.pim_image import PIM_HEADER, PimImageError, band_plan, layer_block
 from dbpim.model.quant import prune_quantize
 from dbpim.model.spec import input_range
 from dbpim.model.window import WindowLayer
 
-__all__ = ["PimCase", "core_config", "random_pim", "pim_program"]
+__all__ = ["PimCase", "core_config", "random_pim", "group_layer", "random_banded", "pim_program"]
 
 
 def core_config(hw, tile_slots: int = 4, descriptors: int = 6, mask_windows: int = 16, out_pixels: int = 8):
@@ -89,6 +89,34 @@ def random_pim(rng, macro, samples: int = 1, kind: str | None = None) -> PimCase
              Ho=Ho, Wo=Wo, kernel=isa.pack_pair(*k), stride=isa.pack_pair(*st), padding=isa.pack_pair(*pad),
              dilation=isa.pack_pair(*dil))
     return PimCase(desc=d, layers=cs, x=x, want=want, linear=False)
+
+
+def group_layer(case: PimCase) -> WindowLayer:
+    """The window layer of one group of ``case`` (every group has the same geometry; ``base`` 0)."""
+    d = case.desc
+    if case.linear:
+        return WindowLayer.of(d["C"], d["H"], 1, 1, 1)
+    return WindowLayer.of(d["C"] // d["groups"], d["H"], d["W"], *isa.unpack_pair(d["kernel"]),
+                          stride=isa.unpack_pair(d["stride"]), padding=isa.unpack_pair(d["padding"]),
+                          dilation=isa.unpack_pair(d["dilation"]))
+
+
+def random_banded(rng, macro, samples: int = 1, kind: str | None = None) -> tuple:
+    """A random PIM instruction (:func:`random_pim`) and an input buffer size that splits its layers into two or
+    more row bands: ``(case, buffer_inputs, bands)`` (the bands of :func:`model.pim_image.band_plan`)."""
+    while True:
+        case = random_pim(rng, macro, samples=samples, kind=kind)
+        wl = group_layer(case)
+        if wl.out_h < 2:
+            continue
+        one = wl.channels * wl.width * min(wl.height, (wl.kh - 1) * wl.dilation[0] + 1)  # a row's most inputs
+        buf = int(rng.integers(one, max(one + 1, wl.elements)))
+        try:
+            bands = band_plan(wl, buf)
+        except PimImageError:
+            continue
+        if len(bands) >= 2:
+            return case, buf, bands
 
 
 def pim_program(case: PimCase, params: CoreParams, *, src: int, dst: int, table_pad: int = 0,
