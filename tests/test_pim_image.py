@@ -163,6 +163,30 @@ def test_real_layers_from_image(real_artifacts):
     chip.run(x)
 
 
+def test_real_network_in_row_bands(real_artifacts):
+    """The demo network compiled for a 0.2 KiB input buffer (convolutions in 2+ row bands): the golden chip's
+    outputs equal those of the program compiled for the configuration's buffer (one band a layer); a buffer too
+    small for one output row's inputs is refused in one line naming the layer."""
+    import dataclasses
+
+    from dbpim.model.artifact import load
+
+    def with_buffer(art, kib):
+        return dataclasses.replace(art, hw=dataclasses.replace(
+            art.hw, system=dataclasses.replace(art.hw.system, input_buffer_kib=kib)))
+
+    art = load(real_artifacts[0])
+    chip, banded = GoldenChip(art), GoldenChip(with_buffer(art, 0.2))
+    p = banded.program
+    bands = [len(read_block(p.wmem, i).bands) for i in range(int(p.wmem[0]))]
+    assert max(bands) >= 2 and all(len(read_block(chip.program.wmem, i).bands) == 1 for i in range(len(bands)))
+    x = np.random.default_rng(0).random((2,) + chip.plan.input_shape).astype(np.float32)
+    np.testing.assert_array_equal(banded.run(x), chip.run(x))
+    with pytest.raises(ChipError, match=r"^op '\w+': [\w.]+: output row \d+ reads \d+ x \d+ x \d+ inputs, more than "
+                                        r"the input buffer's \d+$"):
+        GoldenChip(with_buffer(art, 0.1))
+
+
 def test_bad_input_and_image_are_one_line_errors(rng):
     case = random_pim(rng, HW.macro, kind="linear")
     prog = pim_program(case, PARAMS, src=0, dst=0)
