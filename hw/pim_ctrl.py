@@ -135,7 +135,8 @@ class PIMController(Block):
         adv = Signal()             # consume wa_data and present ptr + 1
         hdr = Signal(range(len(PIM_HEADER)))
         hw = {k: Signal(32, name=f"h_{k}") for k in PIM_HEADER}
-        bw = {k: Signal(32, name=f"b_{k}") for k in BAND_HEADER}
+        bw = {k: Signal(X if k in ("act_off", "outer_stride", "inner_stride") else 32, name=f"b_{k}")
+              for k in BAND_HEADER}  # the copy's ACT offsets at the copy's address width
         bh = Signal(range(len(BAND_HEADER)))
         bands_left = Signal(32)
         blk_end = Signal(A)

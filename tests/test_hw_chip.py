@@ -310,7 +310,7 @@ def _pim_run(hw, prog, act, acc, reset_after=None):
                                                 pytest.param(3, "conv2d", False, marks=pytest.mark.slow),
                                                 pytest.param(4, None, False, marks=pytest.mark.slow),
                                                 pytest.param(5, None, False, marks=pytest.mark.slow),
-                                                (11, "conv2d", True),
+                                                pytest.param(11, "conv2d", True, marks=pytest.mark.slow),
                                                 pytest.param(8, "linear", True, marks=pytest.mark.slow),
                                                 pytest.param(9, None, True, marks=pytest.mark.slow),
                                                 pytest.param(10, None, True, marks=pytest.mark.slow)])
