@@ -37,7 +37,7 @@ __all__ = ["DBPIMChip", "DEFAULT_DEPTHS"]
 
 #: Words of the buffers a configuration does not size (ACT and ACC come from ``system.input_buffer_kib`` /
 #: ``output_buffer_kib``).
-DEFAULT_DEPTHS = {"IMEM": 256, "DMEM": 4096, "CMEM": 4096, "WMEM": 16384}
+DEFAULT_DEPTHS = {"IMEM": 256, "DMEM": 4096, "CMEM": 4096, "WMEM": 65536}
 #: The buffers, in the host's target order.
 _BUFS = tuple(n for n in isa.HOST_TARGETS if n != "REGS")
 
