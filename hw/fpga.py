@@ -86,6 +86,14 @@ def _tail(r) -> str:
     return " | ".join((r.stdout + r.stderr).strip().splitlines()[-3:])
 
 
+def _yosys_error(work: Path, r) -> str:
+    """Yosys' own ``ERROR:`` line (``-q`` keeps it out of stdout; the log has it), else the output's tail."""
+    log = work / "yosys.log"
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    errors = [ln.strip() for ln in lines if ln.startswith("ERROR")]
+    return errors[-1] if errors else (_tail(r) or "no message (see the Yosys log)")
+
+
 #: what one synthesized ECP5 cell takes of each resource, as nextpnr counts it (a 16x4 RAM takes a slice
 #: pair's LUTs too; a carry cell two LUTs)
 CELL_RESOURCES = {"LUT4": {"luts": 1}, "CCU2C": {"luts": 2}, "TRELLIS_DPR16X4": {"lutram": 1, "luts": 4},
@@ -136,9 +144,9 @@ def fpga_block(directory, top: str, sources: list[str], *, device: str = "85k", 
             f"read_verilog -sv {' '.join(sources)}", f"hierarchy -top {top}",
             f"synth_ecp5 -top {top} -json netlist.json"]))
         t0 = time.perf_counter()
-        r = _run(_YOSYS, ["-q", "-s", "fpga.ys"], work, timeout)
+        r = _run(_YOSYS, ["-q", "-l", "yosys.log", "-s", "fpga.ys"], work, timeout)
         if r.returncode:
-            raise FpgaError(f"{top}: yosys synth_ecp5 failed ({r.returncode}): {_tail(r)}")
+            raise FpgaError(f"{top}: yosys synth_ecp5 failed ({r.returncode}): {_yosys_error(work, r)}")
         t_synth = time.perf_counter() - t0
         netlist = json.loads((work / "netlist.json").read_text())
         t0 = time.perf_counter()
