@@ -176,7 +176,8 @@ class DBPIMChip(Block):
             wp = mem.write_port()
             host = mem.read_port(domain="sync")
             abits = len(wp.addr)
-            in_range = self.host_addr < D[name]
+            # (a buffer of 65536 words takes every host address: no compare at the address's width + 1)
+            in_range = self.host_addr < D[name] if D[name] < 1 << len(self.host_addr) else 1
             m.d.comb += [wp.addr.eq(self.host_addr[:abits]), wp.data.eq(self.host_wdata[:buf.elem_bits]),
                          wp.en.eq(self.host_we & sel[name] & in_range), host.addr.eq(self.host_addr[:abits])]
             rdata[name] = host.data
