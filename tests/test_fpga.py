@@ -48,3 +48,13 @@ def test_a_yosys_failure_names_yosys_own_error(tmp_path):
     msg = str(e.value)
     assert msg.startswith("bad: yosys synth_ecp5 failed") and "ERROR" in msg and "nosuch" in msg, msg
     assert "\n" not in msg
+
+
+def test_the_classic_abc_lut_mapping_gives_an_ecp5_netlist(tmp_path):
+    """The fallback for abc9's internal assertion (hw.fpga.ABC9_BUG) synthesizes the counter to ECP5 cells."""
+    import json
+    (tmp_path / "tiny.v").write_text(COUNTER)
+    r = fpga._synth(tmp_path, ["tiny.v"], "tiny", "abc", None)
+    assert r.returncode == 0, fpga._yosys_error(tmp_path, r)
+    n = fpga._cell_counts(json.loads((tmp_path / "netlist.json").read_text()), "tiny")
+    assert n["flip_flops"] == 16 and 16 <= n["luts"] <= 64
