@@ -138,7 +138,7 @@ class ChipController(Block):
             "simd_w_data": Out(data.ArrayLayout(layout_from_fields(simd_const_fields()), L)),
             "simd_err": In(1), "simd_busy": In(1), "simd_rst": Out(1),
             # the PIM controller (hw.pim_ctrl): started with the PIM descriptor's first words
-            "pim_start": Out(1), "pim_kind_linear": Out(1), "pim_groups": Out(16), "pim_layer": Out(16),
+            "pim_start": Out(1), "pim_groups": Out(16), "pim_layer": Out(16),
             "pim_signed": Out(1), "pim_C": Out(32), "pim_H": Out(32), "pim_W": Out(32), "pim_src": Out(16),
             "pim_dst": Out(16), "pim_done": In(1), "pim_error": In(1), "pim_code": In(4),
         })
@@ -260,7 +260,7 @@ class ChipController(Block):
         m.d.comb += [ip.a[l].eq(a[l]) for l in range(L)]
         m.d.comb += [ip.b[l].eq(b[l]) for l in range(L)]
         m.d.comb += ip.pad.eq(pad)
-        m.d.comb += [self.pim_kind_linear.eq(dv[0] == isa.PIM_KINDS["linear"]), self.pim_groups.eq(dv[1]),
+        m.d.comb += [self.pim_groups.eq(dv[1]),
                      self.pim_layer.eq(dv[2]), self.pim_signed.eq(dv[3] != 0), self.pim_C.eq(dv[4]),
                      self.pim_H.eq(dv[5]), self.pim_W.eq(dv[6]), self.pim_src.eq(src0), self.pim_dst.eq(dst[:16])]
 

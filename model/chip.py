@@ -369,6 +369,16 @@ def _core_params(macro, hw):
     return CoreParams(macro=macro, macros=SystemConfig().macros_per_core, core=CoreConfig())
 
 
+def _buffer_inputs(params, hw) -> int:
+    """Inputs the chip's input buffer holds (:func:`model.window.buffer_words` of ``system.input_buffer_kib``,
+    ``n_comp`` inputs a word; None: the default system)."""
+    from dbpim.model.config import SystemConfig
+    from dbpim.model.window import buffer_words
+    kib = (hw.system if hw is not None else SystemConfig()).input_buffer_kib
+    m = params.macro
+    return buffer_words(kib, m.n_comp, m.in_bits) * m.n_comp
+
+
 def compile_program(plan: IntegerPlan, records, macro, hw=None) -> ChipProgram:
     """The :class:`ChipProgram` of an :class:`IntegerPlan`: instructions, memory images, buffer allocation.
 
@@ -376,13 +386,14 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None) -> ChipProgram:
     it (the output to the end); ``reshape`` / ``identity`` alias their input (no instruction). Every mapped
     layer's sums go to ``ACC`` address 0 and are requantized by the next instruction. WMEM holds one
     block per mapped layer (a grouped convolution: one per group), the PIM core's program for ``hw``'s core
-    (:func:`model.pim_image.layer_block`).
+    (:func:`model.pim_image.layer_block`), in row bands whose inputs fit ``hw``'s input buffer.
     """
     from dbpim.model import isa
     from dbpim.model.core_timing import PlanError
     from dbpim.model.pim_image import PimImageError, layer_block
     from dbpim.model.window import WindowLayer
     params = _core_params(macro, hw)
+    buffer_inputs = _buffer_inputs(params, hw)
     recs = {r.name: r for r in records if r.mapped}
     steps = plan.steps
     root = {}
@@ -462,7 +473,8 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None) -> ChipProgram:
                         wmem_blocks.append(layer_block(r.compiled, wl, params, bool(st["signed_input"]),
                                                        acc_base=j * r.compiled.N * (1 if st["kind"] == "linear" else
                                                                                     inner),
-                                                       linear=st["kind"] == "linear", name=r.name))
+                                                       linear=st["kind"] == "linear", buffer_inputs=buffer_inputs,
+                                                       name=r.name))
                     except (PlanError, PimImageError, ValueError) as e:
                         raise ChipError(f"op {st['name']!r}: {e}") from None
                 d = desc("PIM", kind=isa.PIM_KINDS["linear" if st["kind"] == "linear" else "conv2d"],

@@ -33,8 +33,8 @@ DWC_DESC_LOADED = len(isa.OPCODES["DWC"].desc)
 FIXED_CYCLES = 1 + 1 + (DESC_LOADED + 1) + 1 + 2 + 1 + 1 + 1 + 1
 #: Cycles of HALT: fetch, decode.
 HALT_CYCLES = 2
-#: Cycles of a PIM instruction outside its copy and its layers: fetch, decode, load the descriptor, set up
-#: (the top controller, hw.chip_ctrl), then the PIM controller's (hw.pim_ctrl) check and finish.
+#: Cycles of a PIM instruction outside its layers: fetch, decode, load the descriptor, set up (the top
+#: controller, hw.chip_ctrl), then the PIM controller's (hw.pim_ctrl) check and finish.
 PIM_FIXED_CYCLES = 1 + 1 + (DESC_LOADED + 1) + 1 + 1 + 1
 
 
@@ -78,15 +78,17 @@ def pim_cycles(desc: dict, blocks, core_cycles) -> int:
 
     ``blocks`` are its layers' WMEM blocks (:class:`model.pim_image.BlockImage`) and ``core_cycles`` the
     PIM core's cycles of each of their STARTs (:func:`model.core_timing.layer_cycles`, per block a sequence
-    over its segments). The PIM controller copies one input a cycle; per block it looks the block up (three
-    cycles), reads its header (a cycle a word), zeroes the channels no tile holds (one cycle an entry, one a
-    zero, one to go on), and per segment reads its header (one cycle, then a word a cycle), makes its bus
-    writes (two cycles each, one to go on), fills the window table (one cycle an entry, one to go on), reads
-    the first pass descriptor (four cycles; one when there is none), STARTs the core (one) and runs it (the
-    core's cycles, one more to see DONE); one cycle ends the block's segments.
+    over its segments, band after band). Per block the PIM controller looks the block up (three cycles), reads
+    its header (a cycle a word), zeroes the channels no tile holds (one cycle an entry, one a zero, one to go
+    on), and per band reads its header (one cycle, then a word a cycle), copies its inputs from ACT into the
+    input buffer (one cycle to set up, one an input) and runs its segments, then one cycle ends the band's
+    segments; per segment it reads its header (one cycle, then a word a cycle), makes its bus writes (two
+    cycles each, one to go on), fills the window table (one cycle an entry, one to go on), reads the first
+    pass descriptor (four cycles; one when there is none), STARTs the core (one) and runs it (the core's
+    cycles, one more to see DONE); one cycle ends the block's bands.
     """
-    from dbpim.model.pim_image import PIM_HEADER, SEGMENT_HEADER
-    total = PIM_FIXED_CYCLES + desc["C"] * desc["H"] * desc["W"]
+    from dbpim.model.pim_image import BAND_HEADER, PIM_HEADER, SEGMENT_HEADER
+    total = PIM_FIXED_CYCLES
     if len(blocks) != len(core_cycles):
         raise ValueError(f"core_cycles: one sequence per block ({len(blocks)}), got {len(core_cycles)}")
     for blk, cyc in zip(blocks, core_cycles):
@@ -94,6 +96,8 @@ def pim_cycles(desc: dict, blocks, core_cycles) -> int:
         if len(cyc) != len(blk.segments):
             raise ValueError(f"core_cycles: one count per segment ({len(blk.segments)}), got {len(cyc)}")
         total += 3 + len(PIM_HEADER) + 1 + len(blk.zeros) * (1 + blk.pixels) + 1
+        for band in blk.bands:
+            total += 1 + len(BAND_HEADER) + 1 + band.count + 1
         for seg, c in zip(blk.segments, cyc):
             total += (1 + len(SEGMENT_HEADER) + 1 + 2 * len(seg.writes) + 1 + len(seg.table)
                       + (4 if seg.passes else 1) + 1 + c + 1)

@@ -147,6 +147,38 @@ def test_a_program_larger_than_a_buffer_is_refused_before_the_build(hw):
         run_chip_native(_one(isa.encode("HALT")), hw, [{"ACT": (0, np.array([1 << 15]))}], [])
 
 
+@pytest.mark.parametrize("seed", [0] + [pytest.param(s, marks=pytest.mark.slow) for s in (1, 2, 3)])
+def test_banded_pim_layers_equal_the_golden_chip(hw, seed):
+    """Random PIM layers (stride, padding, dilation, groups, signed inputs, linear) compiled in 2+ row bands (for
+    an input buffer smaller than the chip's), several samples: ACC equals the golden chip's and model.layer's,
+    CYCLES the golden chip's per sample."""
+    from dbpim.model.core import CoreParams
+    from dbpim.verif.pim_programs import pim_program, random_banded
+    rng = np.random.default_rng(seed)
+    depths = chip_depths(hw)
+    params = CoreParams.from_config(hw)
+    for kind in ("conv2d", "linear", None):
+        case, buf, bands = random_banded(rng, hw.macro, samples=2, kind=kind)
+        src, dst = int(rng.integers(0, 40)), int(rng.integers(0, 20))
+        prog = pim_program(case, params, src=src, dst=dst, buffer_inputs=buf)
+        n = case.want.shape[1]
+        samples, want, cyc = [], [], []
+        for s in range(2):
+            act = np.zeros((1, depths["ACT"]), np.int64)
+            act[0, src:src + case.x.shape[1]] = case.x[s]
+            acc = np.zeros((1, depths["ACC"]), np.int64)
+            gold = GoldenChip.from_program(prog, hw.system.simd_lanes)
+            samples.append({"ACT": (0, act[0].copy())})
+            gold.execute(act, acc)
+            want.append(acc[0, dst:dst + n])
+            cyc.append(gold.cycles)
+        np.testing.assert_array_equal(np.stack(want), case.want)
+        run = run_chip_native(prog, hw, samples, [("ACC", dst, n)])
+        run.check()
+        np.testing.assert_array_equal(np.stack([o[0] for o in run.outputs]), case.want, err_msg=f"{kind} {bands}")
+        np.testing.assert_array_equal(run.cycles, cyc)
+
+
 def test_demo_smallcnn_on_the_rtl_chip(real_artifacts):
     """The demo network's program end to end on the RTL chip (16 digits): outputs equal the golden chip's and the
     torch integer path's, CYCLES the model's per sample."""
@@ -223,6 +255,32 @@ def test_depthwise_network_runs_on_the_rtl_chip(hw, tmp_path):
     assert r["program"]["by_opcode"]["DWC"] == 3 and r["program"]["by_opcode"]["ADD"] == 1
     assert r["logits_equal"] is True and r["logits_equal_to_golden"] == {"torch_int": True, "rtl": True}
     assert r["cycles_rtl"]["equal_model"] is True
+
+
+@pytest.mark.slow
+def test_demo_smallcnn_in_row_bands_on_the_rtl_chip(real_artifacts):
+    """The demo network compiled for a 0.2 KiB input buffer (two of its convolutions run in 6 and 2 row bands)
+    on the RTL chip (whose buffer is larger: the bands fit it): logits equal the golden chip's, which equal the
+    unbanded program's, CYCLES the model's per sample."""
+    import dataclasses
+
+    from dbpim.model.artifact import load
+    from dbpim.model.chip import quantize_input
+    from dbpim.model.pim_image import read_block
+    from dbpim.model.torch.data import load_data
+    art = load(real_artifacts[0])
+    banded = dataclasses.replace(art, hw=dataclasses.replace(
+        art.hw, system=dataclasses.replace(art.hw.system, input_buffer_kib=0.2)))
+    chip = GoldenChip(banded)
+    p = chip.program
+    assert max(len(read_block(p.wmem, i).bands) for i in range(int(p.wmem[0]))) >= 2
+    x = load_data("digits", 0).x_test.numpy()[:4]
+    want = chip.run(x)
+    np.testing.assert_array_equal(want, GoldenChip(art).run(x))
+    q = quantize_input(x, chip.plan.quants[chip.plan.input])
+    got, run = run_program_native(p, q, art.hw)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(run.cycles, model_cycles(p, q, art.hw.system.simd_lanes))
 
 
 def test_a_chip_the_generator_refuses_is_one_line(hw, monkeypatch):

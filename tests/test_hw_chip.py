@@ -282,16 +282,19 @@ def test_sizes_from_the_configuration():
 
 # --------------------------------------------------------------------------- PIM instructions
 
-def _pim_case(seed, kind):
-    """A random PIM instruction (verif.pim_programs) on the shrunken small core, its program and buffers."""
+def _pim_case(seed, kind, banded=False):
+    """A random PIM instruction (verif.pim_programs) on the shrunken small core, its program and buffers; with
+    ``banded`` its layers split into 2+ row bands (compiled for a smaller input buffer than the chip's)."""
     from dbpim.model.core import CoreParams
     from dbpim.model.config import load_config
-    from dbpim.verif.pim_programs import core_config, pim_program, random_pim
+    from dbpim.verif.pim_programs import core_config, pim_program, random_banded, random_pim
     hw = core_config(load_config("small"))
     rng = np.random.default_rng(seed)
-    case = random_pim(rng, hw.macro, kind=kind)
+    case, buf, _ = random_banded(rng, hw.macro, kind=kind) if banded else (random_pim(rng, hw.macro, kind=kind),
+                                                                          None, None)
     src, dst = int(rng.integers(0, 40)), int(rng.integers(0, 20))
-    prog = pim_program(case, CoreParams.from_config(hw), src=src, dst=dst, table_pad=int(rng.integers(0, 2)))
+    prog = pim_program(case, CoreParams.from_config(hw), src=src, dst=dst, table_pad=int(rng.integers(0, 2)),
+                       buffer_inputs=buf)
     act = rng.integers(-300, 300, PIM_DEPTHS["ACT"])
     act[src:src + case.x.shape[1]] = case.x[0]
     acc = rng.integers(-(1 << 20), 1 << 20, PIM_DEPTHS["ACC"])
@@ -325,17 +328,22 @@ def _pim_run(hw, prog, act, acc, reset_after=None):
     return run_amaranth(_chip(LANES, PIM_DEPTHS, hw), body, max_cycles=5_000_000)
 
 
-@pytest.mark.parametrize("seed, kind", [(1, "conv2d"),
-                                        pytest.param(2, "linear", marks=pytest.mark.slow),
-                                        pytest.param(3, "conv2d", marks=pytest.mark.slow),
-                                        pytest.param(4, None, marks=pytest.mark.slow),
-                                        pytest.param(5, None, marks=pytest.mark.slow)])
-def test_random_pim_matches_golden(seed, kind):
-    """A random PIM layer (stride, padding, dilation, groups, signed inputs, several segments): ACC equals the
-    golden chip's (and so model.layer's), CYCLES equals program_cycles. Seed: DBPIM_SEED overrides."""
+@pytest.mark.parametrize("seed, kind, banded", [(1, "conv2d", False),
+                                                pytest.param(2, "linear", False, marks=pytest.mark.slow),
+                                                pytest.param(3, "conv2d", False, marks=pytest.mark.slow),
+                                                pytest.param(4, None, False, marks=pytest.mark.slow),
+                                                pytest.param(5, None, False, marks=pytest.mark.slow),
+                                                pytest.param(11, "conv2d", True, marks=pytest.mark.slow),
+                                                pytest.param(8, "linear", True, marks=pytest.mark.slow),
+                                                pytest.param(9, None, True, marks=pytest.mark.slow),
+                                                pytest.param(10, None, True, marks=pytest.mark.slow)])
+def test_random_pim_matches_golden(seed, kind, banded):
+    """A random PIM layer (stride, padding, dilation, groups, signed inputs, several segments; ``banded``: in 2+
+    row bands): ACC equals the golden chip's (and so model.layer's), CYCLES equals program_cycles. Seed:
+    DBPIM_SEED overrides."""
     import os
     seed = int(os.environ.get("DBPIM_SEED", seed))
-    hw, case, prog, act, acc, dst = _pim_case(seed, kind)
+    hw, case, prog, act, acc, dst = _pim_case(seed, kind, banded)
     want_act, want_acc = act[None].copy(), acc[None].copy()
     chip = GoldenChip.from_program(prog, LANES)
     chip.execute(want_act, want_acc)
