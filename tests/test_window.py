@@ -24,6 +24,7 @@ from dbpim.model.window import (WindowLayer, buffer_image, buffer_words, generat
                                 segment_passes, segment_stream, segment_table, table_entries)
 
 from dbpim.verif.test_window import beats_of as _beats_of  # the helpers the Verilator run shares
+from dbpim.verif.test_window import dut_params, holds_mid_pass
 from dbpim.verif.test_window import program as _program
 from dbpim.verif.test_window import random_job as _random_job
 from dbpim.verif.test_window import random_layer as _random_layer
@@ -123,6 +124,38 @@ def test_rtl_matches_twin_random(n_comp, stall, rng):
     run_amaranth(_dut(n_comp, 96, 32), lambda tb: window_body(tb, n_comp, 96, 32, seed, trials=5, cov=cov),
                  stall=stall, seed=seed)
     check_closed(cov, stall=stall, seed=seed)
+
+
+def test_reset_draw_holds_the_sink_mid_pass():
+    """The reset job's sink takes two beats and holds the third: a pass must then still run, so the draw refuses
+    a job whose second beat ends a pass (the next pass would start only if its descriptor were on offer at once;
+    under source gaps the generator is idle and ``busy`` low). Passes of 1, 1, 1, 2 beats (what DBPIM_SEED=590522254
+    drew) are refused, 1 + 3 and 3 + 1 taken, fewer than four beats refused."""
+    layer = WindowLayer.of(8, 2, 4, 1, 1, base=5)
+    n = 4
+    buf = np.zeros(64 * n, np.uint8)
+    table = table_entries(layer, [0, 1, 0], n)
+
+    def job(*beats):  # one pixel per beat, one window each
+        return layer, buf, table, [pass_words(layer, 0, b, 0, 1) for b in beats]
+
+    assert not holds_mid_pass(job(1, 1, 1, 2), n)
+    assert not holds_mid_pass(job(2, 2), n) and not holds_mid_pass(job(1, 0, 1, 3), n)
+    assert not holds_mid_pass(job(3), n)
+    assert holds_mid_pass(job(1, 3), n) and holds_mid_pass(job(3, 1), n) and holds_mid_pass(job(0, 4), n)
+
+
+def test_rtl_reset_while_busy_seed_590522254():
+    """DBPIM_SEED=590522254 on the small configuration at stall 0.3 (``verif/test_window.py``'s Verilator run),
+    here on the Amaranth simulator: its first reset draw (passes of 1, 1, 1, 2 beats) left the generator idle
+    after the two taken beats (the third pass's descriptor came after a gap) and the reset check found no pass
+    running; the draw now keeps the held beat inside a pass and the whole body passes."""
+    from dbpim.verif.coverage import WindowCoverage
+    seed, p = 590522254, dut_params("small")
+    n, words, windows = p["n_comp"], p["words"], p["windows"]
+    run_amaranth(_dut(n, words, windows), lambda tb: window_body(tb, n, words, windows, seed,
+                                                                   cov=WindowCoverage(prefix="windowam590522254")),
+                 stall=0.3, seed=seed)
 
 
 def test_rtl_full_rate_cycles(rng):

@@ -146,6 +146,28 @@ async def run_job(tb, job, n_comp: int, label: str, cov=None) -> None:
                 gaps=src.gaps[g0:], held=snk.held - h0)
 
 
+def holds_mid_pass(job, n_comp: int, taken: int = 2) -> bool:
+    """Whether the job's beat ``taken`` (0-based) belongs to the pass of beat ``taken - 1``, with a beat after it.
+
+    Only then is a pass sure to run once a sink has taken ``taken`` beats and holds the next: at a pass boundary
+    the next pass starts only if its descriptor is on offer in the cycle of the last beat (a source gap leaves
+    the generator idle, ``busy`` low).
+    """
+    layer, buf, table, passes = job
+    beats = [len(generator_beats(buf, layer.words(), table, [p], n_comp)) for p in passes]
+    ends = np.cumsum(beats)
+    return int(ends[-1]) >= taken + 2 and taken not in ends
+
+
+def reset_job(rng, n_comp: int, words: int, windows: int):
+    """A random job (:func:`random_job`) whose sink, taking two beats and holding the third, stops it mid-pass
+    (:func:`holds_mid_pass`)."""
+    job = random_job(rng, n_comp, words, windows)
+    while not holds_mid_pass(job, n_comp):
+        job = random_job(rng, n_comp, words, windows)
+    return job
+
+
 async def window_body(tb, n_comp: int, words: int, windows: int, seed: int, trials: int = 3, cov=None) -> None:
     """The designed job, ``trials`` random jobs, then a reset while a random job streams and that job again,
     one after another on one DUT; each job's beats equal the twin's. ``cov``
@@ -157,9 +179,7 @@ async def window_body(tb, n_comp: int, words: int, windows: int, seed: int, tria
         await run_job(tb, job, n_comp, f"seed {seed}, job {k}", cov)
         await clear(tb, job[1], n_comp)
     # a reset while a pass streams: the sink takes two beats and holds the third
-    job = random_job(rng, n_comp, words, windows)
-    while len(generator_beats(job[1], job[0].words(), job[2], job[3], n_comp)) < 4:
-        job = random_job(rng, n_comp, words, windows)
+    job = reset_job(rng, n_comp, words, windows)
     layer, buf, table, passes = job
     await program(tb, buf, n_comp, layer.words(), table)
     src, snk = tb.source("d"), tb.sink("o")
