@@ -77,8 +77,9 @@ MEMORIES = {
     "meta": MemoryKind("1rw", 1, "macro", "the metadata register file: one word = the n_comp x n_col (idx, sign) "
                                           "triples of one cell row (bits 3k..3k+2 = idx (2 bits), sign of cell "
                                           "k = c * n_col + j)"),
-    "xbuf": MemoryKind("1r1w", 0, "macro", "the two input buffers: word (buffer, row) = the n_comp inputs of one "
-                                           "cell row of an input vector; read in the cycle the IPU takes the row"),
+    "xbuf": MemoryKind("1r1w", 1, "macro", "the two input buffers: word (buffer, row) = the n_comp inputs of one "
+                                           "cell row of an input vector; read in the cycle the IPU takes the row, "
+                                           "held on its read data while the IPU issues the row's bit columns"),
     "tile": MemoryKind("1r1w", 1, "pim_core", "the tile store: word slot * n_row + row = one cell row of a tile "
                                               "(model.spec.tile_entry_fields), written from the register bus"),
     "desc": MemoryKind("1r1w", 1, "pim_core", "the descriptors: one word per pass (model.spec.core_map region "
