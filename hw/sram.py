@@ -89,9 +89,9 @@ MEMORIES = {
     "mask": MemoryKind("1r1w", 1, "pim_core", "the mask register file: one word per input window "
                                               "(model.spec.mask_entry_fields), written from the register bus; "
                                               "the next window's mask is read the cycle before"),
-    "orf": MemoryKind("1r1w", 0, "pim_core", "one bank of the output register file: word (row, slot) = one "
-                                             "partial sum; read and written back in the cycle a macro result "
-                                             "drains, read in the cycle a result streams out"),
+    "orf": MemoryKind("1r1w", 1, "pim_core", "one bank of the output register file: word (row, slot) = one "
+                                             "partial sum; read in the cycle a macro result drains and written "
+                                             "back in the next, read the cycle before a result streams out"),
     "wtable": MemoryKind("1r1w", 0, "window", "the window generator's window table: one entry per window "
                                               "(model.spec WINDOW_ENTRY), read combinationally by the beat"),
     "simd_const": MemoryKind("1r1w", 1, "simd", "the SIMD core's per-channel constants of one lane: one word "
