@@ -92,13 +92,13 @@ MEMORIES = {
     "orf": MemoryKind("1r1w", 1, "pim_core", "one bank of the output register file: word (row, slot) = one "
                                              "partial sum; read in the cycle a macro result drains and written "
                                              "back in the next, read the cycle before a result streams out"),
-    "wtable": MemoryKind("1r1w", 0, "window", "the window generator's window table: one entry per window "
-                                              "(model.spec WINDOW_ENTRY), read combinationally by the beat"),
+    "wtable": MemoryKind("1r1w", 1, "window", "the window generator's window table: one entry per window "
+                                              "(model.spec WINDOW_ENTRY), read in the cycle before its beat"),
     "simd_const": MemoryKind("1r1w", 1, "simd", "the SIMD core's per-channel constants of one lane: one word "
                                                 "per channel group (model.spec.simd_const_fields), read with the "
                                                 "beat's group"),
-    "dbmu": MemoryKind("1r1w", 0, "dbmu", "the cells of one DBMU (the stand-alone block): one bit per row, "
-                                          "read combinationally by the row select"),
+    "dbmu": MemoryKind("1r1w", 1, "dbmu", "the cells of one DBMU (the stand-alone block): one bit per row, "
+                                          "read at each clock edge by the row select"),
 }
 #: kind -> what one word holds (the wrapper module is ``dbpim_sram_<kind>``)
 SRAM_KINDS = {k: v.holds for k, v in MEMORIES.items()}
