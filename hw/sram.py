@@ -51,7 +51,7 @@ from amaranth.lib.memory import Memory
 from dbpim.hw.common import Emitter
 
 __all__ = ["MEMORIES", "MemoryKind", "SRAM_KINDS", "MODEL_MODULES", "MODEL_MODULE", "SramPorts", "WritePort",
-           "ReadPort", "TwoPort", "sram_1rw", "sram_1r1w", "addr_width", "wrapper_verilog", "model_verilog",
+           "ReadPort", "TwoPort", "sram_1rw", "sram_2rw", "sram_1r1w", "addr_width", "wrapper_verilog", "model_verilog",
            "memory_list", "MEMORY_LIST_FORMAT"]
 
 
@@ -99,11 +99,21 @@ MEMORIES = {
                                                 "beat's group"),
     "dbmu": MemoryKind("1r1w", 1, "dbmu", "the cells of one DBMU (the stand-alone block): one bit per row, "
                                           "read at each clock edge by the row select"),
+    # the chip top's buffers (model.isa.BUFFERS): one word = one element; written by the host while the chip is
+    # idle (ACT / ACC also by the controllers), read by the controllers while it is busy and by the host otherwise
+    "imem": MemoryKind("1r1w", 1, "chip", "IMEM: one instruction per word"),
+    "dmem": MemoryKind("1r1w", 1, "chip", "DMEM: one descriptor word per word"),
+    "cmem": MemoryKind("1r1w", 1, "chip", "CMEM: one per-channel constant per word"),
+    "act": MemoryKind("1r1w", 1, "chip", "ACT: one activation per word (read and written by the controllers)"),
+    "acc": MemoryKind("1r1w", 1, "chip", "ACC: one PIM accumulator per word (written by the PIM controller)"),
+    "wmem": MemoryKind("2rw", 1, "chip", "WMEM: one word of the mapped layers per word; port a: the host's "
+                                         "writes and reads and the PIM controller's stream, port b: its result "
+                                         "entries (read only)"),
 }
 #: kind -> what one word holds (the wrapper module is ``dbpim_sram_<kind>``)
 SRAM_KINDS = {k: v.holds for k, v in MEMORIES.items()}
 #: ports -> the behavioural model module the wrappers instantiate
-MODEL_MODULES = {"1rw": "dbpim_sram_1rw_model", "1r1w": "dbpim_sram_1r1w_model"}
+MODEL_MODULES = {"1rw": "dbpim_sram_1rw_model", "1r1w": "dbpim_sram_1r1w_model", "2rw": "dbpim_sram_2rw_model"}
 MODEL_MODULE = MODEL_MODULES["1rw"]
 MEMORY_LIST_FORMAT = "dbpim-memories"
 
@@ -193,6 +203,36 @@ def sram_1rw(m, kind: str, width: int, depth: int, platform, name: str | None = 
     return p
 
 
+def sram_2rw(m, kind: str, width: int, depth: int, platform, name: str | None = None) -> tuple:
+    """Add one dual-port synchronous-read memory of ``kind`` (two ``1rw`` ports on one array) to ``m``.
+
+    Returns the ports ``(a, b)`` (:class:`SramPorts` each); a write on both ports to one address in one cycle
+    is not allowed (the block never does it).
+    """
+    _kind(kind, "2rw")
+    name = name or kind
+    aw = addr_width(depth)
+    ports = tuple(SramPorts(cs=Signal(name=f"{name}_cs_{x}"), we=Signal(name=f"{name}_we_{x}"),
+                            addr=Signal(aw, name=f"{name}_addr_{x}"), wdata=Signal(width, name=f"{name}_wdata_{x}"),
+                            rdata=Signal(width, name=f"{name}_rdata_{x}")) for x in "ab")
+    params = {"DEPTH": depth, "WIDTH": width, "ADDR_W": aw}
+    conns = {}
+    for x, p in zip("ab", ports):
+        conns |= {f"i_cs_{x}": p.cs, f"i_we_{x}": p.we, f"i_addr_{x}": p.addr, f"i_wdata_{x}": p.wdata,
+                  f"o_rdata_{x}": p.rdata}
+    if _blackbox(m, platform, kind, name, params, conns):
+        return ports
+    m.submodules[name] = mem = Memory(shape=width, depth=depth, init=[])
+    for p in ports:
+        wp = mem.write_port()
+        rp = mem.read_port(domain="sync", transparent_for=())
+        m.d.comb += [
+            wp.en.eq(p.cs & p.we), wp.addr.eq(p.addr), wp.data.eq(p.wdata),
+            rp.en.eq(p.cs & ~p.we), rp.addr.eq(p.addr), p.rdata.eq(rp.data),
+        ]
+    return ports
+
+
 def sram_1r1w(m, kind: str, *, width: int, depth: int, platform, name: str | None = None,
               granularity: int | None = None) -> TwoPort:
     """Add one memory of ``kind`` with a write and a read port to module ``m``; returns its ports.
@@ -243,7 +283,15 @@ _PORTS = {
   input  wire [ADDR_W-1:0] raddr,  // read address
   output wire [WIDTH-1:0]  rdata   // read data (read latency 1: from the next cycle on, held; 0: now)""",
 }
-_CONNS = {"1rw": ".clk(clk), .cs(cs), .we(we), .addr(addr), .wdata(wdata), .rdata(rdata)",
+_PORTS["2rw"] = "  input  wire              clk,\n" + ",\n".join(
+    f"""  input  wire              cs_{x},     // port {x}: chip select: a read (we_{x} = 0) or a write (we_{x} = 1)
+  input  wire              we_{x},     // port {x}: write enable
+  input  wire [ADDR_W-1:0] addr_{x},   // port {x}: word address
+  input  wire [WIDTH-1:0]  wdata_{x}""" for x in "ab") + ",\n" + ",\n".join(
+    f"  output wire [WIDTH-1:0]  rdata_{x}" for x in "ab") + "  // word of the port's last read, from the next cycle on"
+_CONNS = {"2rw": ".clk(clk), " + ", ".join(f".{s}_{x}({s}_{x})" for x in "ab" for s in ("cs", "we", "addr", "wdata",
+                                                                                            "rdata")),
+          "1rw": ".clk(clk), .cs(cs), .we(we), .addr(addr), .wdata(wdata), .rdata(rdata)",
           "1r1w": ".clk(clk), .we(we), .waddr(waddr), .wdata(wdata), .re(re), .raddr(raddr), .rdata(rdata)"}
 
 
@@ -257,6 +305,7 @@ def wrapper_verilog(kind: str, params: dict, prefix: str = "") -> str:
     over = ", ".join(f".{n}({n})" for n in names) + (f", .READ_LATENCY({k.read_latency})" if k.ports == "1r1w"
                                                        else "")
     timing = ("single port, synchronous read" if k.ports == "1rw" else
+              "two ports (each a read or a write per cycle), synchronous read" if k.ports == "2rw" else
               f"one write port, one read port, read latency {k.read_latency}"
               + ("" if k.sram_ready else " (combinational read: not replaceable by a compiled SRAM as is)"))
     return f"""// {pre}dbpim_sram_{kind}: {k.holds}.
@@ -283,6 +332,31 @@ def model_verilog(ports: str = "1rw", prefix: str = "") -> str:
     """
     pre = f"{prefix}_" if prefix else ""
     name = f"{pre}{MODEL_MODULES[ports]}"
+    if ports == "2rw":
+        return f"""// {name}: behavioural dual-port SRAM with synchronous read, for simulation.
+// Two ports on one array; on a rising clock edge each port with cs_x: we_x = 1 writes wdata_x to addr_x,
+// we_x = 0 reads addr_x into rdata_x (the old word when the other port writes it at that edge), held while
+// that port does not read. Both ports writing one address at one edge is not allowed.
+module {name} #(
+  parameter DEPTH = 16,
+  parameter WIDTH = 8,
+  parameter ADDR_W = 4
+) (
+{_PORTS['2rw']}
+);
+  reg [WIDTH-1:0] words [0:DEPTH-1];
+  reg [WIDTH-1:0] qa;
+  reg [WIDTH-1:0] qb;
+  always @(posedge clk) begin
+    if (cs_a & ~we_a) qa <= words[addr_a];
+    if (cs_b & ~we_b) qb <= words[addr_b];
+    if (cs_a & we_a) words[addr_a] <= wdata_a;
+    if (cs_b & we_b) words[addr_b] <= wdata_b;
+  end
+  assign rdata_a = qa;
+  assign rdata_b = qb;
+endmodule
+"""
     if ports == "1rw":
         return f"""// {name}: behavioural single-port SRAM with synchronous read, for simulation.
 // On a rising clock edge with cs: we = 1 writes wdata to addr; we = 0 reads addr into rdata.
