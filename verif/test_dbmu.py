@@ -30,6 +30,7 @@ async def dbmu_body(tb, n_row, seed):
                 await tb.settle()
                 got = (tb.get("hi"), tb.get("lo"))
                 assert got == blocks.dbmu(pat, r, x), f"seed {seed}: row {r} x {x} cells {pat}"
+                await tb.tick()  # out of the settled phase before the next inputs
 
 
 cocotb = pytest.importorskip("cocotb")
