@@ -1,11 +1,13 @@
-"""Every memory of the macro and the core, through one factory (docs/rtl.md, "Memories").
+"""Every memory of the macro, the core and the chip, through one factory (docs/rtl.md, "Memories").
 
 Each memory is one of :data:`MEMORIES` (its *kind*): a single-port memory
 with synchronous read (``1rw``: the macro's cell array and metadata register
-file) or a memory with one write and one read port (``1r1w``: the core's tile
+file), a memory with one write and one read port (``1r1w``: the core's tile
 store, descriptors, masks, column maps and output register file, the macro's
-input buffers, the DBMU's cells). The kind fixes the ports and the read latency
-(1: the word read at a clock edge is on ``rdata`` from the next cycle on; 0:
+input buffers, the DBMU's cells, the window table, the chip's buffers) or a
+dual-port memory (``2rw``: two ``1rw`` ports on one array, the chip's WMEM).
+The kind fixes the ports and the read latency (1: the word read at a clock
+edge is on ``rdata`` from the next cycle on; 0, which no kind has now:
 ``rdata`` follows ``raddr`` combinationally); a block asks for width and depth.
 
 =========== ===== =====================================================================================
@@ -27,9 +29,14 @@ re          in    read enable (read latency 1: a read at this edge; 0: ``rdata``
 raddr       in    read address
 rdata       out   latency 1: the word of the last read, from the next cycle on, held while no read (a word
                   written at the read's edge reads its old value); latency 0: the word at ``raddr`` now
+``2rw``
+clk         in    clock
+cs_a ..     in    port a: ``cs_a``, ``we_a``, ``addr_a``, ``wdata_a`` as ``cs`` .. ``wdata`` of ``1rw``
+rdata_a     out   port a's ``rdata`` (a word the other port writes at the read's edge reads its old value)
+cs_b ..     in/out port b: the same, ``_b``
 =========== ===== =====================================================================================
 
-:func:`sram_1rw` / :func:`sram_1r1w` build one inside a block: an Amaranth
+:func:`sram_1rw` / :func:`sram_1r1w` / :func:`sram_2rw` build one inside a block: an Amaranth
 ``Memory`` (the default, ``behavioural``), or, when the Verilog generator runs
 with ``--sram blackbox``, an instance of the wrapper module
 ``dbpim_sram_<kind>`` (:func:`wrapper_verilog`, parameters ``DEPTH``, ``WIDTH``,
