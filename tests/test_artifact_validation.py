@@ -49,7 +49,7 @@ def work(art, tmp_path):
 
 
 def _write(d, doc):
-    (d / "manifest.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    (d / "manifest.yaml").write_text(yaml.dump(doc, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False))
 
 
 def _paths(node, prefix=()):

@@ -73,6 +73,7 @@ def test_dbpim_verify_real_layers(real_artifacts, net, layer, capsys):
     assert "cycles: equal" in out
 
 
+@pytest.mark.slow  # test_dbpim_verify_two_in_windows runs dbpim verify with both banks doubled
 @pytest.mark.xdist_group("rtl-core-native")
 def test_dbpim_verify_two_tile_banks(real_artifacts, tmp_path, capsys):
     """``dbpim verify`` with a configuration of two tile banks (the small one's YAML plus core.tile_banks: 2):
@@ -89,6 +90,7 @@ def test_dbpim_verify_two_tile_banks(real_artifacts, tmp_path, capsys):
     assert "cycles: equal" in out
 
 
+@pytest.mark.slow  # test_dbpim_verify_two_in_windows runs dbpim verify with both banks doubled
 @pytest.mark.xdist_group("rtl-core-native")
 def test_dbpim_verify_two_output_banks(real_artifacts, tmp_path, capsys):
     """``dbpim verify`` with two output banks and two tile banks (the small YAML plus core.out_banks: 2,
@@ -226,7 +228,7 @@ def test_core_native_random_layers_small_two_banks(rng):
     _check_random_programs(small_two_banks(), rng, trials=4)
 
 
-@pytest.mark.parametrize("tile_banks", [1, 2])
+@pytest.mark.parametrize("tile_banks", [1, pytest.param(2, marks=pytest.mark.slow)])  # 2/2: the in_windows test
 def test_core_native_random_layers_small_two_out_banks(rng, tile_banks):
     """Two output banks (with one and two tile banks): a filter tile's results stream out of one bank while
     the next filter tile's passes fill the other; results exact and in order, CYCLES = the twin's
