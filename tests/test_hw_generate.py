@@ -41,7 +41,7 @@ def test_macro_hierarchy_is_readable(tmp_path):
     man = generate(load_config("small"), tmp_path, blocks=["macro"])
     src = man["blocks"]["macro"]["sources"]
     assert src[-1] == "dbpim_macro.v"
-    assert set(src) == {"dbpim_ipu.v", "dbpim_adder_tree.v", "dbpim_lpu.v", "dbpim_accumulator.v", "dbpim_macro.v"}
+    assert set(src) == {"dbpim_ipu_held.v", "dbpim_adder_tree.v", "dbpim_lpu.v", "dbpim_accumulator.v", "dbpim_macro.v"}
     for f in src:
         assert (tmp_path / f).is_file()
     text = (tmp_path / "dbpim_macro.v").read_text()
