@@ -26,7 +26,7 @@ from amaranth.lib.wiring import In, Out
 from dbpim.hw.axi import RESET_SYNC_STAGES, AXI4LiteTarget, aclk_domain, axil_ports, connect_axil
 from dbpim.hw.common import Block, add_block, layout_from_fields, same_width
 from dbpim.hw.macro import PIMMacro
-from dbpim.hw.sram import sram_1r1w
+from dbpim.hw.sram import addr_width, sram_1r1w
 from dbpim.hw.switch import SparseSwitch
 from dbpim.model.derived import Derived
 from dbpim.model.spec import (BUS_BITS, CORE_REG, core_constants, digest_word, field_width, map_entry_fields, mask_entry_fields, packer_in_fields,
@@ -343,8 +343,9 @@ class PIMCore(Block):
         nx_s, nx_q_m, nx_row = Signal.like(out_s), Signal.like(out_q_m), Signal.like(out_row)
         nx_bank = Signal()              # out_banks 2: the bank the stream reads in the next cycle
         nx_reads = Signal()             # the stream reads in the next cycle (or may: a final beat not yet taken)
-        m.d.comb += [nx_s.eq(out_s), nx_q_m.eq(out_q_m), nx_row.eq(out_row), nx_bank.eq(out_bank),
-                     nx_reads.eq(streaming)]
+        m.d.comb += [nx_s.eq(out_s), nx_q_m.eq(out_q_m), nx_row.eq(out_row), nx_reads.eq(streaming)]
+        if ob == 2:
+            m.d.comb += nx_bank.eq(out_bank)
         with m.If(self.o.valid & self.o.ready):
             with m.If(out_s == out_s_last):
                 m.d.comb += nx_s.eq(0)
@@ -355,7 +356,9 @@ class PIMCore(Block):
             with m.Else():
                 m.d.comb += nx_s.eq(out_s + 1)
         with m.If(rf.hand_off):
-            m.d.comb += [nx_s.eq(0), nx_q_m.eq(0), nx_row.eq(0), nx_bank.eq(acc_bank), nx_reads.eq(1)]
+            m.d.comb += [nx_s.eq(0), nx_q_m.eq(0), nx_row.eq(0), nx_reads.eq(1)]
+            if ob == 2:
+                m.d.comb += nx_bank.eq(acc_bank)
         m.d.sync += [out_s.eq(nx_s), out_q_m.eq(nx_q_m), out_row.eq(nx_row)]
         first = Signal()                # cur.first of the drained beats written this cycle
         m.d.sync += first.eq(cur.first)
@@ -363,11 +366,12 @@ class PIMCore(Block):
         for k, mac in enumerate(macros):
             # a drained beat is read now and written (or added) in the next cycle
             wr_en, wr_bank = Signal(name=f"orf_wr_en{k}"), Signal(name=f"orf_wr_bank{k}")
-            wr_addr = Signal(sb + len(rf.drain_row[k]), name=f"orf_wr_addr{k}")
+            wr_addr = Signal(addr_width(bank_rows << sb), name=f"orf_wr_addr{k}")
             wr_acc = Signal.like(mac.o.payload.acc, name=f"orf_wr_acc{k}")
             drain_addr = Cat(mac.o.payload.slot, rf.drain_row[k])
-            m.d.sync += [wr_en.eq(mac.o.valid), wr_bank.eq(acc_bank), wr_addr.eq(drain_addr),
-                         wr_acc.eq(mac.o.payload.acc)]
+            m.d.sync += [wr_en.eq(mac.o.valid), wr_addr.eq(drain_addr), wr_acc.eq(mac.o.payload.acc)]
+            if ob == 2:
+                m.d.sync += wr_bank.eq(acc_bank)
             rd_bank = []
             for b in range(ob):
                 bank = sram_1r1w(m, "orf", width=psw, depth=bank_rows << sb, platform=platform,
