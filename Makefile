@@ -58,11 +58,12 @@ test-rtl: install
 	$(if $(HW),DBPIM_HW=$(HW)) $(VPY) -m pytest -n $(JOBS) --dist loadgroup -q -m "rtl and not slow" verif tests --junitxml=$(OUTDIR)/junit-rtl.xml
 
 # Automatic mutation of generated Verilog (verif/mutate.py; small configuration by default): UNIT=core (the PIM
-# core and its blocks, native harness; the default), simd or window (their module, each mutant a cocotb run);
-# MUTANTS mutants spread over the kinds (default 60 for the core, 20 for the others; MUTANTS=all: every one) in
+# core and its blocks, native harness; the default), simd or window (their module, each mutant a cocotb run),
+# chip (the chip and PIM controllers and the chip top, native chip harness);
+# MUTANTS mutants spread over the kinds (default 60 for the core and the chip, 20 for the others; MUTANTS=all) in
 # one Verilator build, each run through the unit's fast regression subset; prints killed K / N (E equivalent,
 # S unexplained: survivors on / off the reviewed list verif/mutants_equivalent.yaml) and each survivor, writes
-# $(OUTDIR)/mutate/mutate.{json,txt} (UNIT=simd|window: $(OUTDIR)/mutate-<unit>/).
+# $(OUTDIR)/mutate/mutate.{json,txt} (UNIT=simd|window|chip: $(OUTDIR)/mutate-<unit>/).
 MUTANTS ?=
 UNIT ?= core
 mutate: install

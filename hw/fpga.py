@@ -18,6 +18,8 @@ Reported per block (:func:`fpga_block`):
   (the timing analysis of the routed design, typical speed grade), and the
   critical path (its start and end cell ports, ``hops``: the logic and routing
   steps of nextpnr's path, and their delay);
+* ``lut_mapper``: ``abc9`` (Yosys' default), or ``abc`` with the reason when
+  ``abc9`` stopped on Yosys' internal assertion (:data:`ABC9_BUG`);
 * ``fits``: False when nextpnr refuses the design as larger than the device
   (then ``utilization`` counts the synthesized cells against the device and
   no ``fmax_mhz`` is given).
@@ -86,6 +88,14 @@ def _tail(r) -> str:
     return " | ".join((r.stdout + r.stderr).strip().splitlines()[-3:])
 
 
+def _yosys_error(work: Path, r) -> str:
+    """Yosys' own ``ERROR:`` line (``-q`` keeps it out of stdout; the log has it), else the output's tail."""
+    log = work / "yosys.log"
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    errors = [ln.strip() for ln in lines if ln.startswith("ERROR")]
+    return errors[-1] if errors else (_tail(r) or "no message (see the Yosys log)")
+
+
 #: what one synthesized ECP5 cell takes of each resource, as nextpnr counts it (a 16x4 RAM takes a slice
 #: pair's LUTs too; a carry cell two LUTs)
 CELL_RESOURCES = {"LUT4": {"luts": 1}, "CCU2C": {"luts": 2}, "TRELLIS_DPR16X4": {"lutram": 1, "luts": 4},
@@ -100,6 +110,26 @@ def _cell_counts(netlist: dict, top: str) -> dict:
         for field, k in CELL_RESOURCES.get(c["type"], {}).items():
             n[field] += k
     return n
+
+
+#: Where Yosys 0.70's ``abc9`` LUT mapping stops with an internal assertion on some large designs (the paper
+#: macro): ``fpga_block`` then maps LUTs with the classic ``abc -lut 4``, as ``synth_ecp5 -noabc9`` once did,
+#: and says so in the block's ``lut_mapper``.
+ABC9_BUG = "abc_ops_reintegrate.cc"
+
+
+def _synth(work: Path, sources: list[str], top: str, mapper: str, timeout: float | None):
+    """Yosys ``synth_ecp5`` of ``top``; ``mapper`` ``"abc9"`` (its default) or ``"abc"`` (its LUT-mapping step,
+    ``map_luts``, run with ``abc -lut 4 -dress`` instead)."""
+    head = [f"read_verilog -sv {' '.join(sources)}", f"hierarchy -top {top}"]
+    if mapper == "abc9":
+        body = [f"synth_ecp5 -top {top} -json netlist.json"]
+    else:
+        body = [f"synth_ecp5 -top {top} -run begin:map_luts", "check -latchonly -assert",
+                "techmap -map +/lattice/latches_map.v", "abc -lut 4 -dress", "clean",
+                f"synth_ecp5 -top {top} -run map_cells: -json netlist.json"]
+    (work / "fpga.ys").write_text("\n".join(head + body) + "\n")
+    return _run(_YOSYS, ["-q", "-l", "yosys.log", "-s", "fpga.ys"], work, timeout)
 
 
 def fpga_block(directory, top: str, sources: list[str], *, device: str = "85k", freq_mhz: float = 100.0,
@@ -132,13 +162,14 @@ def fpga_block(directory, top: str, sources: list[str], *, device: str = "85k", 
         work = Path(tmp)
         for s in sources:
             shutil.copyfile(d / s, work / s)
-        (work / "fpga.ys").write_text("\n".join([
-            f"read_verilog -sv {' '.join(sources)}", f"hierarchy -top {top}",
-            f"synth_ecp5 -top {top} -json netlist.json"]))
         t0 = time.perf_counter()
-        r = _run(_YOSYS, ["-q", "-s", "fpga.ys"], work, timeout)
+        mapper = "abc9"
+        r = _synth(work, sources, top, mapper, timeout)
+        if r.returncode and ABC9_BUG in _yosys_error(work, r):
+            mapper = f"abc (abc9 stopped on Yosys' internal assertion in {ABC9_BUG})"
+            r = _synth(work, sources, top, "abc", timeout)
         if r.returncode:
-            raise FpgaError(f"{top}: yosys synth_ecp5 failed ({r.returncode}): {_tail(r)}")
+            raise FpgaError(f"{top}: yosys synth_ecp5 failed ({r.returncode}): {_yosys_error(work, r)}")
         t_synth = time.perf_counter() - t0
         netlist = json.loads((work / "netlist.json").read_text())
         t0 = time.perf_counter()
@@ -157,7 +188,8 @@ def fpga_block(directory, top: str, sources: list[str], *, device: str = "85k", 
         capacity.update({RESOURCES[k]: int(v["available"]) for k, v in report["utilization"].items()
                          if k in RESOURCES})
     out = {"top": top, "device": dev.name, "package": dev.package, "target_mhz": float(freq_mhz),
-           "seconds": {"synth": round(t_synth, 1), "pnr": round(t_pnr, 1)}, "available": capacity}
+           "lut_mapper": mapper, "seconds": {"synth": round(t_synth, 1), "pnr": round(t_pnr, 1)},
+           "available": capacity}
     if report is None:
         used = _cell_counts(netlist, top)
         out.update(fits=False, used=used, fmax_mhz=None, critical_path=None)
@@ -223,4 +255,6 @@ def markdown(report: dict) -> str:
         rows.append(f"| {b} | {cell('luts')} | {cell('flip_flops')} | {cell('bram')} | {cell('dsp')} | "
                     f"{cell('lutram')} | {fmax} | {path} |")
     rows += ["", f"{report['flow']}."]
+    rows += [f"{b}: LUTs mapped by {r['lut_mapper']}." for b, r in report["blocks"].items()
+             if r.get("lut_mapper", "abc9") != "abc9"]
     return "\n".join(rows) + "\n"

@@ -38,3 +38,23 @@ def test_bad_arguments_are_one_line(tmp_path, kw, msg):
     with pytest.raises(ValueError) as e:
         fpga.fpga_block(tmp_path, "tiny", ["tiny.v"], **kw)
     assert msg in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_yosys_failure_names_yosys_own_error(tmp_path):
+    """Under ``-q`` Yosys writes its ERROR line only to the log: the one-line message carries it."""
+    (tmp_path / "bad.v").write_text("module bad(input a, output b); nosuch u(.x(a)); endmodule\n")
+    with pytest.raises(fpga.FpgaError) as e:
+        fpga.fpga_block(tmp_path, "bad", ["bad.v"], device="25k")
+    msg = str(e.value)
+    assert msg.startswith("bad: yosys synth_ecp5 failed") and "ERROR" in msg and "nosuch" in msg, msg
+    assert "\n" not in msg
+
+
+def test_the_classic_abc_lut_mapping_gives_an_ecp5_netlist(tmp_path):
+    """The fallback for abc9's internal assertion (hw.fpga.ABC9_BUG) synthesizes the counter to ECP5 cells."""
+    import json
+    (tmp_path / "tiny.v").write_text(COUNTER)
+    r = fpga._synth(tmp_path, ["tiny.v"], "tiny", "abc", None)
+    assert r.returncode == 0, fpga._yosys_error(tmp_path, r)
+    n = fpga._cell_counts(json.loads((tmp_path / "netlist.json").read_text()), "tiny")
+    assert n["flip_flops"] == 16 and 16 <= n["luts"] <= 64

@@ -109,14 +109,15 @@ def test_two_unit_mutants_are_killed_by_their_cocotb_regression(unit, killable, 
         assert run_unit_mutant(build, unit, hw, m.index) is not None, f"{unit} mutant {m.index} ({m.what}) survived"
 
 
-def test_every_listed_equivalent_names_one_real_mutant(small_core):
-    """verif/mutants_equivalent.yaml: each entry names exactly one generated mutant of its configuration (a
-    stale entry fails), and an entry whose mutated text no longer matches is found stale."""
+def test_every_listed_equivalent_names_its_real_mutants(small_core):
+    """verif/mutants_equivalent.yaml: each entry names as many generated mutants of its configuration as it must
+    (one, ``count``, at least one for a pattern or a class: a stale entry fails), and an entry whose mutated text
+    no longer matches is found stale."""
     from dataclasses import replace
 
     from dbpim.model.config import load_config
-    from dbpim.verif.mutate import (UNITS, core_sources, generate_mutants, load_equivalents, stale_equivalents,
-                                    unit_mutants, unit_sources)
+    from dbpim.verif.mutate import (UNITS, core_sources, generate_mutants, load_equivalents, mutant_facts,
+                                    stale_equivalents, unit_mutants, unit_sources)
     entries = load_equivalents()
     assert entries, "the reviewed list of equivalent mutants is empty"
     sources, _, d = small_core
@@ -124,18 +125,48 @@ def test_every_listed_equivalent_names_one_real_mutant(small_core):
     def unit_of(e):
         return next((u for u, spec in UNITS.items() if spec.files and e.file in spec.files), "core")
 
-    assert {unit_of(e) for e in entries} == set(UNITS), "each unit has reviewed equivalents"
-    by_config = {"small": generate_mutants(sources)}
+    assert {unit_of(e) for e in entries} >= {"core", "simd", "window"}, "each unit has reviewed equivalents"
+    assert any(e.cls == "dead" for e in entries) and any(e.match for e in entries)
+    core = generate_mutants(sources)
+    by_config = {"small": (core, mutant_facts(sources, core, "dbpim_core"))}
     for cfg in sorted({e.config for e in entries} - set(by_config)):
-        by_config[cfg] = generate_mutants(core_sources(load_config(cfg), d / cfg)[0])
-    for cfg, unit in sorted({(e.config, unit_of(e)) for e in entries if unit_of(e) != "core"}):
-        by_config[cfg] += unit_mutants(unit, unit_sources(unit, load_config(cfg), d / f"{cfg}-{unit}")[0])
-    for cfg, mutants in by_config.items():
-        assert stale_equivalents(entries, cfg, mutants) == [], f"stale entries for {cfg}"
-    e = entries[0]
+        src = core_sources(load_config(cfg), d / cfg)[0]
+        ms = generate_mutants(src)
+        by_config[cfg] = (ms, mutant_facts(src, ms, "dbpim_core"))
+    for cfg, unit in sorted({(e.config, unit_of(e)) for e in entries if unit_of(e) not in ("core", "chip")}):
+        src = unit_sources(unit, load_config(cfg), d / f"{cfg}-{unit}")[0]
+        ms = unit_mutants(unit, src)
+        by_config[cfg] = (by_config[cfg][0] + ms, {**by_config[cfg][1],
+                                                   **mutant_facts(src, ms, f"dbpim_{UNITS[unit].block}")})
+    for cfg, (mutants, facts) in by_config.items():  # the chip's entries: the slow test below
+        assert stale_equivalents([e for e in entries if unit_of(e) != "chip"], cfg, mutants, facts) == [], \
+            f"stale entries for {cfg}"
+    e = next(e for e in entries if not e.match and not e.cls)
+    mutants, facts = by_config[e.config]
     moved = replace(e, mutated=e.mutated + " ")
-    assert stale_equivalents([moved], e.config, by_config[e.config]) == [moved]
-    assert stale_equivalents([replace(e, what="reset of nothing dropped")], e.config, by_config[e.config])
+    assert stale_equivalents([moved], e.config, mutants, facts) == [moved]
+    assert stale_equivalents([replace(e, what="reset of nothing dropped")], e.config, mutants, facts)
+    assert stale_equivalents([replace(e, count=2)], e.config, mutants, facts)
+    assert stale_equivalents([replace(e, drives=("nothing",))], e.config, mutants, facts)
+
+
+def test_liveness_and_drives_of_a_small_module():
+    """verif.mutate.mutant_facts: a signal with no path to an output is dead (also through an instance whose
+    output is left unconnected); ``drives`` names the signals reached through Yosys's temporaries."""
+    from dbpim.verif.mutate import generate_mutants, mutant_facts
+    sub = ("module dbpim_s(a, y, z);\n  input a;\n  output y;\n  output z;\n  assign y = a & a;\n"
+           "  assign z = a | a;\nendmodule\n")
+    top = ("module dbpim_t(a, b, o);\n  input a;\n  input b;\n  output o;\n  wire u;\n  wire v;\n  wire \\$1 ;\n"
+           "  wire \\$2 ;\n  assign \\$1  = a & b;\n  assign \\$2  = a | b;\n  assign o = \\$1  | v;\n"
+           "  dbpim_s s (\n    .a(a),\n    .y(v),\n    .z(u)\n  );\nendmodule\n")
+    src = {"s.v": sub, "t.v": top}
+    facts = mutant_facts(src, generate_mutants(src), "dbpim_t")
+    dead = {(m.file, m.original) for m, f in facts.items() if f.dead}
+    assert ("s.v", "assign z = a | a;") in dead  # the instance's z drives u, which nothing reads
+    assert ("t.v", "assign \\$2  = a | b;") in dead
+    assert ("t.v", "assign \\$1  = a & b;") not in dead and ("s.v", "assign y = a & a;") not in dead
+    one = next(f for m, f in facts.items() if m.original == "assign \\$1  = a & b;")
+    assert one.drives == ("o",)
 
 
 @pytest.mark.parametrize("text, msg", [
@@ -145,6 +176,13 @@ def test_every_listed_equivalent_names_one_real_mutant(small_core):
     ("- {config: small, file: a.v, kind: cmp, what: w, original: o, mutated: m, reason: ''}\n", "field reason"),
     ("- {config: small, file: a.v, kind: typo, what: w, original: o, mutated: m, reason: r}\n", "field kind"),
     ("- [unclosed\n", "unreadable"),
+    ("- {config: small, class: alive, reason: r}\n", "field class"),
+    ("- {config: small, class: dead, drives: [x], reason: r}\n", "exactly the fields"),
+    ("- {config: small, file: a.v, kind: cmp, match: {what: '('}, reason: r}\n", "not a regular expression"),
+    ("- {config: small, file: a.v, kind: cmp, match: {line: x}, reason: r}\n", "field match"),
+    ("- {config: small, class: dead, count: 0, reason: r}\n", "field count"),
+    ("- {config: small, file: a.v, kind: cmp, what: w, original: o, mutated: m, drives: x, reason: r}\n",
+     "field drives"),
 ])
 def test_a_bad_list_of_equivalents_is_refused(tmp_path, text, msg):
     from dbpim.verif.mutate import load_equivalents
@@ -163,3 +201,59 @@ def test_the_score_line_counts_equivalent_and_unexplained_survivors():
     text = rep.text()
     assert text.startswith("mutation of dbpim_core (small): killed 7 / 10 (2 equivalent, 1 unexplained)")
     assert "| 4 | a.v | 7 | cmp | `<` -> `<=` | why |" in text and "remove the entry): #5" in text
+
+
+def test_the_chip_kill_suite_check_reads_status_cycles_and_buffers():
+    """verif.mutate.check_chip_suite on hand-written harness output: the expected output passes; a wrong STATUS
+    field, CYCLES, buffer word, a missing abort or a timeout each kill, naming it."""
+    import numpy as np
+
+    from dbpim.model import isa
+    from dbpim.verif.mutate import ChipSuite, check_chip_suite
+    done = isa.CHIP_REG["STATUS"].value(DONE=1, PC=3)
+    suite = ChipSuite([], [("program", ["ACT"], {"DONE": 1, "ERROR": 0, "PC": 3}, 10, [np.array([1, -2])]),
+                           ("error", [], {"ERROR": 1, "ERROR_CODE": 5}, None, None)], aborts=1)
+    err = isa.CHIP_REG["STATUS"].value(DONE=1, ERROR=1, ERROR_CODE=5)
+    good = ["aborted 7", f"r {done:x}", "r a", "r 1 fffe", "run 10 0 0", f"r {err:x}", "r 4"]
+    assert check_chip_suite(suite, good) is None
+    assert "STATUS" in check_chip_suite(suite, [f"r {err:x}" if ln == f"r {done:x}" else ln for ln in good])
+    assert "CYCLES 11" in check_chip_suite(suite, [("r b" if ln == "r a" else ln) for ln in good])
+    assert "ACT differs at [1]" in check_chip_suite(suite, [("r 1 fffd" if ln == "r 1 fffe" else ln) for ln in good])
+    assert "abort" in check_chip_suite(suite, good[1:])
+    assert "DONE" in check_chip_suite(suite, good + ["timeout 99"])
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_two_chip_mutants_are_killed_end_to_end(tmp_path):
+    """``dbpim mutate --unit chip``: the schemata's native chip harness passes the chip suite unmutated and fails
+    it with the controller's ACC read address stuck at 0 (REQ reads the wrong sums) or the PIM controller's core
+    write strobe stuck at 1 (the core's bus writes lose bytes)."""
+    from dbpim.model.config import load_config
+    from dbpim.verif.mutate import build_chip_harness, chip_suite, run_chip_mutant
+    hw = load_config("small")
+
+    def pick(m):
+        return (m.file, m.what) in (("dbpim_chip_ctrl.v", "acc_raddr stuck at 0"),
+                                    ("dbpim_pim_ctrl.v", "core_w_strb stuck at 1 (bit 0)"))
+    exe, chosen, generated, _ = build_chip_harness(hw, tmp_path / "m", pick=pick)
+    assert len(chosen) == 2 and generated > 100, [m.what for m in chosen]
+    suite = chip_suite(hw, 1)
+    assert run_chip_mutant(exe, suite, 0) is None, "the chip as generated fails the chip suite"
+    for m in chosen:
+        assert run_chip_mutant(exe, suite, m.index) is not None, f"chip mutant {m.index} ({m.what}) survived"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_every_listed_chip_equivalent_names_its_real_mutants(tmp_path):
+    """The chip unit's entries of verif/mutants_equivalent.yaml (the chip's Verilog takes a minute to generate:
+    behind slow) name their mutants, the class ``dead`` included."""
+    from dbpim.model.config import load_config
+    from dbpim.verif.mutate import UNITS, load_equivalents, mutant_facts, stale_equivalents, unit_mutants, unit_sources
+    entries = [e for e in load_equivalents() if e.file in UNITS["chip"].files or e.cls]
+    assert any(e.file for e in entries)
+    src = unit_sources("chip", load_config("small"), tmp_path)[0]
+    ms = unit_mutants("chip", src)
+    assert stale_equivalents(entries, "small", ms, mutant_facts(src, ms, "dbpim_chip")) == []

@@ -43,7 +43,8 @@ import numpy as np
 __all__ = ["REQUIRED", "MACRO_REQUIRED", "SIMD_REQUIRED", "WINDOW_REQUIRED", "STALL_ONLY", "REPORTED", "STAGES",
            "CORE_STALL_STAGES", "CONTROLLER_STATES", "SIMD_ERRORS", "required_bins", "descriptor_extremes",
            "CoreCoverage", "MacroCoverage", "SIMDCoverage", "WindowCoverage", "missing", "report_table",
-           "write_report", "unstalled", "check_closed"]
+           "write_report", "unstalled", "check_closed", "CHIP_REQUIRED", "CHIP_REPORTED", "ChipCoverage",
+           "chip_states", "fsm_states", "fsm_signal"]
 
 #: stream stages of the core, input to output: the AXI4-Stream input, the sparse allocation switch's input,
 #: the row packer's input (the switch's output), the macros' inputs (the packer's output), the result stream
@@ -549,6 +550,102 @@ class WindowCoverage:
     def reset_while_busy(self) -> None:
         """A reset reached the generator while ``busy`` was high."""
         self.sample("window.reset", "busy")
+
+    def report(self) -> dict:
+        return _report(self.prefix, self.required)
+
+
+# --------------------------------------------------------------------------- the chip controller
+
+#: The required coverage of the chip controller's regression (verif/chip_tb.py ``run_chip_coverage``), as
+#: :data:`REQUIRED`: every opcode of :data:`model.isa.OPCODES` decoded (the pending ones stop with code 2), every
+#: STATUS.ERROR_CODE of :data:`model.isa.CHIP_ERRORS`, a reset in each state of the controller (hw.chip_ctrl), the
+#: waits where the controller is held (a SIMD result awaited, a PIM instruction running) and a PIM layer of several
+#: segments. The SIMD core never holds the controller back (it offers a descriptor and an input beat only after it
+#: took the result before, so the SIMD core is ready and, at RETIRE, idle): those waits (``simd_d``, ``simd_i``,
+#: ``retire``) are reported beside the required bins (:data:`CHIP_REPORTED`), not required.
+CHIP_REQUIRED = {
+    "chip.opcode": "model.isa.OPCODES",
+    "chip.error_code": "model.isa.CHIP_ERRORS",
+    "chip.reset": "chip controller states",
+    "chip.wait": ["simd_o", "pim"],
+    "chip.pim_segments": [">1"],
+}
+#: bins reported beside :data:`CHIP_REQUIRED` (hit or not, they pass)
+CHIP_REPORTED = {"chip.wait": ["simd_d", "simd_i", "retire"], "chip.pim_segments": ["1"]}
+
+
+def chip_states() -> list[str]:
+    """The chip controller's states (hw.chip_ctrl.ChipController's FSM, in the order Amaranth numbers them)."""
+    from dbpim.hw.chip_ctrl import ChipController
+    ctrl = ChipController(lanes=1, simd_channels=1, depths={b: 16 for b in ("IMEM", "DMEM", "CMEM", "ACT", "ACC")})
+    return list(fsm_states(ctrl.elaborate(None)).values())
+
+
+def fsm_states(module) -> dict:
+    """Encoding -> state name of the one FSM of an elaborated Amaranth ``module`` (Module)."""
+    sig = fsm_signal(module)
+    out = {}
+    for n in range(1 << len(sig)):
+        try:
+            name = sig.decoder(n)
+        except KeyError:  # past the last state
+            continue
+        out[n] = name.rsplit("/", 1)[0]
+    return out
+
+
+def fsm_signal(module):
+    """The state signal of the one FSM of an elaborated Amaranth ``module`` (a ``Module``): the test of the
+    ``Switch`` Amaranth builds for it (named ``fsm_state``, with a decoder to the state names)."""
+    from amaranth.hdl._ast import Switch
+    for stmts in module._statements.values():
+        for s in stmts:
+            if isinstance(s, Switch) and getattr(s.test, "name", "") == "fsm_state":
+                return s.test
+    raise ValueError("module: has no FSM")
+
+
+class ChipCoverage:
+    """The chip controller's coverpoints (:data:`CHIP_REQUIRED`), sampled by ``verif.chip_tb`` from the
+    controller's state and ports each cycle, each STATUS it read after DONE and each reset it applied."""
+
+    def __init__(self, *, prefix: str = "chip"):
+        from dbpim.model import isa
+        self.prefix = prefix
+        derived = {"model.isa.OPCODES": list(isa.OPCODES), "model.isa.CHIP_ERRORS": sorted(isa.CHIP_ERRORS),
+                   "chip controller states": chip_states()}
+        self.required = {p: (list(derived[b]) if isinstance(b, str) else list(b)) for p, b in CHIP_REQUIRED.items()}
+        self._points = _cover_points(prefix, self.required, CHIP_REPORTED)
+        self._names = {spec.code: name for name, spec in isa.OPCODES.items()}
+
+    def sample(self, point: str, value) -> None:
+        self._points[point](value)
+
+    def decode(self, opcode: int) -> None:
+        """The controller decoded an instruction with ``opcode`` (a code outside model.isa.OPCODES counts
+        nowhere: it is the undefined-opcode error)."""
+        if opcode in self._names:
+            self.sample("chip.opcode", self._names[opcode])
+
+    def status(self, st: dict) -> None:
+        """A STATUS read after DONE (fields of model.isa.CHIP_REGISTERS): its ERROR_CODE when ERROR."""
+        if st["DONE"] and st["ERROR"]:
+            self.sample("chip.error_code", int(st["ERROR_CODE"]))
+
+    def reset_in(self, state: str) -> None:
+        """A reset reached the controller in ``state``."""
+        self.sample("chip.reset", state)
+
+    def wait(self, what: str) -> None:
+        """The controller was held a cycle: ``simd_d`` (descriptor offered, not taken), ``simd_i`` (input beat
+        offered, not taken), ``simd_o`` (result awaited), ``retire`` (SIMD core still busy), ``pim`` (a PIM
+        instruction running)."""
+        self.sample("chip.wait", what)
+
+    def pim_layer(self, segments: int) -> None:
+        """A PIM instruction finished after ``segments`` PIM core runs."""
+        self.sample("chip.pim_segments", ">1" if segments > 1 else "1")
 
     def report(self) -> dict:
         return _report(self.prefix, self.required)

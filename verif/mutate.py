@@ -2,8 +2,10 @@
 
 Mutants are generated on the emitted Verilog of a unit (:data:`UNITS`: the
 PIM core ``dbpim_core`` and every module it instantiates, the SIMD core
-``dbpim_simd``, the window generator ``dbpim_window``; small configuration
-by default), line by line:
+``dbpim_simd``, the window generator ``dbpim_window``, the chip's controllers
+and top ``dbpim_chip_ctrl``, ``dbpim_pim_ctrl``, ``dbpim_chip`` on the native
+chip harness with :func:`chip_suite`; small configuration by default), line
+by line:
 
 * ``cmp``: a comparison flipped or made (non-)strict (``<`` -> ``<=``, ``==`` -> ``!=``, ...);
 * ``const``: a constant operand off by one (``8'h10`` -> ``8'h0f`` / ``8'h11``);
@@ -33,8 +35,10 @@ their ranges, as the first and as the second descriptor) each then a good
 START, the constant registers, ``STATUS`` and ``CYCLES`` after a reset that
 follows DONE, and, where they fit the configuration (``tests/coverage_core.yaml``),
 the designed layers of the coverage regression (:func:`verif.core_tb.coverage_layers`: every descriptor field at its
-extremes). A mutant is *killed* when any of that differs, the harness fails or
-it hangs.
+extremes), a chain of exactly ``core.max_row_tiles`` row tiles, masks at the last mask windows (and one past:
+code 1), and the bus (SLVERR with read data 0 for unaligned accesses, AW or W alone not taken, no response or
+result showing after any reset, one with a response pending included). A mutant is *killed* when any of that
+differs, the harness fails or it hangs.
 
 The SIMD core and the window generator have no native harness: their
 schemata build is a cocotb Verilator build (:func:`verif.rtl.run_test`, the
@@ -52,8 +56,10 @@ survivor's file, line and mutation), written by ``dbpim mutate`` (the
 the reviewed list of equivalent mutants (:data:`EQUIVALENT_LIST`,
 ``verif/mutants_equivalent.yaml``: each entry names its configuration, file,
 kind, mutation and the original and mutated line text, with the reason it
-cannot differ, or differs only where no program can reach) is reported as
-``equivalent``; the others are *unexplained* (a missing test).
+cannot differ, or differs only where no program can reach; entries may name
+one mutant, a pattern, or the structural class ``dead``, see
+:class:`Equivalent`) is reported as ``equivalent``; the others are
+*unexplained* (a missing test).
 """
 
 from __future__ import annotations
@@ -71,7 +77,9 @@ __all__ = ["Mutant", "generate_mutants", "select_mutants", "schemata", "apply_mu
            "check_suite", "build_mutant_harness", "core_sources", "run_mutant", "MutationReport", "run_mutation",
            "MUTANT_PLUSARG", "KINDS", "EQUIVALENT_LIST", "Equivalent", "load_equivalents",
            "stale_equivalents", "Unit", "UNITS", "DEFAULT_MUTANTS", "unit_sources", "unit_mutants", "build_unit_harness",
-           "run_unit_mutant"]
+           "run_unit_mutant", "normalize", "live_signals", "dead_mutants", "CLASSES", "generated_sources",
+           "MutantFacts", "mutant_facts", "ChipSuite", "chip_suite", "check_chip_suite",
+           "build_chip_harness", "run_chip_mutant"]
 
 #: the plusarg that selects a mutant in a schemata build (0: none)
 MUTANT_PLUSARG = "DBPIM_MUTANT"
@@ -238,29 +246,240 @@ def apply_mutant(sources: dict[str, str], mutant: Mutant) -> dict[str, str]:
     return {**sources, mutant.file: "\n".join(lines) + "\n"}
 
 
+# --------------------------------------------------------------------------- names and structure
+
+_TEMP = re.compile(r"\$\d+(?![\w$])")
+
+
+def normalize(text: str) -> str:
+    r"""``text`` with the numbers Yosys and Amaranth give their names written ``$N`` (``\$127`` -> ``\$N``,
+    ``\w_en$113`` -> ``\w_en$N``): they are renumbered by unrelated RTL changes, so the reviewed list keys on
+    the rest of the text."""
+    return _TEMP.sub("$N", text)
+
+
+# ----------------------------------------------------------------- structural liveness (a path to an output)
+
+_ID = re.compile(r"\\\S+|(?<![\w$'\\])[A-Za-z_][\w$]*")
+_KEYWORDS = {"if", "else", "begin", "end", "case", "casez", "casex", "endcase", "default", "assign", "always",
+             "posedge", "negedge", "or", "signed", "reg", "wire", "input", "output", "initial", "full_case",
+             "parallel_case", "module", "endmodule"}
+
+
+def _ids(text: str) -> set:
+    return {t for t in _ID.findall(re.sub(r"\(\*.*?\*\)|/\*.*?\*/|\"[^\"]*\"", " ", text)) if t not in _KEYWORDS}
+
+
+def _target(stmt: str):
+    m = re.match(r"^\s*(\\\S+|[A-Za-z_][\w$]*)\s*(?:\[[^=]*\])*\s*<?=", stmt)
+    return m[1] if m else None
+
+
+def _parse_module(text: str):
+    """(name, port -> direction, signal -> signals it feeds, instances (module, {port: expression})) of one
+    module of Yosys's ``write_verilog``. Every signal a process reads feeds every signal it assigns (an
+    over-approximation: it can only make more signals live)."""
+    name = re.search(r"^module\s+(\S+?)\s*\(", text, flags=re.M)[1]
+    ports = dict((n, d) for d, n in re.findall(
+        r"^\s*(input|output|inout)\s+(?:signed\s+)?(?:\[[^\]]*\]\s*)?(\\\S+|[\w$]+)\s*;", text, flags=re.M))
+    edges, insts, lines, k = {}, [], text.splitlines(), 0
+
+    def add(srcs, dsts):
+        for x in srcs:
+            edges.setdefault(x, set()).update(dsts)
+
+    while k < len(lines):
+        s = lines[k].strip()
+        a = re.match(r"^assign\s+(.+?)\s*=\s*(.+);$", s)
+        if a:
+            lhs = _target(a[1] + " =")
+            # a part select's index feeds the signal too; a concatenation assigns every signal in it
+            targets = {lhs} if lhs else _ids(a[1])
+            add(_ids(a[2]) | (_ids(a[1]) - targets), targets)
+            k += 1
+            continue
+        if s.startswith(("always", "initial")):
+            block = [s]
+            depth = len(re.findall(r"\bbegin\b", s)) - len(re.findall(r"\bend\b", s))
+            k += 1
+            if depth == 0 and not s.endswith(";") and k < len(lines):
+                block.append(lines[k].strip())
+                k += 1
+            while depth > 0 and k < len(lines):
+                t = lines[k].strip()
+                block.append(t)
+                depth += len(re.findall(r"\bbegin\b", t)) - len(re.findall(r"\bend\b", t))
+                k += 1
+            if s.startswith("always"):
+                targets = {_target(re.sub(r"^\s*if\s*\(.*\)\s*", "", part.strip()))
+                           for t in block for part in re.split(r"\bbegin\b|\bend\b|\belse\b", t)} - {None}
+                add(_ids("\n".join(block)) - {"clk"}, targets)
+            continue
+        m = re.match(r"^(\\\S+|[\w$]+)\s+(\\\S+|[\w$]+)\s*\($", s)
+        if m and not s.startswith(("module", "assign")):
+            conns, k = {}, k + 1
+            while k < len(lines) and not lines[k].strip().startswith(");"):
+                c = re.match(r"^\.(\S+?)\((.*)\),?$", lines[k].strip())
+                if c:
+                    conns[c[1]] = c[2]
+                k += 1
+            insts.append((m[1], conns))
+        k += 1
+    return name, ports, edges, insts
+
+
+def _modules(sources: dict[str, str]) -> dict:
+    mods = {}
+    for text in sources.values():
+        for chunk in re.split(r"(?=^module )", text, flags=re.M):
+            if chunk.startswith("module "):
+                n, ports, edges, insts = _parse_module(chunk)
+                mods[n] = (ports, edges, insts)
+    return mods
+
+
+def live_signals(sources: dict[str, str], top: str, mods: dict | None = None) -> dict[str, set]:
+    """Module name -> the signals of it that have a structural path (assignments, processes, instance ports)
+    to an output of ``top``; a signal outside its module's set can change no output (dead logic)."""
+    mods = mods or _modules(sources)
+    if top not in mods:
+        raise ValueError(f"top: no module {top!r} in the sources")
+    live = {n: set() for n in mods}
+    live[top] = {p for p, d in mods[top][0].items() if d != "input"}
+    rev = {n: {} for n in mods}
+    for n, (_, edges, _) in mods.items():
+        for x, ds in edges.items():
+            for d in ds:
+                rev[n].setdefault(d, set()).add(x)
+    changed = True
+    while changed:
+        changed = False
+        for n, (_, _, insts) in mods.items():
+            for mod, conns in insts:
+                for p, expr in conns.items() if mod in mods else ():
+                    d = mods[mod][0].get(p)
+                    if d == "input" and p in live[mod] and not _ids(expr) <= live[n]:
+                        live[n] |= _ids(expr)
+                        changed = True
+                    elif d != "input" and _ids(expr) & live[n] and p not in live[mod]:
+                        live[mod].add(p)
+                        changed = True
+            stack = list(live[n])
+            while stack:
+                for x in rev[n].get(stack.pop(), ()):
+                    if x not in live[n]:
+                        live[n].add(x)
+                        changed = True
+                        stack.append(x)
+    return live
+
+
+def _mutated_signal(mutant: Mutant) -> str:
+    """The signal a mutant changes: the register whose reset it drops, or its assignment's left-hand side."""
+    if mutant.kind == "reset":
+        return mutant.what[len("reset of "):-len(" dropped")]
+    return _target(mutant.original.split(" = ")[0][len("assign "):] + " =")  # None: not one signal
+
+
+_YOSYS_TEMP = re.compile(r"^\\\$\d+$")
+
+
+@dataclass(frozen=True)
+class MutantFacts:
+    """What the generated Verilog says about a mutant: ``dead`` (its changed signal has no structural path to an
+    output of the unit's top: no stimulus can tell it from the design) and ``drives`` (the named signals its
+    changed signal reaches through Yosys's temporaries alone, normalized: which copy of a check it is)."""
+
+    dead: bool = False
+    drives: tuple = ()
+
+
+def mutant_facts(sources: dict[str, str], mutants: list, top: str) -> dict:
+    """:class:`MutantFacts` of each of ``mutants`` (of ``sources``, unit top module ``top``)."""
+    mods = _modules(sources)
+    live = live_signals(sources, top, mods)
+    module = {n: re.search(r"^module\s+(\S+?)\s*\(", t, flags=re.M)[1] for n, t in sources.items()}
+    out = {}
+    for m in mutants:
+        sig, mod = _mutated_signal(m), module[m.file]
+        edges = mods[mod][1]
+        named, seen, stack = set(), {sig}, [sig]
+        while stack:
+            for x in edges.get(stack.pop(), ()):
+                if x in seen:
+                    continue
+                seen.add(x)
+                if _YOSYS_TEMP.match(x):
+                    stack.append(x)
+                else:
+                    named.add(normalize(x))
+        out[m] = MutantFacts(dead=sig is not None and sig not in live.get(mod, ()), drives=tuple(sorted(named)))
+    return out
+
+
+def dead_mutants(sources: dict[str, str], mutants: list, top: str) -> set:
+    """The ``mutants`` of ``sources`` (a set) whose changed signal has no structural path to an output of
+    ``top`` (:func:`live_signals`): no stimulus can tell them from the design."""
+    return {m for m, f in mutant_facts(sources, mutants, top).items() if f.dead}
+
+
 # --------------------------------------------------------------------------- the reviewed equivalents
+
+#: the entry classes besides one named mutant (:class:`Equivalent` ``cls``)
+CLASSES = ("dead",)
+
 
 @dataclass(frozen=True)
 class Equivalent:
-    """A reviewed equivalent mutant: which mutant (stable across runs: its text, not its line number) and why.
+    """A reviewed equivalent mutant, or a reviewed class of them, and why.
 
-    ``config`` is the hardware configuration's name the mutant was reviewed on; ``file``, ``kind``, ``what``,
-    ``original`` and ``mutated`` are those of the :class:`Mutant`; ``reason`` says in one line why it
-    cannot differ.
+    ``config`` is the hardware configuration's name the entry was reviewed on; ``reason`` says in one line why
+    the mutants it names cannot differ. An entry names mutants in one of three ways:
+
+    * one mutant: ``file``, ``kind``, ``what``, ``original`` and ``mutated`` of the :class:`Mutant`, compared
+      after :func:`normalize` (Yosys's renumbered temporaries do not make it stale);
+    * a pattern: ``match`` maps some of ``what``, ``original``, ``mutated`` to regular expressions that must
+      match the whole normalized text (``file`` and ``kind`` exact); ``count`` mutants must match;
+    * a class (``cls``, :data:`CLASSES`): ``dead``, every mutant whose changed signal has no structural path to
+      an output of the unit's top (:func:`dead_mutants`).
+
+    ``drives`` (a named mutant or a pattern) also requires the named signals the mutant reaches through Yosys's
+    temporaries (:class:`MutantFacts`) to be exactly these: it tells Yosys's copies of one check apart.
+
+    ``count`` (default 1 for a named mutant, at least 1 otherwise) is how many generated mutants the entry must
+    name: anything else makes it stale (:func:`stale_equivalents`).
     """
 
     config: str
-    file: str
-    kind: str
-    what: str
-    original: str
-    mutated: str
     reason: str
+    file: str = ""
+    kind: str = ""
+    what: str = ""
+    original: str = ""
+    mutated: str = ""
+    match: tuple = ()
+    cls: str = ""
+    count: int | None = None
+    drives: tuple | None = None
 
-    def matches(self, config: str, mutant: Mutant) -> bool:
-        """This entry names ``mutant`` of configuration ``config``."""
-        return (config, mutant.file, mutant.kind, mutant.what, mutant.original, mutant.mutated) == (
-            self.config, self.file, self.kind, self.what, self.original, self.mutated)
+    def matches(self, config: str, mutant: Mutant, facts: MutantFacts | None = None) -> bool:
+        """This entry names ``mutant`` of configuration ``config`` (``facts``: its :class:`MutantFacts`)."""
+        facts = facts or MutantFacts()
+        if config != self.config:
+            return False
+        if self.cls:
+            return self.cls == "dead" and facts.dead
+        if (mutant.file, mutant.kind) != (self.file, self.kind):
+            return False
+        if self.drives is not None and tuple(sorted(map(normalize, self.drives))) != facts.drives:
+            return False
+        if self.match:
+            return all(re.fullmatch(rx, normalize(getattr(mutant, f))) for f, rx in self.match)
+        return all(normalize(getattr(mutant, f)) == normalize(getattr(self, f)) for f in ("what", "original",
+                                                                                            "mutated"))
+
+
+_NAMED = ("file", "kind", "what", "original", "mutated")
 
 
 def load_equivalents(path: Path = EQUIVALENT_LIST) -> list[Equivalent]:
@@ -270,7 +489,7 @@ def load_equivalents(path: Path = EQUIVALENT_LIST) -> list[Equivalent]:
     ------
     ValueError
         ``path`` is unreadable, not such a list, or an entry misses a field, has another or an empty one,
-        or names an unknown kind.
+        names an unknown kind or class, or has a pattern that is not a regular expression.
     """
     import yaml
     path = Path(path)
@@ -280,24 +499,64 @@ def load_equivalents(path: Path = EQUIVALENT_LIST) -> list[Equivalent]:
         raise ValueError(f"{path}: unreadable ({str(e).splitlines()[0]})") from None
     if not isinstance(data, list):
         raise ValueError(f"{path}: must be a list of mutants, got {type(data).__name__}")
-    names = [f.name for f in Equivalent.__dataclass_fields__.values()]
+    shapes = {"named": {"config", "reason", *_NAMED}, "pattern": {"config", "reason", "file", "kind", "match"},
+              "class": {"config", "reason", "class"}}
     out = []
     for k, e in enumerate(data):
-        if not isinstance(e, dict) or set(e) != set(names):
-            raise ValueError(f"{path}: entry {k + 1}: must have exactly the fields {', '.join(names)}")
-        bad = [n for n in names if not isinstance(e[n], str) or not e[n].strip()]
+        where = f"{path}: entry {k + 1}"
+        shape = next((n for n, f in shapes.items() if isinstance(e, dict) and set(e) - {"count", "drives"} == f
+                      and ("drives" not in e or n != "class")), None)
+        if shape is None:
+            raise ValueError(f"{where}: must have exactly the fields {', '.join(shapes['named'])} (one mutant), "
+                             f"or config, reason, file, kind, match (a pattern), or config, reason, class "
+                             f"(optionally count; drives but for a class)")
+        bad = [n for n in sorted(set(e) - {"match", "count", "drives"})
+               if not isinstance(e[n], str) or not e[n].strip()]
         if bad:
-            raise ValueError(f"{path}: entry {k + 1}: field {bad[0]} must be a non-empty string")
-        if e["kind"] not in KINDS:
-            raise ValueError(f"{path}: entry {k + 1}: field kind is {e['kind']!r}, allowed: {', '.join(KINDS)}")
-        out.append(Equivalent(**e))
+            raise ValueError(f"{where}: field {bad[0]} must be a non-empty string")
+        if "kind" in e and e["kind"] not in KINDS:
+            raise ValueError(f"{where}: field kind is {e['kind']!r}, allowed: {', '.join(KINDS)}")
+        if "class" in e and e["class"] not in CLASSES:
+            raise ValueError(f"{where}: field class is {e['class']!r}, allowed: {', '.join(CLASSES)}")
+        count = e.get("count")
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+            raise ValueError(f"{where}: field count must be an integer >= 1, got {count!r}")
+        match = ()
+        if shape == "pattern":
+            m = e["match"]
+            if not isinstance(m, dict) or not m or not set(m) <= {"what", "original", "mutated"} \
+                    or not all(isinstance(v, str) and v for v in m.values()):
+                raise ValueError(f"{where}: field match must map some of what, original, mutated to a regular "
+                                 f"expression")
+            for f, rx in m.items():
+                try:
+                    re.compile(rx)
+                except re.error as x:
+                    raise ValueError(f"{where}: match.{f} is not a regular expression ({x})") from None
+            match = tuple(sorted(m.items()))
+        drives = e.get("drives")
+        if drives is not None and (not isinstance(drives, list) or not all(isinstance(x, str) and x for x in drives)):
+            raise ValueError(f"{where}: field drives must be a list of signal names")
+        fields = {n: e[n] for n in ("config", "reason", *_NAMED) if n in e}
+        out.append(Equivalent(**fields, match=match, cls=e.get("class", ""), count=count,
+                              drives=None if drives is None else tuple(drives)))
     return out
 
 
-def stale_equivalents(equivalents: list, config: str, mutants: list) -> list:
-    """The entries of ``equivalents`` for configuration ``config`` that do not name exactly one of ``mutants``
-    (all the mutants generated for it): stale entries, to review again."""
-    return [e for e in equivalents if e.config == config and sum(e.matches(config, m) for m in mutants) != 1]
+def stale_equivalents(equivalents: list, config: str, mutants: list, facts: dict | None = None) -> list:
+    """The entries of ``equivalents`` for configuration ``config`` that do not name as many of ``mutants`` (all
+    the mutants generated for it; ``facts``: their :class:`MutantFacts`, :func:`mutant_facts`) as they must
+    (``count``; one for a named mutant, at least one otherwise): stale entries, to review again."""
+    facts = facts or {}
+    out = []
+    for e in equivalents:
+        if e.config != config:
+            continue
+        n = sum(e.matches(config, m, facts.get(m)) for m in mutants)
+        want = e.count if e.count is not None else (1 if not (e.match or e.cls) else None)
+        if n == 0 or (want is not None and n != want):
+            out.append(e)
+    return out
 
 
 # --------------------------------------------------------------------------- the kill suite
@@ -313,6 +572,8 @@ class KillSuite:
     reads: list
     #: per aborted START in order: (label, the START's results; those out before the reset are a prefix)
     aborted: list = None
+    #: the bus lines in order (``idle``, ``bread``, ``bwrite`` of verif/native/core_main.cpp), as they must read
+    bus: list = None
 
 
 def _random_program(params, rng, signed: bool, k_range=None):
@@ -523,6 +784,35 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
         lines += wins + ["run 100000"]
         expect.append(("good START after a chain too long", want.beats[0], int(want.cycles[0]), 0b010,
                        ends(prog, seg)))
+    # a chain of exactly core.max_row_tiles row tiles (the longest DECODE accepts), where the descriptors hold it
+    chain = hw.core.max_row_tiles
+    if chain <= hw.core.descriptors:
+        links = [dataclasses.replace(p, first=k == 0, last=k == chain - 1) for k in range(chain)]
+        cprog = dataclasses.replace(prog, segments=[dataclasses.replace(seg, passes=links)])
+        cseg = cprog.segments[0]
+        cwant = run_core(cprog, xs[0])
+        lines += [f"write {a:x} {d:x}" for a, d in bus_writes(cprog, cseg)]
+        lines += [f"window {w}" for w in _hex_rows(input_windows(cprog, cseg, xs[0]))] + ["run 2000000"]
+        # (results only: the program's cycles are those the compiler planned for its own passes)
+        expect.append((f"a chain of {chain} row tiles", cwant.beats[0], None, 0b010, ends(cprog, cseg)))
+        lines += [f"write {a:x} {d:x}" for a, d in bus_writes(prog, seg)]
+    # the masks of the first pass moved to the last mask windows (mask_base + n_win = mask_windows, the largest
+    # DECODE accepts), then one window further (code 1), then code 2 with every field at its maximum
+    mask = params.map.regions["mask"]
+    top = hw.core.mask_windows - p.n_win
+    if top > p.mask_base:
+        written = dict(bus_writes(prog, seg))
+        lines += [f"write {mask.address(top + k, w):x} {written[mask.address(p.mask_base + k, w)]:x}"
+                  for k in range(p.n_win) for w in range(mask.words)]
+        lines += desc_writes({**good, "mask_base": top}) + wins + ["run 100000"]
+        expect.append(("masks at the last mask windows", want.beats[0], int(want.cycles[0]), 0b010, ends(prog, seg)))
+        for code, bad in ((1, {"mask_base": top + 1}),
+                          (2, {"first": 0, "mask_base": top, "n_kept": cap, "pixels": hw.core.out_pixels,
+                               "n_out": hw.macro.n_col})):
+            lines += desc_writes({**good, **bad}) + wins + ["run 100000", "flush"]
+            expect.append((f"STATUS.ERROR_CODE {code} ({', '.join(f'{k} {v}' for k, v in bad.items())})",
+                           np.zeros(0, np.int64), None, 0b110 | code << 4, []))
+        lines += desc_writes(good)
     # the constant registers
     d = params.derived
     consts = spec.core_constants(
@@ -539,7 +829,25 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
     for name in ("STATUS", "CYCLES"):
         lines.append(f"read {params.map.regs[name]:x}")
         reads.append((params.map.regs[name], 0))
-    return KillSuite(lines, expect, reads, aborted)
+    # the bus: every reset above left no response or result showing (the aborted STARTs' resets included);
+    # an unaligned read and write answer SLVERR (read data 0); AW alone and W alone are not taken; a reset with
+    # a write response, then with a read response left pending, and after a START that stopped on an error
+    # (then STATUS and CYCLES read 0)
+    st, cyc = params.map.regs["STATUS"], params.map.regs["CYCLES"]
+    bus = ["idle 0 0 0"] * len(aborted)
+    lines += ["idle", f"bread {st + 1:x}", f"bwrite {desc.address(0, 0) + 2:x} 0 0"]
+    bus += ["idle 0 0 0", f"bread {st + 1:x} 0 2", f"bwrite {desc.address(0, 0) + 2:x} 2 0"]
+    for lead in (3, -3):
+        word = spec.entry_words(desc.fields, good)[0]
+        lines.append(f"bwrite {desc.address(0, 0):x} {word:x} {lead}")
+        bus.append(f"bwrite {desc.address(0, 0):x} 0 0")
+    lines += desc_writes({**good, "pixels": 0}) + wins + ["run 100000", "flush"]
+    expect.append(("STATUS.ERROR_CODE 1 (pixels 0) before a reset", np.zeros(0, np.int64), None, 0b110 | 1 << 4, []))
+    lines += [f"wpend {desc.address(0, 0):x} 0", "reset 4", "idle", f"read {st:x}", f"read {cyc:x}",
+              f"rpend {st:x}", "reset 4", "idle"]
+    reads += [(st, 0), (cyc, 0)]
+    bus += ["idle 0 0 0", "idle 0 0 0"]
+    return KillSuite(lines, expect, reads, aborted, bus)
 
 
 def check_suite(suite: KillSuite, out_lines: list[str], psum_bits: int) -> str | None:
@@ -573,6 +881,12 @@ def check_suite(suite: KillSuite, out_lines: list[str], psum_bits: int) -> str |
             return f"register {a:#x} reads {gv:#x}, expected {v:#x}"
     if len(got) != len(suite.reads):
         return f"{len(got)} register reads, expected {len(suite.reads)}"
+    bus = [ln.strip() for ln in out_lines if ln.split()[0] in ("idle", "bread", "bwrite")]
+    for k, (want, line) in enumerate(zip(suite.bus or [], bus)):
+        if line != want:
+            return f"bus line {k}: {line!r}, expected {want!r}"
+    if len(bus) != len(suite.bus or []):
+        return f"{len(bus)} bus lines, expected {len(suite.bus or [])}"
     return None
 
 
@@ -589,11 +903,14 @@ class Unit:
     module: str | None = None
     testcase: str | None = None
     stall: float = 0.3
+    #: the native harness that runs the unit's kill suite (``core``, ``chip``), or None (cocotb)
+    native: str | None = None
 
 
 #: unit name -> :class:`Unit` (``core``: the native harness and :func:`kill_suite`)
 UNITS = {
-    "core": Unit("core"),
+    "core": Unit("core", native="core"),
+    "chip": Unit("chip", ("dbpim_chip_ctrl.v", "dbpim_pim_ctrl.v", "dbpim_chip.v"), native="chip"),
     "simd": Unit("simd", ("dbpim_simd.v",), "dbpim.verif.test_simd", "simd_stream"),
     "window": Unit("window", ("dbpim_window.v",), "dbpim.verif.test_window", "window_stream"),
 }
@@ -601,7 +918,7 @@ UNITS = {
 
 #: mutants a default run picks per unit (``dbpim mutate`` without ``--mutants``): the core's run takes seconds on
 #: its native harness, each SIMD or window mutant a cocotb simulation
-DEFAULT_MUTANTS = {"core": 60, "simd": 20, "window": 20}
+DEFAULT_MUTANTS = {"core": 60, "simd": 20, "window": 20, "chip": 60}
 
 
 def _unit(unit: str) -> Unit:
@@ -665,6 +982,200 @@ def run_unit_mutant(build, unit: str, hw, index: int, seed: int = 1) -> str | No
     return None
 
 
+# --------------------------------------------------------------------------- the chip (native harness)
+
+@dataclass
+class ChipSuite:
+    """Stimulus lines of the native chip harness (verif/native/chip_main.cpp) and what each sample must give."""
+
+    lines: list
+    #: per sample in order: (label, the buffers of the regions read, STATUS fields that must match, CYCLES or
+    #: None, the regions' values (one array per region) or None)
+    expect: list
+    #: number of ``abort`` lines (each prints ``aborted``)
+    aborts: int = 0
+
+
+def chip_suite(hw, seed: int = 1) -> ChipSuite:
+    """The chip unit's kill suite on the native chip harness, deterministic for ``seed``: random programs of every
+    SIMD instruction on random buffers (ACT after HALT and CYCLES equal the golden chip's), a REQ of more channels
+    than lanes, a random PIM convolution of several segments and a linear layer (ACC equal to the golden chip's;
+    CYCLES its :func:`model.chip.program_cycles`), a reset in the middle of a SIMD program and of the convolution
+    (STATUS idle after it) each then rerun, one program per STATUS.ERROR_CODE (with the PC), then a reset (STATUS and
+    CYCLES read 0)."""
+    from dbpim.model import isa
+    from dbpim.model.chip import GoldenChip, program_cycles
+    from dbpim.model.core import CoreParams
+    from dbpim.verif import chip_programs
+    from dbpim.verif.native_chip import chip_depths, chip_stimulus, program_images
+    from dbpim.verif.pim_programs import pim_program, random_pim
+
+    rng = np.random.default_rng(seed)
+    depths = chip_depths(hw)
+    lanes = hw.system.simd_lanes
+    lines, expect, aborts = [], [], 0
+    status_reg, ctrl = isa.CHIP_REG["STATUS"], isa.CHIP_REG["CTRL"]
+    regs = isa.HOST_TARGETS.index("REGS")
+
+    def add(prog, samples, reads, want, label, abort_after=None):
+        """One program: its images, then per sample its writes, run and reads; with ``abort_after``, the first
+        sample's START is first reset after that many cycles (STATUS and CYCLES read), its writes repeated."""
+        nonlocal aborts
+        block = chip_stimulus(program_images(prog), samples, reads, depths, 10 ** 7)
+        if abort_after is not None:
+            at = next(k for k, ln in enumerate(block) if ln.startswith("run "))
+            mark = max(k for k in range(at) if block[k] == "mark")
+            block[at:at] = [f"abort {regs:x} {ctrl.word:x} {ctrl.value(START=1):x} {int(abort_after)}",
+                            f"read {regs:x} {status_reg.word:x} 1",
+                            f"read {regs:x} {isa.CHIP_REG['CYCLES'].word:x} 1"] + block[mark + 1:at]
+            aborts += 1
+            expect.append((f"{label}: STATUS after a reset mid-run", [], {"BUSY": 0, "DONE": 0, "ERROR": 0}, 0,
+                           None))
+        lines.extend(block)
+        expect.extend((lab, [r[0] for r in reads], f, c, v) for lab, f, c, v in want)
+
+    # random programs of every SIMD instruction, two samples each
+    for trial in range(2):
+        asm = chip_programs.Asm(rng, depths)
+        for op in list(chip_programs.SIMD_OPS) + list(rng.choice(list(chip_programs.SIMD_OPS), 4)):
+            asm.random(str(op))
+        m, sh = asm.mults(2 * lanes + 1, 43)  # constants in three groups
+        d = asm.desc("REQ", C=2 * lanes + 1, inner=2, outer=1, m_addr=asm.const(m), s_addr=asm.const(sh),
+                     bias_addr=asm.const(rng.integers(-5000, 5000, 2 * lanes + 1)), has_bias=1, lo=-100, hi=100)
+        asm.imem.append(isa.encode("REQ", desc=d, dst=asm.place(2 * (2 * lanes + 1), []), src0=0))
+        prog = asm.program()
+        bufs = [chip_programs.random_buffers(rng, depths) for _ in range(2)]
+        want = []
+        for k, (act, acc) in enumerate(bufs):
+            a, c = act[None].copy(), acc[None].copy()
+            GoldenChip.from_program(prog, lanes).execute(a, c)
+            want.append((f"SIMD program {trial} sample {k}",
+                         {"DONE": 1, "ERROR": 0, "PC": len(prog.imem) - 1}, program_cycles(prog, lanes), [a[0]]))
+        add(prog, [{"ACT": (0, a), "ACC": (0, c)} for a, c in bufs], [("ACT", 0, depths["ACT"])], want,
+            f"SIMD program {trial}", abort_after=(137 + 311 * trial) if trial else None)
+    # a random convolution of several segments, once whole, once after a reset in its middle; a linear layer
+    params = CoreParams.from_config(hw)
+    for kind in ("conv2d", "linear"):
+        for _ in range(200):
+            case = random_pim(rng, hw.macro, kind=kind)
+            src, dst = int(rng.integers(0, 40)), int(rng.integers(0, 20))
+            pim = pim_program(case, params, src=src, dst=dst, table_pad=0)
+            if len(pim.wmem) <= depths["WMEM"] and (kind == "linear" or _pim_segments(pim) > 1):
+                break
+        else:
+            raise RuntimeError(f"no random PIM {kind} layer (of several segments) fits the chip")
+        act = rng.integers(-300, 300, depths["ACT"])
+        act[src:src + case.x.shape[1]] = case.x[0]
+        acc = rng.integers(-(1 << 20), 1 << 20, depths["ACC"])
+        a, c = act[None].copy(), acc[None].copy()
+        GoldenChip.from_program(pim, lanes).execute(a, c)
+        cyc = program_cycles(pim, lanes, act, acc)
+        for abort_after in (None, cyc // 2) if kind == "conv2d" else (None,):
+            add(pim, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
+                [(f"PIM {kind} layer" + ("" if abort_after is None else " after a reset"),
+                  {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1}, cyc, [c[0]])], f"PIM {kind} layer", abort_after)
+
+    # each STATUS.ERROR_CODE
+    def one(word, op=None, **desc):
+        asm = chip_programs.Asm(np.random.default_rng(0), depths)
+        if op:
+            asm.desc(op, **desc)
+        asm.dmem.extend([0] * (isa.DESC_WORDS - len(asm.dmem)))
+        asm.imem.append(word)
+        return asm.program()
+
+    big = (1 << 31) - 1
+    for label, prog, code in (
+            ("undefined opcode", one(isa.encode("CLMP") & ~0xF | 0xF), 1),
+            ("DWC", one(isa.encode("DWC")), 2),
+            ("lo > hi", one(isa.encode("CLMP", desc=0, dst=10, src0=0), "CLMP", count=3, lo=5, hi=1), 3),
+            ("past 16 bits", one(isa.encode("GAP", desc=0, dst=10, src0=0), "GAP", C=1, HW=4, m=big, s=0,
+                                 lo=-big - 1, hi=big), 4),
+            ("past ACT", one(isa.encode("CLMP", desc=0, dst=depths["ACT"] - 2, src0=0), "CLMP", count=3, lo=-9,
+                             hi=9), 5),
+            ("PIM of zero groups", one(isa.encode("PIM", desc=0)), 6)):
+        add(prog, [{"ACT": (0, np.full(8, 1000))}], [], [(f"error code {code} ({label})",
+                                                           {"DONE": 1, "ERROR": 1, "ERROR_CODE": code, "PC": 0},
+                                                           None, None)], label)
+    # a reset after the last error stop: STATUS (code included) and CYCLES read 0
+    lines += ["reset 4", f"read {regs:x} {status_reg.word:x} 1", f"read {regs:x} {isa.CHIP_REG['CYCLES'].word:x} 1"]
+    expect.append(("STATUS after a reset that follows an error", [],
+                   {"BUSY": 0, "DONE": 0, "ERROR": 0, "ERROR_CODE": 0}, 0, None))
+    return ChipSuite(lines, expect, aborts)
+
+
+def _pim_segments(prog) -> int:
+    """PIM core runs (segments) of every layer of a program's WMEM image."""
+    from dbpim.model.pim_image import read_block
+    w = np.asarray(prog.wmem, np.int64)
+    return sum(len(read_block(w, i).segments) for i in range(int(w[0])))
+
+
+def check_chip_suite(suite: ChipSuite, out_lines: list[str]) -> str | None:
+    """Why the chip harness output differs from the suite's expectations (None: it passes)."""
+    from dbpim.model import isa
+    tok = [ln.split() for ln in out_lines if ln.strip()]
+    if any(t[0] == "timeout" for t in tok):
+        return "a run did not reach DONE"
+    if sum(t[0] == "aborted" for t in tok) != suite.aborts:
+        return "an abort did not happen"
+    reads = [[int(x, 16) for x in t[1:]] for t in tok if t[0] == "r"]
+    st = isa.CHIP_REG["STATUS"]
+    k = 0
+    for label, regions, fields, cycles, values in suite.expect:
+        if k + 2 + len(regions) > len(reads):
+            return f"{label}: no results"
+        status, cyc = st.decode(reads[k][0]), reads[k + 1][0]
+        bad = {f: status[f] for f, v in fields.items() if status[f] != v}
+        if bad:
+            return f"{label}: STATUS {bad}, expected {fields}"
+        if cycles is not None and cyc != cycles:
+            return f"{label}: CYCLES {cyc}, expected {cycles}"
+        for name, got, want in zip(regions, reads[k + 2:k + 2 + len(regions)], values or []):
+            bits = isa.BUFFERS[name].elem_bits
+            got = np.array(got, np.int64)
+            got = np.where(got >= 1 << (bits - 1), got - (1 << bits), got)
+            if not np.array_equal(got, want):
+                return f"{label}: {name} differs at {np.flatnonzero(got != want)[:5].tolist()}"
+        k += 2 + len(regions)
+    if k != len(reads):
+        return f"{len(reads)} reads, expected {k}"
+    return None
+
+
+def build_chip_harness(hw, mutants_dir: Path, count: int | None = None, seed: int = 0, pick=None):
+    """The native chip harness built from the schemata of ``count`` mutants of the chip unit (or those ``pick``
+    accepts) under ``mutants_dir``. Returns (executable, selected mutants, mutants generated, build seconds)."""
+    from dbpim.verif.native import verilate_harness
+    mutants_dir = Path(mutants_dir).resolve()
+    mutants_dir.mkdir(parents=True, exist_ok=True)
+    sources, names, _ = unit_sources("chip", hw, mutants_dir)
+    allm = unit_mutants("chip", sources)
+    chosen = [m for m in allm if pick(m)] if pick else select_mutants(allm, count, seed)
+    sdir = mutants_dir / "schemata"
+    sdir.mkdir(exist_ok=True)
+    for n, text in schemata(sources, chosen).items():
+        (sdir / n).write_text(text)
+    t0 = time.perf_counter()
+    exe = verilate_harness("chip", [sdir / n for n in names], mutants_dir, mutants_dir / "rtl", "mutants")
+    return exe, chosen, len(allm), time.perf_counter() - t0
+
+
+def run_chip_mutant(exe: Path, suite: ChipSuite, index: int, timeout: float = 120.0) -> str | None:
+    """Run mutant ``index`` (0: the design as generated) through the chip suite: why it was killed, or None."""
+    from dbpim.verif.native import NativeError, _run
+    try:
+        out = _run(exe, suite.lines, f"chip-mutant{index}", args=[f"+{MUTANT_PLUSARG}={index}"], timeout=timeout)
+    except NativeError as e:
+        return f"harness failed: {str(e).split(': ', 1)[-1][:120]}"
+    except subprocess.TimeoutExpired:
+        return f"hung (no end within {timeout:g} s)"
+    try:
+        return check_chip_suite(suite, out)
+    except (ValueError, IndexError, KeyError) as e:
+        return f"unreadable results ({e})"
+
+
 # --------------------------------------------------------------------------- build and run
 
 def core_sources(hw, bdir: Path) -> tuple[dict[str, str], list[str]]:
@@ -715,6 +1226,11 @@ def run_mutant(exe: Path, suite: KillSuite, index: int, psum_bits: int, timeout:
         return check_suite(suite, out, psum_bits)
     except (ValueError, IndexError) as e:
         return f"unreadable results ({e})"
+
+
+def generated_sources(mutants_dir: Path) -> dict[str, str]:
+    """The generated (unmutated) Verilog a schemata build under ``mutants_dir`` was made from (name -> text)."""
+    return {p.name: p.read_text() for p in sorted((Path(mutants_dir).resolve() / "rtl").glob("*.v"))}
 
 
 @dataclass
@@ -792,11 +1308,18 @@ def run_mutation(hw, out_dir: Path, count: int | None = 60, seed: int = 0, suite
 
         def run(index):
             return run_mutant(exe, suite, index, psum)
+    elif unit == "chip":
+        exe, chosen, generated, build_s = build_chip_harness(hw, out_dir, count, seed)
+        csuite = chip_suite(hw, suite_seed)
+
+        def run(index):
+            return run_chip_mutant(exe, csuite, index)
     else:
         build, chosen, generated, build_s = build_unit_harness(unit, hw, out_dir, count, seed)
 
         def run(index):
             return run_unit_mutant(build, unit, hw, index, suite_seed)
+    facts = mutant_facts(generated_sources(out_dir), chosen, f"dbpim_{UNITS[unit].block}")
     t0 = time.perf_counter()
     base = run(0)
     if base is not None:
@@ -804,7 +1327,7 @@ def run_mutation(hw, out_dir: Path, count: int | None = 60, seed: int = 0, suite
     survivors, equivalent, listed_but_killed, killed_by = [], [], [], {}
     for k, mu in enumerate(chosen):
         why = run(mu.index)
-        eq = next((e for e in equivalents if e.matches(hw.name, mu)), None)
+        eq = next((e for e in equivalents if e.matches(hw.name, mu, facts[mu])), None)
         if why is None and eq is not None:
             equivalent.append({**asdict(mu), "reason": eq.reason})
         elif why is None:

@@ -1,5 +1,5 @@
-"""``dbpim mutate``: automatic mutation of a unit's RTL (the PIM core, the SIMD core, the window generator), each
-mutant run through a fast regression subset (``make mutate``)."""
+"""``dbpim mutate``: automatic mutation of a unit's RTL (the PIM core, the SIMD core, the window generator, the chip
+controllers), each mutant run through a fast regression subset (``make mutate``)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ COMMAND = "dbpim mutate"
 @hw_option(default="small", help_extra="; the kill suite runs on it")
 @click.option("--unit", type=click.Choice(list(UNITS)), default="core", show_default=True,
               help="what to mutate: the PIM core (dbpim_core and its blocks; native harness), the SIMD core "
-                   "(dbpim_simd) or the window generator (dbpim_window; each mutant runs its cocotb regression)")
+                   "(dbpim_simd) or the window generator (dbpim_window; each mutant runs its cocotb regression), "
+                   "the chip (dbpim_chip_ctrl, dbpim_pim_ctrl and the dbpim_chip top; native chip harness)")
 @click.option("--mutants", type=Number(limits.COUNT), default=None,
               help="how many of the generated mutants to run, spread over the mutation kinds  [default: 60 for "
-                   "the core, 20 for the others]")
+                   "the core and the chip, 20 for the others]")
 @click.option("--all", "run_all", is_flag=True, help="run every generated mutant (overrides --mutants)")
 @click.option("--seed", type=Number(limits.SEED), default=0, show_default=True,
               help="seed of the choice of mutants")
@@ -33,7 +34,9 @@ def command(hw, unit, mutants, run_all, seed, out):
     """Mutants of a unit's generated Verilog (comparisons, constants, operators, operands, stuck signals,
     dropped resets), all in one Verilator build, each run through the unit's kill suite (the core: random
     layers at full rate and stalled, a dense layer unsigned and signed, resets mid-layer, every error code,
-    the constant registers; the SIMD core and the window generator: their cocotb regression with stalls).
+    the constant registers, the bus responses; the SIMD core and the window generator: their cocotb regression
+    with stalls; the chip: random programs of every instruction, a PIM layer of several segments, resets
+    mid-program, every error code).
 
     Prints killed K / N (E equivalent, S unexplained), each unexplained survivor (file, line, mutation) and
     each survivor on the reviewed list verif/mutants_equivalent.yaml (with its reason); writes mutate.json and

@@ -10,6 +10,8 @@
 //                                   then clocks until irq (STATUS.DONE), at most <max> (decimal):
 //                                   "run <clocks> <wall seconds> <CPU seconds>"; past <max>: "timeout <clocks>",
 //                                   exit 1 (CPU seconds: this process's, a figure a loaded machine does not skew)
+//   abort <sel> <word> <value> <n>  the write of run, then <n> clocks (decimal), then rst high for 2 cycles: a reset
+//                                   in the middle of a program: "aborted <clocks>"
 //   mark                            "mark <clocks so far> <seconds so far>" (per-sample wall times)
 // RESULTS: the lines above, then "stats <clock cycles> <seconds>".
 #include <ctime>
@@ -96,6 +98,12 @@ int main(int argc, char** argv) {
                 break;
             }
             std::fprintf(out, "run %llu %.9f %.9f\n", (unsigned long long)(h.clocks - c0), secs, cpu);
+        } else if (op == "abort" && c.size() == 5) {
+            uint64_t n = std::strtoull(c[4].c_str(), nullptr, 10), c0 = h.clocks;
+            h.write((uint32_t)h64(c[1]), (uint32_t)h64(c[2]), h64(c[3]));
+            for (uint64_t i = 0; i < n && !top->irq; ++i) h.tick();
+            h.reset(2);
+            std::fprintf(out, "aborted %llu\n", (unsigned long long)(h.clocks - c0));
         } else if (op == "mark") {
             double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - session.t0).count();
             std::fprintf(out, "mark %llu %.9f\n", (unsigned long long)h.clocks, secs);

@@ -8,8 +8,17 @@
 //   read <addr>                  AXI4-Lite read (hex), result printed as "read <addr> <data>"
 //   window <hex>                 queue one s_axis beat
 //   run <max_cycles>             START, stream the queue, collect results until DONE
-//   abort <after>                START, stream, and reset after <after> cycles (a reset mid-layer)
+//   abort <after>                START, stream, and reset after <after> cycles (a reset mid-layer; m_axis_tready
+//                                low during it, so a result on offer is not taken), then as idle
 //   flush                        drop the windows still queued (after a run the core aborted)
+//   idle                         4 cycles, nothing offered or accepted: "idle <bvalid> <rvalid> <m_axis_tvalid>",
+//                                each 1 when it was high in any of them (after a reset: all 0); also printed
+//                                by abort right after its reset
+//   bwrite <addr> <data> <lead>  AXI4-Lite write with AW alone for <lead> cycles first (W alone for -<lead>):
+//                                "bwrite <addr> <bresp> <early>", early 1 when AWREADY or WREADY rose then
+//   bread <addr>                 AXI4-Lite read: "bread <addr> <data> <rresp>"
+//   wpend <addr> <data>          AW and W taken, BREADY held low (a response left pending)
+//   rpend <addr>                 AR taken, RREADY held low (a response left pending)
 // RESULTS lines: "run <CYCLES> <STATUS> <beats>" followed by "b <hex> <tlast>" per beat;
 // "stats <clock cycles> <seconds>" last.
 #include <cstddef>
@@ -27,6 +36,7 @@ struct Harness {
     std::deque<Words> queue;
     std::vector<std::pair<std::string, int>> beats;
     native::Stall in_stall, out_stall;
+    bool hold_out = false;  // m_axis_tready held low (abort's reset: a result on offer stays on offer)
 
     // Every bus input driven low before the first clock: Verilator starts them random (--x-initial unique), and
     // a random AR/AW valid or ready would be a transaction the stimulus never asked for.
@@ -41,7 +51,7 @@ struct Harness {
         bool gap_in = in_stall.next(), gap_out = out_stall.next();
         t->s_axis_tvalid = !queue.empty() && !gap_in;
         if (!queue.empty()) native::put(t->s_axis_tdata, queue.front());
-        t->m_axis_tready = !gap_out;
+        t->m_axis_tready = !gap_out && !hold_out;
         t->aclk = 0;
         t->eval();
         bool in_fire = t->s_axis_tvalid && t->s_axis_tready;
@@ -73,13 +83,51 @@ struct Harness {
         for (int n = 0;; wait_for("B", ++n)) { t->aclk = 0; t->eval(); bool ok = t->s_axil_bvalid; cycle(); if (ok) break; }
         t->s_axil_bready = 0;
     }
+    // AW (lead > 0) or W (lead < 0) alone for |lead| cycles: whether the core took either half alone
+    bool lead_alone(uint32_t addr, uint32_t data, int lead) {
+        t->s_axil_awaddr = addr; t->s_axil_wdata = data; t->s_axil_wstrb = 0xF;
+        t->s_axil_awvalid = lead > 0; t->s_axil_wvalid = lead < 0;
+        bool early = false;
+        for (int n = 0; n < (lead > 0 ? lead : -lead); ++n) {
+            t->aclk = 0; t->eval(); early |= t->s_axil_awready || t->s_axil_wready; cycle();
+        }
+        return early;
+    }
+    uint32_t bresp() { return t->s_axil_bresp; }
+    // 4 cycles with no stream beat offered or taken and no bus request: which responses / results showed
+    void idle(FILE* out) {
+        int b = 0, r = 0, v = 0;
+        for (int n = 0; n < 4; ++n) {
+            t->s_axis_tvalid = 0; t->m_axis_tready = 0;
+            t->aclk = 0; t->eval();
+            b |= t->s_axil_bvalid; r |= t->s_axil_rvalid; v |= t->m_axis_tvalid;
+            t->aclk = 1; t->eval(); ++clocks;
+        }
+        std::fprintf(out, "idle %d %d %d\n", b, r, v);
+    }
+    // AW and W taken, no BREADY: the write response stays pending
+    void write_pending(uint32_t addr, uint32_t data) {
+        t->s_axil_awaddr = addr; t->s_axil_wdata = data; t->s_axil_wstrb = 0xF;
+        t->s_axil_awvalid = 1; t->s_axil_wvalid = 1; t->s_axil_bready = 0;
+        for (int n = 0;; wait_for("AW/W", ++n)) {
+            t->aclk = 0; t->eval(); bool ok = t->s_axil_awready && t->s_axil_wready; cycle(); if (ok) break;
+        }
+        t->s_axil_awvalid = 0; t->s_axil_wvalid = 0;
+    }
+    void read_pending(uint32_t addr) {
+        t->s_axil_araddr = addr; t->s_axil_arvalid = 1; t->s_axil_rready = 0;
+        for (int n = 0;; wait_for("AR", ++n)) { t->aclk = 0; t->eval(); bool ok = t->s_axil_arready; cycle(); if (ok) break; }
+        t->s_axil_arvalid = 0;
+    }
+    uint32_t rresp = 0;
     uint32_t read(uint32_t addr) {
         t->s_axil_araddr = addr; t->s_axil_arvalid = 1; t->s_axil_rready = 1;
         for (int n = 0;; wait_for("AR", ++n)) { t->aclk = 0; t->eval(); bool ok = t->s_axil_arready; cycle(); if (ok) break; }
         t->s_axil_arvalid = 0;
         uint32_t v = 0;
         for (int n = 0;; wait_for("R", ++n)) {
-            t->aclk = 0; t->eval(); bool ok = t->s_axil_rvalid; v = t->s_axil_rdata; cycle(); if (ok) break;
+            t->aclk = 0; t->eval(); bool ok = t->s_axil_rvalid; v = t->s_axil_rdata; rresp = t->s_axil_rresp;
+            cycle(); if (ok) break;
         }
         t->s_axil_rready = 0;
         return v;
@@ -111,6 +159,21 @@ int main(int argc, char** argv) {
         } else if (op == "read") {
             uint32_t a = (uint32_t)std::strtoul(c[1].c_str(), nullptr, 16);
             std::fprintf(out, "read %x %x\n", a, h.read(a));
+        } else if (op == "idle") {
+            h.idle(out);
+        } else if (op == "bwrite" && c.size() == 4) {
+            uint32_t a = (uint32_t)std::strtoul(c[1].c_str(), nullptr, 16), d = (uint32_t)std::strtoul(c[2].c_str(), nullptr, 16);
+            bool early = h.lead_alone(a, d, std::atoi(c[3].c_str()));
+            h.write(a, d);
+            std::fprintf(out, "bwrite %x %x %d\n", a, h.bresp(), (int)early);
+        } else if (op == "bread" && c.size() == 2) {
+            uint32_t a = (uint32_t)std::strtoul(c[1].c_str(), nullptr, 16);
+            uint32_t v = h.read(a);
+            std::fprintf(out, "bread %x %x %x\n", a, v, h.rresp);
+        } else if (op == "wpend" && c.size() == 3) {
+            h.write_pending((uint32_t)std::strtoul(c[1].c_str(), nullptr, 16), (uint32_t)std::strtoul(c[2].c_str(), nullptr, 16));
+        } else if (op == "rpend" && c.size() == 2) {
+            h.read_pending((uint32_t)std::strtoul(c[1].c_str(), nullptr, 16));
         } else if (op == "flush") {
             h.queue.clear();
         } else if (op == "window") {
@@ -124,7 +187,10 @@ int main(int argc, char** argv) {
             while (!top->irq) {
                 h.cycle();
                 if (++n >= limit) {
-                    if (op == "abort") { h.reset(2); h.queue.clear(); aborted = true; break; }
+                    if (op == "abort") {
+                        h.hold_out = true; h.reset(2); h.hold_out = false;
+                        h.queue.clear(); h.idle(out); aborted = true; break;
+                    }
                     std::fprintf(stderr, "run did not finish within %llu cycles\n", (unsigned long long)limit);
                     rc = 1;
                     break;
