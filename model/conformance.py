@@ -33,7 +33,7 @@ __all__ = ["FORMAT", "VERSION", "SEED", "ConformanceError", "build", "generate",
 
 #: Format name and version written to ``manifest.json``; the version changes with any change of a file's layout.
 FORMAT = "dbpim-conformance"
-VERSION = 1
+VERSION = 2
 #: Seed of every random tile, weight and input of the set.
 SEED = 2024
 
@@ -192,6 +192,72 @@ def _core_run(hw: HwConfig, w, phi, mask, x, signed: bool) -> dict[str, np.ndarr
             "cycles": np.asarray(res.cycles, np.int64), "out": res.out.astype(np.int64)}
 
 
+# --------------------------------------------------------------------------- chip cases
+
+#: ``ACT`` / ``ACC`` words of the random SIMD program's buffers (within every configuration's chip buffers).
+CHIP_SIMD_WORDS = {"ACT": 256, "ACC": 128}
+
+
+def _pim_conv(rng, hw: HwConfig, *, C: int, H: int, N: int, signed: bool, samples: int):
+    """A 3x3 / stride 1 / padding 1 convolution (C -> N channels, H x H) as one PIM instruction: its program."""
+    from dbpim.model import isa
+    from dbpim.verif.pim_programs import PimCase, pim_program
+    m = hw.macro
+    q = prune_quantize(rng.normal(0, 1, (9 * C, N)) * 30, m, 0.5, scale=1.0)
+    comp = compile_layer(q.w, q.phi, q.mask, m, q.group_size)
+    one = isa.pack_pair(1, 1)
+    d = dict(kind=isa.PIM_KINDS["conv2d"], groups=1, layer=0, signed=int(signed), C=C, H=H, W=H, N=N, Ho=H, Wo=H,
+             kernel=isa.pack_pair(3, 3), stride=one, padding=one, dilation=one)
+    lo, hi = input_range(signed)
+    x = rng.integers(lo, hi + 1, (samples, C * H * H))
+    case = PimCase(desc=d, layers=[comp], x=x, want=np.zeros((samples, N * H * H), np.int64), linear=False)
+    return pim_program(case, CoreParams.from_config(hw), src=0, dst=0), x
+
+
+def _chip_cases(hw: HwConfig, rng) -> list[tuple]:
+    """(name, covers, program, ACT (S, A), ACC (S, C)) of the chip cases: the buffers written before each START."""
+    from dbpim.verif.chip_programs import random_buffers, random_program
+    out = []
+    prog = random_program(rng, CHIP_SIMD_WORDS, extra=4)
+    bufs = [random_buffers(rng, CHIP_SIMD_WORDS) for _ in range(2)]
+    out.append(("simd_random", f"a random program of REQ, ADD, MAXP, GAP, CLMP (one of each, then 4 more), seed "
+                f"{SEED}, on random ACT and ACC", prog, np.stack([a for a, _ in bufs]), np.stack([c for _, c in bufs])))
+    for name, C, H, N, signed in (("pim_conv_segments", 16, 4, 32, False), ("pim_conv_signed", 3, 5, 6, True)):
+        prog, x = _pim_conv(rng, hw, C=C, H=H, N=N, signed=signed, samples=2)
+        act = np.zeros((2, prog.act_words), np.int64)
+        act[:, :x.shape[1]] = x
+        from dbpim.model.pim_image import read_block
+        segs = sum(len(read_block(prog.wmem, j).segments) for j in range(int(prog.wmem[0])))
+        out.append((name, f"one PIM instruction: a 3x3 convolution {C} -> {N} channels on {H} x {H}, "
+                    f"{'signed' if signed else 'unsigned'} inputs, {segs} segment(s) (STARTs of the PIM core)",
+                    prog, act, np.zeros((2, prog.acc_words), np.int64)))
+    return out
+
+
+def _chip_run(hw: HwConfig, arrays: dict) -> dict[str, np.ndarray]:
+    """What the golden chip does with a chip case's images and buffers: ACT, ACC after HALT and CYCLES."""
+    from dbpim.model.chip import ChipProgram, GoldenChip
+    prog = ChipProgram(imem=arrays["imem"].astype(np.uint64), dmem=arrays["dmem"].astype(np.int64),
+                       cmem=arrays["cmem"].astype(np.int64), wmem=arrays["wmem"].astype(np.int64),
+                       act_words=int(arrays["act_in"].shape[1]), acc_words=int(arrays["acc_in"].shape[1]),
+                       input={}, output={}, macro=hw.macro, values={}, core=CoreParams.from_config(hw))
+    act, acc = arrays["act_in"].astype(np.int64).copy(), arrays["acc_in"].astype(np.int64).copy()
+    cycles = []
+    for s in range(act.shape[0]):
+        chip = GoldenChip.from_program(prog, hw.system.simd_lanes)
+        a, c = act[s:s + 1], acc[s:s + 1]
+        chip.execute(a, c)
+        act[s], acc[s] = a[0], c[0]
+        cycles.append(chip.cycles)
+    return {"act": act.astype(np.int16), "acc": acc.astype(np.int32), "cycles": np.array(cycles, np.int64)}
+
+
+def _chip_arrays(prog, act, acc) -> dict[str, np.ndarray]:
+    return {"imem": np.asarray(prog.imem, np.uint64), "dmem": np.asarray(prog.dmem, np.int32),
+            "cmem": np.asarray(prog.cmem, np.int32), "wmem": np.asarray(prog.wmem, np.int32),
+            "act_in": np.asarray(act, np.int16), "acc_in": np.asarray(acc, np.int32)}
+
+
 # --------------------------------------------------------------------------- writing
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -235,6 +301,14 @@ def build(hw: HwConfig, real: bool = True) -> dict[str, bytes]:
         cases.append({"kind": "core", "name": name, "file": fn, "covers": covers, "seed": SEED, "signed": signed,
                       "pixels": P, "K": int(w.shape[0]), "N": int(w.shape[1]),
                       "segments": int(arrays["cycles"].size)})
+    for name, covers, prog, act, acc in _chip_cases(hw, rng):
+        arrays = _chip_arrays(prog, act, acc)
+        arrays.update(_chip_run(hw, arrays))
+        fn = f"chip_{name}.npz"
+        files[fn] = _npz_bytes(arrays)
+        cases.append({"kind": "chip", "name": name, "file": fn, "covers": covers, "seed": SEED,
+                      "samples": int(arrays["cycles"].size), "instructions": int(arrays["imem"].size),
+                      "act_words": int(arrays["act_in"].shape[1]), "acc_words": int(arrays["acc_in"].shape[1])})
     manifest = {"format": FORMAT, "version": VERSION, "config": hw.name, "config_digest": hw.digest(),
                 "config_file": "config.yaml", "macro": m.to_dict(), "seed": SEED, "cases": cases}
     files["manifest.json"] = jsonio.dumps(manifest, what="manifest.json", newline=True).encode()
@@ -336,7 +410,7 @@ def check(folder, hw: HwConfig | None = None) -> list[str]:
 def _check_case(where: str, case: dict, a: dict, hw: HwConfig, out: list[str]) -> None:
     """Append the mismatches of one case (its arrays ``a``) to ``out``."""
     m = hw.macro
-    signed = bool(a["signed"])
+    signed = case.get("kind") != "chip" and bool(a["signed"])  # chip cases carry signedness in their descriptors
     if case.get("kind") == "macro":
         tiles = [Tile.from_arrays(a, index=i) for i in range(len(a["meta"]))]
         x, tile_of = a["x"].astype(np.int64), a["tile_of"].astype(np.int64)
@@ -365,8 +439,12 @@ def _check_case(where: str, case: dict, a: dict, hw: HwConfig, out: list[str]) -
         for name in ("bus_writes", "seg_writes", "in_stream", "seg_inputs", "out_stream", "seg_outputs",
                      "cycles", "out"):
             _diff(where, name, a[name], got[name], out)
+    elif case.get("kind") == "chip":
+        got = _chip_run(hw, a)
+        for name in ("act", "acc", "cycles"):
+            _diff(where, name, a[name], got[name], out)
     else:
-        out.append(f"{where}: unknown kind {case.get('kind')!r} (macro or core)")
+        out.append(f"{where}: unknown kind {case.get('kind')!r} (macro, core or chip)")
 
 
 # --------------------------------------------------------------------------- README
