@@ -4,8 +4,11 @@
 expected accumulators and cycles of the macro (:func:`model.macro.run_macro`,
 :func:`model.cycles.macro_schedule`) and, for a few whole layers, the PIM
 core's bus writes, input stream, result stream and ``CYCLES``
-(:mod:`model.core`), with a ``manifest.json`` and a ``README.md`` describing
-every array; :func:`check` re-runs the golden model against such a folder and
+(:mod:`model.core`) and, for a few chip programs (drawn by
+:mod:`verif.chip_programs` and :mod:`verif.pim_programs`), the buffer images,
+the expected ``ACT`` / ``ACC`` after HALT and ``CYCLES``
+(:class:`model.chip.GoldenChip`), with a ``manifest.json`` and a ``README.md``
+describing every array; :func:`check` re-runs the golden model against such a folder and
 lists every disagreement. Another simulator or RTL is checked by reading the
 same files. Pure NumPy; deterministic (two generations are byte-identical).
 """
@@ -464,8 +467,8 @@ Test vectors of the DB-PIM golden model (bit-exact NumPy, `model/`) for the hard
 columns, in_bits = {in_bits}, phi_max = {phi_max}, pipeline = {pipeline}. Every random tile, weight and input
 comes from NumPy's `default_rng({seed})`; two generations are byte-identical.
 
-`manifest.json` lists the cases: `kind` (`macro` or `core`), `name`, `file`, `covers` (what the case
-exercises), `seed`, `signed` and sizes. Every array file is an NPZ (`numpy.load(path, allow_pickle=False)`;
+`manifest.json` lists the cases: `kind` (`macro`, `core` or `chip`), `name`, `file`, `covers` (what the
+case exercises), `seed`, `signed` (macro and core cases) and sizes. Every array file is an NPZ (`numpy.load(path, allow_pickle=False)`;
 each member a plain `.npy`, little-endian, C order). An index `[v, c]` below is 0-based. "Bit b" counts from
 the least significant bit (bit 0 = LSB). Re-run our model on the folder with `dbpim conformance --check DIR`.
 
@@ -519,9 +522,35 @@ the expected result stream and the `CYCLES` register, for each START (segment) o
 | `cycles` | int64 | (S,) | expected `CYCLES` register after each segment's START |
 | `out` | int64 | (P, N) | the results placed at (pixel, output channel); equals `x @ w` |
 
+## Chip cases (`chip_<name>.npz`)
+
+A program of the whole chip (docs/design.md §15: the buffers, the instruction set, the WMEM image of the PIM
+instructions, `CYCLES`) with the buffers it starts from, run by the golden chip (`model.chip.GoldenChip.execute`).
+The host loads `imem`, `dmem`, `cmem` and `wmem` into IMEM, DMEM, CMEM and WMEM from element 0, once; then, per
+sample s, writes `act_in[s]` into ACT and `acc_in[s]` into ACC from element 0, sets `CTRL.START`, waits for
+`STATUS.DONE` (HALT reached, `STATUS.ERROR` clear) and reads ACT and ACC from element 0 and the `CYCLES` register.
+Elements are two's complement in their buffer's width (IMEM words unsigned 64-bit). Buffers past the
+arrays' lengths are not read by the program; the chip's buffers must be at least as deep.
+
+| array | dtype | shape | meaning |
+|---|---|---|---|
+| `imem` | uint64 | (I,) | the instructions (`model.isa`), ending with HALT |
+| `dmem` | int32 | (D,) | descriptors (32 words each; descriptor i is words 32 i .. 32 i + 31) |
+| `cmem` | int32 | (M,) | per-channel constants (requantization multipliers, shifts, biases) |
+| `wmem` | int32 | (Wm,) | the layer table and PIM blocks of the PIM instructions (`model.pim_image`) |
+| `act_in` | int16 | (S, A) | ACT elements 0 .. A - 1 written before each sample's START |
+| `acc_in` | int32 | (S, C) | ACC elements 0 .. C - 1 written before each sample's START |
+| `act` | int16 | (S, A) | expected ACT elements 0 .. A - 1 after HALT |
+| `acc` | int32 | (S, C) | expected ACC elements 0 .. C - 1 after HALT (a PIM instruction's sums) |
+| `cycles` | int64 | (S,) | expected `CYCLES` register after each sample's HALT (`model.chip_timing`) |
+
+Cases: `simd_random`, a random program of the SIMD instructions (`verif.chip_programs.random_program`)
+on random ACT and ACC; `pim_conv_segments`, one PIM instruction whose convolution takes more than one segment
+(START of the PIM core) on this configuration's core; `pim_conv_signed`, a PIM instruction on signed inputs.
+
 ## Cycle conventions
 
 Cycles follow the one timing function of each unit (`model/cycles.py` for the macro, `model/core_timing.py`
-for the core). A simulator whose macro counts a vector by the same rule but with another fixed latency
-differs from `cycles` by that constant; compare `compute_cycles` then.
+for the core, `model/chip_timing.py` for the chip). A simulator whose macro counts a vector by the same rule
+but with another fixed latency differs from `cycles` by that constant; compare `compute_cycles` then.
 """
