@@ -234,7 +234,34 @@ def _chip_cases(hw: HwConfig, rng) -> list[tuple]:
         out.append((name, f"one PIM instruction: a 3x3 convolution {C} -> {N} channels on {H} x {H}, "
                     f"{'signed' if signed else 'unsigned'} inputs, {segs} segment(s) (STARTs of the PIM core)",
                     prog, act, np.zeros((2, prog.acc_words), np.int64)))
+    out.append(("pim_cnn", "a small CNN: PIM 3x3 convolution 3 -> 6 channels on 6 x 6 (padding 1) into ACC, REQ "
+                "to ACT (clamped to [0, 127], with bias), MAXP 2x2 stride 2, GAP, HALT", *_pim_cnn(rng, hw)))
     return out
+
+
+def _pim_cnn(rng, hw: HwConfig):
+    """A convolution, requantization, max pooling and global average pooling: the program and its buffers."""
+    from dbpim.model import isa
+    C, H, N = 3, 6, 6
+    prog, x = _pim_conv(rng, hw, C=C, H=H, N=N, signed=False, samples=2)
+    P, Hp = H * H, H // 2
+    req, pool, gap = C * P, C * P + N * P, C * P + N * P + N * Hp * Hp
+    cmem = [int(v) for v in rng.integers(1 << 29, 1 << 31, N)] + [int(v) for v in rng.integers(41, 44, N)] \
+        + [int(v) for v in rng.integers(-3000, 3000, N)]
+    dmem = list(prog.dmem)
+    for op, v in (("REQ", dict(C=N, inner=P, outer=1, m_addr=0, s_addr=N, bias_addr=2 * N, has_bias=1, lo=0, hi=127)),
+                  ("MAXP", dict(C=N, H=H, W=H, Ho=Hp, Wo=Hp, kernel=isa.pack_pair(2, 2), stride=isa.pack_pair(2, 2),
+                                padding=isa.pack_pair(0, 0), dilation=isa.pack_pair(1, 1))),
+                  ("GAP", dict(C=N, HW=Hp * Hp, m=1 << 30, s=32, lo=-128, hi=127))):
+        dmem.extend(isa.pack_descriptor(op, v))
+    imem = [int(prog.imem[0]), isa.encode("REQ", desc=1, dst=req, src0=0),
+            isa.encode("MAXP", desc=2, dst=pool, src0=req), isa.encode("GAP", desc=3, dst=gap, src0=pool),
+            isa.encode("HALT")]
+    prog.imem, prog.dmem, prog.cmem = np.array(imem, np.uint64), np.array(dmem, np.int64), np.array(cmem, np.int64)
+    prog.act_words = gap + N
+    act = np.zeros((2, prog.act_words), np.int64)
+    act[:, :x.shape[1]] = x
+    return prog, act, np.zeros((2, prog.acc_words), np.int64)
 
 
 def _chip_run(hw: HwConfig, arrays: dict) -> dict[str, np.ndarray]:
@@ -546,7 +573,9 @@ arrays' lengths are not read by the program; the chip's buffers must be at least
 
 Cases: `simd_random`, a random program of the SIMD instructions (`verif.chip_programs.random_program`)
 on random ACT and ACC; `pim_conv_segments`, one PIM instruction whose convolution takes more than one segment
-(START of the PIM core) on this configuration's core; `pim_conv_signed`, a PIM instruction on signed inputs.
+(START of the PIM core) on this configuration's core; `pim_conv_signed`, a PIM instruction on signed inputs;
+`pim_cnn`, a small CNN (PIM convolution, REQ from ACC to ACT, MAXP, GAP): the instructions hand their results
+on through ACC and ACT.
 
 ## Cycle conventions
 

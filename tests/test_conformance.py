@@ -35,7 +35,7 @@ def test_set_is_complete_and_passes(small_set):
     names = {(c["kind"], c["name"]) for c in man["cases"]}
     assert {("macro", n) for n in ("full_tile", "phi_0_1_2", "zero_group", "lone_msb", "k1", "real_fc1")} <= names
     assert ("core", "real_fc1") in names
-    assert {("chip", n) for n in ("simd_random", "pim_conv_segments", "pim_conv_signed")} <= names
+    assert {("chip", n) for n in ("simd_random", "pim_conv_segments", "pim_conv_signed", "pim_cnn")} <= names
     for c in man["cases"]:
         assert (small_set / c["file"]).is_file()
     readme = (small_set / "README.md").read_text()
@@ -51,6 +51,8 @@ def test_set_is_complete_and_passes(small_set):
         assert z["act"].dtype == np.int16 and z["acc"].dtype == np.int32 and z["imem"].dtype == np.uint64
     with np.load(small_set / "chip_simd_random.npz", allow_pickle=False) as z:
         assert (z["act"] != z["act_in"]).any() and (z["cycles"] > 0).all()
+    with np.load(small_set / "chip_pim_cnn.npz", allow_pickle=False) as z:  # the GAP outputs are not all clamped
+        assert len(np.unique(z["act"][:, -6:])) > 3 and z["acc"].any()
     chip = {c["name"]: c for c in man["cases"] if c["kind"] == "chip"}
     assert "2 segment(s)" in chip["pim_conv_segments"]["covers"]
     assert sum((small_set / c["file"]).stat().st_size for c in chip.values()) < 32_000  # KBs, not MBs
@@ -155,7 +157,9 @@ def test_rtl_chip_replay_reports_a_flipped_value(small_set, tmp_path):
     _flip(d, "chip_simd_random.npz", "act", (1, 5))
     _flip(d, "chip_pim_conv_segments.npz", "acc", (0, 7))
     _flip(d, "chip_pim_conv_signed.npz", "cycles", (1,))
+    _flip(d, "chip_pim_cnn.npz", "act", (0, -1))
     bad = replay(d, kinds=("chip",))
     assert [b.split(" expected")[0] for b in bad] == ["chip/simd_random: act[1, 5]",
                                                        "chip/pim_conv_segments: acc[0, 7]",
-                                                       "chip/pim_conv_signed: cycles[1]"], bad
+                                                       "chip/pim_conv_signed: cycles[1]",
+                                                       "chip/pim_cnn: act[0, 383]"], bad
