@@ -11,7 +11,8 @@ Prints, with the target and the ratio to it:
     ``np.matmul`` of the same im2col matrices, side by side (target <= 10x);
 (c) the performance model (all seven mechanisms, core timing, system
     limits, energy, utilization) on full-width ResNet-18 at 32x32 (CIFAR-100
-    shapes; target < 1 s) and ResNet-50 at 224x224 (target < 3 s), synthetic
+    shapes; target < 1 s) and at 224x224 (target < 1 s) and ResNet-50 at
+    224x224 (target < 3 s), synthetic
     weights and activations, side by side with a single-thread float torch
     forward of the same layers (goal: model <= 3x torch);
 (d) the RTL tools (:mod:`dbpim.bench_rtl`: Verilog generation time, Verilator
@@ -113,6 +114,7 @@ def run_layer_vs_matmul(repeat: int = 3) -> dict:
 
 #: (c) networks timed: synthetic layer list, input, model-time target in seconds
 PERF_NETWORKS = {"resnet18-cifar": ("ResNet-18, 32x32 (CIFAR-100 shapes, full width)", 1.0),
+                 "resnet18-imagenet": ("ResNet-18, 224x224 (full width)", 1.0),
                  "resnet50-imagenet": ("ResNet-50, 224x224", 3.0)}
 
 

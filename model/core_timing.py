@@ -448,7 +448,7 @@ def round_work(vec_cycles, M: int) -> np.ndarray:
 def round_sizes(pixels, M: int, n_rounds: int) -> np.ndarray:
     """Vectors of each round (``M_r``), 0 past the last: int64 (..., n_rounds) for ``pixels`` (...)."""
     p = np.asarray(pixels, np.int64)[..., None]
-    return np.clip(p - np.arange(n_rounds) * int(M), 0, int(M))
+    return np.minimum(np.maximum(p - np.arange(n_rounds) * int(M), 0), int(M))
 
 
 def round_delivery(deliver, m_r, in_windows: int = 1) -> np.ndarray:
@@ -484,8 +484,8 @@ def pass_after(deliver, C, m_r, stream, n_col: int, *, in_windows: int = 1) -> n
     step = np.maximum(np.maximum(C[..., :-1], n_col), round_delivery(deliver, m_r[..., 1:], in_windows)
                       + CORE_LATENCY["deliver"] + CORE_LATENCY["barrier"])
     step = np.where(ran[..., 1:], step, 0)
-    last = np.broadcast_to(np.maximum(n_rounds - 1, 0)[..., None], C.shape[:-1] + (1,))
-    c_last = np.take_along_axis(C, last, axis=-1)[..., 0]
+    last = np.maximum(n_rounds - 1, 0)[..., None] == np.arange(C.shape[-1])  # the last round (round 0 if none)
+    c_last = np.where(last, C, 0).sum(-1)
     return step.sum(-1) + np.maximum(c_last, n_col) + n_col + np.asarray(stream, np.int64)
 
 

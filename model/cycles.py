@@ -27,7 +27,7 @@ __all__ = ["POPCOUNT8", "cell_row_popcounts", "cell_row_popcounts_t", "cell_row_
 #: popcount of every byte value
 POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], np.uint8)
 
-_CHUNK = 1 << 24  # bytes of gathered inputs per chunk
+_CHUNK = 1 << 22  # bytes of OR-ed cell rows per chunk
 _BLOCK = 256  # vectors per block of inputs_by_row's transpose
 
 
@@ -59,7 +59,8 @@ def inputs_by_row(bits: np.ndarray) -> np.ndarray:
     return bt
 
 
-def cell_row_popcounts_flat(bits: np.ndarray, rows, sets, counts, n_comp: int, *, by_row=None) -> np.ndarray:
+def cell_row_popcounts_flat(bits: np.ndarray, rows, sets, counts, n_comp: int, *, by_row=None,
+                            cell_rows: int = 0) -> np.ndarray:
     """popcount(OR) of consecutive ``n_comp``-input cell rows, for several row sets at once, vectors last.
 
     Parameters
@@ -76,43 +77,59 @@ def cell_row_popcounts_flat(bits: np.ndarray, rows, sets, counts, n_comp: int, *
     n_comp : int
     by_row : ndarray of uint8, optional
         :func:`inputs_by_row` of ``bits``, when the caller has it already.
+    cell_rows : int, optional
+        At least this many cell rows in the result (zero rows beyond the
+        sets' own), e.g. whole row tiles for a caller that sums them.
 
     Returns
     -------
-    ndarray of uint8, shape (S, max cell rows, P)
+    ndarray of uint8, shape (S, max(max cell rows, cell_rows), P)
         Zero beyond a set's own cell rows.
 
     Notes
     -----
     The inputs are transposed once to (K, P) (:func:`inputs_by_row`) so that
-    gathering a row set copies whole contiguous rows of P bytes, and the OR
-    over a cell row's ``n_comp`` inputs runs 8 vectors at a time through a
-    uint64 view.
+    gathering a row set copies whole contiguous rows of P bytes; the OR over
+    a cell row's ``n_comp`` inputs runs 8 vectors at a time through a uint64
+    view, one input place of every cell row at a time (never the
+    ``n_comp`` gathered inputs at once).
     """
     bits = np.asarray(bits, np.uint8)
     P, K = bits.shape
     counts = np.asarray(counts, np.int64)
     ns = counts.size
     crmax = int(-(-counts.max(initial=0) // n_comp))
-    out = np.zeros((ns, crmax, P), np.uint8)
-    if out.size == 0:
+    out = np.zeros((ns, max(crmax, int(cell_rows)), P), np.uint8)
+    if ns * crmax * P == 0:
         return out
-    idx = np.full((ns, crmax * n_comp), K, np.intp)  # K = an all-zero padding column
     rows = np.asarray(rows, np.intp)
-    idx[np.asarray(sets, np.intp), np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)] = rows
+    # one set of every row in order, whole cell rows: input place c of the cell rows is every n_comp-th row from c
+    every = ns == 1 and rows.size == K and K % n_comp == 0 and crmax == K // n_comp and \
+        np.array_equal(rows, np.arange(K))
+    if not every:
+        idx = np.full(ns * crmax * n_comp, K, np.intp)  # K = an all-zero padding column
+        # row e of set s at flat place s * crmax * n_comp + e
+        idx[np.asarray(sets, np.intp) * (crmax * n_comp) + np.arange(rows.size)
+            - np.repeat(np.cumsum(counts) - counts, counts)] = rows
+        place = np.ascontiguousarray(idx.reshape(ns * crmax, n_comp).T)  # (n_comp, cell rows): the row at place c
     bt = inputs_by_row(bits) if by_row is None else by_row
-    P8 = bt.shape[1]
+    n_words = bt.shape[1] // 8
     btv = bt.view(np.uint64)  # (K + 1, P8 / 8)
-    flat = idx.ravel()
-    # one set of every row in order, whole cell rows: the cell rows are the transposed inputs as they are
-    every = ns == 1 and rows.size == K and K % n_comp == 0 and np.array_equal(rows, np.arange(K))
-    step = max(1, _CHUNK // max(1, flat.size * 8))  # uint64 columns per chunk
-    for c0 in range(0, P8 // 8, step):
-        g = (btv[:K, c0:c0 + step] if every else btv[flat, c0:c0 + step]).reshape(ns, crmax, n_comp, -1)
-        o = np.bitwise_or.reduce(g, axis=2) if n_comp > 1 else g[:, :, 0]
-        pc = np.bitwise_count(np.ascontiguousarray(o).view(np.uint8))  # the popcount of every byte (vector)
+    step = max(1, _CHUNK // (ns * crmax * 8))  # uint64 columns per chunk
+    for c0 in range(0, n_words, step):
+        sub = btv[:, c0:c0 + step]
+        if every:
+            o = sub[0:K:n_comp].copy()
+            for c in range(1, n_comp):
+                o |= sub[c:K:n_comp]
+        else:
+            o = np.take(sub, place[0], axis=0)
+            t = np.empty_like(o)
+            for c in range(1, n_comp):
+                o |= np.take(sub, place[c], axis=0, out=t)
+        pc = np.bitwise_count(o.view(np.uint8)).reshape(ns, crmax, -1)  # the popcount of every byte (vector)
         lo, hi = 8 * c0, min(P, 8 * (c0 + step))
-        out[:, :, lo:hi] = pc[:, :, :hi - lo]
+        out[:, :crmax, lo:hi] = pc[:, :, :hi - lo]
     return out
 
 

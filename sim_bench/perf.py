@@ -53,6 +53,7 @@ only.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -108,6 +109,7 @@ MACRO_COMPONENTS = ("macro array", "adder tree", "accumulator", "ipu")
 #: the wall cycles exactly, per batch instance (a recorded sample at batch 1) and layer.
 CYCLE_TERMS = ("compute", "lockstep", "round_floor", "delivery", "load", "dram", "drain", "stream", "control", "simd")
 _CORE_TERMS = CYCLE_TERMS[:-1]
+_TERM_INDEX = {k: i for i, k in enumerate(_CORE_TERMS)}
 assert set(_CORE_TERMS) - {"dram"} == set(ct.PASS_TERMS)
 #: one line per term of :data:`CYCLE_TERMS` (reports print them beside the table)
 CYCLE_TERM_LABELS = {
@@ -280,8 +282,15 @@ def _rows_of_groups(spec: LayerSpec, groups, cache: dict | None = None):
     key = ("groups", groups.tobytes())
     if cache is not None and key in cache:
         return cache[key]
-    run, rows = np.nonzero(np.asarray(spec.mask, bool).T[groups])
-    out = rows, run, np.bincount(run, minlength=len(groups))
+    mask_t = None if cache is None else cache.get("mask_t")
+    if mask_t is None:  # each group's mask contiguous (the layer's, kept in ``cache``): gathered whole
+        mask_t = np.ascontiguousarray(np.asarray(spec.mask, bool).T)
+        if cache is not None:
+            cache["mask_t"] = mask_t
+    kept = mask_t[groups]  # (groups, K): np.nonzero of it, through the flat indices (a 2-D nonzero is slower)
+    n_rows = np.count_nonzero(kept, axis=1).astype(np.int64)
+    run = np.repeat(np.arange(len(groups)), n_rows)
+    out = np.flatnonzero(kept) - run * kept.shape[1], run, n_rows
     if cache is not None:
         cache[key] = out
     return out
@@ -439,13 +448,13 @@ def _vector_cycles(spec, mp, m, skip: bool, used, ncr, S: int, Pp: int, cache: d
     if skip and spec.bits is not None:
         if "by_row" not in cache:
             cache["by_row"] = inputs_by_row(spec.bits)
-        pc = cell_row_popcounts_flat(spec.bits, mp.rows, mp.run, mp.n_rows, m.n_comp,
-                                     by_row=cache["by_row"])  # (runs, crmax, P)
-        pcsum = pc.sum(-1, dtype=np.int64)  # (runs, crmax)
-        if pc.shape[1]:  # the cell rows of each row tile summed (nrt_max = ceil(crmax / n_row) row tiles)
-            vec = np.add.reduceat(pc, np.arange(0, pc.shape[1], m.n_row), axis=1, dtype=np.int16)  # (runs, nrt, P)
-        else:
-            vec = np.zeros((n_runs, nrt_max, P), np.int16)
+        # whole row tiles of cell rows (nrt_max = ceil(crmax / n_row)), the padding rows zero
+        pc = cell_row_popcounts_flat(spec.bits, mp.rows, mp.run, mp.n_rows, m.n_comp, by_row=cache["by_row"],
+                                     cell_rows=nrt_max * m.n_row)  # (runs, nrt_max * n_row, P)
+        pcsum = pc[:, :int(ncr.max())].sum(-1, dtype=np.int64)  # (runs, crmax)
+        # the cell rows of each row tile summed, in bytes while they cannot overflow (n_row x 8 bits <= 255)
+        acc = np.uint8 if m.n_row * 8 <= np.iinfo(np.uint8).max else np.int16
+        vec = pc.reshape(n_runs, nrt_max, m.n_row, P).sum(2, dtype=acc).astype(np.int16)  # (runs, nrt, P)
         vec = vec.reshape(n_runs, nrt_max, S, Pp).transpose(0, 2, 1, 3)  # (runs, S, nrt, Pp)
         vec = np.where((used > 0)[:, None, :, None], vec + lat, 0)
         return vec, pcsum
@@ -509,13 +518,50 @@ class _Timing:
     loads_per_row_tile: int  # tile loads of each (filter tile, row tile): pixel runs x copies
 
 
+@functools.lru_cache(maxsize=256)
 def _pixel_ranges(Pp: int, copies: int, run: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(first pixel, pixels, copy) of every pixel run: each copy takes a contiguous share of the pixels."""
+    """(first pixel, pixels, copy) of every pixel run: each copy takes a contiguous share of the pixels.
+
+    Cached (every mechanism of every layer asks): the arrays are read-only."""
     share = -(-Pp // copies)
     out = [(p0, min(run, min(Pp, s0 + share) - p0), c) for c, s0 in enumerate(range(0, Pp, share))
            for p0 in range(s0, min(Pp, s0 + share), run)]
     a = np.array(out, np.int64).reshape(-1, 3)
+    a.setflags(write=False)
     return a[:, 0], a[:, 1], a[:, 2]
+
+
+@functools.lru_cache(maxsize=256)
+def _pass_lengths(Pp: int, copies: int, run: int, M: int) -> tuple:
+    """Of the pixel runs of :func:`_pixel_ranges`: the distinct lengths ``npx_c`` (L'), each run's length
+    among them ``at`` (L,), and the vectors of each round of each distinct length (L', R); cached, read-only."""
+    _, npx, _ = _pixel_ranges(Pp, copies, run)
+    npx_c, at = (npx[:1], np.zeros(npx.size, np.int64)) if (npx == npx[0]).all() else \
+        np.unique(npx, return_inverse=True)
+    m_r = ct.round_sizes(npx_c, M, -(-int(npx.max()) // M))
+    for a in (at, m_r):
+        a.setflags(write=False)
+    return npx_c, at, m_r
+
+
+@functools.lru_cache(maxsize=256)
+def _jobs(n_ft: int, copies: int, Pp: int, run: int, C: int) -> tuple:
+    """Every core's jobs (filter tile x pixel run of :func:`_pixel_ranges`) in order, row-major: filter tiles in
+    order, their pixel runs in order; the cores one after another (a core's first job runs in no START of the job
+    before it). Filter tile ``f`` and pixel run ``l`` of each job, the busy cores, the index of each one's first
+    job and a mask of those; cached (the same for every layer of this shape), read-only."""
+    _, npx, copy = _pixel_ranges(Pp, copies, run)
+    core_of = ((np.arange(n_ft)[:, None] * copies + copy[None, :]) % C).ravel()  # (n_ft * L,)
+    order = np.argsort(core_of, kind="stable")
+    f, l = np.divmod(order, npx.size)
+    n_jobs = np.bincount(core_of, minlength=C)
+    busy = np.nonzero(n_jobs)[0]
+    starts = (np.cumsum(n_jobs) - n_jobs)[busy]
+    head = np.zeros(f.size, bool)
+    head[starts] = True
+    for a in (f, l, busy, starts, head):
+        a.setflags(write=False)
+    return f, l, busy, starts, head
 
 
 def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out, ft_windows, copies: int,
@@ -537,9 +583,7 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     # the passes are computed for pixel runs ``npx_c`` (L' of them), pixel run i's are those of ``at[i]``:
     # every pixel run, or, when every vector takes the same cycles, one per length
     if vec.shape[-1] == 1:
-        npx_c, at = (npx[:1], np.zeros(npx.size, np.int64)) if (npx == npx[0]).all() else \
-            np.unique(npx, return_inverse=True)
-        m_r = ct.round_sizes(npx_c, M, -(-width // M))  # (L', R)
+        npx_c, at, m_r = _pass_lengths(Pp, copies, run, M)  # m_r (L', R)
         # every vector takes vec (>= 0) cycles: ct.round_compute of a round with a pixel is vec, ct.round_work
         # M_r times vec
         rc = np.where(m_r > 0, vec[..., None], 0)  # (runs, S, nrt, L', R)
@@ -561,7 +605,7 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     banks = cfg.core.tile_banks
     overlap = ct.prefetch_overlap(after)
     # tile_banks 2: row tile rt > 0 of a pixel run is loaded during row tile rt - 1 (same START)
-    prev = np.concatenate([np.zeros_like(overlap[:, :, :1]), overlap[:, :, :-1]], axis=2)
+    prev = np.concatenate([np.zeros_like(overlap[:, :, :1]), overlap[:, :, :-1]], axis=2) if banks == 2 else 0
     inner = (np.arange(nrt) > 0)[None, None, :, None] & (banks == 2)
 
     def first_round(ld):  # (runs, S, nrt, L'): B_0 of every pass, the first row tile's whole load waited
@@ -574,8 +618,9 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     # the same passes split (model.core_timing.pass_terms; "dram": what the off-chip fetch adds to B_0)
     by_pass = {**{k: split[k] for k in ("compute", "lockstep", "round_floor")},
                "delivery": split["delivery"] + d0, "load": b0_core - d0, "dram": b0_sys - b0_core}
-    n_pass = valid.sum(1)[:, None, None]  # passes of a pixel run: the constant terms per pass
-    t_of = {k: i for i, k in enumerate(_CORE_TERMS)}
+    n_rt = valid.sum(1)  # (runs,) row tiles
+    n_pass = n_rt[:, None, None]  # passes of a pixel run: the constant terms per pass
+    t_of = _TERM_INDEX
     buf = np.empty((len(by_pass), n_runs, S, nrt, npx_c.size), np.int64)
     for i, v in enumerate(by_pass.values()):
         buf[i] = v
@@ -585,37 +630,29 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     per_run[t_of["control"]] = CORE_LATENCY["pass"] * n_pass  # "stream" 0: streamed per filter tile
     del split, by_pass, buf
     # overlap of each pixel run's last row tile: it hides the load of the next run's first row tile
-    last_rt = np.maximum(valid.sum(1) - 1, 0)
-    last_overlap = np.take_along_axis(overlap, last_rt[:, None, None, None], axis=2)[:, :, 0, :]  # (runs, S, L')
+    last_rt = np.maximum(n_rt - 1, 0)
+    last_overlap = overlap[np.arange(n_runs), :, last_rt]  # (runs, S, L')
     stream = ft_out[:, None] * npx[None, :]  # (n_ft, L): results of a pixel run, one beat each
     n_ft = ft_run.size
-    ft_rt = valid.sum(1)[ft_run]
-    core_of = ((np.arange(n_ft)[:, None] * copies + copy[None, :]) % C).ravel()  # (n_ft * L,)
-    # every core's jobs (filter tile x pixel run) in order, row-major: filter tiles in order, their pixel runs in
-    # order; the cores one after another (a core's first job runs in no START of the job before it)
-    order = np.argsort(core_of, kind="stable")
-    f, l = np.divmod(order, npx.size)
-    n_jobs = np.bincount(core_of, minlength=C)
-    busy = np.nonzero(n_jobs)[0]
-    starts = (np.cumsum(n_jobs) - n_jobs)[busy]
+    ft_rt = n_rt[ft_run]
+    f, l, busy, starts, head = _jobs(n_ft, copies, Pp, run, C)
     seg = ct.pack_segments(f, ft_rt, ft_windows, cfg.core, starts=starts)
-    head = np.zeros(f.size, bool)
-    head[starts] = True
     same = np.append(False, seg[1:] == seg[:-1]) & ~head
     runs_of = (np.maximum.reduceat(seg, starts) + 1) * CORE_LATENCY["run"]  # (busy,): a START's fixed cycles
     r, lc = ft_run[f], at[l]
     # a core's jobs in order: its first tile loads during the job before it (tile_banks 2, same START), its
     # results stream after it or during the next job (out_banks 2)
 
-    def on_cores(ps, ld):  # (C, S) cycles of every core, and job_terms' (hidden, exposed) of every job
-        args = (ps[r, :, lc].T, ld[r, 0], d0[r, 0, 0, lc], last_overlap[r, :, lc].T, stream[f, l], same)
-        tot = np.zeros((C, S))
-        tot[busy] = np.add.reduceat(ct.job_cycles(*args, tile_banks=banks, out_banks=cfg.core.out_banks), starts,
-                                    axis=-1).T + runs_of[:, None]
-        return tot, ct.job_terms(*args, tile_banks=banks, out_banks=cfg.core.out_banks)
-
-    wall, (hid_sys, exposed) = on_cores(sys_pass, load)
-    core, (hid_core, _) = (wall, (hid_sys, exposed)) if b0_core is b0_sys else on_cores(core_pass, port)
+    # the jobs with the system's loads and (when they differ) with the tiles preloaded, stacked on a first axis
+    ps, ld = (sys_pass[None], load[None]) if b0_core is b0_sys else (np.stack([sys_pass, core_pass]),
+                                                                     np.stack([load, port]))
+    args = (ps[:, r, :, lc].transpose(1, 2, 0), ld[:, r, 0][:, None, :], d0[r, 0, 0, lc], last_overlap[r, :, lc].T,
+            stream[f, l], same)  # (K, S, J) job sums, (K, 1, J) loads; the rest the same for both
+    tot = np.zeros((ps.shape[0], C, S))  # (K, C, S) cycles of every core
+    tot[:, busy] = np.add.reduceat(ct.job_cycles(*args, tile_banks=banks, out_banks=cfg.core.out_banks), starts,
+                                   axis=-1).transpose(0, 2, 1) + runs_of[:, None]
+    hid, exposed = ct.job_terms(*args, tile_banks=banks, out_banks=cfg.core.out_banks)  # (K, S, J) each
+    wall, core, hid_sys, hid_core, exposed = tot[0], tot[-1], hid[0], hid[-1], exposed[0]
     hid_port = np.minimum(hid_sys, hid_core)  # hidden port load; the off-chip part hidden beyond it
     terms = np.zeros((len(_CORE_TERMS), C, S), np.int64)
     terms[:, busy] = np.add.reduceat(per_run[:, r, :, lc], starts, axis=0).transpose(1, 0, 2)  # (J, terms, S)
@@ -696,15 +733,18 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
     issued = float((nct * cyc_run).sum())
     act = issued * m.n_comp * m.n_col
     crmax = pcsum.shape[1]
-    comp_used = np.clip(R[:, None] - np.arange(crmax)[None, :] * m.n_comp, 0, m.n_comp)  # (runs, crmax)
+    comp_used = np.minimum(np.maximum(R[:, None] - np.arange(crmax)[None, :] * m.n_comp, 0), m.n_comp)  # (runs, crmax)
     if fta:
         cols_run = np.bincount(mp.ft_run, weights=mp.ft_cols, minlength=n_runs)
         eff = float((cols_run * (pcsum * comp_used).sum(1)).sum())
     else:
-        g0, g1 = mp.run_groups[mp.run, 0], mp.run_groups[mp.run, 1]
-        wrow = wpop[mp.rows, g1] - wpop[mp.rows, g0]  # one bits of the run's weights in each of its rows
-        wb = np.bincount(mp.run * crmax + _position(mp) // m.n_comp, weights=wrow, minlength=n_runs * crmax)
-        eff = float((pcsum * wb.reshape(n_runs, crmax)).sum())
+        if ("wb", kept, fta) not in cache:  # the same for the mechanisms of this mapping
+            g0, g1 = mp.run_groups[mp.run, 0], mp.run_groups[mp.run, 1]
+            at = mp.rows * wpop.shape[1]  # row starts in the flat wpop (a flat gather is faster than a 2-D one)
+            wrow = wpop.ravel()[at + g1] - wpop.ravel()[at + g0]  # one bits of the run's weights in each of its rows
+            cache[("wb", kept, fta)] = np.bincount(mp.run * crmax + _position(mp) // m.n_comp, weights=wrow,
+                                                   minlength=n_runs * crmax).reshape(n_runs, crmax)
+        eff = float((pcsum * cache[("wb", kept, fta)]).sum())
     load_total = tm.load_cycles / B
     weight_bytes = float((nbytes.sum(1) * nct).sum()) * tm.loads_per_row_tile / B
     word = Derived.of(cfg).acc_bytes

@@ -170,6 +170,10 @@ def test_popcounts_equal_a_per_vector_count(rng):
                         o |= int(bits[p, k])
                     want[s, c, p] = bin(o).count("1")
         assert np.array_equal(got, want)
+        extra = int(rng.integers(0, 20))  # whole row tiles asked for: zero cell rows beyond the sets' own
+        padded = cell_row_popcounts_flat(bits, rows, which, counts, n_comp, by_row=bt, cell_rows=got.shape[1] + extra)
+        assert padded.shape == (len(sets), got.shape[1] + extra, P)
+        assert np.array_equal(padded[:, :got.shape[1]], want) and not padded[:, got.shape[1]:].any()
 
 
 def test_delivery_and_windows_equal_a_per_window_count(rng):
