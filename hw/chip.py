@@ -37,7 +37,7 @@ __all__ = ["DBPIMChip", "DEFAULT_DEPTHS"]
 
 #: Words of the buffers a configuration does not size (ACT and ACC come from ``system.input_buffer_kib`` /
 #: ``output_buffer_kib``).
-DEFAULT_DEPTHS = {"IMEM": 256, "DMEM": 4096, "CMEM": 4096, "WMEM": 16384}
+DEFAULT_DEPTHS = {"IMEM": 256, "DMEM": 4096, "CMEM": 4096, "WMEM": 65536}
 #: The buffers, in the host's target order.
 _BUFS = tuple(n for n in isa.HOST_TARGETS if n != "REGS")
 
@@ -127,7 +127,7 @@ class DBPIMChip(Block):
         m.d.comb += rst.eq(pim.core_rst | ctrl.simd_rst)  # each PIM instruction and each run start clean
         add_block(m, "pim_core", core, platform, extra_reset=rst)
         add_block(m, "window", gen, platform, extra_reset=rst)
-        for k in ("kind_linear", "groups", "layer", "signed", "C", "H", "W", "src", "dst"):
+        for k in ("groups", "layer", "signed", "C", "H", "W", "src", "dst"):
             m.d.comb += getattr(pim, k).eq(getattr(ctrl, f"pim_{k}"))
         m.d.comb += [pim.start.eq(ctrl.pim_start), ctrl.pim_done.eq(pim.done), ctrl.pim_error.eq(pim.error),
                      ctrl.pim_code.eq(pim.err_code)]
@@ -176,7 +176,8 @@ class DBPIMChip(Block):
             wp = mem.write_port()
             host = mem.read_port(domain="sync")
             abits = len(wp.addr)
-            in_range = self.host_addr < D[name]
+            # (a buffer of 65536 words takes every host address: no compare at the address's width + 1)
+            in_range = self.host_addr < D[name] if D[name] < 1 << len(self.host_addr) else 1
             m.d.comb += [wp.addr.eq(self.host_addr[:abits]), wp.data.eq(self.host_wdata[:buf.elem_bits]),
                          wp.en.eq(self.host_we & sel[name] & in_range), host.addr.eq(self.host_addr[:abits])]
             rdata[name] = host.data

@@ -4,8 +4,9 @@ One instruction at a time, as named actions: *fetch* the 64-bit word at ``pc``
 from IMEM, *decode* it (:data:`model.isa.INSTR_FIELDS`), *load* its
 descriptor's words from DMEM, *set up* the operation's geometry, *load the
 constants* into the SIMD core's constant memory (per channel from CMEM for
-REQ, the descriptor's scalars for ADD and GAP), *send* the SIMD descriptor,
-then *stream* the operands (read element by element from ACT, or ACC for REQ)
+REQ and DWC, the descriptor's scalars for ADD and GAP), *send* the SIMD descriptor,
+then *stream* the operands (read element by element from ACT, or ACC for REQ; DWC
+reads each element's int8 weight from CMEM in the same cycles)
 in the SIMD core's beat order (:mod:`model.simd_core`: pixel, channel group of
 ``lanes`` channels, window element) and *write back* each output beat's lanes
 to ACT, and go to the next instruction; HALT ends the run. A PIM
@@ -22,6 +23,7 @@ ADD    C = 1, W = Wo = ``count``, 1 x 1 window, b at ``src1``
 MAXP   the descriptor's C, H, W, Ho, Wo, kernel, stride, padding, dilation; no saturation
 GAP    H = 1, W = ``HW``, Ho = Wo = 1, a 1 x ``HW`` window
 CLMP   C = 1, W = Wo = ``count``, 1 x 1 window
+DWC    MAXP's geometry on the SIMD core's dwconv; b = the weight at CMEM ``w_addr`` + (c * KH + kh) * KW + kw
 ====== ====================================================================================
 
 The controller reads one element per memory read (two cycles an element,
@@ -29,8 +31,9 @@ three for ADD) and waits for each output beat before the next: it is exact,
 not fast (it does not reach the SIMD core's full rate,
 :func:`model.simd_core.simd_cycles`); its cycles are
 :func:`model.chip_timing.instruction_cycles`, which the golden chip counts
-too (PIM: :func:`model.chip_timing.pim_cycles`). The opcodes of :data:`model.isa.RTL_PENDING` (DWC) stop the run with
-STATUS.ERROR_CODE 2; the codes are :data:`model.isa.CHIP_ERRORS`.
+too (PIM: :func:`model.chip_timing.pim_cycles`). DWC loads its 15 descriptor words, the others
+:data:`model.chip_timing.DESC_LOADED`. The opcodes of :data:`model.isa.RTL_PENDING` (none at present)
+stop the run with STATUS.ERROR_CODE 2; the codes are :data:`model.isa.CHIP_ERRORS`.
 """
 
 from __future__ import annotations
@@ -42,14 +45,16 @@ from amaranth.lib.wiring import In, Out
 from dbpim.hw.common import Block, layout_from_fields
 from dbpim.model import isa
 from dbpim.model._check import check_int
+from dbpim.model.chip_timing import DESC_LOADED, DWC_DESC_LOADED
 from dbpim.model.requant import MULT_BITS, SHIFT_MAX
-from dbpim.model.spec import (SIMD_MULT_BITS, SIMD_OPCODES, SIMD_PIXEL_BITS, SIMD_SHIFT_BITS, SIMD_WINDOW_BITS,
-                              simd_const_fields, simd_descriptor_fields, simd_in_fields, simd_out_fields)
+from dbpim.model.spec import (SIMD_DWC_W_BITS, SIMD_MULT_BITS, SIMD_OPCODES, SIMD_PIXEL_BITS, SIMD_SHIFT_BITS,
+                              SIMD_WINDOW_BITS, simd_const_fields, simd_descriptor_fields, simd_in_fields,
+                              simd_out_fields)
 
 __all__ = ["ChipController", "DESC_LOADED"]
 
-#: Descriptor words the controller loads (the longest SIMD descriptor it runs: REQ / MAXP, 9 words).
-DESC_LOADED = max(len(isa.OPCODES[n].desc) for n in ("REQ", "ADD", "MAXP", "GAP", "CLMP"))
+# descriptor words the controller loads (model.chip_timing): DESC_LOADED, DWC's DWC_DESC_LOADED
+_SIMD_OPS = ("REQ", "ADD", "MAXP", "GAP", "CLMP", "DWC")
 
 _ERR = {name: code for code, name in ((1, "opcode"), (2, "unsupported"), (3, "simd"), (4, "range"), (5, "address"),
                                       (6, "pim"))}
@@ -133,7 +138,7 @@ class ChipController(Block):
             "simd_w_data": Out(data.ArrayLayout(layout_from_fields(simd_const_fields()), L)),
             "simd_err": In(1), "simd_busy": In(1), "simd_rst": Out(1),
             # the PIM controller (hw.pim_ctrl): started with the PIM descriptor's first words
-            "pim_start": Out(1), "pim_kind_linear": Out(1), "pim_groups": Out(16), "pim_layer": Out(16),
+            "pim_start": Out(1), "pim_groups": Out(16), "pim_layer": Out(16),
             "pim_signed": Out(1), "pim_C": Out(32), "pim_H": Out(32), "pim_W": Out(32), "pim_src": Out(16),
             "pim_dst": Out(16), "pim_done": In(1), "pim_error": In(1), "pim_code": In(4),
         })
@@ -158,8 +163,12 @@ class ChipController(Block):
         desc = Signal(12)
         dst = Signal(80)  # a 16-bit field, at the width of the output offset it is added to
         src0, src1 = Signal(16), Signal(16)
-        dw = [Signal(signed(W32), name=f"dw{k}") for k in range(DESC_LOADED)]  # descriptor words, shifted in
+        # descriptor words, shifted in: after n words, word i is dw[DWC_DESC_LOADED - n + i] (DWC loads all of them,
+        # the other instructions DESC_LOADED: their word i is dv[i])
+        dw = [Signal(signed(W32), name=f"dw{k}") for k in range(DWC_DESC_LOADED)]
+        dv = dw[DWC_DESC_LOADED - DESC_LOADED:]
         k = Signal(len(desc * isa.DESC_WORDS))  # at the width of the descriptor's base address (one-width sum)
+        is_dwc_op = op == isa.OPCODES["DWC"].code
         m.d.comb += self.pc.eq(pc)
 
         # --- the operation's geometry (the generic window walk)
@@ -186,6 +195,8 @@ class ChipController(Block):
         cmode = Signal(2)     # constants: 0 none, 1 the descriptor's scalars, 2 per channel from CMEM
         cm, cs, cmb, csb = Signal(signed(W32)), Signal(signed(W32)), Signal(signed(W32)), Signal(signed(W32))
         m_addr, s_addr, b_addr, has_bias = Signal(signed(W32)), Signal(signed(W32)), Signal(signed(W32)), Signal()
+        dwc = Signal()        # DWC: b is the channel's weight, read from CMEM at w_addr
+        w_addr = Signal(signed(W32 + SIMD_WINDOW_BITS + 3))  # at the width of w_addr + offset (one-width sum)
 
         # --- loop counters
         o = Signal(W32 + 1, name="o")
@@ -210,6 +221,13 @@ class ChipController(Block):
         m.d.comb += [off_in.eq(o * CHW + c * HW + row * Wd + col), off_out.eq(o * CHoWo + c * HoWo + pix)]
         addr_a, addr_b, addr_o = Signal(signed(82)), Signal(signed(82)), Signal(82)
         m.d.comb += [addr_a.eq(src0 + off_in), addr_b.eq(src1 + off_in), addr_o.eq(dst + off_out)]
+        # DWC: the weight of channel c at window element (ki, kj), C x KH x KW row-major from w_addr
+        # (c < C fits 32 bits, so both products are 48 bits wide; kj < KW, added as a signed value: a signed add,
+        # whose operands Verilog sign-extends; w_addr at the width of the offset: a one-width sum)
+        off_w = Signal(signed(W32 + SIMD_WINDOW_BITS + 3))
+        addr_w = Signal(signed(len(off_w) + 1))
+        m.d.comb += [off_w.eq(c[:W32] * win[:SIMD_WINDOW_BITS] + ki * KW + kj.as_signed()),
+                     addr_w.eq(w_addr + off_w)]
 
         # --- operand and result beats
         a = [Signal(signed(W32), name=f"a{l}") for l in range(L)]
@@ -228,7 +246,8 @@ class ChipController(Block):
                      self.dmem_addr.eq(clip(desc * isa.DESC_WORDS + k, D["DMEM"]))]
         cbase = Mux(j == 0, m_addr, Mux(j == 1, s_addr, b_addr))
         caddr = Signal(signed(W32 + 2))
-        m.d.comb += [caddr.eq(cbase + c), self.cmem_addr.eq(clip(caddr, D["CMEM"]))]
+        use_w = Signal()  # the streaming read: the weight's address (DWC)
+        m.d.comb += [caddr.eq(cbase + c), self.cmem_addr.eq(clip(Mux(use_w, addr_w, caddr), D["CMEM"]))]
         use_b = Signal()
         rsel = Mux(use_b, addr_b, addr_a)
         m.d.comb += [self.act_raddr.eq(clip(rsel, D["ACT"])), self.acc_raddr.eq(clip(addr_a, D["ACC"])),
@@ -241,9 +260,9 @@ class ChipController(Block):
         m.d.comb += [ip.a[l].eq(a[l]) for l in range(L)]
         m.d.comb += [ip.b[l].eq(b[l]) for l in range(L)]
         m.d.comb += ip.pad.eq(pad)
-        m.d.comb += [self.pim_kind_linear.eq(dw[0] == isa.PIM_KINDS["linear"]), self.pim_groups.eq(dw[1]),
-                     self.pim_layer.eq(dw[2]), self.pim_signed.eq(dw[3] != 0), self.pim_C.eq(dw[4]),
-                     self.pim_H.eq(dw[5]), self.pim_W.eq(dw[6]), self.pim_src.eq(src0), self.pim_dst.eq(dst[:16])]
+        m.d.comb += [self.pim_groups.eq(dv[1]),
+                     self.pim_layer.eq(dv[2]), self.pim_signed.eq(dv[3] != 0), self.pim_C.eq(dv[4]),
+                     self.pim_H.eq(dv[5]), self.pim_W.eq(dv[6]), self.pim_src.eq(src0), self.pim_dst.eq(dst[:16])]
 
         cycles = Signal(W32)
         m.d.comb += self.cycles.eq(cycles)
@@ -291,8 +310,10 @@ class ChipController(Block):
                     with m.Case(isa.OPCODES["HALT"].code):
                         m.d.sync += [busy.eq(0), done.eq(1)]
                         m.next = "IDLE"
-                    with m.Case(*(isa.OPCODES[n].code for n in ("PIM", "REQ", "ADD", "MAXP", "GAP", "CLMP"))):
-                        with m.If(_field(w, "desc") * isa.DESC_WORDS + DESC_LOADED > D["DMEM"]):
+                    with m.Case(*(isa.OPCODES[n].code for n in ("PIM",) + _SIMD_OPS if n not in isa.RTL_PENDING)):
+                        base = _field(w, "desc") * isa.DESC_WORDS
+                        with m.If(Mux(code == isa.OPCODES["DWC"].code, base + DWC_DESC_LOADED > D["DMEM"],
+                                      base + DESC_LOADED > D["DMEM"])):
                             fail("address")
                         with m.Else():
                             m.next = "LOAD_DESC"
@@ -304,41 +325,49 @@ class ChipController(Block):
 
             with m.State("LOAD_DESC"):
                 with m.If(k != 0):
-                    m.d.sync += [dw[i].eq(dw[i + 1]) for i in range(DESC_LOADED - 1)]
+                    m.d.sync += [dw[i].eq(dw[i + 1]) for i in range(DWC_DESC_LOADED - 1)]
                     m.d.sync += dw[-1].eq(self.dmem_data)
                 m.d.sync += k.eq(k + 1)
-                with m.If(k == DESC_LOADED):
+                with m.If(Mux(is_dwc_op, k == DWC_DESC_LOADED, k == DESC_LOADED)):
                     m.next = "SET_UP"
 
             with m.State("SET_UP"):
                 one = [KH.eq(1), KW.eq(1), SH.eq(1), SW.eq(1), PH.eq(0), PW.eq(0), DH.eq(1), DW.eq(1)]
                 flat = [outer.eq(1), C.eq(1), H.eq(1), Ho.eq(1)]
-                m.d.sync += [from_acc.eq(0), two_src.eq(0), cmode.eq(0), has_bias.eq(0)]
+                m.d.sync += [from_acc.eq(0), two_src.eq(0), cmode.eq(0), has_bias.eq(0), dwc.eq(0)]
                 with m.Switch(op):
                     with m.Case(isa.OPCODES["REQ"].code):  # C, inner, outer, m_addr, s_addr, bias_addr, has_bias, lo, hi
-                        m.d.sync += one + [outer.eq(dw[2].as_unsigned()), C.eq(dw[0].as_unsigned()), H.eq(1), Wd.eq(dw[1].as_unsigned()), Ho.eq(1), Wo.eq(dw[1]),
-                                           simd_op.eq(SIMD_OPCODES["requant"]), lo.eq(dw[7]), hi.eq(dw[8]),
-                                           from_acc.eq(1), cmode.eq(2), m_addr.eq(dw[3]), s_addr.eq(dw[4]),
-                                           b_addr.eq(dw[5]), has_bias.eq(dw[6] != 0)]
+                        m.d.sync += one + [outer.eq(dv[2].as_unsigned()), C.eq(dv[0].as_unsigned()), H.eq(1), Wd.eq(dv[1].as_unsigned()), Ho.eq(1), Wo.eq(dv[1]),
+                                           simd_op.eq(SIMD_OPCODES["requant"]), lo.eq(dv[7]), hi.eq(dv[8]),
+                                           from_acc.eq(1), cmode.eq(2), m_addr.eq(dv[3]), s_addr.eq(dv[4]),
+                                           b_addr.eq(dv[5]), has_bias.eq(dv[6] != 0)]
                     with m.Case(isa.OPCODES["ADD"].code):  # count, ma, sa, mb, sb, lo, hi
-                        m.d.sync += one + flat + [Wd.eq(dw[0].as_unsigned()), Wo.eq(dw[0]), simd_op.eq(SIMD_OPCODES["add"]),
-                                                  lo.eq(dw[5]), hi.eq(dw[6]), two_src.eq(1), cmode.eq(1),
-                                                  cm.eq(dw[1]), cs.eq(dw[2]), cmb.eq(dw[3]), csb.eq(dw[4])]
+                        m.d.sync += one + flat + [Wd.eq(dv[0].as_unsigned()), Wo.eq(dv[0]), simd_op.eq(SIMD_OPCODES["add"]),
+                                                  lo.eq(dv[5]), hi.eq(dv[6]), two_src.eq(1), cmode.eq(1),
+                                                  cm.eq(dv[1]), cs.eq(dv[2]), cmb.eq(dv[3]), csb.eq(dv[4])]
                     with m.Case(isa.OPCODES["MAXP"].code):  # C, H, W, Ho, Wo, kernel, stride, padding, dilation
+                        m.d.sync += [outer.eq(1), C.eq(dv[0].as_unsigned()), H.eq(dv[1].as_unsigned()),
+                                     Wd.eq(dv[2].as_unsigned()), Ho.eq(dv[3]), Wo.eq(dv[4]),
+                                     KH.eq(dv[5][:16]), KW.eq(dv[5][16:]), SH.eq(dv[6][:16]), SW.eq(dv[6][16:]),
+                                     PH.eq(dv[7][:16]), PW.eq(dv[7][16:]), DH.eq(dv[8][:16]), DW.eq(dv[8][16:]),
+                                     simd_op.eq(SIMD_OPCODES["maxpool"]), lo.eq(-(1 << 31)), hi.eq((1 << 31) - 1)]
+                    with m.Case(isa.OPCODES["DWC"].code):  # MAXP's nine, w_addr, m_addr, s_addr, bias_addr, lo, hi
                         m.d.sync += [outer.eq(1), C.eq(dw[0].as_unsigned()), H.eq(dw[1].as_unsigned()),
                                      Wd.eq(dw[2].as_unsigned()), Ho.eq(dw[3]), Wo.eq(dw[4]),
                                      KH.eq(dw[5][:16]), KW.eq(dw[5][16:]), SH.eq(dw[6][:16]), SW.eq(dw[6][16:]),
                                      PH.eq(dw[7][:16]), PW.eq(dw[7][16:]), DH.eq(dw[8][:16]), DW.eq(dw[8][16:]),
-                                     simd_op.eq(SIMD_OPCODES["maxpool"]), lo.eq(-(1 << 31)), hi.eq((1 << 31) - 1)]
+                                     simd_op.eq(SIMD_OPCODES["dwconv"]), lo.eq(dw[13]), hi.eq(dw[14]), cmode.eq(2),
+                                     m_addr.eq(dw[10]), s_addr.eq(dw[11]), b_addr.eq(dw[12]), has_bias.eq(1),
+                                     dwc.eq(1), w_addr.eq(dw[9])]
                     with m.Case(isa.OPCODES["GAP"].code):  # C, HW, m, s, lo, hi
-                        m.d.sync += one + [outer.eq(1), C.eq(dw[0].as_unsigned()), H.eq(1), Wd.eq(dw[1].as_unsigned()),
+                        m.d.sync += one + [outer.eq(1), C.eq(dv[0].as_unsigned()), H.eq(1), Wd.eq(dv[1].as_unsigned()),
                                            Ho.eq(1), Wo.eq(1),
-                                           KW.eq(dw[1][:16]), simd_op.eq(SIMD_OPCODES["avgpool"]), lo.eq(dw[4]),
-                                           hi.eq(dw[5]), cmode.eq(1), cm.eq(dw[2]), cs.eq(dw[3]), cmb.eq(0),
+                                           KW.eq(dv[1][:16]), simd_op.eq(SIMD_OPCODES["avgpool"]), lo.eq(dv[4]),
+                                           hi.eq(dv[5]), cmode.eq(1), cm.eq(dv[2]), cs.eq(dv[3]), cmb.eq(0),
                                            csb.eq(0)]
                     with m.Case(isa.OPCODES["CLMP"].code):  # count, lo, hi
-                        m.d.sync += one + flat + [Wd.eq(dw[0].as_unsigned()), Wo.eq(dw[0]), simd_op.eq(SIMD_OPCODES["clamp"]),
-                                                  lo.eq(dw[1]), hi.eq(dw[2])]
+                        m.d.sync += one + flat + [Wd.eq(dv[0].as_unsigned()), Wo.eq(dv[0]), simd_op.eq(SIMD_OPCODES["clamp"]),
+                                                  lo.eq(dv[1]), hi.eq(dv[2])]
                 m.next = "SIZES"
                 with m.If(op == isa.OPCODES["PIM"].code):  # kind, groups, layer, signed, C, H, W, ...
                     m.d.comb += self.pim_start.eq(1)
@@ -446,7 +475,8 @@ class ChipController(Block):
             with m.State("READ"):
                 with m.If(lane_on & ~pad):
                     past_a = Mux(from_acc, _at_least(addr_a, D["ACC"]), _at_least(addr_a, D["ACT"]))
-                    with m.If(past_a | (two_src & _at_least(addr_b, D["ACT"]))):
+                    m.d.comb += use_w.eq(1)
+                    with m.If(past_a | (two_src & _at_least(addr_b, D["ACT"])) | (dwc & _at_least(addr_w, D["CMEM"]))):
                         fail("address")
                     with m.Else():
                         m.next = "TAKE_A"
@@ -456,7 +486,14 @@ class ChipController(Block):
 
             with m.State("TAKE_A"):
                 per_lane(lambda l: a[l].eq(Mux(from_acc, self.acc_rdata, self.act_rdata)))
-                with m.If(two_src):
+                wt = self.cmem_data
+                wt_high = wt[SIMD_DWC_W_BITS - 1:]  # all equal: the weight fits the int8 the SIMD core multiplies
+                with m.If(dwc & ~(wt_high.all() | ~wt_high.any())):
+                    fail("simd")
+                with m.Elif(dwc):
+                    per_lane(lambda l: b[l].eq(wt))
+                    next_lane("READ", "PUSH")
+                with m.Elif(two_src):
                     m.d.comb += use_b.eq(1)
                     m.next = "TAKE_B"
                 with m.Else():

@@ -1,21 +1,22 @@
 """The chip's PIM controller (docs/design.md §15, docs/rtl.md "The chip top"): runs one PIM instruction.
 
 Started by the top controller (:mod:`hw.chip_ctrl`) with the PIM descriptor's
-``kind``, ``groups``, ``layer``, ``signed`` and input geometry, it runs the
-instruction from the WMEM image (:mod:`model.pim_image`) as named actions:
+``groups``, ``layer``, ``signed`` and input geometry, it runs the instruction
+from the WMEM image (:mod:`model.pim_image`) as named actions:
 
-* *copy* the input from ACT (signed 16-bit elements) into the window
-  generator's input buffer, ``n_comp`` inputs a word, one element a cycle
-  (a linear layer's ``(T, K)`` tokens transposed to a ``(K, T, 1)`` map),
-  checking each against the layer's 8-bit range (ERROR_CODE 4);
+* *check* that the instruction's input lies in ACT;
 * per layer of the instruction (a group of a grouped convolution): *look up*
-  its block in WMEM's layer table, *read the header* (the window layer
-  descriptor, the output layout), *zero* the output channels no tile holds,
-  then per segment: *program the core* (its register-bus writes), *fill the
-  window table*, read the first pass descriptor, *START* the core and *run*:
-  feed the generator the next pass descriptor while it streams windows into
-  the core, and *write each result beat* into ACC at the place its result
-  entry gives, until the core is DONE;
+  its block in WMEM's layer table, *read the header* (the output layout),
+  *zero* the output channels no tile holds, then per row band: *read the
+  band header* (its copy, the window layer descriptor), *copy* the band's
+  inputs from ACT (signed 16-bit elements) into the window generator's input
+  buffer, ``n_comp`` inputs a word, one element a cycle, checking each
+  against the layer's 8-bit range (ERROR_CODE 4), then per segment: *program
+  the core* (its register-bus writes), *fill the window table*, read the
+  first pass descriptor, *START* the core and *run*: feed the generator the
+  next pass descriptor while it streams windows into the core, and *write
+  each result beat* into ACC at the place its result entry gives, until the
+  core is DONE;
 * *finish* (``done`` for one cycle, with ``error`` and ``err_code`` when it
   stopped: 4 range, 5 address, 6 a bad image or a core error).
 
@@ -35,7 +36,7 @@ from amaranth.lib.wiring import In, Out
 from dbpim.hw.common import Block, layout_from_fields
 from dbpim.model import isa
 from dbpim.model._check import check_int
-from dbpim.model.pim_image import PIM_HEADER, RESULT_ENTRY, SEGMENT_HEADER
+from dbpim.model.pim_image import BAND_HEADER, PIM_HEADER, RESULT_ENTRY, SEGMENT_HEADER
 from dbpim.model.spec import BUS_BITS, CORE_REG, WINDOW_LAYER, WINDOW_PASS, input_range, register_fields
 
 __all__ = ["PIMController", "PIM_ERRORS"]
@@ -80,7 +81,7 @@ class PIMController(Block):
                                     **{f"{b.lower()}_words": v for b, v in self._depths.items()}}
         D = self._depths
         super().__init__({
-            "start": In(1), "kind_linear": In(1), "groups": In(16), "layer": In(16), "signed": In(1),
+            "start": In(1), "groups": In(16), "layer": In(16), "signed": In(1),
             "C": In(32), "H": In(32), "W": In(32), "src": In(16), "dst": In(16),
             "busy": Out(1), "done": Out(1), "error": Out(1), "err_code": Out(4), "core_rst": Out(1),
             "act_raddr": Out(range(D["ACT"])), "act_rdata": In(signed(isa.BUFFERS["ACT"].elem_bits)),
@@ -116,16 +117,17 @@ class PIMController(Block):
             return v[:max(1, (depth - 1).bit_length())]
 
         # --- the instruction
-        kind_linear, signed_in = Signal(), Signal()
+        signed_in = Signal()
         groups, layer, j_next = Signal(16), Signal(16), Signal(16)
         src, dst = Signal(X), Signal(A)
-        count, count_m1, T_m1, K = Signal(X), Signal(X), Signal(X), Signal(X)
+        count = Signal(X)
 
-        # --- copy: element a of the buffer is ACT src + t * K + k (a = k * T + t; T = 1 for a convolution)
-        a, t, e = Signal(X), Signal(X), Signal(range(n))
+        # --- a band's copy: buffer element o * inner + t is ACT src + act_off + o * outer_stride + t * inner_stride
+        t, e = Signal(A), Signal(range(n))
+        outer_left, T_m1 = Signal(A), Signal(A)
         kaddr, ea = Signal(X), Signal(X)
         word = Signal(n * ib)
-        waddr = Signal(range(max(2, self._words)))
+        waddr = Signal(A)
 
         # --- the block and segment
         j = Signal(16)
@@ -133,6 +135,10 @@ class PIMController(Block):
         adv = Signal()             # consume wa_data and present ptr + 1
         hdr = Signal(range(len(PIM_HEADER)))
         hw = {k: Signal(32, name=f"h_{k}") for k in PIM_HEADER}
+        bw = {k: Signal(X if k in ("act_off", "outer_stride", "inner_stride") else 32, name=f"b_{k}")
+              for k in BAND_HEADER}  # the copy's ACT offsets at the copy's address width
+        bh = Signal(range(len(BAND_HEADER)))
+        bands_left = Signal(32)
         blk_end = Signal(A)
         cnt = {k: Signal(32, name=f"n_{k}") for k in SEGMENT_HEADER}
         sh = Signal(range(len(SEGMENT_HEADER)))
@@ -164,11 +170,12 @@ class PIMController(Block):
                      self.act_raddr.eq(clip(ea, D["ACT"]))]
         with m.If(adv):
             m.d.sync += ptr.eq(ptr + 1)
-        m.d.comb += self.win_layer.as_value().eq(Cat(hw["win_base"], hw["win_shape"], hw["win_kernel"],
-                                                     hw["win_out"]))
+        m.d.comb += self.win_layer.as_value().eq(Cat(bw["win_base"], bw["win_shape"], bw["win_kernel"],
+                                                     bw["win_out"]))
         m.d.comb += [self.win_d.valid.eq(dvalid), self.win_d.payload.as_value().eq(Cat(*dreg))]
         m.d.comb += [self.core_w_strb.eq((1 << (BUS_BITS // 8)) - 1), self.core_o_ready.eq(1),
-                     self.buf_addr.eq(waddr), self.tab_addr.eq(ti), self.tab_data.eq(self.wa_data)]
+                     self.buf_addr.eq(clip(waddr, self._words)), self.tab_addr.eq(ti),
+                     self.tab_data.eq(self.wa_data)]
 
         busy, done, error, err_code = Signal(), Signal(), Signal(), Signal(4)
         m.d.comb += [self.busy.eq(busy), self.done.eq(done), self.error.eq(error), self.err_code.eq(err_code)]
@@ -206,50 +213,19 @@ class PIMController(Block):
             with m.State("IDLE"):
                 with m.If(self.start):
                     C, H, W = self.C, self.H, self.W
-                    m.d.sync += [busy.eq(1), kind_linear.eq(self.kind_linear), signed_in.eq(self.signed),
-                                 groups.eq(self.groups), layer.eq(self.layer), src.eq(self.src), dst.eq(self.dst),
-                                 count.eq(C * H * W), count_m1.eq(C * H * W - 1),
-                                 T_m1.eq(Mux(self.kind_linear, H - 1, 0)),
-                                 K.eq(Mux(self.kind_linear, C, 1)), a.eq(0), t.eq(0), e.eq(0), word.eq(0),
-                                 waddr.eq(0), kaddr.eq(self.src), ea.eq(self.src), j.eq(0)]
+                    m.d.sync += [busy.eq(1), signed_in.eq(self.signed), groups.eq(self.groups),
+                                 layer.eq(self.layer), src.eq(self.src), dst.eq(self.dst), count.eq(C * H * W),
+                                 j.eq(0)]
                     m.next = "CHECK"
 
-            with m.State("CHECK"):  # reset the core and generator; the input must fit ACT and the buffer
+            with m.State("CHECK"):  # reset the core and generator; the input must lie in ACT
                 m.d.comb += self.core_rst.eq(1)
-                with m.If((src + count > D["ACT"]) | (count > self._words * n)):
+                with m.If(src + count > D["ACT"]):
                     fail("address")
                 with m.Elif(groups == 0):
                     fail("pim")
-                with m.Else():  # (nested: the comb logic reads no condition of the state's only transitions)
-                    with m.If(count == 0):
-                        m.next = "TABLE"
-                    with m.Else():
-                        m.next = "COPY"
-
-            with m.State("COPY"):  # one element a cycle (ACT read at ea, its data here)
-                last = a == count_m1
-                with m.If(bad_range):
-                    fail("range")
                 with m.Else():
-                    merged = Signal(n * ib)
-                    with m.Switch(e):
-                        for i in range(n):
-                            with m.Case(i):
-                                m.d.comb += merged.eq(word | (v[:ib].as_unsigned() << (i * ib)))
-                    with m.If((e == n - 1) | last):
-                        m.d.comb += [self.buf_en.eq(1), self.buf_data.eq(merged)]
-                        m.d.sync += [word.eq(0), e.eq(0), waddr.eq(waddr + 1)]
-                    with m.Else():
-                        m.d.sync += [word.eq(merged), e.eq(e + 1)]
-                    m.d.sync += a.eq(a + 1)
-                    with m.If(t == T_m1):
-                        m.d.sync += [t.eq(0), kaddr.eq(kaddr + 1), ea.eq(kaddr + 1)]
-                        m.d.comb += self.act_raddr.eq(clip(kaddr + 1, D["ACT"]))
-                    with m.Else():
-                        m.d.sync += [t.eq(t + 1), ea.eq(ea + K)]
-                        m.d.comb += self.act_raddr.eq(clip(ea + K, D["ACT"]))
-                    with m.If(last):
-                        m.next = "TABLE"
+                    m.next = "TABLE"
 
             # --- one layer (block) of the instruction
             with m.State("TABLE"):  # the layer table's length
@@ -282,8 +258,7 @@ class PIMController(Block):
                             m.d.sync += hw[k].eq(self.wa_data)
                 m.d.sync += hdr.eq(hdr + 1)
                 with m.If(hdr == len(PIM_HEADER) - 1):
-                    m.d.sync += [blk_end.eq(blk_end + hw["words"]), segs_left.eq(hw["segments"]),
-                                 zeros_left.eq(self.wa_data)]
+                    m.d.sync += [blk_end.eq(blk_end + hw["words"]), zeros_left.eq(self.wa_data)]
                     m.next = "ZERO"
 
             with m.State("ZERO"):  # the next zero entry's offset, or on to the segments
@@ -292,7 +267,8 @@ class PIMController(Block):
                 with m.Elif(hw["pixels"] == 0):
                     fail("pim")
                 with m.Elif(zeros_left == 0):
-                    m.next = "SEGMENT"
+                    m.d.sync += bands_left.eq(hw["bands"])
+                    m.next = "BAND"
                 with m.Else():
                     m.d.comb += adv.eq(1)
                     m.d.sync += [zoff.eq(self.wa_data), q.eq(0), qoff.eq(0), zeros_left.eq(zeros_left - 1)]
@@ -308,9 +284,9 @@ class PIMController(Block):
                     with m.If(q_next == hw["pixels"]):
                         m.next = "ZERO"
 
-            # --- one segment: program the core and the window table, then run
-            with m.State("SEGMENT"):
-                with m.If(segs_left == 0):
+            # --- one row band: its header, then its copy into the input buffer, then its segments
+            with m.State("BAND"):
+                with m.If(bands_left == 0):
                     with m.If(ptr != blk_end):
                         fail("pim")
                     with m.Else():
@@ -319,6 +295,63 @@ class PIMController(Block):
                             m.next = "TABLE"
                         with m.Else():
                             m.next = "FINISH"
+                with m.Else():
+                    m.d.sync += [bh.eq(0), bands_left.eq(bands_left - 1)]
+                    m.next = "BAND_HEADER"
+
+            with m.State("BAND_HEADER"):  # one word a cycle; the copy starts at ACT src + act_off
+                m.d.comb += adv.eq(1)
+                with m.Switch(bh):
+                    for i, k in enumerate(BAND_HEADER):
+                        with m.Case(i):
+                            m.d.sync += bw[k].eq(self.wa_data)
+                m.d.sync += bh.eq(bh + 1)
+                with m.If(bh == len(BAND_HEADER) - 1):
+                    assert BAND_HEADER[-1] == "segments"
+                    m.d.sync += [segs_left.eq(self.wa_data), t.eq(0), e.eq(0), word.eq(0), waddr.eq(0),
+                                 outer_left.eq(bw["outer"]), T_m1.eq(bw["inner"] - 1),
+                                 kaddr.eq(src + bw["act_off"]), ea.eq(src + bw["act_off"])]
+                    m.next = "COPY_SETUP"
+
+            with m.State("COPY_SETUP"):  # ACT presents the first input (read at ea)
+                with m.If((bw["outer"] == 0) | (bw["inner"] == 0)):
+                    m.next = "SEGMENT"
+                with m.Else():
+                    m.next = "COPY"
+
+            with m.State("COPY"):  # one element a cycle (ACT read at ea, its data here)
+                inner_end = t == T_m1
+                last = inner_end & (outer_left == 1)
+                with m.If((ea >= D["ACT"]) | (waddr >= self._words)):
+                    fail("address")
+                with m.Elif(bad_range):
+                    fail("range")
+                with m.Else():
+                    merged = Signal(n * ib)
+                    with m.Switch(e):
+                        for i in range(n):
+                            with m.Case(i):
+                                m.d.comb += merged.eq(word | (v[:ib].as_unsigned() << (i * ib)))
+                    with m.If((e == n - 1) | last):
+                        m.d.comb += [self.buf_en.eq(1), self.buf_data.eq(merged)]
+                        m.d.sync += [word.eq(0), e.eq(0), waddr.eq(waddr + 1)]
+                    with m.Else():
+                        m.d.sync += [word.eq(merged), e.eq(e + 1)]
+                    with m.If(inner_end):
+                        nxt = Signal(X)
+                        m.d.comb += [nxt.eq(kaddr + bw["outer_stride"]), self.act_raddr.eq(clip(nxt, D["ACT"]))]
+                        m.d.sync += [t.eq(0), outer_left.eq(outer_left - 1), kaddr.eq(nxt), ea.eq(nxt)]
+                    with m.Else():
+                        nxt = Signal(X)
+                        m.d.comb += [nxt.eq(ea + bw["inner_stride"]), self.act_raddr.eq(clip(nxt, D["ACT"]))]
+                        m.d.sync += [t.eq(t + 1), ea.eq(nxt)]
+                    with m.If(last):
+                        m.next = "SEGMENT"
+
+            # --- one segment: program the core and the window table, then run
+            with m.State("SEGMENT"):
+                with m.If(segs_left == 0):
+                    m.next = "BAND"
                 with m.Else():
                     m.d.sync += [sh.eq(0), segs_left.eq(segs_left - 1)]
                     m.next = "SEG_HEADER"

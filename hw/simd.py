@@ -8,8 +8,9 @@ from amaranth.lib.wiring import In, Out
 
 from dbpim.hw.common import Block, layout_from_fields
 from dbpim.hw.sram import sram_1r1w
-from dbpim.model.spec import (SIMD_GEOMETRY, SIMD_LATENCY, SIMD_MULT_BITS, SIMD_OPCODES, SIMD_OPERAND_BITS,
-                              SIMD_WINDOW_BITS, bits_for, simd_const_fields, simd_descriptor_fields, simd_in_fields, simd_out_fields)
+from dbpim.model.spec import (SIMD_DWC_W_BITS, SIMD_DWC_X_BITS, SIMD_GEOMETRY, SIMD_LATENCY, SIMD_MULT_BITS,
+                              SIMD_OPCODES, SIMD_OPERAND_BITS, SIMD_WINDOW_BITS, bits_for, simd_const_fields,
+                              simd_descriptor_fields, simd_in_fields, simd_out_fields)
 
 __all__ = ["SIMDCore"]
 
@@ -17,10 +18,13 @@ __all__ = ["SIMDCore"]
 _MUL_IN_BITS = SIMD_OPERAND_BITS + 1
 # running sum of a window: SIMD_OPERAND_BITS + SIMD_WINDOW_BITS bits never overflow
 _RED_BITS = SIMD_OPERAND_BITS + SIMD_WINDOW_BITS + 1
+# a dwconv product fits an operand lane (it is captured in one)
+assert SIMD_DWC_X_BITS + SIMD_DWC_W_BITS <= SIMD_OPERAND_BITS
 
 
 class SIMDCore(Block):
-    """``lanes`` integer lanes running one descriptor at a time: requant, clamp, add, max / average pooling.
+    """``lanes`` integer lanes running one descriptor at a time: requant, clamp, add, max / average pooling,
+    depthwise convolution.
 
     A descriptor (``d``, :func:`model.spec.simd_descriptor_fields`) is taken
     while ``busy`` is low; then ``pixels * ceil(channels / lanes) * window``
@@ -36,15 +40,19 @@ class SIMDCore(Block):
         add       v = a                     out = saturate(rescale(v, m, s) + rescale(b, mb, sb), lo, hi)
         maxpool   v = max of a, pad skipped out = saturate(v, lo, hi)
         avgpool   v = sum of a, pad adds 0  out = saturate(rescale(v, m, s), lo, hi)
+        dwconv    v = bias + sum of a * b,  out = saturate(rescale(v, m, s), lo, hi)
+                      pad adds 0
 
     with ``rescale(v, m, s) = (v * m + ((1 << s) >> 1)) >> s`` (model.requant),
     computed as ``((v * m) >> (s - 1)) + 1 >> 1`` for ``s >= 1`` (the same
-    value). A descriptor with ``op`` outside :data:`model.spec.SIMD_OPCODES`,
+    value). ``dwconv``'s product takes the low :data:`model.spec.SIMD_DWC_X_BITS` bits of ``a`` (an activation)
+    and :data:`model.spec.SIMD_DWC_W_BITS` bits of ``b`` (its int8 weight), signed: exact for operands of those
+    widths (the chip controller sends nothing else). A descriptor with ``op`` outside :data:`model.spec.SIMD_OPCODES`,
     ``channels`` 0 or above the constant memory's, ``window`` or ``pixels`` 0
     or ``lo > hi`` is taken, raises ``err`` for one cycle and runs nothing.
 
     **Pipeline.** Five register stages share one enable (``~o.valid | o.ready``):
-    capture (and the constant memory read), reduce, multiply (33 x 31 bits),
+    capture (``dwconv``'s product; the constant memory read), reduce, multiply (33 x 31 bits),
     rounding shift, saturate. An input beat taken in cycle ``t`` leaves in
     cycle ``t + 5`` at the earliest (:data:`model.spec.SIMD_LATENCY`); at full
     rate one beat per cycle. Timing: :func:`model.simd_core.simd_cycles`.
@@ -173,7 +181,8 @@ class SIMDCore(Block):
                          rp.addr.eq(g), rp.en.eq(en)]
             consts.append(data.View(self._const_layout, rp.data))
 
-        # --- stage A: capture
+        # --- stage A: capture (dwconv: the product of the activation and its weight)
+        is_op = {name: op == code for name, code in SIMD_OPCODES.items()}
         a_v, a_first, a_lastw, a_final, a_pad = Signal(), Signal(), Signal(), Signal(), Signal()
         a_c0 = Signal.like(c0)
         a_a = [Signal(signed(SIMD_OPERAND_BITS), name=f"a_a{k}") for k in range(L)]
@@ -181,13 +190,15 @@ class SIMDCore(Block):
         with m.If(en):
             m.d.sync += [a_v.eq(take), a_first.eq(e == 0), a_lastw.eq(last_e), a_final.eq(last_e & last_g & last_p),
                          a_pad.eq(self.i.payload.pad), a_c0.eq(c0)]
-            m.d.sync += [a_a[k].eq(self.i.payload.a[k]) for k in range(L)]
+            for k in range(L):
+                x, wt = self.i.payload.a[k], self.i.payload.b[k]
+                prod = x[:SIMD_DWC_X_BITS].as_signed() * wt[:SIMD_DWC_W_BITS].as_signed()
+                m.d.sync += a_a[k].eq(Mux(is_op["dwconv"], prod, x))
             m.d.sync += [a_b[k].eq(self.i.payload.b[k]) for k in range(L)]
 
         # --- stage R: reduce (and the per-op constants). The width copies (a_x, clip, tot) are assigned inside the
         # enable's If: Yosys keeps them there, so every comparison in the Verilog is at one width (lint-clean)
-        is_op = {name: op == code for name, code in SIMD_OPCODES.items()}
-        scaled = is_op["requant"] | is_op["add"] | is_op["avgpool"]
+        scaled = is_op["requant"] | is_op["add"] | is_op["avgpool"] | is_op["dwconv"]
         r_v, r_final = Signal(), Signal()
         red = [Signal(signed(_RED_BITS), name=f"red{k}") for k in range(L)]
         r_b = [Signal(signed(SIMD_OPERAND_BITS), name=f"r_b{k}") for k in range(L)]
@@ -206,9 +217,9 @@ class SIMDCore(Block):
                     ch = Signal.like(c0, name=f"ch{k}")
                     m.d.comb += [a.eq(a_a[k]), ch.eq(a_c0 + k)]
                     maxv = Mux(a_pad, Mux(a_first, neg, red[k]), Mux(a_first | (a > red[k]), a, red[k]))
-                    sumv = Mux(a_first, 0, red[k]) + Mux(a_pad, 0, a)
+                    sumv = Mux(a_first, Mux(is_op["dwconv"], cst.bias, 0), red[k]) + Mux(a_pad, 0, a)
                     val = Mux(is_op["requant"], a + cst.bias, Mux(is_op["maxpool"], maxv,
-                                                                  Mux(is_op["avgpool"], sumv, a)))
+                                                                  Mux(is_op["avgpool"] | is_op["dwconv"], sumv, a)))
                     m.d.sync += [red[k].eq(val), r_b[k].eq(a_b[k]),
                                  r_m[k].eq(Mux(scaled, cst.m, 1)), r_s[k].eq(Mux(scaled, cst.s, 0)),
                                  r_mb[k].eq(Mux(is_op["add"], cst.mb, 0)), r_sb[k].eq(Mux(is_op["add"], cst.sb, 0)),

@@ -369,6 +369,16 @@ def _core_params(macro, hw):
     return CoreParams(macro=macro, macros=SystemConfig().macros_per_core, core=CoreConfig())
 
 
+def _buffer_inputs(params, hw) -> int:
+    """Inputs the chip's input buffer holds (:func:`model.window.buffer_words` of ``system.input_buffer_kib``,
+    ``n_comp`` inputs a word; None: the default system)."""
+    from dbpim.model.config import SystemConfig
+    from dbpim.model.window import buffer_words
+    kib = (hw.system if hw is not None else SystemConfig()).input_buffer_kib
+    m = params.macro
+    return buffer_words(kib, m.n_comp, m.in_bits) * m.n_comp
+
+
 def compile_program(plan: IntegerPlan, records, macro, hw=None) -> ChipProgram:
     """The :class:`ChipProgram` of an :class:`IntegerPlan`: instructions, memory images, buffer allocation.
 
@@ -376,13 +386,14 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None) -> ChipProgram:
     it (the output to the end); ``reshape`` / ``identity`` alias their input (no instruction). Every mapped
     layer's sums go to ``ACC`` address 0 and are requantized by the next instruction. WMEM holds one
     block per mapped layer (a grouped convolution: one per group), the PIM core's program for ``hw``'s core
-    (:func:`model.pim_image.layer_block`).
+    (:func:`model.pim_image.layer_block`), in row bands whose inputs fit ``hw``'s input buffer.
     """
     from dbpim.model import isa
     from dbpim.model.core_timing import PlanError
     from dbpim.model.pim_image import PimImageError, layer_block
     from dbpim.model.window import WindowLayer
     params = _core_params(macro, hw)
+    buffer_inputs = _buffer_inputs(params, hw)
     recs = {r.name: r for r in records if r.mapped}
     steps = plan.steps
     root = {}
@@ -462,7 +473,8 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None) -> ChipProgram:
                         wmem_blocks.append(layer_block(r.compiled, wl, params, bool(st["signed_input"]),
                                                        acc_base=j * r.compiled.N * (1 if st["kind"] == "linear" else
                                                                                     inner),
-                                                       linear=st["kind"] == "linear", name=r.name))
+                                                       linear=st["kind"] == "linear", buffer_inputs=buffer_inputs,
+                                                       name=r.name))
                     except (PlanError, PimImageError, ValueError) as e:
                         raise ChipError(f"op {st['name']!r}: {e}") from None
                 d = desc("PIM", kind=isa.PIM_KINDS["linear" if st["kind"] == "linear" else "conv2d"],
@@ -533,9 +545,8 @@ class GoldenChip:
     cycles of the PIM instructions (:func:`model.chip_timing.pim_cycles`, from the image and the core's
     :func:`model.core_timing.layer_cycles`), ``simd_cycles`` those of ``REQ``, ``ADD``, ``MAXP``, ``GAP``,
     ``CLMP`` and ``HALT`` (:func:`model.chip_timing.instruction_cycles` with ``lanes`` = the configuration's
-    ``system.simd_lanes``) and of ``DWC``, which the RTL chip does not run yet, at the SIMD core's full rate
-    (:func:`model.simd_core.simd_cycles`, §14); ``cycles`` is their sum, the RTL's ``CYCLES`` on a program
-    without ``DWC``. ``macro_cycles`` adds the mapped layers' DB-PIM macro-cycles (docs/design.md §7, as
+    ``system.simd_lanes``; ``DWC`` included); ``cycles`` is their sum, the RTL's ``CYCLES``. ``macro_cycles``
+    adds the mapped layers' DB-PIM macro-cycles (docs/design.md §7, as
     :func:`model.layer.run_layer` counts them, one macro running every tile): an extra figure.
     """
 
@@ -593,7 +604,6 @@ class GoldenChip:
         """Run the instruction stream on the buffers ``act`` (S, ACT) and ``acc`` (S, ACC) until HALT."""
         from dbpim.model import isa
         from dbpim.model.chip_timing import HALT_CYCLES, instruction_cycles
-        from dbpim.model.simd_core import simd_beats, simd_cycles
         p = self.program
         S = act.shape[0]
         lo16, hi16 = -(1 << (isa.BUFFERS["ACT"].elem_bits - 1)), (1 << (isa.BUFFERS["ACT"].elem_bits - 1)) - 1
@@ -631,6 +641,7 @@ class GoldenChip:
                 C, H, W = d["C"], d["H"], d["W"]
                 k = isa.unpack_pair(d["kernel"])
                 w = p.cmem[d["w_addr"]:d["w_addr"] + C * k[0] * k[1]].reshape(C, k[0], k[1])
+                self._check_dwc_weights(w, d, name)
                 a = simd_ops.depthwise_conv2d(act[:, s0:s0 + C * H * W].reshape(S, C, H, W), w,
                                               isa.unpack_pair(d["stride"]), isa.unpack_pair(d["padding"]),
                                               isa.unpack_pair(d["dilation"]), name=name)
@@ -638,7 +649,6 @@ class GoldenChip:
                                      d["lo"], d["hi"], p.cmem[d["bias_addr"]:d["bias_addr"] + C],
                                      name=name).reshape(S, -1)
                 n = y.shape[1]
-                beats = simd_beats(C, d["Ho"] * d["Wo"], k[0] * k[1], self.lanes)
             elif op == "GAP":
                 C, HW = d["C"], d["HW"]
                 y = simd_ops.global_avgpool(act[:, s0:s0 + C * HW].reshape(S, C, 1, HW), d["m"], d["s"], d["lo"],
@@ -649,14 +659,25 @@ class GoldenChip:
                 y = saturate(act[:, s0:s0 + n], d["lo"], d["hi"], name)
             else:
                 raise ChipError(f"{name}: not an operation of the golden chip")
-            if op == "DWC":  # not run by the RTL chip yet: the SIMD core at full rate
-                self.simd_cycles += S * simd_cycles(beats * self.lanes, self.lanes)
-            else:
-                self.simd_cycles += S * instruction_cycles(op, d, self.lanes)
+            self.simd_cycles += S * instruction_cycles(op, d, self.lanes)
             if y.size and (int(y.min()) < lo16 or int(y.max()) > hi16):
                 raise ChipError(f"{name}: a result does not fit ACT's signed 16-bit elements")
             act[:, dst:dst + n] = y
         raise ChipError("IMEM: the program ends without HALT")
+
+    @staticmethod
+    def _check_dwc_weights(w: np.ndarray, d: dict, name: str) -> None:
+        """The DWC weights ``w`` (C, KH, KW) the RTL chip reads (every tap some output reads inside the input) must be
+        int8: the SIMD core multiplies 8-bit weights (the RTL stops with STATUS.ERROR_CODE 3)."""
+        from dbpim.model import isa
+        from dbpim.model.spec import SIMD_DWC_W_BITS
+        k = isa.unpack_pair(d["kernel"])
+        inside = simd_ops.pool_windows(np.ones((1, 1, d["H"], d["W"]), np.int64), k, isa.unpack_pair(d["stride"]),
+                                       isa.unpack_pair(d["padding"]), isa.unpack_pair(d["dilation"]), 0, name)
+        read = w.reshape(len(w), -1)[:, inside.reshape(-1, k[0] * k[1]).any(axis=0)]
+        top = 1 << (SIMD_DWC_W_BITS - 1)
+        if read.size and (int(read.min()) < -top or int(read.max()) >= top):
+            raise ChipError(f"{name}: a weight at CMEM w_addr is outside int8 [{-top}, {top - 1}]")
 
     def _pim(self, d: dict, act: np.ndarray, src: int, acc: np.ndarray, dst: int, name: str) -> None:
         """A PIM instruction from the WMEM image (:func:`model.pim_image.run_pim`): sums into ``acc`` at ``dst``,

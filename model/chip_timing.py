@@ -9,8 +9,9 @@ instruction); :func:`model.chip.program_cycles` sums them into the chip's
 This is the RTL as it is, not the SIMD core's full rate
 (:func:`model.simd_core.simd_cycles`), which the controller does not reach;
 the golden chip (:class:`model.chip.GoldenChip`, ``simd_cycles``) counts
-with :func:`instruction_cycles` too, so RTL and golden model share this one
-timing.
+with :func:`instruction_cycles` too (DWC included), so RTL and golden model
+share this one timing; the performance model times a depthwise layer with
+:func:`dwc_cycles` (the same count).
 """
 
 from __future__ import annotations
@@ -18,18 +19,29 @@ from __future__ import annotations
 from dbpim.model import isa
 from dbpim.model.spec import SIMD_LATENCY
 
-__all__ = ["FIXED_CYCLES", "HALT_CYCLES", "PIM_FIXED_CYCLES", "pim_cycles", "instruction_cycles"]
+__all__ = ["DESC_LOADED", "DWC_DESC_LOADED", "FIXED_CYCLES", "HALT_CYCLES", "PIM_FIXED_CYCLES", "desc_loaded",
+           "dwc_cycles", "pim_cycles", "instruction_cycles"]
 
-#: Loaded descriptor words (the longest SIMD descriptor: REQ / MAXP).
-_DESC_LOADED = max(len(isa.OPCODES[n].desc) for n in ("REQ", "ADD", "MAXP", "GAP", "CLMP"))
+#: Descriptor words the controller loads for every instruction but DWC (the longest other SIMD descriptor: REQ /
+#: MAXP, 9 words; PIM's first words).
+DESC_LOADED = max(len(isa.OPCODES[n].desc) for n in ("REQ", "ADD", "MAXP", "GAP", "CLMP"))
+#: Descriptor words the controller loads for DWC: all of them (15).
+DWC_DESC_LOADED = len(isa.OPCODES["DWC"].desc)
 #: Cycles of a SIMD instruction outside its constant loading and streaming: fetch, decode, load the descriptor
 #: (one cycle more than its words), set up, two size cycles, check, send the SIMD descriptor, see it taken, retire.
-FIXED_CYCLES = 1 + 1 + (_DESC_LOADED + 1) + 1 + 2 + 1 + 1 + 1 + 1
+#: DWC loads :data:`DWC_DESC_LOADED` words: ``DWC_DESC_LOADED - DESC_LOADED`` cycles more.
+FIXED_CYCLES = 1 + 1 + (DESC_LOADED + 1) + 1 + 2 + 1 + 1 + 1 + 1
 #: Cycles of HALT: fetch, decode.
 HALT_CYCLES = 2
-#: Cycles of a PIM instruction outside its copy and its layers: fetch, decode, load the descriptor, set up
-#: (the top controller, hw.chip_ctrl), then the PIM controller's (hw.pim_ctrl) check and finish.
-PIM_FIXED_CYCLES = 1 + 1 + (_DESC_LOADED + 1) + 1 + 1 + 1
+#: Cycles of a PIM instruction outside its layers: fetch, decode, load the descriptor, set up (the top
+#: controller, hw.chip_ctrl), then the PIM controller's (hw.pim_ctrl) check and finish.
+PIM_FIXED_CYCLES = 1 + 1 + (DESC_LOADED + 1) + 1 + 1 + 1
+
+
+def desc_loaded(op: str) -> int:
+    """Descriptor words the controller loads for an instruction ``op`` (:data:`DESC_LOADED`, DWC's
+    :data:`DWC_DESC_LOADED`)."""
+    return DWC_DESC_LOADED if op == "DWC" else DESC_LOADED
 
 
 def _geometry(op: str, d: dict):
@@ -39,12 +51,26 @@ def _geometry(op: str, d: dict):
         return d["outer"], d["C"], 1, d["inner"], 1, d["inner"], one, one, (0, 0), one
     if op in ("ADD", "CLMP"):
         return 1, 1, 1, d["count"], 1, d["count"], one, one, (0, 0), one
-    if op == "MAXP":
+    if op in ("MAXP", "DWC"):
         return (1, d["C"], d["H"], d["W"], d["Ho"], d["Wo"]) + tuple(
             isa.unpack_pair(d[k]) for k in ("kernel", "stride", "padding", "dilation"))
     if op == "GAP":
         return 1, d["C"], 1, d["HW"], 1, 1, (1, d["HW"]), one, (0, 0), one
-    raise ValueError(f"op: must be one of REQ, ADD, MAXP, GAP, CLMP, got {op!r}")
+    raise ValueError(f"op: must be one of REQ, ADD, MAXP, GAP, CLMP, DWC, got {op!r}")
+
+
+def dwc_cycles(C: int, H: int, W: int, kernel, stride, padding, dilation, lanes: int) -> int:
+    """Cycles of one DWC instruction on one sample: :func:`instruction_cycles` of its descriptor (an input ``(C,
+    H, W)``, the pairs ``kernel``, ``stride``, ``padding``, ``dilation``; output sizes PyTorch's floor mode).
+
+    The performance model's time of a depthwise layer (``sim_bench``), the one the RTL chip takes.
+    """
+    from dbpim.model.simd_ops import pool_geometry
+    k, st, p, d, (ho, wo) = pool_geometry((1, C, H, W), kernel, stride, padding, dilation, "depthwise")
+    desc = {"C": C, "H": H, "W": W, "Ho": ho, "Wo": wo, **{n: isa.pack_pair(*v) for n, v in
+                                                          (("kernel", k), ("stride", st), ("padding", p),
+                                                           ("dilation", d))}}
+    return instruction_cycles("DWC", desc, lanes)
 
 
 def pim_cycles(desc: dict, blocks, core_cycles) -> int:
@@ -52,15 +78,17 @@ def pim_cycles(desc: dict, blocks, core_cycles) -> int:
 
     ``blocks`` are its layers' WMEM blocks (:class:`model.pim_image.BlockImage`) and ``core_cycles`` the
     PIM core's cycles of each of their STARTs (:func:`model.core_timing.layer_cycles`, per block a sequence
-    over its segments). The PIM controller copies one input a cycle; per block it looks the block up (three
-    cycles), reads its header (a cycle a word), zeroes the channels no tile holds (one cycle an entry, one a
-    zero, one to go on), and per segment reads its header (one cycle, then a word a cycle), makes its bus
-    writes (two cycles each, one to go on), fills the window table (one cycle an entry, one to go on), reads
-    the first pass descriptor (four cycles; one when there is none), STARTs the core (one) and runs it (the
-    core's cycles, one more to see DONE); one cycle ends the block's segments.
+    over its segments, band after band). Per block the PIM controller looks the block up (three cycles), reads
+    its header (a cycle a word), zeroes the channels no tile holds (one cycle an entry, one a zero, one to go
+    on), and per band reads its header (one cycle, then a word a cycle), copies its inputs from ACT into the
+    input buffer (one cycle to set up, one an input) and runs its segments, then one cycle ends the band's
+    segments; per segment it reads its header (one cycle, then a word a cycle), makes its bus writes (two
+    cycles each, one to go on), fills the window table (one cycle an entry, one to go on), reads the first
+    pass descriptor (four cycles; one when there is none), STARTs the core (one) and runs it (the core's
+    cycles, one more to see DONE); one cycle ends the block's bands.
     """
-    from dbpim.model.pim_image import PIM_HEADER, SEGMENT_HEADER
-    total = PIM_FIXED_CYCLES + desc["C"] * desc["H"] * desc["W"]
+    from dbpim.model.pim_image import BAND_HEADER, PIM_HEADER, SEGMENT_HEADER
+    total = PIM_FIXED_CYCLES
     if len(blocks) != len(core_cycles):
         raise ValueError(f"core_cycles: one sequence per block ({len(blocks)}), got {len(core_cycles)}")
     for blk, cyc in zip(blocks, core_cycles):
@@ -68,6 +96,8 @@ def pim_cycles(desc: dict, blocks, core_cycles) -> int:
         if len(cyc) != len(blk.segments):
             raise ValueError(f"core_cycles: one count per segment ({len(blk.segments)}), got {len(cyc)}")
         total += 3 + len(PIM_HEADER) + 1 + len(blk.zeros) * (1 + blk.pixels) + 1
+        for band in blk.bands:
+            total += 1 + len(BAND_HEADER) + 1 + band.count + 1
         for seg, c in zip(blk.segments, cyc):
             total += (1 + len(SEGMENT_HEADER) + 1 + 2 * len(seg.writes) + 1 + len(seg.table)
                       + (4 if seg.passes else 1) + 1 + c + 1)
@@ -81,11 +111,12 @@ def instruction_cycles(op: str, desc: dict, lanes: int, pim=None) -> int:
     and counted for the sample).
 
     Constants: REQ reads ``m``, ``s`` (and ``bias`` with ``has_bias``) per channel, two cycles a word (one for
-    an absent bias), then writes each channel group (one cycle, one more between groups); ADD and GAP write
-    their scalars into each group (two cycles a group, one for the last). Streaming, per (pixel, channel
-    group, window element): per channel of the group two cycles (three for ADD; one at a padding position),
-    then one push; per (pixel, channel group) :data:`model.spec.SIMD_LATENCY` cycles to the result and one
-    cycle per channel to write it back.
+    an absent bias), then writes each channel group (one cycle, one more between groups); DWC the same with a
+    bias; ADD and GAP write their scalars into each group (two cycles a group, one for the last). Streaming,
+    per (pixel, channel group, window element): per channel of the group two cycles (three for ADD; DWC reads
+    the weight from CMEM in the same two; one at a padding position), then one push; per (pixel, channel group)
+    :data:`model.spec.SIMD_LATENCY` cycles to the result and one cycle per channel to write it back. DWC loads
+    :data:`DWC_DESC_LOADED` descriptor words, the others :data:`DESC_LOADED`.
     """
     if op == "HALT":
         return HALT_CYCLES
@@ -96,8 +127,8 @@ def instruction_cycles(op: str, desc: dict, lanes: int, pim=None) -> int:
     outer, C, H, W, Ho, Wo, (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _geometry(op, desc)
     groups = -(-C // lanes)
     lanes_of = [min(lanes, C - g * lanes) for g in range(groups)]
-    if op == "REQ":
-        per_channel = 6 if desc["has_bias"] else 5
+    if op in ("REQ", "DWC"):
+        per_channel = 6 if op == "DWC" or desc["has_bias"] else 5
         consts = sum(n * per_channel for n in lanes_of) + 2 * groups - 1
     elif op in ("ADD", "GAP"):
         consts = 2 * groups - 1
@@ -115,4 +146,4 @@ def instruction_cycles(op: str, desc: dict, lanes: int, pim=None) -> int:
                         inside = 0 <= r < H and 0 <= c < W
                         stream += n * (read if inside else 1) + 1
                 stream += SIMD_LATENCY + n
-    return FIXED_CYCLES + consts + outer * stream
+    return FIXED_CYCLES + desc_loaded(op) - DESC_LOADED + consts + outer * stream

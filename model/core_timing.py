@@ -96,7 +96,9 @@ next hand-off). The system around the cores (several
 cores, off-chip bandwidth stretching a tile load, the output buffer's
 capacity shortening the pixel runs) is ``sim_bench``'s (docs/perf_model.md);
 it calls :func:`pass_cycles_rounds` for every (row set, row tile, pixel run)
-of a layer at once.
+of a layer at once, the jobs of a layer dealt to the cores by
+:func:`deal_jobs` on their compile-time :func:`job_work` (a compiler choice:
+each core runs its own jobs as above).
 """
 
 from __future__ import annotations
@@ -113,8 +115,8 @@ __all__ = ["PassPlan", "PlanError", "plan_passes", "pack_segments", "filter_tile
            "load_cycles", "tile_bytes", "pixel_cycles", "round_compute",
            "round_sizes", "round_delivery", "first_round_delivery", "pass_after", "prefetch_overlap", "exposed_load",
            "prefetched_passes", "pass_cycles", "pass_cycles_rounds", "job_cycles", "layer_cycles",
-           "core_layer_cycles", "PASS_TERMS", "round_work", "pass_after_terms", "pass_terms", "job_terms",
-           "layer_cycle_terms"]
+           "core_layer_cycles", "job_work", "deal_filter_tiles", "deal_jobs", "PASS_TERMS", "round_work",
+           "pass_after_terms", "pass_terms", "job_terms", "layer_cycle_terms"]
 
 
 class PlanError(ValueError):
@@ -347,6 +349,72 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core, *, starts=None) -> np.
         n_desc += nrt
         out.append(seg)
     return np.array(out, np.int64)
+
+
+def job_work(cell_rows, n_out, pixels, macro, macros: int) -> np.ndarray:
+    """Cycles of every job (filter tile over a pixel run) as the compiler sees them (no input known): (F, L).
+
+    ``cell_rows`` (F, row tiles) are the cell rows each row tile of each
+    filter tile uses (0: no such row tile), ``n_out`` (F,) its results per
+    pixel, ``pixels`` (L,) the pixel runs. Every bit column of every used cell
+    row counts as issued (``in_bits`` each, :mod:`model.cycles`), plus the
+    pipeline latency, a round at least ``n_col`` cycles; the results leave one
+    per cycle: ``max(ceil(pixels / macros) * sum over row tiles of
+    max(in_bits * cell rows + latency, n_col), pixels * n_out)``.
+    """
+    used = np.asarray(cell_rows, np.int64)
+    per_round = np.where(used > 0, np.maximum(macro.in_bits * used + pipeline_latency(macro.pipeline),
+                                              macro.n_col), 0).sum(-1)
+    px = np.asarray(pixels, np.int64)[None, :]
+    return np.maximum(-(-px // int(macros)) * per_round[:, None], px * np.asarray(n_out, np.int64)[:, None])
+
+
+def deal_filter_tiles(work, cores: int) -> np.ndarray:
+    """Core of each filter tile of a layer: the longest first, each to the core with the least work so far.
+
+    Longest-processing-time-first list scheduling on the filter tiles' work
+    (ties: the lower filter tile first, the lower core): equal work deals the
+    filter tiles round-robin in mapping order; unequal work (row tiles of
+    groups keeping different row counts) keeps the busiest core within
+    ``max(work)`` of the mean instead of leaving whole tiles on one core.
+    Returns int64 (F,).
+    """
+    w = np.asarray(work, np.float64).reshape(-1)
+    out = np.empty(w.size, np.int64)
+    busy = np.zeros(int(cores))
+    for f in np.argsort(-w, kind="stable").tolist():
+        c = int(np.argmin(busy))
+        out[f] = c
+        busy[c] += w[f]
+    return out
+
+
+def deal_jobs(work, cores: int) -> np.ndarray:
+    """Core of every job (filter tile over a pixel run) of a layer, a compiler choice: int64 (F, L).
+
+    ``work`` (F, L) is :func:`job_work`. Two dealings, the one whose busiest
+    core has the least work (ties: the first): whole filter tiles
+    (:func:`deal_filter_tiles` on their summed work), and, with at least
+    ``cores`` filter tiles and several pixel runs, the jobs in mapping order
+    cut into ``cores`` consecutive shares of about equal work (job j to core
+    ``floor(cores * (work before j + work_j / 2) / total)``), which splits a
+    filter tile's pixel runs over at most the cores its share crosses (each
+    fetching its tiles). A core runs its jobs in mapping order: filter tiles
+    in order, a filter tile's pixel runs one after another.
+    """
+    w = np.asarray(work, np.int64)
+    F, L = w.shape
+    whole = np.repeat(deal_filter_tiles(w.sum(1), cores)[:, None], L, axis=1)
+    total = int(w.sum())
+    if F < int(cores) or L == 1 or total == 0:
+        return whole
+    flat = w.reshape(-1)
+    split = np.minimum((2 * np.cumsum(flat) - flat) * int(cores) // (2 * total), int(cores) - 1).reshape(F, L)
+
+    def peak(core):
+        return np.bincount(core.reshape(-1), weights=flat, minlength=int(cores)).max()
+
+    return split if peak(split) < peak(whole) else whole
 
 
 def plan_passes(tiles, pixels: int, macro, macros: int, core, name: str = "layer",

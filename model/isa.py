@@ -26,7 +26,7 @@ from dbpim.model.spec import BUS_BITS, RegField, Register, RegisterMap, field_wi
 
 __all__ = ["INSTR_BITS", "INSTR_FIELDS", "DESC_WORDS", "WORD_BITS", "BUFFERS", "Buffer", "Opcode", "OPCODES",
            "BY_CODE", "PIM_KINDS", "encode", "decode", "pack_descriptor", "unpack_descriptor",
-           "pack_pair", "unpack_pair", "IsaError", "RTL_PENDING", "CHIP_ERRORS", "CHIP_REGISTERS", "CHIP_REG",
+           "pack_pair", "unpack_pair", "IsaError", "RTL_PENDING", "RESERVED_ERRORS", "CHIP_ERRORS", "CHIP_REGISTERS", "CHIP_REG",
            "HOST_TARGETS", "chip_register_markdown", "chip_map"]
 
 INSTR_BITS = 64
@@ -166,21 +166,26 @@ def unpack_descriptor(op: str, words) -> dict:
 # ----------------------------------------------------------------------------- the RTL chip's host view
 
 #: Opcodes the RTL chip (``hw.chip_ctrl``) decodes but does not run yet: it stops on them with
-#: STATUS.ERROR_CODE 2 (``dbpim run --rtl`` refuses a program holding one before any build).
-RTL_PENDING = ("DWC",)
+#: STATUS.ERROR_CODE 2 (``dbpim run --rtl`` refuses a program holding one before any build). Empty: the RTL chip
+#: runs every opcode (code 2 stays reserved for an opcode added to the ISA before the RTL runs it).
+RTL_PENDING: tuple = ()
 
 #: STATUS.ERROR_CODE of the RTL chip (``hw.chip.DBPIMChip``): code -> meaning (0: no error).
 CHIP_ERRORS = {
     1: "undefined opcode (the golden chip raises on it too)",
-    2: f"an operation the RTL chip does not run yet ({', '.join(RTL_PENDING)})",
+    2: (f"an operation the RTL chip does not run yet ({', '.join(RTL_PENDING)})" if RTL_PENDING else
+        "reserved: an operation the RTL chip does not run yet (none: the RTL chip runs every opcode)"),
     3: "a descriptor the SIMD core cannot run (a channel count past its constant memory, lo > hi, an empty window "
-       "or tensor, a multiplier or shift outside model.requant's range)",
+       "or tensor, a multiplier or shift outside model.requant's range, a DWC weight outside int8)",
     4: "a result does not fit ACT's signed 16-bit elements, or a PIM core's sum ACC's signed 32-bit ones, or a "
        "PIM input the layer's 8-bit range (the golden chip raises on it too)",
     5: "an address past the end of its buffer",
     6: "a PIM instruction whose WMEM image the chip cannot run, or the PIM core stopped on an error (the golden "
        "chip raises on it too)",
 }
+
+#: STATUS.ERROR_CODE values no run of the RTL chip can raise at present: 2 while :data:`RTL_PENDING` is empty.
+RESERVED_ERRORS: tuple = () if RTL_PENDING else (2,)
 
 #: The chip's control and status registers (host target ``REGS``, word addresses), the one description the RTL
 #: (``hw.chip``), its tests and docs/rtl.md read.

@@ -7,12 +7,16 @@ is everything the chip's controller needs to run one layer (one group of a
 grouped convolution) on its PIM core (:mod:`model.core`) fed by the input
 buffer's window generator (:mod:`model.window`), all 32-bit words:
 
-* the header :data:`PIM_HEADER`: the block's word count, its segment count,
-  the window generator's layer descriptor (:data:`model.spec.WINDOW_LAYER`,
-  four words), the ACC stride of one output pixel, the output pixels ``P``
-  and the number of zero entries;
+* the header :data:`PIM_HEADER`: the block's word count, its band count, the
+  ACC stride of one output pixel, the output pixels ``P`` and the number of
+  zero entries;
 * the zero entries: one ACC offset per output channel that no tile holds
   (its ``P`` sums are 0; at ``dst + offset + q * pixel_stride``);
+* per row band (:func:`band_plan`: output rows whose input rows, halo
+  included, fit the input buffer): the header :data:`BAND_HEADER` (the copy
+  of its input rows from ACT into the input buffer, the window generator's
+  layer descriptor :data:`model.spec.WINDOW_LAYER` of the band, its segment
+  count), then its segments;
 * per core segment (one START): the header :data:`SEGMENT_HEADER` (counts),
   then the core's register-bus writes (:func:`model.core.bus_writes`: byte
   address, word), the window table (:func:`model.window.table_entries`), the
@@ -21,15 +25,17 @@ buffer's window generator (:mod:`model.window`), all 32-bit words:
   output channel of each ``last`` pass, in stream order).
 
 Result ``(pixel q, channel s)`` of a last pass goes to ACC ``dst + OFF_s +
-q * pixel_stride``; ``OFF`` already holds the pass's first pixel and the
-layer's group offset. ACC holds ``(N, Ho, Wo)`` row-major for a convolution
-(``pixel_stride`` 1, offset of channel ``f``: ``f * P``) and ``(T, N)`` for a
-linear layer of ``T`` tokens (``pixel_stride`` ``N``, offset ``f``).
+q * pixel_stride``; ``OFF`` already holds the pass's first pixel (the band's
+first pixel plus the pass's in the band) and the layer's group offset. ACC
+holds ``(N, Ho, Wo)`` row-major for a convolution (``pixel_stride`` 1, offset
+of channel ``f``: ``f * P``) and ``(T, N)`` for a linear layer of ``T``
+tokens (``pixel_stride`` ``N``, offset ``f``).
 
-The input buffer holds the instruction's ACT tensor as the controller copies
-it: element by element for a convolution, transposed for a linear layer (the
-``(T, K)`` tokens become a ``(K, T, 1)`` map, a 1 x 1 convolution), checked
-against the layer's 8-bit input range.
+Each band fills the input buffer from address 0 with its copy: buffer element
+``o * inner + i`` is ACT ``src + act_off + o * outer_stride + i *
+inner_stride`` (a convolution's channels' rows ``a .. b - 1``; a linear
+layer's ``(T, K)`` tokens ``a .. b - 1`` transposed to a ``(K, b - a, 1)``
+map), checked against the layer's 8-bit input range.
 
 :func:`layer_block` writes a block, :func:`read_block` reads it back,
 :func:`run_pim` executes a PIM instruction from the image (the golden chip's
@@ -52,12 +58,17 @@ from dbpim.model.spec import (BUS_BITS, CORE_REG, WINDOW_ENTRY, WINDOW_LAYER, WI
                               register_fields, unpack)
 from dbpim.model.window import WindowLayer, generator_addresses, segment_passes, segment_table, table_entries
 
-__all__ = ["PIM_HEADER", "SEGMENT_HEADER", "RESULT_ENTRY", "PimImageError", "BlockImage", "SegmentImage",
-           "layer_block", "read_block", "copy_order", "run_segment", "segment_plan", "PimRun", "run_pim"]
+__all__ = ["PIM_HEADER", "BAND_HEADER", "SEGMENT_HEADER", "RESULT_ENTRY", "PimImageError", "BlockImage", "BandImage",
+           "SegmentImage", "band_plan", "band_layer", "layer_block", "read_block", "run_segment",
+           "segment_plan", "PimRun", "run_pim"]
 
 #: A block's header words, in order.
-PIM_HEADER = ("words", "segments", "win_base", "win_shape", "win_kernel", "win_out", "pixel_stride", "pixels",
-              "zeros")
+PIM_HEADER = ("words", "bands", "pixel_stride", "pixels", "zeros")
+#: A band's header words, in order: the copy from ACT into the input buffer (input buffer element ``o * inner +
+#: i`` is ACT ``src + act_off + o * outer_stride + i * inner_stride``), the window generator's layer descriptor
+#: (:data:`model.spec.WINDOW_LAYER`, four words) and the band's segment count.
+BAND_HEADER = ("act_off", "outer", "outer_stride", "inner", "inner_stride", "win_base", "win_shape", "win_kernel",
+               "win_out", "segments")
 #: A segment's header words, in order: counts of bus writes (two words each), table entries, pass descriptors
 #: (four words each) and result entries.
 SEGMENT_HEADER = ("writes", "table", "passes", "results")
@@ -67,6 +78,8 @@ RESULT_ENTRY = (("off", 16, None, False), ("end", 1, None, False), ("pixels", 15
 #: ACC offsets (dst + offset) are 16-bit, like the ISA's addresses.
 ACC_OFFSET_LIMIT = 1 << 16
 _MASK32 = (1 << BUS_BITS) - 1
+_COPY = BAND_HEADER[:5]
+_WIN = BAND_HEADER[5:9]
 
 
 class PimImageError(ValueError):
@@ -81,7 +94,7 @@ def _s32(v: int) -> int:
 
 @dataclass
 class SegmentImage:
-    """One segment of a block: bus writes (W, 2), table words, pass descriptors (4 words each), result words."""
+    """One segment of a band: bus writes (W, 2), table words, pass descriptors (4 words each), result words."""
 
     writes: np.ndarray
     table: list
@@ -90,15 +103,12 @@ class SegmentImage:
 
 
 @dataclass
-class BlockImage:
-    """A decoded block (:func:`read_block`)."""
+class BandImage:
+    """A decoded band: its copy (``act_off``, ``outer``, ``outer_stride``, ``inner``, ``inner_stride``), the window
+    layer descriptor's words and its segments."""
 
-    base: int
-    words: int
+    copy: dict
     layer_words: list
-    pixel_stride: int
-    pixels: int
-    zeros: list
     segments: list = field(default_factory=list)
 
     @property
@@ -107,45 +117,130 @@ class BlockImage:
         word = sum(int(w) << (BUS_BITS * k) for k, w in enumerate(self.layer_words))
         return unpack(register_fields(WINDOW_LAYER), word)
 
+    @property
+    def count(self) -> int:
+        """Inputs the band copies into the input buffer: ``outer * inner``."""
+        return self.copy["outer"] * self.copy["inner"]
+
+    def offsets(self) -> np.ndarray:
+        """ACT offset (from the instruction's ``src``) of each input buffer element the band copies, in order."""
+        c = self.copy
+        o = np.arange(c["outer"], dtype=np.int64)[:, None] * c["outer_stride"]
+        i = np.arange(c["inner"], dtype=np.int64)[None, :] * c["inner_stride"]
+        return (c["act_off"] + o + i).reshape(-1)
+
+
+@dataclass
+class BlockImage:
+    """A decoded block (:func:`read_block`)."""
+
+    base: int
+    words: int
+    pixel_stride: int
+    pixels: int
+    zeros: list
+    bands: list = field(default_factory=list)
+
+    @property
+    def segments(self) -> list:
+        """Every segment of the block, band after band (one START of the core each)."""
+        return [s for b in self.bands for s in b.segments]
+
+
+def band_plan(layer: WindowLayer, buffer_inputs: int | None, *, name: str = "layer") -> list[tuple]:
+    """The row bands of ``layer``: ``(r0, r1, a, b)`` each, output rows ``r0 .. r1 - 1`` read from input rows
+    ``a .. b - 1`` (their halo for the kernel, stride, dilation and padding, clipped to the map).
+
+    Greedy from row 0: each band takes as many output rows as keep its input rows' ``channels * (b - a) *
+    width`` inputs within ``buffer_inputs`` (None: one band of every row). :class:`PimImageError` when one output
+    row's inputs do not fit.
+    """
+    H, W, C = layer.height, layer.width, layer.channels
+    sh, ph, span = layer.stride[0], layer.padding[0], (layer.kh - 1) * layer.dilation[0] + 1
+
+    def rows(r0, r1):
+        return max(0, r0 * sh - ph), min(H, (r1 - 1) * sh - ph + span)
+
+    Ho = layer.out_h
+    if buffer_inputs is None:
+        return [(0, Ho) + rows(0, Ho)]
+    bands, r0 = [], 0
+    while r0 < Ho:
+        r1 = r0 + 1
+        a, b = rows(r0, r1)
+        if C * max(0, b - a) * W > buffer_inputs:
+            raise PimImageError(f"{name}: output row {r0} reads {C} x {b - a} x {W} inputs, more than the input "
+                                f"buffer's {buffer_inputs}")
+        while r1 < Ho and C * (rows(r0, r1 + 1)[1] - a) * W <= buffer_inputs:
+            r1 += 1
+        bands.append((r0, r1) + rows(r0, r1))
+        r0 = r1
+    return bands
+
+
+def band_layer(layer: WindowLayer, r0: int, r1: int, a: int, b: int) -> WindowLayer:
+    """The window layer of band ``(r0, r1, a, b)`` of ``layer`` (:func:`band_plan`): input rows ``a .. b - 1`` at
+    buffer address 0, output rows ``r0 .. r1 - 1`` counted from 0 (so top padding ``padding[0] + a - r0 *
+    stride[0]``, rows past ``b - a`` padding)."""
+    ph = layer.padding[0] + a - r0 * layer.stride[0]
+    return WindowLayer(layer.channels, max(1, b - a), layer.width, layer.kh, layer.kw, layer.stride,
+                       (ph, layer.padding[1]), layer.dilation, 0, r1 - r0)
+
 
 def layer_block(compiled, layer: WindowLayer, params: CoreParams, signed: bool, *, acc_base: int, linear: bool,
-                name: str = "layer") -> list[int]:
-    """The WMEM block of one compiled layer (one group) reading ``layer`` from the input buffer.
+                buffer_inputs: int | None = None, name: str = "layer") -> list[int]:
+    """The WMEM block of one compiled layer (one group) on the ``layer`` map of the instruction's input.
 
-    ``acc_base`` is the ACC offset of the layer's first output channel (a group's offset in the instruction's
-    output); ``linear`` lays the output out as (tokens, N), else (N, Ho, Wo). Raises
-    :class:`model.core_timing.PlanError` when the layer does not fit the core, :class:`PimImageError` when its
-    output does not fit ACC's 16-bit offsets.
+    ``layer.base`` is where the map starts in the instruction's ACT input (from ``src``): a convolution's
+    ``(C, H, W)`` map (a group's channels at ``j (C / groups) H W``), a linear layer's ``(T, K)`` tokens read as
+    a ``(K, T, 1)`` map (``base`` 0). The layer runs in the row bands of :func:`band_plan` for an input buffer of ``buffer_inputs`` inputs
+    (None: one band); each band copies its input rows into the buffer from address 0 and runs the core's
+    program for its output pixels. ``acc_base`` is the ACC offset of the layer's first output channel (a group's
+    offset in the instruction's output); ``linear`` lays the output out as (tokens, N), else (N, Ho, Wo).
+    Raises :class:`model.core_timing.PlanError` when the layer does not fit the core, :class:`PimImageError`
+    when its output does not fit ACC's 16-bit offsets or a row's inputs the buffer.
     """
     n = params.macro.n_comp
     P = layer.pixels
-    prog = compile_program(compiled, P, params, signed, name)
     N = compiled.N
     ps, fs = (N, 1) if linear else (1, P)
     if acc_base + N * P > ACC_OFFSET_LIMIT:
         raise PimImageError(f"{name}: its {N} x {P} sums from ACC offset {acc_base} pass ACC's "
                             f"{ACC_OFFSET_LIMIT} addresses")
+    H, W, C = layer.height, layer.width, layer.channels
     held = set()
-    segs = []
-    for seg in prog.segments:
-        writes = [w for aw in bus_writes(prog, seg) for w in aw]
-        table = table_entries(layer, segment_table(seg, n), n)
-        passes = [w for p in segment_passes(layer, seg) for w in p]
-        res = []
-        for p in seg.passes:
-            if not p.last:
-                continue
-            filters = compiled.tiles[p.tile].filters[:p.n_out]
-            held.update(int(f) for f in filters)
-            for s, f in enumerate(filters):
-                res.append(pack(RESULT_ENTRY, {"off": acc_base + int(f) * fs + p.p0 * ps, "end": int(s == p.n_out - 1),
-                                               "pixels": p.pixels}))
-        segs.append([len(writes) // 2, len(table), len(passes) // 4, len(res)] + writes + table + passes + res)
+    bands = []
+    for r0, r1, a, b in band_plan(layer, buffer_inputs, name=name):
+        bl = band_layer(layer, r0, r1, a, b)
+        prog = compile_program(compiled, bl.pixels, params, signed, name)
+        if linear:  # map value (k, t, 0) is token t's input k: ACT t K + k
+            copy = {"act_off": layer.base + a * C, "outer": C, "outer_stride": 1, "inner": b - a, "inner_stride": C}
+        else:
+            copy = {"act_off": layer.base + a * W, "outer": C, "outer_stride": H * W, "inner": max(0, b - a) * W,
+                    "inner_stride": 1}
+        q0 = r0 * layer.out_w
+        segs = []
+        for seg in prog.segments:
+            writes = [w for aw in bus_writes(prog, seg) for w in aw]
+            table = table_entries(bl, segment_table(seg, n), n)
+            passes = [w for p in segment_passes(bl, seg) for w in p]
+            res = []
+            for p in seg.passes:
+                if not p.last:
+                    continue
+                filters = compiled.tiles[p.tile].filters[:p.n_out]
+                held.update(int(f) for f in filters)
+                for s, f in enumerate(filters):
+                    res.append(pack(RESULT_ENTRY, {"off": acc_base + int(f) * fs + (q0 + p.p0) * ps,
+                                                   "end": int(s == p.n_out - 1), "pixels": p.pixels}))
+            segs.append([len(writes) // 2, len(table), len(passes) // 4, len(res)] + writes + table + passes + res)
+        head = dict(copy, segments=len(segs))
+        head.update(zip(_WIN, bl.words()))
+        bands.append([head[k] for k in BAND_HEADER] + [w for sg in segs for w in sg])
     zeros = [acc_base + f * fs for f in range(N) if f not in held]
-    body = zeros + [w for s in segs for w in s]
-    head = {"words": len(PIM_HEADER) + len(body), "segments": len(segs), "pixel_stride": ps, "pixels": P,
+    body = zeros + [w for bd in bands for w in bd]
+    head = {"words": len(PIM_HEADER) + len(body), "bands": len(bands), "pixel_stride": ps, "pixels": P,
             "zeros": len(zeros)}
-    head.update(zip(("win_base", "win_shape", "win_kernel", "win_out"), layer.words()))
     return [_s32(head[k]) for k in PIM_HEADER] + [_s32(w) for w in body]
 
 
@@ -160,40 +255,37 @@ def read_block(wmem, index: int) -> BlockImage:
     if len(h) != len(PIM_HEADER) or base + h["words"] > w.size:
         raise PimImageError(f"{where}: its block at {base} runs past WMEM's {w.size} words")
     p = base + len(PIM_HEADER)
-    blk = BlockImage(base=base, words=h["words"], layer_words=[h[k] for k in ("win_base", "win_shape", "win_kernel",
-                                                                              "win_out")],
-                     pixel_stride=h["pixel_stride"], pixels=h["pixels"], zeros=[int(v) for v in w[p:p + h["zeros"]]])
+    blk = BlockImage(base=base, words=h["words"], pixel_stride=h["pixel_stride"], pixels=h["pixels"],
+                     zeros=[int(v) for v in w[p:p + h["zeros"]]])
     p += h["zeros"]
     end = base + h["words"]
-    for s in range(h["segments"]):
-        if p + len(SEGMENT_HEADER) > end:
-            raise PimImageError(f"{where}: segment {s} runs past the block's {h['words']} words")
-        nw, nt, npass, nres = (int(v) for v in w[p:p + 4])
-        p += 4
-        size = 2 * nw + nt + 4 * npass + nres
-        if p + size > end:
-            raise PimImageError(f"{where}: segment {s} runs past the block's {h['words']} words")
-        writes = w[p:p + 2 * nw].reshape(-1, 2)
-        p += 2 * nw
-        table = [int(v) for v in w[p:p + nt]]
-        p += nt
-        passes = [[int(v) for v in w[p + 4 * k:p + 4 * k + 4]] for k in range(npass)]
-        p += 4 * npass
-        blk.segments.append(SegmentImage(writes=writes, table=table, passes=passes,
-                                         results=[int(v) for v in w[p:p + nres]]))
-        p += nres
+    for bi in range(h["bands"]):
+        if p + len(BAND_HEADER) > end:
+            raise PimImageError(f"{where}: band {bi} runs past the block's {h['words']} words")
+        bh = dict(zip(BAND_HEADER, (int(v) for v in w[p:p + len(BAND_HEADER)])))
+        p += len(BAND_HEADER)
+        band = BandImage(copy={k: bh[k] for k in _COPY}, layer_words=[bh[k] for k in _WIN])
+        for s in range(bh["segments"]):
+            if p + len(SEGMENT_HEADER) > end:
+                raise PimImageError(f"{where}: band {bi} segment {s} runs past the block's {h['words']} words")
+            nw, nt, npass, nres = (int(v) for v in w[p:p + 4])
+            p += 4
+            size = 2 * nw + nt + 4 * npass + nres
+            if p + size > end:
+                raise PimImageError(f"{where}: band {bi} segment {s} runs past the block's {h['words']} words")
+            writes = w[p:p + 2 * nw].reshape(-1, 2)
+            p += 2 * nw
+            table = [int(v) for v in w[p:p + nt]]
+            p += nt
+            passes = [[int(v) for v in w[p + 4 * k:p + 4 * k + 4]] for k in range(npass)]
+            p += 4 * npass
+            band.segments.append(SegmentImage(writes=writes, table=table, passes=passes,
+                                              results=[int(v) for v in w[p:p + nres]]))
+            p += nres
+        blk.bands.append(band)
     if p != end:
         raise PimImageError(f"{where}: the block says {h['words']} words, its parts take {p - base}")
     return blk
-
-
-def copy_order(kind_linear: bool, C: int, H: int, W: int) -> np.ndarray:
-    """ACT offset of each input buffer element as the controller copies it: a convolution's map in order, a
-    linear layer's ``(T, K)`` tokens (``H = T``, ``C = K``) transposed to ``(K, T)``."""
-    n = C * H * W
-    if not kind_linear:
-        return np.arange(n, dtype=np.int64)
-    return np.arange(n, dtype=np.int64).reshape(H, C).T.reshape(-1)
 
 
 # ----------------------------------------------------------------------------- the core from its bus writes
@@ -302,15 +394,15 @@ def run_segment(params: CoreParams, writes, beats: np.ndarray) -> tuple[np.ndarr
     return (np.concatenate(out, axis=1) if out else np.zeros((S, 0), np.int64)), passes
 
 
-def segment_plan(block: BlockImage, seg_passes: list, macro) -> PassPlan:
-    """The :class:`model.core_timing.PassPlan` of a block's passes decoded from its image (one tile per pass)."""
-    lay = block.layer
+def segment_plan(band: BandImage, seg_passes: list, macro) -> PassPlan:
+    """The :class:`model.core_timing.PassPlan` of a band's passes decoded from its image (one tile per pass)."""
+    lay = band.layer
     n = macro.n_comp
     cols = {k: [] for k in ("tile", "p0", "pixels", "n_out", "first", "last", "segment")}
     rows_all = []
     windows_all = []
     i = 0
-    for s, (seg, passes) in enumerate(zip(block.segments, seg_passes)):
+    for s, (seg, passes) in enumerate(zip(band.segments, seg_passes)):
         for k, p in enumerate(passes):
             pw = seg.passes[k]
             f = _pass_fields(pw)
@@ -352,38 +444,28 @@ def run_pim(wmem, d: dict, act: np.ndarray, src: int, acc: np.ndarray, dst: int,
             buffer_inputs: int | None = None, name: str = "PIM") -> PimRun:
     """Execute one PIM instruction (descriptor ``d``) from the WMEM image on the buffers of S samples.
 
-    ``act`` (S, ACT) holds the input at ``src``; the sums go to ``acc`` (S, ACC) at ``dst``. Raises
-    :class:`PimImageError` (one line naming the instruction) for an input outside the layer's 8-bit range, an
-    image the chip cannot run, a sum outside ACC's signed elements (``model.isa.BUFFERS["ACC"].elem_bits``; a core
-    whose partial sums are wider, e.g. ``paper``'s 33 bits, stops there: ERROR_CODE 4 on the RTL chip) or an
-    address past a buffer.
+    ``act`` (S, ACT) holds the input at ``src``; the sums go to ``acc`` (S, ACC) at ``dst``. Each block (a group)
+    runs band by band: the band's copy into the input buffer (``buffer_inputs`` inputs; None: as large as the
+    band needs), then its segments. Raises :class:`PimImageError` (one line naming the instruction) for an
+    input outside the layer's 8-bit range, an image the chip cannot run, a sum outside ACC's signed elements
+    (``model.isa.BUFFERS["ACC"].elem_bits``; a core whose partial sums are wider, e.g. ``paper``'s 33 bits, stops
+    there: ERROR_CODE 4 on the RTL chip) or an address past a buffer.
     """
     from dbpim.model import isa
     S = act.shape[0]
     n = params.macro.n_comp
     C, H, W, g = d["C"], d["H"], d["W"], d["groups"]
-    linear = d["kind"] == isa.PIM_KINDS["linear"]
     count = C * H * W
-    if g < 1:
-        raise PimImageError(f"{name}: groups must be at least 1, got {g}")
     if src + count > act.shape[1]:
         raise PimImageError(f"{name}: input {src} .. {src + count - 1} passes ACT's {act.shape[1]} elements")
-    if buffer_inputs is not None and count > buffer_inputs:
-        raise PimImageError(f"{name}: {count} inputs do not fit the input buffer's {buffer_inputs}")
-    x = act[:, src + copy_order(linear, C, H, W)]
+    if g < 1:
+        raise PimImageError(f"{name}: groups must be at least 1, got {g}")
     lo, hi = input_range(bool(d["signed"]))
-    if x.size and (int(x.min()) < lo or int(x.max()) > hi):
-        raise PimImageError(f"{name}: an input is outside the layer's {'signed' if d['signed'] else 'unsigned'} "
-                            f"8-bit range [{lo}, {hi}]")
-    buf = (x & 0xFF).astype(np.uint8)
     blocks, cycles = [], []
     macro = np.zeros(S, np.int64)
     for j in range(g):
         blk = read_block(wmem, d["layer"] + j)
-        lay = blk.layer
         where = f"{name}, layer {d['layer'] + j}"
-        if lay["base"] + C // g * lay["height"] * lay["width"] > count and not linear:
-            raise PimImageError(f"{where}: its window layer reads past the {count} inputs copied")
         ps, P = blk.pixel_stride, blk.pixels
         q = np.arange(P) * ps
 
@@ -395,66 +477,97 @@ def run_pim(wmem, d: dict, act: np.ndarray, src: int, acc: np.ndarray, dst: int,
 
         for off in blk.zeros:
             place(off + q, 0)
-        seg_passes = []
-        bits_all = np.zeros((S, P, 0), np.uint8)
-        for s, seg in enumerate(blk.segments):
-            addr = generator_addresses(blk.layer_words, seg.table, seg.passes, n)
-            if addr.size and addr.max() >= count:
-                raise PimImageError(f"{where}: segment {s} reads input {int(addr.max())}, past the {count} copied")
-            beats = np.where(addr >= 0, buf[:, np.maximum(addr, 0)], 0).astype(np.uint8)  # (S, B, n)
-            try:
-                stream, passes = run_segment(params, seg.writes, beats)
-            except PimImageError as e:
-                raise PimImageError(f"{where}, {e}") from None
-            seg_passes.append(passes)
-            offs = []
-            k = 0
-            for p in passes:  # the result entries in stream order
-                if not p.last:
-                    continue
-                ents = [unpack(RESULT_ENTRY, seg.results[k + t]) for t in range(p.n_out)] if p.n_out else []
-                if k + p.n_out > len(seg.results) or (ents and not ents[-1]["end"]) or any(
-                        e["end"] for e in ents[:-1]) or any(e["pixels"] != p.pixels for e in ents):
-                    raise PimImageError(f"{where}, segment {s}: result entries {k} .. do not describe its passes")
-                k += p.n_out
-                o = np.array([e["off"] for e in ents], np.int64)
-                offs.append((o[None, :] + np.arange(p.pixels)[:, None] * ps).reshape(-1))
-            if k != len(seg.results):
-                raise PimImageError(f"{where}, segment {s}: {len(seg.results)} result entries, the passes stream "
-                                    f"{k} channels")
-            top = 1 << (isa.BUFFERS["ACC"].elem_bits - 1)  # hw.pim_ctrl checks the same (ERROR_CODE 4)
-            if stream.size and (int(stream.min()) < -top or int(stream.max()) >= top):
-                raise PimImageError(f"{where}, segment {s}: a sum does not fit ACC's signed "
-                                    f"{isa.BUFFERS['ACC'].elem_bits}-bit elements (range)")
-            if offs:
-                place(np.concatenate(offs), stream)
-            # im2col bit patterns of the windows the passes read, for the core's timing
-            bi = 0
-            need = max([int(np.max(_windows(seg, p, lay, n))) + 1 for p in passes] + [bits_all.shape[2] // n])
-            if need * n > bits_all.shape[2]:
-                bits_all = np.concatenate([bits_all, np.zeros((S, P, need * n - bits_all.shape[2]), np.uint8)], 2)
-            for p, pw in zip(passes, seg.passes):
-                f = _pass_fields(pw)
-                p0 = f["ho"] * lay["out_w"] + f["wo"]
-                nb = p.pixels * p.mask.shape[0]
-                win = _windows(seg, p, lay, n)
-                b = beats[:, bi:bi + nb].reshape(S, p.pixels, win.size, n)
-                bi += nb
-                cols = (win[:, None] * n + np.arange(n)[None, :]).reshape(-1)
-                bits_all[:, p0:p0 + p.pixels][:, :, cols] = b.reshape(S, p.pixels, -1)
-        plan = segment_plan(blk, seg_passes, params.macro)
-        tiles = [SimpleNamespace(rows=r) for r in plan.rows]
-        if tiles:
-            pix = pixel_cycles(bits_all.reshape(S * P, -1), tiles, params.macro).reshape(S, P, len(tiles))
-            for i in range(len(tiles)):
-                p0, npx = int(plan.p0[i]), int(plan.pixels[i])
-                macro += pix[:, p0:p0 + npx, i].sum(1)
-        else:
-            pix = np.zeros((S, P, 0), np.int64)
-        cyc = layer_cycles(plan, pix, params.macro, params.macros, params.core.tile_banks, params.core.out_banks)
+        cyc = []
+        for bi, band in enumerate(blk.bands):
+            at = f"{where}, band {bi}"
+            offs_in = src + band.offsets()
+            if buffer_inputs is not None and offs_in.size > buffer_inputs:
+                raise PimImageError(f"{at}: {offs_in.size} inputs do not fit the input buffer's {buffer_inputs}")
+            if offs_in.size and (offs_in.min() < 0 or offs_in.max() >= act.shape[1]):
+                raise PimImageError(f"{at}: copies ACT {int(offs_in.max())}, past its {act.shape[1]} elements")
+            x = act[:, offs_in]
+            if x.size and (int(x.min()) < lo or int(x.max()) > hi):
+                raise PimImageError(f"{name}: an input is outside the layer's "
+                                    f"{'signed' if d['signed'] else 'unsigned'} 8-bit range [{lo}, {hi}]")
+            buf = (x & 0xFF).astype(np.uint8)
+            c, m = _run_band(band, buf, acc, dst, ps, params, at, place)
+            cyc.append(c)
+            macro += m
         blocks.append(blk)
-        cycles.append(cyc)
+        cycles.append(np.concatenate(cyc, axis=1) if cyc else np.zeros((S, 0), np.int64))
     return PimRun(blocks=blocks, core_cycles=cycles, macro_cycles=macro)
+
+
+def _run_band(band: BandImage, buf: np.ndarray, acc, dst: int, ps: int, params: CoreParams, where: str, place):
+    """One band's segments on its input buffer ``buf`` (S, inputs): the sums placed into ACC, and the core's
+    cycles of each START (S, segments) and the band's DB-PIM macro-cycles (S,)."""
+    from dbpim.model import isa
+    S = buf.shape[0]
+    n = params.macro.n_comp
+    lay = band.layer
+    count = buf.shape[1]
+    seg_passes, bits_all, beats_all = [], None, []
+    for s, seg in enumerate(band.segments):
+        addr = generator_addresses(band.layer_words, seg.table, seg.passes, n)
+        if addr.size and addr.max() >= count:
+            raise PimImageError(f"{where}, segment {s}: reads input {int(addr.max())}, past the {count} copied")
+        beats = np.where(addr >= 0, buf[:, np.maximum(addr, 0)], 0).astype(np.uint8)  # (S, B, n)
+        try:
+            stream, passes = run_segment(params, seg.writes, beats)
+        except PimImageError as e:
+            raise PimImageError(f"{where}, {e}") from None
+        seg_passes.append(passes)
+        beats_all.append(beats)
+        offs = []
+        k = 0
+        for p in passes:  # the result entries in stream order
+            if not p.last:
+                continue
+            ents = [unpack(RESULT_ENTRY, seg.results[k + t]) for t in range(p.n_out)] if p.n_out else []
+            if k + p.n_out > len(seg.results) or (ents and not ents[-1]["end"]) or any(
+                    e["end"] for e in ents[:-1]) or any(e["pixels"] != p.pixels for e in ents):
+                raise PimImageError(f"{where}, segment {s}: result entries {k} .. do not describe its passes")
+            k += p.n_out
+            o = np.array([e["off"] for e in ents], np.int64)
+            offs.append((o[None, :] + np.arange(p.pixels)[:, None] * ps).reshape(-1))
+        if k != len(seg.results):
+            raise PimImageError(f"{where}, segment {s}: {len(seg.results)} result entries, the passes stream "
+                                f"{k} channels")
+        top = 1 << (isa.BUFFERS["ACC"].elem_bits - 1)  # hw.pim_ctrl checks the same (ERROR_CODE 4)
+        if stream.size and (int(stream.min()) < -top or int(stream.max()) >= top):
+            raise PimImageError(f"{where}, segment {s}: a sum does not fit ACC's signed "
+                                f"{isa.BUFFERS['ACC'].elem_bits}-bit elements (range)")
+        if offs:
+            place(np.concatenate(offs), stream)
+    # im2col bit patterns of the windows the passes read (band pixels), for the core's timing
+    Pb = max([_pass_fields(pw)["ho"] * lay["out_w"] + _pass_fields(pw)["wo"] + _pass_fields(pw)["pixels"]
+              for seg in band.segments for pw in seg.passes] + [0])
+    need = max([int(np.max(_windows(seg, p, lay, n))) + 1 for seg, passes in zip(band.segments, seg_passes)
+                for p in passes] + [0])
+    bits_all = np.zeros((S, Pb, need * n), np.uint8)
+    for seg, passes, beats in zip(band.segments, seg_passes, beats_all):
+        bi = 0
+        for p, pw in zip(passes, seg.passes):
+            f = _pass_fields(pw)
+            p0 = f["ho"] * lay["out_w"] + f["wo"]
+            nb = p.pixels * p.mask.shape[0]
+            win = _windows(seg, p, lay, n)
+            b = beats[:, bi:bi + nb].reshape(S, p.pixels, win.size, n)
+            bi += nb
+            cols = (win[:, None] * n + np.arange(n)[None, :]).reshape(-1)
+            bits_all[:, p0:p0 + p.pixels][:, :, cols] = b.reshape(S, p.pixels, -1)
+    plan = segment_plan(band, seg_passes, params.macro)
+    tiles = [SimpleNamespace(rows=r) for r in plan.rows]
+    macro = np.zeros(S, np.int64)
+    if tiles:
+        pix = pixel_cycles(bits_all.reshape(S * Pb, -1), tiles, params.macro).reshape(S, Pb, len(tiles))
+        for i in range(len(tiles)):
+            p0, npx = int(plan.p0[i]), int(plan.pixels[i])
+            macro += pix[:, p0:p0 + npx, i].sum(1)
+    else:
+        pix = np.zeros((S, Pb, 0), np.int64)
+    cyc = layer_cycles(plan, pix, params.macro, params.macros, params.core.tile_banks, params.core.out_banks)
+    return cyc, macro
 
 
 def _windows(seg: SegmentImage, p, lay: dict, n: int) -> np.ndarray:

@@ -33,7 +33,8 @@ from dbpim.model.spec import (SIMD_LATENCY, SIMD_OPCODES, SIMD_PIXEL_BITS, SIMD_
                               unpack)
 
 __all__ = ["SIMD_START", "CORE_RECORD_OPS", "descriptor", "pack_descriptor", "tensor_beats", "window_beats",
-           "beats_tensor", "pack_in", "unpack_out", "const_writes", "simd_beats", "simd_cycles", "simd_schedule",
+           "weight_beats", "beats_tensor", "pack_in", "unpack_out", "const_writes", "simd_beats", "simd_cycles",
+           "simd_schedule",
            "record_cycles"]
 
 #: Cycles between a descriptor's acceptance and its first input beat's.
@@ -56,7 +57,7 @@ def descriptor(op: str, channels: int, pixels: int, window: int = 1, lo: int = -
          "pixels": check_int("descriptor.pixels", pixels, 1, (1 << SIMD_PIXEL_BITS) - 1),
          "lo": check_int("descriptor.lo", lo, -(1 << 31), (1 << 31) - 1)}
     d["hi"] = check_int("descriptor.hi", hi, d["lo"], (1 << 31) - 1)
-    if op not in ("maxpool", "avgpool") and window != 1:
+    if op not in ("maxpool", "avgpool", "dwconv") and window != 1:
         raise ValueError(f"descriptor.window: must be 1 for op {op}, got {window}")
     return d
 
@@ -120,6 +121,16 @@ def window_beats(x, lanes: int, kernel, stride=None, padding=0, dilation=1) -> t
     gs = beats.shape[1]
     pad = np.broadcast_to((1 - real).reshape(1, oh * ow, 1, k), (n, oh * ow, gs, k)).reshape(-1)
     return beats.reshape(-1, lanes), pad.astype(np.int64)
+
+
+def weight_beats(w, lanes: int, pixels: int) -> np.ndarray:
+    """``dwconv``'s ``b`` beats: the weights ``w`` ``(C, KH * KW)`` (or ``(C, 1, KH, KW)``) of every channel,
+    window element by window element, repeated for each of ``pixels`` pixels: shape ``(pixels * groups * KH * KW,
+    lanes)``, the order of :func:`window_beats`."""
+    w = np.asarray(w, np.int64)
+    w = w.reshape(w.shape[0], -1)
+    one = _lane_groups(w[None], lanes)  # (1, G, K, lanes)
+    return np.broadcast_to(one, (int(pixels),) + one.shape[1:]).reshape(-1, lanes)
 
 
 def pack_in(a, lanes: int, b=None, pad=None) -> list[int]:
@@ -191,8 +202,9 @@ def record_cycles(op: str, simd_ops: int, lanes: int) -> int:
 
     For :data:`CORE_RECORD_OPS` (cost 1 per element, so ``simd_ops`` is the
     element count) :func:`simd_cycles` of the RTL; for every other op
-    (softmax, LayerNorm, GELU, depthwise, matmuls, ...: not run by the core's
-    RTL) the estimate ``ceil(simd_ops / lanes)`` of :mod:`model.simd`'s cost table.
+    (softmax, LayerNorm, GELU, depthwise, matmuls, ...) the estimate ``ceil(simd_ops / lanes)`` of
+    :mod:`model.simd`'s cost table (a depthwise layer whose geometry the performance model knows costs
+    :func:`model.chip_timing.dwc_cycles` instead: ``sim_bench.perf.evaluate_layer``).
     """
     n = check_int("simd_ops", simd_ops, 0)
     ln = check_int("lanes", lanes, 1)

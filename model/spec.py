@@ -915,7 +915,8 @@ def register_fields(registers) -> list:
 # --------------------------------------------------------------------------- the SIMD core (docs/design.md §14)
 
 __all__ += ["SIMD_GEOMETRY", "SIMD_OPCODES", "SIMD_OPERAND_BITS", "SIMD_MULT_BITS", "SIMD_SHIFT_BITS",
-            "SIMD_WINDOW_BITS", "SIMD_PIXEL_BITS", "SIMD_LATENCY", "simd_descriptor_fields", "simd_in_fields",
+            "SIMD_WINDOW_BITS", "SIMD_PIXEL_BITS", "SIMD_LATENCY", "SIMD_DWC_X_BITS", "SIMD_DWC_W_BITS",
+            "simd_descriptor_fields", "simd_in_fields",
             "simd_out_fields", "simd_const_fields"]
 
 #: Parameters of the SIMD core (``lanes`` is ``system.simd_lanes``; ``channels`` the constant memory's reach).
@@ -925,7 +926,7 @@ SIMD_GEOMETRY: dict[str, Rule] = {
                                                       "holds)"),
 }
 #: Descriptor ``op`` codes: the integer op each runs (model.simd_ops) on the stream.
-SIMD_OPCODES = {"requant": 0, "clamp": 1, "add": 2, "maxpool": 3, "avgpool": 4}
+SIMD_OPCODES = {"requant": 0, "clamp": 1, "add": 2, "maxpool": 3, "avgpool": 4, "dwconv": 5}
 #: Width of one stream operand lane (signed): accumulators and activations, ``|v| < 2**31`` (model.requant).
 SIMD_OPERAND_BITS = 32
 #: Width of a fixed-point multiplier ``m`` (unsigned) and of a right shift ``s`` (unsigned, ``s <= 62``).
@@ -934,6 +935,10 @@ SIMD_SHIFT_BITS = 6
 #: Width of the descriptor's ``window`` (elements per pooling window) and ``pixels`` (output pixels) fields.
 SIMD_WINDOW_BITS = 16
 SIMD_PIXEL_BITS = 24
+#: Operand widths of ``dwconv``'s products ``a * b`` (signed): an activation (ACT's elements) times an int8
+#: weight; the core multiplies the low bits of ``a`` and ``b`` (exact for operands inside these widths).
+SIMD_DWC_X_BITS = 16
+SIMD_DWC_W_BITS = 8
 #: Register stages from an accepted input beat to its output beat (capture, reduce, multiply, shift, saturate).
 SIMD_LATENCY = 5
 
@@ -943,7 +948,7 @@ def simd_descriptor_fields(channels: int) -> list:
 
     ``op`` (:data:`SIMD_OPCODES`), ``channels`` (1..the core's ``channels``),
     ``window`` (input beats per output beat of a channel group: 1 for the
-    elementwise ops, ``KH * KW`` for pooling, ``H * W`` for global pooling),
+    elementwise ops, ``KH * KW`` for pooling and ``dwconv``, ``H * W`` for global pooling),
     ``pixels`` (output pixels), ``lo`` / ``hi`` (the saturation range).
     """
     return [("op", 3, None, False), ("channels", bits_for(positive_int(channels, "channels")), None, False),
@@ -952,8 +957,8 @@ def simd_descriptor_fields(channels: int) -> list:
 
 
 def simd_in_fields(lanes: int) -> list:
-    """SIMD input beat (``i`` stream): ``a`` and ``b`` (``b``: the add's second operand), ``pad`` (a padding
-    position of a pooling window: it never wins a max and adds 0 to a sum)."""
+    """SIMD input beat (``i`` stream): ``a`` and ``b`` (``b``: the add's second operand, ``dwconv``'s weight),
+    ``pad`` (a padding position of a window: it never wins a max and adds 0 to a sum)."""
     n = positive_int(lanes, "lanes")
     return [("a", SIMD_OPERAND_BITS, n, True), ("b", SIMD_OPERAND_BITS, n, True), ("pad", 1, None, False)]
 
@@ -964,7 +969,7 @@ def simd_out_fields(lanes: int) -> list:
 
 
 def simd_const_fields() -> list:
-    """One channel's constants in the SIMD core's constant memory: ``m``, ``s`` (of ``a``), ``bias`` (requant),
+    """One channel's constants in the SIMD core's constant memory: ``m``, ``s`` (of ``a``), ``bias`` (requant, dwconv),
     ``mb``, ``sb`` (of the add's ``b``)."""
     return [("m", SIMD_MULT_BITS, None, False), ("s", SIMD_SHIFT_BITS, None, False),
             ("bias", SIMD_OPERAND_BITS, None, True), ("mb", SIMD_MULT_BITS, None, False),

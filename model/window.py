@@ -68,6 +68,10 @@ class WindowLayer:
     A linear layer is a 1 x 1 convolution of a ``(K, 1, 1)`` map. Strides,
     paddings and dilations are (height, width) pairs (one int for both in
     :meth:`of`). ``base`` is the input buffer address of value (0, 0, 0).
+    ``out_rows`` (default: :func:`model.layer.conv_out_size` of the height)
+    sets the output rows the descriptor serves: a row band of a larger map
+    (:func:`model.pim_image.band_plan`), whose rows past ``height`` are padding
+    and whose top padding ``padding[0]`` may differ from its bottom one.
     Every value is checked against its descriptor field (:data:`model.spec.WINDOW_LAYER`).
     """
 
@@ -80,6 +84,7 @@ class WindowLayer:
     padding: tuple = (0, 0)
     dilation: tuple = (1, 1)
     base: int = 0
+    out_rows: int | None = None
 
     def __post_init__(self):
         what = "window layer"
@@ -95,6 +100,11 @@ class WindowLayer:
             object.__setattr__(self, k, tuple(int(v) for v in _pair(getattr(self, k))))
         for k in ("channels", "height", "width", "kh", "kw", "base"):
             object.__setattr__(self, k, int(getattr(self, k)))
+        if self.out_rows is not None:
+            r = self.out_rows
+            if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 1:
+                raise ValueError(f"{what}: out_rows must be a positive integer, got {r!r}")
+            object.__setattr__(self, "out_rows", int(r))
         if self.out_h < 1 or self.out_w < 1:
             raise ValueError(f"{what}: a {self.height}x{self.width} map is smaller than the {self.kh}x{self.kw} "
                              f"kernel (dilation {self.dilation}, padding {self.padding})")
@@ -112,6 +122,8 @@ class WindowLayer:
 
     @property
     def out_h(self) -> int:
+        if self.out_rows is not None:
+            return self.out_rows
         return conv_out_size(self.height, self.kh, self.stride[0], self.padding[0], self.dilation[0])
 
     @property

@@ -26,8 +26,10 @@ Wall cycles come from the core timing of :mod:`model.core_timing` (switch
 delivery, lock-step rounds of M macros, drain, result streaming) on the macro
 clock of :mod:`model.cycles` (tile load, input beats, ``macro_interval``),
 evaluated for every filter tile of a layer at once; this module adds the
-system around the cores: filter tiles dealt round-robin to the cores, the
-shared off-chip bandwidth that stretches tile loads, and the output buffer
+system around the cores: jobs (filter tile x pixel run) dealt to the cores
+by their compile-time work (:func:`model.core_timing.deal_jobs`), the shared
+off-chip bandwidth that stretches a START's first load of each tile (its
+other pixel runs load it from the core's tile store), and the output buffer
 whose capacity splits the output pixels into chunks (each chunk reloads the
 row tiles). The dense baseline has no sparse allocation switch (the macro's
 input beats alone); every DB-PIM mechanism feeds its inputs through it.
@@ -66,6 +68,7 @@ from dbpim.model.config import EnergyConfig, HwConfig
 from dbpim.model.core_timing import filter_tiles_of
 from dbpim.model.cycles import cell_row_popcounts_flat, input_beats, inputs_by_row
 from dbpim.model.prune import n_groups
+from dbpim.model.chip_timing import dwc_cycles
 from dbpim.model.simd_core import record_cycles
 from dbpim.model.derived import Derived
 from dbpim.model.spec import CORE_LATENCY, DENSE_COLS_PER_WEIGHT, DIGIT_BITS, input_bits, pipeline_latency
@@ -124,7 +127,8 @@ CYCLE_TERM_LABELS = {
     "drain": "drain: the last round's n_col beats into the output register file, per pass",
     "stream": "result streaming: a filter tile's results leave the core one per cycle",
     "control": "control: the fixed cycles of every pass (decode, barrier) and every START",
-    "simd": "SIMD core: the SIMD layers' cycles (model.simd_core.record_cycles)",
+    "simd": "SIMD core: the SIMD layers' cycles (model.simd_core.record_cycles; depthwise: "
+            "model.chip_timing.dwc_cycles)",
 }
 #: the three utilizations every report prints, with their one-line definitions (docs/perf_model.md)
 UTILIZATIONS = {
@@ -186,7 +190,9 @@ class LayerSpec:
     recorded im2col inputs as 8-bit patterns (P_total, K) of ``samples``
     inferences (None: no recording, every bit column is assumed non-zero);
     ``filter_tiles`` the artifact's column tiles (None: packed by
-    ``model.compile.pack_columns``).
+    ``model.compile.pack_columns``). A ``depthwise`` SIMD layer with ``dwc``
+    (its input ``(C, H, W)`` and window pairs) costs the RTL chip's DWC
+    cycles (:func:`model.chip_timing.dwc_cycles`), else the estimate.
     """
 
     name: str
@@ -206,6 +212,7 @@ class LayerSpec:
     signed: bool = False
     macs: int = 0  # multiply-accumulates per inference (mapped: K x N x vectors; simd: matmul-like ops)
     filter_tiles: list | None = None
+    dwc: tuple | None = None  # a depthwise layer's (C, H, W, kernel, stride, padding, dilation): its DWC cycles
 
     @property
     def mapped(self) -> bool:
@@ -255,7 +262,33 @@ def spec_from_record(rec) -> LayerSpec:
 
 
 def specs_from_artifact(art) -> list[LayerSpec]:
-    return [spec_from_record(r) for r in art.layers]
+    """The :class:`LayerSpec` of every record; a depthwise record takes its window geometry (``dwc``) from the
+    artifact's network program, whose depthwise ops come in the records' order (each checked: its output shape is
+    the record's and the one its geometry gives; none is taken when the two lists disagree)."""
+    specs = [spec_from_record(r) for r in art.layers]
+    ops = [op for op in ((art.program or {}).get("ops") or []) if op.get("op") == "depthwise"]
+    dws = [s for s in specs if s.op == "depthwise"]
+    geo = [_dwc_geometry(r, op) for r, op in zip([r for r in art.layers if r.kind == "simd" and r.op == "depthwise"],
+                                                   ops)]
+    if len(ops) == len(dws) and all(g is not None for g in geo):
+        for s, g in zip(dws, geo):
+            s.dwc = g
+    return specs
+
+
+def _dwc_geometry(rec, op: dict):
+    """``(C, H, W, kernel, stride, padding, dilation)`` of a depthwise record from its program op, or None when the
+    op's shapes are not the record's."""
+    from dbpim.model.simd_ops import pool_geometry
+    if len(rec.in_shape) != 3 or tuple(op.get("shape") or ()) != tuple(rec.out_shape):
+        return None
+    pairs = tuple(tuple(int(v) for v in op[k]) for k in ("kernel", "stride", "padding", "dilation"))
+    try:
+        out = pool_geometry((1,) + tuple(rec.in_shape), *pairs, name="depthwise")[4]
+    except ValueError:
+        return None
+    return (tuple(int(v) for v in rec.in_shape) + pairs) if (rec.in_shape[0],) + out == tuple(rec.out_shape) \
+        else None
 
 
 # ----------------------------------------------------------------------------- mapping of a mechanism
@@ -358,10 +391,10 @@ class MechPerf:
     tiles: int = 0
     filter_tiles: int = 0
     cells: int = 0  # cells of the chip (every macro of every core)
-    load_cycles: float = 0.0  # tile loads, summed over filter tiles (every chunk)
+    load_cycles: float = 0.0  # tile loads, summed over filter tiles (every chunk; port cycles from the tile store)
     stream_cycles: float = 0.0  # result streaming, summed over filter tiles
     psum_chunks: int = 1  # pixel runs of a filter tile per batch instance (output register file / output buffer)
-    weight_bytes: float = 0.0  # fetched from memory per inference
+    weight_bytes: float = 0.0  # fetched from off chip per inference (once per START holding the tile)
     core_cycles: np.ndarray | None = None  # (S,) the busiest core's STARTs per batch instance, tiles preloaded
     batch: int = 1  # samples per batch instance (:func:`batch_samples`)
     dram_floor_cycles: float = 0.0  # weight_bytes / dram_bytes_per_cycle: no schedule is faster (per inference)
@@ -515,7 +548,8 @@ class _Timing:
     runs_per_tile: int  # pixel runs of a filter tile (per copy)
     load_cycles: float
     stream_cycles: float
-    loads_per_row_tile: int  # tile loads of each (filter tile, row tile): pixel runs x copies
+    loads_per_row_tile: int  # tile loads of each (filter tile, row tile) into the macros: pixel runs x copies
+    fetches: np.ndarray  # (n_ft,) off-chip fetches of each filter tile's row tiles: the STARTs holding it
 
 
 @functools.lru_cache(maxsize=256)
@@ -544,37 +578,21 @@ def _pass_lengths(Pp: int, copies: int, run: int, M: int) -> tuple:
     return npx_c, at, m_r
 
 
-@functools.lru_cache(maxsize=256)
-def _jobs(n_ft: int, copies: int, Pp: int, run: int, C: int) -> tuple:
-    """Every core's jobs (filter tile x pixel run of :func:`_pixel_ranges`) in order, row-major: filter tiles in
-    order, their pixel runs in order; the cores one after another (a core's first job runs in no START of the job
-    before it). Filter tile ``f`` and pixel run ``l`` of each job, the busy cores, the index of each one's first
-    job and a mask of those; cached (the same for every layer of this shape), read-only."""
-    _, npx, copy = _pixel_ranges(Pp, copies, run)
-    core_of = ((np.arange(n_ft)[:, None] * copies + copy[None, :]) % C).ravel()  # (n_ft * L,)
-    order = np.argsort(core_of, kind="stable")
-    f, l = np.divmod(order, npx.size)
-    n_jobs = np.bincount(core_of, minlength=C)
-    busy = np.nonzero(n_jobs)[0]
-    starts = (np.cumsum(n_jobs) - n_jobs)[busy]
-    head = np.zeros(f.size, bool)
-    head[starts] = True
-    for a in (f, l, busy, starts, head):
-        a.setflags(write=False)
-    return f, l, busy, starts, head
-
-
-def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out, ft_windows, copies: int,
-                 run: int, Pp: int) -> _Timing:
+def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out, ft_windows, job_core,
+                 copies: int, run: int, Pp: int) -> _Timing:
     """Cycles of every filter tile's passes on the cores (``model.core_timing``), per sample.
 
     ``vec`` (runs, S, nrt, Pp or 1) macro cycles per vector (0 for padding row
     tiles), ``delivery``, ``port`` (load through the write port), ``load``
     (port or off-chip, the larger) and ``valid`` per (run, row tile); per
-    filter tile its run, results per pixel and mask windows. Filter tiles go
-    to the cores round-robin (``copies`` cores per filter tile when idle cores
-    copy it); a core runs its filter tiles' pixel runs in order, START by
-    START as the core's memories allow (:func:`model.core_timing.pack_segments`).
+    filter tile its run, results per pixel and mask windows; ``job_core``
+    (filter tiles, pixel runs of :func:`_pixel_ranges`) the core of each job
+    (:func:`model.core_timing.deal_jobs`); a core runs its jobs in order
+    (filter tiles in order, their pixel runs in order), START by START as the
+    core's memories allow (:func:`model.core_timing.pack_segments`). A tile
+    comes from off chip (``load``) once per START that holds it: the START's
+    later pixel runs of the same filter tile load it from the core's tile
+    store through the write port (``port``).
     """
     m, M, C = cfg.macro, cfg.system.macros_per_core, cfg.system.cores
     n_runs, S, nrt = vec.shape[:3]
@@ -635,27 +653,45 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     stream = ft_out[:, None] * npx[None, :]  # (n_ft, L): results of a pixel run, one beat each
     n_ft = ft_run.size
     ft_rt = n_rt[ft_run]
-    f, l, busy, starts, head = _jobs(n_ft, copies, Pp, run, C)
+    core_of = np.asarray(job_core, np.int64).ravel()  # (n_ft * L,)
+    # every core's jobs (filter tile x pixel run) in order, row-major: filter tiles in order, their pixel runs in
+    # order; the cores one after another (a core's first job runs in no START of the job before it)
+    order = np.argsort(core_of, kind="stable")
+    f, l = np.divmod(order, npx.size)
+    n_jobs = np.bincount(core_of, minlength=C)
+    busy = np.nonzero(n_jobs)[0]
+    starts = (np.cumsum(n_jobs) - n_jobs)[busy]
+    head = np.zeros(f.size, bool)
+    head[starts] = True
     seg = ct.pack_segments(f, ft_rt, ft_windows, cfg.core, starts=starts)
     same = np.append(False, seg[1:] == seg[:-1]) & ~head
+    # a core runs a filter tile's pixel runs one after another: the first of them in a START fetches its tiles
+    # from off chip into the tile store, the others load them from there (pack_segments keeps them held)
+    fetch = ~(same & np.append(False, f[1:] == f[:-1]))
     runs_of = (np.maximum.reduceat(seg, starts) + 1) * CORE_LATENCY["run"]  # (busy,): a START's fixed cycles
     r, lc = ft_run[f], at[l]
     # a core's jobs in order: its first tile loads during the job before it (tile_banks 2, same START), its
     # results stream after it or during the next job (out_banks 2)
 
+    def job_args(ps, ld):  # one set's (S, J) job sums and (J,) loads; a tile from the tile store as preloaded
+        if ps is core_pass:
+            return ps[r, :, lc].T, ld[r, 0]
+        return np.where(fetch, ps[r, :, lc].T, core_pass[r, :, lc].T), np.where(fetch, ld[r, 0], port[r, 0])
+
     # the jobs with the system's loads and (when they differ) with the tiles preloaded, stacked on a first axis
-    ps, ld = (sys_pass[None], load[None]) if b0_core is b0_sys else (np.stack([sys_pass, core_pass]),
-                                                                     np.stack([load, port]))
-    args = (ps[:, r, :, lc].transpose(1, 2, 0), ld[:, r, 0][:, None, :], d0[r, 0, 0, lc], last_overlap[r, :, lc].T,
-            stream[f, l], same)  # (K, S, J) job sums, (K, 1, J) loads; the rest the same for both
-    tot = np.zeros((ps.shape[0], C, S))  # (K, C, S) cycles of every core
+    sets = [job_args(sys_pass, load)] + ([] if b0_core is b0_sys else [job_args(core_pass, port)])
+    args = (np.stack([p for p, _ in sets]), np.stack([q for _, q in sets])[:, None, :], d0[r, 0, 0, lc],
+            last_overlap[r, :, lc].T, stream[f, l], same)  # (K, S, J) job sums, (K, 1, J) loads; the rest shared
+    tot = np.zeros((len(sets), C, S))  # (K, C, S) cycles of every core
     tot[:, busy] = np.add.reduceat(ct.job_cycles(*args, tile_banks=banks, out_banks=cfg.core.out_banks), starts,
                                    axis=-1).transpose(0, 2, 1) + runs_of[:, None]
     hid, exposed = ct.job_terms(*args, tile_banks=banks, out_banks=cfg.core.out_banks)  # (K, S, J) each
     wall, core, hid_sys, hid_core, exposed = tot[0], tot[-1], hid[0], hid[-1], exposed[0]
     hid_port = np.minimum(hid_sys, hid_core)  # hidden port load; the off-chip part hidden beyond it
     terms = np.zeros((len(_CORE_TERMS), C, S), np.int64)
-    terms[:, busy] = np.add.reduceat(per_run[:, r, :, lc], starts, axis=0).transpose(1, 0, 2)  # (J, terms, S)
+    per_job = per_run[:, r, :, lc]  # (J, terms, S)
+    per_job[~fetch, t_of["dram"]] = 0  # a tile from the tile store: no off-chip fetch
+    terms[:, busy] = np.add.reduceat(per_job, starts, axis=0).transpose(1, 0, 2)
     terms[t_of["control"], busy] += runs_of[:, None]
     terms[t_of["stream"], busy] += np.add.reduceat(exposed, starts, axis=-1).T
     terms[t_of["load"], busy] -= np.add.reduceat(hid_port, starts, axis=-1).T
@@ -671,8 +707,10 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     busiest_terms = terms[:, busiest, cols]  # (terms, S)
     return _Timing(wall=wall.max(0), terms={k: busiest_terms[i] for k, i in t_of.items()},
                    compute=rounds.max(0), core=core.max(0), runs_per_tile=int((copy == 0).sum()),
-                   load_cycles=float((np.where(valid, load, 0).sum(1)[ft_run]).sum() * loads),
-                   stream_cycles=float(stream.sum()), loads_per_row_tile=loads)
+                   load_cycles=float(np.where(fetch, np.where(valid, load, 0).sum(1)[r],
+                                              np.where(valid, port, 0).sum(1)[r]).sum()),
+                   stream_cycles=float(stream.sum()), loads_per_row_tile=loads,
+                   fetches=np.bincount(f[fetch], minlength=n_ft))
 
 
 def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, batch: int) -> MechPerf:
@@ -721,8 +759,13 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
     run = pixels_per_run(cfg, -(-B * Pp // copies), cores_busy, float(mp.ft_filters.max()))
     if (key, "batch", B) not in cache:
         cache[(key, "batch", B)] = batched_vectors(vec, batch_samples(S, B))
+    # the compiler deals the jobs (filter tile x pixel run) to the cores by their work; idle cores copying a
+    # filter tile take copy c of it on the core after it, c further
+    _, npx, copy = _pixel_ranges(B * Pp, copies, run)
+    job_core = (np.arange(n_ft)[:, None] * copies + copy[None, :]) % C if copies > 1 else \
+        ct.deal_jobs(ct.job_work(used[mp.ft_run], ft_out, npx, m, sysc.macros_per_core), C)
     tm = _core_timing(cfg, cache[(key, "batch", B)], delivery, port, load, valid, mp.ft_run, ft_out, ft_windows,
-                      copies, run, B * Pp)
+                      job_core, copies, run, B * Pp)
     wall = float(tm.wall.mean()) / B  # per inference: a batch instance's cycles over its B samples
     n_ch = tm.runs_per_tile
 
@@ -746,7 +789,8 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
                                                    minlength=n_runs * crmax).reshape(n_runs, crmax)
         eff = float((pcsum * cache[("wb", kept, fta)]).sum())
     load_total = tm.load_cycles / B
-    weight_bytes = float((nbytes.sum(1) * nct).sum()) * tm.loads_per_row_tile / B
+    loaded_bytes = float((nbytes.sum(1) * nct).sum()) * tm.loads_per_row_tile / B  # into the macros, every pass
+    weight_bytes = float((nbytes.sum(1)[mp.ft_run] * tm.fetches).sum()) / B  # from off chip, once per START
     word = Derived.of(cfg).acc_bytes
     rounds_ft = -(-n_ft // C)
     events = {
@@ -759,9 +803,9 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
         # partial sums: written by the first row tile, read + written by the others, read once to stream out
         "output_buffer_byte_pj": Pp * word * float((np.bincount(mp.ft_run, weights=mp.ft_filters, minlength=n_runs)
                                                     * 2 * nrt).sum()),
-        "weight_load_byte_pj": weight_bytes,
+        "weight_load_byte_pj": loaded_bytes,
         "dram_byte_pj": weight_bytes,
-        "weight_write_byte_pj": weight_bytes * sysc.macros_per_core,
+        "weight_write_byte_pj": loaded_bytes * sysc.macros_per_core,
         "static_mw": wall / sysc.freq_mhz * 1e3,  # mW x ns = pJ
     }
     cells = cfg.n_macros * m.n_comp * m.n_col
@@ -818,7 +862,10 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS, *, bat
     batch = limits.BATCH.check("batch", batch, BenchError)
     lp = LayerPerf(spec=spec, type=layer_type(spec), batch=batch)
     if not spec.mapped:
-        lp.simd_cycles = float(record_cycles(spec.op or "other", spec.simd_ops, cfg.system.simd_lanes))
+        if spec.op == "depthwise" and spec.dwc is not None:  # the RTL chip's DWC, the golden chip's count
+            lp.simd_cycles = float(dwc_cycles(*spec.dwc, lanes=cfg.system.simd_lanes))
+        else:
+            lp.simd_cycles = float(record_cycles(spec.op or "other", spec.simd_ops, cfg.system.simd_lanes))
         lp.simd_events = {"simd_op_pj": float(spec.simd_ops), "static_mw": lp.simd_cycles / cfg.system.freq_mhz * 1e3}
         lp.simd_energy = float(sum(energy_of(lp.simd_events, cfg.energy).values()))
         return lp

@@ -176,6 +176,32 @@ def test_mobilenetv2_depthwise_golden_chip_equals_torch_integer_path(mobilenet):
     assert dw["w"].dtype == np.int64 and np.abs(dw["w"]).max() == 127
 
 
+def test_mobilenetv2_depthwise_cycles_are_the_rtl_chips_everywhere(mobilenet):
+    """One DWC timing: the golden chip counts each DWC as model.chip_timing.instruction_cycles (the RTL's), and
+    the performance model times each depthwise layer with model.chip_timing.dwc_cycles, the same count."""
+    from dbpim.model import isa
+    from dbpim.model.chip_timing import HALT_CYCLES, instruction_cycles
+    from dbpim.model.config import load_config
+    from dbpim.sim_bench.perf import evaluate_layer, specs_from_artifact
+    art, x, _ = mobilenet
+    chip = GoldenChip(art)
+    hw = load_config("small")
+    hw = hw.replace(system={"simd_lanes": chip.lanes}) if hw.system.simd_lanes != chip.lanes else hw
+    p = chip.program
+    cycles = {"DWC": [], "other": []}
+    for w in p.imem:
+        ins = isa.decode(int(w))
+        if ins["op"] not in ("PIM", "HALT"):
+            base = ins["desc"] * isa.DESC_WORDS
+            d = isa.unpack_descriptor(ins["op"], p.dmem[base:base + isa.DESC_WORDS])
+            cycles["DWC" if ins["op"] == "DWC" else "other"].append(instruction_cycles(ins["op"], d, chip.lanes))
+    specs = [s for s in specs_from_artifact(art) if s.op == "depthwise"]
+    assert len(specs) == len(cycles["DWC"]) == 17 and all(s.dwc is not None for s in specs)
+    assert [evaluate_layer(s, hw).simd_cycles for s in specs] == cycles["DWC"]
+    chip.run(x[:1])
+    assert chip.simd_cycles == sum(cycles["DWC"]) + sum(cycles["other"]) + HALT_CYCLES
+
+
 def test_mobilenetv2_predict_equals_the_frozen_integer_network(mobilenet):
     """model.predict runs the depthwise ops as torch does (unfolded weights, BatchNorm): bit for bit."""
     art, x, ref = mobilenet

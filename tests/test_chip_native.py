@@ -1,12 +1,13 @@
 """The chip top (``dbpim_chip``) on the native Verilator harness (verif.native_chip) against the golden chip.
 
-* random programs of the SIMD instructions (:mod:`verif.chip_programs`), several samples of random ``ACT`` /
-  ``ACC`` contents each: ``ACT`` after HALT equals :meth:`model.chip.GoldenChip.execute`, ``CYCLES`` equals
+* random programs of the SIMD instructions (:mod:`verif.chip_programs`; and of DWC alone), several samples of
+  random ``ACT`` / ``ACC`` contents each: ``ACT`` after HALT equals :meth:`model.chip.GoldenChip.execute`, ``CYCLES`` equals
   :func:`model.chip.program_cycles` and the golden chip's count, on the ``small`` configuration;
 * every error code of :data:`model.isa.CHIP_ERRORS` comes back as its one-line error naming the instruction;
   exactly the opcodes of :data:`model.isa.RTL_PENDING` stop with code 2;
 * the demo SmallCNN's program on the RTL chip: logits equal to the golden chip's and the torch integer path's,
-  ``CYCLES`` equal to ``program_cycles`` per sample (``model_cycles``).
+  ``CYCLES`` equal to ``program_cycles`` per sample (``model_cycles``); and (slow) ``dbpim run --rtl`` on a small
+  depthwise network.
 """
 
 from __future__ import annotations
@@ -51,6 +52,34 @@ def test_random_simd_programs_equal_the_golden_chip(hw, seed):
                              f"golden {a[0][bad[:10]]}"
         assert run.cycles[s] == program_cycles(prog, lanes) == gold.simd_cycles, (run.cycles[s], gold.simd_cycles)
     assert run.run_clocks.min() >= run.cycles.min() and run.cycles_per_second > 0 and run.cycles_per_cpu_second > 0
+
+
+@pytest.mark.parametrize("seed", [0] + [pytest.param(s, marks=pytest.mark.slow) for s in (1, 2, 3)])
+def test_random_dwc_programs_equal_the_golden_chip(hw, seed):
+    """Programs of DWC instructions only (random channels, kernel, stride, padding up to a window, dilation, int8
+    weights, biases, signed or unsigned output ranges) on signed and unsigned (non-negative) activations: ACT and
+    CYCLES equal the golden chip's (lanes 1, 3, 16: tests/test_hw_chip.py on the Amaranth simulator)."""
+    rng = np.random.default_rng(seed)
+    depths = chip_depths(hw)
+    lanes = hw.system.simd_lanes
+    asm = chip_programs.Asm(rng, depths)
+    for _ in range(6):
+        asm.random("DWC")
+    prog = asm.program()
+    assert sum(isa.decode(int(w))["op"] == "DWC" for w in prog.imem) >= 4
+    bufs = [chip_programs.random_buffers(rng, depths) for _ in range(2)]
+    bufs.append((np.abs(bufs[0][0]), bufs[0][1]))  # unsigned activations
+    run = run_chip_native(prog, hw, [{"ACT": (0, a)} for a, _ in bufs], [("ACT", 0, depths["ACT"])])
+    for s, (act, acc) in enumerate(bufs):
+        a, c = act[None].copy(), acc[None].copy()
+        gold = GoldenChip.from_program(prog, lanes)
+        gold.execute(a, c)
+        assert run.error(s) is None, run.error(s)
+        changed = a[0] != act
+        assert len(np.unique(a[0][changed])) > 10, "test programs mostly saturated"
+        bad = np.flatnonzero(run.outputs[s][0] != a[0])
+        assert not bad.size, f"seed {seed} sample {s}: ACT differs at {bad[:10]}"
+        assert run.cycles[s] == program_cycles(prog, lanes) == gold.simd_cycles, (run.cycles[s], gold.simd_cycles)
 
 
 def _one(word, **desc):
@@ -118,6 +147,38 @@ def test_a_program_larger_than_a_buffer_is_refused_before_the_build(hw):
         run_chip_native(_one(isa.encode("HALT")), hw, [{"ACT": (0, np.array([1 << 15]))}], [])
 
 
+@pytest.mark.parametrize("seed", [0] + [pytest.param(s, marks=pytest.mark.slow) for s in (1, 2, 3)])
+def test_banded_pim_layers_equal_the_golden_chip(hw, seed):
+    """Random PIM layers (stride, padding, dilation, groups, signed inputs, linear) compiled in 2+ row bands (for
+    an input buffer smaller than the chip's), several samples: ACC equals the golden chip's and model.layer's,
+    CYCLES the golden chip's per sample."""
+    from dbpim.model.core import CoreParams
+    from dbpim.verif.pim_programs import pim_program, random_banded
+    rng = np.random.default_rng(seed)
+    depths = chip_depths(hw)
+    params = CoreParams.from_config(hw)
+    for kind in ("conv2d", "linear", None):
+        case, buf, bands = random_banded(rng, hw.macro, samples=2, kind=kind)
+        src, dst = int(rng.integers(0, 40)), int(rng.integers(0, 20))
+        prog = pim_program(case, params, src=src, dst=dst, buffer_inputs=buf)
+        n = case.want.shape[1]
+        samples, want, cyc = [], [], []
+        for s in range(2):
+            act = np.zeros((1, depths["ACT"]), np.int64)
+            act[0, src:src + case.x.shape[1]] = case.x[s]
+            acc = np.zeros((1, depths["ACC"]), np.int64)
+            gold = GoldenChip.from_program(prog, hw.system.simd_lanes)
+            samples.append({"ACT": (0, act[0].copy())})
+            gold.execute(act, acc)
+            want.append(acc[0, dst:dst + n])
+            cyc.append(gold.cycles)
+        np.testing.assert_array_equal(np.stack(want), case.want)
+        run = run_chip_native(prog, hw, samples, [("ACC", dst, n)])
+        run.check()
+        np.testing.assert_array_equal(np.stack([o[0] for o in run.outputs]), case.want, err_msg=f"{kind} {bands}")
+        np.testing.assert_array_equal(run.cycles, cyc)
+
+
 def test_demo_smallcnn_on_the_rtl_chip(real_artifacts):
     """The demo network's program end to end on the RTL chip (16 digits): outputs equal the golden chip's and the
     torch integer path's, CYCLES the model's per sample."""
@@ -137,6 +198,89 @@ def test_demo_smallcnn_on_the_rtl_chip(real_artifacts):
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(got, torch_int)
     np.testing.assert_array_equal(run.cycles, model_cycles(chip.program, q, art.hw.system.simd_lanes))
+
+
+def _tiny_depthwise_net():
+    """A MobileNetV2-style network small enough for the ``small`` chip's buffers (the zoo MobileNetV2 is not):
+    the zoo's blocks (an inverted residual with its add, a stride-2 one) and a dilated depthwise convolution."""
+    from torch import nn
+
+    from dbpim.model.torch.zoo import ConvBNAct, InvertedResidual
+
+    class TinyDW(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = ConvBNAct(3, 4, 3, 1, act="relu6")
+            self.b1 = InvertedResidual(4, 4, 1, 2)
+            self.b2 = InvertedResidual(4, 8, 2, 2)
+            self.dw = nn.Conv2d(8, 8, 3, 1, padding=2, dilation=2, groups=8, bias=False)
+            self.bn = nn.BatchNorm2d(8)
+            self.act = nn.ReLU6()
+            self.head = ConvBNAct(8, 16, 1, act="relu6")
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(16, 10)
+
+        def forward(self, x):
+            x = self.head(self.act(self.bn(self.dw(self.b2(self.b1(self.stem(x)))))))
+            return self.fc(self.pool(x).flatten(1))
+    return TinyDW()
+
+
+@pytest.mark.slow
+def test_depthwise_network_runs_on_the_rtl_chip(hw, tmp_path):
+    """``dbpim run --rtl`` on a network with three DWC instructions (stride 1, stride 2, dilation 2) and a residual
+    add: the RTL chip's logits equal the golden chip's and the torch integer path's, CYCLES the model's."""
+    torch = pytest.importorskip("torch")
+    import json
+
+    from dbpim import cli
+    from dbpim.model.torch.export import export
+    from dbpim.model.torch.flow import Stages
+    from dbpim.model.torch.graph import capture
+    torch.manual_seed(0)
+    net, x = _tiny_depthwise_net(), torch.randn(4, 3, 9, 9)
+    net.train()
+    with torch.no_grad():
+        net(x)
+    net.eval()
+    st = Stages(capture(net, x), hw.macro.group_size)
+    st.prune(0.5)
+    st.quantize(x, fta=True, phi_max=2)
+    st.freeze()
+    art = export(st.net, "tinydw", hw.macro, tmp_path / "art", x, hw=hw)
+    np.savez(tmp_path / "d.npz", x=x.numpy(), y=np.arange(4))
+    assert cli.main(["run", "--artifact", str(art), "--data", str(tmp_path / "d.npz"), "--rtl",
+                     "--out", str(tmp_path / "o")]) == 0
+    r = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert r["program"]["by_opcode"]["DWC"] == 3 and r["program"]["by_opcode"]["ADD"] == 1
+    assert r["logits_equal"] is True and r["logits_equal_to_golden"] == {"torch_int": True, "rtl": True}
+    assert r["cycles_rtl"]["equal_model"] is True
+
+
+@pytest.mark.slow
+def test_demo_smallcnn_in_row_bands_on_the_rtl_chip(real_artifacts):
+    """The demo network compiled for a 0.2 KiB input buffer (two of its convolutions run in 6 and 2 row bands)
+    on the RTL chip (whose buffer is larger: the bands fit it): logits equal the golden chip's, which equal the
+    unbanded program's, CYCLES the model's per sample."""
+    import dataclasses
+
+    from dbpim.model.artifact import load
+    from dbpim.model.chip import quantize_input
+    from dbpim.model.pim_image import read_block
+    from dbpim.model.torch.data import load_data
+    art = load(real_artifacts[0])
+    banded = dataclasses.replace(art, hw=dataclasses.replace(
+        art.hw, system=dataclasses.replace(art.hw.system, input_buffer_kib=0.2)))
+    chip = GoldenChip(banded)
+    p = chip.program
+    assert max(len(read_block(p.wmem, i).bands) for i in range(int(p.wmem[0]))) >= 2
+    x = load_data("digits", 0).x_test.numpy()[:4]
+    want = chip.run(x)
+    np.testing.assert_array_equal(want, GoldenChip(art).run(x))
+    q = quantize_input(x, chip.plan.quants[chip.plan.input])
+    got, run = run_program_native(p, q, art.hw)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(run.cycles, model_cycles(p, q, art.hw.system.simd_lanes))
 
 
 def test_a_chip_the_generator_refuses_is_one_line(hw, monkeypatch):

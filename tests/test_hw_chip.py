@@ -1,11 +1,11 @@
 """The RTL chip (hw.chip, hw.chip_ctrl) against the golden chip on the Amaranth simulator (docs/design.md §15).
 
-Random programs of the SIMD instructions (REQ, ADD, MAXP, GAP, CLMP, HALT;
+Random programs of the SIMD instructions (REQ, ADD, MAXP, GAP, CLMP, DWC, HALT;
 :mod:`verif.chip_programs`) on random buffer contents run on ``dbpim_chip`` through its host port; ACT
 after HALT must equal :meth:`model.chip.GoldenChip.execute` on the same
 program (the seed is in the test id), and CYCLES the golden chip's cycle
-count (``GoldenChip.simd_cycles``, from :mod:`model.chip_timing`). An undefined opcode and the
-instructions the RTL does not run yet stop with their STATUS error code; a
+count (``GoldenChip.simd_cycles``, from :mod:`model.chip_timing`). An undefined opcode, a DWC weight outside
+int8 or past CMEM stop with their STATUS error code; a
 reset in the middle of a program, then a reload and a rerun, gives the
 golden result.
 """
@@ -193,14 +193,37 @@ def test_reset_mid_program_then_rerun():
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("word, code", [
-    (isa.encode("CLMP") & ~0xF | 0xF, 1),     # opcode 15: undefined
-    (isa.encode("DWC"), 2),                    # not in the RTL chip yet
-])
-def test_error_codes(word, code):
+def _dwc(w, w_addr=None):
+    """A 1-channel 2 x 2 DWC over a 3 x 3 input with weights ``w`` (at ``w_addr``: default after its constants)."""
     asm = _asm(np.random.default_rng(0))
-    asm.imem.append(word)
-    prog = asm.program()
+    m, s, b = asm.const([1 << 30]), asm.const([31]), asm.const([0])
+    a = asm.const(w)
+    d = asm.desc("DWC", C=1, H=3, W=3, Ho=2, Wo=2, kernel=isa.pack_pair(2, 2), stride=isa.pack_pair(1, 1),
+                 padding=0, dilation=isa.pack_pair(1, 1), w_addr=a if w_addr is None else w_addr, m_addr=m,
+                 s_addr=s, bias_addr=b, lo=-100, hi=100)
+    asm.imem.append(isa.encode("DWC", desc=d, dst=20, src0=0))
+    return asm.program()
+
+
+@pytest.mark.parametrize("make, code", [
+    (lambda: isa.encode("CLMP") & ~0xF | 0xF, 1),   # opcode 15: undefined
+    (lambda: isa.encode("DWC"), 3),                 # DWC on a zero descriptor: no channels
+    (lambda: _dwc([1, 2, 128, 4]), 3),              # a weight outside int8
+    (lambda: _dwc([1, 2, -129, 4]), 3),
+    (lambda: _dwc([1, 2, 3, 4], w_addr=DEPTHS["CMEM"] - 2), 5),  # weights past CMEM
+])
+def test_error_codes(make, code):
+    word = make()
+    if isinstance(word, int):
+        asm = _asm(np.random.default_rng(0))
+        asm.imem.append(word)
+        prog = asm.program()
+    else:
+        prog = word
+        acts = np.zeros(DEPTHS["ACT"], np.int64)
+        acts[:9] = 1
+        with pytest.raises(Exception, match="outside int8" if code == 3 else None):
+            _golden(prog, acts, np.zeros(DEPTHS["ACC"], np.int64))
     if code == 1:
         with pytest.raises(isa.IsaError):
             isa.decode(word)
@@ -259,16 +282,19 @@ def test_sizes_from_the_configuration():
 
 # --------------------------------------------------------------------------- PIM instructions
 
-def _pim_case(seed, kind):
-    """A random PIM instruction (verif.pim_programs) on the shrunken small core, its program and buffers."""
+def _pim_case(seed, kind, banded=False):
+    """A random PIM instruction (verif.pim_programs) on the shrunken small core, its program and buffers; with
+    ``banded`` its layers split into 2+ row bands (compiled for a smaller input buffer than the chip's)."""
     from dbpim.model.core import CoreParams
     from dbpim.model.config import load_config
-    from dbpim.verif.pim_programs import core_config, pim_program, random_pim
+    from dbpim.verif.pim_programs import core_config, pim_program, random_banded, random_pim
     hw = core_config(load_config("small"))
     rng = np.random.default_rng(seed)
-    case = random_pim(rng, hw.macro, kind=kind)
+    case, buf, _ = random_banded(rng, hw.macro, kind=kind) if banded else (random_pim(rng, hw.macro, kind=kind),
+                                                                          None, None)
     src, dst = int(rng.integers(0, 40)), int(rng.integers(0, 20))
-    prog = pim_program(case, CoreParams.from_config(hw), src=src, dst=dst, table_pad=int(rng.integers(0, 2)))
+    prog = pim_program(case, CoreParams.from_config(hw), src=src, dst=dst, table_pad=int(rng.integers(0, 2)),
+                       buffer_inputs=buf)
     act = rng.integers(-300, 300, PIM_DEPTHS["ACT"])
     act[src:src + case.x.shape[1]] = case.x[0]
     acc = rng.integers(-(1 << 20), 1 << 20, PIM_DEPTHS["ACC"])
@@ -302,17 +328,22 @@ def _pim_run(hw, prog, act, acc, reset_after=None):
     return run_amaranth(_chip(LANES, PIM_DEPTHS, hw), body, max_cycles=5_000_000)
 
 
-@pytest.mark.parametrize("seed, kind", [(1, "conv2d"),
-                                        pytest.param(2, "linear", marks=pytest.mark.slow),
-                                        pytest.param(3, "conv2d", marks=pytest.mark.slow),
-                                        pytest.param(4, None, marks=pytest.mark.slow),
-                                        pytest.param(5, None, marks=pytest.mark.slow)])
-def test_random_pim_matches_golden(seed, kind):
-    """A random PIM layer (stride, padding, dilation, groups, signed inputs, several segments): ACC equals the
-    golden chip's (and so model.layer's), CYCLES equals program_cycles. Seed: DBPIM_SEED overrides."""
+@pytest.mark.parametrize("seed, kind, banded", [(1, "conv2d", False),
+                                                pytest.param(2, "linear", False, marks=pytest.mark.slow),
+                                                pytest.param(3, "conv2d", False, marks=pytest.mark.slow),
+                                                pytest.param(4, None, False, marks=pytest.mark.slow),
+                                                pytest.param(5, None, False, marks=pytest.mark.slow),
+                                                pytest.param(11, "conv2d", True, marks=pytest.mark.slow),
+                                                pytest.param(8, "linear", True, marks=pytest.mark.slow),
+                                                pytest.param(9, None, True, marks=pytest.mark.slow),
+                                                pytest.param(10, None, True, marks=pytest.mark.slow)])
+def test_random_pim_matches_golden(seed, kind, banded):
+    """A random PIM layer (stride, padding, dilation, groups, signed inputs, several segments; ``banded``: in 2+
+    row bands): ACC equals the golden chip's (and so model.layer's), CYCLES equals program_cycles. Seed:
+    DBPIM_SEED overrides."""
     import os
     seed = int(os.environ.get("DBPIM_SEED", seed))
-    hw, case, prog, act, acc, dst = _pim_case(seed, kind)
+    hw, case, prog, act, acc, dst = _pim_case(seed, kind, banded)
     want_act, want_acc = act[None].copy(), acc[None].copy()
     chip = GoldenChip.from_program(prog, LANES)
     chip.execute(want_act, want_acc)

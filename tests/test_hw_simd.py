@@ -121,6 +121,9 @@ def test_docs_state_the_simd_core_exactly():
     assert f"| `window` | {SIMD_WINDOW_BITS} |" in design and f"| `pixels` | {SIMD_PIXEL_BITS} |" in design
     assert f"`SIMD_START = {SIMD_START}`" in design and f"`SIMD_LATENCY = {SIMD_LATENCY}`" in design
     assert f"(1 + beats + {SIMD_LATENCY})" in design
+    from dbpim.model.spec import SIMD_DWC_W_BITS, SIMD_DWC_X_BITS
+    assert f"`model.spec.SIMD_DWC_X_BITS` = {SIMD_DWC_X_BITS} bits" in design
+    assert f"`SIMD_DWC_W_BITS` = {SIMD_DWC_W_BITS}:" in design
     consts = ", ".join(f"{w}" + (" signed" if sg else "") for _, w, _, sg in simd_const_fields())
     assert f"(`model.spec.simd_const_fields`: {consts} bits)" in design
     width = sum(field_width(f) for f in simd_const_fields())

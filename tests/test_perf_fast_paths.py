@@ -41,7 +41,8 @@ def _pack_job_by_job(job_ft, ft_row_tiles, ft_windows, core):
     return np.array(out, np.int64)
 
 
-def _reference_core_timing(cfg, vec, delivery, port, load, valid, ft_run, ft_out, ft_windows, copies, run, Pp):
+def _reference_core_timing(cfg, vec, delivery, port, load, valid, ft_run, ft_out, ft_windows, job_core, copies, run,
+                           Pp):
     """``sim_bench.perf._core_timing`` as first written: every pixel run's pixels gathered, core by core, job by job."""
     m, M, C = cfg.macro, cfg.system.macros_per_core, cfg.system.cores
     n_runs, S, nrt = vec.shape[:3]
@@ -86,11 +87,13 @@ def _reference_core_timing(cfg, vec, delivery, port, load, valid, ft_run, ft_out
     stream = ft_out[:, None] * npx[None, :]  # (n_ft, L): results of a pixel run, one beat each
     n_ft = ft_run.size
     ft_rt = valid.sum(1)[ft_run]
-    core_of = (np.arange(n_ft)[:, None] * copies + copy[None, :]) % C  # (n_ft, L)
+    core_of = np.asarray(job_core)  # (n_ft, L)
     wall = np.zeros((C, S))
     core = np.zeros((C, S))
     terms = np.zeros((len(perf._CORE_TERMS), C, S), np.int64)
     t_of = {k: i for i, k in enumerate(perf._CORE_TERMS)}
+    fetches = np.zeros(n_ft, np.int64)
+    load_cycles = 0.0
     for c in range(C):
         f, l = np.nonzero(core_of == c)  # row-major: filter tiles in order, their pixel runs in order
         if f.size == 0:
@@ -98,17 +101,28 @@ def _reference_core_timing(cfg, vec, delivery, port, load, valid, ft_run, ft_out
         seg = _pack_job_by_job(f, ft_rt, ft_windows, cfg.core)
         same = np.append(False, seg[1:] == seg[:-1])
         r = ft_run[f]
+        held, fetch = set(), np.zeros(f.size, bool)  # a START's first job of a filter tile fetches its tiles
+        for j, key in enumerate(zip(seg.tolist(), f.tolist())):
+            fetch[j] = key not in held
+            held.add(key)
+        np.add.at(fetches, f[fetch], 1)
+        whole, ported = np.where(valid, load, 0).sum(1)[r], np.where(valid, port, 0).sum(1)[r]
+        load_cycles += float(np.where(fetch, whole, ported).sum())
         # a core's jobs (filter tile x pixel run) in order: its first tile loads during the job before it
         # (tile_banks 2, same START), its results stream after it or during the next job (out_banks 2)
         parts = []
         for tot, ps, ld in ((wall, sys_pass, load), (core, core_pass, port)):
-            args = (ps[r, :, l].T, ld[r, 0], d0[r, 0, 0, l], last_overlap[r, :, l].T, stream[f, l], same)
+            ps = np.where(fetch, ps[r, :, l].T, core_pass[r, :, l].T)  # a held tile loads through the port
+            args = (ps, np.where(fetch, ld[r, 0], port[r, 0]), d0[r, 0, 0, l], last_overlap[r, :, l].T,
+                    stream[f, l], same)
             jobs = ct.job_cycles(*args, tile_banks=banks, out_banks=cfg.core.out_banks)
             tot[c] = jobs.sum(-1) + (int(seg.max()) + 1) * CORE_LATENCY["run"]
             parts.append(ct.job_terms(*args, tile_banks=banks, out_banks=cfg.core.out_banks))
         (hid_sys, exposed), (hid_core, _) = parts
         hid_port = np.minimum(hid_sys, hid_core)  # hidden port load; the off-chip part hidden beyond it
-        terms[:, c] = per_run[:, r, :, l].sum(0)  # advanced indices first: (J, terms, S)
+        per_job = per_run[:, r, :, l]  # advanced indices first: (J, terms, S)
+        per_job[~fetch, t_of["dram"]] = 0
+        terms[:, c] = per_job.sum(0)
         terms[t_of["control"], c] += (int(seg.max()) + 1) * CORE_LATENCY["run"]
         terms[t_of["stream"], c] += exposed.sum(-1)
         terms[t_of["load"], c] -= hid_port.sum(-1)
@@ -123,8 +137,8 @@ def _reference_core_timing(cfg, vec, delivery, port, load, valid, ft_run, ft_out
     rounds = terms[t_of["compute"]] + terms[t_of["lockstep"]]  # (C, S)
     return perf._Timing(wall=wall.max(0), terms={k: terms[i, busiest, cols] for k, i in t_of.items()},
                         compute=rounds.max(0), core=core.max(0), runs_per_tile=int((copy == 0).sum()),
-                        load_cycles=float((np.where(valid, load, 0).sum(1)[ft_run]).sum() * loads),
-                        stream_cycles=float(stream.sum()), loads_per_row_tile=loads)
+                        load_cycles=load_cycles, stream_cycles=float(stream.sum()), loads_per_row_tile=loads,
+                        fetches=fetches)
 
 
 def test_pack_segments_equals_the_job_by_job_packing(rng):

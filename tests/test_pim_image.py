@@ -19,8 +19,9 @@ from dbpim.model.chip_timing import instruction_cycles
 from dbpim.model.config import load_config
 from dbpim.model.core import CoreParams, compile_program, run_core
 from dbpim.model.layer import im2col
-from dbpim.model.pim_image import PimImageError, read_block, run_pim
-from dbpim.verif.pim_programs import core_config, pim_program, random_pim
+from dbpim.model.pim_image import PimImageError, band_plan, read_block, run_pim
+from dbpim.model.window import WindowLayer
+from dbpim.verif.pim_programs import core_config, group_layer, pim_program, random_banded, random_pim
 
 HW = core_config(load_config("small"))
 PARAMS = CoreParams.from_config(HW)
@@ -63,6 +64,56 @@ def test_golden_pim_from_image_equals_layer_model(kind, rng):
         per = [instruction_cycles("PIM", d, 4, pim=(r.blocks, [c[s] for c in r.core_cycles])) for s in range(2)]
         assert chip.pim_cycles == sum(per) and chip.simd_cycles == 2 * 2  # HALT: 2 cycles a sample
         assert program_cycles(prog, 4, act[0]) == per[0] + 2
+
+
+@pytest.mark.parametrize("kind", ["conv2d", "linear", None])
+def test_row_bands_equal_layer_model(kind, rng):
+    """Layers split into 2+ row bands (an input buffer smaller than their input): ACC equals model.layer's, the
+    core cycles of each band's STARTs equal the core twin's on the band's pixels, the cycles chip_timing's."""
+    for _ in range(4):
+        case, buf, bands = random_banded(rng, HW.macro, samples=2, kind=kind)
+        src, dst = int(rng.integers(0, 50)), int(rng.integers(0, 30))
+        prog = pim_program(case, PARAMS, src=src, dst=dst, buffer_inputs=buf)
+        act = np.zeros((2, src + case.x.shape[1] + 5), np.int64)
+        act[:, src:src + case.x.shape[1]] = case.x
+        acc = np.full((2, dst + case.want.shape[1] + 5), 7, np.int64)
+        chip = GoldenChip.from_program(prog, 4)
+        chip.execute(act, acc)
+        np.testing.assert_array_equal(acc[:, dst:dst + case.want.shape[1]], case.want, err_msg=str(case.desc))
+        assert (acc[:, :dst] == 7).all() and (acc[:, dst + case.want.shape[1]:] == 7).all()
+        r = run_pim(prog.wmem, dict(case.desc, layer=0), act, src, acc.copy(), dst, PARAMS, buffer_inputs=buf)
+        Wo = group_layer(case).out_w
+        for j, c in enumerate(case.layers):
+            blk = r.blocks[j]
+            assert len(blk.bands) == len(bands) >= 2 and max(b.count for b in blk.bands) <= buf
+            for s in range(2):
+                x = _im2col_rows(case, j, s)
+                twin = np.concatenate([run_core(compile_program(c, (r1 - r0) * Wo, PARAMS, bool(case.desc["signed"])),
+                                                x[r0 * Wo:r1 * Wo]).cycles for r0, r1, _, _ in bands])
+                np.testing.assert_array_equal(r.core_cycles[j][s], twin)
+        d = isa.unpack_descriptor("PIM", prog.dmem)
+        per = [instruction_cycles("PIM", d, 4, pim=(r.blocks, [c[s] for c in r.core_cycles])) for s in range(2)]
+        assert chip.pim_cycles == sum(per)
+        assert program_cycles(prog, 4, act[0]) == per[0] + 2
+        with pytest.raises(PimImageError, match="do not fit the input buffer"):
+            run_pim(prog.wmem, dict(case.desc, layer=0), act, src, acc.copy(), dst, PARAMS, buffer_inputs=buf - 1
+                    if max(b.count for b in r.blocks[0].bands) == buf else 0)
+
+
+def test_band_plan_halo_and_refusal():
+    """Each band reads exactly the input rows its output rows' windows touch (clipped to the map), bands cover
+    the output rows once, and a row whose inputs pass the buffer is refused in one line."""
+    wl = WindowLayer.of(2, 9, 5, 3, 3, stride=(2, 1), padding=(2, 1), dilation=(2, 1))
+    assert wl.out_h == 5
+    bands = band_plan(wl, 2 * 5 * 5)
+    assert [b[:2] for b in bands] == [(0, 2), (2, 3), (3, 5)]  # the last row needs no row the band lacks
+    for r0, r1, a, b in bands:
+        ys = [r * 2 - 2 + i * 2 for r in range(r0, r1) for i in range(3)]
+        assert (a, b) == (max(0, min(ys)), min(9, max(ys) + 1))
+    assert band_plan(wl, None) == [(0, 5, 0, 9)] == band_plan(wl, wl.elements)
+    with pytest.raises(PimImageError, match=r"^conv: output row 1 reads 2 x 5 x 5 inputs, more than the input "
+                                            r"buffer's 49$"):
+        band_plan(wl, 49, name="conv")
 
 
 def test_several_segments_and_zero_entries_are_drawn(rng):
@@ -112,6 +163,30 @@ def test_real_layers_from_image(real_artifacts):
     chip.run(x)
 
 
+def test_real_network_in_row_bands(real_artifacts):
+    """The demo network compiled for a 0.2 KiB input buffer (convolutions in 2+ row bands): the golden chip's
+    outputs equal those of the program compiled for the configuration's buffer (one band a layer); a buffer too
+    small for one output row's inputs is refused in one line naming the layer."""
+    import dataclasses
+
+    from dbpim.model.artifact import load
+
+    def with_buffer(art, kib):
+        return dataclasses.replace(art, hw=dataclasses.replace(
+            art.hw, system=dataclasses.replace(art.hw.system, input_buffer_kib=kib)))
+
+    art = load(real_artifacts[0])
+    chip, banded = GoldenChip(art), GoldenChip(with_buffer(art, 0.2))
+    p = banded.program
+    bands = [len(read_block(p.wmem, i).bands) for i in range(int(p.wmem[0]))]
+    assert max(bands) >= 2 and all(len(read_block(chip.program.wmem, i).bands) == 1 for i in range(len(bands)))
+    x = np.random.default_rng(0).random((2,) + chip.plan.input_shape).astype(np.float32)
+    np.testing.assert_array_equal(banded.run(x), chip.run(x))
+    with pytest.raises(ChipError, match=r"^op '\w+': [\w.]+: output row \d+ reads \d+ x \d+ x \d+ inputs, more than "
+                                        r"the input buffer's \d+$"):
+        GoldenChip(with_buffer(art, 0.1))
+
+
 def test_bad_input_and_image_are_one_line_errors(rng):
     case = random_pim(rng, HW.macro, kind="linear")
     prog = pim_program(case, PARAMS, src=0, dst=0)
@@ -146,6 +221,6 @@ def test_a_sum_past_acc_elements_is_a_range_error(rng, monkeypatch):
     np.testing.assert_array_equal(acc, case.want)
     bits = (top - 1).bit_length()  # 2**(bits - 1) < top: the sum +-top does not fit the signed element
     monkeypatch.setitem(isa.BUFFERS, "ACC", replace(isa.BUFFERS["ACC"], elem_bits=bits))
-    want = rf"^instruction 0 \(PIM\), layer \d+, segment \d+: a sum does not fit ACC's signed {bits}-bit elements"
+    want = rf"^instruction 0 \(PIM\), layer \d+, band \d+, segment \d+: a sum does not fit ACC's signed {bits}-bit elements"
     with pytest.raises(ChipError, match=want + r" \(range\)$"):
         GoldenChip.from_program(prog, 4).execute(act.copy(), np.zeros_like(acc))

@@ -1,6 +1,6 @@
 """Random chip programs of the SIMD instructions, for the RTL chip's tests and ``make bench`` (docs/rtl.md).
 
-:class:`Asm` draws random ``REQ``, ``ADD``, ``MAXP``, ``GAP``, ``CLMP``
+:class:`Asm` draws random ``REQ``, ``ADD``, ``MAXP``, ``GAP``, ``CLMP``, ``DWC``
 instructions (random geometry, constants and clamps; every instruction's
 destination disjoint from its sources) into a :class:`model.chip.ChipProgram`
 for buffers of the given depths; :func:`random_program` draws a whole one
@@ -20,7 +20,7 @@ from dbpim.model.chip import ChipProgram
 __all__ = ["Asm", "SIMD_OPS", "random_program", "random_buffers"]
 
 #: The SIMD instructions :class:`Asm` draws.
-SIMD_OPS = ("REQ", "ADD", "MAXP", "GAP", "CLMP")
+SIMD_OPS = ("REQ", "ADD", "MAXP", "GAP", "CLMP", "DWC")
 
 
 class Asm:
@@ -80,18 +80,24 @@ class Asm:
             d = self.desc("ADD", count=n, ma=ma, sa=sa, mb=mb, sb=sb, lo=lo, hi=hi)
             self.imem.append(isa.encode("ADD", desc=d, dst=self.place(n, [(a, a + n), (b, b + n)]), src0=a,
                                         src1=b))
-        elif op == "MAXP":  # each axis its own kernel, stride, padding, dilation
+        elif op in ("MAXP", "DWC"):  # each axis its own kernel, stride, padding, dilation
             C, H, W = int(r.integers(1, 6)), int(r.integers(3, 7)), int(r.integers(3, 7))
             k, st, dil = r.integers(1, 4, 2), r.integers(1, 3, 2), r.integers(1, 3, 2)
-            p = [int(r.integers(0, int(kk) // 2 + 1)) for kk in k]
+            p = [int(r.integers(0, int(kk) // 2 + 1 + (op == "DWC"))) for kk in k]  # DWC: up to a window of padding
             Ho = (H + 2 * p[0] - dil[0] * (k[0] - 1) - 1) // st[0] + 1
             Wo = (W + 2 * p[1] - dil[1] * (k[1] - 1) - 1) // st[1] + 1
             if Ho < 1 or Wo < 1:
                 return self.random("CLMP")
             a = self.place(C * H * W, [])
-            d = self.desc("MAXP", C=C, H=H, W=W, Ho=int(Ho), Wo=int(Wo), kernel=isa.pack_pair(*k),
-                          stride=isa.pack_pair(*st), padding=isa.pack_pair(*p), dilation=isa.pack_pair(*dil))
-            self.imem.append(isa.encode("MAXP", desc=d, dst=self.place(int(C * Ho * Wo), [(a, a + C * H * W)]),
+            geo = dict(C=C, H=H, W=W, Ho=int(Ho), Wo=int(Wo), kernel=isa.pack_pair(*k), stride=isa.pack_pair(*st),
+                       padding=isa.pack_pair(*p), dilation=isa.pack_pair(*dil))
+            if op == "DWC":  # int8 weights, per-channel requant with a bias; an unsigned output range half the time
+                m, s = self.mults(C, 39)
+                lo, hi = (0, int(r.integers(1, 200))) if r.integers(0, 2) else self.lohi()
+                geo.update(w_addr=self.const(r.integers(-128, 128, C * int(k[0] * k[1]))), m_addr=self.const(m),
+                           s_addr=self.const(s), bias_addr=self.const(r.integers(-5000, 5000, C)), lo=lo, hi=hi)
+            d = self.desc(op, **geo)
+            self.imem.append(isa.encode(op, desc=d, dst=self.place(int(C * Ho * Wo), [(a, a + C * H * W)]),
                                         src0=a))
         elif op == "GAP":
             C, HW = int(r.integers(1, 7)), int(r.integers(1, 10))

@@ -16,9 +16,11 @@ stimulus:
 2. a reset in each state of the controller (the first cycle the controller is
    in it, in the program that reaches it), STATUS after it idle (not busy, not
    done, no error), then both programs again, equal to the golden chip;
-3. one program per STATUS.ERROR_CODE of :data:`model.isa.CHIP_ERRORS` (an
-   undefined opcode, DWC, lo > hi, a sum past ACT's 16 bits, an address past
-   ACT, a PIM descriptor of zero groups), each with its code and PC.
+3. one program per STATUS.ERROR_CODE of :data:`model.isa.CHIP_ERRORS` but the
+   reserved ones (:data:`model.isa.RESERVED_ERRORS`: code 2 while no opcode is
+   pending) (an undefined opcode, lo > hi and a DWC weight outside int8, a sum
+   past ACT's 16 bits, an address past ACT, a PIM descriptor of zero groups),
+   each with its code and PC.
 
 Every check raises AssertionError naming what differs; the coverage is closed by
 :func:`verif.coverage.check_closed`.
@@ -88,7 +90,8 @@ def coverage_programs(seed: int = 0):
 
     big = (1 << 31) - 1
     errors = [("undefined opcode", one(isa.encode("CLMP") & ~0xF | 0xF), 1),
-              ("DWC", one(isa.encode("DWC")), 2),
+              *([("pending", one(isa.encode(isa.RTL_PENDING[0])), 2)] if isa.RTL_PENDING else []),
+              ("DWC weight outside int8", _dwc_bad_weight(), 3),
               ("lo > hi", one(isa.encode("CLMP", desc=0, dst=10, src0=0), "CLMP", count=3, lo=5, hi=1), 3),
               ("past 16 bits", one(isa.encode("GAP", desc=0, dst=10, src0=0), "GAP", C=1, HW=4, m=big, s=0,
                                    lo=-big - 1, hi=big), 4),
@@ -96,6 +99,17 @@ def coverage_programs(seed: int = 0):
                                lo=-9, hi=9), 5),
               ("PIM of zero groups", one(isa.encode("PIM", desc=0)), 6)]
     return [(simd, act, acc), (pim, pact, pacc)], errors
+
+
+def _dwc_bad_weight():
+    """A 1-channel 2 x 2 DWC whose weight 128 is outside int8 (STATUS.ERROR_CODE 3)."""
+    from dbpim.verif import chip_programs
+    a = chip_programs.Asm(np.random.default_rng(0), CHIP_DEPTHS)
+    m, s, b, w = a.const([1 << 30]), a.const([31]), a.const([0]), a.const([1, 2, 128, 4])
+    d = a.desc("DWC", C=1, H=3, W=3, Ho=2, Wo=2, kernel=isa.pack_pair(2, 2), stride=isa.pack_pair(1, 1), padding=0,
+               dilation=isa.pack_pair(1, 1), w_addr=w, m_addr=m, s_addr=s, bias_addr=b, lo=-100, hi=100)
+    a.imem.append(isa.encode("DWC", desc=d, dst=20, src0=0))
+    return a.program()
 
 
 def _segments(prog) -> int:

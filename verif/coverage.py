@@ -378,7 +378,7 @@ SIMD_REQUIRED = {
     "simd.lane_group": ["partial"],
     "simd.saturate": ["lo", "hi"],
     "simd.round": ["tie+", "tie-"],
-    "simd.pad": ["maxpool", "avgpool"],
+    "simd.pad": ["maxpool", "avgpool", "dwconv"],
     "simd.stream": ["o_backpressure", "i_stall"],
     "simd.reset": ["busy"],
     "simd.err": list(SIMD_ERRORS),
@@ -440,19 +440,21 @@ class SIMDCoverage:
         cst = {k: np.zeros(G * lanes, np.int64) for k in ("m", "s", "bias", "mb", "sb")}
         for k, v in (consts or {}).items():
             cst[k][:C] = np.broadcast_to(np.asarray(v, np.int64), (C,))
-        if op in ("maxpool", "avgpool") and pad.any():
+        if op in ("maxpool", "avgpool", "dwconv") and pad.any():
             self.sample("simd.pad", op)
         for p, g, lane in itertools.product(range(P), range(G), range(lanes)):
             ch = g * lanes + lane
             if ch >= C:
                 continue
             xs = [int(a[p, g, e, lane]) for e in range(W) if not pad[p, g, e]]
+            dw = int(cst["bias"][ch]) + sum(int(a[p, g, e, lane]) * int(b[p, g, e, lane]) for e in range(W)
+                                            if not pad[p, g, e]) if op == "dwconv" else 0
             v = {"requant": int(a[p, g, 0, lane]) + int(cst["bias"][ch]), "maxpool": max(xs, default=None),
-                 "avgpool": sum(xs)}.get(op, int(a[p, g, 0, lane]))
+                 "avgpool": sum(xs), "dwconv": dw}.get(op, int(a[p, g, 0, lane]))
             if v is None:  # a window of padding only: the smallest value, saturated at lo
                 self.sample("simd.saturate", "lo")
                 continue
-            if op in ("requant", "add", "avgpool"):
+            if op in ("requant", "add", "avgpool", "dwconv"):
                 v = self._rescale(v, int(cst["m"][ch]), int(cst["s"][ch]))
             if op == "add":
                 v += self._rescale(int(b[p, g, 0, lane]), int(cst["mb"][ch]), int(cst["sb"][ch]))
@@ -613,7 +615,7 @@ class ChipCoverage:
     def __init__(self, *, prefix: str = "chip"):
         from dbpim.model import isa
         self.prefix = prefix
-        derived = {"model.isa.OPCODES": list(isa.OPCODES), "model.isa.CHIP_ERRORS": sorted(isa.CHIP_ERRORS),
+        derived = {"model.isa.OPCODES": list(isa.OPCODES), "model.isa.CHIP_ERRORS": sorted(set(isa.CHIP_ERRORS) - set(isa.RESERVED_ERRORS)),
                    "chip controller states": chip_states()}
         self.required = {p: (list(derived[b]) if isinstance(b, str) else list(b)) for p, b in CHIP_REQUIRED.items()}
         self._points = _cover_points(prefix, self.required, CHIP_REPORTED)

@@ -1084,10 +1084,20 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         asm.imem.append(word)
         return asm.program()
 
+    def dwc_bad_weight():  # a 1-channel 2 x 2 DWC with the weight 128, outside int8
+        asm = chip_programs.Asm(np.random.default_rng(0), depths)
+        m, s, b, w = asm.const([1 << 30]), asm.const([31]), asm.const([0]), asm.const([1, 2, 128, 4])
+        d = asm.desc("DWC", C=1, H=3, W=3, Ho=2, Wo=2, kernel=isa.pack_pair(2, 2), stride=isa.pack_pair(1, 1),
+                     padding=0, dilation=isa.pack_pair(1, 1), w_addr=w, m_addr=m, s_addr=s, bias_addr=b, lo=-9, hi=9)
+        asm.imem.append(isa.encode("DWC", desc=d, dst=20, src0=0))
+        return asm.program()
+
     big = (1 << 31) - 1
+    pending = [("pending", one(isa.encode(isa.RTL_PENDING[0])), 2)] if isa.RTL_PENDING else []
     for label, prog, code in (
             ("undefined opcode", one(isa.encode("CLMP") & ~0xF | 0xF), 1),
-            ("DWC", one(isa.encode("DWC")), 2),
+            *pending,
+            ("DWC weight outside int8", dwc_bad_weight(), 3),
             ("lo > hi", one(isa.encode("CLMP", desc=0, dst=10, src0=0), "CLMP", count=3, lo=5, hi=1), 3),
             ("past 16 bits", one(isa.encode("GAP", desc=0, dst=10, src0=0), "GAP", C=1, HW=4, m=big, s=0,
                                  lo=-big - 1, hi=big), 4),

@@ -19,12 +19,12 @@ from dbpim.model.chip import ChipProgram
 from dbpim.model.compile import compile_layer
 from dbpim.model.core import CoreParams
 from dbpim.model.layer import conv_out_size, run_conv2d, run_layer
-from dbpim.model.pim_image import layer_block
+from dbpim.model.pim_image import PIM_HEADER, PimImageError, band_plan, layer_block
 from dbpim.model.quant import prune_quantize
 from dbpim.model.spec import input_range
 from dbpim.model.window import WindowLayer
 
-__all__ = ["PimCase", "core_config", "random_pim", "pim_program"]
+__all__ = ["PimCase", "core_config", "random_pim", "group_layer", "random_banded", "pim_program"]
 
 
 def core_config(hw, tile_slots: int = 4, descriptors: int = 6, mask_windows: int = 16, out_pixels: int = 8):
@@ -91,12 +91,43 @@ def random_pim(rng, macro, samples: int = 1, kind: str | None = None) -> PimCase
     return PimCase(desc=d, layers=cs, x=x, want=want, linear=False)
 
 
-def pim_program(case: PimCase, params: CoreParams, *, src: int, dst: int, table_pad: int = 0) -> ChipProgram:
+def group_layer(case: PimCase) -> WindowLayer:
+    """The window layer of one group of ``case`` (every group has the same geometry; ``base`` 0)."""
+    d = case.desc
+    if case.linear:
+        return WindowLayer.of(d["C"], d["H"], 1, 1, 1)
+    return WindowLayer.of(d["C"] // d["groups"], d["H"], d["W"], *isa.unpack_pair(d["kernel"]),
+                          stride=isa.unpack_pair(d["stride"]), padding=isa.unpack_pair(d["padding"]),
+                          dilation=isa.unpack_pair(d["dilation"]))
+
+
+def random_banded(rng, macro, samples: int = 1, kind: str | None = None) -> tuple:
+    """A random PIM instruction (:func:`random_pim`) and an input buffer size that splits its layers into two or
+    more row bands: ``(case, buffer_inputs, bands)`` (the bands of :func:`model.pim_image.band_plan`)."""
+    while True:
+        case = random_pim(rng, macro, samples=samples, kind=kind)
+        wl = group_layer(case)
+        if wl.out_h < 2:
+            continue
+        one = wl.channels * wl.width * min(wl.height, (wl.kh - 1) * wl.dilation[0] + 1)  # a row's most inputs
+        buf = int(rng.integers(one, max(one + 1, wl.elements)))
+        try:
+            bands = band_plan(wl, buf)
+        except PimImageError:
+            continue
+        if len(bands) >= 2:
+            return case, buf, bands
+
+
+def pim_program(case: PimCase, params: CoreParams, *, src: int, dst: int, table_pad: int = 0,
+                buffer_inputs: int | None = None) -> ChipProgram:
     """A program of ``case``'s PIM instruction (input at ACT ``src``, sums at ACC ``dst``) then HALT, its WMEM
-    image compiled for ``params`` (``table_pad`` unused layer-table entries before the instruction's)."""
+    image compiled for ``params`` (``table_pad`` unused layer-table entries before the instruction's) and an
+    input buffer of ``buffer_inputs`` inputs (the layers' row bands, :func:`model.pim_image.band_plan`; None:
+    one band)."""
     d = dict(case.desc, layer=table_pad)
     g = d["groups"]
-    blocks = [[0, 0, 0, 0, 0, 0, 0, 0, 0]] * table_pad
+    blocks = [[len(PIM_HEADER)] + [0] * (len(PIM_HEADER) - 1)] * table_pad
     for j, c in enumerate(case.layers):
         if case.linear:
             wl = WindowLayer.of(d["C"], d["H"], 1, 1, 1)
@@ -107,7 +138,8 @@ def pim_program(case: PimCase, params: CoreParams, *, src: int, dst: int, table_
                                 padding=isa.unpack_pair(d["padding"]), dilation=isa.unpack_pair(d["dilation"]),
                                 base=j * cg * d["H"] * d["W"])
             base = j * c.N * d["Ho"] * d["Wo"]
-        blocks.append(layer_block(c, wl, params, bool(d["signed"]), acc_base=base, linear=case.linear))
+        blocks.append(layer_block(c, wl, params, bool(d["signed"]), acc_base=base, linear=case.linear,
+                                  buffer_inputs=buffer_inputs))
     wmem, at = [len(blocks)], 1 + len(blocks)
     for b in blocks:
         wmem.append(at)

@@ -212,8 +212,7 @@ def command(artifact, data, samples, batch_size, rtl, out):
             "pim_macro_cycles": chip.macro_cycles / S, "simd_cycles": chip.simd_cycles / S,
             "what": "per inference: DB-PIM macro-cycles of the PIM instructions (docs/design.md §7, summed "
                     "as if one macro ran every tile) and cycles of the other instructions, run one after "
-                    "another (the RTL chip controller's, model.chip_timing.instruction_cycles; DWC the SIMD "
-                    "core's full rate, model.simd_core.simd_cycles)"}
+                    "another (the RTL chip controller's, model.chip_timing.instruction_cycles)"}
     if r is not None:
         run = r["run"]
         cyc = r["cycles"]
