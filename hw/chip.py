@@ -1,7 +1,7 @@
 """The DB-PIM chip's top (docs/design.md §15, docs/rtl.md): buffers, registers, controller, SIMD core.
 
 ``dbpim_chip`` holds the buffers of :data:`model.isa.BUFFERS` (IMEM, DMEM,
-CMEM, ACT, ACC, WMEM) as Amaranth memories, the register block of
+CMEM, ACT, ACC, WMEM) as synchronous-read memories of :mod:`hw.sram`, the register block of
 :data:`model.isa.CHIP_REGISTERS`, the top controller (:mod:`hw.chip_ctrl`),
 the SIMD core (:mod:`hw.simd`), and for the PIM instructions the PIM
 controller (:mod:`hw.pim_ctrl`), one PIM core (:class:`hw.core.PIMCore`) and
@@ -14,14 +14,15 @@ target of :data:`model.isa.HOST_TARGETS` (``REGS`` or a buffer),
 ``elem_bits`` bits for a buffer; CTRL.START for ``REGS`` word 0), ``host_re``
 reads: ``host_rdata`` is the word (zero-extended) in the next cycle.
 The host loads the buffers while STATUS.BUSY is low, writes CTRL.START, polls
-STATUS (or waits for ``irq``, high while STATUS.DONE) and reads ACT.
+STATUS (or waits for ``irq``, high while STATUS.DONE) and reads ACT. A buffer has
+one read port, the controllers' while STATUS.BUSY is high: a buffer read by the
+host then returns the word the controllers read (no buffer read while busy).
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from dbpim.hw.chip_ctrl import ChipController
@@ -29,6 +30,7 @@ from dbpim.hw.common import Block, add_block
 from dbpim.hw.core import PIMCore, _config_params
 from dbpim.hw.pim_ctrl import PIMController
 from dbpim.hw.simd import SIMDCore
+from dbpim.hw.sram import addr_width, sram_1r1w, sram_2rw
 from dbpim.hw.window import WindowGenerator
 from dbpim.model import isa
 from dbpim.model._check import check_int
@@ -169,22 +171,33 @@ class DBPIMChip(Block):
         # the controllers own a buffer's write port while they write it
         writers = {"ACT": (ctrl.act_we, ctrl.act_waddr, ctrl.act_wdata),
                    "ACC": (pim.acc_we, pim.acc_waddr, pim.acc_wdata)}
+        # each buffer through hw.sram (synchronous read): one read port the controllers read while the chip is
+        # busy and the host otherwise (a host read while busy returns the controllers' word); WMEM, read by
+        # the PIM controller twice a cycle, a dual-port one (port a: the host and wa, port b: wb)
         for name in _BUFS:
             buf = isa.BUFFERS[name]
-            mem = Memory(shape=buf.elem_bits, depth=D[name], init=[])
-            m.submodules[name.lower()] = mem
-            wp = mem.write_port()
-            host = mem.read_port(domain="sync")
-            abits = len(wp.addr)
+            abits = addr_width(D[name])
+            host_addr = self.host_addr[:abits]
             # (a buffer of 65536 words takes every host address: no compare at the address's width + 1)
             in_range = self.host_addr < D[name] if D[name] < 1 << len(self.host_addr) else 1
-            m.d.comb += [wp.addr.eq(self.host_addr[:abits]), wp.data.eq(self.host_wdata[:buf.elem_bits]),
-                         wp.en.eq(self.host_we & sel[name] & in_range), host.addr.eq(self.host_addr[:abits])]
-            rdata[name] = host.data
-            for addr, to in readers[name]:
-                cp = mem.read_port(domain="sync")
-                m.d.comb += cp.addr.eq(addr)
-                m.d.comb += [t.eq(cp.data) for t in (to if isinstance(to, tuple) else (to,))]
+            host_we = self.host_we & sel[name] & in_range
+            host_rd = self.host_re & sel[name] & ~ctrl.busy
+            if name == "WMEM":
+                pa, pb = sram_2rw(m, "wmem", buf.elem_bits, D[name], platform, name="wmem")
+                (a_addr, a_to), (b_addr, b_to) = readers[name]
+                m.d.comb += [pa.cs.eq(1), pa.we.eq(host_we), pa.addr.eq(Mux(host_we | host_rd, host_addr, a_addr)),
+                             pa.wdata.eq(self.host_wdata[:buf.elem_bits]), a_to.eq(pa.rdata),
+                             pb.cs.eq(1), pb.we.eq(0), pb.addr.eq(b_addr), pb.wdata.eq(0), b_to.eq(pb.rdata)]
+                rdata[name] = pa.rdata
+                continue
+            mem = sram_1r1w(m, name.lower(), width=buf.elem_bits, depth=D[name], platform=platform,
+                            name=name.lower())
+            wp, rp = mem.w, mem.r
+            (addr, to), = readers[name]
+            m.d.comb += [wp.addr.eq(host_addr), wp.data.eq(self.host_wdata[:buf.elem_bits]), wp.en.eq(host_we),
+                         rp.addr.eq(Mux(host_rd, host_addr, addr))]
+            m.d.comb += [t.eq(rp.data) for t in (to if isinstance(to, tuple) else (to,))]
+            rdata[name] = rp.data
             if name in writers:
                 we, wa, wd = writers[name]
                 with m.If(we):

@@ -26,7 +26,7 @@ from amaranth.lib.wiring import In, Out
 from dbpim.hw.axi import RESET_SYNC_STAGES, AXI4LiteTarget, aclk_domain, axil_ports, connect_axil
 from dbpim.hw.common import Block, add_block, layout_from_fields, same_width
 from dbpim.hw.macro import PIMMacro
-from dbpim.hw.sram import sram_1r1w
+from dbpim.hw.sram import addr_width, sram_1r1w
 from dbpim.hw.switch import SparseSwitch
 from dbpim.model.derived import Derived
 from dbpim.model.spec import (BUS_BITS, CORE_REG, core_constants, digest_word, field_width, map_entry_fields, mask_entry_fields, packer_in_fields,
@@ -315,6 +315,13 @@ class PIMCore(Block):
         back-to-back streams leave no gap. A stream, once started, ends
         (``ends``: its final beat taken) even if the run aborts: a beat
         offered stays offered (AXI4-Stream).
+
+        The banks read synchronously (:mod:`hw.sram`): a drained result's
+        partial sum is read in the cycle of its beat and written (``first``) or
+        added one cycle later (the beats of a drain are distinct addresses);
+        the stream reads the word of its next beat one cycle ahead (the
+        hand-off cycle reads the first), so the beats leave in the same cycles
+        as from a combinational read.
         """
         p = self._p
         M, n_col, out_pixels, ob, psw = p["macros"], p["n_col"], p["out_pixels"], p["out_banks"], self.psum_width
@@ -332,22 +339,51 @@ class PIMCore(Block):
         out_s_last = Signal.like(cur.n_out)   # n_out - 1 of the pass streamed, set at its hand-off
         out_q_last = Signal.like(cur.pixels)  # pixels - 1 of the pass streamed, set at its hand-off
         streaming = rf.streaming
+        # the stream's position in the next cycle: the banks are read one cycle ahead of the beat
+        nx_s, nx_q_m, nx_row = Signal.like(out_s), Signal.like(out_q_m), Signal.like(out_row)
+        nx_bank = Signal()              # out_banks 2: the bank the stream reads in the next cycle
+        nx_reads = Signal()             # the stream reads in the next cycle (or may: a final beat not yet taken)
+        m.d.comb += [nx_s.eq(out_s), nx_q_m.eq(out_q_m), nx_row.eq(out_row), nx_reads.eq(streaming)]
+        if ob == 2:
+            m.d.comb += nx_bank.eq(out_bank)
+        with m.If(self.o.valid & self.o.ready):
+            with m.If(out_s == out_s_last):
+                m.d.comb += nx_s.eq(0)
+                with m.If(out_q_m == M - 1):
+                    m.d.comb += [nx_q_m.eq(0), nx_row.eq(out_row + 1)]
+                with m.Else():
+                    m.d.comb += nx_q_m.eq(out_q_m + 1)
+            with m.Else():
+                m.d.comb += nx_s.eq(out_s + 1)
+        with m.If(rf.hand_off):
+            m.d.comb += [nx_s.eq(0), nx_q_m.eq(0), nx_row.eq(0), nx_reads.eq(1)]
+            if ob == 2:
+                m.d.comb += nx_bank.eq(acc_bank)
+        m.d.sync += [out_s.eq(nx_s), out_q_m.eq(nx_q_m), out_row.eq(nx_row)]
+        first = Signal()                # cur.first of the drained beats written this cycle
+        m.d.sync += first.eq(cur.first)
         rd_macro = []
         for k, mac in enumerate(macros):
-            acc = mac.o.payload.acc
+            # a drained beat is read now and written (or added) in the next cycle
+            wr_en, wr_bank = Signal(name=f"orf_wr_en{k}"), Signal(name=f"orf_wr_bank{k}")
+            wr_addr = Signal(addr_width(bank_rows << sb), name=f"orf_wr_addr{k}")
+            wr_acc = Signal.like(mac.o.payload.acc, name=f"orf_wr_acc{k}")
             drain_addr = Cat(mac.o.payload.slot, rf.drain_row[k])
+            m.d.sync += [wr_en.eq(mac.o.valid), wr_addr.eq(drain_addr), wr_acc.eq(mac.o.payload.acc)]
+            if ob == 2:
+                m.d.sync += wr_bank.eq(acc_bank)
             rd_bank = []
             for b in range(ob):
                 bank = sram_1r1w(m, "orf", width=psw, depth=bank_rows << sb, platform=platform,
                                  name=f"orf{k}" if ob == 1 else f"orf{k}_{b}")
                 wp, rp = bank.w, bank.r
                 rd_bank.append(rp.data)
-                streams_here = streaming if ob == 1 else streaming & (out_bank == b)
+                streams_here = nx_reads if ob == 1 else nx_reads & (nx_bank == b)
                 m.d.comb += [
-                    rp.addr.eq(Mux(streams_here, Cat(out_s[:sb], out_row), drain_addr)),
-                    wp.addr.eq(drain_addr),
-                    wp.en.eq(mac.o.valid if ob == 1 else mac.o.valid & (acc_bank == b)),
-                    wp.data.eq(Mux(cur.first, acc, rp.data.as_signed() + acc)),
+                    rp.addr.eq(Mux(streams_here, Cat(nx_s[:sb], nx_row), drain_addr)),
+                    wp.addr.eq(wr_addr),
+                    wp.en.eq(wr_en if ob == 1 else wr_en & (wr_bank == b)),
+                    wp.data.eq(Mux(first, wr_acc, rp.data.as_signed() + wr_acc)),
                 ]
             rd_macro.append(rd_bank[0] if ob == 1 else Mux(out_bank, rd_bank[1], rd_bank[0]))
             m.d.comb += mac.o.ready.eq(1)
@@ -363,17 +399,11 @@ class PIMCore(Block):
         ]
         with m.If(self.o.valid & self.o.ready):
             with m.If(out_s == out_s_last):
-                m.d.sync += [out_s.eq(0), out_q.eq(out_q + 1)]
-                with m.If(out_q_m == M - 1):
-                    m.d.sync += [out_q_m.eq(0), out_row.eq(out_row + 1)]
-                with m.Else():
-                    m.d.sync += out_q_m.eq(out_q_m + 1)
+                m.d.sync += out_q.eq(out_q + 1)
                 with m.If(out_last):
                     m.d.sync += streaming.eq(0)
-            with m.Else():
-                m.d.sync += out_s.eq(out_s + 1)
         with m.If(rf.hand_off):  # only when free: the stream before it is over (or ends in this cycle)
-            m.d.sync += [streaming.eq(cur.n_out != 0), out_q.eq(0), out_q_m.eq(0), out_row.eq(0), out_s.eq(0),
+            m.d.sync += [streaming.eq(cur.n_out != 0), out_q.eq(0),
                          out_q_last.eq(cur.pixels - 1), out_s_last.eq(cur.n_out - 1)]
             if ob == 2:
                 with m.If(cur.n_out != 0):

@@ -16,8 +16,10 @@ __all__ = ["DBMU"]
 class DBMU(Block):
     """``n_row`` one-bit cells, a write port, a row select and one LPU.
 
-    The selected row's cell drives the LPU combinationally (latency 0); a write
-    takes effect on the next clock edge.
+    The cells are a synchronous-read memory (:mod:`hw.sram`, as a compiled
+    SRAM): the row selected at a clock edge drives the LPU from the next cycle
+    on (latency 1; the old value when that row is written at the same edge); a
+    write takes effect on the next clock edge.
 
     Parameters
     ----------
@@ -29,11 +31,11 @@ class DBMU(Block):
     w_en, w_addr, w_data : In
         Write port: on a clock edge with ``w_en`` the cell ``w_addr`` takes ``w_data``.
     row : In(range(n_row))
-        Row select.
+        Row select, read at each clock edge.
     x : In(1)
         Input bit.
     hi, lo : Out(1)
-        LPU products of the selected cell.
+        LPU products of the cell selected at the last clock edge and the input bit ``x`` now.
 
     Raises
     ------
@@ -61,11 +63,11 @@ class DBMU(Block):
     def latency(self) -> int:
         return LATENCY["dbmu"]
 
-    latency_note = "row select to products combinational; a write takes effect the next cycle"
+    latency_note = "row select to products one cycle (synchronous read); a write takes effect the next cycle"
 
     def elaborate(self, platform):
         m = Module()
-        # the 6T cells: an n_row x 1 memory (contents survive reset), asynchronous row read
+        # the 6T cells: an n_row x 1 memory (contents survive reset), synchronous row read
         cells = sram_1r1w(m, "dbmu", width=1, depth=self.n_row, platform=platform, name="cells")
         wp, rp = cells.w, cells.r
         m.d.comb += [wp.en.eq(self.w_en), wp.addr.eq(self.w_addr), wp.data.eq(self.w_data),

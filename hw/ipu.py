@@ -30,12 +30,21 @@ class IPU(Block):
     :func:`model.blocks.ipu`; payloads: :func:`model.spec.ipu_in_fields`,
     :func:`model.spec.ipu_out_fields`.
 
+    **Held input** (``held_input=True``, the macro's): the group's data is on
+    ``i.payload`` from the cycle *after* its accept until the next accept (the
+    read data of a synchronous-read memory read at the accept, :mod:`hw.sram`);
+    the IPU keeps no copy of the group, only which of its columns are still to
+    go, and its beats are those of the default IPU cycle for cycle. ``empty``
+    is then 0 (the group is not yet known in its accept cycle).
+
     Parameters
     ----------
     n_comp : int
         Inputs per group, a power of two from 2 to 256.
     in_bits : int
         Input width (8).
+    held_input : bool
+        The group's data arrives one cycle after its accept and is held there (see above).
 
     Attributes
     ----------
@@ -47,9 +56,15 @@ class IPU(Block):
     CONFIG_KEYS = {"n_comp": "n_comp", "in_bits": "in_bits"}
     NAME = "ipu"
 
-    def __init__(self, *, n_comp: int, in_bits: int = 8):
+    def __init__(self, *, n_comp: int, in_bits: int = 8, held_input: bool = False):
         self._n_comp = self._param("n_comp", n_comp)
         self._in_bits = self._param("in_bits", in_bits)
+        if not isinstance(held_input, bool):
+            raise TypeError(f"held_input must be a bool, not {held_input!r}")
+        self._held = held_input
+        if held_input:  # its own Verilog module beside the block dbpim_ipu
+            self._param("held_input", held_input, "pipeline")
+            self.NAME = "ipu_held"
         super().__init__({
             "i": In(stream.Signature(layout_from_fields(ipu_in_fields(n_comp, in_bits)))),
             "o": Out(stream.Signature(layout_from_fields(ipu_out_fields(n_comp, in_bits)))),
@@ -67,6 +82,8 @@ class IPU(Block):
         n_comp, in_bits = self._n_comp, self._in_bits
         group = Signal(n_comp * in_bits)
         mask = Signal(in_bits)
+        orr = Signal(in_bits)  # zero detection: OR of the group's inputs
+        m.d.comb += orr.eq(reduce(operator.or_, [self.i.payload.data[c] for c in range(n_comp)]))
         elems = [group[c * in_bits:(c + 1) * in_bits] for c in range(n_comp)]
 
         b = Signal(range(in_bits))
@@ -84,9 +101,15 @@ class IPU(Block):
         fire = self.o.valid & self.o.ready
         m.d.comb += self.i.ready.eq((mask == 0) | (fire & last))
 
-        orr = Signal(in_bits)  # zero detection: OR of the group's inputs
-        m.d.comb += orr.eq(reduce(operator.or_, [self.i.payload.data[c] for c in range(n_comp)]))
         accept = self.i.valid & self.i.ready
+        if self._held:  # the group is on i.payload (held by its memory); mask = its columns still to go
+            keep = Signal(in_bits)  # all ones from the accept on, the issued columns cleared
+            m.d.comb += [group.eq(self.i.payload.data.as_value()), mask.eq(orr & keep)]
+            with m.If(accept):
+                m.d.sync += keep.eq(-1)
+            with m.Elif(fire):
+                m.d.sync += keep.eq(mask & (mask - 1))
+            return m
         m.d.comb += self.empty.eq(accept & (orr == 0))
         with m.If(accept):
             m.d.sync += [group.eq(self.i.payload.data.as_value()), mask.eq(orr)]

@@ -212,7 +212,7 @@ class PIMMacro(Block):
                 m.d.sync += ld_row.eq(ld_row + 1)
 
         # ---- row scheduler feeding the IPU (zero rows skipped)
-        ipu = IPU(n_comp=n_comp, in_bits=in_bits)
+        ipu = IPU(n_comp=n_comp, in_bits=in_bits, held_input=True)  # its group: the xbuf word read at row_take
         add_block(m, "ipu", ipu, platform)
         pending = Signal(n_row)
         pend_view = Signal(n_row)
@@ -221,13 +221,13 @@ class PIMMacro(Block):
         for r in reversed(range(n_row)):
             with m.If(pend_view[r]):
                 m.d.comb += sel_row.eq(r)
-        row_take = Signal()  # the IPU takes row sel_row: read its cell row from both SRAMs
+        row_take = Signal()  # the IPU takes row sel_row: read its inputs and its cell row from the three SRAMs
         m.d.comb += [
             pend_view.eq(Mux(start, Mux(ap, nz[1], nz[0]) & rows_mask, pending)),
             ipu.i.valid.eq(pend_view != 0),
             ipu.o.ready.eq(1),
             row_take.eq(ipu.i.valid & ipu.i.ready),
-            xbuf_r.addr.eq(Cat(sel_row, ap)), ipu.i.payload.data.eq(xbuf_r.data),
+            xbuf_r.en.eq(row_take), xbuf_r.addr.eq(Cat(sel_row, ap)), ipu.i.payload.data.eq(xbuf_r.data),
         ]
         with m.If(row_take):
             m.d.sync += pending.eq(pend_view & (pend_view - 1))

@@ -1,11 +1,13 @@
-"""Every memory of the macro and the core, through one factory (docs/rtl.md, "Memories").
+"""Every memory of the macro, the core and the chip, through one factory (docs/rtl.md, "Memories").
 
 Each memory is one of :data:`MEMORIES` (its *kind*): a single-port memory
 with synchronous read (``1rw``: the macro's cell array and metadata register
-file) or a memory with one write and one read port (``1r1w``: the core's tile
+file), a memory with one write and one read port (``1r1w``: the core's tile
 store, descriptors, masks, column maps and output register file, the macro's
-input buffers, the DBMU's cells). The kind fixes the ports and the read latency
-(1: the word read at a clock edge is on ``rdata`` from the next cycle on; 0:
+input buffers, the DBMU's cells, the window table, the chip's buffers) or a
+dual-port memory (``2rw``: two ``1rw`` ports on one array, the chip's WMEM).
+The kind fixes the ports and the read latency (1: the word read at a clock
+edge is on ``rdata`` from the next cycle on; 0, which no kind has now:
 ``rdata`` follows ``raddr`` combinationally); a block asks for width and depth.
 
 =========== ===== =====================================================================================
@@ -27,9 +29,14 @@ re          in    read enable (read latency 1: a read at this edge; 0: ``rdata``
 raddr       in    read address
 rdata       out   latency 1: the word of the last read, from the next cycle on, held while no read (a word
                   written at the read's edge reads its old value); latency 0: the word at ``raddr`` now
+``2rw``
+clk         in    clock
+cs_a ..     in    port a: ``cs_a``, ``we_a``, ``addr_a``, ``wdata_a`` as ``cs`` .. ``wdata`` of ``1rw``
+rdata_a     out   port a's ``rdata`` (a word the other port writes at the read's edge reads its old value)
+cs_b ..     in/out port b: the same, ``_b``
 =========== ===== =====================================================================================
 
-:func:`sram_1rw` / :func:`sram_1r1w` build one inside a block: an Amaranth
+:func:`sram_1rw` / :func:`sram_1r1w` / :func:`sram_2rw` build one inside a block: an Amaranth
 ``Memory`` (the default, ``behavioural``), or, when the Verilog generator runs
 with ``--sram blackbox``, an instance of the wrapper module
 ``dbpim_sram_<kind>`` (:func:`wrapper_verilog`, parameters ``DEPTH``, ``WIDTH``,
@@ -51,7 +58,7 @@ from amaranth.lib.memory import Memory
 from dbpim.hw.common import Emitter
 
 __all__ = ["MEMORIES", "MemoryKind", "SRAM_KINDS", "MODEL_MODULES", "MODEL_MODULE", "SramPorts", "WritePort",
-           "ReadPort", "TwoPort", "sram_1rw", "sram_1r1w", "addr_width", "wrapper_verilog", "model_verilog",
+           "ReadPort", "TwoPort", "sram_1rw", "sram_2rw", "sram_1r1w", "addr_width", "wrapper_verilog", "model_verilog",
            "memory_list", "MEMORY_LIST_FORMAT"]
 
 
@@ -77,8 +84,9 @@ MEMORIES = {
     "meta": MemoryKind("1rw", 1, "macro", "the metadata register file: one word = the n_comp x n_col (idx, sign) "
                                           "triples of one cell row (bits 3k..3k+2 = idx (2 bits), sign of cell "
                                           "k = c * n_col + j)"),
-    "xbuf": MemoryKind("1r1w", 0, "macro", "the two input buffers: word (buffer, row) = the n_comp inputs of one "
-                                           "cell row of an input vector; read in the cycle the IPU takes the row"),
+    "xbuf": MemoryKind("1r1w", 1, "macro", "the two input buffers: word (buffer, row) = the n_comp inputs of one "
+                                           "cell row of an input vector; read in the cycle the IPU takes the row, "
+                                           "held on its read data while the IPU issues the row's bit columns"),
     "tile": MemoryKind("1r1w", 1, "pim_core", "the tile store: word slot * n_row + row = one cell row of a tile "
                                               "(model.spec.tile_entry_fields), written from the register bus"),
     "desc": MemoryKind("1r1w", 1, "pim_core", "the descriptors: one word per pass (model.spec.core_map region "
@@ -88,21 +96,31 @@ MEMORIES = {
     "mask": MemoryKind("1r1w", 1, "pim_core", "the mask register file: one word per input window "
                                               "(model.spec.mask_entry_fields), written from the register bus; "
                                               "the next window's mask is read the cycle before"),
-    "orf": MemoryKind("1r1w", 0, "pim_core", "one bank of the output register file: word (row, slot) = one "
-                                             "partial sum; read and written back in the cycle a macro result "
-                                             "drains, read in the cycle a result streams out"),
-    "wtable": MemoryKind("1r1w", 0, "window", "the window generator's window table: one entry per window "
-                                              "(model.spec WINDOW_ENTRY), read combinationally by the beat"),
+    "orf": MemoryKind("1r1w", 1, "pim_core", "one bank of the output register file: word (row, slot) = one "
+                                             "partial sum; read in the cycle a macro result drains and written "
+                                             "back in the next, read the cycle before a result streams out"),
+    "wtable": MemoryKind("1r1w", 1, "window", "the window generator's window table: one entry per window "
+                                              "(model.spec WINDOW_ENTRY), read in the cycle before its beat"),
     "simd_const": MemoryKind("1r1w", 1, "simd", "the SIMD core's per-channel constants of one lane: one word "
                                                 "per channel group (model.spec.simd_const_fields), read with the "
                                                 "beat's group"),
-    "dbmu": MemoryKind("1r1w", 0, "dbmu", "the cells of one DBMU (the stand-alone block): one bit per row, "
-                                          "read combinationally by the row select"),
+    "dbmu": MemoryKind("1r1w", 1, "dbmu", "the cells of one DBMU (the stand-alone block): one bit per row, "
+                                          "read at each clock edge by the row select"),
+    # the chip top's buffers (model.isa.BUFFERS): one word = one element; written by the host while the chip is
+    # idle (ACT / ACC also by the controllers), read by the controllers while it is busy and by the host otherwise
+    "imem": MemoryKind("1r1w", 1, "chip", "IMEM: one instruction per word"),
+    "dmem": MemoryKind("1r1w", 1, "chip", "DMEM: one descriptor word per word"),
+    "cmem": MemoryKind("1r1w", 1, "chip", "CMEM: one per-channel constant per word"),
+    "act": MemoryKind("1r1w", 1, "chip", "ACT: one activation per word (read and written by the controllers)"),
+    "acc": MemoryKind("1r1w", 1, "chip", "ACC: one PIM accumulator per word (written by the PIM controller)"),
+    "wmem": MemoryKind("2rw", 1, "chip", "WMEM: one word of the mapped layers per word; port a: the host's "
+                                         "writes and reads and the PIM controller's stream, port b: its result "
+                                         "entries (read only)"),
 }
 #: kind -> what one word holds (the wrapper module is ``dbpim_sram_<kind>``)
 SRAM_KINDS = {k: v.holds for k, v in MEMORIES.items()}
 #: ports -> the behavioural model module the wrappers instantiate
-MODEL_MODULES = {"1rw": "dbpim_sram_1rw_model", "1r1w": "dbpim_sram_1r1w_model"}
+MODEL_MODULES = {"1rw": "dbpim_sram_1rw_model", "1r1w": "dbpim_sram_1r1w_model", "2rw": "dbpim_sram_2rw_model"}
 MODEL_MODULE = MODEL_MODULES["1rw"]
 MEMORY_LIST_FORMAT = "dbpim-memories"
 
@@ -192,6 +210,36 @@ def sram_1rw(m, kind: str, width: int, depth: int, platform, name: str | None = 
     return p
 
 
+def sram_2rw(m, kind: str, width: int, depth: int, platform, name: str | None = None) -> tuple:
+    """Add one dual-port synchronous-read memory of ``kind`` (two ``1rw`` ports on one array) to ``m``.
+
+    Returns the ports ``(a, b)`` (:class:`SramPorts` each); a write on both ports to one address in one cycle
+    is not allowed (the block never does it).
+    """
+    _kind(kind, "2rw")
+    name = name or kind
+    aw = addr_width(depth)
+    ports = tuple(SramPorts(cs=Signal(name=f"{name}_cs_{x}"), we=Signal(name=f"{name}_we_{x}"),
+                            addr=Signal(aw, name=f"{name}_addr_{x}"), wdata=Signal(width, name=f"{name}_wdata_{x}"),
+                            rdata=Signal(width, name=f"{name}_rdata_{x}")) for x in "ab")
+    params = {"DEPTH": depth, "WIDTH": width, "ADDR_W": aw}
+    conns = {}
+    for x, p in zip("ab", ports):
+        conns |= {f"i_cs_{x}": p.cs, f"i_we_{x}": p.we, f"i_addr_{x}": p.addr, f"i_wdata_{x}": p.wdata,
+                  f"o_rdata_{x}": p.rdata}
+    if _blackbox(m, platform, kind, name, params, conns):
+        return ports
+    m.submodules[name] = mem = Memory(shape=width, depth=depth, init=[])
+    for p in ports:
+        wp = mem.write_port()
+        rp = mem.read_port(domain="sync", transparent_for=())
+        m.d.comb += [
+            wp.en.eq(p.cs & p.we), wp.addr.eq(p.addr), wp.data.eq(p.wdata),
+            rp.en.eq(p.cs & ~p.we), rp.addr.eq(p.addr), p.rdata.eq(rp.data),
+        ]
+    return ports
+
+
 def sram_1r1w(m, kind: str, *, width: int, depth: int, platform, name: str | None = None,
               granularity: int | None = None) -> TwoPort:
     """Add one memory of ``kind`` with a write and a read port to module ``m``; returns its ports.
@@ -242,7 +290,15 @@ _PORTS = {
   input  wire [ADDR_W-1:0] raddr,  // read address
   output wire [WIDTH-1:0]  rdata   // read data (read latency 1: from the next cycle on, held; 0: now)""",
 }
-_CONNS = {"1rw": ".clk(clk), .cs(cs), .we(we), .addr(addr), .wdata(wdata), .rdata(rdata)",
+_PORTS["2rw"] = "  input  wire              clk,\n" + ",\n".join(
+    f"""  input  wire              cs_{x},     // port {x}: chip select: a read (we_{x} = 0) or a write (we_{x} = 1)
+  input  wire              we_{x},     // port {x}: write enable
+  input  wire [ADDR_W-1:0] addr_{x},   // port {x}: word address
+  input  wire [WIDTH-1:0]  wdata_{x}""" for x in "ab") + ",\n" + ",\n".join(
+    f"  output wire [WIDTH-1:0]  rdata_{x}" for x in "ab") + "  // word of the port's last read, from the next cycle on"
+_CONNS = {"2rw": ".clk(clk), " + ", ".join(f".{s}_{x}({s}_{x})" for x in "ab" for s in ("cs", "we", "addr", "wdata",
+                                                                                            "rdata")),
+          "1rw": ".clk(clk), .cs(cs), .we(we), .addr(addr), .wdata(wdata), .rdata(rdata)",
           "1r1w": ".clk(clk), .we(we), .waddr(waddr), .wdata(wdata), .re(re), .raddr(raddr), .rdata(rdata)"}
 
 
@@ -256,6 +312,7 @@ def wrapper_verilog(kind: str, params: dict, prefix: str = "") -> str:
     over = ", ".join(f".{n}({n})" for n in names) + (f", .READ_LATENCY({k.read_latency})" if k.ports == "1r1w"
                                                        else "")
     timing = ("single port, synchronous read" if k.ports == "1rw" else
+              "two ports (each a read or a write per cycle), synchronous read" if k.ports == "2rw" else
               f"one write port, one read port, read latency {k.read_latency}"
               + ("" if k.sram_ready else " (combinational read: not replaceable by a compiled SRAM as is)"))
     return f"""// {pre}dbpim_sram_{kind}: {k.holds}.
@@ -282,6 +339,31 @@ def model_verilog(ports: str = "1rw", prefix: str = "") -> str:
     """
     pre = f"{prefix}_" if prefix else ""
     name = f"{pre}{MODEL_MODULES[ports]}"
+    if ports == "2rw":
+        return f"""// {name}: behavioural dual-port SRAM with synchronous read, for simulation.
+// Two ports on one array; on a rising clock edge each port with cs_x: we_x = 1 writes wdata_x to addr_x,
+// we_x = 0 reads addr_x into rdata_x (the old word when the other port writes it at that edge), held while
+// that port does not read. Both ports writing one address at one edge is not allowed.
+module {name} #(
+  parameter DEPTH = 16,
+  parameter WIDTH = 8,
+  parameter ADDR_W = 4
+) (
+{_PORTS['2rw']}
+);
+  reg [WIDTH-1:0] words [0:DEPTH-1];
+  reg [WIDTH-1:0] qa;
+  reg [WIDTH-1:0] qb;
+  always @(posedge clk) begin
+    if (cs_a & ~we_a) qa <= words[addr_a];
+    if (cs_b & ~we_b) qb <= words[addr_b];
+    if (cs_a & we_a) words[addr_a] <= wdata_a;
+    if (cs_b & we_b) words[addr_b] <= wdata_b;
+  end
+  assign rdata_a = qa;
+  assign rdata_b = qb;
+endmodule
+"""
     if ports == "1rw":
         return f"""// {name}: behavioural single-port SRAM with synchronous read, for simulation.
 // On a rising clock edge with cs: we = 1 writes wdata to addr; we = 0 reads addr into rdata.

@@ -55,7 +55,9 @@ class WindowGenerator(Block):
 
     **Window table.** Entry k (``t_en``, ``t_addr``, ``t_data``: :data:`model.spec.WINDOW_ENTRY`) is the
     (channel, kernel row, kernel column) of the window's input 0 and how many of its inputs lie past ``K``
-    (:func:`model.window.table_entries`). Entries must have ``KI < KH`` and ``KJ < KW``.
+    (:func:`model.window.table_entries`). Entries must have ``KI < KH`` and ``KJ < KW``. The table reads
+    synchronously (:mod:`hw.sram`): each beat's entry is read in the cycle before it, so an entry is written
+    at least two cycles before a pass taken reads it (the PIM controller writes the table before the passes).
 
     **Run.** ``layer`` (:data:`model.spec.WINDOW_LAYER`) is held static. Each pass descriptor on ``d``
     (:data:`model.spec.WINDOW_PASS`) is taken when the generator is idle or in the cycle of the pass's last
@@ -157,7 +159,7 @@ class WindowGenerator(Block):
         win_base = Signal(len(self.d.payload.n_win))   # as wide as k
         win_last = Signal(len(self.d.payload.n_win))   # N_WIN - 1
         k = Signal(len(self.d.payload.n_win))
-        m.d.comb += [trp.addr.eq(win_base + k), self.busy.eq(run)]
+        m.d.comb += self.busy.eq(run)
 
         # ---- the layer, sampled with each pass descriptor, at the widths of the operands it meets
         aw = len(rps[0].addr)
@@ -217,7 +219,15 @@ class WindowGenerator(Block):
                         m.d.sync += [wo.eq(wo + 1), x0.eq(x0 + sw)]
             with m.Else():
                 m.d.sync += k.eq(k + 1)
+        # the window table reads synchronously: the entry of the next cycle's beat is read one cycle ahead
+        nx_base, nx_k = Signal.like(win_base), Signal.like(k)
+        m.d.comb += [nx_base.eq(win_base), nx_k.eq(k)]
+        with m.If(run & self.o.ready):
+            m.d.comb += nx_k.eq(Mux(last_win, 0, k + 1))
         p = self.d.payload
+        with m.If(self.d.valid & self.d.ready):
+            m.d.comb += [nx_base.eq(p.win_base), nx_k.eq(0)]
+        m.d.comb += trp.addr.eq(nx_base + nx_k)
         with m.If(self.d.valid & self.d.ready):  # a new pass (overrides the walk's last beat)
             m.d.sync += [run.eq((p.pixels != 0) & (p.n_win != 0)), k.eq(0), pix_left.eq(p.pixels),
                          win_base.eq(p.win_base), win_last.eq(p.n_win - 1), wo.eq(p.wo),

@@ -4,8 +4,11 @@
 expected accumulators and cycles of the macro (:func:`model.macro.run_macro`,
 :func:`model.cycles.macro_schedule`) and, for a few whole layers, the PIM
 core's bus writes, input stream, result stream and ``CYCLES``
-(:mod:`model.core`), with a ``manifest.json`` and a ``README.md`` describing
-every array; :func:`check` re-runs the golden model against such a folder and
+(:mod:`model.core`) and, for a few chip programs (drawn by
+:mod:`verif.chip_programs` and :mod:`verif.pim_programs`), the buffer images,
+the expected ``ACT`` / ``ACC`` after HALT and ``CYCLES``
+(:class:`model.chip.GoldenChip`), with a ``manifest.json`` and a ``README.md``
+describing every array; :func:`check` re-runs the golden model against such a folder and
 lists every disagreement. Another simulator or RTL is checked by reading the
 same files. Pure NumPy; deterministic (two generations are byte-identical).
 """
@@ -33,7 +36,7 @@ __all__ = ["FORMAT", "VERSION", "SEED", "ConformanceError", "build", "generate",
 
 #: Format name and version written to ``manifest.json``; the version changes with any change of a file's layout.
 FORMAT = "dbpim-conformance"
-VERSION = 1
+VERSION = 2
 #: Seed of every random tile, weight and input of the set.
 SEED = 2024
 
@@ -192,6 +195,99 @@ def _core_run(hw: HwConfig, w, phi, mask, x, signed: bool) -> dict[str, np.ndarr
             "cycles": np.asarray(res.cycles, np.int64), "out": res.out.astype(np.int64)}
 
 
+# --------------------------------------------------------------------------- chip cases
+
+#: ``ACT`` / ``ACC`` words of the random SIMD program's buffers (within every configuration's chip buffers).
+CHIP_SIMD_WORDS = {"ACT": 256, "ACC": 128}
+
+
+def _pim_conv(rng, hw: HwConfig, *, C: int, H: int, N: int, signed: bool, samples: int):
+    """A 3x3 / stride 1 / padding 1 convolution (C -> N channels, H x H) as one PIM instruction: its program."""
+    from dbpim.model import isa
+    from dbpim.verif.pim_programs import PimCase, pim_program
+    m = hw.macro
+    q = prune_quantize(rng.normal(0, 1, (9 * C, N)) * 30, m, 0.5, scale=1.0)
+    comp = compile_layer(q.w, q.phi, q.mask, m, q.group_size)
+    one = isa.pack_pair(1, 1)
+    d = dict(kind=isa.PIM_KINDS["conv2d"], groups=1, layer=0, signed=int(signed), C=C, H=H, W=H, N=N, Ho=H, Wo=H,
+             kernel=isa.pack_pair(3, 3), stride=one, padding=one, dilation=one)
+    lo, hi = input_range(signed)
+    x = rng.integers(lo, hi + 1, (samples, C * H * H))
+    case = PimCase(desc=d, layers=[comp], x=x, want=np.zeros((samples, N * H * H), np.int64), linear=False)
+    return pim_program(case, CoreParams.from_config(hw), src=0, dst=0), x
+
+
+def _chip_cases(hw: HwConfig, rng) -> list[tuple]:
+    """(name, covers, program, ACT (S, A), ACC (S, C)) of the chip cases: the buffers written before each START."""
+    from dbpim.verif.chip_programs import random_buffers, random_program
+    out = []
+    prog = random_program(rng, CHIP_SIMD_WORDS, extra=4)
+    bufs = [random_buffers(rng, CHIP_SIMD_WORDS) for _ in range(2)]
+    out.append(("simd_random", f"a random program of REQ, ADD, MAXP, GAP, CLMP (one of each, then 4 more), seed "
+                f"{SEED}, on random ACT and ACC", prog, np.stack([a for a, _ in bufs]), np.stack([c for _, c in bufs])))
+    for name, C, H, N, signed in (("pim_conv_segments", 16, 4, 32, False), ("pim_conv_signed", 3, 5, 6, True)):
+        prog, x = _pim_conv(rng, hw, C=C, H=H, N=N, signed=signed, samples=2)
+        act = np.zeros((2, prog.act_words), np.int64)
+        act[:, :x.shape[1]] = x
+        from dbpim.model.pim_image import read_block
+        segs = sum(len(read_block(prog.wmem, j).segments) for j in range(int(prog.wmem[0])))
+        out.append((name, f"one PIM instruction: a 3x3 convolution {C} -> {N} channels on {H} x {H}, "
+                    f"{'signed' if signed else 'unsigned'} inputs, {segs} segment(s) (STARTs of the PIM core)",
+                    prog, act, np.zeros((2, prog.acc_words), np.int64)))
+    out.append(("pim_cnn", "a small CNN: PIM 3x3 convolution 3 -> 6 channels on 6 x 6 (padding 1) into ACC, REQ "
+                "to ACT (clamped to [0, 127], with bias), MAXP 2x2 stride 2, GAP, HALT", *_pim_cnn(rng, hw)))
+    return out
+
+
+def _pim_cnn(rng, hw: HwConfig):
+    """A convolution, requantization, max pooling and global average pooling: the program and its buffers."""
+    from dbpim.model import isa
+    C, H, N = 3, 6, 6
+    prog, x = _pim_conv(rng, hw, C=C, H=H, N=N, signed=False, samples=2)
+    P, Hp = H * H, H // 2
+    req, pool, gap = C * P, C * P + N * P, C * P + N * P + N * Hp * Hp
+    cmem = [int(v) for v in rng.integers(1 << 29, 1 << 31, N)] + [int(v) for v in rng.integers(41, 44, N)] \
+        + [int(v) for v in rng.integers(-3000, 3000, N)]
+    dmem = list(prog.dmem)
+    for op, v in (("REQ", dict(C=N, inner=P, outer=1, m_addr=0, s_addr=N, bias_addr=2 * N, has_bias=1, lo=0, hi=127)),
+                  ("MAXP", dict(C=N, H=H, W=H, Ho=Hp, Wo=Hp, kernel=isa.pack_pair(2, 2), stride=isa.pack_pair(2, 2),
+                                padding=isa.pack_pair(0, 0), dilation=isa.pack_pair(1, 1))),
+                  ("GAP", dict(C=N, HW=Hp * Hp, m=1 << 30, s=32, lo=-128, hi=127))):
+        dmem.extend(isa.pack_descriptor(op, v))
+    imem = [int(prog.imem[0]), isa.encode("REQ", desc=1, dst=req, src0=0),
+            isa.encode("MAXP", desc=2, dst=pool, src0=req), isa.encode("GAP", desc=3, dst=gap, src0=pool),
+            isa.encode("HALT")]
+    prog.imem, prog.dmem, prog.cmem = np.array(imem, np.uint64), np.array(dmem, np.int64), np.array(cmem, np.int64)
+    prog.act_words = gap + N
+    act = np.zeros((2, prog.act_words), np.int64)
+    act[:, :x.shape[1]] = x
+    return prog, act, np.zeros((2, prog.acc_words), np.int64)
+
+
+def _chip_run(hw: HwConfig, arrays: dict) -> dict[str, np.ndarray]:
+    """What the golden chip does with a chip case's images and buffers: ACT, ACC after HALT and CYCLES."""
+    from dbpim.model.chip import ChipProgram, GoldenChip
+    prog = ChipProgram(imem=arrays["imem"].astype(np.uint64), dmem=arrays["dmem"].astype(np.int64),
+                       cmem=arrays["cmem"].astype(np.int64), wmem=arrays["wmem"].astype(np.int64),
+                       act_words=int(arrays["act_in"].shape[1]), acc_words=int(arrays["acc_in"].shape[1]),
+                       input={}, output={}, macro=hw.macro, values={}, core=CoreParams.from_config(hw))
+    act, acc = arrays["act_in"].astype(np.int64).copy(), arrays["acc_in"].astype(np.int64).copy()
+    cycles = []
+    for s in range(act.shape[0]):
+        chip = GoldenChip.from_program(prog, hw.system.simd_lanes)
+        a, c = act[s:s + 1], acc[s:s + 1]
+        chip.execute(a, c)
+        act[s], acc[s] = a[0], c[0]
+        cycles.append(chip.cycles)
+    return {"act": act.astype(np.int16), "acc": acc.astype(np.int32), "cycles": np.array(cycles, np.int64)}
+
+
+def _chip_arrays(prog, act, acc) -> dict[str, np.ndarray]:
+    return {"imem": np.asarray(prog.imem, np.uint64), "dmem": np.asarray(prog.dmem, np.int32),
+            "cmem": np.asarray(prog.cmem, np.int32), "wmem": np.asarray(prog.wmem, np.int32),
+            "act_in": np.asarray(act, np.int16), "acc_in": np.asarray(acc, np.int32)}
+
+
 # --------------------------------------------------------------------------- writing
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -235,6 +331,14 @@ def build(hw: HwConfig, real: bool = True) -> dict[str, bytes]:
         cases.append({"kind": "core", "name": name, "file": fn, "covers": covers, "seed": SEED, "signed": signed,
                       "pixels": P, "K": int(w.shape[0]), "N": int(w.shape[1]),
                       "segments": int(arrays["cycles"].size)})
+    for name, covers, prog, act, acc in _chip_cases(hw, rng):
+        arrays = _chip_arrays(prog, act, acc)
+        arrays.update(_chip_run(hw, arrays))
+        fn = f"chip_{name}.npz"
+        files[fn] = _npz_bytes(arrays)
+        cases.append({"kind": "chip", "name": name, "file": fn, "covers": covers, "seed": SEED,
+                      "samples": int(arrays["cycles"].size), "instructions": int(arrays["imem"].size),
+                      "act_words": int(arrays["act_in"].shape[1]), "acc_words": int(arrays["acc_in"].shape[1])})
     manifest = {"format": FORMAT, "version": VERSION, "config": hw.name, "config_digest": hw.digest(),
                 "config_file": "config.yaml", "macro": m.to_dict(), "seed": SEED, "cases": cases}
     files["manifest.json"] = jsonio.dumps(manifest, what="manifest.json", newline=True).encode()
@@ -336,7 +440,7 @@ def check(folder, hw: HwConfig | None = None) -> list[str]:
 def _check_case(where: str, case: dict, a: dict, hw: HwConfig, out: list[str]) -> None:
     """Append the mismatches of one case (its arrays ``a``) to ``out``."""
     m = hw.macro
-    signed = bool(a["signed"])
+    signed = case.get("kind") != "chip" and bool(a["signed"])  # chip cases carry signedness in their descriptors
     if case.get("kind") == "macro":
         tiles = [Tile.from_arrays(a, index=i) for i in range(len(a["meta"]))]
         x, tile_of = a["x"].astype(np.int64), a["tile_of"].astype(np.int64)
@@ -365,8 +469,12 @@ def _check_case(where: str, case: dict, a: dict, hw: HwConfig, out: list[str]) -
         for name in ("bus_writes", "seg_writes", "in_stream", "seg_inputs", "out_stream", "seg_outputs",
                      "cycles", "out"):
             _diff(where, name, a[name], got[name], out)
+    elif case.get("kind") == "chip":
+        got = _chip_run(hw, a)
+        for name in ("act", "acc", "cycles"):
+            _diff(where, name, a[name], got[name], out)
     else:
-        out.append(f"{where}: unknown kind {case.get('kind')!r} (macro or core)")
+        out.append(f"{where}: unknown kind {case.get('kind')!r} (macro, core or chip)")
 
 
 # --------------------------------------------------------------------------- README
@@ -386,8 +494,8 @@ Test vectors of the DB-PIM golden model (bit-exact NumPy, `model/`) for the hard
 columns, in_bits = {in_bits}, phi_max = {phi_max}, pipeline = {pipeline}. Every random tile, weight and input
 comes from NumPy's `default_rng({seed})`; two generations are byte-identical.
 
-`manifest.json` lists the cases: `kind` (`macro` or `core`), `name`, `file`, `covers` (what the case
-exercises), `seed`, `signed` and sizes. Every array file is an NPZ (`numpy.load(path, allow_pickle=False)`;
+`manifest.json` lists the cases: `kind` (`macro`, `core` or `chip`), `name`, `file`, `covers` (what the
+case exercises), `seed`, `signed` (macro and core cases) and sizes. Every array file is an NPZ (`numpy.load(path, allow_pickle=False)`;
 each member a plain `.npy`, little-endian, C order). An index `[v, c]` below is 0-based. "Bit b" counts from
 the least significant bit (bit 0 = LSB). Re-run our model on the folder with `dbpim conformance --check DIR`.
 
@@ -441,9 +549,37 @@ the expected result stream and the `CYCLES` register, for each START (segment) o
 | `cycles` | int64 | (S,) | expected `CYCLES` register after each segment's START |
 | `out` | int64 | (P, N) | the results placed at (pixel, output channel); equals `x @ w` |
 
+## Chip cases (`chip_<name>.npz`)
+
+A program of the whole chip (docs/design.md §15: the buffers, the instruction set, the WMEM image of the PIM
+instructions, `CYCLES`) with the buffers it starts from, run by the golden chip (`model.chip.GoldenChip.execute`).
+The host loads `imem`, `dmem`, `cmem` and `wmem` into IMEM, DMEM, CMEM and WMEM from element 0, once; then, per
+sample s, writes `act_in[s]` into ACT and `acc_in[s]` into ACC from element 0, sets `CTRL.START`, waits for
+`STATUS.DONE` (HALT reached, `STATUS.ERROR` clear) and reads ACT and ACC from element 0 and the `CYCLES` register.
+Elements are two's complement in their buffer's width (IMEM words unsigned 64-bit). Buffers past the
+arrays' lengths are not read by the program; the chip's buffers must be at least as deep.
+
+| array | dtype | shape | meaning |
+|---|---|---|---|
+| `imem` | uint64 | (I,) | the instructions (`model.isa`), ending with HALT |
+| `dmem` | int32 | (D,) | descriptors (32 words each; descriptor i is words 32 i .. 32 i + 31) |
+| `cmem` | int32 | (M,) | per-channel constants (requantization multipliers, shifts, biases) |
+| `wmem` | int32 | (Wm,) | the layer table and PIM blocks of the PIM instructions (`model.pim_image`) |
+| `act_in` | int16 | (S, A) | ACT elements 0 .. A - 1 written before each sample's START |
+| `acc_in` | int32 | (S, C) | ACC elements 0 .. C - 1 written before each sample's START |
+| `act` | int16 | (S, A) | expected ACT elements 0 .. A - 1 after HALT |
+| `acc` | int32 | (S, C) | expected ACC elements 0 .. C - 1 after HALT (a PIM instruction's sums) |
+| `cycles` | int64 | (S,) | expected `CYCLES` register after each sample's HALT (`model.chip_timing`) |
+
+Cases: `simd_random`, a random program of the SIMD instructions (`verif.chip_programs.random_program`)
+on random ACT and ACC; `pim_conv_segments`, one PIM instruction whose convolution takes more than one segment
+(START of the PIM core) on this configuration's core; `pim_conv_signed`, a PIM instruction on signed inputs;
+`pim_cnn`, a small CNN (PIM convolution, REQ from ACC to ACT, MAXP, GAP): the instructions hand their results
+on through ACC and ACT.
+
 ## Cycle conventions
 
 Cycles follow the one timing function of each unit (`model/cycles.py` for the macro, `model/core_timing.py`
-for the core). A simulator whose macro counts a vector by the same rule but with another fixed latency
-differs from `cycles` by that constant; compare `compute_cycles` then.
+for the core, `model/chip_timing.py` for the chip). A simulator whose macro counts a vector by the same rule
+but with another fixed latency differs from `cycles` by that constant; compare `compute_cycles` then.
 """

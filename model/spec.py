@@ -238,7 +238,7 @@ def cycle_width(n_row: int, in_bits: int) -> int:
 #: Cycles from an accepted input to the block's output (DBMU: row select -> products).
 LATENCY = {
     "lpu": 0,          # combinational
-    "dbmu": 0,         # row select to products combinational; a write takes effect the next cycle
+    "dbmu": 1,         # row select to products (synchronous read, hw.sram); a write takes effect the next cycle
     "dbmu_write": 1,
     "accumulator": 1,  # step to updated accumulator
     "ipu": 1,          # group accepted to its first column beat; no bubble between groups

@@ -1,5 +1,6 @@
-"""The conformance set (model/conformance.py, ``dbpim conformance``): it passes its own check, a flipped expected
-value is reported naming the case and index, and two generations are byte-identical."""
+"""The conformance set (model/conformance.py, ``dbpim conformance``): it is complete (macro, core and chip cases,
+every array documented), passes its own check, a flipped expected value is reported naming the case and index, two
+generations are byte-identical, and the RTL (native harnesses) passes it from its files alone."""
 
 import json
 import shutil
@@ -34,6 +35,7 @@ def test_set_is_complete_and_passes(small_set):
     names = {(c["kind"], c["name"]) for c in man["cases"]}
     assert {("macro", n) for n in ("full_tile", "phi_0_1_2", "zero_group", "lone_msb", "k1", "real_fc1")} <= names
     assert ("core", "real_fc1") in names
+    assert {("chip", n) for n in ("simd_random", "pim_conv_segments", "pim_conv_signed", "pim_cnn")} <= names
     for c in man["cases"]:
         assert (small_set / c["file"]).is_file()
     readme = (small_set / "README.md").read_text()
@@ -44,6 +46,16 @@ def test_set_is_complete_and_passes(small_set):
     with np.load(small_set / "macro_full_tile.npz", allow_pickle=False) as z:
         assert (z["cells"].shape[1:] == (4, 4, 4)) and (z["col_filter"] >= 0).all()  # every column used
         assert (z["compute_cycles"][z["x"].reshape(len(z["x"]), -1).any(1) == 0] == 0).all()
+    with np.load(small_set / "chip_pim_conv_segments.npz", allow_pickle=False) as z:
+        assert z["acc"].any() and (z["act"] == z["act_in"]).all()  # PIM writes its sums to ACC only
+        assert z["act"].dtype == np.int16 and z["acc"].dtype == np.int32 and z["imem"].dtype == np.uint64
+    with np.load(small_set / "chip_simd_random.npz", allow_pickle=False) as z:
+        assert (z["act"] != z["act_in"]).any() and (z["cycles"] > 0).all()
+    with np.load(small_set / "chip_pim_cnn.npz", allow_pickle=False) as z:  # the GAP outputs are not all clamped
+        assert len(np.unique(z["act"][:, -6:])) > 3 and z["acc"].any()
+    chip = {c["name"]: c for c in man["cases"] if c["kind"] == "chip"}
+    assert "2 segment(s)" in chip["pim_conv_segments"]["covers"]
+    assert sum((small_set / c["file"]).stat().st_size for c in chip.values()) < 32_000  # KBs, not MBs
     assert conformance.check(small_set) == []
 
 
@@ -54,6 +66,9 @@ def test_set_is_complete_and_passes(small_set):
     ("core_real_fc1.npz", "out_stream", (5,), "core/real_fc1: out_stream[5]"),
     ("macro_full_tile.npz", "out_accept", (2, 3), "macro/full_tile: out_accept[2, 3]"),
     ("macro_random_signed.npz", "compute_cycles", (7,), "macro/random_signed: compute_cycles[7]"),
+    ("chip_simd_random.npz", "act", (1, 5), "chip/simd_random: act[1, 5]"),
+    ("chip_pim_conv_segments.npz", "acc", (0, 7), "chip/pim_conv_segments: acc[0, 7]"),
+    ("chip_pim_conv_signed.npz", "cycles", (1,), "chip/pim_conv_signed: cycles[1]"),
 ])
 def test_a_flipped_value_is_reported(small_set, tmp_path, file, name, index, case):
     d = tmp_path / "set"
@@ -106,13 +121,45 @@ def test_cli_writes_and_checks(small_set, tmp_path, capsys):
 @pytest.mark.rtl
 @pytest.mark.timeout(900)
 def test_rtl_passes_the_set_from_its_files_alone(small_set, tmp_path):
-    """The RTL (native Verilator harnesses of the macro and the core), driven only from the set's files."""
+    """The RTL (native Verilator harnesses of the macro and the core), driven only from the set's macro and core
+    files."""
     pytest.importorskip("cocotb")
     from dbpim.verif.conformance import replay
-    assert replay(small_set) == []
+    assert replay(small_set, kinds=("macro", "core")) == []  # the chip cases: the next test
     d = tmp_path / "set"
     shutil.copytree(small_set, d)
     _flip(d, "macro_lone_msb.npz", "acc", (2, 0))
     _flip(d, "core_conv_signed.npz", "cycles", (0,))
-    bad = replay(d)
+    bad = replay(d, kinds=("macro", "core"))
     assert [b.split(":")[0] for b in bad] == ["macro/lone_msb", "core/conv_signed"], bad
+
+
+@pytest.mark.rtl
+@pytest.mark.timeout(900)
+@pytest.mark.xdist_group("rtl-chip-native")
+def test_rtl_chip_passes_the_chip_cases_from_the_files_alone(small_set):
+    """The RTL chip (native harness of ``small``, as tests/test_chip_native.py builds it) runs every chip case from
+    the set's files: ACT and ACC after HALT and CYCLES equal the expected ones."""
+    pytest.importorskip("amaranth")
+    from dbpim.verif.conformance import replay
+    assert replay(small_set, kinds=("chip",)) == []
+
+
+@pytest.mark.rtl
+@pytest.mark.timeout(900)
+@pytest.mark.xdist_group("rtl-chip-native")
+def test_rtl_chip_replay_reports_a_flipped_value(small_set, tmp_path):
+    """A flipped ACT, ACC or CYCLES value of a chip case is reported by the RTL replay, naming the case and index."""
+    pytest.importorskip("amaranth")
+    from dbpim.verif.conformance import replay
+    d = tmp_path / "set"
+    shutil.copytree(small_set, d)
+    _flip(d, "chip_simd_random.npz", "act", (1, 5))
+    _flip(d, "chip_pim_conv_segments.npz", "acc", (0, 7))
+    _flip(d, "chip_pim_conv_signed.npz", "cycles", (1,))
+    _flip(d, "chip_pim_cnn.npz", "act", (0, -1))
+    bad = replay(d, kinds=("chip",))
+    assert [b.split(" expected")[0] for b in bad] == ["chip/simd_random: act[1, 5]",
+                                                       "chip/pim_conv_segments: acc[0, 7]",
+                                                       "chip/pim_conv_signed: cycles[1]",
+                                                       "chip/pim_cnn: act[0, 383]"], bad

@@ -41,7 +41,7 @@ def test_macro_hierarchy_is_readable(tmp_path):
     man = generate(load_config("small"), tmp_path, blocks=["macro"])
     src = man["blocks"]["macro"]["sources"]
     assert src[-1] == "dbpim_macro.v"
-    assert set(src) == {"dbpim_ipu.v", "dbpim_adder_tree.v", "dbpim_lpu.v", "dbpim_accumulator.v", "dbpim_macro.v"}
+    assert set(src) == {"dbpim_ipu_held.v", "dbpim_adder_tree.v", "dbpim_lpu.v", "dbpim_accumulator.v", "dbpim_macro.v"}
     for f in src:
         assert (tmp_path / f).is_file()
     text = (tmp_path / "dbpim_macro.v").read_text()
@@ -165,16 +165,14 @@ def test_blackbox_every_memory_is_a_listed_wrapper(tmp_path, tile_banks):
     cfg = load_config("small")
     cfg = dataclasses.replace(cfg, core=dataclasses.replace(cfg.core, tile_banks=tile_banks))
     man = generate(cfg, tmp_path, sram="blackbox")
-    models = {f"{m}.v" for m in ("dbpim_sram_1rw_model", "dbpim_sram_1r1w_model")}
+    models = {f"{m}.v" for m in ("dbpim_sram_1rw_model", "dbpim_sram_1r1w_model", "dbpim_sram_2rw_model")}
     for f in sorted(tmp_path.glob("*.v")):
         text = f.read_text()
         assert not re.search(r"^\s*initial\b", text, re.M), f"{f.name}: an initial block"
         if f.name not in models:
             # no wrapper kind yet (documented in docs/rtl.md): the window generator's input buffer (n_comp
-            # element writes and reads per cycle at any addresses) and the chip's buffers (one write, two reads;
-            # WMEM three)
-            left = {"dbpim_window.v": ["buffer"],
-                    "dbpim_chip.v": ["acc", "act", "cmem", "dmem", "imem", "wmem"]}.get(f.name, [])
+            # element writes and reads per cycle at any addresses)
+            left = {"dbpim_window.v": ["buffer"]}.get(f.name, [])
             assert _ARRAY_RE.findall(text) == left, f"{f.name}: inferred memories {_ARRAY_RE.findall(text)}"
             assert not re.search(r"^\s*reg\s[^;]*=", text.replace("reg \\$auto$verilog_backend", ""), re.M), \
                 f"{f.name}: a register with an initial value"
@@ -195,7 +193,7 @@ def test_blackbox_every_memory_is_a_listed_wrapper(tmp_path, tile_banks):
         assert e["sram_ready"] == (e["read_latency"] == 1) and e["ports"] == MEMORIES[e["kind"]].ports
     kinds = {e["kind"]: e for e in lst["memories"]}
     assert set(kinds) == set(MEMORIES)
-    assert {k for k, e in kinds.items() if not e["sram_ready"]} == {"xbuf", "orf", "dbmu", "wtable"}
+    assert all(e["sram_ready"] and e["read_latency"] == 1 for e in kinds.values())  # every memory reads synchronously
     c, mc = cfg.core, cfg.macro
     assert (kinds["desc"]["depth"], kinds["tile"]["depth"], kinds["map"]["depth"], kinds["mask"]["depth"]) == (
         c.descriptors, c.tile_slots * mc.n_row, c.tile_slots, c.mask_windows)
@@ -203,6 +201,14 @@ def test_blackbox_every_memory_is_a_listed_wrapper(tmp_path, tile_banks):
     assert kinds["cells"]["instances"] == ["dbpim_macro.cells"] + (  # the macro block; the core's with 2 banks
         [] if tile_banks == 1 else ["dbpim_macro_banks2.cells0", "dbpim_macro_banks2.cells1"])
     assert kinds["orf"]["instances"] == [f"dbpim_pim_core.orf{k}" for k in range(cfg.system.macros_per_core)]
+    from dbpim.hw.chip import DBPIMChip
+    from dbpim.model import isa
+    depths = DBPIMChip.from_config(cfg).depths
+    for name, words in depths.items():  # the chip's buffers: one memory each, an element a word
+        e = kinds[name.lower()]
+        assert (e["depth"], e["width"], e["instances"]) == (words, isa.BUFFERS[name].elem_bits,
+                                                             [f"dbpim_chip.{name.lower()}"]), name
+    assert kinds["wmem"]["ports"] == "2rw" and kinds["imem"]["ports"] == "1r1w"
 
 
 def test_no_initial_values_in_either_sram_mode(tmp_path):

@@ -23,12 +23,14 @@ async def dbmu_body(tb, n_row, seed):
         tb.set("w_en", 0)
         for r in range(n_row):
             for x in (0, 1):
-                tb.set("row", r)
+                tb.set("row", r)  # read at the edge (latency 1): its products show in the next cycle
+                await tb.tick()
+                tb.set("row", (r + 1) % n_row)  # the next read does not change them before the next edge
                 tb.set("x", x)
                 await tb.settle()
                 got = (tb.get("hi"), tb.get("lo"))
                 assert got == blocks.dbmu(pat, r, x), f"seed {seed}: row {r} x {x} cells {pat}"
-                await tb.tick()
+                await tb.tick()  # out of the settled phase before the next inputs
 
 
 cocotb = pytest.importorskip("cocotb")

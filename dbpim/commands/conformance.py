@@ -1,4 +1,4 @@
-"""``dbpim conformance``: a versioned set of golden-model test vectors (macro and core), or a check of one."""
+"""``dbpim conformance``: a versioned set of golden-model test vectors (macro, core and chip), or a check of one."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ COMMAND = "dbpim conformance"
 @verbosity_options
 def command(hw, out, check_dir, no_real):
     """Write the conformance set for a hardware configuration into --out (manifest.json, README.md,
-    config.yaml, macro_*.npz, core_*.npz), or check a set with --check."""
+    config.yaml, macro_*.npz, core_*.npz, chip_*.npz), or check a set with --check."""
     from dbpim.model.conformance import ConformanceError, check, write
     if (out is None) == (check_dir is None):
         raise CommandError("give exactly one of --out DIR (write a set) and --check DIR (check one)")
