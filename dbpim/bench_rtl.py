@@ -13,7 +13,7 @@ Measures, on this machine:
   both also with their start-up (process, build check, files) included;
 * simulated clock cycles per second of the chip top (``dbpim_chip``) on its
   native harness (:mod:`verif.native_chip`), on the configuration of the core
-  figure: a random SIMD-only program (:mod:`verif.chip_programs`; the network
+  figure: a random SIMD-only program (:mod:`model.chip_programs`; the network
   programs need PIM, which the RTL chip does not run yet), its harness build
   time and wall time per START;
 * wall time of the cocotb regression (``pytest -n 2 -m rtl verif tests``)
@@ -98,7 +98,7 @@ def _core_speed(hw, starts: int, native_starts: int) -> dict:
 
 def _chip_speed(hw, samples: int, seed: int = 0, extra: int = 20) -> dict:
     """The chip top on the native harness (no cocotb chip path to compare with): a random SIMD-only program
-    (:func:`verif.chip_programs.random_program`; the network programs need PIM, which the RTL chip does not
+    (:func:`model.chip_programs.random_program`; the network programs need PIM, which the RTL chip does not
     run while ``model.isa.RTL_PENDING`` holds it) on ``samples`` STARTs of random buffer contents."""
     from dbpim.model import isa
     from dbpim.model.chip import program_cycles
@@ -119,7 +119,7 @@ def _chip_speed(hw, samples: int, seed: int = 0, extra: int = 20) -> dict:
                            f"model.chip_timing's {want}")
     counts = {op: sum(isa.decode(int(w))["op"] == op for w in prog.imem) for op in chip_programs.SIMD_OPS}
     pim = "PIM is not in the RTL chip yet" if "PIM" in isa.RTL_PENDING else "a SIMD-only program"
-    return {"chip program": f"random SIMD-only program (verif.chip_programs.random_program, seed {seed}): "
+    return {"chip program": f"random SIMD-only program (model.chip_programs.random_program, seed {seed}): "
                             f"{len(prog.imem)} instructions ("
                             + ", ".join(f"{n} {op}" for op, n in counts.items()) + f", HALT); {pim}",
             "chip STARTs (native)": samples,

@@ -5,7 +5,7 @@ expected accumulators and cycles of the macro (:func:`model.macro.run_macro`,
 :func:`model.cycles.macro_schedule`) and, for a few whole layers, the PIM
 core's bus writes, input stream, result stream and ``CYCLES``
 (:mod:`model.core`) and, for a few chip programs (drawn by
-:mod:`verif.chip_programs` and :mod:`verif.pim_programs`), the buffer images,
+:mod:`model.chip_programs` and :mod:`model.pim_programs`), the buffer images,
 the expected ``ACT`` / ``ACC`` after HALT and ``CYCLES``
 (:class:`model.chip.GoldenChip`), with a ``manifest.json`` and a ``README.md``
 describing every array; :func:`check` re-runs the golden model against such a folder and
@@ -204,7 +204,7 @@ CHIP_SIMD_WORDS = {"ACT": 256, "ACC": 128}
 def _pim_conv(rng, hw: HwConfig, *, C: int, H: int, N: int, signed: bool, samples: int):
     """A 3x3 / stride 1 / padding 1 convolution (C -> N channels, H x H) as one PIM instruction: its program."""
     from dbpim.model import isa
-    from dbpim.verif.pim_programs import PimCase, pim_program
+    from dbpim.model.pim_programs import PimCase, pim_program
     m = hw.macro
     q = prune_quantize(rng.normal(0, 1, (9 * C, N)) * 30, m, 0.5, scale=1.0)
     comp = compile_layer(q.w, q.phi, q.mask, m, q.group_size)
@@ -219,7 +219,7 @@ def _pim_conv(rng, hw: HwConfig, *, C: int, H: int, N: int, signed: bool, sample
 
 def _chip_cases(hw: HwConfig, rng) -> list[tuple]:
     """(name, covers, program, ACT (S, A), ACC (S, C)) of the chip cases: the buffers written before each START."""
-    from dbpim.verif.chip_programs import random_buffers, random_program
+    from dbpim.model.chip_programs import random_buffers, random_program
     out = []
     prog = random_program(rng, CHIP_SIMD_WORDS, extra=4)
     bufs = [random_buffers(rng, CHIP_SIMD_WORDS) for _ in range(2)]
@@ -571,7 +571,7 @@ arrays' lengths are not read by the program; the chip's buffers must be at least
 | `acc` | int32 | (S, C) | expected ACC elements 0 .. C - 1 after HALT (a PIM instruction's sums) |
 | `cycles` | int64 | (S,) | expected `CYCLES` register after each sample's HALT (`model.chip_timing`) |
 
-Cases: `simd_random`, a random program of the SIMD instructions (`verif.chip_programs.random_program`)
+Cases: `simd_random`, a random program of the SIMD instructions (`model.chip_programs.random_program`)
 on random ACT and ACC; `pim_conv_segments`, one PIM instruction whose convolution takes more than one segment
 (START of the PIM core) on this configuration's core; `pim_conv_signed`, a PIM instruction on signed inputs;
 `pim_cnn`, a small CNN (PIM convolution, REQ from ACC to ACT, MAXP, GAP): the instructions hand their results

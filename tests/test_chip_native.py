@@ -1,6 +1,6 @@
 """The chip top (``dbpim_chip``) on the native Verilator harness (verif.native_chip) against the golden chip.
 
-* random programs of the SIMD instructions (:mod:`verif.chip_programs`; and of DWC alone), several samples of
+* random programs of the SIMD instructions (:mod:`model.chip_programs`; and of DWC alone), several samples of
   random ``ACT`` / ``ACC`` contents each: ``ACT`` after HALT equals :meth:`model.chip.GoldenChip.execute`, ``CYCLES`` equals
   :func:`model.chip.program_cycles` and the golden chip's count, on the ``small`` configuration;
 * every error code of :data:`model.isa.CHIP_ERRORS` comes back as its one-line error naming the instruction;
@@ -153,7 +153,7 @@ def test_banded_pim_layers_equal_the_golden_chip(hw, seed):
     an input buffer smaller than the chip's), several samples: ACC equals the golden chip's and model.layer's,
     CYCLES the golden chip's per sample."""
     from dbpim.model.core import CoreParams
-    from dbpim.verif.pim_programs import pim_program, random_banded
+    from dbpim.model.pim_programs import pim_program, random_banded
     rng = np.random.default_rng(seed)
     depths = chip_depths(hw)
     params = CoreParams.from_config(hw)

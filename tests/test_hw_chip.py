@@ -1,7 +1,7 @@
 """The RTL chip (hw.chip, hw.chip_ctrl) against the golden chip on the Amaranth simulator (docs/design.md §15).
 
 Random programs of the SIMD instructions (REQ, ADD, MAXP, GAP, CLMP, DWC, HALT;
-:mod:`verif.chip_programs`) on random buffer contents run on ``dbpim_chip`` through its host port; ACT
+:mod:`model.chip_programs`) on random buffer contents run on ``dbpim_chip`` through its host port; ACT
 after HALT must equal :meth:`model.chip.GoldenChip.execute` on the same
 program (the seed is in the test id), and CYCLES the golden chip's cycle
 count (``GoldenChip.simd_cycles``, from :mod:`model.chip_timing`). An undefined opcode, a DWC weight outside
@@ -120,7 +120,7 @@ def _tiny_core():
     import dataclasses
 
     from dbpim.model.config import load_config
-    from dbpim.verif.pim_programs import core_config
+    from dbpim.model.pim_programs import core_config
     h = load_config("small")
     return core_config(dataclasses.replace(h, system=dataclasses.replace(h.system, macros_per_core=1)),
                        tile_slots=1, descriptors=1, mask_windows=1, out_pixels=1)
@@ -283,11 +283,11 @@ def test_sizes_from_the_configuration():
 # --------------------------------------------------------------------------- PIM instructions
 
 def _pim_case(seed, kind, banded=False):
-    """A random PIM instruction (verif.pim_programs) on the shrunken small core, its program and buffers; with
+    """A random PIM instruction (model.pim_programs) on the shrunken small core, its program and buffers; with
     ``banded`` its layers split into 2+ row bands (compiled for a smaller input buffer than the chip's)."""
     from dbpim.model.core import CoreParams
     from dbpim.model.config import load_config
-    from dbpim.verif.pim_programs import core_config, pim_program, random_banded, random_pim
+    from dbpim.model.pim_programs import core_config, pim_program, random_banded, random_pim
     hw = core_config(load_config("small"))
     rng = np.random.default_rng(seed)
     case, buf, _ = random_banded(rng, hw.macro, kind=kind) if banded else (random_pim(rng, hw.macro, kind=kind),

@@ -21,7 +21,7 @@ from dbpim.model.core import CoreParams, compile_program, run_core
 from dbpim.model.layer import im2col
 from dbpim.model.pim_image import PimImageError, band_plan, read_block, run_pim
 from dbpim.model.window import WindowLayer
-from dbpim.verif.pim_programs import core_config, group_layer, pim_program, random_banded, random_pim
+from dbpim.model.pim_programs import core_config, group_layer, pim_program, random_banded, random_pim
 
 HW = core_config(load_config("small"))
 PARAMS = CoreParams.from_config(HW)

@@ -1,7 +1,7 @@
 """The chip controller's coverage regression on the Amaranth simulator (docs/rtl.md): :func:`run_chip_coverage`.
 
 One simulation of ``dbpim_chip`` (4 SIMD lanes, the shrunken small PIM core of
-:func:`verif.pim_programs.core_config`) through its host port, with a monitor
+:func:`model.pim_programs.core_config`) through its host port, with a monitor
 that samples :class:`verif.coverage.ChipCoverage` from the controller
 (hw.chip_ctrl) every cycle: its state (read from the FSM's state signal), the
 opcode it decodes, the cycles it is held (a SIMD input beat offered and not
@@ -9,9 +9,9 @@ taken, a result awaited, the SIMD core busy at RETIRE, a PIM instruction
 running) and the PIM core runs of each PIM instruction (its segments). The
 stimulus:
 
-1. a random program of every SIMD instruction (:mod:`verif.chip_programs`; a REQ
+1. a random program of every SIMD instruction (:mod:`model.chip_programs`; a REQ
    of more channels than lanes, so that constants load in several groups) and
-   a random PIM layer of several segments (:mod:`verif.pim_programs`), each run
+   a random PIM layer of several segments (:mod:`model.pim_programs`), each run
    to HALT: ``ACT`` / ``ACC`` equal :meth:`model.chip.GoldenChip.execute`;
 2. a reset in each state of the controller (the first cycle the controller is
    in it, in the program that reaches it), STATUS after it idle (not busy, not
@@ -46,7 +46,7 @@ _STATUS = isa.CHIP_REG["STATUS"]
 
 def _pim_hw():
     from dbpim.model.config import load_config
-    from dbpim.verif.pim_programs import core_config
+    from dbpim.model.pim_programs import core_config
     return core_config(load_config("small"))
 
 
@@ -55,7 +55,7 @@ def coverage_programs(seed: int = 0):
     step 3 (``(name, program, code)``), deterministic for ``seed``."""
     from dbpim.model.core import CoreParams
     from dbpim.verif import chip_programs
-    from dbpim.verif.pim_programs import pim_program, random_pim
+    from dbpim.model.pim_programs import pim_program, random_pim
     rng = np.random.default_rng(seed)
     asm = chip_programs.Asm(rng, CHIP_DEPTHS)
     for op in chip_programs.SIMD_OPS:

@@ -1008,7 +1008,7 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
     from dbpim.model.core import CoreParams
     from dbpim.verif import chip_programs
     from dbpim.verif.native_chip import chip_depths, chip_stimulus, program_images
-    from dbpim.verif.pim_programs import pim_program, random_pim
+    from dbpim.model.pim_programs import pim_program, random_pim
 
     rng = np.random.default_rng(seed)
     depths = chip_depths(hw)

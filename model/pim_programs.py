@@ -1,4 +1,4 @@
-"""Random PIM instructions for the chip's tests (the golden chip's and the RTL chip's): one PIM instruction, its
+"""Random PIM instructions for the chip's tests (the golden chip's and the RTL chip's) and the conformance set: one PIM instruction, its
 WMEM image (:mod:`model.pim_image`), its input and the reference sums (:mod:`model.layer`).
 
 A random layer is a convolution (kernel, stride, padding and dilation per axis, groups, signed or unsigned
