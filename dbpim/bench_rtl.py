@@ -102,7 +102,7 @@ def _chip_speed(hw, samples: int, seed: int = 0, extra: int = 20) -> dict:
     run while ``model.isa.RTL_PENDING`` holds it) on ``samples`` STARTs of random buffer contents."""
     from dbpim.model import isa
     from dbpim.model.chip import program_cycles
-    from dbpim.verif import chip_programs
+    from dbpim.model import chip_programs
     from dbpim.verif.native import build_native
     from dbpim.verif.native_chip import chip_depths, run_chip_native
 

@@ -20,7 +20,7 @@ from dbpim.model import isa  # noqa: E402
 from dbpim.model.chip import GoldenChip  # noqa: E402
 from dbpim.model.chip import program_cycles  # noqa: E402
 from dbpim.model.config import load_config  # noqa: E402
-from dbpim.verif import chip_programs  # noqa: E402
+from dbpim.model import chip_programs  # noqa: E402
 from dbpim.verif.native_chip import (ChipRunError, chip_depths, model_cycles, run_chip_native,  # noqa: E402
                                      run_program_native)
 

@@ -20,7 +20,7 @@ from dbpim.hw.chip import DBPIMChip  # noqa: E402
 from dbpim.model import isa  # noqa: E402
 from dbpim.model.chip import GoldenChip  # noqa: E402
 from dbpim.model.chip import program_cycles  # noqa: E402
-from dbpim.verif import chip_programs  # noqa: E402
+from dbpim.model import chip_programs  # noqa: E402
 from dbpim.verif.tb import run_amaranth  # noqa: E402
 
 pytestmark = [pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable"), pytest.mark.timeout(600)]

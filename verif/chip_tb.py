@@ -54,7 +54,7 @@ def coverage_programs(seed: int = 0):
     """The two programs of step 1 (``(program, ACT, ACC)`` each, the SIMD one first) and the error programs of
     step 3 (``(name, program, code)``), deterministic for ``seed``."""
     from dbpim.model.core import CoreParams
-    from dbpim.verif import chip_programs
+    from dbpim.model import chip_programs
     from dbpim.model.pim_programs import pim_program, random_pim
     rng = np.random.default_rng(seed)
     asm = chip_programs.Asm(rng, CHIP_DEPTHS)
@@ -103,7 +103,7 @@ def coverage_programs(seed: int = 0):
 
 def _dwc_bad_weight():
     """A 1-channel 2 x 2 DWC whose weight 128 is outside int8 (STATUS.ERROR_CODE 3)."""
-    from dbpim.verif import chip_programs
+    from dbpim.model import chip_programs
     a = chip_programs.Asm(np.random.default_rng(0), CHIP_DEPTHS)
     m, s, b, w = a.const([1 << 30]), a.const([31]), a.const([0]), a.const([1, 2, 128, 4])
     d = a.desc("DWC", C=1, H=3, W=3, Ho=2, Wo=2, kernel=isa.pack_pair(2, 2), stride=isa.pack_pair(1, 1), padding=0,

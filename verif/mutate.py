@@ -1006,7 +1006,7 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
     from dbpim.model import isa
     from dbpim.model.chip import GoldenChip, program_cycles
     from dbpim.model.core import CoreParams
-    from dbpim.verif import chip_programs
+    from dbpim.model import chip_programs
     from dbpim.verif.native_chip import chip_depths, chip_stimulus, program_images
     from dbpim.model.pim_programs import pim_program, random_pim
 
