@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from dbpim.model import isa
+from dbpim.model.spec import WEIGHT_MAX, WEIGHT_MIN
 from dbpim.model.chip import ChipProgram
 
 __all__ = ["Asm", "SIMD_OPS", "random_program", "random_buffers"]
@@ -94,7 +95,7 @@ class Asm:
             if op == "DWC":  # int8 weights, per-channel requant with a bias; an unsigned output range half the time
                 m, s = self.mults(C, 39)
                 lo, hi = (0, int(r.integers(1, 200))) if r.integers(0, 2) else self.lohi()
-                geo.update(w_addr=self.const(r.integers(-128, 128, C * int(k[0] * k[1]))), m_addr=self.const(m),
+                geo.update(w_addr=self.const(r.integers(WEIGHT_MIN, WEIGHT_MAX + 1, C * int(k[0] * k[1]))), m_addr=self.const(m),
                            s_addr=self.const(s), bias_addr=self.const(r.integers(-5000, 5000, C)), lo=lo, hi=hi)
             d = self.desc(op, **geo)
             self.imem.append(isa.encode(op, desc=d, dst=self.place(int(C * Ho * Wo), [(a, a + C * H * W)]),

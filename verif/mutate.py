@@ -149,8 +149,9 @@ def _line_mutations(text: str):
     if not lhs.startswith("\\"):  # a named signal (not one of Yosys's $ temporaries)
         # a signed expression stays signed (its sign extension to the left-hand side's width is kept)
         zero, one = ("$signed(1'h0)", "$signed(2'h1)") if "$signed(" in rhs else ("1'h0", "1'h1")
-        yield "stuck", f"{lhs} stuck at 0", zero, rhs
-        yield "stuck", f"{lhs} stuck at 1 (bit 0)", one, rhs
+        for what, v in ((f"{lhs} stuck at 0", zero), (f"{lhs} stuck at 1 (bit 0)", one)):
+            if rhs.strip() != v:  # a signal tied to that constant already: no change, no mutant
+                yield "stuck", what, v, rhs
 
 
 def _reset_mutations(lines: list[str]):

@@ -20,7 +20,7 @@ import numpy as np
 from dbpim.model import simd_ops as so
 from dbpim.model.simd_core import (const_writes, descriptor, pack_descriptor, pack_in, simd_beats, simd_cycles,
                                    simd_schedule, tensor_beats, unpack_out, weight_beats, window_beats)
-from dbpim.model.spec import input_range
+from dbpim.model.spec import WEIGHT_MAX, WEIGHT_MIN, input_range
 
 #: The signed activation range the jobs draw from and saturate to.
 LO, HI = input_range(True)
@@ -113,7 +113,7 @@ def simd_jobs(rng, lanes, channels):
                     pad=pad, consts=dict(m=m, s=s)))
     # depthwise convolution: int8 weights, a bias, stride 2 and padding 1; then the extreme operands (16-bit
     # activations, int8 weights of both signs) with dilation 2, unsaturated
-    w = rng.integers(-128, 128, (c, 3, 3))
+    w = rng.integers(WEIGHT_MIN, WEIGHT_MAX + 1, (c, 3, 3))
     bias = rng.integers(-5000, 5000, c)
     m, s = _consts(rng, c, 40, 42)
     y = _interior(so.requant(so.depthwise_conv2d(x, w, 2, 1), m, s, LO, HI, bias=bias), LO, HI)
@@ -121,7 +121,7 @@ def simd_jobs(rng, lanes, channels):
     jobs.append(Job(descriptor("dwconv", c, n * y.shape[2] * y.shape[3], 9), beats, tensor_beats(y, lanes),
                     b=weight_beats(w, lanes, n * y.shape[2] * y.shape[3]), pad=pad, consts=dict(m=m, s=s, bias=bias)))
     xe = rng.choice([-(1 << 15), (1 << 15) - 1, -1, 0, 1], (1, c, 5, 5))
-    w = rng.choice([-128, 127, -1, 1], (c, 2, 2))
+    w = rng.choice([WEIGHT_MIN, WEIGHT_MAX, -1, 1], (c, 2, 2))
     y = so.requant(so.depthwise_conv2d(xe, w, 1, 1, 2), np.ones(c, np.int64), np.zeros(c, np.int64), *I32)
     beats, pad = window_beats(xe, lanes, 2, 1, 1, 2)
     jobs.append(Job(descriptor("dwconv", c, y.shape[2] * y.shape[3], 4, *I32), beats, tensor_beats(y, lanes),
