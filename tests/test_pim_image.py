@@ -39,19 +39,26 @@ def _im2col_rows(case, j, s):
                   isa.unpack_pair(d["dilation"])).reshape(-1, cg * kh * kw)
 
 
+def _golden_run(case, prog, src: int, dst: int):
+    """The golden chip (4 lanes) on ``prog`` with the case's input at ACT ``src``: ACC from ``dst`` equals the
+    case's reference sums and the words around them keep their 7s; returns (chip, ACT, ACC)."""
+    act = np.zeros((2, src + case.x.shape[1] + 5), np.int64)
+    act[:, src:src + case.x.shape[1]] = case.x
+    acc = np.full((2, dst + case.want.shape[1] + 5), 7, np.int64)
+    chip = GoldenChip.from_program(prog, 4)
+    chip.execute(act, acc)
+    np.testing.assert_array_equal(acc[:, dst:dst + case.want.shape[1]], case.want, err_msg=str(case.desc))
+    assert (acc[:, :dst] == 7).all() and (acc[:, dst + case.want.shape[1]:] == 7).all()
+    return chip, act, acc
+
+
 @pytest.mark.parametrize("kind", ["conv2d", "linear", None])
 def test_golden_pim_from_image_equals_layer_model(kind, rng):
     for _ in range(4):
         case = random_pim(rng, HW.macro, samples=2, kind=kind)
         src, dst = int(rng.integers(0, 50)), int(rng.integers(0, 30))
         prog = pim_program(case, PARAMS, src=src, dst=dst, table_pad=int(rng.integers(0, 3)))
-        act = np.zeros((2, src + case.x.shape[1] + 5), np.int64)
-        act[:, src:src + case.x.shape[1]] = case.x
-        acc = np.full((2, dst + case.want.shape[1] + 5), 7, np.int64)
-        chip = GoldenChip.from_program(prog, 4)
-        chip.execute(act, acc)
-        np.testing.assert_array_equal(acc[:, dst:dst + case.want.shape[1]], case.want, err_msg=str(case.desc))
-        assert (acc[:, :dst] == 7).all() and (acc[:, dst + case.want.shape[1]:] == 7).all()
+        chip, act, acc = _golden_run(case, prog, src, dst)
         # the core cycles counted from the decoded image are the core twin's, START by START
         r = run_pim(prog.wmem, dict(case.desc, layer=prog.dmem[2]), act, src, acc.copy(), dst, PARAMS)
         for j, c in enumerate(case.layers):
@@ -74,13 +81,7 @@ def test_row_bands_equal_layer_model(kind, rng):
         case, buf, bands = random_banded(rng, HW.macro, samples=2, kind=kind)
         src, dst = int(rng.integers(0, 50)), int(rng.integers(0, 30))
         prog = pim_program(case, PARAMS, src=src, dst=dst, buffer_inputs=buf)
-        act = np.zeros((2, src + case.x.shape[1] + 5), np.int64)
-        act[:, src:src + case.x.shape[1]] = case.x
-        acc = np.full((2, dst + case.want.shape[1] + 5), 7, np.int64)
-        chip = GoldenChip.from_program(prog, 4)
-        chip.execute(act, acc)
-        np.testing.assert_array_equal(acc[:, dst:dst + case.want.shape[1]], case.want, err_msg=str(case.desc))
-        assert (acc[:, :dst] == 7).all() and (acc[:, dst + case.want.shape[1]:] == 7).all()
+        chip, act, acc = _golden_run(case, prog, src, dst)
         r = run_pim(prog.wmem, dict(case.desc, layer=0), act, src, acc.copy(), dst, PARAMS, buffer_inputs=buf)
         Wo = group_layer(case).out_w
         for j, c in enumerate(case.layers):
