@@ -17,6 +17,7 @@ def _modules(text):
     return re.findall(r"^module\s+(\S+?)\s*[(#]", text, re.M)
 
 
+@pytest.mark.slow  # two full generations; every other test here generates the small design once
 def test_generate_small_deterministic(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     man = generate(load_config("small"), a)

@@ -91,7 +91,8 @@ def test_three_mutants_are_killed_end_to_end(tmp_path):
 
 @pytest.mark.rtl
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("unit,killable", [("simd", ("d__ready stuck at 1 (bit 0)", "en stuck at 1 (bit 0)")),
+@pytest.mark.parametrize("unit,killable", [pytest.param("simd", ("d__ready stuck at 1 (bit 0)", "en stuck at 1 (bit 0)"),
+                                                        marks=pytest.mark.slow),
                                            pytest.param("window", ("tap0_ok stuck at 1 (bit 0)", "tap0_dy stuck at 0"),
                                                         marks=pytest.mark.slow)])
 def test_two_unit_mutants_are_killed_by_their_cocotb_regression(unit, killable, tmp_path):

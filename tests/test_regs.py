@@ -64,7 +64,7 @@ def _c_program(man: dict, top: str) -> tuple[str, list[str]]:
     return src, want
 
 
-@pytest.mark.parametrize("name,prefix", [("small", ""), ("paper", "paper")])
+@pytest.mark.parametrize("name,prefix", [("small", ""), pytest.param("paper", "paper", marks=pytest.mark.slow)])
 def test_c_header_matches_the_manifest(tmp_path, name, prefix):
     """Compile the generated headers (the core's dbpim_core.h, the chip's dbpim_chip.h) with the system C compiler;
     every offset, bit position and width they give equals the manifest's (= model.spec.CORE_REGISTERS /
