@@ -155,15 +155,16 @@ class PIMController(Block):
         m.d.comb += [j_next.eq(j + 1), q_next.eq(q + 1)]
 
         @contextmanager
-        def load_pass_word():
-            """Shift WMEM's word into the pass descriptor's word ``fk``; the body runs when it was the last."""
+        def load_word(count, regs):
+            """Take WMEM's word into ``regs[count]`` and step on; the body runs when it was the last of ``regs``
+            (the layer header, a band header, a pass descriptor: one word a cycle)."""
             m.d.comb += adv.eq(1)
-            with m.Switch(fk):
-                for i in range(len(dreg)):
+            with m.Switch(count):
+                for i, r in enumerate(regs):
                     with m.Case(i):
-                        m.d.sync += dreg[i].eq(self.wa_data)
-            m.d.sync += fk.eq(fk + 1)
-            with m.If(fk == len(dreg) - 1):
+                        m.d.sync += r.eq(self.wa_data)
+            m.d.sync += count.eq(count + 1)
+            with m.If(count == len(regs) - 1):
                 yield
 
         m.d.comb += [self.wa_addr.eq(clip(Mux(adv, ptr + 1, ptr), D["WMEM"])),
@@ -251,13 +252,7 @@ class PIMController(Block):
                 m.next = "HEADER"
 
             with m.State("HEADER"):  # one header word a cycle
-                m.d.comb += adv.eq(1)
-                with m.Switch(hdr):
-                    for i, k in enumerate(PIM_HEADER):
-                        with m.Case(i):
-                            m.d.sync += hw[k].eq(self.wa_data)
-                m.d.sync += hdr.eq(hdr + 1)
-                with m.If(hdr == len(PIM_HEADER) - 1):
+                with load_word(hdr, [hw[k] for k in PIM_HEADER]):
                     m.d.sync += [blk_end.eq(blk_end + hw["words"]), zeros_left.eq(self.wa_data)]
                     m.next = "ZERO"
 
@@ -300,13 +295,7 @@ class PIMController(Block):
                     m.next = "BAND_HEADER"
 
             with m.State("BAND_HEADER"):  # one word a cycle; the copy starts at ACT src + act_off
-                m.d.comb += adv.eq(1)
-                with m.Switch(bh):
-                    for i, k in enumerate(BAND_HEADER):
-                        with m.Case(i):
-                            m.d.sync += bw[k].eq(self.wa_data)
-                m.d.sync += bh.eq(bh + 1)
-                with m.If(bh == len(BAND_HEADER) - 1):
+                with load_word(bh, [bw[k] for k in BAND_HEADER]):
                     assert BAND_HEADER[-1] == "segments"
                     m.d.sync += [segs_left.eq(self.wa_data), t.eq(0), e.eq(0), word.eq(0), waddr.eq(0),
                                  outer_left.eq(bw["outer"]), T_m1.eq(bw["inner"] - 1),
@@ -393,7 +382,7 @@ class PIMController(Block):
                 with m.If(passes_left == 0):
                     m.next = "START"
                 with m.Else():
-                    with load_pass_word():
+                    with load_word(fk, dreg):
                         m.d.sync += dvalid.eq(1)
                         m.next = "START"
 
@@ -414,7 +403,7 @@ class PIMController(Block):
                     with m.If(passes_left != 1):
                         m.d.sync += [feeding.eq(1), fk.eq(0)]
                 with m.If(feeding):
-                    with load_pass_word():
+                    with load_word(fk, dreg):
                         m.d.sync += [dvalid.eq(1), feeding.eq(0)]
                 # the core's results into ACC, each at its result entry
                 with m.If(self.core_o_valid):
