@@ -179,8 +179,8 @@ $(DEMO_ARTIFACT)/manifest.yaml: | $(STAMP)
 # `dbpim run --rtl`), built for the artifact's configuration (the demo's: paper): prints the accuracy of the RTL
 # chip next to the golden chip's and the torch integer path's (equal when the RTL is right; exit status 1 when
 # its outputs or CYCLES differ). The paper core's 33-bit partial sums go into ACC's 32-bit elements only when
-# they fit (else ERROR_CODE 4, as the golden chip raises). Measured on a loaded 2-core machine: the paper chip's
-# harness builds once in about 4.5 min, then 450 samples take about 0.35 s each. Refused in one line naming the
+# they fit (else ERROR_CODE 4, as the golden chip raises). Measured on a loaded 2-core machine with one PIM core
+# (the paper chip has 8 now, see README): the paper chip's harness builds once in about 4.5 min, then 450 samples take about 0.35 s each. Refused in one line naming the
 # op while the RTL chip does not run an instruction of the network (model.isa.RTL_PENDING).
 chip-accuracy: install $(DEMO_ARTIFACT)/manifest.yaml
 	$(VPY) -m dbpim run --rtl --artifact $(DEMO_ARTIFACT) --data digits --out $(OUTDIR)/chip-accuracy

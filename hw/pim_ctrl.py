@@ -259,7 +259,7 @@ class PIMController(Block):
             with m.State("ZERO"):  # the next zero entry's offset, or on to the segments
                 with m.If(blk_end > D["WMEM"]):
                     fail("address")
-                with m.Elif(hw["pixels"] == 0):
+                with m.Elif((hw["pixels"] == 0) | (hw["cores"] != 1)):  # one PIM core: rounds of one segment
                     fail("pim")
                 with m.Elif(zeros_left == 0):
                     m.d.sync += bands_left.eq(hw["bands"])

@@ -7,9 +7,11 @@ is everything the chip's controller needs to run one layer (one group of a
 grouped convolution) on its PIM core (:mod:`model.core`) fed by the input
 buffer's window generator (:mod:`model.window`), all 32-bit words:
 
-* the header :data:`PIM_HEADER`: the block's word count, its band count, the
-  ACC stride of one output pixel, the output pixels ``P`` and the number of
-  zero entries;
+* the header :data:`PIM_HEADER`: the block's word count, its band count,
+  its round size ``cores`` (segments that run at the same time, one on each
+  PIM core: a band's segments ``r * cores .. r * cores + cores - 1`` form its
+  round ``r``, the last round may be shorter), the ACC stride of one output
+  pixel, the output pixels ``P`` and the number of zero entries;
 * the zero entries: one ACC offset per output channel that no tile holds
   (its ``P`` sums are 0; at ``dst + offset + q * pixel_stride``);
 * per row band (:func:`band_plan`: output rows whose input rows, halo
@@ -47,13 +49,14 @@ passes decoded from the image (:func:`segment_plan`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 
 import numpy as np
 
 from dbpim.model.core import CoreParams, bus_writes, compile_program
-from dbpim.model.core_timing import PassPlan, delivery_cycles, layer_cycles, load_cycles, pixel_cycles
+from dbpim.model.core_timing import (PassPlan, delivery_cycles, filter_tiles_of, layer_cycles, load_cycles,
+                                    pixel_cycles)
 from dbpim.model.spec import (BUS_BITS, CORE_REG, WINDOW_ENTRY, WINDOW_LAYER, WINDOW_PASS, input_range, pack,
                               register_fields, unpack)
 from dbpim.model.window import WindowLayer, generator_addresses, segment_passes, segment_table, table_entries
@@ -63,7 +66,7 @@ __all__ = ["PIM_HEADER", "BAND_HEADER", "SEGMENT_HEADER", "RESULT_ENTRY", "PimIm
            "segment_plan", "PimRun", "run_pim"]
 
 #: A block's header words, in order.
-PIM_HEADER = ("words", "bands", "pixel_stride", "pixels", "zeros")
+PIM_HEADER = ("words", "bands", "cores", "pixel_stride", "pixels", "zeros")
 #: A band's header words, in order: the copy from ACT into the input buffer (input buffer element ``o * inner +
 #: i`` is ACT ``src + act_off + o * outer_stride + i * inner_stride``), the window generator's layer descriptor
 #: (:data:`model.spec.WINDOW_LAYER`, four words) and the band's segment count.
@@ -110,6 +113,13 @@ class BandImage:
     copy: dict
     layer_words: list
     segments: list = field(default_factory=list)
+    cores: int = 1
+
+    @property
+    def rounds(self) -> list:
+        """Segment indices of each round (segments that run at the same time, one on each of ``cores`` cores)."""
+        n = len(self.segments)
+        return [list(range(r, min(n, r + self.cores))) for r in range(0, n, self.cores)]
 
     @property
     def layer(self) -> dict:
@@ -140,6 +150,7 @@ class BlockImage:
     pixels: int
     zeros: list
     bands: list = field(default_factory=list)
+    cores: int = 1
 
     @property
     def segments(self) -> list:
@@ -188,7 +199,7 @@ def band_layer(layer: WindowLayer, r0: int, r1: int, a: int, b: int) -> WindowLa
 
 
 def layer_block(compiled, layer: WindowLayer, params: CoreParams, signed: bool, *, acc_base: int, linear: bool,
-                buffer_inputs: int | None = None, name: str = "layer") -> list[int]:
+                buffer_inputs: int | None = None, name: str = "layer", cores: int = 1) -> list[int]:
     """The WMEM block of one compiled layer (one group) on the ``layer`` map of the instruction's input.
 
     ``layer.base`` is where the map starts in the instruction's ACT input (from ``src``): a convolution's
@@ -197,9 +208,15 @@ def layer_block(compiled, layer: WindowLayer, params: CoreParams, signed: bool, 
     (None: one band); each band copies its input rows into the buffer from address 0 and runs the core's
     program for its output pixels. ``acc_base`` is the ACC offset of the layer's first output channel (a group's
     offset in the instruction's output); ``linear`` lays the output out as (tokens, N), else (N, Ho, Wo).
-    Raises :class:`model.core_timing.PlanError` when the layer does not fit the core, :class:`PimImageError`
-    when its output does not fit ACC's 16-bit offsets or a row's inputs the buffer.
+    ``cores`` (``system.cores``) PIM cores share the layer: its filter tiles (output-channel groups) are dealt
+    round-robin to ``k = min(cores, filter tiles)`` cores (header word ``cores``), each core's tiles compiled to
+    its own segments (:func:`model.core.compile_program`) in every band, and a band's segments interleaved (every
+    core's first, then every core's second, ...) so that each round of ``k`` runs on the ``k`` cores at the same
+    time. Raises :class:`model.core_timing.PlanError` when the layer does not fit the core,
+    :class:`PimImageError` when its output does not fit ACC's 16-bit offsets or a row's inputs the buffer.
     """
+    if not isinstance(cores, (int, np.integer)) or cores < 1:
+        raise ValueError(f"cores: must be a positive integer, got {cores!r}")
     n = params.macro.n_comp
     P = layer.pixels
     N = compiled.N
@@ -208,11 +225,16 @@ def layer_block(compiled, layer: WindowLayer, params: CoreParams, signed: bool, 
         raise PimImageError(f"{name}: its {N} x {P} sums from ACC offset {acc_base} pass ACC's "
                             f"{ACC_OFFSET_LIMIT} addresses")
     H, W, C = layer.height, layer.width, layer.channels
+    fts = filter_tiles_of(compiled.tiles)
+    k = max(1, min(int(cores), len(fts)))
     held = set()
     bands = []
     for r0, r1, a, b in band_plan(layer, buffer_inputs, name=name):
         bl = band_layer(layer, r0, r1, a, b)
-        prog = compile_program(compiled, bl.pixels, params, signed, name)
+        progs = [compile_program(replace(compiled, tiles=[compiled.tiles[i] for f in fts[c::k] for i in f[2]]),
+                                 bl.pixels, params, signed, name) for c in range(k)]
+        order = [(prog, prog.segments[r]) for r in range(max(len(p.segments) for p in progs)) for prog in progs
+                 if r < len(prog.segments)]
         if linear:  # map value (k, t, 0) is token t's input k: ACT t K + k
             copy = {"act_off": layer.base + a * C, "outer": C, "outer_stride": 1, "inner": b - a, "inner_stride": C}
         else:
@@ -220,7 +242,7 @@ def layer_block(compiled, layer: WindowLayer, params: CoreParams, signed: bool, 
                     "inner_stride": 1}
         q0 = r0 * layer.out_w
         segs = []
-        for seg in prog.segments:
+        for prog, seg in order:
             writes = [w for aw in bus_writes(prog, seg) for w in aw]
             table = table_entries(bl, segment_table(seg, n), n)
             passes = [w for p in segment_passes(bl, seg) for w in p]
@@ -228,7 +250,7 @@ def layer_block(compiled, layer: WindowLayer, params: CoreParams, signed: bool, 
             for p in seg.passes:
                 if not p.last:
                     continue
-                filters = compiled.tiles[p.tile].filters[:p.n_out]
+                filters = prog.compiled.tiles[p.tile].filters[:p.n_out]
                 held.update(int(f) for f in filters)
                 for s, f in enumerate(filters):
                     res.append(pack(RESULT_ENTRY, {"off": acc_base + int(f) * fs + (q0 + p.p0) * ps,
@@ -239,7 +261,7 @@ def layer_block(compiled, layer: WindowLayer, params: CoreParams, signed: bool, 
         bands.append([head[k] for k in BAND_HEADER] + [w for sg in segs for w in sg])
     zeros = [acc_base + f * fs for f in range(N) if f not in held]
     body = zeros + [w for bd in bands for w in bd]
-    head = {"words": len(PIM_HEADER) + len(body), "bands": len(bands), "pixel_stride": ps, "pixels": P,
+    head = {"words": len(PIM_HEADER) + len(body), "bands": len(bands), "cores": k, "pixel_stride": ps, "pixels": P,
             "zeros": len(zeros)}
     return [_s32(head[k]) for k in PIM_HEADER] + [_s32(w) for w in body]
 
@@ -254,9 +276,11 @@ def read_block(wmem, index: int) -> BlockImage:
     h = dict(zip(PIM_HEADER, (int(v) for v in w[base:base + len(PIM_HEADER)])))
     if len(h) != len(PIM_HEADER) or base + h["words"] > w.size:
         raise PimImageError(f"{where}: its block at {base} runs past WMEM's {w.size} words")
+    if h["cores"] < 1:
+        raise PimImageError(f"{where}: its round size (cores) is {h['cores']}, must be at least 1")
     p = base + len(PIM_HEADER)
     blk = BlockImage(base=base, words=h["words"], pixel_stride=h["pixel_stride"], pixels=h["pixels"],
-                     zeros=[int(v) for v in w[p:p + h["zeros"]]])
+                     zeros=[int(v) for v in w[p:p + h["zeros"]]], cores=h["cores"])
     p += h["zeros"]
     end = base + h["words"]
     for bi in range(h["bands"]):
@@ -264,7 +288,7 @@ def read_block(wmem, index: int) -> BlockImage:
             raise PimImageError(f"{where}: band {bi} runs past the block's {h['words']} words")
         bh = dict(zip(BAND_HEADER, (int(v) for v in w[p:p + len(BAND_HEADER)])))
         p += len(BAND_HEADER)
-        band = BandImage(copy={k: bh[k] for k in _COPY}, layer_words=[bh[k] for k in _WIN])
+        band = BandImage(copy={k: bh[k] for k in _COPY}, layer_words=[bh[k] for k in _WIN], cores=h["cores"])
         for s in range(bh["segments"]):
             if p + len(SEGMENT_HEADER) > end:
                 raise PimImageError(f"{where}: band {bi} segment {s} runs past the block's {h['words']} words")
@@ -441,7 +465,7 @@ class PimRun:
 
 
 def run_pim(wmem, d: dict, act: np.ndarray, src: int, acc: np.ndarray, dst: int, params: CoreParams, *,
-            buffer_inputs: int | None = None, name: str = "PIM") -> PimRun:
+            buffer_inputs: int | None = None, cores: int = 1, name: str = "PIM") -> PimRun:
     """Execute one PIM instruction (descriptor ``d``) from the WMEM image on the buffers of S samples.
 
     ``act`` (S, ACT) holds the input at ``src``; the sums go to ``acc`` (S, ACC) at ``dst``. Each block (a group)
@@ -466,6 +490,9 @@ def run_pim(wmem, d: dict, act: np.ndarray, src: int, acc: np.ndarray, dst: int,
     for j in range(g):
         blk = read_block(wmem, d["layer"] + j)
         where = f"{name}, layer {d['layer'] + j}"
+        if blk.cores > cores:
+            raise PimImageError(f"{where}: its rounds run {blk.cores} segments at once, the chip has {cores} "
+                                f"PIM cores")
         ps, P = blk.pixel_stride, blk.pixels
         q = np.arange(P) * ps
 
