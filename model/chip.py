@@ -336,6 +336,8 @@ class ChipProgram:
         The PIM core the WMEM image (:mod:`model.pim_image`) is compiled for (None: a program without PIM).
     cores : int
         The PIM cores the image's rounds may use (``system.cores``; :func:`model.pim_image.layer_block`).
+    result_words : int or None
+        Words of each extra PIM core's result buffer (``system.result_buffer_words``; None: no bound).
     """
 
     imem: np.ndarray
@@ -350,6 +352,7 @@ class ChipProgram:
     values: dict
     core: object = None
     cores: int = 1
+    result_words: int | None = None
 
     def summary(self) -> dict:
         """JSON-ready sizes and instruction counts."""
@@ -397,7 +400,8 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None) -> ChipProgram:
     from dbpim.model.window import WindowLayer
     from dbpim.model.config import SystemConfig
     params = _core_params(macro, hw)
-    cores = int((hw.system if hw is not None else SystemConfig()).cores)
+    system = hw.system if hw is not None else SystemConfig()
+    cores, result_words = int(system.cores), int(system.result_buffer_words)
     buffer_inputs = _buffer_inputs(params, hw)
     recs = {r.name: r for r in records if r.mapped}
     steps = plan.steps
@@ -479,7 +483,7 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None) -> ChipProgram:
                                                        acc_base=j * r.compiled.N * (1 if st["kind"] == "linear" else
                                                                                     inner),
                                                        linear=st["kind"] == "linear", buffer_inputs=buffer_inputs,
-                                                       name=r.name, cores=cores))
+                                                       name=r.name, cores=cores, result_words=result_words))
                     except (PlanError, PimImageError, ValueError) as e:
                         raise ChipError(f"op {st['name']!r}: {e}") from None
                 d = desc("PIM", kind=isa.PIM_KINDS["linear" if st["kind"] == "linear" else "conv2d"],
@@ -536,7 +540,8 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None) -> ChipProgram:
                        wmem=np.array(wmem, np.int64), act_words=act_top, acc_words=acc_words,
                        input={"addr": addr[plan.input], "shape": list(plan.input_shape), **qi.to_json()},
                        output={"addr": addr[plan.output], "shape": list(plan.shapes[plan.output]), **qo.to_json()},
-                       macro=macro, values=dict(addr), core=params, cores=cores)
+                       macro=macro, values=dict(addr), core=params, cores=cores,
+                       result_words=result_words)
 
 
 # ----------------------------------------------------------------------------- the golden chip
@@ -695,7 +700,7 @@ class GoldenChip:
         if p.core is None:
             raise ChipError(f"{name}: the program has no PIM core to run on")
         try:  # like ACT and ACC, the input buffer is as large as the program needs (the RTL's is sized)
-            r = run_pim(p.wmem, d, act, src, acc, dst, p.core, cores=p.cores, name=name)
+            r = run_pim(p.wmem, d, act, src, acc, dst, p.core, cores=p.cores, result_words=p.result_words, name=name)
         except PimImageError as e:
             raise ChipError(str(e)) from None
         if d["kind"] != isa.PIM_KINDS["linear"]:

@@ -85,10 +85,13 @@ def pim_cycles(desc: dict, blocks, core_cycles) -> int:
     (:attr:`model.pim_image.BandImage.rounds`: up to ``cores`` segments, one on each PIM core), then one
     cycle ends the band's segments. Per round it programs each segment's core in turn: reads its header (one
     cycle, then a word a cycle), makes its bus writes (two cycles each, one to go on), fills its window table
-    (one cycle an entry, one to go on), reads its first pass descriptor (four cycles; one when there is none)
-    and hands it its passes and result entries (one; the round's last segment STARTs every core of the round
-    in that cycle); then it runs the round's cores at the same time (the longest core's cycles, one more to
-    see every core DONE); one cycle ends the block's bands.
+    (one cycle an entry, one to go on), reads its first pass descriptor (four cycles; one when there is none;
+    the round's cores 1 .. read all their pass descriptors, four cycles each, the others into the core's pass
+    queue) and hands it its passes and result entries (one; the round's last segment STARTs every core of the
+    round in that cycle); then it runs the round's cores at the same time (the longest core's cycles, one more
+    to see every core DONE: each core's result stream is always ready, core 0's into ACC, the others' into
+    their result buffers) and drains the result buffers into ACC, core 1 first: per core one cycle to set up,
+    one a result (:attr:`model.pim_image.SegmentImage.beats`), one to go on; one cycle ends the block's bands.
     """
     from dbpim.model.pim_image import BAND_HEADER, PIM_HEADER, SEGMENT_HEADER
     total = PIM_FIXED_CYCLES
@@ -103,11 +106,12 @@ def pim_cycles(desc: dict, blocks, core_cycles) -> int:
         for band in blk.bands:
             total += 1 + len(BAND_HEADER) + 1 + band.count + 1
             for rnd in band.rounds:
-                for i in rnd:
+                for core, i in enumerate(rnd):
                     seg = band.segments[i]
                     total += (1 + len(SEGMENT_HEADER) + 1 + 2 * len(seg.writes) + 1 + len(seg.table)
-                              + (4 if seg.passes else 1) + 1)
+                              + (4 * (len(seg.passes) if core else 1) if seg.passes else 1) + 1)
                 total += max(cyc[at + i] for i in rnd) + 1
+                total += sum(1 + band.segments[i].beats + 1 for i in rnd[1:])
             at += len(band.segments)
     return total
 

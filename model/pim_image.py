@@ -104,6 +104,11 @@ class SegmentImage:
     passes: list
     results: list
 
+    @property
+    def beats(self) -> int:
+        """Results the core streams in this segment: each result entry's ``pixels``."""
+        return sum(unpack(RESULT_ENTRY, r)["pixels"] for r in self.results)
+
 
 @dataclass
 class BandImage:
@@ -158,13 +163,14 @@ class BlockImage:
         return [s for b in self.bands for s in b.segments]
 
 
-def band_plan(layer: WindowLayer, buffer_inputs: int | None, *, name: str = "layer") -> list[tuple]:
+def band_plan(layer: WindowLayer, buffer_inputs: int | None, *, name: str = "layer",
+              max_rows: int | None = None) -> list[tuple]:
     """The row bands of ``layer``: ``(r0, r1, a, b)`` each, output rows ``r0 .. r1 - 1`` read from input rows
     ``a .. b - 1`` (their halo for the kernel, stride, dilation and padding, clipped to the map).
 
     Greedy from row 0: each band takes as many output rows as keep its input rows' ``channels * (b - a) *
-    width`` inputs within ``buffer_inputs`` (None: one band of every row). :class:`PimImageError` when one output
-    row's inputs do not fit.
+    width`` inputs within ``buffer_inputs`` (None: one band of every row) and at most ``max_rows`` output rows
+    (None: no bound). :class:`PimImageError` when one output row's inputs do not fit.
     """
     H, W, C = layer.height, layer.width, layer.channels
     sh, ph, span = layer.stride[0], layer.padding[0], (layer.kh - 1) * layer.dilation[0] + 1
@@ -173,16 +179,17 @@ def band_plan(layer: WindowLayer, buffer_inputs: int | None, *, name: str = "lay
         return max(0, r0 * sh - ph), min(H, (r1 - 1) * sh - ph + span)
 
     Ho = layer.out_h
-    if buffer_inputs is None:
+    if buffer_inputs is None and max_rows is None:
         return [(0, Ho) + rows(0, Ho)]
+    fits = (lambda inputs: True) if buffer_inputs is None else (lambda inputs: inputs <= buffer_inputs)
     bands, r0 = [], 0
     while r0 < Ho:
         r1 = r0 + 1
         a, b = rows(r0, r1)
-        if C * max(0, b - a) * W > buffer_inputs:
+        if not fits(C * max(0, b - a) * W):
             raise PimImageError(f"{name}: output row {r0} reads {C} x {b - a} x {W} inputs, more than the input "
                                 f"buffer's {buffer_inputs}")
-        while r1 < Ho and C * (rows(r0, r1 + 1)[1] - a) * W <= buffer_inputs:
+        while r1 < Ho and (max_rows is None or r1 - r0 < max_rows) and fits(C * (rows(r0, r1 + 1)[1] - a) * W):
             r1 += 1
         bands.append((r0, r1) + rows(r0, r1))
         r0 = r1
@@ -199,7 +206,8 @@ def band_layer(layer: WindowLayer, r0: int, r1: int, a: int, b: int) -> WindowLa
 
 
 def layer_block(compiled, layer: WindowLayer, params: CoreParams, signed: bool, *, acc_base: int, linear: bool,
-                buffer_inputs: int | None = None, name: str = "layer", cores: int = 1) -> list[int]:
+                buffer_inputs: int | None = None, name: str = "layer", cores: int = 1,
+                result_words: int | None = None) -> list[int]:
     """The WMEM block of one compiled layer (one group) on the ``layer`` map of the instruction's input.
 
     ``layer.base`` is where the map starts in the instruction's ACT input (from ``src``): a convolution's
@@ -212,11 +220,17 @@ def layer_block(compiled, layer: WindowLayer, params: CoreParams, signed: bool, 
     round-robin to ``k = min(cores, filter tiles)`` cores (header word ``cores``), each core's tiles compiled to
     its own segments (:func:`model.core.compile_program`) in every band, and a band's segments interleaved (every
     core's first, then every core's second, ...) so that each round of ``k`` runs on the ``k`` cores at the same
-    time. Raises :class:`model.core_timing.PlanError` when the layer does not fit the core,
-    :class:`PimImageError` when its output does not fit ACC's 16-bit offsets or a row's inputs the buffer.
+    time. The cores of a round after the first (cores 1 ..) put their results into their result buffers of
+    ``result_words`` words each (``system.result_buffer_words``; None: no bound): the bands are cut into fewer
+    output rows until no such segment streams more results (:attr:`SegmentImage.beats`). Raises
+    :class:`model.core_timing.PlanError` when the layer does not fit the core, :class:`PimImageError` when its
+    output does not fit ACC's 16-bit offsets, a row's inputs the buffer or one output row's results a result
+    buffer.
     """
     if not isinstance(cores, (int, np.integer)) or cores < 1:
         raise ValueError(f"cores: must be a positive integer, got {cores!r}")
+    if result_words is not None and (not isinstance(result_words, (int, np.integer)) or result_words < 1):
+        raise ValueError(f"result_words: must be a positive integer, got {result_words!r}")
     n = params.macro.n_comp
     P = layer.pixels
     N = compiled.N
@@ -227,12 +241,31 @@ def layer_block(compiled, layer: WindowLayer, params: CoreParams, signed: bool, 
     H, W, C = layer.height, layer.width, layer.channels
     fts = filter_tiles_of(compiled.tiles)
     k = max(1, min(int(cores), len(fts)))
+    subs = [replace(compiled, tiles=[compiled.tiles[i] for f in fts[c::k] for i in f[2]]) for c in range(k)]
+
+    def plan(max_rows):
+        """The bands and their cores' programs, or the rows to retry with when a result buffer overflows."""
+        out = []
+        for r0, r1, a, b in band_plan(layer, buffer_inputs, name=name, max_rows=max_rows):
+            bl = band_layer(layer, r0, r1, a, b)
+            progs = [compile_program(sub, bl.pixels, params, signed, name) for sub in subs]
+            most = max([sum(p.n_out * p.pixels for p in seg.passes if p.last)
+                        for prog in progs[1:] for seg in prog.segments] or [0])
+            if result_words is not None and most > result_words:
+                if r1 - r0 == 1:
+                    raise PimImageError(f"{name}: output row {r0} streams {most} results on one PIM core, more "
+                                        f"than its result buffer's {result_words} words (system.result_buffer_words)")
+                return min(r1 - r0 - 1, max(1, (r1 - r0) * result_words // most))
+            out.append((r0, r1, a, b, bl, progs))
+        return out
+
+    planned, max_rows = None, None
+    while not isinstance(planned, list):
+        planned = plan(max_rows)
+        max_rows = planned
     held = set()
     bands = []
-    for r0, r1, a, b in band_plan(layer, buffer_inputs, name=name):
-        bl = band_layer(layer, r0, r1, a, b)
-        progs = [compile_program(replace(compiled, tiles=[compiled.tiles[i] for f in fts[c::k] for i in f[2]]),
-                                 bl.pixels, params, signed, name) for c in range(k)]
+    for r0, r1, a, b, bl, progs in planned:
         order = [(prog, prog.segments[r]) for r in range(max(len(p.segments) for p in progs)) for prog in progs
                  if r < len(prog.segments)]
         if linear:  # map value (k, t, 0) is token t's input k: ACT t K + k
@@ -465,7 +498,8 @@ class PimRun:
 
 
 def run_pim(wmem, d: dict, act: np.ndarray, src: int, acc: np.ndarray, dst: int, params: CoreParams, *,
-            buffer_inputs: int | None = None, cores: int = 1, name: str = "PIM") -> PimRun:
+            buffer_inputs: int | None = None, cores: int = 1, result_words: int | None = None,
+            name: str = "PIM") -> PimRun:
     """Execute one PIM instruction (descriptor ``d``) from the WMEM image on the buffers of S samples.
 
     ``act`` (S, ACT) holds the input at ``src``; the sums go to ``acc`` (S, ACC) at ``dst``. Each block (a group)
@@ -473,7 +507,8 @@ def run_pim(wmem, d: dict, act: np.ndarray, src: int, acc: np.ndarray, dst: int,
     band needs), then its segments. Raises :class:`PimImageError` (one line naming the instruction) for an
     input outside the layer's 8-bit range, an image the chip cannot run, a sum outside ACC's signed elements
     (``model.isa.BUFFERS["ACC"].elem_bits``; a core whose partial sums are wider, e.g. ``paper``'s 33 bits, stops
-    there: ERROR_CODE 4 on the RTL chip) or an address past a buffer.
+    there: ERROR_CODE 4 on the RTL chip), an address past a buffer, or a round whose core 1 .. streams more
+    results than its result buffer's ``result_words`` (None: no bound).
     """
     from dbpim.model import isa
     S = act.shape[0]
@@ -493,6 +528,14 @@ def run_pim(wmem, d: dict, act: np.ndarray, src: int, acc: np.ndarray, dst: int,
         if blk.cores > cores:
             raise PimImageError(f"{where}: its rounds run {blk.cores} segments at once, the chip has {cores} "
                                 f"PIM cores")
+        if result_words is not None:
+            for bi, band in enumerate(blk.bands):
+                for rnd in band.rounds:
+                    for i in rnd[1:]:
+                        if band.segments[i].beats > result_words:
+                            raise PimImageError(f"{where}, band {bi}: segment {i} streams "
+                                                f"{band.segments[i].beats} results into a result buffer of "
+                                                f"{result_words} words")
         ps, P = blk.pixel_stride, blk.pixels
         q = np.arange(P) * ps
 

@@ -273,11 +273,15 @@ def test_several_cores_share_the_layer(cores, rng):
         for s in range(2):
             one = pim_cycles(case.desc, r.blocks, [cc[s] for cc in r.core_cycles])
             total += one
-            # a round of several segments costs its longest START (and one cycle to see them DONE), not their sum
+            # a round of several segments costs its longest START (and one cycle to see them DONE), not their sum,
+            # but its cores 1 .. read all their pass descriptors first (four cycles each) and their results are
+            # drained into ACC after it (one cycle a result, two more a core)
             seq = pim_cycles(case.desc, [replace(b, bands=[replace(bd, cores=1) for bd in b.bands])
                                          for b in r.blocks], [cc[s] for cc in r.core_cycles])
+            segs = [b.bands[0].segments for b in r.blocks]
             rounds = sum(sum(int(cc[s][i]) + 1 for i in rd) - max(int(cc[s][i]) for i in rd) - 1
-                         for b, cc in zip(r.blocks, r.core_cycles) for rd in b.bands[0].rounds)
+                         - sum(4 * max(0, len(sg[i].passes) - 1) + sg[i].beats + 2 for i in rd[1:])
+                         for b, sg, cc in zip(r.blocks, segs, r.core_cycles) for rd in b.bands[0].rounds)
             assert seq - one == rounds
         assert chip.pim_cycles == total
         if any(b.cores > 1 for b in r.blocks):  # an image for more cores than the chip has: one line
@@ -307,3 +311,35 @@ def test_several_cores_in_row_bands(rng):
         assert all([i for rd in b.rounds for i in rd] == list(range(len(b.segments))) for b in blk.bands)
     total = sum(pim_cycles(case.desc, r.blocks, [cc[s] for cc in r.core_cycles]) for s in range(2))
     assert chip.pim_cycles == total
+
+
+def test_result_buffers_bound_the_bands(rng):
+    """A result buffer smaller than a core 1 segment's results: the compiler cuts the layer into more row bands
+    until every core 1 .. segment fits (the golden chip's ACC is still the layer model's); one output row that
+    does not fit is refused in one line, and the golden chip refuses an image that overflows the buffer."""
+    from dataclasses import replace
+    for _ in range(40):
+        case = random_pim(rng, HW.macro, samples=1, kind="conv2d")
+        if case.desc["groups"] == 1 and case.desc["Ho"] >= 2:
+            prog = pim_program(case, PARAMS, src=0, dst=0, cores=2)
+            blk = read_block(prog.wmem, 0)
+            most = max([s.beats for b in blk.bands for r in b.rounds for s in [b.segments[i] for i in r[1:]]]
+                       or [0])
+            if most >= 2 * case.desc["Wo"]:
+                break
+    else:
+        pytest.fail("no drawn convolution has a core 1 segment of two rows' results")
+    words = most - 1
+    tight = pim_program(case, PARAMS, src=0, dst=0, cores=2, result_words=words)
+    blk2 = read_block(tight.wmem, 0)
+    assert len(blk2.bands) > len(blk.bands)
+    assert all(b.segments[i].beats <= words for b in blk2.bands for r in b.rounds for i in r[1:])
+    acc = np.zeros((1, case.want.shape[1]), np.int64)
+    GoldenChip.from_program(tight, 4).execute(case.x.astype(np.int64), acc)
+    np.testing.assert_array_equal(acc, case.want)
+    with pytest.raises(ChipError, match=r"segment \d+ streams \d+ results into a result buffer of \d+ words$"):
+        GoldenChip.from_program(replace(prog, result_words=words), 4).execute(
+            case.x.astype(np.int64), np.zeros((1, case.want.shape[1]), np.int64))
+    with pytest.raises(PimImageError, match=r"^layer: output row 0 streams \d+ results on one PIM core, more than "
+                                            r"its result buffer's 1 words \(system.result_buffer_words\)$"):
+        pim_program(case, PARAMS, src=0, dst=0, cores=2, result_words=1)
