@@ -179,15 +179,19 @@ class PIMController(Block):
         res_end, pstart, rptr = Signal(A), Signal(A), Signal(A)
         pk = Signal(range(len(WINDOW_PASS)))  # the first pass descriptor's word while a core is programmed
         passes_left = Signal(32)
-        qw, qlen = Signal(A), Signal(A)       # a pass queue's next word, its words
+        qw, qlast = Signal(A), Signal(A)      # a pass queue's next word, its last
         qdepth = len(WINDOW_PASS) * self._descriptors
         # --- the round: the core being programmed, the round's size, the result buffer being drained
-        cur, cur_next = Signal(range(NC + 1)), Signal(range(NC + 2))
-        dcore, dcore_next = Signal(range(NC + 1)), Signal(range(NC + 2))
-        rsize = Signal(range(NC + 1))
+        cur, cur_next = Signal(A), Signal(A)   # at the header's width: compared with its cores
+        dcore, dcore_next = Signal(A), Signal(A)
+        rsize = Signal(A)
+        round_end, drain, drain_end = Signal(), Signal(), Signal()
         dleft, dra, dadv = Signal(A), Signal(A), Signal()
         running, draining = Signal(), Signal()
         m.d.comb += [j_next.eq(j + 1), q_next.eq(q + 1), cur_next.eq(cur + 1), dcore_next.eq(dcore + 1)]
+        # the round's last segment; a round of several cores (drained after it); the last result buffer drained
+        m.d.comb += [round_end.eq((cur_next == hw["cores"]) | (segs_left == 0)), drain.eq(rsize != 1),
+                     drain_end.eq(dcore_next == rsize)]
 
         acc_bits = isa.BUFFERS["ACC"].elem_bits
 
@@ -479,7 +483,7 @@ class PIMController(Block):
             with m.State("WINDOW_TABLE"):  # into core cur's window generator
                 with m.If(cnt["table"] == 0):
                     m.d.sync += [passes_left.eq(cnt["passes"]), pk.eq(0), qw.eq(0),
-                                 qlen.eq((cnt["passes"] - 1) << 2)]
+                                 qlast.eq((cnt["passes"] << 2) - 5)]
                     m.next = "FIRST_PASS"
                 with m.Elif(ti >= self._windows):
                     fail("pim")
@@ -516,7 +520,7 @@ class PIMController(Block):
                     for k in range(1, NC):
                         m.d.comb += cs[k].queue.w.en.eq(cur == k)
                     m.d.sync += qw.eq(qw + 1)
-                    with m.If(qw == qlen - 1):
+                    with m.If(qw == qlast):
                         m.next = "ASSIGN"
 
             with m.State("ASSIGN"):  # core cur's passes and result entries; the round's last STARTs the round
@@ -534,12 +538,12 @@ class PIMController(Block):
                         else:  # into its result buffer, drained after the round
                             m.d.sync += [c.count.eq(0), c.res_base.eq(rb), c.res_end.eq(rend)]
                 m.d.sync += ptr.eq(rend)
-                with m.If((cur_next == hw["cores"]) | (segs_left == 0)):
+                with m.If(round_end):
                     m.d.comb += [self.core_w_addr.eq(CORE_REG["CTRL"].word),
                                  self.core_w_data.eq(CORE_REG["CTRL"].value(START=1))]
                     for k, c in enumerate(cs):  # cores 0 .. cur
-                        m.d.comb += port("core_w_en", k).eq(cur >= k)
-                        m.d.sync += c.live.eq(cur >= k)
+                        m.d.comb += port("core_w_en", k).eq((cur >= k) if k else 1)
+                        m.d.sync += c.live.eq((cur >= k) if k else 1)
                     m.d.sync += [cur.eq(0), rsize.eq(cur_next)]
                     m.next = "RUN"
                 with m.Else():
@@ -584,7 +588,7 @@ class PIMController(Block):
                                 for k, c in enumerate(cs)]).any()
                     with m.If(bad | (rptr != res_end)):
                         fail("pim")
-                    with m.Elif(rsize > 1):
+                    with m.Elif(drain):
                         m.d.sync += dcore.eq(1)
                         m.next = "DRAIN_SETUP"
                     with m.Else():
@@ -607,7 +611,7 @@ class PIMController(Block):
                 with m.If(dleft == 0):
                     with m.If(rptr != res_end):
                         fail("pim")
-                    with m.Elif(dcore_next == rsize):
+                    with m.Elif(drain_end):
                         m.next = "SEGMENT"
                     with m.Else():
                         m.d.sync += dcore.eq(dcore_next)

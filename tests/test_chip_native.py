@@ -7,7 +7,10 @@
   exactly the opcodes of :data:`model.isa.RTL_PENDING` stop with code 2;
 * the demo SmallCNN's program on the RTL chip: logits equal to the golden chip's and the torch integer path's,
   ``CYCLES`` equal to ``program_cycles`` per sample (``model_cycles``); and (slow) ``dbpim run --rtl`` on a small
-  depthwise network.
+  depthwise network;
+* random PIM layers whose WMEM images run rounds of 2 segments on the ``small`` chip's 2 PIM cores (behind
+  ``slow``: in row bands, and the shrunken core's multi-segment layers on a 3-core chip): ACC and ``CYCLES``
+  equal the golden chip's; (slow) an image for more cores than the chip has stops it with ERROR_CODE 6.
 """
 
 from __future__ import annotations
@@ -377,3 +380,28 @@ def test_random_multi_segment_layers_on_three_cores():
         if widest == 3:
             break
     assert widest == 3
+
+
+@pytest.mark.slow
+def test_an_image_for_more_cores_than_the_chip_has_is_error_6(hw):
+    """A block whose rounds run 3 segments at once on the 2-core chip: ERROR_CODE 6 at the PIM, where the golden
+    chip raises naming the cores."""
+    import dataclasses
+
+    from dbpim.model.chip import ChipError
+    from dbpim.model.core import CoreParams
+    from dbpim.model.pim_image import read_block
+    from dbpim.model.pim_programs import pim_program, random_pim
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        case = random_pim(rng, hw.macro, kind="linear")
+        prog = pim_program(case, CoreParams.from_config(hw), src=0, dst=0, cores=3)
+        if read_block(prog.wmem, 0).cores == 3:
+            break
+    else:
+        pytest.fail("no drawn layer has three filter tiles")
+    with pytest.raises(ChipError, match=r"its rounds run 3 segments at once, the chip has 2 PIM cores"):
+        GoldenChip.from_program(dataclasses.replace(prog, cores=hw.system.cores), 4).execute(
+            case.x.astype(np.int64), np.zeros((1, case.want.shape[1]), np.int64))
+    st = run_chip_native(prog, hw, [{"ACT": (0, case.x[0])}], []).status[0]
+    assert (st["ERROR"], st["ERROR_CODE"], st["PC"]) == (1, 6, 0), st
