@@ -206,15 +206,16 @@ class WindowGenerator(Block):
             ok = Signal(name=f"tap{e}_ok")
             m.d.comb += ok.eq((live_n > e) & ~y[-1] & (y < height) & ~x[-1] & (x < width))
             # address BASE + (c * HEIGHT + y) * WIDTH + x, each step truncated to the buffer's address bits
-            ch, row, lin, at = (Signal(aw, name=f"tap{e}_{t}") for t in ("ch", "row", "lin", "at"))
+            ch, row, lin, at, ad = (Signal(aw, name=f"tap{e}_{t}") for t in ("ch", "row", "lin", "at", "ad"))
             ya, xa = Signal(aw, name=f"tap{e}_ya"), Signal(aw, name=f"tap{e}_xa")
             m.d.comb += [ya.eq(y[:aw]), xa.eq(x[:aw]), ch.eq(c * h_a), row.eq(ch + ya), lin.eq(row * w_a),
-                         at.eq(base + lin + xa), rp.addr.eq(at[lg:]),
+                         at.eq(base + lin), ad.eq(at + xa), rp.addr.eq(ad[lg:]),
                          rp.en.eq(adv & run & ok)]  # a lane whose input is zero reads nothing
             # the output stage: the read word's element, zero where the input is padding or past K
-            ok_o, el_o = Signal(name=f"lane{e}_ok"), Signal(lg, name=f"lane{e}_el")
+            ok_o = Signal(name=f"lane{e}_ok", reset_less=True)   # data: counts only with valid, which the reset clears
+            el_o = Signal(lg, name=f"lane{e}_el", reset_less=True)
             with m.If(adv):
-                m.d.sync += [ok_o.eq(ok), el_o.eq(at[:lg])]
+                m.d.sync += [ok_o.eq(ok), el_o.eq(ad[:lg])]
             m.d.comb += self.o.payload.data[e].eq(Mux(ok_o, rp.data.word_select(el_o, ib), 0))
         with m.If(adv):
             m.d.sync += valid.eq(run)
