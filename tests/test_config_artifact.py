@@ -44,6 +44,8 @@ def test_shipped_throughput_config():
     ({"macro": {"pipeline": "yes"}}, "macro.pipeline: must be true or false"),
     ({"macro": {"n_rows": 16}}, "macro.n_rows: unknown key"),
     ({"extra": 1}, "extra: unknown key"),
+    ({"core": {"result_lanes": 3}}, r"core.result_lanes: must divide system.macros_per_core=2, got 3"),
+    ({"core": {"result_lanes": 0}}, r"core.result_lanes: must be an integer from 1 to 16 dividing"),
 ])
 def test_bad_yaml_is_one_clear_line(tmp_path, edit, msg):
     doc = yaml.safe_load(Path(load_config("small").path).read_text())
