@@ -163,10 +163,10 @@ class NativeRun:
 
     beats: np.ndarray  # int64 partial sums, in stream order (the kept lanes of each beat, lane 0 first)
     last: np.ndarray   # tlast of each beat
-    keep: np.ndarray = None  # (beats, lanes) bool: TKEEP of each lane (core.result_lanes > 1; else None)
     cycles: int        # the CYCLES register
     status: int        # the STATUS register
     aborted: bool = False
+    keep: np.ndarray | None = None  # (beats, lanes) bool: TKEEP of each lane (core.result_lanes > 1; else None)
 
 
 def write_core_stimulus(program, xs, stall=(0.0, 0.0, 0), abort_after=None) -> list[str]:
