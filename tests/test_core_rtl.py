@@ -166,20 +166,25 @@ CORNERS = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("corner,banks,out_banks,in_windows",
-                         [(c, 1, 1, 1) for c in range(len(CORNERS))] + [(0, 2, 1, 1), (1, 1, 2, 1), (0, 1, 2, 3)])
-def test_core_native_corners(corner, banks, out_banks, in_windows, rng):
+@pytest.mark.parametrize("corner,banks,out_banks,in_windows,result_lanes",
+                         [(c, 1, 1, 1, 1) for c in range(len(CORNERS))]
+                         + [(0, 2, 1, 1, 1), (1, 1, 2, 1, 1), (0, 1, 2, 3, 1), (0, 1, 2, 1, 3)])
+def test_core_native_corners(corner, banks, out_banks, in_windows, result_lanes, rng):
     """Corner configurations; the first also with two tile banks (several STARTs: each START's first tile
     is loaded in full, the others while the pass before computes), the second with two output banks (one
     macro, one lane: results stream while the next pixel run computes), the first with three input windows
-    a beat (its three macros' vectors delivered at once; pixel runs of 10 end in a round of one pixel)."""
+    a beat (its three macros' vectors delivered at once; pixel runs of 10 end in a round of one pixel), and
+    the first with three results a beat (a lane count that is no power of two, one lane group a round; the
+    round of one pixel streams two empty lanes)."""
     macro, M, core = CORNERS[corner]
     hw = HwConfig(name=f"corner{corner}" + ("-banks2" if banks == 2 else "") + ("-out2" if out_banks == 2 else "")
-                  + (f"-win{in_windows}" if in_windows > 1 else ""),
+                  + (f"-win{in_windows}" if in_windows > 1 else "")
+                  + (f"-res{result_lanes}" if result_lanes > 1 else ""),
                   macro=MacroConfig(in_bits=8, phi_max=2, **macro),
                   system=SystemConfig(macros_per_core=M), core=CoreConfig(**core, tile_banks=banks,
                                                                             out_banks=out_banks,
-                                                                            in_windows=in_windows))
+                                                                            in_windows=in_windows,
+                                                                            result_lanes=result_lanes))
     _check_random_programs(hw, rng, trials=4)
 
 

@@ -231,3 +231,6 @@ def test_result_lanes_widen_the_result_stream_and_must_divide_the_macros():
     with pytest.raises(ValueError, match=r"^core.result_lanes: the chip's PIM controller takes the core's results "
                                          r"one a beat; must be 1, got 2$"):
         DBPIMChip.from_config(hw.replace(core={"result_lanes": 2}))
+    from dbpim.model.chip import ChipError, _core_params  # the chip's compiler refuses it too
+    with pytest.raises(ChipError, match="^core.result_lanes: the chip's PIM controller"):
+        _core_params(hw.macro, hw.replace(core={"result_lanes": 2}))
