@@ -203,7 +203,8 @@ def _parse_core(lines: list[str], psum_bits: int, lanes: int = 1) -> tuple[list[
                                   aborted=tok[0] == "aborted", keep=[] if lanes > 1 else None))
         elif tok[0] == "b":
             data, _, tkeep = tok[1].partition(":")
-            v, k = int(data, 16), int(tkeep or "1", 16)
+            v = int(data, 16)
+            k = int(tkeep, 16) if tkeep else (1 << (lanes * nb)) - 1  # no TKEEP (one lane): every byte kept
             kept = []
             for i in range(lanes):  # TKEEP: a lane's bytes all high or all low
                 kb = (k >> (i * nb)) & ((1 << nb) - 1)
