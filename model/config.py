@@ -246,6 +246,7 @@ class CoreConfig:
     tile_banks: int = _core_key(1, "tile_banks")
     out_banks: int = _core_key(1, "out_banks")
     in_windows: int = _core_key(1, "in_windows")
+    result_lanes: int = _core_key(1, "result_lanes")
 
     def __post_init__(self):
         _validate(self, "core")
@@ -253,7 +254,7 @@ class CoreConfig:
 
 #: core keys added after design points were recorded -> the value that keeps the former behaviour: left out of
 #: :meth:`HwConfig.to_dict` (and so of the digest) at that value, so a recorded design point keeps its digest
-CORE_KEYS_SINCE = {"in_windows": 1}
+CORE_KEYS_SINCE = {"in_windows": 1, "result_lanes": 1}
 #: the same for ``system`` keys
 SYSTEM_KEYS_SINCE = {"result_buffer_words": 4096}
 
@@ -301,10 +302,13 @@ class HwConfig:
         if self.system.macros_per_core % self.core.in_windows:
             raise ConfigError(f"core.in_windows: must divide system.macros_per_core="
                               f"{self.system.macros_per_core}, got {self.core.in_windows}")
+        if self.system.macros_per_core % self.core.result_lanes:
+            raise ConfigError(f"core.result_lanes: must divide system.macros_per_core="
+                              f"{self.system.macros_per_core}, got {self.core.result_lanes}")
 
     def to_dict(self) -> dict:
-        """The design point as plain data; ``core.in_windows`` only when it is not 1 (:data:`CORE_KEYS_SINCE`),
-        ``system.result_buffer_words`` only when it is not 4096 (:data:`SYSTEM_KEYS_SINCE`)."""
+        """The design point as plain data; ``core.in_windows`` and ``core.result_lanes`` only when they are not 1
+        (:data:`CORE_KEYS_SINCE`), ``system.result_buffer_words`` only when it is not 4096 (:data:`SYSTEM_KEYS_SINCE`)."""
         core, system = dataclasses.asdict(self.core), dataclasses.asdict(self.system)
         for sec, since in ((core, CORE_KEYS_SINCE), (system, SYSTEM_KEYS_SINCE)):
             for k, v in since.items():
