@@ -2,27 +2,35 @@
 
 Started by the top controller (:mod:`hw.chip_ctrl`) with the PIM descriptor's
 ``groups``, ``layer``, ``signed`` and input geometry, it runs the instruction
-from the WMEM image (:mod:`model.pim_image`) as named actions:
+from the WMEM image (:mod:`model.pim_image`) on ``cores`` PIM cores as named
+actions:
 
 * *check* that the instruction's input lies in ACT;
 * per layer of the instruction (a group of a grouped convolution): *look up*
-  its block in WMEM's layer table, *read the header* (the output layout),
-  *zero* the output channels no tile holds, then per row band: *read the
-  band header* (its copy, the window layer descriptor), *copy* the band's
-  inputs from ACT (signed 16-bit elements) into the window generator's input
-  buffer, ``n_comp`` inputs a word, one element a cycle, checking each
-  against the layer's 8-bit range (ERROR_CODE 4), then per segment: *program
-  the core* (its register-bus writes), *fill the window table*, read the
-  first pass descriptor, *START* the core and *run*: feed the generator the
-  next pass descriptor while it streams windows into the core, and *write
-  each result beat* into ACC at the place its result entry gives, until the
-  core is DONE;
+  its block in WMEM's layer table, *read the header* (the output layout, the
+  round size), *zero* the output channels no tile holds, then per row band:
+  *read the band header* (its copy, the window layer descriptor), *copy* the
+  band's inputs from ACT (signed 16-bit elements) into every core's window
+  generator's input buffer at once, ``n_comp`` inputs a word, one element a
+  cycle, checking each against the layer's 8-bit range (ERROR_CODE 4), then
+  per round (up to ``cores`` segments, segment ``i`` on core ``i``), per
+  segment: *program its core* (its register-bus writes), *fill its window
+  table*, read its first pass descriptor (cores 1 ..: *queue* the others in
+  the core's pass queue) and *assign* it its passes and result entries; the
+  round's last segment *STARTs* the round's cores and they *run* together:
+  each core's generator is fed its next pass descriptor (core 0's from WMEM,
+  the others' from their queues) while it streams windows into its core;
+  core 0 *writes each result beat* into ACC at the place its result entry
+  gives, cores 1 .. into their result buffers; after the last DONE the
+  controller *drains* the result buffers into ACC (core 1 first, one word a
+  cycle, at their result entries);
 * *finish* (``done`` for one cycle, with ``error`` and ``err_code`` when it
   stopped: 4 range, 5 address, 6 a bad image or a core error).
 
 Its cycles are :func:`model.chip_timing.pim_cycles` (one element a cycle to
-copy; one cycle a header word, a table entry, a zero written; two a bus
-write; the core's own :func:`model.core_timing.layer_cycles` per START).
+copy; one cycle a header word, a table entry, a zero written, a queued pass
+word, a drained result; two a bus write; a round the longest of its cores'
+own :func:`model.core_timing.layer_cycles`).
 """
 
 from __future__ import annotations
