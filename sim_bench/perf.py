@@ -68,7 +68,7 @@ from dbpim.model.config import EnergyConfig, HwConfig
 from dbpim.model.core_timing import filter_tiles_of
 from dbpim.model.cycles import cell_row_popcounts_flat, input_beats, inputs_by_row
 from dbpim.model.prune import n_groups
-from dbpim.model.chip_timing import dwc_cycles
+from dbpim.model.chip_timing import dwc_cycles, instruction_cycles
 from dbpim.model.simd_core import record_cycles
 from dbpim.model.derived import Derived
 from dbpim.model.spec import CORE_LATENCY, DENSE_COLS_PER_WEIGHT, DIGIT_BITS, input_bits, pipeline_latency
@@ -127,8 +127,10 @@ CYCLE_TERM_LABELS = {
     "drain": "drain: the last round's n_col beats into the output register file, per pass",
     "stream": "result streaming: a filter tile's results leave the core one per cycle",
     "control": "control: the fixed cycles of every pass (decode, barrier) and every START",
-    "simd": "SIMD core: the SIMD layers' cycles (model.simd_core.record_cycles; depthwise: "
-            "model.chip_timing.dwc_cycles)",
+    "simd": "SIMD core: the cycles of the chip's SIMD instructions of each layer (model.chip_timing."
+            "instruction_cycles: a mapped layer's requantization REQ, a SIMD layer's MAXP / ADD / GAP / CLMP / DWC) "
+            "for an artifact the chip runs, else the SIMD layers' estimate (model.simd_core.record_cycles; "
+            "depthwise: model.chip_timing.dwc_cycles)",
 }
 #: the three utilizations every report prints, with their one-line definitions (docs/perf_model.md)
 UTILIZATIONS = {
@@ -190,9 +192,15 @@ class LayerSpec:
     recorded im2col inputs as 8-bit patterns (P_total, K) of ``samples``
     inferences (None: no recording, every bit column is assumed non-zero);
     ``filter_tiles`` the artifact's column tiles (None: packed by
-    ``model.compile.pack_columns``). A ``depthwise`` SIMD layer with ``dwc``
-    (its input ``(C, H, W)`` and window pairs) costs the RTL chip's DWC
-    cycles (:func:`model.chip_timing.dwc_cycles`), else the estimate.
+    ``model.compile.pack_columns``). ``chip_simd`` (an artifact the chip runs,
+    :func:`sim_bench.chip_cycles.simd_layer_instructions`) lists the chip's SIMD
+    instructions ``(op, descriptor)`` of the layer: they cost
+    :func:`model.chip_timing.instruction_cycles` (a mapped layer's ``REQ`` adds
+    to its wall cycles; a SIMD layer's replace the estimate, none: 0). Without
+    it a ``depthwise`` SIMD layer with ``dwc`` (its input ``(C, H, W)`` and
+    window pairs) costs the RTL chip's DWC cycles
+    (:func:`model.chip_timing.dwc_cycles`), any other the estimate
+    (:func:`model.simd_core.record_cycles`).
     """
 
     name: str
@@ -213,6 +221,7 @@ class LayerSpec:
     macs: int = 0  # multiply-accumulates per inference (mapped: K x N x vectors; simd: matmul-like ops)
     filter_tiles: list | None = None
     dwc: tuple | None = None  # a depthwise layer's (C, H, W, kernel, stride, padding, dilation): its DWC cycles
+    chip_simd: list | None = None  # the chip's SIMD instructions (op, descriptor) of the layer: their cycles
 
     @property
     def mapped(self) -> bool:
@@ -262,7 +271,8 @@ def spec_from_record(rec) -> LayerSpec:
 
 
 def specs_from_artifact(art) -> list[LayerSpec]:
-    """The :class:`LayerSpec` of every record; a depthwise record takes its window geometry (``dwc``) from the
+    """The :class:`LayerSpec` of every record, with the chip's SIMD instructions of each (``chip_simd``) when the
+    chip runs the artifact's network; a depthwise record takes its window geometry (``dwc``) from the
     artifact's network program, whose depthwise ops come in the records' order (each checked: its output shape is
     the record's and the one its geometry gives; none is taken when the two lists disagree)."""
     specs = [spec_from_record(r) for r in art.layers]
@@ -273,6 +283,11 @@ def specs_from_artifact(art) -> list[LayerSpec]:
     if len(ops) == len(dws) and all(g is not None for g in geo):
         for s, g in zip(dws, geo):
             s.dwc = g
+    from dbpim.sim_bench.chip_cycles import simd_layer_instructions
+    chip = simd_layer_instructions(art)  # None: the chip does not run the network
+    if chip is not None:
+        for s in specs:
+            s.chip_simd = chip[s.name]
     return specs
 
 
@@ -835,19 +850,26 @@ class LayerPerf:
         return self.spec.mapped
 
     def cycles(self, mech: str) -> float:
-        return self.mech[mech].wall_cycles if self.mapped else self.simd_cycles
+        """Wall cycles per inference: a mapped layer's under ``mech`` plus its requantization on the SIMD core
+        (``simd_cycles``: the chip's ``REQ``, 0 without :attr:`LayerSpec.chip_simd`); a SIMD layer's."""
+        return self.mech[mech].wall_cycles + self.simd_cycles if self.mapped else self.simd_cycles
 
     def events(self, mech: str) -> dict:
-        return self.mech[mech].events if self.mapped else self.simd_events
+        if not self.mapped:
+            return self.simd_events
+        ev = dict(self.mech[mech].events)
+        for k, v in self.simd_events.items():
+            ev[k] = ev.get(k, 0.0) + v
+        return ev
 
     def energy(self, mech: str) -> float:
-        return self.mech[mech].energy_pj if self.mapped else self.simd_energy
+        return self.mech[mech].energy_pj + self.simd_energy if self.mapped else self.simd_energy
 
     def breakdown(self, mech: str) -> dict:
-        """Cycles per inference by term of :data:`CYCLE_TERMS` (a SIMD layer: all ``simd``); they add up to
-        :meth:`cycles`."""
+        """Cycles per inference by term of :data:`CYCLE_TERMS` (a SIMD layer: all ``simd``; a mapped layer's
+        requantization ``simd``); they add up to :meth:`cycles`."""
         if self.mapped:
-            return {**self.mech[mech].breakdown, "simd": 0.0}
+            return {**self.mech[mech].breakdown, "simd": self.simd_cycles}
         return {k: self.simd_cycles if k == "simd" else 0.0 for k in CYCLE_TERMS}
 
 
@@ -861,13 +883,19 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS, *, bat
     """
     batch = limits.BATCH.check("batch", batch, BenchError)
     lp = LayerPerf(spec=spec, type=layer_type(spec), batch=batch)
-    if not spec.mapped:
-        if spec.op == "depthwise" and spec.dwc is not None:  # the RTL chip's DWC, the golden chip's count
-            lp.simd_cycles = float(dwc_cycles(*spec.dwc, lanes=cfg.system.simd_lanes))
-        else:
-            lp.simd_cycles = float(record_cycles(spec.op or "other", spec.simd_ops, cfg.system.simd_lanes))
+    lanes = cfg.system.simd_lanes
+    if spec.chip_simd is not None:  # the chip's SIMD instructions of the layer, as the RTL chip times them
+        lp.simd_cycles = float(sum(instruction_cycles(op, d, lanes) for op, d in spec.chip_simd))
+    elif spec.mapped:
+        lp.simd_cycles = 0.0
+    elif spec.op == "depthwise" and spec.dwc is not None:  # the RTL chip's DWC, the golden chip's count
+        lp.simd_cycles = float(dwc_cycles(*spec.dwc, lanes=lanes))
+    else:
+        lp.simd_cycles = float(record_cycles(spec.op or "other", spec.simd_ops, lanes))
+    if lp.simd_cycles or not spec.mapped:
         lp.simd_events = {"simd_op_pj": float(spec.simd_ops), "static_mw": lp.simd_cycles / cfg.system.freq_mhz * 1e3}
         lp.simd_energy = float(sum(energy_of(lp.simd_events, cfg.energy).values()))
+    if not spec.mapped:
         return lp
     wpop = None  # one bits of the two's-complement weights of each row, summed over groups 0..g-1 in column g
     if any(not _MODE[k][1] for k in mechanisms):
@@ -918,6 +946,7 @@ class NetworkPerf:
     meta: dict = field(default_factory=dict)  # the artifact's provenance (``untrained``, ``weights``, ...)
     batch: int = 1  # samples per loaded tile (evaluate_network)
     batch_reuse: dict | None = None  # :func:`batch_reuse` of the same network, when a report asked for it
+    chip: dict | None = None  # sim_bench.chip_cycles.chip_summary: the chip end to end, when a report asked for it
 
     def mapped(self):
         return [lp for lp in self.layers if lp.mapped]
@@ -1087,6 +1116,8 @@ class NetworkPerf:
         }
         if self.batch_reuse is not None:
             d["batch_reuse"] = self.batch_reuse
+        if self.chip is not None:
+            d["chip"] = self.chip
         return d
 
 
