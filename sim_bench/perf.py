@@ -849,27 +849,31 @@ class LayerPerf:
     def mapped(self) -> bool:
         return self.spec.mapped
 
-    def cycles(self, mech: str) -> float:
-        """Wall cycles per inference: a mapped layer's under ``mech`` plus its requantization on the SIMD core
-        (``simd_cycles``: the chip's ``REQ``, 0 without :attr:`LayerSpec.chip_simd`); a SIMD layer's."""
-        return self.mech[mech].wall_cycles + self.simd_cycles if self.mapped else self.simd_cycles
+    def cycles(self, mech: str, simd: bool = True) -> float:
+        """Wall cycles per inference: a mapped layer's under ``mech`` plus (``simd``) its requantization on the
+        SIMD core (``simd_cycles``: the chip's ``REQ``, 0 without :attr:`LayerSpec.chip_simd`); a SIMD layer's."""
+        if not self.mapped:
+            return self.simd_cycles
+        return self.mech[mech].wall_cycles + (self.simd_cycles if simd else 0.0)
 
-    def events(self, mech: str) -> dict:
+    def events(self, mech: str, simd: bool = True) -> dict:
         if not self.mapped:
             return self.simd_events
         ev = dict(self.mech[mech].events)
-        for k, v in self.simd_events.items():
+        for k, v in (self.simd_events if simd else {}).items():
             ev[k] = ev.get(k, 0.0) + v
         return ev
 
-    def energy(self, mech: str) -> float:
-        return self.mech[mech].energy_pj + self.simd_energy if self.mapped else self.simd_energy
+    def energy(self, mech: str, simd: bool = True) -> float:
+        if not self.mapped:
+            return self.simd_energy
+        return self.mech[mech].energy_pj + (self.simd_energy if simd else 0.0)
 
-    def breakdown(self, mech: str) -> dict:
+    def breakdown(self, mech: str, simd: bool = True) -> dict:
         """Cycles per inference by term of :data:`CYCLE_TERMS` (a SIMD layer: all ``simd``; a mapped layer's
-        requantization ``simd``); they add up to :meth:`cycles`."""
+        requantization ``simd``, 0 without ``simd``); they add up to :meth:`cycles`."""
         if self.mapped:
-            return {**self.mech[mech].breakdown, "simd": self.simd_cycles}
+            return {**self.mech[mech].breakdown, "simd": self.simd_cycles if simd else 0.0}
         return {k: self.simd_cycles if k == "simd" else 0.0 for k in CYCLE_TERMS}
 
 
@@ -955,12 +959,12 @@ class NetworkPerf:
         return [lp for lp in self.layers if lp.mapped or not mapped_only]
 
     def total_cycles(self, mech: str, mapped_only: bool = False) -> float:
-        return float(sum(lp.cycles(mech) for lp in self._layers(mapped_only)))
+        return float(sum(lp.cycles(mech, not mapped_only) for lp in self._layers(mapped_only)))
 
     def events(self, mech: str, mapped_only: bool = False) -> dict:
         out: dict = {}
         for lp in self._layers(mapped_only):
-            for k, v in lp.events(mech).items():
+            for k, v in lp.events(mech, not mapped_only).items():
                 out[k] = out.get(k, 0.0) + v
         return out
 
@@ -995,7 +999,7 @@ class NetworkPerf:
         :meth:`total_cycles` (``simd`` is 0 with ``mapped_only``)."""
         out = dict.fromkeys(CYCLE_TERMS, 0.0)
         for lp in self._layers(mapped_only):
-            for k, v in lp.breakdown(mech).items():
+            for k, v in lp.breakdown(mech, not mapped_only).items():
                 out[k] += v
         return out
 

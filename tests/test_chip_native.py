@@ -6,8 +6,8 @@
 * every error code of :data:`model.isa.CHIP_ERRORS` comes back as its one-line error naming the instruction;
   exactly the opcodes of :data:`model.isa.RTL_PENDING` stop with code 2;
 * the demo SmallCNN's program on the RTL chip: logits equal to the golden chip's and the torch integer path's,
-  ``CYCLES`` equal to ``program_cycles`` per sample (``model_cycles``); and (slow) ``dbpim run --rtl`` on a small
-  depthwise network.
+  ``CYCLES`` equal to ``program_cycles`` per sample (``model_cycles``) and to the performance model's end-to-end
+  count (``sim_bench.chip_cycles``); and (slow) ``dbpim run --rtl`` on a small depthwise network.
 """
 
 from __future__ import annotations
@@ -198,6 +198,8 @@ def test_demo_smallcnn_on_the_rtl_chip(real_artifacts):
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(got, torch_int)
     np.testing.assert_array_equal(run.cycles, model_cycles(chip.program, q, art.hw.system.simd_lanes))
+    from dbpim.sim_bench.chip_cycles import chip_cycles
+    assert chip_cycles(art, x=x).cycles == int(run.cycles.sum())  # the performance model end to end
 
 
 def _tiny_depthwise_net():
@@ -255,6 +257,7 @@ def test_depthwise_network_runs_on_the_rtl_chip(hw, tmp_path):
     assert r["program"]["by_opcode"]["DWC"] == 3 and r["program"]["by_opcode"]["ADD"] == 1
     assert r["logits_equal"] is True and r["logits_equal_to_golden"] == {"torch_int": True, "rtl": True}
     assert r["cycles_rtl"]["equal_model"] is True
+    assert r["cycles_perf_model"]["per_inference"] == r["cycles_rtl"]["per_inference"]
 
 
 @pytest.mark.slow
