@@ -145,6 +145,13 @@ def test_a_program_larger_than_a_buffer_is_refused_before_the_build(hw):
         run_chip_native(prog, hw, [{}], [])
     with pytest.raises(ChipRunError, match=r"sample 0 ACT words: ACT holds signed 16-bit elements"):
         run_chip_native(_one(isa.encode("HALT")), hw, [{"ACT": (0, np.array([1 << 15]))}], [])
+    from dbpim.verif.native_chip import check_fits
+    prog.act_words, prog.acc_words = depths["ACT"] + 2, depths["ACC"] + 3  # every buffer past its depth named
+    with pytest.raises(ChipRunError, match=rf"^program: needs {depths['IMEM'] + 1} IMEM words, the chip has "
+                                           rf"{depths['IMEM']}; needs {depths['ACT'] + 2} ACT words, the chip has "
+                                           rf"{depths['ACT']}; needs {depths['ACC'] + 3} ACC words, the chip has "
+                                           rf"{depths['ACC']}$"):
+        check_fits(prog, depths)
 
 
 @pytest.mark.parametrize("seed", [0] + [pytest.param(s, marks=pytest.mark.slow) for s in (1, 2, 3)])
