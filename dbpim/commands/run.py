@@ -206,7 +206,7 @@ def command(artifact, data, samples, batch_size, rtl, out):
            "output_scale": chip.output_quant.scale if chip is not None else None,
            "predictions": pred.astype(int).tolist(),
            "logits_equal": all(equal.values()) if equal else None,
-           "accuracy": {}, "cycles_model": None}
+           "accuracy": {}, "cycles_model": None, "cycles_perf_model": None}
     if chip is not None:
         res["cycles_model"] = {
             "pim_macro_cycles": chip.macro_cycles / S, "simd_cycles": chip.simd_cycles / S,
