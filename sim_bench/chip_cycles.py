@@ -104,9 +104,8 @@ def instruction_layers(plan, program, records, ops) -> list:
 
 
 def _plan_and_program(art, pim_images: bool):
-    from dbpim.model.chip import compile_program, integer_plan
+    from dbpim.model.chip import ChipError, compile_program, integer_plan
     from dbpim.model.program import require_program
-    from dbpim.model.chip import ChipError
     prog = require_program(art, error=ChipError)
     plan = integer_plan(prog, art.layers)
     return plan, compile_program(plan, art.layers, art.macro, art.hw, pim_images=pim_images), prog["ops"]
@@ -183,8 +182,8 @@ def chip_cycles(art, x=None) -> ChipCycles:
     static = simd_instruction_cycles(p, chip.lanes)
     summed = np.where(static >= 0, static * S, chip.by_instruction)  # PIM: the run's
     per = summed / S
-    rows, layers, loose = [], {r.name: 0.0 for r in art.layers}, 0.0
     from dbpim.model import isa
+    rows, layers, loose = [], {r.name: 0.0 for r in art.layers}, 0.0
     for pc, ((src, layer), c) in enumerate(zip(instruction_layers(plan, p, art.layers, art.program["ops"]), per)):
         rows.append({"pc": pc, "op": isa.decode(int(p.imem[pc]))["op"], "source": src, "layer": layer,
                      "cycles": float(c)})
