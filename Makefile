@@ -157,7 +157,7 @@ bench: install
 # model against the paper: Tab. II/III, Fig. 11 (Ray), Fig. 12; then the ReRAM
 # bit-sparsity schemes next to DB-PIM on the zoo (re-runs each network's flow for the accuracies); then the
 # full-width networks on the throughput core (hw/configs/paper-throughput.yaml: paper + tile_banks 2, out_banks 2,
-# in_windows 2) into build/paper-throughput/, each network's speedup at batch 1 and at its saturation batch
+# in_windows 2, result_lanes 2) into build/paper-throughput/, each network's speedup at batch 1 and at its saturation batch
 # (its report's "Batch reuse"; docs/perf_model.md "The throughput core").
 PAPER_NETS := $(OUTDIR)/paper-nets
 bench-paper: install

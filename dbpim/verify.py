@@ -140,6 +140,7 @@ def verify_layer(art, rec, hw, samples: int | None = None, out=print) -> bool:
     out(f"{art.network} / {rec.name}: {rec.kind}, K={rec.compiled.K}, N={rec.compiled.N}, "
         f"{len(rec.compiled.tiles)} tiles, {P} output pixels x {S} samples")
     wins = f" x {hw.core.in_windows} input windows a beat" if hw.core.in_windows > 1 else ""
+    wins += f", {hw.core.result_lanes} results a beat" if hw.core.result_lanes > 1 else ""
     out(f"core ({hw.name}): {params.macros} macros of {hw.macro.n_comp}x{hw.macro.n_col}x{hw.macro.n_row}, "
         f"{hw.macro.lanes} switch lanes{wins}; program: {len(prog.segments)} START(s), {n_pass} passes, "
         f"pixel runs of {prog.plan.pixels.max() if n_pass else 0}")

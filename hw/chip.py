@@ -86,6 +86,9 @@ class DBPIMChip(Block):
         if self.core.get("in_windows", 1) != 1:
             raise ValueError(f"core.in_windows: the chip's window generator gives the core one window a beat; must "
                              f"be 1, got {self.core['in_windows']!r}")
+        if self.core.get("result_lanes", 1) != 1:
+            raise ValueError(f"core.result_lanes: the chip's PIM controller takes the core's results one a beat; "
+                             f"must be 1, got {self.core['result_lanes']!r}")
         self.__dict__["_params"] = {"lanes": self.lanes, "simd_channels": self.simd_channels,
                                     **{f"{b.lower()}_words": n for b, n in self.depths.items()},
                                     "buffer_words": self.buffer_words, **{f"core_{k}": v for k, v in self.core.items()}}

@@ -42,14 +42,17 @@ CORE_KEYS = {
     "descriptors": ("core", "descriptors"), "mask_windows": ("core", "mask_windows"),
     "out_pixels": ("core", "out_pixels"), "max_row_tiles": ("core", "max_row_tiles"),
     "tile_banks": ("core", "tile_banks"), "out_banks": ("core", "out_banks"),
-    "in_windows": ("core", "in_windows"),
+    "in_windows": ("core", "in_windows"), "result_lanes": ("core", "result_lanes"),
 }
 
 
 def _config_params(hw) -> dict:
-    """The core's keyword parameters of an :class:`model.config.HwConfig`, ``digest`` included."""
-    return {p: getattr(getattr(hw, sec), k) for p, (sec, k) in CORE_KEYS.items()} | {
-        "digest": digest_word(hw.digest())}
+    """The core's keyword parameters of an :class:`model.config.HwConfig`, ``digest`` included
+    (``result_lanes`` only when it is not 1: the chip's core parameters stay as they were)."""
+    params = {p: getattr(getattr(hw, sec), k) for p, (sec, k) in CORE_KEYS.items()}
+    if params["result_lanes"] == 1:
+        del params["result_lanes"]
+    return params | {"digest": digest_word(hw.digest())}
 
 
 class RowPacker(Block):
@@ -174,8 +177,9 @@ class PIMCore(Block):
     outputs per cycle), ``macros`` (macros per core) and the capacities of the
     core's memories (``tile_slots``, ``descriptors``, ``mask_windows``,
     ``out_pixels``, ``max_row_tiles``), ``tile_banks`` (tiles per macro,
-    1 or 2), ``out_banks`` (output register file banks, 1 or 2) and
+    1 or 2), ``out_banks`` (output register file banks, 1 or 2),
     ``in_windows`` (input windows per ``x`` beat = switches and row packers,
+    dividing ``macros``) and ``result_lanes`` (results per ``o`` beat,
     dividing ``macros``; docs/design.md §11). Build it from a configuration
     with :meth:`from_config`.
 
@@ -194,7 +198,15 @@ class PIMCore(Block):
     macro's results drain from its output banks into its bank of the output
     register file while it computes on (overwrite on ``first``, add
     otherwise). A ``last`` pass then streams its ``pixels x n_out`` partial
-    sums on ``o``, pixel by pixel. Cycles: :func:`model.core_timing.layer_cycles`.
+    sums on ``o``, pixel by pixel (``result_lanes`` L > 1: ``L`` pixels a
+    beat, below). Cycles: :func:`model.core_timing.layer_cycles`.
+
+    **Several result lanes** (``result_lanes`` L > 1): a beat of ``o``
+    carries one filter's partial sums of L pixels, lane i from macro
+    ``gL + i``'s bank (all banks read at one address); the stream goes lane
+    group by lane group (those holding a pixel), filter by filter, so a pass
+    streams ``ceil(pixels / L) * n_out`` beats; ``o_keep`` bit i is low for
+    a lane past the pass's last pixel (:func:`model.core.result_order`).
 
     **Several input windows** (``in_windows`` W > 1): a beat of ``x``
     carries W windows and W switches with their row packers, in lock step
@@ -224,7 +236,8 @@ class PIMCore(Block):
     bus : the register bus (``w_en``, ``w_addr``, ``w_data``, ``w_strb``, ``r_addr``, ``r_data``: read
         combinationally)
     x : In(stream.Signature(window layout))
-    o : Out(stream.Signature(StructLayout({"psum"})))  with ``o_last``
+    o : Out(stream.Signature(StructLayout({"psum"})))  with ``o_last`` (``psum`` an array of ``result_lanes``
+        and ``o_keep`` Out(result_lanes) when ``result_lanes`` > 1)
     busy, done, error : Out(1)
     """
 
@@ -234,7 +247,7 @@ class PIMCore(Block):
     def __init__(self, *, n_comp: int, n_col: int, n_row: int, in_bits: int = 8, lanes: int, pipeline: bool = False,
                  macros: int, tile_slots: int, descriptors: int, mask_windows: int, out_pixels: int,
                  max_row_tiles: int, tile_banks: int = 1, out_banks: int = 1, in_windows: int = 1,
-                 digest: int = 0):
+                 result_lanes: int = 1, digest: int = 0):
         if not isinstance(digest, int) or isinstance(digest, bool) or not 0 <= digest < 1 << BUS_BITS:
             raise ValueError(f"digest must be an integer from 0 to 2**{BUS_BITS} - 1, not {digest!r}")
         self._digest = digest
@@ -243,10 +256,16 @@ class PIMCore(Block):
             macros=macros, tile_slots=tile_slots, descriptors=descriptors, mask_windows=mask_windows,
             out_pixels=out_pixels, max_row_tiles=max_row_tiles, tile_banks=tile_banks,
             out_banks=out_banks, in_windows=in_windows).items()}
+        if result_lanes != 1:  # a parameter only when not 1 (the Verilog and parameters of one lane unchanged)
+            p["result_lanes"] = self._param("result_lanes", result_lanes)
         if lanes > n_comp:
             raise ValueError(f"lanes must be at most n_comp ({n_comp}), not {lanes!r}")
         if not isinstance(in_windows, int) or in_windows < 1 or macros % in_windows:
             raise ValueError(f"in_windows must be a positive integer dividing macros ({macros}), not {in_windows!r}")
+        if not isinstance(result_lanes, int) or result_lanes < 1 or macros % result_lanes:
+            raise ValueError(f"result_lanes must be a positive integer dividing macros ({macros}), "
+                             f"not {result_lanes!r}")
+        self._lanes_out = result_lanes
         self._p = p
         self._params["digest"] = digest  # the DIGEST register (model.spec.digest_word of the configuration)
         #: widths and the register map, computed once (the golden model's CoreParams reads the same object)
@@ -260,8 +279,8 @@ class PIMCore(Block):
             "w_en": In(1), "w_addr": In(word), "w_data": In(BUS_BITS), "w_strb": In(BUS_BITS // 8),
             "r_addr": In(word), "r_data": Out(BUS_BITS),
             "x": In(stream.Signature(layout_from_fields(window_fields(n_comp, in_bits, in_windows)))),
-            "o": Out(stream.Signature(layout_from_fields(result_fields(self.psum_width)))),
-            "o_last": Out(1),
+            "o": Out(stream.Signature(layout_from_fields(result_fields(self.psum_width, result_lanes)))),
+            "o_last": Out(1), **({"o_keep": Out(result_lanes)} if result_lanes > 1 else {}),
             "busy": Out(1), "done": Out(1), "error": Out(1),
         })
 
@@ -316,6 +335,11 @@ class PIMCore(Block):
         (``ends``: its final beat taken) even if the run aborts: a beat
         offered stays offered (AXI4-Stream).
 
+        With ``result_lanes`` L > 1 a beat reads the same word of every
+        macro's bank and carries those of the L macros ``gL .. gL + L - 1``
+        (lane group ``g = out_q_m``; ``out_q`` is then lane 0's pixel,
+        stepping by L); ``o_keep`` marks the lanes holding a pixel of the pass.
+
         The banks read synchronously (:mod:`hw.sram`): a drained result's
         partial sum is read in the cycle of its beat and written (``first``) or
         added one cycle later (the beats of a drain are distinct addresses);
@@ -325,6 +349,8 @@ class PIMCore(Block):
         """
         p = self._p
         M, n_col, out_pixels, ob, psw = p["macros"], p["n_col"], p["out_pixels"], p["out_banks"], self.psum_width
+        L = self._lanes_out
+        G = M // L                      # lane groups of a round (a row of the banks)
         bank_rows = -(-out_pixels // M)
         sb = (n_col - 1).bit_length()   # a row of a bank holds n_col partial sums at a power-of-two stride
         rf = _OutputRF(drain_row=[Signal(range(bank_rows + 1), name=f"drain_row{k}") for k in range(M)],
@@ -332,7 +358,7 @@ class PIMCore(Block):
                        ends=Signal(name="stream_ends"), streaming=Signal(name="streaming"))
         acc_bank = Signal()             # the bank drains fill (out_banks 2)
         out_bank = Signal()             # the bank the stream reads (out_banks 2)
-        out_q_m = Signal(range(M))
+        out_q_m = Signal(range(G))      # the lane group streamed (L = 1: the macro)
         out_row = Signal(range(bank_rows))
         out_s = Signal.like(cur.n_out)
         out_q = Signal.like(cur.pixels)
@@ -349,7 +375,7 @@ class PIMCore(Block):
         with m.If(self.o.valid & self.o.ready):
             with m.If(out_s == out_s_last):
                 m.d.comb += nx_s.eq(0)
-                with m.If(out_q_m == M - 1):
+                with m.If(out_q_m == G - 1):
                     m.d.comb += [nx_q_m.eq(0), nx_row.eq(out_row + 1)]
                 with m.Else():
                     m.d.comb += nx_q_m.eq(out_q_m + 1)
@@ -389,17 +415,28 @@ class PIMCore(Block):
             m.d.comb += mac.o.ready.eq(1)
             with m.If(mac.o.valid & mac.o.payload.last):
                 m.d.sync += rf.drain_row[k].eq(rf.drain_row[k] + 1)
-        rd_sel = Signal(psw)
-        m.d.comb += rd_sel.eq(Cat(*rd_macro).word_select(out_q_m, psw) if M > 1 else rd_macro[0])
-        out_last = (out_q == out_q_last) & (out_s == out_s_last)
+        if L == 1:
+            rd_sel = Signal(psw)
+            m.d.comb += rd_sel.eq(Cat(*rd_macro).word_select(out_q_m, psw) if M > 1 else rd_macro[0])
+            out_last = (out_q == out_q_last) & (out_s == out_s_last)
+            m.d.comb += self.o.payload.psum.eq(rd_sel.as_signed())
+        else:  # lane i: macro out_q_m * L + i, pixel out_q + i (kept while <= out_q_last)
+            rd_sel = Signal(L * psw)
+            m.d.comb += rd_sel.eq(Cat(*rd_macro).word_select(out_q_m, L * psw) if G > 1 else Cat(*rd_macro))
+            group_end, q_last = same_width(m, out_q + L, out_q_last, "out_group_end")
+            out_last = (group_end > q_last) & (out_s == out_s_last)
+            for i in range(L):
+                q_i, q_l = same_width(m, out_q + i, out_q_last, f"out_lane{i}")
+                m.d.comb += [self.o.payload.psum[i].eq(rd_sel[i * psw:(i + 1) * psw].as_signed()),
+                             self.o_keep[i].eq(q_i <= q_l)]
         m.d.comb += [
-            self.o.valid.eq(streaming), self.o.payload.psum.eq(rd_sel.as_signed()), self.o_last.eq(out_last),
+            self.o.valid.eq(streaming), self.o_last.eq(out_last),
             rf.ends.eq(streaming & self.o.ready & out_last),
             rf.free.eq(~streaming | rf.ends),
         ]
         with m.If(self.o.valid & self.o.ready):
             with m.If(out_s == out_s_last):
-                m.d.sync += out_q.eq(out_q + 1)
+                m.d.sync += out_q.eq(out_q + L)
                 with m.If(out_last):
                     m.d.sync += streaming.eq(0)
         with m.If(rf.hand_off):  # only when free: the stream before it is over (or ends in this cycle)
@@ -790,6 +827,9 @@ class PIMCoreAXI(Block):
       bits, element 0 lowest (:func:`model.spec.window_fields`);
     * ``m_axis_tdata/tvalid/tready/tlast``: results, one signed partial sum per
       beat (:func:`model.spec.result_fields`), ``tlast`` on a pass's final beat;
+      with ``result_lanes`` L > 1, L partial sums a beat (lane i in bits ``i * rw .. i * rw + rw - 1``, ``rw``
+      = :func:`model.spec.result_width`) and ``m_axis_tkeep`` (``L * rw / 8`` bits, a lane's bytes all high
+      or all low: low for a lane past the pass's last pixel, only in its lane group's beats);
       driven from an output register (one beat, filled while empty or emptied in the same cycle), so each beat
       leaves one cycle after the core offers it and the core's cycles are those of a direct connection;
     * ``irq``: high while ``STATUS.DONE`` (cleared by the next START) and the output register is empty.
@@ -810,7 +850,9 @@ class PIMCoreAXI(Block):
             "s_axis_tdata": In(field_width(window_fields(params["n_comp"], params.get("in_bits", 8),
                                                          params.get("in_windows", 1))[0])),
             "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
-            "m_axis_tdata": Out(rw), "m_axis_tvalid": Out(1), "m_axis_tready": In(1), "m_axis_tlast": Out(1),
+            "m_axis_tdata": Out(rw * self.core._lanes_out), "m_axis_tvalid": Out(1), "m_axis_tready": In(1),
+            "m_axis_tlast": Out(1),
+            **({"m_axis_tkeep": Out(rw // 8 * self.core._lanes_out)} if self.core._lanes_out > 1 else {}),
             "irq": Out(1),
         })
 
@@ -860,4 +902,7 @@ class PIMCoreAXI(Block):
             m.d.sync += out_valid.eq(core.o.valid)
             with m.If(core.o.valid):
                 m.d.sync += [self.m_axis_tdata.eq(core.o.payload.psum), self.m_axis_tlast.eq(core.o_last)]
+                if core._lanes_out > 1:  # TKEEP: every byte of a lane as its o_keep bit
+                    m.d.sync += self.m_axis_tkeep.eq(Cat(*(k.replicate(self.core.derived.result_bits // 8)
+                                                          for k in core.o_keep)))
         return m

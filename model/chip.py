@@ -365,6 +365,9 @@ def _core_params(macro, hw):
     from dbpim.model.config import CoreConfig, SystemConfig
     from dbpim.model.core import CoreParams
     if hw is not None:
+        if hw.core.result_lanes != 1:  # as hw.chip.DBPIMChip: the PIM controller takes one result a beat
+            raise ChipError(f"core.result_lanes: the chip's PIM controller takes the core's results one a beat; "
+                            f"must be 1, got {hw.core.result_lanes}")
         return CoreParams.from_config(hw)
     return CoreParams(macro=macro, macros=SystemConfig().macros_per_core, core=CoreConfig())
 

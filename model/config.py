@@ -244,6 +244,7 @@ class CoreConfig:
     tile_banks: int = _core_key(1, "tile_banks")
     out_banks: int = _core_key(1, "out_banks")
     in_windows: int = _core_key(1, "in_windows")
+    result_lanes: int = _core_key(1, "result_lanes")
 
     def __post_init__(self):
         _validate(self, "core")
@@ -251,7 +252,7 @@ class CoreConfig:
 
 #: core keys added after design points were recorded -> the value that keeps the former behaviour: left out of
 #: :meth:`HwConfig.to_dict` (and so of the digest) at that value, so a recorded design point keeps its digest
-CORE_KEYS_SINCE = {"in_windows": 1}
+CORE_KEYS_SINCE = {"in_windows": 1, "result_lanes": 1}
 
 #: YAML section -> its dataclass
 SECTIONS = {"macro": MacroConfig, "system": SystemConfig, "energy": EnergyConfig, "core": CoreConfig}
@@ -297,9 +298,13 @@ class HwConfig:
         if self.system.macros_per_core % self.core.in_windows:
             raise ConfigError(f"core.in_windows: must divide system.macros_per_core="
                               f"{self.system.macros_per_core}, got {self.core.in_windows}")
+        if self.system.macros_per_core % self.core.result_lanes:
+            raise ConfigError(f"core.result_lanes: must divide system.macros_per_core="
+                              f"{self.system.macros_per_core}, got {self.core.result_lanes}")
 
     def to_dict(self) -> dict:
-        """The design point as plain data; ``core.in_windows`` only when it is not 1 (:data:`CORE_KEYS_SINCE`)."""
+        """The design point as plain data; ``core.in_windows`` and ``core.result_lanes`` only when they are not 1
+        (:data:`CORE_KEYS_SINCE`)."""
         core = dataclasses.asdict(self.core)
         for k, v in CORE_KEYS_SINCE.items():
             if core[k] == v:

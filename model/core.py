@@ -31,7 +31,7 @@ from dbpim.model.derived import Derived
 from dbpim.model.spec import CORE_REG, entry_words, input_bits, map_entry_fields, mask_entry_fields, tile_entry_fields
 
 __all__ = ["CoreParams", "Pass", "Segment", "CoreProgram", "CoreResult", "PlanError", "compile_program",
-           "bus_writes", "input_windows", "run_core", "assemble"]
+           "bus_writes", "input_windows", "result_order", "run_core", "assemble"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,9 @@ class CoreParams:
         if self.macros % self.core.in_windows:
             raise ValueError(f"core.in_windows: must divide the macros per core ({self.macros}), "
                              f"got {self.core.in_windows}")
+        if self.macros % self.core.result_lanes:
+            raise ValueError(f"core.result_lanes: must divide the macros per core ({self.macros}), "
+                             f"got {self.core.result_lanes}")
 
     @classmethod
     def from_config(cls, hw: HwConfig) -> "CoreParams":
@@ -264,6 +267,21 @@ def input_windows(program: CoreProgram, segment: Segment, x) -> np.ndarray:
 
 # --------------------------------------------------------------------------- the twin
 
+def result_order(pixels: int, n_out: int, result_lanes: int = 1) -> np.ndarray:
+    """The result beats of a job: int64 (beats, lanes), each lane's index ``pixel * n_out + filter`` into the
+    job's (pixels, n_out) results, -1 for an empty lane (``TKEEP`` low).
+
+    Beat ``k * n_out + s`` carries filter s of pixels ``k L .. k L + L - 1`` (``L = core.result_lanes``,
+    lane i pixel ``k L + i``: one pixel of each of L consecutive macros, as L divides the macros per core);
+    ``model.core_timing.stream_beats`` of them. With ``L = 1``: pixel by pixel, filter by filter.
+    """
+    L = int(result_lanes)
+    groups = -(-int(pixels) // L)
+    q = np.arange(groups)[:, None, None] * L + np.arange(L)[None, None, :]
+    f = np.arange(int(n_out))[None, :, None]
+    return np.where(q < pixels, q * int(n_out) + f, -1).reshape(-1, L).astype(np.int64)
+
+
 def _tile_acc(tile: Tile, xg: np.ndarray) -> np.ndarray:
     """Accumulators of the used slots for gathered inputs xg (P, n_row * n_comp): int64 (P, n_filters)."""
     v = tile_digit_values(tile).reshape(-1, tile.col_filter.size).astype(np.float64)
@@ -284,7 +302,8 @@ def run_core(program: CoreProgram, x) -> CoreResult:
     pix = pixel_cycles(bits, comp.tiles, program.params.macro)[None]
     cycles = layer_cycles(program.plan, pix, program.params.macro, program.params.macros,
                           program.params.core.tile_banks, program.params.core.out_banks,
-                          in_windows=program.params.core.in_windows)[0]
+                          in_windows=program.params.core.in_windows,
+                          result_lanes=program.params.core.result_lanes)[0]
     beats = []
     psum_limit = 1 << (program.params.psum_width - 1)
     for seg in program.segments:
@@ -298,8 +317,9 @@ def run_core(program: CoreProgram, x) -> CoreResult:
             acc[key] = a if p.first else acc[key] + a
             if np.any(np.abs(acc[key]) >= psum_limit):  # cannot happen within max_row_tiles (spec.psum_width)
                 raise AssertionError("partial sum exceeds the output register file width")
-            if p.last:
-                stream.append(acc[key][:, :p.n_out].reshape(-1))
+            if p.last:  # the valid lanes of its beats in order (result_order)
+                order = result_order(p.pixels, p.n_out, program.params.core.result_lanes).reshape(-1)
+                stream.append(acc[key][:, :p.n_out].reshape(-1)[order[order >= 0]])
         beats.append(np.concatenate(stream) if stream else np.zeros(0, np.int64))
     return CoreResult(beats=beats, out=assemble(program, beats), cycles=cycles)
 
@@ -321,7 +341,10 @@ def assemble(program: CoreProgram, beats) -> np.ndarray:
             if k + n > b.size:
                 raise ValueError(f"beats: a START of {len(seg.passes)} passes streams more than {b.size} results")
             f = program.compiled.tiles[p.tile].filters[:p.n_out]
-            out[p.p0:p.p0 + p.pixels, f] = b[k:k + n].reshape(p.pixels, p.n_out)
+            order = result_order(p.pixels, p.n_out, program.params.core.result_lanes).reshape(-1)
+            job = np.zeros(n, np.int64)
+            job[order[order >= 0]] = b[k:k + n]
+            out[p.p0:p.p0 + p.pixels, f] = job.reshape(p.pixels, p.n_out)
             k += n
         if k != b.size:
             raise ValueError(f"beats: {b.size} results, the START streams {k}")

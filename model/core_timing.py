@@ -8,8 +8,8 @@ and ``sim_bench`` with one core equal to the twin.
 A PIM core is ``M`` macros holding the same tile, ``W = core.in_windows``
 sparse allocation switches (``lanes`` outputs per cycle each) with their row
 packers, in lock step, shared by the ``M`` macros (W divides M), an
-output register file (``core.out_banks`` banks) streaming results one per
-cycle, and a layer controller running descriptors.
+output register file (``core.out_banks`` banks) streaming results
+``L = core.result_lanes`` per cycle, and a layer controller running descriptors.
 
 **Plan.** :func:`plan_passes` derives the core's loop nest from a compiled
 layer's tiles: filter tiles (consecutive tiles with the same group and column
@@ -19,7 +19,8 @@ tiles; one *pass* per (filter tile, pixel run, row tile). A pass reads only the
 windows of ``n_comp`` inputs that hold a kept row of its row tile. A *job*
 is one (filter tile, pixel run): its passes from the ``first`` row tile to
 the ``last``, which accumulate into the output register file; the last
-pass's results, ``stream = pixels * n_out``, then leave one per cycle.
+pass's results then leave in ``stream = ceil(pixels / L) * n_out`` beats,
+one a cycle (:func:`stream_beats`).
 Jobs are packed whole into *segments* (one START each) while the core's
 tile store, descriptor memory and mask register file last
 (:func:`pack_segments`).
@@ -69,8 +70,17 @@ tile store, descriptor memory and mask register file last
   ``load = max(0, load_k+1 - overlap_k)`` (:func:`exposed_load`) in ``B_0``.
   Still exposed: a START's first load (no pass before it in the START),
   and the part of a load longer than the ``after`` of the pass before it.
+* **Result lanes** (``L = core.result_lanes``, dividing ``M``). A beat
+  carries one filter's results of ``L`` pixels, one from each of ``L``
+  consecutive macros' output register file banks (the pixels ``rM + gL ..
+  rM + gL + L - 1`` of round r, lane group g): the stream goes round by
+  round, lane group by lane group (those holding a pixel), filter by filter.
+  A pass's ``pixels`` fill ``ceil(pixels / L)`` lane groups (every round
+  but the last is whole and L divides M), so ``stream = ceil(pixels / L) *
+  n_out`` beats (:func:`stream_beats`); with ``L = 1`` pixel by pixel,
+  ``pixels * n_out``.
 * **Output banks** (the exposed streaming ``x``). With ``core.out_banks =
-  1`` a last pass streams its results right after its hand-off, one per
+  1`` a last pass streams its results right after its hand-off, one beat a
   cycle, and the next pass starts after the final beat: ``x = stream``.
   With ``out_banks = 2`` the stream reads one bank while the next job's
   passes fill the other, and the next pass starts the cycle after the
@@ -110,7 +120,7 @@ import numpy as np
 from dbpim.model.cycles import cell_row_popcounts_t, tile_load_cycles
 from dbpim.model.spec import CORE_LATENCY, DIGIT_BITS, pipeline_latency
 
-__all__ = ["PassPlan", "PlanError", "plan_passes", "pack_segments", "filter_tiles_of", "kept_rows",
+__all__ = ["PassPlan", "PlanError", "stream_beats", "plan_passes", "pack_segments", "filter_tiles_of", "kept_rows",
            "switch_beats", "window_counts", "delivery_cycles", "delivery_and_windows", "check_filter_tile",
            "load_cycles", "tile_bytes", "pixel_cycles", "round_compute",
            "round_sizes", "round_delivery", "first_round_delivery", "pass_after", "prefetch_overlap", "exposed_load",
@@ -166,6 +176,16 @@ class PassPlan:
 
 
 # ----------------------------------------------------------------------------- per-row-tile constants
+
+def stream_beats(pixels, n_out, result_lanes: int = 1) -> np.ndarray:
+    """Result stream beats of a job: ``ceil(pixels / result_lanes) * n_out`` (int64, broadcast).
+
+    A beat carries one filter's results of ``result_lanes`` (``core.result_lanes``, dividing the macros per
+    core) pixels, one per lane; the lanes past a pass's last pixel are empty (``TKEEP`` low).
+    """
+    lanes = int(result_lanes)
+    return -(-np.asarray(pixels, np.int64) // lanes) * np.asarray(n_out, np.int64)
+
 
 def load_cycles(n_rows_used) -> np.ndarray:
     """Cycles to load tiles into a core's macros at once: the macro's own :func:`model.cycles.tile_load_cycles`."""
@@ -351,22 +371,23 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core, *, starts=None) -> np.
     return np.array(out, np.int64)
 
 
-def job_work(cell_rows, n_out, pixels, macro, macros: int) -> np.ndarray:
+def job_work(cell_rows, n_out, pixels, macro, macros: int, *, result_lanes: int = 1) -> np.ndarray:
     """Cycles of every job (filter tile over a pixel run) as the compiler sees them (no input known): (F, L).
 
     ``cell_rows`` (F, row tiles) are the cell rows each row tile of each
     filter tile uses (0: no such row tile), ``n_out`` (F,) its results per
     pixel, ``pixels`` (L,) the pixel runs. Every bit column of every used cell
     row counts as issued (``in_bits`` each, :mod:`model.cycles`), plus the
-    pipeline latency, a round at least ``n_col`` cycles; the results leave one
-    per cycle: ``max(ceil(pixels / macros) * sum over row tiles of
-    max(in_bits * cell rows + latency, n_col), pixels * n_out)``.
+    pipeline latency, a round at least ``n_col`` cycles; the results leave in
+    :func:`stream_beats` (``result_lanes`` a beat): ``max(ceil(pixels / macros) * sum over row tiles of
+    max(in_bits * cell rows + latency, n_col), ceil(pixels / result_lanes) * n_out)``.
     """
     used = np.asarray(cell_rows, np.int64)
     per_round = np.where(used > 0, np.maximum(macro.in_bits * used + pipeline_latency(macro.pipeline),
                                               macro.n_col), 0).sum(-1)
     px = np.asarray(pixels, np.int64)[None, :]
-    return np.maximum(-(-px // int(macros)) * per_round[:, None], px * np.asarray(n_out, np.int64)[:, None])
+    return np.maximum(-(-px // int(macros)) * per_round[:, None],
+                      stream_beats(px, np.asarray(n_out, np.int64)[:, None], result_lanes))
 
 
 def deal_filter_tiles(work, cores: int) -> np.ndarray:
@@ -621,7 +642,7 @@ def pass_cycles_rounds(load, deliver, C, m_r, stream, n_col: int, *, in_windows:
     load, deliver, stream : int arrays (...)
         Tile load cycles the pass waits for (:func:`exposed_load`; the whole
         load with one tile bank), switch cycles per vector, result beats
-        streamed after the pass (``pixels * n_out`` for a last pass, else 0).
+        streamed after the pass (:func:`stream_beats` for a last pass, else 0).
     C : int array (..., R)
         Compute cycles of each round (:func:`round_compute`); past the last round ignored.
     m_r : int array (..., R)
@@ -709,7 +730,7 @@ def job_cycles(cycles, load, d0, overlap, stream, same_start, *, tile_banks: int
     overlap : int array (..., J)
         :func:`prefetch_overlap` of the job's last pass with nothing streamed.
     stream : int array (J,)
-        The job's result beats, ``pixels * n_out``.
+        The job's result beats, :func:`stream_beats`.
     same_start : bool array (J,)
         The job runs in the same START as the job before it.
     tile_banks, out_banks : int
@@ -805,7 +826,8 @@ class _Passes:
     job_args: tuple
 
 
-def _passes(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int, in_windows: int) -> _Passes:
+def _passes(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int, in_windows: int,
+            result_lanes: int = 1) -> _Passes:
     S, n = pix.shape[0], plan.tile.size
     width = int(plan.pixels.max())
     comp = np.zeros((S, n, width), np.int64)
@@ -825,12 +847,13 @@ def _passes(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int
         raise PlanError("plan: every job (filter tile over a pixel run) must run from its first to its last pass")
     seg = plan.segment[heads]
     job_args = (np.broadcast_to(plan.load[heads], (S, heads.size)), d0[:, heads], overlap[:, tails],
-                plan.pixels[tails] * plan.n_out[tails], np.append(False, seg[1:] == seg[:-1]))
+                stream_beats(plan.pixels[tails], plan.n_out[tails], result_lanes),
+                np.append(False, seg[1:] == seg[:-1]))
     return _Passes(comp, C, m_r, d0, load, heads, np.add.reduceat(per_pass, heads, axis=-1), seg, job_args)
 
 
 def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int = 1,
-                 out_banks: int = 1, *, in_windows: int = 1) -> np.ndarray:
+                 out_banks: int = 1, *, in_windows: int = 1, result_lanes: int = 1) -> np.ndarray:
     """Cycles of every START of a layer's plan for each sample: int64 (S, segments).
 
     ``pix`` is :func:`pixel_cycles` of each sample, (S, P, tiles);
@@ -838,14 +861,15 @@ def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks
     waits only for :func:`exposed_load`), ``out_banks`` is
     ``core.out_banks`` (2: a job's results stream while the next job
     computes, :func:`job_cycles`), ``in_windows`` is ``core.in_windows``
-    (vectors delivered at once, :func:`round_delivery`).
+    (vectors delivered at once, :func:`round_delivery`), ``result_lanes`` is
+    ``core.result_lanes`` (results a stream beat, :func:`stream_beats`).
     """
     pix = np.asarray(pix, np.int64)
     S = pix.shape[0]
     segs = np.zeros((S, plan.n_segments), np.int64)
     if plan.tile.size == 0:
         return segs + CORE_LATENCY["run"]
-    p = _passes(plan, pix, macro, macros, tile_banks, in_windows)
+    p = _passes(plan, pix, macro, macros, tile_banks, in_windows, result_lanes)
     jobs = job_cycles(p.per_job, *p.job_args, tile_banks=tile_banks, out_banks=out_banks)
     for s in range(plan.n_segments):
         segs[:, s] = jobs[:, p.seg == s].sum(-1) + CORE_LATENCY["run"]
@@ -853,7 +877,7 @@ def layer_cycles(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks
 
 
 def layer_cycle_terms(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_banks: int = 1,
-                      out_banks: int = 1, *, in_windows: int = 1) -> dict:
+                      out_banks: int = 1, *, in_windows: int = 1, result_lanes: int = 1) -> dict:
     """:func:`layer_cycles` split into :data:`PASS_TERMS`: term -> int64 (S, segments), adding up to it exactly.
 
     It shares :func:`layer_cycles`'s pass and job quantities (``_passes``; the sum test holds the two
@@ -867,7 +891,7 @@ def layer_cycle_terms(plan: PassPlan, pix: np.ndarray, macro, macros: int, tile_
     if plan.tile.size == 0:
         zero = np.zeros((S, plan.n_segments), np.int64)
         return {k: zero + (CORE_LATENCY["run"] if k == "control" else 0) for k in PASS_TERMS}
-    p = _passes(plan, pix, macro, macros, tile_banks, in_windows)
+    p = _passes(plan, pix, macro, macros, tile_banks, in_windows, result_lanes)
     t = pass_terms(p.load, plan.deliver, p.C, p.m_r, 0, macro.n_col, round_work(p.comp, int(macros)),
                    in_windows=in_windows)
     hidden, exposed = job_terms(p.per_job, *p.job_args, tile_banks=tile_banks, out_banks=out_banks)
@@ -908,4 +932,4 @@ def core_layer_cycles(compiled, bits, macros: int, core, name: str = "layer",
     plan = plan_passes(compiled.tiles, P, compiled.macro, macros, core, name, run_pixels)
     pix = pixel_cycles(bits.reshape(S * P, K), compiled.tiles, compiled.macro).reshape(S, P, -1)
     return layer_cycles(plan, pix, compiled.macro, macros, core.tile_banks, core.out_banks,
-                        in_windows=core.in_windows)
+                        in_windows=core.in_windows, result_lanes=core.result_lanes)

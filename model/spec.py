@@ -433,6 +433,8 @@ CORE_GEOMETRY: dict[str, Rule] = {
     "in_windows": Rule(lambda v: 1 <= v <= 16, "an integer from 1 to 16 dividing system.macros_per_core (input "
                                                "windows per input stream beat: that many switches and row packers "
                                                "deliver that many macros' vectors at once)"),
+    "result_lanes": Rule(lambda v: 1 <= v <= 16, "an integer from 1 to 16 dividing system.macros_per_core (results "
+                                                 "per result stream beat: one pixel of each of that many macros)"),
     "addr_width": Rule(lambda v: 3 <= v <= 32, "an integer from 3 to 32 (AXI4-Lite byte address bits)"),
 }
 
@@ -527,9 +529,10 @@ def descriptor_fields(n_comp: int, n_col: int, n_row: int, tile_slots: int, mask
             ("first", 1, None, False), ("last", 1, None, False)]
 
 
-def result_fields(psum_bits: int) -> list:
-    """Result beat (``m_axis_tdata``): one signed partial sum, sign-extended to :func:`result_width`."""
-    return [("psum", result_width(psum_bits), None, True)]
+def result_fields(psum_bits: int, lanes: int = 1) -> list:
+    """Result beat (``m_axis_tdata``): ``lanes`` (``core.result_lanes``) signed partial sums, each sign-extended
+    to :func:`result_width`, lane 0 lowest (one lane: a plain field, as before lanes existed)."""
+    return [("psum", result_width(psum_bits), None if positive_int(lanes, "lanes") == 1 else lanes, True)]
 
 
 def words_for(bits: int) -> int:

@@ -128,7 +128,7 @@ CYCLE_TERM_LABELS = {
             "and what the other tile bank hides",
     "dram": "off-chip floor: what the shared DRAM bandwidth adds to the exposed tile loads",
     "drain": "drain: the last round's n_col beats into the output register file, per pass",
-    "stream": "result streaming: a filter tile's results leave the core one per cycle",
+    "stream": "result streaming: a filter tile's results leave the core one beat (core.result_lanes of them) per cycle",
     "control": "control: the fixed cycles of every pass (decode, barrier) and every START",
     "simd": "SIMD core: the SIMD layers' cycles (model.simd_core.record_cycles; depthwise: "
             "model.chip_timing.dwc_cycles)",
@@ -654,7 +654,7 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     # overlap of each pixel run's last row tile: it hides the load of the next run's first row tile
     last_rt = np.maximum(n_rt - 1, 0)
     last_overlap = overlap[np.arange(n_runs), :, last_rt]  # (runs, S, L')
-    stream = ft_out[:, None] * npx[None, :]  # (n_ft, L): results of a pixel run, one beat each
+    stream = ct.stream_beats(npx[None, :], ft_out[:, None], cfg.core.result_lanes)  # (n_ft, L): a pixel run's beats
     n_ft = ft_run.size
     ft_rt = n_rt[ft_run]
     core_of = np.asarray(job_core, np.int64).ravel()  # (n_ft * L,)
@@ -772,7 +772,8 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
     _, npx, copy = _pixel_ranges(B * Pp, copies, run)
     if ("jobs", kept, fta, B) not in cache:  # the same for the mechanisms of this mapping
         cache[("jobs", kept, fta, B)] = (np.arange(n_ft)[:, None] * copies + copy[None, :]) % C if copies > 1 else \
-            ct.deal_jobs(ct.job_work(used[mp.ft_run], ft_out, npx, m, sysc.macros_per_core), C)
+            ct.deal_jobs(ct.job_work(used[mp.ft_run], ft_out, npx, m, sysc.macros_per_core,
+                                     result_lanes=cfg.core.result_lanes), C)
     job_core = cache[("jobs", kept, fta, B)]
     # the mechanisms of one mapping through the same switch differ only in their vectors: one call for them
     tm = yield ((kept, fta, mech != "dense"), (cfg, cache[(key, "batch", B)], delivery, port, load, valid, mp.ft_run,

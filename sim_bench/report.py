@@ -444,6 +444,7 @@ def markdown(nets: list[NetworkPerf]) -> str:
         f"{cfg.pim_bytes // 1024} KiB PIM, {cfg.macro.n_comp} x {cfg.macro.n_col} x {cfg.macro.n_row} macros, "
         f"switch {cfg.macro.lanes} lanes"
         + (f" x {cfg.core.in_windows} input windows a beat" if cfg.core.in_windows > 1 else "")
+        + (f", {cfg.core.result_lanes} results a beat" if cfg.core.result_lanes > 1 else "")
         + f", {cfg.system.freq_mhz:g} MHz; paper Tab. II: 333-500 MHz, 16 KB PIM, "
         "32 macros). Every limit of docs/perf_model.md is modelled.", "",
         f"Batch: {', '.join(sorted({str(n.batch) for n in nets}))} sample(s) per loaded tile (every figure below is "

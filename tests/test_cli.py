@@ -64,6 +64,7 @@ BAD_NUMBERS = [
     (["paper-nets", "--names", "lenet"], "--names"),
     (["verilog", "--core", "out_banks=3"], "--core"),
     (["verilog", "--core", "in_windows=3"], "--core"),  # does not divide small's macros_per_core = 2
+    (["verilog", "--core", "result_lanes=3"], "--core"),  # does not divide small's macros_per_core = 2
     (["verilog", "--blocks", ""], "--blocks"),
     (["verilog", "--blocks", "lpu,,macro"], "--blocks"),
     (["demo", "--sparsity", "1.5"], "--sparsity"),

@@ -18,18 +18,18 @@ def test_shipped_configs():
 
 
 #: digest of hw/configs/paper-throughput.yaml, as docs/perf_model.md ("The throughput core") states it
-THROUGHPUT_DIGEST = "d2bfe18b22dfe9649d131d5a8853fb72a2028a1a480a638b9e32a7a4390ffa0c"
+THROUGHPUT_DIGEST = "84274a381a7b71c3e5cda37d985e91ae0c73be82f32ffc0dd754175c20e2875c"
 
 
 def test_shipped_throughput_config():
-    """paper-throughput = paper with the core's three throughput options, nothing else; named and digested as
+    """paper-throughput = paper with the core's four throughput options, nothing else; named and digested as
     docs/perf_model.md says; its cells twice the paper's 16 KB."""
     from dbpim.commands._common import with_core_overrides
     t, p = load_config("paper-throughput"), load_config("paper")
     assert t.name == "paper-throughput" and t.defaulted == ()
-    assert (t.core.tile_banks, t.core.out_banks, t.core.in_windows) == (2, 2, 2)
-    same = with_core_overrides(p, {"tile_banks": 2, "out_banks": 2, "in_windows": 2})
-    assert same.name == "paper+tile_banks=2+out_banks=2+in_windows=2"
+    assert (t.core.tile_banks, t.core.out_banks, t.core.in_windows, t.core.result_lanes) == (2, 2, 2, 2)
+    same = with_core_overrides(p, {"tile_banks": 2, "out_banks": 2, "in_windows": 2, "result_lanes": 2})
+    assert same.name == "paper+tile_banks=2+out_banks=2+in_windows=2+result_lanes=2"
     assert {**same.to_dict(), "name": t.name} == t.to_dict()
     assert (p.pim_bytes, t.pim_bytes) == (16384, 32768)
     doc = (Path(__file__).parents[1] / "docs" / "perf_model.md").read_text()
@@ -44,6 +44,8 @@ def test_shipped_throughput_config():
     ({"macro": {"pipeline": "yes"}}, "macro.pipeline: must be true or false"),
     ({"macro": {"n_rows": 16}}, "macro.n_rows: unknown key"),
     ({"extra": 1}, "extra: unknown key"),
+    ({"core": {"result_lanes": 3}}, r"core.result_lanes: must divide system.macros_per_core=2, got 3"),
+    ({"core": {"result_lanes": 0}}, r"core.result_lanes: must be an integer from 1 to 16 dividing"),
 ])
 def test_bad_yaml_is_one_clear_line(tmp_path, edit, msg):
     doc = yaml.safe_load(Path(load_config("small").path).read_text())

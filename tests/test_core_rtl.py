@@ -20,7 +20,7 @@ pytest.importorskip("cocotb")
 
 from dbpim.model.compile import compile_layer  # noqa: E402
 from dbpim.model.config import CoreConfig, HwConfig, MacroConfig, SystemConfig  # noqa: E402
-from dbpim.model.core import CoreParams, compile_program, run_core  # noqa: E402
+from dbpim.model.core import CoreParams, compile_program, result_order, run_core  # noqa: E402
 from dbpim.model.quant import prune_quantize  # noqa: E402
 
 pytestmark = [pytest.mark.rtl, pytest.mark.timeout(900)]
@@ -166,20 +166,25 @@ CORNERS = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("corner,banks,out_banks,in_windows",
-                         [(c, 1, 1, 1) for c in range(len(CORNERS))] + [(0, 2, 1, 1), (1, 1, 2, 1), (0, 1, 2, 3)])
-def test_core_native_corners(corner, banks, out_banks, in_windows, rng):
+@pytest.mark.parametrize("corner,banks,out_banks,in_windows,result_lanes",
+                         [(c, 1, 1, 1, 1) for c in range(len(CORNERS))]
+                         + [(0, 2, 1, 1, 1), (1, 1, 2, 1, 1), (0, 1, 2, 3, 1), (0, 1, 2, 1, 3)])
+def test_core_native_corners(corner, banks, out_banks, in_windows, result_lanes, rng):
     """Corner configurations; the first also with two tile banks (several STARTs: each START's first tile
     is loaded in full, the others while the pass before computes), the second with two output banks (one
     macro, one lane: results stream while the next pixel run computes), the first with three input windows
-    a beat (its three macros' vectors delivered at once; pixel runs of 10 end in a round of one pixel)."""
+    a beat (its three macros' vectors delivered at once; pixel runs of 10 end in a round of one pixel), and
+    the first with three results a beat (a lane count that is no power of two, one lane group a round; the
+    round of one pixel streams two empty lanes)."""
     macro, M, core = CORNERS[corner]
     hw = HwConfig(name=f"corner{corner}" + ("-banks2" if banks == 2 else "") + ("-out2" if out_banks == 2 else "")
-                  + (f"-win{in_windows}" if in_windows > 1 else ""),
+                  + (f"-win{in_windows}" if in_windows > 1 else "")
+                  + (f"-res{result_lanes}" if result_lanes > 1 else ""),
                   macro=MacroConfig(in_bits=8, phi_max=2, **macro),
                   system=SystemConfig(macros_per_core=M), core=CoreConfig(**core, tile_banks=banks,
                                                                             out_banks=out_banks,
-                                                                            in_windows=in_windows))
+                                                                            in_windows=in_windows,
+                                                                            result_lanes=result_lanes))
     _check_random_programs(hw, rng, trials=4)
 
 
@@ -197,6 +202,10 @@ def _check_random_programs(hw, rng, trials):
                     r = runs[si][s]
                     where = f"trial {trial} START {si} sample {s} stall {stall[0]}"
                     assert np.array_equal(r.beats, w.beats[si]), f"{where}: results"
+                    if hw.core.result_lanes > 1:  # TKEEP: the lanes holding a pixel (model.core.result_order)
+                        keep = np.concatenate([result_order(p.pixels, p.n_out, hw.core.result_lanes) >= 0
+                                               for p in prog.segments[si].passes if p.last])
+                        assert np.array_equal(r.keep, keep), f"{where}: TKEEP"
                     assert r.status == 0b010, f"{where}: STATUS {r.status:#x}"
                     if stall[0] == 0:
                         assert r.cycles == w.cycles[si], f"{where}: CYCLES {r.cycles} != {w.cycles[si]}"
@@ -210,15 +219,15 @@ def test_core_native_random_layers_small(rng):
     _check_random_programs(load_config(rtl_config("small")), rng, trials=3)
 
 
-def small_two_banks(tile_banks=2, out_banks=1, in_windows=1):
-    """The small configuration with ``core.tile_banks``, ``core.out_banks`` and ``core.in_windows`` (its own
-    build folder)."""
+def small_two_banks(tile_banks=2, out_banks=1, in_windows=1, result_lanes=1):
+    """The small configuration with ``core.tile_banks``, ``core.out_banks``, ``core.in_windows`` and
+    ``core.result_lanes`` (its own build folder)."""
     import dataclasses
 
     from dbpim.model.config import load_config
     name = ("small" + ("-banks2" if tile_banks == 2 else "") + ("-out2" if out_banks == 2 else "")
-            + (f"-win{in_windows}" if in_windows > 1 else ""))
-    core = {"tile_banks": tile_banks, "out_banks": out_banks, "in_windows": in_windows}
+            + (f"-win{in_windows}" if in_windows > 1 else "") + (f"-res{result_lanes}" if result_lanes > 1 else ""))
+    core = {"tile_banks": tile_banks, "out_banks": out_banks, "in_windows": in_windows, "result_lanes": result_lanes}
     return dataclasses.replace(load_config("small").replace(core=core), name=name, path=None)
 
 
@@ -242,6 +251,16 @@ def test_core_native_random_layers_small_two_in_windows(rng, tile_banks, out_ban
     step), with one tile and output bank and with two of each: results exact, CYCLES = the twin's
     (model.core_timing.round_delivery), full rate and stalled (a stalled input stream stalls both lanes)."""
     _check_random_programs(small_two_banks(tile_banks, out_banks, 2), rng, trials=4)
+
+
+@pytest.mark.slow  # test_hw_core.py's Amaranth run streams two results a beat in make test
+@pytest.mark.parametrize("tile_banks,out_banks,in_windows", [(1, 1, 1), (2, 2, 2)])
+def test_core_native_random_layers_small_two_result_lanes(rng, tile_banks, out_banks, in_windows):
+    """Two results a beat (both macros' results of a filter; TKEEP low on a lane past the pass's last pixel),
+    with one tile and output bank and one window a beat, and with two of each: results exact and in order,
+    TKEEP as model.core.result_order, CYCLES = the twin's (model.core_timing.stream_beats), full rate and
+    stalled (a stalled result stream stalls both lanes)."""
+    _check_random_programs(small_two_banks(tile_banks, out_banks, in_windows, 2), rng, trials=4)
 
 
 def _stream_waits(prog, x):

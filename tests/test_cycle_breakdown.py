@@ -72,8 +72,10 @@ def test_layer_terms_add_up_to_layer_cycles_on_random_layers(rng, banks):
             slow = dataclasses.replace(plan, load=plan.load * stretch)
             for ob in (1, 2):  # core.out_banks: results streamed after a job or during the next one
                 for W in sorted({1, M}):  # core.in_windows: one window a beat, or every macro's at once
-                    t = ct.layer_cycle_terms(slow, pix, SMALL, M, banks, ob, in_windows=W)
-                    assert np.array_equal(_sum(t), ct.layer_cycles(slow, pix, SMALL, M, banks, ob, in_windows=W))
+                    L = M if W == 1 else 1  # core.result_lanes: every macro's results a beat, or one
+                    t = ct.layer_cycle_terms(slow, pix, SMALL, M, banks, ob, in_windows=W, result_lanes=L)
+                    assert np.array_equal(_sum(t), ct.layer_cycles(slow, pix, SMALL, M, banks, ob, in_windows=W,
+                                                                   result_lanes=L))
 
 
 @pytest.mark.parametrize("banks,out_banks", [(1, 1), (2, 2)])
@@ -217,3 +219,34 @@ def test_bench_paper_and_compare_carry_the_breakdown(digits_art, tmp_path):
     compare.write_outputs(crows, tmp_path, reram.ReramConfig(), plots=False)
     doc = json.loads((tmp_path / "compare.json").read_text())
     assert all(sum(r["cycle_breakdown [cycles]"].values()) == pytest.approx(r["cycles"]) for r in doc["rows"])
+
+
+def test_result_lanes_stream_ceil_pixels_over_lanes_beats(rng):
+    """core.result_lanes L: a job streams ceil(pixels / L) * n_out beats (model.core_timing.stream_beats), the
+    beats of model.core.result_order: every (pixel, filter) once, lane i of beat k n_out + s pixel kL + i and
+    filter s, the empty lanes only past the last pixel; a layer's cycles shrink by exactly the beats saved when
+    the results leave after the last pass (one output bank, one tile bank)."""
+    from dbpim.model.core import result_order
+    for _ in range(30):
+        pixels, n_out, L = int(rng.integers(1, 40)), int(rng.integers(1, 17)), int(rng.choice([1, 2, 3, 4, 8]))
+        order = result_order(pixels, n_out, L)
+        assert order.shape == (ct.stream_beats(pixels, n_out, L), L) == (-(-pixels // L) * n_out, L)
+        kept = order[order >= 0]
+        assert np.array_equal(np.sort(kept), np.arange(pixels * n_out))
+        k, i = np.divmod(np.arange(order.size), L)
+        pix, filt = (k // n_out) * L + i, k % n_out
+        want = np.where(pix < pixels, pix * n_out + filt, -1)
+        assert np.array_equal(order.reshape(-1), want)
+    assert np.array_equal(ct.stream_beats(np.array([1, 4, 5, 64]), 3, 4), [3, 3, 6, 48])
+    comp = _layer(rng, K=40)
+    P, M = 13, 4
+    xs = rng.integers(0, 256, (2, P, comp.K))
+    core = CoreConfig(out_pixels=5)
+    plan = ct.plan_passes(comp.tiles, P, SMALL, M, core)
+    pix = ct.pixel_cycles(input_bits(xs.reshape(2 * P, -1), False), comp.tiles, SMALL).reshape(2, P, -1)
+    last = plan.last
+    for L in (2, 4):
+        saved = (plan.pixels * plan.n_out - ct.stream_beats(plan.pixels, plan.n_out, L))[last].sum()
+        assert saved > 0
+        one = ct.layer_cycles(plan, pix, SMALL, M).sum(-1)
+        assert np.array_equal(one - ct.layer_cycles(plan, pix, SMALL, M, result_lanes=L).sum(-1), [saved, saved])

@@ -18,7 +18,8 @@ from dbpim.hw.axi import AXI4LiteTarget  # noqa: E402
 from dbpim.hw.core import PIMCore, RowPacker  # noqa: E402
 from dbpim.model import blocks, spec  # noqa: E402
 from dbpim.model.config import load_config  # noqa: E402
-from dbpim.model.core import CoreParams, bus_writes, compile_program, input_windows, run_core  # noqa: E402
+from dbpim.model.core import (CoreParams, bus_writes, compile_program, input_windows, result_order,  # noqa: E402
+                              run_core)
 from dbpim.model.examples import real_layer  # noqa: E402
 from dbpim.verif.tb import run_amaranth  # noqa: E402
 
@@ -110,15 +111,20 @@ def test_axi4lite_target_writes_and_reads(rng):
     assert got == words
 
 
-@pytest.mark.parametrize("banks,out_banks,in_windows", [(1, 1, 1), (2, 1, 1), (1, 2, 1), (2, 2, 1), (1, 1, 2),
-                                                        (2, 2, 2)])
-def test_core_on_a_real_layer_amaranth(banks, out_banks, in_windows):
+@pytest.mark.parametrize("banks,out_banks,in_windows,lanes", [
+    (1, 1, 1, 1), (2, 1, 1, 1), (1, 2, 1, 1), (2, 2, 1, 1), (1, 1, 2, 1),
+    pytest.param(2, 2, 2, 1, marks=pytest.mark.slow),  # (2, 2, 2, 2) runs all four options in make test
+    pytest.param(1, 1, 1, 2, marks=pytest.mark.slow), (2, 2, 2, 2)])
+def test_core_on_a_real_layer_amaranth(banks, out_banks, in_windows, lanes):
     """The digits MLP's first layer (5 vectors as 5 pixels: rounds of 2 and a short one) on the small core:
     results and CYCLES exact (one START at full rate on the internal register bus), with one tile bank and
     with two (each pass's tile loaded while the pass before it computes), with one output bank and with two
     (a filter tile's results stream while the next filter tile computes), with one input window a beat and
-    with two (both macros' vectors delivered at once: fewer cycles than one window, same results)."""
-    hw = load_config("small").replace(core={"tile_banks": banks, "out_banks": out_banks, "in_windows": in_windows})
+    with two (both macros' vectors delivered at once: fewer cycles than one window, same results), with one
+    result a beat and with two (both macros' results of a filter at once, TKEEP low on the round of one pixel:
+    fewer cycles, same results)."""
+    hw = load_config("small").replace(core={"tile_banks": banks, "out_banks": out_banks, "in_windows": in_windows,
+                                            "result_lanes": lanes})
     rl = real_layer(hw.macro)
     x = np.asarray(rl.x, np.int64)[:5]
     program = compile_program(rl.compiled, x.shape[0], CoreParams.from_config(hw))
@@ -129,9 +135,13 @@ def test_core_on_a_real_layer_amaranth(banks, out_banks, in_windows):
     if in_windows > 1:  # the model counts fewer cycles than with one window a beat
         one = compile_program(rl.compiled, x.shape[0], CoreParams.from_config(hw.replace(core={"in_windows": 1})))
         assert want.cycles[0].sum() < run_core(one, x).cycles[0].sum()
+    if lanes > 1:  # fewer cycles than one result a beat
+        one = compile_program(rl.compiled, x.shape[0], CoreParams.from_config(hw.replace(core={"result_lanes": 1})))
+        assert want.cycles[0].sum() < run_core(one, x).cycles[0].sum()
+    order = np.concatenate([result_order(p.pixels, p.n_out, lanes) for p in seg.passes if p.last])
     regs = {n: w for n, (w, _, _) in spec.CORE_REGS.items()}
     wf = spec.window_fields(hw.macro.n_comp, hw.macro.in_bits, in_windows)
-    rf = spec.result_fields(CoreParams.from_config(hw).psum_width)
+    rf = spec.result_fields(CoreParams.from_config(hw).psum_width, lanes)
 
     dut = PIMCore.from_config(hw)
     seen = []  # (prefetching, computing) every cycle after START
@@ -158,7 +168,9 @@ def test_core_on_a_real_layer_amaranth(banks, out_banks, in_windows):
         await tb.tick()
         tb.set("w_en", 0)
         tb.tick = watched_tick
-        beats = await tb.sink("o").recv(tb, len(want.beats[0]))
+        if lanes > 1:
+            tb.sink("o").extra = ("o_keep",)
+        beats = await tb.sink("o").recv(tb, len(order))
         while not tb.get("done"):
             await tb.tick()
         info = {}
@@ -166,7 +178,11 @@ def test_core_on_a_real_layer_amaranth(banks, out_banks, in_windows):
             tb.set("r_addr", regs[name])
             await tb.settle()
             info[name] = tb.get("r_data")
-        return [spec.unpack(rf, b)["psum"] for b in beats], info
+        if lanes == 1:
+            return [spec.unpack(rf, b)["psum"] for b in beats], info
+        keep = [[(k >> i) & 1 for i in range(lanes)] for _, k in beats]
+        assert keep == (order >= 0).astype(int).tolist(), "o_keep: the lanes holding a pixel"
+        return [v for (b, k), kk in zip(beats, keep) for v, kp in zip(spec.unpack(rf, b)["psum"], kk) if kp], info
 
     beats, info = run_amaranth(dut, body, max_cycles=2 * want.total_cycles + 5000)
     assert beats == list(want.beats[0])
@@ -193,3 +209,28 @@ def test_in_windows_widen_the_input_stream_and_must_divide_the_macros():
     with pytest.raises(ValueError, match="in_windows must be a positive integer dividing macros"):
         PIMCore(n_comp=4, n_col=4, n_row=4, lanes=2, macros=3, tile_slots=4, descriptors=4, mask_windows=8,
                 out_pixels=8, max_row_tiles=4, in_windows=2)
+
+
+def test_result_lanes_widen_the_result_stream_and_must_divide_the_macros():
+    """core.result_lanes L: the core's ``o`` and the AXI top's ``m_axis_tdata`` carry L results, ``m_axis_tkeep``
+    a byte enable each of their bytes (none with L = 1: the ports as before); an L that does not divide the
+    macros is refused with one line naming result_lanes, and the chip (one result a beat) refuses L > 1."""
+    from dbpim.hw.chip import DBPIMChip
+    from dbpim.hw.core import PIMCoreAXI
+    hw = load_config("small")
+    rw = CoreParams.from_config(hw).derived.result_bits
+    for L in (1, 2):
+        cfg = hw.replace(core={"result_lanes": L})
+        top = PIMCoreAXI.from_config(cfg)
+        assert len(top.m_axis_tdata) == L * rw
+        assert hasattr(top, "m_axis_tkeep") == (L > 1) and (L == 1 or len(top.m_axis_tkeep) == L * rw // 8)
+        assert len(PIMCore.from_config(cfg).o.payload.as_value()) == L * rw
+    with pytest.raises(ValueError, match="result_lanes must be a positive integer dividing macros"):
+        PIMCore(n_comp=4, n_col=4, n_row=4, lanes=2, macros=3, tile_slots=4, descriptors=4, mask_windows=8,
+                out_pixels=8, max_row_tiles=4, result_lanes=2)
+    with pytest.raises(ValueError, match=r"^core.result_lanes: the chip's PIM controller takes the core's results "
+                                         r"one a beat; must be 1, got 2$"):
+        DBPIMChip.from_config(hw.replace(core={"result_lanes": 2}))
+    from dbpim.model.chip import ChipError, _core_params  # the chip's compiler refuses it too
+    with pytest.raises(ChipError, match="^core.result_lanes: the chip's PIM controller"):
+        _core_params(hw.macro, hw.replace(core={"result_lanes": 2}))

@@ -91,7 +91,7 @@ def replay(folder, kinds=("macro", "core", "chip")) -> list[str]:
                 lines += [f"write {int(ad):x} {int(d):x}" for ad, d in a["bus_writes"][w0:w1]]
                 lines += [f"window {w}" for w in _hex_rows(a["in_stream"][i0:i1])]
                 lines.append(f"run {100_000 + 100 * int(i1 - i0) * hw.macro.n_row}")
-            runs, _ = _parse_core(_run(exe, lines, "core"), psum)
+            runs, _ = _parse_core(_run(exe, lines, "core"), psum, hw.core.result_lanes)
             if len(runs) != a["cycles"].size:
                 out.append(f"{where}: {a['cycles'].size} STARTs, the RTL ran {len(runs)}")
                 continue

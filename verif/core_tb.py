@@ -100,6 +100,9 @@ async def run_start(tb, axil: AxiLiteMaster, program, segment, x, want=None, whe
         The result partial sums (signed), their ``tlast`` flags, the ``CYCLES``
         and ``STATUS`` registers after DONE.
     """
+    if program.params.core.result_lanes != 1:
+        raise ValueError(f"core.result_lanes: the cocotb core bench takes one result a beat; must be 1, got "
+                         f"{program.params.core.result_lanes} (the native harness runs more: verif.native)")
     rw = spec.result_width(program.params.psum_width)
     src, snk = tb.source("s_axis"), tb.sink("m_axis")
     snk.extra = ("m_axis_tlast",)

@@ -104,22 +104,25 @@ def _build_locked(block: str, hw, bdir: Path, stem: str) -> tuple[Path, float]:
         return exe, 0.0
     t0 = time.perf_counter()
     man = generate(hw, bdir / "rtl", blocks=[block])
-    verilate_harness(block, [bdir / "rtl" / f for f in man["blocks"][block]["sources"]], bdir, bdir / "rtl", stem)
+    keep = ("-DDBPIM_RESULT_KEEP",) if block == "core" and hw.core.result_lanes > 1 else ()
+    verilate_harness(block, [bdir / "rtl" / f for f in man["blocks"][block]["sources"]], bdir, bdir / "rtl", stem,
+                     defines=keep)
     stamp.write_text(key)
     return exe, time.perf_counter() - t0
 
 
-def verilate_harness(block: str, sources: list, bdir: Path, include: Path, label: str) -> Path:
+def verilate_harness(block: str, sources: list, bdir: Path, include: Path, label: str, defines=()) -> Path:
     """Verilate ``sources`` (top ``dbpim_<block>``) with the native harness of ``block`` into ``bdir/obj/harness``.
 
     ``include`` holds the generated C header of the register map (``dbpim_core.h``, which the core's harness
-    includes). Returns the executable; raises :class:`NativeError` naming the build log.
+    includes); ``defines`` are extra compiler flags (``-DDBPIM_RESULT_KEEP``: the core's harness records
+    ``m_axis_tkeep``). Returns the executable; raises :class:`NativeError` naming the build log.
     """
     exe = bdir / "obj" / "harness"
     verilator = verilator_env()
     env = dict(os.environ)
     env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2").strip()
-    cmd = [verilator, *VERILATOR_ARGS, "-CFLAGS", f"-I{NATIVE_DIR} -I{include}", "--top-module", f"dbpim_{block}",
+    cmd = [verilator, *VERILATOR_ARGS, "-CFLAGS", " ".join([f"-I{NATIVE_DIR} -I{include}", *defines]), "--top-module", f"dbpim_{block}",
            "-Mdir", str(bdir / "obj"), "-o", "harness", "-j", "2", *(str(Path(s).resolve()) for s in sources),
            str(NATIVE_DIR / MAINS[block])]
     r = subprocess.run(cmd, cwd=bdir, capture_output=True, text=True, env=env)
@@ -158,11 +161,12 @@ def _hex_rows(a: np.ndarray) -> list[str]:
 class NativeRun:
     """One START on the native core harness."""
 
-    beats: np.ndarray  # int64 partial sums, in stream order
+    beats: np.ndarray  # int64 partial sums, in stream order (the kept lanes of each beat, lane 0 first)
     last: np.ndarray   # tlast of each beat
     cycles: int        # the CYCLES register
     status: int        # the STATUS register
     aborted: bool = False
+    keep: np.ndarray | None = None  # (beats, lanes) bool: TKEEP of each lane (core.result_lanes > 1; else None)
 
 
 def write_core_stimulus(program, xs, stall=(0.0, 0.0, 0), abort_after=None) -> list[str]:
@@ -187,23 +191,38 @@ def write_core_stimulus(program, xs, stall=(0.0, 0.0, 0), abort_after=None) -> l
     return lines
 
 
-def _parse_core(lines: list[str], psum_bits: int) -> tuple[list[NativeRun], tuple[int, float]]:
+def _parse_core(lines: list[str], psum_bits: int, lanes: int = 1) -> tuple[list[NativeRun], tuple[int, float]]:
     from dbpim.model.spec import result_width
     rw = result_width(psum_bits)
+    nb = rw // 8
     runs, stats = [], (0, 0.0)
     for line in lines:
         tok = line.split()
         if tok[0] in ("run", "aborted"):
             runs.append(NativeRun(beats=[], last=[], cycles=int(tok[1]), status=int(tok[2]),
-                                  aborted=tok[0] == "aborted"))
+                                  aborted=tok[0] == "aborted", keep=[] if lanes > 1 else None))
         elif tok[0] == "b":
-            v = int(tok[1], 16)
-            runs[-1].beats.append(v - (1 << rw) if v >> (rw - 1) else v)
+            data, _, tkeep = tok[1].partition(":")
+            v = int(data, 16)
+            k = int(tkeep, 16) if tkeep else (1 << (lanes * nb)) - 1  # no TKEEP (one lane): every byte kept
+            kept = []
+            for i in range(lanes):  # TKEEP: a lane's bytes all high or all low
+                kb = (k >> (i * nb)) & ((1 << nb) - 1)
+                if kb not in (0, (1 << nb) - 1):
+                    raise NativeError(f"beat {tok[1]}: TKEEP of lane {i} is neither all high nor all low")
+                kept.append(kb != 0)
+                e = (v >> (i * rw)) & ((1 << rw) - 1)
+                if kb:
+                    runs[-1].beats.append(e - (1 << rw) if e >> (rw - 1) else e)
+            if lanes > 1:
+                runs[-1].keep.append(kept)
             runs[-1].last.append(int(tok[2]))
         elif tok[0] == "stats":
             stats = (int(tok[1]), float(tok[2]))
     for r in runs:
         r.beats, r.last = np.array(r.beats, np.int64), np.array(r.last, bool)
+        if lanes > 1:
+            r.keep = np.array(r.keep, bool).reshape(-1, lanes)
     return runs, stats
 
 
@@ -231,7 +250,7 @@ def run_core_native(program, xs, cfg, stall=(0.0, 0.0, 0), abort_after=None):
     exe, _ = build_native("core", cfg)
     xs = np.asarray(xs)
     lines = _run(exe, write_core_stimulus(program, xs, stall, abort_after), "core")
-    flat, stats = _parse_core(lines, program.params.psum_width)
+    flat, stats = _parse_core(lines, program.params.psum_width, program.params.core.result_lanes)
     kept = [r for r in flat if not r.aborted]
     S = xs.shape[0]
     if len(kept) != S * len(program.segments):

@@ -19,7 +19,8 @@
 //   bread <addr>                 AXI4-Lite read: "bread <addr> <data> <rresp>"
 //   wpend <addr> <data>          AW and W taken, BREADY held low (a response left pending)
 //   rpend <addr>                 AR taken, RREADY held low (a response left pending)
-// RESULTS lines: "run <CYCLES> <STATUS> <beats>" followed by "b <hex> <tlast>" per beat;
+// RESULTS lines: "run <CYCLES> <STATUS> <beats>" followed by "b <hex> <tlast>" per beat ("b <hex>:<tkeep hex>
+// <tlast>" when built with DBPIM_RESULT_KEEP: core.result_lanes > 1);
 // "stats <clock cycles> <seconds>" last.
 #include <cstddef>
 #include <deque>
@@ -55,7 +56,12 @@ struct Harness {
         t->aclk = 0;
         t->eval();
         bool in_fire = t->s_axis_tvalid && t->s_axis_tready;
+#ifdef DBPIM_RESULT_KEEP  // core.result_lanes > 1: a beat's TKEEP after its data, "<tdata>:<tkeep>"
+        if (t->m_axis_tvalid && t->m_axis_tready)
+            beats.emplace_back(native::hex(t->m_axis_tdata) + ":" + native::hex(t->m_axis_tkeep), t->m_axis_tlast);
+#else
         if (t->m_axis_tvalid && t->m_axis_tready) beats.emplace_back(native::hex(t->m_axis_tdata), t->m_axis_tlast);
+#endif
         t->aclk = 1;
         t->eval();
         ++clocks;
