@@ -3,7 +3,8 @@ on AW, W, B, AR and R (run by ``tests/test_hw_chip_axi.py``).
 
 The program and its expected results come in ``DBPIM_CHIP_PROGRAM`` (an ``.npz`` the pytest side writes: the
 images, the ``ACT`` / ``ACC`` contents, the buffer depths, the golden chip's ``ACT`` after HALT and its cycle
-count). :class:`model.driver.AsyncChipDriver` loads the images (each ``IMEM`` instruction low word first), then
+count). :class:`model.driver.AsyncChipDriver` loads the images (their entries in a random order, interleaved; each
+``IMEM`` instruction low word first), then
 writes ``ACC`` while it reads ``DMEM`` back (reads and writes outstanding together on the chip's one port), writes
 ``ACT``, START, polls ``STATUS.DONE``; ``irq``, ``STATUS``, ``CYCLES`` and ``ACT`` must equal the golden chip's.
 Every failure names the seed (``DBPIM_SEED``).
@@ -64,7 +65,7 @@ async def chip_axi_runs_a_program(dut):
         agent.log.setLevel(logging.WARNING)  # not a log line per transfer
     drv = AsyncChipDriver(_Bus(axil), cmap=isa.chip_map(depths))
 
-    await drv.load(prog)
+    await drv.load(prog, rng=rng)  # the images' entries in a random order, interleaved
     # ACC written while DMEM is read back: writes and reads outstanding together on the chip's one port
     acc = cocotb.start_soon(drv.write_buffer("ACC", d["acc"]))
     dmem = await drv.read_buffer("DMEM", len(prog.dmem))
