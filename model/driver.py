@@ -103,7 +103,7 @@ def _wait_done(max_polls: int, regs=CORE_REG):
         word = yield ("r", status.address)
         if status.field("DONE").get(word):
             return word
-    raise DriverError(f"STATUS: DONE not set after {max_polls} reads")
+    raise DriverError(f"STATUS: DONE not set after {max_polls} reads (last {status.decode(word)})")
 
 
 def _result(regs=CORE_REG):
