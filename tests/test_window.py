@@ -175,7 +175,9 @@ def test_rtl_full_rate_cycles(rng):
     got, cyc, accepted = run_amaranth(_dut(n_comp, words, windows), body)
     assert np.array_equal(_beats_of(got, n_comp), want)
     dec = [spec.WINDOW_PASS[1].decode(p[1])["PIXELS"] * spec.WINDOW_PASS[3].decode(p[3])["N_WIN"] for p in passes]
-    assert cyc[-1] - accepted[0] + 1 == generator_cycles(dec, [1] * len(dec)) == 1 + len(want)
+    start = spec.WINDOW_LATENCY["start"]  # the window table entry read, then the beat's inputs from the buffer
+    assert cyc[0] - accepted[0] == start == 2
+    assert cyc[-1] - accepted[0] + 1 == generator_cycles(dec, [1] * len(dec)) == start + len(want)
     assert np.all(np.diff(cyc) == 1)  # never a bubble, across pass boundaries too
 
 

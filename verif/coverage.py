@@ -537,12 +537,13 @@ class WindowCoverage:
                               ("corner", out_y & out_x)):
                 if hit.any():
                     self.sample("window.pad", name)
-        # a pass taken in the cycle of the previous (non-empty) pass's last beat
+        # a pass taken before the previous (non-empty) pass's last beat left: the generator reads a beat's inputs
+        # the cycle before the beat leaves, so it takes the next pass while that beat is still on its way
         beat_cycles, taken = list(beat_cycles), list(taken)
         for k in range(1, min(len(passes), len(taken))):
             prev = ends[k - 1]
             if prev is not None and ends[k] is not None and prev < len(beat_cycles) \
-                    and taken[k] == beat_cycles[prev]:
+                    and taken[k] < beat_cycles[prev]:
                 self.sample("window.pass", "back_to_back")
         if any(int(g) > 0 for g in gaps):
             self.sample("window.stream", "d_stall")
