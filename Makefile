@@ -54,8 +54,11 @@ test-fast: install
 # WAVES=1: waveforms in each build folder (build/sim/<block>-<cfg>/dump.fst, or dump.vcd without lz4.h).
 # HW=path/to/mine.yaml (or a shipped name): the whole RTL regression on that one configuration (DBPIM_HW);
 # without it the blocks and the macro run on small, paper and tests/odd.yaml, the core on small and paper.
+# The regressions that close a unit's functional coverage run too (marker `coverage`, the chip's behind slow
+# included: about 4 minutes); the run ends with the coverage summary of the reports it wrote
+# (build/coverage/<unit>/coverage.json: required bins hit / required, the missing ones named).
 test-rtl: install
-	$(if $(HW),DBPIM_HW=$(HW)) $(VPY) -m pytest -n $(JOBS) --dist loadgroup -q -m "rtl and not slow" verif tests --junitxml=$(OUTDIR)/junit-rtl.xml
+	$(if $(HW),DBPIM_HW=$(HW)) $(VPY) -m pytest -n $(JOBS) --dist loadgroup -q -m "rtl and (not slow or coverage)" verif tests --junitxml=$(OUTDIR)/junit-rtl.xml
 
 # Automatic mutation of generated Verilog (verif/mutate.py; small configuration by default): UNIT=core (the PIM
 # core and its blocks, native harness; the default), simd or window (their module, each mutant a cocotb run),
@@ -89,7 +92,8 @@ lint: install
 
 # Formal proofs of the PIM core's handshakes (AXI4-Stream, AXI4-Lite, START, STATUS.ERROR; verif/formal.py,
 # SymbiYosys + yices), small core by default: the cover search (a result beat is reachable, and when), a bounded
-# model check of FORMAL_DEPTH cycles from power-up, then k-induction of the AXI4-Lite targets (the core's, the chip's).
+# model check of FORMAL_DEPTH cycles from power-up, then k-induction of the AXI4-Lite targets (the core's, the chip's),
+# then a bounded check of FORMAL_DEPTH cycles of the whole chip top (its AXI4-Lite port and irq; about 4 minutes).
 FORMAL_DEPTH ?= 25
 formal: install
 	$(VPY) -m dbpim formal --hw $(or $(HW),small) --depth $(FORMAL_DEPTH)

@@ -25,7 +25,9 @@ when it has them), so a macro holds up to ``n_col`` filters at phi = 1.
 Wall cycles come from the core timing of :mod:`model.core_timing` (switch
 delivery, lock-step rounds of M macros, drain, result streaming) on the macro
 clock of :mod:`model.cycles` (tile load, input beats, ``macro_interval``),
-evaluated for every filter tile of a layer at once; this module adds the
+evaluated for every filter tile of a layer at once (the mechanisms of one
+mapping through the same switch in one call, their vectors stacked on the
+sample axis: :func:`evaluate_layer`); this module adds the
 system around the cores: jobs (filter tile x pixel run) dealt to the cores
 by their compile-time work (:func:`model.core_timing.deal_jobs`), the shared
 off-chip bandwidth that stretches a START's first load of each tile (its
@@ -55,6 +57,7 @@ only.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
@@ -631,10 +634,11 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
         m_r = ct.round_sizes(npx_c, M, rc.shape[-1])  # (L', R)
     ok = valid[:, None, :, None]
     W = cfg.core.in_windows
-    after = ct.pass_after(delivery[:, None, :, None], rc, m_r, 0, m.n_col, in_windows=W)  # (runs, S, nrt, L')
-    split = ct.pass_after_terms(delivery[:, None, :, None], rc, m_r, 0, m.n_col, work, in_windows=W)
+    rc, dl = rc.astype(np.int64, copy=False), delivery[:, None, :, None]  # int64 once for both calls below
+    after = ct.pass_after(dl, rc, m_r, 0, m.n_col, in_windows=W)  # (runs, S, nrt, L')
+    split = ct.pass_after_terms(dl, rc, m_r, 0, m.n_col, work, in_windows=W)
     del work
-    d0 = ct.first_round_delivery(delivery[:, None, :, None], m_r, W)  # (runs, 1, nrt, L')
+    d0 = ct.first_round_delivery(dl, m_r, W)  # (runs, 1, nrt, L')
     banks = cfg.core.tile_banks
     overlap = ct.prefetch_overlap(after)
     # tile_banks 2: row tile rt > 0 of a pixel run is loaded during row tile rt - 1 (same START)
@@ -695,7 +699,8 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
 
     # the jobs with the system's loads and (when they differ) with the tiles preloaded, stacked on a first axis
     sets = [job_args(sys_pass, load)] + ([] if b0_core is b0_sys else [job_args(core_pass, port)])
-    args = (np.stack([p for p, _ in sets]), np.stack([q for _, q in sets])[:, None, :], d0[r, 0, 0, lc],
+    args = (np.stack([p for p, _ in sets]) if len(sets) > 1 else sets[0][0][None],
+            (np.stack([q for _, q in sets]) if len(sets) > 1 else sets[0][1][None])[:, None, :], d0[r, 0, 0, lc],
             last_overlap[r, :, lc].T, stream[f, l], same)  # (K, S, J) job sums, (K, 1, J) loads; the rest shared
     tot = np.zeros((len(sets), C, S))  # (K, C, S) cycles of every core
     tot[:, busy] = np.add.reduceat(ct.job_cycles(*args, tile_banks=banks, out_banks=cfg.core.out_banks), starts,
@@ -728,7 +733,10 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
                    fetches=np.bincount(f[fetch], minlength=n_ft))
 
 
-def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, batch: int) -> MechPerf:
+def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, batch: int):
+    """One mechanism of a layer, a generator: it yields its core-timing request ``(key, args)``, the
+    arguments of :func:`_core_timing`, receives the :class:`_Timing` and returns its :class:`MechPerf`
+    (:func:`evaluate_layer` times the requests with the same ``key`` in one call, see :func:`_time_requests`)."""
     m, sysc, en = cfg.macro, cfg.system, cfg.energy
     kept, fta, skip = _MODE[mech]
     if ("map", kept, fta) not in cache:
@@ -777,11 +785,14 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
     # the compiler deals the jobs (filter tile x pixel run) to the cores by their work; idle cores copying a
     # filter tile take copy c of it on the core after it, c further
     _, npx, copy = _pixel_ranges(B * Pp, copies, run)
-    job_core = (np.arange(n_ft)[:, None] * copies + copy[None, :]) % C if copies > 1 else \
-        ct.deal_jobs(ct.job_work(used[mp.ft_run], ft_out, npx, m, sysc.macros_per_core,
-                                 result_lanes=cfg.core.result_lanes), C)
-    tm = _core_timing(cfg, cache[(key, "batch", B)], delivery, port, load, valid, mp.ft_run, ft_out, ft_windows,
-                      job_core, copies, run, B * Pp)
+    if ("jobs", kept, fta, B) not in cache:  # the same for the mechanisms of this mapping
+        cache[("jobs", kept, fta, B)] = (np.arange(n_ft)[:, None] * copies + copy[None, :]) % C if copies > 1 else \
+            ct.deal_jobs(ct.job_work(used[mp.ft_run], ft_out, npx, m, sysc.macros_per_core,
+                                     result_lanes=cfg.core.result_lanes), C)
+    job_core = cache[("jobs", kept, fta, B)]
+    # the mechanisms of one mapping through the same switch differ only in their vectors: one call for them
+    tm = yield ((kept, fta, mech != "dense"), (cfg, cache[(key, "batch", B)], delivery, port, load, valid, mp.ft_run,
+                                               ft_out, ft_windows, job_core, copies, run, B * Pp))
     wall = float(tm.wall.mean()) / B  # per inference: a batch instance's cycles over its B samples
     n_ch = tm.runs_per_tile
 
@@ -913,9 +924,56 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS, *, bat
         ones = np.bitwise_count(w.view(np.uint64 if word == 8 else np.uint8))
         np.cumsum(ones.reshape(spec.K, ng, spec.G // word).sum(2, dtype=np.int32), axis=1, out=wpop[:, 1:])
     cache: dict = {}
-    for k in mechanisms:
-        lp.mech[k] = _mechanism(spec, cfg, k, cache, wpop, batch)
+    steps = {k: _mechanism(spec, cfg, k, cache, wpop, batch) for k in mechanisms}
+    requests = {}  # mechanism -> its core-timing request
+    for k, step in steps.items():
+        try:
+            requests[k] = next(step)
+        except StopIteration as done:  # nothing mapped: no timing
+            lp.mech[k] = done.value
+    for k, tm in _time_requests(requests).items():
+        try:
+            steps[k].send(tm)
+        except StopIteration as done:
+            lp.mech[k] = done.value
+    lp.mech = {k: lp.mech[k] for k in mechanisms}
     return lp
+
+
+def _time_requests(requests: dict) -> dict:
+    """:func:`_core_timing` of every mechanism's request ``(key, args)``: mechanism -> :class:`_Timing`.
+
+    Requests with the same key have the same arguments but the vectors (the mechanisms of one mapping through
+    the same switch, with and without input skipping): their vectors are stacked on the sample axis and timed
+    in one call (every figure of :func:`_core_timing` is per sample or does not depend on the vectors); a
+    vector the same for every pixel (trailing axis 1) is broadcast to the pixels of the other."""
+    groups: dict = {}
+    for k, (key, _) in requests.items():
+        groups.setdefault(key, []).append(k)
+    out = {}
+    for mechs in groups.values():
+        vecs = [requests[k][1][1] for k in mechs]
+        width = max(v.shape[-1] for v in vecs)
+        if len(vecs) == 1:
+            out[mechs[0]] = _core_timing(*requests[mechs[0]][1])
+            continue
+        dtype = np.result_type(*[v for v in vecs if v.shape[-1] == width])
+        if any(v.shape[-1] != width and v.max(initial=0) > np.iinfo(dtype).max for v in vecs):
+            dtype = np.result_type(*vecs)
+        stacked = np.concatenate([np.broadcast_to(v.astype(dtype, copy=False), v.shape[:3] + (width,))
+                                  for v in vecs], axis=1)
+        args = requests[mechs[0]][1]
+        tm = _core_timing(args[0], stacked, *args[2:])
+        S = vecs[0].shape[1]
+        for i, k in enumerate(mechs):
+            out[k] = _sample_slice(tm, slice(i * S, (i + 1) * S))
+    return out
+
+
+def _sample_slice(tm: _Timing, s: slice) -> _Timing:
+    """The samples ``s`` of a :class:`_Timing`: its per-sample arrays sliced, the rest shared."""
+    return dataclasses.replace(tm, wall=tm.wall[s], terms={k: v[s] for k, v in tm.terms.items()},
+                               compute=tm.compute[s], core=tm.core[s])
 
 
 def peak_tops(cfg: HwConfig, phi: int = 1, dense: bool = False) -> float:
