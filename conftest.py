@@ -49,6 +49,46 @@ def pytest_runtest_makereport(item, call):
 
 
 
+# --------------------------------------------------------------------------- functional coverage summary
+
+_SESSION_START = []
+
+
+def pytest_sessionstart(session):
+    import time
+    _SESSION_START.append(time.time())
+
+
+def pytest_terminal_summary(terminalreporter):
+    """After a run that wrote functional coverage reports (``build/coverage/<unit>/coverage.json``, verif.coverage):
+    one line per report written by this run (required bins hit / required, missing) and the total."""
+    import json
+    folder = Path(__file__).resolve().parent / "build" / "coverage"
+    if not _SESSION_START or not folder.is_dir():
+        return
+    docs = []
+    for f in sorted(folder.glob("*/coverage.json")):
+        if f.stat().st_mtime >= _SESSION_START[0] - 1:
+            try:
+                docs.append((f.parent.name, json.loads(f.read_text())))
+            except ValueError:
+                docs.append((f.parent.name, None))
+    if not docs:
+        return
+    tr = terminalreporter
+    tr.section("functional coverage (build/coverage)")
+    total = bad = 0
+    for name, doc in docs:
+        if doc is None:
+            tr.write_line(f"{name}: coverage.json unreadable")
+            bad += 1
+            continue
+        n = sum(len(v) for v in doc["required"].values())
+        total, bad = total + n, bad + len(doc["unhit"])
+        tr.write_line(f"{name}: {n - len(doc['unhit'])} / {n} required bins hit, {len(doc['unhit'])} missing"
+                      + (f" ({', '.join(doc['unhit'])})" if doc["unhit"] else ""))
+    tr.write_line(f"coverage summary: {len(docs)} reports, {total - bad} / {total} required bins hit, {bad} missing")
+
 
 # --------------------------------------------------------------------------- real compiled networks
 

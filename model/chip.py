@@ -388,7 +388,7 @@ def _buffer_inputs(params, hw) -> int:
     return buffer_words(kib, m.n_comp, m.in_bits) * m.n_comp
 
 
-def compile_program(plan: IntegerPlan, records, macro, hw=None) -> ChipProgram:
+def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: bool = True) -> ChipProgram:
     """The :class:`ChipProgram` of an :class:`IntegerPlan`: instructions, memory images, buffer allocation.
 
     ``ACT`` is allocated first fit: a value lives from the instruction that writes it to the last that reads
@@ -396,6 +396,9 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None) -> ChipProgram:
     layer's sums go to ``ACC`` address 0 and are requantized by the next instruction. WMEM holds one
     block per mapped layer (a grouped convolution: one per group), the PIM cores' program for ``hw``'s core and
     ``system.cores`` (:func:`model.pim_image.layer_block`), in row bands whose inputs fit ``hw``'s input buffer.
+    ``pim_images`` False leaves the blocks out (WMEM holds the layer table's length alone): the instructions,
+    descriptors and constants are the same, for a caller that times the SIMD instructions only
+    (``sim_bench.chip_cycles``).
     """
     from dbpim.model import isa
     from dbpim.model.core_timing import PlanError
@@ -473,6 +476,8 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None) -> ChipProgram:
                 g = len(rs)
                 for j, r in enumerate(rs):
                     table.append(r.name)
+                    if not pim_images:
+                        continue
                     if st["kind"] == "linear":
                         wl = WindowLayer.of(geo["C"], geo["H"], 1, 1, 1)
                     else:
@@ -558,7 +563,8 @@ class GoldenChip:
     cycles of the PIM instructions (:func:`model.chip_timing.pim_cycles`, from the image and the core's
     :func:`model.core_timing.layer_cycles`), ``simd_cycles`` those of ``REQ``, ``ADD``, ``MAXP``, ``GAP``,
     ``CLMP`` and ``HALT`` (:func:`model.chip_timing.instruction_cycles` with ``lanes`` = the configuration's
-    ``system.simd_lanes``; ``DWC`` included); ``cycles`` is their sum, the RTL's ``CYCLES``. ``macro_cycles``
+    ``system.simd_lanes``; ``DWC`` included); ``cycles`` is their sum, the RTL's ``CYCLES``, and
+    ``by_instruction`` the same per instruction of ``program.imem`` (int64, summed over samples). ``macro_cycles``
     adds the mapped layers' DB-PIM macro-cycles (docs/design.md §7, as
     :func:`model.layer.run_layer` counts them, one macro running every tile): an extra figure.
     """
@@ -576,6 +582,7 @@ class GoldenChip:
         self.simd_cycles = 0
         self.pim_cycles = 0
         self.samples = 0
+        self.by_instruction = np.zeros(len(self.program.imem), np.int64)
 
     @classmethod
     def from_program(cls, program: ChipProgram, lanes: int) -> "GoldenChip":
@@ -585,6 +592,7 @@ class GoldenChip:
         chip.program = program
         chip.lanes = int(lanes)
         chip.macro_cycles = chip.simd_cycles = chip.pim_cycles = chip.samples = 0
+        chip.by_instruction = np.zeros(len(program.imem), np.int64)
         return chip
 
     @property
@@ -625,12 +633,15 @@ class GoldenChip:
             op = ins["op"]
             if op == "HALT":
                 self.simd_cycles += S * HALT_CYCLES
+                self.by_instruction[pc] += S * HALT_CYCLES
                 return
             d = isa.unpack_descriptor(op, p.dmem[ins["desc"] * isa.DESC_WORDS:(ins["desc"] + 1) * isa.DESC_WORDS])
             s0, dst = ins["src0"], ins["dst"]
             name = f"instruction {pc} ({op})"
             if op == "PIM":
+                before = self.pim_cycles
                 self._pim(d, act, s0, acc, dst, name)
+                self.by_instruction[pc] += self.pim_cycles - before
                 continue
             if op == "REQ":
                 C, inner, outer = d["C"], d["inner"], d["outer"]
@@ -672,7 +683,9 @@ class GoldenChip:
                 y = saturate(act[:, s0:s0 + n], d["lo"], d["hi"], name)
             else:
                 raise ChipError(f"{name}: not an operation of the golden chip")
-            self.simd_cycles += S * instruction_cycles(op, d, self.lanes)
+            cyc = S * instruction_cycles(op, d, self.lanes)
+            self.simd_cycles += cyc
+            self.by_instruction[pc] += cyc
             if y.size and (int(y.min()) < lo16 or int(y.max()) > hi16):
                 raise ChipError(f"{name}: a result does not fit ACT's signed 16-bit elements")
             act[:, dst:dst + n] = y

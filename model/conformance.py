@@ -264,6 +264,40 @@ def _pim_cnn(rng, hw: HwConfig):
     return prog, act, np.zeros((2, prog.acc_words), np.int64)
 
 
+#: Test digits of the demo network's chip case.
+DEMO_SAMPLES = 2
+
+
+def _check_demo(hw: HwConfig, art) -> None:
+    if art.hw is None or art.hw.digest() != hw.digest():
+        raise ConformanceError(f"demo: the artifact was compiled for {getattr(art.hw, 'name', 'no configuration')}, "
+                               f"not for {hw.name} (digests differ)")
+
+
+def _demo_case(hw: HwConfig, art) -> tuple:
+    """(name, covers, program, ACT (S, A), ACC (S, C)) of the demo network (``art``: the SmallCNN artifact that
+    ``dbpim demo`` / the front-end compiles, for ``hw``): its whole chip program on the first test digits,
+    quantized as the host does (:func:`model.chip.quantize_input`)."""
+    from dbpim.model import isa
+    from dbpim.model.chip import GoldenChip, quantize_input
+    from dbpim.model.torch.data import load_digits
+    _check_demo(hw, art)
+    chip = GoldenChip(art)
+    prog, plan = chip.program, chip.plan
+    x = load_digits(0).x_test.numpy()[:DEMO_SAMPLES]
+    if tuple(x.shape[1:]) != tuple(plan.input_shape):
+        raise ConformanceError(f"demo: the artifact's input shape {tuple(plan.input_shape)} is not the 8 x 8 digits'")
+    q = quantize_input(x, plan.quants[plan.input]).reshape(len(x), -1)
+    act = np.zeros((len(x), prog.act_words), np.int64)
+    act[:, prog.input["addr"]:prog.input["addr"] + q.shape[1]] = q
+    ops = sorted({isa.decode(int(w))["op"] for w in prog.imem} - {"HALT"})
+    return ("demo_cnn", f"the demo network ({art.network}: its trained, pruned, quantized layers, compiled for "
+            f"{hw.name}) as one chip program of {len(prog.imem)} instructions ({', '.join(ops)}) on the first "
+            f"{len(x)} test digits; its output (logits) is ACT {prog.output['addr']}.."
+            f"{prog.output['addr'] + int(np.prod(prog.output['shape'])) - 1}",
+            prog, act, np.zeros((len(x), prog.acc_words), np.int64))
+
+
 def _chip_run(hw: HwConfig, arrays: dict) -> dict[str, np.ndarray]:
     """What the golden chip does with a chip case's images and buffers: ACT, ACC after HALT and CYCLES."""
     from dbpim.model.chip import ChipProgram, GoldenChip
@@ -305,8 +339,12 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def build(hw: HwConfig, real: bool = True) -> dict[str, bytes]:
-    """The files of the set for ``hw``: file name -> contents (manifest.json, README.md, config.yaml, NPZs)."""
+def build(hw: HwConfig, real: bool = True, demo=None) -> dict[str, bytes]:
+    """The files of the set for ``hw``: file name -> contents (manifest.json, README.md, config.yaml, NPZs);
+    ``demo`` (a :class:`model.artifact.Artifact` of the demo network compiled for ``hw``, optional) adds its chip
+    case ``demo_cnn``."""
+    if demo is not None:
+        _check_demo(hw, demo)
     rng = np.random.default_rng(SEED)
     m = hw.macro
     if real:
@@ -332,7 +370,7 @@ def build(hw: HwConfig, real: bool = True) -> dict[str, bytes]:
         cases.append({"kind": "core", "name": name, "file": fn, "covers": covers, "seed": SEED, "signed": signed,
                       "pixels": P, "K": int(w.shape[0]), "N": int(w.shape[1]),
                       "segments": int(arrays["cycles"].size)})
-    for name, covers, prog, act, acc in _chip_cases(hw, rng):
+    for name, covers, prog, act, acc in _chip_cases(hw, rng) + ([_demo_case(hw, demo)] if demo is not None else []):
         arrays = _chip_arrays(prog, act, acc)
         arrays.update(_chip_run(hw, arrays))
         fn = f"chip_{name}.npz"
@@ -353,10 +391,11 @@ def _yaml_doc(hw: HwConfig) -> dict:
     return {"name": d["name"], "macro": d["macro"], "system": d["system"], "energy": d["energy"], "core": d["core"]}
 
 
-def write(out, hw: HwConfig, real: bool = True, command: str = "dbpim conformance") -> list[str]:
-    """Write the set for ``hw`` to the folder ``out`` atomically (:func:`model.outdir.output_dir`); its file names."""
+def write(out, hw: HwConfig, real: bool = True, command: str = "dbpim conformance", demo=None) -> list[str]:
+    """Write the set for ``hw`` (``demo``: as :func:`build`) to the folder ``out`` atomically
+    (:func:`model.outdir.output_dir`); its file names."""
     from dbpim.model.outdir import output_dir
-    files = build(hw, real)
+    files = build(hw, real, demo)
     with output_dir(out, command) as stage:
         for name, data in files.items():
             (stage / name).write_bytes(data)

@@ -401,13 +401,14 @@ def deal_filter_tiles(work, cores: int) -> np.ndarray:
     Returns int64 (F,).
     """
     w = np.asarray(work, np.float64).reshape(-1)
-    out = np.empty(w.size, np.int64)
-    busy = np.zeros(int(cores))
+    out = [0] * w.size
+    busy = [0.0] * int(cores)  # plain floats (float64 sums as NumPy's): this loop runs for every filter tile
+    wl = w.tolist()
     for f in np.argsort(-w, kind="stable").tolist():
-        c = int(np.argmin(busy))
+        c = busy.index(min(busy))  # the first core with the least work (np.argmin)
         out[f] = c
-        busy[c] += w[f]
-    return out
+        busy[c] += wl[f]
+    return np.array(out, np.int64)
 
 
 def deal_jobs(work, cores: int) -> np.ndarray:

@@ -103,7 +103,7 @@ def _wait_done(max_polls: int, regs=CORE_REG):
         word = yield ("r", status.address)
         if status.field("DONE").get(word):
             return word
-    raise DriverError(f"STATUS: DONE not set after {max_polls} reads")
+    raise DriverError(f"STATUS: DONE not set after {max_polls} reads (last {status.decode(word)})")
 
 
 def _result(regs=CORE_REG):
@@ -247,14 +247,27 @@ def _read_buffer(cmap, name: str, count: int, base: int):
     return np.array(out, np.int64 if buf.elem_bits < 64 else np.uint64)
 
 
-def _load_program(cmap, program):
+def _load_program(cmap, program, rng=None):
+    """The images' writes, buffer by buffer from entry 0; with ``rng`` (a ``numpy.random.Generator``) every entry of
+    every image in a random order (an entry's words still lowest first: its last word commits it)."""
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng: must be a numpy.random.Generator or None, got {type(rng).__name__}")
+    entries = []
     for name, image in (("IMEM", program.imem), ("DMEM", program.dmem), ("CMEM", program.cmem),
                         ("WMEM", program.wmem)):
         if name not in cmap.regions:
             if np.any(np.asarray(image) != 0):
                 raise ValueError(f"program: has a {name} image but the chip has no {name}")
             continue
-        yield from _write_buffer(cmap, name, image, 0)
+        if rng is None:
+            yield from _write_buffer(cmap, name, image, 0)
+            continue
+        words = list(_write_buffer(cmap, name, image, 0))
+        n = cmap.regions[name].words
+        entries += [words[k:k + n] for k in range(0, len(words), n)]
+    for k in (rng.permutation(len(entries)) if entries else ()):
+        for op in entries[k]:
+            yield op
 
 
 def _write_input(cmap, program, x):
@@ -302,9 +315,11 @@ class ChipDriver(_BusDriver):
         """``count`` elements of buffer ``name`` from entry ``base`` (signed buffers sign-extended)."""
         return self._do(_read_buffer(self.cmap, name, count, base))
 
-    def load(self, program) -> None:
-        """Write a :class:`model.chip.ChipProgram`'s images (``IMEM``, ``DMEM``, ``CMEM``, ``WMEM``) from entry 0."""
-        return self._do(_load_program(self.cmap, program))
+    def load(self, program, *, rng=None) -> None:
+        """Write a :class:`model.chip.ChipProgram`'s images (``IMEM``, ``DMEM``, ``CMEM``, ``WMEM``) from entry 0;
+        with ``rng`` (a ``numpy.random.Generator``) their entries in a random order, interleaved across the images
+        (each entry's words lowest first)."""
+        return self._do(_load_program(self.cmap, program, rng))
 
     def write_input(self, program, x) -> None:
         """Write one sample's integer input tensor (``program.input``: its shape, at its ACT address)."""

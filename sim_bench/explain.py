@@ -4,10 +4,13 @@
   activations such as SiLU = sigmoid look-up x multiply, LayerNorm, GELU,
   softmax, pooling, unfolded BatchNorm, ...) with its modelled cost: lane
   operations per element from the one cost table :data:`model.simd.OP_COST`,
-  lane operations per inference, cycles (:func:`model.simd_core.record_cycles`
-  per layer, as :func:`sim_bench.perf.evaluate_layer` counts them: the SIMD
-  core RTL's timing for ReLU / clamp, add and pooling, ``ceil(simd_ops /
-  simd_lanes)`` for the rest) and share of the DB-PIM time;
+  lane operations per inference, cycles (per layer as
+  :func:`sim_bench.perf.evaluate_layer` counts them: for an artifact the chip
+  runs, its SIMD instructions, :func:`model.chip_timing.instruction_cycles`, 0
+  for a clamp folded into a requantization; else
+  :func:`model.simd_core.record_cycles`, the SIMD core RTL's timing for ReLU /
+  clamp, add and pooling, ``ceil(simd_ops / simd_lanes)`` for the rest) and
+  share of the DB-PIM time (mapped layers' requantizations are theirs);
 * :func:`signed_input_notes`: a mapped layer whose recorded inputs are signed
   (two's complement: every negative input sets the high bit columns, so the
   IPU finds almost no all-zero bit column to skip) gets a note with its

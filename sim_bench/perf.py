@@ -25,7 +25,9 @@ when it has them), so a macro holds up to ``n_col`` filters at phi = 1.
 Wall cycles come from the core timing of :mod:`model.core_timing` (switch
 delivery, lock-step rounds of M macros, drain, result streaming) on the macro
 clock of :mod:`model.cycles` (tile load, input beats, ``macro_interval``),
-evaluated for every filter tile of a layer at once; this module adds the
+evaluated for every filter tile of a layer at once (the mechanisms of one
+mapping through the same switch in one call, their vectors stacked on the
+sample axis: :func:`evaluate_layer`); this module adds the
 system around the cores: jobs (filter tile x pixel run) dealt to the cores
 by their compile-time work (:func:`model.core_timing.deal_jobs`), the shared
 off-chip bandwidth that stretches a START's first load of each tile (its
@@ -55,6 +57,7 @@ only.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
@@ -68,7 +71,7 @@ from dbpim.model.config import EnergyConfig, HwConfig
 from dbpim.model.core_timing import filter_tiles_of
 from dbpim.model.cycles import cell_row_popcounts_flat, input_beats, inputs_by_row
 from dbpim.model.prune import n_groups
-from dbpim.model.chip_timing import dwc_cycles
+from dbpim.model.chip_timing import dwc_cycles, instruction_cycles
 from dbpim.model.simd_core import record_cycles
 from dbpim.model.derived import Derived
 from dbpim.model.spec import CORE_LATENCY, DENSE_COLS_PER_WEIGHT, DIGIT_BITS, input_bits, pipeline_latency
@@ -127,8 +130,10 @@ CYCLE_TERM_LABELS = {
     "drain": "drain: the last round's n_col beats into the output register file, per pass",
     "stream": "result streaming: a filter tile's results leave the core one beat (core.result_lanes of them) per cycle",
     "control": "control: the fixed cycles of every pass (decode, barrier) and every START",
-    "simd": "SIMD core: the SIMD layers' cycles (model.simd_core.record_cycles; depthwise: "
-            "model.chip_timing.dwc_cycles)",
+    "simd": "SIMD core: the cycles of the chip's SIMD instructions of each layer (model.chip_timing."
+            "instruction_cycles: a mapped layer's requantization REQ, a SIMD layer's MAXP / ADD / GAP / CLMP / DWC) "
+            "for an artifact the chip runs, else the SIMD layers' estimate (model.simd_core.record_cycles; "
+            "depthwise: model.chip_timing.dwc_cycles)",
 }
 #: the three utilizations every report prints, with their one-line definitions (docs/perf_model.md)
 UTILIZATIONS = {
@@ -190,9 +195,15 @@ class LayerSpec:
     recorded im2col inputs as 8-bit patterns (P_total, K) of ``samples``
     inferences (None: no recording, every bit column is assumed non-zero);
     ``filter_tiles`` the artifact's column tiles (None: packed by
-    ``model.compile.pack_columns``). A ``depthwise`` SIMD layer with ``dwc``
-    (its input ``(C, H, W)`` and window pairs) costs the RTL chip's DWC
-    cycles (:func:`model.chip_timing.dwc_cycles`), else the estimate.
+    ``model.compile.pack_columns``). ``chip_simd`` (an artifact the chip runs,
+    :func:`sim_bench.chip_cycles.simd_layer_instructions`) lists the chip's SIMD
+    instructions ``(op, descriptor)`` of the layer: they cost
+    :func:`model.chip_timing.instruction_cycles` (a mapped layer's ``REQ`` adds
+    to its wall cycles; a SIMD layer's replace the estimate, none: 0). Without
+    it a ``depthwise`` SIMD layer with ``dwc`` (its input ``(C, H, W)`` and
+    window pairs) costs the RTL chip's DWC cycles
+    (:func:`model.chip_timing.dwc_cycles`), any other the estimate
+    (:func:`model.simd_core.record_cycles`).
     """
 
     name: str
@@ -213,6 +224,7 @@ class LayerSpec:
     macs: int = 0  # multiply-accumulates per inference (mapped: K x N x vectors; simd: matmul-like ops)
     filter_tiles: list | None = None
     dwc: tuple | None = None  # a depthwise layer's (C, H, W, kernel, stride, padding, dilation): its DWC cycles
+    chip_simd: list | None = None  # the chip's SIMD instructions (op, descriptor) of the layer: their cycles
 
     @property
     def mapped(self) -> bool:
@@ -262,7 +274,8 @@ def spec_from_record(rec) -> LayerSpec:
 
 
 def specs_from_artifact(art) -> list[LayerSpec]:
-    """The :class:`LayerSpec` of every record; a depthwise record takes its window geometry (``dwc``) from the
+    """The :class:`LayerSpec` of every record, with the chip's SIMD instructions of each (``chip_simd``) when the
+    chip runs the artifact's network; a depthwise record takes its window geometry (``dwc``) from the
     artifact's network program, whose depthwise ops come in the records' order (each checked: its output shape is
     the record's and the one its geometry gives; none is taken when the two lists disagree)."""
     specs = [spec_from_record(r) for r in art.layers]
@@ -273,6 +286,11 @@ def specs_from_artifact(art) -> list[LayerSpec]:
     if len(ops) == len(dws) and all(g is not None for g in geo):
         for s, g in zip(dws, geo):
             s.dwc = g
+    from dbpim.sim_bench.chip_cycles import simd_layer_instructions
+    chip = simd_layer_instructions(art)  # None: the chip does not run the network
+    if chip is not None:
+        for s in specs:
+            s.chip_simd = chip[s.name]
     return specs
 
 
@@ -616,10 +634,11 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
         m_r = ct.round_sizes(npx_c, M, rc.shape[-1])  # (L', R)
     ok = valid[:, None, :, None]
     W = cfg.core.in_windows
-    after = ct.pass_after(delivery[:, None, :, None], rc, m_r, 0, m.n_col, in_windows=W)  # (runs, S, nrt, L')
-    split = ct.pass_after_terms(delivery[:, None, :, None], rc, m_r, 0, m.n_col, work, in_windows=W)
+    rc, dl = rc.astype(np.int64, copy=False), delivery[:, None, :, None]  # int64 once for both calls below
+    after = ct.pass_after(dl, rc, m_r, 0, m.n_col, in_windows=W)  # (runs, S, nrt, L')
+    split = ct.pass_after_terms(dl, rc, m_r, 0, m.n_col, work, in_windows=W)
     del work
-    d0 = ct.first_round_delivery(delivery[:, None, :, None], m_r, W)  # (runs, 1, nrt, L')
+    d0 = ct.first_round_delivery(dl, m_r, W)  # (runs, 1, nrt, L')
     banks = cfg.core.tile_banks
     overlap = ct.prefetch_overlap(after)
     # tile_banks 2: row tile rt > 0 of a pixel run is loaded during row tile rt - 1 (same START)
@@ -680,7 +699,8 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
 
     # the jobs with the system's loads and (when they differ) with the tiles preloaded, stacked on a first axis
     sets = [job_args(sys_pass, load)] + ([] if b0_core is b0_sys else [job_args(core_pass, port)])
-    args = (np.stack([p for p, _ in sets]), np.stack([q for _, q in sets])[:, None, :], d0[r, 0, 0, lc],
+    args = (np.stack([p for p, _ in sets]) if len(sets) > 1 else sets[0][0][None],
+            (np.stack([q for _, q in sets]) if len(sets) > 1 else sets[0][1][None])[:, None, :], d0[r, 0, 0, lc],
             last_overlap[r, :, lc].T, stream[f, l], same)  # (K, S, J) job sums, (K, 1, J) loads; the rest shared
     tot = np.zeros((len(sets), C, S))  # (K, C, S) cycles of every core
     tot[:, busy] = np.add.reduceat(ct.job_cycles(*args, tile_banks=banks, out_banks=cfg.core.out_banks), starts,
@@ -713,7 +733,10 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
                    fetches=np.bincount(f[fetch], minlength=n_ft))
 
 
-def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, batch: int) -> MechPerf:
+def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, batch: int):
+    """One mechanism of a layer, a generator: it yields its core-timing request ``(key, args)``, the
+    arguments of :func:`_core_timing`, receives the :class:`_Timing` and returns its :class:`MechPerf`
+    (:func:`evaluate_layer` times the requests with the same ``key`` in one call, see :func:`_time_requests`)."""
     m, sysc, en = cfg.macro, cfg.system, cfg.energy
     kept, fta, skip = _MODE[mech]
     if ("map", kept, fta) not in cache:
@@ -762,11 +785,14 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
     # the compiler deals the jobs (filter tile x pixel run) to the cores by their work; idle cores copying a
     # filter tile take copy c of it on the core after it, c further
     _, npx, copy = _pixel_ranges(B * Pp, copies, run)
-    job_core = (np.arange(n_ft)[:, None] * copies + copy[None, :]) % C if copies > 1 else \
-        ct.deal_jobs(ct.job_work(used[mp.ft_run], ft_out, npx, m, sysc.macros_per_core,
-                                 result_lanes=cfg.core.result_lanes), C)
-    tm = _core_timing(cfg, cache[(key, "batch", B)], delivery, port, load, valid, mp.ft_run, ft_out, ft_windows,
-                      job_core, copies, run, B * Pp)
+    if ("jobs", kept, fta, B) not in cache:  # the same for the mechanisms of this mapping
+        cache[("jobs", kept, fta, B)] = (np.arange(n_ft)[:, None] * copies + copy[None, :]) % C if copies > 1 else \
+            ct.deal_jobs(ct.job_work(used[mp.ft_run], ft_out, npx, m, sysc.macros_per_core,
+                                     result_lanes=cfg.core.result_lanes), C)
+    job_core = cache[("jobs", kept, fta, B)]
+    # the mechanisms of one mapping through the same switch differ only in their vectors: one call for them
+    tm = yield ((kept, fta, mech != "dense"), (cfg, cache[(key, "batch", B)], delivery, port, load, valid, mp.ft_run,
+                                               ft_out, ft_windows, job_core, copies, run, B * Pp))
     wall = float(tm.wall.mean()) / B  # per inference: a batch instance's cycles over its B samples
     n_ch = tm.runs_per_tile
 
@@ -835,20 +861,31 @@ class LayerPerf:
     def mapped(self) -> bool:
         return self.spec.mapped
 
-    def cycles(self, mech: str) -> float:
-        return self.mech[mech].wall_cycles if self.mapped else self.simd_cycles
+    def cycles(self, mech: str, simd: bool = True) -> float:
+        """Wall cycles per inference: a mapped layer's under ``mech`` plus (``simd``) its requantization on the
+        SIMD core (``simd_cycles``: the chip's ``REQ``, 0 without :attr:`LayerSpec.chip_simd`); a SIMD layer's."""
+        if not self.mapped:
+            return self.simd_cycles
+        return self.mech[mech].wall_cycles + (self.simd_cycles if simd else 0.0)
 
-    def events(self, mech: str) -> dict:
-        return self.mech[mech].events if self.mapped else self.simd_events
+    def events(self, mech: str, simd: bool = True) -> dict:
+        if not self.mapped:
+            return self.simd_events
+        ev = dict(self.mech[mech].events)
+        for k, v in (self.simd_events if simd else {}).items():
+            ev[k] = ev.get(k, 0.0) + v
+        return ev
 
-    def energy(self, mech: str) -> float:
-        return self.mech[mech].energy_pj if self.mapped else self.simd_energy
+    def energy(self, mech: str, simd: bool = True) -> float:
+        if not self.mapped:
+            return self.simd_energy
+        return self.mech[mech].energy_pj + (self.simd_energy if simd else 0.0)
 
-    def breakdown(self, mech: str) -> dict:
-        """Cycles per inference by term of :data:`CYCLE_TERMS` (a SIMD layer: all ``simd``); they add up to
-        :meth:`cycles`."""
+    def breakdown(self, mech: str, simd: bool = True) -> dict:
+        """Cycles per inference by term of :data:`CYCLE_TERMS` (a SIMD layer: all ``simd``; a mapped layer's
+        requantization ``simd``, 0 without ``simd``); they add up to :meth:`cycles`."""
         if self.mapped:
-            return {**self.mech[mech].breakdown, "simd": 0.0}
+            return {**self.mech[mech].breakdown, "simd": self.simd_cycles if simd else 0.0}
         return {k: self.simd_cycles if k == "simd" else 0.0 for k in CYCLE_TERMS}
 
 
@@ -862,13 +899,19 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS, *, bat
     """
     batch = limits.BATCH.check("batch", batch, BenchError)
     lp = LayerPerf(spec=spec, type=layer_type(spec), batch=batch)
-    if not spec.mapped:
-        if spec.op == "depthwise" and spec.dwc is not None:  # the RTL chip's DWC, the golden chip's count
-            lp.simd_cycles = float(dwc_cycles(*spec.dwc, lanes=cfg.system.simd_lanes))
-        else:
-            lp.simd_cycles = float(record_cycles(spec.op or "other", spec.simd_ops, cfg.system.simd_lanes))
+    lanes = cfg.system.simd_lanes
+    if spec.chip_simd is not None:  # the chip's SIMD instructions of the layer, as the RTL chip times them
+        lp.simd_cycles = float(sum(instruction_cycles(op, d, lanes) for op, d in spec.chip_simd))
+    elif spec.mapped:
+        lp.simd_cycles = 0.0
+    elif spec.op == "depthwise" and spec.dwc is not None:  # the RTL chip's DWC, the golden chip's count
+        lp.simd_cycles = float(dwc_cycles(*spec.dwc, lanes=lanes))
+    else:
+        lp.simd_cycles = float(record_cycles(spec.op or "other", spec.simd_ops, lanes))
+    if lp.simd_cycles or not spec.mapped:
         lp.simd_events = {"simd_op_pj": float(spec.simd_ops), "static_mw": lp.simd_cycles / cfg.system.freq_mhz * 1e3}
         lp.simd_energy = float(sum(energy_of(lp.simd_events, cfg.energy).values()))
+    if not spec.mapped:
         return lp
     wpop = None  # one bits of the two's-complement weights of each row, summed over groups 0..g-1 in column g
     if any(not _MODE[k][1] for k in mechanisms):
@@ -881,9 +924,56 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS, *, bat
         ones = np.bitwise_count(w.view(np.uint64 if word == 8 else np.uint8))
         np.cumsum(ones.reshape(spec.K, ng, spec.G // word).sum(2, dtype=np.int32), axis=1, out=wpop[:, 1:])
     cache: dict = {}
-    for k in mechanisms:
-        lp.mech[k] = _mechanism(spec, cfg, k, cache, wpop, batch)
+    steps = {k: _mechanism(spec, cfg, k, cache, wpop, batch) for k in mechanisms}
+    requests = {}  # mechanism -> its core-timing request
+    for k, step in steps.items():
+        try:
+            requests[k] = next(step)
+        except StopIteration as done:  # nothing mapped: no timing
+            lp.mech[k] = done.value
+    for k, tm in _time_requests(requests).items():
+        try:
+            steps[k].send(tm)
+        except StopIteration as done:
+            lp.mech[k] = done.value
+    lp.mech = {k: lp.mech[k] for k in mechanisms}
     return lp
+
+
+def _time_requests(requests: dict) -> dict:
+    """:func:`_core_timing` of every mechanism's request ``(key, args)``: mechanism -> :class:`_Timing`.
+
+    Requests with the same key have the same arguments but the vectors (the mechanisms of one mapping through
+    the same switch, with and without input skipping): their vectors are stacked on the sample axis and timed
+    in one call (every figure of :func:`_core_timing` is per sample or does not depend on the vectors); a
+    vector the same for every pixel (trailing axis 1) is broadcast to the pixels of the other."""
+    groups: dict = {}
+    for k, (key, _) in requests.items():
+        groups.setdefault(key, []).append(k)
+    out = {}
+    for mechs in groups.values():
+        vecs = [requests[k][1][1] for k in mechs]
+        width = max(v.shape[-1] for v in vecs)
+        if len(vecs) == 1:
+            out[mechs[0]] = _core_timing(*requests[mechs[0]][1])
+            continue
+        dtype = np.result_type(*[v for v in vecs if v.shape[-1] == width])
+        if any(v.shape[-1] != width and v.max(initial=0) > np.iinfo(dtype).max for v in vecs):
+            dtype = np.result_type(*vecs)
+        stacked = np.concatenate([np.broadcast_to(v.astype(dtype, copy=False), v.shape[:3] + (width,))
+                                  for v in vecs], axis=1)
+        args = requests[mechs[0]][1]
+        tm = _core_timing(args[0], stacked, *args[2:])
+        S = vecs[0].shape[1]
+        for i, k in enumerate(mechs):
+            out[k] = _sample_slice(tm, slice(i * S, (i + 1) * S))
+    return out
+
+
+def _sample_slice(tm: _Timing, s: slice) -> _Timing:
+    """The samples ``s`` of a :class:`_Timing`: its per-sample arrays sliced, the rest shared."""
+    return dataclasses.replace(tm, wall=tm.wall[s], terms={k: v[s] for k, v in tm.terms.items()},
+                               compute=tm.compute[s], core=tm.core[s])
 
 
 def peak_tops(cfg: HwConfig, phi: int = 1, dense: bool = False) -> float:
@@ -919,6 +1009,7 @@ class NetworkPerf:
     meta: dict = field(default_factory=dict)  # the artifact's provenance (``untrained``, ``weights``, ...)
     batch: int = 1  # samples per loaded tile (evaluate_network)
     batch_reuse: dict | None = None  # :func:`batch_reuse` of the same network, when a report asked for it
+    chip: dict | None = None  # sim_bench.chip_cycles.chip_summary: the chip end to end, when a report asked for it
 
     def mapped(self):
         return [lp for lp in self.layers if lp.mapped]
@@ -927,12 +1018,12 @@ class NetworkPerf:
         return [lp for lp in self.layers if lp.mapped or not mapped_only]
 
     def total_cycles(self, mech: str, mapped_only: bool = False) -> float:
-        return float(sum(lp.cycles(mech) for lp in self._layers(mapped_only)))
+        return float(sum(lp.cycles(mech, not mapped_only) for lp in self._layers(mapped_only)))
 
     def events(self, mech: str, mapped_only: bool = False) -> dict:
         out: dict = {}
         for lp in self._layers(mapped_only):
-            for k, v in lp.events(mech).items():
+            for k, v in lp.events(mech, not mapped_only).items():
                 out[k] = out.get(k, 0.0) + v
         return out
 
@@ -967,7 +1058,7 @@ class NetworkPerf:
         :meth:`total_cycles` (``simd`` is 0 with ``mapped_only``)."""
         out = dict.fromkeys(CYCLE_TERMS, 0.0)
         for lp in self._layers(mapped_only):
-            for k, v in lp.breakdown(mech).items():
+            for k, v in lp.breakdown(mech, not mapped_only).items():
                 out[k] += v
         return out
 
@@ -1088,6 +1179,8 @@ class NetworkPerf:
         }
         if self.batch_reuse is not None:
             d["batch_reuse"] = self.batch_reuse
+        if self.chip is not None:
+            d["chip"] = self.chip
         return d
 
 

@@ -736,6 +736,8 @@ def run_report(art, hw, out="build/bench", plots: bool = True, batch: int = 1) -
     inputs = [p for p in (art.path, hw.path) if p]
     check_output(out, "dbpim bench", inputs)  # refuse before the long part
     net = evaluate_with_batch_reuse(art, hw, batch)
+    from dbpim.sim_bench.chip_cycles import chip_summary
+    net.chip = chip_summary(art, hw)  # the chip end to end, on its own configuration
     with output_dir(out, "dbpim bench", inputs) as tmp:
         summ = write_report(net, tmp, plots=plots)
     return summ
@@ -755,6 +757,13 @@ def format_summary(s: dict) -> str:
              f"(batch {s['batch']})"]
     if s.get("batch_reuse"):
         lines.append("  " + batch_reuse_line(s["batch_reuse"]))
+    ch = s.get("chip")
+    if ch and "skipped" not in ch:
+        lines.append(f"  the chip end to end (its own configuration, one PIM core, model.chip_timing): "
+                     f"{ch['cycles_per_inference']:,.0f} cycles per inference (mean of {ch['samples']} recorded "
+                     "samples)")
+    elif ch:
+        lines.append(f"  the chip end to end: skipped ({ch['skipped']})")
     lines += format_breakdown(s)
     lines += format_notes(s)
     return "\n".join(lines)

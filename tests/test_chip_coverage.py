@@ -3,7 +3,7 @@
 * fast: the checker on synthetic samples: the complete set closes the coverage, each missing kind of sample (a reset
   state, an error code, an opcode, a wait, a PIM layer of several segments) fails it naming its bin; the required
   reset states are the controller's FSM states, read from the elaborated hw.chip_ctrl;
-* slow (``make test-rtl`` / ``-m slow``): the regression of verif/chip_tb.py on the Amaranth simulator closes the
+* slow, marked ``coverage`` (``make test-rtl`` runs it, ``-m slow``): the regression of verif/chip_tb.py on the Amaranth simulator closes the
   coverage (every opcode, every error code, a reset in every state, the waits, a PIM layer of several segments),
   each run equal to the golden chip, and writes build/coverage/chip/coverage.{json,txt}.
 """
@@ -74,6 +74,7 @@ def test_the_chip_coverage_check_names_each_unhit_bin(drop, bin_):
 
 @pytest.mark.slow
 @pytest.mark.rtl
+@pytest.mark.coverage
 @pytest.mark.timeout(3600)
 def test_the_chip_controller_regression_closes_its_coverage():
     """verif/chip_tb.py on the Amaranth simulator: every run equals the golden chip, and the coverage closes."""

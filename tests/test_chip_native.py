@@ -6,8 +6,8 @@
 * every error code of :data:`model.isa.CHIP_ERRORS` comes back as its one-line error naming the instruction;
   exactly the opcodes of :data:`model.isa.RTL_PENDING` stop with code 2;
 * the demo SmallCNN's program on the RTL chip: logits equal to the golden chip's and the torch integer path's,
-  ``CYCLES`` equal to ``program_cycles`` per sample (``model_cycles``); and (slow) ``dbpim run --rtl`` on a small
-  depthwise network;
+  ``CYCLES`` equal to ``program_cycles`` per sample (``model_cycles``) and to the performance model's end-to-end
+  count (``sim_bench.chip_cycles``); and (slow) ``dbpim run --rtl`` on a small depthwise network;
 * random PIM layers whose WMEM images run rounds of 2 segments on the ``small`` chip's 2 PIM cores (behind
   ``slow``: in row bands, and the shrunken core's multi-segment layers on a 3-core chip): ACC and ``CYCLES``
   equal the golden chip's; (slow) an image for more cores than the chip has stops it with ERROR_CODE 6.
@@ -148,6 +148,13 @@ def test_a_program_larger_than_a_buffer_is_refused_before_the_build(hw):
         run_chip_native(prog, hw, [{}], [])
     with pytest.raises(ChipRunError, match=r"sample 0 ACT words: ACT holds signed 16-bit elements"):
         run_chip_native(_one(isa.encode("HALT")), hw, [{"ACT": (0, np.array([1 << 15]))}], [])
+    from dbpim.verif.native_chip import check_fits
+    prog.act_words, prog.acc_words = depths["ACT"] + 2, depths["ACC"] + 3  # every buffer past its depth named
+    with pytest.raises(ChipRunError, match=rf"^program: needs {depths['IMEM'] + 1} IMEM words, the chip has "
+                                           rf"{depths['IMEM']}; needs {depths['ACT'] + 2} ACT words, the chip has "
+                                           rf"{depths['ACT']}; needs {depths['ACC'] + 3} ACC words, the chip has "
+                                           rf"{depths['ACC']}$"):
+        check_fits(prog, depths)
 
 
 @pytest.mark.parametrize("seed", [0] + [pytest.param(s, marks=pytest.mark.slow) for s in (1, 2, 3)])
@@ -201,6 +208,8 @@ def test_demo_smallcnn_on_the_rtl_chip(real_artifacts):
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(got, torch_int)
     np.testing.assert_array_equal(run.cycles, model_cycles(chip.program, q, art.hw.system.simd_lanes))
+    from dbpim.sim_bench.chip_cycles import chip_cycles
+    assert chip_cycles(art, x=x).cycles == int(run.cycles.sum())  # the performance model end to end
 
 
 def _tiny_depthwise_net():
@@ -258,6 +267,7 @@ def test_depthwise_network_runs_on_the_rtl_chip(hw, tmp_path):
     assert r["program"]["by_opcode"]["DWC"] == 3 and r["program"]["by_opcode"]["ADD"] == 1
     assert r["logits_equal"] is True and r["logits_equal_to_golden"] == {"torch_int": True, "rtl": True}
     assert r["cycles_rtl"]["equal_model"] is True
+    assert r["cycles_perf_model"]["per_inference"] == r["cycles_rtl"]["per_inference"]
 
 
 @pytest.mark.slow

@@ -163,3 +163,38 @@ def test_rtl_chip_replay_reports_a_flipped_value(small_set, tmp_path):
                                                        "chip/pim_conv_segments: acc[0, 7]",
                                                        "chip/pim_conv_signed: cycles[1]",
                                                        "chip/pim_cnn: act[0, 383]"], bad
+
+
+def test_the_demo_case_needs_an_artifact_of_the_configuration():
+    """``demo``: an artifact compiled for another configuration is one line naming both."""
+    from types import SimpleNamespace
+    with pytest.raises(conformance.ConformanceError, match="compiled for paper, not for small"):
+        conformance.build(load_config("small"), real=False, demo=SimpleNamespace(hw=load_config("paper"),
+                                                                                   network="smallcnn"))
+
+
+@pytest.mark.slow
+@pytest.mark.rtl
+@pytest.mark.timeout(1800)
+@pytest.mark.xdist_group("rtl-chip-native")
+def test_the_demo_cnn_chip_case(real_artifacts, tmp_path):
+    """The demo network's chip case (``dbpim conformance --demo-artifact``): its file is small, its logits are the
+    golden chip's on the first test digits, the set passes its own check and the RTL chip replays it from the files."""
+    pytest.importorskip("torch")
+    pytest.importorskip("amaranth")
+    from dbpim.model.artifact import load
+    from dbpim.model.chip import GoldenChip
+    from dbpim.model.torch.data import load_digits
+    from dbpim.verif.conformance import replay
+    art = load(real_artifacts[0])
+    d = tmp_path / "set"
+    conformance.write(d, art.hw, real=False, demo=art)
+    case = next(c for c in json.loads((d / "manifest.json").read_text())["cases"] if c["name"] == "demo_cnn")
+    assert case["kind"] == "chip" and (d / case["file"]).stat().st_size < 64 * 1024
+    with np.load(d / case["file"], allow_pickle=False) as z:
+        act = z["act"]
+    out = GoldenChip(art).program.output
+    want = GoldenChip(art).run(load_digits(0).x_test.numpy()[:conformance.DEMO_SAMPLES])
+    np.testing.assert_array_equal(act[:, out["addr"]:out["addr"] + want.shape[1]], want)
+    assert conformance.check(d) == []
+    assert replay(d, kinds=("chip",)) == []

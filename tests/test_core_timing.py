@@ -72,8 +72,11 @@ def test_fewer_lanes_or_less_bandwidth_only_add_cycles(seed, sparsity):
     spec = synth.specs_of(layers, cfg.macro, sparsity=sparsity)[0]
     base = perf.evaluate_layer(spec, cfg)
     slower = [dataclasses.replace(cfg, macro=dataclasses.replace(cfg.macro, lanes=4)),
-              dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, dram_bytes_per_cycle=2.0)),
-              dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, output_buffer_kib=4))]
+              dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, dram_bytes_per_cycle=2.0))]
+    # A smaller output buffer is not on this list: it cuts a layer into more STARTs, and the jobs of a
+    # smaller START can be dealt to the cores more evenly (seed 550 at sparsity 0.75: 4 KiB gives 64 STARTs
+    # and 56,621 DB-PIM cycles against 4 and 58,025). test_output_buffer_capacity_splits_pixels_and_reloads
+    # checks that axis.
     faster = dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, dram_bytes_per_cycle=1e12))
     for c in slower:
         lp = perf.evaluate_layer(spec, c)

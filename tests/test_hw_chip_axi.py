@@ -118,8 +118,8 @@ def test_decoder_corners():
 
 
 def test_driver_runs_a_random_program_through_axi():
-    """ChipDriver over AXI4-Lite (random delays on every channel): a random SIMD program's images and buffers
-    loaded, START, DONE polled; ACT and CYCLES equal the golden chip's (GoldenChip.from_program,
+    """ChipDriver over AXI4-Lite (random delays on every channel): a random SIMD program's images (their entries in
+    a random order) and buffers loaded, START, DONE polled; ACT and CYCLES equal the golden chip's (GoldenChip.from_program,
     model.chip.program_cycles)."""
     rng = np.random.default_rng(7)
     asm = Asm(rng)
@@ -133,7 +133,7 @@ def test_driver_runs_a_random_program_through_axi():
     async def body(tb):
         await _reset(tb)
         drv = AsyncChipDriver(AxiLiteMaster(tb, np.random.default_rng(8), p_idle=0.3), cmap=dut.map)
-        await drv.load(prog)
+        await drv.load(prog, rng=np.random.default_rng(9))  # the images' entries in a random order
         await drv.write_buffer("ACT", act)
         await drv.write_buffer("ACC", acc)
         await drv.start()
@@ -201,6 +201,29 @@ def test_chip_driver_sequences():
         drv.read_buffer("XMEM", 1)
     with pytest.raises(TypeError, match="cmap"):
         ChipDriver(mem, cmap=None)
+
+
+def test_chip_driver_loads_in_a_random_order():
+    """ChipDriver.load(rng=...): the same writes as in order, the images' entries interleaved in a random order,
+    each IMEM instruction's low word just before its high word (which commits it)."""
+    cm = isa.chip_map(DEPTHS)
+    asm = Asm(np.random.default_rng(0))
+    for op in ("REQ", "ADD", "CLMP"):
+        asm.random(op)
+    prog = asm.program()
+    plain, shuffled = _Memory(), _Memory()
+    ChipDriver(plain, cmap=cm).load(prog)
+    ChipDriver(shuffled, cmap=cm).load(prog, rng=np.random.default_rng(1))
+    assert sorted(shuffled.writes) == sorted(plain.writes) and shuffled.writes != plain.writes
+    region = cm.regions
+    order = [next(n for n, r in region.items() if r.base <= a < r.base + r.size) for a, _ in shuffled.writes]
+    assert sum(a != b for a, b in zip(order, order[1:])) > len(set(order))  # interleaved across the images
+    imem = cm.regions["IMEM"]
+    for k in range(len(prog.imem)):
+        lo = shuffled.writes.index((imem.address(k, 0), int(prog.imem[k]) & 0xFFFFFFFF))
+        assert shuffled.writes[lo + 1] == (imem.address(k, 1), int(prog.imem[k]) >> 32)
+    with pytest.raises(TypeError, match="rng: must be a numpy.random.Generator"):
+        ChipDriver(plain, cmap=cm).load(prog, rng=3)
 
 
 def test_c_driver_example(tmp_path):

@@ -21,6 +21,9 @@ def test_run_goes_through_the_golden_chip_and_equals_the_flow_on_its_test_sample
     assert acc["chip"] == acc["torch_int"] == r["accuracy_compiled_integer_only"]  # the flow's integer-only path
     assert acc["float_requant"] == r["accuracy_compiled"]  # the same samples, the same frozen network
     assert r["cycles_model"]["pim_macro_cycles"] > 0 and r["cycles_model"]["simd_cycles"] > 0
+    pm = r["cycles_perf_model"]  # the performance model end to end on the same samples: the golden chip's CYCLES
+    assert pm["equal_golden_chip"] is True and pm["per_inference"] == r["cycles_model"]["golden_chip_cycles"] > 0
+    assert sum(pm["layers [cycles]"].values()) + pm["unattributed [cycles]"] == pytest.approx(pm["per_inference"])
     assert r["program"]["by_opcode"]["PIM"] == r["program"]["by_opcode"]["REQ"] == 5 and r["program"]["by_opcode"]["HALT"] == 1
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("smallcnn: golden chip (") and "PIM macro-cycles" in out[0]
@@ -82,6 +85,7 @@ def test_run_without_the_chip_runs_the_float_requant_path_and_says_why(real_arti
     assert set(r["accuracy"]) == {"float_requant"}
     assert r["accuracy"]["float_requant"] == float((want == ds.y_test.numpy()[:48]).mean()) > 0.1
     assert r["logits_equal"] is None and r["program"] is None and r["cycles_model"] is None
+    assert r["cycles_perf_model"] is None
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"smallcnn: golden chip: skipped ({r['paths_skipped']['chip']})"
     assert out[1].startswith("smallcnn: torch integer path: skipped (it runs the golden chip's integer plan")
@@ -156,6 +160,7 @@ def test_run_rtl_runs_the_samples_on_the_rtl_chip_too(real_artifacts, tmp_path, 
     cr = r["cycles_rtl"]
     assert cr["per_inference"] == cr["min"] == cr["max"] == r["cycles_model"]["chip_cycles"] == want
     assert cr["equal_model"] is True and r["cycles_model"]["simd_cycles"] == want  # the golden chip's count too
+    assert r["cycles_perf_model"]["per_inference"] == want  # and the performance model's end to end
     rr = r["rtl"]
     assert rr["configuration"] == "small" and rr["wall_per_inference_s"] > 0 and rr["simulated_cycles_per_s"] > 0
     lines = capsys.readouterr().out.splitlines()

@@ -46,7 +46,7 @@ from pathlib import Path
 
 from amaranth.hdl import Assert, ClockDomain, ClockSignal, Cover, Elaboratable, Module, Mux, ResetSignal, Signal
 
-__all__ = ["CoreHandshakeHarness", "PROPERTIES", "FormalResult", "FormalFailure", "prove", "formal_config"]
+__all__ = ["CoreHandshakeHarness", "ChipHandshakeHarness", "PROPERTIES", "CHIP_PROPERTIES", "FormalResult", "FormalFailure", "prove", "formal_config"]
 
 #: The properties the harness asserts, by name.
 PROPERTIES = ("axis_hold", "axil_b_hold", "axil_r_hold", "axil_aw_w_together", "axil_one_b_per_write",
@@ -140,6 +140,64 @@ class AxiLiteHarness(Elaboratable):
                          past, read_wait=self.dut.sync_read)  # every axil_* property
         if self.dut.one_port:
             _check(m, (), ~(self.dut.w_en & self.dut.r_en), "axil_one_port")
+        return m
+
+
+#: The properties :class:`ChipHandshakeHarness` asserts on the chip top's ports, by name.
+CHIP_PROPERTIES = ("axil_b_hold", "axil_r_hold", "axil_aw_w_together", "axil_one_b_per_write", "axil_one_r_per_read",
+                   "irq_after_start")
+
+
+class ChipHandshakeHarness(Elaboratable):
+    """The chip top (:class:`hw.chip_axi.DBPIMChipAXI`, unchanged: the chip controller, the PIM controller and core,
+    the SIMD core, the buffers) with the assertions of :data:`CHIP_PROPERTIES` on its ports; ``aresetn`` and every
+    AXI4-Lite input are free. The ``axil_*`` properties as the core's (one response per request: none before its
+    request, none twice; a response held, unchanged, until accepted; AW and W together; a read's data two cycles
+    after AR), all of them from every reset on (the counts of open requests restart at the chip's reset);
+    ``irq_after_start``: ``irq`` (``STATUS.DONE``) is low from a reset until a write to ``CTRL`` was accepted.
+    The chip is built with :data:`DEPTHS` words in its buffers and a 16-word input buffer (the core's memories shrunk
+    by :func:`formal_config`).
+
+    Parameters
+    ----------
+    hw : model.config.HwConfig
+        The configuration of the chip under proof.
+    """
+
+    #: the chip's buffers in a proof (words): the solver's state, not the handshakes, grows with them
+    DEPTHS = {"IMEM": 4, "DMEM": 8, "CMEM": 8, "WMEM": 16, "ACT": 16, "ACC": 8}
+
+    def __init__(self, hw, plant: bool = False):
+        from dbpim.hw.chip_axi import DBPIMChipAXI
+        full = DBPIMChipAXI.from_config(hw)
+        full._MustUse__silence = True
+        self.dut = DBPIMChipAXI(lanes=full.chip.lanes, simd_channels=full.chip.simd_channels, depths=self.DEPTHS,
+                                core=full.chip.core, buffer_words=16)
+        self.plant = bool(plant)
+        self.ctrl_addr = self.dut.map.regs["CTRL"]
+
+    def ports(self) -> list:
+        """The chip top's ports: the inputs (free) and outputs of the proof."""
+        return [getattr(self.dut, name) for name in self.dut.signature.members]
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = d = self.dut
+        m.domains.fv = ClockDomain("fv", reset_less=True)
+        m.d.comb += ClockSignal("fv").eq(d.aclk)
+        rst = Signal(name="chip_rst")
+        m.d.comb += rst.eq(d.in_reset)
+        past = _past_fn(m, "fv")
+        past_valid = Signal(reset_less=True, init=0)
+        m.d.fv += past_valid.eq(1)
+        live = past_valid & ~past(rst, "rst")
+        aw = _axil_properties(m, "fv", lambda ch: getattr(d, f"s_axil_{ch}"), rst, live, past, read_wait=True)
+        # a write to CTRL accepted since the last reset (any data: an over-approximation of the START request)
+        ctrl_written = Signal()
+        m.d.fv += ctrl_written.eq(~rst & (ctrl_written | (aw & (d.s_axil_awaddr == self.ctrl_addr))))
+        _check(m, (), ~d.irq | ctrl_written, "irq_after_start")
+        if self.plant:  # a deliberately false property (irq never rises): fails where a run reaches DONE
+            _check(m, (), ~d.irq, "planted_false")
         return m
 
 
@@ -261,7 +319,8 @@ def prove(cfg="small", *, mode: str = "bmc", depth: int = 20, out: Path | None =
           timeout: float = 600.0, plant: bool = False, target: str = "core", skip=()) -> FormalResult:
     """Run SymbiYosys on :class:`CoreHandshakeHarness` for :func:`formal_config` (``cfg``), or with
     ``target="axil"`` on :class:`AxiLiteHarness` (the core's AXI4-Lite target, its address width), with
-    ``target="chip_axil"`` on the chip's (``hw.chip_axi.DBPIMChipAXI``: its options and address width).
+    ``target="chip_axil"`` on the chip's (``hw.chip_axi.DBPIMChipAXI``: its options and address width), with
+    ``target="chip"`` on :class:`ChipHandshakeHarness` (the whole chip top, its core memories shrunk).
 
     Parameters
     ----------
@@ -282,8 +341,8 @@ def prove(cfg="small", *, mode: str = "bmc", depth: int = 20, out: Path | None =
     from amaranth.back import rtlil
 
     from dbpim.verif.rtl import ROOT, config_tag
-    if target not in ("core", "axil", "chip_axil"):
-        raise ValueError(f"target: must be core, axil or chip_axil, got {target!r}")
+    if target not in ("core", "axil", "chip_axil", "chip"):
+        raise ValueError(f"target: must be core, axil, chip_axil or chip, got {target!r}")
     if mode not in ("bmc", "prove", "cover"):
         raise ValueError(f"mode: must be bmc, prove or cover, got {mode!r}")
     if not isinstance(depth, int) or depth < 1:
@@ -306,6 +365,8 @@ def prove(cfg="small", *, mode: str = "bmc", depth: int = 20, out: Path | None =
         chip = DBPIMChipAXI.from_config(hw)
         chip._MustUse__silence = True
         h = AxiLiteHarness(chip.map.addr_width, sync_read=True, full_words=True, one_port=True)
+    elif target == "chip":
+        h = ChipHandshakeHarness(hw, plant=plant)
     else:
         h = CoreHandshakeHarness(hw, covers=mode == "cover", plant=plant, skip=skip)
     (out / "harness.il").write_text(rtlil.convert(h, name="top", ports=h.ports()))

@@ -1041,8 +1041,10 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         for op in list(chip_programs.SIMD_OPS) + list(rng.choice(list(chip_programs.SIMD_OPS), 4)):
             asm.random(str(op))
         m, sh = asm.mults(2 * lanes + 1, 43)  # constants in three groups
+        # (the second trial's REQ without a bias: its last channel group, one channel, ends the constants' walk)
         d = asm.desc("REQ", C=2 * lanes + 1, inner=2, outer=1, m_addr=asm.const(m), s_addr=asm.const(sh),
-                     bias_addr=asm.const(rng.integers(-5000, 5000, 2 * lanes + 1)), has_bias=1, lo=-100, hi=100)
+                     bias_addr=asm.const(rng.integers(-5000, 5000, 2 * lanes + 1)), has_bias=int(trial == 0),
+                     lo=-100, hi=100)
         asm.imem.append(isa.encode("REQ", desc=d, dst=asm.place(2 * (2 * lanes + 1), []), src0=0))
         prog = asm.program()
         bufs = [chip_programs.random_buffers(rng, depths) for _ in range(2)]
@@ -1061,7 +1063,8 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
             case = random_pim(rng, hw.macro, kind=kind)
             src, dst = int(rng.integers(0, 40)), int(rng.integers(0, 20))
             pim = pim_program(case, params, src=src, dst=dst, table_pad=0)
-            if len(pim.wmem) <= depths["WMEM"] and (kind == "linear" or _pim_segments(pim) > 1):
+            if len(pim.wmem) <= depths["WMEM"] and (kind == "linear" or (_pim_segments(pim) > 1
+                                                                        and _zero_entries(pim) >= 2)):  # a layer of 2 zero entries
                 break
         else:
             raise RuntimeError(f"no random PIM {kind} layer (of several segments) fits the chip")
@@ -1075,6 +1078,20 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
             add(pim, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
                 [(f"PIM {kind} layer" + ("" if abort_after is None else " after a reset"),
                   {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1}, cyc, [c[0]])], f"PIM {kind} layer", abort_after)
+        if kind == "conv2d":  # its window table one entry past the end: error code 6, ACT and ACC (zeros: its zero
+            # entries change nothing) untouched after it (ACT read first: time for a controller that ran on to write)
+            zero = np.zeros(depths["ACC"], np.int64)
+            add(_table_past_the_end(pim, hw.core.mask_windows), [{"ACT": (0, act), "ACC": (0, zero)}],
+                [("ACT", 0, depths["ACT"]), ("ACC", 0, depths["ACC"])],
+                [("error code 6 (a window table one entry past its end)",
+                  {"DONE": 1, "ERROR": 1, "ERROR_CODE": 6, "PC": 0}, None, [act, zero])], "window table past its end")
+        else:  # the linear layer again, its block moved to end at WMEM's last word
+            at_end = _block_at_the_end(pim, depths["WMEM"])
+            a, c = act[None].copy(), acc[None].copy()
+            GoldenChip.from_program(at_end, lanes).execute(a, c)
+            add(at_end, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
+                [("PIM linear layer ending at WMEM's last word", {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1},
+                  program_cycles(at_end, lanes, act, acc), [c[0]])], "PIM linear layer at WMEM's end")
 
     # each STATUS.ERROR_CODE
     def one(word, op=None, **desc):
@@ -1113,6 +1130,47 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
     expect.append(("STATUS after a reset that follows an error", [],
                    {"BUSY": 0, "DONE": 0, "ERROR": 0, "ERROR_CODE": 0}, 0, None))
     return ChipSuite(lines, expect, aborts)
+
+
+def _zero_entries(prog) -> int:
+    """The most zero entries (outputs the PIM controller fills with 0) of one layer of a program's WMEM image."""
+    from dbpim.model.pim_image import read_block
+    w = np.asarray(prog.wmem, np.int64)
+    return max(len(read_block(w, i).zeros) for i in range(int(w[0])))
+
+
+def _block_at_the_end(prog, words: int):
+    """``prog`` (one PIM layer) with its block moved to end at WMEM word ``words - 1`` (the words before it 0)."""
+    from dbpim.model.pim_image import read_block
+    w = np.asarray(prog.wmem, np.int64)
+    assert int(w[0]) == 1, "one layer"
+    blk = read_block(w, 0)
+    base = words - blk.words
+    wmem = np.zeros(words, np.int64)
+    wmem[:2] = [1, base]
+    wmem[base:] = w[blk.base:blk.base + blk.words]
+    return dataclasses.replace(prog, wmem=wmem)
+
+
+def _table_past_the_end(prog, windows: int):
+    """``prog`` (a PIM instruction) with the first segment of its first layer's window table grown to ``windows +
+    1`` entries (the block's word count with it, the later blocks moved), the new entries copies of its first: the
+    PIM controller stops at entry ``windows`` (error code 6); a controller that wrote on would wrap onto entry 0 with
+    its own value and run the layer."""
+    from dbpim.model.pim_image import BAND_HEADER, PIM_HEADER, SEGMENT_HEADER
+    w = [int(v) for v in np.asarray(prog.wmem, np.int64)]
+    base = w[1]
+    zeros = w[base + PIM_HEADER.index("zeros")]
+    seg = base + len(PIM_HEADER) + zeros + len(BAND_HEADER)  # the first band's first segment header
+    n_writes, n_table = w[seg + SEGMENT_HEADER.index("writes")], w[seg + SEGMENT_HEADER.index("table")]
+    first = seg + len(SEGMENT_HEADER) + 2 * n_writes
+    extra = windows + 1 - n_table
+    w[first + n_table:first + n_table] = [w[first]] * extra
+    w[seg + SEGMENT_HEADER.index("table")] = windows + 1
+    w[base + PIM_HEADER.index("words")] += extra
+    for i in range(1, w[0]):
+        w[1 + i] += extra if w[1 + i] > base else 0
+    return dataclasses.replace(prog, wmem=np.array(w, np.int64))
 
 
 def _pim_segments(prog) -> int:

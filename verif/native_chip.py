@@ -72,14 +72,15 @@ def unloadable_images(program) -> list:
 
 
 def check_fits(program, depths: dict) -> None:
-    """Raise :class:`ChipRunError` (one line) when an image of ``program``, or the ``ACT`` / ``ACC`` words it
-    allocates, exceed the chip's buffer ``depths`` (:func:`chip_depths`)."""
+    """Raise :class:`ChipRunError` (one line naming every buffer that does not fit) when an image of ``program``,
+    or the ``ACT`` / ``ACC`` words it allocates, exceed the chip's buffer ``depths`` (:func:`chip_depths`)."""
     need = {name: int(img.size) for name, img in program_images(program).items()}
     need["ACT"] = max(need.get("ACT", 0), int(program.act_words))
     need["ACC"] = max(need.get("ACC", 0), int(program.acc_words))
-    for name, n in need.items():
-        if depths.get(name) is not None and n > depths[name]:
-            raise ChipRunError(f"program: needs {n} {name} words, the chip has {depths[name]}")
+    over = [f"{n} {name} words, the chip has {depths[name]}" for name, n in need.items()
+            if depths.get(name) is not None and n > depths[name]]
+    if over:
+        raise ChipRunError("program: needs " + "; needs ".join(over))
 
 
 def pending_instructions(program) -> list:

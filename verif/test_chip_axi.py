@@ -3,7 +3,8 @@ on AW, W, B, AR and R (run by ``tests/test_hw_chip_axi.py``).
 
 The program and its expected results come in ``DBPIM_CHIP_PROGRAM`` (an ``.npz`` the pytest side writes: the
 images, the ``ACT`` / ``ACC`` contents, the buffer depths, the golden chip's ``ACT`` after HALT and its cycle
-count). :class:`model.driver.AsyncChipDriver` loads the images (each ``IMEM`` instruction low word first), then
+count). :class:`model.driver.AsyncChipDriver` loads the images (their entries in a random order, interleaved; each
+``IMEM`` instruction low word first), then
 writes ``ACC`` while it reads ``DMEM`` back (reads and writes outstanding together on the chip's one port), writes
 ``ACT``, START, polls ``STATUS.DONE``; ``irq``, ``STATUS``, ``CYCLES`` and ``ACT`` must equal the golden chip's.
 Every failure names the seed (``DBPIM_SEED``).
@@ -18,7 +19,7 @@ from cocotb.triggers import ClockCycles
 
 from dbpim.model import isa
 from dbpim.model.chip import ChipProgram
-from dbpim.model.driver import AsyncChipDriver
+from dbpim.model.driver import AsyncChipDriver, DriverError
 from dbpim.verif.tb import CLOCK_NS, env_rng, pause_generator
 
 #: probability that a channel pauses in a cycle (each of AW, W, B, AR, R)
@@ -62,9 +63,11 @@ async def chip_axi_runs_a_program(dut):
         ch.set_pause_generator(pause_generator(rng, P_PAUSE))
     for agent in (axil.write_if, axil.read_if):
         agent.log.setLevel(logging.WARNING)  # not a log line per transfer
-    drv = AsyncChipDriver(_Bus(axil), cmap=isa.chip_map(depths))
+    # a run that never ends fails naming its STATUS after this many polls (each at least one cycle), well before the
+    # test's timeout
+    drv = AsyncChipDriver(_Bus(axil), cmap=isa.chip_map(depths), max_polls=int(d["want_cycles"]) + 1000)
 
-    await drv.load(prog)
+    await drv.load(prog, rng=rng)  # the images' entries in a random order, interleaved
     # ACC written while DMEM is read back: writes and reads outstanding together on the chip's one port
     acc = cocotb.start_soon(drv.write_buffer("ACC", d["acc"]))
     dmem = await drv.read_buffer("DMEM", len(prog.dmem))
@@ -74,7 +77,10 @@ async def chip_axi_runs_a_program(dut):
     assert imem.tolist() == prog.imem.tolist(), f"seed {seed}: IMEM reads back differently"
     await drv.write_buffer("ACT", d["act"])
     await drv.start()
-    await drv.wait_done()
+    try:
+        await drv.wait_done()
+    except DriverError as e:
+        raise AssertionError(f"seed {seed}: {e}") from None
     assert dut.irq.value == 1, f"seed {seed}: irq low after DONE"
     res = await drv.result()
     assert res.ok and res.fields["PC"] == len(prog.imem) - 1, f"seed {seed}: STATUS {res.fields}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dbpim.commands._common import OUT_HELP, CommandError, hw_option, load_hw, verbosity_options
+from dbpim.commands._common import OUT_HELP, CommandError, hw_option, load_artifact, load_hw, verbosity_options
 
 COMMAND = "dbpim conformance"
 
@@ -16,8 +16,11 @@ COMMAND = "dbpim conformance"
               help="re-run the golden model against the set in DIR (its own config.yaml) instead of writing one; "
                    "exit status 1 on any mismatch")
 @click.option("--no-real", is_flag=True, help="leave out the cases of the trained digits MLP (faster)")
+@click.option("--demo-artifact", default=None, metavar="DIR",
+              help="add the chip case demo_cnn: the demo network's whole program (this artifact, compiled for --hw: "
+                   "build/demo/smallcnn/artifact of `make demo`) on the first test digits")
 @verbosity_options
-def command(hw, out, check_dir, no_real):
+def command(hw, out, check_dir, no_real, demo_artifact):
     """Write the conformance set for a hardware configuration into --out (manifest.json, README.md,
     config.yaml, macro_*.npz, core_*.npz, chip_*.npz), or check a set with --check."""
     from dbpim.model.conformance import ConformanceError, check, write
@@ -36,6 +39,10 @@ def command(hw, out, check_dir, no_real):
         return
     from dbpim.model.outdir import check_output
     cfg = load_hw(hw)
+    demo = load_artifact(demo_artifact, "--demo-artifact") if demo_artifact is not None else None
     check_output(out, COMMAND)  # before the slow part
-    files = write(out, cfg, real=not no_real, command=COMMAND)
+    try:
+        files = write(out, cfg, real=not no_real, command=COMMAND, demo=demo)
+    except ConformanceError as e:
+        raise CommandError(f"--demo-artifact: {e}") from None
     click.echo(f"{out}: {len(files)} files (manifest.json, README.md)")

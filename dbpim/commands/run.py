@@ -206,13 +206,24 @@ def command(artifact, data, samples, batch_size, rtl, out):
            "output_scale": chip.output_quant.scale if chip is not None else None,
            "predictions": pred.astype(int).tolist(),
            "logits_equal": all(equal.values()) if equal else None,
-           "accuracy": {}, "cycles_model": None}
+           "accuracy": {}, "cycles_model": None, "cycles_perf_model": None}
     if chip is not None:
         res["cycles_model"] = {
             "pim_macro_cycles": chip.macro_cycles / S, "simd_cycles": chip.simd_cycles / S,
             "what": "per inference: DB-PIM macro-cycles of the PIM instructions (docs/design.md §7, summed "
                     "as if one macro ran every tile) and cycles of the other instructions, run one after "
-                    "another (the RTL chip controller's, model.chip_timing.instruction_cycles)"}
+                    "another (the RTL chip controller's, model.chip_timing.instruction_cycles)",
+            "golden_chip_cycles": chip.cycles / S,
+            "golden_chip_cycles_what": "per inference (mean over the samples): the golden chip's CYCLES "
+                                       "(model.chip.GoldenChip: PIM and SIMD instructions)"}
+        from dbpim.sim_bench.chip_cycles import chip_cycles
+        perf = chip_cycles(art, x=xf)
+        res["cycles_perf_model"] = {
+            "per_inference": perf.total, "equal_golden_chip": bool(perf.cycles == chip.cycles),
+            "layers [cycles]": perf.layers, "unattributed [cycles]": perf.unattributed,
+            "what": "per inference (mean over the samples): the performance model's end-to-end cycles of the chip "
+                    "(sim_bench.chip_cycles: every instruction timed by model.chip_timing, one PIM core), by "
+                    "layer record; unattributed: HALT"}
     if r is not None:
         run = r["run"]
         cyc = r["cycles"]
@@ -264,7 +275,9 @@ def command(artifact, data, samples, batch_size, rtl, out):
     else:
         click.echo(f"{art.network}: golden chip ({res['program']['instructions']} instructions), {S} samples"
                    f"{pct('chip')}, {cm['pim_macro_cycles']:.0f} PIM macro-cycles + {cm['simd_cycles']:.0f} SIMD "
-                   "core cycles per inference")
+                   f"core cycles per inference; CYCLES {cm['golden_chip_cycles']:.0f} per inference, performance "
+                   f"model {res['cycles_perf_model']['per_inference']:.0f} "
+                   f"({'equal' if res['cycles_perf_model']['equal_golden_chip'] else 'NOT EQUAL'})")
     if "torch_int" in skipped:
         skip("torch integer path", "torch_int")
     else:

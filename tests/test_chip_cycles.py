@@ -1,0 +1,88 @@
+"""The performance model's end-to-end cycles of the chip (sim_bench.chip_cycles) against the golden chip.
+
+On the demo CNN and on a random small network with depthwise convolutions and a residual add: the performance
+model's cycles per inference equal the golden chip's ``CYCLES`` (the RTL's: tests/test_chip_native.py) exactly,
+instruction by instruction, and the SIMD layers of ``sim_bench.perf`` cost the chip's SIMD instructions
+(``model.chip_timing.instruction_cycles``), not the ``ceil(ops / lanes)`` estimate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+from dbpim.model.artifact import load  # noqa: E402
+from dbpim.model.chip import GoldenChip  # noqa: E402
+from dbpim.model.config import load_config  # noqa: E402
+from dbpim.sim_bench.chip_cycles import chip_cycles, chip_summary, recorded_input  # noqa: E402
+from dbpim.sim_bench.perf import evaluate_network, specs_from_artifact  # noqa: E402
+
+
+def _check_against_the_golden_chip(art, x):
+    """chip_cycles on ``x`` equals the golden chip's run, instruction by instruction; the perf model's layers
+    cost the chip's SIMD instructions."""
+    gold = GoldenChip(art)
+    gold.run(x)
+    cc = chip_cycles(art, x=x)
+    S = len(x)
+    assert cc.cycles == gold.cycles and cc.samples == S
+    assert cc.total == gold.cycles / S
+    np.testing.assert_array_equal([r["cycles"] * S for r in cc.instructions], gold.by_instruction)
+    assert sum(cc.layers.values()) + cc.unattributed == pytest.approx(cc.total, rel=1e-12)
+    assert cc.unattributed == 2  # HALT alone: every other instruction is a layer record's
+    net = evaluate_network(specs_from_artifact(art), art.hw, mechanisms=("dbpim",))
+    for lp in net.layers:
+        simd = sum(r["cycles"] for r in cc.instructions if r["layer"] == lp.spec.name and r["op"] != "PIM")
+        assert lp.spec.chip_simd is not None
+        assert lp.simd_cycles == simd, lp.spec.name
+        if not lp.mapped:
+            assert lp.cycles("dbpim") == cc.layers[lp.spec.name]
+    return cc, net
+
+
+def test_demo_cnn_end_to_end_equals_the_golden_chip():
+    from conftest import real_artifact
+    from dbpim.model.torch.data import load_data
+    art = load(real_artifact("smallcnn", "small"))
+    x = load_data("digits", 0).x_test.numpy()[:3]
+    cc, net = _check_against_the_golden_chip(art, x)
+    ops = [r["op"] for r in cc.instructions]
+    assert {"PIM", "REQ", "MAXP", "HALT"} <= set(ops)
+    # the recorded samples: the chip's input is the first layer's recorded input (the same quantization)
+    gold = GoldenChip(art)
+    rec = recorded_input(art, gold.plan)
+    p = gold.program
+    act = np.zeros((len(rec), p.act_words), np.int64)
+    act[:, p.input["addr"]:p.input["addr"] + rec[0].size] = rec.reshape(len(rec), -1)
+    gold.execute(act, np.zeros((len(rec), max(1, p.acc_words)), np.int64))
+    # a report on the chip's configuration carries the figure (on the recorded samples); on another none
+    s = chip_summary(art, art.hw)
+    assert s["cycles_per_inference"] == gold.cycles / len(rec)
+    assert chip_summary(art, load_config("paper")) is None
+
+
+def test_depthwise_residual_network_end_to_end_equals_the_golden_chip(tmp_path):
+    """A random small network with three DWC instructions, a residual ADD and a GAP."""
+    torch = pytest.importorskip("torch")
+    from dbpim.model.torch.export import export
+    from dbpim.model.torch.flow import Stages
+    from dbpim.model.torch.graph import capture
+    from tests.test_chip_native import _tiny_depthwise_net
+    hw = load_config("small")
+    torch.manual_seed(1)
+    net, x = _tiny_depthwise_net(), torch.randn(3, 3, 9, 9)
+    net.train()
+    with torch.no_grad():
+        net(x)
+    net.eval()
+    st = Stages(capture(net, x), hw.macro.group_size)
+    st.prune(0.5)
+    st.quantize(x, fta=True, phi_max=2)
+    st.freeze()
+    art = load(export(st.net, "tinydw", hw.macro, tmp_path / "art", x, hw=hw))
+    cc, perf = _check_against_the_golden_chip(art, x.numpy())
+    ops = [r["op"] for r in cc.instructions]
+    assert ops.count("DWC") == 3 and ops.count("ADD") == 1 and ops.count("GAP") == 1
+    dw = [lp for lp in perf.layers if lp.spec.op == "depthwise"]
+    assert len(dw) == 3 and all(lp.spec.chip_simd[0][0] == "DWC" for lp in dw)
