@@ -49,7 +49,9 @@ class ChipRunError(NativeError):
 def chip_depths(cfg) -> dict:
     """Words of each buffer of the chip built for ``cfg`` (:meth:`hw.chip.DBPIMChip.from_config`)."""
     from dbpim.hw.chip import DBPIMChip
-    return dict(DBPIMChip.from_config(_config(cfg)).depths)
+    chip = DBPIMChip.from_config(_config(cfg))
+    chip._MustUse__silence = True  # built for its depths only: no UnusedElaboratable warning on the user's screen
+    return dict(chip.depths)
 
 
 def _images(program):
