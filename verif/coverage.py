@@ -44,7 +44,7 @@ __all__ = ["REQUIRED", "MACRO_REQUIRED", "SIMD_REQUIRED", "WINDOW_REQUIRED", "ST
            "CORE_STALL_STAGES", "CONTROLLER_STATES", "SIMD_ERRORS", "required_bins", "descriptor_extremes",
            "CoreCoverage", "MacroCoverage", "SIMDCoverage", "WindowCoverage", "missing", "report_table",
            "write_report", "unstalled", "check_closed", "CHIP_REQUIRED", "CHIP_REPORTED", "ChipCoverage",
-           "chip_states", "fsm_states", "fsm_signal"]
+           "chip_states", "fsm_states", "fsm_signal", "Cross", "BLOCK_REQUIRED", "DBMUCoverage", "IPUCoverage"]
 
 #: stream stages of the core, input to output: the AXI4-Stream input, the sparse allocation switch's input,
 #: the row packer's input (the switch's output), the macros' inputs (the packer's output), the result stream
@@ -102,14 +102,47 @@ def required_bins(hw) -> dict[str, list]:
     return out
 
 
-def _cover_points(prefix: str, required: dict, reported: dict | None = None) -> dict:
+class Cross(tuple):
+    """A cross of two or more dimensions (each a list of bins), as a required-bins entry: a cocotb-coverage
+    ``CoverCross`` whose bins are the tuples of the product less ``ignore`` (tuples that cannot occur), named
+    ``"a x b"`` in reports (:func:`bin_name`); sampled with one value per dimension."""
+
+    def __new__(cls, *axes, ignore=()):
+        self = super().__new__(cls, tuple(tuple(a) for a in axes))
+        if len(self) < 2 or not all(self):
+            raise ValueError(f"axes: a cross needs two or more non-empty dimensions, got {axes!r}")
+        self.ignore = {tuple(t) for t in ignore}
+        return self
+
+    def bins(self) -> list:
+        """The cross's bins (tuples), ignored ones left out."""
+        return [t for t in itertools.product(*self) if t not in self.ignore]
+
+
+def bin_name(b) -> str:
+    """A bin as reports name it: a cross's tuple ``"a x b"``, any other bin ``str(b)``."""
+    return " x ".join(map(str, b)) if isinstance(b, tuple) else str(b)
+
+
+def _cover_points(prefix: str, required: dict, reported: dict | None = None, crosses: dict | None = None) -> dict:
     """One cocotb-coverage ``CoverPoint`` per coverpoint of ``required`` (bins: the required ones, then those
-    ``reported`` adds), named ``prefix.point``: point -> its sampling function."""
-    from cocotb_coverage.coverage import CoverPoint
+    ``reported`` adds), named ``prefix.point``, and one ``CoverCross`` per entry of ``crosses`` (point ->
+    :class:`Cross`; its dimensions are coverpoints ``prefix.point[k]``): point -> its sampling function."""
+    from cocotb_coverage.coverage import CoverCross, CoverPoint
     if not isinstance(prefix, str) or not prefix or "." in prefix:
         raise ValueError(f"prefix: must be a non-empty name without dots, got {prefix!r}")
     points = {}
+    for point, cross in (crosses or {}).items():
+        names = [f"{prefix}.{point}[{k}]" for k in range(len(cross))]
+        axes = [CoverPoint(n, xf=lambda *v, k=k: v[k], bins=list(a)) for k, (n, a) in enumerate(zip(names, cross))]
+        ign = [t for t in itertools.product(*cross) if t in cross.ignore]
+        sample = CoverCross(f"{prefix}.{point}", items=names, ign_bins=ign)(lambda *v: None)
+        for ax in axes:
+            sample = ax(sample)
+        points[point] = sample
     for point, bins in required.items():
+        if point in points:
+            continue
         @CoverPoint(f"{prefix}.{point}", xf=lambda v: v, bins=list(bins) + (reported or {}).get(point, []))
         def sample(v):
             pass
@@ -120,7 +153,7 @@ def _cover_points(prefix: str, required: dict, reported: dict | None = None) -> 
 def _report(prefix: str, required: dict) -> dict:
     """Coverpoint -> {bin (str): hits} of the coverpoints ``required`` names in model ``prefix``."""
     from cocotb_coverage.coverage import coverage_db
-    return {p: {str(b): int(h) for b, h in coverage_db[f"{prefix}.{p}"].detailed_coverage.items()}
+    return {p: {bin_name(b): int(h) for b, h in coverage_db[f"{prefix}.{p}"].detailed_coverage.items()}
             for p in required}
 
 
@@ -401,7 +434,8 @@ WINDOW_REQUIRED = {
 }
 
 #: Bins a run at full rate (stall 0) cannot hit: required only of stalled runs (:func:`unstalled`).
-STALL_ONLY = {"simd.stream": ("o_backpressure", "i_stall"), "window.stream": ("o_backpressure", "d_stall")}
+STALL_ONLY = {"simd.stream": ("o_backpressure", "i_stall"), "window.stream": ("o_backpressure", "d_stall"),
+              "ipu.stream": ("o_backpressure", "i_stall")}
 
 
 class SIMDCoverage:
@@ -652,3 +686,130 @@ class ChipCoverage:
 
     def report(self) -> dict:
         return _report(self.prefix, self.required)
+
+
+# --------------------------------------------------------------------------- the building blocks
+
+#: The required coverage of the building blocks' regressions (``verif/test_<block>.py``), block -> coverpoint ->
+#: bins (a list, the name of a set the block's coverage class derives from the configuration, or a
+#: :class:`Cross` of such):
+#:
+#: * DBMU (one column of ``n_row`` cells and its LPU, docs/design.md §5): the column's cells all 0, all 1, and a
+#:   lone MSB (only the last row's cell set); a read of the first and of the last row; each LPU product (``hi``:
+#:   x AND Q, ``lo``: x AND QB, ``none``: x = 0); the cross of the selected cell ``Q`` and the input bit ``x``.
+#: * IPU (docs/design.md §5, input bit-level sparsity): an all-zero group (no beat, ``empty``), a group whose
+#:   only set bit column is the MSB, a group with every bit column set; each bit column skipped (zero in a group
+#:   that has a beat); back-pressure on ``o`` and a gap on ``i`` (stalled runs: :data:`STALL_ONLY`); the cross of
+#:   each emitted beat's bit column and its ``last`` (the MSB column is always a group's last beat: ignored).
+BLOCK_REQUIRED = {
+    "dbmu": {
+        "dbmu.cells": ["all_zero", "all_one", "lone_msb"],
+        "dbmu.row": ["first", "last"],
+        "dbmu.product": ["hi", "lo", "none"],
+        "dbmu.q*x": Cross([0, 1], [0, 1]),
+    },
+    "ipu": {
+        "ipu.group": ["all_zero", "lone_msb", "all_columns"],
+        "ipu.skip": "bit columns",
+        "ipu.stream": ["o_backpressure", "i_stall"],
+        "ipu.column*last": "bit columns x last",
+    },
+}
+
+
+class _BlockCoverage:
+    """The coverpoints of one building block (:data:`BLOCK_REQUIRED` ``[block]``, with ``derived``: set name ->
+    its bins or :class:`Cross`); :attr:`required` holds every point's bins by name (a cross's as ``"a x b"``)."""
+
+    BLOCK = ""
+
+    def __init__(self, prefix: str, derived: dict):
+        self.prefix = prefix
+        spec = {p: derived[b] if isinstance(b, str) else b for p, b in BLOCK_REQUIRED[self.BLOCK].items()}
+        crosses = {p: b for p, b in spec.items() if isinstance(b, Cross)}
+        self.required = {p: [bin_name(t) for t in b.bins()] if p in crosses else list(b) for p, b in spec.items()}
+        self._points = _cover_points(prefix, {p: b for p, b in self.required.items() if p not in crosses},
+                                     crosses=crosses)
+
+    def sample(self, point: str, *values) -> None:
+        """Sample ``values`` (one, or one per dimension of a cross) on coverpoint ``point``."""
+        self._points[point](*values)
+
+    def report(self) -> dict:
+        return _report(self.prefix, self.required)
+
+
+class DBMUCoverage(_BlockCoverage):
+    """The DBMU's coverpoints (:data:`BLOCK_REQUIRED` ``["dbmu"]``), sampled by ``verif.test_dbmu`` from each
+    column of cells it wrote (:meth:`cells`) and each read it checked (:meth:`read`: row, input bit, the cell and
+    the products the DUT gave)."""
+
+    BLOCK = "dbmu"
+
+    def __init__(self, *, n_row: int, prefix: str = "dbmu"):
+        if isinstance(n_row, bool) or not isinstance(n_row, int) or n_row < 1:
+            raise ValueError(f"n_row: must be a positive integer, got {n_row!r}")
+        self.n_row = n_row
+        super().__init__(prefix, {})
+
+    def cells(self, cells) -> None:
+        """The column's cell bits Q (row 0 first) after a write pass."""
+        c = [int(v) for v in cells]
+        if not any(c):
+            self.sample("dbmu.cells", "all_zero")
+        elif all(c):
+            self.sample("dbmu.cells", "all_one")
+        if c[-1] and not any(c[:-1]):
+            self.sample("dbmu.cells", "lone_msb")
+
+    def read(self, row: int, x: int, q: int, hi: int, lo: int) -> None:
+        """A read of ``row`` with input bit ``x``: the selected cell ``q`` and the products ``hi``, ``lo``."""
+        if row == 0:
+            self.sample("dbmu.row", "first")
+        if row == self.n_row - 1:
+            self.sample("dbmu.row", "last")
+        self.sample("dbmu.product", "hi" if hi else "lo" if lo else "none")
+        self.sample("dbmu.q*x", int(q), int(x))
+
+
+class IPUCoverage(_BlockCoverage):
+    """The IPU's coverpoints (:data:`BLOCK_REQUIRED` ``["ipu"]``), sampled by ``verif.test_ipu`` from each group
+    it took (:meth:`group`), each beat it gave (:meth:`beat`) and the stream agents' records (:meth:`stream`)."""
+
+    BLOCK = "ipu"
+
+    def __init__(self, *, in_bits: int, prefix: str = "ipu"):
+        if isinstance(in_bits, bool) or not isinstance(in_bits, int) or in_bits < 2:
+            raise ValueError(f"in_bits: must be an integer >= 2, got {in_bits!r}")
+        self.in_bits = in_bits
+        cols = list(range(in_bits))
+        super().__init__(prefix, {"bit columns": cols,
+                                  "bit columns x last": Cross(cols, [0, 1], ignore=[(in_bits - 1, 0)])})
+
+    def group(self, group) -> None:
+        """A group of inputs the IPU took (bit patterns): its kind and the bit columns it skips."""
+        ored = 0
+        for v in group:
+            ored |= int(v)
+        top = 1 << (self.in_bits - 1)
+        if ored == 0:
+            self.sample("ipu.group", "all_zero")
+            return
+        if ored == top:
+            self.sample("ipu.group", "lone_msb")
+        if ored == (top << 1) - 1:
+            self.sample("ipu.group", "all_columns")
+        for b in range(self.in_bits):
+            if not (ored >> b) & 1:
+                self.sample("ipu.skip", b)
+
+    def beat(self, column: int, last: int) -> None:
+        """An output beat: its bit column ``b`` and ``last``."""
+        self.sample("ipu.column*last", int(column), int(last))
+
+    def stream(self, source, sink) -> None:
+        """The ``i`` source's and ``o`` sink's records: a gap before an input beat, an output held."""
+        if any(int(g) > 0 for g in source.gaps):
+            self.sample("ipu.stream", "i_stall")
+        if sink.held:
+            self.sample("ipu.stream", "o_backpressure")
