@@ -44,7 +44,8 @@ __all__ = ["REQUIRED", "MACRO_REQUIRED", "SIMD_REQUIRED", "WINDOW_REQUIRED", "ST
            "CORE_STALL_STAGES", "CONTROLLER_STATES", "SIMD_ERRORS", "required_bins", "descriptor_extremes",
            "CoreCoverage", "MacroCoverage", "SIMDCoverage", "WindowCoverage", "missing", "report_table",
            "write_report", "unstalled", "check_closed", "CHIP_REQUIRED", "CHIP_REPORTED", "ChipCoverage",
-           "chip_states", "fsm_states", "fsm_signal", "Cross", "BLOCK_REQUIRED", "DBMUCoverage", "IPUCoverage"]
+           "chip_states", "fsm_states", "fsm_signal", "Cross", "BLOCK_REQUIRED", "DBMUCoverage", "IPUCoverage",
+           "LPUCoverage", "AdderTreeCoverage", "AccumulatorCoverage", "SwitchCoverage"]
 
 #: stream stages of the core, input to output: the AXI4-Stream input, the sparse allocation switch's input,
 #: the row packer's input (the switch's output), the macros' inputs (the packer's output), the result stream
@@ -435,7 +436,7 @@ WINDOW_REQUIRED = {
 
 #: Bins a run at full rate (stall 0) cannot hit: required only of stalled runs (:func:`unstalled`).
 STALL_ONLY = {"simd.stream": ("o_backpressure", "i_stall"), "window.stream": ("o_backpressure", "d_stall"),
-              "ipu.stream": ("o_backpressure", "i_stall")}
+              "ipu.stream": ("o_backpressure", "i_stall"), "switch.stream": ("o_backpressure", "i_stall")}
 
 
 class SIMDCoverage:
@@ -701,6 +702,18 @@ class ChipCoverage:
 #:   only set bit column is the MSB, a group with every bit column set; each bit column skipped (zero in a group
 #:   that has a beat); back-pressure on ``o`` and a gap on ``i`` (stalled runs: :data:`STALL_ONLY`); the cross of
 #:   each emitted beat's bit column and its ``last`` (the MSB column is always a group's last beat: ignored).
+#: * LPU: each product and the cross of the input bit ``x`` and the cell bit ``Q`` (its whole truth table).
+#: * CSD adder tree: the smallest, the largest and a zero sum (``-+n_comp * 2**7``, every compartment at
+#:   digit -1 / +1 of the top dyadic block's high bit); the cross of a set product's dyadic block index, the
+#:   digit's sign and which product (``hi``: the block's high bit, ``lo``: its low bit).
+#: * accumulator: a column sum at each extreme (``-+n_comp * 2**7``); the shift of each input bit column, from
+#:   0 to the MSB column ``in_bits - 1`` (the largest shift, subtracted when signed), crossed with ``signed``;
+#:   each filter width ``phi`` (columns of a slot, 1..``phi_max``) crossed with ``signed``; an unused column;
+#:   a step after a gap in ``valid``.
+#: * sparse allocation switch: an empty mask (no beat, ``empty``), a full one, one whose only kept input is the
+#:   last; back-pressure on ``o`` and a gap on ``i`` (stalled runs: :data:`STALL_ONLY`); the cross of a beat's
+#:   filled lanes (1..``lanes``, every lane count delivered) and ``last`` (a beat before the last is full:
+#:   fewer lanes without ``last`` are ignored).
 BLOCK_REQUIRED = {
     "dbmu": {
         "dbmu.cells": ["all_zero", "all_one", "lone_msb"],
@@ -713,6 +726,26 @@ BLOCK_REQUIRED = {
         "ipu.skip": "bit columns",
         "ipu.stream": ["o_backpressure", "i_stall"],
         "ipu.column*last": "bit columns x last",
+    },
+    "lpu": {
+        "lpu.product": ["hi", "lo", "none"],
+        "lpu.x*q": Cross([0, 1], [0, 1]),
+    },
+    "adder_tree": {
+        "adder_tree.sum": ["min", "max", "zero"],
+        "adder_tree.idx*sign*product": Cross(range(4), [0, 1], ["hi", "lo"]),
+    },
+    "accumulator": {
+        "accumulator.col_sum": ["min", "max"],
+        "accumulator.shift*signed": "bit columns x signed",
+        "accumulator.phi*signed": "phi 1..phi_max x signed",
+        "accumulator.column": ["unused"],
+        "accumulator.valid": ["gap"],
+    },
+    "switch": {
+        "switch.mask": ["empty", "full", "lone_last"],
+        "switch.stream": ["o_backpressure", "i_stall"],
+        "switch.lanes*last": "lane counts x last",
     },
 }
 
@@ -813,3 +846,111 @@ class IPUCoverage(_BlockCoverage):
             self.sample("ipu.stream", "i_stall")
         if sink.held:
             self.sample("ipu.stream", "o_backpressure")
+
+
+class LPUCoverage(_BlockCoverage):
+    """The LPU's coverpoints (:data:`BLOCK_REQUIRED` ``["lpu"]``), sampled by ``verif.test_lpu`` from each
+    input pair it drove and the products the DUT gave (:meth:`products`)."""
+
+    BLOCK = "lpu"
+
+    def __init__(self, *, prefix: str = "lpu"):
+        super().__init__(prefix, {})
+
+    def products(self, x: int, q: int, hi: int, lo: int) -> None:
+        self.sample("lpu.product", "hi" if hi else "lo" if lo else "none")
+        self.sample("lpu.x*q", int(x), int(q))
+
+
+class AdderTreeCoverage(_BlockCoverage):
+    """The CSD adder tree's coverpoints (:data:`BLOCK_REQUIRED` ``["adder_tree"]``), sampled by
+    ``verif.test_adder_tree`` from each step it drove and the sum the DUT gave (:meth:`step`)."""
+
+    BLOCK = "adder_tree"
+
+    def __init__(self, *, n_comp: int, prefix: str = "adder_tree"):
+        if isinstance(n_comp, bool) or not isinstance(n_comp, int) or n_comp < 1:
+            raise ValueError(f"n_comp: must be a positive integer, got {n_comp!r}")
+        self.n_comp = n_comp
+        super().__init__(prefix, {})
+
+    def step(self, hi, lo, idx, sign, total: int) -> None:
+        """One step: per compartment the products ``hi``, ``lo``, block index ``idx`` and ``sign``; the sum."""
+        from dbpim.model.spec import TERM_MAX
+        lim = self.n_comp * TERM_MAX
+        if total in (-lim, lim, 0):
+            self.sample("adder_tree.sum", {-lim: "min", lim: "max", 0: "zero"}[int(total)])
+        for h, l, i, sg in zip(hi, lo, idx, sign):
+            if h or l:
+                self.sample("adder_tree.idx*sign*product", int(i), int(sg), "hi" if h else "lo")
+
+
+class AccumulatorCoverage(_BlockCoverage):
+    """The shift-and-add accumulator's coverpoints (:data:`BLOCK_REQUIRED` ``["accumulator"]``), sampled by
+    ``verif.test_accumulator`` from each vector it ran (:meth:`vector`: the column map, the steps, ``signed``,
+    whether a gap in ``valid`` came between its steps)."""
+
+    BLOCK = "accumulator"
+
+    def __init__(self, *, macro, prefix: str = "accumulator"):
+        from dbpim.model.config import MacroConfig
+        if not isinstance(macro, MacroConfig):
+            raise TypeError(f"macro: must be a MacroConfig, got {type(macro).__name__}")
+        self.mc = macro
+        super().__init__(prefix, {"bit columns x signed": Cross(range(macro.in_bits), [0, 1]),
+                                  "phi 1..phi_max x signed": Cross(range(1, macro.phi_max + 1), [0, 1])})
+
+    def vector(self, col_sums, bits, col_filter, signed: bool, gap: bool = False) -> None:
+        """A vector: column sums (T, n_col), bit column of each step (T,), the column map (slot or -1)."""
+        from dbpim.model.spec import TERM_MAX
+        lim = self.mc.n_comp * TERM_MAX
+        cf = [int(s) for s in col_filter]
+        used = [j for j, s in enumerate(cf) if s >= 0]
+        cs = np.asarray(col_sums, np.int64)[:, used] if used else np.zeros((len(bits), 0), np.int64)
+        if (cs == -lim).any():
+            self.sample("accumulator.col_sum", "min")
+        if (cs == lim).any():
+            self.sample("accumulator.col_sum", "max")
+        for b in sorted({int(b) for b in bits}):
+            self.sample("accumulator.shift*signed", b, int(signed))
+        for s in sorted(set(cf) - {-1}):
+            self.sample("accumulator.phi*signed", cf.count(s), int(signed))
+        if len(used) < len(cf):
+            self.sample("accumulator.column", "unused")
+        if gap:
+            self.sample("accumulator.valid", "gap")
+
+
+class SwitchCoverage(_BlockCoverage):
+    """The sparse allocation switch's coverpoints (:data:`BLOCK_REQUIRED` ``["switch"]``), sampled by
+    ``verif.test_switch`` from each window's mask (:meth:`mask`), each beat it gave (:meth:`beat`) and the
+    stream agents' records (:meth:`stream`)."""
+
+    BLOCK = "switch"
+
+    def __init__(self, *, lanes: int, prefix: str = "switch"):
+        if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
+            raise ValueError(f"lanes: must be a positive integer, got {lanes!r}")
+        self.lanes = lanes
+        counts = range(1, lanes + 1)
+        super().__init__(prefix, {"lane counts x last": Cross(counts, [0, 1],
+                                                              ignore=[(k, 0) for k in counts if k < lanes])})
+
+    def mask(self, mask) -> None:
+        m = [int(v) for v in mask]
+        if not any(m):
+            self.sample("switch.mask", "empty")
+        elif all(m):
+            self.sample("switch.mask", "full")
+        if m[-1] and not any(m[:-1]):
+            self.sample("switch.mask", "lone_last")
+
+    def beat(self, lane_en: int, last: int) -> None:
+        """An output beat: its ``lane_en`` bits and ``last``."""
+        self.sample("switch.lanes*last", bin(int(lane_en)).count("1"), int(last))
+
+    def stream(self, source, sink) -> None:
+        if any(int(g) > 0 for g in source.gaps):
+            self.sample("switch.stream", "i_stall")
+        if sink.held:
+            self.sample("switch.stream", "o_backpressure")
