@@ -22,10 +22,12 @@ from dbpim.verif.tb import COCOTB_TIMEOUT, env_macro, env_rng
 STALLS = [0.0, 0.3]
 
 
-def windows(rng, window, n):
-    """Corner windows (empty mask, full mask, only the last input), then random ones."""
+def windows(rng, window, n, lanes=1):
+    """Corner windows (empty mask, full mask, only the last input, the first k inputs for k = 1 .. lanes - 1:
+    a last beat of each lane count), then random ones."""
     wins = [(np.arange(window), np.zeros(window, int)), (np.arange(window) + 1, np.ones(window, int)),
             (np.full(window, 255), np.eye(1, window, window - 1, int)[0])]
+    wins += [(np.arange(window) + 3, (np.arange(window) < k).astype(int)) for k in range(1, lanes)]
     while len(wins) < n:
         wins.append((rng.integers(0, 256, window), (rng.random(window) < rng.random()).astype(int)))
     return wins
@@ -34,7 +36,7 @@ def windows(rng, window, n):
 async def switch_body(tb, window, lanes, width, seed, n_windows=150, cov=None):
     rng = np.random.default_rng(seed)
     for phase in range(2):
-        wins = windows(rng, window, n_windows)
+        wins = windows(rng, window, n_windows, lanes)
         want = [b for d, m in wins for b in blocks.switch(d, m, lanes)]
         seen = await expect_stream(tb, seed, [spec.pack_switch_in(d, m, width) for d, m in wins], want,
                                    lambda w: spec.unpack_switch_out(w, lanes, width))
