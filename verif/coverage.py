@@ -1,6 +1,9 @@
 """Functional coverage of the RTL regressions (cocotb-coverage), sampled from what the DUT did: the PIM core
-(:class:`CoreCoverage`), the macro (:class:`MacroCoverage`), the SIMD core (:class:`SIMDCoverage`) and the window
-generator (:class:`WindowCoverage`); one report and one check (:func:`missing`, :func:`write_report`) for all.
+(:class:`CoreCoverage`), the macro (:class:`MacroCoverage`), the SIMD core (:class:`SIMDCoverage`), the window
+generator (:class:`WindowCoverage`), the chip controller (:class:`ChipCoverage`) and the building blocks
+(:data:`BLOCK_REQUIRED`: :class:`DBMUCoverage`, :class:`IPUCoverage`, :class:`LPUCoverage`,
+:class:`AdderTreeCoverage`, :class:`AccumulatorCoverage`, :class:`SwitchCoverage`, with crosses: :class:`Cross`);
+one report and one check (:func:`missing`, :func:`write_report`) for all.
 
 :data:`REQUIRED` is the coverage a core regression must reach, written once:
 coverpoint -> its required bins, a list or the name of a set that
@@ -44,7 +47,7 @@ __all__ = ["REQUIRED", "MACRO_REQUIRED", "SIMD_REQUIRED", "WINDOW_REQUIRED", "ST
            "CORE_STALL_STAGES", "CONTROLLER_STATES", "SIMD_ERRORS", "required_bins", "descriptor_extremes",
            "CoreCoverage", "MacroCoverage", "SIMDCoverage", "WindowCoverage", "missing", "report_table",
            "write_report", "unstalled", "check_closed", "CHIP_REQUIRED", "CHIP_REPORTED", "ChipCoverage",
-           "chip_states", "fsm_states", "fsm_signal", "Cross", "BLOCK_REQUIRED", "DBMUCoverage", "IPUCoverage",
+           "chip_states", "fsm_states", "fsm_signal", "Cross", "bin_name", "BLOCK_REQUIRED", "DBMUCoverage", "IPUCoverage",
            "LPUCoverage", "AdderTreeCoverage", "AccumulatorCoverage", "SwitchCoverage"]
 
 #: stream stages of the core, input to output: the AXI4-Stream input, the sparse allocation switch's input,
