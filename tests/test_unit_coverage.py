@@ -119,6 +119,8 @@ def test_window_designed_job_and_reset_close_the_coverage():
                 beat_cycles=cycles, gaps=[0, 2], held=1)
         cov.reset_while_busy()
         assert missing(cov.report(), cov.required) == want
+    one_beat = _block(SwitchCoverage, window=16, lanes=16)  # one beat a window: never a full beat before the last
+    assert one_beat.required["switch.lanes*last"] == [f"{k} x 1" for k in range(1, 17)]
     flat = WindowLayer.of(2, 4, 4, 1, 1)
     cov = _window()
     cov.job(flat.words(), table_entries(flat, [0], 4), [pass_words(flat, 0, 4, 0, 1)], 4)
@@ -205,13 +207,15 @@ def test_switch_coverage_closed_by_the_test_windows():
     from dbpim.verif.test_switch import windows
     wins = windows(np.random.default_rng(0), 8, 4, lanes=2)  # the corners and the window of one kept input
     for wins, want in ((wins, []), (wins[:2], ["switch.mask: lone_last", "switch.lanes*last: 1 x 1"])):
-        cov = _block(SwitchCoverage, lanes=2)
+        cov = _block(SwitchCoverage, window=8, lanes=2)
         for d, m in wins:
             cov.mask(m)
             for _, lane_en, last in blocks.switch(d, m, 2):
                 cov.beat(lane_en, last)
         cov.stream(_Stream([1]), _Stream(held=1))
         assert missing(cov.report(), cov.required) == want
+    one_beat = _block(SwitchCoverage, window=16, lanes=16)  # one beat a window: never a full beat before the last
+    assert one_beat.required["switch.lanes*last"] == [f"{k} x 1" for k in range(1, 17)]
 
 
 def test_accumulator_and_adder_tree_coverage():

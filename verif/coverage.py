@@ -716,7 +716,7 @@ class ChipCoverage:
 #: * sparse allocation switch: an empty mask (no beat, ``empty``), a full one, one whose only kept input is the
 #:   last; back-pressure on ``o`` and a gap on ``i`` (stalled runs: :data:`STALL_ONLY`); the cross of a beat's
 #:   filled lanes (1..``lanes``, every lane count delivered) and ``last`` (a beat before the last is full:
-#:   fewer lanes without ``last`` are ignored).
+#:   fewer lanes without ``last`` are ignored, and all of them when ``window <= lanes``: one beat a window).
 BLOCK_REQUIRED = {
     "dbmu": {
         "dbmu.cells": ["all_zero", "all_one", "lone_msb"],
@@ -931,13 +931,15 @@ class SwitchCoverage(_BlockCoverage):
 
     BLOCK = "switch"
 
-    def __init__(self, *, lanes: int, prefix: str = "switch"):
-        if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
-            raise ValueError(f"lanes: must be a positive integer, got {lanes!r}")
-        self.lanes = lanes
+    def __init__(self, *, window: int, lanes: int, prefix: str = "switch"):
+        for name, v in (("window", window), ("lanes", lanes)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}: must be a positive integer, got {v!r}")
+        self.window, self.lanes = window, lanes
         counts = range(1, lanes + 1)
-        super().__init__(prefix, {"lane counts x last": Cross(counts, [0, 1],
-                                                              ignore=[(k, 0) for k in counts if k < lanes])})
+        # a beat before the last is full; a window of at most ``lanes`` inputs has one beat, always the last
+        ignore = [(k, 0) for k in counts if k < lanes or window <= lanes]
+        super().__init__(prefix, {"lane counts x last": Cross(counts, [0, 1], ignore=ignore)})
 
     def mask(self, mask) -> None:
         m = [int(v) for v in mask]

@@ -61,7 +61,7 @@ async def switch_stream(dut):
     from dbpim.verif.tb import env_stall
     seed, _ = env_rng()
     mc = env_macro()
-    cov = SwitchCoverage(lanes=mc.lanes, prefix=f"switch{next(_RUNS)}")
+    cov = SwitchCoverage(window=mc.n_comp, lanes=mc.lanes, prefix=f"switch{next(_RUNS)}")
     await switch_body(await cocotb_tb(dut), mc.n_comp, mc.lanes, mc.in_bits, seed, cov=cov)
     check_closed(cov, stall=env_stall(), seed=seed, out=os.environ.get("DBPIM_COVERAGE_DIR"))
 
@@ -87,7 +87,7 @@ def test_switch_amaranth(stall, rng):
     from dbpim.verif.coverage import SwitchCoverage, check_closed
     from dbpim.verif.tb import run_amaranth
     seed = int(rng.integers(1 << 31))
-    cov = SwitchCoverage(lanes=2, prefix=f"switcham{next(_RUNS)}")
+    cov = SwitchCoverage(window=8, lanes=2, prefix=f"switcham{next(_RUNS)}")
     run_amaranth(SparseSwitch(window=8, lanes=2, width=8),
                  lambda tb: switch_body(tb, 8, 2, 8, seed, n_windows=40, cov=cov), stall=stall, seed=seed)
     check_closed(cov, stall=stall, seed=seed)
