@@ -184,7 +184,8 @@ $(DEMO_ARTIFACT)/manifest.yaml: | $(STAMP)
 # `dbpim run --rtl`), built for the artifact's configuration (the demo's: paper): prints the accuracy of the RTL
 # chip next to the golden chip's and the torch integer path's (equal when the RTL is right; exit status 1 when
 # its outputs or CYCLES differ). The paper core's 33-bit partial sums go into ACC's 32-bit elements only when
-# they fit (else ERROR_CODE 4, as the golden chip raises). Measured on a loaded 2-core machine: the paper chip's
+# they fit (else ERROR_CODE 4, as the golden chip raises). Measured on a loaded 2-core machine with one PIM core (the
+# paper chip has 8 since system.cores runs on the RTL chip; not re-measured): the paper chip's
 # harness builds once in about 4.5 min (12 min under six engineers' jobs), then 450 samples take about 0.34 s of
 # harness CPU each; accuracy 99.33 %, CYCLES 38,383.66 per inference, equal to model.chip_timing's and the
 # performance model's (run.json cycles_perf_model). Refused in one line naming the

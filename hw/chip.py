@@ -4,9 +4,11 @@
 CMEM, ACT, ACC, WMEM) as synchronous-read memories of :mod:`hw.sram`, the register block of
 :data:`model.isa.CHIP_REGISTERS`, the top controller (:mod:`hw.chip_ctrl`),
 the SIMD core (:mod:`hw.simd`), and for the PIM instructions the PIM
-controller (:mod:`hw.pim_ctrl`), one PIM core (:class:`hw.core.PIMCore`) and
-the input buffer with its window generator (:class:`hw.window.WindowGenerator`)
-feeding the core's input windows.
+controller (:mod:`hw.pim_ctrl`) and ``cores`` PIM cores (:class:`hw.core.PIMCore`,
+``system.cores``), each fed its input windows by a window generator
+(:class:`hw.window.WindowGenerator`) holding an input buffer: the controller
+writes a band's input into every core's buffer at once, and each core's
+generator streams the windows of that core's own segment.
 
 **Host port** (a simple synchronous port, not yet AXI): ``host_sel`` picks a
 target of :data:`model.isa.HOST_TARGETS` (``REGS`` or a buffer),
@@ -28,7 +30,7 @@ from amaranth.lib.wiring import In, Out
 from dbpim.hw.chip_ctrl import ChipController
 from dbpim.hw.common import Block, add_block
 from dbpim.hw.core import PIMCore, _config_params
-from dbpim.hw.pim_ctrl import PIMController
+from dbpim.hw.pim_ctrl import MAX_CORES, PIMController, core_suffix
 from dbpim.hw.simd import SIMDCore
 from dbpim.hw.sram import addr_width, sram_1r1w, sram_2rw
 from dbpim.hw.window import WindowGenerator
@@ -60,6 +62,10 @@ class DBPIMChip(Block):
         configuration).
     buffer_words : int
         The input buffer's words (:func:`model.window.buffer_words` of ``system.input_buffer_kib``).
+    cores : int
+        PIM cores (``system.cores``), 1 .. :data:`hw.pim_ctrl.MAX_CORES`.
+    result_words : int
+        Words of each result buffer of cores 1 .. (``system.result_buffer_words``).
 
     Attributes
     ----------
@@ -75,13 +81,15 @@ class DBPIMChip(Block):
     NAME = "chip"
 
     def __init__(self, *, lanes: int, simd_channels: int = SIMDCore.DEFAULT_CHANNELS, depths: dict, core: dict,
-                 buffer_words: int):
+                 buffer_words: int, cores: int = 1, result_words: int = 4096):
         self.lanes = check_int("lanes", lanes, 1, 64)
         self.simd_channels = check_int("simd_channels", simd_channels, 1, (1 << 16) - 1)
         self.depths = {b: check_int(f"depths.{b}", depths.get(b, DEFAULT_DEPTHS.get(b)), 1, 1 << 16)
                        for b in _BUFS}
         self.core = dict(core)
         self.buffer_words = check_int("buffer_words", buffer_words, 1, 1 << 20)
+        self.cores = check_int("cores", cores, 1, MAX_CORES)
+        self.result_words = check_int("result_words", result_words, 1, 1 << 16)
         PIMCore(**self.core)._MustUse__silence = True  # validates the core's parameters here, not at elaboration
         if self.core.get("in_windows", 1) != 1:
             raise ValueError(f"core.in_windows: the chip's window generator gives the core one window a beat; must "
@@ -91,7 +99,9 @@ class DBPIMChip(Block):
                              f"must be 1, got {self.core['result_lanes']!r}")
         self.__dict__["_params"] = {"lanes": self.lanes, "simd_channels": self.simd_channels,
                                     **{f"{b.lower()}_words": n for b, n in self.depths.items()},
-                                    "buffer_words": self.buffer_words, **{f"core_{k}": v for k, v in self.core.items()}}
+                                    "buffer_words": self.buffer_words, "cores": self.cores,
+                                    "result_words": self.result_words,
+                                    **{f"core_{k}": v for k, v in self.core.items()}}
         super().__init__({
             "host_sel": In(range(len(isa.HOST_TARGETS))), "host_addr": In(16), "host_wdata": In(64),
             "host_we": In(1), "host_re": In(1), "host_rdata": Out(64), "irq": Out(1),
@@ -105,8 +115,10 @@ class DBPIMChip(Block):
 
     @classmethod
     def from_config(cls, hw, **depths) -> "DBPIMChip":
-        """From a :class:`model.config.HwConfig`: ACT / ACC words from the system's buffer sizes, the PIM core
-        and the input buffer (:meth:`hw.window.WindowGenerator.from_config`) from the configuration."""
+        """From a :class:`model.config.HwConfig`: ACT / ACC words from the system's buffer sizes, the PIM core,
+        ``system.cores``, ``system.result_buffer_words`` and the input buffer
+        (:meth:`hw.window.WindowGenerator.from_config`) from the configuration (more cores than
+        :data:`hw.pim_ctrl.MAX_CORES`: a ValueError naming ``system.cores``)."""
         s = hw.system
         d = dict(DEFAULT_DEPTHS)
         d["ACT"] = min(1 << 16, int(s.input_buffer_kib * 1024) // (isa.BUFFERS["ACT"].elem_bits // 8))
@@ -114,37 +126,48 @@ class DBPIMChip(Block):
         d.update(depths)
         gen = WindowGenerator.from_config(hw)  # its buffer's words, checked against the configuration
         gen._MustUse__silence = True
-        return cls(lanes=s.simd_lanes, depths=d, core=_config_params(hw), buffer_words=gen._words)
+        if s.cores > MAX_CORES:
+            raise ValueError(f"system.cores: the RTL chip has 1 .. {MAX_CORES} PIM cores, got {s.cores}")
+        return cls(lanes=s.simd_lanes, depths=d, core=_config_params(hw), buffer_words=gen._words, cores=s.cores,
+                   result_words=s.result_buffer_words)
 
     def _pim(self, m, ctrl, platform) -> PIMController:
-        """The PIM controller, the PIM core and the window generator, wired to each other and the controller."""
+        """The PIM controller, the PIM cores and their window generators, wired to each other and the controller."""
         c = self.core
-        core = PIMCore(**c)
-        gen = WindowGenerator(n_comp=c["n_comp"], in_bits=c["in_bits"], buffer_words=self.buffer_words,
-                              windows=c["mask_windows"])
+        cores = [PIMCore(**c) for _ in range(self.cores)]
+        gens = [WindowGenerator(n_comp=c["n_comp"], in_bits=c["in_bits"], buffer_words=self.buffer_words,
+                                windows=c["mask_windows"]) for _ in range(self.cores)]
         pim = PIMController(n_comp=c["n_comp"], in_bits=c["in_bits"], buffer_words=self.buffer_words,
-                            windows=c["mask_windows"], word_addr_bits=core.derived.word_addr_bits,
-                            psum_bits=core.psum_width, depths=self.depths)
-        for blk in (core, gen):  # an emitter may reuse the module it already emitted for the same parameters
+                            windows=c["mask_windows"], word_addr_bits=cores[0].derived.word_addr_bits,
+                            psum_bits=cores[0].psum_width, depths=self.depths, cores=self.cores,
+                            result_words=self.result_words, descriptors=c["descriptors"])
+        for blk in cores + gens:  # an emitter may reuse the module it already emitted for the same parameters
             blk._MustUse__silence = True
         add_block(m, "pim_ctrl", pim, platform)
         rst = Signal()
         m.d.comb += rst.eq(pim.core_rst | ctrl.simd_rst)  # each PIM instruction and each run start clean
-        add_block(m, "pim_core", core, platform, extra_reset=rst)
-        add_block(m, "window", gen, platform, extra_reset=rst)
+        for k, (core, gen) in enumerate(zip(cores, gens)):
+            x = core_suffix(k)
+
+            def port(name):
+                return getattr(pim, f"{name}{x}")
+
+            add_block(m, f"pim_core{x}", core, platform, extra_reset=rst)
+            add_block(m, f"window{x}", gen, platform, extra_reset=rst)
+            wiring.connect(m, port("win_d"), gen.d)
+            wiring.connect(m, gen.o, core.x)
+            m.d.comb += [gen.layer.eq(pim.win_layer), gen.w_en.eq(pim.buf_en), gen.w_addr.eq(pim.buf_addr),
+                         gen.w_data.eq(pim.buf_data), gen.t_en.eq(port("tab_en")), gen.t_addr.eq(pim.tab_addr),
+                         gen.t_data.eq(pim.tab_data)]
+            m.d.comb += [core.w_en.eq(port("core_w_en")), core.w_addr.eq(pim.core_w_addr),
+                         core.w_data.eq(pim.core_w_data), core.w_strb.eq(pim.core_w_strb), core.r_addr.eq(0),
+                         port("core_o_valid").eq(core.o.valid), port("core_o_psum").eq(core.o.payload.psum),
+                         core.o.ready.eq(port("core_o_ready")), port("core_done").eq(core.done),
+                         port("core_error").eq(core.error)]
         for k in ("groups", "layer", "signed", "C", "H", "W", "src", "dst"):
             m.d.comb += getattr(pim, k).eq(getattr(ctrl, f"pim_{k}"))
         m.d.comb += [pim.start.eq(ctrl.pim_start), ctrl.pim_done.eq(pim.done), ctrl.pim_error.eq(pim.error),
                      ctrl.pim_code.eq(pim.err_code)]
-        wiring.connect(m, pim.win_d, gen.d)
-        wiring.connect(m, gen.o, core.x)
-        m.d.comb += [gen.layer.eq(pim.win_layer), gen.w_en.eq(pim.buf_en), gen.w_addr.eq(pim.buf_addr),
-                     gen.w_data.eq(pim.buf_data), gen.t_en.eq(pim.tab_en), gen.t_addr.eq(pim.tab_addr),
-                     gen.t_data.eq(pim.tab_data)]
-        m.d.comb += [core.w_en.eq(pim.core_w_en), core.w_addr.eq(pim.core_w_addr), core.w_data.eq(pim.core_w_data),
-                     core.w_strb.eq(pim.core_w_strb), core.r_addr.eq(0),
-                     pim.core_o_valid.eq(core.o.valid), pim.core_o_psum.eq(core.o.payload.psum),
-                     core.o.ready.eq(pim.core_o_ready), pim.core_done.eq(core.done), pim.core_error.eq(core.error)]
         return pim
 
     def elaborate(self, platform):

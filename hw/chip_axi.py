@@ -45,7 +45,7 @@ class DBPIMChipAXI(Block):
 
     Parameters
     ----------
-    lanes, simd_channels, depths, core, buffer_words
+    lanes, simd_channels, depths, core, buffer_words, cores, result_words
         As :class:`hw.chip.DBPIMChip`.
 
     Attributes
@@ -63,9 +63,9 @@ class DBPIMChipAXI(Block):
     NAME = "chip_axi"
 
     def __init__(self, *, lanes: int, simd_channels: int = SIMDCore.DEFAULT_CHANNELS, depths: dict, core: dict,
-                 buffer_words: int):
+                 buffer_words: int, cores: int = 1, result_words: int = 4096):
         self.chip = DBPIMChip(lanes=lanes, simd_channels=simd_channels, depths=depths, core=core,
-                              buffer_words=buffer_words)
+                              buffer_words=buffer_words, cores=cores, result_words=result_words)
         self.chip._MustUse__silence = True  # elaborated with this top; unused when only the map is wanted
         self._params = self.chip.parameters
         self.map = isa.chip_map(self.chip.depths)
@@ -79,7 +79,7 @@ class DBPIMChipAXI(Block):
         chip = DBPIMChip.from_config(hw)  # its sizes; the top builds its own
         chip._MustUse__silence = True
         return cls(lanes=chip.lanes, simd_channels=chip.simd_channels, depths=chip.depths, core=chip.core,
-                   buffer_words=chip.buffer_words)
+                   buffer_words=chip.buffer_words, cores=chip.cores, result_words=chip.result_words)
 
     @property
     def latency(self) -> int:

@@ -23,7 +23,7 @@ no module has an ``initial`` block or a register initial value
 
 ``dbpim_simd.v`` is the SIMD core (:class:`hw.simd.SIMDCore`, ``system.simd_lanes`` lanes).
 ``dbpim_chip.v`` is the chip top (:class:`hw.chip.DBPIMChip`: the controller ``dbpim_chip_ctrl``, the SIMD
-core, the PIM controller ``dbpim_pim_ctrl``, one PIM core, the window generator and the buffers, sized from the
+core, the PIM controller ``dbpim_pim_ctrl``, ``system.cores`` PIM cores with their window generators and the buffers, sized from the
 configuration; docs/rtl.md "The chip top").
 ``dbpim_chip_axi.v`` is the chip behind an AXI4-Lite target (:class:`hw.chip_axi.DBPIMChipAXI`); its manifest
 entry adds the chip's address map (:func:`model.isa.chip_map`) and its register description files, named after

@@ -106,6 +106,14 @@ MEMORIES = {
                                             "before its beat"),
     "wtable": MemoryKind("1r1w", 1, "window", "the window generator's window table: one entry per window "
                                               "(model.spec WINDOW_ENTRY), read in the cycle before its beat"),
+    "pim_queue": MemoryKind("1r1w", 1, "pim_ctrl", "the pass queue of a PIM core after the first (cores 1 ..): "
+                                                 "one word of its segment's pass descriptors after the first "
+                                                 "(model.spec WINDOW_PASS), written while the core is programmed, "
+                                                 "read while it runs"),
+    "pim_result": MemoryKind("1r1w", 1, "pim_ctrl", "the result buffer of a PIM core after the first (cores 1 "
+                                                  "..): one result (a signed ACC element) per word in stream "
+                                                  "order, written while the core runs, drained into ACC after "
+                                                  "its round"),
     "simd_const": MemoryKind("1r1w", 1, "simd", "the SIMD core's per-channel constants of one lane: one word "
                                                 "per channel group (model.spec.simd_const_fields), read with the "
                                                 "beat's group"),

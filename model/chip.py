@@ -334,6 +334,10 @@ class ChipProgram:
         Value name -> ACT address (the allocation, for listings and tests).
     core : model.core.CoreParams or None
         The PIM core the WMEM image (:mod:`model.pim_image`) is compiled for (None: a program without PIM).
+    cores : int
+        The PIM cores the image's rounds may use (``system.cores``; :func:`model.pim_image.layer_block`).
+    result_words : int or None
+        Words of each extra PIM core's result buffer (``system.result_buffer_words``; None: no bound).
     """
 
     imem: np.ndarray
@@ -347,6 +351,8 @@ class ChipProgram:
     macro: object
     values: dict
     core: object = None
+    cores: int = 1
+    result_words: int | None = None
 
     def summary(self) -> dict:
         """JSON-ready sizes and instruction counts."""
@@ -388,8 +394,8 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
     ``ACT`` is allocated first fit: a value lives from the instruction that writes it to the last that reads
     it (the output to the end); ``reshape`` / ``identity`` alias their input (no instruction). Every mapped
     layer's sums go to ``ACC`` address 0 and are requantized by the next instruction. WMEM holds one
-    block per mapped layer (a grouped convolution: one per group), the PIM core's program for ``hw``'s core
-    (:func:`model.pim_image.layer_block`), in row bands whose inputs fit ``hw``'s input buffer.
+    block per mapped layer (a grouped convolution: one per group), the PIM cores' program for ``hw``'s core and
+    ``system.cores`` (:func:`model.pim_image.layer_block`), in row bands whose inputs fit ``hw``'s input buffer.
     ``pim_images`` False leaves the blocks out (WMEM holds the layer table's length alone): the instructions,
     descriptors and constants are the same, for a caller that times the SIMD instructions only
     (``sim_bench.chip_cycles``).
@@ -398,7 +404,10 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
     from dbpim.model.core_timing import PlanError
     from dbpim.model.pim_image import PimImageError, layer_block
     from dbpim.model.window import WindowLayer
+    from dbpim.model.config import SystemConfig
     params = _core_params(macro, hw)
+    system = hw.system if hw is not None else SystemConfig()
+    cores, result_words = int(system.cores), int(system.result_buffer_words)
     buffer_inputs = _buffer_inputs(params, hw)
     recs = {r.name: r for r in records if r.mapped}
     steps = plan.steps
@@ -482,7 +491,7 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
                                                        acc_base=j * r.compiled.N * (1 if st["kind"] == "linear" else
                                                                                     inner),
                                                        linear=st["kind"] == "linear", buffer_inputs=buffer_inputs,
-                                                       name=r.name))
+                                                       name=r.name, cores=cores, result_words=result_words))
                     except (PlanError, PimImageError, ValueError) as e:
                         raise ChipError(f"op {st['name']!r}: {e}") from None
                 d = desc("PIM", kind=isa.PIM_KINDS["linear" if st["kind"] == "linear" else "conv2d"],
@@ -539,7 +548,8 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
                        wmem=np.array(wmem, np.int64), act_words=act_top, acc_words=acc_words,
                        input={"addr": addr[plan.input], "shape": list(plan.input_shape), **qi.to_json()},
                        output={"addr": addr[plan.output], "shape": list(plan.shapes[plan.output]), **qo.to_json()},
-                       macro=macro, values=dict(addr), core=params)
+                       macro=macro, values=dict(addr), core=params, cores=cores,
+                       result_words=result_words)
 
 
 # ----------------------------------------------------------------------------- the golden chip
@@ -706,7 +716,7 @@ class GoldenChip:
         if p.core is None:
             raise ChipError(f"{name}: the program has no PIM core to run on")
         try:  # like ACT and ACC, the input buffer is as large as the program needs (the RTL's is sized)
-            r = run_pim(p.wmem, d, act, src, acc, dst, p.core, name=name)
+            r = run_pim(p.wmem, d, act, src, acc, dst, p.core, cores=p.cores, result_words=p.result_words, name=name)
         except PimImageError as e:
             raise ChipError(str(e)) from None
         if d["kind"] != isa.PIM_KINDS["linear"]:

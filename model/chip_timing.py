@@ -81,11 +81,17 @@ def pim_cycles(desc: dict, blocks, core_cycles) -> int:
     over its segments, band after band). Per block the PIM controller looks the block up (three cycles), reads
     its header (a cycle a word), zeroes the channels no tile holds (one cycle an entry, one a zero, one to go
     on), and per band reads its header (one cycle, then a word a cycle), copies its inputs from ACT into the
-    input buffer (one cycle to set up, one an input) and runs its segments, then one cycle ends the band's
-    segments; per segment it reads its header (one cycle, then a word a cycle), makes its bus writes (two
-    cycles each, one to go on), fills the window table (one cycle an entry, one to go on), reads the first
-    pass descriptor (four cycles; one when there is none), STARTs the core (one) and runs it (the core's
-    cycles, one more to see DONE); one cycle ends the block's bands.
+    input buffers (one cycle to set up, one an input) and runs its segments in rounds
+    (:attr:`model.pim_image.BandImage.rounds`: up to ``cores`` segments, one on each PIM core), then one
+    cycle ends the band's segments. Per round it programs each segment's core in turn: reads its header (one
+    cycle, then a word a cycle), makes its bus writes (two cycles each, one to go on), fills its window table
+    (one cycle an entry, one to go on), reads its first pass descriptor (four cycles; one when there is none;
+    the round's cores 1 .. read all their pass descriptors, four cycles each, the others into the core's pass
+    queue) and hands it its passes and result entries (one; the round's last segment STARTs every core of the
+    round in that cycle); then it runs the round's cores at the same time (the longest core's cycles, one more
+    to see every core DONE: each core's result stream is always ready, core 0's into ACC, the others' into
+    their result buffers) and drains the result buffers into ACC, core 1 first: per core one cycle to set up,
+    one a result (:attr:`model.pim_image.SegmentImage.beats`), one to go on; one cycle ends the block's bands.
     """
     from dbpim.model.pim_image import BAND_HEADER, PIM_HEADER, SEGMENT_HEADER
     total = PIM_FIXED_CYCLES
@@ -96,11 +102,17 @@ def pim_cycles(desc: dict, blocks, core_cycles) -> int:
         if len(cyc) != len(blk.segments):
             raise ValueError(f"core_cycles: one count per segment ({len(blk.segments)}), got {len(cyc)}")
         total += 3 + len(PIM_HEADER) + 1 + len(blk.zeros) * (1 + blk.pixels) + 1
+        at = 0
         for band in blk.bands:
             total += 1 + len(BAND_HEADER) + 1 + band.count + 1
-        for seg, c in zip(blk.segments, cyc):
-            total += (1 + len(SEGMENT_HEADER) + 1 + 2 * len(seg.writes) + 1 + len(seg.table)
-                      + (4 if seg.passes else 1) + 1 + c + 1)
+            for rnd in band.rounds:
+                for core, i in enumerate(rnd):
+                    seg = band.segments[i]
+                    total += (1 + len(SEGMENT_HEADER) + 1 + 2 * len(seg.writes) + 1 + len(seg.table)
+                              + (4 * (len(seg.passes) if core else 1) if seg.passes else 1) + 1)
+                total += max(cyc[at + i] for i in rnd) + 1
+                total += sum(1 + band.segments[i].beats + 1 for i in rnd[1:])
+            at += len(band.segments)
     return total
 
 

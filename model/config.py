@@ -178,6 +178,8 @@ class SystemConfig:
                                                        "by all cores"),
                                        "LPDDR4-3200 x32 = 12.8 GB/s at 500 MHz", True)
     replicate_idle_cores: bool = _key(False, *_BOOL)
+    result_buffer_words: int = _key(4096, *_int_in(1, 65536, "words of each extra PIM core's result buffer "
+                                                   "(the chip's cores 1 ..; docs/design.md §15)"), "", True)
 
     def __post_init__(self):
         _validate(self, "system")
@@ -253,6 +255,8 @@ class CoreConfig:
 #: core keys added after design points were recorded -> the value that keeps the former behaviour: left out of
 #: :meth:`HwConfig.to_dict` (and so of the digest) at that value, so a recorded design point keeps its digest
 CORE_KEYS_SINCE = {"in_windows": 1, "result_lanes": 1}
+#: the same for ``system`` keys
+SYSTEM_KEYS_SINCE = {"result_buffer_words": 4096}
 
 #: YAML section -> its dataclass
 SECTIONS = {"macro": MacroConfig, "system": SystemConfig, "energy": EnergyConfig, "core": CoreConfig}
@@ -304,12 +308,13 @@ class HwConfig:
 
     def to_dict(self) -> dict:
         """The design point as plain data; ``core.in_windows`` and ``core.result_lanes`` only when they are not 1
-        (:data:`CORE_KEYS_SINCE`)."""
-        core = dataclasses.asdict(self.core)
-        for k, v in CORE_KEYS_SINCE.items():
-            if core[k] == v:
-                del core[k]
-        return {"name": self.name, "macro": self.macro.to_dict(), "system": dataclasses.asdict(self.system),
+        (:data:`CORE_KEYS_SINCE`), ``system.result_buffer_words`` only when it is not 4096 (:data:`SYSTEM_KEYS_SINCE`)."""
+        core, system = dataclasses.asdict(self.core), dataclasses.asdict(self.system)
+        for sec, since in ((core, CORE_KEYS_SINCE), (system, SYSTEM_KEYS_SINCE)):
+            for k, v in since.items():
+                if sec[k] == v:
+                    del sec[k]
+        return {"name": self.name, "macro": self.macro.to_dict(), "system": system,
                 "energy": dataclasses.asdict(self.energy), "core": core}
 
     def digest(self) -> str:

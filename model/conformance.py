@@ -304,7 +304,8 @@ def _chip_run(hw: HwConfig, arrays: dict) -> dict[str, np.ndarray]:
     prog = ChipProgram(imem=arrays["imem"].astype(np.uint64), dmem=arrays["dmem"].astype(np.int64),
                        cmem=arrays["cmem"].astype(np.int64), wmem=arrays["wmem"].astype(np.int64),
                        act_words=int(arrays["act_in"].shape[1]), acc_words=int(arrays["acc_in"].shape[1]),
-                       input={}, output={}, macro=hw.macro, values={}, core=CoreParams.from_config(hw))
+                       input={}, output={}, macro=hw.macro, values={}, core=CoreParams.from_config(hw),
+                       cores=hw.system.cores, result_words=hw.system.result_buffer_words)
     act, acc = arrays["act_in"].astype(np.int64).copy(), arrays["acc_in"].astype(np.int64).copy()
     cycles = []
     for s in range(act.shape[0]):

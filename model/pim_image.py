@@ -7,9 +7,11 @@ is everything the chip's controller needs to run one layer (one group of a
 grouped convolution) on its PIM core (:mod:`model.core`) fed by the input
 buffer's window generator (:mod:`model.window`), all 32-bit words:
 
-* the header :data:`PIM_HEADER`: the block's word count, its band count, the
-  ACC stride of one output pixel, the output pixels ``P`` and the number of
-  zero entries;
+* the header :data:`PIM_HEADER`: the block's word count, its band count,
+  its round size ``cores`` (segments that run at the same time, one on each
+  PIM core: a band's segments ``r * cores .. r * cores + cores - 1`` form its
+  round ``r``, the last round may be shorter), the ACC stride of one output
+  pixel, the output pixels ``P`` and the number of zero entries;
 * the zero entries: one ACC offset per output channel that no tile holds
   (its ``P`` sums are 0; at ``dst + offset + q * pixel_stride``);
 * per row band (:func:`band_plan`: output rows whose input rows, halo
@@ -47,13 +49,14 @@ passes decoded from the image (:func:`segment_plan`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 
 import numpy as np
 
 from dbpim.model.core import CoreParams, bus_writes, compile_program
-from dbpim.model.core_timing import PassPlan, delivery_cycles, layer_cycles, load_cycles, pixel_cycles
+from dbpim.model.core_timing import (PassPlan, delivery_cycles, filter_tiles_of, layer_cycles, load_cycles,
+                                    pixel_cycles)
 from dbpim.model.spec import (BUS_BITS, CORE_REG, WINDOW_ENTRY, WINDOW_LAYER, WINDOW_PASS, input_range, pack,
                               register_fields, unpack)
 from dbpim.model.window import WindowLayer, generator_addresses, segment_passes, segment_table, table_entries
@@ -63,7 +66,7 @@ __all__ = ["PIM_HEADER", "BAND_HEADER", "SEGMENT_HEADER", "RESULT_ENTRY", "PimIm
            "segment_plan", "PimRun", "run_pim"]
 
 #: A block's header words, in order.
-PIM_HEADER = ("words", "bands", "pixel_stride", "pixels", "zeros")
+PIM_HEADER = ("words", "bands", "cores", "pixel_stride", "pixels", "zeros")
 #: A band's header words, in order: the copy from ACT into the input buffer (input buffer element ``o * inner +
 #: i`` is ACT ``src + act_off + o * outer_stride + i * inner_stride``), the window generator's layer descriptor
 #: (:data:`model.spec.WINDOW_LAYER`, four words) and the band's segment count.
@@ -101,6 +104,11 @@ class SegmentImage:
     passes: list
     results: list
 
+    @property
+    def beats(self) -> int:
+        """Results the core streams in this segment: each result entry's ``pixels``."""
+        return sum(unpack(RESULT_ENTRY, r)["pixels"] for r in self.results)
+
 
 @dataclass
 class BandImage:
@@ -110,6 +118,13 @@ class BandImage:
     copy: dict
     layer_words: list
     segments: list = field(default_factory=list)
+    cores: int = 1
+
+    @property
+    def rounds(self) -> list:
+        """Segment indices of each round (segments that run at the same time, one on each of ``cores`` cores)."""
+        n = len(self.segments)
+        return [list(range(r, min(n, r + self.cores))) for r in range(0, n, self.cores)]
 
     @property
     def layer(self) -> dict:
@@ -140,6 +155,7 @@ class BlockImage:
     pixels: int
     zeros: list
     bands: list = field(default_factory=list)
+    cores: int = 1
 
     @property
     def segments(self) -> list:
@@ -147,13 +163,14 @@ class BlockImage:
         return [s for b in self.bands for s in b.segments]
 
 
-def band_plan(layer: WindowLayer, buffer_inputs: int | None, *, name: str = "layer") -> list[tuple]:
+def band_plan(layer: WindowLayer, buffer_inputs: int | None, *, name: str = "layer",
+              max_rows: int | None = None) -> list[tuple]:
     """The row bands of ``layer``: ``(r0, r1, a, b)`` each, output rows ``r0 .. r1 - 1`` read from input rows
     ``a .. b - 1`` (their halo for the kernel, stride, dilation and padding, clipped to the map).
 
     Greedy from row 0: each band takes as many output rows as keep its input rows' ``channels * (b - a) *
-    width`` inputs within ``buffer_inputs`` (None: one band of every row). :class:`PimImageError` when one output
-    row's inputs do not fit.
+    width`` inputs within ``buffer_inputs`` (None: one band of every row) and at most ``max_rows`` output rows
+    (None: no bound). :class:`PimImageError` when one output row's inputs do not fit.
     """
     H, W, C = layer.height, layer.width, layer.channels
     sh, ph, span = layer.stride[0], layer.padding[0], (layer.kh - 1) * layer.dilation[0] + 1
@@ -162,16 +179,17 @@ def band_plan(layer: WindowLayer, buffer_inputs: int | None, *, name: str = "lay
         return max(0, r0 * sh - ph), min(H, (r1 - 1) * sh - ph + span)
 
     Ho = layer.out_h
-    if buffer_inputs is None:
+    if buffer_inputs is None and max_rows is None:
         return [(0, Ho) + rows(0, Ho)]
+    fits = (lambda inputs: True) if buffer_inputs is None else (lambda inputs: inputs <= buffer_inputs)
     bands, r0 = [], 0
     while r0 < Ho:
         r1 = r0 + 1
         a, b = rows(r0, r1)
-        if C * max(0, b - a) * W > buffer_inputs:
+        if not fits(C * max(0, b - a) * W):
             raise PimImageError(f"{name}: output row {r0} reads {C} x {b - a} x {W} inputs, more than the input "
                                 f"buffer's {buffer_inputs}")
-        while r1 < Ho and C * (rows(r0, r1 + 1)[1] - a) * W <= buffer_inputs:
+        while r1 < Ho and (max_rows is None or r1 - r0 < max_rows) and fits(C * (rows(r0, r1 + 1)[1] - a) * W):
             r1 += 1
         bands.append((r0, r1) + rows(r0, r1))
         r0 = r1
@@ -188,7 +206,8 @@ def band_layer(layer: WindowLayer, r0: int, r1: int, a: int, b: int) -> WindowLa
 
 
 def layer_block(compiled, layer: WindowLayer, params: CoreParams, signed: bool, *, acc_base: int, linear: bool,
-                buffer_inputs: int | None = None, name: str = "layer") -> list[int]:
+                buffer_inputs: int | None = None, name: str = "layer", cores: int = 1,
+                result_words: int | None = None) -> list[int]:
     """The WMEM block of one compiled layer (one group) on the ``layer`` map of the instruction's input.
 
     ``layer.base`` is where the map starts in the instruction's ACT input (from ``src``): a convolution's
@@ -197,9 +216,21 @@ def layer_block(compiled, layer: WindowLayer, params: CoreParams, signed: bool, 
     (None: one band); each band copies its input rows into the buffer from address 0 and runs the core's
     program for its output pixels. ``acc_base`` is the ACC offset of the layer's first output channel (a group's
     offset in the instruction's output); ``linear`` lays the output out as (tokens, N), else (N, Ho, Wo).
-    Raises :class:`model.core_timing.PlanError` when the layer does not fit the core, :class:`PimImageError`
-    when its output does not fit ACC's 16-bit offsets or a row's inputs the buffer.
+    ``cores`` (``system.cores``) PIM cores share the layer: its filter tiles (output-channel groups) are dealt
+    round-robin to ``k = min(cores, filter tiles)`` cores (header word ``cores``), each core's tiles compiled to
+    its own segments (:func:`model.core.compile_program`) in every band, and a band's segments interleaved (every
+    core's first, then every core's second, ...) so that each round of ``k`` runs on the ``k`` cores at the same
+    time. The cores of a round after the first (cores 1 ..) put their results into their result buffers of
+    ``result_words`` words each (``system.result_buffer_words``; None: no bound): the bands are cut into fewer
+    output rows until no such segment streams more results (:attr:`SegmentImage.beats`). Raises
+    :class:`model.core_timing.PlanError` when the layer does not fit the core, :class:`PimImageError` when its
+    output does not fit ACC's 16-bit offsets, a row's inputs the buffer or one output row's results a result
+    buffer.
     """
+    if not isinstance(cores, (int, np.integer)) or cores < 1:
+        raise ValueError(f"cores: must be a positive integer, got {cores!r}")
+    if result_words is not None and (not isinstance(result_words, (int, np.integer)) or result_words < 1):
+        raise ValueError(f"result_words: must be a positive integer, got {result_words!r}")
     n = params.macro.n_comp
     P = layer.pixels
     N = compiled.N
@@ -208,11 +239,35 @@ def layer_block(compiled, layer: WindowLayer, params: CoreParams, signed: bool, 
         raise PimImageError(f"{name}: its {N} x {P} sums from ACC offset {acc_base} pass ACC's "
                             f"{ACC_OFFSET_LIMIT} addresses")
     H, W, C = layer.height, layer.width, layer.channels
+    fts = filter_tiles_of(compiled.tiles)
+    k = max(1, min(int(cores), len(fts)))
+    subs = [replace(compiled, tiles=[compiled.tiles[i] for f in fts[c::k] for i in f[2]]) for c in range(k)]
+
+    def plan(max_rows):
+        """The bands and their cores' programs, or the rows to retry with when a result buffer overflows."""
+        out = []
+        for r0, r1, a, b in band_plan(layer, buffer_inputs, name=name, max_rows=max_rows):
+            bl = band_layer(layer, r0, r1, a, b)
+            progs = [compile_program(sub, bl.pixels, params, signed, name) for sub in subs]
+            most = max([sum(p.n_out * p.pixels for p in seg.passes if p.last)
+                        for prog in progs[1:] for seg in prog.segments] or [0])
+            if result_words is not None and most > result_words:
+                if r1 - r0 == 1:
+                    raise PimImageError(f"{name}: output row {r0} streams {most} results on one PIM core, more "
+                                        f"than its result buffer's {result_words} words (system.result_buffer_words)")
+                return min(r1 - r0 - 1, max(1, (r1 - r0) * result_words // most))
+            out.append((r0, r1, a, b, bl, progs))
+        return out
+
+    planned, max_rows = None, None
+    while not isinstance(planned, list):
+        planned = plan(max_rows)
+        max_rows = planned
     held = set()
     bands = []
-    for r0, r1, a, b in band_plan(layer, buffer_inputs, name=name):
-        bl = band_layer(layer, r0, r1, a, b)
-        prog = compile_program(compiled, bl.pixels, params, signed, name)
+    for r0, r1, a, b, bl, progs in planned:
+        order = [(prog, prog.segments[r]) for r in range(max(len(p.segments) for p in progs)) for prog in progs
+                 if r < len(prog.segments)]
         if linear:  # map value (k, t, 0) is token t's input k: ACT t K + k
             copy = {"act_off": layer.base + a * C, "outer": C, "outer_stride": 1, "inner": b - a, "inner_stride": C}
         else:
@@ -220,7 +275,7 @@ def layer_block(compiled, layer: WindowLayer, params: CoreParams, signed: bool, 
                     "inner_stride": 1}
         q0 = r0 * layer.out_w
         segs = []
-        for seg in prog.segments:
+        for prog, seg in order:
             writes = [w for aw in bus_writes(prog, seg) for w in aw]
             table = table_entries(bl, segment_table(seg, n), n)
             passes = [w for p in segment_passes(bl, seg) for w in p]
@@ -228,7 +283,7 @@ def layer_block(compiled, layer: WindowLayer, params: CoreParams, signed: bool, 
             for p in seg.passes:
                 if not p.last:
                     continue
-                filters = compiled.tiles[p.tile].filters[:p.n_out]
+                filters = prog.compiled.tiles[p.tile].filters[:p.n_out]
                 held.update(int(f) for f in filters)
                 for s, f in enumerate(filters):
                     res.append(pack(RESULT_ENTRY, {"off": acc_base + int(f) * fs + (q0 + p.p0) * ps,
@@ -239,7 +294,7 @@ def layer_block(compiled, layer: WindowLayer, params: CoreParams, signed: bool, 
         bands.append([head[k] for k in BAND_HEADER] + [w for sg in segs for w in sg])
     zeros = [acc_base + f * fs for f in range(N) if f not in held]
     body = zeros + [w for bd in bands for w in bd]
-    head = {"words": len(PIM_HEADER) + len(body), "bands": len(bands), "pixel_stride": ps, "pixels": P,
+    head = {"words": len(PIM_HEADER) + len(body), "bands": len(bands), "cores": k, "pixel_stride": ps, "pixels": P,
             "zeros": len(zeros)}
     return [_s32(head[k]) for k in PIM_HEADER] + [_s32(w) for w in body]
 
@@ -254,9 +309,11 @@ def read_block(wmem, index: int) -> BlockImage:
     h = dict(zip(PIM_HEADER, (int(v) for v in w[base:base + len(PIM_HEADER)])))
     if len(h) != len(PIM_HEADER) or base + h["words"] > w.size:
         raise PimImageError(f"{where}: its block at {base} runs past WMEM's {w.size} words")
+    if h["cores"] < 1:
+        raise PimImageError(f"{where}: its round size (cores) is {h['cores']}, must be at least 1")
     p = base + len(PIM_HEADER)
     blk = BlockImage(base=base, words=h["words"], pixel_stride=h["pixel_stride"], pixels=h["pixels"],
-                     zeros=[int(v) for v in w[p:p + h["zeros"]]])
+                     zeros=[int(v) for v in w[p:p + h["zeros"]]], cores=h["cores"])
     p += h["zeros"]
     end = base + h["words"]
     for bi in range(h["bands"]):
@@ -264,7 +321,7 @@ def read_block(wmem, index: int) -> BlockImage:
             raise PimImageError(f"{where}: band {bi} runs past the block's {h['words']} words")
         bh = dict(zip(BAND_HEADER, (int(v) for v in w[p:p + len(BAND_HEADER)])))
         p += len(BAND_HEADER)
-        band = BandImage(copy={k: bh[k] for k in _COPY}, layer_words=[bh[k] for k in _WIN])
+        band = BandImage(copy={k: bh[k] for k in _COPY}, layer_words=[bh[k] for k in _WIN], cores=h["cores"])
         for s in range(bh["segments"]):
             if p + len(SEGMENT_HEADER) > end:
                 raise PimImageError(f"{where}: band {bi} segment {s} runs past the block's {h['words']} words")
@@ -441,7 +498,8 @@ class PimRun:
 
 
 def run_pim(wmem, d: dict, act: np.ndarray, src: int, acc: np.ndarray, dst: int, params: CoreParams, *,
-            buffer_inputs: int | None = None, name: str = "PIM") -> PimRun:
+            buffer_inputs: int | None = None, cores: int = 1, result_words: int | None = None,
+            name: str = "PIM") -> PimRun:
     """Execute one PIM instruction (descriptor ``d``) from the WMEM image on the buffers of S samples.
 
     ``act`` (S, ACT) holds the input at ``src``; the sums go to ``acc`` (S, ACC) at ``dst``. Each block (a group)
@@ -449,7 +507,8 @@ def run_pim(wmem, d: dict, act: np.ndarray, src: int, acc: np.ndarray, dst: int,
     band needs), then its segments. Raises :class:`PimImageError` (one line naming the instruction) for an
     input outside the layer's 8-bit range, an image the chip cannot run, a sum outside ACC's signed elements
     (``model.isa.BUFFERS["ACC"].elem_bits``; a core whose partial sums are wider, e.g. ``paper``'s 33 bits, stops
-    there: ERROR_CODE 4 on the RTL chip) or an address past a buffer.
+    there: ERROR_CODE 4 on the RTL chip), an address past a buffer, or a round whose core 1 .. streams more
+    results than its result buffer's ``result_words`` (None: no bound).
     """
     from dbpim.model import isa
     S = act.shape[0]
@@ -466,6 +525,17 @@ def run_pim(wmem, d: dict, act: np.ndarray, src: int, acc: np.ndarray, dst: int,
     for j in range(g):
         blk = read_block(wmem, d["layer"] + j)
         where = f"{name}, layer {d['layer'] + j}"
+        if blk.cores > cores:
+            raise PimImageError(f"{where}: its rounds run {blk.cores} segments at once, the chip has {cores} "
+                                f"PIM cores")
+        if result_words is not None:
+            for bi, band in enumerate(blk.bands):
+                for rnd in band.rounds:
+                    for i in rnd[1:]:
+                        if band.segments[i].beats > result_words:
+                            raise PimImageError(f"{where}, band {bi}: segment {i} streams "
+                                                f"{band.segments[i].beats} results into a result buffer of "
+                                                f"{result_words} words")
         ps, P = blk.pixel_stride, blk.pixels
         q = np.arange(P) * ps
 

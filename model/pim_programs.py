@@ -120,11 +120,12 @@ def random_banded(rng, macro, samples: int = 1, kind: str | None = None) -> tupl
 
 
 def pim_program(case: PimCase, params: CoreParams, *, src: int, dst: int, table_pad: int = 0,
-                buffer_inputs: int | None = None) -> ChipProgram:
+                buffer_inputs: int | None = None, cores: int = 1, result_words: int | None = None) -> ChipProgram:
     """A program of ``case``'s PIM instruction (input at ACT ``src``, sums at ACC ``dst``) then HALT, its WMEM
     image compiled for ``params`` (``table_pad`` unused layer-table entries before the instruction's) and an
     input buffer of ``buffer_inputs`` inputs (the layers' row bands, :func:`model.pim_image.band_plan`; None:
-    one band)."""
+    one band), for ``cores`` PIM cores whose extra cores' result buffers hold ``result_words`` words (None: no
+    bound)."""
     d = dict(case.desc, layer=table_pad)
     g = d["groups"]
     blocks = [[len(PIM_HEADER)] + [0] * (len(PIM_HEADER) - 1)] * table_pad
@@ -139,7 +140,7 @@ def pim_program(case: PimCase, params: CoreParams, *, src: int, dst: int, table_
                                 base=j * cg * d["H"] * d["W"])
             base = j * c.N * d["Ho"] * d["Wo"]
         blocks.append(layer_block(c, wl, params, bool(d["signed"]), acc_base=base, linear=case.linear,
-                                  buffer_inputs=buffer_inputs))
+                                  buffer_inputs=buffer_inputs, cores=cores, result_words=result_words))
     wmem, at = [len(blocks)], 1 + len(blocks)
     for b in blocks:
         wmem.append(at)
@@ -150,4 +151,5 @@ def pim_program(case: PimCase, params: CoreParams, *, src: int, dst: int, table_
     n = case.want.shape[1]
     return ChipProgram(imem=np.array(imem, np.uint64), dmem=np.array(isa.pack_descriptor("PIM", d), np.int64),
                        cmem=np.zeros(1, np.int64), wmem=np.array(wmem, np.int64), act_words=src + case.x.shape[1],
-                       acc_words=dst + n, input={}, output={}, macro=params.macro, values={}, core=params)
+                       acc_words=dst + n, input={}, output={}, macro=params.macro, values={}, core=params, cores=cores,
+                       result_words=result_words)

@@ -7,7 +7,10 @@
   exactly the opcodes of :data:`model.isa.RTL_PENDING` stop with code 2;
 * the demo SmallCNN's program on the RTL chip: logits equal to the golden chip's and the torch integer path's,
   ``CYCLES`` equal to ``program_cycles`` per sample (``model_cycles``) and to the performance model's end-to-end
-  count (``sim_bench.chip_cycles``); and (slow) ``dbpim run --rtl`` on a small depthwise network.
+  count (``sim_bench.chip_cycles``); and (slow) ``dbpim run --rtl`` on a small depthwise network;
+* random PIM layers whose WMEM images run rounds of 2 segments on the ``small`` chip's 2 PIM cores (behind
+  ``slow``: in row bands, and the shrunken core's multi-segment layers on a 3-core chip): ACC and ``CYCLES``
+  equal the golden chip's; (slow) an image for more cores than the chip has stops it with ERROR_CODE 6.
 """
 
 from __future__ import annotations
@@ -303,3 +306,112 @@ def test_a_chip_the_generator_refuses_is_one_line(hw, monkeypatch):
     monkeypatch.setattr(native_chip, "build_native", refuse)
     with pytest.raises(ChipRunError, match=r"^configuration small: the chip cannot be generated: psum_bits: "):
         run_chip_native(_one(isa.encode("HALT")), hw, [{}], [])
+
+
+def _pim_cases_on_cores(hw, cores: int, rng, n: int, banded: bool = False):
+    """``n`` random PIM layers (model.pim_programs; ``banded``: in row bands) with images for ``cores`` PIM cores
+    on the chip of ``hw``: ACC after the run and CYCLES equal the golden chip's; returns the largest round run
+    and whether a drained result buffer held results."""
+    from dbpim.model.core import CoreParams
+    from dbpim.model.pim_image import read_block
+    from dbpim.model.pim_programs import pim_program, random_banded, random_pim
+    params = CoreParams.from_config(hw)
+    depths = chip_depths(hw)
+    widest, drained = 0, False
+    for _ in range(n):
+        if banded:
+            case, buf, _bands = random_banded(rng, hw.macro, samples=2)
+        else:
+            case, buf = random_pim(rng, hw.macro, samples=2), None
+        src, dst = int(rng.integers(0, 40)), int(rng.integers(0, 20))
+        prog = pim_program(case, params, src=src, dst=dst, table_pad=int(rng.integers(0, 2)), buffer_inputs=buf,
+                           cores=cores, result_words=hw.system.result_buffer_words)
+        d = isa.unpack_descriptor("PIM", prog.dmem)
+        blocks = [read_block(prog.wmem, d["layer"] + j) for j in range(d["groups"])]
+        rounds = [[bd.segments[i] for i in r] for b in blocks for bd in b.bands for r in bd.rounds]
+        widest = max([widest] + [len(r) for r in rounds])
+        drained |= any(seg.beats for r in rounds for seg in r[1:])
+        n_acc = dst + case.want.shape[1] + 8
+        accs = [rng.integers(-(1 << 20), 1 << 20, n_acc) for _ in range(2)]
+        run = run_chip_native(prog, hw, [{"ACT": (src, case.x[s]), "ACC": (0, accs[s])} for s in range(2)],
+                              [("ACC", 0, n_acc)])
+        for s in range(2):
+            act = np.zeros((1, depths["ACT"]), np.int64)
+            act[0, src:src + case.x.shape[1]] = case.x[s]
+            acc = np.zeros((1, depths["ACC"]), np.int64)
+            acc[0, :n_acc] = accs[s]
+            gold = GoldenChip.from_program(prog, hw.system.simd_lanes)
+            gold.execute(act, acc)
+            assert run.error(s) is None, (case.desc, run.error(s))
+            np.testing.assert_array_equal(run.outputs[s][0], acc[0, :n_acc], err_msg=str(case.desc))
+            np.testing.assert_array_equal(acc[0, dst:dst + case.want.shape[1]], case.want[s])
+            assert run.cycles[s] == gold.cycles, (case.desc, run.cycles[s], gold.cycles)
+    return widest, drained
+
+
+def test_random_pim_layers_on_two_cores_equal_the_golden_chip(hw):
+    """Random PIM layers whose images run rounds of 2 segments on the ``small`` chip's 2 PIM cores (core 1's
+    results through its result buffer, drained into ACC after the round): ACC and CYCLES equal the golden
+    chip's."""
+    assert hw.system.cores == 2
+    rng = np.random.default_rng(7)
+    widest, drained = 0, False
+    for _ in range(6):  # until a round of two cores ran and core 1's results were drained
+        w, dr = _pim_cases_on_cores(hw, 2, rng, 1)
+        widest, drained = max(widest, w), drained or dr
+        if widest == 2 and drained:
+            break
+    assert widest == 2 and drained
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_banded_pim_layers_on_two_cores(hw, seed):
+    """Random PIM layers in row bands with images for the ``small`` chip's 2 PIM cores: ACC and CYCLES equal the
+    golden chip's."""
+    rng = np.random.default_rng(seed)
+    widest, _ = _pim_cases_on_cores(hw, 2, rng, 3, banded=True)
+    assert widest >= 1
+
+
+@pytest.mark.slow
+def test_random_multi_segment_layers_on_three_cores():
+    """The shrunken core (model.pim_programs.core_config: layers take several STARTs) on a chip of 3 PIM cores,
+    its result buffers of 64 words: images for 3 cores, ACC and CYCLES equal the golden chip's."""
+    import dataclasses
+
+    from dbpim.model.pim_programs import core_config
+    h = core_config(load_config("small"))
+    h = dataclasses.replace(h, system=dataclasses.replace(h.system, cores=3, result_buffer_words=64))
+    rng = np.random.default_rng(3)
+    widest = 0
+    for _ in range(4):
+        widest = max(widest, _pim_cases_on_cores(h, 3, rng, 3)[0])
+        if widest == 3:
+            break
+    assert widest == 3
+
+
+@pytest.mark.slow
+def test_an_image_for_more_cores_than_the_chip_has_is_error_6(hw):
+    """A block whose rounds run 3 segments at once on the 2-core chip: ERROR_CODE 6 at the PIM, where the golden
+    chip raises naming the cores."""
+    import dataclasses
+
+    from dbpim.model.chip import ChipError
+    from dbpim.model.core import CoreParams
+    from dbpim.model.pim_image import read_block
+    from dbpim.model.pim_programs import pim_program, random_pim
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        case = random_pim(rng, hw.macro, kind="linear")
+        prog = pim_program(case, CoreParams.from_config(hw), src=0, dst=0, cores=3)
+        if read_block(prog.wmem, 0).cores == 3:
+            break
+    else:
+        pytest.fail("no drawn layer has three filter tiles")
+    with pytest.raises(ChipError, match=r"its rounds run 3 segments at once, the chip has 2 PIM cores"):
+        GoldenChip.from_program(dataclasses.replace(prog, cores=hw.system.cores), 4).execute(
+            case.x.astype(np.int64), np.zeros((1, case.want.shape[1]), np.int64))
+    st = run_chip_native(prog, hw, [{"ACT": (0, case.x[0])}], []).status[0]
+    assert (st["ERROR"], st["ERROR_CODE"], st["PC"]) == (1, 6, 0), st

@@ -211,6 +211,12 @@ def test_blackbox_every_memory_is_a_listed_wrapper(tmp_path, tile_banks):
         assert (e["depth"], e["width"], e["instances"]) == (words, isa.BUFFERS[name].elem_bits,
                                                              [f"dbpim_chip.{name.lower()}"]), name
     assert kinds["wmem"]["ports"] == "2rw" and kinds["imem"]["ports"] == "1r1w"
+    # PIM cores 1 ..: a pass queue and a result buffer each (small: 2 cores)
+    extra = range(1, cfg.system.cores)
+    assert (kinds["pim_queue"]["depth"], kinds["pim_queue"]["instances"]) == (
+        4 * c.descriptors, [f"dbpim_pim_ctrl.queue{k}" for k in extra])
+    assert (kinds["pim_result"]["depth"], kinds["pim_result"]["width"], kinds["pim_result"]["instances"]) == (
+        cfg.system.result_buffer_words, isa.BUFFERS["ACC"].elem_bits, [f"dbpim_pim_ctrl.result{k}" for k in extra])
 
 
 def test_no_initial_values_in_either_sram_mode(tmp_path):

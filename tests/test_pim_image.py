@@ -9,6 +9,8 @@ a bad image or input is a one-line error.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -152,7 +154,7 @@ def test_real_layers_from_image(real_artifacts):
         act = np.zeros((2, C * H * W), np.int64)
         act[:] = xi
         acc = np.zeros((2, p.acc_words), np.int64)
-        r = run_pim(p.wmem, d, act, 0, acc, 0, p.core)
+        r = run_pim(p.wmem, d, act, 0, acc, 0, p.core, cores=p.cores)
         c = recs[d["layer"]].compiled
         if d["kind"] == isa.PIM_KINDS["linear"]:
             res = run_layer(xi.reshape(2 * H, C), c, sg)
@@ -230,3 +232,120 @@ def test_a_sum_past_acc_elements_is_a_range_error(rng, monkeypatch):
     want = rf"^instruction 0 \(PIM\), layer \d+, band \d+, segment \d+: a sum does not fit ACC's signed {bits}-bit elements"
     with pytest.raises(ChipError, match=want + r" \(range\)$"):
         GoldenChip.from_program(prog, 4).execute(act.copy(), np.zeros_like(acc))
+
+
+@pytest.mark.parametrize("cores", [2, 3])
+def test_several_cores_share_the_layer(cores, rng):
+    """``system.cores`` PIM cores: the block deals the filter tiles round-robin to min(cores, filter tiles) cores
+    (``cores`` in its header), their segments interleaved into rounds; the golden chip's ACC is the layer model's,
+    each segment's core cycles are the core twin's on its core's share, and a round costs its longest core."""
+    from dataclasses import replace
+
+    from dbpim.model.chip_timing import pim_cycles
+    from dbpim.model.core_timing import filter_tiles_of
+    seen = 0
+    for _ in range(40):  # until three drawn layers ran a round of several cores
+        if seen >= 3:
+            break
+        case = random_pim(rng, HW.macro, samples=2)
+        prog = pim_program(case, PARAMS, src=0, dst=0, cores=cores)
+        act = case.x.astype(np.int64).copy()
+        acc = np.zeros((2, case.want.shape[1]), np.int64)
+        chip = GoldenChip.from_program(prog, 4)
+        chip.execute(act.copy(), acc)
+        np.testing.assert_array_equal(acc, case.want, err_msg=str(case.desc))
+        r = run_pim(prog.wmem, case.desc | {"layer": 0}, act, 0, acc.copy(), 0, PARAMS, cores=cores)
+        total = 0
+        for j, c in enumerate(case.layers):
+            fts = filter_tiles_of(c.tiles)
+            k = max(1, min(cores, len(fts)))
+            blk = r.blocks[j]
+            band, = blk.bands  # one band: the whole layer (no input buffer size)
+            assert blk.cores == band.cores == k
+            assert [i for rd in band.rounds for i in rd] == list(range(len(band.segments)))
+            assert all(len(rd) <= k for rd in band.rounds)
+            seen += any(len(rd) > 1 for rd in band.rounds)
+            for s in range(2):
+                x = _im2col_rows(case, j, s)
+                twins = [run_core(compile_program(replace(c, tiles=[c.tiles[i] for f in fts[q::k] for i in f[2]]),
+                                                  x.shape[0], PARAMS, bool(case.desc["signed"])), x).cycles
+                         for q in range(k)]
+                inter = [int(t[n]) for n in range(max(len(t) for t in twins)) for t in twins if n < len(t)]
+                np.testing.assert_array_equal(r.core_cycles[j][s], inter)
+        for s in range(2):
+            one = pim_cycles(case.desc, r.blocks, [cc[s] for cc in r.core_cycles])
+            total += one
+            # a round of several segments costs its longest START (and one cycle to see them DONE), not their sum,
+            # but its cores 1 .. read all their pass descriptors first (four cycles each) and their results are
+            # drained into ACC after it (one cycle a result, two more a core)
+            seq = pim_cycles(case.desc, [replace(b, bands=[replace(bd, cores=1) for bd in b.bands])
+                                         for b in r.blocks], [cc[s] for cc in r.core_cycles])
+            segs = [b.bands[0].segments for b in r.blocks]
+            rounds = sum(sum(int(cc[s][i]) + 1 for i in rd) - max(int(cc[s][i]) for i in rd) - 1
+                         - sum(4 * max(0, len(sg[i].passes) - 1) + sg[i].beats + 2 for i in rd[1:])
+                         for b, sg, cc in zip(r.blocks, segs, r.core_cycles) for rd in b.bands[0].rounds)
+            assert seq - one == rounds
+        assert chip.pim_cycles == total
+        if any(b.cores > 1 for b in r.blocks):  # an image for more cores than the chip has: one line
+            with pytest.raises(ChipError, match=r"^instruction 0 \(PIM\), layer \d+: its rounds run \d+ segments "
+                                                r"at once, the chip has 1 PIM cores$"):
+                GoldenChip.from_program(replace(prog, cores=1), 4).execute(act.copy(), acc.copy())
+    assert seen, "no drawn layer ran a round of several cores"
+
+
+def test_several_cores_in_row_bands(rng):
+    """Two PIM cores on a layer in row bands: each band's segments are dealt to the cores in rounds (every band
+    the same round size, the block's ``cores``); the golden chip's ACC is the layer model's and its PIM cycles
+    are :func:`model.chip_timing.pim_cycles` of the blocks, a band's round costing its longest core."""
+    from dataclasses import replace
+
+    from dbpim.model.chip_timing import pim_cycles
+    case, buf, bands = random_banded(rng, HW.macro, samples=2)
+    prog = pim_program(case, PARAMS, src=0, dst=0, buffer_inputs=buf, cores=2)
+    act = case.x.astype(np.int64).copy()
+    acc = np.zeros((2, case.want.shape[1]), np.int64)
+    chip = GoldenChip.from_program(prog, 4)
+    chip.execute(act.copy(), acc)
+    np.testing.assert_array_equal(acc, case.want, err_msg=str(case.desc))
+    r = run_pim(prog.wmem, case.desc | {"layer": 0}, act, 0, acc.copy(), 0, PARAMS, buffer_inputs=buf, cores=2)
+    for blk in r.blocks:
+        assert len(blk.bands) == len(bands) and all(b.cores == blk.cores for b in blk.bands)
+        assert all([i for rd in b.rounds for i in rd] == list(range(len(b.segments))) for b in blk.bands)
+    total = sum(pim_cycles(case.desc, r.blocks, [cc[s] for cc in r.core_cycles]) for s in range(2))
+    assert chip.pim_cycles == total
+
+
+def test_result_buffers_bound_the_bands(rng):
+    """A result buffer smaller than a core 1 segment's results: the compiler cuts the layer into more row bands
+    until every core 1 .. segment fits (the golden chip's ACC is still the layer model's); one output row that
+    does not fit is refused in one line, and the golden chip refuses an image that overflows the buffer."""
+    from dataclasses import replace
+    for _ in range(40):
+        case = random_pim(rng, HW.macro, samples=1, kind="conv2d")
+        if case.desc["groups"] == 1 and case.desc["Ho"] >= 2:
+            prog = pim_program(case, PARAMS, src=0, dst=0, cores=2)
+            blk = read_block(prog.wmem, 0)
+            most = max([s.beats for b in blk.bands for r in b.rounds for s in [b.segments[i] for i in r[1:]]]
+                       or [0])
+            if most >= 2 * case.desc["Wo"]:
+                break
+    else:
+        pytest.fail("no drawn convolution has a core 1 segment of two rows' results")
+    words = most - 1
+    tight = pim_program(case, PARAMS, src=0, dst=0, cores=2, result_words=words)
+    blk2 = read_block(tight.wmem, 0)
+    assert len(blk2.bands) > len(blk.bands)
+    assert all(b.segments[i].beats <= words for b in blk2.bands for r in b.rounds for i in r[1:])
+    acc = np.zeros((1, case.want.shape[1]), np.int64)
+    GoldenChip.from_program(tight, 4).execute(case.x.astype(np.int64), acc)
+    np.testing.assert_array_equal(acc, case.want)
+    with pytest.raises(ChipError, match=r"segment \d+ streams \d+ results into a result buffer of \d+ words$"):
+        GoldenChip.from_program(replace(prog, result_words=words), 4).execute(
+            case.x.astype(np.int64), np.zeros((1, case.want.shape[1]), np.int64))
+    try:  # a buffer of one word: one result a core 1 segment, or one line naming the row that does not fit
+        one = read_block(pim_program(case, PARAMS, src=0, dst=0, cores=2, result_words=1).wmem, 0)
+    except PimImageError as e:
+        assert re.match(r"^layer: output row \d+ streams \d+ results on one PIM core, more than its result "
+                        r"buffer's 1 words \(system.result_buffer_words\)$", str(e)), str(e)
+    else:
+        assert all(b.segments[i].beats <= 1 for b in one.bands for r in b.rounds for i in r[1:])
