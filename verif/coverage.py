@@ -1,6 +1,9 @@
 """Functional coverage of the RTL regressions (cocotb-coverage), sampled from what the DUT did: the PIM core
-(:class:`CoreCoverage`), the macro (:class:`MacroCoverage`), the SIMD core (:class:`SIMDCoverage`) and the window
-generator (:class:`WindowCoverage`); one report and one check (:func:`missing`, :func:`write_report`) for all.
+(:class:`CoreCoverage`), the macro (:class:`MacroCoverage`), the SIMD core (:class:`SIMDCoverage`), the window
+generator (:class:`WindowCoverage`), the chip controller (:class:`ChipCoverage`) and the building blocks
+(:data:`BLOCK_REQUIRED`: :class:`DBMUCoverage`, :class:`IPUCoverage`, :class:`LPUCoverage`,
+:class:`AdderTreeCoverage`, :class:`AccumulatorCoverage`, :class:`SwitchCoverage`, with crosses: :class:`Cross`);
+one report and one check (:func:`missing`, :func:`write_report`) for all.
 
 :data:`REQUIRED` is the coverage a core regression must reach, written once:
 coverpoint -> its required bins, a list or the name of a set that
@@ -44,7 +47,8 @@ __all__ = ["REQUIRED", "MACRO_REQUIRED", "SIMD_REQUIRED", "WINDOW_REQUIRED", "ST
            "CORE_STALL_STAGES", "CONTROLLER_STATES", "SIMD_ERRORS", "required_bins", "descriptor_extremes",
            "CoreCoverage", "MacroCoverage", "SIMDCoverage", "WindowCoverage", "missing", "report_table",
            "write_report", "unstalled", "check_closed", "CHIP_REQUIRED", "CHIP_REPORTED", "ChipCoverage",
-           "chip_states", "fsm_states", "fsm_signal"]
+           "chip_states", "fsm_states", "fsm_signal", "Cross", "bin_name", "BLOCK_REQUIRED", "DBMUCoverage", "IPUCoverage",
+           "LPUCoverage", "AdderTreeCoverage", "AccumulatorCoverage", "SwitchCoverage"]
 
 #: stream stages of the core, input to output: the AXI4-Stream input, the sparse allocation switch's input,
 #: the row packer's input (the switch's output), the macros' inputs (the packer's output), the result stream
@@ -102,14 +106,47 @@ def required_bins(hw) -> dict[str, list]:
     return out
 
 
-def _cover_points(prefix: str, required: dict, reported: dict | None = None) -> dict:
+class Cross(tuple):
+    """A cross of two or more dimensions (each a list of bins), as a required-bins entry: a cocotb-coverage
+    ``CoverCross`` whose bins are the tuples of the product less ``ignore`` (tuples that cannot occur), named
+    ``"a x b"`` in reports (:func:`bin_name`); sampled with one value per dimension."""
+
+    def __new__(cls, *axes, ignore=()):
+        self = super().__new__(cls, tuple(tuple(a) for a in axes))
+        if len(self) < 2 or not all(self):
+            raise ValueError(f"axes: a cross needs two or more non-empty dimensions, got {axes!r}")
+        self.ignore = {tuple(t) for t in ignore}
+        return self
+
+    def bins(self) -> list:
+        """The cross's bins (tuples), ignored ones left out."""
+        return [t for t in itertools.product(*self) if t not in self.ignore]
+
+
+def bin_name(b) -> str:
+    """A bin as reports name it: a cross's tuple ``"a x b"``, any other bin ``str(b)``."""
+    return " x ".join(map(str, b)) if isinstance(b, tuple) else str(b)
+
+
+def _cover_points(prefix: str, required: dict, reported: dict | None = None, crosses: dict | None = None) -> dict:
     """One cocotb-coverage ``CoverPoint`` per coverpoint of ``required`` (bins: the required ones, then those
-    ``reported`` adds), named ``prefix.point``: point -> its sampling function."""
-    from cocotb_coverage.coverage import CoverPoint
+    ``reported`` adds), named ``prefix.point``, and one ``CoverCross`` per entry of ``crosses`` (point ->
+    :class:`Cross`; its dimensions are coverpoints ``prefix.point[k]``): point -> its sampling function."""
+    from cocotb_coverage.coverage import CoverCross, CoverPoint
     if not isinstance(prefix, str) or not prefix or "." in prefix:
         raise ValueError(f"prefix: must be a non-empty name without dots, got {prefix!r}")
     points = {}
+    for point, cross in (crosses or {}).items():
+        names = [f"{prefix}.{point}[{k}]" for k in range(len(cross))]
+        axes = [CoverPoint(n, xf=lambda *v, k=k: v[k], bins=list(a)) for k, (n, a) in enumerate(zip(names, cross))]
+        ign = [t for t in itertools.product(*cross) if t in cross.ignore]
+        sample = CoverCross(f"{prefix}.{point}", items=names, ign_bins=ign)(lambda *v: None)
+        for ax in axes:
+            sample = ax(sample)
+        points[point] = sample
     for point, bins in required.items():
+        if point in points:
+            continue
         @CoverPoint(f"{prefix}.{point}", xf=lambda v: v, bins=list(bins) + (reported or {}).get(point, []))
         def sample(v):
             pass
@@ -120,7 +157,7 @@ def _cover_points(prefix: str, required: dict, reported: dict | None = None) -> 
 def _report(prefix: str, required: dict) -> dict:
     """Coverpoint -> {bin (str): hits} of the coverpoints ``required`` names in model ``prefix``."""
     from cocotb_coverage.coverage import coverage_db
-    return {p: {str(b): int(h) for b, h in coverage_db[f"{prefix}.{p}"].detailed_coverage.items()}
+    return {p: {bin_name(b): int(h) for b, h in coverage_db[f"{prefix}.{p}"].detailed_coverage.items()}
             for p in required}
 
 
@@ -401,7 +438,8 @@ WINDOW_REQUIRED = {
 }
 
 #: Bins a run at full rate (stall 0) cannot hit: required only of stalled runs (:func:`unstalled`).
-STALL_ONLY = {"simd.stream": ("o_backpressure", "i_stall"), "window.stream": ("o_backpressure", "d_stall")}
+STALL_ONLY = {"simd.stream": ("o_backpressure", "i_stall"), "window.stream": ("o_backpressure", "d_stall"),
+              "ipu.stream": ("o_backpressure", "i_stall"), "switch.stream": ("o_backpressure", "i_stall")}
 
 
 class SIMDCoverage:
@@ -652,3 +690,272 @@ class ChipCoverage:
 
     def report(self) -> dict:
         return _report(self.prefix, self.required)
+
+
+# --------------------------------------------------------------------------- the building blocks
+
+#: The required coverage of the building blocks' regressions (``verif/test_<block>.py``), block -> coverpoint ->
+#: bins (a list, the name of a set the block's coverage class derives from the configuration, or a
+#: :class:`Cross` of such):
+#:
+#: * DBMU (one column of ``n_row`` cells and its LPU, docs/design.md §5): the column's cells all 0, all 1, and a
+#:   lone MSB (only the last row's cell set); a read of the first and of the last row; each LPU product (``hi``:
+#:   x AND Q, ``lo``: x AND QB, ``none``: x = 0); the cross of the selected cell ``Q`` and the input bit ``x``.
+#: * IPU (docs/design.md §5, input bit-level sparsity): an all-zero group (no beat, ``empty``), a group whose
+#:   only set bit column is the MSB, a group with every bit column set; each bit column skipped (zero in a group
+#:   that has a beat); back-pressure on ``o`` and a gap on ``i`` (stalled runs: :data:`STALL_ONLY`); the cross of
+#:   each emitted beat's bit column and its ``last`` (the MSB column is always a group's last beat: ignored).
+#: * LPU: each product and the cross of the input bit ``x`` and the cell bit ``Q`` (its whole truth table).
+#: * CSD adder tree: the smallest, the largest and a zero sum (``-+n_comp * 2**7``, every compartment at
+#:   digit -1 / +1 of the top dyadic block's high bit); the cross of a set product's dyadic block index, the
+#:   digit's sign and which product (``hi``: the block's high bit, ``lo``: its low bit).
+#: * accumulator: a column sum at each extreme (``-+n_comp * 2**7``); the shift of each input bit column, from
+#:   0 to the MSB column ``in_bits - 1`` (the largest shift, subtracted when signed), crossed with ``signed``;
+#:   each filter width ``phi`` (columns of a slot, 1..``phi_max``) crossed with ``signed``; an unused column;
+#:   a step after a gap in ``valid``.
+#: * sparse allocation switch: an empty mask (no beat, ``empty``), a full one, one whose only kept input is the
+#:   last; back-pressure on ``o`` and a gap on ``i`` (stalled runs: :data:`STALL_ONLY`); the cross of a beat's
+#:   filled lanes (1..``lanes``, every lane count delivered) and ``last`` (a beat before the last is full:
+#:   fewer lanes without ``last`` are ignored, and all of them when ``window <= lanes``: one beat a window).
+BLOCK_REQUIRED = {
+    "dbmu": {
+        "dbmu.cells": ["all_zero", "all_one", "lone_msb"],
+        "dbmu.row": ["first", "last"],
+        "dbmu.product": ["hi", "lo", "none"],
+        "dbmu.q*x": Cross([0, 1], [0, 1]),
+    },
+    "ipu": {
+        "ipu.group": ["all_zero", "lone_msb", "all_columns"],
+        "ipu.skip": "bit columns",
+        "ipu.stream": ["o_backpressure", "i_stall"],
+        "ipu.column*last": "bit columns x last",
+    },
+    "lpu": {
+        "lpu.product": ["hi", "lo", "none"],
+        "lpu.x*q": Cross([0, 1], [0, 1]),
+    },
+    "adder_tree": {
+        "adder_tree.sum": ["min", "max", "zero"],
+        "adder_tree.idx*sign*product": Cross(range(4), [0, 1], ["hi", "lo"]),
+    },
+    "accumulator": {
+        "accumulator.col_sum": ["min", "max"],
+        "accumulator.shift*signed": "bit columns x signed",
+        "accumulator.phi*signed": "phi 1..phi_max x signed",
+        "accumulator.column": ["unused"],
+        "accumulator.valid": ["gap"],
+    },
+    "switch": {
+        "switch.mask": ["empty", "full", "lone_last"],
+        "switch.stream": ["o_backpressure", "i_stall"],
+        "switch.lanes*last": "lane counts x last",
+    },
+}
+
+
+class _BlockCoverage:
+    """The coverpoints of one building block (:data:`BLOCK_REQUIRED` ``[block]``, with ``derived``: set name ->
+    its bins or :class:`Cross`); :attr:`required` holds every point's bins by name (a cross's as ``"a x b"``)."""
+
+    BLOCK = ""
+
+    def __init__(self, prefix: str, derived: dict):
+        self.prefix = prefix
+        spec = {p: derived[b] if isinstance(b, str) else b for p, b in BLOCK_REQUIRED[self.BLOCK].items()}
+        crosses = {p: b for p, b in spec.items() if isinstance(b, Cross)}
+        self.required = {p: [bin_name(t) for t in b.bins()] if p in crosses else list(b) for p, b in spec.items()}
+        self._points = _cover_points(prefix, {p: b for p, b in self.required.items() if p not in crosses},
+                                     crosses=crosses)
+
+    def sample(self, point: str, *values) -> None:
+        """Sample ``values`` (one, or one per dimension of a cross) on coverpoint ``point``."""
+        self._points[point](*values)
+
+    def report(self) -> dict:
+        return _report(self.prefix, self.required)
+
+
+class DBMUCoverage(_BlockCoverage):
+    """The DBMU's coverpoints (:data:`BLOCK_REQUIRED` ``["dbmu"]``), sampled by ``verif.test_dbmu`` from each
+    column of cells it wrote (:meth:`cells`) and each read it checked (:meth:`read`: row, input bit, the cell and
+    the products the DUT gave)."""
+
+    BLOCK = "dbmu"
+
+    def __init__(self, *, n_row: int, prefix: str = "dbmu"):
+        if isinstance(n_row, bool) or not isinstance(n_row, int) or n_row < 1:
+            raise ValueError(f"n_row: must be a positive integer, got {n_row!r}")
+        self.n_row = n_row
+        super().__init__(prefix, {})
+
+    def cells(self, cells) -> None:
+        """The column's cell bits Q (row 0 first) after a write pass."""
+        c = [int(v) for v in cells]
+        if not any(c):
+            self.sample("dbmu.cells", "all_zero")
+        elif all(c):
+            self.sample("dbmu.cells", "all_one")
+        if c[-1] and not any(c[:-1]):
+            self.sample("dbmu.cells", "lone_msb")
+
+    def read(self, row: int, x: int, q: int, hi: int, lo: int) -> None:
+        """A read of ``row`` with input bit ``x``: the selected cell ``q`` and the products ``hi``, ``lo``."""
+        if row == 0:
+            self.sample("dbmu.row", "first")
+        if row == self.n_row - 1:
+            self.sample("dbmu.row", "last")
+        self.sample("dbmu.product", "hi" if hi else "lo" if lo else "none")
+        self.sample("dbmu.q*x", int(q), int(x))
+
+
+class IPUCoverage(_BlockCoverage):
+    """The IPU's coverpoints (:data:`BLOCK_REQUIRED` ``["ipu"]``), sampled by ``verif.test_ipu`` from each group
+    it took (:meth:`group`), each beat it gave (:meth:`beat`) and the stream agents' records (:meth:`stream`)."""
+
+    BLOCK = "ipu"
+
+    def __init__(self, *, in_bits: int, prefix: str = "ipu"):
+        if isinstance(in_bits, bool) or not isinstance(in_bits, int) or in_bits < 2:
+            raise ValueError(f"in_bits: must be an integer >= 2, got {in_bits!r}")
+        self.in_bits = in_bits
+        cols = list(range(in_bits))
+        super().__init__(prefix, {"bit columns": cols,
+                                  "bit columns x last": Cross(cols, [0, 1], ignore=[(in_bits - 1, 0)])})
+
+    def group(self, group) -> None:
+        """A group of inputs the IPU took (bit patterns): its kind and the bit columns it skips."""
+        ored = 0
+        for v in group:
+            ored |= int(v)
+        top = 1 << (self.in_bits - 1)
+        if ored == 0:
+            self.sample("ipu.group", "all_zero")
+            return
+        if ored == top:
+            self.sample("ipu.group", "lone_msb")
+        if ored == (top << 1) - 1:
+            self.sample("ipu.group", "all_columns")
+        for b in range(self.in_bits):
+            if not (ored >> b) & 1:
+                self.sample("ipu.skip", b)
+
+    def beat(self, column: int, last: int) -> None:
+        """An output beat: its bit column ``b`` and ``last``."""
+        self.sample("ipu.column*last", int(column), int(last))
+
+    def stream(self, source, sink) -> None:
+        """The ``i`` source's and ``o`` sink's records: a gap before an input beat, an output held."""
+        if any(int(g) > 0 for g in source.gaps):
+            self.sample("ipu.stream", "i_stall")
+        if sink.held:
+            self.sample("ipu.stream", "o_backpressure")
+
+
+class LPUCoverage(_BlockCoverage):
+    """The LPU's coverpoints (:data:`BLOCK_REQUIRED` ``["lpu"]``), sampled by ``verif.test_lpu`` from each
+    input pair it drove and the products the DUT gave (:meth:`products`)."""
+
+    BLOCK = "lpu"
+
+    def __init__(self, *, prefix: str = "lpu"):
+        super().__init__(prefix, {})
+
+    def products(self, x: int, q: int, hi: int, lo: int) -> None:
+        self.sample("lpu.product", "hi" if hi else "lo" if lo else "none")
+        self.sample("lpu.x*q", int(x), int(q))
+
+
+class AdderTreeCoverage(_BlockCoverage):
+    """The CSD adder tree's coverpoints (:data:`BLOCK_REQUIRED` ``["adder_tree"]``), sampled by
+    ``verif.test_adder_tree`` from each step it drove and the sum the DUT gave (:meth:`step`)."""
+
+    BLOCK = "adder_tree"
+
+    def __init__(self, *, n_comp: int, prefix: str = "adder_tree"):
+        if isinstance(n_comp, bool) or not isinstance(n_comp, int) or n_comp < 1:
+            raise ValueError(f"n_comp: must be a positive integer, got {n_comp!r}")
+        self.n_comp = n_comp
+        super().__init__(prefix, {})
+
+    def step(self, hi, lo, idx, sign, total: int) -> None:
+        """One step: per compartment the products ``hi``, ``lo``, block index ``idx`` and ``sign``; the sum."""
+        from dbpim.model.spec import TERM_MAX
+        lim = self.n_comp * TERM_MAX
+        if total in (-lim, lim, 0):
+            self.sample("adder_tree.sum", {-lim: "min", lim: "max", 0: "zero"}[int(total)])
+        for h, l, i, sg in zip(hi, lo, idx, sign):
+            if h or l:
+                self.sample("adder_tree.idx*sign*product", int(i), int(sg), "hi" if h else "lo")
+
+
+class AccumulatorCoverage(_BlockCoverage):
+    """The shift-and-add accumulator's coverpoints (:data:`BLOCK_REQUIRED` ``["accumulator"]``), sampled by
+    ``verif.test_accumulator`` from each vector it ran (:meth:`vector`: the column map, the steps, ``signed``,
+    whether a gap in ``valid`` came between its steps)."""
+
+    BLOCK = "accumulator"
+
+    def __init__(self, *, macro, prefix: str = "accumulator"):
+        from dbpim.model.config import MacroConfig
+        if not isinstance(macro, MacroConfig):
+            raise TypeError(f"macro: must be a MacroConfig, got {type(macro).__name__}")
+        self.mc = macro
+        super().__init__(prefix, {"bit columns x signed": Cross(range(macro.in_bits), [0, 1]),
+                                  "phi 1..phi_max x signed": Cross(range(1, macro.phi_max + 1), [0, 1])})
+
+    def vector(self, col_sums, bits, col_filter, signed: bool, gap: bool = False) -> None:
+        """A vector: column sums (T, n_col), bit column of each step (T,), the column map (slot or -1)."""
+        from dbpim.model.spec import TERM_MAX
+        lim = self.mc.n_comp * TERM_MAX
+        cf = [int(s) for s in col_filter]
+        used = [j for j, s in enumerate(cf) if s >= 0]
+        cs = np.asarray(col_sums, np.int64)[:, used] if used else np.zeros((len(bits), 0), np.int64)
+        if (cs == -lim).any():
+            self.sample("accumulator.col_sum", "min")
+        if (cs == lim).any():
+            self.sample("accumulator.col_sum", "max")
+        for b in sorted({int(b) for b in bits}):
+            self.sample("accumulator.shift*signed", b, int(signed))
+        for s in sorted(set(cf) - {-1}):
+            self.sample("accumulator.phi*signed", cf.count(s), int(signed))
+        if len(used) < len(cf):
+            self.sample("accumulator.column", "unused")
+        if gap:
+            self.sample("accumulator.valid", "gap")
+
+
+class SwitchCoverage(_BlockCoverage):
+    """The sparse allocation switch's coverpoints (:data:`BLOCK_REQUIRED` ``["switch"]``), sampled by
+    ``verif.test_switch`` from each window's mask (:meth:`mask`), each beat it gave (:meth:`beat`) and the
+    stream agents' records (:meth:`stream`)."""
+
+    BLOCK = "switch"
+
+    def __init__(self, *, window: int, lanes: int, prefix: str = "switch"):
+        for name, v in (("window", window), ("lanes", lanes)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}: must be a positive integer, got {v!r}")
+        self.window, self.lanes = window, lanes
+        counts = range(1, lanes + 1)
+        # a beat before the last is full; a window of at most ``lanes`` inputs has one beat, always the last
+        ignore = [(k, 0) for k in counts if k < lanes or window <= lanes]
+        super().__init__(prefix, {"lane counts x last": Cross(counts, [0, 1], ignore=ignore)})
+
+    def mask(self, mask) -> None:
+        m = [int(v) for v in mask]
+        if not any(m):
+            self.sample("switch.mask", "empty")
+        elif all(m):
+            self.sample("switch.mask", "full")
+        if m[-1] and not any(m[:-1]):
+            self.sample("switch.mask", "lone_last")
+
+    def beat(self, lane_en: int, last: int) -> None:
+        """An output beat: its ``lane_en`` bits and ``last``."""
+        self.sample("switch.lanes*last", bin(int(lane_en)).count("1"), int(last))
+
+    def stream(self, source, sink) -> None:
+        if any(int(g) > 0 for g in source.gaps):
+            self.sample("switch.stream", "i_stall")
+        if sink.held:
+            self.sample("switch.stream", "o_backpressure")

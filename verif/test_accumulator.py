@@ -3,8 +3,13 @@
 Column maps with phi 0/1/2 mixes, unused columns, all columns into one slot;
 per map, unsigned and signed step sequences as the IPU issues them (a subset of
 the bit columns per cell row, with random valid gaps), the first with every
-column of every row at extreme sums (the widths' worst case).
+column of every row at extreme sums (the widths' worst case). Functional
+coverage (``verif.coverage.AccumulatorCoverage``) is sampled from each vector
+checked and closed by every run.
 """
+
+import itertools
+import os
 
 import numpy as np
 import pytest
@@ -32,7 +37,7 @@ def column_maps(rng, n_col, phi_max, k):
     return out
 
 
-async def accumulator_body(tb, mc, seed, n_maps=8):
+async def accumulator_body(tb, mc, seed, n_maps=8, cov=None):
     rng = np.random.default_rng(seed)
     n_col, in_bits = mc.n_col, mc.in_bits
     accw = spec.acc_width(mc.n_comp, n_col, mc.n_row, in_bits)
@@ -55,10 +60,11 @@ async def accumulator_body(tb, mc, seed, n_maps=8):
             tb.set("clear", 1)
             await tb.tick()
             tb.set("clear", 0)
-            t = 0
+            t, gap = 0, False
             while t < bits.size:
                 if rng.random() < 0.2:  # valid gap
                     tb.set("valid", 0)
+                    gap = gap or t > 0
                 else:
                     tb.set("col_sum", spec.pack([("c", csw, n_col, True)], {"c": cs[t]}))
                     tb.set("b", int(bits[t]))
@@ -70,6 +76,8 @@ async def accumulator_body(tb, mc, seed, n_maps=8):
             got = spec.unpack([("a", accw, n_col, True)], tb.get("acc"))["a"]
             want = blocks.accumulator(cs, bits, cf, signed=signed, in_bits=in_bits)
             assert got == list(want), f"seed {seed}: map {list(cf)} signed {signed}: got {got}, want {list(want)}"
+            if cov is not None:
+                cov.vector(cs, bits, cf, signed, gap=gap)
             await tb.tick()
 
 
@@ -79,23 +87,34 @@ cocotb = pytest.importorskip("cocotb")
 @cocotb.test(**COCOTB_TIMEOUT)
 async def accumulator_vectors(dut):
     from dbpim.verif.tb import cocotb_tb
+    from dbpim.verif.coverage import AccumulatorCoverage, check_closed
     seed, _ = env_rng()
-    await accumulator_body(await cocotb_tb(dut), env_macro(), seed)
+    mc = env_macro()
+    cov = AccumulatorCoverage(macro=mc, prefix=f"accumulator{next(_RUNS)}")
+    await accumulator_body(await cocotb_tb(dut), mc, seed, cov=cov)
+    check_closed(cov, stall=0.0, seed=seed, out=os.environ.get("DBPIM_COVERAGE_DIR"))
+
+
+_RUNS = itertools.count()
 
 
 @pytest.mark.rtl
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("cfg", configs("accumulator"))
 def test_accumulator_rtl(cfg):
-    from dbpim.verif.rtl import run_cocotb
-    run_cocotb("accumulator", cfg, "dbpim.verif.test_accumulator", testcase="accumulator_vectors")
+    from dbpim.verif.rtl import ROOT, config_tag, run_cocotb
+    run_cocotb("accumulator", cfg, "dbpim.verif.test_accumulator", testcase="accumulator_vectors",
+               env={"DBPIM_COVERAGE_DIR": str(ROOT / "build" / "coverage" / f"accumulator-{config_tag(cfg)}")})
 
 
 @pytest.mark.timeout(120)
 def test_accumulator_amaranth(rng):
     from dbpim.hw.accumulator import ShiftAddAccumulator
     from dbpim.model.config import load_config
+    from dbpim.verif.coverage import AccumulatorCoverage, check_closed
     from dbpim.verif.tb import run_amaranth
     mc = load_config("small").macro
     seed = int(rng.integers(1 << 31))
-    run_amaranth(ShiftAddAccumulator.from_config(mc), lambda tb: accumulator_body(tb, mc, seed, n_maps=3))
+    cov = AccumulatorCoverage(macro=mc, prefix=f"accumulatoram{next(_RUNS)}")
+    run_amaranth(ShiftAddAccumulator.from_config(mc), lambda tb: accumulator_body(tb, mc, seed, n_maps=3, cov=cov))
+    check_closed(cov, stall=0.0, seed=seed)

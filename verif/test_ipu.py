@@ -3,8 +3,13 @@
 Groups stream in with random valid gaps and leave under random back-pressure
 (the ``stall`` axis; 0 = full rate); an in-order checker compares every output
 beat with the twin's, the ``empty`` strobe is checked per group, and a reset in
-the middle of a group must leave no stale beat behind.
+the middle of a group must leave no stale beat behind. Functional coverage
+(``verif.coverage.IPUCoverage``) is sampled from each group taken, each beat
+checked and the agents' records, and closed by every run.
 """
+
+import itertools
+import os
 
 import numpy as np
 import pytest
@@ -18,9 +23,11 @@ STALLS = [0.0, 0.3]
 
 
 def groups(rng, n_comp, n):
-    """Corner groups (all zero, all 255, a lone MSB, alternating, MSB + LSB), then random sparse ones."""
+    """Corner groups (all zero, all 255, a lone MSB, alternating, MSB + LSB, each bit column alone), then random
+    sparse ones."""
     gs = [np.zeros(n_comp, int), np.full(n_comp, 255), np.eye(1, n_comp, 0, int)[0] * 0x80,
           np.arange(n_comp) % 2 * 0x81, np.r_[0x80, np.zeros(n_comp - 2, int), 1]]
+    gs += [np.full(n_comp, 1 << b) for b in range(8)]
     while len(gs) < n:
         g = rng.integers(0, 256, n_comp)
         g[rng.random(n_comp) < rng.random()] = 0
@@ -28,7 +35,7 @@ def groups(rng, n_comp, n):
     return gs
 
 
-async def ipu_body(tb, mc, seed, n_groups=150):
+async def ipu_body(tb, mc, seed, n_groups=150, cov=None):
     rng = np.random.default_rng(seed)
     for phase in range(2):
         gs = groups(rng, mc.n_comp, n_groups)
@@ -36,6 +43,12 @@ async def ipu_body(tb, mc, seed, n_groups=150):
         seen = await expect_stream(tb, seed, [spec.pack_ipu_in(g, mc.in_bits) for g in gs], want,
                                    lambda w: spec.unpack_ipu_out(w, mc.n_comp, mc.in_bits))
         assert [e[0] for e in seen] == [int(not g.any()) for g in gs], f"seed {seed}: empty strobes"
+        if cov is not None:  # the beats the DUT gave: each one was checked equal to the twin's as it arrived
+            for g in gs:
+                cov.group(g)
+            for b, _, last in want:
+                cov.beat(b, last)
+            cov.stream(tb.source("i"), tb.sink("o"))
         if phase == 0:
             await reset_mid_stream(tb, spec.pack_ipu_in(np.full(mc.n_comp, 255), mc.in_bits))
 
@@ -46,8 +59,16 @@ cocotb = pytest.importorskip("cocotb")
 @cocotb.test(**COCOTB_TIMEOUT)
 async def ipu_stream(dut):
     from dbpim.verif.tb import cocotb_tb
+    from dbpim.verif.coverage import IPUCoverage, check_closed
+    from dbpim.verif.tb import env_stall
     seed, _ = env_rng()
-    await ipu_body(await cocotb_tb(dut), env_macro(), seed)
+    mc = env_macro()
+    cov = IPUCoverage(in_bits=mc.in_bits, prefix=f"ipu{next(_RUNS)}")
+    await ipu_body(await cocotb_tb(dut), mc, seed, cov=cov)
+    check_closed(cov, stall=env_stall(), seed=seed, out=os.environ.get("DBPIM_COVERAGE_DIR"))
+
+
+_RUNS = itertools.count()
 
 
 @pytest.mark.rtl
@@ -55,8 +76,9 @@ async def ipu_stream(dut):
 @pytest.mark.parametrize("stall", STALLS)
 @pytest.mark.parametrize("cfg", configs("ipu"))
 def test_ipu_rtl(cfg, stall):
-    from dbpim.verif.rtl import run_cocotb
-    run_cocotb("ipu", cfg, "dbpim.verif.test_ipu", testcase="ipu_stream", stall=stall)
+    from dbpim.verif.rtl import ROOT, config_tag, run_cocotb
+    run_cocotb("ipu", cfg, "dbpim.verif.test_ipu", testcase="ipu_stream", stall=stall,
+               env={"DBPIM_COVERAGE_DIR": str(ROOT / "build" / "coverage" / f"ipu-{config_tag(cfg)}-stall{stall}")})
 
 
 @pytest.mark.timeout(120)
@@ -64,10 +86,14 @@ def test_ipu_rtl(cfg, stall):
 def test_ipu_amaranth(stall, rng):
     from dbpim.hw.ipu import IPU
     from dbpim.model.config import load_config
+    from dbpim.verif.coverage import IPUCoverage, check_closed
     from dbpim.verif.tb import run_amaranth
     mc = load_config("small").macro
     seed = int(rng.integers(1 << 31))
-    run_amaranth(IPU.from_config(mc), lambda tb: ipu_body(tb, mc, seed, n_groups=40), stall=stall, seed=seed)
+    cov = IPUCoverage(in_bits=mc.in_bits, prefix=f"ipuam{next(_RUNS)}")
+    run_amaranth(IPU.from_config(mc), lambda tb: ipu_body(tb, mc, seed, n_groups=40, cov=cov), stall=stall,
+                 seed=seed)
+    check_closed(cov, stall=stall, seed=seed)
 
 
 def test_ipu_params():
