@@ -64,24 +64,10 @@ def test_demo_cnn_end_to_end_equals_the_golden_chip():
 
 def test_depthwise_residual_network_end_to_end_equals_the_golden_chip(tmp_path):
     """A random small network with three DWC instructions, a residual ADD and a GAP."""
-    torch = pytest.importorskip("torch")
-    from dbpim.model.torch.export import export
-    from dbpim.model.torch.flow import Stages
-    from dbpim.model.torch.graph import capture
-    from tests.test_chip_native import _tiny_depthwise_net
-    hw = load_config("small")
-    torch.manual_seed(1)
-    net, x = _tiny_depthwise_net(), torch.randn(3, 3, 9, 9)
-    net.train()
-    with torch.no_grad():
-        net(x)
-    net.eval()
-    st = Stages(capture(net, x), hw.macro.group_size)
-    st.prune(0.5)
-    st.quantize(x, fta=True, phi_max=2)
-    st.freeze()
-    art = load(export(st.net, "tinydw", hw.macro, tmp_path / "art", x, hw=hw))
-    cc, perf = _check_against_the_golden_chip(art, x.numpy())
+    pytest.importorskip("torch")
+    from tests.test_chip_native import _tiny_depthwise_artifact
+    folder, x = _tiny_depthwise_artifact(load_config("small"), tmp_path / "art", seed=1, samples=3)
+    cc, perf = _check_against_the_golden_chip(load(folder), x)
     ops = [r["op"] for r in cc.instructions]
     assert ops.count("DWC") == 3 and ops.count("ADD") == 1 and ops.count("GAP") == 1
     dw = [lp for lp in perf.layers if lp.spec.op == "depthwise"]

@@ -238,19 +238,16 @@ def _tiny_depthwise_net():
     return TinyDW()
 
 
-@pytest.mark.slow
-def test_depthwise_network_runs_on_the_rtl_chip(hw, tmp_path):
-    """``dbpim run --rtl`` on a network with three DWC instructions (stride 1, stride 2, dilation 2) and a residual
-    add: the RTL chip's logits equal the golden chip's and the torch integer path's, CYCLES the model's."""
-    torch = pytest.importorskip("torch")
-    import json
+def _tiny_depthwise_artifact(hw, out, *, seed: int, samples: int):
+    """:func:`_tiny_depthwise_net` pruned to 50 %, quantized with FTA (phi_max 2), frozen and exported for ``hw``
+    into ``out``: (the artifact's folder, the ``samples`` random 3 x 9 x 9 inputs it was calibrated on)."""
+    import torch
 
-    from dbpim import cli
     from dbpim.model.torch.export import export
     from dbpim.model.torch.flow import Stages
     from dbpim.model.torch.graph import capture
-    torch.manual_seed(0)
-    net, x = _tiny_depthwise_net(), torch.randn(4, 3, 9, 9)
+    torch.manual_seed(seed)
+    net, x = _tiny_depthwise_net(), torch.randn(samples, 3, 9, 9)
     net.train()
     with torch.no_grad():
         net(x)
@@ -259,8 +256,19 @@ def test_depthwise_network_runs_on_the_rtl_chip(hw, tmp_path):
     st.prune(0.5)
     st.quantize(x, fta=True, phi_max=2)
     st.freeze()
-    art = export(st.net, "tinydw", hw.macro, tmp_path / "art", x, hw=hw)
-    np.savez(tmp_path / "d.npz", x=x.numpy(), y=np.arange(4))
+    return export(st.net, "tinydw", hw.macro, out, x, hw=hw), x.numpy()
+
+
+@pytest.mark.slow
+def test_depthwise_network_runs_on_the_rtl_chip(hw, tmp_path):
+    """``dbpim run --rtl`` on a network with three DWC instructions (stride 1, stride 2, dilation 2) and a residual
+    add: the RTL chip's logits equal the golden chip's and the torch integer path's, CYCLES the model's."""
+    pytest.importorskip("torch")
+    import json
+
+    from dbpim import cli
+    art, x = _tiny_depthwise_artifact(hw, tmp_path / "art", seed=0, samples=4)
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(4))
     assert cli.main(["run", "--artifact", str(art), "--data", str(tmp_path / "d.npz"), "--rtl",
                      "--out", str(tmp_path / "o")]) == 0
     r = json.loads((tmp_path / "o" / "run.json").read_text())
