@@ -1085,6 +1085,18 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
                 [("ACT", 0, depths["ACT"]), ("ACC", 0, depths["ACC"])],
                 [("error code 6 (a window table one entry past its end)",
                   {"DONE": 1, "ERROR": 1, "ERROR_CODE": 6, "PC": 0}, None, [act, zero])], "window table past its end")
+            # the same error, then at once (no reset; only IMEM rewritten) a CLMP of ACT: the error stop leaves
+            # the PIM controller idle (a controller still busy would own ACT's read port and feed the CLMP)
+            stop, clamp = _then_clamp(_table_past_the_end(pim, hw.core.mask_windows), count=8, dst=depths["ACT"] - 8)
+            add(stop, [{"ACT": (0, act), "ACC": (0, zero)}], [],
+                [("error code 6 before a CLMP started at once", {"DONE": 1, "ERROR": 1, "ERROR_CODE": 6, "PC": 0},
+                  None, None)], "window table past its end, then a CLMP")
+            a, c = act[None].copy(), zero[None].copy()
+            GoldenChip.from_program(clamp, lanes).execute(a, c)
+            lines.extend(chip_stimulus({"IMEM": program_images(clamp)["IMEM"]}, [{}], [("ACT", 0, depths["ACT"])],
+                                       depths, 10 ** 7)[1:])  # without its reset
+            expect.append(("a CLMP started at once after error code 6", ["ACT"],
+                           {"DONE": 1, "ERROR": 0, "PC": len(clamp.imem) - 1}, program_cycles(clamp, lanes), [a[0]]))
         else:  # the linear layer again, its block moved to end at WMEM's last word
             at_end = _block_at_the_end(pim, depths["WMEM"])
             a, c = act[None].copy(), acc[None].copy()
@@ -1171,6 +1183,19 @@ def _table_past_the_end(prog, windows: int):
     for i in range(1, w[0]):
         w[1 + i] += extra if w[1 + i] > base else 0
     return dataclasses.replace(prog, wmem=np.array(w, np.int64))
+
+
+def _then_clamp(prog, *, count: int, dst: int):
+    """``prog`` with a CLMP descriptor (``count`` elements from ACT 0 to ACT ``dst``, into [-100, 100]) after its
+    own in DMEM, and the program its IMEM becomes when only its words are rewritten: that CLMP, then HALT."""
+    from dbpim.model import isa
+    dmem = [int(v) for v in np.asarray(prog.dmem, np.int64)]
+    dmem += [0] * (-len(dmem) % isa.DESC_WORDS)
+    d = len(dmem) // isa.DESC_WORDS
+    dmem += isa.pack_descriptor("CLMP", {"count": count, "lo": -100, "hi": 100})
+    first = dataclasses.replace(prog, dmem=np.array(dmem, np.int64))
+    imem = np.array([isa.encode("CLMP", desc=d, dst=dst, src0=0), isa.encode("HALT")], np.uint64)
+    return first, dataclasses.replace(first, imem=imem)
 
 
 def _pim_segments(prog) -> int:
