@@ -90,7 +90,8 @@ def hier_blocks(block: str, hw) -> tuple[str, ...]:
     (about 330 s). Below :data:`HIER_MIN_CORES` cores it gains nothing: those builds stay flat (docs/rtl.md,
     "Fast simulation").
     """
-    return ("dbpim_pim_core",) if block == "chip" and _config(hw).system.cores >= HIER_MIN_CORES else ()
+    from dbpim.hw.core import PIMCore
+    return (f"dbpim_{PIMCore.NAME}",) if block == "chip" and _config(hw).system.cores >= HIER_MIN_CORES else ()
 
 
 def _build_tag(hw) -> str:
