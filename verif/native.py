@@ -149,6 +149,8 @@ def verilate_harness(block: str, sources: list, bdir: Path, include: Path, label
     vlt = bdir / "hier.vlt"
     if hier:
         vlt.write_text("`verilator_config\n" + "".join(f'hier_block -module "{m}"\n' for m in hier))
+    else:
+        vlt.unlink(missing_ok=True)  # a flat build: no marking left from a hierarchical one
     hier_args = [*HIER_ARGS, str(vlt)] if hier else []
     cmd = [verilator, *VERILATOR_ARGS, *hier_args, "-CFLAGS", " ".join([f"-I{NATIVE_DIR} -I{include}", *defines]), "--top-module", f"dbpim_{block}",
            "-Mdir", str(bdir / "obj"), "-o", "harness", "-j", "2", *(str(Path(s).resolve()) for s in sources),
