@@ -316,6 +316,21 @@ def test_a_chip_the_generator_refuses_is_one_line(hw, monkeypatch):
         run_chip_native(_one(isa.encode("HALT")), hw, [{}], [])
 
 
+def test_only_a_chip_of_several_cores_is_built_hierarchically(hw):
+    """The chip harness of HIER_MIN_CORES cores or more marks the PIM core (hw.core.PIMCore's module) as a
+    hierarchical block; fewer cores, and the core and macro harnesses, build flat."""
+    import dataclasses
+
+    from dbpim.verif.native import HIER_MIN_CORES, hier_blocks
+    paper = load_config("paper")
+    assert paper.system.cores >= HIER_MIN_CORES > hw.system.cores
+    assert hier_blocks("chip", paper) == ("dbpim_pim_core",)
+    assert hier_blocks("chip", hw) == ()
+    assert hier_blocks("core", paper) == hier_blocks("macro", paper) == ()
+    three = dataclasses.replace(hw, system=dataclasses.replace(hw.system, cores=HIER_MIN_CORES))
+    assert hier_blocks("chip", three) == ("dbpim_pim_core",)
+
+
 def _pim_cases_on_cores(hw, cores: int, rng, n: int, banded: bool = False):
     """``n`` random PIM layers (model.pim_programs; ``banded``: in row bands) with images for ``cores`` PIM cores
     on the chip of ``hw``: ACC after the run and CYCLES equal the golden chip's; returns the largest round run

@@ -9,7 +9,8 @@ protocol-level regression.
 * :func:`build_native` - generate the Verilog of ``dbpim_core``,
   ``dbpim_macro`` or ``dbpim_chip`` for a configuration and build its harness into
   ``build/native/<block>-<config>`` (``-O3`` Verilator, ``-O2`` C++; reused
-  while the Verilog and the harness sources are unchanged);
+  while the Verilog and the harness sources are unchanged; a chip of :data:`HIER_MIN_CORES` cores or more is verilated
+  hierarchically, each ``dbpim_pim_core`` a separate block: :func:`hier_blocks`);
 * :func:`run_core_native` - a compiled layer's program on the core, every
   START of every sample: result beats, the ``CYCLES`` and ``STATUS`` registers;
 * :func:`run_macro_native` - one tile and a batch of vectors on the macro;
@@ -32,7 +33,7 @@ import numpy as np
 from dbpim.hw.tools import verilator_env
 from dbpim.verif.rtl import X_ARGS, build_lock, seed_from_env, verilator_plusargs
 
-__all__ = ["NATIVE_DIR", "build_native", "verilate_harness", "NativeRun", "write_core_stimulus", "run_core_native",
+__all__ = ["NATIVE_DIR", "build_native", "hier_blocks", "verilate_harness", "NativeRun", "write_core_stimulus", "run_core_native",
            "run_macro_native", "NativeError", "example_program"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +41,12 @@ NATIVE_DIR = Path(__file__).resolve().parent / "native"
 MAINS = {"core": "core_main.cpp", "macro": "macro_main.cpp", "chip": "chip_main.cpp"}
 VERILATOR_ARGS = ["--cc", "--exe", "--build", "-O3", *X_ARGS, "--noassert",
                   "-Wno-fatal", "-Wno-lint", "-Wno-style", "--prefix", "Vtop", "-CFLAGS", "-O2"]
+
+#: Added for a hierarchical build (:func:`hier_blocks`): each listed module verilated once as its own library.
+HIER_ARGS = ["--hierarchical"]
+#: The fewest PIM cores (``system.cores``) whose chip harness is built hierarchically: ``small``'s 2 cores
+#: build as fast flat (docs/rtl.md, "Fast simulation"), so they stay flat.
+HIER_MIN_CORES = 3
 
 
 #: The golden-model modules the RTL generators read (widths, the ISA, the requantization's ranges): part of the
@@ -75,6 +82,18 @@ def build_native(block: str, cfg, build_root: Path | None = None) -> tuple[Path,
         return _build_locked(block, hw, bdir, stem)
 
 
+def hier_blocks(block: str, hw) -> tuple[str, ...]:
+    """The modules verilated as separate hierarchical blocks in the native build of ``block`` for ``hw``.
+
+    The chip instantiates ``system.cores`` identical PIM cores: flat, Verilator elaborates and the C++ compiler
+    compiles each copy (about 1,280 s for the 8-core ``paper`` chip); hierarchical, ``dbpim_pim_core`` once
+    (about 330 s). Below :data:`HIER_MIN_CORES` cores it gains nothing: those builds stay flat (docs/rtl.md,
+    "Fast simulation").
+    """
+    from dbpim.hw.core import PIMCore
+    return (f"dbpim_{PIMCore.NAME}",) if block == "chip" and _config(hw).system.cores >= HIER_MIN_CORES else ()
+
+
 def _build_tag(hw) -> str:
     """The build folder's configuration tag: the shipped configuration equal to ``hw`` (so an artifact's copy of
     ``small`` shares ``<block>-small``), else its file stem, else its name and a hash of it."""
@@ -96,8 +115,10 @@ def _build_locked(block: str, hw, bdir: Path, stem: str) -> tuple[Path, float]:
     # (slow to generate) Verilog, so a warm build costs nothing
     key_files = sorted((ROOT / "hw").glob("*.py")) + [ROOT / "model" / f for f in HW_MODEL_FILES] + \
         [main, NATIVE_DIR / "native.h"]
+    hier = hier_blocks(block, hw)
     key = hashlib.sha256(b"".join(p.read_bytes() for p in key_files) + repr(hw.to_dict()).encode()
-                         + " ".join(VERILATOR_ARGS).encode()).hexdigest()
+                         + " ".join(VERILATOR_ARGS).encode()
+                         + (" ".join([*HIER_ARGS, *hier]).encode() if hier else b"")).hexdigest()
     exe = bdir / "obj" / "harness"
     stamp = bdir / ".key"
     if exe.is_file() and stamp.is_file() and stamp.read_text() == key:
@@ -106,23 +127,32 @@ def _build_locked(block: str, hw, bdir: Path, stem: str) -> tuple[Path, float]:
     man = generate(hw, bdir / "rtl", blocks=[block])
     keep = ("-DDBPIM_RESULT_KEEP",) if block == "core" and hw.core.result_lanes > 1 else ()
     verilate_harness(block, [bdir / "rtl" / f for f in man["blocks"][block]["sources"]], bdir, bdir / "rtl", stem,
-                     defines=keep)
+                     defines=keep, hier=hier)
     stamp.write_text(key)
     return exe, time.perf_counter() - t0
 
 
-def verilate_harness(block: str, sources: list, bdir: Path, include: Path, label: str, defines=()) -> Path:
+def verilate_harness(block: str, sources: list, bdir: Path, include: Path, label: str, defines=(),
+                     hier=()) -> Path:
     """Verilate ``sources`` (top ``dbpim_<block>``) with the native harness of ``block`` into ``bdir/obj/harness``.
 
     ``include`` holds the generated C header of the register map (``dbpim_core.h``, which the core's harness
     includes); ``defines`` are extra compiler flags (``-DDBPIM_RESULT_KEEP``: the core's harness records
-    ``m_axis_tkeep``). Returns the executable; raises :class:`NativeError` naming the build log.
+    ``m_axis_tkeep``); ``hier`` names modules verilated as hierarchical blocks (:func:`hier_blocks`; a
+    Verilator configuration file ``bdir/hier.vlt`` marks them). Returns the executable; raises
+    :class:`NativeError` naming the build log.
     """
     exe = bdir / "obj" / "harness"
     verilator = verilator_env()
     env = dict(os.environ)
     env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2").strip()
-    cmd = [verilator, *VERILATOR_ARGS, "-CFLAGS", " ".join([f"-I{NATIVE_DIR} -I{include}", *defines]), "--top-module", f"dbpim_{block}",
+    vlt = bdir / "hier.vlt"
+    if hier:
+        vlt.write_text("`verilator_config\n" + "".join(f'hier_block -module "{m}"\n' for m in hier))
+    else:
+        vlt.unlink(missing_ok=True)  # a flat build: no marking left from a hierarchical one
+    hier_args = [*HIER_ARGS, str(vlt)] if hier else []
+    cmd = [verilator, *VERILATOR_ARGS, *hier_args, "-CFLAGS", " ".join([f"-I{NATIVE_DIR} -I{include}", *defines]), "--top-module", f"dbpim_{block}",
            "-Mdir", str(bdir / "obj"), "-o", "harness", "-j", "2", *(str(Path(s).resolve()) for s in sources),
            str(NATIVE_DIR / MAINS[block])]
     r = subprocess.run(cmd, cwd=bdir, capture_output=True, text=True, env=env)
