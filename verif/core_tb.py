@@ -234,14 +234,18 @@ class CoreMonitor:
 
         from dbpim.verif.coverage import CONTROLLER_STATES
         d, cov = self.dut, self.cov
-        rst_prev = 0
+        # the first reset is the power-up reset: the state it meets is Verilator's random initial value (one of
+        # the state register's unused encodings too), not a controller state, so it is not sampled
+        rst_prev, powered_up = 0, False
         while True:
             await RisingEdge(d.aclk)
             await ReadOnly()
             self.cycles += 1
             rst = int(d.core.rst.value)
             if rst and not rst_prev:
-                cov.reset_in(CONTROLLER_STATES[int(d.core.fsm_state.value)])
+                if powered_up:
+                    cov.reset_in(CONTROLLER_STATES[int(d.core.fsm_state.value)])
+                powered_up = True
             rst_prev = rst
             if rst:
                 self._aw.clear(), self._w.clear(), self._ar.clear()
