@@ -274,17 +274,17 @@ def _check_demo(hw: HwConfig, art) -> None:
                                f"not for {hw.name} (digests differ)")
 
 
-def _demo_case(hw: HwConfig, art) -> tuple:
+def _demo_case(hw: HwConfig, art, x: np.ndarray) -> tuple:
     """(name, covers, program, ACT (S, A), ACC (S, C)) of the demo network (``art``: the SmallCNN artifact that
-    ``dbpim demo`` / the front-end compiles, for ``hw``): its whole chip program on the first test digits,
-    quantized as the host does (:func:`model.chip.quantize_input`)."""
+    ``dbpim demo`` / the front-end compiles, for ``hw``): its whole chip program on ``x`` (the first
+    :data:`DEMO_SAMPLES` test digits, loaded by the caller), quantized as the host does
+    (:func:`model.chip.quantize_input`)."""
     from dbpim.model import isa
     from dbpim.model.chip import GoldenChip, quantize_input
-    from dbpim.model.torch.data import load_digits
     _check_demo(hw, art)
     chip = GoldenChip(art)
     prog, plan = chip.program, chip.plan
-    x = load_digits(0).x_test.numpy()[:DEMO_SAMPLES]
+    x = np.asarray(x)[:DEMO_SAMPLES]
     if tuple(x.shape[1:]) != tuple(plan.input_shape):
         raise ConformanceError(f"demo: the artifact's input shape {tuple(plan.input_shape)} is not the 8 x 8 digits'")
     q = quantize_input(x, plan.quants[plan.input]).reshape(len(x), -1)
@@ -339,12 +339,15 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def build(hw: HwConfig, real: bool = True, demo=None) -> dict[str, bytes]:
+def build(hw: HwConfig, real: bool = True, demo=None, demo_x=None) -> dict[str, bytes]:
     """The files of the set for ``hw``: file name -> contents (manifest.json, README.md, config.yaml, NPZs);
     ``demo`` (a :class:`model.artifact.Artifact` of the demo network compiled for ``hw``, optional) adds its chip
-    case ``demo_cnn``."""
+    case ``demo_cnn`` on ``demo_x`` (its first :data:`DEMO_SAMPLES` test digits, float, as
+    :func:`model.torch.data.load_digits` gives them: loaded by the caller, this layer reads no data set)."""
     if demo is not None:
         _check_demo(hw, demo)
+        if demo_x is None:
+            raise ConformanceError(f"demo_x: the demo case needs its {DEMO_SAMPLES} test digits, got none")
     rng = np.random.default_rng(SEED)
     m = hw.macro
     if real:
@@ -370,7 +373,8 @@ def build(hw: HwConfig, real: bool = True, demo=None) -> dict[str, bytes]:
         cases.append({"kind": "core", "name": name, "file": fn, "covers": covers, "seed": SEED, "signed": signed,
                       "pixels": P, "K": int(w.shape[0]), "N": int(w.shape[1]),
                       "segments": int(arrays["cycles"].size)})
-    for name, covers, prog, act, acc in _chip_cases(hw, rng) + ([_demo_case(hw, demo)] if demo is not None else []):
+    demo_cases = [_demo_case(hw, demo, demo_x)] if demo is not None else []
+    for name, covers, prog, act, acc in _chip_cases(hw, rng) + demo_cases:
         arrays = _chip_arrays(prog, act, acc)
         arrays.update(_chip_run(hw, arrays))
         fn = f"chip_{name}.npz"
@@ -391,11 +395,12 @@ def _yaml_doc(hw: HwConfig) -> dict:
     return {"name": d["name"], "macro": d["macro"], "system": d["system"], "energy": d["energy"], "core": d["core"]}
 
 
-def write(out, hw: HwConfig, real: bool = True, command: str = "dbpim conformance", demo=None) -> list[str]:
+def write(out, hw: HwConfig, real: bool = True, command: str = "dbpim conformance", demo=None,
+          demo_x=None) -> list[str]:
     """Write the set for ``hw`` (``demo``: as :func:`build`) to the folder ``out`` atomically
     (:func:`model.outdir.output_dir`); its file names."""
     from dbpim.model.outdir import output_dir
-    files = build(hw, real, demo)
+    files = build(hw, real, demo, demo_x)
     with output_dir(out, command) as stage:
         for name, data in files.items():
             (stage / name).write_bytes(data)

@@ -188,7 +188,8 @@ def test_the_demo_cnn_chip_case(real_artifacts, tmp_path):
     from dbpim.verif.conformance import replay
     art = load(real_artifacts[0])
     d = tmp_path / "set"
-    conformance.write(d, art.hw, real=False, demo=art)
+    conformance.write(d, art.hw, real=False, demo=art,
+                      demo_x=load_digits(0).x_test.numpy()[:conformance.DEMO_SAMPLES])
     case = next(c for c in json.loads((d / "manifest.json").read_text())["cases"] if c["name"] == "demo_cnn")
     assert case["kind"] == "chip" and (d / case["file"]).stat().st_size < 64 * 1024
     with np.load(d / case["file"], allow_pickle=False) as z:

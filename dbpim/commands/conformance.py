@@ -41,8 +41,13 @@ def command(hw, out, check_dir, no_real, demo_artifact):
     cfg = load_hw(hw)
     demo = load_artifact(demo_artifact, "--demo-artifact") if demo_artifact is not None else None
     check_output(out, COMMAND)  # before the slow part
+    demo_x = None
+    if demo is not None:  # the demo case's test digits: the data set is read here, at the edge
+        from dbpim.model.conformance import DEMO_SAMPLES
+        from dbpim.model.torch.data import load_digits
+        demo_x = load_digits(0).x_test.numpy()[:DEMO_SAMPLES]
     try:
-        files = write(out, cfg, real=not no_real, command=COMMAND, demo=demo)
+        files = write(out, cfg, real=not no_real, command=COMMAND, demo=demo, demo_x=demo_x)
     except ConformanceError as e:
         raise CommandError(f"--demo-artifact: {e}") from None
     click.echo(f"{out}: {len(files)} files (manifest.json, README.md)")
