@@ -200,15 +200,16 @@ def chip_cycles(art, x=None) -> ChipCycles:
 
 def chip_configuration(art, cfg) -> bool:
     """Whether ``cfg`` is the configuration the artifact's chip program is compiled for (``art.hw``): the same
-    macro, core and system but the core count (the RTL chip runs one PIM core)."""
+    macro, core and system, PIM core count included (the RTL chip runs ``system.cores`` cores); only
+    ``system.replicate_idle_cores``, a choice of the performance model the chip does not make, may differ."""
     import dataclasses
     hw = getattr(art, "hw", None)
     if hw is None:
         return False
 
-    def one(c):
-        return dataclasses.replace(c.system, cores=1, replicate_idle_cores=False)
-    return hw.macro == cfg.macro and hw.core == cfg.core and one(hw) == one(cfg)
+    def chip(c):
+        return dataclasses.replace(c.system, replicate_idle_cores=False)
+    return hw.macro == cfg.macro and hw.core == cfg.core and chip(hw) == chip(cfg)
 
 
 def chip_summary(art, cfg) -> dict | None:

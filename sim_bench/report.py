@@ -759,7 +759,7 @@ def format_summary(s: dict) -> str:
         lines.append("  " + batch_reuse_line(s["batch_reuse"]))
     ch = s.get("chip")
     if ch and "skipped" not in ch:
-        lines.append(f"  the chip end to end (its own configuration, one PIM core, model.chip_timing): "
+        lines.append(f"  the chip end to end (its own configuration, model.chip_timing): "
                      f"{ch['cycles_per_inference']:,.0f} cycles per inference (mean of {ch['samples']} recorded "
                      "samples)")
     elif ch:

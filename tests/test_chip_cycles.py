@@ -60,6 +60,11 @@ def test_demo_cnn_end_to_end_equals_the_golden_chip():
     s = chip_summary(art, art.hw)
     assert s["cycles_per_inference"] == gold.cycles / len(rec)
     assert chip_summary(art, load_config("paper")) is None
+    import dataclasses  # the chip runs system.cores cores: another core count is another chip
+    more = dataclasses.replace(art.hw, system=dataclasses.replace(art.hw.system, cores=art.hw.system.cores + 1))
+    assert chip_summary(art, more) is None
+    same = dataclasses.replace(art.hw, system=dataclasses.replace(art.hw.system, replicate_idle_cores=True))
+    assert chip_summary(art, same) == s
 
 
 def test_depthwise_residual_network_end_to_end_equals_the_golden_chip(tmp_path):
