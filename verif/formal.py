@@ -148,7 +148,30 @@ CHIP_PROPERTIES = ("axil_b_hold", "axil_r_hold", "axil_aw_w_together", "axil_one
                    "irq_after_start")
 
 
-class ChipHandshakeHarness(Elaboratable):
+class _TopHarness(Elaboratable):
+    """What the core's and the chip's harnesses share: the top (``self.dut``) with all its ports free, the
+    harness's own domain ``fv`` on the top's clock, and the top's own reset (``in_reset``: ``aresetn`` through its
+    synchronizer, high at power-up), so that the properties see the reset in the cycles the top's state does."""
+
+    def ports(self) -> list:
+        """The top's ports: the inputs (free) and outputs of the proof."""
+        return [getattr(self.dut, name) for name in self.dut.signature.members]
+
+    def _frame(self, m, rst_name: str):
+        """Add the top and the ``fv`` domain to ``m``: (the top, its reset, ``past``, whether a past value exists,
+        whether the last cycle was a reset)."""
+        m.submodules.dut = d = self.dut
+        m.domains.fv = ClockDomain("fv", reset_less=True)
+        m.d.comb += ClockSignal("fv").eq(d.aclk)
+        rst = Signal(name=rst_name)
+        m.d.comb += rst.eq(d.in_reset)
+        past = _past_fn(m, "fv")
+        past_valid = Signal(reset_less=True, init=0)
+        m.d.fv += past_valid.eq(1)
+        return d, rst, past, past_valid, past(rst, "rst")
+
+
+class ChipHandshakeHarness(_TopHarness):
     """The chip top (:class:`hw.chip_axi.DBPIMChipAXI`, unchanged: the chip controller, the PIM controller and core,
     the SIMD core, the buffers) with the assertions of :data:`CHIP_PROPERTIES` on its ports; ``aresetn`` and every
     AXI4-Lite input are free. The ``axil_*`` properties as the core's (one response per request: none before its
@@ -176,21 +199,10 @@ class ChipHandshakeHarness(Elaboratable):
         self.plant = bool(plant)
         self.ctrl_addr = self.dut.map.regs["CTRL"]
 
-    def ports(self) -> list:
-        """The chip top's ports: the inputs (free) and outputs of the proof."""
-        return [getattr(self.dut, name) for name in self.dut.signature.members]
-
     def elaborate(self, platform):
         m = Module()
-        m.submodules.dut = d = self.dut
-        m.domains.fv = ClockDomain("fv", reset_less=True)
-        m.d.comb += ClockSignal("fv").eq(d.aclk)
-        rst = Signal(name="chip_rst")
-        m.d.comb += rst.eq(d.in_reset)
-        past = _past_fn(m, "fv")
-        past_valid = Signal(reset_less=True, init=0)
-        m.d.fv += past_valid.eq(1)
-        live = past_valid & ~past(rst, "rst")
+        d, rst, past, past_valid, was_rst = self._frame(m, "chip_rst")
+        live = past_valid & ~was_rst
         aw = _axil_properties(m, "fv", lambda ch: getattr(d, f"s_axil_{ch}"), rst, live, past, read_wait=True)
         # a write to CTRL accepted since the last reset (any data: an over-approximation of the START request)
         ctrl_written = Signal()
@@ -201,7 +213,7 @@ class ChipHandshakeHarness(Elaboratable):
         return m
 
 
-class CoreHandshakeHarness(Elaboratable):
+class CoreHandshakeHarness(_TopHarness):
     """The core top with the assertions of :data:`PROPERTIES` on its ports (see the module docstring).
 
     Parameters
@@ -223,24 +235,11 @@ class CoreHandshakeHarness(Elaboratable):
         self.ctrl_addr = REGS["CTRL"]
         self.start_bit = CORE_REG["CTRL"].field("START").lsb
 
-    def ports(self) -> list:
-        """The core's ports: the top-level inputs (free) and outputs of the proof."""
-        return [getattr(self.dut, name) for name in self.dut.signature.members]
-
     def elaborate(self, platform):
         m = Module()
-        m.submodules.dut = d = self.dut
-        # the harness's own domain on the core's clock; rst is the core's own reset (aresetn through its
-        # synchronizer, high at power-up: hw.core.PIMCoreAXI), so it clears the core's state in the same cycles
-        m.domains.fv = ClockDomain("fv", reset_less=True)
-        m.d.comb += ClockSignal("fv").eq(d.aclk)
-        rst = Signal(name="core_rst")
-        m.d.comb += rst.eq(d.in_reset)
-
-        past, skip = _past_fn(m, "fv"), self.skip
-        past_valid = Signal(reset_less=True, init=0)
-        m.d.fv += past_valid.eq(1)
-        was_rst = past(rst, "rst")
+        # rst is the core's own reset (hw.core.PIMCoreAXI), so it clears the core's state in the same cycles
+        d, rst, past, past_valid, was_rst = self._frame(m, "core_rst")
+        skip = self.skip
         live = past_valid & ~was_rst  # the last cycle was not a reset: state carried over
 
         # AXI4-Stream out: valid held until ready, payload stable while stalled
