@@ -775,6 +775,14 @@ class _BlockCoverage:
         return _report(self.prefix, self.required)
 
 
+def _bit_kinds(bits, *, none: str, every: str, lone_last: str) -> list[str]:
+    """The bins a bit vector hits (element 0 first), named by the caller: ``none`` set, ``every`` one set, and
+    ``lone_last`` when only the last is set (a vector of one set bit hits ``every`` and ``lone_last``)."""
+    b = [int(v) for v in bits]
+    kinds = [none] if not any(b) else [every] if all(b) else []
+    return kinds + ([lone_last] if b[-1] and not any(b[:-1]) else [])
+
+
 class DBMUCoverage(_BlockCoverage):
     """The DBMU's coverpoints (:data:`BLOCK_REQUIRED` ``["dbmu"]``), sampled by ``verif.test_dbmu`` from each
     column of cells it wrote (:meth:`cells`) and each read it checked (:meth:`read`: row, input bit, the cell and
@@ -790,13 +798,8 @@ class DBMUCoverage(_BlockCoverage):
 
     def cells(self, cells) -> None:
         """The column's cell bits Q (row 0 first) after a write pass."""
-        c = [int(v) for v in cells]
-        if not any(c):
-            self.sample("dbmu.cells", "all_zero")
-        elif all(c):
-            self.sample("dbmu.cells", "all_one")
-        if c[-1] and not any(c[:-1]):
-            self.sample("dbmu.cells", "lone_msb")
+        for kind in _bit_kinds(cells, none="all_zero", every="all_one", lone_last="lone_msb"):
+            self.sample("dbmu.cells", kind)
 
     def read(self, row: int, x: int, q: int, hi: int, lo: int) -> None:
         """A read of ``row`` with input bit ``x``: the selected cell ``q`` and the products ``hi``, ``lo``."""
@@ -942,13 +945,8 @@ class SwitchCoverage(_BlockCoverage):
         super().__init__(prefix, {"lane counts x last": Cross(counts, [0, 1], ignore=ignore)})
 
     def mask(self, mask) -> None:
-        m = [int(v) for v in mask]
-        if not any(m):
-            self.sample("switch.mask", "empty")
-        elif all(m):
-            self.sample("switch.mask", "full")
-        if m[-1] and not any(m[:-1]):
-            self.sample("switch.mask", "lone_last")
+        for kind in _bit_kinds(mask, none="empty", every="full", lone_last="lone_last"):
+            self.sample("switch.mask", kind)
 
     def beat(self, lane_en: int, last: int) -> None:
         """An output beat: its ``lane_en`` bits and ``last``."""
