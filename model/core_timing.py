@@ -350,15 +350,25 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core, *, starts=None) -> np.
     rts = np.asarray(ft_row_tiles, np.int64).tolist()
     wins = np.asarray(ft_windows, np.int64).tolist()
     D, T, W = int(core.descriptors), int(core.tile_slots), int(core.mask_windows)
-    heads = {0} if starts is None else set(np.asarray(starts, np.int64).tolist())
-    out = []
+    fts = np.asarray(job_ft, np.int64).reshape(-1)
+    if fts.size == 0:
+        return np.zeros(0, np.int64)
+    heads = np.zeros(fts.size, bool)  # a core's first job
+    heads[0 if starts is None else np.asarray(starts, np.int64)] = True
+    # the jobs in runs of one filter tile (a filter tile's pixel runs), a core's first job starting a run
+    cut = heads.copy()
+    cut[0] = True
+    cut[1:] |= fts[1:] != fts[:-1]
+    first = np.flatnonzero(cut)
+    lengths = np.diff(np.append(first, fts.size)).tolist()
+    segs, counts = [], []  # the START of each stretch of jobs and its length
     seg, n_desc, held, n_slots, n_masks = 0, 0, set(), 0, 0
-    # plain ints: this loop runs for every job of a network
-    for j, f in enumerate(np.asarray(job_ft, np.int64).reshape(-1).tolist()):
-        if j in heads:  # a core's first job
+    # plain ints, one step per run of a filter tile: this loop runs for every filter tile of a network
+    for f, n, head in zip(fts[first].tolist(), lengths, heads[first].tolist()):
+        if head:  # a core's first job
             seg, n_desc, held, n_slots, n_masks = 0, 0, set(), 0, 0
         nrt, nwin = rts[f], wins[f]
-        new = f not in held
+        new = f not in held  # the run's first job: the filter tile may be new to the START
         if n_desc + nrt > D or (new and (n_slots + nrt > T or n_masks + nwin > W)):
             seg, n_desc, held, n_slots, n_masks = seg + 1, 0, set(), 0, 0
             new = True
@@ -367,8 +377,20 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core, *, starts=None) -> np.
             n_slots += nrt
             n_masks += nwin
         n_desc += nrt
-        out.append(seg)
-    return np.array(out, np.int64)
+        segs.append(seg)
+        counts.append(1)
+        n -= 1
+        while n:  # the run's other jobs: the filter tile is held, a job starts a START when its descriptors do not fit
+            fit = min(n, (n if n_desc <= D else 0) if nrt == 0 else max(0, (D - n_desc) // nrt))
+            counts[-1] += fit
+            n_desc += fit * nrt
+            n -= fit
+            if n:  # a new START holding only this filter tile
+                seg, n_desc, held, n_slots, n_masks = seg + 1, nrt, {f}, nrt, nwin
+                segs.append(seg)
+                counts.append(1)
+                n -= 1
+    return np.repeat(np.array(segs, np.int64), counts)
 
 
 def job_work(cell_rows, n_out, pixels, macro, macros: int, *, result_lanes: int = 1) -> np.ndarray:
