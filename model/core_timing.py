@@ -113,6 +113,7 @@ each core runs its own jobs as above).
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -424,12 +425,14 @@ def deal_filter_tiles(work, cores: int) -> np.ndarray:
     """
     w = np.asarray(work, np.float64).reshape(-1)
     out = [0] * w.size
-    busy = [0.0] * int(cores)  # plain floats (float64 sums as NumPy's): this loop runs for every filter tile
+    # (work so far, core) of every core, a heap: its top is the first core with the least work (np.argmin); plain
+    # floats (float64 sums as NumPy's): this loop runs for every filter tile
+    busy = [(0.0, c) for c in range(int(cores))]
     wl = w.tolist()
     for f in np.argsort(-w, kind="stable").tolist():
-        c = busy.index(min(busy))  # the first core with the least work (np.argmin)
+        load, c = busy[0]
         out[f] = c
-        busy[c] += wl[f]
+        heapq.heapreplace(busy, (load + wl[f], c))
     return np.array(out, np.int64)
 
 

@@ -724,7 +724,17 @@ def _core_timings(cfg: HwConfig, requests: list) -> list:
     starts = (np.cumsum(n_jobs) - n_jobs)[busy]
     head = np.zeros(f.size, bool)
     head[starts] = True
-    seg = ct.pack_segments(f, np.concatenate(ft_rt), np.concatenate(ft_win), cfg.core, starts=starts)
+    # the STARTs: a request with the jobs of one before it (the mechanisms of one mapping) shares its packing
+    rep = []
+    for k, req in enumerate(requests):
+        rep.append(next((j for j in range(k) if rep[j] == j and requests[j][8] is req[8] and
+                         np.array_equal(ft_rt[j], ft_rt[k]) and np.array_equal(ft_win[j], ft_win[k])), k))
+    sizes = [s.size for s in streams]
+    own = np.repeat([r == k for k, r in enumerate(rep)], sizes)
+    packed = ct.pack_segments(f[own], np.concatenate(ft_rt), np.concatenate(ft_win), cfg.core,
+                              starts=np.flatnonzero(head[own]))
+    at_own = np.cumsum([0] + [n if r == k else 0 for k, (r, n) in enumerate(zip(rep, sizes))])
+    seg = np.concatenate([packed[at_own[r]:at_own[r] + n] for r, n in zip(rep, sizes)])
     same = np.append(False, seg[1:] == seg[:-1]) & ~head
     # a core runs a filter tile's pixel runs one after another: the first of them in a START fetches its tiles
     # from off chip into the tile store, the others load them from there (pack_segments keeps them held)

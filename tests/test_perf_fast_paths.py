@@ -1,8 +1,10 @@
 """The performance model's fast paths against straightforward references (the same numbers, faster).
 
-``sim_bench.perf`` computes the core timing of every core's jobs at once, once
-per pixel-run length when every vector takes the same cycles, and packs every
-core's STARTs in one call; ``model.cycles`` counts ones with ``np.bitwise_count`` on
+``sim_bench.perf`` computes the core timing of every mechanism of a layer and every core's jobs at once,
+once per pixel-run length when every vector takes the same cycles, and packs every
+core's STARTs in one call (one step per run of a filter tile's pixel runs), the mechanisms
+of one mapping sharing theirs; ``model.core_timing.deal_filter_tiles`` keeps the cores'
+work in a heap; ``model.cycles`` counts ones with ``np.bitwise_count`` on
 inputs transposed once; ``model.core_timing.delivery_and_windows`` finds a row
 tile's windows once. Each is held here to a plain version on random layers.
 """
@@ -156,6 +158,26 @@ def test_pack_segments_equals_the_job_by_job_packing(rng):
         got = ct.pack_segments(np.concatenate(cores), rts, wins, core, starts=starts)
         assert np.array_equal(got, np.concatenate(want))
         assert np.array_equal(ct.pack_segments(cores[0], rts, wins, core), want[0])
+
+
+def _deal_plain(work, cores):
+    """``model.core_timing.deal_filter_tiles`` as first written: the first core with the least work, a list scan."""
+    w = np.asarray(work, np.float64).reshape(-1)
+    out, busy = np.zeros(w.size, np.int64), np.zeros(cores)
+    for f in np.argsort(-w, kind="stable"):
+        c = int(np.argmin(busy))
+        out[f] = c
+        busy[c] += w[f]
+    return out
+
+
+def test_deal_filter_tiles_equals_the_plain_list_scheduling(rng):
+    for _ in range(500):
+        F, cores = int(rng.integers(1, 60)), int(rng.integers(1, 10))
+        kind = rng.integers(0, 3)  # ties everywhere, a few values, any float
+        w = (np.full(F, float(rng.integers(0, 3))) if kind == 0 else rng.integers(0, 4, F).astype(float) * 7
+             if kind == 1 else rng.random(F) * 1e3)
+        assert np.array_equal(ct.deal_filter_tiles(w, cores), _deal_plain(w, cores)), (w.tolist(), cores)
 
 
 def test_popcounts_equal_a_per_vector_count(rng):
