@@ -127,7 +127,7 @@ __all__ = ["PassPlan", "PlanError", "stream_beats", "plan_passes", "pack_segment
            "round_sizes", "round_delivery", "first_round_delivery", "pass_after", "prefetch_overlap", "exposed_load",
            "prefetched_passes", "pass_cycles", "pass_cycles_rounds", "job_cycles", "layer_cycles",
            "core_layer_cycles", "job_work", "deal_filter_tiles", "deal_jobs", "PASS_TERMS", "round_work",
-           "pass_after_terms", "pass_terms", "job_terms", "layer_cycle_terms"]
+           "pass_after_terms", "pass_after_and_terms", "pass_terms", "job_terms", "layer_cycle_terms"]
 
 
 class PlanError(ValueError):
@@ -586,21 +586,35 @@ def first_round_delivery(deliver, m_r, in_windows: int = 1) -> np.ndarray:
     return round_delivery(deliver, m_r[..., :1], in_windows)[..., 0] + CORE_LATENCY["deliver"]
 
 
+def _round_steps(deliver, C, m_r, n_col: int, in_windows: int):
+    """What :func:`pass_after` and :func:`pass_after_terms` read of a pass's rounds: ``C`` and ``m_r`` as int64,
+    the rounds run (``m_r > 0``), the cycles from a round's barrier until round r >= 1 is delivered
+    (``ceil(M_r / in_windows) * deliver + 2``) and ``max(C_r-1, n_col)`` (the previous round's compute and floor)."""
+    C = np.asarray(C, np.int64)
+    m_r = np.asarray(m_r, np.int64)
+    dl = round_delivery(deliver, m_r[..., 1:], in_windows) + CORE_LATENCY["deliver"] + CORE_LATENCY["barrier"]
+    return C, m_r, m_r > 0, dl, np.maximum(C[..., :-1], n_col)
+
+
 def pass_after(deliver, C, m_r, stream, n_col: int, *, in_windows: int = 1) -> np.ndarray:
     """Cycles of a pass after its first round's start cycle (the formula in the module docstring).
 
     ``sum over r >= 1 of (B_r - B_r-1) + max(C_(R-1), n_col) + n_col + stream``;
     it does not depend on the tile load. Arguments as :func:`pass_cycles_rounds`.
     """
-    C = np.asarray(C, np.int64)
-    m_r = np.asarray(m_r, np.int64)
-    ran = m_r > 0
-    n_rounds = ran.sum(-1)
-    step = np.maximum(np.maximum(C[..., :-1], n_col), round_delivery(deliver, m_r[..., 1:], in_windows)
-                      + CORE_LATENCY["deliver"] + CORE_LATENCY["barrier"])
-    step = np.where(ran[..., 1:], step, 0)
-    last = np.maximum(n_rounds - 1, 0)[..., None] == np.arange(C.shape[-1])  # the last round (round 0 if none)
-    c_last = np.where(last, C, 0).sum(-1)
+    return _pass_after(_round_steps(deliver, C, m_r, n_col, in_windows), stream, n_col)
+
+
+def _pass_after(steps, stream, n_col: int) -> np.ndarray:
+    C, _, ran, dl, prev = steps
+    step = np.where(ran[..., 1:], np.maximum(prev, dl), 0)
+    # C of the last round (round 0 if none)
+    full = np.broadcast_shapes(C.shape, ran.shape)
+    if full[-1]:
+        last = np.broadcast_to(np.maximum(ran.sum(-1) - 1, 0), full[:-1])[..., None]
+        c_last = np.take_along_axis(np.broadcast_to(C, full), last, -1)[..., 0]
+    else:
+        c_last = np.zeros(full[:-1], np.int64)
     return step.sum(-1) + np.maximum(c_last, n_col) + n_col + np.asarray(stream, np.int64)
 
 
@@ -625,13 +639,20 @@ def pass_after_terms(deliver, C, m_r, stream, n_col: int, work, *, in_windows: i
 
     ``work`` (..., R) is :func:`round_work`; the other arguments as :func:`pass_after`.
     """
-    C = np.asarray(C, np.int64)
-    m_r = np.asarray(m_r, np.int64)
-    ran = m_r > 0
+    return _pass_after_terms(_round_steps(deliver, C, m_r, n_col, in_windows), deliver, stream, n_col, work)
+
+
+def pass_after_and_terms(deliver, C, m_r, stream, n_col: int, work, *, in_windows: int = 1):
+    """``(pass_after(...), pass_after_terms(...))`` of the same passes, what they both read of the rounds once."""
+    steps = _round_steps(deliver, C, m_r, n_col, in_windows)
+    return _pass_after(steps, stream, n_col), _pass_after_terms(steps, deliver, stream, n_col, work)
+
+
+def _pass_after_terms(steps, deliver, stream, n_col: int, work) -> dict:
+    C, m_r, ran, dl, prev = steps
     mean = np.where(ran, -(-np.asarray(work, np.int64) // np.maximum(m_r, 1)), 0)
     c_ran = np.where(ran, C, 0)
-    dl = round_delivery(deliver, m_r[..., 1:], in_windows) + CORE_LATENCY["deliver"] + CORE_LATENCY["barrier"]
-    late = np.where(ran[..., 1:], np.maximum(dl - np.maximum(C[..., :-1], n_col), 0), 0)
+    late = np.where(ran[..., 1:], np.maximum(dl - prev, 0), 0)
     shape = np.broadcast_shapes(np.shape(deliver), C.shape[:-1], np.shape(stream))
     out = {"compute": mean.sum(-1), "lockstep": (c_ran - mean).sum(-1),
            "round_floor": np.where(ran, np.maximum(n_col - C, 0), 0).sum(-1), "delivery": late.sum(-1),

@@ -666,8 +666,7 @@ def _core_timings(cfg: HwConfig, requests: list) -> list:
     dl, port, load, valid = per_rt[:, :, None, :]  # (Q, 1, nrt) each
     valid = valid.astype(bool)
     m_r = m_r[:, None, None, :]  # (Q, 1, 1, R)
-    after = ct.pass_after(dl, rc, m_r, 0, m.n_col, in_windows=W)  # (Q, S, nrt)
-    split = ct.pass_after_terms(dl, rc, m_r, 0, m.n_col, work, in_windows=W)
+    after, split = ct.pass_after_and_terms(dl, rc, m_r, 0, m.n_col, work, in_windows=W)  # (Q, S, nrt) each
     del work, rc
     d0 = ct.first_round_delivery(dl, m_r, W)  # (Q, 1, nrt)
     overlap = ct.prefetch_overlap(after)
