@@ -820,21 +820,25 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
     if ("dl", rows_key, mech != "dense") not in cache:
         cache[("dl", rows_key, mech != "dense")] = _switch_delivery(mp, m, used, through_switch=mech != "dense")
     delivery, windows = cache[("dl", rows_key, mech != "dense")]
-    cell_bits = DIGIT_BITS if fta else 1
-    nbytes = ct.tile_bytes(used, m, cell_bits)  # (runs, nrt)
-    port = np.where(valid, ct.load_cycles(used), 0)
-    dram = count_cycles(np.ceil(nbytes * cores_busy / sysc.dram_bytes_per_cycle), f"{spec.name} ({mech})",
-                        "off-chip weight load cycles")
-    load = np.where(valid, np.maximum(port, dram), 0)
-    ft_out = np.ceil(mp.ft_filters).astype(np.int64)  # results per pixel (dense: bit-plane columns / 8)
-    ft_windows = windows.sum(1)[mp.ft_run]
-    ft_rt = valid.sum(1)[mp.ft_run]
-    too_big = ((ft_rt > min(cfg.core.max_row_tiles, cfg.core.descriptors, cfg.core.tile_slots))
-               | (ft_windows > cfg.core.mask_windows))
-    for f in np.nonzero(too_big)[0][:1]:  # the first filter tile that does not fit a core: one line
-        ct.check_filter_tile(int(ft_rt[f]), int(ft_windows[f]), cfg.core, f"{spec.name} ({mech}): filter tile {f}")
     B = batch
-    run = pixels_per_run(cfg, -(-B * Pp // copies), cores_busy, float(mp.ft_filters.max()))
+    if ("tiles", kept, fta) not in cache:  # the same for the mechanisms of this mapping (the first one checks)
+        nbytes = ct.tile_bytes(used, m, DIGIT_BITS if fta else 1)  # (runs, nrt)
+        port = np.where(valid, ct.load_cycles(used), 0)
+        dram = count_cycles(np.ceil(nbytes * cores_busy / sysc.dram_bytes_per_cycle), f"{spec.name} ({mech})",
+                            "off-chip weight load cycles")
+        load = np.where(valid, np.maximum(port, dram), 0)
+        ft_out = np.ceil(mp.ft_filters).astype(np.int64)  # results per pixel (dense: bit-plane columns / 8)
+        ft_windows = windows.sum(1)[mp.ft_run]
+        ft_rt = valid.sum(1)[mp.ft_run]
+        too_big = ((ft_rt > min(cfg.core.max_row_tiles, cfg.core.descriptors, cfg.core.tile_slots))
+                   | (ft_windows > cfg.core.mask_windows))
+        for f in np.nonzero(too_big)[0][:1]:  # the first filter tile that does not fit a core: one line
+            ct.check_filter_tile(int(ft_rt[f]), int(ft_windows[f]), cfg.core,
+                                 f"{spec.name} ({mech}): filter tile {f}")
+        nct = np.bincount(mp.ft_run, minlength=n_runs).astype(np.float64)  # column tiles per run
+        cache[("tiles", kept, fta)] = (nbytes, port, load, ft_out, ft_windows, nct,
+                                       pixels_per_run(cfg, -(-B * Pp // copies), cores_busy, float(mp.ft_filters.max())))
+    nbytes, port, load, ft_out, ft_windows, nct, run = cache[("tiles", kept, fta)]
     if (key, "batch", B) not in cache:
         cache[(key, "batch", B)] = batched_vectors(vec, batch_samples(S, B))
     # the compiler deals the jobs (filter tile x pixel run) to the cores by their work; idle cores copying a
@@ -852,7 +856,6 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
     n_ch = tm.runs_per_tile
 
     # counts for macro-cycles, utilization and energy
-    nct = np.bincount(mp.ft_run, minlength=n_runs).astype(np.float64)  # column tiles per run
     cyc_run = pcsum.sum(1).astype(np.float64)  # issued cycles of one column tile, all vectors
     macro_total = int((nct * (cyc_run + lat * P * nrt)).sum())
     issued = float((nct * cyc_run).sum())
