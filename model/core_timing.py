@@ -424,6 +424,8 @@ def deal_filter_tiles(work, cores: int) -> np.ndarray:
     Returns int64 (F,).
     """
     w = np.asarray(work, np.float64).reshape(-1)
+    if w.size and w.min() == w.max() >= 0:  # equal work: round-robin (every filter tile on core 0 when it is 0)
+        return np.arange(w.size, dtype=np.int64) % int(cores) if w[0] > 0 else np.zeros(w.size, np.int64)
     out = [0] * w.size
     # (work so far, core) of every core, a heap: its top is the first core with the least work (np.argmin); plain
     # floats (float64 sums as NumPy's): this loop runs for every filter tile
