@@ -478,13 +478,11 @@ def _position(mp: _Mapping) -> np.ndarray:
     return np.arange(mp.rows.size) - np.repeat(np.cumsum(mp.n_rows) - mp.n_rows, mp.n_rows)
 
 
-def _switch_delivery(mp: _Mapping, m, used, through_switch: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Delivery cycles of one vector and input windows fetched, per (run, row tile) (``model.core_timing``)."""
+def _switch_delivery(mp: _Mapping, m, used) -> tuple[np.ndarray, np.ndarray]:
+    """Switch delivery cycles of one vector and input windows fetched, per (run, row tile) (``model.core_timing``;
+    the dense baseline fetches the same windows, its inputs through no switch)."""
     n_runs, nrt_max = used.shape
     seg = mp.run * nrt_max + _position(mp) // m.capacity_rows
-    if not through_switch:  # dense baseline: no switch, one macro input beat per used cell row
-        windows = ct.window_counts(mp.rows, seg, n_runs * nrt_max, m.n_comp).reshape(n_runs, nrt_max)
-        return np.where(used > 0, input_beats(used), 0), windows
     dl, windows = ct.delivery_and_windows(mp.rows, seg, n_runs * nrt_max, m.n_comp, m.lanes)
     return dl.reshape(n_runs, nrt_max), windows.reshape(n_runs, nrt_max)
 
@@ -817,9 +815,11 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
         cache[key] = _vector_cycles(spec, mp, m, skip, used, ncr, S, Pp, cache)
     vec, pcsum = cache[key]
 
-    if ("dl", rows_key, mech != "dense") not in cache:
-        cache[("dl", rows_key, mech != "dense")] = _switch_delivery(mp, m, used, through_switch=mech != "dense")
-    delivery, windows = cache[("dl", rows_key, mech != "dense")]
+    if ("dl", rows_key) not in cache:
+        cache[("dl", rows_key)] = _switch_delivery(mp, m, used)
+    delivery, windows = cache[("dl", rows_key)]
+    if mech == "dense":  # the dense baseline: no switch, one macro input beat per used cell row
+        delivery = np.where(used > 0, input_beats(used), 0)
     B = batch
     if ("tiles", kept, fta) not in cache:  # the same for the mechanisms of this mapping (the first one checks)
         nbytes = ct.tile_bytes(used, m, DIGIT_BITS if fta else 1)  # (runs, nrt)
