@@ -25,9 +25,9 @@ when it has them), so a macro holds up to ``n_col`` filters at phi = 1.
 Wall cycles come from the core timing of :mod:`model.core_timing` (switch
 delivery, lock-step rounds of M macros, drain, result streaming) on the macro
 clock of :mod:`model.cycles` (tile load, input beats, ``macro_interval``),
-evaluated for every filter tile of a layer at once (the mechanisms of one
-mapping through the same switch in one call, their vectors stacked on the
-sample axis: :func:`evaluate_layer`); this module adds the
+evaluated for every filter tile of a layer at once (every mechanism of a
+layer in one call, each on cores of its own: :func:`evaluate_layer`,
+:func:`_core_timings`); this module adds the
 system around the cores: jobs (filter tile x pixel run) dealt to the cores
 by their compile-time work (:func:`model.core_timing.deal_jobs`), the shared
 off-chip bandwidth that stretches a START's first load of each tile (its
