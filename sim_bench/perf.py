@@ -57,7 +57,6 @@ only.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
@@ -767,7 +766,8 @@ def _core_timings(cfg: HwConfig, requests: list) -> list:
         raise PerfError(f"internal: the cycle breakdown ({terms.sum(0).max()}) does not add up to the wall cycles "
                         f"({wall.max()}); model.core_timing.pass_terms no longer splits pass_cycles_rounds")
     # tile loads: a START's first pixel run of a filter tile from off chip, the others through the port
-    loads = np.where(fetch, np.where(valid[:, 0], load[:, 0], 0).sum(1)[q], np.where(valid[:, 0], port[:, 0], 0).sum(1)[q])
+    whole, ported = (np.where(valid[:, 0], ld[:, 0], 0).sum(1) for ld in (load, port))  # (Q,) a pass set's loads
+    loads = np.where(fetch, whole[q], ported[q])
     rounds = terms[t_of["compute"]] + terms[t_of["lockstep"]]  # (cores, S)
     cols = np.arange(S)
     out, j0 = [], 0
@@ -836,8 +836,8 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
             ct.check_filter_tile(int(ft_rt[f]), int(ft_windows[f]), cfg.core,
                                  f"{spec.name} ({mech}): filter tile {f}")
         nct = np.bincount(mp.ft_run, minlength=n_runs).astype(np.float64)  # column tiles per run
-        cache[("tiles", kept, fta)] = (nbytes, port, load, ft_out, ft_windows, nct,
-                                       pixels_per_run(cfg, -(-B * Pp // copies), cores_busy, float(mp.ft_filters.max())))
+        run = pixels_per_run(cfg, -(-B * Pp // copies), cores_busy, float(mp.ft_filters.max()))
+        cache[("tiles", kept, fta)] = (nbytes, port, load, ft_out, ft_windows, nct, run)
     nbytes, port, load, ft_out, ft_windows, nct, run = cache[("tiles", kept, fta)]
     if (key, "batch", B) not in cache:
         cache[(key, "batch", B)] = batched_vectors(vec, batch_samples(S, B))
