@@ -563,7 +563,8 @@ class GoldenChip:
     cycles of the PIM instructions (:func:`model.chip_timing.pim_cycles`, from the image and the core's
     :func:`model.core_timing.layer_cycles`), ``simd_cycles`` those of ``REQ``, ``ADD``, ``MAXP``, ``GAP``,
     ``CLMP`` and ``HALT`` (:func:`model.chip_timing.instruction_cycles` with ``lanes`` = the configuration's
-    ``system.simd_lanes``; ``DWC`` included); ``cycles`` is their sum, the RTL's ``CYCLES``, and
+    ``system.simd_lanes``; ``DWC`` included), ``dma_cycles`` those of ``LOAD`` and ``STORE``
+    (:func:`model.chip_timing.dma_cycles`, the ideal DRAM); ``cycles`` is their sum, the RTL's ``CYCLES``, and
     ``by_instruction`` the same per instruction of ``program.imem`` (int64, summed over samples). ``macro_cycles``
     adds the mapped layers' DB-PIM macro-cycles (docs/design.md §7, as
     :func:`model.layer.run_layer` counts them, one macro running every tile): an extra figure.
@@ -581,6 +582,7 @@ class GoldenChip:
         self.macro_cycles = 0
         self.simd_cycles = 0
         self.pim_cycles = 0
+        self.dma_cycles = 0
         self.samples = 0
         self.by_instruction = np.zeros(len(self.program.imem), np.int64)
 
@@ -591,14 +593,14 @@ class GoldenChip:
         chip.plan = None
         chip.program = program
         chip.lanes = int(lanes)
-        chip.macro_cycles = chip.simd_cycles = chip.pim_cycles = chip.samples = 0
+        chip.macro_cycles = chip.simd_cycles = chip.pim_cycles = chip.dma_cycles = chip.samples = 0
         chip.by_instruction = np.zeros(len(program.imem), np.int64)
         return chip
 
     @property
     def cycles(self) -> int:
-        """The RTL chip's ``CYCLES`` summed over the samples run: ``pim_cycles + simd_cycles``."""
-        return self.pim_cycles + self.simd_cycles
+        """The RTL chip's ``CYCLES`` summed over the samples run: ``pim_cycles + simd_cycles + dma_cycles``."""
+        return self.pim_cycles + self.simd_cycles + self.dma_cycles
 
     @property
     def output_quant(self) -> Quant:
@@ -621,12 +623,25 @@ class GoldenChip:
         self.samples += S
         return act[:, p.output["addr"]:p.output["addr"] + n].reshape((S,) + tuple(p.output["shape"])).copy()
 
-    def execute(self, act: np.ndarray, acc: np.ndarray) -> None:
-        """Run the instruction stream on the buffers ``act`` (S, ACT) and ``acc`` (S, ACC) until HALT."""
+    def execute(self, act: np.ndarray, acc: np.ndarray, dram: np.ndarray | None = None) -> None:
+        """Run the instruction stream on the buffers ``act`` (S, ACT) and ``acc`` (S, ACC) until HALT.
+
+        ``dram`` (uint8, (S, bytes): each sample its own DRAM, as if each ran on its own copy; or (bytes,) when S
+        is 1) is the off-chip memory of LOAD / STORE (:mod:`model.isa`), written in place by STORE. WMEM and CMEM
+        start as the program's images; a LOAD into them writes this run's copy (it must read the same bytes for
+        every sample: the chip has one WMEM and one CMEM)."""
         from dbpim.model import isa
         from dbpim.model.chip_timing import HALT_CYCLES, instruction_cycles
         p = self.program
         S = act.shape[0]
+        self._wmem, self._cmem = p.wmem, p.cmem
+        if dram is not None:
+            dram = np.asarray(dram)
+            if dram.dtype != np.uint8 or not (dram.ndim == 2 and dram.shape[0] == S or dram.ndim == 1 and S == 1):
+                raise ChipError(f"dram: must be a uint8 array of shape (S, bytes) with S = {S} (or (bytes,) for one "
+                                f"sample), got {dram.dtype} {tuple(dram.shape)}")
+            if dram.ndim == 1:
+                dram = dram[None]
         lo16, hi16 = -(1 << (isa.BUFFERS["ACT"].elem_bits - 1)), (1 << (isa.BUFFERS["ACT"].elem_bits - 1)) - 1
         for pc, word in enumerate(p.imem):
             ins = isa.decode(int(word))
@@ -643,12 +658,18 @@ class GoldenChip:
                 self._pim(d, act, s0, acc, dst, name)
                 self.by_instruction[pc] += self.pim_cycles - before
                 continue
+            if op in ("LOAD", "STORE"):
+                self._dma(op, d, dst if op == "LOAD" else s0, act, acc, dram, name)
+                cyc = S * instruction_cycles(op, d, self.lanes)
+                self.dma_cycles += cyc
+                self.by_instruction[pc] += cyc
+                continue
             if op == "REQ":
                 C, inner, outer = d["C"], d["inner"], d["outer"]
                 n = C * inner * outer
                 a = acc[:, s0:s0 + n].reshape(S * outer, C, inner, 1)
-                bias = p.cmem[d["bias_addr"]:d["bias_addr"] + C] if d["has_bias"] else None
-                y = simd_ops.requant(a, p.cmem[d["m_addr"]:d["m_addr"] + C], p.cmem[d["s_addr"]:d["s_addr"] + C],
+                bias = self._cmem[d["bias_addr"]:d["bias_addr"] + C] if d["has_bias"] else None
+                y = simd_ops.requant(a, self._cmem[d["m_addr"]:d["m_addr"] + C], self._cmem[d["s_addr"]:d["s_addr"] + C],
                                      d["lo"], d["hi"], bias, name=name).reshape(S, n)
             elif op == "ADD":
                 n = d["count"]
@@ -664,13 +685,13 @@ class GoldenChip:
             elif op == "DWC":
                 C, H, W = d["C"], d["H"], d["W"]
                 k = isa.unpack_pair(d["kernel"])
-                w = p.cmem[d["w_addr"]:d["w_addr"] + C * k[0] * k[1]].reshape(C, k[0], k[1])
+                w = self._cmem[d["w_addr"]:d["w_addr"] + C * k[0] * k[1]].reshape(C, k[0], k[1])
                 self._check_dwc_weights(w, d, name)
                 a = simd_ops.depthwise_conv2d(act[:, s0:s0 + C * H * W].reshape(S, C, H, W), w,
                                               isa.unpack_pair(d["stride"]), isa.unpack_pair(d["padding"]),
                                               isa.unpack_pair(d["dilation"]), name=name)
-                y = simd_ops.requant(a, p.cmem[d["m_addr"]:d["m_addr"] + C], p.cmem[d["s_addr"]:d["s_addr"] + C],
-                                     d["lo"], d["hi"], p.cmem[d["bias_addr"]:d["bias_addr"] + C],
+                y = simd_ops.requant(a, self._cmem[d["m_addr"]:d["m_addr"] + C], self._cmem[d["s_addr"]:d["s_addr"] + C],
+                                     d["lo"], d["hi"], self._cmem[d["bias_addr"]:d["bias_addr"] + C],
                                      name=name).reshape(S, -1)
                 n = y.shape[1]
             elif op == "GAP":
@@ -690,6 +711,53 @@ class GoldenChip:
                 raise ChipError(f"{name}: a result does not fit ACT's signed 16-bit elements")
             act[:, dst:dst + n] = y
         raise ChipError("IMEM: the program ends without HALT")
+
+    def _dma(self, op: str, d: dict, base: int, act, acc, dram, name: str) -> None:
+        """A LOAD / STORE (:mod:`model.isa`) between the buffer ``d["buffer"]`` at ``base`` and ``dram``; its
+        errors in the RTL's order (STATUS.ERROR_CODE 7, 5, 7, then 8 for bytes past the DRAM)."""
+        codes = {c: n for n, c in isa.DMA_BUFFERS.items()}
+        if d["buffer"] not in codes:
+            raise ChipError(f"{name}: buffer code {d['buffer']} is not one of model.isa.DMA_BUFFERS "
+                            f"{isa.DMA_BUFFERS} (STATUS.ERROR_CODE 7)")
+        buf, n, addr = codes[d["buffer"]], d["count"], d["addr"]
+        if n < 0:
+            raise ChipError(f"{name}: count {n} is negative (STATUS.ERROR_CODE 7)")
+        if addr % isa.DMA_BEAT_BYTES:
+            raise ChipError(f"{name}: DRAM address {addr:#x} is not a multiple of {isa.DMA_BEAT_BYTES} "
+                            "(STATUS.ERROR_CODE 7)")
+        mem = {"ACT": act, "ACC": acc, "WMEM": self._wmem[None], "CMEM": self._cmem[None]}[buf]
+        if base + n > mem.shape[1]:
+            raise ChipError(f"{name}: {buf} elements [{base}, {base + n}) pass its {mem.shape[1]} "
+                            "(STATUS.ERROR_CODE 5)")
+        span = isa.dma_beats(buf, n) * isa.DMA_BEAT_BYTES
+        if addr + span > 1 << isa.DMA_ADDR_BITS:
+            raise ChipError(f"{name}: DRAM bytes [{addr:#x}, {addr + span:#x}) pass the {isa.DMA_ADDR_BITS}-bit "
+                            "address space (STATUS.ERROR_CODE 7)")
+        if n == 0:
+            return
+        if dram is None or addr + span > dram.shape[1]:
+            size = 0 if dram is None else dram.shape[1]
+            raise ChipError(f"{name}: DRAM bytes [{addr:#x}, {addr + span:#x}) pass the {size:#x} bytes of DRAM "
+                            "(the AXI4 slave's error response: STATUS.ERROR_CODE 8)")
+        nbytes = n * isa.BUFFERS[buf].elem_bits // 8
+        if op == "STORE":
+            for s in range(len(dram)):
+                dram[s, addr:addr + nbytes] = isa.to_dram(buf, mem[s if len(mem) > 1 else 0, base:base + n])
+            return
+        rows = np.stack([isa.from_dram(buf, dram[s, addr:addr + nbytes], n) for s in range(len(dram))])
+        if buf in ("WMEM", "CMEM"):
+            if (rows != rows[0]).any():
+                raise ChipError(f"{name}: a LOAD into {buf} reads DRAM bytes that differ between the samples (the "
+                                f"chip has one {buf}); run the samples one at a time")
+            img = self._wmem if buf == "WMEM" else self._cmem
+            img = np.array(img, np.int64)
+            img[base:base + n] = rows[0]
+            if buf == "WMEM":
+                self._wmem = img
+            else:
+                self._cmem = img
+        else:
+            mem[:, base:base + n] = rows
 
     @staticmethod
     def _check_dwc_weights(w: np.ndarray, d: dict, name: str) -> None:
@@ -716,7 +784,7 @@ class GoldenChip:
         if p.core is None:
             raise ChipError(f"{name}: the program has no PIM core to run on")
         try:  # like ACT and ACC, the input buffer is as large as the program needs (the RTL's is sized)
-            r = run_pim(p.wmem, d, act, src, acc, dst, p.core, cores=p.cores, result_words=p.result_words, name=name)
+            r = run_pim(self._wmem, d, act, src, acc, dst, p.core, cores=p.cores, result_words=p.result_words, name=name)
         except PimImageError as e:
             raise ChipError(str(e)) from None
         if d["kind"] != isa.PIM_KINDS["linear"]:
@@ -727,13 +795,14 @@ class GoldenChip:
         self.pim_cycles += sum(pim_cycles(d, r.blocks, [c[s] for c in r.core_cycles]) for s in range(act.shape[0]))
 
 
-def program_cycles(program, lanes: int, act=None, acc=None) -> int:
+def program_cycles(program, lanes: int, act=None, acc=None, dram=None) -> int:
     """The chip's ``CYCLES`` after running ``program`` (a :class:`model.chip.ChipProgram`) to HALT.
 
     The sum of :func:`model.chip_timing.instruction_cycles` over the instructions run. A program with PIM
     instructions needs the buffers it starts from (``act``, ``acc``: one sample's ACT and
     ACC): its PIM cycles depend on the data (the core's :func:`model.core_timing.layer_cycles`); the golden
-    chip runs it and counts every instruction the same way.
+    chip runs it and counts every instruction the same way (from ``dram``, the DRAM bytes of its LOADs: a
+    copy, which its STOREs write).
     """
     ops = [isa.decode(int(w))["op"] for w in program.imem]
     if "PIM" in ops:
@@ -743,7 +812,7 @@ def program_cycles(program, lanes: int, act=None, acc=None) -> int:
         c = (np.zeros((1, max(1, program.acc_words)), np.int64) if acc is None
              else np.array(acc, np.int64)[None].copy())
         chip = GoldenChip.from_program(program, lanes)
-        chip.execute(a, c)
+        chip.execute(a, c, None if dram is None else np.array(dram, np.uint8))
         return int(chip.cycles)
     total = 0
     for word in program.imem:
