@@ -8,7 +8,9 @@ controller (:mod:`hw.pim_ctrl`) and ``cores`` PIM cores (:class:`hw.core.PIMCore
 ``system.cores``), each fed its input windows by a window generator
 (:class:`hw.window.WindowGenerator`) holding an input buffer: the controller
 writes a band's input into every core's buffer at once, and each core's
-generator streams the windows of that core's own segment.
+generator streams the windows of that core's own segment. LOAD / STORE run on
+the DMA engine (:mod:`hw.dma`), the chip's AXI4 master to DRAM (``m_axi_*``),
+which owns a buffer's read port and write port while it runs.
 
 **Host port** (a simple synchronous port, not yet AXI): ``host_sel`` picks a
 target of :data:`model.isa.HOST_TARGETS` (``REGS`` or a buffer),
