@@ -256,10 +256,13 @@ def integer_plan(program: dict, records) -> IntegerPlan:
                        input_shape=tuple(program["input"]["shape"]), shapes=shapes)
 
 
-def instruction_sources(plan: IntegerPlan) -> list:
+def instruction_sources(plan: IntegerPlan, program=None) -> list:
     """``(op name, op kind)`` of each instruction :func:`compile_program` makes of ``plan``, in program order
-    (HALT not included): the op of the network an instruction comes from."""
-    return [(st["name"], st["op"]) for st in plan.steps for _ in OP_INSTRUCTIONS[st["op"]]]
+    (HALT not included): the op of the network an instruction comes from (a ``program`` that streams its weights,
+    ``program.dram`` not None: a mapped op's LOAD before its PIM too)."""
+    streamed = program is not None and program.dram is not None
+    return [(st["name"], st["op"]) for st in plan.steps
+            for _ in (("LOAD",) if streamed and st["op"] == "mapped" else ()) + OP_INSTRUCTIONS[st["op"]]]
 
 
 def _clamp_bounds(lo, hi, scale: float, qlo: int, qhi: int) -> tuple[int, int]:
@@ -338,6 +341,9 @@ class ChipProgram:
         The PIM cores the image's rounds may use (``system.cores``; :func:`model.pim_image.layer_block`).
     result_words : int or None
         Words of each extra PIM core's result buffer (``system.result_buffer_words``; None: no bound).
+    dram : ndarray of uint8 or None
+        The DRAM image the host loads from byte 0 (weight streaming: the PIM instructions' WMEM blocks; None:
+        the program reads no DRAM).
     """
 
     imem: np.ndarray
@@ -353,6 +359,7 @@ class ChipProgram:
     core: object = None
     cores: int = 1
     result_words: int | None = None
+    dram: np.ndarray | None = None
 
     def summary(self) -> dict:
         """JSON-ready sizes and instruction counts."""
@@ -388,7 +395,8 @@ def _buffer_inputs(params, hw) -> int:
     return buffer_words(kib, m.n_comp, m.in_bits) * m.n_comp
 
 
-def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: bool = True) -> ChipProgram:
+def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: bool = True,
+                    wmem_words: int | None = None) -> ChipProgram:
     """The :class:`ChipProgram` of an :class:`IntegerPlan`: instructions, memory images, buffer allocation.
 
     ``ACT`` is allocated first fit: a value lives from the instruction that writes it to the last that reads
@@ -398,7 +406,9 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
     ``system.cores`` (:func:`model.pim_image.layer_block`), in row bands whose inputs fit ``hw``'s input buffer.
     ``pim_images`` False leaves the blocks out (WMEM holds the layer table's length alone): the instructions,
     descriptors and constants are the same, for a caller that times the SIMD instructions only
-    (``sim_bench.chip_cycles``).
+    (``sim_bench.chip_cycles``). ``wmem_words`` (the chip's WMEM; None: no bound): when the WMEM image does
+    not fit it, the weights are streamed (:func:`_stream_weights`: the blocks in ``ChipProgram.dram``, a LOAD
+    before each PIM).
     """
     from dbpim.model import isa
     from dbpim.model.core_timing import PlanError
@@ -433,6 +443,7 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
         return a
 
     imem, dmem, cmem, wmem_blocks, table = [], [], [], [], []
+    pims = []  # (instruction index, first layer, groups, op name) of each PIM instruction
 
     def desc(op: str, **values) -> int:
         dmem.extend(isa.pack_descriptor(op, values))
@@ -496,6 +507,7 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
                         raise ChipError(f"op {st['name']!r}: {e}") from None
                 d = desc("PIM", kind=isa.PIM_KINDS["linear" if st["kind"] == "linear" else "conv2d"],
                          groups=len(rs), layer=first, signed=int(st["signed_input"]), **geo)
+                pims.append((len(imem), first, len(rs), st["name"]))
                 imem.append(isa.encode("PIM", desc=d, dst=0, src0=src[0]))
                 bias = st["bias"] if st["bias"] is not None else np.zeros(0, np.int64)
                 d = desc("REQ", C=C, inner=inner, outer=outer, m_addr=const(st["m"]), s_addr=const(st["s"]),
@@ -537,19 +549,62 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
     if act_top > limit:
         raise ChipError(f"compile: the network needs {act_top} ACT elements; the ISA addresses {limit}")
     base = 1 + len(table)
-    wmem = [len(table)]
-    for b in wmem_blocks:
-        wmem.append(base)
-        base += len(b)
-    for b in wmem_blocks:
-        wmem.extend(b)
+    dram = None
+    if wmem_words is not None and pim_images and base + sum(len(b) for b in wmem_blocks) > wmem_words:
+        imem, dmem, wmem, dram = _stream_weights(imem, dmem, wmem_blocks, pims, base, int(wmem_words))
+    else:
+        wmem = [len(table)]
+        for b in wmem_blocks:
+            wmem.append(base)
+            base += len(b)
+        for b in wmem_blocks:
+            wmem.extend(b)
     qi, qo = plan.quants[plan.input], plan.quants[plan.output]
     return ChipProgram(imem=np.array(imem, np.uint64), dmem=np.array(dmem, np.int64), cmem=np.array(cmem, np.int64),
                        wmem=np.array(wmem, np.int64), act_words=act_top, acc_words=acc_words,
                        input={"addr": addr[plan.input], "shape": list(plan.input_shape), **qi.to_json()},
                        output={"addr": addr[plan.output], "shape": list(plan.shapes[plan.output]), **qo.to_json()},
                        macro=macro, values=dict(addr), core=params, cores=cores,
-                       result_words=result_words)
+                       result_words=result_words, dram=dram)
+
+
+def _stream_weights(imem: list, dmem: list, blocks: list, pims: list, resident: int, wmem_words: int):
+    """Weight streaming (:func:`compile_program` with ``wmem_words``): ``(imem, dmem, wmem, dram)`` with each PIM
+    instruction's blocks in DRAM and a LOAD of them into WMEM before it.
+
+    WMEM holds the layer table (``resident`` words: its length, then one base per layer) and one *streaming
+    region* from word ``resident``, as large as the largest PIM instruction's blocks (a grouped convolution's
+    groups together); layer ``l``'s table entry is ``resident`` plus its block's offset among its instruction's
+    blocks. DRAM holds every instruction's blocks in program order, packed as WMEM words (:func:`model.isa.to_dram`,
+    from byte 0); the LOAD (``buffer`` WMEM, ``dst`` = ``resident``) copies them in right before the PIM."""
+    table, region, images = [], 0, []
+    for _, first, groups, _ in pims:
+        words, off = [], 0
+        for b in blocks[first:first + groups]:
+            table.append(resident + off)
+            off += len(b)
+            words.extend(b)
+        region = max(region, off)
+        images.append(words)
+    if resident + region > wmem_words:
+        k = max(range(len(pims)), key=lambda i: len(images[i]))
+        raise ChipError(f"op {pims[k][3]!r}: its WMEM blocks ({region} words) and the layer table ({resident}) do "
+                        f"not fit WMEM's {wmem_words} words (weight streaming loads one PIM instruction's blocks)")
+    if resident >= 1 << 16:
+        raise ChipError(f"compile: the layer table ({resident} words) passes the 16-bit dst of a LOAD")
+    out, dram, addrs = list(imem), [], [0]
+    for words in images:  # the DRAM address of each instruction's blocks, in program order
+        addrs.append(addrs[-1] + len(words) * isa.DMA_BEAT_BYTES)
+    try:
+        for k, (pc, _, _, _) in reversed(list(enumerate(pims))):
+            dmem.extend(isa.pack_descriptor("LOAD", {"buffer": isa.DMA_BUFFERS["WMEM"], "addr": addrs[k],
+                                                     "count": len(images[k])}))
+            out.insert(pc, isa.encode("LOAD", desc=len(dmem) // isa.DESC_WORDS - 1, dst=resident))
+        dram = [isa.to_dram("WMEM", words) for words in images]
+    except isa.IsaError as e:
+        raise ChipError(f"compile: weight streaming: {e}") from None
+    wmem = [len(table)] + table + [0] * region
+    return out, dmem, wmem, np.concatenate(dram) if dram else np.zeros(0, np.uint8)
 
 
 # ----------------------------------------------------------------------------- the golden chip
@@ -558,7 +613,8 @@ class GoldenChip:
     """The chip running an artifact's network from its :class:`ChipProgram` (integer-only, §13, §15).
 
     ``run(x)`` quantizes the float input on the host (:func:`quantize_input`), writes it into ``ACT``,
-    executes the instruction stream to HALT on every sample at once and returns the output tensor's integers
+    executes the instruction stream to HALT on every sample at once (each on a copy of ``program.dram``, the
+    streamed weights, when it has one; ``wmem_words``: :func:`compile_program`'s) and returns the output tensor's integers
     (int64, real value = ``v * output scale``). Cycles, summed over samples: ``pim_cycles`` the RTL chip's
     cycles of the PIM instructions (:func:`model.chip_timing.pim_cycles`, from the image and the core's
     :func:`model.core_timing.layer_cycles`), ``simd_cycles`` those of ``REQ``, ``ADD``, ``MAXP``, ``GAP``,
@@ -570,13 +626,14 @@ class GoldenChip:
     :func:`model.layer.run_layer` counts them, one macro running every tile): an extra figure.
     """
 
-    def __init__(self, artifact):
+    def __init__(self, artifact, *, wmem_words: int | None = None):
         prog = require_program(artifact, error=ChipError)
         try:
             self.plan = integer_plan(prog, artifact.layers)
         except RequantError as e:
             raise ChipError(str(e)) from None
-        self.program = compile_program(self.plan, artifact.layers, artifact.macro, artifact.hw)
+        self.program = compile_program(self.plan, artifact.layers, artifact.macro, artifact.hw,
+                                       wmem_words=wmem_words)
         from dbpim.model.config import SystemConfig
         self.lanes = int(artifact.hw.system.simd_lanes if artifact.hw is not None else SystemConfig().simd_lanes)
         self.macro_cycles = 0
@@ -618,7 +675,7 @@ class GoldenChip:
         acc = np.zeros((S, max(1, p.acc_words)), np.int64)
         q = quantize_input(x, self.plan.quants[self.plan.input]).reshape(S, -1)
         act[:, p.input["addr"]:p.input["addr"] + q.shape[1]] = q
-        self.execute(act, acc)
+        self.execute(act, acc, None if p.dram is None else np.tile(p.dram, (S, 1)))
         n = math.prod(p.output["shape"])
         self.samples += S
         return act[:, p.output["addr"]:p.output["addr"] + n].reshape((S,) + tuple(p.output["shape"])).copy()
@@ -812,6 +869,7 @@ def program_cycles(program, lanes: int, act=None, acc=None, dram=None) -> int:
         c = (np.zeros((1, max(1, program.acc_words)), np.int64) if acc is None
              else np.array(acc, np.int64)[None].copy())
         chip = GoldenChip.from_program(program, lanes)
+        dram = program.dram if dram is None else dram
         chip.execute(a, c, None if dram is None else np.array(dram, np.uint8))
         return int(chip.cycles)
     total = 0

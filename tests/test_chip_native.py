@@ -250,6 +250,28 @@ def test_demo_smallcnn_on_the_rtl_chip(real_artifacts):
     assert chip_cycles(art, x=x).cycles == int(run.cycles.sum())  # the performance model end to end
 
 
+def test_demo_smallcnn_with_streamed_weights_on_the_rtl_chip(real_artifacts):
+    """The demo network compiled for a WMEM one word smaller than its image (weight streaming: its blocks in
+    DRAM, a LOAD before each PIM) on the RTL chip with the harness's ideal DRAM (8 digits): outputs equal the
+    resident program's, CYCLES the model's per sample (the resident cycles plus the LOADs')."""
+    from dbpim.model.artifact import load
+    from dbpim.model.chip import quantize_input
+    from dbpim.model.torch.data import load_data
+    art = load(real_artifacts[0])
+    resident = GoldenChip(art)
+    chip = GoldenChip(art, wmem_words=len(resident.program.wmem) - 1)
+    assert chip.program.dram is not None
+    x = load_data("digits", 0).x_test.numpy()[:8]
+    want = resident.run(x)
+    q = quantize_input(x, chip.plan.quants[chip.plan.input])
+    got, run = run_program_native(chip.program, q, art.hw)
+    np.testing.assert_array_equal(got, want)
+    cyc = model_cycles(chip.program, q, art.hw.system.simd_lanes)
+    np.testing.assert_array_equal(run.cycles, cyc)
+    assert chip.run(x).tolist() == want.tolist() and chip.cycles == int(cyc.sum())
+    print(f"streamed smallcnn on the RTL chip: CYCLES {run.cycles.tolist()} = model")
+
+
 def _tiny_depthwise_net():
     """A MobileNetV2-style network small enough for the ``small`` chip's buffers (the zoo MobileNetV2 is not):
     the zoo's blocks (an inverted residual with its add, a stride-2 one) and a dilated depthwise convolution."""

@@ -337,7 +337,8 @@ def run_chip_native(program, cfg, samples: list, reads: list, limit: int | None 
 
 def run_program_native(program, xs, cfg, timeout: float | None = None) -> tuple[np.ndarray, ChipRun]:
     """A network's program on a batch of quantized inputs ``xs`` (S, *input shape; integers in the input's
-    range): each written at the program's input address, run to HALT, the output read back.
+    range): each written at the program's input address, run to HALT, the output read back (a program with a
+    DRAM image, streamed weights: on the harness's ideal DRAM holding it).
 
     Returns
     -------
@@ -350,8 +351,14 @@ def run_program_native(program, xs, cfg, timeout: float | None = None) -> tuple[
         raise ChipRunError(f"xs: shape must be (S, {', '.join(map(str, shape_in))}), got {tuple(xs.shape)}")
     n = int(np.prod(shape_out))
     check_fits(program, chip_depths(cfg))
-    run = run_chip_native(program, cfg, [{"ACT": (int(program.input["addr"]), x.reshape(-1))} for x in xs],
-                          [("ACT", int(program.output["addr"]), n)], timeout=timeout)
+    samples = [{"ACT": (int(program.input["addr"]), x.reshape(-1))} for x in xs]
+    dram = None
+    if program.dram is not None and len(xs):  # streamed weights: the DRAM image once (LOAD only reads it)
+        from dbpim.model.chip_timing import DMA_LATENCY
+        dram = (max(4, len(program.dram)), DMA_LATENCY)
+        samples[0]["DRAM"] = (0, program.dram)
+    run = run_chip_native(program, cfg, samples, [("ACT", int(program.output["addr"]), n)], timeout=timeout,
+                          dram=dram)
     run.check()
     out = np.stack([o[0] for o in run.outputs]) if len(xs) else np.zeros((0, n), np.int64)
     return out.reshape((len(xs),) + shape_out), run
