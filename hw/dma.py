@@ -39,6 +39,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib.wiring import In, Out
 
 from dbpim.hw.common import Block
+from dbpim.hw.sram import addr_width
 from dbpim.model import isa
 from dbpim.model._check import check_int
 
@@ -50,8 +51,8 @@ AXI_INCR = 1
 AXI_SIZE = (isa.DMA_BEAT_BYTES - 1).bit_length()
 #: AXI responses
 _OKAY = 0
-#: Bits of a buffer address the engine drives: a transfer from a 16-bit ``dst`` / ``src0`` may run past word
-#: 65535 of a deeper buffer
+#: Bits of the deepest buffer address the engine takes (``buf_addr`` is as wide as its deepest buffer's
+#: address: a transfer from a 16-bit ``dst`` / ``src0`` may run past word 65535 of a deeper buffer)
 BUF_ADDR_BITS = 24
 #: Bits of the AXI IDs (AWID / ARID always 0: one transaction at a time)
 AXI_ID_BITS = 1
@@ -88,7 +89,7 @@ class DMAEngine(Block):
     buf_sel : Out(2)
         The buffer (code of :data:`model.isa.DMA_BUFFERS`).
     buf_addr, buf_we, buf_wdata, buf_rdata
-        Its word address, write enable and data (the low ``elem_bits`` bits), and its synchronous read data.
+        Its word address (as wide as the deepest buffer's), write enable and data (the low ``elem_bits`` bits), and its synchronous read data.
     <axi_master_ports()>
         The AXI4 master.
     """
@@ -102,7 +103,7 @@ class DMAEngine(Block):
             "start": In(1), "store": In(1), "buffer": In(signed(isa.WORD_BITS)), "baddr": In(16),
             "daddr": In(isa.DMA_ADDR_BITS), "count": In(signed(isa.WORD_BITS)),
             "busy": Out(1), "done": Out(1), "error": Out(1), "code": Out(4),
-            "buf_sel": Out(2), "buf_addr": Out(BUF_ADDR_BITS), "buf_we": Out(1), "buf_wdata": Out(isa.DMA_BEAT_BITS),
+            "buf_sel": Out(2), "buf_addr": Out(max(addr_width(n) for n in self._depths.values())), "buf_we": Out(1), "buf_wdata": Out(isa.DMA_BEAT_BITS),
             "buf_rdata": In(isa.DMA_BEAT_BITS),
             **axi_master_ports(""),
         })
