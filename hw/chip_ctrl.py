@@ -61,7 +61,6 @@ _ERR = {name: code for code, name in ((1, "opcode"), (2, "unsupported"), (3, "si
                                       (6, "pim"), (7, "dma"), (8, "axi"))}
 # the instructions the DMA engine (hw.dma) runs
 _DMA_OPS = ("LOAD", "STORE")
-W32_PORT = isa.WORD_BITS
 assert set(_ERR.values()) == set(isa.CHIP_ERRORS)
 # the SIMD core's constant fields hold every multiplier and shift the one rescaling (model.requant) allows
 assert MULT_BITS <= SIMD_MULT_BITS and SHIFT_MAX < 1 << SIMD_SHIFT_BITS
@@ -146,8 +145,8 @@ class ChipController(Block):
             "pim_signed": Out(1), "pim_C": Out(32), "pim_H": Out(32), "pim_W": Out(32), "pim_src": Out(16),
             "pim_dst": Out(16), "pim_done": In(1), "pim_error": In(1), "pim_code": In(4),
             # the DMA engine (hw.dma): started with a LOAD / STORE's descriptor and buffer address
-            "dma_start": Out(1), "dma_store": Out(1), "dma_buffer": Out(signed(W32_PORT)), "dma_baddr": Out(16),
-            "dma_daddr": Out(32), "dma_count": Out(signed(W32_PORT)), "dma_done": In(1), "dma_error": In(1),
+            "dma_start": Out(1), "dma_store": Out(1), "dma_buffer": Out(signed(isa.WORD_BITS)), "dma_baddr": Out(16),
+            "dma_daddr": Out(32), "dma_count": Out(signed(isa.WORD_BITS)), "dma_done": In(1), "dma_error": In(1),
             "dma_code": In(4),
         })
 
