@@ -1078,20 +1078,22 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
 
     # a random convolution of several segments, once whole, once after a reset in its middle; a linear layer
     params = CoreParams.from_config(hw)
-    for kind in ("conv2d", "linear"):
+    # (the convolution once on one PIM core, once with its rounds on every core (``system.cores``: core 1 .. fed
+    # from their pass queues, drained after the round); the linear layer's block second in the layer table)
+    multi = hw.system.cores
+    for kind, cores in (("conv2d", 1), ("conv2d", multi), ("linear", 1)):
+        name = f"PIM {kind} layer" + (f" on {cores} cores" if cores > 1 else "")
         for _ in range(200):
             case = random_pim(rng, hw.macro, kind=kind)
             src, dst = int(rng.integers(0, 40)), int(rng.integers(0, 20))
-            # the convolution's rounds on every PIM core (core 1 .. fed from its pass queue, drained after the
-            # round); the linear layer's block second in the layer table (the instruction's layer 1)
-            pim = (pim_program(case, params, src=src, dst=dst, cores=hw.system.cores,
-                               result_words=hw.system.result_buffer_words) if kind == "conv2d"
-                   else pim_program(case, params, src=src, dst=dst, table_pad=1))
-            if len(pim.wmem) <= depths["WMEM"] and (kind == "linear" or (_pim_segments(pim) > 1
-                                                                        and _zero_entries(pim) >= 2)):  # a layer of 2 zero entries
+            pim = pim_program(case, params, src=src, dst=dst, table_pad=int(kind == "linear"), cores=cores,
+                              result_words=hw.system.result_buffer_words if cores > 1 else None)
+            if len(pim.wmem) <= depths["WMEM"] and (kind == "linear" or (
+                    _pim_segments(pim) > 1 and (_zero_entries(pim) >= 2 if cores == 1  # a layer of 2 zero entries
+                                                else _round_cores(pim) == cores))):  # a round on every core
                 break
         else:
-            raise RuntimeError(f"no random PIM {kind} layer (of several segments) fits the chip")
+            raise RuntimeError(f"no random {name} (of several segments) fits the chip")
         act = rng.integers(-300, 300, depths["ACT"])
         act[src:src + case.x.shape[1]] = case.x[0]
         acc = rng.integers(-(1 << 20), 1 << 20, depths["ACC"])
@@ -1100,21 +1102,22 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         cyc = program_cycles(pim, lanes, act, acc)
         for abort_after in (None, cyc // 2) if kind == "conv2d" else (None,):
             add(pim, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
-                [(f"PIM {kind} layer" + ("" if abort_after is None else " after a reset"),
-                  {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1}, cyc, [c[0]])], f"PIM {kind} layer", abort_after)
-        if kind == "conv2d":  # its window table one entry past the end: error code 6, ACT and ACC (zeros: its zero
-            # entries change nothing) untouched after it (ACT read first: time for a controller that ran on to write)
+                [(name + ("" if abort_after is None else " after a reset"),
+                  {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1}, cyc, [c[0]])], name, abort_after)
+        if kind == "conv2d" and cores == 1:  # its window table one entry past the end: error code 6, ACT and ACC
+            # (zeros: its zero entries change nothing) untouched after it (ACT read first: time for a controller
+            # that ran on to write)
             zero = np.zeros(depths["ACC"], np.int64)
             add(_table_past_the_end(pim, hw.core.mask_windows), [{"ACT": (0, act), "ACC": (0, zero)}],
                 [("ACT", 0, depths["ACT"]), ("ACC", 0, depths["ACC"])],
                 [("error code 6 (a window table one entry past its end)",
                   {"DONE": 1, "ERROR": 1, "ERROR_CODE": 6, "PC": 0}, None, [act, zero])], "window table past its end")
-            # the same error, and the first round ending with a result entry left (its first segment given one
-            # entry more), each then at once (no reset; only IMEM rewritten) a CLMP of ACT: the error stop leaves
-            # the PIM controller idle (a controller still busy would own ACT's read port and feed the CLMP)
-            for label, broken in (("window table past its end", _table_past_the_end(pim, hw.core.mask_windows)),
-                                  ("a result entry more than the results", _one_more_result_entry(pim))):
-                then_clamp(label, broken, act)
+            # the same error, then at once (no reset; only IMEM rewritten) a CLMP of ACT: the error stop leaves the
+            # PIM controller idle (a controller still busy would own ACT's read port and feed the CLMP)
+            then_clamp("window table past its end", _table_past_the_end(pim, hw.core.mask_windows), act)
+        elif kind == "conv2d":  # the first round ending with a result entry left (its first segment given one entry
+            # more): error code 6, then a CLMP at once
+            then_clamp("a result entry more than the results", _one_more_result_entry(pim), act)
         else:  # the linear layer again, its block moved to end at WMEM's last word
             one_layer = pim_program(case, params, src=src, dst=dst, table_pad=0)
             at_end = _block_at_the_end(one_layer, depths["WMEM"])
@@ -1288,6 +1291,14 @@ def _then_clamp(prog, *, count: int, dst: int):
     first = dataclasses.replace(prog, dmem=np.array(dmem, np.int64))
     imem = np.array([isa.encode("CLMP", desc=d, dst=dst, src0=0), isa.encode("HALT")], np.uint64)
     return first, dataclasses.replace(first, imem=imem)
+
+
+def _round_cores(prog) -> int:
+    """The most PIM cores one round of a program's WMEM image runs (a band's segments, up to its ``cores``)."""
+    from dbpim.model.pim_image import read_block
+    w = np.asarray(prog.wmem, np.int64)
+    return max(min(len(b.segments), blk.cores) for i in range(int(w[0])) for blk in [read_block(w, i)]
+               for b in blk.bands)
 
 
 def _pim_segments(prog) -> int:
