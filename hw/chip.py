@@ -176,6 +176,7 @@ class DBPIMChip(Block):
         ctrl = ChipController(lanes=self.lanes, simd_channels=self.simd_channels, depths=D)
         simd = SIMDCore(lanes=self.lanes, channels=self.simd_channels)
         add_block(m, "ctrl", ctrl, platform)
+        self.ctrl = ctrl  # the controller of the last elaboration (verif.formal reads its FSM's IDLE)
         add_block(m, "simd", simd, platform, extra_reset=ctrl.simd_rst)
         wiring.connect(m, ctrl.simd_d, simd.d)
         wiring.connect(m, ctrl.simd_i, simd.i)

@@ -288,7 +288,9 @@ class ChipController(Block):
                 m.d.sync += lane.eq(lane + 1)
                 m.next = then
 
-        with m.FSM():
+        with m.FSM() as fsm:
+            #: high while the controller is in IDLE (no run; read by the chip's k-induction proof, verif.formal)
+            self.idle = fsm.ongoing("IDLE")
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.comb += self.simd_rst.eq(1)
