@@ -612,6 +612,20 @@ def _packer_carries(prog) -> bool:
     return False
 
 
+def _last_masks_at_the_top(prog, windows: int):
+    """``prog`` with each segment's last pass's masks copied to the last of ``windows`` mask windows (its
+    ``mask_base + n_win = windows``): the same results (where the masks before it leave room)."""
+    segs = []
+    for seg in prog.segments:
+        p = seg.passes[-1]
+        top = windows - p.n_win
+        assert top >= len(seg.masks), "room above the segment's masks"
+        masks = list(seg.masks) + [seg.masks[0] * 0] * (windows - len(seg.masks))
+        masks[top:] = seg.masks[p.mask_base:p.mask_base + p.n_win]
+        segs.append(dataclasses.replace(seg, masks=masks, passes=seg.passes[:-1] + [dataclasses.replace(p, mask_base=top)]))
+    return dataclasses.replace(prog, segments=segs)
+
+
 def _rotate_slots(tile, r: int):
     """``tile`` with its filter slots renamed ``s -> (s + r) % filters`` (the columns and outputs follow)."""
     n = int((tile.filters >= 0).sum())
@@ -684,6 +698,23 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
             lines += [f"window {w}" for w in _hex_rows(input_windows(prog, seg, xs[0]))] + ["run 200000"]
             expect.append((f"dense layer{' (signed)' if dense_signed else ''}, START {si}", want.beats[si],
                            int(want.cycles[si]), 0b010, ends(prog, seg)))
+    # random layers of several passes, their last pass's masks moved to the last mask windows (mask_base + n_win
+    # = mask_windows): a good DECODE at the mask windows' bound while the passes before it still stream (Yosys's
+    # copy of DECODE's checks that drives the datapath's abort, made to refuse the bound, would reset their work)
+    found = 0
+    for _ in range(400):
+        prog, xs = _random_program(params, rng, bool(found % 2))
+        if (len(prog.segments) != 1 or len(prog.segments[0].passes) < 2
+                or len(prog.segments[0].masks) + prog.segments[0].passes[-1].n_win > hw.core.mask_windows):
+            continue
+        prog = _last_masks_at_the_top(prog, hw.core.mask_windows)
+        want = run_core(prog, xs[0])
+        lines += [ln for ln in write_core_stimulus(prog, xs) if not ln.startswith("reset")]
+        expect.append((f"a layer of several passes, its last masks at the top {found}", want.beats[0],
+                       int(want.cycles[0]), 0b010, ends(prog, prog.segments[0])))
+        found += 1
+        if found == 6:
+            break
     # the dense layer's tiles with their filter slots rotated (column 0 owned by slot 1, 2, ..., n_col - 1): the
     # compiler's next-fit packing always gives column 0 to slot 0, the column maps the core accepts do not
     rot = compile_layer(q.w, q.phi, q.mask, mc, q.group_size)
