@@ -1,8 +1,10 @@
 """The performance model's fast paths against straightforward references (the same numbers, faster).
 
-``sim_bench.perf`` computes the core timing of every core's jobs at once, once
-per pixel-run length when every vector takes the same cycles, and packs every
-core's STARTs in one call; ``model.cycles`` counts ones with ``np.bitwise_count`` on
+``sim_bench.perf`` computes the core timing of every mechanism of a layer and every core's jobs at once,
+once per pixel-run length when every vector takes the same cycles, and packs every
+core's STARTs in one call (one step per run of a filter tile's pixel runs), the mechanisms
+of one mapping sharing theirs; ``model.core_timing.deal_filter_tiles`` keeps the cores'
+work in a heap; ``model.cycles`` counts ones with ``np.bitwise_count`` on
 inputs transposed once; ``model.core_timing.delivery_and_windows`` finds a row
 tile's windows once. Each is held here to a plain version on random layers.
 """
@@ -150,12 +152,32 @@ def test_pack_segments_equals_the_job_by_job_packing(rng):
         cores = []
         for _ in range(int(rng.integers(1, 4))):  # a core's filter tiles in runs, or in any order
             fs = rng.permutation(F)[:rng.integers(1, F + 1)] if rng.random() < 0.7 else rng.integers(0, F, 5)
-            cores.append(np.repeat(fs, rng.integers(1, 9, fs.size)))
+            cores.append(np.repeat(fs, rng.integers(1, 9 if rng.random() < 0.5 else 60, fs.size)))
         want = [_pack_job_by_job(c, rts, wins, core) for c in cores]
         starts = np.cumsum([0] + [c.size for c in cores[:-1]])
         got = ct.pack_segments(np.concatenate(cores), rts, wins, core, starts=starts)
         assert np.array_equal(got, np.concatenate(want))
         assert np.array_equal(ct.pack_segments(cores[0], rts, wins, core), want[0])
+
+
+def _deal_plain(work, cores):
+    """``model.core_timing.deal_filter_tiles`` as first written: the first core with the least work, a list scan."""
+    w = np.asarray(work, np.float64).reshape(-1)
+    out, busy = np.zeros(w.size, np.int64), np.zeros(cores)
+    for f in np.argsort(-w, kind="stable"):
+        c = int(np.argmin(busy))
+        out[f] = c
+        busy[c] += w[f]
+    return out
+
+
+def test_deal_filter_tiles_equals_the_plain_list_scheduling(rng):
+    for _ in range(500):
+        F, cores = int(rng.integers(1, 60)), int(rng.integers(1, 10))
+        kind = rng.integers(0, 3)  # ties everywhere, a few values, any float
+        w = (np.full(F, float(rng.integers(0, 3))) if kind == 0 else rng.integers(0, 4, F).astype(float) * 7
+             if kind == 1 else rng.random(F) * 1e3)
+        assert np.array_equal(ct.deal_filter_tiles(w, cores), _deal_plain(w, cores)), (w.tolist(), cores)
 
 
 def test_popcounts_equal_a_per_vector_count(rng):
@@ -236,7 +258,7 @@ def test_core_timing_equals_the_straightforward_reference(rng, monkeypatch, tile
         for spec in _random_specs(rng, cfg.macro):
             got = perf.evaluate_layer(spec, cfg, batch=batch)
             with monkeypatch.context() as mp:
-                mp.setattr(perf, "_core_timing", _reference_core_timing)
+                mp.setattr(perf, "_core_timings", lambda cfg, reqs: [_reference_core_timing(cfg, *r) for r in reqs])
                 want = perf.evaluate_layer(spec, cfg, batch=batch)
             for k in perf.MECHANISMS:
                 a, b = got.mech[k], want.mech[k]
