@@ -48,6 +48,28 @@ def test_map_follows_the_host_targets():
         isa.chip_map({k: v for k, v in DEPTHS.items() if k != "ACC"})
 
 
+def test_host_reach_follows_the_deepest_buffer():
+    """The host address (hw.chip.DBPIMChip.host_addr, the AXI decoder's entry) is 16 bits up to 65536 words a
+    buffer and wider for a deeper one (model.isa.host_addr_bits), up to model.isa.DEPTH_MAX; the chip built from a
+    configuration takes its chip section's words (tests/zoo-chip.yaml: WMEM 163840, 18 bits)."""
+    from pathlib import Path
+
+    from dbpim.hw.chip import DBPIMChip
+    from dbpim.model.config import load_config
+    assert isa.host_addr_bits(DEPTHS) == isa.host_addr_bits({**DEPTHS, "WMEM": 65536}) == 16
+    assert isa.host_addr_bits({**DEPTHS, "WMEM": 65537}) == 17
+    deepest = dict(isa.DEPTH_MAX)
+    assert isa.host_addr_bits(deepest) == isa.HOST_ADDR_BITS_MAX == 24 and isa.chip_map(deepest).addr_width <= 28
+    with pytest.raises(ValueError, match=r"depths\.WMEM: must be an integer in \[1, 16777216\], got 16777217"):
+        isa.host_addr_bits({**deepest, "WMEM": (1 << 24) + 1})
+    zoo = load_config(Path(__file__).parent / "zoo-chip.yaml")
+    chip = DBPIMChip.from_config(zoo)
+    chip._MustUse__silence = True
+    assert chip.depths == zoo.chip_words() and len(chip.host_addr) == 18
+    dut = _dut(WMEM=70000)
+    assert len(dut.chip.host_addr) == 17 and dut.map.regions["WMEM"].entries == 70000
+
+
 async def _raw_write(tb, addr, data, strb=0xF):
     """One AXI4-Lite write, no delays; returns BRESP."""
     for k, v in (("awaddr", addr), ("wdata", data), ("wstrb", strb), ("awvalid", 1), ("wvalid", 1),
