@@ -98,8 +98,9 @@ async def _reset(tb):
 def test_decoder_corners():
     """IMEM: the high word's write commits both halves, each half reads back; ACT reads sign-extended; a gap, an
     entry past a buffer's depth read 0 and drop writes; a write without every byte strobe or off a word is
-    SLVERR and not made."""
-    dut = _dut(ACT=500)  # ACT's region (512 words) is larger than its depth
+    SLVERR and not made; WMEM deeper than 65536 words: the entries past 65535 are reached (a 17-bit host address),
+    without aliasing the low ones."""
+    dut = _dut(ACT=500, WMEM=65536 + 8)  # ACT's region (512 words) is larger than its depth
     cm = dut.map
     imem, act = cm.regions["IMEM"], cm.regions["ACT"]
     ins = isa.encode("CLMP", desc=3, dst=0x1234, src0=0xBEEF, src1=7)
@@ -128,6 +129,10 @@ def test_decoder_corners():
         got["misaligned"] = await _raw_write(tb, act.address(11) + 2, 99)
         got["ok"] = await _raw_write(tb, act.address(12), 0xFFFF)
         got["act after"] = await drv.read_buffer("ACT", 3, 10)
+        await drv.write_buffer("WMEM", [-7, 123456789], 65536 + 5)
+        await drv.write_buffer("WMEM", [42], 5)
+        got["deep"] = (await drv.read_buffer("WMEM", 2, 65536 + 5)).tolist()
+        got["shallow"] = (await drv.read_buffer("WMEM", 1, 5)).tolist()
         return got
 
     got = run_amaranth(dut, body, max_cycles=20_000)
@@ -137,6 +142,7 @@ def test_decoder_corners():
     assert got["gap"] == 0 and got["unmapped reg"] == 0 and got["past"] == 0 and got["wrap"][0] == 0
     assert (got["strb"], got["misaligned"], got["ok"]) == (SLVERR, SLVERR, OKAY)
     assert got["act after"].tolist() == [-3, 32767, -1]  # 0xFFFF: the low 16 bits, read back sign-extended
+    assert len(dut.chip.host_addr) == 17 and got["deep"] == [-7, 123456789] and got["shallow"] == [42]
 
 
 def test_driver_runs_a_random_program_through_axi():
