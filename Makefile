@@ -193,8 +193,8 @@ $(DEMO_ARTIFACT)/manifest.yaml: | $(STAMP)
 chip-accuracy: install $(DEMO_ARTIFACT)/manifest.yaml
 	$(VPY) -m dbpim run --rtl --artifact $(DEMO_ARTIFACT) --data digits --out $(OUTDIR)/chip-accuracy
 
-# The zoo ResNet-18 (residual adds) and MobileNetV2 (depthwise convolutions) at width 1/8 on 32x32 digits, compiled
-# for tests/zoo-chip.yaml (small with a chip section whose buffers hold them), on the RTL chip (dbpim run --rtl,
+# The zoo ResNet-18 (residual adds) at width 1/8 and 1/4 and MobileNetV2 (depthwise convolutions) at width 1/8 on
+# 32x32 digits, compiled for tests/zoo-chip.yaml (small with a chip section whose buffers hold them), on the RTL chip (dbpim run --rtl,
 # DBPIM_ZOO_SAMPLES samples each, default 2): outputs equal to the golden chip's and the torch integer path's,
 # CYCLES to model.chip_timing's (tests/test_chip_zoo.py, marked slow; figures in docs/rtl.md).
 chip-zoo: install

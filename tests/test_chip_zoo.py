@@ -1,6 +1,6 @@
 """Zoo networks on the RTL chip (docs/rtl.md "What fits a configuration's chip"; ``make chip-zoo``): the zoo
-ResNet-18 (residual adds) and MobileNetV2 (depthwise convolutions, inverted residuals) at width 1/8 on 32 x 32
-digits, compiled for tests/zoo-chip.yaml (``small`` with a ``chip`` section whose buffers hold them), run by
+ResNet-18 (residual adds) at width 1/8 and at the zoo's 1/4 (its WMEM image past 2**16 words, a 20-bit host
+address) and MobileNetV2 (depthwise convolutions, inverted residuals) at width 1/8 on 32 x 32 digits, compiled for tests/zoo-chip.yaml (``small`` with a ``chip`` section whose buffers hold them), run by
 ``dbpim run --rtl``: the RTL chip's outputs equal to the golden chip's and the torch integer path's on every
 sample, its ``CYCLES`` to ``model.chip_timing``'s. Each builds the zoo chip's Verilator harness (once, cached)
 and simulates millions of cycles per inference: slow."""
@@ -27,12 +27,12 @@ ZOO_CHIP = Path(__file__).parent / "zoo-chip.yaml"
 #: Samples each network runs on the RTL chip (DBPIM_ZOO_SAMPLES overrides; each takes seconds of harness CPU).
 SAMPLES = int(os.environ.get("DBPIM_ZOO_SAMPLES", "2"))
 #: The instructions that make each network the case it is here.
-FEATURES = {"resnet18": {"PIM", "ADD"}, "mobilenetv2": {"PIM", "ADD", "DWC"}}
+FEATURES = {"resnet18": {"PIM", "ADD"}, "resnet18-w0.25": {"PIM", "ADD"}, "mobilenetv2": {"PIM", "ADD", "DWC"}}
 
 pytestmark = [pytest.mark.slow, pytest.mark.rtl, pytest.mark.xdist_group("rtl-chip-zoo"), pytest.mark.timeout(3600)]
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenetv2"])
+@pytest.mark.parametrize("name", list(FEATURES))
 def test_zoo_network_runs_bit_exact_on_the_rtl_chip(name, tmp_path):
     art_path = real_artifact(name, hw=str(ZOO_CHIP))
     art = gart.load(art_path)

@@ -51,7 +51,7 @@ def test_map_follows_the_host_targets():
 def test_host_reach_follows_the_deepest_buffer():
     """The host address (hw.chip.DBPIMChip.host_addr, the AXI decoder's entry) is 16 bits up to 65536 words a
     buffer and wider for a deeper one (model.isa.host_addr_bits), up to model.isa.DEPTH_MAX; the chip built from a
-    configuration takes its chip section's words (tests/zoo-chip.yaml: WMEM 163840, 18 bits)."""
+    configuration takes its chip section's words (tests/zoo-chip.yaml: WMEM 720896, 20 bits)."""
     from pathlib import Path
 
     from dbpim.hw.chip import DBPIMChip
@@ -65,7 +65,7 @@ def test_host_reach_follows_the_deepest_buffer():
     zoo = load_config(Path(__file__).parent / "zoo-chip.yaml")
     chip = DBPIMChip.from_config(zoo)
     chip._MustUse__silence = True
-    assert chip.depths == zoo.chip_words() and len(chip.host_addr) == 18
+    assert chip.depths == zoo.chip_words() and len(chip.host_addr) == 20
     dut = _dut(WMEM=70000)
     assert len(dut.chip.host_addr) == 17 and dut.map.regions["WMEM"].entries == 70000
 
