@@ -100,7 +100,7 @@ class ChipController(Block):
     simd_channels : int
         The SIMD core's constant memory reach (its ``channels``).
     depths : dict
-        Buffer name (``IMEM``, ``DMEM``, ``CMEM``, ``ACT``, ``ACC``) -> words, 1..65536.
+        Buffer name (``IMEM``, ``DMEM``, ``CMEM``, ``ACT``, ``ACC``) -> words, 1 .. :data:`model.isa.DEPTH_MAX`.
 
     Attributes
     ----------
@@ -119,7 +119,7 @@ class ChipController(Block):
     def __init__(self, *, lanes: int, simd_channels: int, depths: dict):
         self._lanes = check_int("lanes", lanes, 1, 64)
         self._simd_channels = check_int("simd_channels", simd_channels, 1, (1 << 16) - 1)
-        self._depths = {b: check_int(f"depths.{b}", depths[b], 1, 1 << 16) for b in ("IMEM", "DMEM", "CMEM", "ACT",
+        self._depths = {b: check_int(f"depths.{b}", depths[b], 1, isa.DEPTH_MAX[b]) for b in ("IMEM", "DMEM", "CMEM", "ACT",
                                                                                     "ACC")}
         self.__dict__["_params"] = {"lanes": self._lanes, "simd_channels": self._simd_channels,
                                     **{f"{b.lower()}_words": n for b, n in self._depths.items()}}
@@ -317,7 +317,9 @@ class ChipController(Block):
                 m.d.sync += lane.eq(lane + 1)
                 m.next = then
 
-        with m.FSM():
+        with m.FSM() as fsm:
+            #: high while the controller is in IDLE (no run; read by the chip's k-induction proof, verif.formal)
+            self.idle = fsm.ongoing("IDLE")
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.comb += self.simd_rst.eq(1)

@@ -25,9 +25,9 @@ when it has them), so a macro holds up to ``n_col`` filters at phi = 1.
 Wall cycles come from the core timing of :mod:`model.core_timing` (switch
 delivery, lock-step rounds of M macros, drain, result streaming) on the macro
 clock of :mod:`model.cycles` (tile load, input beats, ``macro_interval``),
-evaluated for every filter tile of a layer at once (the mechanisms of one
-mapping through the same switch in one call, their vectors stacked on the
-sample axis: :func:`evaluate_layer`); this module adds the
+evaluated for every filter tile of a layer at once (every mechanism of a
+layer in one call, each on cores of its own: :func:`evaluate_layer`,
+:func:`_core_timings`); this module adds the
 system around the cores: jobs (filter tile x pixel run) dealt to the cores
 by their compile-time work (:func:`model.core_timing.deal_jobs`), the shared
 off-chip bandwidth that stretches a START's first load of each tile (its
@@ -57,7 +57,6 @@ only.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
@@ -767,7 +766,8 @@ def _core_timings(cfg: HwConfig, requests: list) -> list:
         raise PerfError(f"internal: the cycle breakdown ({terms.sum(0).max()}) does not add up to the wall cycles "
                         f"({wall.max()}); model.core_timing.pass_terms no longer splits pass_cycles_rounds")
     # tile loads: a START's first pixel run of a filter tile from off chip, the others through the port
-    loads = np.where(fetch, np.where(valid[:, 0], load[:, 0], 0).sum(1)[q], np.where(valid[:, 0], port[:, 0], 0).sum(1)[q])
+    whole, ported = (np.where(valid[:, 0], ld[:, 0], 0).sum(1) for ld in (load, port))  # (Q,) a pass set's loads
+    loads = np.where(fetch, whole[q], ported[q])
     rounds = terms[t_of["compute"]] + terms[t_of["lockstep"]]  # (cores, S)
     cols = np.arange(S)
     out, j0 = [], 0
@@ -836,8 +836,8 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
             ct.check_filter_tile(int(ft_rt[f]), int(ft_windows[f]), cfg.core,
                                  f"{spec.name} ({mech}): filter tile {f}")
         nct = np.bincount(mp.ft_run, minlength=n_runs).astype(np.float64)  # column tiles per run
-        cache[("tiles", kept, fta)] = (nbytes, port, load, ft_out, ft_windows, nct,
-                                       pixels_per_run(cfg, -(-B * Pp // copies), cores_busy, float(mp.ft_filters.max())))
+        run = pixels_per_run(cfg, -(-B * Pp // copies), cores_busy, float(mp.ft_filters.max()))
+        cache[("tiles", kept, fta)] = (nbytes, port, load, ft_out, ft_windows, nct, run)
     nbytes, port, load, ft_out, ft_windows, nct, run = cache[("tiles", kept, fta)]
     if (key, "batch", B) not in cache:
         cache[(key, "batch", B)] = batched_vectors(vec, batch_samples(S, B))

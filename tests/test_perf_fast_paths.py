@@ -4,7 +4,8 @@
 once per pixel-run length when every vector takes the same cycles, and packs every
 core's STARTs in one call (one step per run of a filter tile's pixel runs), the mechanisms
 of one mapping sharing theirs; ``model.core_timing.deal_filter_tiles`` keeps the cores'
-work in a heap; ``model.cycles`` counts ones with ``np.bitwise_count`` on
+work in a heap; ``model.core_timing.pass_after`` takes the last round along
+the round axis; ``model.cycles`` counts ones with ``np.bitwise_count`` on
 inputs transposed once; ``model.core_timing.delivery_and_windows`` finds a row
 tile's windows once. Each is held here to a plain version on random layers.
 """
@@ -229,6 +230,31 @@ def test_delivery_and_windows_equal_a_per_window_count(rng):
             rem = r.size % n_comp
             assert win[s] == kept.size
             assert dl[s] == beats + int(rem > 0 and last > rem)
+
+
+def test_pass_after_equals_the_round_by_round_recurrence(rng):
+    """``model.core_timing.pass_after`` (the last round taken along the round axis) and ``pass_after_and_terms``
+    (the rounds read once for both) against the module docstring's recurrence, pass by pass, round by round."""
+    n, R, M = 300, 6, 4
+    vec = rng.integers(0, 60, (2, n, R * M)) * (rng.random((2, n, R * M)) < 0.8)  # two samples
+    pixels = rng.integers(0, R * M + 1, n)  # 0: no round runs
+    vec = np.where(np.arange(R * M) < pixels[:, None], vec, 0)
+    C, work, m_r = ct.round_compute(vec, M), ct.round_work(vec, M), ct.round_sizes(pixels, M, R)
+    deliver, stream = rng.integers(0, 20, n), rng.integers(0, 50, n) * (rng.random(n) < 0.5)
+    for n_col, W in ((1, 1), (16, 1), (40, 2), (16, 4)):  # W: core.in_windows
+        got = ct.pass_after(deliver, C, m_r, stream, n_col, in_windows=W)
+        want = np.zeros((2, n), np.int64)
+        for s in range(2):
+            for i in range(n):
+                ran = int((m_r[i] > 0).sum())
+                after = sum(max(int(C[s, i, r]), -(-int(m_r[i, r + 1]) // W) * int(deliver[i]) + 2, n_col)
+                            for r in range(ran - 1))
+                want[s, i] = after + max(int(C[s, i, max(ran - 1, 0)]), n_col) + n_col + int(stream[i])
+        assert np.array_equal(got, want), (n_col, W)
+        both = ct.pass_after_and_terms(deliver, C, m_r, stream, n_col, work, in_windows=W)
+        terms = ct.pass_after_terms(deliver, C, m_r, stream, n_col, work, in_windows=W)
+        assert np.array_equal(both[0], got) and both[1].keys() == terms.keys()
+        assert all(np.array_equal(both[1][k], terms[k]) for k in terms)
 
 
 def _random_specs(rng, macro):
