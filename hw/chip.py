@@ -8,7 +8,9 @@ controller (:mod:`hw.pim_ctrl`) and ``cores`` PIM cores (:class:`hw.core.PIMCore
 ``system.cores``), each fed its input windows by a window generator
 (:class:`hw.window.WindowGenerator`) holding an input buffer: the controller
 writes a band's input into every core's buffer at once, and each core's
-generator streams the windows of that core's own segment.
+generator streams the windows of that core's own segment. LOAD / STORE run on
+the DMA engine (:mod:`hw.dma`), the chip's AXI4 master to DRAM (``m_axi_*``),
+which owns a buffer's read port and write port while it runs.
 
 **Host port** (a simple synchronous port, not yet AXI): ``host_sel`` picks a
 target of :data:`model.isa.HOST_TARGETS` (``REGS`` or a buffer),
@@ -30,18 +32,20 @@ from amaranth.lib.wiring import In, Out
 from dbpim.hw.chip_ctrl import ChipController
 from dbpim.hw.common import Block, add_block
 from dbpim.hw.core import PIMCore, _config_params
+from dbpim.hw.dma import DMAEngine, axi_master_ports
 from dbpim.hw.pim_ctrl import MAX_CORES, PIMController, core_suffix
 from dbpim.hw.simd import SIMDCore
 from dbpim.hw.sram import addr_width, sram_1r1w, sram_2rw
 from dbpim.hw.window import WindowGenerator
 from dbpim.model import isa
 from dbpim.model._check import check_int
+from dbpim.model.config import HwConfig
 
 __all__ = ["DBPIMChip", "DEFAULT_DEPTHS"]
 
-#: Words of the buffers a configuration does not size (ACT and ACC come from ``system.input_buffer_kib`` /
-#: ``output_buffer_kib``).
-DEFAULT_DEPTHS = {"IMEM": 256, "DMEM": 4096, "CMEM": 4096, "WMEM": 65536}
+#: Words of the buffers a chip built without them takes: ``model.config.ChipConfig``'s defaults (ACT and ACC have
+#: none: a configuration's come from ``system.input_buffer_kib`` / ``output_buffer_kib`` unless ``chip`` sets them).
+DEFAULT_DEPTHS = {n: v for n, v in HwConfig(name="defaults").chip_words().items() if n not in ("ACT", "ACC")}
 #: The buffers, in the host's target order.
 _BUFS = tuple(n for n in isa.HOST_TARGETS if n != "REGS")
 
@@ -56,7 +60,8 @@ class DBPIMChip(Block):
     simd_channels : int
         The SIMD core's constant memory reach.
     depths : dict
-        Buffer name -> words (``IMEM``, ``DMEM``, ``CMEM``, ``ACT``, ``ACC``, ``WMEM``), 1..65536 each.
+        Buffer name -> words (``IMEM``, ``DMEM``, ``CMEM``, ``ACT``, ``ACC``, ``WMEM``), 1 ..
+        :data:`model.isa.DEPTH_MAX` each (``IMEM``, ``DMEM``, ``CMEM``, ``WMEM`` left out: :data:`DEFAULT_DEPTHS`).
     core : dict
         The PIM core's parameters (:data:`hw.core.CORE_KEYS`, ``digest``: ``hw.core._config_params`` of a
         configuration).
@@ -70,12 +75,15 @@ class DBPIMChip(Block):
     Attributes
     ----------
     host_sel : In(3)
-    host_addr : In(16)
+    host_addr : In(:func:`model.isa.host_addr_bits` of ``depths``)
+        16 bits, more where a buffer is deeper than 65536 words.
     host_wdata : In(64)
     host_we, host_re : In(1)
     host_rdata : Out(64)
     irq : Out(1)
         STATUS.DONE.
+    m_axi_* :
+        The AXI4 master to DRAM of LOAD / STORE (:func:`hw.dma.axi_master_ports`, :class:`hw.dma.DMAEngine`).
     """
 
     NAME = "chip"
@@ -84,8 +92,7 @@ class DBPIMChip(Block):
                  buffer_words: int, cores: int = 1, result_words: int = 4096):
         self.lanes = check_int("lanes", lanes, 1, 64)
         self.simd_channels = check_int("simd_channels", simd_channels, 1, (1 << 16) - 1)
-        self.depths = {b: check_int(f"depths.{b}", depths.get(b, DEFAULT_DEPTHS.get(b)), 1, 1 << 16)
-                       for b in _BUFS}
+        self.depths = isa.check_depths({b: depths.get(b, DEFAULT_DEPTHS.get(b)) for b in _BUFS})
         self.core = dict(core)
         self.buffer_words = check_int("buffer_words", buffer_words, 1, 1 << 20)
         self.cores = check_int("cores", cores, 1, MAX_CORES)
@@ -103,8 +110,10 @@ class DBPIMChip(Block):
                                     "result_words": self.result_words,
                                     **{f"core_{k}": v for k, v in self.core.items()}}
         super().__init__({
-            "host_sel": In(range(len(isa.HOST_TARGETS))), "host_addr": In(16), "host_wdata": In(64),
+            "host_sel": In(range(len(isa.HOST_TARGETS))), "host_addr": In(isa.host_addr_bits(self.depths)),
+            "host_wdata": In(64),
             "host_we": In(1), "host_re": In(1), "host_rdata": Out(64), "irq": Out(1),
+            **axi_master_ports("m_axi_"),
         })
 
     @property
@@ -115,15 +124,13 @@ class DBPIMChip(Block):
 
     @classmethod
     def from_config(cls, hw, **depths) -> "DBPIMChip":
-        """From a :class:`model.config.HwConfig`: ACT / ACC words from the system's buffer sizes, the PIM core,
+        """From a :class:`model.config.HwConfig`: every buffer's words from :meth:`model.config.HwConfig.chip_words`
+        (``chip``; ACT / ACC left out there from the system's buffer sizes; ``depths`` override them), the PIM core,
         ``system.cores``, ``system.result_buffer_words`` and the input buffer
         (:meth:`hw.window.WindowGenerator.from_config`) from the configuration (more cores than
         :data:`hw.pim_ctrl.MAX_CORES`: a ValueError naming ``system.cores``)."""
         s = hw.system
-        d = dict(DEFAULT_DEPTHS)
-        d["ACT"] = min(1 << 16, int(s.input_buffer_kib * 1024) // (isa.BUFFERS["ACT"].elem_bits // 8))
-        d["ACC"] = min(1 << 16, int(s.output_buffer_kib * 1024) // (isa.BUFFERS["ACC"].elem_bits // 8))
-        d.update(depths)
+        d = {**hw.chip_words(), **depths}
         gen = WindowGenerator.from_config(hw)  # its buffer's words, checked against the configuration
         gen._MustUse__silence = True
         if s.cores > MAX_CORES:
@@ -170,12 +177,26 @@ class DBPIMChip(Block):
                      ctrl.pim_code.eq(pim.err_code)]
         return pim
 
+    def _dma(self, m, ctrl, platform) -> DMAEngine:
+        """The DMA engine, started by the controller, its AXI4 master on the ``m_axi_*`` ports (the buffers'
+        ports: :meth:`elaborate`)."""
+        dma = DMAEngine(depths=self.depths)
+        add_block(m, "dma", dma, platform)
+        m.d.comb += [dma.start.eq(ctrl.dma_start), dma.store.eq(ctrl.dma_store), dma.buffer.eq(ctrl.dma_buffer),
+                     dma.baddr.eq(ctrl.dma_baddr), dma.daddr.eq(ctrl.dma_daddr), dma.count.eq(ctrl.dma_count),
+                     ctrl.dma_done.eq(dma.done), ctrl.dma_error.eq(dma.error), ctrl.dma_code.eq(dma.code)]
+        for name, port in axi_master_ports("").items():
+            ours, theirs = getattr(self, f"m_axi_{name}"), getattr(dma, name)
+            m.d.comb += ours.eq(theirs) if port.flow == Out(1).flow else theirs.eq(ours)
+        return dma
+
     def elaborate(self, platform):
         m = Module()
         D = self.depths
         ctrl = ChipController(lanes=self.lanes, simd_channels=self.simd_channels, depths=D)
         simd = SIMDCore(lanes=self.lanes, channels=self.simd_channels)
         add_block(m, "ctrl", ctrl, platform)
+        self.ctrl = ctrl  # the controller of the last elaboration (verif.formal reads its FSM's IDLE)
         add_block(m, "simd", simd, platform, extra_reset=ctrl.simd_rst)
         wiring.connect(m, ctrl.simd_d, simd.d)
         wiring.connect(m, ctrl.simd_i, simd.i)
@@ -184,6 +205,7 @@ class DBPIMChip(Block):
                      ctrl.simd_err.eq(simd.err), ctrl.simd_busy.eq(simd.busy)]
 
         pim = self._pim(m, ctrl, platform)
+        dma = self._dma(m, ctrl, platform)
 
         sel = {name: self.host_sel == i for i, name in enumerate(isa.HOST_TARGETS)}
         rsel = Signal.like(self.host_sel)
@@ -200,6 +222,7 @@ class DBPIMChip(Block):
         # each buffer through hw.sram (synchronous read): one read port the controllers read while the chip is
         # busy and the host otherwise (a host read while busy returns the controllers' word); WMEM, read by
         # the PIM controller twice a cycle, a dual-port one (port a: the host and wa, port b: wb)
+        dma_we = {name: dma.buf_we & (dma.buf_sel == code) for name, code in isa.DMA_BUFFERS.items()}
         for name in _BUFS:
             buf = isa.BUFFERS[name]
             abits = addr_width(D[name])
@@ -214,6 +237,9 @@ class DBPIMChip(Block):
                 m.d.comb += [pa.cs.eq(1), pa.we.eq(host_we), pa.addr.eq(Mux(host_we | host_rd, host_addr, a_addr)),
                              pa.wdata.eq(self.host_wdata[:buf.elem_bits]), a_to.eq(pa.rdata),
                              pb.cs.eq(1), pb.we.eq(0), pb.addr.eq(b_addr), pb.wdata.eq(0), b_to.eq(pb.rdata)]
+                with m.If(dma.busy):  # the DMA engine owns port a while it runs
+                    m.d.comb += [pa.addr.eq(dma.buf_addr[:abits]), pa.we.eq(dma_we[name]),
+                                 pa.wdata.eq(dma.buf_wdata[:buf.elem_bits])]
                 rdata[name] = pa.rdata
                 continue
             mem = sram_1r1w(m, name.lower(), width=buf.elem_bits, depth=D[name], platform=platform,
@@ -228,6 +254,17 @@ class DBPIMChip(Block):
                 we, wa, wd = writers[name]
                 with m.If(we):
                     m.d.comb += [wp.addr.eq(wa), wp.data.eq(wd), wp.en.eq(1)]
+            if name in isa.DMA_BUFFERS:  # the DMA engine owns the read port and writes while it runs
+                with m.If(dma.busy):
+                    m.d.comb += rp.addr.eq(dma.buf_addr[:abits])
+                with m.If(dma_we[name]):
+                    m.d.comb += [wp.addr.eq(dma.buf_addr[:abits]), wp.data.eq(dma.buf_wdata[:buf.elem_bits]),
+                                 wp.en.eq(1)]
+
+        with m.Switch(dma.buf_sel):  # the DMA engine's read data: its buffer's read port
+            for name, code in isa.DMA_BUFFERS.items():
+                with m.Case(code):
+                    m.d.comb += dma.buf_rdata.eq(rdata[name])
 
         # --- registers
         regs = isa.CHIP_REG
