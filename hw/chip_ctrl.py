@@ -140,7 +140,7 @@ class ChipController(Block):
             "simd_o": In(stream.Signature(layout_from_fields(simd_out_fields(L)))),
             "simd_w_en": Out(L), "simd_w_addr": Out(range(groups)),
             "simd_w_data": Out(data.ArrayLayout(layout_from_fields(simd_const_fields()), L)),
-            "simd_err": In(1), "simd_busy": In(1), "simd_rst": Out(1),
+            "simd_err": In(1), "simd_rst": Out(1),
             # the PIM controller (hw.pim_ctrl): started with the PIM descriptor's first words
             "pim_start": Out(1), "pim_groups": Out(16), "pim_layer": Out(16),
             "pim_signed": Out(1), "pim_C": Out(32), "pim_H": Out(32), "pim_W": Out(32), "pim_src": Out(16),
@@ -211,10 +211,15 @@ class ChipController(Block):
         m.d.comb += [v.use_w.eq(1), v.use_b.eq(v.two_src & v.b_half)]
         m.d.sync += cap_v.eq(issue)
         beat_end = v.pad | (v.last_lane & (~v.two_src | v.b_half))
+        n_grp = Signal(range(L + 1))  # the group's lanes: up to its first lane l with c0 + l the last channel
+        m.d.comb += n_grp.eq(L)
+        for l in reversed(range(L - 1)):
+            with m.If(v.c0 + l >= v.C_m1):
+                m.d.comb += n_grp.eq(l + 1)
         win_end = (v.kj == v.KW_m1) & (v.ki == v.KH_m1)
         with m.If(issue):
             m.d.sync += [cap_lane.eq(v.lane), cap_b.eq(v.two_src & v.b_half), cap_pad.eq(v.pad), cap_last.eq(beat_end),
-                         cap_final.eq(beat_end & win_end), cap_n.eq(Mux(v.c0 + L <= v.C, L, v.C - v.c0))]
+                         cap_final.eq(beat_end & win_end), cap_n.eq(n_grp)]
             past_a = Mux(v.from_acc, _at_least(v.addr_a, D["ACC"]), _at_least(v.addr_a, D["ACT"]))
             with m.If(~v.pad & (past_a | (v.two_src & _at_least(v.addr_b, D["ACT"]))
                                 | (v.dwc & _at_least(v.addr_w, D["CMEM"])))):
@@ -265,7 +270,7 @@ class ChipController(Block):
                         m.d.sync += v.wc0.eq(v.wc0 + L)
                     with m.Else():
                         m.d.sync += v.wc0.eq(0)
-                        with m.If(v.pix != v.HoWo_m1):
+                        with m.If(v.pix[:len(v.HoWo_m1)] != v.HoWo_m1):  # (pix < HoWo: 64 bits)
                             m.d.sync += v.pix.eq(v.pix + 1)
                         with m.Else():
                             m.d.sync += [v.pix.eq(0), v.wo.eq(v.wo + 1)]
