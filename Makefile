@@ -58,7 +58,7 @@ test-fast: install
 # included: about 4 minutes); the run ends with the coverage summary of the reports it wrote
 # (build/coverage/<unit>/coverage.json: required bins hit / required, the missing ones named).
 test-rtl: install
-	$(if $(HW),DBPIM_HW=$(HW)) $(VPY) -m pytest -n $(JOBS) --dist loadgroup -q -m "rtl and (not slow or coverage)" verif tests --junitxml=$(OUTDIR)/junit-rtl.xml
+	$(VPY) -m dbpim regress $(if $(HW),--hw $(HW)) --jobs $(JOBS) --junit $(OUTDIR)/junit-rtl.xml
 
 # Automatic mutation of generated Verilog (verif/mutate.py; small configuration by default): UNIT=core (the PIM
 # core and its blocks, native harness; the default), simd or window (their module, each mutant a cocotb run),

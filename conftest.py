@@ -53,6 +53,12 @@ def pytest_runtest_makereport(item, call):
 
 _SESSION_START = []
 
+# ``DBPIM_HW`` (``make test-rtl HW=...``) may be a path relative to where pytest starts; the cocotb simulators
+# run in their build folders and take this process's environment over the one a test passes them, so the
+# path is made absolute once, here, before any worker or simulator inherits it.
+if (_hw := os.environ.get("DBPIM_HW", "").strip()) and Path(_hw).is_file():
+    os.environ["DBPIM_HW"] = str(Path(_hw).resolve())
+
 
 def pytest_sessionstart(session):
     import time

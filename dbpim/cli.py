@@ -49,6 +49,7 @@ SUBCOMMANDS = {
     "formal": ("formal", "formal proofs of the PIM core's handshakes (SymbiYosys, yices)"),
     "mutate": ("mutate", "automatic mutation of the RTL (PIM core, SIMD core, window generator): mutants killed by a "
                          "fast regression subset"),
+    "regress": ("regress", "the whole cocotb/Verilator RTL regression, on one design point with --hw (make test-rtl)"),
     "fpga": ("fpga", "ECP5 resources and Fmax of generated Verilog (yosys synth_ecp5, nextpnr-ecp5)"),
     "compile": ("compile", "prune, FTA-QAT, quantize and export a network; ends with its performance summary"),
     "minilm": ("minilm", "pretrained MiniLM-L6 end to end: pruning, FTA-aware QAT, export, performance"),

@@ -285,3 +285,23 @@ def test_verilog_core_option_names_the_design_point(tmp_path, capsys):
     man = json.loads((tmp_path / "v" / "manifest.json").read_text())
     assert man["config"] == "small+tile_banks=2+in_windows=2"
     assert (tmp_path / "v" / "small_tile_banks_2_in_windows_2_dbpim_lpu.v").is_file()
+
+
+def test_regress_validates_hw_and_runs_pytest_on_it(tmp_path, monkeypatch, capsys):
+    """``dbpim regress --hw``: a bad YAML is one line before anything runs; a relative YAML reaches pytest as an
+    absolute DBPIM_HW (the simulators run in their build folders), with the regression's markers; pytest's exit
+    status is the command's."""
+    import subprocess as sp
+
+    from dbpim.commands import regress
+    calls = []
+    monkeypatch.setattr(sp, "call", lambda cmd, cwd, env: calls.append((cmd, cwd, env)) or 3)
+    assert cli.main(["regress", "--hw", str(tmp_path / "none.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("dbpim regress: --hw: ") and calls == []
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    assert cli.main(["regress", "--hw", "tests/odd.yaml", "--jobs", "1", "--junit", str(tmp_path / "j.xml")]) == 3
+    (cmd, cwd, env), = calls
+    assert env["DBPIM_HW"] == str(Path("tests/odd.yaml").resolve())
+    assert cmd[cmd.index("-m", 3) + 1] == regress.MARKERS and cmd[cmd.index("-n") + 1] == "1"
+    assert f"--junitxml={tmp_path / 'j.xml'}" in cmd
