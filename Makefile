@@ -9,7 +9,7 @@ CONFIG  ?= hw/configs/paper.yaml
 OUTDIR  ?= build
 JOBS    ?= 2
 
-.PHONY: install demo test test-slow test-fast test-rtl mutate verify verilog lint formal synth synth-options fpga bench bench-paper compile minilm chip-accuracy clean
+.PHONY: install demo test test-slow test-fast test-rtl mutate verify verilog lint formal synth synth-options fpga bench bench-paper compile minilm chip-accuracy chip-zoo clean
 
 install: $(STAMP)
 
@@ -193,6 +193,13 @@ $(DEMO_ARTIFACT)/manifest.yaml: | $(STAMP)
 # op while the RTL chip does not run an instruction of the network (model.isa.RTL_PENDING).
 chip-accuracy: install $(DEMO_ARTIFACT)/manifest.yaml
 	$(VPY) -m dbpim run --rtl --artifact $(DEMO_ARTIFACT) --data digits --out $(OUTDIR)/chip-accuracy
+
+# The zoo ResNet-18 (residual adds) at width 1/8 and 1/4 and MobileNetV2 (depthwise convolutions) at width 1/8 on
+# 32x32 digits, compiled for tests/zoo-chip.yaml (small with a chip section whose buffers hold them), on the RTL chip (dbpim run --rtl,
+# DBPIM_ZOO_SAMPLES samples each, default 2): outputs equal to the golden chip's and the torch integer path's,
+# CYCLES to model.chip_timing's (tests/test_chip_zoo.py, marked slow; figures in docs/rtl.md).
+chip-zoo: install
+	$(VPY) -m pytest -n 0 -q -s -p no:cacheprovider tests/test_chip_zoo.py
 
 # The front-end on the small CNN with the full default schedule.
 compile: install

@@ -99,13 +99,20 @@ def pytest_terminal_summary(terminalreporter):
 # --------------------------------------------------------------------------- real compiled networks
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent
-#: The demo network (small CNN on digits, tiny schedule) and a zoo network (ResNet-18 at width 1/8,
-#: untrained, real digits32 inputs), both compiled for the small configuration.
+#: The demo network (small CNN on digits, tiny schedule) and zoo networks (ResNet-18 and MobileNetV2 at width 1/8,
+#: ResNet-18 at 1/4, real digits32 inputs; the residual and depthwise ones of tests/test_chip_zoo.py).
 REAL_NETWORKS = {
     "smallcnn": dict(model="smallcnn", data="digits", epochs=4, finetune_epochs=0.5, qat_epochs=0.5, n_train=256,
                      n_test=128, width=0.5),
     "resnet18": dict(model="resnet18", data="digits32", epochs=0, finetune_epochs=0, qat_epochs=0, n_train=64,
                      n_test=32, width=0.125, n_record=1),
+    # ResNet-18 at the zoo's width (dbpim compile --all-zoo): WMEM past the host's former 16-bit reach
+    "resnet18-w0.25": dict(model="resnet18", data="digits32", epochs=0, finetune_epochs=0, qat_epochs=0, n_train=64,
+                           n_test=32, width=0.25, n_record=1),
+    # trained one epoch: untrained, a depthwise layer's BatchNorm folds to a weight scale so small that its integer
+    # bias passes the chip's 2**30 (model.chip refuses it)
+    "mobilenetv2": dict(model="mobilenetv2", data="digits32", epochs=1, finetune_epochs=0, qat_epochs=0, n_train=64,
+                        n_test=32, width=0.125, n_record=1),
 }
 
 

@@ -36,12 +36,13 @@ from dbpim.hw.sram import addr_width, sram_1r1w, sram_2rw
 from dbpim.hw.window import WindowGenerator
 from dbpim.model import isa
 from dbpim.model._check import check_int
+from dbpim.model.config import HwConfig
 
 __all__ = ["DBPIMChip", "DEFAULT_DEPTHS"]
 
-#: Words of the buffers a configuration does not size (ACT and ACC come from ``system.input_buffer_kib`` /
-#: ``output_buffer_kib``).
-DEFAULT_DEPTHS = {"IMEM": 256, "DMEM": 4096, "CMEM": 4096, "WMEM": 65536}
+#: Words of the buffers a chip built without them takes: ``model.config.ChipConfig``'s defaults (ACT and ACC have
+#: none: a configuration's come from ``system.input_buffer_kib`` / ``output_buffer_kib`` unless ``chip`` sets them).
+DEFAULT_DEPTHS = {n: v for n, v in HwConfig(name="defaults").chip_words().items() if n not in ("ACT", "ACC")}
 #: The buffers, in the host's target order.
 _BUFS = tuple(n for n in isa.HOST_TARGETS if n != "REGS")
 
@@ -56,7 +57,8 @@ class DBPIMChip(Block):
     simd_channels : int
         The SIMD core's constant memory reach.
     depths : dict
-        Buffer name -> words (``IMEM``, ``DMEM``, ``CMEM``, ``ACT``, ``ACC``, ``WMEM``), 1..65536 each.
+        Buffer name -> words (``IMEM``, ``DMEM``, ``CMEM``, ``ACT``, ``ACC``, ``WMEM``), 1 ..
+        :data:`model.isa.DEPTH_MAX` each (``IMEM``, ``DMEM``, ``CMEM``, ``WMEM`` left out: :data:`DEFAULT_DEPTHS`).
     core : dict
         The PIM core's parameters (:data:`hw.core.CORE_KEYS`, ``digest``: ``hw.core._config_params`` of a
         configuration).
@@ -70,7 +72,8 @@ class DBPIMChip(Block):
     Attributes
     ----------
     host_sel : In(3)
-    host_addr : In(16)
+    host_addr : In(:func:`model.isa.host_addr_bits` of ``depths``)
+        16 bits, more where a buffer is deeper than 65536 words.
     host_wdata : In(64)
     host_we, host_re : In(1)
     host_rdata : Out(64)
@@ -84,8 +87,7 @@ class DBPIMChip(Block):
                  buffer_words: int, cores: int = 1, result_words: int = 4096):
         self.lanes = check_int("lanes", lanes, 1, 64)
         self.simd_channels = check_int("simd_channels", simd_channels, 1, (1 << 16) - 1)
-        self.depths = {b: check_int(f"depths.{b}", depths.get(b, DEFAULT_DEPTHS.get(b)), 1, 1 << 16)
-                       for b in _BUFS}
+        self.depths = isa.check_depths({b: depths.get(b, DEFAULT_DEPTHS.get(b)) for b in _BUFS})
         self.core = dict(core)
         self.buffer_words = check_int("buffer_words", buffer_words, 1, 1 << 20)
         self.cores = check_int("cores", cores, 1, MAX_CORES)
@@ -103,7 +105,8 @@ class DBPIMChip(Block):
                                     "result_words": self.result_words,
                                     **{f"core_{k}": v for k, v in self.core.items()}}
         super().__init__({
-            "host_sel": In(range(len(isa.HOST_TARGETS))), "host_addr": In(16), "host_wdata": In(64),
+            "host_sel": In(range(len(isa.HOST_TARGETS))), "host_addr": In(isa.host_addr_bits(self.depths)),
+            "host_wdata": In(64),
             "host_we": In(1), "host_re": In(1), "host_rdata": Out(64), "irq": Out(1),
         })
 
@@ -115,15 +118,13 @@ class DBPIMChip(Block):
 
     @classmethod
     def from_config(cls, hw, **depths) -> "DBPIMChip":
-        """From a :class:`model.config.HwConfig`: ACT / ACC words from the system's buffer sizes, the PIM core,
+        """From a :class:`model.config.HwConfig`: every buffer's words from :meth:`model.config.HwConfig.chip_words`
+        (``chip``; ACT / ACC left out there from the system's buffer sizes; ``depths`` override them), the PIM core,
         ``system.cores``, ``system.result_buffer_words`` and the input buffer
         (:meth:`hw.window.WindowGenerator.from_config`) from the configuration (more cores than
         :data:`hw.pim_ctrl.MAX_CORES`: a ValueError naming ``system.cores``)."""
         s = hw.system
-        d = dict(DEFAULT_DEPTHS)
-        d["ACT"] = min(1 << 16, int(s.input_buffer_kib * 1024) // (isa.BUFFERS["ACT"].elem_bits // 8))
-        d["ACC"] = min(1 << 16, int(s.output_buffer_kib * 1024) // (isa.BUFFERS["ACC"].elem_bits // 8))
-        d.update(depths)
+        d = {**hw.chip_words(), **depths}
         gen = WindowGenerator.from_config(hw)  # its buffer's words, checked against the configuration
         gen._MustUse__silence = True
         if s.cores > MAX_CORES:

@@ -96,7 +96,7 @@ class DBPIMChipAXI(Block):
         cm = self.map
         n = len(isa.HOST_TARGETS)
         sel = Signal(range(n), name=f"{prefix}_sel")
-        entry = Signal(16, name=f"{prefix}_entry")
+        entry = Signal(len(self.chip.host_addr), name=f"{prefix}_entry")  # the host port's reach
         part = Signal(range(max([r.stride for r in cm.regions.values()] + [1])), name=f"{prefix}_part")
         hit = Signal(name=f"{prefix}_hit")
         reg_shift = (cm.reg_bytes // 4).bit_length() - 1

@@ -101,7 +101,7 @@ class ChipController(Block):
     simd_channels : int
         The SIMD core's constant memory reach (its ``channels``).
     depths : dict
-        Buffer name (``IMEM``, ``DMEM``, ``CMEM``, ``ACT``, ``ACC``) -> words, 1..65536.
+        Buffer name (``IMEM``, ``DMEM``, ``CMEM``, ``ACT``, ``ACC``) -> words, 1 .. :data:`model.isa.DEPTH_MAX`.
 
     Attributes
     ----------
@@ -120,7 +120,7 @@ class ChipController(Block):
     def __init__(self, *, lanes: int, simd_channels: int, depths: dict):
         self._lanes = check_int("lanes", lanes, 1, 64)
         self._simd_channels = check_int("simd_channels", simd_channels, 1, (1 << 16) - 1)
-        self._depths = {b: check_int(f"depths.{b}", depths[b], 1, 1 << 16) for b in ("IMEM", "DMEM", "CMEM", "ACT",
+        self._depths = {b: check_int(f"depths.{b}", depths[b], 1, isa.DEPTH_MAX[b]) for b in ("IMEM", "DMEM", "CMEM", "ACT",
                                                                                     "ACC")}
         self.__dict__["_params"] = {"lanes": self._lanes, "simd_channels": self._simd_channels,
                                     **{f"{b.lower()}_words": n for b, n in self._depths.items()}}

@@ -98,7 +98,7 @@ class PIMController(Block):
         self._windows = check_int("windows", windows, 1, 1 << 16)
         self._wab = check_int("word_addr_bits", word_addr_bits, 1, 30)
         self._psum = check_int("psum_bits", psum_bits, 1, 64)
-        self._depths = {b: check_int(f"depths.{b}", depths[b], 1, 1 << 16) for b in ("ACT", "ACC", "WMEM")}
+        self._depths = {b: check_int(f"depths.{b}", depths[b], 1, isa.DEPTH_MAX[b]) for b in ("ACT", "ACC", "WMEM")}
         self._cores = check_int("cores", cores, 1, MAX_CORES)
         self._result_words = check_int("result_words", result_words, 1, 1 << 16)
         self._descriptors = check_int("descriptors", descriptors, 1, 1 << 16)

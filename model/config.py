@@ -1,6 +1,6 @@
 """The hardware configuration: one typed design point read from one YAML file.
 
-A design point (``hw/configs/<name>.yaml``) has three sections, each a frozen
+A design point (``hw/configs/<name>.yaml``) has these sections, each a frozen
 dataclass whose defaults (the paper's design point) are written here once:
 
 * ``macro`` (:class:`MacroConfig`): the macro geometry shared by the golden
@@ -14,9 +14,13 @@ dataclass whose defaults (the paper's design point) are written here once:
 * ``core`` (:class:`CoreConfig`): the capacities of one PIM core's memories
   (tile store, descriptors, mask register file, output register file), read
   by the core's RTL and its golden twin (docs/design.md §11).
+* ``chip`` (:class:`ChipConfig`): the words of the RTL chip's buffers (``IMEM``,
+  ``DMEM``, ``CMEM``, ``WMEM``, ``ACT``, ``ACC``; docs/design.md §15), read by
+  ``hw.chip.DBPIMChip.from_config`` and the fit checks through
+  :meth:`HwConfig.chip_words`.
 
-``system``, ``energy`` and ``core`` keys that a file leaves out take the defaults below
-and are listed in :attr:`HwConfig.defaulted` (reports print them). Unknown
+``system``, ``energy``, ``core`` and ``chip`` keys that a file leaves out take the defaults below;
+the first three are listed in :attr:`HwConfig.defaulted` (reports print them). Unknown
 keys, missing macro keys and bad values are :class:`ConfigError`\\ s whose
 message is one line ``<file>: <section>.<key>: <what is allowed>``.
 """
@@ -32,10 +36,12 @@ from pathlib import Path
 import yaml
 
 from dbpim.model import jsonio
+from dbpim.model.isa import BUFFERS, DEPTH_MAX
 from dbpim.model._check import is_int, is_real, show
 from dbpim.model.spec import CORE_GEOMETRY, DIGIT_BITS, GEOMETRY, geometry_error
 
-__all__ = ["ConfigError", "MacroConfig", "SystemConfig", "CoreConfig", "EnergyConfig", "HwConfig", "load_config",
+__all__ = ["ConfigError", "MacroConfig", "SystemConfig", "CoreConfig", "ChipConfig", "EnergyConfig", "HwConfig",
+           "load_config",
            "config_path", "read_yaml", "CONFIG_DIR", "SECTIONS"]
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "hw" / "configs"
@@ -252,6 +258,34 @@ class CoreConfig:
         _validate(self, "core")
 
 
+def _words_or_derived(hi: int, what: str, derived: str):
+    """``(check, allowed)`` of a buffer's words: an integer in ``[1, hi]``, or null (absent) for ``derived``."""
+    check, allowed = _int_in(1, hi, what)
+    return (lambda v: v is None or check(v)), f"{allowed}, or absent ({derived})"
+
+
+@dataclass(frozen=True)
+class ChipConfig:
+    """Words of each buffer of the RTL chip (docs/design.md §15; ``hw.chip.DBPIMChip``), each range what the
+    hardware addresses (:data:`model.isa.DEPTH_MAX`). ``act_words`` / ``acc_words`` left out follow ``system.input_buffer_kib`` /
+    ``output_buffer_kib`` (:meth:`HwConfig.chip_words`)."""
+
+    imem_words: int = _key(256, *_int_in(1, DEPTH_MAX["IMEM"], "IMEM instructions; the 16-bit program counter"))
+    dmem_words: int = _key(4096, *_int_in(1, DEPTH_MAX["DMEM"], "DMEM words; 4096 descriptors of the 12-bit desc "
+                                                                "field, 32 words each"))
+    cmem_words: int = _key(4096, *_int_in(1, DEPTH_MAX["CMEM"], "CMEM words; the host port's 24-bit reach"))
+    wmem_words: int = _key(65536, *_int_in(1, DEPTH_MAX["WMEM"], "WMEM words; the host port's 24-bit reach"))
+    act_words: int | None = _key(None, *_words_or_derived(
+        DEPTH_MAX["ACT"], "ACT elements; the ISA's 16-bit addresses",
+        "system.input_buffer_kib of 16-bit elements, at most 65536"))
+    acc_words: int | None = _key(None, *_words_or_derived(
+        DEPTH_MAX["ACC"], "ACC elements; the ISA's 16-bit addresses and the result entries' 16-bit offsets",
+        "system.output_buffer_kib of 32-bit elements, at most 65536"))
+
+    def __post_init__(self):
+        _validate(self, "chip")
+
+
 #: core keys added after design points were recorded -> the value that keeps the former behaviour: left out of
 #: :meth:`HwConfig.to_dict` (and so of the digest) at that value, so a recorded design point keeps its digest
 CORE_KEYS_SINCE = {"in_windows": 1, "result_lanes": 1}
@@ -259,7 +293,8 @@ CORE_KEYS_SINCE = {"in_windows": 1, "result_lanes": 1}
 SYSTEM_KEYS_SINCE = {"result_buffer_words": 4096}
 
 #: YAML section -> its dataclass
-SECTIONS = {"macro": MacroConfig, "system": SystemConfig, "energy": EnergyConfig, "core": CoreConfig}
+SECTIONS = {"macro": MacroConfig, "system": SystemConfig, "energy": EnergyConfig, "core": CoreConfig,
+            "chip": ChipConfig}
 TOP_KEYS = ("name", "description") + tuple(SECTIONS)
 
 
@@ -274,10 +309,12 @@ class HwConfig:
     system : SystemConfig
     energy : EnergyConfig
     core : CoreConfig
+    chip : ChipConfig
     path : str or None
         The YAML file it was read from.
     defaulted : tuple of str
-        ``section.key`` of every system/energy/core key the file left out (default used).
+        ``section.key`` of every system/energy/core key the file left out (default used; ``chip`` keys, which
+        size the RTL chip alone, are not listed).
     """
 
     name: str
@@ -285,6 +322,7 @@ class HwConfig:
     system: SystemConfig = field(default_factory=SystemConfig)
     energy: EnergyConfig = field(default_factory=EnergyConfig)
     core: CoreConfig = field(default_factory=CoreConfig)
+    chip: ChipConfig = field(default_factory=ChipConfig)
     path: str | None = None
     defaulted: tuple = ()
 
@@ -306,16 +344,35 @@ class HwConfig:
             raise ConfigError(f"core.result_lanes: must divide system.macros_per_core="
                               f"{self.system.macros_per_core}, got {self.core.result_lanes}")
 
+    def chip_words(self) -> dict:
+        """Words of each buffer of the RTL chip, by :data:`model.isa.BUFFERS` name: ``chip``'s, ``ACT`` / ``ACC``
+        left out taken from ``system.input_buffer_kib`` / ``output_buffer_kib`` (bytes / the element's bytes, at
+        most 65536)."""
+        c, s = self.chip, self.system
+        words = {"IMEM": c.imem_words, "DMEM": c.dmem_words, "CMEM": c.cmem_words, "WMEM": c.wmem_words}
+        for name, n, kib in (("ACT", c.act_words, s.input_buffer_kib), ("ACC", c.acc_words, s.output_buffer_kib)):
+            words[name] = n if n is not None else min(DEPTH_MAX[name], int(kib * 1024) // (BUFFERS[name].elem_bits // 8))
+        return words
+
     def to_dict(self) -> dict:
         """The design point as plain data; ``core.in_windows`` and ``core.result_lanes`` only when they are not 1
-        (:data:`CORE_KEYS_SINCE`), ``system.result_buffer_words`` only when it is not 4096 (:data:`SYSTEM_KEYS_SINCE`)."""
+        (:data:`CORE_KEYS_SINCE`), ``system.result_buffer_words`` only when it is not 4096 (:data:`SYSTEM_KEYS_SINCE`),
+        ``chip`` only with its keys whose words differ from the defaults' (``act_words`` / ``acc_words``: from
+        the system's buffers; none: no ``chip``), so a design point recorded before these keys keeps its digest
+        and one chip spelt two ways has one."""
         core, system = dataclasses.asdict(self.core), dataclasses.asdict(self.system)
         for sec, since in ((core, CORE_KEYS_SINCE), (system, SYSTEM_KEYS_SINCE)):
             for k, v in since.items():
                 if sec[k] == v:
                     del sec[k]
-        return {"name": self.name, "macro": self.macro.to_dict(), "system": system,
-                "energy": dataclasses.asdict(self.energy), "core": core}
+        out = {"name": self.name, "macro": self.macro.to_dict(), "system": system,
+               "energy": dataclasses.asdict(self.energy), "core": core}
+        derived = dataclasses.replace(self, chip=ChipConfig()).chip_words()  # ACT / ACC from the system
+        chip = {k: v for k, v in dataclasses.asdict(self.chip).items()
+                if v is not None and v != derived[k.split("_")[0].upper()]}
+        if chip:
+            out["chip"] = chip
+        return out
 
     def digest(self) -> str:
         """SHA-256 (hex) of the canonical JSON of :meth:`to_dict`: ``model.jsonio.dumps(..., indent=None,
@@ -432,8 +489,9 @@ def load_config(path: str | Path) -> HwConfig:
     system, d_sys = _section(p, doc, "system", required=False)
     energy, d_en = _section(p, doc, "energy", required=False)
     core, d_core = _section(p, doc, "core", required=False)
+    chip, _ = _section(p, doc, "chip", required=False)  # sizes the RTL chip alone: not a perf-model default
     try:
         return HwConfig(name=str(doc.get("name", p.stem)), macro=macro, system=system, energy=energy, core=core,
-                        path=str(p), defaulted=tuple(d_sys + d_en + d_core))
+                        chip=chip, path=str(p), defaulted=tuple(d_sys + d_en + d_core))
     except ConfigError as e:
         raise ConfigError(f"{p}: {e}") from None

@@ -113,6 +113,7 @@ each core runs its own jobs as above).
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,7 +127,7 @@ __all__ = ["PassPlan", "PlanError", "stream_beats", "plan_passes", "pack_segment
            "round_sizes", "round_delivery", "first_round_delivery", "pass_after", "prefetch_overlap", "exposed_load",
            "prefetched_passes", "pass_cycles", "pass_cycles_rounds", "job_cycles", "layer_cycles",
            "core_layer_cycles", "job_work", "deal_filter_tiles", "deal_jobs", "PASS_TERMS", "round_work",
-           "pass_after_terms", "pass_terms", "job_terms", "layer_cycle_terms"]
+           "pass_after_terms", "pass_after_and_terms", "pass_terms", "job_terms", "layer_cycle_terms"]
 
 
 class PlanError(ValueError):
@@ -350,15 +351,25 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core, *, starts=None) -> np.
     rts = np.asarray(ft_row_tiles, np.int64).tolist()
     wins = np.asarray(ft_windows, np.int64).tolist()
     D, T, W = int(core.descriptors), int(core.tile_slots), int(core.mask_windows)
-    heads = {0} if starts is None else set(np.asarray(starts, np.int64).tolist())
-    out = []
+    fts = np.asarray(job_ft, np.int64).reshape(-1)
+    if fts.size == 0:
+        return np.zeros(0, np.int64)
+    heads = np.zeros(fts.size, bool)  # a core's first job
+    heads[0 if starts is None else np.asarray(starts, np.int64)] = True
+    # the jobs in runs of one filter tile (a filter tile's pixel runs), a core's first job starting a run
+    cut = heads.copy()
+    cut[0] = True
+    cut[1:] |= fts[1:] != fts[:-1]
+    first = np.flatnonzero(cut)
+    lengths = np.diff(np.append(first, fts.size)).tolist()
+    segs, counts = [], []  # the START of each stretch of jobs and its length
     seg, n_desc, held, n_slots, n_masks = 0, 0, set(), 0, 0
-    # plain ints: this loop runs for every job of a network
-    for j, f in enumerate(np.asarray(job_ft, np.int64).reshape(-1).tolist()):
-        if j in heads:  # a core's first job
+    # plain ints, one step per run of a filter tile: this loop runs for every filter tile of a network
+    for f, n, head in zip(fts[first].tolist(), lengths, heads[first].tolist()):
+        if head:  # a core's first job
             seg, n_desc, held, n_slots, n_masks = 0, 0, set(), 0, 0
         nrt, nwin = rts[f], wins[f]
-        new = f not in held
+        new = f not in held  # the run's first job: the filter tile may be new to the START
         if n_desc + nrt > D or (new and (n_slots + nrt > T or n_masks + nwin > W)):
             seg, n_desc, held, n_slots, n_masks = seg + 1, 0, set(), 0, 0
             new = True
@@ -367,8 +378,20 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core, *, starts=None) -> np.
             n_slots += nrt
             n_masks += nwin
         n_desc += nrt
-        out.append(seg)
-    return np.array(out, np.int64)
+        segs.append(seg)
+        counts.append(1)
+        n -= 1
+        while n:  # the run's other jobs: the filter tile is held, a job starts a START when its descriptors do not fit
+            fit = min(n, (n if n_desc <= D else 0) if nrt == 0 else max(0, (D - n_desc) // nrt))
+            counts[-1] += fit
+            n_desc += fit * nrt
+            n -= fit
+            if n:  # a new START holding only this filter tile
+                seg, n_desc, held, n_slots, n_masks = seg + 1, nrt, {f}, nrt, nwin
+                segs.append(seg)
+                counts.append(1)
+                n -= 1
+    return np.repeat(np.array(segs, np.int64), counts)
 
 
 def job_work(cell_rows, n_out, pixels, macro, macros: int, *, result_lanes: int = 1) -> np.ndarray:
@@ -401,13 +424,17 @@ def deal_filter_tiles(work, cores: int) -> np.ndarray:
     Returns int64 (F,).
     """
     w = np.asarray(work, np.float64).reshape(-1)
+    if w.size and w.min() == w.max() >= 0:  # equal work: round-robin (every filter tile on core 0 when it is 0)
+        return np.arange(w.size, dtype=np.int64) % int(cores) if w[0] > 0 else np.zeros(w.size, np.int64)
     out = [0] * w.size
-    busy = [0.0] * int(cores)  # plain floats (float64 sums as NumPy's): this loop runs for every filter tile
+    # (work so far, core) of every core, a heap: its top is the first core with the least work (np.argmin); plain
+    # floats (float64 sums as NumPy's): this loop runs for every filter tile
+    busy = [(0.0, c) for c in range(int(cores))]
     wl = w.tolist()
     for f in np.argsort(-w, kind="stable").tolist():
-        c = busy.index(min(busy))  # the first core with the least work (np.argmin)
+        load, c = busy[0]
         out[f] = c
-        busy[c] += wl[f]
+        heapq.heapreplace(busy, (load + wl[f], c))
     return np.array(out, np.int64)
 
 
@@ -561,21 +588,35 @@ def first_round_delivery(deliver, m_r, in_windows: int = 1) -> np.ndarray:
     return round_delivery(deliver, m_r[..., :1], in_windows)[..., 0] + CORE_LATENCY["deliver"]
 
 
+def _round_steps(deliver, C, m_r, n_col: int, in_windows: int):
+    """What :func:`pass_after` and :func:`pass_after_terms` read of a pass's rounds: ``C`` and ``m_r`` as int64,
+    the rounds run (``m_r > 0``), the cycles from a round's barrier until round r >= 1 is delivered
+    (``ceil(M_r / in_windows) * deliver + 2``) and ``max(C_r-1, n_col)`` (the previous round's compute and floor)."""
+    C = np.asarray(C, np.int64)
+    m_r = np.asarray(m_r, np.int64)
+    dl = round_delivery(deliver, m_r[..., 1:], in_windows) + CORE_LATENCY["deliver"] + CORE_LATENCY["barrier"]
+    return C, m_r, m_r > 0, dl, np.maximum(C[..., :-1], n_col)
+
+
 def pass_after(deliver, C, m_r, stream, n_col: int, *, in_windows: int = 1) -> np.ndarray:
     """Cycles of a pass after its first round's start cycle (the formula in the module docstring).
 
     ``sum over r >= 1 of (B_r - B_r-1) + max(C_(R-1), n_col) + n_col + stream``;
     it does not depend on the tile load. Arguments as :func:`pass_cycles_rounds`.
     """
-    C = np.asarray(C, np.int64)
-    m_r = np.asarray(m_r, np.int64)
-    ran = m_r > 0
-    n_rounds = ran.sum(-1)
-    step = np.maximum(np.maximum(C[..., :-1], n_col), round_delivery(deliver, m_r[..., 1:], in_windows)
-                      + CORE_LATENCY["deliver"] + CORE_LATENCY["barrier"])
-    step = np.where(ran[..., 1:], step, 0)
-    last = np.maximum(n_rounds - 1, 0)[..., None] == np.arange(C.shape[-1])  # the last round (round 0 if none)
-    c_last = np.where(last, C, 0).sum(-1)
+    return _pass_after(_round_steps(deliver, C, m_r, n_col, in_windows), stream, n_col)
+
+
+def _pass_after(steps, stream, n_col: int) -> np.ndarray:
+    C, _, ran, dl, prev = steps
+    step = np.where(ran[..., 1:], np.maximum(prev, dl), 0)
+    # C of the last round (round 0 if none)
+    full = np.broadcast_shapes(C.shape, ran.shape)
+    if full[-1]:
+        last = np.broadcast_to(np.maximum(ran.sum(-1) - 1, 0), full[:-1])[..., None]
+        c_last = np.take_along_axis(np.broadcast_to(C, full), last, -1)[..., 0]
+    else:
+        c_last = np.zeros(full[:-1], np.int64)
     return step.sum(-1) + np.maximum(c_last, n_col) + n_col + np.asarray(stream, np.int64)
 
 
@@ -600,13 +641,20 @@ def pass_after_terms(deliver, C, m_r, stream, n_col: int, work, *, in_windows: i
 
     ``work`` (..., R) is :func:`round_work`; the other arguments as :func:`pass_after`.
     """
-    C = np.asarray(C, np.int64)
-    m_r = np.asarray(m_r, np.int64)
-    ran = m_r > 0
+    return _pass_after_terms(_round_steps(deliver, C, m_r, n_col, in_windows), deliver, stream, n_col, work)
+
+
+def pass_after_and_terms(deliver, C, m_r, stream, n_col: int, work, *, in_windows: int = 1):
+    """``(pass_after(...), pass_after_terms(...))`` of the same passes, what they both read of the rounds once."""
+    steps = _round_steps(deliver, C, m_r, n_col, in_windows)
+    return _pass_after(steps, stream, n_col), _pass_after_terms(steps, deliver, stream, n_col, work)
+
+
+def _pass_after_terms(steps, deliver, stream, n_col: int, work) -> dict:
+    C, m_r, ran, dl, prev = steps
     mean = np.where(ran, -(-np.asarray(work, np.int64) // np.maximum(m_r, 1)), 0)
     c_ran = np.where(ran, C, 0)
-    dl = round_delivery(deliver, m_r[..., 1:], in_windows) + CORE_LATENCY["deliver"] + CORE_LATENCY["barrier"]
-    late = np.where(ran[..., 1:], np.maximum(dl - np.maximum(C[..., :-1], n_col), 0), 0)
+    late = np.where(ran[..., 1:], np.maximum(dl - prev, 0), 0)
     shape = np.broadcast_shapes(np.shape(deliver), C.shape[:-1], np.shape(stream))
     out = {"compute": mean.sum(-1), "lockstep": (c_ran - mean).sum(-1),
            "round_floor": np.where(ran, np.maximum(n_col - C, 0), 0).sum(-1), "delivery": late.sum(-1),

@@ -27,7 +27,8 @@ from dbpim.model.spec import BUS_BITS, RegField, Register, RegisterMap, field_wi
 __all__ = ["INSTR_BITS", "INSTR_FIELDS", "DESC_WORDS", "WORD_BITS", "BUFFERS", "Buffer", "Opcode", "OPCODES",
            "BY_CODE", "PIM_KINDS", "encode", "decode", "pack_descriptor", "unpack_descriptor",
            "pack_pair", "unpack_pair", "IsaError", "RTL_PENDING", "RESERVED_ERRORS", "CHIP_ERRORS", "CHIP_REGISTERS", "CHIP_REG",
-           "HOST_TARGETS", "chip_register_markdown", "chip_map"]
+           "HOST_TARGETS", "HOST_ADDR_BITS_MAX", "DEPTH_MAX", "check_depths", "host_addr_bits",
+           "chip_register_markdown", "chip_map"]
 
 INSTR_BITS = 64
 WORD_BITS = 32
@@ -206,6 +207,36 @@ CHIP_REG = {r.name: r for r in CHIP_REGISTERS}
 #: Host port targets (``host_sel``): the register block, then the buffers the host loads and reads.
 HOST_TARGETS = ("REGS", "IMEM", "DMEM", "CMEM", "ACT", "ACC", "WMEM")
 
+#: Bits of the chip's host address (``hw.chip.DBPIMChip.host_addr``) at most: 2**24 words of a buffer (64 MiB of
+#: 32-bit words); the AXI4-Lite map (:func:`chip_map`) of buffers this deep stays below 2**28 bytes.
+HOST_ADDR_BITS_MAX = 24
+#: Buffer -> the most words the chip addresses in it (``model.config.ChipConfig``'s ranges, the RTL's checks):
+#: ``IMEM`` the 16-bit program counter (STATUS.PC); ``DMEM`` 4096 descriptors (the instruction's 12-bit ``desc``)
+#: of :data:`DESC_WORDS` words; ``ACT`` / ``ACC`` the instruction's 16-bit addresses and the result entries'
+#: 16-bit ``ACC`` offsets; ``CMEM`` / ``WMEM`` (32-bit addresses inside) the host port's reach.
+_FIELD_BITS = {f[0]: f[1] for f in INSTR_FIELDS}
+DEPTH_MAX = {"IMEM": 1 << 16, "DMEM": (1 << _FIELD_BITS["desc"]) * DESC_WORDS, "CMEM": 1 << HOST_ADDR_BITS_MAX,
+             "ACT": 1 << _FIELD_BITS["dst"], "ACC": 1 << _FIELD_BITS["dst"], "WMEM": 1 << HOST_ADDR_BITS_MAX}
+assert set(DEPTH_MAX) == set(HOST_TARGETS[1:]) and max(DEPTH_MAX.values()) <= 1 << HOST_ADDR_BITS_MAX
+
+
+def check_depths(depths) -> dict:
+    """``depths`` (buffer name -> words, every buffer of :data:`HOST_TARGETS`), each checked against
+    :data:`DEPTH_MAX` (a ValueError naming ``depths.<buffer>`` and its range otherwise)."""
+    out = {}
+    for name in HOST_TARGETS[1:]:
+        n = depths.get(name) if isinstance(depths, dict) else None
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= DEPTH_MAX[name]:
+            raise ValueError(f"depths.{name}: must be an integer in [1, {DEPTH_MAX[name]}], got {n!r}")
+        out[name] = n
+    return out
+
+
+def host_addr_bits(depths: dict) -> int:
+    """Bits of the chip's host address for buffers of ``depths``: 16 (the registers' and every buffer of up to
+    65536 words), more for a deeper buffer (at most :data:`HOST_ADDR_BITS_MAX`)."""
+    return max(16, *((int(n) - 1).bit_length() for n in check_depths(depths).values()))
+
 
 def chip_register_markdown() -> str:
     """The table of :data:`CHIP_REGISTERS` that docs/rtl.md holds (its test compares them)."""
@@ -232,16 +263,11 @@ def chip_map(depths: dict) -> RegisterMap:
     Parameters
     ----------
     depths : dict
-        Buffer name -> entries, for every buffer of :data:`HOST_TARGETS` (1 .. 65536 each; ``hw.chip.DBPIMChip``'s
-        ``depths``).
+        Buffer name -> entries, for every buffer of :data:`HOST_TARGETS` (1 .. :data:`DEPTH_MAX` each;
+        ``hw.chip.DBPIMChip``'s ``depths``).
     """
     specs = []
-    for name in HOST_TARGETS:
-        if name == "REGS":
-            continue
-        n = depths.get(name) if isinstance(depths, dict) else None
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1 << 16:
-            raise ValueError(f"depths.{name}: must be an integer in [1, 65536], got {n!r}")
+    for name, n in check_depths(depths).items():
         buf = BUFFERS[name]
         words = -(-buf.elem_bits // BUS_BITS)
         if words > 1:

@@ -25,9 +25,9 @@ when it has them), so a macro holds up to ``n_col`` filters at phi = 1.
 Wall cycles come from the core timing of :mod:`model.core_timing` (switch
 delivery, lock-step rounds of M macros, drain, result streaming) on the macro
 clock of :mod:`model.cycles` (tile load, input beats, ``macro_interval``),
-evaluated for every filter tile of a layer at once (the mechanisms of one
-mapping through the same switch in one call, their vectors stacked on the
-sample axis: :func:`evaluate_layer`); this module adds the
+evaluated for every filter tile of a layer at once (every mechanism of a
+layer in one call, each on cores of its own: :func:`evaluate_layer`,
+:func:`_core_timings`); this module adds the
 system around the cores: jobs (filter tile x pixel run) dealt to the cores
 by their compile-time work (:func:`model.core_timing.deal_jobs`), the shared
 off-chip bandwidth that stretches a START's first load of each tile (its
@@ -57,7 +57,6 @@ only.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
@@ -478,13 +477,11 @@ def _position(mp: _Mapping) -> np.ndarray:
     return np.arange(mp.rows.size) - np.repeat(np.cumsum(mp.n_rows) - mp.n_rows, mp.n_rows)
 
 
-def _switch_delivery(mp: _Mapping, m, used, through_switch: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Delivery cycles of one vector and input windows fetched, per (run, row tile) (``model.core_timing``)."""
+def _switch_delivery(mp: _Mapping, m, used) -> tuple[np.ndarray, np.ndarray]:
+    """Switch delivery cycles of one vector and input windows fetched, per (run, row tile) (``model.core_timing``;
+    the dense baseline fetches the same windows, its inputs through no switch)."""
     n_runs, nrt_max = used.shape
     seg = mp.run * nrt_max + _position(mp) // m.capacity_rows
-    if not through_switch:  # dense baseline: no switch, one macro input beat per used cell row
-        windows = ct.window_counts(mp.rows, seg, n_runs * nrt_max, m.n_comp).reshape(n_runs, nrt_max)
-        return np.where(used > 0, input_beats(used), 0), windows
     dl, windows = ct.delivery_and_windows(mp.rows, seg, n_runs * nrt_max, m.n_comp, m.lanes)
     return dl.reshape(n_runs, nrt_max), windows.reshape(n_runs, nrt_max)
 
@@ -610,108 +607,156 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     core's memories allow (:func:`model.core_timing.pack_segments`). A tile
     comes from off chip (``load``) once per START that holds it: the START's
     later pixel runs of the same filter tile load it from the core's tile
-    store through the write port (``port``).
+    store through the write port (``port``). One request of :func:`_core_timings`.
     """
-    m, M, C = cfg.macro, cfg.system.macros_per_core, cfg.system.cores
-    n_runs, S, nrt = vec.shape[:3]
-    p0, npx, copy = _pixel_ranges(Pp, copies, run)
-    width = int(npx.max())
-    # the passes are computed for pixel runs ``npx_c`` (L' of them), pixel run i's are those of ``at[i]``:
-    # every pixel run, or, when every vector takes the same cycles, one per length
+    return _core_timings(cfg, [(vec, delivery, port, load, valid, ft_run, ft_out, ft_windows, job_core, copies, run,
+                                Pp)])[0]
+
+
+def _rounds(vec, copies: int, run: int, Pp: int, M: int):
+    """Round compute and round work (int64, (runs, S, nrt, L', R)) of one request's pixel runs, the rounds'
+    vectors (L', R) and the index among the ``L'`` computed pixel runs of every pixel run (L,): every pixel run,
+    or, when every vector takes the same cycles (trailing axis 1), one per length."""
     if vec.shape[-1] == 1:
-        npx_c, at, m_r = _pass_lengths(Pp, copies, run, M)  # m_r (L', R)
+        _, at, m_r = _pass_lengths(Pp, copies, run, M)  # m_r (L', R)
         # every vector takes vec (>= 0) cycles: ct.round_compute of a round with a pixel is vec, ct.round_work
         # M_r times vec
-        rc = np.where(m_r > 0, vec[..., None], 0)  # (runs, S, nrt, L', R)
-        work = vec[..., None] * m_r
-    else:
-        npx_c, at = npx, np.arange(npx.size)
-        pix = np.minimum(p0[:, None] + np.arange(width)[None, :], Pp - 1)  # (L, width)
-        inside = np.arange(width)[None, :] < npx[:, None]
-        g = np.where(inside, vec[..., pix], 0)  # (runs, S, nrt, L, width)
-        rc, work = ct.round_compute(g, M), ct.round_work(g, M)
-        del g
-        m_r = ct.round_sizes(npx_c, M, rc.shape[-1])  # (L', R)
-    ok = valid[:, None, :, None]
-    W = cfg.core.in_windows
-    rc, dl = rc.astype(np.int64, copy=False), delivery[:, None, :, None]  # int64 once for both calls below
-    after = ct.pass_after(dl, rc, m_r, 0, m.n_col, in_windows=W)  # (runs, S, nrt, L')
-    split = ct.pass_after_terms(dl, rc, m_r, 0, m.n_col, work, in_windows=W)
-    del work
-    d0 = ct.first_round_delivery(dl, m_r, W)  # (runs, 1, nrt, L')
-    banks = cfg.core.tile_banks
+        return np.where(m_r > 0, vec[..., None], 0), vec[..., None] * m_r, m_r, at
+    p0, npx, _ = _pixel_ranges(Pp, copies, run)
+    width = int(npx.max())
+    pix = np.minimum(p0[:, None] + np.arange(width)[None, :], Pp - 1)  # (L, width)
+    inside = np.arange(width)[None, :] < npx[:, None]
+    g = np.where(inside, vec[..., pix], 0)  # (runs, S, nrt, L, width)
+    rc, work = ct.round_compute(g, M), ct.round_work(g, M)
+    return rc, work, ct.round_sizes(npx, M, rc.shape[-1]), np.arange(npx.size)
+
+
+def _core_timings(cfg: HwConfig, requests: list) -> list:
+    """:func:`_core_timing` of several requests (its arguments but ``cfg``, the same samples) in one set of array
+    operations: a :class:`_Timing` each.
+
+    The passes of every request's (run, computed pixel run) stand side by side on one axis (row tiles and rounds
+    padded: a padding row tile is not valid, a padding round has no vector, as the shorter pixel runs' rounds),
+    and every request's jobs run on cores of their own (request ``k``'s core ``c`` is core ``k * cores + c``),
+    so every figure is that of the request alone."""
+    m, M, C = cfg.macro, cfg.system.macros_per_core, cfg.system.cores
+    W, banks, lanes = cfg.core.in_windows, cfg.core.tile_banks, cfg.core.result_lanes
+    parts = [_rounds(r[0], *r[9:], M) for r in requests]
+    S = requests[0][0].shape[1]
+    nrt = max(r[0].shape[2] for r in requests)
+    R = max(p[0].shape[-1] for p in parts)
+    n_q = [r[0].shape[0] * p[2].shape[0] for r, p in zip(requests, parts)]  # (run, computed pixel run) pairs
+    Q = sum(n_q)
+    rc = np.zeros((Q, S, nrt, R), np.int64)
+    work = np.zeros((Q, S, nrt, R), np.int64)
+    m_r = np.zeros((Q, R), np.int64)
+    per_rt = np.zeros((4, Q, nrt), np.int64)  # delivery, port, load, valid of each pass
+    q0 = [0]
+    for (vec, delivery, port, load, valid, *_), (c, w, mr, _), nq in zip(requests, parts, n_q):
+        n_runs, _, n_rt, Lc, n_r = c.shape
+        q = slice(q0[-1], q0[-1] + nq)
+        rc[q, :, :n_rt, :n_r] = c.transpose(0, 3, 1, 2, 4).reshape(nq, S, n_rt, n_r)
+        work[q, :, :n_rt, :n_r] = np.broadcast_to(w, c.shape).transpose(0, 3, 1, 2, 4).reshape(nq, S, n_rt, n_r)
+        m_r[q, :n_r] = np.tile(mr, (n_runs, 1))
+        per_rt[:, q, :n_rt] = np.repeat(np.stack([delivery, port, load, valid]), Lc, axis=1)
+        q0.append(q0[-1] + nq)
+    dl, port, load, valid = per_rt[:, :, None, :]  # (Q, 1, nrt) each
+    valid = valid.astype(bool)
+    m_r = m_r[:, None, None, :]  # (Q, 1, 1, R)
+    after, split = ct.pass_after_and_terms(dl, rc, m_r, 0, m.n_col, work, in_windows=W)  # (Q, S, nrt) each
+    del work, rc
+    d0 = ct.first_round_delivery(dl, m_r, W)  # (Q, 1, nrt)
     overlap = ct.prefetch_overlap(after)
     # tile_banks 2: row tile rt > 0 of a pixel run is loaded during row tile rt - 1 (same START)
     prev = np.concatenate([np.zeros_like(overlap[:, :, :1]), overlap[:, :, :-1]], axis=2) if banks == 2 else 0
-    inner = (np.arange(nrt) > 0)[None, None, :, None] & (banks == 2)
+    inner = (np.arange(nrt) > 0) & (banks == 2)
 
-    def first_round(ld):  # (runs, S, nrt, L'): B_0 of every pass, the first row tile's whole load waited
-        return np.maximum(ct.exposed_load(ld[:, None, :, None], prev, inner), d0)
+    def first_round(ld):  # (Q, S, nrt): B_0 of every pass, the first row tile's whole load waited
+        return np.maximum(ct.exposed_load(ld, prev, inner), d0)
 
     b0_sys = first_round(load)
     b0_core = b0_sys if np.array_equal(load, port) else first_round(port)  # tiles preloaded
-    sys_pass = np.where(ok, CORE_LATENCY["pass"] + b0_sys + after, 0).sum(2)  # (runs, S, L')
-    core_pass = sys_pass if b0_core is b0_sys else np.where(ok, CORE_LATENCY["pass"] + b0_core + after, 0).sum(2)
+    sys_pass = np.where(valid, CORE_LATENCY["pass"] + b0_sys + after, 0).sum(2)  # (Q, S)
+    core_pass = sys_pass if b0_core is b0_sys else np.where(valid, CORE_LATENCY["pass"] + b0_core + after, 0).sum(2)
     # the same passes split (model.core_timing.pass_terms; "dram": what the off-chip fetch adds to B_0)
     by_pass = {**{k: split[k] for k in ("compute", "lockstep", "round_floor")},
                "delivery": split["delivery"] + d0, "load": b0_core - d0, "dram": b0_sys - b0_core}
-    n_rt = valid.sum(1)  # (runs,) row tiles
-    n_pass = n_rt[:, None, None]  # passes of a pixel run: the constant terms per pass
+    n_rt = valid[:, 0].sum(1)  # (Q,) row tiles
     t_of = _TERM_INDEX
-    buf = np.empty((len(by_pass), n_runs, S, nrt, npx_c.size), np.int64)
+    buf = np.empty((len(by_pass), Q, S, nrt), np.int64)
     for i, v in enumerate(by_pass.values()):
         buf[i] = v
-    per_run = np.zeros((len(_CORE_TERMS),) + sys_pass.shape, np.int64)  # (terms, runs, S, L')
-    per_run[[t_of[k] for k in by_pass]] = np.where(ok, buf, 0).sum(3)
-    per_run[t_of["drain"]] = m.n_col * n_pass
-    per_run[t_of["control"]] = CORE_LATENCY["pass"] * n_pass  # "stream" 0: streamed per filter tile
+    per_run = np.zeros((len(_CORE_TERMS), Q, S), np.int64)  # (terms, Q, S)
+    per_run[[t_of[k] for k in by_pass]] = np.where(valid, buf, 0).sum(3)
+    per_run[t_of["drain"]] = m.n_col * n_rt[:, None]
+    per_run[t_of["control"]] = CORE_LATENCY["pass"] * n_rt[:, None]  # "stream" 0: streamed per filter tile
     del split, by_pass, buf
     # overlap of each pixel run's last row tile: it hides the load of the next run's first row tile
-    last_rt = np.maximum(n_rt - 1, 0)
-    last_overlap = overlap[np.arange(n_runs), :, last_rt]  # (runs, S, L')
-    stream = ct.stream_beats(npx[None, :], ft_out[:, None], cfg.core.result_lanes)  # (n_ft, L): a pixel run's beats
-    n_ft = ft_run.size
-    ft_rt = n_rt[ft_run]
-    core_of = np.asarray(job_core, np.int64).ravel()  # (n_ft * L,)
-    # every core's jobs (filter tile x pixel run) in order, row-major: filter tiles in order, their pixel runs in
-    # order; the cores one after another (a core's first job runs in no START of the job before it)
+    last_overlap = overlap[np.arange(Q), :, np.maximum(n_rt - 1, 0)]  # (Q, S)
+    # every request's jobs (filter tile x pixel run), row-major, on its own cores
+    jobs = {k: [] for k in ("q", "f", "stream", "core")}
+    ft_rt, ft_win, streams, f0 = [], [], [], [0]
+    for k, ((vec, _, _, _, valid_k, ft_run, ft_out, ft_windows, job_core, copies, run, Pp), (_, _, mr, at)) in \
+            enumerate(zip(requests, parts)):
+        _, npx, _ = _pixel_ranges(Pp, copies, run)
+        n_ft, L = ft_run.size, npx.size
+        f, l = np.divmod(np.arange(n_ft * L), L)
+        stream = ct.stream_beats(npx[None, :], ft_out[:, None], lanes)  # (n_ft, L): a pixel run's beats
+        streams.append(stream)
+        jobs["q"].append(q0[k] + ft_run[f] * mr.shape[0] + at[l])
+        jobs["f"].append(f0[-1] + f)
+        jobs["stream"].append(stream.reshape(-1))
+        jobs["core"].append(np.asarray(job_core, np.int64).reshape(-1) + k * C)
+        ft_rt.append(valid_k.sum(1)[ft_run])
+        ft_win.append(ft_windows)
+        f0.append(f0[-1] + n_ft)
+    core_of = np.concatenate(jobs["core"])
+    # every core's jobs in order, row-major: filter tiles in order, their pixel runs in order; the cores one after
+    # another (a core's first job runs in no START of the job before it)
     order = np.argsort(core_of, kind="stable")
-    f, l = np.divmod(order, npx.size)
-    n_jobs = np.bincount(core_of, minlength=C)
+    q, f, stream = (np.concatenate(jobs[k])[order] for k in ("q", "f", "stream"))
+    n_jobs = np.bincount(core_of, minlength=C * len(requests))
     busy = np.nonzero(n_jobs)[0]
     starts = (np.cumsum(n_jobs) - n_jobs)[busy]
     head = np.zeros(f.size, bool)
     head[starts] = True
-    seg = ct.pack_segments(f, ft_rt, ft_windows, cfg.core, starts=starts)
+    # the STARTs: a request with the jobs of one before it (the mechanisms of one mapping) shares its packing
+    rep = []
+    for k, req in enumerate(requests):
+        rep.append(next((j for j in range(k) if rep[j] == j and requests[j][8] is req[8] and
+                         np.array_equal(ft_rt[j], ft_rt[k]) and np.array_equal(ft_win[j], ft_win[k])), k))
+    sizes = [s.size for s in streams]
+    own = np.repeat([r == k for k, r in enumerate(rep)], sizes)
+    packed = ct.pack_segments(f[own], np.concatenate(ft_rt), np.concatenate(ft_win), cfg.core,
+                              starts=np.flatnonzero(head[own]))
+    at_own = np.cumsum([0] + [n if r == k else 0 for k, (r, n) in enumerate(zip(rep, sizes))])
+    seg = np.concatenate([packed[at_own[r]:at_own[r] + n] for r, n in zip(rep, sizes)])
     same = np.append(False, seg[1:] == seg[:-1]) & ~head
     # a core runs a filter tile's pixel runs one after another: the first of them in a START fetches its tiles
     # from off chip into the tile store, the others load them from there (pack_segments keeps them held)
     fetch = ~(same & np.append(False, f[1:] == f[:-1]))
     runs_of = (np.maximum.reduceat(seg, starts) + 1) * CORE_LATENCY["run"]  # (busy,): a START's fixed cycles
-    r, lc = ft_run[f], at[l]
+    load0, port0 = load[q, 0, 0], port[q, 0, 0]
     # a core's jobs in order: its first tile loads during the job before it (tile_banks 2, same START), its
-    # results stream after it or during the next job (out_banks 2)
-
-    def job_args(ps, ld):  # one set's (S, J) job sums and (J,) loads; a tile from the tile store as preloaded
-        if ps is core_pass:
-            return ps[r, :, lc].T, ld[r, 0]
-        return np.where(fetch, ps[r, :, lc].T, core_pass[r, :, lc].T), np.where(fetch, ld[r, 0], port[r, 0])
-
-    # the jobs with the system's loads and (when they differ) with the tiles preloaded, stacked on a first axis
-    sets = [job_args(sys_pass, load)] + ([] if b0_core is b0_sys else [job_args(core_pass, port)])
-    args = (np.stack([p for p, _ in sets]) if len(sets) > 1 else sets[0][0][None],
-            (np.stack([q for _, q in sets]) if len(sets) > 1 else sets[0][1][None])[:, None, :], d0[r, 0, 0, lc],
-            last_overlap[r, :, lc].T, stream[f, l], same)  # (K, S, J) job sums, (K, 1, J) loads; the rest shared
-    tot = np.zeros((len(sets), C, S))  # (K, C, S) cycles of every core
+    # results stream after it or during the next job (out_banks 2); the jobs with the system's loads and (when
+    # they differ) with the tiles preloaded (a tile from the tile store as preloaded), stacked on a first axis
+    ps_core = core_pass[q].T  # (S, J)
+    if b0_core is b0_sys:
+        ps, lds = ps_core[None], load0[None, None]
+    else:
+        ps = np.stack([np.where(fetch, sys_pass[q].T, ps_core), ps_core])
+        lds = np.stack([np.where(fetch, load0, port0), port0])[:, None, :]
+    args = (ps, lds, d0[q, 0, 0], last_overlap[q].T, stream, same)  # (K, S, J) job sums, (K, 1, J) loads
+    tot = np.zeros((ps.shape[0], C * len(requests), S))  # (K, cores, S) cycles of every core
     tot[:, busy] = np.add.reduceat(ct.job_cycles(*args, tile_banks=banks, out_banks=cfg.core.out_banks), starts,
                                    axis=-1).transpose(0, 2, 1) + runs_of[:, None]
     hid, exposed = ct.job_terms(*args, tile_banks=banks, out_banks=cfg.core.out_banks)  # (K, S, J) each
     wall, core, hid_sys, hid_core, exposed = tot[0], tot[-1], hid[0], hid[-1], exposed[0]
     hid_port = np.minimum(hid_sys, hid_core)  # hidden port load; the off-chip part hidden beyond it
-    terms = np.zeros((len(_CORE_TERMS), C, S), np.int64)
-    per_job = per_run[:, r, :, lc]  # (J, terms, S)
-    per_job[~fetch, t_of["dram"]] = 0  # a tile from the tile store: no off-chip fetch
-    terms[:, busy] = np.add.reduceat(per_job, starts, axis=0).transpose(1, 0, 2)
+    terms = np.zeros((len(_CORE_TERMS), C * len(requests), S), np.int64)
+    per_job = per_run[:, q]  # (terms, J, S)
+    per_job[t_of["dram"], ~fetch] = 0  # a tile from the tile store: no off-chip fetch
+    terms[:, busy] = np.add.reduceat(per_job, starts, axis=1)
     terms[t_of["control"], busy] += runs_of[:, None]
     terms[t_of["stream"], busy] += np.add.reduceat(exposed, starts, axis=-1).T
     terms[t_of["load"], busy] -= np.add.reduceat(hid_port, starts, axis=-1).T
@@ -720,23 +765,31 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
     if not np.all(np.abs(terms.sum(0) - wall) <= 2.0 ** -50 * np.abs(wall)):  # np.allclose(rtol=2**-50, atol=0)
         raise PerfError(f"internal: the cycle breakdown ({terms.sum(0).max()}) does not add up to the wall cycles "
                         f"({wall.max()}); model.core_timing.pass_terms no longer splits pass_cycles_rounds")
-    busiest = wall.argmax(0)  # per sample
+    # tile loads: a START's first pixel run of a filter tile from off chip, the others through the port
+    whole, ported = (np.where(valid[:, 0], ld[:, 0], 0).sum(1) for ld in (load, port))  # (Q,) a pass set's loads
+    loads = np.where(fetch, whole[q], ported[q])
+    rounds = terms[t_of["compute"]] + terms[t_of["lockstep"]]  # (cores, S)
     cols = np.arange(S)
-    loads = int(npx.size)
-    rounds = terms[t_of["compute"]] + terms[t_of["lockstep"]]  # (C, S)
-    busiest_terms = terms[:, busiest, cols]  # (terms, S)
-    return _Timing(wall=wall.max(0), terms={k: busiest_terms[i] for k, i in t_of.items()},
-                   compute=rounds.max(0), core=core.max(0), runs_per_tile=int((copy == 0).sum()),
-                   load_cycles=float(np.where(fetch, np.where(valid, load, 0).sum(1)[r],
-                                              np.where(valid, port, 0).sum(1)[r]).sum()),
-                   stream_cycles=float(stream.sum()), loads_per_row_tile=loads,
-                   fetches=np.bincount(f[fetch], minlength=n_ft))
+    out, j0 = [], 0
+    for k, (req, stream_k) in enumerate(zip(requests, streams)):
+        c = slice(k * C, (k + 1) * C)
+        js = slice(j0, j0 + stream_k.size)  # the request's jobs: its cores' in order
+        j0 = js.stop
+        busiest = wall[c].argmax(0)  # per sample
+        busiest_terms = terms[:, c][:, busiest, cols]  # (terms, S)
+        _, npx, copy = _pixel_ranges(req[11], req[9], req[10])
+        out.append(_Timing(wall=wall[c].max(0), terms={t: busiest_terms[i] for t, i in t_of.items()},
+                           compute=rounds[c].max(0), core=core[c].max(0), runs_per_tile=int((copy == 0).sum()),
+                           load_cycles=float(loads[js].sum()), stream_cycles=float(stream_k.sum()),
+                           loads_per_row_tile=int(npx.size),
+                           fetches=np.bincount(f[js][fetch[js]] - f0[k], minlength=f0[k + 1] - f0[k])))
+    return out
 
 
 def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, batch: int):
-    """One mechanism of a layer, a generator: it yields its core-timing request ``(key, args)``, the
-    arguments of :func:`_core_timing`, receives the :class:`_Timing` and returns its :class:`MechPerf`
-    (:func:`evaluate_layer` times the requests with the same ``key`` in one call, see :func:`_time_requests`)."""
+    """One mechanism of a layer, a generator: it yields its core-timing request, the arguments of
+    :func:`_core_timing` but ``cfg``, receives the :class:`_Timing` and returns its :class:`MechPerf`
+    (:func:`evaluate_layer` times every mechanism's request in one :func:`_core_timings` call)."""
     m, sysc, en = cfg.macro, cfg.system, cfg.energy
     kept, fta, skip = _MODE[mech]
     if ("map", kept, fta) not in cache:
@@ -762,24 +815,30 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
         cache[key] = _vector_cycles(spec, mp, m, skip, used, ncr, S, Pp, cache)
     vec, pcsum = cache[key]
 
-    if ("dl", rows_key, mech != "dense") not in cache:
-        cache[("dl", rows_key, mech != "dense")] = _switch_delivery(mp, m, used, through_switch=mech != "dense")
-    delivery, windows = cache[("dl", rows_key, mech != "dense")]
-    cell_bits = DIGIT_BITS if fta else 1
-    nbytes = ct.tile_bytes(used, m, cell_bits)  # (runs, nrt)
-    port = np.where(valid, ct.load_cycles(used), 0)
-    dram = count_cycles(np.ceil(nbytes * cores_busy / sysc.dram_bytes_per_cycle), f"{spec.name} ({mech})",
-                        "off-chip weight load cycles")
-    load = np.where(valid, np.maximum(port, dram), 0)
-    ft_out = np.ceil(mp.ft_filters).astype(np.int64)  # results per pixel (dense: bit-plane columns / 8)
-    ft_windows = windows.sum(1)[mp.ft_run]
-    ft_rt = valid.sum(1)[mp.ft_run]
-    too_big = ((ft_rt > min(cfg.core.max_row_tiles, cfg.core.descriptors, cfg.core.tile_slots))
-               | (ft_windows > cfg.core.mask_windows))
-    for f in np.nonzero(too_big)[0][:1]:  # the first filter tile that does not fit a core: one line
-        ct.check_filter_tile(int(ft_rt[f]), int(ft_windows[f]), cfg.core, f"{spec.name} ({mech}): filter tile {f}")
+    if ("dl", rows_key) not in cache:
+        cache[("dl", rows_key)] = _switch_delivery(mp, m, used)
+    delivery, windows = cache[("dl", rows_key)]
+    if mech == "dense":  # the dense baseline: no switch, one macro input beat per used cell row
+        delivery = np.where(used > 0, input_beats(used), 0)
     B = batch
-    run = pixels_per_run(cfg, -(-B * Pp // copies), cores_busy, float(mp.ft_filters.max()))
+    if ("tiles", kept, fta) not in cache:  # the same for the mechanisms of this mapping (the first one checks)
+        nbytes = ct.tile_bytes(used, m, DIGIT_BITS if fta else 1)  # (runs, nrt)
+        port = np.where(valid, ct.load_cycles(used), 0)
+        dram = count_cycles(np.ceil(nbytes * cores_busy / sysc.dram_bytes_per_cycle), f"{spec.name} ({mech})",
+                            "off-chip weight load cycles")
+        load = np.where(valid, np.maximum(port, dram), 0)
+        ft_out = np.ceil(mp.ft_filters).astype(np.int64)  # results per pixel (dense: bit-plane columns / 8)
+        ft_windows = windows.sum(1)[mp.ft_run]
+        ft_rt = valid.sum(1)[mp.ft_run]
+        too_big = ((ft_rt > min(cfg.core.max_row_tiles, cfg.core.descriptors, cfg.core.tile_slots))
+                   | (ft_windows > cfg.core.mask_windows))
+        for f in np.nonzero(too_big)[0][:1]:  # the first filter tile that does not fit a core: one line
+            ct.check_filter_tile(int(ft_rt[f]), int(ft_windows[f]), cfg.core,
+                                 f"{spec.name} ({mech}): filter tile {f}")
+        nct = np.bincount(mp.ft_run, minlength=n_runs).astype(np.float64)  # column tiles per run
+        run = pixels_per_run(cfg, -(-B * Pp // copies), cores_busy, float(mp.ft_filters.max()))
+        cache[("tiles", kept, fta)] = (nbytes, port, load, ft_out, ft_windows, nct, run)
+    nbytes, port, load, ft_out, ft_windows, nct, run = cache[("tiles", kept, fta)]
     if (key, "batch", B) not in cache:
         cache[(key, "batch", B)] = batched_vectors(vec, batch_samples(S, B))
     # the compiler deals the jobs (filter tile x pixel run) to the cores by their work; idle cores copying a
@@ -790,14 +849,13 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
             ct.deal_jobs(ct.job_work(used[mp.ft_run], ft_out, npx, m, sysc.macros_per_core,
                                      result_lanes=cfg.core.result_lanes), C)
     job_core = cache[("jobs", kept, fta, B)]
-    # the mechanisms of one mapping through the same switch differ only in their vectors: one call for them
-    tm = yield ((kept, fta, mech != "dense"), (cfg, cache[(key, "batch", B)], delivery, port, load, valid, mp.ft_run,
-                                               ft_out, ft_windows, job_core, copies, run, B * Pp))
+    # every mechanism of the layer is timed in one call (evaluate_layer)
+    tm = yield (cache[(key, "batch", B)], delivery, port, load, valid, mp.ft_run, ft_out, ft_windows, job_core, copies,
+                run, B * Pp)
     wall = float(tm.wall.mean()) / B  # per inference: a batch instance's cycles over its B samples
     n_ch = tm.runs_per_tile
 
     # counts for macro-cycles, utilization and energy
-    nct = np.bincount(mp.ft_run, minlength=n_runs).astype(np.float64)  # column tiles per run
     cyc_run = pcsum.sum(1).astype(np.float64)  # issued cycles of one column tile, all vectors
     macro_total = int((nct * (cyc_run + lat * P * nrt)).sum())
     issued = float((nct * cyc_run).sum())
@@ -931,49 +989,13 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS, *, bat
             requests[k] = next(step)
         except StopIteration as done:  # nothing mapped: no timing
             lp.mech[k] = done.value
-    for k, tm in _time_requests(requests).items():
+    for k, tm in zip(requests, _core_timings(cfg, list(requests.values())) if requests else []):
         try:
             steps[k].send(tm)
         except StopIteration as done:
             lp.mech[k] = done.value
     lp.mech = {k: lp.mech[k] for k in mechanisms}
     return lp
-
-
-def _time_requests(requests: dict) -> dict:
-    """:func:`_core_timing` of every mechanism's request ``(key, args)``: mechanism -> :class:`_Timing`.
-
-    Requests with the same key have the same arguments but the vectors (the mechanisms of one mapping through
-    the same switch, with and without input skipping): their vectors are stacked on the sample axis and timed
-    in one call (every figure of :func:`_core_timing` is per sample or does not depend on the vectors); a
-    vector the same for every pixel (trailing axis 1) is broadcast to the pixels of the other."""
-    groups: dict = {}
-    for k, (key, _) in requests.items():
-        groups.setdefault(key, []).append(k)
-    out = {}
-    for mechs in groups.values():
-        vecs = [requests[k][1][1] for k in mechs]
-        width = max(v.shape[-1] for v in vecs)
-        if len(vecs) == 1:
-            out[mechs[0]] = _core_timing(*requests[mechs[0]][1])
-            continue
-        dtype = np.result_type(*[v for v in vecs if v.shape[-1] == width])
-        if any(v.shape[-1] != width and v.max(initial=0) > np.iinfo(dtype).max for v in vecs):
-            dtype = np.result_type(*vecs)
-        stacked = np.concatenate([np.broadcast_to(v.astype(dtype, copy=False), v.shape[:3] + (width,))
-                                  for v in vecs], axis=1)
-        args = requests[mechs[0]][1]
-        tm = _core_timing(args[0], stacked, *args[2:])
-        S = vecs[0].shape[1]
-        for i, k in enumerate(mechs):
-            out[k] = _sample_slice(tm, slice(i * S, (i + 1) * S))
-    return out
-
-
-def _sample_slice(tm: _Timing, s: slice) -> _Timing:
-    """The samples ``s`` of a :class:`_Timing`: its per-sample arrays sliced, the rest shared."""
-    return dataclasses.replace(tm, wall=tm.wall[s], terms={k: v[s] for k, v in tm.terms.items()},
-                               compute=tm.compute[s], core=tm.core[s])
 
 
 def peak_tops(cfg: HwConfig, phi: int = 1, dense: bool = False) -> float:

@@ -197,8 +197,12 @@ def test_demo_smallcnn_on_the_rtl_chip(real_artifacts):
     from dbpim.model.chip import quantize_input
     from dbpim.model.torch.data import load_data
     from dbpim.model.torch.intpath import IntegerNetwork
+    from dbpim.model.chip import ChipError
     art = load(real_artifacts[0])
-    chip = GoldenChip(art)
+    try:
+        chip = GoldenChip(art)
+    except ChipError as e:  # DBPIM_HW names a design point whose core cannot hold the demo network
+        pytest.skip(f"the demo network does not fit {art.hw.name}'s PIM core: {e}")
     x = load_data("digits", 0).x_test.numpy()[:16]
     want = chip.run(x)
     torch_int = IntegerNetwork(chip.plan, art.layers)(torch.from_numpy(np.ascontiguousarray(x))).numpy()

@@ -61,6 +61,48 @@ def test_bad_yaml_is_one_clear_line(tmp_path, edit, msg):
     assert str(f) in str(e.value) and "\n" not in str(e.value)
 
 
+def _with_chip(tmp_path, chip, name="chip.yaml"):
+    doc = yaml.safe_load(Path(load_config("small").path).read_text())
+    doc["chip"] = chip
+    f = tmp_path / name
+    f.write_text(yaml.safe_dump(doc))
+    return f
+
+
+def test_chip_section_sizes_every_buffer(tmp_path):
+    """chip: the words of each RTL chip buffer (model.config.ChipConfig, HwConfig.chip_words); left out, the values
+    before the section (ACT / ACC from the system's buffers) and no digest change; each range what the hardware
+    addresses (model.isa.DEPTH_MAX), a bad value one line naming the key and its range."""
+    from dbpim.model import isa
+    small = load_config("small")
+    assert small.chip_words() == {"IMEM": 256, "DMEM": 4096, "CMEM": 4096, "WMEM": 65536, "ACT": 2048, "ACC": 1024}
+    assert "chip" not in small.to_dict()
+    spelt = load_config(_with_chip(tmp_path, {"imem_words": 256, "act_words": 2048, "acc_words": 1024}))
+    assert spelt.digest() == small.digest() and spelt.chip_words() == small.chip_words()
+    zoo = load_config(Path(__file__).parent / "zoo-chip.yaml")
+    assert zoo.chip_words() == {"IMEM": 256, "DMEM": 4096, "CMEM": 16384, "WMEM": 720896, "ACT": 65536, "ACC": 32768}
+    assert zoo.to_dict()["chip"] == {"cmem_words": 16384, "wmem_words": 720896, "act_words": 65536,
+                                     "acc_words": 32768}
+    assert zoo.replace(chip={"cmem_words": 4096, "wmem_words": 65536, "act_words": None, "acc_words": None}).to_dict() \
+        == {**small.to_dict(), "name": "zoo-chip"}
+    top = {f"{b.lower()}_words": n for b, n in isa.DEPTH_MAX.items()}
+    assert load_config(_with_chip(tmp_path, top)).chip_words() == isa.DEPTH_MAX
+    assert isa.DEPTH_MAX == {"IMEM": 65536, "DMEM": 131072, "CMEM": 1 << 24, "ACT": 65536, "ACC": 65536,
+                             "WMEM": 1 << 24}
+    for key, bad in [*((k, v + 1) for k, v in top.items()), ("wmem_words", 0), ("act_words", 1.5),
+                     ("imem_words", True)]:
+        f = _with_chip(tmp_path, {key: bad})
+        with pytest.raises(ConfigError) as e:
+            load_config(f)
+        msg = str(e.value)
+        assert msg.startswith(f"{f}: chip.{key}: must be an integer from 1 to {top[key]} (") and "\n" not in msg
+        assert ", got " in msg
+    with pytest.raises(ConfigError, match=r"chip\.rom_words: unknown key; allowed: imem_words, dmem_words"):
+        load_config(_with_chip(tmp_path, {"rom_words": 1}))
+    with pytest.raises(ConfigError, match=r": chip: required mapping with keys imem_words"):
+        load_config(_with_chip(tmp_path, 7))
+
+
 def test_missing_config():
     with pytest.raises(ConfigError, match="shipped configurations: .*paper"):
         load_config("nope")

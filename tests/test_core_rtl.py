@@ -108,15 +108,18 @@ def test_dbpim_verify_two_output_banks(real_artifacts, tmp_path, capsys):
 
 
 @pytest.mark.xdist_group("rtl-core-native")
-def test_dbpim_verify_two_in_windows(real_artifacts, tmp_path, capsys):
+def test_dbpim_verify_two_in_windows(tmp_path, capsys):
     """``dbpim verify`` with two input windows a beat and two tile and output banks (the small YAML plus
     core.in_windows: 2, ...): both macros' vectors delivered at once; outputs bit for bit, the RTL's cycles
-    equal the performance model's (model.core_timing.round_delivery)."""
+    equal the performance model's (model.core_timing.round_delivery). Tied to small (the demo network
+    compiled for it) whatever ``DBPIM_HW`` says: the options are small's plus three."""
+    from conftest import real_artifact
+
     from dbpim.cli import main
     from dbpim.model.config import config_path
     yaml = tmp_path / "small-win2.yaml"
     yaml.write_text(config_path("small").read_text().rstrip() + "\n  tile_banks: 2\n  out_banks: 2\n  in_windows: 2\n")
-    assert main(["verify", "--artifact", str(real_artifacts[0]), "--layer", "features.1.conv", "--hw",
+    assert main(["verify", "--artifact", str(real_artifact("smallcnn", "small")), "--layer", "features.1.conv", "--hw",
                  str(yaml)]) == 0
     out = capsys.readouterr().out
     assert "outputs == run_layer (bit for bit): yes" in out

@@ -48,6 +48,28 @@ def test_map_follows_the_host_targets():
         isa.chip_map({k: v for k, v in DEPTHS.items() if k != "ACC"})
 
 
+def test_host_reach_follows_the_deepest_buffer():
+    """The host address (hw.chip.DBPIMChip.host_addr, the AXI decoder's entry) is 16 bits up to 65536 words a
+    buffer and wider for a deeper one (model.isa.host_addr_bits), up to model.isa.DEPTH_MAX; the chip built from a
+    configuration takes its chip section's words (tests/zoo-chip.yaml: WMEM 720896, 20 bits)."""
+    from pathlib import Path
+
+    from dbpim.hw.chip import DBPIMChip
+    from dbpim.model.config import load_config
+    assert isa.host_addr_bits(DEPTHS) == isa.host_addr_bits({**DEPTHS, "WMEM": 65536}) == 16
+    assert isa.host_addr_bits({**DEPTHS, "WMEM": 65537}) == 17
+    deepest = dict(isa.DEPTH_MAX)
+    assert isa.host_addr_bits(deepest) == isa.HOST_ADDR_BITS_MAX == 24 and isa.chip_map(deepest).addr_width <= 28
+    with pytest.raises(ValueError, match=r"depths\.WMEM: must be an integer in \[1, 16777216\], got 16777217"):
+        isa.host_addr_bits({**deepest, "WMEM": (1 << 24) + 1})
+    zoo = load_config(Path(__file__).parent / "zoo-chip.yaml")
+    chip = DBPIMChip.from_config(zoo)
+    chip._MustUse__silence = True
+    assert chip.depths == zoo.chip_words() and len(chip.host_addr) == 20
+    dut = _dut(WMEM=70000)
+    assert len(dut.chip.host_addr) == 17 and dut.map.regions["WMEM"].entries == 70000
+
+
 async def _raw_write(tb, addr, data, strb=0xF):
     """One AXI4-Lite write, no delays; returns BRESP."""
     for k, v in (("awaddr", addr), ("wdata", data), ("wstrb", strb), ("awvalid", 1), ("wvalid", 1),
@@ -76,8 +98,9 @@ async def _reset(tb):
 def test_decoder_corners():
     """IMEM: the high word's write commits both halves, each half reads back; ACT reads sign-extended; a gap, an
     entry past a buffer's depth read 0 and drop writes; a write without every byte strobe or off a word is
-    SLVERR and not made."""
-    dut = _dut(ACT=500)  # ACT's region (512 words) is larger than its depth
+    SLVERR and not made; WMEM deeper than 65536 words: the entries past 65535 are reached (a 17-bit host address),
+    without aliasing the low ones."""
+    dut = _dut(ACT=500, WMEM=65536 + 8)  # ACT's region (512 words) is larger than its depth
     cm = dut.map
     imem, act = cm.regions["IMEM"], cm.regions["ACT"]
     ins = isa.encode("CLMP", desc=3, dst=0x1234, src0=0xBEEF, src1=7)
@@ -106,6 +129,10 @@ def test_decoder_corners():
         got["misaligned"] = await _raw_write(tb, act.address(11) + 2, 99)
         got["ok"] = await _raw_write(tb, act.address(12), 0xFFFF)
         got["act after"] = await drv.read_buffer("ACT", 3, 10)
+        await drv.write_buffer("WMEM", [-7, 123456789], 65536 + 5)
+        await drv.write_buffer("WMEM", [42], 5)
+        got["deep"] = (await drv.read_buffer("WMEM", 2, 65536 + 5)).tolist()
+        got["shallow"] = (await drv.read_buffer("WMEM", 1, 5)).tolist()
         return got
 
     got = run_amaranth(dut, body, max_cycles=20_000)
@@ -115,6 +142,7 @@ def test_decoder_corners():
     assert got["gap"] == 0 and got["unmapped reg"] == 0 and got["past"] == 0 and got["wrap"][0] == 0
     assert (got["strb"], got["misaligned"], got["ok"]) == (SLVERR, SLVERR, OKAY)
     assert got["act after"].tolist() == [-3, 32767, -1]  # 0xFFFF: the low 16 bits, read back sign-extended
+    assert len(dut.chip.host_addr) == 17 and got["deep"] == [-7, 123456789] and got["shallow"] == [42]
 
 
 def test_driver_runs_a_random_program_through_axi():

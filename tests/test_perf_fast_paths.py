@@ -1,8 +1,11 @@
 """The performance model's fast paths against straightforward references (the same numbers, faster).
 
-``sim_bench.perf`` computes the core timing of every core's jobs at once, once
-per pixel-run length when every vector takes the same cycles, and packs every
-core's STARTs in one call; ``model.cycles`` counts ones with ``np.bitwise_count`` on
+``sim_bench.perf`` computes the core timing of every mechanism of a layer and every core's jobs at once,
+once per pixel-run length when every vector takes the same cycles, and packs every
+core's STARTs in one call (one step per run of a filter tile's pixel runs), the mechanisms
+of one mapping sharing theirs; ``model.core_timing.deal_filter_tiles`` keeps the cores'
+work in a heap; ``model.core_timing.pass_after`` takes the last round along
+the round axis; ``model.cycles`` counts ones with ``np.bitwise_count`` on
 inputs transposed once; ``model.core_timing.delivery_and_windows`` finds a row
 tile's windows once. Each is held here to a plain version on random layers.
 """
@@ -150,12 +153,32 @@ def test_pack_segments_equals_the_job_by_job_packing(rng):
         cores = []
         for _ in range(int(rng.integers(1, 4))):  # a core's filter tiles in runs, or in any order
             fs = rng.permutation(F)[:rng.integers(1, F + 1)] if rng.random() < 0.7 else rng.integers(0, F, 5)
-            cores.append(np.repeat(fs, rng.integers(1, 9, fs.size)))
+            cores.append(np.repeat(fs, rng.integers(1, 9 if rng.random() < 0.5 else 60, fs.size)))
         want = [_pack_job_by_job(c, rts, wins, core) for c in cores]
         starts = np.cumsum([0] + [c.size for c in cores[:-1]])
         got = ct.pack_segments(np.concatenate(cores), rts, wins, core, starts=starts)
         assert np.array_equal(got, np.concatenate(want))
         assert np.array_equal(ct.pack_segments(cores[0], rts, wins, core), want[0])
+
+
+def _deal_plain(work, cores):
+    """``model.core_timing.deal_filter_tiles`` as first written: the first core with the least work, a list scan."""
+    w = np.asarray(work, np.float64).reshape(-1)
+    out, busy = np.zeros(w.size, np.int64), np.zeros(cores)
+    for f in np.argsort(-w, kind="stable"):
+        c = int(np.argmin(busy))
+        out[f] = c
+        busy[c] += w[f]
+    return out
+
+
+def test_deal_filter_tiles_equals_the_plain_list_scheduling(rng):
+    for _ in range(500):
+        F, cores = int(rng.integers(1, 60)), int(rng.integers(1, 10))
+        kind = rng.integers(0, 3)  # ties everywhere, a few values, any float
+        w = (np.full(F, float(rng.integers(0, 3))) if kind == 0 else rng.integers(0, 4, F).astype(float) * 7
+             if kind == 1 else rng.random(F) * 1e3)
+        assert np.array_equal(ct.deal_filter_tiles(w, cores), _deal_plain(w, cores)), (w.tolist(), cores)
 
 
 def test_popcounts_equal_a_per_vector_count(rng):
@@ -209,6 +232,31 @@ def test_delivery_and_windows_equal_a_per_window_count(rng):
             assert dl[s] == beats + int(rem > 0 and last > rem)
 
 
+def test_pass_after_equals_the_round_by_round_recurrence(rng):
+    """``model.core_timing.pass_after`` (the last round taken along the round axis) and ``pass_after_and_terms``
+    (the rounds read once for both) against the module docstring's recurrence, pass by pass, round by round."""
+    n, R, M = 300, 6, 4
+    vec = rng.integers(0, 60, (2, n, R * M)) * (rng.random((2, n, R * M)) < 0.8)  # two samples
+    pixels = rng.integers(0, R * M + 1, n)  # 0: no round runs
+    vec = np.where(np.arange(R * M) < pixels[:, None], vec, 0)
+    C, work, m_r = ct.round_compute(vec, M), ct.round_work(vec, M), ct.round_sizes(pixels, M, R)
+    deliver, stream = rng.integers(0, 20, n), rng.integers(0, 50, n) * (rng.random(n) < 0.5)
+    for n_col, W in ((1, 1), (16, 1), (40, 2), (16, 4)):  # W: core.in_windows
+        got = ct.pass_after(deliver, C, m_r, stream, n_col, in_windows=W)
+        want = np.zeros((2, n), np.int64)
+        for s in range(2):
+            for i in range(n):
+                ran = int((m_r[i] > 0).sum())
+                after = sum(max(int(C[s, i, r]), -(-int(m_r[i, r + 1]) // W) * int(deliver[i]) + 2, n_col)
+                            for r in range(ran - 1))
+                want[s, i] = after + max(int(C[s, i, max(ran - 1, 0)]), n_col) + n_col + int(stream[i])
+        assert np.array_equal(got, want), (n_col, W)
+        both = ct.pass_after_and_terms(deliver, C, m_r, stream, n_col, work, in_windows=W)
+        terms = ct.pass_after_terms(deliver, C, m_r, stream, n_col, work, in_windows=W)
+        assert np.array_equal(both[0], got) and both[1].keys() == terms.keys()
+        assert all(np.array_equal(both[1][k], terms[k]) for k in terms)
+
+
 def _random_specs(rng, macro):
     layers = []
     for i in range(3):
@@ -236,7 +284,7 @@ def test_core_timing_equals_the_straightforward_reference(rng, monkeypatch, tile
         for spec in _random_specs(rng, cfg.macro):
             got = perf.evaluate_layer(spec, cfg, batch=batch)
             with monkeypatch.context() as mp:
-                mp.setattr(perf, "_core_timing", _reference_core_timing)
+                mp.setattr(perf, "_core_timings", lambda cfg, reqs: [_reference_core_timing(cfg, *r) for r in reqs])
                 want = perf.evaluate_layer(spec, cfg, batch=batch)
             for k in perf.MECHANISMS:
                 a, b = got.mech[k], want.mech[k]

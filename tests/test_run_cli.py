@@ -162,9 +162,9 @@ def test_run_rtl_runs_the_samples_on_the_rtl_chip_too(real_artifacts, tmp_path, 
     assert cr["equal_model"] is True and r["cycles_model"]["simd_cycles"] == want  # the golden chip's count too
     assert r["cycles_perf_model"]["per_inference"] == want  # and the performance model's end to end
     rr = r["rtl"]
-    assert rr["configuration"] == "small" and rr["wall_per_inference_s"] > 0 and rr["simulated_cycles_per_s"] > 0
+    assert rr["configuration"] == a.hw.name and rr["wall_per_inference_s"] > 0 and rr["simulated_cycles_per_s"] > 0
     lines = capsys.readouterr().out.splitlines()
-    rtl = next(ln for ln in lines if ": RTL chip (dbpim_chip, native Verilator, small)" in ln)
+    rtl = next(ln for ln in lines if f": RTL chip (dbpim_chip, native Verilator, {a.hw.name})" in ln)
     assert f"output equal to the golden chip's: yes; CYCLES {want} per inference (model.chip_timing {want}: equal)" \
         in rtl, rtl
 

@@ -47,7 +47,8 @@ class ChipRunError(NativeError):
 
 
 def chip_depths(cfg) -> dict:
-    """Words of each buffer of the chip built for ``cfg`` (:meth:`hw.chip.DBPIMChip.from_config`)."""
+    """Words of each buffer of the chip built for ``cfg`` (:meth:`hw.chip.DBPIMChip.from_config`: the
+    configuration's ``chip`` section, :meth:`model.config.HwConfig.chip_words`)."""
     from dbpim.hw.chip import DBPIMChip
     chip = DBPIMChip.from_config(_config(cfg))
     chip._MustUse__silence = True  # built for its depths only: no UnusedElaboratable warning on the user's screen
