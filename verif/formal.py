@@ -145,7 +145,7 @@ class AxiLiteHarness(Elaboratable):
 
 #: The properties :class:`ChipHandshakeHarness` asserts on the chip top's ports, by name.
 CHIP_PROPERTIES = ("axil_b_hold", "axil_r_hold", "axil_aw_w_together", "axil_one_b_per_write", "axil_one_r_per_read",
-                   "irq_after_start")
+                   "irq_after_start", "run_after_start")
 
 
 class _TopHarness(Elaboratable):
@@ -157,10 +157,11 @@ class _TopHarness(Elaboratable):
         """The top's ports: the inputs (free) and outputs of the proof."""
         return [getattr(self.dut, name) for name in self.dut.signature.members]
 
-    def _frame(self, m, rst_name: str):
-        """Add the top and the ``fv`` domain to ``m``: (the top, its reset, ``past``, whether a past value exists,
-        whether the last cycle was a reset)."""
-        m.submodules.dut = d = self.dut
+    def _frame(self, m, rst_name: str, sub=None):
+        """Add the top (``sub``: its elaborated fragment, default the top itself) and the ``fv`` domain to ``m``:
+        (the top, its reset, ``past``, whether a past value exists, whether the last cycle was a reset)."""
+        d = self.dut
+        m.submodules.dut = d if sub is None else sub
         m.domains.fv = ClockDomain("fv", reset_less=True)
         m.d.comb += ClockSignal("fv").eq(d.aclk)
         rst = Signal(name=rst_name)
@@ -177,7 +178,10 @@ class ChipHandshakeHarness(_TopHarness):
     AXI4-Lite input are free. The ``axil_*`` properties as the core's (one response per request: none before its
     request, none twice; a response held, unchanged, until accepted; AW and W together; a read's data two cycles
     after AR), all of them from every reset on (the counts of open requests restart at the chip's reset);
-    ``irq_after_start``: ``irq`` (``STATUS.DONE``) is low from a reset until a write to ``CTRL`` was accepted.
+    ``irq_after_start``: ``irq`` (``STATUS.DONE``) is low from a reset until a write to ``CTRL`` was accepted;
+    ``run_after_start``: the chip controller leaves IDLE only after such a write (the invariant that makes
+    ``irq_after_start`` inductive: DONE rises only on the way out of a run, and a state outside IDLE that no write
+    started is unreachable but, without it, unconstrained in k-induction).
     The chip is built with :data:`DEPTHS` words in its buffers and a 16-word input buffer (the core's memories shrunk
     by :func:`formal_config`).
 
@@ -200,14 +204,17 @@ class ChipHandshakeHarness(_TopHarness):
         self.ctrl_addr = self.dut.map.regs["CTRL"]
 
     def elaborate(self, platform):
+        from amaranth.hdl import Fragment
         m = Module()
-        d, rst, past, past_valid, was_rst = self._frame(m, "chip_rst")
+        top = Fragment.get(self.dut, platform)  # elaborated here: the chip controller's FSM exists to read
+        d, rst, past, past_valid, was_rst = self._frame(m, "chip_rst", top)
         live = past_valid & ~was_rst
         aw = _axil_properties(m, "fv", lambda ch: getattr(d, f"s_axil_{ch}"), rst, live, past, read_wait=True)
         # a write to CTRL accepted since the last reset (any data: an over-approximation of the START request)
         ctrl_written = Signal()
         m.d.fv += ctrl_written.eq(~rst & (ctrl_written | (aw & (d.s_axil_awaddr == self.ctrl_addr))))
         _check(m, (), ~d.irq | ctrl_written, "irq_after_start")
+        _check(m, (), d.chip.ctrl.idle | ctrl_written, "run_after_start")
         if self.plant:  # a deliberately false property (irq never rises): fails where a run reaches DONE
             _check(m, (), ~d.irq, "planted_false")
         return m

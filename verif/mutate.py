@@ -612,6 +612,20 @@ def _packer_carries(prog) -> bool:
     return False
 
 
+def _last_masks_at_the_top(prog, windows: int):
+    """``prog`` with each segment's last pass's masks copied to the last of ``windows`` mask windows (its
+    ``mask_base + n_win = windows``): the same results (where the masks before it leave room)."""
+    segs = []
+    for seg in prog.segments:
+        p = seg.passes[-1]
+        top = windows - p.n_win
+        assert top >= len(seg.masks), "room above the segment's masks"
+        masks = list(seg.masks) + [seg.masks[0] * 0] * (windows - len(seg.masks))
+        masks[top:] = seg.masks[p.mask_base:p.mask_base + p.n_win]
+        segs.append(dataclasses.replace(seg, masks=masks, passes=seg.passes[:-1] + [dataclasses.replace(p, mask_base=top)]))
+    return dataclasses.replace(prog, segments=segs)
+
+
 def _rotate_slots(tile, r: int):
     """``tile`` with its filter slots renamed ``s -> (s + r) % filters`` (the columns and outputs follow)."""
     n = int((tile.filters >= 0).sum())
@@ -684,6 +698,23 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
             lines += [f"window {w}" for w in _hex_rows(input_windows(prog, seg, xs[0]))] + ["run 200000"]
             expect.append((f"dense layer{' (signed)' if dense_signed else ''}, START {si}", want.beats[si],
                            int(want.cycles[si]), 0b010, ends(prog, seg)))
+    # random layers of several passes, their last pass's masks moved to the last mask windows (mask_base + n_win
+    # = mask_windows): a good DECODE at the mask windows' bound while the passes before it still stream (Yosys's
+    # copy of DECODE's checks that drives the datapath's abort, made to refuse the bound, would reset their work)
+    found = 0
+    for _ in range(400):
+        prog, xs = _random_program(params, rng, bool(found % 2))
+        if (len(prog.segments) != 1 or len(prog.segments[0].passes) < 2
+                or len(prog.segments[0].masks) + prog.segments[0].passes[-1].n_win > hw.core.mask_windows):
+            continue
+        prog = _last_masks_at_the_top(prog, hw.core.mask_windows)
+        want = run_core(prog, xs[0])
+        lines += [ln for ln in write_core_stimulus(prog, xs) if not ln.startswith("reset")]
+        expect.append((f"a layer of several passes, its last masks at the top {found}", want.beats[0],
+                       int(want.cycles[0]), 0b010, ends(prog, prog.segments[0])))
+        found += 1
+        if found == 6:
+            break
     # the dense layer's tiles with their filter slots rotated (column 0 owned by slot 1, 2, ..., n_col - 1): the
     # compiler's next-fit packing always gives column 0 to slot 0, the column maps the core accepts do not
     rot = compile_layer(q.w, q.phi, q.mask, mc, q.group_size)
@@ -1000,16 +1031,20 @@ class ChipSuite:
 def chip_suite(hw, seed: int = 1) -> ChipSuite:
     """The chip unit's kill suite on the native chip harness, deterministic for ``seed``: random programs of every
     SIMD instruction on random buffers (ACT after HALT and CYCLES equal the golden chip's), a REQ of more channels
-    than lanes, a random PIM convolution of several segments and a linear layer (ACC equal to the golden chip's;
-    CYCLES its :func:`model.chip.program_cycles`), a reset in the middle of a SIMD program and of the convolution
-    (STATUS idle after it) each then rerun, one program per STATUS.ERROR_CODE (with the PC), then a reset (STATUS and
-    CYCLES read 0)."""
+    than lanes, an ADD with its multipliers and shifts at their bounds, a random PIM convolution of several segments
+    on every PIM core (``system.cores``) and a linear layer as the instruction's layer 1 (ACC equal to the golden
+    chip's; CYCLES its :func:`model.chip.program_cycles`), a reset in the middle of a SIMD program and of the
+    convolution (STATUS idle after it) each then rerun, one program per STATUS.ERROR_CODE (with the PC; code 5 also
+    for an operand read one past ACT, ACC and CMEM; code 6 also for a window table past its end, a round ending with
+    a result entry left and a layer one past the layer table, each followed at once by a CLMP that a PIM controller
+    still running would feed), then a reset (STATUS and CYCLES read 0)."""
     from dbpim.model import isa
     from dbpim.model.chip import GoldenChip, program_cycles
     from dbpim.model.core import CoreParams
     from dbpim.model import chip_programs
     from dbpim.verif.native_chip import chip_depths, chip_stimulus, program_images
     from dbpim.model.pim_programs import pim_program, random_pim
+    from dbpim.model.requant import MULT_BITS, SHIFT_MAX
 
     rng = np.random.default_rng(seed)
     depths = chip_depths(hw)
@@ -1056,18 +1091,40 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
                          {"DONE": 1, "ERROR": 0, "PC": len(prog.imem) - 1}, program_cycles(prog, lanes), [a[0]]))
         add(prog, [{"ACT": (0, a), "ACC": (0, c)} for a, c in bufs], [("ACT", 0, depths["ACT"])], want,
             f"SIMD program {trial}", abort_after=(137 + 311 * trial) if trial else None)
+    def then_clamp(label, broken, act):
+        """``broken`` (a PIM instruction that stops with error code 6), then at once (no reset; only IMEM
+        rewritten) a CLMP of ACT: the error stop leaves the PIM controller idle (a controller still busy would own
+        ACT's read port and feed the CLMP)."""
+        zero = np.zeros(depths["ACC"], np.int64)
+        stop, clamp = _then_clamp(broken, count=8, dst=depths["ACT"] - 8)
+        add(stop, [{"ACT": (0, act), "ACC": (0, zero)}], [],
+            [(f"error code 6 ({label}) before a CLMP started at once",
+              {"DONE": 1, "ERROR": 1, "ERROR_CODE": 6, "PC": 0}, None, None)], f"{label}, then a CLMP")
+        a, c = act[None].copy(), zero[None].copy()
+        GoldenChip.from_program(clamp, lanes).execute(a, c)
+        lines.extend(chip_stimulus({"IMEM": program_images(clamp)["IMEM"]}, [{}],
+                                   [("ACT", 0, depths["ACT"])], depths, 10 ** 7)[1:])  # without its reset
+        expect.append((f"a CLMP started at once after error code 6 ({label})", ["ACT"],
+                       {"DONE": 1, "ERROR": 0, "PC": len(clamp.imem) - 1}, program_cycles(clamp, lanes), [a[0]]))
+
     # a random convolution of several segments, once whole, once after a reset in its middle; a linear layer
     params = CoreParams.from_config(hw)
-    for kind in ("conv2d", "linear"):
+    # (the convolution once on one PIM core, once with its rounds on every core (``system.cores``: core 1 .. fed
+    # from their pass queues, drained after the round); the linear layer's block second in the layer table)
+    multi = hw.system.cores
+    for kind, cores in (("conv2d", 1), ("conv2d", multi), ("linear", 1)):
+        name = f"PIM {kind} layer" + (f" on {cores} cores" if cores > 1 else "")
         for _ in range(200):
             case = random_pim(rng, hw.macro, kind=kind)
             src, dst = int(rng.integers(0, 40)), int(rng.integers(0, 20))
-            pim = pim_program(case, params, src=src, dst=dst, table_pad=0)
-            if len(pim.wmem) <= depths["WMEM"] and (kind == "linear" or (_pim_segments(pim) > 1
-                                                                        and _zero_entries(pim) >= 2)):  # a layer of 2 zero entries
+            pim = pim_program(case, params, src=src, dst=dst, table_pad=int(kind == "linear"), cores=cores,
+                              result_words=hw.system.result_buffer_words if cores > 1 else None)
+            if len(pim.wmem) <= depths["WMEM"] and (kind == "linear" or (
+                    _pim_segments(pim) > 1 and (_zero_entries(pim) >= 2 if cores == 1  # a layer of 2 zero entries
+                                                else _round_cores(pim) == cores))):  # a round on every core
                 break
         else:
-            raise RuntimeError(f"no random PIM {kind} layer (of several segments) fits the chip")
+            raise RuntimeError(f"no random {name} (of several segments) fits the chip")
         act = rng.integers(-300, 300, depths["ACT"])
         act[src:src + case.x.shape[1]] = case.x[0]
         acc = rng.integers(-(1 << 20), 1 << 20, depths["ACC"])
@@ -1076,34 +1133,33 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         cyc = program_cycles(pim, lanes, act, acc)
         for abort_after in (None, cyc // 2) if kind == "conv2d" else (None,):
             add(pim, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
-                [(f"PIM {kind} layer" + ("" if abort_after is None else " after a reset"),
-                  {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1}, cyc, [c[0]])], f"PIM {kind} layer", abort_after)
-        if kind == "conv2d":  # its window table one entry past the end: error code 6, ACT and ACC (zeros: its zero
-            # entries change nothing) untouched after it (ACT read first: time for a controller that ran on to write)
+                [(name + ("" if abort_after is None else " after a reset"),
+                  {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1}, cyc, [c[0]])], name, abort_after)
+        if kind == "conv2d" and cores == 1:  # its window table one entry past the end: error code 6, ACT and ACC
+            # (zeros: its zero entries change nothing) untouched after it (ACT read first: time for a controller
+            # that ran on to write)
             zero = np.zeros(depths["ACC"], np.int64)
             add(_table_past_the_end(pim, hw.core.mask_windows), [{"ACT": (0, act), "ACC": (0, zero)}],
                 [("ACT", 0, depths["ACT"]), ("ACC", 0, depths["ACC"])],
                 [("error code 6 (a window table one entry past its end)",
                   {"DONE": 1, "ERROR": 1, "ERROR_CODE": 6, "PC": 0}, None, [act, zero])], "window table past its end")
-            # the same error, then at once (no reset; only IMEM rewritten) a CLMP of ACT: the error stop leaves
-            # the PIM controller idle (a controller still busy would own ACT's read port and feed the CLMP)
-            stop, clamp = _then_clamp(_table_past_the_end(pim, hw.core.mask_windows), count=8, dst=depths["ACT"] - 8)
-            add(stop, [{"ACT": (0, act), "ACC": (0, zero)}], [],
-                [("error code 6 before a CLMP started at once", {"DONE": 1, "ERROR": 1, "ERROR_CODE": 6, "PC": 0},
-                  None, None)], "window table past its end, then a CLMP")
-            a, c = act[None].copy(), zero[None].copy()
-            GoldenChip.from_program(clamp, lanes).execute(a, c)
-            lines.extend(chip_stimulus({"IMEM": program_images(clamp)["IMEM"]}, [{}], [("ACT", 0, depths["ACT"])],
-                                       depths, 10 ** 7)[1:])  # without its reset
-            expect.append(("a CLMP started at once after error code 6", ["ACT"],
-                           {"DONE": 1, "ERROR": 0, "PC": len(clamp.imem) - 1}, program_cycles(clamp, lanes), [a[0]]))
+            # the same error, then at once (no reset; only IMEM rewritten) a CLMP of ACT: the error stop leaves the
+            # PIM controller idle (a controller still busy would own ACT's read port and feed the CLMP)
+            then_clamp("window table past its end", _table_past_the_end(pim, hw.core.mask_windows), act)
+        elif kind == "conv2d":  # the first round ending with a result entry left (its first segment given one entry
+            # more): error code 6, then a CLMP at once
+            then_clamp("a result entry more than the results", _one_more_result_entry(pim), act)
         else:  # the linear layer again, its block moved to end at WMEM's last word
-            at_end = _block_at_the_end(pim, depths["WMEM"])
+            one_layer = pim_program(case, params, src=src, dst=dst, table_pad=0)
+            at_end = _block_at_the_end(one_layer, depths["WMEM"])
             a, c = act[None].copy(), acc[None].copy()
             GoldenChip.from_program(at_end, lanes).execute(a, c)
             add(at_end, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
                 [("PIM linear layer ending at WMEM's last word", {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1},
                   program_cycles(at_end, lanes, act, acc), [c[0]])], "PIM linear layer at WMEM's end")
+            # the instruction's layer one past the layer table, the word after the table pointing at the block:
+            # error code 6, then a CLMP at once (a controller that read that word would run the layer)
+            then_clamp("a layer one past the layer table", _layer_past_the_table(one_layer), act)
 
     # each STATUS.ERROR_CODE
     def one(word, op=None, **desc):
@@ -1122,6 +1178,39 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         asm.imem.append(isa.encode("DWC", desc=d, dst=20, src0=0))
         return asm.program()
 
+    def read_past(op):  # an operand read one element past its buffer: REQ's ACC, CLMP's and ADD's ACT, DWC's weight
+        asm = chip_programs.Asm(np.random.default_rng(0), depths)
+        m, s, b = asm.const([1 << 30]), asm.const([31]), asm.const([0])
+        if op == "REQ":
+            d = asm.desc("REQ", C=1, inner=2, outer=1, m_addr=m, s_addr=s, bias_addr=b, has_bias=1, lo=-9, hi=9)
+            asm.imem.append(isa.encode("REQ", desc=d, dst=20, src0=depths["ACC"] - 1))
+        elif op == "CLMP":
+            d = asm.desc("CLMP", count=3, lo=-9, hi=9)
+            asm.imem.append(isa.encode("CLMP", desc=d, dst=20, src0=depths["ACT"] - 2))
+        elif op == "ADD":
+            d = asm.desc("ADD", count=2, ma=1 << 30, sa=31, mb=1 << 30, sb=31, lo=-9, hi=9)
+            asm.imem.append(isa.encode("ADD", desc=d, dst=20, src0=0, src1=depths["ACT"] - 1))
+        else:  # a 1-channel 2 x 2 DWC whose weights start at CMEM's last word (the word loaded: weight 1)
+            asm.cmem.extend([1] * (depths["CMEM"] - len(asm.cmem)))
+            d = asm.desc("DWC", C=1, H=3, W=3, Ho=2, Wo=2, kernel=isa.pack_pair(2, 2), stride=isa.pack_pair(1, 1),
+                         padding=0, dilation=isa.pack_pair(1, 1), w_addr=depths["CMEM"] - 1, m_addr=m, s_addr=s,
+                         bias_addr=b, lo=-9, hi=9)
+            asm.imem.append(isa.encode("DWC", desc=d, dst=20, src0=0))
+        return asm.program()
+
+    # ADD with each scalar at its bound (multipliers 2**31 - 1, shifts model.requant.SHIFT_MAX): accepted, exact
+    asm = chip_programs.Asm(np.random.default_rng(0), depths)
+    top_m = (1 << MULT_BITS) - 1
+    d = asm.desc("ADD", count=8, ma=top_m, sa=SHIFT_MAX, mb=top_m, sb=SHIFT_MAX, lo=-300, hi=300)
+    asm.imem.append(isa.encode("ADD", desc=d, dst=40, src0=0, src1=8))
+    prog = asm.program()
+    x = rng.integers(-(1 << 15), 1 << 15, depths["ACT"])
+    a = x[None].copy()
+    GoldenChip.from_program(prog, lanes).execute(a, np.zeros((1, depths["ACC"]), np.int64))
+    add(prog, [{"ACT": (0, x)}], [("ACT", 0, depths["ACT"])],
+        [("ADD with its multipliers and shifts at their bounds", {"DONE": 1, "ERROR": 0, "PC": 1},
+          program_cycles(prog, lanes), [a[0]])], "ADD at the scalar bounds")
+
     big = (1 << 31) - 1
     pending = [("pending", one(isa.encode(isa.RTL_PENDING[0])), 2)] if isa.RTL_PENDING else []
     for label, prog, code in (
@@ -1133,6 +1222,7 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
                                  lo=-big - 1, hi=big), 4),
             ("past ACT", one(isa.encode("CLMP", desc=0, dst=depths["ACT"] - 2, src0=0), "CLMP", count=3, lo=-9,
                              hi=9), 5),
+            *((f"{op} reading past its buffer", read_past(op), 5) for op in ("REQ", "CLMP", "ADD", "DWC")),
             ("PIM of zero groups", one(isa.encode("PIM", desc=0)), 6)):
         add(prog, [{"ACT": (0, np.full(8, 1000))}], [], [(f"error code {code} ({label})",
                                                            {"DONE": 1, "ERROR": 1, "ERROR_CODE": code, "PC": 0},
@@ -1162,6 +1252,42 @@ def _block_at_the_end(prog, words: int):
     wmem[:2] = [1, base]
     wmem[base:] = w[blk.base:blk.base + blk.words]
     return dataclasses.replace(prog, wmem=wmem)
+
+
+def _one_more_result_entry(prog):
+    """``prog`` (a PIM instruction) with the first segment of its first layer's first band given one result entry
+    more (a copy of its last; the block's word count with it, the later blocks moved): that segment's round ends
+    with an entry left (error code 6)."""
+    from dbpim.model.pim_image import BAND_HEADER, PIM_HEADER, SEGMENT_HEADER, read_block
+    w = [int(v) for v in np.asarray(prog.wmem, np.int64)]
+    blk = read_block(np.array(w, np.int64), 0)
+    for i in range(1, w[0]):
+        w[1 + i] += 1 if w[1 + i] > blk.base else 0
+    seg = blk.bands[0].segments[0]
+    head = blk.base + len(PIM_HEADER) + len(blk.zeros) + len(BAND_HEADER)
+    end = head + len(SEGMENT_HEADER) + 2 * len(seg.writes) + len(seg.table) + 4 * len(seg.passes) + len(seg.results)
+    w[head + SEGMENT_HEADER.index("results")] += 1
+    w[blk.base + PIM_HEADER.index("words")] += 1
+    w[end:end] = [w[end - 1]]
+    return dataclasses.replace(prog, wmem=np.array(w, np.int64))
+
+
+def _layer_past_the_table(prog):
+    """``prog`` (one PIM layer) as the instruction of layer ``L``, one past a table of ``L`` layers, ``L`` the
+    block's word count: every entry points at the block, which starts at word ``L``, so the table's last entry
+    is the block's first word and WMEM word 0 (the table's length) the block's address. The PIM controller stops
+    with error code 6; one that went on from LOOKUP (to BASE, which reads the word it presents, word 0) would run
+    the layer."""
+    from dbpim.model import isa
+    from dbpim.model.pim_image import read_block
+    w = np.asarray(prog.wmem, np.int64)
+    assert int(w[0]) == 1, "one layer"
+    blk = read_block(w, 0)
+    n = blk.words
+    wmem = np.concatenate([[n] * n, w[blk.base:blk.base + n]]).astype(np.int64)
+    assert wmem[n] == n  # the block's word count is the table's last entry
+    d = dict(isa.unpack_descriptor("PIM", [int(v) for v in prog.dmem[:isa.DESC_WORDS]]), layer=n)
+    return dataclasses.replace(prog, wmem=wmem, dmem=np.array(isa.pack_descriptor("PIM", d), np.int64))
 
 
 def _table_past_the_end(prog, windows: int):
@@ -1196,6 +1322,14 @@ def _then_clamp(prog, *, count: int, dst: int):
     first = dataclasses.replace(prog, dmem=np.array(dmem, np.int64))
     imem = np.array([isa.encode("CLMP", desc=d, dst=dst, src0=0), isa.encode("HALT")], np.uint64)
     return first, dataclasses.replace(first, imem=imem)
+
+
+def _round_cores(prog) -> int:
+    """The most PIM cores one round of a program's WMEM image runs (a band's segments, up to its ``cores``)."""
+    from dbpim.model.pim_image import read_block
+    w = np.asarray(prog.wmem, np.int64)
+    return max(min(len(b.segments), blk.cores) for i in range(int(w[0])) for blk in [read_block(w, i)]
+               for b in blk.bands)
 
 
 def _pim_segments(prog) -> int:

@@ -25,15 +25,17 @@ def command(hw, depth, induction_depth, no_cover, core_induction):
 
     SymbiYosys with yices: reachability of a result beat, a bounded model
     check of the core, k-induction of its AXI4-Lite target and of the chip's
-    (dbpim_chip_axi), a bounded model check of the whole chip top. Exit status 1
-    when a property fails (the counterexample and log are named).
+    (dbpim_chip_axi), a bounded model check and k-induction of the whole chip
+    top. Exit status 1 when a property fails (the counterexample and log are
+    named).
     """
     from dbpim.verif.formal import CHIP_PROPERTIES, PROPERTIES, FormalFailure, prove
     cfg = load_hw(hw)
     runs = ([] if no_cover else [("core", "cover", depth)]) + [("core", "bmc", depth),
                                                                ("axil", "prove", induction_depth),
                                                                ("chip_axil", "prove", induction_depth),
-                                                               ("chip", "bmc", depth)]
+                                                               ("chip", "bmc", depth),
+                                                               ("chip", "prove", induction_depth)]
     runs += [("core", "prove", induction_depth)] if core_induction else []
     bad = 0
     for target, mode, d in runs:
