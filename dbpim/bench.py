@@ -305,6 +305,12 @@ def run(out="build/speed", quick: bool = False) -> dict:
     r = res["d_rtl"] = rtl_hooks()
     if r["status"] == "ok":
         print(f"(d) RTL: {jsonio.dumps(r['results'], what='RTL results', indent=None, default=str)}")
+        d = r["results"]
+        print(f"(d) chip: {d['chip network']}: "
+              f"{d['chip cycles per inference (CYCLES register = model.chip_timing)']:,.0f} cycles an inference, "
+              f"{d['chip: native wall per inference, incl. input write and output read [ms]']:.1f} ms wall an "
+              f"inference, {d['chip: native, simulation only [cycles/s]']:,.0f} simulated cycles/s (the PIM core "
+              f"alone: {d['core: native, simulation only [cycles/s]']:,.0f} cycles/s)", flush=True)
     else:
         print(f"(d) RTL measurements: {r['status']}")
     r = res["e_synth"] = synth_figures()

@@ -13,9 +13,9 @@ Measures, on this machine:
   both also with their start-up (process, build check, files) included;
 * simulated clock cycles per second of the chip top (``dbpim_chip``) on its
   native harness (:mod:`verif.native_chip`), on the configuration of the core
-  figure: a random SIMD-only program (:mod:`model.chip_programs`; the network
-  programs need PIM, which the RTL chip does not run yet), its harness build
-  time and wall time per START;
+  figure: the demo CNN's inference (the demo's network compiled untrained for
+  that configuration, digits test samples, outputs and CYCLES checked against
+  the golden chip), its harness build time and wall time per inference;
 * wall time of the cocotb regression (``pytest -n 2 -m rtl verif tests``)
   with the per-block builds already in ``build/`` (for the cold figure run
   ``make clean test-rtl``).
@@ -96,40 +96,56 @@ def _core_speed(hw, starts: int, native_starts: int) -> dict:
                     "core cycles per START (CYCLES register)": int(runs[0][0].cycles)})
 
 
-def _chip_speed(hw, samples: int, seed: int = 0, extra: int = 20) -> dict:
-    """The chip top on the native harness (no cocotb chip path to compare with): a random SIMD-only program
-    (:func:`model.chip_programs.random_program`; the network programs need PIM, which the RTL chip does not
-    run while ``model.isa.RTL_PENDING`` holds it) on ``samples`` STARTs of random buffer contents."""
-    from dbpim.model import isa
-    from dbpim.model.chip import program_cycles
-    from dbpim.model import chip_programs
+def _chip_speed(hw, samples: int) -> dict:
+    """The demo CNN's inference on the chip top's native harness: the demo's network (SmallCNN on digits, the
+    flow of ``make demo`` with no training epochs: the demo's instructions and geometry, its weights untrained)
+    compiled for ``hw`` (at the demo's width 1, or at the tests' width 0.5 when that does not fit ``hw``'s chip
+    buffers: ``small``), ``samples`` test digits through ``dbpim_chip``
+    (:func:`verif.native_chip.run_program_native`, as ``dbpim run --rtl``); the outputs must equal the golden
+    chip's and CYCLES ``model.chip_timing``'s."""
+    from dbpim.model import artifact, isa
+    from dbpim.model.chip import GoldenChip, quantize_input
+    from dbpim.model.torch.data import load_data
+    from dbpim.model.torch.flow import FlowOptions, run_flow
     from dbpim.verif.native import build_native
-    from dbpim.verif.native_chip import chip_depths, run_chip_native
+    from dbpim.verif.native_chip import ChipRunError, check_fits, chip_depths, model_cycles, run_program_native
 
-    depths = chip_depths(hw)
-    rng = np.random.default_rng(seed)
-    prog = chip_programs.random_program(rng, depths, extra=extra)
-    act, acc = chip_programs.random_buffers(rng, depths)
-    _, build_s = build_native("chip", hw)  # timed here, reused by the run below
-    run = run_chip_native(prog, hw, [{"ACT": (0, act), "ACC": (0, acc)}] * samples, [("ACT", 0, 16)])
-    run.check()
-    want = program_cycles(prog, hw.system.simd_lanes)
-    if not (run.cycles == want).all():
-        raise RuntimeError(f"bench: the RTL chip's CYCLES {sorted(set(run.cycles.tolist()))} differ from "
-                           f"model.chip_timing's {want}")
-    counts = {op: sum(isa.decode(int(w))["op"] == op for w in prog.imem) for op in chip_programs.SIMD_OPS}
-    pim = "PIM is not in the RTL chip yet" if "PIM" in isa.RTL_PENDING else "a SIMD-only program"
-    return {"chip program": f"random SIMD-only program (model.chip_programs.random_program, seed {seed}): "
-                            f"{len(prog.imem)} instructions ("
-                            + ", ".join(f"{n} {op}" for op, n in counts.items()) + f", HALT); {pim}",
-            "chip STARTs (native)": samples,
-            "chip cycles per START (CYCLES register = model.chip_timing)": int(want),
+    for width in (1.0, 0.5):
+        with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
+            rep = run_flow("smallcnn", "digits", hw, FlowOptions(epochs=0, finetune_epochs=0, qat_epochs=0,
+                                                                 n_train=64, n_test=samples, width=width,
+                                                                 compare=False, plots=False, progress=False),
+                           out=Path(tmp) / "flow")
+            art = artifact.load(rep.artifact)
+        try:
+            check_fits(GoldenChip(art).program, chip_depths(art.hw))
+            break
+        except ChipRunError:
+            continue
+    gold = GoldenChip(art)
+    x = load_data("digits", 0).x_test.numpy()[:samples]
+    want = gold.run(x)
+    q = quantize_input(x, gold.plan.quants[gold.plan.input])
+    _, build_s = build_native("chip", art.hw)  # timed here, reused by the run below
+    got, run = run_program_native(gold.program, q, art.hw)
+    cycles = model_cycles(gold.program, q, art.hw.system.simd_lanes)
+    if not np.array_equal(got, want) or not np.array_equal(run.cycles, cycles):
+        raise RuntimeError("bench: the RTL chip's outputs or CYCLES differ from the golden chip's "
+                           f"(CYCLES {run.cycles.tolist()[:4]}, model.chip_timing {cycles.tolist()[:4]})")
+    simd = sum(int(c) for pc, c in enumerate(gold.by_instruction)
+               if isa.decode(int(gold.program.imem[pc]))["op"] != "PIM") / len(x)
+    return {"chip network": f"the demo CNN (SmallCNN on digits, width {width:g}, untrained weights) compiled for "
+                            f"{hw.name}: {len(gold.program.imem)} instructions",
+            "chip inferences (native)": len(x),
+            "chip cycles per inference (CYCLES register = model.chip_timing)": round(float(cycles.mean()), 1),
+            "chip SIMD instructions' cycles per inference": round(simd, 1),
             "chip: native harness build, 0 when cached [s]": round(build_s, 1),
             "chip: native, simulation only [cycles/s]": round(run.cycles_per_second, 1),
             "chip: native, simulation only, per CPU second [cycles/s]": round(run.cycles_per_cpu_second, 1),
-            "chip: native, incl. start-up [cycles/s]": round(float(run.run_clocks.sum()) / run.wall_seconds, 1),
-            "chip: native wall per START, incl. buffer writes and reads [ms]":
-                round(1e3 * float(run.sample_seconds.mean()), 3)}
+            "chip: native wall per inference, incl. input write and output read [ms]":
+                round(1e3 * float(run.sample_seconds.mean()), 3),
+            "chip: native wall per inference, incl. harness start-up and images [ms]":
+                round(1e3 * run.wall_seconds / len(x), 3)}
 
 
 def _speeds(block, c_clocks, c_test, c_wall, n_clocks, n_secs, n_wall, extra) -> dict:
@@ -169,7 +185,7 @@ def run(cfg: str = "paper", core_cfg: str | None = None, n_vectors: int = 64, co
     res["core configuration"] = core_cfg
     res.update(_core_speed(load_config(core_cfg), core_starts, native_starts=300 * core_starts))
     res["chip configuration"] = core_cfg
-    res.update(_chip_speed(load_config(core_cfg), samples=200))
+    res.update(_chip_speed(load_config(core_cfg), samples=50))
 
     cmd = [sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup", "-m", "rtl", "verif", "tests",
            "-p", "no:cacheprovider"]

@@ -183,7 +183,7 @@ class DBPIMChip(Block):
         wiring.connect(m, ctrl.simd_i, simd.i)
         wiring.connect(m, simd.o, ctrl.simd_o)
         m.d.comb += [simd.w_en.eq(ctrl.simd_w_en), simd.w_addr.eq(ctrl.simd_w_addr), simd.w_data.eq(ctrl.simd_w_data),
-                     ctrl.simd_err.eq(simd.err), ctrl.simd_busy.eq(simd.busy)]
+                     ctrl.simd_err.eq(simd.err)]
 
         pim = self._pim(m, ctrl, platform)
 

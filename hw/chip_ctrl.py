@@ -6,9 +6,9 @@ descriptor's words from DMEM, *set up* the operation's geometry, *load the
 constants* into the SIMD core's constant memory (per channel from CMEM for
 REQ and DWC, the descriptor's scalars for ADD and GAP), *send* the SIMD descriptor,
 then *stream* the operands (read element by element from ACT, or ACC for REQ; DWC
-reads each element's int8 weight from CMEM in the same cycles)
+reads each element's int8 weight from CMEM in the same cycle)
 in the SIMD core's beat order (:mod:`model.simd_core`: pixel, channel group of
-``lanes`` channels, window element) and *write back* each output beat's lanes
+``lanes`` channels, window element) while it *writes back* each output beat's lanes
 to ACT, and go to the next instruction; HALT ends the run. A PIM
 instruction loads its descriptor the same way and then runs on the PIM
 controller (:mod:`hw.pim_ctrl`) until it is done.
@@ -26,10 +26,12 @@ CLMP   C = 1, W = Wo = ``count``, 1 x 1 window
 DWC    MAXP's geometry on the SIMD core's dwconv; b = the weight at CMEM ``w_addr`` + (c * KH + kh) * KW + kw
 ====== ====================================================================================
 
-The controller reads one element per memory read (two cycles an element,
-three for ADD) and waits for each output beat before the next: it is exact,
-not fast (it does not reach the SIMD core's full rate,
-:func:`model.simd_core.simd_cycles`); its cycles are
+The stream is pipelined (:meth:`ChipController._stream`): one buffer read a
+cycle (one element: ADD's a and b take two cycles on ACT's one read port), a
+beat to the SIMD core as soon as its last element is read, the results written
+back a lane a cycle while the next operands are read; a window's last beat
+waits only so that its result finds the write-back free (the SIMD core never
+waits). Its cycles are
 :func:`model.chip_timing.instruction_cycles`, which the golden chip counts
 too (PIM: :func:`model.chip_timing.pim_cycles`). DWC loads its 15 descriptor words, the others
 :data:`model.chip_timing.DESC_LOADED`. The opcodes of :data:`model.isa.RTL_PENDING` (none at present)
@@ -37,6 +39,8 @@ stop the run with STATUS.ERROR_CODE 2; the codes are :data:`model.isa.CHIP_ERROR
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
@@ -136,7 +140,7 @@ class ChipController(Block):
             "simd_o": In(stream.Signature(layout_from_fields(simd_out_fields(L)))),
             "simd_w_en": Out(L), "simd_w_addr": Out(range(groups)),
             "simd_w_data": Out(data.ArrayLayout(layout_from_fields(simd_const_fields()), L)),
-            "simd_err": In(1), "simd_busy": In(1), "simd_rst": Out(1),
+            "simd_err": In(1), "simd_rst": Out(1),
             # the PIM controller (hw.pim_ctrl): started with the PIM descriptor's first words
             "pim_start": Out(1), "pim_groups": Out(16), "pim_layer": Out(16),
             "pim_signed": Out(1), "pim_C": Out(32), "pim_H": Out(32), "pim_W": Out(32), "pim_src": Out(16),
@@ -150,6 +154,156 @@ class ChipController(Block):
         return 1
 
     latency_note = "START to the first instruction fetch"
+
+    def _stream_regs(self) -> SimpleNamespace:
+        """The stream's registers (:meth:`_stream`) and ``init``, the statements that start a stream: every slot
+        to go, nothing captured, held or written back."""
+        L = self._lanes
+        r = SimpleNamespace(
+            more=Signal(name="more"),            # slots left to issue
+            b_half=Signal(name="b_half"),        # ADD: the slot reads the element's b
+            cap_v=Signal(name="cap_v"), cap_b=Signal(name="cap_b"), cap_pad=Signal(name="cap_pad"),
+            cap_last=Signal(name="cap_last"),    # the captured slot ends its beat
+            cap_final=Signal(name="cap_final"),  # ... and its window
+            cap_lane=Signal(range(L), name="cap_lane"),
+            cap_n=Signal(range(L + 1), name="cap_n"),  # the captured beat's lanes (its channel group's)
+            held=Signal(name="held"),            # a complete beat not yet taken
+            wait=Signal(range(L + 1), name="wait"),  # cycles before a window's last beat may go
+            wv=Signal(name="wv"), wlast=Signal(name="wlast"))  # a result beat written back; the op's last
+        r.init = [r.more.eq(1), r.b_half.eq(0), r.cap_v.eq(0), r.held.eq(0), r.wait.eq(0), r.wv.eq(0)]
+        return r
+
+    def _stream(self, m, fail, v):
+        """The SIMD stream's actions, all in the same cycles: *issue* a slot a cycle (one buffer read: a lane's
+        operand, ADD's ``a`` then ``b``; one slot with no read for a padding window element), *capture* its data
+        the cycle after into the beat (the beat's last element goes to the SIMD core straight from the read
+        data), *offer* the complete beat (a window's last beat waits until the write-back can take its result
+        when it leaves the SIMD core, :data:`model.spec.SIMD_LATENCY` cycles later: so the SIMD core never
+        waits), *take* each result beat and *write back* its lanes to ACT, a lane a cycle. The walk's counters
+        ``v`` are the controller's (elaborate); ``fail(code)`` stops the run."""
+        L, D = self._lanes, self._depths
+        act_bits = isa.BUFFERS["ACT"].elem_bits
+        more, cap_v, cap_b, cap_pad, cap_last, cap_final = v.more, v.cap_v, v.cap_b, v.cap_pad, v.cap_last, v.cap_final
+        cap_lane, cap_n, held, wait, wv, wlast = v.cap_lane, v.cap_n, v.held, v.wait, v.wv, v.wlast
+
+        # --- offer: a complete beat, the last slot's element from the read data
+        offer = held | (cap_v & cap_last)
+        valid = offer & (~cap_final | (wait == 0))
+        taken = valid & self.simd_i.ready
+        adv = ~offer | taken
+        issue = more & adv
+        rd_a = Mux(v.from_acc, self.acc_rdata, self.act_rdata)
+        rd_b = Mux(v.dwc, self.cmem_data, self.act_rdata)
+        now = cap_v & ~cap_pad
+        ip = self.simd_i.payload
+        m.d.comb += [self.simd_i.valid.eq(valid), ip.pad.eq(cap_pad)]
+        for l in range(L):
+            here = now & (cap_lane == l)
+            m.d.comb += [ip.a[l].eq(Mux(here & ~cap_b, rd_a, v.a[l])),
+                         ip.b[l].eq(Mux(here & (cap_b | v.dwc), rd_b, v.b[l]))]
+        m.d.sync += held.eq(offer & ~taken)
+        with m.If(taken & cap_final):
+            m.d.sync += wait.eq(cap_n - 1)
+        with m.Elif(wait != 0):
+            m.d.sync += wait.eq(wait - 1)
+
+        # --- issue: the slot's read, then the walk's next slot (lane, ADD's b, window element, group, pixel)
+        m.d.comb += [v.use_w.eq(1), v.use_b.eq(v.two_src & v.b_half)]
+        m.d.sync += cap_v.eq(issue)
+        beat_end = v.pad | (v.last_lane & (~v.two_src | v.b_half))
+        n_grp = Signal(range(L + 1))  # the group's lanes: up to its first lane l with c0 + l the last channel
+        m.d.comb += n_grp.eq(L)
+        for l in reversed(range(L - 1)):
+            with m.If(v.c0 + l >= v.C_m1):
+                m.d.comb += n_grp.eq(l + 1)
+        win_end = (v.kj == v.KW_m1) & (v.ki == v.KH_m1)
+        with m.If(issue):
+            m.d.sync += [cap_lane.eq(v.lane), cap_b.eq(v.two_src & v.b_half), cap_pad.eq(v.pad), cap_last.eq(beat_end),
+                         cap_final.eq(beat_end & win_end), cap_n.eq(n_grp)]
+            past_a = Mux(v.from_acc, _at_least(v.addr_a, D["ACC"]), _at_least(v.addr_a, D["ACT"]))
+            with m.If(~v.pad & (past_a | (v.two_src & _at_least(v.addr_b, D["ACT"]))
+                                | (v.dwc & _at_least(v.addr_w, D["CMEM"])))):
+                fail("address")
+            with m.If(~beat_end):
+                with m.If(v.two_src & ~v.b_half):
+                    m.d.sync += v.b_half.eq(1)
+                with m.Else():
+                    m.d.sync += [v.b_half.eq(0), v.lane.eq(v.lane + 1)]
+            with m.Else():
+                m.d.sync += [v.b_half.eq(0), v.lane.eq(0)]
+                self._next_window_element(m, v, more)
+
+        # --- capture: the slot's data into the beat (DWC: its weight must be int8)
+        wt_high = self.cmem_data[SIMD_DWC_W_BITS - 1:]
+        with m.If(now & v.dwc & ~(wt_high.all() | ~wt_high.any())):
+            fail("simd")
+        for l in range(L):
+            with m.If(now & (cap_lane == l)):
+                with m.If(~cap_b):
+                    m.d.sync += v.a[l].eq(rd_a)
+                with m.If(cap_b | v.dwc):
+                    m.d.sync += v.b[l].eq(rd_b)
+
+        # --- take a result beat, write it back a lane a cycle (the last lane's cycle takes the next)
+        w_last_lane = (v.wlane == L - 1) | (v.wc >= v.C_m1)
+        m.d.comb += self.simd_o.ready.eq(~wv | w_last_lane)
+        with m.If(wv):
+            val = Signal(signed(32))
+            for l in range(L):
+                with m.If(v.wlane == l):
+                    m.d.comb += val.eq(v.ob[l])
+            high = val[act_bits - 1:]  # all equal: the value fits ACT's signed elements
+            with m.If(~(high.all() | ~high.any())):
+                fail("range")
+            with m.Elif(v.addr_o >= D["ACT"]):
+                fail("address")
+            with m.Else():
+                m.d.comb += [self.act_we.eq(1), self.act_wdata.eq(val[:act_bits])]
+                with m.If(~w_last_lane):
+                    m.d.sync += v.wlane.eq(v.wlane + 1)
+                with m.Else():
+                    m.d.sync += [wv.eq(0), v.wlane.eq(0)]
+                    with m.If(wlast):
+                        m.d.sync += v.pc.eq(v.pc + 1)
+                        m.next = "FETCH"
+                    with m.Elif(v.wc0 + L < v.C):
+                        m.d.sync += v.wc0.eq(v.wc0 + L)
+                    with m.Else():
+                        m.d.sync += v.wc0.eq(0)
+                        with m.If(v.pix[:len(v.HoWo_m1)] != v.HoWo_m1):  # (pix < HoWo: 64 bits)
+                            m.d.sync += v.pix.eq(v.pix + 1)
+                        with m.Else():
+                            m.d.sync += [v.pix.eq(0), v.wo.eq(v.wo + 1)]
+        with m.If(self.simd_o.valid & self.simd_o.ready):
+            m.d.sync += [wv.eq(1), wlast.eq(self.simd_o.payload.last)]
+            m.d.sync += [v.ob[l].eq(self.simd_o.payload.data[l]) for l in range(L)]
+
+    def _next_window_element(self, m, v, more):
+        """The walk's next window element (kj, ki), then channel group (c0), then pixel (ow, oh, o); past the
+        last, no slot is left (``more`` falls)."""
+        L = self._lanes
+        with m.If(v.kj != v.KW_m1):
+            m.d.sync += v.kj.eq(v.kj + 1)
+        with m.Elif(v.ki != v.KH_m1):
+            m.d.sync += [v.kj.eq(0), v.ki.eq(v.ki + 1)]
+        with m.Else():
+            m.d.sync += [v.kj.eq(0), v.ki.eq(0)]
+            with m.If(v.c0 + L < v.C):
+                m.d.sync += v.c0.eq(v.c0 + L)
+            with m.Else():
+                m.d.sync += v.c0.eq(0)
+                with m.If(v.ow != v.Wo_m1):
+                    m.d.sync += v.ow.eq(v.ow + 1)
+                with m.Else():
+                    m.d.sync += v.ow.eq(0)
+                    with m.If(v.oh != v.Ho_m1):
+                        m.d.sync += v.oh.eq(v.oh + 1)
+                    with m.Else():
+                        m.d.sync += v.oh.eq(0)
+                        with m.If(v.o != v.outer_m1):
+                            m.d.sync += v.o.eq(v.o + 1)
+                        with m.Else():
+                            m.d.sync += more.eq(0)
 
     def elaborate(self, platform):
         m = Module()
@@ -185,6 +339,7 @@ class ChipController(Block):
         C_m1 = Signal(W32 + 1, name="C_m1")
         outer_m1 = Signal(W32 + 1, name="outer_m1")
         Ho_m1, Wo_m1 = Signal(W32, name="Ho_m1"), Signal(W32, name="Wo_m1")
+        HoWo_m1 = Signal(64, name="HoWo_m1")
         KH_m1, KW_m1 = Signal(W32, name="KH_m1"), Signal(W32, name="KW_m1")
         HW, HoWo, win, CHW, CHoWo, pixels = (Signal(64, name=n) for n in ("HW", "HoWo", "win", "CHW", "CHoWo",
                                                                            "pixels"))
@@ -201,8 +356,11 @@ class ChipController(Block):
         # --- loop counters
         o = Signal(W32 + 1, name="o")
         oh, ow, c0 = (Signal(W32, name=n) for n in ("oh", "ow", "c0"))
-        # oh * Wo + ow, counted (at the width of o * CHoWo + c * HoWo: a one-width sum)
-        pix = Signal(len(o * CHoWo) + 1, name="pix")
+        # the write walk (the output beats, behind the reads): outer index, pixel oh * Wo + ow (counted, at the width
+        # of wo * CHoWo + wc * HoWo: a one-width sum), channel group, lane
+        wo = Signal(W32 + 1, name="wo")
+        pix = Signal(len(wo * CHoWo) + 1, name="pix")
+        wc0, wlane = Signal(W32, name="wc0"), Signal(W32, name="wlane")
         ki, kj = Signal(W32), Signal(W32)
         lane = Signal(W32)  # at c0's width (c = c0 + lane)
         grp = Signal(range(max(2, -(-self._simd_channels // L))))
@@ -218,7 +376,9 @@ class ChipController(Block):
         pad = _neg(row) | (row >= H) | _neg(col) | (col >= Wd)
         off_in = Signal(signed(80))
         off_out = Signal(80)
-        m.d.comb += [off_in.eq(o * CHW + c * HW + row * Wd + col), off_out.eq(o * CHoWo + c * HoWo + pix)]
+        wc = Signal(W32 + 1)
+        m.d.comb += [wc.eq(wc0 + wlane), off_in.eq(o * CHW + c * HW + row * Wd + col),
+                     off_out.eq(wo * CHoWo + wc * HoWo + pix)]
         addr_a, addr_b, addr_o = Signal(signed(82)), Signal(signed(82)), Signal(82)
         m.d.comb += [addr_a.eq(src0 + off_in), addr_b.eq(src1 + off_in), addr_o.eq(dst + off_out)]
         # DWC: the weight of channel c at window element (ki, kj), C x KH x KW row-major from w_addr
@@ -235,6 +395,7 @@ class ChipController(Block):
         ob = [Signal(signed(W32), name=f"ob{l}") for l in range(L)]
         cst = [Signal(layout_from_fields(simd_const_fields()), name=f"cst{l}") for l in range(L)]
 
+        sr = self.stream_regs = self._stream_regs()  # (the last elaboration's: verif.chip_tb's monitor reads them)
         busy, done, error, err_code = Signal(), Signal(), Signal(), Signal(4)
         m.d.comb += [self.busy.eq(busy), self.done.eq(done), self.error.eq(error), self.err_code.eq(err_code)]
 
@@ -248,7 +409,7 @@ class ChipController(Block):
         caddr = Signal(signed(W32 + 2))
         use_w = Signal()  # the streaming read: the weight's address (DWC)
         m.d.comb += [caddr.eq(cbase + c), self.cmem_addr.eq(clip(Mux(use_w, addr_w, caddr), D["CMEM"]))]
-        use_b = Signal()
+        use_b = Signal()  # the streaming read: ADD's b
         rsel = Mux(use_b, addr_b, addr_a)
         m.d.comb += [self.act_raddr.eq(clip(rsel, D["ACT"])), self.acc_raddr.eq(clip(addr_a, D["ACC"])),
                      self.act_waddr.eq(clip(addr_o, D["ACT"]))]
@@ -256,10 +417,6 @@ class ChipController(Block):
         sp = self.simd_d.payload
         m.d.comb += [sp.op.eq(simd_op), sp.channels.eq(C), sp.window.eq(win), sp.pixels.eq(pixels), sp.lo.eq(lo),
                      sp.hi.eq(hi)]
-        ip = self.simd_i.payload
-        m.d.comb += [ip.a[l].eq(a[l]) for l in range(L)]
-        m.d.comb += [ip.b[l].eq(b[l]) for l in range(L)]
-        m.d.comb += ip.pad.eq(pad)
         m.d.comb += [self.pim_groups.eq(dv[1]),
                      self.pim_layer.eq(dv[2]), self.pim_signed.eq(dv[3] != 0), self.pim_C.eq(dv[4]),
                      self.pim_H.eq(dv[5]), self.pim_W.eq(dv[6]), self.pim_src.eq(src0), self.pim_dst.eq(dst[:16])]
@@ -392,7 +549,7 @@ class ChipController(Block):
             with m.State("SIZES2"):
                 m.d.sync += [CHW.eq(C * HW), CHoWo.eq(C * HoWo), pixels.eq(outer * HoWo), c0.eq(0), grp.eq(0),
                              lane.eq(0), j.eq(0), C_m1.eq(C - 1), outer_m1.eq(outer - 1), Ho_m1.eq(Ho - 1),
-                             Wo_m1.eq(Wo - 1), KH_m1.eq(KH - 1), KW_m1.eq(KW - 1)]
+                             Wo_m1.eq(Wo - 1), KH_m1.eq(KH - 1), KW_m1.eq(KW - 1), HoWo_m1.eq(HoWo - 1)]
                 for l in range(L):
                     m.d.sync += cst[l].eq(Cat(cm[:SIMD_MULT_BITS], cs[:SIMD_SHIFT_BITS], Const(0, 32),
                                               cmb[:SIMD_MULT_BITS], csb[:SIMD_SHIFT_BITS]))
@@ -464,101 +621,23 @@ class ChipController(Block):
             with m.State("SEND_DESC"):
                 m.d.comb += self.simd_d.valid.eq(1)
                 with m.If(self.simd_d.ready):
-                    m.d.sync += [o.eq(0), oh.eq(0), ow.eq(0), pix.eq(0), c0.eq(0), ki.eq(0), kj.eq(0), lane.eq(0)]
+                    m.d.sync += [o.eq(0), oh.eq(0), ow.eq(0), c0.eq(0), ki.eq(0), kj.eq(0), lane.eq(0),
+                                 wo.eq(0), pix.eq(0), wc0.eq(0), wlane.eq(0)]
                     m.next = "DESC_TAKEN"
 
             with m.State("DESC_TAKEN"):
                 with m.If(self.simd_err):
                     fail("simd")
                 with m.Else():
-                    m.next = "READ"
+                    m.d.sync += sr.init
+                    m.next = "STREAM"
 
-            # stream one beat: each lane's operand (0 past the channels and at padding)
-            with m.State("READ"):
-                with m.If(lane_on & ~pad):
-                    past_a = Mux(from_acc, _at_least(addr_a, D["ACC"]), _at_least(addr_a, D["ACT"]))
-                    m.d.comb += use_w.eq(1)
-                    with m.If(past_a | (two_src & _at_least(addr_b, D["ACT"])) | (dwc & _at_least(addr_w, D["CMEM"]))):
-                        fail("address")
-                    with m.Else():
-                        m.next = "TAKE_A"
-                with m.Else():
-                    per_lane(lambda l: [a[l].eq(0), b[l].eq(0)])
-                    next_lane("READ", "PUSH")
-
-            with m.State("TAKE_A"):
-                per_lane(lambda l: a[l].eq(Mux(from_acc, self.acc_rdata, self.act_rdata)))
-                wt = self.cmem_data
-                wt_high = wt[SIMD_DWC_W_BITS - 1:]  # all equal: the weight fits the int8 the SIMD core multiplies
-                with m.If(dwc & ~(wt_high.all() | ~wt_high.any())):
-                    fail("simd")
-                with m.Elif(dwc):
-                    per_lane(lambda l: b[l].eq(wt))
-                    next_lane("READ", "PUSH")
-                with m.Elif(two_src):
-                    m.d.comb += use_b.eq(1)
-                    m.next = "TAKE_B"
-                with m.Else():
-                    next_lane("READ", "PUSH")
-
-            with m.State("TAKE_B"):
-                per_lane(lambda l: b[l].eq(self.act_rdata))
-                next_lane("READ", "PUSH")
-
-            with m.State("PUSH"):
-                m.d.comb += self.simd_i.valid.eq(1)
-                with m.If(self.simd_i.ready):
-                    with m.If(kj != KW_m1):
-                        m.d.sync += kj.eq(kj + 1)
-                        m.next = "READ"
-                    with m.Elif(ki != KH_m1):
-                        m.d.sync += [kj.eq(0), ki.eq(ki + 1)]
-                        m.next = "READ"
-                    with m.Else():
-                        m.d.sync += [kj.eq(0), ki.eq(0)]
-                        m.next = "RESULT"
-
-            with m.State("RESULT"):
-                m.d.comb += self.simd_o.ready.eq(1)
-                with m.If(self.simd_o.valid):
-                    m.d.sync += [ob[l].eq(self.simd_o.payload.data[l]) for l in range(L)]
-                    m.next = "WRITE"
-
-            # write the beat's lanes back to ACT, then the next channel group / pixel
-            with m.State("WRITE"):
-                val = Signal(signed(W32))
-                per_lane(lambda l: val.eq(ob[l]), "comb")
-                high = val[act_bits - 1:]  # all equal: the value fits ACT's signed elements
-                with m.If(~(high.all() | ~high.any())):
-                    fail("range")
-                with m.Elif(addr_o >= D["ACT"]):
-                    fail("address")
-                with m.Else():
-                    m.d.comb += [self.act_we.eq(1), self.act_wdata.eq(val[:act_bits])]
-                    with m.If(last_lane):
-                        m.d.sync += lane.eq(0)
-                        m.next = "READ"
-                        with m.If(c0 + L < C):
-                            m.d.sync += c0.eq(c0 + L)
-                        with m.Else():
-                            m.d.sync += c0.eq(0)
-                            with m.If(ow != Wo_m1):
-                                m.d.sync += [ow.eq(ow + 1), pix.eq(pix + 1)]
-                            with m.Else():
-                                m.d.sync += ow.eq(0)
-                                with m.If(oh != Ho_m1):
-                                    m.d.sync += [oh.eq(oh + 1), pix.eq(pix + 1)]
-                                with m.Else():
-                                    m.d.sync += [oh.eq(0), pix.eq(0)]
-                                    with m.If(o != outer_m1):
-                                        m.d.sync += o.eq(o + 1)
-                                    with m.Else():
-                                        m.next = "RETIRE"
-                    with m.Else():
-                        m.d.sync += lane.eq(lane + 1)
-
-            with m.State("RETIRE"):
-                with m.If(~self.simd_busy):
-                    m.d.sync += pc.eq(pc + 1)
-                    m.next = "FETCH"
+            # the operands stream in and the results back out at once (the actions of _stream)
+            with m.State("STREAM"):
+                self._stream(m, fail, SimpleNamespace(
+                    a=a, b=b, ob=ob, o=o, oh=oh, ow=ow, c0=c0, ki=ki, kj=kj, lane=lane, c=c, last_lane=last_lane,
+                    pad=pad, C=C, C_m1=C_m1, KH_m1=KH_m1, KW_m1=KW_m1, Ho_m1=Ho_m1, Wo_m1=Wo_m1, outer_m1=outer_m1,
+                    HoWo_m1=HoWo_m1, from_acc=from_acc, two_src=two_src, dwc=dwc, addr_a=addr_a, addr_b=addr_b,
+                    addr_w=addr_w, use_b=use_b, use_w=use_w, wo=wo, pix=pix, wc0=wc0, wlane=wlane, wc=wc,
+                    addr_o=addr_o, pc=pc, **vars(sr)))
         return m

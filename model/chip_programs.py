@@ -7,7 +7,7 @@ for buffers of the given depths; :func:`random_program` draws a whole one
 (one of each instruction, then ``extra`` more) and :func:`random_buffers`
 the ``ACT`` / ``ACC`` contents it runs on. The same seed gives the same
 program. Used by the conformance set's chip cases (:mod:`model.conformance`), tests/test_hw_chip.py (Amaranth simulator), the native chip
-harness tests (tests/test_chip_native.py) and ``make bench``'s chip speed.
+harness tests (tests/test_chip_native.py).
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
 """Cycles of the RTL chip's controller (``hw.chip_ctrl``, docs/rtl.md "The chip top"), written once.
 
-The controller runs one instruction at a time and reads one buffer element
-per read; :func:`instruction_cycles` counts, for one SIMD instruction (and
+The controller runs one instruction at a time; it streams a SIMD
+instruction's operands one buffer read a cycle (a read returns one element:
+the SIMD core's full rate of a beat a cycle, :func:`model.simd_core.simd_cycles`,
+is reached where a beat holds one element) while it writes the results back;
+:func:`instruction_cycles` counts, for one SIMD instruction (and
 HALT), the cycles of its named actions (:func:`pim_cycles` those of a PIM
 instruction); :func:`model.chip.program_cycles` sums them into the chip's
 ``CYCLES`` register after a run to HALT. The RTL test
-(tests/test_hw_chip.py) compares them with ``CYCLES`` on random programs.
-This is the RTL as it is, not the SIMD core's full rate
-(:func:`model.simd_core.simd_cycles`), which the controller does not reach;
+(tests/test_hw_chip.py) compares them with ``CYCLES`` on random programs;
 the golden chip (:class:`model.chip.GoldenChip`, ``simd_cycles``) counts
 with :func:`instruction_cycles` too (DWC included), so RTL and golden model
 share this one timing; the performance model times a depthwise layer with
@@ -15,6 +16,8 @@ share this one timing; the performance model times a depthwise layer with
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from dbpim.model import isa
 from dbpim.model.spec import SIMD_LATENCY
@@ -28,9 +31,9 @@ DESC_LOADED = max(len(isa.OPCODES[n].desc) for n in ("REQ", "ADD", "MAXP", "GAP"
 #: Descriptor words the controller loads for DWC: all of them (15).
 DWC_DESC_LOADED = len(isa.OPCODES["DWC"].desc)
 #: Cycles of a SIMD instruction outside its constant loading and streaming: fetch, decode, load the descriptor
-#: (one cycle more than its words), set up, two size cycles, check, send the SIMD descriptor, see it taken, retire.
+#: (one cycle more than its words), set up, two size cycles, check, send the SIMD descriptor, see it taken.
 #: DWC loads :data:`DWC_DESC_LOADED` words: ``DWC_DESC_LOADED - DESC_LOADED`` cycles more.
-FIXED_CYCLES = 1 + 1 + (DESC_LOADED + 1) + 1 + 2 + 1 + 1 + 1 + 1
+FIXED_CYCLES = 1 + 1 + (DESC_LOADED + 1) + 1 + 2 + 1 + 1 + 1
 #: Cycles of HALT: fetch, decode.
 HALT_CYCLES = 2
 #: Cycles of a PIM instruction outside its layers: fetch, decode, load the descriptor, set up (the top
@@ -124,10 +127,16 @@ def instruction_cycles(op: str, desc: dict, lanes: int, pim=None) -> int:
 
     Constants: REQ reads ``m``, ``s`` (and ``bias`` with ``has_bias``) per channel, two cycles a word (one for
     an absent bias), then writes each channel group (one cycle, one more between groups); DWC the same with a
-    bias; ADD and GAP write their scalars into each group (two cycles a group, one for the last). Streaming,
-    per (pixel, channel group, window element): per channel of the group two cycles (three for ADD; DWC reads
-    the weight from CMEM in the same two; one at a padding position), then one push; per (pixel, channel group)
-    :data:`model.spec.SIMD_LATENCY` cycles to the result and one cycle per channel to write it back. DWC loads
+    bias; ADD and GAP write their scalars into each group (two cycles a group, one for the last).
+
+    Streaming: the window walk's output beats ``k`` (per pixel of ``outer x Ho x Wo``, per channel group of
+    ``n_k`` lanes, :func:`_stream_cycles`) each take ``s_k`` slots of one cycle, one per buffer read: ``n_k``
+    per window element inside the input (ADD ``2 n_k``: a and b on ACT's one read port; DWC reads the weight
+    from CMEM in the same cycle), one per padding window element. The beats of a window go to the SIMD core
+    as they complete; its last beat goes no earlier than ``n_{k-1}`` cycles after the window before's (so
+    that its result leaves the SIMD core when the write-back, a lane a cycle, is free): the stream takes
+    ``s_0 + sum_{k >= 1} max(s_k, n_{k-1})`` cycles to its last beat, then one to take it,
+    :data:`model.spec.SIMD_LATENCY` to its result and ``n_last`` writes. DWC loads
     :data:`DWC_DESC_LOADED` descriptor words, the others :data:`DESC_LOADED`.
     """
     if op == "HALT":
@@ -136,7 +145,8 @@ def instruction_cycles(op: str, desc: dict, lanes: int, pim=None) -> int:
         if pim is None:
             raise ValueError("PIM: its cycles depend on the WMEM image and the input; give pim=(blocks, core_cycles)")
         return pim_cycles(desc, *pim)
-    outer, C, H, W, Ho, Wo, (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _geometry(op, desc)
+    geo = _geometry(op, desc)
+    C = geo[1]
     groups = -(-C // lanes)
     lanes_of = [min(lanes, C - g * lanes) for g in range(groups)]
     if op in ("REQ", "DWC"):
@@ -146,16 +156,26 @@ def instruction_cycles(op: str, desc: dict, lanes: int, pim=None) -> int:
         consts = 2 * groups - 1
     else:
         consts = 0
-    read = 3 if op == "ADD" else 2
-    stream = 0
-    for oh in range(Ho):
-        for ow in range(Wo):
-            for n in lanes_of:
-                for i in range(kh):
-                    r = oh * sh - ph + i * dh
-                    for j in range(kw):
-                        c = ow * sw - pw + j * dw
-                        inside = 0 <= r < H and 0 <= c < W
-                        stream += n * (read if inside else 1) + 1
-                stream += SIMD_LATENCY + n
-    return FIXED_CYCLES + desc_loaded(op) - DESC_LOADED + consts + outer * stream
+    return FIXED_CYCLES + desc_loaded(op) - DESC_LOADED + consts + _stream_cycles(geo, lanes_of, 2 if op == "ADD" else 1)
+
+
+def _inside(out: int, size: int, k: int, stride: int, pad: int, dil: int) -> np.ndarray:
+    """Per output index ``0 .. out - 1``: how many of its ``k`` window taps fall inside ``0 .. size - 1``."""
+    pos = np.arange(out)[:, None] * stride - pad + np.arange(k)[None, :] * dil
+    return ((pos >= 0) & (pos < size)).sum(axis=1)
+
+
+def _stream_cycles(geo, lanes_of: list, reads: int) -> int:
+    """Cycles of the stream of a window walk ``geo`` (:func:`_geometry`) over channel groups of ``lanes_of``
+    lanes, ``reads`` buffer reads per lane inside the input (:func:`instruction_cycles`)."""
+    outer, C, H, W, Ho, Wo, (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geo
+    inside = np.outer(_inside(Ho, H, kh, sh, ph, dh), _inside(Wo, W, kw, sw, pw, dw)).reshape(-1)
+    win = kh * kw
+    total = 0
+    for g, n in enumerate(lanes_of):
+        slots = reads * n * inside + (win - inside)          # s_k of this group at every pixel
+        prev = lanes_of[g - 1]                               # n_{k-1}: the group before (the last one at g = 0)
+        total += outer * int(np.maximum(slots, prev).sum())
+    s0 = reads * lanes_of[0] * int(inside[0]) + win - int(inside[0])
+    total -= max(s0, lanes_of[-1]) - s0                      # the first beat has no window before it
+    return total + 1 + SIMD_LATENCY + lanes_of[-1]

@@ -37,13 +37,13 @@ def _full(cov):
 def test_chip_states_are_the_controllers_fsm():
     from dbpim.verif.coverage import chip_states
     states = chip_states()
-    assert states[0] == "IDLE" and {"FETCH", "DECODE", "PIM", "PUSH", "RESULT", "WRITE", "RETIRE"} <= set(states)
+    assert states[0] == "IDLE" and {"FETCH", "DECODE", "PIM", "SEND_DESC", "STREAM"} <= set(states)
     assert len(states) == len(set(states))
 
 
 @pytest.mark.parametrize("drop, bin_", [
     (None, None),
-    ("reset RESULT", "chip.reset: RESULT"),
+    ("reset STREAM", "chip.reset: STREAM"),
     ("error 6", "chip.error_code: 6"),
     ("opcode DWC", "chip.opcode: DWC"),
     ("wait simd_o", "chip.wait: simd_o"),
@@ -59,7 +59,7 @@ def test_the_chip_coverage_check_names_each_unhit_bin(drop, bin_):
         return
     real = {"reset_in": cov.reset_in, "status": cov.status, "decode": cov.decode, "wait": cov.wait,
             "pim_layer": cov.pim_layer}
-    skip = {"reset RESULT": ("reset_in", lambda s: s == "RESULT"),
+    skip = {"reset STREAM": ("reset_in", lambda s: s == "STREAM"),
             "error 6": ("status", lambda st: st.get("ERROR_CODE") == 6),
             "opcode DWC": ("decode", lambda c: c == isa.OPCODES["DWC"].code),
             "wait simd_o": ("wait", lambda w: w == "simd_o"),

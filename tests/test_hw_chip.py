@@ -165,7 +165,59 @@ def test_random_simd_programs_match_golden(seed, lanes):
     assert cycles == want_cycles, f"seed {seed}: RTL CYCLES {cycles}, golden chip {want_cycles}"
 
 
+def _one_instruction_programs(rng):
+    """Programs of one SIMD instruction each, every opcode of :data:`model.chip_programs.SIMD_OPS`: random ones,
+    and the walks whose last window beat waits for the write-back (a channel group after a fuller one on a 1 x 1
+    window; windows all at padding) or whose group is partial."""
+    progs = []
+    for op in chip_programs.SIMD_OPS:
+        for _ in range(2):
+            asm = _asm(rng)
+            asm.random(op)
+            progs.append(asm.program())
+    asm = _asm(rng)
+    m, s, b = asm.const([1 << 30] * 9), asm.const([31] * 9), asm.const([7] * 9)
+    d = asm.desc("REQ", C=9, inner=3, outer=2, m_addr=m, s_addr=s, bias_addr=b, has_bias=1, lo=-100, hi=100)
+    asm.imem.append(isa.encode("REQ", desc=d, dst=300, src0=0))
+    progs.append(asm.program())
+    asm = _asm(rng)
+    m, s, b, w = asm.const([1 << 30] * 5), asm.const([31] * 5), asm.const([0] * 5), asm.const([1] * 5)
+    d = asm.desc("DWC", C=5, H=2, W=2, Ho=4, Wo=4, kernel=isa.pack_pair(1, 1), stride=isa.pack_pair(1, 1),
+                 padding=isa.pack_pair(1, 1), dilation=isa.pack_pair(1, 1), w_addr=w, m_addr=m, s_addr=s,
+                 bias_addr=b, lo=-100, hi=100)
+    asm.imem.append(isa.encode("DWC", desc=d, dst=300, src0=0))
+    progs.append(asm.program())
+    return progs
+
+
+def test_each_simd_opcode_takes_its_timing_formula():
+    """One instruction a run, every opcode: CYCLES equals model.chip_timing.instruction_cycles + HALT (a formula
+    that drifted from the RTL on one opcode, or on the write-back's wait, fails here by name)."""
+    from dbpim.model.chip_timing import HALT_CYCLES, instruction_cycles
+    rng = np.random.default_rng(21)
+    progs = _one_instruction_programs(rng)
+    act, acc = _buffers(rng)
+
+    async def body(tb):
+        out = []
+        for prog in progs:
+            await _load(tb, prog, act, acc)
+            st = await _run(tb)
+            out.append((st, await _reg(tb, "CYCLES"), _signed(await _read(tb, "ACT", DEPTHS["ACT"]), 16)))
+        return out
+
+    got = run_amaranth(_chip(), body, max_cycles=2_000_000)
+    for prog, (st, cycles, act_after) in zip(progs, got):
+        ins = isa.decode(int(prog.imem[0]))
+        desc = isa.unpack_descriptor(ins["op"], prog.dmem[ins["desc"] * isa.DESC_WORDS:][:isa.DESC_WORDS])
+        want = instruction_cycles(ins["op"], desc, LANES) + HALT_CYCLES
+        assert st["ERROR"] == 0 and st["DONE"] == 1, (ins["op"], desc, st)
+        assert cycles == want, f"{ins['op']} {desc}: RTL CYCLES {cycles}, model.chip_timing {want}"
+        np.testing.assert_array_equal(act_after, _golden(prog, act, acc), err_msg=f"{ins['op']} {desc}")
+
+
 def test_reset_mid_program_then_rerun():
+    from dbpim.model.chip_timing import instruction_cycles
     rng = np.random.default_rng(11)
     asm = _asm(rng)
     for op in ("MAXP", "REQ", "ADD"):
@@ -173,11 +225,15 @@ def test_reset_mid_program_then_rerun():
     prog = asm.program()
     act, acc = _buffers(rng)
     want = _golden(prog, act, acc)
+    # in the middle of the first instruction's stream (its constants, descriptor and set-up are 18 cycles)
+    first = isa.decode(int(prog.imem[0]))
+    mid_cycles = instruction_cycles(first["op"], isa.unpack_descriptor(first["op"], prog.dmem[
+        first["desc"] * isa.DESC_WORDS:][:isa.DESC_WORDS]), LANES) // 2 + 9
 
     async def body(tb):
         await _load(tb, prog, act, acc)
         await _start(tb)
-        await tb.tick(300)
+        await tb.tick(mid_cycles)
         mid = await _status(tb)
         tb.set("rst", 1)
         await tb.tick()

@@ -5,7 +5,7 @@ One simulation of ``dbpim_chip`` (4 SIMD lanes, the shrunken small PIM core of
 that samples :class:`verif.coverage.ChipCoverage` from the controller
 (hw.chip_ctrl) every cycle: its state (read from the FSM's state signal), the
 opcode it decodes, the cycles it is held (a SIMD input beat offered and not
-taken, a result awaited, the SIMD core busy at RETIRE, a PIM instruction
+taken, a result awaited with every operand sent, a PIM instruction
 running) and the PIM core runs of each PIM instruction (its segments). The
 stimulus:
 
@@ -182,6 +182,7 @@ def run_chip_coverage(*, seed: int = 0, cov=None, max_cycles: int = 20_000_000):
     ctrl, cmod = seen["ChipController"]
     pimc, _ = seen["PIMController"]
     state_sig = fsm_signal(cmod)
+    sr = ctrl.stream_regs
     names = fsm_states(cmod)
     now = {"state": "IDLE", "segments": 0, "done_prev": 0}
     lsb = {f[0]: sum(g[1] for g in isa.INSTR_FIELDS[:k]) for k, f in enumerate(isa.INSTR_FIELDS)}
@@ -194,14 +195,12 @@ def run_chip_coverage(*, seed: int = 0, cov=None, max_cycles: int = 20_000_000):
                 continue
             if st == "DECODE":
                 cov.decode((ctx.get(ctrl.imem_data) >> lsb["opcode"]) & 0xF)
-            elif st == "PUSH" and ctx.get(ctrl.simd_i.valid) and not ctx.get(ctrl.simd_i.ready):
+            elif st == "STREAM" and ctx.get(ctrl.simd_i.valid) and not ctx.get(ctrl.simd_i.ready):
                 cov.wait("simd_i")
             elif st == "SEND_DESC" and not ctx.get(ctrl.simd_d.ready):
                 cov.wait("simd_d")
-            elif st == "RESULT" and not ctx.get(ctrl.simd_o.valid):
-                cov.wait("simd_o")
-            elif st == "RETIRE" and ctx.get(ctrl.simd_busy):
-                cov.wait("retire")
+            elif st == "STREAM" and not (ctx.get(sr.more) or ctx.get(sr.wv) or ctx.get(ctrl.simd_o.valid)):
+                cov.wait("simd_o")  # every operand sent, no result to write back yet
             elif st == "PIM":
                 cov.wait("pim")
                 done = ctx.get(pimc.core_done)

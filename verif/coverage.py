@@ -602,9 +602,9 @@ class WindowCoverage:
 #: :data:`REQUIRED`: every opcode of :data:`model.isa.OPCODES` decoded (the pending ones stop with code 2), every
 #: STATUS.ERROR_CODE of :data:`model.isa.CHIP_ERRORS`, a reset in each state of the controller (hw.chip_ctrl), the
 #: waits where the controller is held (a SIMD result awaited, a PIM instruction running) and a PIM layer of several
-#: segments. The SIMD core never holds the controller back (it offers a descriptor and an input beat only after it
-#: took the result before, so the SIMD core is ready and, at RETIRE, idle): those waits (``simd_d``, ``simd_i``,
-#: ``retire``) are reported beside the required bins (:data:`CHIP_REPORTED`), not required.
+#: segments. The SIMD core never holds the controller back (it offers a descriptor only to an idle SIMD core, and a
+#: window's last input beat only when its result will find the write-back free): those waits (``simd_d``,
+#: ``simd_i``) are reported beside the required bins (:data:`CHIP_REPORTED`), not required.
 CHIP_REQUIRED = {
     "chip.opcode": "model.isa.OPCODES",
     "chip.error_code": "model.isa.CHIP_ERRORS",
@@ -613,7 +613,7 @@ CHIP_REQUIRED = {
     "chip.pim_segments": [">1"],
 }
 #: bins reported beside :data:`CHIP_REQUIRED` (hit or not, they pass)
-CHIP_REPORTED = {"chip.wait": ["simd_d", "simd_i", "retire"], "chip.pim_segments": ["1"]}
+CHIP_REPORTED = {"chip.wait": ["simd_d", "simd_i"], "chip.pim_segments": ["1"]}
 
 
 def chip_states() -> list[str]:
@@ -680,8 +680,8 @@ class ChipCoverage:
 
     def wait(self, what: str) -> None:
         """The controller was held a cycle: ``simd_d`` (descriptor offered, not taken), ``simd_i`` (input beat
-        offered, not taken), ``simd_o`` (result awaited), ``retire`` (SIMD core still busy), ``pim`` (a PIM
-        instruction running)."""
+        offered, not taken), ``simd_o`` (result awaited, every operand sent), ``pim`` (a PIM instruction
+        running)."""
         self.sample("chip.wait", what)
 
     def pim_layer(self, segments: int) -> None:

@@ -8,7 +8,7 @@ protocol-level regression.
 
 * :func:`build_native` - generate the Verilog of ``dbpim_core``,
   ``dbpim_macro`` or ``dbpim_chip`` for a configuration and build its harness into
-  ``build/native/<block>-<config>`` (``-O3`` Verilator, ``-O2`` C++; reused
+  ``build/native/<block>-<config>`` (``-O3`` Verilator, ``-O3`` C++; reused
   while the Verilog and the harness sources are unchanged; a chip of :data:`HIER_MIN_CORES` cores or more is verilated
   hierarchically, each ``dbpim_pim_core`` a separate block: :func:`hier_blocks`);
 * :func:`run_core_native` - a compiled layer's program on the core, every
@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NATIVE_DIR = Path(__file__).resolve().parent / "native"
 MAINS = {"core": "core_main.cpp", "macro": "macro_main.cpp", "chip": "chip_main.cpp"}
 VERILATOR_ARGS = ["--cc", "--exe", "--build", "-O3", *X_ARGS, "--noassert",
-                  "-Wno-fatal", "-Wno-lint", "-Wno-style", "--prefix", "Vtop", "-CFLAGS", "-O2"]
+                  "-Wno-fatal", "-Wno-lint", "-Wno-style", "--prefix", "Vtop", "-CFLAGS", "-O3"]
 
 #: Added for a hierarchical build (:func:`hier_blocks`): each listed module verilated once as its own library.
 HIER_ARGS = ["--hierarchical"]
