@@ -8,7 +8,9 @@ controller (:mod:`hw.pim_ctrl`) and ``cores`` PIM cores (:class:`hw.core.PIMCore
 ``system.cores``), each fed its input windows by a window generator
 (:class:`hw.window.WindowGenerator`) holding an input buffer: the controller
 writes a band's input into every core's buffer at once, and each core's
-generator streams the windows of that core's own segment.
+generator streams the windows of that core's own segment. LOAD / STORE run on
+the DMA engine (:mod:`hw.dma`), the chip's AXI4 master to DRAM (``m_axi_*``),
+which owns a buffer's read port and write port while it runs.
 
 **Host port** (a simple synchronous port, not yet AXI): ``host_sel`` picks a
 target of :data:`model.isa.HOST_TARGETS` (``REGS`` or a buffer),
@@ -30,6 +32,7 @@ from amaranth.lib.wiring import In, Out
 from dbpim.hw.chip_ctrl import ChipController
 from dbpim.hw.common import Block, add_block
 from dbpim.hw.core import PIMCore, _config_params
+from dbpim.hw.dma import DMAEngine, axi_master_ports
 from dbpim.hw.pim_ctrl import MAX_CORES, PIMController, core_suffix
 from dbpim.hw.simd import SIMDCore
 from dbpim.hw.sram import addr_width, sram_1r1w, sram_2rw
@@ -79,6 +82,8 @@ class DBPIMChip(Block):
     host_rdata : Out(64)
     irq : Out(1)
         STATUS.DONE.
+    m_axi_* :
+        The AXI4 master to DRAM of LOAD / STORE (:func:`hw.dma.axi_master_ports`, :class:`hw.dma.DMAEngine`).
     """
 
     NAME = "chip"
@@ -108,6 +113,7 @@ class DBPIMChip(Block):
             "host_sel": In(range(len(isa.HOST_TARGETS))), "host_addr": In(isa.host_addr_bits(self.depths)),
             "host_wdata": In(64),
             "host_we": In(1), "host_re": In(1), "host_rdata": Out(64), "irq": Out(1),
+            **axi_master_ports("m_axi_"),
         })
 
     @property
@@ -171,6 +177,19 @@ class DBPIMChip(Block):
                      ctrl.pim_code.eq(pim.err_code)]
         return pim
 
+    def _dma(self, m, ctrl, platform) -> DMAEngine:
+        """The DMA engine, started by the controller, its AXI4 master on the ``m_axi_*`` ports (the buffers'
+        ports: :meth:`elaborate`)."""
+        dma = DMAEngine(depths=self.depths)
+        add_block(m, "dma", dma, platform)
+        m.d.comb += [dma.start.eq(ctrl.dma_start), dma.store.eq(ctrl.dma_store), dma.buffer.eq(ctrl.dma_buffer),
+                     dma.baddr.eq(ctrl.dma_baddr), dma.daddr.eq(ctrl.dma_daddr), dma.count.eq(ctrl.dma_count),
+                     ctrl.dma_done.eq(dma.done), ctrl.dma_error.eq(dma.error), ctrl.dma_code.eq(dma.code)]
+        for name, port in axi_master_ports("").items():
+            ours, theirs = getattr(self, f"m_axi_{name}"), getattr(dma, name)
+            m.d.comb += ours.eq(theirs) if port.flow == Out(1).flow else theirs.eq(ours)
+        return dma
+
     def elaborate(self, platform):
         m = Module()
         D = self.depths
@@ -186,6 +205,7 @@ class DBPIMChip(Block):
                      ctrl.simd_err.eq(simd.err)]
 
         pim = self._pim(m, ctrl, platform)
+        dma = self._dma(m, ctrl, platform)
 
         sel = {name: self.host_sel == i for i, name in enumerate(isa.HOST_TARGETS)}
         rsel = Signal.like(self.host_sel)
@@ -202,6 +222,7 @@ class DBPIMChip(Block):
         # each buffer through hw.sram (synchronous read): one read port the controllers read while the chip is
         # busy and the host otherwise (a host read while busy returns the controllers' word); WMEM, read by
         # the PIM controller twice a cycle, a dual-port one (port a: the host and wa, port b: wb)
+        dma_we = {name: dma.buf_we & (dma.buf_sel == code) for name, code in isa.DMA_BUFFERS.items()}
         for name in _BUFS:
             buf = isa.BUFFERS[name]
             abits = addr_width(D[name])
@@ -216,6 +237,9 @@ class DBPIMChip(Block):
                 m.d.comb += [pa.cs.eq(1), pa.we.eq(host_we), pa.addr.eq(Mux(host_we | host_rd, host_addr, a_addr)),
                              pa.wdata.eq(self.host_wdata[:buf.elem_bits]), a_to.eq(pa.rdata),
                              pb.cs.eq(1), pb.we.eq(0), pb.addr.eq(b_addr), pb.wdata.eq(0), b_to.eq(pb.rdata)]
+                with m.If(dma.busy):  # the DMA engine owns port a while it runs
+                    m.d.comb += [pa.addr.eq(dma.buf_addr[:abits]), pa.we.eq(dma_we[name]),
+                                 pa.wdata.eq(dma.buf_wdata[:buf.elem_bits])]
                 rdata[name] = pa.rdata
                 continue
             mem = sram_1r1w(m, name.lower(), width=buf.elem_bits, depth=D[name], platform=platform,
@@ -230,6 +254,17 @@ class DBPIMChip(Block):
                 we, wa, wd = writers[name]
                 with m.If(we):
                     m.d.comb += [wp.addr.eq(wa), wp.data.eq(wd), wp.en.eq(1)]
+            if name in isa.DMA_BUFFERS:  # the DMA engine owns the read port and writes while it runs
+                with m.If(dma.busy):
+                    m.d.comb += rp.addr.eq(dma.buf_addr[:abits])
+                with m.If(dma_we[name]):
+                    m.d.comb += [wp.addr.eq(dma.buf_addr[:abits]), wp.data.eq(dma.buf_wdata[:buf.elem_bits]),
+                                 wp.en.eq(1)]
+
+        with m.Switch(dma.buf_sel):  # the DMA engine's read data: its buffer's read port
+            for name, code in isa.DMA_BUFFERS.items():
+                with m.Case(code):
+                    m.d.comb += dma.buf_rdata.eq(rdata[name])
 
         # --- registers
         regs = isa.CHIP_REG

@@ -33,6 +33,7 @@ from amaranth.lib.wiring import In, Out
 from dbpim.hw.axi import AXI4LiteTarget, aclk_domain, axil_ports, connect_axil
 from dbpim.hw.chip import DBPIMChip
 from dbpim.hw.common import Block, add_block
+from dbpim.hw.dma import axi_master_ports
 from dbpim.hw.simd import SIMDCore
 from dbpim.model import isa
 from dbpim.model.spec import BUS_BITS
@@ -56,6 +57,8 @@ class DBPIMChipAXI(Block):
         The AXI4-Lite target (32-bit data, ``map.addr_width`` address bits).
     irq : Out(1)
         ``STATUS.DONE``.
+    m_axi_* :
+        The chip's AXI4 master to DRAM (LOAD / STORE; :func:`hw.dma.axi_master_ports`), on ``aclk``.
     map : model.spec.RegisterMap
         The address map (:func:`model.isa.chip_map` of the chip's depths).
     """
@@ -71,7 +74,8 @@ class DBPIMChipAXI(Block):
         self.map = isa.chip_map(self.chip.depths)
         #: the synchronized reset of the chip's domain (not a port)
         self.in_reset = Signal(name="in_reset")
-        super().__init__({"aclk": In(1), "aresetn": In(1), **axil_ports(self.map.addr_width), "irq": Out(1)})
+        super().__init__({"aclk": In(1), "aresetn": In(1), **axil_ports(self.map.addr_width), "irq": Out(1),
+                          **axi_master_ports("m_axi_")})
 
     @classmethod
     def from_config(cls, hw) -> "DBPIMChipAXI":
@@ -130,6 +134,9 @@ class DBPIMChipAXI(Block):
         add_block(m, "chip", chip, platform)
         connect_axil(m, self, axil)
         m.d.comb += self.irq.eq(chip.irq)
+        for name, port in axi_master_ports("m_axi_").items():  # the chip's AXI4 master to DRAM (hw.dma)
+            ours, theirs = getattr(self, name), getattr(chip, name)
+            m.d.comb += ours.eq(theirs) if port.flow == Out(1).flow else theirs.eq(ours)
 
         # ---- writes: the last word of an entry commits it with the held lower words
         wsel, wentry, wpart, whit = self._decode(m, axil.w_addr, "w")

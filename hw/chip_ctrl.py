@@ -11,7 +11,8 @@ in the SIMD core's beat order (:mod:`model.simd_core`: pixel, channel group of
 ``lanes`` channels, window element) while it *writes back* each output beat's lanes
 to ACT, and go to the next instruction; HALT ends the run. A PIM
 instruction loads its descriptor the same way and then runs on the PIM
-controller (:mod:`hw.pim_ctrl`) until it is done.
+controller (:mod:`hw.pim_ctrl`) until it is done; a LOAD / STORE likewise on the
+DMA engine (:mod:`hw.dma`, the chip's AXI4 master to DRAM).
 
 Every SIMD instruction is one generic window walk over an input
 ``(outer, C, H, W)`` at ``src0`` (and ``src1`` for ADD) giving an output
@@ -61,7 +62,9 @@ __all__ = ["ChipController", "DESC_LOADED"]
 _SIMD_OPS = ("REQ", "ADD", "MAXP", "GAP", "CLMP", "DWC")
 
 _ERR = {name: code for code, name in ((1, "opcode"), (2, "unsupported"), (3, "simd"), (4, "range"), (5, "address"),
-                                      (6, "pim"))}
+                                      (6, "pim"), (7, "dma"), (8, "axi"))}
+# the instructions the DMA engine (hw.dma) runs
+_DMA_OPS = ("LOAD", "STORE")
 assert set(_ERR.values()) == set(isa.CHIP_ERRORS)
 # the SIMD core's constant fields hold every multiplier and shift the one rescaling (model.requant) allows
 assert MULT_BITS <= SIMD_MULT_BITS and SHIFT_MAX < 1 << SIMD_SHIFT_BITS
@@ -145,6 +148,10 @@ class ChipController(Block):
             "pim_start": Out(1), "pim_groups": Out(16), "pim_layer": Out(16),
             "pim_signed": Out(1), "pim_C": Out(32), "pim_H": Out(32), "pim_W": Out(32), "pim_src": Out(16),
             "pim_dst": Out(16), "pim_done": In(1), "pim_error": In(1), "pim_code": In(4),
+            # the DMA engine (hw.dma): started with a LOAD / STORE's descriptor and buffer address
+            "dma_start": Out(1), "dma_store": Out(1), "dma_buffer": Out(signed(isa.WORD_BITS)), "dma_baddr": Out(16),
+            "dma_daddr": Out(32), "dma_count": Out(signed(isa.WORD_BITS)), "dma_done": In(1), "dma_error": In(1),
+            "dma_code": In(4),
         })
 
     NAME = "chip_ctrl"
@@ -304,6 +311,28 @@ class ChipController(Block):
                             m.d.sync += v.o.eq(v.o + 1)
                         with m.Else():
                             m.d.sync += more.eq(0)
+
+    def _dma_set_up(self, m, op, dv, dst, src0) -> None:
+        """*Set up* of a LOAD / STORE: start the DMA engine with its descriptor (buffer, addr, count) and buffer
+        address (``dst`` of a LOAD, ``src0`` of a STORE), then wait in DMA."""
+        is_store = op == isa.OPCODES["STORE"].code
+        m.d.comb += [self.dma_store.eq(is_store), self.dma_buffer.eq(dv[0]), self.dma_daddr.eq(dv[1]),
+                     self.dma_count.eq(dv[2]), self.dma_baddr.eq(Mux(is_store, src0, dst[:16]))]
+        with m.If((op == isa.OPCODES["LOAD"].code) | is_store):
+            m.d.comb += self.dma_start.eq(1)
+            m.next = "DMA"
+
+    def _dma_state(self, m, pc, busy, done, error, err_code) -> None:
+        """DMA: the transfer runs on the DMA engine (hw.dma) until it is done; its error stops the run with its
+        code."""
+        with m.State("DMA"):
+            with m.If(self.dma_done):
+                with m.If(self.dma_error):
+                    m.d.sync += [err_code.eq(self.dma_code), error.eq(1), done.eq(1), busy.eq(0)]
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += pc.eq(pc + 1)
+                    m.next = "FETCH"
 
     def elaborate(self, platform):
         m = Module()
@@ -469,7 +498,8 @@ class ChipController(Block):
                     with m.Case(isa.OPCODES["HALT"].code):
                         m.d.sync += [busy.eq(0), done.eq(1)]
                         m.next = "IDLE"
-                    with m.Case(*(isa.OPCODES[n].code for n in ("PIM",) + _SIMD_OPS if n not in isa.RTL_PENDING)):
+                    with m.Case(*(isa.OPCODES[n].code for n in ("PIM",) + _SIMD_OPS + _DMA_OPS
+                                  if n not in isa.RTL_PENDING)):
                         base = _field(w, "desc") * isa.DESC_WORDS
                         with m.If(Mux(code == isa.OPCODES["DWC"].code, base + DWC_DESC_LOADED > D["DMEM"],
                                       base + DESC_LOADED > D["DMEM"])):
@@ -531,6 +561,9 @@ class ChipController(Block):
                 with m.If(op == isa.OPCODES["PIM"].code):  # kind, groups, layer, signed, C, H, W, ...
                     m.d.comb += self.pim_start.eq(1)
                     m.next = "PIM"
+                self._dma_set_up(m, op, dv, dst, src0)
+
+            self._dma_state(m, pc, busy, done, error, err_code)
 
             # a PIM instruction runs on the PIM controller; its error stops the run with its code
             with m.State("PIM"):

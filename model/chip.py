@@ -256,10 +256,13 @@ def integer_plan(program: dict, records) -> IntegerPlan:
                        input_shape=tuple(program["input"]["shape"]), shapes=shapes)
 
 
-def instruction_sources(plan: IntegerPlan) -> list:
+def instruction_sources(plan: IntegerPlan, program=None) -> list:
     """``(op name, op kind)`` of each instruction :func:`compile_program` makes of ``plan``, in program order
-    (HALT not included): the op of the network an instruction comes from."""
-    return [(st["name"], st["op"]) for st in plan.steps for _ in OP_INSTRUCTIONS[st["op"]]]
+    (HALT not included): the op of the network an instruction comes from (a ``program`` that streams its weights,
+    ``program.dram`` not None: a mapped op's LOAD before its PIM too)."""
+    streamed = program is not None and program.dram is not None
+    return [(st["name"], st["op"]) for st in plan.steps
+            for _ in (("LOAD",) if streamed and st["op"] == "mapped" else ()) + OP_INSTRUCTIONS[st["op"]]]
 
 
 def _clamp_bounds(lo, hi, scale: float, qlo: int, qhi: int) -> tuple[int, int]:
@@ -338,6 +341,9 @@ class ChipProgram:
         The PIM cores the image's rounds may use (``system.cores``; :func:`model.pim_image.layer_block`).
     result_words : int or None
         Words of each extra PIM core's result buffer (``system.result_buffer_words``; None: no bound).
+    dram : ndarray of uint8 or None
+        The DRAM image the host loads from byte 0 (weight streaming: the PIM instructions' WMEM blocks; None:
+        the program reads no DRAM).
     """
 
     imem: np.ndarray
@@ -353,6 +359,7 @@ class ChipProgram:
     core: object = None
     cores: int = 1
     result_words: int | None = None
+    dram: np.ndarray | None = None
 
     def summary(self) -> dict:
         """JSON-ready sizes and instruction counts."""
@@ -388,7 +395,8 @@ def _buffer_inputs(params, hw) -> int:
     return buffer_words(kib, m.n_comp, m.in_bits) * m.n_comp
 
 
-def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: bool = True) -> ChipProgram:
+def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: bool = True,
+                    wmem_words: int | None = None) -> ChipProgram:
     """The :class:`ChipProgram` of an :class:`IntegerPlan`: instructions, memory images, buffer allocation.
 
     ``ACT`` is allocated first fit: a value lives from the instruction that writes it to the last that reads
@@ -398,7 +406,9 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
     ``system.cores`` (:func:`model.pim_image.layer_block`), in row bands whose inputs fit ``hw``'s input buffer.
     ``pim_images`` False leaves the blocks out (WMEM holds the layer table's length alone): the instructions,
     descriptors and constants are the same, for a caller that times the SIMD instructions only
-    (``sim_bench.chip_cycles``).
+    (``sim_bench.chip_cycles``). ``wmem_words`` (the chip's WMEM; None: no bound): when the WMEM image does
+    not fit it, the weights are streamed (:func:`_stream_weights`: the blocks in ``ChipProgram.dram``, a LOAD
+    before each PIM).
     """
     from dbpim.model import isa
     from dbpim.model.core_timing import PlanError
@@ -433,6 +443,7 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
         return a
 
     imem, dmem, cmem, wmem_blocks, table = [], [], [], [], []
+    pims = []  # (instruction index, first layer, groups, op name) of each PIM instruction
 
     def desc(op: str, **values) -> int:
         dmem.extend(isa.pack_descriptor(op, values))
@@ -496,6 +507,7 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
                         raise ChipError(f"op {st['name']!r}: {e}") from None
                 d = desc("PIM", kind=isa.PIM_KINDS["linear" if st["kind"] == "linear" else "conv2d"],
                          groups=len(rs), layer=first, signed=int(st["signed_input"]), **geo)
+                pims.append((len(imem), first, len(rs), st["name"]))
                 imem.append(isa.encode("PIM", desc=d, dst=0, src0=src[0]))
                 bias = st["bias"] if st["bias"] is not None else np.zeros(0, np.int64)
                 d = desc("REQ", C=C, inner=inner, outer=outer, m_addr=const(st["m"]), s_addr=const(st["s"]),
@@ -537,19 +549,62 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
     if act_top > limit:
         raise ChipError(f"compile: the network needs {act_top} ACT elements; the ISA addresses {limit}")
     base = 1 + len(table)
-    wmem = [len(table)]
-    for b in wmem_blocks:
-        wmem.append(base)
-        base += len(b)
-    for b in wmem_blocks:
-        wmem.extend(b)
+    dram = None
+    if wmem_words is not None and pim_images and base + sum(len(b) for b in wmem_blocks) > wmem_words:
+        imem, dmem, wmem, dram = _stream_weights(imem, dmem, wmem_blocks, pims, base, int(wmem_words))
+    else:
+        wmem = [len(table)]
+        for b in wmem_blocks:
+            wmem.append(base)
+            base += len(b)
+        for b in wmem_blocks:
+            wmem.extend(b)
     qi, qo = plan.quants[plan.input], plan.quants[plan.output]
     return ChipProgram(imem=np.array(imem, np.uint64), dmem=np.array(dmem, np.int64), cmem=np.array(cmem, np.int64),
                        wmem=np.array(wmem, np.int64), act_words=act_top, acc_words=acc_words,
                        input={"addr": addr[plan.input], "shape": list(plan.input_shape), **qi.to_json()},
                        output={"addr": addr[plan.output], "shape": list(plan.shapes[plan.output]), **qo.to_json()},
                        macro=macro, values=dict(addr), core=params, cores=cores,
-                       result_words=result_words)
+                       result_words=result_words, dram=dram)
+
+
+def _stream_weights(imem: list, dmem: list, blocks: list, pims: list, resident: int, wmem_words: int):
+    """Weight streaming (:func:`compile_program` with ``wmem_words``): ``(imem, dmem, wmem, dram)`` with each PIM
+    instruction's blocks in DRAM and a LOAD of them into WMEM before it.
+
+    WMEM holds the layer table (``resident`` words: its length, then one base per layer) and one *streaming
+    region* from word ``resident``, as large as the largest PIM instruction's blocks (a grouped convolution's
+    groups together); layer ``l``'s table entry is ``resident`` plus its block's offset among its instruction's
+    blocks. DRAM holds every instruction's blocks in program order, packed as WMEM words (:func:`model.isa.to_dram`,
+    from byte 0); the LOAD (``buffer`` WMEM, ``dst`` = ``resident``) copies them in right before the PIM."""
+    table, region, images = [], 0, []
+    for _, first, groups, _ in pims:
+        words, off = [], 0
+        for b in blocks[first:first + groups]:
+            table.append(resident + off)
+            off += len(b)
+            words.extend(b)
+        region = max(region, off)
+        images.append(words)
+    if resident + region > wmem_words:
+        k = max(range(len(pims)), key=lambda i: len(images[i]))
+        raise ChipError(f"op {pims[k][3]!r}: its WMEM blocks ({region} words) and the layer table ({resident}) do "
+                        f"not fit WMEM's {wmem_words} words (weight streaming loads one PIM instruction's blocks)")
+    if resident >= 1 << 16:
+        raise ChipError(f"compile: the layer table ({resident} words) passes the 16-bit dst of a LOAD")
+    out, dram, addrs = list(imem), [], [0]
+    for words in images:  # the DRAM address of each instruction's blocks, in program order
+        addrs.append(addrs[-1] + len(words) * isa.DMA_BEAT_BYTES)
+    try:
+        for k, (pc, _, _, _) in reversed(list(enumerate(pims))):
+            dmem.extend(isa.pack_descriptor("LOAD", {"buffer": isa.DMA_BUFFERS["WMEM"], "addr": addrs[k],
+                                                     "count": len(images[k])}))
+            out.insert(pc, isa.encode("LOAD", desc=len(dmem) // isa.DESC_WORDS - 1, dst=resident))
+        dram = [isa.to_dram("WMEM", words) for words in images]
+    except isa.IsaError as e:
+        raise ChipError(f"compile: weight streaming: {e}") from None
+    wmem = [len(table)] + table + [0] * region
+    return out, dmem, wmem, np.concatenate(dram) if dram else np.zeros(0, np.uint8)
 
 
 # ----------------------------------------------------------------------------- the golden chip
@@ -558,29 +613,33 @@ class GoldenChip:
     """The chip running an artifact's network from its :class:`ChipProgram` (integer-only, §13, §15).
 
     ``run(x)`` quantizes the float input on the host (:func:`quantize_input`), writes it into ``ACT``,
-    executes the instruction stream to HALT on every sample at once and returns the output tensor's integers
+    executes the instruction stream to HALT on every sample at once (each on a copy of ``program.dram``, the
+    streamed weights, when it has one; ``wmem_words``: :func:`compile_program`'s) and returns the output tensor's integers
     (int64, real value = ``v * output scale``). Cycles, summed over samples: ``pim_cycles`` the RTL chip's
     cycles of the PIM instructions (:func:`model.chip_timing.pim_cycles`, from the image and the core's
     :func:`model.core_timing.layer_cycles`), ``simd_cycles`` those of ``REQ``, ``ADD``, ``MAXP``, ``GAP``,
     ``CLMP`` and ``HALT`` (:func:`model.chip_timing.instruction_cycles` with ``lanes`` = the configuration's
-    ``system.simd_lanes``; ``DWC`` included); ``cycles`` is their sum, the RTL's ``CYCLES``, and
+    ``system.simd_lanes``; ``DWC`` included), ``dma_cycles`` those of ``LOAD`` and ``STORE``
+    (:func:`model.chip_timing.dma_cycles`, the ideal DRAM); ``cycles`` is their sum, the RTL's ``CYCLES``, and
     ``by_instruction`` the same per instruction of ``program.imem`` (int64, summed over samples). ``macro_cycles``
     adds the mapped layers' DB-PIM macro-cycles (docs/design.md §7, as
     :func:`model.layer.run_layer` counts them, one macro running every tile): an extra figure.
     """
 
-    def __init__(self, artifact):
+    def __init__(self, artifact, *, wmem_words: int | None = None):
         prog = require_program(artifact, error=ChipError)
         try:
             self.plan = integer_plan(prog, artifact.layers)
         except RequantError as e:
             raise ChipError(str(e)) from None
-        self.program = compile_program(self.plan, artifact.layers, artifact.macro, artifact.hw)
+        self.program = compile_program(self.plan, artifact.layers, artifact.macro, artifact.hw,
+                                       wmem_words=wmem_words)
         from dbpim.model.config import SystemConfig
         self.lanes = int(artifact.hw.system.simd_lanes if artifact.hw is not None else SystemConfig().simd_lanes)
         self.macro_cycles = 0
         self.simd_cycles = 0
         self.pim_cycles = 0
+        self.dma_cycles = 0
         self.samples = 0
         self.by_instruction = np.zeros(len(self.program.imem), np.int64)
 
@@ -591,14 +650,14 @@ class GoldenChip:
         chip.plan = None
         chip.program = program
         chip.lanes = int(lanes)
-        chip.macro_cycles = chip.simd_cycles = chip.pim_cycles = chip.samples = 0
+        chip.macro_cycles = chip.simd_cycles = chip.pim_cycles = chip.dma_cycles = chip.samples = 0
         chip.by_instruction = np.zeros(len(program.imem), np.int64)
         return chip
 
     @property
     def cycles(self) -> int:
-        """The RTL chip's ``CYCLES`` summed over the samples run: ``pim_cycles + simd_cycles``."""
-        return self.pim_cycles + self.simd_cycles
+        """The RTL chip's ``CYCLES`` summed over the samples run: ``pim_cycles + simd_cycles + dma_cycles``."""
+        return self.pim_cycles + self.simd_cycles + self.dma_cycles
 
     @property
     def output_quant(self) -> Quant:
@@ -616,17 +675,30 @@ class GoldenChip:
         acc = np.zeros((S, max(1, p.acc_words)), np.int64)
         q = quantize_input(x, self.plan.quants[self.plan.input]).reshape(S, -1)
         act[:, p.input["addr"]:p.input["addr"] + q.shape[1]] = q
-        self.execute(act, acc)
+        self.execute(act, acc, None if p.dram is None else np.tile(p.dram, (S, 1)))
         n = math.prod(p.output["shape"])
         self.samples += S
         return act[:, p.output["addr"]:p.output["addr"] + n].reshape((S,) + tuple(p.output["shape"])).copy()
 
-    def execute(self, act: np.ndarray, acc: np.ndarray) -> None:
-        """Run the instruction stream on the buffers ``act`` (S, ACT) and ``acc`` (S, ACC) until HALT."""
+    def execute(self, act: np.ndarray, acc: np.ndarray, dram: np.ndarray | None = None) -> None:
+        """Run the instruction stream on the buffers ``act`` (S, ACT) and ``acc`` (S, ACC) until HALT.
+
+        ``dram`` (uint8, (S, bytes): each sample its own DRAM, as if each ran on its own copy; or (bytes,) when S
+        is 1) is the off-chip memory of LOAD / STORE (:mod:`model.isa`), written in place by STORE. WMEM and CMEM
+        start as the program's images; a LOAD into them writes this run's copy (it must read the same bytes for
+        every sample: the chip has one WMEM and one CMEM)."""
         from dbpim.model import isa
         from dbpim.model.chip_timing import HALT_CYCLES, instruction_cycles
         p = self.program
         S = act.shape[0]
+        self._wmem, self._cmem = p.wmem, p.cmem
+        if dram is not None:
+            dram = np.asarray(dram)
+            if dram.dtype != np.uint8 or not (dram.ndim == 2 and dram.shape[0] == S or dram.ndim == 1 and S == 1):
+                raise ChipError(f"dram: must be a uint8 array of shape (S, bytes) with S = {S} (or (bytes,) for one "
+                                f"sample), got {dram.dtype} {tuple(dram.shape)}")
+            if dram.ndim == 1:
+                dram = dram[None]
         lo16, hi16 = -(1 << (isa.BUFFERS["ACT"].elem_bits - 1)), (1 << (isa.BUFFERS["ACT"].elem_bits - 1)) - 1
         for pc, word in enumerate(p.imem):
             ins = isa.decode(int(word))
@@ -643,12 +715,18 @@ class GoldenChip:
                 self._pim(d, act, s0, acc, dst, name)
                 self.by_instruction[pc] += self.pim_cycles - before
                 continue
+            if op in ("LOAD", "STORE"):
+                self._dma(op, d, dst if op == "LOAD" else s0, act, acc, dram, name)
+                cyc = S * instruction_cycles(op, d, self.lanes)
+                self.dma_cycles += cyc
+                self.by_instruction[pc] += cyc
+                continue
             if op == "REQ":
                 C, inner, outer = d["C"], d["inner"], d["outer"]
                 n = C * inner * outer
                 a = acc[:, s0:s0 + n].reshape(S * outer, C, inner, 1)
-                bias = p.cmem[d["bias_addr"]:d["bias_addr"] + C] if d["has_bias"] else None
-                y = simd_ops.requant(a, p.cmem[d["m_addr"]:d["m_addr"] + C], p.cmem[d["s_addr"]:d["s_addr"] + C],
+                bias = self._cmem[d["bias_addr"]:d["bias_addr"] + C] if d["has_bias"] else None
+                y = simd_ops.requant(a, self._cmem[d["m_addr"]:d["m_addr"] + C], self._cmem[d["s_addr"]:d["s_addr"] + C],
                                      d["lo"], d["hi"], bias, name=name).reshape(S, n)
             elif op == "ADD":
                 n = d["count"]
@@ -664,13 +742,13 @@ class GoldenChip:
             elif op == "DWC":
                 C, H, W = d["C"], d["H"], d["W"]
                 k = isa.unpack_pair(d["kernel"])
-                w = p.cmem[d["w_addr"]:d["w_addr"] + C * k[0] * k[1]].reshape(C, k[0], k[1])
+                w = self._cmem[d["w_addr"]:d["w_addr"] + C * k[0] * k[1]].reshape(C, k[0], k[1])
                 self._check_dwc_weights(w, d, name)
                 a = simd_ops.depthwise_conv2d(act[:, s0:s0 + C * H * W].reshape(S, C, H, W), w,
                                               isa.unpack_pair(d["stride"]), isa.unpack_pair(d["padding"]),
                                               isa.unpack_pair(d["dilation"]), name=name)
-                y = simd_ops.requant(a, p.cmem[d["m_addr"]:d["m_addr"] + C], p.cmem[d["s_addr"]:d["s_addr"] + C],
-                                     d["lo"], d["hi"], p.cmem[d["bias_addr"]:d["bias_addr"] + C],
+                y = simd_ops.requant(a, self._cmem[d["m_addr"]:d["m_addr"] + C], self._cmem[d["s_addr"]:d["s_addr"] + C],
+                                     d["lo"], d["hi"], self._cmem[d["bias_addr"]:d["bias_addr"] + C],
                                      name=name).reshape(S, -1)
                 n = y.shape[1]
             elif op == "GAP":
@@ -690,6 +768,53 @@ class GoldenChip:
                 raise ChipError(f"{name}: a result does not fit ACT's signed 16-bit elements")
             act[:, dst:dst + n] = y
         raise ChipError("IMEM: the program ends without HALT")
+
+    def _dma(self, op: str, d: dict, base: int, act, acc, dram, name: str) -> None:
+        """A LOAD / STORE (:mod:`model.isa`) between the buffer ``d["buffer"]`` at ``base`` and ``dram``; its
+        errors in the RTL's order (STATUS.ERROR_CODE 7, 5, 7, then 8 for bytes past the DRAM)."""
+        codes = {c: n for n, c in isa.DMA_BUFFERS.items()}
+        if d["buffer"] not in codes:
+            raise ChipError(f"{name}: buffer code {d['buffer']} is not one of model.isa.DMA_BUFFERS "
+                            f"{isa.DMA_BUFFERS} (STATUS.ERROR_CODE 7)")
+        buf, n, addr = codes[d["buffer"]], d["count"], d["addr"]
+        if n < 0:
+            raise ChipError(f"{name}: count {n} is negative (STATUS.ERROR_CODE 7)")
+        if addr % isa.DMA_BEAT_BYTES:
+            raise ChipError(f"{name}: DRAM address {addr:#x} is not a multiple of {isa.DMA_BEAT_BYTES} "
+                            "(STATUS.ERROR_CODE 7)")
+        mem = {"ACT": act, "ACC": acc, "WMEM": self._wmem[None], "CMEM": self._cmem[None]}[buf]
+        if base + n > mem.shape[1]:
+            raise ChipError(f"{name}: {buf} elements [{base}, {base + n}) pass its {mem.shape[1]} "
+                            "(STATUS.ERROR_CODE 5)")
+        span = isa.dma_beats(buf, n) * isa.DMA_BEAT_BYTES
+        if addr + span > 1 << isa.DMA_ADDR_BITS:
+            raise ChipError(f"{name}: DRAM bytes [{addr:#x}, {addr + span:#x}) pass the {isa.DMA_ADDR_BITS}-bit "
+                            "address space (STATUS.ERROR_CODE 7)")
+        if n == 0:
+            return
+        if dram is None or addr + span > dram.shape[1]:
+            size = 0 if dram is None else dram.shape[1]
+            raise ChipError(f"{name}: DRAM bytes [{addr:#x}, {addr + span:#x}) pass the {size:#x} bytes of DRAM "
+                            "(the AXI4 slave's error response: STATUS.ERROR_CODE 8)")
+        nbytes = n * isa.BUFFERS[buf].elem_bits // 8
+        if op == "STORE":
+            for s in range(len(dram)):
+                dram[s, addr:addr + nbytes] = isa.to_dram(buf, mem[s if len(mem) > 1 else 0, base:base + n])
+            return
+        rows = np.stack([isa.from_dram(buf, dram[s, addr:addr + nbytes], n) for s in range(len(dram))])
+        if buf in ("WMEM", "CMEM"):
+            if (rows != rows[0]).any():
+                raise ChipError(f"{name}: a LOAD into {buf} reads DRAM bytes that differ between the samples (the "
+                                f"chip has one {buf}); run the samples one at a time")
+            img = self._wmem if buf == "WMEM" else self._cmem
+            img = np.array(img, np.int64)
+            img[base:base + n] = rows[0]
+            if buf == "WMEM":
+                self._wmem = img
+            else:
+                self._cmem = img
+        else:
+            mem[:, base:base + n] = rows
 
     @staticmethod
     def _check_dwc_weights(w: np.ndarray, d: dict, name: str) -> None:
@@ -716,7 +841,7 @@ class GoldenChip:
         if p.core is None:
             raise ChipError(f"{name}: the program has no PIM core to run on")
         try:  # like ACT and ACC, the input buffer is as large as the program needs (the RTL's is sized)
-            r = run_pim(p.wmem, d, act, src, acc, dst, p.core, cores=p.cores, result_words=p.result_words, name=name)
+            r = run_pim(self._wmem, d, act, src, acc, dst, p.core, cores=p.cores, result_words=p.result_words, name=name)
         except PimImageError as e:
             raise ChipError(str(e)) from None
         if d["kind"] != isa.PIM_KINDS["linear"]:
@@ -727,13 +852,14 @@ class GoldenChip:
         self.pim_cycles += sum(pim_cycles(d, r.blocks, [c[s] for c in r.core_cycles]) for s in range(act.shape[0]))
 
 
-def program_cycles(program, lanes: int, act=None, acc=None) -> int:
+def program_cycles(program, lanes: int, act=None, acc=None, dram=None) -> int:
     """The chip's ``CYCLES`` after running ``program`` (a :class:`model.chip.ChipProgram`) to HALT.
 
     The sum of :func:`model.chip_timing.instruction_cycles` over the instructions run. A program with PIM
     instructions needs the buffers it starts from (``act``, ``acc``: one sample's ACT and
     ACC): its PIM cycles depend on the data (the core's :func:`model.core_timing.layer_cycles`); the golden
-    chip runs it and counts every instruction the same way.
+    chip runs it and counts every instruction the same way (from ``dram``, the DRAM bytes of its LOADs: a
+    copy, which its STOREs write).
     """
     ops = [isa.decode(int(w))["op"] for w in program.imem]
     if "PIM" in ops:
@@ -743,7 +869,8 @@ def program_cycles(program, lanes: int, act=None, acc=None) -> int:
         c = (np.zeros((1, max(1, program.acc_words)), np.int64) if acc is None
              else np.array(acc, np.int64)[None].copy())
         chip = GoldenChip.from_program(program, lanes)
-        chip.execute(a, c)
+        dram = program.dram if dram is None else dram
+        chip.execute(a, c, None if dram is None else np.array(dram, np.uint8))
         return int(chip.cycles)
     total = 0
     for word in program.imem:

@@ -5,7 +5,8 @@ instructions (random geometry, constants and clamps; every instruction's
 destination disjoint from its sources) into a :class:`model.chip.ChipProgram`
 for buffers of the given depths; :func:`random_program` draws a whole one
 (one of each instruction, then ``extra`` more) and :func:`random_buffers`
-the ``ACT`` / ``ACC`` contents it runs on. The same seed gives the same
+the ``ACT`` / ``ACC`` contents it runs on; :func:`random_dma_program` a program of
+LOAD / STORE of every DMA buffer with its DRAM image. The same seed gives the same
 program. Used by the conformance set's chip cases (:mod:`model.conformance`), tests/test_hw_chip.py (Amaranth simulator), the native chip
 harness tests (tests/test_chip_native.py).
 """
@@ -18,7 +19,7 @@ from dbpim.model import isa
 from dbpim.model.spec import WEIGHT_MAX, WEIGHT_MIN
 from dbpim.model.chip import ChipProgram
 
-__all__ = ["Asm", "SIMD_OPS", "random_program", "random_buffers"]
+__all__ = ["Asm", "SIMD_OPS", "random_program", "random_buffers", "random_dma_program"]
 
 #: The SIMD instructions :class:`Asm` draws.
 SIMD_OPS = ("REQ", "ADD", "MAXP", "GAP", "CLMP", "DWC")
@@ -129,3 +130,52 @@ def random_program(rng, depths: dict, extra: int = 2) -> ChipProgram:
 def random_buffers(rng, depths: dict) -> tuple[np.ndarray, np.ndarray]:
     """Random ``ACT`` (-300..299) and ``ACC`` (+-2**20) contents of the whole buffers."""
     return rng.integers(-300, 300, int(depths["ACT"])), rng.integers(-(1 << 20), 1 << 20, int(depths["ACC"]))
+
+
+def random_dma_program(rng, depths: dict, dram_bytes: int = 3 * 4096) -> tuple:
+    """A random program of LOAD and STORE (:mod:`model.isa`) of every buffer of :data:`model.isa.DMA_BUFFERS`
+    and the buffers and DRAM it starts from: ``(program, ACT, ACC, DRAM)``.
+
+    Per buffer (in a random order): a LOAD from a random word-aligned DRAM address (one in three right before
+    a 4 KiB boundary, so that a burst splits there), of 1 .. 70 elements (several bursts; an odd count of ACT
+    elements), a CLMP of the loaded ACT elements, then a STORE of a random range of the buffer to another DRAM
+    address; and a LOAD of 0 elements. The program's WMEM and CMEM images are random words of the whole
+    buffers (``depths``), ACT / ACC :func:`random_buffers`, DRAM ``dram_bytes`` random bytes.
+    """
+    asm = Asm(rng, depths)
+    dram = rng.integers(0, 256, int(dram_bytes), dtype=np.uint8)
+    n_words = int(dram_bytes) // isa.DMA_BEAT_BYTES
+
+    def dram_addr(n: int) -> int:
+        words = isa.dma_beats(buf, n)
+        if rng.integers(0, 3) == 0:  # ending past a 4 KiB boundary
+            edge = isa.DMA_BOUNDARY // isa.DMA_BEAT_BYTES * int(rng.integers(1, max(2, n_words * 4 // isa.DMA_BOUNDARY)))
+            w = max(0, min(n_words - words, edge - int(rng.integers(1, words + 1))))
+        else:
+            w = int(rng.integers(0, n_words - words + 1))
+        return w * isa.DMA_BEAT_BYTES
+
+    order = list(isa.DMA_BUFFERS)
+    rng.shuffle(order)
+    for buf in order:
+        code, depth = isa.DMA_BUFFERS[buf], int(depths[buf])
+        n = int(rng.integers(1, min(70, depth) + 1))
+        base = int(rng.integers(0, depth - n + 1))
+        d = asm.desc("LOAD", buffer=code, addr=dram_addr(n), count=n)
+        asm.imem.append(isa.encode("LOAD", desc=d, dst=base))
+        if buf == "ACT":
+            lo, hi = asm.lohi()
+            d = asm.desc("CLMP", count=n, lo=lo, hi=hi)
+            asm.imem.append(isa.encode("CLMP", desc=d, dst=base, src0=base))
+        n = int(rng.integers(1, min(70, depth) + 1))
+        base = int(rng.integers(0, depth - n + 1))
+        d = asm.desc("STORE", buffer=code, addr=dram_addr(n), count=n)
+        asm.imem.append(isa.encode("STORE", desc=d, src0=base))
+    buf = str(rng.choice(order))
+    d = asm.desc("LOAD", buffer=isa.DMA_BUFFERS[buf], addr=0, count=0)
+    asm.imem.append(isa.encode("LOAD", desc=d, dst=0))
+    prog = asm.program()
+    prog.wmem = rng.integers(-(1 << 31), 1 << 31, int(depths["WMEM"]))
+    prog.cmem = rng.integers(-(1 << 31), 1 << 31, int(depths["CMEM"]))
+    act, acc = random_buffers(rng, depths)
+    return prog, act, acc, dram

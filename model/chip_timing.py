@@ -23,7 +23,7 @@ from dbpim.model import isa
 from dbpim.model.spec import SIMD_LATENCY
 
 __all__ = ["DESC_LOADED", "DWC_DESC_LOADED", "FIXED_CYCLES", "HALT_CYCLES", "PIM_FIXED_CYCLES", "desc_loaded",
-           "dwc_cycles", "pim_cycles", "instruction_cycles"]
+           "dwc_cycles", "pim_cycles", "instruction_cycles", "DMA_LATENCY", "DMA_FIXED_CYCLES", "dma_cycles"]
 
 #: Descriptor words the controller loads for every instruction but DWC (the longest other SIMD descriptor: REQ /
 #: MAXP, 9 words; PIM's first words).
@@ -39,6 +39,35 @@ HALT_CYCLES = 2
 #: Cycles of a PIM instruction outside its layers: fetch, decode, load the descriptor, set up (the top
 #: controller, hw.chip_ctrl), then the PIM controller's (hw.pim_ctrl) check and finish.
 PIM_FIXED_CYCLES = 1 + 1 + (DESC_LOADED + 1) + 1 + 1 + 1
+
+
+#: The ideal DRAM's latency (cycles) under which ``CYCLES`` equals :func:`dma_cycles` (docs/rtl.md "Off-chip
+#: memory"): the AXI4 slave takes AR, AW and W at once (``ARREADY``, ``AWREADY``, ``WREADY`` high), raises
+#: ``RVALID`` of a burst's first beat this many cycles after its AR handshake and holds each next beat valid from
+#: the cycle after the last one's handshake, and raises ``BVALID`` this many cycles after the WLAST handshake.
+DMA_LATENCY = 8
+#: Cycles of a LOAD / STORE outside its bursts: fetch, decode, load the descriptor (one cycle more than its words),
+#: set up, then the DMA engine's (hw.dma) check and done.
+DMA_FIXED_CYCLES = 1 + 1 + (DESC_LOADED + 1) + 1 + 1 + 1
+
+
+def dma_cycles(op: str, desc: dict, latency: int = DMA_LATENCY) -> int:
+    """Cycles of one LOAD / STORE (``desc`` its unpacked descriptor; a descriptor the DMA runs) with the ideal
+    DRAM of :data:`DMA_LATENCY` (``latency`` cycles, at least 1).
+
+    The transfer's words go in the bursts of :func:`model.isa.dma_bursts`. Per LOAD burst: one cycle of AR,
+    ``latency - 1`` to its first beat, then one cycle an element (a beat of two ACT elements takes two: ``RREADY``
+    is low while the second is written). Per STORE burst: one cycle of AW, per beat one cycle to read the first
+    element, one per element to take it, one of W, then ``latency`` cycles to the response.
+    """
+    buf = {c: n for n, c in isa.DMA_BUFFERS.items()}[desc["buffer"]]
+    count, per = int(desc["count"]), isa.dma_elems_per_beat(buf)
+    total, left = DMA_FIXED_CYCLES, count
+    for beats in isa.dma_bursts(desc["addr"], isa.dma_beats(buf, count)):
+        elems = min(left, beats * per)
+        left -= elems
+        total += latency + elems if op == "LOAD" else 1 + 2 * beats + elems + latency
+    return total
 
 
 def desc_loaded(op: str) -> int:
@@ -123,7 +152,7 @@ def instruction_cycles(op: str, desc: dict, lanes: int, pim=None) -> int:
     """Cycles the controller spends on one instruction (``desc`` its unpacked descriptor).
 
     PIM: :func:`pim_cycles` of ``pim`` = ``(blocks, core_cycles)`` (what :func:`model.pim_image.run_pim` read
-    and counted for the sample).
+    and counted for the sample). LOAD / STORE: :func:`dma_cycles` (the ideal DRAM).
 
     Constants: REQ reads ``m``, ``s`` (and ``bias`` with ``has_bias``) per channel, two cycles a word (one for
     an absent bias), then writes each channel group (one cycle, one more between groups); DWC the same with a
@@ -141,6 +170,8 @@ def instruction_cycles(op: str, desc: dict, lanes: int, pim=None) -> int:
     """
     if op == "HALT":
         return HALT_CYCLES
+    if op in ("LOAD", "STORE"):
+        return dma_cycles(op, desc)
     if op == "PIM":
         if pim is None:
             raise ValueError("PIM: its cycles depend on the WMEM image and the input; give pim=(blocks, core_cycles)")

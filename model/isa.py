@@ -16,6 +16,16 @@ requantization constants, signed 32-bit words), ``DMEM`` (descriptors) and
 ``IMEM`` (instructions). A tensor in ``ACT`` / ``ACC`` is one sample's values
 in row-major order of its per-sample shape (``(C, H, W)`` for a feature map,
 ``(*tokens, K)`` for a linear layer's input) from its base address.
+
+Off-chip memory (DRAM, reached through the chip's AXI4 master): ``LOAD`` copies
+``count`` elements from a DRAM byte address into ``ACT``, ``ACC``, ``WMEM`` or
+``CMEM`` (:data:`DMA_BUFFERS`), ``STORE`` the other way. In DRAM a buffer's
+elements lie packed little-endian from the (4-byte aligned) address, element
+``i`` at byte ``addr + i * elem_bits / 8`` in two's complement: ``ACT``'s two
+16-bit elements to a 32-bit word (element ``2k`` in bits 15:0), the 32-bit
+buffers one to a word (:func:`to_dram` / :func:`from_dram`). A STORE of an odd
+count of ``ACT`` elements writes the low half of its last word only (byte
+strobes ``0b0011``).
 """
 
 from __future__ import annotations
@@ -26,8 +36,10 @@ from dbpim.model.spec import BUS_BITS, RegField, Register, RegisterMap, field_wi
 
 __all__ = ["INSTR_BITS", "INSTR_FIELDS", "DESC_WORDS", "WORD_BITS", "BUFFERS", "Buffer", "Opcode", "OPCODES",
            "BY_CODE", "PIM_KINDS", "encode", "decode", "pack_descriptor", "unpack_descriptor",
-           "pack_pair", "unpack_pair", "IsaError", "RTL_PENDING", "RESERVED_ERRORS", "CHIP_ERRORS", "CHIP_REGISTERS", "CHIP_REG",
-           "HOST_TARGETS", "HOST_ADDR_BITS_MAX", "DEPTH_MAX", "check_depths", "host_addr_bits",
+           "pack_pair", "unpack_pair", "IsaError", "DMA_BUFFERS", "DESC_UNSIGNED", "DMA_BEAT_BITS",
+           "DMA_BEAT_BYTES", "DMA_MAX_BURST", "DMA_BOUNDARY", "DMA_ADDR_BITS", "dma_elems_per_beat", "dma_beats",
+           "dma_bursts", "to_dram", "from_dram", "RTL_PENDING", "RESERVED_ERRORS", "CHIP_ERRORS", "CHIP_REGISTERS",
+           "CHIP_REG", "HOST_TARGETS", "HOST_ADDR_BITS_MAX", "DEPTH_MAX", "check_depths", "host_addr_bits",
            "chip_register_markdown", "chip_map"]
 
 INSTR_BITS = 64
@@ -109,8 +121,79 @@ OPCODES = {o.name: o for o in (
            ("C", "H", "W", "Ho", "Wo", "kernel", "stride", "padding", "dilation", "w_addr", "m_addr", "s_addr",
             "bias_addr", "lo", "hi"),
            "depthwise convolution with the int8 weights at CMEM w_addr, then requant per channel"),
+    Opcode("LOAD", 8, "DMA", None, None, ("buffer", "addr", "count"),
+           "copy count elements from DRAM byte address addr into the buffer named by buffer (DMA_BUFFERS) at dst"),
+    Opcode("STORE", 9, None, "DMA", None, ("buffer", "addr", "count"),
+           "copy count elements of the buffer named by buffer (DMA_BUFFERS) at src0 to DRAM byte address addr"),
 )}
 BY_CODE = {o.code: o for o in OPCODES.values()}
+
+# ----------------------------------------------------------------------------- off-chip memory (DMA)
+
+#: Buffer code (LOAD / STORE descriptor word ``buffer``) -> the buffer a DMA instruction reads or writes; ``DMA``
+#: in :class:`Opcode` ``dst`` / ``src0`` stands for it.
+DMA_BUFFERS = {"ACT": 0, "ACC": 1, "WMEM": 2, "CMEM": 3}
+#: Descriptor words read as unsigned 32-bit values (the DRAM byte address); :func:`pack_descriptor` takes them in
+#: [-2**31, 2**32), :func:`unpack_descriptor` returns them in [0, 2**32).
+DESC_UNSIGNED = {"LOAD": ("addr",), "STORE": ("addr",)}
+#: Bits of the AXI4 master's data bus (``m_axi_rdata`` / ``m_axi_wdata``): one beat, one 32-bit DRAM word.
+DMA_BEAT_BITS = 32
+#: Bytes of one beat; a DMA instruction's DRAM address is a multiple of it.
+DMA_BEAT_BYTES = DMA_BEAT_BITS // 8
+#: Beats of the longest INCR burst the DMA issues (``AxLEN + 1``).
+DMA_MAX_BURST = 16
+#: No burst crosses a multiple of this many bytes (AXI4: 4 KiB).
+DMA_BOUNDARY = 4096
+#: Bits of a DRAM byte address (``m_axi_araddr`` / ``m_axi_awaddr``).
+DMA_ADDR_BITS = 32
+
+
+def dma_elems_per_beat(buffer: str) -> int:
+    """Elements of ``buffer`` a DRAM word holds: ``DMA_BEAT_BITS // elem_bits`` (ACT 2, the 32-bit buffers 1)."""
+    return DMA_BEAT_BITS // BUFFERS[buffer].elem_bits
+
+
+def dma_beats(buffer: str, count: int) -> int:
+    """DRAM words (beats) ``count`` elements of ``buffer`` take: ``ceil(count / dma_elems_per_beat)``."""
+    e = dma_elems_per_beat(buffer)
+    return -(-int(count) // e)
+
+
+def dma_bursts(addr: int, beats: int) -> list:
+    """The INCR bursts of a transfer of ``beats`` words from DRAM byte address ``addr`` (a multiple of
+    :data:`DMA_BEAT_BYTES`), in order: each takes as many beats as are left, at most :data:`DMA_MAX_BURST`,
+    and stops at the next multiple of :data:`DMA_BOUNDARY` (the RTL's ``hw.dma.DMAEngine`` and the timing
+    :func:`model.chip_timing.dma_cycles` split alike)."""
+    out = []
+    a, left = int(addr), int(beats)
+    while left > 0:
+        n = min(left, DMA_MAX_BURST, (DMA_BOUNDARY - a % DMA_BOUNDARY) // DMA_BEAT_BYTES)
+        out.append(n)
+        a += n * DMA_BEAT_BYTES
+        left -= n
+    return out
+
+
+def to_dram(buffer: str, values):
+    """The DRAM bytes (uint8 array) of ``values``, elements of ``buffer``, packed as the module docstring says
+    (an odd count of ``ACT`` elements: the last word's high half left out)."""
+    import numpy as np
+    bits = BUFFERS[buffer].elem_bits
+    v = np.asarray(values, np.int64).reshape(-1)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if v.size and (int(v.min()) < lo or int(v.max()) > hi):
+        raise IsaError(f"{buffer} values: must be signed {bits}-bit [{lo}, {hi}], got [{int(v.min())}, {int(v.max())}]")
+    return v.astype(f"<i{bits // 8}").view(np.uint8).copy()
+
+
+def from_dram(buffer: str, data, count: int):
+    """``count`` elements of ``buffer`` (int64) from the DRAM bytes ``data`` (uint8, from the transfer's address):
+    the inverse of :func:`to_dram`."""
+    import numpy as np
+    bits = BUFFERS[buffer].elem_bits
+    raw = np.asarray(data, np.uint8)[:int(count) * bits // 8]
+    return raw.view(f"<i{bits // 8}").astype(np.int64)
+
 
 def pack_pair(h: int, w: int) -> int:
     """A (height, width) pair in one descriptor word: ``h | w << 16`` (each 0 .. 65535)."""
@@ -153,15 +236,22 @@ def pack_descriptor(op: str, values: dict) -> list[int]:
         if n not in values:
             raise IsaError(f"{op} descriptor: field {n!r} missing")
         v = int(values[n])
-        if not -(1 << (WORD_BITS - 1)) <= v < 1 << (WORD_BITS - 1):
+        if n in DESC_UNSIGNED.get(op, ()):
+            if not -(1 << (WORD_BITS - 1)) <= v < 1 << WORD_BITS:
+                raise IsaError(f"{op} descriptor: field {n!r} = {v} does not fit an unsigned {WORD_BITS}-bit word")
+            v -= (1 << WORD_BITS) if v >= 1 << (WORD_BITS - 1) else 0
+        elif not -(1 << (WORD_BITS - 1)) <= v < 1 << (WORD_BITS - 1):
             raise IsaError(f"{op} descriptor: field {n!r} = {v} does not fit a signed {WORD_BITS}-bit word")
         words.append(v)
     return words + [0] * (DESC_WORDS - len(words))
 
 
 def unpack_descriptor(op: str, words) -> dict:
-    """Inverse of :func:`pack_descriptor`."""
-    return {n: int(words[i]) for i, n in enumerate(OPCODES[op].desc)}
+    """Inverse of :func:`pack_descriptor` (the words of :data:`DESC_UNSIGNED` unsigned)."""
+    out = {n: int(words[i]) for i, n in enumerate(OPCODES[op].desc)}
+    for n in DESC_UNSIGNED.get(op, ()):
+        out[n] &= (1 << WORD_BITS) - 1
+    return out
 
 
 # ----------------------------------------------------------------------------- the RTL chip's host view
@@ -183,6 +273,11 @@ CHIP_ERRORS = {
     5: "an address past the end of its buffer",
     6: "a PIM instruction whose WMEM image the chip cannot run, or the PIM core stopped on an error (the golden "
        "chip raises on it too)",
+    7: "a LOAD / STORE descriptor the DMA cannot run: a buffer code outside DMA_BUFFERS, a negative count, a DRAM "
+       "address not a multiple of 4, or a transfer past the 32-bit DRAM address space (the golden chip raises on "
+       "it too)",
+    8: "the AXI4 slave answered a LOAD / STORE burst with an error response (RRESP / BRESP SLVERR or DECERR; the "
+       "golden chip raises on a transfer past the end of its DRAM)",
 }
 
 #: STATUS.ERROR_CODE values no run of the RTL chip can raise at present: 2 while :data:`RTL_PENDING` is empty.

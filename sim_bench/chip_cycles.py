@@ -97,7 +97,7 @@ def instruction_layers(plan, program, records, ops) -> list:
     None)."""
     from dbpim.model.chip import instruction_sources
     rec = _record_of_op(records, ops)
-    src = [name for name, _ in instruction_sources(plan)]
+    src = [name for name, _ in instruction_sources(plan, program)]
     if len(src) != len(program.imem) - 1:
         raise ValueError(f"program: {len(program.imem)} instructions, the plan gives {len(src) + 1}")
     return [(n, rec.get(n)) for n in src] + [(None, None)]

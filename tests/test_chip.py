@@ -249,3 +249,40 @@ def test_run_cli_on_mobilenetv2(mobilenet, tmp_path, capsys):
     r = json.loads((tmp_path / "o" / "run.json").read_text())
     assert r["logits_equal"] is True and set(r["accuracy"]) == {"chip", "torch_int", "float_requant"}
     assert r["paths_skipped"] == {} and r["program"]["by_opcode"]["DWC"] == 17
+
+
+@pytest.mark.parametrize("name", ["smallcnn", pytest.param("resnet18", marks=pytest.mark.slow)])
+def test_weight_streaming_equals_the_resident_program(nets, name):
+    """compile_program(wmem_words=...) below the WMEM image (smallcnn: one word less; the zoo ResNet-18 on small:
+    WMEM's 65536 words, its image needs more): the PIM instructions' blocks in ChipProgram.dram, a LOAD before
+    each PIM; the golden chip's outputs equal the resident program's and its cycles are the resident ones plus
+    the LOADs' (model.chip_timing.dma_cycles)."""
+    from dbpim.model import isa
+    from dbpim.model.chip import instruction_sources
+    from dbpim.model.chip_timing import dma_cycles
+    art, x, _ = nets[name]
+    x = x[:4]
+    resident = GoldenChip(art)
+    want = resident.run(x)
+    total = len(resident.program.wmem)
+    words = 65536 if total > 65536 else total - 1
+    chip = GoldenChip(art, wmem_words=words)
+    p = chip.program
+    assert p.dram is not None and len(p.wmem) <= words < total
+    ops = [isa.decode(int(w)) for w in p.imem]
+    loads = [o for o in ops if o["op"] == "LOAD"]
+    assert len(loads) == sum(o["op"] == "PIM" for o in ops) > 0
+    srcs = instruction_sources(chip.plan, p)
+    assert len(srcs) == len(ops) - 1
+    assert all(src[1] == "mapped" for o, src in zip(ops, srcs) if o["op"] in ("LOAD", "PIM"))
+    assert all(ops[k + 1]["op"] == "PIM" for k, o in enumerate(ops) if o["op"] == "LOAD")
+    got = chip.run(x)
+    assert np.array_equal(got, want), f"{name}: streamed outputs differ from the resident program's"
+    extra = sum(dma_cycles("LOAD", isa.unpack_descriptor("LOAD", p.dmem[o["desc"] * isa.DESC_WORDS:
+                                                                      (o["desc"] + 1) * isa.DESC_WORDS]))
+                for o in loads)
+    assert chip.cycles == resident.cycles + len(x) * extra
+    print(f"{name}: WMEM image {total} words; streamed: {len(p.wmem)} resident, {len(p.dram)} DRAM bytes, "
+          f"{len(loads)} LOADs; cycles {resident.cycles} -> {chip.cycles} ({len(x)} samples)")
+    with pytest.raises(ChipError, match="do not fit WMEM's"):
+        GoldenChip(art, wmem_words=len(p.wmem) - 1)

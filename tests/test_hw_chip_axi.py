@@ -365,6 +365,43 @@ def test_cocotb_axi_master_runs_a_program(tmp_path):
              env={"DBPIM_CHIP_PROGRAM": str(npz), "DBPIM_SEED": str(seed_from_env())})
 
 
+@pytest.mark.rtl
+@pytest.mark.timeout(900)
+@pytest.mark.xdist_group("rtl-chip-axi")
+def test_cocotb_axi_dram_loads_and_stores(tmp_path):
+    """cocotbext-axi's AxiRam (random pauses on AW, W, B, AR, R) is the DRAM of dbpim_chip_axi's AXI4 master on
+    Verilator (verif/test_chip_axi.py, the build of test_cocotb_axi_master_runs_a_program): a random LOAD / STORE
+    program of every DMA buffer leaves ACT, ACC, WMEM, CMEM and the DRAM equal to the golden chip's, a LOAD past
+    the RAM stops with STATUS.ERROR_CODE 8, and a reset mid-burst then a rerun gives the golden result."""
+    pytest.importorskip("cocotbext.axi")
+    from dbpim.hw.tools import VerilatorNotFound, verilator_env
+    from dbpim.model import chip_programs
+    from dbpim.model.chip import GoldenChip
+    from dbpim.verif.rtl import build_component, run_test, seed_from_env
+
+    try:
+        verilator_env()
+    except VerilatorNotFound:
+        pytest.skip("no verilator")
+    rng = np.random.default_rng(4)
+    prog, act, acc, dram = chip_programs.random_dma_program(rng, DEPTHS, dram_bytes=2 * 4096)
+    chip = GoldenChip.from_program(prog, LANES)
+    a, c, d = act[None].copy(), acc[None].copy(), dram.copy()
+    chip.execute(a, c, d)
+    err = chip_programs.Asm(rng, DEPTHS)
+    desc = err.desc("LOAD", buffer=isa.DMA_BUFFERS["CMEM"], addr=len(dram) + 4096, count=4)  # AxiRam: SLVERR
+    err.imem.append(isa.encode("LOAD", desc=desc, dst=0))
+    err = err.program()
+    npz = tmp_path / "program.npz"
+    np.savez(npz, imem=prog.imem, dmem=prog.dmem, cmem=prog.cmem, wmem=prog.wmem, act=act, acc=acc, dram=dram,
+             want_act=a[0], want_acc=c[0], want_wmem=np.asarray(chip._wmem), want_cmem=np.asarray(chip._cmem),
+             want_dram=d, want_cycles=np.int64(chip.cycles), err_imem=err.imem, err_dmem=err.dmem,
+             depth_names=np.array(list(DEPTHS)), depths=np.array(list(DEPTHS.values()), np.int64))
+    build = build_component(_dut(), "chip_axi", "test-axi")
+    run_test(build, "dbpim.verif.test_chip_axi", "chip_axi_dram_loads_and_stores",
+             env={"DBPIM_CHIP_PROGRAM": str(npz), "DBPIM_SEED": str(seed_from_env())})
+
+
 def test_docs_chip_map_is_the_data():
     """docs/rtl.md's address map of the paper configuration is model.isa.chip_map's (registers and regions)."""
     from pathlib import Path

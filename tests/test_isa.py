@@ -98,3 +98,81 @@ def test_golden_chip_runs_the_instruction_stream(programs):
     chip.program.imem = chip.program.imem[:-1]
     with pytest.raises(ChipError, match="without HALT"):
         chip.run(x)
+
+
+# ----------------------------------------------------------------------------- off-chip memory (LOAD / STORE)
+
+def test_dram_layout_is_packed_little_endian():
+    """ACT: two 16-bit elements a 32-bit word, element 2k in bits 15:0; the 32-bit buffers one a word."""
+    assert isa.to_dram("ACT", [1, -2, 0x1234]).tolist() == [1, 0, 0xFE, 0xFF, 0x34, 0x12]
+    assert isa.to_dram("WMEM", [-1, 0x01020304]).tolist() == [255] * 4 + [4, 3, 2, 1]
+    rng = np.random.default_rng(7)
+    for name in isa.DMA_BUFFERS:
+        bits = isa.BUFFERS[name].elem_bits
+        v = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), 37)
+        assert isa.from_dram(name, isa.to_dram(name, v), len(v)).tolist() == v.tolist(), name
+        assert isa.dma_beats(name, len(v)) * isa.DMA_BEAT_BYTES >= len(isa.to_dram(name, v))
+    with pytest.raises(isa.IsaError, match="ACT values"):
+        isa.to_dram("ACT", [1 << 15])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_dma_bursts_cover_the_transfer_and_never_cross_4k(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        addr = int(rng.integers(0, 1 << 14)) * isa.DMA_BEAT_BYTES
+        beats = int(rng.integers(0, 300))
+        bursts = isa.dma_bursts(addr, beats)
+        assert sum(bursts) == beats, f"seed {seed}: {addr:#x} {beats}"
+        a = addr
+        for n in bursts:
+            assert 1 <= n <= isa.DMA_MAX_BURST, f"seed {seed}: {addr:#x} {beats}: {bursts}"
+            assert a // isa.DMA_BOUNDARY == (a + n * isa.DMA_BEAT_BYTES - 1) // isa.DMA_BOUNDARY, \
+                f"seed {seed}: burst at {a:#x} of {n} beats crosses 4 KiB"
+            a += n * isa.DMA_BEAT_BYTES
+
+
+def test_dma_descriptor_address_is_unsigned():
+    words = isa.pack_descriptor("LOAD", {"buffer": 2, "addr": 0xFFFFFFFC, "count": 3})
+    assert words[1] == -4 and isa.unpack_descriptor("LOAD", words)["addr"] == 0xFFFFFFFC
+    with pytest.raises(isa.IsaError, match="unsigned 32-bit"):
+        isa.pack_descriptor("STORE", {"buffer": 0, "addr": 1 << 32, "count": 1})
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_golden_load_store_equal_a_byte_copy(seed):
+    """The golden chip's LOAD / STORE of every DMA buffer against a plain element copy through the DRAM layout,
+    on random vectors (each sample its own DRAM), and its cycles the timing model's."""
+    from dbpim.model import chip_programs
+    from dbpim.model.chip import GoldenChip
+    from dbpim.model.chip_timing import dma_cycles
+    rng = np.random.default_rng(seed)
+    depths = {"ACT": 300, "ACC": 200, "WMEM": 100, "CMEM": 80}
+    for name, code in isa.DMA_BUFFERS.items():
+        asm = chip_programs.Asm(rng, depths)
+        n = int(rng.integers(0, 60))
+        base, back = int(rng.integers(0, depths[name] - n + 1)), int(rng.integers(0, depths[name] - n + 1))
+        src, dst = int(rng.integers(0, 100)) * 4, 4096 + int(rng.integers(0, 100)) * 4
+        ld = {"buffer": code, "addr": src, "count": n}
+        st = {"buffer": code, "addr": dst, "count": n}
+        asm.imem += [isa.encode("LOAD", desc=asm.desc("LOAD", **ld), dst=base),
+                     isa.encode("STORE", desc=asm.desc("STORE", **st), src0=back)]
+        prog = asm.program()
+        prog.wmem = rng.integers(-(1 << 31), 1 << 31, depths["WMEM"])
+        prog.cmem = rng.integers(-(1 << 31), 1 << 31, depths["CMEM"])
+        S = 1 if name in ("WMEM", "CMEM") else 2
+        act, acc = rng.integers(-300, 300, (S, depths["ACT"])), rng.integers(-9, 9, (S, depths["ACC"]))
+        dram = rng.integers(0, 256, (S, 8192), dtype=np.uint8)
+        chip = GoldenChip.from_program(prog, 4)
+        a, c, d = act.copy(), acc.copy(), dram.copy()
+        chip.execute(a, c, d)
+        for s in range(S):
+            mem = {"ACT": act[s], "ACC": acc[s], "WMEM": prog.wmem, "CMEM": prog.cmem}[name].copy()
+            mem[base:base + n] = isa.from_dram(name, dram[s, src:], n)
+            got = {"ACT": a[s], "ACC": c[s], "WMEM": chip._wmem, "CMEM": chip._cmem}[name]
+            assert np.array_equal(got, mem), f"seed {seed}: {name} after LOAD, sample {s}"
+            want = dram[s].copy()
+            nb = len(isa.to_dram(name, mem[back:back + n]))
+            want[dst:dst + nb] = isa.to_dram(name, mem[back:back + n])
+            assert np.array_equal(d[s], want), f"seed {seed}: DRAM after STORE of {name}, sample {s}"
+        assert chip.dma_cycles == S * (dma_cycles("LOAD", ld) + dma_cycles("STORE", st)), f"seed {seed}: {name}"

@@ -10,16 +10,19 @@ running) and the PIM core runs of each PIM instruction (its segments). The
 stimulus:
 
 1. a random program of every SIMD instruction (:mod:`model.chip_programs`; a REQ
-   of more channels than lanes, so that constants load in several groups) and
-   a random PIM layer of several segments (:mod:`model.pim_programs`), each run
-   to HALT: ``ACT`` / ``ACC`` equal :meth:`model.chip.GoldenChip.execute`;
+   of more channels than lanes, so that constants load in several groups),
+   a random PIM layer of several segments (:mod:`model.pim_programs`) and a
+   random LOAD / STORE program on the ideal DRAM (:class:`verif.dram.AxiDram`,
+   reset with the chip), each run to HALT: ``ACT`` / ``ACC`` equal
+   :meth:`model.chip.GoldenChip.execute`;
 2. a reset in each state of the controller (the first cycle the controller is
    in it, in the program that reaches it), STATUS after it idle (not busy, not
    done, no error), then both programs again, equal to the golden chip;
 3. one program per STATUS.ERROR_CODE of :data:`model.isa.CHIP_ERRORS` but the
    reserved ones (:data:`model.isa.RESERVED_ERRORS`: code 2 while no opcode is
    pending) (an undefined opcode, lo > hi and a DWC weight outside int8, a sum
-   past ACT's 16 bits, an address past ACT, a PIM descriptor of zero groups),
+   past ACT's 16 bits, an address past ACT, a PIM descriptor of zero groups, a
+   LOAD of an unknown buffer code, a LOAD past the DRAM: an error response),
    each with its code and PC.
 
 Every check raises AssertionError naming what differs; the coverage is closed by
@@ -40,6 +43,8 @@ __all__ = ["CHIP_DEPTHS", "LANES", "run_chip_coverage", "coverage_programs"]
 LANES = 4
 #: its buffers (words)
 CHIP_DEPTHS = {"IMEM": 32, "DMEM": 16 * isa.DESC_WORDS, "CMEM": 256, "ACT": 512, "ACC": 512, "WMEM": 2048}
+#: bytes of its DRAM (verif.dram.AxiDram, the ideal one)
+DRAM_BYTES = 3 * 4096
 _SEL = {n: i for i, n in enumerate(isa.HOST_TARGETS)}
 _STATUS = isa.CHIP_REG["STATUS"]
 
@@ -79,6 +84,7 @@ def coverage_programs(seed: int = 0):
     pact = rng.integers(-300, 300, CHIP_DEPTHS["ACT"])
     pact[src:src + case.x.shape[1]] = case.x[0]
     pacc = rng.integers(-(1 << 20), 1 << 20, CHIP_DEPTHS["ACC"])
+    dma, dact, dacc, dram = chip_programs.random_dma_program(rng, CHIP_DEPTHS, DRAM_BYTES)
 
     def one(word, op=None, **desc):
         a = chip_programs.Asm(np.random.default_rng(0), CHIP_DEPTHS)
@@ -97,8 +103,11 @@ def coverage_programs(seed: int = 0):
                                    lo=-big - 1, hi=big), 4),
               ("past ACT", one(isa.encode("CLMP", desc=0, dst=CHIP_DEPTHS["ACT"] - 2, src0=0), "CLMP", count=3,
                                lo=-9, hi=9), 5),
-              ("PIM of zero groups", one(isa.encode("PIM", desc=0)), 6)]
-    return [(simd, act, acc), (pim, pact, pacc)], errors
+              ("PIM of zero groups", one(isa.encode("PIM", desc=0)), 6),
+              ("LOAD of buffer code 4", one(isa.encode("LOAD", desc=0), "LOAD", buffer=4, addr=0, count=1), 7),
+              ("LOAD past the DRAM", one(isa.encode("LOAD", desc=0), "LOAD", buffer=0, addr=DRAM_BYTES - 4,
+                                         count=4), 8)]
+    return [(simd, act, acc), (pim, pact, pacc), (dma, dact, dacc, dram)], errors
 
 
 def _dwc_bad_weight():
@@ -143,10 +152,10 @@ def _capture():
             cls.elaborate = f
 
 
-def _golden(prog, act, acc):
+def _golden(prog, act, acc, dram=None):
     from dbpim.model.chip import GoldenChip
     a, c = act[None].copy(), acc[None].copy()
-    GoldenChip.from_program(prog, LANES).execute(a, c)
+    GoldenChip.from_program(prog, LANES).execute(a, c, None if dram is None else dram.copy())
     return a[0], c[0]
 
 
@@ -166,6 +175,7 @@ def run_chip_coverage(*, seed: int = 0, cov=None, max_cycles: int = 20_000_000):
     from dbpim.hw.core import _config_params
     from dbpim.model.window import buffer_words
     from dbpim.verif.coverage import ChipCoverage, fsm_signal, fsm_states
+    from dbpim.verif.dram import AxiDram
 
     cov = cov or ChipCoverage(prefix=f"chip{seed}")
     programs, errors = coverage_programs(seed)
@@ -270,11 +280,12 @@ def run_chip_coverage(*, seed: int = 0, cov=None, max_cycles: int = 20_000_000):
         raise AssertionError(f"seed {seed}: no DONE within {limit} cycles")
 
     async def check_run(ctx, k, label):
-        prog, act, acc = programs[k]
+        prog, act, acc = programs[k][:3]
+        ram.data[:] = programs[k][3] if len(programs[k]) > 3 else 0
         await load(ctx, prog, act, acc)
         st = await run(ctx)
         assert st["ERROR"] == 0 and st["DONE"] == 1, f"seed {seed}: {label}: STATUS {st}"
-        want_act, want_acc = _golden(prog, act, acc)
+        want_act, want_acc = _golden(prog, act, acc, *programs[k][3:])
         got_act = _signed(await read(ctx, "ACT", CHIP_DEPTHS["ACT"]), 16)
         got_acc = _signed(await read(ctx, "ACC", CHIP_DEPTHS["ACC"]), 32)
         for name, got, want in (("ACT", got_act, want_act), ("ACC", got_acc, want_acc)):
@@ -286,17 +297,17 @@ def run_chip_coverage(*, seed: int = 0, cov=None, max_cycles: int = 20_000_000):
         for n in ("host_sel", "host_we", "host_re", "host_addr", "host_wdata"):
             ctx.set(port[n], 0)
         await ctx.tick()
-        for k, label in enumerate(("the SIMD program", "the PIM layer")):
+        for k, label in enumerate(("the SIMD program", "the PIM layer", "the DMA program")):
             await check_run(ctx, k, label)
         # a reset in each controller state, in the program that reaches it (the SIMD one first; ACT and ACC keep
         # what the runs before left, the images are loaded only when the program changes)
-        loaded = 1
+        loaded = len(programs) - 1
         for state in names.values():
             for k in range(len(programs)):
                 if k != loaded:
                     for b in ("IMEM", "DMEM", "CMEM", "WMEM"):
                         img = np.asarray(getattr(programs[k][0], b.lower())).reshape(-1)
-                        if img.size and (b != "WMEM" or k == 1):
+                        if img.size and (b != "WMEM" or k != 0):
                             await write(ctx, b, img)
                     loaded = k
                 await start(ctx)
@@ -313,7 +324,8 @@ def run_chip_coverage(*, seed: int = 0, cov=None, max_cycles: int = 20_000_000):
                     assert (st["BUSY"], st["DONE"], st["ERROR"]) == (0, 0, 0), \
                         f"seed {seed}: STATUS after a reset in {state}: {st}"
                     break
-        for k, label in enumerate(("the SIMD program after the resets", "the PIM layer after the resets")):
+        for k, label in enumerate(("the SIMD program after the resets", "the PIM layer after the resets",
+                                   "the DMA program after the resets")):
             await check_run(ctx, k, label)
         for label, prog, code in errors:
             await load(ctx, prog, np.zeros(CHIP_DEPTHS["ACT"], np.int64) + 1000,
@@ -323,6 +335,12 @@ def run_chip_coverage(*, seed: int = 0, cov=None, max_cycles: int = 20_000_000):
 
     sim.add_clock(1e-8)
     sim.add_testbench(monitor, background=True)
+    ram = AxiDram(np.zeros(DRAM_BYTES, np.uint8))
+
+    async def dram(ctx):
+        await ram.run(ctx, port)
+
+    sim.add_testbench(dram, background=True)
 
     async def watchdog(ctx):
         for _ in range(max_cycles):

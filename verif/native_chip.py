@@ -129,28 +129,55 @@ def _write_lines(name: str, base: int, words: list[int], chunk: int = 256) -> li
             for i in range(0, len(words), chunk)]
 
 
-def chip_stimulus(images: dict, samples: list, reads: list, depths: dict, limit: int) -> list[str]:
+def _dram_lines(base: int, data) -> list[str]:
+    """``dramw`` lines of the bytes ``data`` from DRAM byte address ``base`` (a multiple of 4; zero-padded to
+    whole words)."""
+    b = np.asarray(data, np.uint8).reshape(-1)
+    if base % 4:
+        raise ChipRunError(f"DRAM base {base}: must be a multiple of 4")
+    b = np.concatenate([b, np.zeros(-len(b) % 4, np.uint8)])
+    w = [int(x) for x in b.view("<u4")]
+    return [f"dramw {base + 4 * i:x} " + " ".join(f"{x:x}" for x in w[i:i + 256]) for i in range(0, len(w), 256)]
+
+
+def chip_stimulus(images: dict, samples: list, reads: list, depths: dict, limit: int, dram=None) -> list[str]:
     """Harness lines: reset, ``images`` (buffer -> words from 0), then per sample of ``samples`` (a list of
     {buffer: (base, words)}) a mark, its writes, START (at most ``limit`` cycles to DONE), ``STATUS``,
-    ``CYCLES``, each region of ``reads`` ((buffer, base, n) triples) and a mark."""
+    ``CYCLES``, each region of ``reads`` ((buffer, base, n) triples) and a mark.
+
+    ``dram`` ``(bytes, latency)``: the harness's ideal DRAM on the AXI4 master (:data:`model.chip_timing.DMA_LATENCY`
+    latency); then a sample's ``"DRAM": (byte address, uint8 array)`` is written into it before its START and a
+    read ``("DRAM", byte address, bytes)`` reads it back."""
     regs = SEL["REGS"]
     ctrl, status, cycles = isa.CHIP_REG["CTRL"], isa.CHIP_REG["STATUS"], isa.CHIP_REG["CYCLES"]
     lines = [f"reset {RESET_CYCLES}"]
+    if dram is not None:
+        lines.append(f"dram {int(dram[0])} {int(dram[1])}")
     for name, img in images.items():
         _check_region(name, 0, len(img), depths, f"program {name} image")
         lines += _write_lines(name, 0, _words(name, img, f"program {name} image"))
     for name, base, n in reads:
+        if name == "DRAM":
+            if dram is None or base % 4 or base + n > dram[0]:
+                raise ChipRunError(f"output DRAM region [{base}, {base + n}): must be word-aligned, in the DRAM")
+            continue
         _check_region(name, base, n, depths, f"output {name} region")
     for s, sample in enumerate(samples):
         lines.append("mark")
         for name, (base, values) in sample.items():
+            if name == "DRAM":
+                if dram is None:
+                    raise ChipRunError(f"sample {s}: DRAM bytes given but the run has no DRAM")
+                lines += _dram_lines(base, values)
+                continue
             w = _words(name, values, f"sample {s} {name} words")
             _check_region(name, base, len(w), depths, f"sample {s} {name} words")
             lines += _write_lines(name, base, w)
         lines.append(f"run {regs:x} {ctrl.word:x} {ctrl.value(START=1):x} {int(limit)}")
         lines.append(f"read {regs:x} {status.word:x} 1")
         lines.append(f"read {regs:x} {cycles.word:x} 1")
-        lines += [f"read {SEL[name]:x} {base:x} {n:x}" for name, base, n in reads]
+        lines += [f"dramr {base:x} {-(-n // 4):x}" if name == "DRAM" else f"read {SEL[name]:x} {base:x} {n:x}"
+                  for name, base, n in reads]
         lines.append("mark")
     return lines
 
@@ -241,7 +268,7 @@ def _signed(words: list[int], name: str) -> np.ndarray:
 
 
 def run_chip_native(program, cfg, samples: list, reads: list, limit: int | None = None,
-                    timeout: float | None = None) -> ChipRun:
+                    timeout: float | None = None, dram=None) -> ChipRun:
     """Run ``program`` (a :class:`model.chip.ChipProgram`) on the native chip harness of ``cfg``.
 
     Parameters
@@ -259,6 +286,9 @@ def run_chip_native(program, cfg, samples: list, reads: list, limit: int | None 
         :func:`model.chip.program_cycles`, or 10**8 when it has no cycle formula).
     timeout : float, optional
         Seconds before the harness process is killed.
+    dram : (int, int), optional
+        ``(bytes, latency)`` of the harness's ideal DRAM on the AXI4 master (:func:`chip_stimulus`; a read
+        ``("DRAM", byte address, bytes)`` comes back as uint8).
     """
     from dbpim.model.chip import program_cycles
     t0 = time.perf_counter()
@@ -270,7 +300,7 @@ def run_chip_native(program, cfg, samples: list, reads: list, limit: int | None 
             limit = 100 * program_cycles(program, hw.system.simd_lanes) + 100_000
         except (ValueError, KeyError):
             limit = 10 ** 8
-    lines = chip_stimulus(images, samples, reads, depths, limit)
+    lines = chip_stimulus(images, samples, reads, depths, limit, dram=dram)
     try:
         exe, build_s = build_native("chip", hw)
     except ValueError as e:  # a generator parameter the configuration gives out of its range: one line
@@ -295,7 +325,8 @@ def run_chip_native(program, cfg, samples: list, reads: list, limit: int | None 
         got = pending[s * per:(s + 1) * per]
         status_words.append(got[0][0])
         cycles.append(got[1][0])
-        outputs.append([_signed(got[2 + k], name) for k, (name, _, _) in enumerate(reads)])
+        outputs.append([np.array(got[2 + k], "<u4").view(np.uint8)[:n].copy() if name == "DRAM"
+                        else _signed(got[2 + k], name) for k, (name, _, n) in enumerate(reads)])
     st = isa.CHIP_REG["STATUS"]
     return ChipRun(outputs=outputs, status=[st.decode(w) for w in status_words],
                    cycles=np.array(cycles, np.int64), run_clocks=np.array([r[0] for r in runs], np.int64),
@@ -307,7 +338,8 @@ def run_chip_native(program, cfg, samples: list, reads: list, limit: int | None 
 
 def run_program_native(program, xs, cfg, timeout: float | None = None) -> tuple[np.ndarray, ChipRun]:
     """A network's program on a batch of quantized inputs ``xs`` (S, *input shape; integers in the input's
-    range): each written at the program's input address, run to HALT, the output read back.
+    range): each written at the program's input address, run to HALT, the output read back (a program with a
+    DRAM image, streamed weights: on the harness's ideal DRAM holding it).
 
     Returns
     -------
@@ -320,8 +352,14 @@ def run_program_native(program, xs, cfg, timeout: float | None = None) -> tuple[
         raise ChipRunError(f"xs: shape must be (S, {', '.join(map(str, shape_in))}), got {tuple(xs.shape)}")
     n = int(np.prod(shape_out))
     check_fits(program, chip_depths(cfg))
-    run = run_chip_native(program, cfg, [{"ACT": (int(program.input["addr"]), x.reshape(-1))} for x in xs],
-                          [("ACT", int(program.output["addr"]), n)], timeout=timeout)
+    samples = [{"ACT": (int(program.input["addr"]), x.reshape(-1))} for x in xs]
+    dram = None
+    if program.dram is not None and len(xs):  # streamed weights: the DRAM image once (LOAD only reads it)
+        from dbpim.model.chip_timing import DMA_LATENCY
+        dram = (max(4, len(program.dram)), DMA_LATENCY)
+        samples[0]["DRAM"] = (0, program.dram)
+    run = run_chip_native(program, cfg, samples, [("ACT", int(program.output["addr"]), n)], timeout=timeout,
+                          dram=dram)
     run.check()
     out = np.stack([o[0] for o in run.outputs]) if len(xs) else np.zeros((0, n), np.int64)
     return out.reshape((len(xs),) + shape_out), run

@@ -434,8 +434,11 @@ class _AmaranthIO:
         return self.k - 1, [int(v) for v in vals]
 
 
-def run_amaranth(dut, body, stall: float = 0.0, seed: int = 0, max_cycles: int = 200_000):
+def run_amaranth(dut, body, stall: float = 0.0, seed: int = 0, max_cycles: int = 200_000, agents=()):
     """Run ``await body(tb)`` on the Amaranth simulator with ``dut`` (a component) at its top.
+
+    ``agents``: more background processes, each ``await agent(ctx, values)`` (``values``: port name -> signal),
+    e.g. :meth:`verif.dram.AxiDram.run`.
 
     Returns the body's return value. A DUT with ``aclk`` and ``aresetn`` ports (an AXI top: it defines its
     own ``sync`` domain, :func:`hw.axi.aclk_domain`) is clocked through ``aclk`` and has no ``clk`` / ``rst``:
@@ -485,6 +488,13 @@ def run_amaranth(dut, body, stall: float = 0.0, seed: int = 0, max_cycles: int =
     for st in tb._sinks.values():
         sim.add_testbench(agent(sink_agent, st), background=True)
     sim.add_testbench(watchdog, background=True)
+    def background(run):
+        async def testbench(ctx):
+            await run(ctx, values)
+        return testbench
+
+    for run in agents:
+        sim.add_testbench(background(run), background=True)
     sim.add_testbench(main)
     sim.run()
     return result[0]

@@ -1,5 +1,6 @@
 """cocotb: the chip as an IP block (``dbpim_chip_axi``) through cocotbext-axi's ``AxiLiteMaster``, random pauses
-on AW, W, B, AR and R (run by ``tests/test_hw_chip_axi.py``).
+on AW, W, B, AR and R (run by ``tests/test_hw_chip_axi.py``); the chip's AXI4 master on ``AxiRam``
+(:func:`chip_axi_dram_loads_and_stores`).
 
 The program and its expected results come in ``DBPIM_CHIP_PROGRAM`` (an ``.npz`` the pytest side writes: the
 images, the ``ACT`` / ``ACC`` contents, the buffer depths, the golden chip's ``ACT`` after HALT and its cycle
@@ -15,7 +16,7 @@ import os
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles
+from cocotb.triggers import ClockCycles, RisingEdge
 
 from dbpim.model import isa
 from dbpim.model.chip import ChipProgram
@@ -90,3 +91,108 @@ async def chip_axi_runs_a_program(dut):
     assert not bad.size, (f"seed {seed}: ACT differs at {bad[:10].tolist()}: rtl {got[bad[:10]].tolist()}, "
                           f"golden {d['want_act'][bad[:10]].tolist()}")
     dut._log.info(f"seed {seed}: {len(prog.imem)} instructions, {res.cycles} cycles, ACT equal to the golden chip")
+
+
+#: probability that a channel of the DRAM's AXI4 slave pauses in a cycle (each of AW, W, B, AR, R)
+P_DRAM_PAUSE = 0.3
+
+
+@cocotb.test(timeout_time=40, timeout_unit="ms")
+async def chip_axi_dram_loads_and_stores(dut):
+    """The chip's AXI4 master on cocotbext-axi's ``AxiRam`` (random pauses on its five channels, reset with the
+    chip): a random LOAD / STORE program of every DMA buffer (``DBPIM_CHIP_PROGRAM``, written by
+    tests/test_hw_chip_axi.py) leaves ACT, ACC, WMEM, CMEM and the DRAM equal to the golden chip's; a LOAD
+    past the RAM's end is answered SLVERR: STATUS.ERROR_CODE 8; a reset in the middle of a burst, then a rerun,
+    gives the golden result again."""
+    from cocotb.clock import Clock
+    from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+
+    seed, rng = env_rng()
+    with np.load(os.environ["DBPIM_CHIP_PROGRAM"], allow_pickle=False) as f:
+        d = {k: f[k] for k in f.files}
+    depths = {n: int(v) for n, v in zip(d["depth_names"].tolist(), d["depths"].tolist())}
+    prog = ChipProgram(imem=d["imem"], dmem=d["dmem"], cmem=d["cmem"], wmem=d["wmem"], act_words=depths["ACT"],
+                       acc_words=depths["ACC"], input={}, output={}, macro=None, values={})
+    cocotb.start_soon(Clock(dut.aclk, CLOCK_NS, unit="ns").start())
+    for name in ("s_axil_awvalid", "s_axil_wvalid", "s_axil_bready", "s_axil_arvalid", "s_axil_rready"):
+        getattr(dut, name).value = 0
+    dut.aresetn.value = 0
+    ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.aclk, dut.aresetn, reset_active_level=False,
+                 size=len(d["dram"]))
+    ram_read = ram.read_if._read  # AxiRam wraps addresses around its size: a read past it answered SLVERR
+
+    async def read_or_fail(address, length):
+        if address + length > len(d["dram"]):
+            raise ValueError(f"read of {length} bytes at {address:#x}: past the RAM")
+        return await ram_read(address, length)
+
+    ram.read_if._read = read_or_fail
+    await ClockCycles(dut.aclk, 4)
+    dut.aresetn.value = 1
+    await ClockCycles(dut.aclk, 2)
+    axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.aclk)
+    for ch in (axil.write_if.aw_channel, axil.write_if.w_channel, axil.write_if.b_channel,
+               axil.read_if.ar_channel, axil.read_if.r_channel):
+        ch.set_pause_generator(pause_generator(rng, P_PAUSE))
+    for ch in (ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel, ram.read_if.ar_channel,
+               ram.read_if.r_channel):
+        ch.set_pause_generator(pause_generator(rng, P_DRAM_PAUSE))
+    for agent in (axil.write_if, axil.read_if, ram.write_if, ram.read_if):
+        agent.log.setLevel(logging.WARNING)
+    drv = AsyncChipDriver(_Bus(axil), cmap=isa.chip_map(depths), max_polls=100 * int(d["want_cycles"]) + 10_000)
+
+    async def run_and_check(label):
+        ram.write(0, d["dram"].tobytes())
+        await drv.write_buffer("ACT", d["act"])
+        await drv.write_buffer("ACC", d["acc"])
+        await drv.start()
+        try:
+            await drv.wait_done()
+        except DriverError as e:
+            raise AssertionError(f"seed {seed}: {label}: {e}") from None
+        res = await drv.result()
+        assert res.ok and res.fields["PC"] == len(prog.imem) - 1, f"seed {seed}: {label}: STATUS {res.fields}"
+        for name in isa.DMA_BUFFERS:
+            got = await drv.read_buffer(name, depths[name])
+            want = d[f"want_{name.lower()}"]
+            bad = np.flatnonzero(got != want)
+            assert not bad.size, (f"seed {seed}: {label}: {name} differs at {bad[:10].tolist()}: rtl "
+                                  f"{got[bad[:10]].tolist()}, golden {want[bad[:10]].tolist()}")
+        got = np.frombuffer(ram.read(0, len(d["dram"])), np.uint8)
+        bad = np.flatnonzero(got != d["want_dram"])
+        assert not bad.size, f"seed {seed}: {label}: DRAM differs at bytes {bad[:10].tolist()}"
+        return res.cycles
+
+    await drv.load(prog, rng=rng)
+    cycles = await run_and_check("the program")
+
+    # a reset while a burst is in flight: the master's VALID / READY drop, the RAM is reset with the chip
+    await drv.load(prog)
+    await drv.start()
+    for _ in range(100_000):
+        await RisingEdge(dut.aclk)
+        if dut.m_axi_rvalid.value == 1 and dut.m_axi_rready.value == 0 or dut.m_axi_wvalid.value == 1:
+            break
+    else:
+        raise AssertionError(f"seed {seed}: no burst in flight to reset in")
+    dut.aresetn.value = 0
+    await ClockCycles(dut.aclk, 4)
+    for name in ("arvalid", "awvalid", "wvalid", "rready", "bready"):
+        assert getattr(dut, f"m_axi_{name}").value == 0, f"seed {seed}: m_axi_{name} high in reset"
+    dut.aresetn.value = 1
+    await ClockCycles(dut.aclk, 4)
+    res = await drv.result()
+    assert (res.fields["BUSY"], res.fields["DONE"], res.fields["ERROR"]) == (0, 0, 0), \
+        f"seed {seed}: STATUS after a reset mid-burst: {res.fields}"
+    await run_and_check("the program after a reset mid-burst")
+
+    # a LOAD past the RAM: SLVERR, error code 8
+    await drv.write_buffer("IMEM", d["err_imem"])
+    await drv.write_buffer("DMEM", d["err_dmem"])
+    await drv.start()
+    await drv.wait_done()
+    res = await drv.result()
+    assert res.fields["ERROR"] == 1 and res.fields["ERROR_CODE"] == 8 and res.fields["PC"] == 0, \
+        f"seed {seed}: a LOAD past the RAM: STATUS {res.fields}"
+    dut._log.info(f"seed {seed}: {len(prog.imem)} instructions, {cycles} cycles (ideal DRAM {int(d['want_cycles'])}), "
+                  "buffers and DRAM equal to the golden chip, reset mid-burst, SLVERR -> 8")

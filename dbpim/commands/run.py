@@ -66,7 +66,7 @@ def _check_rtl(chip, art) -> None:
     pending = pending_instructions(chip.program)
     if pending:
         pc, op = pending[0]
-        name, kind = instruction_sources(chip.plan)[pc]
+        name, kind = instruction_sources(chip.plan, chip.program)[pc]
         detail = next((f" {st['kind']}" for st in chip.plan.steps if st["name"] == name and "kind" in st), "")
         runs = ", ".join(o for o in isa.OPCODES if o not in isa.RTL_PENDING)
         raise CommandError(f"--rtl: op {name!r} ({kind}{detail}) compiles to {op} (instruction {pc}), which the RTL "

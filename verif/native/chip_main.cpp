@@ -13,8 +13,17 @@
 //   abort <sel> <word> <value> <n>  the write of run, then <n> clocks (decimal), then rst high for 2 cycles: a reset
 //                                   in the middle of a program: "aborted <clocks>"
 //   mark                            "mark <clocks so far> <seconds so far>" (per-sample wall times)
+//   dram <bytes> <latency>          a DRAM of <bytes> bytes (zeros) on the AXI4 master (m_axi_*), the ideal one of
+//                                   model.chip_timing.DMA_LATENCY = <latency> (decimal): ARREADY, AWREADY, WREADY high
+//                                   (one burst of each kind at a time), a read burst's first R beat <latency> cycles
+//                                   after its AR handshake and each next one from the cycle after the last's, BVALID
+//                                   <latency> cycles after the WLAST handshake; a beat past the DRAM: DECERR (no
+//                                   write); reset with rst (a burst in flight dropped)
+//   dramw <base> <w0> <w1> ..       32-bit words of the DRAM from byte address <base>, little-endian (no clock)
+//   dramr <base> <n>                <n> 32-bit words from byte address <base>: "r <w0> <w1> .." (as read)
 // RESULTS: the lines above, then "stats <clock cycles> <seconds>".
 #include <ctime>
+#include <vector>
 
 #include "Vtop.h"
 #include "native.h"
@@ -27,19 +36,83 @@ static double cpu_seconds() {
 
 static uint64_t h64(const std::string& s) { return std::strtoull(s.c_str(), nullptr, 16); }
 
+// The ideal DRAM of the chip's AXI4 master (verif.dram.AxiDram's twin with no stalls).
+struct Dram {
+    std::vector<uint8_t> mem;
+    uint64_t latency = 1;
+    bool on = false;
+    bool rd = false, wr = false, b = false, b_err = false;
+    uint64_t r_addr = 0, w_addr = 0, r_due = 0, b_due = 0;
+    int r_left = 0, w_left = 0;
+
+    bool inside(uint64_t a) const { return a + 4 <= mem.size(); }
+    void clear() { rd = wr = b = b_err = false; r_left = w_left = 0; }
+    // the slave's outputs in cycle <now>
+    void drive(Vtop* t, uint64_t now) {
+        t->m_axi_arready = on && !rd;
+        t->m_axi_awready = on && !wr && !b;
+        t->m_axi_wready = on && wr;
+        bool rv = rd && now >= r_due;
+        t->m_axi_rvalid = rv;
+        t->m_axi_rdata = 0; t->m_axi_rresp = 0; t->m_axi_rlast = 0; t->m_axi_rid = 0;
+        if (rv) {
+            uint32_t w = 0;
+            if (inside(r_addr))
+                for (int k = 0; k < 4; ++k) w |= (uint32_t)mem[r_addr + k] << (8 * k);
+            t->m_axi_rdata = w;
+            t->m_axi_rresp = inside(r_addr) ? 0 : 3;
+            t->m_axi_rlast = r_left == 1;
+        }
+        t->m_axi_bvalid = b && now >= b_due;
+        t->m_axi_bresp = b_err ? 3 : 0;
+        t->m_axi_bid = 0;
+    }
+    // the handshakes at the edge that ends cycle <now> (valid and ready before it)
+    void edge(Vtop* t, uint64_t now) {
+        if (!on) return;
+        if (t->rst) { clear(); return; }
+        if (t->m_axi_arready && t->m_axi_arvalid) {
+            rd = true; r_addr = t->m_axi_araddr; r_left = (int)t->m_axi_arlen + 1; r_due = now + latency;
+        } else if (t->m_axi_rvalid && t->m_axi_rready) {
+            r_addr += 4; r_due = now + 1;
+            if (--r_left == 0) rd = false;
+        }
+        if (t->m_axi_awready && t->m_axi_awvalid) {
+            wr = true; w_addr = t->m_axi_awaddr; w_left = (int)t->m_axi_awlen + 1; b_err = false;
+        } else if (t->m_axi_wready && t->m_axi_wvalid) {
+            if (inside(w_addr)) {
+                for (int k = 0; k < 4; ++k)
+                    if (t->m_axi_wstrb >> k & 1) mem[w_addr + k] = (uint8_t)(t->m_axi_wdata >> (8 * k));
+            } else {
+                b_err = true;
+            }
+            w_addr += 4;
+            if (--w_left == 0) { wr = false; b = true; b_due = now + latency; }
+        }
+        if (t->m_axi_bvalid && t->m_axi_bready) b = false;
+    }
+};
+
 struct Harness {
     Vtop* t;
     uint64_t clocks = 0;
+    Dram dram;
 
     // Every input driven before the first clock: Verilator starts them random (--x-initial unique), and a
     // random host_we would write a buffer, a random host_re / host_sel read one.
     explicit Harness(Vtop* top) : t(top) {
         t->host_we = 0; t->host_re = 0; t->host_sel = 0; t->host_addr = 0; t->host_wdata = 0;
         t->rst = 0; t->clk = 0;
+        dram.drive(t, 0);  // no DRAM: no READY, no VALID
         t->eval();
     }
     void tick() {
         t->clk = 0; t->eval();
+        if (dram.on) {
+            dram.drive(t, clocks);
+            t->eval();
+            dram.edge(t, clocks);
+        }
         t->clk = 1; t->eval();
         ++clocks;
     }
@@ -104,6 +177,29 @@ int main(int argc, char** argv) {
             for (uint64_t i = 0; i < n && !top->irq; ++i) h.tick();
             h.reset(2);
             std::fprintf(out, "aborted %llu\n", (unsigned long long)(h.clocks - c0));
+        } else if (op == "dram" && c.size() == 3) {
+            h.dram.mem.assign(std::strtoull(c[1].c_str(), nullptr, 10), 0);
+            h.dram.latency = std::strtoull(c[2].c_str(), nullptr, 10);
+            h.dram.on = true;
+            h.dram.clear();
+        } else if (op == "dramw" && c.size() >= 3) {
+            uint64_t base = h64(c[1]);
+            for (std::size_t i = 2; i < c.size(); ++i) {
+                uint64_t a = base + 4 * (i - 2), w = h64(c[i]);
+                for (int k = 0; k < 4 && a + k < h.dram.mem.size(); ++k) h.dram.mem[a + k] = (uint8_t)(w >> (8 * k));
+            }
+        } else if (op == "dramr" && c.size() == 3) {
+            uint64_t base = h64(c[1]), n = h64(c[2]);
+            std::fputc('r', out);
+            for (uint64_t i = 0; i < n; ++i) {
+                uint32_t w = 0;
+                for (int k = 0; k < 4; ++k) {
+                    uint64_t a = base + 4 * i + k;
+                    if (a < h.dram.mem.size()) w |= (uint32_t)h.dram.mem[a] << (8 * k);
+                }
+                std::fprintf(out, " %x", w);
+            }
+            std::fputc('\n', out);
         } else if (op == "mark") {
             double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - session.t0).count();
             std::fprintf(out, "mark %llu %.9f\n", (unsigned long long)h.clocks, secs);
