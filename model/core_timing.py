@@ -347,6 +347,12 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core, *, starts=None) -> np.
     Returns
     -------
     int64 array (J,)
+
+    Notes
+    -----
+    When every core's filter tiles increase (each new to its START, as the
+    performance model deals them) every job is packed at once
+    (:func:`_pack_new_runs`); otherwise one step per run of a filter tile.
     """
     rts = np.asarray(ft_row_tiles, np.int64).tolist()
     wins = np.asarray(ft_windows, np.int64).tolist()
@@ -361,6 +367,9 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core, *, starts=None) -> np.
     cut[0] = True
     cut[1:] |= fts[1:] != fts[:-1]
     first = np.flatnonzero(cut)
+    if np.all((fts[first[1:]] > fts[first[:-1]]) | heads[first[1:]]):  # a core's filter tiles in order, each once
+        return _pack_new_runs(fts, heads, first, np.asarray(ft_row_tiles, np.int64),
+                              np.asarray(ft_windows, np.int64), D, T, W)
     lengths = np.diff(np.append(first, fts.size)).tolist()
     segs, counts = [], []  # the START of each stretch of jobs and its length
     seg, n_desc, held, n_slots, n_masks = 0, 0, set(), 0, 0
@@ -393,6 +402,43 @@ def pack_segments(job_ft, ft_row_tiles, ft_windows, core, *, starts=None) -> np.
                 n -= 1
     return np.repeat(np.array(segs, np.int64), counts)
 
+
+
+def _pack_new_runs(fts, heads, first, ft_row_tiles, ft_windows, D: int, T: int, W: int) -> np.ndarray:
+    """:func:`pack_segments` when every run of a filter tile's jobs is new to its core (a core's filter tiles
+    increasing), every job at once: the job that ends the START begun at each job (cumulative sums), then the
+    STARTs of every core followed from its first job, one START of every core a step.
+
+    ``fts``, ``heads``: filter tile of each job and whether it is its core's first; ``first``: the first job of
+    each run (a run of a filter tile's jobs)."""
+    J = fts.size
+    nrt, nwin = ft_row_tiles[fts], ft_windows[fts]  # a job's descriptors; its run's tile slots and mask windows
+    is_first = np.zeros(J, bool)
+    is_first[first] = True
+    run = np.cumsum(is_first) - 1
+    at = np.arange(J)
+    # a START begun at job i holds its run's tiles and masks (new to it) and the descriptors of its jobs from i;
+    # job k > i ends it when the descriptors overflow, or, as a run's first job, the tile slots or mask windows
+    desc = np.cumsum(nrt)
+    end = np.maximum(desc.searchsorted(desc - nrt + D, "right"), at + 1)
+    first_at = np.append(first, J)
+    for per_job, cap in ((nrt, T), (nwin, W)):
+        held = np.cumsum(np.where(is_first, per_job, 0))
+        end = np.minimum(end, first_at[np.maximum(held[first].searchsorted(held - per_job + cap, "right"), run + 1)])
+    head_at = np.flatnonzero(heads)
+    core = np.cumsum(heads) - 1
+    end = np.minimum(end, np.append(head_at[1:], J)[core])  # a core's jobs only
+    begins = np.zeros(J, bool)
+    cur = head_at
+    while cur.size:  # every core's next START
+        begins[cur] = True
+        cur = end[cur]
+        cur = cur[cur < J]
+        cur = cur[~heads[cur]]
+    seg = np.cumsum(begins) - 1
+    # a core's first job that alone overflows the core's memories opens START 1 (pack_segments' step)
+    alone = (nrt[head_at] > min(D, T)) | (nwin[head_at] > W)
+    return seg - (seg[head_at] - alone)[core]
 
 def job_work(cell_rows, n_out, pixels, macro, macros: int, *, result_lanes: int = 1) -> np.ndarray:
     """Cycles of every job (filter tile over a pixel run) as the compiler sees them (no input known): (F, L).

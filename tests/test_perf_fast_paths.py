@@ -2,8 +2,9 @@
 
 ``sim_bench.perf`` computes the core timing of every mechanism of a layer and every core's jobs at once,
 once per pixel-run length when every vector takes the same cycles, and packs every
-core's STARTs in one call (one step per run of a filter tile's pixel runs), the mechanisms
-of one mapping sharing theirs; ``model.core_timing.deal_filter_tiles`` keeps the cores'
+core's STARTs in one call (one step per run of a filter tile's pixel runs, or every job at once when
+every core's filter tiles increase), the mechanisms of one mapping sharing theirs;
+``model.core_timing.deal_filter_tiles`` keeps the cores'
 work in a heap; ``model.core_timing.pass_after`` takes the last round along
 the round axis; ``model.cycles`` counts ones with ``np.bitwise_count`` on
 inputs transposed once; ``model.core_timing.delivery_and_windows`` finds a row
@@ -159,6 +160,24 @@ def test_pack_segments_equals_the_job_by_job_packing(rng):
         got = ct.pack_segments(np.concatenate(cores), rts, wins, core, starts=starts)
         assert np.array_equal(got, np.concatenate(want))
         assert np.array_equal(ct.pack_segments(cores[0], rts, wins, core), want[0])
+
+
+
+def test_pack_segments_of_filter_tiles_in_order_equals_the_job_by_job_packing(rng):
+    """Every core's filter tiles increasing (the performance model's jobs): whole runs packed at once."""
+    for _ in range(400):
+        F = int(rng.integers(1, 30))
+        core = dataclasses.replace(load_config("small").core, descriptors=int(rng.integers(1, 40)),
+                                   tile_slots=int(rng.integers(1, 20)), mask_windows=int(rng.integers(1, 30)))
+        rts, wins = rng.integers(0, 12 if rng.random() < 0.3 else 4, F), rng.integers(0, 15, F)
+        cores = []
+        for _ in range(int(rng.integers(1, 4))):
+            fs = np.sort(rng.permutation(F)[:rng.integers(1, F + 1)])
+            cores.append(np.repeat(fs, rng.integers(1, 2 if rng.random() < 0.5 else 9, fs.size)))
+        want = [_pack_job_by_job(c, rts, wins, core) for c in cores]
+        starts = np.cumsum([0] + [c.size for c in cores[:-1]])
+        assert np.array_equal(ct.pack_segments(np.concatenate(cores), rts, wins, core, starts=starts),
+                              np.concatenate(want))
 
 
 def _deal_plain(work, cores):
