@@ -1160,6 +1160,10 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
             # the instruction's layer one past the layer table, the word after the table pointing at the block:
             # error code 6, then a CLMP at once (a controller that read that word would run the layer)
             then_clamp("a layer one past the layer table", _layer_past_the_table(one_layer), act)
+            # the block's header naming one core more than system.cores: error code 6 (ZERO's header check, its done
+            # and error as well as its next state), then the CLMP at once
+            then_clamp("a block of more cores than the chip's", _header_word(one_layer, "cores", hw.system.cores + 1),
+                       act)
 
     # each STATUS.ERROR_CODE
     def one(word, op=None, **desc):
@@ -1239,6 +1243,15 @@ def _zero_entries(prog) -> int:
     from dbpim.model.pim_image import read_block
     w = np.asarray(prog.wmem, np.int64)
     return max(len(read_block(w, i).zeros) for i in range(int(w[0])))
+
+
+def _header_word(prog, field: str, value: int):
+    """``prog`` (one PIM layer) with its block header's word ``field`` (:data:`model.pim_image.PIM_HEADER`) set to
+    ``value``."""
+    from dbpim.model.pim_image import PIM_HEADER, read_block
+    w = np.asarray(prog.wmem, np.int64).copy()
+    w[read_block(w, 0).base + PIM_HEADER.index(field)] = value
+    return dataclasses.replace(prog, wmem=w)
 
 
 def _block_at_the_end(prog, words: int):
