@@ -184,7 +184,7 @@ def test_run_rtl_refuses_an_instruction_the_rtl_lacks_before_any_build(real_arti
     err = capsys.readouterr().err.strip()
     assert err == ("dbpim run: --rtl: op 'features_0_conv' (mapped conv2d) compiles to PIM (instruction 0), which "
                    "the RTL chip does not run yet (it stops with STATUS.ERROR_CODE 2); it runs HALT, REQ, ADD, "
-                   "MAXP, GAP, CLMP"), err
+                   "MAXP, GAP, CLMP, LOAD, STORE"), err
     assert not (tmp_path / "o").exists()
 
 
