@@ -40,30 +40,41 @@ class _Bus:
         return int.from_bytes((await self.axil.read(addr, 4)).data, "little")
 
 
+def _power_up(dut) -> None:
+    """The clock running, the AXI4-Lite master's valids and readys low, the chip in reset."""
+    from cocotb.clock import Clock
+    cocotb.start_soon(Clock(dut.aclk, CLOCK_NS, unit="ns").start())
+    for name in ("s_axil_awvalid", "s_axil_wvalid", "s_axil_bready", "s_axil_arvalid", "s_axil_rready"):
+        getattr(dut, name).value = 0
+    dut.aresetn.value = 0
+
+
+def _axil_master(dut, rng):
+    """cocotbext-axi's AXI4-Lite master on the chip's port, random pauses on AW, W, B, AR and R, no log line
+    per transfer."""
+    from cocotbext.axi import AxiLiteBus, AxiLiteMaster
+    axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.aclk)
+    for ch in (axil.write_if.aw_channel, axil.write_if.w_channel, axil.write_if.b_channel,
+               axil.read_if.ar_channel, axil.read_if.r_channel):
+        ch.set_pause_generator(pause_generator(rng, P_PAUSE))
+    for agent in (axil.write_if, axil.read_if):
+        agent.log.setLevel(logging.WARNING)
+    return axil
+
+
 @cocotb.test(timeout_time=20, timeout_unit="ms")
 async def chip_axi_runs_a_program(dut):
-    from cocotb.clock import Clock
-    from cocotbext.axi import AxiLiteBus, AxiLiteMaster
-
     seed, rng = env_rng()
     with np.load(os.environ["DBPIM_CHIP_PROGRAM"], allow_pickle=False) as f:
         d = {k: f[k] for k in f.files}
     depths = {n: int(v) for n, v in zip(d["depth_names"].tolist(), d["depths"].tolist())}
     prog = ChipProgram(imem=d["imem"], dmem=d["dmem"], cmem=d["cmem"], wmem=np.zeros(1, np.int64),
                        act_words=depths["ACT"], acc_words=depths["ACC"], input={}, output={}, macro=None, values={})
-    cocotb.start_soon(Clock(dut.aclk, CLOCK_NS, unit="ns").start())
-    for name in ("s_axil_awvalid", "s_axil_wvalid", "s_axil_bready", "s_axil_arvalid", "s_axil_rready"):
-        getattr(dut, name).value = 0
-    dut.aresetn.value = 0
+    _power_up(dut)
     await ClockCycles(dut.aclk, 4)
     dut.aresetn.value = 1
     await ClockCycles(dut.aclk, 2)
-    axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.aclk)
-    for ch in (axil.write_if.aw_channel, axil.write_if.w_channel, axil.write_if.b_channel,
-               axil.read_if.ar_channel, axil.read_if.r_channel):
-        ch.set_pause_generator(pause_generator(rng, P_PAUSE))
-    for agent in (axil.write_if, axil.read_if):
-        agent.log.setLevel(logging.WARNING)  # not a log line per transfer
+    axil = _axil_master(dut, rng)
     # a run that never ends fails naming its STATUS after this many polls (each at least one cycle), well before the
     # test's timeout
     drv = AsyncChipDriver(_Bus(axil), cmap=isa.chip_map(depths), max_polls=int(d["want_cycles"]) + 1000)
@@ -104,8 +115,7 @@ async def chip_axi_dram_loads_and_stores(dut):
     tests/test_hw_chip_axi.py) leaves ACT, ACC, WMEM, CMEM and the DRAM equal to the golden chip's; a LOAD
     past the RAM's end is answered SLVERR: STATUS.ERROR_CODE 8; a reset in the middle of a burst, then a rerun,
     gives the golden result again."""
-    from cocotb.clock import Clock
-    from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+    from cocotbext.axi import AxiBus, AxiRam
 
     seed, rng = env_rng()
     with np.load(os.environ["DBPIM_CHIP_PROGRAM"], allow_pickle=False) as f:
@@ -113,10 +123,7 @@ async def chip_axi_dram_loads_and_stores(dut):
     depths = {n: int(v) for n, v in zip(d["depth_names"].tolist(), d["depths"].tolist())}
     prog = ChipProgram(imem=d["imem"], dmem=d["dmem"], cmem=d["cmem"], wmem=d["wmem"], act_words=depths["ACT"],
                        acc_words=depths["ACC"], input={}, output={}, macro=None, values={})
-    cocotb.start_soon(Clock(dut.aclk, CLOCK_NS, unit="ns").start())
-    for name in ("s_axil_awvalid", "s_axil_wvalid", "s_axil_bready", "s_axil_arvalid", "s_axil_rready"):
-        getattr(dut, name).value = 0
-    dut.aresetn.value = 0
+    _power_up(dut)
     ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.aclk, dut.aresetn, reset_active_level=False,
                  size=len(d["dram"]))
     ram_read = ram.read_if._read  # AxiRam wraps addresses around its size: a read past it answered SLVERR
@@ -130,14 +137,11 @@ async def chip_axi_dram_loads_and_stores(dut):
     await ClockCycles(dut.aclk, 4)
     dut.aresetn.value = 1
     await ClockCycles(dut.aclk, 2)
-    axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.aclk)
-    for ch in (axil.write_if.aw_channel, axil.write_if.w_channel, axil.write_if.b_channel,
-               axil.read_if.ar_channel, axil.read_if.r_channel):
-        ch.set_pause_generator(pause_generator(rng, P_PAUSE))
+    axil = _axil_master(dut, rng)
     for ch in (ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel, ram.read_if.ar_channel,
                ram.read_if.r_channel):
         ch.set_pause_generator(pause_generator(rng, P_DRAM_PAUSE))
-    for agent in (axil.write_if, axil.read_if, ram.write_if, ram.read_if):
+    for agent in (ram.write_if, ram.read_if):
         agent.log.setLevel(logging.WARNING)
     drv = AsyncChipDriver(_Bus(axil), cmap=isa.chip_map(depths), max_polls=100 * int(d["want_cycles"]) + 10_000)
 
