@@ -333,6 +333,27 @@ int main(void) {{
     assert rest == ["-1 -1", "0 -3 -2 0", "0 1234 4", "2 3"]
 
 
+def _need_cocotb_axi() -> None:
+    """Skip without cocotbext-axi or Verilator."""
+    pytest.importorskip("cocotbext.axi")
+    from dbpim.hw.tools import VerilatorNotFound, verilator_env
+    try:
+        verilator_env()
+    except VerilatorNotFound:
+        pytest.skip("no verilator")
+
+
+def _run_chip_axi(tmp_path, testcase: str, **arrays) -> None:
+    """``testcase`` of verif/test_chip_axi.py on the chip's AXI build, its program file ``arrays`` plus the
+    chip's buffer depths (``DBPIM_CHIP_PROGRAM``)."""
+    from dbpim.verif.rtl import build_component, run_test, seed_from_env
+    npz = tmp_path / "program.npz"
+    np.savez(npz, **arrays, depth_names=np.array(list(DEPTHS)), depths=np.array(list(DEPTHS.values()), np.int64))
+    build = build_component(_dut(), "chip_axi", "test-axi")
+    run_test(build, "dbpim.verif.test_chip_axi", testcase,
+             env={"DBPIM_CHIP_PROGRAM": str(npz), "DBPIM_SEED": str(seed_from_env())})
+
+
 @pytest.mark.rtl
 @pytest.mark.timeout(900)
 @pytest.mark.xdist_group("rtl-chip-axi")
@@ -340,14 +361,7 @@ def test_cocotb_axi_master_runs_a_program(tmp_path):
     """cocotbext-axi's AxiLiteMaster (random pauses on AW, W, B, AR, R) drives dbpim_chip_axi on Verilator through
     AsyncChipDriver (verif/test_chip_axi.py): a random SIMD program's images read back, ACT, CYCLES and STATUS
     after HALT equal the golden chip's."""
-    pytest.importorskip("cocotbext.axi")
-    from dbpim.hw.tools import VerilatorNotFound, verilator_env
-    from dbpim.verif.rtl import build_component, run_test, seed_from_env
-
-    try:
-        verilator_env()
-    except VerilatorNotFound:
-        pytest.skip("no verilator")
+    _need_cocotb_axi()
     rng = np.random.default_rng(3)
     asm = Asm(rng)
     for op in ("REQ", "ADD", "MAXP", "GAP", "CLMP", "ADD"):
@@ -356,13 +370,8 @@ def test_cocotb_axi_master_runs_a_program(tmp_path):
     act, acc = _buffers(rng)
     want, want_cycles = _golden(prog, act, acc, LANES, cycles=True)
     assert want_cycles == program_cycles(prog, LANES)
-    npz = tmp_path / "program.npz"
-    np.savez(npz, imem=prog.imem, dmem=prog.dmem, cmem=prog.cmem, act=act, acc=acc, want_act=want,
-             want_cycles=np.int64(want_cycles), depth_names=np.array(list(DEPTHS)),
-             depths=np.array(list(DEPTHS.values()), np.int64))
-    build = build_component(_dut(), "chip_axi", "test-axi")
-    run_test(build, "dbpim.verif.test_chip_axi", "chip_axi_runs_a_program",
-             env={"DBPIM_CHIP_PROGRAM": str(npz), "DBPIM_SEED": str(seed_from_env())})
+    _run_chip_axi(tmp_path, "chip_axi_runs_a_program", imem=prog.imem, dmem=prog.dmem, cmem=prog.cmem, act=act,
+                  acc=acc, want_act=want, want_cycles=np.int64(want_cycles))
 
 
 @pytest.mark.rtl
@@ -373,16 +382,10 @@ def test_cocotb_axi_dram_loads_and_stores(tmp_path):
     Verilator (verif/test_chip_axi.py, the build of test_cocotb_axi_master_runs_a_program): a random LOAD / STORE
     program of every DMA buffer leaves ACT, ACC, WMEM, CMEM and the DRAM equal to the golden chip's, a LOAD past
     the RAM stops with STATUS.ERROR_CODE 8, and a reset mid-burst then a rerun gives the golden result."""
-    pytest.importorskip("cocotbext.axi")
-    from dbpim.hw.tools import VerilatorNotFound, verilator_env
+    _need_cocotb_axi()
     from dbpim.model import chip_programs
     from dbpim.model.chip import GoldenChip
-    from dbpim.verif.rtl import build_component, run_test, seed_from_env
 
-    try:
-        verilator_env()
-    except VerilatorNotFound:
-        pytest.skip("no verilator")
     rng = np.random.default_rng(4)
     prog, act, acc, dram = chip_programs.random_dma_program(rng, DEPTHS, dram_bytes=2 * 4096)
     chip = GoldenChip.from_program(prog, LANES)
@@ -392,14 +395,10 @@ def test_cocotb_axi_dram_loads_and_stores(tmp_path):
     desc = err.desc("LOAD", buffer=isa.DMA_BUFFERS["CMEM"], addr=len(dram) + 4096, count=4)  # AxiRam: SLVERR
     err.imem.append(isa.encode("LOAD", desc=desc, dst=0))
     err = err.program()
-    npz = tmp_path / "program.npz"
-    np.savez(npz, imem=prog.imem, dmem=prog.dmem, cmem=prog.cmem, wmem=prog.wmem, act=act, acc=acc, dram=dram,
-             want_act=a[0], want_acc=c[0], want_wmem=np.asarray(chip._wmem), want_cmem=np.asarray(chip._cmem),
-             want_dram=d, want_cycles=np.int64(chip.cycles), err_imem=err.imem, err_dmem=err.dmem,
-             depth_names=np.array(list(DEPTHS)), depths=np.array(list(DEPTHS.values()), np.int64))
-    build = build_component(_dut(), "chip_axi", "test-axi")
-    run_test(build, "dbpim.verif.test_chip_axi", "chip_axi_dram_loads_and_stores",
-             env={"DBPIM_CHIP_PROGRAM": str(npz), "DBPIM_SEED": str(seed_from_env())})
+    _run_chip_axi(tmp_path, "chip_axi_dram_loads_and_stores", imem=prog.imem, dmem=prog.dmem, cmem=prog.cmem,
+                  wmem=prog.wmem, act=act, acc=acc, dram=dram, want_act=a[0], want_acc=c[0],
+                  want_wmem=np.asarray(chip._wmem), want_cmem=np.asarray(chip._cmem), want_dram=d,
+                  want_cycles=np.int64(chip.cycles), err_imem=err.imem, err_dmem=err.dmem)
 
 
 def test_docs_chip_map_is_the_data():

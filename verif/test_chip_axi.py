@@ -62,6 +62,17 @@ def _axil_master(dut, rng):
     return axil
 
 
+async def _run_to_done(drv, where: str):
+    """START, wait for DONE (a run that never ends: an AssertionError naming ``where`` and its STATUS), then
+    STATUS and CYCLES."""
+    await drv.start()
+    try:
+        await drv.wait_done()
+    except DriverError as e:
+        raise AssertionError(f"{where}: {e}") from None
+    return await drv.result()
+
+
 @cocotb.test(timeout_time=20, timeout_unit="ms")
 async def chip_axi_runs_a_program(dut):
     seed, rng = env_rng()
@@ -88,13 +99,8 @@ async def chip_axi_runs_a_program(dut):
     imem = await drv.read_buffer("IMEM", len(prog.imem))
     assert imem.tolist() == prog.imem.tolist(), f"seed {seed}: IMEM reads back differently"
     await drv.write_buffer("ACT", d["act"])
-    await drv.start()
-    try:
-        await drv.wait_done()
-    except DriverError as e:
-        raise AssertionError(f"seed {seed}: {e}") from None
+    res = await _run_to_done(drv, f"seed {seed}")
     assert dut.irq.value == 1, f"seed {seed}: irq low after DONE"
-    res = await drv.result()
     assert res.ok and res.fields["PC"] == len(prog.imem) - 1, f"seed {seed}: STATUS {res.fields}"
     assert res.cycles == int(d["want_cycles"]), f"seed {seed}: CYCLES {res.cycles}, golden {int(d['want_cycles'])}"
     got = await drv.read_buffer("ACT", depths["ACT"])
@@ -149,12 +155,7 @@ async def chip_axi_dram_loads_and_stores(dut):
         ram.write(0, d["dram"].tobytes())
         await drv.write_buffer("ACT", d["act"])
         await drv.write_buffer("ACC", d["acc"])
-        await drv.start()
-        try:
-            await drv.wait_done()
-        except DriverError as e:
-            raise AssertionError(f"seed {seed}: {label}: {e}") from None
-        res = await drv.result()
+        res = await _run_to_done(drv, f"seed {seed}: {label}")
         assert res.ok and res.fields["PC"] == len(prog.imem) - 1, f"seed {seed}: {label}: STATUS {res.fields}"
         for name in isa.DMA_BUFFERS:
             got = await drv.read_buffer(name, depths[name])
