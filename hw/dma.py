@@ -15,10 +15,11 @@ actions and pulses ``done`` (with ``error`` and ``code``):
   :data:`model.isa.DMA_MAX_BURST` beats, never across a 4 KiB boundary; one
   transaction outstanding), LOAD: *address* (AR), then *take* each R beat,
   writing its element(s) into the buffer, one a cycle (``RREADY`` low while an
-  ACT beat's second element is written); STORE: *address* (AW), then per beat
-  *read* its first element, *take* the element(s) from the buffer's
-  synchronous read port, *send* the W beat (``WSTRB`` 0b0011 for an ACT beat
-  holding one element), then *wait* for B;
+  ACT beat's second element is written); STORE: *address* (AW), then *send*
+  its W beats, one element a cycle from the buffer's synchronous read port
+  read ahead (a beat a cycle while ``WREADY`` is high; an ACT beat's first
+  element is held a cycle while its second is read; ``WSTRB`` 0b0011 for an
+  ACT beat holding one element), then *wait* for B;
 * an error response (``RRESP`` / ``BRESP`` not OKAY; also an ``RID`` / ``BID``
   other than 0 or ``RLAST`` not on the burst's last beat) stops the transfer
   with code 8 at the end of the burst (every beat of a read burst is taken; its
@@ -35,7 +36,7 @@ be reset with the chip (AXI4 resets both sides together).
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib.wiring import In, Out
 
 from dbpim.hw.common import Block
@@ -125,17 +126,17 @@ class DMAEngine(Block):
         count = Signal(signed(isa.WORD_BITS))
         addr = Signal(A + 2)          # DRAM byte address of the next burst (at the width of addr + span)
         ba = Signal(33)               # buffer address of the next element (at the width of ba + count)
+        ba_next = Signal(33)          # ... and of the one after it
+        left_next = Signal(32)        # elements left after this one
         left = Signal(32)             # elements left
         bleft = Signal(range(isa.DMA_MAX_BURST + 1))  # beats left in the burst
         phase = Signal()              # an ACT beat's second element
-        hold = Signal(half)           # ... held from the R beat
-        beat = Signal(isa.DMA_BEAT_BITS)
-        strb = Signal(isa.DMA_BEAT_BITS // 8)
+        hold = Signal(half)           # ... held from the R beat (STORE: an ACT beat's first element)
         bad = Signal()                # an error response in this burst
         code = Signal(4)
         sel = Signal(2)
         is16 = Signal()
-        m.d.comb += [is16.eq(sel == act_code), self.buf_sel.eq(sel)]
+        m.d.comb += [is16.eq(sel == act_code), self.buf_sel.eq(sel), ba_next.eq(ba + 1), left_next.eq(left - 1)]
 
         # the next burst: beats left (two ACT elements a beat), at most DMA_MAX_BURST, up to the 4 KiB boundary
         beats_left = Signal(32)
@@ -161,7 +162,12 @@ class DMAEngine(Block):
         for ch in ("ar", "aw"):
             m.d.comb += [getattr(self, f"{ch}addr").eq(addr[:A]), getattr(self, f"{ch}len").eq(blen - 1),
                          getattr(self, f"{ch}size").eq(AXI_SIZE), getattr(self, f"{ch}burst").eq(AXI_INCR)]
-        m.d.comb += [self.wdata.eq(beat), self.wstrb.eq(strb), self.wlast.eq(bleft == 1), self.buf_addr.eq(ba)]
+        # a W beat: the element on the read port (ACT: the held first element, then the second; a last beat of one
+        # ACT element alone, WSTRB 0b0011)
+        act_pair = is16 & phase
+        m.d.comb += [self.wdata.eq(Mux(act_pair, Cat(hold, self.buf_rdata[:half]), self.buf_rdata)),
+                     self.wstrb.eq(Mux(is16 & ~phase, 0b0011, 0b1111)), self.wlast.eq(bleft == 1),
+                     self.buf_addr.eq(ba)]
         m.d.comb += self.code.eq(code)
         # an R beat in error: its response, an ID not ours, or RLAST not on the burst's last beat
         r_bad = (self.rresp != _OKAY) | (self.rid != 0) | (self.rlast != (bleft == 1))
@@ -230,51 +236,38 @@ class DMAEngine(Block):
                 m.d.comb += [self.busy.eq(1), self.rready.eq(~phase)]
                 with m.If(phase):  # an ACT beat's second element
                     m.d.comb += [self.buf_we.eq(1), self.buf_wdata.eq(hold)]
-                    m.d.sync += [ba.eq(ba + 1), left.eq(left - 1), phase.eq(0)]
+                    m.d.sync += [ba.eq(ba_next), left.eq(left_next), phase.eq(0)]
                     end_of_beat(bad)
                 with m.Elif(self.rvalid):
                     m.d.comb += [self.buf_we.eq(1), self.buf_wdata.eq(self.rdata)]
-                    m.d.sync += [ba.eq(ba + 1), left.eq(left - 1), bad.eq(bad | r_bad), hold.eq(self.rdata[half:])]
+                    m.d.sync += [ba.eq(ba_next), left.eq(left_next), bad.eq(bad | r_bad), hold.eq(self.rdata[half:])]
                     with m.If(is16 & (left > 1)):
                         m.d.sync += phase.eq(1)
                     with m.Else():
                         end_of_beat(bad | r_bad)
 
-            # STORE: a burst's address, then per beat: read its first element, take its element(s), send it; then B
+            # STORE: a burst's address, then its W beats, one a cycle while WREADY is high: the buffer's read port
+            # reads ahead (``buf_addr`` is the element on ``buf_rdata`` in the next cycle: the one after a W
+            # handshake, else the same), so a beat's data is on the port when it is sent
             with m.State("AW"):
                 m.d.comb += [self.busy.eq(1), self.awvalid.eq(1)]
                 with m.If(self.awready):
                     m.d.sync += bleft.eq(blen)
-                    m.next = "READ_W"
-
-            with m.State("READ_W"):
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += phase.eq(0)
-                m.next = "TAKE_W"
-
-            with m.State("TAKE_W"):
-                m.d.comb += self.busy.eq(1)
-                v = self.buf_rdata
-                m.d.sync += [ba.eq(ba + 1), left.eq(left - 1)]
-                with m.If(phase):
-                    m.d.sync += [beat[half:].eq(v[:half]), strb.eq(0b1111)]
                     m.next = "SEND_W"
-                with m.Else():
-                    m.d.sync += [beat.eq(v), strb.eq(Mux(is16, 0b0011, 0b1111))]
-                    with m.If(is16 & (left > 1)):
-                        m.d.comb += self.buf_addr.eq(ba + 1)  # the beat's second element, read now
-                        m.d.sync += phase.eq(1)
-                    with m.Else():
-                        m.next = "SEND_W"
 
             with m.State("SEND_W"):
-                m.d.comb += [self.busy.eq(1), self.wvalid.eq(1)]
-                with m.If(self.wready):
-                    m.d.sync += [bleft.eq(bleft - 1), addr.eq(addr + isa.DMA_BEAT_BYTES)]
-                    with m.If(bleft == 1):
-                        m.next = "B"
-                    with m.Else():
-                        m.next = "READ_W"
+                m.d.comb += self.busy.eq(1)
+                with m.If(is16 & ~phase & (left > 1)):  # an ACT beat's first element: held, its second read
+                    m.d.comb += self.buf_addr.eq(ba_next)
+                    m.d.sync += [hold.eq(self.buf_rdata[:half]), ba.eq(ba_next), left.eq(left_next), phase.eq(1)]
+                with m.Else():
+                    m.d.comb += self.wvalid.eq(1)
+                    with m.If(self.wready):
+                        m.d.comb += self.buf_addr.eq(ba_next)
+                        m.d.sync += [ba.eq(ba_next), left.eq(left_next), phase.eq(0), bleft.eq(bleft - 1),
+                                     addr.eq(addr + isa.DMA_BEAT_BYTES)]
+                        with m.If(bleft == 1):
+                            m.next = "B"
 
             with m.State("B"):
                 m.d.comb += [self.busy.eq(1), self.bready.eq(1)]

@@ -57,8 +57,10 @@ def dma_cycles(op: str, desc: dict, latency: int = DMA_LATENCY) -> int:
 
     The transfer's words go in the bursts of :func:`model.isa.dma_bursts`. Per LOAD burst: one cycle of AR,
     ``latency - 1`` to its first beat, then one cycle an element (a beat of two ACT elements takes two: ``RREADY``
-    is low while the second is written). Per STORE burst: one cycle of AW, per beat one cycle to read the first
-    element, one per element to take it, one of W, then ``latency`` cycles to the response.
+    is low while the second is written). Per STORE burst: one cycle of AW, then one cycle an element (the buffer's
+    read port read ahead: a beat a cycle, a beat of two ACT elements two: its first is held while the second is
+    read), then ``latency`` cycles to the response. Both move one buffer element a cycle, the rate of the buffer's
+    one read (write) port.
     """
     buf = {c: n for n, c in isa.DMA_BUFFERS.items()}[desc["buffer"]]
     count, per = int(desc["count"]), isa.dma_elems_per_beat(buf)
@@ -66,7 +68,7 @@ def dma_cycles(op: str, desc: dict, latency: int = DMA_LATENCY) -> int:
     for beats in isa.dma_bursts(desc["addr"], isa.dma_beats(buf, count)):
         elems = min(left, beats * per)
         left -= elems
-        total += latency + elems if op == "LOAD" else 1 + 2 * beats + elems + latency
+        total += latency + elems if op == "LOAD" else 1 + elems + latency
     return total
 
 
