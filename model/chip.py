@@ -395,8 +395,18 @@ def _buffer_inputs(params, hw) -> int:
     return buffer_words(kib, m.n_comp, m.in_bits) * m.n_comp
 
 
+#: :func:`compile_program`'s default ``wmem_words``: the configuration's WMEM (:func:`config_wmem_words`)
+CONFIG_WMEM = "config"
+
+
+def config_wmem_words(hw) -> int | None:
+    """The WMEM words of the configuration ``hw`` (``chip.wmem_words``; None without one: no bound), the bound
+    :func:`compile_program` streams weights against by default."""
+    return None if hw is None else int(hw.chip.wmem_words)
+
+
 def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: bool = True,
-                    wmem_words: int | None = None) -> ChipProgram:
+                    wmem_words: int | None | str = CONFIG_WMEM) -> ChipProgram:
     """The :class:`ChipProgram` of an :class:`IntegerPlan`: instructions, memory images, buffer allocation.
 
     ``ACT`` is allocated first fit: a value lives from the instruction that writes it to the last that reads
@@ -408,13 +418,17 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
     descriptors and constants are the same, for a caller that times the SIMD instructions only
     (``sim_bench.chip_cycles``). ``wmem_words`` (the chip's WMEM; None: no bound): when the WMEM image does
     not fit it, the weights are streamed (:func:`_stream_weights`: the blocks in ``ChipProgram.dram``, a LOAD
-    before each PIM).
+    before each PIM). The default, :data:`CONFIG_WMEM`, is ``hw``'s WMEM (:func:`config_wmem_words`) with
+    :func:`_default_streaming`: a network whose image fits compiles as without a bound, one whose largest PIM
+    instruction's blocks do not fit either stays resident (the RTL chip refuses it).
     """
     from dbpim.model import isa
     from dbpim.model.core_timing import PlanError
     from dbpim.model.pim_image import PimImageError, layer_block
     from dbpim.model.window import WindowLayer
     from dbpim.model.config import SystemConfig
+    if isinstance(wmem_words, str) and wmem_words != CONFIG_WMEM:
+        raise ValueError(f"wmem_words: must be a word count, None (no bound) or {CONFIG_WMEM!r}, got {wmem_words!r}")
     params = _core_params(macro, hw)
     system = hw.system if hw is not None else SystemConfig()
     cores, result_words = int(system.cores), int(system.result_buffer_words)
@@ -550,7 +564,12 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
         raise ChipError(f"compile: the network needs {act_top} ACT elements; the ISA addresses {limit}")
     base = 1 + len(table)
     dram = None
-    if wmem_words is not None and pim_images and base + sum(len(b) for b in wmem_blocks) > wmem_words:
+    streamed = _default_streaming(imem, dmem, wmem_blocks, pims, base, config_wmem_words(hw)) \
+        if wmem_words == CONFIG_WMEM else None
+    if streamed is not None:
+        imem, dmem, wmem, dram = streamed
+    elif (wmem_words not in (None, CONFIG_WMEM) and pim_images
+          and base + sum(len(b) for b in wmem_blocks) > wmem_words):
         imem, dmem, wmem, dram = _stream_weights(imem, dmem, wmem_blocks, pims, base, int(wmem_words))
     else:
         wmem = [len(table)]
@@ -566,6 +585,44 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
                        output={"addr": addr[plan.output], "shape": list(plan.shapes[plan.output]), **qo.to_json()},
                        macro=macro, values=dict(addr), core=params, cores=cores,
                        result_words=result_words, dram=dram)
+
+
+def _default_streaming(imem: list, dmem: list, blocks: list, pims: list, resident: int, wmem_words: int | None):
+    """:func:`compile_program`'s default weight streaming: :func:`_stream_weights`' ``(imem, dmem, wmem, dram)``
+    when the WMEM image (``resident`` table words and the ``blocks``) passes ``wmem_words`` (the configuration's
+    WMEM) and one PIM instruction's blocks at a time fit it; None (the resident program) when the image fits,
+    there is no bound or no blocks, or streaming does not fit either."""
+    if wmem_words is None or not blocks or resident + sum(len(b) for b in blocks) <= wmem_words:
+        return None
+    try:
+        return _stream_weights(list(imem), list(dmem), blocks, pims, resident, int(wmem_words))
+    except ChipError:
+        return None
+
+
+def weight_streaming(program: ChipProgram, hw=None) -> dict:
+    """JSON-ready facts of ``program``'s weights against the configuration ``hw``'s WMEM
+    (:func:`config_wmem_words`): ``streamed`` (its PIM instructions' blocks are LOADed from DRAM,
+    :func:`_stream_weights`), ``loads`` (its LOADs into WMEM), ``image_words`` (the whole WMEM image: table and
+    every block), ``resident_words`` (WMEM words the program holds), ``dram_bytes``, ``wmem_words`` (the
+    configuration's; None: no bound) and ``fits`` (the resident words fit it: False only for a network whose
+    largest PIM instruction's blocks pass WMEM, which the RTL chip refuses)."""
+    from dbpim.model import isa
+    counts = []
+    for w in program.imem:
+        ins = isa.decode(int(w))
+        if ins["op"] == "LOAD":
+            d = isa.unpack_descriptor("LOAD", program.dmem[ins["desc"] * isa.DESC_WORDS:
+                                                           (ins["desc"] + 1) * isa.DESC_WORDS])
+            if d["buffer"] == isa.DMA_BUFFERS["WMEM"]:
+                counts.append(int(d["count"]))
+    resident = int(len(program.wmem))
+    bound = config_wmem_words(hw)
+    layers = int(program.wmem[0]) if resident else 0
+    return {"streamed": bool(counts), "loads": len(counts),
+            "image_words": 1 + layers + sum(counts) if counts else resident, "resident_words": resident,
+            "dram_bytes": 0 if program.dram is None else int(len(program.dram)), "wmem_words": bound,
+            "fits": bound is None or resident <= bound}
 
 
 def _stream_weights(imem: list, dmem: list, blocks: list, pims: list, resident: int, wmem_words: int):
@@ -614,7 +671,8 @@ class GoldenChip:
 
     ``run(x)`` quantizes the float input on the host (:func:`quantize_input`), writes it into ``ACT``,
     executes the instruction stream to HALT on every sample at once (each on a copy of ``program.dram``, the
-    streamed weights, when it has one; ``wmem_words``: :func:`compile_program`'s) and returns the output tensor's integers
+    streamed weights, when it has one; ``wmem_words``: :func:`compile_program`'s, by default the configuration's
+    WMEM) and returns the output tensor's integers
     (int64, real value = ``v * output scale``). Cycles, summed over samples: ``pim_cycles`` the RTL chip's
     cycles of the PIM instructions (:func:`model.chip_timing.pim_cycles`, from the image and the core's
     :func:`model.core_timing.layer_cycles`), ``simd_cycles`` those of ``REQ``, ``ADD``, ``MAXP``, ``GAP``,
@@ -626,7 +684,7 @@ class GoldenChip:
     :func:`model.layer.run_layer` counts them, one macro running every tile): an extra figure.
     """
 
-    def __init__(self, artifact, *, wmem_words: int | None = None):
+    def __init__(self, artifact, *, wmem_words: int | None | str = CONFIG_WMEM):
         prog = require_program(artifact, error=ChipError)
         try:
             self.plan = integer_plan(prog, artifact.layers)

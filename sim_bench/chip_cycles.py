@@ -5,8 +5,9 @@ chip as the instruction stream of :func:`model.chip.compile_program`. Every inst
 :func:`model.chip_timing.instruction_cycles` counts for it, the one timing function of the RTL chip's
 controller that its twin (the golden chip) and the RTL test read:
 
-* a SIMD instruction (``REQ``, ``ADD``, ``MAXP``, ``GAP``, ``CLMP``, ``DWC``) and ``HALT``: from its descriptor
-  alone (:func:`simd_instruction_cycles`, no data needed);
+* a SIMD instruction (``REQ``, ``ADD``, ``MAXP``, ``GAP``, ``CLMP``, ``DWC``), ``LOAD`` / ``STORE`` (the ideal
+  DRAM's :func:`model.chip_timing.dma_cycles`: a streamed program's weight LOADs) and ``HALT``: from its
+  descriptor alone (:func:`simd_instruction_cycles`, no data needed);
 * a ``PIM`` instruction: :func:`model.chip_timing.pim_cycles` of its WMEM image (bands, segments, bus writes,
   window table) and the PIM core's cycles of each START on the instruction's input
   (:func:`model.core_timing.layer_cycles`, as :func:`model.pim_image.run_pim` counts them on one core, the
@@ -25,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from dbpim.model.chip import CONFIG_WMEM
 
 __all__ = ["ChipCycles", "simd_instruction_cycles", "instruction_layers", "simd_layer_instructions", "chip_cycles",
            "recorded_input", "chip_configuration", "chip_summary"]
@@ -58,7 +61,8 @@ class ChipCycles:
 
 def simd_instruction_cycles(program, lanes: int) -> np.ndarray:
     """Cycles of every instruction of ``program`` (a :class:`model.chip.ChipProgram`) on one sample, from its
-    descriptor (:func:`model.chip_timing.instruction_cycles`); -1 for a ``PIM`` instruction (data dependent)."""
+    descriptor (:func:`model.chip_timing.instruction_cycles`: a SIMD instruction, ``LOAD`` / ``STORE`` and
+    ``HALT``); -1 for a ``PIM`` instruction (data dependent)."""
     from dbpim.model import isa
     from dbpim.model.chip_timing import instruction_cycles
     out = np.full(len(program.imem), -1, np.int64)
@@ -149,18 +153,21 @@ def recorded_input(art, plan) -> np.ndarray:
     return x.reshape((x.shape[0],) + tuple(plan.input_shape))
 
 
-def chip_cycles(art, x=None) -> ChipCycles:
+def chip_cycles(art, x=None, *, wmem_words=CONFIG_WMEM) -> ChipCycles:
     """The chip's cycles per inference of an artifact's network on its own configuration (``art.hw``, one PIM
     core as the RTL chip has), on the float inputs ``x`` (S, *input shape; the host quantizes them) or, None,
     the artifact's recorded samples (:func:`recorded_input`).
 
-    SIMD instructions and ``HALT`` from their descriptors (:func:`simd_instruction_cycles`), ``PIM``
-    instructions from the golden chip's run of the program on the samples (its image and the core's cycles on
-    the chip's own activations, :func:`model.chip_timing.pim_cycles`). Raises :class:`model.chip.ChipError` when
-    the chip does not run the network.
+    The program is :func:`model.chip.compile_program`'s with ``wmem_words`` (default: the configuration's WMEM,
+    weights streamed when they do not fit it). SIMD instructions, ``LOAD`` / ``STORE`` (the ideal DRAM's
+    :func:`model.chip_timing.dma_cycles`; a streamed program's ``LOAD`` of a PIM instruction's blocks goes to
+    that instruction's layer record) and ``HALT`` from their descriptors (:func:`simd_instruction_cycles`),
+    ``PIM`` instructions from the golden chip's run of the program on the samples (its image and the core's
+    cycles on the chip's own activations, :func:`model.chip_timing.pim_cycles`; each sample on its own copy of
+    the program's DRAM). Raises :class:`model.chip.ChipError` when the chip does not run the network.
     """
     from dbpim.model.chip import ChipError, GoldenChip, quantize_input
-    chip = GoldenChip(art)
+    chip = GoldenChip(art, wmem_words=wmem_words)
     plan, p = chip.plan, chip.program
     if x is None:
         try:
@@ -178,7 +185,7 @@ def chip_cycles(art, x=None) -> ChipCycles:
     act = np.zeros((S, max(1, p.act_words)), np.int64)
     acc = np.zeros((S, max(1, p.acc_words)), np.int64)
     act[:, p.input["addr"]:p.input["addr"] + q[0].size] = q.reshape(S, -1)
-    chip.execute(act, acc)
+    chip.execute(act, acc, None if p.dram is None else np.tile(p.dram, (S, 1)))
     static = simd_instruction_cycles(p, chip.lanes)
     summed = np.where(static >= 0, static * S, chip.by_instruction)  # PIM: the run's
     per = summed / S
@@ -195,7 +202,8 @@ def chip_cycles(art, x=None) -> ChipCycles:
                       samples=S, cycles=int(summed.sum()),
                       what="per inference (mean over the samples): the chip's CYCLES on its own configuration, one "
                            "PIM core; every instruction timed by model.chip_timing.instruction_cycles (PIM: "
-                           "pim_cycles of its WMEM image and the core's cycles on the chip's activations)")
+                           "pim_cycles of its WMEM image and the core's cycles on the chip's activations; LOAD / "
+                           "STORE: dma_cycles, the ideal DRAM)")
 
 
 def chip_configuration(art, cfg) -> bool:
