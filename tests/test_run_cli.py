@@ -260,3 +260,62 @@ def test_run_rtl_refuses_a_program_the_chip_cannot_hold_before_any_build(real_ar
         assert err.startswith("dbpim run: --rtl: program: needs ") and \
             " ACT words, the chip has 100 (configuration small)" in err, err
     assert "\n" not in err and not (tmp_path / "o").exists()
+
+
+def _short_wmem(real_artifacts, folder):
+    """The demo artifact with its configuration's WMEM (``chip.wmem_words`` in hw.yaml) one word short of the
+    resident program's WMEM image; returns (folder, the resident golden chip)."""
+    import shutil
+
+    import yaml
+
+    from dbpim.model.artifact import file_digest, load
+    from dbpim.model.chip import GoldenChip
+    from dbpim.model.config import load_config
+    shutil.copytree(real_artifacts[0], folder)
+    resident = GoldenChip(load(folder))
+    hw = yaml.safe_load((folder / "hw.yaml").read_text())
+    hw["chip"] = {**hw.get("chip", {}), "wmem_words": len(resident.program.wmem) - 1}
+    (folder / "hw.yaml").write_text(yaml.safe_dump(hw, sort_keys=False))
+    man = yaml.safe_load((folder / "manifest.yaml").read_text())
+    man["hw_config"]["digest"] = load_config(folder / "hw.yaml").digest()
+    man["files"]["hw.yaml"] = file_digest(folder / "hw.yaml")
+    (folder / "manifest.yaml").write_text(yaml.safe_dump(man, sort_keys=False))
+    return folder, resident
+
+
+def test_run_streams_weights_past_the_configurations_wmem(real_artifacts, tmp_path, capsys):
+    """A network whose WMEM image passes its configuration's WMEM runs with streamed weights (a LOAD of each PIM
+    instruction's blocks from DRAM) on the golden chip, the performance model and the RTL chip (--rtl, the
+    native harness's ideal DRAM), instead of being refused: run.json's weights says so; the outputs are the
+    resident program's; CYCLES per inference are the resident's plus the LOADs' on all three."""
+    pytest.importorskip("amaranth")
+    from dbpim.model import isa
+    from dbpim.model.chip_timing import dma_cycles
+    from dbpim.model.torch.data import load_data
+    art, resident = _short_wmem(real_artifacts, tmp_path / "art")
+    S = 4
+    want = resident.run(load_data("digits", 0).x_test.numpy()[:S])
+    assert cli.main(["run", "--artifact", str(art), "--data", "digits", "--samples", str(S), "--rtl",
+                     "--out", str(tmp_path / "o")]) == 0
+    r = json.loads((tmp_path / "o" / "run.json").read_text())
+    w, ops = r["weights"], r["program"]["by_opcode"]
+    assert w["streamed"] is True and w["fits"] is True and w["loads"] == ops["LOAD"] == ops["PIM"] == 5
+    assert w["image_words"] == len(resident.program.wmem) == w["wmem_words"] + 1 > w["resident_words"]
+    assert r["predictions"] == want.reshape(S, -1).argmax(axis=1).tolist()
+    assert r["logits_equal"] is True and r["logits_equal_to_golden"] == {"torch_int": True, "rtl": True}
+    from dbpim.model.artifact import load
+    from dbpim.model.chip import GoldenChip
+    p = GoldenChip(load(art)).program
+    loads = [isa.decode(int(x)) for x in p.imem if isa.decode(int(x))["op"] == "LOAD"]
+    extra = sum(dma_cycles("LOAD", isa.unpack_descriptor("LOAD", p.dmem[i["desc"] * isa.DESC_WORDS:
+                                                                     (i["desc"] + 1) * isa.DESC_WORDS]))
+                for i in loads)
+    cm, pm, cr = r["cycles_model"], r["cycles_perf_model"], r["cycles_rtl"]
+    assert cm["dma_cycles"] == extra and cm["golden_chip_cycles"] == resident.cycles / S + extra
+    assert pm["equal_golden_chip"] is True and pm["per_inference"] == cm["golden_chip_cycles"]
+    assert cr["equal_model"] is True and cr["per_inference"] == cm["chip_cycles"] == cm["golden_chip_cycles"]
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == (f"smallcnn: weights streamed: WMEM image {w['image_words']} words, configuration's WMEM "
+                      f"{w['wmem_words']}: {w['resident_words']} resident, {w['dram_bytes']} DRAM bytes, 5 LOADs "
+                      f"({extra} cycles per inference, in CYCLES)")

@@ -128,6 +128,12 @@ def command(artifact, data, samples, batch_size, rtl, out):
     One that model.predict cannot run either is refused in one line naming
     the op.
 
+    Weights that do not fit the configuration's WMEM (chip.wmem_words) are
+    streamed (docs/design.md §15 "Weight streaming": a LOAD of each PIM
+    instruction's blocks from DRAM before it); run.json's weights says so
+    (and how many LOADs), a printed line too, and the cycles (golden chip,
+    performance model, RTL) include the LOADs.
+
     --rtl runs the same quantized inputs on the RTL chip too (verif.native_chip:
     the program loaded through the host port, per sample the input into ACT,
     START, the output read back from ACT) and adds its accuracy, its CYCLES per
@@ -139,7 +145,7 @@ def command(artifact, data, samples, batch_size, rtl, out):
     import numpy as np
 
     from dbpim.model import jsonio
-    from dbpim.model.chip import ChipError, GoldenChip
+    from dbpim.model.chip import ChipError, GoldenChip, weight_streaming
     from dbpim.model.outdir import check_output, output_dir
     from dbpim.model.predict import PredictError, check_input, predictor, run_artifact
     art = load_artifact(artifact)
@@ -206,24 +212,27 @@ def command(artifact, data, samples, batch_size, rtl, out):
            "output_scale": chip.output_quant.scale if chip is not None else None,
            "predictions": pred.astype(int).tolist(),
            "logits_equal": all(equal.values()) if equal else None,
+           "weights": weight_streaming(chip.program, art.hw) if chip is not None else None,
            "accuracy": {}, "cycles_model": None, "cycles_perf_model": None}
     if chip is not None:
         res["cycles_model"] = {
             "pim_macro_cycles": chip.macro_cycles / S, "simd_cycles": chip.simd_cycles / S,
+            "dma_cycles": chip.dma_cycles / S,
             "what": "per inference: DB-PIM macro-cycles of the PIM instructions (docs/design.md §7, summed "
                     "as if one macro ran every tile) and cycles of the other instructions, run one after "
                     "another (the RTL chip controller's, model.chip_timing.instruction_cycles)",
             "golden_chip_cycles": chip.cycles / S,
             "golden_chip_cycles_what": "per inference (mean over the samples): the golden chip's CYCLES "
-                                       "(model.chip.GoldenChip: PIM and SIMD instructions)"}
+                                       "(model.chip.GoldenChip: PIM, SIMD and LOAD / STORE instructions; "
+                                       "dma_cycles those of LOAD / STORE, the ideal DRAM)"}
         from dbpim.sim_bench.chip_cycles import chip_cycles
         perf = chip_cycles(art, x=xf)
         res["cycles_perf_model"] = {
             "per_inference": perf.total, "equal_golden_chip": bool(perf.cycles == chip.cycles),
             "layers [cycles]": perf.layers, "unattributed [cycles]": perf.unattributed,
             "what": "per inference (mean over the samples): the performance model's end-to-end cycles of the chip "
-                    "(sim_bench.chip_cycles: every instruction timed by model.chip_timing, one PIM core), by "
-                    "layer record; unattributed: HALT"}
+                    "(sim_bench.chip_cycles: every instruction timed by model.chip_timing, one PIM core; a "
+                    "streamed weight LOAD on its PIM instruction's layer), by layer record; unattributed: HALT"}
     if r is not None:
         run = r["run"]
         cyc = r["cycles"]
@@ -278,6 +287,15 @@ def command(artifact, data, samples, batch_size, rtl, out):
                    f"core cycles per inference; CYCLES {cm['golden_chip_cycles']:.0f} per inference, performance "
                    f"model {res['cycles_perf_model']['per_inference']:.0f} "
                    f"({'equal' if res['cycles_perf_model']['equal_golden_chip'] else 'NOT EQUAL'})")
+    wt = res["weights"]
+    if wt is not None and wt["streamed"]:
+        click.echo(f"{art.network}: weights streamed: WMEM image {wt['image_words']} words, configuration's WMEM "
+                   f"{wt['wmem_words']}: {wt['resident_words']} resident, {wt['dram_bytes']} DRAM bytes, "
+                   f"{wt['loads']} LOADs ({cm['dma_cycles']:.0f} cycles per inference, in CYCLES)")
+    elif wt is not None and not wt["fits"]:
+        click.echo(f"{art.network}: weights: WMEM image {wt['image_words']} words past the configuration's WMEM "
+                   f"{wt['wmem_words']}, and one PIM instruction's blocks do not fit it either: not streamed (the "
+                   f"golden chip runs it resident; the RTL chip refuses it)")
     if "torch_int" in skipped:
         skip("torch integer path", "torch_int")
     else:
