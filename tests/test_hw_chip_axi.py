@@ -380,7 +380,8 @@ def test_cocotb_axi_master_runs_a_program(tmp_path):
 def test_cocotb_axi_dram_loads_and_stores(tmp_path):
     """cocotbext-axi's AxiRam (random pauses on AW, W, B, AR, R) is the DRAM of dbpim_chip_axi's AXI4 master on
     Verilator (verif/test_chip_axi.py, the build of test_cocotb_axi_master_runs_a_program): a random LOAD / STORE
-    program of every DMA buffer leaves ACT, ACC, WMEM, CMEM and the DRAM equal to the golden chip's, a LOAD past
+    program of every DMA buffer leaves ACT, ACC, WMEM, CMEM and the DRAM equal to the golden chip's (with the
+    RAM's pauses off too, its W bursts one beat a cycle: ACT one element a cycle), a LOAD past
     the RAM stops with STATUS.ERROR_CODE 8, and a reset mid-burst then a rerun gives the golden result."""
     _need_cocotb_axi()
     from dbpim.model import chip_programs

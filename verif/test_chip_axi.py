@@ -114,13 +114,50 @@ async def chip_axi_runs_a_program(dut):
 P_DRAM_PAUSE = 0.3
 
 
+async def _w_burst_spans(dut, spans: list) -> None:
+    """Append, per W burst on the chip's AXI4 master, ``(beats, cycles from its first W handshake to its last,
+    both counted)``."""
+    first, beats, now = None, 0, 0
+    while True:
+        await RisingEdge(dut.aclk)
+        now += 1
+        if dut.m_axi_wvalid.value == 1 and dut.m_axi_wready.value == 1:
+            first = now if first is None else first
+            beats += 1
+            if dut.m_axi_wlast.value == 1:
+                spans.append((beats, now - first + 1))
+                first, beats = None, 0
+
+
+def _store_burst_spans(prog) -> list:
+    """The ``(beats, cycles)`` of every W burst of ``prog``'s STOREs at one element a cycle with WREADY high
+    (:func:`model.chip_timing.dma_cycles`): a burst of ``e`` elements of a 32-bit buffer ``e`` cycles, of ACT
+    ``e - 1`` (its first element is read before the first beat; one element: 1)."""
+    out = []
+    for w in prog.imem:
+        ins = isa.decode(int(w))
+        if ins["op"] == "HALT":
+            break
+        if ins["op"] != "STORE":
+            continue
+        d = isa.unpack_descriptor("STORE", prog.dmem[ins["desc"] * isa.DESC_WORDS:(ins["desc"] + 1) * isa.DESC_WORDS])
+        buf = {c: n for n, c in isa.DMA_BUFFERS.items()}[d["buffer"]]
+        per, left = isa.dma_elems_per_beat(buf), int(d["count"])
+        for beats in isa.dma_bursts(d["addr"], isa.dma_beats(buf, left)):
+            e = min(left, beats * per)
+            left -= e
+            out.append((beats, e - 1 if per > 1 and e > 1 else e))
+    return out
+
+
 @cocotb.test(timeout_time=40, timeout_unit="ms")
 async def chip_axi_dram_loads_and_stores(dut):
     """The chip's AXI4 master on cocotbext-axi's ``AxiRam`` (random pauses on its five channels, reset with the
     chip): a random LOAD / STORE program of every DMA buffer (``DBPIM_CHIP_PROGRAM``, written by
-    tests/test_hw_chip_axi.py) leaves ACT, ACC, WMEM, CMEM and the DRAM equal to the golden chip's; a LOAD
-    past the RAM's end is answered SLVERR: STATUS.ERROR_CODE 8; a reset in the middle of a burst, then a rerun,
-    gives the golden result again."""
+    tests/test_hw_chip_axi.py) leaves ACT, ACC, WMEM, CMEM and the DRAM equal to the golden chip's; so does
+    a rerun with the RAM's pauses off, its W bursts one beat a cycle (ACT: one element a cycle,
+    :func:`_store_burst_spans`); a LOAD past the RAM's end is answered SLVERR: STATUS.ERROR_CODE 8; a reset in
+    the middle of a burst, then a rerun, gives the golden result again."""
     from cocotbext.axi import AxiBus, AxiRam
 
     seed, rng = env_rng()
@@ -170,6 +207,22 @@ async def chip_axi_dram_loads_and_stores(dut):
 
     await drv.load(prog, rng=rng)
     cycles = await run_and_check("the program")
+
+    # the RAM's pauses off: W beats back to back (one a cycle while WREADY is high; ACT: one element a cycle)
+    channels = (ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel, ram.read_if.ar_channel,
+                ram.read_if.r_channel)
+    for ch in channels:
+        ch.set_pause_generator(None)
+        ch.pause = False
+    spans = []
+    monitor = cocotb.start_soon(_w_burst_spans(dut, spans))
+    await run_and_check("the program, the RAM never pausing")
+    monitor.cancel()
+    want = _store_burst_spans(prog)
+    assert any(b > 1 for b, _ in want), f"seed {seed}: the program has no W burst of several beats"
+    assert spans == want, f"seed {seed}: W bursts' cycles from first to last beat {spans}, want {want}"
+    for ch in channels:
+        ch.set_pause_generator(pause_generator(rng, P_DRAM_PAUSE))
 
     # a reset while a burst is in flight: the master's VALID / READY drop, the RAM is reset with the chip
     await drv.load(prog)
