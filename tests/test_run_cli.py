@@ -194,11 +194,13 @@ def test_instruction_sources_follow_the_compiled_program(real_artifacts):
     from dbpim.model.artifact import load
     from dbpim.model.chip import OP_INSTRUCTIONS, GoldenChip, instruction_sources
     for path in real_artifacts:
-        chip = GoldenChip(load(path))
+        chip = GoldenChip(load(path), wmem_words=None)  # resident (the zoo ResNet-18 streams on small's WMEM)
         ops = [isa.decode(int(w))["op"] for w in chip.program.imem]
         src = instruction_sources(chip.plan)
         assert ops[:-1] == [op for st in chip.plan.steps for op in OP_INSTRUCTIONS[st["op"]]] and ops[-1] == "HALT"
         assert len(src) == len(ops) - 1
+        streamed = GoldenChip(load(path)).program  # the default: a LOAD before each PIM when streamed
+        assert len(instruction_sources(chip.plan, streamed)) == len(streamed.imem) - 1
 
 
 def test_run_rtl_exits_1_when_the_rtl_differs(real_artifacts, tmp_path, capsys, monkeypatch):
