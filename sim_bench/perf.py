@@ -631,6 +631,17 @@ def _rounds(vec, copies: int, run: int, Pp: int, M: int):
     return rc, work, ct.round_sizes(npx, M, rc.shape[-1]), np.arange(npx.size)
 
 
+def _same_passes(requests: list) -> list:
+    """For each :func:`_core_timings` request the first one with the same passes (itself when none before): the
+    same vectors and delivery (the same arrays), row tiles and pixel runs, so the same rounds and cycles after
+    the first round; only their tiles' loads may differ."""
+    same = []
+    for k, r in enumerate(requests):
+        same.append(next((j for j in range(k) if same[j] == j and requests[j][0] is r[0] and requests[j][1] is r[1]
+                          and requests[j][4] is r[4] and tuple(requests[j][9:]) == tuple(r[9:])), k))
+    return same
+
+
 def _core_timings(cfg: HwConfig, requests: list) -> list:
     """:func:`_core_timing` of several requests (its arguments but ``cfg``, the same samples) in one set of array
     operations: a :class:`_Timing` each.
@@ -641,31 +652,45 @@ def _core_timings(cfg: HwConfig, requests: list) -> list:
     so every figure is that of the request alone."""
     m, M, C = cfg.macro, cfg.system.macros_per_core, cfg.system.cores
     W, banks, lanes = cfg.core.in_windows, cfg.core.tile_banks, cfg.core.result_lanes
-    parts = [_rounds(r[0], *r[9:], M) for r in requests]
+    # requests of the same vectors, delivery, row tiles and pixel runs (mechanisms that differ only in their
+    # tiles' loads) share their passes' rounds: each is computed once, for the first of them (``shared[k]``)
+    shared = _same_passes(requests)
+    parts = [_rounds(r[0], *r[9:], M) if shared[k] == k else None for k, r in enumerate(requests)]
+    parts = [parts[j] for j in shared]
     S = requests[0][0].shape[1]
     nrt = max(r[0].shape[2] for r in requests)
     R = max(p[0].shape[-1] for p in parts)
     n_q = [r[0].shape[0] * p[2].shape[0] for r, p in zip(requests, parts)]  # (run, computed pixel run) pairs
     Q = sum(n_q)
-    rc = np.zeros((Q, S, nrt, R), np.int64)
-    work = np.zeros((Q, S, nrt, R), np.int64)
-    m_r = np.zeros((Q, R), np.int64)
-    per_rt = np.zeros((4, Q, nrt), np.int64)  # delivery, port, load, valid of each pass
-    q0 = [0]
-    for (vec, delivery, port, load, valid, *_), (c, w, mr, _), nq in zip(requests, parts, n_q):
+    q0 = np.cumsum([0] + n_q).tolist()
+    computed = [k for k, j in enumerate(shared) if j == k]
+    qu0 = np.cumsum([0] + [n_q[k] for k in computed]).tolist()  # the passes computed: those of ``computed``
+    rc = np.zeros((qu0[-1], S, nrt, R), np.int64)
+    work = np.zeros((qu0[-1], S, nrt, R), np.int64)
+    m_r = np.zeros((qu0[-1], R), np.int64)
+    dl_u = np.zeros((qu0[-1], nrt), np.int64)
+    for i, k in enumerate(computed):
+        (c, w, mr, _), nq = parts[k], n_q[k]
         n_runs, _, n_rt, Lc, n_r = c.shape
-        q = slice(q0[-1], q0[-1] + nq)
+        q = slice(qu0[i], qu0[i] + nq)
         rc[q, :, :n_rt, :n_r] = c.transpose(0, 3, 1, 2, 4).reshape(nq, S, n_rt, n_r)
         work[q, :, :n_rt, :n_r] = np.broadcast_to(w, c.shape).transpose(0, 3, 1, 2, 4).reshape(nq, S, n_rt, n_r)
         m_r[q, :n_r] = np.tile(mr, (n_runs, 1))
-        per_rt[:, q, :n_rt] = np.repeat(np.stack([delivery, port, load, valid]), Lc, axis=1)
-        q0.append(q0[-1] + nq)
-    dl, port, load, valid = per_rt[:, :, None, :]  # (Q, 1, nrt) each
+        dl_u[q, :n_rt] = np.repeat(requests[k][1], Lc, axis=0)
+    per_rt = np.zeros((3, Q, nrt), np.int64)  # port, load, valid of each pass
+    for k, ((vec, _, port, load, valid, *_), nq) in enumerate(zip(requests, n_q)):
+        n_rt, Lc = vec.shape[2], nq // vec.shape[0]
+        per_rt[:, q0[k]:q0[k + 1], :n_rt] = np.repeat(np.stack([port, load, valid]), Lc, axis=1)
+    port, load, valid = per_rt[:, :, None, :]  # (Q, 1, nrt) each
     valid = valid.astype(bool)
-    m_r = m_r[:, None, None, :]  # (Q, 1, 1, R)
-    after, split = ct.pass_after_and_terms(dl, rc, m_r, 0, m.n_col, work, in_windows=W)  # (Q, S, nrt) each
+    m_r = m_r[:, None, None, :]  # (Q', 1, 1, R)
+    after, split = ct.pass_after_and_terms(dl_u[:, None, :], rc, m_r, 0, m.n_col, work, in_windows=W)  # (Q', S, nrt)
     del work, rc
-    d0 = ct.first_round_delivery(dl, m_r, W)  # (Q, 1, nrt)
+    d0 = ct.first_round_delivery(dl_u[:, None, :], m_r, W)  # (Q', 1, nrt)
+    if len(computed) < len(requests):  # every request's passes from those computed
+        at = np.concatenate([np.arange(nq) + qu0[computed.index(j)] for j, nq in zip(shared, n_q)])
+        after, d0 = after[at], d0[at]
+        split = {k: split[k][at] for k in ("compute", "lockstep", "round_floor", "delivery")}
     overlap = ct.prefetch_overlap(after)
     # tile_banks 2: row tile rt > 0 of a pixel run is loaded during row tile rt - 1 (same START)
     prev = np.concatenate([np.zeros_like(overlap[:, :, :1]), overlap[:, :, :-1]], axis=2) if banks == 2 else 0
