@@ -65,7 +65,7 @@ import numpy as np
 
 from dbpim.model import core_timing as ct
 from dbpim.model import limits
-from dbpim.model.compile import FilterTile, group_runs, pack_columns
+from dbpim.model.compile import FilterTile, group_run_bounds, pack_columns
 from dbpim.model.config import EnergyConfig, HwConfig
 from dbpim.model.core_timing import filter_tiles_of
 from dbpim.model.cycles import cell_row_popcounts_flat, input_beats, inputs_by_row
@@ -332,18 +332,23 @@ def _rows_of_groups(spec: LayerSpec, groups, cache: dict | None = None):
     key = ("groups", groups.tobytes())
     if cache is not None and key in cache:
         return cache[key]
-    mask_t = None if cache is None else cache.get("mask_t")
-    if mask_t is None:  # each group's mask contiguous (the layer's, kept in ``cache``): gathered whole
-        mask_t = np.ascontiguousarray(np.asarray(spec.mask, bool).T)
-        if cache is not None:
-            cache["mask_t"] = mask_t
-    kept = mask_t[groups]  # (groups, K): np.nonzero of it, through the flat indices (a 2-D nonzero is slower)
+    kept = _mask_t(spec, cache)[groups]  # (groups, K): np.nonzero of it, through the flat indices (a 2-D nonzero is slower)
     n_rows = np.count_nonzero(kept, axis=1).astype(np.int64)
     run = np.repeat(np.arange(len(groups)), n_rows)
     out = np.flatnonzero(kept) - run * kept.shape[1], run, n_rows
     if cache is not None:
         cache[key] = out
     return out
+
+
+def _mask_t(spec: LayerSpec, cache: dict | None = None) -> np.ndarray:
+    """The layer's mask transposed, C-contiguous (groups, K): each group's mask contiguous; kept in ``cache``."""
+    mask_t = None if cache is None else cache.get("mask_t")
+    if mask_t is None:
+        mask_t = np.ascontiguousarray(np.asarray(spec.mask, bool).T)
+        if cache is not None:
+            cache["mask_t"] = mask_t
+    return mask_t
 
 
 def _all_rows(spec: LayerSpec):
@@ -361,7 +366,7 @@ def _fta_mapping(spec: LayerSpec, kept: bool, n_col: int, cache: dict | None = N
         cols = np.array([f.cols for f in spec.filter_tiles], np.int64)
         nf = np.array([len(f.filters) for f in spec.filter_tiles], np.float64)
     else:  # all rows: every group keeps every row, so the whole layer is one run
-        mask = spec.mask if kept else np.ones((1, n_groups(spec.N, spec.G)), bool)
+        mask = _mask_t(spec, cache).T if kept else np.ones((1, n_groups(spec.N, spec.G)), bool)
         pk = pack_columns(spec.phi, mask, spec.G, n_col)
         ft_group, cols, nf = pk.run_group, pk.cols, pk.n_filters.astype(np.float64)
     groups, ft_run = np.unique(ft_group, return_inverse=True)  # one row set per distinct group
@@ -376,7 +381,7 @@ def _fta_mapping(spec: LayerSpec, kept: bool, n_col: int, cache: dict | None = N
 def _dense_mapping(spec: LayerSpec, kept: bool, n_col: int, cache: dict | None = None) -> _Mapping:
     """8 two's-complement bit-plane columns per filter, packed densely over the run's filters."""
     if kept:
-        runs = np.array(group_runs(spec.mask), np.int64).reshape(-1, 2)
+        runs = np.stack(group_run_bounds(_mask_t(spec, cache).T), axis=1)
         rows, run, n_rows = _rows_of_groups(spec, runs[:, 0], cache)
     else:
         runs = np.array([[0, n_groups(spec.N, spec.G)]], np.int64)

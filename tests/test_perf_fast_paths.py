@@ -313,3 +313,31 @@ def test_core_timing_equals_the_straightforward_reference(rng, monkeypatch, tile
                         assert x.keys() == y.keys() and all(np.array_equal(x[t], y[t]) for t in x), (k, f.name)
                     else:
                         assert np.array_equal(x, y), (k, f.name, x, y)
+
+
+def _group_runs_plain(mask):
+    """``model.compile.group_runs`` group by group: a run goes on while the next group keeps the same rows."""
+    m = np.asarray(mask, bool)
+    runs = []
+    for g in range(m.shape[1]):
+        if not m[:, g].any():
+            continue
+        if runs and runs[-1][1] == g and np.array_equal(m[:, g], m[:, g - 1]):
+            runs[-1][1] = g + 1
+        else:
+            runs.append([g, g + 1])
+    return [tuple(r) for r in runs]
+
+
+def test_group_run_bounds_equal_a_group_by_group_scan(rng):
+    from dbpim.model.compile import group_run_bounds, group_runs
+    for _ in range(300):
+        K, ng = int(rng.integers(1, 12)), int(rng.integers(0, 12))
+        base = rng.random((K, max(ng, 1))) < rng.uniform(0, 1)
+        mask = base[:, rng.integers(0, max(ng, 1), ng)] if rng.random() < 0.5 else rng.random((K, ng)) < 0.5
+        mask = np.sort(mask, axis=1) if rng.random() < 0.3 else mask  # long runs of equal groups
+        want = _group_runs_plain(mask)
+        for m in (mask, np.ascontiguousarray(mask.T).T):  # C-contiguous and the transpose of one (sim_bench.perf)
+            g0, g1 = group_run_bounds(m)
+            assert g0.dtype == g1.dtype == np.int64 and list(zip(g0.tolist(), g1.tolist())) == want, mask.tolist()
+            assert group_runs(m) == want
