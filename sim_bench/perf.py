@@ -502,9 +502,9 @@ def _vector_cycles(spec, mp, m, skip: bool, used, ncr, S: int, Pp: int, cache: d
         if "by_row" not in cache:
             cache["by_row"] = inputs_by_row(spec.bits)
         # whole row tiles of cell rows (nrt_max = ceil(crmax / n_row)), the padding rows zero
-        pc = cell_row_popcounts_flat(spec.bits, mp.rows, mp.run, mp.n_rows, m.n_comp, by_row=cache["by_row"],
-                                     cell_rows=nrt_max * m.n_row)  # (runs, nrt_max * n_row, P)
-        pcsum = pc[:, :int(ncr.max())].sum(-1, dtype=np.int64)  # (runs, crmax)
+        pc, pcsum = cell_row_popcounts_flat(spec.bits, mp.rows, mp.run, mp.n_rows, m.n_comp,
+                                            by_row=cache["by_row"], cell_rows=nrt_max * m.n_row,
+                                            with_sums=True)  # (runs, nrt_max * n_row, P), (runs, crmax)
         # the cell rows of each row tile summed, in bytes while they cannot overflow (n_row x 8 bits <= 255)
         acc = np.uint8 if m.n_row * 8 <= np.iinfo(np.uint8).max else np.int16
         vec = pc.reshape(n_runs, nrt_max, m.n_row, P).sum(2, dtype=acc).astype(np.int16)  # (runs, nrt, P)

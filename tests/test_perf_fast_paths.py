@@ -200,8 +200,10 @@ def test_deal_filter_tiles_equals_the_plain_list_scheduling(rng):
         assert np.array_equal(ct.deal_filter_tiles(w, cores), _deal_plain(w, cores)), (w.tolist(), cores)
 
 
-def test_popcounts_equal_a_per_vector_count(rng):
-    for _ in range(10):
+def test_popcounts_equal_a_per_vector_count(rng, monkeypatch):
+    from dbpim.model import cycles
+    for i in range(10):
+        monkeypatch.setattr(cycles, "_CHUNK", 8 if i % 2 else 1 << 22)  # a uint64 column a chunk: several chunks
         P, K, n_comp = int(rng.integers(1, 40)), int(rng.integers(1, 50)), int(rng.choice([1, 2, 4, 16]))
         bits = (rng.integers(0, 256, (P, K)) * (rng.random((P, K)) < 0.6)).astype(np.uint8)
         sets = [np.sort(rng.choice(K, int(rng.integers(1, K + 1)), replace=False)) for _ in range(3)]
@@ -230,6 +232,10 @@ def test_popcounts_equal_a_per_vector_count(rng):
         padded = cell_row_popcounts_flat(bits, rows, which, counts, n_comp, by_row=bt, cell_rows=got.shape[1] + extra)
         assert padded.shape == (len(sets), got.shape[1] + extra, P)
         assert np.array_equal(padded[:, :got.shape[1]], want) and not padded[:, got.shape[1]:].any()
+        both, sums = cell_row_popcounts_flat(bits, rows, which, counts, n_comp, by_row=bt, cell_rows=got.shape[1] + extra,
+                                             with_sums=True)  # the vectors' sums, a word of 8 at a time
+        assert np.array_equal(both, padded) and sums.dtype == np.int64
+        assert np.array_equal(sums, want.sum(-1, dtype=np.int64))
 
 
 def test_delivery_and_windows_equal_a_per_window_count(rng):
