@@ -986,6 +986,17 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS, *, bat
     one-line :class:`BenchError` naming ``batch``.
     """
     batch = limits.BATCH.check("batch", batch, BenchError)
+    lp, steps, requests = _layer_requests(spec, cfg, mechanisms, batch)
+    if requests is None:
+        return lp
+    return _layer_timed(lp, steps, requests, _core_timings(cfg, list(requests.values())) if requests else [],
+                        mechanisms)
+
+
+def _layer_requests(spec: LayerSpec, cfg: HwConfig, mechanisms, batch: int):
+    """:func:`evaluate_layer` up to the core timing: the :class:`LayerPerf` (SIMD figures and the mechanisms with
+    nothing mapped), every mechanism's step (:func:`_mechanism`) and the core-timing requests of those that wait
+    for their timing (mechanism -> request); ``None, None`` for the steps and requests of an unmapped layer."""
     lp = LayerPerf(spec=spec, type=layer_type(spec), batch=batch)
     lanes = cfg.system.simd_lanes
     if spec.chip_simd is not None:  # the chip's SIMD instructions of the layer, as the RTL chip times them
@@ -1000,7 +1011,7 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS, *, bat
         lp.simd_events = {"simd_op_pj": float(spec.simd_ops), "static_mw": lp.simd_cycles / cfg.system.freq_mhz * 1e3}
         lp.simd_energy = float(sum(energy_of(lp.simd_events, cfg.energy).values()))
     if not spec.mapped:
-        return lp
+        return lp, None, None
     wpop = None  # one bits of the two's-complement weights of each row, summed over groups 0..g-1 in column g
     if any(not _MODE[k][1] for k in mechanisms):
         ng = n_groups(spec.N, spec.G)
@@ -1019,7 +1030,13 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS, *, bat
             requests[k] = next(step)
         except StopIteration as done:  # nothing mapped: no timing
             lp.mech[k] = done.value
-    for k, tm in zip(requests, _core_timings(cfg, list(requests.values())) if requests else []):
+    return lp, steps, requests
+
+
+def _layer_timed(lp: LayerPerf, steps: dict, requests: dict, timings: list, mechanisms) -> LayerPerf:
+    """:func:`evaluate_layer` after the core timing: each waiting mechanism's step receives its :class:`_Timing`
+    (``timings``, in the order of ``requests``) and returns its :class:`MechPerf`."""
+    for k, tm in zip(requests, timings):
         try:
             steps[k].send(tm)
         except StopIteration as done:
@@ -1238,10 +1255,38 @@ class NetworkPerf:
 
 def evaluate_network(specs: list[LayerSpec], cfg: HwConfig, network: str = "network",
                      mechanisms=MECHANISMS, meta: dict | None = None, *, batch: int = 1) -> NetworkPerf:
-    """Evaluate every layer of a network at ``batch`` samples per loaded tile (:func:`evaluate_layer`)."""
+    """Evaluate every layer of a network at ``batch`` samples per loaded tile (:func:`evaluate_layer`).
+
+    The layers are the same as :func:`evaluate_layer`'s, each alone; the core timing of the layers of one shape
+    (their requests' samples, row tiles and pixel runs alike) within :data:`_NETWORK_WINDOW` layers runs in one
+    :func:`_core_timings` call (every request on cores of its own: the figures of each alone).
+    """
     batch = limits.BATCH.check("batch", batch, BenchError)
-    return NetworkPerf(network=network, cfg=cfg, meta=dict(meta or {}), batch=batch,
-                       layers=[evaluate_layer(s, cfg, mechanisms, batch=batch) for s in specs])
+    layers = []
+    for w0 in range(0, len(specs), _NETWORK_WINDOW):
+        pending = [_layer_requests(s, cfg, mechanisms, batch) for s in specs[w0:w0 + _NETWORK_WINDOW]]
+        shapes: dict = {}  # the layers of one shape of requests, in order
+        for i, (_, _, requests) in enumerate(pending):
+            if requests:
+                shapes.setdefault(_requests_shape(requests), []).append(i)
+        timings = {}
+        for idx in shapes.values():
+            got = _core_timings(cfg, [r for i in idx for r in pending[i][2].values()])
+            for i in idx:
+                timings[i], got = got[:len(pending[i][2])], got[len(pending[i][2]):]
+        layers += [lp if requests is None else _layer_timed(lp, steps, requests, timings.get(i, []), mechanisms)
+                   for i, (lp, steps, requests) in enumerate(pending)]
+    return NetworkPerf(network=network, cfg=cfg, meta=dict(meta or {}), batch=batch, layers=layers)
+
+
+#: Layers of a network whose core-timing requests are gathered at once (:func:`evaluate_network`).
+_NETWORK_WINDOW = 64
+
+
+def _requests_shape(requests: dict) -> tuple:
+    """What :func:`_core_timings` pads its passes to, per request: samples, row tiles, pixel runs (copies, run,
+    pixels) and whether every vector takes the same cycles; layers of one shape are timed in one call."""
+    return tuple((r[0].shape[1], r[0].shape[2], r[0].shape[3] == 1, *r[9:]) for r in requests.values())
 
 
 #: The two mechanisms of the headline speedup (dense cycles over DB-PIM cycles).

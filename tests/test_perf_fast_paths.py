@@ -347,3 +347,44 @@ def test_group_run_bounds_equal_a_group_by_group_scan(rng):
             g0, g1 = group_run_bounds(m)
             assert g0.dtype == g1.dtype == np.int64 and list(zip(g0.tolist(), g1.tolist())) == want, mask.tolist()
             assert group_runs(m) == want
+
+
+def _same_mech(a, b, where):
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, dict):
+            assert x.keys() == y.keys() and all(np.array_equal(x[t], y[t]) for t in x), (where, f.name)
+        else:
+            assert np.array_equal(x, y), (where, f.name, x, y)
+
+
+def test_network_timing_layers_of_one_shape_together_equals_each_layer_alone(rng, monkeypatch):
+    """``evaluate_network`` times the layers of one request shape in one core-timing call: each as alone."""
+    cfg = load_config("small")
+    cfg = dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, cores=int(rng.integers(1, 5)),
+                                                              replicate_idle_cores=bool(rng.random() < 0.5)))
+    layers = []
+    for i in range(6):  # pairs of one shape (the same weights, different inputs), and a SIMD layer between
+        if i % 2 == 0:
+            cin, cout, k, H = int(rng.integers(1, 7)), int(rng.integers(2, 30)), int(rng.choice([1, 3])), \
+                int(rng.integers(3, 10))
+            W = rng.normal(0, 1, (cin * k * k, cout)).astype(np.float32)
+        x = (rng.integers(0, 256, (2, cin, H, H)) * (rng.random((2, cin, H, H)) < 0.5)).astype(np.uint8)
+        layers.append(synth.FloatLayer(name=f"l{i}", kind="conv2d", W=W, x=x, kernel=(k, k), stride=1,
+                                       padding=int(k // 2)))
+        layers.append(synth.FloatLayer(name=f"r{i}", kind="simd", W=None, x=None, simd_ops=7, op="relu"))
+    specs = synth.specs_of(layers, cfg.macro, sparsity=float(rng.uniform(0.2, 0.8)))
+    calls = []
+    timings = perf._core_timings
+    monkeypatch.setattr(perf, "_core_timings", lambda c, reqs: calls.append(len(reqs)) or timings(c, reqs))
+    monkeypatch.setattr(perf, "_NETWORK_WINDOW", int(rng.choice([3, 64])))
+    for batch in (1, 2):
+        calls.clear()
+        net = perf.evaluate_network(specs, cfg, batch=batch)
+        if perf._NETWORK_WINDOW > len(specs):  # each pair of one shape (the same mappings) in one call
+            assert len(calls) <= sum(s.mapped for s in specs) // 2, calls
+        for spec, got in zip(specs, net.layers):
+            want = perf.evaluate_layer(spec, cfg, batch=batch)
+            assert got.mech.keys() == want.mech.keys() and got.simd_cycles == want.simd_cycles
+            for k in got.mech:
+                _same_mech(got.mech[k], want.mech[k], (spec.name, k, batch))
