@@ -640,11 +640,8 @@ def _same_passes(requests: list) -> list:
     """For each :func:`_core_timings` request the first one with the same passes (itself when none before): the
     same vectors and delivery (the same arrays), row tiles and pixel runs, so the same rounds and cycles after
     the first round; only their tiles' loads may differ."""
-    same = []
-    for k, r in enumerate(requests):
-        same.append(next((j for j in range(k) if same[j] == j and requests[j][0] is r[0] and requests[j][1] is r[1]
-                          and requests[j][4] is r[4] and tuple(requests[j][9:]) == tuple(r[9:])), k))
-    return same
+    first: dict = {}  # the arrays' ids (alive while ``requests`` is) and the pixel runs -> the first request
+    return [first.setdefault((id(r[0]), id(r[1]), id(r[4]), tuple(r[9:])), k) for k, r in enumerate(requests)]
 
 
 def _core_timings(cfg: HwConfig, requests: list) -> list:
@@ -751,10 +748,13 @@ def _core_timings(cfg: HwConfig, requests: list) -> list:
     head = np.zeros(f.size, bool)
     head[starts] = True
     # the STARTs: a request with the jobs of one before it (the mechanisms of one mapping) shares its packing
-    rep = []
+    rep, packers = [], {}  # packers: id of a job_core -> the requests packed of it so far
     for k, req in enumerate(requests):
-        rep.append(next((j for j in range(k) if rep[j] == j and requests[j][8] is req[8] and
-                         np.array_equal(ft_rt[j], ft_rt[k]) and np.array_equal(ft_win[j], ft_win[k])), k))
+        mine = packers.setdefault(id(req[8]), [])
+        rep.append(next((j for j in mine if np.array_equal(ft_rt[j], ft_rt[k]) and
+                         np.array_equal(ft_win[j], ft_win[k])), k))
+        if rep[k] == k:
+            mine.append(k)
     sizes = [s.size for s in streams]
     own = np.repeat([r == k for k, r in enumerate(rep)], sizes)
     packed = ct.pack_segments(f[own], np.concatenate(ft_rt), np.concatenate(ft_win), cfg.core,

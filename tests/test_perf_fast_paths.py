@@ -388,3 +388,15 @@ def test_network_timing_layers_of_one_shape_together_equals_each_layer_alone(rng
             assert got.mech.keys() == want.mech.keys() and got.simd_cycles == want.simd_cycles
             for k in got.mech:
                 _same_mech(got.mech[k], want.mech[k], (spec.name, k, batch))
+
+
+def test_round_work_equals_int64_round_sums(rng):
+    """``round_work`` sums integer cycles in their own dtype into int64: the int64 sums of the rounds."""
+    for dtype in (np.int16, np.uint8, np.int64, np.uint64, np.float64, bool):
+        P, M = int(rng.integers(1, 30)), int(rng.integers(1, 5))
+        v = rng.integers(0, 200, (3, P)).astype(dtype)
+        want = np.zeros((3, -(-P // M)), np.int64)
+        for r in range(want.shape[1]):
+            want[:, r] = np.asarray(v, np.int64)[:, r * M:(r + 1) * M].sum(-1)
+        got = ct.round_work(v, M)
+        assert got.dtype == np.int64 and np.array_equal(got, want), dtype
