@@ -109,6 +109,8 @@ def cell_row_popcounts_flat(bits: np.ndarray, rows, sets, counts, n_comp: int, *
     if ns * crmax * P == 0:
         return (out, sums) if with_sums else out
     rows = np.asarray(rows, np.intp)
+    if rows.size and (rows.min() < 0 or rows.max() >= K):
+        raise ValueError(f"rows: im2col rows 0..{K - 1} of the {K}-input vectors, got {rows.min()}..{rows.max()}")
     # one set of every row in order, whole cell rows: input place c of the cell rows is every n_comp-th row from c
     every = ns == 1 and rows.size == K and K % n_comp == 0 and crmax == K // n_comp and \
         np.array_equal(rows, np.arange(K))
@@ -129,10 +131,11 @@ def cell_row_popcounts_flat(bits: np.ndarray, rows, sets, counts, n_comp: int, *
             for c in range(1, n_comp):
                 o |= sub[c:K:n_comp]
         else:
-            o = np.take(sub, place[0], axis=0)
+            # every index is a row of ``bt`` (K its zero row): "clip" gathers them as "raise" would, unchecked
+            o = np.take(sub, place[0], axis=0, mode="clip")
             t = np.empty_like(o)
             for c in range(1, n_comp):
-                o |= np.take(sub, place[c], axis=0, out=t)
+                o |= np.take(sub, place[c], axis=0, out=t, mode="clip")
         pc = np.bitwise_count(o.view(np.uint8)).reshape(ns, crmax, -1)  # the popcount of every byte (vector)
         lo, hi = 8 * c0, min(P, 8 * (c0 + step))
         out[:, :crmax, lo:hi] = pc[:, :, :hi - lo]

@@ -236,6 +236,8 @@ def test_popcounts_equal_a_per_vector_count(rng, monkeypatch):
                                              with_sums=True)  # the vectors' sums, a word of 8 at a time
         assert np.array_equal(both, padded) and sums.dtype == np.int64
         assert np.array_equal(sums, want.sum(-1, dtype=np.int64))
+        with pytest.raises(ValueError, match="rows: im2col rows"):  # gathered unchecked: refused first
+            cell_row_popcounts_flat(bits, np.append(rows[:-1], K), which, counts, n_comp)
 
 
 def test_delivery_and_windows_equal_a_per_window_count(rng):
