@@ -482,6 +482,19 @@ def _position(mp: _Mapping) -> np.ndarray:
     return np.arange(mp.rows.size) - np.repeat(np.cumsum(mp.n_rows) - mp.n_rows, mp.n_rows)
 
 
+def _cell_row_sums(values, n_rows, n_comp: int, cell_rows: int) -> np.ndarray:
+    """Integer ``values`` of every row of every run (runs after one another, ``n_rows`` each) summed over each
+    cell row's ``n_comp`` rows: float64 (runs, ``cell_rows``), 0 past a run's cell rows."""
+    n_rows = np.asarray(n_rows, np.int64)
+    n_cells = -(-n_rows // n_comp)
+    cell_run = np.repeat(np.arange(n_rows.size), n_cells)
+    cell = np.arange(cell_run.size) - np.repeat(np.cumsum(n_cells) - n_cells, n_cells)  # within its run
+    out = np.zeros((n_rows.size, cell_rows))
+    if cell.size:
+        out[cell_run, cell] = np.add.reduceat(values, (np.cumsum(n_rows) - n_rows)[cell_run] + cell * n_comp)
+    return out
+
+
 def _switch_delivery(mp: _Mapping, m, used) -> tuple[np.ndarray, np.ndarray]:
     """Switch delivery cycles of one vector and input windows fetched, per (run, row tile) (``model.core_timing``;
     the dense baseline fetches the same windows, its inputs through no switch)."""
@@ -900,8 +913,7 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
             g0, g1 = mp.run_groups[mp.run, 0], mp.run_groups[mp.run, 1]
             at = mp.rows * wpop.shape[1]  # row starts in the flat wpop (a flat gather is faster than a 2-D one)
             wrow = wpop.ravel()[at + g1] - wpop.ravel()[at + g0]  # one bits of the run's weights in each of its rows
-            cache[("wb", kept, fta)] = np.bincount(mp.run * crmax + _position(mp) // m.n_comp, weights=wrow,
-                                                   minlength=n_runs * crmax).reshape(n_runs, crmax)
+            cache[("wb", kept, fta)] = _cell_row_sums(wrow, mp.n_rows, m.n_comp, crmax)
         eff = float((pcsum * cache[("wb", kept, fta)]).sum())
     load_total = tm.load_cycles / B
     loaded_bytes = float((nbytes.sum(1) * nct).sum()) * tm.loads_per_row_tile / B  # into the macros, every pass

@@ -402,3 +402,16 @@ def test_round_work_equals_int64_round_sums(rng):
             want[:, r] = np.asarray(v, np.int64)[:, r * M:(r + 1) * M].sum(-1)
         got = ct.round_work(v, M)
         assert got.dtype == np.int64 and np.array_equal(got, want), dtype
+
+
+def test_cell_row_sums_equal_a_bincount_over_row_positions(rng):
+    for _ in range(200):
+        n_comp, n_rows = int(rng.choice([1, 3, 16])), rng.integers(1, 40, int(rng.integers(1, 6)))
+        values = rng.integers(0, 100, int(n_rows.sum())).astype(np.int32)
+        cell_rows = int(-(-n_rows.max(initial=0) // n_comp)) + int(rng.integers(0, 3))
+        run = np.repeat(np.arange(n_rows.size), n_rows)
+        pos = np.arange(run.size) - np.repeat(np.cumsum(n_rows) - n_rows, n_rows)
+        want = np.bincount(run * cell_rows + pos // n_comp, weights=values,
+                           minlength=n_rows.size * cell_rows).reshape(n_rows.size, cell_rows)
+        got = perf._cell_row_sums(values, n_rows, n_comp, cell_rows)
+        assert got.dtype == want.dtype and np.array_equal(got, want), (n_rows.tolist(), n_comp)
