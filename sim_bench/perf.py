@@ -631,10 +631,14 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
                                 Pp)])[0]
 
 
-def _rounds(vec, copies: int, run: int, Pp: int, M: int):
+def _rounds(vec, copies: int, run: int, Pp: int, M: int, *, vectors: bool = False):
     """Round compute and round work (int64, (runs, S, nrt, L', R)) of one request's pixel runs, the rounds'
     vectors (L', R) and the index among the ``L'`` computed pixel runs of every pixel run (L,): every pixel run,
-    or, when every vector takes the same cycles (trailing axis 1), one per length."""
+    or, when every vector takes the same cycles (trailing axis 1), one per length.
+
+    ``vectors`` (every pixel run computed): instead of the round compute and work, the pixel runs' vectors
+    ``(runs, S, nrt, L, R * M)`` (0 past a run's pixels) and None, for the caller to take the max
+    (:func:`model.core_timing.round_compute`) and the sum (``round_work``) of each round's ``M``."""
     if vec.shape[-1] == 1:
         _, at, m_r = _pass_lengths(Pp, copies, run, M)  # m_r (L', R)
         # every vector takes vec (>= 0) cycles: ct.round_compute of a round with a pixel is vec, ct.round_work
@@ -642,11 +646,22 @@ def _rounds(vec, copies: int, run: int, Pp: int, M: int):
         return np.where(m_r > 0, vec[..., None], 0), vec[..., None] * m_r, m_r, at
     p0, npx, _ = _pixel_ranges(Pp, copies, run)
     width = int(npx.max())
+    if vectors:  # whole rounds: the last one's missing vectors 0, as round_compute and round_work pad them
+        width = -(-width // M) * M
     pix = np.minimum(p0[:, None] + np.arange(width)[None, :], Pp - 1)  # (L, width)
     inside = np.arange(width)[None, :] < npx[:, None]
     g = np.where(inside, vec[..., pix], 0)  # (runs, S, nrt, L, width)
+    if vectors:
+        return g, None, ct.round_sizes(npx, M, width // M), np.arange(npx.size)
     rc, work = ct.round_compute(g, M), ct.round_work(g, M)
     return rc, work, ct.round_sizes(npx, M, rc.shape[-1]), np.arange(npx.size)
+
+
+def _pass_rounds(a, Lc: int, n_rt: int, n_r: int) -> np.ndarray:
+    """A request's passes ``a`` (runs x ``Lc`` pixel runs, S, nrt, R; C-contiguous) as a view (runs, S, ``n_rt``,
+    ``Lc``, ``n_r``): the axes of :func:`_rounds`' vectors reduced over each round."""
+    Q, S, nrt, R = a.shape
+    return a.reshape(Q // Lc, Lc, S, nrt, R)[:, :, :, :n_rt, :n_r].transpose(0, 2, 3, 1, 4)
 
 
 def _same_passes(requests: list) -> list:
@@ -670,11 +685,11 @@ def _core_timings(cfg: HwConfig, requests: list) -> list:
     # requests of the same vectors, delivery, row tiles and pixel runs (mechanisms that differ only in their
     # tiles' loads) share their passes' rounds: each is computed once, for the first of them (``shared[k]``)
     shared = _same_passes(requests)
-    parts = [_rounds(r[0], *r[9:], M) if shared[k] == k else None for k, r in enumerate(requests)]
+    parts = [_rounds(r[0], *r[9:], M, vectors=True) if shared[k] == k else None for k, r in enumerate(requests)]
     parts = [parts[j] for j in shared]
     S = requests[0][0].shape[1]
     nrt = max(r[0].shape[2] for r in requests)
-    R = max(p[0].shape[-1] for p in parts)
+    R = max(p[2].shape[-1] for p in parts)
     n_q = [r[0].shape[0] * p[2].shape[0] for r, p in zip(requests, parts)]  # (run, computed pixel run) pairs
     Q = sum(n_q)
     q0 = np.cumsum([0] + n_q).tolist()
@@ -686,10 +701,15 @@ def _core_timings(cfg: HwConfig, requests: list) -> list:
     dl_u = np.zeros((qu0[-1], nrt), np.int64)
     for i, k in enumerate(computed):
         (c, w, mr, _), nq = parts[k], n_q[k]
-        n_runs, _, n_rt, Lc, n_r = c.shape
+        (Lc, n_r), n_runs, n_rt = mr.shape, c.shape[0], c.shape[2]
         q = slice(qu0[i], qu0[i] + nq)
-        rc[q, :, :n_rt, :n_r] = c.transpose(0, 3, 1, 2, 4).reshape(nq, S, n_rt, n_r)
-        work[q, :, :n_rt, :n_r] = np.broadcast_to(w, c.shape).transpose(0, 3, 1, 2, 4).reshape(nq, S, n_rt, n_r)
+        if w is None:  # the pixel runs' vectors: each round's max and sum straight into the passes' rounds
+            v = c.reshape(n_runs, S, n_rt, Lc, n_r, M)
+            np.maximum.reduce(v, axis=-1, out=_pass_rounds(rc[q], Lc, n_rt, n_r))
+            np.add.reduce(v, axis=-1, dtype=np.int64, out=_pass_rounds(work[q], Lc, n_rt, n_r))
+        else:
+            rc[q, :, :n_rt, :n_r] = c.transpose(0, 3, 1, 2, 4).reshape(nq, S, n_rt, n_r)
+            work[q, :, :n_rt, :n_r] = np.broadcast_to(w, c.shape).transpose(0, 3, 1, 2, 4).reshape(nq, S, n_rt, n_r)
         m_r[q, :n_r] = np.tile(mr, (n_runs, 1))
         dl_u[q, :n_rt] = np.repeat(requests[k][1], Lc, axis=0)
     per_rt = np.zeros((3, Q, nrt), np.int64)  # port, load, valid of each pass
