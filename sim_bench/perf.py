@@ -664,6 +664,12 @@ def _pass_rounds(a, Lc: int, n_rt: int, n_r: int) -> np.ndarray:
     return a.reshape(Q // Lc, Lc, S, nrt, R)[:, :, :, :n_rt, :n_r].transpose(0, 2, 3, 1, 4)
 
 
+def _same_arrays(sources_a, sources_b, a, b) -> bool:
+    """``a`` equals ``b``: at once when they are made of the same arrays (``sources_a`` and ``sources_b``, the
+    same objects), else compared."""
+    return all(x is y for x, y in zip(sources_a, sources_b)) or np.array_equal(a, b)
+
+
 def _same_passes(requests: list) -> list:
     """For each :func:`_core_timings` request the first one with the same passes (itself when none before): the
     same vectors and delivery (the same arrays), row tiles and pixel runs, so the same rounds and cycles after
@@ -715,7 +721,8 @@ def _core_timings(cfg: HwConfig, requests: list) -> list:
     per_rt = np.zeros((3, Q, nrt), np.int64)  # port, load, valid of each pass
     for k, ((vec, _, port, load, valid, *_), nq) in enumerate(zip(requests, n_q)):
         n_rt, Lc = vec.shape[2], nq // vec.shape[0]
-        per_rt[:, q0[k]:q0[k + 1], :n_rt] = np.repeat(np.stack([port, load, valid]), Lc, axis=1)
+        for a, v in zip(per_rt, (port, load, valid)):  # (runs x Lc, nrt) rows: each run's Lc pixel runs alike
+            a[q0[k]:q0[k + 1]].reshape(-1, Lc, nrt)[:, :, :n_rt] = v[:, None, :]
     port, load, valid = per_rt[:, :, None, :]  # (Q, 1, nrt) each
     valid = valid.astype(bool)
     m_r = m_r[:, None, None, :]  # (Q', 1, 1, R)
@@ -784,8 +791,8 @@ def _core_timings(cfg: HwConfig, requests: list) -> list:
     rep, packers = [], {}  # packers: id of a job_core -> the requests packed of it so far
     for k, req in enumerate(requests):
         mine = packers.setdefault(id(req[8]), [])
-        rep.append(next((j for j in mine if np.array_equal(ft_rt[j], ft_rt[k]) and
-                         np.array_equal(ft_win[j], ft_win[k])), k))
+        rep.append(next((j for j in mine if _same_arrays(requests[j][4:6], req[4:6], ft_rt[j], ft_rt[k]) and
+                         _same_arrays(requests[j][7:8], req[7:8], ft_win[j], ft_win[k])), k))
         if rep[k] == k:
             mine.append(k)
     sizes = [s.size for s in streams]
