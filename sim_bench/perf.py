@@ -648,6 +648,11 @@ def _rounds(vec, copies: int, run: int, Pp: int, M: int, *, vectors: bool = Fals
     width = int(npx.max())
     if vectors:  # whole rounds: the last one's missing vectors 0, as round_compute and round_work pad them
         width = -(-width // M) * M
+        if copies == 1 and (npx.size == 1 or width == run):  # the pixel runs one after another from pixel 0
+            g = np.zeros(vec.shape[:-1] + (npx.size * width,), vec.dtype)
+            g[..., :Pp] = vec
+            return (g.reshape(vec.shape[:-1] + (npx.size, width)), None, ct.round_sizes(npx, M, width // M),
+                    np.arange(npx.size))
     pix = np.minimum(p0[:, None] + np.arange(width)[None, :], Pp - 1)  # (L, width)
     inside = np.arange(width)[None, :] < npx[:, None]
     g = np.where(inside, vec[..., pix], 0)  # (runs, S, nrt, L, width)
