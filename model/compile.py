@@ -23,8 +23,8 @@ from dbpim.model.config import MacroConfig
 from dbpim.model.prune import expand_mask, n_groups
 from dbpim.model.spec import WEIGHT_MAX, WEIGHT_MIN
 
-__all__ = ["TILE_ARRAYS", "Tile", "CompiledLayer", "FilterTile", "Packing", "group_runs", "pack_columns",
-           "pack_filters", "compile_layer", "decompile", "tile_digit_values", "mapping_error"]
+__all__ = ["TILE_ARRAYS", "Tile", "CompiledLayer", "FilterTile", "Packing", "group_runs", "group_run_bounds",
+           "pack_columns", "pack_filters", "compile_layer", "decompile", "tile_digit_values", "mapping_error"]
 
 
 #: The arrays of one tile (docs/design.md §8, artifact field ``tiles_<name>``): name -> (dtype, shape of
@@ -161,17 +161,28 @@ def group_runs(mask) -> list[tuple[int, int]]:
 
     Groups with no kept row belong to no run (their filters output 0).
     """
+    starts, ends = group_run_bounds(mask)
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def group_run_bounds(mask) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`group_runs` as two int64 arrays: the first group of every run and the group after its last.
+
+    The groups' masks are compared as rows of the transposed mask (free when
+    ``mask`` is the transpose of a C-contiguous array).
+    """
     m = np.asarray(mask, bool)
     ng = m.shape[1]
     if ng == 0:
-        return []
-    nonempty = m.any(0)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    mt = np.ascontiguousarray(m.T)  # (groups, K): each group's kept rows contiguous
+    nonempty = mt.any(1)
     same = np.zeros(ng, bool)
-    same[1:] = np.all(m[:, 1:] == m[:, :-1], axis=0) & nonempty[1:] & nonempty[:-1]
+    same[1:] = (mt[1:] == mt[:-1]).all(1) & nonempty[1:] & nonempty[:-1]
     starts = np.flatnonzero(nonempty & ~same)
     breaks = np.append(np.flatnonzero(~same), ng)  # a run ends at the next group that does not continue it
     ends = breaks[np.searchsorted(breaks, starts, side="right")]
-    return list(zip(starts.tolist(), ends.tolist()))
+    return starts.astype(np.int64), ends.astype(np.int64)
 
 
 def _next_fit(phi: list, run: list, n_col: int) -> tuple[list, list]:
@@ -227,11 +238,11 @@ def pack_columns(phi, mask, group_size: int, n_col: int) -> Packing:
     """
     phi = np.asarray(phi).astype(np.int64)
     N = phi.size
-    runs = group_runs(mask)
-    lo = np.array([g0 * group_size for g0, _ in runs], np.int64)
-    hi = np.array([min(N, g1 * group_size) for _, g1 in runs], np.int64)
+    g0, g1 = group_run_bounds(mask)
+    lo = g0 * group_size
+    hi = np.minimum(N, g1 * group_size)
     n = hi - lo
-    run = np.repeat(np.arange(len(runs)), n)
+    run = np.repeat(np.arange(g0.size), n)
     f = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo, n)
     keep = phi[f] > 0
     f, run = f[keep], run[keep]
@@ -246,7 +257,6 @@ def pack_columns(phi, mask, group_size: int, n_col: int) -> Packing:
     new[1:] = (run[1:] != run[:-1]) | (tile_in_run[1:] != tile_in_run[:-1])
     tile = np.cumsum(new) - 1
     heads = np.flatnonzero(new)
-    g0 = np.array([g for g, _ in runs], np.int64)
     return Packing(filters=f, tile=tile, first_col=first, group=f[heads] // group_size,
                    col_tile=tile_in_run[heads], cols=np.bincount(tile, weights=p).astype(np.int64),
                    n_filters=np.bincount(tile).astype(np.int64), run_group=g0[run[heads]])

@@ -600,12 +600,14 @@ def round_compute(vec_cycles, M: int) -> np.ndarray:
 
 def round_work(vec_cycles, M: int) -> np.ndarray:
     """Macro cycles of each round summed over its macros: (..., ceil(P / M)), as :func:`round_compute` the max."""
-    v = np.asarray(vec_cycles, np.int64)
+    v = np.asarray(vec_cycles)
+    if not (v.dtype.kind in "ib" or (v.dtype.kind == "u" and v.dtype.itemsize < 8)):  # others: as int64 first
+        v = v.astype(np.int64)
     P = v.shape[-1]
     R = -(-P // M)
     if R * M != P:
         v = np.concatenate([v, np.zeros(v.shape[:-1] + (R * M - P,), v.dtype)], axis=-1)
-    return v.reshape(v.shape[:-1] + (R, M)).sum(-1)
+    return v.reshape(v.shape[:-1] + (R, M)).sum(-1, dtype=np.int64)
 
 
 def round_sizes(pixels, M: int, n_rounds: int) -> np.ndarray:

@@ -60,7 +60,7 @@ def inputs_by_row(bits: np.ndarray) -> np.ndarray:
 
 
 def cell_row_popcounts_flat(bits: np.ndarray, rows, sets, counts, n_comp: int, *, by_row=None,
-                            cell_rows: int = 0) -> np.ndarray:
+                            cell_rows: int = 0, with_sums: bool = False):
     """popcount(OR) of consecutive ``n_comp``-input cell rows, for several row sets at once, vectors last.
 
     Parameters
@@ -80,11 +80,16 @@ def cell_row_popcounts_flat(bits: np.ndarray, rows, sets, counts, n_comp: int, *
     cell_rows : int, optional
         At least this many cell rows in the result (zero rows beyond the
         sets' own), e.g. whole row tiles for a caller that sums them.
+    with_sums : bool, optional
+        Also return every cell row's popcounts summed over the vectors.
 
     Returns
     -------
     ndarray of uint8, shape (S, max(max cell rows, cell_rows), P)
         Zero beyond a set's own cell rows.
+    ndarray of int64, shape (S, max cell rows)
+        Only with ``with_sums``: the result's own cell rows summed over the
+        vectors (counted a 64-bit word of 8 vectors at a time).
 
     Notes
     -----
@@ -100,9 +105,12 @@ def cell_row_popcounts_flat(bits: np.ndarray, rows, sets, counts, n_comp: int, *
     ns = counts.size
     crmax = int(-(-counts.max(initial=0) // n_comp))
     out = np.zeros((ns, max(crmax, int(cell_rows)), P), np.uint8)
+    sums = np.zeros((ns, crmax), np.int64)
     if ns * crmax * P == 0:
-        return out
+        return (out, sums) if with_sums else out
     rows = np.asarray(rows, np.intp)
+    if rows.size and (rows.min() < 0 or rows.max() >= K):
+        raise ValueError(f"rows: im2col rows 0..{K - 1} of the {K}-input vectors, got {rows.min()}..{rows.max()}")
     # one set of every row in order, whole cell rows: input place c of the cell rows is every n_comp-th row from c
     every = ns == 1 and rows.size == K and K % n_comp == 0 and crmax == K // n_comp and \
         np.array_equal(rows, np.arange(K))
@@ -123,14 +131,17 @@ def cell_row_popcounts_flat(bits: np.ndarray, rows, sets, counts, n_comp: int, *
             for c in range(1, n_comp):
                 o |= sub[c:K:n_comp]
         else:
-            o = np.take(sub, place[0], axis=0)
+            # every index is a row of ``bt`` (K its zero row): "clip" gathers them as "raise" would, unchecked
+            o = np.take(sub, place[0], axis=0, mode="clip")
             t = np.empty_like(o)
             for c in range(1, n_comp):
-                o |= np.take(sub, place[c], axis=0, out=t)
+                o |= np.take(sub, place[c], axis=0, out=t, mode="clip")
         pc = np.bitwise_count(o.view(np.uint8)).reshape(ns, crmax, -1)  # the popcount of every byte (vector)
         lo, hi = 8 * c0, min(P, 8 * (c0 + step))
         out[:, :crmax, lo:hi] = pc[:, :, :hi - lo]
-    return out
+        if with_sums:  # the padding vectors past P are zero (inputs_by_row)
+            sums += np.bitwise_count(o).sum(-1, dtype=np.int64).reshape(ns, crmax)
+    return (out, sums) if with_sums else out
 
 
 def cell_row_popcounts_t(bits: np.ndarray, row_sets, n_comp: int) -> np.ndarray:

@@ -65,7 +65,7 @@ import numpy as np
 
 from dbpim.model import core_timing as ct
 from dbpim.model import limits
-from dbpim.model.compile import FilterTile, group_runs, pack_columns
+from dbpim.model.compile import FilterTile, group_run_bounds, pack_columns
 from dbpim.model.config import EnergyConfig, HwConfig
 from dbpim.model.core_timing import filter_tiles_of
 from dbpim.model.cycles import cell_row_popcounts_flat, input_beats, inputs_by_row
@@ -332,18 +332,23 @@ def _rows_of_groups(spec: LayerSpec, groups, cache: dict | None = None):
     key = ("groups", groups.tobytes())
     if cache is not None and key in cache:
         return cache[key]
-    mask_t = None if cache is None else cache.get("mask_t")
-    if mask_t is None:  # each group's mask contiguous (the layer's, kept in ``cache``): gathered whole
-        mask_t = np.ascontiguousarray(np.asarray(spec.mask, bool).T)
-        if cache is not None:
-            cache["mask_t"] = mask_t
-    kept = mask_t[groups]  # (groups, K): np.nonzero of it, through the flat indices (a 2-D nonzero is slower)
+    kept = _mask_t(spec, cache)[groups]  # (groups, K): np.nonzero of it, through the flat indices (a 2-D nonzero is slower)
     n_rows = np.count_nonzero(kept, axis=1).astype(np.int64)
     run = np.repeat(np.arange(len(groups)), n_rows)
     out = np.flatnonzero(kept) - run * kept.shape[1], run, n_rows
     if cache is not None:
         cache[key] = out
     return out
+
+
+def _mask_t(spec: LayerSpec, cache: dict | None = None) -> np.ndarray:
+    """The layer's mask transposed, C-contiguous (groups, K): each group's mask contiguous; kept in ``cache``."""
+    mask_t = None if cache is None else cache.get("mask_t")
+    if mask_t is None:
+        mask_t = np.ascontiguousarray(np.asarray(spec.mask, bool).T)
+        if cache is not None:
+            cache["mask_t"] = mask_t
+    return mask_t
 
 
 def _all_rows(spec: LayerSpec):
@@ -361,7 +366,7 @@ def _fta_mapping(spec: LayerSpec, kept: bool, n_col: int, cache: dict | None = N
         cols = np.array([f.cols for f in spec.filter_tiles], np.int64)
         nf = np.array([len(f.filters) for f in spec.filter_tiles], np.float64)
     else:  # all rows: every group keeps every row, so the whole layer is one run
-        mask = spec.mask if kept else np.ones((1, n_groups(spec.N, spec.G)), bool)
+        mask = _mask_t(spec, cache).T if kept else np.ones((1, n_groups(spec.N, spec.G)), bool)
         pk = pack_columns(spec.phi, mask, spec.G, n_col)
         ft_group, cols, nf = pk.run_group, pk.cols, pk.n_filters.astype(np.float64)
     groups, ft_run = np.unique(ft_group, return_inverse=True)  # one row set per distinct group
@@ -376,7 +381,7 @@ def _fta_mapping(spec: LayerSpec, kept: bool, n_col: int, cache: dict | None = N
 def _dense_mapping(spec: LayerSpec, kept: bool, n_col: int, cache: dict | None = None) -> _Mapping:
     """8 two's-complement bit-plane columns per filter, packed densely over the run's filters."""
     if kept:
-        runs = np.array(group_runs(spec.mask), np.int64).reshape(-1, 2)
+        runs = np.stack(group_run_bounds(_mask_t(spec, cache).T), axis=1)
         rows, run, n_rows = _rows_of_groups(spec, runs[:, 0], cache)
     else:
         runs = np.array([[0, n_groups(spec.N, spec.G)]], np.int64)
@@ -477,6 +482,19 @@ def _position(mp: _Mapping) -> np.ndarray:
     return np.arange(mp.rows.size) - np.repeat(np.cumsum(mp.n_rows) - mp.n_rows, mp.n_rows)
 
 
+def _cell_row_sums(values, n_rows, n_comp: int, cell_rows: int) -> np.ndarray:
+    """Integer ``values`` of every row of every run (runs after one another, ``n_rows`` each) summed over each
+    cell row's ``n_comp`` rows: float64 (runs, ``cell_rows``), 0 past a run's cell rows."""
+    n_rows = np.asarray(n_rows, np.int64)
+    n_cells = -(-n_rows // n_comp)
+    cell_run = np.repeat(np.arange(n_rows.size), n_cells)
+    cell = np.arange(cell_run.size) - np.repeat(np.cumsum(n_cells) - n_cells, n_cells)  # within its run
+    out = np.zeros((n_rows.size, cell_rows))
+    if cell.size:
+        out[cell_run, cell] = np.add.reduceat(values, (np.cumsum(n_rows) - n_rows)[cell_run] + cell * n_comp)
+    return out
+
+
 def _switch_delivery(mp: _Mapping, m, used) -> tuple[np.ndarray, np.ndarray]:
     """Switch delivery cycles of one vector and input windows fetched, per (run, row tile) (``model.core_timing``;
     the dense baseline fetches the same windows, its inputs through no switch)."""
@@ -497,9 +515,9 @@ def _vector_cycles(spec, mp, m, skip: bool, used, ncr, S: int, Pp: int, cache: d
         if "by_row" not in cache:
             cache["by_row"] = inputs_by_row(spec.bits)
         # whole row tiles of cell rows (nrt_max = ceil(crmax / n_row)), the padding rows zero
-        pc = cell_row_popcounts_flat(spec.bits, mp.rows, mp.run, mp.n_rows, m.n_comp, by_row=cache["by_row"],
-                                     cell_rows=nrt_max * m.n_row)  # (runs, nrt_max * n_row, P)
-        pcsum = pc[:, :int(ncr.max())].sum(-1, dtype=np.int64)  # (runs, crmax)
+        pc, pcsum = cell_row_popcounts_flat(spec.bits, mp.rows, mp.run, mp.n_rows, m.n_comp,
+                                            by_row=cache["by_row"], cell_rows=nrt_max * m.n_row,
+                                            with_sums=True)  # (runs, nrt_max * n_row, P), (runs, crmax)
         # the cell rows of each row tile summed, in bytes while they cannot overflow (n_row x 8 bits <= 255)
         acc = np.uint8 if m.n_row * 8 <= np.iinfo(np.uint8).max else np.int16
         vec = pc.reshape(n_runs, nrt_max, m.n_row, P).sum(2, dtype=acc).astype(np.int16)  # (runs, nrt, P)
@@ -613,10 +631,14 @@ def _core_timing(cfg: HwConfig, vec, delivery, port, load, valid, ft_run, ft_out
                                 Pp)])[0]
 
 
-def _rounds(vec, copies: int, run: int, Pp: int, M: int):
+def _rounds(vec, copies: int, run: int, Pp: int, M: int, *, vectors: bool = False):
     """Round compute and round work (int64, (runs, S, nrt, L', R)) of one request's pixel runs, the rounds'
     vectors (L', R) and the index among the ``L'`` computed pixel runs of every pixel run (L,): every pixel run,
-    or, when every vector takes the same cycles (trailing axis 1), one per length."""
+    or, when every vector takes the same cycles (trailing axis 1), one per length.
+
+    ``vectors`` (every pixel run computed): instead of the round compute and work, the pixel runs' vectors
+    ``(runs, S, nrt, L, R * M)`` (0 past a run's pixels) and None, for the caller to take the max
+    (:func:`model.core_timing.round_compute`) and the sum (``round_work``) of each round's ``M``."""
     if vec.shape[-1] == 1:
         _, at, m_r = _pass_lengths(Pp, copies, run, M)  # m_r (L', R)
         # every vector takes vec (>= 0) cycles: ct.round_compute of a round with a pixel is vec, ct.round_work
@@ -624,11 +646,41 @@ def _rounds(vec, copies: int, run: int, Pp: int, M: int):
         return np.where(m_r > 0, vec[..., None], 0), vec[..., None] * m_r, m_r, at
     p0, npx, _ = _pixel_ranges(Pp, copies, run)
     width = int(npx.max())
+    if vectors:  # whole rounds: the last one's missing vectors 0, as round_compute and round_work pad them
+        width = -(-width // M) * M
+        if copies == 1 and (npx.size == 1 or width == run):  # the pixel runs one after another from pixel 0
+            g = np.zeros(vec.shape[:-1] + (npx.size * width,), vec.dtype)
+            g[..., :Pp] = vec
+            return (g.reshape(vec.shape[:-1] + (npx.size, width)), None, ct.round_sizes(npx, M, width // M),
+                    np.arange(npx.size))
     pix = np.minimum(p0[:, None] + np.arange(width)[None, :], Pp - 1)  # (L, width)
     inside = np.arange(width)[None, :] < npx[:, None]
     g = np.where(inside, vec[..., pix], 0)  # (runs, S, nrt, L, width)
+    if vectors:
+        return g, None, ct.round_sizes(npx, M, width // M), np.arange(npx.size)
     rc, work = ct.round_compute(g, M), ct.round_work(g, M)
     return rc, work, ct.round_sizes(npx, M, rc.shape[-1]), np.arange(npx.size)
+
+
+def _pass_rounds(a, Lc: int, n_rt: int, n_r: int) -> np.ndarray:
+    """A request's passes ``a`` (runs x ``Lc`` pixel runs, S, nrt, R; C-contiguous) as a view (runs, S, ``n_rt``,
+    ``Lc``, ``n_r``): the axes of :func:`_rounds`' vectors reduced over each round."""
+    Q, S, nrt, R = a.shape
+    return a.reshape(Q // Lc, Lc, S, nrt, R)[:, :, :, :n_rt, :n_r].transpose(0, 2, 3, 1, 4)
+
+
+def _same_arrays(sources_a, sources_b, a, b) -> bool:
+    """``a`` equals ``b``: at once when they are made of the same arrays (``sources_a`` and ``sources_b``, the
+    same objects), else compared."""
+    return all(x is y for x, y in zip(sources_a, sources_b)) or np.array_equal(a, b)
+
+
+def _same_passes(requests: list) -> list:
+    """For each :func:`_core_timings` request the first one with the same passes (itself when none before): the
+    same vectors and delivery (the same arrays), row tiles and pixel runs, so the same rounds and cycles after
+    the first round; only their tiles' loads may differ."""
+    first: dict = {}  # the arrays' ids (alive while ``requests`` is) and the pixel runs -> the first request
+    return [first.setdefault((id(r[0]), id(r[1]), id(r[4]), tuple(r[9:])), k) for k, r in enumerate(requests)]
 
 
 def _core_timings(cfg: HwConfig, requests: list) -> list:
@@ -641,31 +693,54 @@ def _core_timings(cfg: HwConfig, requests: list) -> list:
     so every figure is that of the request alone."""
     m, M, C = cfg.macro, cfg.system.macros_per_core, cfg.system.cores
     W, banks, lanes = cfg.core.in_windows, cfg.core.tile_banks, cfg.core.result_lanes
-    parts = [_rounds(r[0], *r[9:], M) for r in requests]
+    # requests of the same vectors, delivery, row tiles and pixel runs (mechanisms that differ only in their
+    # tiles' loads) share their passes' rounds: each is computed once, for the first of them (``shared[k]``)
+    shared = _same_passes(requests)
+    parts = [_rounds(r[0], *r[9:], M, vectors=True) if shared[k] == k else None for k, r in enumerate(requests)]
+    parts = [parts[j] for j in shared]
     S = requests[0][0].shape[1]
     nrt = max(r[0].shape[2] for r in requests)
-    R = max(p[0].shape[-1] for p in parts)
+    R = max(p[2].shape[-1] for p in parts)
     n_q = [r[0].shape[0] * p[2].shape[0] for r, p in zip(requests, parts)]  # (run, computed pixel run) pairs
     Q = sum(n_q)
-    rc = np.zeros((Q, S, nrt, R), np.int64)
-    work = np.zeros((Q, S, nrt, R), np.int64)
-    m_r = np.zeros((Q, R), np.int64)
-    per_rt = np.zeros((4, Q, nrt), np.int64)  # delivery, port, load, valid of each pass
-    q0 = [0]
-    for (vec, delivery, port, load, valid, *_), (c, w, mr, _), nq in zip(requests, parts, n_q):
-        n_runs, _, n_rt, Lc, n_r = c.shape
-        q = slice(q0[-1], q0[-1] + nq)
-        rc[q, :, :n_rt, :n_r] = c.transpose(0, 3, 1, 2, 4).reshape(nq, S, n_rt, n_r)
-        work[q, :, :n_rt, :n_r] = np.broadcast_to(w, c.shape).transpose(0, 3, 1, 2, 4).reshape(nq, S, n_rt, n_r)
+    q0 = np.cumsum([0] + n_q).tolist()
+    computed = [k for k, j in enumerate(shared) if j == k]
+    qu0 = np.cumsum([0] + [n_q[k] for k in computed]).tolist()  # the passes computed: those of ``computed``
+    rc = np.zeros((qu0[-1], S, nrt, R), np.int64)
+    work = np.zeros((qu0[-1], S, nrt, R), np.int64)
+    m_r = np.zeros((qu0[-1], R), np.int64)
+    dl_u = np.zeros((qu0[-1], nrt), np.int64)
+    for i, k in enumerate(computed):
+        (c, w, mr, _), nq = parts[k], n_q[k]
+        (Lc, n_r), n_runs, n_rt = mr.shape, c.shape[0], c.shape[2]
+        q = slice(qu0[i], qu0[i] + nq)
+        if w is None:  # the pixel runs' vectors: each round's max and sum straight into the passes' rounds
+            v = c.reshape(n_runs, S, n_rt, Lc, n_r, M)
+            c_q, w_q = _pass_rounds(rc[q], Lc, n_rt, n_r), _pass_rounds(work[q], Lc, n_rt, n_r)
+            c_q[...], w_q[...] = v[..., 0], v[..., 0]
+            for j in range(1, M):  # a round's M macros one at a time (faster than a reduce over M)
+                np.maximum(c_q, v[..., j], out=c_q)
+                np.add(w_q, v[..., j], out=w_q)
+        else:
+            rc[q, :, :n_rt, :n_r] = c.transpose(0, 3, 1, 2, 4).reshape(nq, S, n_rt, n_r)
+            work[q, :, :n_rt, :n_r] = np.broadcast_to(w, c.shape).transpose(0, 3, 1, 2, 4).reshape(nq, S, n_rt, n_r)
         m_r[q, :n_r] = np.tile(mr, (n_runs, 1))
-        per_rt[:, q, :n_rt] = np.repeat(np.stack([delivery, port, load, valid]), Lc, axis=1)
-        q0.append(q0[-1] + nq)
-    dl, port, load, valid = per_rt[:, :, None, :]  # (Q, 1, nrt) each
+        dl_u[q, :n_rt] = np.repeat(requests[k][1], Lc, axis=0)
+    per_rt = np.zeros((3, Q, nrt), np.int64)  # port, load, valid of each pass
+    for k, ((vec, _, port, load, valid, *_), nq) in enumerate(zip(requests, n_q)):
+        n_rt, Lc = vec.shape[2], nq // vec.shape[0]
+        for a, v in zip(per_rt, (port, load, valid)):  # (runs x Lc, nrt) rows: each run's Lc pixel runs alike
+            a[q0[k]:q0[k + 1]].reshape(-1, Lc, nrt)[:, :, :n_rt] = v[:, None, :]
+    port, load, valid = per_rt[:, :, None, :]  # (Q, 1, nrt) each
     valid = valid.astype(bool)
-    m_r = m_r[:, None, None, :]  # (Q, 1, 1, R)
-    after, split = ct.pass_after_and_terms(dl, rc, m_r, 0, m.n_col, work, in_windows=W)  # (Q, S, nrt) each
+    m_r = m_r[:, None, None, :]  # (Q', 1, 1, R)
+    after, split = ct.pass_after_and_terms(dl_u[:, None, :], rc, m_r, 0, m.n_col, work, in_windows=W)  # (Q', S, nrt)
     del work, rc
-    d0 = ct.first_round_delivery(dl, m_r, W)  # (Q, 1, nrt)
+    d0 = ct.first_round_delivery(dl_u[:, None, :], m_r, W)  # (Q', 1, nrt)
+    if len(computed) < len(requests):  # every request's passes from those computed
+        at = np.concatenate([np.arange(nq) + qu0[computed.index(j)] for j, nq in zip(shared, n_q)])
+        after, d0 = after[at], d0[at]
+        split = {k: split[k][at] for k in ("compute", "lockstep", "round_floor", "delivery")}
     overlap = ct.prefetch_overlap(after)
     # tile_banks 2: row tile rt > 0 of a pixel run is loaded during row tile rt - 1 (same START)
     prev = np.concatenate([np.zeros_like(overlap[:, :, :1]), overlap[:, :, :-1]], axis=2) if banks == 2 else 0
@@ -721,10 +796,13 @@ def _core_timings(cfg: HwConfig, requests: list) -> list:
     head = np.zeros(f.size, bool)
     head[starts] = True
     # the STARTs: a request with the jobs of one before it (the mechanisms of one mapping) shares its packing
-    rep = []
+    rep, packers = [], {}  # packers: id of a job_core -> the requests packed of it so far
     for k, req in enumerate(requests):
-        rep.append(next((j for j in range(k) if rep[j] == j and requests[j][8] is req[8] and
-                         np.array_equal(ft_rt[j], ft_rt[k]) and np.array_equal(ft_win[j], ft_win[k])), k))
+        mine = packers.setdefault(id(req[8]), [])
+        rep.append(next((j for j in mine if _same_arrays(requests[j][4:6], req[4:6], ft_rt[j], ft_rt[k]) and
+                         _same_arrays(requests[j][7:8], req[7:8], ft_win[j], ft_win[k])), k))
+        if rep[k] == k:
+            mine.append(k)
     sizes = [s.size for s in streams]
     own = np.repeat([r == k for k, r in enumerate(rep)], sizes)
     packed = ct.pack_segments(f[own], np.concatenate(ft_rt), np.concatenate(ft_win), cfg.core,
@@ -870,8 +948,7 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
             g0, g1 = mp.run_groups[mp.run, 0], mp.run_groups[mp.run, 1]
             at = mp.rows * wpop.shape[1]  # row starts in the flat wpop (a flat gather is faster than a 2-D one)
             wrow = wpop.ravel()[at + g1] - wpop.ravel()[at + g0]  # one bits of the run's weights in each of its rows
-            cache[("wb", kept, fta)] = np.bincount(mp.run * crmax + _position(mp) // m.n_comp, weights=wrow,
-                                                   minlength=n_runs * crmax).reshape(n_runs, crmax)
+            cache[("wb", kept, fta)] = _cell_row_sums(wrow, mp.n_rows, m.n_comp, crmax)
         eff = float((pcsum * cache[("wb", kept, fta)]).sum())
     load_total = tm.load_cycles / B
     loaded_bytes = float((nbytes.sum(1) * nct).sum()) * tm.loads_per_row_tile / B  # into the macros, every pass
@@ -956,6 +1033,17 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS, *, bat
     one-line :class:`BenchError` naming ``batch``.
     """
     batch = limits.BATCH.check("batch", batch, BenchError)
+    lp, steps, requests = _layer_requests(spec, cfg, mechanisms, batch)
+    if requests is None:
+        return lp
+    return _layer_timed(lp, steps, requests, _core_timings(cfg, list(requests.values())) if requests else [],
+                        mechanisms)
+
+
+def _layer_requests(spec: LayerSpec, cfg: HwConfig, mechanisms, batch: int):
+    """:func:`evaluate_layer` up to the core timing: the :class:`LayerPerf` (SIMD figures and the mechanisms with
+    nothing mapped), every mechanism's step (:func:`_mechanism`) and the core-timing requests of those that wait
+    for their timing (mechanism -> request); ``None, None`` for the steps and requests of an unmapped layer."""
     lp = LayerPerf(spec=spec, type=layer_type(spec), batch=batch)
     lanes = cfg.system.simd_lanes
     if spec.chip_simd is not None:  # the chip's SIMD instructions of the layer, as the RTL chip times them
@@ -970,7 +1058,7 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS, *, bat
         lp.simd_events = {"simd_op_pj": float(spec.simd_ops), "static_mw": lp.simd_cycles / cfg.system.freq_mhz * 1e3}
         lp.simd_energy = float(sum(energy_of(lp.simd_events, cfg.energy).values()))
     if not spec.mapped:
-        return lp
+        return lp, None, None
     wpop = None  # one bits of the two's-complement weights of each row, summed over groups 0..g-1 in column g
     if any(not _MODE[k][1] for k in mechanisms):
         ng = n_groups(spec.N, spec.G)
@@ -989,7 +1077,13 @@ def evaluate_layer(spec: LayerSpec, cfg: HwConfig, mechanisms=MECHANISMS, *, bat
             requests[k] = next(step)
         except StopIteration as done:  # nothing mapped: no timing
             lp.mech[k] = done.value
-    for k, tm in zip(requests, _core_timings(cfg, list(requests.values())) if requests else []):
+    return lp, steps, requests
+
+
+def _layer_timed(lp: LayerPerf, steps: dict, requests: dict, timings: list, mechanisms) -> LayerPerf:
+    """:func:`evaluate_layer` after the core timing: each waiting mechanism's step receives its :class:`_Timing`
+    (``timings``, in the order of ``requests``) and returns its :class:`MechPerf`."""
+    for k, tm in zip(requests, timings):
         try:
             steps[k].send(tm)
         except StopIteration as done:
@@ -1208,10 +1302,38 @@ class NetworkPerf:
 
 def evaluate_network(specs: list[LayerSpec], cfg: HwConfig, network: str = "network",
                      mechanisms=MECHANISMS, meta: dict | None = None, *, batch: int = 1) -> NetworkPerf:
-    """Evaluate every layer of a network at ``batch`` samples per loaded tile (:func:`evaluate_layer`)."""
+    """Evaluate every layer of a network at ``batch`` samples per loaded tile (:func:`evaluate_layer`).
+
+    The layers are the same as :func:`evaluate_layer`'s, each alone; the core timing of the layers of one shape
+    (their requests' samples, row tiles and pixel runs alike) within :data:`_NETWORK_WINDOW` layers runs in one
+    :func:`_core_timings` call (every request on cores of its own: the figures of each alone).
+    """
     batch = limits.BATCH.check("batch", batch, BenchError)
-    return NetworkPerf(network=network, cfg=cfg, meta=dict(meta or {}), batch=batch,
-                       layers=[evaluate_layer(s, cfg, mechanisms, batch=batch) for s in specs])
+    layers = []
+    for w0 in range(0, len(specs), _NETWORK_WINDOW):
+        pending = [_layer_requests(s, cfg, mechanisms, batch) for s in specs[w0:w0 + _NETWORK_WINDOW]]
+        shapes: dict = {}  # the layers of one shape of requests, in order
+        for i, (_, _, requests) in enumerate(pending):
+            if requests:
+                shapes.setdefault(_requests_shape(requests), []).append(i)
+        timings = {}
+        for idx in shapes.values():
+            got = _core_timings(cfg, [r for i in idx for r in pending[i][2].values()])
+            for i in idx:
+                timings[i], got = got[:len(pending[i][2])], got[len(pending[i][2]):]
+        layers += [lp if requests is None else _layer_timed(lp, steps, requests, timings.get(i, []), mechanisms)
+                   for i, (lp, steps, requests) in enumerate(pending)]
+    return NetworkPerf(network=network, cfg=cfg, meta=dict(meta or {}), batch=batch, layers=layers)
+
+
+#: Layers of a network whose core-timing requests are gathered at once (:func:`evaluate_network`).
+_NETWORK_WINDOW = 64
+
+
+def _requests_shape(requests: dict) -> tuple:
+    """What :func:`_core_timings` pads its passes to, per request: samples, row tiles, pixel runs (copies, run,
+    pixels) and whether every vector takes the same cycles; layers of one shape are timed in one call."""
+    return tuple((r[0].shape[1], r[0].shape[2], r[0].shape[3] == 1, *r[9:]) for r in requests.values())
 
 
 #: The two mechanisms of the headline speedup (dense cycles over DB-PIM cycles).

@@ -200,8 +200,10 @@ def test_deal_filter_tiles_equals_the_plain_list_scheduling(rng):
         assert np.array_equal(ct.deal_filter_tiles(w, cores), _deal_plain(w, cores)), (w.tolist(), cores)
 
 
-def test_popcounts_equal_a_per_vector_count(rng):
-    for _ in range(10):
+def test_popcounts_equal_a_per_vector_count(rng, monkeypatch):
+    from dbpim.model import cycles
+    for i in range(10):
+        monkeypatch.setattr(cycles, "_CHUNK", 8 if i % 2 else 1 << 22)  # a uint64 column a chunk: several chunks
         P, K, n_comp = int(rng.integers(1, 40)), int(rng.integers(1, 50)), int(rng.choice([1, 2, 4, 16]))
         bits = (rng.integers(0, 256, (P, K)) * (rng.random((P, K)) < 0.6)).astype(np.uint8)
         sets = [np.sort(rng.choice(K, int(rng.integers(1, K + 1)), replace=False)) for _ in range(3)]
@@ -230,6 +232,12 @@ def test_popcounts_equal_a_per_vector_count(rng):
         padded = cell_row_popcounts_flat(bits, rows, which, counts, n_comp, by_row=bt, cell_rows=got.shape[1] + extra)
         assert padded.shape == (len(sets), got.shape[1] + extra, P)
         assert np.array_equal(padded[:, :got.shape[1]], want) and not padded[:, got.shape[1]:].any()
+        both, sums = cell_row_popcounts_flat(bits, rows, which, counts, n_comp, by_row=bt, cell_rows=got.shape[1] + extra,
+                                             with_sums=True)  # the vectors' sums, a word of 8 at a time
+        assert np.array_equal(both, padded) and sums.dtype == np.int64
+        assert np.array_equal(sums, want.sum(-1, dtype=np.int64))
+        with pytest.raises(ValueError, match="rows: im2col rows"):  # gathered unchecked: refused first
+            cell_row_popcounts_flat(bits, np.append(rows[:-1], K), which, counts, n_comp)
 
 
 def test_delivery_and_windows_equal_a_per_window_count(rng):
@@ -313,3 +321,97 @@ def test_core_timing_equals_the_straightforward_reference(rng, monkeypatch, tile
                         assert x.keys() == y.keys() and all(np.array_equal(x[t], y[t]) for t in x), (k, f.name)
                     else:
                         assert np.array_equal(x, y), (k, f.name, x, y)
+
+
+def _group_runs_plain(mask):
+    """``model.compile.group_runs`` group by group: a run goes on while the next group keeps the same rows."""
+    m = np.asarray(mask, bool)
+    runs = []
+    for g in range(m.shape[1]):
+        if not m[:, g].any():
+            continue
+        if runs and runs[-1][1] == g and np.array_equal(m[:, g], m[:, g - 1]):
+            runs[-1][1] = g + 1
+        else:
+            runs.append([g, g + 1])
+    return [tuple(r) for r in runs]
+
+
+def test_group_run_bounds_equal_a_group_by_group_scan(rng):
+    from dbpim.model.compile import group_run_bounds, group_runs
+    for _ in range(300):
+        K, ng = int(rng.integers(1, 12)), int(rng.integers(0, 12))
+        base = rng.random((K, max(ng, 1))) < rng.uniform(0, 1)
+        mask = base[:, rng.integers(0, max(ng, 1), ng)] if rng.random() < 0.5 else rng.random((K, ng)) < 0.5
+        mask = np.sort(mask, axis=1) if rng.random() < 0.3 else mask  # long runs of equal groups
+        want = _group_runs_plain(mask)
+        for m in (mask, np.ascontiguousarray(mask.T).T):  # C-contiguous and the transpose of one (sim_bench.perf)
+            g0, g1 = group_run_bounds(m)
+            assert g0.dtype == g1.dtype == np.int64 and list(zip(g0.tolist(), g1.tolist())) == want, mask.tolist()
+            assert group_runs(m) == want
+
+
+def _same_mech(a, b, where):
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, dict):
+            assert x.keys() == y.keys() and all(np.array_equal(x[t], y[t]) for t in x), (where, f.name)
+        else:
+            assert np.array_equal(x, y), (where, f.name, x, y)
+
+
+def test_network_timing_layers_of_one_shape_together_equals_each_layer_alone(rng, monkeypatch):
+    """``evaluate_network`` times the layers of one request shape in one core-timing call: each as alone."""
+    cfg = load_config("small")
+    cfg = dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, cores=int(rng.integers(1, 5)),
+                                                              replicate_idle_cores=bool(rng.random() < 0.5)))
+    layers = []
+    for i in range(6):  # pairs of one shape (the same weights, different inputs), and a SIMD layer between
+        if i % 2 == 0:
+            cin, cout, k, H = int(rng.integers(1, 7)), int(rng.integers(2, 30)), int(rng.choice([1, 3])), \
+                int(rng.integers(3, 10))
+            W = rng.normal(0, 1, (cin * k * k, cout)).astype(np.float32)
+        x = (rng.integers(0, 256, (2, cin, H, H)) * (rng.random((2, cin, H, H)) < 0.5)).astype(np.uint8)
+        layers.append(synth.FloatLayer(name=f"l{i}", kind="conv2d", W=W, x=x, kernel=(k, k), stride=1,
+                                       padding=int(k // 2)))
+        layers.append(synth.FloatLayer(name=f"r{i}", kind="simd", W=None, x=None, simd_ops=7, op="relu"))
+    specs = synth.specs_of(layers, cfg.macro, sparsity=float(rng.uniform(0.2, 0.8)))
+    calls = []
+    timings = perf._core_timings
+    monkeypatch.setattr(perf, "_core_timings", lambda c, reqs: calls.append(len(reqs)) or timings(c, reqs))
+    monkeypatch.setattr(perf, "_NETWORK_WINDOW", int(rng.choice([3, 64])))
+    for batch in (1, 2):
+        calls.clear()
+        net = perf.evaluate_network(specs, cfg, batch=batch)
+        if perf._NETWORK_WINDOW > len(specs):  # each pair of one shape (the same mappings) in one call
+            assert len(calls) <= sum(s.mapped for s in specs) // 2, calls
+        for spec, got in zip(specs, net.layers):
+            want = perf.evaluate_layer(spec, cfg, batch=batch)
+            assert got.mech.keys() == want.mech.keys() and got.simd_cycles == want.simd_cycles
+            for k in got.mech:
+                _same_mech(got.mech[k], want.mech[k], (spec.name, k, batch))
+
+
+def test_round_work_equals_int64_round_sums(rng):
+    """``round_work`` sums integer cycles in their own dtype into int64: the int64 sums of the rounds."""
+    for dtype in (np.int16, np.uint8, np.int64, np.uint64, np.float64, bool):
+        P, M = int(rng.integers(1, 30)), int(rng.integers(1, 5))
+        v = rng.integers(0, 200, (3, P)).astype(dtype)
+        want = np.zeros((3, -(-P // M)), np.int64)
+        for r in range(want.shape[1]):
+            want[:, r] = np.asarray(v, np.int64)[:, r * M:(r + 1) * M].sum(-1)
+        got = ct.round_work(v, M)
+        assert got.dtype == np.int64 and np.array_equal(got, want), dtype
+
+
+def test_cell_row_sums_equal_a_bincount_over_row_positions(rng):
+    for _ in range(200):
+        n_comp, n_rows = int(rng.choice([1, 3, 16])), rng.integers(1, 40, int(rng.integers(1, 6)))
+        values = rng.integers(0, 100, int(n_rows.sum())).astype(np.int32)
+        cell_rows = int(-(-n_rows.max(initial=0) // n_comp)) + int(rng.integers(0, 3))
+        run = np.repeat(np.arange(n_rows.size), n_rows)
+        pos = np.arange(run.size) - np.repeat(np.cumsum(n_rows) - n_rows, n_rows)
+        want = np.bincount(run * cell_rows + pos // n_comp, weights=values,
+                           minlength=n_rows.size * cell_rows).reshape(n_rows.size, cell_rows)
+        got = perf._cell_row_sums(values, n_rows, n_comp, cell_rows)
+        assert got.dtype == want.dtype and np.array_equal(got, want), (n_rows.tolist(), n_comp)
