@@ -73,6 +73,7 @@ from dbpim.model.prune import n_groups
 from dbpim.model.chip_timing import dwc_cycles, instruction_cycles
 from dbpim.model.simd_core import record_cycles
 from dbpim.model.derived import Derived
+from dbpim.model.window import lane_read_bytes
 from dbpim.model.spec import CORE_LATENCY, DENSE_COLS_PER_WEIGHT, DIGIT_BITS, input_bits, pipeline_latency
 
 __all__ = ["MECHANISMS", "MECH_LABELS", "COMPONENTS", "MACRO_COMPONENTS", "LayerSpec", "LayerPerf", "MechPerf",
@@ -884,7 +885,7 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
         "accumulate_pj": issued / S * m.n_col,
         "ipu_pj": issued / S if skip else 0.0,
         "switch_pj": Pp * float((R * nct).sum()) if mech != "dense" else 0.0,
-        "input_buffer_byte_pj": float(Pp * spec.K * rounds_ft),
+        "input_buffer_byte_pj": float(Pp * spec.K * rounds_ft) * lane_read_bytes(m.n_comp, m.in_bits),
         # partial sums: written by the first row tile, read + written by the others, read once to stream out
         "output_buffer_byte_pj": Pp * word * float((np.bincount(mp.ft_run, weights=mp.ft_filters, minlength=n_runs)
                                                     * 2 * nrt).sum()),

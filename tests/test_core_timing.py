@@ -304,3 +304,18 @@ def test_in_windows_deliver_a_round_at_once_for_every_mechanism():
     for k in ("dense", "dbpim"):
         assert b.mech[k].wall_cycles < a.mech[k].wall_cycles, k
         assert np.all(b.mech[k].cycle_terms["delivery"] < a.mech[k].cycle_terms["delivery"]), k
+
+
+def test_input_buffer_energy_counts_a_bank_word_per_lane_read():
+    """Each lane reads its own bank's whole word of ``n_comp`` inputs (hw.window's full copies), once per window
+    per round of filter tiles over the cores: the input buffer's bytes are ``vectors x K x rounds x n_comp x
+    in_bits / 8``, not one byte per input."""
+    cfg = load_config("paper")
+    spec = synth.specs_of(synth.resnet18("cifar")[2:4], cfg.macro, sparsity=0.5)[0]
+    lp = perf.evaluate_layer(spec, cfg, ("dense", "dbpim"))
+    for k in ("dense", "dbpim"):
+        mk = lp.mech[k]
+        rounds = -(-mk.filter_tiles // cfg.system.cores)
+        word = cfg.macro.n_comp * cfg.macro.in_bits / 8
+        assert mk.events["input_buffer_byte_pj"] == spec.vectors * spec.K * rounds * word, k
+        assert mk.energy["input buffer"] == mk.events["input_buffer_byte_pj"] * cfg.energy.input_buffer_byte_pj, k
