@@ -10,6 +10,7 @@ the inputs past ``K``. This module writes down, once:
   padding, dilation, where the map starts) and its words
   (:data:`model.spec.WINDOW_LAYER`);
 * :func:`buffer_words` - the buffer's depth from ``system.input_buffer_kib``;
+* :func:`lane_read_bytes` - the bytes a lane's read takes (its bank's whole word);
 * :func:`table_entries` / :func:`pass_words` - what the host writes: the
   window table (one entry per window, :data:`model.spec.WINDOW_ENTRY`) and
   the pass descriptors (:data:`model.spec.WINDOW_PASS`);
@@ -35,7 +36,7 @@ from dbpim.model.layer import conv_out_size
 from dbpim.model.spec import (BUS_BITS, WINDOW_ELEMENTS_MAX, WINDOW_ENTRY, WINDOW_LATENCY, WINDOW_LAYER, WINDOW_PASS,
                               input_bits, pack, register_fields)
 
-__all__ = ["WindowLayer", "buffer_words", "buffer_image", "table_entries", "pass_words", "generator_addresses",
+__all__ = ["WindowLayer", "buffer_words", "lane_read_bytes", "buffer_image", "table_entries", "pass_words", "generator_addresses",
            "generator_beats", "pass_taps",
            "segment_table", "segment_passes", "segment_stream", "generator_cycles", "descriptor_markdown"]
 
@@ -161,6 +162,15 @@ def _split(fields, values: dict, n_words: int) -> list[int]:
 def buffer_words(input_buffer_kib: float, n_comp: int, in_bits: int) -> int:
     """Words of the input buffer: ``floor(input_buffer_kib * 8192 / (n_comp * in_bits))``, a word = ``n_comp`` inputs."""
     return int(float(input_buffer_kib) * 8192 // (int(n_comp) * int(in_bits)))
+
+
+def lane_read_bytes(n_comp: int, in_bits: int) -> float:
+    """Bytes one lane's read takes from the input buffer: ``n_comp * in_bits / 8``.
+
+    The buffer is ``n_comp`` banks that each hold the whole map (``hw.window``, docs/rtl.md): lane ``e`` reads
+    bank ``e``'s whole word of ``n_comp`` inputs for its one input, so a read costs the word, not one input.
+    """
+    return int(n_comp) * int(in_bits) / 8
 
 
 def buffer_image(layer: WindowLayer, x, signed: bool, words: int, n_comp: int) -> np.ndarray:

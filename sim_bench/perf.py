@@ -73,6 +73,7 @@ from dbpim.model.prune import n_groups
 from dbpim.model.chip_timing import dwc_cycles, instruction_cycles
 from dbpim.model.simd_core import record_cycles
 from dbpim.model.derived import Derived
+from dbpim.model.window import lane_read_bytes
 from dbpim.model.spec import CORE_LATENCY, DENSE_COLS_PER_WEIGHT, DIGIT_BITS, input_bits, pipeline_latency
 
 __all__ = ["MECHANISMS", "MECH_LABELS", "COMPONENTS", "MACRO_COMPONENTS", "LayerSpec", "LayerPerf", "MechPerf",
@@ -954,14 +955,15 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
     loaded_bytes = float((nbytes.sum(1) * nct).sum()) * tm.loads_per_row_tile / B  # into the macros, every pass
     weight_bytes = float((nbytes.sum(1)[mp.ft_run] * tm.fetches).sum()) / B  # from off chip, once per START
     word = Derived.of(cfg).acc_bytes
-    rounds_ft = -(-n_ft // C)
     events = {
         "cell_and_pj": act / S,
         "csd_adder_input_pj" if fta else "adder_input_pj": act / S,
         "accumulate_pj": issued / S * m.n_col,
         "ipu_pj": issued / S if skip else 0.0,
         "switch_pj": Pp * float((R * nct).sum()) if mech != "dense" else 0.0,
-        "input_buffer_byte_pj": float(Pp * spec.K * rounds_ft),
+        # every core's window generator reads its own copy (hw.window): per pixel and filter tile, n_comp lane reads
+        # of a fetched window, each its bank's whole word (padding lanes, which do not read, counted)
+        "input_buffer_byte_pj": float(Pp * ft_windows.sum() * m.n_comp) * lane_read_bytes(m.n_comp, m.in_bits),
         # partial sums: written by the first row tile, read + written by the others, read once to stream out
         "output_buffer_byte_pj": Pp * word * float((np.bincount(mp.ft_run, weights=mp.ft_filters, minlength=n_runs)
                                                     * 2 * nrt).sum()),

@@ -304,3 +304,23 @@ def test_in_windows_deliver_a_round_at_once_for_every_mechanism():
     for k in ("dense", "dbpim"):
         assert b.mech[k].wall_cycles < a.mech[k].wall_cycles, k
         assert np.all(b.mech[k].cycle_terms["delivery"] < a.mech[k].cycle_terms["delivery"]), k
+
+
+def test_input_buffer_energy_counts_a_bank_word_per_lane_read():
+    """Every core's window generator reads its own copy of the input buffer (hw.window): per pixel and filter
+    tile, ``n_comp`` lanes read each fetched window, each lane its bank's whole word of ``n_comp`` inputs. The
+    dense baseline fetches every window once; DB-PIM fetches the windows holding kept rows, in each row tile."""
+    cfg = load_config("paper")
+    m = cfg.macro
+    spec = synth.specs_of(synth.resnet18("cifar")[2:4], m, sparsity=0.5)[0]
+    lp = perf.evaluate_layer(spec, cfg, ("dense", "dbpim"))
+    word = m.n_comp * m.in_bits / 8
+    per_tile = -(-spec.K // m.n_comp) * m.n_comp * word  # every window of K, per pixel
+    dense, hybrid = lp.mech["dense"], lp.mech["dbpim"]
+    assert m.capacity_rows % m.n_comp == 0  # row tiles cut at window bounds: every window fetched once
+    assert dense.events["input_buffer_byte_pj"] == spec.vectors * dense.filter_tiles * per_tile
+    # a window whose kept rows straddle two row tiles is fetched by both: at most one more window a row tile
+    bound = spec.vectors * (hybrid.filter_tiles * per_tile + hybrid.tiles * m.n_comp * word)
+    assert 0 < hybrid.events["input_buffer_byte_pj"] <= bound
+    for mk in (dense, hybrid):
+        assert mk.energy["input buffer"] == mk.events["input_buffer_byte_pj"] * cfg.energy.input_buffer_byte_pj
