@@ -1037,7 +1037,9 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
     convolution (STATUS idle after it) each then rerun, one program per STATUS.ERROR_CODE (with the PC; code 5 also
     for an operand read one past ACT, ACC and CMEM; code 6 also for a window table past its end, a round ending with
     a result entry left and a layer one past the layer table, each followed at once by a CLMP that a PIM controller
-    still running would feed), then a reset (STATUS and CYCLES read 0)."""
+    still running would feed), a convolution whose core 1 reads several passes from its pass queue, a layer of one
+    segment of several passes reset at three points of its run and rerun with a segment of no passes first, then a
+    reset (STATUS and CYCLES read 0)."""
     from dbpim.model import isa
     from dbpim.model.chip import GoldenChip, program_cycles
     from dbpim.model.core import CoreParams
@@ -1164,6 +1166,50 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
             # and error as well as its next state), then the CLMP at once
             then_clamp("a block of more cores than the chip's", _header_word(one_layer, "cores", hw.system.cores + 1),
                        act)
+
+    # a convolution on every PIM core whose core 1 .. reads two passes or more from its pass queue (each band's
+    # segments reversed: the compiler puts a band's longest segment first, on core 0): the queue's fill and walk
+    if multi > 1:
+        for _ in range(200):
+            case = random_pim(rng, hw.macro, kind="conv2d")
+            src, dst = int(rng.integers(0, 40)), int(rng.integers(0, 20))
+            pim = _segments_reversed(pim_program(case, params, src=src, dst=dst, cores=multi,
+                                                 result_words=hw.system.result_buffer_words))
+            if len(pim.wmem) <= depths["WMEM"] and _queued_passes(pim) >= 2:
+                break
+        else:
+            raise RuntimeError("no random PIM convolution puts two passes into a pass queue")
+        act = rng.integers(-300, 300, depths["ACT"])
+        act[src:src + case.x.shape[1]] = case.x[0]
+        acc = rng.integers(-(1 << 20), 1 << 20, depths["ACC"])
+        a, c = act[None].copy(), acc[None].copy()
+        GoldenChip.from_program(pim, lanes).execute(a, c)
+        add(pim, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
+            [(f"PIM conv2d layer on {multi} cores, passes queued", {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1},
+              program_cycles(pim, lanes, act, acc), [c[0]])], "PIM conv2d layer, passes queued")
+
+    # a layer of one segment of two passes or more on PIM core 0 (it holds its next pass on offer while the
+    # first streams), reset at three points of its run, each rerun with a segment of no passes first (a round in
+    # which core 0 takes no pass: a pass left on offer through the reset would be taken there)
+    for _ in range(500):
+        case = random_pim(rng, hw.macro, kind="conv2d")
+        src, dst = int(rng.integers(0, 40)), int(rng.integers(0, 20))
+        one = pim_program(case, params, src=src, dst=dst)
+        pim = _empty_first_segment(one, params.map.regs["LAYER"])
+        if len(pim.wmem) <= depths["WMEM"] and _segment_passes(one) in ([2], [3], [4]):
+            break
+    else:
+        raise RuntimeError("no random PIM convolution of one segment of several passes fits the chip")
+    act = rng.integers(-300, 300, depths["ACT"])
+    act[src:src + case.x.shape[1]] = case.x[0]
+    acc = rng.integers(-(1 << 20), 1 << 20, depths["ACC"])
+    a, c = act[None].copy(), acc[None].copy()
+    GoldenChip.from_program(pim, lanes).execute(a, c)
+    cyc = program_cycles(pim, lanes, act, acc)
+    for at in (9, 11, 13):
+        add(pim, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
+            [("PIM conv2d layer, a segment of no passes first, after a reset", {"DONE": 1, "ERROR": 0,
+              "PC": len(pim.imem) - 1}, cyc, [c[0]])], "PIM layer, a segment of no passes first", cyc * at // 20)
 
     # each STATUS.ERROR_CODE
     def one(word, op=None, **desc):
@@ -1343,6 +1389,71 @@ def _round_cores(prog) -> int:
     w = np.asarray(prog.wmem, np.int64)
     return max(min(len(b.segments), blk.cores) for i in range(int(w[0])) for blk in [read_block(w, i)]
                for b in blk.bands)
+
+
+def _segment_chunks(prog):
+    """Each band of each layer of a program's WMEM image as (its first segment's word, [each segment's words])."""
+    from dbpim.model.pim_image import BAND_HEADER, PIM_HEADER, SEGMENT_HEADER, read_block
+    w = np.asarray(prog.wmem, np.int64)
+    out = []
+    for i in range(int(w[0])):
+        blk = read_block(w, i)
+        at = blk.base + len(PIM_HEADER) + len(blk.zeros)
+        for band in blk.bands:
+            at += len(BAND_HEADER)
+            first, chunks = at, []
+            for seg in band.segments:
+                n = len(SEGMENT_HEADER) + 2 * len(seg.writes) + len(seg.table) + 4 * len(seg.passes) + len(seg.results)
+                chunks.append(w[at:at + n].copy())
+                at += n
+            out.append((first, chunks))
+    return out
+
+
+def _segments_reversed(prog):
+    """``prog`` with each band's segments in the reverse order (the same words, so no address moves; each
+    segment's result entries place its sums in ACC wherever it runs): a band of a long first segment and a short
+    last one puts the long one on the round's last core, which reads its passes from its pass queue."""
+    w = np.asarray(prog.wmem, np.int64).copy()
+    for first, chunks in _segment_chunks(prog):
+        if chunks:
+            w[first:first + sum(len(c) for c in chunks)] = np.concatenate(chunks[::-1])
+    return dataclasses.replace(prog, wmem=w)
+
+
+def _queued_passes(prog) -> int:
+    """The most passes of a segment that a PIM core other than core 0 runs (from its pass queue)."""
+    from dbpim.model.pim_image import read_block
+    w = np.asarray(prog.wmem, np.int64)
+    return max([len(s.passes) for i in range(int(w[0])) for blk in [read_block(w, i)] for b in blk.bands
+                for k, s in enumerate(b.segments) if k % blk.cores], default=0)
+
+
+def _empty_first_segment(prog, layer_reg: int):
+    """``prog`` (a PIM instruction) with a segment of no passes before the first segment of its first layer's
+    first band (its one bus write sets the core's LAYER to no descriptors, ``layer_reg`` its byte address; no
+    table entry, no result entry; the block's word count with it, the later blocks moved): a round in which core
+    0 takes no pass descriptor."""
+    from dbpim.model.pim_image import BAND_HEADER, PIM_HEADER
+    from dbpim.model.spec import CORE_REG
+    w = [int(v) for v in np.asarray(prog.wmem, np.int64)]
+    base = w[1]
+    band = base + len(PIM_HEADER) + w[base + PIM_HEADER.index("zeros")]
+    assert w[base + PIM_HEADER.index("bands")] >= 1, "a band"
+    seg = [1, 0, 0, 0, layer_reg, CORE_REG["LAYER"].value(N_DESC=0)]
+    w[band + len(BAND_HEADER):band + len(BAND_HEADER)] = seg
+    w[band + BAND_HEADER.index("segments")] += 1
+    w[base + PIM_HEADER.index("words")] += len(seg)
+    for i in range(1, w[0]):
+        w[1 + i] += len(seg) if w[1 + i] > base else 0
+    return dataclasses.replace(prog, wmem=np.array(w, np.int64))
+
+
+def _segment_passes(prog) -> list:
+    """The passes of each segment of a program's WMEM image (every layer, band after band)."""
+    from dbpim.model.pim_image import read_block
+    w = np.asarray(prog.wmem, np.int64)
+    return [len(s.passes) for i in range(int(w[0])) for b in read_block(w, i).bands for s in b.segments]
 
 
 def _pim_segments(prog) -> int:
