@@ -1047,6 +1047,7 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
     from dbpim.verif.native_chip import chip_depths, chip_stimulus, program_images
     from dbpim.model.pim_programs import pim_program, random_pim
     from dbpim.model.requant import MULT_BITS, SHIFT_MAX
+    from dbpim.model.spec import SIMD_PIXEL_BITS
 
     rng = np.random.default_rng(seed)
     depths = chip_depths(hw)
@@ -1055,11 +1056,12 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
     status_reg, ctrl = isa.CHIP_REG["STATUS"], isa.CHIP_REG["CTRL"]
     regs = isa.HOST_TARGETS.index("REGS")
 
-    def add(prog, samples, reads, want, label, abort_after=None):
+    def add(prog, samples, reads, want, label, abort_after=None, dram=None):
         """One program: its images, then per sample its writes, run and reads; with ``abort_after``, the first
-        sample's START is first reset after that many cycles (STATUS and CYCLES read), its writes repeated."""
+        sample's START is first reset after that many cycles (STATUS and CYCLES read), its writes repeated;
+        ``dram`` (bytes, latency): the harness's ideal DRAM on the AXI4 master."""
         nonlocal aborts
-        block = chip_stimulus(program_images(prog), samples, reads, depths, 10 ** 7)
+        block = chip_stimulus(program_images(prog), samples, reads, depths, 10 ** 7, dram=dram)
         if abort_after is not None:
             at = next(k for k, ln in enumerate(block) if ln.startswith("run "))
             mark = max(k for k in range(at) if block[k] == "mark")
@@ -1078,11 +1080,12 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         for op in list(chip_programs.SIMD_OPS) + list(rng.choice(list(chip_programs.SIMD_OPS), 4)):
             asm.random(str(op))
         m, sh = asm.mults(2 * lanes + 1, 43)  # constants in three groups
-        # (the second trial's REQ without a bias: its last channel group, one channel, ends the constants' walk)
-        d = asm.desc("REQ", C=2 * lanes + 1, inner=2, outer=1, m_addr=asm.const(m), s_addr=asm.const(sh),
+        # (the second trial's REQ without a bias: its last channel group, one channel, ends the constants' walk;
+        # two outer rows of several channels: the write-back's pixel wraps onto the next row)
+        d = asm.desc("REQ", C=2 * lanes + 1, inner=2, outer=2, m_addr=asm.const(m), s_addr=asm.const(sh),
                      bias_addr=asm.const(rng.integers(-5000, 5000, 2 * lanes + 1)), has_bias=int(trial == 0),
                      lo=-100, hi=100)
-        asm.imem.append(isa.encode("REQ", desc=d, dst=asm.place(2 * (2 * lanes + 1), []), src0=0))
+        asm.imem.append(isa.encode("REQ", desc=d, dst=asm.place(2 * 2 * (2 * lanes + 1), []), src0=0))
         prog = asm.program()
         bufs = [chip_programs.random_buffers(rng, depths) for _ in range(2)]
         want = []
@@ -1166,6 +1169,9 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
             # and error as well as its next state), then the CLMP at once
             then_clamp("a block of more cores than the chip's", _header_word(one_layer, "cores", hw.system.cores + 1),
                        act)
+            # a round whose core stops with an error having taken every pass and owing no result (a segment of no
+            # passes whose descriptor is bad): error code 6 (the core's error alone ends the round), then the CLMP
+            then_clamp("a core error in a round of no passes", _core_error_first(one_layer, params), act)
 
     # a convolution on every PIM core whose core 1 .. reads two passes or more from its pass queue (each band's
     # segments reversed: the compiler puts a band's longest segment first, on core 0): the queue's fill and walk
@@ -1195,7 +1201,7 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         case = random_pim(rng, hw.macro, kind="conv2d")
         src, dst = int(rng.integers(0, 40)), int(rng.integers(0, 20))
         one = pim_program(case, params, src=src, dst=dst)
-        pim = _empty_first_segment(one, params.map.regs["LAYER"])
+        pim = _empty_first_segment(one, params)
         if len(pim.wmem) <= depths["WMEM"] and _segment_passes(one) in ([2], [3], [4]):
             break
     else:
@@ -1210,6 +1216,25 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         add(pim, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
             [("PIM conv2d layer, a segment of no passes first, after a reset", {"DONE": 1, "ERROR": 0,
               "PC": len(pim.imem) - 1}, cyc, [c[0]])], "PIM layer, a segment of no passes first", cyc * at // 20)
+
+    # a random LOAD / STORE program of every DMA buffer on the harness's ideal DRAM: ACT, ACC, WMEM, CMEM and the
+    # DRAM after HALT equal the golden chip's, CYCLES its count; DMEM read back over the host port too (each buffer's
+    # host read selects its own read address)
+    from dbpim.model.chip_timing import DMA_LATENCY
+    small = {**depths, "WMEM": min(depths["WMEM"], 2048), "CMEM": min(depths["CMEM"], 1024)}  # (a fast check)
+    prog, _, _, dram = chip_programs.random_dma_program(rng, small)
+    act, acc = chip_programs.random_buffers(rng, depths)
+    a, c, d = act[None].copy(), acc[None].copy(), dram.copy()
+    gold = GoldenChip.from_program(prog, lanes)
+    gold.execute(a, c, d)
+    dmem = np.asarray(program_images(prog)["DMEM"], np.int64) & 0xFFFFFFFF
+    dma_bufs = list(isa.DMA_BUFFERS)
+    want = {"ACT": a[0], "ACC": c[0], "WMEM": gold._wmem, "CMEM": gold._cmem,
+            "DMEM": np.where(dmem >= 1 << 31, dmem - (1 << 32), dmem), "DRAM": d}
+    regions = [(n, 0, small[n]) for n in dma_bufs] + [("DMEM", 0, len(dmem)), ("DRAM", 0, len(dram))]
+    add(prog, [{"ACT": (0, act), "ACC": (0, acc), "DRAM": (0, dram)}], regions,
+        [("LOAD / STORE program", {"DONE": 1, "ERROR": 0, "PC": len(prog.imem) - 1}, program_cycles(prog, lanes),
+          [want[n] for n, _, _ in regions])], "LOAD / STORE program", dram=(len(dram), DMA_LATENCY))
 
     # each STATUS.ERROR_CODE
     def one(word, op=None, **desc):
@@ -1268,6 +1293,8 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
             *pending,
             ("DWC weight outside int8", dwc_bad_weight(), 3),
             ("lo > hi", one(isa.encode("CLMP", desc=0, dst=10, src0=0), "CLMP", count=3, lo=5, hi=1), 3),
+            *((f"CLMP of {n} elements", one(isa.encode("CLMP", desc=0, dst=10, src0=0), "CLMP", count=n, lo=-9, hi=9),
+               3) for n in (0, 1 << SIMD_PIXEL_BITS)),  # the SIMD core's pixel count: 1 .. 2**24 - 1
             ("past 16 bits", one(isa.encode("GAP", desc=0, dst=10, src0=0), "GAP", C=1, HW=4, m=big, s=0,
                                  lo=-big - 1, hi=big), 4),
             ("past ACT", one(isa.encode("CLMP", desc=0, dst=depths["ACT"] - 2, src0=0), "CLMP", count=3, lo=-9,
@@ -1429,24 +1456,38 @@ def _queued_passes(prog) -> int:
                 for k, s in enumerate(b.segments) if k % blk.cores], default=0)
 
 
-def _empty_first_segment(prog, layer_reg: int):
-    """``prog`` (a PIM instruction) with a segment of no passes before the first segment of its first layer's
-    first band (its one bus write sets the core's LAYER to no descriptors, ``layer_reg`` its byte address; no
-    table entry, no result entry; the block's word count with it, the later blocks moved): a round in which core
-    0 takes no pass descriptor."""
+def _segment_first(prog, writes: list):
+    """``prog`` (a PIM instruction) with a segment of no passes, no table entry and no result entry before the
+    first segment of its first layer's first band, its bus writes ``writes`` ((byte address, word) pairs; the
+    block's word count with it, the later blocks moved): a round in which core 0 takes no pass descriptor."""
     from dbpim.model.pim_image import BAND_HEADER, PIM_HEADER
-    from dbpim.model.spec import CORE_REG
     w = [int(v) for v in np.asarray(prog.wmem, np.int64)]
     base = w[1]
     band = base + len(PIM_HEADER) + w[base + PIM_HEADER.index("zeros")]
     assert w[base + PIM_HEADER.index("bands")] >= 1, "a band"
-    seg = [1, 0, 0, 0, layer_reg, CORE_REG["LAYER"].value(N_DESC=0)]
+    seg = [len(writes), 0, 0, 0] + [int(v) for pair in writes for v in pair]
     w[band + len(BAND_HEADER):band + len(BAND_HEADER)] = seg
     w[band + BAND_HEADER.index("segments")] += 1
     w[base + PIM_HEADER.index("words")] += len(seg)
     for i in range(1, w[0]):
         w[1 + i] += len(seg) if w[1 + i] > base else 0
     return dataclasses.replace(prog, wmem=np.array(w, np.int64))
+
+
+def _empty_first_segment(prog, params):
+    """:func:`_segment_first` of a segment whose one bus write sets the core's LAYER to no descriptors."""
+    from dbpim.model.spec import CORE_REG
+    return _segment_first(prog, [(params.map.regs["LAYER"], CORE_REG["LAYER"].value(N_DESC=0))])
+
+
+def _core_error_first(prog, params):
+    """:func:`_segment_first` of a segment that sets the core's LAYER to one descriptor and writes descriptor 0 all
+    zero (``n_win`` 0): its core stops with an error at once (STATUS.ERROR_CODE 1), having taken no pass and owing
+    no result."""
+    from dbpim.model.spec import CORE_REG
+    desc = params.map.regions["desc"]
+    return _segment_first(prog, [(params.map.regs["LAYER"], CORE_REG["LAYER"].value(N_DESC=1))]
+                          + [(desc.base + 4 * k, 0) for k in range(desc.words)])
 
 
 def _segment_passes(prog) -> list:
@@ -1484,9 +1525,12 @@ def check_chip_suite(suite: ChipSuite, out_lines: list[str]) -> str | None:
         if cycles is not None and cyc != cycles:
             return f"{label}: CYCLES {cyc}, expected {cycles}"
         for name, got, want in zip(regions, reads[k + 2:k + 2 + len(regions)], values or []):
-            bits = isa.BUFFERS[name].elem_bits
-            got = np.array(got, np.int64)
-            got = np.where(got >= 1 << (bits - 1), got - (1 << bits), got)
+            if name == "DRAM":  # 32-bit words as read, little-endian: the region's bytes
+                got = np.array(got, "<u4").view(np.uint8)[:len(want)]
+            else:
+                bits = isa.BUFFERS[name].elem_bits
+                got = np.array(got, np.int64)
+                got = np.where(got >= 1 << (bits - 1), got - (1 << bits), got)
             if not np.array_equal(got, want):
                 return f"{label}: {name} differs at {np.flatnonzero(got != want)[:5].tolist()}"
         k += 2 + len(regions)
