@@ -1294,7 +1294,7 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
             ("DWC weight outside int8", dwc_bad_weight(), 3),
             ("lo > hi", one(isa.encode("CLMP", desc=0, dst=10, src0=0), "CLMP", count=3, lo=5, hi=1), 3),
             *((f"CLMP of {n} elements", one(isa.encode("CLMP", desc=0, dst=10, src0=0), "CLMP", count=n, lo=-9, hi=9),
-               3) for n in (0, 1 << SIMD_PIXEL_BITS)),  # the SIMD core's pixel count: 1 .. 2**24 - 1
+               3) for n in (0, 1 << SIMD_PIXEL_BITS, (1 << SIMD_PIXEL_BITS) + 1)),  # pixels: 1 .. 2**24 - 1
             ("past 16 bits", one(isa.encode("GAP", desc=0, dst=10, src0=0), "GAP", C=1, HW=4, m=big, s=0,
                                  lo=-big - 1, hi=big), 4),
             ("past ACT", one(isa.encode("CLMP", desc=0, dst=depths["ACT"] - 2, src0=0), "CLMP", count=3, lo=-9,
