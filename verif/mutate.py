@@ -1253,6 +1253,13 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         asm.imem.append(isa.encode("DWC", desc=d, dst=20, src0=0))
         return asm.program()
 
+    def req_const(m=1 << 30, s=31):  # a 1-channel REQ whose CMEM multiplier or shift is outside its range
+        asm = chip_programs.Asm(np.random.default_rng(0), depths)
+        d = asm.desc("REQ", C=1, inner=2, outer=1, m_addr=asm.const([m]), s_addr=asm.const([s]),
+                     bias_addr=asm.const([0]), has_bias=1, lo=-9, hi=9)
+        asm.imem.append(isa.encode("REQ", desc=d, dst=20, src0=0))
+        return asm.program()
+
     def read_past(op):  # an operand read one element past its buffer: REQ's ACC, CLMP's and ADD's ACT, DWC's weight
         asm = chip_programs.Asm(np.random.default_rng(0), depths)
         m, s, b = asm.const([1 << 30]), asm.const([31]), asm.const([0])
@@ -1292,6 +1299,8 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
             ("undefined opcode", one(isa.encode("CLMP") & ~0xF | 0xF), 1),
             *pending,
             ("DWC weight outside int8", dwc_bad_weight(), 3),
+            ("REQ multiplier negative", req_const(m=-1), 3), ("REQ shift negative", req_const(s=-1), 3),
+            (f"REQ shift past {SHIFT_MAX}", req_const(s=SHIFT_MAX + 1), 3),
             ("lo > hi", one(isa.encode("CLMP", desc=0, dst=10, src0=0), "CLMP", count=3, lo=5, hi=1), 3),
             *((f"CLMP of {n} elements", one(isa.encode("CLMP", desc=0, dst=10, src0=0), "CLMP", count=n, lo=-9, hi=9),
                3) for n in (0, 1 << SIMD_PIXEL_BITS, (1 << SIMD_PIXEL_BITS) + 1)),  # pixels: 1 .. 2**24 - 1
