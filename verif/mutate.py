@@ -1031,13 +1031,16 @@ class ChipSuite:
 def chip_suite(hw, seed: int = 1) -> ChipSuite:
     """The chip unit's kill suite on the native chip harness, deterministic for ``seed``: random programs of every
     SIMD instruction on random buffers (ACT after HALT and CYCLES equal the golden chip's), a REQ of more channels
-    than lanes, an ADD with its multipliers and shifts at their bounds, a random PIM convolution of several segments
+    than lanes over two outer rows, an ADD with its multipliers and shifts at their bounds, a random LOAD / STORE
+    program on the harness's ideal DRAM (every DMA buffer, the DRAM and DMEM read back), a random PIM convolution of
+    several segments
     on every PIM core (``system.cores``) and a linear layer as the instruction's layer 1 (ACC equal to the golden
     chip's; CYCLES its :func:`model.chip.program_cycles`), a reset in the middle of a SIMD program and of the
-    convolution (STATUS idle after it) each then rerun, one program per STATUS.ERROR_CODE (with the PC; code 5 also
-    for an operand read one past ACT, ACC and CMEM; code 6 also for a window table past its end, a round ending with
-    a result entry left and a layer one past the layer table, each followed at once by a CLMP that a PIM controller
-    still running would feed), a convolution whose core 1 reads several passes from its pass queue, a layer of one
+    convolution (STATUS idle after it) each then rerun, one program per STATUS.ERROR_CODE (with the PC; code 3 also
+    for a REQ's multiplier or shift out of range and a CLMP of 0, 2**24 and 2**24 + 1 elements; code 5 also for an
+    operand read one past ACT, ACC and CMEM; code 6 also for a window table past its end, a round ending with a
+    result entry left, a layer one past the layer table, a block of more cores than the chip's and a core error in a
+    round of no passes, each followed at once by a CLMP that a PIM controller still running would feed), a convolution whose core 1 reads several passes from its pass queue, a layer of one
     segment of several passes reset at three points of its run and rerun with a segment of no passes first, then a
     reset (STATUS and CYCLES read 0)."""
     from dbpim.model import isa
