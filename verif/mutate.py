@@ -1031,13 +1031,18 @@ class ChipSuite:
 def chip_suite(hw, seed: int = 1) -> ChipSuite:
     """The chip unit's kill suite on the native chip harness, deterministic for ``seed``: random programs of every
     SIMD instruction on random buffers (ACT after HALT and CYCLES equal the golden chip's), a REQ of more channels
-    than lanes, an ADD with its multipliers and shifts at their bounds, a random PIM convolution of several segments
+    than lanes over two outer rows, an ADD with its multipliers and shifts at their bounds, a random LOAD / STORE
+    program on the harness's ideal DRAM (every DMA buffer, the DRAM and DMEM read back), a random PIM convolution of
+    several segments
     on every PIM core (``system.cores``) and a linear layer as the instruction's layer 1 (ACC equal to the golden
     chip's; CYCLES its :func:`model.chip.program_cycles`), a reset in the middle of a SIMD program and of the
-    convolution (STATUS idle after it) each then rerun, one program per STATUS.ERROR_CODE (with the PC; code 5 also
-    for an operand read one past ACT, ACC and CMEM; code 6 also for a window table past its end, a round ending with
-    a result entry left and a layer one past the layer table, each followed at once by a CLMP that a PIM controller
-    still running would feed), then a reset (STATUS and CYCLES read 0)."""
+    convolution (STATUS idle after it) each then rerun, one program per STATUS.ERROR_CODE (with the PC; code 3 also
+    for a REQ's multiplier or shift out of range and a CLMP of 0, 2**24 and 2**24 + 1 elements; code 5 also for an
+    operand read one past ACT, ACC and CMEM; code 6 also for a window table past its end, a round ending with a
+    result entry left, a layer one past the layer table, a block of more cores than the chip's and a core error in a
+    round of no passes, each followed at once by a CLMP that a PIM controller still running would feed), a convolution whose core 1 reads several passes from its pass queue, a layer of one
+    segment of several passes reset at three points of its run and rerun with a segment of no passes first, then a
+    reset (STATUS and CYCLES read 0)."""
     from dbpim.model import isa
     from dbpim.model.chip import GoldenChip, program_cycles
     from dbpim.model.core import CoreParams
@@ -1045,6 +1050,7 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
     from dbpim.verif.native_chip import chip_depths, chip_stimulus, program_images
     from dbpim.model.pim_programs import pim_program, random_pim
     from dbpim.model.requant import MULT_BITS, SHIFT_MAX
+    from dbpim.model.spec import SIMD_PIXEL_BITS
 
     rng = np.random.default_rng(seed)
     depths = chip_depths(hw)
@@ -1053,11 +1059,12 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
     status_reg, ctrl = isa.CHIP_REG["STATUS"], isa.CHIP_REG["CTRL"]
     regs = isa.HOST_TARGETS.index("REGS")
 
-    def add(prog, samples, reads, want, label, abort_after=None):
+    def add(prog, samples, reads, want, label, abort_after=None, dram=None):
         """One program: its images, then per sample its writes, run and reads; with ``abort_after``, the first
-        sample's START is first reset after that many cycles (STATUS and CYCLES read), its writes repeated."""
+        sample's START is first reset after that many cycles (STATUS and CYCLES read), its writes repeated;
+        ``dram`` (bytes, latency): the harness's ideal DRAM on the AXI4 master."""
         nonlocal aborts
-        block = chip_stimulus(program_images(prog), samples, reads, depths, 10 ** 7)
+        block = chip_stimulus(program_images(prog), samples, reads, depths, 10 ** 7, dram=dram)
         if abort_after is not None:
             at = next(k for k, ln in enumerate(block) if ln.startswith("run "))
             mark = max(k for k in range(at) if block[k] == "mark")
@@ -1076,11 +1083,12 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         for op in list(chip_programs.SIMD_OPS) + list(rng.choice(list(chip_programs.SIMD_OPS), 4)):
             asm.random(str(op))
         m, sh = asm.mults(2 * lanes + 1, 43)  # constants in three groups
-        # (the second trial's REQ without a bias: its last channel group, one channel, ends the constants' walk)
-        d = asm.desc("REQ", C=2 * lanes + 1, inner=2, outer=1, m_addr=asm.const(m), s_addr=asm.const(sh),
+        # (the second trial's REQ without a bias: its last channel group, one channel, ends the constants' walk;
+        # two outer rows of several channels: the write-back's pixel wraps onto the next row)
+        d = asm.desc("REQ", C=2 * lanes + 1, inner=2, outer=2, m_addr=asm.const(m), s_addr=asm.const(sh),
                      bias_addr=asm.const(rng.integers(-5000, 5000, 2 * lanes + 1)), has_bias=int(trial == 0),
                      lo=-100, hi=100)
-        asm.imem.append(isa.encode("REQ", desc=d, dst=asm.place(2 * (2 * lanes + 1), []), src0=0))
+        asm.imem.append(isa.encode("REQ", desc=d, dst=asm.place(2 * 2 * (2 * lanes + 1), []), src0=0))
         prog = asm.program()
         bufs = [chip_programs.random_buffers(rng, depths) for _ in range(2)]
         want = []
@@ -1164,6 +1172,72 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
             # and error as well as its next state), then the CLMP at once
             then_clamp("a block of more cores than the chip's", _header_word(one_layer, "cores", hw.system.cores + 1),
                        act)
+            # a round whose core stops with an error having taken every pass and owing no result (a segment of no
+            # passes whose descriptor is bad): error code 6 (the core's error alone ends the round), then the CLMP
+            then_clamp("a core error in a round of no passes", _core_error_first(one_layer, params), act)
+
+    # a convolution on every PIM core whose core 1 .. reads two passes or more from its pass queue (each band's
+    # segments reversed: the compiler puts a band's longest segment first, on core 0): the queue's fill and walk
+    if multi > 1:
+        for _ in range(200):
+            case = random_pim(rng, hw.macro, kind="conv2d")
+            src, dst = int(rng.integers(0, 40)), int(rng.integers(0, 20))
+            pim = _segments_reversed(pim_program(case, params, src=src, dst=dst, cores=multi,
+                                                 result_words=hw.system.result_buffer_words))
+            if len(pim.wmem) <= depths["WMEM"] and _queued_passes(pim) >= 2:
+                break
+        else:
+            raise RuntimeError("no random PIM convolution puts two passes into a pass queue")
+        act = rng.integers(-300, 300, depths["ACT"])
+        act[src:src + case.x.shape[1]] = case.x[0]
+        acc = rng.integers(-(1 << 20), 1 << 20, depths["ACC"])
+        a, c = act[None].copy(), acc[None].copy()
+        GoldenChip.from_program(pim, lanes).execute(a, c)
+        add(pim, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
+            [(f"PIM conv2d layer on {multi} cores, passes queued", {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1},
+              program_cycles(pim, lanes, act, acc), [c[0]])], "PIM conv2d layer, passes queued")
+
+    # a layer of one segment of two passes or more on PIM core 0 (it holds its next pass on offer while the
+    # first streams), reset at three points of its run, each rerun with a segment of no passes first (a round in
+    # which core 0 takes no pass: a pass left on offer through the reset would be taken there)
+    for _ in range(500):
+        case = random_pim(rng, hw.macro, kind="conv2d")
+        src, dst = int(rng.integers(0, 40)), int(rng.integers(0, 20))
+        one = pim_program(case, params, src=src, dst=dst)
+        pim = _empty_first_segment(one, params)
+        if len(pim.wmem) <= depths["WMEM"] and _segment_passes(one) in ([2], [3], [4]):
+            break
+    else:
+        raise RuntimeError("no random PIM convolution of one segment of several passes fits the chip")
+    act = rng.integers(-300, 300, depths["ACT"])
+    act[src:src + case.x.shape[1]] = case.x[0]
+    acc = rng.integers(-(1 << 20), 1 << 20, depths["ACC"])
+    a, c = act[None].copy(), acc[None].copy()
+    GoldenChip.from_program(pim, lanes).execute(a, c)
+    cyc = program_cycles(pim, lanes, act, acc)
+    for at in (9, 11, 13):
+        add(pim, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
+            [("PIM conv2d layer, a segment of no passes first, after a reset", {"DONE": 1, "ERROR": 0,
+              "PC": len(pim.imem) - 1}, cyc, [c[0]])], "PIM layer, a segment of no passes first", cyc * at // 20)
+
+    # a random LOAD / STORE program of every DMA buffer on the harness's ideal DRAM: ACT, ACC, WMEM, CMEM and the
+    # DRAM after HALT equal the golden chip's, CYCLES its count; DMEM read back over the host port too (each buffer's
+    # host read selects its own read address)
+    from dbpim.model.chip_timing import DMA_LATENCY
+    small = {**depths, "WMEM": min(depths["WMEM"], 2048), "CMEM": min(depths["CMEM"], 1024)}  # (a fast check)
+    prog, _, _, dram = chip_programs.random_dma_program(rng, small)
+    act, acc = chip_programs.random_buffers(rng, depths)
+    a, c, d = act[None].copy(), acc[None].copy(), dram.copy()
+    gold = GoldenChip.from_program(prog, lanes)
+    gold.execute(a, c, d)
+    dmem = np.asarray(program_images(prog)["DMEM"], np.int64) & 0xFFFFFFFF
+    dma_bufs = list(isa.DMA_BUFFERS)
+    want = {"ACT": a[0], "ACC": c[0], "WMEM": gold._wmem, "CMEM": gold._cmem,
+            "DMEM": np.where(dmem >= 1 << 31, dmem - (1 << 32), dmem), "DRAM": d}
+    regions = [(n, 0, small[n]) for n in dma_bufs] + [("DMEM", 0, len(dmem)), ("DRAM", 0, len(dram))]
+    add(prog, [{"ACT": (0, act), "ACC": (0, acc), "DRAM": (0, dram)}], regions,
+        [("LOAD / STORE program", {"DONE": 1, "ERROR": 0, "PC": len(prog.imem) - 1}, program_cycles(prog, lanes),
+          [want[n] for n, _, _ in regions])], "LOAD / STORE program", dram=(len(dram), DMA_LATENCY))
 
     # each STATUS.ERROR_CODE
     def one(word, op=None, **desc):
@@ -1180,6 +1254,13 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         d = asm.desc("DWC", C=1, H=3, W=3, Ho=2, Wo=2, kernel=isa.pack_pair(2, 2), stride=isa.pack_pair(1, 1),
                      padding=0, dilation=isa.pack_pair(1, 1), w_addr=w, m_addr=m, s_addr=s, bias_addr=b, lo=-9, hi=9)
         asm.imem.append(isa.encode("DWC", desc=d, dst=20, src0=0))
+        return asm.program()
+
+    def req_const(m=1 << 30, s=31):  # a 1-channel REQ whose CMEM multiplier or shift is outside its range
+        asm = chip_programs.Asm(np.random.default_rng(0), depths)
+        d = asm.desc("REQ", C=1, inner=2, outer=1, m_addr=asm.const([m]), s_addr=asm.const([s]),
+                     bias_addr=asm.const([0]), has_bias=1, lo=-9, hi=9)
+        asm.imem.append(isa.encode("REQ", desc=d, dst=20, src0=0))
         return asm.program()
 
     def read_past(op):  # an operand read one element past its buffer: REQ's ACC, CLMP's and ADD's ACT, DWC's weight
@@ -1221,7 +1302,11 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
             ("undefined opcode", one(isa.encode("CLMP") & ~0xF | 0xF), 1),
             *pending,
             ("DWC weight outside int8", dwc_bad_weight(), 3),
+            ("REQ multiplier negative", req_const(m=-1), 3), ("REQ shift negative", req_const(s=-1), 3),
+            (f"REQ shift past {SHIFT_MAX}", req_const(s=SHIFT_MAX + 1), 3),
             ("lo > hi", one(isa.encode("CLMP", desc=0, dst=10, src0=0), "CLMP", count=3, lo=5, hi=1), 3),
+            *((f"CLMP of {n} elements", one(isa.encode("CLMP", desc=0, dst=10, src0=0), "CLMP", count=n, lo=-9, hi=9),
+               3) for n in (0, 1 << SIMD_PIXEL_BITS, (1 << SIMD_PIXEL_BITS) + 1)),  # pixels: 1 .. 2**24 - 1
             ("past 16 bits", one(isa.encode("GAP", desc=0, dst=10, src0=0), "GAP", C=1, HW=4, m=big, s=0,
                                  lo=-big - 1, hi=big), 4),
             ("past ACT", one(isa.encode("CLMP", desc=0, dst=depths["ACT"] - 2, src0=0), "CLMP", count=3, lo=-9,
@@ -1345,6 +1430,85 @@ def _round_cores(prog) -> int:
                for b in blk.bands)
 
 
+def _segment_chunks(prog):
+    """Each band of each layer of a program's WMEM image as (its first segment's word, [each segment's words])."""
+    from dbpim.model.pim_image import BAND_HEADER, PIM_HEADER, SEGMENT_HEADER, read_block
+    w = np.asarray(prog.wmem, np.int64)
+    out = []
+    for i in range(int(w[0])):
+        blk = read_block(w, i)
+        at = blk.base + len(PIM_HEADER) + len(blk.zeros)
+        for band in blk.bands:
+            at += len(BAND_HEADER)
+            first, chunks = at, []
+            for seg in band.segments:
+                n = len(SEGMENT_HEADER) + 2 * len(seg.writes) + len(seg.table) + 4 * len(seg.passes) + len(seg.results)
+                chunks.append(w[at:at + n].copy())
+                at += n
+            out.append((first, chunks))
+    return out
+
+
+def _segments_reversed(prog):
+    """``prog`` with each band's segments in the reverse order (the same words, so no address moves; each
+    segment's result entries place its sums in ACC wherever it runs): a band of a long first segment and a short
+    last one puts the long one on the round's last core, which reads its passes from its pass queue."""
+    w = np.asarray(prog.wmem, np.int64).copy()
+    for first, chunks in _segment_chunks(prog):
+        if chunks:
+            w[first:first + sum(len(c) for c in chunks)] = np.concatenate(chunks[::-1])
+    return dataclasses.replace(prog, wmem=w)
+
+
+def _queued_passes(prog) -> int:
+    """The most passes of a segment that a PIM core other than core 0 runs (from its pass queue)."""
+    from dbpim.model.pim_image import read_block
+    w = np.asarray(prog.wmem, np.int64)
+    return max([len(s.passes) for i in range(int(w[0])) for blk in [read_block(w, i)] for b in blk.bands
+                for k, s in enumerate(b.segments) if k % blk.cores], default=0)
+
+
+def _segment_first(prog, writes: list):
+    """``prog`` (a PIM instruction) with a segment of no passes, no table entry and no result entry before the
+    first segment of its first layer's first band, its bus writes ``writes`` ((byte address, word) pairs; the
+    block's word count with it, the later blocks moved): a round in which core 0 takes no pass descriptor."""
+    from dbpim.model.pim_image import BAND_HEADER, PIM_HEADER
+    w = [int(v) for v in np.asarray(prog.wmem, np.int64)]
+    base = w[1]
+    band = base + len(PIM_HEADER) + w[base + PIM_HEADER.index("zeros")]
+    assert w[base + PIM_HEADER.index("bands")] >= 1, "a band"
+    seg = [len(writes), 0, 0, 0] + [int(v) for pair in writes for v in pair]
+    w[band + len(BAND_HEADER):band + len(BAND_HEADER)] = seg
+    w[band + BAND_HEADER.index("segments")] += 1
+    w[base + PIM_HEADER.index("words")] += len(seg)
+    for i in range(1, w[0]):
+        w[1 + i] += len(seg) if w[1 + i] > base else 0
+    return dataclasses.replace(prog, wmem=np.array(w, np.int64))
+
+
+def _empty_first_segment(prog, params):
+    """:func:`_segment_first` of a segment whose one bus write sets the core's LAYER to no descriptors."""
+    from dbpim.model.spec import CORE_REG
+    return _segment_first(prog, [(params.map.regs["LAYER"], CORE_REG["LAYER"].value(N_DESC=0))])
+
+
+def _core_error_first(prog, params):
+    """:func:`_segment_first` of a segment that sets the core's LAYER to one descriptor and writes descriptor 0 all
+    zero (``n_win`` 0): its core stops with an error at once (STATUS.ERROR_CODE 1), having taken no pass and owing
+    no result."""
+    from dbpim.model.spec import CORE_REG
+    desc = params.map.regions["desc"]
+    return _segment_first(prog, [(params.map.regs["LAYER"], CORE_REG["LAYER"].value(N_DESC=1))]
+                          + [(desc.base + 4 * k, 0) for k in range(desc.words)])
+
+
+def _segment_passes(prog) -> list:
+    """The passes of each segment of a program's WMEM image (every layer, band after band)."""
+    from dbpim.model.pim_image import read_block
+    w = np.asarray(prog.wmem, np.int64)
+    return [len(s.passes) for i in range(int(w[0])) for b in read_block(w, i).bands for s in b.segments]
+
+
 def _pim_segments(prog) -> int:
     """PIM core runs (segments) of every layer of a program's WMEM image."""
     from dbpim.model.pim_image import read_block
@@ -1373,9 +1537,12 @@ def check_chip_suite(suite: ChipSuite, out_lines: list[str]) -> str | None:
         if cycles is not None and cyc != cycles:
             return f"{label}: CYCLES {cyc}, expected {cycles}"
         for name, got, want in zip(regions, reads[k + 2:k + 2 + len(regions)], values or []):
-            bits = isa.BUFFERS[name].elem_bits
-            got = np.array(got, np.int64)
-            got = np.where(got >= 1 << (bits - 1), got - (1 << bits), got)
+            if name == "DRAM":  # 32-bit words as read, little-endian: the region's bytes
+                got = np.array(got, "<u4").view(np.uint8)[:len(want)]
+            else:
+                bits = isa.BUFFERS[name].elem_bits
+                got = np.array(got, np.int64)
+                got = np.where(got >= 1 << (bits - 1), got - (1 << bits), got)
             if not np.array_equal(got, want):
                 return f"{label}: {name} differs at {np.flatnonzero(got != want)[:5].tolist()}"
         k += 2 + len(regions)
