@@ -1033,6 +1033,7 @@ class GoldenChip:
                 self.dma_cycles += cyc
                 self.by_instruction[pc] += cyc
                 continue
+            self._check_extent(op, d, name)
             if op == "REQ":
                 C, inner, outer = d["C"], d["inner"], d["outer"]
                 n = C * inner * outer
@@ -1127,6 +1128,19 @@ class GoldenChip:
                 self._cmem = img
         else:
             mem[:, base:base + n] = rows
+
+    @staticmethod
+    def _check_extent(op: str, d: dict, name: str) -> None:
+        """The sizes the chip controller's CHECK refuses (STATUS.ERROR_CODE 3): a SIMD instruction runs 1 ..
+        2**24 - 1 pixels, windows of 1 .. 2**16 - 1 taps and at least one channel
+        (:func:`model.chip_timing.simd_extent`, :data:`model.spec.SIMD_PIXEL_BITS` / ``SIMD_WINDOW_BITS``)."""
+        from dbpim.model.chip_timing import simd_extent
+        from dbpim.model.spec import SIMD_PIXEL_BITS, SIMD_WINDOW_BITS
+        pixels, window, channels = simd_extent(op, d)
+        if not (1 <= pixels < 1 << SIMD_PIXEL_BITS and 1 <= window < 1 << SIMD_WINDOW_BITS and channels >= 1):
+            raise ChipError(f"{name}: {pixels} pixels, a window of {window} and {channels} channels; the SIMD core "
+                            f"runs 1 to {(1 << SIMD_PIXEL_BITS) - 1} pixels, windows of 1 to "
+                            f"{(1 << SIMD_WINDOW_BITS) - 1} and at least one channel (STATUS.ERROR_CODE 3)")
 
     @staticmethod
     def _check_dwc_weights(w: np.ndarray, d: dict, name: str) -> None:

@@ -23,7 +23,7 @@ from dbpim.model import isa
 from dbpim.model.spec import SIMD_LATENCY
 
 __all__ = ["DESC_LOADED", "DWC_DESC_LOADED", "FIXED_CYCLES", "HALT_CYCLES", "PIM_FIXED_CYCLES", "desc_loaded",
-           "dwc_cycles", "pim_cycles", "instruction_cycles", "DMA_LATENCY", "DMA_FIXED_CYCLES", "dma_cycles"]
+           "dwc_cycles", "simd_extent", "pim_cycles", "instruction_cycles", "DMA_LATENCY", "DMA_FIXED_CYCLES", "dma_cycles"]
 
 #: Descriptor words the controller loads for every instruction but DWC (the longest other SIMD descriptor: REQ /
 #: MAXP, 9 words; PIM's first words).
@@ -91,6 +91,13 @@ def _geometry(op: str, d: dict):
     if op == "GAP":
         return 1, d["C"], 1, d["HW"], 1, 1, (1, d["HW"]), one, (0, 0), one
     raise ValueError(f"op: must be one of REQ, ADD, MAXP, GAP, CLMP, DWC, got {op!r}")
+
+
+def simd_extent(op: str, d: dict) -> tuple[int, int, int]:
+    """``(pixels, window, channels)`` of a SIMD instruction (``d`` its unpacked descriptor): what the chip
+    controller's CHECK hands the SIMD core and tests (``outer x Ho x Wo`` pixels, ``KH x KW`` taps, ``C``)."""
+    outer, C, _, _, Ho, Wo, (KH, KW), *_ = _geometry(op, d)
+    return int(outer) * int(Ho) * int(Wo), int(KH) * int(KW), int(C)
 
 
 def dwc_cycles(C: int, H: int, W: int, kernel, stride, padding, dilation, lanes: int) -> int:

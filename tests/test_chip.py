@@ -286,3 +286,19 @@ def test_weight_streaming_equals_the_resident_program(nets, name):
           f"{len(loads)} LOADs; cycles {resident.cycles} -> {chip.cycles} ({len(x)} samples)")
     with pytest.raises(ChipError, match="do not fit WMEM's"):
         GoldenChip(art, wmem_words=len(p.wmem) - 1)
+
+
+@pytest.mark.parametrize("count", [0, 1 << 24, (1 << 24) + 1])
+def test_golden_chip_refuses_a_simd_size_the_controller_refuses(count):
+    """A CLMP of 0 or 2**24 and more elements: the chip controller's CHECK stops it with STATUS.ERROR_CODE 3; the
+    golden chip raises one line naming the instruction and the sizes allowed (not a traceback, not a run)."""
+    from dbpim.model import chip_programs, isa
+    from dbpim.model.config import load_config
+    depths = load_config("small").chip_words()
+    asm = chip_programs.Asm(np.random.default_rng(0), depths)
+    asm.desc("CLMP", count=count, lo=-9, hi=9)
+    asm.dmem.extend([0] * (isa.DESC_WORDS - len(asm.dmem)))
+    asm.imem.append(isa.encode("CLMP", desc=0, dst=10, src0=0))
+    chip = GoldenChip.from_program(asm.program(), 4)
+    with pytest.raises(ChipError, match=r"instruction 0 \(CLMP\): .*pixels.*ERROR_CODE 3\)$"):
+        chip.execute(np.zeros((1, depths["ACT"]), np.int64), np.zeros((1, depths["ACC"]), np.int64))
