@@ -38,9 +38,12 @@ def test_random_pim_layers_on_two_throughput_cores_equal_the_golden_chip(seed):
     from test_chip_native import _pim_cases_on_cores
     hw = load_config(THROUGHPUT_CHIP)
     rng = np.random.default_rng(seed)
-    widest, _ = _pim_cases_on_cores(hw, 2, rng, 2)
-    w2, _ = _pim_cases_on_cores(hw, 2, rng, 1, banded=True)
-    assert max(widest, w2) >= 1
+    widest = _pim_cases_on_cores(hw, 2, rng, 1, banded=True)[0]
+    for _ in range(6):  # until a round ran on both cores
+        widest = max(widest, _pim_cases_on_cores(hw, 2, rng, 1)[0])
+        if widest == 2:
+            break
+    assert widest == 2, f"seed {seed}: no drawn layer ran a round on both cores"
 
 
 def test_demo_cnn_on_the_throughput_chip(tmp_path):
