@@ -222,8 +222,10 @@ class PIMController(Block):
         # --- each core's pass feeder: core 0 reads its passes on WMEM port A, cores 1 .. from their pass queues;
         # cores 1 .. (every core with L > 1 result lanes) put their results into their result buffers, a beat a word
         cs = []
-        if L > 1:  # the lane of the result buffer word being drained, its ACC offset from its group's first pixel
+        if L > 1:  # the lane of the result buffer word being drained, its ACC offset from its group's first pixel,
+            # the lane's offset from the pass's first pixel, its pixel + 1 and the group's end (each at A bits)
             lane, loff = Signal(range(L), name="dlane"), Signal(A, name="dlane_off")
+            lane_at, lane_px, group_end = Signal(A, name="dlane_at"), Signal(A, name="dlane_px"), Signal(A)
 
         def to_acc(v):
             """A signed sum at ACC's width: its low bits (it fits, or is checked) or sign-extended."""
@@ -322,9 +324,11 @@ class PIMController(Block):
         drained = Signal(signed(acc_bits))  # the word of the result buffer being drained
         m.d.comb += [r_base.eq(dst + (self.wb_data & ((1 << len(ent.off)) - 1))),  # dst + OFF, at A bits
                      z_base.eq(dst + zoff),
-                     acc_at.eq(r_base + qoff if L == 1 else r_base + qoff + loff), zero_at.eq(z_base + qoff),
+                     acc_at.eq(r_base + (qoff if L == 1 else lane_at)), zero_at.eq(z_base + qoff),
                      self.acc_waddr.eq(clip(acc_at, D["ACC"])),
                      self.acc_wdata.eq(Mux(draining, drained, self.core_o_psum) if L == 1 else drained)]
+        if L > 1:
+            m.d.comb += [lane_at.eq(qoff + loff), lane_px.eq(q + lane + 1), group_end.eq(q + L)]
         with m.Switch(dcore):
             for k in range(0 if L > 1 else 1, NC):
                 with m.Case(k):
@@ -347,9 +351,9 @@ class PIMController(Block):
             """L > 1: one result of the word drained into ACC, lane by lane (those holding a pixel); after its
             last (returned: the caller steps to the next word), on to the next result entry (the next lane group
             after the pass's last channel)."""
-            last_lane = Signal()
+            last_lane, n_px = Signal(), len(ent.pixels)
             m.d.comb += [self.acc_we.eq(1),
-                         last_lane.eq((lane == L - 1) | (q + lane + 1 == ent.pixels))]
+                         last_lane.eq((lane == L - 1) | ((lane_px[:n_px] == ent.pixels) & ~lane_px[n_px:].any()))]
             with m.If(~last_lane):
                 m.d.sync += [lane.eq(lane + 1), loff.eq(loff + hw["pixel_stride"])]
             with m.Else():
@@ -357,12 +361,12 @@ class PIMController(Block):
                 with m.If(~ent.end):
                     m.d.comb += [r_adv.eq(1), r_next.eq(rptr + 1)]
                     m.d.sync += rptr.eq(rptr + 1)
-                with m.Elif(q + L >= ent.pixels):
+                with m.Elif(group_end[n_px:].any() | (group_end[:n_px] >= ent.pixels)):  # q + L >= PIXELS
                     m.d.comb += [r_adv.eq(1), r_next.eq(rptr + 1)]
                     m.d.sync += [rptr.eq(rptr + 1), pstart.eq(rptr + 1), q.eq(0), qoff.eq(0)]
                 with m.Else():
                     m.d.comb += [r_adv.eq(1), r_next.eq(pstart)]
-                    m.d.sync += [rptr.eq(pstart), q.eq(q + L), qoff.eq(qoff + loff + hw["pixel_stride"])]
+                    m.d.sync += [rptr.eq(pstart), q.eq(q + L), qoff.eq(lane_at + hw["pixel_stride"])]
             return last_lane
 
         def feed(k):
@@ -680,7 +684,6 @@ class PIMController(Block):
 
             if L > 1:  # dleft: the words the core wrote; the drain ends with its result entries
                 with m.State("DRAIN"):
-                    m.d.comb += draining.eq(1)
                     with m.If(rptr == res_end):
                         with m.If(dra != dleft):
                             fail("pim")
