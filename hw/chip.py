@@ -175,7 +175,7 @@ class DBPIMChip(Block):
                          port("core_o_valid").eq(core.o.valid), port("core_o_psum").eq(psum(core)),
                          core.o.ready.eq(port("core_o_ready")), port("core_done").eq(core.done),
                          port("core_error").eq(core.error)]
-            if L > 1:
+            if pim.keeps:  # the lanes holding a sum, for the PIM controller's range check
                 m.d.comb += port("core_o_keep").eq(core.o_keep)
         for k in ("groups", "layer", "signed", "C", "H", "W", "src", "dst"):
             m.d.comb += getattr(pim, k).eq(getattr(ctrl, f"pim_{k}"))

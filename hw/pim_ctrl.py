@@ -88,7 +88,8 @@ class PIMController(Block):
         The core's descriptors (``core.descriptors``): the most passes of a segment (cores 1 ..'s pass queues).
     result_lanes : int
         Results a core's result beat carries (``core.result_lanes``), 1 .. 16: with L > 1 every core's beats
-        (``core_o_psum`` L sums, lane i in bits ``i * psum_bits ..``, ``core_o_keep`` the lanes holding one) go
+        (``core_o_psum`` L sums, lane i in bits ``i * psum_bits ..``; ``core_o_keep`` the lanes holding one, a port
+        only where ``psum_bits`` passes ACC's 32 bits: the kept lanes' range is checked) go
         into its result buffer, a beat a word, drained into ACC one result a cycle after the round, core 0 first.
     """
 
@@ -108,6 +109,8 @@ class PIMController(Block):
         self._result_words = check_int("result_words", result_words, 1, 1 << 16)
         self._descriptors = check_int("descriptors", descriptors, 1, 1 << 16)
         self._lanes = L = check_int("result_lanes", result_lanes, 1, 16)
+        #: L > 1 and the core's sums may pass ACC's elements: ``core_o_keep`` ports (a kept lane's range is checked)
+        self.keeps = L > 1 and psum_bits > isa.BUFFERS["ACC"].elem_bits
         self.__dict__["_params"] = {"n_comp": self._n, "in_bits": self._in_bits, "buffer_words": self._words,
                                     "windows": self._windows, "word_addr_bits": self._wab, "psum_bits": self._psum,
                                     **{f"{b.lower()}_words": v for b, v in self._depths.items()},
@@ -123,7 +126,8 @@ class PIMController(Block):
                 f"tab_en{x}": Out(1), f"core_w_en{x}": Out(1),
                 f"core_o_valid{x}": In(1),
                 **({f"core_o_psum{x}": In(signed(psum_bits))} if L == 1 else
-                   {f"core_o_psum{x}": In(L * psum_bits), f"core_o_keep{x}": In(L)}),
+                   {f"core_o_psum{x}": In(L * psum_bits),
+                    **({f"core_o_keep{x}": In(L)} if self.keeps else {})}),
                 f"core_o_ready{x}": Out(1),
                 f"core_done{x}": In(1), f"core_error{x}": In(1)})
         super().__init__({
@@ -239,10 +243,10 @@ class PIMController(Block):
             """L > 1: core ``k``'s result beat as a result buffer word (lane i in bits ``i * 32 ..``) and whether a
             kept lane's sum does not fit ACC (None: the core's sums always fit)."""
             sums = [port("core_o_psum", k)[i * self._psum:(i + 1) * self._psum].as_signed() for i in range(L)]
-            w = [wide(v) for v in sums]
+            if not self.keeps:  # the core's sums always fit
+                return Cat(*[to_acc(v) for v in sums]), None
             keep = port("core_o_keep", k)
-            return Cat(*[to_acc(v) for v in sums]), None if w[0] is None else Cat(*[w[i] & keep[i]
-                                                                                    for i in range(L)]).any()
+            return Cat(*[to_acc(v) for v in sums]), Cat(*[wide(v) & keep[i] for i, v in enumerate(sums)]).any()
 
         for k in range(NC):
             c = SimpleNamespace(dreg=[Signal(32, name=f"pass{k}_w{i}") for i in range(len(WINDOW_PASS))],
