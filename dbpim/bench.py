@@ -309,7 +309,9 @@ def run(out="build/speed", quick: bool = False) -> dict:
         print(f"(d) chip: {d['chip network']}: "
               f"{d['chip cycles per inference (CYCLES register = model.chip_timing)']:,.0f} cycles an inference, "
               f"{d['chip: native wall per inference, incl. input write and output read [ms]']:.1f} ms wall an "
-              f"inference, {d['chip: native, simulation only [cycles/s]']:,.0f} simulated cycles/s (the PIM core "
+              f"inference ({d['chip: native harness CPU per inference, START to DONE [ms]']:.1f} ms of harness CPU), "
+              f"{d['chip: native, simulation only [cycles/s]']:,.0f} simulated cycles/s "
+              f"({d['chip: native, simulation only, per CPU second [cycles/s]']:,.0f} per CPU second; the PIM core "
               f"alone: {d['core: native, simulation only [cycles/s]']:,.0f} cycles/s)", flush=True)
     else:
         print(f"(d) RTL measurements: {r['status']}")

@@ -142,6 +142,8 @@ def _chip_speed(hw, samples: int) -> dict:
             "chip: native harness build, 0 when cached [s]": round(build_s, 1),
             "chip: native, simulation only [cycles/s]": round(run.cycles_per_second, 1),
             "chip: native, simulation only, per CPU second [cycles/s]": round(run.cycles_per_cpu_second, 1),
+            "chip: native harness CPU per inference, START to DONE [ms]":
+                round(1e3 * float(run.run_cpu_seconds.mean()), 3),
             "chip: native wall per inference, incl. input write and output read [ms]":
                 round(1e3 * float(run.sample_seconds.mean()), 3),
             "chip: native wall per inference, incl. harness start-up and images [ms]":

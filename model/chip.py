@@ -259,10 +259,15 @@ def integer_plan(program: dict, records) -> IntegerPlan:
 def instruction_sources(plan: IntegerPlan, program=None) -> list:
     """``(op name, op kind)`` of each instruction :func:`compile_program` makes of ``plan``, in program order
     (HALT not included): the op of the network an instruction comes from (a ``program`` that streams its weights,
-    ``program.dram`` not None: a mapped op's LOAD before its PIM too)."""
-    streamed = program is not None and program.dram is not None
-    return [(st["name"], st["op"]) for st in plan.steps
-            for _ in (("LOAD",) if streamed and st["op"] == "mapped" else ()) + OP_INSTRUCTIONS[st["op"]]]
+    ``program.dram`` holding them: a mapped op's LOAD before its PIM too; a spilled program, ``program.spill``:
+    the LOADs / STOREs of activations before an op's instructions are the op's, those before HALT the last op's)."""
+    spill = None if program is None else program.spill
+    streamed = program is not None and program.dram is not None and (spill is None or spill["base"] > 0)
+    extra = spill["instructions"] if spill is not None else [0] * (len(plan.steps) + 1)
+    out = [(st["name"], st["op"]) for k, st in enumerate(plan.steps)
+           for _ in ("SPILL",) * extra[k] + (("LOAD",) if streamed and st["op"] == "mapped" else ())
+           + OP_INSTRUCTIONS[st["op"]]]
+    return out + [(plan.steps[-1]["name"], plan.steps[-1]["op"])] * extra[-1]
 
 
 def _clamp_bounds(lo, hi, scale: float, qlo: int, qhi: int) -> tuple[int, int]:
@@ -343,7 +348,13 @@ class ChipProgram:
         Words of each extra PIM core's result buffer (``system.result_buffer_words``; None: no bound).
     dram : ndarray of uint8 or None
         The DRAM image the host loads from byte 0 (weight streaming: the PIM instructions' WMEM blocks; None:
-        the program reads no DRAM).
+        the program reads no DRAM; a spilled program: its spill region after the streamed blocks, zeros).
+    spill : dict or None
+        A program whose activations spill to DRAM (:func:`compile_program` ``act_words``; None: every value lives
+        in ACT): ``base`` (the spill region's first DRAM byte), ``bytes`` (its length), ``values`` (value name ->
+        DRAM byte address of its slot), ``instructions`` (per plan step, then before HALT: its instructions beyond
+        its own, the LOADs / STOREs of activations and a tiled depthwise step's extra DWCs;
+        :func:`instruction_sources`).
     """
 
     imem: np.ndarray
@@ -360,6 +371,7 @@ class ChipProgram:
     cores: int = 1
     result_words: int | None = None
     dram: np.ndarray | None = None
+    spill: dict | None = None
 
     def summary(self) -> dict:
         """JSON-ready sizes and instruction counts."""
@@ -393,7 +405,7 @@ def _buffer_inputs(params, hw) -> int:
 
 
 def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: bool = True,
-                    wmem_words: int | None = None) -> ChipProgram:
+                    wmem_words: int | None = None, act_words: int | None = None) -> ChipProgram:
     """The :class:`ChipProgram` of an :class:`IntegerPlan`: instructions, memory images, buffer allocation.
 
     ``ACT`` is allocated first fit: a value lives from the instruction that writes it to the last that reads
@@ -405,7 +417,10 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
     descriptors and constants are the same, for a caller that times the SIMD instructions only
     (``sim_bench.chip_cycles``). ``wmem_words`` (the chip's WMEM; None: no bound): when the WMEM image does
     not fit it, the weights are streamed (:func:`_stream_weights`: the blocks in ``ChipProgram.dram``, a LOAD
-    before each PIM).
+    before each PIM). ``act_words`` (the chip's ACT; None: the ISA's 65,536 addresses): when the first-fit
+    allocation needs more, the activations spill (:func:`_spill_schedule`: each instruction's inputs and result
+    in ACT, the values read later STOREd to a DRAM slot and LOADed back before their readers); a program that
+    fits is the same either way.
     """
     from dbpim.model import isa
     from dbpim.model.core_timing import PlanError
@@ -427,17 +442,19 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
             last[root[a]] = i
     last[root[plan.output]] = len(steps)
     size = {st["dst"]: math.prod(plan.shapes[st["dst"]]) for st in steps}
-    live: dict[str, tuple[int, int]] = {}
     addr: dict[str, int] = {}
-    act_top = 0
-
-    def alloc(n: int) -> int:
-        a = 0
-        for b, e in sorted(live.values()):
-            if a + n <= b:
-                break
-            a = max(a, e)
-        return a
+    placed, act_top = _first_fit(steps, size, last)
+    limit = 1 << dict((f[0], f[1]) for f in isa.INSTR_FIELDS)["dst"]
+    if act_words is not None and (isinstance(act_words, bool) or not isinstance(act_words, int)
+                                  or not 1 <= act_words <= limit):
+        raise ChipError(f"act_words: must be an integer from 1 to {limit} (the ISA's ACT addresses), "
+                        f"got {act_words!r}")
+    spill = None
+    if act_top > (limit if act_words is None else act_words):  # ACT does not hold every live value: spill
+        spill = _spill_schedule(steps, {v: plan.shapes[v] for v in size}, last, root,
+                                root[plan.output], limit if act_words is None else act_words)
+        act_top = spill.act_top
+    spill_descs: dict = {}
 
     imem, dmem, cmem, wmem_blocks, table = [], [], [], [], []
     pims = []  # (instruction index, first layer, groups, op name) of each PIM instruction
@@ -457,11 +474,13 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
             if kind in ("reshape", "identity"):
                 addr[dst] = addr[root[dst]]
                 continue
-            a = alloc(size[dst])
-            live[dst] = (a, a + size[dst])
+            if spill is None:
+                a = placed[dst]
+                src = [addr[s] for s in st["src"]]
+            else:
+                _emit_spills(spill.before[i], imem, desc, spill_descs)
+                a, src = spill.at[i][dst], [spill.at[i][root[s]] for s in st["src"]]
             addr[dst] = a
-            act_top = max(act_top, a + size[dst])
-            src = [addr[s] for s in st["src"]]
             shp_in = plan.shapes[st["src"][0]] if st["src"] else ()
             if kind == "mapped":
                 rs = [recs[n] for n in st["layers"]]
@@ -522,12 +541,15 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
                 imem.append(isa.encode("MAXP", desc=d, dst=a, src0=src[0]))
             elif kind == "depthwise":
                 c, h, w = shp_in
-                d = desc("DWC", C=c, H=h, W=w, Ho=plan.shapes[dst][1], Wo=plan.shapes[dst][2],
+                d = dict(C=c, H=h, W=w, Ho=plan.shapes[dst][1], Wo=plan.shapes[dst][2],
                          kernel=isa.pack_pair(*st["kernel"]), stride=isa.pack_pair(*st["stride"]),
                          padding=isa.pack_pair(*st["padding"]), dilation=isa.pack_pair(*st["dilation"]),
                          w_addr=const(st["w"]), m_addr=const(st["m"]), s_addr=const(st["s"]),
                          bias_addr=const(st["bias"]), lo=st["lo"], hi=st["hi"])
-                imem.append(isa.encode("DWC", desc=d, dst=a, src0=src[0]))
+                if spill is not None and i in spill.tiles:
+                    _emit_dwc_tiles(d, spill.tiles[i], imem, desc, spill_descs)
+                else:
+                    imem.append(isa.encode("DWC", desc=desc("DWC", **d), dst=a, src0=src[0]))
             elif kind == "mean":
                 d = desc("GAP", C=shp_in[0], HW=math.prod(shp_in[1:]), m=st["m"], s=st["s"], lo=st["lo"],
                          hi=st["hi"])
@@ -537,14 +559,13 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
                 imem.append(isa.encode("CLMP", desc=d, dst=a, src0=src[0]))
             elif kind != "input":
                 raise ChipError(f"op {st['name']!r}: {kind} has no instruction")
-            for v in [k for k in live if last.get(k, -1) <= i and k != dst]:
-                live.pop(v)
+        out_addr = addr[plan.output]
+        if spill is not None:
+            _emit_spills(spill.tail, imem, desc, spill_descs)
+            out_addr = spill.output_addr
         imem.append(isa.encode("HALT"))
     except isa.IsaError as e:
         raise ChipError(f"compile: {e}") from None
-    limit = 1 << dict((f[0], f[1]) for f in isa.INSTR_FIELDS)["dst"]
-    if act_top > limit:
-        raise ChipError(f"compile: the network needs {act_top} ACT elements; the ISA addresses {limit}")
     base = 1 + len(table)
     dram = None
     if wmem_words is not None and pim_images and base + sum(len(b) for b in wmem_blocks) > wmem_words:
@@ -556,13 +577,245 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
             base += len(b)
         for b in wmem_blocks:
             wmem.extend(b)
+    spilled = None
+    if spill is not None:
+        dram, spilled = _place_spill_region(spill, dram, dmem, spill_descs,
+                                            instructions=[spill.extra(i) for i in range(len(steps) + 1)])
     qi, qo = plan.quants[plan.input], plan.quants[plan.output]
     return ChipProgram(imem=np.array(imem, np.uint64), dmem=np.array(dmem, np.int64), cmem=np.array(cmem, np.int64),
                        wmem=np.array(wmem, np.int64), act_words=act_top, acc_words=acc_words,
                        input={"addr": addr[plan.input], "shape": list(plan.input_shape), **qi.to_json()},
-                       output={"addr": addr[plan.output], "shape": list(plan.shapes[plan.output]), **qo.to_json()},
+                       output={"addr": out_addr, "shape": list(plan.shapes[plan.output]), **qo.to_json()},
                        macro=macro, values=dict(addr), core=params, cores=cores,
-                       result_words=result_words, dram=dram)
+                       result_words=result_words, dram=dram, spill=spilled)
+
+
+def _first_fit(steps: list, size: dict, last: dict) -> tuple[dict, int]:
+    """``(value -> ACT address, elements used)`` of :func:`compile_program`'s resident allocation: first fit in
+    address order, a value held from the step that writes it to the last that reads it (``last``; ``reshape`` /
+    ``identity`` write nothing)."""
+    live: dict[str, tuple[int, int]] = {}
+    placed, top = {}, 0
+    for i, st in enumerate(steps):
+        dst = st["dst"]
+        if st["op"] in ("reshape", "identity"):
+            continue
+        a = _fit(size[dst], live.values())
+        live[dst] = (a, a + size[dst])
+        placed[dst] = a
+        top = max(top, a + size[dst])
+        for v in [k for k in live if last.get(k, -1) <= i and k != dst]:
+            live.pop(v)
+    return placed, top
+
+
+def _fit(n: int, held) -> int:
+    """The lowest ACT address of ``n`` free elements between the ``held`` ``(begin, end)`` ranges."""
+    a = 0
+    for b, e in sorted(held):
+        if a + n <= b:
+            break
+        a = max(a, e)
+    return a
+
+
+@dataclass
+class _SpillSchedule:
+    """Where the activations of a spilled program are (:func:`_spill_schedule`).
+
+    ``before[i]``: the LOADs / STOREs that run before plan step ``i``'s instructions, in order, each ``(op, value,
+    ACT address, first element, elements)`` of the value; ``at[i]``: value -> ACT address of step ``i``'s inputs and
+    result; ``tiles[i]`` (a depthwise step whose input and result do not fit ACT at once): its channel tiles, each
+    ``(c0, c1, LOAD, STORE)``: the LOAD of input channels ``c0 .. c1 - 1`` to ``at[i]``'s input address, the DWC of
+    those channels, the STORE of their result from ``at[i]``'s result address; ``tail``: the LOADs before HALT (the
+    output back into ACT); ``slots``: value -> byte offset of its DRAM slot in the spill region (``bytes`` long);
+    ``act_top``: the ACT elements used; ``output_addr``: the output's ACT address at HALT."""
+
+    before: list
+    at: list
+    tiles: dict
+    tail: list
+    slots: dict
+    bytes: int
+    act_top: int
+    output_addr: int
+
+    def extra(self, i: int) -> int:
+        """Instructions of plan step ``i`` beyond its own (:data:`OP_INSTRUCTIONS`): its LOADs / STOREs, and a
+        tiled step's DWC per tile but one (``i`` = the steps' count: those before HALT)."""
+        if i == len(self.before):
+            return len(self.tail)
+        return len(self.before[i]) + 3 * len(self.tiles.get(i, ())) - (1 if i in self.tiles else 0)
+
+
+def _spill_schedule(steps: list, shapes: dict, last: dict, root: dict, out: str, act_words: int) -> _SpillSchedule:
+    """Activation spilling (docs/design.md §15 "Activation spilling"): the schedule that keeps ACT within
+    ``act_words`` elements.
+
+    Step by step, its inputs and its result must be in ACT at once (more than ``act_words``: a depthwise step
+    runs in channel tiles, :func:`_dwc_tiles`; another is refused in one line naming the op and the elements).
+    A value missing from ACT is LOADed from its DRAM slot, placed first fit;
+    when it does not fit, the value in ACT read again latest (Belady; the larger on a tie) that the step does not
+    read leaves ACT, STOREd once to its own DRAM slot first (the values never change). When ACT is too fragmented
+    to place the step's values, every value leaves (STOREd if read later) and the step's inputs are LOADed from
+    address 0 on, its result after them. A value no later step reads leaves ACT after its last reader, like the
+    resident allocation's (:func:`_first_fit`)."""
+    from dbpim.model import isa
+    size = {v: math.prod(s) for v, s in shapes.items()}
+    uses: dict[str, list] = {}
+    for i, st in enumerate(steps):
+        for a in st["src"]:
+            uses.setdefault(root[a], []).append(i)
+    end = len(steps)
+    resident: dict[str, tuple[int, int]] = {}
+    slots: dict[str, int] = {}
+    top = [0]
+    before, at, tiles, act_top = [], [], {}, 0
+
+    def next_use(v: str, i: int) -> int:
+        return next((u for u in uses.get(v, ()) if u > i), end)
+
+    def leave(v: str, acts: list, held: dict, i: int) -> None:
+        """``v`` out of ACT: STOREd to its slot first unless it is there or no step from ``i`` reads it."""
+        if v not in slots and last.get(v, -1) >= i:
+            slots[v] = top[0]
+            top[0] += isa.dma_beats("ACT", size[v]) * isa.DMA_BEAT_BYTES
+            acts.append(("STORE", v, held[v][0], 0, size[v]))
+        del held[v]
+
+    for i, st in enumerate(steps):
+        if st["op"] in ("reshape", "identity"):
+            before.append([])
+            at.append({})
+            continue
+        dst = st["dst"]
+        srcs = list(dict.fromkeys(root[a] for a in st["src"]))
+        need = sum(size[v] for v in srcs) + size[dst]
+        if need > act_words and st["op"] == "depthwise":  # every value out, the channels in tiles
+            acts = []
+            for w in list(resident):
+                leave(w, acts, resident, i)
+            slots[dst] = top[0]
+            top[0] += isa.dma_beats("ACT", size[dst]) * isa.DMA_BEAT_BYTES
+            tiles[i], at_i, used = _dwc_tiles(st, shapes[srcs[0]], shapes[dst], srcs[0], act_words)
+            before.append(acts)
+            at.append(at_i)
+            act_top = max(act_top, used)
+            continue
+        if need > act_words:
+            raise ChipError(f"op {st['name']!r} ({st['op']}): its inputs and result need {need} ACT elements at "
+                            f"once, more than the {act_words} ACT holds (activation spilling keeps one "
+                            "instruction's values in ACT)")
+        pinned = set(srcs) | {dst}
+        held, acts, snapshot = dict(resident), [], (dict(slots), top[0])
+        for v in srcs + [dst]:
+            if v in held:
+                continue
+            while _fit(size[v], held.values()) + size[v] > act_words:
+                victims = [w for w in held if w not in pinned]
+                if not victims:
+                    break
+                leave(max(victims, key=lambda w: (next_use(w, i), size[w])), acts, held, i)
+            a = _fit(size[v], held.values())
+            if a + size[v] > act_words:  # fragmented: start the step again from an empty ACT
+                break
+            held[v] = (a, a + size[v])
+            if v != dst:
+                acts.append(("LOAD", v, a, 0, size[v]))
+        else:
+            resident = held
+            snapshot = None
+        if snapshot is not None:
+            slots.clear()
+            slots.update(snapshot[0])
+            top[0], held, acts = snapshot[1], dict(resident), []
+            for w in list(held):
+                leave(w, acts, held, i)
+            a = 0
+            for v in srcs:
+                held[v] = (a, a + size[v])
+                acts.append(("LOAD", v, a, 0, size[v]))
+                a += size[v]
+            held[dst] = (a, a + size[dst])
+            resident = held
+        act_top = max(act_top, max(e for _, e in resident.values()))
+        before.append(acts)
+        at.append({v: resident[v][0] for v in pinned})
+        for v in [k for k in resident if last.get(k, -1) <= i and k != dst]:
+            del resident[v]
+    tail = []
+    if out not in resident:  # the output back into ACT for the host
+        for w in list(resident):
+            leave(w, tail, resident, end + 1)
+        resident[out] = (0, size[out])
+        tail.append(("LOAD", out, 0, 0, size[out]))
+        act_top = max(act_top, size[out])
+    return _SpillSchedule(before=before, at=at, tiles=tiles, tail=tail, slots=slots, bytes=top[0], act_top=act_top,
+                          output_addr=resident[out][0])
+
+
+def _emit_spills(actions: list, imem: list, desc, descs: dict) -> None:
+    """The LOAD / STORE instructions of a spill schedule's ``actions`` (``(op, value, ACT address, first element,
+    elements)``) appended to ``imem``: one descriptor per transfer (``descs``: ``(op, value, first, elements)`` ->
+    descriptor index, made by ``desc`` with DRAM address 0; :func:`_place_spill_region` writes the slot's)."""
+    from dbpim.model import isa
+    for op, v, a, e0, n in actions:
+        if (op, v, e0, n) not in descs:
+            descs[(op, v, e0, n)] = desc(op, buffer=isa.DMA_BUFFERS["ACT"], addr=0, count=n)
+        imem.append(isa.encode(op, desc=descs[(op, v, e0, n)], **({"dst": a} if op == "LOAD" else {"src0": a})))
+
+
+def _dwc_tiles(st: dict, shape_in: tuple, shape_out: tuple, src: str, act_words: int) -> tuple[list, dict, int]:
+    """``(tiles, addresses, ACT elements used)`` of a depthwise step run in channel tiles (:class:`_SpillSchedule`):
+    each tile as many channels as ACT holds with their results (an even count when a channel's elements are odd,
+    so that every slice starts on a DRAM word), the input at ACT address 0, the result after the largest tile's
+    input."""
+    C, per_in, per_out = shape_in[0], math.prod(shape_in[1:]), math.prod(shape_out[1:])
+    odd = bool(per_in % 2 or per_out % 2)
+    t = min(C, act_words // (per_in + per_out))
+    if t < C and odd:
+        t -= t % 2
+    if t < 1:
+        least = (per_in + per_out) * (2 if odd and act_words >= per_in + per_out else 1)
+        raise ChipError(f"op {st['name']!r} (depthwise): its smallest channel tile's input and result need {least} "
+                        f"ACT elements at once, more than the {act_words} ACT holds")
+    tiles = [(c0, min(C, c0 + t), ("LOAD", src, 0, c0 * per_in, (min(C, c0 + t) - c0) * per_in),
+              ("STORE", st["dst"], t * per_in, c0 * per_out, (min(C, c0 + t) - c0) * per_out))
+             for c0 in range(0, C, t)]
+    return tiles, {src: 0, st["dst"]: t * per_in}, t * (per_in + per_out)
+
+
+def _emit_dwc_tiles(d: dict, tiles: list, imem: list, desc, descs: dict) -> None:
+    """A tiled depthwise step's instructions (:func:`_dwc_tiles`): per tile the LOAD of its input channels, the DWC
+    of those channels (descriptor ``d`` with ``C`` the tile's and its constants' addresses from channel ``c0``),
+    the STORE of their result."""
+    from dbpim.model import isa
+    k = math.prod(isa.unpack_pair(d["kernel"]))
+    for c0, c1, load, store in tiles:
+        _emit_spills([load], imem, desc, descs)
+        t = dict(d, C=c1 - c0, w_addr=d["w_addr"] + c0 * k, m_addr=d["m_addr"] + c0, s_addr=d["s_addr"] + c0,
+                 bias_addr=d["bias_addr"] + c0)
+        imem.append(isa.encode("DWC", desc=desc("DWC", **t), dst=store[2], src0=load[2]))
+        _emit_spills([store], imem, desc, descs)
+
+
+def _place_spill_region(spill: _SpillSchedule, dram, dmem: list, descs: dict, *, instructions: list) -> tuple:
+    """``(dram, ChipProgram.spill)``: the spill region placed in DRAM after the program's own bytes (``dram``, the
+    streamed weights, or None), zeros, and every spill descriptor (``descs``) pointed at its value's slot."""
+    from dbpim.model import isa
+    base = 0 if dram is None else -(-len(dram) // isa.DMA_BEAT_BYTES) * isa.DMA_BEAT_BYTES
+    if base + spill.bytes > 1 << isa.DMA_ADDR_BITS:
+        raise ChipError(f"compile: the spill region ends at DRAM byte {base + spill.bytes:#x}, past the "
+                        f"{isa.DMA_ADDR_BITS}-bit address space")
+    half = isa.BUFFERS["ACT"].elem_bits // 8
+    for (op, v, e0, n), k in descs.items():
+        dmem[k * isa.DESC_WORDS:(k + 1) * isa.DESC_WORDS] = isa.pack_descriptor(
+            op, {"buffer": isa.DMA_BUFFERS["ACT"], "addr": base + spill.slots[v] + e0 * half, "count": n})
+    image = np.zeros(base + spill.bytes, np.uint8)
+    if dram is not None:
+        image[:len(dram)] = dram
+    return image, {"base": base, "bytes": spill.bytes, "values": {v: base + o for v, o in spill.slots.items()},
+                   "instructions": list(instructions)}
 
 
 def _stream_weights(imem: list, dmem: list, blocks: list, pims: list, resident: int, wmem_words: int):
@@ -611,7 +864,8 @@ class GoldenChip:
 
     ``run(x)`` quantizes the float input on the host (:func:`quantize_input`), writes it into ``ACT``,
     executes the instruction stream to HALT on every sample at once (each on a copy of ``program.dram``, the
-    streamed weights, when it has one; ``wmem_words``: :func:`compile_program`'s) and returns the output tensor's integers
+    streamed weights and the spill region, when it has one; ``wmem_words``, ``act_words``: :func:`compile_program`'s)
+    and returns the output tensor's integers
     (int64, real value = ``v * output scale``). Cycles, summed over samples: ``pim_cycles`` the RTL chip's
     cycles of the PIM instructions (:func:`model.chip_timing.pim_cycles`, from the image and the core's
     :func:`model.core_timing.layer_cycles`), ``simd_cycles`` those of ``REQ``, ``ADD``, ``MAXP``, ``GAP``,
@@ -623,14 +877,14 @@ class GoldenChip:
     :func:`model.layer.run_layer` counts them, one macro running every tile): an extra figure.
     """
 
-    def __init__(self, artifact, *, wmem_words: int | None = None):
+    def __init__(self, artifact, *, wmem_words: int | None = None, act_words: int | None = None):
         prog = require_program(artifact, error=ChipError)
         try:
             self.plan = integer_plan(prog, artifact.layers)
         except RequantError as e:
             raise ChipError(str(e)) from None
         self.program = compile_program(self.plan, artifact.layers, artifact.macro, artifact.hw,
-                                       wmem_words=wmem_words)
+                                       wmem_words=wmem_words, act_words=act_words)
         from dbpim.model.config import SystemConfig
         self.lanes = int(artifact.hw.system.simd_lanes if artifact.hw is not None else SystemConfig().simd_lanes)
         self.macro_cycles = 0

@@ -149,7 +149,7 @@ def recorded_input(art, plan) -> np.ndarray:
     return x.reshape((x.shape[0],) + tuple(plan.input_shape))
 
 
-def chip_cycles(art, x=None) -> ChipCycles:
+def chip_cycles(art, x=None, *, act_words: int | None = None) -> ChipCycles:
     """The chip's cycles per inference of an artifact's network on its own configuration (``art.hw``, one PIM
     core as the RTL chip has), on the float inputs ``x`` (S, *input shape; the host quantizes them) or, None,
     the artifact's recorded samples (:func:`recorded_input`).
@@ -157,10 +157,11 @@ def chip_cycles(art, x=None) -> ChipCycles:
     SIMD instructions and ``HALT`` from their descriptors (:func:`simd_instruction_cycles`), ``PIM``
     instructions from the golden chip's run of the program on the samples (its image and the core's cycles on
     the chip's own activations, :func:`model.chip_timing.pim_cycles`). Raises :class:`model.chip.ChipError` when
-    the chip does not run the network.
+    the chip does not run the network. ``act_words``: the program with its activations spilled to fit that ACT
+    (:func:`model.chip.compile_program`; its LOAD / STORE timed like the others).
     """
     from dbpim.model.chip import ChipError, GoldenChip, quantize_input
-    chip = GoldenChip(art)
+    chip = GoldenChip(art, act_words=act_words)
     plan, p = chip.plan, chip.program
     if x is None:
         try:
@@ -178,7 +179,7 @@ def chip_cycles(art, x=None) -> ChipCycles:
     act = np.zeros((S, max(1, p.act_words)), np.int64)
     acc = np.zeros((S, max(1, p.acc_words)), np.int64)
     act[:, p.input["addr"]:p.input["addr"] + q[0].size] = q.reshape(S, -1)
-    chip.execute(act, acc)
+    chip.execute(act, acc, None if p.dram is None else np.tile(p.dram, (S, 1)))
     static = simd_instruction_cycles(p, chip.lanes)
     summed = np.where(static >= 0, static * S, chip.by_instruction)  # PIM: the run's
     per = summed / S

@@ -1,6 +1,9 @@
 """Zoo networks on the RTL chip (docs/rtl.md "What fits a configuration's chip"; ``make chip-zoo``): the zoo
 ResNet-18 (residual adds) at width 1/8 and at the zoo's 1/4 (its WMEM image past 2**16 words, a 20-bit host
-address) and MobileNetV2 (depthwise convolutions, inverted residuals) at width 1/8 on 32 x 32 digits, compiled for tests/zoo-chip.yaml (``small`` with a ``chip`` section whose buffers hold them), run by
+address) and MobileNetV2 (depthwise convolutions, inverted residuals) at width 1/8 and at the zoo's 1/4 (its
+activations past ACT's 65,536 elements: spilled to DRAM, a depthwise layer in channel tiles, docs/design.md §15
+"Activation spilling") on 32 x 32 digits, compiled for tests/zoo-chip.yaml (``small`` with a ``chip`` section whose
+buffers hold them), run by
 ``dbpim run --rtl``: the RTL chip's outputs equal to the golden chip's and the torch integer path's on every
 sample, its ``CYCLES`` to ``model.chip_timing``'s. Each builds the zoo chip's Verilator harness (once, cached)
 and simulates millions of cycles per inference: slow."""
@@ -27,7 +30,8 @@ ZOO_CHIP = Path(__file__).parent / "zoo-chip.yaml"
 #: Samples each network runs on the RTL chip (DBPIM_ZOO_SAMPLES overrides; each takes seconds of harness CPU).
 SAMPLES = int(os.environ.get("DBPIM_ZOO_SAMPLES", "2"))
 #: The instructions that make each network the case it is here.
-FEATURES = {"resnet18": {"PIM", "ADD"}, "resnet18-w0.25": {"PIM", "ADD"}, "mobilenetv2": {"PIM", "ADD", "DWC"}}
+FEATURES = {"resnet18": {"PIM", "ADD"}, "resnet18-w0.25": {"PIM", "ADD"}, "mobilenetv2": {"PIM", "ADD", "DWC"},
+            "mobilenetv2-w0.25": {"PIM", "ADD", "DWC", "LOAD", "STORE"}}
 
 pytestmark = [pytest.mark.slow, pytest.mark.rtl, pytest.mark.xdist_group("rtl-chip-zoo"), pytest.mark.timeout(3600)]
 
@@ -38,6 +42,7 @@ def test_zoo_network_runs_bit_exact_on_the_rtl_chip(name, tmp_path):
     art = gart.load(art_path)
     prog = GoldenChip(art).program
     assert FEATURES[name] <= set(prog.summary()["by_opcode"]), prog.summary()["by_opcode"]
+    assert (prog.spill is not None) == (name == "mobilenetv2-w0.25")  # only it spills its activations
     # small's chip (the buffers before the chip section) does not hold it; the zoo chip does
     with pytest.raises(ChipRunError, match=r"^program: needs .*(WMEM|ACT) words, the chip has"):
         check_fits(prog, chip_depths(load_config("small")))

@@ -80,9 +80,9 @@ def test_chip_section_sizes_every_buffer(tmp_path):
     spelt = load_config(_with_chip(tmp_path, {"imem_words": 256, "act_words": 2048, "acc_words": 1024}))
     assert spelt.digest() == small.digest() and spelt.chip_words() == small.chip_words()
     zoo = load_config(Path(__file__).parent / "zoo-chip.yaml")
-    assert zoo.chip_words() == {"IMEM": 256, "DMEM": 4096, "CMEM": 16384, "WMEM": 720896, "ACT": 65536, "ACC": 32768}
-    assert zoo.to_dict()["chip"] == {"cmem_words": 16384, "wmem_words": 720896, "act_words": 65536,
-                                     "acc_words": 32768}
+    assert zoo.chip_words() == {"IMEM": 256, "DMEM": 4096, "CMEM": 32768, "WMEM": 720896, "ACT": 65536, "ACC": 40960}
+    assert zoo.to_dict()["chip"] == {"cmem_words": 32768, "wmem_words": 720896, "act_words": 65536,
+                                     "acc_words": 40960}
     assert zoo.replace(chip={"cmem_words": 4096, "wmem_words": 65536, "act_words": None, "acc_words": None}).to_dict() \
         == {**small.to_dict(), "name": "zoo-chip"}
     top = {f"{b.lower()}_words": n for b, n in isa.DEPTH_MAX.items()}

@@ -354,7 +354,8 @@ def run_program_native(program, xs, cfg, timeout: float | None = None) -> tuple[
     check_fits(program, chip_depths(cfg))
     samples = [{"ACT": (int(program.input["addr"]), x.reshape(-1))} for x in xs]
     dram = None
-    if program.dram is not None and len(xs):  # streamed weights: the DRAM image once (LOAD only reads it)
+    if program.dram is not None and len(xs):  # streamed weights, spill region: the DRAM image once (a spilled
+        # value is STOREd before every LOAD of it in each run)
         from dbpim.model.chip_timing import DMA_LATENCY
         dram = (max(4, len(program.dram)), DMA_LATENCY)
         samples[0]["DRAM"] = (0, program.dram)

@@ -294,8 +294,8 @@ def command(artifact, data, samples, batch_size, rtl, out):
         click.echo(f"{art.network}: RTL chip (dbpim_chip, native Verilator, {rr['configuration']}){pct('rtl')}, "
                    f"output equal to the golden chip's: {same}; CYCLES {cr['per_inference']:.0f} per inference "
                    f"({vs}); {1e3 * rr['wall_per_inference_s']:.3f} ms wall per inference, "
-                   f"{rr['simulated_cycles_per_s'] / 1e6:.2f} M simulated cycles/s "
-                   f"({rr['simulated_cycles_per_cpu_s'] / 1e6:.2f} M per CPU second; harness build "
+                   f"{rr['simulated_cycles_per_s'] / 1e3:,.1f} k simulated cycles/s "
+                   f"({rr['simulated_cycles_per_cpu_s'] / 1e3:,.1f} k per CPU second; harness build "
                    f"{rr['harness_build_s']:.1f} s)")
         bad = bool(diff.size) or cr["equal_model"] is False
     if "float_requant" in skipped:
