@@ -9,7 +9,7 @@ CONFIG  ?= hw/configs/paper.yaml
 OUTDIR  ?= build
 JOBS    ?= 2
 
-.PHONY: install demo test test-slow test-fast test-rtl mutate verify verilog lint formal synth synth-options fpga bench bench-paper compile minilm chip-accuracy chip-zoo clean
+.PHONY: install demo test test-slow test-fast test-rtl mutate verify verilog lint formal synth synth-options fpga bench bench-paper compile minilm chip-accuracy chip-zoo chip-throughput clean
 
 install: $(STAMP)
 
@@ -201,6 +201,13 @@ chip-accuracy: install $(DEMO_ARTIFACT)/manifest.yaml
 # CYCLES to model.chip_timing's (tests/test_chip_zoo.py, marked slow; figures in docs/rtl.md).
 chip-zoo: install
 	$(VPY) -m pytest -n 0 -q -s -p no:cacheprovider tests/test_chip_zoo.py
+
+# The RTL chip running the throughput core (tests/small-throughput.yaml: small with paper-throughput's two tile banks,
+# two output banks, two input windows and two result lanes) on the native Verilator harness: random PIM layers on
+# its 2 cores and the demo CNN by dbpim run --rtl, outputs and CYCLES equal to the golden chip's and
+# model.chip_timing's (tests/test_chip_throughput.py, marked slow).
+chip-throughput: install
+	$(VPY) -m pytest -n 0 -q -s -p no:cacheprovider -m slow tests/test_chip_throughput.py
 
 # The front-end on the small CNN with the full default schedule.
 compile: install

@@ -25,7 +25,7 @@ host then returns the word the controllers read (no buffer read while busy).
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -98,12 +98,6 @@ class DBPIMChip(Block):
         self.cores = check_int("cores", cores, 1, MAX_CORES)
         self.result_words = check_int("result_words", result_words, 1, 1 << 16)
         PIMCore(**self.core)._MustUse__silence = True  # validates the core's parameters here, not at elaboration
-        if self.core.get("in_windows", 1) != 1:
-            raise ValueError(f"core.in_windows: the chip's window generator gives the core one window a beat; must "
-                             f"be 1, got {self.core['in_windows']!r}")
-        if self.core.get("result_lanes", 1) != 1:
-            raise ValueError(f"core.result_lanes: the chip's PIM controller takes the core's results one a beat; "
-                             f"must be 1, got {self.core['result_lanes']!r}")
         self.__dict__["_params"] = {"lanes": self.lanes, "simd_channels": self.simd_channels,
                                     **{f"{b.lower()}_words": n for b, n in self.depths.items()},
                                     "buffer_words": self.buffer_words, "cores": self.cores,
@@ -143,16 +137,26 @@ class DBPIMChip(Block):
         c = self.core
         cores = [PIMCore(**c) for _ in range(self.cores)]
         gens = [WindowGenerator(n_comp=c["n_comp"], in_bits=c["in_bits"], buffer_words=self.buffer_words,
-                                windows=c["mask_windows"]) for _ in range(self.cores)]
+                                windows=c["mask_windows"], in_windows=c.get("in_windows", 1))
+                for _ in range(self.cores)]
         pim = PIMController(n_comp=c["n_comp"], in_bits=c["in_bits"], buffer_words=self.buffer_words,
                             windows=c["mask_windows"], word_addr_bits=cores[0].derived.word_addr_bits,
                             psum_bits=cores[0].psum_width, depths=self.depths, cores=self.cores,
-                            result_words=self.result_words, descriptors=c["descriptors"])
+                            result_words=self.result_words, descriptors=c["descriptors"],
+                            result_lanes=c.get("result_lanes", 1))
         for blk in cores + gens:  # an emitter may reuse the module it already emitted for the same parameters
             blk._MustUse__silence = True
         add_block(m, "pim_ctrl", pim, platform)
         rst = Signal()
         m.d.comb += rst.eq(pim.core_rst | ctrl.simd_rst)  # each PIM instruction and each run start clean
+        L = c.get("result_lanes", 1)
+
+        def psum(core):
+            """The core's result beat as the PIM controller takes it (L > 1: lane i in bits ``i * psum_width``)."""
+            if L == 1:
+                return core.o.payload.psum
+            return Cat(*[core.o.payload.psum[i][:core.psum_width] for i in range(L)])
+
         for k, (core, gen) in enumerate(zip(cores, gens)):
             x = core_suffix(k)
 
@@ -168,9 +172,11 @@ class DBPIMChip(Block):
                          gen.t_data.eq(pim.tab_data)]
             m.d.comb += [core.w_en.eq(port("core_w_en")), core.w_addr.eq(pim.core_w_addr),
                          core.w_data.eq(pim.core_w_data), core.w_strb.eq(pim.core_w_strb), core.r_addr.eq(0),
-                         port("core_o_valid").eq(core.o.valid), port("core_o_psum").eq(core.o.payload.psum),
+                         port("core_o_valid").eq(core.o.valid), port("core_o_psum").eq(psum(core)),
                          core.o.ready.eq(port("core_o_ready")), port("core_done").eq(core.done),
                          port("core_error").eq(core.error)]
+            if pim.keeps:  # the lanes holding a sum, for the PIM controller's range check
+                m.d.comb += port("core_o_keep").eq(core.o_keep)
         for k in ("groups", "layer", "signed", "C", "H", "W", "src", "dst"):
             m.d.comb += getattr(pim, k).eq(getattr(ctrl, f"pim_{k}"))
         m.d.comb += [pim.start.eq(ctrl.pim_start), ctrl.pim_done.eq(pim.done), ctrl.pim_error.eq(pim.error),

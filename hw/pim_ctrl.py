@@ -86,12 +86,18 @@ class PIMController(Block):
         Words of each result buffer of cores 1 .. (``system.result_buffer_words``).
     descriptors : int
         The core's descriptors (``core.descriptors``): the most passes of a segment (cores 1 ..'s pass queues).
+    result_lanes : int
+        Results a core's result beat carries (``core.result_lanes``), 1 .. 16: with L > 1 every core's beats
+        (``core_o_psum`` L sums, lane i in bits ``i * psum_bits ..``; ``core_o_keep`` the lanes holding one, a port
+        only where ``psum_bits`` passes ACC's 32 bits: the kept lanes' range is checked) go
+        into its result buffer, a beat a word, drained into ACC one result a cycle after the round, core 0 first.
     """
 
     NAME = "pim_ctrl"
 
     def __init__(self, *, n_comp: int, in_bits: int, buffer_words: int, windows: int, word_addr_bits: int,
-                 psum_bits: int, depths: dict, cores: int = 1, result_words: int = 1, descriptors: int = 1):
+                 psum_bits: int, depths: dict, cores: int = 1, result_words: int = 1, descriptors: int = 1,
+                 result_lanes: int = 1):
         self._n = check_int("n_comp", n_comp, 1, 64)
         self._in_bits = check_int("in_bits", in_bits, 1, 8)
         self._words = check_int("buffer_words", buffer_words, 1, 1 << 20)
@@ -102,11 +108,15 @@ class PIMController(Block):
         self._cores = check_int("cores", cores, 1, MAX_CORES)
         self._result_words = check_int("result_words", result_words, 1, 1 << 16)
         self._descriptors = check_int("descriptors", descriptors, 1, 1 << 16)
+        self._lanes = L = check_int("result_lanes", result_lanes, 1, 16)
+        #: L > 1 and the core's sums may pass ACC's elements: ``core_o_keep`` ports (a kept lane's range is checked)
+        self.keeps = L > 1 and psum_bits > isa.BUFFERS["ACC"].elem_bits
         self.__dict__["_params"] = {"n_comp": self._n, "in_bits": self._in_bits, "buffer_words": self._words,
                                     "windows": self._windows, "word_addr_bits": self._wab, "psum_bits": self._psum,
                                     **{f"{b.lower()}_words": v for b, v in self._depths.items()},
                                     "cores": self._cores, "result_words": self._result_words,
-                                    "descriptors": self._descriptors}
+                                    "descriptors": self._descriptors,
+                                    **({"result_lanes": L} if L > 1 else {})}  # (one lane: the parameters as before)
         D = self._depths
         per_core = {}
         for k in range(self._cores):
@@ -114,7 +124,11 @@ class PIMController(Block):
             per_core.update({
                 f"win_d{x}": Out(stream.Signature(layout_from_fields(register_fields(WINDOW_PASS)))),
                 f"tab_en{x}": Out(1), f"core_w_en{x}": Out(1),
-                f"core_o_valid{x}": In(1), f"core_o_psum{x}": In(signed(psum_bits)), f"core_o_ready{x}": Out(1),
+                f"core_o_valid{x}": In(1),
+                **({f"core_o_psum{x}": In(signed(psum_bits))} if L == 1 else
+                   {f"core_o_psum{x}": In(L * psum_bits),
+                    **({f"core_o_keep{x}": In(L)} if self.keeps else {})}),
+                f"core_o_ready{x}": Out(1),
                 f"core_done{x}": In(1), f"core_error{x}": In(1)})
         super().__init__({
             "start": In(1), "groups": In(16), "layer": In(16), "signed": In(1),
@@ -143,7 +157,7 @@ class PIMController(Block):
     def elaborate(self, platform):
         m = Module()
         n, ib, D = self._n, self._in_bits, self._depths
-        NC = self._cores
+        NC, L = self._cores, self._lanes
         A = 32  # WMEM / ACC address and count arithmetic: every sum and comparison at this one width
         X = 48  # the copy's element counts and ACT addresses (C * H * W of 32-bit fields, at one width)
 
@@ -198,7 +212,8 @@ class PIMController(Block):
         running, draining = Signal(), Signal()
         m.d.comb += [j_next.eq(j + 1), q_next.eq(q + 1), cur_next.eq(cur + 1), dcore_next.eq(dcore + 1)]
         # the round's last segment; a round of several cores (drained after it); the last result buffer drained
-        m.d.comb += [round_end.eq((cur_next == hw["cores"]) | (segs_left == 0)), drain.eq(rsize != 1),
+        m.d.comb += [round_end.eq((cur_next == hw["cores"]) | (segs_left == 0)),
+                     drain.eq(rsize != 1 if L == 1 else 1),
                      drain_end.eq(dcore_next == rsize)]
 
         acc_bits = isa.BUFFERS["ACC"].elem_bits
@@ -209,8 +224,30 @@ class PIMController(Block):
             return ~(high.all() | ~high.any()) if self._psum > acc_bits else None
 
         # --- each core's pass feeder: core 0 reads its passes on WMEM port A, cores 1 .. from their pass queues;
-        # cores 1 .. put their results into their result buffers
+        # cores 1 .. (every core with L > 1 result lanes) put their results into their result buffers, a beat a word
         cs = []
+        if L > 1:  # the lane of the result buffer word being drained, its ACC offset from its group's first pixel,
+            # the lane's offset from the pass's first pixel, its pixel + 1 and the group's end (each at A bits)
+            lane, loff = Signal(range(L), name="dlane"), Signal(A, name="dlane_off")
+            lane_at, lane_px, group_end = Signal(A, name="dlane_at"), Signal(A, name="dlane_px"), Signal(A)
+
+        def to_acc(v):
+            """A signed sum at ACC's width: its low bits (it fits, or is checked) or sign-extended."""
+            if self._psum >= acc_bits:
+                return v[:acc_bits]
+            ext = Signal(signed(acc_bits))
+            m.d.comb += ext.eq(v)
+            return ext
+
+        def beat_in(k):
+            """L > 1: core ``k``'s result beat as a result buffer word (lane i in bits ``i * 32 ..``) and whether a
+            kept lane's sum does not fit ACC (None: the core's sums always fit)."""
+            sums = [port("core_o_psum", k)[i * self._psum:(i + 1) * self._psum].as_signed() for i in range(L)]
+            if not self.keeps:  # the core's sums always fit
+                return Cat(*[to_acc(v) for v in sums]), None
+            keep = port("core_o_keep", k)
+            return Cat(*[to_acc(v) for v in sums]), Cat(*[wide(v) & keep[i] for i, v in enumerate(sums)]).any()
+
         for k in range(NC):
             c = SimpleNamespace(dreg=[Signal(32, name=f"pass{k}_w{i}") for i in range(len(WINDOW_PASS))],
                                 dvalid=Signal(name=f"dvalid{k}"), feeding=Signal(name=f"feeding{k}"),
@@ -221,17 +258,24 @@ class PIMController(Block):
                 c.data = self.wa_data
             else:
                 c.queue = sram_1r1w(m, "pim_queue", width=32, depth=qdepth, platform=platform, name=f"queue{k}")
-                c.res = sram_1r1w(m, "pim_result", width=acc_bits, depth=self._result_words, platform=platform,
+            if k > 0 or L > 1:  # its result buffer: a result a word (L > 1: a beat of L results a word)
+                c.res = sram_1r1w(m, "pim_result", width=L * acc_bits, depth=self._result_words, platform=platform,
                                   name=f"result{k}")
                 c.count = Signal(A, name=f"rcount{k}")
                 c.res_base, c.res_end = Signal(A, name=f"res_base{k}"), Signal(A, name=f"res_end{k}")
+                if L == 1:
+                    c.res_wide = wide(port("core_o_psum", k))
+                    c.res_word = (port("core_o_psum", k)[:acc_bits].as_signed() if self._psum > acc_bits
+                                  else port("core_o_psum", k))  # sign-extended
+                else:
+                    c.res_word, c.res_wide = beat_in(k)
+                queue = [] if k == 0 else [c.queue.w.data.eq(self.wa_data), c.queue.w.addr.eq(clip(qw, qdepth)),
+                                           c.queue.r.addr.eq(clip(Mux(c.adv, c.ptr + 1, c.ptr), qdepth))]
+                m.d.comb += queue + [c.res.w.addr.eq(clip(c.count, self._result_words)),
+                                     c.res.w.data.eq(c.res_word),
+                                     c.res.r.addr.eq(clip(Mux(dadv, dra + 1, dra), self._result_words))]
+            if k > 0:
                 c.data = c.queue.r.data
-                m.d.comb += [c.queue.w.data.eq(self.wa_data), c.queue.w.addr.eq(clip(qw, qdepth)),
-                             c.queue.r.addr.eq(clip(Mux(c.adv, c.ptr + 1, c.ptr), qdepth)),
-                             c.res.w.addr.eq(clip(c.count, self._result_words)),
-                             c.res.w.data.eq(port("core_o_psum", k)[:acc_bits].as_signed() if self._psum > acc_bits
-                                             else port("core_o_psum", k)),  # sign-extended
-                             c.res.r.addr.eq(clip(Mux(dadv, dra + 1, dra), self._result_words))]
                 with m.If(c.adv):
                     m.d.sync += c.ptr.eq(c.ptr + 1)
             m.d.comb += [port("win_d", k).valid.eq(c.dvalid & running),
@@ -284,13 +328,15 @@ class PIMController(Block):
         drained = Signal(signed(acc_bits))  # the word of the result buffer being drained
         m.d.comb += [r_base.eq(dst + (self.wb_data & ((1 << len(ent.off)) - 1))),  # dst + OFF, at A bits
                      z_base.eq(dst + zoff),
-                     acc_at.eq(r_base + qoff), zero_at.eq(z_base + qoff),
+                     acc_at.eq(r_base + (qoff if L == 1 else lane_at)), zero_at.eq(z_base + qoff),
                      self.acc_waddr.eq(clip(acc_at, D["ACC"])),
-                     self.acc_wdata.eq(Mux(draining, drained, self.core_o_psum))]
+                     self.acc_wdata.eq(Mux(draining, drained, self.core_o_psum) if L == 1 else drained)]
+        if L > 1:
+            m.d.comb += [lane_at.eq(qoff + loff), lane_px.eq(q + lane + 1), group_end.eq(q + L)]
         with m.Switch(dcore):
-            for k in range(1, NC):
+            for k in range(0 if L > 1 else 1, NC):
                 with m.Case(k):
-                    m.d.comb += drained.eq(cs[k].res.r.data)
+                    m.d.comb += drained.eq(cs[k].res.r.data if L == 1 else cs[k].res.r.data.word_select(lane, acc_bits))
 
         def beat():
             """One result into ACC at its result entry's place, and on to the next entry (one a cycle)."""
@@ -304,6 +350,28 @@ class PIMController(Block):
             with m.Else():
                 m.d.comb += [r_adv.eq(1), r_next.eq(pstart)]
                 m.d.sync += [rptr.eq(pstart), q.eq(q + 1), qoff.eq(qoff + hw["pixel_stride"])]
+
+        def beat_lanes():
+            """L > 1: one result of the word drained into ACC, lane by lane (those holding a pixel); after its
+            last (returned: the caller steps to the next word), on to the next result entry (the next lane group
+            after the pass's last channel)."""
+            last_lane, n_px = Signal(), len(ent.pixels)
+            m.d.comb += [self.acc_we.eq(1),
+                         last_lane.eq((lane == L - 1) | ((lane_px[:n_px] == ent.pixels) & ~lane_px[n_px:].any()))]
+            with m.If(~last_lane):
+                m.d.sync += [lane.eq(lane + 1), loff.eq(loff + hw["pixel_stride"])]
+            with m.Else():
+                m.d.sync += [lane.eq(0), loff.eq(0)]
+                with m.If(~ent.end):
+                    m.d.comb += [r_adv.eq(1), r_next.eq(rptr + 1)]
+                    m.d.sync += rptr.eq(rptr + 1)
+                with m.Elif(group_end[n_px:].any() | (group_end[:n_px] >= ent.pixels)):  # q + L >= PIXELS
+                    m.d.comb += [r_adv.eq(1), r_next.eq(rptr + 1)]
+                    m.d.sync += [rptr.eq(rptr + 1), pstart.eq(rptr + 1), q.eq(0), qoff.eq(0)]
+                with m.Else():
+                    m.d.comb += [r_adv.eq(1), r_next.eq(pstart)]
+                    m.d.sync += [rptr.eq(pstart), q.eq(q + L), qoff.eq(lane_at + hw["pixel_stride"])]
+            return last_lane
 
         def feed(k):
             """Core ``k``'s generator takes its pass descriptor; its next one is read (four words, a word a cycle)
@@ -540,7 +608,7 @@ class PIMController(Block):
                     with m.If(cur == k):
                         m.d.sync += [c.ptr.eq(0 if k else ptr), c.left.eq(passes_left), c.fk.eq(0),
                                      c.feeding.eq(0)]
-                        if k == 0:  # core 0 streams its results into ACC at its result entries
+                        if k == 0 and L == 1:  # core 0 streams its results into ACC at its result entries
                             m.d.sync += [rptr.eq(rb), pstart.eq(rb), res_end.eq(rend), q.eq(0), qoff.eq(0)]
                             m.d.comb += self.wb_addr.eq(clip(rb, D["WMEM"]))
                         else:  # into its result buffer, drained after the round
@@ -566,11 +634,11 @@ class PIMController(Block):
                 for k in range(NC):
                     with m.If(cs[k].live):
                         feed(k)
-                # cores 1 ..: their results into their result buffers
-                for k in reversed(range(1, NC)):
+                # cores 1 .. (every core, L > 1): their results into their result buffers
+                for k in reversed(range(0 if L > 1 else 1, NC)):
                     c = cs[k]
                     with m.If(c.live & port("core_o_valid", k)):
-                        w = wide(port("core_o_psum", k))
+                        w = c.res_wide
                         with m.If(c.count >= self._result_words):
                             fail("pim")
                         if w is not None:
@@ -579,59 +647,82 @@ class PIMController(Block):
                         with m.Else():
                             m.d.comb += c.res.w.en.eq(1)
                             m.d.sync += c.count.eq(c.count + 1)
-                # core 0: its results into ACC, each at its result entry
-                with m.If(self.core_o_valid):
-                    w = wide(self.core_o_psum)
-                    with m.If(rptr >= res_end):
-                        fail("pim")
-                    if w is not None:  # the core's sums may pass ACC's 32 bits
-                        with m.Elif(w):
-                            fail("range")
-                    with m.Elif(acc_at >= D["ACC"]):
-                        fail("address")
-                    with m.Else():
-                        beat()
+                # core 0 (L = 1): its results into ACC, each at its result entry
+                if L == 1:
+                    with m.If(self.core_o_valid):
+                        w = wide(self.core_o_psum)
+                        with m.If(rptr >= res_end):
+                            fail("pim")
+                        if w is not None:  # the core's sums may pass ACC's 32 bits
+                            with m.Elif(w):
+                                fail("range")
+                        with m.Elif(acc_at >= D["ACC"]):
+                            fail("address")
+                        with m.Else():
+                            beat()
                 with m.If(all_done):
                     bad = Cat(*[c.live & (port("core_error", k) | c.dvalid | c.feeding | (c.left != 0))
                                 for k, c in enumerate(cs)]).any()
-                    with m.If(bad | (rptr != res_end)):
+                    with m.If(bad | (rptr != res_end) if L == 1 else bad):
                         fail("pim")
                     with m.Elif(drain):
-                        m.d.sync += dcore.eq(1)
+                        m.d.sync += dcore.eq(1 if L == 1 else 0)
                         m.next = "DRAIN_SETUP"
                     with m.Else():
                         m.next = "SEGMENT"
 
             # --- the result buffers of cores 1 .. into ACC, core 1 first, one word a cycle at their result entries
+            # (L > 1: of cores 0 .., core 0 first, one result a cycle: a word's lanes holding a pixel)
             with m.State("DRAIN_SETUP"):
-                for k in range(1, NC):
+                for k in range(0 if L > 1 else 1, NC):
                     c = cs[k]
                     with m.If(dcore == k):
                         m.d.sync += [rptr.eq(c.res_base), pstart.eq(c.res_base), res_end.eq(c.res_end),
                                      dleft.eq(c.count)]
                         m.d.comb += self.wb_addr.eq(clip(c.res_base, D["WMEM"]))
                 m.d.sync += [q.eq(0), qoff.eq(0), dra.eq(0)]
-                m.d.comb += [cs[k].res.r.addr.eq(0) for k in range(1, NC)]
+                if L > 1:
+                    m.d.sync += [lane.eq(0), loff.eq(0)]
+                m.d.comb += [cs[k].res.r.addr.eq(0) for k in range(0 if L > 1 else 1, NC)]
                 m.next = "DRAIN"
 
-            with m.State("DRAIN"):
-                m.d.comb += draining.eq(1)
-                with m.If(dleft == 0):
-                    with m.If(rptr != res_end):
+            if L > 1:  # dleft: the words the core wrote; the drain ends with its result entries
+                with m.State("DRAIN"):
+                    with m.If(rptr == res_end):
+                        with m.If(dra != dleft):
+                            fail("pim")
+                        with m.Elif(drain_end):
+                            m.next = "SEGMENT"
+                        with m.Else():
+                            m.d.sync += dcore.eq(dcore_next)
+                            m.next = "DRAIN_SETUP"
+                    with m.Elif(dra >= dleft):
                         fail("pim")
-                    with m.Elif(drain_end):
-                        m.next = "SEGMENT"
+                    with m.Elif(acc_at >= D["ACC"]):
+                        fail("address")
                     with m.Else():
-                        m.d.sync += dcore.eq(dcore_next)
-                        m.next = "DRAIN_SETUP"
-                with m.Elif(rptr >= res_end):
-                    fail("pim")
-                with m.Elif(acc_at >= D["ACC"]):
-                    fail("address")
-                with m.Else():
-                    beat()
-                    m.d.comb += dadv.eq(1)
-                    m.d.sync += [dra.eq(dra + 1), dleft.eq(dleft - 1)]
+                        with m.If(beat_lanes()):  # the word's last lane: the next word
+                            m.d.comb += dadv.eq(1)
+                            m.d.sync += dra.eq(dra + 1)
+            else:
+                with m.State("DRAIN"):
+                    m.d.comb += draining.eq(1)
+                    with m.If(dleft == 0):
+                        with m.If(rptr != res_end):
+                            fail("pim")
+                        with m.Elif(drain_end):
+                            m.next = "SEGMENT"
+                        with m.Else():
+                            m.d.sync += dcore.eq(dcore_next)
+                            m.next = "DRAIN_SETUP"
+                    with m.Elif(rptr >= res_end):
+                        fail("pim")
+                    with m.Elif(acc_at >= D["ACC"]):
+                        fail("address")
+                    with m.Else():
+                        beat()
+                        m.d.comb += dadv.eq(1)
+                        m.d.sync += [dra.eq(dra + 1), dleft.eq(dleft - 1)]
 
             with m.State("FINISH"):
                 m.d.comb += done.eq(1)

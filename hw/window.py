@@ -45,6 +45,8 @@ class WindowGenerator(Block):
         Input buffer depth in words (:func:`model.window.buffer_words` of ``system.input_buffer_kib``).
     windows : int
         Window table entries (``core.mask_windows``: entry k describes the window of the core's mask word k).
+    in_windows : int
+        Windows a beat of ``o`` carries (``core.in_windows``, 1 .. 16; below "Several windows").
 
     **Buffer.** ``buffer_words * n_comp`` inputs; input ``a`` is element ``a % n_comp`` of word
     ``a // n_comp``. Written one word per cycle (``w_en``, ``w_addr``, ``w_data``, element 0 lowest);
@@ -73,6 +75,12 @@ class WindowGenerator(Block):
     outside the map and for ``e >= n_comp - N_PAD``. A pass with no beat (``PIXELS`` or ``N_WIN`` 0) is
     taken and dropped. Reset aborts a pass.
 
+    **Several windows** (``in_windows`` W > 1, the core's ``in_windows``): a beat carries entry k's window of
+    W consecutive pixels (window s of pixel ``gW + s`` of the pass in bits ``s * n_comp * in_bits ..``, zero
+    past the pass's last pixel; :func:`model.core.input_windows`): for each group of W pixels, entries
+    ``WIN_BASE ..`` one beat a cycle, so a pass streams ``ceil(PIXELS / W) * N_WIN`` beats. The buffer is
+    ``W * n_comp`` banks (window s, lane e reads bank ``s * n_comp + e``), each a full copy.
+
     Attributes
     ----------
     layer : In(StructLayout(register_fields(WINDOW_LAYER)))
@@ -86,18 +94,23 @@ class WindowGenerator(Block):
     CONFIG_KEYS = {"n_comp": "n_comp", "in_bits": "in_bits"}
     NAME = "window"
 
-    def __init__(self, *, n_comp: int, in_bits: int = 8, buffer_words: int, windows: int):
+    def __init__(self, *, n_comp: int, in_bits: int = 8, buffer_words: int, windows: int, in_windows: int = 1):
         self._n_comp = self._param("n_comp", n_comp)
         self._in_bits = self._param("in_bits", in_bits)
         self._words = self._param("buffer_words", buffer_words)
         self._windows = self._param("windows", windows)
+        if not isinstance(in_windows, int) or isinstance(in_windows, bool) or not 1 <= in_windows <= 16:
+            raise ValueError(f"in_windows must be an integer from 1 to 16, not {in_windows!r}")
+        self._in_windows = in_windows
+        if in_windows != 1:  # a parameter only when not 1 (the Verilog and parameters of one window unchanged)
+            self._param("in_windows", in_windows)
         if buffer_words * n_comp > WINDOW_ELEMENTS_MAX:
             raise ValueError(f"buffer_words must hold at most {WINDOW_ELEMENTS_MAX} inputs "
                              f"({WINDOW_ELEMENTS_MAX // n_comp} words of {n_comp}), not {buffer_words!r}")
         super().__init__({
             "layer": In(layout_from_fields(register_fields(WINDOW_LAYER))),
             "d": In(stream.Signature(layout_from_fields(register_fields(WINDOW_PASS)))),
-            "o": Out(stream.Signature(layout_from_fields(window_fields(n_comp, in_bits)))),
+            "o": Out(stream.Signature(layout_from_fields(window_fields(n_comp, in_bits, in_windows)))),
             "w_en": In(1), "w_addr": In(range(max(2, buffer_words))), "w_data": In(n_comp * in_bits),
             "t_en": In(1), "t_addr": In(range(max(2, windows))), "t_data": In(BUS_BITS),
             "busy": Out(1),
@@ -123,7 +136,8 @@ class WindowGenerator(Block):
                               f"window generator 1 to {min(1 << 20, WINDOW_ELEMENTS_MAX // mc.n_comp)} words of "
                               f"{mc.n_comp} x {mc.in_bits} bits, got {hw.system.input_buffer_kib!r} KiB "
                               f"({words} words)")
-        return cls(n_comp=mc.n_comp, in_bits=mc.in_bits, buffer_words=words, windows=hw.core.mask_windows)
+        return cls(n_comp=mc.n_comp, in_bits=mc.in_bits, buffer_words=words, windows=hw.core.mask_windows,
+                   in_windows=hw.core.in_windows)
 
     @property
     def latency(self) -> int:
@@ -142,9 +156,11 @@ class WindowGenerator(Block):
         # a word of n_comp inputs written to every copy at once, lane e reads its copy's word of its input
         # (conflict-free for every geometry: docs/rtl.md "Memories"); the read data is the next cycle's beat
         lg = (n - 1).bit_length()   # n_comp is a power of two: input a is element a % n of word a // n
+        NW = self._in_windows
         rps = []
-        for e in range(n):
-            bank = sram_1r1w(m, "wbuf", width=n * ib, depth=self._words, platform=platform, name=f"wbuf{e}")
+        for e in range(n * NW):     # window s, lane e: bank s * n + e (wbuf{e} for window 0)
+            bank = sram_1r1w(m, "wbuf", width=n * ib, depth=self._words, platform=platform,
+                             name=f"wbuf{e}" if e < n else f"wbuf{e // n}_{e % n}")
             m.d.comb += [bank.w.en.eq(self.w_en), bank.w.addr.eq(self.w_addr), bank.w.data.eq(self.w_data)]
             rps.append(bank.r)
 
@@ -188,7 +204,21 @@ class WindowGenerator(Block):
         c, i, j = ent.channel, ent.ki, ent.kj
         live_n = Signal(range(n + 1))
         m.d.comb += live_n.eq(Mux(ent.n_pad < n, n - ent.n_pad, 0))
-        for e, rp in enumerate(rps):
+        # window s > 0 (in_windows > 1): the pixel s after window 0's, row-major, wrapping at OUT_W (lanes[NW]:
+        # the next group's first pixel)
+        lanes = [(y0, x0, wo)]
+        for w in range(1, NW + 1 if NW > 1 else 1):
+            py, px, pwo = lanes[-1]
+            ny, nx, nwo = (Signal(signed(_COORD_BITS), name=f"win{w}_y0"), Signal(signed(_COORD_BITS),
+                                                                                name=f"win{w}_x0"),
+                           Signal.like(wo, name=f"win{w}_wo"))
+            with m.If(pwo == wo_last):
+                m.d.comb += [nwo.eq(0), nx.eq(0), ny.eq(py + sh)]
+            with m.Else():
+                m.d.comb += [nwo.eq(pwo + 1), nx.eq(px + sw), ny.eq(py)]
+            lanes.append((ny, nx, nwo))
+        for e in range(n):
+            rp = rps[e]
             if e:  # the next tap: (c, i, j) + 1 in the radix (KH, KW)
                 jn, in_ = Signal(len(kw), name=f"tap{e}_jn"), Signal(len(kh), name=f"tap{e}_in")
                 m.d.comb += [jn.eq(j + 1), in_.eq(i + 1)]
@@ -200,42 +230,52 @@ class WindowGenerator(Block):
                              cc.eq(Mux(wrap_i, c + 1, c))]
                 c, i, j = cc, ci, cj
             dy, dx = Signal(2 * len(L.dh), name=f"tap{e}_dy"), Signal(2 * len(L.dw), name=f"tap{e}_dx")
-            ty, tx = Signal(signed(cb), name=f"tap{e}_ty"), Signal(signed(cb), name=f"tap{e}_tx")
-            y, x = Signal(signed(cb), name=f"tap{e}_y"), Signal(signed(cb), name=f"tap{e}_x")
-            m.d.comb += [dy.eq(i * dh), dx.eq(j * dw), ty.eq(y0 + dy), tx.eq(x0 + dx), y.eq(ty - ph), x.eq(tx - pw)]
-            ok = Signal(name=f"tap{e}_ok")
-            m.d.comb += ok.eq((live_n > e) & ~y[-1] & (y < height) & ~x[-1] & (x < width))
-            # address BASE + (c * HEIGHT + y) * WIDTH + x, each step truncated to the buffer's address bits
-            ch, row, lin, at, ad = (Signal(aw, name=f"tap{e}_{t}") for t in ("ch", "row", "lin", "at", "ad"))
-            ya, xa = Signal(aw, name=f"tap{e}_ya"), Signal(aw, name=f"tap{e}_xa")
-            m.d.comb += [ya.eq(y[:aw]), xa.eq(x[:aw]), ch.eq(c * h_a), row.eq(ch + ya), lin.eq(row * w_a),
-                         at.eq(base + lin), ad.eq(at + xa), rp.addr.eq(ad[lg:]),
-                         rp.en.eq(adv & run & ok)]  # a lane whose input is zero reads nothing
-            # the output stage: the read word's element, zero where the input is padding or past K
-            ok_o = Signal(name=f"lane{e}_ok", reset_less=True)   # data: counts only with valid, which the reset clears
-            el_o = Signal(lg, name=f"lane{e}_el", reset_less=True)
-            with m.If(adv):
-                m.d.sync += [ok_o.eq(ok), el_o.eq(ad[:lg])]
-            m.d.comb += self.o.payload.data[e].eq(Mux(ok_o, rp.data.word_select(el_o, ib), 0))
+            m.d.comb += [dy.eq(i * dh), dx.eq(j * dw)]
+            for w, (wy0, wx0, _) in enumerate(lanes[:NW]):  # window w's input e: bank w * n + e
+                pre = "" if w == 0 else f"win{w}_"
+                rp = rps[w * n + e]
+                ty, tx = Signal(signed(cb), name=f"{pre}tap{e}_ty"), Signal(signed(cb), name=f"{pre}tap{e}_tx")
+                y, x = Signal(signed(cb), name=f"{pre}tap{e}_y"), Signal(signed(cb), name=f"{pre}tap{e}_x")
+                m.d.comb += [ty.eq(wy0 + dy), tx.eq(wx0 + dx), y.eq(ty - ph), x.eq(tx - pw)]
+                ok = Signal(name=f"{pre}tap{e}_ok")
+                live = (live_n > e) if w == 0 else (live_n > e) & (pix_left > w)  # window w holds a pixel
+                m.d.comb += ok.eq(live & ~y[-1] & (y < height) & ~x[-1] & (x < width))
+                # address BASE + (c * HEIGHT + y) * WIDTH + x, each step truncated to the buffer's address bits
+                ch, row, lin, at, ad = (Signal(aw, name=f"{pre}tap{e}_{t}") for t in ("ch", "row", "lin", "at", "ad"))
+                ya, xa = Signal(aw, name=f"{pre}tap{e}_ya"), Signal(aw, name=f"{pre}tap{e}_xa")
+                m.d.comb += [ya.eq(y[:aw]), xa.eq(x[:aw]), ch.eq(c * h_a), row.eq(ch + ya), lin.eq(row * w_a),
+                             at.eq(base + lin), ad.eq(at + xa), rp.addr.eq(ad[lg:]),
+                             rp.en.eq(adv & run & ok)]  # a lane whose input is zero reads nothing
+                # the output stage: the read word's element, zero where the input is padding or past K
+                ok_o = Signal(name=f"{pre}lane{e}_ok", reset_less=True)   # data: counts only with valid
+                el_o = Signal(lg, name=f"{pre}lane{e}_el", reset_less=True)
+                with m.If(adv):
+                    m.d.sync += [ok_o.eq(ok), el_o.eq(ad[:lg])]
+                m.d.comb += self.o.payload.data[w * n + e].eq(Mux(ok_o, rp.data.word_select(el_o, ib), 0))
         with m.If(adv):
             m.d.sync += valid.eq(run)
         m.d.comb += self.o.valid.eq(valid)
 
         # ---- walk: entries of a pixel, then the next pixel (row-major), then the next pass
         last_win = k == win_last
-        last_beat = last_win & (pix_left == 1)
+        last_px = (pix_left == 1) if NW == 1 else (pix_left <= NW)  # the pass's last pixel (group)
+        last_beat = last_win & last_px
         m.d.comb += self.d.ready.eq(~run | (adv & last_beat))
         with m.If(run & adv):
             with m.If(last_win):
                 m.d.sync += k.eq(0)
-                with m.If(pix_left == 1):
+                with m.If(last_px):
                     m.d.sync += run.eq(0)
                 with m.Else():
-                    m.d.sync += pix_left.eq(pix_left - 1)
-                    with m.If(wo == wo_last):
-                        m.d.sync += [wo.eq(0), x0.eq(0), y0.eq(y0 + sh)]
-                    with m.Else():
-                        m.d.sync += [wo.eq(wo + 1), x0.eq(x0 + sw)]
+                    m.d.sync += pix_left.eq(pix_left - NW)
+                    if NW == 1:
+                        with m.If(wo == wo_last):
+                            m.d.sync += [wo.eq(0), x0.eq(0), y0.eq(y0 + sh)]
+                        with m.Else():
+                            m.d.sync += [wo.eq(wo + 1), x0.eq(x0 + sw)]
+                    else:  # the next group of NW pixels
+                        ny, nx, nwo = lanes[NW]
+                        m.d.sync += [wo.eq(nwo), x0.eq(nx), y0.eq(ny)]
             with m.Else():
                 m.d.sync += k.eq(k + 1)
         # the window table reads synchronously: the entry of the next cycle's beat is read one cycle ahead

@@ -390,9 +390,6 @@ def _core_params(macro, hw):
     from dbpim.model.config import CoreConfig, SystemConfig
     from dbpim.model.core import CoreParams
     if hw is not None:
-        if hw.core.result_lanes != 1:  # as hw.chip.DBPIMChip: the PIM controller takes one result a beat
-            raise ChipError(f"core.result_lanes: the chip's PIM controller takes the core's results one a beat; "
-                            f"must be 1, got {hw.core.result_lanes}")
         return CoreParams.from_config(hw)
     return CoreParams(macro=macro, macros=SystemConfig().macros_per_core, core=CoreConfig())
 
@@ -1175,7 +1172,8 @@ class GoldenChip:
             if d["N"] * P > acc.shape[1] - dst:
                 raise ChipError(f"{name}: the descriptor's {d['N']} x {P} sums pass ACC")
         self.macro_cycles += int(r.macro_cycles.sum())
-        self.pim_cycles += sum(pim_cycles(d, r.blocks, [c[s] for c in r.core_cycles]) for s in range(act.shape[0]))
+        self.pim_cycles += sum(pim_cycles(d, r.blocks, [c[s] for c in r.core_cycles],
+                                          result_lanes=p.core.core.result_lanes) for s in range(act.shape[0]))
 
 
 def program_cycles(program, lanes: int, act=None, acc=None, dram=None) -> int:

@@ -114,7 +114,7 @@ def dwc_cycles(C: int, H: int, W: int, kernel, stride, padding, dilation, lanes:
     return instruction_cycles("DWC", desc, lanes)
 
 
-def pim_cycles(desc: dict, blocks, core_cycles) -> int:
+def pim_cycles(desc: dict, blocks, core_cycles, *, result_lanes: int = 1) -> int:
     """Cycles of one PIM instruction (``desc`` its unpacked descriptor) on one sample.
 
     ``blocks`` are its layers' WMEM blocks (:class:`model.pim_image.BlockImage`) and ``core_cycles`` the
@@ -133,8 +133,11 @@ def pim_cycles(desc: dict, blocks, core_cycles) -> int:
     to see every core DONE: each core's result stream is always ready, core 0's into ACC, the others' into
     their result buffers) and drains the result buffers into ACC, core 1 first: per core one cycle to set up,
     one a result (:attr:`model.pim_image.SegmentImage.beats`), one to go on; one cycle ends the block's bands.
+    With ``result_lanes`` (``core.result_lanes``) L > 1 every core of the round, core 0 included, streams into
+    its result buffer (a beat of L results a word) and the drain starts with core 0
+    (:func:`model.pim_image.drained_cores`): still one result a cycle (empty lanes take none).
     """
-    from dbpim.model.pim_image import BAND_HEADER, PIM_HEADER, SEGMENT_HEADER
+    from dbpim.model.pim_image import BAND_HEADER, PIM_HEADER, SEGMENT_HEADER, drained_cores
     total = PIM_FIXED_CYCLES
     if len(blocks) != len(core_cycles):
         raise ValueError(f"core_cycles: one sequence per block ({len(blocks)}), got {len(core_cycles)}")
@@ -152,7 +155,7 @@ def pim_cycles(desc: dict, blocks, core_cycles) -> int:
                     total += (1 + len(SEGMENT_HEADER) + 1 + 2 * len(seg.writes) + 1 + len(seg.table)
                               + (4 * (len(seg.passes) if core else 1) if seg.passes else 1) + 1)
                 total += max(cyc[at + i] for i in rnd) + 1
-                total += sum(1 + band.segments[i].beats + 1 for i in rnd[1:])
+                total += sum(1 + band.segments[i].beats + 1 for i in drained_cores(rnd, result_lanes))
             at += len(band.segments)
     return total
 
@@ -160,8 +163,9 @@ def pim_cycles(desc: dict, blocks, core_cycles) -> int:
 def instruction_cycles(op: str, desc: dict, lanes: int, pim=None) -> int:
     """Cycles the controller spends on one instruction (``desc`` its unpacked descriptor).
 
-    PIM: :func:`pim_cycles` of ``pim`` = ``(blocks, core_cycles)`` (what :func:`model.pim_image.run_pim` read
-    and counted for the sample). LOAD / STORE: :func:`dma_cycles` (the ideal DRAM).
+    PIM: :func:`pim_cycles` of ``pim`` = ``(blocks, core_cycles)`` or ``(blocks, core_cycles, result_lanes)``
+    (what :func:`model.pim_image.run_pim` read and counted for the sample; ``core.result_lanes``, 1 if left
+    out). LOAD / STORE: :func:`dma_cycles` (the ideal DRAM).
 
     Constants: REQ reads ``m``, ``s`` (and ``bias`` with ``has_bias``) per channel, two cycles a word (one for
     an absent bias), then writes each channel group (one cycle, one more between groups); DWC the same with a
@@ -184,7 +188,7 @@ def instruction_cycles(op: str, desc: dict, lanes: int, pim=None) -> int:
     if op == "PIM":
         if pim is None:
             raise ValueError("PIM: its cycles depend on the WMEM image and the input; give pim=(blocks, core_cycles)")
-        return pim_cycles(desc, *pim)
+        return pim_cycles(desc, *pim[:2], result_lanes=pim[2] if len(pim) > 2 else 1)
     geo = _geometry(op, desc)
     C = geo[1]
     groups = -(-C // lanes)

@@ -56,13 +56,13 @@ import numpy as np
 
 from dbpim.model.core import CoreParams, bus_writes, compile_program
 from dbpim.model.core_timing import (PassPlan, delivery_cycles, filter_tiles_of, layer_cycles, load_cycles,
-                                    pixel_cycles)
+                                    pixel_cycles, stream_beats)
 from dbpim.model.spec import (BUS_BITS, CORE_REG, WINDOW_ENTRY, WINDOW_LAYER, WINDOW_PASS, input_range, pack,
                               register_fields, unpack)
 from dbpim.model.window import WindowLayer, generator_addresses, segment_passes, segment_table, table_entries
 
 __all__ = ["PIM_HEADER", "BAND_HEADER", "SEGMENT_HEADER", "RESULT_ENTRY", "PimImageError", "BlockImage", "BandImage",
-           "SegmentImage", "band_plan", "band_layer", "layer_block", "read_block", "run_segment",
+           "SegmentImage", "drained_cores", "band_plan", "band_layer", "layer_block", "read_block", "run_segment",
            "segment_plan", "PimRun", "run_pim"]
 
 #: A block's header words, in order.
@@ -108,6 +108,11 @@ class SegmentImage:
     def beats(self) -> int:
         """Results the core streams in this segment: each result entry's ``pixels``."""
         return sum(unpack(RESULT_ENTRY, r)["pixels"] for r in self.results)
+
+    def words(self, result_lanes: int = 1) -> int:
+        """Result buffer words (stream beats of ``result_lanes`` results) of this segment: each result entry's
+        ``ceil(pixels / result_lanes)`` (:func:`model.core_timing.stream_beats`)."""
+        return int(sum(stream_beats(unpack(RESULT_ENTRY, r)["pixels"], 1, result_lanes) for r in self.results))
 
 
 @dataclass
@@ -161,6 +166,18 @@ class BlockImage:
     def segments(self) -> list:
         """Every segment of the block, band after band (one START of the core each)."""
         return [s for b in self.bands for s in b.segments]
+
+
+def _beats_word(result_lanes: int) -> str:
+    """What a result buffer word holds, for an error line: ``results`` (one lane) or ``beats of L results``."""
+    return "results" if result_lanes == 1 else f"beats of {result_lanes} results"
+
+
+def drained_cores(rnd: list, result_lanes: int = 1) -> list:
+    """The segments of a round (:attr:`BandImage.rounds`) whose results go into a result buffer and are drained
+    into ACC after the round: those on cores 1 .. (``core.result_lanes`` 1: core 0 streams into ACC), every
+    one with L > 1 (ACC takes one result a cycle)."""
+    return list(rnd) if result_lanes > 1 else list(rnd[1:])
 
 
 def band_plan(layer: WindowLayer, buffer_inputs: int | None, *, name: str = "layer",
@@ -220,9 +237,10 @@ def layer_block(compiled, layer: WindowLayer, params: CoreParams, signed: bool, 
     round-robin to ``k = min(cores, filter tiles)`` cores (header word ``cores``), each core's tiles compiled to
     its own segments (:func:`model.core.compile_program`) in every band, and a band's segments interleaved (every
     core's first, then every core's second, ...) so that each round of ``k`` runs on the ``k`` cores at the same
-    time. The cores of a round after the first (cores 1 ..) put their results into their result buffers of
-    ``result_words`` words each (``system.result_buffer_words``; None: no bound): the bands are cut into fewer
-    output rows until no such segment streams more results (:attr:`SegmentImage.beats`). Raises
+    time. The cores of a round after the first (cores 1 ..; every core when ``core.result_lanes`` L > 1) put
+    their results into their result buffers of ``result_words`` words each (``system.result_buffer_words``, a
+    word one stream beat of L results; None: no bound): the bands are cut into fewer output rows until no such
+    segment streams more beats (:meth:`SegmentImage.words`). Raises
     :class:`model.core_timing.PlanError` when the layer does not fit the core, :class:`PimImageError` when its
     output does not fit ACC's 16-bit offsets, a row's inputs the buffer or one output row's results a result
     buffer.
@@ -239,6 +257,8 @@ def layer_block(compiled, layer: WindowLayer, params: CoreParams, signed: bool, 
         raise PimImageError(f"{name}: its {N} x {P} sums from ACC offset {acc_base} pass ACC's "
                             f"{ACC_OFFSET_LIMIT} addresses")
     H, W, C = layer.height, layer.width, layer.channels
+    L = params.core.result_lanes
+    buffered = 0 if L > 1 else 1  # the cores whose results go into a result buffer: from core 1 (every core, L > 1)
     fts = filter_tiles_of(compiled.tiles)
     k = max(1, min(int(cores), len(fts)))
     subs = [replace(compiled, tiles=[compiled.tiles[i] for f in fts[c::k] for i in f[2]]) for c in range(k)]
@@ -249,12 +269,13 @@ def layer_block(compiled, layer: WindowLayer, params: CoreParams, signed: bool, 
         for r0, r1, a, b in band_plan(layer, buffer_inputs, name=name, max_rows=max_rows):
             bl = band_layer(layer, r0, r1, a, b)
             progs = [compile_program(sub, bl.pixels, params, signed, name) for sub in subs]
-            most = max([sum(p.n_out * p.pixels for p in seg.passes if p.last)
-                        for prog in progs[1:] for seg in prog.segments] or [0])
+            most = max([sum(int(stream_beats(p.pixels, p.n_out, L)) for p in seg.passes if p.last)
+                        for prog in progs[buffered:] for seg in prog.segments] or [0])
             if result_words is not None and most > result_words:
                 if r1 - r0 == 1:
-                    raise PimImageError(f"{name}: output row {r0} streams {most} results on one PIM core, more "
-                                        f"than its result buffer's {result_words} words (system.result_buffer_words)")
+                    raise PimImageError(f"{name}: output row {r0} streams {most} {_beats_word(L)} on one PIM core, "
+                                        f"more than its result buffer's {result_words} words "
+                                        f"(system.result_buffer_words)")
                 return min(r1 - r0 - 1, max(1, (r1 - r0) * result_words // most))
             out.append((r0, r1, a, b, bl, progs))
         return out
@@ -507,8 +528,9 @@ def run_pim(wmem, d: dict, act: np.ndarray, src: int, acc: np.ndarray, dst: int,
     band needs), then its segments. Raises :class:`PimImageError` (one line naming the instruction) for an
     input outside the layer's 8-bit range, an image the chip cannot run, a sum outside ACC's signed elements
     (``model.isa.BUFFERS["ACC"].elem_bits``; a core whose partial sums are wider, e.g. ``paper``'s 33 bits, stops
-    there: ERROR_CODE 4 on the RTL chip), an address past a buffer, or a round whose core 1 .. streams more
-    results than its result buffer's ``result_words`` (None: no bound).
+    there: ERROR_CODE 4 on the RTL chip), an address past a buffer, or a round whose core 1 .. (every core when
+    ``core.result_lanes`` L > 1) streams more beats (:meth:`SegmentImage.words`) than its result buffer's
+    ``result_words`` words (None: no bound).
     """
     from dbpim.model import isa
     S = act.shape[0]
@@ -529,13 +551,14 @@ def run_pim(wmem, d: dict, act: np.ndarray, src: int, acc: np.ndarray, dst: int,
             raise PimImageError(f"{where}: its rounds run {blk.cores} segments at once, the chip has {cores} "
                                 f"PIM cores")
         if result_words is not None:
+            L = params.core.result_lanes
             for bi, band in enumerate(blk.bands):
                 for rnd in band.rounds:
-                    for i in rnd[1:]:
-                        if band.segments[i].beats > result_words:
+                    for i in drained_cores(rnd, L):
+                        if band.segments[i].words(L) > result_words:
                             raise PimImageError(f"{where}, band {bi}: segment {i} streams "
-                                                f"{band.segments[i].beats} results into a result buffer of "
-                                                f"{result_words} words")
+                                                f"{band.segments[i].words(L)} {_beats_word(L)} into a result "
+                                                f"buffer of {result_words} words")
         ps, P = blk.pixel_stride, blk.pixels
         q = np.arange(P) * ps
 
@@ -636,7 +659,8 @@ def _run_band(band: BandImage, buf: np.ndarray, acc, dst: int, ps: int, params: 
             macro += pix[:, p0:p0 + npx, i].sum(1)
     else:
         pix = np.zeros((S, Pb, 0), np.int64)
-    cyc = layer_cycles(plan, pix, params.macro, params.macros, params.core.tile_banks, params.core.out_banks)
+    cyc = layer_cycles(plan, pix, params.macro, params.macros, params.core.tile_banks, params.core.out_banks,
+                       in_windows=params.core.in_windows, result_lanes=params.core.result_lanes)
     return cyc, macro
 
 

@@ -229,9 +229,9 @@ def _decode(registers, words) -> dict:
     return out
 
 
-def generator_addresses(layer_words, table, passes, n_comp: int) -> np.ndarray:
-    """Input buffer address of every input of every beat the window generator emits: int64 (beats, n_comp),
-    -1 where the input is 0 (padding, or past ``K``).
+def generator_addresses(layer_words, table, passes, n_comp: int, in_windows: int = 1) -> np.ndarray:
+    """Input buffer address of every input of every beat the window generator emits: int64 (beats, in_windows *
+    n_comp), -1 where the input is 0 (padding, or past ``K``).
 
     Computed from what the RTL holds: the layer descriptor words, the window
     table words and the pass descriptors (each four words), in order. For
@@ -241,9 +241,14 @@ def generator_addresses(layer_words, table, passes, n_comp: int) -> np.ndarray:
     the buffer's value at ``BASE + (c * HEIGHT + y) * WIDTH + x``, or 0 when
     ``e >= n_comp - N_PAD`` or ``(y, x)`` is padding. ValueError when a pass
     names entries past the table.
+
+    With ``in_windows`` W > 1 (``core.in_windows``) a beat carries W windows: per pass, per group of W
+    consecutive pixels, per entry, window s of the beat is the entry's window of the group's pixel s (inputs
+    ``s * n_comp ..``), -1 past the pass's last pixel (:func:`model.core.input_windows`).
     """
     L = _decode(WINDOW_LAYER, layer_words)
     H, W = L["height"], L["width"]
+    NW = int(in_windows)
     out = []
     for words in passes:
         taps = pass_taps(layer_words, table, words, n_comp)
@@ -251,19 +256,27 @@ def generator_addresses(layer_words, table, passes, n_comp: int) -> np.ndarray:
             continue
         c, y, x, live = taps
         ok = live & (y >= 0) & (y < H) & (x >= 0) & (x < W)
-        out.append(np.where(ok, L["base"] + (c * H + y) * W + x, -1).reshape(-1, n_comp))
-    return np.concatenate(out).astype(np.int64) if out else np.zeros((0, n_comp), np.int64)
+        a = np.where(ok, L["base"] + (c * H + y) * W + x, -1)  # (pixels, n_win, n_comp)
+        if NW > 1:  # pixels in groups of W (the last padded with -1), a group's W windows of an entry a beat
+            P, n_win = a.shape[:2]
+            G = -(-P // NW)
+            pad = np.full((G * NW, n_win, n_comp), -1, np.int64)
+            pad[:P] = a
+            a = pad.reshape(G, NW, n_win, n_comp).transpose(0, 2, 1, 3)
+        out.append(a.reshape(-1, NW * n_comp))
+    return np.concatenate(out).astype(np.int64) if out else np.zeros((0, NW * n_comp), np.int64)
 
 
-def generator_beats(buffer, layer_words, table, passes, n_comp: int) -> np.ndarray:
-    """The beats the window generator emits: uint8 (beats, n_comp), element 0 = the beat's lowest input.
+def generator_beats(buffer, layer_words, table, passes, n_comp: int, in_windows: int = 1) -> np.ndarray:
+    """The beats the window generator emits: uint8 (beats, in_windows * n_comp), element 0 = the beat's lowest
+    input.
 
     The RTL's twin: the buffer's input bit patterns (``words * n_comp``) at
     :func:`generator_addresses`, 0 where that is -1. ValueError when a pass
     reads past the buffer.
     """
     buf = np.asarray(buffer, np.uint8).reshape(-1)
-    addr = generator_addresses(layer_words, table, passes, n_comp)
+    addr = generator_addresses(layer_words, table, passes, n_comp, in_windows)
     if addr.size and addr.max() >= buf.size:
         raise ValueError(f"pass: reads input {int(addr.max())} past the buffer's {buf.size}")
     return np.where(addr >= 0, buf[np.clip(addr, 0, max(0, buf.size - 1))] if buf.size else 0, 0).astype(np.uint8)
@@ -323,13 +336,13 @@ def segment_stream(program, segment, layer: WindowLayer, x) -> np.ndarray:
     words = -(-(layer.base + layer.elements) // n)
     buf = buffer_image(layer, x, program.signed, words, n)
     return generator_beats(buf, layer.words(), table_entries(layer, segment_table(segment, n), n),
-                           segment_passes(layer, segment), n)
+                           segment_passes(layer, segment), n, program.params.core.in_windows)
 
 
-def generator_cycles(pixels, n_win) -> int:
+def generator_cycles(pixels, n_win, in_windows: int = 1) -> int:
     """Cycles from the first pass descriptor to the last beat's handshake, for a queue of passes.
 
-    One beat per cycle: ``WINDOW_LATENCY["start"] + sum(pixels * n_win)``,
+    One beat per cycle: ``WINDOW_LATENCY["start"] + sum(ceil(pixels / in_windows) * n_win)``,
     with the output always ready and each next descriptor waiting (it is
     taken in the cycle the pass's last beat reads the input buffer, the cycle
     before that beat leaves). ``WINDOW_LATENCY["start"]`` = 2: the first
@@ -338,7 +351,7 @@ def generator_cycles(pixels, n_win) -> int:
     (:func:`model.core_timing.delivery_cycles` >= the windows of a vector),
     so the generator never makes it wait once a pass has started.
     """
-    b = np.asarray(pixels, np.int64) * np.asarray(n_win, np.int64)
+    b = -(-np.asarray(pixels, np.int64) // int(in_windows)) * np.asarray(n_win, np.int64)
     return int(WINDOW_LATENCY["start"] + b.sum() + (b == 0).sum())
 
 

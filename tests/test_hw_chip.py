@@ -338,13 +338,17 @@ def test_sizes_from_the_configuration():
 
 # --------------------------------------------------------------------------- PIM instructions
 
-def _pim_case(seed, kind, banded=False):
-    """A random PIM instruction (model.pim_programs) on the shrunken small core, its program and buffers; with
-    ``banded`` its layers split into 2+ row bands (compiled for a smaller input buffer than the chip's)."""
+def _pim_case(seed, kind, banded=False, **core):
+    """A random PIM instruction (model.pim_programs) on the shrunken small core (``core``: its keys changed, e.g.
+    ``result_lanes=2``), its program and buffers; with ``banded`` its layers split into 2+ row bands (compiled for
+    a smaller input buffer than the chip's)."""
+    import dataclasses
+
     from dbpim.model.core import CoreParams
     from dbpim.model.config import load_config
     from dbpim.model.pim_programs import core_config, pim_program, random_banded, random_pim
     hw = core_config(load_config("small"))
+    hw = dataclasses.replace(hw, core=dataclasses.replace(hw.core, **core))
     rng = np.random.default_rng(seed)
     case, buf, _ = random_banded(rng, hw.macro, kind=kind) if banded else (random_pim(rng, hw.macro, kind=kind),
                                                                           None, None)
@@ -411,6 +415,35 @@ def test_random_pim_matches_golden(seed, kind, banded):
     assert not bad.size, f"DBPIM_SEED={seed}: ACC differs at {bad[:10]}: {got_acc[bad[:10]]} vs {want_acc[0][bad[:10]]}"
     np.testing.assert_array_equal(got_act, want_act[0])
     assert cycles == chip.cycles == program_cycles(prog, LANES, act, acc), (seed, cycles, chip.cycles)
+
+
+THROUGHPUT = {"tile_banks": 2, "out_banks": 2, "in_windows": 2, "result_lanes": 2}  # paper-throughput's options
+
+
+@pytest.mark.parametrize("seed, kind, banded, core", [
+    (21, "conv2d", False, THROUGHPUT),
+    pytest.param(22, "linear", False, THROUGHPUT, marks=pytest.mark.slow),
+    pytest.param(23, None, True, THROUGHPUT, marks=pytest.mark.slow),
+    pytest.param(24, "conv2d", False, {"result_lanes": 2}, marks=pytest.mark.slow),
+    pytest.param(25, "conv2d", True, {"in_windows": 2}, marks=pytest.mark.slow),
+    pytest.param(26, "linear", False, {"in_windows": 2}, marks=pytest.mark.slow)])
+def test_random_pim_on_the_throughput_core_matches_golden(seed, kind, banded, core):
+    """The small core with the throughput core's options (``core``; hw/configs/paper-throughput.yaml): a random
+    PIM layer's ACC equals the golden chip's, CYCLES equals program_cycles (model.chip_timing.pim_cycles). Seed:
+    DBPIM_SEED overrides."""
+    import os
+    seed = int(os.environ.get("DBPIM_SEED", seed))
+    hw, case, prog, act, acc, dst = _pim_case(seed, kind, banded, **core)
+    want_act, want_acc = act[None].copy(), acc[None].copy()
+    chip = GoldenChip.from_program(prog, LANES)
+    chip.execute(want_act, want_acc)
+    np.testing.assert_array_equal(want_acc[0, dst:dst + case.want.shape[1]], case.want[0])
+    st, cycles, got_act, got_acc, _ = _pim_run(hw, prog, act, acc)
+    print(f"DBPIM_SEED={seed} {core}: {case.desc}, status {st}, {cycles} cycles")
+    assert st["ERROR"] == 0 and st["DONE"] == 1, (seed, st)
+    bad = np.flatnonzero(got_acc != want_acc[0])
+    assert not bad.size, f"DBPIM_SEED={seed}: ACC differs at {bad[:10]}: {got_acc[bad[:10]]} vs {want_acc[0][bad[:10]]}"
+    assert cycles == chip.cycles == program_cycles(prog, LANES, act, acc), (f"DBPIM_SEED={seed}", cycles, chip.cycles)
 
 
 @pytest.mark.slow

@@ -43,15 +43,16 @@ def _compiled(rng, K: int, N: int = 3, mc=SMALL):
 
 def test_twin_equals_im2col_stream_random(rng):
     """Random shapes (kernel 1/3, stride 1/2, padding 0/1, dilation 1/2, channel counts, pixel runs): the
-    generator's stream from the map is the core's input stream from im2col, beat for beat."""
-    for n_comp in (4, 8):
+    generator's stream from the map is the core's input stream from im2col, beat for beat (one and two windows a
+    beat, ``core.in_windows``)."""
+    for n_comp, in_windows in ((4, 1), (8, 1), (4, 2)):
         mc = MacroConfig(n_comp=n_comp, n_col=4, n_row=4, in_bits=8, phi_max=2, lanes=2, pipeline=False)
         for _ in range(40):
             layer = _random_layer(rng, n_comp)
             signed = bool(rng.integers(0, 2))
             x = _map(rng, layer, signed)
             hw = HwConfig(name="t", macro=mc, system=SystemConfig(macros_per_core=2),
-                          core=CoreConfig(out_pixels=int(rng.integers(1, 12))))
+                          core=CoreConfig(out_pixels=int(rng.integers(1, 12)), in_windows=in_windows))
             program = compile_program(_compiled(rng, layer.K, mc=mc), layer.pixels, CoreParams.from_config(hw), signed)
             cols = im2col(x[None], layer.kh, layer.kw, layer.stride, layer.padding, layer.dilation)
             for seg in program.segments:
@@ -107,9 +108,9 @@ from dbpim.verif.tb import run_amaranth  # noqa: E402
 pytestmark = [pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable"), pytest.mark.timeout(600)]
 
 
-def _dut(n_comp: int = 4, words: int = 256, windows: int = 64):
+def _dut(n_comp: int = 4, words: int = 256, windows: int = 64, in_windows: int = 1):
     from dbpim.hw.window import WindowGenerator
-    return WindowGenerator(n_comp=n_comp, in_bits=8, buffer_words=words, windows=windows)
+    return WindowGenerator(n_comp=n_comp, in_bits=8, buffer_words=words, windows=windows, in_windows=in_windows)
 
 
 @pytest.mark.parametrize("n_comp,stall", [(4, 0.3), (8, 0.5), (4, 0.0)])
@@ -179,6 +180,30 @@ def test_rtl_full_rate_cycles(rng):
     assert cyc[0] - accepted[0] == start == 2
     assert cyc[-1] - accepted[0] + 1 == generator_cycles(dec, [1] * len(dec)) == start + len(want)
     assert np.all(np.diff(cyc) == 1)  # never a bubble, across pass boundaries too
+
+
+@pytest.mark.parametrize("in_windows", [2, 4])
+def test_rtl_several_windows_a_beat_full_rate(in_windows, rng):
+    """``in_windows`` W > 1 (the throughput core's input stream): W windows of W consecutive pixels a beat, zero
+    past a pass's last pixel, bit for bit the twin's (``generator_beats(..., in_windows)``), one beat a cycle in
+    ``generator_cycles(..., in_windows)``."""
+    n_comp, words, windows = 4, 96, 32
+    layer, buf, table, passes = _random_job(rng, n_comp, words, windows)
+    want = generator_beats(buf, layer.words(), table, passes, n_comp, in_windows)
+
+    async def body(tb):
+        await _program(tb, buf, n_comp, layer.words(), table)
+        src = tb.source("d")
+        src.send([words_int(p) for p in passes])
+        got, cyc = await tb.sink("o").recv(tb, len(want), with_cycles=True)
+        return got, cyc, src.accepted
+
+    got, cyc, accepted = run_amaranth(_dut(n_comp, words, windows, in_windows), body)
+    assert np.array_equal(_beats_of(got, n_comp * in_windows), want)
+    px = [spec.WINDOW_PASS[1].decode(p[1])["PIXELS"] for p in passes]
+    nw = [spec.WINDOW_PASS[3].decode(p[3])["N_WIN"] for p in passes]
+    assert cyc[-1] - accepted[0] + 1 == generator_cycles(px, nw, in_windows)
+    assert np.all(np.diff(cyc) == 1)
 
 
 def test_rtl_pass_without_beats(rng):
