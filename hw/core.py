@@ -726,6 +726,9 @@ class PIMCore(Block):
                     m.d.sync += [done.eq(0), error.eq(0), err_code.eq(0), cycles.eq(0), desc_idx.eq(0),
                                  rt_count.eq(0)] + stop_loader
                     m.next = "NEXT"
+                    if p["descriptors"] < 1 << len(n_desc):  # N_DESC can pass the descriptor memory: refuse it
+                        with m.If(n_desc > p["descriptors"]):  # its address would wrap
+                            fail(1)
             with m.State("NEXT"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(desc_idx == n_desc):

@@ -642,7 +642,7 @@ CORE_REGISTERS: tuple = (
         RegField("DONE", 1, 1, "R", "the last run finished (cleared by START; drives irq)"),
         RegField("ERROR", 2, 1, "R", "the last run aborted"),
         RegField("ERROR_CODE", 4, 4, "R", "1 descriptor out of range (or a descriptor, tile or column map word with "
-                                          "a padding bit set), 2 more than MAX_ROW_TILES accumulated (or no first "
+                                          "a padding bit set, or N_DESC past the core's descriptors), 2 more than MAX_ROW_TILES accumulated (or no first "
                                           "pass), 3 masks disagree with n_kept (or a mask word with a padding bit "
                                           "set)"))),
     Register("LAYER", 2, "the layer a START runs (survives reset)", (
@@ -693,7 +693,8 @@ def core_constants(*, n_comp: int, n_col: int, n_row: int, lanes: int, macros: i
 #: STATUS.ERROR_CODE values.
 ERROR_CODES = {
     0: "none",
-    1: "descriptor field out of range (tile, mask_base + n_win, n_kept, pixels, n_out)",
+    1: "descriptor field out of range (tile, mask_base + n_win, n_kept, pixels, n_out), or LAYER.N_DESC past "
+       "core.descriptors (the START stops at once)",
     2: "more than max_row_tiles passes accumulated into one output (first missing)",
     3: "the masks of a vector do not hold n_kept kept rows, or its last window's mask is empty",
 }

@@ -155,6 +155,41 @@ def test_rtl_reads_the_described_registers():
     assert consts["DIGEST"] != 0
 
 
+def test_rtl_start_with_n_desc_past_the_descriptors_stops_at_once():
+    """A START whose LAYER.N_DESC passes the core's descriptor memory (``core.descriptors``: the descriptor
+    address would wrap) stops at once with ERROR_CODE 1 and CYCLES 0, as the golden model refuses such a layer;
+    N_DESC at the bound starts a run."""
+    hw = load_config("small")
+    core = PIMCore.from_config(hw)
+    layer, ctrl, status = spec.CORE_REG["LAYER"], spec.CORE_REG["CTRL"], spec.CORE_REG["STATUS"]
+    cycles = spec.CORE_REG["CYCLES"]
+
+    async def body(tb):
+        out = []
+        for n in (hw.core.descriptors + 1, (1 << 16) - 1, hw.core.descriptors):
+            for reg, value in ((layer, layer.value(N_DESC=n)), (ctrl, ctrl.value(START=1))):
+                tb.set("w_strb", 0xF)
+                tb.set("w_en", 1)
+                tb.set("w_addr", reg.word)
+                tb.set("w_data", value)
+                await tb.tick()
+            tb.set("w_en", 0)
+            await tb.tick()
+            await tb.tick()
+            tb.set("r_addr", status.word)
+            await tb.settle()
+            got = status.decode(tb.get("r_data"))
+            tb.set("r_addr", cycles.word)
+            await tb.settle()
+            out.append(got | {"CYCLES": tb.get("r_data")})
+        return out
+
+    over, top, at = run_amaranth(core, body, max_cycles=100)
+    for got in (over, top):  # refused before any descriptor is read: not one busy cycle
+        assert (got["BUSY"], got["DONE"], got["ERROR"], got["ERROR_CODE"], got["CYCLES"]) == (0, 1, 1, 1, 0), got
+    assert at["CYCLES"] > 0, at  # the bound runs: it reads its first descriptor (all zero here: out of range)
+
+
 def _tie_off_instance(core: dict, inst: str) -> str:
     """An instance of the manifest's core top with every input tied to 0 and every output left open."""
     conns = [f".{p['name']}({'1' if p['name'] == 'aresetn' else chr(39) + '0'})" if p["dir"] == "input"
