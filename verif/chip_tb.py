@@ -81,9 +81,8 @@ def coverage_programs(seed: int = 0):
             break
     else:
         raise RuntimeError("no random PIM layer of several segments fits the chip's WMEM")
-    pact = rng.integers(-300, 300, CHIP_DEPTHS["ACT"])
+    pact, pacc = chip_programs.random_buffers(rng, CHIP_DEPTHS)
     pact[src:src + case.x.shape[1]] = case.x[0]
-    pacc = rng.integers(-(1 << 20), 1 << 20, CHIP_DEPTHS["ACC"])
     dma, dact, dacc, dram = chip_programs.random_dma_program(rng, CHIP_DEPTHS, DRAM_BYTES)
 
     def one(word, op=None, **desc):

@@ -1133,9 +1133,8 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
                 break
         else:
             raise RuntimeError(f"no random {name} (of several segments) fits the chip")
-        act = rng.integers(-300, 300, depths["ACT"])
+        act, acc = chip_programs.random_buffers(rng, depths)
         act[src:src + case.x.shape[1]] = case.x[0]
-        acc = rng.integers(-(1 << 20), 1 << 20, depths["ACC"])
         a, c = act[None].copy(), acc[None].copy()
         GoldenChip.from_program(pim, lanes).execute(a, c)
         cyc = program_cycles(pim, lanes, act, acc)
@@ -1188,9 +1187,8 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
                 break
         else:
             raise RuntimeError("no random PIM convolution puts two passes into a pass queue")
-        act = rng.integers(-300, 300, depths["ACT"])
+        act, acc = chip_programs.random_buffers(rng, depths)
         act[src:src + case.x.shape[1]] = case.x[0]
-        acc = rng.integers(-(1 << 20), 1 << 20, depths["ACC"])
         a, c = act[None].copy(), acc[None].copy()
         GoldenChip.from_program(pim, lanes).execute(a, c)
         add(pim, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
@@ -1209,9 +1207,8 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
             break
     else:
         raise RuntimeError("no random PIM convolution of one segment of several passes fits the chip")
-    act = rng.integers(-300, 300, depths["ACT"])
+    act, acc = chip_programs.random_buffers(rng, depths)
     act[src:src + case.x.shape[1]] = case.x[0]
-    acc = rng.integers(-(1 << 20), 1 << 20, depths["ACC"])
     a, c = act[None].copy(), acc[None].copy()
     GoldenChip.from_program(pim, lanes).execute(a, c)
     cyc = program_cycles(pim, lanes, act, acc)
