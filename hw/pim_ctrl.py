@@ -205,9 +205,9 @@ class PIMController(Block):
         qdepth = len(WINDOW_PASS) * self._descriptors
         # --- the round: the core being programmed, the round's size, the result buffer being drained
         cur, cur_next = Signal(A), Signal(A)   # at the header's width: compared with its cores
-        dcore, dcore_next = Signal(A), Signal(A)
+        dcore, dcore_next = Signal(A), Signal(A, name="dcore_next")  # named: drain_over reads it from its closure
         rsize = Signal(A)
-        round_end, drain, drain_end = Signal(), Signal(), Signal()
+        round_end, drain, drain_end = Signal(), Signal(), Signal(name="drain_end")
         dleft, dra, dadv = Signal(A), Signal(A), Signal()
         running, draining = Signal(), Signal()
         m.d.comb += [j_next.eq(j + 1), q_next.eq(q + 1), cur_next.eq(cur + 1), dcore_next.eq(dcore + 1)]
@@ -686,16 +686,21 @@ class PIMController(Block):
                 m.d.comb += [cs[k].res.r.addr.eq(0) for k in range(0 if L > 1 else 1, NC)]
                 m.next = "DRAIN"
 
+            def drain_over(bad):
+                """A core's drain is over: ``bad`` (its words and its result entries disagree) fails, else the next
+                core's drain or the next segment."""
+                with m.If(bad):
+                    fail("pim")
+                with m.Elif(drain_end):
+                    m.next = "SEGMENT"
+                with m.Else():
+                    m.d.sync += dcore.eq(dcore_next)
+                    m.next = "DRAIN_SETUP"
+
             if L > 1:  # dleft: the words the core wrote; the drain ends with its result entries
                 with m.State("DRAIN"):
                     with m.If(rptr == res_end):
-                        with m.If(dra != dleft):
-                            fail("pim")
-                        with m.Elif(drain_end):
-                            m.next = "SEGMENT"
-                        with m.Else():
-                            m.d.sync += dcore.eq(dcore_next)
-                            m.next = "DRAIN_SETUP"
+                        drain_over(dra != dleft)
                     with m.Elif(dra >= dleft):
                         fail("pim")
                     with m.Elif(acc_at >= D["ACC"]):
@@ -708,13 +713,7 @@ class PIMController(Block):
                 with m.State("DRAIN"):
                     m.d.comb += draining.eq(1)
                     with m.If(dleft == 0):
-                        with m.If(rptr != res_end):
-                            fail("pim")
-                        with m.Elif(drain_end):
-                            m.next = "SEGMENT"
-                        with m.Else():
-                            m.d.sync += dcore.eq(dcore_next)
-                            m.next = "DRAIN_SETUP"
+                        drain_over(rptr != res_end)
                     with m.Elif(rptr >= res_end):
                         fail("pim")
                     with m.Elif(acc_at >= D["ACC"]):
