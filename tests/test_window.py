@@ -159,34 +159,9 @@ def test_rtl_reset_while_busy_seed_590522254():
                  stall=0.3, seed=seed)
 
 
-def test_rtl_full_rate_cycles(rng):
-    """Output always ready, descriptors queued: one beat per cycle, the passes back to back; the last beat comes
-    ``generator_cycles - 1`` cycles after the first descriptor is taken."""
-    n_comp, words, windows = 4, 96, 32
-    layer, buf, table, passes = _random_job(rng, n_comp, words, windows)
-    want = generator_beats(buf, layer.words(), table, passes, n_comp)
-
-    async def body(tb):
-        await _program(tb, buf, n_comp, layer.words(), table)
-        src = tb.source("d")
-        src.send([words_int(p) for p in passes])
-        got, cyc = await tb.sink("o").recv(tb, len(want), with_cycles=True)
-        return got, cyc, src.accepted
-
-    got, cyc, accepted = run_amaranth(_dut(n_comp, words, windows), body)
-    assert np.array_equal(_beats_of(got, n_comp), want)
-    dec = [spec.WINDOW_PASS[1].decode(p[1])["PIXELS"] * spec.WINDOW_PASS[3].decode(p[3])["N_WIN"] for p in passes]
-    start = spec.WINDOW_LATENCY["start"]  # the window table entry read, then the beat's inputs from the buffer
-    assert cyc[0] - accepted[0] == start == 2
-    assert cyc[-1] - accepted[0] + 1 == generator_cycles(dec, [1] * len(dec)) == start + len(want)
-    assert np.all(np.diff(cyc) == 1)  # never a bubble, across pass boundaries too
-
-
-@pytest.mark.parametrize("in_windows", [2, 4])
-def test_rtl_several_windows_a_beat_full_rate(in_windows, rng):
-    """``in_windows`` W > 1 (the throughput core's input stream): W windows of W consecutive pixels a beat, zero
-    past a pass's last pixel, bit for bit the twin's (``generator_beats(..., in_windows)``), one beat a cycle in
-    ``generator_cycles(..., in_windows)``."""
+def _full_rate(rng, in_windows: int = 1):
+    """A random job on a 4-lane generator taking ``in_windows`` windows a beat, output always ready, descriptors
+    queued: ``(beats the twin gives, beats the RTL gives, their cycles, the descriptors' accept cycles, passes)``."""
     n_comp, words, windows = 4, 96, 32
     layer, buf, table, passes = _random_job(rng, n_comp, words, windows)
     want = generator_beats(buf, layer.words(), table, passes, n_comp, in_windows)
@@ -199,7 +174,28 @@ def test_rtl_several_windows_a_beat_full_rate(in_windows, rng):
         return got, cyc, src.accepted
 
     got, cyc, accepted = run_amaranth(_dut(n_comp, words, windows, in_windows), body)
-    assert np.array_equal(_beats_of(got, n_comp * in_windows), want)
+    return want, _beats_of(got, n_comp * in_windows), cyc, accepted, passes
+
+
+def test_rtl_full_rate_cycles(rng):
+    """Output always ready, descriptors queued: one beat per cycle, the passes back to back; the last beat comes
+    ``generator_cycles - 1`` cycles after the first descriptor is taken."""
+    want, got, cyc, accepted, passes = _full_rate(rng)
+    assert np.array_equal(got, want)
+    dec = [spec.WINDOW_PASS[1].decode(p[1])["PIXELS"] * spec.WINDOW_PASS[3].decode(p[3])["N_WIN"] for p in passes]
+    start = spec.WINDOW_LATENCY["start"]  # the window table entry read, then the beat's inputs from the buffer
+    assert cyc[0] - accepted[0] == start == 2
+    assert cyc[-1] - accepted[0] + 1 == generator_cycles(dec, [1] * len(dec)) == start + len(want)
+    assert np.all(np.diff(cyc) == 1)  # never a bubble, across pass boundaries too
+
+
+@pytest.mark.parametrize("in_windows", [2, 4])
+def test_rtl_several_windows_a_beat_full_rate(in_windows, rng):
+    """``in_windows`` W > 1 (the throughput core's input stream): W windows of W consecutive pixels a beat, zero
+    past a pass's last pixel, bit for bit the twin's (``generator_beats(..., in_windows)``), one beat a cycle in
+    ``generator_cycles(..., in_windows)``."""
+    want, got, cyc, accepted, passes = _full_rate(rng, in_windows)
+    assert np.array_equal(got, want)
     px = [spec.WINDOW_PASS[1].decode(p[1])["PIXELS"] for p in passes]
     nw = [spec.WINDOW_PASS[3].decode(p[3])["N_WIN"] for p in passes]
     assert cyc[-1] - accepted[0] + 1 == generator_cycles(px, nw, in_windows)
