@@ -406,6 +406,9 @@ def _buffer_inputs(params, hw) -> int:
 
 #: :func:`compile_program`'s default ``wmem_words``: the configuration's WMEM (:func:`config_wmem_words`)
 CONFIG_WMEM = "config"
+#: :func:`compile_program`'s default ``act_words``: the configuration's ACT (:func:`config_act_words`); the same
+#: sentinel as :data:`CONFIG_WMEM`
+CONFIG_ACT = CONFIG_WMEM
 
 
 def config_wmem_words(hw) -> int | None:
@@ -414,8 +417,15 @@ def config_wmem_words(hw) -> int | None:
     return None if hw is None else int(hw.chip.wmem_words)
 
 
+def config_act_words(hw) -> int | None:
+    """The ACT elements of the configuration ``hw`` (:meth:`HwConfig.chip_words`; None without one: the ISA's
+    65,536 addresses), the bound :func:`compile_program` spills activations against by default."""
+    return None if hw is None else int(hw.chip_words()["ACT"])
+
+
 def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: bool = True,
-                    wmem_words: int | None | str = CONFIG_WMEM, act_words: int | None = None) -> ChipProgram:
+                    wmem_words: int | None | str = CONFIG_WMEM,
+                    act_words: int | None | str = CONFIG_ACT) -> ChipProgram:
     """The :class:`ChipProgram` of an :class:`IntegerPlan`: instructions, memory images, buffer allocation.
 
     ``ACT`` is allocated first fit: a value lives from the instruction that writes it to the last that reads
@@ -433,7 +443,10 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
     ``act_words`` (the chip's ACT; None: the ISA's 65,536 addresses): when the first-fit
     allocation needs more, the activations spill (:func:`_spill_schedule`: each instruction's inputs and result
     in ACT, the values read later STOREd to a DRAM slot and LOADed back before their readers); a program that
-    fits is the same either way.
+    fits is the same either way. The default, :data:`CONFIG_ACT`, is ``hw``'s ACT (:func:`config_act_words`),
+    with the fallback of the weights' default: a network that cannot spill into it (one instruction's inputs
+    and result pass it) compiles against the ISA's 65,536 (the RTL chip refuses it: ``ACT`` in
+    :func:`verif.native_chip.check_fits`' line).
     """
     from dbpim.model import isa
     from dbpim.model.core_timing import PlanError
@@ -442,6 +455,11 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
     from dbpim.model.config import SystemConfig
     if isinstance(wmem_words, str) and wmem_words != CONFIG_WMEM:
         raise ValueError(f"wmem_words: must be a word count, None (no bound) or {CONFIG_WMEM!r}, got {wmem_words!r}")
+    act_default = isinstance(act_words, str)
+    if act_default and act_words != CONFIG_ACT:
+        raise ValueError(f"act_words: must be an element count, None (the ISA's) or {CONFIG_ACT!r}, got {act_words!r}")
+    if act_default:
+        act_words = config_act_words(hw)
     params = _core_params(macro, hw)
     system = hw.system if hw is not None else SystemConfig()
     cores, result_words = int(system.cores), int(system.result_buffer_words)
@@ -464,10 +482,9 @@ def compile_program(plan: IntegerPlan, records, macro, hw=None, *, pim_images: b
                                   or not 1 <= act_words <= limit):
         raise ChipError(f"act_words: must be an integer from 1 to {limit} (the ISA's ACT addresses), "
                         f"got {act_words!r}")
-    spill = None
-    if act_top > (limit if act_words is None else act_words):  # ACT does not hold every live value: spill
-        spill = _spill_schedule(steps, {v: plan.shapes[v] for v in size}, last, root,
-                                root[plan.output], limit if act_words is None else act_words)
+    spill = _act_spill(steps, {v: plan.shapes[v] for v in size}, last, root, root[plan.output], act_top,
+                       limit if act_words is None else act_words, limit if act_default else None)
+    if spill is not None:
         act_top = spill.act_top
     spill_descs: dict = {}
 
@@ -666,6 +683,21 @@ class _SpillSchedule:
         if i == len(self.before):
             return len(self.tail)
         return len(self.before[i]) + 3 * len(self.tiles.get(i, ())) - (1 if i in self.tiles else 0)
+
+
+def _act_spill(steps: list, shapes: dict, last: dict, root: dict, out: str, act_top: int, act_words: int,
+               fallback: int | None) -> "_SpillSchedule | None":
+    """The spill schedule of a program whose first-fit allocation needs ``act_top`` ACT elements, against
+    ``act_words`` (None: no spill needed). ``fallback`` (the default ``act_words``' ISA bound): when spilling into
+    ``act_words`` is refused, the program against that bound instead (resident if it fits it)."""
+    if act_top <= act_words:
+        return None
+    try:
+        return _spill_schedule(steps, shapes, last, root, out, act_words)
+    except ChipError:
+        if fallback is None or fallback <= act_words:
+            raise
+    return None if act_top <= fallback else _spill_schedule(steps, shapes, last, root, out, fallback)
 
 
 def _spill_schedule(steps: list, shapes: dict, last: dict, root: dict, out: str, act_words: int) -> _SpillSchedule:
@@ -923,7 +955,7 @@ class GoldenChip:
     ``run(x)`` quantizes the float input on the host (:func:`quantize_input`), writes it into ``ACT``,
     executes the instruction stream to HALT on every sample at once (each on a copy of ``program.dram``, the
     streamed weights and the spill region, when it has one; ``wmem_words`` (by default the configuration's
-    WMEM), ``act_words``: :func:`compile_program`'s) and returns the output tensor's integers
+    WMEM), ``act_words`` (by default the configuration's ACT): :func:`compile_program`'s) and returns the output tensor's integers
     (int64, real value = ``v * output scale``). Cycles, summed over samples: ``pim_cycles`` the RTL chip's
     cycles of the PIM instructions (:func:`model.chip_timing.pim_cycles`, from the image and the core's
     :func:`model.core_timing.layer_cycles`), ``simd_cycles`` those of ``REQ``, ``ADD``, ``MAXP``, ``GAP``,
@@ -935,7 +967,8 @@ class GoldenChip:
     :func:`model.layer.run_layer` counts them, one macro running every tile): an extra figure.
     """
 
-    def __init__(self, artifact, *, wmem_words: int | None | str = CONFIG_WMEM, act_words: int | None = None):
+    def __init__(self, artifact, *, wmem_words: int | None | str = CONFIG_WMEM,
+                 act_words: int | None | str = CONFIG_ACT):
         prog = require_program(artifact, error=ChipError)
         try:
             self.plan = integer_plan(prog, artifact.layers)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dbpim.model.chip import CONFIG_WMEM
+from dbpim.model.chip import CONFIG_ACT, CONFIG_WMEM
 
 __all__ = ["ChipCycles", "simd_instruction_cycles", "instruction_layers", "simd_layer_instructions", "chip_cycles",
            "recorded_input", "chip_configuration", "chip_summary"]
@@ -153,7 +153,7 @@ def recorded_input(art, plan) -> np.ndarray:
     return x.reshape((x.shape[0],) + tuple(plan.input_shape))
 
 
-def chip_cycles(art, x=None, *, wmem_words=CONFIG_WMEM, act_words: int | None = None) -> ChipCycles:
+def chip_cycles(art, x=None, *, wmem_words=CONFIG_WMEM, act_words: int | None | str = CONFIG_ACT) -> ChipCycles:
     """The chip's cycles per inference of an artifact's network on its own configuration (``art.hw``, one PIM
     core as the RTL chip has), on the float inputs ``x`` (S, *input shape; the host quantizes them) or, None,
     the artifact's recorded samples (:func:`recorded_input`).
@@ -165,8 +165,8 @@ def chip_cycles(art, x=None, *, wmem_words=CONFIG_WMEM, act_words: int | None = 
     ``PIM`` instructions from the golden chip's run of the program on the samples (its image and the core's
     cycles on the chip's own activations, :func:`model.chip_timing.pim_cycles`; each sample on its own copy of
     the program's DRAM). Raises :class:`model.chip.ChipError` when the chip does not run the network.
-    ``act_words``: the program with its activations spilled to fit that ACT (:func:`model.chip.compile_program`;
-    its LOAD / STORE timed like the others).
+    ``act_words`` (default: the configuration's ACT): the program with its activations spilled to fit that ACT
+    (:func:`model.chip.compile_program`; its LOAD / STORE timed like the others).
     """
     from dbpim.model.chip import ChipError, GoldenChip, quantize_input
     chip = GoldenChip(art, wmem_words=wmem_words, act_words=act_words)

@@ -40,9 +40,9 @@ class _Residual(nn.Module):
 
 @pytest.fixture(scope="module")
 def residual(tmp_path_factory):
-    """The :class:`_Residual` network frozen on random inputs and exported for the small configuration (its
-    resident program needs 2,304 ACT elements: the expansion's 1,024 outputs, the depthwise layer's 1,024 and
-    the stem's 256 kept for the ADD)."""
+    """The :class:`_Residual` network frozen on random inputs and exported for the small configuration, with its
+    resident program (``act_words=None``: it needs 2,304 ACT elements, the expansion's 1,024 outputs, the
+    depthwise layer's 1,024 and the stem's 256 kept for the ADD; small's chip has 2,048)."""
     from dbpim.model.config import load_config
     from dbpim.model.torch.export import export
     from dbpim.model.torch.flow import Stages
@@ -61,7 +61,7 @@ def residual(tmp_path_factory):
     st.freeze()
     path = export(st.net, "residual", macro, tmp_path_factory.mktemp("spill") / "art", x)
     art = gart.load(path)
-    return art, x.numpy()[:4], GoldenChip(art)
+    return art, x.numpy()[:4], GoldenChip(art, act_words=None)
 
 
 def _ops(p) -> list:
@@ -127,6 +127,31 @@ def test_a_program_that_fits_is_unchanged_and_spilling_streams_with_weights(resi
     assert 0 < p.spill["base"] and len(p.dram) == p.spill["base"] + p.spill["bytes"]
     assert len(instruction_sources(chip.plan, p)) == len(p.imem) - 1
     assert np.array_equal(chip.run(x), resident.run(x))
+
+
+def test_the_default_spills_into_the_configurations_act(residual):
+    """By default the program spills into the configuration's ACT (small: 2,048 elements, the resident program
+    needs 2,304); a configuration whose ACT cannot hold one step gets the program against the ISA's 65,536 (here
+    the resident one), which the RTL chip refuses by its ACT depth. (The fixture's artifact records no
+    configuration: the ISA's bound, the resident program.)"""
+    import dataclasses
+
+    from dbpim.model.config import load_config
+    art, x, resident = residual
+    assert art.hw is None and np.array_equal(GoldenChip(art).program.imem, resident.program.imem)
+    art = dataclasses.replace(art, hw=load_config("small"))
+    assert art.hw.chip_words()["ACT"] == 2048 < resident.program.act_words
+    default = GoldenChip(art).program
+    spilled = GoldenChip(art, act_words=2048).program
+    assert default.spill is not None and default.act_words <= 2048
+    for f in ("imem", "dmem", "cmem", "wmem", "dram"):
+        assert np.array_equal(getattr(default, f), getattr(spilled, f)), f
+    tiny = dataclasses.replace(art, hw=art.hw.replace(chip={"act_words": 1000}))
+    fallback = GoldenChip(tiny).program
+    assert fallback.spill is None and fallback.act_words == resident.program.act_words
+    assert np.array_equal(fallback.imem, resident.program.imem)
+    with pytest.raises(ChipError, match="more than the 1000 ACT holds"):
+        GoldenChip(tiny, act_words=1000)
 
 
 def test_refuses_a_layer_whose_values_do_not_fit(residual):
