@@ -393,28 +393,50 @@ class MutantFacts:
 
     dead: bool = False
     drives: tuple = ()
+    #: the mutant's rank (from 1), in line order, among the mutants of its file with the same kind, mutation,
+    #: original and mutated text after :func:`normalize` and the same ``drives`` (Yosys's copies of one expression)
+    occurrence: int = 1
+
+
+def _text_key(mutant: Mutant) -> tuple:
+    """What names a mutant in the reviewed list, less its file: kind, mutation, original and mutated text
+    (normalized)."""
+    return (mutant.kind, *(normalize(getattr(mutant, f)) for f in ("what", "original", "mutated")))
+
+
+def _drives(edges: dict, sig) -> tuple:
+    """The named signals (normalized, sorted) ``sig`` reaches through Yosys's temporaries alone (``edges``: a
+    module's signal -> the signals it drives)."""
+    named, seen, stack = set(), {sig}, [sig]
+    while stack:
+        for x in edges.get(stack.pop(), ()):
+            if x in seen:
+                continue
+            seen.add(x)
+            if _YOSYS_TEMP.match(x):
+                stack.append(x)
+            else:
+                named.add(normalize(x))
+    return tuple(sorted(named))
 
 
 def mutant_facts(sources: dict[str, str], mutants: list, top: str) -> dict:
-    """:class:`MutantFacts` of each of ``mutants`` (of ``sources``, unit top module ``top``)."""
+    """:class:`MutantFacts` of each of ``mutants`` (of ``sources``, unit top module ``top``); ``occurrence`` ranks
+    each among every mutant of its file (not only ``mutants``)."""
     mods = _modules(sources)
     live = live_signals(sources, top, mods)
     module = {n: re.search(r"^module\s+(\S+?)\s*\(", t, flags=re.M)[1] for n, t in sources.items()}
+    rank = {}  # (file, line, mutated text) -> occurrence
+    for name in sorted({m.file for m in mutants}):
+        edges, seen = mods[module[name]][1], {}
+        for m in generate_mutants({name: sources[name]}):  # a file's mutants depend on its own text alone
+            key = (_text_key(m), _drives(edges, _mutated_signal(m)))
+            rank[(name, m.line, m.mutated)] = seen[key] = seen.get(key, 0) + 1
     out = {}
     for m in mutants:
         sig, mod = _mutated_signal(m), module[m.file]
-        edges = mods[mod][1]
-        named, seen, stack = set(), {sig}, [sig]
-        while stack:
-            for x in edges.get(stack.pop(), ()):
-                if x in seen:
-                    continue
-                seen.add(x)
-                if _YOSYS_TEMP.match(x):
-                    stack.append(x)
-                else:
-                    named.add(normalize(x))
-        out[m] = MutantFacts(dead=sig is not None and sig not in live.get(mod, ()), drives=tuple(sorted(named)))
+        out[m] = MutantFacts(dead=sig is not None and sig not in live.get(mod, ()), drives=_drives(mods[mod][1], sig),
+                             occurrence=rank.get((m.file, m.line, m.mutated), 1))
     return out
 
 
@@ -447,6 +469,12 @@ class Equivalent:
     ``drives`` (a named mutant or a pattern) also requires the named signals the mutant reaches through Yosys's
     temporaries (:class:`MutantFacts`) to be exactly these: it tells Yosys's copies of one check apart.
 
+    ``occurrence`` (a named mutant with ``drives``) names the k-th (from 1), in line order, of its file's mutants
+    with that text and those ``drives`` (:attr:`MutantFacts.occurrence`), where copies of one expression with the
+    same text and ``drives`` differ: one equivalent, another a real fault. An unrelated edit that moves lines keeps
+    it; one that adds or removes such a copy before it makes the entry name another copy (killed, so reported as a
+    wrong entry) or none (stale).
+
     ``count`` (default 1 for a named mutant, at least 1 otherwise) is how many generated mutants the entry must
     name: anything else makes it stale (:func:`stale_equivalents`).
     """
@@ -462,6 +490,7 @@ class Equivalent:
     cls: str = ""
     count: int | None = None
     drives: tuple | None = None
+    occurrence: int | None = None
 
     def matches(self, config: str, mutant: Mutant, facts: MutantFacts | None = None) -> bool:
         """This entry names ``mutant`` of configuration ``config`` (``facts``: its :class:`MutantFacts`)."""
@@ -473,6 +502,8 @@ class Equivalent:
         if (mutant.file, mutant.kind) != (self.file, self.kind):
             return False
         if self.drives is not None and tuple(sorted(map(normalize, self.drives))) != facts.drives:
+            return False
+        if self.occurrence is not None and facts.occurrence != self.occurrence:
             return False
         if self.match:
             return all(re.fullmatch(rx, normalize(getattr(mutant, f))) for f, rx in self.match)
@@ -505,13 +536,14 @@ def load_equivalents(path: Path = EQUIVALENT_LIST) -> list[Equivalent]:
     out = []
     for k, e in enumerate(data):
         where = f"{path}: entry {k + 1}"
-        shape = next((n for n, f in shapes.items() if isinstance(e, dict) and set(e) - {"count", "drives"} == f
-                      and ("drives" not in e or n != "class")), None)
+        shape = next((n for n, f in shapes.items() if isinstance(e, dict)
+                      and set(e) - {"count", "drives", "occurrence"} == f
+                      and ("drives" not in e or n != "class") and ("occurrence" not in e or n == "named")), None)
         if shape is None:
             raise ValueError(f"{where}: must have exactly the fields {', '.join(shapes['named'])} (one mutant), "
                              f"or config, reason, file, kind, match (a pattern), or config, reason, class "
-                             f"(optionally count; drives but for a class)")
-        bad = [n for n in sorted(set(e) - {"match", "count", "drives"})
+                             f"(optionally count; drives but for a class; occurrence for one mutant)")
+        bad = [n for n in sorted(set(e) - {"match", "count", "drives", "occurrence"})
                if not isinstance(e[n], str) or not e[n].strip()]
         if bad:
             raise ValueError(f"{where}: field {bad[0]} must be a non-empty string")
@@ -519,9 +551,13 @@ def load_equivalents(path: Path = EQUIVALENT_LIST) -> list[Equivalent]:
             raise ValueError(f"{where}: field kind is {e['kind']!r}, allowed: {', '.join(KINDS)}")
         if "class" in e and e["class"] not in CLASSES:
             raise ValueError(f"{where}: field class is {e['class']!r}, allowed: {', '.join(CLASSES)}")
+        if "occurrence" in e and "drives" not in e:
+            raise ValueError(f"{where}: field occurrence needs drives (it ranks the mutants with that text and drives)")
+        for n in ("count", "occurrence"):
+            v = e.get(n)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"{where}: field {n} must be an integer >= 1, got {v!r}")
         count = e.get("count")
-        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
-            raise ValueError(f"{where}: field count must be an integer >= 1, got {count!r}")
         match = ()
         if shape == "pattern":
             m = e["match"]
@@ -540,7 +576,7 @@ def load_equivalents(path: Path = EQUIVALENT_LIST) -> list[Equivalent]:
             raise ValueError(f"{where}: field drives must be a list of signal names")
         fields = {n: e[n] for n in ("config", "reason", *_NAMED) if n in e}
         out.append(Equivalent(**fields, match=match, cls=e.get("class", ""), count=count,
-                              drives=None if drives is None else tuple(drives)))
+                              drives=None if drives is None else tuple(drives), occurrence=e.get("occurrence")))
     return out
 
 
@@ -1194,6 +1230,20 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         add(pim, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
             [(f"PIM conv2d layer on {multi} cores, passes queued", {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1},
               program_cycles(pim, lanes, act, acc), [c[0]])], "PIM conv2d layer, passes queued")
+        # its core 1 segment given core.descriptors + 1 passes: the pass queue takes all but the first, up to its
+        # last word; the core refuses N_DESC past its descriptors: error code 6 (the golden chip refuses the
+        # image), then the CLMP at once. (QUEUE's bound `qw >= 4 descriptors` made one less stops the same way one
+        # queue word earlier, before the round runs: only that error stop's CYCLES and ACC, which nothing defines,
+        # differ; verif/mutants_equivalent.yaml)
+        over = _passes_past_the_queue(pim, params, hw.core.descriptors + 1)
+        try:
+            GoldenChip.from_program(over, lanes).execute(act[None].copy(), acc[None].copy())
+        except ValueError:
+            pass
+        else:
+            raise RuntimeError("the golden chip runs a segment of more passes than core.descriptors")
+        if len(over.wmem) <= depths["WMEM"]:
+            then_clamp(f"a segment of {hw.core.descriptors + 1} passes on core 1", over, act)
 
     # a layer of one segment of two passes or more on PIM core 0 (it holds its next pass on offer while the
     # first streams), reset at three points of its run, each rerun with a segment of no passes first (a round in
@@ -1497,6 +1547,37 @@ def _core_error_first(prog, params):
     desc = params.map.regions["desc"]
     return _segment_first(prog, [(params.map.regs["LAYER"], CORE_REG["LAYER"].value(N_DESC=1))]
                           + [(desc.base + 4 * k, 0) for k in range(desc.words)])
+
+
+def _passes_past_the_queue(prog, params, passes: int):
+    """``prog`` (a PIM instruction whose first band's round runs on core 1) with that band's second segment (core
+    1's) given ``passes`` pass descriptors (copies of its last appended) and its LAYER bus write set to ``passes``
+    descriptors (the block's word count with it, the later blocks moved). With ``passes`` = ``core.descriptors`` +
+    1 its pass queue (``4 core.descriptors`` words) takes every pass but the first, its last word at the queue's
+    last; the core refuses the START (``N_DESC`` past its descriptors) and the chip stops with error code 6, as the
+    golden chip refuses the image."""
+    from dbpim.model.pim_image import PIM_HEADER, SEGMENT_HEADER, read_block
+    from dbpim.model.spec import CORE_REG
+    w = [int(v) for v in np.asarray(prog.wmem, np.int64)]
+    blk = read_block(np.array(w, np.int64), 0)
+    assert blk.cores >= 2 and len(blk.bands[0].segments) >= 2, "a round on core 1"
+    first, chunks = _segment_chunks(prog)[0]
+    at = first + len(chunks[0])  # core 1's segment
+    n_w, n_t, n_p = (w[at + SEGMENT_HEADER.index(f)] for f in ("writes", "table", "passes"))
+    layer = params.map.regs["LAYER"]
+    for k in range(n_w):  # (address, word) pairs
+        if w[at + len(SEGMENT_HEADER) + 2 * k] == layer:
+            reg = CORE_REG["LAYER"]
+            w[at + len(SEGMENT_HEADER) + 2 * k + 1] = reg.value(**{**reg.decode(w[at + len(SEGMENT_HEADER) + 2 * k + 1]),
+                                                                   "N_DESC": passes})
+    end = at + len(SEGMENT_HEADER) + 2 * n_w + n_t + 4 * n_p  # past its last pass descriptor
+    extra = 4 * (passes - n_p)
+    w[end:end] = w[end - 4:end] * (passes - n_p)
+    w[at + SEGMENT_HEADER.index("passes")] = passes
+    w[blk.base + PIM_HEADER.index("words")] += extra
+    for i in range(1, w[0]):
+        w[1 + i] += extra if w[1 + i] > blk.base else 0
+    return dataclasses.replace(prog, wmem=np.array(w, np.int64))
 
 
 def _segment_passes(prog) -> list:
