@@ -1232,9 +1232,9 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
               program_cycles(pim, lanes, act, acc), [c[0]])], "PIM conv2d layer, passes queued")
         # its core 1 segment given core.descriptors + 1 passes: the pass queue takes all but the first, up to its
         # last word; the core refuses N_DESC past its descriptors: error code 6 (the golden chip refuses the
-        # image), then the CLMP at once. (QUEUE's bound `qw >= 4 descriptors` made one less stops the same way one
-        # queue word earlier, before the round runs: only that error stop's CYCLES and ACC, which nothing defines,
-        # differ; verif/mutants_equivalent.yaml)
+        # image), then the CLMP at once (Yosys's copy of QUEUE's bound `qw >= 4 descriptors` that drives the next
+        # state, made one less, sends the PIM controller to IDLE at the queue's last word without done: the chip
+        # hangs)
         over = _passes_past_the_queue(pim, params, hw.core.descriptors + 1)
         try:
             GoldenChip.from_program(over, lanes).execute(act[None].copy(), acc[None].copy())
