@@ -613,7 +613,7 @@ class KillSuite:
     bus: list = None
 
 
-def _random_program(params, rng, signed: bool, k_range=None):
+def _random_program(params, rng, signed: bool, k_range=None, pixels=None):
     from dbpim.model.compile import compile_layer
     from dbpim.model.core import compile_program
     from dbpim.model.quant import prune_quantize
@@ -625,7 +625,7 @@ def _random_program(params, rng, signed: bool, k_range=None):
     u[rng.random((K, N)) < 0.05] = -128.0
     q = prune_quantize(u, mc, float(rng.choice([0.0, 0.3, 0.7])), scale=1.0)
     comp = compile_layer(q.w, q.phi, q.mask, mc, q.group_size)
-    P = int(rng.integers(1, 12))
+    P = int(rng.integers(1, 12)) if pixels is None else pixels
     lo, hi = input_range(signed)
     xs = rng.integers(lo, hi + 1, (1, P, K))
     xs[rng.random(xs.shape) < 0.4] = 0
@@ -646,6 +646,14 @@ def _packer_carries(prog) -> bool:
                     return True
                 fill = (fill + c) % mc.n_comp if fill + c >= mc.n_comp else fill + c
     return False
+
+
+def _new_first_mask_at(prog, pixels: int) -> bool:
+    """Some pass of ``prog`` after the first has ``pixels`` pixels and a first window whose mask differs from the
+    first window's of the pass before it."""
+    seg = prog.segments[0]
+    return any(b.pixels == pixels and not np.array_equal(seg.masks[a.mask_base], seg.masks[b.mask_base])
+               for a, b in zip(seg.passes, seg.passes[1:]))
 
 
 def _last_masks_at_the_top(prog, windows: int):
@@ -712,6 +720,20 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
             expect.append(("a row packer carry", want.beats[0], int(want.cycles[0]), 0b010,
                            ends(prog, prog.segments[0])))
             break
+    # a random layer of several passes of out_pixels pixels, a pass's first window's mask differing from the pass
+    # before it: a good DECODE at the pixels bound presents the new pass's first mask address (Yosys's copy of
+    # DECODE's checks that drives the datapath's abort and that address, made to refuse the bound, leaves the old)
+    P = hw.core.out_pixels
+    for _ in range(200):
+        prog, xs = _random_program(params, rng, False, pixels=P)
+        if len(prog.segments) == 1 and _new_first_mask_at(prog, P):
+            want = run_core(prog, xs[0])
+            lines += write_core_stimulus(prog, xs)
+            expect.append((f"a layer of passes of {P} pixels, their first masks differing", want.beats[0],
+                           int(want.cycles[0]), 0b010, ends(prog, prog.segments[0])))
+            break
+    else:
+        raise RuntimeError(f"no random layer of passes of {P} pixels with differing first masks")
     # the descriptor fields at their extremes: a dense layer with whole row tiles (n_kept = n_comp * n_row),
     # a filter in every column (n_out = n_col) and a pixel run filling the output register file
     # (pixels = out_pixels)
