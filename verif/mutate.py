@@ -22,9 +22,10 @@ mutant. Each mutant runs the *kill suite* (:func:`kill_suite`), a fast subset
 of the core regression on the same harness: random layers (signed and
 unsigned) at full rate (results, ``tlast``, ``CYCLES``, ``STATUS`` of the twin
 :func:`model.core.run_core`) and under random stalls (results), a random
-layer whose kept inputs make the row packer carry past a full row, a dense layer
-with unsigned and with signed inputs, the dense layer's tiles with their
-filter slots rotated (column 0 owned by slot 1, 2, ...: a column map the
+layer whose kept inputs make the row packer carry past a full row, a random
+layer of several passes of ``out_pixels`` pixels whose first windows' masks
+differ, a dense layer with unsigned and with signed inputs, the dense layer's
+tiles with their filter slots rotated (column 0 owned by slot 1, 2, ...: a column map the
 compiler never writes, the core accepts), resets at 5 %, 50 %, 70 % and 95 %
 of a layer and while held results are on offer (then ``STATUS`` and
 ``CYCLES`` read 0, the results out before it right) each then rerun, the
@@ -78,7 +79,7 @@ __all__ = ["Mutant", "generate_mutants", "select_mutants", "schemata", "apply_mu
            "MUTANT_PLUSARG", "KINDS", "EQUIVALENT_LIST", "Equivalent", "load_equivalents",
            "stale_equivalents", "Unit", "UNITS", "DEFAULT_MUTANTS", "unit_sources", "unit_mutants", "build_unit_harness",
            "run_unit_mutant", "normalize", "live_signals", "dead_mutants", "CLASSES", "generated_sources",
-           "MutantFacts", "mutant_facts", "ChipSuite", "chip_suite", "check_chip_suite",
+           "MutantFacts", "mutant_facts", "ChipSuite", "chip_suite", "check_chip_suite", "CHIP_RUN_LIMIT",
            "build_chip_harness", "run_chip_mutant"]
 
 #: the plusarg that selects a mutant in a schemata build (0: none)
@@ -1086,6 +1087,12 @@ class ChipSuite:
     aborts: int = 0
 
 
+#: cycles one run of the chip suite may take before the harness stops it (a failure: the mutant hangs); its
+#: longest program takes under 1,000 on small, so a hung mutant ends in about a second of simulation rather than
+#: at :func:`run_chip_mutant`'s wall-clock timeout, which a loaded machine can reach first
+CHIP_RUN_LIMIT = 10 ** 5
+
+
 def chip_suite(hw, seed: int = 1) -> ChipSuite:
     """The chip unit's kill suite on the native chip harness, deterministic for ``seed``: random programs of every
     SIMD instruction on random buffers (ACT after HALT and CYCLES equal the golden chip's), a REQ of more channels
@@ -1098,7 +1105,8 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
     for a REQ's multiplier or shift out of range and a CLMP of 0, 2**24 and 2**24 + 1 elements; code 5 also for an
     operand read one past ACT, ACC and CMEM; code 6 also for a window table past its end, a round ending with a
     result entry left, a layer one past the layer table, a block of more cores than the chip's and a core error in a
-    round of no passes, each followed at once by a CLMP that a PIM controller still running would feed), a convolution whose core 1 reads several passes from its pass queue, a layer of one
+    round of no passes, each followed at once by a CLMP that a PIM controller still running would feed), a convolution whose core 1 reads several passes from its pass queue
+    (then with core 1's segment given core.descriptors + 1 passes: error code 6, then the CLMP), a layer of one
     segment of several passes reset at three points of its run and rerun with a segment of no passes first, then a
     reset (STATUS and CYCLES read 0)."""
     from dbpim.model import isa
@@ -1122,7 +1130,7 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         sample's START is first reset after that many cycles (STATUS and CYCLES read), its writes repeated;
         ``dram`` (bytes, latency): the harness's ideal DRAM on the AXI4 master."""
         nonlocal aborts
-        block = chip_stimulus(program_images(prog), samples, reads, depths, 10 ** 7, dram=dram)
+        block = chip_stimulus(program_images(prog), samples, reads, depths, CHIP_RUN_LIMIT, dram=dram)
         if abort_after is not None:
             at = next(k for k, ln in enumerate(block) if ln.startswith("run "))
             mark = max(k for k in range(at) if block[k] == "mark")
@@ -1169,7 +1177,7 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         a, c = act[None].copy(), zero[None].copy()
         GoldenChip.from_program(clamp, lanes).execute(a, c)
         lines.extend(chip_stimulus({"IMEM": program_images(clamp)["IMEM"]}, [{}],
-                                   [("ACT", 0, depths["ACT"])], depths, 10 ** 7)[1:])  # without its reset
+                                   [("ACT", 0, depths["ACT"])], depths, CHIP_RUN_LIMIT)[1:])  # without its reset
         expect.append((f"a CLMP started at once after error code 6 ({label})", ["ACT"],
                        {"DONE": 1, "ERROR": 0, "PC": len(clamp.imem) - 1}, program_cycles(clamp, lanes), [a[0]]))
 
