@@ -1,6 +1,7 @@
 """``make mutate``'s generator (verif/mutate.py): enough mutants, each a real change that elaborates, and a few of
 them run end to end through the kill suite (killed), the unmutated design passing it."""
 
+import dataclasses
 import subprocess
 
 import pytest
@@ -170,6 +171,31 @@ def test_liveness_and_drives_of_a_small_module():
     assert one.drives == ("o",)
 
 
+def test_an_entry_names_one_of_two_copies_of_the_same_text_by_its_occurrence():
+    """Two copies of one expression with the same text and ``drives`` (Yosys's temporaries, renumbered): an entry
+    with ``occurrence`` names the k-th in line order alone, one past the copies names none (stale), and a copy
+    that drives another signal is ranked apart."""
+    from dbpim.verif.mutate import Equivalent, generate_mutants, mutant_facts, stale_equivalents
+    top = ("module dbpim_t(a, b, o, p);\n  input [1:0] a;\n  input b;\n  output o;\n  output p;\n  wire \\$1 ;\n"
+           "  wire \\$2 ;\n  wire \\$3 ;\n  assign \\$3  = a == 2'h1;\n  assign \\$1  = a == 2'h1;\n"
+           "  assign \\$2  = a == 2'h1;\n  assign o = \\$1  & \\$2 ;\n  assign p = \\$3  | b;\nendmodule\n")
+    src = {"t.v": top}
+    other, *ms = [m for m in generate_mutants(src) if m.what == "`==` -> `!=`"]
+    facts = mutant_facts(src, [other, *ms], "dbpim_t")
+    assert len(ms) == 2 and facts[ms[0]].drives == facts[ms[1]].drives == ("o",) and facts[other].drives == ("p",)
+    assert [facts[m].occurrence for m in (other, *ms)] == [1, 1, 2]  # the copy that drives p ranked apart
+    assert mutant_facts(src, ms[1:], "dbpim_t")[ms[1]].occurrence == 2  # ranked among every mutant of the file
+    e = Equivalent(config="small", reason="r", file="t.v", kind="cmp", what="`==` -> `!=`",
+                   original="assign \\$7  = a == 2'h1;", mutated="assign \\$7  = a != 2'h1;", drives=("o",))
+    assert [e.matches("small", m, facts[m]) for m in (other, *ms)] == [False, True, True]
+    assert stale_equivalents([e], "small", ms, facts) == [e]  # one mutant expected, two named
+    for k in (1, 2):
+        one = dataclasses.replace(e, occurrence=k)
+        assert [one.matches("small", m, facts[m]) for m in (other, *ms)] == [False, k == 1, k == 2]
+        assert stale_equivalents([one], "small", [other, *ms], facts) == []
+    assert stale_equivalents([dataclasses.replace(e, occurrence=3)], "small", ms, facts)
+
+
 @pytest.mark.parametrize("text, msg", [
     ("- 1\n", "exactly the fields"),
     ("{}\n", "must be a list"),
@@ -184,6 +210,11 @@ def test_liveness_and_drives_of_a_small_module():
     ("- {config: small, class: dead, count: 0, reason: r}\n", "field count"),
     ("- {config: small, file: a.v, kind: cmp, what: w, original: o, mutated: m, drives: x, reason: r}\n",
      "field drives"),
+    ("- {config: small, file: a.v, kind: cmp, what: w, original: o, mutated: m, drives: [x], occurrence: 0, "
+     "reason: r}\n", "field occurrence"),
+    ("- {config: small, file: a.v, kind: cmp, what: w, original: o, mutated: m, occurrence: 1, reason: r}\n",
+     "needs drives"),
+    ("- {config: small, file: a.v, kind: cmp, match: {what: w}, occurrence: 1, reason: r}\n", "exactly the fields"),
 ])
 def test_a_bad_list_of_equivalents_is_refused(tmp_path, text, msg):
     from dbpim.verif.mutate import load_equivalents

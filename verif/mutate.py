@@ -22,9 +22,10 @@ mutant. Each mutant runs the *kill suite* (:func:`kill_suite`), a fast subset
 of the core regression on the same harness: random layers (signed and
 unsigned) at full rate (results, ``tlast``, ``CYCLES``, ``STATUS`` of the twin
 :func:`model.core.run_core`) and under random stalls (results), a random
-layer whose kept inputs make the row packer carry past a full row, a dense layer
-with unsigned and with signed inputs, the dense layer's tiles with their
-filter slots rotated (column 0 owned by slot 1, 2, ...: a column map the
+layer whose kept inputs make the row packer carry past a full row, a random
+layer of several passes of ``out_pixels`` pixels whose first windows' masks
+differ, a dense layer with unsigned and with signed inputs, the dense layer's
+tiles with their filter slots rotated (column 0 owned by slot 1, 2, ...: a column map the
 compiler never writes, the core accepts), resets at 5 %, 50 %, 70 % and 95 %
 of a layer and while held results are on offer (then ``STATUS`` and
 ``CYCLES`` read 0, the results out before it right) each then rerun, the
@@ -78,7 +79,7 @@ __all__ = ["Mutant", "generate_mutants", "select_mutants", "schemata", "apply_mu
            "MUTANT_PLUSARG", "KINDS", "EQUIVALENT_LIST", "Equivalent", "load_equivalents",
            "stale_equivalents", "Unit", "UNITS", "DEFAULT_MUTANTS", "unit_sources", "unit_mutants", "build_unit_harness",
            "run_unit_mutant", "normalize", "live_signals", "dead_mutants", "CLASSES", "generated_sources",
-           "MutantFacts", "mutant_facts", "ChipSuite", "chip_suite", "check_chip_suite",
+           "MutantFacts", "mutant_facts", "ChipSuite", "chip_suite", "check_chip_suite", "CHIP_RUN_LIMIT",
            "build_chip_harness", "run_chip_mutant"]
 
 #: the plusarg that selects a mutant in a schemata build (0: none)
@@ -393,28 +394,50 @@ class MutantFacts:
 
     dead: bool = False
     drives: tuple = ()
+    #: the mutant's rank (from 1), in line order, among the mutants of its file with the same kind, mutation,
+    #: original and mutated text after :func:`normalize` and the same ``drives`` (Yosys's copies of one expression)
+    occurrence: int = 1
+
+
+def _text_key(mutant: Mutant) -> tuple:
+    """What names a mutant in the reviewed list, less its file: kind, mutation, original and mutated text
+    (normalized)."""
+    return (mutant.kind, *(normalize(getattr(mutant, f)) for f in ("what", "original", "mutated")))
+
+
+def _drives(edges: dict, sig) -> tuple:
+    """The named signals (normalized, sorted) ``sig`` reaches through Yosys's temporaries alone (``edges``: a
+    module's signal -> the signals it drives)."""
+    named, seen, stack = set(), {sig}, [sig]
+    while stack:
+        for x in edges.get(stack.pop(), ()):
+            if x in seen:
+                continue
+            seen.add(x)
+            if _YOSYS_TEMP.match(x):
+                stack.append(x)
+            else:
+                named.add(normalize(x))
+    return tuple(sorted(named))
 
 
 def mutant_facts(sources: dict[str, str], mutants: list, top: str) -> dict:
-    """:class:`MutantFacts` of each of ``mutants`` (of ``sources``, unit top module ``top``)."""
+    """:class:`MutantFacts` of each of ``mutants`` (of ``sources``, unit top module ``top``); ``occurrence`` ranks
+    each among every mutant of its file (not only ``mutants``)."""
     mods = _modules(sources)
     live = live_signals(sources, top, mods)
     module = {n: re.search(r"^module\s+(\S+?)\s*\(", t, flags=re.M)[1] for n, t in sources.items()}
+    rank = {}  # (file, line, mutated text) -> occurrence
+    for name in sorted({m.file for m in mutants}):
+        edges, seen = mods[module[name]][1], {}
+        for m in generate_mutants({name: sources[name]}):  # a file's mutants depend on its own text alone
+            key = (_text_key(m), _drives(edges, _mutated_signal(m)))
+            rank[(name, m.line, m.mutated)] = seen[key] = seen.get(key, 0) + 1
     out = {}
     for m in mutants:
         sig, mod = _mutated_signal(m), module[m.file]
-        edges = mods[mod][1]
-        named, seen, stack = set(), {sig}, [sig]
-        while stack:
-            for x in edges.get(stack.pop(), ()):
-                if x in seen:
-                    continue
-                seen.add(x)
-                if _YOSYS_TEMP.match(x):
-                    stack.append(x)
-                else:
-                    named.add(normalize(x))
-        out[m] = MutantFacts(dead=sig is not None and sig not in live.get(mod, ()), drives=tuple(sorted(named)))
+        out[m] = MutantFacts(dead=sig is not None and sig not in live.get(mod, ()), drives=_drives(mods[mod][1], sig),
+                             occurrence=rank.get((m.file, m.line, m.mutated), 1))
     return out
 
 
@@ -447,6 +470,12 @@ class Equivalent:
     ``drives`` (a named mutant or a pattern) also requires the named signals the mutant reaches through Yosys's
     temporaries (:class:`MutantFacts`) to be exactly these: it tells Yosys's copies of one check apart.
 
+    ``occurrence`` (a named mutant with ``drives``) names the k-th (from 1), in line order, of its file's mutants
+    with that text and those ``drives`` (:attr:`MutantFacts.occurrence`), where copies of one expression with the
+    same text and ``drives`` differ: one equivalent, another a real fault. An unrelated edit that moves lines keeps
+    it; one that adds or removes such a copy before it makes the entry name another copy (killed, so reported as a
+    wrong entry) or none (stale).
+
     ``count`` (default 1 for a named mutant, at least 1 otherwise) is how many generated mutants the entry must
     name: anything else makes it stale (:func:`stale_equivalents`).
     """
@@ -462,6 +491,7 @@ class Equivalent:
     cls: str = ""
     count: int | None = None
     drives: tuple | None = None
+    occurrence: int | None = None
 
     def matches(self, config: str, mutant: Mutant, facts: MutantFacts | None = None) -> bool:
         """This entry names ``mutant`` of configuration ``config`` (``facts``: its :class:`MutantFacts`)."""
@@ -473,6 +503,8 @@ class Equivalent:
         if (mutant.file, mutant.kind) != (self.file, self.kind):
             return False
         if self.drives is not None and tuple(sorted(map(normalize, self.drives))) != facts.drives:
+            return False
+        if self.occurrence is not None and facts.occurrence != self.occurrence:
             return False
         if self.match:
             return all(re.fullmatch(rx, normalize(getattr(mutant, f))) for f, rx in self.match)
@@ -505,13 +537,14 @@ def load_equivalents(path: Path = EQUIVALENT_LIST) -> list[Equivalent]:
     out = []
     for k, e in enumerate(data):
         where = f"{path}: entry {k + 1}"
-        shape = next((n for n, f in shapes.items() if isinstance(e, dict) and set(e) - {"count", "drives"} == f
-                      and ("drives" not in e or n != "class")), None)
+        shape = next((n for n, f in shapes.items() if isinstance(e, dict)
+                      and set(e) - {"count", "drives", "occurrence"} == f
+                      and ("drives" not in e or n != "class") and ("occurrence" not in e or n == "named")), None)
         if shape is None:
             raise ValueError(f"{where}: must have exactly the fields {', '.join(shapes['named'])} (one mutant), "
                              f"or config, reason, file, kind, match (a pattern), or config, reason, class "
-                             f"(optionally count; drives but for a class)")
-        bad = [n for n in sorted(set(e) - {"match", "count", "drives"})
+                             f"(optionally count; drives but for a class; occurrence for one mutant)")
+        bad = [n for n in sorted(set(e) - {"match", "count", "drives", "occurrence"})
                if not isinstance(e[n], str) or not e[n].strip()]
         if bad:
             raise ValueError(f"{where}: field {bad[0]} must be a non-empty string")
@@ -519,9 +552,13 @@ def load_equivalents(path: Path = EQUIVALENT_LIST) -> list[Equivalent]:
             raise ValueError(f"{where}: field kind is {e['kind']!r}, allowed: {', '.join(KINDS)}")
         if "class" in e and e["class"] not in CLASSES:
             raise ValueError(f"{where}: field class is {e['class']!r}, allowed: {', '.join(CLASSES)}")
+        if "occurrence" in e and "drives" not in e:
+            raise ValueError(f"{where}: field occurrence needs drives (it ranks the mutants with that text and drives)")
+        for n in ("count", "occurrence"):
+            v = e.get(n)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"{where}: field {n} must be an integer >= 1, got {v!r}")
         count = e.get("count")
-        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
-            raise ValueError(f"{where}: field count must be an integer >= 1, got {count!r}")
         match = ()
         if shape == "pattern":
             m = e["match"]
@@ -540,7 +577,7 @@ def load_equivalents(path: Path = EQUIVALENT_LIST) -> list[Equivalent]:
             raise ValueError(f"{where}: field drives must be a list of signal names")
         fields = {n: e[n] for n in ("config", "reason", *_NAMED) if n in e}
         out.append(Equivalent(**fields, match=match, cls=e.get("class", ""), count=count,
-                              drives=None if drives is None else tuple(drives)))
+                              drives=None if drives is None else tuple(drives), occurrence=e.get("occurrence")))
     return out
 
 
@@ -577,7 +614,7 @@ class KillSuite:
     bus: list = None
 
 
-def _random_program(params, rng, signed: bool, k_range=None):
+def _random_program(params, rng, signed: bool, k_range=None, pixels=None):
     from dbpim.model.compile import compile_layer
     from dbpim.model.core import compile_program
     from dbpim.model.quant import prune_quantize
@@ -589,7 +626,7 @@ def _random_program(params, rng, signed: bool, k_range=None):
     u[rng.random((K, N)) < 0.05] = -128.0
     q = prune_quantize(u, mc, float(rng.choice([0.0, 0.3, 0.7])), scale=1.0)
     comp = compile_layer(q.w, q.phi, q.mask, mc, q.group_size)
-    P = int(rng.integers(1, 12))
+    P = int(rng.integers(1, 12)) if pixels is None else pixels
     lo, hi = input_range(signed)
     xs = rng.integers(lo, hi + 1, (1, P, K))
     xs[rng.random(xs.shape) < 0.4] = 0
@@ -610,6 +647,14 @@ def _packer_carries(prog) -> bool:
                     return True
                 fill = (fill + c) % mc.n_comp if fill + c >= mc.n_comp else fill + c
     return False
+
+
+def _new_first_mask_at(prog, pixels: int) -> bool:
+    """Some pass of ``prog`` after the first has ``pixels`` pixels and a first window whose mask differs from the
+    first window's of the pass before it."""
+    seg = prog.segments[0]
+    return any(b.pixels == pixels and not np.array_equal(seg.masks[a.mask_base], seg.masks[b.mask_base])
+               for a, b in zip(seg.passes, seg.passes[1:]))
 
 
 def _last_masks_at_the_top(prog, windows: int):
@@ -676,6 +721,20 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
             expect.append(("a row packer carry", want.beats[0], int(want.cycles[0]), 0b010,
                            ends(prog, prog.segments[0])))
             break
+    # a random layer of several passes of out_pixels pixels, a pass's first window's mask differing from the pass
+    # before it: a good DECODE at the pixels bound presents the new pass's first mask address (Yosys's copy of
+    # DECODE's checks that drives the datapath's abort and that address, made to refuse the bound, leaves the old)
+    P = hw.core.out_pixels
+    for _ in range(200):
+        prog, xs = _random_program(params, rng, False, pixels=P)
+        if len(prog.segments) == 1 and _new_first_mask_at(prog, P):
+            want = run_core(prog, xs[0])
+            lines += write_core_stimulus(prog, xs)
+            expect.append((f"a layer of passes of {P} pixels, their first masks differing", want.beats[0],
+                           int(want.cycles[0]), 0b010, ends(prog, prog.segments[0])))
+            break
+    else:
+        raise RuntimeError(f"no random layer of passes of {P} pixels with differing first masks")
     # the descriptor fields at their extremes: a dense layer with whole row tiles (n_kept = n_comp * n_row),
     # a filter in every column (n_out = n_col) and a pixel run filling the output register file
     # (pixels = out_pixels)
@@ -1028,6 +1087,12 @@ class ChipSuite:
     aborts: int = 0
 
 
+#: cycles one run of the chip suite may take before the harness stops it (a failure: the mutant hangs); its
+#: longest program takes under 1,000 on small, so a hung mutant ends in about a second of simulation rather than
+#: at :func:`run_chip_mutant`'s wall-clock timeout, which a loaded machine can reach first
+CHIP_RUN_LIMIT = 10 ** 5
+
+
 def chip_suite(hw, seed: int = 1) -> ChipSuite:
     """The chip unit's kill suite on the native chip harness, deterministic for ``seed``: random programs of every
     SIMD instruction on random buffers (ACT after HALT and CYCLES equal the golden chip's), a REQ of more channels
@@ -1040,7 +1105,8 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
     for a REQ's multiplier or shift out of range and a CLMP of 0, 2**24 and 2**24 + 1 elements; code 5 also for an
     operand read one past ACT, ACC and CMEM; code 6 also for a window table past its end, a round ending with a
     result entry left, a layer one past the layer table, a block of more cores than the chip's and a core error in a
-    round of no passes, each followed at once by a CLMP that a PIM controller still running would feed), a convolution whose core 1 reads several passes from its pass queue, a layer of one
+    round of no passes, each followed at once by a CLMP that a PIM controller still running would feed), a convolution whose core 1 reads several passes from its pass queue
+    (then with core 1's segment given core.descriptors + 1 passes: error code 6, then the CLMP), a layer of one
     segment of several passes reset at three points of its run and rerun with a segment of no passes first, then a
     reset (STATUS and CYCLES read 0)."""
     from dbpim.model import isa
@@ -1064,7 +1130,7 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         sample's START is first reset after that many cycles (STATUS and CYCLES read), its writes repeated;
         ``dram`` (bytes, latency): the harness's ideal DRAM on the AXI4 master."""
         nonlocal aborts
-        block = chip_stimulus(program_images(prog), samples, reads, depths, 10 ** 7, dram=dram)
+        block = chip_stimulus(program_images(prog), samples, reads, depths, CHIP_RUN_LIMIT, dram=dram)
         if abort_after is not None:
             at = next(k for k, ln in enumerate(block) if ln.startswith("run "))
             mark = max(k for k in range(at) if block[k] == "mark")
@@ -1111,7 +1177,7 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         a, c = act[None].copy(), zero[None].copy()
         GoldenChip.from_program(clamp, lanes).execute(a, c)
         lines.extend(chip_stimulus({"IMEM": program_images(clamp)["IMEM"]}, [{}],
-                                   [("ACT", 0, depths["ACT"])], depths, 10 ** 7)[1:])  # without its reset
+                                   [("ACT", 0, depths["ACT"])], depths, CHIP_RUN_LIMIT)[1:])  # without its reset
         expect.append((f"a CLMP started at once after error code 6 ({label})", ["ACT"],
                        {"DONE": 1, "ERROR": 0, "PC": len(clamp.imem) - 1}, program_cycles(clamp, lanes), [a[0]]))
 
@@ -1194,6 +1260,20 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         add(pim, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
             [(f"PIM conv2d layer on {multi} cores, passes queued", {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1},
               program_cycles(pim, lanes, act, acc), [c[0]])], "PIM conv2d layer, passes queued")
+        # its core 1 segment given core.descriptors + 1 passes: the pass queue takes all but the first, up to its
+        # last word; the core refuses N_DESC past its descriptors: error code 6 (the golden chip refuses the
+        # image), then the CLMP at once (Yosys's copy of QUEUE's bound `qw >= 4 descriptors` that drives the next
+        # state, made one less, sends the PIM controller to IDLE at the queue's last word without done: the chip
+        # hangs)
+        over = _passes_past_the_queue(pim, params, hw.core.descriptors + 1)
+        try:
+            GoldenChip.from_program(over, lanes).execute(act[None].copy(), acc[None].copy())
+        except ValueError:
+            pass
+        else:
+            raise RuntimeError("the golden chip runs a segment of more passes than core.descriptors")
+        if len(over.wmem) <= depths["WMEM"]:
+            then_clamp(f"a segment of {hw.core.descriptors + 1} passes on core 1", over, act)
 
     # a layer of one segment of two passes or more on PIM core 0 (it holds its next pass on offer while the
     # first streams), reset at three points of its run, each rerun with a segment of no passes first (a round in
@@ -1497,6 +1577,37 @@ def _core_error_first(prog, params):
     desc = params.map.regions["desc"]
     return _segment_first(prog, [(params.map.regs["LAYER"], CORE_REG["LAYER"].value(N_DESC=1))]
                           + [(desc.base + 4 * k, 0) for k in range(desc.words)])
+
+
+def _passes_past_the_queue(prog, params, passes: int):
+    """``prog`` (a PIM instruction whose first band's round runs on core 1) with that band's second segment (core
+    1's) given ``passes`` pass descriptors (copies of its last appended) and its LAYER bus write set to ``passes``
+    descriptors (the block's word count with it, the later blocks moved). With ``passes`` = ``core.descriptors`` +
+    1 its pass queue (``4 core.descriptors`` words) takes every pass but the first, its last word at the queue's
+    last; the core refuses the START (``N_DESC`` past its descriptors) and the chip stops with error code 6, as the
+    golden chip refuses the image."""
+    from dbpim.model.pim_image import PIM_HEADER, SEGMENT_HEADER, read_block
+    from dbpim.model.spec import CORE_REG
+    w = [int(v) for v in np.asarray(prog.wmem, np.int64)]
+    blk = read_block(np.array(w, np.int64), 0)
+    assert blk.cores >= 2 and len(blk.bands[0].segments) >= 2, "a round on core 1"
+    first, chunks = _segment_chunks(prog)[0]
+    at = first + len(chunks[0])  # core 1's segment
+    n_w, n_t, n_p = (w[at + SEGMENT_HEADER.index(f)] for f in ("writes", "table", "passes"))
+    layer = params.map.regs["LAYER"]
+    for k in range(n_w):  # (address, word) pairs
+        if w[at + len(SEGMENT_HEADER) + 2 * k] == layer:
+            reg = CORE_REG["LAYER"]
+            w[at + len(SEGMENT_HEADER) + 2 * k + 1] = reg.value(**{**reg.decode(w[at + len(SEGMENT_HEADER) + 2 * k + 1]),
+                                                                   "N_DESC": passes})
+    end = at + len(SEGMENT_HEADER) + 2 * n_w + n_t + 4 * n_p  # past its last pass descriptor
+    extra = 4 * (passes - n_p)
+    w[end:end] = w[end - 4:end] * (passes - n_p)
+    w[at + SEGMENT_HEADER.index("passes")] = passes
+    w[blk.base + PIM_HEADER.index("words")] += extra
+    for i in range(1, w[0]):
+        w[1 + i] += extra if w[1 + i] > blk.base else 0
+    return dataclasses.replace(prog, wmem=np.array(w, np.int64))
 
 
 def _segment_passes(prog) -> list:
