@@ -312,7 +312,8 @@ def run(out="build/speed", quick: bool = False) -> dict:
               f"inference ({d['chip: native harness CPU per inference, START to DONE [ms]']:.1f} ms of harness CPU), "
               f"{d['chip: native, simulation only [cycles/s]']:,.0f} simulated cycles/s "
               f"({d['chip: native, simulation only, per CPU second [cycles/s]']:,.0f} per CPU second; the PIM core "
-              f"alone: {d['core: native, simulation only [cycles/s]']:,.0f} cycles/s)", flush=True)
+              f"alone: {d['core: native, simulation only [cycles/s]']:,.0f} cycles/s; machine load "
+              f"{d['chip: machine load before the run (1-minute average)']})", flush=True)
     else:
         print(f"(d) RTL measurements: {r['status']}")
     r = res["e_synth"] = synth_figures()
