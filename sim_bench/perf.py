@@ -1132,13 +1132,17 @@ def _layer_requests(spec: LayerSpec, cfg: HwConfig, mechanisms, batch: int):
     wpop = None  # one bits of the two's-complement weights of each row, summed over groups 0..g-1 in column g
     if any(not _MODE[k][1] for k in mechanisms):
         ng = n_groups(spec.N, spec.G)
-        w = np.zeros((spec.K, ng * spec.G), np.int8)
-        if spec.w is not None:
-            w[:, :spec.N] = spec.w
+        if spec.w is not None and spec.N == ng * spec.G:  # whole groups: the weights as they are
+            w = np.ascontiguousarray(spec.w, np.int8)
+        else:
+            w = np.zeros((spec.K, ng * spec.G), np.int8)
+            if spec.w is not None:
+                w[:, :spec.N] = spec.w
         wpop = np.zeros((spec.K, ng + 1), np.int32)
         word = 8 if spec.G % 8 == 0 else 1  # bytes popcounted at once (a group's weights in whole uint64 words)
-        ones = np.bitwise_count(w.view(np.uint64 if word == 8 else np.uint8))
-        np.cumsum(ones.reshape(spec.K, ng, spec.G // word).sum(2, dtype=np.int32), axis=1, out=wpop[:, 1:])
+        ones = np.bitwise_count(w.view(np.uint64 if word == 8 else np.uint8)).reshape(spec.K, ng, spec.G // word)
+        np.cumsum(ones[..., 0] if spec.G == word else ones.sum(2, dtype=np.int32), axis=1, dtype=np.int32,
+                  out=wpop[:, 1:])
     cache: dict = {}
     steps = {k: _mechanism(spec, cfg, k, cache, wpop, batch) for k in mechanisms}
     requests = {}  # mechanism -> its core-timing request
