@@ -224,7 +224,7 @@ class Packing:
     run_group: np.ndarray
 
 
-def pack_columns(phi, mask, group_size: int, n_col: int) -> Packing:
+def pack_columns(phi, mask, group_size: int, n_col: int, *, runs=None) -> Packing:
     """Pack a layer's filters into column tiles (docs/design.md §6), vectorised.
 
     Within each run of adjacent groups that keep identical rows
@@ -235,10 +235,11 @@ def pack_columns(phi, mask, group_size: int, n_col: int) -> Packing:
     at phi = 1 when neighbouring groups keep the same rows, and a group of
     filters with phi < phi_max shares its tile with the next group's filters.
     Packing a run never takes more tiles than packing its groups one by one.
+    ``runs``: :func:`group_run_bounds` of ``mask`` when the caller has them.
     """
     phi = np.asarray(phi).astype(np.int64)
     N = phi.size
-    g0, g1 = group_run_bounds(mask)
+    g0, g1 = group_run_bounds(mask) if runs is None else runs
     lo = g0 * group_size
     hi = np.minimum(N, g1 * group_size)
     n = hi - lo

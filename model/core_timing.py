@@ -638,12 +638,20 @@ def first_round_delivery(deliver, m_r, in_windows: int = 1) -> np.ndarray:
 
 def _round_steps(deliver, C, m_r, n_col: int, in_windows: int):
     """What :func:`pass_after` and :func:`pass_after_terms` read of a pass's rounds: ``C`` and ``m_r`` as int64,
-    the rounds run (``m_r > 0``), the cycles from a round's barrier until round r >= 1 is delivered
-    (``ceil(M_r / in_windows) * deliver + 2``) and ``max(C_r-1, n_col)`` (the previous round's compute and floor)."""
+    the rounds run (``m_r > 0``, as 0 / 1 int64), ``max(C_r-1, n_col)`` (the previous round's compute and floor)
+    and ``B_r - B_r-1`` of rounds r >= 1: ``max(C_r-1, n_col, ceil(M_r / in_windows) * deliver + 2)``."""
     C = np.asarray(C, np.int64)
     m_r = np.asarray(m_r, np.int64)
-    dl = round_delivery(deliver, m_r[..., 1:], in_windows) + CORE_LATENCY["deliver"] + CORE_LATENCY["barrier"]
-    return C, m_r, m_r > 0, dl, np.maximum(C[..., :-1], n_col)
+    dl = round_delivery(deliver, m_r[..., 1:], in_windows)  # + 2: the rounds' delivery until round r >= 1 starts
+    dl += CORE_LATENCY["deliver"] + CORE_LATENCY["barrier"]
+    prev = np.maximum(C[..., :-1], n_col)
+    return C, m_r, (m_r > 0).astype(np.int64), prev, np.maximum(prev, dl)
+
+
+def _ran_sum(a, ran) -> np.ndarray:
+    """``np.where(ran, a, 0).sum(-1)`` of int64 ``a`` and the 0 / 1 int64 ``ran`` broadcast against it, in one
+    pass (no masked copy): the rounds' sum over the rounds run."""
+    return np.einsum("...r,...r->...", a, ran)
 
 
 def pass_after(deliver, C, m_r, stream, n_col: int, *, in_windows: int = 1) -> np.ndarray:
@@ -656,8 +664,7 @@ def pass_after(deliver, C, m_r, stream, n_col: int, *, in_windows: int = 1) -> n
 
 
 def _pass_after(steps, stream, n_col: int) -> np.ndarray:
-    C, _, ran, dl, prev = steps
-    step = np.where(ran[..., 1:], np.maximum(prev, dl), 0)
+    C, _, ran, _, step = steps
     # C of the last round (round 0 if none)
     full = np.broadcast_shapes(C.shape, ran.shape)
     if full[-1]:
@@ -665,7 +672,7 @@ def _pass_after(steps, stream, n_col: int) -> np.ndarray:
         c_last = np.take_along_axis(np.broadcast_to(C, full), last, -1)[..., 0]
     else:
         c_last = np.zeros(full[:-1], np.int64)
-    return step.sum(-1) + np.maximum(c_last, n_col) + n_col + np.asarray(stream, np.int64)
+    return _ran_sum(step, ran[..., 1:]) + np.maximum(c_last, n_col) + n_col + np.asarray(stream, np.int64)
 
 
 #: The terms a pass's cycles split into (:func:`pass_terms`), in report order; they add up to the pass.
@@ -698,14 +705,38 @@ def pass_after_and_terms(deliver, C, m_r, stream, n_col: int, work, *, in_window
     return _pass_after(steps, stream, n_col), _pass_after_terms(steps, deliver, stream, n_col, work)
 
 
+def _round_means(work, m_r) -> np.ndarray:
+    """``ceil(W_r / M_r)`` of every round run (int64, the shape of ``work``; any value where ``M_r`` is 0).
+
+    Most rounds are whole (``M_r`` its largest value): they are divided by that one number, several times faster
+    than an element-wise divisor, and the rounds run with fewer vectors are divided again, each by its own."""
+    w = np.asarray(work, np.int64)
+    w = np.broadcast_to(w, np.broadcast_shapes(w.shape, m_r.shape))
+    whole = max(int(m_r.max(initial=1)), 1)
+    mean = w + (whole - 1)  # ceil(w / whole) = floor((w + whole - 1) / whole)
+    if whole & (whole - 1) == 0:  # a power of two: a shift
+        np.right_shift(mean, whole.bit_length() - 1, out=mean)
+    else:
+        np.floor_divide(mean, whole, out=mean)
+    fewer = (m_r > 0) & (m_r != whole)
+    if fewer.any():
+        at = np.nonzero(np.broadcast_to(fewer, mean.shape))
+        mean[at] = -(-w[at] // np.broadcast_to(m_r, mean.shape)[at])
+    return mean
+
+
 def _pass_after_terms(steps, deliver, stream, n_col: int, work) -> dict:
-    C, m_r, ran, dl, prev = steps
-    mean = np.where(ran, -(-np.asarray(work, np.int64) // np.maximum(m_r, 1)), 0)
-    c_ran = np.where(ran, C, 0)
-    late = np.where(ran[..., 1:], np.maximum(dl - prev, 0), 0)
+    C, m_r, ran, prev, step = steps
+    compute = _ran_sum(_round_means(work, m_r), ran)
+    c_ran = _ran_sum(C, ran)
+    # round_floor: max(0, n_col - C_r) = max(C_r, n_col) - C_r, that of every round but the last read from prev
+    ran_last = ran[..., -1] if ran.shape[-1] else np.zeros(ran.shape[:-1], np.int64)
+    c_last = C[..., -1] if C.shape[-1] else np.zeros(C.shape[:-1], np.int64)
+    floor = _ran_sum(prev, ran[..., :-1]) + ran_last * np.maximum(c_last, n_col) - c_ran
     shape = np.broadcast_shapes(np.shape(deliver), C.shape[:-1], np.shape(stream))
-    out = {"compute": mean.sum(-1), "lockstep": (c_ran - mean).sum(-1),
-           "round_floor": np.where(ran, np.maximum(n_col - C, 0), 0).sum(-1), "delivery": late.sum(-1),
+    # delivery: max(0, ceil(M_r / in_windows) * deliver + 2 - max(C_r-1, n_col)) = step_r - prev_r-1
+    out = {"compute": compute, "lockstep": c_ran - compute, "round_floor": floor,
+           "delivery": _ran_sum(step, ran[..., 1:]) - _ran_sum(prev, ran[..., 1:]),
            "drain": np.full(shape, n_col, np.int64), "stream": np.asarray(stream, np.int64)}
     # fresh int64 arrays of the full shape: the sums as they are, the caller's stream copied
     return {k: v if k != "stream" and v.shape == shape and v.dtype == np.int64 else

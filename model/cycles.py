@@ -53,7 +53,9 @@ def inputs_by_row(bits: np.ndarray) -> np.ndarray:
     """
     bits = np.asarray(bits, np.uint8)
     P, K = bits.shape
-    bt = np.zeros((K + 1, -(-P // 8) * 8), np.uint8)
+    bt = np.empty((K + 1, -(-P // 8) * 8), np.uint8)  # every byte written once (no zeroing pass first)
+    bt[K] = 0
+    bt[:K, P:] = 0
     for p0 in range(0, P, _BLOCK):  # a block of vectors at a time: a cache-sized transpose
         bt[:K, p0:min(P, p0 + _BLOCK)] = bits[p0:p0 + _BLOCK].T
     return bt
@@ -104,9 +106,11 @@ def cell_row_popcounts_flat(bits: np.ndarray, rows, sets, counts, n_comp: int, *
     counts = np.asarray(counts, np.int64)
     ns = counts.size
     crmax = int(-(-counts.max(initial=0) // n_comp))
-    out = np.zeros((ns, max(crmax, int(cell_rows)), P), np.uint8)
+    out = np.empty((ns, max(crmax, int(cell_rows)), P), np.uint8)  # the sets' own cell rows written once below
+    out[:, crmax:] = 0
     sums = np.zeros((ns, crmax), np.int64)
     if ns * crmax * P == 0:
+        out[...] = 0
         return (out, sums) if with_sums else out
     rows = np.asarray(rows, np.intp)
     if rows.size and (rows.min() < 0 or rows.max() >= K):

@@ -352,6 +352,17 @@ def _mask_t(spec: LayerSpec, cache: dict | None = None) -> np.ndarray:
     return mask_t
 
 
+def _group_runs(spec: LayerSpec, cache: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``model.compile.group_run_bounds`` of the layer's mask (runs of groups keeping the same rows); kept in
+    ``cache`` for the layer's other mapping of kept rows."""
+    runs = None if cache is None else cache.get("group_runs")
+    if runs is None:
+        runs = group_run_bounds(_mask_t(spec, cache).T)
+        if cache is not None:
+            cache["group_runs"] = runs
+    return runs
+
+
 def _all_rows(spec: LayerSpec):
     return np.arange(spec.K), np.zeros(spec.K, np.int64), np.array([spec.K])
 
@@ -368,9 +379,9 @@ def _fta_mapping(spec: LayerSpec, kept: bool, n_col: int, cache: dict | None = N
         nf = np.array([len(f.filters) for f in spec.filter_tiles], np.float64)
     else:  # all rows: every group keeps every row, so the whole layer is one run
         mask = _mask_t(spec, cache).T if kept else np.ones((1, n_groups(spec.N, spec.G)), bool)
-        pk = pack_columns(spec.phi, mask, spec.G, n_col)
+        pk = pack_columns(spec.phi, mask, spec.G, n_col, runs=_group_runs(spec, cache) if kept else None)
         ft_group, cols, nf = pk.run_group, pk.cols, pk.n_filters.astype(np.float64)
-    groups, ft_run = np.unique(ft_group, return_inverse=True)  # one row set per distinct group
+    groups, ft_run = _unique_groups(ft_group)  # one row set per distinct group
     rows, run, n_rows = _rows_of_groups(spec, groups, cache) if kept else _all_rows(spec)
     key = _row_key(kept, groups)
     if not kept and ft_group.size == 0:
@@ -379,10 +390,19 @@ def _fta_mapping(spec: LayerSpec, kept: bool, n_col: int, cache: dict | None = N
                     ft_cols=cols, ft_filters=nf, row_key=key)
 
 
+def _unique_groups(ft_group) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(ft_group, return_inverse=True)``; without a sort when the groups are in order (packed tiles)."""
+    ft_group = np.asarray(ft_group)
+    if ft_group.size and np.all(ft_group[1:] >= ft_group[:-1]):
+        new = np.append(True, ft_group[1:] != ft_group[:-1])
+        return ft_group[new], np.cumsum(new) - 1
+    return np.unique(ft_group, return_inverse=True)
+
+
 def _dense_mapping(spec: LayerSpec, kept: bool, n_col: int, cache: dict | None = None) -> _Mapping:
     """8 two's-complement bit-plane columns per filter, packed densely over the run's filters."""
     if kept:
-        runs = np.stack(group_run_bounds(_mask_t(spec, cache).T), axis=1)
+        runs = np.stack(_group_runs(spec, cache), axis=1)
         rows, run, n_rows = _rows_of_groups(spec, runs[:, 0], cache)
     else:
         runs = np.array([[0, n_groups(spec.N, spec.G)]], np.int64)
@@ -463,6 +483,12 @@ class MechPerf:
         return self.effective / self.capacity_compute if self.capacity_compute else 0.0
 
 
+def _mean(a) -> float:
+    """``float(np.mean(a))`` of a 1-D array (the same float64 sum over the same order, over its size) without
+    np.mean's overhead (every mechanism of every layer takes two)."""
+    return float(np.add.reduce(a, dtype=np.float64) / a.size)
+
+
 def _empty(en: EnergyConfig) -> MechPerf:
     return MechPerf(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, {}, energy_of({}, en))
 
@@ -492,7 +518,8 @@ def _cell_row_sums(values, n_rows, n_comp: int, cell_rows: int) -> np.ndarray:
     cell = np.arange(cell_run.size) - np.repeat(np.cumsum(n_cells) - n_cells, n_cells)  # within its run
     out = np.zeros((n_rows.size, cell_rows))
     if cell.size:
-        out[cell_run, cell] = np.add.reduceat(values, (np.cumsum(n_rows) - n_rows)[cell_run] + cell * n_comp)
+        out.ravel()[cell_run * cell_rows + cell] = np.add.reduceat(values, (np.cumsum(n_rows) - n_rows)[cell_run]
+                                                                   + cell * n_comp)
     return out
 
 
@@ -562,12 +589,12 @@ def batch_samples(samples: int, batch: int) -> np.ndarray:
 def batched_vectors(vec, order) -> np.ndarray:
     """Per-vector macro cycles ``vec`` (runs, S, nrt, Pp) of the batch instances ``order`` (S, B): (runs, S, nrt, B*Pp).
 
-    A trailing axis of 1 (every vector the same) stays 1.
+    A trailing axis of 1 (every vector the same) stays 1; at batch 1 with the samples in order, ``vec`` itself.
     """
-    if vec.shape[-1] == 1:
+    S, B = order.shape
+    if vec.shape[-1] == 1 or (B == 1 and np.array_equal(order[:, 0], np.arange(S))):  # as they are (batch 1)
         return vec
     runs, _, nrt, Pp = vec.shape
-    S, B = order.shape
     return vec[:, order].transpose(0, 1, 3, 2, 4).reshape(runs, S, nrt, B * Pp)
 
 
@@ -597,6 +624,12 @@ def _pixel_ranges(Pp: int, copies: int, run: int) -> tuple[np.ndarray, np.ndarra
     a = np.array(out, np.int64).reshape(-1, 3)
     a.setflags(write=False)
     return a[:, 0], a[:, 1], a[:, 2]
+
+
+@functools.lru_cache(maxsize=256)
+def _runs_per_copy(Pp: int, copies: int, run: int) -> int:
+    """Pixel runs of each copy's share of the pixels (:func:`_pixel_ranges`, the first copy's); cached."""
+    return int((_pixel_ranges(Pp, copies, run)[2] == 0).sum())
 
 
 @functools.lru_cache(maxsize=256)
@@ -650,8 +683,8 @@ def _rounds(vec, copies: int, run: int, Pp: int, M: int, *, vectors: bool = Fals
     if vectors:  # whole rounds: the last one's missing vectors 0, as round_compute and round_work pad them
         width = -(-width // M) * M
         if copies == 1 and (npx.size == 1 or width == run):  # the pixel runs one after another from pixel 0
-            g = np.zeros(vec.shape[:-1] + (npx.size * width,), vec.dtype)
-            g[..., :Pp] = vec
+            g = np.empty(vec.shape[:-1] + (npx.size * width,), vec.dtype)
+            g[..., :Pp], g[..., Pp:] = vec, 0
             return (g.reshape(vec.shape[:-1] + (npx.size, width)), None, ct.round_sizes(npx, M, width // M),
                     np.arange(npx.size))
     pix = np.minimum(p0[:, None] + np.arange(width)[None, :], Pp - 1)  # (L, width)
@@ -725,8 +758,8 @@ def _core_timings(cfg: HwConfig, requests: list) -> list:
         else:
             rc[q, :, :n_rt, :n_r] = c.transpose(0, 3, 1, 2, 4).reshape(nq, S, n_rt, n_r)
             work[q, :, :n_rt, :n_r] = np.broadcast_to(w, c.shape).transpose(0, 3, 1, 2, 4).reshape(nq, S, n_rt, n_r)
-        m_r[q, :n_r] = np.tile(mr, (n_runs, 1))
-        dl_u[q, :n_rt] = np.repeat(requests[k][1], Lc, axis=0)
+        m_r[q].reshape(n_runs, Lc, R)[:, :, :n_r] = mr  # each run's Lc pixel runs
+        dl_u[q].reshape(n_runs, Lc, nrt)[:, :, :n_rt] = requests[k][1][:, None, :]
     per_rt = np.zeros((3, Q, nrt), np.int64)  # port, load, valid of each pass
     for k, ((vec, _, port, load, valid, *_), nq) in enumerate(zip(requests, n_q)):
         n_rt, Lc = vec.shape[2], nq // vec.shape[0]
@@ -769,28 +802,32 @@ def _core_timings(cfg: HwConfig, requests: list) -> list:
     del split, by_pass, buf
     # overlap of each pixel run's last row tile: it hides the load of the next run's first row tile
     last_overlap = overlap[np.arange(Q), :, np.maximum(n_rt - 1, 0)]  # (Q, S)
-    # every request's jobs (filter tile x pixel run), row-major, on its own cores
-    jobs = {k: [] for k in ("q", "f", "stream", "core")}
-    ft_rt, ft_win, streams, f0 = [], [], [], [0]
-    for k, ((vec, _, _, _, valid_k, ft_run, ft_out, ft_windows, job_core, copies, run, Pp), (_, _, mr, at)) in \
-            enumerate(zip(requests, parts)):
-        _, npx, _ = _pixel_ranges(Pp, copies, run)
-        n_ft, L = ft_run.size, npx.size
-        f, l = np.divmod(np.arange(n_ft * L), L)
-        stream = ct.stream_beats(npx[None, :], ft_out[:, None], lanes)  # (n_ft, L): a pixel run's beats
-        streams.append(stream)
-        jobs["q"].append(q0[k] + ft_run[f] * mr.shape[0] + at[l])
-        jobs["f"].append(f0[-1] + f)
-        jobs["stream"].append(stream.reshape(-1))
-        jobs["core"].append(np.asarray(job_core, np.int64).reshape(-1) + k * C)
-        ft_rt.append(valid_k.sum(1)[ft_run])
-        ft_win.append(ft_windows)
-        f0.append(f0[-1] + n_ft)
-    core_of = np.concatenate(jobs["core"])
+    # every request's jobs (filter tile x pixel run), row-major, on its own cores: request kk[j] of job j, its
+    # filter tile f[j] (numbered over the requests: request k's from f0[k]) and pixel run l[j]
+    n_req = len(requests)
+    npx_k = [_pixel_ranges(r[11], r[9], r[10])[1] for r in requests]
+    n_ft, L = np.array([r[5].size for r in requests]), np.array([npx.size for npx in npx_k])
+    sizes = (n_ft * L).tolist()  # jobs of each request
+    kk = np.repeat(np.arange(n_req), sizes)
+    f, l = np.divmod(np.arange(kk.size) - np.repeat(np.cumsum(sizes) - sizes, sizes), L[kk])
+    f0 = np.cumsum([0] + n_ft.tolist()).tolist()
+    f += np.asarray(f0[:-1], np.int64)[kk]
+    l += (np.cumsum(L) - L)[kk]  # pixel run numbered over the requests
+    ft_run = np.concatenate([r[5] for r in requests])
+    q_of = np.asarray(q0[:-1], np.int64)[kk] + ft_run[f] * np.array([p[2].shape[0] for p in parts])[kk] + \
+        np.concatenate([p[3] for p in parts])[l]  # the pass set of the job's run and computed pixel run
+    stream = ct.stream_beats(np.concatenate(npx_k)[l], np.concatenate([r[6] for r in requests])[f], lanes)
+    core_of = np.concatenate([np.asarray(r[8], np.int64).reshape(-1) for r in requests]) + kk * C
+    rt_of = {}  # the row tiles of every filter tile, once per (validity, filter tiles) of the requests
+    for r in requests:
+        if (id(r[4]), id(r[5])) not in rt_of:
+            rt_of[id(r[4]), id(r[5])] = r[4].sum(1)[r[5]]
+    ft_rt = [rt_of[id(r[4]), id(r[5])] for r in requests]
+    ft_win = [r[7] for r in requests]
     # every core's jobs in order, row-major: filter tiles in order, their pixel runs in order; the cores one after
     # another (a core's first job runs in no START of the job before it)
     order = np.argsort(core_of, kind="stable")
-    q, f, stream = (np.concatenate(jobs[k])[order] for k in ("q", "f", "stream"))
+    q, f, stream = q_of[order], f[order], stream[order]
     n_jobs = np.bincount(core_of, minlength=C * len(requests))
     busy = np.nonzero(n_jobs)[0]
     starts = (np.cumsum(n_jobs) - n_jobs)[busy]
@@ -804,7 +841,6 @@ def _core_timings(cfg: HwConfig, requests: list) -> list:
                          _same_arrays(requests[j][7:8], req[7:8], ft_win[j], ft_win[k])), k))
         if rep[k] == k:
             mine.append(k)
-    sizes = [s.size for s in streams]
     own = np.repeat([r == k for k, r in enumerate(rep)], sizes)
     packed = ct.pack_segments(f[own], np.concatenate(ft_rt), np.concatenate(ft_win), cfg.core,
                               starts=np.flatnonzero(head[own]))
@@ -848,21 +884,47 @@ def _core_timings(cfg: HwConfig, requests: list) -> list:
     whole, ported = (np.where(valid[:, 0], ld[:, 0], 0).sum(1) for ld in (load, port))  # (Q,) a pass set's loads
     loads = np.where(fetch, whole[q], ported[q])
     rounds = terms[t_of["compute"]] + terms[t_of["lockstep"]]  # (cores, S)
-    cols = np.arange(S)
-    out, j0 = [], 0
-    for k, (req, stream_k) in enumerate(zip(requests, streams)):
-        c = slice(k * C, (k + 1) * C)
-        js = slice(j0, j0 + stream_k.size)  # the request's jobs: its cores' in order
-        j0 = js.stop
-        busiest = wall[c].argmax(0)  # per sample
-        busiest_terms = terms[:, c][:, busiest, cols]  # (terms, S)
-        _, npx, copy = _pixel_ranges(req[11], req[9], req[10])
-        out.append(_Timing(wall=wall[c].max(0), terms={t: busiest_terms[i] for t, i in t_of.items()},
-                           compute=rounds[c].max(0), core=core[c].max(0), runs_per_tile=int((copy == 0).sum()),
-                           load_cycles=float(loads[js].sum()), stream_cycles=float(stream_k.sum()),
-                           loads_per_row_tile=int(npx.size),
-                           fetches=np.bincount(f[js][fetch[js]] - f0[k], minlength=f0[k + 1] - f0[k])))
+    # every request's figures at once: its cores (n_req, C, S), its jobs (consecutive in core order)
+    n_req = len(requests)
+    wall, core, rounds = (a.reshape(n_req, C, S) for a in (wall, core, rounds))
+    busiest = wall.argmax(1)  # (n_req, S): per request and sample
+    busiest_terms = np.take_along_axis(terms.reshape(len(_CORE_TERMS), n_req, C, S), busiest[None, :, None, :],
+                                       axis=2)[:, :, 0]  # (terms, n_req, S)
+    wall_max, compute, core_max = wall.max(1), rounds.max(1), core.max(1)
+    j0 = np.cumsum([0] + sizes)  # each request's jobs: j0[k]:j0[k + 1]
+    load_sums, stream_sums = (np.diff(np.concatenate([[0], np.cumsum(a)])[j0]) for a in (loads, stream))
+    fetches = np.bincount(f[fetch], minlength=f0[-1])  # off-chip fetches of every request's filter tiles
+    out = []
+    for k, req in enumerate(requests):
+        out.append(_Timing(wall=wall_max[k], terms=dict(zip(t_of, busiest_terms[:, k])), compute=compute[k],
+                           core=core_max[k], runs_per_tile=_runs_per_copy(req[11], req[9], req[10]),
+                           load_cycles=float(load_sums[k]), stream_cycles=float(stream_sums[k]),
+                           loads_per_row_tile=npx_k[k].size, fetches=fetches[f0[k]:f0[k + 1]]))
     return out
+
+
+@dataclass
+class _MappingSums:
+    """What the counts of a mapping's mechanisms take alike (:func:`_mapping_sums`)."""
+
+    tiles: int  # row tiles of every column tile
+    loaded_bytes: float  # bytes of every tile, each loaded once
+    ft_bytes: np.ndarray  # (n_ft,) bytes of each filter tile's row tiles
+    switched: float  # kept rows through the switch for every column tile, per vector
+    windows: np.integer  # input windows fetched for every filter tile, per vector
+    psum_words: float  # output buffer words per pixel: every run's filters x 2 x its row tiles
+    cols_run: np.ndarray  # (runs,) columns used by every run's column tiles
+
+
+def _mapping_sums(mp: _Mapping, nbytes, nct, nrt, R, ft_windows) -> _MappingSums:
+    """The sums of a mapping that the counts of each of its mechanisms take (:func:`_mechanism`)."""
+    n_runs = mp.n_rows.size
+    nbytes_run = nbytes.sum(1)
+    return _MappingSums(tiles=int((nct * nrt).sum()), loaded_bytes=float((nbytes_run * nct).sum()),
+                        ft_bytes=nbytes_run[mp.ft_run], switched=float((R * nct).sum()), windows=ft_windows.sum(),
+                        psum_words=float((np.bincount(mp.ft_run, weights=mp.ft_filters, minlength=n_runs)
+                                          * 2 * nrt).sum()),
+                        cols_run=np.bincount(mp.ft_run, weights=mp.ft_cols, minlength=n_runs))
 
 
 def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, batch: int):
@@ -916,8 +978,9 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
                                  f"{spec.name} ({mech}): filter tile {f}")
         nct = np.bincount(mp.ft_run, minlength=n_runs).astype(np.float64)  # column tiles per run
         run = pixels_per_run(cfg, -(-B * Pp // copies), cores_busy, float(mp.ft_filters.max()))
-        cache[("tiles", kept, fta)] = (nbytes, port, load, ft_out, ft_windows, nct, run)
-    nbytes, port, load, ft_out, ft_windows, nct, run = cache[("tiles", kept, fta)]
+        cache[("tiles", kept, fta)] = (nbytes, port, load, ft_out, ft_windows, nct, run,
+                                       _mapping_sums(mp, nbytes, nct, nrt, R, ft_windows))
+    nbytes, port, load, ft_out, ft_windows, nct, run, sums = cache[("tiles", kept, fta)]
     if (key, "batch", B) not in cache:
         cache[(key, "batch", B)] = batched_vectors(vec, batch_samples(S, B))
     # the compiler deals the jobs (filter tile x pixel run) to the cores by their work; idle cores copying a
@@ -931,42 +994,47 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
     # every mechanism of the layer is timed in one call (evaluate_layer)
     tm = yield (cache[(key, "batch", B)], delivery, port, load, valid, mp.ft_run, ft_out, ft_windows, job_core, copies,
                 run, B * Pp)
-    wall = float(tm.wall.mean()) / B  # per inference: a batch instance's cycles over its B samples
+    wall = _mean(tm.wall) / B  # per inference: a batch instance's cycles over its B samples
     n_ch = tm.runs_per_tile
 
     # counts for macro-cycles, utilization and energy
-    cyc_run = pcsum.sum(1).astype(np.float64)  # issued cycles of one column tile, all vectors
+    if ("issued", key) not in cache:  # the same for the mechanisms of these vectors
+        cache[("issued", key)] = pcsum.sum(1).astype(np.float64)
+    cyc_run = cache[("issued", key)]  # issued cycles of one column tile, all vectors
     macro_total = int((nct * (cyc_run + lat * P * nrt)).sum())
     issued = float((nct * cyc_run).sum())
     act = issued * m.n_comp * m.n_col
     crmax = pcsum.shape[1]
-    comp_used = np.minimum(np.maximum(R[:, None] - np.arange(crmax)[None, :] * m.n_comp, 0), m.n_comp)  # (runs, crmax)
     if fta:
-        cols_run = np.bincount(mp.ft_run, weights=mp.ft_cols, minlength=n_runs)
-        eff = float((cols_run * (pcsum * comp_used).sum(1)).sum())
+        if ("comp_used", rows_key, crmax) not in cache:  # (runs, crmax): the compartments each cell row uses
+            cache[("comp_used", rows_key, crmax)] = np.minimum(
+                np.maximum(R[:, None] - np.arange(crmax)[None, :] * m.n_comp, 0), m.n_comp)
+        eff = float((sums.cols_run * (pcsum * cache[("comp_used", rows_key, crmax)]).sum(1)).sum())
     else:
         if ("wb", kept, fta) not in cache:  # the same for the mechanisms of this mapping
-            g0, g1 = mp.run_groups[mp.run, 0], mp.run_groups[mp.run, 1]
-            at = mp.rows * wpop.shape[1]  # row starts in the flat wpop (a flat gather is faster than a 2-D one)
-            wrow = wpop.ravel()[at + g1] - wpop.ravel()[at + g0]  # one bits of the run's weights in each of its rows
+            # each row's place in the flat wpop at its run's first group (a flat gather is faster than a 2-D one);
+            # the run's groups further on
+            g0, width = mp.run_groups[:, 0], mp.run_groups[:, 1] - mp.run_groups[:, 0]
+            at = mp.rows * wpop.shape[1] + np.repeat(g0, mp.n_rows)
+            flat = wpop.ravel()
+            wrow = flat[at + np.repeat(width, mp.n_rows)] - flat[at]  # one bits of the run's weights in each row
             cache[("wb", kept, fta)] = _cell_row_sums(wrow, mp.n_rows, m.n_comp, crmax)
         eff = float((pcsum * cache[("wb", kept, fta)]).sum())
     load_total = tm.load_cycles / B
-    loaded_bytes = float((nbytes.sum(1) * nct).sum()) * tm.loads_per_row_tile / B  # into the macros, every pass
-    weight_bytes = float((nbytes.sum(1)[mp.ft_run] * tm.fetches).sum()) / B  # from off chip, once per START
+    loaded_bytes = sums.loaded_bytes * tm.loads_per_row_tile / B  # into the macros, every pass
+    weight_bytes = float((sums.ft_bytes * tm.fetches).sum()) / B  # from off chip, once per START
     word = Derived.of(cfg).acc_bytes
     events = {
         "cell_and_pj": act / S,
         "csd_adder_input_pj" if fta else "adder_input_pj": act / S,
         "accumulate_pj": issued / S * m.n_col,
         "ipu_pj": issued / S if skip else 0.0,
-        "switch_pj": Pp * float((R * nct).sum()) if mech != "dense" else 0.0,
+        "switch_pj": Pp * sums.switched if mech != "dense" else 0.0,
         # every core's window generator reads its own copy (hw.window): per pixel and filter tile, n_comp lane reads
         # of a fetched window, each its bank's whole word (padding lanes, which do not read, counted)
-        "input_buffer_byte_pj": float(Pp * ft_windows.sum() * m.n_comp) * lane_read_bytes(m.n_comp, m.in_bits),
+        "input_buffer_byte_pj": float(Pp * sums.windows * m.n_comp) * lane_read_bytes(m.n_comp, m.in_bits),
         # partial sums: written by the first row tile, read + written by the others, read once to stream out
-        "output_buffer_byte_pj": Pp * word * float((np.bincount(mp.ft_run, weights=mp.ft_filters, minlength=n_runs)
-                                                    * 2 * nrt).sum()),
+        "output_buffer_byte_pj": Pp * word * sums.psum_words,
         "weight_load_byte_pj": loaded_bytes,
         "dram_byte_pj": weight_bytes,
         "weight_write_byte_pj": loaded_bytes * sysc.macros_per_core,
@@ -975,11 +1043,11 @@ def _mechanism(spec: LayerSpec, cfg: HwConfig, mech: str, cache: dict, wpop, bat
     cells = cfg.n_macros * m.n_comp * m.n_col
     return MechPerf(macro_cycles=macro_total / S, wall_cycles=wall, issued=issued / S, effective=eff / S,
                     activated=act / S, capacity=cells * wall, events=events, energy=energy_of(events, en),
-                    macro_cycles_total=macro_total, tiles=int((nct * nrt).sum()), filter_tiles=n_ft,
+                    macro_cycles_total=macro_total, tiles=sums.tiles, filter_tiles=n_ft,
                     load_cycles=load_total, stream_cycles=tm.stream_cycles / B, psum_chunks=int(n_ch),
                     weight_bytes=weight_bytes, core_cycles=tm.core, batch=B,
                     dram_floor_cycles=weight_bytes / sysc.dram_bytes_per_cycle, cycle_terms=tm.terms,
-                    compute_cycles=float(tm.compute.mean()) / B, cells=cells)
+                    compute_cycles=_mean(tm.compute) / B, cells=cells)
 
 
 # ----------------------------------------------------------------------------- layers and networks
@@ -1064,13 +1132,17 @@ def _layer_requests(spec: LayerSpec, cfg: HwConfig, mechanisms, batch: int):
     wpop = None  # one bits of the two's-complement weights of each row, summed over groups 0..g-1 in column g
     if any(not _MODE[k][1] for k in mechanisms):
         ng = n_groups(spec.N, spec.G)
-        w = np.zeros((spec.K, ng * spec.G), np.int8)
-        if spec.w is not None:
-            w[:, :spec.N] = spec.w
+        if spec.w is not None and spec.N == ng * spec.G:  # whole groups: the weights as they are
+            w = np.ascontiguousarray(spec.w, np.int8)
+        else:
+            w = np.zeros((spec.K, ng * spec.G), np.int8)
+            if spec.w is not None:
+                w[:, :spec.N] = spec.w
         wpop = np.zeros((spec.K, ng + 1), np.int32)
         word = 8 if spec.G % 8 == 0 else 1  # bytes popcounted at once (a group's weights in whole uint64 words)
-        ones = np.bitwise_count(w.view(np.uint64 if word == 8 else np.uint8))
-        np.cumsum(ones.reshape(spec.K, ng, spec.G // word).sum(2, dtype=np.int32), axis=1, out=wpop[:, 1:])
+        ones = np.bitwise_count(w.view(np.uint64 if word == 8 else np.uint8)).reshape(spec.K, ng, spec.G // word)
+        np.cumsum(ones[..., 0] if spec.G == word else ones.sum(2, dtype=np.int32), axis=1, dtype=np.int32,
+                  out=wpop[:, 1:])
     cache: dict = {}
     steps = {k: _mechanism(spec, cfg, k, cache, wpop, batch) for k in mechanisms}
     requests = {}  # mechanism -> its core-timing request

@@ -415,3 +415,35 @@ def test_cell_row_sums_equal_a_bincount_over_row_positions(rng):
                            minlength=n_rows.size * cell_rows).reshape(n_rows.size, cell_rows)
         got = perf._cell_row_sums(values, n_rows, n_comp, cell_rows)
         assert got.dtype == want.dtype and np.array_equal(got, want), (n_rows.tolist(), n_comp)
+
+
+def test_round_means_equal_an_elementwise_ceiling_division(rng):
+    """``model.core_timing._round_means`` divides the whole rounds by one number (a shift for a power of two) and
+    the shorter ones again: ``ceil(W_r / M_r)`` of every round run, as an element-wise division."""
+    for _ in range(200):
+        M, n, R = int(rng.integers(1, 9)), int(rng.integers(1, 20)), int(rng.integers(1, 7))
+        m_r = ct.round_sizes(rng.integers(0, R * M + 1, n), M, R)  # whole rounds, a shorter last one, none
+        if rng.random() < 0.3:
+            m_r = rng.integers(0, M + 1, (n, R))  # any sizes
+        work = rng.integers(0, 1000, (int(rng.integers(1, 3)), n, R)) * (rng.random((1, n, R)) < 0.9)
+        got = ct._round_means(work, m_r)
+        ran = np.broadcast_to(m_r > 0, got.shape)
+        want = -(-work // np.maximum(m_r, 1))
+        assert got.dtype == np.int64 and got.shape == want.shape and np.array_equal(got[ran], want[ran]), (M, m_r)
+
+
+def test_unique_groups_equal_np_unique(rng):
+    """``sim_bench.perf._unique_groups`` finds the distinct groups of tiles in order without a sort: np.unique's."""
+    for _ in range(200):
+        g = rng.integers(0, 6, int(rng.integers(0, 12)))
+        for ft_group in (np.sort(g), g):
+            got, want = perf._unique_groups(ft_group), np.unique(ft_group, return_inverse=True)
+            assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(got, want)), ft_group
+
+
+def test_mean_equals_np_mean(rng):
+    """``sim_bench.perf._mean`` (two per mechanism) is np.mean's float of an int64 or float64 vector, bit for bit."""
+    for _ in range(300):
+        n = int(rng.integers(1, 40))
+        for a in (rng.integers(0, 1 << 40, n), rng.random(n) * 10.0 ** rng.integers(0, 12), rng.integers(0, 9, n)):
+            assert perf._mean(a) == float(np.mean(a)) and isinstance(perf._mean(a), float), a
