@@ -185,8 +185,9 @@ def use_objcache(env) -> None:
     set (verif/objcache.py as make's ``OBJCACHE``, its cache in :data:`OBJCACHE_DIR`), not once per build; every
     other compile runs as before."""
     flags = env.get("MAKEFLAGS", "")
-    if "OBJCACHE=" not in flags:
-        env["MAKEFLAGS"] = (flags + f" OBJCACHE={Path(__file__).resolve().parent / 'objcache.py'}").strip()
+    if "OBJCACHE=" not in flags:  # this interpreter runs it; a space in MAKEFLAGS' value is escaped
+        cmd = f"{sys.executable} {Path(__file__).resolve().parent / 'objcache.py'}".replace(" ", "\\ ")
+        env["MAKEFLAGS"] = (flags + f" OBJCACHE={cmd}").strip()
     env.setdefault("DBPIM_OBJCACHE_DIR", str(OBJCACHE_DIR))
 
 
