@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from dbpim.hw.tools import verilator_env
-from dbpim.verif.rtl import X_ARGS, build_lock, seed_from_env, verilator_plusargs
+from dbpim.verif.rtl import X_ARGS, build_lock, seed_from_env, use_objcache, verilator_plusargs
 
 __all__ = ["NATIVE_DIR", "build_native", "hier_blocks", "verilate_harness", "NativeRun", "write_core_stimulus", "run_core_native",
            "run_macro_native", "NativeError", "example_program"]
@@ -146,6 +146,7 @@ def verilate_harness(block: str, sources: list, bdir: Path, include: Path, label
     verilator = verilator_env()
     env = dict(os.environ)
     env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2").strip()
+    use_objcache(env)  # Verilator's runtime library compiled once per flag set (verif/objcache.py)
     vlt = bdir / "hier.vlt"
     if hier:
         vlt.write_text("`verilator_config\n" + "".join(f'hier_block -module "{m}"\n' for m in hier))

@@ -6,7 +6,8 @@ modules it instantiates for the configuration into
 the testbench reads the ports), builds them with Verilator into that folder
 (skipped when every source and the build options are unchanged since the last
 build) and runs the cocotb tests of ``module`` in one simulation. The build
-favours compile speed (``-O0`` C++, ``--x-assign fast``); ``WAVES=1`` adds
+favours compile speed (``-O0`` C++, Verilator's runtime library compiled once for all
+builds: :func:`use_objcache`); ``WAVES=1`` adds
 waveforms in the build folder: FST (``dump.fst``) when the C++ compiler finds
 ``lz4.h`` (Verilator's FST writer needs it; ``make install`` installs
 ``liblz4-dev``), else VCD (``dump.vcd``); ``DBPIM_WAVES_FORMAT=vcd`` forces VCD.
@@ -45,7 +46,7 @@ from dbpim.model import jsonio
 
 __all__ = ["ROOT", "Build", "RTLFailure", "run_cocotb", "build_block", "build_component", "build_lock", "config_tag",
            "run_test", "seed_from_env", "verbose_from_env", "configs", "hw_from_env", "rtl_config", "ODD_CONFIG", "DEFAULT_CONFIGS",
-           "wave_format", "wave_file", "have_lz4", "verilator_plusargs", "X_ARGS"]
+           "wave_format", "wave_file", "have_lz4", "verilator_plusargs", "X_ARGS", "OBJCACHE_DIR", "use_objcache"]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: X assignments and the initial value of every register and memory word (no generated Verilog has an initial
@@ -175,6 +176,21 @@ class Build:
     waves: str = ""
 
 
+#: Where verif/objcache.py keeps Verilator's runtime objects, one entry per compile command (:func:`use_objcache`).
+OBJCACHE_DIR = ROOT / "build" / "objcache"
+
+
+def use_objcache(env) -> None:
+    """Make the ``make`` of a Verilator build run with ``env`` compile Verilator's runtime library once per flag
+    set (verif/objcache.py as make's ``OBJCACHE``, its cache in :data:`OBJCACHE_DIR`), not once per build; every
+    other compile runs as before."""
+    flags = env.get("MAKEFLAGS", "")
+    if "OBJCACHE=" not in flags:  # this interpreter runs it; a space in MAKEFLAGS' value is escaped
+        cmd = f"{sys.executable} {Path(__file__).resolve().parent / 'objcache.py'}".replace(" ", "\\ ")
+        env["MAKEFLAGS"] = (flags + f" OBJCACHE={cmd}").strip()
+    env.setdefault("DBPIM_OBJCACHE_DIR", str(OBJCACHE_DIR))
+
+
 def _runner():
     from cocotb_tools.runner import get_runner
     verilator_env()
@@ -183,6 +199,7 @@ def _runner():
     flags = os.environ.get("MAKEFLAGS", "")
     if "CFG_CXXFLAGS_PCH_I" not in flags:
         os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    use_objcache(os.environ)
     return get_runner("verilator")
 
 
