@@ -34,7 +34,7 @@ at their maxima and for an accumulation chain one row tile longer than
 ``core.max_row_tiles``; code 1 also for ``n_kept`` and ``pixels`` one past
 their ranges, as the first and as the second descriptor; code 1 for ``LAYER.N_DESC``
 one past ``core.descriptors``, after a START of exactly ``core.descriptors`` passes) each then a good
-START, the constant registers, ``STATUS`` and ``CYCLES`` after a reset that
+START, a good START after an odd mask word written after the descriptors, the constant registers, ``STATUS`` and ``CYCLES`` after a reset that
 follows DONE, and, where they fit the configuration (``tests/coverage_core.yaml``),
 the designed layers of the coverage regression (:func:`verif.core_tb.coverage_layers`: every descriptor field at its
 extremes), a chain of exactly ``core.max_row_tiles`` row tiles, masks at the last mask windows (and one past:
@@ -922,6 +922,14 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
     lines += [f"write {a:x} {d:x}" for a, d in bus_writes(prog, seg)] + wins + ["run 100000"]
     expect.append(("good START after N_DESC past the descriptors", want.beats[0], int(want.cycles[0]), 0b010,
                    ends(prog, seg)))
+    # mask entry 1 (an odd word address, its word index 1 = descriptor 0's upper word) written again after the
+    # descriptors, then the good START: the descriptors' upper-word write enable `desc_sel & w_addr[0]` made
+    # `desc_sel | w_addr[0]` would copy it into descriptor 0
+    odd = params.map.regions["mask"].address(1, 0)
+    assert (odd >> 2) & 1 and (odd >> 3) & 0xFF == 0, "mask entry 1's word index: odd, descriptor 0"
+    lines += [f"write {odd:x} {dict(bus_writes(prog, seg)).get(odd, 0):x}"] + wins + ["run 100000"]
+    expect.append(("good START after an odd mask word written after the descriptors", want.beats[0],
+                   int(want.cycles[0]), 0b010, ends(prog, seg)))
     # the constant registers
     d = params.derived
     consts = spec.core_constants(
