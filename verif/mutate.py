@@ -32,8 +32,9 @@ of a layer and while held results are on offer (then ``STATUS`` and
 three ``STATUS.ERROR_CODE`` aborts (code 2 also with ``pixels`` and ``n_out``
 at their maxima and for an accumulation chain one row tile longer than
 ``core.max_row_tiles``; code 1 also for ``n_kept`` and ``pixels`` one past
-their ranges, as the first and as the second descriptor) each then a good
-START, the constant registers, ``STATUS`` and ``CYCLES`` after a reset that
+their ranges, as the first and as the second descriptor; code 1 for ``LAYER.N_DESC``
+one past ``core.descriptors``, after a START of exactly ``core.descriptors`` passes) each then a good
+START, a good START after an odd mask word written after the descriptors, the constant registers, ``STATUS`` and ``CYCLES`` after a reset that
 follows DONE, and, where they fit the configuration (``tests/coverage_core.yaml``),
 the designed layers of the coverage regression (:func:`verif.core_tb.coverage_layers`: every descriptor field at its
 extremes), a chain of exactly ``core.max_row_tiles`` row tiles, masks at the last mask windows (and one past:
@@ -904,6 +905,31 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
             expect.append((f"STATUS.ERROR_CODE {code} ({', '.join(f'{k} {v}' for k, v in bad.items())})",
                            np.zeros(0, np.int64), None, 0b110 | code << 4, []))
         lines += desc_writes(good)
+    # LAYER.N_DESC at its bound: core.descriptors passes (the first pass repeated, each first and last) run; one
+    # more is refused at the START with code 1 (START's check `N_DESC > core.descriptors`, the copy that stops the
+    # run: made to refuse the bound or to accept one past it)
+    nd = hw.core.descriptors
+    full = [dataclasses.replace(p, first=True, last=True)] * nd
+    fprog = dataclasses.replace(prog, segments=[dataclasses.replace(seg, passes=full)])
+    fseg = fprog.segments[0]
+    lines += [f"write {a:x} {d:x}" for a, d in bus_writes(fprog, fseg)]
+    lines += [f"window {w}" for w in _hex_rows(input_windows(fprog, fseg, xs[0]))] + ["run 2000000"]
+    expect.append((f"LAYER.N_DESC {nd} (core.descriptors)", run_core(fprog, xs[0]).beats[0], None, 0b010,
+                   ends(fprog, fseg)))
+    lines += [f"write {layer_addr:x} {spec.CORE_REG['LAYER'].value(N_DESC=nd + 1, SIGNED=int(prog.signed)):x}",
+              "run 100000", "flush"]
+    expect.append((f"STATUS.ERROR_CODE 1 (LAYER.N_DESC {nd + 1})", np.zeros(0, np.int64), None, 0b110 | 1 << 4, []))
+    lines += [f"write {a:x} {d:x}" for a, d in bus_writes(prog, seg)] + wins + ["run 100000"]
+    expect.append(("good START after N_DESC past the descriptors", want.beats[0], int(want.cycles[0]), 0b010,
+                   ends(prog, seg)))
+    # mask entry 1 (an odd word address, its word index 1 = descriptor 0's upper word) written again after the
+    # descriptors, then the good START: the descriptors' upper-word write enable `desc_sel & w_addr[0]` made
+    # `desc_sel | w_addr[0]` would copy it into descriptor 0
+    odd = params.map.regions["mask"].address(1, 0)
+    assert (odd >> 2) & 1 and (odd >> 3) & 0xFF == 0, "mask entry 1's word index: odd, descriptor 0"
+    lines += [f"write {odd:x} {dict(bus_writes(prog, seg)).get(odd, 0):x}"] + wins + ["run 100000"]
+    expect.append(("good START after an odd mask word written after the descriptors", want.beats[0],
+                   int(want.cycles[0]), 0b010, ends(prog, seg)))
     # the constant registers
     d = params.derived
     consts = spec.core_constants(
