@@ -693,10 +693,11 @@ def core_constants(*, n_comp: int, n_col: int, n_row: int, lanes: int, macros: i
 #: STATUS.ERROR_CODE values.
 ERROR_CODES = {
     0: "none",
-    1: "descriptor field out of range (tile, mask_base + n_win, n_kept, pixels, n_out), or LAYER.N_DESC past "
-       "core.descriptors (the START stops at once)",
+    1: "descriptor field out of range (tile, mask_base + n_win, n_kept, pixels, n_out), a descriptor, tile or "
+       "column map word with a padding bit set, or LAYER.N_DESC past core.descriptors (the START stops at once)",
     2: "more than max_row_tiles passes accumulated into one output (first missing)",
-    3: "the masks of a vector do not hold n_kept kept rows, or its last window's mask is empty",
+    3: "the masks of a vector do not hold n_kept kept rows, its last window's mask is empty, or a mask word has a "
+       "padding bit set",
 }
 
 

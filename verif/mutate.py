@@ -930,6 +930,20 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
     lines += [f"write {odd:x} {dict(bus_writes(prog, seg)).get(odd, 0):x}"] + wins + ["run 100000"]
     expect.append(("good START after an odd mask word written after the descriptors", want.beats[0],
                    int(want.cycles[0]), 0b010, ends(prog, seg)))
+    # a mask word with a padding bit set (past its used bits: DECODE's `bad_masks`, code 3), then the word restored
+    # and the good START
+    mreg = params.map.regions["mask"]
+    used = sum(spec.field_width(f) for f in mreg.fields) - spec.BUS_BITS * (mreg.words - 1)
+    if used < spec.BUS_BITS:
+        a = mreg.address(p.mask_base, mreg.words - 1)
+        word = dict(bus_writes(prog, seg)).get(a, 0)
+        lines += [f"write {a:x} {word | 1 << (spec.BUS_BITS - 1):x}"] + wins + ["run 100000", "flush",
+                                                                              f"write {a:x} {word:x}"]
+        expect.append(("STATUS.ERROR_CODE 3 (a mask word with a padding bit set)", np.zeros(0, np.int64), None,
+                       0b110 | 3 << 4, []))
+        lines += wins + ["run 100000"]
+        expect.append(("good START after a mask word with a padding bit", want.beats[0], int(want.cycles[0]), 0b010,
+                       ends(prog, seg)))
     # the constant registers
     d = params.derived
     consts = spec.core_constants(
