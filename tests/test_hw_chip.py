@@ -401,20 +401,27 @@ def test_random_pim_matches_golden(seed, kind, banded):
     """A random PIM layer (stride, padding, dilation, groups, signed inputs, several segments; ``banded``: in 2+
     row bands): ACC equals the golden chip's (and so model.layer's), CYCLES equals program_cycles. Seed:
     DBPIM_SEED overrides."""
+    _random_pim_equals_golden(seed, kind, banded, {})
+
+
+def _random_pim_equals_golden(seed, kind, banded, core: dict):
+    """A random PIM layer (:func:`_pim_case` with the core options ``core``) on the Amaranth chip: STATUS done,
+    ACC and ACT equal to the golden chip's, the golden ACC to the layer's, CYCLES to program_cycles. Seed:
+    DBPIM_SEED overrides ``seed``."""
     import os
     seed = int(os.environ.get("DBPIM_SEED", seed))
-    hw, case, prog, act, acc, dst = _pim_case(seed, kind, banded)
+    hw, case, prog, act, acc, dst = _pim_case(seed, kind, banded, **core)
     want_act, want_acc = act[None].copy(), acc[None].copy()
     chip = GoldenChip.from_program(prog, LANES)
     chip.execute(want_act, want_acc)
     np.testing.assert_array_equal(want_acc[0, dst:dst + case.want.shape[1]], case.want[0])
     st, cycles, got_act, got_acc, _ = _pim_run(hw, prog, act, acc)
-    print(f"DBPIM_SEED={seed}: {case.desc}, status {st}, {cycles} cycles")
+    print(f"DBPIM_SEED={seed}{f' {core}' if core else ''}: {case.desc}, status {st}, {cycles} cycles")
     assert st["ERROR"] == 0 and st["DONE"] == 1, (seed, st)
     bad = np.flatnonzero(got_acc != want_acc[0])
     assert not bad.size, f"DBPIM_SEED={seed}: ACC differs at {bad[:10]}: {got_acc[bad[:10]]} vs {want_acc[0][bad[:10]]}"
     np.testing.assert_array_equal(got_act, want_act[0])
-    assert cycles == chip.cycles == program_cycles(prog, LANES, act, acc), (seed, cycles, chip.cycles)
+    assert cycles == chip.cycles == program_cycles(prog, LANES, act, acc), (f"DBPIM_SEED={seed}", cycles, chip.cycles)
 
 
 THROUGHPUT = {"tile_banks": 2, "out_banks": 2, "in_windows": 2, "result_lanes": 2}  # paper-throughput's options
@@ -429,21 +436,9 @@ THROUGHPUT = {"tile_banks": 2, "out_banks": 2, "in_windows": 2, "result_lanes": 
     pytest.param(26, "linear", False, {"in_windows": 2}, marks=pytest.mark.slow)])
 def test_random_pim_on_the_throughput_core_matches_golden(seed, kind, banded, core):
     """The small core with the throughput core's options (``core``; hw/configs/paper-throughput.yaml): a random
-    PIM layer's ACC equals the golden chip's, CYCLES equals program_cycles (model.chip_timing.pim_cycles). Seed:
-    DBPIM_SEED overrides."""
-    import os
-    seed = int(os.environ.get("DBPIM_SEED", seed))
-    hw, case, prog, act, acc, dst = _pim_case(seed, kind, banded, **core)
-    want_act, want_acc = act[None].copy(), acc[None].copy()
-    chip = GoldenChip.from_program(prog, LANES)
-    chip.execute(want_act, want_acc)
-    np.testing.assert_array_equal(want_acc[0, dst:dst + case.want.shape[1]], case.want[0])
-    st, cycles, got_act, got_acc, _ = _pim_run(hw, prog, act, acc)
-    print(f"DBPIM_SEED={seed} {core}: {case.desc}, status {st}, {cycles} cycles")
-    assert st["ERROR"] == 0 and st["DONE"] == 1, (seed, st)
-    bad = np.flatnonzero(got_acc != want_acc[0])
-    assert not bad.size, f"DBPIM_SEED={seed}: ACC differs at {bad[:10]}: {got_acc[bad[:10]]} vs {want_acc[0][bad[:10]]}"
-    assert cycles == chip.cycles == program_cycles(prog, LANES, act, acc), (f"DBPIM_SEED={seed}", cycles, chip.cycles)
+    PIM layer's ACC (and ACT) equal the golden chip's, CYCLES equals program_cycles (model.chip_timing.pim_cycles).
+    Seed: DBPIM_SEED overrides."""
+    _random_pim_equals_golden(seed, kind, banded, core)
 
 
 @pytest.mark.slow
