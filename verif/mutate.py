@@ -1165,6 +1165,19 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
     status_reg, ctrl = isa.CHIP_REG["STATUS"], isa.CHIP_REG["CTRL"]
     regs = isa.HOST_TARGETS.index("REGS")
 
+    def golden(prog, act, acc):
+        """ACT and ACC after the golden chip runs ``prog`` on copies of ``act`` and ``acc``."""
+        a, c = act[None].copy(), acc[None].copy()
+        GoldenChip.from_program(prog, lanes).execute(a, c)
+        return a[0], c[0]
+
+    def golden_pim(pim, case, src):
+        """Random ACT and ACC (:func:`model.chip_programs.random_buffers`) with ``case``'s input at ACT ``src``,
+        and the golden chip's ACC after ``pim`` on them."""
+        act, acc = chip_programs.random_buffers(rng, depths)
+        act[src:src + case.x.shape[1]] = case.x[0]
+        return act, acc, golden(pim, act, acc)[1]
+
     def add(prog, samples, reads, want, label, abort_after=None, dram=None):
         """One program: its images, then per sample its writes, run and reads; with ``abort_after``, the first
         sample's START is first reset after that many cycles (STATUS and CYCLES read), its writes repeated;
@@ -1199,10 +1212,8 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         bufs = [chip_programs.random_buffers(rng, depths) for _ in range(2)]
         want = []
         for k, (act, acc) in enumerate(bufs):
-            a, c = act[None].copy(), acc[None].copy()
-            GoldenChip.from_program(prog, lanes).execute(a, c)
-            want.append((f"SIMD program {trial} sample {k}",
-                         {"DONE": 1, "ERROR": 0, "PC": len(prog.imem) - 1}, program_cycles(prog, lanes), [a[0]]))
+            want.append((f"SIMD program {trial} sample {k}", {"DONE": 1, "ERROR": 0, "PC": len(prog.imem) - 1},
+                         program_cycles(prog, lanes), [golden(prog, act, acc)[0]]))
         add(prog, [{"ACT": (0, a), "ACC": (0, c)} for a, c in bufs], [("ACT", 0, depths["ACT"])], want,
             f"SIMD program {trial}", abort_after=(137 + 311 * trial) if trial else None)
     def then_clamp(label, broken, act):
@@ -1214,12 +1225,11 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         add(stop, [{"ACT": (0, act), "ACC": (0, zero)}], [],
             [(f"error code 6 ({label}) before a CLMP started at once",
               {"DONE": 1, "ERROR": 1, "ERROR_CODE": 6, "PC": 0}, None, None)], f"{label}, then a CLMP")
-        a, c = act[None].copy(), zero[None].copy()
-        GoldenChip.from_program(clamp, lanes).execute(a, c)
         lines.extend(chip_stimulus({"IMEM": program_images(clamp)["IMEM"]}, [{}],
                                    [("ACT", 0, depths["ACT"])], depths, CHIP_RUN_LIMIT)[1:])  # without its reset
         expect.append((f"a CLMP started at once after error code 6 ({label})", ["ACT"],
-                       {"DONE": 1, "ERROR": 0, "PC": len(clamp.imem) - 1}, program_cycles(clamp, lanes), [a[0]]))
+                       {"DONE": 1, "ERROR": 0, "PC": len(clamp.imem) - 1}, program_cycles(clamp, lanes),
+                       [golden(clamp, act, zero)[0]]))
 
     # a random convolution of several segments, once whole, once after a reset in its middle; a linear layer
     params = CoreParams.from_config(hw)
@@ -1239,15 +1249,12 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
                 break
         else:
             raise RuntimeError(f"no random {name} (of several segments) fits the chip")
-        act, acc = chip_programs.random_buffers(rng, depths)
-        act[src:src + case.x.shape[1]] = case.x[0]
-        a, c = act[None].copy(), acc[None].copy()
-        GoldenChip.from_program(pim, lanes).execute(a, c)
+        act, acc, acc_after = golden_pim(pim, case, src)
         cyc = program_cycles(pim, lanes, act, acc)
         for abort_after in (None, cyc // 2) if kind == "conv2d" else (None,):
             add(pim, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
                 [(name + ("" if abort_after is None else " after a reset"),
-                  {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1}, cyc, [c[0]])], name, abort_after)
+                  {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1}, cyc, [acc_after])], name, abort_after)
         if kind == "conv2d" and cores == 1:  # its window table one entry past the end: error code 6, ACT and ACC
             # (zeros: its zero entries change nothing) untouched after it (ACT read first: time for a controller
             # that ran on to write)
@@ -1265,11 +1272,10 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         else:  # the linear layer again, its block moved to end at WMEM's last word
             one_layer = pim_program(case, params, src=src, dst=dst, table_pad=0)
             at_end = _block_at_the_end(one_layer, depths["WMEM"])
-            a, c = act[None].copy(), acc[None].copy()
-            GoldenChip.from_program(at_end, lanes).execute(a, c)
             add(at_end, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
                 [("PIM linear layer ending at WMEM's last word", {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1},
-                  program_cycles(at_end, lanes, act, acc), [c[0]])], "PIM linear layer at WMEM's end")
+                  program_cycles(at_end, lanes, act, acc), [golden(at_end, act, acc)[1]])],
+                "PIM linear layer at WMEM's end")
             # the instruction's layer one past the layer table, the word after the table pointing at the block:
             # error code 6, then a CLMP at once (a controller that read that word would run the layer)
             then_clamp("a layer one past the layer table", _layer_past_the_table(one_layer), act)
@@ -1293,13 +1299,10 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
                 break
         else:
             raise RuntimeError("no random PIM convolution puts two passes into a pass queue")
-        act, acc = chip_programs.random_buffers(rng, depths)
-        act[src:src + case.x.shape[1]] = case.x[0]
-        a, c = act[None].copy(), acc[None].copy()
-        GoldenChip.from_program(pim, lanes).execute(a, c)
+        act, acc, acc_after = golden_pim(pim, case, src)
         add(pim, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
             [(f"PIM conv2d layer on {multi} cores, passes queued", {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1},
-              program_cycles(pim, lanes, act, acc), [c[0]])], "PIM conv2d layer, passes queued")
+              program_cycles(pim, lanes, act, acc), [acc_after])], "PIM conv2d layer, passes queued")
         # its core 1 segment given core.descriptors + 1 passes: the pass queue takes all but the first, up to its
         # last word; the core refuses N_DESC past its descriptors: error code 6 (the golden chip refuses the
         # image), then the CLMP at once (Yosys's copy of QUEUE's bound `qw >= 4 descriptors` that drives the next
@@ -1327,15 +1330,12 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
             break
     else:
         raise RuntimeError("no random PIM convolution of one segment of several passes fits the chip")
-    act, acc = chip_programs.random_buffers(rng, depths)
-    act[src:src + case.x.shape[1]] = case.x[0]
-    a, c = act[None].copy(), acc[None].copy()
-    GoldenChip.from_program(pim, lanes).execute(a, c)
+    act, acc, acc_after = golden_pim(pim, case, src)
     cyc = program_cycles(pim, lanes, act, acc)
     for at in (9, 11, 13):
         add(pim, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
             [("PIM conv2d layer, a segment of no passes first, after a reset", {"DONE": 1, "ERROR": 0,
-              "PC": len(pim.imem) - 1}, cyc, [c[0]])], "PIM layer, a segment of no passes first", cyc * at // 20)
+              "PC": len(pim.imem) - 1}, cyc, [acc_after])], "PIM layer, a segment of no passes first", cyc * at // 20)
 
     # a random LOAD / STORE program of every DMA buffer on the harness's ideal DRAM: ACT, ACC, WMEM, CMEM and the
     # DRAM after HALT equal the golden chip's, CYCLES its count; DMEM read back over the host port too (each buffer's
