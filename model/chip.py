@@ -688,8 +688,9 @@ class _SpillSchedule:
 def _act_spill(steps: list, shapes: dict, last: dict, root: dict, out: str, act_top: int, act_words: int,
                fallback: int | None) -> "_SpillSchedule | None":
     """The spill schedule of a program whose first-fit allocation needs ``act_top`` ACT elements, against
-    ``act_words`` (None: no spill needed). ``fallback`` (the default ``act_words``' ISA bound): when spilling into
-    ``act_words`` is refused, the program against that bound instead (resident if it fits it)."""
+    ``act_words`` elements; None when it fits them (no spill). ``fallback`` (the default ``act_words``' ISA
+    bound; None: none): when spilling into ``act_words`` is refused, the schedule against that bound instead
+    (None, the resident program, if ``act_top`` fits it)."""
     if act_top <= act_words:
         return None
     try:
