@@ -149,7 +149,9 @@ def test_run_rtl_runs_the_samples_on_the_rtl_chip_too(real_artifacts, tmp_path, 
                      "--out", str(tmp_path / "o")]) == 0
     r = json.loads((tmp_path / "o" / "run.json").read_text())
     assert r["program"]["by_opcode"] == {"ADD": 1, "MAXP": 1, "CLMP": 1, "HALT": 1}
-    assert r["logits_equal"] is True and r["logits_equal_to_golden"] == {"torch_int": True, "rtl": True}
+    assert r["logits_equal"] is True
+    if rtl:
+        assert r["logits_equal_to_golden"] == {"torch_int": True, "rtl": True}
     acc = r["accuracy"]
     assert acc["rtl"] == acc["chip"] == acc["torch_int"]
     from dbpim.model.artifact import load
@@ -286,26 +288,34 @@ def _short_wmem(real_artifacts, folder):
     return folder, resident
 
 
-def test_run_streams_weights_past_the_configurations_wmem(real_artifacts, tmp_path, capsys):
+@pytest.mark.parametrize("rtl", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_run_streams_weights_past_the_configurations_wmem(real_artifacts, tmp_path, capsys, rtl):
     """A network whose WMEM image passes its configuration's WMEM runs with streamed weights (a LOAD of each PIM
-    instruction's blocks from DRAM) on the golden chip, the performance model and the RTL chip (--rtl, the
-    native harness's ideal DRAM), instead of being refused: run.json's weights says so; the outputs are the
-    resident program's; CYCLES per inference are the resident's plus the LOADs' on all three."""
-    pytest.importorskip("amaranth")
+    instruction's blocks from DRAM) on the golden chip, the performance model and, with ``rtl``, the RTL chip
+    (--rtl, the native harness's ideal DRAM), instead of being refused: run.json's weights says so; the outputs
+    are the resident program's; CYCLES per inference are the resident's plus the LOADs' on all of them.
+
+    The RTL case builds a chip of its own (its configuration's WMEM is one word short of the image) and is slow;
+    the default set runs streamed weights on the RTL chip in test_chip_native's
+    test_demo_smallcnn_with_streamed_weights_on_the_rtl_chip, on the chip the other tests build."""
+    if rtl:
+        pytest.importorskip("amaranth")
     from dbpim.model import isa
     from dbpim.model.chip_timing import dma_cycles
     from dbpim.model.torch.data import load_data
     art, resident = _short_wmem(real_artifacts, tmp_path / "art")
     S = 4
     want = resident.run(load_data("digits", 0).x_test.numpy()[:S])
-    assert cli.main(["run", "--artifact", str(art), "--data", "digits", "--samples", str(S), "--rtl",
+    assert cli.main(["run", "--artifact", str(art), "--data", "digits", "--samples", str(S), *(["--rtl"] if rtl else []),
                      "--out", str(tmp_path / "o")]) == 0
     r = json.loads((tmp_path / "o" / "run.json").read_text())
     w, ops = r["weights"], r["program"]["by_opcode"]
     assert w["streamed"] is True and w["fits"] is True and w["loads"] == ops["LOAD"] == ops["PIM"] == 5
     assert w["image_words"] == len(resident.program.wmem) == w["wmem_words"] + 1 > w["resident_words"]
     assert r["predictions"] == want.reshape(S, -1).argmax(axis=1).tolist()
-    assert r["logits_equal"] is True and r["logits_equal_to_golden"] == {"torch_int": True, "rtl": True}
+    assert r["logits_equal"] is True
+    if rtl:
+        assert r["logits_equal_to_golden"] == {"torch_int": True, "rtl": True}
     from dbpim.model.artifact import load
     from dbpim.model.chip import GoldenChip
     p = GoldenChip(load(art)).program
@@ -313,10 +323,13 @@ def test_run_streams_weights_past_the_configurations_wmem(real_artifacts, tmp_pa
     extra = sum(dma_cycles("LOAD", isa.unpack_descriptor("LOAD", p.dmem[i["desc"] * isa.DESC_WORDS:
                                                                      (i["desc"] + 1) * isa.DESC_WORDS]))
                 for i in loads)
-    cm, pm, cr = r["cycles_model"], r["cycles_perf_model"], r["cycles_rtl"]
+    cm, pm, cr = r["cycles_model"], r["cycles_perf_model"], r.get("cycles_rtl")
     assert cm["dma_cycles"] == extra and cm["golden_chip_cycles"] == resident.cycles / S + extra
     assert pm["equal_golden_chip"] is True and pm["per_inference"] == cm["golden_chip_cycles"]
-    assert cr["equal_model"] is True and cr["per_inference"] == cm["chip_cycles"] == cm["golden_chip_cycles"]
+    if rtl:
+        assert cr["equal_model"] is True and cr["per_inference"] == cm["chip_cycles"] == cm["golden_chip_cycles"]
+    else:
+        assert cr is None and "chip_cycles" not in cm
     out = capsys.readouterr().out.splitlines()
     assert out[1] == (f"smallcnn: weights streamed: WMEM image {w['image_words']} words, configuration's WMEM "
                       f"{w['wmem_words']}: {w['resident_words']} resident, {w['dram_bytes']} DRAM bytes, 5 LOADs "
