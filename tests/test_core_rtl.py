@@ -234,13 +234,15 @@ def small_two_banks(tile_banks=2, out_banks=1, in_windows=1, result_lanes=1):
     return dataclasses.replace(load_config("small").replace(core=core), name=name, path=None)
 
 
+@pytest.mark.slow  # test_hw_core.py's Amaranth run of a real layer with two tile banks alone is in make test
 def test_core_native_random_layers_small_two_banks(rng):
     """The same with two tile banks: each pass's tile loads into the other bank while the pass before computes;
     results exact, CYCLES = the twin's (model.core_timing with tile_banks 2), full rate and stalled."""
     _check_random_programs(small_two_banks(), rng, trials=4)
 
 
-@pytest.mark.parametrize("tile_banks", [1, pytest.param(2, marks=pytest.mark.slow)])  # 2/2: the in_windows test
+@pytest.mark.slow  # test_hw_core.py's Amaranth run of a real layer with two output banks alone is in make test
+@pytest.mark.parametrize("tile_banks", [1, 2])
 def test_core_native_random_layers_small_two_out_banks(rng, tile_banks):
     """Two output banks (with one and two tile banks): a filter tile's results stream out of one bank while
     the next filter tile's passes fill the other; results exact and in order, CYCLES = the twin's
@@ -399,11 +401,12 @@ def test_core_native_reserved_bits_abort(region, code, banks, rng):
     _bad_then_good(hw, prog, xs, [f"write {addr:x} {bad_word:x}"], [f"write {addr:x} {good[addr]:x}"], code)
 
 
-@pytest.mark.parametrize("out_banks", [1, 2])
-def test_core_native_two_banks_reset_mid_layer_then_exact(rng, out_banks):
+@pytest.mark.parametrize("out_banks,in_windows", [pytest.param(1, 1, marks=pytest.mark.slow), (2, 2)])
+def test_core_native_two_banks_reset_mid_layer_then_exact(rng, out_banks, in_windows):
     """Two tile banks: a reset in the middle of a START (while a tile may be loading into the other bank, or,
-    with two output banks, results stream), then the same START again: results and CYCLES exact."""
-    hw = small_two_banks(2, out_banks)
+    with two output banks, results stream; in make test also with two input windows a beat, the build of
+    test_core_native_random_layers_small_two_in_windows), then the same START again: results and CYCLES exact."""
+    hw = small_two_banks(2, out_banks, in_windows)
     params = CoreParams.from_config(hw)
     prog, xs = _random_program(params, rng, False)
     while not prog.segments or len(prog.segments[0].passes) < 3:  # a fully pruned draw has no START
