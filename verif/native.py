@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from dbpim.hw.tools import verilator_env
-from dbpim.verif.rtl import X_ARGS, build_lock, seed_from_env, use_objcache, verilator_plusargs
+from dbpim.verif.rtl import X_ARGS, build_lock, generator_sources, seed_from_env, use_objcache, verilator_plusargs
 
 __all__ = ["NATIVE_DIR", "build_native", "hier_blocks", "verilate_harness", "NativeRun", "write_core_stimulus", "run_core_native",
            "run_macro_native", "NativeError", "example_program"]
@@ -47,11 +47,6 @@ HIER_ARGS = ["--hierarchical"]
 #: The fewest PIM cores (``system.cores``) whose chip harness is built hierarchically: ``small``'s 2 cores
 #: build as fast flat (docs/rtl.md, "Fast simulation"), so they stay flat.
 HIER_MIN_CORES = 3
-
-
-#: The golden-model modules the RTL generators read (widths, the ISA, the requantization's ranges): part of the
-#: build key with hw/*.py.
-HW_MODEL_FILES = ("spec.py", "config.py", "isa.py", "requant.py", "window.py", "derived.py", "limits.py", "_check.py")
 
 
 class NativeError(RuntimeError):
@@ -113,10 +108,10 @@ def _build_locked(block: str, hw, bdir: Path, stem: str) -> tuple[Path, float]:
     main = NATIVE_DIR / MAINS[block]
     # the Verilog is a function of the RTL sources and the configuration: hash those, not the
     # (slow to generate) Verilog, so a warm build costs nothing
-    key_files = sorted((ROOT / "hw").glob("*.py")) + [ROOT / "model" / f for f in HW_MODEL_FILES] + \
-        [main, NATIVE_DIR / "native.h"]
+    from amaranth import __version__ as amaranth_version
+    key_files = [*generator_sources(), main, NATIVE_DIR / "native.h"]
     hier = hier_blocks(block, hw)
-    key = hashlib.sha256(b"".join(p.read_bytes() for p in key_files) + repr(hw.to_dict()).encode()
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in key_files) + repr(hw.to_dict()).encode() + amaranth_version.encode()
                          + " ".join(VERILATOR_ARGS).encode()
                          + (" ".join([*HIER_ARGS, *hier]).encode() if hier else b"")).hexdigest()
     exe = bdir / "obj" / "harness"

@@ -46,7 +46,7 @@ from dbpim.model import jsonio
 
 __all__ = ["ROOT", "Build", "RTLFailure", "run_cocotb", "build_block", "build_component", "build_lock", "config_tag",
            "run_test", "seed_from_env", "verbose_from_env", "configs", "hw_from_env", "rtl_config", "ODD_CONFIG", "DEFAULT_CONFIGS",
-           "wave_format", "wave_file", "have_lz4", "verilator_plusargs", "X_ARGS", "OBJCACHE_DIR", "use_objcache"]
+           "wave_format", "wave_file", "generator_key", "generator_sources", "have_lz4", "verilator_plusargs", "X_ARGS", "OBJCACHE_DIR", "use_objcache"]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: X assignments and the initial value of every register and memory word (no generated Verilog has an initial
@@ -291,8 +291,16 @@ def config_tag(cfg) -> str:
     return Path(cfg).stem
 
 
-def _generator_key(block: str, cfg, sram: str) -> str:
-    """What the generated Verilog depends on: the generator's sources, the configuration, the options."""
+def generator_sources() -> list[Path]:
+    """The files generated Verilog depends on besides the configuration: the generators (``hw/*.py``) and the
+    golden model's modules they read (``model/*.py``: widths, the ISA, the timing, the requantization). A build
+    whose key hashes these (with the configuration and the Amaranth version) is never reused for other RTL."""
+    return sorted((ROOT / "hw").glob("*.py")) + sorted((ROOT / "model").glob("*.py"))
+
+
+def generator_key(block: str, cfg, sram: str) -> str:
+    """What the generated Verilog of ``block`` depends on: :func:`generator_sources`, the configuration, the
+    options and the Amaranth version."""
     from amaranth import __version__ as amaranth_version
 
     from dbpim.model.config import HwConfig, MacroConfig, load_config
@@ -301,10 +309,10 @@ def _generator_key(block: str, cfg, sram: str) -> str:
     mc = hw if isinstance(hw, MacroConfig) else hw.macro
     # the core also depends on system.macros_per_core and the core section, the window generator on
     # system.input_buffer_kib and core.mask_windows, the SIMD core and the chip tops on the system section
-    what = (hw.to_dict() if block in ("core", "window", "simd", "chip", "chip_axi") and isinstance(hw, HwConfig)
+    what = (hw.to_dict() if block in ("core", "window", "simd", "chip", "chip_axi", "all") and isinstance(hw, HwConfig)
             else mc.to_dict())
     h = hashlib.sha256(jsonio.dumps([block, sram, what, amaranth_version], what="rtl build key", indent=None, sort_keys=True).encode())
-    for f in sorted((ROOT / "hw").glob("*.py")) + [ROOT / "model" / "spec.py"]:
+    for f in generator_sources():
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
 
@@ -333,7 +341,7 @@ def build_lock(bdir: Path):
 def _build_block(block: str, cfg, sram: str, bdir: Path, verbose: bool | None) -> Build:
     from dbpim.hw.generate import generate
 
-    key, stamp = _generator_key(block, cfg, sram), bdir / ".generated"  # outside rtl/, which dbpim verilog owns
+    key, stamp = generator_key(block, cfg, sram), bdir / ".generated"  # outside rtl/, which dbpim verilog owns
     if stamp.is_file() and stamp.read_text() == key and (bdir / "rtl" / "manifest.json").is_file():
         man = json.loads((bdir / "rtl" / "manifest.json").read_text())  # same generator, same inputs
     else:
