@@ -149,6 +149,36 @@ def real_artifact(name: str, hw: str = "small"):
     return out / "artifact"
 
 
+def small_verilog(tmp_path: Path | None = None) -> Path:
+    """Every block of the small configuration's Verilog (behavioural memories, no prefix: ``dbpim verilog --hw
+    small --prefix ''``), generated once per :func:`verif.rtl.generator_key` and cached in build/test-verilog,
+    so the tests that only read it (lint, the C headers and drivers) share one generation. With ``tmp_path``,
+    a copy there that the test may change; else the cached folder, which a test must not write into."""
+    import fcntl
+    import shutil
+
+    pytest.importorskip("amaranth")
+    from dbpim.hw.generate import generate
+    from dbpim.model.config import load_config
+    from dbpim.verif.rtl import generator_key
+
+    hw = load_config("small")
+    cache = ROOT / "build" / "test-verilog"
+    cache.mkdir(parents=True, exist_ok=True)
+    out = cache / f"small-{generator_key('all', hw, 'behavioural')[:16]}"
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "manifest.json").is_file():
+            tmp = cache / f".{out.name}-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            generate(hw, tmp, prefix="")
+            tmp.rename(out)
+    if tmp_path is None:
+        return out
+    shutil.copytree(out, tmp_path / "verilog")
+    return tmp_path / "verilog"
+
+
 @pytest.fixture(scope="session")
 def real_artifacts():
     """(demo network artifact, zoo network artifact) for the small configuration (``DBPIM_HW`` when set)."""

@@ -262,14 +262,16 @@ def test_c_driver_example(tmp_path):
     import subprocess
     from pathlib import Path
 
-    from dbpim.hw.generate import generate
     from dbpim.model.config import load_config
 
     cc = shutil.which("cc")
     if cc is None:
         pytest.skip("no C compiler (cc)")
-    out = tmp_path / "v"
-    entry = generate(load_config("small"), out, blocks=["chip_axi"])["blocks"]["chip_axi"]
+    import json
+
+    from conftest import small_verilog
+    out = small_verilog()
+    entry = json.loads((out / "manifest.json").read_text())["blocks"]["chip_axi"]
     assert entry["register_files"]["c_header"] == "dbpim_chip.h"
     cm = DBPIMChipAXI.from_config(load_config("small")).map
     ins = [isa.encode("CLMP", desc=1, dst=2, src0=3), isa.encode("HALT") | 0xFEDC_BA98 << 32]
