@@ -200,8 +200,17 @@ def generate_mutants(sources: dict[str, str]) -> list[Mutant]:
     return [Mutant(i + 1, *m) for i, m in enumerate(out)]
 
 
-def select_mutants(mutants: list[Mutant], count: int | None, seed: int = 0) -> list[Mutant]:
-    """``count`` mutants spread over the kinds (round robin over a seeded shuffle of each kind); all when None."""
+def select_mutants(mutants: list[Mutant], count: int | None, seed: int = 0, only=None) -> list[Mutant]:
+    """``count`` mutants spread over the kinds (round robin over a seeded shuffle of each kind); all when None.
+    With ``only`` (mutant indices) those mutants, whatever ``count`` and ``seed`` (a ValueError names any index
+    no mutant has)."""
+    if only is not None:
+        only = {int(i) for i in only}
+        missing = sorted(only - {m.index for m in mutants})
+        if missing:
+            raise ValueError(f"only: no mutant {', '.join(f'#{i}' for i in missing)} among the {len(mutants)} "
+                             f"generated (indices 1 .. {len(mutants)})")
+        return [m for m in mutants if m.index in only]
     if count is None or count >= len(mutants):
         return list(mutants)
     rng = np.random.default_rng(seed)
@@ -1073,9 +1082,10 @@ def unit_mutants(unit: str, sources: dict[str, str]) -> list:
     return generate_mutants({n: s for n, s in sources.items() if files is None or n in files})
 
 
-def build_unit_harness(unit: str, hw, mutants_dir: Path, count: int | None = None, seed: int = 0, pick=None):
-    """The cocotb Verilator build of ``unit``'s schemata (``count`` mutants, :func:`select_mutants`, or those
-    ``pick`` accepts) under ``mutants_dir``.
+def build_unit_harness(unit: str, hw, mutants_dir: Path, count: int | None = None, seed: int = 0, pick=None,
+                       only=None):
+    """The cocotb Verilator build of ``unit``'s schemata (``count`` mutants or those indexed by ``only``,
+    :func:`select_mutants`, or those ``pick`` accepts) under ``mutants_dir``.
 
     Returns
     -------
@@ -1087,7 +1097,7 @@ def build_unit_harness(unit: str, hw, mutants_dir: Path, count: int | None = Non
     mutants_dir.mkdir(parents=True, exist_ok=True)
     sources, names, manifest = unit_sources(unit, hw, mutants_dir)
     allm = unit_mutants(unit, sources)
-    chosen = [m for m in allm if pick(m)] if pick else select_mutants(allm, count, seed)
+    chosen = [m for m in allm if pick(m)] if pick else select_mutants(allm, count, seed, only)
     sdir = mutants_dir / "schemata"
     sdir.mkdir(exist_ok=True)
     for n, text in schemata(sources, chosen).items():
@@ -1699,15 +1709,16 @@ def check_chip_suite(suite: ChipSuite, out_lines: list[str]) -> str | None:
     return None
 
 
-def build_chip_harness(hw, mutants_dir: Path, count: int | None = None, seed: int = 0, pick=None):
-    """The native chip harness built from the schemata of ``count`` mutants of the chip unit (or those ``pick``
-    accepts) under ``mutants_dir``. Returns (executable, selected mutants, mutants generated, build seconds)."""
+def build_chip_harness(hw, mutants_dir: Path, count: int | None = None, seed: int = 0, pick=None,
+                       only=None):
+    """The native chip harness built from the schemata of ``count`` mutants of the chip unit (or those indexed by
+    ``only``, :func:`select_mutants`, or those ``pick`` accepts) under ``mutants_dir``. Returns (executable, selected mutants, mutants generated, build seconds)."""
     from dbpim.verif.native import verilate_harness
     mutants_dir = Path(mutants_dir).resolve()
     mutants_dir.mkdir(parents=True, exist_ok=True)
     sources, names, _ = unit_sources("chip", hw, mutants_dir)
     allm = unit_mutants("chip", sources)
-    chosen = [m for m in allm if pick(m)] if pick else select_mutants(allm, count, seed)
+    chosen = [m for m in allm if pick(m)] if pick else select_mutants(allm, count, seed, only)
     sdir = mutants_dir / "schemata"
     sdir.mkdir(exist_ok=True)
     for n, text in schemata(sources, chosen).items():
@@ -1742,9 +1753,10 @@ def core_sources(hw, bdir: Path) -> tuple[dict[str, str], list[str]]:
     return {n: (bdir / "rtl" / n).read_text() for n in names}, names
 
 
-def build_mutant_harness(hw, mutants_dir: Path, count: int | None = None, seed: int = 0, pick=None):
-    """Generate the core's Verilog, its mutants (``count`` of them, :func:`select_mutants`; all when None;
-    or those for which ``pick(mutant)`` is true), the schemata sources under ``mutants_dir/schemata`` and the
+def build_mutant_harness(hw, mutants_dir: Path, count: int | None = None, seed: int = 0, pick=None,
+                         only=None):
+    """Generate the core's Verilog, its mutants (``count`` of them or those indexed by ``only``,
+    :func:`select_mutants`; all when None; or those for which ``pick(mutant)`` is true), the schemata sources under ``mutants_dir/schemata`` and the
     native harness built from them.
 
     Returns
@@ -1756,7 +1768,7 @@ def build_mutant_harness(hw, mutants_dir: Path, count: int | None = None, seed: 
     mutants_dir.mkdir(parents=True, exist_ok=True)
     sources, names = core_sources(hw, mutants_dir)
     allm = generate_mutants(sources)
-    chosen = [m for m in allm if pick(m)] if pick else select_mutants(allm, count, seed)
+    chosen = [m for m in allm if pick(m)] if pick else select_mutants(allm, count, seed, only)
     sch = schemata(sources, chosen)
     sdir = mutants_dir / "schemata"
     sdir.mkdir(exist_ok=True)
@@ -1837,10 +1849,11 @@ class MutationReport:
 
 
 def run_mutation(hw, out_dir: Path, count: int | None = 60, seed: int = 0, suite_seed: int = 1,
-                 progress=None, equivalents: list | None = None, unit: str = "core") -> MutationReport:
+                 progress=None, equivalents: list | None = None, unit: str = "core",
+                 only=None) -> MutationReport:
     """Build the schemata of ``count`` mutants of ``unit`` (:data:`UNITS`) for ``hw`` and run each through the
     unit's kill suite (the core: :func:`kill_suite` on the native harness; the others: their cocotb regression
-    at seed ``suite_seed``).
+    at seed ``suite_seed``). With ``only`` (mutant indices) just those mutants (:func:`select_mutants`).
 
     A survivor matching an entry of ``equivalents`` (default: :func:`load_equivalents` of
     :data:`EQUIVALENT_LIST`) is reported as equivalent, with its reason.
@@ -1849,6 +1862,8 @@ def run_mutation(hw, out_dir: Path, count: int | None = 60, seed: int = 0, suite
     ------
     RuntimeError
         The design as generated (mutant 0) fails the kill suite: the suite is wrong, not the mutants.
+    ValueError
+        ``only`` names an index that no generated mutant has (before the build).
     """
     from dbpim.model.config import HwConfig
     if not isinstance(hw, HwConfig):
@@ -1857,7 +1872,7 @@ def run_mutation(hw, out_dir: Path, count: int | None = 60, seed: int = 0, suite
     if equivalents is None:
         equivalents = load_equivalents()
     if unit == "core":
-        exe, chosen, generated, build_s = build_mutant_harness(hw, out_dir, count, seed)
+        exe, chosen, generated, build_s = build_mutant_harness(hw, out_dir, count, seed, only=only)
         from dbpim.model.core import CoreParams
         psum = CoreParams.from_config(hw).psum_width
         suite = kill_suite(hw, suite_seed)
@@ -1865,13 +1880,13 @@ def run_mutation(hw, out_dir: Path, count: int | None = 60, seed: int = 0, suite
         def run(index):
             return run_mutant(exe, suite, index, psum)
     elif unit == "chip":
-        exe, chosen, generated, build_s = build_chip_harness(hw, out_dir, count, seed)
+        exe, chosen, generated, build_s = build_chip_harness(hw, out_dir, count, seed, only=only)
         csuite = chip_suite(hw, suite_seed)
 
         def run(index):
             return run_chip_mutant(exe, csuite, index)
     else:
-        build, chosen, generated, build_s = build_unit_harness(unit, hw, out_dir, count, seed)
+        build, chosen, generated, build_s = build_unit_harness(unit, hw, out_dir, count, seed, only=only)
 
         def run(index):
             return run_unit_mutant(build, unit, hw, index, suite_seed)
