@@ -953,6 +953,46 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
         lines += wins + ["run 100000"]
         expect.append(("good START after a mask word with a padding bit", want.beats[0], int(want.cycles[0]), 0b010,
                        ends(prog, seg)))
+    # a chain of exactly core.max_row_tiles row tiles whose last link's first mask differs from the link's before it
+    # (row tile A repeated, then row tile B of the same filter tile): Yosys's copy of DECODE's checks that drives the
+    # datapath's abort and the mask read address, with `rt_count >= max_row_tiles` made to refuse the last link,
+    # leaves A's first mask address for B's first window
+    chain, crng = hw.core.max_row_tiles, np.random.default_rng(seed + 19)
+    for _ in range(400 if 2 <= chain <= hw.core.descriptors else 0):
+        aprog, axs = _random_program(params, crng, False)
+        aseg = aprog.segments[0]
+        pair = next(((ra, rb) for ra, rb in zip(aseg.passes, aseg.passes[1:]) if ra.first and not rb.first
+                     and not np.array_equal(aseg.masks[ra.mask_base], aseg.masks[rb.mask_base])), None)
+        if len(aprog.segments) != 1 or pair is None:
+            continue
+        ra, rb = pair
+        links = ([dataclasses.replace(ra, first=True, last=False)]
+                 + [dataclasses.replace(ra, first=False, last=False)] * (chain - 2)
+                 + [dataclasses.replace(rb, first=False, last=True)])
+        cprog = dataclasses.replace(aprog, segments=[dataclasses.replace(aseg, passes=links)])
+        cseg = cprog.segments[0]
+        lines += ["stall 0 0 0"] + [f"write {ad:x} {v:x}" for ad, v in bus_writes(cprog, cseg)]
+        lines += [f"window {w}" for w in _hex_rows(input_windows(cprog, cseg, axs[0]))] + ["run 2000000"]
+        # (results only, as the chain above)
+        expect.append((f"a chain of {chain} row tiles, its last link's first mask new", run_core(cprog, axs[0]).beats[0],
+                       None, 0b010, ends(cprog, cseg)))
+        lines += [f"write {ad:x} {v:x}" for ad, v in bus_writes(prog, seg)]
+        break
+    else:
+        if 2 <= chain <= hw.core.descriptors:
+            raise RuntimeError("no random layer with a chain of two row tiles whose first masks differ")
+    # one-pixel layers of K = 1 .. n_comp inputs (one cell row), unsigned and signed, at full rate: their first
+    # round's delivery is the shortest there is, so a tile load one cycle too long shows in CYCLES (the tile loader's
+    # last row `ld_rows - 1` made `ld_rows + 1`)
+    for k in [*range(1, hw.macro.n_comp + 1)] * 2:
+        tprog, txs = _random_program(params, crng, bool(k % 2), k_range=(k, k + 1), pixels=1)
+        tw = run_core(tprog, txs[0])
+        for si, tseg in enumerate(tprog.segments):
+            lines += ["stall 0 0 0"] + [f"write {ad:x} {v:x}" for ad, v in bus_writes(tprog, tseg)]
+            lines += [f"window {w}" for w in _hex_rows(input_windows(tprog, tseg, txs[0]))] + ["run 100000"]
+            expect.append((f"a one-pixel layer of K {k}, START {si}", tw.beats[si], int(tw.cycles[si]), 0b010,
+                           ends(tprog, tseg)))
+    lines += [f"write {ad:x} {v:x}" for ad, v in bus_writes(prog, seg)]
     # the constant registers
     d = params.derived
     consts = spec.core_constants(
