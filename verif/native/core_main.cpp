@@ -10,6 +10,9 @@
 //   run <max_cycles>             START, stream the queue, collect results until DONE
 //   abort <after>                START, stream, and reset after <after> cycles (a reset mid-layer; m_axis_tready
 //                                low during it, so a result on offer is not taken), then as idle
+//   rerun <after> <low> <max>    START, stream, reset after <after> cycles (aresetn low for <low> cycles), then
+//                                START again as soon as the core is out of reset (2 cycles: the synchronizer) with
+//                                the windows queued before, and as run <max>
 //   flush                        drop the windows still queued (after a run the core aborted)
 //   idle                         4 cycles, nothing offered or accepted: "idle <bvalid> <rvalid> <m_axis_tvalid>",
 //                                each 1 when it was high in any of them (after a reset: all 0); also printed
@@ -184,8 +187,16 @@ int main(int argc, char** argv) {
             h.queue.clear();
         } else if (op == "window") {
             h.queue.push_back(native::parse_hex(c[1]));
-        } else if (op == "run" || op == "abort") {
-            uint64_t limit = std::strtoull(c[1].c_str(), nullptr, 10);
+        } else if (op == "run" || op == "abort" || (op == "rerun" && c.size() == 4)) {
+            uint64_t limit = std::strtoull(c[op == "rerun" ? 3 : 1].c_str(), nullptr, 10);
+            if (op == "rerun") {  // the first START, cut by a reset; its results are dropped
+                std::deque<Words> saved = h.queue;
+                h.write(CTRL, DBPIM_CORE__CTRL__START_bm);
+                for (uint64_t n = std::strtoull(c[1].c_str(), nullptr, 10); n > 0; --n) h.cycle();
+                h.reset(std::atoi(c[2].c_str()));
+                h.cycle(); h.cycle();  // aresetn's 2-flop synchronizer: the core leaves reset
+                h.queue = saved;
+            }
             h.beats.clear();
             h.write(CTRL, DBPIM_CORE__CTRL__START_bm);
             uint64_t n = 0;
