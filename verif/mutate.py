@@ -818,6 +818,7 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
         aborted.append((f"reset at {frac:g} of a layer", want.beats[0]))
         expect.append((f"rerun after a reset at {frac:g} of a layer", want.beats[0], int(want.cycles[0]), 0b010,
                        ends(prog, prog.segments[0])))
+    crng = np.random.default_rng(seed + 19)
     # resets every 3 cycles through the first two layers, aresetn low for one cycle (the shortest), each followed by
     # the same START as soon as the core is out of reset (harness `rerun`): the state a dropped reset would leave
     # (a macro's second output bank full, rows pending, an IPU's group, a packer's fill) meets the fastest START;
@@ -830,6 +831,23 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
             lines += [ln for ln in stim if ln.startswith("window")] + [f"rerun {cut} 1 100000"]
             expect.append((f"a START at once after a reset at cycle {cut} of layer {li}", want.beats[0],
                            int(want.cycles[0]), 0b010, ends(prog, prog.segments[0])))
+    # a layer of two filter tiles (a `last` pass, then more passes) whose result beats each wait 300 cycles on
+    # m_axis_tready (harness `hold`): the core's output register holds a beat, so the PIM core's stream waits on
+    # its o.ready, the final beat of the first tile's stream for longer than the next pass takes to reach its
+    # hand-off (OUT's `ends` = o.valid & o.ready & o_last made `o.valid | o.ready` leaves OUT with that beat untaken
+    # and the next hand-off drops it)
+    for _ in range(400):
+        hprog, hxs = _random_program(params, crng, False)
+        hseg = hprog.segments[0]
+        if len(hprog.segments) == 1 and any(p.last for p in hseg.passes[:-1]):
+            hwant = run_core(hprog, hxs[0])
+            stim = [ln for ln in write_core_stimulus(hprog, hxs) if ln.startswith(("write", "window"))]
+            lines += ["stall 0 0 0", "hold 300"] + stim + ["run 1000000", "hold 0"]
+            expect.append(("a layer of two filter tiles, each result held 300 cycles", hwant.beats[0], None, 0b010,
+                           ends(hprog, hseg)))
+            break
+    else:
+        raise RuntimeError("no random layer of two filter tiles")
     # a reset while the result stream is held by back-pressure (a result on offer: m_axis_tvalid high), then
     # the rerun under the same stalls
     prog, xs = progs[0]
@@ -969,7 +987,7 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
     # (row tile A repeated, then row tile B of the same filter tile): Yosys's copy of DECODE's checks that drives the
     # datapath's abort and the mask read address, with `rt_count >= max_row_tiles` made to refuse the last link,
     # leaves A's first mask address for B's first window
-    chain, crng = hw.core.max_row_tiles, np.random.default_rng(seed + 19)
+    chain = hw.core.max_row_tiles
     for _ in range(400 if 2 <= chain <= hw.core.descriptors else 0):
         aprog, axs = _random_program(params, crng, False)
         aseg = aprog.segments[0]

@@ -4,6 +4,9 @@
 // STIMULUS lines (written by verif.native.write_core_stimulus):
 //   stall <p_in> <p_out> <seed>  random tvalid / tready gaps (0 0 0 = full rate)
 //   reset <cycles>               aresetn low
+//   hold <cycles>                from now on each result beat is taken only after m_axis_tready was held low for
+//                                <cycles> cycles while it is on offer (0: off; the core's output register then holds a
+//                                beat and the next waits inside the core)
 //   write <addr> <data>          AXI4-Lite write (hex)
 //   read <addr>                  AXI4-Lite read (hex), result printed as "read <addr> <data>"
 //   window <hex>                 queue one s_axis beat
@@ -41,6 +44,7 @@ struct Harness {
     std::vector<std::pair<std::string, int>> beats;
     native::Stall in_stall, out_stall;
     bool hold_out = false;  // m_axis_tready held low (abort's reset: a result on offer stays on offer)
+    int hold = 0, held = 0;  // hold: cycles each result beat waits; cycles the beat on offer has waited
 
     // Every bus input driven low before the first clock: Verilator starts them random (--x-initial unique), and
     // a random AR/AW valid or ready would be a transaction the stimulus never asked for.
@@ -53,6 +57,7 @@ struct Harness {
     // One clock cycle: streams are serviced every cycle, whatever the bus does.
     void cycle() {
         bool gap_in = in_stall.next(), gap_out = out_stall.next();
+        if (t->m_axis_tvalid && held < hold) { gap_out = true; ++held; }
         t->s_axis_tvalid = !queue.empty() && !gap_in;
         if (!queue.empty()) native::put(t->s_axis_tdata, queue.front());
         t->m_axis_tready = !gap_out && !hold_out;
@@ -65,6 +70,7 @@ struct Harness {
 #else
         if (t->m_axis_tvalid && t->m_axis_tready) beats.emplace_back(native::hex(t->m_axis_tdata), t->m_axis_tlast);
 #endif
+        if (t->m_axis_tvalid && t->m_axis_tready) held = 0;
         t->aclk = 1;
         t->eval();
         ++clocks;
@@ -163,6 +169,8 @@ int main(int argc, char** argv) {
             h.out_stall.s ^= std::strtoull(c[3].c_str(), nullptr, 10) * 40503ull + 7;
         } else if (op == "reset") {
             h.reset(std::atoi(c[1].c_str()));
+        } else if (op == "hold" && c.size() == 2) {
+            h.hold = std::atoi(c[1].c_str()); h.held = 0;
         } else if (op == "write") {
             h.write((uint32_t)std::strtoul(c[1].c_str(), nullptr, 16), (uint32_t)std::strtoul(c[2].c_str(), nullptr, 16));
         } else if (op == "read") {
