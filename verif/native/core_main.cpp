@@ -14,8 +14,8 @@
 //   abort <after>                START, stream, and reset after <after> cycles (a reset mid-layer; m_axis_tready
 //                                low during it, so a result on offer is not taken), then as idle
 //   rerun <after> <low> <max>    START, stream, reset after <after> cycles (aresetn low for <low> cycles), then
-//                                START again as soon as the core is out of reset (2 cycles: the synchronizer) with
-//                                the windows queued before, and as run <max>
+//                                START again at once (the write waits for the core to leave reset) with the windows
+//                                queued before, and as run <max>
 //   flush                        drop the windows still queued (after a run the core aborted)
 //   idle                         4 cycles, nothing offered or accepted: "idle <bvalid> <rvalid> <m_axis_tvalid>",
 //                                each 1 when it was high in any of them (after a reset: all 0); also printed
@@ -202,7 +202,6 @@ int main(int argc, char** argv) {
                 h.write(CTRL, DBPIM_CORE__CTRL__START_bm);
                 for (uint64_t n = std::strtoull(c[1].c_str(), nullptr, 10); n > 0; --n) h.cycle();
                 h.reset(std::atoi(c[2].c_str()));
-                h.cycle(); h.cycle();  // aresetn's 2-flop synchronizer: the core leaves reset
                 h.queue = saved;
             }
             h.beats.clear();
