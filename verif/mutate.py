@@ -28,7 +28,13 @@ differ, a dense layer with unsigned and with signed inputs, the dense layer's
 tiles with their filter slots rotated (column 0 owned by slot 1, 2, ...: a column map the
 compiler never writes, the core accepts), resets at 5 %, 50 %, 70 % and 95 %
 of a layer and while held results are on offer (then ``STATUS`` and
-``CYCLES`` read 0, the results out before it right) each then rerun, the
+``CYCLES`` read 0, the results out before it right) each then rerun,
+resets (``aresetn`` low one cycle) at every cycle of two one-pixel layers of a
+one-row tile then a full row tile twice, each followed by the same START as
+soon as the core takes it (harness ``rerun``), a layer of two filter tiles
+with every result held 300 cycles on ``m_axis_tready`` (harness ``hold``),
+one-pixel layers of K = 1 .. ``n_comp`` (the shortest delivery: ``CYCLES``), a
+chain of ``core.max_row_tiles`` row tiles whose last link's first mask is new, the
 three ``STATUS.ERROR_CODE`` aborts (code 2 also with ``pixels`` and ``n_out``
 at their maxima and for an accumulation chain one row tile longer than
 ``core.max_row_tiles``; code 1 also for ``n_kept`` and ``pixels`` one past
@@ -706,6 +712,14 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
     def ends(prog, seg):
         return (np.cumsum([p.pixels * p.n_out for p in seg.passes if p.last]) - 1).tolist()
 
+    def each_start(prog, x, label, limit=200000):
+        """Every segment of ``prog`` on pixels ``x`` at full rate: its writes, windows and START (results, CYCLES)."""
+        want = run_core(prog, x)
+        for si, seg in enumerate(prog.segments):
+            lines.extend(["stall 0 0 0"] + [f"write {a:x} {d:x}" for a, d in bus_writes(prog, seg)])
+            lines.extend([f"window {w}" for w in _hex_rows(input_windows(prog, seg, x))] + [f"run {limit}"])
+            expect.append((f"{label}, START {si}", want.beats[si], int(want.cycles[si]), 0b010, ends(prog, seg)))
+
     progs = []
     for trial in range(4):
         signed = bool(trial % 2)
@@ -790,12 +804,7 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
     rot = dataclasses.replace(rot, tiles=[_rotate_slots(tl, 1 + i % (mc.n_col - 1)) for i, tl in enumerate(rot.tiles)])
     prog = compile_program(rot, 3, params, False)
     xs = rng.integers(0, 256, (1, 3, K))
-    want = run_core(prog, xs[0])
-    for si, seg in enumerate(prog.segments):
-        lines += ["stall 0 0 0"] + [f"write {a:x} {d:x}" for a, d in bus_writes(prog, seg)]
-        lines += [f"window {w}" for w in _hex_rows(input_windows(prog, seg, xs[0]))] + ["run 200000"]
-        expect.append((f"rotated filter slots, START {si}", want.beats[si], int(want.cycles[si]), 0b010,
-                       ends(prog, seg)))
+    each_start(prog, xs[0], "rotated filter slots")
     # the coverage regression's designed layers (verif.core_tb.coverage_layers: every descriptor field at its
     # extremes) where they fit the configuration (tests/coverage_core.yaml: all of them; small: none)
     from dbpim.model.core_timing import PlanError
@@ -805,11 +814,7 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
     except PlanError:
         designed = []
     for label, prog, xs in designed:
-        want = run_core(prog, xs[0])
-        for si, seg in enumerate(prog.segments):
-            lines += ["stall 0 0 0"] + [f"write {a:x} {d:x}" for a, d in bus_writes(prog, seg)]
-            lines += [f"window {w}" for w in _hex_rows(input_windows(prog, seg, xs[0]))] + ["run 200000"]
-            expect.append((f"{label}, START {si}", want.beats[si], int(want.cycles[si]), 0b010, ends(prog, seg)))
+        each_start(prog, xs[0], label)
     # a reset in the middle of the first layer, then the same START again; more resets at other points
     aborted = []
     for (prog, xs), frac in ((progs[0], 0.5), (progs[1], 0.05), (progs[2], 0.7), (progs[3], 0.95)):
@@ -1033,12 +1038,7 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
     # last row `ld_rows - 1` made `ld_rows + 1`)
     for k in [*range(1, hw.macro.n_comp + 1)] * 2:
         tprog, txs = _random_program(params, crng, bool(k % 2), k_range=(k, k + 1), pixels=1)
-        tw = run_core(tprog, txs[0])
-        for si, tseg in enumerate(tprog.segments):
-            lines += ["stall 0 0 0"] + [f"write {ad:x} {v:x}" for ad, v in bus_writes(tprog, tseg)]
-            lines += [f"window {w}" for w in _hex_rows(input_windows(tprog, tseg, txs[0]))] + ["run 100000"]
-            expect.append((f"a one-pixel layer of K {k}, START {si}", tw.beats[si], int(tw.cycles[si]), 0b010,
-                           ends(tprog, tseg)))
+        each_start(tprog, txs[0], f"a one-pixel layer of K {k}", limit=100000)
     lines += [f"write {ad:x} {v:x}" for ad, v in bus_writes(prog, seg)]
     # the constant registers
     d = params.derived
