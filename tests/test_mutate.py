@@ -31,6 +31,20 @@ def test_at_least_30_mutants_of_every_kind_each_a_change(small_core):
     chosen = select_mutants(mutants, 30, seed=0)
     assert len(chosen) == 30 and {m.kind for m in chosen} == set(KINDS)
     assert select_mutants(mutants, 30, seed=0) == chosen  # the same choice for the same seed
+    # --only: those indices, whatever count and seed; an index no mutant has is refused, naming it
+    assert [m.index for m in select_mutants(mutants, 30, seed=3, only=[7, 2])] == [2, 7]
+    with pytest.raises(ValueError, match=f"only: no mutant #{len(mutants) + 1} among the {len(mutants)} generated"):
+        select_mutants(mutants, None, only=[1, len(mutants) + 1])
+
+
+def test_only_takes_a_list_of_mutant_indices():
+    """``dbpim mutate --only``: a malformed list is a one-line usage error, before any build."""
+    from click.testing import CliRunner
+
+    from dbpim.commands.mutate import command
+    for bad in ("0", "3,,4", "x"):
+        r = CliRunner().invoke(command, ["--only", bad, "--out", "unused"])
+        assert r.exit_code == 2 and "--only" in r.output and "Traceback" not in r.output, (bad, r.output)
 
 
 def test_stuck_at_of_an_unread_alias_is_left_out():

@@ -28,7 +28,13 @@ differ, a dense layer with unsigned and with signed inputs, the dense layer's
 tiles with their filter slots rotated (column 0 owned by slot 1, 2, ...: a column map the
 compiler never writes, the core accepts), resets at 5 %, 50 %, 70 % and 95 %
 of a layer and while held results are on offer (then ``STATUS`` and
-``CYCLES`` read 0, the results out before it right) each then rerun, the
+``CYCLES`` read 0, the results out before it right) each then rerun,
+resets (``aresetn`` low one cycle) at every cycle of two one-pixel layers of a
+one-row tile then a full row tile twice, each followed by the same START as
+soon as the core takes it (harness ``rerun``), a layer of two filter tiles
+with every result held 300 cycles on ``m_axis_tready`` (harness ``hold``),
+one-pixel layers of K = 1 .. ``n_comp`` (the shortest delivery: ``CYCLES``), a
+chain of ``core.max_row_tiles`` row tiles whose last link's first mask is new, the
 three ``STATUS.ERROR_CODE`` aborts (code 2 also with ``pixels`` and ``n_out``
 at their maxima and for an accumulation chain one row tile longer than
 ``core.max_row_tiles``; code 1 also for ``n_kept`` and ``pixels`` one past
@@ -200,8 +206,17 @@ def generate_mutants(sources: dict[str, str]) -> list[Mutant]:
     return [Mutant(i + 1, *m) for i, m in enumerate(out)]
 
 
-def select_mutants(mutants: list[Mutant], count: int | None, seed: int = 0) -> list[Mutant]:
-    """``count`` mutants spread over the kinds (round robin over a seeded shuffle of each kind); all when None."""
+def select_mutants(mutants: list[Mutant], count: int | None, seed: int = 0, only=None) -> list[Mutant]:
+    """``count`` mutants spread over the kinds (round robin over a seeded shuffle of each kind); all when None.
+    With ``only`` (mutant indices) those mutants, whatever ``count`` and ``seed`` (a ValueError names any index
+    no mutant has)."""
+    if only is not None:
+        only = {int(i) for i in only}
+        missing = sorted(only - {m.index for m in mutants})
+        if missing:
+            raise ValueError(f"only: no mutant {', '.join(f'#{i}' for i in missing)} among the {len(mutants)} "
+                             f"generated (indices 1 .. {len(mutants)})")
+        return [m for m in mutants if m.index in only]
     if count is None or count >= len(mutants):
         return list(mutants)
     rng = np.random.default_rng(seed)
@@ -697,6 +712,14 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
     def ends(prog, seg):
         return (np.cumsum([p.pixels * p.n_out for p in seg.passes if p.last]) - 1).tolist()
 
+    def each_start(prog, x, label, limit=200000):
+        """Every segment of ``prog`` on pixels ``x`` at full rate: its writes, windows and START (results, CYCLES)."""
+        want = run_core(prog, x)
+        for si, seg in enumerate(prog.segments):
+            lines.extend(["stall 0 0 0"] + [f"write {a:x} {d:x}" for a, d in bus_writes(prog, seg)])
+            lines.extend([f"window {w}" for w in _hex_rows(input_windows(prog, seg, x))] + [f"run {limit}"])
+            expect.append((f"{label}, START {si}", want.beats[si], int(want.cycles[si]), 0b010, ends(prog, seg)))
+
     progs = []
     for trial in range(4):
         signed = bool(trial % 2)
@@ -781,12 +804,7 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
     rot = dataclasses.replace(rot, tiles=[_rotate_slots(tl, 1 + i % (mc.n_col - 1)) for i, tl in enumerate(rot.tiles)])
     prog = compile_program(rot, 3, params, False)
     xs = rng.integers(0, 256, (1, 3, K))
-    want = run_core(prog, xs[0])
-    for si, seg in enumerate(prog.segments):
-        lines += ["stall 0 0 0"] + [f"write {a:x} {d:x}" for a, d in bus_writes(prog, seg)]
-        lines += [f"window {w}" for w in _hex_rows(input_windows(prog, seg, xs[0]))] + ["run 200000"]
-        expect.append((f"rotated filter slots, START {si}", want.beats[si], int(want.cycles[si]), 0b010,
-                       ends(prog, seg)))
+    each_start(prog, xs[0], "rotated filter slots")
     # the coverage regression's designed layers (verif.core_tb.coverage_layers: every descriptor field at its
     # extremes) where they fit the configuration (tests/coverage_core.yaml: all of them; small: none)
     from dbpim.model.core_timing import PlanError
@@ -796,11 +814,7 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
     except PlanError:
         designed = []
     for label, prog, xs in designed:
-        want = run_core(prog, xs[0])
-        for si, seg in enumerate(prog.segments):
-            lines += ["stall 0 0 0"] + [f"write {a:x} {d:x}" for a, d in bus_writes(prog, seg)]
-            lines += [f"window {w}" for w in _hex_rows(input_windows(prog, seg, xs[0]))] + ["run 200000"]
-            expect.append((f"{label}, START {si}", want.beats[si], int(want.cycles[si]), 0b010, ends(prog, seg)))
+        each_start(prog, xs[0], label)
     # a reset in the middle of the first layer, then the same START again; more resets at other points
     aborted = []
     for (prog, xs), frac in ((progs[0], 0.5), (progs[1], 0.05), (progs[2], 0.7), (progs[3], 0.95)):
@@ -809,6 +823,53 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
         aborted.append((f"reset at {frac:g} of a layer", want.beats[0]))
         expect.append((f"rerun after a reset at {frac:g} of a layer", want.beats[0], int(want.cycles[0]), 0b010,
                        ends(prog, prog.segments[0])))
+    crng = np.random.default_rng(seed + 19)
+    # resets at every cycle of two layers of one pixel and three passes, a one-row tile (n_kept <= n_comp, one window:
+    # its vector is delivered at once), then a full row tile (n_row rows) twice (each macro's two input buffers hold
+    # its rows: rows pending while it computes), aresetn low for one cycle (the shortest), each followed by the same
+    # START as soon as the core takes it (harness `rerun`): the state a dropped reset would leave (rows pending in a
+    # macro, an output bank full) meets the fastest START (kills the macro's dropped resets of pending and of
+    # bank_full, the latter whatever the harness's random initial state); results only (the plan's cycles are those
+    # of the compiler's two passes)
+    cap, found = hw.macro.capacity_rows, 0
+    for _ in range(2000):
+        rprog, rxs = _random_program(params, crng, False, k_range=(cap + 1, cap + hw.macro.n_comp + 1), pixels=1)
+        rp = rprog.segments[0].passes if len(rprog.segments) == 1 else []
+        if not (len(rp) == 2 and rp[0].n_kept == cap and rp[1].n_kept <= hw.macro.n_comp and rp[1].n_win == 1):
+            continue
+        cycles = 2 * int(run_core(rprog, rxs[0]).cycles[0])  # past the three passes' end
+        rprog = dataclasses.replace(rprog, segments=[dataclasses.replace(rprog.segments[0], passes=[
+            dataclasses.replace(rp[1], first=True, last=False), dataclasses.replace(rp[0], first=False, last=False),
+            dataclasses.replace(rp[0], first=False, last=True)])])
+        rwant = run_core(rprog, rxs[0])
+        stim = [ln for ln in write_core_stimulus(rprog, rxs) if ln.startswith(("write", "window"))]
+        lines += ["stall 0 0 0"] + [ln for ln in stim if ln.startswith("write")]
+        for cut in range(1, cycles):
+            lines += [ln for ln in stim if ln.startswith("window")] + [f"rerun {cut} 1 100000"]
+            expect.append((f"a START at once after a reset at cycle {cut} of a layer of three passes {found}",
+                           rwant.beats[0], None, 0b010, ends(rprog, rprog.segments[0])))
+        found += 1
+        if found == 2:
+            break
+    else:
+        raise RuntimeError("no 2 random layers of a full row tile and a one-row tile")
+    # a layer of two filter tiles (a `last` pass, then more passes) whose result beats each wait 300 cycles on
+    # m_axis_tready (harness `hold`): the core's output register holds a beat, so the PIM core's stream waits on
+    # its o.ready, the final beat of the first tile's stream for longer than the next pass takes to reach its
+    # hand-off (OUT's `ends` = o.valid & o.ready & o_last made `o.valid | o.ready` leaves OUT with that beat untaken
+    # and the next hand-off drops it)
+    for _ in range(400):
+        hprog, hxs = _random_program(params, crng, False)
+        hseg = hprog.segments[0]
+        if len(hprog.segments) == 1 and any(p.last for p in hseg.passes[:-1]):
+            hwant = run_core(hprog, hxs[0])
+            stim = [ln for ln in write_core_stimulus(hprog, hxs) if ln.startswith(("write", "window"))]
+            lines += ["stall 0 0 0", "hold 300"] + stim + ["run 1000000", "hold 0"]
+            expect.append(("a layer of two filter tiles, each result held 300 cycles", hwant.beats[0], None, 0b010,
+                           ends(hprog, hseg)))
+            break
+    else:
+        raise RuntimeError("no random layer of two filter tiles")
     # a reset while the result stream is held by back-pressure (a result on offer: m_axis_tvalid high), then
     # the rerun under the same stalls
     prog, xs = progs[0]
@@ -944,6 +1005,41 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
         lines += wins + ["run 100000"]
         expect.append(("good START after a mask word with a padding bit", want.beats[0], int(want.cycles[0]), 0b010,
                        ends(prog, seg)))
+    # a chain of exactly core.max_row_tiles row tiles whose last link's first mask differs from the link's before it
+    # (row tile A repeated, then row tile B of the same filter tile): Yosys's copy of DECODE's checks that drives the
+    # datapath's abort and the mask read address, with `rt_count >= max_row_tiles` made to refuse the last link,
+    # leaves A's first mask address for B's first window
+    chain = hw.core.max_row_tiles
+    for _ in range(400 if 2 <= chain <= hw.core.descriptors else 0):
+        aprog, axs = _random_program(params, crng, False)
+        aseg = aprog.segments[0]
+        pair = next(((ra, rb) for ra, rb in zip(aseg.passes, aseg.passes[1:]) if ra.first and not rb.first
+                     and not np.array_equal(aseg.masks[ra.mask_base], aseg.masks[rb.mask_base])), None)
+        if len(aprog.segments) != 1 or pair is None:
+            continue
+        ra, rb = pair
+        links = ([dataclasses.replace(ra, first=True, last=False)]
+                 + [dataclasses.replace(ra, first=False, last=False)] * (chain - 2)
+                 + [dataclasses.replace(rb, first=False, last=True)])
+        cprog = dataclasses.replace(aprog, segments=[dataclasses.replace(aseg, passes=links)])
+        cseg = cprog.segments[0]
+        lines += ["stall 0 0 0"] + [f"write {ad:x} {v:x}" for ad, v in bus_writes(cprog, cseg)]
+        lines += [f"window {w}" for w in _hex_rows(input_windows(cprog, cseg, axs[0]))] + ["run 2000000"]
+        # (results only, as the chain above)
+        expect.append((f"a chain of {chain} row tiles, its last link's first mask new", run_core(cprog, axs[0]).beats[0],
+                       None, 0b010, ends(cprog, cseg)))
+        lines += [f"write {ad:x} {v:x}" for ad, v in bus_writes(prog, seg)]
+        break
+    else:
+        if 2 <= chain <= hw.core.descriptors:
+            raise RuntimeError("no random layer with a chain of two row tiles whose first masks differ")
+    # one-pixel layers of K = 1 .. n_comp inputs (one cell row), unsigned and signed, at full rate: their first
+    # round's delivery is the shortest there is, so a tile load one cycle too long shows in CYCLES (the tile loader's
+    # last row `ld_rows - 1` made `ld_rows + 1`)
+    for k in [*range(1, hw.macro.n_comp + 1)] * 2:
+        tprog, txs = _random_program(params, crng, bool(k % 2), k_range=(k, k + 1), pixels=1)
+        each_start(tprog, txs[0], f"a one-pixel layer of K {k}", limit=100000)
+    lines += [f"write {ad:x} {v:x}" for ad, v in bus_writes(prog, seg)]
     # the constant registers
     d = params.derived
     consts = spec.core_constants(
@@ -1073,9 +1169,10 @@ def unit_mutants(unit: str, sources: dict[str, str]) -> list:
     return generate_mutants({n: s for n, s in sources.items() if files is None or n in files})
 
 
-def build_unit_harness(unit: str, hw, mutants_dir: Path, count: int | None = None, seed: int = 0, pick=None):
-    """The cocotb Verilator build of ``unit``'s schemata (``count`` mutants, :func:`select_mutants`, or those
-    ``pick`` accepts) under ``mutants_dir``.
+def build_unit_harness(unit: str, hw, mutants_dir: Path, count: int | None = None, seed: int = 0, pick=None,
+                       only=None):
+    """The cocotb Verilator build of ``unit``'s schemata (``count`` mutants or those indexed by ``only``,
+    :func:`select_mutants`, or those ``pick`` accepts) under ``mutants_dir``.
 
     Returns
     -------
@@ -1087,7 +1184,7 @@ def build_unit_harness(unit: str, hw, mutants_dir: Path, count: int | None = Non
     mutants_dir.mkdir(parents=True, exist_ok=True)
     sources, names, manifest = unit_sources(unit, hw, mutants_dir)
     allm = unit_mutants(unit, sources)
-    chosen = [m for m in allm if pick(m)] if pick else select_mutants(allm, count, seed)
+    chosen = [m for m in allm if pick(m)] if pick else select_mutants(allm, count, seed, only)
     sdir = mutants_dir / "schemata"
     sdir.mkdir(exist_ok=True)
     for n, text in schemata(sources, chosen).items():
@@ -1699,15 +1796,16 @@ def check_chip_suite(suite: ChipSuite, out_lines: list[str]) -> str | None:
     return None
 
 
-def build_chip_harness(hw, mutants_dir: Path, count: int | None = None, seed: int = 0, pick=None):
-    """The native chip harness built from the schemata of ``count`` mutants of the chip unit (or those ``pick``
-    accepts) under ``mutants_dir``. Returns (executable, selected mutants, mutants generated, build seconds)."""
+def build_chip_harness(hw, mutants_dir: Path, count: int | None = None, seed: int = 0, pick=None,
+                       only=None):
+    """The native chip harness built from the schemata of ``count`` mutants of the chip unit (or those indexed by
+    ``only``, :func:`select_mutants`, or those ``pick`` accepts) under ``mutants_dir``. Returns (executable, selected mutants, mutants generated, build seconds)."""
     from dbpim.verif.native import verilate_harness
     mutants_dir = Path(mutants_dir).resolve()
     mutants_dir.mkdir(parents=True, exist_ok=True)
     sources, names, _ = unit_sources("chip", hw, mutants_dir)
     allm = unit_mutants("chip", sources)
-    chosen = [m for m in allm if pick(m)] if pick else select_mutants(allm, count, seed)
+    chosen = [m for m in allm if pick(m)] if pick else select_mutants(allm, count, seed, only)
     sdir = mutants_dir / "schemata"
     sdir.mkdir(exist_ok=True)
     for n, text in schemata(sources, chosen).items():
@@ -1742,9 +1840,10 @@ def core_sources(hw, bdir: Path) -> tuple[dict[str, str], list[str]]:
     return {n: (bdir / "rtl" / n).read_text() for n in names}, names
 
 
-def build_mutant_harness(hw, mutants_dir: Path, count: int | None = None, seed: int = 0, pick=None):
-    """Generate the core's Verilog, its mutants (``count`` of them, :func:`select_mutants`; all when None;
-    or those for which ``pick(mutant)`` is true), the schemata sources under ``mutants_dir/schemata`` and the
+def build_mutant_harness(hw, mutants_dir: Path, count: int | None = None, seed: int = 0, pick=None,
+                         only=None):
+    """Generate the core's Verilog, its mutants (``count`` of them or those indexed by ``only``,
+    :func:`select_mutants`; all when None; or those for which ``pick(mutant)`` is true), the schemata sources under ``mutants_dir/schemata`` and the
     native harness built from them.
 
     Returns
@@ -1756,7 +1855,7 @@ def build_mutant_harness(hw, mutants_dir: Path, count: int | None = None, seed: 
     mutants_dir.mkdir(parents=True, exist_ok=True)
     sources, names = core_sources(hw, mutants_dir)
     allm = generate_mutants(sources)
-    chosen = [m for m in allm if pick(m)] if pick else select_mutants(allm, count, seed)
+    chosen = [m for m in allm if pick(m)] if pick else select_mutants(allm, count, seed, only)
     sch = schemata(sources, chosen)
     sdir = mutants_dir / "schemata"
     sdir.mkdir(exist_ok=True)
@@ -1837,10 +1936,11 @@ class MutationReport:
 
 
 def run_mutation(hw, out_dir: Path, count: int | None = 60, seed: int = 0, suite_seed: int = 1,
-                 progress=None, equivalents: list | None = None, unit: str = "core") -> MutationReport:
+                 progress=None, equivalents: list | None = None, unit: str = "core",
+                 only=None) -> MutationReport:
     """Build the schemata of ``count`` mutants of ``unit`` (:data:`UNITS`) for ``hw`` and run each through the
     unit's kill suite (the core: :func:`kill_suite` on the native harness; the others: their cocotb regression
-    at seed ``suite_seed``).
+    at seed ``suite_seed``). With ``only`` (mutant indices) just those mutants (:func:`select_mutants`).
 
     A survivor matching an entry of ``equivalents`` (default: :func:`load_equivalents` of
     :data:`EQUIVALENT_LIST`) is reported as equivalent, with its reason.
@@ -1849,6 +1949,8 @@ def run_mutation(hw, out_dir: Path, count: int | None = 60, seed: int = 0, suite
     ------
     RuntimeError
         The design as generated (mutant 0) fails the kill suite: the suite is wrong, not the mutants.
+    ValueError
+        ``only`` names an index that no generated mutant has (before the build).
     """
     from dbpim.model.config import HwConfig
     if not isinstance(hw, HwConfig):
@@ -1857,7 +1959,7 @@ def run_mutation(hw, out_dir: Path, count: int | None = 60, seed: int = 0, suite
     if equivalents is None:
         equivalents = load_equivalents()
     if unit == "core":
-        exe, chosen, generated, build_s = build_mutant_harness(hw, out_dir, count, seed)
+        exe, chosen, generated, build_s = build_mutant_harness(hw, out_dir, count, seed, only=only)
         from dbpim.model.core import CoreParams
         psum = CoreParams.from_config(hw).psum_width
         suite = kill_suite(hw, suite_seed)
@@ -1865,13 +1967,13 @@ def run_mutation(hw, out_dir: Path, count: int | None = 60, seed: int = 0, suite
         def run(index):
             return run_mutant(exe, suite, index, psum)
     elif unit == "chip":
-        exe, chosen, generated, build_s = build_chip_harness(hw, out_dir, count, seed)
+        exe, chosen, generated, build_s = build_chip_harness(hw, out_dir, count, seed, only=only)
         csuite = chip_suite(hw, suite_seed)
 
         def run(index):
             return run_chip_mutant(exe, csuite, index)
     else:
-        build, chosen, generated, build_s = build_unit_harness(unit, hw, out_dir, count, seed)
+        build, chosen, generated, build_s = build_unit_harness(unit, hw, out_dir, count, seed, only=only)
 
         def run(index):
             return run_unit_mutant(build, unit, hw, index, suite_seed)

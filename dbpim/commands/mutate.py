@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from dbpim.commands._common import CommandError, Number, hw_option, load_hw, verbosity_options
+from dbpim.commands._common import CommandError, Number, NumberList, hw_option, load_hw, verbosity_options
 from dbpim.model import limits
 from dbpim.verif.mutate import DEFAULT_MUTANTS, UNITS
 
@@ -26,11 +26,14 @@ COMMAND = "dbpim mutate"
 @click.option("--all", "run_all", is_flag=True, help="run every generated mutant (overrides --mutants)")
 @click.option("--seed", type=Number(limits.SEED), default=0, show_default=True,
               help="seed of the choice of mutants")
+@click.option("--only", type=NumberList(limits.COUNT), default=None, metavar="I,J,...",
+              help="run only the mutants of these indices (the # of the report; overrides --mutants, --all and "
+                   "--seed): to recheck a few survivors without the whole set")
 @click.option("--out", default="build/mutate", show_default=True, metavar="DIR",
               help="folder for mutate.json and mutate.txt (the build goes to DIR-work); a folder holding other "
                    "files is refused")
 @verbosity_options
-def command(hw, unit, mutants, run_all, seed, out):
+def command(hw, unit, mutants, run_all, seed, only, out):
     """Mutants of a unit's generated Verilog (comparisons, constants, operators, operands, stuck signals,
     dropped resets), all in one Verilator build, each run through the unit's kill suite (the core: random
     layers at full rate and stalled, a dense layer unsigned and signed, resets mid-layer, every error code,
@@ -61,9 +64,14 @@ def command(hw, unit, mutants, run_all, seed, out):
         try:
             count = None if run_all else int(DEFAULT_MUTANTS[unit] if mutants is None else mutants)
             rep = run_mutation(cfg, out.with_name(out.name + "-work"), count=count, seed=int(seed),
-                               progress=progress, equivalents=equivalents, unit=unit)
+                               progress=progress, equivalents=equivalents, unit=unit,
+                               only=None if only is None else [int(i) for i in only])
         except (NativeError, RuntimeError) as e:
             raise CommandError(str(e)) from None
+        except ValueError as e:  # an --only index that no mutant has
+            if not str(e).startswith("only: "):
+                raise
+            raise CommandError(f"--{e}") from None
         (stage / "mutate.json").write_text(jsonio.dumps(rep.to_dict(), what="mutate.json", newline=True))
         (stage / "mutate.txt").write_text(rep.text())
     click.echo(rep.text() + f"{out / 'mutate.json'}\n{out / 'mutate.txt'}")

@@ -4,12 +4,18 @@
 // STIMULUS lines (written by verif.native.write_core_stimulus):
 //   stall <p_in> <p_out> <seed>  random tvalid / tready gaps (0 0 0 = full rate)
 //   reset <cycles>               aresetn low
+//   hold <cycles>                from now on each result beat is taken only after m_axis_tready was held low for
+//                                <cycles> cycles while it is on offer (0: off; the core's output register then holds a
+//                                beat and the next waits inside the core)
 //   write <addr> <data>          AXI4-Lite write (hex)
 //   read <addr>                  AXI4-Lite read (hex), result printed as "read <addr> <data>"
 //   window <hex>                 queue one s_axis beat
 //   run <max_cycles>             START, stream the queue, collect results until DONE
 //   abort <after>                START, stream, and reset after <after> cycles (a reset mid-layer; m_axis_tready
 //                                low during it, so a result on offer is not taken), then as idle
+//   rerun <after> <low> <max>    START, stream, reset after <after> cycles (aresetn low for <low> cycles), then
+//                                START again at once (the write waits for the core to leave reset) with the windows
+//                                queued before, and as run <max>
 //   flush                        drop the windows still queued (after a run the core aborted)
 //   idle                         4 cycles, nothing offered or accepted: "idle <bvalid> <rvalid> <m_axis_tvalid>",
 //                                each 1 when it was high in any of them (after a reset: all 0); also printed
@@ -38,6 +44,7 @@ struct Harness {
     std::vector<std::pair<std::string, int>> beats;
     native::Stall in_stall, out_stall;
     bool hold_out = false;  // m_axis_tready held low (abort's reset: a result on offer stays on offer)
+    int hold = 0, held = 0;  // hold: cycles each result beat waits; cycles the beat on offer has waited
 
     // Every bus input driven low before the first clock: Verilator starts them random (--x-initial unique), and
     // a random AR/AW valid or ready would be a transaction the stimulus never asked for.
@@ -50,6 +57,7 @@ struct Harness {
     // One clock cycle: streams are serviced every cycle, whatever the bus does.
     void cycle() {
         bool gap_in = in_stall.next(), gap_out = out_stall.next();
+        if (t->m_axis_tvalid && held < hold) { gap_out = true; ++held; }
         t->s_axis_tvalid = !queue.empty() && !gap_in;
         if (!queue.empty()) native::put(t->s_axis_tdata, queue.front());
         t->m_axis_tready = !gap_out && !hold_out;
@@ -62,6 +70,7 @@ struct Harness {
 #else
         if (t->m_axis_tvalid && t->m_axis_tready) beats.emplace_back(native::hex(t->m_axis_tdata), t->m_axis_tlast);
 #endif
+        if (t->m_axis_tvalid && t->m_axis_tready) held = 0;
         t->aclk = 1;
         t->eval();
         ++clocks;
@@ -160,6 +169,8 @@ int main(int argc, char** argv) {
             h.out_stall.s ^= std::strtoull(c[3].c_str(), nullptr, 10) * 40503ull + 7;
         } else if (op == "reset") {
             h.reset(std::atoi(c[1].c_str()));
+        } else if (op == "hold" && c.size() == 2) {
+            h.hold = std::atoi(c[1].c_str()); h.held = 0;
         } else if (op == "write") {
             h.write((uint32_t)std::strtoul(c[1].c_str(), nullptr, 16), (uint32_t)std::strtoul(c[2].c_str(), nullptr, 16));
         } else if (op == "read") {
@@ -184,8 +195,15 @@ int main(int argc, char** argv) {
             h.queue.clear();
         } else if (op == "window") {
             h.queue.push_back(native::parse_hex(c[1]));
-        } else if (op == "run" || op == "abort") {
-            uint64_t limit = std::strtoull(c[1].c_str(), nullptr, 10);
+        } else if (op == "run" || op == "abort" || (op == "rerun" && c.size() == 4)) {
+            uint64_t limit = std::strtoull(c[op == "rerun" ? 3 : 1].c_str(), nullptr, 10);
+            if (op == "rerun") {  // the first START, cut by a reset; its results are dropped
+                std::deque<Words> saved = h.queue;
+                h.write(CTRL, DBPIM_CORE__CTRL__START_bm);
+                for (uint64_t n = std::strtoull(c[1].c_str(), nullptr, 10); n > 0; --n) h.cycle();
+                h.reset(std::atoi(c[2].c_str()));
+                h.queue = saved;
+            }
             h.beats.clear();
             h.write(CTRL, DBPIM_CORE__CTRL__START_bm);
             uint64_t n = 0;
