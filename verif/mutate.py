@@ -986,14 +986,17 @@ def kill_suite(hw, seed: int = 1) -> KillSuite:
     # mask entry 1 (an odd word address, its word index 1 = descriptor 0's upper word) written again after the
     # descriptors, then the good START: the descriptors' upper-word write enable `desc_sel & w_addr[0]` made
     # `desc_sel | w_addr[0]` would copy it into descriptor 0
-    odd = params.map.regions["mask"].address(1, 0)
-    assert (odd >> 2) & 1 and (odd >> 3) & 0xFF == 0, "mask entry 1's word index: odd, descriptor 0"
-    lines += [f"write {odd:x} {dict(bus_writes(prog, seg)).get(odd, 0):x}"] + wins + ["run 100000"]
-    expect.append(("good START after an odd mask word written after the descriptors", want.beats[0],
-                   int(want.cycles[0]), 0b010, ends(prog, seg)))
+    # (on a register map where no mask word's index is descriptor 0's upper word, e.g. tests/odd.yaml's, the
+    # check is left out)
+    mreg = params.map.regions["mask"]
+    odd = next((a for k in range(hw.core.mask_windows) for w in range(mreg.words)
+                if (a := mreg.address(k, w)) >> 2 & 1 and (a >> 3) & 0xFF == 0), None)
+    if odd is not None:
+        lines += [f"write {odd:x} {dict(bus_writes(prog, seg)).get(odd, 0):x}"] + wins + ["run 100000"]
+        expect.append(("good START after an odd mask word written after the descriptors", want.beats[0],
+                       int(want.cycles[0]), 0b010, ends(prog, seg)))
     # a mask word with a padding bit set (past its used bits: DECODE's `bad_masks`, code 3), then the word restored
     # and the good START
-    mreg = params.map.regions["mask"]
     used = sum(spec.field_width(f) for f in mreg.fields) - spec.BUS_BITS * (mreg.words - 1)
     if used < spec.BUS_BITS:
         a = mreg.address(p.mask_base, mreg.words - 1)
