@@ -121,7 +121,7 @@ def test_core_axi_random_order_closes_coverage():
     from dbpim.verif.rtl import run_cocotb
     out = ROOT / "build" / "coverage" / "core"
     run_cocotb("core", COVERAGE_CONFIG, "dbpim.verif.test_core_axi", testcase="core_axi_random_order_coverage",
-               env={"DBPIM_COVERAGE_DIR": str(out)})
+               env={"DBPIM_COVERAGE_DIR": str(out)}, internals=True)  # its monitor reads the stages' handshakes
     doc = json.loads((out / "coverage.json").read_text())
     assert doc["unhit"] == [] and doc["hits"]["reset.state"]["DECODE"] > 0
 

