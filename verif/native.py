@@ -10,7 +10,8 @@ protocol-level regression.
   ``dbpim_macro`` or ``dbpim_chip`` for a configuration and build its harness into
   ``build/native/<block>-<config>`` (``-O3`` Verilator, ``-O3`` C++; reused
   while the Verilog and the harness sources are unchanged; a chip of :data:`HIER_MIN_CORES` cores or more is verilated
-  hierarchically, each ``dbpim_pim_core`` a separate block: :func:`hier_blocks`);
+  hierarchically, each ``dbpim_pim_core`` a separate block: :func:`hier_blocks`; the chip's PIM cores' clocks
+  gated while they are quiet and idle, ``clock_gate``, :mod:`hw.clock_gate`);
 * :func:`run_core_native` - a compiled layer's program on the core, every
   START of every sample: result beats, the ``CYCLES`` and ``STATUS`` registers;
 * :func:`run_macro_native` - one tile and a batch of vectors on the macro;
