@@ -18,8 +18,9 @@ sub-modules, as the chip instantiates it):
    edge the chip skips is the last of ``hold`` idle cycles starting from some state, which is a trace the
    check covers. It is a proof for all time, not a bounded one.
 
-The memories are shrunk as for the handshake proofs (:func:`verif.formal.formal_config`: the gate condition
-does not read them; their words become registers here, and their depth only adds state).
+The memories are shrunk as for the handshake proofs (:func:`verif.formal.formal_config`, but every macro of the
+configuration kept: the gate condition does not read the memories; their words become registers here, and their
+depth only adds state); ``shrink=False`` proves the configuration's own core.
 """
 
 from __future__ import annotations
@@ -131,7 +132,8 @@ def prove_gate(cfg="small", *, hold: int | None = None, out: Path | None = None,
     plant : bool
         Add the false property of :class:`GateHarness`: the run must fail.
     shrink : bool
-        Shrink the core's memories (:func:`verif.formal.formal_config`); False keeps the configuration's.
+        Shrink the core's memories (:func:`verif.formal.formal_config`, every macro kept); False keeps the
+        configuration's.
 
     Raises
     ------
@@ -146,7 +148,8 @@ def prove_gate(cfg="small", *, hold: int | None = None, out: Path | None = None,
     from dbpim.model.config import HwConfig, load_config
     from dbpim.verif.rtl import ROOT, config_tag
 
-    hw = formal_config(cfg) if shrink else (cfg if isinstance(cfg, HwConfig) else load_config(cfg))
+    full = cfg if isinstance(cfg, HwConfig) else load_config(cfg)
+    hw = formal_config(full, macros=full.system.macros_per_core) if shrink else full
     hold = hold_cycles(hw.macro.n_col) if hold is None else hold
     if not isinstance(hold, int) or hold < 1:
         raise ValueError(f"hold: must be a positive integer, got {hold!r}")
