@@ -94,7 +94,7 @@ lint: install
 # SymbiYosys + yices), small core by default: the cover search (a result beat is reachable, and when), a bounded
 # model check of FORMAL_DEPTH cycles from power-up, then k-induction of the AXI4-Lite targets (the core's, the chip's),
 # then a bounded check of FORMAL_DEPTH cycles of the whole chip top (its AXI4-Lite port and irq; about 4 minutes) and
-# its k-induction.
+# its k-induction, then the proof that gating an idle PIM core's clock changes nothing (verif/formal_gate.py).
 FORMAL_DEPTH ?= 25
 formal: install
 	$(VPY) -m dbpim formal --hw $(or $(HW),small) --depth $(FORMAL_DEPTH)

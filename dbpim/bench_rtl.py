@@ -12,7 +12,8 @@ Measures, on this machine:
   test time); the native one from the harness (clock cycles / its wall time);
   both also with their start-up (process, build check, files) included;
 * simulated clock cycles per second of the chip top (``dbpim_chip``) on its
-  native harness (:mod:`verif.native_chip`), on the configuration of the core
+  native harness (:mod:`verif.native_chip`; its PIM cores' clocks gated, the
+  harness's default: docs/rtl.md "Clock gating of the PIM cores"), on the configuration of the core
   figure: the demo CNN's inference (the demo's network compiled untrained for
   that configuration, digits test samples, outputs and CYCLES checked against
   the golden chip), its harness build time and wall time per inference;

@@ -25,12 +25,13 @@ host then returns the word the controllers read (no buffer read while busy).
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from dbpim.hw.chip_ctrl import ChipController
-from dbpim.hw.common import Block, add_block
+from dbpim.hw.clock_gate import CELL_NAME, cell_verilog, gate_enable, hold_cycles
+from dbpim.hw.common import Block, Emitter, add_block
 from dbpim.hw.core import PIMCore, _config_params
 from dbpim.hw.dma import DMAEngine, axi_master_ports
 from dbpim.hw.pim_ctrl import MAX_CORES, PIMController, core_suffix
@@ -71,6 +72,11 @@ class DBPIMChip(Block):
         PIM cores (``system.cores``), 1 .. :data:`hw.pim_ctrl.MAX_CORES`.
     result_words : int
         Words of each result buffer of cores 1 .. (``system.result_buffer_words``).
+    clock_gate : bool
+        Gate each PIM core's clock while it is quiet and idle (:mod:`hw.clock_gate`; proven to change nothing:
+        ``verif.formal_gate``), in the emitted Verilog only (an :class:`hw.common.Emitter`: elaborated for
+        Amaranth's simulator, a ValueError). Default False: ``dbpim verilog`` ships one clock; the native chip
+        harness (``verif.native``) builds the gated chip.
 
     Attributes
     ----------
@@ -89,7 +95,7 @@ class DBPIMChip(Block):
     NAME = "chip"
 
     def __init__(self, *, lanes: int, simd_channels: int = SIMDCore.DEFAULT_CHANNELS, depths: dict, core: dict,
-                 buffer_words: int, cores: int = 1, result_words: int = 4096):
+                 buffer_words: int, cores: int = 1, result_words: int = 4096, clock_gate: bool = False):
         self.lanes = check_int("lanes", lanes, 1, 64)
         self.simd_channels = check_int("simd_channels", simd_channels, 1, (1 << 16) - 1)
         self.depths = isa.check_depths({b: depths.get(b, DEFAULT_DEPTHS.get(b)) for b in _BUFS})
@@ -97,11 +103,15 @@ class DBPIMChip(Block):
         self.buffer_words = check_int("buffer_words", buffer_words, 1, 1 << 20)
         self.cores = check_int("cores", cores, 1, MAX_CORES)
         self.result_words = check_int("result_words", result_words, 1, 1 << 16)
+        if not isinstance(clock_gate, bool):
+            raise TypeError(f"clock_gate: must be True or False, got {clock_gate!r}")
+        self.clock_gate = clock_gate
         PIMCore(**self.core)._MustUse__silence = True  # validates the core's parameters here, not at elaboration
         self.__dict__["_params"] = {"lanes": self.lanes, "simd_channels": self.simd_channels,
                                     **{f"{b.lower()}_words": n for b, n in self.depths.items()},
                                     "buffer_words": self.buffer_words, "cores": self.cores,
                                     "result_words": self.result_words,
+                                    **({"clock_gate": True} if clock_gate else {}),
                                     **{f"core_{k}": v for k, v in self.core.items()}}
         super().__init__({
             "host_sel": In(range(len(isa.HOST_TARGETS))), "host_addr": In(isa.host_addr_bits(self.depths)),
@@ -117,12 +127,12 @@ class DBPIMChip(Block):
     latency_note = "host_re to host_rdata; a program runs from CTRL.START to STATUS.DONE (CYCLES counts it)"
 
     @classmethod
-    def from_config(cls, hw, **depths) -> "DBPIMChip":
+    def from_config(cls, hw, clock_gate: bool = False, **depths) -> "DBPIMChip":
         """From a :class:`model.config.HwConfig`: every buffer's words from :meth:`model.config.HwConfig.chip_words`
         (``chip``; ACT / ACC left out there from the system's buffer sizes; ``depths`` override them), the PIM core,
         ``system.cores``, ``system.result_buffer_words`` and the input buffer
         (:meth:`hw.window.WindowGenerator.from_config`) from the configuration (more cores than
-        :data:`hw.pim_ctrl.MAX_CORES`: a ValueError naming ``system.cores``)."""
+        :data:`hw.pim_ctrl.MAX_CORES`: a ValueError naming ``system.cores``); ``clock_gate`` as the constructor's."""
         s = hw.system
         d = {**hw.chip_words(), **depths}
         gen = WindowGenerator.from_config(hw)  # its buffer's words, checked against the configuration
@@ -130,7 +140,7 @@ class DBPIMChip(Block):
         if s.cores > MAX_CORES:
             raise ValueError(f"system.cores: the RTL chip has 1 .. {MAX_CORES} PIM cores, got {s.cores}")
         return cls(lanes=s.simd_lanes, depths=d, core=_config_params(hw), buffer_words=gen._words, cores=s.cores,
-                   result_words=s.result_buffer_words)
+                   result_words=s.result_buffer_words, clock_gate=clock_gate)
 
     def _pim(self, m, ctrl, platform) -> PIMController:
         """The PIM controller, the PIM cores and their window generators, wired to each other and the controller."""
@@ -163,7 +173,8 @@ class DBPIMChip(Block):
             def port(name):
                 return getattr(pim, f"{name}{x}")
 
-            add_block(m, f"pim_core{x}", core, platform, extra_reset=rst)
+            add_block(m, f"pim_core{x}", core, platform, extra_reset=rst,
+                      clock=self._gated_clock(m, k, core, gen, rst, platform) if self.clock_gate else None)
             add_block(m, f"window{x}", gen, platform, extra_reset=rst)
             wiring.connect(m, port("win_d"), gen.d)
             wiring.connect(m, gen.o, core.x)
@@ -182,6 +193,20 @@ class DBPIMChip(Block):
         m.d.comb += [pim.start.eq(ctrl.pim_start), ctrl.pim_done.eq(pim.done), ctrl.pim_error.eq(pim.error),
                      ctrl.pim_code.eq(pim.err_code)]
         return pim
+
+    def _gated_clock(self, m, k: int, core, gen, rst, platform) -> Signal:
+        """Core ``k``'s gated clock: :func:`hw.clock_gate.gate_enable` of its inputs (its reset: the domain's and
+        ``rst``) through the clock gate cell (:func:`hw.clock_gate.cell_verilog`)."""
+        if not isinstance(platform, Emitter):
+            raise ValueError("clock_gate: the gated clock is emitted in Verilog only (hw.generate); Amaranth's "
+                             "simulator would clock a gated domain one delta cycle late")
+        x = core_suffix(k)
+        en = gate_enable(m, rst=ResetSignal() | rst, w_en=core.w_en, w_addr=core.w_addr, w_data=core.w_data,
+                         x_valid=gen.o.valid, hold=hold_cycles(self.core["n_col"]), name=f"pim_core{x}_gate")
+        gclk = Signal(name=f"pim_core{x}_clk")
+        m.submodules[f"pim_core{x}_clock_gate"] = Instance(platform.cell(CELL_NAME, cell_verilog),
+                                                           i_clk=ClockSignal(), i_en=en, o_gclk=gclk)
+        return gclk
 
     def _dma(self, m, ctrl, platform) -> DMAEngine:
         """The DMA engine, started by the controller, its AXI4 master on the ``m_axi_*`` ports (the buffers'

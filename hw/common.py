@@ -238,6 +238,17 @@ class Emitter:
         visit(name)
         return out
 
+    def cell(self, name: str, text: str) -> str:
+        """Record a hand-written Verilog module, ``name`` (``dbpim_...``) with the prefix, as used by the current
+        module: its text is ``text(<that name>)`` (:func:`hw.clock_gate.cell_verilog`); returns that name."""
+        full = self.module_name(name)
+        if full not in self.modules:
+            body = text(full)
+            self.modules[full] = VerilogModule(full, body, {}, ports_of_verilog(body, full))
+            self.deps[full] = []
+        self._uses(full)
+        return full
+
     def convert(self, comp, name: str | None = None) -> VerilogModule:
         """Convert ``comp`` (a :class:`Block`) into module ``name`` (default ``dbpim_<NAME>``), once.
 
@@ -265,30 +276,34 @@ class Emitter:
         self.modules[name] = mod
         return mod
 
-    def instance(self, comp, extra_reset=None) -> Instance:
+    def instance(self, comp, extra_reset=None, clock=None) -> Instance:
         """An ``Instance`` of ``comp``'s module, connected to ``comp``'s own interface signals.
 
-        ``extra_reset`` (a 1-bit value) also resets it, besides the domain's reset.
+        ``extra_reset`` (a 1-bit value) also resets it, besides the domain's reset; ``clock`` (a 1-bit value,
+        default the domain's clock) is its clock.
         """
         mod = self.convert(comp)
         self._uses(mod.name)
         names = {p["name"] for p in mod.ports}
         conns = {("i_" if is_in else "o_") + n: v for n, (v, is_in) in flat_ports(comp).items()}
         if "clk" in names:
-            conns["i_clk"] = ClockSignal()
+            conns["i_clk"] = ClockSignal() if clock is None else clock
         if "rst" in names:
             conns["i_rst"] = ResetSignal() if extra_reset is None else ResetSignal() | extra_reset
         return Instance(mod.name, **conns)
 
 
-def add_block(m, name: str, comp, platform, extra_reset=None) -> None:
+def add_block(m, name: str, comp, platform, extra_reset=None, clock=None) -> None:
     """Add sub-block ``comp`` to module ``m``: a submodule, or an instance of its own module under an :class:`Emitter`.
 
     ``extra_reset`` (a 1-bit value) resets the sub-block too, besides the domain's reset (the PIM core
-    aborts a run this way).
+    aborts a run this way). ``clock`` (a 1-bit value; an :class:`Emitter` only: a ValueError otherwise) clocks it
+    instead of the domain's clock (the chip's gated PIM cores, :mod:`hw.clock_gate`).
     """
     if isinstance(platform, Emitter):
-        m.submodules[name] = platform.instance(comp, extra_reset)
+        m.submodules[name] = platform.instance(comp, extra_reset, clock)
+    elif clock is not None:
+        raise ValueError(f"{name}: a clock of its own is emitted in Verilog only (hw.generate), not elaborated here")
     elif extra_reset is None:
         m.submodules[name] = comp
     else:

@@ -80,7 +80,7 @@ def _components() -> dict:
             "window": WindowGenerator, "chip": DBPIMChip, "chip_axi": DBPIMChipAXI}
 
 
-def build_block(name: str, hw):
+def build_block(name: str, hw, clock_gate: bool = False):
     """The component of block ``name`` for a :class:`model.config.HwConfig`.
 
     The core reads the whole configuration (macro, ``system.macros_per_core``,
@@ -91,7 +91,8 @@ def build_block(name: str, hw):
     -------
     hw.common.Block
         Built with ``from_config``; its ``parameters``, ``latency`` and
-        ``latency_note`` go into the manifest.
+        ``latency_note`` go into the manifest. ``clock_gate``: the chip's gated PIM cores
+        (:class:`hw.chip.DBPIMChip`; the other blocks have none: a ValueError).
     """
     from dbpim.model.config import HwConfig, MacroConfig
 
@@ -100,10 +101,15 @@ def build_block(name: str, hw):
         raise ValueError(f"block: must be one of {', '.join(BLOCKS)}, got {name!r}")
     if isinstance(hw, MacroConfig):
         hw = HwConfig(name="custom", macro=hw)
+    if clock_gate:
+        if name != "chip":
+            raise ValueError(f"clock_gate: only the chip (block chip) gates its cores' clocks, not block {name}")
+        return comps[name].from_config(hw, clock_gate=True)
     return comps[name].from_config(hw if name in ("core", "simd", "window", "chip", "chip_axi") else hw.macro)
 
 
-def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural", prefix: str = "") -> dict:
+def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural", prefix: str = "",
+             clock_gate: bool = False) -> dict:
     """Write the Verilog of ``blocks`` (and of the modules they instantiate) and ``manifest.json`` into ``out_dir``.
 
     Parameters
@@ -118,6 +124,9 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural", prefix: 
     prefix : str
         Module (and file) name prefix: ``<prefix>_dbpim_<block>``; empty (default) keeps ``dbpim_<block>``.
         Two design points with different prefixes elaborate together in one simulation or netlist.
+    clock_gate : bool
+        The chip with its PIM cores' clocks gated (:class:`hw.chip.DBPIMChip`, ``blocks`` ``["chip"]``; the
+        native chip harness's): default False.
 
     Returns
     -------
@@ -156,7 +165,7 @@ def generate(config, out_dir, blocks=BLOCKS, sram: str = "behavioural", prefix: 
     emitter = Emitter(sram=sram, prefix=prefix)  # checks sram and prefix
     inputs = [config.path] if isinstance(config, HwConfig) else []
     check_output(out_dir, "dbpim verilog", inputs, adopt=_manifest_files)  # before the slow part
-    comps = {b: build_block(b, config) for b in blocks}
+    comps = {b: build_block(b, config, clock_gate) for b in blocks}
     for comp in comps.values():
         emitter.convert(comp)
     texts = {f"{n}.v": mod.text for n, mod in emitter.modules.items()}

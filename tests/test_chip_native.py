@@ -373,7 +373,7 @@ def test_a_chip_the_generator_refuses_is_one_line(hw, monkeypatch):
     as one ChipRunError line naming the configuration."""
     from dbpim.verif import native_chip
 
-    def refuse(block, cfg):
+    def refuse(block, cfg, **options):
         raise ValueError("psum_bits: must be an integer in [1, 32], got 33")
     monkeypatch.setattr(native_chip, "build_native", refuse)
     with pytest.raises(ChipRunError, match=r"^configuration small: the chip cannot be generated: psum_bits: "):

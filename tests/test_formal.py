@@ -91,3 +91,24 @@ def test_prove_rejects_bad_arguments(tmp_path):
         prove("small", target="macro", out=tmp_path / "x")
     with pytest.raises(ValueError, match="skip: unknown properties"):
         prove("small", skip=("nope",), out=tmp_path / "x")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.xdist_group("formal")
+def test_core_clock_gate_changes_nothing(tmp_path):
+    """A quiet PIM core (reset, no START since) idle for hw.clock_gate.hold_cycles cycles keeps every register and
+    memory word across the clock edge its gate skips, from any state (verif.formal_gate); one idle cycle fewer is
+    not enough (the round spacing counter still counts), and a skipped edge is reachable (the planted "no edge is
+    ever skipped" fails)."""
+    from dbpim.hw.clock_gate import hold_cycles
+    from dbpim.model.config import load_config
+    from dbpim.verif.formal import FormalFailure
+    from dbpim.verif.formal_gate import prove_gate
+    hold = hold_cycles(load_config("small").macro.n_col)
+    assert prove_gate("small", out=tmp_path / "gate").passed
+    with pytest.raises(FormalFailure, match="state_unchanged") as e:
+        prove_gate("small", hold=hold - 1, out=tmp_path / "short")
+    assert "counterexample" in str(e.value)
+    with pytest.raises(FormalFailure, match="planted_false"):
+        prove_gate("small", out=tmp_path / "planted", plant=True)

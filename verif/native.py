@@ -10,7 +10,8 @@ protocol-level regression.
   ``dbpim_macro`` or ``dbpim_chip`` for a configuration and build its harness into
   ``build/native/<block>-<config>`` (``-O3`` Verilator, ``-O3`` C++; reused
   while the Verilog and the harness sources are unchanged; a chip of :data:`HIER_MIN_CORES` cores or more is verilated
-  hierarchically, each ``dbpim_pim_core`` a separate block: :func:`hier_blocks`);
+  hierarchically, each ``dbpim_pim_core`` a separate block: :func:`hier_blocks`; the chip's PIM cores' clocks
+  gated while they are quiet and idle, ``clock_gate``, :mod:`hw.clock_gate`);
 * :func:`run_core_native` - a compiled layer's program on the core, every
   START of every sample: result beats, the ``CYCLES`` and ``STATUS`` registers;
 * :func:`run_macro_native` - one tile and a batch of vectors on the macro;
@@ -60,8 +61,12 @@ def _config(cfg):
     return cfg
 
 
-def build_native(block: str, cfg, build_root: Path | None = None) -> tuple[Path, float]:
+def build_native(block: str, cfg, build_root: Path | None = None, clock_gate: bool = True) -> tuple[Path, float]:
     """Build the native harness of ``block`` (``core``, ``macro`` or ``chip``: :data:`MAINS`) for ``cfg``.
+
+    ``clock_gate`` (the chip only): its PIM cores' clocks gated while they are quiet and idle
+    (:mod:`hw.clock_gate`, proven to change nothing by ``verif.formal_gate``), the default; False builds the
+    chip with one clock, as ``dbpim verilog`` ships it, into ``chip-<config>-ungated``.
 
     Returns
     -------
@@ -69,12 +74,16 @@ def build_native(block: str, cfg, build_root: Path | None = None) -> tuple[Path,
     """
     if block not in MAINS:
         raise ValueError(f"block: must be one of {', '.join(MAINS)}, got {block!r}")
+    if not isinstance(clock_gate, bool):
+        raise TypeError(f"clock_gate: must be True or False, got {clock_gate!r}")
     hw = _config(cfg)
     stem = _build_tag(hw)
-    bdir = (build_root or ROOT / "build" / "native") / f"{block}-{stem}"
+    gate = clock_gate and block == "chip"
+    bdir = (build_root or ROOT / "build" / "native") / (f"{block}-{stem}" + ("-ungated" if block == "chip" and not gate
+                                                                         else ""))
     bdir.mkdir(parents=True, exist_ok=True)
     with build_lock(bdir):  # parallel test workers build one at a time
-        return _build_locked(block, hw, bdir, stem)
+        return _build_locked(block, hw, bdir, stem, gate)
 
 
 def hier_blocks(block: str, hw) -> tuple[str, ...]:
@@ -100,7 +109,7 @@ def _build_tag(hw) -> str:
         f"{hw.name}-{hashlib.sha256(repr(hw.to_dict()).encode()).hexdigest()[:10]}"
 
 
-def _build_locked(block: str, hw, bdir: Path, stem: str) -> tuple[Path, float]:
+def _build_locked(block: str, hw, bdir: Path, stem: str, clock_gate: bool) -> tuple[Path, float]:
     import time
 
     from dbpim.hw.generate import generate
@@ -113,13 +122,14 @@ def _build_locked(block: str, hw, bdir: Path, stem: str) -> tuple[Path, float]:
     hier = hier_blocks(block, hw)
     key = hashlib.sha256(b"".join(p.read_bytes() for p in key_files) + repr(hw.to_dict()).encode() + amaranth_version.encode()
                          + " ".join(VERILATOR_ARGS).encode()
-                         + (" ".join([*HIER_ARGS, *hier]).encode() if hier else b"")).hexdigest()
+                         + (" ".join([*HIER_ARGS, *hier]).encode() if hier else b"")
+                         + (b" clock_gate" if clock_gate else b"")).hexdigest()
     exe = bdir / "obj" / "harness"
     stamp = bdir / ".key"
     if exe.is_file() and stamp.is_file() and stamp.read_text() == key:
         return exe, 0.0
     t0 = time.perf_counter()
-    man = generate(hw, bdir / "rtl", blocks=[block])
+    man = generate(hw, bdir / "rtl", blocks=[block], clock_gate=clock_gate)
     keep = ("-DDBPIM_RESULT_KEEP",) if block == "core" and hw.core.result_lanes > 1 else ()
     verilate_harness(block, [bdir / "rtl" / f for f in man["blocks"][block]["sources"]], bdir, bdir / "rtl", stem,
                      defines=keep, hier=hier)

@@ -268,7 +268,7 @@ def _signed(words: list[int], name: str) -> np.ndarray:
 
 
 def run_chip_native(program, cfg, samples: list, reads: list, limit: int | None = None,
-                    timeout: float | None = None, dram=None) -> ChipRun:
+                    timeout: float | None = None, dram=None, clock_gate: bool = True) -> ChipRun:
     """Run ``program`` (a :class:`model.chip.ChipProgram`) on the native chip harness of ``cfg``.
 
     Parameters
@@ -289,6 +289,9 @@ def run_chip_native(program, cfg, samples: list, reads: list, limit: int | None 
     dram : (int, int), optional
         ``(bytes, latency)`` of the harness's ideal DRAM on the AXI4 master (:func:`chip_stimulus`; a read
         ``("DRAM", byte address, bytes)`` comes back as uint8).
+    clock_gate : bool
+        The harness of the chip with its PIM cores' clocks gated (default) or with one clock
+        (:func:`verif.native.build_native`).
     """
     from dbpim.model.chip import program_cycles
     t0 = time.perf_counter()
@@ -302,7 +305,7 @@ def run_chip_native(program, cfg, samples: list, reads: list, limit: int | None 
             limit = 10 ** 8
     lines = chip_stimulus(images, samples, reads, depths, limit, dram=dram)
     try:
-        exe, build_s = build_native("chip", hw)
+        exe, build_s = build_native("chip", hw, clock_gate=clock_gate)
     except ValueError as e:  # a generator parameter the configuration gives out of its range: one line
         raise ChipRunError(f"configuration {hw.name}: the chip cannot be generated: {e}") from None
     out = _run(exe, lines, "chip", timeout=timeout)
@@ -336,10 +339,12 @@ def run_chip_native(program, cfg, samples: list, reads: list, limit: int | None 
                    imem=tuple(int(w) for w in program.imem))
 
 
-def run_program_native(program, xs, cfg, timeout: float | None = None) -> tuple[np.ndarray, ChipRun]:
+def run_program_native(program, xs, cfg, timeout: float | None = None,
+                       clock_gate: bool = True) -> tuple[np.ndarray, ChipRun]:
     """A network's program on a batch of quantized inputs ``xs`` (S, *input shape; integers in the input's
     range): each written at the program's input address, run to HALT, the output read back (a program with a
-    DRAM image, streamed weights: on the harness's ideal DRAM holding it).
+    DRAM image, streamed weights: on the harness's ideal DRAM holding it); ``clock_gate`` as
+    :func:`run_chip_native`'s.
 
     Returns
     -------
@@ -360,7 +365,7 @@ def run_program_native(program, xs, cfg, timeout: float | None = None) -> tuple[
         dram = (max(4, len(program.dram)), DMA_LATENCY)
         samples[0]["DRAM"] = (0, program.dram)
     run = run_chip_native(program, cfg, samples, [("ACT", int(program.output["addr"]), n)], timeout=timeout,
-                          dram=dram)
+                          dram=dram, clock_gate=clock_gate)
     run.check()
     out = np.stack([o[0] for o in run.outputs]) if len(xs) else np.zeros((0, n), np.int64)
     return out.reshape((len(xs),) + shape_out), run
