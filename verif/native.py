@@ -65,7 +65,8 @@ def build_native(block: str, cfg, build_root: Path | None = None, clock_gate: bo
     """Build the native harness of ``block`` (``core``, ``macro`` or ``chip``: :data:`MAINS`) for ``cfg``.
 
     ``clock_gate`` (the chip only): its PIM cores' clocks gated while they are quiet and idle
-    (:mod:`hw.clock_gate`, proven to change nothing by ``verif.formal_gate``), the default; False builds the
+    (:mod:`hw.clock_gate`; ``verif.formal_gate`` proves it changes nothing on ``small``, and ``paper``'s proof
+    has not finished: docs/rtl.md), the default; False builds the
     chip with one clock, as ``dbpim verilog`` ships it, into ``chip-<config>-ungated``.
 
     Returns
