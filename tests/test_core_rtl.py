@@ -127,7 +127,9 @@ def test_dbpim_verify_two_in_windows(tmp_path, capsys):
 
 
 @pytest.mark.xdist_group("rtl-core-native-paper")
-@pytest.mark.parametrize("layer", ["features.1.conv", pytest.param("classifier.1", marks=pytest.mark.slow)])
+@pytest.mark.slow  # its own -O3 native build (about a minute): make test-rtl runs it (regress), make test does not
+@pytest.mark.regress
+@pytest.mark.parametrize("layer", ["features.1.conv", "classifier.1"])
 def test_dbpim_verify_paper_core(paper_artifact, layer, capsys):
     """The paper-size core (``paper.yaml``: 16 switch lanes, its macros and memories) on the demo network."""
     from dbpim.cli import main

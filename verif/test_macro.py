@@ -149,6 +149,8 @@ def test_macro_rtl(cfg, stall, rng, tmp_path):
 
 
 @pytest.mark.rtl
+@pytest.mark.slow  # make test runs the blackbox memories inside the core (test_core_cocotb_sram_blackbox)
+@pytest.mark.regress
 @pytest.mark.timeout(600)
 @pytest.mark.xdist_group("rtl-macro-blackbox")
 def test_macro_rtl_sram_blackbox(rng, tmp_path):

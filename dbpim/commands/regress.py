@@ -13,8 +13,9 @@ from dbpim.commands._common import CommandError, Number, load_hw, verbosity_opti
 from dbpim.model import limits
 
 #: The pytest marker expression of the RTL regression: every RTL test but the long ones, and the regressions
-#: that close a unit's functional coverage even when long (``make test-rtl``).
-MARKERS = "rtl and (not slow or coverage)"
+#: that close a unit's functional coverage or are marked ``regress`` (the paper-size core) even when long
+#: (``make test-rtl``).
+MARKERS = "rtl and (not slow or coverage or regress)"
 
 
 @click.command("regress")
