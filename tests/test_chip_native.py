@@ -260,9 +260,13 @@ def test_demo_smallcnn_with_streamed_weights_on_the_rtl_chip(real_artifacts):
     resident program's, CYCLES the model's per sample (the resident cycles plus the LOADs')."""
     from dbpim.model.artifact import load
     from dbpim.model.chip import quantize_input
+    from dbpim.model.chip import ChipError
     from dbpim.model.torch.data import load_data
     art = load(real_artifacts[0])
-    resident = GoldenChip(art)
+    try:
+        resident = GoldenChip(art)
+    except ChipError as e:  # DBPIM_HW names a design point whose core cannot hold the demo network
+        pytest.skip(f"the demo network does not fit {art.hw.name}'s PIM core: {e}")
     chip = GoldenChip(art, wmem_words=len(resident.program.wmem) - 1)
     assert chip.program.dram is not None
     x = load_data("digits", 0).x_test.numpy()[:8]
