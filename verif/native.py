@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from dbpim.hw.tools import verilator_env
-from dbpim.verif.rtl import X_ARGS, build_lock, generator_sources, seed_from_env, use_objcache, verilator_plusargs
+from dbpim.verif.rtl import X_ARGS, build_lock, generator_key, seed_from_env, use_objcache, verilator_plusargs
 
 __all__ = ["NATIVE_DIR", "build_native", "hier_blocks", "verilate_harness", "NativeRun", "write_core_stimulus", "run_core_native",
            "run_macro_native", "NativeError", "example_program"]
@@ -118,10 +118,9 @@ def _build_locked(block: str, hw, bdir: Path, stem: str, clock_gate: bool) -> tu
     main = NATIVE_DIR / MAINS[block]
     # the Verilog is a function of the RTL sources and the configuration: hash those, not the
     # (slow to generate) Verilog, so a warm build costs nothing
-    from amaranth import __version__ as amaranth_version
-    key_files = [*generator_sources(), main, NATIVE_DIR / "native.h"]
     hier = hier_blocks(block, hw)
-    key = hashlib.sha256(b"".join(p.read_bytes() for p in key_files) + repr(hw.to_dict()).encode() + amaranth_version.encode()
+    key = hashlib.sha256(generator_key(block, hw, "behavioural").encode() + repr(hw.to_dict()).encode()
+                         + b"".join(p.read_bytes() for p in (main, NATIVE_DIR / "native.h"))
                          + " ".join(VERILATOR_ARGS).encode()
                          + (" ".join([*HIER_ARGS, *hier]).encode() if hier else b"")
                          + (b" clock_gate" if clock_gate else b"")).hexdigest()
