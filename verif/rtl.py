@@ -338,11 +338,12 @@ def build_block(block: str, cfg, sram: str = "behavioural", build_root: Path | N
 
 
 @contextlib.contextmanager
-def build_lock(bdir: Path):
-    """Hold an exclusive lock on a build folder: two processes never build one folder at once."""
+def build_lock(bdir: Path, shared: bool = False):
+    """Hold a lock on a build folder: exclusive to build (two processes never build one folder at once),
+    ``shared`` to run a simulation there (a build, which clears the folder, waits until no simulation runs)."""
     bdir.parent.mkdir(parents=True, exist_ok=True)
-    with open(bdir.parent / f".{bdir.name}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    with open(bdir.parent / f".{bdir.name}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -415,10 +416,19 @@ def run_test(build: Build, test_module: str, testcase=None, env: dict | None = N
         A test failed or the simulation ended abnormally (message: test, reason, log file).
     """
     verbose = verbose_from_env() if verbose is None else verbose
+    with build_lock(build.dir, shared=True):
+        return _run_test(build, test_module, testcase, env, label, verbose, plusargs)
+
+
+def _run_test(build: Build, test_module: str, testcase, env: dict | None, label: str, verbose: bool,
+              plusargs) -> Path:
     waves = bool(build.waves)  # a build made with WAVES=1 traces
     tag = (label or str(testcase or "all")).replace("/", "_")
-    results = build.dir / f"results-{tag}.xml"
+    # This run's own results and log files (another process may run the same test in this folder at the same
+    # time; the runner deletes a results file of the same name first), renamed to their names at the end.
+    results, own = build.dir / f"results-{tag}.xml", build.dir / f".results-{tag}-{os.getpid()}.xml"
     log = None if verbose else build.dir / f"sim-{tag}.log"
+    own_log = None if verbose else build.dir / f".sim-{tag}-{os.getpid()}.log"
     block = build.top.removeprefix("dbpim_")
     full_env = {"DBPIM_BLOCK": block, "DBPIM_MANIFEST": str(build.manifest), **(env or {})}
     seed = int(full_env["DBPIM_SEED"]) if full_env.get("DBPIM_SEED") else seed_from_env()
@@ -430,17 +440,20 @@ def run_test(build: Build, test_module: str, testcase=None, env: dict | None = N
     try:
         build.runner.test(test_module=test_module, hdl_toplevel=build.top, hdl_toplevel_lang="verilog",
                           build_dir=build.dir, test_dir=build.dir, extra_env=full_env, waves=waves,
-                          testcase=testcase, results_xml=str(results), log_file=log, plusargs=plusargs)
+                          testcase=testcase, results_xml=str(own), log_file=own_log, plusargs=plusargs)
     except (SystemExit, RuntimeError) as e:
         raise RTLFailure(f"{build.top} {tag}: simulator failed ({e}); log: {log or 'printed above'}") from None
     finally:
         if saved is not None:
             os.environ["PYTEST_CURRENT_TEST"] = saved
-    if not results.is_file():
+        if own_log is not None and own_log.is_file():
+            os.replace(own_log, log)
+    if not own.is_file():
         raise RTLFailure(f"{build.top} {tag}: simulation ended without results; log: {log or 'printed above'}")
     if waves:
         print(f"[{build.top}] waveforms: {wave_file(build)}")
-    bad = _failures(results)
+    bad = _failures(own)
+    os.replace(own, results)
     if bad:
         raise RTLFailure(f"{build.top} {tag}: " + "; ".join(bad) + f"; log: {log or 'printed above'}")
     return results
