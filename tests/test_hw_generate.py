@@ -257,3 +257,49 @@ def test_default_prefix_is_the_configuration_name(tmp_path, capsys):
     out = tmp_path / "plain"
     assert main(["verilog", "--hw", "small", "--out", str(out), "--blocks", "lpu", "--prefix", ""]) == 0
     assert json.loads((out / "manifest.json").read_text())["blocks"]["lpu"]["top"] == "dbpim_lpu"
+
+
+def test_a_zero_memory_is_emitted_without_its_init_and_the_same_verilog(monkeypatch):
+    """hw.common.Emitter leaves the ``$meminit`` cell of an all-zero memory out of Amaranth's RTLIL (generation
+    time) and keeps one with contents; the Verilog equals Amaranth's own, after strip_initial_values."""
+    from amaranth.back import rtlil, verilog
+    from amaranth.hdl import Module
+    from amaranth.lib import memory, wiring
+    from amaranth.lib.wiring import In, Out
+
+    from dbpim.hw import common
+    from dbpim.hw.common import Emitter, strip_initial_values
+
+    class Mems(wiring.Component):
+        parameters = {}
+        addr: In(6)
+        zero: Out(12)
+        rom: Out(12)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.z = z = memory.Memory(shape=12, depth=64, init=[])
+            m.submodules.r = r = memory.Memory(shape=12, depth=64, init=[(5 * i) % 4096 for i in range(64)])
+            w = z.write_port()
+            m.d.comb += [w.addr.eq(self.addr), w.data.eq(self.addr), w.en.eq(1)]
+            for mem, out in ((z, self.zero), (r, self.rom)):
+                rd = mem.read_port()
+                m.d.comb += [rd.addr.eq(self.addr), out.eq(rd.data)]
+            return m
+
+    seen = []
+    original = rtlil.ModuleEmitter.emit_memory
+
+    def spy(self, idx, cell):
+        seen.append(any(cell.init))
+        return original(self, idx, cell)
+    monkeypatch.setattr(common, "_EMIT_MEMORY", spy)
+    ours = Emitter().convert(Mems(), name="mems").text
+    assert seen == [True] and rtlil.ModuleEmitter.emit_memory is original  # only the memory with contents
+    rtlil.ModuleEmitter.emit_memory = spy
+    try:
+        theirs = verilog.convert(Mems(), name="mems", emit_src=False)
+    finally:
+        rtlil.ModuleEmitter.emit_memory = original
+    assert seen == [True, False, True] and theirs.count("initial") == 2
+    assert ours == strip_initial_values(theirs, "mems") and "initial" not in ours
