@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -405,6 +406,9 @@ def _failures(results: Path) -> list[str]:
     return out
 
 
+_RUNS = itertools.count()  # this process's simulation runs (their own files' names)
+
+
 def run_test(build: Build, test_module: str, testcase=None, env: dict | None = None, label: str = "",
              verbose: bool | None = None, plusargs=()) -> Path:
     """Run cocotb tests of ``test_module`` on a build; returns the results file. ``plusargs``: more simulator
@@ -426,9 +430,10 @@ def _run_test(build: Build, test_module: str, testcase, env: dict | None, label:
     tag = (label or str(testcase or "all")).replace("/", "_")
     # This run's own results and log files (another process may run the same test in this folder at the same
     # time; the runner deletes a results file of the same name first), renamed to their names at the end.
-    results, own = build.dir / f"results-{tag}.xml", build.dir / f".results-{tag}-{os.getpid()}.xml"
+    run = f"{os.getpid()}-{next(_RUNS)}"
+    results, own = build.dir / f"results-{tag}.xml", build.dir / f".results-{tag}-{run}.xml"
     log = None if verbose else build.dir / f"sim-{tag}.log"
-    own_log = None if verbose else build.dir / f".sim-{tag}-{os.getpid()}.log"
+    own_log = None if verbose else build.dir / f".sim-{tag}-{run}.log"
     block = build.top.removeprefix("dbpim_")
     full_env = {"DBPIM_BLOCK": block, "DBPIM_MANIFEST": str(build.manifest), **(env or {})}
     seed = int(full_env["DBPIM_SEED"]) if full_env.get("DBPIM_SEED") else seed_from_env()
