@@ -112,3 +112,18 @@ def test_core_clock_gate_changes_nothing(tmp_path):
     assert "counterexample" in str(e.value)
     with pytest.raises(FormalFailure, match="planted_false"):
         prove_gate("small", out=tmp_path / "planted", plant=True)
+
+
+def test_a_core_too_wide_for_the_gate_harness_is_one_line():
+    """An exposed core whose outputs do not fit the harness's one instance (paper's 8 macros, register by register)
+    is a FormalFailure naming the bits and the limit, not an error inside Amaranth; one that fits converts."""
+    from dbpim.verif.formal import FormalFailure
+    from dbpim.verif.formal_gate import INSTANCE_BITS, harness_rtlil
+    ins = [{"name": n, "dir": "input", "width": w} for n, w in
+           (("clk", 1), ("rst", 1), ("w_en", 1), ("w_addr", 8), ("w_data", 32), ("x__valid", 1))]
+    regs = [{"name": f"r{k}", "dir": "output", "width": 4096} for k in range(INSTANCE_BITS // 4096)]
+    with pytest.raises(FormalFailure, match=r"gate proof on big: the exposed core has 65,536 output bits \(16 "
+                                            r"registers\), more than .* \(65,535\); not proven"):
+        harness_rtlil(ins + regs, [r["name"] for r in regs], 3, where="gate proof on big")
+    text = harness_rtlil(ins + regs[:2], ["r0", "r1"], 3)
+    assert "gated_core" in text and "state_unchanged" in text

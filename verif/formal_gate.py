@@ -36,7 +36,7 @@ from amaranth.hdl import Assert, Cat, ClockDomain, ClockSignal, Elaboratable, In
 from dbpim.verif.formal import (FormalFailure, FormalResult, _check_names, _run_folder, _sby_text, _tool_env, _tools,
                                 formal_config)
 
-__all__ = ["GateHarness", "prove_gate", "CORE_MODULE"]
+__all__ = ["GateHarness", "prove_gate", "harness_rtlil", "CORE_MODULE", "INSTANCE_BITS"]
 
 #: The flattened, exposed core's module name in the proof.
 CORE_MODULE = "gated_core"
@@ -118,6 +118,30 @@ def _yosys(tools: dict, script: str, cwd: Path, log: str, timeout: float) -> Non
         raise FormalFailure(f"yosys failed ({r.stderr.strip()[-300:]}); log: {cwd / log}")
 
 
+#: Amaranth numbers a cell's output bits below 2**16 (``amaranth.hdl._nir.Net``): the exposed core's outputs, one
+#: instance in :class:`GateHarness`, must fit.
+INSTANCE_BITS = 1 << 16
+
+
+def harness_rtlil(ports: list, state: list, hold: int, plant: bool = False, where: str = "gate proof") -> str:
+    """:class:`GateHarness` of the exposed core as RTLIL text.
+
+    Raises
+    ------
+    FormalFailure
+        The core's outputs (its ports and one per register) are :data:`INSTANCE_BITS` bits or more: the harness
+        cannot instantiate it (``paper``'s 8 macros, exposed register by register, are).
+    """
+    from amaranth.back import rtlil
+
+    bits = sum(p["width"] for p in ports if p["dir"] == "output")
+    if bits >= INSTANCE_BITS:
+        raise FormalFailure(f"{where}: the exposed core has {bits:,} output bits ({len(state):,} registers), more "
+                            f"than the harness's one Amaranth instance takes ({INSTANCE_BITS - 1:,}); not proven")
+    h = GateHarness(ports, state, hold, plant=plant)
+    return rtlil.convert(h, name="top", ports=h.ports())
+
+
 def prove_gate(cfg="small", *, hold: int | None = None, out: Path | None = None, timeout: float = 900.0,
                plant: bool = False, shrink: bool = True) -> FormalResult:
     """Prove (SymbiYosys, ``bmc`` ``hold + 2`` cycles deep from an unconstrained state) that the PIM core of
@@ -140,8 +164,6 @@ def prove_gate(cfg="small", *, hold: int | None = None, out: Path | None = None,
     FormalFailure
         The property fails (the message names the step and the counterexample trace) or the tools failed.
     """
-    from amaranth.back import rtlil
-
     from dbpim.hw.clock_gate import hold_cycles
     from dbpim.hw.common import Emitter
     from dbpim.hw.core import PIMCore, _config_params
@@ -172,8 +194,7 @@ def prove_gate(cfg="small", *, hold: int | None = None, out: Path | None = None,
     ports = [{"name": n, "dir": p["direction"], "width": len(p["bits"])} for n, p in mod["ports"].items()]
     state = _state_ports(mod, out / "core.json")
     # 2. the harness; 3. SymbiYosys
-    h = GateHarness(ports, state, hold, plant=plant)
-    (out / "harness.il").write_text(rtlil.convert(h, name="top", ports=h.ports()))
+    (out / "harness.il").write_text(harness_rtlil(ports, state, hold, plant, where=f"gate proof on {config_tag(cfg)}"))
     sby = _sby_text("bmc", hold + 2).replace("read_rtlil harness.il", "read_rtlil core.il\nread_rtlil harness.il").replace(
         "prep -top top", "prep -flatten -top top")
     (out / "gate.sby").write_text(sby.replace("[files]\nharness.il", "[files]\ncore.il\nharness.il"))
