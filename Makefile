@@ -185,10 +185,10 @@ $(DEMO_ARTIFACT)/manifest.yaml: | $(STAMP)
 # `dbpim run --rtl`), built for the artifact's configuration (the demo's: paper): prints the accuracy of the RTL
 # chip next to the golden chip's and the torch integer path's (equal when the RTL is right; exit status 1 when
 # its outputs or CYCLES differ). The paper core's 33-bit partial sums go into ACC's 32-bit elements only when
-# they fit (else ERROR_CODE 4, as the golden chip raises). Measured on a loaded 2-core machine on the 8-core paper
-# chip (first 8 digits; the whole set not re-run): its harness builds once hierarchically (22 min under five
-# engineers' jobs), then a sample takes about 1.43 s of harness CPU, CYCLES 22,511.5 per inference equal to
-# model.chip_timing's; with one PIM core and the SIMD stream before it was pipelined, 450 samples took 0.34 s of
+# they fit (else ERROR_CODE 4, as the golden chip raises). Measured on the idle 2-core machine on the 8-core paper
+# chip, its PIM cores' clocks gated (2026-12-07): harness build 87 s, then 450 samples at 0.70 s wall each,
+# accuracy 99.33 % on the three paths, outputs equal, CYCLES 22,506.04 per inference equal to model.chip_timing's
+# and the performance model's (7 min 18 s in all); with one PIM core and the SIMD stream before it was pipelined, 450 samples took 0.34 s of
 # harness CPU each, accuracy 99.33 %, CYCLES 38,383.66 per inference, equal to model.chip_timing's and the
 # performance model's (run.json cycles_perf_model). Refused in one line naming the
 # op while the RTL chip does not run an instruction of the network (model.isa.RTL_PENDING).
