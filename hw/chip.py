@@ -74,7 +74,7 @@ class DBPIMChip(Block):
         Words of each result buffer of cores 1 .. (``system.result_buffer_words``).
     clock_gate : bool
         Gate each PIM core's clock while it is quiet and idle (:mod:`hw.clock_gate`; ``verif.formal_gate`` proves
-        it changes nothing on ``small``; ``paper``'s proof has not finished: docs/rtl.md), in the emitted Verilog only (an :class:`hw.common.Emitter`: elaborated for
+        it changes nothing on ``small``; ``paper``'s proof is not done: docs/rtl.md), in the emitted Verilog only (an :class:`hw.common.Emitter`: elaborated for
         Amaranth's simulator, a ValueError). Default False: ``dbpim verilog`` ships one clock; the native chip
         harness (``verif.native``) builds the gated chip.
 

@@ -22,6 +22,7 @@ import contextlib
 import re
 from dataclasses import dataclass
 
+from amaranth.back import rtlil
 from amaranth.hdl import ClockSignal, Instance, ResetInserter, ResetSignal, Signal, Value, ValueCastable, signed, unsigned
 from amaranth.lib import data, wiring
 
@@ -163,8 +164,6 @@ def _emit_memory(self, cell_idx, cell):
 @contextlib.contextmanager
 def _zero_memories_uninitialized():
     """Amaranth's RTLIL back end emits memories through :func:`_emit_memory` inside this context."""
-    from amaranth.back import rtlil
-
     before, rtlil.ModuleEmitter.emit_memory = rtlil.ModuleEmitter.emit_memory, _emit_memory
     try:
         yield
@@ -172,12 +171,7 @@ def _zero_memories_uninitialized():
         rtlil.ModuleEmitter.emit_memory = before  # a nested conversion leaves the outer one's in place
 
 
-def _original_emit_memory():
-    from amaranth.back import rtlil
-    return rtlil.ModuleEmitter.emit_memory
-
-
-_EMIT_MEMORY = _original_emit_memory()
+_EMIT_MEMORY = rtlil.ModuleEmitter.emit_memory  # Amaranth's own, which _emit_memory calls
 
 
 @dataclass

@@ -66,7 +66,7 @@ def build_native(block: str, cfg, build_root: Path | None = None, clock_gate: bo
 
     ``clock_gate`` (the chip only): its PIM cores' clocks gated while they are quiet and idle
     (:mod:`hw.clock_gate`; ``verif.formal_gate`` proves it changes nothing on ``small``, and ``paper``'s proof
-    has not finished: docs/rtl.md), the default; False builds the
+    is not done: docs/rtl.md), the default; False builds the
     chip with one clock, as ``dbpim verilog`` ships it, into ``chip-<config>-ungated``.
 
     Returns
