@@ -393,11 +393,12 @@ class ChipController(Block):
         ki, kj = Signal(W32), Signal(W32)
         lane = Signal(W32)  # at c0's width (c = c0 + lane)
         grp = Signal(range(max(2, -(-self._simd_channels // L))))
-        j = Signal(2)   # constant being loaded: 0 m, 1 s, 2 bias
+        j = Signal(2)   # constant whose read is issued: 0 m, 1 s, 2 bias; 3 the group's last read issued
+        # the constant whose read data is there this cycle (the read issued the cycle before): lane, which, valid
+        tl, tj, tv = Signal(range(max(2, L)), name="tl"), Signal(2, name="tj"), Signal(name="tv")
 
         c = Signal(W32 + 1)
         m.d.comb += c.eq(c0 + lane)
-        lane_on = c < C
         last_lane = (lane == L - 1) | (c >= C_m1)
         row = Signal(signed(W32 + 20))
         col = Signal(signed(W32 + 20))
@@ -458,21 +459,6 @@ class ChipController(Block):
         def fail(code: str):
             m.d.sync += [err_code.eq(_ERR[code]), error.eq(1), done.eq(1), busy.eq(0)]
             m.next = "IDLE"
-
-        def per_lane(fn, domain="sync"):
-            """The statements ``fn(l)`` of the current lane ``l``."""
-            for l in range(L):
-                with m.If(lane == l):
-                    m.d[domain] += fn(l)
-
-        def next_lane(then: str, after: str):
-            """Advance to the next lane (state ``then``), or to ``after`` past the group's last lane."""
-            with m.If(last_lane):
-                m.d.sync += lane.eq(0)
-                m.next = after
-            with m.Else():
-                m.d.sync += lane.eq(lane + 1)
-                m.next = then
 
         with m.FSM() as fsm:
             #: high while the controller is in IDLE (no run; read by the chip's k-induction proof, verif.formal)
@@ -582,7 +568,7 @@ class ChipController(Block):
             with m.State("SIZES2"):
                 m.d.sync += [CHW.eq(C * HW), CHoWo.eq(C * HoWo), pixels.eq(outer * HoWo), c0.eq(0), grp.eq(0),
                              lane.eq(0), j.eq(0), C_m1.eq(C - 1), outer_m1.eq(outer - 1), Ho_m1.eq(Ho - 1),
-                             Wo_m1.eq(Wo - 1), KH_m1.eq(KH - 1), KW_m1.eq(KW - 1), HoWo_m1.eq(HoWo - 1)]
+                             Wo_m1.eq(Wo - 1), KH_m1.eq(KH - 1), KW_m1.eq(KW - 1), HoWo_m1.eq(HoWo - 1), tv.eq(0)]
                 for l in range(L):
                     m.d.sync += cst[l].eq(Cat(cm[:SIMD_MULT_BITS], cs[:SIMD_SHIFT_BITS], Const(0, 32),
                                               cmb[:SIMD_MULT_BITS], csb[:SIMD_SHIFT_BITS]))
@@ -601,40 +587,35 @@ class ChipController(Block):
                 with m.Else():
                     m.next = "READ_CONST"
 
-            # per-channel constants from CMEM (REQ): m, s, bias of each lane, then one write per channel group
+            # per-channel constants from CMEM (REQ, DWC): m, s (and bias with has_bias) of each lane of the channel
+            # group, a word a cycle: the read of one is issued (j) while the one before is taken (tj); then one
+            # write per channel group (without a bias, every lane's stays SIZES2's zero)
             with m.State("READ_CONST"):
-                with m.If(~lane_on):
-                    m.d.sync += [lane.eq(0), j.eq(0)]
+                v = self.cmem_data
+                with m.If(tv):
+                    for l in range(L):
+                        with m.If(tl == l):
+                            with m.Switch(tj):
+                                with m.Case(0):
+                                    m.d.sync += cst[l].m.eq(v)
+                                with m.Case(1):
+                                    m.d.sync += cst[l].s.eq(v)
+                                with m.Case(2):
+                                    m.d.sync += cst[l].bias.eq(v)
+                with m.If(tv & (((tj == 0) & _at_least(v, 1 << MULT_BITS))
+                                | ((tj == 1) & (_neg(v) | _above(v, SHIFT_MAX))))):
+                    fail("simd")
+                with m.Elif(j == 3):
+                    m.d.sync += [tv.eq(0), j.eq(0)]
                     m.next = "WRITE_CONSTS"
-                with m.Elif((j == 2) & ~has_bias):
-                    per_lane(lambda l: cst[l].bias.eq(0))
-                    m.d.sync += j.eq(0)
-                    next_lane("READ_CONST", "WRITE_CONSTS")
                 with m.Elif(_at_least(caddr, D["CMEM"])):
                     fail("address")
                 with m.Else():
-                    m.next = "TAKE_CONST"
-
-            with m.State("TAKE_CONST"):
-                v = self.cmem_data
-                bad = (((j == 0) & _at_least(v, 1 << MULT_BITS))
-                       | ((j == 1) & (_neg(v) | _above(v, SHIFT_MAX))))
-                with m.If(bad):
-                    fail("simd")
-                with m.Else():
-                    with m.Switch(j):
-                        with m.Case(0):
-                            per_lane(lambda l: cst[l].m.eq(v))
-                        with m.Case(1):
-                            per_lane(lambda l: cst[l].s.eq(v))
-                        with m.Case(2):
-                            per_lane(lambda l: cst[l].bias.eq(v))
-                    with m.If(j == 2):
-                        m.d.sync += j.eq(0)
-                        next_lane("READ_CONST", "WRITE_CONSTS")
+                    m.d.sync += [tv.eq(1), tl.eq(lane), tj.eq(j)]
+                    with m.If((j == 2) | ((j == 1) & ~has_bias)):
+                        m.d.sync += [j.eq(Mux(last_lane, 3, 0)), lane.eq(Mux(last_lane, 0, lane + 1))]
                     with m.Else():
                         m.d.sync += j.eq(j + 1)
-                        m.next = "READ_CONST"
 
             with m.State("WRITE_CONSTS"):
                 m.d.comb += self.simd_w_en.eq((1 << L) - 1)

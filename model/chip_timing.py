@@ -167,9 +167,10 @@ def instruction_cycles(op: str, desc: dict, lanes: int, pim=None) -> int:
     (what :func:`model.pim_image.run_pim` read and counted for the sample; ``core.result_lanes``, 1 if left
     out). LOAD / STORE: :func:`dma_cycles` (the ideal DRAM).
 
-    Constants: REQ reads ``m``, ``s`` (and ``bias`` with ``has_bias``) per channel, two cycles a word (one for
-    an absent bias), then writes each channel group (one cycle, one more between groups); DWC the same with a
-    bias; ADD and GAP write their scalars into each group (two cycles a group, one for the last).
+    Constants: REQ reads ``m``, ``s`` (and ``bias`` with ``has_bias``) per channel, a word a cycle (each read
+    issued while the word before is taken), one more cycle per channel group to take its last word, then writes
+    each channel group (one cycle, one more between groups); DWC the same with a bias; ADD and GAP write their
+    scalars into each group (two cycles a group, one for the last).
 
     Streaming: the window walk's output beats ``k`` (per pixel of ``outer x Ho x Wo``, per channel group of
     ``n_k`` lanes, :func:`_stream_cycles`) each take ``s_k`` slots of one cycle, one per buffer read: ``n_k``
@@ -194,8 +195,8 @@ def instruction_cycles(op: str, desc: dict, lanes: int, pim=None) -> int:
     groups = -(-C // lanes)
     lanes_of = [min(lanes, C - g * lanes) for g in range(groups)]
     if op in ("REQ", "DWC"):
-        per_channel = 6 if op == "DWC" or desc["has_bias"] else 5
-        consts = sum(n * per_channel for n in lanes_of) + 2 * groups - 1
+        per_channel = 3 if op == "DWC" or desc["has_bias"] else 2
+        consts = sum(n * per_channel + 1 for n in lanes_of) + 2 * groups - 1
     elif op in ("ADD", "GAP"):
         consts = 2 * groups - 1
     else:

@@ -292,6 +292,64 @@ def test_error_codes(make, code):
     assert st == {"BUSY": 0, "DONE": 1, "ERROR": 1, "ERROR_CODE": code, "PC": 0}, st
 
 
+def _req_consts(rng, case):
+    """A REQ of ``C = LANES + 2`` channels (two channel groups, the second of two lanes) reading its ``m``, ``s``,
+    ``bias`` from CMEM with one fault of ``case`` (``None``: none), then HALT."""
+    C = LANES + 2
+    asm = _asm(rng)
+    m, s = asm.mults(C, 8)
+    bias = rng.integers(-1000, 1000, C)
+    has_bias = 0 if case == "bias past CMEM, no bias" else 1
+    if case == "m of lane 1 of group 2":
+        m[LANES + 1] = -1                                       # below 0: outside [0, 2**31)
+    if case == "s of lane 1":
+        s[1] = 63                                               # past the shift's 62
+    s_addr, b_addr = asm.const(s), asm.const(bias)
+    if case == "m past CMEM":                                   # its last channel's m at CMEM's depth
+        asm.const([0] * (DEPTHS["CMEM"] - C + 1 - len(asm.cmem)))
+        m = m[:-1]
+    m_addr = asm.const(m)
+    if case and case.startswith("bias past CMEM"):
+        b_addr = DEPTHS["CMEM"] - 2                             # its third channel's bias at CMEM's depth
+    d = asm.desc("REQ", C=C, inner=3, outer=1, m_addr=m_addr, s_addr=s_addr, bias_addr=b_addr, has_bias=has_bias,
+                 lo=-2000, hi=2000)
+    asm.imem.append(isa.encode("REQ", desc=d, dst=100, src0=0))
+    return asm.program()
+
+
+@pytest.mark.parametrize("case, code", [("m of lane 1 of group 2", 3), ("s of lane 1", 3), ("m past CMEM", 5),
+                                        ("bias past CMEM", 5), ("bias past CMEM, no bias", 0)])
+def test_constants_read_a_word_a_cycle_stop_at_a_bad_one_then_a_rerun_is_right(case, code):
+    """REQ's per-channel constants, read from CMEM a word a cycle (each read issued while the word before is
+    taken): a multiplier or shift outside its range stops the run with code 3, a read past CMEM with code 5 (a
+    bias past it without has_bias reads nothing: no error); the next program, loaded into the same chip, gives the
+    golden chip's ACT and CYCLES (nothing of the stopped read is left over)."""
+    rng = np.random.default_rng(5)
+    bad = _req_consts(rng, case)
+    good = [_req_consts(np.random.default_rng(k), None) for k in (6, 7)]
+    act, acc = _buffers(rng)
+    if code == 3:
+        with pytest.raises(ValueError, match=r"\(REQ\)\.[ms]: must be in"):
+            _golden(bad, act, acc)
+    want = [_golden(p, act, acc, cycles=True) for p in [bad] * (code == 0) + good]
+
+    async def body(tb):
+        out = []
+        for prog in [bad] + good:
+            await _load(tb, prog, act, acc)
+            st = await _run(tb)
+            out.append((st, await _reg(tb, "CYCLES"), _signed(await _read(tb, "ACT", DEPTHS["ACT"]), 16)))
+        return out
+
+    runs = run_amaranth(_chip(), body, max_cycles=2_000_000)
+    st = runs[0][0]
+    assert (st["ERROR"], st["ERROR_CODE"] if st["ERROR"] else 0) == (code != 0, code), (case, st)
+    for (st, cycles, got), (act_want, cycles_want) in zip(runs[code != 0:], want):
+        assert st["ERROR"] == 0 and st["DONE"] == 1, (case, st)
+        assert cycles == cycles_want, (case, cycles, cycles_want)
+        np.testing.assert_array_equal(got, act_want)
+
+
 def test_bad_descriptor_is_an_error_not_a_number():
     """CLMP with lo > hi: the SIMD core rejects it (code 3); a result past 16 bits: code 4."""
     asm = _asm(np.random.default_rng(0))
@@ -522,8 +580,7 @@ def test_demo_cnn_on_the_rtl_chip(real_artifacts):
         return st, cycles, _signed(out, 16)
 
     t0 = time.time()
-    chip = _chip(hw.system.simd_lanes, depths, hw, simd_channels=max(16, max(
-        int(p.dmem[isa.decode(int(w))["desc"] * isa.DESC_WORDS]) for w in p.imem if isa.decode(int(w))["op"] == "REQ")))
+    chip = DBPIMChip.from_config(hw, **depths)  # system.cores PIM cores, as the image is compiled for
     st, cycles, got = run_amaranth(chip, body, max_cycles=20_000_000)
     print(f"demo CNN on the RTL chip, one digit: logits {got.tolist()}, {cycles} cycles (golden {golden.cycles}), "
           f"{time.time() - t0:.0f} s")
