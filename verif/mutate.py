@@ -1473,7 +1473,7 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         asm.imem.append(isa.encode("DWC", desc=d, dst=20, src0=0))
         return asm.program()
 
-    def req_const(m=1 << 30, s=31):  # a 1-channel REQ whose CMEM multiplier or shift is outside its range
+    def req_const(m=1 << 30, s=31):  # a 1-channel REQ of CMEM multiplier m and shift s (outside their ranges: code 3)
         asm = chip_programs.Asm(np.random.default_rng(0), depths)
         d = asm.desc("REQ", C=1, inner=2, outer=1, m_addr=asm.const([m]), s_addr=asm.const([s]),
                      bias_addr=asm.const([0]), has_bias=1, lo=-9, hi=9)
@@ -1512,6 +1512,16 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
     add(prog, [{"ACT": (0, x)}], [("ACT", 0, depths["ACT"])],
         [("ADD with its multipliers and shifts at their bounds", {"DONE": 1, "ERROR": 0, "PC": 1},
           program_cycles(prog, lanes), [a[0]])], "ADD at the scalar bounds")
+
+    # REQ with its CMEM multiplier and shift at their bounds (2**31 - 1, model.requant.SHIFT_MAX): accepted, exact
+    prog = req_const(m=top_m, s=SHIFT_MAX)
+    y = rng.integers(-(1 << 31), 1 << 31, depths["ACC"])
+    a = np.zeros((1, depths["ACT"]), np.int64)
+    want = a.copy()
+    GoldenChip.from_program(prog, lanes).execute(want, y[None].copy())
+    add(prog, [{"ACC": (0, y), "ACT": (0, a[0])}], [("ACT", 0, depths["ACT"])],
+        [("REQ with its CMEM multiplier and shift at their bounds", {"DONE": 1, "ERROR": 0, "PC": 1},
+          program_cycles(prog, lanes), [want[0]])], "REQ at the constant bounds")
 
     big = (1 << 31) - 1
     pending = [("pending", one(isa.encode(isa.RTL_PENDING[0])), 2)] if isa.RTL_PENDING else []
