@@ -186,9 +186,10 @@ $(DEMO_ARTIFACT)/manifest.yaml: | $(STAMP)
 # chip next to the golden chip's and the torch integer path's (equal when the RTL is right; exit status 1 when
 # its outputs or CYCLES differ). The paper core's 33-bit partial sums go into ACC's 32-bit elements only when
 # they fit (else ERROR_CODE 4, as the golden chip raises). Measured on the idle 2-core machine on the 8-core paper
-# chip, its PIM cores' clocks gated (2026-12-07): harness build 87 s, then 450 samples at 0.70 s wall each,
-# accuracy 99.33 % on the three paths, outputs equal, CYCLES 22,506.04 per inference equal to model.chip_timing's
-# and the performance model's (7 min 18 s in all); with one PIM core and the SIMD stream before it was pipelined, 450 samples took 0.34 s of
+# chip, its PIM cores' clocks gated, the constants read from CMEM a word a cycle (2026-12-07): harness build 84 s,
+# then 450 samples at 0.67 s wall each, accuracy 99.33 % on the three paths, outputs equal, CYCLES 22,054.04 per
+# inference equal to model.chip_timing's and the performance model's (7 min 4 s in all; 22,506.04 with the constants
+# at two cycles a word); with one PIM core and the SIMD stream before it was pipelined, 450 samples took 0.34 s of
 # harness CPU each, accuracy 99.33 %, CYCLES 38,383.66 per inference, equal to model.chip_timing's and the
 # performance model's (run.json cycles_perf_model). Refused in one line naming the
 # op while the RTL chip does not run an instruction of the network (model.isa.RTL_PENDING).
