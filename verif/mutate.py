@@ -1402,12 +1402,7 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
             # would copy ACT 0 and run the layer); ACT and ACC (zeros: every input in range) untouched
             past = _copy_ending_at(one_layer, src, depths["ACT"])
             zero_act, zero_acc = np.zeros(depths["ACT"], np.int64), np.zeros(depths["ACC"], np.int64)
-            try:
-                GoldenChip.from_program(past, lanes).execute(zero_act[None].copy(), zero_acc[None].copy())
-            except ValueError:
-                pass
-            else:
-                raise RuntimeError("the golden chip runs a band copy that reads ACT's depth")
+            _golden_refuses(past, lanes, zero_act, zero_acc, "a band copy that reads ACT's depth")
             add(past, [{"ACT": (0, zero_act), "ACC": (0, zero_acc)}], [("ACT", 0, depths["ACT"]),
                                                                         ("ACC", 0, depths["ACC"])],
                 [("error code 5 (a band copy whose last read is at ACT's depth)",
@@ -1436,12 +1431,7 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         # state, made one less, sends the PIM controller to IDLE at the queue's last word without done: the chip
         # hangs)
         over = _passes_past_the_queue(pim, params, hw.core.descriptors + 1)
-        try:
-            GoldenChip.from_program(over, lanes).execute(act[None].copy(), acc[None].copy())
-        except ValueError:
-            pass
-        else:
-            raise RuntimeError("the golden chip runs a segment of more passes than core.descriptors")
+        _golden_refuses(over, lanes, act, acc, "a segment of more passes than core.descriptors")
         if len(over.wmem) <= depths["WMEM"]:
             then_clamp(f"a segment of {hw.core.descriptors + 1} passes on core 1", over, act)
 
@@ -1689,6 +1679,17 @@ def _table_past_the_end(prog, windows: int):
     for i in range(1, w[0]):
         w[1 + i] += extra if w[1 + i] > base else 0
     return dataclasses.replace(prog, wmem=np.array(w, np.int64))
+
+
+def _golden_refuses(prog, lanes: int, act, acc, what: str):
+    """Raise RuntimeError unless the golden chip (``lanes`` SIMD lanes) refuses ``prog`` (a ValueError) on copies of
+    ``act`` and ``acc``: an image the chip suite expects an error stop from, ``what`` naming it."""
+    from dbpim.model.chip import GoldenChip
+    try:
+        GoldenChip.from_program(prog, lanes).execute(np.asarray(act)[None].copy(), np.asarray(acc)[None].copy())
+    except ValueError:
+        return
+    raise RuntimeError(f"the golden chip runs {what}")
 
 
 def _distinct_pass_windows(prog) -> bool:
