@@ -185,6 +185,19 @@ def test_liveness_and_drives_of_a_small_module():
     assert one.drives == ("o",)
 
 
+def test_an_instance_port_named_by_a_keyword_is_connected():
+    """verif.mutate.live_signals follows an instance connection whose port Yosys escapes (a Verilog keyword,
+    ``.\\signed (...)``, like the PIM controller's input): what drives it is live."""
+    from dbpim.verif.mutate import generate_mutants, mutant_facts
+    sub = "module dbpim_s(\\signed , y);\n  input \\signed ;\n  output y;\n  assign y = \\signed ;\nendmodule\n"
+    top = ("module dbpim_t(a, b, o);\n  input a;\n  input b;\n  output o;\n  wire \\signed ;\n"
+           "  assign \\signed  = a & b;\n  dbpim_s s (\n    .\\signed (\\signed ),\n    .y(o)\n  );\nendmodule\n")
+    src = {"s.v": sub, "t.v": top}
+    facts = mutant_facts(src, generate_mutants(src), "dbpim_t")
+    live = [m.original for m, f in facts.items() if not f.dead]
+    assert "assign \\signed  = a & b;" in live, facts
+
+
 def test_an_entry_names_one_of_two_copies_of_the_same_text_by_its_occurrence():
     """Two copies of one expression with the same text and ``drives`` (Yosys's temporaries, renumbered): an entry
     with ``occurrence`` names the k-th in line order alone, one past the copies names none (stale), and a copy

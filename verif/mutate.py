@@ -337,7 +337,8 @@ def _parse_module(text: str):
         if m and not s.startswith(("module", "assign")):
             conns, k = {}, k + 1
             while k < len(lines) and not lines[k].strip().startswith(");"):
-                c = re.match(r"^\.(\S+?)\((.*)\),?$", lines[k].strip())
+                # (a port whose name is a Verilog keyword is escaped: `.\signed (\signed ),`)
+                c = re.match(r"^\.(\\\S+|[\w$]+)\s*\((.*)\),?$", lines[k].strip())
                 if c:
                     conns[c[1]] = c[2]
                 k += 1
@@ -1236,24 +1237,27 @@ CHIP_RUN_LIMIT = 10 ** 5
 def chip_suite(hw, seed: int = 1) -> ChipSuite:
     """The chip unit's kill suite on the native chip harness, deterministic for ``seed``: random programs of every
     SIMD instruction on random buffers (ACT after HALT and CYCLES equal the golden chip's), a REQ of more channels
-    than lanes over two outer rows, an ADD with its multipliers and shifts at their bounds, a random LOAD / STORE
-    program on the harness's ideal DRAM (every DMA buffer, the DRAM and DMEM read back), a random PIM convolution of
-    several segments
-    on every PIM core (``system.cores``) and a linear layer as the instruction's layer 1 (ACC equal to the golden
-    chip's; CYCLES its :func:`model.chip.program_cycles`), a reset in the middle of a SIMD program and of the
-    convolution (STATUS idle after it) each then rerun, one program per STATUS.ERROR_CODE (with the PC; code 3 also
-    for a REQ's multiplier or shift out of range and a CLMP of 0, 2**24 and 2**24 + 1 elements; code 5 also for an
-    operand read one past ACT, ACC and CMEM; code 6 also for a window table past its end, a round ending with a
-    result entry left, a layer one past the layer table, a block of more cores than the chip's and a core error in a
-    round of no passes, each followed at once by a CLMP that a PIM controller still running would feed), a convolution whose core 1 reads several passes from its pass queue
-    (then with core 1's segment given core.descriptors + 1 passes: error code 6, then the CLMP), a layer of one
-    segment of several passes reset at three points of its run and rerun with a segment of no passes first, then a
-    reset (STATUS and CYCLES read 0)."""
+    than lanes over two outer rows, an ADD with its multipliers and shifts at their bounds (and a REQ with its CMEM
+    constants at theirs, a CLMP with lo == hi), each buffer read by the host in every clock of one of these runs or
+    of the PIM layers below (the results unchanged: the controllers own its read port while busy), a random LOAD /
+    STORE program on the harness's ideal DRAM (every DMA buffer, the DRAM and DMEM read back), a random PIM
+    convolution of several segments on every PIM core (``system.cores``) and a linear layer as the instruction's
+    layer 1 (ACC equal to the golden chip's; CYCLES its :func:`model.chip.program_cycles`), a reset in the middle of
+    a SIMD program and of the convolution (STATUS idle after it) each then rerun, one program per STATUS.ERROR_CODE
+    (with the PC; code 3 also for a REQ's multiplier or shift out of range and a CLMP of 0, 2**24 and 2**24 + 1
+    elements; code 5 also for an operand read one past ACT, ACC and CMEM, a REQ multiplier read at CMEM's depth and
+    the linear layer's band copy ending at ACT's depth; code 6 also for a window table past its end, a round ending
+    with a result entry left, a layer one past the layer table, a block of more cores than the chip's and a core
+    error in a round of no passes, each followed at once by a CLMP that a PIM controller still running would feed),
+    a convolution whose core 1 reads several passes from its pass queue (then with core 1's segment given
+    core.descriptors + 1 passes: error code 6, then the CLMP), a convolution on core 0 whose passes read different
+    window table entries, a layer of one segment of several passes reset at three points of its run and rerun with
+    a segment of no passes first, then a reset (STATUS and CYCLES read 0)."""
     from dbpim.model import isa
     from dbpim.model.chip import GoldenChip, program_cycles
     from dbpim.model.core import CoreParams
     from dbpim.model import chip_programs
-    from dbpim.verif.native_chip import chip_depths, chip_stimulus, program_images
+    from dbpim.verif.native_chip import SEL, chip_depths, chip_stimulus, program_images
     from dbpim.model.pim_programs import pim_program, random_pim
     from dbpim.model.requant import MULT_BITS, SHIFT_MAX
     from dbpim.model.spec import SIMD_PIXEL_BITS
@@ -1278,12 +1282,16 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         act[src:src + case.x.shape[1]] = case.x[0]
         return act, acc, golden(pim, act, acc)[1]
 
-    def add(prog, samples, reads, want, label, abort_after=None, dram=None):
+    def add(prog, samples, reads, want, label, abort_after=None, dram=None, spy=None):
         """One program: its images, then per sample its writes, run and reads; with ``abort_after``, the first
         sample's START is first reset after that many cycles (STATUS and CYCLES read), its writes repeated;
-        ``dram`` (bytes, latency): the harness's ideal DRAM on the AXI4 master."""
+        ``dram`` (bytes, latency): the harness's ideal DRAM on the AXI4 master; ``spy`` (buffer, word): a host read
+        of that word in every clock of each run (the controllers own the buffer's read port while the chip is busy:
+        the host's read must not move it)."""
         nonlocal aborts
         block = chip_stimulus(program_images(prog), samples, reads, depths, CHIP_RUN_LIMIT, dram=dram)
+        if spy is not None:
+            block = [ln + f" {SEL[spy[0]]:x} {int(spy[1]):x}" if ln.startswith("run ") else ln for ln in block]
         if abort_after is not None:
             at = next(k for k, ln in enumerate(block) if ln.startswith("run "))
             mark = max(k for k in range(at) if block[k] == "mark")
@@ -1315,7 +1323,8 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
             want.append((f"SIMD program {trial} sample {k}", {"DONE": 1, "ERROR": 0, "PC": len(prog.imem) - 1},
                          program_cycles(prog, lanes), [golden(prog, act, acc)[0]]))
         add(prog, [{"ACT": (0, a), "ACC": (0, c)} for a, c in bufs], [("ACT", 0, depths["ACT"])], want,
-            f"SIMD program {trial}", abort_after=(137 + 311 * trial) if trial else None)
+            f"SIMD program {trial}", abort_after=(137 + 311 * trial) if trial else None,
+            spy=(("CMEM", "ACC")[trial], 1))  # (the REQ's constants; its ACC operands)
     def then_clamp(label, broken, act):
         """``broken`` (a PIM instruction that stops with error code 6), then at once (no reset; only IMEM
         rewritten) a CLMP of ACT: the error stop leaves the PIM controller idle (a controller still busy would own
@@ -1336,6 +1345,8 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
     # (the convolution once on one PIM core, once with its rounds on every core (``system.cores``: core 1 .. fed
     # from their pass queues, drained after the round); the linear layer's block second in the layer table)
     multi = hw.system.cores
+    # (a host read of ACT during the one-core convolution, of WMEM during the linear layer)
+    spies = {("conv2d", 1): ("ACT", 1), ("linear", 1): ("WMEM", 1)}
     for kind, cores in (("conv2d", 1), ("conv2d", multi), ("linear", 1)):
         name = f"PIM {kind} layer" + (f" on {cores} cores" if cores > 1 else "")
         for _ in range(200):
@@ -1354,7 +1365,8 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         for abort_after in (None, cyc // 2) if kind == "conv2d" else (None,):
             add(pim, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
                 [(name + ("" if abort_after is None else " after a reset"),
-                  {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1}, cyc, [acc_after])], name, abort_after)
+                  {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1}, cyc, [acc_after])], name, abort_after,
+                spy=spies.get((kind, cores)))
         if kind == "conv2d" and cores == 1:  # its window table one entry past the end: error code 6, ACT and ACC
             # (zeros: its zero entries change nothing) untouched after it (ACT read first: time for a controller
             # that ran on to write)
@@ -1386,6 +1398,16 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
             # a round whose core stops with an error having taken every pass and owing no result (a segment of no
             # passes whose descriptor is bad): error code 6 (the core's error alone ends the round), then the CLMP
             then_clamp("a core error in a round of no passes", _core_error_first(one_layer, params), act)
+            # its band's copy ending exactly at ACT's depth: error code 5 at that read (a controller that took it
+            # would copy ACT 0 and run the layer); ACT and ACC (zeros: every input in range) untouched
+            past = _copy_ending_at(one_layer, src, depths["ACT"])
+            zero_act, zero_acc = np.zeros(depths["ACT"], np.int64), np.zeros(depths["ACC"], np.int64)
+            _golden_refuses(past, lanes, zero_act, zero_acc, "a band copy that reads ACT's depth")
+            add(past, [{"ACT": (0, zero_act), "ACC": (0, zero_acc)}], [("ACT", 0, depths["ACT"]),
+                                                                        ("ACC", 0, depths["ACC"])],
+                [("error code 5 (a band copy whose last read is at ACT's depth)",
+                  {"DONE": 1, "ERROR": 1, "ERROR_CODE": 5, "PC": 0}, None, [zero_act, zero_acc])],
+                "band copy ending at ACT's depth")
 
     # a convolution on every PIM core whose core 1 .. reads two passes or more from its pass queue (each band's
     # segments reversed: the compiler puts a band's longest segment first, on core 0): the queue's fill and walk
@@ -1409,12 +1431,7 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         # state, made one less, sends the PIM controller to IDLE at the queue's last word without done: the chip
         # hangs)
         over = _passes_past_the_queue(pim, params, hw.core.descriptors + 1)
-        try:
-            GoldenChip.from_program(over, lanes).execute(act[None].copy(), acc[None].copy())
-        except ValueError:
-            pass
-        else:
-            raise RuntimeError("the golden chip runs a segment of more passes than core.descriptors")
+        _golden_refuses(over, lanes, act, acc, "a segment of more passes than core.descriptors")
         if len(over.wmem) <= depths["WMEM"]:
             then_clamp(f"a segment of {hw.core.descriptors + 1} passes on core 1", over, act)
 
@@ -1473,9 +1490,11 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         asm.imem.append(isa.encode("DWC", desc=d, dst=20, src0=0))
         return asm.program()
 
-    def req_const(m=1 << 30, s=31):  # a 1-channel REQ of CMEM multiplier m and shift s (outside their ranges: code 3)
+    def req_const(m=1 << 30, s=31, m_addr=None):  # a 1-channel REQ of CMEM multiplier m and shift s (outside their
+        # ranges: code 3); ``m_addr``: its multiplier read from there instead (CMEM's depth: code 5)
         asm = chip_programs.Asm(np.random.default_rng(0), depths)
-        d = asm.desc("REQ", C=1, inner=2, outer=1, m_addr=asm.const([m]), s_addr=asm.const([s]),
+        m_at = asm.const([m]) if m_addr is None else m_addr
+        d = asm.desc("REQ", C=1, inner=2, outer=1, m_addr=m_at, s_addr=asm.const([s]),
                      bias_addr=asm.const([0]), has_bias=1, lo=-9, hi=9)
         asm.imem.append(isa.encode("REQ", desc=d, dst=20, src0=0))
         return asm.program()
@@ -1511,7 +1530,7 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
     GoldenChip.from_program(prog, lanes).execute(a, np.zeros((1, depths["ACC"]), np.int64))
     add(prog, [{"ACT": (0, x)}], [("ACT", 0, depths["ACT"])],
         [("ADD with its multipliers and shifts at their bounds", {"DONE": 1, "ERROR": 0, "PC": 1},
-          program_cycles(prog, lanes), [a[0]])], "ADD at the scalar bounds")
+          program_cycles(prog, lanes), [a[0]])], "ADD at the scalar bounds", spy=("IMEM", 1))  # (word 1: HALT)
 
     # REQ with its CMEM multiplier and shift at their bounds (2**31 - 1, model.requant.SHIFT_MAX): accepted, exact
     prog = req_const(m=top_m, s=SHIFT_MAX)
@@ -1521,7 +1540,32 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
     GoldenChip.from_program(prog, lanes).execute(want, y[None].copy())
     add(prog, [{"ACC": (0, y), "ACT": (0, a[0])}], [("ACT", 0, depths["ACT"])],
         [("REQ with its CMEM multiplier and shift at their bounds", {"DONE": 1, "ERROR": 0, "PC": 1},
-          program_cycles(prog, lanes), [want[0]])], "REQ at the constant bounds")
+          program_cycles(prog, lanes), [want[0]])], "REQ at the constant bounds", spy=("DMEM", 1))
+
+    # a CLMP whose range is one value (lo == hi: accepted, only lo > hi is refused), exact
+    prog = one(isa.encode("CLMP", desc=0, dst=10, src0=0), "CLMP", count=5, lo=3, hi=3)
+    x = rng.integers(-100, 100, depths["ACT"])
+    a = x[None].copy()
+    GoldenChip.from_program(prog, lanes).execute(a, np.zeros((1, depths["ACC"]), np.int64))
+    add(prog, [{"ACT": (0, x)}], [("ACT", 0, depths["ACT"])],
+        [("CLMP with lo == hi", {"DONE": 1, "ERROR": 0, "PC": len(prog.imem) - 1}, program_cycles(prog, lanes),
+          [a[0]])], "CLMP with lo == hi")
+
+    # a convolution on PIM core 0 with a segment whose passes read different window table entries (core 0 reads
+    # each next pass descriptor from WMEM while the one before streams: a word read from the wrong place gives a pass
+    # another pass's windows)
+    for _ in range(500):
+        case = random_pim(rng, hw.macro, kind="conv2d")
+        src, dst = int(rng.integers(0, 40)), int(rng.integers(0, 20))
+        pim = pim_program(case, params, src=src, dst=dst)
+        if len(pim.wmem) <= depths["WMEM"] and _distinct_pass_windows(pim):
+            break
+    else:
+        raise RuntimeError("no random PIM convolution has passes of different windows and fits the chip")
+    act, acc, acc_after = golden_pim(pim, case, src)
+    add(pim, [{"ACT": (0, act), "ACC": (0, acc)}], [("ACC", 0, depths["ACC"])],
+        [("PIM conv2d layer, passes of different windows on core 0", {"DONE": 1, "ERROR": 0, "PC": len(pim.imem) - 1},
+          program_cycles(pim, lanes, act, acc), [acc_after])], "PIM conv2d layer, passes of different windows")
 
     big = (1 << 31) - 1
     pending = [("pending", one(isa.encode(isa.RTL_PENDING[0])), 2)] if isa.RTL_PENDING else []
@@ -1539,6 +1583,7 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
             ("past ACT", one(isa.encode("CLMP", desc=0, dst=depths["ACT"] - 2, src0=0), "CLMP", count=3, lo=-9,
                              hi=9), 5),
             *((f"{op} reading past its buffer", read_past(op), 5) for op in ("REQ", "CLMP", "ADD", "DWC")),
+            ("REQ multiplier read at CMEM's depth", req_const(m_addr=depths["CMEM"]), 5),
             ("PIM of zero groups", one(isa.encode("PIM", desc=0)), 6)):
         add(prog, [{"ACT": (0, np.full(8, 1000))}], [], [(f"error code {code} ({label})",
                                                            {"DONE": 1, "ERROR": 1, "ERROR_CODE": code, "PC": 0},
@@ -1634,6 +1679,39 @@ def _table_past_the_end(prog, windows: int):
     for i in range(1, w[0]):
         w[1 + i] += extra if w[1 + i] > base else 0
     return dataclasses.replace(prog, wmem=np.array(w, np.int64))
+
+
+def _golden_refuses(prog, lanes: int, act, acc, what: str):
+    """Raise RuntimeError unless the golden chip (``lanes`` SIMD lanes) refuses ``prog`` (a ValueError) on copies of
+    ``act`` and ``acc``: an image the chip suite expects an error stop from, ``what`` naming it."""
+    from dbpim.model.chip import GoldenChip
+    try:
+        GoldenChip.from_program(prog, lanes).execute(np.asarray(act)[None].copy(), np.asarray(acc)[None].copy())
+    except ValueError:
+        return
+    raise RuntimeError(f"the golden chip runs {what}")
+
+
+def _distinct_pass_windows(prog) -> bool:
+    """Some segment of a program's WMEM image has two pass descriptors that read different window table entries."""
+    from dbpim.model.pim_image import read_block
+    w = np.asarray(prog.wmem, np.int64)
+    return any(len({tuple(s.table[p[2]:p[2] + p[3]]) for p in s.passes}) > 1
+               for i in range(int(w[0])) for b in read_block(w, i).bands for s in b.segments)
+
+
+def _copy_ending_at(prog, src: int, end: int):
+    """``prog`` (one PIM layer, its instruction's input at ACT ``src``) with its first band's ACT offset moved so
+    that the band's copy reads its last element at ACT ``end``, every earlier one below it."""
+    from dbpim.model.pim_image import BAND_HEADER, PIM_HEADER
+    w = np.asarray(prog.wmem, np.int64).copy()
+    base = int(w[1])
+    band = base + len(PIM_HEADER) + int(w[base + PIM_HEADER.index("zeros")])
+    f = {k: int(w[band + i]) for i, k in enumerate(BAND_HEADER)}
+    assert f["outer"] >= 1 and f["inner"] >= 1 and f["outer_stride"] >= 0 and f["inner_stride"] >= 0, f
+    last = (f["outer"] - 1) * f["outer_stride"] + (f["inner"] - 1) * f["inner_stride"]
+    w[band + BAND_HEADER.index("act_off")] = end - src - last
+    return dataclasses.replace(prog, wmem=w)
 
 
 def _then_clamp(prog, *, count: int, dst: int):

@@ -10,6 +10,10 @@
 //                                   then clocks until irq (STATUS.DONE), at most <max> (decimal):
 //                                   "run <clocks> <wall seconds> <CPU seconds>"; past <max>: "timeout <clocks>",
 //                                   exit 1 (CPU seconds: this process's, a figure a loaded machine does not skew)
+//   run <sel> <word> <value> <max> <rsel> <raddr>
+//                                   the same with a host read of word <raddr> of target <rsel> in every clock of the
+//                                   run (host_re high from the cycle after START until irq; what it reads unused):
+//                                   a buffer's host read while the chip is busy must not disturb the program
 //   abort <sel> <word> <value> <n>  the write of run, then <n> clocks (decimal), then rst high for 2 cycles: a reset
 //                                   in the middle of a program: "aborted <clocks>"
 //   mark                            "mark <clocks so far> <seconds so far>" (per-sample wall times)
@@ -154,13 +158,17 @@ int main(int argc, char** argv) {
             std::fputc('r', out);
             for (uint32_t i = 0; i < n; ++i) std::fprintf(out, " %llx", (unsigned long long)h.read(sel, base + i));
             std::fputc('\n', out);
-        } else if (op == "run" && c.size() == 5) {
+        } else if (op == "run" && (c.size() == 5 || c.size() == 7)) {
             uint64_t limit = std::strtoull(c[4].c_str(), nullptr, 10);
             auto t0 = std::chrono::steady_clock::now();
             double cpu0 = cpu_seconds();
             uint64_t c0 = h.clocks;
             h.write((uint32_t)h64(c[1]), (uint32_t)h64(c[2]), h64(c[3]));
+            if (c.size() == 7) {  // a host read in every clock of the run
+                top->host_sel = (uint32_t)h64(c[5]); top->host_addr = (uint32_t)h64(c[6]); top->host_re = 1;
+            }
             while (!top->irq && h.clocks - c0 < limit) h.tick();
+            top->host_re = 0;
             double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             double cpu = cpu_seconds() - cpu0;
             if (!top->irq) {
