@@ -19,7 +19,7 @@ def small_core(tmp_path_factory):
 
 
 def test_at_least_30_mutants_of_every_kind_each_a_change(small_core):
-    from dbpim.verif.mutate import KINDS, apply_mutant, generate_mutants, select_mutants
+    from dbpim.verif.mutate import KINDS, UnknownMutantError, apply_mutant, generate_mutants, select_mutants
     sources, _, _ = small_core
     mutants = generate_mutants(sources)
     assert len(mutants) >= 30
@@ -33,7 +33,8 @@ def test_at_least_30_mutants_of_every_kind_each_a_change(small_core):
     assert select_mutants(mutants, 30, seed=0) == chosen  # the same choice for the same seed
     # --only: those indices, whatever count and seed; an index no mutant has is refused, naming it
     assert [m.index for m in select_mutants(mutants, 30, seed=3, only=[7, 2])] == [2, 7]
-    with pytest.raises(ValueError, match=f"only: no mutant #{len(mutants) + 1} among the {len(mutants)} generated"):
+    with pytest.raises(UnknownMutantError, match=f"only: no mutant #{len(mutants) + 1} among the {len(mutants)} "
+                                                 "generated"):
         select_mutants(mutants, None, only=[1, len(mutants) + 1])
 
 

@@ -81,8 +81,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Mutant", "generate_mutants", "select_mutants", "schemata", "apply_mutant", "KillSuite", "kill_suite",
-           "check_suite", "build_mutant_harness", "core_sources", "run_mutant", "MutationReport", "run_mutation",
+__all__ = ["Mutant", "generate_mutants", "select_mutants", "UnknownMutantError", "schemata", "apply_mutant",
+           "KillSuite", "kill_suite", "check_suite", "build_mutant_harness", "core_sources", "run_mutant", "MutationReport", "run_mutation",
            "MUTANT_PLUSARG", "KINDS", "EQUIVALENT_LIST", "Equivalent", "load_equivalents",
            "stale_equivalents", "Unit", "UNITS", "DEFAULT_MUTANTS", "unit_sources", "unit_mutants", "build_unit_harness",
            "run_unit_mutant", "normalize", "live_signals", "dead_mutants", "CLASSES", "generated_sources",
@@ -206,16 +206,20 @@ def generate_mutants(sources: dict[str, str]) -> list[Mutant]:
     return [Mutant(i + 1, *m) for i, m in enumerate(out)]
 
 
+class UnknownMutantError(ValueError):
+    """An ``only`` index (:func:`select_mutants`) that no generated mutant has; one line, starting ``only: ``."""
+
+
 def select_mutants(mutants: list[Mutant], count: int | None, seed: int = 0, only=None) -> list[Mutant]:
     """``count`` mutants spread over the kinds (round robin over a seeded shuffle of each kind); all when None.
-    With ``only`` (mutant indices) those mutants, whatever ``count`` and ``seed`` (a ValueError names any index
-    no mutant has)."""
+    With ``only`` (mutant indices) those mutants, whatever ``count`` and ``seed`` (an :class:`UnknownMutantError`
+    names any index no mutant has)."""
     if only is not None:
         only = {int(i) for i in only}
         missing = sorted(only - {m.index for m in mutants})
         if missing:
-            raise ValueError(f"only: no mutant {', '.join(f'#{i}' for i in missing)} among the {len(mutants)} "
-                             f"generated (indices 1 .. {len(mutants)})")
+            raise UnknownMutantError(f"only: no mutant {', '.join(f'#{i}' for i in missing)} among the "
+                                     f"{len(mutants)} generated (indices 1 .. {len(mutants)})")
         return [m for m in mutants if m.index in only]
     if count is None or count >= len(mutants):
         return list(mutants)

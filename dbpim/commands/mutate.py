@@ -9,7 +9,7 @@ import click
 
 from dbpim.commands._common import CommandError, Number, NumberList, hw_option, load_hw, verbosity_options
 from dbpim.model import limits
-from dbpim.verif.mutate import DEFAULT_MUTANTS, UNITS
+from dbpim.verif.mutate import DEFAULT_MUTANTS, UNITS, UnknownMutantError
 
 COMMAND = "dbpim mutate"
 
@@ -68,9 +68,7 @@ def command(hw, unit, mutants, run_all, seed, only, out):
                                only=None if only is None else [int(i) for i in only])
         except (NativeError, RuntimeError) as e:
             raise CommandError(str(e)) from None
-        except ValueError as e:  # an --only index that no mutant has
-            if not str(e).startswith("only: "):
-                raise
+        except UnknownMutantError as e:  # an --only index that no mutant has
             raise CommandError(f"--{e}") from None
         (stage / "mutate.json").write_text(jsonio.dumps(rep.to_dict(), what="mutate.json", newline=True))
         (stage / "mutate.txt").write_text(rep.text())
