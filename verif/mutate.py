@@ -82,7 +82,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["Mutant", "generate_mutants", "select_mutants", "UnknownMutantError", "schemata", "apply_mutant",
-           "KillSuite", "kill_suite", "check_suite", "build_mutant_harness", "core_sources", "run_mutant", "MutationReport", "run_mutation",
+           "KillSuite", "kill_suite", "check_suite", "build_mutant_harness", "core_sources", "run_mutant",
+           "MutationReport", "run_mutation",
            "MUTANT_PLUSARG", "KINDS", "EQUIVALENT_LIST", "Equivalent", "load_equivalents",
            "stale_equivalents", "Unit", "UNITS", "DEFAULT_MUTANTS", "unit_sources", "unit_mutants", "build_unit_harness",
            "run_unit_mutant", "normalize", "live_signals", "dead_mutants", "CLASSES", "generated_sources",
@@ -1279,6 +1280,15 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         GoldenChip.from_program(prog, lanes).execute(a, c)
         return a[0], c[0]
 
+    def accepted(prog, what, label, act, acc=None, spy=None):
+        """``prog`` run once on ``act`` (and ``acc``, written only when given; zeros for the golden chip): no
+        error, ACT after HALT and CYCLES the golden chip's (``what`` the expectation, ``label`` the program)."""
+        writes = {"ACT": (0, act)} if acc is None else {"ACT": (0, act), "ACC": (0, acc)}
+        want = golden(prog, act, np.zeros(depths["ACC"], np.int64) if acc is None else acc)[0]
+        add(prog, [writes], [("ACT", 0, depths["ACT"])],
+            [(what, {"DONE": 1, "ERROR": 0, "PC": len(prog.imem) - 1}, program_cycles(prog, lanes), [want])],
+            label, spy=spy)
+
     def golden_pim(pim, case, src):
         """Random ACT and ACC (:func:`model.chip_programs.random_buffers`) with ``case``'s input at ACT ``src``,
         and the golden chip's ACC after ``pim`` on them."""
@@ -1494,8 +1504,9 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
         asm.imem.append(isa.encode("DWC", desc=d, dst=20, src0=0))
         return asm.program()
 
-    def req_const(m=1 << 30, s=31, m_addr=None):  # a 1-channel REQ of CMEM multiplier m and shift s (outside their
-        # ranges: code 3); ``m_addr``: its multiplier read from there instead (CMEM's depth: code 5)
+    def req_const(m=1 << 30, s=31, m_addr=None):
+        """A 1-channel REQ of CMEM multiplier ``m`` and shift ``s`` (outside their ranges: code 3); with ``m_addr``,
+        its multiplier read from there instead (CMEM's depth: code 5)."""
         asm = chip_programs.Asm(np.random.default_rng(0), depths)
         m_at = asm.const([m]) if m_addr is None else m_addr
         d = asm.desc("REQ", C=1, inner=2, outer=1, m_addr=m_at, s_addr=asm.const([s]),
@@ -1529,31 +1540,17 @@ def chip_suite(hw, seed: int = 1) -> ChipSuite:
     d = asm.desc("ADD", count=8, ma=top_m, sa=SHIFT_MAX, mb=top_m, sb=SHIFT_MAX, lo=-300, hi=300)
     asm.imem.append(isa.encode("ADD", desc=d, dst=40, src0=0, src1=8))
     prog = asm.program()
-    x = rng.integers(-(1 << 15), 1 << 15, depths["ACT"])
-    a = x[None].copy()
-    GoldenChip.from_program(prog, lanes).execute(a, np.zeros((1, depths["ACC"]), np.int64))
-    add(prog, [{"ACT": (0, x)}], [("ACT", 0, depths["ACT"])],
-        [("ADD with its multipliers and shifts at their bounds", {"DONE": 1, "ERROR": 0, "PC": 1},
-          program_cycles(prog, lanes), [a[0]])], "ADD at the scalar bounds", spy=("IMEM", 1))  # (word 1: HALT)
+    accepted(prog, "ADD with its multipliers and shifts at their bounds", "ADD at the scalar bounds",
+             rng.integers(-(1 << 15), 1 << 15, depths["ACT"]), spy=("IMEM", 1))  # (word 1: HALT)
 
     # REQ with its CMEM multiplier and shift at their bounds (2**31 - 1, model.requant.SHIFT_MAX): accepted, exact
-    prog = req_const(m=top_m, s=SHIFT_MAX)
-    y = rng.integers(-(1 << 31), 1 << 31, depths["ACC"])
-    a = np.zeros((1, depths["ACT"]), np.int64)
-    want = a.copy()
-    GoldenChip.from_program(prog, lanes).execute(want, y[None].copy())
-    add(prog, [{"ACC": (0, y), "ACT": (0, a[0])}], [("ACT", 0, depths["ACT"])],
-        [("REQ with its CMEM multiplier and shift at their bounds", {"DONE": 1, "ERROR": 0, "PC": 1},
-          program_cycles(prog, lanes), [want[0]])], "REQ at the constant bounds", spy=("DMEM", 1))
+    acc = rng.integers(-(1 << 31), 1 << 31, depths["ACC"])
+    accepted(req_const(m=top_m, s=SHIFT_MAX), "REQ with its CMEM multiplier and shift at their bounds",
+             "REQ at the constant bounds", np.zeros(depths["ACT"], np.int64), acc, spy=("DMEM", 1))
 
     # a CLMP whose range is one value (lo == hi: accepted, only lo > hi is refused), exact
-    prog = one(isa.encode("CLMP", desc=0, dst=10, src0=0), "CLMP", count=5, lo=3, hi=3)
-    x = rng.integers(-100, 100, depths["ACT"])
-    a = x[None].copy()
-    GoldenChip.from_program(prog, lanes).execute(a, np.zeros((1, depths["ACC"]), np.int64))
-    add(prog, [{"ACT": (0, x)}], [("ACT", 0, depths["ACT"])],
-        [("CLMP with lo == hi", {"DONE": 1, "ERROR": 0, "PC": len(prog.imem) - 1}, program_cycles(prog, lanes),
-          [a[0]])], "CLMP with lo == hi")
+    accepted(one(isa.encode("CLMP", desc=0, dst=10, src0=0), "CLMP", count=5, lo=3, hi=3), "CLMP with lo == hi",
+             "CLMP with lo == hi", rng.integers(-100, 100, depths["ACT"]))
 
     # a convolution on PIM core 0 with a segment whose passes read different window table entries (core 0 reads
     # each next pass descriptor from WMEM while the one before streams: a word read from the wrong place gives a pass
